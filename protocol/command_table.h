@@ -1,0 +1,65 @@
+// The command table: every verb tq understands, with its arity, flags and
+// help text. Existence and arity are checked here, once, for every command,
+// before any handler runs (the model is Redis's command table), so a handler
+// can index its arguments without checking how many there are.
+//
+// Invariant: the table is sorted by nothing and looked up by name, case
+// insensitively; each Verb appears exactly once, at index static_cast<int>(verb).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace tq::protocol {
+
+enum class Verb : uint8_t {
+  kCreate,
+  kEnqueue,
+  kDequeue,
+  kAck,
+  kList,
+  kPing,
+  kHelp,
+  kQuit,
+  kStats,
+  kCount,  // not a verb: the number of verbs
+};
+
+enum CommandFlag : uint32_t {
+  kWrites = 1u << 0,      // may change state, and so append to the log
+  kMayBlock = 1u << 1,    // may park the connection until a job or a timeout
+  kNoAuth = 1u << 2,      // allowed before the connection has authenticated
+  kRestOfLine = 1u << 3,  // the last argument is the rest of the line, spaces kept
+  kAdmin = 1u << 4,       // inspects or repairs; not on a worker's hot path
+};
+
+// How a reply is framed, so a client can read one without knowing the verb's
+// details: one line, or "OK <n>" followed by n lines. (An ERROR reply is
+// always one line.)
+enum class ReplyShape : uint8_t { kLine, kCountedLines };
+
+struct CommandSpec {
+  Verb verb;
+  std::string_view name;      // upper case, as documented in PROTOCOL.md
+  int min_args;               // arguments after the verb
+  int max_args;               // -1: no upper bound
+  uint32_t flags;             // CommandFlag bits
+  int body_length_arg;        // index of the argument that gives a body's length, or -1
+  ReplyShape reply;           // how a successful reply is framed
+  std::string_view usage;     // one line: "ENQUEUE <queue> <payload>"
+  std::string_view summary;   // one line: what it does
+  std::string_view details;   // further lines for HELP <verb>, '\n'-separated, may be empty
+
+  bool has(CommandFlag f) const { return (flags & f) != 0; }
+};
+
+// Looks a verb up case-insensitively; nullptr when there is no such verb.
+const CommandSpec* find_command(std::string_view name);
+
+const CommandSpec& command_spec(Verb verb);
+
+// Every command, in the order HELP lists them.
+std::span<const CommandSpec> all_commands();
+
+}  // namespace tq::protocol

@@ -1,0 +1,87 @@
+#include "protocol/reply.h"
+
+#include <array>
+#include <charconv>
+
+namespace tq::protocol {
+namespace {
+
+constexpr std::array<std::string_view, static_cast<size_t>(ErrorCode::kCount)> kNames{
+    "BADFORMAT", "UNKNOWN", "NOQUEUE", "NOTFOUND", "NOTLEASED", "TOOBIG",   "EXISTS",   "EMPTY",
+    "LIMIT",     "MAXCONN", "FULL",    "IO",       "NOAUTH",    "SHUTDOWN", "INTERNAL",
+};
+
+}  // namespace
+
+std::string_view error_code_name(ErrorCode code) { return kNames[static_cast<size_t>(code)]; }
+
+std::optional<ErrorCode> parse_error_code(std::string_view name) {
+  for (size_t i = 0; i < kNames.size(); ++i) {
+    if (kNames[i] == name) return static_cast<ErrorCode>(i);
+  }
+  return std::nullopt;
+}
+
+void append_error(std::string& out, ErrorCode code, std::string_view message) {
+  out += "ERROR ";
+  out += error_code_name(code);
+  if (!message.empty()) {
+    out += ' ';
+    // Messages are ours, but they may quote client input: escape what could
+    // break the one-line framing, and nothing else.
+    for (char c : message) {
+      if (c == '\n' || c == '\r' || c == '\0') {
+        out += ' ';
+      } else {
+        out += c;
+      }
+    }
+  }
+  out += '\n';
+}
+
+void append_ok(std::string& out, std::string_view text) {
+  out += "OK";
+  if (!text.empty()) {
+    out += ' ';
+    out += text;
+  }
+  out += '\n';
+}
+
+void append_number(std::string& out, uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
+void append_signed(std::string& out, int64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
+void append_escaped(std::string& out, std::string_view bytes, size_t max_bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  size_t n = bytes.size() < max_bytes ? bytes.size() : max_bytes;
+  for (size_t i = 0; i < n; ++i) {
+    auto c = static_cast<unsigned char>(bytes[i]);
+    switch (c) {
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\\': out += "\\\\"; break;
+      default:
+        if (c < 0x20 || c >= 0x7f) {
+          out += "\\x";
+          out += kHex[c >> 4];
+          out += kHex[c & 0xf];
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  if (bytes.size() > n) out += "...";
+}
+
+}  // namespace tq::protocol

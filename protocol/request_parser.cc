@@ -1,0 +1,207 @@
+#include "protocol/request_parser.h"
+
+#include <charconv>
+#include <cstring>
+
+namespace tq::protocol {
+namespace {
+
+bool is_space(char c) { return c == ' ' || c == '\t'; }
+
+bool is_blank(std::string_view line) {
+  for (char c : line) {
+    if (!is_space(c)) return false;
+  }
+  return true;
+}
+
+std::string usage_error(const CommandSpec& spec) {
+  std::string msg = "wrong number of arguments for ";
+  msg += spec.name;
+  msg += "; usage: ";
+  msg += spec.usage;
+  return msg;
+}
+
+}  // namespace
+
+void RequestParser::feed(std::string_view bytes) {
+  // Compact here and only here: views handed out by next() stay valid until
+  // the caller feeds more.
+  if (pos_ > 0) {
+    buf_.erase(0, pos_);
+    scan_ -= pos_;
+    pos_ = 0;
+  }
+  buf_.append(bytes);
+}
+
+RequestParser::Result RequestParser::fail(ErrorCode code, std::string message) {
+  error_.code = code;
+  error_.message = std::move(message);
+  return Result::kError;
+}
+
+RequestParser::Result RequestParser::next() {
+  for (;;) {
+    const size_t size = buf_.size();
+    switch (state_) {
+      case State::kDiscardBytes: {
+        size_t skip = std::min(size - pos_, discard_left_);
+        pos_ += skip;
+        scan_ = pos_;
+        discard_left_ -= skip;
+        if (discard_left_ > 0) return Result::kNeedMore;
+        state_ = State::kDiscardLine;  // then the body's own line end
+        continue;
+      }
+      case State::kDiscardLine: {
+        const void* nl = std::memchr(buf_.data() + pos_, '\n', size - pos_);
+        if (nl == nullptr) {
+          pos_ = scan_ = size;
+          return Result::kNeedMore;
+        }
+        pos_ = scan_ = static_cast<size_t>(static_cast<const char*>(nl) - buf_.data()) + 1;
+        state_ = State::kLine;
+        continue;
+      }
+      case State::kBody:
+        return finish_body();
+      case State::kLine: {
+        const void* nl = std::memchr(buf_.data() + scan_, '\n', size - scan_);
+        if (nl == nullptr) {
+          scan_ = size;
+          if (size - pos_ > limits_.max_line_bytes) {
+            pos_ = scan_ = size;
+            state_ = State::kDiscardLine;
+            return fail(ErrorCode::kTooBig,
+                        "line exceeds " + std::to_string(limits_.max_line_bytes) + " bytes");
+          }
+          return Result::kNeedMore;
+        }
+        size_t consumed = static_cast<size_t>(static_cast<const char*>(nl) - buf_.data()) + 1 - pos_;
+        size_t len = consumed - 1;
+        if (len > 0 && buf_[pos_ + len - 1] == '\r') --len;
+        if (len > limits_.max_line_bytes) {
+          pos_ = scan_ = pos_ + consumed;
+          return fail(ErrorCode::kTooBig,
+                      "line exceeds " + std::to_string(limits_.max_line_bytes) + " bytes");
+        }
+        if (is_blank(std::string_view(buf_.data() + pos_, len))) {
+          pos_ = scan_ = pos_ + consumed;
+          continue;  // empty lines are ignored, as a person at nc expects
+        }
+        return parse_line(len, consumed);
+      }
+    }
+  }
+}
+
+RequestParser::Result RequestParser::parse_line(size_t line_len, size_t consumed) {
+  std::string_view line(buf_.data() + pos_, line_len);
+  if (!tokenize(line)) {
+    pos_ = scan_ = pos_ + consumed;
+    return Result::kError;
+  }
+  const CommandSpec& spec = *request_.spec;
+  if (spec.body_length_arg < 0 ||
+      static_cast<size_t>(spec.body_length_arg) >= request_.args.size()) {
+    pos_ = scan_ = pos_ + consumed;
+    request_.body = {};
+    return Result::kRequest;
+  }
+
+  std::string_view len_arg = request_.args[static_cast<size_t>(spec.body_length_arg)];
+  uint64_t body_len = 0;
+  auto [end, ec] = std::from_chars(len_arg.data(), len_arg.data() + len_arg.size(), body_len);
+  if (ec != std::errc() || end != len_arg.data() + len_arg.size()) {
+    pos_ = scan_ = pos_ + consumed;
+    return fail(ErrorCode::kBadFormat, "body length must be a number of bytes; usage: " +
+                                           std::string(spec.usage));
+  }
+  if (body_len > limits_.max_body_bytes) {
+    // Skip the body the client is about to send, so its bytes are not taken
+    // for commands (beanstalkd does the same for JOB_TOO_BIG).
+    pos_ = scan_ = pos_ + consumed;
+    discard_left_ = body_len;
+    state_ = State::kDiscardBytes;
+    return fail(ErrorCode::kTooBig,
+                "payload exceeds " + std::to_string(limits_.max_body_bytes) + " bytes");
+  }
+  line_len_ = line_len;
+  line_total_ = consumed;
+  body_len_ = body_len;
+  state_ = State::kBody;
+  return finish_body();
+}
+
+RequestParser::Result RequestParser::finish_body() {
+  const size_t avail = buf_.size() - pos_;
+  const size_t need = line_total_ + body_len_;
+  if (avail < need + 1) return Result::kNeedMore;
+  const char* body = buf_.data() + pos_ + line_total_;
+  size_t terminator = 0;
+  if (body[body_len_] == '\n') {
+    terminator = 1;
+  } else if (body[body_len_] == '\r') {
+    if (avail < need + 2) return Result::kNeedMore;
+    if (body[body_len_ + 1] == '\n') terminator = 2;
+  }
+  if (terminator == 0) {
+    // The length did not match what was sent: skip to the next line end and
+    // resynchronise there.
+    pos_ = scan_ = pos_ + need;
+    state_ = State::kDiscardLine;
+    return fail(ErrorCode::kBadFormat, "the " + std::to_string(body_len_) +
+                                           "-byte body must be followed by a line end");
+  }
+  // The line was tokenized when it arrived, but feed() may have moved the
+  // buffer since: tokenize again (it succeeded once, it succeeds again).
+  tokenize(std::string_view(buf_.data() + pos_, line_len_));
+  request_.body = std::string_view(body, body_len_);
+  pos_ = scan_ = pos_ + need + terminator;
+  state_ = State::kLine;
+  return Result::kRequest;
+}
+
+bool RequestParser::tokenize(std::string_view line) {
+  size_t i = 0;
+  while (i < line.size() && is_space(line[i])) ++i;
+  size_t verb_start = i;
+  while (i < line.size() && !is_space(line[i])) ++i;
+  std::string_view verb = line.substr(verb_start, i - verb_start);
+
+  const CommandSpec* spec = find_command(verb);
+  if (spec == nullptr) {
+    std::string msg = "unknown command '";
+    append_escaped(msg, verb, 32);
+    msg += "'; HELP lists the commands";
+    fail(ErrorCode::kUnknown, std::move(msg));
+    return false;
+  }
+  request_.spec = spec;
+  request_.args.clear();
+  const bool rest_of_line = spec->has(kRestOfLine);
+  for (;;) {
+    while (i < line.size() && is_space(line[i])) ++i;
+    if (i == line.size()) break;
+    if (spec->max_args >= 0 && request_.args.size() == static_cast<size_t>(spec->max_args)) {
+      fail(ErrorCode::kBadFormat, usage_error(*spec));
+      return false;
+    }
+    if (rest_of_line && request_.args.size() + 1 == static_cast<size_t>(spec->max_args)) {
+      request_.args.push_back(line.substr(i));  // the payload: spaces kept
+      break;
+    }
+    size_t start = i;
+    while (i < line.size() && !is_space(line[i])) ++i;
+    request_.args.push_back(line.substr(start, i - start));
+  }
+  if (request_.args.size() < static_cast<size_t>(spec->min_args)) {
+    fail(ErrorCode::kBadFormat, usage_error(*spec));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace tq::protocol

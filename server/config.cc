@@ -1,0 +1,233 @@
+#include "server/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <vector>
+
+namespace tq::server {
+namespace {
+
+// Thrown inside this file only; load_config_text catches it.
+struct ConfigError {
+  std::string message;
+};
+
+struct Field {
+  const char* name;
+  std::function<void(const YAML::Node&, const std::string& key)> read;
+};
+
+[[noreturn]] void fail(const std::string& key, const std::string& what) {
+  throw ConfigError{key + ": " + what};
+}
+
+std::string scalar(const YAML::Node& node, const std::string& key) {
+  if (!node.IsScalar()) fail(key, "expected a single value");
+  return node.Scalar();
+}
+
+// Checks every key of `node` against `fields` (so a typo is an error, not a
+// silently ignored setting) and reads each one present.
+void read_section(const YAML::Node& node, const std::string& prefix,
+                  const std::vector<Field>& fields) {
+  if (!node || node.IsNull()) return;
+  if (!node.IsMap()) fail(prefix.empty() ? "(top level)" : prefix, "expected a mapping of keys");
+  for (const auto& entry : node) {
+    std::string name = entry.first.as<std::string>();
+    std::string key = prefix.empty() ? name : prefix + "." + name;
+    bool known = false;
+    for (const Field& field : fields) {
+      if (name == field.name) {
+        field.read(entry.second, key);
+        known = true;
+        break;
+      }
+    }
+    if (!known) {
+      std::string names;
+      for (const Field& field : fields) names += names.empty() ? field.name : std::string(", ") + field.name;
+      fail(key, "unknown key (expected one of: " + names + ")");
+    }
+  }
+}
+
+uint64_t read_uint(const YAML::Node& node, const std::string& key, uint64_t min, uint64_t max) {
+  std::string text = scalar(node, key);
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < min || v > max) {
+    fail(key, "expected a whole number from " + std::to_string(min) + " to " +
+                  std::to_string(max) + ", got '" + text + "'");
+  }
+  return v;
+}
+
+uint64_t read_size(const YAML::Node& node, const std::string& key, uint64_t min, uint64_t max) {
+  std::string text = scalar(node, key);
+  std::optional<uint64_t> v = parse_size(text);
+  if (!v || *v < min || *v > max) {
+    fail(key, "expected a size such as 1048576, 512KiB or 64MiB, from " + std::to_string(min) +
+                  " to " + std::to_string(max) + " bytes, got '" + text + "'");
+  }
+  return *v;
+}
+
+int64_t read_duration(const YAML::Node& node, const std::string& key, int64_t unit_ms,
+                      int64_t min_ms, int64_t max_ms) {
+  std::string text = scalar(node, key);
+  std::optional<int64_t> v = parse_duration_ms(text, unit_ms);
+  if (!v || *v < min_ms || *v > max_ms) {
+    fail(key, "expected a duration such as 30s, 500ms or 2m, from " + std::to_string(min_ms) +
+                  "ms to " + std::to_string(max_ms) + "ms, got '" + text + "'");
+  }
+  return *v;
+}
+
+bool read_bool(const YAML::Node& node, const std::string& key) {
+  std::string text = scalar(node, key);
+  if (text == "true" || text == "yes" || text == "on") return true;
+  if (text == "false" || text == "no" || text == "off") return false;
+  fail(key, "expected true or false, got '" + text + "'");
+}
+
+void read_config(const YAML::Node& root, Config& c) {
+  constexpr int64_t kDay = 86'400'000;
+  read_section(root, "", {
+    {"server", [&](const YAML::Node& n, const std::string& k) {
+      read_section(n, k, {
+        {"host", [&](const YAML::Node& v, const std::string& kk) { c.host = scalar(v, kk); }},
+        {"port", [&](const YAML::Node& v, const std::string& kk) {
+          c.port = static_cast<uint16_t>(read_uint(v, kk, 0, 65535)); }},
+        {"data_dir", [&](const YAML::Node& v, const std::string& kk) { c.data_dir = scalar(v, kk); }},
+        {"log_level", [&](const YAML::Node& v, const std::string& kk) {
+          auto level = parse_log_level(scalar(v, kk));
+          if (!level) fail(kk, "expected debug, info, warn or error");
+          c.log_level = *level; }},
+        {"shutdown_timeout", [&](const YAML::Node& v, const std::string& kk) {
+          c.shutdown_timeout_ms = read_duration(v, kk, 1000, 0, 600'000); }},
+      });
+    }},
+    {"limits", [&](const YAML::Node& n, const std::string& k) {
+      read_section(n, k, {
+        {"max_connections", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_connections = read_uint(v, kk, 1, 1'000'000); }},
+        {"max_line_bytes", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_line_bytes = read_size(v, kk, 64, 64ull << 20); }},
+        {"max_queues", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_queues = read_uint(v, kk, 1, 10'000'000); }},
+      });
+    }},
+    {"queues", [&](const YAML::Node& n, const std::string& k) {
+      read_section(n, k, {
+        {"auto_create", [&](const YAML::Node& v, const std::string& kk) {
+          c.auto_create_queues = read_bool(v, kk); }},
+        {"defaults", [&](const YAML::Node& d, const std::string& kk) {
+          read_section(d, kk, {
+            {"ack_timeout", [&](const YAML::Node& v, const std::string& k3) {
+              c.queue_defaults.ack_timeout_ms = read_duration(v, k3, 1000, 1, kDay); }},
+          });
+        }},
+      });
+    }},
+  });
+}
+
+}  // namespace
+
+const char* log_level_name(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarn: return "warn";
+    case LogLevel::kError: return "error";
+  }
+  return "?";
+}
+
+std::optional<LogLevel> parse_log_level(const std::string& name) {
+  if (name == "debug") return LogLevel::kDebug;
+  if (name == "info") return LogLevel::kInfo;
+  if (name == "warn" || name == "warning") return LogLevel::kWarn;
+  if (name == "error") return LogLevel::kError;
+  return std::nullopt;
+}
+
+namespace {
+
+// Splits "30s" into 30 and "s"; nullopt without a leading number.
+std::optional<std::pair<uint64_t, std::string>> number_and_unit(const std::string& text) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end == text.data()) return std::nullopt;
+  std::string unit(end, text.data() + text.size());
+  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  return std::pair{v, unit};
+}
+
+}  // namespace
+
+std::optional<int64_t> parse_duration_ms(const std::string& text, int64_t unit_ms) {
+  auto parsed = number_and_unit(text);
+  if (!parsed) return std::nullopt;
+  auto [v, unit] = *parsed;
+  int64_t scale = 0;
+  if (unit.empty()) scale = unit_ms;
+  else if (unit == "ms") scale = 1;
+  else if (unit == "s") scale = 1000;
+  else if (unit == "m") scale = 60'000;
+  else if (unit == "h") scale = 3'600'000;
+  else if (unit == "d") scale = 86'400'000;
+  else return std::nullopt;
+  if (v > static_cast<uint64_t>(INT64_MAX / scale)) return std::nullopt;
+  return static_cast<int64_t>(v) * scale;
+}
+
+std::optional<uint64_t> parse_size(const std::string& text) {
+  auto parsed = number_and_unit(text);
+  if (!parsed) return std::nullopt;
+  auto [v, unit] = *parsed;
+  uint64_t scale = 0;
+  if (unit.empty() || unit == "B") scale = 1;
+  else if (unit == "KiB") scale = 1ull << 10;
+  else if (unit == "MiB") scale = 1ull << 20;
+  else if (unit == "GiB") scale = 1ull << 30;
+  else if (unit == "KB") scale = 1000;
+  else if (unit == "MB") scale = 1000 * 1000;
+  else if (unit == "GB") scale = 1000 * 1000 * 1000;
+  else return std::nullopt;
+  if (v > UINT64_MAX / scale) return std::nullopt;
+  return v * scale;
+}
+
+ConfigResult load_config_text(const std::string& text, const std::string& origin, Config base) {
+  ConfigResult result;
+  try {
+    YAML::Node root = YAML::Load(text);
+    read_config(root, base);
+    result.config = std::move(base);
+  } catch (const ConfigError& e) {
+    result.error = origin + ": " + e.message;
+  } catch (const YAML::Exception& e) {
+    // yaml-cpp's own message already carries "line L, column C".
+    result.error = origin + ": " + e.what();
+  }
+  return result;
+}
+
+ConfigResult load_config_file(const std::string& path, Config base) {
+  std::ifstream in(path);
+  if (!in) {
+    ConfigResult result;
+    result.error = path + ": cannot open the configuration file";
+    return result;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return load_config_text(text.str(), path, std::move(base));
+}
+
+}  // namespace tq::server

@@ -1,0 +1,54 @@
+// tqd's configuration: the defaults, config.yaml, then command-line flags on
+// top. This is the only file that knows yaml-cpp; yaml-cpp throws, and those
+// exceptions stop here and come out as one line naming the key.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "server/engine/engine.h"
+
+namespace tq::server {
+
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+
+struct Config {
+  // server:
+  std::string host = "127.0.0.1";     // loopback unless told otherwise
+  uint16_t port = 8080;               // the original server's port; its clients dial it
+  std::string data_dir = "data";      // the log and the lock file live here
+  LogLevel log_level = LogLevel::kInfo;
+  int64_t shutdown_timeout_ms = 5'000;  // to finish replies and flush before exit
+  // limits:
+  size_t max_connections = 10'000;
+  size_t max_line_bytes = 1 << 20;
+  size_t max_queues = 10'000;
+  // queues:
+  bool auto_create_queues = false;
+  engine::QueueSettings queue_defaults;
+};
+
+struct ConfigResult {
+  std::optional<Config> config;
+  std::string error;  // one line, naming the file and the key; set when !config
+};
+
+// Reads `path` over the defaults. A missing file is an error: tqd was asked
+// for it by name.
+ConfigResult load_config_file(const std::string& path, Config base = {});
+
+// Parses YAML text (for tests and for the file loader); `origin` names it in
+// messages.
+ConfigResult load_config_text(const std::string& text, const std::string& origin,
+                              Config base = {});
+
+const char* log_level_name(LogLevel level);
+std::optional<LogLevel> parse_log_level(const std::string& name);
+
+// "30s", "500ms", "2m", "1h", or a plain number of `unit_ms` units.
+std::optional<int64_t> parse_duration_ms(const std::string& text, int64_t unit_ms);
+// "64MiB", "512KiB", "1GiB", "100KB", or a plain number of bytes.
+std::optional<uint64_t> parse_size(const std::string& text);
+
+}  // namespace tq::server

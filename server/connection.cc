@@ -1,0 +1,182 @@
+#include "server/connection.h"
+
+#include "server/commands.h"
+#include "server/log.h"
+#include "server/server.h"
+
+namespace tq::server {
+namespace {
+
+// Past this much unsent output we stop reading the client's requests; below
+// the low mark we read again. Keeps a pipelining client that does not read
+// from growing our memory without bound.
+constexpr size_t kOutputHighWater = 1 << 20;
+constexpr size_t kOutputLowWater = 256 << 10;
+
+}  // namespace
+
+struct Connection::WriteRequest {
+  uv_write_t req{};
+  std::string data;  // owned here until libuv is done with it
+};
+
+Connection::Connection(Server& server, uint64_t id, protocol::ParserLimits limits)
+    : server_(server), id_(id), parser_(limits) {
+  tcp_.data = this;
+}
+
+bool Connection::start() {
+  started_ = true;
+  uv_tcp_nodelay(&tcp_, 1);
+  int rc = uv_read_start(stream(), on_alloc, on_read);
+  if (rc != 0) {
+    LOG_WARN("connection %llu: cannot read: %s", static_cast<unsigned long long>(id_),
+             uv_strerror(rc));
+    close();
+    return false;
+  }
+  reading_ = true;
+  return true;
+}
+
+void Connection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  // One buffer serves every connection: libuv reads one stream at a time and
+  // the parser copies what it keeps.
+  auto* self = static_cast<Connection*>(handle->data);
+  *buf = self->server_.read_buffer();
+}
+
+void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  auto* self = static_cast<Connection*>(stream->data);
+  if (nread == 0) return;  // EAGAIN: nothing this time
+  if (nread < 0) {
+    if (nread == UV_EOF) {
+      // The client is done sending but may still read (nc -N, shutdown(2)):
+      // answer what it sent, then close.
+      self->close_when_flushed();
+    } else {
+      LOG_DEBUG("connection %llu: read error: %s", static_cast<unsigned long long>(self->id_),
+                uv_strerror(static_cast<int>(nread)));
+      self->close();
+    }
+    return;
+  }
+  self->parser_.feed(std::string_view(buf->base, static_cast<size_t>(nread)));
+  self->process();
+}
+
+void Connection::process() {
+  while (!closing_ && !draining_) {
+    if (unsent_bytes() > kOutputHighWater) {
+      if (reading_) {
+        uv_read_stop(stream());
+        reading_ = false;
+      }
+      paused_ = true;
+      break;
+    }
+    auto result = parser_.next();
+    if (result == protocol::RequestParser::Result::kNeedMore) break;
+    CommandContext ctx{server_.engine(), server_.stats(), out_};
+    if (result == protocol::RequestParser::Result::kError) {
+      reply_parse_error(ctx, parser_.error());
+    } else {
+      dispatch(ctx, parser_.request());
+    }
+    server_.want_flush(*this);
+    if (ctx.close_after_reply) close_when_flushed();
+  }
+}
+
+void Connection::send(std::string_view bytes) {
+  out_.append(bytes);
+  server_.want_flush(*this);
+}
+
+void Connection::flush() {
+  if (closing_ || in_flight_ > 0) return;  // the write callback flushes again
+  if (out_.empty()) {
+    after_write_drained();
+    return;
+  }
+  uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+  int written = uv_try_write(stream(), &buf, 1);
+  if (written < 0 && written != UV_EAGAIN) {
+    LOG_DEBUG("connection %llu: write error: %s", static_cast<unsigned long long>(id_),
+              uv_strerror(written));
+    close();
+    return;
+  }
+  size_t done = written > 0 ? static_cast<size_t>(written) : 0;
+  if (done == out_.size()) {
+    out_.clear();
+    after_write_drained();
+    return;
+  }
+  // The socket is full: hand the rest to libuv, which writes it when it can.
+  auto* req = new WriteRequest();
+  req->data.assign(out_, done);
+  out_.clear();
+  in_flight_ = req->data.size();
+  uv_buf_t rest = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
+  int rc = uv_write(&req->req, stream(), &rest, 1, on_write);
+  if (rc != 0) {
+    delete req;
+    in_flight_ = 0;
+    close();
+  }
+}
+
+void Connection::on_write(uv_write_t* req, int status) {
+  auto* request = reinterpret_cast<WriteRequest*>(req);
+  auto* self = static_cast<Connection*>(req->handle->data);
+  delete request;
+  self->in_flight_ = 0;
+  if (status < 0) {
+    // UV_ECANCELED: we are closing and libuv dropped the write; nothing to do.
+    if (status != UV_ECANCELED) self->close();
+    return;
+  }
+  self->flush();
+}
+
+void Connection::after_write_drained() {
+  if (draining_ && unsent_bytes() == 0) {
+    close();
+    return;
+  }
+  if (paused_ && unsent_bytes() < kOutputLowWater) {
+    paused_ = false;
+    process();  // requests that arrived while we were paused
+    if (!paused_ && !draining_ && !closing_ && !reading_) {
+      if (uv_read_start(stream(), on_alloc, on_read) == 0) reading_ = true;
+    }
+  }
+}
+
+void Connection::close_when_flushed() {
+  if (closing_ || draining_) return;
+  draining_ = true;
+  if (reading_) {
+    uv_read_stop(stream());
+    reading_ = false;
+  }
+  server_.want_flush(*this);  // so that an idle connection closes now
+}
+
+void Connection::close() {
+  if (closing_) return;
+  closing_ = true;
+  if (reading_) {
+    uv_read_stop(stream());
+    reading_ = false;
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+}
+
+void Connection::on_close(uv_handle_t* handle) {
+  auto* self = static_cast<Connection*>(handle->data);
+  self->server_.remove_connection(self->id_);  // destroys self
+}
+
+}  // namespace tq::server

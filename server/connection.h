@@ -1,0 +1,86 @@
+// One client connection: its socket, its request parser and its unsent
+// replies.
+//
+// Lifetime (after uvw and Node's handle_wrap): a Connection cannot be copied
+// or moved, because libuv holds a pointer to the uv_tcp_t inside it. close()
+// may be called any number of times; the memory is freed only in libuv's close
+// callback, after every pending write callback has run, by the Server that
+// owns it.
+//
+// Replies are appended to an output buffer and written once per loop
+// iteration, from the server's before-poll hook, so that many replies share
+// one write. At most one write is in flight; the next waits for it. A client
+// that does not read its replies stops being read from (back-pressure), so
+// one slow client costs a bounded amount of memory and nobody else's time.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+
+#include "protocol/request_parser.h"
+
+namespace tq::server {
+
+class Server;
+
+class Connection {
+ public:
+  Connection(Server& server, uint64_t id, protocol::ParserLimits limits);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  Connection(Connection&&) = delete;
+  Connection& operator=(Connection&&) = delete;
+  ~Connection() = default;
+
+  uint64_t id() const { return id_; }
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+  uv_tcp_t* tcp() { return &tcp_; }
+
+  // Starts reading; false (and the connection closing) if libuv refuses.
+  bool start();
+
+  // Hands every buffered reply to libuv (the Server calls this before poll).
+  void flush();
+
+  // Stops reading and closes once every reply has been written.
+  void close_when_flushed();
+
+  // Closes now, dropping unsent replies. Safe to call twice.
+  void close();
+
+  bool closing() const { return closing_; }
+  bool started() const { return started_; }
+
+  // Appends a reply to be written at the next flush.
+  void send(std::string_view bytes);
+
+ private:
+  struct WriteRequest;
+
+  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void on_write(uv_write_t* req, int status);
+  static void on_close(uv_handle_t* handle);
+
+  // Runs every whole request in the parser until it needs more bytes, or the
+  // output is over the high-water mark, or the connection is done.
+  void process();
+  void after_write_drained();
+  size_t unsent_bytes() const { return out_.size() + in_flight_; }
+
+  Server& server_;
+  const uint64_t id_;
+  uv_tcp_t tcp_{};
+  protocol::RequestParser parser_;
+  std::string out_;          // replies not yet handed to libuv
+  size_t in_flight_ = 0;     // bytes in the one uv_write under way
+  bool reading_ = false;     // uv_read_start is in effect
+  bool paused_ = false;      // not reading because the client is not reading its replies
+  bool draining_ = false;    // no more requests; close when the output is written
+  bool closing_ = false;     // uv_close was called
+  bool started_ = false;     // admitted: counted in connections_current
+};
+
+}  // namespace tq::server

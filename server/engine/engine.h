@@ -1,0 +1,101 @@
+// The queue engine: named queues of jobs, leases and their expiry. Plain C++
+// with an injected clock: no sockets, no event loop, no disk. The server calls
+// it; the journal (later) observes it; tests drive it directly.
+//
+// Invariants: job ids are unique and never reused; every job is in exactly one
+// queue and one state structure of that queue; a queue with a timed job is in
+// the timer heap keyed by its earliest deadline, so finding what is due costs
+// O(log n), never a scan.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "server/engine/clock.h"
+#include "server/engine/job.h"
+#include "server/engine/queue.h"
+#include "server/engine/result.h"
+
+namespace tq::engine {
+
+struct EngineLimits {
+  bool auto_create_queues = false;  // ENQUEUE to an unknown queue creates it
+  size_t max_queues = 10'000;
+};
+
+struct EngineCounters {
+  uint64_t enqueued = 0;
+  uint64_t dequeued = 0;
+  uint64_t acked = 0;
+  uint64_t timed_out = 0;
+};
+
+class Engine {
+ public:
+  using QueueMap = std::map<std::string, std::unique_ptr<Queue>, std::less<>>;
+
+  Engine(const Clock& clock, EngineLimits limits, QueueSettings defaults);
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // A queue name is 1-200 bytes of [A-Za-z0-9._:-] and not only digits, so it
+  // can never be mistaken for a job id.
+  static bool valid_queue_name(std::string_view name);
+
+  Result<Queue*> create_queue(std::string_view name);
+  Queue* find_queue(std::string_view name) const;
+
+  // Adds a job to the end of the queue (among its priority); returns its id.
+  Result<uint64_t> enqueue(std::string_view queue, std::string_view payload);
+
+  // Leases the first ready job for the queue's ack timeout and counts the
+  // delivery. The pointer is valid until the next call that changes state.
+  Result<const Job*> dequeue(std::string_view queue);
+
+  // Finishes a leased job. When `queue` is given, the job must belong to it.
+  Status ack(uint64_t id, std::optional<std::string_view> queue = std::nullopt);
+
+  // Puts back every job whose lease has ended by now; returns how many.
+  size_t expire_due();
+
+  // The earliest deadline of any timed job, or INT64_MAX when there is none.
+  int64_t next_deadline_ms() const;
+
+  const Job* find_job(uint64_t id) const { return jobs_.find(id); }
+  const QueueMap& queues() const { return queues_; }
+  const EngineCounters& counters() const { return counters_; }
+  size_t job_count() const { return jobs_.size(); }
+  size_t leased_count() const { return leased_count_; }
+  const QueueSettings& default_settings() const { return defaults_; }
+  int64_t now_ms() const { return clock_.now_ms(); }
+
+ private:
+  struct QueueTimerSlot {
+    static uint32_t& get(Queue* q) { return q->timer_slot; }
+  };
+  struct QueueTimerOrder {
+    bool operator()(const Queue* a, const Queue* b) const { return a->timer_at < b->timer_at; }
+  };
+
+  Result<Queue*> queue_for_write(std::string_view name);
+  Error no_queue(std::string_view name) const;
+  void make_ready(Job* job);
+  void reschedule(Queue* queue);
+
+  const Clock& clock_;
+  EngineLimits limits_;
+  QueueSettings defaults_;
+  QueueMap queues_;
+  JobTable jobs_;
+  IntrusiveHeap<Queue, QueueTimerOrder, QueueTimerSlot> timers_;
+  EngineCounters counters_;
+  uint64_t next_job_id_ = 1;
+  uint32_t next_queue_number_ = 1;
+  size_t leased_count_ = 0;
+};
+
+}  // namespace tq::engine

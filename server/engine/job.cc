@@ -1,0 +1,95 @@
+#include "server/engine/job.h"
+
+#include <cstring>
+#include <new>
+
+namespace tq::engine {
+
+const char* job_state_name(JobState state) {
+  switch (state) {
+    case JobState::kReady: return "ready";
+    case JobState::kDelayed: return "delayed";
+    case JobState::kLeased: return "leased";
+    case JobState::kDead: return "dead";
+  }
+  return "?";
+}
+
+JobExtras& Job::ensure_extras() {
+  if (extras == nullptr) extras = new JobExtras();
+  return *extras;
+}
+
+void JobDeleter::operator()(Job* job) const {
+  delete job->extras;
+  job->~Job();
+  ::operator delete(job);
+}
+
+JobPtr make_job(uint64_t id, Queue* queue, std::string_view payload) {
+  void* memory = ::operator new(sizeof(Job) + payload.size());
+  Job* job = new (memory) Job{};
+  job->id = id;
+  job->queue = queue;
+  job->slot = kNoSlot;
+  job->payload_size = static_cast<uint32_t>(payload.size());
+  if (!payload.empty()) std::memcpy(job + 1, payload.data(), payload.size());
+  return JobPtr(job);
+}
+
+JobTable::~JobTable() {
+  for (Job* head : buckets_) {
+    while (head != nullptr) {
+      Job* next = head->next_in_table;
+      JobDeleter{}(head);
+      head = next;
+    }
+  }
+}
+
+size_t JobTable::bucket_of(uint64_t id) const {
+  // Fibonacci hashing: ids are sequential, this spreads them evenly anyway.
+  return static_cast<size_t>((id * 0x9E3779B97F4A7C15ull) >> 32) & (buckets_.size() - 1);
+}
+
+Job* JobTable::find(uint64_t id) const {
+  for (Job* job = buckets_[bucket_of(id)]; job != nullptr; job = job->next_in_table) {
+    if (job->id == id) return job;
+  }
+  return nullptr;
+}
+
+Job* JobTable::insert(JobPtr owned) {
+  if (size_ >= buckets_.size()) grow();
+  Job* job = owned.release();
+  Job*& head = buckets_[bucket_of(job->id)];
+  job->next_in_table = head;
+  head = job;
+  ++size_;
+  return job;
+}
+
+JobPtr JobTable::remove(Job* job) {
+  Job** link = &buckets_[bucket_of(job->id)];
+  while (*link != job) link = &(*link)->next_in_table;
+  *link = job->next_in_table;
+  job->next_in_table = nullptr;
+  --size_;
+  return JobPtr(job);
+}
+
+void JobTable::grow() {
+  std::vector<Job*> old(buckets_.size() * 2, nullptr);
+  old.swap(buckets_);
+  for (Job* head : old) {
+    while (head != nullptr) {
+      Job* next = head->next_in_table;
+      Job*& bucket = buckets_[bucket_of(head->id)];
+      head->next_in_table = bucket;
+      bucket = head;
+      head = next;
+    }
+  }
+}
+
+}  // namespace tq::engine

@@ -1,0 +1,88 @@
+// A job: one unit of work with its payload, and the table that owns every job
+// by id.
+//
+// A job is one allocation: the fixed fields, then the payload bytes. Fields
+// that most jobs never set (a TTL, a dedup key, a dead-letter reason) live in
+// JobExtras, allocated only for the jobs that need them: at a million pending
+// jobs every byte of Job costs a megabyte.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "server/engine/intrusive_heap.h"
+
+namespace tq::engine {
+
+struct Queue;
+
+enum class JobState : uint8_t {
+  kReady,    // waiting in its queue's ready heap, by priority then id
+  kDelayed,  // waiting for deadline_ms before it becomes ready
+  kLeased,   // delivered to a worker; back to ready if not acked by deadline_ms
+  kDead,     // out of attempts (or failed): in its queue's dead-letter set
+};
+
+const char* job_state_name(JobState state);
+
+struct JobExtras {
+  int64_t expires_at_ms = 0;   // TTL: not delivered by then, it expires; 0 = never
+  uint32_t ttl_slot = kNoSlot; // position in its queue's TTL heap
+  uint32_t max_attempts = 0;   // overrides the queue's when non-zero
+  std::string dedup_key;       // empty: none
+  std::string reason;          // why it is dead (kDead only)
+};
+
+struct Job {
+  uint64_t id;                // unique, never reused; also its FIFO position
+  Job* next_in_table;         // chain in JobTable's bucket
+  Queue* queue;               // the queue it belongs to
+  JobExtras* extras;          // nullptr unless a rarely-used field is set
+  int64_t deadline_ms;        // kDelayed: ready at; kLeased: lease ends; kDead: died at
+  uint32_t slot;              // position in the heap its state puts it in
+  uint32_t attempts;          // deliveries so far
+  int32_t priority;           // higher is delivered first
+  uint32_t payload_size;      // bytes following this struct
+  uint32_t log_segment;       // the log segment holding its latest full record
+  JobState state;
+
+  std::string_view payload() const {
+    return {reinterpret_cast<const char*>(this + 1), payload_size};
+  }
+  JobExtras& ensure_extras();
+};
+
+struct JobDeleter {
+  void operator()(Job* job) const;
+};
+using JobPtr = std::unique_ptr<Job, JobDeleter>;
+
+// Allocates a job with the payload copied in; every other field zeroed.
+JobPtr make_job(uint64_t id, Queue* queue, std::string_view payload);
+
+// Owns every live job and finds it by id in O(1): a chained hash table whose
+// chains run through the jobs themselves (8 bytes a job, plus the buckets).
+class JobTable {
+ public:
+  JobTable() : buckets_(1024, nullptr) {}
+  ~JobTable();
+  JobTable(const JobTable&) = delete;
+  JobTable& operator=(const JobTable&) = delete;
+
+  Job* find(uint64_t id) const;
+  Job* insert(JobPtr job);     // the id must not be present
+  JobPtr remove(Job* job);     // the job must be present
+  size_t size() const { return size_; }
+
+ private:
+  size_t bucket_of(uint64_t id) const;
+  void grow();
+
+  std::vector<Job*> buckets_;  // size is a power of two
+  size_t size_ = 0;
+};
+
+}  // namespace tq::engine

@@ -1,0 +1,35 @@
+// Errors as values at the engine's boundary. The server turns an Error into
+// "ERROR <CODE> <message>"; the message is written for the person reading it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/expected.h"
+
+namespace tq::engine {
+
+enum class Errc : uint8_t {
+  kBadArgument,  // a name or value the engine cannot accept
+  kNoQueue,      // no queue by that name
+  kExists,       // a queue by that name exists already
+  kNotFound,     // no job by that id (in that queue)
+  kNotLeased,    // the job exists but is not leased
+  kEmpty,        // nothing ready to deliver
+  kLimit,        // a count limit (queues) is reached
+  kFull,         // a size limit (jobs, bytes) is reached
+};
+
+struct Error {
+  Errc code;
+  std::string message;
+};
+
+template <typename T>
+using Result = Expected<T, Error>;
+using Status = Result<Ok>;
+using tq::Ok;
+
+inline Error make_error(Errc code, std::string message) { return Error{code, std::move(message)}; }
+
+}  // namespace tq::engine

@@ -1,0 +1,43 @@
+#include "server/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdarg>
+#include <cstdio>
+#include <ctime>
+#include <sys/time.h>
+
+namespace tq::server {
+namespace {
+
+std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+
+}  // namespace
+
+void set_log_level(LogLevel level) { g_level.store(static_cast<int>(level)); }
+
+bool log_enabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
+
+void log_write(LogLevel level, const char* format, ...) {
+  char line[2048];
+  timeval tv{};
+  gettimeofday(&tv, nullptr);
+  tm utc{};
+  gmtime_r(&tv.tv_sec, &utc);
+  int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s ",
+                   utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
+                   utc.tm_sec, static_cast<int>(tv.tv_usec / 1000), log_level_name(level));
+  va_list args;
+  va_start(args, format);
+  int m = vsnprintf(line + n, sizeof line - static_cast<size_t>(n) - 1, format, args);
+  va_end(args);
+  size_t len = static_cast<size_t>(n) + static_cast<size_t>(m < 0 ? 0 : m);
+  if (len > sizeof line - 2) len = sizeof line - 2;
+  line[len++] = '\n';
+  // stderr may be a closed pipe; a failed log line must not stop the server.
+  ssize_t ignored = ::write(STDERR_FILENO, line, len);
+  (void)ignored;
+}
+
+}  // namespace tq::server

@@ -1,0 +1,214 @@
+#include "server/server.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+#include "server/log.h"
+
+namespace tq::server {
+namespace {
+
+std::string describe_address(const sockaddr_storage& address) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (address.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&address);
+    uv_ip6_name(a, host, sizeof host);
+    port = ntohs(a->sin6_port);
+    return std::string("[") + host + "]:" + std::to_string(port);
+  }
+  const auto* a = reinterpret_cast<const sockaddr_in*>(&address);
+  uv_ip4_name(a, host, sizeof host);
+  port = ntohs(a->sin_port);
+  return std::string(host) + ":" + std::to_string(port);
+}
+
+}  // namespace
+
+Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, ServerStats& stats)
+    : loop_(loop), config_(config), engine_(engine), stats_(stats), read_buffer_(64 << 10) {
+  uv_tcp_init(loop_, &listener_);
+  listener_.data = this;
+  uv_prepare_init(loop_, &before_poll_);
+  before_poll_.data = this;
+  uv_prepare_start(&before_poll_, on_before_poll);
+  uv_timer_init(loop_, &sweeper_);
+  sweeper_.data = this;
+  uv_timer_init(loop_, &shutdown_timer_);
+  shutdown_timer_.data = this;
+  uv_signal_init(loop_, &sigint_);
+  sigint_.data = this;
+  uv_signal_start(&sigint_, on_signal, SIGINT);
+  uv_signal_init(loop_, &sigterm_);
+  sigterm_.data = this;
+  uv_signal_start(&sigterm_, on_signal, SIGTERM);
+}
+
+Server::~Server() {
+  // main runs the loop until shutdown() has closed every handle; anything
+  // still open here would be freed under libuv's feet.
+  if (!handles_closed_) {
+    LOG_ERROR("server destroyed with open handles");
+  }
+}
+
+bool Server::listen(std::string* error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  std::string port = std::to_string(config_.port);
+  // Start-up only: a blocking lookup cannot stall any client yet.
+  int rc = getaddrinfo(config_.host.c_str(), port.c_str(), &hints, &found);
+  if (rc != 0) {
+    *error = "cannot resolve server.host '" + config_.host + "': " + gai_strerror(rc);
+    return false;
+  }
+  rc = uv_tcp_bind(&listener_, found->ai_addr, 0);
+  freeaddrinfo(found);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 511, on_new_connection);
+  if (rc != 0) {
+    *error = "cannot listen on " + config_.host + ":" + port + ": " + uv_strerror(rc);
+    return false;
+  }
+  sockaddr_storage bound{};
+  int len = sizeof bound;
+  uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&bound), &len);
+  bound_port_ = ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  listening_ = true;
+  LOG_INFO("listening on %s", describe_address(bound).c_str());
+  return true;
+}
+
+void Server::on_new_connection(uv_stream_t* listener, int status) {
+  auto* self = static_cast<Server*>(listener->data);
+  if (status < 0) {
+    LOG_WARN("accept failed: %s", uv_strerror(status));
+    return;
+  }
+  self->accept_one();
+}
+
+void Server::accept_one() {
+  uint64_t id = next_connection_id_++;
+  protocol::ParserLimits limits;
+  limits.max_line_bytes = config_.max_line_bytes;
+  limits.max_body_bytes = config_.max_line_bytes;
+  auto connection = std::make_unique<Connection>(*this, id, limits);
+  uv_tcp_init(loop_, connection->tcp());
+  Connection* raw = connection.get();
+  connections_.emplace(id, std::move(connection));
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_), raw->stream()) != 0) {
+    raw->close();
+    return;
+  }
+  if (shutting_down_ || stats_.connections_current >= config_.max_connections) {
+    // Tell the client why rather than dropping it silently.
+    ++stats_.connections_refused;
+    std::string reply;
+    if (shutting_down_) {
+      protocol::append_error(reply, protocol::ErrorCode::kShutdown, "the server is stopping");
+    } else {
+      protocol::append_error(reply, protocol::ErrorCode::kMaxConn,
+                             "too many connections (limits.max_connections is " +
+                                 std::to_string(config_.max_connections) + ")");
+    }
+    raw->send(reply);
+    raw->close_when_flushed();
+    return;
+  }
+  ++stats_.connections_current;
+  ++stats_.connections_total;
+  raw->start();
+}
+
+void Server::want_flush(Connection& connection) { flush_list_.push_back(connection.id()); }
+
+void Server::remove_connection(uint64_t id) {
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  // Refused connections never counted; the others did when they started.
+  if (it->second->started()) --stats_.connections_current;
+  connections_.erase(it);
+  close_handles_if_done();
+}
+
+void Server::on_before_poll(uv_prepare_t* handle) {
+  auto* self = static_cast<Server*>(handle->data);
+  // Replies of this iteration go out together: one write per connection.
+  std::vector<uint64_t> ids;
+  ids.swap(self->flush_list_);
+  for (uint64_t id : ids) {
+    auto it = self->connections_.find(id);
+    if (it != self->connections_.end()) it->second->flush();
+  }
+  self->arm_sweeper();
+}
+
+void Server::arm_sweeper() {
+  if (handles_closed_) return;
+  int64_t deadline = engine_.next_deadline_ms();
+  if (deadline == sweeper_deadline_ms_) return;
+  sweeper_deadline_ms_ = deadline;
+  if (deadline == INT64_MAX) {
+    uv_timer_stop(&sweeper_);
+    return;
+  }
+  int64_t wait = deadline - engine_.now_ms();
+  uv_timer_start(&sweeper_, on_sweep, static_cast<uint64_t>(wait > 0 ? wait : 0), 0);
+}
+
+void Server::on_sweep(uv_timer_t* handle) {
+  auto* self = static_cast<Server*>(handle->data);
+  self->sweeper_deadline_ms_ = INT64_MAX;  // fired: re-armed before the next poll
+  size_t expired = self->engine_.expire_due();
+  if (expired > 0) LOG_DEBUG("sweeper: %zu lease(s) expired", expired);
+}
+
+void Server::on_signal(uv_signal_t* handle, int signum) {
+  auto* self = static_cast<Server*>(handle->data);
+  self->shutdown(signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+void Server::shutdown(const char* reason) {
+  if (shutting_down_) {
+    LOG_WARN("%s again: closing every connection now", reason);
+    for (auto& [id, connection] : connections_) connection->close();
+    return;
+  }
+  shutting_down_ = true;
+  LOG_INFO("%s: shutting down (%zu connection(s) open)", reason, connections_.size());
+  if (listening_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+    listening_ = false;
+  }
+  for (auto& [id, connection] : connections_) connection->close_when_flushed();
+  uv_timer_start(&shutdown_timer_, on_shutdown_deadline,
+                 static_cast<uint64_t>(config_.shutdown_timeout_ms), 0);
+  close_handles_if_done();
+}
+
+void Server::on_shutdown_deadline(uv_timer_t* handle) {
+  auto* self = static_cast<Server*>(handle->data);
+  LOG_WARN("shutdown: %zu connection(s) still open after %lldms; closing them",
+           self->connections_.size(), static_cast<long long>(self->config_.shutdown_timeout_ms));
+  for (auto& [id, connection] : self->connections_) connection->close();
+}
+
+void Server::close_handles_if_done() {
+  if (!shutting_down_ || handles_closed_ || !connections_.empty()) return;
+  handles_closed_ = true;
+  if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&listener_))) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&before_poll_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sweeper_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
+}
+
+}  // namespace tq::server

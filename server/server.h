@@ -1,0 +1,84 @@
+// The network server: the listener, every connection, the timers and the
+// per-iteration hook, all on one libuv loop.
+//
+// Before the loop waits for I/O (a uv_prepare_t, Redis's beforeSleep), it
+// writes the replies produced during the iteration, re-arms the sweeper at the
+// engine's next deadline and frees what was closed. Nothing here blocks: disk
+// work happens on the log's own thread.
+//
+// Shutdown: stop accepting, stop reading, send what is owed, close; handles
+// are closed last so that uv_run returns and main can exit 0.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "server/config.h"
+#include "server/connection.h"
+#include "server/engine/engine.h"
+#include "server/stats.h"
+
+namespace tq::server {
+
+class Server {
+ public:
+  Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, ServerStats& stats);
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  ~Server();
+
+  // Binds and listens; false with a one-line reason in *error.
+  bool listen(std::string* error);
+  int bound_port() const { return bound_port_; }
+
+  // Begins a graceful shutdown; a second call closes every connection now.
+  void shutdown(const char* reason);
+
+  // For connections.
+  engine::Engine& engine() { return engine_; }
+  ServerStats& stats() { return stats_; }
+  void want_flush(Connection& connection);
+  void remove_connection(uint64_t id);
+  uv_buf_t read_buffer() {
+    return uv_buf_init(read_buffer_.data(), static_cast<unsigned>(read_buffer_.size()));
+  }
+
+ private:
+  static void on_new_connection(uv_stream_t* listener, int status);
+  static void on_before_poll(uv_prepare_t* handle);
+  static void on_sweep(uv_timer_t* handle);
+  static void on_signal(uv_signal_t* handle, int signum);
+  static void on_shutdown_deadline(uv_timer_t* handle);
+
+  void accept_one();
+  void arm_sweeper();
+  void close_handles_if_done();
+
+  uv_loop_t* loop_;
+  const Config& config_;
+  engine::Engine& engine_;
+  ServerStats& stats_;
+
+  uv_tcp_t listener_{};
+  uv_prepare_t before_poll_{};
+  uv_timer_t sweeper_{};
+  uv_timer_t shutdown_timer_{};
+  uv_signal_t sigint_{};
+  uv_signal_t sigterm_{};
+
+  std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
+  std::vector<uint64_t> flush_list_;  // ids, not pointers: a connection may close first
+  std::vector<char> read_buffer_;
+  uint64_t next_connection_id_ = 1;
+  int64_t sweeper_deadline_ms_ = INT64_MAX;  // what the sweeper timer is armed for
+  int bound_port_ = 0;
+  bool listening_ = false;
+  bool shutting_down_ = false;
+  bool handles_closed_ = false;
+};
+
+}  // namespace tq::server

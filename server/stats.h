@@ -1,0 +1,23 @@
+// Server-wide figures shown by STATS, kept by the server and the command
+// handlers. The engine keeps its own job counters; this is what only the
+// network side knows.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "protocol/command_table.h"
+
+namespace tq::server {
+
+struct ServerStats {
+  int64_t started_at_ms = 0;
+  uint64_t connections_current = 0;
+  uint64_t connections_total = 0;
+  uint64_t connections_refused = 0;  // over limits.max_connections
+  uint64_t commands_total = 0;
+  uint64_t errors_total = 0;         // ERROR replies of any kind
+  std::array<uint64_t, static_cast<size_t>(protocol::Verb::kCount)> commands_by_verb{};
+};
+
+}  // namespace tq::server

@@ -1,0 +1,76 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include <chrono>
+#include <thread>
+
+#include "tests/support/tqd_process.h"
+
+using tq::testing::TqdOptions;
+using tq::testing::TqdProcess;
+
+namespace {
+
+TqdOptions short_lease() {
+  TqdOptions o;
+  o.config_yaml = "queues:\n  defaults:\n    ack_timeout: 300ms\n";
+  return o;
+}
+
+}  // namespace
+
+TEST_SUITE("lease") {
+  TEST_CASE("a job not acked within ack_timeout comes back and can be dequeued again") {
+    TqdProcess tqd(short_lease());
+    auto c = tqd.client();
+    REQUIRE(c.create("q").ok());
+    auto id = c.enqueue("q", "work");
+    REQUIRE(id.ok());
+    auto first = c.dequeue("q");
+    REQUIRE(first.ok());
+    REQUIRE(first->has_value());
+    CHECK((*first)->id == *id);
+
+    auto started = std::chrono::steady_clock::now();
+    // Until the lease ends the queue is empty; afterwards the job is back.
+    std::optional<tq::client::Job> again;
+    while (!again) {
+      auto r = c.dequeue("q");
+      REQUIRE(r.ok());
+      again = *r;
+      REQUIRE(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
+      if (!again) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    auto waited = std::chrono::steady_clock::now() - started;
+    CHECK(waited >= std::chrono::milliseconds(250));
+    CHECK(again->id == *id);
+    CHECK(again->payload == "work");
+
+    auto stats = c.stats("q");
+    REQUIRE(stats.ok());
+    CHECK(tq::client::field(*stats, "timed_out_total") == "1");
+    CHECK(c.ack(*id).ok());
+  }
+
+  TEST_CASE("an ACK that arrives after the lease expired is NOTLEASED") {
+    TqdProcess tqd(short_lease());
+    auto c = tqd.client();
+    REQUIRE(c.create("q").ok());
+    auto id = c.enqueue("q", "slow work");
+    REQUIRE(id.ok());
+    REQUIRE(c.dequeue("q").ok());
+    // Wait until the server reports the expiry rather than guessing a time.
+    auto started = std::chrono::steady_clock::now();
+    for (;;) {
+      auto stats = c.stats("q");
+      REQUIRE(stats.ok());
+      if (tq::client::field(*stats, "ready") == "1") break;
+      REQUIRE(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    auto late = c.ack(*id);
+    REQUIRE_FALSE(late.ok());
+    CHECK(late.error().code == "NOTLEASED");
+  }
+}

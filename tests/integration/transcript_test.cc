@@ -1,0 +1,97 @@
+// Runs every nc session written in PROTOCOL.md against a fresh tqd and
+// checks the server answers exactly what the document shows.
+//
+// A session is a ```console block whose first line is "$ nc 127.0.0.1 8080".
+// The lines after it alternate between a command and its reply; the test
+// knows where a reply ends from the command table's reply shape, so the
+// document needs no markers: it reads exactly as a terminal would show it.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include <fstream>
+#include <sstream>
+
+#include "protocol/command_table.h"
+#include "tests/support/tqd_process.h"
+
+using tq::testing::TqdProcess;
+
+namespace {
+
+struct Session {
+  int first_line;  // in PROTOCOL.md, for messages
+  std::vector<std::string> lines;
+};
+
+std::vector<Session> sessions_in(const std::string& path) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  std::vector<Session> sessions;
+  std::string line;
+  int number = 0;
+  bool in_block = false;
+  bool in_session = false;
+  while (std::getline(in, line)) {
+    ++number;
+    if (!in_block) {
+      in_block = line.rfind("```console", 0) == 0;
+      continue;
+    }
+    if (line.rfind("```", 0) == 0) {
+      in_block = in_session = false;
+      continue;
+    }
+    if (line.rfind("$ nc 127.0.0.1 8080", 0) == 0) {
+      sessions.push_back(Session{number, {}});
+      in_session = true;
+      continue;
+    }
+    if (in_session) sessions.back().lines.push_back(line);
+  }
+  return sessions;
+}
+
+// How many lines the reply to `command` has, given its first line.
+size_t reply_lines(const std::string& command, const std::string& first) {
+  std::string verb = command.substr(0, command.find(' '));
+  const auto* spec = tq::protocol::find_command(verb);
+  if (spec == nullptr || first.rfind("OK ", 0) != 0) return 1;
+  if (spec->reply == tq::protocol::ReplyShape::kCountedLines) return 1 + std::stoul(first.substr(3));
+  return 1;
+}
+
+}  // namespace
+
+TEST_SUITE("transcript") {
+  TEST_CASE("every nc session in PROTOCOL.md is what tqd answers") {
+    auto sessions = sessions_in(std::string(TQ_SOURCE_DIR) + "/PROTOCOL.md");
+    REQUIRE(sessions.size() >= 1);
+    TqdProcess tqd;  // one server: later sessions see what earlier ones did
+    for (const Session& session : sessions) {
+      auto socket = tqd.socket();
+      size_t i = 0;
+      while (i < session.lines.size()) {
+        const std::string& command = session.lines[i];
+        INFO("PROTOCOL.md session at line " << session.first_line << ", command: " << command);
+        REQUIRE(socket.send(command + "\n").ok());
+        ++i;
+        auto first = socket.read_line();
+        REQUIRE(first.ok());
+        size_t count = reply_lines(command, *first);
+        std::vector<std::string> got{*first};
+        for (size_t k = 1; k < count; ++k) {
+          auto next = socket.read_line();
+          REQUIRE(next.ok());
+          got.push_back(*next);
+        }
+        for (const std::string& reply : got) {
+          REQUIRE(i < session.lines.size());
+          CHECK(reply == session.lines[i]);
+          ++i;
+        }
+        if (command == "QUIT") break;
+      }
+    }
+  }
+}

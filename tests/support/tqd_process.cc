@@ -1,0 +1,196 @@
+#include "tests/support/tqd_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+namespace tq::testing {
+namespace {
+
+std::vector<char*> argv_of(std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  return argv;
+}
+
+int decode_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+// fork+exec with stderr going into a pipe; returns the pid and the pipe's
+// read end.
+std::pair<pid_t, int> spawn(std::vector<std::string> args) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    dup2(fds[1], STDERR_FILENO);
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, STDIN_FILENO);
+    dup2(devnull, STDOUT_FILENO);
+    auto argv = argv_of(args);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  return {pid, fds[0]};
+}
+
+}  // namespace
+
+std::string make_temp_dir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "tq-test-XXXXXX").string();
+  if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  return tmpl;
+}
+
+void remove_tree(const std::string& path) {
+  std::error_code ignored;
+  std::filesystem::remove_all(path, ignored);
+}
+
+TqdProcess::TqdProcess(TqdOptions options) : options_(std::move(options)) {
+  if (options_.dir.empty()) {
+    dir_ = make_temp_dir();
+    own_dir_ = true;
+  } else {
+    dir_ = options_.dir;
+  }
+  std::string config_path = dir_ + "/config.yaml";
+  {
+    std::ofstream config(config_path);
+    config << options_.config_yaml << "\n";
+  }
+  std::vector<std::string> args = {TQD_PATH, "--config", config_path, "--port", "0",
+                                   "--data-dir", dir_ + "/data"};
+  args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
+  auto [pid, fd] = spawn(args);
+  pid_ = pid;
+  reader_ = std::thread([this, fd = fd] { read_stderr(fd); });
+
+  const std::string marker = "listening on ";
+  if (!wait_for_log(marker, 15'000)) {
+    std::string log;
+    for (const auto& l : log_lines()) log += l + "\n";
+    stop(SIGKILL);
+    throw std::runtime_error("tqd did not start:\n" + log);
+  }
+  for (const auto& line : log_lines()) {
+    size_t at = line.find(marker);
+    if (at == std::string::npos) continue;
+    port_ = static_cast<uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
+  }
+}
+
+TqdProcess::~TqdProcess() {
+  if (pid_ > 0) stop(SIGKILL);
+  if (reader_.joinable()) reader_.join();
+  if (own_dir_) remove_tree(dir_);
+}
+
+void TqdProcess::read_stderr(int fd) {
+  std::string partial;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    partial.append(buf, static_cast<size_t>(n));
+    size_t nl;
+    while ((nl = partial.find('\n')) != std::string::npos) {
+      std::lock_guard<std::mutex> lock(mu_);
+      lines_.push_back(partial.substr(0, nl));
+      partial.erase(0, nl + 1);
+      changed_.notify_all();
+    }
+  }
+  close(fd);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!partial.empty()) lines_.push_back(partial);
+  stderr_closed_ = true;
+  changed_.notify_all();
+}
+
+bool TqdProcess::wait_for_log(const std::string& needle, int timeout_ms) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto found = [&] {
+    for (const auto& line : lines_) {
+      if (line.find(needle) != std::string::npos) return true;
+    }
+    return false;
+  };
+  changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                    [&] { return found() || stderr_closed_; });
+  return found();
+}
+
+std::vector<std::string> TqdProcess::log_lines() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return lines_;
+}
+
+client::Client TqdProcess::client(int timeout_ms) const {
+  client::Options options;
+  options.port = port_;
+  options.timeout_ms = timeout_ms;
+  auto c = client::Client::connect(options);
+  if (!c) throw std::runtime_error("connect failed: " + c.error().to_string());
+  return std::move(c).value();
+}
+
+client::LineSocket TqdProcess::socket(int timeout_ms) const {
+  auto s = client::LineSocket::connect("127.0.0.1", port_, timeout_ms);
+  if (!s) throw std::runtime_error("connect failed: " + s.error().to_string());
+  return std::move(s).value();
+}
+
+int TqdProcess::stop(int signum, int timeout_ms) {
+  if (pid_ <= 0) return -1;
+  kill(pid_, signum);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  int status = 0;
+  for (;;) {
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      pid_ = -1;
+      return -1;
+    }
+    // Waiting for a child to exit has no event to block on without signals;
+    // a short poll interval bounded by the deadline.
+    usleep(2000);
+  }
+  pid_ = -1;
+  if (reader_.joinable()) reader_.join();
+  return decode_status(status);
+}
+
+std::pair<int, std::string> run_tqd(const std::vector<std::string>& args) {
+  std::vector<std::string> full = {TQD_PATH};
+  full.insert(full.end(), args.begin(), args.end());
+  auto [pid, fd] = spawn(full);
+  std::string err;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) err.append(buf, static_cast<size_t>(n));
+  close(fd);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return {decode_status(status), err};
+}
+
+}  // namespace tq::testing

@@ -1,0 +1,69 @@
+// Starts a real tqd for an integration test: a fresh temporary directory, the
+// given config.yaml, port 0 (the kernel picks a free one), and its stderr read
+// by a thread, so a test can wait for a log line instead of sleeping.
+#pragma once
+
+#include <sys/types.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/client.h"
+
+namespace tq::testing {
+
+struct TqdOptions {
+  std::string config_yaml;              // written to <dir>/config.yaml
+  std::vector<std::string> extra_args;  // after --config, --port 0, --data-dir
+  std::string dir;                      // reuse this directory (a restart); empty: make one
+};
+
+class TqdProcess {
+ public:
+  explicit TqdProcess(TqdOptions options = {});
+  ~TqdProcess();
+  TqdProcess(const TqdProcess&) = delete;
+  TqdProcess& operator=(const TqdProcess&) = delete;
+
+  uint16_t port() const { return port_; }
+  const std::string& dir() const { return dir_; }
+  bool running() const { return pid_ > 0; }
+
+  client::Client client(int timeout_ms = 5000) const;
+  client::LineSocket socket(int timeout_ms = 5000) const;
+
+  // Sends a signal and waits for the exit; returns the exit status (or
+  // 128+signal when killed). -1 if it did not exit within timeout_ms.
+  int stop(int signum, int timeout_ms = 10'000);
+
+  // Waits until a log line contains `needle`; false on timeout.
+  bool wait_for_log(const std::string& needle, int timeout_ms = 10'000);
+  std::vector<std::string> log_lines();
+
+ private:
+  void read_stderr(int fd);
+
+  TqdOptions options_;
+  std::string dir_;
+  bool own_dir_ = false;
+  pid_t pid_ = -1;
+  uint16_t port_ = 0;
+  std::thread reader_;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::vector<std::string> lines_;
+  bool stderr_closed_ = false;
+};
+
+// Runs `tqd args...` to completion and returns {exit status, stderr}.
+std::pair<int, std::string> run_tqd(const std::vector<std::string>& args);
+
+// A fresh temporary directory, removed by the caller.
+std::string make_temp_dir();
+void remove_tree(const std::string& path);
+
+}  // namespace tq::testing

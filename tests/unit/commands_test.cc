@@ -1,0 +1,113 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+
+#include "protocol/request_parser.h"
+#include "server/commands.h"
+
+using namespace tq;
+
+namespace {
+
+// Runs a whole session of request lines through the parser and handlers, as
+// a connection does, and returns every byte of the replies.
+struct Session {
+  engine::ManualClock clock;
+  engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
+  server::ServerStats stats;
+  bool closed = false;
+
+  std::string run(const std::string& input) {
+    protocol::RequestParser parser;
+    parser.feed(input);
+    std::string out;
+    for (;;) {
+      auto r = parser.next();
+      if (r == protocol::RequestParser::Result::kNeedMore) break;
+      server::CommandContext ctx{engine, stats, out};
+      if (r == protocol::RequestParser::Result::kError) {
+        server::reply_parse_error(ctx, parser.error());
+      } else {
+        server::dispatch(ctx, parser.request());
+      }
+      if (ctx.close_after_reply) {
+        closed = true;
+        break;
+      }
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("commands") {
+  TEST_CASE("the seed's five commands answer exactly one line each") {
+    Session s;
+    CHECK(s.run("CREATE emails\n") == "OK created emails\n");
+    CHECK(s.run("CREATE emails\n") == "ERROR EXISTS queue 'emails' already exists\n");
+    CHECK(s.run("ENQUEUE emails Send welcome email\n") == "OK 1\n");
+    CHECK(s.run("ENQUEUE emails Send  password reset\n") == "OK 2\n");
+    CHECK(s.run("DEQUEUE emails\n") == "OK 1 Send welcome email\n");
+    CHECK(s.run("ACK 1\n") == "OK acked 1\n");
+    CHECK(s.run("ACK 1\n") == "ERROR NOTFOUND no job 1 (never existed, or already acked)\n");
+    CHECK(s.run("DEQUEUE emails\n") == "OK 2 Send  password reset\n");
+    CHECK(s.run("ACK emails 2\n") == "OK acked 2\n");
+    CHECK(s.run("DEQUEUE emails\n") == "ERROR EMPTY queue 'emails' has no ready job\n");
+    CHECK(s.run("LIST\n") == "OK emails\n");
+  }
+
+  TEST_CASE("LIST is one comma-separated line, sorted; bare OK when there is none") {
+    Session s;
+    CHECK(s.run("LIST\n") == "OK\n");
+    s.run("CREATE orders\nCREATE emails\nCREATE audit\n");
+    CHECK(s.run("LIST\n") == "OK audit,emails,orders\n");
+  }
+
+  TEST_CASE("ACK <queue> <id> checks the queue") {
+    Session s;
+    s.run("CREATE a\nCREATE b\nENQUEUE a x\nDEQUEUE a\n");
+    CHECK(s.run("ACK b 1\n") == "ERROR NOTFOUND job 1 is not in queue 'b'\n");
+    CHECK(s.run("ACK a 1\n") == "OK acked 1\n");
+  }
+
+  TEST_CASE("bad arguments get BADFORMAT with the reason") {
+    Session s;
+    CHECK(s.run("ACK abc\n") == "ERROR BADFORMAT a job id is a positive whole number, got 'abc'\n");
+    CHECK(s.run("ACK 0\n") == "ERROR BADFORMAT a job id is a positive whole number, got '0'\n");
+    CHECK(s.run("CREATE 123\n").find("ERROR BADFORMAT invalid queue name '123'") == 0);
+    CHECK(s.run("ENQUEUE nope x\n") == "ERROR NOQUEUE queue 'nope' does not exist; CREATE it first\n");
+    CHECK(s.stats.errors_total == 4);
+  }
+
+  TEST_CASE("PING, QUIT, HELP") {
+    Session s;
+    CHECK(s.run("PING\n") == "OK PONG\n");
+    std::string help = s.run("HELP\n");
+    CHECK(help.rfind("OK ", 0) == 0);
+    size_t count = std::stoul(help.substr(3));
+    CHECK(count == protocol::all_commands().size());
+    CHECK(static_cast<size_t>(std::count(help.begin(), help.end(), '\n')) == count + 1);
+    CHECK(s.run("HELP ack\n").rfind("OK ", 0) == 0);
+    CHECK(s.run("HELP nope\n") == "ERROR UNKNOWN no command 'nope'; HELP lists the commands\n");
+    CHECK(s.run("QUIT\nPING\n") == "OK bye\n");
+    CHECK(s.closed);
+  }
+
+  TEST_CASE("STATS counts jobs and commands; STATS <queue> shows one queue") {
+    Session s;
+    s.run("CREATE q\nENQUEUE q a\nENQUEUE q b\nDEQUEUE q\nACK 1\nDEQUEUE q\n");
+    std::string stats = s.run("STATS\n");
+    CHECK(stats.find("\njobs_ready 0\n") != std::string::npos);
+    CHECK(stats.find("\njobs_leased 1\n") != std::string::npos);
+    CHECK(stats.find("\njobs_enqueued_total 2\n") != std::string::npos);
+    CHECK(stats.find("\njobs_acked_total 1\n") != std::string::npos);
+    CHECK(stats.find("\ncommands_dequeue 2\n") != std::string::npos);
+    CHECK(stats.find("\nqueues 1\n") != std::string::npos);
+    CHECK(s.run("STATS q\n") ==
+          "OK 8\nqueue q\nready 0\nleased 1\nenqueued_total 2\ndequeued_total 2\n"
+          "acked_total 1\ntimed_out_total 0\nack_timeout_ms 30000\n");
+    CHECK(s.run("STATS nope\n") == "ERROR NOQUEUE queue 'nope' does not exist\n");
+  }
+}

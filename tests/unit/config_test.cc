@@ -1,0 +1,95 @@
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "server/config.h"
+
+using namespace tq::server;
+
+TEST_SUITE("config") {
+  TEST_CASE("an empty document keeps every default") {
+    auto r = load_config_text("", "test.yaml");
+    REQUIRE(r.config);
+    CHECK(r.config->port == 8080);
+    CHECK(r.config->host == "127.0.0.1");
+    CHECK(r.config->queue_defaults.ack_timeout_ms == 30'000);
+    CHECK_FALSE(r.config->auto_create_queues);
+  }
+
+  TEST_CASE("the shipped config.yaml loads and states the defaults") {
+    auto r = load_config_file(std::string(TQ_SOURCE_DIR) + "/config.yaml");
+    INFO(r.error);
+    REQUIRE(r.config);
+    Config defaults;
+    CHECK(r.config->port == defaults.port);
+    CHECK(r.config->max_line_bytes == defaults.max_line_bytes);
+    CHECK(r.config->max_connections == defaults.max_connections);
+    CHECK(r.config->queue_defaults.ack_timeout_ms == defaults.queue_defaults.ack_timeout_ms);
+  }
+
+  TEST_CASE("values are read with their units") {
+    auto r = load_config_text(R"(
+server:
+  port: 9000
+  log_level: debug
+  shutdown_timeout: 1500ms
+limits:
+  max_line_bytes: 64KiB
+queues:
+  auto_create: true
+  defaults:
+    ack_timeout: 2m
+)", "t.yaml");
+    INFO(r.error);
+    REQUIRE(r.config);
+    CHECK(r.config->port == 9000);
+    CHECK(r.config->log_level == LogLevel::kDebug);
+    CHECK(r.config->shutdown_timeout_ms == 1500);
+    CHECK(r.config->max_line_bytes == 64 * 1024);
+    CHECK(r.config->auto_create_queues);
+    CHECK(r.config->queue_defaults.ack_timeout_ms == 120'000);
+  }
+
+  TEST_CASE("an unknown key is an error that names it") {
+    auto r = load_config_text("server:\n  hots: 0.0.0.0\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error.find("t.yaml: server.hots: unknown key") == 0);
+  }
+
+  TEST_CASE("a bad value is an error that names the key and the value") {
+    auto r = load_config_text("server:\n  port: eighty\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error == "t.yaml: server.port: expected a whole number from 0 to 65535, got 'eighty'");
+    r = load_config_text("queues:\n  defaults:\n    ack_timeout: soon\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error.find("t.yaml: queues.defaults.ack_timeout: expected a duration") == 0);
+  }
+
+  TEST_CASE("broken YAML is one line with its position") {
+    auto r = load_config_text("server: [1, 2\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error.find("t.yaml: ") == 0);
+    CHECK(r.error.find('\n') == std::string::npos);
+    CHECK(r.error.find("line") != std::string::npos);
+  }
+
+  TEST_CASE("a missing file is an error") {
+    auto r = load_config_file("/nonexistent/tq.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error == "/nonexistent/tq.yaml: cannot open the configuration file");
+  }
+
+  TEST_CASE("durations and sizes") {
+    CHECK(parse_duration_ms("30", 1000) == 30'000);
+    CHECK(parse_duration_ms("30s", 1) == 30'000);
+    CHECK(parse_duration_ms("250ms", 1000) == 250);
+    CHECK(parse_duration_ms("1h", 1) == 3'600'000);
+    CHECK_FALSE(parse_duration_ms("1 fortnight", 1).has_value());
+    CHECK_FALSE(parse_duration_ms("s", 1).has_value());
+    CHECK(parse_size("64MiB") == 64ull << 20);
+    CHECK(parse_size("100") == 100u);
+    CHECK(parse_size("1GB") == 1'000'000'000u);
+    CHECK_FALSE(parse_size("lots").has_value());
+  }
+}

@@ -1,0 +1,206 @@
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "server/engine/engine.h"
+
+using namespace tq::engine;
+
+namespace {
+
+struct Fixture {
+  ManualClock clock;
+  QueueSettings defaults{.ack_timeout_ms = 30'000};
+  Engine engine{clock, EngineLimits{}, defaults};
+
+  Fixture() { REQUIRE(engine.create_queue("emails").ok()); }
+
+  uint64_t put(const std::string& payload, const std::string& queue = "emails") {
+    auto id = engine.enqueue(queue, payload);
+    REQUIRE(id.ok());
+    return id.value();
+  }
+
+  // Dequeues and returns the payload, or "" when empty.
+  std::string take(const std::string& queue = "emails") {
+    auto job = engine.dequeue(queue);
+    if (!job.ok()) return "";
+    return std::string(job.value()->payload());
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("engine") {
+  TEST_CASE("jobs come out in FIFO order with unique, growing ids") {
+    Fixture f;
+    uint64_t a = f.put("a"), b = f.put("b"), c = f.put("c");
+    CHECK(a < b);
+    CHECK(b < c);
+    CHECK(f.take() == "a");
+    CHECK(f.take() == "b");
+    CHECK(f.take() == "c");
+    auto empty = f.engine.dequeue("emails");
+    REQUIRE_FALSE(empty.ok());
+    CHECK(empty.error().code == Errc::kEmpty);
+  }
+
+  TEST_CASE("dequeue leases; ack deletes; a second ack is NOTFOUND") {
+    Fixture f;
+    uint64_t id = f.put("hello");
+    auto job = f.engine.dequeue("emails");
+    REQUIRE(job.ok());
+    CHECK(job.value()->id == id);
+    CHECK(job.value()->state == JobState::kLeased);
+    CHECK(job.value()->attempts == 1);
+    CHECK(f.engine.leased_count() == 1);
+    CHECK(f.engine.ack(id).ok());
+    CHECK(f.engine.job_count() == 0);
+    auto again = f.engine.ack(id);
+    REQUIRE_FALSE(again.ok());
+    CHECK(again.error().code == Errc::kNotFound);
+    CHECK(f.engine.counters().acked == 1);
+    CHECK(f.engine.find_queue("emails")->counters.acked == 1);
+  }
+
+  TEST_CASE("ack of an unknown id, or in the wrong queue, is NOTFOUND") {
+    Fixture f;
+    REQUIRE(f.engine.create_queue("other").ok());
+    CHECK(f.engine.ack(999).error().code == Errc::kNotFound);
+    uint64_t id = f.put("x");
+    REQUIRE(f.engine.dequeue("emails").ok());
+    CHECK(f.engine.ack(id, "other").error().code == Errc::kNotFound);
+    CHECK(f.engine.ack(id, "emails").ok());
+  }
+
+  TEST_CASE("a ready job cannot be acked") {
+    Fixture f;
+    uint64_t id = f.put("x");
+    CHECK(f.engine.ack(id).error().code == Errc::kNotLeased);
+  }
+
+  TEST_CASE("an expired lease puts the job back at its original place") {
+    Fixture f;
+    uint64_t first = f.put("first");
+    f.put("second");
+    REQUIRE(f.engine.dequeue("emails").ok());  // leases "first"
+    f.put("third");
+    CHECK(f.engine.next_deadline_ms() == f.clock.now_ms() + 30'000);
+
+    f.clock.advance_ms(29'999);
+    CHECK(f.engine.expire_due() == 0);
+    f.clock.advance_ms(1);
+    CHECK(f.engine.expire_due() == 1);
+    CHECK(f.engine.next_deadline_ms() == INT64_MAX);
+    CHECK(f.engine.counters().timed_out == 1);
+    CHECK(f.engine.find_queue("emails")->counters.timed_out == 1);
+
+    // Ahead of jobs enqueued after it: FIFO by id.
+    auto again = f.engine.dequeue("emails");
+    REQUIRE(again.ok());
+    CHECK(again.value()->id == first);
+    CHECK(again.value()->attempts == 2);
+    CHECK(f.take() == "second");
+    CHECK(f.take() == "third");
+  }
+
+  TEST_CASE("an ack after the lease expired is NOTLEASED and the job stays") {
+    Fixture f;
+    uint64_t id = f.put("x");
+    REQUIRE(f.engine.dequeue("emails").ok());
+    f.clock.advance_ms(30'000);
+    f.engine.expire_due();
+    auto late = f.engine.ack(id);
+    REQUIRE_FALSE(late.ok());
+    CHECK(late.error().code == Errc::kNotLeased);
+    CHECK(f.engine.job_count() == 1);
+  }
+
+  TEST_CASE("leases expire in deadline order across queues") {
+    Fixture f;
+    REQUIRE(f.engine.create_queue("other").ok());
+    f.put("a");
+    f.put("b", "other");
+    REQUIRE(f.engine.dequeue("emails").ok());
+    f.clock.advance_ms(10'000);
+    REQUIRE(f.engine.dequeue("other").ok());
+    CHECK(f.engine.next_deadline_ms() == f.clock.now_ms() + 20'000);
+    f.clock.advance_ms(20'000);
+    CHECK(f.engine.expire_due() == 1);
+    CHECK(f.engine.find_queue("emails")->ready.size() == 1);
+    CHECK(f.engine.find_queue("other")->leased.size() == 1);
+    CHECK(f.engine.next_deadline_ms() == f.clock.now_ms() + 10'000);
+    f.clock.advance_ms(10'000);
+    CHECK(f.engine.expire_due() == 1);
+    CHECK(f.engine.leased_count() == 0);
+  }
+
+  TEST_CASE("acking the earliest lease moves the next deadline") {
+    Fixture f;
+    uint64_t a = f.put("a");
+    f.put("b");
+    REQUIRE(f.engine.dequeue("emails").ok());
+    f.clock.advance_ms(5'000);
+    REQUIRE(f.engine.dequeue("emails").ok());
+    CHECK(f.engine.ack(a).ok());
+    CHECK(f.engine.next_deadline_ms() == f.clock.now_ms() + 30'000);
+  }
+
+  TEST_CASE("queue creation: names, duplicates, limits") {
+    ManualClock clock;
+    Engine engine(clock, EngineLimits{.auto_create_queues = false, .max_queues = 2}, {});
+    CHECK(engine.create_queue("a.b_c:d-1").ok());
+    CHECK(engine.create_queue("a.b_c:d-1").error().code == Errc::kExists);
+    CHECK(engine.create_queue("").error().code == Errc::kBadArgument);
+    CHECK(engine.create_queue("12345").error().code == Errc::kBadArgument);
+    CHECK(engine.create_queue("has space").error().code == Errc::kBadArgument);
+    CHECK(engine.create_queue(std::string(201, 'q')).error().code == Errc::kBadArgument);
+    CHECK(engine.create_queue(std::string(200, 'q')).ok());
+    CHECK(engine.create_queue("third").error().code == Errc::kLimit);
+  }
+
+  TEST_CASE("without auto-create, an unknown queue is NOQUEUE with a hint") {
+    Fixture f;
+    auto r = f.engine.enqueue("emials", "x");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == Errc::kNoQueue);
+    CHECK(r.error().message == "queue 'emials' does not exist; CREATE it first");
+    CHECK(f.engine.dequeue("emials").error().code == Errc::kNoQueue);
+  }
+
+  TEST_CASE("with auto-create, ENQUEUE creates the queue") {
+    ManualClock clock;
+    Engine engine(clock, EngineLimits{.auto_create_queues = true, .max_queues = 10}, {});
+    CHECK(engine.enqueue("fresh", "x").ok());
+    CHECK(engine.find_queue("fresh") != nullptr);
+    CHECK(engine.enqueue("bad name", "x").error().code == Errc::kBadArgument);
+  }
+
+  TEST_CASE("many jobs, random acks and expiries keep the counts consistent") {
+    Fixture f;
+    std::vector<uint64_t> leased;
+    for (int i = 0; i < 1000; ++i) f.put("job " + std::to_string(i));
+    for (int i = 0; i < 600; ++i) {
+      auto job = f.engine.dequeue("emails");
+      REQUIRE(job.ok());
+      leased.push_back(job.value()->id);
+      if (i % 100 == 0) f.clock.advance_ms(1'000);
+    }
+    for (size_t i = 0; i < leased.size(); i += 2) REQUIRE(f.engine.ack(leased[i]).ok());
+    f.clock.advance_ms(60'000);
+    CHECK(f.engine.expire_due() == 300);
+    const Queue* q = f.engine.find_queue("emails");
+    CHECK(q->ready.size() == 700);
+    CHECK(q->leased.size() == 0);
+    CHECK(f.engine.job_count() == 700);
+    // The 300 that expired come back first, in id order, then the 400 never taken.
+    uint64_t previous = 0;
+    for (int i = 0; i < 700; ++i) {
+      auto job = f.engine.dequeue("emails");
+      REQUIRE(job.ok());
+      CHECK(job.value()->id > previous);
+      previous = job.value()->id;
+    }
+  }
+}

@@ -1,0 +1,65 @@
+#include <doctest/doctest.h>
+
+#include "protocol/reply.h"
+#include "protocol/reply_reader.h"
+
+using namespace tq::protocol;
+
+TEST_SUITE("reply") {
+  TEST_CASE("errors are one line with a stable code") {
+    std::string out;
+    append_error(out, ErrorCode::kNotFound, "no job 7\r\nOK fake");
+    CHECK(out == "ERROR NOTFOUND no job 7  OK fake\n");
+  }
+
+  TEST_CASE("every code name parses back to its code") {
+    for (int i = 0; i < static_cast<int>(ErrorCode::kCount); ++i) {
+      auto code = static_cast<ErrorCode>(i);
+      CHECK(parse_error_code(error_code_name(code)) == code);
+    }
+    CHECK_FALSE(parse_error_code("NOPE").has_value());
+  }
+
+  TEST_CASE("escaping makes any bytes printable and bounded") {
+    std::string out;
+    append_escaped(out, std::string_view("a\nb\\\x01\xff", 6), 64);
+    CHECK(out == "a\\nb\\\\\\x01\\xff");
+    out.clear();
+    append_escaped(out, "abcdef", 3);
+    CHECK(out == "abc...");
+  }
+
+  TEST_CASE("reply lines are taken apart") {
+    auto ok = parse_reply_line("OK 12 hello world");
+    REQUIRE(ok);
+    CHECK(ok->ok);
+    CHECK(ok->text == "12 hello world");
+    auto bare = parse_reply_line("OK");
+    REQUIRE(bare);
+    CHECK(bare->text.empty());
+    auto err = parse_reply_line("ERROR EMPTY queue 'q' has no ready job");
+    REQUIRE(err);
+    CHECK_FALSE(err->ok);
+    CHECK(err->code == ErrorCode::kEmpty);
+    CHECK(err->text == "queue 'q' has no ready job");
+    CHECK_FALSE(parse_reply_line("OKAY").has_value());
+    CHECK_FALSE(parse_reply_line("hello").has_value());
+  }
+
+  TEST_CASE("the reply reader splits lines and bodies across pieces") {
+    ReplyReader reader;
+    reader.feed("OK 1\r\nJOB 5");
+    CHECK(reader.take_line() == "OK 1");
+    CHECK_FALSE(reader.take_line().has_value());
+    reader.feed("\nab");
+    CHECK(reader.take_line() == "JOB 5");
+    CHECK_FALSE(reader.take_body(3).has_value());
+    reader.feed("c\r");
+    CHECK_FALSE(reader.take_body(3).has_value());
+    reader.feed("\n");
+    CHECK(reader.take_body(3) == "abc");
+    reader.feed("xyzQ");
+    CHECK_FALSE(reader.take_body(3).has_value());
+    CHECK(reader.broken());
+  }
+}

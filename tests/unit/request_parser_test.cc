@@ -1,0 +1,157 @@
+#include <doctest/doctest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "protocol/request_parser.h"
+
+using namespace tq::protocol;
+
+namespace {
+
+// Pulls everything the parser can give into readable strings.
+void drain(RequestParser& parser, std::vector<std::string>& out) {
+  for (;;) {
+    auto r = parser.next();
+    if (r == RequestParser::Result::kNeedMore) return;
+    if (r == RequestParser::Result::kError) {
+      out.push_back("ERROR " + std::string(error_code_name(parser.error().code)));
+      continue;
+    }
+    std::string s(parser.request().spec->name);
+    for (auto arg : parser.request().args) s += "|" + std::string(arg);
+    out.push_back(s);
+  }
+}
+
+std::vector<std::string> parse_in_pieces(const std::string& input, const std::vector<size_t>& cuts,
+                                         ParserLimits limits = {}) {
+  RequestParser parser(limits);
+  std::vector<std::string> out;
+  size_t at = 0;
+  for (size_t cut : cuts) {
+    parser.feed(std::string_view(input).substr(at, cut - at));
+    drain(parser, out);
+    at = cut;
+  }
+  parser.feed(std::string_view(input).substr(at));
+  drain(parser, out);
+  return out;
+}
+
+std::vector<std::string> parse_whole(const std::string& input, ParserLimits limits = {}) {
+  return parse_in_pieces(input, {}, limits);
+}
+
+}  // namespace
+
+TEST_SUITE("request_parser") {
+  TEST_CASE("one command, LF or CRLF") {
+    CHECK(parse_whole("PING\n") == std::vector<std::string>{"PING"});
+    CHECK(parse_whole("PING\r\n") == std::vector<std::string>{"PING"});
+    CHECK(parse_whole("ping\r\n") == std::vector<std::string>{"PING"});
+    CHECK(parse_whole("PING").empty());  // no line end yet
+  }
+
+  TEST_CASE("the payload is the rest of the line, inner and trailing spaces kept") {
+    CHECK(parse_whole("ENQUEUE emails Send  welcome email \r\n") ==
+          std::vector<std::string>{"ENQUEUE|emails|Send  welcome email "});
+    CHECK(parse_whole("ENQUEUE\temails\t a\tb\n") ==
+          std::vector<std::string>{"ENQUEUE|emails|a\tb"});
+  }
+
+  TEST_CASE("pipelined commands in one read come out in order") {
+    auto got = parse_whole("CREATE q\nENQUEUE q a\r\nDEQUEUE q\nACK 1\nLIST\n");
+    CHECK(got == std::vector<std::string>{"CREATE|q", "ENQUEUE|q|a", "DEQUEUE|q", "ACK|1", "LIST"});
+  }
+
+  TEST_CASE("a stream split at every byte parses the same as whole") {
+    const std::string input =
+        "CREATE emails\r\nENQUEUE emails Send welcome email\nDEQUEUE emails\r\n\r\n"
+        "ACK emails 1\nBOGUS x\nACK\nLIST\r\n";
+    const auto whole = parse_whole(input);
+    REQUIRE(whole.size() == 7);
+    for (size_t cut = 0; cut <= input.size(); ++cut) {
+      CAPTURE(cut);
+      CHECK(parse_in_pieces(input, {cut}) == whole);
+    }
+    std::vector<size_t> every;
+    for (size_t i = 1; i < input.size(); ++i) every.push_back(i);
+    CHECK(parse_in_pieces(input, every) == whole);
+  }
+
+  TEST_CASE("random splits parse the same as whole") {
+    std::string input;
+    for (int i = 0; i < 200; ++i) input += "ENQUEUE q payload number " + std::to_string(i) + "\r\n";
+    const auto whole = parse_whole(input);
+    REQUIRE(whole.size() == 200);
+    std::mt19937 rng(42);
+    for (int round = 0; round < 50; ++round) {
+      std::vector<size_t> cuts;
+      size_t at = 0;
+      while (true) {
+        at += 1 + rng() % 37;
+        if (at >= input.size()) break;
+        cuts.push_back(at);
+      }
+      CHECK(parse_in_pieces(input, cuts) == whole);
+    }
+  }
+
+  TEST_CASE("empty and blank lines are ignored") {
+    CHECK(parse_whole("\n\r\n   \n\t\r\nPING\n\n") == std::vector<std::string>{"PING"});
+  }
+
+  TEST_CASE("an over-long line is answered TOOBIG once and skipped through its newline") {
+    ParserLimits limits;
+    limits.max_line_bytes = 16;
+    const std::string long_line = "ENQUEUE q " + std::string(100, 'x') + "\n";
+    CHECK(parse_whole(long_line + "PING\n", limits) == std::vector<std::string>{"ERROR TOOBIG", "PING"});
+    // The same, arriving a byte at a time: one error, not one per byte.
+    std::vector<size_t> every;
+    for (size_t i = 1; i < long_line.size() + 5; ++i) every.push_back(i);
+    CHECK(parse_in_pieces(long_line + "PING\n", every, limits) ==
+          std::vector<std::string>{"ERROR TOOBIG", "PING"});
+    // Exactly at the limit is fine.
+    CHECK(parse_whole("ENQUEUE q 123456\n", limits) == std::vector<std::string>{"ENQUEUE|q|123456"});
+  }
+
+  TEST_CASE("an endless line without newline does not grow the buffer") {
+    ParserLimits limits;
+    limits.max_line_bytes = 1024;
+    RequestParser parser(limits);
+    std::vector<std::string> out;
+    for (int i = 0; i < 1000; ++i) {
+      parser.feed(std::string(512, 'a'));
+      drain(parser, out);
+      CHECK(parser.buffered() <= 1024 + 512);
+    }
+    CHECK(out == std::vector<std::string>{"ERROR TOOBIG"});
+    parser.feed("\nPING\n");
+    drain(parser, out);
+    CHECK(out == std::vector<std::string>{"ERROR TOOBIG", "PING"});
+  }
+
+  TEST_CASE("unknown verbs and binary garbage get UNKNOWN and the next line still works") {
+    CHECK(parse_whole("FROB x\nPING\n") == std::vector<std::string>{"ERROR UNKNOWN", "PING"});
+    std::string garbage("\x00\xff\x01\x02 zz\n", 8);
+    CHECK(parse_whole(garbage + "PING\n") == std::vector<std::string>{"ERROR UNKNOWN", "PING"});
+    RequestParser parser;
+    parser.feed("\x1b[A\n");
+    REQUIRE(parser.next() == RequestParser::Result::kError);
+    CHECK(parser.error().message == "unknown command '\\x1b[A'; HELP lists the commands");
+  }
+
+  TEST_CASE("arity is checked before any handler runs") {
+    CHECK(parse_whole("ENQUEUE q\n") == std::vector<std::string>{"ERROR BADFORMAT"});
+    CHECK(parse_whole("DEQUEUE\n") == std::vector<std::string>{"ERROR BADFORMAT"});
+    CHECK(parse_whole("LIST extra\n") == std::vector<std::string>{"ERROR BADFORMAT"});
+    CHECK(parse_whole("ACK a b c\n") == std::vector<std::string>{"ERROR BADFORMAT"});
+    RequestParser parser;
+    parser.feed("ENQUEUE q\n");
+    REQUIRE(parser.next() == RequestParser::Result::kError);
+    CHECK(parser.error().message ==
+          "wrong number of arguments for ENQUEUE; usage: ENQUEUE <queue> <payload>");
+  }
+}
