@@ -117,9 +117,11 @@ Status Engine::ack(uint64_t id, std::optional<std::string_view> queue_name) {
                                            quoted(*queue_name));
   }
   if (job->state != JobState::kLeased) {
-    return make_error(Errc::kNotLeased, "job " + std::to_string(id) + " is " +
-                                            job_state_name(job->state) +
-                                            ", not leased: its lease expired and it went back");
+    std::string msg = "job " + std::to_string(id) + " is " + job_state_name(job->state) +
+                      ", not leased";
+    msg += job->attempts == 0 ? ": it was never delivered"
+                              : ": its lease expired and it went back to the queue";
+    return make_error(Errc::kNotLeased, std::move(msg));
   }
   queue->leased.erase(job);
   --leased_count_;
