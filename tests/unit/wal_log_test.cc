@@ -1,0 +1,273 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "tests/unit/wal_test_support.h"
+
+using namespace tq::wal;
+using tq::wal::testing::LogHarness;
+using tq::wal::testing::ReplayedRecord;
+
+namespace {
+
+const std::string kDir = "/data/wal";
+
+std::string body_of(int i) { return "record " + std::to_string(i) + std::string(i % 50, '.'); }
+
+// Appends n records (types 1..) and waits until they are durable.
+std::vector<ReplayedRecord> write_records(LogHarness& h, int n, int from = 0) {
+  std::vector<ReplayedRecord> written;
+  for (int i = from; i < from + n; ++i) {
+    auto a = h.log->append(static_cast<uint8_t>(1 + i % 7), body_of(i));
+    written.push_back({static_cast<uint8_t>(1 + i % 7), a.seq, body_of(i), a.segment});
+  }
+  REQUIRE(h.wait_durable());
+  return written;
+}
+
+std::string newest_segment(MemoryFileSystem& fs) {
+  auto listed = fs.list(kDir);
+  std::vector<std::string> names = *listed;
+  std::string newest;
+  for (const auto& n : names) {
+    if (n.size() > 4 && n.substr(n.size() - 4) == ".wal" && n > newest) newest = n;
+  }
+  return kDir + "/" + newest;
+}
+
+size_t segment_count(MemoryFileSystem& fs) {
+  auto listed = fs.list(kDir);
+  std::vector<std::string> names = *listed;
+  size_t n = 0;
+  for (const auto& name : names) n += parse_segment_file_name(name) != 0;
+  return n;
+}
+
+}  // namespace
+
+TEST_SUITE("wal_log") {
+  TEST_CASE("records replay in order after a reopen, across rotated segments") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 300);
+    }
+    CHECK(segment_count(fs) > 3);  // 4 KiB segments
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed == written);
+    CHECK(h.summary.torn.empty());
+    // Appending continues the sequence.
+    auto a = h.log->append(1, "after");
+    CHECK(a.seq == written.back().seq + 1);
+  }
+
+  TEST_CASE("a log cut at every byte of its last record replays to the last whole record") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 5);
+    }
+    const std::string path = newest_segment(fs);
+    const std::string full = fs.contents(path);
+    const size_t last_size = record_size(written.back().body.size());
+    size_t end = full.size();
+    while (full[end - 1] == 0) --end;  // past the preallocated zeros
+    const size_t last_start = end - last_size;
+    for (size_t cut = last_start; cut < end; ++cut) {
+      CAPTURE(cut);
+      std::string damaged = full.substr(0, cut) + std::string(full.size() - cut, '\0');
+      fs.set_contents(path, damaged);
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      CHECK(h.replayed == std::vector<ReplayedRecord>(written.begin(), written.end() - 1));
+      CHECK(h.summary.torn.empty() == (cut == last_start));
+      // The partial record was overwritten with zeros.
+      CHECK(fs.contents(path).substr(last_start) == std::string(full.size() - last_start, '\0'));
+      h.close();
+    }
+  }
+
+  TEST_CASE("a bit flip in an older record stops the open, naming file and offset") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 10);
+    }
+    const std::string path = newest_segment(fs);
+    std::string data = fs.contents(path);
+    const size_t third = kSegmentHeaderSize + record_size(written[0].body.size()) +
+                         record_size(written[1].body.size());
+    data[third + 30] ^= 0x04;
+    fs.set_contents(path, data);
+
+    LogHarness h(fs);
+    Status s = h.open();
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.code() == Status::Code::kCorruption);
+    CHECK(s.message() == path + " at offset " + std::to_string(third) + ": checksum mismatch");
+    CHECK(fs.contents(path) == data);  // left as it was
+
+    // With recover, the damaged record is dropped, loudly, and the rest kept.
+    LogOptions o = h.options();
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    REQUIRE(h.reporter.drops.size() == 1);
+    CHECK(h.reporter.drops[0] == path + "@" + std::to_string(third) + "+" +
+                                     std::to_string(record_size(written[2].body.size())) +
+                                     ": checksum mismatch; records 3 to 3 lost");
+    auto expected = written;
+    expected.erase(expected.begin() + 2);
+    CHECK(h.replayed == expected);
+  }
+
+  TEST_CASE("a missing segment between two others is corruption") {
+    MemoryFileSystem fs;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      write_records(h, 300);
+    }
+    auto listed = fs.list(kDir);
+    std::vector<std::string> names = *listed;
+    std::sort(names.begin(), names.end());
+    std::vector<std::string> segments;
+    for (const auto& n : names) if (parse_segment_file_name(n)) segments.push_back(n);
+    REQUIRE(segments.size() >= 3);
+    REQUIRE(fs.remove(kDir + "/" + segments[1]).ok());
+    LogHarness h(fs);
+    Status s = h.open();
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.message().find(segments[2]) != std::string::npos);
+    CHECK(s.message().find("a segment is missing") != std::string::npos);
+  }
+
+  TEST_CASE("a second open of the same directory is refused by the lock") {
+    MemoryFileSystem fs;
+    LogHarness a(fs), b(fs);
+    REQUIRE(a.open().ok());
+    Status s = b.open();
+    CHECK(s.code() == Status::Code::kLocked);
+    a.close();
+    CHECK(b.open().ok());
+  }
+
+  TEST_CASE("fsync=always: one sync per batch, and durable records survive a power cut") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      size_t before = fs.sync_count();
+      // Many records appended in one iteration go out as one batch.
+      for (int i = 0; i < 50; ++i) {
+        auto a = h.log->append(1, body_of(i));
+        written.push_back({1, a.seq, body_of(i), a.segment});
+      }
+      REQUIRE(h.wait_durable());
+      CHECK(fs.sync_count() - before <= 3);  // one per segment touched at most
+      fs.lose_unsynced();
+    }
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed == written);
+  }
+
+  TEST_CASE("fsync=never: records reach the OS but a power cut may lose them") {
+    MemoryFileSystem fs;
+    {
+      LogHarness h(fs);
+      LogOptions o = h.options();
+      o.fsync = FsyncPolicy::kNever;
+      o.segment_bytes = 1 << 20;
+      REQUIRE(h.open(o).ok());
+      write_records(h, 1);  // creates the segment (its header is synced with it)
+      size_t syncs = fs.sync_count();
+      write_records(h, 20, 1);
+      CHECK(fs.sync_count() == syncs);
+      fs.lose_unsynced();
+      h.log.reset();  // a crash: no close, no final sync
+    }
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed.size() < 21);
+  }
+
+  TEST_CASE("a full disk fails the batch; the log recovers when space returns") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 5);
+      fs.set_capacity(fs.used_bytes());  // the current segment is full of room, the disk is not
+      // Enough records to need a new segment.
+      for (int i = 5; i < 200; ++i) {
+        auto a = h.log->append(1, body_of(i));
+        written.push_back({1, a.seq, body_of(i), a.segment});
+      }
+      h.log->flush();
+      h.wait_failed();
+      CHECK_FALSE(h.log->healthy());
+      CHECK(h.log->last_error().find("No space left on device") != std::string::npos);
+      CHECK(h.log->durable_seq() < written.back().seq);
+      fs.set_capacity(UINT64_MAX);
+      REQUIRE(h.wait_durable(true));
+      CHECK(h.log->healthy());
+      CHECK(h.log->stats().writer.io_errors >= 1);
+    }
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed == written);
+  }
+
+  TEST_CASE("a failed write is retried from the same offset until it succeeds") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 3);
+      fs.set_fail_syncs(true);
+      auto a = h.log->append(2, "needs a sync");
+      written.push_back({2, a.seq, "needs a sync", a.segment});
+      h.wait_failed();
+      fs.set_fail_syncs(false);
+      REQUIRE(h.wait_durable(true));
+      fs.lose_unsynced();
+    }
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed == written);
+  }
+
+  TEST_CASE("segments are deleted on request, oldest first, never the current one") {
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    write_records(h, 300);
+    size_t before = segment_count(fs);
+    uint32_t current = h.log->current_segment();
+    REQUIRE(before > 3);
+    h.log->delete_segments_before(current + 100);
+    REQUIRE(h.wait_durable());
+    // The deletion rides on the next batch.
+    h.log->append(1, "x");
+    REQUIRE(h.wait_durable());
+    CHECK(segment_count(fs) == 1);
+    CHECK(h.log->oldest_segment() == current);
+    CHECK(h.log->stats().segments_deleted == before - 1);
+    h.close();
+    // Replay starts at the remaining segment; seqs still continue.
+    LogHarness again(fs);
+    REQUIRE(again.open().ok());
+    REQUIRE_FALSE(again.replayed.empty());
+    CHECK(again.replayed.back().body == "x");
+  }
+}

@@ -1,0 +1,60 @@
+// The files the log uses, behind a small interface (LevelDB's Env idea), so
+// tests can run the log on MemoryFileSystem: corrupt bytes, cut files short,
+// fill the disk, fail a sync, or lose everything not synced (a power cut).
+//
+// Ownership: a FileSystem outlives every file and lock it hands out. Files
+// are used by one thread at a time (the log's writer thread).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "wal/status.h"
+
+namespace tq::wal {
+
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  virtual Status write_at(uint64_t offset, std::string_view data) = 0;
+  virtual Status sync() = 0;  // data durable (fdatasync)
+  virtual Status close() = 0;
+};
+
+// Held for as long as it lives; released by its destructor.
+class FileLock {
+ public:
+  virtual ~FileLock() = default;
+};
+
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+
+  // Creates the directory (and its parents) with owner-only permissions.
+  virtual Status create_dir(const std::string& dir) = 0;
+  // Names (not paths) of the entries in dir.
+  virtual Result<std::vector<std::string>> list(const std::string& dir) = 0;
+  virtual Result<std::string> read_file(const std::string& path) = 0;
+  // Opens for writing at explicit offsets. With `create`, the file must not
+  // exist yet. The file is extended to at least `preallocate` bytes of zeros
+  // on disk, so later writes inside it cannot run out of space.
+  virtual Result<std::unique_ptr<WritableFile>> open_for_write(const std::string& path,
+                                                               bool create,
+                                                               uint64_t preallocate) = 0;
+  virtual Status truncate(const std::string& path, uint64_t size) = 0;
+  virtual Status remove(const std::string& path) = 0;
+  // Makes creations and removals in dir durable.
+  virtual Status sync_dir(const std::string& dir) = 0;
+  // Takes an exclusive lock on `path` without waiting, and writes our pid
+  // into it. Fails with kLocked, naming the holder's pid, when it is held.
+  virtual Result<std::unique_ptr<FileLock>> lock(const std::string& path) = 0;
+};
+
+// The real thing: POSIX calls, fallocate, fdatasync, flock.
+FileSystem& posix_file_system();
+
+}  // namespace tq::wal

@@ -1,0 +1,29 @@
+// The on-disk format of the write-ahead log. wal/FORMAT.md says the same in
+// prose; keep the two in step.
+//
+// A log is a directory of segment files named <first seq, 20 digits>.wal.
+// A segment is a 32-byte header, then records back to back, then zeros to
+// the end of the preallocated file:
+//
+//   header: magic[8] "TQWAL\r\n\x1a" | version u32 | ordinal u32 |
+//           first_seq u64 | checksum u64 (XXH3-64 of the 24 bytes before it)
+//   record: checksum u64 | length u32 | type u8 | seq u64 | body[length]
+//           checksum = XXH3-64 of everything after it: length, type, seq, body
+//
+// Integers are little-endian. Types are chosen by the log's user, but 0 is
+// reserved: a record header of zeros marks the end of the written part.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tq::wal {
+
+inline constexpr char kSegmentMagic[8] = {'T', 'Q', 'W', 'A', 'L', '\r', '\n', '\x1a'};
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr size_t kSegmentHeaderSize = 32;
+inline constexpr size_t kRecordHeaderSize = 21;  // checksum 8 + length 4 + type 1 + seq 8
+inline constexpr uint32_t kMaxRecordBody = 256u << 20;  // a longer length is corruption
+inline constexpr const char* kSegmentSuffix = ".wal";
+
+}  // namespace tq::wal

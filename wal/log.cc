@@ -1,0 +1,235 @@
+#include "wal/log.h"
+
+#include <algorithm>
+
+namespace tq::wal {
+
+Log::Log(FileSystem& fs, LogOptions options) : fs_(fs), options_(std::move(options)) {}
+
+Log::~Log() {
+  if (!closed_) (void)close();
+}
+
+namespace {
+
+// Passes reports on, counting them for the summary.
+class CountingReporter final : public Reporter {
+ public:
+  CountingReporter(Reporter& inner, uint64_t* count) : inner_(inner), count_(count) {}
+  void dropped(const std::string& file, uint64_t offset, uint64_t bytes,
+               const std::string& reason) override {
+    ++*count_;
+    inner_.dropped(file, offset, bytes, reason);
+  }
+
+ private:
+  Reporter& inner_;
+  uint64_t* count_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options,
+                                       Reporter& outer_reporter, const ReplayVisitor& visit,
+                                       OpenSummary* summary) {
+  CountingReporter reporter(outer_reporter, &summary->dropped);
+  std::unique_ptr<Log> log(new Log(fs, options));
+  if (Status s = fs.create_dir(options.dir); !s.ok()) return s;
+  auto lock = fs.lock(options.dir + "/LOCK");
+  if (!lock) return lock.error();
+  log->lock_ = std::move(lock).value();
+
+  auto names = fs.list(options.dir);
+  if (!names) return names.error();
+  std::vector<uint64_t> first_seqs;
+  for (const std::string& name : *names) {
+    if (uint64_t seq = parse_segment_file_name(name); seq != 0) first_seqs.push_back(seq);
+  }
+  std::sort(first_seqs.begin(), first_seqs.end());
+
+  uint64_t expected = 0;
+  for (size_t i = 0; i < first_seqs.size(); ++i) {
+    const bool newest = i + 1 == first_seqs.size();
+    const std::string name = segment_file_name(first_seqs[i]);
+    const std::string path = options.dir + "/" + name;
+    auto data = fs.read_file(path);
+    if (!data) return data.error();
+    uint32_t ordinal = 0;
+    ScanOptions scan_options{newest, options.recover, expected};
+    auto visit_record = [&](const Record& record) { return visit(record, ordinal); };
+    // The ordinal is in the header, which the scan reads before any record.
+    SegmentHeader header;
+    std::string why;
+    if (parse_segment_header(*data, &header, &why)) ordinal = header.ordinal;
+    auto scan = scan_segment(path, *data, scan_options, reporter, visit_record);
+    if (!scan) return scan.error();
+    if (scan->no_header) {
+      // Created and never written before a crash: nothing to keep.
+      if (Status s = fs.remove(path); !s.ok()) return s;
+      continue;
+    }
+    if (!log->segments_.empty() && header.ordinal <= log->segments_.back().ordinal) {
+      return Status::corruption(path + ": segment ordinal " + std::to_string(header.ordinal) +
+                                " does not follow " + std::to_string(log->segments_.back().ordinal));
+    }
+    if (scan->torn_at != 0) {
+      summary->torn = path + " offset " + std::to_string(scan->torn_at) + " (" +
+                      std::to_string(scan->torn_bytes) + " bytes)";
+      // Zero the partial record so that nothing after our next write can
+      // ever be mistaken for data.
+      auto file = fs.open_for_write(path, false, 0);
+      if (!file) return file.error();
+      Status s = (*file)->write_at(scan->torn_at, std::string(scan->torn_bytes, '\0'));
+      if (s.ok()) s = (*file)->sync();
+      if (!s.ok()) return s;
+    }
+    log->segments_.push_back(Segment{header.ordinal, header.first_seq, scan->end_offset});
+    log->total_bytes_ += scan->end_offset;
+    summary->records += scan->records;
+    summary->bytes += scan->end_offset;
+    ++summary->segments;
+    expected = scan->last_seq != 0 ? scan->last_seq + 1 : header.first_seq;
+  }
+  if (expected != 0) log->next_seq_ = expected;
+  log->durable_seq_ = log->next_seq_ - 1;
+
+  log->writer_ = std::make_unique<LogWriter>(
+      fs, options.dir, options.fsync, options.fsync_interval_ms, options.segment_bytes,
+      options.retry_interval_ms, [raw = log.get()] {
+        if (raw->progress_callback_) raw->progress_callback_();
+      });
+  if (!log->segments_.empty()) {
+    if (Status s = log->writer_->resume(log->segments_.back().first_seq); !s.ok()) return s;
+  }
+  return log;
+}
+
+void Log::set_progress_callback(std::function<void()> callback) {
+  progress_callback_ = std::move(callback);
+}
+
+void Log::start() { writer_->start(); }
+
+Log::Appended Log::append(uint8_t type, std::string_view body) {
+  const uint64_t size = record_size(body.size());
+  bool rotate = segments_.empty() || rotate_next_ ||
+                (segments_.back().bytes + size > options_.segment_bytes &&
+                 segments_.back().bytes > kSegmentHeaderSize);
+  if (rotate) {
+    rotate_next_ = false;
+    Segment next{segments_.empty() ? 1 : segments_.back().ordinal + 1, next_seq_, 0};
+    Chunk chunk;
+    chunk.ordinal = next.ordinal;
+    chunk.first_seq = next.first_seq;
+    chunk.opens_segment = true;
+    chunk.offset = 0;
+    append_segment_header(chunk.bytes, SegmentHeader{next.ordinal, next.first_seq});
+    next.bytes = chunk.bytes.size();
+    total_bytes_ += chunk.bytes.size();
+    segments_.push_back(next);
+    pending_.chunks.push_back(std::move(chunk));
+  }
+  Segment& segment = segments_.back();
+  if (pending_.chunks.empty() || pending_.chunks.back().ordinal != segment.ordinal) {
+    Chunk chunk;
+    chunk.ordinal = segment.ordinal;
+    chunk.first_seq = segment.first_seq;
+    chunk.offset = segment.bytes;
+    pending_.chunks.push_back(std::move(chunk));
+  }
+  Chunk& chunk = pending_.chunks.back();
+  const uint64_t seq = next_seq_++;
+  append_record(chunk.bytes, type, seq, body);
+  chunk.last_seq = seq;
+  segment.bytes += size;
+  total_bytes_ += size;
+  ++records_appended_;
+  return Appended{seq, segment.ordinal};
+}
+
+void Log::flush() {
+  if (writer_->busy()) return;
+  if (pending_.chunks.empty() && pending_.delete_first_seqs.empty()) return;
+  Batch batch;
+  std::swap(batch, pending_);
+  writer_->submit(std::move(batch));
+}
+
+void Log::apply(const WriterReport& report, Progress* progress) {
+  if (report.durable_seq > durable_seq_) {
+    durable_seq_ = report.durable_seq;
+    progress->advanced = true;
+  }
+  if (report.failure) {
+    healthy_ = false;
+    last_error_ = report.failure->message();
+    progress->failed = true;
+  }
+  if (report.recovered) {
+    healthy_ = true;
+    progress->recovered = true;
+  }
+  for (uint64_t first_seq : report.deleted) {
+    auto it = std::find_if(segments_.begin(), segments_.end(),
+                           [&](const Segment& s) { return s.first_seq == first_seq; });
+    if (it == segments_.end()) continue;
+    total_bytes_ -= it->bytes;
+    segments_.erase(it);
+    ++segments_deleted_;
+  }
+}
+
+Log::Progress Log::poll() {
+  Progress progress;
+  apply(writer_->take_report(), &progress);
+  flush();  // the next batch has been filling while this one was written
+  return progress;
+}
+
+void Log::delete_segments_before(uint32_t ordinal) {
+  for (Segment& s : segments_) {
+    if (s.ordinal >= ordinal || &s == &segments_.back()) break;
+    if (s.deleting) continue;
+    s.deleting = true;
+    pending_.delete_first_seqs.push_back(s.first_seq);
+  }
+}
+
+LogStats Log::stats() {
+  LogStats s;
+  s.segments = segments_.size();
+  s.bytes = total_bytes_;
+  s.records_appended = records_appended_;
+  s.last_seq = last_seq();
+  s.durable_seq = durable_seq_;
+  s.segments_deleted = segments_deleted_;
+  s.healthy = healthy_;
+  s.last_error = last_error_;
+  s.writer = writer_->stats();
+  return s;
+}
+
+Status Log::close() {
+  if (closed_ || !writer_) return Status();  // closed, or never opened
+  closed_ = true;
+  Progress ignored;
+  for (;;) {
+    if (writer_->busy()) {
+      writer_->wait_idle();
+      WriterReport report = writer_->take_report();
+      apply(report, &ignored);
+      if (report.failure) break;  // the disk refuses: give up rather than hang
+      continue;
+    }
+    if (!pending_.chunks.empty() || !pending_.delete_first_seqs.empty()) {
+      flush();
+      continue;
+    }
+    break;
+  }
+  Status s = writer_->stop();
+  apply(writer_->take_report(), &ignored);
+  return s;
+}
+
+}  // namespace tq::wal

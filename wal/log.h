@@ -1,0 +1,142 @@
+// The write-ahead log: a directory of segments, the lock that makes it ours,
+// replay at open, appends from the event loop, and deletion of segments the
+// caller no longer needs.
+//
+// Threads: every method is for the loop thread. Disk writes happen on the
+// LogWriter's thread; the loop learns of them through poll(), which it calls
+// when the progress callback (run on the writer thread) wakes it.
+//
+// Guarantees: records are durable in append order (a seq is durable only if
+// every lower seq is); a record the writer reports durable survives a process
+// crash in every policy, and a power cut under fsync=always. Segments are
+// deleted only as the caller asks, and only after everything appended before
+// the request is durable, so a record's replacement is never lost with it.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "wal/file.h"
+#include "wal/log_writer.h"
+#include "wal/record.h"
+#include "wal/segment_reader.h"
+
+namespace tq::wal {
+
+struct LogOptions {
+  std::string dir;                           // the segments live here
+  FsyncPolicy fsync = FsyncPolicy::kAlways;
+  int64_t fsync_interval_ms = 1000;          // fsync=interval: sync at least this often
+  uint64_t segment_bytes = 64ull << 20;      // rotate to a new segment past this size
+  bool recover = false;                      // skip damaged records instead of refusing to open
+  int64_t retry_interval_ms = 1000;          // after a failed write, try again this often
+};
+
+struct OpenSummary {
+  size_t segments = 0;
+  uint64_t records = 0;
+  uint64_t bytes = 0;
+  std::string torn;        // "<file> offset N (M bytes)" when a partial record was cut off
+  uint64_t dropped = 0;    // recover: how many damaged regions were skipped
+};
+
+struct LogStats {
+  size_t segments = 0;
+  uint64_t bytes = 0;              // written bytes across segments (headers and records)
+  uint64_t records_appended = 0;   // since start
+  uint64_t last_seq = 0;
+  uint64_t durable_seq = 0;
+  uint64_t segments_deleted = 0;
+  bool healthy = true;
+  std::string last_error;
+  WriterStats writer;
+};
+
+// Visits each replayed record; `segment` is the ordinal of the file it is in.
+using ReplayVisitor = std::function<Status(const Record& record, uint32_t segment)>;
+
+class Log {
+ public:
+  static Result<std::unique_ptr<Log>> open(FileSystem& fs, const LogOptions& options,
+                                           Reporter& reporter, const ReplayVisitor& visit,
+                                           OpenSummary* summary);
+  ~Log();
+  Log(const Log&) = delete;
+  Log& operator=(const Log&) = delete;
+
+  // Called on the writer thread after each batch; must be cheap and
+  // thread-safe (uv_async_send). Set before start().
+  void set_progress_callback(std::function<void()> callback);
+  void start();
+
+  struct Appended {
+    uint64_t seq;
+    uint32_t segment;  // ordinal of the segment the record goes into
+  };
+  Appended append(uint8_t type, std::string_view body);
+
+  // Hands what was appended to the writer, if it is idle. Once per iteration.
+  void flush();
+
+  struct Progress {
+    bool advanced = false;   // durable_seq() moved
+    bool failed = false;     // a write failed: healthy() is now false
+    bool recovered = false;  // writes work again
+  };
+  Progress poll();
+
+  // Asks for every segment with an ordinal below `ordinal` to be deleted
+  // (never the current one), once what is appended now is durable.
+  void delete_segments_before(uint32_t ordinal);
+  // Makes the next append start a new segment.
+  void rotate() { rotate_next_ = true; }
+
+  uint64_t last_seq() const { return next_seq_ - 1; }
+  uint64_t durable_seq() const { return durable_seq_; }
+  bool healthy() const { return healthy_; }
+  const std::string& last_error() const { return last_error_; }
+  uint32_t current_segment() const { return segments_.empty() ? 0 : segments_.back().ordinal; }
+  uint32_t oldest_segment() const { return segments_.empty() ? 0 : segments_.front().ordinal; }
+  uint64_t total_bytes() const { return total_bytes_; }
+  uint64_t segment_bytes() const { return options_.segment_bytes; }
+  FsyncPolicy policy() const { return options_.fsync; }
+  LogStats stats();
+
+  // Writes and syncs everything appended, then stops the writer thread.
+  Status close();
+
+ private:
+  struct Segment {
+    uint32_t ordinal;
+    uint64_t first_seq;
+    uint64_t bytes;         // written (or queued) so far
+    bool deleting = false;  // asked to be deleted
+  };
+
+  Log(FileSystem& fs, LogOptions options);
+  void apply(const WriterReport& report, Progress* progress);
+
+  FileSystem& fs_;
+  const LogOptions options_;
+  std::unique_ptr<FileLock> lock_;
+  std::unique_ptr<LogWriter> writer_;
+  std::function<void()> progress_callback_;
+
+  std::deque<Segment> segments_;
+  Batch pending_;                 // appended, not yet handed to the writer
+  uint64_t next_seq_ = 1;
+  uint64_t durable_seq_ = 0;
+  uint64_t total_bytes_ = 0;
+  uint64_t records_appended_ = 0;
+  uint64_t segments_deleted_ = 0;
+  bool rotate_next_ = false;
+  bool healthy_ = true;
+  bool closed_ = false;
+  std::string last_error_;
+};
+
+}  // namespace tq::wal

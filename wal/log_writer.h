@@ -1,0 +1,130 @@
+// The log's writer thread: it takes batches of encoded records from the loop
+// and writes them into segment files, syncing as the policy says, so that
+// the event loop never waits for the disk.
+//
+// Hand-off (group commit): the loop appends records to a batch for as long
+// as the writer is busy; when the writer is idle the loop hands the whole
+// batch over in one move. The writer writes it with one write per segment
+// and, under fsync=always, one fdatasync, then reports the highest seq that
+// is durable and calls on_progress (from its own thread: the server turns
+// that into a uv_async_send).
+//
+// A failed write or sync is retried, from the same offset, every
+// retry_interval until it succeeds; meanwhile the failure is reported once so
+// the loop can answer ERROR IO and refuse new writes. A sync is never
+// trusted after it failed: the retry rewrites the bytes before syncing again.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "wal/file.h"
+#include "wal/record.h"
+
+namespace tq::wal {
+
+enum class FsyncPolicy { kAlways, kInterval, kNever };
+
+const char* fsync_policy_name(FsyncPolicy policy);
+
+// Bytes for one segment, in the order they go to disk.
+struct Chunk {
+  uint32_t ordinal = 0;
+  uint64_t first_seq = 0;      // names the file when it is opened
+  bool opens_segment = false;  // create the file first; bytes start with its header
+  uint64_t offset = 0;         // where in the file the bytes go
+  std::string bytes;
+  uint64_t last_seq = 0;       // of the last record in bytes; 0 if none
+};
+
+struct Batch {
+  std::vector<Chunk> chunks;
+  // After the chunks are durable, delete the segments named here (their
+  // first seqs), syncing the newest segment first whatever the policy.
+  std::vector<uint64_t> delete_first_seqs;
+};
+
+struct WriterReport {
+  bool batch_done = false;       // the batch handed over has finished
+  uint64_t durable_seq = 0;      // highest seq written (and synced, if always)
+  std::optional<Status> failure; // a write or sync failed; being retried
+  bool recovered = false;        // a failed batch has since succeeded
+  std::vector<uint64_t> deleted; // first seqs of segments deleted
+};
+
+struct WriterStats {
+  uint64_t fsyncs = 0;
+  int64_t last_fsync_us = 0;
+  int64_t max_fsync_us = 0;
+  uint64_t batches = 0;
+  uint64_t bytes_written = 0;
+  uint64_t io_errors = 0;
+};
+
+class LogWriter {
+ public:
+  LogWriter(FileSystem& fs, std::string dir, FsyncPolicy policy, int64_t fsync_interval_ms,
+            uint64_t segment_bytes, int64_t retry_interval_ms, std::function<void()> on_progress);
+  ~LogWriter();
+  LogWriter(const LogWriter&) = delete;
+  LogWriter& operator=(const LogWriter&) = delete;
+
+  // Before start(): continue writing into an existing segment file.
+  Status resume(uint64_t first_seq);
+
+  void start();
+  // Loop thread. Precondition: !busy().
+  void submit(Batch batch);
+  bool busy() const { return busy_; }
+  // Loop thread: what happened since the last call. Clears busy() when the
+  // batch finished.
+  WriterReport take_report();
+  // Blocks until the current batch finishes or fails.
+  void wait_idle();
+  // Finishes the batch under way, syncs, and stops the thread. After a
+  // failure that did not recover, returns it.
+  Status stop();
+  WriterStats stats();
+
+ private:
+  void run();
+  Status write_batch(const Batch& batch);
+  Status sync_current();
+  std::string path_of(uint64_t first_seq) const;
+
+  FileSystem& fs_;
+  const std::string dir_;
+  const FsyncPolicy policy_;
+  const int64_t fsync_interval_ms_;
+  const uint64_t segment_bytes_;
+  const int64_t retry_interval_ms_;
+  const std::function<void()> on_progress_;
+
+  // Writer thread only.
+  std::unique_ptr<WritableFile> file_;
+  uint64_t file_first_seq_ = 0;
+  bool dirty_ = false;  // written since the last sync
+  int64_t last_sync_ms_ = 0;
+
+  // Loop thread only.
+  bool busy_ = false;
+
+  std::mutex mu_;
+  std::condition_variable wake_;  // the writer waits on it
+  std::condition_variable idle_;  // wait_idle() waits on it
+  std::optional<Batch> inbox_;
+  bool stopping_ = false;
+  WriterReport report_;
+  WriterStats stats_;
+  Status final_status_;
+  std::thread thread_;
+};
+
+}  // namespace tq::wal

@@ -1,0 +1,179 @@
+#include "wal/memory_file_system.h"
+
+namespace tq::wal {
+
+class MemoryFileSystem::Writable final : public WritableFile {
+ public:
+  Writable(MemoryFileSystem& fs, std::string path, std::shared_ptr<File> file)
+      : fs_(fs), path_(std::move(path)), file_(std::move(file)) {}
+
+  Status write_at(uint64_t offset, std::string_view data) override {
+    std::lock_guard<std::mutex> lock(fs_.mu_);
+    if (fs_.fail_writes_) return Status::io_error("write " + path_ + ": injected I/O error");
+    uint64_t end = offset + data.size();
+    if (end > file_->data.size()) {
+      uint64_t grow = end - file_->data.size();
+      if (fs_.used_locked() + grow > fs_.capacity_) {
+        return Status::no_space("write " + path_ + ": No space left on device");
+      }
+      file_->data.resize(end, '\0');
+    }
+    file_->data.replace(offset, data.size(), data);
+    return Status();
+  }
+
+  Status sync() override {
+    std::lock_guard<std::mutex> lock(fs_.mu_);
+    if (fs_.fail_syncs_) return Status::io_error("fdatasync " + path_ + ": injected I/O error");
+    file_->synced = file_->data;
+    ++fs_.syncs_;
+    return Status();
+  }
+
+  Status close() override { return Status(); }
+
+ private:
+  MemoryFileSystem& fs_;
+  std::string path_;
+  std::shared_ptr<File> file_;
+};
+
+class MemoryFileSystem::Lock final : public FileLock {
+ public:
+  Lock(MemoryFileSystem& fs, std::string path) : fs_(fs), path_(std::move(path)) {}
+  ~Lock() override {
+    std::lock_guard<std::mutex> lock(fs_.mu_);
+    fs_.locks_.erase(path_);
+  }
+
+ private:
+  MemoryFileSystem& fs_;
+  std::string path_;
+};
+
+uint64_t MemoryFileSystem::used_locked() const {
+  uint64_t total = 0;
+  for (const auto& [path, file] : files_) total += file->data.size();
+  return total;
+}
+
+Status MemoryFileSystem::create_dir(const std::string&) { return Status(); }
+
+Result<std::vector<std::string>> MemoryFileSystem::list(const std::string& dir) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> names;
+  std::string prefix = dir + "/";
+  for (const auto& [path, file] : files_) {
+    if (path.rfind(prefix, 0) == 0 && path.find('/', prefix.size()) == std::string::npos) {
+      names.push_back(path.substr(prefix.size()));
+    }
+  }
+  return names;
+}
+
+Result<std::string> MemoryFileSystem::read_file(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = files_.find(path);
+  if (it == files_.end()) return Status::io_error("open " + path + ": No such file or directory");
+  return it->second->data;
+}
+
+Result<std::unique_ptr<WritableFile>> MemoryFileSystem::open_for_write(const std::string& path,
+                                                                       bool create,
+                                                                       uint64_t preallocate) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = files_.find(path);
+  if (create && it != files_.end()) return Status::io_error("open " + path + ": File exists");
+  if (!create && it == files_.end()) {
+    return Status::io_error("open " + path + ": No such file or directory");
+  }
+  std::shared_ptr<File> file = create ? std::make_shared<File>() : it->second;
+  if (file->data.size() < preallocate) {
+    uint64_t grow = preallocate - file->data.size();
+    if (used_locked() + grow > capacity_) {
+      return Status::no_space("allocate " + std::to_string(preallocate) + " bytes for " + path +
+                              ": No space left on device");
+    }
+    file->data.resize(preallocate, '\0');
+  }
+  if (create) files_[path] = file;
+  return std::unique_ptr<WritableFile>(new Writable(*this, path, file));
+}
+
+Status MemoryFileSystem::truncate(const std::string& path, uint64_t size) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = files_.find(path);
+  if (it == files_.end()) return Status::io_error("truncate " + path + ": No such file");
+  it->second->data.resize(size, '\0');
+  return Status();
+}
+
+Status MemoryFileSystem::remove(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (files_.erase(path) == 0) return Status::io_error("remove " + path + ": No such file");
+  return Status();
+}
+
+Status MemoryFileSystem::sync_dir(const std::string&) { return Status(); }
+
+Result<std::unique_ptr<FileLock>> MemoryFileSystem::lock(const std::string& path) {
+  std::lock_guard<std::mutex> guard(mu_);
+  if (!locks_.insert(path).second) return Status::locked(path + " is held by another tqd (pid 0)");
+  return std::unique_ptr<FileLock>(new Lock(*this, path));
+}
+
+void MemoryFileSystem::set_capacity(uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  capacity_ = bytes;
+}
+
+void MemoryFileSystem::set_fail_writes(bool fail) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fail_writes_ = fail;
+}
+
+void MemoryFileSystem::set_fail_syncs(bool fail) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fail_syncs_ = fail;
+}
+
+void MemoryFileSystem::lose_unsynced() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [path, file] : files_) {
+    // Preallocated zeros were made durable by the allocation itself.
+    std::string survivor = file->synced;
+    if (survivor.size() < file->data.size()) survivor.resize(file->data.size(), '\0');
+    file->data = survivor;
+  }
+}
+
+std::string MemoryFileSystem::contents(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = files_.find(path);
+  return it == files_.end() ? std::string() : it->second->data;
+}
+
+void MemoryFileSystem::set_contents(const std::string& path, std::string data) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& file = files_[path];
+  if (!file) file = std::make_shared<File>();
+  file->data = data;
+  file->synced = std::move(data);
+}
+
+bool MemoryFileSystem::exists(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return files_.count(path) > 0;
+}
+
+size_t MemoryFileSystem::sync_count() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return syncs_;
+}
+
+uint64_t MemoryFileSystem::used_bytes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return used_locked();
+}
+
+}  // namespace tq::wal

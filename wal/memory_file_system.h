@@ -1,0 +1,63 @@
+// A FileSystem in memory, for tests, with faults on demand: a disk that fills
+// up, writes or syncs that fail, bytes that rot, and power cuts that lose
+// whatever was written but not synced. Thread-safe: the log's writer thread
+// and the test share it.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "wal/file.h"
+
+namespace tq::wal {
+
+class MemoryFileSystem final : public FileSystem {
+ public:
+  Status create_dir(const std::string& dir) override;
+  Result<std::vector<std::string>> list(const std::string& dir) override;
+  Result<std::string> read_file(const std::string& path) override;
+  Result<std::unique_ptr<WritableFile>> open_for_write(const std::string& path, bool create,
+                                                       uint64_t preallocate) override;
+  Status truncate(const std::string& path, uint64_t size) override;
+  Status remove(const std::string& path) override;
+  Status sync_dir(const std::string& dir) override;
+  Result<std::unique_ptr<FileLock>> lock(const std::string& path) override;
+
+  // --- for tests ---
+  // Total bytes all files may occupy; allocations beyond fail with no-space.
+  void set_capacity(uint64_t bytes);
+  // While set, every write_at (sync) fails with an I/O error.
+  void set_fail_writes(bool fail);
+  void set_fail_syncs(bool fail);
+  // A power cut: every file loses what was written since its last sync.
+  void lose_unsynced();
+  // The raw bytes of a file, to inspect or damage.
+  std::string contents(const std::string& path);
+  void set_contents(const std::string& path, std::string data);
+  bool exists(const std::string& path);
+  size_t sync_count();
+  uint64_t used_bytes();
+
+ private:
+  struct File {
+    std::string data;    // what a reader sees now
+    std::string synced;  // what survives a power cut
+  };
+  class Writable;
+  class Lock;
+
+  uint64_t used_locked() const;
+
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<File>> files_;
+  std::set<std::string> locks_;
+  uint64_t capacity_ = UINT64_MAX;
+  bool fail_writes_ = false;
+  bool fail_syncs_ = false;
+  size_t syncs_ = 0;
+};
+
+}  // namespace tq::wal

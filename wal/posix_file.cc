@@ -1,0 +1,190 @@
+// FileSystem on POSIX. Every error message names the path and the call.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "wal/file.h"
+
+namespace tq::wal {
+namespace {
+
+Status errno_status(const std::string& what, int err) {
+  std::string msg = what + ": " + std::strerror(err);
+  if (err == ENOSPC || err == EDQUOT) return Status::no_space(msg);
+  return Status::io_error(msg);
+}
+
+class PosixWritableFile final : public WritableFile {
+ public:
+  PosixWritableFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~PosixWritableFile() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  Status write_at(uint64_t offset, std::string_view data) override {
+    while (!data.empty()) {
+      ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return errno_status("write " + path_, errno);
+      }
+      data.remove_prefix(static_cast<size_t>(n));
+      offset += static_cast<uint64_t>(n);
+    }
+    return Status();
+  }
+
+  Status sync() override {
+    if (::fdatasync(fd_) != 0) return errno_status("fdatasync " + path_, errno);
+    return Status();
+  }
+
+  Status close() override {
+    if (fd_ < 0) return Status();
+    int rc = ::close(fd_);
+    fd_ = -1;
+    if (rc != 0) return errno_status("close " + path_, errno);
+    return Status();
+  }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
+class PosixFileLock final : public FileLock {
+ public:
+  explicit PosixFileLock(int fd) : fd_(fd) {}
+  ~PosixFileLock() override { ::close(fd_); }  // closing releases the flock
+
+ private:
+  int fd_;
+};
+
+class PosixFileSystem final : public FileSystem {
+ public:
+  Status create_dir(const std::string& dir) override {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return Status::io_error("create directory " + dir + ": " + ec.message());
+    // Jobs are other people's data: owner only.
+    if (::chmod(dir.c_str(), 0700) != 0) return errno_status("chmod " + dir, errno);
+    return Status();
+  }
+
+  Result<std::vector<std::string>> list(const std::string& dir) override {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return errno_status("open directory " + dir, errno);
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") names.push_back(std::move(name));
+    }
+    ::closedir(d);
+    return names;
+  }
+
+  Result<std::string> read_file(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno_status("open " + path, errno);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::close(fd);
+      return errno_status("stat " + path, err);
+    }
+    std::string data(static_cast<size_t>(st.st_size), '\0');
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = ::read(fd, data.data() + done, data.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        int err = errno;
+        ::close(fd);
+        return errno_status("read " + path, err);
+      }
+      if (n == 0) break;
+      done += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    data.resize(done);
+    return data;
+  }
+
+  Result<std::unique_ptr<WritableFile>> open_for_write(const std::string& path, bool create,
+                                                       uint64_t preallocate) override {
+    int flags = O_WRONLY | O_CLOEXEC | (create ? (O_CREAT | O_EXCL) : 0);
+    int fd = ::open(path.c_str(), flags, 0600);
+    if (fd < 0) return errno_status("open " + path, errno);
+    if (preallocate > 0) {
+      int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(preallocate));
+      if (rc != 0) {
+        ::close(fd);
+        if (create) ::unlink(path.c_str());  // do not leave a half-made segment
+        return errno_status("allocate " + std::to_string(preallocate) + " bytes for " + path, rc);
+      }
+    }
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
+  }
+
+  Status truncate(const std::string& path, uint64_t size) override {
+    if (::truncate(path.c_str(), static_cast<off_t>(size)) != 0) {
+      return errno_status("truncate " + path, errno);
+    }
+    return Status();
+  }
+
+  Status remove(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0) return errno_status("remove " + path, errno);
+    return Status();
+  }
+
+  Status sync_dir(const std::string& dir) override {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return errno_status("open directory " + dir, errno);
+    int rc = ::fsync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return errno_status("fsync directory " + dir, err);
+    return Status();
+  }
+
+  Result<std::unique_ptr<FileLock>> lock(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return errno_status("open " + path, errno);
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      char pid[32] = {};
+      ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
+      ::close(fd);
+      if (err == EWOULDBLOCK) {
+        std::string holder = n > 0 ? std::string(pid, static_cast<size_t>(n)) : "?";
+        while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+        return Status::locked(path + " is held by another tqd (pid " + holder + ")");
+      }
+      return errno_status("lock " + path, err);
+    }
+    std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+      int err = errno;
+      ::close(fd);
+      return errno_status("write " + path, err);
+    }
+    return std::unique_ptr<FileLock>(new PosixFileLock(fd));
+  }
+};
+
+}  // namespace
+
+FileSystem& posix_file_system() {
+  static PosixFileSystem fs;
+  return fs;
+}
+
+}  // namespace tq::wal

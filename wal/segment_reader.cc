@@ -1,0 +1,133 @@
+#include "wal/segment_reader.h"
+
+namespace tq::wal {
+namespace {
+
+bool all_zero(std::string_view bytes) {
+  for (char c : bytes) {
+    if (c != 0) return false;
+  }
+  return true;
+}
+
+const char* describe(Decoded d) {
+  switch (d) {
+    case Decoded::kTruncated: return "record cut short";
+    case Decoded::kBadLength: return "impossible record length";
+    case Decoded::kBadChecksum: return "checksum mismatch";
+    case Decoded::kEnd: return "data after the end marker";
+    case Decoded::kRecord: return "record out of sequence";
+  }
+  return "damage";
+}
+
+// The next offset after `from` where an intact record with a seq above
+// `after_seq` starts, or data.size() if there is none.
+size_t next_intact(std::string_view data, size_t from, uint64_t after_seq) {
+  for (size_t at = from; at + kRecordHeaderSize <= data.size(); ++at) {
+    Record r;
+    size_t size = 0;
+    if (decode_record(data.substr(at), &r, &size) == Decoded::kRecord && r.seq > after_seq) {
+      return at;
+    }
+  }
+  return data.size();
+}
+
+}  // namespace
+
+Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
+                                 const ScanOptions& options, Reporter& reporter,
+                                 const RecordVisitor& visit) {
+  SegmentScan scan;
+  std::string why;
+  if (!parse_segment_header(data, &scan.header, &why)) {
+    if (options.is_newest && all_zero(data)) {
+      // Created, preallocated, and the process died before the header was
+      // written: an empty segment.
+      scan.no_header = true;
+      return scan;
+    }
+    return Status::corruption(file + " at offset 0: " + why);
+  }
+  uint64_t expected = options.expected_seq != 0 ? options.expected_seq : scan.header.first_seq;
+  if (scan.header.first_seq != expected) {
+    if (!options.recover || scan.header.first_seq < expected) {
+      return Status::corruption(file + ": starts at seq " + std::to_string(scan.header.first_seq) +
+                                " but seq " + std::to_string(expected) +
+                                " was expected (a segment is missing or out of place)");
+    }
+    reporter.dropped(file, 0, 0,
+                     "records " + std::to_string(expected) + " to " +
+                         std::to_string(scan.header.first_seq - 1) + " are missing");
+    expected = scan.header.first_seq;
+  }
+
+  size_t at = kSegmentHeaderSize;
+  scan.end_offset = at;
+  while (at < data.size()) {
+    Record record;
+    size_t size = 0;
+    Decoded d = decode_record(data.substr(at), &record, &size);
+    if (d == Decoded::kRecord && record.seq == expected) {
+      Status s = visit(record);
+      if (!s.ok()) return Status::corruption(file + " at offset " + std::to_string(at) + ": " + s.message());
+      ++scan.records;
+      scan.last_seq = record.seq;
+      ++expected;
+      at += size;
+      scan.end_offset = at;
+      continue;
+    }
+    if (d == Decoded::kEnd && all_zero(data.substr(at))) break;  // the clean end
+    if (d == Decoded::kRecord && record.seq > expected && options.recover) {
+      // Records were lost before this one (dropped earlier, or a segment is
+      // gone): say so, and carry on from here.
+      reporter.dropped(file, at, 0,
+                       "records " + std::to_string(expected) + " to " +
+                           std::to_string(record.seq - 1) + " are missing");
+      expected = record.seq;
+      continue;
+    }
+
+    // Damage, or the tail of a write that never finished.
+    size_t claimed = (d == Decoded::kTruncated || d == Decoded::kBadChecksum) ? size : kRecordHeaderSize;
+    if (options.is_newest && d != Decoded::kRecord && d != Decoded::kEnd &&
+        all_zero(data.substr(std::min(data.size(), at + claimed)))) {
+      scan.torn_at = at;
+      size_t last = data.size();
+      while (last > at && data[last - 1] == 0) --last;
+      scan.torn_bytes = last - at;
+      break;
+    }
+    std::string reason = describe(d);
+    if (d == Decoded::kRecord) {
+      reason += " (seq " + std::to_string(record.seq) + " where " + std::to_string(expected) +
+                " was expected)";
+    }
+    if (!options.recover) {
+      return Status::corruption(file + " at offset " + std::to_string(at) + ": " + reason);
+    }
+    size_t next = next_intact(data, at + 1, scan.last_seq);
+    size_t last = next;
+    if (next >= data.size()) {
+      while (last > at && data[last - 1] == 0) --last;
+      reporter.dropped(file, at, last - at, reason + "; the rest of the segment is dropped");
+      break;
+    }
+    // Carry on from the next intact record, saying which seqs were lost.
+    Record r;
+    size_t s = 0;
+    decode_record(data.substr(next), &r, &s);
+    if (r.seq > expected) {
+      reason += "; records " + std::to_string(expected) + " to " + std::to_string(r.seq - 1) +
+                " lost";
+    }
+    reporter.dropped(file, at, last - at, reason);
+    expected = r.seq;
+    at = next;
+  }
+  return scan;
+}
+
+}  // namespace tq::wal

@@ -1,0 +1,57 @@
+// Reads the records of one segment, in order, checking each one.
+//
+// What counts as damage (LevelDB's rule, adapted to preallocated files):
+// - A record cut short at the end of the *newest* segment, with only zeros
+//   after it, is a write the process did not finish (a crash): the scan ends
+//   cleanly before it and says so in `torn_at`, so the caller can log it and
+//   cut it off. Nothing acknowledged can be in it: replies wait for the write.
+// - Anything else that does not decode (a checksum mismatch, an impossible
+//   length, data after the end marker, a sequence number out of order, a bad
+//   header) is corruption. Without `recover` the scan stops with a Status
+//   naming the file and offset and leaves the file alone. With `recover` it
+//   reports the damaged bytes to the Reporter, skips to the next intact record
+//   and goes on: the caller decided to drop them, and the Reporter says
+//   exactly what was dropped.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "wal/record.h"
+#include "wal/status.h"
+
+namespace tq::wal {
+
+class Reporter {
+ public:
+  virtual ~Reporter() = default;
+  // `bytes` bytes starting at `offset` of `file` were dropped because `reason`.
+  virtual void dropped(const std::string& file, uint64_t offset, uint64_t bytes,
+                       const std::string& reason) = 0;
+};
+
+struct SegmentScan {
+  SegmentHeader header;
+  uint64_t end_offset = 0;  // just past the last intact record: where writing resumes
+  uint64_t records = 0;
+  uint64_t last_seq = 0;    // 0 when the segment holds no record
+  uint64_t torn_at = 0;     // offset of a cut-off partial record; 0 when none
+  uint64_t torn_bytes = 0;
+  bool no_header = false;   // the newest segment is all zeros: created, never written
+};
+
+struct ScanOptions {
+  bool is_newest = false;     // the last segment: a torn tail is a crash, not damage
+  bool recover = false;       // skip damage (reporting it) instead of failing
+  uint64_t expected_seq = 0;  // the seq the first record must have; 0: take the header's
+};
+
+using RecordVisitor = std::function<Status(const Record& record)>;
+
+Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
+                                 const ScanOptions& options, Reporter& reporter,
+                                 const RecordVisitor& visit);
+
+}  // namespace tq::wal
