@@ -201,6 +201,29 @@ void cmd_stats(CommandContext& ctx, const Request& req) {
       {"commands_total", num(s.commands_total)},
       {"errors_total", num(s.errors_total)},
   };
+  if (ctx.log != nullptr) {
+    wal::LogStats w = ctx.log->stats();
+    lines.emplace_back("wal_fsync", wal::fsync_policy_name(ctx.log->policy()));
+    lines.emplace_back("wal_healthy", w.healthy ? "1" : "0");
+    lines.emplace_back("wal_segments", num(w.segments));
+    lines.emplace_back("wal_bytes", num(w.bytes));
+    lines.emplace_back("wal_records_total", num(w.records_appended));
+    lines.emplace_back("wal_last_seq", num(w.last_seq));
+    lines.emplace_back("wal_durable_seq", num(w.durable_seq));
+    lines.emplace_back("wal_batches_total", num(w.writer.batches));
+    lines.emplace_back("wal_fsyncs_total", num(w.writer.fsyncs));
+    lines.emplace_back("wal_last_fsync_us", num(static_cast<uint64_t>(w.writer.last_fsync_us)));
+    lines.emplace_back("wal_max_fsync_us", num(static_cast<uint64_t>(w.writer.max_fsync_us)));
+    lines.emplace_back("wal_io_errors_total", num(w.writer.io_errors));
+    lines.emplace_back("wal_segments_deleted_total", num(w.segments_deleted));
+    if (ctx.journal != nullptr) {
+      JournalStats j = ctx.journal->stats();
+      lines.emplace_back("wal_live_bytes", num(j.live_bytes));
+      lines.emplace_back("wal_compactions_total", num(j.compactions));
+      lines.emplace_back("wal_moved_records_total", num(j.moved_records));
+      lines.emplace_back("wal_compacting", j.compacting ? "1" : "0");
+    }
+  }
   for (const auto& spec : protocol::all_commands()) {
     std::string name = "commands_";
     for (char ch : spec.name) name += static_cast<char>(ch - 'A' + 'a');
@@ -227,9 +250,26 @@ constexpr std::array<Handler, static_cast<size_t>(Verb::kCount)> kHandlers = [] 
 
 }  // namespace
 
+std::string io_error_reply(const wal::Log& log) {
+  std::string line;
+  protocol::append_error(line, ErrorCode::kIo,
+                         "the log cannot be written (" + log.last_error() +
+                             "); the outcome of this write is unknown, and writes are refused "
+                             "until the disk recovers");
+  return line;
+}
+
 void dispatch(CommandContext& ctx, const Request& request) {
   ++ctx.stats.commands_total;
   ++ctx.stats.commands_by_verb[static_cast<size_t>(request.spec->verb)];
+  if (request.spec->has(protocol::kWrites) && ctx.log != nullptr && !ctx.log->healthy()) {
+    // Refused before anything changes: this write surely did not happen.
+    ++ctx.stats.errors_total;
+    protocol::append_error(ctx.out, ErrorCode::kIo,
+                           "the log cannot be written (" + ctx.log->last_error() +
+                               "); writes are refused until the disk recovers, reads still work");
+    return;
+  }
   Handler handler = kHandlers[static_cast<size_t>(request.spec->verb)];
   if (handler == nullptr) {
     return reply_error(ctx, ErrorCode::kInternal, "no handler for a known command");

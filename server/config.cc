@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -121,6 +122,30 @@ void read_config(const YAML::Node& root, Config& c) {
           c.max_queues = read_uint(v, kk, 1, 10'000'000); }},
       });
     }},
+    {"wal", [&](const YAML::Node& n, const std::string& k) {
+      read_section(n, k, {
+        {"fsync", [&](const YAML::Node& v, const std::string& kk) {
+          std::string text = scalar(v, kk);
+          if (text == "always") c.fsync = wal::FsyncPolicy::kAlways;
+          else if (text == "interval") c.fsync = wal::FsyncPolicy::kInterval;
+          else if (text == "never") c.fsync = wal::FsyncPolicy::kNever;
+          else fail(kk, "expected always, interval or never, got '" + text + "'"); }},
+        {"fsync_interval_ms", [&](const YAML::Node& v, const std::string& kk) {
+          c.fsync_interval_ms = static_cast<int64_t>(read_uint(v, kk, 1, 3'600'000)); }},
+        {"segment_bytes", [&](const YAML::Node& v, const std::string& kk) {
+          c.segment_bytes = read_size(v, kk, 64 << 10, 4ull << 30); }},
+        {"compaction_ratio", [&](const YAML::Node& v, const std::string& kk) {
+          std::string text = scalar(v, kk);
+          char* end = nullptr;
+          double ratio = std::strtod(text.c_str(), &end);
+          if (end == text.c_str() || *end != '\0' || ratio < 1.2 || ratio > 100) {
+            fail(kk, "expected a number from 1.2 to 100, got '" + text + "'");
+          }
+          c.compaction_ratio = ratio; }},
+        {"recover", [&](const YAML::Node& v, const std::string& kk) {
+          c.wal_recover = read_bool(v, kk); }},
+      });
+    }},
     {"queues", [&](const YAML::Node& n, const std::string& k) {
       read_section(n, k, {
         {"auto_create", [&](const YAML::Node& v, const std::string& kk) {
@@ -208,6 +233,11 @@ ConfigResult load_config_text(const std::string& text, const std::string& origin
   try {
     YAML::Node root = YAML::Load(text);
     read_config(root, base);
+    if (base.segment_bytes < base.max_line_bytes + 4096) {
+      // A record never spans segments, so the longest one must fit in one.
+      throw ConfigError{"wal.segment_bytes: must be at least limits.max_line_bytes + 4096 (" +
+                        std::to_string(base.max_line_bytes + 4096) + ")"};
+    }
     result.config = std::move(base);
   } catch (const ConfigError& e) {
     result.error = origin + ": " + e.message;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "server/engine/engine.h"
+#include "wal/log_writer.h"
 
 namespace tq::server {
 
@@ -27,6 +28,12 @@ struct Config {
   // queues:
   bool auto_create_queues = false;
   engine::QueueSettings queue_defaults;
+  // wal:
+  wal::FsyncPolicy fsync = wal::FsyncPolicy::kAlways;
+  int64_t fsync_interval_ms = 1000;
+  uint64_t segment_bytes = 64ull << 20;
+  double compaction_ratio = 2.0;
+  bool wal_recover = false;
 };
 
 struct ConfigResult {

@@ -77,29 +77,90 @@ void Connection::process() {
     }
     auto result = parser_.next();
     if (result == protocol::RequestParser::Result::kNeedMore) break;
-    CommandContext ctx{server_.engine(), server_.stats(), out_};
+    wal::Log* log = server_.log();
+    CommandContext ctx{server_.engine(), server_.stats(), out_, log, server_.journal()};
+    const size_t begin = out_.size();
+    const uint64_t seq_before = log != nullptr ? log->last_seq() : 0;
     if (result == protocol::RequestParser::Result::kError) {
       reply_parse_error(ctx, parser_.error());
     } else {
       dispatch(ctx, parser_.request());
     }
+    const uint64_t seq_after = log != nullptr ? log->last_seq() : 0;
+    hold_or_release(begin, seq_after, seq_after != seq_before);
     server_.want_flush(*this);
     if (ctx.close_after_reply) close_when_flushed();
   }
 }
 
 void Connection::send(std::string_view bytes) {
+  const size_t begin = out_.size();
   out_.append(bytes);
+  hold_or_release(begin, 0, false);
   server_.want_flush(*this);
+}
+
+void Connection::hold_or_release(size_t begin, uint64_t seq, bool wrote) {
+  const wal::Log* log = server_.log();
+  // While the log fails, a read must not wait for records that cannot be
+  // written; it shows memory, as it would anyway.
+  if (!wrote && (log == nullptr || !log->healthy())) seq = 0;
+  const uint64_t durable = log != nullptr ? log->durable_seq() : 0;
+  if (held_.empty() && seq <= durable) {
+    released_ = out_.size();
+    return;
+  }
+  if (!wrote && !held_.empty() && !held_.back().wrote && held_.back().seq >= seq) {
+    held_.back().end = out_.size();  // rides with the reply before it
+  } else {
+    held_.push_back(Held{std::max(seq, held_.empty() ? 0 : held_.back().seq), begin, out_.size(), wrote});
+  }
+  server_.wait_for_log(*this);
+}
+
+void Connection::log_advanced(uint64_t durable_seq) {
+  while (!held_.empty() && held_.front().seq <= durable_seq) {
+    released_ = held_.front().end;
+    held_.pop_front();
+  }
+  if (held_.empty()) released_ = out_.size();
+  server_.want_flush(*this);
+}
+
+void Connection::log_failed(const std::string& io_error) {
+  if (held_.empty()) return;
+  std::string tail;
+  for (const Held& h : held_) {
+    if (h.wrote) {
+      tail += io_error;
+    } else {
+      tail.append(out_, h.begin, h.end - h.begin);
+    }
+  }
+  out_.resize(held_.front().begin);
+  out_ += tail;
+  released_ = out_.size();
+  held_.clear();
+  server_.want_flush(*this);
+}
+
+void Connection::consume(size_t n) {
+  out_.erase(0, n);
+  released_ -= n;
+  for (Held& h : held_) {
+    h.begin -= n;
+    h.end -= n;
+  }
 }
 
 void Connection::flush() {
   if (closing_ || in_flight_ > 0) return;  // the write callback flushes again
-  if (out_.empty()) {
+  if (released_ == 0) {
     after_write_drained();
     return;
   }
-  uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+  const size_t ready = released_;
+  uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(ready));
   int written = uv_try_write(stream(), &buf, 1);
   if (written < 0 && written != UV_EAGAIN) {
     LOG_DEBUG("connection %llu: write error: %s", static_cast<unsigned long long>(id_),
@@ -107,24 +168,23 @@ void Connection::flush() {
     close();
     return;
   }
-  size_t done = written > 0 ? static_cast<size_t>(written) : 0;
-  if (done == out_.size()) {
-    out_.clear();
-    after_write_drained();
-    return;
+  const size_t done = written > 0 ? static_cast<size_t>(written) : 0;
+  if (done < ready) {
+    // The socket is full: hand the rest to libuv, which writes it when it can.
+    auto* req = new WriteRequest();
+    req->data.assign(out_, done, ready - done);
+    in_flight_ = req->data.size();
+    uv_buf_t rest = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
+    int rc = uv_write(&req->req, stream(), &rest, 1, on_write);
+    if (rc != 0) {
+      delete req;
+      in_flight_ = 0;
+      close();
+      return;
+    }
   }
-  // The socket is full: hand the rest to libuv, which writes it when it can.
-  auto* req = new WriteRequest();
-  req->data.assign(out_, done);
-  out_.clear();
-  in_flight_ = req->data.size();
-  uv_buf_t rest = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
-  int rc = uv_write(&req->req, stream(), &rest, 1, on_write);
-  if (rc != 0) {
-    delete req;
-    in_flight_ = 0;
-    close();
-  }
+  consume(ready);
+  if (done == ready) after_write_drained();
 }
 
 void Connection::on_write(uv_write_t* req, int status) {

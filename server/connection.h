@@ -12,11 +12,19 @@
 // one write. At most one write is in flight; the next waits for it. A client
 // that does not read its replies stops being read from (back-pressure), so
 // one slow client costs a bounded amount of memory and nobody else's time.
+//
+// Log before reply: a reply is held until the log is durable up to every
+// record appended when it was made, so no client ever hears "OK" for a
+// change a crash could undo. Replies leave in request order, so one waiting
+// reply holds back those behind it. If the log fails, held replies to
+// commands that wrote become "ERROR IO" (the outcome is unknown), the others
+// go out as they are.
 #pragma once
 
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <string>
 
 #include "protocol/request_parser.h"
@@ -56,8 +64,24 @@ class Connection {
   // Appends a reply to be written at the next flush.
   void send(std::string_view bytes);
 
+  // The log is durable up to `durable_seq`: release the replies it covers.
+  void log_advanced(uint64_t durable_seq);
+  // The log failed: release every held reply, those that wrote as `io_error`.
+  void log_failed(const std::string& io_error);
+  bool waiting_for_log() const { return !held_.empty(); }
+  // Whether the server has this connection on its list of log waiters.
+  bool listed_for_log = false;
+
  private:
   struct WriteRequest;
+
+  // A reply waiting for the log. Replies are contiguous in out_.
+  struct Held {
+    uint64_t seq;   // durable_seq must reach this
+    size_t begin;   // its bytes in out_
+    size_t end;
+    bool wrote;     // its command appended records
+  };
 
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
@@ -67,6 +91,11 @@ class Connection {
   // Runs every whole request in the parser until it needs more bytes, or the
   // output is over the high-water mark, or the connection is done.
   void process();
+  // Releases or holds the reply at out_[begin, end) made by a command that
+  // left the log at `seq` and did (or did not) append to it.
+  void hold_or_release(size_t begin, uint64_t seq, bool wrote);
+  // Drops the first n bytes of out_ (they were handed to libuv).
+  void consume(size_t n);
   void after_write_drained();
   size_t unsent_bytes() const { return out_.size() + in_flight_; }
 
@@ -75,6 +104,8 @@ class Connection {
   uv_tcp_t tcp_{};
   protocol::RequestParser parser_;
   std::string out_;          // replies not yet handed to libuv
+  size_t released_ = 0;      // out_[0, released_) may be written; the rest is held
+  std::deque<Held> held_;    // replies in out_ after released_, oldest first
   size_t in_flight_ = 0;     // bytes in the one uv_write under way
   bool reading_ = false;     // uv_read_start is in effect
   bool paused_ = false;      // not reading because the client is not reading its replies

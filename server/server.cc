@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "server/commands.h"
 #include "server/log.h"
 
 namespace tq::server {
@@ -27,8 +28,15 @@ std::string describe_address(const sockaddr_storage& address) {
 
 }  // namespace
 
-Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, ServerStats& stats)
-    : loop_(loop), config_(config), engine_(engine), stats_(stats), read_buffer_(64 << 10) {
+Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, ServerStats& stats,
+               wal::Log* log, Journal* journal)
+    : loop_(loop),
+      config_(config),
+      engine_(engine),
+      stats_(stats),
+      log_(log),
+      journal_(journal),
+      read_buffer_(64 << 10) {
   uv_tcp_init(loop_, &listener_);
   listener_.data = this;
   uv_prepare_init(loop_, &before_poll_);
@@ -44,6 +52,13 @@ Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, Se
   uv_signal_init(loop_, &sigterm_);
   sigterm_.data = this;
   uv_signal_start(&sigterm_, on_signal, SIGTERM);
+  uv_async_init(loop_, &log_progress_, on_log_progress);
+  log_progress_.data = this;
+  if (log_ != nullptr) {
+    // Runs on the writer thread: uv_async_send is the one libuv call that may.
+    log_->set_progress_callback([this] { uv_async_send(&log_progress_); });
+    log_->start();
+  }
 }
 
 Server::~Server() {
@@ -127,6 +142,40 @@ void Server::accept_one() {
 
 void Server::want_flush(Connection& connection) { flush_list_.push_back(connection.id()); }
 
+void Server::wait_for_log(Connection& connection) {
+  if (connection.listed_for_log) return;
+  connection.listed_for_log = true;
+  log_waiters_.push_back(connection.id());
+}
+
+void Server::on_log_progress(uv_async_t* handle) {
+  auto* self = static_cast<Server*>(handle->data);
+  if (self->log_ == nullptr) return;
+  wal::Log::Progress progress = self->log_->poll();
+  if (progress.failed) {
+    LOG_ERROR("log write failed: %s; refusing writes until it works again",
+              self->log_->last_error().c_str());
+  }
+  if (progress.recovered) LOG_WARN("log writes work again; accepting writes");
+  if (!progress.advanced && !progress.failed) return;
+
+  const std::string io_error = progress.failed ? io_error_reply(*self->log_) : std::string();
+  std::vector<uint64_t> waiters;
+  waiters.swap(self->log_waiters_);
+  for (uint64_t id : waiters) {
+    auto it = self->connections_.find(id);
+    if (it == self->connections_.end()) continue;
+    Connection& connection = *it->second;
+    if (progress.advanced) connection.log_advanced(self->log_->durable_seq());
+    if (progress.failed) connection.log_failed(io_error);
+    if (connection.waiting_for_log()) {
+      self->log_waiters_.push_back(id);
+    } else {
+      connection.listed_for_log = false;
+    }
+  }
+}
+
 void Server::remove_connection(uint64_t id) {
   auto it = connections_.find(id);
   if (it == connections_.end()) return;
@@ -138,6 +187,9 @@ void Server::remove_connection(uint64_t id) {
 
 void Server::on_before_poll(uv_prepare_t* handle) {
   auto* self = static_cast<Server*>(handle->data);
+  if (self->journal_ != nullptr) self->journal_->maintain();
+  // Everything this iteration appended goes to the writer as one batch.
+  if (self->log_ != nullptr) self->log_->flush();
   // Replies of this iteration go out together: one write per connection.
   std::vector<uint64_t> ids;
   ids.swap(self->flush_list_);
@@ -201,6 +253,13 @@ void Server::on_shutdown_deadline(uv_timer_t* handle) {
 void Server::close_handles_if_done() {
   if (!shutting_down_ || handles_closed_ || !connections_.empty()) return;
   handles_closed_ = true;
+  if (log_ != nullptr) {
+    // Every connection is gone; write and sync what is left, then stop the
+    // writer thread (no more progress callbacks after this).
+    wal::Status s = log_->close();
+    if (!s.ok()) LOG_ERROR("closing the log: %s", s.message().c_str());
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&log_progress_), nullptr);
   if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&listener_))) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
   }

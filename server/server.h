@@ -2,9 +2,11 @@
 // per-iteration hook, all on one libuv loop.
 //
 // Before the loop waits for I/O (a uv_prepare_t, Redis's beforeSleep), it
-// writes the replies produced during the iteration, re-arms the sweeper at the
-// engine's next deadline and frees what was closed. Nothing here blocks: disk
-// work happens on the log's own thread.
+// lets the journal do its upkeep, hands the records of the iteration to the
+// log's writer thread (group commit), writes the replies that are free to go
+// and re-arms the sweeper at the engine's next deadline. When the writer
+// reports progress (a uv_async_t), held replies are released. Nothing here
+// blocks on the disk.
 //
 // Shutdown: stop accepting, stop reading, send what is owed, close; handles
 // are closed last so that uv_run returns and main can exit 0.
@@ -20,13 +22,18 @@
 #include "server/config.h"
 #include "server/connection.h"
 #include "server/engine/engine.h"
+#include "server/journal.h"
 #include "server/stats.h"
+#include "wal/log.h"
 
 namespace tq::server {
 
 class Server {
  public:
-  Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, ServerStats& stats);
+  // `log` and `journal` may be null (no durability: tests of the network
+  // side); otherwise the log is started by the server and closed at shutdown.
+  Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, ServerStats& stats,
+         wal::Log* log = nullptr, Journal* journal = nullptr);
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
   ~Server();
@@ -41,7 +48,11 @@ class Server {
   // For connections.
   engine::Engine& engine() { return engine_; }
   ServerStats& stats() { return stats_; }
+  wal::Log* log() { return log_; }
+  const Journal* journal() const { return journal_; }
   void want_flush(Connection& connection);
+  // The connection holds replies until the log is durable far enough.
+  void wait_for_log(Connection& connection);
   void remove_connection(uint64_t id);
   uv_buf_t read_buffer() {
     return uv_buf_init(read_buffer_.data(), static_cast<unsigned>(read_buffer_.size()));
@@ -53,6 +64,7 @@ class Server {
   static void on_sweep(uv_timer_t* handle);
   static void on_signal(uv_signal_t* handle, int signum);
   static void on_shutdown_deadline(uv_timer_t* handle);
+  static void on_log_progress(uv_async_t* handle);
 
   void accept_one();
   void arm_sweeper();
@@ -69,6 +81,10 @@ class Server {
   uv_timer_t shutdown_timer_{};
   uv_signal_t sigint_{};
   uv_signal_t sigterm_{};
+  uv_async_t log_progress_{};
+  wal::Log* log_;
+  Journal* journal_;
+  std::vector<uint64_t> log_waiters_;  // connection ids holding replies for the log
 
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::vector<uint64_t> flush_list_;  // ids, not pointers: a connection may close first

@@ -38,7 +38,11 @@ class FileSystem {
   virtual Status create_dir(const std::string& dir) = 0;
   // Names (not paths) of the entries in dir.
   virtual Result<std::vector<std::string>> list(const std::string& dir) = 0;
-  virtual Result<std::string> read_file(const std::string& path) = 0;
+  // The file's bytes up to its last non-zero byte, and (in *size) the size
+  // of the whole file, the rest being zeros: a preallocated segment's zero
+  // tail is not read into memory (it would cost a copy of the whole
+  // preallocation at every start).
+  virtual Result<std::string> read_file(const std::string& path, uint64_t* size) = 0;
   // Opens for writing at explicit offsets. With `create`, the file must not
   // exist yet. The file is extended to at least `preallocate` bytes of zeros
   // on disk, so later writes inside it cannot run out of space.

@@ -52,7 +52,8 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     const bool newest = i + 1 == first_seqs.size();
     const std::string name = segment_file_name(first_seqs[i]);
     const std::string path = options.dir + "/" + name;
-    auto data = fs.read_file(path);
+    uint64_t file_size = 0;
+    auto data = fs.read_file(path, &file_size);
     if (!data) return data.error();
     uint32_t ordinal = 0;
     ScanOptions scan_options{newest, options.recover, expected};
@@ -61,7 +62,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     SegmentHeader header;
     std::string why;
     if (parse_segment_header(*data, &header, &why)) ordinal = header.ordinal;
-    auto scan = scan_segment(path, *data, scan_options, reporter, visit_record);
+    auto scan = scan_segment(path, *data, file_size, scan_options, reporter, visit_record);
     if (!scan) return scan.error();
     if (scan->no_header) {
       // Created and never written before a crash: nothing to keep.

@@ -71,11 +71,14 @@ Result<std::vector<std::string>> MemoryFileSystem::list(const std::string& dir) 
   return names;
 }
 
-Result<std::string> MemoryFileSystem::read_file(const std::string& path) {
+Result<std::string> MemoryFileSystem::read_file(const std::string& path, uint64_t* size) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = files_.find(path);
   if (it == files_.end()) return Status::io_error("open " + path + ": No such file or directory");
-  return it->second->data;
+  std::string data = it->second->data;
+  *size = data.size();
+  while (!data.empty() && data.back() == 0) data.pop_back();
+  return data;
 }
 
 Result<std::unique_ptr<WritableFile>> MemoryFileSystem::open_for_write(const std::string& path,

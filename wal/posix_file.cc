@@ -20,6 +20,19 @@ Status errno_status(const std::string& what, int err) {
   return Status::io_error(msg);
 }
 
+Status pread_all(int fd, const std::string& path, char* out, uint64_t n, uint64_t offset) {
+  while (n > 0) {
+    ssize_t got = ::pread(fd, out, n, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return errno_status("read " + path, errno);
+    if (got == 0) return Status::io_error("read " + path + ": file shrank while being read");
+    out += got;
+    n -= static_cast<uint64_t>(got);
+    offset += static_cast<uint64_t>(got);
+  }
+  return Status();
+}
+
 class PosixWritableFile final : public WritableFile {
  public:
   PosixWritableFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
@@ -90,7 +103,7 @@ class PosixFileSystem final : public FileSystem {
     return names;
   }
 
-  Result<std::string> read_file(const std::string& path) override {
+  Result<std::string> read_file(const std::string& path, uint64_t* size) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return errno_status("open " + path, errno);
     struct stat st {};
@@ -99,21 +112,29 @@ class PosixFileSystem final : public FileSystem {
       ::close(fd);
       return errno_status("stat " + path, err);
     }
-    std::string data(static_cast<size_t>(st.st_size), '\0');
-    size_t done = 0;
-    while (done < data.size()) {
-      ssize_t n = ::read(fd, data.data() + done, data.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        int err = errno;
+    *size = static_cast<uint64_t>(st.st_size);
+    // Find the last non-zero byte, reading backwards a block at a time.
+    std::string block(1 << 20, '\0');
+    uint64_t end = static_cast<uint64_t>(st.st_size);
+    while (end > 0) {
+      uint64_t start = end > block.size() ? end - block.size() : 0;
+      Status s = pread_all(fd, path, block.data(), end - start, start);
+      if (!s.ok()) {
         ::close(fd);
-        return errno_status("read " + path, err);
+        return s;
       }
-      if (n == 0) break;
-      done += static_cast<size_t>(n);
+      size_t i = static_cast<size_t>(end - start);
+      while (i > 0 && block[i - 1] == 0) --i;
+      if (i > 0) {
+        end = start + i;
+        break;
+      }
+      end = start;
     }
+    std::string data(static_cast<size_t>(end), '\0');
+    Status s = pread_all(fd, path, data.data(), data.size(), 0);
     ::close(fd);
-    data.resize(done);
+    if (!s.ok()) return s;
     return data;
   }
 

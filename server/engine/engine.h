@@ -9,7 +9,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <unordered_map>
+#include <vector>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +20,7 @@
 
 #include "server/engine/clock.h"
 #include "server/engine/job.h"
+#include "server/engine/observer.h"
 #include "server/engine/queue.h"
 #include "server/engine/result.h"
 
@@ -25,6 +29,26 @@ namespace tq::engine {
 struct EngineLimits {
   bool auto_create_queues = false;  // ENQUEUE to an unknown queue creates it
   size_t max_queues = 10'000;
+};
+
+// A job's whole state as the log records it, for replay.
+struct JobSnapshot {
+  uint64_t id = 0;
+  uint32_t queue_number = 0;
+  JobState state = JobState::kReady;
+  uint32_t attempts = 0;
+  int32_t priority = 0;
+  int64_t deadline_ms = 0;
+  std::string_view payload;
+};
+
+// Which jobs a compaction sweep has visited so far: a queue name and a
+// position within that queue's structures, robust to changes in between.
+struct JobCursor {
+  std::string queue;   // the queue being visited; empty before the first
+  int part = 0;        // which of its structures
+  size_t index = 0;    // position within it
+  bool done = false;
 };
 
 struct EngineCounters {
@@ -66,6 +90,38 @@ class Engine {
   int64_t next_deadline_ms() const;
 
   const Job* find_job(uint64_t id) const { return jobs_.find(id); }
+  Job* find_job(uint64_t id) { return jobs_.find(id); }
+  Queue* find_queue_by_number(uint32_t number) const;
+
+  // Reports every change to `observer` (nullptr: to nobody).
+  void set_observer(ChangeObserver* observer) { observer_ = observer; }
+
+  // --- Replay: rebuild state from the log. Each reports to the observer as
+  // the live operation would, and none checks business rules. ---
+  void restore_ids(uint64_t next_job_id, uint32_t next_queue_number);
+  Queue* restore_queue(uint32_t number, std::string_view name, const QueueSettings& settings);
+  void restore_drop_queue(uint32_t number);
+  // Creates the job, or replaces the state of the one with that id. A job
+  // whose QUEUE record has not been replayed yet (compaction may move a
+  // queue's record after its jobs') goes into a placeholder queue that the
+  // QUEUE record later names.
+  Job* restore_job(const JobSnapshot& snapshot);
+  void restore_lease(uint64_t id, uint32_t attempts);
+  void restore_release(uint64_t id, uint32_t attempts);
+  void restore_remove(uint64_t id);
+  // After the last record: leased jobs are ready again (their attempt was
+  // counted). Returns how many were leased.
+  size_t finish_restore();
+  // Queues replay created for jobs but never saw a QUEUE record for.
+  std::vector<const Queue*> placeholder_queues() const;
+
+  // Visits up to `budget` jobs from `cursor` on (moving it on), in no useful
+  // order; false when every job has been visited. A job moved while the
+  // sweep runs may be missed or seen twice: callers check their own counts.
+  // `visit` returns false to stop after the job it was given.
+  bool visit_jobs(JobCursor& cursor, size_t budget, const std::function<bool(Job&)>& visit);
+  uint64_t next_job_id() const { return next_job_id_; }
+  uint32_t next_queue_number() const { return next_queue_number_; }
   const QueueMap& queues() const { return queues_; }
   const EngineCounters& counters() const { return counters_; }
   size_t job_count() const { return jobs_.size(); }
@@ -82,6 +138,10 @@ class Engine {
   };
 
   Result<Queue*> queue_for_write(std::string_view name);
+  Queue* add_queue(uint32_t number, std::string_view name, const QueueSettings& settings);
+  // Takes a job out of whatever structure its state puts it in.
+  void unlink(Job* job);
+  void destroy(Job* job);
   Error no_queue(std::string_view name) const;
   void make_ready(Job* job);
   void reschedule(Queue* queue);
@@ -92,6 +152,8 @@ class Engine {
   QueueMap queues_;
   JobTable jobs_;
   IntrusiveHeap<Queue, QueueTimerOrder, QueueTimerSlot> timers_;
+  std::unordered_map<uint32_t, Queue*> queues_by_number_;
+  ChangeObserver* observer_ = nullptr;
   EngineCounters counters_;
   uint64_t next_job_id_ = 1;
   uint32_t next_queue_number_ = 1;

@@ -55,6 +55,8 @@ struct Queue {
   QueueCounters counters;
   uint32_t timer_slot = kNoSlot;  // position in the engine's heap of queue timers
   int64_t timer_at = INT64_MAX;   // earliest deadline of any of its timed jobs
+  uint32_t log_segment = 0;       // the log segment holding its latest full record
+  bool placeholder = false;       // replay met its jobs before its QUEUE record
 
   size_t job_count() const { return ready.size() + leased.size(); }
 };

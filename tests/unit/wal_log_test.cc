@@ -92,6 +92,25 @@ TEST_SUITE("wal_log") {
     }
   }
 
+  TEST_CASE("a last record whose body ends in zero bytes is not mistaken for a torn one") {
+    MemoryFileSystem fs;
+    std::string zeros_at_end = std::string("payload") + std::string(100, '\0');
+    uint64_t seq = 0;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      write_records(h, 2);
+      seq = h.log->append(9, zeros_at_end).seq;
+      REQUIRE(h.wait_durable());
+    }
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    REQUIRE(h.replayed.size() == 3);
+    CHECK(h.replayed.back().seq == seq);
+    CHECK(h.replayed.back().body == zeros_at_end);
+    CHECK(h.summary.torn.empty());
+  }
+
   TEST_CASE("a bit flip in an older record stops the open, naming file and offset") {
     MemoryFileSystem fs;
     std::vector<ReplayedRecord> written;

@@ -1,0 +1,281 @@
+#include "server/journal.h"
+
+#include "wal/coding.h"
+
+namespace tq::server {
+namespace {
+
+using engine::Job;
+using engine::JobState;
+using engine::Queue;
+
+// How much log a live object accounts for. It must give the same answer when
+// the object is recorded and when it is removed, so it depends only on what
+// never changes.
+uint64_t accounted_bytes(const Job& job) { return wal::record_size(job.payload_size + 16); }
+uint64_t accounted_bytes(const Queue& queue) { return wal::record_size(queue.name.size() + 16); }
+
+// Sweeps move at most this many jobs, or this many bytes, per iteration, so
+// the loop is never held up for long.
+constexpr size_t kSweepJobsPerStep = 4096;
+constexpr uint64_t kSweepBytesPerStep = 4u << 20;
+
+void encode_job(std::string& out, const Job& job) {
+  wal::put_varint(out, job.id);
+  wal::put_varint(out, job.queue->number);
+  out += static_cast<char>(job.state);
+  wal::put_varint(out, job.attempts);
+  wal::put_signed_varint(out, job.priority);
+  wal::put_varint(out, static_cast<uint64_t>(job.state == JobState::kLeased ? 0 : job.deadline_ms));
+  out += '\0';  // flags: optional fields that follow (none yet)
+  out.append(job.payload());
+}
+
+wal::Status bad_body(const char* type) {
+  return wal::Status::corruption(std::string("undecodable ") + type + " record body");
+}
+
+}  // namespace
+
+Journal::Journal(engine::Engine& engine, double compaction_ratio)
+    : engine_(engine), compaction_ratio_(compaction_ratio) {
+  engine_.set_observer(this);
+}
+
+wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
+  replay_segment_ = segment;
+  wal::BodyReader in(record.body);
+  switch (static_cast<RecordType>(record.type)) {
+    case RecordType::kMeta: {
+      uint64_t next_job = in.varint();
+      uint64_t next_queue = in.varint();
+      if (in.failed()) return bad_body("META");
+      engine_.restore_ids(next_job, static_cast<uint32_t>(next_queue));
+      return {};
+    }
+    case RecordType::kQueue: {
+      auto number = static_cast<uint32_t>(in.varint());
+      std::string_view name = in.bytes();
+      engine::QueueSettings settings = engine_.default_settings();
+      settings.ack_timeout_ms = static_cast<int64_t>(in.varint());
+      if (in.failed() || !engine::Engine::valid_queue_name(name)) return bad_body("QUEUE");
+      engine_.restore_queue(number, name, settings);
+      return {};
+    }
+    case RecordType::kQueueDrop: {
+      auto number = static_cast<uint32_t>(in.varint());
+      if (in.failed()) return bad_body("QUEUE_DROP");
+      engine_.restore_drop_queue(number);
+      return {};
+    }
+    case RecordType::kJob: {
+      engine::JobSnapshot snap;
+      snap.id = in.varint();
+      snap.queue_number = static_cast<uint32_t>(in.varint());
+      uint8_t state = in.byte();
+      snap.attempts = static_cast<uint32_t>(in.varint());
+      snap.priority = static_cast<int32_t>(in.signed_varint());
+      snap.deadline_ms = static_cast<int64_t>(in.varint());
+      uint8_t flags = in.byte();
+      snap.payload = in.rest();
+      if (in.failed() || snap.id == 0 || state > static_cast<uint8_t>(JobState::kDead) ||
+          flags != 0) {
+        return bad_body("JOB");
+      }
+      snap.state = static_cast<JobState>(state);
+      engine_.restore_job(snap);
+      return {};
+    }
+    case RecordType::kLease: {
+      uint64_t id = in.varint();
+      auto attempts = static_cast<uint32_t>(in.varint());
+      if (in.failed()) return bad_body("LEASE");
+      engine_.restore_lease(id, attempts);
+      return {};
+    }
+    case RecordType::kRelease: {
+      uint64_t id = in.varint();
+      auto attempts = static_cast<uint32_t>(in.varint());
+      in.varint();  // ready_at_ms: 0 until delayed retries exist
+      if (in.failed()) return bad_body("RELEASE");
+      engine_.restore_release(id, attempts);
+      return {};
+    }
+    case RecordType::kRemove: {
+      uint64_t id = in.varint();
+      if (in.failed()) return bad_body("REMOVE");
+      engine_.restore_remove(id);
+      return {};
+    }
+  }
+  return wal::Status::corruption("unknown record type " + std::to_string(record.type));
+}
+
+void Journal::attach(wal::Log& log) {
+  log_ = &log;
+  last_segment_ = log.current_segment();
+}
+
+uint32_t Journal::record(RecordType type, const std::string& body) {
+  if (log_ == nullptr) return replay_segment_;
+  wal::Log::Appended appended = log_->append(static_cast<uint8_t>(type), body);
+  if (appended.segment != last_segment_) {
+    // Every segment carries the id counters, so they survive the deletion of
+    // the segments that issued the ids.
+    last_segment_ = appended.segment;
+    std::string meta;
+    wal::put_varint(meta, engine_.next_job_id());
+    wal::put_varint(meta, engine_.next_queue_number());
+    log_->append(static_cast<uint8_t>(RecordType::kMeta), meta);
+  }
+  return appended.segment;
+}
+
+void Journal::ref(uint32_t* slot, uint32_t segment, uint64_t bytes) {
+  if (*slot != 0) {
+    --live_in_segment_[*slot];  // moved forward: same object, new place
+  } else {
+    ++live_objects_;
+    live_bytes_ += bytes;
+  }
+  ++live_in_segment_[segment];
+  *slot = segment;
+}
+
+void Journal::unref(uint32_t segment, uint64_t bytes) {
+  if (segment == 0) return;
+  --live_in_segment_[segment];
+  --live_objects_;
+  live_bytes_ -= bytes;
+}
+
+void Journal::queue_saved(Queue& queue) {
+  scratch_.clear();
+  wal::put_varint(scratch_, queue.number);
+  wal::put_bytes(scratch_, queue.name);
+  wal::put_varint(scratch_, static_cast<uint64_t>(queue.settings.ack_timeout_ms));
+  ref(&queue.log_segment, record(RecordType::kQueue, scratch_), accounted_bytes(queue));
+}
+
+void Journal::queue_dropped(Queue& queue) {
+  scratch_.clear();
+  wal::put_varint(scratch_, queue.number);
+  record(RecordType::kQueueDrop, scratch_);
+  unref(queue.log_segment, accounted_bytes(queue));
+  queue.log_segment = 0;
+}
+
+void Journal::job_saved(Job& job) {
+  scratch_.clear();
+  encode_job(scratch_, job);
+  ref(&job.log_segment, record(RecordType::kJob, scratch_), accounted_bytes(job));
+}
+
+void Journal::job_leased(Job& job) {
+  scratch_.clear();
+  wal::put_varint(scratch_, job.id);
+  wal::put_varint(scratch_, job.attempts);
+  record(RecordType::kLease, scratch_);
+}
+
+void Journal::job_released(Job& job) {
+  scratch_.clear();
+  wal::put_varint(scratch_, job.id);
+  wal::put_varint(scratch_, job.attempts);
+  wal::put_varint(scratch_, 0);
+  record(RecordType::kRelease, scratch_);
+}
+
+void Journal::job_removed(Job& job) {
+  scratch_.clear();
+  wal::put_varint(scratch_, job.id);
+  record(RecordType::kRemove, scratch_);
+  unref(job.log_segment, accounted_bytes(job));
+  job.log_segment = 0;
+}
+
+void Journal::delete_dead_segments() {
+  const uint32_t oldest = log_->oldest_segment();
+  const uint32_t current = log_->current_segment();
+  uint32_t upto = oldest;
+  while (upto < current) {
+    auto it = live_in_segment_.find(upto);
+    if (it != live_in_segment_.end()) {
+      if (it->second != 0) break;
+      live_in_segment_.erase(it);
+    }
+    ++upto;
+  }
+  if (upto > oldest) log_->delete_segments_before(upto);
+}
+
+bool Journal::sweep_step(size_t budget) {
+  uint64_t moved_bytes = 0;
+  return engine_.visit_jobs(cursor_, budget, [&](Job& job) {
+    if (job.log_segment != 0 && job.log_segment < cut_) {
+      job_saved(job);
+      ++moved_;
+      moved_bytes += job.payload_size;
+    }
+    return moved_bytes < kSweepBytesPerStep;
+  });
+}
+
+void Journal::maintain() {
+  if (log_ == nullptr) return;
+  delete_dead_segments();
+  if (!sweeping_) {
+    const uint64_t total = log_->total_bytes();
+    const bool too_big = total > 2 * log_->segment_bytes() &&
+                         static_cast<double>(total) > compaction_ratio_ * static_cast<double>(live_bytes_);
+    if (!too_big || !log_->healthy()) return;
+    sweeping_ = true;
+    cut_ = log_->current_segment();
+    cursor_ = engine::JobCursor{};
+    for (const auto& [name, queue] : engine_.queues()) {
+      if (queue->log_segment < cut_) {
+        queue_saved(*queue);
+        ++moved_;
+      }
+    }
+  }
+  if (!log_->healthy()) return;  // moving records while writes fail only queues more
+  if (!sweep_step(kSweepJobsPerStep)) {
+    sweeping_ = false;
+    ++compactions_;
+  }
+}
+
+void Journal::compact_all() {
+  if (log_ == nullptr) return;
+  log_->rotate();
+  // The META record opens the new segment even when nothing is live, so
+  // that every older segment (damage included) can go.
+  scratch_.clear();
+  wal::put_varint(scratch_, engine_.next_job_id());
+  wal::put_varint(scratch_, engine_.next_queue_number());
+  last_segment_ = log_->append(static_cast<uint8_t>(RecordType::kMeta), scratch_).segment;
+  cut_ = last_segment_;
+  for (const auto& [name, queue] : engine_.queues()) queue_saved(*queue);
+  cursor_ = engine::JobCursor{};
+  while (engine_.visit_jobs(cursor_, SIZE_MAX, [&](Job& job) {
+    job_saved(job);
+    return true;
+  })) {
+  }
+  sweeping_ = false;
+  ++compactions_;
+  delete_dead_segments();
+}
+
+JournalStats Journal::stats() const {
+  JournalStats s;
+  s.live_objects = live_objects_;
+  s.live_bytes = live_bytes_;
+  s.compactions = compactions_;
+  s.moved_records = moved_;
+  s.compacting = sweeping_;
+  return s;
+}
+
+}  // namespace tq::server

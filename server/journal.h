@@ -1,0 +1,96 @@
+// The journal: turns engine changes into log records, and log records back
+// into engine state at start-up. It also decides what in the log is still
+// live, and so which segments can go and when to compact.
+//
+// Liveness: every live job and queue remembers the segment holding its
+// latest full record (JOB or QUEUE), and each segment counts how many such
+// objects it holds. The oldest segments are deleted once their count is
+// zero. When the log grows past `compaction_ratio` times the live bytes, a
+// sweep re-records every live object that sits in an older segment, a
+// bounded number per loop iteration, so those segments empty and go.
+//
+// The record types and bodies are documented in wal/FORMAT.md.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "server/engine/engine.h"
+#include "wal/log.h"
+
+namespace tq::server {
+
+enum class RecordType : uint8_t {
+  kMeta = 1,
+  kQueue = 2,
+  kQueueDrop = 3,
+  kJob = 4,
+  kLease = 5,
+  kRelease = 6,
+  kRemove = 7,
+};
+
+struct JournalStats {
+  uint64_t live_objects = 0;
+  uint64_t live_bytes = 0;        // bytes of the latest full record of each live object
+  uint64_t compactions = 0;       // sweeps finished
+  uint64_t moved_records = 0;     // full records re-written by sweeps
+  bool compacting = false;
+};
+
+class Journal final : public engine::ChangeObserver {
+ public:
+  Journal(engine::Engine& engine, double compaction_ratio);
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // --- Start-up: feed every replayed record, then finish. ---
+  wal::Status apply(const wal::Record& record, uint32_t segment);
+  // Ends replay; from here on every engine change is appended to `log`.
+  void attach(wal::Log& log);
+
+  // Once per loop iteration: deletes segments that hold nothing live, starts
+  // a compaction sweep when the log is too big, and advances one under way.
+  void maintain();
+  // Re-records every live object now (after a recovery dropped damage), so
+  // that every older segment can be deleted.
+  void compact_all();
+
+  JournalStats stats() const;
+
+  // engine::ChangeObserver
+  void queue_saved(engine::Queue& queue) override;
+  void queue_dropped(engine::Queue& queue) override;
+  void job_saved(engine::Job& job) override;
+  void job_leased(engine::Job& job) override;
+  void job_released(engine::Job& job) override;
+  void job_removed(engine::Job& job) override;
+
+ private:
+  // Appends a record (or, during replay, notes the segment being replayed).
+  uint32_t record(RecordType type, const std::string& body);
+  void ref(uint32_t* slot, uint32_t segment, uint64_t bytes);
+  void unref(uint32_t segment, uint64_t bytes);
+  void delete_dead_segments();
+  bool sweep_step(size_t budget);
+
+  engine::Engine& engine_;
+  const double compaction_ratio_;
+  wal::Log* log_ = nullptr;         // nullptr while replaying
+  uint32_t replay_segment_ = 0;
+  uint32_t last_segment_ = 0;       // to write a META record at the head of each segment
+  std::map<uint32_t, uint64_t> live_in_segment_;  // segment ordinal -> live objects
+  uint64_t live_objects_ = 0;
+  uint64_t live_bytes_ = 0;
+  std::string scratch_;             // reused record body buffer
+
+  // The sweep under way: everything in a segment below cut_ moves forward.
+  bool sweeping_ = false;
+  uint32_t cut_ = 0;
+  engine::JobCursor cursor_;
+  uint64_t compactions_ = 0;
+  uint64_t moved_ = 0;
+};
+
+}  // namespace tq::server
