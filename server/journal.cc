@@ -225,9 +225,14 @@ void Journal::maintain() {
   if (log_ == nullptr) return;
   delete_dead_segments();
   if (!sweeping_) {
-    const uint64_t total = log_->total_bytes();
-    const bool too_big = total > 2 * log_->segment_bytes() &&
-                         static_cast<double>(total) > compaction_ratio_ * static_cast<double>(live_bytes_);
+    // A sweep can only empty the segments before the current one, so it
+    // leaves about live + one segment behind; starting only past
+    // ratio x live + one segment means each sweep frees at least
+    // (ratio - 1) x live, and sweeps never chase their own tail.
+    const double total = static_cast<double>(log_->total_bytes());
+    const double limit = compaction_ratio_ * static_cast<double>(live_bytes_) +
+                         static_cast<double>(log_->segment_bytes());
+    const bool too_big = total > limit && log_->total_bytes() > 2 * log_->segment_bytes();
     if (!too_big || !log_->healthy()) return;
     sweeping_ = true;
     cut_ = log_->current_segment();

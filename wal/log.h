@@ -95,6 +95,10 @@ class Log {
   // Makes the next append start a new segment.
   void rotate() { rotate_next_ = true; }
 
+  // Nothing appended or requested is waiting for the writer.
+  bool idle() const {
+    return !writer_->busy() && pending_.chunks.empty() && pending_.delete_first_seqs.empty();
+  }
   uint64_t last_seq() const { return next_seq_ - 1; }
   uint64_t durable_seq() const { return durable_seq_; }
   bool healthy() const { return healthy_; }

@@ -53,16 +53,22 @@ class LogHarness {
       return Status();
     }, &summary);
     if (!opened) return opened.error();
-    log = std::move(opened).value();
+    adopt(std::move(opened).value());
+    return Status();
+  }
+  Status open() { return open(options()); }
+
+  // Takes a log opened elsewhere (with its own replay visitor) and starts it.
+  void adopt(std::unique_ptr<Log> opened) {
+    log = std::move(opened);
     log->set_progress_callback([this] {
       std::lock_guard<std::mutex> lock(mu_);
       ++signals_;
       cv_.notify_all();
     });
     log->start();
-    return Status();
   }
-  Status open() { return open(options()); }
+  MemoryFileSystem& fs() { return fs_; }
 
   // Waits until every record appended so far is durable; false if the log
   // failed instead (or, with through_failures, waits for it to recover).
@@ -74,6 +80,17 @@ class LogHarness {
       auto progress = log->poll();
       if (log->durable_seq() >= target) return true;
       if (!through_failures && (progress.failed || !log->healthy())) return false;
+      wait_signal_after(seen);
+    }
+  }
+
+  // Waits until the writer has done everything asked of it, deletions too.
+  void settle() {
+    for (;;) {
+      uint64_t seen = signal_count();
+      log->flush();
+      log->poll();
+      if (log->idle()) return;
       wait_signal_after(seen);
     }
   }

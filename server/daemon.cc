@@ -1,0 +1,139 @@
+#include "server/daemon.h"
+
+#include "server/log.h"
+
+namespace tq::server {
+namespace {
+
+// Says, loudly, each piece of damage that --wal-recover skipped.
+class LoggingReporter final : public wal::Reporter {
+ public:
+  void dropped(const std::string& file, uint64_t offset, uint64_t bytes,
+               const std::string& reason) override {
+    LOG_ERROR("wal recover: DROPPED %llu bytes at %s offset %llu: %s",
+              static_cast<unsigned long long>(bytes), file.c_str(),
+              static_cast<unsigned long long>(offset), reason.c_str());
+  }
+};
+
+engine::EngineLimits limits_of(const Config& config) {
+  engine::EngineLimits limits;
+  limits.auto_create_queues = config.auto_create_queues;
+  limits.max_queues = config.max_queues;
+  return limits;
+}
+
+}  // namespace
+
+Daemon::Daemon(const Config& config, wal::FileSystem& fs, const engine::Clock& clock)
+    : config_(config),
+      fs_(fs),
+      engine_(clock, limits_of(config), config.queue_defaults),
+      journal_(engine_, config.compaction_ratio) {
+  uv_loop_init(&loop_);
+  uv_async_init(&loop_, &stop_, on_stop);
+  stop_.data = this;
+  // It must not keep the loop alive: the loop ends when the server has
+  // closed its handles.
+  uv_unref(reinterpret_cast<uv_handle_t*>(&stop_));
+  stats_.started_at_ms = clock.now_ms();
+}
+
+Daemon::~Daemon() {
+  if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&stop_))) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&stop_), nullptr);
+  }
+  server_.reset();
+  uv_run(&loop_, UV_RUN_DEFAULT);  // lets close callbacks run
+  uv_loop_close(&loop_);
+}
+
+bool Daemon::open_log() {
+  wal::LogOptions options;
+  options.dir = config_.data_dir + "/wal";
+  options.fsync = config_.fsync;
+  options.fsync_interval_ms = config_.fsync_interval_ms;
+  options.segment_bytes = config_.segment_bytes;
+  options.recover = config_.wal_recover;
+
+  if (wal::Status s = fs_.create_dir(config_.data_dir); !s.ok()) {
+    LOG_ERROR("%s", s.message().c_str());
+    return false;
+  }
+  LoggingReporter reporter;
+  wal::OpenSummary summary;
+  const int64_t started = engine_.now_ms();
+  auto opened = wal::Log::open(
+      fs_, options, reporter,
+      [&](const wal::Record& record, uint32_t segment) { return journal_.apply(record, segment); },
+      &summary);
+  if (!opened) {
+    const wal::Status& s = opened.error();
+    LOG_ERROR("cannot open the log: %s", s.message().c_str());
+    if (s.code() == wal::Status::Code::kCorruption) {
+      LOG_ERROR("the files are left as they are; to start anyway, skipping the damaged "
+                "records (they will be lost), run tqd with --wal-recover");
+    }
+    return false;
+  }
+  log_ = std::move(opened).value();
+  const size_t requeued = engine_.finish_restore();
+  auto orphans = engine_.placeholder_queues();
+  if (!orphans.empty() && !config_.wal_recover) {
+    LOG_ERROR("cannot open the log: %zu job(s) belong to a queue with no QUEUE record (%s); run "
+              "tqd with --wal-recover to keep them in a queue of that name",
+              orphans.front()->job_count(), orphans.front()->name.c_str());
+    return false;
+  }
+  if (!summary.torn.empty()) {
+    LOG_WARN("wal: cut off a partial record at %s: the previous run stopped in the middle of a "
+             "write that was never acknowledged",
+             summary.torn.c_str());
+  }
+  journal_.attach(*log_);
+  LOG_INFO("wal: replayed %llu records (%llu bytes, %zu segments) in %lldms: %zu queues, %zu jobs "
+           "(%zu were leased and are ready again), next job id %llu; fsync=%s",
+           static_cast<unsigned long long>(summary.records),
+           static_cast<unsigned long long>(summary.bytes), summary.segments,
+           static_cast<long long>(engine_.now_ms() - started), engine_.queues().size(),
+           engine_.job_count(), requeued, static_cast<unsigned long long>(engine_.next_job_id()),
+           wal::fsync_policy_name(config_.fsync));
+  if (summary.dropped > 0) {
+    LOG_WARN("wal recover: %llu damaged region(s) dropped; rewriting the live state into a new "
+             "segment so the damaged files can be deleted",
+             static_cast<unsigned long long>(summary.dropped));
+    journal_.compact_all();
+  }
+  return true;
+}
+
+bool Daemon::start() {
+  if (!open_log()) return false;
+  server_ = std::make_unique<Server>(&loop_, config_, engine_, stats_, log_.get(), &journal_);
+  std::string error;
+  if (!server_->listen(&error)) {
+    LOG_ERROR("%s", error.c_str());
+    server_->shutdown("start-up failed");
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    return false;
+  }
+  LOG_INFO("tqd %s started: data_dir=%s auto_create=%s ack_timeout=%lldms log_level=%s",
+           TQ_VERSION, config_.data_dir.c_str(), config_.auto_create_queues ? "true" : "false",
+           static_cast<long long>(config_.queue_defaults.ack_timeout_ms),
+           log_level_name(config_.log_level));
+  return true;
+}
+
+void Daemon::run() {
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  LOG_INFO("stopped");
+}
+
+void Daemon::stop() { uv_async_send(&stop_); }
+
+void Daemon::on_stop(uv_async_t* handle) {
+  auto* self = static_cast<Daemon*>(handle->data);
+  if (self->server_) self->server_->shutdown("stop requested");
+}
+
+}  // namespace tq::server

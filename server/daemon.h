@@ -1,0 +1,56 @@
+// Everything tqd is, put together: the engine, the journal replaying the log
+// into it, and the server on a libuv loop. main() builds one from the
+// configuration; tests build one on a fault-injecting file system and run it
+// on a thread of their own.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "server/config.h"
+#include "server/engine/engine.h"
+#include "server/journal.h"
+#include "server/server.h"
+#include "server/stats.h"
+#include "wal/file.h"
+#include "wal/log.h"
+
+namespace tq::server {
+
+class Daemon {
+ public:
+  Daemon(const Config& config, wal::FileSystem& fs, const engine::Clock& clock);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Replays the log and starts listening; false (having logged why) if tqd
+  // cannot serve.
+  bool start();
+  // Runs the loop until a signal or stop() has shut the server down.
+  void run();
+  // From any thread: begin a graceful shutdown.
+  void stop();
+
+  int port() const { return server_ ? server_->bound_port() : 0; }
+  engine::Engine& engine() { return engine_; }
+
+ private:
+  bool open_log();
+  static void on_stop(uv_async_t* handle);
+
+  const Config config_;
+  wal::FileSystem& fs_;
+  engine::Engine engine_;
+  Journal journal_;
+  ServerStats stats_;
+  std::unique_ptr<wal::Log> log_;
+  uv_loop_t loop_{};
+  uv_async_t stop_{};
+  std::unique_ptr<Server> server_;
+};
+
+}  // namespace tq::server
