@@ -221,6 +221,15 @@ bool Journal::sweep_step(size_t budget) {
   });
 }
 
+bool Journal::last_sweep_settled() const {
+  if (log_->oldest_segment() >= cut_) return true;
+  for (const auto& [segment, live] : live_in_segment_) {
+    if (segment >= cut_) break;
+    if (live > 0) return true;  // missed by the sweep: only a new one can move it
+  }
+  return false;
+}
+
 void Journal::maintain() {
   if (log_ == nullptr) return;
   delete_dead_segments();
@@ -233,7 +242,9 @@ void Journal::maintain() {
     const double limit = compaction_ratio_ * static_cast<double>(live_bytes_) +
                          static_cast<double>(log_->segment_bytes());
     const bool too_big = total > limit && log_->total_bytes() > 2 * log_->segment_bytes();
-    if (!too_big || !log_->healthy()) return;
+    // Until the last sweep's segments are deleted the log looks as big as
+    // before; sweeping again then would move everything again for nothing.
+    if (!too_big || !log_->healthy() || !last_sweep_settled()) return;
     sweeping_ = true;
     cut_ = log_->current_segment();
     cursor_ = engine::JobCursor{};

@@ -74,6 +74,9 @@ class Journal final : public engine::ChangeObserver {
   void unref(uint32_t segment, uint64_t bytes);
   void delete_dead_segments();
   bool sweep_step(size_t budget);
+  // Whether the last sweep's work is done: every segment below its cut is
+  // deleted, or still holds something the sweep missed (then sweep again).
+  bool last_sweep_settled() const;
 
   engine::Engine& engine_;
   const double compaction_ratio_;
@@ -87,7 +90,7 @@ class Journal final : public engine::ChangeObserver {
 
   // The sweep under way: everything in a segment below cut_ moves forward.
   bool sweeping_ = false;
-  uint32_t cut_ = 0;
+  uint32_t cut_ = 0;              // of the sweep under way, or of the last one
   engine::JobCursor cursor_;
   uint64_t compactions_ = 0;
   uint64_t moved_ = 0;
