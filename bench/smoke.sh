@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# bench/smoke (CTest): tq-bench against a real tqd, tiny. Starts tqd on a free
+# port with a temporary data dir, runs the produce, consume, mixed and replay
+# phases with a few thousand jobs, and checks each exit status and that the
+# JSON each prints parses and holds sane numbers. A few seconds in all.
+#
+# usage: smoke.sh TQD TQ_BENCH
+set -euo pipefail
+
+tqd=$1
+bench=$2
+dir=$(mktemp -d /tmp/tq-bench-smoke.XXXXXX)
+tqd_pid=""
+
+cleanup() {
+  if [ -n "$tqd_pid" ] && kill -0 "$tqd_pid" 2>/dev/null; then
+    kill -TERM "$tqd_pid" 2>/dev/null || true
+    wait "$tqd_pid" 2>/dev/null || true
+  fi
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "bench/smoke: $*" >&2
+  if [ -f "$dir/tqd.log" ]; then
+    echo "--- tqd log" >&2
+    cat "$dir/tqd.log" >&2
+  fi
+  exit 1
+}
+
+# check_json FILE PYTHON_CONDITION: the file holds one JSON object `r` for
+# which the condition holds. python3 is in Debian's base image; jq is the
+# fallback, and without either only the shape of the output is checked.
+check_json() {
+  local file=$1 condition=$2 jq_condition=$3
+  if command -v python3 >/dev/null; then
+    python3 - "$file" "$condition" <<'PY' || fail "$file: check failed: $condition ($(cat "$file"))"
+import json, sys
+r = json.load(open(sys.argv[1]))
+sys.exit(0 if eval(sys.argv[2]) else 1)
+PY
+  elif command -v jq >/dev/null; then
+    jq -e "$jq_condition" "$file" >/dev/null || fail "$file: check failed: $jq_condition"
+  else
+    grep -q '"error":null' "$file" || fail "$file: no \"error\":null"
+  fi
+}
+
+printf 'wal:\n  fsync: never\n' > "$dir/tqd.yaml"
+"$tqd" --config "$dir/tqd.yaml" --port 0 --data-dir "$dir/data" 2> "$dir/tqd.log" &
+tqd_pid=$!
+port=""
+for _ in $(seq 1 200); do
+  port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$dir/tqd.log" | head -n 1)
+  [ -n "$port" ] && break
+  kill -0 "$tqd_pid" 2>/dev/null || fail "tqd exited at start"
+  sleep 0.05
+done
+[ -n "$port" ] || fail "tqd did not report its port"
+
+common=(--port "$port" --connections 4 --pipeline 8 --server-pid "$tqd_pid" --queue-prefix smoke)
+
+"$bench" "${common[@]}" --phase produce --jobs 2000 --json > "$dir/produce.json" \
+  || fail "produce exited $?"
+check_json "$dir/produce.json" \
+  'r["error"] is None and r["jobs"] == 2000 and r["jobs_per_sec"] > 0 and r["latency_us"]["p99"] > 0 and r["server"]["cpu_seconds"] >= 0 and r["server"]["peak_rss_bytes"] > 0' \
+  '.error == null and .jobs == 2000 and .jobs_per_sec > 0 and .latency_us.p99 > 0 and .server.peak_rss_bytes > 0'
+
+"$bench" "${common[@]}" --phase consume --jobs 2000 --json > "$dir/consume.json" \
+  || fail "consume exited $?"
+check_json "$dir/consume.json" \
+  'r["error"] is None and r["jobs"] == 2000 and r["consume"]["jobs"] == 2000 and r["jobs_per_sec"] > 0 and r["latency_us"]["p50"] <= r["latency_us"]["p99"] <= r["latency_us"]["max"]' \
+  '.error == null and .jobs == 2000 and .consume.jobs == 2000 and .jobs_per_sec > 0'
+
+"$bench" "${common[@]}" --phase mixed --duration 1 --queues 2 --json > "$dir/mixed.json" \
+  || fail "mixed exited $?"
+check_json "$dir/mixed.json" \
+  'r["error"] is None and r["produce"]["jobs"] > 0 and r["consume"]["jobs"] > 0 and 0.9 < r["seconds"] < 5' \
+  '.error == null and .produce.jobs > 0 and .consume.jobs > 0 and .seconds > 0.9'
+
+# The human-readable report of the same kind of run.
+"$bench" "${common[@]}" --phase produce --jobs 500 > "$dir/produce.txt" || fail "text produce exited $?"
+grep -q 'produced  500 jobs' "$dir/produce.txt" || fail "text report: $(cat "$dir/produce.txt")"
+
+# The replay phase starts and stops tqd itself, twice.
+"$bench" --phase replay --tqd "$tqd" --data-dir "$dir/replay" --jobs 2000 --connections 4 \
+  --pipeline 8 --json > "$dir/replay.json" || fail "replay exited $?"
+check_json "$dir/replay.json" \
+  'r["error"] is None and r["jobs"] == 2000 and r["restart_seconds"] > 0 and r["wal_bytes_per_job"] > 100 and r["rss_bytes"] > 0' \
+  '.error == null and .jobs == 2000 and .restart_seconds > 0 and .wal_bytes_per_job > 100'
+
+echo "bench/smoke: produce, consume, mixed and replay passed"

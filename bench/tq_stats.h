@@ -1,0 +1,21 @@
+// Reads tq's STATS ("OK <n>", then n lines of "<name> <value>") into a map,
+// for the figures the benchmark reports next to its own: WAL bytes, fsyncs
+// and write batches, jobs ready after a restart.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "bench/blocking_socket.h"
+
+namespace tq::bench {
+
+using TqStats = std::map<std::string, std::string>;
+
+Result<TqStats> fetch_tq_stats(BlockingSocket& socket);
+
+// The named figure as a number; 0 when absent or not a number.
+uint64_t stat_number(const TqStats& stats, const std::string& name);
+
+}  // namespace tq::bench
