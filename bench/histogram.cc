@@ -48,7 +48,10 @@ uint64_t LatencyHistogram::percentile(double percent) const {
   if (count_ == 0) return 0;
   percent = std::clamp(percent, 0.0, 100.0);
   // The rank of the wanted value, 1-based: p99 of 1000 values is the 990th.
-  uint64_t rank = static_cast<uint64_t>(std::ceil(percent / 100.0 * static_cast<double>(count_)));
+  // The epsilon keeps 99.9% of 1000 at 999 despite 99.9 having no exact
+  // binary form.
+  const double exact_rank = percent * static_cast<double>(count_) / 100.0;
+  uint64_t rank = static_cast<uint64_t>(std::ceil(exact_rank - 1e-9));
   rank = std::clamp<uint64_t>(rank, 1, count_);
   uint64_t seen = 0;
   for (size_t i = 0; i < counts_.size(); ++i) {

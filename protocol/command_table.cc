@@ -7,39 +7,87 @@
 namespace tq::protocol {
 namespace {
 
+constexpr ReplyShape kLine = ReplyShape::kLine;
+constexpr ReplyShape kLines = ReplyShape::kCountedLines;
+constexpr ReplyShape kJobs = ReplyShape::kJobs;
+
 constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
-    {Verb::kCreate, "CREATE", 1, 1, kWrites, -1, ReplyShape::kLine,
-     "CREATE <queue>", "create a queue",
+    {Verb::kCreate, "CREATE", 1, 1, kWrites, -1, kLine, "CREATE <queue>", "create a queue",
      "Answers OK created <queue>, or ERROR EXISTS when it already exists.\n"
-     "A queue name is 1-200 characters of A-Z a-z 0-9 . _ : - and not only digits."},
-    {Verb::kEnqueue, "ENQUEUE", 2, 2, kWrites | kRestOfLine, -1, ReplyShape::kLine,
-     "ENQUEUE <queue> <payload>",
-     "add a job; the payload is the rest of the line",
-     "Answers OK <id>. The payload keeps its inner spaces; it cannot hold a newline."},
-    {Verb::kDequeue, "DEQUEUE", 1, 1, kWrites, -1, ReplyShape::kLine,
-     "DEQUEUE <queue>",
-     "lease the next ready job",
+     "A queue name is 1-200 characters of A-Z a-z 0-9 . _ : -, not only digits,\n"
+     "and not WAIT or COUNT."},
+    {Verb::kEnqueue, "ENQUEUE", 2, 2, kWrites | kRestOfLine, -1, kLine,
+     "ENQUEUE <queue> <payload>", "add a job; the payload is the rest of the line",
+     "Answers OK <id>. The payload keeps its inner spaces; it cannot hold a newline.\n"
+     "PUT takes any bytes, and options (priority, delay, TTL, attempts, dedup key)."},
+    {Verb::kPut, "PUT", 2, 14, kWrites, 1, kLine,
+     "PUT <queue> <bytes> [PRIORITY n] [DELAY d] [AT t] [TTL d] [ATTEMPTS n] [KEY k]",
+     "add a job of any bytes, with options",
+     "Send the line, then exactly <bytes> bytes of payload, then a line end.\n"
+     "Answers OK <id>, or OK <id> DUPLICATE when KEY was seen within the queue's\n"
+     "dedup window (nothing new is stored). PRIORITY: higher goes first (default 0).\n"
+     "DELAY d: not before d from now (30, 30s, 500ms, 2m). AT t: not before Unix\n"
+     "time t (seconds). TTL d: expires if not delivered within d. ATTEMPTS n:\n"
+     "deliveries before dead letters (overrides the queue's)."},
+    {Verb::kDequeue, "DEQUEUE", 1, -1, kWrites | kMayBlock, -1, kLine,
+     "DEQUEUE <queue>... [WAIT d] [COUNT n]", "lease the next ready job(s)",
      "Answers OK <id> <payload>, or ERROR EMPTY when no job is ready.\n"
-     "The job is leased for the queue's ack timeout: ACK it before then,\n"
-     "or it goes back to the queue and counts a delivery attempt."},
-    {Verb::kAck, "ACK", 1, 2, kWrites, -1, ReplyShape::kLine,
-     "ACK <id> | ACK <queue> <id>",
-     "finish a leased job: it is deleted",
-     "Answers OK acked <id>. ERROR NOTFOUND when there is no such job (or it is in\n"
-     "another queue), ERROR NOTLEASED when its lease already expired."},
-    {Verb::kList, "LIST", 0, 0, 0, -1, ReplyShape::kLine,
-     "LIST", "queue names, comma-separated",
+     "Several queues: served by queue priority, then in the order given.\n"
+     "WAIT d: block up to d until a job arrives (first come, first served).\n"
+     "COUNT n: up to n jobs, framed: OK <k>, then per job a line\n"
+     "JOB <id> <bytes> queue=<q> attempts=<a>, the payload bytes and a line end.\n"
+     "A lease lasts the queue's ack timeout: ACK before then, or the job goes back."},
+    {Verb::kAck, "ACK", 1, -1, kWrites, -1, kLine, "ACK <id>... | ACK <queue> <id>",
+     "finish leased jobs: they are deleted",
+     "Answers OK acked <id> (OK acked <n> for several). ERROR NOTFOUND when there is no\n"
+     "such job (or it is in another queue), ERROR NOTLEASED when its lease expired.\n"
+     "With several ids, those that can be acked are, and an error lists the rest."},
+    {Verb::kNack, "NACK", 1, 3, kWrites, -1, kLine, "NACK <id> [DELAY d]",
+     "give a leased job back, to retry",
+     "Answers OK nacked <id> (ready again, or after DELAY d, or after the queue's\n"
+     "backoff), or OK dead <id> when it has used its attempts."},
+    {Verb::kFail, "FAIL", 2, 2, kWrites | kRestOfLine, -1, kLine, "FAIL <id> <reason>",
+     "send a leased job to dead letters", "Answers OK dead <id>. PEEK <queue> DEAD shows the reason."},
+    {Verb::kTouch, "TOUCH", 1, 2, kWrites, -1, kLine, "TOUCH <id> [d]",
+     "extend a lease (a heartbeat for long work)",
+     "The lease now ends d from now (default: the queue's ack timeout).\n"
+     "Answers OK touched <id> <ms> with the milliseconds left."},
+    {Verb::kDelete, "DELETE", 1, 1, kWrites, -1, kLine, "DELETE <id>", "delete a job in any state",
+     "Answers OK deleted <id>."},
+    {Verb::kList, "LIST", 0, 0, 0, -1, kLine, "LIST", "queue names, comma-separated",
      "Answers OK followed by the names in one line, sorted: OK emails,orders"},
-    {Verb::kPing, "PING", 0, 0, kNoAuth, -1, ReplyShape::kLine,
-     "PING", "check the connection", "Answers OK PONG."},
-    {Verb::kHelp, "HELP", 0, 1, kNoAuth, -1, ReplyShape::kCountedLines,
-     "HELP [command]", "list commands, or explain one",
-     "Answers OK <n> followed by n lines."},
-    {Verb::kQuit, "QUIT", 0, 0, kNoAuth, -1, ReplyShape::kLine,
-     "QUIT", "close the connection",
+    {Verb::kQueues, "QUEUES", 0, 0, 0, -1, kLines, "QUEUES", "every queue with its job counts",
+     "Answers OK <n>, then per queue: <name> ready=<r> delayed=<d> leased=<l> dead=<x>\n"
+     "paused=<0|1>."},
+    {Verb::kPeek, "PEEK", 1, 3, kAdmin, -1, kJobs, "PEEK <queue> [READY|DELAYED|LEASED|DEAD] [n]",
+     "look at the first n jobs in a state (default READY, 10)",
+     "Answers OK <k>, then per job a line JOB <id> <bytes> queue=<q> state=<s>\n"
+     "attempts=<a> priority=<p> and when they apply at=<ms> (when it becomes ready,\n"
+     "its lease ends, or it died), expires=<ms>, key=<k>, reason=<rest of line>;\n"
+     "then the payload bytes and a line end. Times are Unix milliseconds."},
+    {Verb::kKick, "KICK", 1, 2, kWrites | kAdmin, -1, kLine, "KICK <queue> [n]",
+     "give dead jobs another chance (all, or n)",
+     "Moves dead jobs back to ready, oldest first, with their attempts reset.\n"
+     "Answers OK kicked <k>."},
+    {Verb::kConfig, "CONFIG", 1, 12, kWrites | kAdmin, -1, kLines,
+     "CONFIG <queue> [<key>=<value>...]", "read or change a queue's settings",
+     "Answers OK <n> and the settings, one <key> <value> per line, after any change.\n"
+     "Keys: ack_timeout, max_attempts, backoff_base, backoff_factor, backoff_max,\n"
+     "backoff_jitter, dedup_window, max_size, priority, ttl_dead_letter."},
+    {Verb::kPause, "PAUSE", 1, 1, kWrites | kAdmin, -1, kLine, "PAUSE <queue>",
+     "stop deliveries from a queue", "Answers OK paused <queue>. Jobs can still be enqueued."},
+    {Verb::kResume, "RESUME", 1, 1, kWrites | kAdmin, -1, kLine, "RESUME <queue>",
+     "deliver from a paused queue again", "Answers OK resumed <queue>."},
+    {Verb::kPurge, "PURGE", 1, 1, kWrites | kAdmin, -1, kLine, "PURGE <queue>",
+     "delete every ready and delayed job", "Answers OK purged <n>. Leased and dead jobs stay."},
+    {Verb::kDrop, "DROP", 1, 1, kWrites | kAdmin, -1, kLine, "DROP <queue>",
+     "delete a queue and all its jobs", "Answers OK dropped <queue>."},
+    {Verb::kPing, "PING", 0, 0, kNoAuth, -1, kLine, "PING", "check the connection", "Answers OK PONG."},
+    {Verb::kHelp, "HELP", 0, 1, kNoAuth, -1, kLines, "HELP [command]",
+     "list commands, or explain one", "Answers OK <n> followed by n lines."},
+    {Verb::kQuit, "QUIT", 0, 0, kNoAuth, -1, kLine, "QUIT", "close the connection",
      "Answers OK bye, then the server closes the connection."},
-    {Verb::kStats, "STATS", 0, 1, 0, -1, ReplyShape::kCountedLines,
-     "STATS [queue]", "server or queue figures",
+    {Verb::kStats, "STATS", 0, 1, 0, -1, kLines, "STATS [queue]", "server or queue figures",
      "Answers OK <n> followed by n lines of <name> <value>."},
 }};
 
@@ -69,5 +117,15 @@ const CommandSpec* find_command(std::string_view name) {
 const CommandSpec& command_spec(Verb verb) { return kCommands[static_cast<size_t>(verb)]; }
 
 std::span<const CommandSpec> all_commands() { return kCommands; }
+
+ReplyShape reply_shape(const CommandSpec& spec, std::span<const std::string_view> args) {
+  if (spec.verb == Verb::kDequeue) {
+    // Queue names are never COUNT, so the word after the first argument is the keyword.
+    for (size_t i = 1; i < args.size(); ++i) {
+      if (equals_ignoring_case("COUNT", args[i])) return ReplyShape::kJobs;
+    }
+  }
+  return spec.reply;
+}
 
 }  // namespace tq::protocol

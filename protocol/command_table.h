@@ -16,9 +16,22 @@ namespace tq::protocol {
 enum class Verb : uint8_t {
   kCreate,
   kEnqueue,
+  kPut,
   kDequeue,
   kAck,
+  kNack,
+  kFail,
+  kTouch,
+  kDelete,
   kList,
+  kQueues,
+  kPeek,
+  kKick,
+  kConfig,
+  kPause,
+  kResume,
+  kPurge,
+  kDrop,
   kPing,
   kHelp,
   kQuit,
@@ -34,10 +47,14 @@ enum CommandFlag : uint32_t {
   kAdmin = 1u << 4,       // inspects or repairs; not on a worker's hot path
 };
 
-// How a reply is framed, so a client can read one without knowing the verb's
-// details: one line, or "OK <n>" followed by n lines. (An ERROR reply is
-// always one line.)
-enum class ReplyShape : uint8_t { kLine, kCountedLines };
+// How a successful reply is framed, so a client can read one without knowing
+// the verb's details (an ERROR reply is always one line):
+//   kLine          one line
+//   kCountedLines  "OK <n>" and n lines
+//   kJobs          "OK <n>" and n jobs, each a header line
+//                  "JOB <id> <bytes> <field>=<value>..." then <bytes> bytes
+//                  of payload and "\n"
+enum class ReplyShape : uint8_t { kLine, kCountedLines, kJobs };
 
 struct CommandSpec {
   Verb verb;
@@ -61,5 +78,9 @@ const CommandSpec& command_spec(Verb verb);
 
 // Every command, in the order HELP lists them.
 std::span<const CommandSpec> all_commands();
+
+// The shape of a successful reply to this request: the spec's, except that
+// DEQUEUE with COUNT answers with framed jobs.
+ReplyShape reply_shape(const CommandSpec& spec, std::span<const std::string_view> args);
 
 }  // namespace tq::protocol

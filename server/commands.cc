@@ -1,18 +1,23 @@
+// Dispatch, the helpers every handler shares, and the informational verbs
+// (LIST, PING, HELP, QUIT, STATS).
 #include "server/commands.h"
 
 #include <array>
 #include <charconv>
-#include <utility>
-#include <vector>
+
+#include "server/command_support.h"
+#include "server/config.h"
 
 namespace tq::server {
-namespace {
+namespace cmd {
 
 using protocol::ErrorCode;
 using protocol::Request;
 using protocol::Verb;
 
-protocol::ErrorCode wire_code(engine::Errc code) {
+namespace {
+
+ErrorCode wire_code(engine::Errc code) {
   switch (code) {
     case engine::Errc::kBadArgument: return ErrorCode::kBadFormat;
     case engine::Errc::kNoQueue: return ErrorCode::kNoQueue;
@@ -26,6 +31,10 @@ protocol::ErrorCode wire_code(engine::Errc code) {
   return ErrorCode::kInternal;
 }
 
+}  // namespace
+
+std::string num(uint64_t v) { return std::to_string(v); }
+
 void reply_error(CommandContext& ctx, ErrorCode code, std::string_view message) {
   ++ctx.stats.errors_total;
   protocol::append_error(ctx.out, code, message);
@@ -35,8 +44,6 @@ void reply_error(CommandContext& ctx, const engine::Error& error) {
   reply_error(ctx, wire_code(error.code), error.message);
 }
 
-// "OK <n>" and n lines of "<name> <value>": the framing of every listing.
-using Lines = std::vector<std::pair<std::string, std::string>>;
 void reply_lines(CommandContext& ctx, const Lines& lines) {
   ctx.out += "OK ";
   protocol::append_number(ctx.out, lines.size());
@@ -51,18 +58,23 @@ void reply_lines(CommandContext& ctx, const Lines& lines) {
   }
 }
 
-std::optional<uint64_t> parse_job_id(std::string_view text) {
-  uint64_t id = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-  if (ec != std::errc() || end != text.data() + text.size() || id == 0) return std::nullopt;
-  return id;
+void reply_ok(CommandContext& ctx, std::string_view word, std::string_view text) {
+  ctx.out += "OK ";
+  ctx.out += word;
+  ctx.out += ' ';
+  ctx.out += text;
+  ctx.out += '\n';
 }
 
-bool parse_id_or_reply(CommandContext& ctx, std::string_view text, uint64_t& id) {
-  if (auto parsed = parse_job_id(text)) {
-    id = *parsed;
-    return true;
-  }
+bool is_id(std::string_view text) {
+  uint64_t id = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  return ec == std::errc() && end == text.data() + text.size() && id != 0;
+}
+
+bool parse_id(CommandContext& ctx, std::string_view text, uint64_t* id) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *id);
+  if (ec == std::errc() && end == text.data() + text.size() && *id != 0) return true;
   std::string msg = "a job id is a positive whole number, got '";
   protocol::append_escaped(msg, text, 32);
   msg += "'";
@@ -70,49 +82,81 @@ bool parse_id_or_reply(CommandContext& ctx, std::string_view text, uint64_t& id)
   return false;
 }
 
-void cmd_create(CommandContext& ctx, const Request& req) {
-  auto created = ctx.engine.create_queue(req.args[0]);
-  if (!created.ok()) return reply_error(ctx, created.error());
-  ctx.out += "OK created ";
-  ctx.out += created.value()->name;
-  ctx.out += '\n';
-}
-
-void cmd_enqueue(CommandContext& ctx, const Request& req) {
-  auto id = ctx.engine.enqueue(req.args[0], req.args[1]);
-  if (!id.ok()) return reply_error(ctx, id.error());
-  ctx.out += "OK ";
-  protocol::append_number(ctx.out, id.value());
-  ctx.out += '\n';
-}
-
-void cmd_dequeue(CommandContext& ctx, const Request& req) {
-  auto job = ctx.engine.dequeue(req.args[0]);
-  if (!job.ok()) return reply_error(ctx, job.error());
-  ctx.out += "OK ";
-  protocol::append_number(ctx.out, job.value()->id);
-  ctx.out += ' ';
-  ctx.out += job.value()->payload();
-  ctx.out += '\n';
-}
-
-void cmd_ack(CommandContext& ctx, const Request& req) {
-  // ACK <id>, or ACK <queue> <id> as the original worker sends it. Queue
-  // names are never all digits, so the two forms cannot be confused.
-  std::optional<std::string_view> queue;
-  std::string_view id_text = req.args[0];
-  if (req.args.size() == 2) {
-    queue = req.args[0];
-    id_text = req.args[1];
+bool parse_duration(CommandContext& ctx, std::string_view text, const char* what, int64_t* ms) {
+  auto parsed = parse_duration_ms(std::string(text), 1000);
+  if (parsed && *parsed <= 30LL * 86'400'000) {
+    *ms = *parsed;
+    return true;
   }
-  uint64_t id = 0;
-  if (!parse_id_or_reply(ctx, id_text, id)) return;
-  auto acked = ctx.engine.ack(id, queue);
-  if (!acked.ok()) return reply_error(ctx, acked.error());
-  ctx.out += "OK acked ";
-  protocol::append_number(ctx.out, id);
-  ctx.out += '\n';
+  std::string msg = std::string(what) + " takes a duration such as 30, 30s, 500ms or 2m, got '";
+  protocol::append_escaped(msg, text, 32);
+  msg += "'";
+  reply_error(ctx, ErrorCode::kBadFormat, msg);
+  return false;
 }
+
+bool parse_count(CommandContext& ctx, std::string_view text, const char* what, size_t max,
+                 size_t* n) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *n);
+  if (ec == std::errc() && end == text.data() + text.size() && *n >= 1 && *n <= max) return true;
+  std::string msg = std::string(what) + " takes a number from 1 to " + std::to_string(max) + ", got '";
+  protocol::append_escaped(msg, text, 32);
+  msg += "'";
+  reply_error(ctx, ErrorCode::kBadFormat, msg);
+  return false;
+}
+
+bool is_keyword(std::string_view arg, std::string_view upper) {
+  if (arg.size() != upper.size()) return false;
+  for (size_t i = 0; i < arg.size(); ++i) {
+    char c = arg[i];
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
+    if (c != upper[i]) return false;
+  }
+  return true;
+}
+
+void append_job_frame(std::string& out, const engine::Job& job, bool detailed) {
+  out += "JOB ";
+  protocol::append_number(out, job.id);
+  out += ' ';
+  protocol::append_number(out, job.payload_size);
+  out += " queue=";
+  out += job.queue->name;
+  if (detailed) {
+    out += " state=";
+    out += engine::job_state_name(job.state);
+  }
+  out += " attempts=";
+  protocol::append_number(out, job.attempts);
+  if (detailed) {
+    out += " priority=";
+    protocol::append_signed(out, job.priority);
+    if (job.state != engine::JobState::kReady) {
+      out += " at=";
+      protocol::append_signed(out, job.deadline_ms);
+    }
+    if (const engine::JobExtras* x = job.extras) {
+      if (x->expires_at_ms > 0) {
+        out += " expires=";
+        protocol::append_signed(out, x->expires_at_ms);
+      }
+      if (!x->dedup_key.empty()) {
+        out += " key=";
+        out += x->dedup_key;
+      }
+      if (job.state == engine::JobState::kDead && !x->reason.empty()) {
+        out += " reason=";
+        protocol::append_escaped(out, x->reason, 512);
+      }
+    }
+  }
+  out += '\n';
+  out += job.payload();
+  out += '\n';
+}
+
+namespace {
 
 void cmd_list(CommandContext& ctx, const Request&) {
   ctx.out += "OK";
@@ -160,44 +204,64 @@ void cmd_help(CommandContext& ctx, const Request& req) {
   reply_lines(ctx, lines);
 }
 
-std::string num(uint64_t v) { return std::to_string(v); }
+void queue_stats(CommandContext& ctx, const engine::Queue& q) {
+  const engine::QueueCounters& c = q.counters;
+  Lines lines = {
+      {"queue", q.name},
+      {"paused", q.paused ? "1" : "0"},
+      {"ready", num(q.ready.size())},
+      {"delayed", num(q.delayed.size())},
+      {"leased", num(q.leased.size())},
+      {"dead", num(q.dead.size())},
+      {"waiters", num(q.waiters)},
+      {"dedup_keys", num(q.dedup.size())},
+      {"enqueued_total", num(c.enqueued)},
+      {"duplicates_total", num(c.duplicates)},
+      {"dequeued_total", num(c.dequeued)},
+      {"acked_total", num(c.acked)},
+      {"nacked_total", num(c.nacked)},
+      {"timed_out_total", num(c.timed_out)},
+      {"dead_total", num(c.dead)},
+      {"expired_total", num(c.expired)},
+      {"deleted_total", num(c.deleted)},
+      {"kicked_total", num(c.kicked)},
+      {"ack_timeout_ms", num(static_cast<uint64_t>(q.settings.ack_timeout_ms))},
+  };
+  reply_lines(ctx, lines);
+}
 
 void cmd_stats(CommandContext& ctx, const Request& req) {
   const engine::Engine& engine = ctx.engine;
-  Lines lines;
   if (!req.args.empty()) {
-    const engine::Queue* queue = engine.find_queue(req.args[0]);
-    if (queue == nullptr) {
-      return reply_error(ctx, ErrorCode::kNoQueue,
-                         "queue '" + std::string(req.args[0].substr(0, 200)) + "' does not exist");
-    }
-    lines = {
-        {"queue", queue->name},
-        {"ready", num(queue->ready.size())},
-        {"leased", num(queue->leased.size())},
-        {"enqueued_total", num(queue->counters.enqueued)},
-        {"dequeued_total", num(queue->counters.dequeued)},
-        {"acked_total", num(queue->counters.acked)},
-        {"timed_out_total", num(queue->counters.timed_out)},
-        {"ack_timeout_ms", num(static_cast<uint64_t>(queue->settings.ack_timeout_ms))},
-    };
-    return reply_lines(ctx, lines);
+    auto queue = engine.queue_or_error(req.args[0]);
+    if (!queue.ok()) return reply_error(ctx, queue.error());
+    return queue_stats(ctx, *queue.value());
   }
   const ServerStats& s = ctx.stats;
   const engine::EngineCounters& c = engine.counters();
   int64_t uptime_ms = engine.now_ms() - s.started_at_ms;
-  lines = {
+  Lines lines = {
       {"uptime_seconds", num(static_cast<uint64_t>(uptime_ms > 0 ? uptime_ms / 1000 : 0))},
       {"connections_current", num(s.connections_current)},
       {"connections_total", num(s.connections_total)},
       {"connections_refused", num(s.connections_refused)},
+      {"waiters", num(ctx.waiters != nullptr ? ctx.waiters->size() : 0)},
       {"queues", num(engine.queues().size())},
-      {"jobs_ready", num(engine.job_count() - engine.leased_count())},
-      {"jobs_leased", num(engine.leased_count())},
+      {"jobs_ready", num(engine.count_in(engine::JobState::kReady))},
+      {"jobs_delayed", num(engine.count_in(engine::JobState::kDelayed))},
+      {"jobs_leased", num(engine.count_in(engine::JobState::kLeased))},
+      {"jobs_dead", num(engine.count_in(engine::JobState::kDead))},
+      {"payload_bytes", num(engine.payload_bytes())},
       {"jobs_enqueued_total", num(c.enqueued)},
+      {"jobs_duplicates_total", num(c.duplicates)},
       {"jobs_dequeued_total", num(c.dequeued)},
       {"jobs_acked_total", num(c.acked)},
+      {"jobs_nacked_total", num(c.nacked)},
       {"jobs_timed_out_total", num(c.timed_out)},
+      {"jobs_dead_total", num(c.dead)},
+      {"jobs_expired_total", num(c.expired)},
+      {"jobs_deleted_total", num(c.deleted)},
+      {"jobs_kicked_total", num(c.kicked)},
       {"commands_total", num(s.commands_total)},
       {"errors_total", num(s.errors_total)},
   };
@@ -236,49 +300,63 @@ using Handler = void (*)(CommandContext&, const Request&);
 
 constexpr std::array<Handler, static_cast<size_t>(Verb::kCount)> kHandlers = [] {
   std::array<Handler, static_cast<size_t>(Verb::kCount)> h{};
-  h[static_cast<size_t>(Verb::kCreate)] = cmd_create;
-  h[static_cast<size_t>(Verb::kEnqueue)] = cmd_enqueue;
-  h[static_cast<size_t>(Verb::kDequeue)] = cmd_dequeue;
-  h[static_cast<size_t>(Verb::kAck)] = cmd_ack;
-  h[static_cast<size_t>(Verb::kList)] = cmd_list;
-  h[static_cast<size_t>(Verb::kPing)] = cmd_ping;
-  h[static_cast<size_t>(Verb::kHelp)] = cmd_help;
-  h[static_cast<size_t>(Verb::kQuit)] = cmd_quit;
-  h[static_cast<size_t>(Verb::kStats)] = cmd_stats;
+  auto set = [&h](Verb v, Handler f) { h[static_cast<size_t>(v)] = f; };
+  set(Verb::kCreate, cmd_create);
+  set(Verb::kEnqueue, cmd_enqueue);
+  set(Verb::kPut, cmd_put);
+  set(Verb::kDequeue, cmd_dequeue);
+  set(Verb::kAck, cmd_ack);
+  set(Verb::kNack, cmd_nack);
+  set(Verb::kFail, cmd_fail);
+  set(Verb::kTouch, cmd_touch);
+  set(Verb::kDelete, cmd_delete);
+  set(Verb::kList, cmd_list);
+  set(Verb::kQueues, cmd_queues);
+  set(Verb::kPeek, cmd_peek);
+  set(Verb::kKick, cmd_kick);
+  set(Verb::kConfig, cmd_config);
+  set(Verb::kPause, cmd_pause);
+  set(Verb::kResume, cmd_resume);
+  set(Verb::kPurge, cmd_purge);
+  set(Verb::kDrop, cmd_drop);
+  set(Verb::kPing, cmd_ping);
+  set(Verb::kHelp, cmd_help);
+  set(Verb::kQuit, cmd_quit);
+  set(Verb::kStats, cmd_stats);
   return h;
 }();
 
 }  // namespace
+}  // namespace cmd
 
 std::string io_error_reply(const wal::Log& log) {
   std::string line;
-  protocol::append_error(line, ErrorCode::kIo,
+  protocol::append_error(line, protocol::ErrorCode::kIo,
                          "the log cannot be written (" + log.last_error() +
                              "); the outcome of this write is unknown, and writes are refused "
                              "until the disk recovers");
   return line;
 }
 
-void dispatch(CommandContext& ctx, const Request& request) {
+void dispatch(CommandContext& ctx, const protocol::Request& request) {
   ++ctx.stats.commands_total;
   ++ctx.stats.commands_by_verb[static_cast<size_t>(request.spec->verb)];
   if (request.spec->has(protocol::kWrites) && ctx.log != nullptr && !ctx.log->healthy()) {
     // Refused before anything changes: this write surely did not happen.
-    ++ctx.stats.errors_total;
-    protocol::append_error(ctx.out, ErrorCode::kIo,
-                           "the log cannot be written (" + ctx.log->last_error() +
-                               "); writes are refused until the disk recovers, reads still work");
+    cmd::reply_error(ctx, protocol::ErrorCode::kIo,
+                     "the log cannot be written (" + ctx.log->last_error() +
+                         "); writes are refused until the disk recovers, reads still work");
     return;
   }
-  Handler handler = kHandlers[static_cast<size_t>(request.spec->verb)];
+  cmd::Handler handler = cmd::kHandlers[static_cast<size_t>(request.spec->verb)];
   if (handler == nullptr) {
-    return reply_error(ctx, ErrorCode::kInternal, "no handler for a known command");
+    return cmd::reply_error(ctx, protocol::ErrorCode::kInternal, "no handler for a known command");
   }
   handler(ctx, request);
 }
 
 void reply_parse_error(CommandContext& ctx, const protocol::ParseError& error) {
-  reply_error(ctx, error.code, error.message);
+  cmd::reply_error(ctx, error.code, error.message);
 }
 
 }  // namespace tq::server

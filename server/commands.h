@@ -1,32 +1,55 @@
 // Command handlers: a parsed request in, the engine changed, a reply out.
 // They know the protocol and the engine, nothing of sockets or the event
 // loop, so every handler can be tested by calling dispatch() directly.
+//
+// The handlers live in three files by subject: commands.cc (dispatch and the
+// informational verbs), commands_jobs.cc (producers and workers),
+// commands_queues.cc (queue administration).
 #pragma once
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "protocol/request_parser.h"
 #include "server/engine/engine.h"
 #include "server/journal.h"
 #include "server/stats.h"
+#include "server/waiters.h"
 #include "wal/log.h"
 
 namespace tq::server {
 
+// Bounds on what one request may ask for.
+struct RequestLimits {
+  int64_t max_wait_ms = 3'600'000;  // DEQUEUE ... WAIT
+  size_t max_count = 1000;          // DEQUEUE ... COUNT, PEEK n
+};
+
 struct CommandContext {
   engine::Engine& engine;
   ServerStats& stats;
-  std::string& out;                // replies are appended here
-  wal::Log* log = nullptr;         // to refuse writes while it fails; null: no log
+  std::string& out;                 // replies are appended here
+  wal::Log* log = nullptr;          // to refuse writes while it fails; null: no log
   const Journal* journal = nullptr;
-  bool close_after_reply = false;  // set by QUIT
+  WaiterTable* waiters = nullptr;   // null: DEQUEUE ... WAIT does not block
+  RequestLimits limits{};
+  bool close_after_reply = false;   // set by QUIT
+  // Set by a DEQUEUE ... WAIT that found nothing: no reply yet; the
+  // connection blocks until the wait is served or times out.
+  std::optional<WaitRequest> wait{};
 };
 
-// Runs one request and appends its whole reply to ctx.out.
+// Runs one request and appends its whole reply to ctx.out (or sets ctx.wait).
 void dispatch(CommandContext& ctx, const protocol::Request& request);
 
 // The reply to a request the parser rejected.
 void reply_parse_error(CommandContext& ctx, const protocol::ParseError& error);
+
+// The reply to DEQUEUE: "OK <id> <payload>", or framed jobs when `framed`.
+// With no jobs: "OK 0" when framed, ERROR EMPTY when not.
+void append_delivery(std::string& out, const std::vector<const engine::Job*>& jobs, bool framed,
+                     const std::vector<engine::Queue*>& queues);
 
 // The whole "ERROR IO ..." line for a write the log could not take.
 std::string io_error_reply(const wal::Log& log);

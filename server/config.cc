@@ -120,6 +120,10 @@ void read_config(const YAML::Node& root, Config& c) {
           c.max_line_bytes = read_size(v, kk, 64, 64ull << 20); }},
         {"max_queues", [&](const YAML::Node& v, const std::string& kk) {
           c.max_queues = read_uint(v, kk, 1, 10'000'000); }},
+        {"max_wait", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_wait_ms = read_duration(v, kk, 1000, 0, kDay); }},
+        {"max_batch", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_batch = read_uint(v, kk, 1, 100'000); }},
       });
     }},
     {"wal", [&](const YAML::Node& n, const std::string& k) {

@@ -25,6 +25,8 @@ struct Config {
   size_t max_connections = 10'000;
   size_t max_line_bytes = 1 << 20;
   size_t max_queues = 10'000;
+  int64_t max_wait_ms = 3'600'000;   // longest DEQUEUE ... WAIT
+  size_t max_batch = 1000;           // largest DEQUEUE ... COUNT and PEEK n
   // queues:
   bool auto_create_queues = false;
   engine::QueueSettings queue_defaults;

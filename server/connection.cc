@@ -66,7 +66,7 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
 }
 
 void Connection::process() {
-  while (!closing_ && !draining_) {
+  while (!closing_ && !draining_ && !waiting_) {
     if (unsent_bytes() > kOutputHighWater) {
       if (reading_) {
         uv_read_stop(stream());
@@ -78,7 +78,8 @@ void Connection::process() {
     auto result = parser_.next();
     if (result == protocol::RequestParser::Result::kNeedMore) break;
     wal::Log* log = server_.log();
-    CommandContext ctx{server_.engine(), server_.stats(), out_, log, server_.journal()};
+    CommandContext ctx{server_.engine(), server_.stats(), out_,    log,
+                       server_.journal(), &server_.waiters(),   server_.request_limits()};
     const size_t begin = out_.size();
     const uint64_t seq_before = log != nullptr ? log->last_seq() : 0;
     if (result == protocol::RequestParser::Result::kError) {
@@ -86,9 +87,17 @@ void Connection::process() {
     } else {
       dispatch(ctx, parser_.request());
     }
+    if (ctx.wait) {
+      // No reply until a job comes or the time is up.
+      waiting_ = true;
+      server_.waiters().add(id_, std::move(*ctx.wait));
+      break;
+    }
     const uint64_t seq_after = log != nullptr ? log->last_seq() : 0;
     hold_or_release(begin, seq_after, seq_after != seq_before);
     server_.want_flush(*this);
+    // The request may have made jobs ready that someone is waiting for.
+    server_.waiters().serve_ready();
     if (ctx.close_after_reply) close_when_flushed();
   }
 }
@@ -116,6 +125,22 @@ void Connection::hold_or_release(size_t begin, uint64_t seq, bool wrote) {
     held_.push_back(Held{std::max(seq, held_.empty() ? 0 : held_.back().seq), begin, out_.size(), wrote});
   }
   server_.wait_for_log(*this);
+}
+
+void Connection::finish_wait(const std::vector<const engine::Job*>& jobs,
+                             const WaitRequest& request, const std::string& error) {
+  if (!waiting_) return;
+  waiting_ = false;
+  const size_t begin = out_.size();
+  if (!error.empty()) {
+    out_ += error;
+  } else {
+    append_delivery(out_, jobs, request.framed, request.queues);
+  }
+  const wal::Log* log = server_.log();
+  hold_or_release(begin, log != nullptr ? log->last_seq() : 0, !jobs.empty());
+  server_.want_flush(*this);
+  server_.want_resume(*this);
 }
 
 void Connection::log_advanced(uint64_t durable_seq) {
@@ -201,7 +226,7 @@ void Connection::on_write(uv_write_t* req, int status) {
 }
 
 void Connection::after_write_drained() {
-  if (draining_ && unsent_bytes() == 0) {
+  if (draining_ && unsent_bytes() == 0 && !waiting_) {
     close();
     return;
   }

@@ -28,6 +28,8 @@
 #include <string>
 
 #include "protocol/request_parser.h"
+#include "server/engine/job.h"
+#include "server/waiters.h"
 
 namespace tq::server {
 
@@ -63,6 +65,15 @@ class Connection {
 
   // Appends a reply to be written at the next flush.
   void send(std::string_view bytes);
+
+  // The DEQUEUE ... WAIT this connection was blocked in is over: `jobs` were
+  // leased for it (none: it timed out), or `error` is the whole reply.
+  // Requests that arrived meanwhile run later, from the server's resume list.
+  void finish_wait(const std::vector<const engine::Job*>& jobs, const WaitRequest& request,
+                   const std::string& error);
+  bool waiting() const { return waiting_; }
+  // Runs the requests that wait in the parser (after a wait or a pause).
+  void resume() { process(); }
 
   // The log is durable up to `durable_seq`: release the replies it covers.
   void log_advanced(uint64_t durable_seq);
@@ -112,6 +123,7 @@ class Connection {
   bool draining_ = false;    // no more requests; close when the output is written
   bool closing_ = false;     // uv_close was called
   bool started_ = false;     // admitted: counted in connections_current
+  bool waiting_ = false;     // blocked in DEQUEUE ... WAIT: later requests wait too
 };
 
 }  // namespace tq::server

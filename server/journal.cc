@@ -1,10 +1,13 @@
 #include "server/journal.h"
 
+#include <cmath>
+
 #include "wal/coding.h"
 
 namespace tq::server {
 namespace {
 
+using engine::DedupEntry;
 using engine::Job;
 using engine::JobState;
 using engine::Queue;
@@ -13,12 +16,47 @@ using engine::Queue;
 // the object is recorded and when it is removed, so it depends only on what
 // never changes.
 uint64_t accounted_bytes(const Job& job) { return wal::record_size(job.payload_size + 16); }
-uint64_t accounted_bytes(const Queue& queue) { return wal::record_size(queue.name.size() + 16); }
+uint64_t accounted_bytes(const Queue& queue) { return wal::record_size(queue.name.size() + 40); }
+constexpr uint64_t kDedupBytes = 64;
 
-// Sweeps move at most this many jobs, or this many bytes, per iteration, so
-// the loop is never held up for long.
+// Sweeps move at most this many objects, or this many bytes, per iteration,
+// so the loop is never held up for long.
 constexpr size_t kSweepJobsPerStep = 4096;
 constexpr uint64_t kSweepBytesPerStep = 4u << 20;
+
+// Optional JOB record fields, present when their flag bit is set.
+enum JobFlag : uint8_t {
+  kHasExpiry = 1,
+  kHasMaxAttempts = 2,
+  kHasKey = 4,
+  kHasReason = 8,
+};
+
+// QUEUE record flag bits.
+enum QueueFlag : uint8_t {
+  kPaused = 1,
+  kTtlDeadLetter = 2,
+};
+
+// Fractions (factor, jitter) travel as thousandths: exact enough, and the
+// record stays integers only.
+uint64_t thousandths(double v) { return static_cast<uint64_t>(std::llround(v * 1000.0)); }
+
+void encode_queue(std::string& out, const Queue& q) {
+  const engine::QueueSettings& s = q.settings;
+  wal::put_varint(out, q.number);
+  wal::put_bytes(out, q.name);
+  wal::put_varint(out, static_cast<uint64_t>(s.ack_timeout_ms));
+  wal::put_varint(out, s.max_attempts);
+  wal::put_varint(out, static_cast<uint64_t>(s.backoff_base_ms));
+  wal::put_varint(out, thousandths(s.backoff_factor));
+  wal::put_varint(out, static_cast<uint64_t>(s.backoff_max_ms));
+  wal::put_varint(out, thousandths(s.backoff_jitter));
+  wal::put_varint(out, static_cast<uint64_t>(s.dedup_window_ms));
+  wal::put_varint(out, s.max_size);
+  wal::put_signed_varint(out, s.priority);
+  out += static_cast<char>((q.paused ? kPaused : 0) | (s.ttl_dead_letter ? kTtlDeadLetter : 0));
+}
 
 void encode_job(std::string& out, const Job& job) {
   wal::put_varint(out, job.id);
@@ -27,7 +65,19 @@ void encode_job(std::string& out, const Job& job) {
   wal::put_varint(out, job.attempts);
   wal::put_signed_varint(out, job.priority);
   wal::put_varint(out, static_cast<uint64_t>(job.state == JobState::kLeased ? 0 : job.deadline_ms));
-  out += '\0';  // flags: optional fields that follow (none yet)
+  uint8_t flags = 0;
+  const engine::JobExtras* x = job.extras;
+  if (x != nullptr) {
+    if (x->expires_at_ms > 0) flags |= kHasExpiry;
+    if (x->max_attempts > 0) flags |= kHasMaxAttempts;
+    if (!x->dedup_key.empty()) flags |= kHasKey;
+    if (job.state == JobState::kDead && !x->reason.empty()) flags |= kHasReason;
+  }
+  out += static_cast<char>(flags);
+  if (flags & kHasExpiry) wal::put_varint(out, static_cast<uint64_t>(x->expires_at_ms));
+  if (flags & kHasMaxAttempts) wal::put_varint(out, x->max_attempts);
+  if (flags & kHasKey) wal::put_bytes(out, x->dedup_key);
+  if (flags & kHasReason) wal::put_bytes(out, x->reason);
   out.append(job.payload());
 }
 
@@ -41,6 +91,8 @@ Journal::Journal(engine::Engine& engine, double compaction_ratio)
     : engine_(engine), compaction_ratio_(compaction_ratio) {
   engine_.set_observer(this);
 }
+
+// --- Replay -------------------------------------------------------------------
 
 wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
   replay_segment_ = segment;
@@ -56,16 +108,31 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
     case RecordType::kQueue: {
       auto number = static_cast<uint32_t>(in.varint());
       std::string_view name = in.bytes();
-      engine::QueueSettings settings = engine_.default_settings();
-      settings.ack_timeout_ms = static_cast<int64_t>(in.varint());
+      engine::QueueSettings s;
+      s.ack_timeout_ms = static_cast<int64_t>(in.varint());
+      s.max_attempts = static_cast<uint32_t>(in.varint());
+      s.backoff_base_ms = static_cast<int64_t>(in.varint());
+      s.backoff_factor = static_cast<double>(in.varint()) / 1000.0;
+      s.backoff_max_ms = static_cast<int64_t>(in.varint());
+      s.backoff_jitter = static_cast<double>(in.varint()) / 1000.0;
+      s.dedup_window_ms = static_cast<int64_t>(in.varint());
+      s.max_size = in.varint();
+      s.priority = static_cast<int32_t>(in.signed_varint());
+      uint8_t flags = in.byte();
       if (in.failed() || !engine::Engine::valid_queue_name(name)) return bad_body("QUEUE");
-      engine_.restore_queue(number, name, settings);
+      s.ttl_dead_letter = (flags & kTtlDeadLetter) != 0;
+      engine_.restore_queue(number, name, s, (flags & kPaused) != 0);
       return {};
     }
-    case RecordType::kQueueDrop: {
+    case RecordType::kQueueDrop:
+    case RecordType::kPurge: {
       auto number = static_cast<uint32_t>(in.varint());
-      if (in.failed()) return bad_body("QUEUE_DROP");
-      engine_.restore_drop_queue(number);
+      if (in.failed()) return bad_body("QUEUE_DROP/PURGE");
+      if (static_cast<RecordType>(record.type) == RecordType::kPurge) {
+        engine_.restore_purge(number);
+      } else {
+        engine_.restore_drop_queue(number);
+      }
       return {};
     }
     case RecordType::kJob: {
@@ -77,9 +144,13 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
       snap.priority = static_cast<int32_t>(in.signed_varint());
       snap.deadline_ms = static_cast<int64_t>(in.varint());
       uint8_t flags = in.byte();
+      if (flags & kHasExpiry) snap.expires_at_ms = static_cast<int64_t>(in.varint());
+      if (flags & kHasMaxAttempts) snap.max_attempts = static_cast<uint32_t>(in.varint());
+      if (flags & kHasKey) snap.key = in.bytes();
+      if (flags & kHasReason) snap.reason = in.bytes();
       snap.payload = in.rest();
       if (in.failed() || snap.id == 0 || state > static_cast<uint8_t>(JobState::kDead) ||
-          flags != 0) {
+          flags > 15) {
         return bad_body("JOB");
       }
       snap.state = static_cast<JobState>(state);
@@ -96,15 +167,32 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
     case RecordType::kRelease: {
       uint64_t id = in.varint();
       auto attempts = static_cast<uint32_t>(in.varint());
-      in.varint();  // ready_at_ms: 0 until delayed retries exist
+      auto ready_at = static_cast<int64_t>(in.varint());
       if (in.failed()) return bad_body("RELEASE");
-      engine_.restore_release(id, attempts);
+      engine_.restore_release(id, attempts, ready_at);
       return {};
     }
     case RecordType::kRemove: {
       uint64_t id = in.varint();
       if (in.failed()) return bad_body("REMOVE");
       engine_.restore_remove(id);
+      return {};
+    }
+    case RecordType::kDead: {
+      uint64_t id = in.varint();
+      auto died_at = static_cast<int64_t>(in.varint());
+      std::string_view reason = in.bytes();
+      if (in.failed()) return bad_body("DEAD");
+      engine_.restore_dead(id, reason, died_at);
+      return {};
+    }
+    case RecordType::kDedup: {
+      auto number = static_cast<uint32_t>(in.varint());
+      std::string_view key = in.bytes();
+      uint64_t job_id = in.varint();
+      auto added = static_cast<int64_t>(in.varint());
+      if (in.failed()) return bad_body("DEDUP");
+      engine_.restore_dedup(number, key, job_id, added);
       return {};
     }
   }
@@ -115,6 +203,8 @@ void Journal::attach(wal::Log& log) {
   log_ = &log;
   last_segment_ = log.current_segment();
 }
+
+// --- Recording --------------------------------------------------------------
 
 uint32_t Journal::record(RecordType type, const std::string& body) {
   if (log_ == nullptr) return replay_segment_;
@@ -151,9 +241,7 @@ void Journal::unref(uint32_t segment, uint64_t bytes) {
 
 void Journal::queue_saved(Queue& queue) {
   scratch_.clear();
-  wal::put_varint(scratch_, queue.number);
-  wal::put_bytes(scratch_, queue.name);
-  wal::put_varint(scratch_, static_cast<uint64_t>(queue.settings.ack_timeout_ms));
+  encode_queue(scratch_, queue);
   ref(&queue.log_segment, record(RecordType::kQueue, scratch_), accounted_bytes(queue));
 }
 
@@ -163,6 +251,12 @@ void Journal::queue_dropped(Queue& queue) {
   record(RecordType::kQueueDrop, scratch_);
   unref(queue.log_segment, accounted_bytes(queue));
   queue.log_segment = 0;
+}
+
+void Journal::queue_purged(Queue& queue) {
+  scratch_.clear();
+  wal::put_varint(scratch_, queue.number);
+  record(RecordType::kPurge, scratch_);
 }
 
 void Journal::job_saved(Job& job) {
@@ -182,17 +276,44 @@ void Journal::job_released(Job& job) {
   scratch_.clear();
   wal::put_varint(scratch_, job.id);
   wal::put_varint(scratch_, job.attempts);
-  wal::put_varint(scratch_, 0);
+  wal::put_varint(scratch_, static_cast<uint64_t>(job.state == JobState::kDelayed ? job.deadline_ms : 0));
   record(RecordType::kRelease, scratch_);
 }
 
-void Journal::job_removed(Job& job) {
+void Journal::job_dead(Job& job) {
   scratch_.clear();
   wal::put_varint(scratch_, job.id);
-  record(RecordType::kRemove, scratch_);
+  wal::put_varint(scratch_, static_cast<uint64_t>(job.deadline_ms));
+  wal::put_bytes(scratch_, job.extras != nullptr ? job.extras->reason : std::string());
+  record(RecordType::kDead, scratch_);
+}
+
+void Journal::job_removed(Job& job, bool in_bulk) {
+  if (!in_bulk) {
+    scratch_.clear();
+    wal::put_varint(scratch_, job.id);
+    record(RecordType::kRemove, scratch_);
+  }
   unref(job.log_segment, accounted_bytes(job));
   job.log_segment = 0;
 }
+
+void Journal::dedup_saved(Queue& queue, const std::string& key, DedupEntry& entry) {
+  scratch_.clear();
+  wal::put_varint(scratch_, queue.number);
+  wal::put_bytes(scratch_, key);
+  wal::put_varint(scratch_, entry.job_id);
+  wal::put_varint(scratch_, static_cast<uint64_t>(entry.added_ms));
+  ref(&entry.log_segment, record(RecordType::kDedup, scratch_), kDedupBytes);
+}
+
+void Journal::dedup_forgotten(Queue&, DedupEntry& entry) {
+  // Nothing to record: replay forgets keys older than the window by itself.
+  unref(entry.log_segment, kDedupBytes);
+  entry.log_segment = 0;
+}
+
+// --- Upkeep -----------------------------------------------------------------
 
 void Journal::delete_dead_segments() {
   const uint32_t oldest = log_->oldest_segment();
@@ -219,6 +340,32 @@ bool Journal::sweep_step(size_t budget) {
     }
     return moved_bytes < kSweepBytesPerStep;
   });
+}
+
+bool Journal::sweep_keys(size_t budget) {
+  const auto& queues = engine_.queues();
+  auto it = key_cursor_queue_.empty() ? queues.begin() : queues.lower_bound(key_cursor_queue_);
+  if (it != queues.end() && it->first != key_cursor_queue_) key_cursor_index_ = 0;
+  while (it != queues.end() && budget > 0) {
+    Queue& queue = *it->second;
+    key_cursor_queue_ = queue.name;
+    while (key_cursor_index_ < queue.dedup_order.size() && budget > 0) {
+      const std::string& key = queue.dedup_order[key_cursor_index_++];
+      --budget;
+      auto entry = queue.dedup.find(key);
+      if (entry != queue.dedup.end() && entry->second.log_segment != 0 &&
+          entry->second.log_segment < cut_) {
+        dedup_saved(queue, key, entry->second);
+        ++moved_;
+      }
+    }
+    if (key_cursor_index_ >= queue.dedup_order.size()) {
+      ++it;
+      key_cursor_index_ = 0;
+      key_cursor_queue_ = it == queues.end() ? std::string() : it->first;
+    }
+  }
+  return it != queues.end();
 }
 
 bool Journal::last_sweep_settled() const {
@@ -248,6 +395,9 @@ void Journal::maintain() {
     sweeping_ = true;
     cut_ = log_->current_segment();
     cursor_ = engine::JobCursor{};
+    key_cursor_queue_.clear();
+    key_cursor_index_ = 0;
+    keys_done_ = false;
     for (const auto& [name, queue] : engine_.queues()) {
       if (queue->log_segment < cut_) {
         queue_saved(*queue);
@@ -256,6 +406,10 @@ void Journal::maintain() {
     }
   }
   if (!log_->healthy()) return;  // moving records while writes fail only queues more
+  if (!keys_done_) {
+    keys_done_ = !sweep_keys(kSweepJobsPerStep);
+    return;
+  }
   if (!sweep_step(kSweepJobsPerStep)) {
     sweeping_ = false;
     ++compactions_;
@@ -273,6 +427,10 @@ void Journal::compact_all() {
   last_segment_ = log_->append(static_cast<uint8_t>(RecordType::kMeta), scratch_).segment;
   cut_ = last_segment_;
   for (const auto& [name, queue] : engine_.queues()) queue_saved(*queue);
+  key_cursor_queue_.clear();
+  key_cursor_index_ = 0;
+  while (sweep_keys(SIZE_MAX)) {
+  }
   cursor_ = engine::JobCursor{};
   while (engine_.visit_jobs(cursor_, SIZE_MAX, [&](Job& job) {
     job_saved(job);

@@ -29,6 +29,9 @@ enum class RecordType : uint8_t {
   kLease = 5,
   kRelease = 6,
   kRemove = 7,
+  kDead = 8,
+  kPurge = 9,
+  kDedup = 10,
 };
 
 struct JournalStats {
@@ -62,10 +65,14 @@ class Journal final : public engine::ChangeObserver {
   // engine::ChangeObserver
   void queue_saved(engine::Queue& queue) override;
   void queue_dropped(engine::Queue& queue) override;
+  void queue_purged(engine::Queue& queue) override;
   void job_saved(engine::Job& job) override;
   void job_leased(engine::Job& job) override;
   void job_released(engine::Job& job) override;
-  void job_removed(engine::Job& job) override;
+  void job_dead(engine::Job& job) override;
+  void job_removed(engine::Job& job, bool in_bulk) override;
+  void dedup_saved(engine::Queue& queue, const std::string& key, engine::DedupEntry& entry) override;
+  void dedup_forgotten(engine::Queue& queue, engine::DedupEntry& entry) override;
 
  private:
   // Appends a record (or, during replay, notes the segment being replayed).
@@ -74,6 +81,8 @@ class Journal final : public engine::ChangeObserver {
   void unref(uint32_t segment, uint64_t bytes);
   void delete_dead_segments();
   bool sweep_step(size_t budget);
+  // Moves dedup keys in old segments forward; false when all are visited.
+  bool sweep_keys(size_t budget);
   // Whether the last sweep's work is done: every segment below its cut is
   // deleted, or still holds something the sweep missed (then sweep again).
   bool last_sweep_settled() const;
@@ -92,6 +101,9 @@ class Journal final : public engine::ChangeObserver {
   bool sweeping_ = false;
   uint32_t cut_ = 0;              // of the sweep under way, or of the last one
   engine::JobCursor cursor_;
+  std::string key_cursor_queue_;   // the sweep's place among dedup keys
+  size_t key_cursor_index_ = 0;
+  bool keys_done_ = false;
   uint64_t compactions_ = 0;
   uint64_t moved_ = 0;
 };

@@ -36,7 +36,15 @@ Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, Se
       stats_(stats),
       log_(log),
       journal_(journal),
+      waiters_(engine,
+               [this](uint64_t id, const WaitRequest& request,
+                      const std::vector<const engine::Job*>& jobs, const std::string& error) {
+                 auto it = connections_.find(id);
+                 if (it != connections_.end()) it->second->finish_wait(jobs, request, error);
+               }),
       read_buffer_(64 << 10) {
+  request_limits_.max_wait_ms = config.max_wait_ms;
+  request_limits_.max_count = config.max_batch;
   uv_tcp_init(loop_, &listener_);
   listener_.data = this;
   uv_prepare_init(loop_, &before_poll_);
@@ -46,6 +54,8 @@ Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, Se
   sweeper_.data = this;
   uv_timer_init(loop_, &shutdown_timer_);
   shutdown_timer_.data = this;
+  uv_timer_init(loop_, &wait_timer_);
+  wait_timer_.data = this;
   uv_signal_init(loop_, &sigint_);
   sigint_.data = this;
   uv_signal_start(&sigint_, on_signal, SIGINT);
@@ -181,12 +191,24 @@ void Server::remove_connection(uint64_t id) {
   if (it == connections_.end()) return;
   // Refused connections never counted; the others did when they started.
   if (it->second->started()) --stats_.connections_current;
+  waiters_.cancel(id);
   connections_.erase(it);
   close_handles_if_done();
 }
 
+void Server::want_resume(Connection& connection) { resume_list_.push_back(connection.id()); }
+
 void Server::on_before_poll(uv_prepare_t* handle) {
   auto* self = static_cast<Server*>(handle->data);
+  // Connections whose wait ended run the requests that queued up behind it.
+  while (!self->resume_list_.empty()) {
+    std::vector<uint64_t> ids;
+    ids.swap(self->resume_list_);
+    for (uint64_t id : ids) {
+      auto it = self->connections_.find(id);
+      if (it != self->connections_.end()) it->second->resume();
+    }
+  }
   if (self->journal_ != nullptr) self->journal_->maintain();
   // Everything this iteration appended goes to the writer as one batch.
   if (self->log_ != nullptr) self->log_->flush();
@@ -198,6 +220,26 @@ void Server::on_before_poll(uv_prepare_t* handle) {
     if (it != self->connections_.end()) it->second->flush();
   }
   self->arm_sweeper();
+  self->arm_wait_timer();
+}
+
+void Server::arm_wait_timer() {
+  if (handles_closed_) return;
+  int64_t deadline = waiters_.next_deadline_ms();
+  if (deadline == wait_timer_deadline_ms_) return;
+  wait_timer_deadline_ms_ = deadline;
+  if (deadline == INT64_MAX) {
+    uv_timer_stop(&wait_timer_);
+    return;
+  }
+  int64_t wait = deadline - engine_.now_ms();
+  uv_timer_start(&wait_timer_, on_wait_timeout, static_cast<uint64_t>(wait > 0 ? wait : 0), 0);
+}
+
+void Server::on_wait_timeout(uv_timer_t* handle) {
+  auto* self = static_cast<Server*>(handle->data);
+  self->wait_timer_deadline_ms_ = INT64_MAX;  // fired: re-armed before the next poll
+  self->waiters_.expire(self->engine_.now_ms());
 }
 
 void Server::arm_sweeper() {
@@ -216,8 +258,10 @@ void Server::arm_sweeper() {
 void Server::on_sweep(uv_timer_t* handle) {
   auto* self = static_cast<Server*>(handle->data);
   self->sweeper_deadline_ms_ = INT64_MAX;  // fired: re-armed before the next poll
-  size_t expired = self->engine_.expire_due();
-  if (expired > 0) LOG_DEBUG("sweeper: %zu lease(s) expired", expired);
+  size_t changed = self->engine_.expire_due();
+  if (changed > 0) LOG_DEBUG("sweeper: %zu job(s) changed state", changed);
+  // Leases that ran out and delays that ended make jobs ready for waiters.
+  self->waiters_.serve_ready();
 }
 
 void Server::on_signal(uv_signal_t* handle, int signum) {
@@ -233,6 +277,9 @@ void Server::shutdown(const char* reason) {
   }
   shutting_down_ = true;
   LOG_INFO("%s: shutting down (%zu connection(s) open)", reason, connections_.size());
+  std::string stopping;
+  protocol::append_error(stopping, protocol::ErrorCode::kShutdown, "the server is stopping");
+  waiters_.fail_all(stopping);
   if (listening_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     listening_ = false;
@@ -266,6 +313,7 @@ void Server::close_handles_if_done() {
   uv_close(reinterpret_cast<uv_handle_t*>(&before_poll_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sweeper_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&wait_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
 }

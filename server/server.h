@@ -19,11 +19,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "server/commands.h"
 #include "server/config.h"
 #include "server/connection.h"
 #include "server/engine/engine.h"
 #include "server/journal.h"
 #include "server/stats.h"
+#include "server/waiters.h"
 #include "wal/log.h"
 
 namespace tq::server {
@@ -53,6 +55,10 @@ class Server {
   void want_flush(Connection& connection);
   // The connection holds replies until the log is durable far enough.
   void wait_for_log(Connection& connection);
+  WaiterTable& waiters() { return waiters_; }
+  const RequestLimits& request_limits() const { return request_limits_; }
+  // Runs the connection's buffered requests before the loop next waits.
+  void want_resume(Connection& connection);
   void remove_connection(uint64_t id);
   uv_buf_t read_buffer() {
     return uv_buf_init(read_buffer_.data(), static_cast<unsigned>(read_buffer_.size()));
@@ -65,6 +71,9 @@ class Server {
   static void on_signal(uv_signal_t* handle, int signum);
   static void on_shutdown_deadline(uv_timer_t* handle);
   static void on_log_progress(uv_async_t* handle);
+  static void on_wait_timeout(uv_timer_t* handle);
+
+  void arm_wait_timer();
 
   void accept_one();
   void arm_sweeper();
@@ -81,9 +90,14 @@ class Server {
   uv_timer_t shutdown_timer_{};
   uv_signal_t sigint_{};
   uv_signal_t sigterm_{};
-  uv_async_t log_progress_{};
   wal::Log* log_;
   Journal* journal_;
+  uv_async_t log_progress_{};
+  uv_timer_t wait_timer_{};
+  int64_t wait_timer_deadline_ms_ = INT64_MAX;
+  WaiterTable waiters_;
+  RequestLimits request_limits_;
+  std::vector<uint64_t> resume_list_;  // connection ids with requests to run after a wait
   std::vector<uint64_t> log_waiters_;  // connection ids holding replies for the log
 
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;

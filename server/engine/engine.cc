@@ -1,6 +1,9 @@
-#include "server/engine/engine.h"
-
+// Queues, enqueue and delivery, and the state changes every other part of
+// the engine goes through (make_ready, make_delayed, make_leased, make_dead,
+// unlink, destroy), so the indexes and counts stay in step in one place.
 #include <algorithm>
+
+#include "server/engine/engine.h"
 
 namespace tq::engine {
 namespace {
@@ -12,10 +15,20 @@ std::string quoted(std::string_view name) {
   return s;
 }
 
+bool equals_upper(std::string_view upper, std::string_view any) {
+  if (upper.size() != any.size()) return false;
+  for (size_t i = 0; i < any.size(); ++i) {
+    char c = any[i];
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
+    if (c != upper[i]) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
-Engine::Engine(const Clock& clock, EngineLimits limits, QueueSettings defaults)
-    : clock_(clock), limits_(limits), defaults_(defaults) {}
+Engine::Engine(const Clock& clock, EngineLimits limits, QueueSettings defaults, uint64_t seed)
+    : clock_(clock), limits_(limits), defaults_(defaults), random_state_(seed == 0 ? 1 : seed) {}
 
 bool Engine::valid_queue_name(std::string_view name) {
   if (name.empty() || name.size() > 200) return false;
@@ -27,15 +40,25 @@ bool Engine::valid_queue_name(std::string_view name) {
     if (!ok) return false;
     all_digits = all_digits && digit;
   }
-  return !all_digits;
+  return !all_digits && !equals_upper("WAIT", name) && !equals_upper("COUNT", name);
 }
+
+bool Engine::valid_key(std::string_view key) {
+  if (key.empty() || key.size() > 200) return false;
+  for (char c : key) {
+    if (c <= ' ' || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+// --- Queues ---------------------------------------------------------------
 
 Result<Queue*> Engine::create_queue(std::string_view name) {
   if (!valid_queue_name(name)) {
     std::string msg = "invalid queue name '";
     // Quote what was sent, made printable: it may be any bytes.
     for (char c : name.substr(0, 64)) msg += (c >= 0x20 && c < 0x7f) ? c : '?';
-    msg += "': use 1-200 characters of A-Z a-z 0-9 . _ : - and not only digits";
+    msg += "': use 1-200 characters of A-Z a-z 0-9 . _ : -, not only digits, not WAIT or COUNT";
     return make_error(Errc::kBadArgument, std::move(msg));
   }
   if (queues_.find(name) != queues_.end()) {
@@ -44,7 +67,7 @@ Result<Queue*> Engine::create_queue(std::string_view name) {
   if (queues_.size() >= limits_.max_queues) {
     return make_error(Errc::kLimit, "cannot create " + quoted(name) + ": the server holds " +
                                         std::to_string(limits_.max_queues) +
-                                        " queues, its limit (queues.max_queues)");
+                                        " queues, its limit (limits.max_queues)");
   }
   Queue* queue = add_queue(next_queue_number_++, name, defaults_);
   if (observer_) observer_->queue_saved(*queue);
@@ -62,20 +85,25 @@ Queue* Engine::add_queue(uint32_t number, std::string_view name, const QueueSett
   return raw;
 }
 
-Queue* Engine::find_queue_by_number(uint32_t number) const {
-  auto it = queues_by_number_.find(number);
-  return it == queues_by_number_.end() ? nullptr : it->second;
-}
-
 Queue* Engine::find_queue(std::string_view name) const {
   auto it = queues_.find(name);
   return it == queues_.end() ? nullptr : it->second.get();
+}
+
+Queue* Engine::find_queue_by_number(uint32_t number) const {
+  auto it = queues_by_number_.find(number);
+  return it == queues_by_number_.end() ? nullptr : it->second;
 }
 
 Error Engine::no_queue(std::string_view name) const {
   std::string msg = "queue " + quoted(name) + " does not exist";
   if (!limits_.auto_create_queues) msg += "; CREATE it first";
   return make_error(Errc::kNoQueue, std::move(msg));
+}
+
+Result<Queue*> Engine::queue_or_error(std::string_view name) const {
+  if (Queue* q = find_queue(name)) return q;
+  return no_queue(name);
 }
 
 Result<Queue*> Engine::queue_for_write(std::string_view name) {
@@ -87,281 +115,270 @@ Result<Queue*> Engine::queue_for_write(std::string_view name) {
   return create_queue(name);
 }
 
-Result<uint64_t> Engine::enqueue(std::string_view queue_name, std::string_view payload) {
+// --- Producers ------------------------------------------------------------
+
+Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view payload,
+                                 const EnqueueOptions& options) {
+  if (!options.key.empty() && !valid_key(options.key)) {
+    return make_error(Errc::kBadArgument,
+                      "a dedup key is 1-200 printable characters without spaces");
+  }
   Result<Queue*> found = queue_for_write(queue_name);
   if (!found.ok()) return found.error();
   Queue* queue = found.value();
+  const int64_t now = clock_.now_ms();
+
+  if (!options.key.empty()) {
+    auto it = queue->dedup.find(std::string(options.key));
+    if (it != queue->dedup.end() && now - it->second.added_ms < queue->settings.dedup_window_ms) {
+      ++queue->counters.duplicates;
+      ++counters_.duplicates;
+      return Enqueued{it->second.job_id, true};
+    }
+  }
+  if (queue->settings.max_size > 0 && queue->active_count() >= queue->settings.max_size) {
+    return make_error(Errc::kFull, "queue " + quoted(queue->name) + " holds " +
+                                       std::to_string(queue->active_count()) +
+                                       " jobs, its max_size; try again later");
+  }
+  if (limits_.max_jobs > 0 && jobs_.size() >= limits_.max_jobs) {
+    return make_error(Errc::kFull, "the server holds " + std::to_string(jobs_.size()) +
+                                       " jobs, its limit (limits.max_jobs); try again later");
+  }
+  if (limits_.max_payload_total > 0 && payload_bytes_ + payload.size() > limits_.max_payload_total) {
+    return make_error(Errc::kFull, "the server holds " + std::to_string(payload_bytes_) +
+                                       " payload bytes, near its limit (limits.max_payload_bytes_total); "
+                                       "try again later");
+  }
 
   Job* job = jobs_.insert(make_job(next_job_id_++, queue, payload));
-  make_ready(job);
+  payload_bytes_ += payload.size();
+  job->priority = options.priority;
+  if (options.ttl_ms > 0) job->ensure_extras().expires_at_ms = now + options.ttl_ms;
+  if (options.max_attempts > 0) job->ensure_extras().max_attempts = options.max_attempts;
+  if (!options.key.empty()) job->ensure_extras().dedup_key = std::string(options.key);
+  const int64_t ready_at = std::max(options.run_at_ms, options.delay_ms > 0 ? now + options.delay_ms : 0);
+  if (ready_at > now) {
+    make_delayed(job, ready_at);
+  } else {
+    make_ready(job);
+  }
   ++queue->counters.enqueued;
   ++counters_.enqueued;
   if (observer_) observer_->job_saved(*job);
-  return job->id;
+
+  if (!options.key.empty()) {
+    std::string key(options.key);
+    auto [it, inserted] = queue->dedup.try_emplace(key);
+    if (!inserted && observer_) observer_->dedup_forgotten(*queue, it->second);  // an old one, past its window
+    it->second = DedupEntry{job->id, now, 0};
+    queue->dedup_order.push_back(key);
+    if (observer_) observer_->dedup_saved(*queue, key, it->second);
+  }
+  reschedule(queue);
+  return Enqueued{job->id, false};
+}
+
+// --- Workers --------------------------------------------------------------
+
+void Engine::dequeue(std::span<Queue* const> queues, size_t max, std::vector<const Job*>* out) {
+  // Higher queue priority first; among equals, the order the worker gave.
+  Queue* best = nullptr;
+  for (Queue* q : queues) {
+    if (q->paused || q->ready.empty()) continue;
+    if (best == nullptr || q->settings.priority > best->settings.priority) best = q;
+  }
+  if (best == nullptr) return;
+  const int64_t now = clock_.now_ms();
+  size_t taken = 0;
+  while (taken < max && !best->ready.empty()) {
+    Job* job = best->ready.top();
+    unlink(job);
+    ++job->attempts;
+    make_leased(job, now + best->settings.ack_timeout_ms);
+    ++best->counters.dequeued;
+    ++counters_.dequeued;
+    if (observer_) observer_->job_leased(*job);
+    out->push_back(job);
+    ++taken;
+  }
+  reschedule(best);
+  // A worker asking for several may take the rest from the next queue.
+  if (taken < max) {
+    std::vector<Queue*> rest;
+    for (Queue* q : queues) {
+      if (q != best) rest.push_back(q);
+    }
+    if (!rest.empty()) dequeue(rest, max - taken, out);
+  }
 }
 
 Result<const Job*> Engine::dequeue(std::string_view queue_name) {
   Queue* queue = find_queue(queue_name);
   if (queue == nullptr) return no_queue(queue_name);
-  if (queue->ready.empty()) {
-    return make_error(Errc::kEmpty, "queue " + quoted(queue_name) + " has no ready job");
+  std::vector<const Job*> got;
+  Queue* one[] = {queue};
+  dequeue(one, 1, &got);
+  if (got.empty()) {
+    return make_error(Errc::kEmpty, "queue " + quoted(queue_name) +
+                                        (queue->paused ? " is paused" : " has no ready job"));
   }
-  Job* job = queue->ready.pop();
-  job->state = JobState::kLeased;
-  job->deadline_ms = clock_.now_ms() + queue->settings.ack_timeout_ms;
-  ++job->attempts;
-  queue->leased.push(job);
-  ++leased_count_;
-  ++queue->counters.dequeued;
-  ++counters_.dequeued;
-  reschedule(queue);
-  if (observer_) observer_->job_leased(*job);
+  return got.front();
+}
+
+Result<Job*> Engine::leased_job(uint64_t id, const char* verb) {
+  Job* job = jobs_.find(id);
+  if (job == nullptr) {
+    return make_error(Errc::kNotFound, "no job " + std::to_string(id) +
+                                           " (never existed, or already finished)");
+  }
+  if (job->state != JobState::kLeased) {
+    std::string msg = "cannot " + std::string(verb) + " job " + std::to_string(id) + ": it is " +
+                      job_state_name(job->state) + ", not leased";
+    if (job->state == JobState::kReady || job->state == JobState::kDelayed) {
+      msg += job->attempts == 0 ? " (it was never delivered)"
+                                : " (its lease expired and it went back to the queue)";
+    }
+    return make_error(Errc::kNotLeased, std::move(msg));
+  }
   return job;
 }
 
 Status Engine::ack(uint64_t id, std::optional<std::string_view> queue_name) {
-  Job* job = jobs_.find(id);
-  if (job == nullptr) {
-    return make_error(Errc::kNotFound, "no job " + std::to_string(id) +
-                                           " (never existed, or already acked)");
-  }
-  Queue* queue = job->queue;
-  if (queue_name && *queue_name != queue->name) {
+  Job* found = jobs_.find(id);
+  if (found != nullptr && queue_name && *queue_name != found->queue->name) {
     return make_error(Errc::kNotFound, "job " + std::to_string(id) + " is not in queue " +
                                            quoted(*queue_name));
   }
-  if (job->state != JobState::kLeased) {
-    std::string msg = "job " + std::to_string(id) + " is " + job_state_name(job->state) +
-                      ", not leased";
-    msg += job->attempts == 0 ? ": it was never delivered"
-                              : ": its lease expired and it went back to the queue";
-    return make_error(Errc::kNotLeased, std::move(msg));
-  }
+  Result<Job*> job = leased_job(id, "ack");
+  if (!job.ok()) return job.error();
+  Queue* queue = job.value()->queue;
   ++queue->counters.acked;
   ++counters_.acked;
-  destroy(job);
+  destroy(job.value());
+  reschedule(queue);
   return Ok{};
 }
 
-size_t Engine::expire_due() {
-  const int64_t now = clock_.now_ms();
-  size_t expired = 0;
-  while (!timers_.empty() && timers_.top()->timer_at <= now) {
-    Queue* queue = timers_.top();
-    while (!queue->leased.empty() && queue->leased.top()->deadline_ms <= now) {
-      Job* job = queue->leased.pop();
-      --leased_count_;
-      ++queue->counters.timed_out;
-      ++counters_.timed_out;
-      make_ready(job);
-      if (observer_) observer_->job_released(*job);
-      ++expired;
-    }
-    reschedule(queue);
-  }
-  return expired;
+Result<Requeue> Engine::nack(uint64_t id, std::optional<int64_t> delay_ms) {
+  Result<Job*> job = leased_job(id, "nack");
+  if (!job.ok()) return job.error();
+  ++job.value()->queue->counters.nacked;
+  ++counters_.nacked;
+  return give_back(job.value(), delay_ms, "nacked");
 }
 
-int64_t Engine::next_deadline_ms() const {
-  return timers_.empty() ? INT64_MAX : timers_.top()->timer_at;
+Status Engine::fail(uint64_t id, std::string_view reason) {
+  Result<Job*> job = leased_job(id, "fail");
+  if (!job.ok()) return job.error();
+  Queue* queue = job.value()->queue;
+  unlink(job.value());
+  make_dead(job.value(), "failed: " + std::string(reason));
+  reschedule(queue);
+  return Ok{};
+}
+
+Result<int64_t> Engine::touch(uint64_t id, std::optional<int64_t> extend_ms) {
+  Result<Job*> found = leased_job(id, "touch");
+  if (!found.ok()) return found.error();
+  Job* job = found.value();
+  job->deadline_ms = clock_.now_ms() + extend_ms.value_or(job->queue->settings.ack_timeout_ms);
+  job->queue->leased.update(job);
+  reschedule(job->queue);
+  return job->deadline_ms;  // not logged: leases do not survive a restart anyway
+}
+
+std::vector<Queue*> Engine::take_ready_signals() {
+  std::vector<Queue*> signals;
+  signals.swap(ready_signals_);
+  return signals;
+}
+
+uint32_t Engine::max_attempts_of(const Job& job) const {
+  if (job.extras != nullptr && job.extras->max_attempts > 0) return job.extras->max_attempts;
+  return job.queue->settings.max_attempts;
+}
+
+// --- State changes ----------------------------------------------------------
+
+void Engine::make_ready(Job* job) {
+  Queue* queue = job->queue;
+  job->state = JobState::kReady;
+  job->deadline_ms = 0;
+  queue->ready.push(job);
+  ++state_counts_[static_cast<size_t>(JobState::kReady)];
+  if (job->extras != nullptr && job->extras->expires_at_ms > 0) queue->ttl.push(job);
+  // Tell the server that someone waiting here can be served.
+  if (queue->waiters > 0 && !queue->paused) ready_signals_.push_back(queue);
+}
+
+void Engine::make_delayed(Job* job, int64_t ready_at_ms) {
+  job->state = JobState::kDelayed;
+  job->deadline_ms = ready_at_ms;
+  job->queue->delayed.push(job);
+  ++state_counts_[static_cast<size_t>(JobState::kDelayed)];
+  if (job->extras != nullptr && job->extras->expires_at_ms > 0) job->queue->ttl.push(job);
+}
+
+void Engine::make_leased(Job* job, int64_t until_ms) {
+  job->state = JobState::kLeased;
+  job->deadline_ms = until_ms;
+  job->queue->leased.push(job);
+  ++state_counts_[static_cast<size_t>(JobState::kLeased)];
+}
+
+void Engine::make_dead(Job* job, std::string reason) {
+  job->state = JobState::kDead;
+  job->deadline_ms = clock_.now_ms();
+  job->ensure_extras().reason = std::move(reason);
+  job->queue->dead.push(job);
+  ++state_counts_[static_cast<size_t>(JobState::kDead)];
+  ++job->queue->counters.dead;
+  ++counters_.dead;
+  if (observer_) observer_->job_dead(*job);
 }
 
 void Engine::unlink(Job* job) {
   Queue* queue = job->queue;
   switch (job->state) {
-    case JobState::kReady:
-      queue->ready.erase(job);
-      break;
-    case JobState::kLeased:
-      queue->leased.erase(job);
-      --leased_count_;
-      reschedule(queue);
-      break;
-    case JobState::kDelayed:
-    case JobState::kDead:
-      break;
+    case JobState::kReady: queue->ready.erase(job); break;
+    case JobState::kDelayed: queue->delayed.erase(job); break;
+    case JobState::kLeased: queue->leased.erase(job); break;
+    case JobState::kDead: queue->dead.erase(job); break;
   }
+  --state_counts_[static_cast<size_t>(job->state)];
+  if (job->extras != nullptr && job->extras->ttl_slot != kNoSlot) queue->ttl.erase(job);
 }
 
-void Engine::destroy(Job* job) {
-  if (observer_) observer_->job_removed(*job);
+void Engine::destroy(Job* job, bool logged_in_bulk) {
+  if (observer_) observer_->job_removed(*job, logged_in_bulk);
   unlink(job);
+  payload_bytes_ -= job->payload_size;
   jobs_.remove(job);  // the returned owner frees it
 }
 
-void Engine::restore_ids(uint64_t next_job_id, uint32_t next_queue_number) {
-  next_job_id_ = std::max(next_job_id_, next_job_id);
-  next_queue_number_ = std::max(next_queue_number_, next_queue_number);
-}
-
-Queue* Engine::restore_queue(uint32_t number, std::string_view name,
-                             const QueueSettings& settings) {
-  Queue* queue = find_queue_by_number(number);
-  if (queue == nullptr) {
-    queue = add_queue(number, name, settings);
-  } else {
-    if (queue->name != name) {
-      // A placeholder gets its real name (a queue is never renamed otherwise).
-      auto node = queues_.extract(queue->name);
-      node.key() = std::string(name);
-      queue->name = std::string(name);
-      queues_.insert(std::move(node));
-    }
-    queue->settings = settings;
-    queue->placeholder = false;
-  }
-  next_queue_number_ = std::max(next_queue_number_, number + 1);
-  if (observer_) observer_->queue_saved(*queue);
-  return queue;
-}
-
-void Engine::restore_drop_queue(uint32_t number) {
-  Queue* queue = find_queue_by_number(number);
-  if (queue == nullptr) return;
-  while (Job* job = queue->ready.top()) destroy(job);
-  while (Job* job = queue->leased.top()) destroy(job);
-  if (queue->timer_slot != kNoSlot) timers_.erase(queue);
-  if (observer_) observer_->queue_dropped(*queue);
-  queues_by_number_.erase(number);
-  queues_.erase(queue->name);
-}
-
-Job* Engine::restore_job(const JobSnapshot& snap) {
-  Queue* queue = find_queue_by_number(snap.queue_number);
-  if (queue == nullptr) {
-    // "#N" cannot be a real queue name, so it cannot collide with one.
-    queue = add_queue(snap.queue_number, "#" + std::to_string(snap.queue_number), defaults_);
-    queue->placeholder = true;
-    next_queue_number_ = std::max(next_queue_number_, snap.queue_number + 1);
-  }
-  Job* job = jobs_.find(snap.id);
-  if (job != nullptr && (job->queue != queue || job->payload() != snap.payload)) {
-    // A snapshot never changes a job's queue or payload; if it does, the
-    // newest record wins.
-    unlink(job);
-    JobPtr old = jobs_.remove(job);
-    job = nullptr;
-    if (observer_) observer_->job_removed(*old);
-  }
-  if (job == nullptr) {
-    job = jobs_.insert(make_job(snap.id, queue, snap.payload));
-  } else {
-    unlink(job);
-  }
-  job->attempts = snap.attempts;
-  job->priority = snap.priority;
-  if (snap.state == JobState::kLeased) {
-    job->state = JobState::kLeased;
-    job->deadline_ms = clock_.now_ms() + queue->settings.ack_timeout_ms;
-    queue->leased.push(job);
-    ++leased_count_;
-    reschedule(queue);
-  } else {
-    make_ready(job);
-  }
-  next_job_id_ = std::max(next_job_id_, snap.id + 1);
-  if (observer_) observer_->job_saved(*job);
-  return job;
-}
-
-void Engine::restore_lease(uint64_t id, uint32_t attempts) {
-  Job* job = jobs_.find(id);
-  if (job == nullptr) return;  // acked later, and compacted away
+Requeue Engine::give_back(Job* job, std::optional<int64_t> delay_ms, const char* why) {
+  Queue* queue = job->queue;
   unlink(job);
-  job->attempts = attempts;
-  job->state = JobState::kLeased;
-  job->deadline_ms = clock_.now_ms() + job->queue->settings.ack_timeout_ms;
-  job->queue->leased.push(job);
-  ++leased_count_;
-  reschedule(job->queue);
-}
-
-void Engine::restore_release(uint64_t id, uint32_t attempts) {
-  Job* job = jobs_.find(id);
-  if (job == nullptr) return;
-  unlink(job);
-  job->attempts = attempts;
-  make_ready(job);
-}
-
-void Engine::restore_remove(uint64_t id) {
-  if (Job* job = jobs_.find(id)) destroy(job);
-}
-
-size_t Engine::finish_restore() {
-  size_t released = 0;
-  for (auto& [name, queue] : queues_) {
-    while (Job* job = queue->leased.top()) {
-      unlink(job);
+  const uint32_t limit = max_attempts_of(*job);
+  Requeue outcome;
+  if (limit > 0 && job->attempts >= limit) {
+    make_dead(job, std::string(why) + " after " + std::to_string(job->attempts) + " attempt" +
+                       (job->attempts == 1 ? "" : "s"));
+    outcome = Requeue::kDead;
+  } else {
+    const int64_t wait = delay_ms.value_or(backoff_ms(*queue, job->attempts));
+    if (wait > 0) {
+      make_delayed(job, clock_.now_ms() + wait);
+      outcome = Requeue::kDelayed;
+    } else {
       make_ready(job);
-      ++released;
+      outcome = Requeue::kReady;
     }
+    if (observer_) observer_->job_released(*job);
   }
-  return released;
-}
-
-std::vector<const Queue*> Engine::placeholder_queues() const {
-  std::vector<const Queue*> found;
-  for (const auto& [name, queue] : queues_) {
-    if (queue->placeholder) found.push_back(queue.get());
-  }
-  return found;
-}
-
-bool Engine::visit_jobs(JobCursor& cursor, size_t budget, const std::function<bool(Job&)>& visit) {
-  if (cursor.done) return false;
-  auto it = cursor.queue.empty() ? queues_.begin() : queues_.lower_bound(cursor.queue);
-  if (it != queues_.end() && it->first != cursor.queue) {
-    cursor.part = 0;  // the queue we were in is gone: start the next one
-    cursor.index = 0;
-  }
-  while (it != queues_.end() && budget > 0) {
-    Queue& queue = *it->second;
-    cursor.queue = queue.name;
-    const std::vector<Job*>* parts[] = {&queue.ready.items(), &queue.leased.items()};
-    constexpr int kParts = 2;
-    while (cursor.part < kParts && budget > 0) {
-      const std::vector<Job*>& items = *parts[cursor.part];
-      while (cursor.index < items.size() && budget > 0) {
-        --budget;
-        if (!visit(*items[cursor.index++])) budget = 0;
-      }
-      if (cursor.index >= items.size()) {
-        ++cursor.part;
-        cursor.index = 0;
-      }
-    }
-    if (cursor.part >= kParts) {
-      ++it;
-      cursor.part = 0;
-      cursor.index = 0;
-      cursor.queue = it == queues_.end() ? std::string() : it->first;
-    }
-  }
-  if (it == queues_.end()) {
-    cursor.done = true;
-    return false;
-  }
-  return true;
-}
-
-void Engine::make_ready(Job* job) {
-  job->state = JobState::kReady;
-  job->deadline_ms = 0;
-  job->queue->ready.push(job);
-}
-
-void Engine::reschedule(Queue* queue) {
-  int64_t earliest = queue->leased.empty() ? INT64_MAX : queue->leased.top()->deadline_ms;
-  if (earliest == queue->timer_at) return;
-  queue->timer_at = earliest;
-  if (earliest == INT64_MAX) {
-    timers_.erase(queue);
-  } else if (queue->timer_slot == kNoSlot) {
-    timers_.push(queue);
-  } else {
-    timers_.update(queue);
-  }
+  reschedule(queue);
+  return outcome;
 }
 
 }  // namespace tq::engine

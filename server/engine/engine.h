@@ -1,22 +1,29 @@
-// The queue engine: named queues of jobs, leases and their expiry. Plain C++
-// with an injected clock: no sockets, no event loop, no disk. The server calls
-// it; the journal (later) observes it; tests drive it directly.
+// The queue engine: named queues of jobs and everything that happens to a
+// job (priorities, delays, leases, retries with backoff, dead letters, TTLs,
+// dedup keys). Plain C++ with an injected clock: no sockets, no event loop,
+// no disk. The server calls it; the journal observes it; tests drive it.
 //
 // Invariants: job ids are unique and never reused; every job is in exactly one
-// queue and one state structure of that queue; a queue with a timed job is in
-// the timer heap keyed by its earliest deadline, so finding what is due costs
-// O(log n), never a scan.
+// queue and one state structure of that queue; a queue with anything timed
+// (a delay, a lease, a TTL, a dedup key) is in the timer heap keyed by its
+// earliest deadline, so finding what is due costs O(log n), never a scan.
+//
+// The implementation is split by concern: engine.cc (queues, enqueue and
+// delivery), engine_timers.cc (what time does: leases, delays, TTLs,
+// backoff, dedup windows), engine_admin.cc (inspection and repair),
+// engine_restore.cc (replay).
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <unordered_map>
-#include <vector>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "server/engine/clock.h"
 #include "server/engine/job.h"
@@ -29,7 +36,29 @@ namespace tq::engine {
 struct EngineLimits {
   bool auto_create_queues = false;  // ENQUEUE to an unknown queue creates it
   size_t max_queues = 10'000;
+  size_t max_jobs = 0;              // across all queues; 0: no limit
+  uint64_t max_payload_total = 0;   // bytes of payload across all queues; 0: no limit
 };
+
+// What a producer may say about a job.
+struct EnqueueOptions {
+  int32_t priority = 0;       // higher is delivered first
+  int64_t delay_ms = 0;       // not ready before now + delay
+  int64_t run_at_ms = 0;      // not ready before this wall-clock time; 0: none
+  int64_t ttl_ms = 0;         // expires if not delivered within this; 0: never
+  uint32_t max_attempts = 0;  // overrides the queue's; 0: the queue's
+  std::string_view key;       // dedup key; empty: none
+};
+
+struct Enqueued {
+  uint64_t id = 0;
+  bool duplicate = false;  // the key was seen within the window: id is the earlier job's
+};
+
+// What became of a job given back (NACK, or a lease that ran out).
+enum class Requeue { kReady, kDelayed, kDead };
+
+enum class PeekState { kReady, kDelayed, kLeased, kDead };
 
 // A job's whole state as the log records it, for replay.
 struct JobSnapshot {
@@ -38,94 +67,147 @@ struct JobSnapshot {
   JobState state = JobState::kReady;
   uint32_t attempts = 0;
   int32_t priority = 0;
-  int64_t deadline_ms = 0;
+  int64_t deadline_ms = 0;     // kDelayed: ready at; kDead: died at
+  int64_t expires_at_ms = 0;
+  uint32_t max_attempts = 0;
+  std::string_view key;
+  std::string_view reason;
   std::string_view payload;
 };
 
 // Which jobs a compaction sweep has visited so far: a queue name and a
 // position within that queue's structures, robust to changes in between.
 struct JobCursor {
-  std::string queue;   // the queue being visited; empty before the first
-  int part = 0;        // which of its structures
-  size_t index = 0;    // position within it
+  std::string queue;  // the queue being visited; empty before the first
+  int part = 0;       // which of its structures
+  size_t index = 0;   // position within it
   bool done = false;
 };
 
 struct EngineCounters {
   uint64_t enqueued = 0;
+  uint64_t duplicates = 0;
   uint64_t dequeued = 0;
   uint64_t acked = 0;
   uint64_t timed_out = 0;
+  uint64_t nacked = 0;
+  uint64_t dead = 0;
+  uint64_t expired = 0;
+  uint64_t deleted = 0;
+  uint64_t kicked = 0;
 };
 
 class Engine {
  public:
   using QueueMap = std::map<std::string, std::unique_ptr<Queue>, std::less<>>;
 
-  Engine(const Clock& clock, EngineLimits limits, QueueSettings defaults);
+  Engine(const Clock& clock, EngineLimits limits, QueueSettings defaults, uint64_t seed = 1);
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // A queue name is 1-200 bytes of [A-Za-z0-9._:-] and not only digits, so it
-  // can never be mistaken for a job id.
+  // A queue name is 1-200 bytes of [A-Za-z0-9._:-], not only digits (so it is
+  // never mistaken for a job id) and not WAIT or COUNT (DEQUEUE's keywords).
   static bool valid_queue_name(std::string_view name);
+  static bool valid_key(std::string_view key);
 
+  // --- Queues ---
   Result<Queue*> create_queue(std::string_view name);
   Queue* find_queue(std::string_view name) const;
+  Queue* find_queue_by_number(uint32_t number) const;
+  Result<Queue*> queue_or_error(std::string_view name) const;
+  Status configure(std::string_view queue, const QueueSettings& settings);
+  Status set_paused(std::string_view queue, bool paused);
+  // Removes the ready and delayed jobs; returns how many.
+  Result<size_t> purge(std::string_view queue);
+  // Removes the queue and every job in it.
+  Status drop(std::string_view queue);
 
-  // Adds a job to the end of the queue (among its priority); returns its id.
-  Result<uint64_t> enqueue(std::string_view queue, std::string_view payload);
+  // --- Producers ---
+  Result<Enqueued> enqueue(std::string_view queue, std::string_view payload,
+                           const EnqueueOptions& options = {});
 
-  // Leases the first ready job for the queue's ack timeout and counts the
-  // delivery. The pointer is valid until the next call that changes state.
+  // --- Workers ---
+  // Leases up to `max` ready jobs from the first of `queues` (by queue
+  // priority, then the order given) that has any, appending them to `out`.
+  // Paused queues are skipped. Pointers are valid until the next change.
+  void dequeue(std::span<Queue* const> queues, size_t max, std::vector<const Job*>* out);
+  // The seed's form: one job from one queue, or EMPTY.
   Result<const Job*> dequeue(std::string_view queue);
-
   // Finishes a leased job. When `queue` is given, the job must belong to it.
   Status ack(uint64_t id, std::optional<std::string_view> queue = std::nullopt);
+  // Gives a leased job back: after `delay_ms`, or the queue's backoff when
+  // absent; to dead letters when it is out of attempts.
+  Result<Requeue> nack(uint64_t id, std::optional<int64_t> delay_ms);
+  // Sends a leased job straight to dead letters.
+  Status fail(uint64_t id, std::string_view reason);
+  // Extends a lease to now + `extend_ms` (the queue's ack timeout when
+  // absent); returns the new deadline.
+  Result<int64_t> touch(uint64_t id, std::optional<int64_t> extend_ms);
 
-  // Puts back every job whose lease has ended by now; returns how many.
+  // --- Repair and inspection ---
+  Status remove(uint64_t id);
+  // Moves up to `max` dead jobs back to ready, attempts reset; how many moved.
+  Result<size_t> kick(std::string_view queue, size_t max);
+  // Calls f for the first n jobs in `state`, in the order they would leave it.
+  Status peek(std::string_view queue, PeekState state, size_t n,
+              const std::function<void(const Job&)>& f) const;
+
+  // --- Time ---
+  // Does everything due by now: expired leases go back (or die), delayed
+  // jobs become ready, TTLs expire, old dedup keys are forgotten. Returns
+  // how many jobs changed state.
   size_t expire_due();
-
-  // The earliest deadline of any timed job, or INT64_MAX when there is none.
+  // The earliest deadline of anything timed, or INT64_MAX when there is none.
   int64_t next_deadline_ms() const;
 
+  // --- For the server's blocked DEQUEUEs ---
+  // The server counts waiters per queue; a queue with waiters that gets a
+  // ready job is reported once by take_ready_signals().
+  void add_waiter(Queue* queue) { ++queue->waiters; }
+  void remove_waiter(Queue* queue) { --queue->waiters; }
+  std::vector<Queue*> take_ready_signals();
+
+  // --- For the journal ---
+  void set_observer(ChangeObserver* observer) { observer_ = observer; }
   const Job* find_job(uint64_t id) const { return jobs_.find(id); }
   Job* find_job(uint64_t id) { return jobs_.find(id); }
-  Queue* find_queue_by_number(uint32_t number) const;
-
-  // Reports every change to `observer` (nullptr: to nobody).
-  void set_observer(ChangeObserver* observer) { observer_ = observer; }
+  // Visits up to `budget` jobs from `cursor` on (moving it on), in no useful
+  // order; false when every job has been visited. `visit` returns false to
+  // stop early. A job moved while a sweep runs may be missed or seen twice:
+  // callers check their own counts.
+  bool visit_jobs(JobCursor& cursor, size_t budget, const std::function<bool(Job&)>& visit);
+  uint64_t next_job_id() const { return next_job_id_; }
+  uint32_t next_queue_number() const { return next_queue_number_; }
 
   // --- Replay: rebuild state from the log. Each reports to the observer as
   // the live operation would, and none checks business rules. ---
   void restore_ids(uint64_t next_job_id, uint32_t next_queue_number);
-  Queue* restore_queue(uint32_t number, std::string_view name, const QueueSettings& settings);
+  Queue* restore_queue(uint32_t number, std::string_view name, const QueueSettings& settings,
+                       bool paused);
   void restore_drop_queue(uint32_t number);
+  void restore_purge(uint32_t number);
   // Creates the job, or replaces the state of the one with that id. A job
   // whose QUEUE record has not been replayed yet (compaction may move a
   // queue's record after its jobs') goes into a placeholder queue that the
   // QUEUE record later names.
   Job* restore_job(const JobSnapshot& snapshot);
   void restore_lease(uint64_t id, uint32_t attempts);
-  void restore_release(uint64_t id, uint32_t attempts);
+  void restore_release(uint64_t id, uint32_t attempts, int64_t ready_at_ms);
+  void restore_dead(uint64_t id, std::string_view reason, int64_t died_at_ms);
   void restore_remove(uint64_t id);
+  void restore_dedup(uint32_t queue_number, std::string_view key, uint64_t job_id,
+                     int64_t added_ms);
   // After the last record: leased jobs are ready again (their attempt was
   // counted). Returns how many were leased.
   size_t finish_restore();
   // Queues replay created for jobs but never saw a QUEUE record for.
   std::vector<const Queue*> placeholder_queues() const;
 
-  // Visits up to `budget` jobs from `cursor` on (moving it on), in no useful
-  // order; false when every job has been visited. A job moved while the
-  // sweep runs may be missed or seen twice: callers check their own counts.
-  // `visit` returns false to stop after the job it was given.
-  bool visit_jobs(JobCursor& cursor, size_t budget, const std::function<bool(Job&)>& visit);
-  uint64_t next_job_id() const { return next_job_id_; }
-  uint32_t next_queue_number() const { return next_queue_number_; }
   const QueueMap& queues() const { return queues_; }
   const EngineCounters& counters() const { return counters_; }
   size_t job_count() const { return jobs_.size(); }
-  size_t leased_count() const { return leased_count_; }
+  size_t count_in(JobState state) const { return state_counts_[static_cast<size_t>(state)]; }
+  uint64_t payload_bytes() const { return payload_bytes_; }
   const QueueSettings& default_settings() const { return defaults_; }
   int64_t now_ms() const { return clock_.now_ms(); }
 
@@ -139,25 +221,43 @@ class Engine {
 
   Result<Queue*> queue_for_write(std::string_view name);
   Queue* add_queue(uint32_t number, std::string_view name, const QueueSettings& settings);
+  Error no_queue(std::string_view name) const;
+  Result<Job*> leased_job(uint64_t id, const char* verb);
+  uint32_t max_attempts_of(const Job& job) const;
+
+  // State changes. Each takes a job out of nothing (a fresh or unlinked job)
+  // and puts it where its new state says, keeping every index in step.
+  void make_ready(Job* job);
+  void make_delayed(Job* job, int64_t ready_at_ms);
+  void make_leased(Job* job, int64_t until_ms);
+  void make_dead(Job* job, std::string reason);
   // Takes a job out of whatever structure its state puts it in.
   void unlink(Job* job);
-  void destroy(Job* job);
-  Error no_queue(std::string_view name) const;
-  void make_ready(Job* job);
+  // Removes a job for good; `logged_in_bulk`: a PURGE or DROP record covers it.
+  void destroy(Job* job, bool logged_in_bulk = false);
+  // After a lease ends without ACK: back to ready, delayed by backoff (or
+  // `delay_ms`), or dead when out of attempts.
+  Requeue give_back(Job* job, std::optional<int64_t> delay_ms, const char* why);
+  int64_t backoff_ms(const Queue& queue, uint32_t attempts);
+  void expire_ttl(Job* job);
+  void forget_old_keys(Queue* queue, int64_t now);
   void reschedule(Queue* queue);
 
   const Clock& clock_;
   EngineLimits limits_;
   QueueSettings defaults_;
   QueueMap queues_;
+  std::unordered_map<uint32_t, Queue*> queues_by_number_;
   JobTable jobs_;
   IntrusiveHeap<Queue, QueueTimerOrder, QueueTimerSlot> timers_;
-  std::unordered_map<uint32_t, Queue*> queues_by_number_;
   ChangeObserver* observer_ = nullptr;
+  std::vector<Queue*> ready_signals_;
   EngineCounters counters_;
+  size_t state_counts_[4] = {0, 0, 0, 0};
+  uint64_t payload_bytes_ = 0;
   uint64_t next_job_id_ = 1;
   uint32_t next_queue_number_ = 1;
-  size_t leased_count_ = 0;
+  uint64_t random_state_;  // xorshift64 for backoff jitter; seeded, so tests repeat
 };
 
 }  // namespace tq::engine

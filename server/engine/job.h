@@ -32,7 +32,7 @@ struct JobExtras {
   int64_t expires_at_ms = 0;   // TTL: not delivered by then, it expires; 0 = never
   uint32_t ttl_slot = kNoSlot; // position in its queue's TTL heap
   uint32_t max_attempts = 0;   // overrides the queue's when non-zero
-  std::string dedup_key;       // empty: none
+  std::string dedup_key;       // the key it was enqueued with; empty: none
   std::string reason;          // why it is dead (kDead only)
 };
 

@@ -1,13 +1,16 @@
-// A named queue: its settings, its jobs by state, and its counters.
+// A named queue: its settings, its jobs by state, its dedup keys and its
+// counters.
 //
 // Each state has its own ordered structure, so every operation on a queue is
-// O(log n) in the queue's size: ready jobs by (priority desc, id asc), and
-// delayed, leased and dead jobs by deadline. A job is in exactly one of them,
-// the one its state names.
+// O(log n) in the queue's size: ready jobs by (priority desc, id asc);
+// delayed, leased and dead jobs by deadline; jobs with a TTL also by expiry.
+// A job is in exactly one state structure, the one its state names.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <string>
+#include <unordered_map>
 
 #include "server/engine/intrusive_heap.h"
 #include "server/engine/job.h"
@@ -15,18 +18,38 @@
 namespace tq::engine {
 
 struct QueueSettings {
-  int64_t ack_timeout_ms = 30'000;  // how long a lease lasts before the job goes back
+  int64_t ack_timeout_ms = 30'000;     // how long a lease lasts before the job goes back
+  uint32_t max_attempts = 0;           // deliveries before dead letters; 0: no limit
+  int64_t backoff_base_ms = 0;         // wait before retry k: base * factor^(k-1), capped
+  double backoff_factor = 2.0;
+  int64_t backoff_max_ms = 3'600'000;
+  double backoff_jitter = 0.0;         // +- this fraction of the wait, at random
+  int64_t dedup_window_ms = 300'000;   // how long a dedup key is remembered
+  uint64_t max_size = 0;               // ready + delayed + leased jobs at most; 0: no limit
+  int32_t priority = 0;                // a multi-queue DEQUEUE serves higher first
+  bool ttl_dead_letter = false;        // a job whose TTL ran out goes to dead letters, not away
+
+  bool operator==(const QueueSettings&) const = default;
 };
 
 struct QueueCounters {
-  uint64_t enqueued = 0;   // jobs accepted
-  uint64_t dequeued = 0;   // deliveries (a job delivered twice counts twice)
-  uint64_t acked = 0;      // jobs finished by ACK
-  uint64_t timed_out = 0;  // leases that expired
+  uint64_t enqueued = 0;    // jobs accepted
+  uint64_t duplicates = 0;  // enqueues answered with an earlier job's id (dedup key)
+  uint64_t dequeued = 0;    // deliveries (a job delivered twice counts twice)
+  uint64_t acked = 0;       // jobs finished by ACK
+  uint64_t timed_out = 0;   // leases that expired
+  uint64_t nacked = 0;      // deliveries given back by NACK
+  uint64_t dead = 0;        // jobs moved to dead letters
+  uint64_t expired = 0;     // jobs whose TTL ran out before delivery
+  uint64_t deleted = 0;     // jobs removed by DELETE or PURGE
+  uint64_t kicked = 0;      // dead jobs given another chance
 };
 
 struct JobSlot {
   static uint32_t& get(Job* job) { return job->slot; }
+};
+struct TtlSlot {
+  static uint32_t& get(Job* job) { return job->extras->ttl_slot; }
 };
 
 struct ReadyOrder {
@@ -43,22 +66,49 @@ struct DeadlineOrder {
   }
 };
 
+struct ExpiryOrder {
+  bool operator()(const Job* a, const Job* b) const {
+    if (a->extras->expires_at_ms != b->extras->expires_at_ms) {
+      return a->extras->expires_at_ms < b->extras->expires_at_ms;
+    }
+    return a->id < b->id;
+  }
+};
+
 using ReadyHeap = IntrusiveHeap<Job, ReadyOrder, JobSlot>;
 using DeadlineHeap = IntrusiveHeap<Job, DeadlineOrder, JobSlot>;
+using ExpiryHeap = IntrusiveHeap<Job, ExpiryOrder, TtlSlot>;
+
+// A dedup key remembered for the queue's dedup window: a second enqueue with
+// it returns job_id and stores nothing.
+struct DedupEntry {
+  uint64_t job_id = 0;
+  int64_t added_ms = 0;
+  uint32_t log_segment = 0;  // the log segment holding its record
+};
 
 struct Queue {
   uint32_t number = 0;        // assigned at creation, never reused; names it in the log
   std::string name;
   QueueSettings settings;
+  bool paused = false;        // no deliveries while paused
   ReadyHeap ready;            // kReady jobs
+  DeadlineHeap delayed;       // kDelayed jobs, by the time they become ready
   DeadlineHeap leased;        // kLeased jobs, by lease end
+  DeadlineHeap dead;          // kDead jobs, by the time they died
+  ExpiryHeap ttl;             // kReady and kDelayed jobs that have a TTL
+  std::unordered_map<std::string, DedupEntry> dedup;  // key -> entry
+  std::deque<std::string> dedup_order;                // keys, oldest first
   QueueCounters counters;
   uint32_t timer_slot = kNoSlot;  // position in the engine's heap of queue timers
-  int64_t timer_at = INT64_MAX;   // earliest deadline of any of its timed jobs
+  int64_t timer_at = INT64_MAX;   // earliest deadline of anything timed in it
   uint32_t log_segment = 0;       // the log segment holding its latest full record
   bool placeholder = false;       // replay met its jobs before its QUEUE record
+  uint32_t waiters = 0;           // connections blocked on it (the server keeps count)
 
-  size_t job_count() const { return ready.size() + leased.size(); }
+  // Jobs that count against max_size: everything not dead.
+  size_t active_count() const { return ready.size() + delayed.size() + leased.size(); }
+  size_t job_count() const { return active_count() + dead.size(); }
 };
 
 }  // namespace tq::engine

@@ -11,7 +11,7 @@ using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
 
 TEST_SUITE("concurrency") {
-  TEST_CASE("many connections enqueue at once; every job is delivered exactly once") {
+  TEST_CASE("many connections enqueue at once - every job is delivered exactly once") {
     TqdProcess tqd;
     REQUIRE(tqd.client().create("load").ok());
     constexpr int kProducers = 64;

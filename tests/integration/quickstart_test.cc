@@ -8,7 +8,7 @@ using tq::protocol::ErrorCode;
 using tq::testing::TqdProcess;
 
 TEST_SUITE("quickstart") {
-  TEST_CASE("three producers enqueue to emails; a worker dequeues and acks each") {
+  TEST_CASE("three producers enqueue to emails - a worker dequeues and acks each") {
     TqdProcess tqd;
     const std::vector<std::string> messages = {"Send welcome email", "Send password reset",
                                                "Send notification"};

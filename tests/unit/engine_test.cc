@@ -19,7 +19,7 @@ struct Fixture {
   uint64_t put(const std::string& payload, const std::string& queue = "emails") {
     auto id = engine.enqueue(queue, payload);
     REQUIRE(id.ok());
-    return id.value();
+    return id.value().id;
   }
 
   // Dequeues and returns the payload, or "" when empty.
@@ -46,7 +46,7 @@ TEST_SUITE("engine") {
     CHECK(empty.error().code == Errc::kEmpty);
   }
 
-  TEST_CASE("dequeue leases; ack deletes; a second ack is NOTFOUND") {
+  TEST_CASE("dequeue leases - ack deletes - a second ack is NOTFOUND") {
     Fixture f;
     uint64_t id = f.put("hello");
     auto job = f.engine.dequeue("emails");
@@ -54,7 +54,7 @@ TEST_SUITE("engine") {
     CHECK(job.value()->id == id);
     CHECK(job.value()->state == JobState::kLeased);
     CHECK(job.value()->attempts == 1);
-    CHECK(f.engine.leased_count() == 1);
+    CHECK(f.engine.count_in(JobState::kLeased) == 1);
     CHECK(f.engine.ack(id).ok());
     CHECK(f.engine.job_count() == 0);
     auto again = f.engine.ack(id);
@@ -133,7 +133,7 @@ TEST_SUITE("engine") {
     CHECK(f.engine.next_deadline_ms() == f.clock.now_ms() + 10'000);
     f.clock.advance_ms(10'000);
     CHECK(f.engine.expire_due() == 1);
-    CHECK(f.engine.leased_count() == 0);
+    CHECK(f.engine.count_in(JobState::kLeased) == 0);
   }
 
   TEST_CASE("acking the earliest lease moves the next deadline") {

@@ -84,7 +84,7 @@ TEST_SUITE("journal") {
           case 0: case 1: case 2: {
             auto id = node.engine.enqueue(q, "payload-" + std::to_string(step) + std::string(rng() % 80, 'z'));
             REQUIRE(id.ok());
-            max_id = std::max(max_id, *id);
+            max_id = std::max(max_id, id->id);
             break;
           }
           case 3: case 4: case 5: {
@@ -143,7 +143,7 @@ TEST_SUITE("journal") {
       REQUIRE(node.open(small_segments()).ok());
       REQUIRE(node.engine.create_queue("q").ok());
       for (int i = 0; i < 500; ++i) {
-        last = *node.engine.enqueue("q", std::string(100, 'x'));
+        last = node.engine.enqueue("q", std::string(100, 'x'))->id;
         REQUIRE(node.engine.dequeue("q").ok());
         REQUIRE(node.engine.ack(last).ok());
         node.journal.maintain();
@@ -158,7 +158,7 @@ TEST_SUITE("journal") {
     Node replayed(fs);
     REQUIRE(replayed.open(small_segments()).ok());
     CHECK(replayed.engine.job_count() == 0);
-    CHECK(*replayed.engine.enqueue("q", "next") == last + 1);
+    CHECK(replayed.engine.enqueue("q", "next")->id == last + 1);
   }
 
   TEST_CASE("a recovery rewrites live state so the damaged segment can go") {

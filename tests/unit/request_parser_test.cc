@@ -147,7 +147,7 @@ TEST_SUITE("request_parser") {
     CHECK(parse_whole("ENQUEUE q\n") == std::vector<std::string>{"ERROR BADFORMAT"});
     CHECK(parse_whole("DEQUEUE\n") == std::vector<std::string>{"ERROR BADFORMAT"});
     CHECK(parse_whole("LIST extra\n") == std::vector<std::string>{"ERROR BADFORMAT"});
-    CHECK(parse_whole("ACK a b c\n") == std::vector<std::string>{"ERROR BADFORMAT"});
+    CHECK(parse_whole("PING now\n") == std::vector<std::string>{"ERROR BADFORMAT"});
     RequestParser parser;
     parser.feed("ENQUEUE q\n");
     REQUIRE(parser.next() == RequestParser::Result::kError);

@@ -218,7 +218,7 @@ TEST_SUITE("wal_log") {
     CHECK(h.replayed.size() < 21);
   }
 
-  TEST_CASE("a full disk fails the batch; the log recovers when space returns") {
+  TEST_CASE("a full disk fails the batch - the log recovers when space returns") {
     MemoryFileSystem fs;
     std::vector<ReplayedRecord> written;
     {

@@ -1,0 +1,60 @@
+// What the command handler files share: error replies, listings, argument
+// parsing and job frames. Internal to the handlers.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "server/commands.h"
+
+namespace tq::server::cmd {
+
+using Lines = std::vector<std::pair<std::string, std::string>>;
+
+void reply_error(CommandContext& ctx, protocol::ErrorCode code, std::string_view message);
+void reply_error(CommandContext& ctx, const engine::Error& error);
+// "OK <n>" and n lines of "<name> <value>": the framing of every listing.
+void reply_lines(CommandContext& ctx, const Lines& lines);
+// "OK <word> <text>", e.g. "OK acked 7".
+void reply_ok(CommandContext& ctx, std::string_view word, std::string_view text);
+
+// A job id (a positive whole number); on failure replies BADFORMAT.
+bool parse_id(CommandContext& ctx, std::string_view text, uint64_t* id);
+bool is_id(std::string_view text);
+// A duration: 30, 30s, 500ms, 2m, 1h (a bare number is seconds); on failure
+// replies BADFORMAT naming `what`.
+bool parse_duration(CommandContext& ctx, std::string_view text, const char* what, int64_t* ms);
+bool parse_count(CommandContext& ctx, std::string_view text, const char* what, size_t max,
+                 size_t* n);
+// Case-insensitive match of an argument against an upper-case keyword.
+bool is_keyword(std::string_view arg, std::string_view upper);
+
+// "JOB <id> <bytes> <fields>\n<payload>\n"; `detailed` adds state, priority,
+// times, key and reason (PEEK).
+void append_job_frame(std::string& out, const engine::Job& job, bool detailed);
+
+std::string num(uint64_t v);
+
+// The handlers, by file.
+void cmd_enqueue(CommandContext&, const protocol::Request&);
+void cmd_put(CommandContext&, const protocol::Request&);
+void cmd_dequeue(CommandContext&, const protocol::Request&);
+void cmd_ack(CommandContext&, const protocol::Request&);
+void cmd_nack(CommandContext&, const protocol::Request&);
+void cmd_fail(CommandContext&, const protocol::Request&);
+void cmd_touch(CommandContext&, const protocol::Request&);
+void cmd_delete(CommandContext&, const protocol::Request&);
+void cmd_create(CommandContext&, const protocol::Request&);
+void cmd_queues(CommandContext&, const protocol::Request&);
+void cmd_peek(CommandContext&, const protocol::Request&);
+void cmd_kick(CommandContext&, const protocol::Request&);
+void cmd_config(CommandContext&, const protocol::Request&);
+void cmd_pause(CommandContext&, const protocol::Request&);
+void cmd_resume(CommandContext&, const protocol::Request&);
+void cmd_purge(CommandContext&, const protocol::Request&);
+void cmd_drop(CommandContext&, const protocol::Request&);
+
+}  // namespace tq::server::cmd

@@ -1,0 +1,255 @@
+// Producers and workers: ENQUEUE, PUT, DEQUEUE, ACK, NACK, FAIL, TOUCH,
+// DELETE.
+#include <charconv>
+
+#include "server/command_support.h"
+
+namespace tq::server {
+
+using protocol::ErrorCode;
+using protocol::Request;
+
+namespace {
+
+// A payload travels on DEQUEUE's one-line reply as it is, unless it holds a
+// line break (only PUT can store one): then \n, \r and \ are escaped, so the
+// reply stays one line. COUNT replies carry the bytes as they are.
+void append_line_payload(std::string& out, std::string_view payload) {
+  if (payload.find_first_of("\r\n") == std::string_view::npos) {
+    out += payload;
+    return;
+  }
+  for (char c : payload) {
+    switch (c) {
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\\': out += "\\\\"; break;
+      default: out += c;
+    }
+  }
+}
+
+void reply_enqueued(CommandContext& ctx, const engine::Enqueued& e) {
+  ctx.out += "OK ";
+  protocol::append_number(ctx.out, e.id);
+  if (e.duplicate) ctx.out += " DUPLICATE";
+  ctx.out += '\n';
+}
+
+}  // namespace
+
+void append_delivery(std::string& out, const std::vector<const engine::Job*>& jobs, bool framed,
+                     const std::vector<engine::Queue*>& queues) {
+  if (framed) {
+    out += "OK ";
+    protocol::append_number(out, jobs.size());
+    out += '\n';
+    for (const engine::Job* job : jobs) cmd::append_job_frame(out, *job, false);
+    return;
+  }
+  if (jobs.empty()) {
+    std::string msg;
+    if (queues.size() == 1) {
+      msg = "queue '" + queues[0]->name + (queues[0]->paused ? "' is paused" : "' has no ready job");
+    } else {
+      msg = "no ready job in";
+      for (const engine::Queue* q : queues) msg += " " + q->name;
+    }
+    protocol::append_error(out, ErrorCode::kEmpty, msg);
+    return;
+  }
+  const engine::Job& job = *jobs.front();
+  out += "OK ";
+  protocol::append_number(out, job.id);
+  out += ' ';
+  append_line_payload(out, job.payload());
+  out += '\n';
+}
+
+namespace cmd {
+
+void cmd_enqueue(CommandContext& ctx, const Request& req) {
+  auto id = ctx.engine.enqueue(req.args[0], req.args[1]);
+  if (!id.ok()) return reply_error(ctx, id.error());
+  reply_enqueued(ctx, id.value());
+}
+
+void cmd_put(CommandContext& ctx, const Request& req) {
+  engine::EnqueueOptions options;
+  const auto& a = req.args;
+  for (size_t i = 2; i < a.size(); i += 2) {
+    if (i + 1 >= a.size()) {
+      return reply_error(ctx, ErrorCode::kBadFormat,
+                         "option " + std::string(a[i].substr(0, 32)) + " needs a value");
+    }
+    std::string_view value = a[i + 1];
+    if (is_keyword(a[i], "PRIORITY")) {
+      int64_t p = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), p);
+      if (ec != std::errc() || end != value.data() + value.size() || p < INT32_MIN || p > INT32_MAX) {
+        return reply_error(ctx, ErrorCode::kBadFormat, "PRIORITY takes a whole number");
+      }
+      options.priority = static_cast<int32_t>(p);
+    } else if (is_keyword(a[i], "DELAY")) {
+      if (!parse_duration(ctx, value, "DELAY", &options.delay_ms)) return;
+    } else if (is_keyword(a[i], "AT")) {
+      uint64_t at = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), at);
+      if (ec != std::errc() || end != value.data() + value.size() || at > 100'000'000'000ull) {
+        return reply_error(ctx, ErrorCode::kBadFormat, "AT takes a Unix time in seconds");
+      }
+      options.run_at_ms = static_cast<int64_t>(at) * 1000;
+    } else if (is_keyword(a[i], "TTL")) {
+      if (!parse_duration(ctx, value, "TTL", &options.ttl_ms)) return;
+      if (options.ttl_ms == 0) return reply_error(ctx, ErrorCode::kBadFormat, "TTL must be above 0");
+    } else if (is_keyword(a[i], "ATTEMPTS")) {
+      size_t n = 0;
+      if (!parse_count(ctx, value, "ATTEMPTS", 1'000'000, &n)) return;
+      options.max_attempts = static_cast<uint32_t>(n);
+    } else if (is_keyword(a[i], "KEY")) {
+      options.key = value;
+    } else {
+      std::string msg = "unknown PUT option '";
+      protocol::append_escaped(msg, a[i], 32);
+      msg += "'; options: PRIORITY, DELAY, AT, TTL, ATTEMPTS, KEY";
+      return reply_error(ctx, ErrorCode::kBadFormat, msg);
+    }
+  }
+  auto id = ctx.engine.enqueue(a[0], req.body, options);
+  if (!id.ok()) return reply_error(ctx, id.error());
+  reply_enqueued(ctx, id.value());
+}
+
+void cmd_dequeue(CommandContext& ctx, const Request& req) {
+  std::vector<engine::Queue*> queues;
+  size_t count = 1;
+  bool framed = false;
+  int64_t wait_ms = 0;
+  const auto& a = req.args;
+  size_t i = 0;
+  for (; i < a.size() && !is_keyword(a[i], "WAIT") && !is_keyword(a[i], "COUNT"); ++i) {
+    auto queue = ctx.engine.queue_or_error(a[i]);
+    if (!queue.ok()) return reply_error(ctx, queue.error());
+    queues.push_back(queue.value());
+  }
+  if (queues.empty()) {
+    return reply_error(ctx, ErrorCode::kBadFormat, "DEQUEUE needs a queue before WAIT or COUNT");
+  }
+  for (; i < a.size(); i += 2) {
+    if (i + 1 >= a.size()) {
+      return reply_error(ctx, ErrorCode::kBadFormat, std::string(a[i]) + " needs a value");
+    }
+    if (is_keyword(a[i], "WAIT")) {
+      if (!parse_duration(ctx, a[i + 1], "WAIT", &wait_ms)) return;
+      if (wait_ms > ctx.limits.max_wait_ms) {
+        return reply_error(ctx, ErrorCode::kBadFormat,
+                           "WAIT is at most " + num(static_cast<uint64_t>(ctx.limits.max_wait_ms / 1000)) +
+                               "s (limits.max_wait)");
+      }
+    } else if (is_keyword(a[i], "COUNT")) {
+      if (!parse_count(ctx, a[i + 1], "COUNT", ctx.limits.max_count, &count)) return;
+      framed = true;
+    } else {
+      return reply_error(ctx, ErrorCode::kBadFormat,
+                         "after the queues, DEQUEUE takes WAIT <d> and COUNT <n>");
+    }
+  }
+
+  std::vector<const engine::Job*> jobs;
+  ctx.engine.dequeue(queues, count, &jobs);
+  if (jobs.empty() && wait_ms > 0 && ctx.waiters != nullptr) {
+    ctx.wait = WaitRequest{std::move(queues), count, framed, ctx.engine.now_ms() + wait_ms};
+    return;
+  }
+  if (jobs.empty() && !framed) ++ctx.stats.errors_total;
+  append_delivery(ctx.out, jobs, framed, queues);
+}
+
+void cmd_ack(CommandContext& ctx, const Request& req) {
+  // ACK <id>..., or ACK <queue> <id> as the original worker sends it. Queue
+  // names are never all digits, so the two forms cannot be confused.
+  if (req.args.size() == 2 && !is_id(req.args[0])) {
+    uint64_t id = 0;
+    if (!parse_id(ctx, req.args[1], &id)) return;
+    auto acked = ctx.engine.ack(id, req.args[0]);
+    if (!acked.ok()) return reply_error(ctx, acked.error());
+    return reply_ok(ctx, "acked", num(id));
+  }
+  std::vector<uint64_t> ids;
+  for (std::string_view text : req.args) {
+    uint64_t id = 0;
+    if (!parse_id(ctx, text, &id)) return;
+    ids.push_back(id);
+  }
+  if (ids.size() == 1) {
+    auto acked = ctx.engine.ack(ids[0]);
+    if (!acked.ok()) return reply_error(ctx, acked.error());
+    return reply_ok(ctx, "acked", num(ids[0]));
+  }
+  size_t done = 0;
+  std::string failures;
+  ErrorCode code = ErrorCode::kNotLeased;
+  for (uint64_t id : ids) {
+    auto acked = ctx.engine.ack(id);
+    if (acked.ok()) {
+      ++done;
+      continue;
+    }
+    if (acked.error().code == engine::Errc::kNotFound) code = ErrorCode::kNotFound;
+    if (failures.size() < 400) failures += "; " + acked.error().message;
+  }
+  if (done == ids.size()) return reply_ok(ctx, "acked", num(done));
+  reply_error(ctx, code, "acked " + num(done) + " of " + num(ids.size()) + failures);
+}
+
+void cmd_nack(CommandContext& ctx, const Request& req) {
+  uint64_t id = 0;
+  if (!parse_id(ctx, req.args[0], &id)) return;
+  std::optional<int64_t> delay;
+  if (req.args.size() > 1) {
+    if (req.args.size() != 3 || !is_keyword(req.args[1], "DELAY")) {
+      return reply_error(ctx, ErrorCode::kBadFormat, "usage: NACK <id> [DELAY d]");
+    }
+    int64_t ms = 0;
+    if (!parse_duration(ctx, req.args[2], "DELAY", &ms)) return;
+    delay = ms;
+  }
+  auto outcome = ctx.engine.nack(id, delay);
+  if (!outcome.ok()) return reply_error(ctx, outcome.error());
+  reply_ok(ctx, outcome.value() == engine::Requeue::kDead ? "dead" : "nacked", num(id));
+}
+
+void cmd_fail(CommandContext& ctx, const Request& req) {
+  uint64_t id = 0;
+  if (!parse_id(ctx, req.args[0], &id)) return;
+  auto failed = ctx.engine.fail(id, req.args[1].substr(0, 1000));
+  if (!failed.ok()) return reply_error(ctx, failed.error());
+  reply_ok(ctx, "dead", num(id));
+}
+
+void cmd_touch(CommandContext& ctx, const Request& req) {
+  uint64_t id = 0;
+  if (!parse_id(ctx, req.args[0], &id)) return;
+  std::optional<int64_t> extend;
+  if (req.args.size() == 2) {
+    int64_t ms = 0;
+    if (!parse_duration(ctx, req.args[1], "TOUCH", &ms)) return;
+    if (ms == 0) return reply_error(ctx, ErrorCode::kBadFormat, "TOUCH needs a duration above 0");
+    extend = ms;
+  }
+  auto deadline = ctx.engine.touch(id, extend);
+  if (!deadline.ok()) return reply_error(ctx, deadline.error());
+  reply_ok(ctx, "touched",
+           num(id) + " " + num(static_cast<uint64_t>(deadline.value() - ctx.engine.now_ms())));
+}
+
+void cmd_delete(CommandContext& ctx, const Request& req) {
+  uint64_t id = 0;
+  if (!parse_id(ctx, req.args[0], &id)) return;
+  auto removed = ctx.engine.remove(id);
+  if (!removed.ok()) return reply_error(ctx, removed.error());
+  reply_ok(ctx, "deleted", num(id));
+}
+
+}  // namespace cmd
+}  // namespace tq::server

@@ -1,0 +1,116 @@
+// Queue administration: CREATE, QUEUES, PEEK, KICK, CONFIG, PAUSE, RESUME,
+// PURGE, DROP.
+#include "server/command_support.h"
+#include "server/queue_settings.h"
+
+namespace tq::server::cmd {
+
+using protocol::ErrorCode;
+using protocol::Request;
+
+void cmd_create(CommandContext& ctx, const Request& req) {
+  auto created = ctx.engine.create_queue(req.args[0]);
+  if (!created.ok()) return reply_error(ctx, created.error());
+  reply_ok(ctx, "created", created.value()->name);
+}
+
+void cmd_queues(CommandContext& ctx, const Request&) {
+  Lines lines;
+  for (const auto& [name, q] : ctx.engine.queues()) {
+    lines.emplace_back(name, "ready=" + num(q->ready.size()) + " delayed=" + num(q->delayed.size()) +
+                                 " leased=" + num(q->leased.size()) + " dead=" + num(q->dead.size()) +
+                                 " paused=" + (q->paused ? "1" : "0"));
+  }
+  reply_lines(ctx, lines);
+}
+
+void cmd_peek(CommandContext& ctx, const Request& req) {
+  engine::PeekState state = engine::PeekState::kReady;
+  size_t n = 10;
+  for (size_t i = 1; i < req.args.size(); ++i) {
+    std::string_view a = req.args[i];
+    if (is_keyword(a, "READY")) {
+      state = engine::PeekState::kReady;
+    } else if (is_keyword(a, "DELAYED")) {
+      state = engine::PeekState::kDelayed;
+    } else if (is_keyword(a, "LEASED")) {
+      state = engine::PeekState::kLeased;
+    } else if (is_keyword(a, "DEAD")) {
+      state = engine::PeekState::kDead;
+    } else if (!parse_count(ctx, a, "PEEK", ctx.limits.max_count, &n)) {
+      return;
+    }
+  }
+  std::vector<const engine::Job*> jobs;
+  auto peeked = ctx.engine.peek(req.args[0], state, n, [&](const engine::Job& j) { jobs.push_back(&j); });
+  if (!peeked.ok()) return reply_error(ctx, peeked.error());
+  ctx.out += "OK ";
+  protocol::append_number(ctx.out, jobs.size());
+  ctx.out += '\n';
+  for (const engine::Job* job : jobs) append_job_frame(ctx.out, *job, true);
+}
+
+void cmd_kick(CommandContext& ctx, const Request& req) {
+  size_t n = SIZE_MAX;
+  if (req.args.size() == 2 && !parse_count(ctx, req.args[1], "KICK", SIZE_MAX - 1, &n)) return;
+  auto kicked = ctx.engine.kick(req.args[0], n);
+  if (!kicked.ok()) return reply_error(ctx, kicked.error());
+  reply_ok(ctx, "kicked", num(kicked.value()));
+}
+
+void cmd_config(CommandContext& ctx, const Request& req) {
+  auto queue = ctx.engine.queue_or_error(req.args[0]);
+  if (!queue.ok()) return reply_error(ctx, queue.error());
+  engine::QueueSettings settings = queue.value()->settings;
+  for (size_t i = 1; i < req.args.size(); ++i) {
+    std::string_view a = req.args[i];
+    size_t eq = a.find('=');
+    if (eq == std::string_view::npos) {
+      return reply_error(ctx, ErrorCode::kBadFormat, "settings are written <key>=<value>, e.g. max_attempts=5");
+    }
+    if (auto error = apply_queue_setting(settings, a.substr(0, eq), a.substr(eq + 1))) {
+      return reply_error(ctx, ErrorCode::kBadFormat, *error);  // nothing was changed
+    }
+  }
+  if (auto changed = ctx.engine.configure(req.args[0], settings); !changed.ok()) {
+    return reply_error(ctx, changed.error());
+  }
+  Lines lines = describe_queue_settings(queue.value()->settings);
+  lines.emplace_back("paused", queue.value()->paused ? "true" : "false");
+  reply_lines(ctx, lines);
+}
+
+void cmd_pause(CommandContext& ctx, const Request& req) {
+  auto paused = ctx.engine.set_paused(req.args[0], true);
+  if (!paused.ok()) return reply_error(ctx, paused.error());
+  reply_ok(ctx, "paused", req.args[0]);
+}
+
+void cmd_resume(CommandContext& ctx, const Request& req) {
+  auto resumed = ctx.engine.set_paused(req.args[0], false);
+  if (!resumed.ok()) return reply_error(ctx, resumed.error());
+  reply_ok(ctx, "resumed", req.args[0]);
+}
+
+void cmd_purge(CommandContext& ctx, const Request& req) {
+  auto purged = ctx.engine.purge(req.args[0]);
+  if (!purged.ok()) return reply_error(ctx, purged.error());
+  reply_ok(ctx, "purged", num(purged.value()));
+}
+
+void cmd_drop(CommandContext& ctx, const Request& req) {
+  auto queue = ctx.engine.queue_or_error(req.args[0]);
+  if (!queue.ok()) return reply_error(ctx, queue.error());
+  if (ctx.waiters != nullptr) {
+    // Waiters hold the queue by pointer: let them go before it is freed.
+    std::string error;
+    protocol::append_error(error, ErrorCode::kNoQueue,
+                           "queue '" + queue.value()->name + "' was dropped while you waited");
+    ctx.waiters->queue_dropping(queue.value(), error);
+  }
+  std::string name = queue.value()->name;
+  if (auto dropped = ctx.engine.drop(name); !dropped.ok()) return reply_error(ctx, dropped.error());
+  reply_ok(ctx, "dropped", name);
+}
+
+}  // namespace tq::server::cmd

@@ -1,0 +1,103 @@
+// Inspection and repair: queue settings, pause, purge, drop, deleting one
+// job, kicking dead letters back, and peeking at any state in order.
+#include <algorithm>
+
+#include "server/engine/engine.h"
+
+namespace tq::engine {
+
+Status Engine::configure(std::string_view queue_name, const QueueSettings& settings) {
+  Result<Queue*> found = queue_or_error(queue_name);
+  if (!found.ok()) return found.error();
+  Queue* queue = found.value();
+  if (queue->settings == settings) return Ok{};
+  queue->settings = settings;
+  if (observer_) observer_->queue_saved(*queue);
+  reschedule(queue);  // the dedup window may have moved
+  return Ok{};
+}
+
+Status Engine::set_paused(std::string_view queue_name, bool paused) {
+  Result<Queue*> found = queue_or_error(queue_name);
+  if (!found.ok()) return found.error();
+  Queue* queue = found.value();
+  if (queue->paused == paused) return Ok{};
+  queue->paused = paused;
+  if (observer_) observer_->queue_saved(*queue);
+  if (!paused && queue->waiters > 0 && !queue->ready.empty()) ready_signals_.push_back(queue);
+  return Ok{};
+}
+
+Result<size_t> Engine::purge(std::string_view queue_name) {
+  Result<Queue*> found = queue_or_error(queue_name);
+  if (!found.ok()) return found.error();
+  Queue* queue = found.value();
+  size_t removed = queue->ready.size() + queue->delayed.size();
+  if (removed == 0) return size_t{0};
+  if (observer_) observer_->queue_purged(*queue);
+  while (Job* job = queue->ready.top()) destroy(job, true);
+  while (Job* job = queue->delayed.top()) destroy(job, true);
+  queue->counters.deleted += removed;
+  counters_.deleted += removed;
+  reschedule(queue);
+  return removed;
+}
+
+Status Engine::drop(std::string_view queue_name) {
+  Result<Queue*> found = queue_or_error(queue_name);
+  if (!found.ok()) return found.error();
+  restore_drop_queue(found.value()->number);
+  return Ok{};
+}
+
+Status Engine::remove(uint64_t id) {
+  Job* job = jobs_.find(id);
+  if (job == nullptr) {
+    return make_error(Errc::kNotFound, "no job " + std::to_string(id) +
+                                           " (never existed, or already finished)");
+  }
+  Queue* queue = job->queue;
+  ++queue->counters.deleted;
+  ++counters_.deleted;
+  destroy(job);
+  reschedule(queue);
+  return Ok{};
+}
+
+Result<size_t> Engine::kick(std::string_view queue_name, size_t max) {
+  Result<Queue*> found = queue_or_error(queue_name);
+  if (!found.ok()) return found.error();
+  Queue* queue = found.value();
+  size_t kicked = 0;
+  while (kicked < max) {
+    Job* job = queue->dead.top();  // the longest dead first
+    if (job == nullptr) break;
+    unlink(job);
+    job->attempts = 0;  // a fresh start: its old failures are why it died
+    job->extras->reason.clear();
+    make_ready(job);
+    if (observer_) observer_->job_released(*job);
+    ++kicked;
+  }
+  queue->counters.kicked += kicked;
+  counters_.kicked += kicked;
+  reschedule(queue);
+  return kicked;
+}
+
+Status Engine::peek(std::string_view queue_name, PeekState state, size_t n,
+                    const std::function<void(const Job&)>& f) const {
+  Result<Queue*> found = queue_or_error(queue_name);
+  if (!found.ok()) return found.error();
+  const Queue* queue = found.value();
+  auto visit = [&](Job* job) { f(*job); };
+  switch (state) {
+    case PeekState::kReady: queue->ready.first(n, visit); break;
+    case PeekState::kDelayed: queue->delayed.first(n, visit); break;
+    case PeekState::kLeased: queue->leased.first(n, visit); break;
+    case PeekState::kDead: queue->dead.first(n, visit); break;
+  }
+  return Ok{};
+}
+
+}  // namespace tq::engine

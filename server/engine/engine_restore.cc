@@ -1,0 +1,236 @@
+// Replay: rebuilding the engine from log records. These calls trust the log:
+// they set state as recorded, without the checks and side effects of the
+// live operations, but they report to the observer exactly as the live ones
+// do, so the journal's bookkeeping is built the same way both times.
+#include <algorithm>
+
+#include "server/engine/engine.h"
+
+namespace tq::engine {
+
+void Engine::restore_ids(uint64_t next_job_id, uint32_t next_queue_number) {
+  next_job_id_ = std::max(next_job_id_, next_job_id);
+  next_queue_number_ = std::max(next_queue_number_, next_queue_number);
+}
+
+Queue* Engine::restore_queue(uint32_t number, std::string_view name,
+                             const QueueSettings& settings, bool paused) {
+  Queue* queue = find_queue_by_number(number);
+  if (queue == nullptr) {
+    queue = add_queue(number, name, settings);
+  } else {
+    if (queue->name != name) {
+      // A placeholder gets its real name (a queue is never renamed otherwise).
+      auto node = queues_.extract(queue->name);
+      node.key() = std::string(name);
+      queue->name = std::string(name);
+      queues_.insert(std::move(node));
+    }
+    queue->settings = settings;
+    queue->placeholder = false;
+  }
+  queue->paused = paused;
+  next_queue_number_ = std::max(next_queue_number_, number + 1);
+  if (observer_) observer_->queue_saved(*queue);
+  reschedule(queue);
+  return queue;
+}
+
+void Engine::restore_drop_queue(uint32_t number) {
+  Queue* queue = find_queue_by_number(number);
+  if (queue == nullptr) return;
+  if (observer_) observer_->queue_dropped(*queue);
+  while (Job* job = queue->ready.top()) destroy(job, true);
+  for (DeadlineHeap* heap : {&queue->delayed, &queue->leased, &queue->dead}) {
+    while (Job* job = heap->top()) destroy(job, true);
+  }
+  for (auto& [key, entry] : queue->dedup) {
+    if (observer_) observer_->dedup_forgotten(*queue, entry);
+  }
+  if (queue->timer_slot != kNoSlot) timers_.erase(queue);
+  queues_by_number_.erase(number);
+  queues_.erase(queue->name);  // frees it
+}
+
+void Engine::restore_purge(uint32_t number) {
+  Queue* queue = find_queue_by_number(number);
+  if (queue == nullptr) return;
+  if (observer_) observer_->queue_purged(*queue);
+  while (Job* job = queue->ready.top()) destroy(job, true);
+  while (Job* job = queue->delayed.top()) destroy(job, true);
+  reschedule(queue);
+}
+
+Job* Engine::restore_job(const JobSnapshot& snap) {
+  Queue* queue = find_queue_by_number(snap.queue_number);
+  if (queue == nullptr) {
+    // "#N" cannot be a real queue name, so it cannot collide with one.
+    queue = add_queue(snap.queue_number, "#" + std::to_string(snap.queue_number), defaults_);
+    queue->placeholder = true;
+    next_queue_number_ = std::max(next_queue_number_, snap.queue_number + 1);
+  }
+  Job* job = jobs_.find(snap.id);
+  if (job != nullptr && (job->queue != queue || job->payload() != snap.payload)) {
+    // A snapshot never changes a job's queue or payload; if one does, the
+    // newest record wins.
+    destroy(job);
+    job = nullptr;
+  }
+  if (job == nullptr) {
+    job = jobs_.insert(make_job(snap.id, queue, snap.payload));
+    payload_bytes_ += snap.payload.size();
+  } else {
+    unlink(job);
+  }
+  job->attempts = snap.attempts;
+  job->priority = snap.priority;
+  if (snap.expires_at_ms > 0) job->ensure_extras().expires_at_ms = snap.expires_at_ms;
+  if (snap.max_attempts > 0) job->ensure_extras().max_attempts = snap.max_attempts;
+  if (!snap.key.empty()) job->ensure_extras().dedup_key = std::string(snap.key);
+  switch (snap.state) {
+    case JobState::kReady: make_ready(job); break;
+    case JobState::kDelayed: make_delayed(job, snap.deadline_ms); break;
+    case JobState::kLeased: make_leased(job, clock_.now_ms() + queue->settings.ack_timeout_ms); break;
+    case JobState::kDead:
+      job->state = JobState::kDead;
+      job->deadline_ms = snap.deadline_ms;
+      job->ensure_extras().reason = std::string(snap.reason);
+      queue->dead.push(job);
+      ++state_counts_[static_cast<size_t>(JobState::kDead)];
+      break;
+  }
+  next_job_id_ = std::max(next_job_id_, snap.id + 1);
+  if (observer_) observer_->job_saved(*job);
+  reschedule(queue);
+  return job;
+}
+
+void Engine::restore_lease(uint64_t id, uint32_t attempts) {
+  Job* job = jobs_.find(id);
+  if (job == nullptr) return;  // finished later, and compacted away
+  unlink(job);
+  job->attempts = attempts;
+  make_leased(job, clock_.now_ms() + job->queue->settings.ack_timeout_ms);
+  reschedule(job->queue);
+}
+
+void Engine::restore_release(uint64_t id, uint32_t attempts, int64_t ready_at_ms) {
+  Job* job = jobs_.find(id);
+  if (job == nullptr) return;
+  unlink(job);
+  job->attempts = attempts;
+  if (job->extras != nullptr) job->extras->reason.clear();
+  if (ready_at_ms > 0) {
+    make_delayed(job, ready_at_ms);
+  } else {
+    make_ready(job);
+  }
+  reschedule(job->queue);
+}
+
+void Engine::restore_dead(uint64_t id, std::string_view reason, int64_t died_at_ms) {
+  Job* job = jobs_.find(id);
+  if (job == nullptr) return;
+  unlink(job);
+  job->state = JobState::kDead;
+  job->deadline_ms = died_at_ms;
+  job->ensure_extras().reason = std::string(reason);
+  job->queue->dead.push(job);
+  ++state_counts_[static_cast<size_t>(JobState::kDead)];
+  reschedule(job->queue);
+}
+
+void Engine::restore_remove(uint64_t id) {
+  if (Job* job = jobs_.find(id)) {
+    Queue* queue = job->queue;
+    destroy(job);
+    reschedule(queue);
+  }
+}
+
+void Engine::restore_dedup(uint32_t queue_number, std::string_view key, uint64_t job_id,
+                           int64_t added_ms) {
+  Queue* queue = find_queue_by_number(queue_number);
+  if (queue == nullptr) return;
+  if (clock_.now_ms() - added_ms >= queue->settings.dedup_window_ms) return;  // long gone
+  std::string k(key);
+  auto [it, inserted] = queue->dedup.try_emplace(k);
+  if (!inserted) {
+    if (observer_) observer_->dedup_forgotten(*queue, it->second);
+  } else {
+    queue->dedup_order.push_back(k);
+  }
+  it->second = DedupEntry{job_id, added_ms, 0};
+  if (observer_) observer_->dedup_saved(*queue, k, it->second);
+  reschedule(queue);
+}
+
+size_t Engine::finish_restore() {
+  size_t released = 0;
+  for (auto& [name, queue] : queues_) {
+    while (Job* job = queue->leased.top()) {
+      unlink(job);
+      make_ready(job);
+      ++released;
+    }
+    // Keys replay met out of order (moved by compaction) expire in time order.
+    auto& order = queue->dedup_order;
+    order.erase(std::remove_if(order.begin(), order.end(),
+                               [&](const std::string& k) { return queue->dedup.count(k) == 0; }),
+                order.end());
+    std::sort(order.begin(), order.end(),
+              [&](const std::string& a, const std::string& b) {
+                return queue->dedup.at(a).added_ms < queue->dedup.at(b).added_ms;
+              });
+    reschedule(queue.get());
+  }
+  return released;
+}
+
+std::vector<const Queue*> Engine::placeholder_queues() const {
+  std::vector<const Queue*> found;
+  for (const auto& [name, queue] : queues_) {
+    if (queue->placeholder) found.push_back(queue.get());
+  }
+  return found;
+}
+
+bool Engine::visit_jobs(JobCursor& cursor, size_t budget, const std::function<bool(Job&)>& visit) {
+  if (cursor.done) return false;
+  auto it = cursor.queue.empty() ? queues_.begin() : queues_.lower_bound(cursor.queue);
+  if (it != queues_.end() && it->first != cursor.queue) {
+    cursor.part = 0;  // the queue we were in is gone: start the next one
+    cursor.index = 0;
+  }
+  while (it != queues_.end() && budget > 0) {
+    Queue& queue = *it->second;
+    cursor.queue = queue.name;
+    const std::vector<Job*>* parts[] = {&queue.ready.items(), &queue.delayed.items(),
+                                        &queue.leased.items(), &queue.dead.items()};
+    constexpr int kParts = 4;
+    while (cursor.part < kParts && budget > 0) {
+      const std::vector<Job*>& items = *parts[cursor.part];
+      while (cursor.index < items.size() && budget > 0) {
+        --budget;
+        if (!visit(*items[cursor.index++])) budget = 0;
+      }
+      if (cursor.index >= items.size()) {
+        ++cursor.part;
+        cursor.index = 0;
+      }
+    }
+    if (cursor.part >= kParts) {
+      ++it;
+      cursor.part = 0;
+      cursor.index = 0;
+      cursor.queue = it == queues_.end() ? std::string() : it->first;
+    }
+  }
+  if (it == queues_.end()) {
+    cursor.done = true;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace tq::engine

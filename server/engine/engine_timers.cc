@@ -1,0 +1,109 @@
+// What time does to jobs: leases run out (the job goes back, after its
+// backoff, or to dead letters), delayed jobs become ready, TTLs expire, old
+// dedup keys are forgotten. Every queue with something timed sits in one
+// heap keyed by its earliest deadline, so a tick touches only what is due.
+#include <algorithm>
+#include <cmath>
+
+#include "server/engine/engine.h"
+
+namespace tq::engine {
+
+size_t Engine::expire_due() {
+  const int64_t now = clock_.now_ms();
+  size_t changed = 0;
+  while (!timers_.empty() && timers_.top()->timer_at <= now) {
+    Queue* queue = timers_.top();
+    while (Job* job = queue->leased.top()) {
+      if (job->deadline_ms > now) break;
+      ++queue->counters.timed_out;
+      ++counters_.timed_out;
+      give_back(job, std::nullopt, "lease expired");
+      ++changed;
+    }
+    while (Job* job = queue->ttl.top()) {
+      if (job->extras->expires_at_ms > now) break;
+      expire_ttl(job);
+      ++changed;
+    }
+    while (Job* job = queue->delayed.top()) {
+      if (job->deadline_ms > now) break;
+      unlink(job);
+      make_ready(job);  // not logged: replay computes it from the ready time
+      ++changed;
+    }
+    forget_old_keys(queue, now);
+    reschedule(queue);
+  }
+  return changed;
+}
+
+int64_t Engine::next_deadline_ms() const {
+  return timers_.empty() ? INT64_MAX : timers_.top()->timer_at;
+}
+
+void Engine::expire_ttl(Job* job) {
+  Queue* queue = job->queue;
+  ++queue->counters.expired;
+  ++counters_.expired;
+  if (queue->settings.ttl_dead_letter) {
+    unlink(job);
+    make_dead(job, "ttl expired before delivery");
+  } else {
+    destroy(job);
+  }
+}
+
+void Engine::forget_old_keys(Queue* queue, int64_t now) {
+  while (!queue->dedup_order.empty()) {
+    auto it = queue->dedup.find(queue->dedup_order.front());
+    if (it != queue->dedup.end()) {
+      if (it->second.added_ms + queue->settings.dedup_window_ms > now) break;
+      if (observer_) observer_->dedup_forgotten(*queue, it->second);
+      queue->dedup.erase(it);
+    }
+    queue->dedup_order.pop_front();
+  }
+}
+
+int64_t Engine::backoff_ms(const Queue& queue, uint32_t attempts) {
+  const QueueSettings& s = queue.settings;
+  if (s.backoff_base_ms <= 0) return 0;
+  double wait = static_cast<double>(s.backoff_base_ms) *
+                std::pow(s.backoff_factor, static_cast<double>(attempts > 0 ? attempts - 1 : 0));
+  wait = std::min(wait, static_cast<double>(s.backoff_max_ms));
+  if (s.backoff_jitter > 0) {
+    // xorshift64: cheap, and seeded so a test sees the same waits every run.
+    random_state_ ^= random_state_ << 13;
+    random_state_ ^= random_state_ >> 7;
+    random_state_ ^= random_state_ << 17;
+    double unit = static_cast<double>(random_state_ >> 11) / static_cast<double>(1ull << 53);
+    wait *= 1.0 + s.backoff_jitter * (2.0 * unit - 1.0);
+  }
+  return std::max<int64_t>(0, static_cast<int64_t>(wait));
+}
+
+void Engine::reschedule(Queue* queue) {
+  int64_t earliest = INT64_MAX;
+  if (const Job* j = queue->leased.top()) earliest = std::min(earliest, j->deadline_ms);
+  if (const Job* j = queue->delayed.top()) earliest = std::min(earliest, j->deadline_ms);
+  if (const Job* j = queue->ttl.top()) earliest = std::min(earliest, j->extras->expires_at_ms);
+  if (!queue->dedup_order.empty()) {
+    auto it = queue->dedup.find(queue->dedup_order.front());
+    int64_t forget_at = it == queue->dedup.end()
+                            ? 0  // a stale entry: clean it up at once
+                            : it->second.added_ms + queue->settings.dedup_window_ms;
+    earliest = std::min(earliest, forget_at);
+  }
+  if (earliest == queue->timer_at) return;
+  queue->timer_at = earliest;
+  if (earliest == INT64_MAX) {
+    if (queue->timer_slot != kNoSlot) timers_.erase(queue);
+  } else if (queue->timer_slot == kNoSlot) {
+    timers_.push(queue);
+  } else {
+    timers_.update(queue);
+  }
+}
+
+}  // namespace tq::engine

@@ -1,0 +1,128 @@
+#include "server/queue_settings.h"
+
+#include <charconv>
+#include <cstdlib>
+
+#include "server/config.h"
+
+namespace tq::server {
+namespace {
+
+constexpr int64_t kMaxDurationMs = 30LL * 86'400'000;  // 30 days
+
+std::optional<int64_t> duration(std::string_view value) {
+  auto ms = parse_duration_ms(std::string(value), 1000);
+  if (!ms || *ms > kMaxDurationMs) return std::nullopt;
+  return ms;
+}
+
+std::optional<uint64_t> whole(std::string_view value, uint64_t max) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || end != value.data() + value.size() || v > max) return std::nullopt;
+  return v;
+}
+
+std::optional<double> fraction(std::string_view value, double min, double max) {
+  std::string text(value);
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || v < min || v > max) return std::nullopt;
+  return v;
+}
+
+std::string ms(int64_t v) { return std::to_string(v) + "ms"; }
+
+std::string trimmed(double v) {
+  std::string s = std::to_string(v);
+  while (s.size() > 1 && s.back() == '0') s.pop_back();
+  if (s.back() == '.') s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+const std::vector<std::string>& queue_setting_keys() {
+  static const std::vector<std::string> keys = {
+      "ack_timeout", "max_attempts", "backoff_base", "backoff_factor", "backoff_max",
+      "backoff_jitter", "dedup_window", "max_size", "priority", "ttl_dead_letter"};
+  return keys;
+}
+
+std::optional<std::string> apply_queue_setting(engine::QueueSettings& s, std::string_view key,
+                                               std::string_view value) {
+  auto bad = [&](const char* expected) {
+    return std::string(key) + ": expected " + expected + ", got '" + std::string(value.substr(0, 64)) + "'";
+  };
+  if (key == "ack_timeout") {
+    auto v = duration(value);
+    if (!v || *v < 1) return bad("a duration such as 30s or 500ms, at least 1ms");
+    s.ack_timeout_ms = *v;
+  } else if (key == "max_attempts") {
+    auto v = whole(value, 1'000'000);
+    if (!v) return bad("a whole number (0: no limit)");
+    s.max_attempts = static_cast<uint32_t>(*v);
+  } else if (key == "backoff_base") {
+    auto v = duration(value);
+    if (!v) return bad("a duration such as 1s (0: retry at once)");
+    s.backoff_base_ms = *v;
+  } else if (key == "backoff_factor") {
+    auto v = fraction(value, 1.0, 100.0);
+    if (!v) return bad("a number from 1 to 100");
+    s.backoff_factor = *v;
+  } else if (key == "backoff_max") {
+    auto v = duration(value);
+    if (!v) return bad("a duration such as 10m");
+    s.backoff_max_ms = *v;
+  } else if (key == "backoff_jitter") {
+    auto v = fraction(value, 0.0, 1.0);
+    if (!v) return bad("a fraction from 0 to 1");
+    s.backoff_jitter = *v;
+  } else if (key == "dedup_window") {
+    auto v = duration(value);
+    if (!v) return bad("a duration such as 5m");
+    s.dedup_window_ms = *v;
+  } else if (key == "max_size") {
+    auto v = whole(value, UINT64_MAX);
+    if (!v) return bad("a whole number (0: no limit)");
+    s.max_size = *v;
+  } else if (key == "priority") {
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (ec != std::errc() || end != value.data() + value.size() || v < -1'000'000 || v > 1'000'000) {
+      return bad("a whole number from -1000000 to 1000000");
+    }
+    s.priority = static_cast<int32_t>(v);
+  } else if (key == "ttl_dead_letter") {
+    if (value == "true" || value == "1" || value == "yes") {
+      s.ttl_dead_letter = true;
+    } else if (value == "false" || value == "0" || value == "no") {
+      s.ttl_dead_letter = false;
+    } else {
+      return bad("true or false");
+    }
+  } else {
+    std::string keys;
+    for (const auto& k : queue_setting_keys()) keys += (keys.empty() ? "" : ", ") + k;
+    return "unknown setting '" + std::string(key.substr(0, 64)) + "' (settings: " + keys + ")";
+  }
+  return std::nullopt;
+}
+
+std::vector<std::pair<std::string, std::string>> describe_queue_settings(
+    const engine::QueueSettings& s) {
+  return {
+      {"ack_timeout", ms(s.ack_timeout_ms)},
+      {"max_attempts", std::to_string(s.max_attempts)},
+      {"backoff_base", ms(s.backoff_base_ms)},
+      {"backoff_factor", trimmed(s.backoff_factor)},
+      {"backoff_max", ms(s.backoff_max_ms)},
+      {"backoff_jitter", trimmed(s.backoff_jitter)},
+      {"dedup_window", ms(s.dedup_window_ms)},
+      {"max_size", std::to_string(s.max_size)},
+      {"priority", std::to_string(s.priority)},
+      {"ttl_dead_letter", s.ttl_dead_letter ? "true" : "false"},
+  };
+}
+
+}  // namespace tq::server
