@@ -1,7 +1,10 @@
 #include "server/config.h"
 
+#include "server/queue_settings.h"
+
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
@@ -95,6 +98,25 @@ bool read_bool(const YAML::Node& node, const std::string& key) {
   fail(key, "expected true or false, got '" + text + "'");
 }
 
+// Reads queue settings (the keys of CONFIG) from a mapping into `settings`,
+// keeping what was written in `written` when it is given.
+void read_queue_settings(const YAML::Node& node, const std::string& prefix,
+                         engine::QueueSettings& settings,
+                         std::vector<std::pair<std::string, std::string>>* written) {
+  if (!node || node.IsNull()) return;
+  if (!node.IsMap()) fail(prefix, "expected settings such as ack_timeout: 30s");
+  for (const auto& entry : node) {
+    std::string name = entry.first.as<std::string>();
+    std::string value = scalar(entry.second, prefix + "." + name);
+    if (auto error = apply_queue_setting(settings, name, value)) {
+      const std::string own = name + ": ";
+      if (error->rfind(own, 0) == 0) fail(prefix + "." + name, error->substr(own.size()));
+      fail(prefix + "." + name, *error);
+    }
+    if (written != nullptr) written->emplace_back(name, value);
+  }
+}
+
 void read_config(const YAML::Node& root, Config& c) {
   constexpr int64_t kDay = 86'400'000;
   read_section(root, "", {
@@ -124,6 +146,12 @@ void read_config(const YAML::Node& root, Config& c) {
           c.max_wait_ms = read_duration(v, kk, 1000, 0, kDay); }},
         {"max_batch", [&](const YAML::Node& v, const std::string& kk) {
           c.max_batch = read_uint(v, kk, 1, 100'000); }},
+        {"max_payload_bytes", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_payload_bytes = read_size(v, kk, 1, 256ull << 20); }},
+        {"max_jobs", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_jobs = read_uint(v, kk, 0, 1'000'000'000); }},
+        {"max_payload_total", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_payload_total = read_size(v, kk, 0, 1ull << 40); }},
       });
     }},
     {"wal", [&](const YAML::Node& n, const std::string& k) {
@@ -155,10 +183,22 @@ void read_config(const YAML::Node& root, Config& c) {
         {"auto_create", [&](const YAML::Node& v, const std::string& kk) {
           c.auto_create_queues = read_bool(v, kk); }},
         {"defaults", [&](const YAML::Node& d, const std::string& kk) {
-          read_section(d, kk, {
-            {"ack_timeout", [&](const YAML::Node& v, const std::string& k3) {
-              c.queue_defaults.ack_timeout_ms = read_duration(v, k3, 1000, 1, kDay); }},
-          });
+          read_queue_settings(d, kk, c.queue_defaults, nullptr);
+        }},
+        {"declare", [&](const YAML::Node& d, const std::string& kk) {
+          if (!d || d.IsNull()) return;
+          if (!d.IsMap()) fail(kk, "expected queue names, each with its settings");
+          for (const auto& entry : d) {
+            std::string name = entry.first.as<std::string>();
+            std::string key = kk + "." + name;
+            if (!engine::Engine::valid_queue_name(name)) {
+              fail(key, "not a valid queue name (1-200 of A-Z a-z 0-9 . _ : -, not only digits)");
+            }
+            DeclaredQueue declared{name, {}};
+            engine::QueueSettings scratch;
+            read_queue_settings(entry.second, key, scratch, &declared.settings);
+            c.declared_queues.push_back(std::move(declared));
+          }
         }},
       });
     }},
@@ -237,10 +277,12 @@ ConfigResult load_config_text(const std::string& text, const std::string& origin
   try {
     YAML::Node root = YAML::Load(text);
     read_config(root, base);
-    if (base.segment_bytes < base.max_line_bytes + 4096) {
+    const uint64_t longest = std::max<uint64_t>(base.max_line_bytes, base.max_payload_bytes) + 4096;
+    if (base.segment_bytes < longest) {
       // A record never spans segments, so the longest one must fit in one.
-      throw ConfigError{"wal.segment_bytes: must be at least limits.max_line_bytes + 4096 (" +
-                        std::to_string(base.max_line_bytes + 4096) + ")"};
+      throw ConfigError{"wal.segment_bytes: must be at least the longest line or payload "
+                        "(limits.max_line_bytes, limits.max_payload_bytes) + 4096 (" +
+                        std::to_string(longest) + ")"};
     }
     result.config = std::move(base);
   } catch (const ConfigError& e) {

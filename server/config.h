@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "server/engine/engine.h"
 #include "wal/log_writer.h"
@@ -13,6 +15,14 @@
 namespace tq::server {
 
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
+
+// A queue named in config.yaml: created at start-up if missing, and given
+// these settings at every start (settings changed by CONFIG at run time
+// last until then).
+struct DeclaredQueue {
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> settings;  // key, value as written
+};
 
 struct Config {
   // server:
@@ -27,9 +37,13 @@ struct Config {
   size_t max_queues = 10'000;
   int64_t max_wait_ms = 3'600'000;   // longest DEQUEUE ... WAIT
   size_t max_batch = 1000;           // largest DEQUEUE ... COUNT and PEEK n
+  size_t max_payload_bytes = 1 << 20;          // one PUT body
+  size_t max_jobs = 10'000'000;                // across all queues
+  uint64_t max_payload_total = 2ull << 30;     // payload bytes across all queues
   // queues:
   bool auto_create_queues = false;
   engine::QueueSettings queue_defaults;
+  std::vector<DeclaredQueue> declared_queues;
   // wal:
   wal::FsyncPolicy fsync = wal::FsyncPolicy::kAlways;
   int64_t fsync_interval_ms = 1000;

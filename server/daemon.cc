@@ -1,6 +1,7 @@
 #include "server/daemon.h"
 
 #include "server/log.h"
+#include "server/queue_settings.h"
 
 namespace tq::server {
 namespace {
@@ -20,6 +21,8 @@ engine::EngineLimits limits_of(const Config& config) {
   engine::EngineLimits limits;
   limits.auto_create_queues = config.auto_create_queues;
   limits.max_queues = config.max_queues;
+  limits.max_jobs = config.max_jobs;
+  limits.max_payload_total = config.max_payload_total;
   return limits;
 }
 
@@ -107,8 +110,30 @@ bool Daemon::open_log() {
   return true;
 }
 
+bool Daemon::declare_queues() {
+  for (const DeclaredQueue& declared : config_.declared_queues) {
+    engine::Queue* queue = engine_.find_queue(declared.name);
+    if (queue == nullptr) {
+      auto created = engine_.create_queue(declared.name);
+      if (!created.ok()) {
+        LOG_ERROR("queues.declare.%s: %s", declared.name.c_str(), created.error().message.c_str());
+        return false;
+      }
+      queue = created.value();
+      LOG_INFO("created queue %s (declared in the configuration)", declared.name.c_str());
+    }
+    engine::QueueSettings settings = queue->settings;
+    for (const auto& [key, value] : declared.settings) {
+      (void)apply_queue_setting(settings, key, value);  // checked when the file was read
+    }
+    (void)engine_.configure(declared.name, settings);
+  }
+  return true;
+}
+
 bool Daemon::start() {
   if (!open_log()) return false;
+  if (!declare_queues()) return false;
   server_ = std::make_unique<Server>(&loop_, config_, engine_, stats_, log_.get(), &journal_);
   std::string error;
   if (!server_->listen(&error)) {

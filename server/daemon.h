@@ -40,6 +40,7 @@ class Daemon {
 
  private:
   bool open_log();
+  bool declare_queues();
   static void on_stop(uv_async_t* handle);
 
   const Config config_;

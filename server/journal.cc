@@ -190,9 +190,9 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
       auto number = static_cast<uint32_t>(in.varint());
       std::string_view key = in.bytes();
       uint64_t job_id = in.varint();
-      auto added = static_cast<int64_t>(in.varint());
+      auto expires = static_cast<int64_t>(in.varint());
       if (in.failed()) return bad_body("DEDUP");
-      engine_.restore_dedup(number, key, job_id, added);
+      engine_.restore_dedup(number, key, job_id, expires);
       return {};
     }
   }
@@ -303,7 +303,7 @@ void Journal::dedup_saved(Queue& queue, const std::string& key, DedupEntry& entr
   wal::put_varint(scratch_, queue.number);
   wal::put_bytes(scratch_, key);
   wal::put_varint(scratch_, entry.job_id);
-  wal::put_varint(scratch_, static_cast<uint64_t>(entry.added_ms));
+  wal::put_varint(scratch_, static_cast<uint64_t>(entry.expires_ms));
   ref(&entry.log_segment, record(RecordType::kDedup, scratch_), kDedupBytes);
 }
 
@@ -350,10 +350,11 @@ bool Journal::sweep_keys(size_t budget) {
     Queue& queue = *it->second;
     key_cursor_queue_ = queue.name;
     while (key_cursor_index_ < queue.dedup_order.size() && budget > 0) {
-      const std::string& key = queue.dedup_order[key_cursor_index_++];
+      const auto& [key, expires] = queue.dedup_order[key_cursor_index_++];
       --budget;
       auto entry = queue.dedup.find(key);
-      if (entry != queue.dedup.end() && entry->second.log_segment != 0 &&
+      if (entry != queue.dedup.end() && entry->second.expires_ms == expires &&
+          entry->second.log_segment != 0 &&
           entry->second.log_segment < cut_) {
         dedup_saved(queue, key, entry->second);
         ++moved_;

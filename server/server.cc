@@ -121,7 +121,7 @@ void Server::accept_one() {
   uint64_t id = next_connection_id_++;
   protocol::ParserLimits limits;
   limits.max_line_bytes = config_.max_line_bytes;
-  limits.max_body_bytes = config_.max_line_bytes;
+  limits.max_body_bytes = config_.max_payload_bytes;
   auto connection = std::make_unique<Connection>(*this, id, limits);
   uv_tcp_init(loop_, connection->tcp());
   Connection* raw = connection.get();

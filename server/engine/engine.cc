@@ -130,7 +130,7 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
 
   if (!options.key.empty()) {
     auto it = queue->dedup.find(std::string(options.key));
-    if (it != queue->dedup.end() && now - it->second.added_ms < queue->settings.dedup_window_ms) {
+    if (it != queue->dedup.end() && now < it->second.expires_ms) {
       ++queue->counters.duplicates;
       ++counters_.duplicates;
       return Enqueued{it->second.job_id, true};
@@ -171,8 +171,8 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
     std::string key(options.key);
     auto [it, inserted] = queue->dedup.try_emplace(key);
     if (!inserted && observer_) observer_->dedup_forgotten(*queue, it->second);  // an old one, past its window
-    it->second = DedupEntry{job->id, now, 0};
-    queue->dedup_order.push_back(key);
+    it->second = DedupEntry{job->id, now + queue->settings.dedup_window_ms, 0};
+    queue->dedup_order.emplace_back(key, it->second.expires_ms);
     if (observer_) observer_->dedup_saved(*queue, key, it->second);
   }
   reschedule(queue);

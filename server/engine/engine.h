@@ -47,7 +47,7 @@ struct EnqueueOptions {
   int64_t run_at_ms = 0;      // not ready before this wall-clock time; 0: none
   int64_t ttl_ms = 0;         // expires if not delivered within this; 0: never
   uint32_t max_attempts = 0;  // overrides the queue's; 0: the queue's
-  std::string_view key;       // dedup key; empty: none
+  std::string_view key{};     // dedup key; empty: none
 };
 
 struct Enqueued {
@@ -196,7 +196,7 @@ class Engine {
   void restore_dead(uint64_t id, std::string_view reason, int64_t died_at_ms);
   void restore_remove(uint64_t id);
   void restore_dedup(uint32_t queue_number, std::string_view key, uint64_t job_id,
-                     int64_t added_ms);
+                     int64_t expires_ms);
   // After the last record: leased jobs are ready again (their attempt was
   // counted). Returns how many were leased.
   size_t finish_restore();
@@ -221,6 +221,7 @@ class Engine {
 
   Result<Queue*> queue_for_write(std::string_view name);
   Queue* add_queue(uint32_t number, std::string_view name, const QueueSettings& settings);
+  Queue* queue_for_restore(uint32_t number);
   Error no_queue(std::string_view name) const;
   Result<Job*> leased_job(uint64_t id, const char* verb);
   uint32_t max_attempts_of(const Job& job) const;

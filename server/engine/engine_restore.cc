@@ -61,14 +61,19 @@ void Engine::restore_purge(uint32_t number) {
   reschedule(queue);
 }
 
+Queue* Engine::queue_for_restore(uint32_t number) {
+  if (Queue* queue = find_queue_by_number(number)) return queue;
+  // Compaction can move a queue's record after its jobs' and keys': they wait
+  // in a placeholder that the QUEUE record names later. "#N" cannot be a real
+  // queue name, so it cannot collide with one.
+  Queue* queue = add_queue(number, "#" + std::to_string(number), defaults_);
+  queue->placeholder = true;
+  next_queue_number_ = std::max(next_queue_number_, number + 1);
+  return queue;
+}
+
 Job* Engine::restore_job(const JobSnapshot& snap) {
-  Queue* queue = find_queue_by_number(snap.queue_number);
-  if (queue == nullptr) {
-    // "#N" cannot be a real queue name, so it cannot collide with one.
-    queue = add_queue(snap.queue_number, "#" + std::to_string(snap.queue_number), defaults_);
-    queue->placeholder = true;
-    next_queue_number_ = std::max(next_queue_number_, snap.queue_number + 1);
-  }
+  Queue* queue = queue_for_restore(snap.queue_number);
   Job* job = jobs_.find(snap.id);
   if (job != nullptr && (job->queue != queue || job->payload() != snap.payload)) {
     // A snapshot never changes a job's queue or payload; if one does, the
@@ -149,18 +154,14 @@ void Engine::restore_remove(uint64_t id) {
 }
 
 void Engine::restore_dedup(uint32_t queue_number, std::string_view key, uint64_t job_id,
-                           int64_t added_ms) {
-  Queue* queue = find_queue_by_number(queue_number);
-  if (queue == nullptr) return;
-  if (clock_.now_ms() - added_ms >= queue->settings.dedup_window_ms) return;  // long gone
+                           int64_t expires_ms) {
+  if (expires_ms <= clock_.now_ms()) return;  // long gone
+  Queue* queue = queue_for_restore(queue_number);
   std::string k(key);
   auto [it, inserted] = queue->dedup.try_emplace(k);
-  if (!inserted) {
-    if (observer_) observer_->dedup_forgotten(*queue, it->second);
-  } else {
-    queue->dedup_order.push_back(k);
-  }
-  it->second = DedupEntry{job_id, added_ms, 0};
+  if (!inserted && observer_) observer_->dedup_forgotten(*queue, it->second);
+  it->second = DedupEntry{job_id, expires_ms, 0};
+  queue->dedup_order.emplace_back(k, expires_ms);
   if (observer_) observer_->dedup_saved(*queue, k, it->second);
   reschedule(queue);
 }
@@ -175,13 +176,8 @@ size_t Engine::finish_restore() {
     }
     // Keys replay met out of order (moved by compaction) expire in time order.
     auto& order = queue->dedup_order;
-    order.erase(std::remove_if(order.begin(), order.end(),
-                               [&](const std::string& k) { return queue->dedup.count(k) == 0; }),
-                order.end());
     std::sort(order.begin(), order.end(),
-              [&](const std::string& a, const std::string& b) {
-                return queue->dedup.at(a).added_ms < queue->dedup.at(b).added_ms;
-              });
+              [](const auto& a, const auto& b) { return a.second < b.second; });
     reschedule(queue.get());
   }
   return released;

@@ -56,13 +56,14 @@ void Engine::expire_ttl(Job* job) {
 
 void Engine::forget_old_keys(Queue* queue, int64_t now) {
   while (!queue->dedup_order.empty()) {
-    auto it = queue->dedup.find(queue->dedup_order.front());
-    if (it != queue->dedup.end()) {
-      if (it->second.added_ms + queue->settings.dedup_window_ms > now) break;
+    const auto& [key, expires] = queue->dedup_order.front();
+    auto it = queue->dedup.find(key);
+    if (it != queue->dedup.end() && it->second.expires_ms == expires) {
+      if (expires > now) break;
       if (observer_) observer_->dedup_forgotten(*queue, it->second);
       queue->dedup.erase(it);
     }
-    queue->dedup_order.pop_front();
+    queue->dedup_order.pop_front();  // forgotten now, or a stale copy
   }
 }
 
@@ -89,11 +90,8 @@ void Engine::reschedule(Queue* queue) {
   if (const Job* j = queue->delayed.top()) earliest = std::min(earliest, j->deadline_ms);
   if (const Job* j = queue->ttl.top()) earliest = std::min(earliest, j->extras->expires_at_ms);
   if (!queue->dedup_order.empty()) {
-    auto it = queue->dedup.find(queue->dedup_order.front());
-    int64_t forget_at = it == queue->dedup.end()
-                            ? 0  // a stale entry: clean it up at once
-                            : it->second.added_ms + queue->settings.dedup_window_ms;
-    earliest = std::min(earliest, forget_at);
+    // A stale copy at the front costs one early tick that pops it.
+    earliest = std::min(earliest, queue->dedup_order.front().second);
   }
   if (earliest == queue->timer_at) return;
   queue->timer_at = earliest;

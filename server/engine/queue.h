@@ -80,10 +80,12 @@ using DeadlineHeap = IntrusiveHeap<Job, DeadlineOrder, JobSlot>;
 using ExpiryHeap = IntrusiveHeap<Job, ExpiryOrder, TtlSlot>;
 
 // A dedup key remembered for the queue's dedup window: a second enqueue with
-// it returns job_id and stores nothing.
+// it returns job_id and stores nothing. The window is fixed when the key is
+// added (a new dedup_window applies to keys added after the change), so the
+// log and the live server always agree on when a key is forgotten.
 struct DedupEntry {
   uint64_t job_id = 0;
-  int64_t added_ms = 0;
+  int64_t expires_ms = 0;    // forgotten from this time on
   uint32_t log_segment = 0;  // the log segment holding its record
 };
 
@@ -98,7 +100,10 @@ struct Queue {
   DeadlineHeap dead;          // kDead jobs, by the time they died
   ExpiryHeap ttl;             // kReady and kDelayed jobs that have a TTL
   std::unordered_map<std::string, DedupEntry> dedup;  // key -> entry
-  std::deque<std::string> dedup_order;                // keys, oldest first
+  // Keys in the order they were added, with the expiry each had then (a
+  // copy whose expiry differs from the entry's is stale: the key was added
+  // again). Forgetting works from the front.
+  std::deque<std::pair<std::string, int64_t>> dedup_order;
   QueueCounters counters;
   uint32_t timer_slot = kNoSlot;  // position in the engine's heap of queue timers
   int64_t timer_at = INT64_MAX;   // earliest deadline of anything timed in it

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <random>
+#include <map>
 #include <sstream>
 
 #include "server/journal.h"
@@ -14,20 +15,53 @@ using wal::testing::LogHarness;
 
 namespace {
 
-// Everything replay must preserve, as text: queues with settings, and jobs
-// with queue, priority, attempts and payload in delivery order. A leased job
-// is written as ready: that is what it becomes after a restart.
+// Everything replay must preserve, as text: queues with settings and pause,
+// jobs with queue, priority, attempts, payload and their state-specific
+// fields, in delivery order; dedup keys. A leased job is written as ready:
+// that is what it becomes after a restart.
 std::string fingerprint(const engine::Engine& e) {
   std::ostringstream out;
-  out << "next_id>=" << (e.next_job_id() > 0) << "\n";
   for (const auto& [name, q] : e.queues()) {
-    out << "queue " << name << " ack_timeout=" << q->settings.ack_timeout_ms << "\n";
-    std::vector<const engine::Job*> jobs(q->ready.items().begin(), q->ready.items().end());
-    jobs.insert(jobs.end(), q->leased.items().begin(), q->leased.items().end());
-    std::sort(jobs.begin(), jobs.end(), engine::ReadyOrder{});
-    for (const engine::Job* j : jobs) {
-      out << "  job " << j->id << " p=" << j->priority << " a=" << j->attempts << " "
+    const engine::QueueSettings& s = q->settings;
+    out << "queue " << name << " ack=" << s.ack_timeout_ms << " max=" << s.max_attempts
+        << " backoff=" << s.backoff_base_ms << "/" << s.backoff_factor << "/" << s.backoff_max_ms
+        << "/" << s.backoff_jitter << " dedup=" << s.dedup_window_ms << " size=" << s.max_size
+        << " prio=" << s.priority << " ttl_dl=" << s.ttl_dead_letter << " paused=" << q->paused << "\n";
+    std::vector<const engine::Job*> ready(q->ready.items().begin(), q->ready.items().end());
+    ready.insert(ready.end(), q->leased.items().begin(), q->leased.items().end());
+    std::sort(ready.begin(), ready.end(), engine::ReadyOrder{});
+    auto extras = [&](const engine::Job* j) {
+      std::string x;
+      if (j->extras != nullptr) {
+        if (j->extras->expires_at_ms) x += " exp=" + std::to_string(j->extras->expires_at_ms);
+        if (j->extras->max_attempts) x += " max=" + std::to_string(j->extras->max_attempts);
+        if (!j->extras->dedup_key.empty()) x += " key=" + j->extras->dedup_key;
+      }
+      return x;
+    };
+    for (const engine::Job* j : ready) {
+      out << "  ready " << j->id << " p=" << j->priority << " a=" << j->attempts << extras(j) << " "
           << j->payload() << "\n";
+    }
+    std::vector<const engine::Job*> delayed(q->delayed.items().begin(), q->delayed.items().end());
+    std::sort(delayed.begin(), delayed.end(), engine::DeadlineOrder{});
+    for (const engine::Job* j : delayed) {
+      out << "  delayed " << j->id << " at=" << j->deadline_ms << " a=" << j->attempts << extras(j)
+          << " " << j->payload() << "\n";
+    }
+    std::vector<const engine::Job*> dead(q->dead.items().begin(), q->dead.items().end());
+    std::sort(dead.begin(), dead.end(), engine::DeadlineOrder{});
+    for (const engine::Job* j : dead) {
+      out << "  dead " << j->id << " at=" << j->deadline_ms << " a=" << j->attempts << " why="
+          << j->extras->reason << extras(j) << " " << j->payload() << "\n";
+    }
+    std::map<std::string, std::pair<uint64_t, int64_t>> keys;
+    for (const auto& [key, entry] : q->dedup) {
+      // An expired key is gone in meaning, whether or not it was cleaned up yet.
+      if (entry.expires_ms > e.now_ms()) keys[key] = {entry.job_id, entry.expires_ms};
+    }
+    for (const auto& [key, entry] : keys) {
+      out << "  key " << key << " -> " << entry.first << " @" << entry.second << "\n";
     }
   }
   return out.str();
@@ -40,7 +74,9 @@ struct Node {
   server::Journal journal{engine, 1.5};
   LogHarness harness;
 
-  explicit Node(wal::MemoryFileSystem& fs) : harness(fs) {}
+  explicit Node(wal::MemoryFileSystem& fs, int64_t now_ms = 1'700'000'000'000) : harness(fs) {
+    clock.set_ms(now_ms);
+  }
 
   wal::Status open(wal::LogOptions options) {
     wal::OpenSummary summary;
@@ -251,5 +287,96 @@ TEST_SUITE("journal") {
     Node replayed(fs);
     REQUIRE(replayed.open(small_segments()).ok());
     CHECK(fingerprint(replayed.engine) == expected);
+  }
+}
+
+TEST_SUITE("journal") {
+  TEST_CASE("every lifecycle change survives a restart") {
+    wal::MemoryFileSystem fs;
+    std::string expected;
+    int64_t now = 0;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      std::mt19937 rng(2024);
+      const std::vector<std::string> names = {"alpha", "beta"};
+      for (const auto& n : names) REQUIRE(node.engine.create_queue(n).ok());
+      std::vector<uint64_t> leased;
+      auto random_job = [&]() -> uint64_t { return 1 + rng() % node.engine.next_job_id(); };
+      for (int step = 0; step < 6000; ++step) {
+        const std::string& q = names[rng() % names.size()];
+        switch (rng() % 16) {
+          case 0: case 1: case 2: case 3: {
+            engine::EnqueueOptions o;
+            o.priority = static_cast<int32_t>(rng() % 3);
+            if (rng() % 4 == 0) o.delay_ms = 1'000 + rng() % 20'000;
+            if (rng() % 5 == 0) o.ttl_ms = 5'000 + rng() % 20'000;
+            if (rng() % 6 == 0) o.max_attempts = 1 + rng() % 3;
+            std::string key = "k" + std::to_string(rng() % 50);
+            if (rng() % 3 == 0) o.key = key;
+            REQUIRE(node.engine.enqueue(q, "p" + std::to_string(step), o).ok());
+            break;
+          }
+          case 4: case 5: case 6: {
+            auto job = node.engine.dequeue(q);
+            if (job.ok()) leased.push_back((*job)->id);
+            break;
+          }
+          case 7: case 8:
+            if (!leased.empty()) (void)node.engine.ack(leased.back()), leased.pop_back();
+            break;
+          case 9:
+            if (!leased.empty()) {
+              (void)node.engine.nack(leased.back(), rng() % 2 ? std::optional<int64_t>(3'000) : std::nullopt);
+              leased.pop_back();
+            }
+            break;
+          case 10:
+            if (!leased.empty()) (void)node.engine.fail(leased.back(), "bad " + std::to_string(step)), leased.pop_back();
+            break;
+          case 11: (void)node.engine.kick(q, 1 + rng() % 3); break;
+          case 12: (void)node.engine.remove(random_job()); break;
+          case 13: {
+            engine::QueueSettings s = node.engine.find_queue(q)->settings;
+            s.max_attempts = static_cast<uint32_t>(rng() % 4);
+            s.backoff_base_ms = (rng() % 2) * 500;
+            s.backoff_factor = 1.5;
+            s.dedup_window_ms = 10'000 + rng() % 50'000;
+            s.ttl_dead_letter = rng() % 2 == 0;
+            s.priority = static_cast<int32_t>(rng() % 5);
+            REQUIRE(node.engine.configure(q, s).ok());
+            REQUIRE(node.engine.set_paused(q, rng() % 4 == 0).ok());
+            break;
+          }
+          case 14:
+            if (rng() % 20 == 0) REQUIRE(node.engine.purge(q).ok());
+            break;
+          case 15:
+            node.clock.advance_ms(rng() % 3'000);
+            node.engine.expire_due();
+            break;
+        }
+        node.journal.maintain();
+        if (step % 40 == 0) REQUIRE(node.harness.wait_durable());
+      }
+      // A queue that is dropped, and one created after it.
+      REQUIRE(node.engine.create_queue("gone").ok());
+      REQUIRE(node.engine.enqueue("gone", "x").ok());
+      REQUIRE(node.engine.drop("gone").ok());
+      REQUIRE(node.engine.create_queue("after").ok());
+      node.harness.settle();
+      // Settle what is due now, as the server's first tick after a restart does.
+      node.engine.expire_due();
+      node.harness.settle();
+      expected = fingerprint(node.engine);
+      now = node.clock.now_ms();
+      CHECK(node.journal.stats().compactions > 0);
+      node.harness.close();
+    }
+    Node replayed(fs, now);
+    REQUIRE(replayed.open(small_segments()).ok());
+    replayed.engine.expire_due();
+    CHECK(fingerprint(replayed.engine) == expected);
+    CHECK(replayed.engine.find_queue("gone") == nullptr);
   }
 }

@@ -1,0 +1,375 @@
+// Every job-lifecycle rule of the engine, with a hand-driven clock:
+// priorities, delays, backoff, attempts and dead letters, TTLs, dedup
+// windows, leases extended by TOUCH, pause, purge, multi-queue delivery.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "server/engine/engine.h"
+
+using namespace tq::engine;
+
+namespace {
+
+struct Fixture {
+  ManualClock clock;
+  Engine engine{clock, EngineLimits{}, QueueSettings{}};
+
+  Fixture() { REQUIRE(engine.create_queue("q").ok()); }
+
+  uint64_t put(const std::string& payload, EnqueueOptions options = {}, const std::string& queue = "q") {
+    auto r = engine.enqueue(queue, payload, options);
+    REQUIRE(r.ok());
+    return r.value().id;
+  }
+  // Leases one job and returns its id, or 0.
+  uint64_t take(const std::string& queue = "q") {
+    auto job = engine.dequeue(queue);
+    return job.ok() ? job.value()->id : 0;
+  }
+  std::string take_payload(const std::string& queue = "q") {
+    auto job = engine.dequeue(queue);
+    return job.ok() ? std::string(job.value()->payload()) : "";
+  }
+  void configure(const std::function<void(QueueSettings&)>& change, const std::string& queue = "q") {
+    QueueSettings s = engine.find_queue(queue)->settings;
+    change(s);
+    REQUIRE(engine.configure(queue, s).ok());
+  }
+  Queue& queue(const std::string& name = "q") { return *engine.find_queue(name); }
+  void advance(int64_t ms) {
+    clock.advance_ms(ms);
+    engine.expire_due();
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("engine_lifecycle") {
+  TEST_CASE("higher priority first, FIFO among equals") {
+    Fixture f;
+    f.put("low", {.priority = -1});
+    f.put("a0");
+    f.put("high", {.priority = 10});
+    f.put("b0");
+    f.put("mid", {.priority = 5});
+    std::vector<std::string> order;
+    for (int i = 0; i < 5; ++i) order.push_back(f.take_payload());
+    CHECK(order == std::vector<std::string>{"high", "mid", "a0", "b0", "low"});
+  }
+
+  TEST_CASE("a delayed job becomes ready when its time comes, then in id order") {
+    Fixture f;
+    uint64_t late = f.put("late", {.delay_ms = 5'000});
+    uint64_t at = f.put("at", {.run_at_ms = f.clock.now_ms() + 2'000});
+    CHECK(f.take() == 0);
+    CHECK(f.queue().delayed.size() == 2);
+    CHECK(f.engine.next_deadline_ms() == f.clock.now_ms() + 2'000);
+    f.advance(1'999);
+    CHECK(f.take() == 0);
+    f.advance(1);
+    CHECK(f.take() == at);
+    f.advance(3'000);
+    CHECK(f.take() == late);
+  }
+
+  TEST_CASE("backoff: each retry waits base x factor^(attempt-1), capped") {
+    Fixture f;
+    f.configure([](QueueSettings& s) {
+      s.ack_timeout_ms = 1'000;
+      s.backoff_base_ms = 100;
+      s.backoff_factor = 3;
+      s.backoff_max_ms = 500;
+    });
+    uint64_t id = f.put("job");
+    std::vector<int64_t> waits;
+    for (int attempt = 1; attempt <= 4; ++attempt) {
+      REQUIRE(f.take() == id);
+      f.advance(1'000);  // the lease runs out
+      REQUIRE(f.queue().delayed.size() == 1);
+      int64_t ready_at = f.queue().delayed.top()->deadline_ms;
+      waits.push_back(ready_at - f.clock.now_ms());
+      f.advance(ready_at - f.clock.now_ms());
+      REQUIRE(f.queue().ready.size() == 1);
+    }
+    CHECK(waits == std::vector<int64_t>{100, 300, 500, 500});
+    CHECK(f.engine.find_job(id)->attempts == 4);
+  }
+
+  TEST_CASE("backoff jitter stays within +- the fraction") {
+    Fixture f;
+    f.configure([](QueueSettings& s) {
+      s.backoff_base_ms = 10'000;
+      s.backoff_jitter = 0.2;
+    });
+    for (int i = 0; i < 50; ++i) {
+      uint64_t id = f.put("j");
+      REQUIRE(f.take() == id);
+      REQUIRE(f.engine.nack(id, std::nullopt).value() == Requeue::kDelayed);
+      int64_t wait = f.engine.find_job(id)->deadline_ms - f.clock.now_ms();
+      CHECK(wait >= 8'000);
+      CHECK(wait <= 12'000);
+      REQUIRE(f.engine.remove(id).ok());
+    }
+  }
+
+  TEST_CASE("out of attempts: a lease that runs out sends the job to dead letters with the reason") {
+    Fixture f;
+    f.configure([](QueueSettings& s) {
+      s.ack_timeout_ms = 1'000;
+      s.max_attempts = 2;
+    });
+    uint64_t id = f.put("poison");
+    REQUIRE(f.take() == id);
+    f.advance(1'000);
+    REQUIRE(f.take() == id);
+    f.advance(1'000);
+    CHECK(f.take() == 0);
+    const Job* job = f.engine.find_job(id);
+    REQUIRE(job != nullptr);
+    CHECK(job->state == JobState::kDead);
+    CHECK(job->extras->reason == "lease expired after 2 attempts");
+    CHECK(f.queue().counters.dead == 1);
+    CHECK(f.queue().counters.timed_out == 2);
+  }
+
+  TEST_CASE("a job's own ATTEMPTS overrides the queue's") {
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.max_attempts = 10; });
+    uint64_t id = f.put("once", {.max_attempts = 1});
+    REQUIRE(f.take() == id);
+    CHECK(f.engine.nack(id, std::nullopt).value() == Requeue::kDead);
+    CHECK(f.engine.find_job(id)->extras->reason == "nacked after 1 attempt");
+  }
+
+  TEST_CASE("NACK gives a job back now, later, or to dead letters") {
+    Fixture f;
+    uint64_t id = f.put("x");
+    REQUIRE(f.take() == id);
+    CHECK(f.engine.nack(id, std::nullopt).value() == Requeue::kReady);
+    REQUIRE(f.take() == id);
+    CHECK(f.engine.nack(id, 5'000).value() == Requeue::kDelayed);
+    CHECK(f.take() == 0);
+    f.advance(5'000);
+    CHECK(f.take() == id);
+    CHECK(f.engine.find_job(id)->attempts == 3);
+    CHECK(f.queue().counters.nacked == 2);
+    CHECK(f.engine.nack(999, std::nullopt).error().code == Errc::kNotFound);
+    uint64_t ready = f.put("y");
+    CHECK(f.engine.nack(ready, std::nullopt).error().code == Errc::kNotLeased);
+  }
+
+  TEST_CASE("FAIL sends a leased job straight to dead letters - KICK gives it a fresh start") {
+    Fixture f;
+    uint64_t id = f.put("x");
+    REQUIRE(f.take() == id);
+    REQUIRE(f.engine.fail(id, "bad input").ok());
+    CHECK(f.engine.find_job(id)->state == JobState::kDead);
+    CHECK(f.engine.find_job(id)->extras->reason == "failed: bad input");
+    CHECK(f.take() == 0);
+    CHECK(f.engine.kick("q", 10).value() == 1);
+    CHECK(f.engine.find_job(id)->attempts == 0);
+    CHECK(f.take() == id);
+    CHECK(f.queue().counters.kicked == 1);
+  }
+
+  TEST_CASE("KICK moves the longest-dead first, at most n") {
+    Fixture f;
+    std::vector<uint64_t> ids;
+    for (int i = 0; i < 3; ++i) {
+      ids.push_back(f.put("j" + std::to_string(i)));
+      REQUIRE(f.take() == ids.back());
+      f.clock.advance_ms(10);
+      REQUIRE(f.engine.fail(ids.back(), "x").ok());
+    }
+    CHECK(f.engine.kick("q", 2).value() == 2);
+    CHECK(f.queue().dead.size() == 1);
+    CHECK(f.queue().dead.top()->id == ids[2]);
+  }
+
+  TEST_CASE("TTL: a job not delivered in time expires, and is dead-lettered if the queue says so") {
+    Fixture f;
+    uint64_t gone = f.put("gone", {.ttl_ms = 1'000});
+    f.put("stays");
+    f.advance(1'000);
+    CHECK(f.engine.find_job(gone) == nullptr);
+    CHECK(f.queue().counters.expired == 1);
+    f.configure([](QueueSettings& s) { s.ttl_dead_letter = true; });
+    uint64_t kept = f.put("kept", {.ttl_ms = 1'000});
+    f.advance(1'000);
+    REQUIRE(f.engine.find_job(kept) != nullptr);
+    CHECK(f.engine.find_job(kept)->state == JobState::kDead);
+    CHECK(f.engine.find_job(kept)->extras->reason == "ttl expired before delivery");
+  }
+
+  TEST_CASE("TTL does not cut a lease short, but a job given back late expires") {
+    Fixture f;
+    uint64_t id = f.put("slow", {.ttl_ms = 1'000});
+    REQUIRE(f.take() == id);
+    f.advance(2'000);  // TTL passed while leased; the lease (30s) holds
+    CHECK(f.engine.find_job(id)->state == JobState::kLeased);
+    REQUIRE(f.engine.nack(id, std::nullopt).ok());
+    f.advance(0);
+    CHECK(f.engine.find_job(id) == nullptr);
+  }
+
+  TEST_CASE("dedup: the same key within the window returns the first id, even after ACK") {
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.dedup_window_ms = 60'000; });
+    auto first = f.engine.enqueue("q", "a", {.key = "order-7"});
+    REQUIRE(first.ok());
+    CHECK_FALSE(first.value().duplicate);
+    auto again = f.engine.enqueue("q", "b", {.key = "order-7"});
+    CHECK(again.value().duplicate);
+    CHECK(again.value().id == first.value().id);
+    CHECK(f.queue().ready.size() == 1);
+    REQUIRE(f.take() == first.value().id);
+    REQUIRE(f.engine.ack(first.value().id).ok());
+    CHECK(f.engine.enqueue("q", "c", {.key = "order-7"}).value().duplicate);
+    f.advance(60'000);
+    CHECK(f.queue().dedup.empty());
+    auto later = f.engine.enqueue("q", "d", {.key = "order-7"});
+    CHECK_FALSE(later.value().duplicate);
+    CHECK(later.value().id != first.value().id);
+    CHECK(f.queue().counters.duplicates == 2);
+    CHECK(f.engine.enqueue("q", "e", {.key = "has space"}).error().code == Errc::kBadArgument);
+  }
+
+  TEST_CASE("TOUCH extends a lease from now") {
+    Fixture f;
+    uint64_t id = f.put("long work");
+    REQUIRE(f.take() == id);
+    f.clock.advance_ms(25'000);
+    CHECK(f.engine.touch(id, std::nullopt).value() == f.clock.now_ms() + 30'000);
+    f.advance(25'000);  // past the first lease's end
+    CHECK(f.engine.find_job(id)->state == JobState::kLeased);
+    CHECK(f.engine.touch(id, 1'000).value() == f.clock.now_ms() + 1'000);
+    f.advance(1'000);
+    CHECK(f.engine.find_job(id)->state == JobState::kReady);
+    CHECK(f.engine.touch(id, std::nullopt).error().code == Errc::kNotLeased);
+  }
+
+  TEST_CASE("a paused queue delivers nothing until resumed") {
+    Fixture f;
+    uint64_t id = f.put("x");
+    REQUIRE(f.engine.set_paused("q", true).ok());
+    auto empty = f.engine.dequeue("q");
+    REQUIRE_FALSE(empty.ok());
+    CHECK(empty.error().message == "queue 'q' is paused");
+    CHECK(f.put("enqueue still works") > id);
+    REQUIRE(f.engine.set_paused("q", false).ok());
+    CHECK(f.take() == id);
+  }
+
+  TEST_CASE("PURGE drops ready and delayed jobs and keeps leased and dead ones") {
+    Fixture f;
+    uint64_t leased = f.put("leased");
+    REQUIRE(f.take() == leased);
+    uint64_t dead = f.put("dead");
+    REQUIRE(f.take() == dead);
+    REQUIRE(f.engine.fail(dead, "x").ok());
+    f.put("ready");
+    f.put("delayed", {.delay_ms = 1'000});
+    CHECK(f.engine.purge("q").value() == 2);
+    CHECK(f.queue().ready.empty());
+    CHECK(f.queue().delayed.empty());
+    CHECK(f.queue().leased.size() == 1);
+    CHECK(f.queue().dead.size() == 1);
+    CHECK(f.engine.payload_bytes() == std::string("leased").size() + std::string("dead").size());
+  }
+
+  TEST_CASE("DROP removes the queue and every job in it") {
+    Fixture f;
+    uint64_t id = f.put("x");
+    f.put("y", {.delay_ms = 1'000});
+    REQUIRE(f.engine.drop("q").ok());
+    CHECK(f.engine.find_queue("q") == nullptr);
+    CHECK(f.engine.find_job(id) == nullptr);
+    CHECK(f.engine.job_count() == 0);
+    CHECK(f.engine.next_deadline_ms() == INT64_MAX);
+  }
+
+  TEST_CASE("max_size pushes back with FULL - server-wide limits too") {
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.max_size = 2; });
+    f.put("1");
+    f.put("2");
+    CHECK(f.engine.enqueue("q", "3").error().code == Errc::kFull);
+    REQUIRE(f.engine.remove(1).ok());
+    CHECK(f.engine.enqueue("q", "3").ok());
+
+    ManualClock clock;
+    Engine small(clock, EngineLimits{.auto_create_queues = true, .max_queues = 10, .max_jobs = 1,
+                                     .max_payload_total = 100},
+                 {});
+    CHECK(small.enqueue("a", "x").ok());
+    CHECK(small.enqueue("a", "y").error().code == Errc::kFull);
+  }
+
+  TEST_CASE("several queues: higher queue priority first, then the order given - COUNT spills over") {
+    Fixture f;
+    REQUIRE(f.engine.create_queue("urgent").ok());
+    REQUIRE(f.engine.create_queue("bulk").ok());
+    f.configure([](QueueSettings& s) { s.priority = 5; }, "urgent");
+    f.put("b1", {}, "bulk");
+    f.put("b2", {}, "bulk");
+    f.put("u1", {}, "urgent");
+    f.put("q1", {}, "q");
+    std::vector<Queue*> queues = {&f.queue("bulk"), &f.queue("q"), &f.queue("urgent")};
+    std::vector<const Job*> got;
+    f.engine.dequeue(queues, 1, &got);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0]->payload() == "u1");
+    got.clear();
+    f.engine.dequeue(queues, 10, &got);
+    std::vector<std::string> payloads;
+    for (const Job* j : got) payloads.emplace_back(j->payload());
+    CHECK(payloads == std::vector<std::string>{"b1", "b2", "q1"});
+  }
+
+  TEST_CASE("PEEK shows each state in the order jobs would leave it") {
+    Fixture f;
+    f.put("later", {.delay_ms = 2'000});
+    f.put("sooner", {.delay_ms = 1'000});
+    f.put("low");
+    f.put("high", {.priority = 1});
+    std::vector<std::string> seen;
+    auto collect = [&](const Job& j) { seen.emplace_back(j.payload()); };
+    REQUIRE(f.engine.peek("q", PeekState::kReady, 10, collect).ok());
+    CHECK(seen == std::vector<std::string>{"high", "low"});
+    seen.clear();
+    REQUIRE(f.engine.peek("q", PeekState::kDelayed, 1, collect).ok());
+    CHECK(seen == std::vector<std::string>{"sooner"});
+    CHECK(f.queue().ready.size() == 2);  // peeking changes nothing
+  }
+
+  TEST_CASE("DELETE removes a job in any state") {
+    Fixture f;
+    uint64_t a = f.put("a");
+    uint64_t b = f.put("b", {.delay_ms = 1'000});
+    uint64_t c = f.put("c");
+    REQUIRE(f.take() == a);
+    for (uint64_t id : {a, b, c}) CHECK(f.engine.remove(id).ok());
+    CHECK(f.engine.job_count() == 0);
+    CHECK(f.engine.remove(a).error().code == Errc::kNotFound);
+  }
+
+  TEST_CASE("a queue with waiters is signalled when a job becomes ready") {
+    Fixture f;
+    f.engine.add_waiter(&f.queue());
+    CHECK(f.engine.take_ready_signals().empty());
+    f.put("x", {.delay_ms = 100});
+    CHECK(f.engine.take_ready_signals().empty());
+    f.advance(100);
+    auto signals = f.engine.take_ready_signals();
+    REQUIRE(signals.size() == 1);
+    CHECK(signals[0] == &f.queue());
+  }
+
+  TEST_CASE("WAIT and COUNT cannot be queue names") {
+    CHECK_FALSE(Engine::valid_queue_name("wait"));
+    CHECK_FALSE(Engine::valid_queue_name("COUNT"));
+    CHECK(Engine::valid_queue_name("waiting"));
+  }
+}

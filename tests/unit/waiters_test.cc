@@ -1,0 +1,150 @@
+// Blocked DEQUEUEs without sockets: first come first served per queue,
+// several queues per waiter, deadlines, dropped queues, shutdown.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "server/waiters.h"
+
+using namespace tq;
+
+namespace {
+
+struct Delivery {
+  uint64_t connection;
+  std::vector<std::string> payloads;
+  std::string error;
+};
+
+struct Fixture {
+  engine::ManualClock clock;
+  engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
+  std::vector<Delivery> delivered;
+  server::WaiterTable waiters{engine, [this](uint64_t id, const server::WaitRequest&,
+                                             const std::vector<const engine::Job*>& jobs,
+                                             const std::string& error) {
+                                Delivery d{id, {}, error};
+                                for (const auto* j : jobs) d.payloads.emplace_back(j->payload());
+                                delivered.push_back(d);
+                              }};
+
+  Fixture() {
+    REQUIRE(engine.create_queue("a").ok());
+    REQUIRE(engine.create_queue("b").ok());
+  }
+  engine::Queue* q(const std::string& name) { return engine.find_queue(name); }
+  void wait(uint64_t connection, std::vector<engine::Queue*> queues, int64_t for_ms, size_t count = 1) {
+    waiters.add(connection, server::WaitRequest{std::move(queues), count, count > 1, clock.now_ms() + for_ms});
+  }
+  void put(const std::string& queue, const std::string& payload) {
+    REQUIRE(engine.enqueue(queue, payload).ok());
+    waiters.serve_ready();
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("waiters") {
+  TEST_CASE("waiters are served first come, first served") {
+    Fixture f;
+    f.wait(1, {f.q("a")}, 10'000);
+    f.wait(2, {f.q("a")}, 10'000);
+    f.wait(3, {f.q("a")}, 10'000);
+    f.put("a", "first");
+    f.put("a", "second");
+    REQUIRE(f.delivered.size() == 2);
+    CHECK(f.delivered[0].connection == 1);
+    CHECK(f.delivered[0].payloads == std::vector<std::string>{"first"});
+    CHECK(f.delivered[1].connection == 2);
+    CHECK(f.waiters.size() == 1);
+    CHECK(f.q("a")->waiters == 1);
+  }
+
+  TEST_CASE("a waiter on several queues is served by whichever gets a job first, once") {
+    Fixture f;
+    f.wait(1, {f.q("a"), f.q("b")}, 10'000);
+    f.wait(2, {f.q("b")}, 10'000);
+    f.put("b", "for one");
+    f.put("b", "for two");
+    f.put("a", "nobody waits");
+    REQUIRE(f.delivered.size() == 2);
+    CHECK(f.delivered[0].connection == 1);
+    CHECK(f.delivered[1].connection == 2);
+    CHECK(f.q("a")->ready.size() == 1);
+    CHECK(f.q("a")->waiters == 0);
+    CHECK(f.q("b")->waiters == 0);
+  }
+
+  TEST_CASE("a waiter with COUNT takes what is ready, up to its count") {
+    Fixture f;
+    REQUIRE(f.engine.enqueue("a", "1").ok());
+    REQUIRE(f.engine.enqueue("a", "2").ok());
+    REQUIRE(f.engine.set_paused("a", true).ok());
+    f.wait(1, {f.q("a")}, 10'000, 5);
+    REQUIRE(f.engine.set_paused("a", false).ok());
+    f.waiters.serve_ready();
+    REQUIRE(f.delivered.size() == 1);
+    CHECK(f.delivered[0].payloads == std::vector<std::string>{"1", "2"});
+  }
+
+  TEST_CASE("deadlines: a waiter gets nothing when its time is up, and is then forgotten") {
+    Fixture f;
+    f.wait(1, {f.q("a")}, 1'000);
+    f.wait(2, {f.q("a")}, 5'000);
+    CHECK(f.waiters.next_deadline_ms() == f.clock.now_ms() + 1'000);
+    f.clock.advance_ms(1'000);
+    f.waiters.expire(f.clock.now_ms());
+    REQUIRE(f.delivered.size() == 1);
+    CHECK(f.delivered[0].connection == 1);
+    CHECK(f.delivered[0].payloads.empty());
+    f.put("a", "x");
+    REQUIRE(f.delivered.size() == 2);
+    CHECK(f.delivered[1].connection == 2);
+  }
+
+  TEST_CASE("a cancelled waiter (closed connection) is skipped") {
+    Fixture f;
+    f.wait(1, {f.q("a")}, 10'000);
+    f.wait(2, {f.q("a")}, 10'000);
+    f.waiters.cancel(1);
+    f.put("a", "x");
+    REQUIRE(f.delivered.size() == 1);
+    CHECK(f.delivered[0].connection == 2);
+  }
+
+  TEST_CASE("a connection's later wait does not jump the line with its old entry") {
+    Fixture f;
+    f.wait(1, {f.q("a"), f.q("b")}, 10'000);
+    f.wait(2, {f.q("a")}, 10'000);
+    f.put("b", "served via b");      // connection 1 is served; its entry in a's line goes stale
+    f.wait(1, {f.q("a")}, 10'000);   // and it waits again, now behind 2
+    f.put("a", "x");
+    REQUIRE(f.delivered.size() == 2);
+    CHECK(f.delivered[1].connection == 2);
+  }
+
+  TEST_CASE("dropping a queue releases its waiters") {
+    Fixture f;
+    f.wait(1, {f.q("a")}, 10'000);
+    f.wait(2, {f.q("a"), f.q("b")}, 10'000);
+    f.waiters.queue_dropping(f.q("a"), "ERROR NOQUEUE dropped\n");
+    REQUIRE(f.engine.drop("a").ok());
+    REQUIRE(f.delivered.size() == 1);
+    CHECK(f.delivered[0].connection == 1);
+    CHECK(f.delivered[0].error == "ERROR NOQUEUE dropped\n");
+    f.put("b", "still waiting on b");
+    REQUIRE(f.delivered.size() == 2);
+    CHECK(f.delivered[1].connection == 2);
+  }
+
+  TEST_CASE("fail_all answers everyone (shutdown)") {
+    Fixture f;
+    f.wait(1, {f.q("a")}, 10'000);
+    f.wait(2, {f.q("b")}, 10'000);
+    f.waiters.fail_all("ERROR SHUTDOWN\n");
+    CHECK(f.delivered.size() == 2);
+    CHECK(f.waiters.size() == 0);
+    CHECK(f.q("a")->waiters == 0);
+  }
+}
