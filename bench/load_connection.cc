@@ -78,16 +78,22 @@ void LoadConnection::issue_requests(uint64_t now_ns) {
     }
     return;
   }
-  if (parked_ > 0 && now_ns >= resume_at_ns_) {
-    // One probe per back-off period; a lease unparks every slot.
-    --parked_;
+  if (parked_ > 0) {
+    // Backing off after an empty dequeue: one probe per period, and a lease
+    // ends the back-off (every slot refills then).
+    if (now_ns < resume_at_ns_) return;
     resume_at_ns_ = now_ns + kEmptyBackoffNs;
-  }
-  while (in_flight() + parked_ < spec_.pipeline) {
     if (!control_.claim_dequeue()) {
       parked_ = 0;  // no job is left to wait for
       return;
     }
+    --parked_;
+    adapter.append_dequeue(out_, spec_.queues[dequeue_queue_]);
+    push(Request::kDequeue, dequeue_queue_, now_ns);
+    return;
+  }
+  while (in_flight() < spec_.pipeline) {
+    if (!control_.claim_dequeue()) return;
     adapter.append_dequeue(out_, spec_.queues[dequeue_queue_]);
     push(Request::kDequeue, dequeue_queue_, now_ns);
   }

@@ -5,10 +5,11 @@
 //
 // Replies come back in request order, so a ring of the requests in flight
 // (kind, queue, start time) tells what each reply answers and how long it
-// took. A consumer whose dequeue finds nothing backs off: the slot is parked
-// and one parked slot is retried per kEmptyBackoff, so an empty queue is
-// polled about a thousand times a second per connection, not as fast as the
-// server can say "empty" (which would bench EMPTY replies, not jobs).
+// took. A consumer whose dequeue finds nothing backs off: that slot is
+// parked, no new dequeue is sent except one probe per kEmptyBackoff, and the
+// first lease ends the back-off. An empty queue is so polled about a thousand
+// times a second per connection, not as fast as the server can say "empty"
+// (which would bench EMPTY replies, not jobs).
 #pragma once
 
 #include <cstdint>
@@ -90,7 +91,7 @@ class LoadConnection {
   size_t out_sent_ = 0;
   std::string payload_;   // scratch for the payload being written
   uint32_t dequeue_queue_;  // the queue a consumer dequeues from; moves on when empty
-  size_t parked_ = 0;       // consumer slots waiting because a dequeue found nothing
+  size_t parked_ = 0;       // consumer slots idle because a dequeue found nothing
   uint64_t resume_at_ns_ = 0;
   bool broken_ = false;
 };

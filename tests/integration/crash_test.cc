@@ -148,7 +148,7 @@ void crash_cycles(const std::string& fsync, int cycles, unsigned seed) {
     TqdOptions options;
     options.dir = dir;
     options.config_yaml =
-        "limits:\n  max_line_bytes: 4KiB\n"
+        "limits:\n  max_line_bytes: 4KiB\n  max_payload_bytes: 4KiB\n"
         "wal:\n  fsync: " + fsync + "\n  segment_bytes: 64KiB\n  compaction_ratio: 1.5\n"
         "queues:\n  auto_create: true\n";
     Model model;

@@ -45,6 +45,7 @@ server::Config small_config() {
   c.port = 0;
   c.data_dir = "/data";
   c.max_line_bytes = 4096;
+  c.max_payload_bytes = 4096;
   c.segment_bytes = 64 << 10;
   c.log_level = server::LogLevel::kError;
   return c;
