@@ -3,6 +3,7 @@
 // run completed, 1 when it failed (the report says why), 2 for bad flags.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <optional>
@@ -118,6 +119,7 @@ int main(int argc, char** argv) {
   o.phase = *parsed_phase;
   if (o.port == 0 && o.phase != Phase::kReplay) o.port = tq::bench::default_port(o.target);
   if (server_pid > 0) o.server_pid = server_pid;
+  o.threads = std::min(o.threads, o.connections);  // a thread without a connection idles
   if (std::string problem = check(o); !problem.empty()) {
     std::fprintf(stderr, "tq-bench: %s\n", problem.c_str());
     return 2;
