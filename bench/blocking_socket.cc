@@ -34,7 +34,9 @@ Result<Ok> wait_for(int fd, short events, Clock::time_point deadline, const char
 
 }  // namespace
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
 
 Result<BlockingSocket> BlockingSocket::connect(const std::string& host, uint16_t port,
                                                Millis timeout) {

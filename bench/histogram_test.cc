@@ -27,7 +27,8 @@ TEST_SUITE("bench/histogram") {
   }
 
   TEST_CASE("large values within a thousandth") {
-    for (uint64_t v : {2048ull, 4095ull, 123'456ull, 7'654'321ull, 999'999'999ull, 60'000'000'000ull}) {
+    for (uint64_t v :
+         {2048ull, 4095ull, 123'456ull, 7'654'321ull, 999'999'999ull, 60'000'000'000ull}) {
       LatencyHistogram h;
       h.record(v);
       h.record(v * 2);  // so that the p1 bucket bound is not capped by max()

@@ -18,7 +18,9 @@ class JsonObject {
     append_string(value);
     return *this;
   }
-  JsonObject& add(std::string_view key, const char* value) { return add(key, std::string_view(value)); }
+  JsonObject& add(std::string_view key, const char* value) {
+    return add(key, std::string_view(value));
+  }
   JsonObject& add(std::string_view key, uint64_t value) {
     open_field(key);
     text_ += std::to_string(value);
@@ -72,7 +74,8 @@ class JsonObject {
         text_ += c;
       } else if (static_cast<unsigned char>(c) < 0x20) {
         char esc[8];
-        std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+        std::snprintf(esc, sizeof esc, "\\u%04x",
+                      static_cast<unsigned>(static_cast<unsigned char>(c)));
         text_ += esc;
       } else {
         text_ += c;

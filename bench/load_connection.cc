@@ -14,9 +14,12 @@ namespace {
 
 const char* request_name(Request r) {
   switch (r) {
-    case Request::kEnqueue: return "an enqueue";
-    case Request::kDequeue: return "a dequeue";
-    case Request::kAck: return "an ack";
+    case Request::kEnqueue:
+      return "an enqueue";
+    case Request::kDequeue:
+      return "a dequeue";
+    case Request::kAck:
+      return "an ack";
   }
   return "a request";
 }
@@ -34,7 +37,9 @@ LoadConnection::LoadConnection(int fd, Role role, size_t home_queue, const LoadS
       ring_(spec.pipeline),
       dequeue_queue_(static_cast<uint32_t>(home_queue)) {}
 
-LoadConnection::~LoadConnection() { ::close(fd_); }
+LoadConnection::~LoadConnection() {
+  ::close(fd_);
+}
 
 void LoadConnection::push(Request request, uint32_t queue, uint64_t started_ns) {
   ring_[(ring_head_ + ring_count_) % ring_.size()] = InFlight{started_ns, queue, request};
@@ -165,7 +170,9 @@ void LoadConnection::parse_replies(uint64_t now_ns) {
   }
 }
 
-void LoadConnection::on_writable() { flush(); }
+void LoadConnection::on_writable() {
+  flush();
+}
 
 void LoadConnection::flush() {
   while (!broken_ && out_sent_ < out_.size()) {

@@ -87,9 +87,9 @@ class LoadConnection {
   size_t ring_head_ = 0;
   size_t ring_count_ = 0;
   InputBuffer in_;
-  std::string out_;       // requests not yet sent, from out_sent_ on
+  std::string out_;  // requests not yet sent, from out_sent_ on
   size_t out_sent_ = 0;
-  std::string payload_;   // scratch for the payload being written
+  std::string payload_;     // scratch for the payload being written
   uint32_t dequeue_queue_;  // the queue a consumer dequeues from; moves on when empty
   size_t parked_ = 0;       // consumer slots idle because a dequeue found nothing
   uint64_t resume_at_ns_ = 0;

@@ -14,7 +14,8 @@ namespace tq::bench {
 namespace {
 
 constexpr uint64_t kScanIntervalNs = 1'000'000;
-constexpr uint64_t kDrainTimeoutNs = 10'000'000'000;  // after a stop, in-flight replies get this long
+constexpr uint64_t kDrainTimeoutNs =
+    10'000'000'000;  // after a stop, in-flight replies get this long
 
 }  // namespace
 

@@ -56,7 +56,8 @@ std::string check(const Options& o) {
   }
   if (o.phase == Phase::kReplay) {
     if (o.target != Target::kTq) return "the replay phase measures tqd only (--target tq)";
-    if (o.tqd_path.empty() || o.data_dir.empty()) return "replay needs --tqd PATH and --data-dir DIR";
+    if (o.tqd_path.empty() || o.data_dir.empty())
+      return "replay needs --tqd PATH and --data-dir DIR";
   }
   return {};
 }
@@ -76,7 +77,8 @@ int main(int argc, char** argv) {
   app.add_option("--port", o.port, "server port (default: 8080, 11300 or 6379 by target)");
   app.add_option("--phase", phase, "produce, consume, mixed or replay")->capture_default_str();
   app.add_option("-c,--connections", o.connections, "connections")->capture_default_str();
-  app.add_option("-p,--pipeline", o.pipeline, "requests in flight per connection")->capture_default_str();
+  app.add_option("-p,--pipeline", o.pipeline, "requests in flight per connection")
+      ->capture_default_str();
   app.add_option("--threads", o.threads, "client threads; connections are spread over them")
       ->capture_default_str();
   app.add_option("-n,--jobs", o.jobs, "jobs to produce or consume (replay: jobs pending)")
@@ -90,7 +92,8 @@ int main(int argc, char** argv) {
                  "produce/consume: stop after this many seconds even if jobs remain (0: no limit)")
       ->capture_default_str();
   app.add_option("--producers", o.producers, "mixed: producer connections (default: half)");
-  app.add_option("--server-pid", server_pid, "read the server's CPU time and memory from /proc/PID");
+  app.add_option("--server-pid", server_pid,
+                 "read the server's CPU time and memory from /proc/PID");
   app.add_flag("--json", o.json, "print one JSON object instead of text");
   app.add_option("--tqd", o.tqd_path, "replay: the tqd binary to start");
   app.add_option("--data-dir", o.data_dir, "replay: a fresh data directory for tqd");
@@ -107,11 +110,13 @@ int main(int argc, char** argv) {
   auto parsed_target = parse_target(target);
   auto parsed_phase = parse_phase(phase);
   if (!parsed_target) {
-    std::fprintf(stderr, "tq-bench: --target: expected tq, beanstalkd or redis, got '%s'\n", target.c_str());
+    std::fprintf(stderr, "tq-bench: --target: expected tq, beanstalkd or redis, got '%s'\n",
+                 target.c_str());
     return 2;
   }
   if (!parsed_phase) {
-    std::fprintf(stderr, "tq-bench: --phase: expected produce, consume, mixed or replay, got '%s'\n",
+    std::fprintf(stderr,
+                 "tq-bench: --phase: expected produce, consume, mixed or replay, got '%s'\n",
                  phase.c_str());
     return 2;
   }

@@ -22,10 +22,10 @@ struct Options {
   Target target = Target::kTq;
   Phase phase = Phase::kProduce;
   std::string host = "127.0.0.1";
-  uint16_t port = 0;                  // 0: the target's usual port
+  uint16_t port = 0;  // 0: the target's usual port
   int connections = 16;
-  int pipeline = 1;                   // requests in flight per connection
-  int threads = 1;                    // client event loops; connections spread over them
+  int pipeline = 1;  // requests in flight per connection
+  int threads = 1;   // client event loops; connections spread over them
   uint64_t jobs = 100'000;
   size_t payload_bytes = 100;
   int queues = 1;

@@ -1,3 +1,5 @@
+// PayloadMaker: the filler is made once; each job overwrites its first bytes
+// with its number.
 #include "bench/payload.h"
 
 #include <algorithm>

@@ -1,3 +1,5 @@
+// Reads a process's CPU time and memory from /proc (fields documented in
+// proc(5)), and this process's own CPU time from getrusage.
 #include "bench/process_usage.h"
 
 #include <sys/resource.h>
@@ -18,7 +20,8 @@ std::optional<uint64_t> status_kib(const std::string& status, const char* key) {
   size_t at = status.find(key);
   if (at == std::string::npos) return std::nullopt;
   unsigned long long kib = 0;
-  if (std::sscanf(status.c_str() + at + std::strlen(key), ": %llu kB", &kib) != 1) return std::nullopt;
+  if (std::sscanf(status.c_str() + at + std::strlen(key), ": %llu kB", &kib) != 1)
+    return std::nullopt;
   return static_cast<uint64_t>(kib) * 1024;
 }
 
@@ -42,7 +45,8 @@ std::optional<ProcessUsage> read_process_usage(pid_t pid) {
   if (!fields) return std::nullopt;
 
   std::ifstream status_file(dir + "/status");
-  std::string status((std::istreambuf_iterator<char>(status_file)), std::istreambuf_iterator<char>());
+  std::string status((std::istreambuf_iterator<char>(status_file)),
+                     std::istreambuf_iterator<char>());
   ProcessUsage usage;
   const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
   usage.cpu_seconds = static_cast<double>(utime + stime) / ticks;

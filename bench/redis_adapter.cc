@@ -102,6 +102,8 @@ class RedisAdapter final : public ProtocolAdapter {
 
 }  // namespace
 
-std::unique_ptr<ProtocolAdapter> make_redis_adapter() { return std::make_unique<RedisAdapter>(); }
+std::unique_ptr<ProtocolAdapter> make_redis_adapter() {
+  return std::make_unique<RedisAdapter>();
+}
 
 }  // namespace tq::bench

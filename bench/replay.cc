@@ -116,8 +116,8 @@ Result<ReplayResult> run_replay(const Options& o) {
   if (!log) return log.error();
   temp_files.paths.push_back(*log);
 
-  std::vector<std::string> args{"--config", config_path, "--host", o.host, "--data-dir", o.data_dir,
-                                "--port", "0"};
+  std::vector<std::string> args{"--config",   config_path, "--host", o.host,
+                                "--data-dir", o.data_dir,  "--port", "0"};
   ReplayResult result;
   result.jobs = o.jobs;
   uint16_t port = 0;
@@ -147,7 +147,8 @@ Result<ReplayResult> run_replay(const Options& o) {
   if (!second) return second.error();
   std::optional<BlockingSocket> socket;
   while (!socket) {
-    if (second->exited()) return Error{"tqd exited during the restart; its log:\n" + second->log_text()};
+    if (second->exited())
+      return Error{"tqd exited during the restart; its log:\n" + second->log_text()};
     if (seconds_since(exec_ns) > 600) return Error{"tqd did not accept connections within 600 s"};
     auto connected = BlockingSocket::connect(o.host, port, std::chrono::milliseconds(1000));
     if (connected) {
@@ -164,8 +165,9 @@ Result<ReplayResult> run_replay(const Options& o) {
     stats = std::move(*fetched);
     if (stat_number(stats, "jobs_ready") >= o.jobs) break;
     if (seconds_since(exec_ns) > 600) {
-      return Error{"after 600 s tqd shows jobs_ready " + std::to_string(stat_number(stats, "jobs_ready")) +
-                   ", not " + std::to_string(o.jobs)};
+      return Error{"after 600 s tqd shows jobs_ready " +
+                   std::to_string(stat_number(stats, "jobs_ready")) + ", not " +
+                   std::to_string(o.jobs)};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }

@@ -23,15 +23,15 @@ namespace tq::bench {
 
 struct ReplayResult {
   uint64_t jobs = 0;
-  WorkloadResult produce;                   // the first run's load
+  WorkloadResult produce;                     // the first run's load
   std::optional<ProcessUsage> after_produce;  // the first tqd, N jobs pending
-  double listening_seconds = 0;             // restart: exec to the first accepted connection
-  double restart_seconds = 0;               // restart: exec to STATS showing jobs_ready N
-  std::optional<double> tqd_replay_ms;      // what tqd logged as its replay time
-  uint64_t wal_bytes = 0;                   // STATS wal_bytes after the restart
+  double listening_seconds = 0;               // restart: exec to the first accepted connection
+  double restart_seconds = 0;                 // restart: exec to STATS showing jobs_ready N
+  std::optional<double> tqd_replay_ms;        // what tqd logged as its replay time
+  uint64_t wal_bytes = 0;                     // STATS wal_bytes after the restart
   uint64_t wal_files = 0;
-  uint64_t wal_apparent_bytes = 0;          // sum of st_size of DIR/wal/*.wal
-  uint64_t wal_allocated_bytes = 0;         // sum of st_blocks * 512
+  uint64_t wal_apparent_bytes = 0;            // sum of st_size of DIR/wal/*.wal
+  uint64_t wal_allocated_bytes = 0;           // sum of st_blocks * 512
   std::optional<ProcessUsage> after_restart;  // the restarted tqd, N jobs pending
 };
 

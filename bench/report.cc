@@ -52,7 +52,9 @@ std::string latency_text(const LatencyHistogram& h) {
 
 JsonObject side_json(uint64_t jobs, double seconds, const LatencyHistogram& h) {
   JsonObject o;
-  o.add("jobs", jobs).add("jobs_per_sec", per_second(jobs, seconds)).add("latency_us", latency_json(h));
+  o.add("jobs", jobs)
+      .add("jobs_per_sec", per_second(jobs, seconds))
+      .add("latency_us", latency_json(h));
   return o;
 }
 
@@ -63,13 +65,15 @@ struct Headline {
 };
 
 Headline headline(const Options& o, const WorkloadResult& r) {
-  if (o.phase == Phase::kProduce || o.phase == Phase::kReplay) return {r.produced, &r.produce_latency};
+  if (o.phase == Phase::kProduce || o.phase == Phase::kReplay)
+    return {r.produced, &r.produce_latency};
   return {r.consumed, &r.consume_latency};  // consume, and mixed: jobs all the way through
 }
 
 double server_cpu(const WorkloadResult& r) {
-  return r.server_before && r.server_after ? r.server_after->cpu_seconds - r.server_before->cpu_seconds
-                                           : 0;
+  return r.server_before && r.server_after
+             ? r.server_after->cpu_seconds - r.server_before->cpu_seconds
+             : 0;
 }
 
 uint64_t stat_delta(const WorkloadResult& r, const std::string& name) {
@@ -93,28 +97,29 @@ std::string workload_text(const Options& o, const WorkloadResult& r) {
     out += "            enqueue latency " + latency_text(r.produce_latency) + "\n";
   }
   if (r.consumed > 0 || o.phase == Phase::kConsume || o.phase == Phase::kMixed) {
-    out += printf_string("  consumed  %llu jobs in %.3f s: %.0f jobs/s (%llu dequeues found nothing)\n",
-                         static_cast<unsigned long long>(r.consumed), r.seconds,
-                         per_second(r.consumed, r.seconds),
-                         static_cast<unsigned long long>(r.empty_replies));
+    out += printf_string(
+        "  consumed  %llu jobs in %.3f s: %.0f jobs/s (%llu dequeues found nothing)\n",
+        static_cast<unsigned long long>(r.consumed), r.seconds, per_second(r.consumed, r.seconds),
+        static_cast<unsigned long long>(r.empty_replies));
     out += "            dequeue-to-ack latency " + latency_text(r.consume_latency) + "\n";
   }
   if (r.server_before && r.server_after) {
-    out += printf_string("  server    %.2f s CPU (%.2f cores), RSS %s, peak RSS %s\n", server_cpu(r),
-                         r.seconds > 0 ? server_cpu(r) / r.seconds : 0.0,
+    out += printf_string("  server    %.2f s CPU (%.2f cores), RSS %s, peak RSS %s\n",
+                         server_cpu(r), r.seconds > 0 ? server_cpu(r) / r.seconds : 0.0,
                          bytes_text(r.server_after->rss_bytes).c_str(),
                          bytes_text(r.server_after->peak_rss_bytes).c_str());
   }
   const Headline h = headline(o, r);
-  out += printf_string("  client    %.2f s CPU (%.2f cores, %.2f us per job)\n", r.client_cpu_seconds,
-                       r.seconds > 0 ? r.client_cpu_seconds / r.seconds : 0.0,
+  out += printf_string("  client    %.2f s CPU (%.2f cores, %.2f us per job)\n",
+                       r.client_cpu_seconds, r.seconds > 0 ? r.client_cpu_seconds / r.seconds : 0.0,
                        h.jobs > 0 ? r.client_cpu_seconds * 1e6 / static_cast<double>(h.jobs) : 0.0);
   if (r.tq_after) {
-    out += printf_string("  tq wal    %llu fsyncs, %llu write batches, wal_bytes %s (fsync=%s)\n",
-                         static_cast<unsigned long long>(stat_delta(r, "wal_fsyncs_total")),
-                         static_cast<unsigned long long>(stat_delta(r, "wal_batches_total")),
-                         bytes_text(stat_number(*r.tq_after, "wal_bytes")).c_str(),
-                         r.tq_after->count("wal_fsync") ? r.tq_after->at("wal_fsync").c_str() : "?");
+    out +=
+        printf_string("  tq wal    %llu fsyncs, %llu write batches, wal_bytes %s (fsync=%s)\n",
+                      static_cast<unsigned long long>(stat_delta(r, "wal_fsyncs_total")),
+                      static_cast<unsigned long long>(stat_delta(r, "wal_batches_total")),
+                      bytes_text(stat_number(*r.tq_after, "wal_bytes")).c_str(),
+                      r.tq_after->count("wal_fsync") ? r.tq_after->at("wal_fsync").c_str() : "?");
   }
   if (r.failure) out += "  FAILED    " + *r.failure + "\n";
   return out;
@@ -166,27 +171,27 @@ JsonObject workload_json(const Options& o, const WorkloadResult& r) {
 
 std::string replay_text(const Options& o, const ReplayResult& r) {
   const double n = r.jobs > 0 ? static_cast<double>(r.jobs) : 1;
-  std::string out = printf_string("tq-bench replay: %llu jobs of %zu bytes, data dir %s\n",
-                                  static_cast<unsigned long long>(r.jobs), o.payload_bytes,
-                                  o.data_dir.c_str());
-  out += printf_string("  produce   %llu jobs in %.3f s: %.0f jobs/s, enqueue p99 %s\n",
-                       static_cast<unsigned long long>(r.produce.produced), r.produce.seconds,
-                       per_second(r.produce.produced, r.produce.seconds),
-                       duration_text(static_cast<double>(r.produce.produce_latency.percentile(99))).c_str());
-  out += printf_string("  restart   %.3f s from exec to STATS showing jobs_ready %llu "
-                       "(accepting after %.3f s",
-                       r.restart_seconds, static_cast<unsigned long long>(r.jobs),
-                       r.listening_seconds);
+  std::string out =
+      printf_string("tq-bench replay: %llu jobs of %zu bytes, data dir %s\n",
+                    static_cast<unsigned long long>(r.jobs), o.payload_bytes, o.data_dir.c_str());
+  out += printf_string(
+      "  produce   %llu jobs in %.3f s: %.0f jobs/s, enqueue p99 %s\n",
+      static_cast<unsigned long long>(r.produce.produced), r.produce.seconds,
+      per_second(r.produce.produced, r.produce.seconds),
+      duration_text(static_cast<double>(r.produce.produce_latency.percentile(99))).c_str());
+  out += printf_string(
+      "  restart   %.3f s from exec to STATS showing jobs_ready %llu "
+      "(accepting after %.3f s",
+      r.restart_seconds, static_cast<unsigned long long>(r.jobs), r.listening_seconds);
   out += r.tqd_replay_ms ? printf_string("; tqd logged the replay as %.0f ms)\n", *r.tqd_replay_ms)
                          : std::string(")\n");
-  out += printf_string("  wal       %.1f bytes/job by STATS wal_bytes (%s); files: %llu, %.1f bytes/job "
-                       "apparent (%s), %.1f bytes/job allocated (%s, segments are preallocated)\n",
-                       static_cast<double>(r.wal_bytes) / n, bytes_text(r.wal_bytes).c_str(),
-                       static_cast<unsigned long long>(r.wal_files),
-                       static_cast<double>(r.wal_apparent_bytes) / n,
-                       bytes_text(r.wal_apparent_bytes).c_str(),
-                       static_cast<double>(r.wal_allocated_bytes) / n,
-                       bytes_text(r.wal_allocated_bytes).c_str());
+  out += printf_string(
+      "  wal       %.1f bytes/job by STATS wal_bytes (%s); files: %llu, %.1f bytes/job "
+      "apparent (%s), %.1f bytes/job allocated (%s, segments are preallocated)\n",
+      static_cast<double>(r.wal_bytes) / n, bytes_text(r.wal_bytes).c_str(),
+      static_cast<unsigned long long>(r.wal_files), static_cast<double>(r.wal_apparent_bytes) / n,
+      bytes_text(r.wal_apparent_bytes).c_str(), static_cast<double>(r.wal_allocated_bytes) / n,
+      bytes_text(r.wal_allocated_bytes).c_str());
   if (r.after_restart) {
     out += printf_string("  memory    RSS %s (%.0f bytes/job) after the restart, peak %s",
                          bytes_text(r.after_restart->rss_bytes).c_str(),

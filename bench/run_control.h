@@ -20,8 +20,9 @@ class RunControl {
   // "unlimited" (UINT64_MAX) for a run that ends by stop().
   RunControl(uint64_t enqueues, uint64_t dequeues)
       : enqueue_limit_(enqueues),
-        dequeue_tickets_(dequeues > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX
-                                                                      : static_cast<int64_t>(dequeues)) {}
+        dequeue_tickets_(dequeues > static_cast<uint64_t>(INT64_MAX)
+                             ? INT64_MAX
+                             : static_cast<int64_t>(dequeues)) {}
   RunControl(const RunControl&) = delete;
   RunControl& operator=(const RunControl&) = delete;
 
@@ -31,7 +32,9 @@ class RunControl {
     if (n >= enqueue_limit_) return std::nullopt;
     return n;
   }
-  bool enqueues_left() const { return next_enqueue_.load(std::memory_order_relaxed) < enqueue_limit_; }
+  bool enqueues_left() const {
+    return next_enqueue_.load(std::memory_order_relaxed) < enqueue_limit_;
+  }
 
   // A consumer takes a ticket before each dequeue and gives it back when the
   // dequeue finds nothing, so exactly `dequeues` jobs are consumed.

@@ -12,12 +12,12 @@
 namespace tq::bench {
 
 struct ThreadTally {
-  uint64_t produced = 0;             // enqueues answered with success
-  uint64_t consumed = 0;             // dequeue + ack pairs completed
-  uint64_t empty_replies = 0;        // dequeues that found nothing
-  uint64_t last_completion_ns = 0;   // monotonic time of the last job finished
-  LatencyHistogram produce_latency;  // enqueue sent -> its reply
-  LatencyHistogram consume_latency;  // dequeue sent -> the ack's reply
+  uint64_t produced = 0;              // enqueues answered with success
+  uint64_t consumed = 0;              // dequeue + ack pairs completed
+  uint64_t empty_replies = 0;         // dequeues that found nothing
+  uint64_t last_completion_ns = 0;    // monotonic time of the last job finished
+  LatencyHistogram produce_latency;   // enqueue sent -> its reply
+  LatencyHistogram consume_latency;   // dequeue sent -> the ack's reply
   std::atomic<uint64_t> progress{0};  // produced + consumed, published for the watchdog
 };
 

@@ -75,13 +75,18 @@ class TqAdapter final : public ProtocolAdapter {
 
 }  // namespace
 
-std::unique_ptr<ProtocolAdapter> make_tq_adapter() { return std::make_unique<TqAdapter>(); }
+std::unique_ptr<ProtocolAdapter> make_tq_adapter() {
+  return std::make_unique<TqAdapter>();
+}
 
 std::unique_ptr<ProtocolAdapter> make_adapter(Target target) {
   switch (target) {
-    case Target::kTq: return make_tq_adapter();
-    case Target::kBeanstalkd: return make_beanstalkd_adapter();
-    case Target::kRedis: return make_redis_adapter();
+    case Target::kTq:
+      return make_tq_adapter();
+    case Target::kBeanstalkd:
+      return make_beanstalkd_adapter();
+    case Target::kRedis:
+      return make_redis_adapter();
   }
   return make_tq_adapter();
 }

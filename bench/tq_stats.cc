@@ -1,3 +1,5 @@
+// STATS over a BlockingSocket: the count line, then that many name/value
+// lines. A line without a value maps to an empty string.
 #include "bench/tq_stats.h"
 
 #include "bench/line_scan.h"
@@ -8,8 +10,8 @@ Result<TqStats> fetch_tq_stats(BlockingSocket& socket) {
   if (auto sent = socket.send_all("STATS\n"); !sent) return sent.error();
   auto head = socket.read_line();
   if (!head) return head.error();
-  auto count = starts_with(*head, "OK ") ? parse_int(std::string_view(*head).substr(3))
-                                         : std::nullopt;
+  auto count =
+      starts_with(*head, "OK ") ? parse_int(std::string_view(*head).substr(3)) : std::nullopt;
   if (!count || *count < 0) return Error{"STATS was answered '" + *head + "'"};
   TqStats stats;
   for (int64_t i = 0; i < *count; ++i) {

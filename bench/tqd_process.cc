@@ -1,3 +1,5 @@
+// fork/exec of tqd with stderr into a log file; polling that file for the
+// listening line; SIGTERM and a bounded wait to stop it.
 #include "bench/tqd_process.h"
 
 #include <fcntl.h>
@@ -79,8 +81,8 @@ Result<uint16_t> TqdProcess::wait_listening(std::chrono::milliseconds timeout) {
       if (eol != std::string::npos) {
         std::string_view address(log.data() + at + 13, eol - at - 13);
         size_t colon = address.rfind(':');
-        auto port = colon == std::string_view::npos ? std::nullopt
-                                                    : parse_int(address.substr(colon + 1));
+        auto port =
+            colon == std::string_view::npos ? std::nullopt : parse_int(address.substr(colon + 1));
         if (!port || *port <= 0 || *port > 65535) {
           return Error{"cannot read a port from tqd's '" + std::string(address) + "'"};
         }

@@ -32,9 +32,15 @@ std::vector<ConnectionPlan> plan_connections(const Options& o) {
   int producers = 0;
   switch (o.phase) {
     case Phase::kProduce:
-    case Phase::kReplay: producers = o.connections; break;
-    case Phase::kConsume: producers = 0; break;
-    case Phase::kMixed: producers = o.producers >= 0 ? o.producers : o.connections / 2; break;
+    case Phase::kReplay:
+      producers = o.connections;
+      break;
+    case Phase::kConsume:
+      producers = 0;
+      break;
+    case Phase::kMixed:
+      producers = o.producers >= 0 ? o.producers : o.connections / 2;
+      break;
   }
   std::vector<ConnectionPlan> plan;
   for (int i = 0; i < o.connections; ++i) {
@@ -137,8 +143,9 @@ Result<WorkloadResult> run_workload(const Options& o) {
       last_progress = progress;
       last_progress_ns = now;
     } else if (now - last_progress_ns > kStallTimeoutNs && !control.stopping()) {
-      control.fail("no job completed for 10 s: the server stopped answering, or holds fewer "
-                   "jobs than --jobs");
+      control.fail(
+          "no job completed for 10 s: the server stopped answering, or holds fewer "
+          "jobs than --jobs");
     }
   }
   for (std::thread& t : threads) t.join();

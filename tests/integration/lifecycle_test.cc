@@ -1,0 +1,240 @@
+// The job lifecycle over TCP against a real tqd: long polling, several
+// queues, framed batches with binary payloads, and every setting and state
+// surviving a restart.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "tests/support/tqd_process.h"
+
+using tq::client::LineSocket;
+using tq::testing::TqdOptions;
+using tq::testing::TqdProcess;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string call(LineSocket& s, const std::string& line) {
+  REQUIRE(s.send(line + "\n").ok());
+  auto reply = s.read_line();
+  REQUIRE(reply.ok());
+  return *reply;
+}
+
+struct Frame {
+  uint64_t id;
+  std::string header;
+  std::string payload;
+};
+
+// Reads "OK <n>" and n framed jobs.
+std::vector<Frame> read_jobs(LineSocket& s) {
+  auto head = s.read_line();
+  REQUIRE(head.ok());
+  REQUIRE(head->rfind("OK ", 0) == 0);
+  size_t n = std::stoul(head->substr(3));
+  std::vector<Frame> frames;
+  for (size_t i = 0; i < n; ++i) {
+    auto line = s.read_line();
+    REQUIRE(line.ok());
+    REQUIRE(line->rfind("JOB ", 0) == 0);
+    size_t a = line->find(' ', 4);
+    size_t b = line->find(' ', a + 1);
+    uint64_t id = std::stoull(line->substr(4, a - 4));
+    size_t bytes = std::stoul(line->substr(a + 1, b - a - 1));
+    auto body = s.read_body(bytes);
+    REQUIRE(body.ok());
+    frames.push_back({id, *line, *body});
+  }
+  return frames;
+}
+
+}  // namespace
+
+TEST_SUITE("lifecycle") {
+  TEST_CASE("a worker blocked in WAIT gets a job enqueued by another connection at once") {
+    TqdProcess tqd;
+    auto producer = tqd.socket();
+    REQUIRE(call(producer, "CREATE jobs") == "OK created jobs");
+    auto worker = tqd.socket(30'000);
+    REQUIRE(worker.send("DEQUEUE jobs WAIT 30\n").ok());
+    // Make sure the worker is parked before the job is sent.
+    for (int i = 0; i < 200; ++i) {
+      std::string stats = call(producer, "STATS jobs");
+      size_t n = std::stoul(stats.substr(3));
+      bool parked = false;
+      for (size_t k = 0; k < n; ++k) {
+        auto line = producer.read_line();
+        REQUIRE(line.ok());
+        if (*line == "waiters 1") parked = true;
+      }
+      if (parked) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    auto sent = Clock::now();
+    std::string id = call(producer, "ENQUEUE jobs wake up").substr(3);
+    auto got = worker.read_line();
+    auto latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent);
+    REQUIRE(got.ok());
+    CHECK(*got == "OK " + id + " wake up");
+    MESSAGE("long-poll wake-up latency: " << latency.count() << " us");
+    CHECK(latency < std::chrono::seconds(2));  // far inside the 30 s wait: pushed, not polled
+  }
+
+  TEST_CASE("WAIT ends with EMPTY (or OK 0 with COUNT) when no job comes") {
+    TqdProcess tqd;
+    auto s = tqd.socket();
+    REQUIRE(call(s, "CREATE q") == "OK created q");
+    auto started = Clock::now();
+    CHECK(call(s, "DEQUEUE q WAIT 300ms") == "ERROR EMPTY queue 'q' has no ready job");
+    CHECK(Clock::now() - started >= std::chrono::milliseconds(250));
+    CHECK(call(s, "DEQUEUE q WAIT 100ms COUNT 5") == "OK 0");
+  }
+
+  TEST_CASE("requests pipelined behind a blocked DEQUEUE are answered after it, in order") {
+    TqdProcess tqd;
+    auto s = tqd.socket();
+    REQUIRE(call(s, "CREATE q") == "OK created q");
+    REQUIRE(s.send("DEQUEUE q WAIT 200ms\nPING\n").ok());
+    CHECK(*s.read_line() == "ERROR EMPTY queue 'q' has no ready job");
+    CHECK(*s.read_line() == "OK PONG");
+  }
+
+  TEST_CASE("several queues: queue priority first, then the order given") {
+    TqdProcess tqd;
+    auto s = tqd.socket();
+    for (const char* q : {"low", "high", "mid"}) call(s, std::string("CREATE ") + q);
+    REQUIRE(call(s, "CONFIG high priority=10").rfind("OK ", 0) == 0);
+    for (int i = 0; i < 11; ++i) REQUIRE(s.read_line().ok());  // the settings listing
+    call(s, "ENQUEUE low l1");
+    call(s, "ENQUEUE mid m1");
+    call(s, "ENQUEUE high h1");
+    auto first = call(s, "DEQUEUE low mid high");
+    CHECK(first.substr(first.rfind(' ') + 1) == "h1");
+    auto second = call(s, "DEQUEUE mid low high");
+    CHECK(second.substr(second.rfind(' ') + 1) == "m1");
+  }
+
+  TEST_CASE("PUT stores any bytes - DEQUEUE COUNT returns them framed, byte for byte") {
+    TqdProcess tqd;
+    auto s = tqd.socket();
+    REQUIRE(call(s, "CREATE bin") == "OK created bin");
+    const std::string tricky("line one\r\nline two\n\0\xff end", 25);
+    REQUIRE(s.send("PUT bin " + std::to_string(tricky.size()) + "\r\n" + tricky + "\r\n").ok());
+    auto put = s.read_line();
+    REQUIRE(put.ok());
+    REQUIRE(put->rfind("OK ", 0) == 0);
+    call(s, "ENQUEUE bin plain text");
+    REQUIRE(s.send("DEQUEUE bin COUNT 10\n").ok());
+    auto frames = read_jobs(s);
+    REQUIRE(frames.size() == 2);
+    CHECK(frames[0].payload == tricky);
+    CHECK(frames[0].header == "JOB " + put->substr(3) + " 25 queue=bin attempts=1");
+    CHECK(frames[1].payload == "plain text");
+    // On DEQUEUE's one-line form, line breaks are escaped so the reply stays one line.
+    REQUIRE(s.send("NACK " + put->substr(3) + "\n").ok());
+    CHECK(*s.read_line() == "OK nacked " + put->substr(3));
+    std::string line = call(s, "DEQUEUE bin");
+    CHECK(line == "OK " + put->substr(3) + " line one\\r\\nline two\\n" + std::string("\0\xff end", 6));
+  }
+
+  TEST_CASE("a PUT whose body does not match its length is refused and the stream recovers") {
+    TqdProcess tqd;
+    auto s = tqd.socket();
+    REQUIRE(call(s, "CREATE q") == "OK created q");
+    REQUIRE(s.send("PUT q 3\r\nhello\r\nPING\r\n").ok());
+    CHECK(s.read_line()->rfind("ERROR BADFORMAT the 3-byte body must be followed by a line end", 0) == 0);
+    CHECK(*s.read_line() == "OK PONG");
+    REQUIRE(s.send("PUT q 2000000\r\n").ok());
+    CHECK(s.read_line()->rfind("ERROR TOOBIG payload exceeds", 0) == 0);
+    REQUIRE(s.send(std::string(2'000'000, 'x') + "\r\nPING\r\n").ok());
+    CHECK(*s.read_line() == "OK PONG");
+  }
+
+  TEST_CASE("settings, pauses, delays, dead letters and dedup keys survive a restart") {
+    const std::string dir = tq::testing::make_temp_dir();
+    TqdOptions options;
+    options.dir = dir;
+    std::string dead_id, delayed_id, keyed_id;
+    {
+      TqdProcess tqd(options);
+      auto s = tqd.socket();
+      call(s, "CREATE emails");
+      REQUIRE(call(s, "CONFIG emails max_attempts=1 backoff_base=2s dedup_window=1h priority=3") == "OK 11");
+      for (int i = 0; i < 11; ++i) REQUIRE(s.read_line().ok());
+      keyed_id = call(s, "PUT emails 5 KEY welcome-42\r\nhello").substr(3);
+      REQUIRE(s.send("PUT emails 5 DELAY 1h\r\nlater\r\n").ok());
+      delayed_id = s.read_line()->substr(3);
+      dead_id = call(s, "ENQUEUE emails doomed").substr(3);
+      // Lease everything ready: the keyed job (id order), then the doomed one.
+      CHECK(call(s, "DEQUEUE emails") == "OK " + keyed_id + " hello");
+      CHECK(call(s, "DEQUEUE emails") == "OK " + dead_id + " doomed");
+      CHECK(call(s, "NACK " + dead_id) == "OK dead " + dead_id);  // max_attempts=1
+      CHECK(call(s, "PAUSE emails") == "OK paused emails");
+      tqd.stop(SIGKILL);
+    }
+    TqdProcess tqd(options);
+    auto s = tqd.socket();
+    REQUIRE(s.send("CONFIG emails\n").ok());
+    auto head = s.read_line();
+    REQUIRE(*head == "OK 11");
+    std::vector<std::string> settings;
+    for (int i = 0; i < 11; ++i) settings.push_back(*s.read_line());
+    CHECK(std::find(settings.begin(), settings.end(), "max_attempts 1") != settings.end());
+    CHECK(std::find(settings.begin(), settings.end(), "backoff_base 2000ms") != settings.end());
+    CHECK(std::find(settings.begin(), settings.end(), "dedup_window 3600000ms") != settings.end());
+    CHECK(std::find(settings.begin(), settings.end(), "priority 3") != settings.end());
+    CHECK(std::find(settings.begin(), settings.end(), "paused true") != settings.end());
+    // Paused: nothing is delivered, though the keyed job is ready again.
+    CHECK(call(s, "DEQUEUE emails") == "ERROR EMPTY queue 'emails' is paused");
+    // The dedup key is remembered.
+    CHECK(call(s, "PUT emails 5 KEY welcome-42\r\nagain") == "OK " + keyed_id + " DUPLICATE");
+    // The dead job and its reason, the delayed job and its time.
+    REQUIRE(s.send("PEEK emails DEAD\n").ok());
+    auto dead = read_jobs(s);
+    REQUIRE(dead.size() == 1);
+    CHECK(dead[0].id == std::stoull(dead_id));
+    CHECK(dead[0].header.find("reason=nacked after 1 attempt") != std::string::npos);
+    REQUIRE(s.send("PEEK emails DELAYED\n").ok());
+    auto delayed = read_jobs(s);
+    REQUIRE(delayed.size() == 1);
+    CHECK(delayed[0].id == std::stoull(delayed_id));
+    CHECK(call(s, "RESUME emails") == "OK resumed emails");
+    CHECK(call(s, "DEQUEUE emails") == "OK " + keyed_id + " hello");
+    CHECK(call(s, "KICK emails") == "OK kicked 1");
+    tqd.stop(SIGTERM);
+    tq::testing::remove_tree(dir);
+  }
+
+  TEST_CASE("DROP answers the workers waiting on the queue, and shutdown answers the rest") {
+    TqdProcess tqd;
+    auto admin = tqd.socket();
+    call(admin, "CREATE a");
+    call(admin, "CREATE b");
+    auto on_a = tqd.socket(10'000);
+    auto on_b = tqd.socket(10'000);
+    REQUIRE(on_a.send("DEQUEUE a WAIT 30\n").ok());
+    REQUIRE(on_b.send("DEQUEUE b WAIT 30\n").ok());
+    // Wait until both are parked.
+    for (int i = 0; i < 400; ++i) {
+      REQUIRE(admin.send("STATS\n").ok());
+      size_t n = std::stoul(admin.read_line()->substr(3));
+      bool both = false;
+      for (size_t k = 0; k < n; ++k) {
+        auto line = admin.read_line();
+        REQUIRE(line.ok());
+        if (*line == "waiters 2") both = true;
+      }
+      if (both) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    CHECK(call(admin, "DROP a") == "OK dropped a");
+    CHECK(*on_a.read_line() == "ERROR NOQUEUE queue 'a' was dropped while you waited");
+    tqd.stop(SIGTERM);
+    CHECK(*on_b.read_line() == "ERROR SHUTDOWN the server is stopping");
+  }
+}
