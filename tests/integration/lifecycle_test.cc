@@ -238,3 +238,20 @@ TEST_SUITE("lifecycle") {
     CHECK(*on_b.read_line() == "ERROR SHUTDOWN the server is stopping");
   }
 }
+
+TEST_SUITE("lifecycle") {
+  TEST_CASE("queues declared in config.yaml exist at start with their settings") {
+    TqdOptions options;
+    options.config_yaml =
+        "queues:\n  defaults:\n    max_attempts: 7\n  declare:\n    emails:\n      priority: 4\n";
+    TqdProcess tqd(options);
+    auto s = tqd.socket();
+    CHECK(call(s, "LIST") == "OK emails");
+    REQUIRE(s.send("CONFIG emails\n").ok());
+    REQUIRE(*s.read_line() == "OK 11");
+    std::vector<std::string> settings;
+    for (int i = 0; i < 11; ++i) settings.push_back(*s.read_line());
+    CHECK(std::find(settings.begin(), settings.end(), "priority 4") != settings.end());
+    CHECK(std::find(settings.begin(), settings.end(), "max_attempts 7") != settings.end());
+  }
+}

@@ -2,9 +2,11 @@
 // checks the server answers exactly what the document shows.
 //
 // A session is a ```console block whose first line is "$ nc 127.0.0.1 8080".
-// The lines after it alternate between a command and its reply; the test
-// knows where a reply ends from the command table's reply shape, so the
-// document needs no markers: it reads exactly as a terminal would show it.
+// The lines after it alternate between a command (with, for PUT, the line
+// of payload typed after it) and its reply; the test knows where a reply
+// ends from the command table's reply shape, so the document needs no
+// markers: it reads exactly as a terminal would show it. (Payloads in the
+// document are one line, so a framed job is its header line and one more.)
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -52,12 +54,34 @@ std::vector<Session> sessions_in(const std::string& path) {
   return sessions;
 }
 
+std::vector<std::string_view> words(const std::string& line) {
+  std::vector<std::string_view> out;
+  std::string_view rest = line;
+  while (!rest.empty()) {
+    size_t space = rest.find(' ');
+    if (space != 0) out.push_back(rest.substr(0, space));
+    if (space == std::string_view::npos) break;
+    rest.remove_prefix(space + 1);
+  }
+  return out;
+}
+
+const tq::protocol::CommandSpec* spec_of(const std::string& command) {
+  auto w = words(command);
+  return w.empty() ? nullptr : tq::protocol::find_command(w[0]);
+}
+
 // How many lines the reply to `command` has, given its first line.
 size_t reply_lines(const std::string& command, const std::string& first) {
-  std::string verb = command.substr(0, command.find(' '));
-  const auto* spec = tq::protocol::find_command(verb);
+  const auto* spec = spec_of(command);
   if (spec == nullptr || first.rfind("OK ", 0) != 0) return 1;
-  if (spec->reply == tq::protocol::ReplyShape::kCountedLines) return 1 + std::stoul(first.substr(3));
+  auto w = words(command);
+  std::vector<std::string_view> args(w.begin() + 1, w.end());
+  switch (tq::protocol::reply_shape(*spec, args)) {
+    case tq::protocol::ReplyShape::kLine: return 1;
+    case tq::protocol::ReplyShape::kCountedLines: return 1 + std::stoul(first.substr(3));
+    case tq::protocol::ReplyShape::kJobs: return 1 + 2 * std::stoul(first.substr(3));
+  }
   return 1;
 }
 
@@ -74,8 +98,14 @@ TEST_SUITE("transcript") {
       while (i < session.lines.size()) {
         const std::string& command = session.lines[i];
         INFO("PROTOCOL.md session at line " << session.first_line << ", command: " << command);
-        REQUIRE(socket.send(command + "\n").ok());
+        std::string wire = command + "\n";
         ++i;
+        const auto* spec = spec_of(command);
+        if (spec != nullptr && spec->body_length_arg >= 0) {
+          REQUIRE(i < session.lines.size());
+          wire += session.lines[i++] + "\n";  // the payload typed after the command
+        }
+        REQUIRE(socket.send(wire).ok());
         auto first = socket.read_line();
         REQUIRE(first.ok());
         size_t count = reply_lines(command, *first);

@@ -25,7 +25,50 @@ TEST_SUITE("config") {
     CHECK(r.config->port == defaults.port);
     CHECK(r.config->max_line_bytes == defaults.max_line_bytes);
     CHECK(r.config->max_connections == defaults.max_connections);
-    CHECK(r.config->queue_defaults.ack_timeout_ms == defaults.queue_defaults.ack_timeout_ms);
+    CHECK(r.config->queue_defaults == defaults.queue_defaults);
+    CHECK(r.config->max_jobs == defaults.max_jobs);
+    CHECK(r.config->max_payload_total == defaults.max_payload_total);
+    CHECK(r.config->max_wait_ms == defaults.max_wait_ms);
+    CHECK(r.config->fsync == defaults.fsync);
+    CHECK(r.config->segment_bytes == defaults.segment_bytes);
+    CHECK(r.config->declared_queues.empty());
+  }
+
+  TEST_CASE("queue defaults take CONFIG's keys, and declared queues keep what was written") {
+    auto r = load_config_text(R"(
+queues:
+  defaults:
+    max_attempts: 5
+    backoff_base: 2s
+    backoff_jitter: 0.25
+  declare:
+    emails:
+      priority: 3
+      ttl_dead_letter: true
+    orders: {}
+)", "t.yaml");
+    INFO(r.error);
+    REQUIRE(r.config);
+    CHECK(r.config->queue_defaults.max_attempts == 5);
+    CHECK(r.config->queue_defaults.backoff_base_ms == 2000);
+    CHECK(r.config->queue_defaults.backoff_jitter == doctest::Approx(0.25));
+    REQUIRE(r.config->declared_queues.size() == 2);
+    CHECK(r.config->declared_queues[0].name == "emails");
+    CHECK(r.config->declared_queues[0].settings ==
+          std::vector<std::pair<std::string, std::string>>{{"priority", "3"}, {"ttl_dead_letter", "true"}});
+    CHECK(r.config->declared_queues[1].settings.empty());
+  }
+
+  TEST_CASE("a bad queue setting names the queue and the key") {
+    auto r = load_config_text("queues:\n  declare:\n    emails:\n      max_attempts: lots\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error == "t.yaml: queues.declare.emails.max_attempts: expected a whole number (0: no limit), got 'lots'");
+    r = load_config_text("queues:\n  defaults:\n    retries: 3\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error.find("t.yaml: queues.defaults.retries: unknown setting 'retries'") == 0);
+    r = load_config_text("queues:\n  declare:\n    '123':\n      priority: 1\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error.find("t.yaml: queues.declare.123: not a valid queue name") == 0);
   }
 
   TEST_CASE("values are read with their units") {
