@@ -258,10 +258,32 @@ void Server::arm_sweeper() {
 void Server::on_sweep(uv_timer_t* handle) {
   auto* self = static_cast<Server*>(handle->data);
   self->sweeper_deadline_ms_ = INT64_MAX;  // fired: re-armed before the next poll
+  const engine::EngineCounters before = self->engine_.counters();
   size_t changed = self->engine_.expire_due();
-  if (changed > 0) LOG_DEBUG("sweeper: %zu job(s) changed state", changed);
+  if (changed > 0) {
+    const engine::EngineCounters& after = self->engine_.counters();
+    self->sweep_report_.timed_out += after.timed_out - before.timed_out;
+    self->sweep_report_.expired += after.expired - before.expired;
+    self->sweep_report_.dead += after.dead - before.dead;
+    self->report_sweeps();
+  }
   // Leases that ran out and delays that ended make jobs ready for waiters.
   self->waiters_.serve_ready();
+}
+
+void Server::report_sweeps() {
+  // One line at most every ten seconds: expiries can come by the thousand.
+  const int64_t now = engine_.now_ms();
+  if (now - sweep_report_.logged_at_ms < 10'000) return;
+  SweepReport& r = sweep_report_;
+  if (r.timed_out + r.expired + r.dead > 0) {
+    LOG_INFO("sweeper: %llu lease(s) ran out, %llu job(s) expired before delivery (TTL), %llu "
+             "moved to dead letters",
+             static_cast<unsigned long long>(r.timed_out), static_cast<unsigned long long>(r.expired),
+             static_cast<unsigned long long>(r.dead));
+  }
+  r = SweepReport{};
+  r.logged_at_ms = now;
 }
 
 void Server::on_signal(uv_signal_t* handle, int signum) {

@@ -74,6 +74,16 @@ class Server {
   static void on_wait_timeout(uv_timer_t* handle);
 
   void arm_wait_timer();
+  void report_sweeps();
+
+  // What the sweeper did since it last said so in the log.
+  struct SweepReport {
+    uint64_t timed_out = 0;
+    uint64_t expired = 0;
+    uint64_t dead = 0;
+    int64_t logged_at_ms = 0;
+  };
+  SweepReport sweep_report_;
 
   void accept_one();
   void arm_sweeper();
