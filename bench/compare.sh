@@ -335,7 +335,7 @@ ${note:+> $note
 Made by \`bench/compare.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'). The matrix took ${matrix_seconds} s.
 
 - machine: $(nproc) cores, ${cpu_model:-unknown CPU}, ${mem_total}, Linux $(uname -r)
-- tq: commit ${commit}${dirty}; ${beanstalkd_version}; ${redis_version}
+- versions: tq repository at ${commit}${dirty} when the run started; ${beanstalkd_version}; ${redis_version}
 - client: tq-bench, ${threads} thread(s), ${size}-byte payloads, 1 queue; every server on loopback
 - produce: up to ${max_jobs} jobs or ${produce_limit} s; consume: the jobs just produced (at most ${consume_limit} s);
   mixed: half the connections produce, half consume, for ${mixed_seconds} s (not run with C=1)
