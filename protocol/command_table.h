@@ -33,6 +33,7 @@ enum class Verb : uint8_t {
   kPurge,
   kDrop,
   kPing,
+  kAuth,
   kHelp,
   kQuit,
   kStats,

@@ -2,6 +2,7 @@
 // (LIST, PING, HELP, QUIT, STATS).
 #include "server/commands.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 
@@ -171,6 +172,49 @@ void cmd_list(CommandContext& ctx, const Request&) {
 
 void cmd_ping(CommandContext& ctx, const Request&) { ctx.out += "OK PONG\n"; }
 
+// Compares in time that depends only on the lengths, not on where the first
+// difference is, so the reply time tells an attacker nothing.
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+// Wrong passwords, all connections together, answered per second at most:
+// guessing stays slow however many connections an attacker opens.
+constexpr uint64_t kAuthFailuresPerSecond = 20;
+
+void cmd_auth(CommandContext& ctx, const Request& req) {
+  if (ctx.auth == nullptr || ctx.auth->password == nullptr || ctx.auth->password->empty()) {
+    ctx.out += "OK no password is set\n";
+    return;
+  }
+  ServerStats& s = ctx.stats;
+  const int64_t now = ctx.engine.now_ms();
+  if (now - s.auth_window_start_ms >= 1000) {
+    s.auth_window_start_ms = now;
+    s.auth_window_failures = 0;
+  }
+  if (s.auth_window_failures >= kAuthFailuresPerSecond) {
+    ctx.close_after_reply = true;
+    return reply_error(ctx, ErrorCode::kNoAuth, "too many failed attempts; try again in a second");
+  }
+  if (same_secret(req.args[0], *ctx.auth->password)) {
+    ctx.auth->authenticated = true;
+    ctx.out += "OK authenticated\n";
+    return;
+  }
+  ++s.auth_failures;
+  ++s.auth_window_failures;
+  if (++ctx.auth->failures >= ctx.auth->max_failures) ctx.close_after_reply = true;
+  reply_error(ctx, ErrorCode::kNoAuth, "wrong password");
+}
+
 void cmd_quit(CommandContext& ctx, const Request&) {
   ctx.out += "OK bye\n";
   ctx.close_after_reply = true;
@@ -264,6 +308,10 @@ void cmd_stats(CommandContext& ctx, const Request& req) {
       {"jobs_kicked_total", num(c.kicked)},
       {"commands_total", num(s.commands_total)},
       {"errors_total", num(s.errors_total)},
+      {"auth_failures_total", num(s.auth_failures)},
+      {"closed_idle_total", num(s.timeouts_idle)},
+      {"closed_slow_request_total", num(s.timeouts_request)},
+      {"closed_not_reading_total", num(s.timeouts_send)},
   };
   if (ctx.log != nullptr) {
     wal::LogStats w = ctx.log->stats();
@@ -320,6 +368,7 @@ constexpr std::array<Handler, static_cast<size_t>(Verb::kCount)> kHandlers = [] 
   set(Verb::kPurge, cmd_purge);
   set(Verb::kDrop, cmd_drop);
   set(Verb::kPing, cmd_ping);
+  set(Verb::kAuth, cmd_auth);
   set(Verb::kHelp, cmd_help);
   set(Verb::kQuit, cmd_quit);
   set(Verb::kStats, cmd_stats);
@@ -341,6 +390,10 @@ std::string io_error_reply(const wal::Log& log) {
 void dispatch(CommandContext& ctx, const protocol::Request& request) {
   ++ctx.stats.commands_total;
   ++ctx.stats.commands_by_verb[static_cast<size_t>(request.spec->verb)];
+  if (ctx.auth != nullptr && ctx.auth->required() && !request.spec->has(protocol::kNoAuth)) {
+    return cmd::reply_error(ctx, protocol::ErrorCode::kNoAuth,
+                            "authenticate first: AUTH <password>");
+  }
   if (request.spec->has(protocol::kWrites) && ctx.log != nullptr && !ctx.log->healthy()) {
     // Refused before anything changes: this write surely did not happen.
     cmd::reply_error(ctx, protocol::ErrorCode::kIo,

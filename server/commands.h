@@ -22,8 +22,19 @@ namespace tq::server {
 
 // Bounds on what one request may ask for.
 struct RequestLimits {
-  int64_t max_wait_ms = 3'600'000;  // DEQUEUE ... WAIT
-  size_t max_count = 1000;          // DEQUEUE ... COUNT, PEEK n
+  int64_t max_wait_ms = 3'600'000;      // DEQUEUE ... WAIT
+  size_t max_count = 1000;              // DEQUEUE ... COUNT, PEEK n
+  uint64_t max_batch_bytes = 16 << 20;  // payload bytes in one DEQUEUE ... COUNT reply
+  size_t max_waiters = 10'000;          // connections blocked in DEQUEUE ... WAIT
+};
+
+// Authentication: the server's password and one connection's standing.
+struct AuthState {
+  const std::string* password = nullptr;  // null or empty: no authentication
+  bool authenticated = false;
+  size_t failures = 0;                    // wrong passwords on this connection
+  size_t max_failures = 3;                // then the connection is closed
+  bool required() const { return password != nullptr && !password->empty() && !authenticated; }
 };
 
 struct CommandContext {
@@ -34,6 +45,7 @@ struct CommandContext {
   const Journal* journal = nullptr;
   WaiterTable* waiters = nullptr;   // null: DEQUEUE ... WAIT does not block
   RequestLimits limits{};
+  AuthState* auth = nullptr;        // null: no authentication
   bool close_after_reply = false;   // set by QUIT
   // Set by a DEQUEUE ... WAIT that found nothing: no reply yet; the
   // connection blocks until the wait is served or times out.

@@ -156,9 +156,15 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
   }
 
   std::vector<const engine::Job*> jobs;
-  ctx.engine.dequeue(queues, count, &jobs);
+  ctx.engine.dequeue(queues, count, &jobs, ctx.limits.max_batch_bytes);
   if (jobs.empty() && wait_ms > 0 && ctx.waiters != nullptr) {
-    ctx.wait = WaitRequest{std::move(queues), count, framed, ctx.engine.now_ms() + wait_ms};
+    if (ctx.waiters->size() >= ctx.limits.max_waiters) {
+      return reply_error(ctx, ErrorCode::kLimit,
+                         num(ctx.waiters->size()) + " workers are waiting already, the limit "
+                         "(limits.max_waiters); retry without WAIT or later");
+    }
+    ctx.wait = WaitRequest{std::move(queues), count, framed, ctx.engine.now_ms() + wait_ms,
+                           ctx.limits.max_batch_bytes};
     return;
   }
   if (jobs.empty() && !framed) ++ctx.stats.errors_total;

@@ -132,12 +132,26 @@ void read_config(const YAML::Node& root, Config& c) {
           c.log_level = *level; }},
         {"shutdown_timeout", [&](const YAML::Node& v, const std::string& kk) {
           c.shutdown_timeout_ms = read_duration(v, kk, 1000, 0, 600'000); }},
+        {"tcp_keepalive", [&](const YAML::Node& v, const std::string& kk) {
+          c.tcp_keepalive_ms = read_duration(v, kk, 1000, 0, kDay); }},
       });
     }},
     {"limits", [&](const YAML::Node& n, const std::string& k) {
       read_section(n, k, {
         {"max_connections", [&](const YAML::Node& v, const std::string& kk) {
           c.max_connections = read_uint(v, kk, 1, 1'000'000); }},
+        {"idle_timeout", [&](const YAML::Node& v, const std::string& kk) {
+          c.idle_timeout_ms = read_duration(v, kk, 1000, 0, kDay); }},
+        {"request_timeout", [&](const YAML::Node& v, const std::string& kk) {
+          c.request_timeout_ms = read_duration(v, kk, 1000, 0, kDay); }},
+        {"send_timeout", [&](const YAML::Node& v, const std::string& kk) {
+          c.send_timeout_ms = read_duration(v, kk, 1000, 0, kDay); }},
+        {"max_auth_failures", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_auth_failures = read_uint(v, kk, 1, 1000); }},
+        {"max_waiters", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_waiters = read_uint(v, kk, 0, 10'000'000); }},
+        {"max_batch_bytes", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_batch_bytes = read_size(v, kk, 1, 1ull << 30); }},
         {"max_line_bytes", [&](const YAML::Node& v, const std::string& kk) {
           c.max_line_bytes = read_size(v, kk, 64, 64ull << 20); }},
         {"max_queues", [&](const YAML::Node& v, const std::string& kk) {
@@ -152,6 +166,13 @@ void read_config(const YAML::Node& root, Config& c) {
           c.max_jobs = read_uint(v, kk, 0, 1'000'000'000); }},
         {"max_payload_total", [&](const YAML::Node& v, const std::string& kk) {
           c.max_payload_total = read_size(v, kk, 0, 1ull << 40); }},
+      });
+    }},
+    {"auth", [&](const YAML::Node& n, const std::string& k) {
+      read_section(n, k, {
+        {"password", [&](const YAML::Node& v, const std::string& kk) { c.password = scalar(v, kk); }},
+        {"password_env", [&](const YAML::Node& v, const std::string& kk) {
+          c.password_env = scalar(v, kk); }},
       });
     }},
     {"wal", [&](const YAML::Node& n, const std::string& k) {

@@ -31,8 +31,18 @@ struct Config {
   std::string data_dir = "data";      // the log and the lock file live here
   LogLevel log_level = LogLevel::kInfo;
   int64_t shutdown_timeout_ms = 5'000;  // to finish replies and flush before exit
+  int64_t tcp_keepalive_ms = 60'000;    // probe idle peers so half-open connections close; 0: off
+  // auth:
+  std::string password;                 // empty: no authentication
+  std::string password_env = "TQ_PASSWORD";  // read the password from this variable when set
   // limits:
   size_t max_connections = 10'000;
+  int64_t idle_timeout_ms = 0;          // close a connection silent this long; 0: never
+  int64_t request_timeout_ms = 30'000;  // close one that takes longer to send one request
+  int64_t send_timeout_ms = 30'000;     // close one that reads none of its replies this long
+  size_t max_auth_failures = 3;         // wrong passwords before the connection is closed
+  size_t max_waiters = 10'000;          // connections blocked in DEQUEUE ... WAIT
+  uint64_t max_batch_bytes = 16ull << 20;  // payload bytes in one DEQUEUE ... COUNT reply
   size_t max_line_bytes = 1 << 20;
   size_t max_queues = 10'000;
   int64_t max_wait_ms = 3'600'000;   // longest DEQUEUE ... WAIT

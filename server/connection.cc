@@ -20,9 +20,13 @@ struct Connection::WriteRequest {
   std::string data;  // owned here until libuv is done with it
 };
 
-Connection::Connection(Server& server, uint64_t id, protocol::ParserLimits limits)
+Connection::Connection(Server& server, uint64_t id, protocol::ParserLimits limits,
+                       const std::string* password, size_t max_auth_failures)
     : server_(server), id_(id), parser_(limits) {
   tcp_.data = this;
+  auth_.password = password;
+  auth_.max_failures = max_auth_failures;
+  last_request_ms_ = server_.loop_now_ms();
 }
 
 bool Connection::start() {
@@ -76,10 +80,21 @@ void Connection::process() {
       break;
     }
     auto result = parser_.next();
-    if (result == protocol::RequestParser::Result::kNeedMore) break;
+    if (result == protocol::RequestParser::Result::kNeedMore) {
+      // Part of a request waits for the rest: the clock of request_timeout.
+      if (parser_.buffered() == 0) {
+        partial_since_ms_ = 0;
+      } else if (partial_since_ms_ == 0) {
+        partial_since_ms_ = server_.loop_now_ms();
+      }
+      break;
+    }
+    last_request_ms_ = server_.loop_now_ms();
+    partial_since_ms_ = 0;
     wal::Log* log = server_.log();
-    CommandContext ctx{server_.engine(), server_.stats(), out_,    log,
-                       server_.journal(), &server_.waiters(),   server_.request_limits()};
+    CommandContext ctx{server_.engine(),    server_.stats(),          out_,  log,
+                       server_.journal(),   &server_.waiters(),       server_.request_limits(),
+                       &auth_};
     const size_t begin = out_.size();
     const uint64_t seq_before = log != nullptr ? log->last_seq() : 0;
     if (result == protocol::RequestParser::Result::kError) {
@@ -199,6 +214,7 @@ void Connection::flush() {
     auto* req = new WriteRequest();
     req->data.assign(out_, done, ready - done);
     in_flight_ = req->data.size();
+    if (stalled_since_ms_ == 0) stalled_since_ms_ = server_.loop_now_ms();
     uv_buf_t rest = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
     int rc = uv_write(&req->req, stream(), &rest, 1, on_write);
     if (rc != 0) {
@@ -217,6 +233,7 @@ void Connection::on_write(uv_write_t* req, int status) {
   auto* self = static_cast<Connection*>(req->handle->data);
   delete request;
   self->in_flight_ = 0;
+  self->stalled_since_ms_ = 0;  // the client reads: progress
   if (status < 0) {
     // UV_ECANCELED: we are closing and libuv dropped the write; nothing to do.
     if (status != UV_ECANCELED) self->close();
@@ -237,6 +254,25 @@ void Connection::after_write_drained() {
       if (uv_read_start(stream(), on_alloc, on_read) == 0) reading_ = true;
     }
   }
+}
+
+const char* Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_ms, uint64_t request_ms,
+                                         uint64_t send_ms) {
+  if (closing_) return nullptr;
+  const char* why = nullptr;
+  if (send_ms > 0 && stalled_since_ms_ != 0 && now_ms - stalled_since_ms_ >= send_ms) {
+    why = "not reading its replies";
+  } else if (request_ms > 0 && partial_since_ms_ != 0 && now_ms - partial_since_ms_ >= request_ms) {
+    why = "too slow to send a request";
+  } else if (idle_ms > 0 && !waiting_ && held_.empty() && in_flight_ == 0 &&
+             now_ms - last_request_ms_ >= idle_ms) {
+    why = "idle";
+  }
+  if (why != nullptr) {
+    LOG_DEBUG("connection %llu: closed, %s", static_cast<unsigned long long>(id_), why);
+    close();
+  }
+  return why;
 }
 
 void Connection::close_when_flushed() {

@@ -28,6 +28,7 @@
 #include <string>
 
 #include "protocol/request_parser.h"
+#include "server/commands.h"
 #include "server/engine/job.h"
 #include "server/waiters.h"
 
@@ -37,7 +38,8 @@ class Server;
 
 class Connection {
  public:
-  Connection(Server& server, uint64_t id, protocol::ParserLimits limits);
+  Connection(Server& server, uint64_t id, protocol::ParserLimits limits, const std::string* password,
+             size_t max_auth_failures);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
   Connection(Connection&&) = delete;
@@ -72,6 +74,11 @@ class Connection {
   void finish_wait(const std::vector<const engine::Job*>& jobs, const WaitRequest& request,
                    const std::string& error);
   bool waiting() const { return waiting_; }
+
+  // Closes the connection if it broke a timeout by `now_ms` (loop time);
+  // returns which one, for the figures, or nullptr.
+  const char* enforce_timeouts(uint64_t now_ms, uint64_t idle_ms, uint64_t request_ms,
+                               uint64_t send_ms);
   // Runs the requests that wait in the parser (after a wait or a pause).
   void resume() { process(); }
 
@@ -124,6 +131,11 @@ class Connection {
   bool closing_ = false;     // uv_close was called
   bool started_ = false;     // admitted: counted in connections_current
   bool waiting_ = false;     // blocked in DEQUEUE ... WAIT: later requests wait too
+  AuthState auth_;
+  // Loop times (uv_now, ms) for the timeouts.
+  uint64_t last_request_ms_ = 0;    // the last whole request (or the connection's start)
+  uint64_t partial_since_ms_ = 0;   // a request has been arriving since; 0: none
+  uint64_t stalled_since_ms_ = 0;   // replies have waited for the client since; 0: none
 };
 
 }  // namespace tq::server

@@ -3,8 +3,12 @@
 // signal asks it to stop.
 #include <CLI/CLI.hpp>
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <string>
 
@@ -28,8 +32,27 @@ struct Flags {
   bool wal_recover = false;
 };
 
+// Each connection is a file descriptor: allow as many as the hard limit lets
+// us, so limits.max_connections, not the default soft limit of 1024, decides.
+void raise_open_file_limit(size_t wanted) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  rlim_t target = std::min<rlim_t>(limit.rlim_max, static_cast<rlim_t>(wanted + 64));
+  if (limit.rlim_cur < target) {
+    limit.rlim_cur = target;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  getrlimit(RLIMIT_NOFILE, &limit);
+  if (limit.rlim_cur < wanted + 64) {
+    LOG_WARN("the open-file limit is %llu: fewer connections than limits.max_connections (%zu) "
+             "fit; raise it with ulimit -n",
+             static_cast<unsigned long long>(limit.rlim_cur), wanted);
+  }
+}
+
 int run(const tq::server::Config& config) {
   tq::server::set_log_level(config.log_level);
+  raise_open_file_limit(config.max_connections);
   tq::engine::SystemClock clock;
   tq::server::Daemon daemon(config, tq::wal::posix_file_system(), clock);
   if (!daemon.start()) return 1;
@@ -77,6 +100,12 @@ int main(int argc, char** argv) {
   if (flags.port) config.port = *flags.port;
   if (flags.data_dir) config.data_dir = *flags.data_dir;
   if (flags.wal_recover) config.wal_recover = true;
+  // A password in the environment keeps it out of config.yaml (and wins over it).
+  if (!config.password_env.empty()) {
+    if (const char* secret = std::getenv(config.password_env.c_str()); secret != nullptr && *secret) {
+      config.password = secret;
+    }
+  }
   if (flags.log_level) {
     auto level = tq::server::parse_log_level(*flags.log_level);
     if (!level) {

@@ -3,6 +3,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "server/commands.h"
@@ -56,6 +57,11 @@ Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, Se
   shutdown_timer_.data = this;
   uv_timer_init(loop_, &wait_timer_);
   wait_timer_.data = this;
+  uv_timer_init(loop_, &housekeeping_);
+  housekeeping_.data = this;
+  uv_timer_start(&housekeeping_, on_housekeeping, 1000, 1000);
+  request_limits_.max_batch_bytes = config.max_batch_bytes;
+  request_limits_.max_waiters = config.max_waiters;
   uv_signal_init(loop_, &sigint_);
   sigint_.data = this;
   uv_signal_start(&sigint_, on_signal, SIGINT);
@@ -105,6 +111,12 @@ bool Server::listen(std::string* error) {
   bound_port_ = ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   listening_ = true;
   LOG_INFO("listening on %s", describe_address(bound).c_str());
+  const bool loopback = config_.host == "127.0.0.1" || config_.host == "::1" || config_.host == "localhost";
+  if (!loopback && config_.password.empty()) {
+    LOG_WARN("no password, and %s is not loopback: anyone who can reach this address can read "
+             "and delete every job; set auth.password (or %s), or keep to 127.0.0.1",
+             config_.host.c_str(), config_.password_env.c_str());
+  }
   return true;
 }
 
@@ -122,7 +134,8 @@ void Server::accept_one() {
   protocol::ParserLimits limits;
   limits.max_line_bytes = config_.max_line_bytes;
   limits.max_body_bytes = config_.max_payload_bytes;
-  auto connection = std::make_unique<Connection>(*this, id, limits);
+  auto connection = std::make_unique<Connection>(*this, id, limits, &config_.password,
+                                                 config_.max_auth_failures);
   uv_tcp_init(loop_, connection->tcp());
   Connection* raw = connection.get();
   connections_.emplace(id, std::move(connection));
@@ -147,6 +160,11 @@ void Server::accept_one() {
   }
   ++stats_.connections_current;
   ++stats_.connections_total;
+  if (config_.tcp_keepalive_ms > 0) {
+    // Peers that vanished without a FIN (a pulled cable, a crashed host) are
+    // found and closed instead of holding a slot for ever.
+    uv_tcp_keepalive(raw->tcp(), 1, static_cast<unsigned>(std::max<int64_t>(1, config_.tcp_keepalive_ms / 1000)));
+  }
   raw->start();
 }
 
@@ -234,6 +252,21 @@ void Server::arm_wait_timer() {
   }
   int64_t wait = deadline - engine_.now_ms();
   uv_timer_start(&wait_timer_, on_wait_timeout, static_cast<uint64_t>(wait > 0 ? wait : 0), 0);
+}
+
+void Server::on_housekeeping(uv_timer_t* handle) {
+  auto* self = static_cast<Server*>(handle->data);
+  const Config& c = self->config_;
+  const uint64_t now = uv_now(self->loop_);
+  for (auto& [id, connection] : self->connections_) {
+    const char* why = connection->enforce_timeouts(
+        now, static_cast<uint64_t>(c.idle_timeout_ms), static_cast<uint64_t>(c.request_timeout_ms),
+        static_cast<uint64_t>(c.send_timeout_ms));
+    if (why == nullptr) continue;
+    if (why[0] == 'i') ++self->stats_.timeouts_idle;
+    else if (why[0] == 't') ++self->stats_.timeouts_request;
+    else ++self->stats_.timeouts_send;
+  }
 }
 
 void Server::on_wait_timeout(uv_timer_t* handle) {
@@ -336,6 +369,7 @@ void Server::close_handles_if_done() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sweeper_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&wait_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&housekeeping_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
 }

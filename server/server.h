@@ -57,6 +57,7 @@ class Server {
   void wait_for_log(Connection& connection);
   WaiterTable& waiters() { return waiters_; }
   const RequestLimits& request_limits() const { return request_limits_; }
+  uint64_t loop_now_ms() const { return uv_now(loop_); }
   // Runs the connection's buffered requests before the loop next waits.
   void want_resume(Connection& connection);
   void remove_connection(uint64_t id);
@@ -72,6 +73,7 @@ class Server {
   static void on_shutdown_deadline(uv_timer_t* handle);
   static void on_log_progress(uv_async_t* handle);
   static void on_wait_timeout(uv_timer_t* handle);
+  static void on_housekeeping(uv_timer_t* handle);
 
   void arm_wait_timer();
   void report_sweeps();
@@ -104,6 +106,7 @@ class Server {
   Journal* journal_;
   uv_async_t log_progress_{};
   uv_timer_t wait_timer_{};
+  uv_timer_t housekeeping_{};  // once a second: connection timeouts
   int64_t wait_timer_deadline_ms_ = INT64_MAX;
   WaiterTable waiters_;
   RequestLimits request_limits_;

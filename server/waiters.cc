@@ -45,7 +45,7 @@ void WaiterTable::serve(engine::Queue* queue) {
     const uint64_t connection_id = entry.connection_id;
     const WaitRequest& request = by_connection_.at(connection_id).request;
     std::vector<const engine::Job*> jobs;
-    engine_.dequeue(request.queues, request.count, &jobs);
+    engine_.dequeue(request.queues, request.count, &jobs, request.max_bytes);
     if (jobs.empty()) continue;
     Waiter waiter = take(connection_id);
     deliver_(connection_id, waiter.request, jobs, {});

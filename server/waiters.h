@@ -25,6 +25,7 @@ struct WaitRequest {
   size_t count = 1;                    // jobs at most, once any are ready
   bool framed = false;                 // COUNT was given: the reply is framed
   int64_t deadline_ms = 0;             // give up (EMPTY) at this time
+  uint64_t max_bytes = UINT64_MAX;     // payload bytes in the reply at most (one job at least)
 };
 
 class WaiterTable {

@@ -181,7 +181,8 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
 
 // --- Workers --------------------------------------------------------------
 
-void Engine::dequeue(std::span<Queue* const> queues, size_t max, std::vector<const Job*>* out) {
+void Engine::dequeue(std::span<Queue* const> queues, size_t max, std::vector<const Job*>* out,
+                     uint64_t max_bytes) {
   // Higher queue priority first; among equals, the order the worker gave.
   Queue* best = nullptr;
   for (Queue* q : queues) {
@@ -191,7 +192,8 @@ void Engine::dequeue(std::span<Queue* const> queues, size_t max, std::vector<con
   if (best == nullptr) return;
   const int64_t now = clock_.now_ms();
   size_t taken = 0;
-  while (taken < max && !best->ready.empty()) {
+  uint64_t bytes = 0;
+  while (taken < max && !best->ready.empty() && bytes < max_bytes) {
     Job* job = best->ready.top();
     unlink(job);
     ++job->attempts;
@@ -200,16 +202,17 @@ void Engine::dequeue(std::span<Queue* const> queues, size_t max, std::vector<con
     ++counters_.dequeued;
     if (observer_) observer_->job_leased(*job);
     out->push_back(job);
+    bytes += job->payload_size;
     ++taken;
   }
   reschedule(best);
   // A worker asking for several may take the rest from the next queue.
-  if (taken < max) {
+  if (taken < max && bytes < max_bytes) {
     std::vector<Queue*> rest;
     for (Queue* q : queues) {
       if (q != best) rest.push_back(q);
     }
-    if (!rest.empty()) dequeue(rest, max - taken, out);
+    if (!rest.empty()) dequeue(rest, max - taken, out, max_bytes - bytes);
   }
 }
 

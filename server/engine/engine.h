@@ -130,7 +130,10 @@ class Engine {
   // Leases up to `max` ready jobs from the first of `queues` (by queue
   // priority, then the order given) that has any, appending them to `out`.
   // Paused queues are skipped. Pointers are valid until the next change.
-  void dequeue(std::span<Queue* const> queues, size_t max, std::vector<const Job*>* out);
+  // Stops early once the payloads taken reach `max_bytes` (at least one job
+  // is taken), so one reply stays bounded.
+  void dequeue(std::span<Queue* const> queues, size_t max, std::vector<const Job*>* out,
+               uint64_t max_bytes = UINT64_MAX);
   // The seed's form: one job from one queue, or EMPTY.
   Result<const Job*> dequeue(std::string_view queue);
   // Finishes a leased job. When `queue` is given, the job must belong to it.

@@ -88,9 +88,14 @@ TqdProcess::TqdProcess(TqdOptions options) : options_(std::move(options)) {
     throw std::runtime_error("tqd did not start:\n" + log);
   }
   for (const auto& line : log_lines()) {
+    // "... info  listening on 127.0.0.1:41234": the address ends the line.
     size_t at = line.find(marker);
-    if (at == std::string::npos) continue;
-    port_ = static_cast<uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
+    size_t colon = line.rfind(':');
+    if (at == std::string::npos || colon == std::string::npos || colon + 1 >= line.size()) continue;
+    std::string port = line.substr(colon + 1);
+    if (port.find_first_not_of("0123456789") != std::string::npos) continue;
+    port_ = static_cast<uint16_t>(std::stoi(port));
+    break;
   }
 }
 

@@ -30,6 +30,7 @@ class TqdProcess {
   TqdProcess& operator=(const TqdProcess&) = delete;
 
   uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
   const std::string& dir() const { return dir_; }
   bool running() const { return pid_ > 0; }
 

@@ -1,0 +1,240 @@
+// A queue server in a hostile world: passwords, strangers, slow and silent
+// clients, floods. Each limit answers with a clear error or a closed
+// connection, and everyone else goes on being served.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "tests/support/tqd_process.h"
+
+using tq::client::LineSocket;
+using tq::testing::TqdOptions;
+using tq::testing::TqdProcess;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string call(LineSocket& s, const std::string& line) {
+  REQUIRE(s.send(line + "\n").ok());
+  auto reply = s.read_line();
+  REQUIRE(reply.ok());
+  return *reply;
+}
+
+// True once the server has closed the socket (a read ends in EOF), within
+// the socket's timeout.
+bool closed_by_server(LineSocket& s) {
+  for (;;) {
+    auto line = s.read_line();
+    if (!line.ok()) return line.error().kind == tq::client::ErrorKind::kNetwork;
+  }
+}
+
+// A STATS figure read on an open (and, if need be, authenticated) socket.
+std::string stat_via(LineSocket& s, const std::string& name) {
+  REQUIRE(s.send("STATS\n").ok());
+  auto head = s.read_line();
+  REQUIRE(head.ok());
+  REQUIRE(head->rfind("OK ", 0) == 0);
+  std::string value;
+  for (size_t i = 0, n = std::stoul(head->substr(3)); i < n; ++i) {
+    auto line = s.read_line();
+    REQUIRE(line.ok());
+    if (line->rfind(name + " ", 0) == 0) value = line->substr(name.size() + 1);
+  }
+  return value;
+}
+
+std::string stat_of(TqdProcess& tqd, const std::string& name) {
+  auto c = tqd.client();
+  auto stats = c.stats();
+  REQUIRE(stats.ok());
+  return tq::client::field(*stats, name);
+}
+
+uint64_t rss_kib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
+  }
+  return 0;
+}
+
+}  // namespace
+
+TEST_SUITE("hardening") {
+  TEST_CASE("with a password, only PING, AUTH and QUIT work until AUTH succeeds") {
+    TqdOptions o;
+    o.config_yaml = "auth:\n  password: s3cret\n";
+    TqdProcess tqd(o);
+    auto s = tqd.socket();
+    CHECK(call(s, "PING") == "OK PONG");
+    CHECK(call(s, "LIST") == "ERROR NOAUTH authenticate first: AUTH <password>");
+    CHECK(call(s, "HELP") == "ERROR NOAUTH authenticate first: AUTH <password>");
+    CHECK(call(s, "AUTH nope") == "ERROR NOAUTH wrong password");
+    CHECK(call(s, "AUTH s3cret") == "OK authenticated");
+    CHECK(call(s, "CREATE q") == "OK created q");
+    CHECK(stat_via(s, "auth_failures_total") == "1");
+  }
+
+  TEST_CASE("repeated wrong passwords close the connection") {
+    TqdOptions o;
+    o.config_yaml = "auth:\n  password: s3cret\nlimits:\n  max_auth_failures: 2\n";
+    TqdProcess tqd(o);
+    auto s = tqd.socket();
+    CHECK(call(s, "AUTH a") == "ERROR NOAUTH wrong password");
+    CHECK(call(s, "AUTH b") == "ERROR NOAUTH wrong password");
+    CHECK(closed_by_server(s));
+  }
+
+  TEST_CASE("the password can come from the environment instead of the file") {
+    setenv("TQ_TEST_SECRET", "from-env", 1);
+    TqdOptions o;
+    o.config_yaml = "auth:\n  password: from-file\n  password_env: TQ_TEST_SECRET\n";
+    TqdProcess tqd(o);
+    unsetenv("TQ_TEST_SECRET");
+    auto s = tqd.socket();
+    CHECK(call(s, "AUTH from-file") == "ERROR NOAUTH wrong password");
+    CHECK(call(s, "AUTH from-env") == "OK authenticated");
+  }
+
+  TEST_CASE("listening beyond loopback without a password logs a warning") {
+    TqdOptions o;
+    o.extra_args = {"--host", "0.0.0.0"};
+    TqdProcess tqd(o);
+    CHECK(tqd.wait_for_log("no password, and 0.0.0.0 is not loopback", 5000));
+  }
+
+  TEST_CASE("the data directory is owner-only, and a second tqd on it names the first's pid") {
+    TqdProcess first;
+    struct stat st {};
+    REQUIRE(stat((first.dir() + "/data").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0700);
+    auto [code, err] = tq::testing::run_tqd({"--port", "0", "--data-dir", first.dir() + "/data"});
+    CHECK(code == 1);
+    CHECK(err.find("is held by another tqd (pid ") != std::string::npos);
+  }
+
+  TEST_CASE("idle, slow and silent clients are closed, and counted") {
+    TqdOptions o;
+    o.config_yaml = "limits:\n  idle_timeout: 1s\n  request_timeout: 1s\n  send_timeout: 1s\n";
+    TqdProcess tqd(o);
+    auto idle = tqd.socket(5000);
+    auto slow = tqd.socket(5000);
+    REQUIRE(slow.send("ENQUEUE q never fini").ok());  // no line end, ever
+    auto started = Clock::now();
+    CHECK(closed_by_server(idle));
+    CHECK(closed_by_server(slow));
+    CHECK(Clock::now() - started < std::chrono::seconds(4));
+
+    // A client that asks for a lot and reads nothing.
+    auto admin = tqd.client();
+    REQUIRE(admin.create("big").ok());
+    auto deaf = tqd.socket(3000);
+    std::string flood;
+    for (int i = 0; i < 40'000; ++i) flood += "HELP\n";  // ~100 MB of replies, none read
+    (void)deaf.send(flood);  // stops when the server stops reading, or closes
+    for (int i = 0; i < 200 && stat_of(tqd, "closed_not_reading_total") == "0"; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    CHECK(stat_of(tqd, "closed_not_reading_total") == "1");
+    CHECK(stat_of(tqd, "closed_idle_total") != "0");
+    CHECK(stat_of(tqd, "closed_slow_request_total") == "1");
+  }
+
+  TEST_CASE("blocked workers are limited by limits.max_waiters") {
+    TqdOptions o;
+    o.config_yaml = "limits:\n  max_waiters: 1\n";
+    TqdProcess tqd(o);
+    auto a = tqd.socket();
+    REQUIRE(call(a, "CREATE q") == "OK created q");
+    REQUIRE(a.send("DEQUEUE q WAIT 5\n").ok());
+    auto b = tqd.socket();
+    std::string reply;
+    for (int i = 0; i < 200; ++i) {
+      reply = call(b, "DEQUEUE q WAIT 5");
+      if (reply.rfind("ERROR LIMIT", 0) == 0) break;
+    }
+    CHECK(reply.rfind("ERROR LIMIT 1 workers are waiting already", 0) == 0);
+  }
+
+  TEST_CASE("a flood of hostile clients does not stop a producer and a worker, nor lose a job") {
+    TqdOptions o;
+    o.config_yaml =
+        "limits:\n  max_line_bytes: 64KiB\n  request_timeout: 2s\n  send_timeout: 2s\n"
+        "  max_connections: 2000\n";
+    TqdProcess tqd(o);
+    auto admin = tqd.client();
+    REQUIRE(admin.create("work").ok());
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> hostile;
+
+    // 1,000 connections that connect and sit there.
+    std::vector<LineSocket> crowd;
+    for (int i = 0; i < 1000; ++i) crowd.push_back(tqd.socket());
+    // Slowloris: a byte now and then, never a whole line.
+    hostile.emplace_back([&] {
+      auto s = tqd.socket();
+      while (!stop && s.send("E").ok()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    });
+    // Enqueues as fast as it can and never reads a reply.
+    hostile.emplace_back([&] {
+      auto s = tqd.socket();
+      std::string batch;
+      for (int i = 0; i < 500; ++i) batch += "PEEK work 1000\n";
+      while (!stop && s.send(batch).ok()) {
+      }
+    });
+    // Oversized lines and random bytes.
+    hostile.emplace_back([&] {
+      std::mt19937 rng(9);
+      while (!stop) {
+        auto s = LineSocket::connect("127.0.0.1", tqd.port(), 2000);
+        if (!s) continue;
+        std::string junk(70'000 + rng() % 50'000, 'x');
+        for (size_t i = 0; i < junk.size(); i += 97) junk[i] = static_cast<char>(rng());
+        (void)s->send(junk + "\n");
+      }
+    });
+
+    // Meanwhile, real work: every acknowledged job is delivered exactly once.
+    std::set<std::string> produced, consumed;
+    auto producer = tqd.client(10'000);
+    auto worker = tqd.client(10'000);
+    for (int i = 0; i < 2000; ++i) {
+      std::string payload = "job-" + std::to_string(i);
+      auto id = producer.enqueue("work", payload);
+      REQUIRE(id.ok());
+      produced.insert(payload);
+      if (i % 2 == 1) {
+        for (int k = 0; k < 2; ++k) {
+          auto job = worker.dequeue("work");
+          REQUIRE(job.ok());
+          REQUIRE(job->has_value());
+          consumed.insert((*job)->payload);
+          REQUIRE(worker.ack((*job)->id).ok());
+        }
+      }
+    }
+    stop = true;
+    for (auto& t : hostile) t.join();
+    crowd.clear();
+    CHECK(consumed == produced);
+    CHECK(worker.ping().ok());
+    const uint64_t rss = rss_kib(tqd.pid());
+    MESSAGE("tqd RSS after the flood: " << rss / 1024 << " MiB");
+    CHECK(rss > 0);
+    CHECK(rss < 256 * 1024);  // bounded: no client could make the server hoard memory
+    CHECK(stat_of(tqd, "jobs_ready") == "0");
+    CHECK(stat_of(tqd, "closed_not_reading_total") != "0");
+  }
+}
