@@ -1,11 +1,20 @@
 # The two commands a new user needs: `make run` and `make test`. Both install
 # any missing Debian package first (scripts/bootstrap), then build with CMake.
+#
+#   make            build Release into build/
+#   make run        ... and start tqd with config.yaml
+#   make test       ... run every test, then build the tests again with
+#                   AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
+#                   and run the unit and integration suites once more
+#   make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)
 
 BUILD ?= build
+ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 CONFIG ?= config.yaml
+FUZZ_SECONDS ?= 60
 
-.PHONY: all build bootstrap run test clean
+.PHONY: all build bootstrap run test test-release test-asan fuzz clean
 
 all: build
 
@@ -19,8 +28,21 @@ build: bootstrap
 run: build
 	$(BUILD)/tqd --config $(CONFIG)
 
-test: build
+test: test-release test-asan
+
+test-release: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
+# -O1 keeps the sanitizer build quick to compile and the tests quick to run.
+test-asan: bootstrap
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+		-DTQ_SANITIZE=address,undefined >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target tqd unit_tests integration_tests
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -R '^(unit|integration)/'
+
+fuzz: bootstrap
+	scripts/fuzz $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

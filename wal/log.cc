@@ -4,7 +4,7 @@
 
 namespace tq::wal {
 
-Log::Log(FileSystem& fs, LogOptions options) : fs_(fs), options_(std::move(options)) {}
+Log::Log(LogOptions options) : options_(std::move(options)) {}
 
 Log::~Log() {
   if (!closed_) (void)close();
@@ -33,7 +33,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
                                        Reporter& outer_reporter, const ReplayVisitor& visit,
                                        OpenSummary* summary) {
   CountingReporter reporter(outer_reporter, &summary->dropped);
-  std::unique_ptr<Log> log(new Log(fs, options));
+  std::unique_ptr<Log> log(new Log(options));
   if (Status s = fs.create_dir(options.dir); !s.ok()) return s;
   auto lock = fs.lock(options.dir + "/LOCK");
   if (!lock) return lock.error();

@@ -121,10 +121,9 @@ class Log {
     bool deleting = false;  // asked to be deleted
   };
 
-  Log(FileSystem& fs, LogOptions options);
+  explicit Log(LogOptions options);
   void apply(const WriterReport& report, Progress* progress);
 
-  FileSystem& fs_;
   const LogOptions options_;
   std::unique_ptr<FileLock> lock_;
   std::unique_ptr<LogWriter> writer_;
