@@ -265,7 +265,9 @@ const char* Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_ms, uint
   } else if (request_ms > 0 && partial_since_ms_ != 0 && now_ms - partial_since_ms_ >= request_ms) {
     why = "too slow to send a request";
   } else if (idle_ms > 0 && !waiting_ && held_.empty() && in_flight_ == 0 &&
-             now_ms - last_request_ms_ >= idle_ms) {
+             partial_since_ms_ == 0 && now_ms - last_request_ms_ >= idle_ms) {
+    // (A client in the middle of a request is slow, not idle: that is
+    // request_timeout's business.)
     why = "idle";
   }
   if (why != nullptr) {

@@ -69,7 +69,11 @@ bool Daemon::open_log() {
   auto opened = wal::Log::open(
       fs_, options, reporter,
       [&](const wal::Record& record, uint32_t segment) { return journal_.apply(record, segment); },
-      &summary);
+      &summary, [&](uint64_t bytes) {
+        // A guess from a typical job record (~130 bytes for 100 of payload):
+        // too small only costs the usual growth later; too big costs memory.
+        engine_.reserve_jobs(static_cast<size_t>(std::min<uint64_t>(bytes / 128, config_.max_jobs)));
+      });
   if (!opened) {
     const wal::Status& s = opened.error();
     LOG_ERROR("cannot open the log: %s", s.message().c_str());

@@ -24,6 +24,14 @@ class WritableFile {
   virtual Status close() = 0;
 };
 
+// A file's bytes, read-only, owning their storage (a memory map, or a copy)
+// for as long as the object lives.
+class FileBytes {
+ public:
+  virtual ~FileBytes() = default;
+  virtual std::string_view bytes() const = 0;
+};
+
 // Held for as long as it lives; released by its destructor.
 class FileLock {
  public:
@@ -42,7 +50,7 @@ class FileSystem {
   // of the whole file, the rest being zeros: a preallocated segment's zero
   // tail is not read into memory (it would cost a copy of the whole
   // preallocation at every start).
-  virtual Result<std::string> read_file(const std::string& path, uint64_t* size) = 0;
+  virtual Result<std::unique_ptr<FileBytes>> read_file(const std::string& path, uint64_t* size) = 0;
   // Opens for writing at explicit offsets. With `create`, the file must not
   // exist yet. The file is extended to at least `preallocate` bytes of zeros
   // on disk, so later writes inside it cannot run out of space.

@@ -31,7 +31,8 @@ class CountingReporter final : public Reporter {
 
 Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options,
                                        Reporter& outer_reporter, const ReplayVisitor& visit,
-                                       OpenSummary* summary) {
+                                       OpenSummary* summary,
+                                       const std::function<void(uint64_t)>& sizing) {
   CountingReporter reporter(outer_reporter, &summary->dropped);
   std::unique_ptr<Log> log(new Log(options));
   if (Status s = fs.create_dir(options.dir); !s.ok()) return s;
@@ -47,22 +48,36 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   }
   std::sort(first_seqs.begin(), first_seqs.end());
 
+  // Map every segment first, so the caller can size its tables for what
+  // replay is about to bring.
+  std::vector<std::unique_ptr<FileBytes>> files;
+  std::vector<uint64_t> file_sizes;
+  uint64_t total = 0;
+  for (uint64_t first_seq : first_seqs) {
+    uint64_t file_size = 0;
+    auto contents = fs.read_file(options.dir + "/" + segment_file_name(first_seq), &file_size);
+    if (!contents) return contents.error();
+    total += (*contents)->bytes().size();
+    files.push_back(std::move(contents).value());
+    file_sizes.push_back(file_size);
+  }
+  if (sizing) sizing(total);
+
   uint64_t expected = 0;
   for (size_t i = 0; i < first_seqs.size(); ++i) {
     const bool newest = i + 1 == first_seqs.size();
     const std::string name = segment_file_name(first_seqs[i]);
     const std::string path = options.dir + "/" + name;
-    uint64_t file_size = 0;
-    auto data = fs.read_file(path, &file_size);
-    if (!data) return data.error();
+    const uint64_t file_size = file_sizes[i];
+    std::string_view data = files[i]->bytes();
     uint32_t ordinal = 0;
     ScanOptions scan_options{newest, options.recover, expected};
     auto visit_record = [&](const Record& record) { return visit(record, ordinal); };
     // The ordinal is in the header, which the scan reads before any record.
     SegmentHeader header;
     std::string why;
-    if (parse_segment_header(*data, &header, &why)) ordinal = header.ordinal;
-    auto scan = scan_segment(path, *data, file_size, scan_options, reporter, visit_record);
+    if (parse_segment_header(data, &header, &why)) ordinal = header.ordinal;
+    auto scan = scan_segment(path, data, file_size, scan_options, reporter, visit_record);
     if (!scan) return scan.error();
     if (scan->no_header) {
       // Created and never written before a crash: nothing to keep.
@@ -89,6 +104,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     summary->records += scan->records;
     summary->bytes += scan->end_offset;
     ++summary->segments;
+    files[i].reset();  // unmap as soon as it is read
     expected = scan->last_seq != 0 ? scan->last_seq + 1 : header.first_seq;
   }
   if (expected != 0) log->next_seq_ = expected;

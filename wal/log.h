@@ -61,9 +61,12 @@ using ReplayVisitor = std::function<Status(const Record& record, uint32_t segmen
 
 class Log {
  public:
+  // `sizing`, when given, is told the bytes of log about to be replayed
+  // before the first record is, so tables can be sized once.
   static Result<std::unique_ptr<Log>> open(FileSystem& fs, const LogOptions& options,
                                            Reporter& reporter, const ReplayVisitor& visit,
-                                           OpenSummary* summary);
+                                           OpenSummary* summary,
+                                           const std::function<void(uint64_t)>& sizing = {});
   ~Log();
   Log(const Log&) = delete;
   Log& operator=(const Log&) = delete;

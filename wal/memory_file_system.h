@@ -18,7 +18,7 @@ class MemoryFileSystem final : public FileSystem {
  public:
   Status create_dir(const std::string& dir) override;
   Result<std::vector<std::string>> list(const std::string& dir) override;
-  Result<std::string> read_file(const std::string& path, uint64_t* size) override;
+  Result<std::unique_ptr<FileBytes>> read_file(const std::string& path, uint64_t* size) override;
   Result<std::unique_ptr<WritableFile>> open_for_write(const std::string& path, bool create,
                                                        uint64_t preallocate) override;
   Status truncate(const std::string& path, uint64_t size) override;

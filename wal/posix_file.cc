@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,6 +33,21 @@ Status pread_all(int fd, const std::string& path, char* out, uint64_t n, uint64_
   }
   return Status();
 }
+
+class MappedBytes final : public FileBytes {
+ public:
+  MappedBytes(void* map, size_t size) : map_(map), size_(size) {}
+  ~MappedBytes() override {
+    if (map_ != nullptr) ::munmap(map_, size_);
+  }
+  std::string_view bytes() const override {
+    return {static_cast<const char*>(map_), size_};
+  }
+
+ private:
+  void* map_;
+  size_t size_;
+};
 
 class PosixWritableFile final : public WritableFile {
  public:
@@ -103,7 +119,7 @@ class PosixFileSystem final : public FileSystem {
     return names;
   }
 
-  Result<std::string> read_file(const std::string& path, uint64_t* size) override {
+  Result<std::unique_ptr<FileBytes>> read_file(const std::string& path, uint64_t* size) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return errno_status("open " + path, errno);
     struct stat st {};
@@ -131,11 +147,20 @@ class PosixFileSystem final : public FileSystem {
       }
       end = start;
     }
-    std::string data(static_cast<size_t>(end), '\0');
-    Status s = pread_all(fd, path, data.data(), data.size(), 0);
+    // Map the part with data: the page cache itself, no copy and no zeroing
+    // (a copy of a 64 MiB segment cost more than replaying it).
+    void* map = nullptr;
+    if (end > 0) {
+      map = ::mmap(nullptr, end, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+      if (map == MAP_FAILED) {
+        int err = errno;
+        ::close(fd);
+        return errno_status("mmap " + path, err);
+      }
+      ::madvise(map, end, MADV_SEQUENTIAL);
+    }
     ::close(fd);
-    if (!s.ok()) return s;
-    return data;
+    return std::unique_ptr<FileBytes>(new MappedBytes(map, end));
   }
 
   Result<std::unique_ptr<WritableFile>> open_for_write(const std::string& path, bool create,

@@ -36,7 +36,7 @@ size_t next_intact(std::string_view data, size_t from, uint64_t after_seq) {
 
 }  // namespace
 
-Result<SegmentScan> scan_segment(const std::string& file, std::string& data, uint64_t file_size,
+Result<SegmentScan> scan_segment(const std::string& file, std::string_view data, uint64_t file_size,
                                  const ScanOptions& options, Reporter& reporter,
                                  const RecordVisitor& visit) {
   SegmentScan scan;
@@ -68,12 +68,23 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string& data, uin
   while (at < data.size()) {
     Record record;
     size_t size = 0;
-    Decoded d = decode_record(std::string_view(data).substr(at), &record, &size);
-    if (d == Decoded::kTruncated && at + std::max(size, kRecordHeaderSize) <= file_size &&
-        at + std::max(size, kRecordHeaderSize) > data.size()) {
-      // The record's last bytes are zeros and were not read: supply them.
-      data.resize(at + std::max(size, kRecordHeaderSize), '\0');
-      continue;
+    Decoded d = decode_record(data.substr(at), &record, &size);
+    std::string completed;  // the last record, completed from the zero tail
+    const size_t claimed_end = at + std::max(size, kRecordHeaderSize);
+    if (d == Decoded::kTruncated && claimed_end <= file_size && claimed_end > data.size()) {
+      // The record's last bytes are zeros that were not read: supply them.
+      completed.assign(data.substr(at));
+      completed.resize(claimed_end - at, '\0');
+      d = decode_record(completed, &record, &size);
+      if (d == Decoded::kRecord && record.seq == expected) {
+        Status s = visit(record);
+        if (!s.ok()) return Status::corruption(file + " at offset " + std::to_string(at) + ": " + s.message());
+        ++scan.records;
+        scan.last_seq = record.seq;
+        scan.end_offset = at + size;
+        break;
+      }
+      d = decode_record(data.substr(at), &record, &size);
     }
     if (d == Decoded::kRecord && record.seq == expected) {
       Status s = visit(record);
@@ -85,7 +96,7 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string& data, uin
       scan.end_offset = at;
       continue;
     }
-    if (d == Decoded::kEnd && all_zero(std::string_view(data).substr(at))) break;  // the clean end
+    if (d == Decoded::kEnd && all_zero(data.substr(at))) break;  // the clean end
     if (d == Decoded::kRecord && record.seq > expected && options.recover) {
       // Records were lost before this one (dropped earlier, or a segment is
       // gone): say so, and carry on from here.
@@ -99,7 +110,7 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string& data, uin
     // Damage, or the tail of a write that never finished.
     size_t claimed = (d == Decoded::kTruncated || d == Decoded::kBadChecksum) ? size : kRecordHeaderSize;
     if (options.is_newest && d != Decoded::kRecord && d != Decoded::kEnd &&
-        all_zero(std::string_view(data).substr(std::min(data.size(), at + claimed)))) {
+        all_zero(data.substr(std::min(data.size(), at + claimed)))) {
       scan.torn_at = at;
       size_t last = data.size();
       while (last > at && data[last - 1] == 0) --last;
@@ -124,7 +135,7 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string& data, uin
     // Carry on from the next intact record, saying which seqs were lost.
     Record r;
     size_t s = 0;
-    decode_record(std::string_view(data).substr(next), &r, &s);
+    decode_record(data.substr(next), &r, &s);
     if (r.seq > expected) {
       reason += "; records " + std::to_string(expected) + " to " + std::to_string(r.seq - 1) +
                 " lost";

@@ -52,8 +52,8 @@ using RecordVisitor = std::function<Status(const Record& record)>;
 
 // `data` holds the file's bytes up to its last non-zero byte; the file is
 // `file_size` bytes, zeros after `data`. A record that ends in zero bytes at
-// the very end is completed from that zero tail (the scan may grow `data`).
-Result<SegmentScan> scan_segment(const std::string& file, std::string& data, uint64_t file_size,
+// the very end is completed from that zero tail.
+Result<SegmentScan> scan_segment(const std::string& file, std::string_view data, uint64_t file_size,
                                  const ScanOptions& options, Reporter& reporter,
                                  const RecordVisitor& visit);
 

@@ -180,6 +180,7 @@ class Engine {
   // callers check their own counts.
   bool visit_jobs(JobCursor& cursor, size_t budget, const std::function<bool(Job&)>& visit);
   uint64_t next_job_id() const { return next_job_id_; }
+  void reserve_jobs(size_t n) { jobs_.reserve(n); }
   uint32_t next_queue_number() const { return next_queue_number_; }
 
   // --- Replay: rebuild state from the log. Each reports to the observer as

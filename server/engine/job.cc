@@ -78,8 +78,16 @@ JobPtr JobTable::remove(Job* job) {
   return JobPtr(job);
 }
 
-void JobTable::grow() {
-  std::vector<Job*> old(buckets_.size() * 2, nullptr);
+void JobTable::reserve(size_t n) {
+  size_t want = buckets_.size();
+  while (want < n) want *= 2;
+  if (want > buckets_.size()) rehash(want);
+}
+
+void JobTable::grow() { rehash(buckets_.size() * 2); }
+
+void JobTable::rehash(size_t buckets) {
+  std::vector<Job*> old(buckets, nullptr);
   old.swap(buckets_);
   for (Job* head : old) {
     while (head != nullptr) {

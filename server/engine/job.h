@@ -73,6 +73,8 @@ class JobTable {
   JobTable& operator=(const JobTable&) = delete;
 
   Job* find(uint64_t id) const;
+  // Makes room for n jobs at once (replay knows roughly how many are coming).
+  void reserve(size_t n);
   Job* insert(JobPtr job);     // the id must not be present
   JobPtr remove(Job* job);     // the job must be present
   size_t size() const { return size_; }
@@ -80,6 +82,7 @@ class JobTable {
  private:
   size_t bucket_of(uint64_t id) const;
   void grow();
+  void rehash(size_t buckets);
 
   std::vector<Job*> buckets_;  // size is a power of two
   size_t size_ = 0;
