@@ -1,145 +1,177 @@
+// The connection side of Client: connecting, authenticating, reconnecting,
+// and exchange(), through which every call goes. The typed calls are in
+// client_commands.cc.
 #include "client/client.h"
 
-#include <charconv>
+#include <algorithm>
+#include <cstdint>
+#include <thread>
+
+#include "client/request_line.h"
 
 namespace tq::client {
 namespace {
 
-Error protocol_error(std::string message) {
+Error make_error(ErrorKind kind, std::string message) {
   Error e;
-  e.kind = ErrorKind::kProtocol;
+  e.kind = kind;
   e.message = std::move(message);
   return e;
 }
 
-std::optional<uint64_t> parse_u64(std::string_view text) {
-  uint64_t v = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return v;
+// A reply after which this connection is of no more use: it broke, or the
+// server is going away or turned us away.
+bool connection_is_lost(const Error& e) {
+  if (e.kind != ErrorKind::kServer) return true;
+  return e.is(protocol::ErrorCode::kShutdown) || e.is(protocol::ErrorCode::kMaxConn);
 }
-
-bool has_line_break(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
 
 }  // namespace
 
-std::string field(const Fields& fields, std::string_view name) {
-  for (const auto& [key, value] : fields) {
-    if (key == name) return value;
-  }
-  return {};
+Client::Client(Options options)
+    : options_(std::move(options)), key_random_(std::random_device{}()) {
+  socket_.set_timeout_ms(options_.timeout_ms);
 }
 
 Result<Client> Client::connect(const Options& options) {
-  auto socket = LineSocket::connect(options.host, options.port, options.timeout_ms);
-  if (!socket) return socket.error();
-  return Client(std::move(socket).value(), options);
+  Client client(options);
+  if (auto connected = client.connect_once(); !connected) return connected.error();
+  return client;
 }
 
-Result<std::string> Client::read_ok_line() {
-  auto line = socket_.read_line();
-  if (!line) return line.error();
-  auto reply = protocol::parse_reply_line(*line);
-  if (!reply) return protocol_error("'" + *line + "'");
-  if (!reply->ok) {
-    Error e;
-    e.kind = ErrorKind::kServer;
-    e.code = std::string(reply->code_name);
-    e.message = std::string(reply->text);
-    return e;
+Status Client::connect_once() {
+  socket_.close();
+  auto socket = LineSocket::connect(options_.host, options_.port, options_.timeout_ms);
+  if (!socket) return socket.error();
+  socket_ = std::move(socket).value();
+  if (options_.password.empty()) return Ok{};
+  auto authed = exchange("AUTH " + options_.password + "\n", protocol::ReplyShape::kLine,
+                         Repeat::kNever, options_.timeout_ms, nullptr);
+  if (!authed) {
+    socket_.close();
+    return authed.error();
   }
-  return std::string(reply->text);
+  return Ok{};
+}
+
+Status Client::reconnect() {
+  return connect_once();
+}
+
+Status Client::ensure_connected(const CancelToken* cancel) {
+  const ReconnectPolicy& policy = options_.reconnect;
+  if (socket_.is_open() && (policy.attempts == 0 || !socket_.peer_closed())) return Ok{};
+  if (policy.attempts == 0) {
+    return make_error(ErrorKind::kConnect, "not connected to " + address() +
+                                               " (the connection was lost; reconnect() opens "
+                                               "a new one)");
+  }
+  milliseconds delay = policy.first_delay;
+  Error last;
+  for (int attempt = 0; attempt < policy.attempts; ++attempt) {
+    if (attempt > 0) {
+      bool slept = true;
+      if (cancel != nullptr) {
+        slept = cancel->sleep_for_ms(static_cast<int>(delay.count()));
+      } else {
+        std::this_thread::sleep_for(delay);  // a pause between attempts, not a synchronisation
+      }
+      if (!slept) return make_error(ErrorKind::kCancelled, "stopped reconnecting");
+      delay = std::min(delay * 2, policy.max_delay);
+    }
+    auto connected = connect_once();
+    if (connected) return Ok{};
+    last = connected.error();
+    // A wrong password will not get better by trying again.
+    if (last.is(protocol::ErrorCode::kNoAuth)) break;
+  }
+  return last;
+}
+
+Result<Reply> Client::exchange(std::string_view wire, protocol::ReplyShape shape, Repeat repeat,
+                               int read_timeout_ms, const CancelToken* cancel) {
+  const int max_sends = repeat == Repeat::kSafe ? 1 + options_.reconnect.attempts : 1;
+  for (int sends = 1;; ++sends) {
+    if (auto ready = ensure_connected(cancel); !ready) return ready.error();
+    socket_.set_timeout_ms(read_timeout_ms);
+    socket_.set_cancel(cancel);
+    auto sent = socket_.send(wire);
+    Result<Reply> reply = sent ? read_reply(socket_, shape) : Result<Reply>(sent.error());
+    socket_.set_timeout_ms(options_.timeout_ms);
+    socket_.set_cancel(nullptr);
+    if (reply || !connection_is_lost(reply.error())) return reply;
+    socket_.close();
+    if (reply.error().kind == ErrorKind::kCancelled || sends >= max_sends) return reply;
+  }
+}
+
+Result<Reply> Client::request(std::string_view line, std::string_view body,
+                              const CancelToken* cancel) {
+  auto words = split_request(line);
+  if (!words) return words.error();
+  const protocol::CommandSpec* spec =
+      words->empty() ? nullptr : protocol::find_command((*words)[0]);
+  protocol::ReplyShape shape = protocol::ReplyShape::kLine;
+  Repeat repeat = Repeat::kNever;
+  int timeout_ms = options_.timeout_ms;
+  if (spec != nullptr) {
+    std::vector<std::string_view> args(words->begin() + 1, words->end());
+    shape = protocol::reply_shape(*spec, args);
+    if (!spec->has(protocol::kWrites)) repeat = Repeat::kSafe;
+    // A DEQUEUE that may wait d needs d more to answer.
+    if (spec->has(protocol::kMayBlock)) {
+      timeout_ms =
+          static_cast<int>(std::min<int64_t>(timeout_ms + wait_argument(args).count(), INT32_MAX));
+    }
+  }
+  std::string wire(line);
+  wire += '\n';
+  if (spec != nullptr && spec->body_length_arg >= 0) {
+    wire.append(body);
+    wire += '\n';
+  }
+  auto reply = exchange(wire, shape, repeat, timeout_ms, cancel);
+  // Remember a password the user gave by hand, so a reconnect can use it.
+  if (reply && spec != nullptr && spec->verb == protocol::Verb::kAuth && words->size() == 2) {
+    options_.password = std::string((*words)[1]);
+  }
+  return reply;
+}
+
+Result<std::string> Client::line_call(std::string_view line, Repeat repeat) {
+  if (auto bad = check_line(line); !bad) return bad.error();
+  std::string wire(line);
+  wire += '\n';
+  auto reply = exchange(wire, protocol::ReplyShape::kLine, repeat, options_.timeout_ms, nullptr);
+  if (!reply) return reply.error();
+  return std::move(reply->text);
 }
 
 Result<std::string> Client::call(std::string_view line) {
-  if (has_line_break(line)) return protocol_error("a command cannot contain a line break");
-  std::string wire(line);
-  wire += '\n';
-  if (auto sent = socket_.send(wire); !sent) return sent.error();
-  return read_ok_line();
+  auto reply = request(line);
+  if (!reply) return reply.error();
+  return std::move(reply->text);
 }
 
 Result<std::vector<std::string>> Client::call_lines(std::string_view line) {
-  auto head = call(line);
-  if (!head) return head.error();
-  auto count = parse_u64(*head);
-  if (!count) return protocol_error("expected OK <count>, got 'OK " + *head + "'");
-  std::vector<std::string> lines;
-  lines.reserve(*count);
-  for (uint64_t i = 0; i < *count; ++i) {
-    auto next = socket_.read_line();
-    if (!next) return next.error();
-    lines.push_back(std::move(next).value());
-  }
-  return lines;
-}
-
-Status Client::create(const std::string& queue) {
-  auto reply = call("CREATE " + queue);
+  if (auto bad = check_line(line); !bad) return bad.error();
+  std::string wire(line);
+  wire += '\n';
+  auto reply = exchange(wire, protocol::ReplyShape::kCountedLines, Repeat::kNever,
+                        options_.timeout_ms, nullptr);
   if (!reply) return reply.error();
-  return Ok{};
+  return std::move(reply->lines);
 }
 
-Result<uint64_t> Client::enqueue(const std::string& queue, const std::string& payload) {
-  auto reply = call("ENQUEUE " + queue + " " + payload);
-  if (!reply) return reply.error();
-  auto id = parse_u64(*reply);
-  if (!id) return protocol_error("expected OK <id>, got 'OK " + *reply + "'");
-  return *id;
-}
-
-Result<std::optional<Job>> Client::dequeue(const std::string& queue) {
-  auto reply = call("DEQUEUE " + queue);
-  if (!reply) {
-    if (reply.error().is(protocol::ErrorCode::kEmpty)) return std::optional<Job>{};
-    return reply.error();
-  }
-  std::string_view text = *reply;
-  size_t space = text.find(' ');
-  auto id = parse_u64(text.substr(0, space));
-  if (!id) return protocol_error("expected OK <id> <payload>, got 'OK " + *reply + "'");
-  Job job;
-  job.id = *id;
-  if (space != std::string_view::npos) job.payload = std::string(text.substr(space + 1));
-  return std::optional<Job>(std::move(job));
-}
-
-Status Client::ack(uint64_t id) {
-  auto reply = call("ACK " + std::to_string(id));
-  if (!reply) return reply.error();
-  return Ok{};
-}
-
-Result<std::vector<std::string>> Client::list() {
-  auto reply = call("LIST");
-  if (!reply) return reply.error();
-  std::vector<std::string> names;
-  std::string_view text = *reply;
-  while (!text.empty()) {
-    size_t comma = text.find(',');
-    names.emplace_back(text.substr(0, comma));
-    if (comma == std::string_view::npos) break;
-    text.remove_prefix(comma + 1);
-  }
-  return names;
-}
-
-Result<Fields> Client::stats(const std::string& queue) {
-  auto lines = call_lines(queue.empty() ? "STATS" : "STATS " + queue);
-  if (!lines) return lines.error();
-  Fields fields;
-  for (const std::string& line : *lines) {
-    size_t space = line.find(' ');
-    fields.emplace_back(line.substr(0, space),
-                        space == std::string::npos ? "" : line.substr(space + 1));
-  }
-  return fields;
-}
-
-Status Client::ping() {
-  auto reply = call("PING");
-  if (!reply) return reply.error();
-  return Ok{};
+std::string Client::generated_key() {
+  // Random per client and counted per call: unique without coordination.
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string key = "tq-client-";
+  uint64_t r = key_random_();
+  for (int i = 0; i < 16; ++i) key += kHex[(r >> (i * 4)) & 0xf];
+  key += '-';
+  key += std::to_string(++keys_made_);
+  return key;
 }
 
 }  // namespace tq::client

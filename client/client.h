@@ -1,66 +1,214 @@
 // The C++ client library for tqd: one typed call per command, each returning
-// a value or a client::Error that carries the server's ERROR code and
-// message. No exceptions cross this API.
+// a value or a client::Error (client/error.h) that carries the server's ERROR
+// code and message. Errors are values: nothing here throws, because a queue
+// client's failures (a full queue, a lost connection) are ordinary outcomes
+// that every caller must handle at the call site, not exceptional ones.
 //
-// A Client is one connection and is not thread-safe: use one per thread.
+//   auto client = tq::client::Client::connect({.host = "127.0.0.1", .port = 8080});
+//   if (!client) { std::cerr << client.error().to_string() << "\n"; return 1; }
+//   auto id = client->enqueue("emails", "Send welcome email");
+//   auto jobs = client->dequeue_many({"emails"}, {.wait = 10s});
+//   for (const auto& job : *jobs) client->ack(job.id);
+//
+// Connections. A Client is one TCP connection, used by one thread at a time
+// (make one per thread). Any failure that leaves the connection's state
+// unknown (it broke, a reply timed out, a wait was cancelled, ERROR SHUTDOWN)
+// closes it. With Options::reconnect.attempts > 0 the next call connects again
+// first, and a call that is safe to send twice is sent again at once: reads,
+// DEQUEUE (a lease whose reply was lost just runs out, and the job comes
+// back), and enqueues, which then always carry a dedup KEY (yours, or one the
+// client makes up), so a repeat is answered with the first job's id instead
+// of storing it twice. Every other write (ACK, NACK, CREATE, ...) is never
+// repeated: it fails with an error whose outcome_unknown() is true, and you
+// decide. Without a reconnect policy a lost connection stays lost until
+// reconnect().
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
+#include <random>
+#include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "client/cancel_token.h"
+#include "client/duration.h"
+#include "client/error.h"
+#include "client/job.h"
 #include "client/line_socket.h"
+#include "client/reply.h"
 
 namespace tq::client {
+
+struct ReconnectPolicy {
+  int attempts = 0;               // connection attempts after a loss; 0: never reconnect
+  milliseconds first_delay{100};  // before the second attempt; doubles after each failure
+  milliseconds max_delay{2000};   // the longest pause between attempts
+};
 
 struct Options {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
-  int timeout_ms = 5000;  // connect, and each wait for a reply
+  int timeout_ms = 5000;   // to connect, and for each reply (a DEQUEUE's WAIT is added)
+  std::string password{};  // sent with AUTH after every connect, when not empty
+  ReconnectPolicy reconnect{};
 };
 
-struct Job {
+// PUT's options (PROTOCOL.md, "PUT"); the defaults are the server's.
+struct EnqueueOptions {
+  int32_t priority = 0;                                       // higher is delivered first
+  std::optional<milliseconds> delay{};                        // not ready before this long from now
+  std::optional<std::chrono::system_clock::time_point> at{};  // or not before this time
+  std::optional<milliseconds> ttl{};   // expires if not delivered within this
+  std::optional<uint32_t> attempts{};  // deliveries before dead letters
+  std::string key{};                   // dedup key: a repeat returns the first id
+};
+
+struct Enqueued {
   uint64_t id = 0;
-  std::string payload;
+  // The server had seen this key within the queue's dedup window and stored
+  // nothing new; id is the first job's. Never set for a key the client made
+  // up: only this call's own lost first attempt can have used that one.
+  bool duplicate = false;
 };
 
-using Fields = std::vector<std::pair<std::string, std::string>>;
+struct DequeueOptions {
+  milliseconds wait{0};  // block up to this long while nothing is ready
+  size_t count = 1;      // take up to this many jobs
+  // Ends the wait early with kCancelled, closing the connection. tqd notices
+  // a closed connection only when it answers it, so a job that arrives before
+  // the wait would have ended may be leased to it and come back only after
+  // its ack_timeout. A worker that stops on purpose does better to use short
+  // waits and check its own flag between them (examples/worker.cc).
+  const CancelToken* cancel = nullptr;
+};
 
-// The value of `name` in a STATS-like listing; empty when absent.
-std::string field(const Fields& fields, std::string_view name);
+enum class JobState { kReady, kDelayed, kLeased, kDead };
+
+// One line of QUEUES.
+struct QueueInfo {
+  std::string name;
+  uint64_t ready = 0;
+  uint64_t delayed = 0;
+  uint64_t leased = 0;
+  uint64_t dead = 0;
+  bool paused = false;
+};
+
+enum class NackOutcome {
+  kRetry,  // back in the queue (now, after the delay, or after the backoff)
+  kDead,   // it had used its attempts: moved to dead letters
+};
 
 class Client {
  public:
+  // Connects (and authenticates) now.
   static Result<Client> connect(const Options& options);
+  // A client that is not connected yet: reconnect() connects it.
+  explicit Client(Options options);
 
+  // --- Producers -----------------------------------------------------------
   // CREATE; an existing queue is an error with code EXISTS.
   Status create(const std::string& queue);
-  // ENQUEUE; returns the new job's id.
-  Result<uint64_t> enqueue(const std::string& queue, const std::string& payload);
-  // DEQUEUE; nullopt when no job is ready (the server's EMPTY).
-  Result<std::optional<Job>> dequeue(const std::string& queue);
+  // PUT: the payload travels byte for byte. Returns the job's id.
+  Result<uint64_t> enqueue(const std::string& queue, std::string_view payload,
+                           const EnqueueOptions& options = {});
+  // As enqueue, and says whether the key was a duplicate.
+  Result<Enqueued> put(const std::string& queue, std::string_view payload,
+                       const EnqueueOptions& options = {});
+
+  // --- Workers -------------------------------------------------------------
+  // DEQUEUE ... COUNT: leases up to options.count jobs from the first of
+  // `queues` (by queue priority, then order) that has some; an empty vector
+  // when none was ready within options.wait.
+  Result<std::vector<Job>> dequeue_many(const std::vector<std::string>& queues,
+                                        const DequeueOptions& options = {});
+  // One job from one queue; nullopt when none was ready within `wait`.
+  Result<std::optional<Job>> dequeue(const std::string& queue, milliseconds wait = milliseconds(0));
+  // ACK: the job is finished and deleted.
   Status ack(uint64_t id);
+  // ACK of several; returns how many were acked (all, or an error).
+  Result<uint64_t> ack(std::span<const uint64_t> ids);
+  // NACK: back for a retry, after `delay` or the queue's backoff.
+  Result<NackOutcome> nack(uint64_t id, std::optional<milliseconds> delay = {});
+  // FAIL: straight to dead letters with the reason (one line).
+  Status fail(uint64_t id, std::string_view reason);
+  // TOUCH: the lease now ends `lease` from now (default: the queue's
+  // ack_timeout). Returns the time left.
+  Result<milliseconds> touch(uint64_t id, std::optional<milliseconds> lease = {});
+  // DELETE: removes a job in any state.
+  Status delete_job(uint64_t id);
+
+  // --- Queues --------------------------------------------------------------
   Result<std::vector<std::string>> list();
+  Result<std::vector<QueueInfo>> queues();
+  // PEEK: the first n jobs in a state, without changing anything.
+  Result<std::vector<Job>> peek(const std::string& queue, JobState state = JobState::kReady,
+                                size_t n = 10);
+  // KICK: dead jobs (all, or the n longest dead) back to ready. Returns how many.
+  Result<uint64_t> kick(const std::string& queue, std::optional<size_t> n = {});
+  // CONFIG: applies `changes` ({"max_attempts", "5"}, all or nothing) and
+  // returns every setting.
+  Result<Fields> config(const std::string& queue, const Fields& changes = {});
+  Status pause(const std::string& queue);
+  Status resume(const std::string& queue);
+  // PURGE: deletes ready and delayed jobs; returns how many.
+  Result<uint64_t> purge(const std::string& queue);
+  Status drop(const std::string& queue);
+
+  // --- Server --------------------------------------------------------------
+  // STATS, or STATS <queue>: name/value pairs in the server's order.
   Result<Fields> stats(const std::string& queue = "");
   Status ping();
+  // HELP or HELP <verb>: the server's lines.
+  Result<std::vector<std::string>> help(const std::string& verb = "");
+  // AUTH; on success the password is kept for reconnects.
+  Status auth(const std::string& password);
 
+  // --- Any request -----------------------------------------------------------
+  // Sends one request line (and, for PUT, its body) and reads the whole reply,
+  // framed as the command table says. This is what the tq REPL uses. It is
+  // repeated after a reconnect only when the verb does not write.
+  Result<Reply> request(std::string_view line, std::string_view body = {},
+                        const CancelToken* cancel = nullptr);
   // Sends one line and returns the text after "OK" of a one-line reply.
   Result<std::string> call(std::string_view line);
   // Sends one line and reads an "OK <n>" reply with its n lines.
   Result<std::vector<std::string>> call_lines(std::string_view line);
 
+  // --- The connection ----------------------------------------------------------
+  // Open, and not closed by the server while idle. Does not block.
+  bool connected() const { return socket_.is_open() && !socket_.peer_closed(); }
+  // Closes the connection and makes one attempt to open (and authenticate) a
+  // new one.
+  Status reconnect();
+  void close() { socket_.close(); }
+  std::string address() const { return options_.host + ":" + std::to_string(options_.port); }
   LineSocket& socket() { return socket_; }
   const Options& options() const { return options_; }
 
  private:
-  Client(LineSocket socket, Options options) : socket_(std::move(socket)), options_(std::move(options)) {}
-  // Reads one reply line; an ERROR line becomes an Error of kind kServer.
-  Result<std::string> read_ok_line();
+  // May a request be sent again after the connection broke under it?
+  enum class Repeat { kNever, kSafe };
 
-  LineSocket socket_;
+  // Sends `wire`, reads a reply of `shape`; handles a lost connection as the
+  // header comment says.
+  Result<Reply> exchange(std::string_view wire, protocol::ReplyShape shape, Repeat repeat,
+                         int read_timeout_ms, const CancelToken* cancel);
+  // Connects if needed (and allowed by the policy).
+  Status ensure_connected(const CancelToken* cancel);
+  Status connect_once();
+  // exchange() of one line with a one-line reply; returns the text after OK.
+  Result<std::string> line_call(std::string_view line, Repeat repeat);
+  std::string generated_key();
+
   Options options_;
+  LineSocket socket_;
+  std::mt19937_64 key_random_;
+  uint64_t keys_made_ = 0;
 };
 
 }  // namespace tq::client

@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <utility>
 
@@ -31,24 +33,38 @@ bool wait_for(int fd, short events, int timeout_ms) {
   }
 }
 
-}  // namespace
+enum class WaitOutcome { kReady, kTimeout, kCancelled };
 
-std::string Error::to_string() const {
-  switch (kind) {
-    case ErrorKind::kServer: return code + (message.empty() ? "" : " " + message);
-    case ErrorKind::kConnect: return "cannot connect: " + message;
-    case ErrorKind::kNetwork: return "connection lost: " + message;
-    case ErrorKind::kTimeout: return "timed out: " + message;
-    case ErrorKind::kProtocol: return "unexpected reply: " + message;
+// As wait_for, and also ends when the token fires. A signal (EINTR) restarts
+// the wait with what is left of the timeout, so a handler that only sets a
+// flag does not shorten it; a handler that fires the token ends it.
+WaitOutcome wait_or_cancel(int fd, short events, int timeout_ms, const CancelToken* cancel) {
+  pollfd p[2] = {{fd, events, 0}, {cancel != nullptr ? cancel->fd() : -1, POLLIN, 0}};
+  const nfds_t n = cancel != nullptr ? 2 : 1;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+    int rc = ::poll(p, n, static_cast<int>(std::max<int64_t>(left, 0)));
+    if (rc < 0 && errno == EINTR) continue;
+    if (n == 2 && (p[1].revents & POLLIN) != 0) return WaitOutcome::kCancelled;
+    if (rc > 0) return WaitOutcome::kReady;
+    if (rc == 0) return WaitOutcome::kTimeout;
+    return WaitOutcome::kReady;  // a poll error: let recv() report it
   }
-  return message;
 }
 
-LineSocket::~LineSocket() { close(); }
+}  // namespace
+
+LineSocket::~LineSocket() {
+  close();
+}
 
 LineSocket::LineSocket(LineSocket&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       timeout_ms_(other.timeout_ms_),
+      cancel_(other.cancel_),
       reader_(std::move(other.reader_)) {}
 
 LineSocket& LineSocket::operator=(LineSocket&& other) noexcept {
@@ -56,6 +72,7 @@ LineSocket& LineSocket::operator=(LineSocket&& other) noexcept {
     close();
     fd_ = std::exchange(other.fd_, -1);
     timeout_ms_ = other.timeout_ms_;
+    cancel_ = other.cancel_;
     reader_ = std::move(other.reader_);
   }
   return *this;
@@ -103,7 +120,7 @@ Result<LineSocket> LineSocket::connect(const std::string& host, uint16_t port, i
 }
 
 Status LineSocket::send(std::string_view bytes) {
-  if (fd_ < 0) return make_error(ErrorKind::kNetwork, "not connected");
+  if (fd_ < 0) return make_error(ErrorKind::kConnect, "not connected");
   while (!bytes.empty()) {
     ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n > 0) {
@@ -123,7 +140,7 @@ Status LineSocket::send(std::string_view bytes) {
 
 bool LineSocket::fill(Error* error) {
   if (fd_ < 0) {
-    *error = make_error(ErrorKind::kNetwork, "not connected");
+    *error = make_error(ErrorKind::kConnect, "not connected");
     return false;
   }
   char buf[64 << 10];
@@ -139,12 +156,17 @@ bool LineSocket::fill(Error* error) {
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      if (!wait_for(fd_, POLLIN, timeout_ms_)) {
-        *error = make_error(ErrorKind::kTimeout, "no reply within " +
-                                                     std::to_string(timeout_ms_) + "ms");
-        return false;
+      switch (wait_or_cancel(fd_, POLLIN, timeout_ms_, cancel_)) {
+        case WaitOutcome::kReady:
+          continue;
+        case WaitOutcome::kTimeout:
+          *error = make_error(ErrorKind::kTimeout,
+                              "no reply within " + std::to_string(timeout_ms_) + "ms");
+          return false;
+        case WaitOutcome::kCancelled:
+          *error = make_error(ErrorKind::kCancelled, "stopped waiting for the server");
+          return false;
       }
-      continue;
     }
     *error = make_error(ErrorKind::kNetwork, std::strerror(errno));
     return false;
@@ -162,10 +184,24 @@ Result<std::string> LineSocket::read_line() {
 Result<std::string> LineSocket::read_body(size_t n) {
   for (;;) {
     if (auto body = reader_.take_body(n)) return std::string(*body);
-    if (reader_.broken()) return make_error(ErrorKind::kProtocol, "body not followed by a line end");
+    if (reader_.broken())
+      return make_error(ErrorKind::kProtocol, "body not followed by a line end");
     Error error;
     if (!fill(&error)) return error;
   }
+}
+
+bool LineSocket::peer_closed() const {
+  if (fd_ < 0) return true;
+  if (reader_.buffered() > 0) return false;
+  pollfd p{fd_, POLLIN | POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) <= 0) return false;
+  if ((p.revents & (POLLHUP | POLLERR | POLLRDHUP)) != 0) return true;
+  // Readable while no reply is due: end of file (closed), or bytes nobody
+  // asked for, which the next read reports as the stream being out of step.
+  char byte;
+  ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 void LineSocket::shutdown_write() {

@@ -1,36 +1,22 @@
 // A blocking TCP connection to tqd that sends bytes and reads reply lines and
-// bodies, each read bounded by a timeout. The typed Client is built on it;
-// tests use it directly to send whatever bytes they like.
+// bodies, each read bounded by a timeout (and, when a CancelToken is set, by
+// that token). The typed Client is built on it; tests use it directly to send
+// whatever bytes they like.
+//
+// Invariant: it never reads past what it is asked for, except into its reply
+// buffer, so after a failed read the stream position is unknown and the only
+// safe thing is close(); the Client does exactly that.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-#include "base/expected.h"
+#include "client/cancel_token.h"
+#include "client/error.h"
 #include "protocol/reply_reader.h"
 
 namespace tq::client {
-
-// Why a call failed. kServer carries the server's ERROR code and message.
-enum class ErrorKind { kConnect, kNetwork, kTimeout, kProtocol, kServer };
-
-struct Error {
-  ErrorKind kind = ErrorKind::kNetwork;
-  std::string code;     // the server's error code, e.g. "NOTFOUND" (kServer only)
-  std::string message;  // for people
-
-  bool is(protocol::ErrorCode c) const {
-    return kind == ErrorKind::kServer && code == protocol::error_code_name(c);
-  }
-  // "NOTFOUND no job 7" for server errors, "timeout: ..." otherwise.
-  std::string to_string() const;
-};
-
-template <typename T>
-using Result = Expected<T, Error>;
-using Status = Result<Ok>;
-using tq::Ok;
 
 class LineSocket {
  public:
@@ -53,6 +39,14 @@ class LineSocket {
   bool is_open() const { return fd_ >= 0; }
   void set_timeout_ms(int ms) { timeout_ms_ = ms; }
   int timeout_ms() const { return timeout_ms_; }
+  // While set, a read that waits ends with kCancelled once the token fires.
+  // The token must outlive its use here; nullptr unsets it.
+  void set_cancel(const CancelToken* token) { cancel_ = token; }
+
+  // True when the server has closed its end (or reset it) while we were not
+  // reading: an idle connection the server dropped. Does not block. Unread
+  // reply bytes do not count as closed.
+  bool peer_closed() const;
 
  private:
   // Reads once from the socket into reader_; false with *error on failure.
@@ -60,6 +54,7 @@ class LineSocket {
 
   int fd_ = -1;
   int timeout_ms_ = 5000;
+  const CancelToken* cancel_ = nullptr;
   protocol::ReplyReader reader_;
 };
 

@@ -1,0 +1,366 @@
+// The typed calls of Client: each builds its request line from checked
+// arguments, sends it through exchange() (client.cc) and turns the reply into
+// a value. Whether a call may be repeated after a reconnect is decided here,
+// per command, as client.h explains.
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+
+#include "client/client.h"
+#include "client/request_line.h"
+
+namespace tq::client {
+namespace {
+
+Error protocol_error(std::string message) {
+  Error e;
+  e.kind = ErrorKind::kProtocol;
+  e.message = std::move(message);
+  return e;
+}
+
+std::optional<uint64_t> parse_u64(std::string_view text) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return v;
+}
+
+// "<word> <number>" replies such as "kicked 3" or "touched 7 30000": the
+// number after `prefix`, which must be the whole rest of the text.
+Result<uint64_t> number_after(const std::string& text, std::string_view prefix) {
+  std::string_view rest = text;
+  if (rest.substr(0, prefix.size()) == prefix) {
+    if (auto n = parse_u64(rest.substr(prefix.size()))) return *n;
+  }
+  return protocol_error("expected OK " + std::string(prefix) + "<n>, got 'OK " + text + "'");
+}
+
+std::string_view state_word(JobState state) {
+  switch (state) {
+    case JobState::kReady:
+      return "READY";
+    case JobState::kDelayed:
+      return "DELAYED";
+    case JobState::kLeased:
+      return "LEASED";
+    case JobState::kDead:
+      return "DEAD";
+  }
+  return "READY";
+}
+
+// "emails ready=3 delayed=1 leased=0 dead=0 paused=0".
+std::optional<QueueInfo> parse_queue_line(std::string_view line) {
+  QueueInfo info;
+  size_t space = line.find(' ');
+  info.name = std::string(line.substr(0, space));
+  line = space == std::string_view::npos ? std::string_view{} : line.substr(space + 1);
+  while (!line.empty()) {
+    space = line.find(' ');
+    std::string_view word = line.substr(0, space);
+    line = space == std::string_view::npos ? std::string_view{} : line.substr(space + 1);
+    size_t eq = word.find('=');
+    if (eq == std::string_view::npos) return std::nullopt;
+    auto value = parse_u64(word.substr(eq + 1));
+    if (!value) return std::nullopt;
+    std::string_view name = word.substr(0, eq);
+    if (name == "ready") info.ready = *value;
+    if (name == "delayed") info.delayed = *value;
+    if (name == "leased") info.leased = *value;
+    if (name == "dead") info.dead = *value;
+    if (name == "paused") info.paused = *value != 0;
+  }
+  return info;
+}
+
+// "<name> <value>" lines (STATS, CONFIG).
+Fields to_fields(const std::vector<std::string>& lines) {
+  Fields fields;
+  for (const std::string& line : lines) {
+    size_t space = line.find(' ');
+    fields.emplace_back(line.substr(0, space),
+                        space == std::string::npos ? "" : line.substr(space + 1));
+  }
+  return fields;
+}
+
+}  // namespace
+
+// --- Producers -----------------------------------------------------------------
+
+Status Client::create(const std::string& queue) {
+  if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
+  auto reply = line_call("CREATE " + queue, Repeat::kNever);
+  if (!reply) return reply.error();
+  return Ok{};
+}
+
+Result<uint64_t> Client::enqueue(const std::string& queue, std::string_view payload,
+                                 const EnqueueOptions& options) {
+  auto put_reply = put(queue, payload, options);
+  if (!put_reply) return put_reply.error();
+  return put_reply->id;
+}
+
+Result<Enqueued> Client::put(const std::string& queue, std::string_view payload,
+                             const EnqueueOptions& options) {
+  if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
+  if (!options.key.empty()) {
+    if (auto bad = check_word(options.key, "dedup key"); !bad) return bad.error();
+  }
+  std::string line = "PUT " + queue + " " + std::to_string(payload.size());
+  if (options.priority != 0) line += " PRIORITY " + std::to_string(options.priority);
+  if (options.delay) line += " DELAY " + format_duration(*options.delay);
+  if (options.at) {
+    auto seconds = std::chrono::duration_cast<std::chrono::seconds>(options.at->time_since_epoch());
+    line += " AT " + std::to_string(std::max<int64_t>(seconds.count(), 0));
+  }
+  if (options.ttl) line += " TTL " + format_duration(*options.ttl);
+  if (options.attempts) line += " ATTEMPTS " + std::to_string(*options.attempts);
+  // Without a key a repeat could store the job twice, so a client that may
+  // repeat (one with a reconnect policy) always sends one.
+  const bool key_is_ours = options.key.empty() && options_.reconnect.attempts > 0;
+  if (key_is_ours) {
+    line += " KEY " + generated_key();
+  } else if (!options.key.empty()) {
+    line += " KEY " + options.key;
+  }
+  const Repeat repeat = key_is_ours || !options.key.empty() ? Repeat::kSafe : Repeat::kNever;
+  std::string wire = line + "\n";
+  wire.append(payload);
+  wire += '\n';
+  auto reply = exchange(wire, protocol::ReplyShape::kLine, repeat, options_.timeout_ms, nullptr);
+  if (!reply) return reply.error();
+  std::string_view text = reply->text;
+  Enqueued result;
+  constexpr std::string_view kDuplicate = " DUPLICATE";
+  if (text.size() > kDuplicate.size() &&
+      text.substr(text.size() - kDuplicate.size()) == kDuplicate) {
+    result.duplicate = !key_is_ours;
+    text.remove_suffix(kDuplicate.size());
+  }
+  auto id = parse_u64(text);
+  if (!id) return protocol_error("expected OK <id>, got 'OK " + reply->text + "'");
+  result.id = *id;
+  return result;
+}
+
+// --- Workers -------------------------------------------------------------------
+
+Result<std::vector<Job>> Client::dequeue_many(const std::vector<std::string>& queues,
+                                              const DequeueOptions& options) {
+  if (queues.empty()) return Error{ErrorKind::kBadArgument, "", "DEQUEUE needs a queue"};
+  std::string line = "DEQUEUE";
+  for (const std::string& queue : queues) {
+    if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
+    line += " " + queue;
+  }
+  if (options.wait.count() > 0) line += " WAIT " + format_duration(options.wait);
+  // Always COUNT: the framed reply carries payloads byte for byte, and the
+  // job's queue and attempts.
+  line += " COUNT " + std::to_string(std::max<size_t>(options.count, 1));
+  line += '\n';
+  // The reply may take the whole wait, and then as long as any other reply.
+  const int timeout_ms =
+      static_cast<int>(std::min<int64_t>(options_.timeout_ms + options.wait.count(), INT32_MAX));
+  auto reply =
+      exchange(line, protocol::ReplyShape::kJobs, Repeat::kSafe, timeout_ms, options.cancel);
+  if (!reply) return reply.error();
+  return std::move(reply->jobs);
+}
+
+Result<std::optional<Job>> Client::dequeue(const std::string& queue, milliseconds wait) {
+  auto jobs = dequeue_many({queue}, {.wait = wait});
+  if (!jobs) return jobs.error();
+  if (jobs->empty()) return std::optional<Job>{};
+  return std::optional<Job>(std::move(jobs->front()));
+}
+
+Status Client::ack(uint64_t id) {
+  auto reply = line_call("ACK " + std::to_string(id), Repeat::kNever);
+  if (!reply) return reply.error();
+  return Ok{};
+}
+
+Result<uint64_t> Client::ack(std::span<const uint64_t> ids) {
+  if (ids.empty()) return uint64_t{0};
+  std::string line = "ACK";
+  for (uint64_t id : ids) line += " " + std::to_string(id);
+  auto reply = line_call(line, Repeat::kNever);
+  if (!reply) return reply.error();
+  if (ids.size() == 1) return uint64_t{1};  // one id: the reply names it, not a count
+  return number_after(*reply, "acked ");
+}
+
+Result<NackOutcome> Client::nack(uint64_t id, std::optional<milliseconds> delay) {
+  std::string line = "NACK " + std::to_string(id);
+  if (delay) line += " DELAY " + format_duration(*delay);
+  auto reply = line_call(line, Repeat::kNever);
+  if (!reply) return reply.error();
+  if (reply->rfind("dead ", 0) == 0) return NackOutcome::kDead;
+  if (reply->rfind("nacked ", 0) == 0) return NackOutcome::kRetry;
+  return protocol_error("expected OK nacked <id> or OK dead <id>, got 'OK " + *reply + "'");
+}
+
+Status Client::fail(uint64_t id, std::string_view reason) {
+  if (auto bad = check_line(reason); !bad) return bad.error();
+  // The server needs a reason; an empty one would be a wrong number of arguments.
+  std::string line = "FAIL " + std::to_string(id) + " " +
+                     (reason.empty() ? std::string("failed") : std::string(reason));
+  auto reply = line_call(line, Repeat::kNever);
+  if (!reply) return reply.error();
+  return Ok{};
+}
+
+Result<milliseconds> Client::touch(uint64_t id, std::optional<milliseconds> lease) {
+  std::string line = "TOUCH " + std::to_string(id);
+  if (lease) line += " " + format_duration(*lease);
+  auto reply = line_call(line, Repeat::kNever);
+  if (!reply) return reply.error();
+  auto left = number_after(*reply, "touched " + std::to_string(id) + " ");
+  if (!left) return left.error();
+  return milliseconds(static_cast<int64_t>(*left));
+}
+
+Status Client::delete_job(uint64_t id) {
+  auto reply = line_call("DELETE " + std::to_string(id), Repeat::kNever);
+  if (!reply) return reply.error();
+  return Ok{};
+}
+
+// --- Queues --------------------------------------------------------------------
+
+Result<std::vector<std::string>> Client::list() {
+  auto reply = line_call("LIST", Repeat::kSafe);
+  if (!reply) return reply.error();
+  std::vector<std::string> names;
+  std::string_view text = *reply;
+  while (!text.empty()) {
+    size_t comma = text.find(',');
+    names.emplace_back(text.substr(0, comma));
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return names;
+}
+
+Result<std::vector<QueueInfo>> Client::queues() {
+  auto reply = exchange("QUEUES\n", protocol::ReplyShape::kCountedLines, Repeat::kSafe,
+                        options_.timeout_ms, nullptr);
+  if (!reply) return reply.error();
+  std::vector<QueueInfo> infos;
+  for (const std::string& line : reply->lines) {
+    auto info = parse_queue_line(line);
+    if (!info) return protocol_error("unreadable QUEUES line '" + line + "'");
+    infos.push_back(std::move(*info));
+  }
+  return infos;
+}
+
+Result<std::vector<Job>> Client::peek(const std::string& queue, JobState state, size_t n) {
+  if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
+  std::string line =
+      "PEEK " + queue + " " + std::string(state_word(state)) + " " + std::to_string(n) + "\n";
+  auto reply =
+      exchange(line, protocol::ReplyShape::kJobs, Repeat::kSafe, options_.timeout_ms, nullptr);
+  if (!reply) return reply.error();
+  return std::move(reply->jobs);
+}
+
+Result<uint64_t> Client::kick(const std::string& queue, std::optional<size_t> n) {
+  if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
+  std::string line = "KICK " + queue;
+  if (n) line += " " + std::to_string(*n);
+  auto reply = line_call(line, Repeat::kNever);
+  if (!reply) return reply.error();
+  return number_after(*reply, "kicked ");
+}
+
+Result<Fields> Client::config(const std::string& queue, const Fields& changes) {
+  if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
+  std::string line = "CONFIG " + queue;
+  for (const auto& [key, value] : changes) {
+    std::string setting = key + "=" + value;
+    if (auto bad = check_word(setting, "setting"); !bad) return bad.error();
+    line += " " + setting;
+  }
+  line += '\n';
+  auto reply =
+      exchange(line, protocol::ReplyShape::kCountedLines,
+               changes.empty() ? Repeat::kSafe : Repeat::kNever, options_.timeout_ms, nullptr);
+  if (!reply) return reply.error();
+  return to_fields(reply->lines);
+}
+
+Status Client::pause(const std::string& queue) {
+  if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
+  auto reply = line_call("PAUSE " + queue, Repeat::kNever);
+  if (!reply) return reply.error();
+  return Ok{};
+}
+
+Status Client::resume(const std::string& queue) {
+  if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
+  auto reply = line_call("RESUME " + queue, Repeat::kNever);
+  if (!reply) return reply.error();
+  return Ok{};
+}
+
+Result<uint64_t> Client::purge(const std::string& queue) {
+  if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
+  auto reply = line_call("PURGE " + queue, Repeat::kNever);
+  if (!reply) return reply.error();
+  return number_after(*reply, "purged ");
+}
+
+Status Client::drop(const std::string& queue) {
+  if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
+  auto reply = line_call("DROP " + queue, Repeat::kNever);
+  if (!reply) return reply.error();
+  return Ok{};
+}
+
+// --- Server --------------------------------------------------------------------
+
+Result<Fields> Client::stats(const std::string& queue) {
+  std::string line = "STATS";
+  if (!queue.empty()) {
+    if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
+    line += " " + queue;
+  }
+  line += '\n';
+  auto reply = exchange(line, protocol::ReplyShape::kCountedLines, Repeat::kSafe,
+                        options_.timeout_ms, nullptr);
+  if (!reply) return reply.error();
+  return to_fields(reply->lines);
+}
+
+Status Client::ping() {
+  auto reply = line_call("PING", Repeat::kSafe);
+  if (!reply) return reply.error();
+  return Ok{};
+}
+
+Result<std::vector<std::string>> Client::help(const std::string& verb) {
+  std::string line = "HELP";
+  if (!verb.empty()) {
+    if (auto bad = check_word(verb, "command"); !bad) return bad.error();
+    line += " " + verb;
+  }
+  line += '\n';
+  auto reply = exchange(line, protocol::ReplyShape::kCountedLines, Repeat::kSafe,
+                        options_.timeout_ms, nullptr);
+  if (!reply) return reply.error();
+  return std::move(reply->lines);
+}
+
+Status Client::auth(const std::string& password) {
+  if (auto bad = check_word(password, "password"); !bad) return bad.error();
+  auto reply = line_call("AUTH " + password, Repeat::kNever);
+  if (!reply) return reply.error();
+  options_.password = password;
+  return Ok{};
+}
+
+}  // namespace tq::client

@@ -1,0 +1,25 @@
+#include "client/error.h"
+
+namespace tq::client {
+
+std::string Error::to_string() const {
+  switch (kind) {
+    case ErrorKind::kServer:
+      return code + (message.empty() ? "" : " " + message);
+    case ErrorKind::kConnect:
+      return "cannot connect: " + message;
+    case ErrorKind::kNetwork:
+      return "connection lost: " + message;
+    case ErrorKind::kTimeout:
+      return "timed out: " + message;
+    case ErrorKind::kProtocol:
+      return "unexpected reply: " + message;
+    case ErrorKind::kCancelled:
+      return "cancelled: " + message;
+    case ErrorKind::kBadArgument:
+      return "not sent: " + message;
+  }
+  return message;
+}
+
+}  // namespace tq::client

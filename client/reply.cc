@@ -1,0 +1,68 @@
+#include "client/reply.h"
+
+#include <charconv>
+
+namespace tq::client {
+namespace {
+
+Error protocol_error(std::string message) {
+  Error e;
+  e.kind = ErrorKind::kProtocol;
+  e.message = std::move(message);
+  return e;
+}
+
+// Reads the count of an "OK <n>" head, bounded so that a garbled reply cannot
+// make us reserve memory for billions of entries.
+Result<size_t> parse_count(const std::string& text) {
+  size_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty() || n > 10'000'000) {
+    return protocol_error("expected OK <count>, got 'OK " + text + "'");
+  }
+  return n;
+}
+
+}  // namespace
+
+Result<Reply> read_reply(LineSocket& socket, protocol::ReplyShape shape) {
+  auto head = socket.read_line();
+  if (!head) return head.error();
+  auto parsed = protocol::parse_reply_line(*head);
+  if (!parsed) return protocol_error("'" + *head + "' is neither OK nor ERROR");
+  if (!parsed->ok) {
+    Error e;
+    e.kind = ErrorKind::kServer;
+    e.code = std::string(parsed->code_name);
+    e.message = std::string(parsed->text);
+    return e;
+  }
+
+  Reply reply;
+  reply.shape = shape;
+  reply.text = std::string(parsed->text);
+  reply.raw = *head + "\n";
+  if (shape == protocol::ReplyShape::kLine) return reply;
+
+  auto count = parse_count(reply.text);
+  if (!count) return count.error();
+  for (size_t i = 0; i < *count; ++i) {
+    auto line = socket.read_line();
+    if (!line) return line.error();
+    reply.raw += *line + "\n";
+    if (shape == protocol::ReplyShape::kCountedLines) {
+      reply.lines.push_back(std::move(line).value());
+      continue;
+    }
+    auto header = parse_job_header(*line);
+    if (!header) return protocol_error("expected JOB <id> <bytes> ..., got '" + *line + "'");
+    auto payload = socket.read_body(header->payload_bytes);
+    if (!payload) return payload.error();
+    reply.raw += *payload + "\n";
+    header->job.payload = std::move(payload).value();
+    reply.jobs.push_back(std::move(header->job));
+  }
+  return reply;
+}
+
+}  // namespace tq::client

@@ -1,0 +1,65 @@
+#include "client/request_line.h"
+
+#include <string>
+
+namespace tq::client {
+namespace {
+
+Error bad_argument(std::string message) {
+  Error e;
+  e.kind = ErrorKind::kBadArgument;
+  e.message = std::move(message);
+  return e;
+}
+
+bool is_upper_of(std::string_view upper, std::string_view any) {
+  if (upper.size() != any.size()) return false;
+  for (size_t i = 0; i < upper.size(); ++i) {
+    char c = any[i];
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    if (c != upper[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Status check_line(std::string_view line) {
+  if (line.find_first_of("\r\n") != std::string_view::npos) {
+    return bad_argument("a request cannot contain a line break");
+  }
+  return Ok{};
+}
+
+Status check_word(std::string_view word, std::string_view what) {
+  if (word.empty()) return bad_argument(std::string(what) + " is empty");
+  for (unsigned char c : word) {
+    if (c <= ' ' || c == 0x7f) {
+      return bad_argument(std::string(what) + " '" + std::string(word.substr(0, 64)) +
+                          "' holds a space or a control character");
+    }
+  }
+  return Ok{};
+}
+
+Result<std::vector<std::string_view>> split_request(std::string_view line) {
+  if (auto ok = check_line(line); !ok) return ok.error();
+  std::vector<std::string_view> words;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    size_t start = i;
+    while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+    if (i > start) words.push_back(line.substr(start, i - start));
+  }
+  return words;
+}
+
+milliseconds wait_argument(const std::vector<std::string_view>& args) {
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (is_upper_of("WAIT", args[i])) return parse_duration(args[i + 1]).value_or(milliseconds(0));
+  }
+  return milliseconds(0);
+}
+
+}  // namespace tq::client
