@@ -1,0 +1,212 @@
+#include "client/repl_render.h"
+
+#include <algorithm>
+#include <charconv>
+#include <ctime>
+
+#include "protocol/command_table.h"
+
+namespace tq::client {
+namespace {
+
+// SGR codes; applied only when the style asks for colour.
+constexpr std::string_view kGreen = "\x1b[32m";
+constexpr std::string_view kRed = "\x1b[1;31m";
+constexpr std::string_view kBold = "\x1b[1m";
+constexpr std::string_view kDim = "\x1b[2m";
+constexpr std::string_view kCyan = "\x1b[36m";
+constexpr std::string_view kReset = "\x1b[0m";
+
+std::string paint(std::string_view text, std::string_view colour, const RenderStyle& style) {
+  if (!style.colour) return std::string(text);
+  return std::string(colour) + std::string(text) + std::string(kReset);
+}
+
+std::string pad(std::string_view text, size_t width) {
+  std::string s(text);
+  if (s.size() < width) s.resize(width, ' ');
+  return s;
+}
+
+std::string pad_left(std::string_view text, size_t width) {
+  std::string s(text);
+  if (s.size() < width) s.insert(0, width - s.size(), ' ');
+  return s;
+}
+
+// "1795430011207" (Unix ms) as "2026-11-19T08:33:31Z"; the input when it is
+// not a number.
+std::string utc_time(std::string_view unix_ms) {
+  int64_t ms = 0;
+  auto [end, ec] = std::from_chars(unix_ms.data(), unix_ms.data() + unix_ms.size(), ms);
+  if (ec != std::errc() || end != unix_ms.data() + unix_ms.size()) return std::string(unix_ms);
+  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string upper(std::string_view word) {
+  std::string s(word);
+  for (char& c : s) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  return s;
+}
+
+// The payload, indented under its job's header line. `escaped`: the server
+// has already escaped its line breaks (DEQUEUE's one-line form), so its
+// backslashes are shown as they are.
+std::string payload_block(std::string_view payload, const RenderStyle& style,
+                          bool escaped = false) {
+  if (payload.empty()) return "  " + paint("(empty payload)", kDim, style) + "\n";
+  std::string shown = printable(payload, 4096, !escaped);
+  std::string out;
+  size_t start = 0;
+  while (start <= shown.size()) {
+    size_t nl = shown.find('\n', start);
+    if (nl == std::string::npos) nl = shown.size();
+    out += "  " + shown.substr(start, nl - start) + "\n";
+    start = nl + 1;
+  }
+  return out;
+}
+
+std::string job_block(const Job& job, const RenderStyle& style) {
+  std::string head = paint("job " + std::to_string(job.id), kBold, style);
+  std::string fields;
+  for (const auto& [name, value] : job.fields) {
+    bool is_time = name == "at" || name == "expires";
+    fields += " " + name + "=" + (is_time ? utc_time(value) : value);
+  }
+  if (!fields.empty()) head += " " + paint(fields, kDim, style);
+  return head + "\n" + payload_block(job.payload, style);
+}
+
+// DEQUEUE's one-line form: "OK <id> <payload>".
+std::string one_line_job(const std::string& text, const RenderStyle& style) {
+  size_t space = text.find(' ');
+  std::string id = text.substr(0, space);
+  std::string payload = space == std::string::npos ? "" : text.substr(space + 1);
+  return paint("job " + id, kBold, style) + "\n" + payload_block(payload, style, true);
+}
+
+// "<name> <value>" lines as two aligned columns.
+std::string columns(const std::vector<std::string>& lines, const RenderStyle& style) {
+  size_t width = 0;
+  for (const auto& line : lines)
+    width = std::max(width, line.find(' ') == std::string::npos ? line.size() : line.find(' '));
+  std::string out;
+  for (const auto& line : lines) {
+    size_t space = line.find(' ');
+    std::string name = line.substr(0, space);
+    std::string value = space == std::string::npos ? "" : line.substr(space + 1);
+    out += paint(pad(name, width), kCyan, style) + "  " + value + "\n";
+  }
+  return out;
+}
+
+// QUEUES lines ("emails ready=3 delayed=1 ...") as a table with a header.
+std::string queue_table(const std::vector<std::string>& lines, const RenderStyle& style) {
+  if (lines.empty()) return paint("(no queues)", kDim, style) + "\n";
+  std::vector<std::string> headers = {"queue"};
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& line : lines) {
+    std::vector<std::string> row;
+    size_t start = 0;
+    while (start < line.size()) {
+      size_t space = line.find(' ', start);
+      if (space == std::string::npos) space = line.size();
+      std::string word = line.substr(start, space - start);
+      size_t eq = word.find('=');
+      if (row.empty() || eq == std::string::npos) {
+        row.push_back(word);
+      } else {
+        if (rows.empty()) headers.push_back(word.substr(0, eq));
+        row.push_back(word.substr(eq + 1));
+      }
+      start = space + 1;
+    }
+    rows.push_back(std::move(row));
+  }
+  std::vector<size_t> widths(headers.size());
+  for (size_t c = 0; c < headers.size(); ++c) widths[c] = headers[c].size();
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size() && c < widths.size(); ++c) {
+      widths[c] = std::max(widths[c], row[c].size());
+    }
+  }
+  auto format_row = [&](const std::vector<std::string>& row) {
+    std::string out;
+    for (size_t c = 0; c < row.size() && c < widths.size(); ++c) {
+      if (c > 0) out += "  ";
+      out += c == 0 ? pad(row[c], widths[c]) : pad_left(row[c], widths[c]);
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
+  };
+  std::string out = paint(format_row(headers), kCyan, style) + "\n";
+  for (const auto& row : rows) out += format_row(row) + "\n";
+  return out;
+}
+
+}  // namespace
+
+std::string printable(std::string_view bytes, size_t max_bytes, bool escape_backslash) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  size_t shown = std::min(bytes.size(), max_bytes);
+  for (size_t i = 0; i < shown; ++i) {
+    unsigned char c = static_cast<unsigned char>(bytes[i]);
+    if (c == '\\' && escape_backslash) {
+      out += "\\\\";
+    } else if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (shown < bytes.size()) {
+    out += "... (" + std::to_string(bytes.size() - shown) + " more bytes; tq --raw shows all)";
+  }
+  return out;
+}
+
+std::string render_reply(const std::vector<std::string_view>& words, const Reply& reply,
+                         const RenderStyle& style) {
+  if (style.raw) return reply.raw;
+  const std::string verb = words.empty() ? "" : upper(words[0]);
+  switch (reply.shape) {
+    case protocol::ReplyShape::kLine:
+      if (verb == "DEQUEUE") return one_line_job(reply.text, style);
+      return paint("OK", kGreen, style) + (reply.text.empty() ? "" : " " + printable(reply.text)) +
+             "\n";
+    case protocol::ReplyShape::kCountedLines:
+      if (verb == "QUEUES") return queue_table(reply.lines, style);
+      if (verb == "STATS" || verb == "CONFIG") return columns(reply.lines, style);
+      {
+        std::string out;
+        for (const auto& line : reply.lines) out += printable(line) + "\n";
+        return out;
+      }
+    case protocol::ReplyShape::kJobs: {
+      if (reply.jobs.empty()) return paint("(no jobs)", kDim, style) + "\n";
+      std::string out;
+      for (const Job& job : reply.jobs) out += job_block(job, style);
+      return out;
+    }
+  }
+  return reply.raw;
+}
+
+std::string render_server_error(const Error& error, const RenderStyle& style) {
+  std::string head = "ERROR " + error.code;
+  std::string rest = error.message.empty() ? "" : " " + printable(error.message);
+  return paint(head, kRed, style) + rest + "\n";
+}
+
+}  // namespace tq::client

@@ -1,0 +1,160 @@
+#include "client/repl_session.h"
+
+#include <charconv>
+#include <ostream>
+
+#include "client/request_line.h"
+#include "protocol/command_table.h"
+
+namespace tq::client {
+namespace {
+
+std::string upper(std::string_view word) {
+  std::string s(word);
+  for (char& c : s) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  return s;
+}
+
+std::optional<size_t> parse_size(std::string_view text) {
+  size_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return n;
+}
+
+constexpr std::string_view kPromptTips =
+    "In tq: Tab completes commands and queue names, Up and Down walk the history,\n"
+    "Ctrl-C stops waiting for a reply, Ctrl-D or quit leaves. PUT reads its body\n"
+    "from the next line(s).\n";
+
+}  // namespace
+
+ReplSession::ReplSession(Options options, RenderStyle style, bool interactive, std::ostream& out,
+                         std::ostream& err, CancelToken* cancel)
+    : client_(std::move(options)),
+      style_(style),
+      interactive_(interactive),
+      out_(out),
+      err_(err),
+      cancel_(cancel) {}
+
+bool ReplSession::connect() {
+  auto connected = client_.reconnect();
+  if (!connected) {
+    err_ << "tq: cannot connect: " << connected.error().message << "\n";
+    return false;
+  }
+  ever_connected_ = true;
+  return true;
+}
+
+std::string ReplSession::prompt() const {
+  std::string p = "tq " + client_.address();
+  if (!client_.connected()) p += " (not connected)";
+  return p + "> ";
+}
+
+std::vector<std::string> ReplSession::queue_names() {
+  if (!client_.connected()) return {};
+  auto names = client_.list();
+  if (!names) return {};
+  return std::move(names).value();
+}
+
+bool ReplSession::ensure_connected() {
+  if (client_.connected()) return true;
+  const bool closed_by_server = client_.socket().is_open();
+  auto connected = client_.reconnect();
+  if (!connected) {
+    err_ << "tq: not connected: " << connected.error().message << "\n";
+    return false;
+  }
+  if (closed_by_server) {
+    err_ << "tq: the server had closed the connection; reconnected to " << client_.address()
+         << "\n";
+  } else if (ever_connected_) {
+    err_ << "tq: reconnected to " << client_.address() << "\n";
+  }
+  ever_connected_ = true;
+  return true;
+}
+
+void ReplSession::report_lost(const Error& error, std::string_view verb, bool may_have_run) {
+  err_ << "tq: " << error.to_string() << "\n";
+  if (may_have_run) err_ << "tq: " << verb << " may or may not have run\n";
+  if (auto again = client_.reconnect(); again) {
+    err_ << "tq: reconnected to " << client_.address() << "\n";
+  } else {
+    err_ << "tq: cannot reconnect (" << again.error().message << "); the next command tries again\n";
+  }
+}
+
+ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& read_body) {
+  if (cancel_ != nullptr) cancel_->reset();
+  while (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  auto words = split_request(line);
+  if (!words) {
+    err_ << "tq: " << words.error().message << "\n";
+    return Outcome::kServerError;
+  }
+  // Blank lines and # comments are skipped, so a file of commands can explain itself.
+  if (words->empty() || (*words)[0][0] == '#') return Outcome::kOk;
+  const std::string verb = upper((*words)[0]);
+  if (verb == "QUIT" || verb == "EXIT") return Outcome::kQuit;
+
+  const protocol::CommandSpec* spec = protocol::find_command(verb);
+  std::string body;
+  if (spec != nullptr && spec->body_length_arg >= 0 &&
+      words->size() > static_cast<size_t>(spec->body_length_arg) + 1) {
+    // A length the server cannot read gets its BADFORMAT without a body.
+    if (auto bytes = parse_size((*words)[static_cast<size_t>(spec->body_length_arg) + 1])) {
+      auto got = read_body(*bytes);
+      if (!got) {
+        err_ << "tq: " << verb << " needs a body of " << *bytes
+             << " bytes after its line, and the input ended\n";
+        return Outcome::kServerError;
+      }
+      if (got->size() != *bytes) {
+        err_ << "tq: the body has " << got->size() << " bytes but " << verb << " announced "
+             << *bytes << "; not sent\n";
+        return Outcome::kServerError;
+      }
+      body = std::move(*got);
+    }
+  }
+
+  if (!ensure_connected()) return Outcome::kNoServer;
+  auto reply = client_.request(line, body, cancel_);
+  if (reply) {
+    out_ << render_reply(*words, *reply, style_);
+    if (interactive_ && verb == "HELP" && words->size() == 1) out_ << kPromptTips;
+    out_.flush();
+    return Outcome::kOk;
+  }
+  const Error& error = reply.error();
+  const bool writes = spec == nullptr || spec->has(protocol::kWrites);
+  switch (error.kind) {
+    case ErrorKind::kServer:
+      out_ << render_server_error(error, style_);
+      out_.flush();
+      if (!client_.socket().is_open()) {
+        err_ << "tq: the server closed the connection (" << error.code
+             << "); the next command reconnects\n";
+      }
+      return Outcome::kServerError;
+    case ErrorKind::kBadArgument:
+      err_ << "tq: " << error.message << "\n";
+      return Outcome::kServerError;
+    case ErrorKind::kCancelled:
+      err_ << "tq: interrupted; closed the connection"
+           << (writes ? " (the command may have run)" : "") << "\n";
+      return Outcome::kInterrupted;
+    default:
+      report_lost(error, verb, writes);
+      return Outcome::kNoServer;
+  }
+}
+
+}  // namespace tq::client

@@ -1,0 +1,71 @@
+// ReplSession: what tq does with one command line, whichever way the line
+// arrived (typed at the prompt, read from a file on standard input, or given
+// on tq's command line). It sends the line, prints the reply readably (or raw)
+// on `out`, and keeps the connection: an idle connection the server closed is
+// replaced before the command is sent; a connection lost under a command is
+// reported, with whether the command may have run, and one reconnect is tried
+// at once. tq's own messages go to `err`, never mixed into replies.
+//
+// Invariant: a command is sent at most once. The session never repeats a
+// command by itself; after a loss it is the person (or the script) who
+// decides.
+#pragma once
+
+#include <functional>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "client/cancel_token.h"
+#include "client/client.h"
+#include "client/repl_render.h"
+
+namespace tq::client {
+
+class ReplSession {
+ public:
+  enum class Outcome {
+    kOk,           // the server answered OK (or nothing was to be sent)
+    kServerError,  // the server answered ERROR, or the line was refused locally
+    kNoServer,     // no connection: the command was not sent, or its connection was lost
+    kInterrupted,  // Ctrl-C ended the wait for the reply
+    kQuit,         // quit / exit
+  };
+
+  // Reads a PUT body of `bytes` bytes from wherever the commands come from;
+  // nullopt when the input ends first.
+  using BodyReader = std::function<std::optional<std::string>(size_t bytes)>;
+
+  // `cancel` ends a wait for a reply (tq fires it on Ctrl-C); it may be null.
+  // The session resets it before each command.
+  ReplSession(Options options, RenderStyle style, bool interactive, std::ostream& out,
+              std::ostream& err, CancelToken* cancel);
+
+  // Connects; on failure says why on err and returns false (the session is
+  // still usable: the next command tries again).
+  bool connect();
+
+  Outcome run(std::string_view line, const BodyReader& read_body);
+
+  // "tq 127.0.0.1:8080> ", marked when not connected.
+  std::string prompt() const;
+  // Queue names for completion (LIST); empty when not connected.
+  std::vector<std::string> queue_names();
+
+ private:
+  // Connects before a command if there is no usable connection.
+  bool ensure_connected();
+  void report_lost(const Error& error, std::string_view verb, bool may_have_run);
+
+  Client client_;
+  RenderStyle style_;
+  bool interactive_;
+  std::ostream& out_;
+  std::ostream& err_;
+  CancelToken* cancel_;
+  bool ever_connected_ = false;
+};
+
+}  // namespace tq::client

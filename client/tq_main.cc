@@ -1,0 +1,203 @@
+// tq: the command-line client of tqd, in three modes chosen by how it is run.
+//
+//   tq [--host H] [--port P]              a prompt (standard input is a terminal)
+//   tq [...] < commands.txt               each line a command, no prompt
+//   tq [...] ENQUEUE emails hello         one command, then exit
+//
+// Exit status: 0 when every command was answered OK; 1 when one was answered
+// ERROR (or refused before sending); 2 when tq could not reach the server or
+// was used wrongly. The same ReplSession runs the commands in every mode.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <iterator>
+#include <string>
+
+#include "client/cancel_token.h"
+#include "client/repl_completion.h"
+#include "client/repl_editor.h"
+#include "client/repl_session.h"
+
+namespace {
+
+using tq::client::ReplSession;
+using Outcome = ReplSession::Outcome;
+
+constexpr int kExitOk = 0;
+constexpr int kExitServerError = 1;
+constexpr int kExitNoServer = 2;
+
+// Ctrl-C at the prompt abandons the line; during a command it ends the wait
+// for the reply (the token wakes the socket's poll).
+volatile sig_atomic_t g_interrupted = 0;
+tq::client::CancelToken* g_cancel = nullptr;
+
+void on_interrupt(int) {
+  g_interrupted = 1;
+  if (g_cancel != nullptr) g_cancel->cancel();
+}
+
+void catch_interrupts(tq::client::CancelToken* token) {
+  g_cancel = token;
+  struct sigaction action {};
+  action.sa_handler = on_interrupt;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: the line editor's read must return
+  sigaction(SIGINT, &action, nullptr);
+}
+
+std::string history_path() {
+  if (const char* path = std::getenv("TQ_HISTFILE")) return path;
+  if (const char* home = std::getenv("HOME")) return std::string(home) + "/.tq_history";
+  return {};
+}
+
+// A body given over several lines is joined with the newlines between them.
+template <typename NextLine>
+std::optional<std::string> read_body_lines(size_t bytes, NextLine next_line) {
+  std::string body;
+  bool first = true;
+  while (first || body.size() < bytes) {
+    auto line = next_line();
+    if (!line) return std::nullopt;
+    if (!first) body += '\n';
+    body += *line;
+    first = false;
+  }
+  return body;
+}
+
+int run_interactive(ReplSession& session, tq::client::CancelToken& cancel) {
+  catch_interrupts(&cancel);
+  tq::client::LineEditor editor(history_path(), [&](std::string_view line) {
+    return tq::client::complete(line, [&] { return session.queue_names(); });
+  });
+  if (session.connect()) {
+    std::cout << "Connected. HELP lists the commands; Tab completes; Ctrl-D leaves.\n";
+  }
+  auto body_from_prompt = [&](size_t bytes) {
+    return read_body_lines(bytes, [&] { return editor.read_line("... ", false); });
+  };
+  for (;;) {
+    g_interrupted = 0;
+    auto line = editor.read_line(session.prompt());
+    if (!line) {
+      std::cout << "\n";
+      if (g_interrupted) continue;  // Ctrl-C: a fresh prompt
+      return kExitOk;               // Ctrl-D
+    }
+    if (session.run(*line, body_from_prompt) == Outcome::kQuit) return kExitOk;
+  }
+}
+
+int run_script(ReplSession& session) {
+  auto next_line = []() -> std::optional<std::string> {
+    std::string line;
+    if (!std::getline(std::cin, line)) return std::nullopt;
+    return line;
+  };
+  auto body_from_input = [&](size_t bytes) { return read_body_lines(bytes, next_line); };
+  if (!session.connect()) return kExitNoServer;
+  int status = kExitOk;
+  while (auto line = next_line()) {
+    switch (session.run(*line, body_from_input)) {
+      case Outcome::kOk:
+        break;
+      case Outcome::kServerError:
+        status = kExitServerError;
+        break;
+      case Outcome::kNoServer:
+      case Outcome::kInterrupted:
+        return kExitNoServer;  // the rest would run out of order
+      case Outcome::kQuit:
+        return status;
+    }
+  }
+  return status;
+}
+
+int run_one(ReplSession& session, const std::string& line) {
+  // PUT's body is standard input, whole; a final newline (echo's) is not part of it.
+  auto body_from_stdin = [](size_t bytes) -> std::optional<std::string> {
+    std::string body((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    if (body.size() == bytes + 1 && body.back() == '\n') body.pop_back();
+    return body;
+  };
+  if (!session.connect()) return kExitNoServer;
+  switch (session.run(line, body_from_stdin)) {
+    case Outcome::kOk:
+    case Outcome::kQuit:
+      return kExitOk;
+    case Outcome::kServerError:
+      return kExitServerError;
+    case Outcome::kNoServer:
+    case Outcome::kInterrupted:
+      return kExitNoServer;
+  }
+  return kExitNoServer;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "tq: the command-line client of tqd. Without a command it opens a prompt (or, when\n"
+      "standard input is not a terminal, runs one command per input line); with one it\n"
+      "runs it and exits 0 on OK, 1 on ERROR, 2 when the server cannot be reached.",
+      "tq"};
+  tq::client::Options options;
+  std::string timeout = "5s";
+  bool raw = false;
+  bool no_colour = false;
+  app.add_option("--host", options.host, "server address")->capture_default_str();
+  app.add_option("--port", options.port, "server port")->capture_default_str();
+  app.add_option("--timeout", timeout,
+                 "to connect, and to wait for each reply (DEQUEUE adds its WAIT)")
+      ->capture_default_str();
+  app.add_option("--password", options.password,
+                 "sent with AUTH on connecting (default: $TQ_PASSWORD)");
+  app.add_flag("--raw", raw, "print replies exactly as the server sends them");
+  app.add_flag("--no-color", no_colour, "no colours, even on a terminal (so does $NO_COLOR)");
+  app.footer(
+      "Examples:\n"
+      "  tq                                  a prompt on 127.0.0.1:8080\n"
+      "  tq ENQUEUE emails Send welcome email\n"
+      "  printf 'hello' | tq PUT emails 5 PRIORITY 3\n"
+      "  tq --port 9000 < commands.txt");
+  // Everything from the first word that is not one of tq's options is the command.
+  app.prefix_command();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitNoServer;
+  }
+  auto timeout_ms = tq::client::parse_duration(timeout);
+  if (!timeout_ms || timeout_ms->count() <= 0) {
+    std::cerr << "tq: --timeout: expected a duration such as 5s or 500ms, got '" << timeout
+              << "'\n";
+    return kExitNoServer;
+  }
+  options.timeout_ms = static_cast<int>(std::min<int64_t>(timeout_ms->count(), INT32_MAX));
+  if (options.password.empty()) {
+    if (const char* password = std::getenv("TQ_PASSWORD")) options.password = password;
+  }
+
+  const bool colour =
+      !raw && !no_colour && isatty(STDOUT_FILENO) && std::getenv("NO_COLOR") == nullptr;
+  const tq::client::RenderStyle style{colour, raw};
+  std::vector<std::string> command = app.remaining();
+  const bool interactive = command.empty() && isatty(STDIN_FILENO);
+  tq::client::CancelToken cancel;
+  ReplSession session(options, style, interactive, std::cout, std::cerr, &cancel);
+
+  if (!command.empty()) {
+    std::string line;
+    for (const auto& word : command) line += (line.empty() ? "" : " ") + word;
+    return run_one(session, line);
+  }
+  return interactive ? run_interactive(session, cancel) : run_script(session);
+}
