@@ -1,0 +1,169 @@
+// worker: takes jobs from tq queues, "processes" them and acknowledges them.
+// An example of the client library (client/client.h), meant to be read.
+//
+//   worker emails                        one worker on one queue
+//   worker emails sms --concurrency 4    four workers (threads) on two queues
+//   worker emails --fail-rate 0.3        30% of jobs fail: NACKed and retried
+//   worker emails --sleep 40s            slower than the 30 s lease: it expires
+//
+// Each thread has its own connection and loops: DEQUEUE with WAIT (the server
+// answers the moment a job arrives: long polling), process the job, ACK it
+// (or NACK it when the simulated work fails). Ctrl-C (or SIGTERM) stops
+// cleanly: no new job is taken, a job in the middle of its work is handed
+// back with NACK, and a job that arrives during the last wait is handed back
+// too, so nothing is left half-done. The waits last 2 s, so a quiet worker
+// stops within 2 s; cutting a wait short would close a connection the server
+// may still hand a job to, which would then sit out its lease. A second
+// Ctrl-C quits at once (a job held then is redelivered when its lease ends).
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/client.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using tq::client::Client;
+using tq::client::Job;
+using tq::protocol::ErrorCode;
+
+struct Settings {
+  std::vector<std::string> queues;
+  double fail_rate = 0;                   // share of jobs whose work "fails"
+  tq::client::milliseconds work_time{0};  // how long each job's "work" takes
+  tq::client::Options options;
+};
+
+// Fired by the first Ctrl-C; the simulated work watches it.
+tq::client::CancelToken stop;
+
+void on_stop_signal(int) {
+  if (stop.cancelled()) _exit(130);  // the second Ctrl-C: quit now
+  stop.cancel();
+}
+
+std::mutex print_mutex;
+
+void say(int worker, const std::string& text) {
+  std::lock_guard<std::mutex> lock(print_mutex);
+  std::cout << "[worker " << worker << "] " << text << std::endl;
+}
+
+// One job: print it, "work" for a while, then ACK, or NACK when the work fails
+// or is interrupted.
+void process(Client& client, const Job& job, int worker, const Settings& settings,
+             std::mt19937& random) {
+  say(worker, "job " + std::to_string(job.id) + " from " + job.queue + " (attempt " +
+                  std::to_string(job.attempts) + "): " + job.payload);
+
+  // The "work". Ctrl-C ends it early (and a job that arrives after Ctrl-C
+  // does not start).
+  if (!stop.sleep_for_ms(static_cast<int>(settings.work_time.count()))) {
+    // Stopping in the middle of the work: give the job back for someone else.
+    auto nacked = client.nack(job.id);
+    say(worker, "stopping: job " + std::to_string(job.id) +
+                    (nacked ? " handed back (NACK)"
+                            : " left to its lease (" + nacked.error().to_string() + ")"));
+    return;
+  }
+
+  if (std::uniform_real_distribution<double>(0, 1)(random) < settings.fail_rate) {
+    auto nacked = client.nack(job.id);
+    if (!nacked) {
+      say(worker, "job " + std::to_string(job.id) + " failed; NACK failed too (" +
+                      nacked.error().to_string() + "): its lease will run out");
+    } else if (*nacked == tq::client::NackOutcome::kDead) {
+      say(worker, "job " + std::to_string(job.id) + " failed, out of attempts: dead letters");
+    } else {
+      say(worker, "job " + std::to_string(job.id) + " failed: NACKed, to be retried");
+    }
+    return;
+  }
+
+  auto acked = client.ack(job.id);
+  if (acked) {
+    say(worker, "job " + std::to_string(job.id) + " done (ACK)");
+  } else if (acked.error().is(ErrorCode::kNotLeased) || acked.error().is(ErrorCode::kNotFound)) {
+    // We were slower than the queue's ack_timeout: the lease ran out and the
+    // job went back to the queue, so it runs again (at-least-once).
+    say(worker, "job " + std::to_string(job.id) + " done, but too late: its lease expired (" +
+                    acked.error().to_string() + ")");
+  } else {
+    say(worker, "job " + std::to_string(job.id) + " done, ACK failed (" +
+                    acked.error().to_string() + "): it will be delivered again");
+  }
+}
+
+void work(int worker, const Settings& settings) {
+  // Not connected yet: with a reconnect policy the first call connects.
+  Client client(settings.options);
+  std::mt19937 random(std::random_device{}());
+  bool said_waiting = false;
+  while (!stop.cancelled()) {
+    // Long polling: the server answers the moment a job arrives, or after 2 s
+    // with nothing, when the loop looks at the stop flag again.
+    auto jobs = client.dequeue_many(settings.queues, {.wait = 2s, .count = 1});
+    if (!jobs) {
+      if (!said_waiting) {
+        say(worker,
+            "cannot take jobs yet (" + jobs.error().to_string() + "); retrying every second");
+        said_waiting = true;
+      }
+      stop.sleep_for_ms(1000);
+      continue;
+    }
+    said_waiting = false;
+    for (const Job& job : *jobs) process(client, job, worker, settings, random);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Take jobs from tq queues, print them and acknowledge them.", "worker"};
+  Settings settings;
+  int concurrency = 1;
+  std::string work_time = "0s";
+  app.add_option("queues", settings.queues, "the queues to take jobs from, in order")->required();
+  app.add_option("--concurrency", concurrency, "workers (threads, one connection each)")
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--fail-rate", settings.fail_rate, "share of jobs that fail, 0 to 1 (NACKed)")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--sleep", work_time, "how long each job's work takes: 500ms, 2s, 1m")
+      ->capture_default_str();
+  app.add_option("--host", settings.options.host, "server address")->capture_default_str();
+  app.add_option("--port", settings.options.port, "server port")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  auto parsed = tq::client::parse_duration(work_time);
+  if (!parsed) {
+    std::cerr << "worker: --sleep: expected a duration such as 500ms or 2s, got '" << work_time
+              << "'\n";
+    return 2;
+  }
+  settings.work_time = *parsed;
+  // Reconnect after a dropped connection; a lost DEQUEUE is safe to repeat.
+  settings.options.reconnect.attempts = 5;
+
+  signal(SIGINT, on_stop_signal);
+  signal(SIGTERM, on_stop_signal);
+
+  std::string queues;
+  for (const auto& q : settings.queues) queues += (queues.empty() ? "" : ", ") + q;
+  std::cout << "worker: taking jobs from " << queues << " at " << settings.options.host << ":"
+            << settings.options.port << " with " << concurrency
+            << (concurrency == 1 ? " worker" : " workers") << "; Ctrl-C stops" << std::endl;
+
+  std::vector<std::thread> workers;
+  for (int n = 1; n <= concurrency; ++n) workers.emplace_back(work, n, std::cref(settings));
+  for (auto& t : workers) t.join();
+  std::cout << "worker: stopped" << std::endl;
+  return 0;
+}
