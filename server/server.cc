@@ -177,7 +177,11 @@ void Server::wait_for_log(Connection& connection) {
 }
 
 void Server::on_log_progress(uv_async_t* handle) {
-  auto* self = static_cast<Server*>(handle->data);
+  static_cast<Server*>(handle->data)->take_log_progress();
+}
+
+void Server::take_log_progress() {
+  Server* self = this;
   if (self->log_ == nullptr) return;
   wal::Log::Progress progress = self->log_->poll();
   if (progress.failed) {
@@ -228,8 +232,13 @@ void Server::on_before_poll(uv_prepare_t* handle) {
     }
   }
   if (self->journal_ != nullptr) self->journal_->maintain();
-  // Everything this iteration appended goes to the writer as one batch.
-  if (self->log_ != nullptr) self->log_->flush();
+  // Everything this iteration appended goes to the writer as one batch. With
+  // fsync=never or interval it is written right here, and the replies it
+  // held can leave in this same iteration.
+  if (self->log_ != nullptr) {
+    self->log_->flush();
+    self->take_log_progress();
+  }
   // Replies of this iteration go out together: one write per connection.
   std::vector<uint64_t> ids;
   ids.swap(self->flush_list_);

@@ -76,6 +76,8 @@ class Server {
   static void on_housekeeping(uv_timer_t* handle);
 
   void arm_wait_timer();
+  // Learns what the log's writer finished and releases the replies it held.
+  void take_log_progress();
   void report_sweeps();
 
   // What the sweeper did since it last said so in the log.

@@ -22,6 +22,9 @@ class WritableFile {
   virtual Status write_at(uint64_t offset, std::string_view data) = 0;
   virtual Status sync() = 0;  // data durable (fdatasync)
   virtual Status close() = 0;
+  // A second handle on the same file, so another thread can sync it while
+  // this one writes.
+  virtual Result<std::unique_ptr<WritableFile>> duplicate() = 0;
 };
 
 // A file's bytes, read-only, owning their storage (a memory map, or a copy)

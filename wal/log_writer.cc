@@ -15,6 +15,12 @@ int64_t steady_us() {
   return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
+uint64_t last_seq_of(const Batch& batch) {
+  uint64_t last = 0;
+  for (const Chunk& c : batch.chunks) last = std::max(last, c.last_seq);
+  return last;
+}
+
 }  // namespace
 
 const char* fsync_policy_name(FsyncPolicy policy) {
@@ -50,6 +56,11 @@ Status LogWriter::resume(uint64_t first_seq) {
   if (!file) return file.error();
   file_ = std::move(file).value();
   file_first_seq_ = first_seq;
+  if (inline_writes()) {
+    auto dup = file_->duplicate();
+    if (!dup) return dup.error();
+    sync_target_ = std::move(dup).value();
+  }
   return Status();
 }
 
@@ -59,6 +70,31 @@ void LogWriter::start() {
 }
 
 void LogWriter::submit(Batch batch) {
+  if (inline_writes()) {
+    Status s = write_chunks(batch.chunks);
+    if (s.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      uint64_t last = last_seq_of(batch);
+      if (last > report_.durable_seq) report_.durable_seq = last;
+      report_.batch_done = true;
+      ++stats_.batches;
+      if (!batch.delete_first_seqs.empty()) {
+        deletions_.insert(deletions_.end(), batch.delete_first_seqs.begin(),
+                          batch.delete_first_seqs.end());
+        wake_.notify_one();
+      }
+      return;
+    }
+    // The page cache said no (an I/O error, no space): the thread retries
+    // the whole batch, and owns the file until it succeeds.
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.io_errors;
+    report_.failure = s;
+    inbox_ = std::move(batch);
+    busy_ = true;
+    wake_.notify_one();
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     inbox_ = std::move(batch);
@@ -96,15 +132,12 @@ WriterStats LogWriter::stats() {
   return stats_;
 }
 
-Status LogWriter::sync_current() {
-  if (!file_ || !dirty_) return Status();
+Status LogWriter::sync_file(WritableFile& file) {
   int64_t started = steady_us();
-  Status s = file_->sync();
+  Status s = file.sync();
   int64_t took = steady_us() - started;
-  last_sync_ms_ = steady_ms();
   std::lock_guard<std::mutex> lock(mu_);
   if (s.ok()) {
-    dirty_ = false;
     ++stats_.fsyncs;
     stats_.last_fsync_us = took;
     if (took > stats_.max_fsync_us) stats_.max_fsync_us = took;
@@ -112,13 +145,20 @@ Status LogWriter::sync_current() {
   return s;
 }
 
-Status LogWriter::write_batch(const Batch& batch) {
-  for (const Chunk& chunk : batch.chunks) {
+Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
+  for (const Chunk& chunk : chunks) {
     if (file_first_seq_ != chunk.first_seq) {
-      // Finish the previous segment before moving on.
-      if (Status s = sync_current(); !s.ok()) return s;
-      if (file_) (void)file_->close();
-      file_.reset();
+      // Moving on to another segment. Under always, finish the old one now
+      // (this batch's bytes in it are not synced yet); otherwise the thread
+      // syncs it in the background.
+      std::unique_ptr<WritableFile> old = std::move(file_);
+      if (old && !inline_writes() && file_dirty_) {
+        if (Status s = sync_file(*old); !s.ok()) {
+          file_ = std::move(old);
+          return s;
+        }
+        file_dirty_ = false;
+      }
       file_first_seq_ = 0;
       const std::string path = path_of(chunk.first_seq);
       Result<std::unique_ptr<WritableFile>> opened = Status();
@@ -132,43 +172,121 @@ Status LogWriter::write_batch(const Batch& batch) {
         // A retry that starts in a segment it had already left.
         opened = fs_.open_for_write(path, false, 0);
       }
-      if (!opened) return opened.error();
+      if (!opened) {
+        if (old && inline_writes()) {
+          std::lock_guard<std::mutex> lock(mu_);
+          retired_.push_back(std::move(old));
+        }
+        return opened.error();
+      }
       file_ = std::move(opened).value();
       file_first_seq_ = chunk.first_seq;
-      if (chunk.opens_segment) {
-        if (Status s = fs_.sync_dir(dir_); !s.ok()) return s;
+      if (inline_writes()) {
+        auto dup = file_->duplicate();
+        if (!dup) return dup.error();
+        std::lock_guard<std::mutex> lock(mu_);
+        if (old) retired_.push_back(std::move(old));
+        sync_target_ = std::move(dup).value();
+        sync_dir_ = chunk.opens_segment;  // the new file's name must be durable too
+        wake_.notify_one();
+      } else {
+        if (old) (void)old->close();
+        if (chunk.opens_segment) {
+          if (Status s = fs_.sync_dir(dir_); !s.ok()) return s;
+        }
       }
     }
     if (Status s = file_->write_at(chunk.offset, chunk.bytes); !s.ok()) return s;
-    dirty_ = true;
+    file_dirty_ = true;
+    dirty_.store(true, std::memory_order_relaxed);
     std::lock_guard<std::mutex> lock(mu_);
     stats_.bytes_written += chunk.bytes.size();
   }
-  if (policy_ == FsyncPolicy::kAlways || !batch.delete_first_seqs.empty()) {
-    // Deleting a segment is only safe once what replaced it is durable,
-    // whatever the policy.
-    if (Status s = sync_current(); !s.ok()) return s;
-  }
-  if (!batch.delete_first_seqs.empty()) {
-    for (uint64_t first_seq : batch.delete_first_seqs) {
-      if (Status s = fs_.remove(path_of(first_seq)); !s.ok()) return s;
-    }
-    if (Status s = fs_.sync_dir(dir_); !s.ok()) return s;
-  }
   return Status();
+}
+
+Status LogWriter::delete_segments(const std::vector<uint64_t>& first_seqs) {
+  for (uint64_t first_seq : first_seqs) {
+    if (Status s = fs_.remove(path_of(first_seq)); !s.ok()) return s;
+  }
+  return fs_.sync_dir(dir_);
+}
+
+void LogWriter::process_on_thread(Batch batch) {
+  // Always mode: write, sync, then delete (deleting a segment is only safe
+  // once what replaced it is durable). A retry in the inline modes: write,
+  // and leave syncing to the usual schedule.
+  auto attempt = [&]() -> Status {
+    if (Status s = write_chunks(batch.chunks); !s.ok()) return s;
+    if (!inline_writes() || !batch.delete_first_seqs.empty()) {
+      if (file_ && file_dirty_) {
+        if (Status s = sync_file(*file_); !s.ok()) return s;
+        file_dirty_ = false;
+      }
+    }
+    if (!inline_writes() && !batch.delete_first_seqs.empty()) {
+      return delete_segments(batch.delete_first_seqs);
+    }
+    return Status();
+  };
+  Status s = attempt();
+  bool failed = false;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!s.ok()) {
+    ++stats_.io_errors;
+    if (!failed && !inline_writes()) report_.failure = s;  // inline: reported already
+    failed = true;
+    idle_.notify_all();
+    lock.unlock();
+    on_progress_();
+    lock.lock();
+    // Retry until it works, unless we are told to stop.
+    if (wake_.wait_for(lock, std::chrono::milliseconds(retry_interval_ms_),
+                       [&] { return stopping_; })) {
+      final_status_ = s;
+      report_.batch_done = true;
+      idle_.notify_all();
+      return;
+    }
+    lock.unlock();
+    s = attempt();
+    lock.lock();
+  }
+  uint64_t last = last_seq_of(batch);
+  if (last > report_.durable_seq) report_.durable_seq = last;
+  report_.batch_done = true;
+  // Inline modes hand the thread only batches whose write failed on the
+  // loop: success is a recovery even on the first try here.
+  if (failed || inline_writes()) report_.recovered = true;
+  if (inline_writes()) {
+    // A retried batch may carry deletions: they follow the usual path.
+    deletions_.insert(deletions_.end(), batch.delete_first_seqs.begin(),
+                      batch.delete_first_seqs.end());
+  } else {
+    report_.deleted.insert(report_.deleted.end(), batch.delete_first_seqs.begin(),
+                           batch.delete_first_seqs.end());
+  }
+  ++stats_.batches;
+  idle_.notify_all();
+  lock.unlock();
+  on_progress_();
 }
 
 void LogWriter::run() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     auto sync_due = [&] {
-      return policy_ == FsyncPolicy::kInterval && dirty_ &&
+      return policy_ == FsyncPolicy::kInterval && dirty_.load() &&
              steady_ms() - last_sync_ms_ >= fsync_interval_ms_;
     };
-    while (!inbox_ && !stopping_ && !sync_due()) {
-      if (policy_ == FsyncPolicy::kInterval && dirty_) {
+    while (!inbox_ && !stopping_ && !sync_due() && retired_.empty() && deletions_.empty() &&
+           !sync_dir_) {
+      if (policy_ == FsyncPolicy::kInterval && dirty_.load()) {
         int64_t wait = fsync_interval_ms_ - (steady_ms() - last_sync_ms_);
         wake_.wait_for(lock, std::chrono::milliseconds(wait > 0 ? wait : 0));
+      } else if (policy_ == FsyncPolicy::kInterval) {
+        // The loop writes without waking us; look again after an interval.
+        wake_.wait_for(lock, std::chrono::milliseconds(fsync_interval_ms_));
       } else {
         wake_.wait(lock);
       }
@@ -178,69 +296,63 @@ void LogWriter::run() {
       Batch batch = std::move(*inbox_);
       inbox_.reset();
       lock.unlock();
-      Status s = write_batch(batch);
-      bool failed = false;
-      while (!s.ok()) {
-        lock.lock();
-        ++stats_.io_errors;
-        if (!failed) report_.failure = s;
-        failed = true;
-        idle_.notify_all();
-        lock.unlock();
-        on_progress_();
-        lock.lock();
-        // Retry until it works, unless we are told to stop.
-        if (wake_.wait_for(lock, std::chrono::milliseconds(retry_interval_ms_),
-                           [&] { return stopping_; })) {
-          final_status_ = s;
-          report_.batch_done = true;
-          idle_.notify_all();
-          return;
-        }
-        lock.unlock();
-        s = write_batch(batch);
-      }
-      lock.lock();
-      uint64_t last = 0;
-      for (const Chunk& c : batch.chunks) last = std::max(last, c.last_seq);
-      if (last > report_.durable_seq) report_.durable_seq = last;
-      report_.batch_done = true;
-      if (failed) report_.recovered = true;
-      report_.deleted.insert(report_.deleted.end(), batch.delete_first_seqs.begin(),
-                             batch.delete_first_seqs.end());
-      ++stats_.batches;
-      idle_.notify_all();
-      lock.unlock();
-      on_progress_();
+      process_on_thread(std::move(batch));
       lock.lock();
       continue;
     }
 
-    if (sync_due()) {
+    // Inline modes from here: syncs and deletions the loop left to us.
+    Status failure;
+    if (!retired_.empty() || sync_dir_) {
+      std::vector<std::unique_ptr<WritableFile>> retired;
+      retired.swap(retired_);
+      bool dir = sync_dir_;
+      sync_dir_ = false;
       lock.unlock();
-      Status s = sync_current();
+      for (auto& file : retired) {
+        if (Status s = sync_file(*file); !s.ok() && failure.ok()) failure = s;
+        (void)file->close();
+      }
+      if (dir) {
+        if (Status s = fs_.sync_dir(dir_); !s.ok() && failure.ok()) failure = s;
+      }
       lock.lock();
-      if (!s.ok()) {
-        // The pages may be gone (Linux drops them after a failed writeback):
-        // say so and refuse writes; a restart replays what is really there.
-        ++stats_.io_errors;
-        report_.failure = s;
-        final_status_ = s;
-        dirty_ = false;
+    } else if (sync_due() || !deletions_.empty() || (stopping_ && dirty_.load())) {
+      std::shared_ptr<WritableFile> target = sync_target_;
+      std::vector<uint64_t> deletions;
+      deletions.swap(deletions_);
+      lock.unlock();
+      const bool was_dirty = dirty_.exchange(false);
+      if (target && was_dirty) {
+        if (Status s = sync_file(*target); !s.ok()) failure = s;
+      }
+      last_sync_ms_ = steady_ms();
+      if (failure.ok() && !deletions.empty()) failure = delete_segments(deletions);
+      lock.lock();
+      if (failure.ok() && !deletions.empty()) {
+        report_.deleted.insert(report_.deleted.end(), deletions.begin(), deletions.end());
         lock.unlock();
         on_progress_();
         lock.lock();
       }
-      continue;
-    }
-
-    if (stopping_) {
+    } else if (stopping_) {
       lock.unlock();
-      Status s = sync_current();
+      Status s;
+      if (file_ && file_dirty_ && !inline_writes()) s = sync_file(*file_);
       if (file_) (void)file_->close();
       lock.lock();
       if (!s.ok() && final_status_.ok()) final_status_ = s;
       return;
+    }
+    if (!failure.ok()) {
+      // The pages may be gone (Linux drops them after a failed writeback):
+      // say so and refuse writes; a restart replays what is really there.
+      ++stats_.io_errors;
+      report_.failure = failure;
+      if (final_status_.ok()) final_status_ = failure;
+      lock.unlock();
+      on_progress_();
+      lock.lock();
     }
   }
 }

@@ -1,13 +1,18 @@
-// The log's writer thread: it takes batches of encoded records from the loop
-// and writes them into segment files, syncing as the policy says, so that
-// the event loop never waits for the disk.
+// Writes the log's batches into segment files, syncing as the policy says,
+// so that the event loop never waits for a sync.
 //
-// Hand-off (group commit): the loop appends records to a batch for as long
-// as the writer is busy; when the writer is idle the loop hands the whole
-// batch over in one move. The writer writes it with one write per segment
-// and, under fsync=always, one fdatasync, then reports the highest seq that
-// is durable and calls on_progress (from its own thread: the server turns
-// that into a uv_async_send).
+// fsync=always (group commit): the loop appends records to a batch for as
+// long as the writer thread is busy; when it is idle the loop hands the whole
+// batch over in one move. The thread writes it with one write per segment and
+// one fdatasync, then reports the highest seq that is durable and calls
+// on_progress (from its own thread: the server turns that into a
+// uv_async_send).
+//
+// fsync=interval and never: a write into the page cache takes microseconds,
+// so the loop writes each batch itself, at once, and the reply waits for
+// nothing more (two thread hand-offs per request were most of the cost of a
+// small request). The thread only syncs: every fsync_interval_ms (interval),
+// each segment the loop has moved past, and before deleting segments.
 //
 // A failed write or sync is retried, from the same offset, every
 // retry_interval until it succeeds; meanwhile the failure is reported once so
@@ -15,6 +20,7 @@
 // trusted after it failed: the retry rewrites the bytes before syncing again.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -47,7 +53,7 @@ struct Chunk {
 struct Batch {
   std::vector<Chunk> chunks;
   // After the chunks are durable, delete the segments named here (their
-  // first seqs), syncing the newest segment first whatever the policy.
+  // first seqs), syncing what replaced them first whatever the policy.
   std::vector<uint64_t> delete_first_seqs;
 };
 
@@ -80,23 +86,32 @@ class LogWriter {
   Status resume(uint64_t first_seq);
 
   void start();
-  // Loop thread. Precondition: !busy().
+  // Loop thread. Precondition: !busy(). Under fsync=always the thread writes
+  // the batch; otherwise its chunks are written here and now, and the report
+  // is ready when this returns.
   void submit(Batch batch);
   bool busy() const { return busy_; }
   // Loop thread: what happened since the last call. Clears busy() when the
   // batch finished.
   WriterReport take_report();
-  // Blocks until the current batch finishes or fails.
+  // Blocks until the batch handed to the thread finishes or fails.
   void wait_idle();
-  // Finishes the batch under way, syncs, and stops the thread. After a
+  // Finishes what was handed over, syncs, and stops the thread. After a
   // failure that did not recover, returns it.
   Status stop();
   WriterStats stats();
 
  private:
+  bool inline_writes() const { return policy_ != FsyncPolicy::kAlways; }
   void run();
-  Status write_batch(const Batch& batch);
-  Status sync_current();
+  // Writes the chunks, opening and rotating segment files as they say.
+  // Whoever holds the batch owns file_: the thread under always (or while
+  // retrying a failed write), the loop otherwise.
+  Status write_chunks(const std::vector<Chunk>& chunks);
+  // The thread's part of a batch: write (always), sync, delete; retried.
+  void process_on_thread(Batch batch);
+  Status sync_file(WritableFile& file);
+  Status delete_segments(const std::vector<uint64_t>& first_seqs);
   std::string path_of(uint64_t first_seq) const;
 
   FileSystem& fs_;
@@ -107,19 +122,26 @@ class LogWriter {
   const int64_t retry_interval_ms_;
   const std::function<void()> on_progress_;
 
-  // Writer thread only.
+  // The open segment; see write_chunks for who may touch it.
   std::unique_ptr<WritableFile> file_;
   uint64_t file_first_seq_ = 0;
-  bool dirty_ = false;  // written since the last sync
+  bool file_dirty_ = false;  // written since the last sync (always mode)
   int64_t last_sync_ms_ = 0;
 
   // Loop thread only.
   bool busy_ = false;
 
   std::mutex mu_;
-  std::condition_variable wake_;  // the writer waits on it
+  std::condition_variable wake_;  // the thread waits on it
   std::condition_variable idle_;  // wait_idle() waits on it
-  std::optional<Batch> inbox_;
+  std::optional<Batch> inbox_;    // a batch for the thread: always mode, or a retry
+  // Inline modes: what the thread syncs. `sync_target_` is a second handle
+  // on the open segment; `retired_` are segments the loop moved past.
+  std::shared_ptr<WritableFile> sync_target_;
+  std::vector<std::unique_ptr<WritableFile>> retired_;
+  std::vector<uint64_t> deletions_;
+  bool sync_dir_ = false;
+  std::atomic<bool> dirty_{false};  // written since the thread last synced
   bool stopping_ = false;
   WriterReport report_;
   WriterStats stats_;

@@ -32,6 +32,10 @@ class MemoryFileSystem::Writable final : public WritableFile {
 
   Status close() override { return Status(); }
 
+  Result<std::unique_ptr<WritableFile>> duplicate() override {
+    return std::unique_ptr<WritableFile>(new Writable(fs_, path_, file_));
+  }
+
  private:
   MemoryFileSystem& fs_;
   std::string path_;

@@ -74,6 +74,12 @@ class PosixWritableFile final : public WritableFile {
     return Status();
   }
 
+  Result<std::unique_ptr<WritableFile>> duplicate() override {
+    int fd = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return errno_status("dup " + path_, errno);
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(path_, fd));
+  }
+
   Status close() override {
     if (fd_ < 0) return Status();
     int rc = ::close(fd_);
