@@ -48,8 +48,12 @@ JobTable::~JobTable() {
 }
 
 size_t JobTable::bucket_of(uint64_t id) const {
-  // Fibonacci hashing: ids are sequential, this spreads them evenly anyway.
-  return static_cast<size_t>((id * 0x9E3779B97F4A7C15ull) >> 32) & (buckets_.size() - 1);
+  // Ids are handed out in order and mostly looked up near each other (the
+  // jobs just delivered are the ones acked), so keep neighbours in
+  // neighbouring buckets, cache lines apart at most: the low bits, folded
+  // with the bits above the table size so that ids a table's width apart
+  // (or any other stride) still spread over all the buckets.
+  return static_cast<size_t>(id ^ (id >> shift_)) & (buckets_.size() - 1);
 }
 
 Job* JobTable::find(uint64_t id) const {
@@ -89,6 +93,8 @@ void JobTable::grow() { rehash(buckets_.size() * 2); }
 void JobTable::rehash(size_t buckets) {
   std::vector<Job*> old(buckets, nullptr);
   old.swap(buckets_);
+  shift_ = 0;
+  while ((size_t{1} << shift_) < buckets) ++shift_;
   for (Job* head : old) {
     while (head != nullptr) {
       Job* next = head->next_in_table;

@@ -85,6 +85,7 @@ class JobTable {
   void rehash(size_t buckets);
 
   std::vector<Job*> buckets_;  // size is a power of two
+  unsigned shift_ = 10;        // log2 of buckets_.size()
   size_t size_ = 0;
 };
 
