@@ -75,7 +75,7 @@ Result<Queue*> Engine::create_queue(std::string_view name) {
 }
 
 Queue* Engine::add_queue(uint32_t number, std::string_view name, const QueueSettings& settings) {
-  auto queue = std::make_unique<Queue>();
+  auto queue = std::make_unique<Queue>(&jobs_);
   queue->number = number;
   queue->name = std::string(name);
   queue->settings = settings;

@@ -203,16 +203,19 @@ bool Engine::visit_jobs(JobCursor& cursor, size_t budget, const std::function<bo
   while (it != queues_.end() && budget > 0) {
     Queue& queue = *it->second;
     cursor.queue = queue.name;
-    const std::vector<Job*>* parts[] = {&queue.ready.items(), &queue.delayed.items(),
-                                        &queue.leased.items(), &queue.dead.items()};
+    // Part 0 is the ready set, walked by position; then the heaps.
+    const std::vector<Job*>* heaps[] = {nullptr, &queue.delayed.items(), &queue.leased.items(),
+                                        &queue.dead.items()};
     constexpr int kParts = 4;
     while (cursor.part < kParts && budget > 0) {
-      const std::vector<Job*>& items = *parts[cursor.part];
-      while (cursor.index < items.size() && budget > 0) {
+      const size_t end = cursor.part == 0 ? queue.ready.positions() : heaps[cursor.part]->size();
+      while (cursor.index < end && budget > 0) {
         --budget;
-        if (!visit(*items[cursor.index++])) budget = 0;
+        Job* job = cursor.part == 0 ? queue.ready.at(cursor.index) : (*heaps[cursor.part])[cursor.index];
+        ++cursor.index;
+        if (job != nullptr && !visit(*job)) budget = 0;
       }
-      if (cursor.index >= items.size()) {
+      if (cursor.index >= end) {
         ++cursor.part;
         cursor.index = 0;
       }

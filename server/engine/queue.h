@@ -14,6 +14,7 @@
 
 #include "server/engine/intrusive_heap.h"
 #include "server/engine/job.h"
+#include "server/engine/ready_set.h"
 
 namespace tq::engine {
 
@@ -75,7 +76,6 @@ struct ExpiryOrder {
   }
 };
 
-using ReadyHeap = IntrusiveHeap<Job, ReadyOrder, JobSlot>;
 using DeadlineHeap = IntrusiveHeap<Job, DeadlineOrder, JobSlot>;
 using ExpiryHeap = IntrusiveHeap<Job, ExpiryOrder, TtlSlot>;
 
@@ -90,11 +90,13 @@ struct DedupEntry {
 };
 
 struct Queue {
+  explicit Queue(const JobTable* jobs) : ready(jobs) {}
+
   uint32_t number = 0;        // assigned at creation, never reused; names it in the log
   std::string name;
   QueueSettings settings;
   bool paused = false;        // no deliveries while paused
-  ReadyHeap ready;            // kReady jobs
+  ReadySet ready;             // kReady jobs
   DeadlineHeap delayed;       // kDelayed jobs, by the time they become ready
   DeadlineHeap leased;        // kLeased jobs, by lease end
   DeadlineHeap dead;          // kDead jobs, by the time they died

@@ -27,7 +27,8 @@ std::string fingerprint(const engine::Engine& e) {
         << " backoff=" << s.backoff_base_ms << "/" << s.backoff_factor << "/" << s.backoff_max_ms
         << "/" << s.backoff_jitter << " dedup=" << s.dedup_window_ms << " size=" << s.max_size
         << " prio=" << s.priority << " ttl_dl=" << s.ttl_dead_letter << " paused=" << q->paused << "\n";
-    std::vector<const engine::Job*> ready(q->ready.items().begin(), q->ready.items().end());
+    std::vector<engine::Job*> ready_jobs = q->ready.jobs();
+    std::vector<const engine::Job*> ready(ready_jobs.begin(), ready_jobs.end());
     ready.insert(ready.end(), q->leased.items().begin(), q->leased.items().end());
     std::sort(ready.begin(), ready.end(), engine::ReadyOrder{});
     auto extras = [&](const engine::Job* j) {
@@ -272,10 +273,10 @@ TEST_SUITE("journal") {
         if (step % 100 == 0) {
           node.harness.settle();
           for (const auto& [name, q] : node.engine.queues()) {
-            for (auto* heap : {&q->ready.items(), &q->leased.items()}) {
-              for (const engine::Job* j : *heap) {
-                REQUIRE(j->log_segment >= node.harness.log->oldest_segment());
-              }
+            std::vector<engine::Job*> live = q->ready.jobs();
+            live.insert(live.end(), q->leased.items().begin(), q->leased.items().end());
+            for (const engine::Job* j : live) {
+              REQUIRE(j->log_segment >= node.harness.log->oldest_segment());
             }
           }
         }

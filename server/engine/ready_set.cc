@@ -1,0 +1,127 @@
+#include "server/engine/ready_set.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace tq::engine {
+
+Job* ReadySet::live_job(uint64_t id) const {
+  Job* job = table_->find(id);
+  return job != nullptr && job->slot == kInFifo ? job : nullptr;
+}
+
+void ReadySet::push(Job* job) {
+  Lane& lane = lanes_[job->priority];
+  if (job->id > lane.last_id) {
+    lane.fifo.push_back(job->id);
+    lane.last_id = job->id;
+    job->slot = kInFifo;
+    ++lane.live;
+  } else {
+    lane.returns.push(job);
+  }
+  ++size_;
+}
+
+void ReadySet::erase(Job* job) {
+  auto it = lanes_.find(job->priority);
+  Lane& lane = it->second;
+  if (job->slot == kInFifo) {
+    job->slot = kNoSlot;
+    --lane.live;
+    if (!lane.fifo.empty() && lane.fifo.front() == job->id) {
+      lane.fifo.pop_front();  // the usual case: the front is delivered
+      trim(lane);
+    } else {
+      compact(lane);  // the id stays behind, stale
+    }
+  } else {
+    lane.returns.erase(job);
+  }
+  --size_;
+  if (lane.empty()) lanes_.erase(it);
+}
+
+void ReadySet::trim(Lane& lane) {
+  while (!lane.fifo.empty() && live_job(lane.fifo.front()) == nullptr) lane.fifo.pop_front();
+}
+
+void ReadySet::compact(Lane& lane) {
+  const size_t stale = lane.fifo.size() - lane.live;
+  if (stale < 1024 || stale < lane.live) return;
+  std::deque<uint64_t> kept;
+  for (uint64_t id : lane.fifo) {
+    if (live_job(id) != nullptr) kept.push_back(id);
+  }
+  lane.fifo.swap(kept);
+}
+
+Job* ReadySet::top() {
+  if (lanes_.empty()) return nullptr;
+  Lane& lane = lanes_.begin()->second;
+  trim(lane);
+  Job* fifo = lane.fifo.empty() ? nullptr : live_job(lane.fifo.front());
+  Job* back = lane.returns.top();
+  if (fifo == nullptr) return back;
+  if (back == nullptr) return fifo;
+  return back->id < fifo->id ? back : fifo;
+}
+
+void ReadySet::first(size_t n, const std::function<void(Job*)>& f) const {
+  for (const auto& [priority, lane] : lanes_) {
+    if (n == 0) return;
+    // Merge the lane's FIFO (already in id order) with its heap's first n.
+    std::vector<Job*> returns;
+    lane.returns.first(n, [&](Job* j) { returns.push_back(j); });
+    size_t r = 0;
+    auto fifo = lane.fifo.begin();
+    while (n > 0) {
+      Job* next_fifo = nullptr;
+      while (fifo != lane.fifo.end() && (next_fifo = live_job(*fifo)) == nullptr) ++fifo;
+      Job* next_return = r < returns.size() ? returns[r] : nullptr;
+      if (next_fifo == nullptr && next_return == nullptr) break;
+      if (next_return != nullptr && (next_fifo == nullptr || next_return->id < next_fifo->id)) {
+        f(next_return);
+        ++r;
+      } else {
+        f(next_fifo);
+        ++fifo;
+      }
+      --n;
+    }
+  }
+}
+
+void ReadySet::for_each(const std::function<void(Job*)>& f) const {
+  for (const auto& [priority, lane] : lanes_) {
+    for (uint64_t id : lane.fifo) {
+      if (Job* job = live_job(id)) f(job);
+    }
+    for (Job* job : lane.returns.items()) f(job);
+  }
+}
+
+size_t ReadySet::positions() const {
+  size_t n = 0;
+  for (const auto& [priority, lane] : lanes_) n += lane.fifo.size() + lane.returns.size();
+  return n;
+}
+
+Job* ReadySet::at(size_t position) const {
+  for (const auto& [priority, lane] : lanes_) {
+    if (position < lane.fifo.size()) return live_job(lane.fifo[position]);
+    position -= lane.fifo.size();
+    if (position < lane.returns.size()) return lane.returns.items()[position];
+    position -= lane.returns.size();
+  }
+  return nullptr;
+}
+
+std::vector<Job*> ReadySet::jobs() const {
+  std::vector<Job*> all;
+  all.reserve(size_);
+  for_each([&](Job* job) { all.push_back(job); });
+  return all;
+}
+
+}  // namespace tq::engine

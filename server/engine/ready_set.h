@@ -1,0 +1,85 @@
+// A queue's ready jobs, in delivery order: higher priority first, then
+// lower id (FIFO). Built for the common case: per priority, new jobs arrive
+// with ever higher ids and leave from the front, so a lane is a plain FIFO of
+// ids (O(1) in, O(1) out, no pointer chasing) and only jobs that come back to
+// an earlier place (a lease that ran out, a NACK, a KICK) go into a small
+// heap beside it. A binary heap of every ready job made each DEQUEUE sift
+// log2(n) cache misses deep: a fifth of the server's time at 1.5M jobs.
+//
+// Invariants: a job is in at most one place: its lane's FIFO (job->slot ==
+// kInFifo) or its lane's heap (job->slot is its index). Removing a job from
+// the middle of a FIFO leaves its id behind, stale; stale ids are recognised
+// (the job is gone, or its slot says it is elsewhere) and dropped when they
+// reach the front, or all at once when they outnumber the live ones.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+
+#include "server/engine/intrusive_heap.h"
+#include "server/engine/job.h"
+
+namespace tq::engine {
+
+class ReadySet {
+ public:
+  static constexpr uint32_t kInFifo = UINT32_MAX - 1;
+
+  explicit ReadySet(const JobTable* table) : table_(table) {}
+  ReadySet(const ReadySet&) = delete;
+  ReadySet& operator=(const ReadySet&) = delete;
+
+  void push(Job* job);
+  void erase(Job* job);
+  // The job that would be delivered next, or nullptr.
+  Job* top();
+  Job* pop() {
+    Job* job = top();
+    if (job != nullptr) erase(job);
+    return job;
+  }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+  // Calls f for the first n jobs in delivery order, changing nothing.
+  void first(size_t n, const std::function<void(Job*)>& f) const;
+  // Calls f for every job, in no particular order.
+  void for_each(const std::function<void(Job*)>& f) const;
+  // Every job, in no particular order (a copy: for tests and bulk removal).
+  std::vector<Job*> jobs() const;
+  // Positions 0 .. positions()-1 cover every job once (and stale ids, for
+  // which at() gives nullptr), so a sweep can walk the set a piece at a time.
+  // Positions shift as jobs come and go: a walk may miss or repeat one.
+  size_t positions() const;
+  Job* at(size_t position) const;
+
+ private:
+  struct IdOrder {
+    bool operator()(const Job* a, const Job* b) const { return a->id < b->id; }
+  };
+  struct Slot {
+    static uint32_t& get(Job* job) { return job->slot; }
+  };
+  struct Lane {
+    std::deque<uint64_t> fifo;  // ids, strictly increasing; some may be stale
+    uint64_t last_id = 0;       // the highest id ever appended
+    size_t live = 0;            // ids in fifo that are not stale
+    IntrusiveHeap<Job, IdOrder, Slot> returns;  // jobs back at an earlier place
+    bool empty() const { return live == 0 && returns.empty(); }
+  };
+
+  // The job behind a FIFO id, or nullptr when the id is stale.
+  Job* live_job(uint64_t id) const;
+  // Drops stale ids at the front of the lane's FIFO.
+  void trim(Lane& lane);
+  // Drops every stale id when they outnumber the live ones.
+  void compact(Lane& lane);
+
+  const JobTable* table_;
+  std::map<int32_t, Lane, std::greater<>> lanes_;  // highest priority first
+  size_t size_ = 0;
+};
+
+}  // namespace tq::engine
