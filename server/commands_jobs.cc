@@ -14,8 +14,9 @@ namespace {
 // A payload travels on DEQUEUE's one-line reply as it is, unless it holds a
 // line break (only PUT can store one): then \n, \r and \ are escaped, so the
 // reply stays one line. COUNT replies carry the bytes as they are.
-void append_line_payload(std::string& out, std::string_view payload) {
-  if (payload.find_first_of("\r\n") == std::string_view::npos) {
+void append_line_payload(std::string& out, const engine::Job& job) {
+  std::string_view payload = job.payload();
+  if (job.one_line) {  // known since the job was made: no scan per delivery
     out += payload;
     return;
   }
@@ -62,7 +63,7 @@ void append_delivery(std::string& out, const std::vector<const engine::Job*>& jo
   out += "OK ";
   protocol::append_number(out, job.id);
   out += ' ';
-  append_line_payload(out, job.payload());
+  append_line_payload(out, job);
   out += '\n';
 }
 

@@ -34,6 +34,8 @@ JobPtr make_job(uint64_t id, Queue* queue, std::string_view payload) {
   job->slot = kNoSlot;
   job->payload_size = static_cast<uint32_t>(payload.size());
   if (!payload.empty()) std::memcpy(job + 1, payload.data(), payload.size());
+  job->one_line = std::memchr(payload.data(), '\n', payload.size()) == nullptr &&
+                  std::memchr(payload.data(), '\r', payload.size()) == nullptr;
   return JobPtr(job);
 }
 
@@ -107,3 +109,6 @@ void JobTable::rehash(size_t buckets) {
 }
 
 }  // namespace tq::engine
+
+// A million pending jobs must fit in 200 MB: every byte here costs a MB.
+static_assert(sizeof(tq::engine::Job) == 64, "Job grew: mind the memory budget (README, bench/)");

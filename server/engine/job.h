@@ -48,6 +48,7 @@ struct Job {
   uint32_t payload_size;      // bytes following this struct
   uint32_t log_segment;       // the log segment holding its latest full record
   JobState state;
+  bool one_line;              // the payload holds no '\r' or '\n' (set once, at creation)
 
   std::string_view payload() const {
     return {reinterpret_cast<const char*>(this + 1), payload_size};
