@@ -1,0 +1,291 @@
+// The client library's typed calls against a real tqd: each call sends what
+// PROTOCOL.md says and turns the reply into the value its header promises;
+// server errors come back as values carrying the server's code.
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <thread>
+
+#include "client/client.h"
+#include "tests/support/tqd_process.h"
+
+using namespace std::chrono_literals;
+using tq::client::Client;
+using tq::client::ErrorKind;
+using tq::client::JobState;
+using tq::client::NackOutcome;
+using tq::protocol::ErrorCode;
+using tq::testing::TqdProcess;
+
+namespace {
+
+Client connect_to(const TqdProcess& tqd) {
+  auto client = Client::connect({.host = "127.0.0.1", .port = tqd.port()});
+  REQUIRE(client.ok());
+  return std::move(client).value();
+}
+
+}  // namespace
+
+TEST_SUITE("client library") {
+  TEST_CASE("connect fails as a value naming the address when nothing listens") {
+    TqdProcess tqd;
+    const uint16_t port = tqd.port();
+    tqd.stop(SIGTERM);
+    auto client = Client::connect({.host = "127.0.0.1", .port = port, .timeout_ms = 2000});
+    REQUIRE_FALSE(client.ok());
+    CHECK(client.error().kind == ErrorKind::kConnect);
+    CHECK(client.error().message.find(std::to_string(port)) != std::string::npos);
+  }
+
+  TEST_CASE(
+      "create then EXISTS - enqueue to a missing queue is NOQUEUE with the server's message") {
+    TqdProcess tqd;
+    Client c = connect_to(tqd);
+    REQUIRE(c.create("emails").ok());
+    auto again = c.create("emails");
+    REQUIRE_FALSE(again.ok());
+    CHECK(again.error().kind == ErrorKind::kServer);
+    CHECK(again.error().is(ErrorCode::kExists));
+    CHECK(again.error().to_string() == "EXISTS queue 'emails' already exists");
+
+    auto missing = c.enqueue("orders", "Ship order 7");
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.error().is(ErrorCode::kNoQueue));
+    CHECK(missing.error().code == "NOQUEUE");
+    CHECK_FALSE(missing.error().outcome_unknown());  // the server said no: nothing was stored
+  }
+
+  TEST_CASE("payloads travel byte for byte - newlines, zero bytes, spaces and an empty one") {
+    TqdProcess tqd;
+    Client c = connect_to(tqd);
+    REQUIRE(c.create("bin").ok());
+    const std::vector<std::string> payloads = {std::string("two\nlines\r\n", 11),
+                                               std::string("zero\0byte", 9), "  spaced  ", ""};
+    std::vector<uint64_t> ids;
+    for (const auto& p : payloads) {
+      auto id = c.enqueue("bin", p);
+      REQUIRE(id.ok());
+      ids.push_back(*id);
+    }
+    auto jobs = c.dequeue_many({"bin"}, {.count = 10});
+    REQUIRE(jobs.ok());
+    REQUIRE(jobs->size() == payloads.size());
+    for (size_t i = 0; i < payloads.size(); ++i) {
+      CHECK((*jobs)[i].id == ids[i]);
+      CHECK((*jobs)[i].payload == payloads[i]);
+      CHECK((*jobs)[i].queue == "bin");
+      CHECK((*jobs)[i].attempts == 1);
+    }
+  }
+
+  TEST_CASE("put options - priority first, delay and TTL and attempts show in PEEK, a key dedups") {
+    TqdProcess tqd;
+    Client c = connect_to(tqd);
+    REQUIRE(c.create("q").ok());
+    auto plain = c.put("q", "plain");
+    auto urgent = c.put("q", "urgent", {.priority = 5});
+    auto later = c.put("q", "later", {.delay = 1h});
+    auto limited = c.put("q", "limited", {.ttl = 10min, .attempts = 3});
+    auto keyed = c.put("q", "first", {.key = "signup-42"});
+    auto again = c.put("q", "second", {.key = "signup-42"});
+    REQUIRE((plain.ok() && urgent.ok() && later.ok() && limited.ok() && keyed.ok() && again.ok()));
+    CHECK_FALSE(keyed->duplicate);
+    CHECK(again->duplicate);
+    CHECK(again->id == keyed->id);
+
+    auto ready = c.peek("q");
+    REQUIRE(ready.ok());
+    REQUIRE(ready->size() == 4);
+    CHECK((*ready)[0].id == urgent->id);  // higher priority first
+    CHECK((*ready)[0].priority == 5);
+    CHECK((*ready)[0].state == "ready");
+    CHECK((*ready)[2].expires_ms.has_value());
+    CHECK((*ready)[3].key == "signup-42");
+
+    auto delayed = c.peek("q", JobState::kDelayed);
+    REQUIRE(delayed.ok());
+    REQUIRE(delayed->size() == 1);
+    CHECK((*delayed)[0].id == later->id);
+    CHECK((*delayed)[0].at_ms.has_value());
+
+    auto at = c.put("q", "at", {.at = std::chrono::system_clock::now() + 24h});
+    REQUIRE(at.ok());
+    auto queues = c.queues();
+    REQUIRE(queues.ok());
+    REQUIRE(queues->size() == 1);
+    CHECK((*queues)[0].name == "q");
+    CHECK((*queues)[0].ready == 4);
+    CHECK((*queues)[0].delayed == 2);
+  }
+
+  TEST_CASE("a worker's calls - dequeue from several queues, touch, nack, fail, ack and kick") {
+    TqdProcess tqd;
+    Client c = connect_to(tqd);
+    REQUIRE(c.create("a").ok());
+    REQUIRE(c.create("b").ok());
+    REQUIRE(c.config("b", {{"max_attempts", "2"}}).ok());
+    auto id = c.enqueue("b", "work");
+    REQUIRE(id.ok());
+
+    auto first = c.dequeue_many({"a", "b"});
+    REQUIRE(first.ok());
+    REQUIRE(first->size() == 1);
+    CHECK((*first)[0].queue == "b");
+    auto left = c.touch(*id, 2min);
+    REQUIRE(left.ok());
+    CHECK(*left > 100s);
+    CHECK(*left <= 120s);
+
+    auto nacked = c.nack(*id);
+    REQUIRE(nacked.ok());
+    CHECK(*nacked == NackOutcome::kRetry);
+    auto second = c.dequeue("b");
+    REQUIRE(second.ok());
+    REQUIRE(second->has_value());
+    CHECK((*second)->attempts == 2);
+    auto dead = c.nack(*id);  // it has used its two attempts
+    REQUIRE(dead.ok());
+    CHECK(*dead == NackOutcome::kDead);
+
+    auto kicked = c.kick("b");
+    REQUIRE(kicked.ok());
+    CHECK(*kicked == 1);
+    auto third = c.dequeue("b");
+    REQUIRE((third.ok() && third->has_value()));
+    REQUIRE(c.fail(*id, "address does not exist").ok());
+    auto dead_jobs = c.peek("b", JobState::kDead);
+    REQUIRE(dead_jobs.ok());
+    REQUIRE(dead_jobs->size() == 1);
+    CHECK((*dead_jobs)[0].reason.find("address does not exist") != std::string::npos);
+    REQUIRE(c.delete_job(*id).ok());
+
+    auto a_id = c.enqueue("a", "x");
+    auto b_id = c.enqueue("a", "y");
+    auto two = c.dequeue_many({"a"}, {.count = 2});
+    REQUIRE((two.ok() && two->size() == 2));
+    const uint64_t ids[] = {*a_id, *b_id};
+    auto acked = c.ack(ids);
+    REQUIRE(acked.ok());
+    CHECK(*acked == 2);
+
+    auto not_found = c.ack(*a_id);
+    REQUIRE_FALSE(not_found.ok());
+    CHECK(not_found.error().is(ErrorCode::kNotFound));
+    auto ready = c.enqueue("a", "never delivered");
+    auto not_leased = c.ack(*ready);
+    REQUIRE_FALSE(not_leased.ok());
+    CHECK(not_leased.error().is(ErrorCode::kNotLeased));
+  }
+
+  TEST_CASE("dequeue with WAIT returns the job another client enqueues meanwhile") {
+    TqdProcess tqd;
+    Client worker = connect_to(tqd);
+    REQUIRE(worker.create("jobs").ok());
+    std::thread producer([&] {
+      // Until the worker waits, the queue is empty: the producer waits for
+      // the server to count the waiter, then enqueues.
+      Client p = connect_to(tqd);
+      const auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (std::chrono::steady_clock::now() < deadline) {
+        auto stats = p.stats("jobs");
+        if (!stats.ok() || tq::client::field(*stats, "waiters") == "1") break;
+      }
+      CHECK(p.enqueue("jobs", "arrived").ok());
+    });
+    auto job = worker.dequeue("jobs", 30s);
+    producer.join();
+    REQUIRE(job.ok());
+    REQUIRE(job->has_value());
+    CHECK((*job)->payload == "arrived");
+
+    auto empty = worker.dequeue_many({"jobs"}, {.wait = 50ms, .count = 5});
+    REQUIRE(empty.ok());
+    CHECK(empty->empty());
+  }
+
+  TEST_CASE("queues and server - list, config, pause, resume, purge, drop, stats, help, ping") {
+    TqdProcess tqd;
+    Client c = connect_to(tqd);
+    auto none = c.list();
+    REQUIRE(none.ok());
+    CHECK(none->empty());
+    REQUIRE(c.create("orders").ok());
+    REQUIRE(c.create("audit").ok());
+    CHECK(*c.list() == std::vector<std::string>{"audit", "orders"});
+
+    auto settings = c.config("orders", {{"ack_timeout", "1m"}});
+    REQUIRE(settings.ok());
+    CHECK(tq::client::field(*settings, "ack_timeout") == "60000ms");
+    auto bad = c.config("orders", {{"retries", "3"}});
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error().is(ErrorCode::kBadFormat));
+
+    REQUIRE(c.pause("orders").ok());
+    REQUIRE(c.enqueue("orders", "held").ok());
+    auto paused = c.dequeue("orders");
+    REQUIRE(paused.ok());
+    CHECK_FALSE(paused->has_value());
+    REQUIRE(c.resume("orders").ok());
+    auto purged = c.purge("orders");
+    REQUIRE(purged.ok());
+    CHECK(*purged == 1);
+    REQUIRE(c.drop("audit").ok());
+
+    auto stats = c.stats();
+    REQUIRE(stats.ok());
+    CHECK(tq::client::field(*stats, "queues") == "1");
+    auto queue_stats = c.stats("orders");
+    REQUIRE(queue_stats.ok());
+    CHECK(tq::client::field(*queue_stats, "queue") == "orders");
+
+    auto help = c.help();
+    REQUIRE(help.ok());
+    CHECK(help->size() == tq::protocol::all_commands().size());
+    auto ack_help = c.help("ack");
+    REQUIRE(ack_help.ok());
+    CHECK(ack_help->front().rfind("ACK <id>", 0) == 0);
+    CHECK(c.ping().ok());
+  }
+
+  TEST_CASE("arguments that would change the request are refused before anything is sent") {
+    TqdProcess tqd;
+    Client c = connect_to(tqd);
+    REQUIRE(c.create("q").ok());
+    auto spaced = c.create("q DROP");
+    REQUIRE_FALSE(spaced.ok());
+    CHECK(spaced.error().kind == ErrorKind::kBadArgument);
+    CHECK_FALSE(spaced.error().outcome_unknown());
+    CHECK(c.enqueue("q x", "p").error().kind == ErrorKind::kBadArgument);
+    CHECK(c.put("q", "p", {.key = "two words"}).error().kind == ErrorKind::kBadArgument);
+    CHECK(c.fail(1, "line\nbreak").error().kind == ErrorKind::kBadArgument);
+    CHECK(c.request("LIST\nDROP q").error().kind == ErrorKind::kBadArgument);
+    // The connection is still in step: nothing half-sent.
+    CHECK(*c.list() == std::vector<std::string>{"q"});
+  }
+
+  TEST_CASE("request() reads any reply whole - lines, counted lines, framed jobs and a PUT body") {
+    TqdProcess tqd;
+    Client c = connect_to(tqd);
+    auto created = c.request("CREATE emails");
+    REQUIRE(created.ok());
+    CHECK(created->text == "created emails");
+    auto put = c.request("PUT emails 9 PRIORITY 2", "two\nlines");
+    REQUIRE(put.ok());
+    auto peek = c.request("peek emails");
+    REQUIRE(peek.ok());
+    CHECK(peek->shape == tq::protocol::ReplyShape::kJobs);
+    REQUIRE(peek->jobs.size() == 1);
+    CHECK(peek->jobs[0].payload == "two\nlines");
+    CHECK(peek->raw == "OK 1\nJOB " + put->text +
+                           " 9 queue=emails state=ready attempts=0 priority=2\ntwo\nlines\n");
+    auto queues = c.request("QUEUES");
+    REQUIRE(queues.ok());
+    CHECK(queues->lines ==
+          std::vector<std::string>{"emails ready=1 delayed=0 leased=0 dead=0 paused=0"});
+    auto unknown = c.request("FETCH emails");
+    REQUIRE_FALSE(unknown.ok());
+    CHECK(unknown.error().is(ErrorCode::kUnknown));
+    CHECK(c.request("PING")->text == "PONG");
+  }
+}

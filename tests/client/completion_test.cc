@@ -1,0 +1,60 @@
+// Tab completion in the tq REPL, as a function of the line typed so far:
+// verbs, queue names where a command takes one, and each command's keywords.
+#include <doctest/doctest.h>
+
+#include "client/repl_completion.h"
+#include "protocol/command_table.h"
+
+using Words = std::vector<std::string>;
+
+namespace {
+
+int lookups = 0;
+
+Words complete(std::string_view line) {
+  return tq::client::complete(line, [] {
+    ++lookups;
+    return Words{"emails", "email_digest", "orders"};
+  });
+}
+
+}  // namespace
+
+TEST_SUITE("tq completion") {
+  TEST_CASE("the first word completes to verbs in the case it was typed") {
+    CHECK(complete("DE") == Words{"DELETE", "DEQUEUE"});
+    CHECK(complete("de") == Words{"delete", "dequeue"});
+    CHECK(complete("  enq") == Words{"enqueue"});
+    CHECK(complete("").size() == tq::protocol::all_commands().size());
+    CHECK(complete("FETCH").empty());
+  }
+
+  TEST_CASE("queue names complete where a command takes one - and are only looked up there") {
+    lookups = 0;
+    CHECK(complete("ENQUEUE em") == Words{"email_digest", "emails"});
+    CHECK(complete("stats o") == Words{"orders"});
+    CHECK(complete("PEEK ") == Words{"email_digest", "emails", "orders"});
+    CHECK(lookups == 3);
+    CHECK(complete("ENQUEUE emails hel").empty());  // a payload is not ours to guess
+    CHECK(complete("ACK 12 1").empty());
+    CHECK(complete("PI") == Words{"PING"});
+    CHECK(lookups == 3);  // a payload, an id or a verb needs no LIST
+  }
+
+  TEST_CASE("DEQUEUE completes more queues then WAIT and COUNT - not after a keyword") {
+    CHECK(complete("DEQUEUE emails ") == Words{"COUNT", "WAIT", "email_digest", "orders"});
+    CHECK(complete("dequeue emails w") == Words{"wait"});
+    CHECK(complete("DEQUEUE emails WAIT ").empty());
+    CHECK(complete("DEQUEUE emails WAIT 5s ") == Words{"COUNT", "WAIT"});
+  }
+
+  TEST_CASE("keywords - PEEK states, PUT options, NACK DELAY, CONFIG settings, HELP verbs") {
+    CHECK(complete("PEEK emails D") == Words{"DEAD", "DELAYED"});
+    CHECK(complete("PUT emails 5 ") == Words{"AT", "ATTEMPTS", "DELAY", "KEY", "PRIORITY", "TTL"});
+    CHECK(complete("PUT emails 5 PRIORITY ").empty());
+    CHECK(complete("PUT emails 5 PRIORITY 3 t") == Words{"ttl"});
+    CHECK(complete("NACK 7 ") == Words{"DELAY"});
+    CHECK(complete("CONFIG emails max_") == Words{"max_attempts=", "max_size="});
+    CHECK(complete("help ac") == Words{"ack"});
+  }
+}

@@ -1,0 +1,152 @@
+// The producer and worker examples, run as the README's quick start runs
+// them: producers print ids, a worker prints and acks each job, retries
+// failures, notices expired leases and stops cleanly on Ctrl-C (SIGINT).
+#include <doctest/doctest.h>
+
+#include <csignal>
+
+#include "tests/client/subprocess.h"
+#include "tests/support/tqd_process.h"
+
+using namespace std::chrono_literals;
+using tq::testing::BackgroundProcess;
+using tq::testing::run_program;
+using tq::testing::TqdProcess;
+
+namespace {
+
+std::string stat_of(TqdProcess& tqd, const std::string& queue, const std::string& name) {
+  auto connected = tq::client::Client::connect({.port = tqd.port()});
+  if (!connected) {
+    // Say what tqd said last: the reason it is gone is in its log.
+    for (const auto& line : tqd.log_lines()) MESSAGE(line);
+    FAIL("tqd does not answer: " << connected.error().to_string());
+  }
+  auto stats = connected->stats(queue);
+  REQUIRE(stats.ok());
+  return tq::client::field(*stats, name);
+}
+
+BackgroundProcess start_worker(const TqdProcess& tqd, std::vector<std::string> args) {
+  std::vector<std::string> argv = {WORKER_PATH};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.insert(argv.end(), {"--port", std::to_string(tqd.port())});
+  return BackgroundProcess(argv);
+}
+
+}  // namespace
+
+TEST_SUITE("examples") {
+  TEST_CASE("the quick start - three producers then a worker that prints and acks each job") {
+    TqdProcess tqd;
+    const std::vector<std::string> messages = {"Send welcome email", "Send password reset",
+                                               "Send notification"};
+    for (size_t i = 0; i < messages.size(); ++i) {
+      auto produced =
+          run_program({PRODUCER_PATH, "emails", messages[i], "--port", std::to_string(tqd.port())});
+      CHECK(produced.status == 0);
+      CHECK(produced.out ==
+            "enqueued job " + std::to_string(i + 1) + " to emails: " + messages[i] + "\n");
+    }
+
+    BackgroundProcess worker = start_worker(tqd, {"emails"});
+    for (size_t i = 0; i < messages.size(); ++i) {
+      const std::string id = std::to_string(i + 1);
+      auto took =
+          worker.wait_for_line("job " + id + " from emails (attempt 1): " + messages[i], 10s);
+      CHECK(took.has_value());
+      CHECK(worker.wait_for_line("job " + id + " done (ACK)", 10s).has_value());
+    }
+    CHECK(worker.stop(SIGINT, 10s) == 0);
+    CHECK(worker.lines().back() == "worker: stopped");
+    CHECK(stat_of(tqd, "emails", "acked_total") == "3");
+    CHECK(stat_of(tqd, "emails", "leased") == "0");
+  }
+
+  TEST_CASE("producer --count prints one id per job - no server is exit 2 with the reason") {
+    TqdProcess tqd;
+    auto produced = run_program({PRODUCER_PATH, "reports", "weekly", "report", "--count", "3",
+                                 "--port", std::to_string(tqd.port())});
+    CHECK(produced.status == 0);
+    CHECK(produced.out ==
+          "enqueued job 1 to reports: weekly report #1\n"
+          "enqueued job 2 to reports: weekly report #2\n"
+          "enqueued job 3 to reports: weekly report #3\n");
+    CHECK(stat_of(tqd, "reports", "ready") == "3");
+
+    const std::string port = std::to_string(tqd.port());
+    REQUIRE(tqd.stop(SIGTERM) == 0);
+    auto refused = run_program({PRODUCER_PATH, "reports", "x", "--port", port});
+    CHECK(refused.status == 2);
+    CHECK(refused.err.find("producer: cannot connect") != std::string::npos);
+  }
+
+  TEST_CASE("worker --concurrency shares the jobs among its threads and all are acked") {
+    TqdProcess tqd;
+    REQUIRE(run_program({PRODUCER_PATH, "bulk", "job", "--count", "12", "--port",
+                         std::to_string(tqd.port())})
+                .status == 0);
+    BackgroundProcess worker = start_worker(tqd, {"bulk", "--concurrency", "3"});
+    CHECK(worker.wait_for_line("with 3 workers", 10s).has_value());
+    for (int i = 0; i < 12; ++i) CHECK(worker.wait_for_line("done (ACK)", 10s).has_value());
+    CHECK(worker.stop(SIGINT, 10s) == 0);
+    CHECK(stat_of(tqd, "bulk", "acked_total") == "12");
+  }
+
+  TEST_CASE("worker --fail-rate 1 NACKs each delivery until the job is in dead letters") {
+    TqdProcess tqd;
+    auto c = tqd.client();
+    REQUIRE(c.create("flaky").ok());
+    REQUIRE(c.config("flaky", {{"max_attempts", "2"}}).ok());
+    REQUIRE(c.enqueue("flaky", "never works").ok());
+    BackgroundProcess worker = start_worker(tqd, {"flaky", "--fail-rate", "1"});
+    CHECK(worker.wait_for_line("job 1 failed: NACKed, to be retried", 10s).has_value());
+    CHECK(worker.wait_for_line("(attempt 2)", 10s).has_value());
+    CHECK(worker.wait_for_line("job 1 failed, out of attempts: dead letters", 10s).has_value());
+    CHECK(worker.stop(SIGINT, 10s) == 0);
+    CHECK(stat_of(tqd, "flaky", "dead") == "1");
+  }
+
+  TEST_CASE(
+      "worker --sleep longer than the lease - the ACK comes too late and the job runs again") {
+    TqdProcess tqd;
+    auto c = tqd.client();
+    REQUIRE(c.create("slow").ok());
+    REQUIRE(c.config("slow", {{"ack_timeout", "200ms"}}).ok());
+    REQUIRE(c.enqueue("slow", "takes a while").ok());
+    BackgroundProcess worker = start_worker(tqd, {"slow", "--sleep", "1s"});
+    CHECK(worker.wait_for_line("job 1 done, but too late: its lease expired", 10s).has_value());
+    CHECK(worker.wait_for_line("job 1 from slow (attempt 2)", 10s).has_value());
+    CHECK(worker.stop(SIGINT, 10s) == 0);
+  }
+
+  TEST_CASE("Ctrl-C in the middle of a job hands it back with NACK - nothing stays leased") {
+    TqdProcess tqd;
+    auto c = tqd.client();
+    REQUIRE(c.create("long").ok());
+    REQUIRE(c.enqueue("long", "an hour of work").ok());
+    BackgroundProcess worker = start_worker(tqd, {"long", "--sleep", "1h"});
+    CHECK(worker.wait_for_line("job 1 from long (attempt 1)", 10s).has_value());
+    CHECK(worker.stop(SIGINT, 10s) == 0);
+    bool handed_back = false;
+    for (const auto& line : worker.lines())
+      handed_back |= line.find("job 1 handed back (NACK)") != std::string::npos;
+    CHECK(handed_back);
+    CHECK(stat_of(tqd, "long", "ready") == "1");
+    CHECK(stat_of(tqd, "long", "leased") == "0");
+
+    // A stopped worker leaves no waiter behind to swallow the next job.
+    REQUIRE(c.enqueue("long", "after the worker left").ok());
+    CHECK(stat_of(tqd, "long", "ready") == "2");
+  }
+
+  TEST_CASE("a worker started before its queue exists waits for it") {
+    TqdProcess tqd;
+    BackgroundProcess worker = start_worker(tqd, {"later"});
+    CHECK(worker.wait_for_line("cannot take jobs yet", 10s).has_value());
+    REQUIRE(run_program({PRODUCER_PATH, "later", "finally", "--port", std::to_string(tqd.port())})
+                .status == 0);
+    CHECK(worker.wait_for_line("job 1 done (ACK)", 10s).has_value());
+    CHECK(worker.stop(SIGINT, 10s) == 0);
+  }
+}

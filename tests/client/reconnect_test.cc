@@ -1,0 +1,245 @@
+// Lost connections: what the client repeats after reconnecting (reads,
+// DEQUEUE, enqueues with a dedup key) and what it never repeats (other
+// writes), proven with a proxy that cuts a connection after tqd has carried
+// out a request but before its reply gets through.
+#include <doctest/doctest.h>
+
+#include <csignal>
+
+#include <thread>
+
+#include "client/client.h"
+#include "tests/client/cutting_proxy.h"
+#include "tests/support/tqd_process.h"
+
+using namespace std::chrono_literals;
+using tq::client::CancelToken;
+using tq::client::Client;
+using tq::client::ErrorKind;
+using tq::client::Options;
+using tq::protocol::ErrorCode;
+using tq::testing::CuttingProxy;
+using tq::testing::TqdProcess;
+
+namespace {
+
+Options through(uint16_t port, int reconnect_attempts) {
+  Options options;
+  options.port = port;
+  options.reconnect.attempts = reconnect_attempts;
+  options.reconnect.first_delay = 10ms;
+  return options;
+}
+
+Client connect_with(const Options& options) {
+  auto client = Client::connect(options);
+  REQUIRE(client.ok());
+  return std::move(client).value();
+}
+
+std::string queue_stat(const TqdProcess& tqd, const std::string& queue, const std::string& name) {
+  auto stats = tqd.client().stats(queue);
+  REQUIRE(stats.ok());
+  return tq::client::field(*stats, name);
+}
+
+// The server's FIN reaches us a moment after its last reply; wait for it
+// (bounded) so a test knows which path the next call takes.
+void wait_until_closed_by_server(const Client& client) {
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (client.connected() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  REQUIRE_FALSE(client.connected());
+}
+
+}  // namespace
+
+TEST_SUITE("client reconnect") {
+  TEST_CASE("without a reconnect policy a lost connection stays lost until reconnect()") {
+    TqdProcess tqd;
+    Client c = connect_with(through(tqd.port(), 0));
+    REQUIRE(c.request("QUIT").ok());
+    auto lost = c.ping();
+    REQUIRE_FALSE(lost.ok());
+    CHECK(lost.error().kind == ErrorKind::kNetwork);
+    auto still = c.ping();
+    REQUIRE_FALSE(still.ok());
+    CHECK(still.error().kind == ErrorKind::kConnect);  // nothing was sent
+    CHECK_FALSE(still.error().outcome_unknown());
+    REQUIRE(c.reconnect().ok());
+    CHECK(c.ping().ok());
+  }
+
+  TEST_CASE("with a policy a connection the server closed is replaced before an ACK is sent") {
+    TqdProcess tqd;
+    Client c = connect_with(through(tqd.port(), 3));
+    REQUIRE(c.create("q").ok());
+    REQUIRE(c.enqueue("q", "job").ok());
+    auto job = c.dequeue("q");
+    REQUIRE((job.ok() && job->has_value()));
+    REQUIRE(c.request("QUIT").ok());
+    wait_until_closed_by_server(c);
+    // The lease belongs to the job, not the connection: a new one may ack it.
+    REQUIRE(c.ack((*job)->id).ok());
+    CHECK(queue_stat(tqd, "q", "acked_total") == "1");
+  }
+
+  TEST_CASE("an enqueue whose reply is lost is sent again with its made-up key and stored once") {
+    TqdProcess tqd;
+    CuttingProxy proxy(tqd.port());
+    Client c = connect_with(through(proxy.port(), 3));
+    REQUIRE(c.create("q").ok());
+    proxy.cut_after_next_request();
+    auto put = c.put("q", "exactly once");
+    REQUIRE(put.ok());
+    CHECK(proxy.cuts_done() == 1);
+    CHECK(proxy.connections_accepted() == 2);
+    CHECK_FALSE(put->duplicate);  // the only earlier holder of the key was this call
+    CHECK(queue_stat(tqd, "q", "ready") == "1");
+    CHECK(queue_stat(tqd, "q", "enqueued_total") == "1");
+    CHECK(queue_stat(tqd, "q", "duplicates_total") == "1");
+    auto job = tqd.client().dequeue("q");
+    REQUIRE((job.ok() && job->has_value()));
+    CHECK((*job)->id == put->id);
+  }
+
+  TEST_CASE("with the caller's own key the repeat is stored once and reported as a duplicate") {
+    TqdProcess tqd;
+    CuttingProxy proxy(tqd.port());
+    Client c = connect_with(through(proxy.port(), 3));
+    REQUIRE(c.create("q").ok());
+    proxy.cut_after_next_request();
+    auto put = c.put("q", "welcome", {.key = "signup-42"});
+    REQUIRE(put.ok());
+    CHECK(put->duplicate);
+    CHECK(queue_stat(tqd, "q", "ready") == "1");
+  }
+
+  TEST_CASE(
+      "without a policy an enqueue whose reply is lost fails as outcome unknown - not sent again") {
+    TqdProcess tqd;
+    CuttingProxy proxy(tqd.port());
+    Client c = connect_with(through(proxy.port(), 0));
+    REQUIRE(c.create("q").ok());
+    proxy.cut_after_next_request();
+    auto id = c.enqueue("q", "maybe");
+    REQUIRE_FALSE(id.ok());
+    CHECK(id.error().kind == ErrorKind::kNetwork);
+    CHECK(id.error().outcome_unknown());
+    CHECK(queue_stat(tqd, "q", "ready") == "1");  // it was stored, once
+    CHECK(proxy.connections_accepted() == 1);
+  }
+
+  TEST_CASE("an ACK whose reply is lost is not sent again - the next call reconnects") {
+    TqdProcess tqd;
+    CuttingProxy proxy(tqd.port());
+    Client c = connect_with(through(proxy.port(), 3));
+    REQUIRE(c.create("q").ok());
+    REQUIRE(c.enqueue("q", "job").ok());
+    auto job = c.dequeue("q");
+    REQUIRE((job.ok() && job->has_value()));
+    proxy.cut_after_next_request();
+    auto acked = c.ack((*job)->id);
+    REQUIRE_FALSE(acked.ok());
+    CHECK(acked.error().outcome_unknown());
+    CHECK(proxy.connections_accepted() == 1);  // no second attempt
+    CHECK(queue_stat(tqd, "q", "acked_total") == "1");
+    CHECK(c.ping().ok());
+    CHECK(proxy.connections_accepted() == 2);
+  }
+
+  TEST_CASE("reads and DEQUEUE are sent again after a lost reply - the lost lease just runs out") {
+    TqdProcess tqd;
+    CuttingProxy proxy(tqd.port());
+    Client c = connect_with(through(proxy.port(), 3));
+    REQUIRE(c.create("q").ok());
+    proxy.cut_after_next_request();
+    auto names = c.list();
+    REQUIRE(names.ok());
+    CHECK(*names == std::vector<std::string>{"q"});
+
+    auto first = c.enqueue("q", "first");
+    auto second = c.enqueue("q", "second");
+    proxy.cut_after_next_request();
+    auto job = c.dequeue("q");
+    REQUIRE((job.ok() && job->has_value()));
+    CHECK((*job)->id == *second);  // the first was leased by the lost reply
+    CHECK(queue_stat(tqd, "q", "leased") == "2");
+    CHECK(proxy.cuts_done() == 2);
+  }
+
+  TEST_CASE("a restarted server is reconnected to and its jobs are still there") {
+    TqdProcess first_run;
+    CuttingProxy proxy(first_run.port());
+    Client c = connect_with(through(proxy.port(), 5));
+    REQUIRE(c.create("q").ok());
+    REQUIRE(c.enqueue("q", "survives").ok());
+    REQUIRE(first_run.stop(SIGTERM) == 0);
+    tq::testing::TqdOptions restart;
+    restart.dir = first_run.dir();
+    TqdProcess second_run(restart);
+    proxy.set_upstream(second_run.port());
+    auto job = c.dequeue("q");
+    REQUIRE(job.ok());
+    REQUIRE(job->has_value());
+    CHECK((*job)->payload == "survives");
+  }
+
+  TEST_CASE("a password is sent on connect and again after every reconnect") {
+    tq::testing::TqdOptions with_password;
+    with_password.config_yaml = "auth:\n  password: s3cret\n";
+    TqdProcess tqd(with_password);
+    auto anonymous = tqd.client().list();
+    REQUIRE_FALSE(anonymous.ok());
+    CHECK(anonymous.error().is(ErrorCode::kNoAuth));
+
+    Options wrong = through(tqd.port(), 0);
+    wrong.password = "guess";
+    auto refused = Client::connect(wrong);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().is(ErrorCode::kNoAuth));
+
+    CuttingProxy proxy(tqd.port());
+    Options options = through(proxy.port(), 3);
+    options.password = "s3cret";
+    Client c = connect_with(options);
+    REQUIRE(c.create("q").ok());
+    proxy.drop_all();
+    auto names = c.list();
+    REQUIRE(names.ok());
+    CHECK(*names == std::vector<std::string>{"q"});
+  }
+
+  TEST_CASE("a cancelled wait ends at once with kCancelled and closes the connection") {
+    TqdProcess tqd;
+    Client c = connect_with(through(tqd.port(), 0));
+    REQUIRE(c.create("q").ok());
+    CancelToken cancel;
+    std::thread canceller([&] {
+      auto watcher = tqd.client();
+      const auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (std::chrono::steady_clock::now() < deadline) {
+        auto stats = watcher.stats("q");
+        if (!stats.ok() || tq::client::field(*stats, "waiters") == "1") break;
+      }
+      cancel.cancel();
+    });
+    const auto started = std::chrono::steady_clock::now();
+    auto jobs = c.dequeue_many({"q"}, {.wait = 60s, .cancel = &cancel});
+    canceller.join();
+    REQUIRE_FALSE(jobs.ok());
+    CHECK(jobs.error().kind == ErrorKind::kCancelled);
+    CHECK(std::chrono::steady_clock::now() - started < 30s);
+    CHECK_FALSE(c.socket().is_open());
+  }
+
+  TEST_CASE("reconnecting gives up after its attempts with the last error") {
+    TqdProcess tqd;
+    Client c = connect_with(through(tqd.port(), 2));
+    REQUIRE(tqd.stop(SIGTERM) == 0);
+    auto ping = c.ping();
+    REQUIRE_FALSE(ping.ok());
+    CHECK(ping.error().kind == ErrorKind::kConnect);
+  }
+}

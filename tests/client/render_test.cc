@@ -1,0 +1,113 @@
+// How the tq REPL shows replies: jobs with their id and an indented payload,
+// STATS as aligned columns, QUEUES as a table, control bytes escaped, colour
+// only when asked for, and --raw exactly as received.
+#include <doctest/doctest.h>
+
+#include "client/repl_render.h"
+
+using tq::client::Job;
+using tq::client::RenderStyle;
+using tq::client::Reply;
+using tq::protocol::ReplyShape;
+
+namespace {
+
+Reply lines_reply(std::vector<std::string> lines) {
+  Reply reply;
+  reply.shape = ReplyShape::kCountedLines;
+  reply.text = std::to_string(lines.size());
+  reply.lines = std::move(lines);
+  return reply;
+}
+
+Job job(uint64_t id, std::string payload, tq::client::Fields fields) {
+  Job j;
+  j.id = id;
+  j.payload = std::move(payload);
+  j.fields = std::move(fields);
+  return j;
+}
+
+}  // namespace
+
+TEST_SUITE("tq rendering") {
+  TEST_CASE("a one-line reply is the server's line") {
+    Reply reply;
+    reply.text = "created emails";
+    CHECK(tq::client::render_reply({"CREATE", "emails"}, reply, {}) == "OK created emails\n");
+    reply.text = "";
+    CHECK(tq::client::render_reply({"LIST"}, reply, {}) == "OK\n");
+  }
+
+  TEST_CASE("a job shows its id and fields on one line and its payload indented below") {
+    Reply reply;
+    reply.shape = ReplyShape::kJobs;
+    reply.jobs.push_back(job(6, "Welcome aboard", {{"queue", "emails"}, {"attempts", "1"}}));
+    reply.jobs.push_back(job(7, "two\nlines", {{"queue", "emails"}, {"attempts", "2"}}));
+    CHECK(tq::client::render_reply({"DEQUEUE", "emails", "COUNT", "2"}, reply, {}) ==
+          "job 6  queue=emails attempts=1\n"
+          "  Welcome aboard\n"
+          "job 7  queue=emails attempts=2\n"
+          "  two\n"
+          "  lines\n");
+    reply.jobs.clear();
+    CHECK(tq::client::render_reply({"PEEK", "emails"}, reply, {}) == "(no jobs)\n");
+  }
+
+  TEST_CASE("PEEK times are shown in UTC and an empty payload is named") {
+    Reply reply;
+    reply.shape = ReplyShape::kJobs;
+    reply.jobs.push_back(job(9, "", {{"state", "dead"}, {"at", "1795430011207"}}));
+    CHECK(tq::client::render_reply({"PEEK", "q", "DEAD"}, reply, {}) ==
+          "job 9  state=dead at=2026-11-23T10:33:31Z\n  (empty payload)\n");
+  }
+
+  TEST_CASE("DEQUEUE's one-line reply is shown as a job too") {
+    Reply reply;
+    reply.text = "1 Send welcome email";
+    CHECK(tq::client::render_reply({"dequeue", "emails"}, reply, {}) ==
+          "job 1\n  Send welcome email\n");
+  }
+
+  TEST_CASE("STATS and CONFIG are aligned columns - QUEUES is a table") {
+    CHECK(tq::client::render_reply({"STATS", "q"},
+                                   lines_reply({"queue q", "ready 3", "dedup_keys 0"}),
+                                   {}) == "queue       q\nready       3\ndedup_keys  0\n");
+    CHECK(tq::client::render_reply(
+              {"QUEUES"},
+              lines_reply({"emails ready=3 delayed=1 leased=0 dead=0 paused=0",
+                           "orders ready=12 delayed=0 leased=2 dead=1 paused=1"}),
+              {}) ==
+          "queue   ready  delayed  leased  dead  paused\n"
+          "emails      3        1       0     0       0\n"
+          "orders     12        0       2     1       1\n");
+    CHECK(tq::client::render_reply({"QUEUES"}, lines_reply({}), {}) == "(no queues)\n");
+  }
+
+  TEST_CASE("control bytes in a payload are escaped so they cannot drive the terminal") {
+    CHECK(tq::client::printable("red \x1b[31m bell \x07 tab\tok \\") ==
+          "red \\x1b[31m bell \\x07 tab\tok \\\\");
+    CHECK(tq::client::printable(std::string(5000, 'x'), 10) ==
+          "xxxxxxxxxx... (4990 more bytes; tq --raw shows all)");
+  }
+
+  TEST_CASE("colour codes only when the style asks - raw is the bytes as received") {
+    Reply reply;
+    reply.text = "PONG";
+    reply.raw = "OK PONG\n";
+    CHECK(tq::client::render_reply({"PING"}, reply, {.colour = true}) ==
+          "\x1b[32mOK\x1b[0m PONG\n");
+    CHECK(tq::client::render_reply({"PING"}, reply, {.colour = false}).find('\x1b') ==
+          std::string::npos);
+    Reply jobs;
+    jobs.shape = ReplyShape::kJobs;
+    jobs.raw = "OK 1\nJOB 4 2 queue=q attempts=1\nhi\n";
+    CHECK(tq::client::render_reply({"DEQUEUE", "q", "COUNT", "1"}, jobs, {.raw = true}) ==
+          jobs.raw);
+
+    tq::client::Error error{tq::client::ErrorKind::kServer, "NOQUEUE", "queue 'x' does not exist"};
+    CHECK(tq::client::render_server_error(error, {}) == "ERROR NOQUEUE queue 'x' does not exist\n");
+    CHECK(tq::client::render_server_error(error, {.colour = true}) ==
+          "\x1b[1;31mERROR NOQUEUE\x1b[0m queue 'x' does not exist\n");
+  }
+}

@@ -1,0 +1,210 @@
+// The tq REPL driven as a person drives it: build/tq runs in a pseudo-terminal
+// (a private tmux server); the test types, presses Tab, Ctrl-C and the
+// arrows, and reads the screen.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+#include <csignal>
+
+#include <thread>
+
+#include "tests/client/cutting_proxy.h"
+#include "tests/client/tmux_screen.h"
+#include "tests/support/tqd_process.h"
+
+using namespace std::chrono_literals;
+using tq::testing::count_of;
+using tq::testing::CuttingProxy;
+using tq::testing::TmuxScreen;
+using tq::testing::TqdProcess;
+
+namespace {
+
+// A temporary directory for the history file, removed at the end.
+struct TempDir {
+  std::string path = tq::testing::make_temp_dir();
+  ~TempDir() { tq::testing::remove_tree(path); }
+};
+
+std::string tq_command(uint16_t port, const std::string& history) {
+  return "TQ_HISTFILE=" + history + " " + TQ_PATH + " --port " + std::to_string(port);
+}
+
+// The prompt as the screen shows it: tmux drops a line's trailing spaces.
+std::string prompt(uint16_t port) {
+  return "tq 127.0.0.1:" + std::to_string(port) + ">";
+}
+
+// Types a line and presses Enter.
+void enter(TmuxScreen& screen, const std::string& line) {
+  screen.type(line);
+  screen.press({"Enter"});
+}
+
+// The column where the value after `key` starts, on the screen line that
+// begins with `key` and a space; npos when there is none.
+size_t value_column(const std::string& screen, const std::string& key) {
+  size_t at = screen.find("\n" + key + " ");
+  if (at == std::string::npos) return std::string::npos;
+  size_t line_start = at + 1;
+  size_t value = screen.find_first_not_of(' ', line_start + key.size());
+  return value - line_start;
+}
+
+}  // namespace
+
+TEST_SUITE("tq REPL in a terminal") {
+  TEST_CASE("a prompt with the address - commands, completion, help, readable jobs and STATS") {
+    TqdProcess tqd;
+    TempDir home;
+    TmuxScreen screen(tq_command(tqd.port(), home.path + "/history"));
+    const std::string p = prompt(tqd.port());
+    REQUIRE(screen.wait_for(p));
+
+    enter(screen, "CREATE emails");
+    REQUIRE(screen.wait_for("OK created emails"));
+    CHECK(screen.capture(true).find("\x1b[") != std::string::npos);  // colours on a terminal
+
+    // Tab completes the verb, then the queue name (from LIST).
+    screen.type("ENQ");
+    screen.press({"Tab"});
+    REQUIRE(screen.wait_for(p + " ENQUEUE"));
+    screen.type("em");
+    screen.press({"Tab"});
+    REQUIRE(screen.wait_for(p + " ENQUEUE emails"));
+    enter(screen, "hello from a terminal");
+    REQUIRE(screen.wait_for("OK 1"));
+    CHECK(screen.capture().find(p + " ENQUEUE emails hello from a terminal") != std::string::npos);
+
+    // Two candidates: a second Tab lists them.
+    enter(screen, "CREATE email_digest");
+    REQUIRE(screen.wait_for("OK created email_digest"));
+    screen.type("stats em");
+    screen.press({"Tab"});
+    screen.press({"Tab"});
+    REQUIRE(screen.wait_for("email_digest  emails"));
+    screen.type("s");
+    screen.press({"Enter"});
+    REQUIRE(screen.wait_for("dedup_keys"));
+    const std::string stats = screen.capture();
+    CHECK(value_column(stats, "queue") != std::string::npos);
+    CHECK(value_column(stats, "queue") == value_column(stats, "ack_timeout_ms"));
+    CHECK(value_column(stats, "ready") == value_column(stats, "duplicates_total"));
+
+    enter(screen, "DEQUEUE emails COUNT 1");
+    REQUIRE(screen.wait_for("job 1  queue=emails attempts=1"));
+    CHECK(screen.capture().find("job 1  queue=emails attempts=1\n  hello from a terminal\n") !=
+          std::string::npos);
+
+    enter(screen, "help");
+    REQUIRE(screen.wait_for("In tq: Tab completes"));
+    CHECK(screen.capture().find("DEQUEUE <queue>... [WAIT d] [COUNT n]") != std::string::npos);
+    enter(screen, "help ack");
+    REQUIRE(screen.wait_for("finish leased jobs: they are deleted"));
+
+    // A multi-line PUT body at a continuation prompt.
+    enter(screen, "PUT emails 9");
+    REQUIRE(screen.wait_for("... "));
+    enter(screen, "two");
+    enter(screen, "lines");
+    REQUIRE(screen.wait_for("OK 2"));
+  }
+
+  TEST_CASE("Ctrl-C abandons a line at the prompt and ends a long wait - the session goes on") {
+    TqdProcess tqd;
+    TempDir home;
+    TmuxScreen screen(tq_command(tqd.port(), home.path + "/history"));
+    const std::string p = prompt(tqd.port());
+    REQUIRE(screen.wait_for(p));
+    enter(screen, "CREATE q");
+    REQUIRE(screen.wait_for("OK created q"));
+
+    screen.type("half typed");
+    REQUIRE(screen.wait_for("half typed"));
+    screen.press({"C-c"});
+    REQUIRE(screen.wait_for(p, 10s, 3));  // a fresh prompt
+    enter(screen, "PING");
+    REQUIRE(screen.wait_for("OK PONG"));
+    CHECK(screen.capture().find("half typedPING") == std::string::npos);
+
+    enter(screen, "DEQUEUE q WAIT 1h");
+    // Press Ctrl-C once the server holds the wait.
+    auto watcher = tqd.client();
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto stats = watcher.stats("q");
+      if (stats.ok() && tq::client::field(*stats, "waiters") == "1") break;
+    }
+    screen.press({"C-c"});
+    REQUIRE(screen.wait_for("tq: interrupted; closed the connection"));
+    enter(screen, "PING");
+    REQUIRE(screen.wait_for("OK PONG", 10s, 2));
+    CHECK(screen.capture().find("tq: reconnected to 127.0.0.1:") != std::string::npos);
+  }
+
+  TEST_CASE("history outlives the session - Up recalls the last command - the file is private") {
+    TqdProcess tqd;
+    TempDir home;
+    const std::string history = home.path + "/history";
+    const std::string p = prompt(tqd.port());
+    {
+      TmuxScreen first(tq_command(tqd.port(), history));
+      REQUIRE(first.wait_for(p));
+      enter(first, "LIST");
+      REQUIRE(first.wait_for("\nOK\n"));
+      enter(first, "AUTH not-kept");
+      REQUIRE(first.wait_for("OK no password is set"));
+      enter(first, "PING");
+      REQUIRE(first.wait_for("OK PONG"));
+      first.press({"C-d"});
+      REQUIRE(first.wait_for_exit());
+    }
+    struct stat info {};
+    REQUIRE(stat(history.c_str(), &info) == 0);
+    CHECK((info.st_mode & 0777) == 0600);
+
+    TmuxScreen second(tq_command(tqd.port(), history));
+    REQUIRE(second.wait_for(p));
+    second.press({"Up"});
+    REQUIRE(second.wait_for(p + " PING"));
+    second.press({"Up"});
+    REQUIRE(second.wait_for(p + " LIST"));  // AUTH lines are never kept
+  }
+
+  TEST_CASE("connection loss - a clear message and a reconnect, never a crash") {
+    TqdProcess tqd;
+    CuttingProxy proxy(tqd.port());
+    TempDir home;
+    TmuxScreen screen(tq_command(proxy.port(), home.path + "/history"));
+    const std::string p = prompt(proxy.port());
+    REQUIRE(screen.wait_for(p));
+    enter(screen, "CREATE q");
+    REQUIRE(screen.wait_for("OK created q"));
+
+    // The server closes the idle connection: replaced before the next command.
+    proxy.drop_all();
+    enter(screen, "LIST");
+    REQUIRE(screen.wait_for("tq: the server had closed the connection; reconnected"));
+    REQUIRE(screen.wait_for("OK q"));
+
+    // Lost under a write: said so, and reconnected.
+    proxy.cut_after_next_request();
+    enter(screen, "ENQUEUE q maybe");
+    REQUIRE(screen.wait_for("tq: connection lost: server closed the connection"));
+    REQUIRE(screen.wait_for("tq: ENQUEUE may or may not have run"));
+    REQUIRE(screen.wait_for("tq: reconnected to"));
+
+    // The server goes away: each command says it cannot connect; tq stays.
+    REQUIRE(tqd.stop(SIGTERM) == 0);
+    TmuxScreen direct(tq_command(tqd.port(), home.path + "/history"));
+    REQUIRE(direct.wait_for("tq: cannot connect: 127.0.0.1:" + std::to_string(tqd.port())));
+    const std::string down = "tq 127.0.0.1:" + std::to_string(tqd.port()) + " (not connected)>";
+    REQUIRE(direct.wait_for(down));
+    enter(direct, "LIST");
+    REQUIRE(direct.wait_for("tq: not connected: 127.0.0.1:"));
+    REQUIRE(direct.wait_for(down, 10s, 2));
+    enter(direct, "PING");
+    REQUIRE(direct.wait_for(down, 10s, 3));
+    CHECK_FALSE(direct.wait_for_exit(0ms));
+  }
+}

@@ -1,0 +1,123 @@
+// build/tq without a terminal, as a shell script uses it: one command from
+// its arguments (exit 0 on OK, 1 on ERROR, 2 without a server), or one
+// command per line of standard input, printing only replies.
+#include <doctest/doctest.h>
+
+#include <csignal>
+
+#include "tests/client/subprocess.h"
+#include "tests/support/tqd_process.h"
+
+using tq::testing::ProgramResult;
+using tq::testing::run_program;
+using tq::testing::TqdProcess;
+
+namespace {
+
+ProgramResult tq_run(const TqdProcess& tqd, std::vector<std::string> args,
+                     const std::string& input = {}) {
+  std::vector<std::string> argv = {TQ_PATH, "--port", std::to_string(tqd.port())};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_program(argv, input);
+}
+
+}  // namespace
+
+TEST_SUITE("tq command line") {
+  TEST_CASE("one command - exit 0 on OK and 1 on ERROR with the reply printed") {
+    TqdProcess tqd;
+    auto created = tq_run(tqd, {"CREATE", "emails"});
+    CHECK(created.status == 0);
+    CHECK(created.out == "OK created emails\n");
+    CHECK(created.err.empty());
+
+    auto exists = tq_run(tqd, {"CREATE", "emails"});
+    CHECK(exists.status == 1);
+    CHECK(exists.out == "ERROR EXISTS queue 'emails' already exists\n");
+
+    auto enqueued = tq_run(tqd, {"ENQUEUE", "emails", "Send", "welcome", "email"});
+    CHECK(enqueued.status == 0);
+    CHECK(enqueued.out == "OK 1\n");
+
+    auto dequeued = tq_run(tqd, {"DEQUEUE", "emails"});
+    CHECK(dequeued.status == 0);
+    CHECK(dequeued.out == "job 1\n  Send welcome email\n");
+    CHECK(dequeued.out.find('\x1b') == std::string::npos);  // no colours off a terminal
+
+    auto unknown = tq_run(tqd, {"FETCH", "emails"});
+    CHECK(unknown.status == 1);
+    CHECK(unknown.out.rfind("ERROR UNKNOWN", 0) == 0);
+  }
+
+  TEST_CASE("one command - exit 2 with the reason when no server answers or the flags are wrong") {
+    TqdProcess tqd;
+    const std::string port = std::to_string(tqd.port());
+    REQUIRE(tqd.stop(SIGTERM) == 0);
+    auto refused = run_program({TQ_PATH, "--port", port, "LIST"});
+    CHECK(refused.status == 2);
+    CHECK(refused.out.empty());
+    CHECK(refused.err.find("tq: cannot connect: 127.0.0.1:" + port) != std::string::npos);
+
+    auto bad_flag = run_program({TQ_PATH, "--port", "not-a-port", "LIST"});
+    CHECK(bad_flag.status == 2);
+  }
+
+  TEST_CASE("one command - PUT takes its body from standard input and --raw prints the wire") {
+    TqdProcess tqd;
+    REQUIRE(tq_run(tqd, {"CREATE", "emails"}).status == 0);
+    auto put = tq_run(tqd, {"PUT", "emails", "9", "PRIORITY", "3"}, "two\nlines");
+    CHECK(put.status == 0);
+    CHECK(put.out == "OK 1\n");
+    auto echoed = tq_run(tqd, {"PUT", "emails", "5"}, "hello\n");  // echo's newline is not body
+    CHECK(echoed.status == 0);
+    auto wrong = tq_run(tqd, {"PUT", "emails", "3"}, "too long");
+    CHECK(wrong.status == 1);
+    CHECK(wrong.err.find("the body has 8 bytes but PUT announced 3") != std::string::npos);
+
+    auto raw = tq_run(tqd, {"--raw", "PEEK", "emails"});
+    CHECK(raw.status == 0);
+    CHECK(raw.out ==
+          "OK 2\n"
+          "JOB 1 9 queue=emails state=ready attempts=0 priority=3\ntwo\nlines\n"
+          "JOB 2 5 queue=emails state=ready attempts=0 priority=0\nhello\n");
+  }
+
+  TEST_CASE(
+      "commands from standard input - no prompt, ERROR does not stop them, exit 1 after one") {
+    TqdProcess tqd;
+    const std::string script =
+        "# a comment, then a blank line\n"
+        "\n"
+        "CREATE orders\n"
+        "ENQUEUE nowhere x\n"
+        "ENQUEUE orders Ship order 7\n"
+        "PUT orders 11\n"
+        "hello\n"
+        "world\n"
+        "QUEUES\n"
+        "DEQUEUE orders COUNT 5\n";
+    auto result = tq_run(tqd, {}, script);
+    CHECK(result.status == 1);
+    CHECK(result.out ==
+          "OK created orders\n"
+          "ERROR NOQUEUE queue 'nowhere' does not exist; CREATE it first\n"
+          "OK 1\n"
+          "OK 2\n"
+          "queue   ready  delayed  leased  dead  paused\n"
+          "orders      2        0       0     0       0\n"
+          "job 1  queue=orders attempts=1\n"
+          "  Ship order 7\n"
+          "job 2  queue=orders attempts=1\n"
+          "  hello\n"
+          "  world\n");
+    CHECK(result.err.empty());
+  }
+
+  TEST_CASE("commands from standard input - exit 0 when every reply is OK - quit ends them") {
+    TqdProcess tqd;
+    auto result = tq_run(tqd, {}, "CREATE a\nPING\nquit\nCREATE never-sent\n");
+    CHECK(result.status == 0);
+    CHECK(result.out == "OK created a\nOK PONG\n");
+    CHECK(tqd.client().list().value() == std::vector<std::string>{"a"});
+  }
+}
