@@ -2,6 +2,8 @@
 
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "server/config.h"
 
@@ -32,6 +34,58 @@ TEST_SUITE("config") {
     CHECK(r.config->fsync == defaults.fsync);
     CHECK(r.config->segment_bytes == defaults.segment_bytes);
     CHECK(r.config->declared_queues.empty());
+    CHECK(r.config->tcp_keepalive_ms == defaults.tcp_keepalive_ms);
+    CHECK(r.config->password == defaults.password);
+    CHECK(r.config->password_env == defaults.password_env);
+    CHECK(r.config->idle_timeout_ms == defaults.idle_timeout_ms);
+    CHECK(r.config->request_timeout_ms == defaults.request_timeout_ms);
+    CHECK(r.config->send_timeout_ms == defaults.send_timeout_ms);
+    CHECK(r.config->max_auth_failures == defaults.max_auth_failures);
+    CHECK(r.config->max_waiters == defaults.max_waiters);
+    CHECK(r.config->max_batch_bytes == defaults.max_batch_bytes);
+  }
+
+  // The loader's own list of keys is the one in its "unknown key" message; a
+  // key added to the loader but not to config.yaml or README fails here.
+  TEST_CASE("config.yaml and README list every key the loader knows") {
+    auto slurp = [](const std::string& path) {
+      std::ifstream in(path);
+      std::stringstream text;
+      text << in.rdbuf();
+      return text.str();
+    };
+    const std::string shipped = slurp(std::string(TQ_SOURCE_DIR) + "/config.yaml");
+    const std::string readme = slurp(std::string(TQ_SOURCE_DIR) + "/README.md");
+    REQUIRE_FALSE(shipped.empty());
+    REQUIRE_FALSE(readme.empty());
+    auto known_keys = [](const std::string& section) {
+      auto r = load_config_text(section + ":\n  zz_not_a_key: 1\n", "probe.yaml");
+      REQUIRE_FALSE(r.config);
+      const std::string marker = "expected one of: ";
+      size_t at = r.error.find(marker);
+      REQUIRE(at != std::string::npos);
+      std::vector<std::string> keys;
+      std::stringstream list(r.error.substr(at + marker.size()));
+      std::string key;
+      while (std::getline(list, key, ',')) {
+        while (!key.empty() && (key.front() == ' ')) key.erase(0, 1);
+        while (!key.empty() && (key.back() == ')')) key.pop_back();
+        keys.push_back(key);
+      }
+      return keys;
+    };
+    size_t checked = 0;
+    for (const std::string section : {"server", "limits", "auth", "wal", "queues"}) {
+      for (const std::string& key : known_keys(section)) {
+        INFO(section << "." << key);
+        CHECK(shipped.find("\n  " + key + ":") != std::string::npos);
+        if (key != "defaults" && key != "declare") {
+          CHECK(readme.find("`" + section + "." + key + "`") != std::string::npos);
+        }
+        ++checked;
+      }
+    }
+    CHECK(checked >= 30);  // the probe found the lists, not an empty one
   }
 
   TEST_CASE("queue defaults take CONFIG's keys, and declared queues keep what was written") {
