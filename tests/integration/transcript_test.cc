@@ -7,9 +7,12 @@
 // ends from the command table's reply shape, so the document needs no
 // markers: it reads exactly as a terminal would show it. (Payloads in the
 // document are one line, so a framed job is its header line and one more.)
+// A block that starts tqd with "$ TQ_PASSWORD=<secret> build/tqd ..." before
+// its nc line runs on a server of its own with that password.
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <memory>
 
 #include <fstream>
 #include <sstream>
@@ -24,6 +27,7 @@ namespace {
 struct Session {
   int first_line;  // in PROTOCOL.md, for messages
   std::vector<std::string> lines;
+  std::string password;  // the server's, when the block starts one with a password
 };
 
 std::vector<Session> sessions_in(const std::string& path) {
@@ -34,18 +38,26 @@ std::vector<Session> sessions_in(const std::string& path) {
   int number = 0;
   bool in_block = false;
   bool in_session = false;
+  std::string password;  // set by a "$ TQ_PASSWORD=... build/tqd" line in this block
+  const std::string password_prefix = "$ TQ_PASSWORD=";
   while (std::getline(in, line)) {
     ++number;
     if (!in_block) {
       in_block = line.rfind("```console", 0) == 0;
+      password.clear();
       continue;
     }
     if (line.rfind("```", 0) == 0) {
       in_block = in_session = false;
       continue;
     }
+    if (!in_session && line.rfind(password_prefix, 0) == 0) {
+      size_t end = line.find(' ', password_prefix.size());
+      password = line.substr(password_prefix.size(), end - password_prefix.size());
+      continue;
+    }
     if (line.rfind("$ nc 127.0.0.1 8080", 0) == 0) {
-      sessions.push_back(Session{number, {}});
+      sessions.push_back(Session{number, {}, password});
       in_session = true;
       continue;
     }
@@ -91,8 +103,17 @@ TEST_SUITE("transcript") {
   TEST_CASE("every nc session in PROTOCOL.md is what tqd answers") {
     auto sessions = sessions_in(std::string(TQ_SOURCE_DIR) + "/PROTOCOL.md");
     REQUIRE(sessions.size() >= 1);
-    TqdProcess tqd;  // one server: later sessions see what earlier ones did
+    TqdProcess shared;  // one server: later sessions see what earlier ones did
+    size_t with_password = 0;
     for (const Session& session : sessions) {
+      std::unique_ptr<TqdProcess> own;
+      if (!session.password.empty()) {
+        tq::testing::TqdOptions options;
+        options.config_yaml = "auth:\n  password: " + session.password + "\n";
+        own = std::make_unique<TqdProcess>(options);
+        ++with_password;
+      }
+      TqdProcess& tqd = own ? *own : shared;
       auto socket = tqd.socket();
       size_t i = 0;
       while (i < session.lines.size()) {
@@ -123,5 +144,6 @@ TEST_SUITE("transcript") {
         if (command == "QUIT") break;
       }
     }
+    CHECK(with_password >= 1);  // the AUTH session was found and run
   }
 }
