@@ -35,6 +35,8 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--host", options.host, "server address")->capture_default_str();
   app.add_option("--port", options.port, "server port")->capture_default_str();
+  app.add_option("--password", options.password, "sent with AUTH when connecting")
+      ->envname("TQ_PASSWORD");
   CLI11_PARSE(app, argc, argv);
 
   std::string message;

@@ -141,6 +141,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--host", settings.options.host, "server address")->capture_default_str();
   app.add_option("--port", settings.options.port, "server port")->capture_default_str();
+  app.add_option("--password", settings.options.password, "sent with AUTH when connecting")
+      ->envname("TQ_PASSWORD");
   CLI11_PARSE(app, argc, argv);
   auto parsed = tq::client::parse_duration(work_time);
   if (!parsed) {

@@ -81,6 +81,20 @@ TEST_SUITE("examples") {
     CHECK(refused.err.find("producer: cannot connect") != std::string::npos);
   }
 
+  TEST_CASE("the producer authenticates with TQ_PASSWORD - without it tqd refuses the job") {
+    tq::testing::TqdOptions options;
+    options.config_yaml = "auth:\n  password: s3cret\n";
+    TqdProcess tqd(options);
+    const std::string port = std::to_string(tqd.port());
+    auto refused = run_program({PRODUCER_PATH, "secure", "hello", "--port", port});
+    CHECK(refused.status == 1);
+    CHECK(refused.err.find("NOAUTH") != std::string::npos);
+    auto produced = run_program({PRODUCER_PATH, "secure", "hello", "--port", port}, {},
+                                {"TQ_PASSWORD=s3cret"});
+    CHECK(produced.status == 0);
+    CHECK(produced.out == "enqueued job 1 to secure: hello\n");
+  }
+
   TEST_CASE("worker --concurrency shares the jobs among its threads and all are acked") {
     TqdProcess tqd;
     REQUIRE(run_program({PRODUCER_PATH, "bulk", "job", "--count", "12", "--port",
