@@ -5,7 +5,8 @@
 # temporary directory (never touching a system-wide instance), runs tq-bench
 # against it, stops it, and writes the table, the machine and the date to
 # bench/RESULTS.md. Ends with tq's replay figures (restart time, WAL bytes and
-# memory with 1,000,000 pending jobs).
+# memory with 1,000,000 pending jobs). Hand-written notes below the marker
+# line in the output file are kept.
 #
 # Durability modes (what each server promises before it answers):
 #   none   beanstalkd without -b; redis --save '' --appendonly no;
@@ -290,7 +291,8 @@ cpu_table=$(jq -rs '
   def us: if . == null then "-" else "\((. * 10 | round) / 10)" end;
   def order: {"none": 0, "log": 1, "fsync": 2};
   def phases: {"produce": 0, "consume": 1, "mixed": 2};
-  def cell($r): if $r == null or $r.error != null or $r.jobs == 0 or $r.server == null then "- | -"
+  def cell($r): if $r == null or $r.error != null or ($r.jobs // 0) == 0 or ($r.seconds // 0) <= 0
+                   or $r.server == null or $r.server.cpu_seconds == null then "- | -"
                 else "\($r.server.cpu_seconds / $r.jobs * 1e6 | us) | \(($r.client_cpu_seconds / $r.seconds * 100 | round) / 100)" end;
   "| durability | C | P | phase | tq server µs/job | tq client cores | beanstalkd server µs/job | beanstalkd client cores | redis server µs/job | redis client cores |",
   "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
@@ -373,6 +375,14 @@ ${failures}
 EOF
 )
 
+# Notes written by hand below the marker line survive a new run; the
+# generated part above it is replaced.
+marker='<!-- Written by hand: compare.sh keeps everything from this line on. -->'
+kept=""
+if [ -f "$out" ] && grep -qF -- "$marker" "$out"; then
+  kept=$(awk -v m="$marker" 'index($0, m) == 1 {found = 1} found' "$out")
+fi
+
 echo "$report"
-echo "$report" > "$out"
+{ echo "$report"; [ -z "$kept" ] || printf '\n%s\n' "$kept"; } > "$out"
 log "wrote $out"
