@@ -30,6 +30,7 @@ void replay(const std::string& segment, bool recover) {
   options.dir = "/d/wal";
   options.segment_bytes = 1 << 16;
   options.recover = recover;
+  options.spare_segment = false;  // replay is the target: no writer-side thread per input
   QuietReporter reporter;
   tq::wal::OpenSummary summary;
   auto log = tq::wal::Log::open(

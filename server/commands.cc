@@ -324,6 +324,7 @@ void cmd_stats(CommandContext& ctx, const Request& req) {
     lines.emplace_back("wal_durable_seq", num(w.durable_seq));
     lines.emplace_back("wal_batches_total", num(w.writer.batches));
     lines.emplace_back("wal_fsyncs_total", num(w.writer.fsyncs));
+    lines.emplace_back("wal_spare_segments_used_total", num(w.writer.spare_segments_used));
     lines.emplace_back("wal_last_fsync_us", num(static_cast<uint64_t>(w.writer.last_fsync_us)));
     lines.emplace_back("wal_max_fsync_us", num(static_cast<uint64_t>(w.writer.max_fsync_us)));
     lines.emplace_back("wal_io_errors_total", num(w.writer.io_errors));

@@ -197,6 +197,8 @@ void read_config(const YAML::Node& root, Config& c) {
           c.compaction_ratio = ratio; }},
         {"recover", [&](const YAML::Node& v, const std::string& kk) {
           c.wal_recover = read_bool(v, kk); }},
+        {"zero_fill", [&](const YAML::Node& v, const std::string& kk) {
+          c.wal_zero_fill = read_bool(v, kk); }},
       });
     }},
     {"queues", [&](const YAML::Node& n, const std::string& k) {

@@ -60,6 +60,7 @@ struct Config {
   uint64_t segment_bytes = 64ull << 20;
   double compaction_ratio = 2.0;
   bool wal_recover = false;
+  bool wal_zero_fill = true;  // always: zero-fill the next segment ahead (wal/spare_segment.h)
 };
 
 struct ConfigResult {

@@ -57,6 +57,7 @@ bool Daemon::open_log() {
   options.fsync = config_.fsync;
   options.fsync_interval_ms = config_.fsync_interval_ms;
   options.segment_bytes = config_.segment_bytes;
+  options.spare_segment = config_.wal_zero_fill;
   options.recover = config_.wal_recover;
 
   if (wal::Status s = fs_.create_dir(config_.data_dir); !s.ok()) {

@@ -62,6 +62,8 @@ class FileSystem {
                                                                uint64_t preallocate) = 0;
   virtual Status truncate(const std::string& path, uint64_t size) = 0;
   virtual Status remove(const std::string& path) = 0;
+  // Gives `from` the name `to`, replacing nothing: `to` must not exist.
+  virtual Status rename(const std::string& from, const std::string& to) = 0;
   // Makes creations and removals in dir durable.
   virtual Status sync_dir(const std::string& dir) = 0;
   // Takes an exclusive lock on `path` without waiting, and writes our pid

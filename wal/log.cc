@@ -112,7 +112,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
 
   log->writer_ = std::make_unique<LogWriter>(
       fs, options.dir, options.fsync, options.fsync_interval_ms, options.segment_bytes,
-      options.retry_interval_ms, [raw = log.get()] {
+      options.retry_interval_ms, options.spare_segment, [raw = log.get()] {
         if (raw->progress_callback_) raw->progress_callback_();
       });
   if (!log->segments_.empty()) {

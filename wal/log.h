@@ -34,6 +34,7 @@ struct LogOptions {
   uint64_t segment_bytes = 64ull << 20;      // rotate to a new segment past this size
   bool recover = false;                      // skip damaged records instead of refusing to open
   int64_t retry_interval_ms = 1000;          // after a failed write, try again this often
+  bool spare_segment = true;                 // always: zero-fill the next segment ahead (spare_segment.h)
 };
 
 struct OpenSummary {
@@ -115,6 +116,9 @@ class Log {
 
   // Writes and syncs everything appended, then stops the writer thread.
   Status close();
+
+  // Tests only: blocks until no spare segment is being made (always mode).
+  void wait_spare_idle_for_tests() { writer_->wait_spare_idle_for_tests(); }
 
  private:
   struct Segment {

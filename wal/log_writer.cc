@@ -34,14 +34,19 @@ const char* fsync_policy_name(FsyncPolicy policy) {
 
 LogWriter::LogWriter(FileSystem& fs, std::string dir, FsyncPolicy policy,
                      int64_t fsync_interval_ms, uint64_t segment_bytes,
-                     int64_t retry_interval_ms, std::function<void()> on_progress)
+                     int64_t retry_interval_ms, bool spare_segment,
+                     std::function<void()> on_progress)
     : fs_(fs),
       dir_(std::move(dir)),
       policy_(policy),
       fsync_interval_ms_(fsync_interval_ms),
       segment_bytes_(segment_bytes),
       retry_interval_ms_(retry_interval_ms),
-      on_progress_(std::move(on_progress)) {}
+      on_progress_(std::move(on_progress)) {
+  if (policy_ == FsyncPolicy::kAlways && spare_segment) {
+    spare_ = std::make_unique<SpareSegment>(fs_, dir_, segment_bytes_);
+  }
+}
 
 LogWriter::~LogWriter() {
   if (thread_.joinable()) (void)stop();
@@ -129,7 +134,9 @@ Status LogWriter::stop() {
 
 WriterStats LogWriter::stats() {
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  WriterStats stats = stats_;
+  if (spare_) stats.spare_segments_used = spare_->taken();
+  return stats;
 }
 
 Status LogWriter::sync_file(WritableFile& file) {
@@ -162,7 +169,9 @@ Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
       file_first_seq_ = 0;
       const std::string path = path_of(chunk.first_seq);
       Result<std::unique_ptr<WritableFile>> opened = Status();
-      if (chunk.opens_segment) {
+      if (chunk.opens_segment && spare_ && spare_->take(path)) {
+        opened = fs_.open_for_write(path, false, 0);
+      } else if (chunk.opens_segment) {
         opened = fs_.open_for_write(path, true, segment_bytes_);
         if (!opened && opened.error().code() != Status::Code::kNoSpace) {
           // A retry after a failure may find the file it created last time.
@@ -198,6 +207,7 @@ Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
     }
     if (Status s = file_->write_at(chunk.offset, chunk.bytes); !s.ok()) return s;
     file_dirty_ = true;
+    if (spare_ && chunk.offset + chunk.bytes.size() > segment_bytes_ / 2) spare_->request();
     dirty_.store(true, std::memory_order_relaxed);
     std::lock_guard<std::mutex> lock(mu_);
     stats_.bytes_written += chunk.bytes.size();

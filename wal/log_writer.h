@@ -14,6 +14,10 @@
 // small request). The thread only syncs: every fsync_interval_ms (interval),
 // each segment the loop has moved past, and before deleting segments.
 //
+// Under always, rotation renames a zero-filled spare file into place when one
+// is ready (SpareSegment), so fdatasync on the new segment flushes data, not
+// extent metadata.
+//
 // A failed write or sync is retried, from the same offset, every
 // retry_interval until it succeeds; meanwhile the failure is reported once so
 // the loop can answer ERROR IO and refuse new writes. A sync is never
@@ -33,6 +37,7 @@
 
 #include "wal/file.h"
 #include "wal/record.h"
+#include "wal/spare_segment.h"
 
 namespace tq::wal {
 
@@ -72,12 +77,14 @@ struct WriterStats {
   uint64_t batches = 0;
   uint64_t bytes_written = 0;
   uint64_t io_errors = 0;
+  uint64_t spare_segments_used = 0;  // rotations into a zero-filled spare (always mode)
 };
 
 class LogWriter {
  public:
   LogWriter(FileSystem& fs, std::string dir, FsyncPolicy policy, int64_t fsync_interval_ms,
-            uint64_t segment_bytes, int64_t retry_interval_ms, std::function<void()> on_progress);
+            uint64_t segment_bytes, int64_t retry_interval_ms, bool spare_segment,
+            std::function<void()> on_progress);
   ~LogWriter();
   LogWriter(const LogWriter&) = delete;
   LogWriter& operator=(const LogWriter&) = delete;
@@ -100,6 +107,10 @@ class LogWriter {
   // failure that did not recover, returns it.
   Status stop();
   WriterStats stats();
+  // Tests only: blocks until no spare segment is being made.
+  void wait_spare_idle_for_tests() {
+    if (spare_) spare_->wait_idle();
+  }
 
  private:
   bool inline_writes() const { return policy_ != FsyncPolicy::kAlways; }
@@ -147,6 +158,9 @@ class LogWriter {
   WriterStats stats_;
   Status final_status_;
   std::thread thread_;
+  // Always mode: the next segment, zero-filled ahead of time (see
+  // spare_segment.h). Used by whoever owns file_.
+  std::unique_ptr<SpareSegment> spare_;
 };
 
 }  // namespace tq::wal

@@ -135,6 +135,16 @@ Status MemoryFileSystem::remove(const std::string& path) {
   return Status();
 }
 
+Status MemoryFileSystem::rename(const std::string& from, const std::string& to) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = files_.find(from);
+  if (it == files_.end()) return Status::io_error("rename " + from + ": No such file");
+  if (files_.count(to) != 0) return Status::io_error("rename " + from + " to " + to + ": File exists");
+  files_[to] = it->second;
+  files_.erase(it);
+  return Status();
+}
+
 Status MemoryFileSystem::sync_dir(const std::string&) { return Status(); }
 
 Result<std::unique_ptr<FileLock>> MemoryFileSystem::lock(const std::string& path) {

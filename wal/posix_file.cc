@@ -197,6 +197,14 @@ class PosixFileSystem final : public FileSystem {
     return Status();
   }
 
+  Status rename(const std::string& from, const std::string& to) override {
+    // renameat2(RENAME_NOREPLACE) would be exact; link + unlink gives the
+    // same "never replace" on any Linux file system that has hard links.
+    if (::link(from.c_str(), to.c_str()) != 0) return errno_status("rename " + from + " to " + to, errno);
+    if (::unlink(from.c_str()) != 0) return errno_status("remove " + from, errno);
+    return Status();
+  }
+
   Status sync_dir(const std::string& dir) override {
     int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return errno_status("open directory " + dir, errno);
