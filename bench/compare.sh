@@ -133,10 +133,14 @@ trap 'exit 130' INT TERM
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# A port below the kernel's ephemeral range: one inside it may be the local
+# end of some connection (tq-bench opens hundreds), and bind then fails.
 free_port() {
-  local p
+  local p low=32768
+  read -r low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  [ "$low" -gt 11000 ] || low=32768
   for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % (low - 10000)))
     port_in_use "$p" || { echo "$p"; return 0; }
   done
   echo "compare.sh: no free port found" >&2
@@ -229,10 +233,13 @@ started=$(date +%s)
 for mode in "${modes[@]}"; do
   for system in "${systems[@]}"; do
     log "$system, durability '$mode'"
-    if ! start_server "$system" "$mode"; then
+    started_ok=0
+    for attempt in 1 2 3; do  # a port taken between the check and the bind: try another
+      if start_server "$system" "$mode"; then started_ok=1; break; fi
       stop_server
-      continue
-    fi
+      rm -rf "${work:?}/$system-$mode"
+    done
+    [ "$started_ok" = 1 ] || continue
     for c in "${connections[@]}"; do
       for p in "${pipelines[@]}"; do
         prefix="b${c}x${p}"
