@@ -198,10 +198,15 @@ class PosixFileSystem final : public FileSystem {
   }
 
   Status rename(const std::string& from, const std::string& to) override {
-    // renameat2(RENAME_NOREPLACE) would be exact; link + unlink gives the
-    // same "never replace" on any Linux file system that has hard links.
-    if (::link(from.c_str(), to.c_str()) != 0) return errno_status("rename " + from + " to " + to, errno);
-    if (::unlink(from.c_str()) != 0) return errno_status("remove " + from, errno);
+    // The log's one writer is the only one naming files here, so checking
+    // first is enough to never replace one (and works on every file system,
+    // unlike link() or renameat2's RENAME_NOREPLACE).
+    if (::access(to.c_str(), F_OK) == 0) {
+      return errno_status("rename " + from + " to " + to, EEXIST);
+    }
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      return errno_status("rename " + from + " to " + to, errno);
+    }
     return Status();
   }
 
