@@ -12,13 +12,6 @@
 namespace tq::client {
 namespace {
 
-Error make_error(ErrorKind kind, std::string message) {
-  Error e;
-  e.kind = kind;
-  e.message = std::move(message);
-  return e;
-}
-
 // A reply after which this connection is of no more use: it broke, or the
 // server is going away or turned us away.
 bool connection_is_lost(const Error& e) {

@@ -3,7 +3,6 @@
 // a value. Whether a call may be repeated after a reconnect is decided here,
 // per command, as client.h explains.
 #include <algorithm>
-#include <charconv>
 #include <cstdint>
 
 #include "client/client.h"
@@ -12,20 +11,6 @@
 namespace tq::client {
 namespace {
 
-Error protocol_error(std::string message) {
-  Error e;
-  e.kind = ErrorKind::kProtocol;
-  e.message = std::move(message);
-  return e;
-}
-
-std::optional<uint64_t> parse_u64(std::string_view text) {
-  uint64_t v = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
-  return v;
-}
-
 // "<word> <number>" replies such as "kicked 3" or "touched 7 30000": the
 // number after `prefix`, which must be the whole rest of the text.
 Result<uint64_t> number_after(const std::string& text, std::string_view prefix) {
@@ -33,7 +18,8 @@ Result<uint64_t> number_after(const std::string& text, std::string_view prefix) 
   if (rest.substr(0, prefix.size()) == prefix) {
     if (auto n = parse_u64(rest.substr(prefix.size()))) return *n;
   }
-  return protocol_error("expected OK " + std::string(prefix) + "<n>, got 'OK " + text + "'");
+  return make_error(ErrorKind::kProtocol,
+                    "expected OK " + std::string(prefix) + "<n>, got 'OK " + text + "'");
 }
 
 std::string_view state_word(JobState state) {
@@ -141,7 +127,9 @@ Result<Enqueued> Client::put(const std::string& queue, std::string_view payload,
     text.remove_suffix(kDuplicate.size());
   }
   auto id = parse_u64(text);
-  if (!id) return protocol_error("expected OK <id>, got 'OK " + reply->text + "'");
+  if (!id) {
+    return make_error(ErrorKind::kProtocol, "expected OK <id>, got 'OK " + reply->text + "'");
+  }
   result.id = *id;
   return result;
 }
@@ -150,7 +138,7 @@ Result<Enqueued> Client::put(const std::string& queue, std::string_view payload,
 
 Result<std::vector<Job>> Client::dequeue_many(const std::vector<std::string>& queues,
                                               const DequeueOptions& options) {
-  if (queues.empty()) return Error{ErrorKind::kBadArgument, "", "DEQUEUE needs a queue"};
+  if (queues.empty()) return make_error(ErrorKind::kBadArgument, "DEQUEUE needs a queue");
   std::string line = "DEQUEUE";
   for (const std::string& queue : queues) {
     if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
@@ -200,7 +188,8 @@ Result<NackOutcome> Client::nack(uint64_t id, std::optional<milliseconds> delay)
   if (!reply) return reply.error();
   if (reply->rfind("dead ", 0) == 0) return NackOutcome::kDead;
   if (reply->rfind("nacked ", 0) == 0) return NackOutcome::kRetry;
-  return protocol_error("expected OK nacked <id> or OK dead <id>, got 'OK " + *reply + "'");
+  return make_error(ErrorKind::kProtocol,
+                    "expected OK nacked <id> or OK dead <id>, got 'OK " + *reply + "'");
 }
 
 Status Client::fail(uint64_t id, std::string_view reason) {
@@ -252,7 +241,7 @@ Result<std::vector<QueueInfo>> Client::queues() {
   std::vector<QueueInfo> infos;
   for (const std::string& line : reply->lines) {
     auto info = parse_queue_line(line);
-    if (!info) return protocol_error("unreadable QUEUES line '" + line + "'");
+    if (!info) return make_error(ErrorKind::kProtocol, "unreadable QUEUES line '" + line + "'");
     infos.push_back(std::move(*info));
   }
   return infos;

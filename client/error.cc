@@ -2,6 +2,13 @@
 
 namespace tq::client {
 
+Error make_error(ErrorKind kind, std::string message) {
+  Error e;
+  e.kind = kind;
+  e.message = std::move(message);
+  return e;
+}
+
 std::string Error::to_string() const {
   switch (kind) {
     case ErrorKind::kServer:

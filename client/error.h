@@ -45,6 +45,9 @@ struct Error {
   std::string to_string() const;
 };
 
+// An error the client finds itself (any kind but kServer), with its message.
+Error make_error(ErrorKind kind, std::string message);
+
 template <typename T>
 using Result = Expected<T, Error>;
 using Status = Result<Ok>;

@@ -16,13 +16,6 @@
 namespace tq::client {
 namespace {
 
-Error make_error(ErrorKind kind, std::string message) {
-  Error e;
-  e.kind = kind;
-  e.message = std::move(message);
-  return e;
-}
-
 // Waits until fd is readable or writable; false on timeout or error.
 bool wait_for(int fd, short events, int timeout_ms) {
   pollfd p{fd, events, 0};

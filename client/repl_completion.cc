@@ -2,20 +2,13 @@
 
 #include <algorithm>
 
+#include "client/request_line.h"
 #include "protocol/command_table.h"
 
 namespace tq::client {
 namespace {
 
 using protocol::Verb;
-
-std::string to_upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-  }
-  return out;
-}
 
 std::string to_lower(std::string_view s) {
   std::string out(s);
@@ -81,14 +74,7 @@ bool takes_queue_first(Verb verb) {
 
 std::vector<std::string> complete(std::string_view line,
                                   const std::function<std::vector<std::string>()>& queue_names) {
-  std::vector<std::string_view> words;
-  size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
-    size_t start = i;
-    while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
-    if (i > start) words.push_back(line.substr(start, i - start));
-  }
+  std::vector<std::string_view> words = split_words(line);
   const bool new_word = line.empty() || line.back() == ' ' || line.back() == '\t';
   std::string_view partial = new_word || words.empty() ? std::string_view{} : words.back();
   if (!new_word && !words.empty()) words.pop_back();

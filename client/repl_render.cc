@@ -4,6 +4,7 @@
 #include <charconv>
 #include <ctime>
 
+#include "client/request_line.h"
 #include "protocol/command_table.h"
 
 namespace tq::client {
@@ -46,14 +47,6 @@ std::string utc_time(std::string_view unix_ms) {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
-}
-
-std::string upper(std::string_view word) {
-  std::string s(word);
-  for (char& c : s) {
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-  }
-  return s;
 }
 
 // The payload, indented under its job's header line. `escaped`: the server
@@ -179,7 +172,7 @@ std::string printable(std::string_view bytes, size_t max_bytes, bool escape_back
 std::string render_reply(const std::vector<std::string_view>& words, const Reply& reply,
                          const RenderStyle& style) {
   if (style.raw) return reply.raw;
-  const std::string verb = words.empty() ? "" : upper(words[0]);
+  const std::string verb = words.empty() ? "" : to_upper(words[0]);
   switch (reply.shape) {
     case protocol::ReplyShape::kLine:
       if (verb == "DEQUEUE") return one_line_job(reply.text, style);

@@ -1,6 +1,5 @@
 #include "client/repl_session.h"
 
-#include <charconv>
 #include <ostream>
 
 #include "client/request_line.h"
@@ -8,21 +7,6 @@
 
 namespace tq::client {
 namespace {
-
-std::string upper(std::string_view word) {
-  std::string s(word);
-  for (char& c : s) {
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-  }
-  return s;
-}
-
-std::optional<size_t> parse_size(std::string_view text) {
-  size_t n = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
-  return n;
-}
 
 constexpr std::string_view kPromptTips =
     "In tq: Tab completes commands and queue names, Up and Down walk the history,\n"
@@ -101,7 +85,7 @@ ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& r
   }
   // Blank lines and # comments are skipped, so a file of commands can explain itself.
   if (words->empty() || (*words)[0][0] == '#') return Outcome::kOk;
-  const std::string verb = upper((*words)[0]);
+  const std::string verb = to_upper((*words)[0]);
   if (verb == "QUIT" || verb == "EXIT") return Outcome::kQuit;
 
   const protocol::CommandSpec* spec = protocol::find_command(verb);
@@ -109,7 +93,7 @@ ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& r
   if (spec != nullptr && spec->body_length_arg >= 0 &&
       words->size() > static_cast<size_t>(spec->body_length_arg) + 1) {
     // A length the server cannot read gets its BADFORMAT without a body.
-    if (auto bytes = parse_size((*words)[static_cast<size_t>(spec->body_length_arg) + 1])) {
+    if (auto bytes = parse_u64((*words)[static_cast<size_t>(spec->body_length_arg) + 1])) {
       auto got = read_body(*bytes);
       if (!got) {
         err_ << "tq: " << verb << " needs a body of " << *bytes

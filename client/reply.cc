@@ -5,20 +5,13 @@
 namespace tq::client {
 namespace {
 
-Error protocol_error(std::string message) {
-  Error e;
-  e.kind = ErrorKind::kProtocol;
-  e.message = std::move(message);
-  return e;
-}
-
 // Reads the count of an "OK <n>" head, bounded so that a garbled reply cannot
 // make us reserve memory for billions of entries.
 Result<size_t> parse_count(const std::string& text) {
   size_t n = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
   if (ec != std::errc() || end != text.data() + text.size() || text.empty() || n > 10'000'000) {
-    return protocol_error("expected OK <count>, got 'OK " + text + "'");
+    return make_error(ErrorKind::kProtocol, "expected OK <count>, got 'OK " + text + "'");
   }
   return n;
 }
@@ -29,7 +22,7 @@ Result<Reply> read_reply(LineSocket& socket, protocol::ReplyShape shape) {
   auto head = socket.read_line();
   if (!head) return head.error();
   auto parsed = protocol::parse_reply_line(*head);
-  if (!parsed) return protocol_error("'" + *head + "' is neither OK nor ERROR");
+  if (!parsed) return make_error(ErrorKind::kProtocol, "'" + *head + "' is neither OK nor ERROR");
   if (!parsed->ok) {
     Error e;
     e.kind = ErrorKind::kServer;
@@ -55,7 +48,9 @@ Result<Reply> read_reply(LineSocket& socket, protocol::ReplyShape shape) {
       continue;
     }
     auto header = parse_job_header(*line);
-    if (!header) return protocol_error("expected JOB <id> <bytes> ..., got '" + *line + "'");
+    if (!header) {
+      return make_error(ErrorKind::kProtocol, "expected JOB <id> <bytes> ..., got '" + *line + "'");
+    }
     auto payload = socket.read_body(header->payload_bytes);
     if (!payload) return payload.error();
     reply.raw += *payload + "\n";

@@ -1,16 +1,10 @@
 #include "client/request_line.h"
 
+#include <charconv>
 #include <string>
 
 namespace tq::client {
 namespace {
-
-Error bad_argument(std::string message) {
-  Error e;
-  e.kind = ErrorKind::kBadArgument;
-  e.message = std::move(message);
-  return e;
-}
 
 bool is_upper_of(std::string_view upper, std::string_view any) {
   if (upper.size() != any.size()) return false;
@@ -24,26 +18,41 @@ bool is_upper_of(std::string_view upper, std::string_view any) {
 
 }  // namespace
 
+std::string to_upper(std::string_view word) {
+  std::string s(word);
+  for (char& c : s) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  return s;
+}
+
+std::optional<uint64_t> parse_u64(std::string_view text) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return v;
+}
+
 Status check_line(std::string_view line) {
   if (line.find_first_of("\r\n") != std::string_view::npos) {
-    return bad_argument("a request cannot contain a line break");
+    return make_error(ErrorKind::kBadArgument, "a request cannot contain a line break");
   }
   return Ok{};
 }
 
 Status check_word(std::string_view word, std::string_view what) {
-  if (word.empty()) return bad_argument(std::string(what) + " is empty");
+  if (word.empty()) return make_error(ErrorKind::kBadArgument, std::string(what) + " is empty");
   for (unsigned char c : word) {
     if (c <= ' ' || c == 0x7f) {
-      return bad_argument(std::string(what) + " '" + std::string(word.substr(0, 64)) +
-                          "' holds a space or a control character");
+      return make_error(ErrorKind::kBadArgument,
+                        std::string(what) + " '" + std::string(word.substr(0, 64)) +
+                            "' holds a space or a control character");
     }
   }
   return Ok{};
 }
 
-Result<std::vector<std::string_view>> split_request(std::string_view line) {
-  if (auto ok = check_line(line); !ok) return ok.error();
+std::vector<std::string_view> split_words(std::string_view line) {
   std::vector<std::string_view> words;
   size_t i = 0;
   while (i < line.size()) {
@@ -53,6 +62,11 @@ Result<std::vector<std::string_view>> split_request(std::string_view line) {
     if (i > start) words.push_back(line.substr(start, i - start));
   }
   return words;
+}
+
+Result<std::vector<std::string_view>> split_request(std::string_view line) {
+  if (auto ok = check_line(line); !ok) return ok.error();
+  return split_words(line);
 }
 
 milliseconds wait_argument(const std::vector<std::string_view>& args) {

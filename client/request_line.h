@@ -7,6 +7,9 @@
 // word that passes check_word() is exactly one argument.
 #pragma once
 
+#include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -15,6 +18,11 @@
 
 namespace tq::client {
 
+// A word in upper case (ASCII): verbs and keywords are matched this way.
+std::string to_upper(std::string_view word);
+// A whole, non-empty decimal number; nullopt for anything else.
+std::optional<uint64_t> parse_u64(std::string_view text);
+
 // Refuses a line holding '\r' or '\n'.
 Status check_line(std::string_view line);
 
@@ -22,8 +30,9 @@ Status check_line(std::string_view line);
 // `what` names it in the message ("queue name").
 Status check_word(std::string_view word, std::string_view what);
 
-// Splits a request line at spaces and tabs, as the server does; refuses a
-// line with a line break.
+// The words of a line, split at spaces and tabs as the server splits them.
+std::vector<std::string_view> split_words(std::string_view line);
+// split_words, refusing a line with a line break.
 Result<std::vector<std::string_view>> split_request(std::string_view line);
 
 // The duration after a WAIT keyword among DEQUEUE's arguments; 0 when there
