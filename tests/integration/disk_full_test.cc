@@ -11,9 +11,11 @@
 #include "client/line_socket.h"
 #include "server/daemon.h"
 #include "server/log.h"
+#include "tests/integration/line_call.h"
 #include "wal/memory_file_system.h"
 
 using namespace tq;
+using tq::testing::call;
 
 namespace {
 
@@ -49,13 +51,6 @@ server::Config small_config() {
   c.segment_bytes = 64 << 10;
   c.log_level = server::LogLevel::kError;
   return c;
-}
-
-std::string call(client::LineSocket& s, const std::string& line) {
-  REQUIRE(s.send(line + "\n").ok());
-  auto reply = s.read_line();
-  REQUIRE(reply.ok());
-  return *reply;
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "tests/integration/line_call.h"
 #include "tests/support/tqd_process.h"
 
 using tq::client::LineSocket;
@@ -20,14 +21,9 @@ using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
 using Clock = std::chrono::steady_clock;
 
-namespace {
+using tq::testing::call;
 
-std::string call(LineSocket& s, const std::string& line) {
-  REQUIRE(s.send(line + "\n").ok());
-  auto reply = s.read_line();
-  REQUIRE(reply.ok());
-  return *reply;
-}
+namespace {
 
 // True once the server has closed the socket (a read ends in EOF), within
 // the socket's timeout.

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <thread>
 
+#include "tests/integration/line_call.h"
 #include "tests/support/tqd_process.h"
 
 using tq::client::LineSocket;
@@ -16,14 +17,9 @@ using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
 using Clock = std::chrono::steady_clock;
 
-namespace {
+using tq::testing::call;
 
-std::string call(LineSocket& s, const std::string& line) {
-  REQUIRE(s.send(line + "\n").ok());
-  auto reply = s.read_line();
-  REQUIRE(reply.ok());
-  return *reply;
-}
+namespace {
 
 struct Frame {
   uint64_t id;
