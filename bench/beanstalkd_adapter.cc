@@ -59,13 +59,10 @@ class BeanstalkdAdapter final : public ProtocolAdapter {
   }
 
   ParsedReply parse_reply(Request request, std::string_view input) const override {
-    auto scanned = scan_line(input);
-    if (!scanned) return {};
-    std::string_view line = scanned->line;
-    ParsedReply reply;
-    reply.consumed = scanned->consumed;
-    reply.status = ReplyStatus::kFailed;
-    reply.text = line;
+    auto begun = begin_reply(input);
+    if (!begun) return {};
+    ParsedReply reply = *begun;
+    std::string_view line = reply.text;
     switch (request) {
       case Request::kEnqueue:
         if (starts_with(line, "INSERTED ")) reply.status = ReplyStatus::kDone;
@@ -87,9 +84,7 @@ class BeanstalkdAdapter final : public ProtocolAdapter {
     if (space == std::string_view::npos) return reply;
     auto bytes = parse_int(rest.substr(space + 1));
     if (!bytes || *bytes < 0) return reply;
-    size_t total = scanned->consumed + static_cast<size_t>(*bytes) + 2;
-    if (input.size() < total) return {};  // the body is still on its way
-    reply.consumed = total;
+    if (!take_body(input, reply, static_cast<size_t>(*bytes))) return {};  // still on its way
     reply.token = rest.substr(0, space);
     reply.status = ReplyStatus::kLeased;
     return reply;

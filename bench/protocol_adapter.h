@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,9 +58,10 @@ class ProtocolAdapter {
   // Sent on each load connection before the run: e.g. beanstalkd's `use` for
   // a producer (which then always puts into `home_queue`) and `watch` for a
   // consumer.
+  // Nothing by default.
   virtual std::vector<SetupStep> prepare_connection(Role role,
                                                     const std::vector<std::string>& queues,
-                                                    size_t home_queue) const = 0;
+                                                    size_t home_queue) const;
 
   virtual void append_enqueue(std::string& out, const std::string& queue,
                               std::string_view payload) const = 0;
@@ -69,6 +71,15 @@ class ProtocolAdapter {
 
   virtual ParsedReply parse_reply(Request request, std::string_view input) const = 0;
 };
+
+// For parse_reply: the reply's first line as a ParsedReply that consumes it
+// and says kFailed (text: the line) until the adapter recognises it; nullopt
+// until the whole line has arrived.
+std::optional<ParsedReply> begin_reply(std::string_view input);
+// For parse_reply: `bytes` of body after the first line, then "\r\n"
+// (beanstalkd's and redis's framing). Returns the body and grows
+// reply.consumed over it; nullopt while it is still arriving.
+std::optional<std::string_view> take_body(std::string_view input, ParsedReply& reply, size_t bytes);
 
 std::unique_ptr<ProtocolAdapter> make_tq_adapter();
 std::unique_ptr<ProtocolAdapter> make_beanstalkd_adapter();

@@ -38,11 +38,6 @@ class RedisAdapter final : public ProtocolAdapter {
     return {};  // lists exist as soon as they hold something
   }
 
-  std::vector<SetupStep> prepare_connection(Role, const std::vector<std::string>&,
-                                            size_t) const override {
-    return {};
-  }
-
   void append_enqueue(std::string& out, const std::string& queue,
                       std::string_view payload) const override {
     out += "*3\r\n$5\r\nLPUSH\r\n";
@@ -66,13 +61,10 @@ class RedisAdapter final : public ProtocolAdapter {
   }
 
   ParsedReply parse_reply(Request request, std::string_view input) const override {
-    auto scanned = scan_line(input);
-    if (!scanned) return {};
-    std::string_view line = scanned->line;
-    ParsedReply reply;
-    reply.consumed = scanned->consumed;
-    reply.status = ReplyStatus::kFailed;
-    reply.text = line;
+    auto begun = begin_reply(input);
+    if (!begun) return {};
+    ParsedReply reply = *begun;
+    std::string_view line = reply.text;
     switch (request) {
       case Request::kEnqueue:
         if (starts_with(line, ":")) reply.status = ReplyStatus::kDone;
@@ -91,10 +83,9 @@ class RedisAdapter final : public ProtocolAdapter {
     if (!starts_with(line, "$")) return reply;
     auto bytes = parse_int(line.substr(1));
     if (!bytes || *bytes < 0) return reply;
-    size_t total = scanned->consumed + static_cast<size_t>(*bytes) + 2;
-    if (input.size() < total) return {};  // the body is still on its way
-    reply.consumed = total;
-    reply.token = input.substr(scanned->consumed, static_cast<size_t>(*bytes));
+    auto body = take_body(input, reply, static_cast<size_t>(*bytes));
+    if (!body) return {};  // the body is still on its way
+    reply.token = *body;
     reply.status = ReplyStatus::kLeased;
     return reply;
   }

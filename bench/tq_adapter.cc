@@ -20,11 +20,6 @@ class TqAdapter final : public ProtocolAdapter {
     return steps;
   }
 
-  std::vector<SetupStep> prepare_connection(Role, const std::vector<std::string>&,
-                                            size_t) const override {
-    return {};
-  }
-
   void append_enqueue(std::string& out, const std::string& queue,
                       std::string_view payload) const override {
     out += "ENQUEUE ";
@@ -47,13 +42,10 @@ class TqAdapter final : public ProtocolAdapter {
   }
 
   ParsedReply parse_reply(Request request, std::string_view input) const override {
-    auto scanned = scan_line(input);
-    if (!scanned) return {};
-    std::string_view line = scanned->line;
-    ParsedReply reply;
-    reply.consumed = scanned->consumed;
-    reply.status = ReplyStatus::kFailed;
-    reply.text = line;
+    auto begun = begin_reply(input);
+    if (!begun) return {};
+    ParsedReply reply = *begun;
+    std::string_view line = reply.text;
     if (!starts_with(line, "OK ")) {
       if (request == Request::kDequeue && starts_with(line, "ERROR EMPTY")) {
         reply.status = ReplyStatus::kEmpty;
@@ -74,6 +66,30 @@ class TqAdapter final : public ProtocolAdapter {
 };
 
 }  // namespace
+
+std::vector<SetupStep> ProtocolAdapter::prepare_connection(Role, const std::vector<std::string>&,
+                                                           size_t) const {
+  return {};
+}
+
+std::optional<ParsedReply> begin_reply(std::string_view input) {
+  auto scanned = scan_line(input);
+  if (!scanned) return std::nullopt;
+  ParsedReply reply;
+  reply.consumed = scanned->consumed;
+  reply.status = ReplyStatus::kFailed;
+  reply.text = scanned->line;
+  return reply;
+}
+
+std::optional<std::string_view> take_body(std::string_view input, ParsedReply& reply,
+                                          size_t bytes) {
+  const size_t total = reply.consumed + bytes + 2;
+  if (input.size() < total) return std::nullopt;
+  std::string_view body = input.substr(reply.consumed, bytes);
+  reply.consumed = total;
+  return body;
+}
 
 std::unique_ptr<ProtocolAdapter> make_tq_adapter() {
   return std::make_unique<TqAdapter>();
