@@ -256,25 +256,29 @@ void Connection::after_write_drained() {
   }
 }
 
-const char* Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_ms, uint64_t request_ms,
-                                         uint64_t send_ms) {
-  if (closing_) return nullptr;
+Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_ms,
+                                                 uint64_t request_ms, uint64_t send_ms) {
+  if (closing_) return Timeout::kNone;
+  Timeout broken = Timeout::kNone;
   const char* why = nullptr;
   if (send_ms > 0 && stalled_since_ms_ != 0 && now_ms - stalled_since_ms_ >= send_ms) {
+    broken = Timeout::kNotReading;
     why = "not reading its replies";
   } else if (request_ms > 0 && partial_since_ms_ != 0 && now_ms - partial_since_ms_ >= request_ms) {
+    broken = Timeout::kSlowRequest;
     why = "too slow to send a request";
   } else if (idle_ms > 0 && !waiting_ && held_.empty() && in_flight_ == 0 &&
              partial_since_ms_ == 0 && now_ms - last_request_ms_ >= idle_ms) {
     // (A client in the middle of a request is slow, not idle: that is
     // request_timeout's business.)
+    broken = Timeout::kIdle;
     why = "idle";
   }
   if (why != nullptr) {
     LOG_DEBUG("connection %llu: closed, %s", static_cast<unsigned long long>(id_), why);
     close();
   }
-  return why;
+  return broken;
 }
 
 void Connection::close_when_flushed() {

@@ -75,10 +75,11 @@ class Connection {
                    const std::string& error);
   bool waiting() const { return waiting_; }
 
+  enum class Timeout { kNone, kIdle, kSlowRequest, kNotReading };
   // Closes the connection if it broke a timeout by `now_ms` (loop time);
-  // returns which one, for the figures, or nullptr.
-  const char* enforce_timeouts(uint64_t now_ms, uint64_t idle_ms, uint64_t request_ms,
-                               uint64_t send_ms);
+  // returns which one, for the figures.
+  Timeout enforce_timeouts(uint64_t now_ms, uint64_t idle_ms, uint64_t request_ms,
+                           uint64_t send_ms);
   // Runs the requests that wait in the parser (after a wait or a pause).
   void resume() { process(); }
 

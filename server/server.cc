@@ -250,17 +250,20 @@ void Server::on_before_poll(uv_prepare_t* handle) {
   self->arm_wait_timer();
 }
 
-void Server::arm_wait_timer() {
-  if (handles_closed_) return;
-  int64_t deadline = waiters_.next_deadline_ms();
-  if (deadline == wait_timer_deadline_ms_) return;
-  wait_timer_deadline_ms_ = deadline;
-  if (deadline == INT64_MAX) {
-    uv_timer_stop(&wait_timer_);
+void Server::arm_timer(uv_timer_t* timer, uv_timer_cb callback, int64_t deadline_ms,
+                       int64_t* armed_ms) {
+  if (handles_closed_ || deadline_ms == *armed_ms) return;
+  *armed_ms = deadline_ms;
+  if (deadline_ms == INT64_MAX) {
+    uv_timer_stop(timer);
     return;
   }
-  int64_t wait = deadline - engine_.now_ms();
-  uv_timer_start(&wait_timer_, on_wait_timeout, static_cast<uint64_t>(wait > 0 ? wait : 0), 0);
+  int64_t wait = deadline_ms - engine_.now_ms();
+  uv_timer_start(timer, callback, static_cast<uint64_t>(wait > 0 ? wait : 0), 0);
+}
+
+void Server::arm_wait_timer() {
+  arm_timer(&wait_timer_, on_wait_timeout, waiters_.next_deadline_ms(), &wait_timer_deadline_ms_);
 }
 
 void Server::on_housekeeping(uv_timer_t* handle) {
@@ -268,13 +271,14 @@ void Server::on_housekeeping(uv_timer_t* handle) {
   const Config& c = self->config_;
   const uint64_t now = uv_now(self->loop_);
   for (auto& [id, connection] : self->connections_) {
-    const char* why = connection->enforce_timeouts(
-        now, static_cast<uint64_t>(c.idle_timeout_ms), static_cast<uint64_t>(c.request_timeout_ms),
-        static_cast<uint64_t>(c.send_timeout_ms));
-    if (why == nullptr) continue;
-    if (why[0] == 'i') ++self->stats_.timeouts_idle;
-    else if (why[0] == 't') ++self->stats_.timeouts_request;
-    else ++self->stats_.timeouts_send;
+    switch (connection->enforce_timeouts(now, static_cast<uint64_t>(c.idle_timeout_ms),
+                                         static_cast<uint64_t>(c.request_timeout_ms),
+                                         static_cast<uint64_t>(c.send_timeout_ms))) {
+      case Connection::Timeout::kNone: break;
+      case Connection::Timeout::kIdle: ++self->stats_.timeouts_idle; break;
+      case Connection::Timeout::kSlowRequest: ++self->stats_.timeouts_request; break;
+      case Connection::Timeout::kNotReading: ++self->stats_.timeouts_send; break;
+    }
   }
 }
 
@@ -285,16 +289,7 @@ void Server::on_wait_timeout(uv_timer_t* handle) {
 }
 
 void Server::arm_sweeper() {
-  if (handles_closed_) return;
-  int64_t deadline = engine_.next_deadline_ms();
-  if (deadline == sweeper_deadline_ms_) return;
-  sweeper_deadline_ms_ = deadline;
-  if (deadline == INT64_MAX) {
-    uv_timer_stop(&sweeper_);
-    return;
-  }
-  int64_t wait = deadline - engine_.now_ms();
-  uv_timer_start(&sweeper_, on_sweep, static_cast<uint64_t>(wait > 0 ? wait : 0), 0);
+  arm_timer(&sweeper_, on_sweep, engine_.next_deadline_ms(), &sweeper_deadline_ms_);
 }
 
 void Server::on_sweep(uv_timer_t* handle) {

@@ -75,6 +75,9 @@ class Server {
   static void on_wait_timeout(uv_timer_t* handle);
   static void on_housekeeping(uv_timer_t* handle);
 
+  // Starts `timer` as a one-shot at `deadline_ms` (engine time; INT64_MAX:
+  // stop it), unless it is armed for that deadline already.
+  void arm_timer(uv_timer_t* timer, uv_timer_cb callback, int64_t deadline_ms, int64_t* armed_ms);
   void arm_wait_timer();
   // Learns what the log's writer finished and releases the replies it held.
   void take_log_progress();
