@@ -6,6 +6,8 @@
 #include <array>
 #include <charconv>
 
+#include <uv.h>
+
 #include "server/command_support.h"
 #include "server/config.h"
 
@@ -284,6 +286,9 @@ void cmd_stats(CommandContext& ctx, const Request& req) {
   const ServerStats& s = ctx.stats;
   const engine::EngineCounters& c = engine.counters();
   int64_t uptime_ms = engine.now_ms() - s.started_at_ms;
+  size_t rss = 0;
+  if (uv_resident_set_memory(&rss) != 0) rss = 0;
+  const auto& jobs = engine.job_memory();
   Lines lines = {
       {"uptime_seconds", num(static_cast<uint64_t>(uptime_ms > 0 ? uptime_ms / 1000 : 0))},
       {"connections_current", num(s.connections_current)},
@@ -296,6 +301,9 @@ void cmd_stats(CommandContext& ctx, const Request& req) {
       {"jobs_leased", num(engine.count_in(engine::JobState::kLeased))},
       {"jobs_dead", num(engine.count_in(engine::JobState::kDead))},
       {"payload_bytes", num(engine.payload_bytes())},
+      {"memory_rss_bytes", num(rss)},
+      {"memory_jobs_bytes", num(jobs.used_bytes + jobs.large_bytes)},
+      {"memory_jobs_reserve_bytes", num(jobs.reserve_bytes)},
       {"jobs_enqueued_total", num(c.enqueued)},
       {"jobs_duplicates_total", num(c.duplicates)},
       {"jobs_dequeued_total", num(c.dequeued)},

@@ -151,7 +151,7 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
                                        "try again later");
   }
 
-  Job* job = jobs_.insert(make_job(next_job_id_++, queue, payload));
+  Job* job = jobs_.emplace(next_job_id_++, queue, payload);
   payload_bytes_ += payload.size();
   job->priority = options.priority;
   if (options.ttl_ms > 0) job->ensure_extras().expires_at_ms = now + options.ttl_ms;
@@ -357,7 +357,7 @@ void Engine::destroy(Job* job, bool logged_in_bulk) {
   if (observer_) observer_->job_removed(*job, logged_in_bulk);
   unlink(job);
   payload_bytes_ -= job->payload_size;
-  jobs_.remove(job);  // the returned owner frees it
+  jobs_.erase(job);
 }
 
 Requeue Engine::give_back(Job* job, std::optional<int64_t> delay_ms, const char* why) {

@@ -212,6 +212,8 @@ class Engine {
   size_t job_count() const { return jobs_.size(); }
   size_t count_in(JobState state) const { return state_counts_[static_cast<size_t>(state)]; }
   uint64_t payload_bytes() const { return payload_bytes_; }
+  // The memory holding jobs (their fields and payloads).
+  const SlabAllocator::Stats& job_memory() const { return jobs_.memory(); }
   const QueueSettings& default_settings() const { return defaults_; }
   int64_t now_ms() const { return clock_.now_ms(); }
 

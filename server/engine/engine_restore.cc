@@ -84,7 +84,7 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
     job = nullptr;
   }
   if (job == nullptr) {
-    job = jobs_.insert(make_job(snap.id, queue, snap.payload));
+    job = jobs_.emplace(snap.id, queue, snap.payload);
     payload_bytes_ += snap.payload.size();
   } else {
     unlink(job);

@@ -20,15 +20,9 @@ JobExtras& Job::ensure_extras() {
   return *extras;
 }
 
-void JobDeleter::operator()(Job* job) const {
-  delete job->extras;
-  job->~Job();
-  ::operator delete(job);
-}
-
-JobPtr make_job(uint64_t id, Queue* queue, std::string_view payload) {
-  void* memory = ::operator new(sizeof(Job) + payload.size());
-  Job* job = new (memory) Job{};
+Job* JobTable::emplace(uint64_t id, Queue* queue, std::string_view payload) {
+  if (size_ >= buckets_.size()) grow();
+  Job* job = new (memory_.allocate(sizeof(Job) + payload.size())) Job{};
   job->id = id;
   job->queue = queue;
   job->slot = kNoSlot;
@@ -36,14 +30,25 @@ JobPtr make_job(uint64_t id, Queue* queue, std::string_view payload) {
   if (!payload.empty()) std::memcpy(job + 1, payload.data(), payload.size());
   job->one_line = std::memchr(payload.data(), '\n', payload.size()) == nullptr &&
                   std::memchr(payload.data(), '\r', payload.size()) == nullptr;
-  return JobPtr(job);
+  Job*& head = buckets_[bucket_of(id)];
+  job->next_in_table = head;
+  head = job;
+  ++size_;
+  return job;
+}
+
+void JobTable::free_job(Job* job) {
+  delete job->extras;
+  const size_t bytes = sizeof(Job) + job->payload_size;
+  job->~Job();
+  memory_.deallocate(job, bytes);
 }
 
 JobTable::~JobTable() {
   for (Job* head : buckets_) {
     while (head != nullptr) {
       Job* next = head->next_in_table;
-      JobDeleter{}(head);
+      free_job(head);
       head = next;
     }
   }
@@ -65,23 +70,12 @@ Job* JobTable::find(uint64_t id) const {
   return nullptr;
 }
 
-Job* JobTable::insert(JobPtr owned) {
-  if (size_ >= buckets_.size()) grow();
-  Job* job = owned.release();
-  Job*& head = buckets_[bucket_of(job->id)];
-  job->next_in_table = head;
-  head = job;
-  ++size_;
-  return job;
-}
-
-JobPtr JobTable::remove(Job* job) {
+void JobTable::erase(Job* job) {
   Job** link = &buckets_[bucket_of(job->id)];
   while (*link != job) link = &(*link)->next_in_table;
   *link = job->next_in_table;
-  job->next_in_table = nullptr;
   --size_;
-  return JobPtr(job);
+  free_job(job);
 }
 
 void JobTable::reserve(size_t n) {

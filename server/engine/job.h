@@ -1,19 +1,20 @@
 // A job: one unit of work with its payload, and the table that owns every job
 // by id.
 //
-// A job is one allocation: the fixed fields, then the payload bytes. Fields
+// A job is one block: the fixed fields, then the payload bytes, from the job
+// table's slab allocator (no malloc header, 8-byte rounding). Fields
 // that most jobs never set (a TTL, a dedup key, a dead-letter reason) live in
 // JobExtras, allocated only for the jobs that need them: at a million pending
 // jobs every byte of Job costs a megabyte.
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "server/engine/intrusive_heap.h"
+#include "server/engine/slab_allocator.h"
 
 namespace tq::engine {
 
@@ -56,19 +57,13 @@ struct Job {
   JobExtras& ensure_extras();
 };
 
-struct JobDeleter {
-  void operator()(Job* job) const;
-};
-using JobPtr = std::unique_ptr<Job, JobDeleter>;
-
-// Allocates a job with the payload copied in; every other field zeroed.
-JobPtr make_job(uint64_t id, Queue* queue, std::string_view payload);
-
-// Owns every live job and finds it by id in O(1): a chained hash table whose
-// chains run through the jobs themselves (8 bytes a job, plus the buckets).
+// Owns every live job, and its memory, and finds it by id in O(1): a
+// chained hash table whose chains run through the jobs themselves (8 bytes a
+// job, plus the buckets).
 class JobTable {
  public:
   JobTable() : buckets_(1024, nullptr) {}
+  explicit JobTable(bool huge_pages) : memory_(huge_pages), buckets_(1024, nullptr) {}
   ~JobTable();
   JobTable(const JobTable&) = delete;
   JobTable& operator=(const JobTable&) = delete;
@@ -76,15 +71,21 @@ class JobTable {
   Job* find(uint64_t id) const;
   // Makes room for n jobs at once (replay knows roughly how many are coming).
   void reserve(size_t n);
-  Job* insert(JobPtr job);     // the id must not be present
-  JobPtr remove(Job* job);     // the job must be present
+  // Adds a job with the payload copied in, every other field zeroed. The id
+  // must not be present.
+  Job* emplace(uint64_t id, Queue* queue, std::string_view payload);
+  // Removes the job and frees it. The job must be present.
+  void erase(Job* job);
   size_t size() const { return size_; }
+  const SlabAllocator::Stats& memory() const { return memory_.stats(); }
 
  private:
   size_t bucket_of(uint64_t id) const;
   void grow();
   void rehash(size_t buckets);
+  void free_job(Job* job);
 
+  SlabAllocator memory_;       // declared first: outlives the jobs
   std::vector<Job*> buckets_;  // size is a power of two
   unsigned shift_ = 10;        // log2 of buckets_.size()
   size_t size_ = 0;

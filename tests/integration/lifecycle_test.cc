@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "tests/integration/line_call.h"
@@ -47,6 +48,21 @@ std::vector<Frame> read_jobs(LineSocket& s) {
     frames.push_back({id, *line, *body});
   }
   return frames;
+}
+
+// Sends STATS and returns its value for `name` (a number), failing if absent.
+uint64_t stat(LineSocket& s, const std::string& name) {
+  auto head = call(s, "STATS");
+  REQUIRE(head.rfind("OK ", 0) == 0);
+  const size_t n = std::stoul(head.substr(3));
+  std::optional<uint64_t> value;
+  for (size_t i = 0; i < n; ++i) {
+    auto line = s.read_line();
+    REQUIRE(line.ok());
+    if (line->rfind(name + " ", 0) == 0) value = std::stoull(line->substr(name.size() + 1));
+  }
+  REQUIRE(value.has_value());
+  return *value;
 }
 
 }  // namespace
@@ -249,5 +265,43 @@ TEST_SUITE("lifecycle") {
     for (int i = 0; i < 11; ++i) settings.push_back(*s.read_line());
     CHECK(std::find(settings.begin(), settings.end(), "priority 4") != settings.end());
     CHECK(std::find(settings.begin(), settings.end(), "max_attempts 7") != settings.end());
+  }
+
+  TEST_CASE("STATS shows the memory jobs hold, and acked jobs give it back") {
+    TqdProcess tqd;
+    auto s = tqd.socket();
+    REQUIRE(call(s, "CREATE mem") == "OK created mem");
+    CHECK(stat(s, "memory_jobs_bytes") == 0);
+    CHECK(stat(s, "memory_rss_bytes") > 0);
+    const int jobs = 3000;
+    const std::string payload(100, 'x');
+    std::string batch;
+    for (int i = 0; i < jobs; ++i) batch += "ENQUEUE mem " + payload + "\n";
+    REQUIRE(s.send(batch).ok());
+    std::vector<std::string> ids;
+    for (int i = 0; i < jobs; ++i) {
+      auto reply = s.read_line();
+      REQUIRE(reply.ok());
+      REQUIRE(reply->rfind("OK ", 0) == 0);
+      ids.push_back(reply->substr(3));
+    }
+    // A job's fields and its 100 bytes take 168 bytes in 4 KiB pages of 24.
+    const uint64_t pages = (jobs + 23) / 24;
+    CHECK(stat(s, "memory_jobs_bytes") == pages * 4096);
+
+    std::string work;
+    for (int i = 0; i < jobs; ++i) work += "DEQUEUE mem\n";
+    REQUIRE(s.send(work).ok());
+    std::string acks;
+    for (int i = 0; i < jobs; ++i) {
+      auto reply = s.read_line();
+      REQUIRE(reply.ok());
+      REQUIRE(reply->rfind("OK ", 0) == 0);
+      acks += "ACK " + reply->substr(3, reply->find(' ', 3) - 3) + "\n";
+    }
+    REQUIRE(s.send(acks).ok());
+    for (int i = 0; i < jobs; ++i) REQUIRE(s.read_line()->rfind("OK acked ", 0) == 0);
+    CHECK(stat(s, "memory_jobs_bytes") == 0);
+    CHECK(stat(s, "memory_jobs_reserve_bytes") <= pages * 4096);
   }
 }

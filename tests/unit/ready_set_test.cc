@@ -32,7 +32,7 @@ TEST_SUITE("ready_set") {
     for (int step = 0; step < 60'000; ++step) {
       int op = static_cast<int>(rng() % 10);
       if (op < 4) {  // a new job
-        Job* job = table.insert(make_job(next_id++, nullptr, "x"));
+        Job* job = table.emplace(next_id++, nullptr, "x");
         job->priority = static_cast<int32_t>(rng() % 3);
         ready.push(job);
         model.insert(job);
@@ -54,7 +54,7 @@ TEST_SUITE("ready_set") {
         model.erase(it);
         ready.erase(job);
         if (rng() % 2) {
-          table.remove(job);  // gone for good: its FIFO id is now stale
+          table.erase(job);  // gone for good: its FIFO id is now stale
         } else {
           outside.push_back(job);
         }
@@ -81,7 +81,7 @@ TEST_SUITE("ready_set") {
     ReadySet ready(&table);
     std::vector<Job*> jobs;
     for (uint64_t id = 1; id <= 100'000; ++id) {
-      jobs.push_back(table.insert(make_job(id, nullptr, "")));
+      jobs.push_back(table.emplace(id, nullptr, ""));
       ready.push(jobs.back());
     }
     // Remove every job but the first: the FIFO's ids all go stale.

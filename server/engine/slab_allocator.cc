@@ -1,0 +1,224 @@
+#include "server/engine/slab_allocator.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TQ_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TQ_ASAN 1
+#endif
+#endif
+#ifdef TQ_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+namespace tq::engine {
+namespace {
+
+void poison(void* p, size_t n) {
+#ifdef TQ_ASAN
+  ASAN_POISON_MEMORY_REGION(p, n);
+#else
+  (void)p, (void)n;
+#endif
+}
+
+void unpoison(void* p, size_t n) {
+#ifdef TQ_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(p, n);
+#else
+  (void)p, (void)n;
+#endif
+}
+
+bool malloc_uses_huge_pages() {
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  return tunables != nullptr && std::strstr(tunables, "glibc.malloc.hugetlb=1") != nullptr;
+}
+
+}  // namespace
+
+// The first bytes of every page holding blocks.
+struct SlabAllocator::Page {
+  Page* prev;  // in partial_[class]
+  Page* next;
+  void* free_blocks;  // freed blocks, linked through their first 8 bytes
+  uint16_t block_bytes;
+  uint16_t capacity;  // blocks that fit after this header
+  uint16_t used;      // live blocks
+  uint16_t carved;    // blocks ever handed out; the rest of the page is untouched
+
+  char* block(size_t i) { return reinterpret_cast<char*>(this + 1) + i * block_bytes; }
+};
+
+namespace {
+
+template <typename P>
+void push_front(P*& head, P* page) {
+  page->prev = nullptr;
+  page->next = head;
+  if (head != nullptr) head->prev = page;
+  head = page;
+}
+
+template <typename P>
+void unlink(P*& head, P* page) {
+  (page->prev != nullptr ? page->prev->next : head) = page->next;
+  if (page->next != nullptr) page->next->prev = page->prev;
+  page->prev = page->next = nullptr;
+}
+
+}  // namespace
+
+SlabAllocator::SlabAllocator(bool huge_pages) : huge_pages_(huge_pages) {
+  static_assert(sizeof(Page) == 32 && sizeof(Page) % 8 == 0, "blocks start 8-byte aligned");
+}
+
+SlabAllocator::SlabAllocator() : SlabAllocator(malloc_uses_huge_pages()) {}
+
+SlabAllocator::~SlabAllocator() {
+  for (char* region : regions_) {
+    unpoison(region, kRegionBytes);
+    munmap(region, kRegionBytes);
+  }
+}
+
+SlabAllocator::Page* SlabAllocator::page_of(void* block) const {
+  return reinterpret_cast<Page*>(reinterpret_cast<uintptr_t>(block) & ~uintptr_t{kPageBytes - 1});
+}
+
+void* SlabAllocator::allocate(size_t bytes) {
+  if (bytes > kMaxSlabBlock) {
+    stats_.large_bytes += bytes;
+    return ::operator new(bytes);
+  }
+  if (bytes == 0) bytes = 1;
+  const size_t cls = class_of(bytes);
+  Page* page = partial_[cls];
+  if (page == nullptr) {
+    page = new_page((cls + 1) * 8);
+    push_front(partial_[cls], page);
+  }
+  char* block;
+  if (page->free_blocks != nullptr) {
+    block = static_cast<char*>(page->free_blocks);
+    unpoison(block, sizeof(void*));
+    std::memcpy(&page->free_blocks, block, sizeof(void*));
+  } else {
+    block = page->block(page->carved++);
+  }
+  unpoison(block, page->block_bytes);
+  if (++page->used == page->capacity) unlink(partial_[cls], page);
+  stats_.block_bytes += page->block_bytes;
+  return block;
+}
+
+void SlabAllocator::deallocate(void* block, size_t bytes) {
+  if (bytes > kMaxSlabBlock) {
+    stats_.large_bytes -= bytes;
+    ::operator delete(block);
+    return;
+  }
+  Page* page = page_of(block);
+  const size_t cls = class_of(page->block_bytes);
+  if (page->used == page->capacity) push_front(partial_[cls], page);
+  std::memcpy(block, &page->free_blocks, sizeof(void*));
+  page->free_blocks = block;
+  poison(block, page->block_bytes);
+  stats_.block_bytes -= page->block_bytes;
+  if (--page->used == 0) {
+    unlink(partial_[cls], page);
+    retire_page(page);
+  }
+}
+
+SlabAllocator::Page* SlabAllocator::new_page(size_t block_bytes) {
+  Page* page = take_empty_page();
+  page->prev = page->next = nullptr;
+  page->free_blocks = nullptr;
+  page->block_bytes = static_cast<uint16_t>(block_bytes);
+  page->capacity = static_cast<uint16_t>((kPageBytes - sizeof(Page)) / block_bytes);
+  page->used = 0;
+  page->carved = 0;
+  ++used_pages_;
+  update_page_stats();
+  return page;
+}
+
+SlabAllocator::Page* SlabAllocator::take_empty_page() {
+  char* memory;
+  if (!reserve_.empty()) {
+    memory = reserve_.back();  // the most recently emptied: likely still in cache
+    reserve_.pop_back();
+  } else if (!released_.empty()) {
+    memory = released_.back();
+    released_.pop_back();
+  } else {
+    if (region_next_ == region_end_) {
+      // Twice the size, so that an aligned region fits: huge pages need 2 MiB
+      // alignment. The ends are unmapped at once.
+      const size_t span = 2 * kRegionBytes;
+      void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (raw == MAP_FAILED) throw std::bad_alloc();
+      const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+      const uintptr_t aligned = (start + kRegionBytes - 1) & ~uintptr_t{kRegionBytes - 1};
+      if (aligned > start) munmap(raw, aligned - start);
+      const uintptr_t tail = aligned + kRegionBytes;
+      if (tail < start + span) munmap(reinterpret_cast<void*>(tail), start + span - tail);
+      char* region = reinterpret_cast<char*>(aligned);
+      if (huge_pages_) madvise(region, kRegionBytes, MADV_HUGEPAGE);
+      poison(region, kRegionBytes);
+      regions_.push_back(region);
+      region_next_ = region;
+      region_end_ = region + kRegionBytes;
+      stats_.mapped_bytes = regions_.size() * kRegionBytes;
+    }
+    memory = region_next_;
+    region_next_ += kPageBytes;
+  }
+  unpoison(memory, sizeof(Page));
+  return reinterpret_cast<Page*>(memory);
+}
+
+size_t SlabAllocator::reserve_limit() const {
+  return std::max(kMinReservePages, used_pages_ / 8);
+}
+
+void SlabAllocator::retire_page(Page* page) {
+  --used_pages_;
+  poison(page, kPageBytes);
+  reserve_.push_back(reinterpret_cast<char*>(page));
+  // Give memory back in batches, so that pages emptied one after another (a
+  // queue draining in order) go back in a few long runs, not a syscall each.
+  if (reserve_.size() > 2 * reserve_limit()) release_oldest_reserve();
+  update_page_stats();
+}
+
+void SlabAllocator::release_oldest_reserve() {
+  const size_t keep = reserve_limit();
+  const size_t count = reserve_.size() - keep;
+  std::sort(reserve_.begin(), reserve_.begin() + static_cast<ptrdiff_t>(count));
+  for (size_t i = 0; i < count;) {
+    size_t j = i + 1;
+    while (j < count && reserve_[j] == reserve_[j - 1] + kPageBytes) ++j;
+    madvise(reserve_[i], (j - i) * kPageBytes, MADV_DONTNEED);
+    i = j;
+  }
+  released_.insert(released_.end(), reserve_.begin(),
+                   reserve_.begin() + static_cast<ptrdiff_t>(count));
+  reserve_.erase(reserve_.begin(), reserve_.begin() + static_cast<ptrdiff_t>(count));
+}
+
+void SlabAllocator::update_page_stats() {
+  stats_.used_bytes = used_pages_ * kPageBytes;
+  stats_.reserve_bytes = reserve_.size() * kPageBytes;
+  stats_.released_bytes = released_.size() * kPageBytes;
+}
+
+}  // namespace tq::engine

@@ -1,0 +1,100 @@
+// Memory for jobs: many small blocks of a few sizes, each living from an
+// ENQUEUE to its ACK.
+//
+// malloc puts an 8-byte header on every chunk and rounds chunks to 16 bytes:
+// a 64-byte Job with a 100-byte payload takes a 176-byte chunk, and at a
+// million pending jobs those 12 bytes are 12 MB. Here a block is rounded to 8
+// bytes and carries no header. Blocks of one size share 4 KiB pages; the first
+// bytes of a page describe it, and a block finds its page by masking its
+// address. Blocks larger than kMaxSlabBlock go to operator new, where malloc's
+// overhead is a small fraction.
+//
+// Pages are cut from 2 MiB regions mapped once (transparent huge pages when
+// malloc uses them too). A page whose blocks are all freed is kept for reuse;
+// beyond a reserve its memory goes back to the kernel (MADV_DONTNEED). So a
+// queue that drains gives back its memory, which malloc does not do for
+// chunks in the middle of its heap.
+//
+// Invariants: a page is in exactly one place: its size class's list of pages
+// with a free block, the reserve, the released pages, or nowhere (full).
+// page->used counts its live blocks.
+//
+// Not thread-safe: the engine owns one (in its job table) and uses it from one
+// thread. Under AddressSanitizer freed blocks and unused page space are
+// poisoned, so a use after free is still reported.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace tq::engine {
+
+class SlabAllocator {
+ public:
+  static constexpr size_t kPageBytes = 4096;
+  static constexpr size_t kRegionBytes = size_t{2} << 20;
+  // Above this malloc's 8-16 bytes are under 6% of a block, and a page holds
+  // too few blocks for its unused tail to be cheaper.
+  static constexpr size_t kMaxSlabBlock = 256;
+  // Empty pages kept resident for reuse: at least this many, or an eighth of
+  // the pages in use if that is more (a FIFO queue empties and refills pages
+  // all the time; giving each back to the kernel would cost a fault per page).
+  static constexpr size_t kMinReservePages = 64;
+
+  struct Stats {
+    uint64_t mapped_bytes = 0;    // address space of the regions
+    uint64_t used_bytes = 0;      // pages holding at least one block
+    uint64_t reserve_bytes = 0;   // empty pages kept resident
+    uint64_t released_bytes = 0;  // empty pages given back to the kernel
+    uint64_t block_bytes = 0;     // live blocks in pages, rounded to 8 bytes
+    uint64_t large_bytes = 0;     // live blocks from operator new, as asked
+  };
+
+  // huge_pages: ask for transparent huge pages on each region.
+  explicit SlabAllocator(bool huge_pages);
+  // With huge pages when malloc has them (glibc.malloc.hugetlb in
+  // GLIBC_TUNABLES, which tqd sets unless TQ_NO_HUGEPAGES is set).
+  SlabAllocator();
+  // Unmaps every region: no block may be used after this.
+  ~SlabAllocator();
+  SlabAllocator(const SlabAllocator&) = delete;
+  SlabAllocator& operator=(const SlabAllocator&) = delete;
+
+  // Never returns nullptr (throws std::bad_alloc like operator new). The
+  // block is 8-byte aligned.
+  void* allocate(size_t bytes);
+  // `bytes` must be what was passed to allocate().
+  void deallocate(void* block, size_t bytes);
+
+  const Stats& stats() const { return stats_; }
+
+ private:
+  struct Page;
+  static constexpr size_t kClasses = kMaxSlabBlock / 8;
+
+  static size_t class_of(size_t bytes) { return (bytes + 7) / 8 - 1; }
+  Page* page_of(void* block) const;
+  Page* new_page(size_t block_bytes);
+  Page* take_empty_page();
+  // A page whose last block was freed: into the reserve, and the reserve's
+  // excess back to the kernel.
+  void retire_page(Page* page);
+  void release_oldest_reserve();
+  void update_page_stats();
+  size_t reserve_limit() const;
+
+  bool huge_pages_;
+  Page* partial_[kClasses] = {};  // per size class: pages with a free block
+  // Empty pages, oldest first. Addresses only: releasing a page must not
+  // touch it (a cache miss each, and a fault for a released one).
+  std::vector<char*> reserve_;   // memory resident
+  std::vector<char*> released_;  // memory given back
+  size_t used_pages_ = 0;
+  std::vector<char*> regions_;
+  char* region_next_ = nullptr;  // the next page never used, in the newest region
+  char* region_end_ = nullptr;
+  Stats stats_;
+};
+
+}  // namespace tq::engine

@@ -1,0 +1,167 @@
+#include "server/engine/slab_allocator.h"
+
+#include <doctest/doctest.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <set>
+#include <vector>
+
+using tq::engine::SlabAllocator;
+
+namespace {
+
+constexpr size_t kPage = SlabAllocator::kPageBytes;
+// Blocks of 168 bytes after a page's 32-byte header.
+constexpr size_t kPerPage = (kPage - 32) / 168;
+
+// True when the n bytes at p all equal `fill`.
+bool holds(const void* p, size_t n, unsigned char fill) {
+  std::vector<unsigned char> expected(n, fill);
+  return std::memcmp(p, expected.data(), n) == 0;
+}
+
+uintptr_t page_address(const void* block) {
+  return reinterpret_cast<uintptr_t>(block) & ~(kPage - 1);
+}
+
+bool resident(uintptr_t page) {
+  unsigned char in_core = 0;
+  REQUIRE(mincore(reinterpret_cast<void*>(page), kPage, &in_core) == 0);
+  return (in_core & 1) != 0;
+}
+
+}  // namespace
+
+TEST_SUITE("slab_allocator") {
+  TEST_CASE("blocks are rounded to 8 bytes, packed into shared pages, and hold their bytes") {
+    SlabAllocator slab(false);
+    std::vector<char*> blocks;
+    for (size_t i = 0; i < kPerPage + 1; ++i) {
+      char* block = static_cast<char*>(slab.allocate(164));
+      CHECK(reinterpret_cast<uintptr_t>(block) % 8 == 0);
+      std::memset(block, static_cast<int>(i), 164);
+      blocks.push_back(block);
+    }
+    CHECK(slab.stats().block_bytes == (kPerPage + 1) * 168);
+    CHECK(slab.stats().used_bytes == 2 * kPage);  // the 25th block opens a second page
+    for (size_t i = 0; i + 1 < kPerPage; ++i) CHECK(blocks[i + 1] - blocks[i] == 168);
+    CHECK(page_address(blocks[0]) == page_address(blocks[kPerPage - 1]));
+    CHECK(page_address(blocks[kPerPage]) != page_address(blocks[0]));
+    for (size_t i = 0; i < blocks.size(); ++i)
+      CHECK(holds(blocks[i], 164, static_cast<unsigned char>(i)));
+    for (char* block : blocks) slab.deallocate(block, 164);
+    CHECK(slab.stats().block_bytes == 0);
+    CHECK(slab.stats().used_bytes == 0);
+    CHECK(slab.stats().reserve_bytes == 2 * kPage);
+  }
+
+  TEST_CASE("a freed block is the next one handed out in its size class") {
+    SlabAllocator slab(false);
+    void* a = slab.allocate(100);
+    void* b = slab.allocate(100);
+    void* other = slab.allocate(200);
+    CHECK(page_address(other) != page_address(a));  // sizes never share a page
+    slab.deallocate(a, 100);
+    CHECK(slab.allocate(100) == a);
+    slab.deallocate(b, 100);
+    CHECK(slab.allocate(97) == b);  // 97 and 100 round to the same 104
+    slab.deallocate(a, 100);
+    slab.deallocate(b, 97);
+    slab.deallocate(other, 200);
+  }
+
+  TEST_CASE("blocks above kMaxSlabBlock come from operator new and are counted apart") {
+    SlabAllocator slab(false);
+    const size_t big = SlabAllocator::kMaxSlabBlock + 1;
+    void* block = slab.allocate(big);
+    std::memset(block, 7, big);
+    CHECK(slab.stats().large_bytes == big);
+    CHECK(slab.stats().block_bytes == 0);
+    CHECK(slab.stats().used_bytes == 0);
+    slab.deallocate(block, big);
+    CHECK(slab.stats().large_bytes == 0);
+  }
+
+  TEST_CASE("a drained allocator keeps a small reserve and gives the rest back to the kernel") {
+    SlabAllocator slab(false);
+    const size_t pages = 1000;
+    std::vector<void*> blocks;
+    std::set<uintptr_t> used_pages;
+    for (size_t i = 0; i < pages * kPerPage; ++i) {
+      blocks.push_back(slab.allocate(164));
+      std::memset(blocks.back(), 1, 164);  // touch it: resident
+      used_pages.insert(page_address(blocks.back()));
+    }
+    REQUIRE(used_pages.size() == pages);
+    CHECK(slab.stats().used_bytes == pages * kPage);
+    for (void* block : blocks) slab.deallocate(block, 164);
+
+    const auto& stats = slab.stats();
+    CHECK(stats.used_bytes == 0);
+    CHECK(stats.reserve_bytes <= 2 * SlabAllocator::kMinReservePages * kPage);
+    CHECK(stats.reserve_bytes + stats.released_bytes == pages * kPage);
+    size_t still_resident = 0;
+    for (uintptr_t page : used_pages) still_resident += resident(page) ? 1 : 0;
+    CHECK(still_resident * kPage == stats.reserve_bytes);
+
+    // Released pages are used again before any new memory is mapped.
+    const uint64_t mapped = stats.mapped_bytes;
+    blocks.clear();
+    for (size_t i = 0; i < pages * kPerPage; ++i) {
+      blocks.push_back(slab.allocate(164));
+      std::memset(blocks.back(), 2, 164);
+      REQUIRE(used_pages.count(page_address(blocks.back())) == 1);
+    }
+    CHECK(slab.stats().mapped_bytes == mapped);
+    CHECK(slab.stats().released_bytes == 0);
+    for (void* block : blocks) slab.deallocate(block, 164);
+  }
+
+  TEST_CASE("random sizes, allocated and freed in random order, never overlap") {
+    SlabAllocator slab(false);
+    std::mt19937 random(12345);
+    struct Live {
+      unsigned char* block;
+      size_t bytes;
+      unsigned char fill;
+    };
+    std::vector<Live> live;
+    uint64_t expected_block_bytes = 0;
+    auto slab_bytes = [](size_t bytes) -> uint64_t {
+      return bytes <= SlabAllocator::kMaxSlabBlock ? (bytes + 7) / 8 * 8 : 0;
+    };
+    for (int step = 0; step < 200'000; ++step) {
+      if (live.empty() || random() % 100 < 55) {
+        const size_t bytes = 1 + random() % (SlabAllocator::kMaxSlabBlock + 64);
+        auto* block = static_cast<unsigned char*>(slab.allocate(bytes));
+        const auto fill = static_cast<unsigned char>(random());
+        std::memset(block, fill, bytes);
+        live.push_back({block, bytes, fill});
+        expected_block_bytes += slab_bytes(bytes);
+      } else {
+        const size_t i = random() % live.size();
+        REQUIRE(holds(live[i].block, live[i].bytes, live[i].fill));
+        slab.deallocate(live[i].block, live[i].bytes);
+        expected_block_bytes -= slab_bytes(live[i].bytes);
+        live[i] = live.back();
+        live.pop_back();
+      }
+    }
+    CHECK(slab.stats().block_bytes == expected_block_bytes);
+    // No two live blocks overlap, and each still holds what was written.
+    std::sort(live.begin(), live.end(),
+              [](const Live& a, const Live& b) { return a.block < b.block; });
+    for (size_t i = 0; i < live.size(); ++i) {
+      if (i > 0) CHECK(live[i - 1].block + live[i - 1].bytes <= live[i].block);
+      CHECK(holds(live[i].block, live[i].bytes, live[i].fill));
+    }
+    for (const Live& l : live) slab.deallocate(l.block, l.bytes);
+    CHECK(slab.stats().block_bytes == 0);
+    CHECK(slab.stats().large_bytes == 0);
+    CHECK(slab.stats().used_bytes == 0);
+  }
+}
