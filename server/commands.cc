@@ -119,7 +119,8 @@ bool is_keyword(std::string_view arg, std::string_view upper) {
   return true;
 }
 
-void append_job_frame(std::string& out, const engine::Job& job, bool detailed) {
+void append_job_frame(std::string& out, const engine::Job& job, bool detailed,
+                      const engine::JobExtras* extras) {
   out += "JOB ";
   protocol::append_number(out, job.id);
   out += ' ';
@@ -139,7 +140,7 @@ void append_job_frame(std::string& out, const engine::Job& job, bool detailed) {
       out += " at=";
       protocol::append_signed(out, job.deadline_ms);
     }
-    if (const engine::JobExtras* x = job.extras) {
+    if (const engine::JobExtras* x = extras) {
       if (x->expires_at_ms > 0) {
         out += " expires=";
         protocol::append_signed(out, x->expires_at_ms);

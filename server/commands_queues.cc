@@ -47,7 +47,9 @@ void cmd_peek(CommandContext& ctx, const Request& req) {
   ctx.out += "OK ";
   protocol::append_number(ctx.out, jobs.size());
   ctx.out += '\n';
-  for (const engine::Job* job : jobs) append_job_frame(ctx.out, *job, true);
+  for (const engine::Job* job : jobs) {
+    append_job_frame(ctx.out, *job, true, ctx.engine.extras_of(*job));
+  }
 }
 
 void cmd_kick(CommandContext& ctx, const Request& req) {

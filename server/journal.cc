@@ -58,7 +58,7 @@ void encode_queue(std::string& out, const Queue& q) {
   out += static_cast<char>((q.paused ? kPaused : 0) | (s.ttl_dead_letter ? kTtlDeadLetter : 0));
 }
 
-void encode_job(std::string& out, const Job& job) {
+void encode_job(std::string& out, const Job& job, const engine::JobExtras* x) {
   wal::put_varint(out, job.id);
   wal::put_varint(out, job.queue->number);
   out += static_cast<char>(job.state);
@@ -66,7 +66,6 @@ void encode_job(std::string& out, const Job& job) {
   wal::put_signed_varint(out, job.priority);
   wal::put_varint(out, static_cast<uint64_t>(job.state == JobState::kLeased ? 0 : job.deadline_ms));
   uint8_t flags = 0;
-  const engine::JobExtras* x = job.extras;
   if (x != nullptr) {
     if (x->expires_at_ms > 0) flags |= kHasExpiry;
     if (x->max_attempts > 0) flags |= kHasMaxAttempts;
@@ -261,7 +260,7 @@ void Journal::queue_purged(Queue& queue) {
 
 void Journal::job_saved(Job& job) {
   scratch_.clear();
-  encode_job(scratch_, job);
+  encode_job(scratch_, job, engine_.extras_of(job));
   ref(&job.log_segment, record(RecordType::kJob, scratch_), accounted_bytes(job));
 }
 
@@ -284,7 +283,8 @@ void Journal::job_dead(Job& job) {
   scratch_.clear();
   wal::put_varint(scratch_, job.id);
   wal::put_varint(scratch_, static_cast<uint64_t>(job.deadline_ms));
-  wal::put_bytes(scratch_, job.extras != nullptr ? job.extras->reason : std::string());
+  const engine::JobExtras* extras = engine_.extras_of(job);
+  wal::put_bytes(scratch_, extras != nullptr ? extras->reason : std::string());
   record(RecordType::kDead, scratch_);
 }
 

@@ -154,9 +154,9 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   Job* job = jobs_.emplace(next_job_id_++, queue, payload);
   payload_bytes_ += payload.size();
   job->priority = options.priority;
-  if (options.ttl_ms > 0) job->ensure_extras().expires_at_ms = now + options.ttl_ms;
-  if (options.max_attempts > 0) job->ensure_extras().max_attempts = options.max_attempts;
-  if (!options.key.empty()) job->ensure_extras().dedup_key = std::string(options.key);
+  if (options.ttl_ms > 0) jobs_.ensure_extras(*job).expires_at_ms = now + options.ttl_ms;
+  if (options.max_attempts > 0) jobs_.ensure_extras(*job).max_attempts = options.max_attempts;
+  if (!options.key.empty()) jobs_.ensure_extras(*job).dedup_key = std::string(options.key);
   const int64_t ready_at = std::max(options.run_at_ms, options.delay_ms > 0 ? now + options.delay_ms : 0);
   if (ready_at > now) {
     make_delayed(job, ready_at);
@@ -298,7 +298,8 @@ std::vector<Queue*> Engine::take_ready_signals() {
 }
 
 uint32_t Engine::max_attempts_of(const Job& job) const {
-  if (job.extras != nullptr && job.extras->max_attempts > 0) return job.extras->max_attempts;
+  const JobExtras* extras = jobs_.extras(job);
+  if (extras != nullptr && extras->max_attempts > 0) return extras->max_attempts;
   return job.queue->settings.max_attempts;
 }
 
@@ -310,7 +311,9 @@ void Engine::make_ready(Job* job) {
   job->deadline_ms = 0;
   queue->ready.push(job);
   ++state_counts_[static_cast<size_t>(JobState::kReady)];
-  if (job->extras != nullptr && job->extras->expires_at_ms > 0) queue->ttl.push(job);
+  if (JobExtras* extras = jobs_.extras(*job); extras != nullptr && extras->expires_at_ms > 0) {
+    queue->ttl.push(extras);
+  }
   // Tell the server that someone waiting here can be served.
   if (queue->waiters > 0 && !queue->paused) ready_signals_.push_back(queue);
 }
@@ -320,7 +323,9 @@ void Engine::make_delayed(Job* job, int64_t ready_at_ms) {
   job->deadline_ms = ready_at_ms;
   job->queue->delayed.push(job);
   ++state_counts_[static_cast<size_t>(JobState::kDelayed)];
-  if (job->extras != nullptr && job->extras->expires_at_ms > 0) job->queue->ttl.push(job);
+  if (JobExtras* extras = jobs_.extras(*job); extras != nullptr && extras->expires_at_ms > 0) {
+    job->queue->ttl.push(extras);
+  }
 }
 
 void Engine::make_leased(Job* job, int64_t until_ms) {
@@ -333,7 +338,7 @@ void Engine::make_leased(Job* job, int64_t until_ms) {
 void Engine::make_dead(Job* job, std::string reason) {
   job->state = JobState::kDead;
   job->deadline_ms = clock_.now_ms();
-  job->ensure_extras().reason = std::move(reason);
+  jobs_.ensure_extras(*job).reason = std::move(reason);
   job->queue->dead.push(job);
   ++state_counts_[static_cast<size_t>(JobState::kDead)];
   ++job->queue->counters.dead;
@@ -350,7 +355,9 @@ void Engine::unlink(Job* job) {
     case JobState::kDead: queue->dead.erase(job); break;
   }
   --state_counts_[static_cast<size_t>(job->state)];
-  if (job->extras != nullptr && job->extras->ttl_slot != kNoSlot) queue->ttl.erase(job);
+  if (JobExtras* extras = jobs_.extras(*job); extras != nullptr && extras->ttl_slot != kNoSlot) {
+    queue->ttl.erase(extras);
+  }
 }
 
 void Engine::destroy(Job* job, bool logged_in_bulk) {

@@ -212,6 +212,9 @@ class Engine {
   size_t job_count() const { return jobs_.size(); }
   size_t count_in(JobState state) const { return state_counts_[static_cast<size_t>(state)]; }
   uint64_t payload_bytes() const { return payload_bytes_; }
+  // The job's rarely-used fields (TTL, own max_attempts, dedup key, why it
+  // died), or nullptr when it has none.
+  const JobExtras* extras_of(const Job& job) const { return jobs_.extras(job); }
   // The memory holding jobs (their fields and payloads).
   const SlabAllocator::Stats& job_memory() const { return jobs_.memory(); }
   const QueueSettings& default_settings() const { return defaults_; }

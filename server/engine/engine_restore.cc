@@ -91,9 +91,9 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
   }
   job->attempts = snap.attempts;
   job->priority = snap.priority;
-  if (snap.expires_at_ms > 0) job->ensure_extras().expires_at_ms = snap.expires_at_ms;
-  if (snap.max_attempts > 0) job->ensure_extras().max_attempts = snap.max_attempts;
-  if (!snap.key.empty()) job->ensure_extras().dedup_key = std::string(snap.key);
+  if (snap.expires_at_ms > 0) jobs_.ensure_extras(*job).expires_at_ms = snap.expires_at_ms;
+  if (snap.max_attempts > 0) jobs_.ensure_extras(*job).max_attempts = snap.max_attempts;
+  if (!snap.key.empty()) jobs_.ensure_extras(*job).dedup_key = std::string(snap.key);
   switch (snap.state) {
     case JobState::kReady: make_ready(job); break;
     case JobState::kDelayed: make_delayed(job, snap.deadline_ms); break;
@@ -101,7 +101,7 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
     case JobState::kDead:
       job->state = JobState::kDead;
       job->deadline_ms = snap.deadline_ms;
-      job->ensure_extras().reason = std::string(snap.reason);
+      jobs_.ensure_extras(*job).reason = std::string(snap.reason);
       queue->dead.push(job);
       ++state_counts_[static_cast<size_t>(JobState::kDead)];
       break;
@@ -126,7 +126,7 @@ void Engine::restore_release(uint64_t id, uint32_t attempts, int64_t ready_at_ms
   if (job == nullptr) return;
   unlink(job);
   job->attempts = attempts;
-  if (job->extras != nullptr) job->extras->reason.clear();
+  if (JobExtras* extras = jobs_.extras(*job)) extras->reason.clear();
   if (ready_at_ms > 0) {
     make_delayed(job, ready_at_ms);
   } else {
@@ -141,7 +141,7 @@ void Engine::restore_dead(uint64_t id, std::string_view reason, int64_t died_at_
   unlink(job);
   job->state = JobState::kDead;
   job->deadline_ms = died_at_ms;
-  job->ensure_extras().reason = std::string(reason);
+  jobs_.ensure_extras(*job).reason = std::string(reason);
   job->queue->dead.push(job);
   ++state_counts_[static_cast<size_t>(JobState::kDead)];
   reschedule(job->queue);

@@ -21,9 +21,9 @@ size_t Engine::expire_due() {
       give_back(job, std::nullopt, "lease expired");
       ++changed;
     }
-    while (Job* job = queue->ttl.top()) {
-      if (job->extras->expires_at_ms > now) break;
-      expire_ttl(job);
+    while (JobExtras* extras = queue->ttl.top()) {
+      if (extras->expires_at_ms > now) break;
+      expire_ttl(extras->job);
       ++changed;
     }
     while (Job* job = queue->delayed.top()) {
@@ -88,7 +88,7 @@ void Engine::reschedule(Queue* queue) {
   int64_t earliest = INT64_MAX;
   if (const Job* j = queue->leased.top()) earliest = std::min(earliest, j->deadline_ms);
   if (const Job* j = queue->delayed.top()) earliest = std::min(earliest, j->deadline_ms);
-  if (const Job* j = queue->ttl.top()) earliest = std::min(earliest, j->extras->expires_at_ms);
+  if (const JobExtras* x = queue->ttl.top()) earliest = std::min(earliest, x->expires_at_ms);
   if (!queue->dedup_order.empty()) {
     // A stale copy at the front costs one early tick that pops it.
     earliest = std::min(earliest, queue->dedup_order.front().second);

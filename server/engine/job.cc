@@ -15,9 +15,12 @@ const char* job_state_name(JobState state) {
   return "?";
 }
 
-JobExtras& Job::ensure_extras() {
-  if (extras == nullptr) extras = new JobExtras();
-  return *extras;
+JobExtras& JobTable::ensure_extras(Job& job) {
+  if (job.has_extras) return extras_.find(job.id)->second;
+  JobExtras& extras = extras_[job.id];
+  extras.job = &job;
+  job.has_extras = true;
+  return extras;
 }
 
 Job* JobTable::emplace(uint64_t id, Queue* queue, std::string_view payload) {
@@ -38,7 +41,7 @@ Job* JobTable::emplace(uint64_t id, Queue* queue, std::string_view payload) {
 }
 
 void JobTable::free_job(Job* job) {
-  delete job->extras;
+  if (job->has_extras) extras_.erase(job->id);
   const size_t bytes = sizeof(Job) + job->payload_size;
   job->~Job();
   memory_.deallocate(job, bytes);
@@ -105,4 +108,4 @@ void JobTable::rehash(size_t buckets) {
 }  // namespace tq::engine
 
 // A million pending jobs must fit in 200 MB: every byte here costs a MB.
-static_assert(sizeof(tq::engine::Job) == 64, "Job grew: mind the memory budget (README, bench/)");
+static_assert(sizeof(tq::engine::Job) == 56, "Job grew: mind the memory budget (README, bench/)");

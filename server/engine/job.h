@@ -2,15 +2,16 @@
 // by id.
 //
 // A job is one block: the fixed fields, then the payload bytes, from the job
-// table's slab allocator (no malloc header, 8-byte rounding). Fields
-// that most jobs never set (a TTL, a dedup key, a dead-letter reason) live in
-// JobExtras, allocated only for the jobs that need them: at a million pending
-// jobs every byte of Job costs a megabyte.
+// table's slab allocator (no malloc header, 8-byte rounding). Fields that
+// most jobs never set (a TTL, a dedup key, a dead-letter reason) live in
+// JobExtras, kept by the table beside the job for only the jobs that need
+// them: at a million pending jobs every byte of Job costs a megabyte.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "server/engine/intrusive_heap.h"
@@ -29,7 +30,10 @@ enum class JobState : uint8_t {
 
 const char* job_state_name(JobState state);
 
+struct Job;
+
 struct JobExtras {
+  Job* job = nullptr;          // the job these belong to
   int64_t expires_at_ms = 0;   // TTL: not delivered by then, it expires; 0 = never
   uint32_t ttl_slot = kNoSlot; // position in its queue's TTL heap
   uint32_t max_attempts = 0;   // overrides the queue's when non-zero
@@ -41,7 +45,6 @@ struct Job {
   uint64_t id;                // unique, never reused; also its FIFO position
   Job* next_in_table;         // chain in JobTable's bucket
   Queue* queue;               // the queue it belongs to
-  JobExtras* extras;          // nullptr unless a rarely-used field is set
   int64_t deadline_ms;        // kDelayed: ready at; kLeased: lease ends; kDead: died at
   uint32_t slot;              // position in the heap its state puts it in
   uint32_t attempts;          // deliveries so far
@@ -50,11 +53,11 @@ struct Job {
   uint32_t log_segment;       // the log segment holding its latest full record
   JobState state;
   bool one_line;              // the payload holds no '\r' or '\n' (set once, at creation)
+  bool has_extras;            // the table holds JobExtras for it
 
   std::string_view payload() const {
     return {reinterpret_cast<const char*>(this + 1), payload_size};
   }
-  JobExtras& ensure_extras();
 };
 
 // Owns every live job, and its memory, and finds it by id in O(1): a
@@ -79,6 +82,15 @@ class JobTable {
   size_t size() const { return size_; }
   const SlabAllocator::Stats& memory() const { return memory_.stats(); }
 
+  // The job's rarely-used fields, or nullptr when it has none.
+  JobExtras* extras(const Job& job) {
+    return job.has_extras ? &extras_.find(job.id)->second : nullptr;
+  }
+  const JobExtras* extras(const Job& job) const {
+    return job.has_extras ? &extras_.find(job.id)->second : nullptr;
+  }
+  JobExtras& ensure_extras(Job& job);
+
  private:
   size_t bucket_of(uint64_t id) const;
   void grow();
@@ -86,6 +98,7 @@ class JobTable {
   void free_job(Job* job);
 
   SlabAllocator memory_;       // declared first: outlives the jobs
+  std::unordered_map<uint64_t, JobExtras> extras_;  // by job id; nodes never move
   std::vector<Job*> buckets_;  // size is a power of two
   unsigned shift_ = 10;        // log2 of buckets_.size()
   size_t size_ = 0;

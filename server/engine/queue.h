@@ -50,7 +50,7 @@ struct JobSlot {
   static uint32_t& get(Job* job) { return job->slot; }
 };
 struct TtlSlot {
-  static uint32_t& get(Job* job) { return job->extras->ttl_slot; }
+  static uint32_t& get(JobExtras* extras) { return extras->ttl_slot; }
 };
 
 struct ReadyOrder {
@@ -68,16 +68,15 @@ struct DeadlineOrder {
 };
 
 struct ExpiryOrder {
-  bool operator()(const Job* a, const Job* b) const {
-    if (a->extras->expires_at_ms != b->extras->expires_at_ms) {
-      return a->extras->expires_at_ms < b->extras->expires_at_ms;
-    }
-    return a->id < b->id;
+  bool operator()(const JobExtras* a, const JobExtras* b) const {
+    if (a->expires_at_ms != b->expires_at_ms) return a->expires_at_ms < b->expires_at_ms;
+    return a->job->id < b->job->id;
   }
 };
 
 using DeadlineHeap = IntrusiveHeap<Job, DeadlineOrder, JobSlot>;
-using ExpiryHeap = IntrusiveHeap<Job, ExpiryOrder, TtlSlot>;
+// Holds the jobs' extras (where the expiry is), not the jobs.
+using ExpiryHeap = IntrusiveHeap<JobExtras, ExpiryOrder, TtlSlot>;
 
 // A dedup key remembered for the queue's dedup window: a second enqueue with
 // it returns job_id and stores nothing. The window is fixed when the key is

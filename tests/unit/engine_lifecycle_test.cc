@@ -129,7 +129,7 @@ TEST_SUITE("engine_lifecycle") {
     const Job* job = f.engine.find_job(id);
     REQUIRE(job != nullptr);
     CHECK(job->state == JobState::kDead);
-    CHECK(job->extras->reason == "lease expired after 2 attempts");
+    CHECK(f.engine.extras_of(*job)->reason == "lease expired after 2 attempts");
     CHECK(f.queue().counters.dead == 1);
     CHECK(f.queue().counters.timed_out == 2);
   }
@@ -140,7 +140,7 @@ TEST_SUITE("engine_lifecycle") {
     uint64_t id = f.put("once", {.max_attempts = 1});
     REQUIRE(f.take() == id);
     CHECK(f.engine.nack(id, std::nullopt).value() == Requeue::kDead);
-    CHECK(f.engine.find_job(id)->extras->reason == "nacked after 1 attempt");
+    CHECK(f.engine.extras_of(*f.engine.find_job(id))->reason == "nacked after 1 attempt");
   }
 
   TEST_CASE("NACK gives a job back now, later, or to dead letters") {
@@ -166,7 +166,7 @@ TEST_SUITE("engine_lifecycle") {
     REQUIRE(f.take() == id);
     REQUIRE(f.engine.fail(id, "bad input").ok());
     CHECK(f.engine.find_job(id)->state == JobState::kDead);
-    CHECK(f.engine.find_job(id)->extras->reason == "failed: bad input");
+    CHECK(f.engine.extras_of(*f.engine.find_job(id))->reason == "failed: bad input");
     CHECK(f.take() == 0);
     CHECK(f.engine.kick("q", 10).value() == 1);
     CHECK(f.engine.find_job(id)->attempts == 0);
@@ -200,7 +200,7 @@ TEST_SUITE("engine_lifecycle") {
     f.advance(1'000);
     REQUIRE(f.engine.find_job(kept) != nullptr);
     CHECK(f.engine.find_job(kept)->state == JobState::kDead);
-    CHECK(f.engine.find_job(kept)->extras->reason == "ttl expired before delivery");
+    CHECK(f.engine.extras_of(*f.engine.find_job(kept))->reason == "ttl expired before delivery");
   }
 
   TEST_CASE("TTL does not cut a lease short, but a job given back late expires") {

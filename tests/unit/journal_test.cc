@@ -33,10 +33,10 @@ std::string fingerprint(const engine::Engine& e) {
     std::sort(ready.begin(), ready.end(), engine::ReadyOrder{});
     auto extras = [&](const engine::Job* j) {
       std::string x;
-      if (j->extras != nullptr) {
-        if (j->extras->expires_at_ms) x += " exp=" + std::to_string(j->extras->expires_at_ms);
-        if (j->extras->max_attempts) x += " max=" + std::to_string(j->extras->max_attempts);
-        if (!j->extras->dedup_key.empty()) x += " key=" + j->extras->dedup_key;
+      if (const engine::JobExtras* ex = e.extras_of(*j)) {
+        if (ex->expires_at_ms) x += " exp=" + std::to_string(ex->expires_at_ms);
+        if (ex->max_attempts) x += " max=" + std::to_string(ex->max_attempts);
+        if (!ex->dedup_key.empty()) x += " key=" + ex->dedup_key;
       }
       return x;
     };
@@ -53,8 +53,8 @@ std::string fingerprint(const engine::Engine& e) {
     std::vector<const engine::Job*> dead(q->dead.items().begin(), q->dead.items().end());
     std::sort(dead.begin(), dead.end(), engine::DeadlineOrder{});
     for (const engine::Job* j : dead) {
-      out << "  dead " << j->id << " at=" << j->deadline_ms << " a=" << j->attempts << " why="
-          << j->extras->reason << extras(j) << " " << j->payload() << "\n";
+      out << "  dead " << j->id << " at=" << j->deadline_ms << " a=" << j->attempts
+          << " why=" << e.extras_of(*j)->reason << extras(j) << " " << j->payload() << "\n";
     }
     std::map<std::string, std::pair<uint64_t, int64_t>> keys;
     for (const auto& [key, entry] : q->dedup) {
