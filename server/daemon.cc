@@ -40,6 +40,8 @@ Daemon::Daemon(const Config& config, wal::FileSystem& fs, const engine::Clock& c
   // closed its handles.
   uv_unref(reinterpret_cast<uv_handle_t*>(&stop_));
   stats_.started_at_ms = clock.now_ms();
+  // Before replay, which allocates the most at once.
+  engine_.prefault_job_memory();
 }
 
 Daemon::~Daemon() {

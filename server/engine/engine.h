@@ -217,6 +217,9 @@ class Engine {
   const JobExtras* extras_of(const Job& job) const { return jobs_.extras(job); }
   // The memory holding jobs (their fields and payloads).
   const SlabAllocator::Stats& job_memory() const { return jobs_.memory(); }
+  // Job memory is faulted in ahead by a helper thread (the server wants it;
+  // tests need not start a thread per engine).
+  void prefault_job_memory() { jobs_.prefault_memory(); }
   const QueueSettings& default_settings() const { return defaults_; }
   int64_t now_ms() const { return clock_.now_ms(); }
 

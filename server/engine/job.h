@@ -81,6 +81,8 @@ class JobTable {
   void erase(Job* job);
   size_t size() const { return size_; }
   const SlabAllocator::Stats& memory() const { return memory_.stats(); }
+  // See SlabAllocator::prefault_ahead.
+  void prefault_memory() { memory_.prefault_ahead(); }
 
   // The job's rarely-used fields, or nullptr when it has none.
   JobExtras* extras(const Job& job) {

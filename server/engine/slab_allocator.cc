@@ -3,9 +3,13 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <mutex>
 #include <new>
+#include <thread>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define TQ_ASAN 1
@@ -42,7 +46,54 @@ bool malloc_uses_huge_pages() {
   return tunables != nullptr && std::strstr(tunables, "glibc.malloc.hugetlb=1") != nullptr;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels answer EINVAL and nothing is prefaulted
+#endif
+
 }  // namespace
+
+// Faults regions in, in the background, one after another.
+class SlabAllocator::Prefaulter {
+ public:
+  Prefaulter() : thread_([this] { run(); }) {}
+  ~Prefaulter() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+  void populate(char* region) {
+    {
+      std::lock_guard lock(mutex_);
+      regions_.push_back(region);
+    }
+    wake_.notify_one();
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return stop_ || !regions_.empty(); });
+      if (stop_) return;
+      char* region = regions_.front();
+      regions_.pop_front();
+      lock.unlock();
+      // Faults every page in without writing a byte, so the allocator may
+      // already be carving pages out of it.
+      madvise(region, kRegionBytes, MADV_POPULATE_WRITE);
+      lock.lock();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<char*> regions_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts after the fields it uses exist
+};
 
 // The first bytes of every page holding blocks.
 struct SlabAllocator::Page {
@@ -83,6 +134,7 @@ SlabAllocator::SlabAllocator(bool huge_pages) : huge_pages_(huge_pages) {
 SlabAllocator::SlabAllocator() : SlabAllocator(malloc_uses_huge_pages()) {}
 
 SlabAllocator::~SlabAllocator() {
+  prefaulter_.reset();  // no thread touches a region once it is unmapped
   for (char* region : regions_) {
     unpoison(region, kRegionBytes);
     munmap(region, kRegionBytes);
@@ -161,29 +213,47 @@ SlabAllocator::Page* SlabAllocator::take_empty_page() {
     released_.pop_back();
   } else {
     if (region_next_ == region_end_) {
-      // Twice the size, so that an aligned region fits: huge pages need 2 MiB
-      // alignment. The ends are unmapped at once.
-      const size_t span = 2 * kRegionBytes;
-      void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (raw == MAP_FAILED) throw std::bad_alloc();
-      const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
-      const uintptr_t aligned = (start + kRegionBytes - 1) & ~uintptr_t{kRegionBytes - 1};
-      if (aligned > start) munmap(raw, aligned - start);
-      const uintptr_t tail = aligned + kRegionBytes;
-      if (tail < start + span) munmap(reinterpret_cast<void*>(tail), start + span - tail);
-      char* region = reinterpret_cast<char*>(aligned);
-      if (huge_pages_) madvise(region, kRegionBytes, MADV_HUGEPAGE);
-      poison(region, kRegionBytes);
-      regions_.push_back(region);
-      region_next_ = region;
-      region_end_ = region + kRegionBytes;
-      stats_.mapped_bytes = regions_.size() * kRegionBytes;
+      region_next_ = next_region();
+      region_end_ = region_next_ + kRegionBytes;
     }
     memory = region_next_;
     region_next_ += kPageBytes;
   }
   unpoison(memory, sizeof(Page));
   return reinterpret_cast<Page*>(memory);
+}
+
+void SlabAllocator::prefault_ahead() {
+  if (prefaulter_ == nullptr) prefaulter_ = std::make_unique<Prefaulter>();
+}
+
+char* SlabAllocator::next_region() {
+  char* region = spare_region_ != nullptr ? spare_region_ : map_region();
+  spare_region_ = nullptr;
+  if (prefaulter_ != nullptr) {
+    spare_region_ = map_region();
+    prefaulter_->populate(spare_region_);
+  }
+  return region;
+}
+
+char* SlabAllocator::map_region() {
+  // Twice the size, so that an aligned region fits: huge pages need 2 MiB
+  // alignment. The ends are unmapped at once.
+  const size_t span = 2 * kRegionBytes;
+  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + kRegionBytes - 1) & ~uintptr_t{kRegionBytes - 1};
+  if (aligned > start) munmap(raw, aligned - start);
+  const uintptr_t tail = aligned + kRegionBytes;
+  if (tail < start + span) munmap(reinterpret_cast<void*>(tail), start + span - tail);
+  char* region = reinterpret_cast<char*>(aligned);
+  if (huge_pages_) madvise(region, kRegionBytes, MADV_HUGEPAGE);
+  poison(region, kRegionBytes);
+  regions_.push_back(region);
+  stats_.mapped_bytes = regions_.size() * kRegionBytes;
+  return region;
 }
 
 size_t SlabAllocator::reserve_limit() const {

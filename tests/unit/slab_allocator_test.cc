@@ -4,10 +4,12 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <random>
 #include <set>
+#include <thread>
 #include <vector>
 
 using tq::engine::SlabAllocator;
@@ -163,5 +165,28 @@ TEST_SUITE("slab_allocator") {
     CHECK(slab.stats().block_bytes == 0);
     CHECK(slab.stats().large_bytes == 0);
     CHECK(slab.stats().used_bytes == 0);
+  }
+
+  TEST_CASE("with prefault_ahead one region more is mapped, ahead, and blocks work as before") {
+    SlabAllocator slab(false);
+    slab.prefault_ahead();
+    // Enough 168-byte blocks to fill two regions and start a third.
+    const size_t per_region = SlabAllocator::kRegionBytes / kPage * kPerPage;
+    std::vector<void*> blocks;
+    for (size_t i = 0; i < 2 * per_region + 1; ++i) {
+      blocks.push_back(slab.allocate(164));
+      std::memset(blocks.back(), static_cast<int>(i & 0xff), 164);
+    }
+    // Three regions in use and one spare ahead.
+    CHECK(slab.stats().mapped_bytes == 4 * SlabAllocator::kRegionBytes);
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      REQUIRE(holds(blocks[i], 164, static_cast<unsigned char>(i & 0xff)));
+    }
+    // Every block lies in one of the three regions in use, none in the spare.
+    std::set<uintptr_t> used_regions;
+    for (void* b : blocks)
+      used_regions.insert(reinterpret_cast<uintptr_t>(b) & ~(SlabAllocator::kRegionBytes - 1));
+    CHECK(used_regions.size() == 3);
+    for (void* b : blocks) slab.deallocate(b, 164);
   }
 }
