@@ -289,7 +289,7 @@ void cmd_stats(CommandContext& ctx, const Request& req) {
   int64_t uptime_ms = engine.now_ms() - s.started_at_ms;
   size_t rss = 0;
   if (uv_resident_set_memory(&rss) != 0) rss = 0;
-  const auto& jobs = engine.job_memory();
+  const engine::SlabAllocator::Stats jobs = engine.job_memory();
   Lines lines = {
       {"uptime_seconds", num(static_cast<uint64_t>(uptime_ms > 0 ? uptime_ms / 1000 : 0))},
       {"connections_current", num(s.connections_current)},

@@ -154,9 +154,12 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   Job* job = jobs_.emplace(next_job_id_++, queue, payload);
   payload_bytes_ += payload.size();
   job->priority = options.priority;
-  if (options.ttl_ms > 0) jobs_.ensure_extras(*job).expires_at_ms = now + options.ttl_ms;
-  if (options.max_attempts > 0) jobs_.ensure_extras(*job).max_attempts = options.max_attempts;
-  if (!options.key.empty()) jobs_.ensure_extras(*job).dedup_key = std::string(options.key);
+  if (options.ttl_ms > 0 || options.max_attempts > 0 || !options.key.empty()) {
+    JobExtras& extras = jobs_.ensure_extras(*job);
+    if (options.ttl_ms > 0) extras.expires_at_ms = now + options.ttl_ms;
+    if (options.max_attempts > 0) extras.max_attempts = options.max_attempts;
+    if (!options.key.empty()) extras.dedup_key = std::string(options.key);
+  }
   const int64_t ready_at = std::max(options.run_at_ms, options.delay_ms > 0 ? now + options.delay_ms : 0);
   if (ready_at > now) {
     make_delayed(job, ready_at);

@@ -216,7 +216,7 @@ class Engine {
   // died), or nullptr when it has none.
   const JobExtras* extras_of(const Job& job) const { return jobs_.extras(job); }
   // The memory holding jobs (their fields and payloads).
-  const SlabAllocator::Stats& job_memory() const { return jobs_.memory(); }
+  SlabAllocator::Stats job_memory() const { return jobs_.memory(); }
   // Job memory is faulted in ahead by a helper thread (the server wants it;
   // tests need not start a thread per engine).
   void prefault_job_memory() { jobs_.prefault_memory(); }

@@ -80,7 +80,7 @@ class JobTable {
   // Removes the job and frees it. The job must be present.
   void erase(Job* job);
   size_t size() const { return size_; }
-  const SlabAllocator::Stats& memory() const { return memory_.stats(); }
+  SlabAllocator::Stats memory() const { return memory_.stats(); }
   // See SlabAllocator::prefault_ahead.
   void prefault_memory() { memory_.prefault_ahead(); }
 

@@ -147,7 +147,7 @@ SlabAllocator::Page* SlabAllocator::page_of(void* block) const {
 
 void* SlabAllocator::allocate(size_t bytes) {
   if (bytes > kMaxSlabBlock) {
-    stats_.large_bytes += bytes;
+    large_bytes_ += bytes;
     return ::operator new(bytes);
   }
   if (bytes == 0) bytes = 1;
@@ -167,13 +167,13 @@ void* SlabAllocator::allocate(size_t bytes) {
   }
   unpoison(block, page->block_bytes);
   if (++page->used == page->capacity) unlink(partial_[cls], page);
-  stats_.block_bytes += page->block_bytes;
+  block_bytes_ += page->block_bytes;
   return block;
 }
 
 void SlabAllocator::deallocate(void* block, size_t bytes) {
   if (bytes > kMaxSlabBlock) {
-    stats_.large_bytes -= bytes;
+    large_bytes_ -= bytes;
     ::operator delete(block);
     return;
   }
@@ -183,7 +183,7 @@ void SlabAllocator::deallocate(void* block, size_t bytes) {
   std::memcpy(block, &page->free_blocks, sizeof(void*));
   page->free_blocks = block;
   poison(block, page->block_bytes);
-  stats_.block_bytes -= page->block_bytes;
+  block_bytes_ -= page->block_bytes;
   if (--page->used == 0) {
     unlink(partial_[cls], page);
     retire_page(page);
@@ -199,7 +199,6 @@ SlabAllocator::Page* SlabAllocator::new_page(size_t block_bytes) {
   page->used = 0;
   page->carved = 0;
   ++used_pages_;
-  update_page_stats();
   return page;
 }
 
@@ -252,7 +251,6 @@ char* SlabAllocator::map_region() {
   if (huge_pages_) madvise(region, kRegionBytes, MADV_HUGEPAGE);
   poison(region, kRegionBytes);
   regions_.push_back(region);
-  stats_.mapped_bytes = regions_.size() * kRegionBytes;
   return region;
 }
 
@@ -267,7 +265,6 @@ void SlabAllocator::retire_page(Page* page) {
   // Give memory back in batches, so that pages emptied one after another (a
   // queue draining in order) go back in a few long runs, not a syscall each.
   if (reserve_.size() > 2 * reserve_limit()) release_oldest_reserve();
-  update_page_stats();
 }
 
 void SlabAllocator::release_oldest_reserve() {
@@ -285,10 +282,15 @@ void SlabAllocator::release_oldest_reserve() {
   reserve_.erase(reserve_.begin(), reserve_.begin() + static_cast<ptrdiff_t>(count));
 }
 
-void SlabAllocator::update_page_stats() {
-  stats_.used_bytes = used_pages_ * kPageBytes;
-  stats_.reserve_bytes = reserve_.size() * kPageBytes;
-  stats_.released_bytes = released_.size() * kPageBytes;
+SlabAllocator::Stats SlabAllocator::stats() const {
+  Stats stats;
+  stats.mapped_bytes = regions_.size() * kRegionBytes;
+  stats.used_bytes = used_pages_ * kPageBytes;
+  stats.reserve_bytes = reserve_.size() * kPageBytes;
+  stats.released_bytes = released_.size() * kPageBytes;
+  stats.block_bytes = block_bytes_;
+  stats.large_bytes = large_bytes_;
+  return stats;
 }
 
 }  // namespace tq::engine

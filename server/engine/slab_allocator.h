@@ -78,7 +78,7 @@ class SlabAllocator {
   // memory ahead.
   void prefault_ahead();
 
-  const Stats& stats() const { return stats_; }
+  Stats stats() const;
 
  private:
   struct Page;
@@ -95,7 +95,6 @@ class SlabAllocator {
   // excess back to the kernel.
   void retire_page(Page* page);
   void release_oldest_reserve();
-  void update_page_stats();
   size_t reserve_limit() const;
 
   bool huge_pages_;
@@ -110,7 +109,8 @@ class SlabAllocator {
   char* region_end_ = nullptr;
   char* spare_region_ = nullptr;  // mapped, being faulted in by the prefaulter
   std::unique_ptr<Prefaulter> prefaulter_;
-  Stats stats_;
+  uint64_t block_bytes_ = 0;       // Stats::block_bytes
+  uint64_t large_bytes_ = 0;       // Stats::large_bytes
 };
 
 }  // namespace tq::engine

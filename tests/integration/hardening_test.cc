@@ -22,6 +22,7 @@ using tq::testing::TqdProcess;
 using Clock = std::chrono::steady_clock;
 
 using tq::testing::call;
+using tq::testing::stat_via;
 
 namespace {
 
@@ -32,21 +33,6 @@ bool closed_by_server(LineSocket& s) {
     auto line = s.read_line();
     if (!line.ok()) return line.error().kind == tq::client::ErrorKind::kNetwork;
   }
-}
-
-// A STATS figure read on an open (and, if need be, authenticated) socket.
-std::string stat_via(LineSocket& s, const std::string& name) {
-  REQUIRE(s.send("STATS\n").ok());
-  auto head = s.read_line();
-  REQUIRE(head.ok());
-  REQUIRE(head->rfind("OK ", 0) == 0);
-  std::string value;
-  for (size_t i = 0, n = std::stoul(head->substr(3)); i < n; ++i) {
-    auto line = s.read_line();
-    REQUIRE(line.ok());
-    if (line->rfind(name + " ", 0) == 0) value = line->substr(name.size() + 1);
-  }
-  return value;
 }
 
 std::string stat_of(TqdProcess& tqd, const std::string& name) {

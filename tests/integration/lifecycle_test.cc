@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <optional>
 #include <thread>
 
 #include "tests/integration/line_call.h"
@@ -50,19 +49,11 @@ std::vector<Frame> read_jobs(LineSocket& s) {
   return frames;
 }
 
-// Sends STATS and returns its value for `name` (a number), failing if absent.
+// A numeric STATS figure; fails when STATS lacks it.
 uint64_t stat(LineSocket& s, const std::string& name) {
-  auto head = call(s, "STATS");
-  REQUIRE(head.rfind("OK ", 0) == 0);
-  const size_t n = std::stoul(head.substr(3));
-  std::optional<uint64_t> value;
-  for (size_t i = 0; i < n; ++i) {
-    auto line = s.read_line();
-    REQUIRE(line.ok());
-    if (line->rfind(name + " ", 0) == 0) value = std::stoull(line->substr(name.size() + 1));
-  }
-  REQUIRE(value.has_value());
-  return *value;
+  const std::string value = tq::testing::stat_via(s, name);
+  REQUIRE(!value.empty());
+  return std::stoull(value);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // One request line out, one reply line back, over a raw socket: the step the
-// integration tests that speak the protocol byte for byte share.
+// integration tests that speak the protocol byte for byte share; and a STATS
+// figure read the same way.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -15,6 +16,22 @@ inline std::string call(client::LineSocket& s, const std::string& line) {
   auto reply = s.read_line();
   REQUIRE(reply.ok());
   return *reply;
+}
+
+// A STATS figure read on an open (and, if need be, authenticated) socket;
+// empty when STATS has no such line.
+inline std::string stat_via(client::LineSocket& s, const std::string& name) {
+  REQUIRE(s.send("STATS\n").ok());
+  auto head = s.read_line();
+  REQUIRE(head.ok());
+  REQUIRE(head->rfind("OK ", 0) == 0);
+  std::string value;
+  for (size_t i = 0, n = std::stoul(head->substr(3)); i < n; ++i) {
+    auto line = s.read_line();
+    REQUIRE(line.ok());
+    if (line->rfind(name + " ", 0) == 0) value = line->substr(name.size() + 1);
+  }
+  return value;
 }
 
 }  // namespace tq::testing
