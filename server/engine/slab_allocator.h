@@ -109,8 +109,8 @@ class SlabAllocator {
   char* region_end_ = nullptr;
   char* spare_region_ = nullptr;  // mapped, being faulted in by the prefaulter
   std::unique_ptr<Prefaulter> prefaulter_;
-  uint64_t block_bytes_ = 0;       // Stats::block_bytes
-  uint64_t large_bytes_ = 0;       // Stats::large_bytes
+  uint64_t block_bytes_ = 0;  // Stats::block_bytes
+  uint64_t large_bytes_ = 0;  // Stats::large_bytes
 };
 
 }  // namespace tq::engine
