@@ -47,6 +47,14 @@ struct CommandContext {
   RequestLimits limits{};
   AuthState* auth = nullptr;        // null: no authentication
   bool close_after_reply = false;   // set by QUIT
+  // Set by DEQUEUE: what it appended to the log is leases (and upkeep such
+  // as TTL expiries). Unless wal.sync_leases is on, its reply then waits only
+  // for the records that created the jobs it shows (Journal::
+  // newest_creation_seq), not for its own nor for other clients' acks: a
+  // lease lost in a crash costs an uncounted attempt, never a job, because
+  // leases end at a restart anyway. It halves the syncs a consumed job costs
+  // under fsync: always (the ACK's sync makes the lease durable).
+  bool wrote_only_leases = false;
   // Set by a DEQUEUE ... WAIT that found nothing: no reply yet; the
   // connection blocks until the wait is served or times out.
   std::optional<WaitRequest> wait{};

@@ -158,6 +158,7 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
 
   std::vector<const engine::Job*> jobs;
   ctx.engine.dequeue(queues, count, &jobs, ctx.limits.max_batch_bytes);
+  ctx.wrote_only_leases = true;
   if (jobs.empty() && wait_ms > 0 && ctx.waiters != nullptr) {
     if (ctx.waiters->size() >= ctx.limits.max_waiters) {
       return reply_error(ctx, ErrorCode::kLimit,

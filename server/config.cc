@@ -199,6 +199,8 @@ void read_config(const YAML::Node& root, Config& c) {
           c.wal_recover = read_bool(v, kk); }},
         {"zero_fill", [&](const YAML::Node& v, const std::string& kk) {
           c.wal_zero_fill = read_bool(v, kk); }},
+        {"sync_leases", [&](const YAML::Node& v, const std::string& kk) {
+          c.wal_sync_leases = read_bool(v, kk); }},
       });
     }},
     {"queues", [&](const YAML::Node& n, const std::string& k) {

@@ -61,6 +61,9 @@ struct Config {
   double compaction_ratio = 2.0;
   bool wal_recover = false;
   bool wal_zero_fill = true;  // always: zero-fill the next segment ahead (wal/spare_segment.h)
+  // Whether DEQUEUE's reply waits for its lease records to be durable too
+  // (see CommandContext::wrote_only_leases).
+  bool wal_sync_leases = false;
 };
 
 struct ConfigResult {

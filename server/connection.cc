@@ -1,5 +1,7 @@
 #include "server/connection.h"
 
+#include <algorithm>
+
 #include "server/commands.h"
 #include "server/log.h"
 #include "server/server.h"
@@ -109,7 +111,16 @@ void Connection::process() {
       break;
     }
     const uint64_t seq_after = log != nullptr ? log->last_seq() : 0;
-    hold_or_release(begin, seq_after, seq_after != seq_before);
+    if (ctx.wrote_only_leases && !server_.sync_leases()) {
+      // DEQUEUE: only the records that brought its jobs into being must be
+      // durable, not its leases nor other clients' acks.
+      const Journal* journal = server_.journal();
+      const uint64_t shown =
+          journal != nullptr ? std::min(seq_before, journal->newest_creation_seq()) : seq_before;
+      hold_or_release(begin, shown, false);
+    } else {
+      hold_or_release(begin, seq_after, seq_after != seq_before);
+    }
     server_.want_flush(*this);
     // The request may have made jobs ready that someone is waiting for.
     server_.waiters().serve_ready();

@@ -208,6 +208,7 @@ void Journal::attach(wal::Log& log) {
 uint32_t Journal::record(RecordType type, const std::string& body) {
   if (log_ == nullptr) return replay_segment_;
   wal::Log::Appended appended = log_->append(static_cast<uint8_t>(type), body);
+  if (type == RecordType::kJob || type == RecordType::kQueue) newest_creation_seq_ = appended.seq;
   if (appended.segment != last_segment_) {
     // Every segment carries the id counters, so they survive the deletion of
     // the segments that issued the ids.

@@ -62,6 +62,11 @@ class Journal final : public engine::ChangeObserver {
 
   JournalStats stats() const;
 
+  // The newest record that brought a job or queue into being (or re-wrote
+  // one): a reply that shows a job needs the log durable this far, so that
+  // no worker ever sees an id a crash could take back and issue again.
+  uint64_t newest_creation_seq() const { return newest_creation_seq_; }
+
   // engine::ChangeObserver
   void queue_saved(engine::Queue& queue) override;
   void queue_dropped(engine::Queue& queue) override;
@@ -92,6 +97,7 @@ class Journal final : public engine::ChangeObserver {
   wal::Log* log_ = nullptr;         // nullptr while replaying
   uint32_t replay_segment_ = 0;
   uint32_t last_segment_ = 0;       // to write a META record at the head of each segment
+  uint64_t newest_creation_seq_ = 0;
   std::map<uint32_t, uint64_t> live_in_segment_;  // segment ordinal -> live objects
   uint64_t live_objects_ = 0;
   uint64_t live_bytes_ = 0;

@@ -60,6 +60,8 @@ Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, Se
   uv_timer_init(loop_, &housekeeping_);
   housekeeping_.data = this;
   uv_timer_start(&housekeeping_, on_housekeeping, 1000, 1000);
+  uv_timer_init(loop_, &unwaited_records_);
+  unwaited_records_.data = this;
   request_limits_.max_batch_bytes = config.max_batch_bytes;
   request_limits_.max_waiters = config.max_waiters;
   uv_signal_init(loop_, &sigint_);
@@ -232,11 +234,13 @@ void Server::on_before_poll(uv_prepare_t* handle) {
     }
   }
   if (self->journal_ != nullptr) self->journal_->maintain();
-  // Everything this iteration appended goes to the writer as one batch. With
-  // fsync=never or interval it is written right here, and the replies it
-  // held can leave in this same iteration.
+  // Everything this iteration appended goes to the writer as one batch, once
+  // the writer is done with the last (poll() first). With fsync=never or
+  // interval it is written right here, and the replies it held can leave in
+  // this same iteration.
   if (self->log_ != nullptr) {
-    self->log_->flush();
+    self->take_log_progress();
+    self->flush_log();
     self->take_log_progress();
   }
   // Replies of this iteration go out together: one write per connection.
@@ -248,6 +252,39 @@ void Server::on_before_poll(uv_prepare_t* handle) {
   }
   self->arm_sweeper();
   self->arm_wait_timer();
+}
+
+// Under fsync=always every batch costs an fdatasync. Records no reply waits
+// for (a DEQUEUE's leases, the sweeper's and the journal's upkeep) wait up to
+// kUnwaitedRecordsMs for one that a reply does wait for, and share its sync: a
+// worker's ACK comes one round trip after its DEQUEUE, so a consumed job costs
+// one sync, not two. The bound keeps such records from waiting for long when
+// nothing else comes.
+constexpr uint64_t kUnwaitedRecordsMs = 10;
+
+void Server::flush_log() {
+  const bool defer =
+      log_->policy() == wal::FsyncPolicy::kAlways && log_waiters_.empty() && !unwaited_due_;
+  if (defer) {
+    if (log_->has_unflushed() && !unwaited_armed_) {
+      uv_timer_start(&unwaited_records_, on_unwaited_records, kUnwaitedRecordsMs, 0);
+      unwaited_armed_ = true;
+    }
+    return;
+  }
+  log_->flush();
+  unwaited_due_ = false;
+  if (unwaited_armed_) {
+    uv_timer_stop(&unwaited_records_);
+    unwaited_armed_ = false;
+  }
+}
+
+void Server::on_unwaited_records(uv_timer_t* handle) {
+  auto* self = static_cast<Server*>(handle->data);
+  // The flush itself happens in this iteration's before-poll hook.
+  self->unwaited_armed_ = false;
+  self->unwaited_due_ = true;
 }
 
 void Server::arm_timer(uv_timer_t* timer, uv_timer_cb callback, int64_t deadline_ms,
@@ -374,6 +411,7 @@ void Server::close_handles_if_done() {
   uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&wait_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&housekeeping_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&unwaited_records_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
 }

@@ -57,6 +57,7 @@ class Server {
   void wait_for_log(Connection& connection);
   WaiterTable& waiters() { return waiters_; }
   const RequestLimits& request_limits() const { return request_limits_; }
+  bool sync_leases() const { return config_.wal_sync_leases; }
   uint64_t loop_now_ms() const { return uv_now(loop_); }
   // Runs the connection's buffered requests before the loop next waits.
   void want_resume(Connection& connection);
@@ -74,6 +75,11 @@ class Server {
   static void on_log_progress(uv_async_t* handle);
   static void on_wait_timeout(uv_timer_t* handle);
   static void on_housekeeping(uv_timer_t* handle);
+  static void on_unwaited_records(uv_timer_t* handle);
+
+  // Hands the iteration's records to the log's writer, or (fsync=always,
+  // nobody waiting) lets them wait a little for company.
+  void flush_log();
 
   // Starts `timer` as a one-shot at `deadline_ms` (engine time; INT64_MAX:
   // stop it), unless it is armed for that deadline already.
@@ -112,6 +118,9 @@ class Server {
   uv_async_t log_progress_{};
   uv_timer_t wait_timer_{};
   uv_timer_t housekeeping_{};  // once a second: connection timeouts
+  uv_timer_t unwaited_records_{};  // bounds how long flush_log() defers records
+  bool unwaited_armed_ = false;
+  bool unwaited_due_ = false;
   int64_t wait_timer_deadline_ms_ = INT64_MAX;
   WaiterTable waiters_;
   RequestLimits request_limits_;

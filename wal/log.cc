@@ -199,7 +199,6 @@ void Log::apply(const WriterReport& report, Progress* progress) {
 Log::Progress Log::poll() {
   Progress progress;
   apply(writer_->take_report(), &progress);
-  flush();  // the next batch has been filling while this one was written
   return progress;
 }
 

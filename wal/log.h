@@ -83,7 +83,9 @@ class Log {
   };
   Appended append(uint8_t type, std::string_view body);
 
-  // Hands what was appended to the writer, if it is idle. Once per iteration.
+  // Hands what was appended to the writer, if it is idle. Once per iteration,
+  // and after poll() (the next batch fills while one is written); the caller
+  // decides when, so that it may let records nobody waits for gather.
   void flush();
 
   struct Progress {
@@ -102,6 +104,10 @@ class Log {
   // Nothing appended or requested is waiting for the writer.
   bool idle() const {
     return !writer_->busy() && pending_.chunks.empty() && pending_.delete_first_seqs.empty();
+  }
+  // Records or deletions wait for flush().
+  bool has_unflushed() const {
+    return !pending_.chunks.empty() || !pending_.delete_first_seqs.empty();
   }
   uint64_t last_seq() const { return next_seq_ - 1; }
   uint64_t durable_seq() const { return durable_seq_; }

@@ -23,7 +23,8 @@ class MemoryFileSystem::Writable final : public WritableFile {
   }
 
   Status sync() override {
-    std::lock_guard<std::mutex> lock(fs_.mu_);
+    std::unique_lock<std::mutex> lock(fs_.mu_);
+    fs_.syncs_released_.wait(lock, [this] { return !fs_.hold_syncs_; });
     if (fs_.fail_syncs_) return Status::io_error("fdatasync " + path_ + ": injected I/O error");
     file_->synced = file_->data;
     ++fs_.syncs_;
@@ -168,14 +169,35 @@ void MemoryFileSystem::set_fail_syncs(bool fail) {
   fail_syncs_ = fail;
 }
 
+void MemoryFileSystem::set_hold_syncs(bool hold) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    hold_syncs_ = hold;
+  }
+  syncs_released_.notify_all();
+}
+
+// Preallocated zeros were made durable by the allocation itself.
+static std::string power_cut_survivor(const std::string& data, const std::string& synced) {
+  std::string survivor = synced;
+  if (survivor.size() < data.size()) survivor.resize(data.size(), '\0');
+  return survivor;
+}
+
 void MemoryFileSystem::lose_unsynced() {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [path, file] : files_) {
-    // Preallocated zeros were made durable by the allocation itself.
-    std::string survivor = file->synced;
-    if (survivor.size() < file->data.size()) survivor.resize(file->data.size(), '\0');
-    file->data = survivor;
+  for (auto& [path, file] : files_) file->data = power_cut_survivor(file->data, file->synced);
+}
+
+std::unique_ptr<MemoryFileSystem> MemoryFileSystem::power_cut_copy() {
+  auto copy = std::make_unique<MemoryFileSystem>();
+  std::lock_guard<std::mutex> lock(mu_);
+  copy->capacity_ = capacity_;
+  for (const auto& [path, file] : files_) {
+    std::string survivor = power_cut_survivor(file->data, file->synced);
+    copy->files_[path] = std::make_shared<File>(File{survivor, survivor});
   }
+  return copy;
 }
 
 std::string MemoryFileSystem::contents(const std::string& path) {

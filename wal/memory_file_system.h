@@ -4,6 +4,7 @@
 // and the test share it.
 #pragma once
 
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -33,8 +34,15 @@ class MemoryFileSystem final : public FileSystem {
   // While set, every write_at (sync) fails with an I/O error.
   void set_fail_writes(bool fail);
   void set_fail_syncs(bool fail);
+  // While set, every sync waits (on its own thread) until it is cleared: a
+  // disk whose fdatasync takes as long as the test likes.
+  void set_hold_syncs(bool hold);
   // A power cut: every file loses what was written since its last sync.
   void lose_unsynced();
+  // What a power cut now would leave, as a new file system, while this one
+  // (and the tqd on it) goes on: for checking what a crash at this moment
+  // keeps without stopping the server.
+  std::unique_ptr<MemoryFileSystem> power_cut_copy();
   // The raw bytes of a file, to inspect or damage.
   std::string contents(const std::string& path);
   void set_contents(const std::string& path, std::string data);
@@ -58,6 +66,8 @@ class MemoryFileSystem final : public FileSystem {
   uint64_t capacity_ = UINT64_MAX;
   bool fail_writes_ = false;
   bool fail_syncs_ = false;
+  bool hold_syncs_ = false;
+  std::condition_variable syncs_released_;
   size_t syncs_ = 0;
 };
 

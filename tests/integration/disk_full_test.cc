@@ -8,39 +8,16 @@
 #include <map>
 #include <thread>
 
-#include "client/line_socket.h"
-#include "server/daemon.h"
 #include "server/log.h"
+#include "tests/integration/in_process_tqd.h"
 #include "tests/integration/line_call.h"
 #include "wal/memory_file_system.h"
 
 using namespace tq;
 using tq::testing::call;
+using tq::testing::InProcessTqd;
 
 namespace {
-
-class InProcessTqd {
- public:
-  InProcessTqd(wal::FileSystem& fs, const server::Config& config) {
-    daemon_ = std::make_unique<server::Daemon>(config, fs, clock_);
-    REQUIRE(daemon_->start());
-    thread_ = std::thread([this] { daemon_->run(); });
-  }
-  ~InProcessTqd() {
-    daemon_->stop();
-    thread_.join();
-  }
-  client::LineSocket socket() {
-    auto s = client::LineSocket::connect("127.0.0.1", static_cast<uint16_t>(daemon_->port()), 5000);
-    REQUIRE(s.ok());
-    return std::move(s).value();
-  }
-
- private:
-  engine::SystemClock clock_;
-  std::unique_ptr<server::Daemon> daemon_;
-  std::thread thread_;
-};
 
 server::Config small_config() {
   server::Config c;

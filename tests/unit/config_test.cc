@@ -17,6 +17,7 @@ TEST_SUITE("config") {
     CHECK(r.config->host == "127.0.0.1");
     CHECK(r.config->queue_defaults.ack_timeout_ms == 30'000);
     CHECK_FALSE(r.config->auto_create_queues);
+    CHECK_FALSE(r.config->wal_sync_leases);
   }
 
   TEST_CASE("the shipped config.yaml loads and states the defaults") {
@@ -32,6 +33,7 @@ TEST_SUITE("config") {
     CHECK(r.config->max_payload_total == defaults.max_payload_total);
     CHECK(r.config->max_wait_ms == defaults.max_wait_ms);
     CHECK(r.config->fsync == defaults.fsync);
+    CHECK(r.config->wal_sync_leases == defaults.wal_sync_leases);
     CHECK(r.config->segment_bytes == defaults.segment_bytes);
     CHECK(r.config->declared_queues.empty());
     CHECK(r.config->tcp_keepalive_ms == defaults.tcp_keepalive_ms);
@@ -133,6 +135,8 @@ server:
   shutdown_timeout: 1500ms
 limits:
   max_line_bytes: 64KiB
+wal:
+  sync_leases: true
 queues:
   auto_create: true
   defaults:
@@ -144,6 +148,7 @@ queues:
     CHECK(r.config->log_level == LogLevel::kDebug);
     CHECK(r.config->shutdown_timeout_ms == 1500);
     CHECK(r.config->max_line_bytes == 64 * 1024);
+    CHECK(r.config->wal_sync_leases);
     CHECK(r.config->auto_create_queues);
     CHECK(r.config->queue_defaults.ack_timeout_ms == 120'000);
   }

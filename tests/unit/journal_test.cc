@@ -266,8 +266,7 @@ TEST_SUITE("journal") {
         }
         node.journal.maintain();
         if (step % 7 == 0) {
-          node.harness.log->flush();
-          node.harness.log->poll();
+          node.harness.turn();
         }
         // Every live job's full record is in a segment the log still has.
         if (step % 100 == 0) {

@@ -70,14 +70,27 @@ class LogHarness {
   }
   MemoryFileSystem& fs() { return fs_; }
 
+  // One turn of what the server's loop does before it waits: take the
+  // writer's report (which frees it for the next batch), hand over what was
+  // appended, and take the report again (fsync=never and interval write
+  // right there, on this thread).
+  Log::Progress turn() {
+    Log::Progress first = log->poll();
+    log->flush();
+    Log::Progress second = log->poll();
+    second.advanced |= first.advanced;
+    second.failed |= first.failed;
+    second.recovered |= first.recovered;
+    return second;
+  }
+
   // Waits until every record appended so far is durable; false if the log
   // failed instead (or, with through_failures, waits for it to recover).
   bool wait_durable(bool through_failures = false) {
     const uint64_t target = log->last_seq();
     for (;;) {
       uint64_t seen = signal_count();
-      log->flush();
-      auto progress = log->poll();
+      auto progress = turn();
       if (log->durable_seq() >= target) return true;
       if (!through_failures && (progress.failed || !log->healthy())) return false;
       wait_signal_after(seen);
@@ -88,8 +101,7 @@ class LogHarness {
   void settle() {
     for (;;) {
       uint64_t seen = signal_count();
-      log->flush();
-      log->poll();
+      turn();
       if (log->idle()) return;
       wait_signal_after(seen);
     }
@@ -99,8 +111,7 @@ class LogHarness {
   void wait_failed() {
     while (log->healthy()) {
       uint64_t seen = signal_count();
-      log->flush();
-      log->poll();
+      turn();
       if (!log->healthy()) return;
       wait_signal_after(seen);
     }

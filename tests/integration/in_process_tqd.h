@@ -1,0 +1,45 @@
+// tqd in the test's own process, on a file system the test controls (a
+// MemoryFileSystem that fills up, fails or holds its syncs), serving on an
+// ephemeral loopback port from a thread of its own.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <thread>
+
+#include "client/line_socket.h"
+#include "server/config.h"
+#include "server/daemon.h"
+#include "server/engine/clock.h"
+#include "wal/file.h"
+
+namespace tq::testing {
+
+class InProcessTqd {
+ public:
+  InProcessTqd(wal::FileSystem& fs, const server::Config& config) {
+    daemon_ = std::make_unique<server::Daemon>(config, fs, clock_);
+    REQUIRE(daemon_->start());
+    thread_ = std::thread([this] { daemon_->run(); });
+  }
+  ~InProcessTqd() {
+    daemon_->stop();
+    thread_.join();
+  }
+  InProcessTqd(const InProcessTqd&) = delete;
+  InProcessTqd& operator=(const InProcessTqd&) = delete;
+
+  client::LineSocket socket() {
+    auto s = client::LineSocket::connect("127.0.0.1", static_cast<uint16_t>(daemon_->port()), 5000);
+    REQUIRE(s.ok());
+    return std::move(s).value();
+  }
+
+ private:
+  engine::SystemClock clock_;
+  std::unique_ptr<server::Daemon> daemon_;
+  std::thread thread_;
+};
+
+}  // namespace tq::testing
