@@ -1,5 +1,6 @@
 #include "server/engine/job.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -23,8 +24,49 @@ JobExtras& JobTable::ensure_extras(Job& job) {
   return extras;
 }
 
+namespace {
+
+// Chains moved per emplace or erase while growing. Growth starts when the
+// table holds as many jobs as the new array's half, so it is done after
+// count / 2 / kChainsPerStep adds at most: long before the next doubling.
+constexpr size_t kChainsPerStep = 4;
+constexpr size_t kFirstBuckets = 1024;
+
+}  // namespace
+
+JobTable::JobTable(bool huge_pages) : memory_(huge_pages), table_(make_buckets(kFirstBuckets)) {}
+
+JobTable::Buckets JobTable::make_buckets(size_t count) {
+  Buckets b;
+  b.heads = static_cast<Job**>(std::calloc(count, sizeof(Job*)));
+  if (b.heads == nullptr) throw std::bad_alloc();
+  b.count = count;
+  while ((size_t{1} << b.shift) < count) ++b.shift;
+  return b;
+}
+
+void JobTable::free_buckets(Buckets& b) {
+  std::free(b.heads);
+  b = Buckets{};
+}
+
+size_t JobTable::Buckets::index(uint64_t id) const {
+  // Ids are handed out in order and mostly looked up near each other (the
+  // jobs just delivered are the ones acked), so keep neighbours in
+  // neighbouring buckets, cache lines apart at most: the low bits, folded
+  // with the bits above the table size so that ids a table's width apart
+  // (or any other stride) still spread over all the buckets.
+  return static_cast<size_t>(id ^ (id >> shift)) & (count - 1);
+}
+
 Job* JobTable::emplace(uint64_t id, Queue* queue, std::string_view payload) {
-  if (size_ >= buckets_.size()) grow();
+  if (size_ >= table_.count) {
+    finish_growing();  // never two old arrays at once
+    draining_ = table_;
+    table_ = make_buckets(draining_.count * 2);
+    drained_ = 0;
+  }
+  move_chains(kChainsPerStep);
   Job* job = new (memory_.allocate(sizeof(Job) + payload.size())) Job{};
   job->id = id;
   job->queue = queue;
@@ -33,11 +75,27 @@ Job* JobTable::emplace(uint64_t id, Queue* queue, std::string_view payload) {
   if (!payload.empty()) std::memcpy(job + 1, payload.data(), payload.size());
   job->one_line = std::memchr(payload.data(), '\n', payload.size()) == nullptr &&
                   std::memchr(payload.data(), '\r', payload.size()) == nullptr;
-  Job*& head = buckets_[bucket_of(id)];
+  Job*& head = table_.heads[table_.index(id)];
   job->next_in_table = head;
   head = job;
   ++size_;
   return job;
+}
+
+void JobTable::move_chains(size_t n) {
+  if (draining_.heads == nullptr) return;
+  for (; drained_ < draining_.count && n > 0; ++drained_, --n) {
+    Job* job = draining_.heads[drained_];
+    draining_.heads[drained_] = nullptr;
+    while (job != nullptr) {
+      Job* next = job->next_in_table;
+      Job*& head = table_.heads[table_.index(job->id)];
+      job->next_in_table = head;
+      head = job;
+      job = next;
+    }
+  }
+  if (drained_ == draining_.count) free_buckets(draining_);
 }
 
 void JobTable::free_job(Job* job) {
@@ -48,61 +106,54 @@ void JobTable::free_job(Job* job) {
 }
 
 JobTable::~JobTable() {
-  for (Job* head : buckets_) {
-    while (head != nullptr) {
-      Job* next = head->next_in_table;
-      free_job(head);
-      head = next;
+  for (Buckets* b : {&table_, &draining_}) {
+    for (size_t i = 0; i < b->count; ++i) {
+      for (Job* job = b->heads[i]; job != nullptr;) {
+        Job* next = job->next_in_table;
+        free_job(job);
+        job = next;
+      }
     }
+    free_buckets(*b);
   }
 }
 
-size_t JobTable::bucket_of(uint64_t id) const {
-  // Ids are handed out in order and mostly looked up near each other (the
-  // jobs just delivered are the ones acked), so keep neighbours in
-  // neighbouring buckets, cache lines apart at most: the low bits, folded
-  // with the bits above the table size so that ids a table's width apart
-  // (or any other stride) still spread over all the buckets.
-  return static_cast<size_t>(id ^ (id >> shift_)) & (buckets_.size() - 1);
-}
-
 Job* JobTable::find(uint64_t id) const {
-  for (Job* job = buckets_[bucket_of(id)]; job != nullptr; job = job->next_in_table) {
+  for (Job* job = table_.heads[table_.index(id)]; job != nullptr; job = job->next_in_table) {
     if (job->id == id) return job;
+  }
+  if (draining_.heads != nullptr) {
+    for (Job* job = draining_.heads[draining_.index(id)]; job != nullptr;
+         job = job->next_in_table) {
+      if (job->id == id) return job;
+    }
   }
   return nullptr;
 }
 
 void JobTable::erase(Job* job) {
-  Job** link = &buckets_[bucket_of(job->id)];
-  while (*link != job) link = &(*link)->next_in_table;
+  Job** link = &table_.heads[table_.index(job->id)];
+  while (*link != nullptr && *link != job) link = &(*link)->next_in_table;
+  if (*link == nullptr) {
+    // Not moved yet: still in the old array.
+    link = &draining_.heads[draining_.index(job->id)];
+    while (*link != job) link = &(*link)->next_in_table;
+  }
   *link = job->next_in_table;
   --size_;
   free_job(job);
+  move_chains(kChainsPerStep);
 }
 
 void JobTable::reserve(size_t n) {
-  size_t want = buckets_.size();
+  finish_growing();
+  size_t want = table_.count;
   while (want < n) want *= 2;
-  if (want > buckets_.size()) rehash(want);
-}
-
-void JobTable::grow() { rehash(buckets_.size() * 2); }
-
-void JobTable::rehash(size_t buckets) {
-  std::vector<Job*> old(buckets, nullptr);
-  old.swap(buckets_);
-  shift_ = 0;
-  while ((size_t{1} << shift_) < buckets) ++shift_;
-  for (Job* head : old) {
-    while (head != nullptr) {
-      Job* next = head->next_in_table;
-      Job*& bucket = buckets_[bucket_of(head->id)];
-      head->next_in_table = bucket;
-      bucket = head;
-      head = next;
-    }
-  }
+  if (want == table_.count) return;
+  draining_ = table_;
+  table_ = make_buckets(want);
+  drained_ = 0;
+  finish_growing();
 }
 
 }  // namespace tq::engine
