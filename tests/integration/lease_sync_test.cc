@@ -138,10 +138,11 @@ TEST_SUITE("lease_sync") {
     }
     const size_t syncs = fs.sync_count() - before;
     // Each ACK is synced before its reply; the lease before it rides along
-    // (a lease synced alone would make this 2 * kJobs). A little slack for a
-    // round trip slower than the 10 ms a lease waits for company.
+    // (a lease synced alone would make this 2 * kJobs). Slack for round
+    // trips slower than the 10 ms a lease waits for company (a loaded CI
+    // machine, sanitizers).
     CHECK(syncs >= kJobs);
-    CHECK(syncs <= kJobs + kJobs / 4);
+    CHECK(syncs < kJobs * 3 / 2);
   }
 
   TEST_CASE("with wal.sync_leases, DEQUEUE's reply waits for its lease too") {
