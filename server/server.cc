@@ -241,7 +241,7 @@ void Server::on_before_poll(uv_prepare_t* handle) {
   if (self->log_ != nullptr) {
     self->take_log_progress();
     self->flush_log();
-    self->take_log_progress();
+    if (self->log_->policy() != wal::FsyncPolicy::kAlways) self->take_log_progress();
   }
   // Replies of this iteration go out together: one write per connection.
   std::vector<uint64_t> ids;
@@ -266,24 +266,20 @@ void Server::flush_log() {
   const bool defer =
       log_->policy() == wal::FsyncPolicy::kAlways && log_waiters_.empty() && !unwaited_due_;
   if (defer) {
-    if (log_->has_unflushed() && !unwaited_armed_) {
+    auto* timer = reinterpret_cast<uv_handle_t*>(&unwaited_records_);
+    if (log_->has_unflushed() && !uv_is_active(timer)) {
       uv_timer_start(&unwaited_records_, on_unwaited_records, kUnwaitedRecordsMs, 0);
-      unwaited_armed_ = true;
     }
     return;
   }
   log_->flush();
   unwaited_due_ = false;
-  if (unwaited_armed_) {
-    uv_timer_stop(&unwaited_records_);
-    unwaited_armed_ = false;
-  }
+  uv_timer_stop(&unwaited_records_);
 }
 
 void Server::on_unwaited_records(uv_timer_t* handle) {
   auto* self = static_cast<Server*>(handle->data);
   // The flush itself happens in this iteration's before-poll hook.
-  self->unwaited_armed_ = false;
   self->unwaited_due_ = true;
 }
 

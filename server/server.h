@@ -119,7 +119,6 @@ class Server {
   uv_timer_t wait_timer_{};
   uv_timer_t housekeeping_{};  // once a second: connection timeouts
   uv_timer_t unwaited_records_{};  // bounds how long flush_log() defers records
-  bool unwaited_armed_ = false;
   bool unwaited_due_ = false;
   int64_t wait_timer_deadline_ms_ = INT64_MAX;
   WaiterTable waiters_;

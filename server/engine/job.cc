@@ -60,12 +60,7 @@ size_t JobTable::Buckets::index(uint64_t id) const {
 }
 
 Job* JobTable::emplace(uint64_t id, Queue* queue, std::string_view payload) {
-  if (size_ >= table_.count) {
-    finish_growing();  // never two old arrays at once
-    draining_ = table_;
-    table_ = make_buckets(draining_.count * 2);
-    drained_ = 0;
-  }
+  if (size_ >= table_.count) start_growing(table_.count * 2);
   move_chains(kChainsPerStep);
   Job* job = new (memory_.allocate(sizeof(Job) + payload.size())) Job{};
   job->id = id;
@@ -80,6 +75,13 @@ Job* JobTable::emplace(uint64_t id, Queue* queue, std::string_view payload) {
   head = job;
   ++size_;
   return job;
+}
+
+void JobTable::start_growing(size_t count) {
+  finish_growing();  // never two old arrays at once
+  draining_ = table_;
+  table_ = make_buckets(count);
+  drained_ = 0;
 }
 
 void JobTable::move_chains(size_t n) {
@@ -146,13 +148,9 @@ void JobTable::erase(Job* job) {
 }
 
 void JobTable::reserve(size_t n) {
-  finish_growing();
   size_t want = table_.count;
   while (want < n) want *= 2;
-  if (want == table_.count) return;
-  draining_ = table_;
-  table_ = make_buckets(want);
-  drained_ = 0;
+  if (want > table_.count) start_growing(want);
   finish_growing();
 }
 

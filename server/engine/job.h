@@ -112,6 +112,8 @@ class JobTable {
   };
   static Buckets make_buckets(size_t count);
   static void free_buckets(Buckets& b);
+  // Makes table_ a new array of `count` buckets and the old one draining_.
+  void start_growing(size_t count);
   // Moves up to `n` of draining_'s chains into table_; frees it when empty.
   void move_chains(size_t n);
   void finish_growing() { move_chains(SIZE_MAX); }
