@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdio>
 
 #include <uv.h>
 
@@ -32,6 +33,13 @@ ErrorCode wire_code(engine::Errc code) {
     case engine::Errc::kFull: return ErrorCode::kFull;
   }
   return ErrorCode::kInternal;
+}
+
+// One decimal: "37.5".
+std::string percent(double v) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%.1f", v);
+  return text;
 }
 
 }  // namespace
@@ -321,6 +329,11 @@ void cmd_stats(CommandContext& ctx, const Request& req) {
       {"closed_idle_total", num(s.timeouts_idle)},
       {"closed_slow_request_total", num(s.timeouts_request)},
       {"closed_not_reading_total", num(s.timeouts_send)},
+      {"loop_busy_pct", percent(s.loop.stats().busy_pct)},
+      {"loop_busy_us_total", num(s.loop.stats().busy_ns_total / 1000)},
+      {"loop_iterations_total", num(s.loop.stats().iterations)},
+      {"loop_max_busy_us", num(s.loop.stats().max_busy_ns / 1000)},
+      {"loop_slow_iterations_total", num(s.loop.stats().slow_iterations)},
   };
   if (ctx.log != nullptr) {
     wal::LogStats w = ctx.log->stats();
@@ -336,6 +349,7 @@ void cmd_stats(CommandContext& ctx, const Request& req) {
     lines.emplace_back("wal_spare_segments_used_total", num(w.writer.spare_segments_used));
     lines.emplace_back("wal_last_fsync_us", num(static_cast<uint64_t>(w.writer.last_fsync_us)));
     lines.emplace_back("wal_max_fsync_us", num(static_cast<uint64_t>(w.writer.max_fsync_us)));
+    lines.emplace_back("wal_fsync_us_total", num(static_cast<uint64_t>(w.writer.fsync_us_total)));
     lines.emplace_back("wal_io_errors_total", num(w.writer.io_errors));
     lines.emplace_back("wal_segments_deleted_total", num(w.segments_deleted));
     if (ctx.journal != nullptr) {

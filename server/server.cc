@@ -46,6 +46,8 @@ Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, Se
       read_buffer_(64 << 10) {
   request_limits_.max_wait_ms = config.max_wait_ms;
   request_limits_.max_count = config.max_batch;
+  // The loop must count its idle time for STATS loop_* (before uv_run).
+  uv_loop_configure(loop_, UV_METRICS_IDLE_TIME);
   uv_tcp_init(loop_, &listener_);
   listener_.data = this;
   uv_prepare_init(loop_, &before_poll_);
@@ -252,6 +254,17 @@ void Server::on_before_poll(uv_prepare_t* handle) {
   }
   self->arm_sweeper();
   self->arm_wait_timer();
+  self->measure_iteration();  // last: this hook's replies are the iteration's work too
+}
+
+void Server::measure_iteration() {
+  const LoopMeter::Tick tick = stats_.loop.tick(uv_hrtime(), uv_metrics_idle_time(loop_));
+  if (tick.warn) {
+    LOG_WARN(
+        "the event loop was busy for %llu ms in one iteration: every client waited that "
+        "long (STATS loop_max_busy_us, loop_slow_iterations_total)",
+        static_cast<unsigned long long>(tick.busy_ns / 1000000));
+  }
 }
 
 // Under fsync=always every batch costs an fdatasync. Records no reply waits

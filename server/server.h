@@ -69,6 +69,8 @@ class Server {
  private:
   static void on_new_connection(uv_stream_t* listener, int status);
   static void on_before_poll(uv_prepare_t* handle);
+  // Feeds STATS loop_* and warns of an iteration clients will have noticed.
+  void measure_iteration();
   static void on_sweep(uv_timer_t* handle);
   static void on_signal(uv_signal_t* handle, int signum);
   static void on_shutdown_deadline(uv_timer_t* handle);

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "protocol/command_table.h"
+#include "server/loop_meter.h"
 
 namespace tq::server {
 
@@ -24,6 +25,7 @@ struct ServerStats {
   uint64_t timeouts_request = 0;
   uint64_t timeouts_send = 0;
   std::array<uint64_t, static_cast<size_t>(protocol::Verb::kCount)> commands_by_verb{};
+  LoopMeter loop;  // how busy the event loop is
 };
 
 }  // namespace tq::server

@@ -147,6 +147,7 @@ Status LogWriter::sync_file(WritableFile& file) {
   if (s.ok()) {
     ++stats_.fsyncs;
     stats_.last_fsync_us = took;
+    stats_.fsync_us_total += took;
     if (took > stats_.max_fsync_us) stats_.max_fsync_us = took;
   }
   return s;

@@ -74,6 +74,7 @@ struct WriterStats {
   uint64_t fsyncs = 0;
   int64_t last_fsync_us = 0;
   int64_t max_fsync_us = 0;
+  int64_t fsync_us_total = 0;  // over fsyncs: the mean sync time
   uint64_t batches = 0;
   uint64_t bytes_written = 0;
   uint64_t io_errors = 0;

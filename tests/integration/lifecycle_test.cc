@@ -296,4 +296,27 @@ TEST_SUITE("lifecycle") {
     CHECK(stat(s, "memory_jobs_bytes") == 0);
     CHECK(stat(s, "memory_jobs_reserve_bytes") <= pages * 4096);
   }
+
+  TEST_CASE("STATS shows how busy the event loop is and what the log's syncs took") {
+    const auto launched = std::chrono::steady_clock::now();
+    TqdProcess tqd;  // fsync: always, the default
+    auto s = tqd.socket();
+    const uint64_t iterations = stat(s, "loop_iterations_total");
+    REQUIRE(call(s, "CREATE busy") == "OK created busy");
+    REQUIRE(call(s, "ENQUEUE busy hello").rfind("OK ", 0) == 0);
+    // Every request is at least one more iteration of the loop.
+    CHECK(stat(s, "loop_iterations_total") >= iterations + 3);
+    const auto elapsed_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                std::chrono::steady_clock::now() - launched)
+                                .count();
+    CHECK(stat(s, "loop_busy_us_total") <= static_cast<uint64_t>(elapsed_us));
+    CHECK(stat(s, "loop_max_busy_us") <= stat(s, "loop_busy_us_total"));
+    CHECK(stat(s, "loop_slow_iterations_total") <= stat(s, "loop_iterations_total"));
+    const double pct = std::stod(tq::testing::stat_via(s, "loop_busy_pct"));
+    CHECK(pct >= 0.0);
+    CHECK(pct <= 100.0);
+    // Two syncs at least (CREATE and ENQUEUE); their total covers the longest.
+    REQUIRE(stat(s, "wal_fsyncs_total") >= 2);
+    CHECK(stat(s, "wal_fsync_us_total") >= stat(s, "wal_max_fsync_us"));
+  }
 }

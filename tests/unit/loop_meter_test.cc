@@ -1,0 +1,104 @@
+// The event loop's busy time from made-up clocks: per-iteration busy time,
+// the totals STATS shows, the one-second utilisation window, and the
+// rate-limited warning for an iteration clients would have noticed.
+#include <doctest/doctest.h>
+
+#include "server/loop_meter.h"
+
+using tq::server::LoopMeter;
+
+namespace {
+
+constexpr uint64_t kMs = 1'000'000;
+
+// Drives a meter the way the loop does: each iteration waits `idle_ms` for
+// events, then works for `busy_ms`.
+struct FakeLoop {
+  LoopMeter meter;
+  uint64_t now = 5 * kMs;  // any start: only differences count
+  uint64_t idle = 0;
+
+  FakeLoop() { meter.tick(now, idle); }
+  LoopMeter::Tick iterate(uint64_t idle_ms, uint64_t busy_ms) {
+    now += (idle_ms + busy_ms) * kMs;
+    idle += idle_ms * kMs;
+    return meter.tick(now, idle);
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("loop_meter") {
+  TEST_CASE("the first tick only sets the starting point") {
+    LoopMeter meter;
+    LoopMeter::Tick tick = meter.tick(123 * kMs, 7 * kMs);
+    CHECK(tick.busy_ns == 0);
+    CHECK(meter.stats().iterations == 0);
+    CHECK(meter.stats().busy_ns_total == 0);
+  }
+
+  TEST_CASE("an iteration's busy time is its wall time less the time spent waiting") {
+    FakeLoop loop;
+    CHECK(loop.iterate(3, 2).busy_ns == 2 * kMs);
+    CHECK(loop.iterate(0, 4).busy_ns == 4 * kMs);
+    CHECK(loop.iterate(9, 0).busy_ns == 0);
+    const LoopMeter::Stats& s = loop.meter.stats();
+    CHECK(s.iterations == 3);
+    CHECK(s.busy_ns_total == 6 * kMs);
+    CHECK(s.max_busy_ns == 4 * kMs);
+    CHECK(s.slow_iterations == 0);
+  }
+
+  TEST_CASE("iterations busier than 10 ms count as slow") {
+    FakeLoop loop;
+    loop.iterate(1, 10);  // not more than the threshold
+    loop.iterate(1, 11);
+    loop.iterate(1, 250);
+    CHECK(loop.meter.stats().slow_iterations == 2);
+    CHECK(loop.meter.stats().max_busy_ns == 250 * kMs);
+  }
+
+  TEST_CASE("clocks read a moment apart never make busy time negative") {
+    LoopMeter meter;
+    meter.tick(100 * kMs, 0);
+    // The idle clock moved a little more than the wall clock between reads.
+    CHECK(meter.tick(101 * kMs, 1 * kMs + 5).busy_ns == 0);
+    // And a wall clock that did not move at all.
+    CHECK(meter.tick(101 * kMs, 1 * kMs + 5).busy_ns == 0);
+    CHECK(meter.stats().busy_ns_total == 0);
+  }
+
+  TEST_CASE("busy_pct is the share of the last full second spent working") {
+    FakeLoop loop;
+    CHECK(loop.meter.stats().busy_pct == 0);
+    // 0.9 s of 25% busy: the window is not full yet.
+    for (int i = 0; i < 9; ++i) loop.iterate(75, 25);
+    CHECK(loop.meter.stats().busy_pct == 0);
+    loop.iterate(75, 25);  // one second: 250 ms of it busy
+    CHECK(loop.meter.stats().busy_pct == doctest::Approx(25.0));
+    // The next second is 80% busy; the figure follows it, not the average.
+    for (int i = 0; i < 10; ++i) loop.iterate(20, 80);
+    CHECK(loop.meter.stats().busy_pct == doctest::Approx(80.0));
+    // A loop that was idle the whole window shows 0.
+    loop.iterate(1000, 0);
+    CHECK(loop.meter.stats().busy_pct == doctest::Approx(0.0));
+  }
+
+  TEST_CASE("one iteration longer than the window reads as fully busy") {
+    FakeLoop loop;
+    loop.iterate(0, 1500);  // a PURGE of a very large queue, say
+    CHECK(loop.meter.stats().busy_pct == doctest::Approx(100.0));
+  }
+
+  TEST_CASE("an iteration busier than 100 ms asks for a warning, at most one per 10 s") {
+    FakeLoop loop;
+    CHECK_FALSE(loop.iterate(1, 100).warn);  // not more than the threshold
+    CHECK(loop.iterate(1, 101).warn);
+    CHECK_FALSE(loop.iterate(1, 500).warn);  // too soon after the last
+    loop.iterate(9000, 1);
+    CHECK_FALSE(loop.iterate(1, 200).warn);  // 9.7 s since the warning
+    loop.iterate(300, 1);
+    CHECK(loop.iterate(1, 200).warn);  // over 10 s since
+    CHECK(loop.meter.stats().slow_iterations == 5);
+  }
+}
