@@ -1,6 +1,7 @@
 #include "server/engine/job.h"
 
-#include <cstdlib>
+#include <sys/mman.h>
+
 #include <cstring>
 #include <new>
 
@@ -32,21 +33,37 @@ namespace {
 constexpr size_t kChainsPerStep = 4;
 constexpr size_t kFirstBuckets = 1024;
 
+// With a prefaulter, a full table asks for the next array and goes on
+// filling (its load past 1, chains a little longer) until that array is
+// faulted in, up to this many jobs per bucket before it doubles regardless.
+// Asking only once full keeps the next array out of memory until needed.
+constexpr size_t kMaxWaitingLoadQuarters = 5;  // 1.25
+
+size_t mapped_bytes(size_t count) {
+  const size_t page = 4096;
+  return (count * sizeof(void*) + page - 1) / page * page;
+}
+
 }  // namespace
 
 JobTable::JobTable(bool huge_pages) : memory_(huge_pages), table_(make_buckets(kFirstBuckets)) {}
 
-JobTable::Buckets JobTable::make_buckets(size_t count) {
+JobTable::Buckets JobTable::make_buckets(size_t count) const {
+  const size_t bytes = mapped_bytes(count);
+  void* memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED) throw std::bad_alloc();
+  if (SlabAllocator::malloc_uses_huge_pages() && bytes >= SlabAllocator::kRegionBytes) {
+    madvise(memory, bytes, MADV_HUGEPAGE);
+  }
   Buckets b;
-  b.heads = static_cast<Job**>(std::calloc(count, sizeof(Job*)));
-  if (b.heads == nullptr) throw std::bad_alloc();
+  b.heads = static_cast<Job**>(memory);
   b.count = count;
   while ((size_t{1} << b.shift) < count) ++b.shift;
   return b;
 }
 
 void JobTable::free_buckets(Buckets& b) {
-  std::free(b.heads);
+  if (b.heads != nullptr) munmap(b.heads, mapped_bytes(b.count));
   b = Buckets{};
 }
 
@@ -59,8 +76,21 @@ size_t JobTable::Buckets::index(uint64_t id) const {
   return static_cast<size_t>(id ^ (id >> shift)) & (count - 1);
 }
 
+void JobTable::grow_if_due() {
+  if (size_ < table_.count) return;
+  Prefaulter* prefaulter = memory_.prefaulter();
+  if (prefaulter != nullptr && next_.heads == nullptr) {
+    next_ = make_buckets(table_.count * 2);
+    next_ready_ = std::make_shared<std::atomic<bool>>(false);
+    prefaulter->populate(next_.heads, mapped_bytes(next_.count), next_ready_);
+  }
+  const bool waiting = next_.heads != nullptr && !next_ready_->load(std::memory_order_acquire);
+  if (waiting && size_ < table_.count / 4 * kMaxWaitingLoadQuarters) return;
+  start_growing(table_.count * 2);
+}
+
 Job* JobTable::emplace(uint64_t id, Queue* queue, std::string_view payload) {
-  if (size_ >= table_.count) start_growing(table_.count * 2);
+  grow_if_due();
   move_chains(kChainsPerStep);
   Job* job = new (memory_.allocate(sizeof(Job) + payload.size())) Job{};
   job->id = id;
@@ -80,7 +110,14 @@ Job* JobTable::emplace(uint64_t id, Queue* queue, std::string_view payload) {
 void JobTable::start_growing(size_t count) {
   finish_growing();  // never two old arrays at once
   draining_ = table_;
-  table_ = make_buckets(count);
+  if (next_.count == count) {
+    table_ = next_;
+    next_ = Buckets{};
+  } else {
+    free_buckets(next_);
+    table_ = make_buckets(count);
+  }
+  next_ready_.reset();
   drained_ = 0;
 }
 
@@ -118,6 +155,7 @@ JobTable::~JobTable() {
     }
     free_buckets(*b);
   }
+  free_buckets(next_);
 }
 
 Job* JobTable::find(uint64_t id) const {

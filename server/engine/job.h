@@ -8,7 +8,9 @@
 // them: at a million pending jobs every byte of Job costs a megabyte.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -69,9 +71,20 @@ struct Job {
 // chains over, so no single request pays for moving a million jobs (that
 // was a 10 ms stall for everything in flight). Meanwhile a lookup tries the
 // new array, then the old one.
+//
+// With a prefaulter (prefault_memory()), the next array is mapped when the
+// table is full and faulted in on the helper thread; the table doubles once
+// that is done, its load meanwhile going a little over 1. The new array's
+// first touches were otherwise the loop's: 8 MiB of huge pages to zero at
+// half a million jobs, a 5-12 ms stall on a VM.
 class JobTable {
  public:
+  // Job memory in 4 KiB pages. With huge pages, each 2 MiB region's first
+  // touch zeroes it at once; on our VM the prefaulter thread then spent a
+  // third of a core doing so and held up the loop's own mmap calls: p99.9 at
+  // a million enqueues a second went from 3-5 ms to 9-10 ms (bench/RESULTS.md).
   JobTable() : JobTable(false) {}
+  // huge_pages: job memory in transparent huge pages (SlabAllocator).
   explicit JobTable(bool huge_pages);
   ~JobTable();
   JobTable(const JobTable&) = delete;
@@ -87,10 +100,16 @@ class JobTable {
   void erase(Job* job);
   size_t size() const { return size_; }
   SlabAllocator::Stats memory() const { return memory_.stats(); }
-  // See SlabAllocator::prefault_ahead.
+  // Job memory and bucket arrays are faulted in ahead, on a helper thread
+  // (SlabAllocator::prefault_ahead).
   void prefault_memory() { memory_.prefault_ahead(); }
-  // Whether an old bucket array is still being moved from (for tests).
+  // For tests: whether an old bucket array is still being moved from; the
+  // size of the current array, of the next one being made ready (0: none),
+  // and whether that one is in.
   bool growing() const { return draining_.heads != nullptr; }
+  size_t buckets() const { return table_.count; }
+  size_t next_buckets() const { return next_.count; }
+  bool next_ready() const { return next_ready_ != nullptr && next_ready_->load(); }
 
   // The job's rarely-used fields, or nullptr when it has none.
   JobExtras* extras(const Job& job) {
@@ -102,17 +121,22 @@ class JobTable {
   JobExtras& ensure_extras(Job& job);
 
  private:
-  // A power-of-two array of chain heads, from calloc: the kernel's zero
-  // pages, not a memset of the whole array on the loop thread.
+  // A power-of-two array of chain heads, mapped from the kernel: its zero
+  // pages, not a memset of the whole array on the loop thread. In huge
+  // pages when glibc's malloc uses them (as calloc did): lookups land all
+  // over it, and it is faulted in ahead, off the loop.
   struct Buckets {
     Job** heads = nullptr;
     size_t count = 0;
     unsigned shift = 0;  // log2(count)
     size_t index(uint64_t id) const;
   };
-  static Buckets make_buckets(size_t count);
+  Buckets make_buckets(size_t count) const;
   static void free_buckets(Buckets& b);
-  // Makes table_ a new array of `count` buckets and the old one draining_.
+  // Before an emplace: asks for the next array, and doubles when it is time.
+  void grow_if_due();
+  // Makes table_ a new array of `count` buckets (next_ if it has that many)
+  // and the old one draining_.
   void start_growing(size_t count);
   // Moves up to `n` of draining_'s chains into table_; frees it when empty.
   void move_chains(size_t n);
@@ -124,6 +148,8 @@ class JobTable {
   Buckets table_;                                   // where jobs are added
   Buckets draining_;                                // the array before the last doubling, or none
   size_t drained_ = 0;                              // draining_'s chains [0, drained_) have moved
+  Buckets next_;                                    // the next table_, being faulted in, or none
+  std::shared_ptr<std::atomic<bool>> next_ready_;   // set by the prefaulter when next_ is in
   size_t size_ = 0;
 };
 

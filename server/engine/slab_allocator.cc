@@ -3,13 +3,9 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
-#include <mutex>
 #include <new>
-#include <thread>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define TQ_ASAN 1
@@ -41,59 +37,7 @@ void unpoison(void* p, size_t n) {
 #endif
 }
 
-bool malloc_uses_huge_pages() {
-  const char* tunables = std::getenv("GLIBC_TUNABLES");
-  return tunables != nullptr && std::strstr(tunables, "glibc.malloc.hugetlb=1") != nullptr;
-}
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels answer EINVAL and nothing is prefaulted
-#endif
-
 }  // namespace
-
-// Faults regions in, in the background, one after another.
-class SlabAllocator::Prefaulter {
- public:
-  Prefaulter() : thread_([this] { run(); }) {}
-  ~Prefaulter() {
-    {
-      std::lock_guard lock(mutex_);
-      stop_ = true;
-    }
-    wake_.notify_one();
-    thread_.join();
-  }
-  void populate(char* region) {
-    {
-      std::lock_guard lock(mutex_);
-      regions_.push_back(region);
-    }
-    wake_.notify_one();
-  }
-
- private:
-  void run() {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      wake_.wait(lock, [this] { return stop_ || !regions_.empty(); });
-      if (stop_) return;
-      char* region = regions_.front();
-      regions_.pop_front();
-      lock.unlock();
-      // Faults every page in without writing a byte, so the allocator may
-      // already be carving pages out of it.
-      madvise(region, kRegionBytes, MADV_POPULATE_WRITE);
-      lock.lock();
-    }
-  }
-
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<char*> regions_;
-  bool stop_ = false;
-  std::thread thread_;  // last: starts after the fields it uses exist
-};
 
 // The first bytes of every page holding blocks.
 struct SlabAllocator::Page {
@@ -132,6 +76,11 @@ SlabAllocator::SlabAllocator(bool huge_pages) : huge_pages_(huge_pages) {
 }
 
 SlabAllocator::SlabAllocator() : SlabAllocator(malloc_uses_huge_pages()) {}
+
+bool SlabAllocator::malloc_uses_huge_pages() {
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  return tunables != nullptr && std::strstr(tunables, "glibc.malloc.hugetlb=1") != nullptr;
+}
 
 SlabAllocator::~SlabAllocator() {
   prefaulter_.reset();  // no thread touches a region once it is unmapped
@@ -231,7 +180,7 @@ char* SlabAllocator::next_region() {
   spare_region_ = nullptr;
   if (prefaulter_ != nullptr) {
     spare_region_ = map_region();
-    prefaulter_->populate(spare_region_);
+    prefaulter_->populate(spare_region_, kRegionBytes);
   }
   return region;
 }

@@ -20,16 +20,18 @@
 // page->used counts its live blocks.
 //
 // Not thread-safe: the engine owns one (in its job table) and uses it from one
-// thread. The only other thread is the optional prefaulter, which populates
-// the next region (MADV_POPULATE_WRITE: no byte of it is written) before the
-// allocator needs it. Under AddressSanitizer freed blocks and unused page space are
-// poisoned, so a use after free is still reported.
+// thread. The only other thread is the optional prefaulter (prefaulter.h),
+// which faults the next region in before the allocator needs it. Under
+// AddressSanitizer freed blocks and unused page space are poisoned, so a use
+// after free is still reported.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
+
+#include "server/engine/prefaulter.h"
 
 namespace tq::engine {
 
@@ -59,6 +61,8 @@ class SlabAllocator {
   // With huge pages when malloc has them (glibc.malloc.hugetlb in
   // GLIBC_TUNABLES, which tqd sets unless TQ_NO_HUGEPAGES is set).
   SlabAllocator();
+  // Whether GLIBC_TUNABLES asks glibc for huge pages (tqd sets it).
+  static bool malloc_uses_huge_pages();
   // Unmaps every region: no block may be used after this.
   ~SlabAllocator();
   SlabAllocator(const SlabAllocator&) = delete;
@@ -77,12 +81,14 @@ class SlabAllocator {
   // tqd's CPU when producing at a million jobs a second). Costs one region of
   // memory ahead.
   void prefault_ahead();
+  // The helper thread prefault_ahead() started, or nullptr; others may hand
+  // it their memory too.
+  Prefaulter* prefaulter() const { return prefaulter_.get(); }
 
   Stats stats() const;
 
  private:
   struct Page;
-  class Prefaulter;
   static constexpr size_t kClasses = kMaxSlabBlock / 8;
 
   static size_t class_of(size_t bytes) { return (bytes + 7) / 8 - 1; }

@@ -3,9 +3,11 @@
 // bucket array yet or not; ids that are gone are not found.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "server/engine/job.h"
 
@@ -94,5 +96,65 @@ TEST_SUITE("job_table") {
       ++id;
     }
     CHECK(table.extras(*table.find(1)) != nullptr);
+  }
+
+  TEST_CASE("a full table with a prefaulter doubles into the array faulted in ahead") {
+    JobTable table;
+    table.prefault_memory();
+    std::map<uint64_t, Job*> model;
+    uint64_t id = 1;
+    // Past the first doubling, so the arrays are not the initial one.
+    while (table.size() < 5000 || table.growing() || table.next_buckets() != 0) {
+      model[id] = table.emplace(id, nullptr, std::to_string(id));
+      ++id;
+    }
+    REQUIRE_FALSE(table.growing());
+    const size_t count = table.buckets();
+    CHECK(table.next_buckets() == 0);  // nothing mapped ahead before it is full
+    while (table.size() < count) {
+      model[id] = table.emplace(id, nullptr, std::to_string(id));
+      ++id;
+    }
+    CHECK(table.next_buckets() == 0);
+    // The add that finds it full asks for the next array, and doubles into
+    // it at once if the helper thread was that quick.
+    model[id] = table.emplace(id, nullptr, std::to_string(id));
+    ++id;
+    if (table.buckets() == count) {
+      CHECK(table.next_buckets() == 2 * count);
+      while (!table.next_ready()) std::this_thread::yield();
+      model[id] = table.emplace(id, nullptr, std::to_string(id));  // now it doubles
+      ++id;
+    }
+    CHECK(table.buckets() == 2 * count);
+    CHECK(table.next_buckets() == 0);
+    CHECK(table.growing());
+    check_agrees(table, model, id);
+    while (table.growing()) {
+      model[id] = table.emplace(id, nullptr, std::to_string(id));
+      ++id;
+    }
+    check_agrees(table, model, id);
+  }
+
+  TEST_CASE("while the next array is faulted in, the table keeps filling, up to a load of 1.25") {
+    JobTable table;
+    table.prefault_memory();
+    uint64_t id = 1;
+    // Whatever the helper thread's speed, the table never holds more than
+    // 1.25 jobs a bucket, and never doubles before it is full.
+    size_t most_per_bucket_x100 = 0;
+    size_t buckets = table.buckets();
+    while (table.size() < 300'000) {
+      const size_t before = table.buckets();
+      table.emplace(id++, nullptr, "x");
+      if (table.buckets() != before) {
+        CHECK(table.size() - 1 >= before);  // it was full when it doubled
+      }
+      most_per_bucket_x100 = std::max(most_per_bucket_x100, table.size() * 100 / table.buckets());
+      buckets = table.buckets();
+    }
+    CHECK(most_per_bucket_x100 <= 125);
+    CHECK(buckets >= 262'144);
   }
 }
