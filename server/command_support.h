@@ -33,8 +33,8 @@ bool parse_count(CommandContext& ctx, std::string_view text, const char* what, s
 bool is_keyword(std::string_view arg, std::string_view upper);
 
 // "JOB <id> <bytes> <fields>\n<payload>\n"; `detailed` adds state, priority,
-// times, key and reason (PEEK), with the
-// job's extras when it has them.
+// times, key and reason (PEEK); expiry, key and reason come from `extras`,
+// the job's when it has them.
 void append_job_frame(std::string& out, const engine::Job& job, bool detailed,
                       const engine::JobExtras* extras = nullptr);
 

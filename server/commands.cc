@@ -298,6 +298,7 @@ void cmd_stats(CommandContext& ctx, const Request& req) {
   size_t rss = 0;
   if (uv_resident_set_memory(&rss) != 0) rss = 0;
   const engine::SlabAllocator::Stats jobs = engine.job_memory();
+  const LoopMeter::Stats& loop = s.loop.stats();
   Lines lines = {
       {"uptime_seconds", num(static_cast<uint64_t>(uptime_ms > 0 ? uptime_ms / 1000 : 0))},
       {"connections_current", num(s.connections_current)},
@@ -329,11 +330,11 @@ void cmd_stats(CommandContext& ctx, const Request& req) {
       {"closed_idle_total", num(s.timeouts_idle)},
       {"closed_slow_request_total", num(s.timeouts_request)},
       {"closed_not_reading_total", num(s.timeouts_send)},
-      {"loop_busy_pct", percent(s.loop.stats().busy_pct)},
-      {"loop_busy_us_total", num(s.loop.stats().busy_ns_total / 1000)},
-      {"loop_iterations_total", num(s.loop.stats().iterations)},
-      {"loop_max_busy_us", num(s.loop.stats().max_busy_ns / 1000)},
-      {"loop_slow_iterations_total", num(s.loop.stats().slow_iterations)},
+      {"loop_busy_pct", percent(loop.busy_pct)},
+      {"loop_busy_us_total", num(loop.busy_ns_total / 1000)},
+      {"loop_iterations_total", num(loop.iterations)},
+      {"loop_max_busy_us", num(loop.max_busy_ns / 1000)},
+      {"loop_slow_iterations_total", num(loop.slow_iterations)},
   };
   if (ctx.log != nullptr) {
     wal::LogStats w = ctx.log->stats();

@@ -102,9 +102,7 @@ class Log {
   void rotate() { rotate_next_ = true; }
 
   // Nothing appended or requested is waiting for the writer.
-  bool idle() const {
-    return !writer_->busy() && pending_.chunks.empty() && pending_.delete_first_seqs.empty();
-  }
+  bool idle() const { return !writer_->busy() && !has_unflushed(); }
   // Records or deletions wait for flush().
   bool has_unflushed() const {
     return !pending_.chunks.empty() || !pending_.delete_first_seqs.empty();

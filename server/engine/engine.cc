@@ -154,12 +154,8 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   Job* job = jobs_.emplace(next_job_id_++, queue, payload);
   payload_bytes_ += payload.size();
   job->priority = options.priority;
-  if (options.ttl_ms > 0 || options.max_attempts > 0 || !options.key.empty()) {
-    JobExtras& extras = jobs_.ensure_extras(*job);
-    if (options.ttl_ms > 0) extras.expires_at_ms = now + options.ttl_ms;
-    if (options.max_attempts > 0) extras.max_attempts = options.max_attempts;
-    if (!options.key.empty()) extras.dedup_key = std::string(options.key);
-  }
+  set_extras(*job, options.ttl_ms > 0 ? now + options.ttl_ms : 0, options.max_attempts,
+             options.key);
   const int64_t ready_at = std::max(options.run_at_ms, options.delay_ms > 0 ? now + options.delay_ms : 0);
   if (ready_at > now) {
     make_delayed(job, ready_at);
@@ -298,6 +294,15 @@ std::vector<Queue*> Engine::take_ready_signals() {
   std::vector<Queue*> signals;
   signals.swap(ready_signals_);
   return signals;
+}
+
+void Engine::set_extras(Job& job, int64_t expires_at_ms, uint32_t max_attempts,
+                        std::string_view key) {
+  if (expires_at_ms <= 0 && max_attempts == 0 && key.empty()) return;  // most jobs
+  JobExtras& extras = jobs_.ensure_extras(job);
+  if (expires_at_ms > 0) extras.expires_at_ms = expires_at_ms;
+  if (max_attempts > 0) extras.max_attempts = max_attempts;
+  if (!key.empty()) extras.dedup_key = std::string(key);
 }
 
 uint32_t Engine::max_attempts_of(const Job& job) const {

@@ -237,6 +237,8 @@ class Engine {
   Error no_queue(std::string_view name) const;
   Result<Job*> leased_job(uint64_t id, const char* verb);
   uint32_t max_attempts_of(const Job& job) const;
+  // Gives a new job the rarely-used fields that are set (0 or empty: not).
+  void set_extras(Job& job, int64_t expires_at_ms, uint32_t max_attempts, std::string_view key);
 
   // State changes. Each takes a job out of nothing (a fresh or unlinked job)
   // and puts it where its new state says, keeping every index in step.

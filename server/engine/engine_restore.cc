@@ -91,12 +91,7 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
   }
   job->attempts = snap.attempts;
   job->priority = snap.priority;
-  if (snap.expires_at_ms > 0 || snap.max_attempts > 0 || !snap.key.empty()) {
-    JobExtras& extras = jobs_.ensure_extras(*job);
-    if (snap.expires_at_ms > 0) extras.expires_at_ms = snap.expires_at_ms;
-    if (snap.max_attempts > 0) extras.max_attempts = snap.max_attempts;
-    if (!snap.key.empty()) extras.dedup_key = std::string(snap.key);
-  }
+  set_extras(*job, snap.expires_at_ms, snap.max_attempts, snap.key);
   switch (snap.state) {
     case JobState::kReady: make_ready(job); break;
     case JobState::kDelayed: make_delayed(job, snap.deadline_ms); break;

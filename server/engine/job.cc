@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -39,6 +40,12 @@ constexpr size_t kFirstBuckets = 1024;
 // Asking only once full keeps the next array out of memory until needed.
 constexpr size_t kMaxWaitingLoadQuarters = 5;  // 1.25
 
+// glibc.malloc.hugetlb in GLIBC_TUNABLES: tqd sets it unless TQ_NO_HUGEPAGES.
+bool malloc_uses_huge_pages() {
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  return tunables != nullptr && std::strstr(tunables, "glibc.malloc.hugetlb=1") != nullptr;
+}
+
 size_t mapped_bytes(size_t count) {
   const size_t page = 4096;
   return (count * sizeof(void*) + page - 1) / page * page;
@@ -52,7 +59,7 @@ JobTable::Buckets JobTable::make_buckets(size_t count) const {
   const size_t bytes = mapped_bytes(count);
   void* memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED) throw std::bad_alloc();
-  if (SlabAllocator::malloc_uses_huge_pages() && bytes >= SlabAllocator::kRegionBytes) {
+  if (malloc_uses_huge_pages() && bytes >= SlabAllocator::kRegionBytes) {
     madvise(memory, bytes, MADV_HUGEPAGE);
   }
   Buckets b;
@@ -100,9 +107,7 @@ Job* JobTable::emplace(uint64_t id, Queue* queue, std::string_view payload) {
   if (!payload.empty()) std::memcpy(job + 1, payload.data(), payload.size());
   job->one_line = std::memchr(payload.data(), '\n', payload.size()) == nullptr &&
                   std::memchr(payload.data(), '\r', payload.size()) == nullptr;
-  Job*& head = table_.heads[table_.index(id)];
-  job->next_in_table = head;
-  head = job;
+  table_.push(job);
   ++size_;
   return job;
 }
@@ -128,9 +133,7 @@ void JobTable::move_chains(size_t n) {
     draining_.heads[drained_] = nullptr;
     while (job != nullptr) {
       Job* next = job->next_in_table;
-      Job*& head = table_.heads[table_.index(job->id)];
-      job->next_in_table = head;
-      head = job;
+      table_.push(job);
       job = next;
     }
   }
@@ -158,17 +161,22 @@ JobTable::~JobTable() {
   free_buckets(next_);
 }
 
-Job* JobTable::find(uint64_t id) const {
-  for (Job* job = table_.heads[table_.index(id)]; job != nullptr; job = job->next_in_table) {
+Job* JobTable::Buckets::find(uint64_t id) const {
+  for (Job* job = heads[index(id)]; job != nullptr; job = job->next_in_table) {
     if (job->id == id) return job;
   }
-  if (draining_.heads != nullptr) {
-    for (Job* job = draining_.heads[draining_.index(id)]; job != nullptr;
-         job = job->next_in_table) {
-      if (job->id == id) return job;
-    }
-  }
   return nullptr;
+}
+
+void JobTable::Buckets::push(Job* job) {
+  Job*& head = heads[index(job->id)];
+  job->next_in_table = head;
+  head = job;
+}
+
+Job* JobTable::find(uint64_t id) const {
+  if (Job* job = table_.find(id)) return job;
+  return draining_.heads != nullptr ? draining_.find(id) : nullptr;
 }
 
 void JobTable::erase(Job* job) {

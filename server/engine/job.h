@@ -130,6 +130,8 @@ class JobTable {
     size_t count = 0;
     unsigned shift = 0;  // log2(count)
     size_t index(uint64_t id) const;
+    Job* find(uint64_t id) const;
+    void push(Job* job);  // onto the front of its chain
   };
   Buckets make_buckets(size_t count) const;
   static void free_buckets(Buckets& b);

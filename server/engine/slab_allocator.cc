@@ -3,7 +3,6 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -73,13 +72,6 @@ void unlink(P*& head, P* page) {
 
 SlabAllocator::SlabAllocator(bool huge_pages) : huge_pages_(huge_pages) {
   static_assert(sizeof(Page) == 32 && sizeof(Page) % 8 == 0, "blocks start 8-byte aligned");
-}
-
-SlabAllocator::SlabAllocator() : SlabAllocator(malloc_uses_huge_pages()) {}
-
-bool SlabAllocator::malloc_uses_huge_pages() {
-  const char* tunables = std::getenv("GLIBC_TUNABLES");
-  return tunables != nullptr && std::strstr(tunables, "glibc.malloc.hugetlb=1") != nullptr;
 }
 
 SlabAllocator::~SlabAllocator() {

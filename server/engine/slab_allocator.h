@@ -9,8 +9,8 @@
 // address. Blocks larger than kMaxSlabBlock go to operator new, where malloc's
 // overhead is a small fraction.
 //
-// Pages are cut from 2 MiB regions mapped once (transparent huge pages when
-// malloc uses them too). A page whose blocks are all freed is kept for reuse;
+// Pages are cut from 2 MiB regions mapped once (in transparent huge pages if
+// asked). A page whose blocks are all freed is kept for reuse;
 // beyond a reserve its memory goes back to the kernel (MADV_DONTNEED). So a
 // queue that drains gives back its memory, which malloc does not do for
 // chunks in the middle of its heap.
@@ -58,11 +58,6 @@ class SlabAllocator {
 
   // huge_pages: ask for transparent huge pages on each region.
   explicit SlabAllocator(bool huge_pages);
-  // With huge pages when malloc has them (glibc.malloc.hugetlb in
-  // GLIBC_TUNABLES, which tqd sets unless TQ_NO_HUGEPAGES is set).
-  SlabAllocator();
-  // Whether GLIBC_TUNABLES asks glibc for huge pages (tqd sets it).
-  static bool malloc_uses_huge_pages();
   // Unmaps every region: no block may be used after this.
   ~SlabAllocator();
   SlabAllocator(const SlabAllocator&) = delete;
