@@ -34,7 +34,8 @@ struct LogOptions {
   uint64_t segment_bytes = 64ull << 20;      // rotate to a new segment past this size
   bool recover = false;                      // skip damaged records instead of refusing to open
   int64_t retry_interval_ms = 1000;          // after a failed write, try again this often
-  bool spare_segment = true;                 // always: zero-fill the next segment ahead (spare_segment.h)
+  bool spare_segment = true;                 // always: zero-fill the next segment ahead (spare_segment.h);
+                                             // never and interval always preallocate one
 };
 
 struct OpenSummary {

@@ -43,8 +43,10 @@ LogWriter::LogWriter(FileSystem& fs, std::string dir, FsyncPolicy policy,
       segment_bytes_(segment_bytes),
       retry_interval_ms_(retry_interval_ms),
       on_progress_(std::move(on_progress)) {
-  if (policy_ == FsyncPolicy::kAlways && spare_segment) {
-    spare_ = std::make_unique<SpareSegment>(fs_, dir_, segment_bytes_);
+  if (inline_writes()) {
+    spare_ = std::make_unique<SpareSegment>(fs_, dir_, segment_bytes_, false);
+  } else if (spare_segment) {
+    spare_ = std::make_unique<SpareSegment>(fs_, dir_, segment_bytes_, true);
   }
 }
 
@@ -74,8 +76,25 @@ void LogWriter::start() {
   thread_ = std::thread([this] { run(); });
 }
 
+namespace {
+
+bool opens_segment(const Batch& batch) {
+  for (const Chunk& chunk : batch.chunks) {
+    if (chunk.opens_segment) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 void LogWriter::submit(Batch batch) {
-  if (inline_writes()) {
+  // Inline modes write here, except a batch that starts a segment when no
+  // spare is ready: creating a file can wait for the disk (an open(O_CREAT)
+  // was measured taking 23 ms while this writer's thread deleted an old
+  // segment), and every client would wait with the loop. The thread writes
+  // that batch, and the loop goes on serving. With a spare, rotation here is
+  // a rename.
+  if (inline_writes() && (!opens_segment(batch) || spare_->ready())) {
     Status s = write_chunks(batch.chunks);
     if (s.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -96,6 +115,7 @@ void LogWriter::submit(Batch batch) {
     ++stats_.io_errors;
     report_.failure = s;
     inbox_ = std::move(batch);
+    inbox_is_retry_ = true;
     busy_ = true;
     wake_.notify_one();
     return;
@@ -103,6 +123,7 @@ void LogWriter::submit(Batch batch) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     inbox_ = std::move(batch);
+    inbox_is_retry_ = false;
   }
   busy_ = true;
   wake_.notify_one();
@@ -223,10 +244,11 @@ Status LogWriter::delete_segments(const std::vector<uint64_t>& first_seqs) {
   return fs_.sync_dir(dir_);
 }
 
-void LogWriter::process_on_thread(Batch batch) {
+void LogWriter::process_on_thread(Batch batch, bool retry) {
   // Always mode: write, sync, then delete (deleting a segment is only safe
-  // once what replaced it is durable). A retry in the inline modes: write,
-  // and leave syncing to the usual schedule.
+  // once what replaced it is durable). Inline modes (a batch that starts a
+  // segment, or a retry of one that failed on the loop): write, and leave
+  // syncing to the usual schedule.
   auto attempt = [&]() -> Status {
     if (Status s = write_chunks(batch.chunks); !s.ok()) return s;
     if (!inline_writes() || !batch.delete_first_seqs.empty()) {
@@ -245,7 +267,7 @@ void LogWriter::process_on_thread(Batch batch) {
   std::unique_lock<std::mutex> lock(mu_);
   while (!s.ok()) {
     ++stats_.io_errors;
-    if (!failed && !inline_writes()) report_.failure = s;  // inline: reported already
+    if (!failed && !retry) report_.failure = s;  // a retry's failure was reported already
     failed = true;
     idle_.notify_all();
     lock.unlock();
@@ -266,9 +288,9 @@ void LogWriter::process_on_thread(Batch batch) {
   uint64_t last = last_seq_of(batch);
   if (last > report_.durable_seq) report_.durable_seq = last;
   report_.batch_done = true;
-  // Inline modes hand the thread only batches whose write failed on the
-  // loop: success is a recovery even on the first try here.
-  if (failed || inline_writes()) report_.recovered = true;
+  // A retry's first failure happened on the loop: success is a recovery
+  // even on the first try here.
+  if (failed || retry) report_.recovered = true;
   if (inline_writes()) {
     // A retried batch may carry deletions: they follow the usual path.
     deletions_.insert(deletions_.end(), batch.delete_first_seqs.begin(),
@@ -306,8 +328,9 @@ void LogWriter::run() {
     if (inbox_) {
       Batch batch = std::move(*inbox_);
       inbox_.reset();
+      const bool retry = inbox_is_retry_;
       lock.unlock();
-      process_on_thread(std::move(batch));
+      process_on_thread(std::move(batch), retry);
       lock.lock();
       continue;
     }

@@ -11,12 +11,14 @@
 // fsync=interval and never: a write into the page cache takes microseconds,
 // so the loop writes each batch itself, at once, and the reply waits for
 // nothing more (two thread hand-offs per request were most of the cost of a
-// small request). The thread only syncs: every fsync_interval_ms (interval),
+// small request). The thread syncs: every fsync_interval_ms (interval),
 // each segment the loop has moved past, and before deleting segments.
 //
-// Under always, rotation renames a zero-filled spare file into place when one
-// is ready (SpareSegment), so fdatasync on the new segment flushes data, not
-// extent metadata.
+// Rotation renames a spare file into place when one is ready (SpareSegment):
+// under always a zero-filled one, so fdatasync on the new segment flushes
+// data, not extent metadata; otherwise a preallocated one, so the loop never
+// creates a file (that can wait for the disk). When no spare is ready, the
+// batch that starts the segment goes to the thread, whatever the policy.
 //
 // A failed write or sync is retried, from the same offset, every
 // retry_interval until it succeeds; meanwhile the failure is reported once so
@@ -78,7 +80,7 @@ struct WriterStats {
   uint64_t batches = 0;
   uint64_t bytes_written = 0;
   uint64_t io_errors = 0;
-  uint64_t spare_segments_used = 0;  // rotations into a zero-filled spare (always mode)
+  uint64_t spare_segments_used = 0;  // rotations into a spare segment
 };
 
 class LogWriter {
@@ -96,7 +98,8 @@ class LogWriter {
   void start();
   // Loop thread. Precondition: !busy(). Under fsync=always the thread writes
   // the batch; otherwise its chunks are written here and now, and the report
-  // is ready when this returns.
+  // is ready when this returns, unless the batch starts a segment (then the
+  // thread writes it, as under always).
   void submit(Batch batch);
   bool busy() const { return busy_; }
   // Loop thread: what happened since the last call. Clears busy() when the
@@ -117,11 +120,13 @@ class LogWriter {
   bool inline_writes() const { return policy_ != FsyncPolicy::kAlways; }
   void run();
   // Writes the chunks, opening and rotating segment files as they say.
-  // Whoever holds the batch owns file_: the thread under always (or while
-  // retrying a failed write), the loop otherwise.
+  // Whoever holds the batch owns file_: the thread under always (and with a
+  // batch that starts a segment, or a retry of a failed write), the loop
+  // otherwise.
   Status write_chunks(const std::vector<Chunk>& chunks);
-  // The thread's part of a batch: write (always), sync, delete; retried.
-  void process_on_thread(Batch batch);
+  // The thread's part of a batch: write, sync (always), delete; retried.
+  // `retry`: an inline write that failed on the loop (already reported).
+  void process_on_thread(Batch batch, bool retry);
   Status sync_file(WritableFile& file);
   Status delete_segments(const std::vector<uint64_t>& first_seqs);
   std::string path_of(uint64_t first_seq) const;
@@ -146,7 +151,8 @@ class LogWriter {
   std::mutex mu_;
   std::condition_variable wake_;  // the thread waits on it
   std::condition_variable idle_;  // wait_idle() waits on it
-  std::optional<Batch> inbox_;    // a batch for the thread: always mode, or a retry
+  std::optional<Batch> inbox_;    // a batch for the thread (see submit)
+  bool inbox_is_retry_ = false;   // inbox_ failed on the loop first
   // Inline modes: what the thread syncs. `sync_target_` is a second handle
   // on the open segment; `retired_` are segments the loop moved past.
   std::shared_ptr<WritableFile> sync_target_;
@@ -159,8 +165,8 @@ class LogWriter {
   WriterStats stats_;
   Status final_status_;
   std::thread thread_;
-  // Always mode: the next segment, zero-filled ahead of time (see
-  // spare_segment.h). Used by whoever owns file_.
+  // The next segment, made ahead of time (see spare_segment.h); none under
+  // always without zero-fill. Used by whoever owns file_.
   std::unique_ptr<SpareSegment> spare_;
 };
 

@@ -103,7 +103,8 @@ Result<std::unique_ptr<FileBytes>> MemoryFileSystem::read_file(const std::string
 Result<std::unique_ptr<WritableFile>> MemoryFileSystem::open_for_write(const std::string& path,
                                                                        bool create,
                                                                        uint64_t preallocate) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  if (create) creates_released_.wait(lock, [this] { return !hold_creates_; });
   auto it = files_.find(path);
   if (create && it != files_.end()) return Status::io_error("open " + path + ": File exists");
   if (!create && it == files_.end()) {
@@ -175,6 +176,14 @@ void MemoryFileSystem::set_hold_syncs(bool hold) {
     hold_syncs_ = hold;
   }
   syncs_released_.notify_all();
+}
+
+void MemoryFileSystem::set_hold_creates(bool hold) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    hold_creates_ = hold;
+  }
+  creates_released_.notify_all();
 }
 
 // Preallocated zeros were made durable by the allocation itself.

@@ -37,6 +37,9 @@ class MemoryFileSystem final : public FileSystem {
   // While set, every sync waits (on its own thread) until it is cleared: a
   // disk whose fdatasync takes as long as the test likes.
   void set_hold_syncs(bool hold);
+  // While set, creating a file waits until it is cleared: a disk on which
+  // open(O_CREAT) blocks behind other metadata work, as ext4's may.
+  void set_hold_creates(bool hold);
   // A power cut: every file loses what was written since its last sync.
   void lose_unsynced();
   // What a power cut now would leave, as a new file system, while this one
@@ -68,6 +71,8 @@ class MemoryFileSystem final : public FileSystem {
   bool fail_syncs_ = false;
   bool hold_syncs_ = false;
   std::condition_variable syncs_released_;
+  bool hold_creates_ = false;
+  std::condition_variable creates_released_;
   size_t syncs_ = 0;
 };
 

@@ -18,8 +18,8 @@ int64_t steady_ms() {
 
 }  // namespace
 
-SpareSegment::SpareSegment(FileSystem& fs, std::string dir, uint64_t bytes)
-    : fs_(fs), path_(std::move(dir) + "/spare"), bytes_(bytes) {
+SpareSegment::SpareSegment(FileSystem& fs, std::string dir, uint64_t bytes, bool zero_fill)
+    : fs_(fs), path_(std::move(dir) + "/spare"), bytes_(bytes), zero_fill_(zero_fill) {
   // A spare from an earlier run may be half made; it is cheaper to start over
   // than to check.
   (void)fs_.remove(path_);
@@ -52,6 +52,11 @@ bool SpareSegment::take(const std::string& path) {
   }
   ++taken_;
   return true;
+}
+
+bool SpareSegment::ready() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ready_;
 }
 
 void SpareSegment::wait_idle() {
@@ -97,8 +102,9 @@ void SpareSegment::run() {
 
 Status SpareSegment::make() {
   (void)fs_.remove(path_);
-  auto file = fs_.open_for_write(path_, true, 0);
+  auto file = fs_.open_for_write(path_, true, zero_fill_ ? 0 : bytes_);
   if (!file) return file.error();
+  if (!zero_fill_) return (*file)->close();
   const std::string zeros(static_cast<size_t>(std::min(kZeroChunk, bytes_)), '\0');
   for (uint64_t offset = 0; offset < bytes_; offset += zeros.size()) {
     {

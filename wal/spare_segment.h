@@ -12,6 +12,11 @@
 // ready (a burst outran the thread, the disk was full) rotation creates the
 // file as before. PostgreSQL's wal_init_zero makes the same trade.
 //
+// Under fsync=never and interval the spare is only created and preallocated
+// (zero_fill false): nothing waits for a sync there, but creating a file can
+// wait for the disk (ext4 allocating an inode while an old segment is being
+// deleted), and with a spare ready the event loop's rotation is a rename.
+//
 // The spare is named "spare" in the log's directory, which replay ignores;
 // a leftover one from an earlier run is removed when this starts.
 #pragma once
@@ -28,7 +33,8 @@ namespace tq::wal {
 
 class SpareSegment {
  public:
-  SpareSegment(FileSystem& fs, std::string dir, uint64_t bytes);
+  // zero_fill: write the zeros and sync them; otherwise only preallocate.
+  SpareSegment(FileSystem& fs, std::string dir, uint64_t bytes, bool zero_fill);
   ~SpareSegment();  // stops the thread; a half-made spare is removed
   SpareSegment(const SpareSegment&) = delete;
   SpareSegment& operator=(const SpareSegment&) = delete;
@@ -39,6 +45,9 @@ class SpareSegment {
   // Renames the ready spare to `path` (which must not exist) and returns
   // true; false when none is ready, and the caller makes the file itself.
   bool take(const std::string& path);
+  // A spare is ready: take() will not create anything. Only the caller of
+  // take() can make this false again.
+  bool ready() const;
 
   // For tests: blocks until no spare is being made.
   void wait_idle();
@@ -47,11 +56,12 @@ class SpareSegment {
 
  private:
   void run();
-  Status make();  // thread: write and sync the zeros
+  Status make();  // thread: create the file, then zero-fill and sync it or preallocate
 
   FileSystem& fs_;
   const std::string path_;
   const uint64_t bytes_;
+  const bool zero_fill_;
 
   mutable std::mutex mu_;
   std::condition_variable wake_;

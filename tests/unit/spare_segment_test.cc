@@ -1,6 +1,6 @@
-// The zero-filled spare segment: made on request off the writer's path,
-// renamed into place at rotation, never replacing a file, and harmless when
-// the disk is full. Then the log itself: rotation takes the spare and replay
+// The spare segment (zero-filled, or only preallocated): made on request off
+// the writer's path, renamed into place at rotation, never replacing a file,
+// and harmless when the disk is full. Then the log itself: rotation takes the spare and replay
 // sees exactly what was written.
 #include <doctest/doctest.h>
 
@@ -24,7 +24,7 @@ TEST_SUITE("spare_segment") {
   TEST_CASE("a requested spare is zeros, synced, and becomes the named segment once") {
     MemoryFileSystem fs;
     REQUIRE(fs.create_dir(kDir).ok());
-    SpareSegment spare(fs, kDir, 8192);
+    SpareSegment spare(fs, kDir, 8192, true);
     CHECK_FALSE(spare.take(kDir + "/a.wal"));  // nothing asked for yet
     spare.request();
     spare.request();  // asking twice makes one
@@ -41,11 +41,26 @@ TEST_SUITE("spare_segment") {
     CHECK_FALSE(spare.take(kDir + "/b.wal"));  // used up until asked again
   }
 
+  TEST_CASE("without zero-fill a spare is preallocated only: no bytes written, no sync") {
+    MemoryFileSystem fs;
+    REQUIRE(fs.create_dir(kDir).ok());
+    SpareSegment spare(fs, kDir, 8192, false);
+    CHECK_FALSE(spare.ready());
+    spare.request();
+    spare.wait_idle();
+    CHECK(spare.ready());
+    CHECK(fs.sync_count() == 0);
+    CHECK(fs.contents(kSpare).size() == 8192);  // the preallocated size
+    CHECK(spare.take(kDir + "/a.wal"));
+    CHECK_FALSE(spare.ready());
+    CHECK(fs.exists(kDir + "/a.wal"));
+  }
+
   TEST_CASE("a spare never replaces an existing file") {
     MemoryFileSystem fs;
     REQUIRE(fs.create_dir(kDir).ok());
     fs.set_contents(kDir + "/a.wal", "precious");
-    SpareSegment spare(fs, kDir, 4096);
+    SpareSegment spare(fs, kDir, 4096, true);
     spare.request();
     spare.wait_idle();
     CHECK_FALSE(spare.take(kDir + "/a.wal"));
@@ -57,7 +72,7 @@ TEST_SUITE("spare_segment") {
     MemoryFileSystem fs;
     REQUIRE(fs.create_dir(kDir).ok());
     fs.set_contents(kSpare, "half made");
-    SpareSegment spare(fs, kDir, 4096);
+    SpareSegment spare(fs, kDir, 4096, true);
     CHECK_FALSE(fs.exists(kSpare));
     CHECK_FALSE(spare.take(kDir + "/a.wal"));
   }
@@ -66,7 +81,7 @@ TEST_SUITE("spare_segment") {
     MemoryFileSystem fs;
     REQUIRE(fs.create_dir(kDir).ok());
     fs.set_capacity(1000);
-    SpareSegment spare(fs, kDir, 4096);
+    SpareSegment spare(fs, kDir, 4096, true);
     spare.request();
     spare.wait_idle();
     CHECK(spare.made() == 0);

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <future>
 #include <string>
 
 #include "tests/unit/wal_test_support.h"
@@ -218,6 +220,68 @@ TEST_SUITE("wal_log") {
     LogHarness h(fs);
     REQUIRE(h.open().ok());
     CHECK(h.replayed.size() < 21);
+  }
+
+  TEST_CASE("fsync=never and interval: starting a segment does not hold up the caller") {
+    // Creating a file can wait for the disk. With a spare ready, the caller
+    // (the event loop) renames it into place and writes at once; without one,
+    // the batch that starts the segment goes to the writer thread and the
+    // caller goes on.
+    FsyncPolicy policy = FsyncPolicy::kNever;
+    SUBCASE("never") { policy = FsyncPolicy::kNever; }
+    SUBCASE("interval") { policy = FsyncPolicy::kInterval; }
+    bool spare_ready = false;
+    SUBCASE("a spare is ready") { spare_ready = true; }
+    SUBCASE("no spare yet") { spare_ready = false; }
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      LogOptions o = h.options();
+      o.fsync = policy;
+      REQUIRE(h.open(o).ok());
+      // Past half the segment a spare is asked for; a few records are not.
+      written = write_records(h, spare_ready ? 60 : 5);
+      h.log->wait_spare_idle_for_tests();
+      const uint32_t first = h.log->current_segment();
+      const size_t segments = segment_count(fs);
+      fs.set_hold_creates(true);
+      uint64_t last_seq = 0;
+      while (h.log->current_segment() == first) {
+        const int i = static_cast<int>(written.size());
+        auto a = h.log->append(1, body_of(i));
+        written.push_back({1, a.seq, body_of(i), a.segment});
+        last_seq = a.seq;
+      }
+      auto flushed = std::async(std::launch::async, [&] { h.turn(); });
+      struct Release {  // before `flushed` is destroyed, even on failure
+        MemoryFileSystem& fs;
+        ~Release() { fs.set_hold_creates(false); }
+      } release{fs};
+      // A bound for the failure case only: a flush that creates the file
+      // itself never returns while creates are held.
+      REQUIRE(flushed.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+      if (spare_ready) {
+        CHECK(h.log->durable_seq() == last_seq);  // written in the turn, into the spare
+        CHECK(h.log->stats().writer.spare_segments_used == 1);
+        CHECK(segment_count(fs) == segments + 1);
+      } else {
+        CHECK(h.log->durable_seq() < last_seq);  // the new segment's records wait for it
+        CHECK(segment_count(fs) == segments);
+        CHECK_FALSE(h.log->idle());
+      }
+      fs.set_hold_creates(false);
+      REQUIRE(h.wait_durable());
+      CHECK(segment_count(fs) == segments + 1);
+      CHECK(h.log->healthy());
+      CHECK(h.log->stats().writer.io_errors == 0);
+      auto a = h.log->append(2, "after");  // the log goes on in the new segment
+      written.push_back({2, a.seq, "after", a.segment});
+      REQUIRE(h.wait_durable());
+    }
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed == written);
   }
 
   TEST_CASE("a full disk fails the batch - the log recovers when space returns") {
