@@ -64,22 +64,7 @@ int run(const tq::server::Config& config) {
 
 }  // namespace
 
-// Backs malloc with transparent huge pages (glibc's malloc.hugetlb tunable),
-// which glibc reads only at start: so set it and exec ourselves once. With a
-// million jobs, page faults were a fifth of the replay time; this halves the
-// replay. TQ_NO_HUGEPAGES=1, or any GLIBC_TUNABLES of the user's own, opts out.
-void reexec_with_huge_pages(char** argv) {
-  if (std::getenv("TQ_NO_HUGEPAGES") != nullptr || std::getenv("GLIBC_TUNABLES") != nullptr) return;
-  if (setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1", 1) != 0) return;
-  setenv("TQ_NO_HUGEPAGES", "1", 1);  // the guard: never twice
-  const char* self = std::strchr(argv[0], '/') != nullptr ? argv[0] : "/proc/self/exe";
-  execv(self, argv);
-  // Still here: exec failed; run as we are.
-  unsetenv("GLIBC_TUNABLES");
-}
-
 int main(int argc, char** argv) {
-  reexec_with_huge_pages(argv);
   // A client that disconnects while we write must not kill the server.
   std::signal(SIGPIPE, SIG_IGN);
 

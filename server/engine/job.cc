@@ -40,12 +40,6 @@ constexpr size_t kFirstBuckets = 1024;
 // Asking only once full keeps the next array out of memory until needed.
 constexpr size_t kMaxWaitingLoadQuarters = 5;  // 1.25
 
-// glibc.malloc.hugetlb in GLIBC_TUNABLES: tqd sets it unless TQ_NO_HUGEPAGES.
-bool malloc_uses_huge_pages() {
-  const char* tunables = std::getenv("GLIBC_TUNABLES");
-  return tunables != nullptr && std::strstr(tunables, "glibc.malloc.hugetlb=1") != nullptr;
-}
-
 size_t mapped_bytes(size_t count) {
   const size_t page = 4096;
   return (count * sizeof(void*) + page - 1) / page * page;
@@ -53,15 +47,13 @@ size_t mapped_bytes(size_t count) {
 
 }  // namespace
 
-JobTable::JobTable(bool huge_pages) : memory_(huge_pages), table_(make_buckets(kFirstBuckets)) {}
+JobTable::JobTable() : table_(make_buckets(kFirstBuckets)) {}
 
 JobTable::Buckets JobTable::make_buckets(size_t count) const {
   const size_t bytes = mapped_bytes(count);
   void* memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED) throw std::bad_alloc();
-  if (malloc_uses_huge_pages() && bytes >= SlabAllocator::kRegionBytes) {
-    madvise(memory, bytes, MADV_HUGEPAGE);
-  }
+  madvise(memory, bytes, MADV_NOHUGEPAGE);  // see the class comment
   Buckets b;
   b.heads = static_cast<Job**>(memory);
   b.count = count;

@@ -75,17 +75,19 @@ struct Job {
 // With a prefaulter (prefault_memory()), the next array is mapped when the
 // table is full and faulted in on the helper thread; the table doubles once
 // that is done, its load meanwhile going a little over 1. The new array's
-// first touches were otherwise the loop's: 8 MiB of huge pages to zero at
-// half a million jobs, a 5-12 ms stall on a VM.
+// first touches were otherwise the loop's: 8 MiB to zero at half a million
+// jobs, a 5-12 ms stall on a VM.
+//
+// All of it in 4 KiB pages (MADV_NOHUGEPAGE, so also where transparent huge
+// pages are "always"): a huge page's first touch zeroes 2 MiB at once, and
+// whichever thread does it holds the address-space lock the loop's own mmap
+// and page faults need. Measured at a
+// million enqueues a second (bench/RESULTS.md): huge job memory took p99.9
+// from 3-5 ms to 9-10 ms; huge bucket arrays gave 10-18 ms iterations against
+// 3-4 ms without.
 class JobTable {
  public:
-  // Job memory in 4 KiB pages. With huge pages, each 2 MiB region's first
-  // touch zeroes it at once; on our VM the prefaulter thread then spent a
-  // third of a core doing so and held up the loop's own mmap calls: p99.9 at
-  // a million enqueues a second went from 3-5 ms to 9-10 ms (bench/RESULTS.md).
-  JobTable() : JobTable(false) {}
-  // huge_pages: job memory in transparent huge pages (SlabAllocator).
-  explicit JobTable(bool huge_pages);
+  JobTable();
   ~JobTable();
   JobTable(const JobTable&) = delete;
   JobTable& operator=(const JobTable&) = delete;

@@ -70,7 +70,7 @@ void unlink(P*& head, P* page) {
 
 }  // namespace
 
-SlabAllocator::SlabAllocator(bool huge_pages) : huge_pages_(huge_pages) {
+SlabAllocator::SlabAllocator() {
   static_assert(sizeof(Page) == 32 && sizeof(Page) % 8 == 0, "blocks start 8-byte aligned");
 }
 
@@ -178,18 +178,12 @@ char* SlabAllocator::next_region() {
 }
 
 char* SlabAllocator::map_region() {
-  // Twice the size, so that an aligned region fits: huge pages need 2 MiB
-  // alignment. The ends are unmapped at once.
-  const size_t span = 2 * kRegionBytes;
-  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* raw =
+      mmap(nullptr, kRegionBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) throw std::bad_alloc();
-  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
-  const uintptr_t aligned = (start + kRegionBytes - 1) & ~uintptr_t{kRegionBytes - 1};
-  if (aligned > start) munmap(raw, aligned - start);
-  const uintptr_t tail = aligned + kRegionBytes;
-  if (tail < start + span) munmap(reinterpret_cast<void*>(tail), start + span - tail);
-  char* region = reinterpret_cast<char*>(aligned);
-  if (huge_pages_) madvise(region, kRegionBytes, MADV_HUGEPAGE);
+  char* region = static_cast<char*>(raw);
+  // 4 KiB pages even where transparent huge pages are "always" (job.h).
+  madvise(region, kRegionBytes, MADV_NOHUGEPAGE);
   poison(region, kRegionBytes);
   regions_.push_back(region);
   return region;

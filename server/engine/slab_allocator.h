@@ -9,8 +9,8 @@
 // address. Blocks larger than kMaxSlabBlock go to operator new, where malloc's
 // overhead is a small fraction.
 //
-// Pages are cut from 2 MiB regions mapped once (in transparent huge pages if
-// asked). A page whose blocks are all freed is kept for reuse;
+// Pages are cut from 2 MiB regions mapped once (in 4 KiB pages, never huge
+// ones: job.h says why). A page whose blocks are all freed is kept for reuse;
 // beyond a reserve its memory goes back to the kernel (MADV_DONTNEED). So a
 // queue that drains gives back its memory, which malloc does not do for
 // chunks in the middle of its heap.
@@ -56,8 +56,7 @@ class SlabAllocator {
     uint64_t large_bytes = 0;     // live blocks from operator new, as asked
   };
 
-  // huge_pages: ask for transparent huge pages on each region.
-  explicit SlabAllocator(bool huge_pages);
+  SlabAllocator();
   // Unmaps every region: no block may be used after this.
   ~SlabAllocator();
   SlabAllocator(const SlabAllocator&) = delete;
@@ -71,10 +70,9 @@ class SlabAllocator {
 
   // From now on a helper thread faults in the next region before it is
   // needed. Without it the first touch of each region stalls the caller
-  // while the kernel zeroes it: with huge pages 2 MiB at once, measured at
-  // 2-4 ms on a VM, a latency spike for every request in flight (a third of
-  // tqd's CPU when producing at a million jobs a second). Costs one region of
-  // memory ahead.
+  // while the kernel zeroes it (32% of tqd's CPU when producing a million
+  // jobs a second, in 2-4 ms stalls when regions were huge pages). Costs one
+  // region of memory ahead.
   void prefault_ahead();
   // The helper thread prefault_ahead() started, or nullptr; others may hand
   // it their memory too.
@@ -98,7 +96,6 @@ class SlabAllocator {
   void release_oldest_reserve();
   size_t reserve_limit() const;
 
-  bool huge_pages_;
   Page* partial_[kClasses] = {};  // per size class: pages with a free block
   // Empty pages, oldest first. Addresses only: releasing a page must not
   // touch it (a cache miss each, and a fault for a released one).

@@ -40,7 +40,7 @@ bool resident(uintptr_t page) {
 
 TEST_SUITE("slab_allocator") {
   TEST_CASE("blocks are rounded to 8 bytes, packed into shared pages, and hold their bytes") {
-    SlabAllocator slab(false);
+    SlabAllocator slab;
     std::vector<char*> blocks;
     for (size_t i = 0; i < kPerPage + 1; ++i) {
       char* block = static_cast<char*>(slab.allocate(164));
@@ -62,7 +62,7 @@ TEST_SUITE("slab_allocator") {
   }
 
   TEST_CASE("a freed block is the next one handed out in its size class") {
-    SlabAllocator slab(false);
+    SlabAllocator slab;
     void* a = slab.allocate(100);
     void* b = slab.allocate(100);
     void* other = slab.allocate(200);
@@ -77,7 +77,7 @@ TEST_SUITE("slab_allocator") {
   }
 
   TEST_CASE("blocks above kMaxSlabBlock come from operator new and are counted apart") {
-    SlabAllocator slab(false);
+    SlabAllocator slab;
     const size_t big = SlabAllocator::kMaxSlabBlock + 1;
     void* block = slab.allocate(big);
     std::memset(block, 7, big);
@@ -89,7 +89,7 @@ TEST_SUITE("slab_allocator") {
   }
 
   TEST_CASE("a drained allocator keeps a small reserve and gives the rest back to the kernel") {
-    SlabAllocator slab(false);
+    SlabAllocator slab;
     const size_t pages = 1000;
     std::vector<void*> blocks;
     std::set<uintptr_t> used_pages;
@@ -124,7 +124,7 @@ TEST_SUITE("slab_allocator") {
   }
 
   TEST_CASE("random sizes, allocated and freed in random order, never overlap") {
-    SlabAllocator slab(false);
+    SlabAllocator slab;
     std::mt19937 random(12345);
     struct Live {
       unsigned char* block;
@@ -168,7 +168,7 @@ TEST_SUITE("slab_allocator") {
   }
 
   TEST_CASE("with prefault_ahead one region more is mapped, ahead, and blocks work as before") {
-    SlabAllocator slab(false);
+    SlabAllocator slab;
     slab.prefault_ahead();
     // Enough 168-byte blocks to fill two regions and start a third.
     const size_t per_region = SlabAllocator::kRegionBytes / kPage * kPerPage;
