@@ -144,12 +144,13 @@ SlabAllocator::Page* SlabAllocator::new_page(size_t block_bytes) {
 }
 
 SlabAllocator::Page* SlabAllocator::take_empty_page() {
+  if (prefaulter_ != nullptr) refill_reserve();
   char* memory;
   if (!reserve_.empty()) {
     memory = reserve_.back();  // the most recently emptied: likely still in cache
     reserve_.pop_back();
   } else if (!released_.empty()) {
-    memory = released_.back();
+    memory = released_.back();  // faults on first touch: the refill fell behind, or no prefaulter
     released_.pop_back();
   } else {
     if (region_next_ == region_end_) {
@@ -161,6 +162,28 @@ SlabAllocator::Page* SlabAllocator::take_empty_page() {
   }
   unpoison(memory, sizeof(Page));
   return reinterpret_cast<Page*>(memory);
+}
+
+void SlabAllocator::refill_reserve() {
+  if (!refilling_.empty()) {
+    if (!refill_done_->load(std::memory_order_acquire)) return;
+    reserve_.insert(reserve_.end(), refilling_.begin(), refilling_.end());
+    refilling_.clear();
+  }
+  if (released_.empty() || reserve_.size() >= kRefillPages) return;
+  const size_t n = std::min(kRefillPages, released_.size());
+  refilling_.assign(released_.end() - static_cast<ptrdiff_t>(n), released_.end());
+  released_.resize(released_.size() - n);
+  std::sort(refilling_.begin(), refilling_.end());
+  refill_done_ = std::make_shared<std::atomic<bool>>(false);
+  // One range per run of neighbouring pages; the prefaulter takes them in
+  // order, so the last one's flag says the whole batch is in.
+  for (size_t i = 0; i < n;) {
+    size_t j = i + 1;
+    while (j < n && refilling_[j] == refilling_[j - 1] + kPageBytes) ++j;
+    prefaulter_->populate(refilling_[i], (j - i) * kPageBytes, j == n ? refill_done_ : nullptr);
+    i = j;
+  }
 }
 
 void SlabAllocator::prefault_ahead() {
@@ -178,10 +201,18 @@ char* SlabAllocator::next_region() {
 }
 
 char* SlabAllocator::map_region() {
-  void* raw =
-      mmap(nullptr, kRegionBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  // Twice the size, so that a region aligned to its size fits (the ends are
+  // unmapped at once): a region is then whole page-table pages, and a block's
+  // region is its address, masked.
+  const size_t span = 2 * kRegionBytes;
+  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) throw std::bad_alloc();
-  char* region = static_cast<char*>(raw);
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + kRegionBytes - 1) & ~uintptr_t{kRegionBytes - 1};
+  if (aligned > start) munmap(raw, aligned - start);
+  const uintptr_t tail = aligned + kRegionBytes;
+  if (tail < start + span) munmap(reinterpret_cast<void*>(tail), start + span - tail);
+  char* region = reinterpret_cast<char*>(aligned);
   // 4 KiB pages even where transparent huge pages are "always" (job.h).
   madvise(region, kRegionBytes, MADV_NOHUGEPAGE);
   poison(region, kRegionBytes);
@@ -221,7 +252,7 @@ SlabAllocator::Stats SlabAllocator::stats() const {
   Stats stats;
   stats.mapped_bytes = regions_.size() * kRegionBytes;
   stats.used_bytes = used_pages_ * kPageBytes;
-  stats.reserve_bytes = reserve_.size() * kPageBytes;
+  stats.reserve_bytes = (reserve_.size() + refilling_.size()) * kPageBytes;
   stats.released_bytes = released_.size() * kPageBytes;
   stats.block_bytes = block_bytes_;
   stats.large_bytes = large_bytes_;

@@ -15,8 +15,15 @@
 // queue that drains gives back its memory, which malloc does not do for
 // chunks in the middle of its heap.
 //
+// Released pages come back through the prefaulter when there is one: once
+// the reserve runs low, a batch of them is faulted in on the helper thread
+// and joins the reserve when done. Taking them one by one, the loop would
+// pay a page fault for each (a second burst of a million enqueues ran at
+// 0.8-0.9M jobs/s against 1.3M for the first, with 40% more server CPU).
+//
 // Invariants: a page is in exactly one place: its size class's list of pages
-// with a free block, the reserve, the released pages, or nowhere (full).
+// with a free block, the reserve, the released pages, the batch being
+// faulted back in, or nowhere (full).
 // page->used counts its live blocks.
 //
 // Not thread-safe: the engine owns one (in its job table) and uses it from one
@@ -26,6 +33,7 @@
 // after free is still reported.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -46,11 +54,14 @@ class SlabAllocator {
   // the pages in use if that is more (a FIFO queue empties and refills pages
   // all the time; giving each back to the kernel would cost a fault per page).
   static constexpr size_t kMinReservePages = 64;
+  // Released pages faulted back in at a time (1 MiB), when the reserve holds
+  // fewer than this.
+  static constexpr size_t kRefillPages = 256;
 
   struct Stats {
     uint64_t mapped_bytes = 0;    // address space of the regions
     uint64_t used_bytes = 0;      // pages holding at least one block
-    uint64_t reserve_bytes = 0;   // empty pages kept resident
+    uint64_t reserve_bytes = 0;   // empty pages kept resident (or being faulted back in)
     uint64_t released_bytes = 0;  // empty pages given back to the kernel
     uint64_t block_bytes = 0;     // live blocks in pages, rounded to 8 bytes
     uint64_t large_bytes = 0;     // live blocks from operator new, as asked
@@ -79,6 +90,8 @@ class SlabAllocator {
   Prefaulter* prefaulter() const { return prefaulter_.get(); }
 
   Stats stats() const;
+  // Tests only: released pages are being faulted back in.
+  bool refilling() const { return !refilling_.empty(); }
 
  private:
   struct Page;
@@ -88,6 +101,9 @@ class SlabAllocator {
   Page* page_of(void* block) const;
   Page* new_page(size_t block_bytes);
   Page* take_empty_page();
+  // With a prefaulter: hands a batch of released pages to it when the
+  // reserve runs low; moves a finished batch into the reserve.
+  void refill_reserve();
   char* map_region();
   char* next_region();
   // A page whose last block was freed: into the reserve, and the reserve's
@@ -101,6 +117,8 @@ class SlabAllocator {
   // touch it (a cache miss each, and a fault for a released one).
   std::vector<char*> reserve_;   // memory resident
   std::vector<char*> released_;  // memory given back
+  std::vector<char*> refilling_;  // released pages the prefaulter is faulting in
+  std::shared_ptr<std::atomic<bool>> refill_done_;
   size_t used_pages_ = 0;
   std::vector<char*> regions_;
   char* region_next_ = nullptr;  // the next page never used, in the newest region
