@@ -170,12 +170,18 @@ void SlabAllocator::refill_reserve() {
     reserve_.insert(reserve_.end(), refilling_.begin(), refilling_.end());
     refilling_.clear();
   }
-  if (released_.empty() || reserve_.size() >= kRefillPages) return;
-  const size_t n = std::min(kRefillPages, released_.size());
+  // Only when the reserve is half gone (a backlog is growing), and never past
+  // the reserve's limit: more would be given back at the next free (past
+  // twice the limit), and a steady queue would cycle pages between the
+  // kernel and the reserve.
+  const size_t limit = reserve_limit();
+  if (released_.empty() || reserve_.size() >= limit / 2) return;
+  const size_t n = std::min({kRefillPages, released_.size(), limit - reserve_.size()});
   refilling_.assign(released_.end() - static_cast<ptrdiff_t>(n), released_.end());
   released_.resize(released_.size() - n);
   std::sort(refilling_.begin(), refilling_.end());
   refill_done_ = std::make_shared<std::atomic<bool>>(false);
+  ++refills_;
   // One range per run of neighbouring pages; the prefaulter takes them in
   // order, so the last one's flag says the whole batch is in.
   for (size_t i = 0; i < n;) {
@@ -234,6 +240,7 @@ void SlabAllocator::retire_page(Page* page) {
 }
 
 void SlabAllocator::release_oldest_reserve() {
+  ++releases_;
   const size_t keep = reserve_limit();
   const size_t count = reserve_.size() - keep;
   std::sort(reserve_.begin(), reserve_.begin() + static_cast<ptrdiff_t>(count));
@@ -256,6 +263,8 @@ SlabAllocator::Stats SlabAllocator::stats() const {
   stats.released_bytes = released_.size() * kPageBytes;
   stats.block_bytes = block_bytes_;
   stats.large_bytes = large_bytes_;
+  stats.releases = releases_;
+  stats.refills = refills_;
   return stats;
 }
 

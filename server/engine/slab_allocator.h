@@ -16,10 +16,12 @@
 // chunks in the middle of its heap.
 //
 // Released pages come back through the prefaulter when there is one: once
-// the reserve runs low, a batch of them is faulted in on the helper thread
-// and joins the reserve when done. Taking them one by one, the loop would
-// pay a page fault for each (a second burst of a million enqueues ran at
-// 0.8-0.9M jobs/s against 1.3M for the first, with 40% more server CPU).
+// the reserve is half gone, a batch of them is faulted in on the helper
+// thread and joins the reserve when done (never past the reserve's limit,
+// or a steady queue would cycle pages between the kernel and the reserve).
+// Taking them one by one, the loop would pay a page fault for each (a
+// second burst of a million enqueues ran at 0.8-0.9M jobs/s against 1.3M
+// for the first, with 40% more server CPU).
 //
 // Invariants: a page is in exactly one place: its size class's list of pages
 // with a free block, the reserve, the released pages, the batch being
@@ -54,8 +56,8 @@ class SlabAllocator {
   // the pages in use if that is more (a FIFO queue empties and refills pages
   // all the time; giving each back to the kernel would cost a fault per page).
   static constexpr size_t kMinReservePages = 64;
-  // Released pages faulted back in at a time (1 MiB), when the reserve holds
-  // fewer than this.
+  // Released pages faulted back in at most at a time (1 MiB), once the
+  // reserve is below half its limit, up to the limit.
   static constexpr size_t kRefillPages = 256;
 
   struct Stats {
@@ -65,6 +67,8 @@ class SlabAllocator {
     uint64_t released_bytes = 0;  // empty pages given back to the kernel
     uint64_t block_bytes = 0;     // live blocks in pages, rounded to 8 bytes
     uint64_t large_bytes = 0;     // live blocks from operator new, as asked
+    uint64_t releases = 0;        // times empty pages were given back
+    uint64_t refills = 0;         // batches of given-back pages faulted back in
   };
 
   SlabAllocator();
@@ -127,6 +131,8 @@ class SlabAllocator {
   std::unique_ptr<Prefaulter> prefaulter_;
   uint64_t block_bytes_ = 0;  // Stats::block_bytes
   uint64_t large_bytes_ = 0;  // Stats::large_bytes
+  uint64_t releases_ = 0;     // Stats::releases
+  uint64_t refills_ = 0;      // Stats::refills
 };
 
 }  // namespace tq::engine

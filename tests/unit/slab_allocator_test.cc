@@ -216,6 +216,35 @@ TEST_SUITE("slab_allocator") {
     for (void* block : blocks) slab.deallocate(block, 164);
   }
 
+  TEST_CASE("a steady small queue does not cycle pages between the kernel and the reserve") {
+    // After a drain most pages are given back. A queue that then stays small
+    // (as many enqueues as acks) must settle: no batch faulted back in only
+    // to be given back again at the next free.
+    SlabAllocator slab;
+    slab.prefault_ahead();
+    std::vector<void*> fifo;
+    for (size_t i = 0; i < 1000 * kPerPage; ++i) fifo.push_back(slab.allocate(164));
+    for (void* block : fifo) slab.deallocate(block, 164);
+    fifo.clear();
+    REQUIRE(slab.stats().released_bytes > 0);
+    auto run = [&](size_t rounds) {
+      for (size_t i = 0; i < rounds; ++i) {
+        fifo.push_back(slab.allocate(164));
+        if (fifo.size() > 10 * kPerPage) {
+          slab.deallocate(fifo.front(), 164);
+          fifo.erase(fifo.begin());
+        }
+      }
+    };
+    run(50 * kPerPage);  // settles
+    while (slab.refilling()) run(1);
+    const auto settled = slab.stats();
+    run(2000 * kPerPage);  // twice the pages the backlog had
+    CHECK(slab.stats().refills - settled.refills <= 1);
+    CHECK(slab.stats().releases - settled.releases <= 1);
+    for (void* block : fifo) slab.deallocate(block, 164);
+  }
+
   TEST_CASE("with prefault_ahead one region more is mapped, ahead, and blocks work as before") {
     SlabAllocator slab;
     slab.prefault_ahead();
