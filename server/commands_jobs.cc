@@ -245,10 +245,9 @@ void cmd_touch(CommandContext& ctx, const Request& req) {
     if (ms == 0) return reply_error(ctx, ErrorCode::kBadFormat, "TOUCH needs a duration above 0");
     extend = ms;
   }
-  auto deadline = ctx.engine.touch(id, extend);
-  if (!deadline.ok()) return reply_error(ctx, deadline.error());
-  reply_ok(ctx, "touched",
-           num(id) + " " + num(static_cast<uint64_t>(deadline.value() - ctx.engine.now_ms())));
+  auto left_ms = ctx.engine.touch(id, extend);
+  if (!left_ms.ok()) return reply_error(ctx, left_ms.error());
+  reply_ok(ctx, "touched", num(id) + " " + num(static_cast<uint64_t>(left_ms.value())));
 }
 
 void cmd_delete(CommandContext& ctx, const Request& req) {

@@ -284,10 +284,11 @@ Result<int64_t> Engine::touch(uint64_t id, std::optional<int64_t> extend_ms) {
   Result<Job*> found = leased_job(id, "touch");
   if (!found.ok()) return found.error();
   Job* job = found.value();
-  job->deadline_ms = clock_.now_ms() + extend_ms.value_or(job->queue->settings.ack_timeout_ms);
+  const int64_t left = extend_ms.value_or(job->queue->settings.ack_timeout_ms);
+  job->deadline_ms = clock_.now_ms() + left;
   job->queue->leased.update(job);
   reschedule(job->queue);
-  return job->deadline_ms;  // not logged: leases do not survive a restart anyway
+  return left;  // not logged: leases do not survive a restart anyway
 }
 
 std::vector<Queue*> Engine::take_ready_signals() {

@@ -144,7 +144,8 @@ class Engine {
   // Sends a leased job straight to dead letters.
   Status fail(uint64_t id, std::string_view reason);
   // Extends a lease to now + `extend_ms` (the queue's ack timeout when
-  // absent); returns the new deadline.
+  // absent); returns the milliseconds the lease now has left, from the same
+  // reading of the clock (a second reading could be a millisecond later).
   Result<int64_t> touch(uint64_t id, std::optional<int64_t> extend_ms);
 
   // --- Repair and inspection ---
