@@ -10,7 +10,7 @@
 #
 # Durability modes (what each server promises before it answers):
 #   none   beanstalkd without -b; redis --save '' --appendonly no;
-#          tq wal.fsync: never (tq always logs: it has no mode without a WAL)
+#          tq wal.enabled: false
 #   log    beanstalkd -b DIR; redis --appendonly yes --appendfsync no;
 #          tq wal.fsync: never
 #   fsync  beanstalkd -b DIR -f 0; redis --appendonly yes --appendfsync always;
@@ -174,9 +174,11 @@ start_server() {
   mkdir -p "$dir"
   case $system in
     tq)
-      local fsync=never
-      [ "$mode" = fsync ] && fsync=always
-      printf 'wal:\n  fsync: %s\n' "$fsync" > "$dir/tqd.yaml"
+      case $mode in
+        none) printf 'wal:\n  enabled: false\n' > "$dir/tqd.yaml" ;;
+        log) printf 'wal:\n  fsync: never\n' > "$dir/tqd.yaml" ;;
+        *) printf 'wal:\n  fsync: always\n' > "$dir/tqd.yaml" ;;
+      esac
       "$tqd" --config "$dir/tqd.yaml" --port 0 --data-dir "$dir/data" 2> "$dir/server.log" &
       server_pid=$!
       server_port=""
@@ -378,7 +380,7 @@ Durability modes:
 
 | mode | beanstalkd | redis | tq |
 |---|---|---|---|
-| none | no binlog | \`--save '' --appendonly no\` | \`wal.fsync: never\` (tq always writes its WAL; there is no way to turn it off) |
+| none | no binlog | \`--save '' --appendonly no\` | \`wal.enabled: false\` (jobs in memory only) |
 | log | \`-b DIR\` (no fsync) | \`--appendonly yes --appendfsync no\` | \`wal.fsync: never\` |
 | fsync | \`-b DIR -f 0\` (fsync every write) | \`--appendonly yes --appendfsync always\` | \`wal.fsync: always\` (group commit: one fdatasync per batch) |
 

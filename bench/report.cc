@@ -113,7 +113,9 @@ std::string workload_text(const Options& o, const WorkloadResult& r) {
   out += printf_string("  client    %.2f s CPU (%.2f cores, %.2f us per job)\n",
                        r.client_cpu_seconds, r.seconds > 0 ? r.client_cpu_seconds / r.seconds : 0.0,
                        h.jobs > 0 ? r.client_cpu_seconds * 1e6 / static_cast<double>(h.jobs) : 0.0);
-  if (r.tq_after) {
+  if (r.tq_after && r.tq_after->count("wal_enabled") && r.tq_after->at("wal_enabled") == "0") {
+    out += "  tq wal    disabled (wal.enabled: false): jobs in memory only\n";
+  } else if (r.tq_after) {
     out +=
         printf_string("  tq wal    %llu fsyncs, %llu write batches, wal_bytes %s (fsync=%s)\n",
                       static_cast<unsigned long long>(stat_delta(r, "wal_fsyncs_total")),

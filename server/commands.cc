@@ -336,6 +336,7 @@ void cmd_stats(CommandContext& ctx, const Request& req) {
       {"loop_max_busy_us", num(loop.max_busy_ns / 1000)},
       {"loop_slow_iterations_total", num(loop.slow_iterations)},
   };
+  lines.emplace_back("wal_enabled", ctx.log != nullptr ? "1" : "0");
   if (ctx.log != nullptr) {
     wal::LogStats w = ctx.log->stats();
     lines.emplace_back("wal_fsync", wal::fsync_policy_name(ctx.log->policy()));

@@ -177,6 +177,8 @@ void read_config(const YAML::Node& root, Config& c) {
     }},
     {"wal", [&](const YAML::Node& n, const std::string& k) {
       read_section(n, k, {
+        {"enabled", [&](const YAML::Node& v, const std::string& kk) {
+          c.wal_enabled = read_bool(v, kk); }},
         {"fsync", [&](const YAML::Node& v, const std::string& kk) {
           std::string text = scalar(v, kk);
           if (text == "always") c.fsync = wal::FsyncPolicy::kAlways;

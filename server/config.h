@@ -55,6 +55,10 @@ struct Config {
   engine::QueueSettings queue_defaults;
   std::vector<DeclaredQueue> declared_queues;
   // wal:
+  // false: jobs live in memory only and nothing is written to data_dir; a
+  // restart or a crash loses every job (beanstalkd without -b, redis without
+  // persistence). For work that can be redone; never the default.
+  bool wal_enabled = true;
   wal::FsyncPolicy fsync = wal::FsyncPolicy::kAlways;
   int64_t fsync_interval_ms = 1000;
   uint64_t segment_bytes = 64ull << 20;

@@ -54,6 +54,14 @@ Daemon::~Daemon() {
 }
 
 bool Daemon::open_log() {
+  if (!config_.wal_enabled) {
+    LOG_WARN(
+        "wal.enabled is false: jobs live in memory only and nothing is written to %s; "
+        "stopping or restarting tqd loses every job",
+        config_.data_dir.c_str());
+    if (config_.wal_recover) LOG_WARN("wal recover: nothing to recover, the log is disabled");
+    return true;
+  }
   wal::LogOptions options;
   options.dir = config_.data_dir + "/wal";
   options.fsync = config_.fsync;

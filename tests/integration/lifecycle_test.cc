@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -209,6 +210,35 @@ TEST_SUITE("lifecycle") {
     CHECK(call(s, "RESUME emails") == "OK resumed emails");
     CHECK(call(s, "DEQUEUE emails") == "OK " + keyed_id + " hello");
     CHECK(call(s, "KICK emails") == "OK kicked 1");
+    tqd.stop(SIGTERM);
+    tq::testing::remove_tree(dir);
+  }
+
+  TEST_CASE(
+      "with wal.enabled false jobs are served from memory, nothing is written, and a restart "
+      "starts empty") {
+    const std::string dir = tq::testing::make_temp_dir();
+    TqdOptions options;
+    options.dir = dir;
+    options.config_yaml = "wal:\n  enabled: false\n";
+    {
+      TqdProcess tqd(options);
+      CHECK(tqd.wait_for_log("wal.enabled is false"));  // an operator is told, loudly
+      auto s = tqd.socket();
+      CHECK(call(s, "CREATE emails") == "OK created emails");
+      CHECK(call(s, "ENQUEUE emails first") == "OK 1");
+      CHECK(call(s, "DEQUEUE emails") == "OK 1 first");
+      CHECK(call(s, "ACK 1") == "OK acked 1");
+      CHECK(call(s, "ENQUEUE emails second") == "OK 2");
+      CHECK(stat(s, "wal_enabled") == 0);
+      CHECK(tq::testing::stat_via(s, "wal_fsync").empty());
+      CHECK(stat(s, "jobs_ready") == 1);
+      tqd.stop(SIGKILL);
+    }
+    CHECK(::access((dir + "/data").c_str(), F_OK) != 0);  // not even the directory
+    TqdProcess tqd(options);
+    auto s = tqd.socket();
+    CHECK(call(s, "ENQUEUE emails third").rfind("ERROR NOQUEUE", 0) == 0);  // the queue went too
     tqd.stop(SIGTERM);
     tq::testing::remove_tree(dir);
   }

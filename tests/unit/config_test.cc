@@ -18,6 +18,7 @@ TEST_SUITE("config") {
     CHECK(r.config->queue_defaults.ack_timeout_ms == 30'000);
     CHECK_FALSE(r.config->auto_create_queues);
     CHECK_FALSE(r.config->wal_sync_leases);
+    CHECK(r.config->wal_enabled);  // durable unless asked otherwise
   }
 
   TEST_CASE("the shipped config.yaml loads and states the defaults") {
@@ -33,6 +34,7 @@ TEST_SUITE("config") {
     CHECK(r.config->max_payload_total == defaults.max_payload_total);
     CHECK(r.config->max_wait_ms == defaults.max_wait_ms);
     CHECK(r.config->fsync == defaults.fsync);
+    CHECK(r.config->wal_enabled == defaults.wal_enabled);
     CHECK(r.config->wal_sync_leases == defaults.wal_sync_leases);
     CHECK(r.config->segment_bytes == defaults.segment_bytes);
     CHECK(r.config->declared_queues.empty());
@@ -136,6 +138,7 @@ server:
 limits:
   max_line_bytes: 64KiB
 wal:
+  enabled: false
   sync_leases: true
 queues:
   auto_create: true
@@ -149,6 +152,7 @@ queues:
     CHECK(r.config->shutdown_timeout_ms == 1500);
     CHECK(r.config->max_line_bytes == 64 * 1024);
     CHECK(r.config->wal_sync_leases);
+    CHECK_FALSE(r.config->wal_enabled);
     CHECK(r.config->auto_create_queues);
     CHECK(r.config->queue_defaults.ack_timeout_ms == 120'000);
   }
@@ -166,6 +170,10 @@ queues:
     r = load_config_text("queues:\n  defaults:\n    ack_timeout: soon\n", "t.yaml");
     REQUIRE_FALSE(r.config);
     CHECK(r.error.find("t.yaml: queues.defaults.ack_timeout: expected a duration") == 0);
+    r = load_config_text("wal:\n  enabled: off-ish\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error.find("t.yaml: wal.enabled: ") == 0);
+    CHECK(r.error.find("off-ish") != std::string::npos);
   }
 
   TEST_CASE("broken YAML is one line with its position") {
