@@ -60,6 +60,7 @@ bool Daemon::open_log() {
         "stopping or restarting tqd loses every job",
         config_.data_dir.c_str());
     if (config_.wal_recover) LOG_WARN("wal recover: nothing to recover, the log is disabled");
+    engine_.set_observer(nullptr);  // no records to encode for a log that is not there
     return true;
   }
   wal::LogOptions options;
@@ -149,7 +150,8 @@ bool Daemon::declare_queues() {
 bool Daemon::start() {
   if (!open_log()) return false;
   if (!declare_queues()) return false;
-  server_ = std::make_unique<Server>(&loop_, config_, engine_, stats_, log_.get(), &journal_);
+  server_ = std::make_unique<Server>(&loop_, config_, engine_, stats_, log_.get(),
+                                     log_ != nullptr ? &journal_ : nullptr);
   std::string error;
   if (!server_->listen(&error)) {
     LOG_ERROR("%s", error.c_str());
