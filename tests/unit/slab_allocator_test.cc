@@ -216,10 +216,11 @@ TEST_SUITE("slab_allocator") {
     for (void* block : blocks) slab.deallocate(block, 164);
   }
 
-  TEST_CASE("a steady small queue does not cycle pages between the kernel and the reserve") {
-    // After a drain most pages are given back. A queue that then stays small
-    // (as many enqueues as acks) must settle: no batch faulted back in only
-    // to be given back again at the next free.
+  TEST_CASE("a steady queue does not cycle pages between the kernel and the reserve") {
+    // After a drain most pages are given back. A queue that then holds
+    // steady (as many enqueues as acks) must settle: no batch faulted back
+    // in only to be given back again at the next free, and the reserve no
+    // bigger than its limit.
     SlabAllocator slab;
     slab.prefault_ahead();
     std::vector<void*> fifo;
@@ -227,22 +228,37 @@ TEST_SUITE("slab_allocator") {
     for (void* block : fifo) slab.deallocate(block, 164);
     fifo.clear();
     REQUIRE(slab.stats().released_bytes > 0);
-    auto run = [&](size_t rounds) {
+    size_t head = 0;  // fifo[head, end) are live
+    auto run = [&](size_t rounds, size_t pages) {
       for (size_t i = 0; i < rounds; ++i) {
         fifo.push_back(slab.allocate(164));
-        if (fifo.size() > 10 * kPerPage) {
-          slab.deallocate(fifo.front(), 164);
-          fifo.erase(fifo.begin());
-        }
+        if (fifo.size() - head > pages * kPerPage) slab.deallocate(fifo[head++], 164);
       }
     };
-    run(50 * kPerPage);  // settles
-    while (slab.refilling()) run(1);
-    const auto settled = slab.stats();
-    run(2000 * kPerPage);  // twice the pages the backlog had
-    CHECK(slab.stats().refills - settled.refills <= 1);
-    CHECK(slab.stats().releases - settled.releases <= 1);
-    for (void* block : fifo) slab.deallocate(block, 164);
+    auto reserve_within_limit = [&] {
+      const auto stats = slab.stats();
+      const size_t used_pages = stats.used_bytes / kPage;
+      return stats.reserve_bytes / kPage <=
+             std::max(SlabAllocator::kMinReservePages, used_pages / 8);
+    };
+    SUBCASE("smaller than what the drain left in the reserve: nothing comes back") {
+      run(50 * kPerPage, 10);
+      const auto settled = slab.stats();
+      run(2000 * kPerPage, 10);  // twice the pages the backlog had
+      CHECK(slab.stats().refills == settled.refills);
+      CHECK(slab.stats().releases == settled.releases);
+    }
+    SUBCASE("bigger: given-back pages come back, and stay") {
+      run(150 * kPerPage, 150);  // past the reserve: batches are faulted back in
+      while (slab.refilling()) run(1, 150);
+      const auto settled = slab.stats();
+      CHECK(settled.refills >= 1);
+      run(2000 * kPerPage, 150);
+      while (slab.refilling()) run(1, 150);
+      CHECK(slab.stats().releases == settled.releases);
+      CHECK(reserve_within_limit());
+    }
+    for (size_t i = head; i < fifo.size(); ++i) slab.deallocate(fifo[i], 164);
   }
 
   TEST_CASE("with prefault_ahead one region more is mapped, ahead, and blocks work as before") {
