@@ -158,7 +158,8 @@ JsonObject workload_json(const Options& o, const WorkloadResult& r) {
   }
   if (r.tq_after) {
     JsonObject w;
-    w.add("fsyncs", stat_delta(r, "wal_fsyncs_total"))
+    w.add("enabled", !(r.tq_after->count("wal_enabled") && r.tq_after->at("wal_enabled") == "0"))
+        .add("fsyncs", stat_delta(r, "wal_fsyncs_total"))
         .add("batches", stat_delta(r, "wal_batches_total"))
         .add("wal_bytes", stat_number(*r.tq_after, "wal_bytes"));
     j.add("tq_wal", w);
