@@ -137,8 +137,7 @@ Result<ReplayResult> run_replay(const Options& o) {
     if (!produced) return produced.error();
     result.produce = std::move(*produced);
     if (result.produce.failure) return result;
-    const auto& stats = result.produce.tq_after;
-    if (stats && stats->count("wal_enabled") && stats->at("wal_enabled") == "0") {
+    if (result.produce.tq_after && wal_disabled(*result.produce.tq_after)) {
       return Error{"the replay needs a log, and the tqd config sets wal.enabled: false"};
     }
     result.after_produce = read_process_usage(first->pid());

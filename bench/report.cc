@@ -113,7 +113,7 @@ std::string workload_text(const Options& o, const WorkloadResult& r) {
   out += printf_string("  client    %.2f s CPU (%.2f cores, %.2f us per job)\n",
                        r.client_cpu_seconds, r.seconds > 0 ? r.client_cpu_seconds / r.seconds : 0.0,
                        h.jobs > 0 ? r.client_cpu_seconds * 1e6 / static_cast<double>(h.jobs) : 0.0);
-  if (r.tq_after && r.tq_after->count("wal_enabled") && r.tq_after->at("wal_enabled") == "0") {
+  if (r.tq_after && wal_disabled(*r.tq_after)) {
     out += "  tq wal    disabled (wal.enabled: false): jobs in memory only\n";
   } else if (r.tq_after) {
     out +=
@@ -158,7 +158,7 @@ JsonObject workload_json(const Options& o, const WorkloadResult& r) {
   }
   if (r.tq_after) {
     JsonObject w;
-    w.add("enabled", !(r.tq_after->count("wal_enabled") && r.tq_after->at("wal_enabled") == "0"))
+    w.add("enabled", !wal_disabled(*r.tq_after))
         .add("fsyncs", stat_delta(r, "wal_fsyncs_total"))
         .add("batches", stat_delta(r, "wal_batches_total"))
         .add("wal_bytes", stat_number(*r.tq_after, "wal_bytes"));

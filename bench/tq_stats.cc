@@ -34,4 +34,9 @@ uint64_t stat_number(const TqStats& stats, const std::string& name) {
   return v && *v > 0 ? static_cast<uint64_t>(*v) : 0;
 }
 
+bool wal_disabled(const TqStats& stats) {
+  auto it = stats.find("wal_enabled");
+  return it != stats.end() && it->second == "0";
+}
+
 }  // namespace tq::bench

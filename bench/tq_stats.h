@@ -18,4 +18,8 @@ Result<TqStats> fetch_tq_stats(BlockingSocket& socket);
 // The named figure as a number; 0 when absent or not a number.
 uint64_t stat_number(const TqStats& stats, const std::string& name);
 
+// True when tqd runs with wal.enabled: false (STATS wal_enabled 0). A tqd
+// older than that field always has a log.
+bool wal_disabled(const TqStats& stats);
+
 }  // namespace tq::bench
