@@ -191,12 +191,11 @@ void read_config(const YAML::Node& root, Config& c) {
           c.segment_bytes = read_size(v, kk, 64 << 10, 4ull << 30); }},
         {"compaction_ratio", [&](const YAML::Node& v, const std::string& kk) {
           std::string text = scalar(v, kk);
-          char* end = nullptr;
-          double ratio = std::strtod(text.c_str(), &end);
-          if (end == text.c_str() || *end != '\0' || ratio < 1.2 || ratio > 100) {
+          auto ratio = parse_decimal(text);
+          if (!ratio || *ratio < 1.2 || *ratio > 100) {
             fail(kk, "expected a number from 1.2 to 100, got '" + text + "'");
           }
-          c.compaction_ratio = ratio; }},
+          c.compaction_ratio = *ratio; }},
         {"recover", [&](const YAML::Node& v, const std::string& kk) {
           c.wal_recover = read_bool(v, kk); }},
         {"zero_fill", [&](const YAML::Node& v, const std::string& kk) {
@@ -280,6 +279,22 @@ std::optional<int64_t> parse_duration_ms(const std::string& text, int64_t unit_m
   else return std::nullopt;
   if (v > static_cast<uint64_t>(INT64_MAX / scale)) return std::nullopt;
   return static_cast<int64_t>(v) * scale;
+}
+
+std::optional<double> parse_decimal(std::string_view text) {
+  size_t digits = 0;
+  size_t points = 0;
+  for (char ch : text) {
+    if (ch >= '0' && ch <= '9') ++digits;
+    else if (ch == '.') ++points;
+    else return std::nullopt;
+  }
+  if (digits == 0 || points > 1 || text.size() > 32) return std::nullopt;
+  double v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v,
+                                   std::chars_format::fixed);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return v;
 }
 
 std::optional<uint64_t> parse_size(const std::string& text) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -91,5 +92,8 @@ std::optional<LogLevel> parse_log_level(const std::string& name);
 std::optional<int64_t> parse_duration_ms(const std::string& text, int64_t unit_ms);
 // "64MiB", "512KiB", "1GiB", "100KB", or a plain number of bytes.
 std::optional<uint64_t> parse_size(const std::string& text);
+// "2", "1.5", "0.25": digits with at most one decimal point, nothing else
+// (no sign, exponent, hex, inf or nan), as a person writes a ratio.
+std::optional<double> parse_decimal(std::string_view text);
 
 }  // namespace tq::server

@@ -24,10 +24,8 @@ std::optional<uint64_t> whole(std::string_view value, uint64_t max) {
 }
 
 std::optional<double> fraction(std::string_view value, double min, double max) {
-  std::string text(value);
-  char* end = nullptr;
-  double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || v < min || v > max) return std::nullopt;
+  auto v = parse_decimal(value);
+  if (!v || *v < min || *v > max) return std::nullopt;
   return v;
 }
 

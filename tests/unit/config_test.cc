@@ -202,4 +202,26 @@ queues:
     CHECK(parse_size("1GB") == 1'000'000'000u);
     CHECK_FALSE(parse_size("lots").has_value());
   }
+
+  TEST_CASE("ratios are plain decimals - nan, inf, hex, exponents and signs are refused") {
+    CHECK(parse_decimal("2") == 2.0);
+    CHECK(parse_decimal("1.5") == 1.5);
+    CHECK(parse_decimal("0.25") == 0.25);
+    CHECK(parse_decimal(".5") == 0.5);
+    for (const char* bad :
+         {"nan", "NaN", "inf", "-inf", "0x10", "1e1", "-1", "+2", "1.2.3", ".", "", " 2", "2 "}) {
+      INFO(bad);
+      CHECK_FALSE(parse_decimal(bad).has_value());
+    }
+    auto r = load_config_text("queues:\n  defaults:\n    backoff_factor: nan\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error ==
+          "t.yaml: queues.defaults.backoff_factor: expected a number from 1 to 100, got 'nan'");
+    r = load_config_text("wal:\n  compaction_ratio: inf\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error == "t.yaml: wal.compaction_ratio: expected a number from 1.2 to 100, got 'inf'");
+    r = load_config_text("queues:\n  defaults:\n    backoff_jitter: 0.5\n", "t.yaml");
+    REQUIRE(r.config);
+    CHECK(r.config->queue_defaults.backoff_jitter == 0.5);
+  }
 }
