@@ -58,7 +58,15 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
   if (nread < 0) {
     if (nread == UV_EOF) {
       // The client is done sending but may still read (nc -N, shutdown(2)):
-      // answer what it sent, then close.
+      // answer what it sent, then close. A wait ends here, though: a worker
+      // that closed while blocked in DEQUEUE ... WAIT looks the same as one
+      // that half-closed, and handing it a job would strand that job in a
+      // lease until its ack timeout while live workers wait (redis and
+      // beanstalkd also drop a blocked client at EOF).
+      if (self->waiting_) {
+        self->waiting_ = false;
+        self->server_.waiters().cancel(self->id_);
+      }
       self->close_when_flushed();
     } else {
       LOG_DEBUG("connection %llu: read error: %s", static_cast<unsigned long long>(self->id_),

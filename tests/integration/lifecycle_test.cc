@@ -57,6 +57,16 @@ uint64_t stat(LineSocket& s, const std::string& name) {
   return std::stoull(value);
 }
 
+// Polls the server's STATS until `waiters` reads n (about 2 s at most):
+// how a test knows a worker is parked, or forgotten, before it goes on.
+bool waiters_reach(LineSocket& admin, uint64_t n) {
+  for (int i = 0; i < 400; ++i) {
+    if (stat(admin, "waiters") == n) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
 }  // namespace
 
 TEST_SUITE("lifecycle") {
@@ -66,19 +76,7 @@ TEST_SUITE("lifecycle") {
     REQUIRE(call(producer, "CREATE jobs") == "OK created jobs");
     auto worker = tqd.socket(30'000);
     REQUIRE(worker.send("DEQUEUE jobs WAIT 30\n").ok());
-    // Make sure the worker is parked before the job is sent.
-    for (int i = 0; i < 200; ++i) {
-      std::string stats = call(producer, "STATS jobs");
-      size_t n = std::stoul(stats.substr(3));
-      bool parked = false;
-      for (size_t k = 0; k < n; ++k) {
-        auto line = producer.read_line();
-        REQUIRE(line.ok());
-        if (*line == "waiters 1") parked = true;
-      }
-      if (parked) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    REQUIRE(waiters_reach(producer, 1));  // parked before the job is sent
     auto sent = Clock::now();
     std::string id = call(producer, "ENQUEUE jobs wake up").substr(3);
     auto got = worker.read_line();
@@ -87,6 +85,31 @@ TEST_SUITE("lifecycle") {
     CHECK(*got == "OK " + id + " wake up");
     MESSAGE("long-poll wake-up latency: " << latency.count() << " us");
     CHECK(latency < std::chrono::seconds(2));  // far inside the 30 s wait: pushed, not polled
+  }
+
+  TEST_CASE(
+      "a worker that closes while blocked in WAIT is forgotten - the next job goes to a live one") {
+    TqdProcess tqd;
+    auto admin = tqd.socket();
+    REQUIRE(call(admin, "CREATE q") == "OK created q");
+    {
+      auto gone = tqd.socket();
+      REQUIRE(gone.send("DEQUEUE q WAIT 30\n").ok());
+      REQUIRE(waiters_reach(admin, 1));
+    }  // closed
+    REQUIRE(waiters_reach(admin, 0));
+    auto half = tqd.socket();
+    REQUIRE(half.send("DEQUEUE q WAIT 30\n").ok());
+    REQUIRE(waiters_reach(admin, 1));
+    half.shutdown_write();  // looks the same as gone: the wait ends, the server closes
+    CHECK_FALSE(half.read_line().ok());
+    REQUIRE(waiters_reach(admin, 0));
+    auto live = tqd.socket(30'000);
+    REQUIRE(live.send("DEQUEUE q WAIT 30\n").ok());
+    REQUIRE(waiters_reach(admin, 1));
+    std::string id = call(admin, "ENQUEUE q for the living").substr(3);
+    CHECK(*live.read_line() == "OK " + id + " for the living");
+    CHECK(stat(admin, "jobs_leased") == 1);
   }
 
   TEST_CASE("WAIT ends with EMPTY (or OK 0 with COUNT) when no job comes") {
@@ -252,19 +275,7 @@ TEST_SUITE("lifecycle") {
     auto on_b = tqd.socket(10'000);
     REQUIRE(on_a.send("DEQUEUE a WAIT 30\n").ok());
     REQUIRE(on_b.send("DEQUEUE b WAIT 30\n").ok());
-    // Wait until both are parked.
-    for (int i = 0; i < 400; ++i) {
-      REQUIRE(admin.send("STATS\n").ok());
-      size_t n = std::stoul(admin.read_line()->substr(3));
-      bool both = false;
-      for (size_t k = 0; k < n; ++k) {
-        auto line = admin.read_line();
-        REQUIRE(line.ok());
-        if (*line == "waiters 2") both = true;
-      }
-      if (both) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    REQUIRE(waiters_reach(admin, 2));
     CHECK(call(admin, "DROP a") == "OK dropped a");
     CHECK(*on_a.read_line() == "ERROR NOQUEUE queue 'a' was dropped while you waited");
     tqd.stop(SIGTERM);
