@@ -196,33 +196,26 @@ bool same_secret(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-// Wrong passwords, all connections together, answered per second at most:
-// guessing stays slow however many connections an attacker opens.
-constexpr uint64_t kAuthFailuresPerSecond = 20;
-
 void cmd_auth(CommandContext& ctx, const Request& req) {
   if (ctx.auth == nullptr || ctx.auth->password == nullptr || ctx.auth->password->empty()) {
     ctx.out += "OK no password is set\n";
     return;
   }
-  ServerStats& s = ctx.stats;
+  AuthState& auth = *ctx.auth;
   const int64_t now = ctx.engine.now_ms();
-  if (now - s.auth_window_start_ms >= 1000) {
-    s.auth_window_start_ms = now;
-    s.auth_window_failures = 0;
-  }
-  if (s.auth_window_failures >= kAuthFailuresPerSecond) {
+  if (auth.throttle != nullptr && !auth.throttle->allowed(auth.address, now)) {
     ctx.close_after_reply = true;
-    return reply_error(ctx, ErrorCode::kNoAuth, "too many failed attempts; try again in a second");
+    return reply_error(ctx, ErrorCode::kNoAuth,
+                       "too many wrong passwords from this address; try again in a second");
   }
-  if (same_secret(req.args[0], *ctx.auth->password)) {
-    ctx.auth->authenticated = true;
+  if (same_secret(req.args[0], *auth.password)) {
+    auth.authenticated = true;
     ctx.out += "OK authenticated\n";
     return;
   }
-  ++s.auth_failures;
-  ++s.auth_window_failures;
-  if (++ctx.auth->failures >= ctx.auth->max_failures) ctx.close_after_reply = true;
+  ++ctx.stats.auth_failures;
+  if (auth.throttle != nullptr) auth.throttle->failed(auth.address, now);
+  if (++auth.failures >= auth.max_failures) ctx.close_after_reply = true;
   reply_error(ctx, ErrorCode::kNoAuth, "wrong password");
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "protocol/request_parser.h"
+#include "server/auth_throttle.h"
 #include "server/engine/engine.h"
 #include "server/journal.h"
 #include "server/stats.h"
@@ -34,6 +35,8 @@ struct AuthState {
   bool authenticated = false;
   size_t failures = 0;                    // wrong passwords on this connection
   size_t max_failures = 3;                // then the connection is closed
+  AuthThrottle* throttle = nullptr;       // wrong passwords per address and second; null: none
+  std::string address;                    // the client's, without its port
   bool required() const { return password != nullptr && !password->empty() && !authenticated; }
 };
 

@@ -22,18 +22,16 @@ struct Connection::WriteRequest {
   std::string data;  // owned here until libuv is done with it
 };
 
-Connection::Connection(Server& server, uint64_t id, protocol::ParserLimits limits,
-                       const std::string* password, size_t max_auth_failures)
-    : server_(server), id_(id), parser_(limits) {
+Connection::Connection(Server& server, uint64_t id, protocol::ParserLimits limits, AuthState auth)
+    : server_(server), id_(id), parser_(limits), auth_(std::move(auth)) {
   tcp_.data = this;
-  auth_.password = password;
-  auth_.max_failures = max_auth_failures;
   last_request_ms_ = server_.loop_now_ms();
 }
 
 bool Connection::start() {
   started_ = true;
   uv_tcp_nodelay(&tcp_, 1);
+  if (auth_.required()) auth_.address = peer_address();
   int rc = uv_read_start(stream(), on_alloc, on_read);
   if (rc != 0) {
     LOG_WARN("connection %llu: cannot read: %s", static_cast<unsigned long long>(id_),
@@ -43,6 +41,19 @@ bool Connection::start() {
   }
   reading_ = true;
   return true;
+}
+
+std::string Connection::peer_address() {
+  sockaddr_storage addr{};
+  int len = sizeof addr;
+  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
+  char text[INET6_ADDRSTRLEN] = "";
+  if (addr.ss_family == AF_INET6) {
+    uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(&addr), text, sizeof text);
+  } else {
+    uv_ip4_name(reinterpret_cast<const sockaddr_in*>(&addr), text, sizeof text);
+  }
+  return text;
 }
 
 void Connection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {

@@ -38,8 +38,9 @@ class Server;
 
 class Connection {
  public:
-  Connection(Server& server, uint64_t id, protocol::ParserLimits limits, const std::string* password,
-             size_t max_auth_failures);
+  // `auth` is the server's password, limits and throttle; start() fills in
+  // the client's address.
+  Connection(Server& server, uint64_t id, protocol::ParserLimits limits, AuthState auth);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
   Connection(Connection&&) = delete;
@@ -117,6 +118,8 @@ class Connection {
   void consume(size_t n);
   void after_write_drained();
   size_t unsent_bytes() const { return out_.size() + in_flight_; }
+  // The client's IP address as text ("" if the socket cannot say).
+  std::string peer_address();
 
   Server& server_;
   const uint64_t id_;

@@ -138,8 +138,11 @@ void Server::accept_one() {
   protocol::ParserLimits limits;
   limits.max_line_bytes = config_.max_line_bytes;
   limits.max_body_bytes = config_.max_payload_bytes;
-  auto connection = std::make_unique<Connection>(*this, id, limits, &config_.password,
-                                                 config_.max_auth_failures);
+  AuthState auth;
+  auth.password = &config_.password;
+  auth.max_failures = config_.max_auth_failures;
+  auth.throttle = &auth_throttle_;
+  auto connection = std::make_unique<Connection>(*this, id, limits, std::move(auth));
   uv_tcp_init(loop_, connection->tcp());
   Connection* raw = connection.get();
   connections_.emplace(id, std::move(connection));

@@ -124,6 +124,7 @@ class Server {
   bool unwaited_due_ = false;
   int64_t wait_timer_deadline_ms_ = INT64_MAX;
   WaiterTable waiters_;
+  AuthThrottle auth_throttle_;  // wrong passwords, per client address and second
   RequestLimits request_limits_;
   std::vector<uint64_t> resume_list_;  // connection ids with requests to run after a wait
   std::vector<uint64_t> log_waiters_;  // connection ids holding replies for the log

@@ -19,8 +19,6 @@ struct ServerStats {
   uint64_t commands_total = 0;
   uint64_t errors_total = 0;         // ERROR replies of any kind
   uint64_t auth_failures = 0;        // wrong AUTH passwords
-  int64_t auth_window_start_ms = 0;  // the second the failures below were counted in
-  uint64_t auth_window_failures = 0; // wrong passwords in that second, all connections
   uint64_t timeouts_idle = 0;        // connections closed for each timeout
   uint64_t timeouts_request = 0;
   uint64_t timeouts_send = 0;

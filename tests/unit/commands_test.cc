@@ -16,6 +16,7 @@ struct Session {
   engine::ManualClock clock;
   engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
   server::ServerStats stats;
+  server::AuthState* auth = nullptr;  // the connection's standing, when a password is set
   bool closed = false;
 
   std::string run(const std::string& input) {
@@ -26,6 +27,7 @@ struct Session {
       auto r = parser.next();
       if (r == protocol::RequestParser::Result::kNeedMore) break;
       server::CommandContext ctx{engine, stats, out};
+      ctx.auth = auth;
       if (r == protocol::RequestParser::Result::kError) {
         server::reply_parse_error(ctx, parser.error());
       } else {
@@ -43,6 +45,58 @@ struct Session {
 }  // namespace
 
 TEST_SUITE("commands") {
+  TEST_CASE("wrong passwords are throttled per client address - others still get in") {
+    Session s;
+    const std::string password = "s3cret";
+    server::AuthThrottle throttle;
+    auto connection = [&](const char* address) {
+      server::AuthState a;
+      a.password = &password;
+      a.max_failures = 1000;
+      a.throttle = &throttle;
+      a.address = address;
+      return a;
+    };
+    server::AuthState guesser = connection("203.0.113.9");
+    s.auth = &guesser;
+    for (uint64_t i = 0; i < server::AuthThrottle::kFailuresPerSecond; ++i) {
+      REQUIRE(s.run("AUTH guess\n") == "ERROR NOAUTH wrong password\n");
+    }
+    CHECK(s.run("AUTH s3cret\n") ==
+          "ERROR NOAUTH too many wrong passwords from this address; try again in a second\n");
+    CHECK(s.closed);
+    CHECK_FALSE(guesser.authenticated);
+
+    server::AuthState other = connection("198.51.100.7");  // someone else, same second
+    s.auth = &other;
+    s.closed = false;
+    CHECK(s.run("AUTH s3cret\n") == "OK authenticated\n");
+
+    s.clock.advance_ms(1000);  // the guesser's second is over
+    server::AuthState again = connection("203.0.113.9");
+    s.auth = &again;
+    s.closed = false;
+    CHECK(s.run("AUTH s3cret\n") == "OK authenticated\n");
+    CHECK(s.stats.auth_failures == server::AuthThrottle::kFailuresPerSecond);
+  }
+
+  TEST_CASE("the throttle's table is bounded - past it, new addresses share one budget") {
+    server::AuthThrottle throttle;
+    const size_t limit = server::AuthThrottle::kMaxAddresses;
+    for (size_t i = 0; i < limit; ++i) throttle.failed("10.0." + std::to_string(i), 0);
+    CHECK(throttle.tracked() == limit);
+    for (uint64_t i = 0; i < server::AuthThrottle::kFailuresPerSecond; ++i) {
+      CHECK(throttle.allowed("fresh-" + std::to_string(i), 10));
+      throttle.failed("fresh-" + std::to_string(i), 10);
+    }
+    CHECK(throttle.tracked() == limit);  // none of them got a row of its own
+    CHECK_FALSE(throttle.allowed("one-more", 20));
+    CHECK(throttle.allowed("10.0.1", 20));  // a tracked address keeps its own budget
+    throttle.failed("late", 1000);          // the first second is over: rows go
+    CHECK(throttle.tracked() == 1);
+    CHECK(throttle.allowed("one-more", 1000));
+  }
+
   TEST_CASE("the seed's five commands answer exactly one line each") {
     Session s;
     CHECK(s.run("CREATE emails\n") == "OK created emails\n");
