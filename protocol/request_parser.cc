@@ -63,6 +63,11 @@ RequestParser::Result RequestParser::next() {
         }
         pos_ = scan_ = static_cast<size_t>(static_cast<const char*>(nl) - buf_.data()) + 1;
         state_ = State::kLine;
+        if (body_after_line_) {
+          discard_left_ = *body_after_line_;
+          body_after_line_.reset();
+          state_ = State::kDiscardBytes;
+        }
         continue;
       }
       case State::kBody:
@@ -71,22 +76,13 @@ RequestParser::Result RequestParser::next() {
         const void* nl = std::memchr(buf_.data() + scan_, '\n', size - scan_);
         if (nl == nullptr) {
           scan_ = size;
-          if (size - pos_ > limits_.max_line_bytes) {
-            pos_ = scan_ = size;
-            state_ = State::kDiscardLine;
-            return fail(ErrorCode::kTooBig,
-                        "line exceeds " + std::to_string(limits_.max_line_bytes) + " bytes");
-          }
+          if (size - pos_ > limits_.max_line_bytes) return overlong_line(std::string::npos);
           return Result::kNeedMore;
         }
         size_t consumed = static_cast<size_t>(static_cast<const char*>(nl) - buf_.data()) + 1 - pos_;
         size_t len = consumed - 1;
         if (len > 0 && buf_[pos_ + len - 1] == '\r') --len;
-        if (len > limits_.max_line_bytes) {
-          pos_ = scan_ = pos_ + consumed;
-          return fail(ErrorCode::kTooBig,
-                      "line exceeds " + std::to_string(limits_.max_line_bytes) + " bytes");
-        }
+        if (len > limits_.max_line_bytes) return overlong_line(pos_ + consumed);
         if (is_blank(std::string_view(buf_.data() + pos_, len))) {
           pos_ = scan_ = pos_ + consumed;
           continue;  // empty lines are ignored, as a person at nc expects
@@ -97,10 +93,60 @@ RequestParser::Result RequestParser::next() {
   }
 }
 
+RequestParser::Result RequestParser::overlong_line(size_t line_end) {
+  // The words that matter (verb, queue, length) come first; a line this long
+  // is long because of what follows them.
+  constexpr size_t kHead = 4096;
+  size_t arrived = buffered();
+  if (line_end != std::string::npos) {
+    arrived = line_end - pos_ - 1;  // without its line end
+    if (arrived > 0 && buf_[pos_ + arrived - 1] == '\r') --arrived;
+  }
+  const bool cut = line_end == std::string::npos || arrived > kHead;
+  const std::optional<uint64_t> body =
+      declared_body(std::string_view(buf_.data() + pos_, std::min(arrived, kHead)), cut);
+  if (line_end == std::string::npos) {
+    pos_ = scan_ = buf_.size();
+    state_ = State::kDiscardLine;
+    body_after_line_ = body;
+  } else {
+    pos_ = scan_ = line_end;
+    if (body) {
+      discard_left_ = *body;
+      state_ = State::kDiscardBytes;
+    }
+  }
+  return fail(ErrorCode::kTooBig,
+              "line exceeds " + std::to_string(limits_.max_line_bytes) + " bytes");
+}
+
+std::optional<uint64_t> RequestParser::declared_body(std::string_view line, bool cut) const {
+  size_t i = 0;
+  auto word = [&]() {
+    while (i < line.size() && is_space(line[i])) ++i;
+    const size_t start = i;
+    while (i < line.size() && !is_space(line[i])) ++i;
+    if (cut && i == line.size()) return std::string_view{};  // it may go on
+    return line.substr(start, i - start);
+  };
+  const CommandSpec* spec = find_command(word());
+  if (spec == nullptr || spec->body_length_arg < 0) return std::nullopt;
+  for (int skipped = 0; skipped < spec->body_length_arg; ++skipped) word();
+  const std::string_view len = word();
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(len.data(), len.data() + len.size(), n);
+  if (len.empty() || ec != std::errc() || end != len.data() + len.size()) return std::nullopt;
+  return n;
+}
+
 RequestParser::Result RequestParser::parse_line(size_t line_len, size_t consumed) {
   std::string_view line(buf_.data() + pos_, line_len);
   if (!tokenize(line)) {
     pos_ = scan_ = pos_ + consumed;
+    if (auto body = declared_body(line, false)) {
+      discard_left_ = *body;
+      state_ = State::kDiscardBytes;
+    }
     return Result::kError;
   }
   const CommandSpec& spec = *request_.spec;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,6 +59,10 @@ class RequestParser {
 
   // Bytes fed but not yet consumed: the part of a line or body still arriving.
   size_t buffered() const { return buf_.size() - pos_; }
+  // A request (or the rest of one being skipped) has begun and not ended:
+  // what request_timeout measures, so that a client cannot hold a connection
+  // by feeding an endless line or a body it declared absurdly long.
+  bool mid_request() const { return state_ != State::kLine || buffered() > 0; }
 
  private:
   enum class State {
@@ -70,8 +75,16 @@ class RequestParser {
   Result parse_line(size_t line_len, size_t consumed);
   Result finish_body();
   Result fail(ErrorCode code, std::string message);
+  // Answers a line over max_line_bytes; `line_end` is where its '\n' is, or
+  // npos while it is still arriving.
+  Result overlong_line(size_t line_end);
   // Splits `line` into request_.spec and request_.args; false on error.
   bool tokenize(std::string_view line);
+  // The body length a rejected line declared, if it names a command with a
+  // body and its length argument is a number: that body must be skipped too,
+  // or its bytes would be taken for commands. `cut`: the line goes on past
+  // `line`, so a word that reaches its end is not whole.
+  std::optional<uint64_t> declared_body(std::string_view line, bool cut) const;
 
   ParserLimits limits_;
   std::string buf_;
@@ -82,6 +95,7 @@ class RequestParser {
   size_t line_total_ = 0;   // kBody: length of the request line with its end
   size_t body_len_ = 0;     // kBody: bytes of body expected
   size_t discard_left_ = 0; // kDiscardBytes: body bytes still to skip
+  std::optional<uint64_t> body_after_line_;  // kDiscardLine: then skip this body
   Request request_;
   ParseError error_;
 };

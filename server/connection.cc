@@ -103,7 +103,7 @@ void Connection::process() {
     auto result = parser_.next();
     if (result == protocol::RequestParser::Result::kNeedMore) {
       // Part of a request waits for the rest: the clock of request_timeout.
-      if (parser_.buffered() == 0) {
+      if (!parser_.mid_request()) {
         partial_since_ms_ = 0;
       } else if (partial_since_ms_ == 0) {
         partial_since_ms_ = server_.loop_now_ms();

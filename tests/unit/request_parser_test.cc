@@ -143,6 +143,42 @@ TEST_SUITE("request_parser") {
     CHECK(parser.error().message == "unknown command '\\x1b[A'; HELP lists the commands");
   }
 
+  TEST_CASE("a PUT line that is refused skips its body too - the body is never run as commands") {
+    std::string options;  // one more than PUT takes
+    for (int i = 0; i < 7; ++i) options += " PRIORITY " + std::to_string(i);
+    CHECK(parse_whole("PUT q 11" + options + "\nCREATE evil\nPING\n") ==
+          std::vector<std::string>{"ERROR BADFORMAT", "PING"});
+    ParserLimits limits;
+    limits.max_line_bytes = 32;
+    const std::string stream = "PUT q 9 KEY " + std::string(100, 'k') + "\r\nDROP evil\r\nPING\n";
+    CHECK(parse_whole(stream, limits) == std::vector<std::string>{"ERROR TOOBIG", "PING"});
+    std::vector<size_t> every;  // the line arrives in pieces: TOOBIG before its end is seen
+    for (size_t i = 1; i < stream.size(); ++i) every.push_back(i);
+    CHECK(parse_in_pieces(stream, every, limits) ==
+          std::vector<std::string>{"ERROR TOOBIG", "PING"});
+    // Without a usable length there is nothing to skip: the next line is a request.
+    CHECK(parse_whole("PUT q abc\nPING\n") == std::vector<std::string>{"ERROR BADFORMAT", "PING"});
+    CHECK(parse_whole("PUT q\nPING\n") == std::vector<std::string>{"ERROR BADFORMAT", "PING"});
+  }
+
+  TEST_CASE("a request, or one being skipped, is in progress until it ends") {
+    RequestParser parser;
+    std::vector<std::string> out;
+    parser.feed("PING\nENQ");
+    drain(parser, out);
+    CHECK(parser.mid_request());
+    parser.feed("UEUE q x\n");
+    drain(parser, out);
+    CHECK_FALSE(parser.mid_request());
+    // A body declared absurdly long is skipped for as long as bytes come, and
+    // stays in progress, so request_timeout can end it.
+    parser.feed("PUT q 18446744073709551615\nPING\n");
+    drain(parser, out);
+    CHECK(out == std::vector<std::string>{"PING", "ENQUEUE|q|x", "ERROR TOOBIG"});
+    CHECK(parser.buffered() == 0);
+    CHECK(parser.mid_request());
+  }
+
   TEST_CASE("arity is checked before any handler runs") {
     CHECK(parse_whole("ENQUEUE q\n") == std::vector<std::string>{"ERROR BADFORMAT"});
     CHECK(parse_whole("DEQUEUE\n") == std::vector<std::string>{"ERROR BADFORMAT"});
