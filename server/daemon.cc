@@ -96,7 +96,7 @@ bool Daemon::open_log() {
     return false;
   }
   log_ = std::move(opened).value();
-  const size_t requeued = engine_.finish_restore();
+  engine_.finish_restore();
   auto orphans = engine_.placeholder_queues();
   if (!orphans.empty() && !config_.wal_recover) {
     LOG_ERROR("cannot open the log: %zu job(s) belong to a queue with no QUEUE record (%s); run "
@@ -110,13 +110,15 @@ bool Daemon::open_log() {
              summary.torn.c_str());
   }
   journal_.attach(*log_);
-  LOG_INFO("wal: replayed %llu records (%llu bytes, %zu segments) in %lldms: %zu queues, %zu jobs "
-           "(%zu were leased and are ready again), next job id %llu; fsync=%s",
-           static_cast<unsigned long long>(summary.records),
-           static_cast<unsigned long long>(summary.bytes), summary.segments,
-           static_cast<long long>(engine_.now_ms() - started), engine_.queues().size(),
-           engine_.job_count(), requeued, static_cast<unsigned long long>(engine_.next_job_id()),
-           wal::fsync_policy_name(config_.fsync));
+  const size_t requeued = engine_.end_restored_leases();
+  LOG_INFO(
+      "wal: replayed %llu records (%llu bytes, %zu segments) in %lldms: %zu queues, %zu jobs "
+      "(%zu were leased: they go back as if their leases ran out), next job id %llu; fsync=%s",
+      static_cast<unsigned long long>(summary.records),
+      static_cast<unsigned long long>(summary.bytes), summary.segments,
+      static_cast<long long>(engine_.now_ms() - started), engine_.queues().size(),
+      engine_.job_count(), requeued, static_cast<unsigned long long>(engine_.next_job_id()),
+      wal::fsync_policy_name(config_.fsync));
   if (summary.dropped > 0) {
     LOG_WARN("wal recover: %llu damaged region(s) dropped; rewriting the live state into a new "
              "segment so the damaged files can be deleted",

@@ -202,9 +202,15 @@ class Engine {
   void restore_remove(uint64_t id);
   void restore_dedup(uint32_t queue_number, std::string_view key, uint64_t job_id,
                      int64_t expires_ms);
-  // After the last record: leased jobs are ready again (their attempt was
-  // counted). Returns how many were leased.
-  size_t finish_restore();
+  // After the last record: puts what replay met out of order in order.
+  void finish_restore();
+  // Once the log takes records again: every job the log shows leased goes
+  // back as a lease that ran out would (its attempt counted, then backoff,
+  // or dead letters once max_attempts are used), and says so through the
+  // observer. Without those records the log would go on calling the jobs
+  // leased, and a later PURGE (which leaves leased jobs alone) would not
+  // stay done at the next replay. Returns how many there were.
+  size_t end_restored_leases();
   // Queues replay created for jobs but never saw a QUEUE record for.
   std::vector<const Queue*> placeholder_queues() const;
 

@@ -166,21 +166,25 @@ void Engine::restore_dedup(uint32_t queue_number, std::string_view key, uint64_t
   reschedule(queue);
 }
 
-size_t Engine::finish_restore() {
-  size_t released = 0;
+void Engine::finish_restore() {
   for (auto& [name, queue] : queues_) {
-    while (Job* job = queue->leased.top()) {
-      unlink(job);
-      make_ready(job);
-      ++released;
-    }
     // Keys replay met out of order (moved by compaction) expire in time order.
     auto& order = queue->dedup_order;
     std::sort(order.begin(), order.end(),
               [](const auto& a, const auto& b) { return a.second < b.second; });
     reschedule(queue.get());
   }
-  return released;
+}
+
+size_t Engine::end_restored_leases() {
+  size_t ended = 0;
+  for (auto& [name, queue] : queues_) {
+    while (Job* job = queue->leased.top()) {
+      give_back(job, std::nullopt, "lease ended by a restart");
+      ++ended;
+    }
+  }
+  return ended;
 }
 
 std::vector<const Queue*> Engine::placeholder_queues() const {

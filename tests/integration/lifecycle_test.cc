@@ -216,23 +216,27 @@ TEST_SUITE("lifecycle") {
     CHECK(std::find(settings.begin(), settings.end(), "dedup_window 3600000ms") != settings.end());
     CHECK(std::find(settings.begin(), settings.end(), "priority 3") != settings.end());
     CHECK(std::find(settings.begin(), settings.end(), "paused true") != settings.end());
-    // Paused: nothing is delivered, though the keyed job is ready again.
     CHECK(call(s, "DEQUEUE emails") == "ERROR EMPTY queue 'emails' is paused");
     // The dedup key is remembered.
     CHECK(call(s, "PUT emails 5 KEY welcome-42\r\nagain") == "OK " + keyed_id + " DUPLICATE");
-    // The dead job and its reason, the delayed job and its time.
+    // The dead job and its reason; the keyed job, leased when tqd died, went
+    // back as a lease that ran out does: with max_attempts=1, to dead letters.
     REQUIRE(s.send("PEEK emails DEAD\n").ok());
     auto dead = read_jobs(s);
-    REQUIRE(dead.size() == 1);
-    CHECK(dead[0].id == std::stoull(dead_id));
-    CHECK(dead[0].header.find("reason=nacked after 1 attempt") != std::string::npos);
+    REQUIRE(dead.size() == 2);
+    std::sort(dead.begin(), dead.end(), [](const Frame& a, const Frame& b) { return a.id < b.id; });
+    CHECK(dead[0].id == std::stoull(keyed_id));
+    CHECK(dead[0].header.find("reason=lease ended by a restart after 1 attempt") !=
+          std::string::npos);
+    CHECK(dead[1].id == std::stoull(dead_id));
+    CHECK(dead[1].header.find("reason=nacked after 1 attempt") != std::string::npos);
     REQUIRE(s.send("PEEK emails DELAYED\n").ok());
     auto delayed = read_jobs(s);
     REQUIRE(delayed.size() == 1);
     CHECK(delayed[0].id == std::stoull(delayed_id));
     CHECK(call(s, "RESUME emails") == "OK resumed emails");
+    CHECK(call(s, "KICK emails") == "OK kicked 2");
     CHECK(call(s, "DEQUEUE emails") == "OK " + keyed_id + " hello");
-    CHECK(call(s, "KICK emails") == "OK kicked 1");
     tqd.stop(SIGTERM);
     tq::testing::remove_tree(dir);
   }

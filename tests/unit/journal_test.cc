@@ -88,6 +88,7 @@ struct Node {
     engine.finish_restore();
     harness.adopt(std::move(opened).value());
     journal.attach(*harness.log);
+    engine.end_restored_leases();
     return {};
   }
   wal::MemoryFileSystem& fs() { return harness.fs(); }
@@ -291,6 +292,61 @@ TEST_SUITE("journal") {
 }
 
 TEST_SUITE("journal") {
+  TEST_CASE("a restart ends leases in the log too - a PURGE after it stays done") {
+    wal::MemoryFileSystem fs;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("q").ok());
+      REQUIRE(node.engine.enqueue("q", "a").ok());
+      REQUIRE(node.engine.enqueue("q", "b").ok());
+      REQUIRE(node.engine.dequeue("q").ok());  // job 1 is leased when the server stops
+      node.harness.settle();
+      node.harness.close();
+    }
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      CHECK(node.engine.count_in(engine::JobState::kReady) == 2);
+      CHECK(node.engine.find_job(1)->attempts == 1);
+      auto purged = node.engine.purge("q");
+      REQUIRE(purged.ok());
+      CHECK(*purged == 2);
+      node.harness.settle();
+      node.harness.close();
+    }
+    Node node(fs);
+    REQUIRE(node.open(small_segments()).ok());
+    CHECK(node.engine.job_count() == 0);
+  }
+
+  TEST_CASE("a lease a restart ends counts its attempt - out of attempts, the job is dead") {
+    wal::MemoryFileSystem fs;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("q").ok());
+      engine::QueueSettings s = node.engine.find_queue("q")->settings;
+      s.max_attempts = 1;
+      REQUIRE(node.engine.configure("q", s).ok());
+      REQUIRE(node.engine.enqueue("q", "once").ok());
+      REQUIRE(node.engine.dequeue("q").ok());
+      node.harness.settle();
+      node.harness.close();
+    }
+    for (int restart = 0; restart < 2; ++restart) {  // the second sees it dead in the log
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      const engine::Job* job = node.engine.find_job(1);
+      REQUIRE(job != nullptr);
+      REQUIRE(job->state == engine::JobState::kDead);
+      CHECK(job->attempts == 1);
+      CHECK(node.engine.extras_of(*job)->reason == "lease ended by a restart after 1 attempt");
+      node.harness.settle();
+      node.harness.close();
+    }
+  }
+
   TEST_CASE("every lifecycle change survives a restart") {
     wal::MemoryFileSystem fs;
     std::string expected;
@@ -365,8 +421,10 @@ TEST_SUITE("journal") {
       REQUIRE(node.engine.drop("gone").ok());
       REQUIRE(node.engine.create_queue("after").ok());
       node.harness.settle();
-      // Settle what is due now, as the server's first tick after a restart does.
+      // Settle what is due now, as the server's first tick after a restart
+      // does, and end the leases as the restart will.
       node.engine.expire_due();
+      node.engine.end_restored_leases();
       node.harness.settle();
       expected = fingerprint(node.engine);
       now = node.clock.now_ms();
