@@ -58,6 +58,12 @@ struct CommandContext {
   // leases end at a restart anyway. It halves the syncs a consumed job costs
   // under fsync: always (the ACK's sync makes the lease durable).
   bool wrote_only_leases = false;
+  // Set by a reply that vouches for records it did not write: jobs handed out
+  // (DEQUEUE), or a duplicate's "OK <id> DUPLICATE" (the first job is
+  // stored). If the log fails before those records are durable, it must
+  // become ERROR IO like a write's: a crash could still take the job, and its
+  // id, back.
+  bool vouches = false;
   // Set by a DEQUEUE ... WAIT that found nothing: no reply yet; the
   // connection blocks until the wait is served or times out.
   std::optional<WaitRequest> wait{};

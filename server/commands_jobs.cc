@@ -33,7 +33,10 @@ void append_line_payload(std::string& out, const engine::Job& job) {
 void reply_enqueued(CommandContext& ctx, const engine::Enqueued& e) {
   ctx.out += "OK ";
   protocol::append_number(ctx.out, e.id);
-  if (e.duplicate) ctx.out += " DUPLICATE";
+  if (e.duplicate) {
+    ctx.out += " DUPLICATE";
+    ctx.vouches = true;
+  }
   ctx.out += '\n';
 }
 
@@ -159,6 +162,7 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
   std::vector<const engine::Job*> jobs;
   ctx.engine.dequeue(queues, count, &jobs, ctx.limits.max_batch_bytes);
   ctx.wrote_only_leases = true;
+  ctx.vouches = !jobs.empty();
   if (jobs.empty() && wait_ms > 0 && ctx.waiters != nullptr) {
     if (ctx.waiters->size() >= ctx.limits.max_waiters) {
       return reply_error(ctx, ErrorCode::kLimit,

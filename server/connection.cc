@@ -136,9 +136,9 @@ void Connection::process() {
       const Journal* journal = server_.journal();
       const uint64_t shown =
           journal != nullptr ? std::min(seq_before, journal->newest_creation_seq()) : seq_before;
-      hold_or_release(begin, shown, false);
+      hold_or_release(begin, shown, false, ctx.vouches);
     } else {
-      hold_or_release(begin, seq_after, seq_after != seq_before);
+      hold_or_release(begin, seq_after, seq_after != seq_before, ctx.vouches);
     }
     server_.want_flush(*this);
     // The request may have made jobs ready that someone is waiting for.
@@ -150,24 +150,27 @@ void Connection::process() {
 void Connection::send(std::string_view bytes) {
   const size_t begin = out_.size();
   out_.append(bytes);
-  hold_or_release(begin, 0, false);
+  hold_or_release(begin, 0, false, false);
   server_.want_flush(*this);
 }
 
-void Connection::hold_or_release(size_t begin, uint64_t seq, bool wrote) {
+void Connection::hold_or_release(size_t begin, uint64_t seq, bool wrote, bool vouches) {
   const wal::Log* log = server_.log();
   // While the log fails, a read must not wait for records that cannot be
   // written; it shows memory, as it would anyway.
-  if (!wrote && (log == nullptr || !log->healthy())) seq = 0;
+  if (!wrote && !vouches && (log == nullptr || !log->healthy())) seq = 0;
   const uint64_t durable = log != nullptr ? log->durable_seq() : 0;
   if (held_.empty() && seq <= durable) {
     released_ = out_.size();
     return;
   }
-  if (!wrote && !held_.empty() && !held_.back().wrote && held_.back().seq >= seq) {
+  const bool answers_io_error = wrote || vouches;
+  if (!answers_io_error && !held_.empty() && !held_.back().answers_io_error &&
+      held_.back().seq >= seq) {
     held_.back().end = out_.size();  // rides with the reply before it
   } else {
-    held_.push_back(Held{std::max(seq, held_.empty() ? 0 : held_.back().seq), begin, out_.size(), wrote});
+    held_.push_back(Held{std::max(seq, held_.empty() ? 0 : held_.back().seq), begin, out_.size(),
+                         answers_io_error});
   }
   server_.wait_for_log(*this);
 }
@@ -183,7 +186,7 @@ void Connection::finish_wait(const std::vector<const engine::Job*>& jobs,
     append_delivery(out_, jobs, request.framed, request.queues);
   }
   const wal::Log* log = server_.log();
-  hold_or_release(begin, log != nullptr ? log->last_seq() : 0, !jobs.empty());
+  hold_or_release(begin, log != nullptr ? log->last_seq() : 0, !jobs.empty(), !jobs.empty());
   server_.want_flush(*this);
   server_.want_resume(*this);
 }
@@ -201,7 +204,7 @@ void Connection::log_failed(const std::string& io_error) {
   if (held_.empty()) return;
   std::string tail;
   for (const Held& h : held_) {
-    if (h.wrote) {
+    if (h.answers_io_error) {
       tail += io_error;
     } else {
       tail.append(out_, h.begin, h.end - h.begin);

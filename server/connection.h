@@ -100,7 +100,9 @@ class Connection {
     uint64_t seq;   // durable_seq must reach this
     size_t begin;   // its bytes in out_
     size_t end;
-    bool wrote;     // its command appended records
+    bool answers_io_error;  // its command wrote records, or vouches for some
+                            // (CommandContext::vouches): if the log fails first,
+                            // the client gets ERROR IO instead
   };
 
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
@@ -112,8 +114,9 @@ class Connection {
   // output is over the high-water mark, or the connection is done.
   void process();
   // Releases or holds the reply at out_[begin, end) made by a command that
-  // left the log at `seq` and did (or did not) append to it.
-  void hold_or_release(size_t begin, uint64_t seq, bool wrote);
+  // left the log at `seq` and did (or did not) append to it; `vouches`: the
+  // reply speaks for records it did not write (CommandContext::vouches).
+  void hold_or_release(size_t begin, uint64_t seq, bool wrote, bool vouches);
   // Drops the first n bytes of out_ (they were handed to libuv).
   void consume(size_t n);
   void after_write_drained();

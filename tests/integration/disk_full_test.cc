@@ -94,4 +94,30 @@ TEST_SUITE("disk_full") {
     }
     CHECK(found == stored.size());
   }
+
+  TEST_CASE("replies that vouch for records the log then fails to write are ERROR IO too") {
+    server::set_log_level(server::LogLevel::kError);
+    wal::MemoryFileSystem fs;
+    InProcessTqd tqd(fs, small_config());
+    auto admin = tqd.socket();
+    REQUIRE(call(admin, "CREATE q") == "OK created q");
+    struct Heal {  // whatever the test does, tqd can stop
+      wal::MemoryFileSystem& fs;
+      ~Heal() { fs.set_fail_syncs(false); }
+    } heal{fs};
+    fs.set_fail_syncs(true);
+    auto s = tqd.socket();
+    // One read: the job is handed out, and the key answered DUPLICATE, before
+    // the loop hears that the sync of the records creating them failed. (Had
+    // the requests come in two reads, the later ones would be refused, ERROR
+    // IO as well.)
+    REQUIRE(s.send("ENQUEUE q A\nDEQUEUE q\nPUT q 1 KEY k\r\nx\r\nPUT q 1 KEY k\r\ny\r\n").ok());
+    for (const char* request : {"ENQUEUE", "DEQUEUE", "PUT", "PUT DUPLICATE"}) {
+      INFO(request);
+      auto reply = s.read_line();
+      REQUIRE(reply.ok());
+      CHECK(reply->rfind("ERROR IO the log cannot be written", 0) == 0);
+    }
+    fs.set_fail_syncs(false);
+  }
 }
