@@ -99,7 +99,9 @@ bool parse_duration(CommandContext& ctx, std::string_view text, const char* what
     *ms = *parsed;
     return true;
   }
-  std::string msg = std::string(what) + " takes a duration such as 30, 30s, 500ms or 2m, got '";
+  std::string msg = std::string(what) + " takes a duration such as 30, 30s, 500ms or 2m";
+  msg += parsed ? ", at most 30 days" : "";
+  msg += ", got '";
   protocol::append_escaped(msg, text, 32);
   msg += "'";
   reply_error(ctx, ErrorCode::kBadFormat, msg);
@@ -428,6 +430,12 @@ void dispatch(CommandContext& ctx, const protocol::Request& request) {
 }
 
 void reply_parse_error(CommandContext& ctx, const protocol::ParseError& error) {
+  if (ctx.auth != nullptr && ctx.auth->required()) {
+    // Before AUTH, everything but PING, AUTH and QUIT is NOAUTH, malformed
+    // or not: a stranger learns nothing about the commands.
+    return cmd::reply_error(ctx, protocol::ErrorCode::kNoAuth,
+                            "authenticate first: AUTH <password>");
+  }
   cmd::reply_error(ctx, error.code, error.message);
 }
 

@@ -179,8 +179,10 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
 
 void cmd_ack(CommandContext& ctx, const Request& req) {
   // ACK <id>..., or ACK <queue> <id> as the original worker sends it. Queue
-  // names are never all digits, so the two forms cannot be confused.
-  if (req.args.size() == 2 && !is_id(req.args[0])) {
+  // names are never all digits, so the two forms cannot be confused (and
+  // 'ACK 0 2' is a bad id, not a queue named 0).
+  const bool digits = req.args[0].find_first_not_of("0123456789") == std::string_view::npos;
+  if (req.args.size() == 2 && !digits) {
     uint64_t id = 0;
     if (!parse_id(ctx, req.args[1], &id)) return;
     auto acked = ctx.engine.ack(id, req.args[0]);

@@ -8,9 +8,21 @@
 namespace tq::engine {
 namespace {
 
+// A name as a reply shows it: quoted, cut at 200 bytes, and bytes a terminal
+// or a line-based client would choke on written as \xNN (a name that does not
+// exist can hold anything the client sent).
 std::string quoted(std::string_view name) {
+  static constexpr char kHex[] = "0123456789abcdef";
   std::string s = "'";
-  s.append(name.substr(0, 200));
+  for (unsigned char c : name.substr(0, 200)) {
+    if (c >= 0x20 && c < 0x7f) {
+      s += static_cast<char>(c);
+    } else {
+      s += "\\x";
+      s += kHex[c >> 4];
+      s += kHex[c & 15];
+    }
+  }
   s += "'";
   return s;
 }
@@ -147,7 +159,7 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   }
   if (limits_.max_payload_total > 0 && payload_bytes_ + payload.size() > limits_.max_payload_total) {
     return make_error(Errc::kFull, "the server holds " + std::to_string(payload_bytes_) +
-                                       " payload bytes, near its limit (limits.max_payload_bytes_total); "
+                                       " payload bytes, near its limit (limits.max_payload_total); "
                                        "try again later");
   }
 
@@ -192,8 +204,11 @@ void Engine::dequeue(std::span<Queue* const> queues, size_t max, std::vector<con
   const int64_t now = clock_.now_ms();
   size_t taken = 0;
   uint64_t bytes = 0;
-  while (taken < max && !best->ready.empty() && bytes < max_bytes) {
+  while (taken < max && !best->ready.empty()) {
     Job* job = best->ready.top();
+    // The byte budget stops the batch before the job that would pass it; the
+    // first job goes whatever its size, or a big job could never be taken.
+    if (!out->empty() && bytes + job->payload_size > max_bytes) break;
     unlink(job);
     ++job->attempts;
     make_leased(job, now + best->settings.ack_timeout_ms);

@@ -17,6 +17,7 @@ struct Session {
   engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
   server::ServerStats stats;
   server::AuthState* auth = nullptr;  // the connection's standing, when a password is set
+  server::RequestLimits limits{};
   bool closed = false;
 
   std::string run(const std::string& input) {
@@ -28,6 +29,7 @@ struct Session {
       if (r == protocol::RequestParser::Result::kNeedMore) break;
       server::CommandContext ctx{engine, stats, out};
       ctx.auth = auth;
+      ctx.limits = limits;
       if (r == protocol::RequestParser::Result::kError) {
         server::reply_parse_error(ctx, parser.error());
       } else {
@@ -78,6 +80,60 @@ TEST_SUITE("commands") {
     s.closed = false;
     CHECK(s.run("AUTH s3cret\n") == "OK authenticated\n");
     CHECK(s.stats.auth_failures == server::AuthThrottle::kFailuresPerSecond);
+  }
+
+  TEST_CASE("before AUTH even a malformed request is NOAUTH - nothing about the commands leaks") {
+    Session s;
+    const std::string password = "s3cret";
+    server::AuthState a;
+    a.password = &password;
+    s.auth = &a;
+    const std::string noauth = "ERROR NOAUTH authenticate first: AUTH <password>\n";
+    CHECK(s.run("FOO\n") == noauth);
+    CHECK(s.run("LIST extra\n") == noauth);
+    CHECK(s.run("CREATE\n") == noauth);
+    CHECK(s.run("PING\n") == "OK PONG\n");
+  }
+
+  TEST_CASE(
+      "DEQUEUE COUNT stops before the job that would pass max_batch_bytes - one job at least") {
+    Session s;
+    s.limits.max_batch_bytes = 5;
+    s.run("CREATE q\nENQUEUE q abc\nENQUEUE q def\nENQUEUE q toolong\n");
+    const std::string first = s.run("DEQUEUE q COUNT 5\n");
+    CHECK(first.rfind("OK 1\n", 0) == 0);  // abc; abc+def would be 6 bytes
+    CHECK(first.find("abc") != std::string::npos);
+    CHECK(s.run("DEQUEUE q COUNT 5\n").rfind("OK 1\n", 0) == 0);  // def
+    const std::string big = s.run("DEQUEUE q COUNT 5\n");         // over the budget alone
+    CHECK(big.rfind("OK 1\n", 0) == 0);
+    CHECK(big.find("toolong") != std::string::npos);
+  }
+
+  TEST_CASE("errors show odd bytes of a name escaped, and say why a duration is too long") {
+    Session s;
+    CHECK(s.run(std::string("DEQUEUE a\x01\x7f\xff\n")) ==
+          "ERROR NOQUEUE queue 'a\\x01\\x7f\\xff' does not exist; CREATE it first\n");
+    s.run("CREATE q\nENQUEUE q x\nDEQUEUE q\n");
+    CHECK(s.run("NACK 1 DELAY 31d\n") ==
+          "ERROR BADFORMAT DELAY takes a duration such as 30, 30s, 500ms or 2m, at most 30 days, "
+          "got '31d'\n");
+  }
+
+  TEST_CASE("ACK with two numbers is two ids, never a queue named by digits") {
+    Session s;
+    CHECK(s.run("ACK 0 2\n") == "ERROR BADFORMAT a job id is a positive whole number, got '0'\n");
+    CHECK(s.run("ACK 99999999999999999999 2\n").rfind("ERROR BADFORMAT a job id", 0) == 0);
+  }
+
+  TEST_CASE("FULL names the setting that was reached") {
+    engine::ManualClock clock;
+    engine::Engine engine{clock, engine::EngineLimits{.max_payload_total = 4},
+                          engine::QueueSettings{}};
+    REQUIRE(engine.create_queue("q").ok());
+    REQUIRE(engine.enqueue("q", "abc").ok());
+    auto full = engine.enqueue("q", "de");
+    REQUIRE_FALSE(full.ok());
+    CHECK(full.error().message.find("(limits.max_payload_total)") != std::string::npos);
   }
 
   TEST_CASE("the throttle's table is bounded - past it, new addresses share one budget") {
