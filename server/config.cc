@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -40,9 +42,12 @@ void read_section(const YAML::Node& node, const std::string& prefix,
                   const std::vector<Field>& fields) {
   if (!node || node.IsNull()) return;
   if (!node.IsMap()) fail(prefix.empty() ? "(top level)" : prefix, "expected a mapping of keys");
+  std::set<std::string> seen;
   for (const auto& entry : node) {
     std::string name = entry.first.as<std::string>();
     std::string key = prefix.empty() ? name : prefix + "." + name;
+    // yaml-cpp keeps both of two equal keys; the second would silently win.
+    if (!seen.insert(name).second) fail(key, "given twice");
     bool known = false;
     for (const Field& field : fields) {
       if (name == field.name) {
@@ -105,8 +110,10 @@ void read_queue_settings(const YAML::Node& node, const std::string& prefix,
                          std::vector<std::pair<std::string, std::string>>* written) {
   if (!node || node.IsNull()) return;
   if (!node.IsMap()) fail(prefix, "expected settings such as ack_timeout: 30s");
+  std::set<std::string> seen;
   for (const auto& entry : node) {
     std::string name = entry.first.as<std::string>();
+    if (!seen.insert(name).second) fail(prefix + "." + name, "given twice");
     std::string value = scalar(entry.second, prefix + "." + name);
     if (auto error = apply_queue_setting(settings, name, value)) {
       const std::string own = name + ": ";
@@ -125,10 +132,13 @@ void read_config(const YAML::Node& root, Config& c) {
         {"host", [&](const YAML::Node& v, const std::string& kk) { c.host = scalar(v, kk); }},
         {"port", [&](const YAML::Node& v, const std::string& kk) {
           c.port = static_cast<uint16_t>(read_uint(v, kk, 0, 65535)); }},
-        {"data_dir", [&](const YAML::Node& v, const std::string& kk) { c.data_dir = scalar(v, kk); }},
+        {"data_dir", [&](const YAML::Node& v, const std::string& kk) {
+          c.data_dir = scalar(v, kk);
+          if (c.data_dir.empty()) fail(kk, "expected a directory, got ''"); }},
         {"log_level", [&](const YAML::Node& v, const std::string& kk) {
-          auto level = parse_log_level(scalar(v, kk));
-          if (!level) fail(kk, "expected debug, info, warn or error");
+          const std::string text = scalar(v, kk);
+          auto level = parse_log_level(text);
+          if (!level) fail(kk, "expected debug, info, warn or error, got '" + text + "'");
           c.log_level = *level; }},
         {"shutdown_timeout", [&](const YAML::Node& v, const std::string& kk) {
           c.shutdown_timeout_ms = read_duration(v, kk, 1000, 0, 600'000); }},
@@ -214,9 +224,11 @@ void read_config(const YAML::Node& root, Config& c) {
         {"declare", [&](const YAML::Node& d, const std::string& kk) {
           if (!d || d.IsNull()) return;
           if (!d.IsMap()) fail(kk, "expected queue names, each with its settings");
+          std::set<std::string> seen;
           for (const auto& entry : d) {
             std::string name = entry.first.as<std::string>();
             std::string key = kk + "." + name;
+            if (!seen.insert(name).second) fail(key, "given twice");
             if (!engine::Engine::valid_queue_name(name)) {
               fail(key, "not a valid queue name (1-200 of A-Z a-z 0-9 . _ : -, not only digits)");
             }
@@ -337,6 +349,12 @@ ConfigResult load_config_text(const std::string& text, const std::string& origin
 }
 
 ConfigResult load_config_file(const std::string& path, Config base) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    ConfigResult result;
+    result.error = path + ": is a directory, not a configuration file";
+    return result;
+  }
   std::ifstream in(path);
   if (!in) {
     ConfigResult result;

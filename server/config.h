@@ -30,6 +30,7 @@ struct Config {
   std::string host = "127.0.0.1";     // loopback unless told otherwise
   uint16_t port = 8080;               // the original server's port; its clients dial it
   std::string data_dir = "data";      // the log and the lock file live here
+  std::string source;  // the file these settings came from; empty: built-in defaults
   LogLevel log_level = LogLevel::kInfo;
   int64_t shutdown_timeout_ms = 5'000;  // to finish replies and flush before exit
   int64_t tcp_keepalive_ms = 60'000;    // probe idle peers so half-open connections close; 0: off

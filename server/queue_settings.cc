@@ -23,7 +23,11 @@ std::optional<uint64_t> whole(std::string_view value, uint64_t max) {
   return v;
 }
 
+// The log keeps these in thousandths: a finer value would not survive a
+// restart as given, so it is refused rather than rounded behind your back.
 std::optional<double> fraction(std::string_view value, double min, double max) {
+  const size_t point = value.find('.');
+  if (point != std::string_view::npos && value.size() - point - 1 > 3) return std::nullopt;
   auto v = parse_decimal(value);
   if (!v || *v < min || *v > max) return std::nullopt;
   return v;
@@ -66,7 +70,7 @@ std::optional<std::string> apply_queue_setting(engine::QueueSettings& s, std::st
     s.backoff_base_ms = *v;
   } else if (key == "backoff_factor") {
     auto v = fraction(value, 1.0, 100.0);
-    if (!v) return bad("a number from 1 to 100");
+    if (!v) return bad("a number from 1 to 100, at most 3 decimals");
     s.backoff_factor = *v;
   } else if (key == "backoff_max") {
     auto v = duration(value);
@@ -74,7 +78,7 @@ std::optional<std::string> apply_queue_setting(engine::QueueSettings& s, std::st
     s.backoff_max_ms = *v;
   } else if (key == "backoff_jitter") {
     auto v = fraction(value, 0.0, 1.0);
-    if (!v) return bad("a fraction from 0 to 1");
+    if (!v) return bad("a fraction from 0 to 1, at most 3 decimals");
     s.backoff_jitter = *v;
   } else if (key == "dedup_window") {
     auto v = duration(value);

@@ -176,6 +176,28 @@ queues:
     CHECK(r.error.find("off-ish") != std::string::npos);
   }
 
+  TEST_CASE("a key given twice, an empty data_dir or a directory as the file are errors") {
+    auto r = load_config_text("server:\n  port: 1\nserver:\n  port: 2\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error == "t.yaml: server: given twice");
+    r = load_config_text("server:\n  port: 1\n  port: 2\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error == "t.yaml: server.port: given twice");
+    r = load_config_text("queues:\n  defaults:\n    priority: 1\n    priority: 2\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error == "t.yaml: queues.defaults.priority: given twice");
+    r = load_config_text("server:\n  data_dir: ''\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error == "t.yaml: server.data_dir: expected a directory, got ''");
+    r = load_config_text("server:\n  log_level: verbose\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error ==
+          "t.yaml: server.log_level: expected debug, info, warn or error, got 'verbose'");
+    r = load_config_file(TQ_SOURCE_DIR);
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error == std::string(TQ_SOURCE_DIR) + ": is a directory, not a configuration file");
+  }
+
   TEST_CASE("broken YAML is one line with its position") {
     auto r = load_config_text("server: [1, 2\n", "t.yaml");
     REQUIRE_FALSE(r.config);
@@ -216,7 +238,10 @@ queues:
     auto r = load_config_text("queues:\n  defaults:\n    backoff_factor: nan\n", "t.yaml");
     REQUIRE_FALSE(r.config);
     CHECK(r.error ==
-          "t.yaml: queues.defaults.backoff_factor: expected a number from 1 to 100, got 'nan'");
+          "t.yaml: queues.defaults.backoff_factor: expected a number from 1 to 100, at most 3 "
+          "decimals, got 'nan'");
+    r = load_config_text("queues:\n  defaults:\n    backoff_jitter: 0.1234\n", "t.yaml");
+    REQUIRE_FALSE(r.config);  // the log keeps thousandths: it would come back as 0.123
     r = load_config_text("wal:\n  compaction_ratio: inf\n", "t.yaml");
     REQUIRE_FALSE(r.config);
     CHECK(r.error == "t.yaml: wal.compaction_ratio: expected a number from 1.2 to 100, got 'inf'");
