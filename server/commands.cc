@@ -295,6 +295,8 @@ void cmd_stats(CommandContext& ctx, const Request& req) {
   const engine::SlabAllocator::Stats jobs = engine.job_memory();
   const LoopMeter::Stats& loop = s.loop.stats();
   Lines lines = {
+      {"version", TQ_VERSION},
+      {"pid", num(static_cast<uint64_t>(uv_os_getpid()))},
       {"uptime_seconds", num(static_cast<uint64_t>(uptime_ms > 0 ? uptime_ms / 1000 : 0))},
       {"connections_current", num(s.connections_current)},
       {"connections_total", num(s.connections_total)},

@@ -147,8 +147,8 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
       if (!parse_duration(ctx, a[i + 1], "WAIT", &wait_ms)) return;
       if (wait_ms > ctx.limits.max_wait_ms) {
         return reply_error(ctx, ErrorCode::kBadFormat,
-                           "WAIT is at most " + num(static_cast<uint64_t>(ctx.limits.max_wait_ms / 1000)) +
-                               "s (limits.max_wait)");
+                           "WAIT is at most " + num(static_cast<uint64_t>(ctx.limits.max_wait_ms)) +
+                               "ms (limits.max_wait)");
       }
     } else if (is_keyword(a[i], "COUNT")) {
       if (!parse_count(ctx, a[i + 1], "COUNT", ctx.limits.max_count, &count)) return;

@@ -1,5 +1,9 @@
 #include "server/daemon.h"
 
+#include <unistd.h>
+
+#include <filesystem>
+
 #include "server/log.h"
 #include "server/queue_settings.h"
 
@@ -161,10 +165,17 @@ bool Daemon::start() {
     uv_run(&loop_, UV_RUN_DEFAULT);
     return false;
   }
-  LOG_INFO("tqd %s started: data_dir=%s auto_create=%s ack_timeout=%lldms log_level=%s",
-           TQ_VERSION, config_.data_dir.c_str(), config_.auto_create_queues ? "true" : "false",
-           static_cast<long long>(config_.queue_defaults.ack_timeout_ms),
-           log_level_name(config_.log_level));
+  std::error_code ec;
+  const std::string data_dir = std::filesystem::absolute(config_.data_dir, ec).string();
+  LOG_INFO(
+      "tqd %s started (pid %d): config=%s data_dir=%s password=%s auto_create=%s "
+      "ack_timeout=%lldms log_level=%s",
+      TQ_VERSION, static_cast<int>(getpid()),
+      config_.source.empty() ? "(defaults)" : config_.source.c_str(),
+      ec ? config_.data_dir.c_str() : data_dir.c_str(), config_.password.empty() ? "off" : "on",
+      config_.auto_create_queues ? "true" : "false",
+      static_cast<long long>(config_.queue_defaults.ack_timeout_ms),
+      log_level_name(config_.log_level));
   return true;
 }
 

@@ -97,6 +97,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     config = *loaded.config;
+    config.source = flags.config_path;
   }
   if (flags.host) config.host = *flags.host;
   if (flags.port) config.port = *flags.port;

@@ -72,6 +72,9 @@ Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, Se
   uv_signal_init(loop_, &sigterm_);
   sigterm_.data = this;
   uv_signal_start(&sigterm_, on_signal, SIGTERM);
+  uv_signal_init(loop_, &sighup_);
+  sighup_.data = this;
+  uv_signal_start(&sighup_, on_signal, SIGHUP);
   uv_async_init(loop_, &log_progress_, on_log_progress);
   log_progress_.data = this;
   if (log_ != nullptr) {
@@ -374,6 +377,14 @@ void Server::report_sweeps() {
 
 void Server::on_signal(uv_signal_t* handle, int signum) {
   auto* self = static_cast<Server*>(handle->data);
+  if (signum == SIGHUP) {
+    // Its default would kill tqd on the spot; operators send it expecting a
+    // reload, which tqd does not do.
+    LOG_WARN(
+        "SIGHUP ignored: tqd does not reload its configuration; restart it (SIGTERM, "
+        "then start) to apply changes");
+    return;
+  }
   self->shutdown(signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
@@ -426,6 +437,7 @@ void Server::close_handles_if_done() {
   uv_close(reinterpret_cast<uv_handle_t*>(&unwaited_records_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sighup_), nullptr);
 }
 
 }  // namespace tq::server

@@ -115,6 +115,7 @@ class Server {
   uv_timer_t shutdown_timer_{};
   uv_signal_t sigint_{};
   uv_signal_t sigterm_{};
+  uv_signal_t sighup_{};  // logged and ignored: there is nothing to reload
   wal::Log* log_;
   Journal* journal_;
   uv_async_t log_progress_{};

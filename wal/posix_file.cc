@@ -106,10 +106,12 @@ class PosixFileSystem final : public FileSystem {
  public:
   Status create_dir(const std::string& dir) override {
     std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
+    const bool created = std::filesystem::create_directories(dir, ec);
     if (ec) return Status::io_error("create directory " + dir + ": " + ec.message());
-    // Jobs are other people's data: owner only.
-    if (::chmod(dir.c_str(), 0700) != 0) return errno_status("chmod " + dir, errno);
+    // Jobs are other people's data: a directory tqd makes is owner only. One
+    // the operator made keeps its mode (a backup group, a root-owned mount
+    // point tqd may write to but not chmod).
+    if (created && ::chmod(dir.c_str(), 0700) != 0) return errno_status("chmod " + dir, errno);
     return Status();
   }
 

@@ -3,6 +3,7 @@
 // connection, and everyone else goes on being served.
 #include <doctest/doctest.h>
 
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -104,6 +105,24 @@ TEST_SUITE("hardening") {
     auto [code, err] = tq::testing::run_tqd({"--port", "0", "--data-dir", first.dir() + "/data"});
     CHECK(code == 1);
     CHECK(err.find("is held by another tqd (pid ") != std::string::npos);
+  }
+
+  TEST_CASE("a data directory that exists keeps its mode, and SIGHUP is logged, not fatal") {
+    const std::string dir = tq::testing::make_temp_dir();
+    REQUIRE(mkdir((dir + "/data").c_str(), 0750) == 0);
+    REQUIRE(chmod((dir + "/data").c_str(), 0750) == 0);  // past the umask
+    TqdOptions o;
+    o.dir = dir;
+    TqdProcess tqd(o);
+    struct stat st {};
+    REQUIRE(stat((dir + "/data").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0750);
+    REQUIRE(kill(tqd.pid(), SIGHUP) == 0);
+    CHECK(tqd.wait_for_log("SIGHUP ignored", 5000));
+    auto s = tqd.socket();
+    CHECK(call(s, "PING") == "OK PONG");
+    tqd.stop(SIGTERM);
+    tq::testing::remove_tree(dir);
   }
 
   TEST_CASE("idle, slow and silent clients are closed, and counted") {
