@@ -62,6 +62,42 @@ TEST_SUITE("tq command line") {
     CHECK(bad_flag.status == 2);
   }
 
+  TEST_CASE("options go before the command - a misplaced or unknown one is refused, -- sends all") {
+    TqdProcess tqd;
+    REQUIRE(tq_run(tqd, {"CREATE", "scr"}).status == 0);
+
+    // Not "hello --port 19301" sent as the payload: refused, nothing sent.
+    auto misplaced = tq_run(tqd, {"ENQUEUE", "scr", "hello", "--port", "19301"});
+    CHECK(misplaced.status == 2);
+    CHECK(misplaced.out.empty());
+    CHECK(misplaced.err.find("tq: '--port' comes after the command; options go before it") !=
+          std::string::npos);
+    CHECK(misplaced.err.find("put -- before the command") != std::string::npos);
+    CHECK(tq_run(tqd, {"LIST", "--raw"}).status == 2);
+    CHECK(tq_run(tqd, {"LIST", "--timeout=1s"}).status == 2);
+    CHECK(tqd.client().peek("scr").value().empty());
+
+    auto unknown = tq_run(tqd, {"--bogus", "LIST"});
+    CHECK(unknown.status == 2);
+    CHECK(unknown.out.empty());
+    CHECK(unknown.err.find("tq: unknown option '--bogus'") != std::string::npos);
+
+    // After --, every word is the command's, options or not.
+    auto verbatim = tq_run(tqd, {"--", "ENQUEUE", "scr", "hello", "--port", "19301"});
+    CHECK(verbatim.status == 0);
+    CHECK(verbatim.out == "OK 1\n");
+    auto jobs = tqd.client().peek("scr");
+    REQUIRE(jobs.ok());
+    REQUIRE(jobs->size() == 1);
+    CHECK(jobs->front().payload == "hello --port 19301");
+    // A word that only looks like an option is part of the command.
+    CHECK(tq_run(tqd, {"ENQUEUE", "scr", "-5", "--verbose"}).out == "OK 2\n");
+
+    auto help = run_program({TQ_PATH, "--help"});
+    CHECK(help.status == 0);
+    CHECK(help.out.find("Usage: tq [OPTIONS] [--] [COMMAND...]") != std::string::npos);
+  }
+
   TEST_CASE("one command - PUT takes its body from standard input and --raw prints the wire") {
     TqdProcess tqd;
     REQUIRE(tq_run(tqd, {"CREATE", "emails"}).status == 0);
