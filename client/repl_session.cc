@@ -15,10 +15,12 @@ constexpr std::string_view kPromptTips =
 
 }  // namespace
 
-ReplSession::ReplSession(Options options, RenderStyle style, bool interactive, std::ostream& out,
-                         std::ostream& err, CancelToken* cancel)
+ReplSession::ReplSession(Options options, RenderStyle style, RenderStyle error_style,
+                         bool interactive, std::ostream& out, std::ostream& err,
+                         CancelToken* cancel)
     : client_(std::move(options)),
       style_(style),
+      error_style_(error_style),
       interactive_(interactive),
       out_(out),
       err_(err),
@@ -121,8 +123,17 @@ ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& r
   const bool writes = spec == nullptr || spec->has(protocol::kWrites);
   switch (error.kind) {
     case ErrorKind::kServer:
-      out_ << render_server_error(error, style_);
-      out_.flush();
+      if (verb == "DEQUEUE" && error.is(protocol::ErrorCode::kEmpty)) {
+        out_ << render_no_jobs(error, style_);
+        out_.flush();
+        return Outcome::kOk;
+      }
+      if (style_.raw) {
+        out_ << render_server_error(error, style_);
+        out_.flush();
+      } else {
+        err_ << render_server_error(error, error_style_);
+      }
       if (!client_.socket().is_open()) {
         err_ << "tq: the server closed the connection (" << error.code
              << "); the next command reconnects\n";

@@ -4,7 +4,11 @@
 // on `out`, and keeps the connection: an idle connection the server closed is
 // replaced before the command is sent; a connection lost under a command is
 // reported, with whether the command may have run, and one reconnect is tried
-// at once. tq's own messages go to `err`, never mixed into replies.
+// at once. Replies go to `out`; ERROR replies and tq's own messages go to
+// `err`, so a script that reads the output gets answers only. With raw, every
+// reply, ERROR too, goes to `out` exactly as the server sent it. DEQUEUE's
+// ERROR EMPTY is not an error here: it is shown as "(no jobs...)" and counts
+// as OK, as an empty DEQUEUE ... COUNT does.
 //
 // Invariant: a command is sent at most once. The session never repeats a
 // command by itself; after a loss it is the person (or the script) who
@@ -27,7 +31,7 @@ namespace tq::client {
 class ReplSession {
  public:
   enum class Outcome {
-    kOk,           // the server answered OK (or nothing was to be sent)
+    kOk,           // the server answered OK or EMPTY (or nothing was to be sent)
     kServerError,  // the server answered ERROR, or the line was refused locally
     kNoServer,     // no connection: the command was not sent, or its connection was lost
     kInterrupted,  // Ctrl-C ended the wait for the reply
@@ -38,10 +42,12 @@ class ReplSession {
   // nullopt when the input ends first.
   using BodyReader = std::function<std::optional<std::string>(size_t bytes)>;
 
-  // `cancel` ends a wait for a reply (tq fires it on Ctrl-C); it may be null.
-  // The session resets it before each command.
-  ReplSession(Options options, RenderStyle style, bool interactive, std::ostream& out,
-              std::ostream& err, CancelToken* cancel);
+  // `style` is for `out`, `error_style` for ERROR replies on `err` (each
+  // stream has colours only when it is a terminal). `cancel` ends a wait for
+  // a reply (tq fires it on Ctrl-C); it may be null. The session resets it
+  // before each command.
+  ReplSession(Options options, RenderStyle style, RenderStyle error_style, bool interactive,
+              std::ostream& out, std::ostream& err, CancelToken* cancel);
 
   // Connects; on failure says why on err and returns false (the session is
   // still usable: the next command tries again).
@@ -61,6 +67,7 @@ class ReplSession {
 
   Client client_;
   RenderStyle style_;
+  RenderStyle error_style_;
   bool interactive_;
   std::ostream& out_;
   std::ostream& err_;

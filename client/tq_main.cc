@@ -10,9 +10,13 @@
 // "hi --port 9000" into q on the default server. After `--` nothing is
 // looked at, so a payload may hold any words.
 //
-// Exit status: 0 when every command was answered OK; 1 when one was answered
-// ERROR (or refused before sending); 2 when tq could not reach the server or
-// was used wrongly. The same ReplSession runs the commands in every mode.
+// Replies go to standard output, ERROR replies and tq's own messages to
+// standard error (with --raw, every reply to standard output, as sent).
+//
+// Exit status: 0 when every command was answered OK (a DEQUEUE that found no
+// job is OK too); 1 when one was answered ERROR (or refused before sending);
+// 2 when tq could not reach the server or was used wrongly. The same ReplSession runs the commands
+// in every mode.
 #include <signal.h>
 #include <unistd.h>
 
@@ -268,13 +272,13 @@ int main(int argc, char** argv) {
     if (const char* password = std::getenv("TQ_PASSWORD")) options.password = password;
   }
 
-  const bool colour =
-      !raw && !no_colour && isatty(STDOUT_FILENO) && std::getenv("NO_COLOR") == nullptr;
-  const tq::client::RenderStyle style{colour, raw};
+  const bool colour = !raw && !no_colour && std::getenv("NO_COLOR") == nullptr;
+  const tq::client::RenderStyle style{colour && isatty(STDOUT_FILENO), raw};
+  const tq::client::RenderStyle error_style{colour && isatty(STDERR_FILENO), raw};
   const std::vector<std::string>& command = split.command;
   const bool interactive = command.empty() && isatty(STDIN_FILENO);
   tq::client::CancelToken cancel;
-  ReplSession session(options, style, interactive, std::cout, std::cerr, &cancel);
+  ReplSession session(options, style, error_style, interactive, std::cout, std::cerr, &cancel);
 
   if (!command.empty()) {
     std::string line;
