@@ -49,9 +49,10 @@ class ReplSession {
   ReplSession(Options options, RenderStyle style, RenderStyle error_style, bool interactive,
               std::ostream& out, std::ostream& err, CancelToken* cancel);
 
-  // Connects; on failure says why on err and returns false (the session is
-  // still usable: the next command tries again).
-  bool connect();
+  // Connects; on failure says why on err and returns kNoServer, or
+  // kServerError when the server refused the password (the session is still
+  // usable: the next command tries again).
+  Outcome connect();
 
   Outcome run(std::string_view line, const BodyReader& read_body);
 
@@ -61,8 +62,11 @@ class ReplSession {
   std::vector<std::string> queue_names();
 
  private:
-  // Connects before a command if there is no usable connection.
-  bool ensure_connected();
+  // Connects before a command if there is no usable connection; kOk when
+  // there is one.
+  Outcome ensure_connected();
+  // Says why connecting failed; the outcome for it.
+  Outcome connect_failed(const Error& error, std::string_view what);
   void report_lost(const Error& error, std::string_view verb, bool may_have_run);
 
   Client client_;

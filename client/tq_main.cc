@@ -14,8 +14,9 @@
 // standard error (with --raw, every reply to standard output, as sent).
 //
 // Exit status: 0 when every command was answered OK (a DEQUEUE that found no
-// job is OK too); 1 when one was answered ERROR (or refused before sending);
-// 2 when tq could not reach the server or was used wrongly. The same ReplSession runs the commands
+// job is OK too); 1 when one was answered ERROR (or refused before sending),
+// the server's ERROR NOAUTH for a wrong or missing password included; 2 when
+// tq could not reach the server or was used wrongly. The same ReplSession runs the commands
 // in every mode.
 #include <signal.h>
 #include <unistd.h>
@@ -91,7 +92,7 @@ int run_interactive(ReplSession& session, tq::client::CancelToken& cancel) {
   tq::client::LineEditor editor(history_path(), [&](std::string_view line) {
     return tq::client::complete(line, [&] { return session.queue_names(); });
   });
-  if (session.connect()) {
+  if (session.connect() == Outcome::kOk) {
     std::cout << "Connected. HELP lists the commands; Tab completes; Ctrl-D leaves.\n";
   }
   auto body_from_prompt = [&](size_t bytes) {
@@ -109,6 +110,20 @@ int run_interactive(ReplSession& session, tq::client::CancelToken& cancel) {
   }
 }
 
+int exit_status(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kOk:
+    case Outcome::kQuit:
+      return kExitOk;
+    case Outcome::kServerError:
+      return kExitServerError;
+    case Outcome::kNoServer:
+    case Outcome::kInterrupted:
+      return kExitNoServer;
+  }
+  return kExitNoServer;
+}
+
 int run_script(ReplSession& session) {
   auto next_line = []() -> std::optional<std::string> {
     std::string line;
@@ -116,7 +131,9 @@ int run_script(ReplSession& session) {
     return line;
   };
   auto body_from_input = [&](size_t bytes) { return read_body_lines(bytes, next_line); };
-  if (!session.connect()) return kExitNoServer;
+  if (Outcome connected = session.connect(); connected != Outcome::kOk) {
+    return exit_status(connected);
+  }
   int status = kExitOk;
   while (auto line = next_line()) {
     switch (session.run(*line, body_from_input)) {
@@ -142,18 +159,10 @@ int run_one(ReplSession& session, const std::string& line) {
     if (body.size() == bytes + 1 && body.back() == '\n') body.pop_back();
     return body;
   };
-  if (!session.connect()) return kExitNoServer;
-  switch (session.run(line, body_from_stdin)) {
-    case Outcome::kOk:
-    case Outcome::kQuit:
-      return kExitOk;
-    case Outcome::kServerError:
-      return kExitServerError;
-    case Outcome::kNoServer:
-    case Outcome::kInterrupted:
-      return kExitNoServer;
+  if (Outcome connected = session.connect(); connected != Outcome::kOk) {
+    return exit_status(connected);
   }
-  return kExitNoServer;
+  return exit_status(session.run(line, body_from_stdin));
 }
 
 // tq's arguments (without the program name), split into its options and the

@@ -130,6 +130,31 @@ TEST_SUITE("tq command line") {
     CHECK(help.out.find("Usage: tq [OPTIONS] [--] [COMMAND...]") != std::string::npos);
   }
 
+  TEST_CASE("a wrong or missing password is the server's ERROR NOAUTH - exit 1, not 2") {
+    tq::testing::TqdOptions options;
+    options.config_yaml = "auth:\n  password: s3cret\n";
+    TqdProcess tqd(options);
+
+    auto missing = tq_run(tqd, {"LIST"});
+    CHECK(missing.status == 1);
+    CHECK(missing.out.empty());
+    CHECK(missing.err.rfind("ERROR NOAUTH", 0) == 0);
+    CHECK(missing.err.find("tq: the server needs a password: give it with --password or "
+                           "TQ_PASSWORD\n") != std::string::npos);
+
+    auto wrong = tq_run(tqd, {"--password", "guess", "LIST"});
+    CHECK(wrong.status == 1);
+    CHECK(wrong.out.empty());
+    CHECK(wrong.err.rfind("ERROR NOAUTH wrong password\n", 0) == 0);
+    CHECK(wrong.err.find("refused the password") != std::string::npos);
+    CHECK(tq_run(tqd, {"--password", "guess"}, "LIST\n").status == 1);  // commands from input
+
+    std::vector<std::string> with_env = {TQ_PATH, "--port", std::to_string(tqd.port()), "LIST"};
+    auto right = run_program(with_env, {}, {"TQ_PASSWORD=s3cret"});
+    CHECK(right.status == 0);
+    CHECK(right.out == "OK\n");
+  }
+
   TEST_CASE("one command - PUT takes its body from standard input and --raw prints the wire") {
     TqdProcess tqd;
     REQUIRE(tq_run(tqd, {"CREATE", "emails"}).status == 0);
