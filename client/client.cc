@@ -33,7 +33,7 @@ Result<Client> Client::connect(const Options& options) {
 }
 
 Status Client::connect_once() {
-  socket_.close();
+  close();
   auto socket = LineSocket::connect(options_.host, options_.port, options_.timeout_ms);
   if (!socket) return socket.error();
   socket_ = std::move(socket).value();
@@ -81,11 +81,36 @@ Status Client::ensure_connected(const CancelToken* cancel) {
   return last;
 }
 
+Status Client::settle_owed_replies(int timeout_ms, const CancelToken* cancel, bool keep_if_late) {
+  while (owed_replies_ > 0) {
+    socket_.set_timeout_ms(timeout_ms);
+    socket_.set_cancel(cancel);
+    auto late = read_reply(socket_, protocol::ReplyShape::kLine);
+    socket_.set_timeout_ms(options_.timeout_ms);
+    socket_.set_cancel(nullptr);
+    // An ERROR line is a whole reply too.
+    if (late || late.error().kind == ErrorKind::kServer) {
+      --owed_replies_;
+      continue;
+    }
+    if (keep_if_late && late.error().kind == ErrorKind::kTimeout) return late.error();
+    close();
+    return make_error(ErrorKind::kConnect,
+                      "the server did not answer an earlier request (" + late.error().to_string() +
+                          "), so the connection to " + address() + " was closed; nothing was sent");
+  }
+  return Ok{};
+}
+
 Result<Reply> Client::exchange(std::string_view wire, protocol::ReplyShape shape, Repeat repeat,
-                               int read_timeout_ms, const CancelToken* cancel) {
+                               int read_timeout_ms, const CancelToken* cancel, bool keep_if_late) {
   const int max_sends = repeat == Repeat::kSafe ? 1 + options_.reconnect.attempts : 1;
   for (int sends = 1;; ++sends) {
     if (auto ready = ensure_connected(cancel); !ready) return ready.error();
+    if (auto settled = settle_owed_replies(read_timeout_ms, cancel, keep_if_late); !settled) {
+      if (keep_if_late || options_.reconnect.attempts == 0) return settled.error();
+      if (auto ready = ensure_connected(cancel); !ready) return ready.error();
+    }
     socket_.set_timeout_ms(read_timeout_ms);
     socket_.set_cancel(cancel);
     auto sent = socket_.send(wire);
@@ -93,7 +118,12 @@ Result<Reply> Client::exchange(std::string_view wire, protocol::ReplyShape shape
     socket_.set_timeout_ms(options_.timeout_ms);
     socket_.set_cancel(nullptr);
     if (reply || !connection_is_lost(reply.error())) return reply;
-    socket_.close();
+    if (keep_if_late && sent && shape == protocol::ReplyShape::kLine &&
+        reply.error().kind == ErrorKind::kTimeout) {
+      ++owed_replies_;  // nothing of it was read: the stream is still in step
+      return reply;
+    }
+    close();
     if (reply.error().kind == ErrorKind::kCancelled || sends >= max_sends) return reply;
   }
 }

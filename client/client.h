@@ -144,6 +144,13 @@ class Client {
 
   // --- Queues --------------------------------------------------------------
   Result<std::vector<std::string>> list();
+  // LIST for a caller that would rather go without the names than wait (tq's
+  // Tab completion): it never connects, and waits at most `patience` for the
+  // reply. A late reply is kTimeout, but the connection is kept: the reply is
+  // owed, and the next call reads and drops it before sending anything (and
+  // closes the connection, nothing sent, if it has not come within that
+  // call's own timeout).
+  Result<std::vector<std::string>> list(milliseconds patience);
   Result<std::vector<QueueInfo>> queues();
   // PEEK: the first n jobs in a state, without changing anything.
   Result<std::vector<Job>> peek(const std::string& queue, JobState state = JobState::kReady,
@@ -185,7 +192,10 @@ class Client {
   // Closes the connection and makes one attempt to open (and authenticate) a
   // new one.
   Status reconnect();
-  void close() { socket_.close(); }
+  void close() {
+    socket_.close();
+    owed_replies_ = 0;
+  }
   std::string address() const { return options_.host + ":" + std::to_string(options_.port); }
   LineSocket& socket() { return socket_; }
   const Options& options() const { return options_; }
@@ -195,9 +205,14 @@ class Client {
   enum class Repeat { kNever, kSafe };
 
   // Sends `wire`, reads a reply of `shape`; handles a lost connection as the
-  // header comment says.
+  // header comment says. With `keep_if_late` (one-line replies only), a reply
+  // that does not come within read_timeout_ms is owed instead of closing the
+  // connection.
   Result<Reply> exchange(std::string_view wire, protocol::ReplyShape shape, Repeat repeat,
-                         int read_timeout_ms, const CancelToken* cancel);
+                         int read_timeout_ms, const CancelToken* cancel, bool keep_if_late = false);
+  // Reads and drops the owed replies. When one does not come in time the
+  // connection is closed (or, with keep_if_late, left owing).
+  Status settle_owed_replies(int timeout_ms, const CancelToken* cancel, bool keep_if_late);
   // Connects if needed (and allowed by the policy).
   Status ensure_connected(const CancelToken* cancel);
   Status connect_once();
@@ -209,6 +224,11 @@ class Client {
   LineSocket socket_;
   std::mt19937_64 key_random_;
   uint64_t keys_made_ = 0;
+  // One-line replies the server still owes this connection for requests a
+  // patient call gave up on. A one-line reply that times out has not been
+  // read at all (LineSocket hands out whole lines only), so dropping that
+  // many lines puts the stream back in step.
+  int owed_replies_ = 0;
 };
 
 }  // namespace tq::client

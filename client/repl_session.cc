@@ -53,8 +53,12 @@ std::string ReplSession::prompt() const {
 }
 
 std::vector<std::string> ReplSession::queue_names() {
+  // Tab must answer at once, whatever the server is doing: a LIST that has
+  // not come back within this is given up on (the connection is kept; its
+  // late reply is dropped before the next command).
+  constexpr milliseconds kCompletionPatience{300};
   if (!client_.connected()) return {};
-  auto names = client_.list();
+  auto names = client_.list(kCompletionPatience);
   if (!names) return {};
   return std::move(names).value();
 }
@@ -159,7 +163,7 @@ ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& r
            << (writes ? " (the command may have run)" : "") << "\n";
       return Outcome::kInterrupted;
     default:
-      report_lost(error, verb, writes);
+      report_lost(error, verb, writes && error.outcome_unknown());
       return Outcome::kNoServer;
   }
 }

@@ -58,7 +58,8 @@ class ReplSession {
 
   // "tq 127.0.0.1:8080> ", marked when not connected.
   std::string prompt() const;
-  // Queue names for completion (LIST); empty when not connected.
+  // Queue names for completion (LIST); empty when not connected, or when the
+  // server does not answer within a moment.
   std::vector<std::string> queue_names();
 
  private:
