@@ -9,8 +9,11 @@
 // connection; the client then sends every job with a dedup key, so a job
 // whose reply was lost is retried without being stored twice.
 //
-// Exit status: 0 when every job was stored, 1 when the server refused one
-// (the error is printed), 2 when the server cannot be reached.
+// Exit status: 0 when every job was stored; 1 when the server refused one, or
+// the password (the error is printed); 2 when the server cannot be reached;
+// 64 (EX_USAGE) when the command line is wrong: a bad flag or queue name.
+#include <sysexits.h>
+
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <iostream>
@@ -19,6 +22,30 @@
 #include <vector>
 
 #include "client/client.h"
+
+namespace {
+
+constexpr int kExitRefused = 1;
+constexpr int kExitNoServer = 2;
+constexpr int kExitUsage = EX_USAGE;
+
+// Says why a call failed and returns the exit status for it.
+int fail(const std::string& what, const tq::client::Error& error) {
+  using tq::protocol::ErrorCode;
+  // A name the client will not send, or the server will not take, is the
+  // command line's fault, not the server's.
+  if (error.kind == tq::client::ErrorKind::kBadArgument || error.is(ErrorCode::kBadFormat)) {
+    std::cerr << "producer: " << error.message << "\n";
+    return kExitUsage;
+  }
+  std::cerr << "producer: " << what << error.to_string() << "\n";
+  if (error.is(ErrorCode::kNoAuth)) {
+    std::cerr << "producer: the server wants a password: --password or TQ_PASSWORD\n";
+  }
+  return error.kind == tq::client::ErrorKind::kServer ? kExitRefused : kExitNoServer;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Enqueue messages into a tq queue and print their ids.", "producer"};
@@ -29,15 +56,25 @@ int main(int argc, char** argv) {
   tq::client::Options options;  // 127.0.0.1:8080 unless told otherwise
   app.add_option("queue", queue, "the queue to put the jobs in")->required();
   app.add_option("message", words, "the message (its words are joined with spaces)")->required();
-  app.add_option("--count", count, "how many jobs; each gets ' #<n>' after the message")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--rate", rate, "jobs per second (default: as fast as the server takes them)")
-      ->check(CLI::NonNegativeNumber);
+  app.add_option("--count", count, "how many jobs, 1 or more; each gets ' #<n>' after the message");
+  app.add_option("--rate", rate, "jobs per second (default: as fast as the server takes them)");
   app.add_option("--host", options.host, "server address")->capture_default_str();
   app.add_option("--port", options.port, "server port")->capture_default_str();
   app.add_option("--password", options.password, "sent with AUTH when connecting")
       ->envname("TQ_PASSWORD");
-  CLI11_PARSE(app, argc, argv);
+  auto usage_error = [](const std::string& why) {
+    std::cerr << "producer: " << why << " (see producer --help)\n";
+    return kExitUsage;
+  };
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);  // prints the help; 0
+  } catch (const CLI::ParseError& e) {
+    return usage_error(e.what());
+  }
+  if (count < 1) return usage_error("--count must be 1 or more, got " + std::to_string(count));
+  if (!(rate >= 0)) return usage_error("--rate must be 0 (no pacing) or more");
 
   std::string message;
   for (const auto& word : words) message += (message.empty() ? "" : " ") + word;
@@ -46,17 +83,13 @@ int main(int argc, char** argv) {
   // enqueues carry a dedup key, so none can be stored twice.
   options.reconnect.attempts = 5;
   auto client = tq::client::Client::connect(options);
-  if (!client) {
-    std::cerr << "producer: " << client.error().to_string() << "\n";
-    return 2;
-  }
+  if (!client) return fail("", client.error());
 
   // tqd does not create queues on ENQUEUE unless configured to (a typo would
   // fill a queue nobody reads), so create it; EXISTS just means it is there.
   auto created = client->create(queue);
   if (!created && !created.error().is(tq::protocol::ErrorCode::kExists)) {
-    std::cerr << "producer: cannot create " << queue << ": " << created.error().to_string() << "\n";
-    return created.error().kind == tq::client::ErrorKind::kServer ? 1 : 2;
+    return fail("cannot create " + queue + ": ", created.error());
   }
 
   const auto start = std::chrono::steady_clock::now();
@@ -67,10 +100,7 @@ int main(int argc, char** argv) {
     }
     std::string payload = count == 1 ? message : message + " #" + std::to_string(n);
     auto id = client->enqueue(queue, payload);
-    if (!id) {
-      std::cerr << "producer: job " << n << " not stored: " << id.error().to_string() << "\n";
-      return id.error().kind == tq::client::ErrorKind::kServer ? 1 : 2;
-    }
+    if (!id) return fail("job " + std::to_string(n) + " not stored: ", id.error());
     std::cout << "enqueued job " << *id << " to " << queue << ": " << payload << std::endl;
   }
   return 0;

@@ -95,6 +95,66 @@ TEST_SUITE("examples") {
     CHECK(produced.out == "enqueued job 1 to secure: hello\n");
   }
 
+  TEST_CASE("a wrong command line is exit 64 (EX_USAGE) with a one-line reason, for both") {
+    TqdProcess tqd;
+    const std::string port = std::to_string(tqd.port());
+    auto producer = [&](std::vector<std::string> args) {
+      args.insert(args.begin(), PRODUCER_PATH);
+      args.insert(args.end(), {"--port", port});
+      return run_program(args);
+    };
+    auto no_jobs = producer({"q", "x", "--count", "0"});
+    CHECK(no_jobs.status == 64);
+    CHECK(no_jobs.err == "producer: --count must be 1 or more, got 0 (see producer --help)\n");
+    CHECK(producer({"q", "x", "--rate", "-1"}).status == 64);
+    auto unknown = producer({"q", "x", "--bogus"});
+    CHECK(unknown.status == 64);
+    CHECK(unknown.err.rfind("producer: ", 0) == 0);
+    CHECK(producer({}).status == 64);
+
+    // Queue names: one the client will not send, one the server will not take.
+    auto spaced = producer({"my queue", "x"});
+    CHECK(spaced.status == 64);
+    CHECK(spaced.err == "producer: queue name 'my queue' holds a space or a control character\n");
+    auto digits = producer({"42", "x"});
+    CHECK(digits.status == 64);
+    CHECK(digits.err.rfind("producer: invalid queue name '42'", 0) == 0);
+    CHECK(tqd.client().list().value().empty());
+
+    auto worker = [&](std::vector<std::string> args) {
+      args.insert(args.begin(), WORKER_PATH);
+      args.insert(args.end(), {"--port", port});
+      return run_program(args);
+    };
+    auto threads = worker({"q", "--concurrency", "0"});
+    CHECK(threads.status == 64);
+    CHECK(threads.err == "worker: --concurrency must be 1 to 1000, got 0 (see worker --help)\n");
+    CHECK(worker({"q", "--fail-rate", "2"}).status == 64);
+    CHECK(worker({"q", "--sleep", "soon"}).status == 64);
+    CHECK(worker({"q", "--bogus"}).status == 64);
+    // The worker waits for a queue that does not exist yet, not for one it cannot name.
+    auto bad_queue = worker({"my queue"});
+    CHECK(bad_queue.status == 64);
+    CHECK(bad_queue.err == "worker: queue name 'my queue' holds a space or a control character\n");
+  }
+
+  TEST_CASE("a refused password is exit 1 for both, with a hint when none was given") {
+    tq::testing::TqdOptions options;
+    options.config_yaml = "auth:\n  password: s3cret\n";
+    TqdProcess tqd(options);
+    const std::string port = std::to_string(tqd.port());
+    auto producer = run_program({PRODUCER_PATH, "q", "x", "--port", port, "--password", "guess"});
+    CHECK(producer.status == 1);
+    CHECK(producer.err.find("NOAUTH wrong password") != std::string::npos);
+    auto worker = run_program({WORKER_PATH, "q", "--port", port, "--password", "guess"});
+    CHECK(worker.status == 1);
+    CHECK(worker.err.find("NOAUTH wrong password") != std::string::npos);
+    auto anonymous = run_program({WORKER_PATH, "q", "--port", port});
+    CHECK(anonymous.status == 1);
+    CHECK(anonymous.err.find("NOAUTH") != std::string::npos);
+    CHECK(anonymous.err.find("--password or TQ_PASSWORD") != std::string::npos);
+  }
+
   TEST_CASE("worker --concurrency shares the jobs among its threads and all are acked") {
     TqdProcess tqd;
     REQUIRE(run_program({PRODUCER_PATH, "bulk", "job", "--count", "12", "--port",
