@@ -21,6 +21,26 @@ bool connection_is_lost(const Error& e) {
 
 }  // namespace
 
+ReconnectPolicy ReconnectPolicy::lasting(milliseconds span) {
+  ReconnectPolicy policy;
+  if (span <= milliseconds(0)) return policy;
+  // The pauses double up to max_delay, then stay there: count the doubling
+  // ones, then divide what is left (rounding up).
+  int64_t attempts = 1;
+  milliseconds paused{0};
+  milliseconds delay = policy.first_delay;
+  while (paused < span && delay < policy.max_delay) {
+    paused += delay;
+    ++attempts;
+    delay = std::min(delay * 2, policy.max_delay);
+  }
+  if (paused < span) {
+    attempts += (span - paused + policy.max_delay - milliseconds(1)) / policy.max_delay;
+  }
+  policy.attempts = static_cast<int>(std::min<int64_t>(attempts, INT32_MAX - 1));
+  return policy;
+}
+
 Client::Client(Options options)
     : options_(std::move(options)), key_random_(std::random_device{}()) {
   socket_.set_timeout_ms(options_.timeout_ms);
@@ -59,13 +79,15 @@ Status Client::ensure_connected(const CancelToken* cancel) {
                                                " (the connection was lost; reconnect() opens "
                                                "a new one)");
   }
+  const CancelToken* stop = cancel != nullptr ? cancel : policy.cancel;
   milliseconds delay = policy.first_delay;
   Error last;
   for (int attempt = 0; attempt < policy.attempts; ++attempt) {
     if (attempt > 0) {
+      if (policy.on_retry) policy.on_retry(attempt, last, delay);
       bool slept = true;
-      if (cancel != nullptr) {
-        slept = cancel->sleep_for_ms(static_cast<int>(delay.count()));
+      if (stop != nullptr) {
+        slept = stop->sleep_for_ms(static_cast<int>(delay.count()));
       } else {
         std::this_thread::sleep_for(delay);  // a pause between attempts, not a synchronisation
       }

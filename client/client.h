@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <random>
 #include <span>
@@ -47,6 +48,21 @@ struct ReconnectPolicy {
   int attempts = 0;               // connection attempts after a loss; 0: never reconnect
   milliseconds first_delay{100};  // before the second attempt; doubles after each failure
   milliseconds max_delay{2000};   // the longest pause between attempts
+  // Called after a failed attempt, before the pause that precedes the next
+  // one, on the thread making the call: how many attempts failed so far, why
+  // the last one did, and the pause. Lets a program say that it is still
+  // trying rather than seem to hang.
+  std::function<void(int failed, const Error& why, milliseconds pause)> on_retry{};
+  // When fired, ends the pauses: the call fails at once with kCancelled. A
+  // call's own token (DequeueOptions::cancel) does the same, and wins.
+  const CancelToken* cancel = nullptr;
+
+  // A policy that keeps trying for at least `span`: enough attempts that the
+  // pauses between them (100 ms, doubling, then every 2 s) add up to `span`,
+  // so a server that is back within it is reached again. Each failed attempt
+  // takes time of its own too (up to the connect timeout), so the last may
+  // come later. lasting(0) never reconnects.
+  static ReconnectPolicy lasting(milliseconds span);
 };
 
 struct Options {
