@@ -6,7 +6,8 @@
 //
 // What it shows: connecting, creating the queue if it is missing, enqueueing,
 // and errors as values. It asks the client to reconnect after a dropped
-// connection; the client then sends every job with a dedup key, so a job
+// connection, for up to --reconnect-for (30 s), so a restarting server is
+// ridden out; the client then sends every job with a dedup key, so a job
 // whose reply was lost is retried without being stored twice.
 //
 // Exit status: 0 when every job was stored; 1 when the server refused one, or
@@ -53,11 +54,15 @@ int main(int argc, char** argv) {
   std::vector<std::string> words;
   int count = 1;
   double rate = 0;
+  std::string reconnect_for = "30s";
   tq::client::Options options;  // 127.0.0.1:8080 unless told otherwise
   app.add_option("queue", queue, "the queue to put the jobs in")->required();
   app.add_option("message", words, "the message (its words are joined with spaces)")->required();
   app.add_option("--count", count, "how many jobs, 1 or more; each gets ' #<n>' after the message");
   app.add_option("--rate", rate, "jobs per second (default: as fast as the server takes them)");
+  app.add_option("--reconnect-for", reconnect_for,
+                 "after a lost connection, keep trying to reconnect this long (0: never)")
+      ->capture_default_str();
   app.add_option("--host", options.host, "server address")->capture_default_str();
   app.add_option("--port", options.port, "server port")->capture_default_str();
   app.add_option("--password", options.password, "sent with AUTH when connecting")
@@ -75,13 +80,26 @@ int main(int argc, char** argv) {
   }
   if (count < 1) return usage_error("--count must be 1 or more, got " + std::to_string(count));
   if (!(rate >= 0)) return usage_error("--rate must be 0 (no pacing) or more");
+  auto reconnect_span = tq::client::parse_duration(reconnect_for);
+  if (!reconnect_span) {
+    return usage_error("--reconnect-for: expected a duration such as 30s or 2m, got '" +
+                       reconnect_for + "'");
+  }
 
   std::string message;
   for (const auto& word : words) message += (message.empty() ? "" : " ") + word;
 
-  // Reconnect after a dropped connection (a restarting server, say). Retried
-  // enqueues carry a dedup key, so none can be stored twice.
-  options.reconnect.attempts = 5;
+  // Reconnect after a dropped connection (a restarting server, say), saying
+  // so while it lasts. Retried enqueues carry a dedup key, so none can be
+  // stored twice.
+  options.reconnect = tq::client::ReconnectPolicy::lasting(*reconnect_span);
+  const int attempts = options.reconnect.attempts;
+  options.reconnect.on_retry = [attempts](int failed, const tq::client::Error& why,
+                                          tq::client::milliseconds pause) {
+    std::cerr << "producer: " << why.to_string() << "; reconnecting in "
+              << tq::client::format_duration(pause) << " (attempt " << failed + 1 << " of "
+              << attempts << ")" << std::endl;
+  };
   auto client = tq::client::Client::connect(options);
   if (!client) return fail("", client.error());
 
@@ -100,7 +118,13 @@ int main(int argc, char** argv) {
     }
     std::string payload = count == 1 ? message : message + " #" + std::to_string(n);
     auto id = client->enqueue(queue, payload);
-    if (!id) return fail("job " + std::to_string(n) + " not stored: ", id.error());
+    if (!id) {
+      // n counts messages; the job ids printed are the server's.
+      std::string which = count == 1
+                              ? "the message"
+                              : "message #" + std::to_string(n) + " of " + std::to_string(count);
+      return fail(which + " was not stored: ", id.error());
+    }
     std::cout << "enqueued job " << *id << " to " << queue << ": " << payload << std::endl;
   }
   return 0;

@@ -16,7 +16,9 @@
 // may still hand a job to, which would then sit out its lease. A second
 // Ctrl-C quits at once (a job held then is redelivered when its lease ends).
 //
-// A server that is down, or a queue that does not exist yet, is waited for.
+// A server that is down, or a queue that does not exist yet, is waited for: a
+// lost connection is reopened for up to --reconnect-for (30 s) within a call,
+// and the loop tries again after that.
 // Exit status: 0 when stopped by Ctrl-C or SIGTERM; 1 when the server refused
 // the password; 64 (EX_USAGE) when the command line is wrong: a bad flag or
 // queue name; 130 after a second Ctrl-C.
@@ -127,8 +129,13 @@ void process(Client& client, const Job& job, int worker, const Settings& setting
 }
 
 void work(int worker, const Settings& settings) {
+  tq::client::Options options = settings.options;
+  options.reconnect.on_retry = [worker](int failed, const tq::client::Error& why,
+                                        tq::client::milliseconds) {
+    if (failed == 1) say(worker, "lost the server (" + why.to_string() + "); reconnecting");
+  };
   // Not connected yet: with a reconnect policy the first call connects.
-  Client client(settings.options);
+  Client client(options);
   std::mt19937 random(std::random_device{}());
   bool said_waiting = false;
   while (!stop.cancelled()) {
@@ -136,6 +143,7 @@ void work(int worker, const Settings& settings) {
     // with nothing, when the loop looks at the stop flag again.
     auto jobs = client.dequeue_many(settings.queues, {.wait = 2s, .count = 1});
     if (!jobs) {
+      if (stop.cancelled()) break;  // Ctrl-C while reconnecting
       const tq::client::Error& error = jobs.error();
       // A name the client will not send or the server will not take, and a
       // refused password, stay wrong however long we wait.
@@ -168,10 +176,14 @@ int main(int argc, char** argv) {
   Settings settings;
   int concurrency = 1;
   std::string work_time = "0s";
+  std::string reconnect_for = "30s";
   app.add_option("queues", settings.queues, "the queues to take jobs from, in order")->required();
   app.add_option("--concurrency", concurrency, "workers (threads, one connection each), 1 to 1000");
   app.add_option("--fail-rate", settings.fail_rate, "share of jobs that fail, 0 to 1 (NACKed)");
   app.add_option("--sleep", work_time, "how long each job's work takes: 500ms, 2s, 1m")
+      ->capture_default_str();
+  app.add_option("--reconnect-for", reconnect_for,
+                 "after a lost connection, keep trying to reconnect this long (0: never)")
       ->capture_default_str();
   app.add_option("--host", settings.options.host, "server address")->capture_default_str();
   app.add_option("--port", settings.options.port, "server port")->capture_default_str();
@@ -199,8 +211,16 @@ int main(int argc, char** argv) {
     return usage_error("--sleep: expected a duration such as 500ms or 2s, got '" + work_time + "'");
   }
   settings.work_time = *parsed;
-  // Reconnect after a dropped connection; a lost DEQUEUE is safe to repeat.
-  settings.options.reconnect.attempts = 5;
+  auto reconnect_span = tq::client::parse_duration(reconnect_for);
+  if (!reconnect_span) {
+    return usage_error("--reconnect-for: expected a duration such as 30s or 2m, got '" +
+                       reconnect_for + "'");
+  }
+  // Reconnect after a dropped connection (a lost DEQUEUE is safe to repeat),
+  // so that an ACK after a server restart still gets through. Ctrl-C ends a
+  // wait to reconnect at once.
+  settings.options.reconnect = tq::client::ReconnectPolicy::lasting(*reconnect_span);
+  settings.options.reconnect.cancel = &stop;
 
   signal(SIGINT, on_stop_signal);
   signal(SIGTERM, on_stop_signal);

@@ -81,6 +81,48 @@ TEST_SUITE("examples") {
     CHECK(refused.err.find("producer: cannot connect") != std::string::npos);
   }
 
+  TEST_CASE("the producer rides out a server restart longer than the old 1.5 s budget") {
+    TqdProcess first_run;
+    const uint16_t port = first_run.port();
+    // Two jobs a second apart; reading what it prints, standard error included.
+    BackgroundProcess producer({PRODUCER_PATH, "restart", "job", "--count", "2", "--rate", "1",
+                                "--port", std::to_string(port)},
+                               /*with_stderr=*/true);
+    REQUIRE(producer.wait_for_line("enqueued job 1 to restart: job #1", 10s).has_value());
+    // Held still while the server stops, so that job 2 finds it gone.
+    REQUIRE(kill(producer.pid(), SIGSTOP) == 0);
+    REQUIRE(first_run.stop(SIGTERM) == 0);
+    REQUIRE(kill(producer.pid(), SIGCONT) == 0);
+    // Five attempts failed (100+200+400+800 ms of pauses): where the producer
+    // used to give up. It says so and goes on.
+    auto retrying = producer.wait_for_line("(attempt 6 of ", 20s);
+    REQUIRE(retrying.has_value());
+    CHECK(retrying->rfind("producer: cannot connect: 127.0.0.1:" + std::to_string(port), 0) == 0);
+
+    tq::testing::TqdOptions restart;
+    restart.dir = first_run.dir();
+    restart.port = port;
+    TqdProcess second_run(restart);
+    CHECK(producer.wait_for_line("enqueued job 2 to restart: job #2", 20s).has_value());
+    CHECK(producer.wait_for_exit(10s) == 0);
+    CHECK(stat_of(second_run, "restart", "ready") == "2");  // each stored once
+  }
+
+  TEST_CASE("the producer's --reconnect-for 0 gives up at once and names the message, not an id") {
+    TqdProcess tqd;
+    BackgroundProcess producer({PRODUCER_PATH, "restart", "job", "--count", "2", "--rate", "1",
+                                "--reconnect-for", "0", "--port", std::to_string(tqd.port())},
+                               /*with_stderr=*/true);
+    REQUIRE(producer.wait_for_line("enqueued job 1 to restart: job #1", 10s).has_value());
+    REQUIRE(kill(producer.pid(), SIGSTOP) == 0);
+    REQUIRE(tqd.stop(SIGTERM) == 0);
+    REQUIRE(kill(producer.pid(), SIGCONT) == 0);
+    auto gave_up = producer.wait_for_line("not stored", 10s);
+    REQUIRE(gave_up.has_value());
+    CHECK(gave_up->rfind("producer: message #2 of 2 was not stored: ", 0) == 0);
+    CHECK(producer.wait_for_exit(10s) == 2);
+  }
+
   TEST_CASE("the producer authenticates with TQ_PASSWORD - without it tqd refuses the job") {
     tq::testing::TqdOptions options;
     options.config_yaml = "auth:\n  password: s3cret\n";
