@@ -21,6 +21,26 @@ bool connection_is_lost(const Error& e) {
 
 }  // namespace
 
+ReconnectPolicy ReconnectPolicy::lasting(milliseconds span) {
+  ReconnectPolicy policy;
+  if (span <= milliseconds(0)) return policy;
+  // The pauses double up to max_delay, then stay there: count the doubling
+  // ones, then divide what is left (rounding up).
+  int64_t attempts = 1;
+  milliseconds paused{0};
+  milliseconds delay = policy.first_delay;
+  while (paused < span && delay < policy.max_delay) {
+    paused += delay;
+    ++attempts;
+    delay = std::min(delay * 2, policy.max_delay);
+  }
+  if (paused < span) {
+    attempts += (span - paused + policy.max_delay - milliseconds(1)) / policy.max_delay;
+  }
+  policy.attempts = static_cast<int>(std::min<int64_t>(attempts, INT32_MAX - 1));
+  return policy;
+}
+
 Client::Client(Options options)
     : options_(std::move(options)), key_random_(std::random_device{}()) {
   socket_.set_timeout_ms(options_.timeout_ms);
@@ -33,7 +53,7 @@ Result<Client> Client::connect(const Options& options) {
 }
 
 Status Client::connect_once() {
-  socket_.close();
+  close();
   auto socket = LineSocket::connect(options_.host, options_.port, options_.timeout_ms);
   if (!socket) return socket.error();
   socket_ = std::move(socket).value();
@@ -59,13 +79,15 @@ Status Client::ensure_connected(const CancelToken* cancel) {
                                                " (the connection was lost; reconnect() opens "
                                                "a new one)");
   }
+  const CancelToken* stop = cancel != nullptr ? cancel : policy.cancel;
   milliseconds delay = policy.first_delay;
   Error last;
   for (int attempt = 0; attempt < policy.attempts; ++attempt) {
     if (attempt > 0) {
+      if (policy.on_retry) policy.on_retry(attempt, last, delay);
       bool slept = true;
-      if (cancel != nullptr) {
-        slept = cancel->sleep_for_ms(static_cast<int>(delay.count()));
+      if (stop != nullptr) {
+        slept = stop->sleep_for_ms(static_cast<int>(delay.count()));
       } else {
         std::this_thread::sleep_for(delay);  // a pause between attempts, not a synchronisation
       }
@@ -81,11 +103,36 @@ Status Client::ensure_connected(const CancelToken* cancel) {
   return last;
 }
 
+Status Client::settle_owed_replies(int timeout_ms, const CancelToken* cancel, bool keep_if_late) {
+  while (owed_replies_ > 0) {
+    socket_.set_timeout_ms(timeout_ms);
+    socket_.set_cancel(cancel);
+    auto late = read_reply(socket_, protocol::ReplyShape::kLine);
+    socket_.set_timeout_ms(options_.timeout_ms);
+    socket_.set_cancel(nullptr);
+    // An ERROR line is a whole reply too.
+    if (late || late.error().kind == ErrorKind::kServer) {
+      --owed_replies_;
+      continue;
+    }
+    if (keep_if_late && late.error().kind == ErrorKind::kTimeout) return late.error();
+    close();
+    return make_error(ErrorKind::kConnect,
+                      "the server did not answer an earlier request (" + late.error().to_string() +
+                          "), so the connection to " + address() + " was closed; nothing was sent");
+  }
+  return Ok{};
+}
+
 Result<Reply> Client::exchange(std::string_view wire, protocol::ReplyShape shape, Repeat repeat,
-                               int read_timeout_ms, const CancelToken* cancel) {
+                               int read_timeout_ms, const CancelToken* cancel, bool keep_if_late) {
   const int max_sends = repeat == Repeat::kSafe ? 1 + options_.reconnect.attempts : 1;
   for (int sends = 1;; ++sends) {
     if (auto ready = ensure_connected(cancel); !ready) return ready.error();
+    if (auto settled = settle_owed_replies(read_timeout_ms, cancel, keep_if_late); !settled) {
+      if (keep_if_late || options_.reconnect.attempts == 0) return settled.error();
+      if (auto ready = ensure_connected(cancel); !ready) return ready.error();
+    }
     socket_.set_timeout_ms(read_timeout_ms);
     socket_.set_cancel(cancel);
     auto sent = socket_.send(wire);
@@ -93,7 +140,12 @@ Result<Reply> Client::exchange(std::string_view wire, protocol::ReplyShape shape
     socket_.set_timeout_ms(options_.timeout_ms);
     socket_.set_cancel(nullptr);
     if (reply || !connection_is_lost(reply.error())) return reply;
-    socket_.close();
+    if (keep_if_late && sent && shape == protocol::ReplyShape::kLine &&
+        reply.error().kind == ErrorKind::kTimeout) {
+      ++owed_replies_;  // nothing of it was read: the stream is still in step
+      return reply;
+    }
+    close();
     if (reply.error().kind == ErrorKind::kCancelled || sends >= max_sends) return reply;
   }
 }

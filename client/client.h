@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <random>
 #include <span>
@@ -47,6 +48,21 @@ struct ReconnectPolicy {
   int attempts = 0;               // connection attempts after a loss; 0: never reconnect
   milliseconds first_delay{100};  // before the second attempt; doubles after each failure
   milliseconds max_delay{2000};   // the longest pause between attempts
+  // Called after a failed attempt, before the pause that precedes the next
+  // one, on the thread making the call: how many attempts failed so far, why
+  // the last one did, and the pause. Lets a program say that it is still
+  // trying rather than seem to hang.
+  std::function<void(int failed, const Error& why, milliseconds pause)> on_retry{};
+  // When fired, ends the pauses: the call fails at once with kCancelled. A
+  // call's own token (DequeueOptions::cancel) does the same, and wins.
+  const CancelToken* cancel = nullptr;
+
+  // A policy that keeps trying for at least `span`: enough attempts that the
+  // pauses between them (100 ms, doubling, then every 2 s) add up to `span`,
+  // so a server that is back within it is reached again. Each failed attempt
+  // takes time of its own too (up to the connect timeout), so the last may
+  // come later. lasting(0) never reconnects.
+  static ReconnectPolicy lasting(milliseconds span);
 };
 
 struct Options {
@@ -144,6 +160,13 @@ class Client {
 
   // --- Queues --------------------------------------------------------------
   Result<std::vector<std::string>> list();
+  // LIST for a caller that would rather go without the names than wait (tq's
+  // Tab completion): it never connects, and waits at most `patience` for the
+  // reply. A late reply is kTimeout, but the connection is kept: the reply is
+  // owed, and the next call reads and drops it before sending anything (and
+  // closes the connection, nothing sent, if it has not come within that
+  // call's own timeout).
+  Result<std::vector<std::string>> list(milliseconds patience);
   Result<std::vector<QueueInfo>> queues();
   // PEEK: the first n jobs in a state, without changing anything.
   Result<std::vector<Job>> peek(const std::string& queue, JobState state = JobState::kReady,
@@ -185,7 +208,10 @@ class Client {
   // Closes the connection and makes one attempt to open (and authenticate) a
   // new one.
   Status reconnect();
-  void close() { socket_.close(); }
+  void close() {
+    socket_.close();
+    owed_replies_ = 0;
+  }
   std::string address() const { return options_.host + ":" + std::to_string(options_.port); }
   LineSocket& socket() { return socket_; }
   const Options& options() const { return options_; }
@@ -195,9 +221,14 @@ class Client {
   enum class Repeat { kNever, kSafe };
 
   // Sends `wire`, reads a reply of `shape`; handles a lost connection as the
-  // header comment says.
+  // header comment says. With `keep_if_late` (one-line replies only), a reply
+  // that does not come within read_timeout_ms is owed instead of closing the
+  // connection.
   Result<Reply> exchange(std::string_view wire, protocol::ReplyShape shape, Repeat repeat,
-                         int read_timeout_ms, const CancelToken* cancel);
+                         int read_timeout_ms, const CancelToken* cancel, bool keep_if_late = false);
+  // Reads and drops the owed replies. When one does not come in time the
+  // connection is closed (or, with keep_if_late, left owing).
+  Status settle_owed_replies(int timeout_ms, const CancelToken* cancel, bool keep_if_late);
   // Connects if needed (and allowed by the policy).
   Status ensure_connected(const CancelToken* cancel);
   Status connect_once();
@@ -209,6 +240,11 @@ class Client {
   LineSocket socket_;
   std::mt19937_64 key_random_;
   uint64_t keys_made_ = 0;
+  // One-line replies the server still owes this connection for requests a
+  // patient call gave up on. A one-line reply that times out has not been
+  // read at all (LineSocket hands out whole lines only), so dropping that
+  // many lines puts the stream back in step.
+  int owed_replies_ = 0;
 };
 
 }  // namespace tq::client

@@ -22,6 +22,18 @@ Result<uint64_t> number_after(const std::string& text, std::string_view prefix) 
                     "expected OK " + std::string(prefix) + "<n>, got 'OK " + text + "'");
 }
 
+// LIST's "emails,orders": the names.
+std::vector<std::string> queue_names(std::string_view text) {
+  std::vector<std::string> names;
+  while (!text.empty()) {
+    size_t comma = text.find(',');
+    names.emplace_back(text.substr(0, comma));
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return names;
+}
+
 std::string_view state_word(JobState state) {
   switch (state) {
     case JobState::kReady:
@@ -223,15 +235,16 @@ Status Client::delete_job(uint64_t id) {
 Result<std::vector<std::string>> Client::list() {
   auto reply = line_call("LIST", Repeat::kSafe);
   if (!reply) return reply.error();
-  std::vector<std::string> names;
-  std::string_view text = *reply;
-  while (!text.empty()) {
-    size_t comma = text.find(',');
-    names.emplace_back(text.substr(0, comma));
-    if (comma == std::string_view::npos) break;
-    text.remove_prefix(comma + 1);
-  }
-  return names;
+  return queue_names(*reply);
+}
+
+Result<std::vector<std::string>> Client::list(milliseconds patience) {
+  if (!connected()) return make_error(ErrorKind::kConnect, "not connected to " + address());
+  const int patience_ms = static_cast<int>(std::clamp<int64_t>(patience.count(), 1, INT32_MAX));
+  auto reply = exchange("LIST\n", protocol::ReplyShape::kLine, Repeat::kNever, patience_ms, nullptr,
+                        /*keep_if_late=*/true);
+  if (!reply) return reply.error();
+  return queue_names(reply->text);
 }
 
 Result<std::vector<QueueInfo>> Client::queues() {

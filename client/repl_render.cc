@@ -202,4 +202,10 @@ std::string render_server_error(const Error& error, const RenderStyle& style) {
   return paint(head, kRed, style) + rest + "\n";
 }
 
+std::string render_no_jobs(const Error& empty, const RenderStyle& style) {
+  if (style.raw) return render_server_error(empty, style);
+  std::string why = empty.message.empty() ? "" : ": " + printable(empty.message);
+  return paint("(no jobs" + why + ")", kDim, style) + "\n";
+}
+
 }  // namespace tq::client

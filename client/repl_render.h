@@ -32,6 +32,11 @@ std::string render_reply(const std::vector<std::string_view>& words, const Reply
 // Ends with a newline.
 std::string render_server_error(const Error& error, const RenderStyle& style);
 
+// DEQUEUE's ERROR EMPTY, which is no error to a person or a script: "(no jobs:
+// queue 'x' has no ready job)", as DEQUEUE ... COUNT shows an empty reply.
+// With raw, the server's line. Ends with a newline.
+std::string render_no_jobs(const Error& empty, const RenderStyle& style);
+
 // Shows bytes on a terminal: control bytes other than newline and tab become
 // \xHH (and, with escape_backslash, a backslash becomes \\), so a payload
 // cannot move the cursor or change colours. Long payloads are cut at

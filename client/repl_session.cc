@@ -15,23 +15,35 @@ constexpr std::string_view kPromptTips =
 
 }  // namespace
 
-ReplSession::ReplSession(Options options, RenderStyle style, bool interactive, std::ostream& out,
-                         std::ostream& err, CancelToken* cancel)
+ReplSession::ReplSession(Options options, RenderStyle style, RenderStyle error_style,
+                         bool interactive, std::ostream& out, std::ostream& err,
+                         CancelToken* cancel)
     : client_(std::move(options)),
       style_(style),
+      error_style_(error_style),
       interactive_(interactive),
       out_(out),
       err_(err),
       cancel_(cancel) {}
 
-bool ReplSession::connect() {
+ReplSession::Outcome ReplSession::connect() {
   auto connected = client_.reconnect();
-  if (!connected) {
-    err_ << "tq: cannot connect: " << connected.error().message << "\n";
-    return false;
-  }
+  if (!connected) return connect_failed(connected.error(), "cannot connect");
   ever_connected_ = true;
-  return true;
+  return Outcome::kOk;
+}
+
+ReplSession::Outcome ReplSession::connect_failed(const Error& error, std::string_view what) {
+  // A refused password is the server's answer, not a server that is away:
+  // shown as the ERROR it is, and trying again will not help.
+  if (error.is(protocol::ErrorCode::kNoAuth)) {
+    err_ << render_server_error(error, error_style_);
+    err_ << "tq: the server refused the password given with --password or TQ_PASSWORD\n";
+    return Outcome::kServerError;
+  }
+  err_ << "tq: " << what << ": "
+       << (error.kind == ErrorKind::kServer ? error.to_string() : error.message) << "\n";
+  return Outcome::kNoServer;
 }
 
 std::string ReplSession::prompt() const {
@@ -41,20 +53,21 @@ std::string ReplSession::prompt() const {
 }
 
 std::vector<std::string> ReplSession::queue_names() {
+  // Tab must answer at once, whatever the server is doing: a LIST that has
+  // not come back within this is given up on (the connection is kept; its
+  // late reply is dropped before the next command).
+  constexpr milliseconds kCompletionPatience{300};
   if (!client_.connected()) return {};
-  auto names = client_.list();
+  auto names = client_.list(kCompletionPatience);
   if (!names) return {};
   return std::move(names).value();
 }
 
-bool ReplSession::ensure_connected() {
-  if (client_.connected()) return true;
+ReplSession::Outcome ReplSession::ensure_connected() {
+  if (client_.connected()) return Outcome::kOk;
   const bool closed_by_server = client_.socket().is_open();
   auto connected = client_.reconnect();
-  if (!connected) {
-    err_ << "tq: not connected: " << connected.error().message << "\n";
-    return false;
-  }
+  if (!connected) return connect_failed(connected.error(), "not connected");
   if (closed_by_server) {
     err_ << "tq: the server had closed the connection; reconnected to " << client_.address()
          << "\n";
@@ -62,7 +75,7 @@ bool ReplSession::ensure_connected() {
     err_ << "tq: reconnected to " << client_.address() << "\n";
   }
   ever_connected_ = true;
-  return true;
+  return Outcome::kOk;
 }
 
 void ReplSession::report_lost(const Error& error, std::string_view verb, bool may_have_run) {
@@ -109,7 +122,7 @@ ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& r
     }
   }
 
-  if (!ensure_connected()) return Outcome::kNoServer;
+  if (Outcome connected = ensure_connected(); connected != Outcome::kOk) return connected;
   auto reply = client_.request(line, body, cancel_);
   if (reply) {
     out_ << render_reply(*words, *reply, style_);
@@ -121,8 +134,22 @@ ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& r
   const bool writes = spec == nullptr || spec->has(protocol::kWrites);
   switch (error.kind) {
     case ErrorKind::kServer:
-      out_ << render_server_error(error, style_);
-      out_.flush();
+      if (verb == "DEQUEUE" && error.is(protocol::ErrorCode::kEmpty)) {
+        out_ << render_no_jobs(error, style_);
+        out_.flush();
+        return Outcome::kOk;
+      }
+      if (style_.raw) {
+        out_ << render_server_error(error, style_);
+        out_.flush();
+      } else {
+        err_ << render_server_error(error, error_style_);
+      }
+      if (error.is(protocol::ErrorCode::kNoAuth) && verb != "AUTH" &&
+          client_.options().password.empty()) {
+        err_ << "tq: the server needs a password: give it with --password or TQ_PASSWORD"
+             << (interactive_ ? ", or type AUTH <password>" : "") << "\n";
+      }
       if (!client_.socket().is_open()) {
         err_ << "tq: the server closed the connection (" << error.code
              << "); the next command reconnects\n";
@@ -136,7 +163,7 @@ ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& r
            << (writes ? " (the command may have run)" : "") << "\n";
       return Outcome::kInterrupted;
     default:
-      report_lost(error, verb, writes);
+      report_lost(error, verb, writes && error.outcome_unknown());
       return Outcome::kNoServer;
   }
 }

@@ -4,7 +4,11 @@
 // on `out`, and keeps the connection: an idle connection the server closed is
 // replaced before the command is sent; a connection lost under a command is
 // reported, with whether the command may have run, and one reconnect is tried
-// at once. tq's own messages go to `err`, never mixed into replies.
+// at once. Replies go to `out`; ERROR replies and tq's own messages go to
+// `err`, so a script that reads the output gets answers only. With raw, every
+// reply, ERROR too, goes to `out` exactly as the server sent it. DEQUEUE's
+// ERROR EMPTY is not an error here: it is shown as "(no jobs...)" and counts
+// as OK, as an empty DEQUEUE ... COUNT does.
 //
 // Invariant: a command is sent at most once. The session never repeats a
 // command by itself; after a loss it is the person (or the script) who
@@ -27,7 +31,7 @@ namespace tq::client {
 class ReplSession {
  public:
   enum class Outcome {
-    kOk,           // the server answered OK (or nothing was to be sent)
+    kOk,           // the server answered OK or EMPTY (or nothing was to be sent)
     kServerError,  // the server answered ERROR, or the line was refused locally
     kNoServer,     // no connection: the command was not sent, or its connection was lost
     kInterrupted,  // Ctrl-C ended the wait for the reply
@@ -38,29 +42,37 @@ class ReplSession {
   // nullopt when the input ends first.
   using BodyReader = std::function<std::optional<std::string>(size_t bytes)>;
 
-  // `cancel` ends a wait for a reply (tq fires it on Ctrl-C); it may be null.
-  // The session resets it before each command.
-  ReplSession(Options options, RenderStyle style, bool interactive, std::ostream& out,
-              std::ostream& err, CancelToken* cancel);
+  // `style` is for `out`, `error_style` for ERROR replies on `err` (each
+  // stream has colours only when it is a terminal). `cancel` ends a wait for
+  // a reply (tq fires it on Ctrl-C); it may be null. The session resets it
+  // before each command.
+  ReplSession(Options options, RenderStyle style, RenderStyle error_style, bool interactive,
+              std::ostream& out, std::ostream& err, CancelToken* cancel);
 
-  // Connects; on failure says why on err and returns false (the session is
-  // still usable: the next command tries again).
-  bool connect();
+  // Connects; on failure says why on err and returns kNoServer, or
+  // kServerError when the server refused the password (the session is still
+  // usable: the next command tries again).
+  Outcome connect();
 
   Outcome run(std::string_view line, const BodyReader& read_body);
 
   // "tq 127.0.0.1:8080> ", marked when not connected.
   std::string prompt() const;
-  // Queue names for completion (LIST); empty when not connected.
+  // Queue names for completion (LIST); empty when not connected, or when the
+  // server does not answer within a moment.
   std::vector<std::string> queue_names();
 
  private:
-  // Connects before a command if there is no usable connection.
-  bool ensure_connected();
+  // Connects before a command if there is no usable connection; kOk when
+  // there is one.
+  Outcome ensure_connected();
+  // Says why connecting failed; the outcome for it.
+  Outcome connect_failed(const Error& error, std::string_view what);
   void report_lost(const Error& error, std::string_view verb, bool may_have_run);
 
   Client client_;
   RenderStyle style_;
+  RenderStyle error_style_;
   bool interactive_;
   std::ostream& out_;
   std::ostream& err_;

@@ -3,19 +3,34 @@
 //   tq [--host H] [--port P]              a prompt (standard input is a terminal)
 //   tq [...] < commands.txt               each line a command, no prompt
 //   tq [...] ENQUEUE emails hello         one command, then exit
+//   tq [...] -- ENQUEUE emails --port     one command, every word after -- sent as it is
 //
-// Exit status: 0 when every command was answered OK; 1 when one was answered
-// ERROR (or refused before sending); 2 when tq could not reach the server or
-// was used wrongly. The same ReplSession runs the commands in every mode.
+// tq's options go before the command. A known option after it is refused
+// rather than sent: `tq ENQUEUE q hi --port 9000` would otherwise put
+// "hi --port 9000" into q on the default server. After `--` nothing is
+// looked at, so a payload may hold any words.
+//
+// Replies go to standard output, ERROR replies and tq's own messages to
+// standard error (with --raw, every reply to standard output, as sent).
+//
+// Exit status: 0 when every command was answered OK (a DEQUEUE that found no
+// job is OK too); 1 when one was answered ERROR (or refused before sending),
+// the server's ERROR NOAUTH for a wrong or missing password included; 2 when
+// tq could not reach the server or was used wrongly. The same ReplSession runs the commands
+// in every mode.
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <iterator>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "client/cancel_token.h"
 #include "client/repl_completion.h"
@@ -30,6 +45,7 @@ using Outcome = ReplSession::Outcome;
 constexpr int kExitOk = 0;
 constexpr int kExitServerError = 1;
 constexpr int kExitNoServer = 2;
+constexpr int kExitUsage = 2;  // wrong flags: the same status, as documented since the start
 
 // Ctrl-C at the prompt abandons the line; during a command it ends the wait
 // for the reply (the token wakes the socket's poll).
@@ -76,7 +92,7 @@ int run_interactive(ReplSession& session, tq::client::CancelToken& cancel) {
   tq::client::LineEditor editor(history_path(), [&](std::string_view line) {
     return tq::client::complete(line, [&] { return session.queue_names(); });
   });
-  if (session.connect()) {
+  if (session.connect() == Outcome::kOk) {
     std::cout << "Connected. HELP lists the commands; Tab completes; Ctrl-D leaves.\n";
   }
   auto body_from_prompt = [&](size_t bytes) {
@@ -94,6 +110,20 @@ int run_interactive(ReplSession& session, tq::client::CancelToken& cancel) {
   }
 }
 
+int exit_status(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kOk:
+    case Outcome::kQuit:
+      return kExitOk;
+    case Outcome::kServerError:
+      return kExitServerError;
+    case Outcome::kNoServer:
+    case Outcome::kInterrupted:
+      return kExitNoServer;
+  }
+  return kExitNoServer;
+}
+
 int run_script(ReplSession& session) {
   auto next_line = []() -> std::optional<std::string> {
     std::string line;
@@ -101,7 +131,9 @@ int run_script(ReplSession& session) {
     return line;
   };
   auto body_from_input = [&](size_t bytes) { return read_body_lines(bytes, next_line); };
-  if (!session.connect()) return kExitNoServer;
+  if (Outcome connected = session.connect(); connected != Outcome::kOk) {
+    return exit_status(connected);
+  }
   int status = kExitOk;
   while (auto line = next_line()) {
     switch (session.run(*line, body_from_input)) {
@@ -127,19 +159,64 @@ int run_one(ReplSession& session, const std::string& line) {
     if (body.size() == bytes + 1 && body.back() == '\n') body.pop_back();
     return body;
   };
-  if (!session.connect()) return kExitNoServer;
-  switch (session.run(line, body_from_stdin)) {
-    case Outcome::kOk:
-    case Outcome::kQuit:
-      return kExitOk;
-    case Outcome::kServerError:
-      return kExitServerError;
-    case Outcome::kNoServer:
-    case Outcome::kInterrupted:
-      return kExitNoServer;
+  if (Outcome connected = session.connect(); connected != Outcome::kOk) {
+    return exit_status(connected);
   }
-  return kExitNoServer;
+  return exit_status(session.run(line, body_from_stdin));
 }
+
+// tq's arguments (without the program name), split into its options and the
+// command: the command starts at the first word that is not an option or an
+// option's value, or after `--`. `option_takes_value(name)` says whether an
+// option takes a value, and is nullopt for a name tq does not know.
+struct SplitArguments {
+  std::vector<std::string> options;  // for CLI11, in order
+  std::vector<std::string> command;  // the words to send; empty: no command
+  std::string error;                 // not empty: say this and exit 2
+};
+
+SplitArguments split_arguments(
+    const std::vector<std::string>& args,
+    const std::function<std::optional<bool>(std::string_view)>& option_takes_value) {
+  auto option_name = [](std::string_view arg) { return arg.substr(0, arg.find('=')); };
+  SplitArguments split;
+  size_t i = 0;
+  for (; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--") {
+      split.command.assign(args.begin() + static_cast<ptrdiff_t>(i) + 1, args.end());
+      return split;
+    }
+    if (arg.size() < 2 || arg[0] != '-') break;  // the command
+    std::optional<bool> takes_value = option_takes_value(option_name(arg));
+    if (!takes_value) {
+      split.error = "unknown option '" + arg + "' (tq --help lists them)";
+      return split;
+    }
+    split.options.push_back(arg);
+    if (*takes_value && arg.find('=') == std::string::npos && i + 1 < args.size()) {
+      split.options.push_back(args[++i]);
+    }
+  }
+  split.command.assign(args.begin() + static_cast<ptrdiff_t>(i), args.end());
+  for (const std::string& word : split.command) {
+    if (word.size() < 2 || word[0] != '-' || !option_takes_value(option_name(word))) continue;
+    split.error = "'" + word + "' comes after the command; options go before it: tq " + word +
+                  " ... " + split.command[0] + " ... (to send '" + word +
+                  "' as part of the command, put -- before the command)";
+    split.command.clear();
+    return split;
+  }
+  return split;
+}
+
+// CLI11's usage line, with the command tq's own parsing takes after the options.
+class UsageFormatter : public CLI::Formatter {
+ public:
+  std::string make_usage(const CLI::App*, std::string) const override {
+    return "Usage: tq [OPTIONS] [--] [COMMAND...]\n";
+  }
+};
 
 }  // namespace
 
@@ -147,8 +224,10 @@ int main(int argc, char** argv) {
   CLI::App app{
       "tq: the command-line client of tqd. Without a command it opens a prompt (or, when\n"
       "standard input is not a terminal, runs one command per input line); with one it\n"
-      "runs it and exits 0 on OK, 1 on ERROR, 2 when the server cannot be reached.",
+      "runs it and exits 0 on OK, 1 on ERROR, 2 when the server cannot be reached.\n"
+      "Options go before the command; after --, every word is sent as it is.",
       "tq"};
+  app.formatter(std::make_shared<UsageFormatter>());
   tq::client::Options options;
   std::string timeout = "5s";
   bool raw = false;
@@ -167,32 +246,48 @@ int main(int argc, char** argv) {
       "  tq                                  a prompt on 127.0.0.1:8080\n"
       "  tq ENQUEUE emails Send welcome email\n"
       "  printf 'hello' | tq PUT emails 5 PRIORITY 3\n"
+      "  tq --port 9000 LIST                 options go before the command\n"
+      "  tq -- ENQUEUE notes try --port      after --, every word is sent as it is\n"
       "  tq --port 9000 < commands.txt");
-  // Everything from the first word that is not one of tq's options is the command.
-  app.prefix_command();
+
+  // CLI11 parses the options only; the command is split off first (see
+  // split_arguments), so that a misplaced option is an error, not a payload.
+  auto option_takes_value = [&](std::string_view name) -> std::optional<bool> {
+    const CLI::Option* option = app.get_option_no_throw(std::string(name));
+    if (option == nullptr || option->get_positional()) return std::nullopt;
+    return option->get_expected_min() > 0;
+  };
+  SplitArguments split =
+      split_arguments(std::vector<std::string>(argv + 1, argv + argc), option_takes_value);
+  if (!split.error.empty()) {
+    std::cerr << "tq: " << split.error << "\n";
+    return kExitUsage;
+  }
+  std::vector<char*> option_argv = {argv[0]};
+  for (std::string& option : split.options) option_argv.push_back(option.data());
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(option_argv.size()), option_argv.data());
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? kExitOk : kExitNoServer;
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
   auto timeout_ms = tq::client::parse_duration(timeout);
   if (!timeout_ms || timeout_ms->count() <= 0) {
     std::cerr << "tq: --timeout: expected a duration such as 5s or 500ms, got '" << timeout
               << "'\n";
-    return kExitNoServer;
+    return kExitUsage;
   }
   options.timeout_ms = static_cast<int>(std::min<int64_t>(timeout_ms->count(), INT32_MAX));
   if (options.password.empty()) {
     if (const char* password = std::getenv("TQ_PASSWORD")) options.password = password;
   }
 
-  const bool colour =
-      !raw && !no_colour && isatty(STDOUT_FILENO) && std::getenv("NO_COLOR") == nullptr;
-  const tq::client::RenderStyle style{colour, raw};
-  std::vector<std::string> command = app.remaining();
+  const bool colour = !raw && !no_colour && std::getenv("NO_COLOR") == nullptr;
+  const tq::client::RenderStyle style{colour && isatty(STDOUT_FILENO), raw};
+  const tq::client::RenderStyle error_style{colour && isatty(STDERR_FILENO), raw};
+  const std::vector<std::string>& command = split.command;
   const bool interactive = command.empty() && isatty(STDIN_FILENO);
   tq::client::CancelToken cancel;
-  ReplSession session(options, style, interactive, std::cout, std::cerr, &cancel);
+  ReplSession session(options, style, error_style, interactive, std::cout, std::cerr, &cancel);
 
   if (!command.empty()) {
     std::string line;

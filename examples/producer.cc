@@ -6,11 +6,15 @@
 //
 // What it shows: connecting, creating the queue if it is missing, enqueueing,
 // and errors as values. It asks the client to reconnect after a dropped
-// connection; the client then sends every job with a dedup key, so a job
+// connection, for up to --reconnect-for (30 s), so a restarting server is
+// ridden out; the client then sends every job with a dedup key, so a job
 // whose reply was lost is retried without being stored twice.
 //
-// Exit status: 0 when every job was stored, 1 when the server refused one
-// (the error is printed), 2 when the server cannot be reached.
+// Exit status: 0 when every job was stored; 1 when the server refused one, or
+// the password (the error is printed); 2 when the server cannot be reached;
+// 64 (EX_USAGE) when the command line is wrong: a bad flag or queue name.
+#include <sysexits.h>
+
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <iostream>
@@ -20,43 +24,90 @@
 
 #include "client/client.h"
 
+namespace {
+
+constexpr int kExitRefused = 1;
+constexpr int kExitNoServer = 2;
+constexpr int kExitUsage = EX_USAGE;
+
+// Says why a call failed and returns the exit status for it.
+int fail(const std::string& what, const tq::client::Error& error) {
+  using tq::protocol::ErrorCode;
+  // A name the client will not send, or the server will not take, is the
+  // command line's fault, not the server's.
+  if (error.kind == tq::client::ErrorKind::kBadArgument || error.is(ErrorCode::kBadFormat)) {
+    std::cerr << "producer: " << error.message << "\n";
+    return kExitUsage;
+  }
+  std::cerr << "producer: " << what << error.to_string() << "\n";
+  if (error.is(ErrorCode::kNoAuth)) {
+    std::cerr << "producer: the server wants a password: --password or TQ_PASSWORD\n";
+  }
+  return error.kind == tq::client::ErrorKind::kServer ? kExitRefused : kExitNoServer;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"Enqueue messages into a tq queue and print their ids.", "producer"};
   std::string queue;
   std::vector<std::string> words;
   int count = 1;
   double rate = 0;
+  std::string reconnect_for = "30s";
   tq::client::Options options;  // 127.0.0.1:8080 unless told otherwise
   app.add_option("queue", queue, "the queue to put the jobs in")->required();
   app.add_option("message", words, "the message (its words are joined with spaces)")->required();
-  app.add_option("--count", count, "how many jobs; each gets ' #<n>' after the message")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--rate", rate, "jobs per second (default: as fast as the server takes them)")
-      ->check(CLI::NonNegativeNumber);
+  app.add_option("--count", count, "how many jobs, 1 or more; each gets ' #<n>' after the message");
+  app.add_option("--rate", rate, "jobs per second (default: as fast as the server takes them)");
+  app.add_option("--reconnect-for", reconnect_for,
+                 "after a lost connection, keep trying to reconnect this long (0: never)")
+      ->capture_default_str();
   app.add_option("--host", options.host, "server address")->capture_default_str();
   app.add_option("--port", options.port, "server port")->capture_default_str();
   app.add_option("--password", options.password, "sent with AUTH when connecting")
       ->envname("TQ_PASSWORD");
-  CLI11_PARSE(app, argc, argv);
+  auto usage_error = [](const std::string& why) {
+    std::cerr << "producer: " << why << " (see producer --help)\n";
+    return kExitUsage;
+  };
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);  // prints the help; 0
+  } catch (const CLI::ParseError& e) {
+    return usage_error(e.what());
+  }
+  if (count < 1) return usage_error("--count must be 1 or more, got " + std::to_string(count));
+  if (!(rate >= 0)) return usage_error("--rate must be 0 (no pacing) or more");
+  auto reconnect_span = tq::client::parse_duration(reconnect_for);
+  if (!reconnect_span) {
+    return usage_error("--reconnect-for: expected a duration such as 30s or 2m, got '" +
+                       reconnect_for + "'");
+  }
 
   std::string message;
   for (const auto& word : words) message += (message.empty() ? "" : " ") + word;
 
-  // Reconnect after a dropped connection (a restarting server, say). Retried
-  // enqueues carry a dedup key, so none can be stored twice.
-  options.reconnect.attempts = 5;
+  // Reconnect after a dropped connection (a restarting server, say), saying
+  // so while it lasts. Retried enqueues carry a dedup key, so none can be
+  // stored twice.
+  options.reconnect = tq::client::ReconnectPolicy::lasting(*reconnect_span);
+  const int attempts = options.reconnect.attempts;
+  options.reconnect.on_retry = [attempts](int failed, const tq::client::Error& why,
+                                          tq::client::milliseconds pause) {
+    std::cerr << "producer: " << why.to_string() << "; reconnecting in "
+              << tq::client::format_duration(pause) << " (attempt " << failed + 1 << " of "
+              << attempts << ")" << std::endl;
+  };
   auto client = tq::client::Client::connect(options);
-  if (!client) {
-    std::cerr << "producer: " << client.error().to_string() << "\n";
-    return 2;
-  }
+  if (!client) return fail("", client.error());
 
   // tqd does not create queues on ENQUEUE unless configured to (a typo would
   // fill a queue nobody reads), so create it; EXISTS just means it is there.
   auto created = client->create(queue);
   if (!created && !created.error().is(tq::protocol::ErrorCode::kExists)) {
-    std::cerr << "producer: cannot create " << queue << ": " << created.error().to_string() << "\n";
-    return created.error().kind == tq::client::ErrorKind::kServer ? 1 : 2;
+    return fail("cannot create " + queue + ": ", created.error());
   }
 
   const auto start = std::chrono::steady_clock::now();
@@ -68,8 +119,11 @@ int main(int argc, char** argv) {
     std::string payload = count == 1 ? message : message + " #" + std::to_string(n);
     auto id = client->enqueue(queue, payload);
     if (!id) {
-      std::cerr << "producer: job " << n << " not stored: " << id.error().to_string() << "\n";
-      return id.error().kind == tq::client::ErrorKind::kServer ? 1 : 2;
+      // n counts messages; the job ids printed are the server's.
+      std::string which = count == 1
+                              ? "the message"
+                              : "message #" + std::to_string(n) + " of " + std::to_string(count);
+      return fail(which + " was not stored: ", id.error());
     }
     std::cout << "enqueued job " << *id << " to " << queue << ": " << payload << std::endl;
   }

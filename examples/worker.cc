@@ -15,10 +15,19 @@
 // stops within 2 s; cutting a wait short would close a connection the server
 // may still hand a job to, which would then sit out its lease. A second
 // Ctrl-C quits at once (a job held then is redelivered when its lease ends).
+//
+// A server that is down, or a queue that does not exist yet, is waited for: a
+// lost connection is reopened for up to --reconnect-for (30 s) within a call,
+// and the loop tries again after that.
+// Exit status: 0 when stopped by Ctrl-C or SIGTERM; 1 when the server refused
+// the password; 64 (EX_USAGE) when the command line is wrong: a bad flag or
+// queue name; 130 after a second Ctrl-C.
 #include <signal.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <iostream>
 #include <mutex>
 #include <random>
@@ -42,8 +51,14 @@ struct Settings {
   tq::client::Options options;
 };
 
-// Fired by the first Ctrl-C; the simulated work watches it.
+constexpr int kExitRefused = 1;
+constexpr int kExitUsage = EX_USAGE;
+
+// Fired by the first Ctrl-C, or by a worker that gives up; the simulated
+// work watches it.
 tq::client::CancelToken stop;
+// The exit status: 0 until a worker gives up.
+std::atomic<int> exit_status{0};
 
 void on_stop_signal(int) {
   if (stop.cancelled()) _exit(130);  // the second Ctrl-C: quit now
@@ -55,6 +70,17 @@ std::mutex print_mutex;
 void say(int worker, const std::string& text) {
   std::lock_guard<std::mutex> lock(print_mutex);
   std::cout << "[worker " << worker << "] " << text << std::endl;
+}
+
+// Stops every worker for a reason that waiting will not cure; the first
+// reason is the one said and the exit status.
+void give_up(int status, const std::string& why) {
+  int none = 0;
+  if (exit_status.compare_exchange_strong(none, status)) {
+    std::lock_guard<std::mutex> lock(print_mutex);
+    std::cerr << "worker: " << why << std::endl;
+  }
+  stop.cancel();
 }
 
 // One job: print it, "work" for a while, then ACK, or NACK when the work fails
@@ -103,8 +129,13 @@ void process(Client& client, const Job& job, int worker, const Settings& setting
 }
 
 void work(int worker, const Settings& settings) {
+  tq::client::Options options = settings.options;
+  options.reconnect.on_retry = [worker](int failed, const tq::client::Error& why,
+                                        tq::client::milliseconds) {
+    if (failed == 1) say(worker, "lost the server (" + why.to_string() + "); reconnecting");
+  };
   // Not connected yet: with a reconnect policy the first call connects.
-  Client client(settings.options);
+  Client client(options);
   std::mt19937 random(std::random_device{}());
   bool said_waiting = false;
   while (!stop.cancelled()) {
@@ -112,6 +143,19 @@ void work(int worker, const Settings& settings) {
     // with nothing, when the loop looks at the stop flag again.
     auto jobs = client.dequeue_many(settings.queues, {.wait = 2s, .count = 1});
     if (!jobs) {
+      if (stop.cancelled()) break;  // Ctrl-C while reconnecting
+      const tq::client::Error& error = jobs.error();
+      // A name the client will not send or the server will not take, and a
+      // refused password, stay wrong however long we wait.
+      if (error.kind == tq::client::ErrorKind::kBadArgument || error.is(ErrorCode::kBadFormat)) {
+        give_up(kExitUsage, error.message);
+        return;
+      }
+      if (error.is(ErrorCode::kNoAuth)) {
+        give_up(kExitRefused,
+                error.to_string() + " (give the password with --password or TQ_PASSWORD)");
+        return;
+      }
       if (!said_waiting) {
         say(worker,
             "cannot take jobs yet (" + jobs.error().to_string() + "); retrying every second");
@@ -132,27 +176,51 @@ int main(int argc, char** argv) {
   Settings settings;
   int concurrency = 1;
   std::string work_time = "0s";
+  std::string reconnect_for = "30s";
   app.add_option("queues", settings.queues, "the queues to take jobs from, in order")->required();
-  app.add_option("--concurrency", concurrency, "workers (threads, one connection each)")
-      ->check(CLI::Range(1, 1000));
-  app.add_option("--fail-rate", settings.fail_rate, "share of jobs that fail, 0 to 1 (NACKed)")
-      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--concurrency", concurrency, "workers (threads, one connection each), 1 to 1000");
+  app.add_option("--fail-rate", settings.fail_rate, "share of jobs that fail, 0 to 1 (NACKed)");
   app.add_option("--sleep", work_time, "how long each job's work takes: 500ms, 2s, 1m")
+      ->capture_default_str();
+  app.add_option("--reconnect-for", reconnect_for,
+                 "after a lost connection, keep trying to reconnect this long (0: never)")
       ->capture_default_str();
   app.add_option("--host", settings.options.host, "server address")->capture_default_str();
   app.add_option("--port", settings.options.port, "server port")->capture_default_str();
   app.add_option("--password", settings.options.password, "sent with AUTH when connecting")
       ->envname("TQ_PASSWORD");
-  CLI11_PARSE(app, argc, argv);
+  auto usage_error = [](const std::string& why) {
+    std::cerr << "worker: " << why << " (see worker --help)\n";
+    return kExitUsage;
+  };
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);  // prints the help; 0
+  } catch (const CLI::ParseError& e) {
+    return usage_error(e.what());
+  }
+  if (concurrency < 1 || concurrency > 1000) {
+    return usage_error("--concurrency must be 1 to 1000, got " + std::to_string(concurrency));
+  }
+  if (!(settings.fail_rate >= 0 && settings.fail_rate <= 1)) {
+    return usage_error("--fail-rate must be 0 to 1, a share of the jobs");
+  }
   auto parsed = tq::client::parse_duration(work_time);
   if (!parsed) {
-    std::cerr << "worker: --sleep: expected a duration such as 500ms or 2s, got '" << work_time
-              << "'\n";
-    return 2;
+    return usage_error("--sleep: expected a duration such as 500ms or 2s, got '" + work_time + "'");
   }
   settings.work_time = *parsed;
-  // Reconnect after a dropped connection; a lost DEQUEUE is safe to repeat.
-  settings.options.reconnect.attempts = 5;
+  auto reconnect_span = tq::client::parse_duration(reconnect_for);
+  if (!reconnect_span) {
+    return usage_error("--reconnect-for: expected a duration such as 30s or 2m, got '" +
+                       reconnect_for + "'");
+  }
+  // Reconnect after a dropped connection (a lost DEQUEUE is safe to repeat),
+  // so that an ACK after a server restart still gets through. Ctrl-C ends a
+  // wait to reconnect at once.
+  settings.options.reconnect = tq::client::ReconnectPolicy::lasting(*reconnect_span);
+  settings.options.reconnect.cancel = &stop;
 
   signal(SIGINT, on_stop_signal);
   signal(SIGTERM, on_stop_signal);
@@ -167,5 +235,5 @@ int main(int argc, char** argv) {
   for (int n = 1; n <= concurrency; ++n) workers.emplace_back(work, n, std::cref(settings));
   for (auto& t : workers) t.join();
   std::cout << "worker: stopped" << std::endl;
-  return 0;
+  return exit_status;
 }

@@ -56,6 +56,41 @@ TEST_SUITE("client library") {
     CHECK_FALSE(missing.error().outcome_unknown());  // the server said no: nothing was stored
   }
 
+  TEST_CASE("list(patience) gives up on a hung server at once - the late reply is dropped later") {
+    TqdProcess tqd;
+    Client c = connect_to(tqd);  // a 5 s timeout
+    REQUIRE(c.create("q").ok());
+    Client quick = Client::connect({.port = tqd.port(), .timeout_ms = 200}).value();
+
+    REQUIRE(kill(tqd.pid(), SIGSTOP) == 0);
+    const auto started = std::chrono::steady_clock::now();
+    auto late = c.list(50ms);
+    REQUIRE_FALSE(late.ok());
+    CHECK(late.error().kind == ErrorKind::kTimeout);
+    CHECK(std::chrono::steady_clock::now() - started < 4s);  // not the 5 s timeout
+    CHECK(c.connected());                                    // kept: the reply is owed
+    CHECK_FALSE(c.list(50ms).ok());  // waits for the owed reply, sends nothing more
+    // A call whose own timeout passes while a reply is still owed: the
+    // connection is closed before anything of it is sent.
+    REQUIRE_FALSE(quick.list(50ms).ok());
+    auto unsent = quick.create("never");
+    REQUIRE_FALSE(unsent.ok());
+    CHECK(unsent.error().kind == ErrorKind::kConnect);
+    CHECK_FALSE(unsent.error().outcome_unknown());
+    CHECK_FALSE(quick.socket().is_open());
+    REQUIRE(kill(tqd.pid(), SIGCONT) == 0);
+
+    // In step: each call gets its own reply, not the late LIST's.
+    auto stats = c.stats("q");
+    REQUIRE(stats.ok());
+    CHECK(tq::client::field(*stats, "queue") == "q");
+    auto names = c.list(5s);
+    REQUIRE(names.ok());
+    CHECK(*names == std::vector<std::string>{"q"});
+    REQUIRE(quick.reconnect().ok());
+    CHECK(quick.list().value() == std::vector<std::string>{"q"});  // "never" was never sent
+  }
+
   TEST_CASE("payloads travel byte for byte - newlines, zero bytes, spaces and an empty one") {
     TqdProcess tqd;
     Client c = connect_to(tqd);

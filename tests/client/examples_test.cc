@@ -81,6 +81,48 @@ TEST_SUITE("examples") {
     CHECK(refused.err.find("producer: cannot connect") != std::string::npos);
   }
 
+  TEST_CASE("the producer rides out a server restart longer than the old 1.5 s budget") {
+    TqdProcess first_run;
+    const uint16_t port = first_run.port();
+    // Two jobs a second apart; reading what it prints, standard error included.
+    BackgroundProcess producer({PRODUCER_PATH, "restart", "job", "--count", "2", "--rate", "1",
+                                "--port", std::to_string(port)},
+                               /*with_stderr=*/true);
+    REQUIRE(producer.wait_for_line("enqueued job 1 to restart: job #1", 10s).has_value());
+    // Held still while the server stops, so that job 2 finds it gone.
+    REQUIRE(kill(producer.pid(), SIGSTOP) == 0);
+    REQUIRE(first_run.stop(SIGTERM) == 0);
+    REQUIRE(kill(producer.pid(), SIGCONT) == 0);
+    // Five attempts failed (100+200+400+800 ms of pauses): where the producer
+    // used to give up. It says so and goes on.
+    auto retrying = producer.wait_for_line("(attempt 6 of ", 20s);
+    REQUIRE(retrying.has_value());
+    CHECK(retrying->rfind("producer: cannot connect: 127.0.0.1:" + std::to_string(port), 0) == 0);
+
+    tq::testing::TqdOptions restart;
+    restart.dir = first_run.dir();
+    restart.port = port;
+    TqdProcess second_run(restart);
+    CHECK(producer.wait_for_line("enqueued job 2 to restart: job #2", 20s).has_value());
+    CHECK(producer.wait_for_exit(10s) == 0);
+    CHECK(stat_of(second_run, "restart", "ready") == "2");  // each stored once
+  }
+
+  TEST_CASE("the producer's --reconnect-for 0 gives up at once and names the message, not an id") {
+    TqdProcess tqd;
+    BackgroundProcess producer({PRODUCER_PATH, "restart", "job", "--count", "2", "--rate", "1",
+                                "--reconnect-for", "0", "--port", std::to_string(tqd.port())},
+                               /*with_stderr=*/true);
+    REQUIRE(producer.wait_for_line("enqueued job 1 to restart: job #1", 10s).has_value());
+    REQUIRE(kill(producer.pid(), SIGSTOP) == 0);
+    REQUIRE(tqd.stop(SIGTERM) == 0);
+    REQUIRE(kill(producer.pid(), SIGCONT) == 0);
+    auto gave_up = producer.wait_for_line("not stored", 10s);
+    REQUIRE(gave_up.has_value());
+    CHECK(gave_up->rfind("producer: message #2 of 2 was not stored: ", 0) == 0);
+    CHECK(producer.wait_for_exit(10s) == 2);
+  }
+
   TEST_CASE("the producer authenticates with TQ_PASSWORD - without it tqd refuses the job") {
     tq::testing::TqdOptions options;
     options.config_yaml = "auth:\n  password: s3cret\n";
@@ -93,6 +135,66 @@ TEST_SUITE("examples") {
                                 {"TQ_PASSWORD=s3cret"});
     CHECK(produced.status == 0);
     CHECK(produced.out == "enqueued job 1 to secure: hello\n");
+  }
+
+  TEST_CASE("a wrong command line is exit 64 (EX_USAGE) with a one-line reason, for both") {
+    TqdProcess tqd;
+    const std::string port = std::to_string(tqd.port());
+    auto producer = [&](std::vector<std::string> args) {
+      args.insert(args.begin(), PRODUCER_PATH);
+      args.insert(args.end(), {"--port", port});
+      return run_program(args);
+    };
+    auto no_jobs = producer({"q", "x", "--count", "0"});
+    CHECK(no_jobs.status == 64);
+    CHECK(no_jobs.err == "producer: --count must be 1 or more, got 0 (see producer --help)\n");
+    CHECK(producer({"q", "x", "--rate", "-1"}).status == 64);
+    auto unknown = producer({"q", "x", "--bogus"});
+    CHECK(unknown.status == 64);
+    CHECK(unknown.err.rfind("producer: ", 0) == 0);
+    CHECK(producer({}).status == 64);
+
+    // Queue names: one the client will not send, one the server will not take.
+    auto spaced = producer({"my queue", "x"});
+    CHECK(spaced.status == 64);
+    CHECK(spaced.err == "producer: queue name 'my queue' holds a space or a control character\n");
+    auto digits = producer({"42", "x"});
+    CHECK(digits.status == 64);
+    CHECK(digits.err.rfind("producer: invalid queue name '42'", 0) == 0);
+    CHECK(tqd.client().list().value().empty());
+
+    auto worker = [&](std::vector<std::string> args) {
+      args.insert(args.begin(), WORKER_PATH);
+      args.insert(args.end(), {"--port", port});
+      return run_program(args);
+    };
+    auto threads = worker({"q", "--concurrency", "0"});
+    CHECK(threads.status == 64);
+    CHECK(threads.err == "worker: --concurrency must be 1 to 1000, got 0 (see worker --help)\n");
+    CHECK(worker({"q", "--fail-rate", "2"}).status == 64);
+    CHECK(worker({"q", "--sleep", "soon"}).status == 64);
+    CHECK(worker({"q", "--bogus"}).status == 64);
+    // The worker waits for a queue that does not exist yet, not for one it cannot name.
+    auto bad_queue = worker({"my queue"});
+    CHECK(bad_queue.status == 64);
+    CHECK(bad_queue.err == "worker: queue name 'my queue' holds a space or a control character\n");
+  }
+
+  TEST_CASE("a refused password is exit 1 for both, with a hint when none was given") {
+    tq::testing::TqdOptions options;
+    options.config_yaml = "auth:\n  password: s3cret\n";
+    TqdProcess tqd(options);
+    const std::string port = std::to_string(tqd.port());
+    auto producer = run_program({PRODUCER_PATH, "q", "x", "--port", port, "--password", "guess"});
+    CHECK(producer.status == 1);
+    CHECK(producer.err.find("NOAUTH wrong password") != std::string::npos);
+    auto worker = run_program({WORKER_PATH, "q", "--port", port, "--password", "guess"});
+    CHECK(worker.status == 1);
+    CHECK(worker.err.find("NOAUTH wrong password") != std::string::npos);
+    auto anonymous = run_program({WORKER_PATH, "q", "--port", port});
+    CHECK(anonymous.status == 1);
+    CHECK(anonymous.err.find("NOAUTH") != std::string::npos);
+    CHECK(anonymous.err.find("--password or TQ_PASSWORD") != std::string::npos);
   }
 
   TEST_CASE("worker --concurrency shares the jobs among its threads and all are acked") {

@@ -234,6 +234,37 @@ TEST_SUITE("client reconnect") {
     CHECK_FALSE(c.socket().is_open());
   }
 
+  TEST_CASE("ReconnectPolicy::lasting - pauses of 100 ms doubling to 2 s that add up to the span") {
+    using tq::client::ReconnectPolicy;
+    CHECK(ReconnectPolicy::lasting(0ms).attempts == 0);
+    CHECK(ReconnectPolicy::lasting(1ms).attempts == 2);                 // one pause of 100 ms
+    CHECK(ReconnectPolicy::lasting(1500ms).attempts == 5);              // 100+200+400+800
+    CHECK(ReconnectPolicy::lasting(3100ms).attempts == 6);              // ... +1600
+    CHECK(ReconnectPolicy::lasting(3101ms).attempts == 7);              // ... +2000
+    CHECK(ReconnectPolicy::lasting(30s).attempts == 20);                // 3100 + 14 x 2000
+    CHECK(ReconnectPolicy::lasting(24h * 36500).attempts > 1'000'000);  // no overflow
+  }
+
+  TEST_CASE("on_retry is told of each failed attempt and the pause - cancel ends the pauses") {
+    TqdProcess tqd;
+    Options options = through(tqd.port(), 4);
+    std::vector<std::pair<int, int64_t>> retries;
+    CancelToken cancel;
+    options.reconnect.on_retry = [&](int failed, const tq::client::Error& why,
+                                     tq::client::milliseconds pause) {
+      CHECK(why.kind == ErrorKind::kConnect);
+      retries.emplace_back(failed, pause.count());
+      if (failed == 3) cancel.cancel();
+    };
+    options.reconnect.cancel = &cancel;
+    Client c = connect_with(options);
+    REQUIRE(tqd.stop(SIGTERM) == 0);
+    auto ping = c.ping();
+    REQUIRE_FALSE(ping.ok());
+    CHECK(ping.error().kind == ErrorKind::kCancelled);  // the third pause was cut short
+    CHECK(retries == std::vector<std::pair<int, int64_t>>{{1, 10}, {2, 20}, {3, 40}});
+  }
+
   TEST_CASE("reconnecting gives up after its attempts with the last error") {
     TqdProcess tqd;
     Client c = connect_with(through(tqd.port(), 2));

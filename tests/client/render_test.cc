@@ -110,4 +110,10 @@ TEST_SUITE("tq rendering") {
     CHECK(tq::client::render_server_error(error, {.colour = true}) ==
           "\x1b[1;31mERROR NOQUEUE\x1b[0m queue 'x' does not exist\n");
   }
+
+  TEST_CASE("DEQUEUE's ERROR EMPTY reads as no jobs, with the server's reason - raw as sent") {
+    tq::client::Error empty{tq::client::ErrorKind::kServer, "EMPTY", "queue 'q' is paused"};
+    CHECK(tq::client::render_no_jobs(empty, {}) == "(no jobs: queue 'q' is paused)\n");
+    CHECK(tq::client::render_no_jobs(empty, {.raw = true}) == "ERROR EMPTY queue 'q' is paused\n");
+  }
 }

@@ -142,6 +142,33 @@ TEST_SUITE("tq REPL in a terminal") {
     CHECK(screen.capture().find("tq: reconnected to 127.0.0.1:") != std::string::npos);
   }
 
+  TEST_CASE("Tab while the server hangs gives up within a moment - the session stays in step") {
+    TqdProcess tqd;
+    TempDir home;
+    // A long --timeout: a completion that waited for it would hold the prompt a minute.
+    TmuxScreen screen(tq_command(tqd.port(), home.path + "/history") + " --timeout 60s");
+    const std::string p = prompt(tqd.port());
+    REQUIRE(screen.wait_for(p));
+    enter(screen, "CREATE emails");
+    REQUIRE(screen.wait_for("OK created emails"));
+
+    REQUIRE(kill(tqd.pid(), SIGSTOP) == 0);
+    screen.type("STATS em");
+    screen.press({"Tab"});
+    screen.type("ails");  // shown once the completion has given up
+    const bool prompt_answered = screen.wait_for(p + " STATS emails", 10s);
+    REQUIRE(kill(tqd.pid(), SIGCONT) == 0);
+    REQUIRE(prompt_answered);
+
+    // The LIST the completion sent is answered late; its reply is dropped, and
+    // STATS gets its own, on the same connection.
+    screen.press({"Enter"});
+    REQUIRE(screen.wait_for("dedup_keys"));
+    const std::string shown = screen.capture();
+    CHECK(shown.find("reconnected") == std::string::npos);
+    CHECK(shown.find("tq: ") == std::string::npos);
+  }
+
   TEST_CASE("history outlives the session - Up recalls the last command - the file is private") {
     TqdProcess tqd;
     TempDir home;

@@ -128,7 +128,7 @@ ProgramResult run_program(const std::vector<std::string>& argv, const std::strin
   return result;
 }
 
-BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv) {
+BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv, bool with_stderr) {
   int out[2];
   make_pipe(out);
   ExecArgs exec(argv, {});
@@ -138,6 +138,7 @@ BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv) {
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     dup2(devnull, STDIN_FILENO);
     dup2(out[1], STDOUT_FILENO);
+    if (with_stderr) dup2(out[1], STDERR_FILENO);
     exec_child(exec);
   }
   close(out[1]);
@@ -184,6 +185,11 @@ std::optional<std::string> BackgroundProcess::wait_for_line(const std::string& n
 int BackgroundProcess::stop(int signum, std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return -1;
   kill(pid_, signum);
+  return wait_for_exit(timeout);
+}
+
+int BackgroundProcess::wait_for_exit(std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) return -1;
   // The pipe reaches end of file when the process is gone: wait for that
   // (reading what it still prints) rather than polling waitpid.
   wait_for_line("\n", timeout);  // no line holds a newline: reads to the end or the deadline

@@ -29,7 +29,9 @@ ProgramResult run_program(const std::vector<std::string>& argv, const std::strin
 
 class BackgroundProcess {
  public:
-  explicit BackgroundProcess(const std::vector<std::string>& argv);
+  // With `with_stderr`, standard error is read into the same lines as
+  // standard output; otherwise it is the test's.
+  explicit BackgroundProcess(const std::vector<std::string>& argv, bool with_stderr = false);
   ~BackgroundProcess();
   BackgroundProcess(const BackgroundProcess&) = delete;
   BackgroundProcess& operator=(const BackgroundProcess&) = delete;
@@ -44,6 +46,10 @@ class BackgroundProcess {
   // Sends a signal and waits for the exit; the status (128 + signal when
   // killed), or -1 if it had not exited within timeout.
   int stop(int signum, std::chrono::milliseconds timeout);
+  // Waits for the program to exit by itself, reading what it still prints;
+  // its status as stop() gives it (-1 if it had not exited: then it is killed).
+  int wait_for_exit(std::chrono::milliseconds timeout);
+  pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;

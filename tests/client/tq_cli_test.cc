@@ -1,6 +1,7 @@
 // build/tq without a terminal, as a shell script uses it: one command from
 // its arguments (exit 0 on OK, 1 on ERROR, 2 without a server), or one
-// command per line of standard input, printing only replies.
+// command per line of standard input, printing only replies: OK ones on
+// standard output, ERROR ones on standard error.
 #include <doctest/doctest.h>
 
 #include <csignal>
@@ -24,7 +25,7 @@ ProgramResult tq_run(const TqdProcess& tqd, std::vector<std::string> args,
 }  // namespace
 
 TEST_SUITE("tq command line") {
-  TEST_CASE("one command - exit 0 on OK and 1 on ERROR with the reply printed") {
+  TEST_CASE("one command - exit 0 on OK and 1 on ERROR, the ERROR on standard error") {
     TqdProcess tqd;
     auto created = tq_run(tqd, {"CREATE", "emails"});
     CHECK(created.status == 0);
@@ -33,7 +34,8 @@ TEST_SUITE("tq command line") {
 
     auto exists = tq_run(tqd, {"CREATE", "emails"});
     CHECK(exists.status == 1);
-    CHECK(exists.out == "ERROR EXISTS queue 'emails' already exists\n");
+    CHECK(exists.out.empty());
+    CHECK(exists.err == "ERROR EXISTS queue 'emails' already exists\n");
 
     auto enqueued = tq_run(tqd, {"ENQUEUE", "emails", "Send", "welcome", "email"});
     CHECK(enqueued.status == 0);
@@ -46,7 +48,37 @@ TEST_SUITE("tq command line") {
 
     auto unknown = tq_run(tqd, {"FETCH", "emails"});
     CHECK(unknown.status == 1);
-    CHECK(unknown.out.rfind("ERROR UNKNOWN", 0) == 0);
+    CHECK(unknown.out.empty());
+    CHECK(unknown.err.rfind("ERROR UNKNOWN", 0) == 0);
+
+    // --raw prints every reply as the server sent it, ERROR too, on standard output.
+    auto raw = tq_run(tqd, {"--raw", "CREATE", "emails"});
+    CHECK(raw.status == 1);
+    CHECK(raw.out == "ERROR EXISTS queue 'emails' already exists\n");
+    CHECK(raw.err.empty());
+  }
+
+  TEST_CASE("one command - DEQUEUE from an empty queue is no error - exit 0 and (no jobs)") {
+    TqdProcess tqd;
+    REQUIRE(tq_run(tqd, {"CREATE", "emails"}).status == 0);
+    auto empty = tq_run(tqd, {"DEQUEUE", "emails"});
+    CHECK(empty.status == 0);
+    CHECK(empty.out == "(no jobs: queue 'emails' has no ready job)\n");
+    CHECK(empty.err.empty());
+    auto waited = tq_run(tqd, {"DEQUEUE", "emails", "WAIT", "10ms"});
+    CHECK(waited.status == 0);
+    CHECK(waited.out == "(no jobs: queue 'emails' has no ready job)\n");
+    auto counted = tq_run(tqd, {"DEQUEUE", "emails", "COUNT", "5"});
+    CHECK(counted.status == 0);
+    CHECK(counted.out == "(no jobs)\n");
+    auto raw = tq_run(tqd, {"--raw", "DEQUEUE", "emails"});
+    CHECK(raw.status == 0);
+    CHECK(raw.out == "ERROR EMPTY queue 'emails' has no ready job\n");
+
+    // A queue that does not exist is still an error.
+    auto missing = tq_run(tqd, {"DEQUEUE", "nowhere"});
+    CHECK(missing.status == 1);
+    CHECK(missing.err.rfind("ERROR NOQUEUE", 0) == 0);
   }
 
   TEST_CASE("one command - exit 2 with the reason when no server answers or the flags are wrong") {
@@ -60,6 +92,67 @@ TEST_SUITE("tq command line") {
 
     auto bad_flag = run_program({TQ_PATH, "--port", "not-a-port", "LIST"});
     CHECK(bad_flag.status == 2);
+  }
+
+  TEST_CASE("options go before the command - a misplaced or unknown one is refused, -- sends all") {
+    TqdProcess tqd;
+    REQUIRE(tq_run(tqd, {"CREATE", "scr"}).status == 0);
+
+    // Not "hello --port 19301" sent as the payload: refused, nothing sent.
+    auto misplaced = tq_run(tqd, {"ENQUEUE", "scr", "hello", "--port", "19301"});
+    CHECK(misplaced.status == 2);
+    CHECK(misplaced.out.empty());
+    CHECK(misplaced.err.find("tq: '--port' comes after the command; options go before it") !=
+          std::string::npos);
+    CHECK(misplaced.err.find("put -- before the command") != std::string::npos);
+    CHECK(tq_run(tqd, {"LIST", "--raw"}).status == 2);
+    CHECK(tq_run(tqd, {"LIST", "--timeout=1s"}).status == 2);
+    CHECK(tqd.client().peek("scr").value().empty());
+
+    auto unknown = tq_run(tqd, {"--bogus", "LIST"});
+    CHECK(unknown.status == 2);
+    CHECK(unknown.out.empty());
+    CHECK(unknown.err.find("tq: unknown option '--bogus'") != std::string::npos);
+
+    // After --, every word is the command's, options or not.
+    auto verbatim = tq_run(tqd, {"--", "ENQUEUE", "scr", "hello", "--port", "19301"});
+    CHECK(verbatim.status == 0);
+    CHECK(verbatim.out == "OK 1\n");
+    auto jobs = tqd.client().peek("scr");
+    REQUIRE(jobs.ok());
+    REQUIRE(jobs->size() == 1);
+    CHECK(jobs->front().payload == "hello --port 19301");
+    // A word that only looks like an option is part of the command.
+    CHECK(tq_run(tqd, {"ENQUEUE", "scr", "-5", "--verbose"}).out == "OK 2\n");
+
+    auto help = run_program({TQ_PATH, "--help"});
+    CHECK(help.status == 0);
+    CHECK(help.out.find("Usage: tq [OPTIONS] [--] [COMMAND...]") != std::string::npos);
+  }
+
+  TEST_CASE("a wrong or missing password is the server's ERROR NOAUTH - exit 1, not 2") {
+    tq::testing::TqdOptions options;
+    options.config_yaml = "auth:\n  password: s3cret\n";
+    TqdProcess tqd(options);
+
+    auto missing = tq_run(tqd, {"LIST"});
+    CHECK(missing.status == 1);
+    CHECK(missing.out.empty());
+    CHECK(missing.err.rfind("ERROR NOAUTH", 0) == 0);
+    CHECK(missing.err.find("tq: the server needs a password: give it with --password or "
+                           "TQ_PASSWORD\n") != std::string::npos);
+
+    auto wrong = tq_run(tqd, {"--password", "guess", "LIST"});
+    CHECK(wrong.status == 1);
+    CHECK(wrong.out.empty());
+    CHECK(wrong.err.rfind("ERROR NOAUTH wrong password\n", 0) == 0);
+    CHECK(wrong.err.find("refused the password") != std::string::npos);
+    CHECK(tq_run(tqd, {"--password", "guess"}, "LIST\n").status == 1);  // commands from input
+
+    std::vector<std::string> with_env = {TQ_PATH, "--port", std::to_string(tqd.port()), "LIST"};
+    auto right = run_program(with_env, {}, {"TQ_PASSWORD=s3cret"});
+    CHECK(right.status == 0);
+    CHECK(right.out == "OK\n");
   }
 
   TEST_CASE("one command - PUT takes its body from standard input and --raw prints the wire") {
@@ -95,12 +188,12 @@ TEST_SUITE("tq command line") {
         "hello\n"
         "world\n"
         "QUEUES\n"
-        "DEQUEUE orders COUNT 5\n";
+        "DEQUEUE orders COUNT 5\n"
+        "DEQUEUE orders\n";
     auto result = tq_run(tqd, {}, script);
     CHECK(result.status == 1);
     CHECK(result.out ==
           "OK created orders\n"
-          "ERROR NOQUEUE queue 'nowhere' does not exist; CREATE it first\n"
           "OK 1\n"
           "OK 2\n"
           "queue   ready  delayed  leased  dead  paused\n"
@@ -109,7 +202,16 @@ TEST_SUITE("tq command line") {
           "  Ship order 7\n"
           "job 2  queue=orders attempts=1\n"
           "  hello\n"
-          "  world\n");
+          "  world\n"
+          "(no jobs: queue 'orders' has no ready job)\n");
+    CHECK(result.err == "ERROR NOQUEUE queue 'nowhere' does not exist; CREATE it first\n");
+  }
+
+  TEST_CASE("commands from standard input - a DEQUEUE that finds nothing is no error - exit 0") {
+    TqdProcess tqd;
+    auto result = tq_run(tqd, {}, "CREATE q\nDEQUEUE q\nDEQUEUE q COUNT 2\n");
+    CHECK(result.status == 0);
+    CHECK(result.out == "OK created q\n(no jobs: queue 'q' has no ready job)\n(no jobs)\n");
     CHECK(result.err.empty());
   }
 

@@ -73,8 +73,9 @@ TqdProcess::TqdProcess(TqdOptions options) : options_(std::move(options)) {
     std::ofstream config(config_path);
     config << options_.config_yaml << "\n";
   }
-  std::vector<std::string> args = {TQD_PATH, "--config", config_path, "--port", "0",
-                                   "--data-dir", dir_ + "/data"};
+  const std::string listen_port = std::to_string(options_.port);
+  std::vector<std::string> args = {TQD_PATH,    "--config",   config_path,   "--port",
+                                   listen_port, "--data-dir", dir_ + "/data"};
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   auto [pid, fd] = spawn(args);
   pid_ = pid;

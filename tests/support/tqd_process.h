@@ -18,8 +18,9 @@ namespace tq::testing {
 
 struct TqdOptions {
   std::string config_yaml;              // written to <dir>/config.yaml
-  std::vector<std::string> extra_args;  // after --config, --port 0, --data-dir
+  std::vector<std::string> extra_args;  // after --config, --port, --data-dir
   std::string dir;                      // reuse this directory (a restart); empty: make one
+  uint16_t port = 0;                    // listen here (a restart on the same port); 0: any
 };
 
 class TqdProcess {
