@@ -94,11 +94,10 @@ struct Enqueued {
 struct DequeueOptions {
   milliseconds wait{0};  // block up to this long while nothing is ready
   size_t count = 1;      // take up to this many jobs
-  // Ends the wait early with kCancelled, closing the connection. tqd notices
-  // a closed connection only when it answers it, so a job that arrives before
-  // the wait would have ended may be leased to it and come back only after
-  // its ack_timeout. A worker that stops on purpose does better to use short
-  // waits and check its own flag between them (examples/worker.cc).
+  // Ends the wait early with kCancelled, closing the connection; tqd ends the
+  // wait when it sees the close, so no job is handed to it. A worker that
+  // stops on purpose may also use short waits and check its own flag between
+  // them (examples/worker.cc).
   const CancelToken* cancel = nullptr;
 };
 

@@ -15,6 +15,7 @@
 #include "server/auth_throttle.h"
 #include "server/engine/engine.h"
 #include "server/journal.h"
+#include "server/lease_book.h"
 #include "server/stats.h"
 #include "server/waiters.h"
 #include "wal/log.h"
@@ -49,6 +50,7 @@ struct CommandContext {
   WaiterTable* waiters = nullptr;   // null: DEQUEUE ... WAIT does not block
   RequestLimits limits{};
   AuthState* auth = nullptr;        // null: no authentication
+  LeaseBook* leases = nullptr;      // this connection's deliveries; null: not kept
   bool close_after_reply = false;   // set by QUIT
   // Set by DEQUEUE: what it appended to the log is leases (and upkeep such
   // as TTL expiries). Unless wal.sync_leases is on, its reply then waits only
@@ -79,6 +81,11 @@ void reply_parse_error(CommandContext& ctx, const protocol::ParseError& error);
 // With no jobs: "OK 0" when framed, ERROR EMPTY when not.
 void append_delivery(std::string& out, const std::vector<const engine::Job*>& jobs, bool framed,
                      const std::vector<engine::Queue*>& queues);
+
+// Notes jobs handed to a connection in its lease book, dropping entries of
+// jobs that are gone once the book is big.
+void record_deliveries(LeaseBook& book, const engine::Engine& engine,
+                       const std::vector<const engine::Job*>& jobs);
 
 // The whole "ERROR IO ..." line for a write the log could not take.
 std::string io_error_reply(const wal::Log& log);

@@ -163,6 +163,7 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
   ctx.engine.dequeue(queues, count, &jobs, ctx.limits.max_batch_bytes);
   ctx.wrote_only_leases = true;
   ctx.vouches = !jobs.empty();
+  if (ctx.leases != nullptr && !jobs.empty()) record_deliveries(*ctx.leases, ctx.engine, jobs);
   if (jobs.empty() && wait_ms > 0 && ctx.waiters != nullptr) {
     if (ctx.waiters->size() >= ctx.limits.max_waiters) {
       return reply_error(ctx, ErrorCode::kLimit,
@@ -177,6 +178,36 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
   append_delivery(ctx.out, jobs, framed, queues);
 }
 
+namespace {
+
+// Why this connection may not finish `id`, when its own delivery of the job
+// was superseded: its lease ran out and the job is leased again, as a later
+// attempt, to someone else (LeaseBook). Nothing when it may.
+std::optional<std::string> superseded(const CommandContext& ctx, uint64_t id) {
+  if (ctx.leases == nullptr) return std::nullopt;
+  const std::optional<uint32_t> mine = ctx.leases->attempt_of(id);
+  if (!mine) return std::nullopt;
+  const engine::Job* job = ctx.engine.find_job(id);
+  if (job == nullptr || job->state != engine::JobState::kLeased || job->attempts == *mine) {
+    return std::nullopt;
+  }
+  return "job " + num(id) + " was delivered again (attempt " + num(job->attempts) +
+         ") after your lease on it ran out; the worker holding it now finishes it";
+}
+
+// Replies NOTLEASED and returns true when superseded() says no.
+bool refuse_superseded(CommandContext& ctx, uint64_t id) {
+  auto why = superseded(ctx, id);
+  if (why) reply_error(ctx, ErrorCode::kNotLeased, *why);
+  return why.has_value();
+}
+
+void forget_lease(CommandContext& ctx, uint64_t id) {
+  if (ctx.leases != nullptr) ctx.leases->forget(id);
+}
+
+}  // namespace
+
 void cmd_ack(CommandContext& ctx, const Request& req) {
   // ACK <id>..., or ACK <queue> <id> as the original worker sends it. Queue
   // names are never all digits, so the two forms cannot be confused (and
@@ -185,8 +216,10 @@ void cmd_ack(CommandContext& ctx, const Request& req) {
   if (req.args.size() == 2 && !digits) {
     uint64_t id = 0;
     if (!parse_id(ctx, req.args[1], &id)) return;
+    if (refuse_superseded(ctx, id)) return;
     auto acked = ctx.engine.ack(id, req.args[0]);
     if (!acked.ok()) return reply_error(ctx, acked.error());
+    forget_lease(ctx, id);
     return reply_ok(ctx, "acked", num(id));
   }
   std::vector<uint64_t> ids;
@@ -196,16 +229,23 @@ void cmd_ack(CommandContext& ctx, const Request& req) {
     ids.push_back(id);
   }
   if (ids.size() == 1) {
+    if (refuse_superseded(ctx, ids[0])) return;
     auto acked = ctx.engine.ack(ids[0]);
     if (!acked.ok()) return reply_error(ctx, acked.error());
+    forget_lease(ctx, ids[0]);
     return reply_ok(ctx, "acked", num(ids[0]));
   }
   size_t done = 0;
   std::string failures;
   ErrorCode code = ErrorCode::kNotLeased;
   for (uint64_t id : ids) {
+    if (auto why = superseded(ctx, id)) {
+      if (failures.size() < 400) failures += "; " + *why;
+      continue;
+    }
     auto acked = ctx.engine.ack(id);
     if (acked.ok()) {
+      forget_lease(ctx, id);
       ++done;
       continue;
     }
@@ -228,16 +268,20 @@ void cmd_nack(CommandContext& ctx, const Request& req) {
     if (!parse_duration(ctx, req.args[2], "DELAY", &ms)) return;
     delay = ms;
   }
+  if (refuse_superseded(ctx, id)) return;
   auto outcome = ctx.engine.nack(id, delay);
   if (!outcome.ok()) return reply_error(ctx, outcome.error());
+  forget_lease(ctx, id);
   reply_ok(ctx, outcome.value() == engine::Requeue::kDead ? "dead" : "nacked", num(id));
 }
 
 void cmd_fail(CommandContext& ctx, const Request& req) {
   uint64_t id = 0;
   if (!parse_id(ctx, req.args[0], &id)) return;
+  if (refuse_superseded(ctx, id)) return;
   auto failed = ctx.engine.fail(id, req.args[1].substr(0, 1000));
   if (!failed.ok()) return reply_error(ctx, failed.error());
+  forget_lease(ctx, id);
   reply_ok(ctx, "dead", num(id));
 }
 
@@ -251,6 +295,7 @@ void cmd_touch(CommandContext& ctx, const Request& req) {
     if (ms == 0) return reply_error(ctx, ErrorCode::kBadFormat, "TOUCH needs a duration above 0");
     extend = ms;
   }
+  if (refuse_superseded(ctx, id)) return;
   auto left_ms = ctx.engine.touch(id, extend);
   if (!left_ms.ok()) return reply_error(ctx, left_ms.error());
   reply_ok(ctx, "touched", num(id) + " " + num(static_cast<uint64_t>(left_ms.value())));
@@ -261,8 +306,18 @@ void cmd_delete(CommandContext& ctx, const Request& req) {
   if (!parse_id(ctx, req.args[0], &id)) return;
   auto removed = ctx.engine.remove(id);
   if (!removed.ok()) return reply_error(ctx, removed.error());
+  forget_lease(ctx, id);
   reply_ok(ctx, "deleted", num(id));
 }
 
 }  // namespace cmd
+
+void record_deliveries(LeaseBook& book, const engine::Engine& engine,
+                       const std::vector<const engine::Job*>& jobs) {
+  for (const engine::Job* job : jobs) book.record(job->id, job->attempts);
+  if (book.size() >= book.prune_at()) {
+    book.prune([&](uint64_t id, uint32_t) { return engine.find_job(id) == nullptr; });
+  }
+}
+
 }  // namespace tq::server

@@ -113,9 +113,9 @@ void Connection::process() {
     last_request_ms_ = server_.loop_now_ms();
     partial_since_ms_ = 0;
     wal::Log* log = server_.log();
-    CommandContext ctx{server_.engine(),    server_.stats(),          out_,  log,
-                       server_.journal(),   &server_.waiters(),       server_.request_limits(),
-                       &auth_};
+    CommandContext ctx{
+        server_.engine(),   server_.stats(),          out_,   log,     server_.journal(),
+        &server_.waiters(), server_.request_limits(), &auth_, &leases_};
     const size_t begin = out_.size();
     const uint64_t seq_before = log != nullptr ? log->last_seq() : 0;
     if (result == protocol::RequestParser::Result::kError) {
@@ -184,6 +184,7 @@ void Connection::finish_wait(const std::vector<const engine::Job*>& jobs,
     out_ += error;
   } else {
     append_delivery(out_, jobs, request.framed, request.queues);
+    record_deliveries(leases_, server_.engine(), jobs);
   }
   const wal::Log* log = server_.log();
   hold_or_release(begin, log != nullptr ? log->last_seq() : 0, !jobs.empty(), !jobs.empty());

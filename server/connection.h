@@ -139,6 +139,7 @@ class Connection {
   bool started_ = false;     // admitted: counted in connections_current
   bool waiting_ = false;     // blocked in DEQUEUE ... WAIT: later requests wait too
   AuthState auth_;
+  LeaseBook leases_;  // the jobs delivered here, to refuse a late worker's ACK
   // Loop times (uv_now, ms) for the timeouts.
   uint64_t last_request_ms_ = 0;    // the last whole request (or the connection's start)
   uint64_t partial_since_ms_ = 0;   // a request has been arriving since; 0: none

@@ -73,4 +73,26 @@ TEST_SUITE("lease") {
     REQUIRE_FALSE(late.ok());
     CHECK(late.error().code == "NOTLEASED");
   }
+
+  TEST_CASE(
+      "once the job went to another worker, the late worker's ACK is refused and the other's "
+      "counts") {
+    TqdProcess tqd(short_lease());
+    auto late = tqd.client();
+    REQUIRE(late.create("q").ok());
+    auto id = late.enqueue("q", "slow work");
+    REQUIRE(id.ok());
+    REQUIRE(late.dequeue("q").ok());
+    auto current = tqd.client();
+    // Served by the sweeper once the first lease runs out.
+    auto again = current.dequeue("q", std::chrono::milliseconds(5'000));
+    REQUIRE(again.ok());
+    REQUIRE(again->has_value());
+    CHECK((*again)->id == *id);
+    auto refused = late.ack(*id);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().code == "NOTLEASED");
+    CHECK(refused.error().message.find("delivered again (attempt 2)") != std::string::npos);
+    CHECK(current.ack(*id).ok());
+  }
 }

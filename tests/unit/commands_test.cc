@@ -18,6 +18,7 @@ struct Session {
   server::ServerStats stats;
   server::AuthState* auth = nullptr;  // the connection's standing, when a password is set
   server::RequestLimits limits{};
+  server::LeaseBook* leases = nullptr;  // the connection's deliveries
   bool closed = false;
 
   std::string run(const std::string& input) {
@@ -30,6 +31,7 @@ struct Session {
       server::CommandContext ctx{engine, stats, out};
       ctx.auth = auth;
       ctx.limits = limits;
+      ctx.leases = leases;
       if (r == protocol::RequestParser::Result::kError) {
         server::reply_parse_error(ctx, parser.error());
       } else {
@@ -117,6 +119,45 @@ TEST_SUITE("commands") {
     CHECK(s.run("NACK 1 DELAY 31d\n") ==
           "ERROR BADFORMAT DELAY takes a duration such as 30, 30s, 500ms or 2m, at most 30 days, "
           "got '31d'\n");
+  }
+
+  TEST_CASE("a worker whose lease ran out cannot finish the job another worker now holds") {
+    Session s;
+    server::LeaseBook late, current;
+    s.run("CREATE q\nCONFIG q ack_timeout=1s\nENQUEUE q work\n");
+    s.leases = &late;
+    REQUIRE(s.run("DEQUEUE q\n") == "OK 1 work\n");
+    s.clock.advance_ms(1000);
+    s.engine.expire_due();  // the lease ran out: back to ready
+    s.leases = &current;
+    REQUIRE(s.run("DEQUEUE q\n") == "OK 1 work\n");  // attempt 2, to someone else
+    s.leases = &late;
+    const std::string refused =
+        "ERROR NOTLEASED job 1 was delivered again (attempt 2) after your lease on it ran out; "
+        "the worker holding it now finishes it\n";
+    CHECK(s.run("ACK 1\n") == refused);
+    CHECK(s.run("ACK q 1\n") == refused);
+    CHECK(s.run("NACK 1\n") == refused);
+    CHECK(s.run("FAIL 1 gave up\n") == refused);
+    CHECK(s.run("TOUCH 1\n") == refused);
+    CHECK(s.run("ACK 1 2\n").find("acked 0 of 2; job 1 was delivered again") != std::string::npos);
+    s.leases = &current;
+    CHECK(s.run("TOUCH 1 5s\n") == "OK touched 1 5000\n");
+    CHECK(s.run("ACK 1\n") == "OK acked 1\n");
+    CHECK_FALSE(current.attempt_of(1).has_value());  // finished: forgotten
+  }
+
+  TEST_CASE(
+      "a connection that was never handed the job may finish it - a reconnected worker, an "
+      "operator") {
+    Session s;
+    server::LeaseBook worker, other;
+    s.run("CREATE q\nENQUEUE q work\n");
+    s.leases = &worker;
+    REQUIRE(s.run("DEQUEUE q\n") == "OK 1 work\n");
+    s.leases = &other;
+    CHECK(s.run("TOUCH 1 5s\n") == "OK touched 1 5000\n");
+    CHECK(s.run("ACK 1\n") == "OK acked 1\n");
   }
 
   TEST_CASE("ACK with two numbers is two ids, never a queue named by digits") {

@@ -1,0 +1,108 @@
+// The deliveries one connection was handed: job id -> the attempt it was
+// delivered as. A lease belongs to the job, so any connection may finish it
+// (a worker that reconnected, an operator); but a connection that was handed
+// an earlier delivery of a job now leased again, to someone else, is a worker
+// whose lease ran out, and its late ACK, NACK, FAIL or TOUCH must not finish
+// another worker's delivery. This book is how the server tells.
+//
+// Cost: every delivered job is one insert and every finished one an erase, on
+// the hot path of a consume, so the table is a flat open-addressing one
+// (linear probing, backward-shift deletion, no tombstones) that stays a few
+// cache lines big for a worker with P jobs in flight.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace tq::server {
+
+class LeaseBook {
+ public:
+  void record(uint64_t id, uint32_t attempts) {
+    if ((size_ + 1) * 2 > slots_.size()) grow();
+    size_t i = home(id);
+    while (slots_[i].id != 0 && slots_[i].id != id) i = (i + 1) & mask();
+    if (slots_[i].id == 0) ++size_;
+    slots_[i] = Slot{id, attempts};
+  }
+
+  // The attempt `id` was delivered to this connection as, if it was.
+  std::optional<uint32_t> attempt_of(uint64_t id) const {
+    if (slots_.empty()) return std::nullopt;
+    for (size_t i = home(id); slots_[i].id != 0; i = (i + 1) & mask()) {
+      if (slots_[i].id == id) return slots_[i].attempts;
+    }
+    return std::nullopt;
+  }
+
+  void forget(uint64_t id) {
+    if (slots_.empty()) return;
+    size_t hole = home(id);
+    while (slots_[hole].id != id) {
+      if (slots_[hole].id == 0) return;
+      hole = (hole + 1) & mask();
+    }
+    // Pull later entries of the run back over the hole, so that a lookup
+    // never stops early at an empty slot that used to be in its way.
+    for (size_t next = (hole + 1) & mask(); slots_[next].id != 0; next = (next + 1) & mask()) {
+      const size_t want = home(slots_[next].id);
+      const bool stays =
+          hole <= next ? (want > hole && want <= next) : (want > hole || want <= next);
+      if (!stays) {
+        slots_[hole] = slots_[next];
+        hole = next;
+      }
+    }
+    slots_[hole] = Slot{};
+    --size_;
+  }
+
+  size_t size() const { return size_; }
+
+  // Bounds the book of a connection that takes jobs and never finishes them:
+  // once it holds `prune_at()` entries, the caller drops those `gone` says
+  // are over (their jobs no longer exist).
+  size_t prune_at() const { return prune_at_; }
+  template <typename Gone>
+  void prune(Gone gone) {
+    std::vector<Slot> old;
+    old.swap(slots_);
+    size_ = 0;
+    for (const Slot& s : old) {
+      if (s.id != 0 && !gone(s.id, s.attempts)) record(s.id, s.attempts);
+    }
+    prune_at_ = size_ * 2 > kFirstPrune ? size_ * 2 : kFirstPrune;
+  }
+
+ private:
+  struct Slot {
+    uint64_t id = 0;  // 0: empty (job ids start at 1)
+    uint32_t attempts = 0;
+  };
+  static constexpr size_t kFirstPrune = 4096;
+
+  size_t mask() const { return slots_.size() - 1; }
+  size_t home(uint64_t id) const {
+    // Fibonacci hashing: the top bits of the product, as many as the table needs.
+    return static_cast<size_t>((id * 0x9E3779B97F4A7C15ull) >> (64 - bits_));
+  }
+  void grow() {
+    std::vector<Slot> old;
+    old.swap(slots_);
+    bits_ = old.empty() ? 4 : bits_ + 1;
+    slots_.assign(size_t{1} << bits_, Slot{});
+    size_ = 0;
+    for (const Slot& s : old) {
+      if (s.id != 0) record(s.id, s.attempts);
+    }
+  }
+
+  std::vector<Slot> slots_;
+  unsigned bits_ = 0;
+  size_t size_ = 0;
+  size_t prune_at_ = kFirstPrune;
+};
+
+}  // namespace tq::server
