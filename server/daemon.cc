@@ -154,6 +154,11 @@ bool Daemon::declare_queues() {
 }
 
 bool Daemon::start() {
+  std::string address_error;
+  if (!Server::check_address(config_, &address_error)) {
+    LOG_ERROR("%s", address_error.c_str());
+    return false;
+  }
   if (!open_log()) return false;
   if (!declare_queues()) return false;
   server_ = std::make_unique<Server>(&loop_, config_, engine_, stats_, log_.get(),

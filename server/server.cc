@@ -2,8 +2,10 @@
 
 #include <netdb.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "server/commands.h"
@@ -90,6 +92,37 @@ Server::~Server() {
   if (!handles_closed_) {
     LOG_ERROR("server destroyed with open handles");
   }
+}
+
+bool Server::check_address(const Config& config, std::string* error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const std::string port = std::to_string(config.port);
+  int rc = getaddrinfo(config.host.c_str(), port.c_str(), &hints, &found);
+  if (rc != 0) {
+    *error = "cannot resolve server.host '" + config.host + "': " + gai_strerror(rc);
+    return false;
+  }
+  // As libuv binds: SO_REUSEADDR, so only a socket listening there now (not
+  // one in TIME_WAIT) makes it fail.
+  int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int err = fd < 0 ? errno : 0;
+  if (fd >= 0) {
+    const int on = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, 1) != 0) err = errno;
+    ::close(fd);
+  }
+  freeaddrinfo(found);
+  if (err != 0) {
+    *error = "cannot listen on " + config.host + ":" + port + ": " +
+             uv_strerror(uv_translate_sys_error(err));
+    return false;
+  }
+  return true;
 }
 
 bool Server::listen(std::string* error) {

@@ -42,6 +42,10 @@ class Server {
 
   // Binds and listens; false with a one-line reason in *error.
   bool listen(std::string* error);
+  // Before the log is replayed (seconds, for a big one): whether listen()
+  // will be able to bind server.host and server.port, so that a wrong host
+  // or a taken port is reported at once rather than after the replay.
+  static bool check_address(const Config& config, std::string* error);
   int bound_port() const { return bound_port_; }
 
   // Begins a graceful shutdown; a second call closes every connection now.

@@ -67,11 +67,15 @@ TEST_SUITE("command_line") {
     tq::testing::remove_tree(dir);
   }
 
-  TEST_CASE("a port in use is one clear line and exit 1") {
+  TEST_CASE("a port in use is one clear line and exit 1, before any log is read") {
     TqdProcess first;
-    auto [code, err] = run_tqd({"--port", std::to_string(first.port())});
+    const std::string dir = tq::testing::make_temp_dir();
+    auto [code, err] =
+        run_tqd({"--port", std::to_string(first.port()), "--data-dir", dir + "/data"});
     CHECK(code == 1);
     CHECK(err.find("cannot listen on 127.0.0.1:" + std::to_string(first.port()) +
                    ": address already in use") != std::string::npos);
+    CHECK(err.find("wal: replayed") == std::string::npos);  // reported before the replay
+    tq::testing::remove_tree(dir);
   }
 }
