@@ -187,6 +187,8 @@ class Engine {
   // --- Replay: rebuild state from the log. Each reports to the observer as
   // the live operation would, and none checks business rules. ---
   void restore_ids(uint64_t next_job_id, uint32_t next_queue_number);
+  // A queue of another number that holds `name` is dropped first: a name is
+  // used again only after DROP, so that queue's QUEUE_DROP record was lost.
   Queue* restore_queue(uint32_t number, std::string_view name, const QueueSettings& settings,
                        bool paused);
   void restore_drop_queue(uint32_t number);
@@ -233,6 +235,7 @@ class Engine {
   };
 
   Result<Queue*> queue_for_write(std::string_view name);
+  // nullptr, changing nothing, if the name or the number is taken.
   Queue* add_queue(uint32_t number, std::string_view name, const QueueSettings& settings);
   Queue* queue_for_restore(uint32_t number);
   Error no_queue(std::string_view name) const;

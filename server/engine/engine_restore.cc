@@ -16,6 +16,12 @@ void Engine::restore_ids(uint64_t next_job_id, uint32_t next_queue_number) {
 Queue* Engine::restore_queue(uint32_t number, std::string_view name,
                              const QueueSettings& settings, bool paused) {
   Queue* queue = find_queue_by_number(number);
+  if (Queue* holder = find_queue(name); holder != nullptr && holder != queue) {
+    // A name is used again only after DROP, so the queue that still holds
+    // it was dropped and its QUEUE_DROP record lost (--wal-recover skipped
+    // it): drop it now, as the record would have.
+    restore_drop_queue(holder->number);
+  }
   if (queue == nullptr) {
     queue = add_queue(number, name, settings);
   } else {
