@@ -209,6 +209,14 @@ class Engine {
   size_t finish_restore();
   // Queues replay created for jobs but never saw a QUEUE record for.
   std::vector<const Queue*> placeholder_queues() const;
+  // The name name_placeholders() gives a placeholder: "recovered-<number>",
+  // or with "-2", "-3"... appended while that is taken.
+  std::string recovered_name(const Queue& placeholder) const;
+  // After replay, when the QUEUE records were lost (--wal-recover): makes
+  // each placeholder a real queue under its recovered_name(), with the
+  // default settings it was given, and returns them. The caller has their
+  // QUEUE records written.
+  std::vector<Queue*> name_placeholders();
 
   const QueueMap& queues() const { return queues_; }
   const EngineCounters& counters() const { return counters_; }

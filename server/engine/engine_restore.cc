@@ -71,7 +71,8 @@ Queue* Engine::queue_for_restore(uint32_t number) {
   if (Queue* queue = find_queue_by_number(number)) return queue;
   // Compaction can move a queue's record after its jobs' and keys': they wait
   // in a placeholder that the QUEUE record names later. "#N" cannot be a real
-  // queue name, so it cannot collide with one.
+  // queue name, so it cannot collide with one; nor can it be written to the
+  // log, so one left at the end must be given a real name (name_placeholders).
   Queue* queue = add_queue(number, "#" + std::to_string(number), defaults_);
   queue->placeholder = true;
   next_queue_number_ = std::max(next_queue_number_, number + 1);
@@ -195,6 +196,27 @@ std::vector<const Queue*> Engine::placeholder_queues() const {
     if (queue->placeholder) found.push_back(queue.get());
   }
   return found;
+}
+
+std::string Engine::recovered_name(const Queue& placeholder) const {
+  const std::string base = "recovered-" + std::to_string(placeholder.number);
+  std::string name = base;
+  for (int n = 2; find_queue(name) != nullptr; ++n) name = base + "-" + std::to_string(n);
+  return name;
+}
+
+std::vector<Queue*> Engine::name_placeholders() {
+  std::vector<Queue*> named;
+  for (const Queue* found : placeholder_queues()) {
+    Queue* queue = find_queue_by_number(found->number);
+    auto node = queues_.extract(queue->name);
+    queue->name = recovered_name(*queue);
+    node.key() = queue->name;
+    queues_.insert(std::move(node));
+    queue->placeholder = false;
+    named.push_back(queue);
+  }
+  return named;
 }
 
 bool Engine::visit_jobs(JobCursor& cursor, size_t budget, const std::function<bool(Job&)>& visit) {

@@ -234,4 +234,32 @@ TEST_SUITE("engine") {
     CHECK(again->ready.size() == 1);
     CHECK(engine.queues().size() == 1);
   }
+
+  TEST_CASE("replay: jobs whose QUEUE record is lost are kept in a queue with a real name") {
+    ManualClock clock;
+    Engine engine(clock, EngineLimits{}, {});
+    REQUIRE(engine.restore_queue(1, "recovered-7", {}, false) != nullptr);  // taken already
+    JobSnapshot snap;
+    snap.id = 1;
+    snap.queue_number = 7;  // no QUEUE record for it
+    snap.payload = "orphan";
+    engine.restore_job(snap);
+    auto orphans = engine.placeholder_queues();
+    REQUIRE(orphans.size() == 1);
+    CHECK_FALSE(Engine::valid_queue_name(orphans[0]->name));  // no record may name it
+    CHECK(engine.recovered_name(*orphans[0]) == "recovered-7-2");
+
+    auto named = engine.name_placeholders();
+    REQUIRE(named.size() == 1);
+    CHECK(named[0]->name == "recovered-7-2");
+    CHECK(Engine::valid_queue_name(named[0]->name));
+    CHECK(named[0]->number == 7);
+    CHECK_FALSE(named[0]->placeholder);
+    CHECK(engine.placeholder_queues().empty());
+    CHECK(engine.find_queue("recovered-7-2") == named[0]);
+    CHECK(engine.find_queue_by_number(7) == named[0]);
+    auto job = engine.dequeue("recovered-7-2");
+    REQUIRE(job.ok());
+    CHECK((*job)->payload() == "orphan");
+  }
 }
