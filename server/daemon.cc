@@ -86,6 +86,7 @@ bool Daemon::open_log() {
         // too small only costs the usual growth later; too big costs memory.
         engine_.reserve_jobs(static_cast<size_t>(std::min<uint64_t>(bytes / 128, config_.max_jobs)));
       });
+  for (const std::string& removed : summary.removed) LOG_WARN("wal: removed %s", removed.c_str());
   if (!opened) {
     const wal::Status& s = opened.error();
     LOG_ERROR("cannot open the log: %s", s.message().c_str());

@@ -82,6 +82,18 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     if (scan->no_header) {
       // Created and never written before a crash: nothing to keep.
       if (Status s = fs.remove(path); !s.ok()) return s;
+      summary->removed.push_back(path + ": it holds only zeros (created, never written)");
+      continue;
+    }
+    if (newest && options.recover && scan->last_seq == 0) {
+      // Nothing intact is left in it, and the rewrite that follows a
+      // recovery starts a segment named by the next seq: this one's name.
+      // Sharing it would put the new records into this file, and deleting
+      // this segment would then delete them.
+      if (Status s = fs.remove(path); !s.ok()) return s;
+      if (Status s = fs.sync_dir(options.dir); !s.ok()) return s;
+      summary->removed.push_back(path + ": no intact record is left in it");
+      expected = std::max(expected, first_seqs[i]);
       continue;
     }
     if (!log->segments_.empty() && header.ordinal <= log->segments_.back().ordinal) {

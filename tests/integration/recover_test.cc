@@ -188,4 +188,29 @@ TEST_SUITE("recover") {
     CHECK(queues(again) ==
           std::vector<std::string>{"recovered-1 ready=2 delayed=0 leased=0 dead=0 paused=0"});
   }
+
+  TEST_CASE("after a recovery that leaves the newest file empty, new writes survive a restart") {
+    // The rewrite's new segment used to take the damaged file's name; the
+    // deletion of the damaged segment then deleted the new records too.
+    DataDir dir;
+    {
+      TqdProcess tqd(dir.options);
+      auto s = tqd.socket();
+      REQUIRE(call(s, "CREATE q") == "OK created q");
+      REQUIRE(tqd.stop(SIGTERM) == 0);
+    }
+    std::string data = read_file(dir.segment());
+    for (const RecordAt& r : records_in(data)) data[r.offset + tq::wal::kRecordHeaderSize] ^= 1;
+    write_file(dir.segment(), data);
+    {
+      TqdProcess tqd(dir.with({"--wal-recover"}));
+      CHECK(logged(tqd, "wal: removed " + dir.segment() + ": no intact record is left in it"));
+      auto s = tqd.socket();
+      CHECK(call(s, "CREATE z") == "OK created z");
+      REQUIRE(tqd.stop(SIGTERM) == 0);
+    }
+    TqdProcess again(dir.options);
+    CHECK(queues(again) ==
+          std::vector<std::string>{"z ready=0 delayed=0 leased=0 dead=0 paused=0"});
+  }
 }

@@ -361,4 +361,62 @@ TEST_SUITE("wal_log") {
     REQUIRE_FALSE(again.replayed.empty());
     CHECK(again.replayed.back().body == "x");
   }
+
+  TEST_CASE("recover: a newest segment left with no record is removed, not reused by the rewrite") {
+    // The rewrite after a recovery starts a new segment, named by the next
+    // seq. With no intact record in the newest segment that is the newest
+    // segment's own name: the new records went into the damaged file, and
+    // deleting the damaged segment then deleted them.
+    MemoryFileSystem fs;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      write_records(h, 3);
+    }
+    const std::string path = newest_segment(fs);
+    std::string data = fs.contents(path);
+    size_t end = data.size();
+    while (data[end - 1] == 0) --end;
+    for (size_t i = kSegmentHeaderSize; i < end; ++i) data[i] = '\xff';  // every record
+    fs.set_contents(path, data);
+
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    CHECK(h.replayed.empty());
+    CHECK(h.reporter.drops.size() == 1);
+    REQUIRE(h.summary.removed.size() == 1);
+    CHECK(h.summary.removed[0].rfind(path + ": ", 0) == 0);
+    CHECK_FALSE(fs.exists(path));
+    // What compact_all does: a new segment, then every older one deleted.
+    h.log->rotate();
+    auto a = h.log->append(2, "after");
+    h.log->delete_segments_before(h.log->current_segment());
+    REQUIRE(h.wait_durable());
+    h.settle();
+    h.close();
+
+    LogHarness again(fs);
+    REQUIRE(again.open().ok());
+    CHECK(again.replayed == std::vector<ReplayedRecord>{{2, a.seq, "after", a.segment}});
+  }
+
+  TEST_CASE("a newest segment of zeros (created, never written) is removed, and said so") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 3);
+    }
+    const std::string empty = kDir + "/" + segment_file_name(written.back().seq + 1);
+    fs.set_contents(empty, std::string(4096, '\0'));
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed == written);
+    CHECK_FALSE(fs.exists(empty));
+    CHECK(h.summary.removed ==
+          std::vector<std::string>{empty + ": it holds only zeros (created, never written)"});
+  }
 }
