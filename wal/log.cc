@@ -76,7 +76,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     // The ordinal is in the header, which the scan reads before any record.
     SegmentHeader header;
     std::string why;
-    if (parse_segment_header(data, &header, &why)) ordinal = header.ordinal;
+    if (read_segment_header(data, file_size, &header, &why)) ordinal = header.ordinal;
     auto scan = scan_segment(path, data, file_size, scan_options, reporter, visit_record);
     if (!scan) return scan.error();
     if (scan->no_header) {

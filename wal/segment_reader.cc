@@ -1,5 +1,7 @@
 #include "wal/segment_reader.h"
 
+#include <algorithm>
+
 namespace tq::wal {
 namespace {
 
@@ -36,12 +38,22 @@ size_t next_intact(std::string_view data, size_t from, uint64_t after_seq) {
 
 }  // namespace
 
+bool read_segment_header(std::string_view data, uint64_t file_size, SegmentHeader* header,
+                         std::string* why) {
+  if (data.size() >= kSegmentHeaderSize || file_size <= data.size()) {
+    return parse_segment_header(data, header, why);
+  }
+  std::string completed(data);
+  completed.resize(static_cast<size_t>(std::min<uint64_t>(file_size, kSegmentHeaderSize)), '\0');
+  return parse_segment_header(completed, header, why);
+}
+
 Result<SegmentScan> scan_segment(const std::string& file, std::string_view data, uint64_t file_size,
                                  const ScanOptions& options, Reporter& reporter,
                                  const RecordVisitor& visit) {
   SegmentScan scan;
   std::string why;
-  if (!parse_segment_header(data, &scan.header, &why)) {
+  if (!read_segment_header(data, file_size, &scan.header, &why)) {
     if (options.is_newest && all_zero(data)) {
       // Created, preallocated, and the process died before the header was
       // written: an empty segment.

@@ -50,6 +50,11 @@ struct ScanOptions {
 
 using RecordVisitor = std::function<Status(const Record& record)>;
 
+// parse_segment_header on the file's bytes as scan_segment gets them: a
+// header that ends in zero bytes is completed from the zeros after `data`.
+bool read_segment_header(std::string_view data, uint64_t file_size, SegmentHeader* header,
+                         std::string* why);
+
 // `data` holds the file's bytes up to its last non-zero byte; the file is
 // `file_size` bytes, zeros after `data`. A record that ends in zero bytes at
 // the very end is completed from that zero tail.

@@ -419,4 +419,31 @@ TEST_SUITE("wal_log") {
     CHECK(h.summary.removed ==
           std::vector<std::string>{empty + ": it holds only zeros (created, never written)"});
   }
+
+  TEST_CASE("a segment holding only its header opens, even when the header ends in a zero byte") {
+    // The reader gets a file's bytes up to its last non-zero one, so such a
+    // header arrived a byte short and was refused as damage (1 in 256
+    // headers; a segment holds only its header after a torn first record
+    // was cut off and nothing was written since).
+    std::string header;
+    uint64_t first_seq = 1;
+    for (;; ++first_seq) {
+      header.clear();
+      append_segment_header(header, SegmentHeader{1, first_seq});
+      if (header.back() == '\0') break;
+    }
+    MemoryFileSystem fs;
+    header.resize(4096, '\0');
+    fs.set_contents(kDir + "/" + segment_file_name(first_seq), header);
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      CHECK(h.replayed.empty());
+      CHECK(h.log->append(1, "next").seq == first_seq);
+      REQUIRE(h.wait_durable());
+    }
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed == std::vector<ReplayedRecord>{{1, first_seq, "next", 1}});
+  }
 }
