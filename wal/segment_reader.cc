@@ -53,6 +53,7 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
                                  const RecordVisitor& visit) {
   SegmentScan scan;
   std::string why;
+  uint64_t expected = options.expected_seq;
   if (!read_segment_header(data, file_size, &scan.header, &why)) {
     if (options.is_newest && all_zero(data)) {
       // Created, preallocated, and the process died before the header was
@@ -60,10 +61,16 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
       scan.no_header = true;
       return scan;
     }
-    return Status::corruption(file + " at offset 0: " + why);
+    if (!options.recover) return Status::corruption(file + " at offset 0: " + why);
+    // The header only names the segment; each record after it is checked
+    // on its own, so read them and let their seqs say what is missing.
+    reporter.dropped(file, 0, std::min<uint64_t>(file_size, kSegmentHeaderSize),
+                     why + "; the records after it are read all the same");
+    scan.header = options.assumed;
+    scan.header_damaged = true;
   }
-  uint64_t expected = options.expected_seq != 0 ? options.expected_seq : scan.header.first_seq;
-  if (scan.header.first_seq != expected) {
+  if (expected == 0) expected = scan.header.first_seq;
+  if (!scan.header_damaged && scan.header.first_seq != expected) {
     if (!options.recover || scan.header.first_seq < expected) {
       return Status::corruption(file + ": starts at seq " + std::to_string(scan.header.first_seq) +
                                 " but seq " + std::to_string(expected) +

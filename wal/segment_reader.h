@@ -11,7 +11,9 @@
 //   naming the file and offset and leaves the file alone. With `recover` it
 //   reports the damaged bytes to the Reporter, skips to the next intact record
 //   and goes on: the caller decided to drop them, and the Reporter says
-//   exactly what was dropped.
+//   exactly what was dropped. A bad header is skipped the same way: the
+//   records after it carry their own checksums and seqs, and the caller
+//   supplies what the header would have said (`assumed`).
 #pragma once
 
 #include <cstdint>
@@ -40,12 +42,14 @@ struct SegmentScan {
   uint64_t torn_at = 0;     // offset of a cut-off partial record; 0 when none
   uint64_t torn_bytes = 0;
   bool no_header = false;   // the newest segment is all zeros: created, never written
+  bool header_damaged = false;  // recover: `header` is ScanOptions::assumed
 };
 
 struct ScanOptions {
   bool is_newest = false;     // the last segment: a torn tail is a crash, not damage
   bool recover = false;       // skip damage (reporting it) instead of failing
   uint64_t expected_seq = 0;  // the seq the first record must have; 0: take the header's
+  SegmentHeader assumed;      // recover: stands in for a damaged header
 };
 
 using RecordVisitor = std::function<Status(const Record& record)>;

@@ -45,6 +45,33 @@ size_t segment_count(MemoryFileSystem& fs) {
   return n;
 }
 
+// Segment paths, oldest first.
+std::vector<std::string> segment_paths(MemoryFileSystem& fs) {
+  auto listed = fs.list(kDir);
+  std::vector<std::string> paths;
+  for (const auto& n : *listed) {
+    if (parse_segment_file_name(n) != 0) paths.push_back(kDir + "/" + n);
+  }
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
+// What the server does after a recovery: the live state written into a new
+// segment, then every older one deleted. The log must then open without
+// recover.
+void rewrite_and_reopen(MemoryFileSystem& fs, LogHarness& h) {
+  h.log->rotate();
+  auto a = h.log->append(3, "rewritten");
+  h.log->delete_segments_before(h.log->current_segment());
+  REQUIRE(h.wait_durable());
+  h.settle();
+  h.close();
+  CHECK(segment_count(fs) == 1);
+  LogHarness again(fs);
+  REQUIRE(again.open().ok());
+  CHECK(again.replayed == std::vector<ReplayedRecord>{{3, a.seq, "rewritten", a.segment}});
+}
+
 }  // namespace
 
 TEST_SUITE("wal_log") {
@@ -445,5 +472,77 @@ TEST_SUITE("wal_log") {
     LogHarness h(fs);
     REQUIRE(h.open().ok());
     CHECK(h.replayed == std::vector<ReplayedRecord>{{1, first_seq, "next", 1}});
+  }
+
+  TEST_CASE("a damaged segment header stops the open - --wal-recover reads its records anyway") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 300);
+    }
+    const std::vector<std::string> paths = segment_paths(fs);
+    REQUIRE(paths.size() >= 4);
+    size_t which = 0;
+    SUBCASE("the oldest") { which = 0; }
+    SUBCASE("one in the middle") { which = 1; }
+    SUBCASE("the newest") { which = paths.size() - 1; }
+    const std::string path = paths[which];
+    std::string data = fs.contents(path);
+    data[20] ^= 0x01;  // first_seq, covered by the header checksum
+    fs.set_contents(path, data);
+
+    LogHarness h(fs);
+    Status s = h.open();
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.message() == path + " at offset 0: segment header checksum mismatch");
+    CHECK(fs.contents(path) == data);
+
+    LogOptions o = h.options();
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    const std::string drop = path + "@0+32: segment header checksum mismatch";
+    CHECK(h.reporter.drops ==
+          std::vector<std::string>{drop + "; the records after it are read all the same"});
+    CHECK(h.replayed == written);  // nothing but the header was lost
+    CHECK(h.summary.dropped == 1);
+    rewrite_and_reopen(fs, h);
+  }
+
+  TEST_CASE("a middle segment shorter than a header stops the open - --wal-recover skips it") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 300);
+    }
+    const std::vector<std::string> paths = segment_paths(fs);
+    REQUIRE(paths.size() >= 4);
+    const std::string path = paths[1];
+    const uint64_t lost_from = parse_segment_file_name(paths[1].substr(kDir.size() + 1));
+    const uint64_t lost_to = parse_segment_file_name(paths[2].substr(kDir.size() + 1)) - 1;
+    fs.set_contents(path, fs.contents(path).substr(0, 10));
+
+    LogHarness h(fs);
+    Status s = h.open();
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.message() == path + " at offset 0: file is shorter than a segment header");
+
+    LogOptions o = h.options();
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    REQUIRE(h.reporter.drops.size() == 2);
+    const std::string drop = path + "@0+10: file is shorter than a segment header";
+    CHECK(h.reporter.drops[0] == drop + "; the records after it are read all the same");
+    const std::string lost = std::to_string(lost_from) + " to " + std::to_string(lost_to);
+    CHECK(h.reporter.drops[1] == paths[2] + "@0+0: records " + lost + " are missing");
+    std::vector<ReplayedRecord> kept;
+    for (const auto& r : written) {
+      if (r.seq < lost_from || r.seq > lost_to) kept.push_back(r);
+    }
+    CHECK(h.replayed == kept);
+    rewrite_and_reopen(fs, h);
   }
 }
