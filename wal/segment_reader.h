@@ -1,10 +1,14 @@
 // Reads the records of one segment, in order, checking each one.
 //
 // What counts as damage (LevelDB's rule, adapted to preallocated files):
-// - A record cut short at the end of the *newest* segment, with only zeros
-//   after it, is a write the process did not finish (a crash): the scan ends
-//   cleanly before it and says so in `torn_at`, so the caller can log it and
-//   cut it off. Nothing acknowledged can be in it: replies wait for the write.
+// - A record cut short at the end of the *newest* segment (from some byte on,
+//   the rest of it and everything after it are zeros, the file's preallocated
+//   contents, or past the end of the file) is a write the process did not
+//   finish (a crash): the scan ends cleanly before it and says so in
+//   `torn_at`, so the caller can log it and cut it off. Nothing acknowledged
+//   can be in it: replies wait for the write. A record whose last byte is
+//   there was written whole, so a checksum mismatch in it is damage, even at
+//   the very end.
 // - Anything else that does not decode (a checksum mismatch, an impossible
 //   length, data after the end marker, a sequence number out of order, a bad
 //   header) is corruption. Without `recover` the scan stops with a Status

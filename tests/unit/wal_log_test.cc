@@ -121,6 +121,41 @@ TEST_SUITE("wal_log") {
     }
   }
 
+  TEST_CASE("a batch cut short anywhere in its last records is a torn write") {
+    // A crash in the middle of a write leaves a prefix of it: whole records,
+    // one cut short, then the file's zeros.
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 8);
+    }
+    const std::string path = newest_segment(fs);
+    const std::string full = fs.contents(path);
+    std::vector<size_t> starts;  // of each record, and the end of the last
+    size_t at = kSegmentHeaderSize;
+    for (const auto& r : written) {
+      starts.push_back(at);
+      at += record_size(r.body.size());
+    }
+    starts.push_back(at);
+    for (size_t cut = starts[5] + 1; cut < starts[8]; cut += 3) {
+      CAPTURE(cut);
+      fs.set_contents(path, full.substr(0, cut) + std::string(full.size() - cut, '\0'));
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      size_t whole = 0;
+      while (starts[whole + 1] <= cut) ++whole;
+      CHECK(h.replayed == std::vector<ReplayedRecord>(written.begin(), written.begin() + whole));
+      // (Unless what was written of it is zeros: then nothing is there to cut.)
+      const bool zeros = full.find_first_not_of('\0', starts[whole]) >= cut;
+      CHECK(h.summary.torn.rfind(path + " offset " + std::to_string(starts[whole]) + " ", 0) ==
+            (zeros ? std::string::npos : 0));
+      h.close();
+    }
+  }
+
   TEST_CASE("a last record whose body ends in zero bytes is not mistaken for a torn one") {
     MemoryFileSystem fs;
     std::string zeros_at_end = std::string("payload") + std::string(100, '\0');
@@ -544,5 +579,79 @@ TEST_SUITE("wal_log") {
     }
     CHECK(h.replayed == kept);
     rewrite_and_reopen(fs, h);
+  }
+
+  TEST_CASE("damage to the last record, whole on disk, is not taken for a write cut short") {
+    // Segments are zero-filled, so a write cut short leaves the record's
+    // tail zero. A record whose bytes are all there was written whole and
+    // may have been acknowledged: dropping it as torn lost it silently, and
+    // its id was handed out again.
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 5);
+    }
+    const std::string path = newest_segment(fs);
+    const std::string full = fs.contents(path);
+    size_t end = full.size();
+    while (full[end - 1] == 0) --end;
+    const size_t last_start = end - record_size(written.back().body.size());
+    size_t flip = 0;
+    char bit = 0x01;
+    SUBCASE("a byte of the body") { flip = last_start + kRecordHeaderSize + 3; }
+    SUBCASE("its last byte") { flip = end - 1; }
+    SUBCASE("a byte of the checksum") { flip = last_start + 2; }
+    SUBCASE("the length, made shorter") {
+      // 12 -> 8: a longer one would reach into the zeros, which is what a
+      // record cut short looks like.
+      flip = last_start + 8;
+      bit = 0x04;
+      REQUIRE((full[flip] ^ bit) < full[flip]);
+    }
+    SUBCASE("the type") { flip = last_start + 12; }
+    CAPTURE(flip - last_start);
+    std::string damaged = full;
+    damaged[flip] ^= bit;
+    REQUIRE(damaged[end - 1] != 0);
+    fs.set_contents(path, damaged);
+
+    LogHarness h(fs);
+    Status s = h.open();
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.code() == Status::Code::kCorruption);
+    CHECK(s.message().rfind(path + " at offset " + std::to_string(last_start) + ": ", 0) == 0);
+    CHECK(fs.contents(path) == damaged);  // left as it was
+
+    LogOptions o = h.options();
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    CHECK(h.summary.torn.empty());
+    REQUIRE(h.reporter.drops.size() == 1);
+    CHECK(h.reporter.drops[0].rfind(path + "@" + std::to_string(last_start) + "+" +
+                                        std::to_string(end - last_start) + ": ",
+                                    0) == 0);
+    CHECK(h.replayed == std::vector<ReplayedRecord>(written.begin(), written.end() - 1));
+  }
+
+  TEST_CASE("the refusal says why a damaged last record is not a torn write") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 2);
+    }
+    const std::string path = newest_segment(fs);
+    std::string data = fs.contents(path);
+    const size_t last_start = kSegmentHeaderSize + record_size(written[0].body.size());
+    data[last_start + kRecordHeaderSize] ^= 0x01;
+    fs.set_contents(path, data);
+    LogHarness h(fs);
+    Status s = h.open();
+    CHECK(s.message() == path + " at offset " + std::to_string(last_start) +
+                             ": checksum mismatch in the last record, which is whole (damage, "
+                             "not a write cut short)");
   }
 }
