@@ -119,9 +119,15 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
     size_t end = 0;
     const Decoded d = decode_at(data, file_size, at, &record, &end, &completed);
     if (d == Decoded::kRecord && record.seq == expected) {
-      Status s = visit(record);
-      if (!s.ok()) return Status::corruption(file + " at offset " + std::to_string(at) + ": " + s.message());
-      ++scan.records;
+      if (Status s = visit(record); s.ok()) {
+        ++scan.records;
+      } else if (options.recover) {
+        // Intact, but the caller cannot apply it (written by a tqd with a
+        // bug, or a newer one): recovery drops it like damage.
+        reporter.dropped(file, at, end - at, s.message());
+      } else {
+        return Status::corruption(file + " at offset " + std::to_string(at) + ": " + s.message());
+      }
       scan.last_seq = record.seq;
       ++expected;
       at = end;

@@ -17,7 +17,8 @@
 //   and goes on: the caller decided to drop them, and the Reporter says
 //   exactly what was dropped. A bad header is skipped the same way: the
 //   records after it carry their own checksums and seqs, and the caller
-//   supplies what the header would have said (`assumed`).
+//   supplies what the header would have said (`assumed`). A record the
+//   visitor refuses is reported and skipped the same way under `recover`.
 #pragma once
 
 #include <cstdint>

@@ -235,4 +235,39 @@ TEST_SUITE("recover") {
     CHECK(queues(tqd) ==
           std::vector<std::string>{"emails ready=1 delayed=0 leased=0 dead=0 paused=0"});
   }
+
+  TEST_CASE("--wal-recover opens a directory an earlier recovery wrote a queue named #N into") {
+    // Before recovered-N, the rewrite wrote a QUEUE record naming the
+    // placeholder "#1": intact and checksummed, but replay refuses the name,
+    // and that stopped --wal-recover too. Now recovery drops such a record
+    // like damage, and its jobs are kept as any orphans are.
+    DataDir dir;
+    two_emails(dir);
+    const std::string data = read_file(dir.segment());
+    std::string rebuilt = data.substr(0, tq::wal::kSegmentHeaderSize);
+    for (const RecordAt& r : records_in(data)) {
+      std::string body(r.record.body);
+      if (r.record.type == static_cast<uint8_t>(tq::server::RecordType::kQueue)) {
+        REQUIRE(body.substr(0, 8) == std::string("\x01\x06") + "emails");  // number, name
+        body = std::string("\x01\x02") + "#1" + body.substr(8);
+      }
+      tq::wal::append_record(rebuilt, r.record.type, r.record.seq, body);
+    }
+    rebuilt.resize(data.size(), '\0');
+    write_file(dir.segment(), rebuilt);
+
+    auto [status, err] = dir.refused();
+    CHECK(status != 0);
+    CHECK(err.find("undecodable QUEUE record body") != std::string::npos);
+    {
+      TqdProcess tqd(dir.with({"--wal-recover"}));
+      CHECK(logged(tqd, "wal recover: DROPPED"));
+      CHECK(queues(tqd) ==
+            std::vector<std::string>{"recovered-1 ready=2 delayed=0 leased=0 dead=0 paused=0"});
+      REQUIRE(tqd.stop(SIGTERM) == 0);
+    }
+    TqdProcess again(dir.options);
+    CHECK(queues(again) ==
+          std::vector<std::string>{"recovered-1 ready=2 delayed=0 leased=0 dead=0 paused=0"});
+  }
 }

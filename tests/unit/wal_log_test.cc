@@ -8,6 +8,7 @@
 
 using namespace tq::wal;
 using tq::wal::testing::LogHarness;
+using tq::wal::testing::RecordingReporter;
 using tq::wal::testing::ReplayedRecord;
 
 namespace {
@@ -653,5 +654,50 @@ TEST_SUITE("wal_log") {
     CHECK(s.message() == path + " at offset " + std::to_string(last_start) +
                              ": checksum mismatch in the last record, which is whole (damage, "
                              "not a write cut short)");
+  }
+
+  TEST_CASE("a record the caller cannot apply stops the open - --wal-recover drops it") {
+    MemoryFileSystem fs;
+    uint64_t poison_seq = 0;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      h.log->append(1, "one");
+      poison_seq = h.log->append(1, "poison").seq;
+      h.log->append(1, "three");
+      REQUIRE(h.wait_durable());
+    }
+    const std::string path = newest_segment(fs);
+    const size_t poison_at = kSegmentHeaderSize + record_size(3);
+    std::vector<std::string> applied;
+    auto open = [&](bool recover, RecordingReporter& reporter) {
+      applied.clear();
+      LogOptions o = LogHarness(fs).options();
+      o.recover = recover;
+      OpenSummary summary;
+      return Log::open(
+          fs, o, reporter,
+          [&](const Record& r, uint32_t) {
+            if (r.body == "poison") return Status::corruption("undecodable POISON record body");
+            applied.emplace_back(r.body);
+            return Status();
+          },
+          &summary);
+    };
+    {
+      RecordingReporter reporter;
+      auto refused = open(false, reporter);
+      REQUIRE_FALSE(refused.ok());
+      CHECK(refused.error().message() ==
+            path + " at offset " + std::to_string(poison_at) + ": undecodable POISON record body");
+    }
+    RecordingReporter reporter;
+    auto opened = open(true, reporter);
+    REQUIRE(opened.ok());
+    CHECK(applied == std::vector<std::string>{"one", "three"});
+    CHECK(reporter.drops == std::vector<std::string>{path + "@" + std::to_string(poison_at) + "+" +
+                                                     std::to_string(record_size(6)) +
+                                                     ": undecodable POISON record body"});
+    CHECK((*opened)->last_seq() == poison_seq + 1);  // its seq is not handed out again
   }
 }
