@@ -382,6 +382,71 @@ TEST_SUITE("wal_log") {
     CHECK(h.replayed == written);
   }
 
+  TEST_CASE("a new segment that cannot be made reports why, not a missing file") {
+    // posix_file_system() removes a file it created but could not allocate;
+    // the writer's retry without O_CREAT then failed with "No such file or
+    // directory", and that was the error reported (seen with EFBIG).
+    FsyncPolicy policy = FsyncPolicy::kAlways;
+    SUBCASE("always") { policy = FsyncPolicy::kAlways; }
+    SUBCASE("never") { policy = FsyncPolicy::kNever; }
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      LogOptions o = h.options();
+      o.fsync = policy;
+      o.spare_segment = false;
+      REQUIRE(h.open(o).ok());
+      written = write_records(h, 5);
+      fs.set_max_file_size(o.segment_bytes - 1);
+      const uint32_t first = h.log->current_segment();
+      for (int i = 5; h.log->current_segment() == first; ++i) {
+        auto a = h.log->append(1, body_of(i));
+        written.push_back({1, a.seq, body_of(i), a.segment});
+      }
+      h.log->flush();
+      h.wait_failed();
+      CHECK(h.log->last_error().find("File too large") != std::string::npos);
+      CHECK(h.log->last_error().find("No such file") == std::string::npos);
+      fs.set_max_file_size(UINT64_MAX);
+      REQUIRE(h.wait_durable(true));
+      CHECK(h.log->healthy());
+    }
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed == written);
+  }
+
+  TEST_CASE("a retried batch opens the segment it created on its first try") {
+    // The batch spans two new segments and the disk holds only one: the
+    // retry finds the first already there (kExists) and writes into it.
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      LogOptions o = h.options();
+      o.spare_segment = false;
+      REQUIRE(h.open(o).ok());
+      written = write_records(h, 5);
+      fs.set_capacity(fs.used_bytes() + o.segment_bytes);
+      const uint32_t first = h.log->current_segment();
+      for (int i = 5; h.log->current_segment() < first + 2; ++i) {
+        auto a = h.log->append(1, body_of(i));
+        written.push_back({1, a.seq, body_of(i), a.segment});
+      }
+      h.log->flush();
+      h.wait_failed();
+      CHECK(h.log->last_error().find("No space left on device") != std::string::npos);
+      CHECK(segment_count(fs) == 2);
+      fs.set_capacity(UINT64_MAX);
+      REQUIRE(h.wait_durable(true));
+      CHECK(segment_count(fs) == 3);
+    }
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed == written);
+  }
+
   TEST_CASE("a failed write is retried from the same offset until it succeeds") {
     MemoryFileSystem fs;
     std::vector<ReplayedRecord> written;
