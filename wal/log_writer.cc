@@ -47,6 +47,8 @@ LogWriter::LogWriter(FileSystem& fs, std::string dir, FsyncPolicy policy,
     spare_ = std::make_unique<SpareSegment>(fs_, dir_, segment_bytes_, false);
   } else if (spare_segment) {
     spare_ = std::make_unique<SpareSegment>(fs_, dir_, segment_bytes_, true);
+  } else {
+    SpareSegment::remove_leftover(fs_, dir_);  // from a run with zero_fill on
   }
 }
 
