@@ -154,6 +154,32 @@ TEST_SUITE("recover") {
     CHECK(call(s, "DEQUEUE recovered-1").rfind("OK 1 ", 0) == 0);
   }
 
+  TEST_CASE("a queue created again after a DROP whose record is damaged") {
+    // --wal-recover used to die with SIGSEGV here: replay met the second
+    // "a" while the first still held the name.
+    DataDir dir;
+    {
+      TqdProcess tqd(dir.options);
+      auto s = tqd.socket();
+      REQUIRE(call(s, "CREATE a") == "OK created a");
+      REQUIRE(call(s, "ENQUEUE a old") == "OK 1");
+      REQUIRE(call(s, "DROP a") == "OK dropped a");
+      REQUIRE(call(s, "CREATE a") == "OK created a");
+      REQUIRE(call(s, "ENQUEUE a new") == "OK 2");
+      REQUIRE(tqd.stop(SIGTERM) == 0);
+    }
+    std::string data = read_file(dir.segment());
+    const size_t drop = offset_of_first(data, tq::server::RecordType::kQueueDrop);
+    data[drop + tq::wal::kRecordHeaderSize] ^= 1;
+    write_file(dir.segment(), data);
+
+    TqdProcess tqd(dir.with({"--wal-recover"}));
+    CHECK(logged(tqd, "its DROP record was lost, so it is dropped now with its 1 job(s)"));
+    CHECK(queues(tqd) == std::vector<std::string>{"a ready=1 delayed=0 leased=0 dead=0 paused=0"});
+    auto s = tqd.socket();
+    CHECK(call(s, "DEQUEUE a").rfind("OK 2 ", 0) == 0);
+  }
+
   TEST_CASE("a log whose QUEUE record is missing says what --wal-recover will call the queue") {
     // The record is replaced by one replay ignores, seqs and checksums
     // intact: a log no damage check objects to, with jobs of no queue.
