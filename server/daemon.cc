@@ -90,6 +90,7 @@ bool Daemon::open_log() {
         // too small only costs the usual growth later; too big costs memory.
         engine_.reserve_jobs(static_cast<size_t>(std::min<uint64_t>(bytes / 128, config_.max_jobs)));
       });
+  for (const std::string& removed : summary.removed) LOG_WARN("wal: removed %s", removed.c_str());
   if (!opened) {
     const wal::Status& s = opened.error();
     LOG_ERROR("cannot open the log: %s", s.message().c_str());
@@ -103,9 +104,12 @@ bool Daemon::open_log() {
   engine_.finish_restore();
   auto orphans = engine_.placeholder_queues();
   if (!orphans.empty() && !config_.wal_recover) {
-    LOG_ERROR("cannot open the log: %zu job(s) belong to a queue with no QUEUE record (%s); run "
-              "tqd with --wal-recover to keep them in a queue of that name",
-              orphans.front()->job_count(), orphans.front()->name.c_str());
+    for (const engine::Queue* orphan : orphans) {
+      LOG_ERROR(
+          "cannot open the log: %zu job(s) belong to queue number %u, which has no QUEUE "
+          "record; run tqd with --wal-recover to keep them in a new queue named %s",
+          orphan->job_count(), orphan->number, engine_.recovered_name(*orphan).c_str());
+    }
     return false;
   }
   if (!summary.torn.empty()) {
@@ -114,6 +118,14 @@ bool Daemon::open_log() {
              summary.torn.c_str());
   }
   journal_.attach(*log_);
+  // Their QUEUE records are written by compact_all() below.
+  const std::vector<engine::Queue*> named = engine_.name_placeholders();
+  for (const engine::Queue* queue : named) {
+    LOG_ERROR(
+        "wal recover: the QUEUE record of queue number %u was lost; its %zu job(s) are kept "
+        "in a new queue named %s, with the default settings",
+        queue->number, queue->job_count(), queue->name.c_str());
+  }
   const size_t requeued = engine_.end_restored_leases();
   LOG_INFO(
       "wal: replayed %llu records (%llu bytes, %zu segments) in %lldms: %zu queues, %zu jobs "
@@ -127,8 +139,8 @@ bool Daemon::open_log() {
     LOG_WARN("wal recover: %llu damaged region(s) dropped; rewriting the live state into a new "
              "segment so the damaged files can be deleted",
              static_cast<unsigned long long>(summary.dropped));
-    journal_.compact_all();
   }
+  if (summary.dropped > 0 || !named.empty()) journal_.compact_all();
   return true;
 }
 

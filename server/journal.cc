@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "server/log.h"
 #include "wal/coding.h"
 
 namespace tq::server {
@@ -120,6 +121,12 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
       uint8_t flags = in.byte();
       if (in.failed() || !engine::Engine::valid_queue_name(name)) return bad_body("QUEUE");
       s.ttl_dead_letter = (flags & kTtlDeadLetter) != 0;
+      if (const Queue* old = engine_.find_queue(name); old != nullptr && old->number != number) {
+        LOG_ERROR(
+            "wal: queue %.*s is created again (number %u) while number %u still holds the "
+            "name: its DROP record was lost, so it is dropped now with its %zu job(s)",
+            static_cast<int>(name.size()), name.data(), number, old->number, old->job_count());
+      }
       engine_.restore_queue(number, name, s, (flags & kPaused) != 0);
       return {};
     }

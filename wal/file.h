@@ -55,14 +55,16 @@ class FileSystem {
   // preallocation at every start).
   virtual Result<std::unique_ptr<FileBytes>> read_file(const std::string& path, uint64_t* size) = 0;
   // Opens for writing at explicit offsets. With `create`, the file must not
-  // exist yet. The file is extended to at least `preallocate` bytes of zeros
+  // exist yet (kExists if it does), and is removed again if it cannot be
+  // extended. The file is extended to at least `preallocate` bytes of zeros
   // on disk, so later writes inside it cannot run out of space.
   virtual Result<std::unique_ptr<WritableFile>> open_for_write(const std::string& path,
                                                                bool create,
                                                                uint64_t preallocate) = 0;
   virtual Status truncate(const std::string& path, uint64_t size) = 0;
   virtual Status remove(const std::string& path) = 0;
-  // Gives `from` the name `to`, replacing nothing: `to` must not exist.
+  // Gives `from` the name `to`, replacing nothing: `to` must not exist
+  // (kExists if it does).
   virtual Status rename(const std::string& from, const std::string& to) = 0;
   // Makes creations and removals in dir durable.
   virtual Status sync_dir(const std::string& dir) = 0;

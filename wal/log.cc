@@ -27,6 +27,33 @@ class CountingReporter final : public Reporter {
   uint64_t* count_;
 };
 
+// Each segment's ordinal, from its header. Recovery reads past a damaged
+// header (scan_segment), and ordinals only keep segments in order, so one is
+// inferred from the neighbours: one more than the segment before, or, before
+// the first intact header, one less than the segment after.
+std::vector<uint32_t> ordinals_of(const std::vector<std::unique_ptr<FileBytes>>& files,
+                                  const std::vector<uint64_t>& file_sizes) {
+  const size_t n = files.size();
+  std::vector<uint32_t> ordinals(n, 0);  // 0 until known
+  for (size_t i = 0; i < n; ++i) {
+    SegmentHeader header;
+    std::string why;
+    if (read_segment_header(files[i]->bytes(), file_sizes[i], &header, &why)) {
+      ordinals[i] = header.ordinal;
+    }
+  }
+  for (size_t i = 1; i < n; ++i) {
+    if (ordinals[i] == 0 && ordinals[i - 1] != 0) ordinals[i] = ordinals[i - 1] + 1;
+  }
+  for (size_t i = n; i-- > 1;) {
+    if (ordinals[i - 1] == 0 && ordinals[i] > 1) ordinals[i - 1] = ordinals[i] - 1;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (ordinals[i] == 0) ordinals[i] = i == 0 ? 1 : ordinals[i - 1] + 1;
+  }
+  return ordinals;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options,
@@ -63,6 +90,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   }
   if (sizing) sizing(total);
 
+  const std::vector<uint32_t> ordinals = ordinals_of(files, file_sizes);
   uint64_t expected = 0;
   for (size_t i = 0; i < first_seqs.size(); ++i) {
     const bool newest = i + 1 == first_seqs.size();
@@ -70,18 +98,28 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     const std::string path = options.dir + "/" + name;
     const uint64_t file_size = file_sizes[i];
     std::string_view data = files[i]->bytes();
-    uint32_t ordinal = 0;
-    ScanOptions scan_options{newest, options.recover, expected};
+    const uint32_t ordinal = ordinals[i];
+    ScanOptions scan_options{newest, options.recover, expected,
+                             SegmentHeader{ordinal, first_seqs[i]}};
     auto visit_record = [&](const Record& record) { return visit(record, ordinal); };
-    // The ordinal is in the header, which the scan reads before any record.
-    SegmentHeader header;
-    std::string why;
-    if (parse_segment_header(data, &header, &why)) ordinal = header.ordinal;
     auto scan = scan_segment(path, data, file_size, scan_options, reporter, visit_record);
     if (!scan) return scan.error();
+    const SegmentHeader& header = scan->header;
     if (scan->no_header) {
       // Created and never written before a crash: nothing to keep.
       if (Status s = fs.remove(path); !s.ok()) return s;
+      summary->removed.push_back(path + ": it holds only zeros (created, never written)");
+      continue;
+    }
+    if (newest && options.recover && scan->last_seq == 0) {
+      // Nothing intact is left in it, and the rewrite that follows a
+      // recovery starts a segment named by the next seq: this one's name.
+      // Sharing it would put the new records into this file, and deleting
+      // this segment would then delete them.
+      if (Status s = fs.remove(path); !s.ok()) return s;
+      if (Status s = fs.sync_dir(options.dir); !s.ok()) return s;
+      summary->removed.push_back(path + ": no intact record is left in it");
+      expected = std::max(expected, first_seqs[i]);
       continue;
     }
     if (!log->segments_.empty() && header.ordinal <= log->segments_.back().ordinal) {
@@ -99,13 +137,20 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
       if (s.ok()) s = (*file)->sync();
       if (!s.ok()) return s;
     }
-    log->segments_.push_back(Segment{header.ordinal, header.first_seq, scan->end_offset});
+    // The file is named by its first seq; the name is what finds it again.
+    log->segments_.push_back(Segment{header.ordinal, first_seqs[i], scan->end_offset});
     log->total_bytes_ += scan->end_offset;
     summary->records += scan->records;
     summary->bytes += scan->end_offset;
     ++summary->segments;
     files[i].reset();  // unmap as soon as it is read
-    expected = scan->last_seq != 0 ? scan->last_seq + 1 : header.first_seq;
+    if (scan->last_seq != 0) {
+      expected = scan->last_seq + 1;
+    } else if (scan->header_damaged) {
+      expected = std::max(expected, first_seqs[i]);  // its records, if any, are lost
+    } else {
+      expected = header.first_seq;
+    }
   }
   if (expected != 0) log->next_seq_ = expected;
   log->durable_seq_ = log->next_seq_ - 1;

@@ -44,6 +44,7 @@ struct OpenSummary {
   uint64_t bytes = 0;
   std::string torn;        // "<file> offset N (M bytes)" when a partial record was cut off
   uint64_t dropped = 0;    // recover: how many damaged regions were skipped
+  std::vector<std::string> removed;  // "<file>: <why>" for each segment file deleted by open
 };
 
 struct LogStats {

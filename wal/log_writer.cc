@@ -47,6 +47,8 @@ LogWriter::LogWriter(FileSystem& fs, std::string dir, FsyncPolicy policy,
     spare_ = std::make_unique<SpareSegment>(fs_, dir_, segment_bytes_, false);
   } else if (spare_segment) {
     spare_ = std::make_unique<SpareSegment>(fs_, dir_, segment_bytes_, true);
+  } else {
+    SpareSegment::remove_leftover(fs_, dir_);  // from a run with zero_fill on
   }
 }
 
@@ -195,8 +197,10 @@ Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
         opened = fs_.open_for_write(path, false, 0);
       } else if (chunk.opens_segment) {
         opened = fs_.open_for_write(path, true, segment_bytes_);
-        if (!opened && opened.error().code() != Status::Code::kNoSpace) {
+        if (!opened && opened.error().code() == Status::Code::kExists) {
           // A retry after a failure may find the file it created last time.
+          // Only then: a file that could not be made is removed again, and
+          // "No such file" would hide the reason it could not be made.
           opened = fs_.open_for_write(path, false, segment_bytes_);
         }
       } else {

@@ -11,6 +11,9 @@ class MemoryFileSystem::Writable final : public WritableFile {
     std::lock_guard<std::mutex> lock(fs_.mu_);
     if (fs_.fail_writes_) return Status::io_error("write " + path_ + ": injected I/O error");
     uint64_t end = offset + data.size();
+    if (end > file_->data.size() && end > fs_.max_file_size_) {
+      return Status::io_error("write " + path_ + ": File too large");
+    }
     if (end > file_->data.size()) {
       uint64_t grow = end - file_->data.size();
       if (fs_.used_locked() + grow > fs_.capacity_) {
@@ -106,11 +109,15 @@ Result<std::unique_ptr<WritableFile>> MemoryFileSystem::open_for_write(const std
   std::unique_lock<std::mutex> lock(mu_);
   if (create) creates_released_.wait(lock, [this] { return !hold_creates_; });
   auto it = files_.find(path);
-  if (create && it != files_.end()) return Status::io_error("open " + path + ": File exists");
+  if (create && it != files_.end()) return Status::exists("open " + path + ": File exists");
   if (!create && it == files_.end()) {
     return Status::io_error("open " + path + ": No such file or directory");
   }
   std::shared_ptr<File> file = create ? std::make_shared<File>() : it->second;
+  if (preallocate > file->data.size() && preallocate > max_file_size_) {
+    return Status::io_error("allocate " + std::to_string(preallocate) + " bytes for " + path +
+                            ": File too large");
+  }
   if (file->data.size() < preallocate) {
     uint64_t grow = preallocate - file->data.size();
     if (used_locked() + grow > capacity_) {
@@ -141,7 +148,9 @@ Status MemoryFileSystem::rename(const std::string& from, const std::string& to) 
   std::lock_guard<std::mutex> lock(mu_);
   auto it = files_.find(from);
   if (it == files_.end()) return Status::io_error("rename " + from + ": No such file");
-  if (files_.count(to) != 0) return Status::io_error("rename " + from + " to " + to + ": File exists");
+  if (files_.count(to) != 0) {
+    return Status::exists("rename " + from + " to " + to + ": File exists");
+  }
   files_[to] = it->second;
   files_.erase(it);
   return Status();
@@ -158,6 +167,11 @@ Result<std::unique_ptr<FileLock>> MemoryFileSystem::lock(const std::string& path
 void MemoryFileSystem::set_capacity(uint64_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   capacity_ = bytes;
+}
+
+void MemoryFileSystem::set_max_file_size(uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  max_file_size_ = bytes;
 }
 
 void MemoryFileSystem::set_fail_writes(bool fail) {

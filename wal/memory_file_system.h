@@ -31,6 +31,10 @@ class MemoryFileSystem final : public FileSystem {
   // --- for tests ---
   // Total bytes all files may occupy; allocations beyond fail with no-space.
   void set_capacity(uint64_t bytes);
+  // The size no file may grow past (RLIMIT_FSIZE): growing one beyond it
+  // fails with "File too large", an I/O error, not no-space. A file being
+  // created is not left behind, as with posix_file_system().
+  void set_max_file_size(uint64_t bytes);
   // While set, every write_at (sync) fails with an I/O error.
   void set_fail_writes(bool fail);
   void set_fail_syncs(bool fail);
@@ -67,6 +71,7 @@ class MemoryFileSystem final : public FileSystem {
   std::map<std::string, std::shared_ptr<File>> files_;
   std::set<std::string> locks_;
   uint64_t capacity_ = UINT64_MAX;
+  uint64_t max_file_size_ = UINT64_MAX;
   bool fail_writes_ = false;
   bool fail_syncs_ = false;
   bool hold_syncs_ = false;

@@ -1,5 +1,7 @@
 #include "wal/segment_reader.h"
 
+#include <algorithm>
+
 namespace tq::wal {
 namespace {
 
@@ -34,24 +36,70 @@ size_t next_intact(std::string_view data, size_t from, uint64_t after_seq) {
   return data.size();
 }
 
+// Decodes the record at `at`. Where it reaches past `data` into the file's
+// zero tail (a record may end in zero bytes), the zeros are supplied from
+// `buffer`, which *record then points into. *end is where the record says
+// it ends, which may be past `data` or past the end of the file (kTruncated),
+// and is at least past its header.
+Decoded decode_at(std::string_view data, uint64_t file_size, size_t at, Record* record, size_t* end,
+                  std::string* buffer) {
+  const std::string_view rest = data.substr(at);
+  const uint64_t room = file_size > at ? file_size - at : 0;  // bytes the file has from `at`
+  size_t size = 0;
+  Decoded d = decode_record(rest, record, &size);
+  if (d == Decoded::kTruncated && rest.size() < kRecordHeaderSize && room > rest.size()) {
+    // The header itself ends in zeros: complete it to learn the length.
+    buffer->assign(rest);
+    buffer->resize(static_cast<size_t>(std::min<uint64_t>(room, kRecordHeaderSize)), '\0');
+    d = decode_record(*buffer, record, &size);
+  }
+  const bool whole_header = rest.size() >= kRecordHeaderSize || room >= kRecordHeaderSize;
+  if (d == Decoded::kTruncated && whole_header && size > rest.size() && size <= room) {
+    buffer->assign(rest);
+    buffer->resize(size, '\0');
+    d = decode_record(*buffer, record, &size);
+  }
+  const bool sized = d == Decoded::kRecord || d == Decoded::kBadChecksum ||
+                     (d == Decoded::kTruncated && whole_header);
+  *end = at + (sized ? std::max(size, kRecordHeaderSize) : kRecordHeaderSize);
+  return d;
+}
+
 }  // namespace
+
+bool read_segment_header(std::string_view data, uint64_t file_size, SegmentHeader* header,
+                         std::string* why) {
+  if (data.size() >= kSegmentHeaderSize || file_size <= data.size()) {
+    return parse_segment_header(data, header, why);
+  }
+  std::string completed(data);
+  completed.resize(static_cast<size_t>(std::min<uint64_t>(file_size, kSegmentHeaderSize)), '\0');
+  return parse_segment_header(completed, header, why);
+}
 
 Result<SegmentScan> scan_segment(const std::string& file, std::string_view data, uint64_t file_size,
                                  const ScanOptions& options, Reporter& reporter,
                                  const RecordVisitor& visit) {
   SegmentScan scan;
   std::string why;
-  if (!parse_segment_header(data, &scan.header, &why)) {
+  uint64_t expected = options.expected_seq;
+  if (!read_segment_header(data, file_size, &scan.header, &why)) {
     if (options.is_newest && all_zero(data)) {
       // Created, preallocated, and the process died before the header was
       // written: an empty segment.
       scan.no_header = true;
       return scan;
     }
-    return Status::corruption(file + " at offset 0: " + why);
+    if (!options.recover) return Status::corruption(file + " at offset 0: " + why);
+    // The header only names the segment; each record after it is checked
+    // on its own, so read them and let their seqs say what is missing.
+    reporter.dropped(file, 0, std::min<uint64_t>(file_size, kSegmentHeaderSize),
+                     why + "; the records after it are read all the same");
+    scan.header = options.assumed;
+    scan.header_damaged = true;
   }
-  uint64_t expected = options.expected_seq != 0 ? options.expected_seq : scan.header.first_seq;
-  if (scan.header.first_seq != expected) {
+  if (expected == 0) expected = scan.header.first_seq;
+  if (!scan.header_damaged && scan.header.first_seq != expected) {
     if (!options.recover || scan.header.first_seq < expected) {
       return Status::corruption(file + ": starts at seq " + std::to_string(scan.header.first_seq) +
                                 " but seq " + std::to_string(expected) +
@@ -65,34 +113,24 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
 
   size_t at = kSegmentHeaderSize;
   scan.end_offset = at;
+  std::string completed;  // a record that ends in the zeros after `data`
   while (at < data.size()) {
     Record record;
-    size_t size = 0;
-    Decoded d = decode_record(data.substr(at), &record, &size);
-    std::string completed;  // the last record, completed from the zero tail
-    const size_t claimed_end = at + std::max(size, kRecordHeaderSize);
-    if (d == Decoded::kTruncated && claimed_end <= file_size && claimed_end > data.size()) {
-      // The record's last bytes are zeros that were not read: supply them.
-      completed.assign(data.substr(at));
-      completed.resize(claimed_end - at, '\0');
-      d = decode_record(completed, &record, &size);
-      if (d == Decoded::kRecord && record.seq == expected) {
-        Status s = visit(record);
-        if (!s.ok()) return Status::corruption(file + " at offset " + std::to_string(at) + ": " + s.message());
-        ++scan.records;
-        scan.last_seq = record.seq;
-        scan.end_offset = at + size;
-        break;
-      }
-      d = decode_record(data.substr(at), &record, &size);
-    }
+    size_t end = 0;
+    const Decoded d = decode_at(data, file_size, at, &record, &end, &completed);
     if (d == Decoded::kRecord && record.seq == expected) {
-      Status s = visit(record);
-      if (!s.ok()) return Status::corruption(file + " at offset " + std::to_string(at) + ": " + s.message());
-      ++scan.records;
+      if (Status s = visit(record); s.ok()) {
+        ++scan.records;
+      } else if (options.recover) {
+        // Intact, but the caller cannot apply it (written by a tqd with a
+        // bug, or a newer one): recovery drops it like damage.
+        reporter.dropped(file, at, end - at, s.message());
+      } else {
+        return Status::corruption(file + " at offset " + std::to_string(at) + ": " + s.message());
+      }
       scan.last_seq = record.seq;
       ++expected;
-      at += size;
+      at = end;
       scan.end_offset = at;
       continue;
     }
@@ -107,20 +145,27 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
       continue;
     }
 
-    // Damage, or the tail of a write that never finished.
-    size_t claimed = (d == Decoded::kTruncated || d == Decoded::kBadChecksum) ? size : kRecordHeaderSize;
-    if (options.is_newest && d != Decoded::kRecord && d != Decoded::kEnd &&
-        all_zero(data.substr(std::min(data.size(), at + claimed)))) {
+    // Damage, or the tail of a write that never finished. A write is cut
+    // short from some byte on: the rest of the record is the zeros the file
+    // was made of, or beyond its end, and so is everything after it. A
+    // record whose bytes are all there (its last one is not zero) was
+    // written whole, and may have been acknowledged: if it does not check,
+    // that is damage, wherever it is.
+    const bool cut_short =
+        (d == Decoded::kTruncated || d == Decoded::kBadChecksum) && end > data.size();
+    if (options.is_newest && cut_short) {
       scan.torn_at = at;
       size_t last = data.size();
       while (last > at && data[last - 1] == 0) --last;
       scan.torn_bytes = last - at;
       break;
     }
-    std::string reason = describe(d);
+    std::string reason = cut_short ? "record cut short" : describe(d);
     if (d == Decoded::kRecord) {
       reason += " (seq " + std::to_string(record.seq) + " where " + std::to_string(expected) +
                 " was expected)";
+    } else if (d == Decoded::kBadChecksum && options.is_newest && end == data.size()) {
+      reason += " in the last record, which is whole (damage, not a write cut short)";
     }
     if (!options.recover) {
       return Status::corruption(file + " at offset " + std::to_string(at) + ": " + reason);

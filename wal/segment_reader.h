@@ -1,17 +1,24 @@
 // Reads the records of one segment, in order, checking each one.
 //
 // What counts as damage (LevelDB's rule, adapted to preallocated files):
-// - A record cut short at the end of the *newest* segment, with only zeros
-//   after it, is a write the process did not finish (a crash): the scan ends
-//   cleanly before it and says so in `torn_at`, so the caller can log it and
-//   cut it off. Nothing acknowledged can be in it: replies wait for the write.
+// - A record cut short at the end of the *newest* segment (from some byte on,
+//   the rest of it and everything after it are zeros, the file's preallocated
+//   contents, or past the end of the file) is a write the process did not
+//   finish (a crash): the scan ends cleanly before it and says so in
+//   `torn_at`, so the caller can log it and cut it off. Nothing acknowledged
+//   can be in it: replies wait for the write. A record whose last byte is
+//   there was written whole, so a checksum mismatch in it is damage, even at
+//   the very end.
 // - Anything else that does not decode (a checksum mismatch, an impossible
 //   length, data after the end marker, a sequence number out of order, a bad
 //   header) is corruption. Without `recover` the scan stops with a Status
 //   naming the file and offset and leaves the file alone. With `recover` it
 //   reports the damaged bytes to the Reporter, skips to the next intact record
 //   and goes on: the caller decided to drop them, and the Reporter says
-//   exactly what was dropped.
+//   exactly what was dropped. A bad header is skipped the same way: the
+//   records after it carry their own checksums and seqs, and the caller
+//   supplies what the header would have said (`assumed`). A record the
+//   visitor refuses is reported and skipped the same way under `recover`.
 #pragma once
 
 #include <cstdint>
@@ -40,15 +47,22 @@ struct SegmentScan {
   uint64_t torn_at = 0;     // offset of a cut-off partial record; 0 when none
   uint64_t torn_bytes = 0;
   bool no_header = false;   // the newest segment is all zeros: created, never written
+  bool header_damaged = false;  // recover: `header` is ScanOptions::assumed
 };
 
 struct ScanOptions {
   bool is_newest = false;     // the last segment: a torn tail is a crash, not damage
   bool recover = false;       // skip damage (reporting it) instead of failing
   uint64_t expected_seq = 0;  // the seq the first record must have; 0: take the header's
+  SegmentHeader assumed;      // recover: stands in for a damaged header
 };
 
 using RecordVisitor = std::function<Status(const Record& record)>;
+
+// parse_segment_header on the file's bytes as scan_segment gets them: a
+// header that ends in zero bytes is completed from the zeros after `data`.
+bool read_segment_header(std::string_view data, uint64_t file_size, SegmentHeader* header,
+                         std::string* why);
 
 // `data` holds the file's bytes up to its last non-zero byte; the file is
 // `file_size` bytes, zeros after `data`. A record that ends in zero bytes at

@@ -6,6 +6,7 @@
 namespace tq::wal {
 namespace {
 
+constexpr const char* kSpareName = "spare";
 constexpr uint64_t kZeroChunk = 1 << 20;
 // After a failure (a full disk, say) wait this long before trying again, so
 // that a sick disk is not hammered with 64 MiB writes.
@@ -18,11 +19,15 @@ int64_t steady_ms() {
 
 }  // namespace
 
+void SpareSegment::remove_leftover(FileSystem& fs, const std::string& dir) {
+  (void)fs.remove(dir + "/" + kSpareName);  // usually there is none
+}
+
 SpareSegment::SpareSegment(FileSystem& fs, std::string dir, uint64_t bytes, bool zero_fill)
-    : fs_(fs), path_(std::move(dir) + "/spare"), bytes_(bytes), zero_fill_(zero_fill) {
+    : fs_(fs), path_(dir + "/" + kSpareName), bytes_(bytes), zero_fill_(zero_fill) {
   // A spare from an earlier run may be half made; it is cheaper to start over
   // than to check.
-  (void)fs_.remove(path_);
+  remove_leftover(fs_, dir);
   thread_ = std::thread([this] { run(); });
 }
 

@@ -18,7 +18,8 @@
 // deleted), and with a spare ready the event loop's rotation is a rename.
 //
 // The spare is named "spare" in the log's directory, which replay ignores;
-// a leftover one from an earlier run is removed when this starts.
+// a leftover one from an earlier run is removed when this starts (or, by a
+// log that makes no spare, with remove_leftover).
 #pragma once
 
 #include <condition_variable>
@@ -33,6 +34,10 @@ namespace tq::wal {
 
 class SpareSegment {
  public:
+  // Removes the spare an earlier run may have left in `dir`. The
+  // constructor does it; a log that makes no spare must call it.
+  static void remove_leftover(FileSystem& fs, const std::string& dir);
+
   // zero_fill: write the zeros and sync them; otherwise only preallocate.
   SpareSegment(FileSystem& fs, std::string dir, uint64_t bytes, bool zero_fill);
   ~SpareSegment();  // stops the thread; a half-made spare is removed

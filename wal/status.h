@@ -11,7 +11,7 @@ namespace tq::wal {
 
 class [[nodiscard]] Status {
  public:
-  enum class Code { kOk, kIoError, kNoSpace, kCorruption, kLocked, kInvalidArgument };
+  enum class Code { kOk, kIoError, kNoSpace, kCorruption, kLocked, kInvalidArgument, kExists };
 
   Status() = default;
   static Status io_error(std::string msg) { return Status(Code::kIoError, std::move(msg)); }
@@ -19,6 +19,7 @@ class [[nodiscard]] Status {
   static Status corruption(std::string msg) { return Status(Code::kCorruption, std::move(msg)); }
   static Status locked(std::string msg) { return Status(Code::kLocked, std::move(msg)); }
   static Status invalid(std::string msg) { return Status(Code::kInvalidArgument, std::move(msg)); }
+  static Status exists(std::string msg) { return Status(Code::kExists, std::move(msg)); }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

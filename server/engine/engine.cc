@@ -82,17 +82,22 @@ Result<Queue*> Engine::create_queue(std::string_view name) {
                                         " queues, its limit (limits.max_queues)");
   }
   Queue* queue = add_queue(next_queue_number_++, name, defaults_);
+  if (queue == nullptr) return make_error(Errc::kExists, "queue " + quoted(name) + " exists");
   if (observer_) observer_->queue_saved(*queue);
   return queue;
 }
 
 Queue* Engine::add_queue(uint32_t number, std::string_view name, const QueueSettings& settings) {
-  auto queue = std::make_unique<Queue>(&jobs_);
-  queue->number = number;
-  queue->name = std::string(name);
-  queue->settings = settings;
-  Queue* raw = queue.get();
-  queues_.emplace(queue->name, std::move(queue));
+  // Both indexes or neither: a queue in one and not the other would leave a
+  // pointer to freed memory behind (or a queue no record can name).
+  if (queues_by_number_.count(number) != 0) return nullptr;
+  auto [it, inserted] = queues_.try_emplace(std::string(name));
+  if (!inserted) return nullptr;
+  it->second = std::make_unique<Queue>(&jobs_);
+  Queue* raw = it->second.get();
+  raw->number = number;
+  raw->name = it->first;
+  raw->settings = settings;
   queues_by_number_[number] = raw;
   return raw;
 }

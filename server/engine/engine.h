@@ -187,6 +187,8 @@ class Engine {
   // --- Replay: rebuild state from the log. Each reports to the observer as
   // the live operation would, and none checks business rules. ---
   void restore_ids(uint64_t next_job_id, uint32_t next_queue_number);
+  // A queue of another number that holds `name` is dropped first: a name is
+  // used again only after DROP, so that queue's QUEUE_DROP record was lost.
   Queue* restore_queue(uint32_t number, std::string_view name, const QueueSettings& settings,
                        bool paused);
   void restore_drop_queue(uint32_t number);
@@ -213,6 +215,14 @@ class Engine {
   size_t end_restored_leases();
   // Queues replay created for jobs but never saw a QUEUE record for.
   std::vector<const Queue*> placeholder_queues() const;
+  // The name name_placeholders() gives a placeholder: "recovered-<number>",
+  // or with "-2", "-3"... appended while that is taken.
+  std::string recovered_name(const Queue& placeholder) const;
+  // After replay, when the QUEUE records were lost (--wal-recover): makes
+  // each placeholder a real queue under its recovered_name(), with the
+  // default settings it was given, and returns them. The caller has their
+  // QUEUE records written.
+  std::vector<Queue*> name_placeholders();
 
   const QueueMap& queues() const { return queues_; }
   const EngineCounters& counters() const { return counters_; }
@@ -239,6 +249,7 @@ class Engine {
   };
 
   Result<Queue*> queue_for_write(std::string_view name);
+  // nullptr, changing nothing, if the name or the number is taken.
   Queue* add_queue(uint32_t number, std::string_view name, const QueueSettings& settings);
   Queue* queue_for_restore(uint32_t number);
   Error no_queue(std::string_view name) const;

@@ -16,6 +16,12 @@ void Engine::restore_ids(uint64_t next_job_id, uint32_t next_queue_number) {
 Queue* Engine::restore_queue(uint32_t number, std::string_view name,
                              const QueueSettings& settings, bool paused) {
   Queue* queue = find_queue_by_number(number);
+  if (Queue* holder = find_queue(name); holder != nullptr && holder != queue) {
+    // A name is used again only after DROP, so the queue that still holds
+    // it was dropped and its QUEUE_DROP record lost (--wal-recover skipped
+    // it): drop it now, as the record would have.
+    restore_drop_queue(holder->number);
+  }
   if (queue == nullptr) {
     queue = add_queue(number, name, settings);
   } else {
@@ -65,7 +71,8 @@ Queue* Engine::queue_for_restore(uint32_t number) {
   if (Queue* queue = find_queue_by_number(number)) return queue;
   // Compaction can move a queue's record after its jobs' and keys': they wait
   // in a placeholder that the QUEUE record names later. "#N" cannot be a real
-  // queue name, so it cannot collide with one.
+  // queue name, so it cannot collide with one; nor can it be written to the
+  // log, so one left at the end must be given a real name (name_placeholders).
   Queue* queue = add_queue(number, "#" + std::to_string(number), defaults_);
   queue->placeholder = true;
   next_queue_number_ = std::max(next_queue_number_, number + 1);
@@ -193,6 +200,27 @@ std::vector<const Queue*> Engine::placeholder_queues() const {
     if (queue->placeholder) found.push_back(queue.get());
   }
   return found;
+}
+
+std::string Engine::recovered_name(const Queue& placeholder) const {
+  const std::string base = "recovered-" + std::to_string(placeholder.number);
+  std::string name = base;
+  for (int n = 2; find_queue(name) != nullptr; ++n) name = base + "-" + std::to_string(n);
+  return name;
+}
+
+std::vector<Queue*> Engine::name_placeholders() {
+  std::vector<Queue*> named;
+  for (const Queue* found : placeholder_queues()) {
+    Queue* queue = find_queue_by_number(found->number);
+    auto node = queues_.extract(queue->name);
+    queue->name = recovered_name(*queue);
+    node.key() = queue->name;
+    queues_.insert(std::move(node));
+    queue->placeholder = false;
+    named.push_back(queue);
+  }
+  return named;
 }
 
 bool Engine::visit_jobs(JobCursor& cursor, size_t budget, const std::function<bool(Job&)>& visit) {

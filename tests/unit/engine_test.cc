@@ -203,4 +203,63 @@ TEST_SUITE("engine") {
       previous = job.value()->id;
     }
   }
+
+  TEST_CASE("replay: a queue named again under a new number replaces the one whose DROP was lost") {
+    // CREATE a, ENQUEUE, DROP a, CREATE a, ENQUEUE - with the DROP record
+    // skipped by --wal-recover. Adding the second "a" used to fail silently
+    // and leave queue 2 pointing at freed memory.
+    ManualClock clock;
+    Engine engine(clock, EngineLimits{}, {});
+    auto job = [](uint64_t id, uint32_t queue, std::string_view payload) {
+      JobSnapshot snap;
+      snap.id = id;
+      snap.queue_number = queue;
+      snap.payload = payload;
+      return snap;
+    };
+    Queue* first = engine.restore_queue(1, "a", {}, false);
+    REQUIRE(first != nullptr);
+    engine.restore_job(job(1, 1, "old"));
+
+    Queue* again = engine.restore_queue(2, "a", {}, false);
+    REQUIRE(again != nullptr);
+    CHECK(again->number == 2);
+    CHECK(engine.find_queue("a") == again);
+    CHECK(engine.find_queue_by_number(2) == again);
+    CHECK(engine.find_queue_by_number(1) == nullptr);
+    CHECK(engine.job_count() == 0);  // dropped with its queue, as DROP does
+    CHECK(engine.find_job(1) == nullptr);
+
+    engine.restore_job(job(2, 2, "new"));
+    CHECK(again->ready.size() == 1);
+    CHECK(engine.queues().size() == 1);
+  }
+
+  TEST_CASE("replay: jobs whose QUEUE record is lost are kept in a queue with a real name") {
+    ManualClock clock;
+    Engine engine(clock, EngineLimits{}, {});
+    REQUIRE(engine.restore_queue(1, "recovered-7", {}, false) != nullptr);  // taken already
+    JobSnapshot snap;
+    snap.id = 1;
+    snap.queue_number = 7;  // no QUEUE record for it
+    snap.payload = "orphan";
+    engine.restore_job(snap);
+    auto orphans = engine.placeholder_queues();
+    REQUIRE(orphans.size() == 1);
+    CHECK_FALSE(Engine::valid_queue_name(orphans[0]->name));  // no record may name it
+    CHECK(engine.recovered_name(*orphans[0]) == "recovered-7-2");
+
+    auto named = engine.name_placeholders();
+    REQUIRE(named.size() == 1);
+    CHECK(named[0]->name == "recovered-7-2");
+    CHECK(Engine::valid_queue_name(named[0]->name));
+    CHECK(named[0]->number == 7);
+    CHECK_FALSE(named[0]->placeholder);
+    CHECK(engine.placeholder_queues().empty());
+    CHECK(engine.find_queue("recovered-7-2") == named[0]);
+    CHECK(engine.find_queue_by_number(7) == named[0]);
+    auto job = engine.dequeue("recovered-7-2");
+    REQUIRE(job.ok());
+    CHECK((*job)->payload() == "orphan");
+  }
 }

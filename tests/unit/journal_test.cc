@@ -94,6 +94,39 @@ struct Node {
   wal::MemoryFileSystem& fs() { return harness.fs(); }
 };
 
+// Where each record of a segment file starts, with its type.
+std::vector<std::pair<size_t, uint8_t>> records_in(const std::string& data) {
+  std::vector<std::pair<size_t, uint8_t>> found;
+  size_t at = wal::kSegmentHeaderSize;
+  for (;;) {
+    wal::Record r;
+    size_t size = 0;
+    if (wal::decode_record(std::string_view(data).substr(at), &r, &size) != wal::Decoded::kRecord) {
+      return found;
+    }
+    found.emplace_back(at, r.type);
+    at += size;
+  }
+}
+
+// Flips a bit in the body of the first record of `type` in the only segment.
+void damage_first(wal::MemoryFileSystem& fs, server::RecordType type) {
+  auto listed = fs.list("/data/wal");
+  std::string segment;
+  for (const auto& n : *listed) {
+    if (wal::parse_segment_file_name(n)) segment = "/data/wal/" + n;
+  }
+  std::string data = fs.contents(segment);
+  for (const auto& [at, t] : records_in(data)) {
+    if (t == static_cast<uint8_t>(type)) {
+      data[at + wal::kRecordHeaderSize] ^= 0x01;
+      fs.set_contents(segment, data);
+      return;
+    }
+  }
+  FAIL("no record of type " << static_cast<int>(type));
+}
+
 wal::LogOptions small_segments() {
   wal::LogOptions o;
   o.dir = "/data/wal";
@@ -239,6 +272,46 @@ TEST_SUITE("journal") {
     }
     Node clean(fs);
     REQUIRE(clean.open(small_segments()).ok());  // no --wal-recover needed any more
+    CHECK(fingerprint(clean.engine) == expected);
+  }
+  TEST_CASE("recover: a queue created again after a DROP whose record is lost") {
+    // Replay met QUEUE(2, "a") while queue 1 still held "a": it used to
+    // crash tqd --wal-recover (a dangling queue pointer).
+    wal::MemoryFileSystem fs;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("a").ok());
+      REQUIRE(node.engine.enqueue("a", "old").ok());
+      REQUIRE(node.engine.drop("a").ok());
+      REQUIRE(node.engine.create_queue("a").ok());
+      REQUIRE(node.engine.enqueue("a", "new").ok());
+      REQUIRE(node.harness.wait_durable());
+      node.harness.close();
+    }
+    damage_first(fs, server::RecordType::kQueueDrop);
+    std::string expected;
+    {
+      Node node(fs);
+      auto o = small_segments();
+      o.recover = true;
+      REQUIRE(node.open(o).ok());
+      CHECK(node.harness.reporter.drops.size() == 1);
+      const engine::Queue* a = node.engine.find_queue("a");
+      REQUIRE(a != nullptr);
+      CHECK(a->number == 2);
+      CHECK(node.engine.queues().size() == 1);
+      REQUIRE(node.engine.job_count() == 1);
+      auto job = node.engine.dequeue("a");
+      REQUIRE(job.ok());
+      CHECK((*job)->payload() == "new");
+      node.journal.compact_all();
+      node.harness.settle();
+      expected = fingerprint(node.engine);
+      node.harness.close();
+    }
+    Node clean(fs);
+    REQUIRE(clean.open(small_segments()).ok());
     CHECK(fingerprint(clean.engine) == expected);
   }
 }

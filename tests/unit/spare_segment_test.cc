@@ -77,6 +77,20 @@ TEST_SUITE("spare_segment") {
     CHECK_FALSE(spare.take(kDir + "/a.wal"));
   }
 
+  TEST_CASE("a leftover spare is removed even when this run makes none (always, no zero-fill)") {
+    // wal.zero_fill: false with fsync: always makes no SpareSegment, whose
+    // constructor was what removed an earlier run's spare: it stayed for good.
+    MemoryFileSystem fs;
+    REQUIRE(fs.create_dir(kDir).ok());
+    fs.set_contents(kSpare, std::string(4096, '\0'));
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.fsync = FsyncPolicy::kAlways;
+    o.spare_segment = false;
+    REQUIRE(h.open(o).ok());
+    CHECK_FALSE(fs.exists(kSpare));
+  }
+
   TEST_CASE("on a full disk no spare is made, nothing half-made stays, and it waits to retry") {
     MemoryFileSystem fs;
     REQUIRE(fs.create_dir(kDir).ok());

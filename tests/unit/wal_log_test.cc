@@ -8,6 +8,7 @@
 
 using namespace tq::wal;
 using tq::wal::testing::LogHarness;
+using tq::wal::testing::RecordingReporter;
 using tq::wal::testing::ReplayedRecord;
 
 namespace {
@@ -43,6 +44,33 @@ size_t segment_count(MemoryFileSystem& fs) {
   size_t n = 0;
   for (const auto& name : names) n += parse_segment_file_name(name) != 0;
   return n;
+}
+
+// Segment paths, oldest first.
+std::vector<std::string> segment_paths(MemoryFileSystem& fs) {
+  auto listed = fs.list(kDir);
+  std::vector<std::string> paths;
+  for (const auto& n : *listed) {
+    if (parse_segment_file_name(n) != 0) paths.push_back(kDir + "/" + n);
+  }
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
+// What the server does after a recovery: the live state written into a new
+// segment, then every older one deleted. The log must then open without
+// recover.
+void rewrite_and_reopen(MemoryFileSystem& fs, LogHarness& h) {
+  h.log->rotate();
+  auto a = h.log->append(3, "rewritten");
+  h.log->delete_segments_before(h.log->current_segment());
+  REQUIRE(h.wait_durable());
+  h.settle();
+  h.close();
+  CHECK(segment_count(fs) == 1);
+  LogHarness again(fs);
+  REQUIRE(again.open().ok());
+  CHECK(again.replayed == std::vector<ReplayedRecord>{{3, a.seq, "rewritten", a.segment}});
 }
 
 }  // namespace
@@ -90,6 +118,41 @@ TEST_SUITE("wal_log") {
       CHECK(h.summary.torn.empty() == (cut == last_start));
       // The partial record was overwritten with zeros.
       CHECK(fs.contents(path).substr(last_start) == std::string(full.size() - last_start, '\0'));
+      h.close();
+    }
+  }
+
+  TEST_CASE("a batch cut short anywhere in its last records is a torn write") {
+    // A crash in the middle of a write leaves a prefix of it: whole records,
+    // one cut short, then the file's zeros.
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 8);
+    }
+    const std::string path = newest_segment(fs);
+    const std::string full = fs.contents(path);
+    std::vector<size_t> starts;  // of each record, and the end of the last
+    size_t at = kSegmentHeaderSize;
+    for (const auto& r : written) {
+      starts.push_back(at);
+      at += record_size(r.body.size());
+    }
+    starts.push_back(at);
+    for (size_t cut = starts[5] + 1; cut < starts[8]; cut += 3) {
+      CAPTURE(cut);
+      fs.set_contents(path, full.substr(0, cut) + std::string(full.size() - cut, '\0'));
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      size_t whole = 0;
+      while (starts[whole + 1] <= cut) ++whole;
+      CHECK(h.replayed == std::vector<ReplayedRecord>(written.begin(), written.begin() + whole));
+      // (Unless what was written of it is zeros: then nothing is there to cut.)
+      const bool zeros = full.find_first_not_of('\0', starts[whole]) >= cut;
+      CHECK(h.summary.torn.rfind(path + " offset " + std::to_string(starts[whole]) + " ", 0) ==
+            (zeros ? std::string::npos : 0));
       h.close();
     }
   }
@@ -319,6 +382,71 @@ TEST_SUITE("wal_log") {
     CHECK(h.replayed == written);
   }
 
+  TEST_CASE("a new segment that cannot be made reports why, not a missing file") {
+    // posix_file_system() removes a file it created but could not allocate;
+    // the writer's retry without O_CREAT then failed with "No such file or
+    // directory", and that was the error reported (seen with EFBIG).
+    FsyncPolicy policy = FsyncPolicy::kAlways;
+    SUBCASE("always") { policy = FsyncPolicy::kAlways; }
+    SUBCASE("never") { policy = FsyncPolicy::kNever; }
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      LogOptions o = h.options();
+      o.fsync = policy;
+      o.spare_segment = false;
+      REQUIRE(h.open(o).ok());
+      written = write_records(h, 5);
+      fs.set_max_file_size(o.segment_bytes - 1);
+      const uint32_t first = h.log->current_segment();
+      for (int i = 5; h.log->current_segment() == first; ++i) {
+        auto a = h.log->append(1, body_of(i));
+        written.push_back({1, a.seq, body_of(i), a.segment});
+      }
+      h.log->flush();
+      h.wait_failed();
+      CHECK(h.log->last_error().find("File too large") != std::string::npos);
+      CHECK(h.log->last_error().find("No such file") == std::string::npos);
+      fs.set_max_file_size(UINT64_MAX);
+      REQUIRE(h.wait_durable(true));
+      CHECK(h.log->healthy());
+    }
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed == written);
+  }
+
+  TEST_CASE("a retried batch opens the segment it created on its first try") {
+    // The batch spans two new segments and the disk holds only one: the
+    // retry finds the first already there (kExists) and writes into it.
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      LogOptions o = h.options();
+      o.spare_segment = false;
+      REQUIRE(h.open(o).ok());
+      written = write_records(h, 5);
+      fs.set_capacity(fs.used_bytes() + o.segment_bytes);
+      const uint32_t first = h.log->current_segment();
+      for (int i = 5; h.log->current_segment() < first + 2; ++i) {
+        auto a = h.log->append(1, body_of(i));
+        written.push_back({1, a.seq, body_of(i), a.segment});
+      }
+      h.log->flush();
+      h.wait_failed();
+      CHECK(h.log->last_error().find("No space left on device") != std::string::npos);
+      CHECK(segment_count(fs) == 2);
+      fs.set_capacity(UINT64_MAX);
+      REQUIRE(h.wait_durable(true));
+      CHECK(segment_count(fs) == 3);
+    }
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed == written);
+  }
+
   TEST_CASE("a failed write is retried from the same offset until it succeeds") {
     MemoryFileSystem fs;
     std::vector<ReplayedRecord> written;
@@ -360,5 +488,281 @@ TEST_SUITE("wal_log") {
     REQUIRE(again.open().ok());
     REQUIRE_FALSE(again.replayed.empty());
     CHECK(again.replayed.back().body == "x");
+  }
+
+  TEST_CASE("recover: a newest segment left with no record is removed, not reused by the rewrite") {
+    // The rewrite after a recovery starts a new segment, named by the next
+    // seq. With no intact record in the newest segment that is the newest
+    // segment's own name: the new records went into the damaged file, and
+    // deleting the damaged segment then deleted them.
+    MemoryFileSystem fs;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      write_records(h, 3);
+    }
+    const std::string path = newest_segment(fs);
+    std::string data = fs.contents(path);
+    size_t end = data.size();
+    while (data[end - 1] == 0) --end;
+    for (size_t i = kSegmentHeaderSize; i < end; ++i) data[i] = '\xff';  // every record
+    fs.set_contents(path, data);
+
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    CHECK(h.replayed.empty());
+    CHECK(h.reporter.drops.size() == 1);
+    REQUIRE(h.summary.removed.size() == 1);
+    CHECK(h.summary.removed[0].rfind(path + ": ", 0) == 0);
+    CHECK_FALSE(fs.exists(path));
+    // What compact_all does: a new segment, then every older one deleted.
+    h.log->rotate();
+    auto a = h.log->append(2, "after");
+    h.log->delete_segments_before(h.log->current_segment());
+    REQUIRE(h.wait_durable());
+    h.settle();
+    h.close();
+
+    LogHarness again(fs);
+    REQUIRE(again.open().ok());
+    CHECK(again.replayed == std::vector<ReplayedRecord>{{2, a.seq, "after", a.segment}});
+  }
+
+  TEST_CASE("a newest segment of zeros (created, never written) is removed, and said so") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 3);
+    }
+    const std::string empty = kDir + "/" + segment_file_name(written.back().seq + 1);
+    fs.set_contents(empty, std::string(4096, '\0'));
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed == written);
+    CHECK_FALSE(fs.exists(empty));
+    CHECK(h.summary.removed ==
+          std::vector<std::string>{empty + ": it holds only zeros (created, never written)"});
+  }
+
+  TEST_CASE("a segment holding only its header opens, even when the header ends in a zero byte") {
+    // The reader gets a file's bytes up to its last non-zero one, so such a
+    // header arrived a byte short and was refused as damage (1 in 256
+    // headers; a segment holds only its header after a torn first record
+    // was cut off and nothing was written since).
+    std::string header;
+    uint64_t first_seq = 1;
+    for (;; ++first_seq) {
+      header.clear();
+      append_segment_header(header, SegmentHeader{1, first_seq});
+      if (header.back() == '\0') break;
+    }
+    MemoryFileSystem fs;
+    header.resize(4096, '\0');
+    fs.set_contents(kDir + "/" + segment_file_name(first_seq), header);
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      CHECK(h.replayed.empty());
+      CHECK(h.log->append(1, "next").seq == first_seq);
+      REQUIRE(h.wait_durable());
+    }
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed == std::vector<ReplayedRecord>{{1, first_seq, "next", 1}});
+  }
+
+  TEST_CASE("a damaged segment header stops the open - --wal-recover reads its records anyway") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 300);
+    }
+    const std::vector<std::string> paths = segment_paths(fs);
+    REQUIRE(paths.size() >= 4);
+    size_t which = 0;
+    SUBCASE("the oldest") { which = 0; }
+    SUBCASE("one in the middle") { which = 1; }
+    SUBCASE("the newest") { which = paths.size() - 1; }
+    const std::string path = paths[which];
+    std::string data = fs.contents(path);
+    data[20] ^= 0x01;  // first_seq, covered by the header checksum
+    fs.set_contents(path, data);
+
+    LogHarness h(fs);
+    Status s = h.open();
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.message() == path + " at offset 0: segment header checksum mismatch");
+    CHECK(fs.contents(path) == data);
+
+    LogOptions o = h.options();
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    const std::string drop = path + "@0+32: segment header checksum mismatch";
+    CHECK(h.reporter.drops ==
+          std::vector<std::string>{drop + "; the records after it are read all the same"});
+    CHECK(h.replayed == written);  // nothing but the header was lost
+    CHECK(h.summary.dropped == 1);
+    rewrite_and_reopen(fs, h);
+  }
+
+  TEST_CASE("a middle segment shorter than a header stops the open - --wal-recover skips it") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 300);
+    }
+    const std::vector<std::string> paths = segment_paths(fs);
+    REQUIRE(paths.size() >= 4);
+    const std::string path = paths[1];
+    const uint64_t lost_from = parse_segment_file_name(paths[1].substr(kDir.size() + 1));
+    const uint64_t lost_to = parse_segment_file_name(paths[2].substr(kDir.size() + 1)) - 1;
+    fs.set_contents(path, fs.contents(path).substr(0, 10));
+
+    LogHarness h(fs);
+    Status s = h.open();
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.message() == path + " at offset 0: file is shorter than a segment header");
+
+    LogOptions o = h.options();
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    REQUIRE(h.reporter.drops.size() == 2);
+    const std::string drop = path + "@0+10: file is shorter than a segment header";
+    CHECK(h.reporter.drops[0] == drop + "; the records after it are read all the same");
+    const std::string lost = std::to_string(lost_from) + " to " + std::to_string(lost_to);
+    CHECK(h.reporter.drops[1] == paths[2] + "@0+0: records " + lost + " are missing");
+    std::vector<ReplayedRecord> kept;
+    for (const auto& r : written) {
+      if (r.seq < lost_from || r.seq > lost_to) kept.push_back(r);
+    }
+    CHECK(h.replayed == kept);
+    rewrite_and_reopen(fs, h);
+  }
+
+  TEST_CASE("damage to the last record, whole on disk, is not taken for a write cut short") {
+    // Segments are zero-filled, so a write cut short leaves the record's
+    // tail zero. A record whose bytes are all there was written whole and
+    // may have been acknowledged: dropping it as torn lost it silently, and
+    // its id was handed out again.
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 5);
+    }
+    const std::string path = newest_segment(fs);
+    const std::string full = fs.contents(path);
+    size_t end = full.size();
+    while (full[end - 1] == 0) --end;
+    const size_t last_start = end - record_size(written.back().body.size());
+    size_t flip = 0;
+    char bit = 0x01;
+    SUBCASE("a byte of the body") { flip = last_start + kRecordHeaderSize + 3; }
+    SUBCASE("its last byte") { flip = end - 1; }
+    SUBCASE("a byte of the checksum") { flip = last_start + 2; }
+    SUBCASE("the length, made shorter") {
+      // 12 -> 8: a longer one would reach into the zeros, which is what a
+      // record cut short looks like.
+      flip = last_start + 8;
+      bit = 0x04;
+      REQUIRE((full[flip] ^ bit) < full[flip]);
+    }
+    SUBCASE("the type") { flip = last_start + 12; }
+    CAPTURE(flip - last_start);
+    std::string damaged = full;
+    damaged[flip] ^= bit;
+    REQUIRE(damaged[end - 1] != 0);
+    fs.set_contents(path, damaged);
+
+    LogHarness h(fs);
+    Status s = h.open();
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.code() == Status::Code::kCorruption);
+    CHECK(s.message().rfind(path + " at offset " + std::to_string(last_start) + ": ", 0) == 0);
+    CHECK(fs.contents(path) == damaged);  // left as it was
+
+    LogOptions o = h.options();
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    CHECK(h.summary.torn.empty());
+    REQUIRE(h.reporter.drops.size() == 1);
+    CHECK(h.reporter.drops[0].rfind(path + "@" + std::to_string(last_start) + "+" +
+                                        std::to_string(end - last_start) + ": ",
+                                    0) == 0);
+    CHECK(h.replayed == std::vector<ReplayedRecord>(written.begin(), written.end() - 1));
+  }
+
+  TEST_CASE("the refusal says why a damaged last record is not a torn write") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 2);
+    }
+    const std::string path = newest_segment(fs);
+    std::string data = fs.contents(path);
+    const size_t last_start = kSegmentHeaderSize + record_size(written[0].body.size());
+    data[last_start + kRecordHeaderSize] ^= 0x01;
+    fs.set_contents(path, data);
+    LogHarness h(fs);
+    Status s = h.open();
+    CHECK(s.message() == path + " at offset " + std::to_string(last_start) +
+                             ": checksum mismatch in the last record, which is whole (damage, "
+                             "not a write cut short)");
+  }
+
+  TEST_CASE("a record the caller cannot apply stops the open - --wal-recover drops it") {
+    MemoryFileSystem fs;
+    uint64_t poison_seq = 0;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      h.log->append(1, "one");
+      poison_seq = h.log->append(1, "poison").seq;
+      h.log->append(1, "three");
+      REQUIRE(h.wait_durable());
+    }
+    const std::string path = newest_segment(fs);
+    const size_t poison_at = kSegmentHeaderSize + record_size(3);
+    std::vector<std::string> applied;
+    auto open = [&](bool recover, RecordingReporter& reporter) {
+      applied.clear();
+      LogOptions o = LogHarness(fs).options();
+      o.recover = recover;
+      OpenSummary summary;
+      return Log::open(
+          fs, o, reporter,
+          [&](const Record& r, uint32_t) {
+            if (r.body == "poison") return Status::corruption("undecodable POISON record body");
+            applied.emplace_back(r.body);
+            return Status();
+          },
+          &summary);
+    };
+    {
+      RecordingReporter reporter;
+      auto refused = open(false, reporter);
+      REQUIRE_FALSE(refused.ok());
+      CHECK(refused.error().message() ==
+            path + " at offset " + std::to_string(poison_at) + ": undecodable POISON record body");
+    }
+    RecordingReporter reporter;
+    auto opened = open(true, reporter);
+    REQUIRE(opened.ok());
+    CHECK(applied == std::vector<std::string>{"one", "three"});
+    CHECK(reporter.drops == std::vector<std::string>{path + "@" + std::to_string(poison_at) + "+" +
+                                                     std::to_string(record_size(6)) +
+                                                     ": undecodable POISON record body"});
+    CHECK((*opened)->last_seq() == poison_seq + 1);  // its seq is not handed out again
   }
 }
