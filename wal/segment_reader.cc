@@ -150,9 +150,13 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
     // was made of, or beyond its end, and so is everything after it. A
     // record whose bytes are all there (its last one is not zero) was
     // written whole, and may have been acknowledged: if it does not check,
-    // that is damage, wherever it is.
-    const bool cut_short =
-        (d == Decoded::kTruncated || d == Decoded::kBadChecksum) && end > data.size();
+    // that is damage, wherever it is. So is a record that claims to run past
+    // the data when an intact later record follows it (a damaged length):
+    // a write cut short has nothing written after it, and cutting there
+    // would zero records that were acknowledged.
+    const bool cut_short = (d == Decoded::kTruncated || d == Decoded::kBadChecksum) &&
+                           end > data.size() &&
+                           next_intact(data, at + 1, scan.last_seq) >= data.size();
     if (options.is_newest && cut_short) {
       scan.torn_at = at;
       size_t last = data.size();

@@ -701,6 +701,38 @@ TEST_SUITE("wal_log") {
     CHECK(h.replayed == std::vector<ReplayedRecord>(written.begin(), written.end() - 1));
   }
 
+  TEST_CASE("a record whose length was damaged to run past the data is not a torn tail") {
+    // Records after it are intact: a write cut short has nothing after it,
+    // and cutting the tail there would zero acknowledged records.
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 5);
+    }
+    const std::string path = newest_segment(fs);
+    std::string damaged = fs.contents(path);
+    const size_t second = kSegmentHeaderSize + record_size(written[0].body.size());
+    damaged[second + 10] ^= 0x01;  // the length's third byte: 64 KiB longer
+    fs.set_contents(path, damaged);
+
+    LogHarness h(fs);
+    Status s = h.open();
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.code() == Status::Code::kCorruption);
+    CHECK(s.message().rfind(path + " at offset " + std::to_string(second) + ": ", 0) == 0);
+    CHECK(fs.contents(path) == damaged);  // nothing zeroed
+
+    LogOptions o = h.options();
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    CHECK(h.summary.torn.empty());
+    std::vector<ReplayedRecord> kept = written;
+    kept.erase(kept.begin() + 1);
+    CHECK(h.replayed == kept);
+  }
+
   TEST_CASE("the refusal says why a damaged last record is not a torn write") {
     MemoryFileSystem fs;
     std::vector<ReplayedRecord> written;
