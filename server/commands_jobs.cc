@@ -185,10 +185,10 @@ namespace {
 // attempt, to someone else (LeaseBook). Nothing when it may.
 std::optional<std::string> superseded(const CommandContext& ctx, uint64_t id) {
   if (ctx.leases == nullptr) return std::nullopt;
-  const std::optional<uint32_t> mine = ctx.leases->attempt_of(id);
+  const std::optional<uint64_t> mine = ctx.leases->delivery_of(id);
   if (!mine) return std::nullopt;
   const engine::Job* job = ctx.engine.find_job(id);
-  if (job == nullptr || job->state != engine::JobState::kLeased || job->attempts == *mine) {
+  if (job == nullptr || job->state != engine::JobState::kLeased || job->delivery() == *mine) {
     return std::nullopt;
   }
   return "job " + num(id) + " was delivered again (attempt " + num(job->attempts) +
@@ -314,9 +314,9 @@ void cmd_delete(CommandContext& ctx, const Request& req) {
 
 void record_deliveries(LeaseBook& book, const engine::Engine& engine,
                        const std::vector<const engine::Job*>& jobs) {
-  for (const engine::Job* job : jobs) book.record(job->id, job->attempts);
+  for (const engine::Job* job : jobs) book.record(job->id, job->delivery());
   if (book.size() >= book.prune_at()) {
-    book.prune([&](uint64_t id, uint32_t) { return engine.find_job(id) == nullptr; });
+    book.prune([&](uint64_t id) { return engine.find_job(id) == nullptr; });
   }
 }
 

@@ -1,5 +1,5 @@
-// The deliveries one connection was handed: job id -> the attempt it was
-// delivered as. A lease belongs to the job, so any connection may finish it
+// The deliveries one connection was handed: job id -> which delivery of the
+// job it was (Job::delivery()). A lease belongs to the job, so any connection may finish it
 // (a worker that reconnected, an operator); but a connection that was handed
 // an earlier delivery of a job now leased again, to someone else, is a worker
 // whose lease ran out, and its late ACK, NACK, FAIL or TOUCH must not finish
@@ -20,19 +20,19 @@ namespace tq::server {
 
 class LeaseBook {
  public:
-  void record(uint64_t id, uint32_t attempts) {
+  void record(uint64_t id, uint64_t delivery) {
     if ((size_ + 1) * 2 > slots_.size()) grow();
     size_t i = home(id);
     while (slots_[i].id != 0 && slots_[i].id != id) i = (i + 1) & mask();
     if (slots_[i].id == 0) ++size_;
-    slots_[i] = Slot{id, attempts};
+    slots_[i] = Slot{id, delivery};
   }
 
-  // The attempt `id` was delivered to this connection as, if it was.
-  std::optional<uint32_t> attempt_of(uint64_t id) const {
+  // Which delivery of `id` this connection was handed, if it was.
+  std::optional<uint64_t> delivery_of(uint64_t id) const {
     if (slots_.empty()) return std::nullopt;
     for (size_t i = home(id); slots_[i].id != 0; i = (i + 1) & mask()) {
-      if (slots_[i].id == id) return slots_[i].attempts;
+      if (slots_[i].id == id) return slots_[i].delivery;
     }
     return std::nullopt;
   }
@@ -71,7 +71,7 @@ class LeaseBook {
     old.swap(slots_);
     size_ = 0;
     for (const Slot& s : old) {
-      if (s.id != 0 && !gone(s.id, s.attempts)) record(s.id, s.attempts);
+      if (s.id != 0 && !gone(s.id)) record(s.id, s.delivery);
     }
     prune_at_ = size_ * 2 > kFirstPrune ? size_ * 2 : kFirstPrune;
   }
@@ -79,7 +79,7 @@ class LeaseBook {
  private:
   struct Slot {
     uint64_t id = 0;  // 0: empty (job ids start at 1)
-    uint32_t attempts = 0;
+    uint64_t delivery = 0;
   };
   static constexpr size_t kFirstPrune = 4096;
 
@@ -95,7 +95,7 @@ class LeaseBook {
     slots_.assign(size_t{1} << bits_, Slot{});
     size_ = 0;
     for (const Slot& s : old) {
-      if (s.id != 0) record(s.id, s.attempts);
+      if (s.id != 0) record(s.id, s.delivery);
     }
   }
 

@@ -74,6 +74,7 @@ Result<size_t> Engine::kick(std::string_view queue_name, size_t max) {
     if (job == nullptr) break;
     unlink(job);
     job->attempts = 0;  // a fresh start: its old failures are why it died
+    ++job->kicks;       // ... and its next delivery is not its first one again
     jobs_.extras(*job)->reason.clear();
     make_ready(job);
     if (observer_) observer_->job_released(*job);

@@ -56,6 +56,12 @@ struct Job {
   JobState state;
   bool one_line;              // the payload holds no '\r' or '\n' (set once, at creation)
   bool has_extras;            // the table holds JobExtras for it
+  uint8_t kicks;              // KICKs so far, mod 256 (in the padding byte): KICK resets
+                              // attempts, so attempts and kicks together name a delivery
+
+  // Which delivery of the job its current (or last) lease is: unlike attempts
+  // alone, never the same for two deliveries across a KICK.
+  uint64_t delivery() const { return (uint64_t{kicks} << 32) | attempts; }
 
   std::string_view payload() const {
     return {reinterpret_cast<const char*>(this + 1), payload_size};

@@ -144,7 +144,24 @@ TEST_SUITE("commands") {
     s.leases = &current;
     CHECK(s.run("TOUCH 1 5s\n") == "OK touched 1 5000\n");
     CHECK(s.run("ACK 1\n") == "OK acked 1\n");
-    CHECK_FALSE(current.attempt_of(1).has_value());  // finished: forgotten
+    CHECK_FALSE(current.delivery_of(1).has_value());  // finished: forgotten
+  }
+
+  TEST_CASE("a KICK starts attempts again, but a late worker's delivery is still told apart") {
+    Session s;
+    server::LeaseBook late, current;
+    s.run("CREATE q\nCONFIG q ack_timeout=1s max_attempts=1\nENQUEUE q work\n");
+    s.leases = &late;
+    REQUIRE(s.run("DEQUEUE q\n") == "OK 1 work\n");  // attempt 1
+    s.clock.advance_ms(1000);
+    s.engine.expire_due();                          // out of attempts: dead
+    REQUIRE(s.run("KICK q\n") == "OK kicked 1\n");  // attempts back to 0
+    s.leases = &current;
+    REQUIRE(s.run("DEQUEUE q\n") == "OK 1 work\n");  // attempt 1 again
+    s.leases = &late;
+    CHECK(s.run("ACK 1\n").rfind("ERROR NOTLEASED job 1 was delivered again", 0) == 0);
+    s.leases = &current;
+    CHECK(s.run("ACK 1\n") == "OK acked 1\n");
   }
 
   TEST_CASE(
