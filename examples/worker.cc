@@ -12,9 +12,9 @@
 // cleanly: no new job is taken, a job in the middle of its work is handed
 // back with NACK, and a job that arrives during the last wait is handed back
 // too, so nothing is left half-done. The waits last 2 s, so a quiet worker
-// stops within 2 s; cutting a wait short would close a connection the server
-// may still hand a job to, which would then sit out its lease. A second
-// Ctrl-C quits at once (a job held then is redelivered when its lease ends).
+// stops within 2 s and its connection stays in step (tqd would also end a
+// wait cut short by closing the connection). A second Ctrl-C quits at once
+// (a job held then is redelivered when its lease ends).
 //
 // A server that is down, or a queue that does not exist yet, is waited for: a
 // lost connection is reopened for up to --reconnect-for (30 s) within a call,
@@ -217,8 +217,12 @@ int main(int argc, char** argv) {
                        reconnect_for + "'");
   }
   // Reconnect after a dropped connection (a lost DEQUEUE is safe to repeat),
-  // so that an ACK after a server restart still gets through. Ctrl-C ends a
-  // wait to reconnect at once.
+  // so that the worker rides out a server restart. A job held across a
+  // restart is not this worker's any more (a restart ends every lease): its
+  // ACK is answered NOTLEASED, or, once another worker has the job, finishes
+  // that delivery (the new connection was never handed the job, so the
+  // server cannot tell; PROTOCOL.md, leases). Ctrl-C ends a wait to
+  // reconnect at once.
   settings.options.reconnect = tq::client::ReconnectPolicy::lasting(*reconnect_span);
   settings.options.reconnect.cancel = &stop;
 
