@@ -4,8 +4,9 @@
 // for each attacker (however many connections it opens) without letting one
 // attacker lock every other client out: a server-wide count refused even the
 // right password from anyone once strangers had spent the second's budget.
-// The table stays small: an address is forgotten once its second is over,
-// and beyond kMaxAddresses live ones, the rest share one budget.
+// The table stays bounded: once it holds kMaxAddresses rows, the rows whose
+// second is over are dropped, and if all are still live, new addresses share
+// one budget.
 #pragma once
 
 #include <cstddef>
