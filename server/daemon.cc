@@ -183,7 +183,7 @@ bool Daemon::start() {
     return false;
   }
   std::error_code ec;
-  const std::string data_dir = std::filesystem::absolute(config_.data_dir, ec).string();
+  const std::string data_dir = std::filesystem::absolute(config_.data_dir, ec).lexically_normal().string();
   LOG_INFO(
       "tqd %s started (pid %d): config=%s data_dir=%s password=%s auto_create=%s "
       "ack_timeout=%lldms log_level=%s",
