@@ -65,14 +65,16 @@ bool Engine::valid_key(std::string_view key) {
 
 // --- Queues ---------------------------------------------------------------
 
+Error Engine::invalid_name(std::string_view name) {
+  std::string msg = "invalid queue name '";
+  // Quote what was sent, made printable: it may be any bytes.
+  for (char c : name.substr(0, 64)) msg += (c >= 0x20 && c < 0x7f) ? c : '?';
+  msg += "': use 1-200 characters of A-Z a-z 0-9 . _ : -, not only digits, not WAIT or COUNT";
+  return make_error(Errc::kBadArgument, std::move(msg));
+}
+
 Result<Queue*> Engine::create_queue(std::string_view name) {
-  if (!valid_queue_name(name)) {
-    std::string msg = "invalid queue name '";
-    // Quote what was sent, made printable: it may be any bytes.
-    for (char c : name.substr(0, 64)) msg += (c >= 0x20 && c < 0x7f) ? c : '?';
-    msg += "': use 1-200 characters of A-Z a-z 0-9 . _ : -, not only digits, not WAIT or COUNT";
-    return make_error(Errc::kBadArgument, std::move(msg));
-  }
+  if (!valid_queue_name(name)) return invalid_name(name);
   if (queues_.find(name) != queues_.end()) {
     return make_error(Errc::kExists, "queue " + quoted(name) + " already exists");
   }
@@ -113,6 +115,9 @@ Queue* Engine::find_queue_by_number(uint32_t number) const {
 }
 
 Error Engine::no_queue(std::string_view name) const {
+  // A name no queue can have is a malformed request, not a queue to wait
+  // for: a worker polling DEQUEUE on it would otherwise wait forever.
+  if (!valid_queue_name(name)) return invalid_name(name);
   std::string msg = "queue " + quoted(name) + " does not exist";
   if (!limits_.auto_create_queues) msg += "; CREATE it first";
   return make_error(Errc::kNoQueue, std::move(msg));

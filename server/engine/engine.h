@@ -252,7 +252,9 @@ class Engine {
   // nullptr, changing nothing, if the name or the number is taken.
   Queue* add_queue(uint32_t number, std::string_view name, const QueueSettings& settings);
   Queue* queue_for_restore(uint32_t number);
+  // NOQUEUE, or BADFORMAT's invalid_name() for a name no queue can have.
   Error no_queue(std::string_view name) const;
+  static Error invalid_name(std::string_view name);
   Result<Job*> leased_job(uint64_t id, const char* verb);
   uint32_t max_attempts_of(const Job& job) const;
   // Gives a new job the rarely-used fields that are set (0 or empty: not).
