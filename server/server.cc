@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "server/commands.h"
 #include "server/log.h"
@@ -27,6 +28,30 @@ std::string describe_address(const sockaddr_storage& address) {
   uv_ip4_name(a, host, sizeof host);
   port = ntohs(a->sin_port);
   return std::string(host) + ":" + std::to_string(port);
+}
+
+using AddressList = std::unique_ptr<addrinfo, decltype(&freeaddrinfo)>;
+
+// server.host and server.port as an address to bind, or null with *error
+// set. Start-up only: a blocking lookup cannot stall any client yet.
+AddressList resolve(const Config& config, std::string* error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const int rc =
+      getaddrinfo(config.host.c_str(), std::to_string(config.port).c_str(), &hints, &found);
+  if (rc != 0) {
+    *error = "cannot resolve server.host '" + config.host + "': " + gai_strerror(rc);
+    return AddressList(nullptr, freeaddrinfo);
+  }
+  return AddressList(found, freeaddrinfo);
+}
+
+std::string cannot_listen(const Config& config, int uv_error) {
+  return "cannot listen on " + config.host + ":" + std::to_string(config.port) + ": " +
+         uv_strerror(uv_error);
 }
 
 }  // namespace
@@ -95,17 +120,8 @@ Server::~Server() {
 }
 
 bool Server::check_address(const Config& config, std::string* error) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* found = nullptr;
-  const std::string port = std::to_string(config.port);
-  int rc = getaddrinfo(config.host.c_str(), port.c_str(), &hints, &found);
-  if (rc != 0) {
-    *error = "cannot resolve server.host '" + config.host + "': " + gai_strerror(rc);
-    return false;
-  }
+  AddressList found = resolve(config, error);
+  if (!found) return false;
   // As libuv binds: SO_REUSEADDR, so only a socket listening there now (not
   // one in TIME_WAIT) makes it fail.
   int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -116,33 +132,20 @@ bool Server::check_address(const Config& config, std::string* error) {
     if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, 1) != 0) err = errno;
     ::close(fd);
   }
-  freeaddrinfo(found);
   if (err != 0) {
-    *error = "cannot listen on " + config.host + ":" + port + ": " +
-             uv_strerror(uv_translate_sys_error(err));
+    *error = cannot_listen(config, uv_translate_sys_error(err));
     return false;
   }
   return true;
 }
 
 bool Server::listen(std::string* error) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* found = nullptr;
-  std::string port = std::to_string(config_.port);
-  // Start-up only: a blocking lookup cannot stall any client yet.
-  int rc = getaddrinfo(config_.host.c_str(), port.c_str(), &hints, &found);
-  if (rc != 0) {
-    *error = "cannot resolve server.host '" + config_.host + "': " + gai_strerror(rc);
-    return false;
-  }
-  rc = uv_tcp_bind(&listener_, found->ai_addr, 0);
-  freeaddrinfo(found);
+  AddressList found = resolve(config_, error);
+  if (!found) return false;
+  int rc = uv_tcp_bind(&listener_, found->ai_addr, 0);
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 511, on_new_connection);
   if (rc != 0) {
-    *error = "cannot listen on " + config_.host + ":" + port + ": " + uv_strerror(rc);
+    *error = cannot_listen(config_, rc);
     return false;
   }
   sockaddr_storage bound{};
