@@ -36,22 +36,32 @@ std::string scalar(const YAML::Node& node, const std::string& key) {
   return node.Scalar();
 }
 
+// Calls visit(name, key, value) for each entry of a mapping, in order, where
+// key is the dotted path an error names. yaml-cpp keeps both of two equal
+// keys, and the second would silently win: that is an error.
+template <typename Visit>
+void for_each_entry(const YAML::Node& map, const std::string& prefix, Visit visit) {
+  std::set<std::string> seen;
+  for (const auto& entry : map) {
+    std::string name = entry.first.as<std::string>();
+    std::string key = prefix.empty() ? name : prefix + "." + name;
+    if (!seen.insert(name).second) fail(key, "given twice");
+    visit(name, key, entry.second);
+  }
+}
+
 // Checks every key of `node` against `fields` (so a typo is an error, not a
 // silently ignored setting) and reads each one present.
 void read_section(const YAML::Node& node, const std::string& prefix,
                   const std::vector<Field>& fields) {
   if (!node || node.IsNull()) return;
   if (!node.IsMap()) fail(prefix.empty() ? "(top level)" : prefix, "expected a mapping of keys");
-  std::set<std::string> seen;
-  for (const auto& entry : node) {
-    std::string name = entry.first.as<std::string>();
-    std::string key = prefix.empty() ? name : prefix + "." + name;
-    // yaml-cpp keeps both of two equal keys; the second would silently win.
-    if (!seen.insert(name).second) fail(key, "given twice");
+  for_each_entry(node, prefix, [&](const std::string& name, const std::string& key,
+                                    const YAML::Node& value) {
     bool known = false;
     for (const Field& field : fields) {
       if (name == field.name) {
-        field.read(entry.second, key);
+        field.read(value, key);
         known = true;
         break;
       }
@@ -61,7 +71,7 @@ void read_section(const YAML::Node& node, const std::string& prefix,
       for (const Field& field : fields) names += names.empty() ? field.name : std::string(", ") + field.name;
       fail(key, "unknown key (expected one of: " + names + ")");
     }
-  }
+  });
 }
 
 uint64_t read_uint(const YAML::Node& node, const std::string& key, uint64_t min, uint64_t max) {
@@ -110,18 +120,16 @@ void read_queue_settings(const YAML::Node& node, const std::string& prefix,
                          std::vector<std::pair<std::string, std::string>>* written) {
   if (!node || node.IsNull()) return;
   if (!node.IsMap()) fail(prefix, "expected settings such as ack_timeout: 30s");
-  std::set<std::string> seen;
-  for (const auto& entry : node) {
-    std::string name = entry.first.as<std::string>();
-    if (!seen.insert(name).second) fail(prefix + "." + name, "given twice");
-    std::string value = scalar(entry.second, prefix + "." + name);
+  for_each_entry(node, prefix, [&](const std::string& name, const std::string& key,
+                                    const YAML::Node& node_value) {
+    std::string value = scalar(node_value, key);
     if (auto error = apply_queue_setting(settings, name, value)) {
       const std::string own = name + ": ";
-      if (error->rfind(own, 0) == 0) fail(prefix + "." + name, error->substr(own.size()));
-      fail(prefix + "." + name, *error);
+      if (error->rfind(own, 0) == 0) fail(key, error->substr(own.size()));
+      fail(key, *error);
     }
     if (written != nullptr) written->emplace_back(name, value);
-  }
+  });
 }
 
 void read_config(const YAML::Node& root, Config& c) {
@@ -224,19 +232,16 @@ void read_config(const YAML::Node& root, Config& c) {
         {"declare", [&](const YAML::Node& d, const std::string& kk) {
           if (!d || d.IsNull()) return;
           if (!d.IsMap()) fail(kk, "expected queue names, each with its settings");
-          std::set<std::string> seen;
-          for (const auto& entry : d) {
-            std::string name = entry.first.as<std::string>();
-            std::string key = kk + "." + name;
-            if (!seen.insert(name).second) fail(key, "given twice");
+          for_each_entry(d, kk, [&](const std::string& name, const std::string& key,
+                                    const YAML::Node& settings) {
             if (!engine::Engine::valid_queue_name(name)) {
               fail(key, "not a valid queue name (1-200 of A-Z a-z 0-9 . _ : -, not only digits)");
             }
             DeclaredQueue declared{name, {}};
             engine::QueueSettings scratch;
-            read_queue_settings(entry.second, key, scratch, &declared.settings);
+            read_queue_settings(settings, key, scratch, &declared.settings);
             c.declared_queues.push_back(std::move(declared));
-          }
+          });
         }},
       });
     }},
