@@ -28,6 +28,12 @@ std::vector<ReplayedRecord> write_records(LogHarness& h, int n, int from = 0) {
   return written;
 }
 
+// Appends record i (type 1) without waiting, and notes it in `written`.
+void append_noted(LogHarness& h, std::vector<ReplayedRecord>& written, int i) {
+  auto a = h.log->append(1, body_of(i));
+  written.push_back({1, a.seq, body_of(i), a.segment});
+}
+
 std::string newest_segment(MemoryFileSystem& fs) {
   auto listed = fs.list(kDir);
   std::vector<std::string> names = *listed;
@@ -253,8 +259,7 @@ TEST_SUITE("wal_log") {
       size_t before = fs.sync_count();
       // Many records appended in one iteration go out as one batch.
       for (int i = 0; i < 50; ++i) {
-        auto a = h.log->append(1, body_of(i));
-        written.push_back({1, a.seq, body_of(i), a.segment});
+        append_noted(h, written, i);
       }
       REQUIRE(h.wait_durable());
       CHECK(fs.sync_count() - before <= 3);  // one per segment touched at most
@@ -312,9 +317,8 @@ TEST_SUITE("wal_log") {
       uint64_t last_seq = 0;
       while (h.log->current_segment() == first) {
         const int i = static_cast<int>(written.size());
-        auto a = h.log->append(1, body_of(i));
-        written.push_back({1, a.seq, body_of(i), a.segment});
-        last_seq = a.seq;
+        append_noted(h, written, i);
+        last_seq = written.back().seq;
       }
       auto flushed = std::async(std::launch::async, [&] { h.turn(); });
       struct Release {  // before `flushed` is destroyed, even on failure
@@ -364,8 +368,7 @@ TEST_SUITE("wal_log") {
       fs.set_capacity(fs.used_bytes());  // the current segment is full of room, the disk is not
       // Enough records to need a new segment.
       for (int i = 5; i < 200; ++i) {
-        auto a = h.log->append(1, body_of(i));
-        written.push_back({1, a.seq, body_of(i), a.segment});
+        append_noted(h, written, i);
       }
       h.log->flush();
       h.wait_failed();
@@ -401,8 +404,7 @@ TEST_SUITE("wal_log") {
       fs.set_max_file_size(o.segment_bytes - 1);
       const uint32_t first = h.log->current_segment();
       for (int i = 5; h.log->current_segment() == first; ++i) {
-        auto a = h.log->append(1, body_of(i));
-        written.push_back({1, a.seq, body_of(i), a.segment});
+        append_noted(h, written, i);
       }
       h.log->flush();
       h.wait_failed();
@@ -431,8 +433,7 @@ TEST_SUITE("wal_log") {
       fs.set_capacity(fs.used_bytes() + o.segment_bytes);
       const uint32_t first = h.log->current_segment();
       for (int i = 5; h.log->current_segment() < first + 2; ++i) {
-        auto a = h.log->append(1, body_of(i));
-        written.push_back({1, a.seq, body_of(i), a.segment});
+        append_noted(h, written, i);
       }
       h.log->flush();
       h.wait_failed();
