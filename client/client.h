@@ -170,6 +170,9 @@ class Client {
   // PEEK: the first n jobs in a state, without changing anything.
   Result<std::vector<Job>> peek(const std::string& queue, JobState state = JobState::kReady,
                                 size_t n = 10);
+  // JOB: one job by id, in whatever state it is; a kServer error with
+  // ErrorCode NOTFOUND when it finished or never existed.
+  Result<Job> job(uint64_t id);
   // KICK: dead jobs (all, or the n longest dead) back to ready. Returns how many.
   Result<uint64_t> kick(const std::string& queue, std::optional<size_t> n = {});
   // CONFIG: applies `changes` ({"max_attempts", "5"}, all or nothing) and

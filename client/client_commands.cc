@@ -270,6 +270,17 @@ Result<std::vector<Job>> Client::peek(const std::string& queue, JobState state, 
   return std::move(reply->jobs);
 }
 
+Result<Job> Client::job(uint64_t id) {
+  auto reply = exchange("JOB " + std::to_string(id) + "\n", protocol::ReplyShape::kJobs,
+                        Repeat::kSafe, options_.timeout_ms, nullptr);
+  if (!reply) return reply.error();
+  if (reply->jobs.size() != 1) {
+    return make_error(ErrorKind::kProtocol,
+                      "JOB answered " + std::to_string(reply->jobs.size()) + " jobs, not one");
+  }
+  return std::move(reply->jobs.front());
+}
+
 Result<uint64_t> Client::kick(const std::string& queue, std::optional<size_t> n) {
   if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
   std::string line = "KICK " + queue;

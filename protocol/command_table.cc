@@ -65,6 +65,11 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "attempts=<a> priority=<p> and when they apply at=<ms> (when it becomes ready,\n"
      "its lease ends, or it died), expires=<ms>, key=<k>, reason=<rest of line>;\n"
      "then the payload bytes and a line end. Times are Unix milliseconds."},
+    {Verb::kJob, "JOB", 1, 1, kAdmin, -1, kJobs, "JOB <id>", "look at one job by its id",
+     "Answers OK 1 and the job framed as PEEK frames it (queue, state, attempts,\n"
+     "priority, at=, expires=, key=, reason=, then the payload); nothing changes.\n"
+     "ERROR NOTFOUND when no job has that id: it never existed, or it finished\n"
+     "(acked, deleted, expired, purged)."},
     {Verb::kKick, "KICK", 1, 2, kWrites | kAdmin, -1, kLine, "KICK <queue> [n]",
      "give dead jobs another chance (all, or n)",
      "Moves dead jobs back to ready, oldest first, with their attempts reset.\n"

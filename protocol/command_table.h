@@ -26,6 +26,7 @@ enum class Verb : uint8_t {
   kList,
   kQueues,
   kPeek,
+  kJob,
   kKick,
   kConfig,
   kPause,

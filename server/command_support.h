@@ -52,6 +52,7 @@ void cmd_delete(CommandContext&, const protocol::Request&);
 void cmd_create(CommandContext&, const protocol::Request&);
 void cmd_queues(CommandContext&, const protocol::Request&);
 void cmd_peek(CommandContext&, const protocol::Request&);
+void cmd_job(CommandContext&, const protocol::Request&);
 void cmd_kick(CommandContext&, const protocol::Request&);
 void cmd_config(CommandContext&, const protocol::Request&);
 void cmd_pause(CommandContext&, const protocol::Request&);

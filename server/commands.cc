@@ -384,6 +384,7 @@ constexpr std::array<Handler, static_cast<size_t>(Verb::kCount)> kHandlers = [] 
   set(Verb::kList, cmd_list);
   set(Verb::kQueues, cmd_queues);
   set(Verb::kPeek, cmd_peek);
+  set(Verb::kJob, cmd_job);
   set(Verb::kKick, cmd_kick);
   set(Verb::kConfig, cmd_config);
   set(Verb::kPause, cmd_pause);

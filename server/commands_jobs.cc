@@ -310,6 +310,20 @@ void cmd_delete(CommandContext& ctx, const Request& req) {
   reply_ok(ctx, "deleted", num(id));
 }
 
+// Looks, changes nothing: an operator's answer to "what became of job N?".
+void cmd_job(CommandContext& ctx, const Request& req) {
+  uint64_t id = 0;
+  if (!parse_id(ctx, req.args[0], &id)) return;
+  const engine::Job* job = ctx.engine.find_job(id);
+  if (job == nullptr) {
+    return reply_error(
+        ctx, ErrorCode::kNotFound,
+        "no job " + num(id) + " (never existed, or finished: acked, deleted, expired or purged)");
+  }
+  ctx.out += "OK 1\n";
+  append_job_frame(ctx.out, *job, true, ctx.engine.extras_of(*job));
+}
+
 }  // namespace cmd
 
 void record_deliveries(LeaseBook& book, const engine::Engine& engine,

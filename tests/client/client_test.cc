@@ -193,7 +193,17 @@ TEST_SUITE("client library") {
     REQUIRE(dead_jobs.ok());
     REQUIRE(dead_jobs->size() == 1);
     CHECK((*dead_jobs)[0].reason.find("address does not exist") != std::string::npos);
+    auto one = c.job(*id);
+    REQUIRE(one.ok());
+    CHECK(one->id == *id);
+    CHECK(one->queue == "b");
+    CHECK(one->state == "dead");
+    CHECK(one->reason == (*dead_jobs)[0].reason);
+    CHECK(one->payload == (*dead_jobs)[0].payload);
     REQUIRE(c.delete_job(*id).ok());
+    auto gone = c.job(*id);
+    REQUIRE_FALSE(gone.ok());
+    CHECK(gone.error().is(ErrorCode::kNotFound));
 
     auto a_id = c.enqueue("a", "x");
     auto b_id = c.enqueue("a", "y");

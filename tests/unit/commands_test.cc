@@ -230,6 +230,29 @@ TEST_SUITE("commands") {
     CHECK(s.run("LIST\n") == "OK emails\n");
   }
 
+  TEST_CASE("JOB shows one job by id in each state it passes through, and changes nothing") {
+    Session s;
+    const int64_t t0 = s.clock.now_ms();
+    s.run("CREATE emails\nCONFIG emails ack_timeout=30s\n");
+    CHECK(s.run("PUT emails 5 PRIORITY 3 KEY welcome-7\nhello\n") == "OK 1\n");
+    CHECK(s.run("JOB 1\n") ==
+          "OK 1\nJOB 1 5 queue=emails state=ready attempts=0 priority=3 key=welcome-7\nhello\n");
+    CHECK(s.run("JOB 1\n") == s.run("JOB 1\n"));  // looking twice changes nothing
+    CHECK(s.run("DEQUEUE emails\n") == "OK 1 hello\n");
+    CHECK(s.run("JOB 1\n") == "OK 1\nJOB 1 5 queue=emails state=leased attempts=1 priority=3 at=" +
+                                  std::to_string(t0 + 30'000) + " key=welcome-7\nhello\n");
+    s.clock.advance_ms(5'000);
+    CHECK(s.run("FAIL 1 smtp said no\n").rfind("OK", 0) == 0);
+    CHECK(s.run("JOB 1\n") == "OK 1\nJOB 1 5 queue=emails state=dead attempts=1 priority=3 at=" +
+                                  std::to_string(t0 + 5'000) +
+                                  " key=welcome-7 reason=failed: smtp said no\nhello\n");
+    s.run("KICK emails\nDEQUEUE emails\nACK 1\n");
+    CHECK(s.run("JOB 1\n") ==
+          "ERROR NOTFOUND no job 1 (never existed, or finished: acked, deleted, expired or "
+          "purged)\n");
+    CHECK(s.run("JOB 0\n") == "ERROR BADFORMAT a job id is a positive whole number, got '0'\n");
+  }
+
   TEST_CASE("LIST is one comma-separated line, sorted - bare OK when there is none") {
     Session s;
     CHECK(s.run("LIST\n") == "OK\n");
