@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "server/log.h"
@@ -52,6 +53,7 @@ Daemon::~Daemon() {
   if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&stop_))) {
     uv_close(reinterpret_cast<uv_handle_t*>(&stop_), nullptr);
   }
+  if (watchdog_started_) uv_close(reinterpret_cast<uv_handle_t*>(&watchdog_), nullptr);
   server_.reset();
   uv_run(&loop_, UV_RUN_DEFAULT);  // lets close callbacks run
   uv_loop_close(&loop_);
@@ -193,7 +195,44 @@ bool Daemon::start() {
       config_.auto_create_queues ? "true" : "false",
       static_cast<long long>(config_.queue_defaults.ack_timeout_ms),
       log_level_name(config_.log_level));
+  notify_ready();
   return true;
+}
+
+void Daemon::notify_ready() {
+  std::string error;
+  if (!notifier_.open_from_environment(&error)) LOG_WARN("%s", error.c_str());
+  if (!notifier_.enabled()) return;
+  auto count = [](size_t n, const char* what) {
+    return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+  };
+  const std::string state = "READY=1\nSTATUS=serving on port " + std::to_string(port()) + ": " +
+                            count(engine_.job_count(), "job") + " in " +
+                            count(engine_.queues().size(), "queue") + "\n";
+  if (!notifier_.notify(state, &error)) LOG_WARN("%s", error.c_str());
+  const uint64_t usec = notifier_.watchdog_usec();
+  if (usec == 0) return;
+  // Twice per period, as sd_watchdog_enabled(3) advises: one late tick must
+  // not be taken for a hung loop. The timer fires from the loop itself, so
+  // a loop that stops turning stops the keep-alives.
+  const uint64_t every_ms = std::max<uint64_t>(1, usec / 2000);
+  uv_update_time(&loop_);  // the loop has not turned since the replay: from now, not then
+  uv_timer_init(&loop_, &watchdog_);
+  watchdog_.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&watchdog_));  // shutdown does not wait for it
+  uv_timer_start(&watchdog_, on_watchdog, every_ms, every_ms);
+  watchdog_started_ = true;
+  LOG_INFO("service manager watchdog: a keep-alive every %llums",
+           static_cast<unsigned long long>(every_ms));
+}
+
+void Daemon::on_watchdog(uv_timer_t* handle) {
+  auto* self = static_cast<Daemon*>(handle->data);
+  std::string error;
+  const bool sent = self->notifier_.notify("WATCHDOG=1\n", &error);
+  // Once per run of failures, not once per tick.
+  if (!sent && !self->watchdog_failing_) LOG_WARN("%s", error.c_str());
+  self->watchdog_failing_ = !sent;
 }
 
 void Daemon::run() {

@@ -14,6 +14,7 @@
 #include "server/engine/engine.h"
 #include "server/journal.h"
 #include "server/server.h"
+#include "server/service_notify.h"
 #include "server/stats.h"
 #include "wal/file.h"
 #include "wal/log.h"
@@ -42,6 +43,10 @@ class Daemon {
   bool open_log();
   bool declare_queues();
   static void on_stop(uv_async_t* handle);
+  // Tells a service manager (systemd Type=notify) that tqd serves, and
+  // starts the watchdog's keep-alives when it asked for them.
+  void notify_ready();
+  static void on_watchdog(uv_timer_t* handle);
 
   const Config config_;
   wal::FileSystem& fs_;
@@ -51,6 +56,10 @@ class Daemon {
   std::unique_ptr<wal::Log> log_;
   uv_loop_t loop_{};
   uv_async_t stop_{};
+  ServiceNotifier notifier_;
+  uv_timer_t watchdog_{};
+  bool watchdog_started_ = false;
+  bool watchdog_failing_ = false;  // the last keep-alive could not be sent
   std::unique_ptr<Server> server_;
 };
 
