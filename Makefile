@@ -7,14 +7,17 @@
 #                   AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #                   and run the unit and integration suites once more
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)
+#   make install    copy tqd and tq to $(PREFIX)/bin (default /usr/local); for
+#                   systemd, see scripts/tqd.service
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 CONFIG ?= config.yaml
 FUZZ_SECONDS ?= 60
+PREFIX ?= /usr/local
 
-.PHONY: all build bootstrap run test test-release test-asan fuzz clean
+.PHONY: all build bootstrap run test test-release test-asan fuzz install clean
 
 all: build
 
@@ -43,6 +46,9 @@ test-asan: bootstrap
 
 fuzz: bootstrap
 	scripts/fuzz $(FUZZ_SECONDS)
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
