@@ -55,4 +55,18 @@ TEST_SUITE("lease_book") {
     CHECK(book.size() == 5'500);
     CHECK(book.prune_at() == 11'000);  // twice what is left
   }
+
+  TEST_CASE("a prune that keeps many leases costs about one probe each, not a pile-up") {
+    // A worker holding 131,072 jobs (DEQUEUE ... COUNT, never acked yet):
+    // the prune keeps them all. Put back in hash order into a table that
+    // started small, they piled into one run, quadratic in the leases.
+    LeaseBook book;
+    constexpr uint64_t kLeases = 131'072;
+    for (uint64_t id = 1; id <= kLeases; ++id) book.record(id, 1);
+    const uint64_t before = book.probes();
+    book.prune([](uint64_t) { return false; });
+    CHECK(book.size() == kLeases);
+    CHECK(book.probes() - before < 3 * kLeases);
+    for (uint64_t id = 1; id <= kLeases; id += 4'099) CHECK(book.delivery_of(id) == uint64_t{1});
+  }
 }
