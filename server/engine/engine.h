@@ -157,10 +157,14 @@ class Engine {
               const std::function<void(const Job&)>& f) const;
 
   // --- Time ---
-  // Does everything due by now: expired leases go back (or die), delayed
-  // jobs become ready, TTLs expire, old dedup keys are forgotten. Returns
-  // how many jobs changed state.
-  size_t expire_due();
+  // Does what is due by now, at most `budget` changes (jobs and forgotten
+  // dedup keys) per call: expired leases go back (or die), delayed jobs
+  // become ready, TTLs expire, old dedup keys are forgotten. Returns how
+  // many jobs changed state. With work left over, next_deadline_ms() is
+  // still in the past: the server calls again after serving its clients, so
+  // a million leases running out together is many short turns of the loop,
+  // not one long one.
+  size_t expire_due(size_t budget = SIZE_MAX);
   // The earliest deadline of anything timed, or INT64_MAX when there is none.
   int64_t next_deadline_ms() const;
 
@@ -275,7 +279,8 @@ class Engine {
   Requeue give_back(Job* job, std::optional<int64_t> delay_ms, const char* why);
   int64_t backoff_ms(const Queue& queue, uint32_t attempts);
   void expire_ttl(Job* job);
-  void forget_old_keys(Queue* queue, int64_t now);
+  // Forgets keys whose window ended, at most `max` entries; returns how many.
+  size_t forget_old_keys(Queue* queue, int64_t now, size_t max);
   void reschedule(Queue* queue);
 
   const Clock& clock_;

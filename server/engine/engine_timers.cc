@@ -9,31 +9,33 @@
 
 namespace tq::engine {
 
-size_t Engine::expire_due() {
+size_t Engine::expire_due(size_t budget) {
   const int64_t now = clock_.now_ms();
   size_t changed = 0;
-  while (!timers_.empty() && timers_.top()->timer_at <= now) {
+  size_t forgotten = 0;
+  auto spent = [&] { return changed + forgotten >= budget; };
+  while (!spent() && !timers_.empty() && timers_.top()->timer_at <= now) {
     Queue* queue = timers_.top();
-    while (Job* job = queue->leased.top()) {
+    while (Job* job = spent() ? nullptr : queue->leased.top()) {
       if (job->deadline_ms > now) break;
       ++queue->counters.timed_out;
       ++counters_.timed_out;
       give_back(job, std::nullopt, "lease expired");
       ++changed;
     }
-    while (JobExtras* extras = queue->ttl.top()) {
+    while (JobExtras* extras = spent() ? nullptr : queue->ttl.top()) {
       if (extras->expires_at_ms > now) break;
       expire_ttl(extras->job);
       ++changed;
     }
-    while (Job* job = queue->delayed.top()) {
+    while (Job* job = spent() ? nullptr : queue->delayed.top()) {
       if (job->deadline_ms > now) break;
       unlink(job);
       make_ready(job);  // not logged: replay computes it from the ready time
       ++changed;
     }
-    forget_old_keys(queue, now);
-    reschedule(queue);
+    forgotten += forget_old_keys(queue, now, budget - std::min(budget, changed + forgotten));
+    reschedule(queue);  // still due, if the budget ran out: it stays on top
   }
   return changed;
 }
@@ -54,8 +56,9 @@ void Engine::expire_ttl(Job* job) {
   }
 }
 
-void Engine::forget_old_keys(Queue* queue, int64_t now) {
-  while (!queue->dedup_order.empty()) {
+size_t Engine::forget_old_keys(Queue* queue, int64_t now, size_t max) {
+  size_t popped = 0;
+  while (!queue->dedup_order.empty() && popped < max) {
     const auto& [key, expires] = queue->dedup_order.front();
     auto it = queue->dedup.find(key);
     if (it != queue->dedup.end() && it->second.expires_ms == expires) {
@@ -64,7 +67,9 @@ void Engine::forget_old_keys(Queue* queue, int64_t now) {
       queue->dedup.erase(it);
     }
     queue->dedup_order.pop_front();  // forgotten now, or a stale copy
+    ++popped;
   }
+  return popped;
 }
 
 int64_t Engine::backoff_ms(const Queue& queue, uint32_t attempts) {

@@ -177,6 +177,42 @@ TEST_SUITE("engine") {
     CHECK(engine.enqueue("bad name", "x").error().code == Errc::kBadArgument);
   }
 
+  TEST_CASE("expire_due does at most its budget per call and leaves the rest due") {
+    Fixture f;
+    for (int i = 0; i < 25; ++i) f.put("job " + std::to_string(i));
+    for (int i = 0; i < 25; ++i) REQUIRE(f.engine.dequeue("emails").ok());
+    f.clock.advance_ms(60'000);  // every lease has run out
+    CHECK(f.engine.expire_due(10) == 10);
+    CHECK(f.engine.next_deadline_ms() <= f.clock.now_ms());  // more is due
+    CHECK(f.engine.expire_due(10) == 10);
+    CHECK(f.engine.expire_due(10) == 5);
+    CHECK(f.engine.next_deadline_ms() > f.clock.now_ms());
+    CHECK(f.engine.expire_due(10) == 0);
+    const Queue* q = f.engine.find_queue("emails");
+    CHECK(q->leased.size() == 0);
+    CHECK(q->ready.size() + q->delayed.size() == 25);
+    CHECK(f.engine.counters().timed_out == 25);
+  }
+
+  TEST_CASE("forgetting old dedup keys counts against the same budget") {
+    Fixture f;
+    for (int i = 0; i < 25; ++i) {
+      const std::string key = "k" + std::to_string(i);
+      EnqueueOptions options;
+      options.key = key;
+      REQUIRE(f.engine.enqueue("emails", "x", options).ok());
+    }
+    const Queue* q = f.engine.find_queue("emails");
+    REQUIRE(q->dedup.size() == 25);
+    f.clock.advance_ms(q->settings.dedup_window_ms + 1);
+    CHECK(f.engine.expire_due(10) == 0);  // no job changed state
+    CHECK(q->dedup.size() == 15);
+    f.engine.expire_due(10);
+    f.engine.expire_due(10);
+    CHECK(q->dedup.empty());
+    CHECK(f.engine.next_deadline_ms() == INT64_MAX);
+  }
+
   TEST_CASE("many jobs, random acks and expiries keep the counts consistent") {
     Fixture f;
     std::vector<uint64_t> leased;
