@@ -214,6 +214,11 @@ class Client {
     socket_.close();
     owed_replies_ = 0;
   }
+  // The password sent with AUTH after each connect (empty: none). A caller
+  // that the server told the password is wrong clears it, so that reconnects
+  // stop sending it: each wrong one counts against the server's AUTH
+  // throttle for this address.
+  void set_password(std::string password) { options_.password = std::move(password); }
   std::string address() const { return options_.host + ":" + std::to_string(options_.port); }
   LineSocket& socket() { return socket_; }
   const Options& options() const { return options_; }

@@ -28,19 +28,45 @@ ReplSession::ReplSession(Options options, RenderStyle style, RenderStyle error_s
 
 ReplSession::Outcome ReplSession::connect() {
   auto connected = client_.reconnect();
+  if (!connected && connected.error().is(protocol::ErrorCode::kNoAuth)) {
+    forget_refused_password(connected.error());
+    // A script or one command stops here; at the prompt the person can type
+    // AUTH <password>, on a connection without one.
+    if (!interactive_) return Outcome::kServerError;
+    err_ << "tq: it will not be sent again; type AUTH <password> to give another\n";
+    connected = client_.reconnect();
+    if (connected) {
+      ever_connected_ = true;
+      return Outcome::kServerError;
+    }
+  }
   if (!connected) return connect_failed(connected.error(), "cannot connect");
   ever_connected_ = true;
   return Outcome::kOk;
 }
 
+Status ReplSession::reconnect(bool& password_refused) {
+  password_refused = false;
+  auto connected = client_.reconnect();
+  if (connected || !connected.error().is(protocol::ErrorCode::kNoAuth)) return connected;
+  password_refused = true;
+  forget_refused_password(connected.error());
+  err_ << "tq: it will not be sent again"
+       << (interactive_ ? "; type AUTH <password> to give another" : "") << "\n";
+  return client_.reconnect();
+}
+
+void ReplSession::forget_refused_password(const Error& error) {
+  // The server's answer, not a server that is away: shown as the ERROR it is.
+  err_ << render_server_error(error, error_style_);
+  err_ << "tq: the server refused the password "
+       << (password_from_auth_ ? "typed with AUTH" : "given with --password or TQ_PASSWORD")
+       << "\n";
+  client_.set_password("");
+  password_from_auth_ = false;
+}
+
 ReplSession::Outcome ReplSession::connect_failed(const Error& error, std::string_view what) {
-  // A refused password is the server's answer, not a server that is away:
-  // shown as the ERROR it is, and trying again will not help.
-  if (error.is(protocol::ErrorCode::kNoAuth)) {
-    err_ << render_server_error(error, error_style_);
-    err_ << "tq: the server refused the password given with --password or TQ_PASSWORD\n";
-    return Outcome::kServerError;
-  }
   err_ << "tq: " << what << ": "
        << (error.kind == ErrorKind::kServer ? error.to_string() : error.message) << "\n";
   return Outcome::kNoServer;
@@ -63,26 +89,38 @@ std::vector<std::string> ReplSession::queue_names() {
   return std::move(names).value();
 }
 
-ReplSession::Outcome ReplSession::ensure_connected() {
+ReplSession::Outcome ReplSession::ensure_connected(std::string_view verb) {
   if (client_.connected()) return Outcome::kOk;
   const bool closed_by_server = client_.socket().is_open();
-  auto connected = client_.reconnect();
+  const bool was_connected = ever_connected_;
+  bool password_refused = false;
+  auto connected = reconnect(password_refused);
   if (!connected) return connect_failed(connected.error(), "not connected");
-  if (closed_by_server) {
+  ever_connected_ = true;
+  if (password_refused) {
+    err_ << "tq: reconnected to " << client_.address() << " without a password";
+    // Without one the server would refuse anything but AUTH (and PING).
+    if (verb != "AUTH") {
+      err_ << "; " << verb << " was not sent\n";
+      return Outcome::kServerError;
+    }
+    err_ << "\n";
+  } else if (closed_by_server) {
     err_ << "tq: the server had closed the connection; reconnected to " << client_.address()
          << "\n";
-  } else if (ever_connected_) {
+  } else if (was_connected) {
     err_ << "tq: reconnected to " << client_.address() << "\n";
   }
-  ever_connected_ = true;
   return Outcome::kOk;
 }
 
 void ReplSession::report_lost(const Error& error, std::string_view verb, bool may_have_run) {
   err_ << "tq: " << error.to_string() << "\n";
   if (may_have_run) err_ << "tq: " << verb << " may or may not have run\n";
-  if (auto again = client_.reconnect(); again) {
-    err_ << "tq: reconnected to " << client_.address() << "\n";
+  bool password_refused = false;
+  if (auto again = reconnect(password_refused); again) {
+    err_ << "tq: reconnected to " << client_.address()
+         << (password_refused ? " without a password" : "") << "\n";
   } else {
     err_ << "tq: cannot reconnect (" << again.error().message << "); the next command tries again\n";
   }
@@ -122,9 +160,11 @@ ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& r
     }
   }
 
-  if (Outcome connected = ensure_connected(); connected != Outcome::kOk) return connected;
+  if (Outcome connected = ensure_connected(verb); connected != Outcome::kOk) return connected;
   auto reply = client_.request(line, body, cancel_);
   if (reply) {
+    // The client keeps an accepted password for reconnects (Client::request).
+    if (verb == "AUTH" && words->size() == 2) password_from_auth_ = true;
     out_ << render_reply(*words, *reply, style_);
     if (interactive_ && verb == "HELP" && words->size() == 1) out_ << kPromptTips;
     out_.flush();

@@ -10,6 +10,13 @@
 // ERROR EMPTY is not an error here: it is shown as "(no jobs...)" and counts
 // as OK, as an empty DEQUEUE ... COUNT does.
 //
+// A password the server refuses (--password, TQ_PASSWORD, or one typed with
+// AUTH before a reconnect) is reported once and forgotten: sending it again
+// would only be refused again, and every wrong one counts against the
+// server's AUTH throttle for this address. At the prompt the session then
+// connects without a password, so that the person can type AUTH <password>;
+// once the server accepts that, the client keeps it for later reconnects.
+//
 // Invariant: a command is sent at most once. The session never repeats a
 // command by itself; after a loss it is the person (or the script) who
 // decides.
@@ -32,7 +39,8 @@ class ReplSession {
  public:
   enum class Outcome {
     kOk,           // the server answered OK or EMPTY (or nothing was to be sent)
-    kServerError,  // the server answered ERROR, or the line was refused locally
+    kServerError,  // the server answered ERROR (or refused the password), or the line was
+                   // refused locally
     kNoServer,     // no connection: the command was not sent, or its connection was lost
     kInterrupted,  // Ctrl-C ended the wait for the reply
     kQuit,         // quit / exit
@@ -49,9 +57,9 @@ class ReplSession {
   ReplSession(Options options, RenderStyle style, RenderStyle error_style, bool interactive,
               std::ostream& out, std::ostream& err, CancelToken* cancel);
 
-  // Connects; on failure says why on err and returns kNoServer, or
-  // kServerError when the server refused the password (the session is still
-  // usable: the next command tries again).
+  // Connects; on failure says why on err and returns kNoServer. When the
+  // server refuses the password, says so and returns kServerError; an
+  // interactive session has then connected without one, ready for AUTH.
   Outcome connect();
 
   Outcome run(std::string_view line, const BodyReader& read_body);
@@ -63,9 +71,15 @@ class ReplSession {
   std::vector<std::string> queue_names();
 
  private:
-  // Connects before a command if there is no usable connection; kOk when
-  // there is one.
-  Outcome ensure_connected();
+  // Connects before a command (`verb`) if there is no usable connection;
+  // kOk when there is one and the command is to be sent.
+  Outcome ensure_connected(std::string_view verb);
+  // One attempt to open a new connection. When the server refuses the
+  // password, says so, forgets it and connects without one (setting
+  // `password_refused`).
+  Status reconnect(bool& password_refused);
+  // Says that the server refused the password, and forgets it.
+  void forget_refused_password(const Error& error);
   // Says why connecting failed; the outcome for it.
   Outcome connect_failed(const Error& error, std::string_view what);
   void report_lost(const Error& error, std::string_view verb, bool may_have_run);
@@ -78,6 +92,7 @@ class ReplSession {
   std::ostream& err_;
   CancelToken* cancel_;
   bool ever_connected_ = false;
+  bool password_from_auth_ = false;  // the client's password is one AUTH at the prompt set
 };
 
 }  // namespace tq::client

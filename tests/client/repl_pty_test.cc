@@ -6,6 +6,9 @@
 #include <sys/stat.h>
 #include <csignal>
 
+#include <fstream>
+#include <memory>
+#include <sstream>
 #include <thread>
 
 #include "tests/client/cutting_proxy.h"
@@ -49,6 +52,25 @@ size_t value_column(const std::string& screen, const std::string& key) {
   size_t line_start = at + 1;
   size_t value = screen.find_first_not_of(' ', line_start + key.size());
   return value - line_start;
+}
+
+// The server's count of wrong passwords, asked with the right one.
+std::string auth_failures(const TqdProcess& tqd, const std::string& password) {
+  tq::client::Options options;
+  options.port = tqd.port();
+  options.password = password;
+  auto client = tq::client::Client::connect(options);
+  REQUIRE(client.ok());
+  auto stats = client->stats();
+  REQUIRE(stats.ok());
+  return tq::client::field(*stats, "auth_failures_total");
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace
@@ -233,5 +255,86 @@ TEST_SUITE("tq REPL in a terminal") {
     enter(direct, "PING");
     REQUIRE(direct.wait_for(down, 10s, 3));
     CHECK_FALSE(direct.wait_for_exit(0ms));
+  }
+
+  TEST_CASE("a wrong --password is reported once and not sent again - AUTH at the prompt is kept") {
+    tq::testing::TqdOptions options;
+    options.config_yaml = "auth:\n  password: s3cret\n";
+    TqdProcess tqd(options);
+    CuttingProxy proxy(tqd.port());
+    TempDir home;
+    const std::string history = home.path + "/history";
+    TmuxScreen screen(tq_command(proxy.port(), history) + " --password guess");
+    const std::string p = prompt(proxy.port());
+    REQUIRE(screen.wait_for("ERROR NOAUTH wrong password"));
+    REQUIRE(
+        screen.wait_for("tq: the server refused the password given with --password or "
+                        "TQ_PASSWORD\ntq: it will not be sent again; type AUTH <password> "
+                        "to give another"));
+    REQUIRE(screen.wait_for(p));  // connected, without a password
+
+    enter(screen, "LIST");
+    REQUIRE(screen.wait_for("ERROR NOAUTH authenticate first"));
+    enter(screen, "PING");
+    REQUIRE(screen.wait_for("OK PONG"));
+    CHECK(count_of(screen.capture(), "wrong password") == 1);
+    CHECK(auth_failures(tqd, "s3cret") == "1");
+
+    enter(screen, "AUTH s3cret");
+    REQUIRE(screen.wait_for("OK authenticated"));
+    enter(screen, "CREATE q");
+    REQUIRE(screen.wait_for("OK created q"));
+
+    // A reconnect authenticates with the password typed at the prompt.
+    proxy.drop_all();
+    enter(screen, "LIST");
+    REQUIRE(screen.wait_for("tq: the server had closed the connection; reconnected"));
+    REQUIRE(screen.wait_for("OK q"));
+    CHECK(count_of(screen.capture(), "wrong password") == 1);
+    CHECK(auth_failures(tqd, "s3cret") == "1");
+
+    screen.press({"C-d"});
+    REQUIRE(screen.wait_for_exit());
+    const std::string saved = file_text(history);
+    CHECK(saved.find("PING") != std::string::npos);  // libedit writes a space as \040
+    CHECK(saved.find("s3cret") == std::string::npos);
+  }
+
+  TEST_CASE("a server back with another password - refused once, then AUTH with the new one") {
+    TempDir data;
+    tq::testing::TqdOptions first;
+    first.dir = data.path;
+    first.config_yaml = "auth:\n  password: first\n";
+    auto before = std::make_unique<TqdProcess>(first);
+    CuttingProxy proxy(before->port());
+    TmuxScreen screen(tq_command(proxy.port(), data.path + "/history") + " --password first");
+    const std::string p = prompt(proxy.port());
+    REQUIRE(screen.wait_for(p));
+    enter(screen, "CREATE q");
+    REQUIRE(screen.wait_for("OK created q"));
+
+    REQUIRE(before->stop(SIGTERM) == 0);
+    tq::testing::TqdOptions second = first;
+    second.config_yaml = "auth:\n  password: second\n";
+    TqdProcess after(second);
+    proxy.set_upstream(after.port());
+    proxy.drop_all();
+
+    enter(screen, "LIST");
+    REQUIRE(screen.wait_for("ERROR NOAUTH wrong password"));
+    REQUIRE(
+        screen.wait_for("tq: the server refused the password given with --password or "
+                        "TQ_PASSWORD\ntq: it will not be sent again; type AUTH <password> "
+                        "to give another"));
+    REQUIRE(screen.wait_for("tq: reconnected to 127.0.0.1:" + std::to_string(proxy.port()) +
+                            " without a password; LIST was not sent"));
+    enter(screen, "PING");
+    REQUIRE(screen.wait_for("OK PONG"));
+    enter(screen, "AUTH second");
+    REQUIRE(screen.wait_for("OK authenticated"));
+    enter(screen, "LIST");
+    REQUIRE(screen.wait_for("OK q"));
+    CHECK(count_of(screen.capture(), "wrong password") == 1);
+    CHECK(auth_failures(after, "second") == "1");
   }
 }
