@@ -5,6 +5,7 @@
 #include <random>
 #include <thread>
 
+#include "tests/support/thread_group.h"
 #include "tests/support/tqd_process.h"
 
 using tq::testing::TqdOptions;
@@ -52,7 +53,8 @@ TEST_SUITE("bad_input") {
     auto good = tqd.client();
     REQUIRE(good.create("q").ok());
 
-    std::thread noisy([&] {
+    tq::testing::ThreadGroup noisy;
+    noisy.spawn([&] {
       auto s = tqd.socket();
       std::mt19937 rng(1234);
       for (int round = 0; round < 200; ++round) {

@@ -5,6 +5,7 @@
 #include <set>
 #include <thread>
 
+#include "tests/support/thread_group.h"
 #include "tests/support/tqd_process.h"
 
 using tq::testing::TqdOptions;
@@ -20,10 +21,10 @@ TEST_SUITE("concurrency") {
     // Every producer connects first, then all pipeline their ENQUEUEs at once.
     std::vector<tq::client::LineSocket> sockets;
     for (int p = 0; p < kProducers; ++p) sockets.push_back(tqd.socket());
-    std::vector<std::thread> threads;
+    tq::testing::ThreadGroup threads;
     std::vector<std::vector<std::string>> replies(kProducers);
     for (int p = 0; p < kProducers; ++p) {
-      threads.emplace_back([&, p] {
+      threads.spawn([&, p] {
         std::string batch;
         for (int j = 0; j < kJobsEach; ++j) {
           batch += "ENQUEUE load p" + std::to_string(p) + "-j" + std::to_string(j) + "\n";
@@ -36,7 +37,7 @@ TEST_SUITE("concurrency") {
         }
       });
     }
-    for (auto& t : threads) t.join();
+    threads.join();
     std::set<std::string> ids;
     for (const auto& r : replies) {
       REQUIRE(r.size() == kJobsEach);
@@ -50,9 +51,8 @@ TEST_SUITE("concurrency") {
     // Several workers drain the queue concurrently; no job twice, none lost.
     std::mutex mu;
     std::multiset<std::string> seen;
-    threads.clear();
     for (int w = 0; w < 8; ++w) {
-      threads.emplace_back([&] {
+      threads.spawn([&] {
         auto c = tqd.client();
         for (;;) {
           auto job = c.dequeue("load");
@@ -65,7 +65,7 @@ TEST_SUITE("concurrency") {
         }
       });
     }
-    for (auto& t : threads) t.join();
+    threads.join();
     CHECK(seen.size() == kProducers * kJobsEach);
     CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == seen.size());
   }

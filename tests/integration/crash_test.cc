@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "tests/support/thread_group.h"
 #include "tests/support/tqd_process.h"
 
 using tq::testing::TqdOptions;
@@ -161,15 +162,21 @@ void crash_cycles(const std::string& fsync, int cycles, unsigned seed) {
       for (const auto& line : tqd.log_lines()) torn_tails += line.find("cut off a partial record") != std::string::npos;
       if (cycle > 0) verify(tqd, model, cycle);
 
-      std::vector<std::thread> clients;
-      for (int p = 0; p < 3; ++p) clients.emplace_back([&, p] { produce(tqd, model, cycle, p); });
-      for (int w = 0; w < 2; ++w) clients.emplace_back([&] { work(tqd, model); });
+      // The clients run until the server dies under them.
+      tq::testing::ThreadGroup clients([&] { tqd.stop(SIGKILL); });
+      for (int p = 0; p < 3; ++p) clients.spawn([&, p] { produce(tqd, model, cycle, p); });
+      for (int w = 0; w < 2; ++w) clients.spawn([&] { work(tqd, model); });
       std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 250));
-      if (auto stats = tqd.client().stats(); stats.ok()) {
-        spares_used += std::stoull(tq::client::field(*stats, "wal_spare_segments_used_total"));
+      try {
+        if (auto stats = tqd.client().stats(); stats.ok()) {
+          spares_used += std::stoull(tq::client::field(*stats, "wal_spare_segments_used_total"));
+        }
+      } catch (const std::runtime_error&) {
+        // No connection in time on a loaded machine: this count only feeds
+        // the check that some rotation used a spare, over all the cycles.
       }
       tqd.stop(SIGKILL);
-      for (auto& t : clients) t.join();
+      clients.join();
     }
     TqdProcess last(options);
     verify(last, model, kCycles);

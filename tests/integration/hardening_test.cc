@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "tests/integration/line_call.h"
+#include "tests/support/thread_group.h"
 #include "tests/support/tqd_process.h"
 
 using tq::client::LineSocket;
@@ -177,18 +178,18 @@ TEST_SUITE("hardening") {
     auto admin = tqd.client();
     REQUIRE(admin.create("work").ok());
     std::atomic<bool> stop{false};
-    std::vector<std::thread> hostile;
+    tq::testing::ThreadGroup hostile([&] { stop = true; });
 
     // 1,000 connections that connect and sit there.
     std::vector<LineSocket> crowd;
     for (int i = 0; i < 1000; ++i) crowd.push_back(tqd.socket());
     // Slowloris: a byte now and then, never a whole line.
-    hostile.emplace_back([&] {
+    hostile.spawn([&] {
       auto s = tqd.socket();
       while (!stop && s.send("E").ok()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     });
     // Enqueues as fast as it can and never reads a reply.
-    hostile.emplace_back([&] {
+    hostile.spawn([&] {
       auto s = tqd.socket();
       std::string batch;
       for (int i = 0; i < 500; ++i) batch += "PEEK work 1000\n";
@@ -196,7 +197,7 @@ TEST_SUITE("hardening") {
       }
     });
     // Oversized lines and random bytes.
-    hostile.emplace_back([&] {
+    hostile.spawn([&] {
       std::mt19937 rng(9);
       while (!stop) {
         auto s = LineSocket::connect("127.0.0.1", tqd.port(), 2000);
@@ -227,7 +228,7 @@ TEST_SUITE("hardening") {
       }
     }
     stop = true;
-    for (auto& t : hostile) t.join();
+    hostile.join();
     crowd.clear();
     CHECK(consumed == produced);
     CHECK(worker.ping().ok());
