@@ -92,6 +92,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
 
   const std::vector<uint32_t> ordinals = ordinals_of(files, file_sizes);
   uint64_t expected = 0;
+  uint64_t newest_size = 0;  // of the segment writing resumes in
   for (size_t i = 0; i < first_seqs.size(); ++i) {
     const bool newest = i + 1 == first_seqs.size();
     const std::string name = segment_file_name(first_seqs[i]);
@@ -139,6 +140,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     }
     // The file is named by its first seq; the name is what finds it again.
     log->segments_.push_back(Segment{header.ordinal, first_seqs[i], scan->end_offset});
+    newest_size = file_size;
     log->total_bytes_ += scan->end_offset;
     summary->records += scan->records;
     summary->bytes += scan->end_offset;
@@ -161,7 +163,8 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
         if (raw->progress_callback_) raw->progress_callback_();
       });
   if (!log->segments_.empty()) {
-    if (Status s = log->writer_->resume(log->segments_.back().first_seq); !s.ok()) return s;
+    const uint64_t first_seq = log->segments_.back().first_seq;
+    if (Status s = log->writer_->resume(first_seq, newest_size); !s.ok()) return s;
   }
   return log;
 }

@@ -262,6 +262,42 @@ TEST_SUITE("recover") {
           std::vector<std::string>{"emails ready=1 delayed=0 leased=0 dead=0 paused=0"});
   }
 
+  TEST_CASE("a newest segment cut short stops a plain start - --wal-recover drops what is lost") {
+    // Segment files are made at full size before they are named, so a
+    // crash never leaves one short: it was cut short later (a bad disk, a
+    // careless copy), and acknowledged jobs went with it. It used to be taken
+    // for a crash's leftover and deleted (or cut off) with a warning only.
+    DataDir dir;
+    two_emails(dir);
+    const std::string data = read_file(dir.segment());
+    const RecordAt last = records_in(data).back();
+    std::string expected_error;
+    SUBCASE("to nothing") {
+      write_file(dir.segment(), "");
+      expected_error = dir.segment() +
+                       " at offset 0: file is shorter than a segment header (0 bytes; segment "
+                       "files are created at full size, so it was cut short)";
+    }
+    SUBCASE("inside its last record") {
+      write_file(dir.segment(), data.substr(0, last.offset + last.size - 2));
+      expected_error = dir.segment() + " at offset " + std::to_string(last.offset) +
+                       ": record runs 2 bytes past the end of the file";
+    }
+    auto [status, err] = dir.refused();
+    CHECK(status != 0);
+    CHECK(err.find(expected_error) != std::string::npos);
+    CHECK(read_file(dir.segment()).size() < data.size());  // left as it was
+
+    {
+      TqdProcess tqd(dir.with({"--wal-recover"}));
+      CHECK(logged(tqd, "wal recover: DROPPED"));
+      REQUIRE(tqd.stop(SIGTERM) == 0);
+    }
+    TqdProcess again(dir.options);  // the recovery left a log that opens
+    auto s = again.socket();
+    CHECK(call(s, "PING").rfind("OK", 0) == 0);
+  }
+
   TEST_CASE("--wal-recover opens a directory an earlier recovery wrote a queue named #N into") {
     // Before recovered-N, the rewrite wrote a QUEUE record naming the
     // placeholder "#1": intact and checksummed, but replay refuses the name,
