@@ -92,6 +92,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
 
   const std::vector<uint32_t> ordinals = ordinals_of(files, file_sizes);
   uint64_t expected = 0;
+  bool newest_tail_lost = false;
   uint64_t newest_size = 0;  // of the segment writing resumes in
   for (size_t i = 0; i < first_seqs.size(); ++i) {
     const bool newest = i + 1 == first_seqs.size();
@@ -105,6 +106,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     auto visit_record = [&](const Record& record) { return visit(record, ordinal); };
     auto scan = scan_segment(path, data, file_size, scan_options, reporter, visit_record);
     if (!scan) return scan.error();
+    if (newest) newest_tail_lost = scan->tail_lost;
     const SegmentHeader& header = scan->header;
     if (scan->no_header) {
       // Created and never written before a crash: nothing to keep.
@@ -156,6 +158,10 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   }
   if (expected != 0) log->next_seq_ = expected;
   log->durable_seq_ = log->next_seq_ - 1;
+  // Older segments' lost records are bounded by the next segment's first
+  // seq; the newest segment's lost tail only by what a segment can hold.
+  summary->seq_bound =
+      log->next_seq_ - 1 + (newest_tail_lost ? kMaxSegmentBytes / kRecordHeaderSize : 0);
 
   log->writer_ = std::make_unique<LogWriter>(
       fs, options.dir, options.fsync, options.fsync_interval_ms, options.segment_bytes,

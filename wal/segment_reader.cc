@@ -106,6 +106,7 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
                                       : "; the records after it are read all the same"));
     scan.header = options.assumed;
     scan.header_damaged = true;
+    scan.tail_lost = cut_short;
   }
   if (expected == 0) expected = scan.header.first_seq;
   if (!scan.header_damaged && scan.header.first_seq != expected) {
@@ -195,6 +196,7 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
     if (next >= data.size()) {
       while (last > at && data[last - 1] == 0) --last;
       reporter.dropped(file, at, last - at, reason + "; the rest of the segment is dropped");
+      scan.tail_lost = true;
       break;
     }
     // Carry on from the next intact record, saying which seqs were lost.

@@ -53,6 +53,9 @@ struct SegmentScan {
   uint64_t torn_bytes = 0;
   bool no_header = false;   // the newest segment is all zeros: created, never written
   bool header_damaged = false;  // recover: `header` is ScanOptions::assumed
+  // recover: everything after the last intact record was dropped (or the file
+  // was cut short), so how many records followed it is unknown.
+  bool tail_lost = false;
 };
 
 struct ScanOptions {
