@@ -206,7 +206,7 @@ void read_config(const YAML::Node& root, Config& c) {
         {"fsync_interval_ms", [&](const YAML::Node& v, const std::string& kk) {
           c.fsync_interval_ms = static_cast<int64_t>(read_uint(v, kk, 1, 3'600'000)); }},
         {"segment_bytes", [&](const YAML::Node& v, const std::string& kk) {
-          c.segment_bytes = read_size(v, kk, 64 << 10, 4ull << 30); }},
+          c.segment_bytes = read_size(v, kk, 64 << 10, wal::kMaxSegmentBytes); }},
         {"compaction_ratio", [&](const YAML::Node& v, const std::string& kk) {
           std::string text = scalar(v, kk);
           auto ratio = parse_decimal(text);

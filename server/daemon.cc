@@ -119,6 +119,7 @@ bool Daemon::open_log() {
              "write that was never acknowledged",
              summary.torn.c_str());
   }
+  if (summary.dropped > 0) journal_.skip_lost_ids(summary.seq_bound);
   journal_.attach(*log_);
   // Their QUEUE records are written by compact_all() below.
   const std::vector<engine::Queue*> named = engine_.name_placeholders();
@@ -138,9 +139,12 @@ bool Daemon::open_log() {
       engine_.job_count(), requeued, static_cast<unsigned long long>(engine_.next_job_id()),
       wal::fsync_policy_name(config_.fsync));
   if (summary.dropped > 0) {
-    LOG_WARN("wal recover: %llu damaged region(s) dropped; rewriting the live state into a new "
-             "segment so the damaged files can be deleted",
-             static_cast<unsigned long long>(summary.dropped));
+    LOG_WARN(
+        "wal recover: %llu damaged region(s) dropped; rewriting the live state into a new "
+        "segment so the damaged files can be deleted; job ids go on from %llu, past any "
+        "id a dropped record may have held",
+        static_cast<unsigned long long>(summary.dropped),
+        static_cast<unsigned long long>(engine_.next_job_id()));
   }
   if (summary.dropped > 0 || !named.empty()) journal_.compact_all();
   return true;

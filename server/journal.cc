@@ -103,6 +103,8 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
       uint64_t next_queue = in.varint();
       if (in.failed()) return bad_body("META");
       engine_.restore_ids(next_job, static_cast<uint32_t>(next_queue));
+      meta_seq_ = record.seq;
+      meta_next_job_id_ = next_job;
       return {};
     }
     case RecordType::kQueue: {
@@ -203,6 +205,19 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
     }
   }
   return wal::Status::corruption("unknown record type " + std::to_string(record.type));
+}
+
+void Journal::skip_lost_ids(uint64_t seq_bound) {
+  // Ids are issued in increasing order, each written at once in a JOB record,
+  // and every record takes one seq. So after the META record at seq M that
+  // holds the next id N, fewer than S - M new ids can have been issued by
+  // seq S: the next id is at most N + (S - M). Compaction's JOB records
+  // re-write old ids, which only makes the bound looser. Replay saw the last
+  // intact META (a later, lost one would only bound tighter); seq_bound is
+  // at least every seq ever written, lost records included. With no META
+  // replayed, M = 0 and N = 1: a log starts with seq 1 and job id 1. Ids
+  // skipped this way are harmless; an id issued twice is not.
+  if (seq_bound > meta_seq_) engine_.restore_ids(meta_next_job_id_ + (seq_bound - meta_seq_), 0);
 }
 
 void Journal::attach(wal::Log& log) {

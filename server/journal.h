@@ -50,6 +50,10 @@ class Journal final : public engine::ChangeObserver {
 
   // --- Start-up: feed every replayed record, then finish. ---
   wal::Status apply(const wal::Record& record, uint32_t segment);
+  // After a recovery dropped records (before attach): moves the next job id
+  // past every id a lost JOB record may have held, so that no id a client
+  // was given is issued again. `seq_bound` is wal::OpenSummary::seq_bound.
+  void skip_lost_ids(uint64_t seq_bound);
   // Ends replay; from here on every engine change is appended to `log`.
   void attach(wal::Log& log);
 
@@ -96,6 +100,8 @@ class Journal final : public engine::ChangeObserver {
   const double compaction_ratio_;
   wal::Log* log_ = nullptr;         // nullptr while replaying
   uint32_t replay_segment_ = 0;
+  uint64_t meta_seq_ = 0;           // of the last META record replayed (0: none)
+  uint64_t meta_next_job_id_ = 1;   // the next job id it held
   uint32_t last_segment_ = 0;       // to write a META record at the head of each segment
   uint64_t newest_creation_seq_ = 0;
   std::map<uint32_t, uint64_t> live_in_segment_;  // segment ordinal -> live objects

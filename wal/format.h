@@ -24,6 +24,9 @@ inline constexpr uint32_t kFormatVersion = 1;
 inline constexpr size_t kSegmentHeaderSize = 32;
 inline constexpr size_t kRecordHeaderSize = 21;  // checksum 8 + length 4 + type 1 + seq 8
 inline constexpr uint32_t kMaxRecordBody = 256u << 20;  // a longer length is corruption
+// The largest segment file the log makes (wal.segment_bytes may be no larger):
+// with kRecordHeaderSize it bounds how many records a segment can hold.
+inline constexpr uint64_t kMaxSegmentBytes = 4ull << 30;
 inline constexpr const char* kSegmentSuffix = ".wal";
 
 }  // namespace tq::wal

@@ -92,6 +92,8 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
 
   const std::vector<uint32_t> ordinals = ordinals_of(files, file_sizes);
   uint64_t expected = 0;
+  bool newest_tail_lost = false;
+  uint64_t newest_size = 0;  // of the segment writing resumes in
   for (size_t i = 0; i < first_seqs.size(); ++i) {
     const bool newest = i + 1 == first_seqs.size();
     const std::string name = segment_file_name(first_seqs[i]);
@@ -104,6 +106,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     auto visit_record = [&](const Record& record) { return visit(record, ordinal); };
     auto scan = scan_segment(path, data, file_size, scan_options, reporter, visit_record);
     if (!scan) return scan.error();
+    if (newest) newest_tail_lost = scan->tail_lost;
     const SegmentHeader& header = scan->header;
     if (scan->no_header) {
       // Created and never written before a crash: nothing to keep.
@@ -139,6 +142,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     }
     // The file is named by its first seq; the name is what finds it again.
     log->segments_.push_back(Segment{header.ordinal, first_seqs[i], scan->end_offset});
+    newest_size = file_size;
     log->total_bytes_ += scan->end_offset;
     summary->records += scan->records;
     summary->bytes += scan->end_offset;
@@ -154,6 +158,10 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   }
   if (expected != 0) log->next_seq_ = expected;
   log->durable_seq_ = log->next_seq_ - 1;
+  // Older segments' lost records are bounded by the next segment's first
+  // seq; the newest segment's lost tail only by what a segment can hold.
+  summary->seq_bound =
+      log->next_seq_ - 1 + (newest_tail_lost ? kMaxSegmentBytes / kRecordHeaderSize : 0);
 
   log->writer_ = std::make_unique<LogWriter>(
       fs, options.dir, options.fsync, options.fsync_interval_ms, options.segment_bytes,
@@ -161,7 +169,8 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
         if (raw->progress_callback_) raw->progress_callback_();
       });
   if (!log->segments_.empty()) {
-    if (Status s = log->writer_->resume(log->segments_.back().first_seq); !s.ok()) return s;
+    const uint64_t first_seq = log->segments_.back().first_seq;
+    if (Status s = log->writer_->resume(first_seq, newest_size); !s.ok()) return s;
   }
   return log;
 }

@@ -44,6 +44,10 @@ struct OpenSummary {
   uint64_t bytes = 0;
   std::string torn;        // "<file> offset N (M bytes)" when a partial record was cut off
   uint64_t dropped = 0;    // recover: how many damaged regions were skipped
+  // No record ever written to this log had a seq above this: the last one
+  // replayed, or, when recovery dropped the newest segment's tail (whose
+  // records cannot be counted), as far as a segment could have held.
+  uint64_t seq_bound = 0;
   std::vector<std::string> removed;  // "<file>: <why>" for each segment file deleted by open
 };
 

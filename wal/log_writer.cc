@@ -15,6 +15,30 @@ int64_t steady_us() {
   return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
+// Where a segment made at rotation is put together (see create_segment).
+constexpr const char* kNewSegmentName = "new-segment";
+
+// Opens the new segment `path`, first making it `bytes` of zeros so that a
+// crash leaves it whole or not at all: made under a temporary name, its size
+// synced, then renamed (the caller syncs the directory). A retry after a
+// failure may find the file it made last time: that one is whole already.
+Result<std::unique_ptr<WritableFile>> create_segment(FileSystem& fs, const std::string& dir,
+                                                     const std::string& path, uint64_t bytes) {
+  if (auto made_before = fs.open_for_write(path, false, 0)) return made_before;
+  const std::string temporary = dir + "/" + kNewSegmentName;
+  (void)fs.remove(temporary);  // left by a crash or a failed try; usually there is none
+  auto file = fs.open_for_write(temporary, true, bytes);
+  if (!file) return file.error();
+  Status s = (*file)->sync();
+  if (s.ok()) s = (*file)->close();
+  if (s.ok()) s = fs.rename(temporary, path);
+  if (!s.ok()) {
+    (void)fs.remove(temporary);
+    return s;
+  }
+  return fs.open_for_write(path, false, 0);
+}
+
 uint64_t last_seq_of(const Batch& batch) {
   uint64_t last = 0;
   for (const Chunk& c : batch.chunks) last = std::max(last, c.last_seq);
@@ -50,6 +74,7 @@ LogWriter::LogWriter(FileSystem& fs, std::string dir, FsyncPolicy policy,
   } else {
     SpareSegment::remove_leftover(fs_, dir_);  // from a run with zero_fill on
   }
+  (void)fs_.remove(dir_ + "/" + kNewSegmentName);  // a crash's leftover; usually there is none
 }
 
 LogWriter::~LogWriter() {
@@ -60,9 +85,16 @@ std::string LogWriter::path_of(uint64_t first_seq) const {
   return dir_ + "/" + segment_file_name(first_seq);
 }
 
-Status LogWriter::resume(uint64_t first_seq) {
-  auto file = fs_.open_for_write(path_of(first_seq), false, segment_bytes_);
+Status LogWriter::resume(uint64_t first_seq, uint64_t file_size) {
+  // Segments are bigger than when this one was made: grow it, and sync the
+  // new size before any record goes past the old one (replay takes a record
+  // past the end of its file for damage, not for a crash).
+  const bool grow = file_size < segment_bytes_;
+  auto file = fs_.open_for_write(path_of(first_seq), false, grow ? segment_bytes_ : 0);
   if (!file) return file.error();
+  if (grow) {
+    if (Status s = (*file)->sync(); !s.ok()) return s;
+  }
   file_ = std::move(file).value();
   file_first_seq_ = first_seq;
   if (inline_writes()) {
@@ -196,13 +228,7 @@ Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
       if (chunk.opens_segment && spare_ && spare_->take(path)) {
         opened = fs_.open_for_write(path, false, 0);
       } else if (chunk.opens_segment) {
-        opened = fs_.open_for_write(path, true, segment_bytes_);
-        if (!opened && opened.error().code() == Status::Code::kExists) {
-          // A retry after a failure may find the file it created last time.
-          // Only then: a file that could not be made is removed again, and
-          // "No such file" would hide the reason it could not be made.
-          opened = fs_.open_for_write(path, false, segment_bytes_);
-        }
+        opened = create_segment(fs_, dir_, path, segment_bytes_);
       } else {
         // A retry that starts in a segment it had already left.
         opened = fs_.open_for_write(path, false, 0);

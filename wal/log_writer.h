@@ -14,6 +14,13 @@
 // small request). The thread syncs: every fsync_interval_ms (interval),
 // each segment the loop has moved past, and before deleting segments.
 //
+// A segment file gets its name only once its full size is on disk: a spare
+// is synced before it is renamed into place, and a file made at rotation is
+// made under a temporary name, synced, then renamed. So no crash leaves a
+// segment shorter than it was made (a file made with open(O_CREAT) and
+// fallocate could be left at any size from zero up: its size is metadata,
+// durable only at the next sync), and replay can take a short one for damage.
+//
 // Rotation renames a spare file into place when one is ready (SpareSegment):
 // under always a zero-filled one, so fdatasync on the new segment flushes
 // data, not extent metadata; otherwise a preallocated one, so the loop never
@@ -92,8 +99,9 @@ class LogWriter {
   LogWriter(const LogWriter&) = delete;
   LogWriter& operator=(const LogWriter&) = delete;
 
-  // Before start(): continue writing into an existing segment file.
-  Status resume(uint64_t first_seq);
+  // Before start(): continue writing into an existing segment file of
+  // `file_size` bytes (grown, and synced, if segments are bigger now).
+  Status resume(uint64_t first_seq, uint64_t file_size);
 
   void start();
   // Loop thread. Precondition: !busy(). Under fsync=always the thread writes

@@ -27,7 +27,12 @@ class MemoryFileSystem::Writable final : public WritableFile {
 
   Status sync() override {
     std::unique_lock<std::mutex> lock(fs_.mu_);
-    fs_.syncs_released_.wait(lock, [this] { return !fs_.hold_syncs_; });
+    if (fs_.hold_syncs_) {
+      ++fs_.held_syncs_;
+      fs_.sync_held_.notify_all();
+      fs_.syncs_released_.wait(lock, [this] { return !fs_.hold_syncs_; });
+      --fs_.held_syncs_;
+    }
     if (fs_.fail_syncs_) return Status::io_error("fdatasync " + path_ + ": injected I/O error");
     file_->synced = file_->data;
     ++fs_.syncs_;
@@ -192,6 +197,11 @@ void MemoryFileSystem::set_hold_syncs(bool hold) {
   syncs_released_.notify_all();
 }
 
+void MemoryFileSystem::wait_sync_held() {
+  std::unique_lock<std::mutex> lock(mu_);
+  sync_held_.wait(lock, [this] { return held_syncs_ > 0; });
+}
+
 void MemoryFileSystem::set_hold_creates(bool hold) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -200,10 +210,13 @@ void MemoryFileSystem::set_hold_creates(bool hold) {
   creates_released_.notify_all();
 }
 
-// Preallocated zeros were made durable by the allocation itself.
+// What was synced, at the size it had then: a file's size, set by
+// preallocation or by writes past its end, is metadata that only a sync makes
+// durable (a file created and preallocated but never synced may be left
+// empty). A file cut shorter since stays cut.
 static std::string power_cut_survivor(const std::string& data, const std::string& synced) {
   std::string survivor = synced;
-  if (survivor.size() < data.size()) survivor.resize(data.size(), '\0');
+  if (survivor.size() > data.size()) survivor.resize(data.size());
   return survivor;
 }
 

@@ -41,10 +41,14 @@ class MemoryFileSystem final : public FileSystem {
   // While set, every sync waits (on its own thread) until it is cleared: a
   // disk whose fdatasync takes as long as the test likes.
   void set_hold_syncs(bool hold);
+  // Blocks until a sync is waiting on set_hold_syncs(true).
+  void wait_sync_held();
   // While set, creating a file waits until it is cleared: a disk on which
   // open(O_CREAT) blocks behind other metadata work, as ext4's may.
   void set_hold_creates(bool hold);
-  // A power cut: every file loses what was written since its last sync.
+  // A power cut: every file loses what was written since its last sync, and
+  // the size it was given since (by preallocation too). Names are kept: a
+  // file created, renamed or removed stays so, synced or not.
   void lose_unsynced();
   // What a power cut now would leave, as a new file system, while this one
   // (and the tqd on it) goes on: for checking what a crash at this moment
@@ -76,6 +80,8 @@ class MemoryFileSystem final : public FileSystem {
   bool fail_syncs_ = false;
   bool hold_syncs_ = false;
   std::condition_variable syncs_released_;
+  size_t held_syncs_ = 0;  // syncs waiting for the hold to end
+  std::condition_variable sync_held_;
   bool hold_creates_ = false;
   std::condition_variable creates_released_;
   size_t syncs_ = 0;

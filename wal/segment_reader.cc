@@ -84,19 +84,29 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
   std::string why;
   uint64_t expected = options.expected_seq;
   if (!read_segment_header(data, file_size, &scan.header, &why)) {
-    if (options.is_newest && all_zero(data)) {
-      // Created, preallocated, and the process died before the header was
-      // written: an empty segment.
+    // A segment file gets its name only once it has its full size on disk
+    // (log_writer.cc), so no crash leaves one shorter than a header: it was
+    // cut short later, and what it held is lost.
+    const bool cut_short = file_size < kSegmentHeaderSize;
+    if (options.is_newest && !cut_short && all_zero(data)) {
+      // Created, and the process died before the header was written: an
+      // empty segment.
       scan.no_header = true;
       return scan;
+    }
+    if (cut_short) {
+      why += " (" + std::to_string(file_size) +
+             " bytes; segment files are created at full size, so it was cut short)";
     }
     if (!options.recover) return Status::corruption(file + " at offset 0: " + why);
     // The header only names the segment; each record after it is checked
     // on its own, so read them and let their seqs say what is missing.
     reporter.dropped(file, 0, std::min<uint64_t>(file_size, kSegmentHeaderSize),
-                     why + "; the records after it are read all the same");
+                     why + (cut_short ? "; what it held is lost"
+                                      : "; the records after it are read all the same"));
     scan.header = options.assumed;
     scan.header_damaged = true;
+    scan.tail_lost = cut_short;
   }
   if (expected == 0) expected = scan.header.first_seq;
   if (!scan.header_damaged && scan.header.first_seq != expected) {
@@ -147,14 +157,17 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
 
     // Damage, or the tail of a write that never finished. A write is cut
     // short from some byte on: the rest of the record is the zeros the file
-    // was made of, or beyond its end, and so is everything after it. A
-    // record whose bytes are all there (its last one is not zero) was
-    // written whole, and may have been acknowledged: if it does not check,
-    // that is damage, wherever it is. So is a record that claims to run past
-    // the data when an intact later record follows it (a damaged length):
-    // a write cut short has nothing written after it, and cutting there
-    // would zero records that were acknowledged.
-    const bool cut_short = (d == Decoded::kTruncated || d == Decoded::kBadChecksum) &&
+    // was made of, and so is everything after it. A record whose bytes are
+    // all there (its last one is not zero) was written whole, and may have
+    // been acknowledged: if it does not check, that is damage, wherever it
+    // is. So is a record that claims to run past the data when an intact
+    // later record follows it (a damaged length): a write cut short has
+    // nothing written after it, and cutting there would zero records that
+    // were acknowledged. And so is one that runs past the end of the file:
+    // a segment file has its full size before it is named, and every record
+    // is written inside it, so no crash leaves that.
+    const bool past_end = end > file_size;
+    const bool cut_short = (d == Decoded::kTruncated || d == Decoded::kBadChecksum) && !past_end &&
                            end > data.size() &&
                            next_intact(data, at + 1, scan.last_seq) >= data.size();
     if (options.is_newest && cut_short) {
@@ -165,7 +178,11 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
       break;
     }
     std::string reason = cut_short ? "record cut short" : describe(d);
-    if (d == Decoded::kRecord) {
+    if (past_end && d != Decoded::kRecord) {
+      reason = "record runs " + std::to_string(end - file_size) +
+               " bytes past the end of the file (its length is damaged, or the file was cut "
+               "short: segment files are created at full size)";
+    } else if (d == Decoded::kRecord) {
       reason += " (seq " + std::to_string(record.seq) + " where " + std::to_string(expected) +
                 " was expected)";
     } else if (d == Decoded::kBadChecksum && options.is_newest && end == data.size()) {
@@ -179,6 +196,7 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
     if (next >= data.size()) {
       while (last > at && data[last - 1] == 0) --last;
       reporter.dropped(file, at, last - at, reason + "; the rest of the segment is dropped");
+      scan.tail_lost = true;
       break;
     }
     // Carry on from the next intact record, saying which seqs were lost.

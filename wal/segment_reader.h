@@ -3,12 +3,17 @@
 // What counts as damage (LevelDB's rule, adapted to preallocated files):
 // - A record cut short at the end of the *newest* segment (from some byte on,
 //   the rest of it and everything after it are zeros, the file's preallocated
-//   contents, or past the end of the file) is a write the process did not
-//   finish (a crash): the scan ends cleanly before it and says so in
-//   `torn_at`, so the caller can log it and cut it off. Nothing acknowledged
-//   can be in it: replies wait for the write. A record whose last byte is
-//   there was written whole, so a checksum mismatch in it is damage, even at
-//   the very end.
+//   contents) is a write the process did not finish (a crash): the scan ends
+//   cleanly before it and says so in `torn_at`, so the caller can log it and
+//   cut it off. Nothing acknowledged can be in it: replies wait for the
+//   write. A record whose last byte is there was written whole, so a
+//   checksum mismatch in it is damage, even at the very end.
+// - A segment file has its full size on disk before it gets its name, and
+//   records are only written inside it, so a crash never leaves a file
+//   shorter than a header or a record running past the end of its file:
+//   both are damage (the file was cut short), in the newest segment too.
+//   `file_size` is what the file says of itself; the configured segment
+//   size may have changed since it was made.
 // - Anything else that does not decode (a checksum mismatch, an impossible
 //   length, data after the end marker, a sequence number out of order, a bad
 //   header) is corruption. Without `recover` the scan stops with a Status
@@ -48,6 +53,9 @@ struct SegmentScan {
   uint64_t torn_bytes = 0;
   bool no_header = false;   // the newest segment is all zeros: created, never written
   bool header_damaged = false;  // recover: `header` is ScanOptions::assumed
+  // recover: everything after the last intact record was dropped (or the file
+  // was cut short), so how many records followed it is unknown.
+  bool tail_lost = false;
 };
 
 struct ScanOptions {

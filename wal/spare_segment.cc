@@ -109,7 +109,12 @@ Status SpareSegment::make() {
   (void)fs_.remove(path_);
   auto file = fs_.open_for_write(path_, true, zero_fill_ ? 0 : bytes_);
   if (!file) return file.error();
-  if (!zero_fill_) return (*file)->close();
+  if (!zero_fill_) {
+    // The size must be durable before the file gets a segment's name: see
+    // log_writer.h. A sync of metadata only, off the writer's path.
+    if (Status s = (*file)->sync(); !s.ok()) return s;
+    return (*file)->close();
+  }
   const std::string zeros(static_cast<size_t>(std::min(kZeroChunk, bytes_)), '\0');
   for (uint64_t offset = 0; offset < bytes_; offset += zeros.size()) {
     {

@@ -12,10 +12,12 @@
 // ready (a burst outran the thread, the disk was full) rotation creates the
 // file as before. PostgreSQL's wal_init_zero makes the same trade.
 //
-// Under fsync=never and interval the spare is only created and preallocated
-// (zero_fill false): nothing waits for a sync there, but creating a file can
-// wait for the disk (ext4 allocating an inode while an old segment is being
-// deleted), and with a spare ready the event loop's rotation is a rename.
+// Under fsync=never and interval the spare is only created, preallocated and
+// its size synced (zero_fill false; the size must be durable before the file
+// gets a segment's name, see log_writer.h): nothing waits for a sync of data
+// there, but creating a file can wait for the disk (ext4 allocating an inode
+// while an old segment is being deleted), and with a spare ready the event
+// loop's rotation is a rename.
 //
 // The spare is named "spare" in the log's directory, which replay ignores;
 // a leftover one from an earlier run is removed when this starts (or, by a
@@ -38,7 +40,8 @@ class SpareSegment {
   // constructor does it; a log that makes no spare must call it.
   static void remove_leftover(FileSystem& fs, const std::string& dir);
 
-  // zero_fill: write the zeros and sync them; otherwise only preallocate.
+  // zero_fill: write the zeros and sync them; otherwise preallocate and sync
+  // the size only.
   SpareSegment(FileSystem& fs, std::string dir, uint64_t bytes, bool zero_fill);
   ~SpareSegment();  // stops the thread; a half-made spare is removed
   SpareSegment(const SpareSegment&) = delete;

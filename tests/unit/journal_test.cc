@@ -87,6 +87,7 @@ struct Node {
     if (!opened) return opened.error();
     engine.finish_restore();
     harness.adopt(std::move(opened).value());
+    if (summary.dropped > 0) journal.skip_lost_ids(summary.seq_bound);  // as the daemon does
     journal.attach(*harness.log);
     engine.end_restored_leases();
     return {};
@@ -274,6 +275,62 @@ TEST_SUITE("journal") {
     REQUIRE(clean.open(small_segments()).ok());  // no --wal-recover needed any more
     CHECK(fingerprint(clean.engine) == expected);
   }
+  TEST_CASE("recover: no id a dropped JOB record held is issued again") {
+    // The next id came from the highest id replayed: with the record of the
+    // newest job dropped, the next ENQUEUE was given its id a second time.
+    wal::MemoryFileSystem fs;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("q").ok());
+      for (uint64_t i = 1; i <= 3; ++i) {
+        REQUIRE(node.engine.enqueue("q", "job " + std::to_string(i))->id == i);
+      }
+      REQUIRE(node.harness.wait_durable());
+      node.harness.close();
+    }
+    auto listed = fs.list("/data/wal");
+    std::string segment;
+    for (const auto& n : *listed) {
+      if (wal::parse_segment_file_name(n)) segment = "/data/wal/" + n;
+    }
+    std::string data = fs.contents(segment);
+    const size_t last = data.find("job 3");
+    REQUIRE(last != std::string::npos);
+    SUBCASE("its last byte flipped") {
+      data[last + 4] = '4';
+      fs.set_contents(segment, data);
+    }
+    SUBCASE("the file cut short inside it") {
+      fs.set_contents(segment, data.substr(0, last));
+    }
+    SUBCASE("the file cut to nothing") {
+      fs.set_contents(segment, "");
+    }
+    {
+      Node refused(fs);
+      CHECK(refused.open(small_segments()).code() == wal::Status::Code::kCorruption);
+    }
+    uint64_t next = 0;
+    {
+      Node node(fs);
+      auto o = small_segments();
+      o.recover = true;
+      REQUIRE(node.open(o).ok());
+      CHECK(node.harness.reporter.drops.size() >= 1);
+      node.journal.compact_all();
+      if (node.engine.find_queue("q") == nullptr) REQUIRE(node.engine.create_queue("q").ok());
+      next = node.engine.enqueue("q", "after")->id;
+      CHECK(next > 3);
+      REQUIRE(node.harness.wait_durable());
+      node.harness.settle();
+      node.harness.close();
+    }
+    Node clean(fs);
+    REQUIRE(clean.open(small_segments()).ok());
+    CHECK(clean.engine.enqueue("q", "later")->id > next);
+  }
+
   TEST_CASE("recover: a queue created again after a DROP whose record is lost") {
     // Replay met QUEUE(2, "a") while queue 1 still held "a": it used to
     // crash tqd --wal-recover (a dangling queue pointer).
