@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "protocol/command_table.h"
+#include "server/exposition.h"
 
 #ifndef TQ_VERSION
 #define TQ_VERSION "0.0.0"
@@ -202,6 +203,15 @@ std::string stats_value(const Figure& figure) {
     return std::to_string(figure.value / 10) + "." + std::to_string(figure.value % 10);
   }
   return std::to_string(figure.value);
+}
+
+std::string metrics_exposition(const FigureSources& sources) {
+  ExpositionBuilder text;
+  text.add_server(server_figures(sources));
+  for (const auto& [name, queue] : sources.engine.queues()) {
+    text.add_queue(name, queue_figures(*queue));
+  }
+  return text.finish();
 }
 
 }  // namespace tq::server

@@ -1,6 +1,6 @@
-// The figures tqd shows about itself: one list, for STATS (name and value
-// lines) and whatever else shows them, so that none can disagree with STATS
-// on what there is or what it is worth.
+// The figures tqd shows about itself: one list, walked by STATS (name and
+// value lines) and by the Prometheus endpoint (server/exposition.h), so the
+// two can never disagree on what there is or what it is worth.
 //
 // A figure carries what both readers need: the name STATS shows, the value,
 // whether it is a level (gauge), a count since start (counter) or a word
@@ -74,5 +74,8 @@ std::vector<Figure> queue_figures(const engine::Queue& queue);
 // The value as STATS shows it: the word, the whole number, or a percentage
 // with one decimal ("37.5").
 std::string stats_value(const Figure& figure);
+
+// The whole Prometheus exposition of the server and of every queue.
+std::string metrics_exposition(const FigureSources& sources);
 
 }  // namespace tq::server
