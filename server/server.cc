@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "server/commands.h"
+#include "server/figures.h"
 #include "server/listen_address.h"
 #include "server/log.h"
 
@@ -12,6 +13,10 @@ namespace {
 
 ListenAddress protocol_address(const Config& config) {
   return ListenAddress{config.host, config.port, "server.host", ""};
+}
+
+ListenAddress metrics_address(const Config& config) {
+  return ListenAddress{config.metrics_host, config.metrics_port, "metrics.listen", "metrics"};
 }
 
 }  // namespace
@@ -80,7 +85,8 @@ Server::~Server() {
 }
 
 bool Server::check_address(const Config& config, std::string* error) {
-  return tq::server::check_address(protocol_address(config), error);
+  if (!tq::server::check_address(protocol_address(config), error)) return false;
+  return !config.metrics_enabled() || tq::server::check_address(metrics_address(config), error);
 }
 
 bool Server::listen(std::string* error) {
@@ -103,6 +109,12 @@ bool Server::listen(std::string* error) {
     LOG_WARN("no password, and %s is not loopback: anyone who can reach this address can read "
              "and delete every job; set auth.password (or %s), or keep to 127.0.0.1",
              config_.host.c_str(), config_.password_env.c_str());
+  }
+  if (config_.metrics_enabled()) {
+    metrics_ = std::make_unique<MetricsListener>(loop_, metrics_address(config_), [this] {
+      return metrics_exposition(FigureSources{engine_, stats_, &waiters_, log_, journal_});
+    });
+    if (!metrics_->listen(error)) return false;
   }
   return true;
 }
@@ -383,6 +395,7 @@ void Server::shutdown(const char* reason) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     listening_ = false;
   }
+  if (metrics_) metrics_->close();  // a scrape in progress is cut short
   for (auto& [id, connection] : connections_) connection->close_when_flushed();
   uv_timer_start(&shutdown_timer_, on_shutdown_deadline,
                  static_cast<uint64_t>(config_.shutdown_timeout_ms), 0);
@@ -409,6 +422,7 @@ void Server::close_handles_if_done() {
   if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&listener_))) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
   }
+  if (metrics_) metrics_->close();
   uv_close(reinterpret_cast<uv_handle_t*>(&before_poll_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sweeper_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);
