@@ -5,12 +5,10 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
-#include <cstdio>
-
-#include <uv.h>
 
 #include "server/command_support.h"
 #include "server/config.h"
+#include "server/figures.h"
 
 namespace tq::server {
 namespace cmd {
@@ -33,13 +31,6 @@ ErrorCode wire_code(engine::Errc code) {
     case engine::Errc::kFull: return ErrorCode::kFull;
   }
   return ErrorCode::kInternal;
-}
-
-// One decimal: "37.5".
-std::string percent(double v) {
-  char text[16];
-  std::snprintf(text, sizeof text, "%.1f", v);
-  return text;
 }
 
 }  // namespace
@@ -254,29 +245,11 @@ void cmd_help(CommandContext& ctx, const Request& req) {
   reply_lines(ctx, lines);
 }
 
-void queue_stats(CommandContext& ctx, const engine::Queue& q) {
-  const engine::QueueCounters& c = q.counters;
-  Lines lines = {
-      {"queue", q.name},
-      {"paused", q.paused ? "1" : "0"},
-      {"ready", num(q.ready.size())},
-      {"delayed", num(q.delayed.size())},
-      {"leased", num(q.leased.size())},
-      {"dead", num(q.dead.size())},
-      {"waiters", num(q.waiters)},
-      {"dedup_keys", num(q.dedup.size())},
-      {"enqueued_total", num(c.enqueued)},
-      {"duplicates_total", num(c.duplicates)},
-      {"dequeued_total", num(c.dequeued)},
-      {"acked_total", num(c.acked)},
-      {"nacked_total", num(c.nacked)},
-      {"timed_out_total", num(c.timed_out)},
-      {"dead_total", num(c.dead)},
-      {"expired_total", num(c.expired)},
-      {"deleted_total", num(c.deleted)},
-      {"kicked_total", num(c.kicked)},
-      {"ack_timeout_ms", num(static_cast<uint64_t>(q.settings.ack_timeout_ms))},
-  };
+// STATS walks the same figures as the metrics endpoint (server/figures.h).
+void reply_figures(CommandContext& ctx, Lines lines, const std::vector<Figure>& figures) {
+  for (const Figure& figure : figures) {
+    lines.emplace_back(std::string(figure.name), stats_value(figure));
+  }
   reply_lines(ctx, lines);
 }
 
@@ -285,86 +258,11 @@ void cmd_stats(CommandContext& ctx, const Request& req) {
   if (!req.args.empty()) {
     auto queue = engine.queue_or_error(req.args[0]);
     if (!queue.ok()) return reply_error(ctx, queue.error());
-    return queue_stats(ctx, *queue.value());
+    const engine::Queue& q = *queue.value();
+    return reply_figures(ctx, {{"queue", q.name}}, queue_figures(q));
   }
-  const ServerStats& s = ctx.stats;
-  const engine::EngineCounters& c = engine.counters();
-  int64_t uptime_ms = engine.now_ms() - s.started_at_ms;
-  size_t rss = 0;
-  if (uv_resident_set_memory(&rss) != 0) rss = 0;
-  const engine::SlabAllocator::Stats jobs = engine.job_memory();
-  const LoopMeter::Stats& loop = s.loop.stats();
-  Lines lines = {
-      {"version", TQ_VERSION},
-      {"pid", num(static_cast<uint64_t>(uv_os_getpid()))},
-      {"uptime_seconds", num(static_cast<uint64_t>(uptime_ms > 0 ? uptime_ms / 1000 : 0))},
-      {"connections_current", num(s.connections_current)},
-      {"connections_total", num(s.connections_total)},
-      {"connections_refused", num(s.connections_refused)},
-      {"waiters", num(ctx.waiters != nullptr ? ctx.waiters->size() : 0)},
-      {"queues", num(engine.queues().size())},
-      {"jobs_ready", num(engine.count_in(engine::JobState::kReady))},
-      {"jobs_delayed", num(engine.count_in(engine::JobState::kDelayed))},
-      {"jobs_leased", num(engine.count_in(engine::JobState::kLeased))},
-      {"jobs_dead", num(engine.count_in(engine::JobState::kDead))},
-      {"payload_bytes", num(engine.payload_bytes())},
-      {"memory_rss_bytes", num(rss)},
-      {"memory_jobs_bytes", num(jobs.used_bytes + jobs.large_bytes)},
-      {"memory_jobs_reserve_bytes", num(jobs.reserve_bytes)},
-      {"jobs_enqueued_total", num(c.enqueued)},
-      {"jobs_duplicates_total", num(c.duplicates)},
-      {"jobs_dequeued_total", num(c.dequeued)},
-      {"jobs_acked_total", num(c.acked)},
-      {"jobs_nacked_total", num(c.nacked)},
-      {"jobs_timed_out_total", num(c.timed_out)},
-      {"jobs_dead_total", num(c.dead)},
-      {"jobs_expired_total", num(c.expired)},
-      {"jobs_deleted_total", num(c.deleted)},
-      {"jobs_kicked_total", num(c.kicked)},
-      {"commands_total", num(s.commands_total)},
-      {"errors_total", num(s.errors_total)},
-      {"auth_failures_total", num(s.auth_failures)},
-      {"closed_idle_total", num(s.timeouts_idle)},
-      {"closed_slow_request_total", num(s.timeouts_request)},
-      {"closed_not_reading_total", num(s.timeouts_send)},
-      {"loop_busy_pct", percent(loop.busy_pct)},
-      {"loop_busy_us_total", num(loop.busy_ns_total / 1000)},
-      {"loop_iterations_total", num(loop.iterations)},
-      {"loop_max_busy_us", num(loop.max_busy_ns / 1000)},
-      {"loop_slow_iterations_total", num(loop.slow_iterations)},
-  };
-  lines.emplace_back("wal_enabled", ctx.log != nullptr ? "1" : "0");
-  if (ctx.log != nullptr) {
-    wal::LogStats w = ctx.log->stats();
-    lines.emplace_back("wal_fsync", wal::fsync_policy_name(ctx.log->policy()));
-    lines.emplace_back("wal_healthy", w.healthy ? "1" : "0");
-    lines.emplace_back("wal_segments", num(w.segments));
-    lines.emplace_back("wal_bytes", num(w.bytes));
-    lines.emplace_back("wal_records_total", num(w.records_appended));
-    lines.emplace_back("wal_last_seq", num(w.last_seq));
-    lines.emplace_back("wal_durable_seq", num(w.durable_seq));
-    lines.emplace_back("wal_batches_total", num(w.writer.batches));
-    lines.emplace_back("wal_fsyncs_total", num(w.writer.fsyncs));
-    lines.emplace_back("wal_spare_segments_used_total", num(w.writer.spare_segments_used));
-    lines.emplace_back("wal_last_fsync_us", num(static_cast<uint64_t>(w.writer.last_fsync_us)));
-    lines.emplace_back("wal_max_fsync_us", num(static_cast<uint64_t>(w.writer.max_fsync_us)));
-    lines.emplace_back("wal_fsync_us_total", num(static_cast<uint64_t>(w.writer.fsync_us_total)));
-    lines.emplace_back("wal_io_errors_total", num(w.writer.io_errors));
-    lines.emplace_back("wal_segments_deleted_total", num(w.segments_deleted));
-    if (ctx.journal != nullptr) {
-      JournalStats j = ctx.journal->stats();
-      lines.emplace_back("wal_live_bytes", num(j.live_bytes));
-      lines.emplace_back("wal_compactions_total", num(j.compactions));
-      lines.emplace_back("wal_moved_records_total", num(j.moved_records));
-      lines.emplace_back("wal_compacting", j.compacting ? "1" : "0");
-    }
-  }
-  for (const auto& spec : protocol::all_commands()) {
-    std::string name = "commands_";
-    for (char ch : spec.name) name += static_cast<char>(ch - 'A' + 'a');
-    lines.emplace_back(std::move(name), num(s.commands_by_verb[static_cast<size_t>(spec.verb)]));
-  }
-  reply_lines(ctx, lines);
+  reply_figures(
+      ctx, {}, server_figures(FigureSources{engine, ctx.stats, ctx.waiters, ctx.log, ctx.journal}));
 }
 
 using Handler = void (*)(CommandContext&, const Request&);

@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
@@ -222,6 +223,22 @@ void read_config(const YAML::Node& root, Config& c) {
           c.wal_sync_leases = read_bool(v, kk); }},
       });
     }},
+    {"metrics", [&](const YAML::Node& n, const std::string& k) {
+      read_section(n, k, {
+        {"listen", [&](const YAML::Node& v, const std::string& kk) {
+          const std::string text = scalar(v, kk);
+          c.metrics_host.clear();
+          c.metrics_port = 0;
+          if (text.empty()) return;
+          auto address = parse_host_port(text);
+          if (!address) {
+            fail(kk, "expected host:port such as 127.0.0.1:9108 or [::1]:9108 (empty: off), "
+                     "got '" + text + "'");
+          }
+          c.metrics_host = address->first;
+          c.metrics_port = address->second; }},
+      });
+    }},
     {"queues", [&](const YAML::Node& n, const std::string& k) {
       read_section(n, k, {
         {"auto_create", [&](const YAML::Node& v, const std::string& kk) {
@@ -296,6 +313,35 @@ std::optional<int64_t> parse_duration_ms(const std::string& text, int64_t unit_m
   else return std::nullopt;
   if (v > static_cast<uint64_t>(INT64_MAX / scale)) return std::nullopt;
   return static_cast<int64_t>(v) * scale;
+}
+
+std::optional<std::pair<std::string, uint16_t>> parse_host_port(std::string_view text) {
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos || text.substr(close + 1, 1) != ":") return std::nullopt;
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    // An IPv6 address needs brackets to tell its colons from the port's.
+    if (host.find(':') != std::string_view::npos) return std::nullopt;
+  }
+  const bool plain_host = std::all_of(host.begin(), host.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' || ch == ':' ||
+           ch == '_' || ch == '%';
+  });
+  uint16_t number = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (host.empty() || !plain_host || port.empty() || ec != std::errc() ||
+      end != port.data() + port.size()) {
+    return std::nullopt;
+  }
+  return std::pair{std::string(host), number};
 }
 
 std::optional<double> parse_decimal(std::string_view text) {

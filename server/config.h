@@ -70,6 +70,10 @@ struct Config {
   // Whether DEQUEUE's reply waits for its lease records to be durable too
   // (see CommandContext::wrote_only_leases).
   bool wal_sync_leases = false;
+  // metrics: (listen, split)
+  std::string metrics_host;  // the Prometheus endpoint's address; empty: no endpoint
+  uint16_t metrics_port = 0;
+  bool metrics_enabled() const { return !metrics_host.empty(); }
 };
 
 struct ConfigResult {
@@ -93,6 +97,9 @@ std::optional<LogLevel> parse_log_level(const std::string& name);
 std::optional<int64_t> parse_duration_ms(const std::string& text, int64_t unit_ms);
 // "64MiB", "512KiB", "1GiB", "100KB", or a plain number of bytes.
 std::optional<uint64_t> parse_size(const std::string& text);
+// "127.0.0.1:9108", "[::1]:9108", "localhost:9108" as host and port; the
+// host is looked up at start-up, not here.
+std::optional<std::pair<std::string, uint16_t>> parse_host_port(std::string_view text);
 // "2", "1.5", "0.25": digits with at most one decimal point, nothing else
 // (no sign, exponent, hex, inf or nan), as a person writes a ratio.
 std::optional<double> parse_decimal(std::string_view text);

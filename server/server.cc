@@ -1,57 +1,22 @@
 #include "server/server.h"
 
-#include <netdb.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <memory>
 
 #include "server/commands.h"
+#include "server/figures.h"
+#include "server/listen_address.h"
 #include "server/log.h"
 
 namespace tq::server {
 namespace {
 
-std::string describe_address(const sockaddr_storage& address) {
-  char host[INET6_ADDRSTRLEN] = "?";
-  int port = 0;
-  if (address.ss_family == AF_INET6) {
-    const auto* a = reinterpret_cast<const sockaddr_in6*>(&address);
-    uv_ip6_name(a, host, sizeof host);
-    port = ntohs(a->sin6_port);
-    return std::string("[") + host + "]:" + std::to_string(port);
-  }
-  const auto* a = reinterpret_cast<const sockaddr_in*>(&address);
-  uv_ip4_name(a, host, sizeof host);
-  port = ntohs(a->sin_port);
-  return std::string(host) + ":" + std::to_string(port);
+ListenAddress protocol_address(const Config& config) {
+  return ListenAddress{config.host, config.port, "server.host", ""};
 }
 
-using AddressList = std::unique_ptr<addrinfo, decltype(&freeaddrinfo)>;
-
-// server.host and server.port as an address to bind, or null with *error
-// set. Start-up only: a blocking lookup cannot stall any client yet.
-AddressList resolve(const Config& config, std::string* error) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* found = nullptr;
-  const int rc =
-      getaddrinfo(config.host.c_str(), std::to_string(config.port).c_str(), &hints, &found);
-  if (rc != 0) {
-    *error = "cannot resolve server.host '" + config.host + "': " + gai_strerror(rc);
-    return AddressList(nullptr, freeaddrinfo);
-  }
-  return AddressList(found, freeaddrinfo);
-}
-
-std::string cannot_listen(const Config& config, int uv_error) {
-  return "cannot listen on " + config.host + ":" + std::to_string(config.port) + ": " +
-         uv_strerror(uv_error);
+ListenAddress metrics_address(const Config& config) {
+  return ListenAddress{config.metrics_host, config.metrics_port, "metrics.listen", "metrics"};
 }
 
 }  // namespace
@@ -120,45 +85,36 @@ Server::~Server() {
 }
 
 bool Server::check_address(const Config& config, std::string* error) {
-  AddressList found = resolve(config, error);
-  if (!found) return false;
-  // As libuv binds: SO_REUSEADDR, so only a socket listening there now (not
-  // one in TIME_WAIT) makes it fail.
-  int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int err = fd < 0 ? errno : 0;
-  if (fd >= 0) {
-    const int on = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, 1) != 0) err = errno;
-    ::close(fd);
-  }
-  if (err != 0) {
-    *error = cannot_listen(config, uv_translate_sys_error(err));
-    return false;
-  }
-  return true;
+  if (!tq::server::check_address(protocol_address(config), error)) return false;
+  return !config.metrics_enabled() || tq::server::check_address(metrics_address(config), error);
 }
 
 bool Server::listen(std::string* error) {
-  AddressList found = resolve(config_, error);
+  const ListenAddress address = protocol_address(config_);
+  AddressList found = resolve(address, error);
   if (!found) return false;
   int rc = uv_tcp_bind(&listener_, found->ai_addr, 0);
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 511, on_new_connection);
   if (rc != 0) {
-    *error = cannot_listen(config_, rc);
+    *error = cannot_listen(address, rc);
     return false;
   }
   sockaddr_storage bound{};
   int len = sizeof bound;
   uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&bound), &len);
-  bound_port_ = ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  bound_port_ = port_of(bound);
   listening_ = true;
   LOG_INFO("listening on %s", describe_address(bound).c_str());
-  const bool loopback = config_.host == "127.0.0.1" || config_.host == "::1" || config_.host == "localhost";
-  if (!loopback && config_.password.empty()) {
+  if (!is_loopback(config_.host) && config_.password.empty()) {
     LOG_WARN("no password, and %s is not loopback: anyone who can reach this address can read "
              "and delete every job; set auth.password (or %s), or keep to 127.0.0.1",
              config_.host.c_str(), config_.password_env.c_str());
+  }
+  if (config_.metrics_enabled()) {
+    metrics_ = std::make_unique<MetricsListener>(loop_, metrics_address(config_), [this] {
+      return metrics_exposition(FigureSources{engine_, stats_, &waiters_, log_, journal_});
+    });
+    if (!metrics_->listen(error)) return false;
   }
   return true;
 }
@@ -445,6 +401,7 @@ void Server::shutdown(const char* reason) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     listening_ = false;
   }
+  if (metrics_) metrics_->close();  // a scrape in progress is cut short
   for (auto& [id, connection] : connections_) connection->close_when_flushed();
   uv_timer_start(&shutdown_timer_, on_shutdown_deadline,
                  static_cast<uint64_t>(config_.shutdown_timeout_ms), 0);
@@ -471,6 +428,7 @@ void Server::close_handles_if_done() {
   if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&listener_))) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
   }
+  if (metrics_) metrics_->close();
   uv_close(reinterpret_cast<uv_handle_t*>(&before_poll_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sweeper_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);

@@ -1,5 +1,6 @@
 // The network server: the listener, every connection, the timers and the
-// per-iteration hook, all on one libuv loop.
+// per-iteration hook, all on one libuv loop; and, when metrics.listen is
+// set, the metrics endpoint (server/metrics_listener.h) on the same loop.
 //
 // Before the loop waits for I/O (a uv_prepare_t, Redis's beforeSleep), it
 // lets the journal do its upkeep, hands the records of the iteration to the
@@ -24,6 +25,7 @@
 #include "server/connection.h"
 #include "server/engine/engine.h"
 #include "server/journal.h"
+#include "server/metrics_listener.h"
 #include "server/stats.h"
 #include "server/waiters.h"
 #include "wal/log.h"
@@ -40,11 +42,13 @@ class Server {
   Server& operator=(const Server&) = delete;
   ~Server();
 
-  // Binds and listens; false with a one-line reason in *error.
+  // Binds and listens, and starts the metrics endpoint when metrics.listen
+  // is set; false with a one-line reason in *error.
   bool listen(std::string* error);
   // Before the log is replayed (seconds, for a big one): whether listen()
-  // will be able to bind server.host and server.port, so that a wrong host
-  // or a taken port is reported at once rather than after the replay.
+  // will be able to bind server.host and server.port (and metrics.listen),
+  // so that a wrong host or a taken port is reported at once rather than
+  // after the replay.
   static bool check_address(const Config& config, std::string* error);
   int bound_port() const { return bound_port_; }
 
@@ -134,6 +138,7 @@ class Server {
   std::vector<uint64_t> resume_list_;  // connection ids with requests to run after a wait
   std::vector<uint64_t> log_waiters_;  // connection ids holding replies for the log
 
+  std::unique_ptr<MetricsListener> metrics_;  // null: metrics.listen is off
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::vector<uint64_t> flush_list_;  // ids, not pointers: a connection may close first
   std::vector<char> read_buffer_;

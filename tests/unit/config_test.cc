@@ -19,6 +19,7 @@ TEST_SUITE("config") {
     CHECK_FALSE(r.config->auto_create_queues);
     CHECK_FALSE(r.config->wal_sync_leases);
     CHECK(r.config->wal_enabled);  // durable unless asked otherwise
+    CHECK_FALSE(r.config->metrics_enabled());  // no HTTP endpoint unless asked
   }
 
   TEST_CASE("the shipped config.yaml loads and states the defaults") {
@@ -47,6 +48,7 @@ TEST_SUITE("config") {
     CHECK(r.config->max_auth_failures == defaults.max_auth_failures);
     CHECK(r.config->max_waiters == defaults.max_waiters);
     CHECK(r.config->max_batch_bytes == defaults.max_batch_bytes);
+    CHECK(r.config->metrics_host == defaults.metrics_host);
   }
 
   // The loader's own list of keys is the one in its "unknown key" message; a
@@ -79,7 +81,7 @@ TEST_SUITE("config") {
       return keys;
     };
     size_t checked = 0;
-    for (const std::string section : {"server", "limits", "auth", "wal", "queues"}) {
+    for (const std::string section : {"server", "limits", "auth", "wal", "queues", "metrics"}) {
       for (const std::string& key : known_keys(section)) {
         INFO(section << "." << key);
         CHECK(shipped.find("\n  " + key + ":") != std::string::npos);
@@ -196,6 +198,50 @@ queues:
     r = load_config_file(TQ_SOURCE_DIR);
     REQUIRE_FALSE(r.config);
     CHECK(r.error == std::string(TQ_SOURCE_DIR) + ": is a directory, not a configuration file");
+  }
+
+  TEST_CASE("metrics.listen takes host and port - empty is off, anything else is an error") {
+    auto r = load_config_text("metrics:\n  listen: 127.0.0.1:9108\n", "t.yaml");
+    INFO(r.error);
+    REQUIRE(r.config);
+    CHECK(r.config->metrics_enabled());
+    CHECK(r.config->metrics_host == "127.0.0.1");
+    CHECK(r.config->metrics_port == 9108);
+    r = load_config_text("metrics:\n  listen: '[::1]:0'\n", "t.yaml");
+    REQUIRE(r.config);
+    CHECK(r.config->metrics_host == "::1");
+    CHECK(r.config->metrics_port == 0);
+    r = load_config_text("metrics:\n  listen: localhost:9108\n", "t.yaml");
+    REQUIRE(r.config);
+    CHECK(r.config->metrics_host == "localhost");
+    r = load_config_text("metrics:\n  listen: \"\"\n", "t.yaml");
+    REQUIRE(r.config);
+    CHECK_FALSE(r.config->metrics_enabled());
+    r = load_config_text("metrics:\n", "t.yaml");
+    REQUIRE(r.config);
+    CHECK_FALSE(r.config->metrics_enabled());
+
+    for (const char* bad : {"9108", ":9108", "127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:http",
+                            "::1:9108", "[::1]9108", "[]:9108", "127.0.0.1:-1", "a b:9108"}) {
+      INFO(bad);
+      r = load_config_text(std::string("metrics:\n  listen: '") + bad + "'\n", "t.yaml");
+      REQUIRE_FALSE(r.config);
+      CHECK(r.error == std::string("t.yaml: metrics.listen: expected host:port such as "
+                                   "127.0.0.1:9108 or [::1]:9108 (empty: off), got '") +
+                           bad + "'");
+    }
+    r = load_config_text("metrics:\n  listen: [1, 2]\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error == "t.yaml: metrics.listen: expected a single value");
+    r = load_config_text("metrics:\n  port: 9108\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error == "t.yaml: metrics.port: unknown key (expected one of: listen)");
+    r = load_config_text("metrics:\n  listen: 127.0.0.1:1\n  listen: 127.0.0.1:2\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error == "t.yaml: metrics.listen: given twice");
+    r = load_config_text("metrics: 127.0.0.1:9108\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error == "t.yaml: metrics: expected a mapping of keys");
   }
 
   TEST_CASE("broken YAML is one line with its position") {

@@ -1,0 +1,49 @@
+// The Prometheus text exposition format (version 0.0.4) of a list of
+// figures (server/figures.h): for each family a "# HELP" and a "# TYPE"
+// line, then its samples. Plain string building, no I/O, so every rule is
+// unit-tested.
+//
+// Names: "tq_" and the STATS name for server-wide figures, "tq_queue_" and
+// the STATS <queue> name for per-queue ones, which carry a queue="<name>"
+// label (a family of their own, so that summing a per-queue family never
+// counts the server-wide figure twice). Units become base units: _us and _ms
+// become _seconds (the value divided, exactly, in decimal), _pct becomes
+// _ratio (0 to 1). A counter's name ends in _total. A word (version,
+// wal_fsync) is an _info gauge of 1 with the word as a label. Label values
+// and help text are escaped as the format says (\\, \" and \n).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "server/figures.h"
+
+namespace tq::server {
+
+class ExpositionBuilder {
+ public:
+  // The server-wide figures; those sharing a family must be adjacent.
+  void add_server(const std::vector<Figure>& figures);
+  // One queue's figures. Every queue must give the same figures in the same
+  // order (queue_figures() does); their samples are gathered per family.
+  // The figures' views must stay valid until finish().
+  void add_queue(std::string_view queue, const std::vector<Figure>& figures);
+  // The whole text, ending in a newline.
+  std::string finish();
+
+ private:
+  std::string out_;
+  std::vector<Figure> queue_heads_;         // the first queue's figures: names, kinds, help
+  std::vector<std::string> queue_names_;    // their family names
+  std::vector<std::string> queue_samples_;  // every queue's sample lines, by position
+};
+
+// The family name a figure is exposed under ("tq_wal_fsync_seconds_total").
+std::string exposition_name(const Figure& figure, std::string_view prefix);
+
+// A label value or help text as the format wants it.
+std::string escape_label_value(std::string_view value);
+std::string escape_help(std::string_view help);
+
+}  // namespace tq::server

@@ -1,0 +1,217 @@
+#include "server/figures.h"
+
+#include <uv.h>
+
+#include <array>
+#include <cmath>
+
+#include "protocol/command_table.h"
+#include "server/exposition.h"
+
+#ifndef TQ_VERSION
+#define TQ_VERSION "0.0.0"
+#endif
+
+namespace tq::server {
+namespace {
+
+constexpr size_t kVerbs = static_cast<size_t>(protocol::Verb::kCount);
+
+// "commands_ack" for each verb, in the command table's order; the label
+// value ("ack") is a view into it.
+const std::array<std::string, kVerbs>& verb_figure_names() {
+  static const std::array<std::string, kVerbs> names = [] {
+    std::array<std::string, kVerbs> made;
+    for (const auto& spec : protocol::all_commands()) {
+      std::string name = "commands_";
+      for (char ch : spec.name) name += static_cast<char>(ch - 'A' + 'a');
+      made[static_cast<size_t>(spec.verb)] = std::move(name);
+    }
+    return made;
+  }();
+  return names;
+}
+
+class FigureList {
+ public:
+  void gauge(std::string_view name, uint64_t value, std::string_view help,
+             FigureUnit unit = FigureUnit::kNone) {
+    list.push_back(Figure{name, FigureKind::kGauge, unit, value, {}, help, {}, {}, {}});
+  }
+  void counter(std::string_view name, uint64_t value, std::string_view help,
+               FigureUnit unit = FigureUnit::kNone) {
+    list.push_back(Figure{name, FigureKind::kCounter, unit, value, {}, help, {}, {}, {}});
+  }
+  void flag(std::string_view name, bool value, std::string_view help) {
+    gauge(name, value ? 1 : 0, help);
+  }
+  void text(std::string_view name, std::string_view word, std::string_view help,
+            std::string_view label = {}) {
+    list.push_back(
+        Figure{name, FigureKind::kText, FigureUnit::kNone, 0, word, help, {}, label, {}});
+  }
+
+  std::vector<Figure> list;
+};
+
+}  // namespace
+
+std::vector<Figure> server_figures(const FigureSources& sources) {
+  const engine::Engine& engine = sources.engine;
+  const ServerStats& s = sources.stats;
+  const engine::EngineCounters& c = engine.counters();
+  const int64_t uptime_ms = engine.now_ms() - s.started_at_ms;
+  size_t rss = 0;
+  if (uv_resident_set_memory(&rss) != 0) rss = 0;
+  const engine::SlabAllocator::Stats jobs = engine.job_memory();
+  const LoopMeter::Stats& loop = s.loop.stats();
+  using engine::JobState;
+  constexpr FigureUnit kUs = FigureUnit::kMicroseconds;
+
+  FigureList f;
+  f.text("version", TQ_VERSION, "The version of tqd.");
+  f.gauge("pid", static_cast<uint64_t>(uv_os_getpid()), "The process id of tqd.");
+  f.gauge("uptime_seconds", static_cast<uint64_t>(uptime_ms > 0 ? uptime_ms / 1000 : 0),
+          "Seconds since tqd started.");
+  f.gauge("connections_current", s.connections_current, "Client connections open now.");
+  f.counter("connections_total", s.connections_total, "Client connections accepted.");
+  f.counter("connections_refused", s.connections_refused,
+            "Connections turned away with MAXCONN (limits.max_connections).");
+  f.gauge("waiters", sources.waiters != nullptr ? sources.waiters->size() : 0,
+          "Connections blocked in DEQUEUE ... WAIT.");
+  f.gauge("queues", engine.queues().size(), "Queues.");
+  f.gauge("jobs_ready", engine.count_in(JobState::kReady), "Jobs ready for delivery.");
+  f.gauge("jobs_delayed", engine.count_in(JobState::kDelayed),
+          "Jobs waiting for a delay or a retry backoff to end.");
+  f.gauge("jobs_leased", engine.count_in(JobState::kLeased),
+          "Jobs delivered and not yet acknowledged.");
+  f.gauge("jobs_dead", engine.count_in(JobState::kDead), "Jobs in dead letters.");
+  f.gauge("payload_bytes", engine.payload_bytes(), "Payload bytes of every job held.");
+  f.gauge("memory_rss_bytes", rss, "The process's resident set.");
+  f.gauge("memory_jobs_bytes", jobs.used_bytes + jobs.large_bytes,
+          "Memory in the pages and blocks holding jobs.");
+  f.gauge("memory_jobs_reserve_bytes", jobs.reserve_bytes, "Emptied job pages kept for reuse.");
+  f.counter("jobs_enqueued_total", c.enqueued, "Jobs stored by ENQUEUE and PUT.");
+  f.counter("jobs_duplicates_total", c.duplicates,
+            "PUTs answered with an earlier job's id (dedup KEY); nothing stored.");
+  f.counter("jobs_dequeued_total", c.dequeued, "Deliveries (leases) of jobs.");
+  f.counter("jobs_acked_total", c.acked, "Jobs acknowledged (ACK).");
+  f.counter("jobs_nacked_total", c.nacked, "Jobs given back (NACK).");
+  f.counter("jobs_timed_out_total", c.timed_out, "Leases that ran out before an ACK.");
+  f.counter("jobs_dead_total", c.dead, "Jobs moved to dead letters.");
+  f.counter("jobs_expired_total", c.expired, "Jobs whose TTL ran out before delivery.");
+  f.counter("jobs_deleted_total", c.deleted, "Jobs removed by DELETE, PURGE or DROP.");
+  f.counter("jobs_kicked_total", c.kicked, "Dead jobs given another chance (KICK).");
+  f.counter("commands_total", s.commands_total, "Requests run.");
+  f.counter("errors_total", s.errors_total, "ERROR replies of any kind.");
+  f.counter("auth_failures_total", s.auth_failures, "Wrong AUTH passwords.");
+  f.counter("closed_idle_total", s.timeouts_idle,
+            "Connections closed for sending nothing (limits.idle_timeout).");
+  f.counter("closed_slow_request_total", s.timeouts_request,
+            "Connections closed for sending a request too slowly (limits.request_timeout).");
+  f.counter("closed_not_reading_total", s.timeouts_send,
+            "Connections closed for not reading their replies (limits.send_timeout).");
+  f.gauge("loop_busy_pct", static_cast<uint64_t>(std::llround(loop.busy_pct * 10)),
+          "Share of the last second the event loop spent working.", FigureUnit::kTenthsPercent);
+  f.counter("loop_busy_us_total", loop.busy_ns_total / 1000, "Time the event loop spent working.",
+            kUs);
+  f.counter("loop_iterations_total", loop.iterations, "Event loop iterations.");
+  f.gauge("loop_max_busy_us", loop.max_busy_ns / 1000,
+          "The longest single event loop iteration, which every client waited through.", kUs);
+  f.counter("loop_slow_iterations_total", loop.slow_iterations,
+            "Event loop iterations longer than 10 ms.");
+  f.flag("wal_enabled", sources.log != nullptr,
+         "1 when jobs are logged to disk; 0 (wal.enabled: false): no wal figures follow.");
+  if (sources.log != nullptr) {
+    const wal::LogStats w = sources.log->stats();
+    const wal::WriterStats& ws = w.writer;
+    f.text("wal_fsync", wal::fsync_policy_name(sources.log->policy()),
+           "The log's wal.fsync policy.", "policy");
+    f.flag("wal_healthy", w.healthy, "1 while the log can be written; 0: writes are refused.");
+    f.gauge("wal_segments", w.segments, "Log files.");
+    f.gauge("wal_bytes", w.bytes, "Bytes written across the log files.");
+    f.counter("wal_records_total", w.records_appended, "Records appended to the log.");
+    f.gauge("wal_last_seq", w.last_seq, "Number of the newest record appended.");
+    f.gauge("wal_durable_seq", w.durable_seq,
+            "Number of the newest record on disk as wal.fsync promises.");
+    f.counter("wal_batches_total", ws.batches, "Batches written (group commit).");
+    f.counter("wal_fsyncs_total", ws.fsyncs, "Syncs of the log.");
+    f.counter("wal_spare_segments_used_total", ws.spare_segments_used,
+              "Log files made ahead and taken into use.");
+    f.gauge("wal_last_fsync_us", static_cast<uint64_t>(ws.last_fsync_us),
+            "Duration of the last sync.", kUs);
+    f.gauge("wal_max_fsync_us", static_cast<uint64_t>(ws.max_fsync_us),
+            "Duration of the longest sync.", kUs);
+    f.counter("wal_fsync_us_total", static_cast<uint64_t>(ws.fsync_us_total),
+              "Time spent syncing the log.", kUs);
+    f.counter("wal_io_errors_total", ws.io_errors, "Failed writes or syncs of the log.");
+    f.counter("wal_segments_deleted_total", w.segments_deleted, "Log files deleted.");
+    if (sources.journal != nullptr) {
+      const JournalStats j = sources.journal->stats();
+      f.gauge("wal_live_bytes", j.live_bytes, "Bytes of log the live state needs.");
+      f.counter("wal_compactions_total", j.compactions, "Log compactions finished.");
+      f.counter("wal_moved_records_total", j.moved_records, "Records rewritten by compactions.");
+      f.flag("wal_compacting", j.compacting, "1 while a compaction is under way.");
+    }
+  }
+  const auto& verb_names = verb_figure_names();
+  for (const auto& spec : protocol::all_commands()) {
+    const size_t verb = static_cast<size_t>(spec.verb);
+    const std::string& name = verb_names[verb];
+    Figure figure;
+    figure.name = name;
+    figure.kind = FigureKind::kCounter;
+    figure.value = s.commands_by_verb[verb];
+    figure.help = "Requests run, by verb.";
+    figure.family = "commands_by_verb";
+    figure.label = "verb";
+    figure.label_value = std::string_view(name).substr(std::string_view("commands_").size());
+    f.list.push_back(figure);
+  }
+  return std::move(f.list);
+}
+
+std::vector<Figure> queue_figures(const engine::Queue& q) {
+  const engine::QueueCounters& c = q.counters;
+  FigureList f;
+  f.flag("paused", q.paused, "1 while the queue is paused (PAUSE).");
+  f.gauge("ready", q.ready.size(), "Jobs ready for delivery.");
+  f.gauge("delayed", q.delayed.size(), "Jobs waiting for a delay or a retry backoff to end.");
+  f.gauge("leased", q.leased.size(), "Jobs delivered and not yet acknowledged.");
+  f.gauge("dead", q.dead.size(), "Jobs in dead letters.");
+  f.gauge("waiters", q.waiters, "Connections blocked in DEQUEUE ... WAIT on the queue.");
+  f.gauge("dedup_keys", q.dedup.size(), "PUT ... KEY keys remembered within dedup_window.");
+  f.counter("enqueued_total", c.enqueued, "Jobs stored by ENQUEUE and PUT.");
+  f.counter("duplicates_total", c.duplicates,
+            "PUTs answered with an earlier job's id (dedup KEY); nothing stored.");
+  f.counter("dequeued_total", c.dequeued, "Deliveries (leases) of jobs.");
+  f.counter("acked_total", c.acked, "Jobs acknowledged (ACK).");
+  f.counter("nacked_total", c.nacked, "Jobs given back (NACK).");
+  f.counter("timed_out_total", c.timed_out, "Leases that ran out before an ACK.");
+  f.counter("dead_total", c.dead, "Jobs moved to dead letters.");
+  f.counter("expired_total", c.expired, "Jobs whose TTL ran out before delivery.");
+  f.counter("deleted_total", c.deleted, "Jobs removed by DELETE, PURGE or DROP.");
+  f.counter("kicked_total", c.kicked, "Dead jobs given another chance (KICK).");
+  f.gauge("ack_timeout_ms", static_cast<uint64_t>(q.settings.ack_timeout_ms),
+          "The queue's ack_timeout: how long a lease lasts.", FigureUnit::kMilliseconds);
+  return std::move(f.list);
+}
+
+std::string stats_value(const Figure& figure) {
+  if (figure.kind == FigureKind::kText) return std::string(figure.text);
+  if (figure.unit == FigureUnit::kTenthsPercent) {
+    return std::to_string(figure.value / 10) + "." + std::to_string(figure.value % 10);
+  }
+  return std::to_string(figure.value);
+}
+
+std::string metrics_exposition(const FigureSources& sources) {
+  ExpositionBuilder text;
+  text.add_server(server_figures(sources));
+  for (const auto& [name, queue] : sources.engine.queues()) {
+    text.add_queue(name, queue_figures(*queue));
+  }
+  return text.finish();
+}
+
+}  // namespace tq::server

@@ -1,0 +1,72 @@
+#include "server/listen_address.h"
+
+#include <netinet/in.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cerrno>
+
+namespace tq::server {
+
+AddressList resolve(const ListenAddress& address, std::string* error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const int rc =
+      getaddrinfo(address.host.c_str(), std::to_string(address.port).c_str(), &hints, &found);
+  if (rc != 0) {
+    *error = "cannot resolve " + address.key + " '" + address.host + "': " + gai_strerror(rc);
+    return AddressList(nullptr, freeaddrinfo);
+  }
+  return AddressList(found, freeaddrinfo);
+}
+
+bool check_address(const ListenAddress& address, std::string* error) {
+  AddressList found = resolve(address, error);
+  if (!found) return false;
+  int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int err = fd < 0 ? errno : 0;
+  if (fd >= 0) {
+    const int on = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, 1) != 0) err = errno;
+    ::close(fd);
+  }
+  if (err != 0) {
+    *error = cannot_listen(address, uv_translate_sys_error(err));
+    return false;
+  }
+  return true;
+}
+
+std::string cannot_listen(const ListenAddress& address, int uv_error) {
+  std::string text = "cannot listen";
+  if (!address.purpose.empty()) text += " for " + address.purpose;
+  return text + " on " + address.host + ":" + std::to_string(address.port) + ": " +
+         uv_strerror(uv_error);
+}
+
+std::string describe_address(const sockaddr_storage& address) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (address.ss_family == AF_INET6) {
+    uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(&address), host, sizeof host);
+    return std::string("[") + host + "]:" + std::to_string(port_of(address));
+  }
+  uv_ip4_name(reinterpret_cast<const sockaddr_in*>(&address), host, sizeof host);
+  return std::string(host) + ":" + std::to_string(port_of(address));
+}
+
+int port_of(const sockaddr_storage& address) {
+  if (address.ss_family == AF_INET6) {
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&address)->sin6_port);
+  }
+  return ntohs(reinterpret_cast<const sockaddr_in*>(&address)->sin_port);
+}
+
+bool is_loopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "::1" || host == "localhost";
+}
+
+}  // namespace tq::server

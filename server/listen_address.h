@@ -1,0 +1,46 @@
+// An address a listener binds, as the configuration gives it, and what the
+// two listeners (the protocol's, server.host and server.port, and the
+// metrics endpoint's, metrics.listen) share to bind one: the lookup, the
+// check made before the log is replayed, and the messages. Start-up only:
+// the lookup blocks, which cannot stall a client before the loop runs.
+#pragma once
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace tq::server {
+
+struct ListenAddress {
+  std::string host;
+  uint16_t port = 0;
+  std::string key;      // the setting that names the host, in messages: "server.host"
+  std::string purpose;  // in "cannot listen for <purpose> on ..."; empty: the protocol's
+};
+
+using AddressList = std::unique_ptr<addrinfo, decltype(&freeaddrinfo)>;
+
+// The address to bind, or null with *error set.
+AddressList resolve(const ListenAddress& address, std::string* error);
+
+// Whether a listener could bind `address` now: as libuv binds, with
+// SO_REUSEADDR, so only a socket listening there (not one in TIME_WAIT)
+// makes it fail. False with a one-line reason in *error.
+bool check_address(const ListenAddress& address, std::string* error);
+
+// "cannot listen on 127.0.0.1:8080: address already in use".
+std::string cannot_listen(const ListenAddress& address, int uv_error);
+
+// "127.0.0.1:8080", "[::1]:8080": a bound address, for the log.
+std::string describe_address(const sockaddr_storage& address);
+
+// The port a bound socket got (the kernel's pick when asked for 0).
+int port_of(const sockaddr_storage& address);
+
+// 127.0.0.1, ::1 or localhost: only this machine can connect.
+bool is_loopback(const std::string& host);
+
+}  // namespace tq::server

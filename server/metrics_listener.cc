@@ -1,0 +1,297 @@
+#include "server/metrics_listener.h"
+
+#include <algorithm>
+#include <string_view>
+
+#include "server/log.h"
+
+namespace tq::server {
+namespace {
+
+constexpr uint64_t kSweepEveryMs = 500;
+
+enum class Route { kMetrics, kNotFound, kBadMethod, kBadRequest };
+
+// Where the request line of a whole request head sends it.
+Route route(std::string_view head) {
+  std::string_view line = head.substr(0, head.find('\n'));
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  const size_t first = line.find(' ');
+  const size_t second = first == std::string_view::npos ? first : line.find(' ', first + 1);
+  if (second == std::string_view::npos || line.find(' ', second + 1) != std::string_view::npos) {
+    return Route::kBadRequest;
+  }
+  const std::string_view method = line.substr(0, first);
+  const std::string_view target = line.substr(first + 1, second - first - 1);
+  const std::string_view version = line.substr(second + 1);
+  if (method.empty() || target.empty() || version.substr(0, 7) != "HTTP/1.") {
+    return Route::kBadRequest;
+  }
+  if (method != "GET") return Route::kBadMethod;
+  const std::string_view path = target.substr(0, target.find('?'));  // scrape params: ignored
+  return path == "/metrics" || path == "/" ? Route::kMetrics : Route::kNotFound;
+}
+
+std::string http_answer(std::string_view status, std::string_view content_type,
+                        std::string_view extra_headers, std::string_view body) {
+  std::string out = "HTTP/1.1 ";
+  out += status;
+  out += "\r\nContent-Type: ";
+  out += content_type;
+  out += "\r\nContent-Length: ";
+  out += std::to_string(body.size());
+  out += "\r\nConnection: close\r\n";
+  out += extra_headers;
+  out += "\r\n";
+  out += body;
+  return out;
+}
+
+std::string plain_answer(std::string_view status, std::string_view extra_headers,
+                         std::string_view body) {
+  return http_answer(status, "text/plain; charset=utf-8", extra_headers, body);
+}
+
+// The end of the request head (the blank line), or npos.
+size_t head_end(std::string_view request) {
+  const size_t crlf = request.find("\r\n\r\n");
+  const size_t lf = request.find("\n\n");
+  return std::min(crlf, lf);
+}
+
+}  // namespace
+
+// One scrape: its socket, the request read so far, and its deadline.
+class MetricsListener::Client {
+ public:
+  Client(MetricsListener& owner, uint64_t id, uint64_t now_ms)
+      : owner_(owner), id_(id), deadline_ms_(now_ms + kRequestTimeoutMs) {
+    tcp_.data = this;
+  }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  Client(Client&&) = delete;
+  Client& operator=(Client&&) = delete;
+
+  uv_tcp_t* tcp() { return &tcp_; }
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+
+  void start() {
+    if (uv_read_start(stream(), on_alloc, on_read) != 0) close();
+  }
+
+  bool overdue(uint64_t now_ms) const { return !closing_ && now_ms >= deadline_ms_; }
+
+  void close() {
+    if (closing_) return;
+    closing_ = true;
+    uv_read_stop(stream());
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+  }
+
+ private:
+  struct WriteRequest {
+    uv_write_t req{};
+    std::string data;  // owned here until libuv is done with it
+  };
+
+  static void on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+    auto& buffer = static_cast<Client*>(handle->data)->owner_.read_buffer_;
+    *buf = uv_buf_init(buffer.data(), static_cast<unsigned>(buffer.size()));
+  }
+
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+    auto* self = static_cast<Client*>(stream->data);
+    if (nread == 0 || self->closing_) return;
+    if (nread < 0) {
+      // EOF after the answer was sent: the client read it and is done. A
+      // client that half-closed right after its request still gets the
+      // answer: the close waits for the shutdown callback.
+      self->eof_ = true;
+      uv_read_stop(stream);
+      if (nread != UV_EOF || !self->answered_ || self->shut_down_) self->close();
+      return;
+    }
+    if (self->answered_) return;  // lingering: read and drop
+    self->take(std::string_view(buf->base, static_cast<size_t>(nread)));
+  }
+
+  void take(std::string_view bytes) {
+    const size_t room = kMaxRequestBytes - request_.size();
+    request_.append(bytes.substr(0, room));
+    const size_t end = head_end(request_);
+    if (end == std::string::npos) {
+      if (request_.size() >= kMaxRequestBytes) {
+        answer(plain_answer(
+            "431 Request Header Fields Too Large", "",
+            "request too large: at most " + std::to_string(kMaxRequestBytes) + " bytes\n"));
+      }
+      return;
+    }
+    switch (route(std::string_view(request_).substr(0, end))) {
+      case Route::kMetrics:
+        answer(http_answer("200 OK", "text/plain; version=0.0.4; charset=utf-8", "",
+                           owner_.render_()));
+        break;
+      case Route::kNotFound:
+        answer(plain_answer("404 Not Found", "", "not found: the metrics are at /metrics\n"));
+        break;
+      case Route::kBadMethod:
+        answer(plain_answer("405 Method Not Allowed", "Allow: GET\r\n", "only GET is served\n"));
+        break;
+      case Route::kBadRequest:
+        answer(plain_answer("400 Bad Request", "", "not an HTTP/1 request\n"));
+        break;
+    }
+  }
+
+  // Writes the answer, then shuts the sending side; reading goes on (and
+  // drops what comes) until the client closes or the linger runs out.
+  void answer(std::string response) {
+    answered_ = true;
+    request_.clear();
+    request_.shrink_to_fit();
+    deadline_ms_ = uv_now(owner_.loop_) + kAnswerTimeoutMs;
+    auto* req = new WriteRequest();
+    req->data = std::move(response);
+    uv_buf_t buf = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
+    if (uv_write(&req->req, stream(), &buf, 1, on_write) != 0) {
+      delete req;
+      close();
+      return;
+    }
+    if (uv_shutdown(&shutdown_, stream(), on_shutdown) != 0) close();
+  }
+
+  static void on_write(uv_write_t* req, int status) {
+    auto* self = static_cast<Client*>(req->handle->data);
+    delete reinterpret_cast<WriteRequest*>(req);
+    // UV_ECANCELED: closing already; the shutdown callback sees the rest.
+    if (status < 0 && status != UV_ECANCELED) self->close();
+  }
+
+  static void on_shutdown(uv_shutdown_t* req, int status) {
+    auto* self = static_cast<Client*>(req->handle->data);
+    if (self->closing_) return;
+    if (status < 0 || self->eof_) {
+      self->close();
+      return;
+    }
+    self->shut_down_ = true;
+    self->deadline_ms_ = uv_now(self->owner_.loop_) + kLingerMs;
+  }
+
+  static void on_close(uv_handle_t* handle) {
+    auto* self = static_cast<Client*>(handle->data);
+    self->owner_.remove(self->id_);  // destroys self
+  }
+
+  MetricsListener& owner_;
+  const uint64_t id_;
+  uv_tcp_t tcp_{};
+  uv_shutdown_t shutdown_{};
+  std::string request_;     // the request so far, at most kMaxRequestBytes
+  uint64_t deadline_ms_;    // loop time (uv_now) at which the sweeper closes it
+  bool answered_ = false;   // an answer is being written: what comes now is dropped
+  bool shut_down_ = false;  // the answer is written and the sending side shut
+  bool eof_ = false;        // the client will send nothing more
+  bool closing_ = false;    // uv_close was called
+};
+
+MetricsListener::MetricsListener(uv_loop_t* loop, ListenAddress address,
+                                 std::function<std::string()> render)
+    : loop_(loop), address_(std::move(address)), render_(std::move(render)) {
+  uv_tcp_init(loop_, &listener_);
+  listener_.data = this;
+  uv_timer_init(loop_, &sweeper_);
+  sweeper_.data = this;
+  handles_open_ = 2;
+}
+
+MetricsListener::~MetricsListener() {
+  // The owner runs the loop until close() has finished; anything still open
+  // here would be freed under libuv's feet.
+  if (handles_open_ > 0 || !clients_.empty()) {
+    LOG_ERROR("metrics endpoint destroyed with open handles");
+  }
+}
+
+bool MetricsListener::listen(std::string* error) {
+  AddressList found = resolve(address_, error);
+  if (!found) return false;
+  int rc = uv_tcp_bind(&listener_, found->ai_addr, 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 64, on_connection);
+  if (rc != 0) {
+    *error = cannot_listen(address_, rc);
+    return false;
+  }
+  sockaddr_storage bound{};
+  int len = sizeof bound;
+  uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&bound), &len);
+  bound_port_ = port_of(bound);
+  LOG_INFO("metrics: serving Prometheus metrics at http://%s/metrics",
+           describe_address(bound).c_str());
+  if (!is_loopback(address_.host)) {
+    LOG_WARN(
+        "metrics.listen: %s is not loopback, and the endpoint has no password: anyone who "
+        "can reach it can read every figure and queue name; keep it to 127.0.0.1 or a "
+        "private network",
+        address_.host.c_str());
+  }
+  return true;
+}
+
+void MetricsListener::on_connection(uv_stream_t* listener, int status) {
+  auto* self = static_cast<MetricsListener*>(listener->data);
+  if (status < 0) {
+    LOG_WARN("metrics: accept failed: %s", uv_strerror(status));
+    return;
+  }
+  self->accept_one();
+}
+
+void MetricsListener::accept_one() {
+  const uint64_t id = next_id_++;
+  const bool full = clients_.size() >= kMaxClients;
+  auto client = std::make_unique<Client>(*this, id, uv_now(loop_));
+  uv_tcp_init(loop_, client->tcp());
+  Client* raw = client.get();
+  clients_.emplace(id, std::move(client));
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_), raw->stream()) != 0 || full) {
+    // Accepted only to be closed: the backlog must drain either way.
+    if (full) LOG_DEBUG("metrics: %zu scrapes open already; closing another", kMaxClients);
+    raw->close();
+    return;
+  }
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&sweeper_))) {
+    uv_timer_start(&sweeper_, on_sweep, kSweepEveryMs, kSweepEveryMs);
+  }
+  raw->start();
+}
+
+void MetricsListener::on_sweep(uv_timer_t* timer) {
+  auto* self = static_cast<MetricsListener*>(timer->data);
+  const uint64_t now = uv_now(self->loop_);
+  // close() only starts closing: the map changes in the close callbacks.
+  for (auto& [id, client] : self->clients_) {
+    if (client->overdue(now)) client->close();
+  }
+}
+
+void MetricsListener::remove(uint64_t id) {
+  clients_.erase(id);
+  if (clients_.empty() && !closed_) uv_timer_stop(&sweeper_);
+}
+
+void MetricsListener::close() {
+  if (closed_) return;
+  closed_ = true;
+  auto closed = [](uv_handle_t* handle) {
+    --static_cast<MetricsListener*>(handle->data)->handles_open_;
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&listener_), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sweeper_), closed);
+  for (auto& [id, client] : clients_) client->close();
+}
+
+}  // namespace tq::server

@@ -1,0 +1,81 @@
+// The metrics endpoint (metrics.listen): a minimal HTTP/1.1 server on the
+// server's libuv loop that Prometheus scrapes. GET /metrics (and GET /)
+// answers the text `render` returns; another path is 404, another method
+// 405, a malformed request 400, a request over kMaxRequestBytes 431. One
+// request per connection: every answer says Connection: close, and the
+// connection closes once it is written.
+//
+// It must not cost the queue server anything when misused: nothing blocks,
+// a request is read up to kMaxRequestBytes, at most kMaxClients connections
+// are open (more are closed at once), and each has deadlines: the whole
+// request within kRequestTimeoutMs of connecting, the answer read within
+// kAnswerTimeoutMs; after that the connection is closed. After the answer
+// is written the sending side is shut down and whatever the client still
+// sends is read and dropped until it closes (at most kLingerMs), so a
+// client that sent more than was read gets its answer rather than a reset.
+//
+// Lifetime (as Connection's): the listener and each client embed their
+// libuv handles and cannot be copied or moved; close() is safe to call
+// twice; a client's memory is freed in its close callback. The owner calls
+// close() and runs the loop until the callbacks have run before destroying
+// the listener.
+#pragma once
+
+#include <uv.h>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "server/listen_address.h"
+
+namespace tq::server {
+
+class MetricsListener {
+ public:
+  static constexpr size_t kMaxRequestBytes = 8 << 10;
+  static constexpr size_t kMaxClients = 16;
+  static constexpr uint64_t kRequestTimeoutMs = 5'000;
+  static constexpr uint64_t kAnswerTimeoutMs = 10'000;
+  static constexpr uint64_t kLingerMs = 2'000;
+
+  // `render` makes the body of a 200 answer; it runs on the loop.
+  MetricsListener(uv_loop_t* loop, ListenAddress address, std::function<std::string()> render);
+  MetricsListener(const MetricsListener&) = delete;
+  MetricsListener& operator=(const MetricsListener&) = delete;
+  MetricsListener(MetricsListener&&) = delete;
+  MetricsListener& operator=(MetricsListener&&) = delete;
+  ~MetricsListener();
+
+  // Binds and listens, and logs where; false with a one-line reason in *error.
+  bool listen(std::string* error);
+  int bound_port() const { return bound_port_; }
+
+  // Stops accepting and closes every connection now. Safe to call twice.
+  void close();
+
+ private:
+  class Client;
+
+  static void on_connection(uv_stream_t* listener, int status);
+  static void on_sweep(uv_timer_t* timer);
+  void accept_one();
+  void remove(uint64_t id);  // from a client's close callback
+
+  uv_loop_t* loop_;
+  const ListenAddress address_;
+  const std::function<std::string()> render_;
+  uv_tcp_t listener_{};
+  uv_timer_t sweeper_{};  // runs while clients are open: enforces their deadlines
+  std::unordered_map<uint64_t, std::unique_ptr<Client>> clients_;
+  std::array<char, 4096> read_buffer_{};  // shared: the client copies what it keeps
+  uint64_t next_id_ = 1;
+  int bound_port_ = 0;
+  bool closed_ = false;
+  size_t handles_open_ = 0;  // listener_ and sweeper_, until their close callbacks
+};
+
+}  // namespace tq::server
