@@ -99,6 +99,10 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "Answers OK bye, then the server closes the connection."},
     {Verb::kStats, "STATS", 0, 1, 0, -1, kLines, "STATS [queue]", "server or queue figures",
      "Answers OK <n> followed by n lines of <name> <value>."},
+    {Verb::kClients, "CLIENTS", 0, 0, kAdmin, -1, kLines, "CLIENTS", "every connection: who, what, waiting",
+     "Answers OK <n>, then per connection: id=<n> addr=<ip:port> age=<s>s idle=<s>s\n"
+     "cmd=<last command> leases=<jobs it holds> wait=<queues it is blocked on, or ->\n"
+     "unsent=<reply bytes not yet written>. The connection asking is in the list."},
 }};
 
 static_assert(kCommands.size() == static_cast<size_t>(Verb::kCount));

@@ -38,6 +38,7 @@ enum class Verb : uint8_t {
   kHelp,
   kQuit,
   kStats,
+  kClients,
   kCount,  // not a verb: the number of verbs
 };
 

@@ -265,6 +265,41 @@ void cmd_stats(CommandContext& ctx, const Request& req) {
       ctx, {}, server_figures(FigureSources{engine, ctx.stats, ctx.waiters, ctx.log, ctx.journal}));
 }
 
+// Whole seconds, as "12s": ages and idle times read at a glance.
+void append_seconds(std::string& out, uint64_t ms) {
+  protocol::append_number(out, ms / 1000);
+  out += 's';
+}
+
+void cmd_clients(CommandContext& ctx, const Request&) {
+  if (ctx.clients == nullptr) {
+    return reply_error(ctx, ErrorCode::kInternal, "CLIENTS needs a server that lists connections");
+  }
+  const std::vector<ClientInfo> clients = ctx.clients->describe_clients();
+  ctx.out += "OK ";
+  protocol::append_number(ctx.out, clients.size());
+  ctx.out += '\n';
+  for (const ClientInfo& c : clients) {
+    ctx.out += "id=";
+    protocol::append_number(ctx.out, c.id);
+    ctx.out += " addr=";
+    ctx.out += c.address.empty() ? "?" : c.address;
+    ctx.out += " age=";
+    append_seconds(ctx.out, c.age_ms);
+    ctx.out += " idle=";
+    append_seconds(ctx.out, c.idle_ms);
+    ctx.out += " cmd=";
+    ctx.out += c.last_command.empty() ? std::string_view("-") : c.last_command;
+    ctx.out += " leases=";
+    protocol::append_number(ctx.out, c.leases);
+    ctx.out += " wait=";
+    ctx.out += c.waiting_on.empty() ? "-" : c.waiting_on;
+    ctx.out += " unsent=";
+    protocol::append_number(ctx.out, c.unsent_bytes);
+    ctx.out += '\n';
+  }
+}
+
 using Handler = void (*)(CommandContext&, const Request&);
 
 constexpr std::array<Handler, static_cast<size_t>(Verb::kCount)> kHandlers = [] {
@@ -283,6 +318,7 @@ constexpr std::array<Handler, static_cast<size_t>(Verb::kCount)> kHandlers = [] 
   set(Verb::kQueues, cmd_queues);
   set(Verb::kPeek, cmd_peek);
   set(Verb::kJob, cmd_job);
+  set(Verb::kClients, cmd_clients);
   set(Verb::kKick, cmd_kick);
   set(Verb::kConfig, cmd_config);
   set(Verb::kPause, cmd_pause);

@@ -41,6 +41,25 @@ struct AuthState {
   bool required() const { return password != nullptr && !password->empty() && !authenticated; }
 };
 
+// One connection as CLIENTS shows it.
+struct ClientInfo {
+  uint64_t id = 0;
+  std::string address;            // ip:port; empty when the socket cannot say
+  uint64_t age_ms = 0;            // since it connected
+  uint64_t idle_ms = 0;           // since its last whole request
+  std::string_view last_command;  // the verb, upper case; empty before the first
+  size_t leases = 0;              // jobs delivered to it and still leased to it
+  std::string waiting_on;         // DEQUEUE ... WAIT: its queues, comma-separated
+  size_t unsent_bytes = 0;        // replies not yet written to it
+};
+
+// Who is connected, for CLIENTS: the server implements it; commands only ask.
+class ClientDirectory {
+ public:
+  virtual ~ClientDirectory() = default;
+  virtual std::vector<ClientInfo> describe_clients() const = 0;
+};
+
 struct CommandContext {
   engine::Engine& engine;
   ServerStats& stats;
@@ -51,6 +70,7 @@ struct CommandContext {
   RequestLimits limits{};
   AuthState* auth = nullptr;        // null: no authentication
   LeaseBook* leases = nullptr;      // this connection's deliveries; null: not kept
+  const ClientDirectory* clients = nullptr;  // for CLIENTS; null: not available
   bool close_after_reply = false;   // set by QUIT
   // Set by DEQUEUE: what it appended to the log is leases (and upkeep such
   // as TTL expiries). Unless wal.sync_leases is on, its reply then waits only

@@ -30,6 +30,7 @@ Connection::Connection(Server& server, uint64_t id, protocol::ParserLimits limit
 
 bool Connection::start() {
   started_ = true;
+  started_ms_ = server_.loop_now_ms();
   uv_tcp_nodelay(&tcp_, 1);
   if (auth_.required()) auth_.address = peer_address();
   int rc = uv_read_start(stream(), on_alloc, on_read);
@@ -43,17 +44,44 @@ bool Connection::start() {
   return true;
 }
 
-std::string Connection::peer_address() {
+std::string Connection::peer_address(bool with_port) const {
   sockaddr_storage addr{};
   int len = sizeof addr;
   if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
   char text[INET6_ADDRSTRLEN] = "";
+  uint16_t port = 0;
   if (addr.ss_family == AF_INET6) {
-    uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(&addr), text, sizeof text);
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
+    uv_ip6_name(in6, text, sizeof text);
+    port = ntohs(in6->sin6_port);
+    if (with_port) return "[" + std::string(text) + "]:" + std::to_string(port);
   } else {
-    uv_ip4_name(reinterpret_cast<const sockaddr_in*>(&addr), text, sizeof text);
+    const auto* in4 = reinterpret_cast<const sockaddr_in*>(&addr);
+    uv_ip4_name(in4, text, sizeof text);
+    port = ntohs(in4->sin_port);
   }
-  return text;
+  return with_port ? std::string(text) + ":" + std::to_string(port) : std::string(text);
+}
+
+ClientInfo Connection::describe(uint64_t now_ms, const engine::Engine& engine) const {
+  ClientInfo info;
+  info.id = id_;
+  info.address = peer_address(true);
+  info.age_ms = now_ms - std::min(now_ms, started_ms_);
+  info.idle_ms = now_ms - std::min(now_ms, last_request_ms_);
+  info.last_command = last_command_;
+  // Its book also remembers deliveries that ended elsewhere (expired, acked
+  // by another connection) until the next prune: count only the jobs still
+  // leased to it, in the same delivery.
+  leases_.for_each([&](uint64_t id, uint64_t delivery) {
+    const engine::Job* job = engine.find_job(id);
+    if (job != nullptr && job->state == engine::JobState::kLeased && job->delivery() == delivery) {
+      ++info.leases;
+    }
+  });
+  info.waiting_on = waiting_on_;
+  info.unsent_bytes = unsent_bytes();
+  return info;
 }
 
 void Connection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
@@ -118,14 +146,21 @@ void Connection::process() {
         &server_.waiters(), server_.request_limits(), &auth_, &leases_};
     const size_t begin = out_.size();
     const uint64_t seq_before = log != nullptr ? log->last_seq() : 0;
+    ctx.clients = &server_;
     if (result == protocol::RequestParser::Result::kError) {
       reply_parse_error(ctx, parser_.error());
     } else {
+      last_command_ = parser_.request().spec->name;
       dispatch(ctx, parser_.request());
     }
     if (ctx.wait) {
       // No reply until a job comes or the time is up.
       waiting_ = true;
+      waiting_on_.clear();
+      for (const engine::Queue* queue : ctx.wait->queues) {
+        if (!waiting_on_.empty()) waiting_on_ += ',';
+        waiting_on_ += queue->name;
+      }
       server_.waiters().add(id_, std::move(*ctx.wait));
       break;
     }
@@ -179,6 +214,7 @@ void Connection::finish_wait(const std::vector<const engine::Job*>& jobs,
                              const WaitRequest& request, const std::string& error) {
   if (!waiting_) return;
   waiting_ = false;
+  waiting_on_.clear();
   const size_t begin = out_.size();
   if (!error.empty()) {
     out_ += error;

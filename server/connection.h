@@ -76,6 +76,9 @@ class Connection {
                    const std::string& error);
   bool waiting() const { return waiting_; }
 
+  // What CLIENTS shows about this connection at loop time `now_ms`.
+  ClientInfo describe(uint64_t now_ms, const engine::Engine& engine) const;
+
   enum class Timeout { kNone, kIdle, kSlowRequest, kNotReading };
   // Closes the connection if it broke a timeout by `now_ms` (loop time);
   // returns which one, for the figures.
@@ -121,8 +124,9 @@ class Connection {
   void consume(size_t n);
   void after_write_drained();
   size_t unsent_bytes() const { return out_.size() + in_flight_; }
-  // The client's IP address as text ("" if the socket cannot say).
-  std::string peer_address();
+  // The client's IP address as text, with its port when asked ("[::1]:5000"
+  // for IPv6); "" if the socket cannot say.
+  std::string peer_address(bool with_port = false) const;
 
   Server& server_;
   const uint64_t id_;
@@ -140,7 +144,11 @@ class Connection {
   bool waiting_ = false;     // blocked in DEQUEUE ... WAIT: later requests wait too
   AuthState auth_;
   LeaseBook leases_;  // the jobs delivered here, to refuse a late worker's ACK
+  // For CLIENTS.
+  std::string_view last_command_;  // the last request's verb (static storage)
+  std::string waiting_on_;         // while waiting_: its queues, comma-separated
   // Loop times (uv_now, ms) for the timeouts.
+  uint64_t started_ms_ = 0;         // when it was admitted
   uint64_t last_request_ms_ = 0;    // the last whole request (or the connection's start)
   uint64_t partial_since_ms_ = 0;   // a request has been arriving since; 0: none
   uint64_t stalled_since_ms_ = 0;   // replies have waited for the client since; 0: none

@@ -65,6 +65,14 @@ class LeaseBook {
 
   size_t size() const { return size_; }
 
+  // Calls f(id, delivery) for every entry, in no particular order.
+  template <typename F>
+  void for_each(F f) const {
+    for (const Slot& s : slots_) {
+      if (s.id != 0) f(s.id, s.delivery);
+    }
+  }
+
   // Bounds the book of a connection that takes jobs and never finishes them:
   // once it holds `prune_at()` entries, the caller drops those `gone` says
   // are over (their jobs no longer exist).

@@ -332,6 +332,20 @@ void Server::on_wait_timeout(uv_timer_t* handle) {
   self->waiters_.expire(self->engine_.now_ms());
 }
 
+std::vector<ClientInfo> Server::describe_clients() const {
+  std::vector<ClientInfo> clients;
+  clients.reserve(connections_.size());
+  const uint64_t now = loop_now_ms();
+  for (const auto& [id, connection] : connections_) {
+    if (connection->started() && !connection->closing()) {
+      clients.push_back(connection->describe(now, engine_));
+    }
+  }
+  std::sort(clients.begin(), clients.end(),
+            [](const ClientInfo& a, const ClientInfo& b) { return a.id < b.id; });
+  return clients;
+}
+
 void Server::arm_sweeper() {
   arm_timer(&sweeper_, on_sweep, engine_.next_deadline_ms(), &sweeper_deadline_ms_);
 }

@@ -32,7 +32,7 @@
 
 namespace tq::server {
 
-class Server {
+class Server final : public ClientDirectory {
  public:
   // `log` and `journal` may be null (no durability: tests of the network
   // side); otherwise the log is started by the server and closed at shutdown.
@@ -70,6 +70,8 @@ class Server {
   // Runs the connection's buffered requests before the loop next waits.
   void want_resume(Connection& connection);
   void remove_connection(uint64_t id);
+  // ClientDirectory: every admitted connection, by id.
+  std::vector<ClientInfo> describe_clients() const override;
   uv_buf_t read_buffer() {
     return uv_buf_init(read_buffer_.data(), static_cast<unsigned>(read_buffer_.size()));
   }
