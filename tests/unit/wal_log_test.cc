@@ -351,6 +351,45 @@ TEST_SUITE("wal_log") {
     CHECK(h.replayed == written);
   }
 
+  TEST_CASE(
+      "fsync=interval: a batch that starts two segments with one spare does not hold up the "
+      "caller") {
+    // One spare covers one rotation. A batch that starts a second segment
+    // (records piled up while the writer was busy, or more than a segment's
+    // worth in one turn) must go to the writer thread: making that file on
+    // the caller means a create and a sync on the event loop.
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.fsync = FsyncPolicy::kInterval;
+    REQUIRE(h.open(o).ok());
+    written = write_records(h, 60);  // past half the segment: a spare is made
+    h.log->wait_spare_idle_for_tests();
+    const size_t segments = segment_count(fs);
+    fs.set_hold_creates(true);
+    h.log->rotate();
+    append_noted(h, written, static_cast<int>(written.size()));
+    h.log->rotate();
+    append_noted(h, written, static_cast<int>(written.size()));
+    auto flushed = std::async(std::launch::async, [&] { h.turn(); });
+    struct Release {  // before `flushed` is destroyed, even on failure
+      MemoryFileSystem& fs;
+      ~Release() { fs.set_hold_creates(false); }
+    } release{fs};
+    // A bound for the failure case only: a flush that creates the file
+    // itself never returns while creates are held.
+    REQUIRE(flushed.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    fs.set_hold_creates(false);
+    REQUIRE(h.wait_durable());
+    CHECK(segment_count(fs) == segments + 2);
+    CHECK(h.log->healthy());
+    h.close();
+    LogHarness again(fs);
+    REQUIRE(again.open(o).ok());
+    CHECK(again.replayed == written);
+  }
+
   TEST_CASE("a power cut while a segment is made leaves it at its full size, or not there") {
     // Made with open(O_CREAT) and fallocate under its own name, a segment
     // could be left empty by a power cut before its first sync: the size is
