@@ -655,6 +655,36 @@ TEST_SUITE("wal_log") {
           std::vector<std::string>{empty + ": it holds only zeros (created, never written)"});
   }
 
+  TEST_CASE("recover: a newest segment of zeros still bounds the seqs an older lost tail held") {
+    // The newest file is named by its first seq, so the damaged tail of the
+    // segment before it held records up to that seq less one. Removing the
+    // empty file must not forget that: the bound decides how far job ids
+    // skip after a recovery.
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 10);
+    }
+    const std::string older = newest_segment(fs);
+    std::string bytes = fs.contents(older);
+    const size_t last_body = bytes.rfind(body_of(9));
+    REQUIRE(last_body != std::string::npos);
+    bytes[last_body] ^= 0x20;  // the last record: damage, and nothing intact after it
+    fs.set_contents(older, bytes);
+    const uint64_t next_seq = written.back().seq + 1;
+    const std::string empty = kDir + "/" + segment_file_name(next_seq);
+    fs.set_contents(empty, std::string(4096, '\0'));
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    CHECK(h.summary.dropped > 0);
+    CHECK_FALSE(fs.exists(empty));
+    CHECK(h.summary.seq_bound >= next_seq - 1);
+  }
+
   TEST_CASE("a segment holding only its header opens, even when the header ends in a zero byte") {
     // The reader gets a file's bytes up to its last non-zero one, so such a
     // header arrived a byte short and was refused as damage (1 in 256
