@@ -23,22 +23,48 @@ AddressList resolve(const ListenAddress& address, std::string* error) {
   return AddressList(found, freeaddrinfo);
 }
 
-bool check_address(const ListenAddress& address, std::string* error) {
+namespace {
+
+// A socket bound to `address` and listening, as libuv binds (SO_REUSEADDR,
+// so only a socket listening there, not one in TIME_WAIT, makes it fail);
+// -1 with *error set.
+int bind_probe(const ListenAddress& address, std::string* error) {
   AddressList found = resolve(address, error);
-  if (!found) return false;
+  if (!found) return -1;
   int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int err = fd < 0 ? errno : 0;
   if (fd >= 0) {
     const int on = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, 1) != 0) err = errno;
-    ::close(fd);
+    if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, 1) != 0) {
+      err = errno;
+      ::close(fd);
+      fd = -1;
+    }
   }
-  if (err != 0) {
-    *error = cannot_listen(address, uv_translate_sys_error(err));
-    return false;
+  if (err != 0) *error = cannot_listen(address, uv_translate_sys_error(err));
+  return fd;
+}
+
+}  // namespace
+
+bool check_address(const ListenAddress& address, std::string* error) {
+  return check_addresses({address}, error);
+}
+
+bool check_addresses(const std::vector<ListenAddress>& addresses, std::string* error) {
+  std::vector<int> bound;
+  bool ok = true;
+  for (const ListenAddress& address : addresses) {
+    const int fd = bind_probe(address, error);
+    if (fd < 0) {
+      ok = false;
+      break;
+    }
+    bound.push_back(fd);  // kept until the others are bound: two that clash fail
   }
-  return true;
+  for (int fd : bound) ::close(fd);
+  return ok;
 }
 
 std::string cannot_listen(const ListenAddress& address, int uv_error) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace tq::server {
 
@@ -30,6 +31,10 @@ AddressList resolve(const ListenAddress& address, std::string* error);
 // SO_REUSEADDR, so only a socket listening there (not one in TIME_WAIT)
 // makes it fail. False with a one-line reason in *error.
 bool check_address(const ListenAddress& address, std::string* error);
+// The same for several addresses at once: each is bound while the ones
+// before it still are, so two that clash (metrics.listen on server.port)
+// fail too.
+bool check_addresses(const std::vector<ListenAddress>& addresses, std::string* error);
 
 // "cannot listen on 127.0.0.1:8080: address already in use".
 std::string cannot_listen(const ListenAddress& address, int uv_error);

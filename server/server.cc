@@ -85,8 +85,9 @@ Server::~Server() {
 }
 
 bool Server::check_address(const Config& config, std::string* error) {
-  if (!tq::server::check_address(protocol_address(config), error)) return false;
-  return !config.metrics_enabled() || tq::server::check_address(metrics_address(config), error);
+  std::vector<ListenAddress> addresses{protocol_address(config)};
+  if (config.metrics_enabled()) addresses.push_back(metrics_address(config));
+  return check_addresses(addresses, error);
 }
 
 bool Server::listen(std::string* error) {

@@ -162,6 +162,9 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   // seq; the newest segment's lost tail only by what a segment can hold.
   summary->seq_bound =
       log->next_seq_ - 1 + (newest_tail_lost ? kMaxSegmentBytes / kRecordHeaderSize : 0);
+  // A file removed above (zeros only) was still named by its first seq: the
+  // segment before it held records up to that seq, lost tail or not.
+  if (!first_seqs.empty()) summary->seq_bound = std::max(summary->seq_bound, first_seqs.back() - 1);
 
   log->writer_ = std::make_unique<LogWriter>(
       fs, options.dir, options.fsync, options.fsync_interval_ms, options.segment_bytes,

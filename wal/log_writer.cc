@@ -112,11 +112,10 @@ void LogWriter::start() {
 
 namespace {
 
-bool opens_segment(const Batch& batch) {
-  for (const Chunk& chunk : batch.chunks) {
-    if (chunk.opens_segment) return true;
-  }
-  return false;
+size_t segments_opened(const Batch& batch) {
+  size_t opened = 0;
+  for (const Chunk& chunk : batch.chunks) opened += chunk.opens_segment ? 1 : 0;
+  return opened;
 }
 
 }  // namespace
@@ -127,8 +126,11 @@ void LogWriter::submit(Batch batch) {
   // was measured taking 23 ms while this writer's thread deleted an old
   // segment), and every client would wait with the loop. The thread writes
   // that batch, and the loop goes on serving. With a spare, rotation here is
-  // a rename.
-  if (inline_writes() && (!opens_segment(batch) || spare_->ready())) {
+  // a rename; but one spare covers one rotation: a batch that starts two
+  // segments (records piled up while the thread was busy) would make the
+  // second file, and sync it, on the loop.
+  const size_t opened = inline_writes() ? segments_opened(batch) : 0;
+  if (inline_writes() && (opened == 0 || (opened == 1 && spare_->ready()))) {
     Status s = write_chunks(batch.chunks);
     if (s.ok()) {
       std::lock_guard<std::mutex> lock(mu_);

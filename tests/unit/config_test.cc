@@ -1,4 +1,7 @@
 #include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
@@ -6,6 +9,7 @@
 #include <vector>
 
 #include "server/config.h"
+#include "server/server.h"
 
 using namespace tq::server;
 
@@ -294,5 +298,27 @@ queues:
     r = load_config_text("queues:\n  defaults:\n    backoff_jitter: 0.5\n", "t.yaml");
     REQUIRE(r.config);
     CHECK(r.config->queue_defaults.backoff_jitter == 0.5);
+  }
+
+  TEST_CASE("metrics.listen on the protocol port is refused before the replay") {
+    // Each address alone can be bound, so checking them one after the other
+    // passed, and tqd failed only at listen(), after replaying the log.
+    const int probe = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(probe >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    socklen_t length = sizeof address;
+    REQUIRE(::getsockname(probe, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    ::close(probe);
+    const std::string port = std::to_string(ntohs(address.sin_port));
+    auto r = load_config_text("server:\n  host: 127.0.0.1\n  port: " + port +
+                                  "\nmetrics:\n  listen: 127.0.0.1:" + port + "\n",
+                              "test.yaml");
+    REQUIRE(r.config);
+    std::string error;
+    CHECK_FALSE(Server::check_address(*r.config, &error));
+    CHECK(error.find("metrics") != std::string::npos);
   }
 }

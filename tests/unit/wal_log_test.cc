@@ -351,6 +351,45 @@ TEST_SUITE("wal_log") {
     CHECK(h.replayed == written);
   }
 
+  TEST_CASE(
+      "fsync=interval: a batch that starts two segments with one spare does not hold up the "
+      "caller") {
+    // One spare covers one rotation. A batch that starts a second segment
+    // (records piled up while the writer was busy, or more than a segment's
+    // worth in one turn) must go to the writer thread: making that file on
+    // the caller means a create and a sync on the event loop.
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.fsync = FsyncPolicy::kInterval;
+    REQUIRE(h.open(o).ok());
+    written = write_records(h, 60);  // past half the segment: a spare is made
+    h.log->wait_spare_idle_for_tests();
+    const size_t segments = segment_count(fs);
+    fs.set_hold_creates(true);
+    h.log->rotate();
+    append_noted(h, written, static_cast<int>(written.size()));
+    h.log->rotate();
+    append_noted(h, written, static_cast<int>(written.size()));
+    auto flushed = std::async(std::launch::async, [&] { h.turn(); });
+    struct Release {  // before `flushed` is destroyed, even on failure
+      MemoryFileSystem& fs;
+      ~Release() { fs.set_hold_creates(false); }
+    } release{fs};
+    // A bound for the failure case only: a flush that creates the file
+    // itself never returns while creates are held.
+    REQUIRE(flushed.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    fs.set_hold_creates(false);
+    REQUIRE(h.wait_durable());
+    CHECK(segment_count(fs) == segments + 2);
+    CHECK(h.log->healthy());
+    h.close();
+    LogHarness again(fs);
+    REQUIRE(again.open(o).ok());
+    CHECK(again.replayed == written);
+  }
+
   TEST_CASE("a power cut while a segment is made leaves it at its full size, or not there") {
     // Made with open(O_CREAT) and fallocate under its own name, a segment
     // could be left empty by a power cut before its first sync: the size is
@@ -614,6 +653,36 @@ TEST_SUITE("wal_log") {
     CHECK_FALSE(fs.exists(empty));
     CHECK(h.summary.removed ==
           std::vector<std::string>{empty + ": it holds only zeros (created, never written)"});
+  }
+
+  TEST_CASE("recover: a newest segment of zeros still bounds the seqs an older lost tail held") {
+    // The newest file is named by its first seq, so the damaged tail of the
+    // segment before it held records up to that seq less one. Removing the
+    // empty file must not forget that: the bound decides how far job ids
+    // skip after a recovery.
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 10);
+    }
+    const std::string older = newest_segment(fs);
+    std::string bytes = fs.contents(older);
+    const size_t last_body = bytes.rfind(body_of(9));
+    REQUIRE(last_body != std::string::npos);
+    bytes[last_body] ^= 0x20;  // the last record: damage, and nothing intact after it
+    fs.set_contents(older, bytes);
+    const uint64_t next_seq = written.back().seq + 1;
+    const std::string empty = kDir + "/" + segment_file_name(next_seq);
+    fs.set_contents(empty, std::string(4096, '\0'));
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    CHECK(h.summary.dropped > 0);
+    CHECK_FALSE(fs.exists(empty));
+    CHECK(h.summary.seq_bound >= next_seq - 1);
   }
 
   TEST_CASE("a segment holding only its header opens, even when the header ends in a zero byte") {
