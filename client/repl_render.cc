@@ -101,10 +101,21 @@ std::string columns(const std::vector<std::string>& lines, const RenderStyle& st
   return out;
 }
 
-// QUEUES lines ("emails ready=3 delayed=1 ...") as a table with a header.
-std::string queue_table(const std::vector<std::string>& lines, const RenderStyle& style) {
-  if (lines.empty()) return paint("(no queues)", kDim, style) + "\n";
-  std::vector<std::string> headers = {"queue"};
+// A cell that reads as a number ("12", or a duration in seconds, "35s"): its
+// column is aligned to the right.
+bool numeric_cell(std::string_view cell) {
+  if (!cell.empty() && cell.back() == 's') cell.remove_suffix(1);
+  return !cell.empty() &&
+         std::all_of(cell.begin(), cell.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Lines of "key=value" words as a table with the keys as its header. A first
+// word without '=' (QUEUES' queue name) is a column headed `first`, aligned
+// to the left; so are other columns unless they hold only numbers.
+std::string key_value_table(const std::vector<std::string>& lines, std::string_view first,
+                            const RenderStyle& style) {
+  std::vector<std::string> headers;
+  std::vector<bool> right;  // per column: aligned to the right
   std::vector<std::vector<std::string>> rows;
   for (const auto& line : lines) {
     std::vector<std::string> row;
@@ -114,11 +125,18 @@ std::string queue_table(const std::vector<std::string>& lines, const RenderStyle
       if (space == std::string::npos) space = line.size();
       std::string word = line.substr(start, space - start);
       size_t eq = word.find('=');
-      if (row.empty() || eq == std::string::npos) {
-        row.push_back(word);
+      if (eq == std::string::npos) {
+        if (rows.empty()) {
+          headers.emplace_back(row.empty() ? first : "");
+          right.push_back(false);
+        }
+        row.push_back(printable(word));
       } else {
-        if (rows.empty()) headers.push_back(word.substr(0, eq));
-        row.push_back(word.substr(eq + 1));
+        if (rows.empty()) {
+          headers.push_back(word.substr(0, eq));
+          right.push_back(true);
+        }
+        row.push_back(printable(word.substr(eq + 1)));
       }
       start = space + 1;
     }
@@ -129,13 +147,14 @@ std::string queue_table(const std::vector<std::string>& lines, const RenderStyle
   for (const auto& row : rows) {
     for (size_t c = 0; c < row.size() && c < widths.size(); ++c) {
       widths[c] = std::max(widths[c], row[c].size());
+      right[c] = right[c] && numeric_cell(row[c]);
     }
   }
   auto format_row = [&](const std::vector<std::string>& row) {
     std::string out;
     for (size_t c = 0; c < row.size() && c < widths.size(); ++c) {
       if (c > 0) out += "  ";
-      out += c == 0 ? pad(row[c], widths[c]) : pad_left(row[c], widths[c]);
+      out += right[c] ? pad_left(row[c], widths[c]) : pad(row[c], widths[c]);
     }
     while (!out.empty() && out.back() == ' ') out.pop_back();
     return out;
@@ -143,6 +162,12 @@ std::string queue_table(const std::vector<std::string>& lines, const RenderStyle
   std::string out = paint(format_row(headers), kCyan, style) + "\n";
   for (const auto& row : rows) out += format_row(row) + "\n";
   return out;
+}
+
+// QUEUES lines ("emails ready=3 delayed=1 ...") as a table with a header.
+std::string queue_table(const std::vector<std::string>& lines, const RenderStyle& style) {
+  if (lines.empty()) return paint("(no queues)", kDim, style) + "\n";
+  return key_value_table(lines, "queue", style);
 }
 
 }  // namespace
@@ -180,6 +205,7 @@ std::string render_reply(const std::vector<std::string_view>& words, const Reply
              "\n";
     case protocol::ReplyShape::kCountedLines:
       if (verb == "QUEUES") return queue_table(reply.lines, style);
+      if (verb == "CLIENTS") return key_value_table(reply.lines, "", style);
       if (verb == "STATS" || verb == "CONFIG") return columns(reply.lines, style);
       {
         std::string out;

@@ -1,6 +1,6 @@
 // How the tq REPL shows a reply to a person: a job as its id, its fields and
-// its payload indented below; STATS and CONFIG as aligned columns; QUEUES as a
-// table; everything else as the server's line. With `raw`, the reply's bytes
+// its payload indented below; STATS and CONFIG as aligned columns; QUEUES and
+// CLIENTS as tables; everything else as the server's line. With `raw`, the reply's bytes
 // exactly as the server sent them, for scripts that parse the protocol.
 //
 // Invariant: without raw, nothing the server sends can reach the terminal as

@@ -87,22 +87,22 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "delete every ready and delayed job", "Answers OK purged <n>. Leased and dead jobs stay."},
     {Verb::kDrop, "DROP", 1, 1, kWrites | kAdmin, -1, kLine, "DROP <queue>",
      "delete a queue and all its jobs", "Answers OK dropped <queue>."},
-    {Verb::kPing, "PING", 0, 0, kNoAuth, -1, kLine, "PING", "check the connection", "Answers OK PONG."},
-    {Verb::kAuth, "AUTH", 1, 1, kNoAuth, -1, kLine, "AUTH <password>",
-     "authenticate the connection",
-     "Needed when the server has auth.password set: until then, only PING, AUTH\n"
-     "and QUIT are answered; anything else is ERROR NOAUTH. Answers OK authenticated;\n"
-     "a wrong password is ERROR NOAUTH, and too many close the connection."},
-    {Verb::kHelp, "HELP", 0, 1, 0, -1, kLines, "HELP [command]",
-     "list commands, or explain one", "Answers OK <n> followed by n lines."},
-    {Verb::kQuit, "QUIT", 0, 0, kNoAuth, -1, kLine, "QUIT", "close the connection",
-     "Answers OK bye, then the server closes the connection."},
     {Verb::kStats, "STATS", 0, 1, 0, -1, kLines, "STATS [queue]", "server or queue figures",
      "Answers OK <n> followed by n lines of <name> <value>."},
     {Verb::kClients, "CLIENTS", 0, 0, kAdmin, -1, kLines, "CLIENTS", "every connection: who, what, waiting",
      "Answers OK <n>, then per connection: id=<n> addr=<ip:port> age=<s>s idle=<s>s\n"
      "cmd=<last command> leases=<jobs it holds> wait=<queues it is blocked on, or ->\n"
      "unsent=<reply bytes not yet written>. The connection asking is in the list."},
+    {Verb::kAuth, "AUTH", 1, 1, kNoAuth, -1, kLine, "AUTH <password>",
+     "authenticate the connection",
+     "Needed when the server has auth.password set: until then, only PING, AUTH\n"
+     "and QUIT are answered; anything else is ERROR NOAUTH. Answers OK authenticated;\n"
+     "a wrong password is ERROR NOAUTH, and too many close the connection."},
+    {Verb::kPing, "PING", 0, 0, kNoAuth, -1, kLine, "PING", "check the connection", "Answers OK PONG."},
+    {Verb::kHelp, "HELP", 0, 1, 0, -1, kLines, "HELP [command]",
+     "list commands, or explain one", "Answers OK <n> followed by n lines."},
+    {Verb::kQuit, "QUIT", 0, 0, kNoAuth, -1, kLine, "QUIT", "close the connection",
+     "Answers OK bye, then the server closes the connection."},
 }};
 
 static_assert(kCommands.size() == static_cast<size_t>(Verb::kCount));

@@ -3,8 +3,10 @@
 // before any handler runs (the model is Redis's command table), so a handler
 // can index its arguments without checking how many there are.
 //
-// Invariant: the table is sorted by nothing and looked up by name, case
-// insensitively; each Verb appears exactly once, at index static_cast<int>(verb).
+// Invariant: the table is looked up by name, case insensitively; each Verb
+// appears exactly once, at index static_cast<int>(verb). Verbs are in the
+// order PROTOCOL.md explains them, which is the order HELP lists them in (a
+// unit test compares the two).
 #pragma once
 
 #include <cstdint>
@@ -33,12 +35,12 @@ enum class Verb : uint8_t {
   kResume,
   kPurge,
   kDrop,
-  kPing,
-  kAuth,
-  kHelp,
-  kQuit,
   kStats,
   kClients,
+  kAuth,
+  kPing,
+  kHelp,
+  kQuit,
   kCount,  // not a verb: the number of verbs
 };
 

@@ -1,5 +1,5 @@
 // How the tq REPL shows replies: jobs with their id and an indented payload,
-// STATS as aligned columns, QUEUES as a table, control bytes escaped, colour
+// STATS as aligned columns, QUEUES and CLIENTS as tables, control bytes escaped, colour
 // only when asked for, and --raw exactly as received.
 #include <doctest/doctest.h>
 
@@ -82,6 +82,19 @@ TEST_SUITE("tq rendering") {
           "emails      3        1       0     0       0\n"
           "orders     12        0       2     1       1\n");
     CHECK(tq::client::render_reply({"QUEUES"}, lines_reply({}), {}) == "(no queues)\n");
+  }
+
+  TEST_CASE("CLIENTS is a table - numbers to the right, addresses, verbs and queues to the left") {
+    CHECK(tq::client::render_reply(
+              {"clients"},
+              lines_reply({"id=5 addr=127.0.0.1:37754 age=3605s idle=12s cmd=ACK leases=4 "
+                           "wait=- unsent=0",
+                           "id=17 addr=[::1]:40114 age=48s idle=48s cmd=DEQUEUE leases=0 "
+                           "wait=emails,orders unsent=655"}),
+              {}) ==
+          "id  addr               age  idle  cmd      leases  wait           unsent\n"
+          " 5  127.0.0.1:37754  3605s   12s  ACK           4  -                   0\n"
+          "17  [::1]:40114        48s   48s  DEQUEUE       0  emails,orders     655\n");
   }
 
   TEST_CASE("control bytes in a payload are escaped so they cannot drive the terminal") {

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <string>
+
 #include "protocol/command_table.h"
 
 using namespace tq::protocol;
@@ -30,5 +33,28 @@ TEST_SUITE("command_table") {
       CHECK(spec.min_args >= 0);
       CHECK((spec.max_args < 0 || spec.max_args >= spec.min_args));
     }
+  }
+
+  TEST_CASE("HELP lists the commands in the order PROTOCOL.md explains them") {
+    // Each "### `VERB ...`" heading names one or more verbs, each opening a
+    // pair of backticks.
+    std::ifstream in(std::string(TQ_SOURCE_DIR) + "/PROTOCOL.md");
+    REQUIRE(in);
+    std::string documented;
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("### `", 0) != 0) continue;
+      size_t open = line.find('`');
+      while (open != std::string::npos) {
+        const size_t close = line.find('`', open + 1);
+        if (close == std::string::npos) break;
+        std::string verb = line.substr(open + 1, close - open - 1);
+        verb = verb.substr(0, verb.find(' '));
+        if (!documented.ends_with(" " + verb)) documented += " " + verb;
+        open = line.find('`', close + 1);
+      }
+    }
+    std::string listed;
+    for (const auto& spec : all_commands()) listed += " " + std::string(spec.name);
+    CHECK(listed == documented);
   }
 }
