@@ -7,8 +7,9 @@
 #                   AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #                   and run the unit and integration suites once more
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)
-#   make install    copy tqd and tq to $(PREFIX)/bin (default /usr/local); for
-#                   systemd, see scripts/tqd.service
+#   make install    copy the built tqd and tq to $(PREFIX)/bin (default
+#                   /usr/local; run make first); for systemd, see
+#                   scripts/tqd.service
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -47,7 +48,10 @@ test-asan: bootstrap
 fuzz: bootstrap
 	scripts/fuzz $(FUZZ_SECONDS)
 
-install: build
+# Not a rebuild: `sudo make install` would otherwise configure and build as
+# root and leave root-owned files in $(BUILD). Build first with `make`.
+install:
+	@test -x $(BUILD)/tqd -a -x $(BUILD)/tq || { echo "make install: nothing built in $(BUILD)/; run make first" >&2; exit 1; }
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
