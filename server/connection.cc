@@ -50,17 +50,19 @@ std::string Connection::peer_address(bool with_port) const {
   if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
   char text[INET6_ADDRSTRLEN] = "";
   uint16_t port = 0;
-  if (addr.ss_family == AF_INET6) {
+  const bool v6 = addr.ss_family == AF_INET6;
+  if (v6) {
     const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
     uv_ip6_name(in6, text, sizeof text);
     port = ntohs(in6->sin6_port);
-    if (with_port) return "[" + std::string(text) + "]:" + std::to_string(port);
   } else {
     const auto* in4 = reinterpret_cast<const sockaddr_in*>(&addr);
     uv_ip4_name(in4, text, sizeof text);
     port = ntohs(in4->sin_port);
   }
-  return with_port ? std::string(text) + ":" + std::to_string(port) : std::string(text);
+  if (!with_port) return text;
+  const std::string host = v6 ? "[" + std::string(text) + "]" : std::string(text);
+  return host + ":" + std::to_string(port);
 }
 
 ClientInfo Connection::describe(uint64_t now_ms, const engine::Engine& engine) const {
