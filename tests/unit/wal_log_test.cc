@@ -28,6 +28,14 @@ std::vector<ReplayedRecord> write_records(LogHarness& h, int n, int from = 0) {
   return written;
 }
 
+// Opens a fresh log on `fs` with the default options, writes n records and
+// closes it again: the starting point of every test that damages a log.
+std::vector<ReplayedRecord> write_closed_log(MemoryFileSystem& fs, int n) {
+  LogHarness h(fs);
+  REQUIRE(h.open().ok());
+  return write_records(h, n);
+}
+
 // Appends record i (type 1) without waiting, and notes it in `written`.
 void append_noted(LogHarness& h, std::vector<ReplayedRecord>& written, int i) {
   auto a = h.log->append(1, body_of(i));
@@ -84,12 +92,7 @@ void rewrite_and_reopen(MemoryFileSystem& fs, LogHarness& h) {
 TEST_SUITE("wal_log") {
   TEST_CASE("records replay in order after a reopen, across rotated segments") {
     MemoryFileSystem fs;
-    std::vector<ReplayedRecord> written;
-    {
-      LogHarness h(fs);
-      REQUIRE(h.open().ok());
-      written = write_records(h, 300);
-    }
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 300);
     CHECK(segment_count(fs) > 3);  // 4 KiB segments
     LogHarness h(fs);
     REQUIRE(h.open().ok());
@@ -102,12 +105,7 @@ TEST_SUITE("wal_log") {
 
   TEST_CASE("a log cut at every byte of its last record replays to the last whole record") {
     MemoryFileSystem fs;
-    std::vector<ReplayedRecord> written;
-    {
-      LogHarness h(fs);
-      REQUIRE(h.open().ok());
-      written = write_records(h, 5);
-    }
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 5);
     const std::string path = newest_segment(fs);
     const std::string full = fs.contents(path);
     const size_t last_size = record_size(written.back().body.size());
@@ -132,12 +130,7 @@ TEST_SUITE("wal_log") {
     // A crash in the middle of a write leaves a prefix of it: whole records,
     // one cut short, then the file's zeros.
     MemoryFileSystem fs;
-    std::vector<ReplayedRecord> written;
-    {
-      LogHarness h(fs);
-      REQUIRE(h.open().ok());
-      written = write_records(h, 8);
-    }
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 8);
     const std::string path = newest_segment(fs);
     const std::string full = fs.contents(path);
     std::vector<size_t> starts;  // of each record, and the end of the last
@@ -184,12 +177,7 @@ TEST_SUITE("wal_log") {
 
   TEST_CASE("a bit flip in an older record stops the open, naming file and offset") {
     MemoryFileSystem fs;
-    std::vector<ReplayedRecord> written;
-    {
-      LogHarness h(fs);
-      REQUIRE(h.open().ok());
-      written = write_records(h, 10);
-    }
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 10);
     const std::string path = newest_segment(fs);
     std::string data = fs.contents(path);
     const size_t third = kSegmentHeaderSize + record_size(written[0].body.size()) +
@@ -639,12 +627,7 @@ TEST_SUITE("wal_log") {
 
   TEST_CASE("a newest segment of zeros (created, never written) is removed, and said so") {
     MemoryFileSystem fs;
-    std::vector<ReplayedRecord> written;
-    {
-      LogHarness h(fs);
-      REQUIRE(h.open().ok());
-      written = write_records(h, 3);
-    }
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 3);
     const std::string empty = kDir + "/" + segment_file_name(written.back().seq + 1);
     fs.set_contents(empty, std::string(4096, '\0'));
     LogHarness h(fs);
@@ -661,12 +644,7 @@ TEST_SUITE("wal_log") {
     // empty file must not forget that: the bound decides how far job ids
     // skip after a recovery.
     MemoryFileSystem fs;
-    std::vector<ReplayedRecord> written;
-    {
-      LogHarness h(fs);
-      REQUIRE(h.open().ok());
-      written = write_records(h, 10);
-    }
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 10);
     const std::string older = newest_segment(fs);
     std::string bytes = fs.contents(older);
     const size_t last_body = bytes.rfind(body_of(9));
@@ -714,12 +692,7 @@ TEST_SUITE("wal_log") {
 
   TEST_CASE("a damaged segment header stops the open - --wal-recover reads its records anyway") {
     MemoryFileSystem fs;
-    std::vector<ReplayedRecord> written;
-    {
-      LogHarness h(fs);
-      REQUIRE(h.open().ok());
-      written = write_records(h, 300);
-    }
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 300);
     const std::vector<std::string> paths = segment_paths(fs);
     REQUIRE(paths.size() >= 4);
     size_t which = 0;
@@ -750,12 +723,7 @@ TEST_SUITE("wal_log") {
 
   TEST_CASE("a middle segment shorter than a header stops the open - --wal-recover skips it") {
     MemoryFileSystem fs;
-    std::vector<ReplayedRecord> written;
-    {
-      LogHarness h(fs);
-      REQUIRE(h.open().ok());
-      written = write_records(h, 300);
-    }
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 300);
     const std::vector<std::string> paths = segment_paths(fs);
     REQUIRE(paths.size() >= 4);
     const std::string path = paths[1];
@@ -792,12 +760,7 @@ TEST_SUITE("wal_log") {
     // may have been acknowledged: dropping it as torn lost it silently, and
     // its id was handed out again.
     MemoryFileSystem fs;
-    std::vector<ReplayedRecord> written;
-    {
-      LogHarness h(fs);
-      REQUIRE(h.open().ok());
-      written = write_records(h, 5);
-    }
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 5);
     const std::string path = newest_segment(fs);
     const std::string full = fs.contents(path);
     size_t end = full.size();
@@ -844,12 +807,7 @@ TEST_SUITE("wal_log") {
     // Records after it are intact: a write cut short has nothing after it,
     // and cutting the tail there would zero acknowledged records.
     MemoryFileSystem fs;
-    std::vector<ReplayedRecord> written;
-    {
-      LogHarness h(fs);
-      REQUIRE(h.open().ok());
-      written = write_records(h, 5);
-    }
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 5);
     const std::string path = newest_segment(fs);
     std::string damaged = fs.contents(path);
     const size_t second = kSegmentHeaderSize + record_size(written[0].body.size());
@@ -874,12 +832,7 @@ TEST_SUITE("wal_log") {
 
   TEST_CASE("the refusal says why a damaged last record is not a torn write") {
     MemoryFileSystem fs;
-    std::vector<ReplayedRecord> written;
-    {
-      LogHarness h(fs);
-      REQUIRE(h.open().ok());
-      written = write_records(h, 2);
-    }
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 2);
     const std::string path = newest_segment(fs);
     std::string data = fs.contents(path);
     const size_t last_start = kSegmentHeaderSize + record_size(written[0].body.size());
