@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "server/commands.h"
+#include "server/listen_address.h"
 #include "server/log.h"
 #include "server/server.h"
 
@@ -44,31 +45,29 @@ bool Connection::start() {
   return true;
 }
 
-std::string Connection::peer_address(bool with_port) const {
+std::optional<sockaddr_storage> Connection::peer() const {
   sockaddr_storage addr{};
   int len = sizeof addr;
-  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
+  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return {};
+  return addr;
+}
+
+std::string Connection::peer_address() const {
+  const std::optional<sockaddr_storage> addr = peer();
+  if (!addr) return "";
   char text[INET6_ADDRSTRLEN] = "";
-  uint16_t port = 0;
-  const bool v6 = addr.ss_family == AF_INET6;
-  if (v6) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
-    uv_ip6_name(in6, text, sizeof text);
-    port = ntohs(in6->sin6_port);
+  if (addr->ss_family == AF_INET6) {
+    uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(&*addr), text, sizeof text);
   } else {
-    const auto* in4 = reinterpret_cast<const sockaddr_in*>(&addr);
-    uv_ip4_name(in4, text, sizeof text);
-    port = ntohs(in4->sin_port);
+    uv_ip4_name(reinterpret_cast<const sockaddr_in*>(&*addr), text, sizeof text);
   }
-  if (!with_port) return text;
-  const std::string host = v6 ? "[" + std::string(text) + "]" : std::string(text);
-  return host + ":" + std::to_string(port);
+  return text;
 }
 
 ClientInfo Connection::describe(uint64_t now_ms, const engine::Engine& engine) const {
   ClientInfo info;
   info.id = id_;
-  info.address = peer_address(true);
+  if (const std::optional<sockaddr_storage> addr = peer()) info.address = describe_address(*addr);
   info.age_ms = now_ms - std::min(now_ms, started_ms_);
   info.idle_ms = now_ms - std::min(now_ms, last_request_ms_);
   info.last_command = last_command_;

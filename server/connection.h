@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 
 #include "protocol/request_parser.h"
@@ -124,9 +125,10 @@ class Connection {
   void consume(size_t n);
   void after_write_drained();
   size_t unsent_bytes() const { return out_.size() + in_flight_; }
-  // The client's IP address as text, with its port when asked ("[::1]:5000"
-  // for IPv6); "" if the socket cannot say.
-  std::string peer_address(bool with_port = false) const;
+  // The client's socket address; nullopt if the socket cannot say.
+  std::optional<sockaddr_storage> peer() const;
+  // The client's IP address as text ("" if the socket cannot say).
+  std::string peer_address() const;
 
   Server& server_;
   const uint64_t id_;
