@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # bench/compare.sh: tq against beanstalkd and redis, same workloads, matching
-# durability, one table. Installs beanstalkd, redis-server and jq from Debian
+# durability, one table. The same workloads also run against tq-ceiling
+# (bench/ceiling_server.cc), a server that keeps nothing and only answers, to
+# show the most any single-threaded server can do on this machine. Installs beanstalkd, redis-server and jq from Debian
 # if they are missing, starts each server on a free loopback port in a
 # temporary directory (never touching a system-wide instance), runs tq-bench
 # against it, stops it, and writes the table, the machine and the date to
@@ -15,10 +17,13 @@
 #          tq wal.fsync: never
 #   fsync  beanstalkd -b DIR -f 0; redis --appendonly yes --appendfsync always;
 #          tq wal.fsync: always
+#   (tq-ceiling: --durability none, log (one write a turn) or fsync (one
+#   write and one fdatasync a turn, on its only thread))
 #
 # usage: bench/compare.sh [--build-dir DIR] [--tqd PATH] [--bench PATH]
 #                         [--threads T] [--replay-jobs N] [--no-replay]
-#                         [--rounds N] [--quick] [--note TEXT] [--out FILE]
+#                         [--rounds N] [--quick] [--no-ceiling] [--note TEXT]
+#                         [--out FILE]
 #
 # Noise on a shared machine only ever slows a run down, so the matrix runs
 # --rounds times (2 by default), every system in every round, and each cell
@@ -35,6 +40,7 @@ threads=1
 replay_jobs=1000000
 do_replay=1
 quick=0
+no_ceiling=0
 rounds=""
 note=""
 out="$repo/bench/RESULTS.md"
@@ -49,9 +55,10 @@ while [ $# -gt 0 ]; do
     --no-replay) do_replay=0; shift ;;
     --quick) quick=1; shift ;;
     --rounds) rounds=$2; shift 2 ;;
+    --no-ceiling) no_ceiling=1; shift ;;
     --note) note=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -68,7 +75,7 @@ produce_limit=1
 consume_limit=2
 mixed_seconds=1
 modes=(none log fsync)
-systems=(tq beanstalkd redis)
+systems=(tq beanstalkd redis ceiling)
 if [ "$quick" = 1 ]; then
   connections=(16)
   pipelines=(32)
@@ -80,6 +87,7 @@ if [ "$quick" = 1 ]; then
   rounds=${rounds:-1}
 fi
 rounds=${rounds:-2}
+[ "$no_ceiling" = 1 ] && systems=(tq beanstalkd redis)
 
 log() { echo "compare: $*" >&2; }
 
@@ -108,14 +116,17 @@ install_missing beanstalkd redis-server jq
 # --- binaries ---------------------------------------------------------------
 
 if [ -z "$tqd" ] || [ -z "$bench" ]; then
-  if [ "$build_dir" = "$repo/build" ] && { [ ! -x "$build_dir/tqd" ] || [ ! -x "$build_dir/tq-bench" ]; }; then
-    log "building tqd and tq-bench (make build)"
+  if [ "$build_dir" = "$repo/build" ] && { [ ! -x "$build_dir/tqd" ] || [ ! -x "$build_dir/tq-bench" ] ||
+      [ ! -x "$build_dir/tq-ceiling" ]; }; then
+    log "building tqd, tq-bench and tq-ceiling (make build)"
     make -C "$repo" build >&2
   fi
   tqd=${tqd:-$build_dir/tqd}
   bench=${bench:-$build_dir/tq-bench}
 fi
-for b in "$tqd" "$bench"; do
+ceiling_server=$(dirname "$bench")/tq-ceiling
+[ "$no_ceiling" = 1 ] && ceiling_server=$bench  # not run; keeps the check below simple
+for b in "$tqd" "$bench" "$ceiling_server"; do
   [ -x "$b" ] || { echo "compare.sh: $b not found; run 'make build' first" >&2; exit 1; }
 done
 
@@ -166,6 +177,18 @@ wait_accepting() {
   return 1
 }
 
+# port_from_log FILE: sets server_port from the "listening on ADDR:PORT" line
+# that tqd and tq-ceiling log when started with --port 0.
+port_from_log() {
+  server_port=""
+  for _ in $(seq 1 400); do
+    server_port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$1" | head -n 1)
+    [ -n "$server_port" ] && break
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.025
+  done
+}
+
 # start_server SYSTEM MODE: starts it in a fresh directory, sets server_pid
 # and server_port.
 start_server() {
@@ -181,13 +204,13 @@ start_server() {
       esac
       "$tqd" --config "$dir/tqd.yaml" --port 0 --data-dir "$dir/data" 2> "$dir/server.log" &
       server_pid=$!
-      server_port=""
-      for _ in $(seq 1 400); do
-        server_port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$dir/server.log" | head -n 1)
-        [ -n "$server_port" ] && break
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.025
-      done
+      port_from_log "$dir/server.log"
+      ;;
+    ceiling)
+      "$ceiling_server" --port 0 --durability "$mode" --log-file "$dir/requests.log" \
+        --size "$size" 2> "$dir/server.log" &
+      server_pid=$!
+      port_from_log "$dir/server.log"
       ;;
     beanstalkd)
       server_port=$(free_port)
@@ -229,7 +252,9 @@ bench_run() {
   local system=$1 mode=$2 c=$3 p=$4 phase=$5
   shift 5
   local json status=0
-  json=$("$bench" --target "$system" --port "$server_port" --server-pid "$server_pid" \
+  local target=$system
+  [ "$system" = ceiling ] && target=tq  # it speaks tq's lines
+  json=$("$bench" --target "$target" --port "$server_port" --server-pid "$server_pid" \
     --connections "$c" --pipeline "$p" --threads "$threads" --size "$size" --phase "$phase" \
     --json "$@" 2> "$work/bench.err") || status=$?
   if [ -z "$json" ] || ! echo "$json" | jq -e . >/dev/null 2>&1; then
@@ -333,6 +358,51 @@ cpu_table=$(jq -rs "$best"'
     | "| \($any.mode) | \($any.c) | \($any.p) | \($any.phase) | \(cell($by.tq)) | \(cell($by.beanstalkd)) | \(cell($by.redis)) |" )
 ' "$results")
 
+# The ceiling: tq-ceiling's rate in each row against the best peer's and tq's.
+# Where it is under twice the best peer, no single-threaded server can be
+# twice as fast as that peer on this machine with this client.
+ceiling_section=""
+if [ "$no_ceiling" = 0 ]; then
+  ceiling_rows="$best"'
+    def order: {"none": 0, "log": 1, "fsync": 2};
+    def phases: {"produce": 0, "consume": 1, "mixed": 2};
+    def rate_of: if . == null or .error != null then null else .jobs_per_sec end;
+    def rows: group_by([order[.mode], .c, .p, phases[.phase]])[]
+      | best_by_system as $by
+      | {mode: .[0].mode, c: .[0].c, p: .[0].p, phase: .[0].phase,
+         tq: ($by.tq | rate_of), ceiling: ($by.ceiling | rate_of),
+         ceiling_p99: (if ($by.ceiling | rate_of) == null then null else $by.ceiling.latency_us.p99 end),
+         best: ([$by.beanstalkd, $by.redis] | map(rate_of | select(. != null)) | max)};'
+  ceiling_table=$(jq -rs "$ceiling_rows"'
+    def rate: if . == null then "-" elif . >= 100000 then "\(. / 1000 | round)k"
+              elif . >= 1000 then "\((. / 100 | round) / 10)k" else "\(. | round)" end;
+    def lat: if . == null then "-" elif . >= 1000 then "\((. / 10 | round) / 100) ms"
+             else "\(. | round) µs" end;
+    def ratio($a; $b): if $a == null or $b == null or $b <= 0 then "-"
+                       else "\(($a / $b * 100 | round) / 100)×" end;
+    "| durability | C | P | phase | ceiling jobs/s | ceiling p99 | best peer jobs/s | ceiling / best peer | tq / ceiling |",
+    "|---|---:|---:|---|---:|---:|---:|---:|---:|",
+    ( rows
+      | "| \(.mode) | \(.c) | \(.p) | \(.phase) | \(.ceiling | rate) | \(.ceiling_p99 | lat) | \(.best | rate) | "
+        + "\(ratio(.ceiling; .best)) | \(ratio(.tq; .ceiling)) |" )
+  ' "$results")
+  ceiling_counts=$(jq -rs "$ceiling_rows"'
+    [rows | select(.ceiling != null and .best != null and .best > 0)]
+    | "\(map(select(.ceiling < 2 * .best)) | length) of \(length) rows have a ceiling under 2× the best peer; "
+      + "tq is at or above the ceiling in \(map(select(.tq != null and .tq >= .ceiling)) | length)."
+  ' "$results")
+  ceiling_section="## The ceiling: what a server that does nothing gets
+
+\`tq-ceiling\` (bench/ceiling_server.cc) keeps no jobs: it answers every line
+at once, with one read and one write per socket a turn, and at \`log\` one
+write of the turn's requests to a file (at \`fsync\` also one fdatasync, on
+its only thread, before the replies). Its rate is the most a single-threaded
+server can get from this client on this machine. ${ceiling_counts}
+
+${ceiling_table}
+"
+fi
+
 failures=$(jq -rs 'map(select(.error != null) | "- round \(.round): \(.system) \(.mode) C=\(.c) P=\(.p) \(.phase): \(.error)") | .[]' "$results")
 
 replay_section="(not run)"
@@ -388,6 +458,7 @@ Durability modes:
 
 ${table}
 
+${ceiling_section}
 ## Who was busy: server CPU per job, client CPU
 
 Server CPU is utime + stime of the server process over the run, divided by

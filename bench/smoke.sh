@@ -2,17 +2,21 @@
 # bench/smoke (CTest): tq-bench against a real tqd, tiny. Starts tqd on a free
 # port with a temporary data dir, runs the produce, consume, mixed and replay
 # phases with a few thousand jobs, and checks each exit status and that the
-# JSON each prints parses and holds sane numbers. A few seconds in all.
+# JSON each prints parses and holds sane numbers. Then the same against
+# tq-ceiling, which compare.sh runs beside the peers. A few seconds in all.
 #
-# usage: smoke.sh TQD TQ_BENCH
+# usage: smoke.sh TQD TQ_BENCH TQ_CEILING
 set -euo pipefail
 
 tqd=$1
 bench=$2
+ceiling=$3
 dir=$(mktemp -d /tmp/tq-bench-smoke.XXXXXX)
 tqd_pid=""
+ceiling_pid=""
 
 cleanup() {
+  [ -z "$ceiling_pid" ] || kill -TERM "$ceiling_pid" 2>/dev/null || true
   if [ -n "$tqd_pid" ] && kill -0 "$tqd_pid" 2>/dev/null; then
     kill -TERM "$tqd_pid" 2>/dev/null || true
     wait "$tqd_pid" 2>/dev/null || true
@@ -91,4 +95,28 @@ check_json "$dir/replay.json" \
   'r["error"] is None and r["jobs"] == 2000 and r["restart_seconds"] > 0 and r["wal_bytes_per_job"] > 100 and r["rss_bytes"] > 0' \
   '.error == null and .jobs == 2000 and .restart_seconds > 0 and .wal_bytes_per_job > 100'
 
-echo "bench/smoke: produce, consume, mixed and replay passed"
+# tq-ceiling, as compare.sh runs it: every reply only after the turn's
+# requests are in its log and synced.
+"$ceiling" --port 0 --durability fsync --log-file "$dir/requests.log" 2> "$dir/ceiling.log" &
+ceiling_pid=$!
+ceiling_port=""
+for _ in $(seq 1 200); do
+  ceiling_port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$dir/ceiling.log" | head -n 1)
+  [ -n "$ceiling_port" ] && break
+  kill -0 "$ceiling_pid" 2>/dev/null || fail "tq-ceiling exited at start: $(cat "$dir/ceiling.log")"
+  sleep 0.05
+done
+[ -n "$ceiling_port" ] || fail "tq-ceiling did not report its port"
+at_ceiling=(--port "$ceiling_port" --connections 4 --pipeline 8 --server-pid "$ceiling_pid")
+"$bench" "${at_ceiling[@]}" --phase produce --jobs 2000 --json > "$dir/ceiling-produce.json" \
+  || fail "produce against tq-ceiling exited $?"
+check_json "$dir/ceiling-produce.json" 'r["error"] is None and r["jobs"] == 2000' \
+  '.error == null and .jobs == 2000'
+"$bench" "${at_ceiling[@]}" --phase consume --jobs 2000 --json > "$dir/ceiling-consume.json" \
+  || fail "consume against tq-ceiling exited $?"
+check_json "$dir/ceiling-consume.json" 'r["error"] is None and r["consume"]["jobs"] == 2000' \
+  '.error == null and .consume.jobs == 2000'
+logged=$(grep -a -c '^ENQUEUE ' "$dir/requests.log" || true)
+[ "$logged" = 2000 ] || fail "tq-ceiling logged $logged ENQUEUE lines, expected 2000"
+
+echo "bench/smoke: produce, consume, mixed and replay passed; tq-ceiling answers and logs"
