@@ -107,6 +107,13 @@ for _ in $(seq 1 200); do
   sleep 0.05
 done
 [ -n "$ceiling_port" ] || fail "tq-ceiling did not report its port"
+# tq-bench reads STATS before and after a run against tq: a listing, so it
+# must be a well-framed one (an "OK <n>" it could not complete cost 5 s a read).
+exec 3<>"/dev/tcp/127.0.0.1/$ceiling_port"
+printf 'STATS\n' >&3
+IFS= read -r -t 5 stats_reply <&3 || fail "tq-ceiling did not answer STATS"
+exec 3>&-
+[ "$stats_reply" = "OK 0" ] || fail "tq-ceiling answered STATS with '$stats_reply', expected 'OK 0'"
 at_ceiling=(--port "$ceiling_port" --connections 4 --pipeline 8 --server-pid "$ceiling_pid")
 "$bench" "${at_ceiling[@]}" --phase produce --jobs 2000 --json > "$dir/ceiling-produce.json" \
   || fail "produce against tq-ceiling exited $?"
