@@ -58,7 +58,7 @@ while [ $# -gt 0 ]; do
     --no-ceiling) no_ceiling=1; shift ;;
     --note) note=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
