@@ -52,6 +52,27 @@ std::string newest_segment(MemoryFileSystem& fs) {
   return kDir + "/" + newest;
 }
 
+// One turn of the log on another thread while the file system holds file
+// creates: the test checks what the turn did, then creates are let go, at
+// the latest when this is destroyed, before the thread is joined (even when
+// a check failed).
+class TurnWhileCreatesHeld {
+ public:
+  TurnWhileCreatesHeld(LogHarness& h, MemoryFileSystem& fs)
+      : fs_(fs), turn_(std::async(std::launch::async, [&h] { h.turn(); })) {}
+  ~TurnWhileCreatesHeld() { fs_.set_hold_creates(false); }
+  TurnWhileCreatesHeld(const TurnWhileCreatesHeld&) = delete;
+  TurnWhileCreatesHeld& operator=(const TurnWhileCreatesHeld&) = delete;
+
+  // Whether the turn returned. The 10 s bound is for the failure case only:
+  // a turn that creates the file itself never returns while creates are held.
+  bool returned() { return turn_.wait_for(std::chrono::seconds(10)) == std::future_status::ready; }
+
+ private:
+  MemoryFileSystem& fs_;
+  std::future<void> turn_;
+};
+
 size_t segment_count(MemoryFileSystem& fs) {
   auto listed = fs.list(kDir);
   std::vector<std::string> names = *listed;
@@ -308,14 +329,8 @@ TEST_SUITE("wal_log") {
         append_noted(h, written, i);
         last_seq = written.back().seq;
       }
-      auto flushed = std::async(std::launch::async, [&] { h.turn(); });
-      struct Release {  // before `flushed` is destroyed, even on failure
-        MemoryFileSystem& fs;
-        ~Release() { fs.set_hold_creates(false); }
-      } release{fs};
-      // A bound for the failure case only: a flush that creates the file
-      // itself never returns while creates are held.
-      REQUIRE(flushed.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+      TurnWhileCreatesHeld flushed(h, fs);
+      REQUIRE(flushed.returned());
       if (spare_ready) {
         CHECK(h.log->durable_seq() == last_seq);  // written in the turn, into the spare
         CHECK(h.log->stats().writer.spare_segments_used == 1);
@@ -360,14 +375,8 @@ TEST_SUITE("wal_log") {
     append_noted(h, written, static_cast<int>(written.size()));
     h.log->rotate();
     append_noted(h, written, static_cast<int>(written.size()));
-    auto flushed = std::async(std::launch::async, [&] { h.turn(); });
-    struct Release {  // before `flushed` is destroyed, even on failure
-      MemoryFileSystem& fs;
-      ~Release() { fs.set_hold_creates(false); }
-    } release{fs};
-    // A bound for the failure case only: a flush that creates the file
-    // itself never returns while creates are held.
-    REQUIRE(flushed.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    TurnWhileCreatesHeld flushed(h, fs);
+    REQUIRE(flushed.returned());
     fs.set_hold_creates(false);
     REQUIRE(h.wait_durable());
     CHECK(segment_count(fs) == segments + 2);
