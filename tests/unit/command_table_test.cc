@@ -26,6 +26,49 @@ TEST_SUITE("command_table") {
     CHECK(find_command("ENQ") == nullptr);
   }
 
+  TEST_CASE("lookup agrees with a letter-by-letter comparison for every byte in every place") {
+    // find_command compares names a word at a time; this checks it against
+    // the plain definition, with each byte of each verb replaced by each of
+    // the 256 values, and with a byte added or removed.
+    auto upper = [](unsigned char c) { return c >= 'a' && c <= 'z' ? c - 32 : c; };
+    auto expected = [&](std::string_view name) -> const CommandSpec* {
+      for (const auto& spec : all_commands()) {
+        if (spec.name.size() != name.size()) continue;
+        bool same = true;
+        for (size_t i = 0; i < name.size(); ++i) {
+          same = same && upper(static_cast<unsigned char>(name[i])) ==
+                             static_cast<unsigned char>(spec.name[i]);
+        }
+        if (same) return &spec;
+      }
+      return nullptr;
+    };
+    size_t found = 0;
+    for (const auto& spec : all_commands()) {
+      const std::string name(spec.name);
+      CHECK(find_command(name) == &spec);
+      for (size_t i = 0; i < name.size(); ++i) {
+        for (int byte = 0; byte < 256; ++byte) {
+          std::string changed = name;
+          changed[i] = static_cast<char>(byte);
+          const CommandSpec* got = find_command(changed);
+          if (got != nullptr) ++found;
+          if (got != expected(changed)) FAIL_CHECK("'" << changed << "' at byte " << i);
+        }
+      }
+      CHECK(find_command(name + "S") == expected(name + "S"));
+      CHECK(find_command(name + std::string(1, '\0')) == nullptr);
+      CHECK(find_command(name.substr(0, name.size() - 1)) ==
+            expected(name.substr(0, name.size() - 1)));
+    }
+    // At least each verb with each of its letters in either case was found.
+    size_t letters = 0;
+    for (const auto& spec : all_commands()) letters += spec.name.size();
+    CHECK(found >= 2 * letters);
+    CHECK(find_command("CLIENTSX") == nullptr);
+    CHECK(find_command("DEQUEUES!") == nullptr);
+  }
+
   TEST_CASE("every command documents its usage starting with its own name") {
     for (const auto& spec : all_commands()) {
       CHECK(spec.usage.substr(0, spec.name.size()) == spec.name);
