@@ -22,6 +22,14 @@
 
 namespace tq::server {
 
+// Vectors a handler fills and empties within one request, kept from one
+// request to the next so that the common DEQUEUE allocates nothing. One per
+// server: requests run one at a time.
+struct HandlerScratch {
+  std::vector<engine::Queue*> queues;
+  std::vector<const engine::Job*> jobs;
+};
+
 // Bounds on what one request may ask for.
 struct RequestLimits {
   int64_t max_wait_ms = 3'600'000;      // DEQUEUE ... WAIT
@@ -71,6 +79,7 @@ struct CommandContext {
   AuthState* auth = nullptr;        // null: no authentication
   LeaseBook* leases = nullptr;      // this connection's deliveries; null: not kept
   const ClientDirectory* clients = nullptr;  // for CLIENTS; null: not available
+  HandlerScratch* scratch = nullptr;         // null: a handler uses its own
   bool close_after_reply = false;   // set by QUIT
   // Set by DEQUEUE: what it appended to the log is leases (and upkeep such
   // as TTL expiries). Unless wal.sync_leases is on, its reply then waits only

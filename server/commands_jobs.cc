@@ -125,7 +125,10 @@ void cmd_put(CommandContext& ctx, const Request& req) {
 }
 
 void cmd_dequeue(CommandContext& ctx, const Request& req) {
-  std::vector<engine::Queue*> queues;
+  HandlerScratch own;
+  HandlerScratch& scratch = ctx.scratch != nullptr ? *ctx.scratch : own;
+  std::vector<engine::Queue*>& queues = scratch.queues;
+  queues.clear();
   size_t count = 1;
   bool framed = false;
   int64_t wait_ms = 0;
@@ -159,7 +162,8 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
     }
   }
 
-  std::vector<const engine::Job*> jobs;
+  std::vector<const engine::Job*>& jobs = scratch.jobs;
+  jobs.clear();
   ctx.engine.dequeue(queues, count, &jobs, ctx.limits.max_batch_bytes);
   ctx.wrote_only_leases = true;
   ctx.vouches = !jobs.empty();
@@ -170,7 +174,7 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
                          num(ctx.waiters->size()) + " workers are waiting already, the limit "
                          "(limits.max_waiters); retry without WAIT or later");
     }
-    ctx.wait = WaitRequest{std::move(queues), count, framed, ctx.engine.now_ms() + wait_ms,
+    ctx.wait = WaitRequest{queues, count, framed, ctx.engine.now_ms() + wait_ms,
                            ctx.limits.max_batch_bytes};
     return;
   }
@@ -206,34 +210,45 @@ void forget_lease(CommandContext& ctx, uint64_t id) {
   if (ctx.leases != nullptr) ctx.leases->forget(id);
 }
 
+void reply_acked(CommandContext& ctx, uint64_t n) {
+  ctx.out += "OK acked ";
+  protocol::append_number(ctx.out, n);
+  ctx.out += '\n';
+}
+
+// One job, the form nearly every worker sends: no list of ids to build.
+void ack_one(CommandContext& ctx, std::string_view id_text, std::optional<std::string_view> queue) {
+  uint64_t id = 0;
+  if (!parse_id(ctx, id_text, &id)) return;
+  if (refuse_superseded(ctx, id)) return;
+  auto acked = ctx.engine.ack(id, queue);
+  if (!acked.ok()) return reply_error(ctx, acked.error());
+  forget_lease(ctx, id);
+  reply_acked(ctx, id);
+}
+
+bool all_digits(std::string_view text) {
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 void cmd_ack(CommandContext& ctx, const Request& req) {
   // ACK <id>..., or ACK <queue> <id> as the original worker sends it. Queue
   // names are never all digits, so the two forms cannot be confused (and
   // 'ACK 0 2' is a bad id, not a queue named 0).
-  const bool digits = req.args[0].find_first_not_of("0123456789") == std::string_view::npos;
-  if (req.args.size() == 2 && !digits) {
-    uint64_t id = 0;
-    if (!parse_id(ctx, req.args[1], &id)) return;
-    if (refuse_superseded(ctx, id)) return;
-    auto acked = ctx.engine.ack(id, req.args[0]);
-    if (!acked.ok()) return reply_error(ctx, acked.error());
-    forget_lease(ctx, id);
-    return reply_ok(ctx, "acked", num(id));
+  if (req.args.size() == 2 && !all_digits(req.args[0])) {
+    return ack_one(ctx, req.args[1], req.args[0]);
   }
+  if (req.args.size() == 1) return ack_one(ctx, req.args[0], std::nullopt);
   std::vector<uint64_t> ids;
   for (std::string_view text : req.args) {
     uint64_t id = 0;
     if (!parse_id(ctx, text, &id)) return;
     ids.push_back(id);
-  }
-  if (ids.size() == 1) {
-    if (refuse_superseded(ctx, ids[0])) return;
-    auto acked = ctx.engine.ack(ids[0]);
-    if (!acked.ok()) return reply_error(ctx, acked.error());
-    forget_lease(ctx, ids[0]);
-    return reply_ok(ctx, "acked", num(ids[0]));
   }
   size_t done = 0;
   std::string failures;
@@ -252,7 +267,7 @@ void cmd_ack(CommandContext& ctx, const Request& req) {
     if (acked.error().code == engine::Errc::kNotFound) code = ErrorCode::kNotFound;
     if (failures.size() < 400) failures += "; " + acked.error().message;
   }
-  if (done == ids.size()) return reply_ok(ctx, "acked", num(done));
+  if (done == ids.size()) return reply_acked(ctx, done);
   reply_error(ctx, code, "acked " + num(done) + " of " + num(ids.size()) + failures);
 }
 

@@ -148,6 +148,7 @@ void Connection::process() {
     const size_t begin = out_.size();
     const uint64_t seq_before = log != nullptr ? log->last_seq() : 0;
     ctx.clients = &server_;
+    ctx.scratch = &server_.handler_scratch();
     if (result == protocol::RequestParser::Result::kError) {
       reply_parse_error(ctx, parser_.error());
     } else {

@@ -95,6 +95,8 @@ class Connection {
   bool waiting_for_log() const { return !held_.empty(); }
   // Whether the server has this connection on its list of log waiters.
   bool listed_for_log = false;
+  // Whether it is on the server's list of connections to flush this iteration.
+  bool listed_for_flush = false;
 
  private:
   struct WriteRequest;

@@ -171,7 +171,12 @@ void Server::accept_one() {
   raw->start();
 }
 
-void Server::want_flush(Connection& connection) { flush_list_.push_back(connection.id()); }
+void Server::want_flush(Connection& connection) {
+  // Every request asks; the connection is listed once an iteration.
+  if (connection.listed_for_flush) return;
+  connection.listed_for_flush = true;
+  flush_list_.push_back(connection.id());
+}
 
 void Server::wait_for_log(Connection& connection) {
   if (connection.listed_for_log) return;
@@ -245,12 +250,16 @@ void Server::on_before_poll(uv_prepare_t* handle) {
     if (self->log_->policy() != wal::FsyncPolicy::kAlways) self->take_log_progress();
   }
   // Replies of this iteration go out together: one write per connection.
-  std::vector<uint64_t> ids;
-  ids.swap(self->flush_list_);
-  for (uint64_t id : ids) {
+  // Two lists swapped back and forth keep their capacity: no allocation an
+  // iteration.
+  self->flushing_.swap(self->flush_list_);
+  for (uint64_t id : self->flushing_) {
     auto it = self->connections_.find(id);
-    if (it != self->connections_.end()) it->second->flush();
+    if (it == self->connections_.end()) continue;
+    it->second->listed_for_flush = false;  // first: flush() may list it again
+    it->second->flush();
   }
+  self->flushing_.clear();
   self->arm_sweeper();
   self->arm_wait_timer();
   self->measure_iteration();  // last: this hook's replies are the iteration's work too

@@ -65,6 +65,7 @@ class Server final : public ClientDirectory {
   void wait_for_log(Connection& connection);
   WaiterTable& waiters() { return waiters_; }
   const RequestLimits& request_limits() const { return request_limits_; }
+  HandlerScratch& handler_scratch() { return handler_scratch_; }
   bool sync_leases() const { return config_.wal_sync_leases; }
   uint64_t loop_now_ms() const { return uv_now(loop_); }
   // Runs the connection's buffered requests before the loop next waits.
@@ -137,12 +138,14 @@ class Server final : public ClientDirectory {
   WaiterTable waiters_;
   AuthThrottle auth_throttle_;  // wrong passwords, per client address and second
   RequestLimits request_limits_;
+  HandlerScratch handler_scratch_;
   std::vector<uint64_t> resume_list_;  // connection ids with requests to run after a wait
   std::vector<uint64_t> log_waiters_;  // connection ids holding replies for the log
 
   std::unique_ptr<MetricsListener> metrics_;  // null: metrics.listen is off
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::vector<uint64_t> flush_list_;  // ids, not pointers: a connection may close first
+  std::vector<uint64_t> flushing_;    // the list being flushed, while flush_list_ fills again
   std::vector<char> read_buffer_;
   uint64_t next_connection_id_ = 1;
   int64_t sweeper_deadline_ms_ = INT64_MAX;  // what the sweeper timer is armed for

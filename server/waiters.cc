@@ -31,6 +31,7 @@ void WaiterTable::cancel(uint64_t connection_id) {
 }
 
 void WaiterTable::serve_ready() {
+  if (!engine_.has_ready_signals()) return;  // runs after every request: most find none
   for (engine::Queue* queue : engine_.take_ready_signals()) serve(queue);
 }
 

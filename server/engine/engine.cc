@@ -276,10 +276,12 @@ Result<Job*> Engine::leased_job(uint64_t id, const char* verb) {
 }
 
 Status Engine::ack(uint64_t id, std::optional<std::string_view> queue_name) {
-  Job* found = jobs_.find(id);
-  if (found != nullptr && queue_name && *queue_name != found->queue->name) {
-    return make_error(Errc::kNotFound, "job " + std::to_string(id) + " is not in queue " +
-                                           quoted(*queue_name));
+  if (queue_name) {
+    const Job* found = jobs_.find(id);
+    if (found != nullptr && *queue_name != found->queue->name) {
+      return make_error(Errc::kNotFound,
+                        "job " + std::to_string(id) + " is not in queue " + quoted(*queue_name));
+    }
   }
   Result<Job*> job = leased_job(id, "ack");
   if (!job.ok()) return job.error();

@@ -174,6 +174,7 @@ class Engine {
   void add_waiter(Queue* queue) { ++queue->waiters; }
   void remove_waiter(Queue* queue) { --queue->waiters; }
   std::vector<Queue*> take_ready_signals();
+  bool has_ready_signals() const { return !ready_signals_.empty(); }
 
   // --- For the journal ---
   void set_observer(ChangeObserver* observer) { observer_ = observer; }
