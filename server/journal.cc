@@ -59,13 +59,9 @@ void encode_queue(std::string& out, const Queue& q) {
   out += static_cast<char>((q.paused ? kPaused : 0) | (s.ttl_dead_letter ? kTtlDeadLetter : 0));
 }
 
-void encode_job(std::string& out, const Job& job, const engine::JobExtras* x) {
-  wal::put_varint(out, job.id);
-  wal::put_varint(out, job.queue->number);
-  out += static_cast<char>(job.state);
-  wal::put_varint(out, job.attempts);
-  wal::put_signed_varint(out, job.priority);
-  wal::put_varint(out, static_cast<uint64_t>(job.state == JobState::kLeased ? 0 : job.deadline_ms));
+// A job record's body but its payload, which follows (Journal::record's
+// tail): the payload is copied once, into the log's batch.
+void encode_job_head(std::string& out, const Job& job, const engine::JobExtras* x) {
   uint8_t flags = 0;
   if (x != nullptr) {
     if (x->expires_at_ms > 0) flags |= kHasExpiry;
@@ -73,12 +69,20 @@ void encode_job(std::string& out, const Job& job, const engine::JobExtras* x) {
     if (!x->dedup_key.empty()) flags |= kHasKey;
     if (job.state == JobState::kDead && !x->reason.empty()) flags |= kHasReason;
   }
-  out += static_cast<char>(flags);
-  if (flags & kHasExpiry) wal::put_varint(out, static_cast<uint64_t>(x->expires_at_ms));
-  if (flags & kHasMaxAttempts) wal::put_varint(out, x->max_attempts);
+  char fixed[8 * wal::kMaxVarintBytes];  // seven varints at most, and two bytes
+  char* p = wal::store_varint(fixed, job.id);
+  p = wal::store_varint(p, job.queue->number);
+  *p++ = static_cast<char>(job.state);
+  p = wal::store_varint(p, job.attempts);
+  p = wal::store_varint(p, wal::zigzag(job.priority));
+  p = wal::store_varint(
+      p, static_cast<uint64_t>(job.state == JobState::kLeased ? 0 : job.deadline_ms));
+  *p++ = static_cast<char>(flags);
+  if (flags & kHasExpiry) p = wal::store_varint(p, static_cast<uint64_t>(x->expires_at_ms));
+  if (flags & kHasMaxAttempts) p = wal::store_varint(p, x->max_attempts);
+  out.append(fixed, p);
   if (flags & kHasKey) wal::put_bytes(out, x->dedup_key);
   if (flags & kHasReason) wal::put_bytes(out, x->reason);
-  out.append(job.payload());
 }
 
 wal::Status bad_body(const char* type) {
@@ -227,9 +231,9 @@ void Journal::attach(wal::Log& log) {
 
 // --- Recording --------------------------------------------------------------
 
-uint32_t Journal::record(RecordType type, const std::string& body) {
+uint32_t Journal::record(RecordType type, std::string_view body, std::string_view body_tail) {
   if (log_ == nullptr) return replay_segment_;
-  wal::Log::Appended appended = log_->append(static_cast<uint8_t>(type), body);
+  wal::Log::Appended appended = log_->append(static_cast<uint8_t>(type), body, body_tail);
   if (type == RecordType::kJob || type == RecordType::kQueue) newest_creation_seq_ = appended.seq;
   if (appended.segment != last_segment_) {
     // Every segment carries the id counters, so they survive the deletion of
@@ -283,15 +287,15 @@ void Journal::queue_purged(Queue& queue) {
 
 void Journal::job_saved(Job& job) {
   scratch_.clear();
-  encode_job(scratch_, job, engine_.extras_of(job));
-  ref(&job.log_segment, record(RecordType::kJob, scratch_), accounted_bytes(job));
+  encode_job_head(scratch_, job, engine_.extras_of(job));
+  ref(&job.log_segment, record(RecordType::kJob, scratch_, job.payload()), accounted_bytes(job));
 }
 
 void Journal::job_leased(Job& job) {
-  scratch_.clear();
-  wal::put_varint(scratch_, job.id);
-  wal::put_varint(scratch_, job.attempts);
-  record(RecordType::kLease, scratch_);
+  char body[2 * wal::kMaxVarintBytes];
+  char* end = wal::store_varint(body, job.id);
+  end = wal::store_varint(end, job.attempts);
+  record(RecordType::kLease, std::string_view(body, static_cast<size_t>(end - body)));
 }
 
 void Journal::job_released(Job& job) {
@@ -313,9 +317,9 @@ void Journal::job_dead(Job& job) {
 
 void Journal::job_removed(Job& job, bool in_bulk) {
   if (!in_bulk) {
-    scratch_.clear();
-    wal::put_varint(scratch_, job.id);
-    record(RecordType::kRemove, scratch_);
+    char body[wal::kMaxVarintBytes];
+    const char* end = wal::store_varint(body, job.id);
+    record(RecordType::kRemove, std::string_view(body, static_cast<size_t>(end - body)));
   }
   unref(job.log_segment, accounted_bytes(job));
   job.log_segment = 0;

@@ -85,7 +85,7 @@ class Journal final : public engine::ChangeObserver {
 
  private:
   // Appends a record (or, during replay, notes the segment being replayed).
-  uint32_t record(RecordType type, const std::string& body);
+  uint32_t record(RecordType type, std::string_view body, std::string_view body_tail = {});
   void ref(uint32_t* slot, uint32_t segment, uint64_t bytes);
   void unref(uint32_t segment, uint64_t bytes);
   void delete_dead_segments();

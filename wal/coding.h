@@ -3,6 +3,7 @@
 // given and says so when the input is short.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -11,41 +12,72 @@
 
 namespace tq::wal {
 
+// The encoders write to a raw buffer and return the end, so a record's
+// fields go out in one append: std::string's per-append checks cost more
+// than the bytes. The std::string forms are for the cold paths.
+inline constexpr size_t kMaxVarintBytes = 10;
+
+// Little-endian on disk whatever the machine; on a little-endian one (every
+// one tq runs on so far) a single move, which the byte loop was not
+// compiled into.
+inline char* store_fixed32(char* p, uint32_t v) {
+  if constexpr (std::endian::native != std::endian::little) v = __builtin_bswap32(v);
+  std::memcpy(p, &v, sizeof v);
+  return p + sizeof v;
+}
+
+inline char* store_fixed64(char* p, uint64_t v) {
+  if constexpr (std::endian::native != std::endian::little) v = __builtin_bswap64(v);
+  std::memcpy(p, &v, sizeof v);
+  return p + sizeof v;
+}
+
+// At most kMaxVarintBytes.
+inline char* store_varint(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+// Zigzag, so small negative numbers stay small.
+inline uint64_t zigzag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+
 inline void put_fixed32(std::string& out, uint32_t v) {
   char b[4];
-  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  out.append(b, 4);
+  out.append(b, store_fixed32(b, v));
 }
 
 inline void put_fixed64(std::string& out, uint64_t v) {
   char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  out.append(b, 8);
+  out.append(b, store_fixed64(b, v));
 }
 
 inline uint32_t get_fixed32(const char* p) {
   uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  std::memcpy(&v, p, sizeof v);
+  if constexpr (std::endian::native != std::endian::little) v = __builtin_bswap32(v);
   return v;
 }
 
 inline uint64_t get_fixed64(const char* p) {
   uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  std::memcpy(&v, p, sizeof v);
+  if constexpr (std::endian::native != std::endian::little) v = __builtin_bswap64(v);
   return v;
 }
 
 inline void put_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out += static_cast<char>((v & 0x7f) | 0x80);
-    v >>= 7;
-  }
-  out += static_cast<char>(v);
+  char b[kMaxVarintBytes];
+  out.append(b, store_varint(b, v));
 }
 
 inline void put_signed_varint(std::string& out, int64_t v) {
-  // Zigzag, so small negative numbers stay small.
-  put_varint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+  put_varint(out, zigzag(v));
 }
 
 inline void put_bytes(std::string& out, std::string_view bytes) {

@@ -184,8 +184,8 @@ void Log::set_progress_callback(std::function<void()> callback) {
 
 void Log::start() { writer_->start(); }
 
-Log::Appended Log::append(uint8_t type, std::string_view body) {
-  const uint64_t size = record_size(body.size());
+Log::Appended Log::append(uint8_t type, std::string_view body, std::string_view body_tail) {
+  const uint64_t size = record_size(body.size() + body_tail.size());
   bool rotate = segments_.empty() || rotate_next_ ||
                 (segments_.back().bytes + size > options_.segment_bytes &&
                  segments_.back().bytes > kSegmentHeaderSize);
@@ -193,6 +193,7 @@ Log::Appended Log::append(uint8_t type, std::string_view body) {
     rotate_next_ = false;
     Segment next{segments_.empty() ? 1 : segments_.back().ordinal + 1, next_seq_, 0};
     Chunk chunk;
+    chunk.bytes = take_buffer();
     chunk.ordinal = next.ordinal;
     chunk.first_seq = next.first_seq;
     chunk.opens_segment = true;
@@ -206,6 +207,7 @@ Log::Appended Log::append(uint8_t type, std::string_view body) {
   Segment& segment = segments_.back();
   if (pending_.chunks.empty() || pending_.chunks.back().ordinal != segment.ordinal) {
     Chunk chunk;
+    chunk.bytes = take_buffer();
     chunk.ordinal = segment.ordinal;
     chunk.first_seq = segment.first_seq;
     chunk.offset = segment.bytes;
@@ -213,7 +215,7 @@ Log::Appended Log::append(uint8_t type, std::string_view body) {
   }
   Chunk& chunk = pending_.chunks.back();
   const uint64_t seq = next_seq_++;
-  append_record(chunk.bytes, type, seq, body);
+  append_record(chunk.bytes, type, seq, body, body_tail);
   chunk.last_seq = seq;
   segment.bytes += size;
   total_bytes_ += size;
@@ -229,7 +231,22 @@ void Log::flush() {
   writer_->submit(std::move(batch));
 }
 
-void Log::apply(const WriterReport& report, Progress* progress) {
+std::string Log::take_buffer() {
+  if (spare_buffers_.empty()) return {};
+  std::string buffer = std::move(spare_buffers_.back());
+  spare_buffers_.pop_back();
+  return buffer;
+}
+
+void Log::apply(WriterReport& report, Progress* progress) {
+  // Kept up to a bound, so that a burst's big batch does not stay resident.
+  constexpr size_t kMaxSpareBuffers = 4;
+  constexpr size_t kMaxSpareBufferBytes = size_t{4} << 20;
+  for (std::string& buffer : report.spent) {
+    if (spare_buffers_.size() < kMaxSpareBuffers && buffer.capacity() <= kMaxSpareBufferBytes) {
+      spare_buffers_.push_back(std::move(buffer));
+    }
+  }
   if (report.durable_seq > durable_seq_) {
     durable_seq_ = report.durable_seq;
     progress->advanced = true;
@@ -255,7 +272,8 @@ void Log::apply(const WriterReport& report, Progress* progress) {
 
 Log::Progress Log::poll() {
   Progress progress;
-  apply(writer_->take_report(), &progress);
+  WriterReport report = writer_->take_report();
+  apply(report, &progress);
   return progress;
 }
 
@@ -301,7 +319,8 @@ Status Log::close() {
     break;
   }
   Status s = writer_->stop();
-  apply(writer_->take_report(), &ignored);
+  WriterReport last = writer_->take_report();
+  apply(last, &ignored);
   return s;
 }
 

@@ -87,7 +87,8 @@ class Log {
     uint64_t seq;
     uint32_t segment;  // ordinal of the segment the record goes into
   };
-  Appended append(uint8_t type, std::string_view body);
+  // The body is `body` followed by `body_tail` (see append_record).
+  Appended append(uint8_t type, std::string_view body, std::string_view body_tail = {});
 
   // Hands what was appended to the writer, if it is idle. Once per iteration,
   // and after poll() (the next batch fills while one is written); the caller
@@ -139,7 +140,10 @@ class Log {
   };
 
   explicit Log(LogOptions options);
-  void apply(const WriterReport& report, Progress* progress);
+  // Takes the report's spent buffers for reuse.
+  void apply(WriterReport& report, Progress* progress);
+  // An empty buffer for a new chunk: a spent one when there is one.
+  std::string take_buffer();
 
   const LogOptions options_;
   std::unique_ptr<FileLock> lock_;
@@ -148,6 +152,7 @@ class Log {
 
   std::deque<Segment> segments_;
   Batch pending_;                 // appended, not yet handed to the writer
+  std::vector<std::string> spare_buffers_;  // written chunks' buffers, empty, to fill again
   uint64_t next_seq_ = 1;
   uint64_t durable_seq_ = 0;
   uint64_t total_bytes_ = 0;

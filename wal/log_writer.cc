@@ -138,6 +138,7 @@ void LogWriter::submit(Batch batch) {
       if (last > report_.durable_seq) report_.durable_seq = last;
       report_.batch_done = true;
       ++stats_.batches;
+      return_buffers(batch);
       if (!batch.delete_first_seqs.empty()) {
         deletions_.insert(deletions_.end(), batch.delete_first_seqs.begin(),
                           batch.delete_first_seqs.end());
@@ -332,9 +333,21 @@ void LogWriter::process_on_thread(Batch batch, bool retry) {
                            batch.delete_first_seqs.end());
   }
   ++stats_.batches;
+  return_buffers(batch);
   idle_.notify_all();
   lock.unlock();
   on_progress_();
+}
+
+void LogWriter::return_buffers(Batch& batch) {
+  // A few are plenty: a batch has one chunk, two when it crosses into a new
+  // segment.
+  constexpr size_t kMaxSpent = 4;
+  for (Chunk& chunk : batch.chunks) {
+    if (report_.spent.size() >= kMaxSpent) break;
+    chunk.bytes.clear();
+    report_.spent.push_back(std::move(chunk.bytes));
+  }
 }
 
 void LogWriter::run() {

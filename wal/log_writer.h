@@ -77,6 +77,11 @@ struct WriterReport {
   std::optional<Status> failure; // a write or sync failed; being retried
   bool recovered = false;        // a failed batch has since succeeded
   std::vector<uint64_t> deleted; // first seqs of segments deleted
+  // The byte buffers of batches written since, emptied, capacity kept: the
+  // loop fills them again instead of growing a new string every batch (a
+  // string grown by doubling copies its bytes about once more, and a big
+  // one can come fresh from mmap, page faults and all).
+  std::vector<std::string> spent;
 };
 
 struct WriterStats {
@@ -136,6 +141,8 @@ class LogWriter {
   // `retry`: an inline write that failed on the loop (already reported).
   void process_on_thread(Batch batch, bool retry);
   Status sync_file(WritableFile& file);
+  // Puts the written batch's buffers in the report. Holds mu_.
+  void return_buffers(Batch& batch);
   Status delete_segments(const std::vector<uint64_t>& first_seqs);
   std::string path_of(uint64_t first_seq) const;
 

@@ -8,15 +8,17 @@
 
 namespace tq::wal {
 
-void append_record(std::string& out, uint8_t type, uint64_t seq, std::string_view body) {
-  size_t start = out.size();
-  out.resize(start + 8);  // checksum, filled in below
-  put_fixed32(out, static_cast<uint32_t>(body.size()));
-  out += static_cast<char>(type);
-  put_fixed64(out, seq);
+void append_record(std::string& out, uint8_t type, uint64_t seq, std::string_view body,
+                   std::string_view body_tail) {
+  const size_t start = out.size();
+  char header[kRecordHeaderSize] = {};  // the checksum's 8 bytes are filled in last
+  char* p = store_fixed32(header + 8, static_cast<uint32_t>(body.size() + body_tail.size()));
+  *p++ = static_cast<char>(type);
+  store_fixed64(p, seq);
+  out.append(header, sizeof header);
   out.append(body);
-  uint64_t sum = XXH3_64bits(out.data() + start + 8, out.size() - start - 8);
-  for (int i = 0; i < 8; ++i) out[start + static_cast<size_t>(i)] = static_cast<char>(sum >> (8 * i));
+  out.append(body_tail);
+  store_fixed64(out.data() + start, XXH3_64bits(out.data() + start + 8, out.size() - start - 8));
 }
 
 void append_segment_header(std::string& out, const SegmentHeader& header) {

@@ -23,7 +23,10 @@ struct SegmentHeader {
 
 inline size_t record_size(size_t body_bytes) { return kRecordHeaderSize + body_bytes; }
 
-void append_record(std::string& out, uint8_t type, uint64_t seq, std::string_view body);
+// The record's body is `body` followed by `body_tail`: a caller whose body
+// is a small encoded head and a large payload need not join them first.
+void append_record(std::string& out, uint8_t type, uint64_t seq, std::string_view body,
+                   std::string_view body_tail = {});
 void append_segment_header(std::string& out, const SegmentHeader& header);
 
 enum class Decoded {
