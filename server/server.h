@@ -131,7 +131,8 @@ class Server final : public ClientDirectory {
   Journal* journal_;
   uv_async_t log_progress_{};
   uv_timer_t wait_timer_{};
-  uv_timer_t housekeeping_{};  // once a second: connection timeouts
+  uv_timer_t housekeeping_{};  // once a second: connection timeouts, idle job memory
+  uint64_t housekeeping_ticks_ = 0;
   uv_timer_t unwaited_records_{};  // bounds how long flush_log() defers records
   bool unwaited_due_ = false;
   int64_t wait_timer_deadline_ms_ = INT64_MAX;

@@ -242,6 +242,9 @@ class Engine {
   // Job memory is faulted in ahead by a helper thread (the server wants it;
   // tests need not start a thread per engine).
   void prefault_job_memory() { jobs_.prefault_memory(); }
+  // Called every few seconds: job memory emptied and left unused since the
+  // last call goes back to the kernel (SlabAllocator::release_idle).
+  void release_idle_job_memory() { jobs_.release_idle_memory(); }
   const QueueSettings& default_settings() const { return defaults_; }
   int64_t now_ms() const { return clock_.now_ms(); }
 

@@ -111,6 +111,9 @@ class JobTable {
   // Job memory and bucket arrays are faulted in ahead, on a helper thread
   // (SlabAllocator::prefault_ahead).
   void prefault_memory() { memory_.prefault_ahead(); }
+  // Empty job memory unused since the last call goes back to the kernel
+  // (SlabAllocator::release_idle).
+  void release_idle_memory() { memory_.release_idle(); }
   // For tests: whether an old bucket array is still being moved from; the
   // size of the current array, of the next one being made ready (0: none),
   // and whether that one is in.

@@ -149,6 +149,7 @@ SlabAllocator::Page* SlabAllocator::take_empty_page() {
   if (!reserve_.empty()) {
     memory = reserve_.back();  // the most recently emptied: likely still in cache
     reserve_.pop_back();
+    idle_pages_ = std::min(idle_pages_, reserve_.size());
   } else if (!released_.empty()) {
     memory = released_.back();  // faults on first touch: the refill fell behind, or no prefaulter
     released_.pop_back();
@@ -234,15 +235,20 @@ void SlabAllocator::retire_page(Page* page) {
   --used_pages_;
   poison(page, kPageBytes);
   reserve_.push_back(reinterpret_cast<char*>(page));
-  // Give memory back in batches, so that pages emptied one after another (a
-  // queue draining in order) go back in a few long runs, not a syscall each.
-  if (reserve_.size() > 2 * reserve_limit()) release_oldest_reserve();
 }
 
-void SlabAllocator::release_oldest_reserve() {
+void SlabAllocator::release_idle() {
+  const size_t floor = reserve_limit();
+  const size_t excess = reserve_.size() > floor ? reserve_.size() - floor : 0;
+  const size_t count = std::min(idle_pages_, excess);
+  if (count > 0) release_oldest_reserve(count);
+  idle_pages_ = reserve_.size();  // the next period starts with all of them idle
+}
+
+void SlabAllocator::release_oldest_reserve(size_t count) {
   ++releases_;
-  const size_t keep = reserve_limit();
-  const size_t count = reserve_.size() - keep;
+  // Sorted, neighbouring pages go back in one call per run, not a call
+  // each: a queue drained in order empties its pages in address order.
   std::sort(reserve_.begin(), reserve_.begin() + static_cast<ptrdiff_t>(count));
   for (size_t i = 0; i < count;) {
     size_t j = i + 1;

@@ -95,7 +95,7 @@ TEST_SUITE("slab_allocator") {
     CHECK(slab.stats().large_bytes == 0);
   }
 
-  TEST_CASE("a drained allocator keeps a small reserve and gives the rest back to the kernel") {
+  TEST_CASE("a drained allocator keeps its pages for one period, then gives all but a floor back") {
     SlabAllocator slab;
     const size_t pages = 1000;
     std::vector<void*> blocks;
@@ -108,11 +108,19 @@ TEST_SUITE("slab_allocator") {
     REQUIRE(used_pages.size() == pages);
     CHECK(slab.stats().used_bytes == pages * kPage);
     for (void* block : blocks) slab.deallocate(block, 164);
+    CHECK(slab.stats().used_bytes == 0);
+    CHECK(slab.stats().reserve_bytes == pages * kPage);  // nothing given back yet
+    CHECK(slab.stats().released_bytes == 0);
 
+    // They emptied during this period: the first call keeps them, the
+    // second finds them unused the whole period and gives them back.
+    slab.release_idle();
+    CHECK(slab.stats().reserve_bytes == pages * kPage);
+    slab.release_idle();
     const auto& stats = slab.stats();
-    CHECK(stats.used_bytes == 0);
-    CHECK(stats.reserve_bytes <= 2 * SlabAllocator::kMinReservePages * kPage);
+    CHECK(stats.reserve_bytes == SlabAllocator::kMinReservePages * kPage);
     CHECK(stats.reserve_bytes + stats.released_bytes == pages * kPage);
+    CHECK(stats.releases == 1);
     size_t still_resident = 0;
     for (uintptr_t page : used_pages) still_resident += resident(page) ? 1 : 0;
     CHECK(still_resident * kPage == stats.reserve_bytes);
@@ -128,6 +136,42 @@ TEST_SUITE("slab_allocator") {
     CHECK(slab.stats().mapped_bytes == mapped);
     CHECK(slab.stats().released_bytes == 0);
     for (void* block : blocks) slab.deallocate(block, 164);
+  }
+
+  TEST_CASE("pages taken from the reserve during a period are not given back at its end") {
+    SlabAllocator slab;
+    const size_t pages = 1000;
+    std::vector<void*> blocks;
+    for (size_t i = 0; i < pages * kPerPage; ++i) blocks.push_back(slab.allocate(164));
+    for (void* block : blocks) slab.deallocate(block, 164);
+    slab.release_idle();  // the period starts with 1000 empty pages
+    REQUIRE(slab.stats().reserve_bytes == pages * kPage);
+
+    // A burst takes 300 pages and gives them back: the reserve is whole
+    // again, but only its 700 oldest pages went unused all period.
+    blocks.clear();
+    for (size_t i = 0; i < 300 * kPerPage; ++i) blocks.push_back(slab.allocate(164));
+    for (void* block : blocks) slab.deallocate(block, 164);
+    REQUIRE(slab.stats().reserve_bytes == pages * kPage);
+    slab.release_idle();
+    CHECK(slab.stats().released_bytes == 700 * kPage);
+    CHECK(slab.stats().reserve_bytes == 300 * kPage);
+
+    // Those 300 then sit unused for a period: down to the floor.
+    slab.release_idle();
+    CHECK(slab.stats().reserve_bytes == SlabAllocator::kMinReservePages * kPage);
+    CHECK(slab.stats().released_bytes == (pages - SlabAllocator::kMinReservePages) * kPage);
+
+    // Pages in use raise the floor to an eighth of them.
+    blocks.clear();
+    for (size_t i = 0; i < 1600 * kPerPage; ++i) blocks.push_back(slab.allocate(164));
+    for (size_t i = 0; i < 800 * kPerPage; ++i) slab.deallocate(blocks[i], 164);  // 800 emptied
+    slab.release_idle();
+    slab.release_idle();
+    CHECK(slab.stats().used_bytes == 800 * kPage);
+    static_assert(800 / 8 > SlabAllocator::kMinReservePages);
+    CHECK(slab.stats().reserve_bytes == 800 / 8 * kPage);
+    for (size_t i = 800 * kPerPage; i < blocks.size(); ++i) slab.deallocate(blocks[i], 164);
   }
 
   TEST_CASE("random sizes, allocated and freed in random order, never overlap") {
@@ -184,6 +228,8 @@ TEST_SUITE("slab_allocator") {
       std::memset(blocks.back(), 1, 164);
     }
     for (void* block : blocks) slab.deallocate(block, 164);
+    slab.release_idle();
+    slab.release_idle();  // the drained pages sat unused a whole period
     REQUIRE(slab.stats().released_bytes > SlabAllocator::kRefillPages * kPage);
     blocks.clear();
 
@@ -227,12 +273,16 @@ TEST_SUITE("slab_allocator") {
     for (size_t i = 0; i < 1000 * kPerPage; ++i) fifo.push_back(slab.allocate(164));
     for (void* block : fifo) slab.deallocate(block, 164);
     fifo.clear();
+    slab.release_idle();
+    slab.release_idle();
     REQUIRE(slab.stats().released_bytes > 0);
     size_t head = 0;  // fifo[head, end) are live
+    // As in the server, idle pages are given back now and then.
     auto run = [&](size_t rounds, size_t pages) {
       for (size_t i = 0; i < rounds; ++i) {
         fifo.push_back(slab.allocate(164));
         if (fifo.size() - head > pages * kPerPage) slab.deallocate(fifo[head++], 164);
+        if (i % (20 * kPerPage) == 0) slab.release_idle();
       }
     };
     auto reserve_within_limit = [&] {
