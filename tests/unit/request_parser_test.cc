@@ -99,6 +99,36 @@ TEST_SUITE("request_parser") {
     }
   }
 
+  TEST_CASE("words split at every run of spaces and tabs, whatever their bytes and lengths") {
+    // Against the plain definition, with words of every length from 1 to
+    // 20 (around the 8-byte steps a faster splitter would take), and bytes
+    // that sit next to a space or a tab in value, or differ from one only
+    // in the high bit.
+    const std::string alphabet =
+        std::string("aZ0!~\x08\x0b\x1f\x21\x89\xa0\xff\r", 13) + std::string(1, '\0');
+    std::mt19937 rng(7);
+    for (int round = 0; round < 3000; ++round) {
+      std::vector<std::string> words;
+      std::string line = "ACK";
+      const int count = 1 + static_cast<int>(rng() % 5);
+      for (int w = 0; w < count; ++w) {
+        const int blanks = 1 + static_cast<int>(rng() % 3);
+        for (int b = 0; b < blanks; ++b) line += (rng() % 2 == 0) ? ' ' : '\t';
+        std::string word;
+        const size_t length = 1 + rng() % 20;
+        for (size_t k = 0; k < length; ++k) word += alphabet[rng() % alphabet.size()];
+        if (word.back() == '\r') word.back() = 'r';  // a final CR would end the line
+        words.push_back(word);
+        line += word;
+      }
+      const int trailing = static_cast<int>(rng() % 3);
+      for (int b = 0; b < trailing; ++b) line += ' ';
+      std::string expected = "ACK";
+      for (const std::string& word : words) expected += "|" + word;
+      REQUIRE(parse_whole(line + "\n") == std::vector<std::string>{expected});
+    }
+  }
+
   TEST_CASE("empty and blank lines are ignored") {
     CHECK(parse_whole("\n\r\n   \n\t\r\nPING\n\n") == std::vector<std::string>{"PING"});
   }
