@@ -1,5 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
 #include "protocol/reply.h"
 #include "protocol/reply_reader.h"
 
@@ -10,6 +15,22 @@ TEST_SUITE("reply") {
     std::string out;
     append_error(out, ErrorCode::kNotFound, "no job 7\r\nOK fake");
     CHECK(out == "ERROR NOTFOUND no job 7  OK fake\n");
+  }
+
+  TEST_CASE("numbers are written as std::to_string writes them") {
+    std::vector<uint64_t> values = {0,   1,   9,    10,    11,      99,         100,
+                                    101, 999, 1000, 65535, 1234567, UINT64_MAX, UINT64_MAX - 1};
+    for (uint64_t p = 10; p <= 10'000'000'000'000'000'000ull; p *= 10) {
+      values.insert(values.end(), {p - 1, p, p + 1});
+      if (p > UINT64_MAX / 10) break;
+    }
+    std::mt19937_64 rng(11);
+    for (int i = 0; i < 10000; ++i) values.push_back(rng() >> (rng() % 64));
+    for (uint64_t v : values) {
+      std::string out = "x";
+      append_number(out, v);
+      REQUIRE(out == "x" + std::to_string(v));
+    }
   }
 
   TEST_CASE("every code name parses back to its code") {
