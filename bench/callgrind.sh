@@ -14,6 +14,8 @@
 #
 # usage: bench/callgrind.sh [--build DIR] [--jobs N] [--wal none|never|always] [--top K]
 set -euo pipefail
+# shellcheck source=bench/listen_port.sh
+source "$(dirname "$0")/listen_port.sh"
 
 build=build
 jobs=200000
@@ -51,12 +53,7 @@ esac
 valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" \
   "$build/tqd" --config "$dir/tqd.yaml" --port 0 --data-dir "$dir/data" 2> "$dir/tqd.log" &
 tqd_pid=$!
-port=""
-for _ in $(seq 1 300); do
-  port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$dir/tqd.log" | head -n 1)
-  [ -n "$port" ] && break
-  sleep 0.1
-done
+port=$(listen_port "$dir/tqd.log" "$tqd_pid") || true
 [ -n "$port" ] || { echo "callgrind.sh: tqd did not start" >&2; cat "$dir/tqd.log" >&2; exit 1; }
 
 for phase in produce consume; do

@@ -31,6 +31,8 @@
 # Between servers the previous one's files are deleted and the page cache
 # synced, so no system pays for another's dirty pages being written back.
 set -euo pipefail
+# shellcheck source=bench/listen_port.sh
+source "$(dirname "$0")/listen_port.sh"
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 build_dir="$repo/build"
@@ -178,15 +180,9 @@ wait_accepting() {
 }
 
 # port_from_log FILE: sets server_port from the "listening on ADDR:PORT" line
-# that tqd and tq-ceiling log when started with --port 0.
+# that tqd and tq-ceiling log when started with --port 0 (empty if none).
 port_from_log() {
-  server_port=""
-  for _ in $(seq 1 400); do
-    server_port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$1" | head -n 1)
-    [ -n "$server_port" ] && break
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.025
-  done
+  server_port=$(listen_port "$1" "$server_pid") || server_port=""
 }
 
 # start_server SYSTEM MODE: starts it in a fresh directory, sets server_pid

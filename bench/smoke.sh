@@ -7,6 +7,8 @@
 #
 # usage: smoke.sh TQD TQ_BENCH TQ_CEILING
 set -euo pipefail
+# shellcheck source=bench/listen_port.sh
+source "$(dirname "$0")/listen_port.sh"
 
 tqd=$1
 bench=$2
@@ -55,14 +57,7 @@ PY
 printf 'wal:\n  fsync: never\n' > "$dir/tqd.yaml"
 "$tqd" --config "$dir/tqd.yaml" --port 0 --data-dir "$dir/data" 2> "$dir/tqd.log" &
 tqd_pid=$!
-port=""
-for _ in $(seq 1 200); do
-  port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$dir/tqd.log" | head -n 1)
-  [ -n "$port" ] && break
-  kill -0 "$tqd_pid" 2>/dev/null || fail "tqd exited at start"
-  sleep 0.05
-done
-[ -n "$port" ] || fail "tqd did not report its port"
+port=$(listen_port "$dir/tqd.log" "$tqd_pid") || fail "tqd did not report its port"
 
 common=(--port "$port" --connections 4 --pipeline 8 --server-pid "$tqd_pid" --queue-prefix smoke)
 
@@ -99,14 +94,8 @@ check_json "$dir/replay.json" \
 # requests are in its log and synced.
 "$ceiling" --port 0 --durability fsync --log-file "$dir/requests.log" 2> "$dir/ceiling.log" &
 ceiling_pid=$!
-ceiling_port=""
-for _ in $(seq 1 200); do
-  ceiling_port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$dir/ceiling.log" | head -n 1)
-  [ -n "$ceiling_port" ] && break
-  kill -0 "$ceiling_pid" 2>/dev/null || fail "tq-ceiling exited at start: $(cat "$dir/ceiling.log")"
-  sleep 0.05
-done
-[ -n "$ceiling_port" ] || fail "tq-ceiling did not report its port"
+ceiling_port=$(listen_port "$dir/ceiling.log" "$ceiling_pid") ||
+  fail "tq-ceiling did not report its port: $(cat "$dir/ceiling.log")"
 # tq-bench reads STATS before and after a run against tq: a listing, so it
 # must be a well-framed one (an "OK <n>" it could not complete cost 5 s a read).
 exec 3<>"/dev/tcp/127.0.0.1/$ceiling_port"
