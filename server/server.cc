@@ -53,6 +53,8 @@ Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, Se
   wait_timer_.data = this;
   uv_timer_init(loop_, &housekeeping_);
   housekeeping_.data = this;
+  uv_timer_init(loop_, &memory_release_);
+  memory_release_.data = this;
   uv_timer_start(&housekeeping_, on_housekeeping, 1000, 1000);
   uv_timer_init(loop_, &unwaited_records_);
   unwaited_records_.data = this;
@@ -327,7 +329,11 @@ void Server::on_housekeeping(uv_timer_t* handle) {
   // Job memory left empty for 5-10 s goes back to the kernel; a queue that
   // refills sooner keeps its pages (SlabAllocator says why).
   constexpr uint64_t kIdleMemoryTicks = 5;
-  if (++self->housekeeping_ticks_ % kIdleMemoryTicks == 0) self->engine_.release_idle_job_memory();
+  constexpr uint64_t kMemoryReleaseEveryMs = 10;  // between slices (on_memory_release)
+  if (++self->housekeeping_ticks_ % kIdleMemoryTicks == 0 &&
+      self->engine_.mark_idle_job_memory() > 0) {
+    uv_timer_start(&self->memory_release_, on_memory_release, 0, kMemoryReleaseEveryMs);
+  }
   for (auto& [id, connection] : self->connections_) {
     switch (connection->enforce_timeouts(now, static_cast<uint64_t>(c.idle_timeout_ms),
                                          static_cast<uint64_t>(c.request_timeout_ms),
@@ -338,6 +344,14 @@ void Server::on_housekeeping(uv_timer_t* handle) {
       case Connection::Timeout::kNotReading: ++self->stats_.timeouts_send; break;
     }
   }
+}
+
+void Server::on_memory_release(uv_timer_t* handle) {
+  auto* self = static_cast<Server*>(handle->data);
+  // 1024 pages (4 MiB) a slice took about 0.4 ms here: a drained backlog of
+  // 160 MB goes back in 0.4 s, with no iteration of the loop held long.
+  constexpr size_t kPagesPerSlice = 1024;
+  if (self->engine_.release_marked_job_memory(kPagesPerSlice) == 0) uv_timer_stop(handle);
 }
 
 void Server::on_wait_timeout(uv_timer_t* handle) {
@@ -462,6 +476,7 @@ void Server::close_handles_if_done() {
   uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&wait_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&housekeeping_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&memory_release_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&unwaited_records_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);

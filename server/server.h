@@ -88,6 +88,7 @@ class Server final : public ClientDirectory {
   static void on_log_progress(uv_async_t* handle);
   static void on_wait_timeout(uv_timer_t* handle);
   static void on_housekeeping(uv_timer_t* handle);
+  static void on_memory_release(uv_timer_t* handle);
   static void on_unwaited_records(uv_timer_t* handle);
 
   // Hands the iteration's records to the log's writer, or (fsync=always,
@@ -133,6 +134,7 @@ class Server final : public ClientDirectory {
   uv_timer_t wait_timer_{};
   uv_timer_t housekeeping_{};  // once a second: connection timeouts, idle job memory
   uint64_t housekeeping_ticks_ = 0;
+  uv_timer_t memory_release_{};    // while idle job memory is marked: a slice every few ms
   uv_timer_t unwaited_records_{};  // bounds how long flush_log() defers records
   bool unwaited_due_ = false;
   int64_t wait_timer_deadline_ms_ = INT64_MAX;

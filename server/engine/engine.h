@@ -242,9 +242,13 @@ class Engine {
   // Job memory is faulted in ahead by a helper thread (the server wants it;
   // tests need not start a thread per engine).
   void prefault_job_memory() { jobs_.prefault_memory(); }
-  // Called every few seconds: job memory emptied and left unused since the
-  // last call goes back to the kernel (SlabAllocator::release_idle).
-  void release_idle_job_memory() { jobs_.release_idle_memory(); }
+  // Called every few seconds: marks the job memory left empty and unused
+  // since the last call, to go back to the kernel; returns how many pages.
+  size_t mark_idle_job_memory() { return jobs_.mark_idle_memory(); }
+  // Gives up to `max_pages` marked pages back; returns how many stay marked.
+  size_t release_marked_job_memory(size_t max_pages) {
+    return jobs_.release_marked_memory(max_pages);
+  }
   const QueueSettings& default_settings() const { return defaults_; }
   int64_t now_ms() const { return clock_.now_ms(); }
 

@@ -111,9 +111,10 @@ class JobTable {
   // Job memory and bucket arrays are faulted in ahead, on a helper thread
   // (SlabAllocator::prefault_ahead).
   void prefault_memory() { memory_.prefault_ahead(); }
-  // Empty job memory unused since the last call goes back to the kernel
-  // (SlabAllocator::release_idle).
-  void release_idle_memory() { memory_.release_idle(); }
+  // Job memory left empty and unused a whole period goes back to the
+  // kernel, a slice at a time (SlabAllocator::mark_idle, release_marked).
+  size_t mark_idle_memory() { return memory_.mark_idle(); }
+  size_t release_marked_memory(size_t max_pages) { return memory_.release_marked(max_pages); }
   // For tests: whether an old bucket array is still being moved from; the
   // size of the current array, of the next one being made ready (0: none),
   // and whether that one is in.

@@ -150,6 +150,7 @@ SlabAllocator::Page* SlabAllocator::take_empty_page() {
     memory = reserve_.back();  // the most recently emptied: likely still in cache
     reserve_.pop_back();
     idle_pages_ = std::min(idle_pages_, reserve_.size());
+    marked_pages_ = std::min(marked_pages_, reserve_.size());  // taken again: kept
   } else if (!released_.empty()) {
     memory = released_.back();  // faults on first touch: the refill fell behind, or no prefaulter
     released_.pop_back();
@@ -172,8 +173,8 @@ void SlabAllocator::refill_reserve() {
     refilling_.clear();
   }
   // Only when the reserve is half gone (a backlog is growing), and never past
-  // the reserve's limit: more would be given back at the next free (past
-  // twice the limit), and a steady queue would cycle pages between the
+  // the reserve's limit (its floor): what sits above it unused goes back at
+  // the next period's end, and a steady queue would cycle pages between the
   // kernel and the reserve.
   const size_t limit = reserve_limit();
   if (released_.empty() || reserve_.size() >= limit / 2) return;
@@ -237,12 +238,27 @@ void SlabAllocator::retire_page(Page* page) {
   reserve_.push_back(reinterpret_cast<char*>(page));
 }
 
-void SlabAllocator::release_idle() {
+size_t SlabAllocator::mark_idle() {
   const size_t floor = reserve_limit();
   const size_t excess = reserve_.size() > floor ? reserve_.size() - floor : 0;
-  const size_t count = std::min(idle_pages_, excess);
-  if (count > 0) release_oldest_reserve(count);
+  marked_pages_ = std::min(idle_pages_, excess);
   idle_pages_ = reserve_.size();  // the next period starts with all of them idle
+  return marked_pages_;
+}
+
+size_t SlabAllocator::release_marked(size_t max_pages) {
+  const size_t floor = reserve_limit();
+  const size_t excess = reserve_.size() > floor ? reserve_.size() - floor : 0;
+  const size_t count = std::min({marked_pages_, max_pages, excess});
+  if (count > 0) release_oldest_reserve(count);
+  marked_pages_ = count < marked_pages_ && count < excess ? marked_pages_ - count : 0;
+  idle_pages_ -= std::min(idle_pages_, count);  // they were the oldest: counted first
+  return marked_pages_;
+}
+
+void SlabAllocator::release_idle() {
+  mark_idle();
+  release_marked(SIZE_MAX);
 }
 
 void SlabAllocator::release_oldest_reserve(size_t count) {

@@ -12,9 +12,10 @@
 // Pages are cut from 2 MiB regions mapped once (in 4 KiB pages, never huge
 // ones: job.h says why). A page whose blocks are all freed goes to a
 // reserve, and is handed out again before any other. Pages that then sit in
-// the reserve, unused, for a whole period between two calls of
-// release_idle() (the server calls it every few seconds) go back to the
-// kernel (MADV_DONTNEED), down to a small floor. So a queue that drains
+// the reserve, unused, for a whole period between two calls of mark_idle()
+// (the server calls it every few seconds) go back to the kernel
+// (MADV_DONTNEED, a slice at a time: release_marked), down to a small
+// floor. So a queue that drains
 // gives back its memory, which malloc does not do for chunks in the middle
 // of its heap, but not at once: a queue that fills again within the period
 // (bursts, or the next wave of work) finds its pages resident instead of
@@ -60,7 +61,7 @@ class SlabAllocator {
   // Above this malloc's 8-16 bytes are under 6% of a block, and a page holds
   // too few blocks for its unused tail to be cheaper.
   static constexpr size_t kMaxSlabBlock = 256;
-  // The reserve's floor: release_idle() keeps at least this many empty
+  // The reserve's floor: mark_idle() keeps at least this many empty
   // pages resident, or an eighth of the pages in use if that is more (a FIFO
   // queue empties and refills pages all the time).
   static constexpr size_t kMinReservePages = 64;
@@ -101,10 +102,17 @@ class SlabAllocator {
   // it their memory too.
   Prefaulter* prefaulter() const { return prefaulter_.get(); }
 
-  // Gives back to the kernel the empty pages that stayed in the reserve,
-  // untaken, since the previous call, keeping the reserve's floor. A page
-  // emptied just before a call is therefore given back at the call after
-  // next: between one and two periods after it emptied.
+  // Ends a period: marks for giving back the empty pages that stayed in the
+  // reserve, untaken, since the previous call (keeping the reserve's floor),
+  // and returns how many. A page emptied just before a call is therefore
+  // marked at the call after next: one to two periods after it emptied.
+  size_t mark_idle();
+  // Gives up to `max_pages` of the marked pages back to the kernel, oldest
+  // first; returns how many stay marked. In slices, because giving back a
+  // drained backlog at once (MADV_DONTNEED of 160 MB) held the caller for
+  // 17 ms. A marked page taken again before its turn is simply kept.
+  size_t release_marked(size_t max_pages);
+  // Both at once (tests).
   void release_idle();
 
   Stats stats() const;
@@ -134,9 +142,11 @@ class SlabAllocator {
   // Empty pages, oldest first. Addresses only: releasing a page must not
   // touch it (a cache miss each, and a fault for a released one).
   std::vector<char*> reserve_;  // memory resident; taken from the back
-  // The fewest pages the reserve held since the last release_idle(): its
+  // The fewest pages the reserve held since the last mark_idle(): its
   // first idle_pages_ were not taken all that time.
   size_t idle_pages_ = 0;
+  // The first marked_pages_ of reserve_ are to be given back (mark_idle).
+  size_t marked_pages_ = 0;
   std::vector<char*> released_;  // memory given back
   std::vector<char*> refilling_;  // released pages the prefaulter is faulting in
   std::shared_ptr<std::atomic<bool>> refill_done_;

@@ -174,6 +174,34 @@ TEST_SUITE("slab_allocator") {
     for (size_t i = 800 * kPerPage; i < blocks.size(); ++i) slab.deallocate(blocks[i], 164);
   }
 
+  TEST_CASE("marked pages go back a slice at a time, and a marked page taken again is kept") {
+    SlabAllocator slab;
+    const size_t pages = 1000;
+    std::vector<void*> blocks;
+    for (size_t i = 0; i < pages * kPerPage; ++i) blocks.push_back(slab.allocate(164));
+    for (void* block : blocks) slab.deallocate(block, 164);
+    CHECK(slab.mark_idle() == 0);  // emptied this period: none idle a whole one
+    const size_t floor = SlabAllocator::kMinReservePages;
+    REQUIRE(slab.mark_idle() == pages - floor);
+
+    CHECK(slab.release_marked(100) == pages - floor - 100);
+    CHECK(slab.stats().released_bytes == 100 * kPage);
+    CHECK(slab.stats().releases == 1);
+    // A burst between slices takes 200 pages from the top of the reserve:
+    // the 64 unmarked ones, then 136 marked ones, which are kept. The 700
+    // below them stay marked and go back.
+    blocks.clear();
+    for (size_t i = 0; i < 200 * kPerPage; ++i) blocks.push_back(slab.allocate(164));
+    CHECK(slab.stats().reserve_bytes == 700 * kPage);
+    CHECK(slab.release_marked(300) == 400);
+    CHECK(slab.stats().released_bytes == 400 * kPage);
+    // What is left would take the reserve below its floor: only down to it.
+    CHECK(slab.release_marked(SIZE_MAX) == 0);
+    CHECK(slab.stats().reserve_bytes == floor * kPage);
+    CHECK(slab.release_marked(SIZE_MAX) == 0);
+    for (void* block : blocks) slab.deallocate(block, 164);
+  }
+
   TEST_CASE("random sizes, allocated and freed in random order, never overlap") {
     SlabAllocator slab;
     std::mt19937 random(12345);
