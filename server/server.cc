@@ -45,6 +45,8 @@ Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, Se
   uv_prepare_init(loop_, &before_poll_);
   before_poll_.data = this;
   uv_prepare_start(&before_poll_, on_before_poll);
+  uv_idle_init(loop_, &run_again_);
+  run_again_.data = this;
   uv_timer_init(loop_, &sweeper_);
   sweeper_.data = this;
   uv_timer_init(loop_, &shutdown_timer_);
@@ -255,6 +257,7 @@ void Server::on_before_poll(uv_prepare_t* handle) {
   // Two lists swapped back and forth keep their capacity: no allocation an
   // iteration.
   self->flushing_.swap(self->flush_list_);
+  const uint64_t seq_before_flush = self->log_ != nullptr ? self->log_->last_seq() : 0;
   for (uint64_t id : self->flushing_) {
     auto it = self->connections_.find(id);
     if (it == self->connections_.end()) continue;
@@ -262,6 +265,13 @@ void Server::on_before_poll(uv_prepare_t* handle) {
     it->second->flush();
   }
   self->flushing_.clear();
+  // A flush that drained a paused connection ran the requests it had
+  // waiting: their replies, and the records they wrote, are for the next
+  // iteration, which must not wait for an event. Nothing else may come: the
+  // client sent everything and waits for the answers (a worker pulling big
+  // batches stalled a second at each pause, until the housekeeping timer).
+  const bool wrote = self->log_ != nullptr && self->log_->last_seq() != seq_before_flush;
+  if (!self->flush_list_.empty() || wrote) uv_idle_start(&self->run_again_, on_run_again);
   self->arm_sweeper();
   self->arm_wait_timer();
   self->measure_iteration();  // last: this hook's replies are the iteration's work too
@@ -344,6 +354,10 @@ void Server::on_housekeeping(uv_timer_t* handle) {
       case Connection::Timeout::kNotReading: ++self->stats_.timeouts_send; break;
     }
   }
+}
+
+void Server::on_run_again(uv_idle_t* handle) {
+  uv_idle_stop(handle);  // once: the before-poll hook starts it again if need be
 }
 
 void Server::on_memory_release(uv_timer_t* handle) {
@@ -472,6 +486,7 @@ void Server::close_handles_if_done() {
   }
   if (metrics_) metrics_->close();
   uv_close(reinterpret_cast<uv_handle_t*>(&before_poll_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&run_again_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sweeper_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&wait_timer_), nullptr);

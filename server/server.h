@@ -88,6 +88,7 @@ class Server final : public ClientDirectory {
   static void on_log_progress(uv_async_t* handle);
   static void on_wait_timeout(uv_timer_t* handle);
   static void on_housekeeping(uv_timer_t* handle);
+  static void on_run_again(uv_idle_t* handle);
   static void on_memory_release(uv_timer_t* handle);
   static void on_unwaited_records(uv_timer_t* handle);
 
@@ -123,6 +124,10 @@ class Server final : public ClientDirectory {
 
   uv_tcp_t listener_{};
   uv_prepare_t before_poll_{};
+  // Started by the before-poll hook when it made work of its own (a
+  // connection un-paused by a flush ran requests): an active idle handle
+  // keeps the next poll from waiting, so that work goes out at once.
+  uv_idle_t run_again_{};
   uv_timer_t sweeper_{};
   uv_timer_t shutdown_timer_{};
   uv_signal_t sigint_{};

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include <set>
 #include <thread>
@@ -68,6 +69,51 @@ TEST_SUITE("concurrency") {
     threads.join();
     CHECK(seen.size() == kProducers * kJobsEach);
     CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == seen.size());
+  }
+
+  TEST_CASE("a worker pulling big batches in one write gets every reply without a stall") {
+    // 24 x DEQUEUE COUNT 1000 of 200-byte jobs is 5 MB of replies: tqd
+    // stops reading past 1 MiB unsent and starts again once the client has
+    // read them. A flush that drained the connection ran the requests
+    // waiting behind the pause, and their replies then sat until the next
+    // event, the housekeeping timer a second later: a pause of up to a
+    // second at each of the four or so pauses (6.2 s for 40 batches). A
+    // batch takes milliseconds; no wait here may come near that second.
+    TqdOptions options;
+    options.config_yaml = "wal:\n  fsync: never\n";
+    TqdProcess tqd(options);
+    auto s = tqd.socket();
+    REQUIRE(s.send("CREATE big\n").ok());
+    REQUIRE(*s.read_line() == "OK created big");
+    constexpr int kBatches = 24;
+    constexpr int kPerBatch = 1000;
+    const std::string enqueue = "ENQUEUE big " + std::string(200, 'x') + "\n";
+    std::string jobs;
+    for (int i = 0; i < kBatches * kPerBatch; ++i) jobs += enqueue;
+    REQUIRE(s.send(jobs).ok());
+    for (int i = 0; i < kBatches * kPerBatch; ++i) REQUIRE(s.read_line()->rfind("OK ", 0) == 0);
+
+    std::string pulls;
+    for (int i = 0; i < kBatches; ++i)
+      pulls += "DEQUEUE big COUNT " + std::to_string(kPerBatch) + "\n";
+    REQUIRE(s.send(pulls).ok());
+    auto longest = std::chrono::steady_clock::duration::zero();
+    auto last = std::chrono::steady_clock::now();
+    for (int b = 0; b < kBatches; ++b) {
+      auto head = s.read_line();
+      const auto now = std::chrono::steady_clock::now();
+      longest = std::max(longest, now - last);
+      last = now;
+      REQUIRE(head.ok());
+      REQUIRE(*head == "OK " + std::to_string(kPerBatch));
+      for (int j = 0; j < kPerBatch; ++j) {
+        auto frame = s.read_line();
+        REQUIRE(frame.ok());
+        REQUIRE(frame->rfind("JOB ", 0) == 0);
+        REQUIRE(s.read_body(200).ok());  // the payload (and the line end after it)
+      }
+    }
+    CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(longest).count() < 500);
   }
 
   TEST_CASE("connections over limits.max_connections are refused with MAXCONN") {
