@@ -37,6 +37,14 @@ uint64_t minor_faults_of_this_thread() {
   return static_cast<uint64_t>(usage.ru_minflt);
 }
 
+// Fills `pages` pages with blocks and frees them all: the pages are then
+// in the reserve, emptied in this period.
+void fill_and_drain(SlabAllocator& slab, size_t pages) {
+  std::vector<void*> blocks;
+  for (size_t i = 0; i < pages * kPerPage; ++i) blocks.push_back(slab.allocate(164));
+  for (void* block : blocks) slab.deallocate(block, 164);
+}
+
 bool resident(uintptr_t page) {
   unsigned char in_core = 0;
   REQUIRE(mincore(reinterpret_cast<void*>(page), kPage, &in_core) == 0);
@@ -141,17 +149,13 @@ TEST_SUITE("slab_allocator") {
   TEST_CASE("pages taken from the reserve during a period are not given back at its end") {
     SlabAllocator slab;
     const size_t pages = 1000;
-    std::vector<void*> blocks;
-    for (size_t i = 0; i < pages * kPerPage; ++i) blocks.push_back(slab.allocate(164));
-    for (void* block : blocks) slab.deallocate(block, 164);
+    fill_and_drain(slab, pages);
     slab.release_idle();  // the period starts with 1000 empty pages
     REQUIRE(slab.stats().reserve_bytes == pages * kPage);
 
     // A burst takes 300 pages and gives them back: the reserve is whole
     // again, but only its 700 oldest pages went unused all period.
-    blocks.clear();
-    for (size_t i = 0; i < 300 * kPerPage; ++i) blocks.push_back(slab.allocate(164));
-    for (void* block : blocks) slab.deallocate(block, 164);
+    fill_and_drain(slab, 300);
     REQUIRE(slab.stats().reserve_bytes == pages * kPage);
     slab.release_idle();
     CHECK(slab.stats().released_bytes == 700 * kPage);
@@ -163,7 +167,7 @@ TEST_SUITE("slab_allocator") {
     CHECK(slab.stats().released_bytes == (pages - SlabAllocator::kMinReservePages) * kPage);
 
     // Pages in use raise the floor to an eighth of them.
-    blocks.clear();
+    std::vector<void*> blocks;
     for (size_t i = 0; i < 1600 * kPerPage; ++i) blocks.push_back(slab.allocate(164));
     for (size_t i = 0; i < 800 * kPerPage; ++i) slab.deallocate(blocks[i], 164);  // 800 emptied
     slab.release_idle();
@@ -177,9 +181,7 @@ TEST_SUITE("slab_allocator") {
   TEST_CASE("marked pages go back a slice at a time, and a marked page taken again is kept") {
     SlabAllocator slab;
     const size_t pages = 1000;
-    std::vector<void*> blocks;
-    for (size_t i = 0; i < pages * kPerPage; ++i) blocks.push_back(slab.allocate(164));
-    for (void* block : blocks) slab.deallocate(block, 164);
+    fill_and_drain(slab, pages);
     CHECK(slab.mark_idle() == 0);  // emptied this period: none idle a whole one
     const size_t floor = SlabAllocator::kMinReservePages;
     REQUIRE(slab.mark_idle() == pages - floor);
@@ -190,7 +192,7 @@ TEST_SUITE("slab_allocator") {
     // A burst between slices takes 200 pages from the top of the reserve:
     // the 64 unmarked ones, then 136 marked ones, which are kept. The 700
     // below them stay marked and go back.
-    blocks.clear();
+    std::vector<void*> blocks;
     for (size_t i = 0; i < 200 * kPerPage; ++i) blocks.push_back(slab.allocate(164));
     CHECK(slab.stats().reserve_bytes == 700 * kPage);
     CHECK(slab.release_marked(300) == 400);
