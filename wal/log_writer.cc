@@ -340,11 +340,8 @@ void LogWriter::process_on_thread(Batch batch, bool retry) {
 }
 
 void LogWriter::return_buffers(Batch& batch) {
-  // A few are plenty: a batch has one chunk, two when it crosses into a new
-  // segment.
-  constexpr size_t kMaxSpent = 4;
+  // All of them: the loop decides how many it keeps (Log::apply).
   for (Chunk& chunk : batch.chunks) {
-    if (report_.spent.size() >= kMaxSpent) break;
     chunk.bytes.clear();
     report_.spent.push_back(std::move(chunk.bytes));
   }

@@ -238,17 +238,19 @@ void SlabAllocator::retire_page(Page* page) {
   reserve_.push_back(reinterpret_cast<char*>(page));
 }
 
-size_t SlabAllocator::mark_idle() {
+size_t SlabAllocator::reserve_excess() const {
   const size_t floor = reserve_limit();
-  const size_t excess = reserve_.size() > floor ? reserve_.size() - floor : 0;
-  marked_pages_ = std::min(idle_pages_, excess);
+  return reserve_.size() > floor ? reserve_.size() - floor : 0;
+}
+
+size_t SlabAllocator::mark_idle() {
+  marked_pages_ = std::min(idle_pages_, reserve_excess());
   idle_pages_ = reserve_.size();  // the next period starts with all of them idle
   return marked_pages_;
 }
 
 size_t SlabAllocator::release_marked(size_t max_pages) {
-  const size_t floor = reserve_limit();
-  const size_t excess = reserve_.size() > floor ? reserve_.size() - floor : 0;
+  const size_t excess = reserve_excess();
   const size_t count = std::min({marked_pages_, max_pages, excess});
   if (count > 0) release_oldest_reserve(count);
   marked_pages_ = count < marked_pages_ && count < excess ? marked_pages_ - count : 0;

@@ -10,19 +10,18 @@
 // overhead is a small fraction.
 //
 // Pages are cut from 2 MiB regions mapped once (in 4 KiB pages, never huge
-// ones: job.h says why). A page whose blocks are all freed goes to a
-// reserve, and is handed out again before any other. Pages that then sit in
-// the reserve, unused, for a whole period between two calls of mark_idle()
-// (the server calls it every few seconds) go back to the kernel
-// (MADV_DONTNEED, a slice at a time: release_marked), down to a small
-// floor. So a queue that drains
-// gives back its memory, which malloc does not do for chunks in the middle
-// of its heap, but not at once: a queue that fills again within the period
-// (bursts, or the next wave of work) finds its pages resident instead of
-// paying a page fault, and a kernel zeroing, for each one. Giving pages back
-// as soon as the reserve passed a bound made every burst after a drain fault
-// its memory in again: 10% more server CPU on a second burst, measured.
-// jemalloc's dirty-page decay, which Redis runs with, works the same way.
+// ones: job.h says why). A page whose blocks are all freed goes to a reserve,
+// and is handed out again before any other. Pages that then sit in the reserve,
+// unused, for a whole period between two calls of mark_idle() (the server calls
+// it every few seconds) go back to the kernel (MADV_DONTNEED, a slice at a
+// time: release_marked), down to a small floor. So a queue that drains gives
+// back its memory, which malloc does not do for chunks in the middle of its
+// heap, but not at once: a queue that fills again within the period (bursts, or
+// the next wave of work) finds its pages resident instead of paying a page
+// fault, and a kernel zeroing, for each one. Giving pages back as soon as the
+// reserve passed a bound made every burst after a drain fault its memory in
+// again: 10% more server CPU on a second burst, measured. jemalloc's dirty-page
+// decay, which Redis runs with, works the same way.
 //
 // Released pages come back through the prefaulter when there is one: once
 // the reserve is half gone, a batch of them is faulted in on the helper
@@ -137,6 +136,8 @@ class SlabAllocator {
   // Gives the `count` oldest pages of the reserve back to the kernel.
   void release_oldest_reserve(size_t count);
   size_t reserve_limit() const;
+  // Pages in the reserve above its floor (reserve_limit()).
+  size_t reserve_excess() const;
 
   Page* partial_[kClasses] = {};  // per size class: pages with a free block
   // Empty pages, oldest first. Addresses only: releasing a page must not
