@@ -4,8 +4,10 @@
 # percent on a noisy machine (timings here vary by 20% between runs). Runs
 # tqd under valgrind --tool=callgrind, pushes N jobs through it with
 # tq-bench (produce, then consume: one ENQUEUE, one DEQUEUE and one ACK per
-# job, 16 connections x pipeline 32), stops it, and prints user-space
-# instructions per job and the functions that take the most.
+# job, 16 connections x pipeline 32 unless told otherwise), stops it, and
+# prints user-space instructions per job and the functions that take the
+# most. At pipeline 1 each loop iteration serves a few requests, so what an
+# iteration costs whatever it serves shows up per job.
 #
 # Counts only what runs in tqd's process in user space: the kernel's share
 # (loopback TCP, page faults) is not in it; perf shows that. Per-iteration
@@ -13,6 +15,7 @@
 # move by a percent or two between runs of one build.
 #
 # usage: bench/callgrind.sh [--build DIR] [--jobs N] [--wal none|never|always] [--top K]
+#                           [--connections C] [--pipeline P]
 set -euo pipefail
 # shellcheck source=bench/listen_port.sh
 source "$(dirname "$0")/listen_port.sh"
@@ -21,13 +24,17 @@ build=build
 jobs=200000
 wal=none
 top=25
+connections=16
+pipeline=32
 while [ $# -gt 0 ]; do
   case $1 in
     --build) build=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --wal) wal=$2; shift 2 ;;
     --top) top=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --connections) connections=$2; shift 2 ;;
+    --pipeline) pipeline=$2; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "callgrind.sh: unknown argument $1 (--help)" >&2; exit 2 ;;
   esac
 done
@@ -57,14 +64,14 @@ port=$(listen_port "$dir/tqd.log" "$tqd_pid") || true
 [ -n "$port" ] || { echo "callgrind.sh: tqd did not start" >&2; cat "$dir/tqd.log" >&2; exit 1; }
 
 for phase in produce consume; do
-  "$build/tq-bench" --port "$port" -c 16 -p 32 -n "$jobs" --phase "$phase" | sed -n 2p
+  "$build/tq-bench" --port "$port" -c "$connections" -p "$pipeline" -n "$jobs" --phase "$phase" | sed -n 2p
 done
 kill -TERM "$tqd_pid"
 wait "$tqd_pid" || true
 tqd_pid=""
 
 total=$(callgrind_annotate "$dir/callgrind.out" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-echo "tqd (wal: $wal), $jobs jobs produced and consumed: $total instructions, $((total / jobs)) per job"
+echo "tqd (wal: $wal, $connections x $pipeline), $jobs jobs produced and consumed: $total instructions, $((total / jobs)) per job"
 echo "top $top functions by their own instructions (per job):"
 callgrind_annotate "$dir/callgrind.out" 2>/dev/null |
   awk -v jobs="$jobs" -v top="$top" '
