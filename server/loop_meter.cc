@@ -13,7 +13,8 @@ LoopMeter::Tick LoopMeter::tick(uint64_t now_ns, uint64_t idle_ns) {
   const uint64_t elapsed = now_ns > last_now_ns_ ? now_ns - last_now_ns_ : 0;
   const uint64_t idle = idle_ns > last_idle_ns_ ? idle_ns - last_idle_ns_ : 0;
   // Both clocks are read at slightly different moments; never below zero.
-  tick.busy_ns = elapsed > idle ? elapsed - idle : 0;
+  tick.busy_ns = elapsed > idle && !discount_ ? elapsed - idle : 0;
+  discount_ = false;
   last_now_ns_ = now_ns;
   last_idle_ns_ = idle_ns;
 

@@ -43,11 +43,17 @@ class LoopMeter {
   // `idle_ns` the loop's total time spent waiting for events so far. The
   // first call only sets the starting point.
   Tick tick(uint64_t now_ns, uint64_t idle_ns);
+  // The iteration under way reads as idle at its tick. For one a signal
+  // interrupted: libuv (1.44) restarts epoll_wait after EINTR without
+  // counting the time it had waited, so an idle server's SIGHUP read as a
+  // busy iteration of up to a second, with a warning in the log.
+  void discount_iteration() { discount_ = true; }
 
   const Stats& stats() const { return stats_; }
 
  private:
   bool started_ = false;
+  bool discount_ = false;
   uint64_t last_now_ns_ = 0;
   uint64_t last_idle_ns_ = 0;
   uint64_t window_start_ns_ = 0;

@@ -431,6 +431,7 @@ void Server::report_sweeps() {
 
 void Server::on_signal(uv_signal_t* handle, int signum) {
   auto* self = static_cast<Server*>(handle->data);
+  self->stats_.loop.discount_iteration();
   if (signum == SIGHUP) {
     // Its default would kill tqd on the spot; operators send it expecting a
     // reload, which tqd does not do.
