@@ -1,5 +1,7 @@
 #include "server/connection.h"
 
+#include <sys/ioctl.h>
+
 #include <algorithm>
 
 #include "server/commands.h"
@@ -15,6 +17,10 @@ namespace {
 // from growing our memory without bound.
 constexpr size_t kOutputHighWater = 1 << 20;
 constexpr size_t kOutputLowWater = 256 << 10;
+// How long a closing connection reads and discards what a client still
+// sends, so that the replies it was sent arrive (see linger()). Checked by
+// the once-a-second housekeeping, so two to three seconds in all.
+constexpr uint64_t kLingerMs = 2000;
 
 }  // namespace
 
@@ -95,6 +101,12 @@ void Connection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
 void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   auto* self = static_cast<Connection*>(stream->data);
   if (nread == 0) return;  // EAGAIN: nothing this time
+  if (self->lingering_) {
+    // Every reply is out: what the client sends now is not read. Its close
+    // (EOF), or an error, ends the linger.
+    if (nread < 0) self->close();
+    return;
+  }
   if (nread < 0) {
     if (nread == UV_EOF) {
       // The client is done sending but may still read (nc -N, shutdown(2)):
@@ -316,7 +328,7 @@ void Connection::on_write(uv_write_t* req, int status) {
 
 void Connection::after_write_drained() {
   if (draining_ && unsent_bytes() == 0 && !waiting_) {
-    close();
+    linger();
     return;
   }
   if (paused_ && unsent_bytes() < kOutputLowWater) {
@@ -328,9 +340,33 @@ void Connection::after_write_drained() {
   }
 }
 
+void Connection::linger() {
+  if (lingering_ || closing_) return;
+  uv_os_fd_t fd = -1;
+  int unread = 0;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0 ||
+      ioctl(fd, FIONREAD, &unread) != 0 || unread == 0 ||
+      uv_shutdown(&shutdown_req_, stream(), on_shutdown) != 0) {
+    close();
+    return;
+  }
+  lingering_ = true;
+  linger_since_ms_ = server_.loop_now_ms();
+  if (uv_read_start(stream(), on_alloc, on_read) == 0) reading_ = true;
+}
+
+void Connection::on_shutdown(uv_shutdown_t* req, int status) {
+  // UV_ECANCELED: closed meanwhile, and close() is a no-op.
+  if (status < 0) static_cast<Connection*>(req->handle->data)->close();
+}
+
 Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_ms,
                                                  uint64_t request_ms, uint64_t send_ms) {
   if (closing_) return Timeout::kNone;
+  if (lingering_) {
+    if (now_ms - linger_since_ms_ >= kLingerMs) close();
+    return Timeout::kNone;
+  }
   Timeout broken = Timeout::kNone;
   const char* why = nullptr;
   if (send_ms > 0 && stalled_since_ms_ != 0 && now_ms - stalled_since_ms_ >= send_ms) {

@@ -58,7 +58,8 @@ class Connection {
   // Hands every buffered reply to libuv (the Server calls this before poll).
   void flush();
 
-  // Stops reading and closes once every reply has been written.
+  // Stops reading and closes once every reply has been written. A client
+  // still sending then gets the replies first: see linger().
   void close_when_flushed();
 
   // Closes now, dropping unsent replies. Safe to call twice.
@@ -126,6 +127,15 @@ class Connection {
   // Drops the first n bytes of out_ (they were handed to libuv).
   void consume(size_t n);
   void after_write_drained();
+  // The last step of close_when_flushed(), every reply written. close() on a
+  // socket with unread input sends an RST, and the client's kernel drops
+  // what it had received and not yet read: replies to a client still
+  // sending (a pipeline cut by QUIT, or by a shutdown) were lost. So when
+  // input is waiting, send a FIN after the replies instead, and read and
+  // discard until the client closes too, or kLingerMs passes (Apache's
+  // lingering close). With nothing waiting, close at once.
+  void linger();
+  static void on_shutdown(uv_shutdown_t* req, int status);
   size_t unsent_bytes() const { return out_.size() + in_flight_; }
   // The client's socket address; nullopt if the socket cannot say.
   std::optional<sockaddr_storage> peer() const;
@@ -144,6 +154,8 @@ class Connection {
   bool paused_ = false;      // not reading because the client is not reading its replies
   bool draining_ = false;    // no more requests; close when the output is written
   bool closing_ = false;     // uv_close was called
+  bool lingering_ = false;   // replies written and FIN sent; discarding input until EOF
+  uv_shutdown_t shutdown_req_{};
   bool started_ = false;     // admitted: counted in connections_current
   bool waiting_ = false;     // blocked in DEQUEUE ... WAIT: later requests wait too
   AuthState auth_;
@@ -156,6 +168,7 @@ class Connection {
   uint64_t last_request_ms_ = 0;    // the last whole request (or the connection's start)
   uint64_t partial_since_ms_ = 0;   // a request has been arriving since; 0: none
   uint64_t stalled_since_ms_ = 0;   // replies have waited for the client since; 0: none
+  uint64_t linger_since_ms_ = 0;    // lingering_ since
 };
 
 }  // namespace tq::server

@@ -2,10 +2,18 @@
 
 #include <algorithm>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <fstream>
+#include <string>
+#include <thread>
 
 #include "tests/support/tqd_process.h"
 
@@ -38,6 +46,60 @@ TEST_SUITE("shutdown") {
     CHECK(*s.read_line() == "OK created q");
     CHECK(*s.read_line() == "OK PONG");
     CHECK(tqd.stop(SIGINT) == 0);
+  }
+
+  TEST_CASE("a client still sending when tqd stops gets whole replies, then a clean end") {
+    // Closing a socket with unread input sends an RST, and the client's
+    // kernel then drops what it had received and not yet read: this client
+    // got a reply cut in half, then ECONNRESET.
+    TqdProcess tqd;
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(tqd.port());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    std::atomic<bool> stop_sending{false};
+    std::thread sender([&] {
+      std::string pings;
+      for (int i = 0; i < 8192; ++i) pings += "PING\n";
+      // Until the server stops reading and the socket fills, or the test ends.
+      while (!stop_sending && ::send(fd, pings.data(), pings.size(), MSG_NOSIGNAL) > 0) {
+      }
+    });
+    std::string replies;
+    char buffer[65536];
+    bool signalled = false;
+    ssize_t n = 0;
+    int error = 0;
+    for (;;) {
+      n = ::recv(fd, buffer, sizeof buffer, 0);
+      if (n <= 0) {
+        error = n < 0 ? errno : 0;
+        break;
+      }
+      replies.append(buffer, static_cast<size_t>(n));
+      if (!signalled && replies.size() > 100'000) {
+        REQUIRE(kill(tqd.pid(), SIGTERM) == 0);
+        signalled = true;
+      }
+    }
+    stop_sending = true;
+    ::shutdown(fd, SHUT_RDWR);  // the sender's next send fails, if it is in one
+    sender.join();
+    ::close(fd);
+    CHECK(signalled);
+    CHECK(n == 0);  // the server's FIN, not a reset
+    CHECK(error == 0);
+    const std::string reply = "OK PONG\n";
+    CHECK(replies.size() % reply.size() == 0);
+    bool whole = true;
+    for (size_t at = 0; at + reply.size() <= replies.size(); at += reply.size()) {
+      whole = whole && replies.compare(at, reply.size(), reply) == 0;
+    }
+    CHECK(whole);
+    CHECK(tqd.stop(0) == 0);  // signalled already: our close ends its last connection
   }
 }
 
