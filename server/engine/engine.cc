@@ -277,6 +277,8 @@ Result<Job*> Engine::leased_job(uint64_t id, const char* verb) {
 
 Status Engine::ack(uint64_t id, std::optional<std::string_view> queue_name) {
   if (queue_name) {
+    // A name no queue can have is a malformed request, as in every command.
+    if (!valid_queue_name(*queue_name)) return invalid_name(*queue_name);
     const Job* found = jobs_.find(id);
     if (found != nullptr && *queue_name != found->queue->name) {
       return make_error(Errc::kNotFound,

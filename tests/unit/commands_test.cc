@@ -264,6 +264,9 @@ TEST_SUITE("commands") {
     Session s;
     s.run("CREATE a\nCREATE b\nENQUEUE a x\nDEQUEUE a\n");
     CHECK(s.run("ACK b 1\n") == "ERROR NOTFOUND job 1 is not in queue 'b'\n");
+    // A name no queue can have is malformed, as in every other command.
+    CHECK(s.run("ACK a/b 1\n").find("ERROR BADFORMAT invalid queue name 'a/b'") == 0);
+    CHECK(s.run("ACK WAIT 1\n").find("ERROR BADFORMAT invalid queue name 'WAIT'") == 0);
     CHECK(s.run("ACK a 1\n") == "OK acked 1\n");
   }
 
