@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "client/client.h"
+#include "client/request_line.h"
 
 namespace {
 
@@ -211,6 +212,13 @@ int main(int argc, char** argv) {
     return usage_error("--sleep: expected a duration such as 500ms or 2s, got '" + work_time + "'");
   }
   settings.work_time = *parsed;
+  for (const std::string& queue : settings.queues) {
+    // Before saying "taking jobs": a name with a space can never be sent.
+    if (auto bad = tq::client::check_word(queue, "queue name"); !bad) {
+      std::cerr << "worker: " << bad.error().message << "\n";
+      return kExitUsage;
+    }
+  }
   auto reconnect_span = tq::client::parse_duration(reconnect_for);
   if (!reconnect_span) {
     return usage_error("--reconnect-for: expected a duration such as 30s or 2m, got '" +

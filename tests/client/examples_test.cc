@@ -178,6 +178,7 @@ TEST_SUITE("examples") {
     auto bad_queue = worker({"my queue"});
     CHECK(bad_queue.status == 64);
     CHECK(bad_queue.err == "worker: queue name 'my queue' holds a space or a control character\n");
+    CHECK(bad_queue.out.empty());  // refused before it says it is taking jobs
   }
 
   TEST_CASE("a refused password is exit 1 for both, with a hint when none was given") {
