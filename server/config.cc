@@ -109,8 +109,7 @@ int64_t read_duration(const YAML::Node& node, const std::string& key, int64_t un
 
 bool read_bool(const YAML::Node& node, const std::string& key) {
   std::string text = scalar(node, key);
-  if (text == "true" || text == "yes" || text == "on") return true;
-  if (text == "false" || text == "no" || text == "off") return false;
+  if (std::optional<bool> v = parse_bool(text)) return *v;
   fail(key, "expected true or false, got '" + text + "'");
 }
 
@@ -342,6 +341,12 @@ std::optional<std::pair<std::string, uint16_t>> parse_host_port(std::string_view
     return std::nullopt;
   }
   return std::pair{std::string(host), number};
+}
+
+std::optional<bool> parse_bool(std::string_view text) {
+  if (text == "true" || text == "yes" || text == "on" || text == "1") return true;
+  if (text == "false" || text == "no" || text == "off" || text == "0") return false;
+  return std::nullopt;
 }
 
 std::optional<double> parse_decimal(std::string_view text) {

@@ -96,13 +96,9 @@ std::optional<std::string> apply_queue_setting(engine::QueueSettings& s, std::st
     }
     s.priority = static_cast<int32_t>(v);
   } else if (key == "ttl_dead_letter") {
-    if (value == "true" || value == "1" || value == "yes") {
-      s.ttl_dead_letter = true;
-    } else if (value == "false" || value == "0" || value == "no") {
-      s.ttl_dead_letter = false;
-    } else {
-      return bad("true or false");
-    }
+    std::optional<bool> v = parse_bool(value);
+    if (!v) return bad("true or false");
+    s.ttl_dead_letter = *v;
   } else {
     std::string keys;
     for (const auto& k : queue_setting_keys()) keys += (keys.empty() ? "" : ", ") + k;

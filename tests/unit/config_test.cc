@@ -300,6 +300,20 @@ queues:
     CHECK(r.config->queue_defaults.backoff_jitter == 0.5);
   }
 
+  TEST_CASE("booleans are spelt alike in config.yaml and in CONFIG") {
+    for (const char* yes : {"true", "yes", "on", "1"}) CHECK(parse_bool(yes) == true);
+    for (const char* no : {"false", "no", "off", "0"}) CHECK(parse_bool(no) == false);
+    for (const char* neither : {"", "TRUE", "y", "2", "enabled", " true"}) {
+      CHECK_FALSE(parse_bool(neither).has_value());
+    }
+    // Both readers use it: a queue setting and a server key.
+    auto loaded = load_config_text(
+        "queues:\n  auto_create: 1\n  defaults:\n    ttl_dead_letter: on\n", "test.yaml");
+    REQUIRE(loaded.config.has_value());
+    CHECK(loaded.config->auto_create_queues);
+    CHECK(loaded.config->queue_defaults.ttl_dead_letter);
+  }
+
   TEST_CASE("metrics.listen on the protocol port is refused before the replay") {
     // Each address alone can be bound, so checking them one after the other
     // passed, and tqd failed only at listen(), after replaying the log.
