@@ -78,20 +78,38 @@ void cmd_enqueue(CommandContext& ctx, const Request& req) {
   reply_enqueued(ctx, id.value());
 }
 
+namespace {
+
+bool is_put_option(std::string_view word) {
+  for (const char* option : {"PRIORITY", "DELAY", "AT", "TTL", "ATTEMPTS", "KEY"}) {
+    if (is_keyword(word, option)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 void cmd_put(CommandContext& ctx, const Request& req) {
   engine::EnqueueOptions options;
   const auto& a = req.args;
   for (size_t i = 2; i < a.size(); i += 2) {
+    if (!is_put_option(a[i])) {
+      std::string msg = "unknown PUT option '";
+      protocol::append_escaped(msg, a[i], 32);
+      msg += "'; options: PRIORITY, DELAY, AT, TTL, ATTEMPTS, KEY";
+      return reply_error(ctx, ErrorCode::kBadFormat, msg);
+    }
     if (i + 1 >= a.size()) {
       return reply_error(ctx, ErrorCode::kBadFormat,
-                         "option " + std::string(a[i].substr(0, 32)) + " needs a value");
+                         "option " + std::string(a[i]) + " needs a value");
     }
     std::string_view value = a[i + 1];
     if (is_keyword(a[i], "PRIORITY")) {
       int64_t p = 0;
       auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), p);
       if (ec != std::errc() || end != value.data() + value.size() || p < INT32_MIN || p > INT32_MAX) {
-        return reply_error(ctx, ErrorCode::kBadFormat, "PRIORITY takes a whole number");
+        return reply_error(ctx, ErrorCode::kBadFormat,
+                           "PRIORITY takes a whole number from -2147483648 to 2147483647");
       }
       options.priority = static_cast<int32_t>(p);
     } else if (is_keyword(a[i], "DELAY")) {
@@ -110,13 +128,8 @@ void cmd_put(CommandContext& ctx, const Request& req) {
       size_t n = 0;
       if (!parse_count(ctx, value, "ATTEMPTS", 1'000'000, &n)) return;
       options.max_attempts = static_cast<uint32_t>(n);
-    } else if (is_keyword(a[i], "KEY")) {
+    } else {  // KEY: is_put_option() knows no other
       options.key = value;
-    } else {
-      std::string msg = "unknown PUT option '";
-      protocol::append_escaped(msg, a[i], 32);
-      msg += "'; options: PRIORITY, DELAY, AT, TTL, ATTEMPTS, KEY";
-      return reply_error(ctx, ErrorCode::kBadFormat, msg);
     }
   }
   auto id = ctx.engine.enqueue(a[0], req.body, options);
@@ -143,6 +156,12 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
     return reply_error(ctx, ErrorCode::kBadFormat, "DEQUEUE needs a queue before WAIT or COUNT");
   }
   for (; i < a.size(); i += 2) {
+    if (!is_keyword(a[i], "WAIT") && !is_keyword(a[i], "COUNT")) {
+      std::string msg = "after the queues, DEQUEUE takes WAIT <d> and COUNT <n>, got '";
+      protocol::append_escaped(msg, a[i], 32);
+      msg += "' (queue names go first)";
+      return reply_error(ctx, ErrorCode::kBadFormat, msg);
+    }
     if (i + 1 >= a.size()) {
       return reply_error(ctx, ErrorCode::kBadFormat, std::string(a[i]) + " needs a value");
     }
@@ -153,12 +172,9 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
                            "WAIT is at most " + num(static_cast<uint64_t>(ctx.limits.max_wait_ms)) +
                                "ms (limits.max_wait)");
       }
-    } else if (is_keyword(a[i], "COUNT")) {
+    } else {  // COUNT
       if (!parse_count(ctx, a[i + 1], "COUNT", ctx.limits.max_count, &count)) return;
       framed = true;
-    } else {
-      return reply_error(ctx, ErrorCode::kBadFormat,
-                         "after the queues, DEQUEUE takes WAIT <d> and COUNT <n>");
     }
   }
 
@@ -169,6 +185,10 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
   ctx.vouches = !jobs.empty();
   if (ctx.leases != nullptr && !jobs.empty()) record_deliveries(*ctx.leases, ctx.engine, jobs);
   if (jobs.empty() && wait_ms > 0 && ctx.waiters != nullptr) {
+    if (ctx.limits.max_waiters == 0) {
+      return reply_error(ctx, ErrorCode::kLimit,
+                         "WAIT is turned off here (limits.max_waiters is 0); retry without WAIT");
+    }
     if (ctx.waiters->size() >= ctx.limits.max_waiters) {
       return reply_error(ctx, ErrorCode::kLimit,
                          num(ctx.waiters->size()) + " workers are waiting already, the limit "

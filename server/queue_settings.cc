@@ -58,15 +58,15 @@ std::optional<std::string> apply_queue_setting(engine::QueueSettings& s, std::st
   };
   if (key == "ack_timeout") {
     auto v = duration(value);
-    if (!v || *v < 1) return bad("a duration such as 30s or 500ms, at least 1ms");
+    if (!v || *v < 1) return bad("a duration from 1ms to 30d, such as 30s or 500ms");
     s.ack_timeout_ms = *v;
   } else if (key == "max_attempts") {
     auto v = whole(value, 1'000'000);
-    if (!v) return bad("a whole number (0: no limit)");
+    if (!v) return bad("a whole number up to 1000000 (0: no limit)");
     s.max_attempts = static_cast<uint32_t>(*v);
   } else if (key == "backoff_base") {
     auto v = duration(value);
-    if (!v) return bad("a duration such as 1s (0: retry at once)");
+    if (!v) return bad("a duration up to 30d, such as 1s (0: retry at once)");
     s.backoff_base_ms = *v;
   } else if (key == "backoff_factor") {
     auto v = fraction(value, 1.0, 100.0);
@@ -74,7 +74,7 @@ std::optional<std::string> apply_queue_setting(engine::QueueSettings& s, std::st
     s.backoff_factor = *v;
   } else if (key == "backoff_max") {
     auto v = duration(value);
-    if (!v) return bad("a duration such as 10m");
+    if (!v) return bad("a duration up to 30d, such as 10m");
     s.backoff_max_ms = *v;
   } else if (key == "backoff_jitter") {
     auto v = fraction(value, 0.0, 1.0);
@@ -82,7 +82,7 @@ std::optional<std::string> apply_queue_setting(engine::QueueSettings& s, std::st
     s.backoff_jitter = *v;
   } else if (key == "dedup_window") {
     auto v = duration(value);
-    if (!v) return bad("a duration such as 5m");
+    if (!v) return bad("a duration up to 30d, such as 5m");
     s.dedup_window_ms = *v;
   } else if (key == "max_size") {
     auto v = whole(value, UINT64_MAX);

@@ -171,6 +171,12 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
     return make_error(Errc::kFull, "the server holds " + std::to_string(jobs_.size()) +
                                        " jobs, its limit (limits.max_jobs); try again later");
   }
+  if (limits_.max_payload_total > 0 && payload.size() > limits_.max_payload_total) {
+    return make_error(Errc::kFull, "a " + std::to_string(payload.size()) +
+                                       "-byte payload is over limits.max_payload_total (" +
+                                       std::to_string(limits_.max_payload_total) +
+                                       " bytes): it can never be stored");
+  }
   if (limits_.max_payload_total > 0 && payload_bytes_ + payload.size() > limits_.max_payload_total) {
     return make_error(Errc::kFull, "the server holds " + std::to_string(payload_bytes_) +
                                        " payload bytes, near its limit (limits.max_payload_total); "

@@ -176,6 +176,17 @@ TEST_SUITE("hardening") {
     CHECK(reply.rfind("ERROR LIMIT 1 workers are waiting already", 0) == 0);
   }
 
+  TEST_CASE("with limits.max_waiters 0 a WAIT is refused as turned off, not as crowded") {
+    TqdOptions o;
+    o.config_yaml = "limits:\n  max_waiters: 0\n";
+    TqdProcess tqd(o);
+    auto s = tqd.socket();
+    REQUIRE(call(s, "CREATE q") == "OK created q");
+    CHECK(call(s, "DEQUEUE q WAIT 1") ==
+          "ERROR LIMIT WAIT is turned off here (limits.max_waiters is 0); retry without WAIT");
+    CHECK(call(s, "DEQUEUE q") == "ERROR EMPTY queue 'q' has no ready job");
+  }
+
   TEST_CASE("a flood of hostile clients does not stop a producer and a worker, nor lose a job") {
     TqdOptions o;
     o.config_yaml =

@@ -196,6 +196,29 @@ TEST_SUITE("commands") {
     auto full = engine.enqueue("q", "de");
     REQUIRE_FALSE(full.ok());
     CHECK(full.error().message.find("(limits.max_payload_total)") != std::string::npos);
+    // A payload bigger than the whole limit is not asked to try again later.
+    auto never = engine.enqueue("q", "12345");
+    REQUIRE_FALSE(never.ok());
+    CHECK(never.error().message ==
+          "a 5-byte payload is over limits.max_payload_total (4 bytes): it can never be stored");
+  }
+
+  TEST_CASE("an option error says which option, and whether it is unknown or lacks a value") {
+    Session s;
+    s.run("CREATE q\n");
+    const std::string options = "options: PRIORITY, DELAY, AT, TTL, ATTEMPTS, KEY";
+    CHECK(s.run("PUT q 1 FLAVOR\nx\n") ==
+          "ERROR BADFORMAT unknown PUT option 'FLAVOR'; " + options + "\n");
+    CHECK(s.run("PUT q 1 PRIORITY 1 extra\nx\n") ==
+          "ERROR BADFORMAT unknown PUT option 'extra'; " + options + "\n");
+    CHECK(s.run("PUT q 1 DELAY\nx\n") == "ERROR BADFORMAT option DELAY needs a value\n");
+    CHECK(s.run("PUT q 1 PRIORITY 2147483648\nx\n") ==
+          "ERROR BADFORMAT PRIORITY takes a whole number from -2147483648 to 2147483647\n");
+    CHECK(s.run("DEQUEUE q COUNT 1 other\n") ==
+          "ERROR BADFORMAT after the queues, DEQUEUE takes WAIT <d> and COUNT <n>, got 'other' "
+          "(queue names go first)\n");
+    CHECK(s.run("DEQUEUE q COUNT\n") == "ERROR BADFORMAT COUNT needs a value\n");
+    CHECK(s.run("QUEUES\n").find("q ready=0") != std::string::npos);  // nothing was stored
   }
 
   TEST_CASE("the throttle's table is bounded - past it, new addresses share one budget") {

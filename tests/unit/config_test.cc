@@ -126,7 +126,9 @@ queues:
   TEST_CASE("a bad queue setting names the queue and the key") {
     auto r = load_config_text("queues:\n  declare:\n    emails:\n      max_attempts: lots\n", "t.yaml");
     REQUIRE_FALSE(r.config);
-    CHECK(r.error == "t.yaml: queues.declare.emails.max_attempts: expected a whole number (0: no limit), got 'lots'");
+    CHECK(r.error ==
+          "t.yaml: queues.declare.emails.max_attempts: expected a whole number up to 1000000 (0: "
+          "no limit), got 'lots'");
     r = load_config_text("queues:\n  defaults:\n    retries: 3\n", "t.yaml");
     REQUIRE_FALSE(r.config);
     CHECK(r.error.find("t.yaml: queues.defaults.retries: unknown setting 'retries'") == 0);
