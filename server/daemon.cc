@@ -115,11 +115,15 @@ bool Daemon::open_log() {
     return false;
   }
   if (!summary.torn.empty()) {
-    LOG_WARN("wal: cut off a partial record at %s: the previous run stopped in the middle of a "
-             "write that was never acknowledged",
-             summary.torn.c_str());
+    LOG_WARN(
+        "wal: cut off a partial record at %s: a crash stopped its write (under fsync: "
+        "always it was never acknowledged); job ids go on past any that lost records held",
+        summary.torn.c_str());
   }
-  if (summary.dropped > 0) journal_.skip_lost_ids(summary.seq_bound);
+  // A torn write, under fsync=never or interval, may have lost acknowledged
+  // jobs: their ids must not be issued again (a late DELETE or JOB for one
+  // would find someone else's job).
+  if (summary.dropped > 0 || !summary.torn.empty()) journal_.skip_lost_ids(summary.seq_bound);
   journal_.attach(*log_);
   // Their QUEUE records are written by compact_all() below.
   const std::vector<engine::Queue*> named = engine_.name_placeholders();

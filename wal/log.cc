@@ -93,6 +93,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   const std::vector<uint32_t> ordinals = ordinals_of(files, file_sizes);
   uint64_t expected = 0;
   bool newest_tail_lost = false;
+  uint64_t torn_room = 0;  // records that could have followed a torn write (see below)
   uint64_t newest_size = 0;  // of the segment writing resumes in
   for (size_t i = 0; i < first_seqs.size(); ++i) {
     const bool newest = i + 1 == first_seqs.size();
@@ -132,6 +133,13 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     if (scan->torn_at != 0) {
       summary->torn = path + " offset " + std::to_string(scan->torn_at) + " (" +
                       std::to_string(scan->torn_bytes) + " bytes)";
+      // A torn write means the machine stopped, not only tqd (a process
+      // killed mid-write leaves the page cache whole). Under fsync=never or
+      // interval the torn record, and any written after it, may have been
+      // acknowledged and lost with the unsynced pages: as many as fit in the
+      // rest of this file and one more (the next segment may have been lost
+      // whole, its name not yet synced).
+      torn_room = (file_size - scan->torn_at + file_size) / kRecordHeaderSize;
       // Zero the partial record so that nothing after our next write can
       // ever be mistaken for data.
       auto file = fs.open_for_write(path, false, 0);
@@ -161,7 +169,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   // Older segments' lost records are bounded by the next segment's first
   // seq; the newest segment's lost tail only by what a segment can hold.
   summary->seq_bound =
-      log->next_seq_ - 1 + (newest_tail_lost ? kMaxSegmentBytes / kRecordHeaderSize : 0);
+      log->next_seq_ - 1 + (newest_tail_lost ? kMaxSegmentBytes / kRecordHeaderSize : torn_room);
   // A file removed above (zeros only) was still named by its first seq: the
   // segment before it held records up to that seq, lost tail or not.
   if (!first_seqs.empty()) summary->seq_bound = std::max(summary->seq_bound, first_seqs.back() - 1);

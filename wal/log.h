@@ -46,7 +46,8 @@ struct OpenSummary {
   uint64_t dropped = 0;    // recover: how many damaged regions were skipped
   // No record ever written to this log had a seq above this: the last one
   // replayed, or, when recovery dropped the newest segment's tail (whose
-  // records cannot be counted), as far as a segment could have held.
+  // records cannot be counted), as far as a segment could have held; after
+  // a torn write, as far as the rest of the newest file and one more could.
   uint64_t seq_bound = 0;
   std::vector<std::string> removed;  // "<file>: <why>" for each segment file deleted by open
 };

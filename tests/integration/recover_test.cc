@@ -260,6 +260,25 @@ TEST_SUITE("recover") {
           std::vector<std::string>{"z ready=0 delayed=0 leased=0 dead=0 paused=0"});
   }
 
+  TEST_CASE("a torn last record is cut off, and no id it may have held is given again") {
+    // The machine lost power under fsync: never after "OK 2": the end of job
+    // 2's record never reached the disk. tqd starts (a torn write is what a
+    // crash leaves), and the id 2 the client was told stays job 2's.
+    DataDir dir;
+    two_emails(dir);
+    std::string data = read_file(dir.segment());
+    const RecordAt last = records_in(data).back();
+    REQUIRE(last.record.type == static_cast<uint8_t>(tq::server::RecordType::kJob));
+    for (size_t i = last.offset + last.size / 2; i < last.offset + last.size; ++i) data[i] = 0;
+    write_file(dir.segment(), data);
+    TqdProcess tqd(dir.options);
+    CHECK(logged(tqd, "wal: cut off a partial record at " + dir.segment() + " offset " +
+                          std::to_string(last.offset)));
+    CHECK(queues(tqd) ==
+          std::vector<std::string>{"emails ready=1 delayed=0 leased=0 dead=0 paused=0"});
+    check_ids_stay_new(dir, tqd);
+  }
+
   TEST_CASE("a flipped byte in the last, acknowledged record stops a plain start") {
     // It used to be cut off as a torn write, with a warning only, and its
     // job id handed out again to the next ENQUEUE.
