@@ -133,12 +133,14 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     if (scan->torn_at != 0) {
       summary->torn = path + " offset " + std::to_string(scan->torn_at) + " (" +
                       std::to_string(scan->torn_bytes) + " bytes)";
-      // A torn write means the machine stopped, not only tqd (a process
-      // killed mid-write leaves the page cache whole). Under fsync=never or
-      // interval the torn record, and any written after it, may have been
-      // acknowledged and lost with the unsynced pages: as many as fit in the
-      // rest of this file and one more (the next segment may have been lost
-      // whole, its name not yet synced).
+      // A crash cut a write short: tqd's (a SIGKILL can end a write part
+      // way; that record was not acknowledged yet) or the machine's. After
+      // the machine's, under fsync=never or interval, the torn record and
+      // any written after it may have been acknowledged and lost with the
+      // unsynced pages: as many as fit in the rest of this file and one
+      // more (the next segment may have been lost whole, its name not yet
+      // synced). Which crash it was cannot be told, and a jump in ids costs
+      // nothing, so the bound covers both.
       torn_room = (file_size - scan->torn_at + file_size) / kRecordHeaderSize;
       // Zero the partial record so that nothing after our next write can
       // ever be mistaken for data.
