@@ -150,17 +150,15 @@ void Server::accept_one() {
     raw->close();
     return;
   }
-  if (shutting_down_ || stats_.connections_current >= config_.max_connections) {
+  // (No accept happens during shutdown: it closes the listener first, and
+  // the kernel refuses new connections.)
+  if (stats_.connections_current >= config_.max_connections) {
     // Tell the client why rather than dropping it silently.
     ++stats_.connections_refused;
     std::string reply;
-    if (shutting_down_) {
-      protocol::append_error(reply, protocol::ErrorCode::kShutdown, "the server is stopping");
-    } else {
-      protocol::append_error(reply, protocol::ErrorCode::kMaxConn,
-                             "too many connections (limits.max_connections is " +
-                                 std::to_string(config_.max_connections) + ")");
-    }
+    protocol::append_error(reply, protocol::ErrorCode::kMaxConn,
+                           "too many connections (limits.max_connections is " +
+                               std::to_string(config_.max_connections) + ")");
     raw->send(reply);
     raw->close_when_flushed();
     return;
