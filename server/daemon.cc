@@ -120,11 +120,21 @@ bool Daemon::open_log() {
         "always it was never acknowledged); job ids go on past any that lost records held",
         summary.torn.c_str());
   }
-  // A torn write, under fsync=never or interval, may have lost acknowledged
-  // jobs: their ids must not be issued again (a late DELETE or JOB for one
-  // would find someone else's job).
-  if (summary.dropped > 0 || !summary.torn.empty()) journal_.skip_lost_ids(summary.seq_bound);
+  if (summary.acknowledged_may_be_lost) {
+    LOG_WARN(
+        "wal: the previous run (fsync: %s) did not stop cleanly: if the machine lost power, "
+        "changes acknowledged in its last moments are lost (the OS had not written them); "
+        "job ids go on past any they took",
+        wal::fsync_policy_name(summary.previous_policy));
+  }
+  // Jobs lost that way, or with damage, or after a torn write, may have been
+  // acknowledged: their ids must not be issued again (a late DELETE or JOB
+  // for one would find someone else's job).
+  const bool ids_may_be_lost =
+      summary.dropped > 0 || !summary.torn.empty() || summary.acknowledged_may_be_lost;
+  if (ids_may_be_lost) journal_.skip_lost_ids(summary.seq_bound);
   journal_.attach(*log_);
+  if (ids_may_be_lost) journal_.record_counters();  // the skip goes into the log first
   // Their QUEUE records are written by compact_all() below.
   const std::vector<engine::Queue*> named = engine_.name_placeholders();
   for (const engine::Queue* queue : named) {

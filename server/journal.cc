@@ -239,12 +239,17 @@ uint32_t Journal::record(RecordType type, std::string_view body, std::string_vie
     // Every segment carries the id counters, so they survive the deletion of
     // the segments that issued the ids.
     last_segment_ = appended.segment;
-    std::string meta;
-    wal::put_varint(meta, engine_.next_job_id());
-    wal::put_varint(meta, engine_.next_queue_number());
-    log_->append(static_cast<uint8_t>(RecordType::kMeta), meta);
+    record_counters();
   }
   return appended.segment;
+}
+
+void Journal::record_counters() {
+  if (log_ == nullptr) return;
+  std::string meta;
+  wal::put_varint(meta, engine_.next_job_id());
+  wal::put_varint(meta, engine_.next_queue_number());
+  last_segment_ = log_->append(static_cast<uint8_t>(RecordType::kMeta), meta).segment;
 }
 
 void Journal::ref(uint32_t* slot, uint32_t segment, uint64_t bytes) {

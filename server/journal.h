@@ -56,6 +56,10 @@ class Journal final : public engine::ChangeObserver {
   void skip_lost_ids(uint64_t seq_bound);
   // Ends replay; from here on every engine change is appended to `log`.
   void attach(wal::Log& log);
+  // Appends the id counters (a META record) now: after skip_lost_ids, so
+  // that the skip is in the log before anything else is (wal::Log keeps its
+  // run marker until a run that follows a lossy crash has appended).
+  void record_counters();
 
   // Once per loop iteration: deletes segments that hold nothing live, starts
   // a compaction sweep when the log is too big, and advances one under way.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "wal/run_marker.h"
+
 namespace tq::wal {
 
 Log::Log(LogOptions options) : options_(std::move(options)) {}
@@ -52,6 +54,19 @@ std::vector<uint32_t> ordinals_of(const std::vector<std::unique_ptr<FileBytes>>&
     if (ordinals[i] == 0) ordinals[i] = i == 0 ? 1 : ordinals[i - 1] + 1;
   }
   return ordinals;
+}
+
+// How much a power cut can lose under a policy: always < interval < never.
+int loss_rank(FsyncPolicy policy) {
+  switch (policy) {
+    case FsyncPolicy::kAlways:
+      return 0;
+    case FsyncPolicy::kInterval:
+      return 1;
+    case FsyncPolicy::kNever:
+      return 2;
+  }
+  return 2;
 }
 
 }  // namespace
@@ -175,6 +190,25 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   // A file removed above (zeros only) was still named by its first seq: the
   // segment before it held records up to that seq, lost tail or not.
   if (!first_seqs.empty()) summary->seq_bound = std::max(summary->seq_bound, first_seqs.back() - 1);
+
+  const PreviousRun previous = read_run_marker(fs, options.dir, *names);
+  if (!previous.clean && may_lose_acknowledged(previous.policy)) {
+    log->after_lossy_crash_ = true;
+    summary->acknowledged_may_be_lost = true;
+    summary->previous_policy = previous.policy;
+    const uint64_t newest_file = log->segments_.empty() ? 0 : newest_size;
+    const uint64_t newest_used = log->segments_.empty() ? 0 : log->segments_.back().bytes;
+    const uint64_t room = (newest_file - std::min(newest_file, newest_used)) +
+                          4 * std::max(newest_file, options.segment_bytes);
+    summary->seq_bound += room / kRecordHeaderSize;
+  }
+  // This run's marker names the lossier of its own policy and that of an
+  // unclean run before it, whose lost ids are skipped only in memory until
+  // this run writes: a crash before then must skip them again.
+  FsyncPolicy marked = options.fsync;
+  if (!previous.clean && loss_rank(previous.policy) > loss_rank(marked)) marked = previous.policy;
+  (void)write_run_marker(fs, options.dir, marked);  // best effort: see run_marker.h
+  log->fs_ = &fs;
 
   log->writer_ = std::make_unique<LogWriter>(
       fs, options.dir, options.fsync, options.fsync_interval_ms, options.segment_bytes,
@@ -331,6 +365,11 @@ Status Log::close() {
   Status s = writer_->stop();
   WriterReport last = writer_->take_report();
   apply(last, &ignored);
+  // Everything is durable: the next open need not fear lost records. (If
+  // this fails, it only costs the next run a jump in job ids.)
+  if (s.ok() && healthy_ && fs_ != nullptr && (!after_lossy_crash_ || records_appended_ > 0)) {
+    (void)remove_run_marker(*fs_, options_.dir);
+  }
   return s;
 }
 

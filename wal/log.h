@@ -44,10 +44,18 @@ struct OpenSummary {
   uint64_t bytes = 0;
   std::string torn;        // "<file> offset N (M bytes)" when a partial record was cut off
   uint64_t dropped = 0;    // recover: how many damaged regions were skipped
+  // The last run did not close the log, and ran under a policy that can
+  // lose acknowledged records in a power cut (run_marker.h): some may be
+  // missing from the end, with nothing in the log to show it.
+  bool acknowledged_may_be_lost = false;
+  FsyncPolicy previous_policy = FsyncPolicy::kAlways;  // when it may be
   // No record ever written to this log had a seq above this: the last one
   // replayed, or, when recovery dropped the newest segment's tail (whose
   // records cannot be counted), as far as a segment could have held; after
-  // a torn write, as far as the rest of the newest file and one more could.
+  // a torn write, as far as the rest of the newest file and one more could;
+  // when acknowledged records may be lost, as far as the rest of the newest
+  // file and four more segments could (the writer syncs each segment the
+  // loop has left as soon as it is left; four is a margin for a slow disk).
   uint64_t seq_bound = 0;
   std::vector<std::string> removed;  // "<file>: <why>" for each segment file deleted by open
 };
@@ -147,6 +155,11 @@ class Log {
   std::string take_buffer();
 
   const LogOptions options_;
+  FileSystem* fs_ = nullptr;  // for the run marker at close
+  // The run before this one may have lost acknowledged records: the marker
+  // stays until this run has appended (what it derived from the loss, the
+  // server's id counters, is then in the log) and closes cleanly.
+  bool after_lossy_crash_ = false;
   std::unique_ptr<FileLock> lock_;
   std::unique_ptr<LogWriter> writer_;
   std::function<void()> progress_callback_;

@@ -279,6 +279,32 @@ TEST_SUITE("recover") {
     check_ids_stay_new(dir, tqd);
   }
 
+  TEST_CASE("fsync never: a power cut that lost whole records gives none of their ids again") {
+    // tqd answered "OK 2", then the machine lost power before the OS wrote
+    // job 2's record: the log ends cleanly after job 1, as if job 2 had
+    // never been. The run marker says the run did not stop cleanly.
+    DataDir dir;
+    dir.options.config_yaml += "  fsync: never\n";  // under wal:, the last section
+    {
+      TqdProcess tqd(dir.options);
+      auto s = tqd.socket();
+      REQUIRE(call(s, "CREATE emails") == "OK created emails");
+      REQUIRE(call(s, "ENQUEUE emails one") == "OK 1");
+      REQUIRE(call(s, "ENQUEUE emails two") == "OK 2");
+      REQUIRE(tqd.stop(SIGKILL) == 128 + SIGKILL);
+    }
+    std::string data = read_file(dir.segment());
+    const RecordAt last = records_in(data).back();
+    REQUIRE(last.record.type == static_cast<uint8_t>(tq::server::RecordType::kJob));
+    for (size_t i = last.offset; i < last.offset + last.size; ++i) data[i] = 0;
+    write_file(dir.segment(), data);
+    TqdProcess tqd(dir.options);
+    CHECK(logged(tqd, "wal: the previous run (fsync: never) did not stop cleanly"));
+    CHECK(queues(tqd) ==
+          std::vector<std::string>{"emails ready=1 delayed=0 leased=0 dead=0 paused=0"});
+    check_ids_stay_new(dir, tqd);
+  }
+
   TEST_CASE("a flipped byte in the last, acknowledged record stops a plain start") {
     // It used to be cut off as a torn write, with a warning only, and its
     // job id handed out again to the next ENQUEUE.

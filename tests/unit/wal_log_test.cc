@@ -302,6 +302,66 @@ TEST_SUITE("wal_log") {
     CHECK(h.replayed.size() < 21);
   }
 
+  TEST_CASE("a log left open under fsync=never bounds every seq it may have lost") {
+    // A power cut, then nothing more reaches the disk: the close that
+    // follows cannot make anything durable, as none would run after a crash.
+    auto crash = [](MemoryFileSystem& fs, LogHarness& h) {
+      fs.lose_unsynced();
+      fs.set_fail_syncs(true);
+      h.log.reset();
+      fs.set_fail_syncs(false);
+    };
+    MemoryFileSystem fs;
+    LogOptions o = LogHarness(fs).options();
+    o.fsync = FsyncPolicy::kNever;
+    o.segment_bytes = 1 << 20;
+    uint64_t last = 0;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      CHECK_FALSE(h.summary.acknowledged_may_be_lost);  // a new log
+      write_records(h, 1);
+      write_records(h, 20, 1);  // acknowledged, not synced
+      last = h.log->last_seq();
+      crash(fs, h);
+    }
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      CHECK(h.summary.acknowledged_may_be_lost);
+      CHECK(h.summary.previous_policy == FsyncPolicy::kNever);
+      CHECK(h.replayed.size() < 21);  // lost, and the log cannot show it
+      CHECK(h.summary.seq_bound >= last);
+      // Closed without appending: what the caller derived from the loss is
+      // not in the log yet, so the next open must know of the loss too.
+    }
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      CHECK(h.summary.acknowledged_may_be_lost);
+      write_records(h, 1, 100);
+      h.close();  // appended, then a clean close
+    }
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      CHECK_FALSE(h.summary.acknowledged_may_be_lost);
+      CHECK(h.summary.seq_bound == h.log->last_seq());
+    }
+    // Under fsync=always a crash loses nothing acknowledged: no bound.
+    o.fsync = FsyncPolicy::kAlways;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      write_records(h, 5, 200);
+      crash(fs, h);
+    }
+    LogHarness h(fs);
+    REQUIRE(h.open(o).ok());
+    CHECK_FALSE(h.summary.acknowledged_may_be_lost);
+    CHECK(h.summary.seq_bound == h.log->last_seq());
+  }
+
   TEST_CASE("fsync=never and interval: starting a segment does not hold up the caller") {
     // Creating a file can wait for the disk. With a spare ready, the caller
     // (the event loop) renames it into place and writes at once; without one,

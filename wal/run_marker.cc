@@ -1,0 +1,56 @@
+#include "wal/run_marker.h"
+
+#include <algorithm>
+
+namespace tq::wal {
+namespace {
+
+std::string path_of(const std::string& dir) { return dir + "/" + kRunMarkerName; }
+
+// Fixed width, so that rewriting one policy over another in place is one
+// small write inside one sector: it cannot leave a mix of the two.
+std::string contents_of(FsyncPolicy policy) {
+  std::string text = fsync_policy_name(policy);
+  text.resize(8, ' ');
+  return text + "\n";
+}
+
+}  // namespace
+
+PreviousRun read_run_marker(FileSystem& fs, const std::string& dir,
+                            const std::vector<std::string>& names) {
+  PreviousRun run;
+  if (std::find(names.begin(), names.end(), kRunMarkerName) == names.end()) return run;
+  run.clean = false;
+  run.policy = FsyncPolicy::kNever;
+  uint64_t size = 0;
+  auto bytes = fs.read_file(path_of(dir), &size);
+  if (!bytes) return run;
+  std::string_view text = (*bytes)->bytes();
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\n')) text.remove_suffix(1);
+  for (FsyncPolicy policy : {FsyncPolicy::kAlways, FsyncPolicy::kInterval, FsyncPolicy::kNever}) {
+    if (text == fsync_policy_name(policy)) run.policy = policy;
+  }
+  return run;
+}
+
+Status write_run_marker(FileSystem& fs, const std::string& dir, FsyncPolicy policy) {
+  const std::string path = path_of(dir);
+  auto file = fs.open_for_write(path, false, 0);
+  const bool created = !file;
+  if (created) file = fs.open_for_write(path, true, 0);
+  if (!file) return file.error();
+  Status s = (*file)->write_at(0, contents_of(policy));
+  if (s.ok()) s = (*file)->sync();
+  Status closed = (*file)->close();
+  if (s.ok()) s = closed;
+  if (s.ok() && created) s = fs.sync_dir(dir);
+  return s;
+}
+
+Status remove_run_marker(FileSystem& fs, const std::string& dir) {
+  if (Status s = fs.remove(path_of(dir)); !s.ok()) return s;
+  return fs.sync_dir(dir);
+}
+
+}  // namespace tq::wal

@@ -1,0 +1,48 @@
+// Whether the last process to hold a log stopped cleanly, and under which
+// fsync policy it ran.
+//
+// Why: under fsync=never or interval a power cut can lose records that were
+// acknowledged, and when the loss ends exactly between two records nothing
+// in the log shows it (zeros follow the last record, as after a clean stop).
+// Job ids those records took would be issued again. The file RUNNING in the
+// log's directory exists from open until a clean close and names the
+// policy, so the next open knows that records may be missing and how many
+// ids to skip.
+//
+// The marker is written before the first record of a run and synced (file
+// and directory), so any run that wrote a record left one, unless its close
+// was clean. Writing it is best effort: a full disk at start-up must not
+// stop a server whose reads still work; a run without one is taken for
+// clean, as logs from before the marker are.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "wal/file.h"
+#include "wal/log_writer.h"
+
+namespace tq::wal {
+
+inline constexpr const char* kRunMarkerName = "RUNNING";
+
+struct PreviousRun {
+  bool clean = true;  // no marker: closed cleanly, or never opened
+  FsyncPolicy policy = FsyncPolicy::kAlways;  // unclean: the policy it ran with
+};
+
+// `names`: the directory's listing. A marker that cannot be read or parsed
+// counts as an unclean run under fsync=never: it can only be assumed lossy.
+PreviousRun read_run_marker(FileSystem& fs, const std::string& dir,
+                            const std::vector<std::string>& names);
+
+// Writes (or rewrites) the marker naming `policy`, synced.
+Status write_run_marker(FileSystem& fs, const std::string& dir, FsyncPolicy policy);
+
+// At a clean close, once everything is durable.
+Status remove_run_marker(FileSystem& fs, const std::string& dir);
+
+// Whether a power cut may lose acknowledged records under `policy`.
+inline bool may_lose_acknowledged(FsyncPolicy policy) { return policy != FsyncPolicy::kAlways; }
+
+}  // namespace tq::wal
