@@ -1,5 +1,6 @@
 #include "server/connection.h"
 
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 
 #include <algorithm>
@@ -342,11 +343,19 @@ void Connection::after_write_drained() {
 
 void Connection::linger() {
   if (lingering_ || closing_) return;
+  // A refused connection (MAXCONN) was never admitted: lingering would let
+  // a flood of them hold file descriptors past max_connections, the
+  // descriptors the log needs to open its next segment.
   uv_os_fd_t fd = -1;
   int unread = 0;
-  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0 ||
-      ioctl(fd, FIONREAD, &unread) != 0 || unread == 0 ||
-      uv_shutdown(&shutdown_req_, stream(), on_shutdown) != 0) {
+  int unacknowledged = 0;
+  const bool at_risk =
+      started_ && uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) == 0 &&
+      ioctl(fd, FIONREAD, &unread) == 0 && ioctl(fd, SIOCOUTQ, &unacknowledged) == 0 &&
+      (unread > 0 || unacknowledged > 0);
+  // Input waiting would make close() reset the connection now; replies the
+  // client has not acknowledged would be reset by whatever it sends next.
+  if (!at_risk || uv_shutdown(&shutdown_req_, stream(), on_shutdown) != 0) {
     close();
     return;
   }

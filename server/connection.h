@@ -128,12 +128,14 @@ class Connection {
   void consume(size_t n);
   void after_write_drained();
   // The last step of close_when_flushed(), every reply written. close() on a
-  // socket with unread input sends an RST, and the client's kernel drops
-  // what it had received and not yet read: replies to a client still
-  // sending (a pipeline cut by QUIT, or by a shutdown) were lost. So when
-  // input is waiting, send a FIN after the replies instead, and read and
+  // socket with unread input sends an RST, and so does input that arrives
+  // after it; the client's kernel then drops what it had received and not
+  // yet read: replies to a client still sending (a pipeline cut by QUIT, or
+  // by a shutdown) were lost. So when input is waiting, or replies are not
+  // yet acknowledged, send a FIN after the replies instead, and read and
   // discard until the client closes too, or kLingerMs passes (Apache's
-  // lingering close). With nothing waiting, close at once.
+  // lingering close). Otherwise, and for a connection never admitted,
+  // close at once.
   void linger();
   static void on_shutdown(uv_shutdown_t* req, int status);
   size_t unsent_bytes() const { return out_.size() + in_flight_; }

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
 
 #include <set>
 #include <thread>
@@ -140,5 +143,40 @@ TEST_SUITE("concurrency") {
       if (!admitted) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     CHECK(admitted);
+  }
+
+  TEST_CASE("refused connections that sent requests are closed at once, not kept open") {
+    // They are not admitted: kept open (to read and drop their input), a
+    // flood of them held file descriptors past max_connections, the ones the
+    // log needs for its next segment.
+    TqdOptions options;
+    options.config_yaml = "limits:\n  max_connections: 1\n";
+    TqdProcess tqd(options);
+    auto admitted = tqd.client();
+    REQUIRE(admitted.ping().ok());
+    auto open_fds = [&] {
+      return std::distance(
+          std::filesystem::directory_iterator("/proc/" + std::to_string(tqd.pid()) + "/fd"),
+          std::filesystem::directory_iterator{});
+    };
+    const auto before = open_fds();
+    std::string requests;
+    for (int i = 0; i < 100; ++i) requests += "PING\n";
+    std::vector<tq::client::LineSocket> refused;
+    for (int i = 0; i < 30; ++i) {
+      refused.push_back(tqd.socket());
+      REQUIRE(refused.back().send(requests).ok());
+    }
+    for (auto& s : refused) {
+      auto line = s.read_line();
+      REQUIRE(line.ok());
+      CHECK(line->rfind("ERROR MAXCONN ", 0) == 0);
+    }
+    // Closed within moments; a linger lasts two seconds at least.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+    while (open_fds() > before && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(open_fds() <= before);
   }
 }

@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "client/client.h"
 #include "tests/support/tqd_process.h"
 
 using tq::testing::run_tqd;
@@ -100,6 +101,52 @@ TEST_SUITE("shutdown") {
     }
     CHECK(whole);
     CHECK(tqd.stop(0) == 0);  // signalled already: our close ends its last connection
+  }
+
+  TEST_CASE("a slow reader that sends again after tqd stopped still gets every reply") {
+    // Its replies wait in tqd's socket, unacknowledged (the client reads
+    // slowly); a request arriving at a closed socket resets it, and the
+    // replies still queued there were dropped.
+    TqdProcess tqd;
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    int small = 4096;
+    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(tqd.port());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    constexpr int kPings = 60'000;  // 480 KB of replies: under the 1 MiB that pauses reading
+    std::string pings;
+    for (int i = 0; i < kPings; ++i) pings += "PING\n";
+    REQUIRE(::send(fd, pings.data(), pings.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(pings.size()));
+    auto admin = tqd.client();
+    for (int i = 0; i < 1000; ++i) {
+      auto stats = admin.stats();
+      REQUIRE(stats.ok());
+      if (tq::client::field(*stats, "commands_ping") == std::to_string(kPings)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    admin.close();
+    REQUIRE(kill(tqd.pid(), SIGTERM) == 0);
+    REQUIRE(tqd.wait_for_log("shutting down"));
+    // The scenario, not a wait for something: the late request comes a
+    // moment after tqd has handed the last reply to the kernel.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    REQUIRE(::send(fd, "PING\n", 5, MSG_NOSIGNAL) == 5);
+    std::string replies;
+    char buffer[65536];
+    ssize_t n = 0;
+    int error = 0;
+    while ((n = ::recv(fd, buffer, sizeof buffer, 0)) > 0)
+      replies.append(buffer, static_cast<size_t>(n));
+    if (n < 0) error = errno;
+    ::close(fd);
+    CHECK(error == 0);
+    CHECK(replies.size() == 8u * kPings);  // "OK PONG\n" each
+    CHECK(tqd.stop(0) == 0);
   }
 }
 
