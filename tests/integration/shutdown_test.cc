@@ -21,6 +21,26 @@
 using tq::testing::run_tqd;
 using tq::testing::TqdProcess;
 
+namespace {
+
+// A plain blocking socket to tqd, for what the client library never does
+// (send without reading, a tiny receive buffer); -1 on failure.
+int connect_raw(uint16_t port, int receive_buffer = 0) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = (receive_buffer == 0 || ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer,
+                                                       sizeof receive_buffer) == 0) &&
+                  ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  if (!ok) ::close(fd);
+  return ok ? fd : -1;
+}
+
+}  // namespace
+
 TEST_SUITE("shutdown") {
   TEST_CASE("SIGTERM: open connections are closed, tqd logs and exits 0 promptly") {
     TqdProcess tqd;
@@ -54,13 +74,8 @@ TEST_SUITE("shutdown") {
     // kernel then drops what it had received and not yet read: this client
     // got a reply cut in half, then ECONNRESET.
     TqdProcess tqd;
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int fd = connect_raw(tqd.port());
     REQUIRE(fd >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(tqd.port());
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
     std::atomic<bool> stop_sending{false};
     std::thread sender([&] {
       std::string pings;
@@ -108,15 +123,8 @@ TEST_SUITE("shutdown") {
     // slowly); a request arriving at a closed socket resets it, and the
     // replies still queued there were dropped.
     TqdProcess tqd;
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int fd = connect_raw(tqd.port(), 4096);
     REQUIRE(fd >= 0);
-    int small = 4096;
-    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(tqd.port());
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
     constexpr int kPings = 60'000;  // 480 KB of replies: under the 1 MiB that pauses reading
     std::string pings;
     for (int i = 0; i < kPings; ++i) pings += "PING\n";
