@@ -56,19 +56,6 @@ std::vector<uint32_t> ordinals_of(const std::vector<std::unique_ptr<FileBytes>>&
   return ordinals;
 }
 
-// How much a power cut can lose under a policy: always < interval < never.
-int loss_rank(FsyncPolicy policy) {
-  switch (policy) {
-    case FsyncPolicy::kAlways:
-      return 0;
-    case FsyncPolicy::kInterval:
-      return 1;
-    case FsyncPolicy::kNever:
-      return 2;
-  }
-  return 2;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options,
@@ -202,12 +189,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
                           4 * std::max(newest_file, options.segment_bytes);
     summary->seq_bound += room / kRecordHeaderSize;
   }
-  // This run's marker names the lossier of its own policy and that of an
-  // unclean run before it, whose lost ids are skipped only in memory until
-  // this run writes: a crash before then must skip them again.
-  FsyncPolicy marked = options.fsync;
-  if (!previous.clean && loss_rank(previous.policy) > loss_rank(marked)) marked = previous.policy;
-  (void)write_run_marker(fs, options.dir, marked);  // best effort: see run_marker.h
+  (void)write_run_marker(fs, options.dir, policy_to_mark(previous, options.fsync));  // best effort
   log->fs_ = &fs;
 
   log->writer_ = std::make_unique<LogWriter>(

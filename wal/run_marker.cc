@@ -15,7 +15,22 @@ std::string contents_of(FsyncPolicy policy) {
   return text + "\n";
 }
 
+// How much a power cut can lose under a policy: always < interval < never.
+int loss_rank(FsyncPolicy policy) {
+  switch (policy) {
+    case FsyncPolicy::kAlways: return 0;
+    case FsyncPolicy::kInterval: return 1;
+    case FsyncPolicy::kNever: return 2;
+  }
+  return 2;
+}
+
 }  // namespace
+
+FsyncPolicy policy_to_mark(const PreviousRun& previous, FsyncPolicy current) {
+  if (previous.clean || loss_rank(previous.policy) <= loss_rank(current)) return current;
+  return previous.policy;
+}
 
 PreviousRun read_run_marker(FileSystem& fs, const std::string& dir,
                             const std::vector<std::string>& names) {

@@ -36,6 +36,11 @@ struct PreviousRun {
 PreviousRun read_run_marker(FileSystem& fs, const std::string& dir,
                             const std::vector<std::string>& names);
 
+// What this run's marker names: its own policy, or an unclean run's before
+// it when that one could lose more. That run's lost ids are skipped only in
+// memory until this run writes: a crash before then must skip them again.
+FsyncPolicy policy_to_mark(const PreviousRun& previous, FsyncPolicy current);
+
 // Writes (or rewrites) the marker naming `policy`, synced.
 Status write_run_marker(FileSystem& fs, const std::string& dir, FsyncPolicy policy);
 
