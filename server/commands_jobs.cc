@@ -80,8 +80,10 @@ void cmd_enqueue(CommandContext& ctx, const Request& req) {
 
 namespace {
 
+constexpr const char* kPutOptions[] = {"PRIORITY", "DELAY", "AT", "TTL", "ATTEMPTS", "KEY"};
+
 bool is_put_option(std::string_view word) {
-  for (const char* option : {"PRIORITY", "DELAY", "AT", "TTL", "ATTEMPTS", "KEY"}) {
+  for (const char* option : kPutOptions) {
     if (is_keyword(word, option)) return true;
   }
   return false;
@@ -96,7 +98,9 @@ void cmd_put(CommandContext& ctx, const Request& req) {
     if (!is_put_option(a[i])) {
       std::string msg = "unknown PUT option '";
       protocol::append_escaped(msg, a[i], 32);
-      msg += "'; options: PRIORITY, DELAY, AT, TTL, ATTEMPTS, KEY";
+      msg += "'; options:";
+      for (const char* option : kPutOptions)
+        msg += std::string(option == kPutOptions[0] ? " " : ", ") + option;
       return reply_error(ctx, ErrorCode::kBadFormat, msg);
     }
     if (i + 1 >= a.size()) {
