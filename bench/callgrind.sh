@@ -15,7 +15,9 @@
 # move by a percent or two between runs of one build.
 #
 # usage: bench/callgrind.sh [--build DIR] [--jobs N] [--wal none|never|always] [--top K]
-#                           [--connections C] [--pipeline P]
+#                           [--connections C] [--pipeline P] [--produce-only]
+#                           [--keep FILE]   (copy the callgrind output there, for
+#                                            callgrind_annotate --auto=yes on a -g build)
 set -euo pipefail
 # shellcheck source=bench/listen_port.sh
 source "$(dirname "$0")/listen_port.sh"
@@ -26,6 +28,8 @@ wal=none
 top=25
 connections=16
 pipeline=32
+phases="produce consume"
+keep=""
 while [ $# -gt 0 ]; do
   case $1 in
     --build) build=$2; shift 2 ;;
@@ -34,7 +38,9 @@ while [ $# -gt 0 ]; do
     --top) top=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
     --pipeline) pipeline=$2; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --produce-only) phases=produce; shift ;;
+    --keep) keep=$2; shift 2 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "callgrind.sh: unknown argument $1 (--help)" >&2; exit 2 ;;
   esac
 done
@@ -47,6 +53,7 @@ dir=$(mktemp -d /tmp/tq-callgrind.XXXXXX)
 tqd_pid=""
 cleanup() {
   [ -z "$tqd_pid" ] || kill -TERM "$tqd_pid" 2>/dev/null || true
+  [ -z "$keep" ] || cp "$dir/callgrind.out" "$keep" 2>/dev/null || true
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -63,7 +70,7 @@ tqd_pid=$!
 port=$(listen_port "$dir/tqd.log" "$tqd_pid") || true
 [ -n "$port" ] || { echo "callgrind.sh: tqd did not start" >&2; cat "$dir/tqd.log" >&2; exit 1; }
 
-for phase in produce consume; do
+for phase in $phases; do
   "$build/tq-bench" --port "$port" -c "$connections" -p "$pipeline" -n "$jobs" --phase "$phase" | sed -n 2p
 done
 kill -TERM "$tqd_pid"
@@ -71,7 +78,9 @@ wait "$tqd_pid" || true
 tqd_pid=""
 
 total=$(callgrind_annotate "$dir/callgrind.out" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-echo "tqd (wal: $wal, $connections x $pipeline), $jobs jobs produced and consumed: $total instructions, $((total / jobs)) per job"
+done_what="produced and consumed"
+[ "$phases" = produce ] && done_what=produced
+echo "tqd (wal: $wal, $connections x $pipeline), $jobs jobs $done_what: $total instructions, $((total / jobs)) per job"
 echo "top $top functions by their own instructions (per job):"
 callgrind_annotate "$dir/callgrind.out" 2>/dev/null |
   awk -v jobs="$jobs" -v top="$top" '
