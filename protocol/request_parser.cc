@@ -1,5 +1,6 @@
 #include "protocol/request_parser.h"
 
+#include <array>
 #include <charconv>
 #include <cstring>
 
@@ -7,6 +8,24 @@ namespace tq::protocol {
 namespace {
 
 bool is_space(char c) { return c == ' ' || c == '\t'; }
+
+// Every request is split into words here, so a byte's class comes from a
+// table: one load and one test a byte rather than two comparisons.
+constexpr std::array<bool, 256> kSpaceByte = [] {
+  std::array<bool, 256> table{};
+  table[' '] = table['\t'] = true;
+  return table;
+}();
+
+const char* skip_spaces(const char* p, const char* end) {
+  while (p != end && kSpaceByte[static_cast<unsigned char>(*p)]) ++p;
+  return p;
+}
+
+const char* skip_word(const char* p, const char* end) {
+  while (p != end && !kSpaceByte[static_cast<unsigned char>(*p)]) ++p;
+  return p;
+}
 
 bool is_blank(std::string_view line) {
   for (char c : line) {
@@ -211,11 +230,11 @@ RequestParser::Result RequestParser::finish_body() {
 }
 
 bool RequestParser::tokenize(std::string_view line) {
-  size_t i = 0;
-  while (i < line.size() && is_space(line[i])) ++i;
-  size_t verb_start = i;
-  while (i < line.size() && !is_space(line[i])) ++i;
-  std::string_view verb = line.substr(verb_start, i - verb_start);
+  const char* p = line.data();
+  const char* const end = p + line.size();
+  p = skip_spaces(p, end);
+  const char* word_end = skip_word(p, end);
+  const std::string_view verb(p, static_cast<size_t>(word_end - p));
 
   const CommandSpec* spec = find_command(verb);
   if (spec == nullptr) {
@@ -227,21 +246,17 @@ bool RequestParser::tokenize(std::string_view line) {
   }
   request_.spec = spec;
   request_.args.clear();
-  const bool rest_of_line = spec->has(kRestOfLine);
-  for (;;) {
-    while (i < line.size() && is_space(line[i])) ++i;
-    if (i == line.size()) break;
-    if (spec->max_args >= 0 && request_.args.size() == static_cast<size_t>(spec->max_args)) {
+  const size_t max_args = spec->max_args >= 0 ? static_cast<size_t>(spec->max_args) : SIZE_MAX;
+  // The word that takes the rest of the line, spaces and all (a payload).
+  const size_t rest_at = spec->has(kRestOfLine) ? max_args - 1 : SIZE_MAX;
+  for (p = skip_spaces(word_end, end); p != end; p = skip_spaces(word_end, end)) {
+    const size_t n = request_.args.size();
+    if (n == max_args) {
       fail(ErrorCode::kBadFormat, usage_error(*spec));
       return false;
     }
-    if (rest_of_line && request_.args.size() + 1 == static_cast<size_t>(spec->max_args)) {
-      request_.args.push_back(line.substr(i));  // the payload: spaces kept
-      break;
-    }
-    size_t start = i;
-    while (i < line.size() && !is_space(line[i])) ++i;
-    request_.args.push_back(line.substr(start, i - start));
+    word_end = n == rest_at ? end : skip_word(p, end);
+    request_.args.emplace_back(p, static_cast<size_t>(word_end - p));
   }
   if (request_.args.size() < static_cast<size_t>(spec->min_args)) {
     fail(ErrorCode::kBadFormat, usage_error(*spec));
