@@ -13,6 +13,7 @@ namespace {
 // editor through this pointer.
 LineEditor::Completer* g_completer = nullptr;
 std::vector<std::string> g_candidates;
+bool g_tab_is_text = false;  // reading a body line: Tab inserts a tab
 
 // readline's generator protocol: called with state 0 first, then 1, 2, ...;
 // returns one malloc'ed candidate per call and nullptr when done.
@@ -25,6 +26,12 @@ char* next_candidate(const char*, int state) {
 
 char** attempt_completion(const char*, int, int end) {
   rl_attempted_completion_over = 1;  // no file-name completion when we have nothing
+  if (g_tab_is_text) {
+    // A body is data: a tab in it is a tab (libedit's readline interface
+    // cannot rebind Tab to completion afterwards, so it stays bound here).
+    rl_insert_text("\t");
+    return nullptr;
+  }
   if (g_completer == nullptr) return nullptr;
   g_candidates = (*g_completer)(std::string_view(rl_line_buffer, static_cast<size_t>(end)));
   if (g_candidates.empty()) return nullptr;
@@ -70,11 +77,13 @@ LineEditor::~LineEditor() {
   rl_attempted_completion_function = nullptr;
 }
 
-std::optional<std::string> LineEditor::read_line(const std::string& prompt, bool remember) {
+std::optional<std::string> LineEditor::read_line(const std::string& prompt, LineKind kind) {
+  g_tab_is_text = kind == LineKind::kBody;
   char* raw = readline(prompt.c_str());
+  g_tab_is_text = false;
   if (raw == nullptr) return std::nullopt;
   std::string line(raw);
-  if (remember && !is_blank(raw) && !starts_with_auth(raw)) {
+  if (kind == LineKind::kCommand && !is_blank(raw) && !starts_with_auth(raw)) {
     add_history(raw);
     if (!history_path_.empty()) {
       // Saved after every line, so a session that is killed keeps its history.

@@ -27,11 +27,16 @@ class LineEditor {
   LineEditor(const LineEditor&) = delete;
   LineEditor& operator=(const LineEditor&) = delete;
 
+  enum class LineKind {
+    kCommand,  // Tab completes; a non-blank line goes into the history
+    kBody,     // a line of a PUT body: Tab is a tab, and nothing is remembered
+  };
+
   // Shows the prompt and returns the line typed, without its newline, or
   // nullopt at end of input (Ctrl-D) or when a signal interrupted the
-  // editing (Ctrl-C: the caller's handler knows which). With `remember`, a
-  // non-blank line goes into the history.
-  std::optional<std::string> read_line(const std::string& prompt, bool remember = true);
+  // editing (Ctrl-C: the caller's handler knows which).
+  std::optional<std::string> read_line(const std::string& prompt,
+                                       LineKind kind = LineKind::kCommand);
 
  private:
   std::string history_path_;

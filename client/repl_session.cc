@@ -15,13 +15,13 @@ constexpr std::string_view kPromptTips =
 
 }  // namespace
 
-ReplSession::ReplSession(Options options, RenderStyle style, RenderStyle error_style,
-                         bool interactive, std::ostream& out, std::ostream& err,
-                         CancelToken* cancel)
+ReplSession::ReplSession(Options options, RenderStyle style, RenderStyle error_style, Mode mode,
+                         std::ostream& out, std::ostream& err, CancelToken* cancel)
     : client_(std::move(options)),
       style_(style),
       error_style_(error_style),
-      interactive_(interactive),
+      mode_(mode),
+      interactive_(mode == Mode::kPrompt),
       out_(out),
       err_(err),
       cancel_(cancel) {}
@@ -117,6 +117,8 @@ ReplSession::Outcome ReplSession::ensure_connected(std::string_view verb) {
 void ReplSession::report_lost(const Error& error, std::string_view verb, bool may_have_run) {
   err_ << "tq: " << error.to_string() << "\n";
   if (may_have_run) err_ << "tq: " << verb << " may or may not have run\n";
+  if (mode_ == Mode::kScript) err_ << "tq: the commands after it were not run\n";
+  if (!interactive_) return;  // no next command to reconnect for
   bool password_refused = false;
   if (auto again = reconnect(password_refused); again) {
     err_ << "tq: reconnected to " << client_.address()
@@ -147,8 +149,13 @@ ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& r
     if (auto bytes = parse_u64((*words)[static_cast<size_t>(spec->body_length_arg) + 1])) {
       auto got = read_body(*bytes);
       if (!got) {
-        err_ << "tq: " << verb << " needs a body of " << *bytes
-             << " bytes after its line, and the input ended\n";
+        if (interactive_) {
+          err_ << "tq: " << verb << " not sent: its body was left before " << *bytes
+               << " bytes (Ctrl-C or Ctrl-D at the ... prompt)\n";
+        } else {
+          err_ << "tq: " << verb << " needs a body of " << *bytes
+               << " bytes after its line, and the input ended\n";
+        }
         return Outcome::kServerError;
       }
       if (got->size() != *bytes) {
@@ -191,8 +198,8 @@ ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& r
              << (interactive_ ? ", or type AUTH <password>" : "") << "\n";
       }
       if (!client_.socket().is_open()) {
-        err_ << "tq: the server closed the connection (" << error.code
-             << "); the next command reconnects\n";
+        err_ << "tq: the server closed the connection (" << error.code << ")"
+             << (mode_ == Mode::kOneCommand ? "" : "; the next command reconnects") << "\n";
       }
       return Outcome::kServerError;
     case ErrorKind::kBadArgument:

@@ -3,9 +3,10 @@
 // on tq's command line). It sends the line, prints the reply readably (or raw)
 // on `out`, and keeps the connection: an idle connection the server closed is
 // replaced before the command is sent; a connection lost under a command is
-// reported, with whether the command may have run, and one reconnect is tried
-// at once. Replies go to `out`; ERROR replies and tq's own messages go to
-// `err`, so a script that reads the output gets answers only. With raw, every
+// reported, with whether the command may have run, and at the prompt one
+// reconnect is tried at once (one command, or a script, ends there). Replies
+// go to `out`; ERROR replies and tq's own messages go to `err`, so a script
+// that reads the output gets answers only. With raw, every
 // reply, ERROR too, goes to `out` exactly as the server sent it. DEQUEUE's
 // ERROR EMPTY is not an error here: it is shown as "(no jobs...)" and counts
 // as OK, as an empty DEQUEUE ... COUNT does.
@@ -46,6 +47,15 @@ class ReplSession {
     kQuit,         // quit / exit
   };
 
+  // Where the commands come from, which decides what is said after a loss:
+  // only at the prompt is there a next command to reconnect for (a script
+  // stops at a lost connection, so that the rest does not run out of order).
+  enum class Mode {
+    kPrompt,      // typed at a terminal
+    kScript,      // one per line of standard input
+    kOneCommand,  // from tq's arguments
+  };
+
   // Reads a PUT body of `bytes` bytes from wherever the commands come from;
   // nullopt when the input ends first.
   using BodyReader = std::function<std::optional<std::string>(size_t bytes)>;
@@ -54,7 +64,7 @@ class ReplSession {
   // stream has colours only when it is a terminal). `cancel` ends a wait for
   // a reply (tq fires it on Ctrl-C); it may be null. The session resets it
   // before each command.
-  ReplSession(Options options, RenderStyle style, RenderStyle error_style, bool interactive,
+  ReplSession(Options options, RenderStyle style, RenderStyle error_style, Mode mode,
               std::ostream& out, std::ostream& err, CancelToken* cancel);
 
   // Connects; on failure says why on err and returns kNoServer. When the
@@ -87,7 +97,8 @@ class ReplSession {
   Client client_;
   RenderStyle style_;
   RenderStyle error_style_;
-  bool interactive_;
+  Mode mode_;
+  bool interactive_;  // mode_ == Mode::kPrompt
   std::ostream& out_;
   std::ostream& err_;
   CancelToken* cancel_;

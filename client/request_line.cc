@@ -34,8 +34,15 @@ std::optional<uint64_t> parse_u64(std::string_view text) {
 }
 
 Status check_line(std::string_view line) {
-  if (line.find_first_of("\r\n") != std::string_view::npos) {
+  if (line.find('\n') != std::string_view::npos) {
     return make_error(ErrorKind::kBadArgument, "a request cannot contain a line break");
+  }
+  // A '\r' inside the line is the server's to judge (an ENQUEUE payload
+  // keeps it); one at the end would be taken for half of a "\r\n" line end.
+  if (!line.empty() && line.back() == '\r') {
+    return make_error(ErrorKind::kBadArgument,
+                      "a request cannot end with \\r: the server would read it as part of the "
+                      "line end");
   }
   return Ok{};
 }

@@ -23,7 +23,7 @@ std::string to_upper(std::string_view word);
 // A whole, non-empty decimal number; nullopt for anything else.
 std::optional<uint64_t> parse_u64(std::string_view text);
 
-// Refuses a line holding '\r' or '\n'.
+// Refuses a line holding '\n', or ending in '\r' (the wire's "\r\n").
 Status check_line(std::string_view line);
 
 // Refuses an empty word, or one holding a space, a tab or a control byte.

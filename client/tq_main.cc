@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <clocale>
 #include <csignal>
 #include <cstdlib>
 #include <functional>
@@ -36,6 +37,7 @@
 #include "client/repl_completion.h"
 #include "client/repl_editor.h"
 #include "client/repl_session.h"
+#include "client/request_line.h"
 
 namespace {
 
@@ -89,6 +91,11 @@ std::optional<std::string> read_body_lines(size_t bytes, NextLine next_line) {
 
 int run_interactive(ReplSession& session, tq::client::CancelToken& cancel) {
   catch_interrupts(&cancel);
+  // libedit decodes what is typed by the locale's character type; in the
+  // "C" locale a program starts in, it drops every byte above 127, so
+  // "héllo" would be sent as "hllo". Only LC_CTYPE: numbers and messages
+  // stay as they are.
+  std::setlocale(LC_CTYPE, "");
   tq::client::LineEditor editor(history_path(), [&](std::string_view line) {
     return tq::client::complete(line, [&] { return session.queue_names(); });
   });
@@ -96,7 +103,8 @@ int run_interactive(ReplSession& session, tq::client::CancelToken& cancel) {
     std::cout << "Connected. HELP lists the commands; Tab completes; Ctrl-D leaves.\n";
   }
   auto body_from_prompt = [&](size_t bytes) {
-    return read_body_lines(bytes, [&] { return editor.read_line("... ", false); });
+    return read_body_lines(
+        bytes, [&] { return editor.read_line("... ", tq::client::LineEditor::LineKind::kBody); });
   };
   for (;;) {
     g_interrupted = 0;
@@ -128,6 +136,8 @@ int run_script(ReplSession& session) {
   auto next_line = []() -> std::optional<std::string> {
     std::string line;
     if (!std::getline(std::cin, line)) return std::nullopt;
+    // A file written on Windows ends its lines, PUT bodies' too, with "\r\n".
+    if (!line.empty() && line.back() == '\r') line.pop_back();
     return line;
   };
   auto body_from_input = [&](size_t bytes) { return read_body_lines(bytes, next_line); };
@@ -277,22 +287,38 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   options.timeout_ms = static_cast<int>(std::min<int64_t>(timeout_ms->count(), INT32_MAX));
-  if (options.password.empty()) {
+  // --password '' means none, even with TQ_PASSWORD set.
+  if (app.count("--password") == 0) {
     if (const char* password = std::getenv("TQ_PASSWORD")) options.password = password;
+  }
+  if (const size_t colon = options.host.rfind(':');
+      colon != std::string::npos && options.host.find(':') == colon &&
+      tq::client::parse_u64(std::string_view(options.host).substr(colon + 1))) {
+    std::cerr << "tq: --host takes a name or an address, without a port: --host "
+              << options.host.substr(0, colon) << " --port " << options.host.substr(colon + 1)
+              << "\n";
+    return kExitUsage;
   }
 
   const bool colour = !raw && !no_colour && std::getenv("NO_COLOR") == nullptr;
   const tq::client::RenderStyle style{colour && isatty(STDOUT_FILENO), raw};
   const tq::client::RenderStyle error_style{colour && isatty(STDERR_FILENO), raw};
   const std::vector<std::string>& command = split.command;
-  const bool interactive = command.empty() && isatty(STDIN_FILENO);
+  const ReplSession::Mode mode = !command.empty()       ? ReplSession::Mode::kOneCommand
+                                 : isatty(STDIN_FILENO) ? ReplSession::Mode::kPrompt
+                                                        : ReplSession::Mode::kScript;
   tq::client::CancelToken cancel;
-  ReplSession session(options, style, error_style, interactive, std::cout, std::cerr, &cancel);
+  ReplSession session(options, style, error_style, mode, std::cout, std::cerr, &cancel);
 
   if (!command.empty()) {
     std::string line;
     for (const auto& word : command) line += (line.empty() ? "" : " ") + word;
+    if (const auto words = tq::client::split_words(line); words.empty() || words[0][0] == '#') {
+      std::cerr << "tq: the command is empty (or a # comment); tq --help shows how to give one\n";
+      return kExitUsage;
+    }
     return run_one(session, line);
   }
-  return interactive ? run_interactive(session, cancel) : run_script(session);
+  return mode == ReplSession::Mode::kPrompt ? run_interactive(session, cancel)
+                                            : run_script(session);
 }

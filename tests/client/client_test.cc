@@ -305,8 +305,16 @@ TEST_SUITE("client library") {
     CHECK(c.put("q", "p", {.key = "two words"}).error().kind == ErrorKind::kBadArgument);
     CHECK(c.fail(1, "line\nbreak").error().kind == ErrorKind::kBadArgument);
     CHECK(c.request("LIST\nDROP q").error().kind == ErrorKind::kBadArgument);
+    CHECK(c.fail(1, "ends in\r").error().kind == ErrorKind::kBadArgument);
     // The connection is still in step: nothing half-sent.
     CHECK(*c.list() == std::vector<std::string>{"q"});
+    // A '\r' inside a line is no line end: ENQUEUE stores it (PROTOCOL.md).
+    auto stored = c.request("ENQUEUE q cr\rhere");
+    REQUIRE(stored.ok());
+    auto job = c.dequeue("q");
+    REQUIRE(job.ok());
+    REQUIRE(job->has_value());
+    CHECK((*job)->payload == "cr\rhere");
   }
 
   TEST_CASE("request() reads any reply whole - lines, counted lines, framed jobs and a PUT body") {

@@ -191,6 +191,66 @@ TEST_SUITE("tq REPL in a terminal") {
     CHECK(shown.find("tq: ") == std::string::npos);
   }
 
+  TEST_CASE(
+      "what is typed is sent byte for byte - letters beyond ASCII in a payload and a PUT body") {
+    TqdProcess tqd;
+    TempDir home;
+    TmuxScreen screen("LANG=C.UTF-8 LC_ALL= " + tq_command(tqd.port(), home.path + "/history"));
+    const std::string p = prompt(tqd.port());
+    REQUIRE(screen.wait_for(p));
+    enter(screen, "CREATE q");
+    REQUIRE(screen.wait_for("OK created q"));
+    const std::string typed = "h\u00e9llo w\u00f6rld \u65e5\u672c";  // héllo wörld, two CJK letters
+    enter(screen, "ENQUEUE q " + typed);
+    REQUIRE(screen.wait_for("OK 1"));
+    const std::string body = "caf\u00e9";  // 5 bytes
+    enter(screen, "PUT q 5");
+    REQUIRE(screen.wait_for("..."));
+    enter(screen, body);
+    REQUIRE(screen.wait_for("OK 2"));
+
+    auto client = tqd.client();
+    auto first = client.dequeue("q");
+    REQUIRE(first.ok());
+    REQUIRE(first->has_value());
+    CHECK((*first)->payload == typed);
+    auto second = client.dequeue("q");
+    REQUIRE(second.ok());
+    REQUIRE(second->has_value());
+    CHECK((*second)->payload == body);
+  }
+
+  TEST_CASE("a PUT body at the ... prompt - Tab is a tab there, Ctrl-C abandons the PUT") {
+    TqdProcess tqd;
+    TempDir home;
+    TmuxScreen screen(tq_command(tqd.port(), home.path + "/history"));
+    const std::string p = prompt(tqd.port());
+    REQUIRE(screen.wait_for(p));
+    enter(screen, "CREATE q");
+    REQUIRE(screen.wait_for("OK created q"));
+
+    enter(screen, "PUT q 3");
+    REQUIRE(screen.wait_for("..."));
+    screen.type("a");
+    screen.press({"Tab"});
+    enter(screen, "b");
+    REQUIRE(screen.wait_for("OK 1"));
+
+    enter(screen, "PUT q 10");
+    REQUIRE(screen.wait_for("...", 10s, 2));
+    screen.press({"C-c"});
+    REQUIRE(screen.wait_for("tq: PUT not sent: its body was left before 10 bytes"));
+    enter(screen, "PING");
+    REQUIRE(screen.wait_for("OK PONG"));
+
+    auto client = tqd.client();
+    auto job = client.dequeue("q");
+    REQUIRE(job.ok());
+    REQUIRE(job->has_value());
+    CHECK((*job)->payload == "a\tb");
+    CHECK_FALSE(client.dequeue("q").value().has_value());  // the abandoned PUT sent nothing
+  }
+
   TEST_CASE("history outlives the session - Up recalls the last command - the file is private") {
     TqdProcess tqd;
     TempDir home;

@@ -6,6 +6,7 @@
 
 #include <csignal>
 
+#include "tests/client/cutting_proxy.h"
 #include "tests/client/subprocess.h"
 #include "tests/support/tqd_process.h"
 
@@ -92,6 +93,53 @@ TEST_SUITE("tq command line") {
 
     auto bad_flag = run_program({TQ_PATH, "--port", "not-a-port", "LIST"});
     CHECK(bad_flag.status == 2);
+
+    // A port in --host is not taken for a host name: tq says where it goes.
+    auto host_port = run_program({TQ_PATH, "--host", "127.0.0.1:" + port, "LIST"});
+    CHECK(host_port.status == 2);
+    CHECK(host_port.err ==
+          "tq: --host takes a name or an address, without a port: --host "
+          "127.0.0.1 --port " +
+              port + "\n");
+    // An empty command, or a comment, sends nothing and says so.
+    for (const std::string& nothing : {std::string(""), std::string("  "), std::string("#x")}) {
+      auto empty = run_program({TQ_PATH, "--port", port, nothing});
+      CHECK(empty.status == 2);
+      CHECK(empty.err.find("tq: the command is empty") == 0);
+    }
+  }
+
+  TEST_CASE("one command - a connection lost under it is reported once, with no reconnect") {
+    TqdProcess tqd;
+    REQUIRE(tqd.client().create("q").ok());
+    tq::testing::CuttingProxy proxy(tqd.port());
+    proxy.cut_after_next_request();
+    auto lost = run_program({TQ_PATH, "--port", std::to_string(proxy.port()), "ENQUEUE", "q", "x"});
+    CHECK(lost.status == 2);
+    CHECK(lost.err.find("tq: ENQUEUE may or may not have run\n") != std::string::npos);
+    // No next command to reconnect for: no second connection, no advice about one.
+    CHECK(proxy.connections_accepted() == 1);
+    CHECK(lost.err.find("reconnect") == std::string::npos);
+    CHECK(lost.err.find("next command") == std::string::npos);
+  }
+
+  TEST_CASE("commands from standard input - a lost connection stops them and says so") {
+    TqdProcess tqd;
+    REQUIRE(tqd.client().create("q").ok());
+    tq::testing::CuttingProxy proxy(tqd.port());
+    REQUIRE(run_program({TQ_PATH, "--port", std::to_string(proxy.port()), "PING"}).status == 0);
+    proxy.cut_after_next_request();
+    auto lost = run_program({TQ_PATH, "--port", std::to_string(proxy.port())},
+                            "ENQUEUE q x\nENQUEUE q never-sent\n");
+    CHECK(lost.status == 2);
+    CHECK(lost.err.find("tq: ENQUEUE may or may not have run\n"
+                        "tq: the commands after it were not run\n") != std::string::npos);
+    CHECK(lost.err.find("reconnect") == std::string::npos);
+    CHECK(proxy.connections_accepted() == 2);  // the PING's, then the script's
+    // The first ENQUEUE reached tqd (its reply was cut); the second was never sent.
+    auto stats = tqd.client().stats("q");
+    REQUIRE(stats.ok());
+    CHECK(tq::client::field(*stats, "ready") == "1");
   }
 
   TEST_CASE("options go before the command - a misplaced or unknown one is refused, -- sends all") {
@@ -148,6 +196,12 @@ TEST_SUITE("tq command line") {
     CHECK(wrong.err.rfind("ERROR NOAUTH wrong password\n", 0) == 0);
     CHECK(wrong.err.find("refused the password") != std::string::npos);
     CHECK(tq_run(tqd, {"--password", "guess"}, "LIST\n").status == 1);  // commands from input
+    // An empty --password turns TQ_PASSWORD off.
+    auto emptied =
+        run_program({TQ_PATH, "--port", std::to_string(tqd.port()), "--password", "", "LIST"}, {},
+                    {"TQ_PASSWORD=s3cret"});
+    CHECK(emptied.status == 1);
+    CHECK(emptied.err.rfind("ERROR NOAUTH", 0) == 0);
 
     std::vector<std::string> with_env = {TQ_PATH, "--port", std::to_string(tqd.port()), "LIST"};
     auto right = run_program(with_env, {}, {"TQ_PASSWORD=s3cret"});
@@ -205,6 +259,14 @@ TEST_SUITE("tq command line") {
           "  world\n"
           "(no jobs: queue 'orders' has no ready job)\n");
     CHECK(result.err == "ERROR NOQUEUE queue 'nowhere' does not exist; CREATE it first\n");
+  }
+
+  TEST_CASE("commands from standard input - CRLF line ends, PUT bodies' too, are line ends") {
+    TqdProcess tqd;
+    auto result = tq_run(tqd, {}, "CREATE q\r\nPUT q 6\r\ntwo\r\nab\r\nDEQUEUE q COUNT 1\r\n");
+    CHECK(result.status == 0);
+    CHECK(result.err.empty());
+    CHECK(result.out == "OK created q\nOK 1\njob 1  queue=q attempts=1\n  two\n  ab\n");
   }
 
   TEST_CASE("commands from standard input - a DEQUEUE that finds nothing is no error - exit 0") {
