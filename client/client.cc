@@ -73,11 +73,18 @@ Status Client::reconnect() {
 
 Status Client::ensure_connected(const CancelToken* cancel) {
   const ReconnectPolicy& policy = options_.reconnect;
-  if (socket_.is_open() && (policy.attempts == 0 || !socket_.peer_closed())) return Ok{};
+  // A connection the server has closed is not used even without a policy: a
+  // request sent on it would be lost with its outcome unknown, when it is
+  // known not to have been sent.
+  if (socket_.is_open() && !socket_.peer_closed()) return Ok{};
   if (policy.attempts == 0) {
-    return make_error(ErrorKind::kConnect, "not connected to " + address() +
-                                               " (the connection was lost; reconnect() opens "
-                                               "a new one)");
+    const bool closed_by_server = socket_.is_open();
+    socket_.close();
+    return make_error(ErrorKind::kConnect,
+                      "not connected to " + address() +
+                          (closed_by_server ? " (the server closed the connection"
+                                            : " (the connection was lost") +
+                          "; reconnect() opens a new one)");
   }
   const CancelToken* stop = cancel != nullptr ? cancel : policy.cancel;
   milliseconds delay = policy.first_delay;

@@ -21,7 +21,8 @@
 // of storing it twice. Every other write (ACK, NACK, CREATE, ...) is never
 // repeated: it fails with an error whose outcome_unknown() is true, and you
 // decide. Without a reconnect policy a lost connection stays lost until
-// reconnect().
+// reconnect(); a call on a connection the server closed while it was idle
+// fails at once, before sending, with a kConnect error (nothing was sent).
 #pragma once
 
 #include <chrono>

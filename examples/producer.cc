@@ -30,8 +30,9 @@ constexpr int kExitRefused = 1;
 constexpr int kExitNoServer = 2;
 constexpr int kExitUsage = EX_USAGE;
 
-// Says why a call failed and returns the exit status for it.
-int fail(const std::string& what, const tq::client::Error& error) {
+// Says why a call failed and returns the exit status for it. `password_given`:
+// whether a password was sent, which decides the hint for a NOAUTH.
+int fail(const std::string& what, const tq::client::Error& error, bool password_given) {
   using tq::protocol::ErrorCode;
   // A name the client will not send, or the server will not take, is the
   // command line's fault, not the server's.
@@ -41,7 +42,9 @@ int fail(const std::string& what, const tq::client::Error& error) {
   }
   std::cerr << "producer: " << what << error.to_string() << "\n";
   if (error.is(ErrorCode::kNoAuth)) {
-    std::cerr << "producer: the server wants a password: --password or TQ_PASSWORD\n";
+    std::cerr << (password_given
+                      ? "producer: the server refused the password (--password or TQ_PASSWORD)\n"
+                      : "producer: the server wants a password: --password or TQ_PASSWORD\n");
   }
   return error.kind == tq::client::ErrorKind::kServer ? kExitRefused : kExitNoServer;
 }
@@ -101,13 +104,14 @@ int main(int argc, char** argv) {
               << attempts << ")" << std::endl;
   };
   auto client = tq::client::Client::connect(options);
-  if (!client) return fail("", client.error());
+  const bool password_given = !options.password.empty();
+  if (!client) return fail("", client.error(), password_given);
 
   // tqd does not create queues on ENQUEUE unless configured to (a typo would
   // fill a queue nobody reads), so create it; EXISTS just means it is there.
   auto created = client->create(queue);
   if (!created && !created.error().is(tq::protocol::ErrorCode::kExists)) {
-    return fail("cannot create " + queue + ": ", created.error());
+    return fail("cannot create " + queue + ": ", created.error(), password_given);
   }
 
   const auto start = std::chrono::steady_clock::now();
@@ -123,7 +127,12 @@ int main(int argc, char** argv) {
       std::string which = count == 1
                               ? "the message"
                               : "message #" + std::to_string(n) + " of " + std::to_string(count);
-      return fail(which + " was not stored: ", id.error());
+      // A reply lost after the request went out leaves the job's fate open:
+      // the server may have stored it before the connection broke.
+      const char* fate = id.error().outcome_unknown()
+                             ? " may or may not have been stored (its reply was lost): "
+                             : " was not stored: ";
+      return fail(which + fate, id.error(), password_given);
     }
     std::cout << "enqueued job " << *id << " to " << queue << ": " << payload << std::endl;
   }

@@ -84,12 +84,38 @@ void give_up(int status, const std::string& why) {
   stop.cancel();
 }
 
+// A payload as one line of output: control bytes (a newline, an escape
+// sequence) are shown as \n, \t, \xHH, so a job cannot split or rewrite the
+// worker's lines; other bytes, UTF-8 text among them, are printed as they are.
+std::string printable(std::string_view payload) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(payload.size());
+  for (const char byte : payload) {
+    const auto c = static_cast<unsigned char>(byte);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += byte;
+    }
+  }
+  return out;
+}
+
 // One job: print it, "work" for a while, then ACK, or NACK when the work fails
 // or is interrupted.
 void process(Client& client, const Job& job, int worker, const Settings& settings,
              std::mt19937& random) {
   say(worker, "job " + std::to_string(job.id) + " from " + job.queue + " (attempt " +
-                  std::to_string(job.attempts) + "): " + job.payload);
+                  std::to_string(job.attempts) + "): " + printable(job.payload));
 
   // The "work". Ctrl-C ends it early (and a job that arrives after Ctrl-C
   // does not start).
@@ -131,9 +157,17 @@ void process(Client& client, const Job& job, int worker, const Settings& setting
 
 void work(int worker, const Settings& settings) {
   tq::client::Options options = settings.options;
-  options.reconnect.on_retry = [worker](int failed, const tq::client::Error& why,
-                                        tq::client::milliseconds) {
-    if (failed == 1) say(worker, "lost the server (" + why.to_string() + "); reconnecting");
+  // What the worker says when it cannot take jobs: that it lost the server
+  // only if it ever had it; and once a call gets through again, that it is
+  // taking jobs.
+  bool ever_answered = false;
+  bool in_trouble = false;
+  options.reconnect.on_retry = [&, worker](int failed, const tq::client::Error& why,
+                                           tq::client::milliseconds) {
+    if (failed != 1 || in_trouble) return;
+    in_trouble = true;
+    say(worker, (ever_answered ? "lost the server (" : "cannot reach the server yet (") +
+                    why.to_string() + "); reconnecting");
   };
   // Not connected yet: with a reconnect policy the first call connects.
   Client client(options);
@@ -162,9 +196,13 @@ void work(int worker, const Settings& settings) {
             "cannot take jobs yet (" + jobs.error().to_string() + "); retrying every second");
         said_waiting = true;
       }
+      in_trouble = true;
       stop.sleep_for_ms(1000);
       continue;
     }
+    if (in_trouble) say(worker, "taking jobs now");
+    in_trouble = false;
+    ever_answered = true;
     said_waiting = false;
     for (const Job& job : *jobs) process(client, job, worker, settings, random);
   }

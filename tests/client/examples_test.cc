@@ -5,6 +5,7 @@
 
 #include <csignal>
 
+#include "tests/client/cutting_proxy.h"
 #include "tests/client/subprocess.h"
 #include "tests/support/tqd_process.h"
 
@@ -123,6 +124,25 @@ TEST_SUITE("examples") {
     CHECK(producer.wait_for_exit(10s) == 2);
   }
 
+  TEST_CASE("a producer whose reply is lost says the job may have been stored - and it was") {
+    TqdProcess tqd;
+    tq::testing::CuttingProxy proxy(tqd.port());
+    BackgroundProcess producer({PRODUCER_PATH, "cut", "job", "--count", "2", "--rate", "1",
+                                "--reconnect-for", "0", "--port", std::to_string(proxy.port())},
+                               /*with_stderr=*/true);
+    REQUIRE(producer.wait_for_line("enqueued job 1 to cut: job #1", 10s).has_value());
+    REQUIRE(kill(producer.pid(), SIGSTOP) == 0);
+    proxy.cut_after_next_request();
+    REQUIRE(kill(producer.pid(), SIGCONT) == 0);
+    auto gave_up = producer.wait_for_line("stored", 10s);
+    REQUIRE(gave_up.has_value());
+    CHECK(gave_up->rfind("producer: message #2 of 2 may or may not have been stored (its reply "
+                         "was lost): ",
+                         0) == 0);
+    CHECK(producer.wait_for_exit(10s) == 2);
+    CHECK(stat_of(tqd, "cut", "ready") == "2");  // it was: tqd answered before the cut
+  }
+
   TEST_CASE("the producer authenticates with TQ_PASSWORD - without it tqd refuses the job") {
     tq::testing::TqdOptions options;
     options.config_yaml = "auth:\n  password: s3cret\n";
@@ -189,6 +209,8 @@ TEST_SUITE("examples") {
     auto producer = run_program({PRODUCER_PATH, "q", "x", "--port", port, "--password", "guess"});
     CHECK(producer.status == 1);
     CHECK(producer.err.find("NOAUTH wrong password") != std::string::npos);
+    CHECK(producer.err.find("the server refused the password") != std::string::npos);
+    CHECK(producer.err.find("wants a password") == std::string::npos);
     auto worker = run_program({WORKER_PATH, "q", "--port", port, "--password", "guess"});
     CHECK(worker.status == 1);
     CHECK(worker.err.find("NOAUTH wrong password") != std::string::npos);
@@ -264,6 +286,28 @@ TEST_SUITE("examples") {
     REQUIRE(run_program({PRODUCER_PATH, "later", "finally", "--port", std::to_string(tqd.port())})
                 .status == 0);
     CHECK(worker.wait_for_line("job 1 done (ACK)", 10s).has_value());
+    CHECK(worker.stop(SIGINT, 10s) == 0);
+  }
+
+  TEST_CASE("a worker started before the server says it cannot reach it yet, then takes jobs") {
+    uint16_t port = 0;
+    {
+      TqdProcess gone;
+      port = gone.port();
+    }
+    BackgroundProcess worker({WORKER_PATH, "q", "--port", std::to_string(port)});
+    auto waiting = worker.wait_for_line("[worker 1] ", 10s);
+    REQUIRE(waiting.has_value());
+    CHECK(waiting->find("[worker 1] cannot reach the server yet (cannot connect") == 0);
+
+    tq::testing::TqdOptions options;
+    options.port = port;  // the server comes up where the worker looks
+    TqdProcess tqd(options);
+    REQUIRE(tqd.client().create("q").ok());
+    CHECK(worker.wait_for_line("[worker 1] taking jobs now", 20s).has_value());
+    REQUIRE(tqd.client().enqueue("q", "two\nlines \x1b[31m").ok());
+    // A payload's control bytes are shown escaped, on the job's one line.
+    CHECK(worker.wait_for_line("): two\\nlines \\x1b[31m", 10s).has_value());
     CHECK(worker.stop(SIGINT, 10s) == 0);
   }
 }

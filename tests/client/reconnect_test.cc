@@ -60,9 +60,13 @@ TEST_SUITE("client reconnect") {
     TqdProcess tqd;
     Client c = connect_with(through(tqd.port(), 0));
     REQUIRE(c.request("QUIT").ok());
+    wait_until_closed_by_server(c);
+    // Known to be closed: the call fails before sending, its outcome known.
     auto lost = c.ping();
     REQUIRE_FALSE(lost.ok());
-    CHECK(lost.error().kind == ErrorKind::kNetwork);
+    CHECK(lost.error().kind == ErrorKind::kConnect);
+    CHECK_FALSE(lost.error().outcome_unknown());
+    CHECK(lost.error().message.find("the server closed the connection") != std::string::npos);
     auto still = c.ping();
     REQUIRE_FALSE(still.ok());
     CHECK(still.error().kind == ErrorKind::kConnect);  // nothing was sent
