@@ -305,6 +305,23 @@ TEST_SUITE("recover") {
     check_ids_stay_new(dir, tqd);
   }
 
+  TEST_CASE("a log whose only file lost its records to zeros gives no id its name may have held") {
+    // The disk lost what was synced: the only file left is all zeros. Its
+    // name says records up to seq 99 were written before it, so ids up to
+    // 99 may have been acknowledged; none may be given again.
+    DataDir dir;
+    two_emails(dir);
+    const std::string data = read_file(dir.segment());
+    REQUIRE(std::remove(dir.segment().c_str()) == 0);
+    write_file(dir.segment(100), std::string(data.size(), '\0'));
+    TqdProcess tqd(dir.options);
+    CHECK(logged(tqd, dir.segment(100) + ": it holds only zeros"));
+    auto s = tqd.socket();
+    REQUIRE(call(s, "CREATE emails") == "OK created emails");
+    const uint64_t next = id_in(call(s, "ENQUEUE emails again"));
+    CHECK(next > 99);
+  }
+
   TEST_CASE("a flipped byte in the last, acknowledged record stops a plain start") {
     // It used to be cut off as a torn write, with a warning only, and its
     // job id handed out again to the next ENQUEUE.
