@@ -96,6 +96,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   uint64_t expected = 0;
   bool newest_tail_lost = false;
   uint64_t torn_room = 0;  // records that could have followed a torn write (see below)
+  uint64_t zeros_bound = 0;  // the highest seq a removed file of zeros could have held
   uint64_t newest_size = 0;  // of the segment writing resumes in
   for (size_t i = 0; i < first_seqs.size(); ++i) {
     const bool newest = i + 1 == first_seqs.size();
@@ -115,6 +116,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
       // Created and never written before a crash: nothing to keep.
       if (Status s = fs.remove(path); !s.ok()) return s;
       summary->removed.push_back(path + ": it holds only zeros (created, never written)");
+      zeros_bound = std::max(zeros_bound, first_seqs[i] - 1 + file_size / kRecordHeaderSize);
       continue;
     }
     if (newest && options.recover && scan->last_seq == 0) {
@@ -177,6 +179,12 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   // A file removed above (zeros only) was still named by its first seq: the
   // segment before it held records up to that seq, lost tail or not.
   if (!first_seqs.empty()) summary->seq_bound = std::max(summary->seq_bound, first_seqs.back() - 1);
+  // A log with no record left, only files of zeros, is what a crash leaves
+  // only before a new log's first record (every segment starts with a META
+  // record, written before the segments before it are deleted). Otherwise
+  // the disk lost what was synced, and the zeros may have held records up to
+  // what their size allows.
+  if (summary->records == 0) summary->seq_bound = std::max(summary->seq_bound, zeros_bound);
 
   const PreviousRun previous = read_run_marker(fs, options.dir, *names);
   if (!previous.clean && may_lose_acknowledged(previous.policy)) {

@@ -55,7 +55,9 @@ struct OpenSummary {
   // a torn write, as far as the rest of the newest file and one more could;
   // when acknowledged records may be lost, as far as the rest of the newest
   // file and four more segments could (the writer syncs each segment the
-  // loop has left as soon as it is left; four is a margin for a slow disk).
+  // loop has left as soon as it is left; four is a margin for a slow disk);
+  // when no record is left at all, only files of zeros (which a crash does
+  // not leave), as far as those files could have held.
   uint64_t seq_bound = 0;
   std::vector<std::string> removed;  // "<file>: <why>" for each segment file deleted by open
 };
