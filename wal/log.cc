@@ -337,6 +337,10 @@ LogStats Log::stats() {
 Status Log::close() {
   if (closed_ || !writer_) return Status();  // closed, or never opened
   closed_ = true;
+  // Records appended before start() (a start-up that failed after writing
+  // some) need the thread to be written; waiting for a thread that never
+  // ran would wait for ever.
+  writer_->start();
   Progress ignored;
   for (;;) {
     if (writer_->busy()) {

@@ -106,6 +106,7 @@ Status LogWriter::resume(uint64_t first_seq, uint64_t file_size) {
 }
 
 void LogWriter::start() {
+  if (thread_.joinable()) return;
   last_sync_ms_ = steady_ms();
   thread_ = std::thread([this] { run(); });
 }

@@ -108,6 +108,7 @@ class LogWriter {
   // `file_size` bytes (grown, and synced, if segments are bigger now).
   Status resume(uint64_t first_seq, uint64_t file_size);
 
+  // Starts the thread; a second call does nothing.
   void start();
   // Loop thread. Precondition: !busy(). Under fsync=always the thread writes
   // the batch; otherwise its chunks are written here and now, and the report

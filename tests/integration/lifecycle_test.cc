@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "tests/integration/line_call.h"
@@ -288,6 +290,23 @@ TEST_SUITE("lifecycle") {
 }
 
 TEST_SUITE("lifecycle") {
+  TEST_CASE("declared queues past limits.max_queues stop start-up with exit 1 - no hang") {
+    // The first declared queue is created (and its record appended) before
+    // the second is refused: the log must still close.
+    const std::string dir = tq::testing::make_temp_dir();
+    {
+      std::ofstream config(dir + "/config.yaml");
+      config << "limits:\n  max_queues: 1\nqueues:\n  declare:\n    a: {}\n    b: {}\n";
+    }
+    auto [status, err] = tq::testing::run_tqd(
+        {"--config", dir + "/config.yaml", "--port", "0", "--data-dir", dir + "/data"},
+        std::chrono::seconds(20));
+    CHECK(status == 1);
+    CHECK(err.find("queues.declare.b: cannot create 'b'") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir + "/data/wal/RUNNING"));  // closed cleanly
+    tq::testing::remove_tree(dir);
+  }
+
   TEST_CASE("queues declared in config.yaml exist at start with their settings") {
     TqdOptions options;
     options.config_yaml =

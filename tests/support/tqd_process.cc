@@ -1,10 +1,12 @@
 #include "tests/support/tqd_process.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -185,14 +187,30 @@ int TqdProcess::stop(int signum, int timeout_ms) {
   return decode_status(status);
 }
 
-std::pair<int, std::string> run_tqd(const std::vector<std::string>& args) {
+std::pair<int, std::string> run_tqd(const std::vector<std::string>& args,
+                                    std::chrono::milliseconds limit) {
   std::vector<std::string> full = {TQD_PATH};
   full.insert(full.end(), args.begin(), args.end());
   auto [pid, fd] = spawn(full);
   std::string err;
   char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) err.append(buf, static_cast<size_t>(n));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  bool killed = false;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    if (!killed && (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) == 0)) {
+      kill(pid, SIGKILL);  // hung: its stderr closes when it dies, and read() sees the end
+      killed = true;
+    }
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n > 0) {
+      err.append(buf, static_cast<size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
   close(fd);
   int status = 0;
   waitpid(pid, &status, 0);

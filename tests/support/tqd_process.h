@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -61,8 +62,11 @@ class TqdProcess {
   bool stderr_closed_ = false;
 };
 
-// Runs `tqd args...` to completion and returns {exit status, stderr}.
-std::pair<int, std::string> run_tqd(const std::vector<std::string>& args);
+// Runs `tqd args...` to completion and returns {exit status, stderr}. A tqd
+// still running after `limit` is killed (SIGKILL), and its status is then
+// 128 + SIGKILL, so a hang fails the test instead of stopping the suite.
+std::pair<int, std::string> run_tqd(const std::vector<std::string>& args,
+                                    std::chrono::milliseconds limit = std::chrono::seconds(30));
 
 // A fresh temporary directory, removed by the caller.
 std::string make_temp_dir();
