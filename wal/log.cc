@@ -343,6 +343,10 @@ Status Log::close() {
   writer_->start();
   Progress ignored;
   for (;;) {
+    // A writer retrying a batch the disk refused (a full disk) retries until
+    // told to stop: waiting for it would hold the shutdown until space came
+    // back. What it holds was never acknowledged (replies wait for the log).
+    if (!healthy_) break;
     if (writer_->busy()) {
       writer_->wait_idle();
       WriterReport report = writer_->take_report();

@@ -1,8 +1,11 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "tests/unit/wal_test_support.h"
 
@@ -549,6 +552,48 @@ TEST_SUITE("wal_log") {
     LogHarness h(fs);
     REQUIRE(h.open().ok());
     CHECK(h.replayed == written);
+  }
+
+  TEST_CASE("close() on a full disk returns at once - it does not wait for space") {
+    FsyncPolicy policy = FsyncPolicy::kAlways;
+    SUBCASE("always") {
+      policy = FsyncPolicy::kAlways;
+    }
+    SUBCASE("never") {
+      policy = FsyncPolicy::kNever;
+    }
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.fsync = policy;
+    REQUIRE(h.open(o).ok());
+    std::vector<ReplayedRecord> written = write_records(h, 5);
+    fs.set_capacity(fs.used_bytes());
+    for (int i = 5; i < 200; ++i) append_noted(h, written, i);
+    h.log->flush();
+    h.wait_failed();
+    REQUIRE_FALSE(h.log->healthy());
+
+    std::mutex mu;
+    std::condition_variable done_cv;
+    bool done = false;
+    Status closed;
+    std::thread closer([&] {
+      Status s = h.log->close();
+      std::lock_guard<std::mutex> lock(mu);
+      closed = s;
+      done = true;
+      done_cv.notify_all();
+    });
+    bool returned = false;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      returned = done_cv.wait_for(lock, std::chrono::seconds(10), [&] { return done; });
+    }
+    if (!returned) fs.set_capacity(UINT64_MAX);  // let it finish, so the test ends
+    closer.join();
+    CHECK(returned);
+    CHECK_FALSE(closed.ok());  // the failure, not a clean close
   }
 
   TEST_CASE("a new segment that cannot be made reports why, not a missing file") {
