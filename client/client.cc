@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <thread>
 
 #include "client/request_line.h"
@@ -134,11 +135,20 @@ Status Client::settle_owed_replies(int timeout_ms, const CancelToken* cancel, bo
 Result<Reply> Client::exchange(std::string_view wire, protocol::ReplyShape shape, Repeat repeat,
                                int read_timeout_ms, const CancelToken* cancel, bool keep_if_late) {
   const int max_sends = repeat == Repeat::kSafe ? 1 + options_.reconnect.attempts : 1;
+  // The loss of an earlier send of this call: the server may have carried it
+  // out, so a later failure to reconnect must not read as "nothing was sent".
+  std::optional<Error> unsettled;
+  auto failed_after = [&](const Error& now) {
+    if (!unsettled) return now;
+    Error e = *unsettled;
+    e.message += "; then: " + now.to_string();
+    return e;
+  };
   for (int sends = 1;; ++sends) {
-    if (auto ready = ensure_connected(cancel); !ready) return ready.error();
+    if (auto ready = ensure_connected(cancel); !ready) return failed_after(ready.error());
     if (auto settled = settle_owed_replies(read_timeout_ms, cancel, keep_if_late); !settled) {
-      if (keep_if_late || options_.reconnect.attempts == 0) return settled.error();
-      if (auto ready = ensure_connected(cancel); !ready) return ready.error();
+      if (keep_if_late || options_.reconnect.attempts == 0) return failed_after(settled.error());
+      if (auto ready = ensure_connected(cancel); !ready) return failed_after(ready.error());
     }
     socket_.set_timeout_ms(read_timeout_ms);
     socket_.set_cancel(cancel);
@@ -154,6 +164,7 @@ Result<Reply> Client::exchange(std::string_view wire, protocol::ReplyShape shape
     }
     close();
     if (reply.error().kind == ErrorKind::kCancelled || sends >= max_sends) return reply;
+    if (sent && reply.error().outcome_unknown()) unsettled = reply.error();
   }
 }
 

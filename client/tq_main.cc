@@ -18,6 +18,7 @@
 // the server's ERROR NOAUTH for a wrong or missing password included; 2 when
 // tq could not reach the server or was used wrongly. The same ReplSession runs the commands
 // in every mode.
+#include <langinfo.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -95,7 +96,13 @@ int run_interactive(ReplSession& session, tq::client::CancelToken& cancel) {
   // "C" locale a program starts in, it drops every byte above 127, so
   // "héllo" would be sent as "hllo". Only LC_CTYPE: numbers and messages
   // stay as they are.
-  std::setlocale(LC_CTYPE, "");
+  // A locale that is not installed (LANG passed in over ssh, a container
+  // with C.UTF-8 only) leaves the C locale: then C.UTF-8, which Debian always
+  // has, as terminals today send UTF-8.
+  const char* locale = std::setlocale(LC_CTYPE, "");
+  if (locale == nullptr || std::string_view(nl_langinfo(CODESET)) == "ANSI_X3.4-1968") {
+    std::setlocale(LC_CTYPE, "C.UTF-8");
+  }
   tq::client::LineEditor editor(history_path(), [&](std::string_view line) {
     return tq::client::complete(line, [&] { return session.queue_names(); });
   });
@@ -133,11 +140,16 @@ int exit_status(Outcome outcome) {
 }
 
 int run_script(ReplSession& session) {
-  auto next_line = []() -> std::optional<std::string> {
+  // A file written on Windows ends its lines, PUT bodies' too, with "\r\n";
+  // the first line says which kind of file this is, so that a '\r' at the end
+  // of a body line in a "\n" file stays part of the body.
+  std::optional<bool> crlf;
+  auto next_line = [&crlf]() -> std::optional<std::string> {
     std::string line;
     if (!std::getline(std::cin, line)) return std::nullopt;
-    // A file written on Windows ends its lines, PUT bodies' too, with "\r\n".
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const bool ends_in_cr = !line.empty() && line.back() == '\r';
+    if (!crlf) crlf = ends_in_cr;
+    if (*crlf && ends_in_cr) line.pop_back();
     return line;
   };
   auto body_from_input = [&](size_t bytes) { return read_body_lines(bytes, next_line); };

@@ -3,6 +3,11 @@
 // failures, notices expired leases and stops cleanly on Ctrl-C (SIGINT).
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <csignal>
 
 #include "tests/client/cutting_proxy.h"
@@ -127,7 +132,8 @@ TEST_SUITE("examples") {
   TEST_CASE("a producer whose reply is lost says the job may have been stored - and it was") {
     TqdProcess tqd;
     tq::testing::CuttingProxy proxy(tqd.port());
-    BackgroundProcess producer({PRODUCER_PATH, "cut", "job", "--count", "2", "--rate", "1",
+    // Four seconds between the two jobs: time to arm the cut after the first.
+    BackgroundProcess producer({PRODUCER_PATH, "cut", "job", "--count", "2", "--rate", "0.25",
                                 "--reconnect-for", "0", "--port", std::to_string(proxy.port())},
                                /*with_stderr=*/true);
     REQUIRE(producer.wait_for_line("enqueued job 1 to cut: job #1", 10s).has_value());
@@ -290,16 +296,23 @@ TEST_SUITE("examples") {
   }
 
   TEST_CASE("a worker started before the server says it cannot reach it yet, then takes jobs") {
-    uint16_t port = 0;
-    {
-      TqdProcess gone;
-      port = gone.port();
-    }
+    // A port held by a socket that is bound but not listening: connecting is
+    // refused, and no other test can take the port until tqd does.
+    const int holder = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);  // not in the worker
+    REQUIRE(holder >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(holder, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(holder, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    const uint16_t port = ntohs(addr.sin_port);
     BackgroundProcess worker({WORKER_PATH, "q", "--port", std::to_string(port)});
     auto waiting = worker.wait_for_line("[worker 1] ", 10s);
     REQUIRE(waiting.has_value());
     CHECK(waiting->find("[worker 1] cannot reach the server yet (cannot connect") == 0);
 
+    ::close(holder);
     tq::testing::TqdOptions options;
     options.port = port;  // the server comes up where the worker looks
     TqdProcess tqd(options);

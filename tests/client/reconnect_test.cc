@@ -4,7 +4,13 @@
 // out a request but before its reply gets through.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <csignal>
+#include <cstring>
 
 #include <thread>
 
@@ -106,6 +112,38 @@ TEST_SUITE("client reconnect") {
     auto job = tqd.client().dequeue("q");
     REQUIRE((job.ok() && job->has_value()));
     CHECK((*job)->id == put->id);
+  }
+
+  TEST_CASE("a lost reply, then no server to reconnect to - the outcome stays unknown") {
+    // A server that reads one request, then goes away without answering:
+    // the request may have been carried out, so failing to reconnect
+    // afterwards must not read as "nothing was sent" (the producer example
+    // said "not stored" of a job tqd had stored).
+    const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(listener >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listener, 4) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    std::thread server([listener] {
+      const int conn = ::accept(listener, nullptr, nullptr);
+      ::close(listener);  // from now on, connecting is refused
+      char buf[4096];
+      ssize_t n = 0;
+      while (conn >= 0 && (n = ::recv(conn, buf, sizeof buf, 0)) > 0) {
+        if (std::memchr(buf, '\n', static_cast<size_t>(n)) != nullptr) break;  // a request came
+      }
+      if (conn >= 0) ::close(conn);
+    });
+    Client c = connect_with(through(ntohs(addr.sin_port), 2));
+    auto put = c.put("q", "maybe stored");
+    server.join();
+    REQUIRE_FALSE(put.ok());
+    CHECK(put.error().outcome_unknown());
+    CHECK(put.error().message.find("then: ") != std::string::npos);  // and why it stopped
   }
 
   TEST_CASE("with the caller's own key the repeat is stored once and reported as a duplicate") {

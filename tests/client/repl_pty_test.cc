@@ -195,7 +195,16 @@ TEST_SUITE("tq REPL in a terminal") {
       "what is typed is sent byte for byte - letters beyond ASCII in a payload and a PUT body") {
     TqdProcess tqd;
     TempDir home;
-    TmuxScreen screen("LANG=C.UTF-8 LC_ALL= " + tq_command(tqd.port(), home.path + "/history"));
+    // Also with a locale that is not installed: tq falls back to C.UTF-8.
+    std::string lang = "C.UTF-8";
+    SUBCASE("installed") {
+      lang = "C.UTF-8";
+    }
+    SUBCASE("not installed") {
+      lang = "xx_XX.UTF-8";
+    }
+    TmuxScreen screen("LANG=" + lang +
+                      " LC_ALL= " + tq_command(tqd.port(), home.path + "/history"));
     const std::string p = prompt(tqd.port());
     REQUIRE(screen.wait_for(p));
     enter(screen, "CREATE q");

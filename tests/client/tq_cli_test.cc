@@ -267,6 +267,14 @@ TEST_SUITE("tq command line") {
     CHECK(result.status == 0);
     CHECK(result.err.empty());
     CHECK(result.out == "OK created q\nOK 1\njob 1  queue=q attempts=1\n  two\n  ab\n");
+
+    // In a "\n" file, a '\r' that ends a body line is part of the body.
+    auto lf = tq_run(tqd, {}, "PUT q 5\nab\r\nc\nQUEUES\n");
+    CHECK(lf.status == 0);
+    CHECK(lf.err.empty());
+    auto job = tqd.client().dequeue("q");
+    REQUIRE((job.ok() && job->has_value()));
+    CHECK((*job)->payload == "ab\r\nc");
   }
 
   TEST_CASE("commands from standard input - a DEQUEUE that finds nothing is no error - exit 0") {
