@@ -3,10 +3,12 @@
 // signal asks it to stop.
 #include <CLI/CLI.hpp>
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -62,9 +64,26 @@ int run(const tq::server::Config& config) {
   return 0;
 }
 
+// Started with standard input, output or error closed (`tqd 1>&- 2>&-`,
+// some supervisors), the next files opened would take those numbers: libuv's
+// own pipes then did, and closing them at exit aborted tqd (libuv asserts
+// that it never closes 0-2), and log lines would go into whatever file got
+// descriptor 2. /dev/null takes each missing one first.
+void fill_standard_descriptors() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    const int null = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+    if (null >= 0 && null != fd) {
+      dup2(null, fd);
+      close(null);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  fill_standard_descriptors();
   // A client that disconnects while we write must not kill the server.
   std::signal(SIGPIPE, SIG_IGN);
 

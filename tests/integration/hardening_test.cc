@@ -3,8 +3,13 @@
 // connection, and everyone else goes on being served.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -96,6 +101,46 @@ TEST_SUITE("hardening") {
     o.extra_args = {"--host", "0.0.0.0"};
     TqdProcess tqd(o);
     CHECK(tqd.wait_for_log("no password, and 0.0.0.0 is not loopback", 5000));
+  }
+
+  TEST_CASE("started with standard output and error closed, tqd serves and stops with 0") {
+    // libuv's own descriptors took 1 and 2, and closing them at exit aborted.
+    const std::string dir = tq::testing::make_temp_dir();
+    const int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(probe >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    const std::string port = std::to_string(ntohs(addr.sin_port));
+    ::close(probe);  // tqd takes it (SO_REUSEADDR) a moment later
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::close(1);
+      ::close(2);
+      const std::string data = dir + "/data";
+      execl(TQD_PATH, TQD_PATH, "--port", port.c_str(), "--data-dir", data.c_str(),
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    // Serving: a PING answered (the connect is retried while tqd starts).
+    bool served = false;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!served && std::chrono::steady_clock::now() < deadline) {
+      auto s = tq::client::LineSocket::connect("127.0.0.1", static_cast<uint16_t>(std::stoi(port)),
+                                               1000);
+      if (s) served = call(*s, "PING") == "OK PONG";
+    }
+    CHECK(served);
+    REQUIRE(kill(pid, SIGTERM) == 0);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    tq::testing::remove_tree(dir);
   }
 
   TEST_CASE("the data directory is owner-only, and a second tqd on it names the first's pid") {
