@@ -103,8 +103,8 @@ std::optional<std::pair<std::string, uint16_t>> parse_host_port(std::string_view
 // "2", "1.5", "0.25": digits with at most one decimal point, nothing else
 // (no sign, exponent, hex, inf or nan), as a person writes a ratio.
 std::optional<double> parse_decimal(std::string_view text);
-// true/yes/on/1 or false/no/off/0: the same words in config.yaml and in
-// CONFIG, as YAML 1.1 and a person would write them.
+// true/yes/on/1 or false/no/off/0 (also True, TRUE and so on): the same
+// words in config.yaml and in CONFIG, as YAML 1.1 and a person write them.
 std::optional<bool> parse_bool(std::string_view text);
 
 }  // namespace tq::server

@@ -303,9 +303,13 @@ queues:
   }
 
   TEST_CASE("booleans are spelt alike in config.yaml and in CONFIG") {
-    for (const char* yes : {"true", "yes", "on", "1"}) CHECK(parse_bool(yes) == true);
-    for (const char* no : {"false", "no", "off", "0"}) CHECK(parse_bool(no) == false);
-    for (const char* neither : {"", "TRUE", "y", "2", "enabled", " true"}) {
+    for (const char* yes : {"true", "yes", "on", "1", "True", "TRUE", "Yes", "ON"}) {
+      CHECK(parse_bool(yes) == true);
+    }
+    for (const char* no : {"false", "no", "off", "0", "False", "FALSE", "No", "OFF"}) {
+      CHECK(parse_bool(no) == false);
+    }
+    for (const char* neither : {"", "tRUE", "y", "2", "enabled", " true", "truee", "oN"}) {
       CHECK_FALSE(parse_bool(neither).has_value());
     }
     // Both readers use it: a queue setting and a server key.
