@@ -184,6 +184,14 @@ std::string printable(std::string_view bytes, size_t max_bytes, bool escape_back
       out += "\\x";
       out += kHex[c >> 4];
       out += kHex[c & 0xf];
+    } else if (c == 0xc2 && i + 1 < shown &&
+               (static_cast<unsigned char>(bytes[i + 1]) & 0xe0) == 0x80) {
+      // U+0080-U+009F, the C1 controls, in UTF-8: a terminal acts on them
+      // (U+009B starts an escape sequence) as on the C0 ones.
+      const auto next = static_cast<unsigned char>(bytes[++i]);
+      out += "\\xc2\\x";
+      out += kHex[next >> 4];
+      out += kHex[next & 0xf];
     } else {
       out += static_cast<char>(c);
     }

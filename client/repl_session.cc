@@ -117,7 +117,6 @@ ReplSession::Outcome ReplSession::ensure_connected(std::string_view verb) {
 void ReplSession::report_lost(const Error& error, std::string_view verb, bool may_have_run) {
   err_ << "tq: " << error.to_string() << "\n";
   if (may_have_run) err_ << "tq: " << verb << " may or may not have run\n";
-  if (mode_ == Mode::kScript) err_ << "tq: the commands after it were not run\n";
   if (!interactive_) return;  // no next command to reconnect for
   bool password_refused = false;
   if (auto again = reconnect(password_refused); again) {

@@ -166,7 +166,10 @@ int run_script(ReplSession& session) {
         break;
       case Outcome::kNoServer:
       case Outcome::kInterrupted:
-        return kExitNoServer;  // the rest would run out of order
+        // The rest would run out of order. (Whether more lines follow is not
+        // asked: a pipe still open would hold tq here.)
+        std::cerr << "tq: the script stops here: no line after this one is run\n";
+        return kExitNoServer;
       case Outcome::kQuit:
         return status;
     }
@@ -325,6 +328,7 @@ int main(int argc, char** argv) {
   if (!command.empty()) {
     std::string line;
     for (const auto& word : command) line += (line.empty() ? "" : " ") + word;
+    while (!line.empty() && line.back() == '\r') line.pop_back();  // as run() does
     if (const auto words = tq::client::split_words(line); words.empty() || words[0][0] == '#') {
       std::cerr << "tq: the command is empty (or a # comment); tq --help shows how to give one\n";
       return kExitUsage;

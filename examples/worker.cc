@@ -85,15 +85,23 @@ void give_up(int status, const std::string& why) {
 }
 
 // A payload as one line of output: control bytes (a newline, an escape
-// sequence) are shown as \n, \t, \xHH, so a job cannot split or rewrite the
+// sequence, a C1 control) are shown as \n, \t, \xHH, so a job cannot split or rewrite the
 // worker's lines; other bytes, UTF-8 text among them, are printed as they are.
 std::string printable(std::string_view payload) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(payload.size());
-  for (const char byte : payload) {
+  for (size_t i = 0; i < payload.size(); ++i) {
+    const char byte = payload[i];
     const auto c = static_cast<unsigned char>(byte);
-    if (c == '\n') {
+    if (c == 0xc2 && i + 1 < payload.size() &&
+        (static_cast<unsigned char>(payload[i + 1]) & 0xe0) == 0x80) {
+      // U+0080-U+009F, the C1 controls in UTF-8: terminals act on them too.
+      const auto next = static_cast<unsigned char>(payload[++i]);
+      out += "\\xc2\\x";
+      out += kHex[next >> 4];
+      out += kHex[next & 0xf];
+    } else if (c == '\n') {
       out += "\\n";
     } else if (c == '\t') {
       out += "\\t";

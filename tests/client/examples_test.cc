@@ -318,9 +318,17 @@ TEST_SUITE("examples") {
     TqdProcess tqd(options);
     REQUIRE(tqd.client().create("q").ok());
     CHECK(worker.wait_for_line("[worker 1] taking jobs now", 20s).has_value());
-    REQUIRE(tqd.client().enqueue("q", "two\nlines \x1b[31m").ok());
-    // A payload's control bytes are shown escaped, on the job's one line.
-    CHECK(worker.wait_for_line("): two\\nlines \\x1b[31m", 10s).has_value());
+    REQUIRE(tqd.client()
+                .enqueue("q",
+                         "two\nlines \x1b[31m \xc2\x9b"
+                         "0m caf\xc3\xa9")
+                .ok());
+    // A payload's control bytes (C1 too) are shown escaped, on the job's one line.
+    CHECK(worker
+              .wait_for_line("): two\\nlines \\x1b[31m \\xc2\\x9b"
+                             "0m caf\xc3\xa9",
+                             10s)
+              .has_value());
     CHECK(worker.stop(SIGINT, 10s) == 0);
   }
 }

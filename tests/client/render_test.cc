@@ -102,6 +102,11 @@ TEST_SUITE("tq rendering") {
           "red \\x1b[31m bell \\x07 tab\tok \\\\");
     CHECK(tq::client::printable(std::string(5000, 'x'), 10) ==
           "xxxxxxxxxx... (4990 more bytes; tq --raw shows all)");
+    // C1 controls in UTF-8 (U+009B is a one-character CSI), not other letters.
+    CHECK(tq::client::printable("csi \xc2\x9b"
+                                "31m caf\xc3\xa9 \xc2\xa9") ==
+          "csi \\xc2\\x9b"
+          "31m caf\xc3\xa9 \xc2\xa9");
   }
 
   TEST_CASE("colour codes only when the style asks - raw is the bytes as received") {
