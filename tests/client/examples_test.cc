@@ -3,9 +3,6 @@
 // failures, notices expired leases and stops cleanly on Ctrl-C (SIGINT).
 #include <doctest/doctest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -298,21 +295,14 @@ TEST_SUITE("examples") {
   TEST_CASE("a worker started before the server says it cannot reach it yet, then takes jobs") {
     // A port held by a socket that is bound but not listening: connecting is
     // refused, and no other test can take the port until tqd does.
-    const int holder = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);  // not in the worker
-    REQUIRE(holder >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(holder, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(holder, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    const uint16_t port = ntohs(addr.sin_port);
+    const tq::testing::LoopbackSocket holder = tq::testing::bind_loopback_socket();
+    const uint16_t port = holder.port;
     BackgroundProcess worker({WORKER_PATH, "q", "--port", std::to_string(port)});
     auto waiting = worker.wait_for_line("[worker 1] ", 10s);
     REQUIRE(waiting.has_value());
     CHECK(waiting->find("[worker 1] cannot reach the server yet (cannot connect") == 0);
 
-    ::close(holder);
+    ::close(holder.fd);
     tq::testing::TqdOptions options;
     options.port = port;  // the server comes up where the worker looks
     TqdProcess tqd(options);

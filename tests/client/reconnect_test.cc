@@ -4,8 +4,6 @@
 // out a request but before its reply gets through.
 #include <doctest/doctest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -119,15 +117,9 @@ TEST_SUITE("client reconnect") {
     // the request may have been carried out, so failing to reconnect
     // afterwards must not read as "nothing was sent" (the producer example
     // said "not stored" of a job tqd had stored).
-    const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(listener >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
+    const int listener = bound.fd;
     REQUIRE(::listen(listener, 4) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
     std::thread server([listener] {
       const int conn = ::accept(listener, nullptr, nullptr);
       ::close(listener);  // from now on, connecting is refused
@@ -138,7 +130,7 @@ TEST_SUITE("client reconnect") {
       }
       if (conn >= 0) ::close(conn);
     });
-    Client c = connect_with(through(ntohs(addr.sin_port), 2));
+    Client c = connect_with(through(bound.port, 2));
     auto put = c.put("q", "maybe stored");
     server.join();
     REQUIRE_FALSE(put.ok());

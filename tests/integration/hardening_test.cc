@@ -3,10 +3,7 @@
 // connection, and everyone else goes on being served.
 #include <doctest/doctest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -106,16 +103,9 @@ TEST_SUITE("hardening") {
   TEST_CASE("started with standard output and error closed, tqd serves and stops with 0") {
     // libuv's own descriptors took 1 and 2, and closing them at exit aborted.
     const std::string dir = tq::testing::make_temp_dir();
-    const int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(probe >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    const std::string port = std::to_string(ntohs(addr.sin_port));
-    ::close(probe);  // tqd takes it (SO_REUSEADDR) a moment later
+    const tq::testing::LoopbackSocket probe = tq::testing::bind_loopback_socket();
+    const std::string port = std::to_string(probe.port);
+    ::close(probe.fd);  // tqd takes it (SO_REUSEADDR) a moment later
     const pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {

@@ -1,8 +1,11 @@
 #include "tests/support/tqd_process.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -185,6 +188,24 @@ int TqdProcess::stop(int signum, int timeout_ms) {
   pid_ = -1;
   if (reader_.joinable()) reader_.join();
   return decode_status(status);
+}
+
+LoopbackSocket bind_loopback_socket() {
+  LoopbackSocket bound;
+  bound.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (bound.fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(bound.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(bound.fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const std::string why = std::strerror(errno);
+    ::close(bound.fd);
+    throw std::runtime_error("bind to 127.0.0.1: " + why);
+  }
+  bound.port = ntohs(addr.sin_port);
+  return bound;
 }
 
 std::pair<int, std::string> run_tqd(const std::vector<std::string>& args,

@@ -68,6 +68,16 @@ class TqdProcess {
 std::pair<int, std::string> run_tqd(const std::vector<std::string>& args,
                                     std::chrono::milliseconds limit = std::chrono::seconds(30));
 
+// A TCP socket bound to 127.0.0.1 on a port the kernel picked, not yet
+// listening (close-on-exec, so no child holds it). Bound, it keeps other
+// tests off the port; connecting to it is refused until it listens.
+struct LoopbackSocket {
+  int fd = -1;
+  uint16_t port = 0;
+};
+// Throws std::runtime_error when the socket cannot be made.
+LoopbackSocket bind_loopback_socket();
+
 // A fresh temporary directory, removed by the caller.
 std::string make_temp_dir();
 void remove_tree(const std::string& path);
