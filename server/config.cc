@@ -345,18 +345,14 @@ std::optional<std::pair<std::string, uint16_t>> parse_host_port(std::string_view
 
 std::optional<bool> parse_bool(std::string_view text) {
   // YAML 1.1 spells each word three ways: true, True, TRUE (not tRUE).
-  auto spelt = [&](std::string_view lower) {
-    if (text.size() != lower.size()) return false;
-    if (text == lower) return true;
-    std::string capital(lower);
-    capital[0] = static_cast<char>(capital[0] - 'a' + 'A');
-    if (text == capital) return true;
-    std::string upper(lower);
-    for (char& c : upper) c = static_cast<char>(c - 'a' + 'A');
-    return text == upper;
-  };
-  if (text == "1" || spelt("true") || spelt("yes") || spelt("on")) return true;
-  if (text == "0" || spelt("false") || spelt("no") || spelt("off")) return false;
+  for (std::string_view yes :
+       {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "1"}) {
+    if (text == yes) return true;
+  }
+  for (std::string_view no :
+       {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", "0"}) {
+    if (text == no) return false;
+  }
   return std::nullopt;
 }
 

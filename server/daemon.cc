@@ -130,18 +130,15 @@ bool Daemon::open_log() {
   // Jobs lost that way, or with damage, or after a torn write, may have been
   // acknowledged: their ids must not be issued again (a late DELETE or JOB
   // for one would find someone else's job).
-  // So may a log with no record left, only files of zeros: a crash leaves
-  // that only before the first record of a new log; else the disk lost what
-  // was synced.
-  const bool emptied = summary.records == 0 && summary.seq_bound > 0;
-  if (emptied) {
+  // So may a log with no record left, only files of zeros.
+  if (summary.only_zeros_left) {
     LOG_WARN(
         "wal: no record is left in the log, only files of zeros: the first start stopped "
         "before writing anything, or the disk lost synced data; job ids go on past any "
         "those files could have held");
   }
-  const bool ids_may_be_lost =
-      summary.dropped > 0 || !summary.torn.empty() || summary.acknowledged_may_be_lost || emptied;
+  const bool ids_may_be_lost = summary.dropped > 0 || !summary.torn.empty() ||
+                               summary.acknowledged_may_be_lost || summary.only_zeros_left;
   if (ids_may_be_lost) journal_.skip_lost_ids(summary.seq_bound);
   journal_.attach(*log_);
   if (ids_may_be_lost) journal_.record_counters();  // the skip goes into the log first

@@ -148,7 +148,9 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
     f.counter("wal_segments_deleted_total", w.segments_deleted, "Log files deleted.");
     if (sources.journal != nullptr) {
       const JournalStats j = sources.journal->stats();
-      f.gauge("wal_live_bytes", j.live_bytes, "Bytes of log the live state needs, estimated per object (compaction_ratio applies to it).");
+      f.gauge("wal_live_bytes", j.live_bytes,
+              "Bytes of log the live state needs, estimated per object (compaction_ratio "
+              "applies to it).");
       f.counter("wal_compactions_total", j.compactions, "Log compactions finished.");
       f.counter("wal_moved_records_total", j.moved_records, "Records rewritten by compactions.");
       f.flag("wal_compacting", j.compacting, "1 while a compaction is under way.");

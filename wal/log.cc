@@ -184,7 +184,10 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   // record, written before the segments before it are deleted). Otherwise
   // the disk lost what was synced, and the zeros may have held records up to
   // what their size allows.
-  if (summary->records == 0) summary->seq_bound = std::max(summary->seq_bound, zeros_bound);
+  if (summary->records == 0 && zeros_bound > 0) {
+    summary->only_zeros_left = true;
+    summary->seq_bound = std::max(summary->seq_bound, zeros_bound);
+  }
 
   const PreviousRun previous = read_run_marker(fs, options.dir, *names);
   if (!previous.clean && may_lose_acknowledged(previous.policy)) {

@@ -59,6 +59,10 @@ struct OpenSummary {
   // when no record is left at all, only files of zeros (which a crash does
   // not leave), as far as those files could have held.
   uint64_t seq_bound = 0;
+  // No record is left, only files of zeros, which were removed: the first
+  // start stopped before its first record, or the disk lost synced data
+  // (seq_bound then covers what those files could have held).
+  bool only_zeros_left = false;
   std::vector<std::string> removed;  // "<file>: <why>" for each segment file deleted by open
 };
 
