@@ -108,8 +108,9 @@ void reply_parse_error(CommandContext& ctx, const protocol::ParseError& error);
 
 // The reply to DEQUEUE: "OK <id> <payload>", or framed jobs when `framed`.
 // With no jobs: "OK 0" when framed, ERROR EMPTY when not.
+// The engine says why a queue delivered nothing.
 void append_delivery(std::string& out, const std::vector<const engine::Job*>& jobs, bool framed,
-                     const std::vector<engine::Queue*>& queues);
+                     const std::vector<engine::Queue*>& queues, engine::Engine& engine);
 
 // Notes jobs handed to a connection in its lease book, dropping entries of
 // jobs that are gone once the book is big.

@@ -43,7 +43,7 @@ void reply_enqueued(CommandContext& ctx, const engine::Enqueued& e) {
 }  // namespace
 
 void append_delivery(std::string& out, const std::vector<const engine::Job*>& jobs, bool framed,
-                     const std::vector<engine::Queue*>& queues) {
+                     const std::vector<engine::Queue*>& queues, engine::Engine& engine) {
   if (framed) {
     out += "OK ";
     protocol::append_number(out, jobs.size());
@@ -54,10 +54,22 @@ void append_delivery(std::string& out, const std::vector<const engine::Job*>& jo
   if (jobs.empty()) {
     std::string msg;
     if (queues.size() == 1) {
-      msg = "queue '" + queues[0]->name + (queues[0]->paused ? "' is paused" : "' has no ready job");
+      msg = "queue '" + queues[0]->name + "' " + engine.why_not_delivering(*queues[0]);
     } else {
-      msg = "no ready job in";
-      for (const engine::Queue* q : queues) msg += " " + q->name;
+      // Name the reasons when one is more than an empty queue.
+      bool only_empty = true;
+      for (const engine::Queue* q : queues)
+        only_empty = only_empty && q->ready.empty() && !q->paused;
+      if (only_empty) {
+        msg = "no ready job in";
+        for (const engine::Queue* q : queues) msg += " " + q->name;
+      } else {
+        msg = "nothing to deliver:";
+        for (engine::Queue* q : queues) {
+          msg +=
+              (q == queues.front() ? " '" : "; '") + q->name + "' " + engine.why_not_delivering(*q);
+        }
+      }
     }
     protocol::append_error(out, ErrorCode::kEmpty, msg);
     return;
@@ -203,7 +215,7 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
     return;
   }
   if (jobs.empty() && !framed) ++ctx.stats.errors_total;
-  append_delivery(ctx.out, jobs, framed, queues);
+  append_delivery(ctx.out, jobs, framed, queues, ctx.engine);
 }
 
 namespace {

@@ -234,7 +234,7 @@ void Connection::finish_wait(const std::vector<const engine::Job*>& jobs,
   if (!error.empty()) {
     out_ += error;
   } else {
-    append_delivery(out_, jobs, request.framed, request.queues);
+    append_delivery(out_, jobs, request.framed, request.queues, server_.engine());
     record_deliveries(leases_, server_.engine(), jobs);
   }
   const wal::Log* log = server_.log();

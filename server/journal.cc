@@ -57,6 +57,11 @@ void encode_queue(std::string& out, const Queue& q) {
   wal::put_varint(out, s.max_size);
   wal::put_signed_varint(out, s.priority);
   out += static_cast<char>((q.paused ? kPaused : 0) | (s.ttl_dead_letter ? kTtlDeadLetter : 0));
+  // Settings added later go after the flags; a record without them (an
+  // older log) leaves them at their defaults.
+  wal::put_varint(out, s.max_leased);
+  wal::put_varint(out, s.rate_limit);
+  wal::put_varint(out, static_cast<uint64_t>(s.rate_window_ms));
 }
 
 // A job record's body but its payload, which follows (Journal::record's
@@ -125,6 +130,12 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
       s.max_size = in.varint();
       s.priority = static_cast<int32_t>(in.signed_varint());
       uint8_t flags = in.byte();
+      if (!in.empty()) {  // written since max_leased and the rate limit exist
+        s.max_leased = in.varint();
+        s.rate_limit = in.varint();
+        s.rate_window_ms = static_cast<int64_t>(in.varint());
+        if (s.rate_window_ms < 1) return bad_body("QUEUE");
+      }
       if (in.failed() || !engine::Engine::valid_queue_name(name)) return bad_body("QUEUE");
       s.ttl_dead_letter = (flags & kTtlDeadLetter) != 0;
       if (const Queue* old = engine_.find_queue(name); old != nullptr && old->number != number) {

@@ -46,8 +46,9 @@ std::string trimmed(double v) {
 
 const std::vector<std::string>& queue_setting_keys() {
   static const std::vector<std::string> keys = {
-      "ack_timeout", "max_attempts", "backoff_base", "backoff_factor", "backoff_max",
-      "backoff_jitter", "dedup_window", "max_size", "priority", "ttl_dead_letter"};
+      "ack_timeout",    "max_attempts", "backoff_base", "backoff_factor", "backoff_max",
+      "backoff_jitter", "dedup_window", "max_size",     "priority",       "ttl_dead_letter",
+      "max_leased",     "rate_limit",   "rate_window"};
   return keys;
 }
 
@@ -99,6 +100,19 @@ std::optional<std::string> apply_queue_setting(engine::QueueSettings& s, std::st
     std::optional<bool> v = parse_bool(value);
     if (!v) return bad("true or false");
     s.ttl_dead_letter = *v;
+  } else if (key == "max_leased") {
+    auto v = whole(value, 1'000'000'000);
+    if (!v) return bad("a whole number up to 1000000000 (0: no limit)");
+    s.max_leased = *v;
+  } else if (key == "rate_limit") {
+    auto v = whole(value, 1'000'000'000);
+    if (!v)
+      return bad("a whole number of deliveries per rate_window, up to 1000000000 (0: no limit)");
+    s.rate_limit = *v;
+  } else if (key == "rate_window") {
+    auto v = duration(value);
+    if (!v || *v < 1) return bad("a duration from 1ms to 30d, such as 1s or 1m");
+    s.rate_window_ms = *v;
   } else {
     std::string keys;
     for (const auto& k : queue_setting_keys()) keys += (keys.empty() ? "" : ", ") + k;
@@ -120,6 +134,9 @@ std::vector<std::pair<std::string, std::string>> describe_queue_settings(
       {"max_size", std::to_string(s.max_size)},
       {"priority", std::to_string(s.priority)},
       {"ttl_dead_letter", s.ttl_dead_letter ? "true" : "false"},
+      {"max_leased", std::to_string(s.max_leased)},
+      {"rate_limit", std::to_string(s.rate_limit)},
+      {"rate_window", ms(s.rate_window_ms)},
   };
 }
 

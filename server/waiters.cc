@@ -39,7 +39,7 @@ void WaiterTable::serve(engine::Queue* queue) {
   auto list = by_queue_.find(queue->number);
   if (list == by_queue_.end()) return;
   std::deque<Entry>& entries = list->second;
-  while (!entries.empty() && !queue->paused && !queue->ready.empty()) {
+  while (!entries.empty() && engine_.can_deliver(*queue)) {
     Entry entry = entries.front();
     entries.pop_front();
     if (!current(entry)) continue;  // served, timed out or gone already

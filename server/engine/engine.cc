@@ -2,6 +2,7 @@
 // the engine goes through (make_ready, make_delayed, make_leased, make_dead,
 // unlink, destroy), so the indexes and counts stay in step in one place.
 #include <algorithm>
+#include <cmath>
 
 #include "server/engine/engine.h"
 
@@ -100,6 +101,7 @@ Queue* Engine::add_queue(uint32_t number, std::string_view name, const QueueSett
   raw->number = number;
   raw->name = it->first;
   raw->settings = settings;
+  fill_rate(*raw, clock_.now_ms());
   queues_by_number_[number] = raw;
   return raw;
 }
@@ -217,14 +219,15 @@ void Engine::dequeue(std::span<Queue* const> queues, size_t max, std::vector<con
   // Higher queue priority first; among equals, the order the worker gave.
   Queue* best = nullptr;
   for (Queue* q : queues) {
-    if (q->paused || q->ready.empty()) continue;
+    if (!can_deliver(*q)) continue;
     if (best == nullptr || q->settings.priority > best->settings.priority) best = q;
   }
   if (best == nullptr) return;
   const int64_t now = clock_.now_ms();
+  const size_t limit = std::min(max, delivery_room(*best, now));
   size_t taken = 0;
   uint64_t bytes = 0;
-  while (taken < max && !best->ready.empty()) {
+  while (taken < limit && !best->ready.empty()) {
     Job* job = best->ready.top();
     // The byte budget stops the batch before the job that would pass it; the
     // first job goes whatever its size, or a big job could never be taken.
@@ -239,6 +242,7 @@ void Engine::dequeue(std::span<Queue* const> queues, size_t max, std::vector<con
     bytes += job->payload_size;
     ++taken;
   }
+  if (best->settings.rate_limit > 0) best->rate_tokens -= static_cast<double>(taken);
   reschedule(best);
   // A worker asking for several may take the rest from the next queue.
   if (taken < max && bytes < max_bytes) {
@@ -257,8 +261,8 @@ Result<const Job*> Engine::dequeue(std::string_view queue_name) {
   Queue* one[] = {queue};
   dequeue(one, 1, &got);
   if (got.empty()) {
-    return make_error(Errc::kEmpty, "queue " + quoted(queue_name) +
-                                        (queue->paused ? " is paused" : " has no ready job"));
+    return make_error(Errc::kEmpty,
+                      "queue " + quoted(queue_name) + " " + why_not_delivering(*queue));
   }
   return got.front();
 }
@@ -330,6 +334,80 @@ Result<int64_t> Engine::touch(uint64_t id, std::optional<int64_t> extend_ms) {
   return left;  // not logged: leases do not survive a restart anyway
 }
 
+bool Engine::can_deliver(Queue& queue) {
+  if (queue.paused || queue.ready.empty()) return false;
+  if (queue.settings.max_leased == 0 && queue.settings.rate_limit == 0) return true;  // most
+  return delivery_room(queue, clock_.now_ms()) > 0;
+}
+
+std::string Engine::why_not_delivering(Queue& queue) {
+  if (queue.paused) return "is paused";
+  if (queue.ready.empty()) return "has no ready job";
+  const QueueSettings& s = queue.settings;
+  if (s.max_leased > 0 && queue.leased.size() >= s.max_leased) {
+    return "is at max_leased=" + std::to_string(s.max_leased) + " (" +
+           std::to_string(queue.leased.size()) + " leased, " + std::to_string(queue.ready.size()) +
+           " ready)";
+  }
+  const int64_t now = clock_.now_ms();
+  if (s.rate_limit > 0 && delivery_room(queue, now) == 0) {
+    return "is at rate_limit=" + std::to_string(s.rate_limit) + " per " +
+           std::to_string(s.rate_window_ms) + "ms: the next delivery in " +
+           std::to_string(next_rate_token_ms(queue, now) - now) + "ms";
+  }
+  return "can deliver";  // not reached by a DEQUEUE that got nothing
+}
+
+void Engine::add_waiter(Queue* queue) {
+  ++queue->waiters;
+  // A waiter on a queue held back by its rate limit needs a timer for when
+  // the limit lets a delivery through; reschedule() sets one while there are
+  // waiters.
+  if (queue->settings.rate_limit > 0) reschedule(queue);
+}
+
+size_t Engine::delivery_room(Queue& queue, int64_t now) {
+  const QueueSettings& s = queue.settings;
+  size_t room = SIZE_MAX;
+  if (s.max_leased > 0) {
+    room = s.max_leased > queue.leased.size() ? s.max_leased - queue.leased.size() : 0;
+  }
+  if (s.rate_limit > 0) {
+    refill_rate(queue, now);
+    room = std::min(room, static_cast<size_t>(std::max(0.0, queue.rate_tokens)));
+  }
+  return room;
+}
+
+void Engine::refill_rate(Queue& queue, int64_t now) {
+  const QueueSettings& s = queue.settings;
+  // A wall clock set back starts the count again from the new time rather
+  // than holding deliveries until it catches up.
+  const int64_t elapsed = std::max<int64_t>(0, now - queue.rate_checked_ms);
+  queue.rate_checked_ms = now;
+  const auto limit = static_cast<double>(s.rate_limit);
+  queue.rate_tokens =
+      std::min(limit, queue.rate_tokens + static_cast<double>(elapsed) * limit /
+                                              static_cast<double>(s.rate_window_ms));
+}
+
+void Engine::fill_rate(Queue& queue, int64_t now) {
+  queue.rate_tokens = static_cast<double>(queue.settings.rate_limit);
+  queue.rate_checked_ms = now;
+}
+
+int64_t Engine::next_rate_token_ms(Queue& queue, int64_t now) {
+  const QueueSettings& s = queue.settings;
+  if (s.rate_limit == 0) return INT64_MAX;
+  refill_rate(queue, now);
+  if (queue.rate_tokens >= 1.0) return INT64_MAX;
+  const double wait = (1.0 - queue.rate_tokens) * static_cast<double>(s.rate_window_ms) /
+                      static_cast<double>(s.rate_limit);
+  // At least 1 ms on: a timer due now that found no token would be rescheduled
+  // for now again, forever.
+  return now + std::max<int64_t>(1, static_cast<int64_t>(std::ceil(wait)));
+}
+
 std::vector<Queue*> Engine::take_ready_signals() {
   std::vector<Queue*> signals;
   signals.swap(ready_signals_);
@@ -363,7 +441,7 @@ void Engine::make_ready(Job* job) {
     queue->ttl.push(extras);
   }
   // Tell the server that someone waiting here can be served.
-  if (queue->waiters > 0 && !queue->paused) ready_signals_.push_back(queue);
+  if (queue->waiters > 0 && !queue->paused) signal_ready(queue);
 }
 
 void Engine::make_delayed(Job* job, int64_t ready_at_ms) {
@@ -399,7 +477,14 @@ void Engine::unlink(Job* job) {
   switch (job->state) {
     case JobState::kReady: queue->ready.erase(job); break;
     case JobState::kDelayed: queue->delayed.erase(job); break;
-    case JobState::kLeased: queue->leased.erase(job); break;
+    case JobState::kLeased:
+      queue->leased.erase(job);
+      // Under max_leased, an ended lease may let a waiting worker in.
+      if (queue->waiters > 0 && queue->settings.max_leased > 0 && !queue->paused &&
+          !queue->ready.empty()) {
+        signal_ready(queue);
+      }
+      break;
     case JobState::kDead: queue->dead.erase(job); break;
   }
   --state_counts_[static_cast<size_t>(job->state)];

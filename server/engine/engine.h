@@ -168,10 +168,20 @@ class Engine {
   // The earliest deadline of anything timed, or INT64_MAX when there is none.
   int64_t next_deadline_ms() const;
 
+  // Whether a DEQUEUE would get a job from the queue now: it is not paused,
+  // has a ready job, is under its max_leased and has a delivery left in its
+  // rate limit.
+  bool can_deliver(Queue& queue);
+  // Why a DEQUEUE gets nothing from the queue now, for the EMPTY reply:
+  // "is paused", "has no ready job", "is at max_leased=...", or "is at
+  // rate_limit=...: the next delivery in <n>ms".
+  std::string why_not_delivering(Queue& queue);
+
   // --- For the server's blocked DEQUEUEs ---
-  // The server counts waiters per queue; a queue with waiters that gets a
-  // ready job is reported once by take_ready_signals().
-  void add_waiter(Queue* queue) { ++queue->waiters; }
+  // The server counts waiters per queue; a queue with waiters that can
+  // deliver again (a job became ready, a lease under max_leased ended, the
+  // rate limit allows another delivery) is reported by take_ready_signals().
+  void add_waiter(Queue* queue);
   void remove_waiter(Queue* queue) { --queue->waiters; }
   std::vector<Queue*> take_ready_signals();
   bool has_ready_signals() const { return !ready_signals_.empty(); }
@@ -287,6 +297,21 @@ class Engine {
   Requeue give_back(Job* job, std::optional<int64_t> delay_ms, const char* why);
   int64_t backoff_ms(const Queue& queue, uint32_t attempts);
   void expire_ttl(Job* job);
+  // Reports the queue to take_ready_signals() (once, if it is the last one
+  // reported already).
+  void signal_ready(Queue* queue) {
+    if (ready_signals_.empty() || ready_signals_.back() != queue) ready_signals_.push_back(queue);
+  }
+  // How many jobs the queue may deliver now, by max_leased and the rate
+  // limit (SIZE_MAX when neither applies); pauses and ready jobs aside.
+  size_t delivery_room(Queue& queue, int64_t now);
+  // Adds what the rate limit earned since the last look.
+  void refill_rate(Queue& queue, int64_t now);
+  // A full bucket: at creation, at a restart, when the rate settings change.
+  void fill_rate(Queue& queue, int64_t now);
+  // When the rate limit next allows a delivery; INT64_MAX when it does now
+  // or there is none. Always later than `now`.
+  int64_t next_rate_token_ms(Queue& queue, int64_t now);
   // Forgets keys whose window ended, at most `max` entries; returns how many.
   size_t forget_old_keys(Queue* queue, int64_t now, size_t max);
   void reschedule(Queue* queue);

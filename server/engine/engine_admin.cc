@@ -11,9 +11,14 @@ Status Engine::configure(std::string_view queue_name, const QueueSettings& setti
   if (!found.ok()) return found.error();
   Queue* queue = found.value();
   if (queue->settings == settings) return Ok{};
+  const bool new_rate = settings.rate_limit != queue->settings.rate_limit ||
+                        settings.rate_window_ms != queue->settings.rate_window_ms;
   queue->settings = settings;
+  if (new_rate) fill_rate(*queue, clock_.now_ms());
   if (observer_) observer_->queue_saved(*queue);
   reschedule(queue);  // the dedup window may have moved
+  // A higher max_leased or rate limit may let waiting workers in.
+  if (queue->waiters > 0 && can_deliver(*queue)) signal_ready(queue);
   return Ok{};
 }
 
@@ -24,7 +29,7 @@ Status Engine::set_paused(std::string_view queue_name, bool paused) {
   if (queue->paused == paused) return Ok{};
   queue->paused = paused;
   if (observer_) observer_->queue_saved(*queue);
-  if (!paused && queue->waiters > 0 && !queue->ready.empty()) ready_signals_.push_back(queue);
+  if (queue->waiters > 0 && can_deliver(*queue)) signal_ready(queue);
   return Ok{};
 }
 

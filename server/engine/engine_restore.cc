@@ -34,6 +34,7 @@ Queue* Engine::restore_queue(uint32_t number, std::string_view name,
     }
     queue->settings = settings;
     queue->placeholder = false;
+    fill_rate(*queue, clock_.now_ms());
   }
   queue->paused = paused;
   next_queue_number_ = std::max(next_queue_number_, number + 1);

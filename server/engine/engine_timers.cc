@@ -35,6 +35,10 @@ size_t Engine::expire_due(size_t budget) {
       ++changed;
     }
     forgotten += forget_old_keys(queue, now, budget - std::min(budget, changed + forgotten));
+    // The rate limit's timer (see reschedule): it allows a delivery again.
+    if (queue->settings.rate_limit > 0 && queue->waiters > 0 && can_deliver(*queue)) {
+      signal_ready(queue);
+    }
     reschedule(queue);  // still due, if the budget ran out: it stays on top
   }
   return changed;
@@ -97,6 +101,12 @@ void Engine::reschedule(Queue* queue) {
   if (!queue->dedup_order.empty()) {
     // A stale copy at the front costs one early tick that pops it.
     earliest = std::min(earliest, queue->dedup_order.front().second);
+  }
+  if (queue->settings.rate_limit > 0 && queue->waiters > 0 && !queue->paused &&
+      !queue->ready.empty()) {
+    // Workers wait while the rate limit holds ready jobs back: wake them when
+    // it allows the next delivery.
+    earliest = std::min(earliest, next_rate_token_ms(*queue, clock_.now_ms()));
   }
   if (earliest == queue->timer_at) return;
   queue->timer_at = earliest;

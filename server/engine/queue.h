@@ -29,6 +29,9 @@ struct QueueSettings {
   uint64_t max_size = 0;               // ready + delayed + leased jobs at most; 0: no limit
   int32_t priority = 0;                // a multi-queue DEQUEUE serves higher first
   bool ttl_dead_letter = false;        // a job whose TTL ran out goes to dead letters, not away
+  uint64_t max_leased = 0;             // jobs leased at once at most; 0: no limit
+  uint64_t rate_limit = 0;             // deliveries per rate_window at most; 0: no limit
+  int64_t rate_window_ms = 1'000;
 
   bool operator==(const QueueSettings&) const = default;
 };
@@ -111,6 +114,12 @@ struct Queue {
   uint32_t log_segment = 0;       // the log segment holding its latest full record
   bool placeholder = false;       // replay met its jobs before its QUEUE record
   uint32_t waiters = 0;           // connections blocked on it (the server keeps count)
+  // The rate limit's token bucket: deliveries it allows now, as of
+  // rate_checked_ms. It refills at rate_limit per rate_window up to
+  // rate_limit. Not logged: a restart, or a change of either setting, fills
+  // it.
+  double rate_tokens = 0;
+  int64_t rate_checked_ms = 0;
 
   // Jobs that count against max_size: everything not dead.
   size_t active_count() const { return ready.size() + delayed.size() + leased.size(); }

@@ -9,6 +9,7 @@
 
 #include "server/journal.h"
 #include "tests/unit/wal_test_support.h"
+#include "wal/coding.h"
 
 using namespace tq;
 using wal::testing::LogHarness;
@@ -26,7 +27,9 @@ std::string fingerprint(const engine::Engine& e) {
     out << "queue " << name << " ack=" << s.ack_timeout_ms << " max=" << s.max_attempts
         << " backoff=" << s.backoff_base_ms << "/" << s.backoff_factor << "/" << s.backoff_max_ms
         << "/" << s.backoff_jitter << " dedup=" << s.dedup_window_ms << " size=" << s.max_size
-        << " prio=" << s.priority << " ttl_dl=" << s.ttl_dead_letter << " paused=" << q->paused << "\n";
+        << " prio=" << s.priority << " ttl_dl=" << s.ttl_dead_letter
+        << " leased_max=" << s.max_leased << " rate=" << s.rate_limit << "/" << s.rate_window_ms
+        << " paused=" << q->paused << "\n";
     std::vector<engine::Job*> ready_jobs = q->ready.jobs();
     std::vector<const engine::Job*> ready(ready_jobs.begin(), ready_jobs.end());
     ready.insert(ready.end(), q->leased.items().begin(), q->leased.items().end());
@@ -530,6 +533,9 @@ TEST_SUITE("journal") {
             s.dedup_window_ms = 10'000 + rng() % 50'000;
             s.ttl_dead_letter = rng() % 2 == 0;
             s.priority = static_cast<int32_t>(rng() % 5);
+            s.max_leased = rng() % 3 == 0 ? 0 : 1 + rng() % 300;
+            s.rate_limit = rng() % 3 == 0 ? 0 : 1 + rng() % 100'000;
+            s.rate_window_ms = 1 + static_cast<int64_t>(rng() % 120'000);
             REQUIRE(node.engine.configure(q, s).ok());
             REQUIRE(node.engine.set_paused(q, rng() % 4 == 0).ok());
             break;
@@ -566,5 +572,37 @@ TEST_SUITE("journal") {
     replayed.engine.expire_due();
     CHECK(fingerprint(replayed.engine) == expected);
     CHECK(replayed.engine.find_queue("gone") == nullptr);
+  }
+
+  TEST_CASE("a QUEUE record from before max_leased and the rate limit gives them their defaults") {
+    engine::ManualClock clock;
+    engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
+    server::Journal journal{engine, 1.5};
+    // The body as the log wrote it before those settings: ends at the flags.
+    std::string body;
+    wal::put_varint(body, 7);  // queue number
+    wal::put_bytes(body, "old");
+    wal::put_varint(body, 45'000);     // ack_timeout_ms
+    wal::put_varint(body, 3);          // max_attempts
+    wal::put_varint(body, 0);          // backoff_base_ms
+    wal::put_varint(body, 2'000);      // backoff_factor, thousandths
+    wal::put_varint(body, 3'600'000);  // backoff_max_ms
+    wal::put_varint(body, 0);          // backoff_jitter
+    wal::put_varint(body, 300'000);    // dedup_window_ms
+    wal::put_varint(body, 0);          // max_size
+    wal::put_signed_varint(body, 2);   // priority
+    body += static_cast<char>(1);      // flags: paused
+    REQUIRE(journal.apply(wal::Record{2, 1, body}, 1).ok());
+    const engine::Queue* q = engine.find_queue("old");
+    REQUIRE(q != nullptr);
+    CHECK(q->settings.ack_timeout_ms == 45'000);
+    CHECK(q->settings.priority == 2);
+    CHECK(q->paused);
+    CHECK(q->settings.max_leased == 0);
+    CHECK(q->settings.rate_limit == 0);
+    CHECK(q->settings.rate_window_ms == 1'000);
+    // A record cut inside the new fields is damage, not defaults.
+    std::string cut = body + "\x05";
+    CHECK_FALSE(journal.apply(wal::Record{2, 2, cut}, 1).ok());
   }
 }

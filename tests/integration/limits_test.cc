@@ -1,0 +1,103 @@
+// A queue's delivery limits over TCP against a real tqd: max_leased holds
+// workers back until a lease ends, the rate limit until it allows another
+// delivery, and a worker blocked in WAIT is let in when either does.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "tests/integration/line_call.h"
+#include "tests/support/tqd_process.h"
+
+using tq::client::LineSocket;
+using tq::testing::call;
+using tq::testing::TqdProcess;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// CONFIG with changes; the listing it answers with is read and dropped.
+void configure(LineSocket& s, const std::string& changes) {
+  REQUIRE(call(s, "CONFIG q " + changes) == "OK 14");
+  for (int i = 0; i < 14; ++i) REQUIRE(s.read_line().ok());
+}
+
+// Polls STATS until `waiters` reads n (about 2 s at most).
+bool waiters_reach(LineSocket& admin, const std::string& n) {
+  for (int i = 0; i < 400; ++i) {
+    if (tq::testing::stat_via(admin, "waiters") == n) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+std::string id_of(const std::string& reply) {
+  return reply.substr(3, reply.find(' ', 3) - 3);
+}
+
+}  // namespace
+
+TEST_SUITE("limits") {
+  TEST_CASE("max_leased: a worker waits until a lease ends, then gets the job") {
+    TqdProcess tqd;
+    auto admin = tqd.socket();
+    REQUIRE(call(admin, "CREATE q") == "OK created q");
+    REQUIRE(call(admin, "CREATE other") == "OK created other");
+    configure(admin, "max_leased=1");
+    call(admin, "ENQUEUE q first");
+    const std::string second = call(admin, "ENQUEUE q second").substr(3);
+    const std::string first_reply = call(admin, "DEQUEUE q");
+    REQUIRE(first_reply.rfind("OK ", 0) == 0);
+    CHECK(call(admin, "DEQUEUE q") ==
+          "ERROR EMPTY queue 'q' is at max_leased=1 (1 leased, 1 ready)");
+    CHECK(call(admin, "DEQUEUE q other") ==
+          "ERROR EMPTY nothing to deliver: 'q' is at max_leased=1 (1 leased, 1 ready); 'other' has "
+          "no ready job");
+    auto worker = tqd.socket(30'000);
+    REQUIRE(worker.send("DEQUEUE q WAIT 20\n").ok());
+    REQUIRE(waiters_reach(admin, "1"));
+    CHECK(call(admin, "ACK " + id_of(first_reply)) == "OK acked " + id_of(first_reply));
+    auto got = worker.read_line();
+    REQUIRE(got.ok());
+    CHECK(*got == "OK " + second + " second");
+  }
+
+  TEST_CASE(
+      "rate_limit: deliveries past the limit wait for the window, and a waiting worker is woken") {
+    TqdProcess tqd;
+    auto admin = tqd.socket();
+    REQUIRE(call(admin, "CREATE q") == "OK created q");
+    configure(admin, "rate_limit=2 rate_window=400ms");
+    for (int i = 0; i < 3; ++i) call(admin, "ENQUEUE q job " + std::to_string(i));
+    REQUIRE(admin.send("DEQUEUE q COUNT 10\n").ok());
+    REQUIRE(*admin.read_line() == "OK 2");  // the bucket holds two
+    for (int i = 0; i < 4; ++i) REQUIRE(admin.read_line().ok());
+    const std::string refused = call(admin, "DEQUEUE q");
+    CHECK(refused.rfind("ERROR EMPTY queue 'q' is at rate_limit=2 per 400ms: the next delivery in ",
+                        0) == 0);
+    // The next delivery comes about 200 ms after the first two. Without a
+    // timer for it, the worker would sit out the whole 20 s and get EMPTY.
+    auto worker = tqd.socket(30'000);
+    const auto sent = Clock::now();
+    REQUIRE(worker.send("DEQUEUE q WAIT 20\n").ok());
+    auto got = worker.read_line();
+    REQUIRE(got.ok());
+    CHECK(got->rfind("OK ", 0) == 0);
+    CHECK(got->find(" job 2") != std::string::npos);
+    CHECK(Clock::now() - sent < std::chrono::seconds(10));
+  }
+
+  TEST_CASE("limits refuse values out of range and say what they take") {
+    TqdProcess tqd;
+    auto s = tqd.socket();
+    REQUIRE(call(s, "CREATE q") == "OK created q");
+    CHECK(call(s, "CONFIG q rate_window=0") ==
+          "ERROR BADFORMAT rate_window: expected a duration from 1ms to 30d, such as 1s or 1m, got "
+          "'0'");
+    CHECK(call(s, "CONFIG q max_leased=-1") ==
+          "ERROR BADFORMAT max_leased: expected a whole number up to 1000000000 (0: no limit), got "
+          "'-1'");
+    CHECK(call(s, "CONFIG q rate_limit=ten").rfind("ERROR BADFORMAT rate_limit: expected", 0) == 0);
+  }
+}

@@ -1,0 +1,253 @@
+// A queue's delivery limits, with a hand-driven clock: max_leased (jobs
+// leased at once) and the rate limit (deliveries per window), what DEQUEUE
+// says when one holds jobs back, and when waiting workers are told to come
+// back.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "server/engine/engine.h"
+
+using namespace tq::engine;
+
+namespace {
+
+struct Fixture {
+  ManualClock clock;
+  Engine engine{clock, EngineLimits{}, QueueSettings{}};
+
+  Fixture() { REQUIRE(engine.create_queue("q").ok()); }
+
+  uint64_t put(const std::string& payload, const std::string& queue = "q") {
+    auto r = engine.enqueue(queue, payload);
+    REQUIRE(r.ok());
+    return r.value().id;
+  }
+  void put_n(int n, const std::string& queue = "q") {
+    for (int i = 0; i < n; ++i) put("job " + std::to_string(i), queue);
+  }
+  // Leases one job and returns its id, or 0.
+  uint64_t take(const std::string& queue = "q") {
+    auto job = engine.dequeue(queue);
+    return job.ok() ? job.value()->id : 0;
+  }
+  std::string empty_reason(const std::string& queue = "q") {
+    auto job = engine.dequeue(queue);
+    REQUIRE_FALSE(job.ok());
+    CHECK(job.error().code == Errc::kEmpty);
+    return job.error().message;
+  }
+  // Leases up to n jobs from the given queues, as DEQUEUE ... COUNT n does.
+  std::vector<uint64_t> take_many(size_t n, std::vector<std::string> names = {"q"}) {
+    std::vector<Queue*> queues;
+    for (const auto& name : names) queues.push_back(engine.find_queue(name));
+    std::vector<const Job*> got;
+    engine.dequeue(queues, n, &got);
+    std::vector<uint64_t> ids;
+    for (const Job* job : got) ids.push_back(job->id);
+    return ids;
+  }
+  void configure(const std::function<void(QueueSettings&)>& change,
+                 const std::string& queue = "q") {
+    QueueSettings s = engine.find_queue(queue)->settings;
+    change(s);
+    REQUIRE(engine.configure(queue, s).ok());
+  }
+  Queue& queue(const std::string& name = "q") { return *engine.find_queue(name); }
+  void advance(int64_t ms) {
+    clock.advance_ms(ms);
+    engine.expire_due();
+  }
+  bool signalled(const std::string& name = "q") {
+    auto signals = engine.take_ready_signals();
+    return std::find(signals.begin(), signals.end(), &queue(name)) != signals.end();
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("engine_limits") {
+  TEST_CASE("max_leased: no more jobs leased at once than the setting") {
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.max_leased = 2; });
+    f.put_n(5);
+    uint64_t first = f.take();
+    CHECK(first != 0);
+    CHECK(f.take_many(10).size() == 1);  // COUNT 10 gets the one slot left
+    CHECK(f.queue().leased.size() == 2);
+    CHECK(f.empty_reason() == "queue 'q' is at max_leased=2 (2 leased, 3 ready)");
+    CHECK_FALSE(f.engine.can_deliver(f.queue()));
+    // Each way a lease ends frees its slot.
+    REQUIRE(f.engine.ack(first).ok());
+    uint64_t second = f.take();
+    CHECK(second != 0);
+    REQUIRE(f.engine.nack(second, std::nullopt).ok());  // back to ready
+    uint64_t third = f.take();
+    CHECK(third == second);  // at its place: the oldest ready job
+    CHECK(f.take() == 0);
+    f.advance(f.queue().settings.ack_timeout_ms);  // both leases run out
+    CHECK(f.queue().leased.empty());
+    CHECK(f.take_many(10).size() == 2);
+  }
+
+  TEST_CASE("max_leased: a waiting worker is signalled when a lease ends, not before") {
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.max_leased = 1; });
+    f.put_n(2);
+    uint64_t id = f.take();
+    f.engine.add_waiter(&f.queue());
+    f.put("another");               // ready, but the one slot is taken
+    f.engine.take_ready_signals();  // make_ready reports it; the waiter's dequeue finds no room
+    CHECK(f.take_many(1).empty());
+    REQUIRE(f.engine.ack(id).ok());
+    CHECK(f.signalled());
+    CHECK(f.take_many(1).size() == 1);
+    f.engine.remove_waiter(&f.queue());
+  }
+
+  TEST_CASE("max_leased: raising it lets waiting workers in, and 0 means no limit") {
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.max_leased = 1; });
+    f.put_n(3);
+    CHECK(f.take() != 0);
+    f.engine.add_waiter(&f.queue());
+    f.engine.take_ready_signals();
+    f.configure([](QueueSettings& s) { s.max_leased = 2; });
+    CHECK(f.signalled());
+    CHECK(f.take() != 0);
+    CHECK(f.take() == 0);
+    f.configure([](QueueSettings& s) { s.max_leased = 0; });
+    CHECK(f.take() != 0);
+  }
+
+  TEST_CASE("max_leased: a DEQUEUE of several queues goes on to one with room") {
+    Fixture f;
+    REQUIRE(f.engine.create_queue("other").ok());
+    f.configure([](QueueSettings& s) {
+      s.max_leased = 1;
+      s.priority = 10;
+    });
+    f.put_n(3);
+    f.put_n(3, "other");
+    // The high-priority queue gives its one slot, the rest comes from other.
+    auto ids = f.take_many(4, {"q", "other"});
+    REQUIRE(ids.size() == 4);
+    CHECK(f.queue().leased.size() == 1);
+    CHECK(f.queue("other").leased.size() == 3);
+  }
+
+  TEST_CASE("rate_limit: a burst of rate_limit, then one delivery per rate_window / rate_limit") {
+    Fixture f;
+    f.configure([](QueueSettings& s) {
+      s.rate_limit = 4;
+      s.rate_window_ms = 1'000;
+    });
+    f.put_n(20);
+    CHECK(f.take_many(10).size() == 4);  // a full bucket
+    CHECK(f.empty_reason() ==
+          "queue 'q' is at rate_limit=4 per 1000ms: the next delivery in 250ms");
+    f.advance(249);
+    CHECK(f.take() == 0);
+    f.advance(1);
+    CHECK(f.take() != 0);
+    CHECK(f.take() == 0);
+    f.advance(500);  // two more earned
+    CHECK(f.take_many(10).size() == 2);
+    f.advance(10'000);  // a quiet spell fills the bucket, no more
+    CHECK(f.take_many(10).size() == 4);
+  }
+
+  TEST_CASE("rate_limit: deliveries in any window stay within the burst and the rate") {
+    // Workers that ask as fast as they can, over a simulated minute: no
+    // window of rate_window holds more than 2 x rate_limit deliveries (a full
+    // bucket, then what the window earns), and the whole run delivers the
+    // rate, not more.
+    Fixture f;
+    f.configure([](QueueSettings& s) {
+      s.rate_limit = 50;
+      s.rate_window_ms = 1'000;
+    });
+    f.put_n(5'000);
+    std::vector<int64_t> times;
+    const int64_t start = f.clock.now_ms();
+    for (int step = 0; step < 60'000; step += 7) {
+      for (uint64_t id : f.take_many(3)) {
+        times.push_back(f.clock.now_ms());
+        REQUIRE(f.engine.ack(id).ok());
+      }
+      f.advance(7);
+    }
+    const int64_t elapsed = f.clock.now_ms() - start;
+    CHECK(times.size() <= static_cast<size_t>(50 + 50 * elapsed / 1'000));
+    CHECK(times.size() >= static_cast<size_t>(50 * elapsed / 1'000 - 1));
+    size_t most = 0;
+    for (size_t i = 0, j = 0; i < times.size(); ++i) {
+      while (times[i] - times[j] >= 1'000) ++j;
+      most = std::max(most, i - j + 1);
+    }
+    CHECK(most <= 100);
+  }
+
+  TEST_CASE("rate_limit: a waiting worker gets a timer for the next delivery") {
+    Fixture f;
+    f.configure([](QueueSettings& s) {
+      s.rate_limit = 2;
+      s.rate_window_ms = 1'000;
+    });
+    f.put_n(3);
+    CHECK(f.take_many(5).size() == 2);
+    const int64_t now = f.clock.now_ms();
+    CHECK(f.engine.next_deadline_ms() == now + f.queue().settings.ack_timeout_ms);
+    f.engine.add_waiter(&f.queue());
+    f.engine.take_ready_signals();
+    CHECK(f.engine.next_deadline_ms() == now + 500);  // when the bucket has one again
+    f.advance(499);
+    CHECK_FALSE(f.signalled());
+    f.advance(1);
+    CHECK(f.signalled());
+    CHECK(f.take_many(5).size() == 1);
+    f.engine.remove_waiter(&f.queue());
+  }
+
+  TEST_CASE("rate_limit: a change refills the bucket, and an unlimited queue has no timer for it") {
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.rate_limit = 1; });
+    f.put_n(5);
+    CHECK(f.take() != 0);
+    CHECK(f.take() == 0);
+    f.configure([](QueueSettings& s) { s.rate_limit = 3; });
+    CHECK(f.take_many(5).size() == 3);
+    f.configure([](QueueSettings& s) { s.rate_limit = 0; });
+    f.engine.add_waiter(&f.queue());
+    CHECK(f.take() != 0);
+    CHECK(f.engine.next_deadline_ms() == f.clock.now_ms() + f.queue().settings.ack_timeout_ms);
+    f.engine.remove_waiter(&f.queue());
+  }
+
+  TEST_CASE("rate_limit: a wall clock set back does not hold deliveries until it catches up") {
+    Fixture f;
+    f.configure([](QueueSettings& s) {
+      s.rate_limit = 1;
+      s.rate_window_ms = 1'000;
+    });
+    f.put_n(3);
+    CHECK(f.take() != 0);
+    f.clock.advance_ms(-3'600'000);  // an hour back
+    CHECK(f.take() == 0);
+    f.advance(1'000);
+    CHECK(f.take() != 0);
+  }
+
+  TEST_CASE("a paused queue says so before any limit") {
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.max_leased = 1; });
+    f.put_n(2);
+    CHECK(f.take() != 0);
+    REQUIRE(f.engine.set_paused("q", true).ok());
+    CHECK(f.empty_reason() == "queue 'q' is paused");
+    REQUIRE(f.engine.set_paused("q", false).ok());
+    CHECK(f.empty_reason().find("max_leased=1") != std::string::npos);
+  }
+}
