@@ -134,7 +134,10 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
         s.max_leased = in.varint();
         s.rate_limit = in.varint();
         s.rate_window_ms = static_cast<int64_t>(in.varint());
-        if (s.rate_window_ms < 1) return bad_body("QUEUE");
+        if (s.max_leased > engine::kMaxDeliveryLimit || s.rate_limit > engine::kMaxDeliveryLimit ||
+            s.rate_window_ms < 1 || s.rate_window_ms > engine::kMaxSettingDurationMs) {
+          return bad_body("QUEUE");
+        }
       }
       if (in.failed() || !engine::Engine::valid_queue_name(name)) return bad_body("QUEUE");
       s.ttl_dead_letter = (flags & kTtlDeadLetter) != 0;

@@ -8,7 +8,7 @@
 namespace tq::server {
 namespace {
 
-constexpr int64_t kMaxDurationMs = 30LL * 86'400'000;  // 30 days
+constexpr int64_t kMaxDurationMs = engine::kMaxSettingDurationMs;
 
 std::optional<int64_t> duration(std::string_view value) {
   auto ms = parse_duration_ms(std::string(value), 1000);
@@ -101,11 +101,11 @@ std::optional<std::string> apply_queue_setting(engine::QueueSettings& s, std::st
     if (!v) return bad("true or false");
     s.ttl_dead_letter = *v;
   } else if (key == "max_leased") {
-    auto v = whole(value, 1'000'000'000);
+    auto v = whole(value, engine::kMaxDeliveryLimit);
     if (!v) return bad("a whole number up to 1000000000 (0: no limit)");
     s.max_leased = *v;
   } else if (key == "rate_limit") {
-    auto v = whole(value, 1'000'000'000);
+    auto v = whole(value, engine::kMaxDeliveryLimit);
     if (!v)
       return bad("a whole number of deliveries per rate_window, up to 1000000000 (0: no limit)");
     s.rate_limit = *v;

@@ -60,7 +60,11 @@ void WaiterTable::expire(int64_t now_ms) {
     deadlines_.pop();
     if (!current(Entry{d.connection_id, d.seq})) continue;
     Waiter waiter = take(d.connection_id);
-    deliver_(d.connection_id, waiter.request, {}, {});
+    // A rate limit may let a job through at the very time the wait ends (its
+    // timer and this one fire in either order): hand it out rather than EMPTY.
+    std::vector<const engine::Job*> jobs;
+    engine_.dequeue(waiter.request.queues, waiter.request.count, &jobs, waiter.request.max_bytes);
+    deliver_(d.connection_id, waiter.request, jobs, {});
   }
 }
 

@@ -337,7 +337,11 @@ Result<int64_t> Engine::touch(uint64_t id, std::optional<int64_t> extend_ms) {
 bool Engine::can_deliver(Queue& queue) {
   if (queue.paused || queue.ready.empty()) return false;
   if (queue.settings.max_leased == 0 && queue.settings.rate_limit == 0) return true;  // most
-  return delivery_room(queue, clock_.now_ms()) > 0;
+  return delivery_room(queue, queue.settings.rate_limit > 0 ? clock_.now_ms() : 0) > 0;
+}
+
+bool Engine::can_deliver_at(Queue& queue, int64_t now) {
+  return !queue.paused && !queue.ready.empty() && delivery_room(queue, now) > 0;
 }
 
 std::string Engine::why_not_delivering(Queue& queue) {
@@ -355,7 +359,7 @@ std::string Engine::why_not_delivering(Queue& queue) {
            std::to_string(s.rate_window_ms) + "ms: the next delivery in " +
            std::to_string(next_rate_token_ms(queue, now) - now) + "ms";
   }
-  return "can deliver";  // not reached by a DEQUEUE that got nothing
+  return "had no job to deliver";  // a limit let one through since the DEQUEUE looked
 }
 
 void Engine::add_waiter(Queue* queue) {

@@ -305,6 +305,7 @@ class Engine {
   // How many jobs the queue may deliver now, by max_leased and the rate
   // limit (SIZE_MAX when neither applies); pauses and ready jobs aside.
   size_t delivery_room(Queue& queue, int64_t now);
+  bool can_deliver_at(Queue& queue, int64_t now);
   // Adds what the rate limit earned since the last look.
   void refill_rate(Queue& queue, int64_t now);
   // A full bucket: at creation, at a restart, when the rate settings change.
@@ -314,7 +315,13 @@ class Engine {
   int64_t next_rate_token_ms(Queue& queue, int64_t now);
   // Forgets keys whose window ended, at most `max` entries; returns how many.
   size_t forget_old_keys(Queue* queue, int64_t now, size_t max);
-  void reschedule(Queue* queue);
+  // Puts the queue in the timer heap at its earliest deadline. `now` is the
+  // time the rate limit's next delivery is counted from: expire_due passes
+  // the time it sweeps at, so a wall clock set back meanwhile cannot give a
+  // deadline it has passed already (it would visit the queue again and
+  // again); the others read the clock, and only for a rate-limited queue.
+  void reschedule(Queue* queue, int64_t now = kClockUnread);
+  static constexpr int64_t kClockUnread = INT64_MIN;
 
   const Clock& clock_;
   EngineLimits limits_;

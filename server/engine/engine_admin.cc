@@ -29,6 +29,7 @@ Status Engine::set_paused(std::string_view queue_name, bool paused) {
   if (queue->paused == paused) return Ok{};
   queue->paused = paused;
   if (observer_) observer_->queue_saved(*queue);
+  reschedule(queue);  // a paused queue needs no timer for its rate limit; a resumed one may
   if (queue->waiters > 0 && can_deliver(*queue)) signal_ready(queue);
   return Ok{};
 }

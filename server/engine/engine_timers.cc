@@ -36,10 +36,10 @@ size_t Engine::expire_due(size_t budget) {
     }
     forgotten += forget_old_keys(queue, now, budget - std::min(budget, changed + forgotten));
     // The rate limit's timer (see reschedule): it allows a delivery again.
-    if (queue->settings.rate_limit > 0 && queue->waiters > 0 && can_deliver(*queue)) {
+    if (queue->settings.rate_limit > 0 && queue->waiters > 0 && can_deliver_at(*queue, now)) {
       signal_ready(queue);
     }
-    reschedule(queue);  // still due, if the budget ran out: it stays on top
+    reschedule(queue, now);  // still due, if the budget ran out: it stays on top
   }
   return changed;
 }
@@ -93,7 +93,7 @@ int64_t Engine::backoff_ms(const Queue& queue, uint32_t attempts) {
   return std::max<int64_t>(0, static_cast<int64_t>(wait));
 }
 
-void Engine::reschedule(Queue* queue) {
+void Engine::reschedule(Queue* queue, int64_t now) {
   int64_t earliest = INT64_MAX;
   if (const Job* j = queue->leased.top()) earliest = std::min(earliest, j->deadline_ms);
   if (const Job* j = queue->delayed.top()) earliest = std::min(earliest, j->deadline_ms);
@@ -106,7 +106,8 @@ void Engine::reschedule(Queue* queue) {
       !queue->ready.empty()) {
     // Workers wait while the rate limit holds ready jobs back: wake them when
     // it allows the next delivery.
-    earliest = std::min(earliest, next_rate_token_ms(*queue, clock_.now_ms()));
+    earliest =
+        std::min(earliest, next_rate_token_ms(*queue, now == kClockUnread ? clock_.now_ms() : now));
   }
   if (earliest == queue->timer_at) return;
   queue->timer_at = earliest;

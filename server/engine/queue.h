@@ -18,6 +18,12 @@
 
 namespace tq::engine {
 
+// The most max_leased and rate_limit take, and the longest of the durations
+// (CONFIG refuses more, and so does replay: a window of 2^63 ms would
+// overflow the time of the next delivery).
+constexpr uint64_t kMaxDeliveryLimit = 1'000'000'000;
+constexpr int64_t kMaxSettingDurationMs = 30LL * 86'400'000;  // 30 days
+
 struct QueueSettings {
   int64_t ack_timeout_ms = 30'000;     // how long a lease lasts before the job goes back
   uint32_t max_attempts = 0;           // deliveries before dead letters; 0: no limit

@@ -68,24 +68,29 @@ TEST_SUITE("limits") {
     TqdProcess tqd;
     auto admin = tqd.socket();
     REQUIRE(call(admin, "CREATE q") == "OK created q");
-    configure(admin, "rate_limit=2 rate_window=400ms");
-    for (int i = 0; i < 3; ++i) call(admin, "ENQUEUE q job " + std::to_string(i));
+    // One delivery per 3 s: long enough that the worker below is parked
+    // (STATS says so) well before the next token.
+    configure(admin, "rate_limit=1 rate_window=3s");
+    for (int i = 0; i < 2; ++i) call(admin, "ENQUEUE q job " + std::to_string(i));
+    const auto first = Clock::now();
     REQUIRE(admin.send("DEQUEUE q COUNT 10\n").ok());
-    REQUIRE(*admin.read_line() == "OK 2");  // the bucket holds two
-    for (int i = 0; i < 4; ++i) REQUIRE(admin.read_line().ok());
+    REQUIRE(*admin.read_line() == "OK 1");  // the bucket holds one
+    for (int i = 0; i < 2; ++i) REQUIRE(admin.read_line().ok());
     const std::string refused = call(admin, "DEQUEUE q");
-    CHECK(refused.rfind("ERROR EMPTY queue 'q' is at rate_limit=2 per 400ms: the next delivery in ",
-                        0) == 0);
-    // The next delivery comes about 200 ms after the first two. Without a
-    // timer for it, the worker would sit out the whole 20 s and get EMPTY.
+    CHECK(refused.rfind(
+              "ERROR EMPTY queue 'q' is at rate_limit=1 per 3000ms: the next delivery in ", 0) ==
+          0);
+    // Without a timer for the next token, the worker would sit out its whole
+    // 20 s and get EMPTY.
     auto worker = tqd.socket(30'000);
-    const auto sent = Clock::now();
     REQUIRE(worker.send("DEQUEUE q WAIT 20\n").ok());
+    REQUIRE(waiters_reach(admin, "1"));
     auto got = worker.read_line();
     REQUIRE(got.ok());
-    CHECK(got->rfind("OK ", 0) == 0);
-    CHECK(got->find(" job 2") != std::string::npos);
-    CHECK(Clock::now() - sent < std::chrono::seconds(10));
+    CHECK(*got == "OK 2 job 1");
+    const auto waited = Clock::now() - first;
+    CHECK(waited >= std::chrono::milliseconds(2'900));  // not before the token (ms granularity)
+    CHECK(waited < std::chrono::seconds(15));
   }
 
   TEST_CASE("limits refuse values out of range and say what they take") {

@@ -98,9 +98,12 @@ TEST_SUITE("engine_limits") {
     f.put_n(2);
     uint64_t id = f.take();
     f.engine.add_waiter(&f.queue());
-    f.put("another");               // ready, but the one slot is taken
-    f.engine.take_ready_signals();  // make_ready reports it; the waiter's dequeue finds no room
+    f.put("another");  // ready, but the one slot is taken
+    // make_ready reports the queue, and the server's attempt finds no room.
+    CHECK(f.signalled());
     CHECK(f.take_many(1).empty());
+    f.advance(1'000);  // time alone changes nothing
+    CHECK_FALSE(f.signalled());
     REQUIRE(f.engine.ack(id).ok());
     CHECK(f.signalled());
     CHECK(f.take_many(1).size() == 1);
@@ -249,5 +252,55 @@ TEST_SUITE("engine_limits") {
     CHECK(f.empty_reason() == "queue 'q' is paused");
     REQUIRE(f.engine.set_paused("q", false).ok());
     CHECK(f.empty_reason().find("max_leased=1") != std::string::npos);
+  }
+
+  TEST_CASE("rate_limit: RESUME of a queue a worker began waiting on while paused sets its timer") {
+    Fixture f;
+    f.configure([](QueueSettings& s) {
+      s.rate_limit = 1;
+      s.rate_window_ms = 2'000;
+    });
+    f.put_n(3);
+    CHECK(f.take() != 0);
+    REQUIRE(f.engine.set_paused("q", true).ok());
+    f.engine.add_waiter(&f.queue());
+    REQUIRE(f.engine.set_paused("q", false).ok());
+    CHECK_FALSE(f.signalled());  // no token yet
+    CHECK(f.engine.next_deadline_ms() == f.clock.now_ms() + 2'000);
+    f.advance(2'000);
+    CHECK(f.signalled());
+    f.engine.remove_waiter(&f.queue());
+  }
+
+  TEST_CASE("rate_limit: a wall clock set back during a sweep does not make it spin") {
+    // Once armed, the first reading is the sweep's time and every later one
+    // is an hour earlier, creeping forward a millisecond a reading. A
+    // deadline worked out from those later readings would be due by the
+    // sweep's time, and the sweep would visit the queue again at every
+    // reading, an hour's worth of them.
+    struct SteppingClock final : Clock {
+      int64_t start = 1'700'000'000'000;
+      bool armed = false;
+      mutable int64_t reads = 0;
+      int64_t now_ms() const override {
+        if (!armed) return start;
+        return ++reads == 1 ? start : start - 3'600'000 + reads;
+      }
+    } clock;
+    Engine engine{clock, EngineLimits{}, QueueSettings{}};
+    REQUIRE(engine.create_queue("q").ok());
+    QueueSettings s;
+    s.rate_limit = 1;
+    s.rate_window_ms = 1'000;
+    REQUIRE(engine.configure("q", s).ok());
+    for (int i = 0; i < 3; ++i) REQUIRE(engine.enqueue("q", "x").ok());
+    REQUIRE(engine.dequeue("q").ok());
+    engine.add_waiter(engine.find_queue("q"));
+    REQUIRE(engine.next_deadline_ms() == clock.start + 1'000);  // the next token
+    clock.start += 1'000;
+    clock.armed = true;
+    engine.expire_due();
+    CHECK(clock.reads < 100);
+    CHECK(engine.next_deadline_ms() > clock.start);
   }
 }

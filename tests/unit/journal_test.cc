@@ -601,6 +601,18 @@ TEST_SUITE("journal") {
     CHECK(q->settings.max_leased == 0);
     CHECK(q->settings.rate_limit == 0);
     CHECK(q->settings.rate_window_ms == 1'000);
+    // Values CONFIG would refuse are damage too: a window of 2^62 ms would
+    // overflow the time of the next delivery.
+    std::string huge_window = body;
+    wal::put_varint(huge_window, 0);
+    wal::put_varint(huge_window, 10);
+    wal::put_varint(huge_window, 1ull << 62);
+    CHECK_FALSE(journal.apply(wal::Record{2, 2, huge_window}, 1).ok());
+    std::string huge_limit = body;
+    wal::put_varint(huge_limit, 2'000'000'000);
+    wal::put_varint(huge_limit, 0);
+    wal::put_varint(huge_limit, 1'000);
+    CHECK_FALSE(journal.apply(wal::Record{2, 2, huge_limit}, 1).ok());
     // A record cut inside the new fields is damage, not defaults.
     std::string cut = body + "\x05";
     CHECK_FALSE(journal.apply(wal::Record{2, 2, cut}, 1).ok());

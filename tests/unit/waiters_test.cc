@@ -147,4 +147,26 @@ TEST_SUITE("waiters") {
     CHECK(f.waiters.size() == 0);
     CHECK(f.q("a")->waiters == 0);
   }
+
+  TEST_CASE("a rate-limited queue: waiters are served as the limit allows, and at their deadline") {
+    Fixture f;
+    engine::QueueSettings s = f.q("a")->settings;
+    s.rate_limit = 1;
+    s.rate_window_ms = 1'000;
+    REQUIRE(f.engine.configure("a", s).ok());
+    f.wait(1, {f.q("a")}, 10'000);
+    f.wait(2, {f.q("a")}, 1'000);
+    f.put("a", "one");
+    f.put("a", "two");
+    REQUIRE(f.delivered.size() == 1);  // the bucket held one
+    CHECK(f.delivered[0].connection == 1);
+    // Waiter 2's deadline and the next token come at the same time: whichever
+    // fires first, it gets the job, not EMPTY.
+    f.clock.advance_ms(1'000);
+    f.waiters.expire(f.clock.now_ms());
+    REQUIRE(f.delivered.size() == 2);
+    CHECK(f.delivered[1].connection == 2);
+    CHECK(f.delivered[1].payloads == std::vector<std::string>{"two"});
+    CHECK(f.waiters.size() == 0);
+  }
 }
