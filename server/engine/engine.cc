@@ -224,7 +224,8 @@ void Engine::dequeue(std::span<Queue* const> queues, size_t max, std::vector<con
   }
   if (best == nullptr) return;
   const int64_t now = clock_.now_ms();
-  const size_t limit = std::min(max, delivery_room(*best, now));
+  const size_t limit =
+      best->settings.limits_delivery() ? std::min(max, delivery_room(*best, now)) : max;
   size_t taken = 0;
   uint64_t bytes = 0;
   while (taken < limit && !best->ready.empty()) {
@@ -334,9 +335,7 @@ Result<int64_t> Engine::touch(uint64_t id, std::optional<int64_t> extend_ms) {
   return left;  // not logged: leases do not survive a restart anyway
 }
 
-bool Engine::can_deliver(Queue& queue) {
-  if (queue.paused || queue.ready.empty()) return false;
-  if (queue.settings.max_leased == 0 && queue.settings.rate_limit == 0) return true;  // most
+bool Engine::can_deliver_limited(Queue& queue) {
   return delivery_room(queue, queue.settings.rate_limit > 0 ? clock_.now_ms() : 0) > 0;
 }
 

@@ -171,7 +171,10 @@ class Engine {
   // Whether a DEQUEUE would get a job from the queue now: it is not paused,
   // has a ready job, is under its max_leased and has a delivery left in its
   // rate limit.
-  bool can_deliver(Queue& queue);
+  bool can_deliver(Queue& queue) {
+    if (queue.paused || queue.ready.empty()) return false;
+    return !queue.settings.limits_delivery() || can_deliver_limited(queue);  // most: no limits
+  }
   // Why a DEQUEUE gets nothing from the queue now, for the EMPTY reply:
   // "is paused", "has no ready job", "is at max_leased=...", or "is at
   // rate_limit=...: the next delivery in <n>ms".
@@ -306,6 +309,7 @@ class Engine {
   // limit (SIZE_MAX when neither applies); pauses and ready jobs aside.
   size_t delivery_room(Queue& queue, int64_t now);
   bool can_deliver_at(Queue& queue, int64_t now);
+  bool can_deliver_limited(Queue& queue);
   // Adds what the rate limit earned since the last look.
   void refill_rate(Queue& queue, int64_t now);
   // A full bucket: at creation, at a restart, when the rate settings change.

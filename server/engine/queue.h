@@ -39,6 +39,7 @@ struct QueueSettings {
   uint64_t rate_limit = 0;             // deliveries per rate_window at most; 0: no limit
   int64_t rate_window_ms = 1'000;
 
+  bool limits_delivery() const { return max_leased != 0 || rate_limit != 0; }
   bool operator==(const QueueSettings&) const = default;
 };
 
