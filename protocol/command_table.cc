@@ -76,12 +76,12 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "give dead jobs another chance (all, or n)",
      "Moves dead jobs back to ready, oldest first, with their attempts reset.\n"
      "Answers OK kicked <k>."},
-    {Verb::kConfig, "CONFIG", 1, 14, kWrites | kAdmin, -1, kLines,
+    {Verb::kConfig, "CONFIG", 1, 16, kWrites | kAdmin, -1, kLines,
      "CONFIG <queue> [<key>=<value>...]", "read or change a queue's settings",
      "Answers OK <n> and the settings, one <key> <value> per line, after any change.\n"
      "Keys: ack_timeout, max_attempts, backoff_base, backoff_factor, backoff_max,\n"
      "backoff_jitter, dedup_window, max_size, priority, ttl_dead_letter, max_leased,\n"
-     "rate_limit, rate_window."},
+     "rate_limit, rate_window, dead_retention, dead_max."},
     {Verb::kPause, "PAUSE", 1, 1, kWrites | kAdmin, -1, kLine, "PAUSE <queue>",
      "stop deliveries from a queue", "Answers OK paused <queue>. Jobs can still be enqueued."},
     {Verb::kResume, "RESUME", 1, 1, kWrites | kAdmin, -1, kLine, "RESUME <queue>",

@@ -102,6 +102,8 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
   f.counter("jobs_expired_total", c.expired, "Jobs whose TTL ran out before delivery.");
   f.counter("jobs_deleted_total", c.deleted, "Jobs removed by DELETE, PURGE or DROP.");
   f.counter("jobs_kicked_total", c.kicked, "Dead jobs given another chance (KICK).");
+  f.counter("jobs_dead_discarded_total", c.dead_discarded,
+            "Dead jobs deleted for their queue's dead_retention or dead_max.");
   f.counter("commands_total", s.commands_total, "Requests run.");
   f.counter("errors_total", s.errors_total, "ERROR replies of any kind.");
   f.counter("auth_failures_total", s.auth_failures, "Wrong AUTH passwords.");
@@ -194,6 +196,8 @@ std::vector<Figure> queue_figures(const engine::Queue& q) {
   f.counter("expired_total", c.expired, "Jobs whose TTL ran out before delivery.");
   f.counter("deleted_total", c.deleted, "Jobs removed by DELETE, PURGE or DROP.");
   f.counter("kicked_total", c.kicked, "Dead jobs given another chance (KICK).");
+  f.counter("dead_discarded_total", c.dead_discarded,
+            "Dead jobs deleted for the queue's dead_retention or dead_max.");
   f.gauge("ack_timeout_ms", static_cast<uint64_t>(q.settings.ack_timeout_ms),
           "The queue's ack_timeout: how long a lease lasts.", FigureUnit::kMilliseconds);
   return std::move(f.list);

@@ -62,6 +62,8 @@ void encode_queue(std::string& out, const Queue& q) {
   wal::put_varint(out, s.max_leased);
   wal::put_varint(out, s.rate_limit);
   wal::put_varint(out, static_cast<uint64_t>(s.rate_window_ms));
+  wal::put_varint(out, static_cast<uint64_t>(s.dead_retention_ms));
+  wal::put_varint(out, s.dead_max);
 }
 
 // A job record's body but its payload, which follows (Journal::record's
@@ -136,6 +138,14 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
         s.rate_window_ms = static_cast<int64_t>(in.varint());
         if (s.max_leased > engine::kMaxDeliveryLimit || s.rate_limit > engine::kMaxDeliveryLimit ||
             s.rate_window_ms < 1 || s.rate_window_ms > engine::kMaxSettingDurationMs) {
+          return bad_body("QUEUE");
+        }
+      }
+      if (!in.empty()) {  // and since dead_retention and dead_max exist
+        s.dead_retention_ms = static_cast<int64_t>(in.varint());
+        s.dead_max = in.varint();
+        if (s.dead_retention_ms > engine::kMaxSettingDurationMs ||
+            s.dead_max > engine::kMaxDeliveryLimit) {
           return bad_body("QUEUE");
         }
       }

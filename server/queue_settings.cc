@@ -48,7 +48,7 @@ const std::vector<std::string>& queue_setting_keys() {
   static const std::vector<std::string> keys = {
       "ack_timeout",    "max_attempts", "backoff_base", "backoff_factor", "backoff_max",
       "backoff_jitter", "dedup_window", "max_size",     "priority",       "ttl_dead_letter",
-      "max_leased",     "rate_limit",   "rate_window"};
+      "max_leased",     "rate_limit",   "rate_window",  "dead_retention", "dead_max"};
   return keys;
 }
 
@@ -113,6 +113,14 @@ std::optional<std::string> apply_queue_setting(engine::QueueSettings& s, std::st
     auto v = duration(value);
     if (!v || *v < 1) return bad("a duration from 1ms to 30d, such as 1s or 1m");
     s.rate_window_ms = *v;
+  } else if (key == "dead_retention") {
+    auto v = duration(value);
+    if (!v) return bad("a duration up to 30d, such as 7d (0: keep dead jobs until KICK or DELETE)");
+    s.dead_retention_ms = *v;
+  } else if (key == "dead_max") {
+    auto v = whole(value, engine::kMaxDeliveryLimit);
+    if (!v) return bad("a whole number up to 1000000000 (0: no limit)");
+    s.dead_max = *v;
   } else {
     std::string keys;
     for (const auto& k : queue_setting_keys()) keys += (keys.empty() ? "" : ", ") + k;
@@ -137,6 +145,8 @@ std::vector<std::pair<std::string, std::string>> describe_queue_settings(
       {"max_leased", std::to_string(s.max_leased)},
       {"rate_limit", std::to_string(s.rate_limit)},
       {"rate_window", ms(s.rate_window_ms)},
+      {"dead_retention", ms(s.dead_retention_ms)},
+      {"dead_max", std::to_string(s.dead_max)},
   };
 }
 

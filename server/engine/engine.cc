@@ -468,11 +468,17 @@ void Engine::make_dead(Job* job, std::string reason) {
   job->state = JobState::kDead;
   job->deadline_ms = clock_.now_ms();
   jobs_.ensure_extras(*job).reason = std::move(reason);
-  job->queue->dead.push(job);
+  Queue* queue = job->queue;
+  queue->dead.push(job);
   ++state_counts_[static_cast<size_t>(JobState::kDead)];
-  ++job->queue->counters.dead;
+  ++queue->counters.dead;
   ++counters_.dead;
   if (observer_) observer_->job_dead(*job);
+  // One in, the oldest out: dead letters stay at dead_max. (Lowering
+  // dead_max leaves more to delete, which expire_due does a budget at a time.)
+  if (queue->settings.dead_max > 0 && queue->dead.size() == queue->settings.dead_max + 1) {
+    discard_oldest_dead(queue);
+  }
 }
 
 void Engine::unlink(Job* job) {

@@ -95,6 +95,7 @@ struct EngineCounters {
   uint64_t expired = 0;
   uint64_t deleted = 0;
   uint64_t kicked = 0;
+  uint64_t dead_discarded = 0;
 };
 
 class Engine {
@@ -300,6 +301,11 @@ class Engine {
   Requeue give_back(Job* job, std::optional<int64_t> delay_ms, const char* why);
   int64_t backoff_ms(const Queue& queue, uint32_t attempts);
   void expire_ttl(Job* job);
+  // Deletes the queue's oldest dead job (dead_retention, dead_max).
+  void discard_oldest_dead(Queue* queue);
+  // Deletes dead jobs past dead_retention or beyond dead_max, at most `max`;
+  // returns how many.
+  size_t discard_old_dead(Queue* queue, int64_t now, size_t max);
   // Reports the queue to take_ready_signals() (once, if it is the last one
   // reported already).
   void signal_ready(Queue* queue) {

@@ -34,6 +34,7 @@ size_t Engine::expire_due(size_t budget) {
       make_ready(job);  // not logged: replay computes it from the ready time
       ++changed;
     }
+    changed += discard_old_dead(queue, now, budget - std::min(budget, changed + forgotten));
     forgotten += forget_old_keys(queue, now, budget - std::min(budget, changed + forgotten));
     // The rate limit's timer (see reschedule): it allows a delivery again.
     if (queue->settings.rate_limit > 0 && queue->waiters > 0 && can_deliver_at(*queue, now)) {
@@ -58,6 +59,26 @@ void Engine::expire_ttl(Job* job) {
   } else {
     destroy(job);
   }
+}
+
+void Engine::discard_oldest_dead(Queue* queue) {
+  ++queue->counters.dead_discarded;
+  ++counters_.dead_discarded;
+  destroy(queue->dead.top());
+}
+
+size_t Engine::discard_old_dead(Queue* queue, int64_t now, size_t max) {
+  const QueueSettings& s = queue->settings;
+  size_t discarded = 0;
+  while (discarded < max && !queue->dead.empty()) {
+    const bool too_many = s.dead_max > 0 && queue->dead.size() > s.dead_max;
+    const bool too_old =
+        s.dead_retention_ms > 0 && queue->dead.top()->deadline_ms + s.dead_retention_ms <= now;
+    if (!too_many && !too_old) break;
+    discard_oldest_dead(queue);
+    ++discarded;
+  }
+  return discarded;
 }
 
 size_t Engine::forget_old_keys(Queue* queue, int64_t now, size_t max) {
@@ -101,6 +122,14 @@ void Engine::reschedule(Queue* queue, int64_t now) {
   if (!queue->dedup_order.empty()) {
     // A stale copy at the front costs one early tick that pops it.
     earliest = std::min(earliest, queue->dedup_order.front().second);
+  }
+  if (const Job* j = queue->dead.top()) {
+    // The oldest dead job goes when its retention ends; at once when
+    // dead_max was lowered below the count.
+    const QueueSettings& s = queue->settings;
+    if (s.dead_max > 0 && queue->dead.size() > s.dead_max) earliest = 0;
+    if (s.dead_retention_ms > 0)
+      earliest = std::min(earliest, j->deadline_ms + s.dead_retention_ms);
   }
   if (queue->settings.rate_limit > 0 && queue->waiters > 0 && !queue->paused &&
       !queue->ready.empty()) {

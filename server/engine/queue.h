@@ -18,7 +18,7 @@
 
 namespace tq::engine {
 
-// The most max_leased and rate_limit take, and the longest of the durations
+// The most max_leased, rate_limit and dead_max take, and the longest of the durations
 // (CONFIG refuses more, and so does replay: a window of 2^63 ms would
 // overflow the time of the next delivery).
 constexpr uint64_t kMaxDeliveryLimit = 1'000'000'000;
@@ -38,6 +38,8 @@ struct QueueSettings {
   uint64_t max_leased = 0;             // jobs leased at once at most; 0: no limit
   uint64_t rate_limit = 0;             // deliveries per rate_window at most; 0: no limit
   int64_t rate_window_ms = 1'000;
+  int64_t dead_retention_ms = 0;  // dead jobs are deleted this long after they died; 0: kept
+  uint64_t dead_max = 0;          // dead jobs kept at most, the oldest deleted; 0: no limit
 
   bool limits_delivery() const { return max_leased != 0 || rate_limit != 0; }
   bool operator==(const QueueSettings&) const = default;
@@ -54,6 +56,7 @@ struct QueueCounters {
   uint64_t expired = 0;     // jobs whose TTL ran out before delivery
   uint64_t deleted = 0;     // jobs removed by DELETE or PURGE
   uint64_t kicked = 0;      // dead jobs given another chance
+  uint64_t dead_discarded = 0;  // dead jobs deleted by dead_retention or dead_max
 };
 
 struct JobSlot {

@@ -138,7 +138,7 @@ TEST_SUITE("lifecycle") {
     auto s = tqd.socket();
     for (const char* q : {"low", "high", "mid"}) call(s, std::string("CREATE ") + q);
     REQUIRE(call(s, "CONFIG high priority=10").rfind("OK ", 0) == 0);
-    for (int i = 0; i < 14; ++i) REQUIRE(s.read_line().ok());  // the settings listing
+    for (int i = 0; i < 16; ++i) REQUIRE(s.read_line().ok());  // the settings listing
     call(s, "ENQUEUE low l1");
     call(s, "ENQUEUE mid m1");
     call(s, "ENQUEUE high h1");
@@ -195,8 +195,8 @@ TEST_SUITE("lifecycle") {
       call(s, "CREATE emails");
       REQUIRE(call(s,
                    "CONFIG emails max_attempts=1 backoff_base=2s dedup_window=1h priority=3 "
-                   "max_leased=3 rate_limit=100 rate_window=1m") == "OK 14");
-      for (int i = 0; i < 14; ++i) REQUIRE(s.read_line().ok());
+                   "max_leased=3 rate_limit=100 rate_window=1m") == "OK 16");
+      for (int i = 0; i < 16; ++i) REQUIRE(s.read_line().ok());
       keyed_id = call(s, "PUT emails 5 KEY welcome-42\r\nhello").substr(3);
       REQUIRE(s.send("PUT emails 5 DELAY 1h\r\nlater\r\n").ok());
       delayed_id = s.read_line()->substr(3);
@@ -212,9 +212,9 @@ TEST_SUITE("lifecycle") {
     auto s = tqd.socket();
     REQUIRE(s.send("CONFIG emails\n").ok());
     auto head = s.read_line();
-    REQUIRE(*head == "OK 14");
+    REQUIRE(*head == "OK 16");
     std::vector<std::string> settings;
-    for (int i = 0; i < 14; ++i) settings.push_back(*s.read_line());
+    for (int i = 0; i < 16; ++i) settings.push_back(*s.read_line());
     CHECK(std::find(settings.begin(), settings.end(), "max_attempts 1") != settings.end());
     CHECK(std::find(settings.begin(), settings.end(), "backoff_base 2000ms") != settings.end());
     CHECK(std::find(settings.begin(), settings.end(), "dedup_window 3600000ms") != settings.end());
@@ -320,9 +320,9 @@ TEST_SUITE("lifecycle") {
     auto s = tqd.socket();
     CHECK(call(s, "LIST") == "OK emails");
     REQUIRE(s.send("CONFIG emails\n").ok());
-    REQUIRE(*s.read_line() == "OK 14");
+    REQUIRE(*s.read_line() == "OK 16");
     std::vector<std::string> settings;
-    for (int i = 0; i < 14; ++i) settings.push_back(*s.read_line());
+    for (int i = 0; i < 16; ++i) settings.push_back(*s.read_line());
     CHECK(std::find(settings.begin(), settings.end(), "priority 4") != settings.end());
     CHECK(std::find(settings.begin(), settings.end(), "max_attempts 7") != settings.end());
   }

@@ -3,6 +3,8 @@
 // delivery, and a worker blocked in WAIT is let in when either does.
 #include <doctest/doctest.h>
 
+#include <signal.h>
+
 #include <chrono>
 #include <string>
 #include <thread>
@@ -12,6 +14,7 @@
 
 using tq::client::LineSocket;
 using tq::testing::call;
+using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
 using Clock = std::chrono::steady_clock;
 
@@ -19,8 +22,8 @@ namespace {
 
 // CONFIG with changes; the listing it answers with is read and dropped.
 void configure(LineSocket& s, const std::string& changes) {
-  REQUIRE(call(s, "CONFIG q " + changes) == "OK 14");
-  for (int i = 0; i < 14; ++i) REQUIRE(s.read_line().ok());
+  REQUIRE(call(s, "CONFIG q " + changes) == "OK 16");
+  for (int i = 0; i < 16; ++i) REQUIRE(s.read_line().ok());
 }
 
 // Polls STATS until `waiters` reads n (about 2 s at most).
@@ -30,6 +33,31 @@ bool waiters_reach(LineSocket& admin, const std::string& n) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return false;
+}
+
+// Polls STATS <queue> until `name` reads `value` (about 5 s at most).
+bool queue_stat_reaches(LineSocket& s, const std::string& name, const std::string& value) {
+  for (int i = 0; i < 1000; ++i) {
+    REQUIRE(s.send("STATS q\n").ok());
+    auto head = s.read_line();
+    REQUIRE(head.ok());
+    std::string got;
+    for (size_t k = 0, n = std::stoul(head->substr(3)); k < n; ++k) {
+      auto line = s.read_line();
+      REQUIRE(line.ok());
+      if (line->rfind(name + " ", 0) == 0) got = line->substr(name.size() + 1);
+    }
+    if (got == value) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+// Leases the job and FAILs it: to dead letters.
+void kill_job(LineSocket& s, const std::string& payload) {
+  const std::string id = call(s, "ENQUEUE q " + payload).substr(3);
+  REQUIRE(call(s, "DEQUEUE q") == "OK " + id + " " + payload);
+  REQUIRE(call(s, "FAIL " + id + " bad") == "OK dead " + id);
 }
 
 std::string id_of(const std::string& reply) {
@@ -104,5 +132,40 @@ TEST_SUITE("limits") {
           "ERROR BADFORMAT max_leased: expected a whole number up to 1000000000 (0: no limit), got "
           "'-1'");
     CHECK(call(s, "CONFIG q rate_limit=ten").rfind("ERROR BADFORMAT rate_limit: expected", 0) == 0);
+  }
+
+  TEST_CASE(
+      "dead_max and dead_retention delete old dead letters, and a restart keeps them deleted") {
+    const std::string dir = tq::testing::make_temp_dir();
+    TqdOptions options;
+    options.dir = dir;
+    {
+      TqdProcess tqd(options);
+      auto s = tqd.socket();
+      REQUIRE(call(s, "CREATE q") == "OK created q");
+      configure(s, "dead_max=2");
+      for (const char* p : {"one", "two", "three"}) kill_job(s, p);
+      CHECK(queue_stat_reaches(s, "dead", "2"));
+      CHECK(queue_stat_reaches(s, "dead_discarded_total", "1"));
+      CHECK(call(s, "JOB 1").rfind("ERROR NOTFOUND", 0) == 0);
+      tqd.stop(SIGKILL);
+    }
+    {
+      TqdProcess tqd(options);
+      auto s = tqd.socket();
+      CHECK(queue_stat_reaches(s, "dead", "2"));  // job 1 stays deleted
+      CHECK(call(s, "JOB 1").rfind("ERROR NOTFOUND", 0) == 0);
+      // Retention: the two left died moments ago; with 1 s they go soon.
+      configure(s, "dead_retention=1s");
+      CHECK(queue_stat_reaches(s, "dead", "0"));
+      CHECK(queue_stat_reaches(s, "dead_discarded_total", "2"));
+      tqd.stop(SIGKILL);
+    }
+    TqdProcess tqd(options);
+    auto s = tqd.socket();
+    CHECK(queue_stat_reaches(s, "dead", "0"));
+    CHECK(call(s, "JOB 2").rfind("ERROR NOTFOUND", 0) == 0);
+    tqd.stop(SIGTERM);
+    tq::testing::remove_tree(dir);
   }
 }

@@ -303,4 +303,64 @@ TEST_SUITE("engine_limits") {
     CHECK(clock.reads < 100);
     CHECK(engine.next_deadline_ms() > clock.start);
   }
+
+  TEST_CASE(
+      "dead_max: one more dead job deletes the oldest, and a lower dead_max trims in budgets") {
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.dead_max = 3; });
+    std::vector<uint64_t> ids;
+    for (int i = 0; i < 5; ++i) {
+      ids.push_back(f.put("poison " + std::to_string(i)));
+      REQUIRE(f.take() == ids.back());
+      REQUIRE(f.engine.fail(ids.back(), "bad").ok());
+      f.clock.advance_ms(10);  // so each died later than the one before
+    }
+    CHECK(f.queue().dead.size() == 3);
+    CHECK(f.engine.find_job(ids[0]) == nullptr);  // the two oldest went
+    CHECK(f.engine.find_job(ids[1]) == nullptr);
+    CHECK(f.engine.find_job(ids[2]) != nullptr);
+    CHECK(f.queue().counters.dead_discarded == 2);
+    CHECK(f.engine.counters().dead_discarded == 2);
+    CHECK(f.queue().counters.deleted == 0);  // not a DELETE
+    f.configure([](QueueSettings& s) { s.dead_max = 1; });
+    CHECK(f.engine.next_deadline_ms() <= f.clock.now_ms());  // due now
+    CHECK(f.engine.expire_due(1) == 1);                      // one per budget unit
+    CHECK(f.queue().dead.size() == 2);
+    f.engine.expire_due();
+    CHECK(f.queue().dead.size() == 1);
+    CHECK(f.engine.find_job(ids[4]) != nullptr);  // the newest stays
+    CHECK(f.engine.next_deadline_ms() == INT64_MAX);
+  }
+
+  TEST_CASE("dead_retention: a dead job is deleted that long after it died, not before") {
+    Fixture f;
+    f.configure([](QueueSettings& s) {
+      s.dead_retention_ms = 60'000;
+      s.max_attempts = 1;
+    });
+    const uint64_t nacked = f.put("a");
+    REQUIRE(f.take() == nacked);
+    REQUIRE(f.engine.nack(nacked, std::nullopt).ok());  // out of attempts: dead
+    f.clock.advance_ms(30'000);
+    const uint64_t failed = f.put("b");
+    REQUIRE(f.take() == failed);
+    REQUIRE(f.engine.fail(failed, "bad").ok());
+    CHECK(f.engine.next_deadline_ms() == f.clock.now_ms() + 30'000);  // the first one's end
+    f.advance(29'999);
+    CHECK(f.engine.find_job(nacked) != nullptr);
+    f.advance(1);
+    CHECK(f.engine.find_job(nacked) == nullptr);
+    CHECK(f.engine.find_job(failed) != nullptr);
+    f.advance(30'000);
+    CHECK(f.engine.find_job(failed) == nullptr);
+    CHECK(f.queue().counters.dead_discarded == 2);
+    // A kicked job starts over: it is ready, and no retention applies to it.
+    const uint64_t kicked = f.put("c");
+    REQUIRE(f.take() == kicked);
+    REQUIRE(f.engine.fail(kicked, "bad").ok());
+    REQUIRE(f.engine.kick("q", 1).ok());
+    f.advance(120'000);
+    CHECK(f.engine.find_job(kicked) != nullptr);
+    CHECK(f.queue().ready.size() == 1);
+  }
 }

@@ -29,7 +29,8 @@ std::string fingerprint(const engine::Engine& e) {
         << "/" << s.backoff_jitter << " dedup=" << s.dedup_window_ms << " size=" << s.max_size
         << " prio=" << s.priority << " ttl_dl=" << s.ttl_dead_letter
         << " leased_max=" << s.max_leased << " rate=" << s.rate_limit << "/" << s.rate_window_ms
-        << " paused=" << q->paused << "\n";
+        << " dead_keep=" << s.dead_retention_ms << "/" << s.dead_max << " paused=" << q->paused
+        << "\n";
     std::vector<engine::Job*> ready_jobs = q->ready.jobs();
     std::vector<const engine::Job*> ready(ready_jobs.begin(), ready_jobs.end());
     ready.insert(ready.end(), q->leased.items().begin(), q->leased.items().end());
@@ -536,6 +537,8 @@ TEST_SUITE("journal") {
             s.max_leased = rng() % 3 == 0 ? 0 : 1 + rng() % 300;
             s.rate_limit = rng() % 3 == 0 ? 0 : 1 + rng() % 100'000;
             s.rate_window_ms = 1 + static_cast<int64_t>(rng() % 120'000);
+            s.dead_retention_ms = rng() % 2 == 0 ? 0 : static_cast<int64_t>(1'000 + rng() % 20'000);
+            s.dead_max = rng() % 2 == 0 ? 0 : 1 + rng() % 20;
             REQUIRE(node.engine.configure(q, s).ok());
             REQUIRE(node.engine.set_paused(q, rng() % 4 == 0).ok());
             break;
@@ -579,19 +582,23 @@ TEST_SUITE("journal") {
     engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
     server::Journal journal{engine, 1.5};
     // The body as the log wrote it before those settings: ends at the flags.
-    std::string body;
-    wal::put_varint(body, 7);  // queue number
-    wal::put_bytes(body, "old");
-    wal::put_varint(body, 45'000);     // ack_timeout_ms
-    wal::put_varint(body, 3);          // max_attempts
-    wal::put_varint(body, 0);          // backoff_base_ms
-    wal::put_varint(body, 2'000);      // backoff_factor, thousandths
-    wal::put_varint(body, 3'600'000);  // backoff_max_ms
-    wal::put_varint(body, 0);          // backoff_jitter
-    wal::put_varint(body, 300'000);    // dedup_window_ms
-    wal::put_varint(body, 0);          // max_size
-    wal::put_signed_varint(body, 2);   // priority
-    body += static_cast<char>(1);      // flags: paused
+    auto old_body = [](uint64_t number, std::string_view name) {
+      std::string body;
+      wal::put_varint(body, number);
+      wal::put_bytes(body, name);
+      wal::put_varint(body, 45'000);     // ack_timeout_ms
+      wal::put_varint(body, 3);          // max_attempts
+      wal::put_varint(body, 0);          // backoff_base_ms
+      wal::put_varint(body, 2'000);      // backoff_factor, thousandths
+      wal::put_varint(body, 3'600'000);  // backoff_max_ms
+      wal::put_varint(body, 0);          // backoff_jitter
+      wal::put_varint(body, 300'000);    // dedup_window_ms
+      wal::put_varint(body, 0);          // max_size
+      wal::put_signed_varint(body, 2);   // priority
+      body += static_cast<char>(1);      // flags: paused
+      return body;
+    };
+    const std::string body = old_body(7, "old");
     REQUIRE(journal.apply(wal::Record{2, 1, body}, 1).ok());
     const engine::Queue* q = engine.find_queue("old");
     REQUIRE(q != nullptr);
@@ -601,6 +608,19 @@ TEST_SUITE("journal") {
     CHECK(q->settings.max_leased == 0);
     CHECK(q->settings.rate_limit == 0);
     CHECK(q->settings.rate_window_ms == 1'000);
+    CHECK(q->settings.dead_retention_ms == 0);
+    // One group later: the delivery limits, not yet the dead-letter ones.
+    std::string limits_only = old_body(8, "new");
+    wal::put_varint(limits_only, 4);
+    wal::put_varint(limits_only, 10);
+    wal::put_varint(limits_only, 2'000);
+    REQUIRE(journal.apply(wal::Record{2, 2, limits_only}, 1).ok());
+    const engine::Queue* n = engine.find_queue("new");
+    REQUIRE(n != nullptr);
+    CHECK(n->settings.max_leased == 4);
+    CHECK(n->settings.rate_window_ms == 2'000);
+    CHECK(n->settings.dead_retention_ms == 0);
+    CHECK(n->settings.dead_max == 0);
     // Values CONFIG would refuse are damage too: a window of 2^62 ms would
     // overflow the time of the next delivery.
     std::string huge_window = body;
