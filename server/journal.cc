@@ -144,7 +144,7 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
       if (!in.empty()) {  // and since dead_retention and dead_max exist
         s.dead_retention_ms = static_cast<int64_t>(in.varint());
         s.dead_max = in.varint();
-        if (s.dead_retention_ms > engine::kMaxSettingDurationMs ||
+        if (s.dead_retention_ms < 0 || s.dead_retention_ms > engine::kMaxSettingDurationMs ||
             s.dead_max > engine::kMaxDeliveryLimit) {
           return bad_body("QUEUE");
         }

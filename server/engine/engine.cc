@@ -469,16 +469,18 @@ void Engine::make_dead(Job* job, std::string reason) {
   job->deadline_ms = clock_.now_ms();
   jobs_.ensure_extras(*job).reason = std::move(reason);
   Queue* queue = job->queue;
+  // One in, the oldest out: dead letters stay at dead_max. The oldest goes
+  // before the new one is in, so it is never the new one, whatever the
+  // times (two deaths in one millisecond, a wall clock set back). Lowering
+  // dead_max leaves more to delete, which expire_due does a budget at a time.
+  if (queue->settings.dead_max > 0 && queue->dead.size() == queue->settings.dead_max) {
+    discard_oldest_dead(queue);
+  }
   queue->dead.push(job);
   ++state_counts_[static_cast<size_t>(JobState::kDead)];
   ++queue->counters.dead;
   ++counters_.dead;
   if (observer_) observer_->job_dead(*job);
-  // One in, the oldest out: dead letters stay at dead_max. (Lowering
-  // dead_max leaves more to delete, which expire_due does a budget at a time.)
-  if (queue->settings.dead_max > 0 && queue->dead.size() == queue->settings.dead_max + 1) {
-    discard_oldest_dead(queue);
-  }
 }
 
 void Engine::unlink(Job* job) {

@@ -155,6 +155,8 @@ TEST_SUITE("limits") {
       auto s = tqd.socket();
       CHECK(queue_stat_reaches(s, "dead", "2"));  // job 1 stays deleted
       CHECK(call(s, "JOB 1").rfind("ERROR NOTFOUND", 0) == 0);
+      // ... by its REMOVE record, not deleted again at start-up.
+      CHECK(tq::testing::stat_via(s, "jobs_dead_discarded_total") == "0");
       // Retention: the two left died moments ago; with 1 s they go soon.
       configure(s, "dead_retention=1s");
       CHECK(queue_stat_reaches(s, "dead", "0"));

@@ -332,6 +332,28 @@ TEST_SUITE("engine_limits") {
     CHECK(f.engine.next_deadline_ms() == INT64_MAX);
   }
 
+  TEST_CASE("dead_max: the job that just died is never the one deleted") {
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.dead_max = 1; });
+    const uint64_t a = f.put("a");
+    const uint64_t b = f.put("b");
+    REQUIRE(f.take_many(2).size() == 2);
+    // In one millisecond, the higher id first: the heap's tie-break by id
+    // puts the newer death on top.
+    REQUIRE(f.engine.fail(b, "x").ok());
+    REQUIRE(f.engine.fail(a, "x").ok());
+    CHECK(f.engine.find_job(a) != nullptr);
+    CHECK(f.engine.find_job(b) == nullptr);
+    // A wall clock set back: the new death is the earliest by time.
+    const uint64_t c = f.put("c");
+    REQUIRE(f.take() == c);
+    f.clock.advance_ms(-60'000);
+    REQUIRE(f.engine.fail(c, "x").ok());
+    CHECK(f.engine.find_job(c) != nullptr);
+    CHECK(f.engine.find_job(a) == nullptr);
+    CHECK(f.queue().dead.size() == 1);
+  }
+
   TEST_CASE("dead_retention: a dead job is deleted that long after it died, not before") {
     Fixture f;
     f.configure([](QueueSettings& s) {

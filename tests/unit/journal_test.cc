@@ -426,6 +426,32 @@ TEST_SUITE("journal") {
 }
 
 TEST_SUITE("journal") {
+  TEST_CASE("dead letters deleted by dead_max stay deleted - replay alone, no sweep after it") {
+    wal::MemoryFileSystem fs;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("q").ok());
+      engine::QueueSettings s = node.engine.find_queue("q")->settings;
+      s.dead_max = 2;
+      REQUIRE(node.engine.configure("q", s).ok());
+      for (int i = 0; i < 5; ++i) {
+        auto id = node.engine.enqueue("q", "poison").value().id;
+        REQUIRE(node.engine.dequeue("q").ok());
+        REQUIRE(node.engine.fail(id, "bad").ok());
+      }
+      CHECK(node.engine.counters().dead_discarded == 3);
+      node.harness.settle();
+      node.harness.close();
+    }
+    Node node(fs);
+    REQUIRE(node.open(small_segments()).ok());
+    CHECK(node.engine.count_in(engine::JobState::kDead) == 2);
+    for (uint64_t id : {1, 2, 3}) CHECK(node.engine.find_job(id) == nullptr);
+    CHECK(node.engine.find_job(4) != nullptr);
+    CHECK(node.engine.find_job(5) != nullptr);
+  }
+
   TEST_CASE("a restart ends leases in the log too - a PURGE after it stays done") {
     wal::MemoryFileSystem fs;
     {
@@ -621,6 +647,20 @@ TEST_SUITE("journal") {
     CHECK(n->settings.rate_window_ms == 2'000);
     CHECK(n->settings.dead_retention_ms == 0);
     CHECK(n->settings.dead_max == 0);
+    // The dead-letter group: cut short, or out of range, is damage.
+    std::string cut_dead = limits_only;
+    wal::put_varint(cut_dead, 60'000);
+    CHECK_FALSE(journal.apply(wal::Record{2, 3, cut_dead}, 1).ok());
+    std::string negative_retention = limits_only;
+    wal::put_varint(negative_retention, 1ull << 63);
+    wal::put_varint(negative_retention, 0);
+    CHECK_FALSE(journal.apply(wal::Record{2, 3, negative_retention}, 1).ok());
+    std::string both = limits_only;
+    wal::put_varint(both, 60'000);
+    wal::put_varint(both, 7);
+    REQUIRE(journal.apply(wal::Record{2, 3, both}, 1).ok());
+    CHECK(engine.find_queue("new")->settings.dead_retention_ms == 60'000);
+    CHECK(engine.find_queue("new")->settings.dead_max == 7);
     // Values CONFIG would refuse are damage too: a window of 2^62 ms would
     // overflow the time of the next delivery.
     std::string huge_window = body;
