@@ -72,9 +72,10 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "priority, at=, expires=, key=, reason=, then the payload); nothing changes.\n"
      "ERROR NOTFOUND when no job has that id: it never existed, or it finished\n"
      "(acked, deleted, expired, purged)."},
-    {Verb::kKick, "KICK", 1, 2, kWrites | kAdmin, -1, kLine, "KICK <queue> [n]",
-     "give dead jobs another chance (all, or n)",
+    {Verb::kKick, "KICK", 1, 2, kWrites | kAdmin, -1, kLine, "KICK <queue> [n] | KICK <id>",
+     "give dead jobs another chance (all, n, or one by id)",
      "Moves dead jobs back to ready, oldest first, with their attempts reset.\n"
+     "KICK <id> moves that one dead job (ERROR NOTFOUND if it is not dead).\n"
      "Answers OK kicked <k>."},
     {Verb::kConfig, "CONFIG", 1, 16, kWrites | kAdmin, -1, kLines,
      "CONFIG <queue> [<key>=<value>...]", "read or change a queue's settings",

@@ -153,6 +153,8 @@ class Engine {
   Status remove(uint64_t id);
   // Moves up to `max` dead jobs back to ready, attempts reset; how many moved.
   Result<size_t> kick(std::string_view queue, size_t max);
+  // Moves one dead job back to ready, attempts reset.
+  Status kick_job(uint64_t id);
   // Calls f for the first n jobs in `state`, in the order they would leave it.
   Status peek(std::string_view queue, PeekState state, size_t n,
               const std::function<void(const Job&)>& f) const;
@@ -301,6 +303,8 @@ class Engine {
   Requeue give_back(Job* job, std::optional<int64_t> delay_ms, const char* why);
   int64_t backoff_ms(const Queue& queue, uint32_t attempts);
   void expire_ttl(Job* job);
+  // A dead job back to ready with its attempts reset (KICK).
+  void revive(Job* job);
   // Deletes the queue's oldest dead job (dead_retention, dead_max).
   void discard_oldest_dead(Queue* queue);
   // Deletes dead jobs past dead_retention or beyond dead_max, at most `max`;

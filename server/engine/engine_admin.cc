@@ -78,18 +78,38 @@ Result<size_t> Engine::kick(std::string_view queue_name, size_t max) {
   while (kicked < max) {
     Job* job = queue->dead.top();  // the longest dead first
     if (job == nullptr) break;
-    unlink(job);
-    job->attempts = 0;  // a fresh start: its old failures are why it died
-    ++job->kicks;       // ... and its next delivery is not its first one again
-    jobs_.extras(*job)->reason.clear();
-    make_ready(job);
-    if (observer_) observer_->job_released(*job);
+    revive(job);
     ++kicked;
   }
-  queue->counters.kicked += kicked;
-  counters_.kicked += kicked;
   reschedule(queue);
   return kicked;
+}
+
+Status Engine::kick_job(uint64_t id) {
+  Job* job = jobs_.find(id);
+  if (job == nullptr) {
+    return make_error(Errc::kNotFound,
+                      "no job " + std::to_string(id) + " (never existed, or already finished)");
+  }
+  if (job->state != JobState::kDead) {
+    return make_error(Errc::kNotFound, "job " + std::to_string(id) + " is " +
+                                           job_state_name(job->state) +
+                                           ", not dead: KICK moves dead jobs back to ready");
+  }
+  revive(job);
+  reschedule(job->queue);
+  return Ok{};
+}
+
+void Engine::revive(Job* job) {
+  unlink(job);
+  job->attempts = 0;  // a fresh start: its old failures are why it died
+  ++job->kicks;       // ... and its next delivery is not its first one again
+  jobs_.extras(*job)->reason.clear();
+  make_ready(job);
+  if (observer_) observer_->job_released(*job);
+  ++job->queue->counters.kicked;
+  ++counters_.kicked;
 }
 
 Status Engine::peek(std::string_view queue_name, PeekState state, size_t n,

@@ -168,6 +168,23 @@ TEST_SUITE("commands") {
     CHECK(s.run("ACK 1\n") == "OK acked 1\n");
   }
 
+  TEST_CASE("KICK <id> moves that one dead job back, and refuses a job that is not dead") {
+    Session s;
+    s.run("CREATE q\nENQUEUE q one\nENQUEUE q two\nENQUEUE q three\n");
+    REQUIRE(s.run("DEQUEUE q COUNT 2\n").rfind("OK 2\n", 0) == 0);
+    REQUIRE(s.run("FAIL 1 bad\nFAIL 2 bad\n") == "OK dead 1\nOK dead 2\n");
+    CHECK(s.run("KICK 2\n") == "OK kicked 1\n");  // not the oldest: the one named
+    CHECK(s.engine.find_job(2)->state == engine::JobState::kReady);
+    CHECK(s.engine.find_job(2)->attempts == 0);
+    CHECK(s.engine.find_job(1)->state == engine::JobState::kDead);
+    CHECK(s.run("KICK 3\n") ==
+          "ERROR NOTFOUND job 3 is ready, not dead: KICK moves dead jobs back to ready\n");
+    CHECK(s.run("KICK 99\n").rfind("ERROR NOTFOUND no job 99", 0) == 0);
+    CHECK(s.run("KICK 0\n").rfind("ERROR BADFORMAT", 0) == 0);
+    CHECK(s.run("KICK 1 5\n").rfind("ERROR BADFORMAT", 0) == 0);  // 1 is no queue name
+    CHECK(s.run("KICK q\n") == "OK kicked 1\n");                  // job 1, the one left
+  }
+
   TEST_CASE(
       "a connection that was never handed the job may finish it - a reconnected worker, an "
       "operator") {
