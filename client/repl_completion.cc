@@ -106,8 +106,8 @@ std::vector<std::string> complete(std::string_view line,
       add_keywords({"READY", "DELAYED", "LEASED", "DEAD"}, partial, out);
     } else if (verb == Verb::kPut && position >= 3 && (position - 3) % 2 == 0) {
       add_keywords({"PRIORITY", "DELAY", "AT", "TTL", "ATTEMPTS", "KEY"}, partial, out);
-    } else if (verb == Verb::kNack && position == 2) {
-      add_keywords({"DELAY"}, partial, out);
+    } else if (verb == Verb::kNack && (position == 2 || position == 4)) {
+      add_keywords({"DELAY", "PRIORITY"}, partial, out);
     } else if (verb == Verb::kConfig && position >= 2) {
       for (std::string_view key :
            {"ack_timeout=", "max_attempts=", "backoff_base=", "backoff_factor=", "backoff_max=",

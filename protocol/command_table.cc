@@ -44,10 +44,11 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "Answers OK acked <id> (OK acked <n> for several). ERROR NOTFOUND when there is no\n"
      "such job (or it is in another queue), ERROR NOTLEASED when its lease expired.\n"
      "With several ids, those that can be acked are, and an error lists the rest."},
-    {Verb::kNack, "NACK", 1, 3, kWrites, -1, kLine, "NACK <id> [DELAY d]",
+    {Verb::kNack, "NACK", 1, 5, kWrites, -1, kLine, "NACK <id> [DELAY d] [PRIORITY p]",
      "give a leased job back, to retry",
      "Answers OK nacked <id> (ready again, or after DELAY d, or after the queue's\n"
-     "backoff), or OK dead <id> when it has used its attempts."},
+     "backoff), or OK dead <id> when it has used its attempts. PRIORITY p gives\n"
+     "the job a new priority for its next delivery."},
     {Verb::kFail, "FAIL", 2, 2, kWrites | kRestOfLine, -1, kLine, "FAIL <id> <reason>",
      "send a leased job to dead letters", "Answers OK dead <id>. PEEK <queue> DEAD shows the reason."},
     {Verb::kTouch, "TOUCH", 1, 2, kWrites, -1, kLine, "TOUCH <id> [d]",

@@ -94,6 +94,19 @@ namespace {
 
 constexpr const char* kPutOptions[] = {"PRIORITY", "DELAY", "AT", "TTL", "ATTEMPTS", "KEY"};
 
+// A job priority: a whole number that fits 32 bits, signed.
+bool parse_priority(CommandContext& ctx, std::string_view value, int32_t* priority) {
+  int64_t p = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), p);
+  if (ec != std::errc() || end != value.data() + value.size() || p < INT32_MIN || p > INT32_MAX) {
+    reply_error(ctx, ErrorCode::kBadFormat,
+                "PRIORITY takes a whole number from -2147483648 to 2147483647");
+    return false;
+  }
+  *priority = static_cast<int32_t>(p);
+  return true;
+}
+
 bool is_put_option(std::string_view word) {
   for (const char* option : kPutOptions) {
     if (is_keyword(word, option)) return true;
@@ -121,13 +134,7 @@ void cmd_put(CommandContext& ctx, const Request& req) {
     }
     std::string_view value = a[i + 1];
     if (is_keyword(a[i], "PRIORITY")) {
-      int64_t p = 0;
-      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), p);
-      if (ec != std::errc() || end != value.data() + value.size() || p < INT32_MIN || p > INT32_MAX) {
-        return reply_error(ctx, ErrorCode::kBadFormat,
-                           "PRIORITY takes a whole number from -2147483648 to 2147483647");
-      }
-      options.priority = static_cast<int32_t>(p);
+      if (!parse_priority(ctx, value, &options.priority)) return;
     } else if (is_keyword(a[i], "DELAY")) {
       if (!parse_duration(ctx, value, "DELAY", &options.delay_ms)) return;
     } else if (is_keyword(a[i], "AT")) {
@@ -311,16 +318,26 @@ void cmd_nack(CommandContext& ctx, const Request& req) {
   uint64_t id = 0;
   if (!parse_id(ctx, req.args[0], &id)) return;
   std::optional<int64_t> delay;
-  if (req.args.size() > 1) {
-    if (req.args.size() != 3 || !is_keyword(req.args[1], "DELAY")) {
-      return reply_error(ctx, ErrorCode::kBadFormat, "usage: NACK <id> [DELAY d]");
+  std::optional<int32_t> priority;
+  const auto& a = req.args;
+  for (size_t i = 1; i < a.size(); i += 2) {
+    const bool is_delay = is_keyword(a[i], "DELAY") && !delay;
+    const bool is_priority = is_keyword(a[i], "PRIORITY") && !priority;
+    if ((!is_delay && !is_priority) || i + 1 >= a.size()) {
+      return reply_error(ctx, ErrorCode::kBadFormat, "usage: NACK <id> [DELAY d] [PRIORITY p]");
     }
-    int64_t ms = 0;
-    if (!parse_duration(ctx, req.args[2], "DELAY", &ms)) return;
-    delay = ms;
+    if (is_delay) {
+      int64_t ms = 0;
+      if (!parse_duration(ctx, a[i + 1], "DELAY", &ms)) return;
+      delay = ms;
+    } else {
+      int32_t p = 0;
+      if (!parse_priority(ctx, a[i + 1], &p)) return;
+      priority = p;
+    }
   }
   if (refuse_superseded(ctx, id)) return;
-  auto outcome = ctx.engine.nack(id, delay);
+  auto outcome = ctx.engine.nack(id, delay, priority);
   if (!outcome.ok()) return reply_error(ctx, outcome.error());
   forget_lease(ctx, id);
   reply_ok(ctx, outcome.value() == engine::Requeue::kDead ? "dead" : "nacked", num(id));

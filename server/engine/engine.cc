@@ -306,12 +306,21 @@ Status Engine::ack(uint64_t id, std::optional<std::string_view> queue_name) {
   return Ok{};
 }
 
-Result<Requeue> Engine::nack(uint64_t id, std::optional<int64_t> delay_ms) {
-  Result<Job*> job = leased_job(id, "nack");
-  if (!job.ok()) return job.error();
-  ++job.value()->queue->counters.nacked;
+Result<Requeue> Engine::nack(uint64_t id, std::optional<int64_t> delay_ms,
+                             std::optional<int32_t> priority) {
+  Result<Job*> found = leased_job(id, "nack");
+  if (!found.ok()) return found.error();
+  Job* job = found.value();
+  ++job->queue->counters.nacked;
   ++counters_.nacked;
-  return give_back(job.value(), delay_ms, "nacked");
+  // Set while the job is leased, so make_ready files it by the new priority.
+  const bool reprioritised = priority.has_value() && *priority != job->priority;
+  if (reprioritised) job->priority = *priority;
+  Requeue outcome = give_back(job, delay_ms, "nacked");
+  // The RELEASE (or DEAD) record does not carry a priority; a whole JOB
+  // record after it does, and replay takes the newest.
+  if (reprioritised && observer_) observer_->job_saved(*job);
+  return outcome;
 }
 
 Status Engine::fail(uint64_t id, std::string_view reason) {

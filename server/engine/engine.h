@@ -140,8 +140,10 @@ class Engine {
   // Finishes a leased job. When `queue` is given, the job must belong to it.
   Status ack(uint64_t id, std::optional<std::string_view> queue = std::nullopt);
   // Gives a leased job back: after `delay_ms`, or the queue's backoff when
-  // absent; to dead letters when it is out of attempts.
-  Result<Requeue> nack(uint64_t id, std::optional<int64_t> delay_ms);
+  // absent; to dead letters when it is out of attempts. With `priority`, the
+  // job takes it for its next delivery (and keeps it: the log records it).
+  Result<Requeue> nack(uint64_t id, std::optional<int64_t> delay_ms,
+                       std::optional<int32_t> priority = std::nullopt);
   // Sends a leased job straight to dead letters.
   Status fail(uint64_t id, std::string_view reason);
   // Extends a lease to now + `extend_ms` (the queue's ack timeout when

@@ -168,6 +168,25 @@ TEST_SUITE("commands") {
     CHECK(s.run("ACK 1\n") == "OK acked 1\n");
   }
 
+  TEST_CASE("NACK PRIORITY gives the job a new priority, with DELAY in either order") {
+    Session s;
+    s.run("CREATE q\nENQUEUE q old\nENQUEUE q new\n");
+    REQUIRE(s.run("DEQUEUE q\n") == "OK 1 old\n");
+    CHECK(s.run("NACK 1 PRIORITY -5\n") == "OK nacked 1\n");
+    CHECK(s.run("DEQUEUE q\n") == "OK 2 new\n");  // the lower priority waits behind it
+    CHECK(s.run("DEQUEUE q\n") == "OK 1 old\n");
+    CHECK(s.run("NACK 1 PRIORITY 9 DELAY 1s\n") == "OK nacked 1\n");
+    CHECK(s.engine.find_job(1)->priority == 9);
+    CHECK(s.engine.find_job(1)->state == engine::JobState::kDelayed);
+    CHECK(s.run("NACK 2 PRIORITY 1 PRIORITY 2\n") ==
+          "ERROR BADFORMAT usage: NACK <id> [DELAY d] [PRIORITY p]\n");
+    CHECK(s.run("NACK 2 PRIORITY\n") ==
+          "ERROR BADFORMAT usage: NACK <id> [DELAY d] [PRIORITY p]\n");
+    CHECK(s.run("NACK 2 PRIORITY 2147483648\n") ==
+          "ERROR BADFORMAT PRIORITY takes a whole number from -2147483648 to 2147483647\n");
+    CHECK(s.engine.find_job(2)->state == engine::JobState::kLeased);  // refused: still leased
+  }
+
   TEST_CASE("KICK <id> moves that one dead job back, and refuses a job that is not dead") {
     Session s;
     s.run("CREATE q\nENQUEUE q one\nENQUEUE q two\nENQUEUE q three\n");

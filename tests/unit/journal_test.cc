@@ -51,14 +51,15 @@ std::string fingerprint(const engine::Engine& e) {
     std::vector<const engine::Job*> delayed(q->delayed.items().begin(), q->delayed.items().end());
     std::sort(delayed.begin(), delayed.end(), engine::DeadlineOrder{});
     for (const engine::Job* j : delayed) {
-      out << "  delayed " << j->id << " at=" << j->deadline_ms << " a=" << j->attempts << extras(j)
-          << " " << j->payload() << "\n";
+      out << "  delayed " << j->id << " at=" << j->deadline_ms << " p=" << j->priority
+          << " a=" << j->attempts << extras(j) << " " << j->payload() << "\n";
     }
     std::vector<const engine::Job*> dead(q->dead.items().begin(), q->dead.items().end());
     std::sort(dead.begin(), dead.end(), engine::DeadlineOrder{});
     for (const engine::Job* j : dead) {
-      out << "  dead " << j->id << " at=" << j->deadline_ms << " a=" << j->attempts
-          << " why=" << e.extras_of(*j)->reason << extras(j) << " " << j->payload() << "\n";
+      out << "  dead " << j->id << " at=" << j->deadline_ms << " p=" << j->priority
+          << " a=" << j->attempts << " why=" << e.extras_of(*j)->reason << extras(j) << " "
+          << j->payload() << "\n";
     }
     std::map<std::string, std::pair<uint64_t, int64_t>> keys;
     for (const auto& [key, entry] : q->dedup) {
@@ -543,7 +544,10 @@ TEST_SUITE("journal") {
             break;
           case 9:
             if (!leased.empty()) {
-              (void)node.engine.nack(leased.back(), rng() % 2 ? std::optional<int64_t>(3'000) : std::nullopt);
+              (void)node.engine.nack(
+                  leased.back(), rng() % 2 ? std::optional<int64_t>(3'000) : std::nullopt,
+                  rng() % 3 == 0 ? std::optional<int32_t>(static_cast<int32_t>(rng() % 7) - 3)
+                                 : std::nullopt);
               leased.pop_back();
             }
             break;
