@@ -84,8 +84,10 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "Keys: ack_timeout, max_attempts, backoff_base, backoff_factor, backoff_max,\n"
      "backoff_jitter, dedup_window, max_size, priority, ttl_dead_letter, max_leased,\n"
      "rate_limit, rate_window, dead_retention, dead_max."},
-    {Verb::kPause, "PAUSE", 1, 1, kWrites | kAdmin, -1, kLine, "PAUSE <queue>",
-     "stop deliveries from a queue", "Answers OK paused <queue>. Jobs can still be enqueued."},
+    {Verb::kPause, "PAUSE", 1, 2, kWrites | kAdmin, -1, kLine, "PAUSE <queue> [d]",
+     "stop deliveries from a queue (for d, or until RESUME)",
+     "Answers OK paused <queue>. Jobs can still be enqueued. With d, deliveries\n"
+     "start again by themselves after d; RESUME ends the pause sooner."},
     {Verb::kResume, "RESUME", 1, 1, kWrites | kAdmin, -1, kLine, "RESUME <queue>",
      "deliver from a paused queue again", "Answers OK resumed <queue>."},
     {Verb::kPurge, "PURGE", 1, 1, kWrites | kAdmin, -1, kLine, "PURGE <queue>",

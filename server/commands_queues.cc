@@ -93,7 +93,17 @@ void cmd_config(CommandContext& ctx, const Request& req) {
 }
 
 void cmd_pause(CommandContext& ctx, const Request& req) {
-  auto paused = ctx.engine.set_paused(req.args[0], true);
+  int64_t resume_at_ms = 0;
+  if (req.args.size() == 2) {
+    int64_t for_ms = 0;
+    if (!parse_duration(ctx, req.args[1], "PAUSE", &for_ms)) return;
+    if (for_ms < 1) {
+      return reply_error(ctx, ErrorCode::kBadFormat,
+                         "PAUSE takes a duration of 1ms or more (none: until RESUME)");
+    }
+    resume_at_ms = ctx.engine.now_ms() + for_ms;
+  }
+  auto paused = ctx.engine.set_paused(req.args[0], true, resume_at_ms);
   if (!paused.ok()) return reply_error(ctx, paused.error());
   reply_ok(ctx, "paused", req.args[0]);
 }

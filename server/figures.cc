@@ -179,6 +179,9 @@ std::vector<Figure> queue_figures(const engine::Queue& q) {
   const engine::QueueCounters& c = q.counters;
   FigureList f;
   f.flag("paused", q.paused, "1 while the queue is paused (PAUSE).");
+  f.gauge("paused_until_ms", static_cast<uint64_t>(q.paused ? q.resume_at_ms : 0),
+          "When a timed PAUSE ends (Unix time, ms); 0 when not paused or paused until RESUME.",
+          FigureUnit::kMilliseconds);
   f.gauge("ready", q.ready.size(), "Jobs ready for delivery.");
   f.gauge("delayed", q.delayed.size(), "Jobs waiting for a delay or a retry backoff to end.");
   f.gauge("leased", q.leased.size(), "Jobs delivered and not yet acknowledged.");

@@ -64,6 +64,7 @@ void encode_queue(std::string& out, const Queue& q) {
   wal::put_varint(out, static_cast<uint64_t>(s.rate_window_ms));
   wal::put_varint(out, static_cast<uint64_t>(s.dead_retention_ms));
   wal::put_varint(out, s.dead_max);
+  wal::put_varint(out, static_cast<uint64_t>(q.resume_at_ms));
 }
 
 // A job record's body but its payload, which follows (Journal::record's
@@ -149,6 +150,11 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
           return bad_body("QUEUE");
         }
       }
+      int64_t resume_at_ms = 0;
+      if (!in.empty()) {  // and since PAUSE takes a duration
+        resume_at_ms = static_cast<int64_t>(in.varint());
+        if (resume_at_ms < 0) return bad_body("QUEUE");
+      }
       if (in.failed() || !engine::Engine::valid_queue_name(name)) return bad_body("QUEUE");
       s.ttl_dead_letter = (flags & kTtlDeadLetter) != 0;
       if (const Queue* old = engine_.find_queue(name); old != nullptr && old->number != number) {
@@ -157,7 +163,7 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
             "name: its DROP record was lost, so it is dropped now with its %zu job(s)",
             static_cast<int>(name.size()), name.data(), number, old->number, old->job_count());
       }
-      engine_.restore_queue(number, name, s, (flags & kPaused) != 0);
+      engine_.restore_queue(number, name, s, (flags & kPaused) != 0, resume_at_ms);
       return {};
     }
     case RecordType::kQueueDrop:

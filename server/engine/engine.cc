@@ -353,6 +353,10 @@ bool Engine::can_deliver_at(Queue& queue, int64_t now) {
 }
 
 std::string Engine::why_not_delivering(Queue& queue) {
+  if (queue.paused && queue.resume_at_ms > 0) {
+    return "is paused for " +
+           std::to_string(std::max<int64_t>(0, queue.resume_at_ms - clock_.now_ms())) + "ms more";
+  }
   if (queue.paused) return "is paused";
   if (queue.ready.empty()) return "has no ready job";
   const QueueSettings& s = queue.settings;

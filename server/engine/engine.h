@@ -117,7 +117,8 @@ class Engine {
   Queue* find_queue_by_number(uint32_t number) const;
   Result<Queue*> queue_or_error(std::string_view name) const;
   Status configure(std::string_view queue, const QueueSettings& settings);
-  Status set_paused(std::string_view queue, bool paused);
+  // Pauses (until `resume_at_ms`, when it is not 0) or resumes a queue.
+  Status set_paused(std::string_view queue, bool paused, int64_t resume_at_ms = 0);
   // Removes the ready and delayed jobs; returns how many.
   Result<size_t> purge(std::string_view queue);
   // Removes the queue and every job in it.
@@ -213,7 +214,7 @@ class Engine {
   // A queue of another number that holds `name` is dropped first: a name is
   // used again only after DROP, so that queue's QUEUE_DROP record was lost.
   Queue* restore_queue(uint32_t number, std::string_view name, const QueueSettings& settings,
-                       bool paused);
+                       bool paused, int64_t resume_at_ms = 0);
   void restore_drop_queue(uint32_t number);
   void restore_purge(uint32_t number);
   // Creates the job, or replaces the state of the one with that id. A job
@@ -305,6 +306,8 @@ class Engine {
   Requeue give_back(Job* job, std::optional<int64_t> delay_ms, const char* why);
   int64_t backoff_ms(const Queue& queue, uint32_t attempts);
   void expire_ttl(Job* job);
+  // Pause state changes, logged, with waiting workers told.
+  void apply_pause(Queue* queue, bool paused, int64_t resume_at_ms);
   // A dead job back to ready with its attempts reset (KICK).
   void revive(Job* job);
   // Deletes the queue's oldest dead job (dead_retention, dead_max).

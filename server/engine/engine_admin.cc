@@ -22,16 +22,22 @@ Status Engine::configure(std::string_view queue_name, const QueueSettings& setti
   return Ok{};
 }
 
-Status Engine::set_paused(std::string_view queue_name, bool paused) {
+Status Engine::set_paused(std::string_view queue_name, bool paused, int64_t resume_at_ms) {
   Result<Queue*> found = queue_or_error(queue_name);
   if (!found.ok()) return found.error();
-  Queue* queue = found.value();
-  if (queue->paused == paused) return Ok{};
-  queue->paused = paused;
-  if (observer_) observer_->queue_saved(*queue);
-  reschedule(queue);  // a paused queue needs no timer for its rate limit; a resumed one may
-  if (queue->waiters > 0 && can_deliver(*queue)) signal_ready(queue);
+  apply_pause(found.value(), paused, paused ? resume_at_ms : 0);
   return Ok{};
+}
+
+void Engine::apply_pause(Queue* queue, bool paused, int64_t resume_at_ms) {
+  if (queue->paused == paused && queue->resume_at_ms == resume_at_ms) return;
+  queue->paused = paused;
+  queue->resume_at_ms = resume_at_ms;
+  if (observer_) observer_->queue_saved(*queue);
+  // A timed pause has its end in the timer heap; a paused queue needs no
+  // timer for its rate limit, a resumed one may.
+  reschedule(queue);
+  if (queue->waiters > 0 && can_deliver(*queue)) signal_ready(queue);
 }
 
 Result<size_t> Engine::purge(std::string_view queue_name) {

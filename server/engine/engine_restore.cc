@@ -13,8 +13,8 @@ void Engine::restore_ids(uint64_t next_job_id, uint32_t next_queue_number) {
   next_queue_number_ = std::max(next_queue_number_, next_queue_number);
 }
 
-Queue* Engine::restore_queue(uint32_t number, std::string_view name,
-                             const QueueSettings& settings, bool paused) {
+Queue* Engine::restore_queue(uint32_t number, std::string_view name, const QueueSettings& settings,
+                             bool paused, int64_t resume_at_ms) {
   Queue* queue = find_queue_by_number(number);
   if (Queue* holder = find_queue(name); holder != nullptr && holder != queue) {
     // A name is used again only after DROP, so the queue that still holds
@@ -37,6 +37,7 @@ Queue* Engine::restore_queue(uint32_t number, std::string_view name,
     fill_rate(*queue, clock_.now_ms());
   }
   queue->paused = paused;
+  queue->resume_at_ms = paused ? resume_at_ms : 0;  // past already: the first sweep resumes it
   next_queue_number_ = std::max(next_queue_number_, number + 1);
   if (observer_) observer_->queue_saved(*queue);
   reschedule(queue);

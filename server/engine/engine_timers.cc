@@ -35,6 +35,9 @@ size_t Engine::expire_due(size_t budget) {
       ++changed;
     }
     changed += discard_old_dead(queue, now, budget - std::min(budget, changed + forgotten));
+    if (queue->paused && queue->resume_at_ms > 0 && queue->resume_at_ms <= now) {
+      apply_pause(queue, false, 0);  // a timed PAUSE is over
+    }
     forgotten += forget_old_keys(queue, now, budget - std::min(budget, changed + forgotten));
     // The rate limit's timer (see reschedule): it allows a delivery again.
     if (queue->settings.rate_limit > 0 && queue->waiters > 0 && can_deliver_at(*queue, now)) {
@@ -123,6 +126,7 @@ void Engine::reschedule(Queue* queue, int64_t now) {
     // A stale copy at the front costs one early tick that pops it.
     earliest = std::min(earliest, queue->dedup_order.front().second);
   }
+  if (queue->paused && queue->resume_at_ms > 0) earliest = std::min(earliest, queue->resume_at_ms);
   if (const Job* j = queue->dead.top()) {
     // The oldest dead job goes when its retention ends; at once when
     // dead_max was lowered below the count.

@@ -108,6 +108,7 @@ struct Queue {
   std::string name;
   QueueSettings settings;
   bool paused = false;        // no deliveries while paused
+  int64_t resume_at_ms = 0;   // a timed PAUSE ends then; 0: a pause lasts until RESUME
   ReadySet ready;             // kReady jobs
   DeadlineHeap delayed;       // kDelayed jobs, by the time they become ready
   DeadlineHeap leased;        // kLeased jobs, by lease end

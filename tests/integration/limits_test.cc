@@ -170,4 +170,25 @@ TEST_SUITE("limits") {
     tqd.stop(SIGTERM);
     tq::testing::remove_tree(dir);
   }
+
+  TEST_CASE("PAUSE for a while: a waiting worker is served when it ends, with no RESUME") {
+    TqdProcess tqd;
+    auto admin = tqd.socket();
+    REQUIRE(call(admin, "CREATE q") == "OK created q");
+    const std::string id = call(admin, "ENQUEUE q after the pause").substr(3);
+    const auto paused_at = Clock::now();
+    REQUIRE(call(admin, "PAUSE q 1500ms") == "OK paused q");
+    CHECK(call(admin, "DEQUEUE q").rfind("ERROR EMPTY queue 'q' is paused for ", 0) == 0);
+    CHECK(call(admin, "PAUSE q 0").rfind("ERROR BADFORMAT PAUSE takes a duration of 1ms", 0) == 0);
+    auto worker = tqd.socket(30'000);
+    REQUIRE(worker.send("DEQUEUE q WAIT 20\n").ok());
+    REQUIRE(waiters_reach(admin, "1"));
+    auto got = worker.read_line();
+    REQUIRE(got.ok());
+    CHECK(*got == "OK " + id + " after the pause");
+    const auto waited = Clock::now() - paused_at;
+    CHECK(waited >= std::chrono::milliseconds(1'400));
+    CHECK(waited < std::chrono::seconds(15));
+    CHECK(queue_stat_reaches(admin, "paused", "0"));
+  }
 }

@@ -385,4 +385,34 @@ TEST_SUITE("engine_limits") {
     CHECK(f.engine.find_job(kicked) != nullptr);
     CHECK(f.queue().ready.size() == 1);
   }
+
+  TEST_CASE(
+      "a timed PAUSE ends by itself, tells waiting workers, and RESUME or PAUSE replaces it") {
+    Fixture f;
+    f.put_n(2);
+    REQUIRE(f.engine.set_paused("q", true, f.clock.now_ms() + 5'000).ok());
+    CHECK(f.empty_reason() == "queue 'q' is paused for 5000ms more");
+    CHECK(f.engine.next_deadline_ms() == f.clock.now_ms() + 5'000);
+    f.engine.add_waiter(&f.queue());
+    f.advance(4'999);
+    CHECK_FALSE(f.signalled());
+    CHECK(f.queue().paused);
+    f.advance(1);
+    CHECK_FALSE(f.queue().paused);
+    CHECK(f.queue().resume_at_ms == 0);
+    CHECK(f.signalled());
+    f.engine.remove_waiter(&f.queue());
+    // A PAUSE without a duration replaces a timed one: no end any more.
+    REQUIRE(f.engine.set_paused("q", true, f.clock.now_ms() + 1'000).ok());
+    REQUIRE(f.engine.set_paused("q", true).ok());
+    f.advance(10'000);
+    CHECK(f.queue().paused);
+    CHECK(f.empty_reason() == "queue 'q' is paused");
+    // RESUME clears a timed pause's end.
+    REQUIRE(f.engine.set_paused("q", true, f.clock.now_ms() + 1'000).ok());
+    REQUIRE(f.engine.set_paused("q", false).ok());
+    CHECK(f.queue().resume_at_ms == 0);
+    CHECK(f.engine.next_deadline_ms() == INT64_MAX);
+    CHECK(f.take() != 0);
+  }
 }

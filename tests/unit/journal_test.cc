@@ -30,7 +30,7 @@ std::string fingerprint(const engine::Engine& e) {
         << " prio=" << s.priority << " ttl_dl=" << s.ttl_dead_letter
         << " leased_max=" << s.max_leased << " rate=" << s.rate_limit << "/" << s.rate_window_ms
         << " dead_keep=" << s.dead_retention_ms << "/" << s.dead_max << " paused=" << q->paused
-        << "\n";
+        << "/" << q->resume_at_ms << "\n";
     std::vector<engine::Job*> ready_jobs = q->ready.jobs();
     std::vector<const engine::Job*> ready(ready_jobs.begin(), ready_jobs.end());
     ready.insert(ready.end(), q->leased.items().begin(), q->leased.items().end());
@@ -453,6 +453,30 @@ TEST_SUITE("journal") {
     CHECK(node.engine.find_job(5) != nullptr);
   }
 
+  TEST_CASE("a timed PAUSE keeps its end across a restart, and one that ended meanwhile resumes") {
+    wal::MemoryFileSystem fs;
+    int64_t now = 0;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("soon").ok());
+      REQUIRE(node.engine.create_queue("later").ok());
+      now = node.clock.now_ms();
+      REQUIRE(node.engine.set_paused("soon", true, now + 1'000).ok());
+      REQUIRE(node.engine.set_paused("later", true, now + 60'000).ok());
+      node.harness.settle();
+      node.harness.close();
+    }
+    Node node(fs, now + 5'000);  // down for 5 s
+    REQUIRE(node.open(small_segments()).ok());
+    CHECK(node.engine.find_queue("later")->resume_at_ms == now + 60'000);
+    CHECK(node.engine.find_queue("soon")->resume_at_ms == now + 1'000);
+    node.engine.expire_due();  // the first tick
+    CHECK_FALSE(node.engine.find_queue("soon")->paused);
+    CHECK(node.engine.find_queue("later")->paused);
+    CHECK(node.engine.next_deadline_ms() == now + 60'000);
+  }
+
   TEST_CASE("a restart ends leases in the log too - a PURGE after it stays done") {
     wal::MemoryFileSystem fs;
     {
@@ -570,7 +594,9 @@ TEST_SUITE("journal") {
             s.dead_retention_ms = rng() % 2 == 0 ? 0 : static_cast<int64_t>(1'000 + rng() % 20'000);
             s.dead_max = rng() % 2 == 0 ? 0 : 1 + rng() % 20;
             REQUIRE(node.engine.configure(q, s).ok());
-            REQUIRE(node.engine.set_paused(q, rng() % 4 == 0).ok());
+            const int64_t resume_at =
+                rng() % 2 == 0 ? 0 : node.clock.now_ms() + 1 + static_cast<int64_t>(rng() % 10'000);
+            REQUIRE(node.engine.set_paused(q, rng() % 4 == 0, resume_at).ok());
             break;
           }
           case 14:
