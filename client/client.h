@@ -148,8 +148,10 @@ class Client {
   Status ack(uint64_t id);
   // ACK of several; returns how many were acked (all, or an error).
   Result<uint64_t> ack(std::span<const uint64_t> ids);
-  // NACK: back for a retry, after `delay` or the queue's backoff.
-  Result<NackOutcome> nack(uint64_t id, std::optional<milliseconds> delay = {});
+  // NACK: back for a retry, after `delay` or the queue's backoff; with
+  // `priority`, at that priority from then on.
+  Result<NackOutcome> nack(uint64_t id, std::optional<milliseconds> delay = {},
+                           std::optional<int32_t> priority = {});
   // FAIL: straight to dead letters with the reason (one line).
   Status fail(uint64_t id, std::string_view reason);
   // TOUCH: the lease now ends `lease` from now (default: the queue's
@@ -176,10 +178,13 @@ class Client {
   Result<Job> job(uint64_t id);
   // KICK: dead jobs (all, or the n longest dead) back to ready. Returns how many.
   Result<uint64_t> kick(const std::string& queue, std::optional<size_t> n = {});
+  // KICK <id>: that one dead job back to ready; NOTFOUND when it is not dead.
+  Status kick_job(uint64_t id);
   // CONFIG: applies `changes` ({"max_attempts", "5"}, all or nothing) and
   // returns every setting.
   Result<Fields> config(const std::string& queue, const Fields& changes = {});
-  Status pause(const std::string& queue);
+  // PAUSE: until resume(), or for `duration` when given.
+  Status pause(const std::string& queue, std::optional<milliseconds> duration = {});
   Status resume(const std::string& queue);
   // PURGE: deletes ready and delayed jobs; returns how many.
   Result<uint64_t> purge(const std::string& queue);

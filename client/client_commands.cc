@@ -193,9 +193,11 @@ Result<uint64_t> Client::ack(std::span<const uint64_t> ids) {
   return number_after(*reply, "acked ");
 }
 
-Result<NackOutcome> Client::nack(uint64_t id, std::optional<milliseconds> delay) {
+Result<NackOutcome> Client::nack(uint64_t id, std::optional<milliseconds> delay,
+                                 std::optional<int32_t> priority) {
   std::string line = "NACK " + std::to_string(id);
   if (delay) line += " DELAY " + format_duration(*delay);
+  if (priority) line += " PRIORITY " + std::to_string(*priority);
   auto reply = line_call(line, Repeat::kNever);
   if (!reply) return reply.error();
   if (reply->rfind("dead ", 0) == 0) return NackOutcome::kDead;
@@ -290,6 +292,12 @@ Result<uint64_t> Client::kick(const std::string& queue, std::optional<size_t> n)
   return number_after(*reply, "kicked ");
 }
 
+Status Client::kick_job(uint64_t id) {
+  auto reply = line_call("KICK " + std::to_string(id), Repeat::kNever);
+  if (!reply) return reply.error();
+  return Ok{};
+}
+
 Result<Fields> Client::config(const std::string& queue, const Fields& changes) {
   if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
   std::string line = "CONFIG " + queue;
@@ -306,9 +314,11 @@ Result<Fields> Client::config(const std::string& queue, const Fields& changes) {
   return to_fields(reply->lines);
 }
 
-Status Client::pause(const std::string& queue) {
+Status Client::pause(const std::string& queue, std::optional<milliseconds> duration) {
   if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
-  auto reply = line_call("PAUSE " + queue, Repeat::kNever);
+  std::string line = "PAUSE " + queue;
+  if (duration) line += " " + format_duration(*duration);
+  auto reply = line_call(line, Repeat::kNever);
   if (!reply) return reply.error();
   return Ok{};
 }

@@ -183,6 +183,22 @@ TEST_SUITE("client library") {
     REQUIRE(dead.ok());
     CHECK(*dead == NackOutcome::kDead);
 
+    auto kicked_one = c.kick_job(*id);
+    REQUIRE(kicked_one.ok());
+    auto not_dead = c.kick_job(*id);  // ready now
+    REQUIRE_FALSE(not_dead.ok());
+    CHECK(not_dead.error().is(ErrorCode::kNotFound));
+    auto again = c.dequeue("b");
+    REQUIRE((again.ok() && again->has_value()));
+    auto lowered = c.nack(*id, std::nullopt, -7);
+    REQUIRE(lowered.ok());
+    CHECK(*lowered == NackOutcome::kRetry);
+    auto peeked = c.job(*id);
+    REQUIRE(peeked.ok());
+    CHECK(peeked->priority == -7);
+    auto dead_again = c.dequeue("b");
+    REQUIRE((dead_again.ok() && dead_again->has_value()));
+    REQUIRE(c.nack(*id).ok());  // dead again: its two attempts
     auto kicked = c.kick("b");
     REQUIRE(kicked.ok());
     CHECK(*kicked == 1);
@@ -271,6 +287,12 @@ TEST_SUITE("client library") {
     auto paused = c.dequeue("orders");
     REQUIRE(paused.ok());
     CHECK_FALSE(paused->has_value());
+    REQUIRE(c.resume("orders").ok());
+    REQUIRE(c.pause("orders", 1h).ok());
+    auto timed = c.stats("orders");
+    REQUIRE(timed.ok());
+    CHECK(tq::client::field(*timed, "paused") == "1");
+    CHECK(tq::client::field(*timed, "paused_until_ms") != "0");
     REQUIRE(c.resume("orders").ok());
     auto purged = c.purge("orders");
     REQUIRE(purged.ok());
