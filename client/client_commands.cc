@@ -285,6 +285,13 @@ Result<Job> Client::job(uint64_t id) {
 
 Result<uint64_t> Client::kick(const std::string& queue, std::optional<size_t> n) {
   if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
+  // The server reads KICK <digits> as a job id (no queue name is only
+  // digits): sent as it is, this would kick a job, not refuse the name.
+  if (!n && queue.find_first_not_of("0123456789") == std::string::npos) {
+    return make_error(ErrorKind::kBadArgument,
+                      "queue name '" + queue.substr(0, 64) +
+                          "' is only digits, which no queue name is (kick_job takes a job id)");
+  }
   std::string line = "KICK " + queue;
   if (n) line += " " + std::to_string(*n);
   auto reply = line_call(line, Repeat::kNever);

@@ -107,7 +107,12 @@ std::vector<std::string> complete(std::string_view line,
     } else if (verb == Verb::kPut && position >= 3 && (position - 3) % 2 == 0) {
       add_keywords({"PRIORITY", "DELAY", "AT", "TTL", "ATTEMPTS", "KEY"}, partial, out);
     } else if (verb == Verb::kNack && (position == 2 || position == 4)) {
-      add_keywords({"DELAY", "PRIORITY"}, partial, out);
+      // Each option once: after NACK <id> DELAY d, only PRIORITY is left.
+      const std::string first_option = position == 4 ? to_upper(words[2]) : "";
+      const bool used_delay = first_option == "DELAY";
+      const bool used_priority = first_option == "PRIORITY";
+      if (!used_delay) add_keywords({"DELAY"}, partial, out);
+      if (!used_priority) add_keywords({"PRIORITY"}, partial, out);
     } else if (verb == Verb::kConfig && position >= 2) {
       for (std::string_view key :
            {"ack_timeout=", "max_attempts=", "backoff_base=", "backoff_factor=", "backoff_max=",

@@ -48,7 +48,7 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "give a leased job back, to retry",
      "Answers OK nacked <id> (ready again, or after DELAY d, or after the queue's\n"
      "backoff), or OK dead <id> when it has used its attempts. PRIORITY p gives\n"
-     "the job a new priority for its next delivery."},
+     "the job a new priority from then on."},
     {Verb::kFail, "FAIL", 2, 2, kWrites | kRestOfLine, -1, kLine, "FAIL <id> <reason>",
      "send a leased job to dead letters", "Answers OK dead <id>. PEEK <queue> DEAD shows the reason."},
     {Verb::kTouch, "TOUCH", 1, 2, kWrites, -1, kLine, "TOUCH <id> [d]",

@@ -5,13 +5,14 @@
 
 namespace tq::engine {
 
-Job* ReadySet::live_job(uint64_t id) const {
+Job* ReadySet::live_job(const Lane& lane, uint64_t id) const {
   Job* job = table_->find(id);
-  return job != nullptr && job->slot == kInFifo ? job : nullptr;
+  return job != nullptr && job->slot == kInFifo && job->priority == lane.priority ? job : nullptr;
 }
 
 void ReadySet::push(Job* job) {
   Lane& lane = lanes_[job->priority];
+  lane.priority = job->priority;
   if (job->id > lane.last_id) {
     lane.fifo.push_back(job->id);
     lane.last_id = job->id;
@@ -43,7 +44,7 @@ void ReadySet::erase(Job* job) {
 }
 
 void ReadySet::trim(Lane& lane) {
-  while (!lane.fifo.empty() && live_job(lane.fifo.front()) == nullptr) lane.fifo.pop_front();
+  while (!lane.fifo.empty() && live_job(lane, lane.fifo.front()) == nullptr) lane.fifo.pop_front();
 }
 
 void ReadySet::compact(Lane& lane) {
@@ -51,7 +52,7 @@ void ReadySet::compact(Lane& lane) {
   if (stale < 1024 || stale < lane.live) return;
   std::deque<uint64_t> kept;
   for (uint64_t id : lane.fifo) {
-    if (live_job(id) != nullptr) kept.push_back(id);
+    if (live_job(lane, id) != nullptr) kept.push_back(id);
   }
   lane.fifo.swap(kept);
 }
@@ -60,7 +61,7 @@ Job* ReadySet::top() {
   if (lanes_.empty()) return nullptr;
   Lane& lane = lanes_.begin()->second;
   trim(lane);
-  Job* fifo = lane.fifo.empty() ? nullptr : live_job(lane.fifo.front());
+  Job* fifo = lane.fifo.empty() ? nullptr : live_job(lane, lane.fifo.front());
   Job* back = lane.returns.top();
   if (fifo == nullptr) return back;
   if (back == nullptr) return fifo;
@@ -77,7 +78,7 @@ void ReadySet::first(size_t n, const std::function<void(Job*)>& f) const {
     auto fifo = lane.fifo.begin();
     while (n > 0) {
       Job* next_fifo = nullptr;
-      while (fifo != lane.fifo.end() && (next_fifo = live_job(*fifo)) == nullptr) ++fifo;
+      while (fifo != lane.fifo.end() && (next_fifo = live_job(lane, *fifo)) == nullptr) ++fifo;
       Job* next_return = r < returns.size() ? returns[r] : nullptr;
       if (next_fifo == nullptr && next_return == nullptr) break;
       if (next_return != nullptr && (next_fifo == nullptr || next_return->id < next_fifo->id)) {
@@ -95,7 +96,7 @@ void ReadySet::first(size_t n, const std::function<void(Job*)>& f) const {
 void ReadySet::for_each(const std::function<void(Job*)>& f) const {
   for (const auto& [priority, lane] : lanes_) {
     for (uint64_t id : lane.fifo) {
-      if (Job* job = live_job(id)) f(job);
+      if (Job* job = live_job(lane, id)) f(job);
     }
     for (Job* job : lane.returns.items()) f(job);
   }
@@ -109,7 +110,7 @@ size_t ReadySet::positions() const {
 
 Job* ReadySet::at(size_t position) const {
   for (const auto& [priority, lane] : lanes_) {
-    if (position < lane.fifo.size()) return live_job(lane.fifo[position]);
+    if (position < lane.fifo.size()) return live_job(lane, lane.fifo[position]);
     position -= lane.fifo.size();
     if (position < lane.returns.size()) return lane.returns.items()[position];
     position -= lane.returns.size();

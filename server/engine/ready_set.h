@@ -9,8 +9,10 @@
 // Invariants: a job is in at most one place: its lane's FIFO (job->slot ==
 // kInFifo) or its lane's heap (job->slot is its index). Removing a job from
 // the middle of a FIFO leaves its id behind, stale; stale ids are recognised
-// (the job is gone, or its slot says it is elsewhere) and dropped when they
-// reach the front, or all at once when they outnumber the live ones.
+// (the job is gone, or its slot says it is elsewhere, or it has another
+// priority now: replay can move a ready job to another lane's FIFO) and
+// dropped when they reach the front, or all at once when they outnumber the
+// live ones.
 #pragma once
 
 #include <cstdint>
@@ -63,6 +65,7 @@ class ReadySet {
     static uint32_t& get(Job* job) { return job->slot; }
   };
   struct Lane {
+    int32_t priority = 0;
     std::deque<uint64_t> fifo;  // ids, strictly increasing; some may be stale
     uint64_t last_id = 0;       // the highest id ever appended
     size_t live = 0;            // ids in fifo that are not stale
@@ -70,8 +73,8 @@ class ReadySet {
     bool empty() const { return live == 0 && returns.empty(); }
   };
 
-  // The job behind a FIFO id, or nullptr when the id is stale.
-  Job* live_job(uint64_t id) const;
+  // The job behind an id in the lane's FIFO, or nullptr when the id is stale.
+  Job* live_job(const Lane& lane, uint64_t id) const;
   // Drops stale ids at the front of the lane's FIFO.
   void trim(Lane& lane);
   // Drops every stale id when they outnumber the live ones.

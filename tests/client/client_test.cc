@@ -183,6 +183,9 @@ TEST_SUITE("client library") {
     REQUIRE(dead.ok());
     CHECK(*dead == NackOutcome::kDead);
 
+    auto digits = c.kick(std::to_string(*id));  // a name no queue has, not a job id
+    REQUIRE_FALSE(digits.ok());
+    CHECK(digits.error().kind == tq::client::ErrorKind::kBadArgument);
     auto kicked_one = c.kick_job(*id);
     REQUIRE(kicked_one.ok());
     auto not_dead = c.kick_job(*id);  // ready now

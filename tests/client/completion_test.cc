@@ -54,7 +54,8 @@ TEST_SUITE("tq completion") {
     CHECK(complete("PUT emails 5 PRIORITY ").empty());
     CHECK(complete("PUT emails 5 PRIORITY 3 t") == Words{"ttl"});
     CHECK(complete("NACK 7 ") == Words{"DELAY", "PRIORITY"});
-    CHECK(complete("NACK 7 DELAY 5s P") == Words{"PRIORITY"});
+    CHECK(complete("NACK 7 DELAY 5s ") == Words{"PRIORITY"});
+    CHECK(complete("NACK 7 PRIORITY 1 ") == Words{"DELAY"});
     CHECK(complete("CONFIG emails max_") == Words{"max_attempts=", "max_leased=", "max_size="});
     CHECK(complete("CONFIG emails rate") == Words{"rate_limit=", "rate_window="});
     CHECK(complete("help ac") == Words{"ack"});

@@ -59,16 +59,6 @@ uint64_t stat(LineSocket& s, const std::string& name) {
   return std::stoull(value);
 }
 
-// Polls the server's STATS until `waiters` reads n (about 2 s at most):
-// how a test knows a worker is parked, or forgotten, before it goes on.
-bool waiters_reach(LineSocket& admin, uint64_t n) {
-  for (int i = 0; i < 400; ++i) {
-    if (stat(admin, "waiters") == n) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
-}
-
 }  // namespace
 
 TEST_SUITE("lifecycle") {
@@ -78,7 +68,7 @@ TEST_SUITE("lifecycle") {
     REQUIRE(call(producer, "CREATE jobs") == "OK created jobs");
     auto worker = tqd.socket(30'000);
     REQUIRE(worker.send("DEQUEUE jobs WAIT 30\n").ok());
-    REQUIRE(waiters_reach(producer, 1));  // parked before the job is sent
+    REQUIRE(tq::testing::stat_reaches(producer, "waiters", "1"));  // parked before the job is sent
     auto sent = Clock::now();
     std::string id = call(producer, "ENQUEUE jobs wake up").substr(3);
     auto got = worker.read_line();
@@ -97,18 +87,18 @@ TEST_SUITE("lifecycle") {
     {
       auto gone = tqd.socket();
       REQUIRE(gone.send("DEQUEUE q WAIT 30\n").ok());
-      REQUIRE(waiters_reach(admin, 1));
+      REQUIRE(tq::testing::stat_reaches(admin, "waiters", "1"));
     }  // closed
-    REQUIRE(waiters_reach(admin, 0));
+    REQUIRE(tq::testing::stat_reaches(admin, "waiters", "0"));
     auto half = tqd.socket();
     REQUIRE(half.send("DEQUEUE q WAIT 30\n").ok());
-    REQUIRE(waiters_reach(admin, 1));
+    REQUIRE(tq::testing::stat_reaches(admin, "waiters", "1"));
     half.shutdown_write();  // looks the same as gone: the wait ends, the server closes
     CHECK_FALSE(half.read_line().ok());
-    REQUIRE(waiters_reach(admin, 0));
+    REQUIRE(tq::testing::stat_reaches(admin, "waiters", "0"));
     auto live = tqd.socket(30'000);
     REQUIRE(live.send("DEQUEUE q WAIT 30\n").ok());
-    REQUIRE(waiters_reach(admin, 1));
+    REQUIRE(tq::testing::stat_reaches(admin, "waiters", "1"));
     std::string id = call(admin, "ENQUEUE q for the living").substr(3);
     CHECK(*live.read_line() == "OK " + id + " for the living");
     CHECK(stat(admin, "jobs_leased") == 1);
@@ -286,7 +276,7 @@ TEST_SUITE("lifecycle") {
     auto on_b = tqd.socket(10'000);
     REQUIRE(on_a.send("DEQUEUE a WAIT 30\n").ok());
     REQUIRE(on_b.send("DEQUEUE b WAIT 30\n").ok());
-    REQUIRE(waiters_reach(admin, 2));
+    REQUIRE(tq::testing::stat_reaches(admin, "waiters", "2"));
     CHECK(call(admin, "DROP a") == "OK dropped a");
     CHECK(*on_a.read_line() == "ERROR NOQUEUE queue 'a' was dropped while you waited");
     tqd.stop(SIGTERM);

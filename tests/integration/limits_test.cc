@@ -26,33 +26,6 @@ void configure(LineSocket& s, const std::string& changes) {
   for (int i = 0; i < 16; ++i) REQUIRE(s.read_line().ok());
 }
 
-// Polls STATS until `waiters` reads n (about 2 s at most).
-bool waiters_reach(LineSocket& admin, const std::string& n) {
-  for (int i = 0; i < 400; ++i) {
-    if (tq::testing::stat_via(admin, "waiters") == n) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
-}
-
-// Polls STATS <queue> until `name` reads `value` (about 5 s at most).
-bool queue_stat_reaches(LineSocket& s, const std::string& name, const std::string& value) {
-  for (int i = 0; i < 1000; ++i) {
-    REQUIRE(s.send("STATS q\n").ok());
-    auto head = s.read_line();
-    REQUIRE(head.ok());
-    std::string got;
-    for (size_t k = 0, n = std::stoul(head->substr(3)); k < n; ++k) {
-      auto line = s.read_line();
-      REQUIRE(line.ok());
-      if (line->rfind(name + " ", 0) == 0) got = line->substr(name.size() + 1);
-    }
-    if (got == value) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
-}
-
 // Leases the job and FAILs it: to dead letters.
 void kill_job(LineSocket& s, const std::string& payload) {
   const std::string id = call(s, "ENQUEUE q " + payload).substr(3);
@@ -84,7 +57,7 @@ TEST_SUITE("limits") {
           "no ready job");
     auto worker = tqd.socket(30'000);
     REQUIRE(worker.send("DEQUEUE q WAIT 20\n").ok());
-    REQUIRE(waiters_reach(admin, "1"));
+    REQUIRE(tq::testing::stat_reaches(admin, "waiters", "1"));
     CHECK(call(admin, "ACK " + id_of(first_reply)) == "OK acked " + id_of(first_reply));
     auto got = worker.read_line();
     REQUIRE(got.ok());
@@ -112,7 +85,7 @@ TEST_SUITE("limits") {
     // 20 s and get EMPTY.
     auto worker = tqd.socket(30'000);
     REQUIRE(worker.send("DEQUEUE q WAIT 20\n").ok());
-    REQUIRE(waiters_reach(admin, "1"));
+    REQUIRE(tq::testing::stat_reaches(admin, "waiters", "1"));
     auto got = worker.read_line();
     REQUIRE(got.ok());
     CHECK(*got == "OK 2 job 1");
@@ -145,27 +118,27 @@ TEST_SUITE("limits") {
       REQUIRE(call(s, "CREATE q") == "OK created q");
       configure(s, "dead_max=2");
       for (const char* p : {"one", "two", "three"}) kill_job(s, p);
-      CHECK(queue_stat_reaches(s, "dead", "2"));
-      CHECK(queue_stat_reaches(s, "dead_discarded_total", "1"));
+      CHECK(tq::testing::stat_reaches(s, "dead", "2", "q"));
+      CHECK(tq::testing::stat_reaches(s, "dead_discarded_total", "1", "q"));
       CHECK(call(s, "JOB 1").rfind("ERROR NOTFOUND", 0) == 0);
       tqd.stop(SIGKILL);
     }
     {
       TqdProcess tqd(options);
       auto s = tqd.socket();
-      CHECK(queue_stat_reaches(s, "dead", "2"));  // job 1 stays deleted
+      CHECK(tq::testing::stat_reaches(s, "dead", "2", "q"));  // job 1 stays deleted
       CHECK(call(s, "JOB 1").rfind("ERROR NOTFOUND", 0) == 0);
       // ... by its REMOVE record, not deleted again at start-up.
       CHECK(tq::testing::stat_via(s, "jobs_dead_discarded_total") == "0");
       // Retention: the two left died moments ago; with 1 s they go soon.
       configure(s, "dead_retention=1s");
-      CHECK(queue_stat_reaches(s, "dead", "0"));
-      CHECK(queue_stat_reaches(s, "dead_discarded_total", "2"));
+      CHECK(tq::testing::stat_reaches(s, "dead", "0", "q"));
+      CHECK(tq::testing::stat_reaches(s, "dead_discarded_total", "2", "q"));
       tqd.stop(SIGKILL);
     }
     TqdProcess tqd(options);
     auto s = tqd.socket();
-    CHECK(queue_stat_reaches(s, "dead", "0"));
+    CHECK(tq::testing::stat_reaches(s, "dead", "0", "q"));
     CHECK(call(s, "JOB 2").rfind("ERROR NOTFOUND", 0) == 0);
     tqd.stop(SIGTERM);
     tq::testing::remove_tree(dir);
@@ -182,13 +155,13 @@ TEST_SUITE("limits") {
     CHECK(call(admin, "PAUSE q 0").rfind("ERROR BADFORMAT PAUSE takes a duration of 1ms", 0) == 0);
     auto worker = tqd.socket(30'000);
     REQUIRE(worker.send("DEQUEUE q WAIT 20\n").ok());
-    REQUIRE(waiters_reach(admin, "1"));
+    REQUIRE(tq::testing::stat_reaches(admin, "waiters", "1"));
     auto got = worker.read_line();
     REQUIRE(got.ok());
     CHECK(*got == "OK " + id + " after the pause");
     const auto waited = Clock::now() - paused_at;
     CHECK(waited >= std::chrono::milliseconds(1'400));
     CHECK(waited < std::chrono::seconds(15));
-    CHECK(queue_stat_reaches(admin, "paused", "0"));
+    CHECK(tq::testing::stat_reaches(admin, "paused", "0", "q"));
   }
 }

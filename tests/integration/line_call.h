@@ -5,7 +5,9 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "client/line_socket.h"
 
@@ -18,10 +20,11 @@ inline std::string call(client::LineSocket& s, const std::string& line) {
   return *reply;
 }
 
-// A STATS figure read on an open (and, if need be, authenticated) socket;
-// empty when STATS has no such line.
-inline std::string stat_via(client::LineSocket& s, const std::string& name) {
-  REQUIRE(s.send("STATS\n").ok());
+// A STATS figure (STATS <queue> with a queue) read on an open (and, if need
+// be, authenticated) socket; empty when STATS has no such line.
+inline std::string stat_via(client::LineSocket& s, const std::string& name,
+                            const std::string& queue = "") {
+  REQUIRE(s.send(queue.empty() ? "STATS\n" : "STATS " + queue + "\n").ok());
   auto head = s.read_line();
   REQUIRE(head.ok());
   REQUIRE(head->rfind("OK ", 0) == 0);
@@ -32,6 +35,18 @@ inline std::string stat_via(client::LineSocket& s, const std::string& name) {
     if (line->rfind(name + " ", 0) == 0) value = line->substr(name.size() + 1);
   }
   return value;
+}
+
+// Polls STATS (or STATS <queue>) until the figure reads `value`, for about
+// 5 s at most: how a test knows the server got somewhere (a worker parked,
+// a timer fired) before it goes on.
+inline bool stat_reaches(client::LineSocket& s, const std::string& name, const std::string& value,
+                         const std::string& queue = "") {
+  for (int i = 0; i < 1000; ++i) {
+    if (stat_via(s, name, queue) == value) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
 }
 
 }  // namespace tq::testing

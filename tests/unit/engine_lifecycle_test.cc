@@ -7,44 +7,11 @@
 #include <vector>
 
 #include "server/engine/engine.h"
+#include "tests/unit/engine_fixture.h"
 
 using namespace tq::engine;
 
-namespace {
-
-struct Fixture {
-  ManualClock clock;
-  Engine engine{clock, EngineLimits{}, QueueSettings{}};
-
-  Fixture() { REQUIRE(engine.create_queue("q").ok()); }
-
-  uint64_t put(const std::string& payload, EnqueueOptions options = {}, const std::string& queue = "q") {
-    auto r = engine.enqueue(queue, payload, options);
-    REQUIRE(r.ok());
-    return r.value().id;
-  }
-  // Leases one job and returns its id, or 0.
-  uint64_t take(const std::string& queue = "q") {
-    auto job = engine.dequeue(queue);
-    return job.ok() ? job.value()->id : 0;
-  }
-  std::string take_payload(const std::string& queue = "q") {
-    auto job = engine.dequeue(queue);
-    return job.ok() ? std::string(job.value()->payload()) : "";
-  }
-  void configure(const std::function<void(QueueSettings&)>& change, const std::string& queue = "q") {
-    QueueSettings s = engine.find_queue(queue)->settings;
-    change(s);
-    REQUIRE(engine.configure(queue, s).ok());
-  }
-  Queue& queue(const std::string& name = "q") { return *engine.find_queue(name); }
-  void advance(int64_t ms) {
-    clock.advance_ms(ms);
-    engine.expire_due();
-  }
-};
-
-}  // namespace
+using Fixture = tq::testing::EngineFixture;
 
 TEST_SUITE("engine_lifecycle") {
   TEST_CASE("higher priority first, FIFO among equals") {

@@ -1,7 +1,7 @@
-// A queue's delivery limits, with a hand-driven clock: max_leased (jobs
-// leased at once) and the rate limit (deliveries per window), what DEQUEUE
-// says when one holds jobs back, and when waiting workers are told to come
-// back.
+// What limits a queue, with a hand-driven clock: max_leased (jobs leased at
+// once), the rate limit (deliveries per window), a timed PAUSE, and how many
+// dead letters it keeps (dead_max, dead_retention); what DEQUEUE says when
+// one holds jobs back, and when waiting workers are told to come back.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -9,64 +9,11 @@
 #include <vector>
 
 #include "server/engine/engine.h"
+#include "tests/unit/engine_fixture.h"
 
 using namespace tq::engine;
 
-namespace {
-
-struct Fixture {
-  ManualClock clock;
-  Engine engine{clock, EngineLimits{}, QueueSettings{}};
-
-  Fixture() { REQUIRE(engine.create_queue("q").ok()); }
-
-  uint64_t put(const std::string& payload, const std::string& queue = "q") {
-    auto r = engine.enqueue(queue, payload);
-    REQUIRE(r.ok());
-    return r.value().id;
-  }
-  void put_n(int n, const std::string& queue = "q") {
-    for (int i = 0; i < n; ++i) put("job " + std::to_string(i), queue);
-  }
-  // Leases one job and returns its id, or 0.
-  uint64_t take(const std::string& queue = "q") {
-    auto job = engine.dequeue(queue);
-    return job.ok() ? job.value()->id : 0;
-  }
-  std::string empty_reason(const std::string& queue = "q") {
-    auto job = engine.dequeue(queue);
-    REQUIRE_FALSE(job.ok());
-    CHECK(job.error().code == Errc::kEmpty);
-    return job.error().message;
-  }
-  // Leases up to n jobs from the given queues, as DEQUEUE ... COUNT n does.
-  std::vector<uint64_t> take_many(size_t n, std::vector<std::string> names = {"q"}) {
-    std::vector<Queue*> queues;
-    for (const auto& name : names) queues.push_back(engine.find_queue(name));
-    std::vector<const Job*> got;
-    engine.dequeue(queues, n, &got);
-    std::vector<uint64_t> ids;
-    for (const Job* job : got) ids.push_back(job->id);
-    return ids;
-  }
-  void configure(const std::function<void(QueueSettings&)>& change,
-                 const std::string& queue = "q") {
-    QueueSettings s = engine.find_queue(queue)->settings;
-    change(s);
-    REQUIRE(engine.configure(queue, s).ok());
-  }
-  Queue& queue(const std::string& name = "q") { return *engine.find_queue(name); }
-  void advance(int64_t ms) {
-    clock.advance_ms(ms);
-    engine.expire_due();
-  }
-  bool signalled(const std::string& name = "q") {
-    auto signals = engine.take_ready_signals();
-    return std::find(signals.begin(), signals.end(), &queue(name)) != signals.end();
-  }
-};
-
-}  // namespace
+using Fixture = tq::testing::EngineFixture;
 
 TEST_SUITE("engine_limits") {
   TEST_CASE("max_leased: no more jobs leased at once than the setting") {

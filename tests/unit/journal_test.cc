@@ -453,6 +453,33 @@ TEST_SUITE("journal") {
     CHECK(node.engine.find_job(5) != nullptr);
   }
 
+  TEST_CASE("a NACK PRIORITY survives a restart - the job is ready once, at its new place") {
+    wal::MemoryFileSystem fs;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("p").ok());
+      REQUIRE(node.engine.enqueue("p", "w").ok());  // 1
+      REQUIRE(node.engine.enqueue("p", "x").ok());  // 2
+      REQUIRE(node.engine.dequeue("p").ok());
+      REQUIRE(node.engine.dequeue("p").ok());
+      REQUIRE(node.engine.nack(1, std::nullopt).ok());
+      REQUIRE(node.engine.nack(2, std::nullopt, -5).ok());
+      REQUIRE(node.engine.enqueue("p", "y").ok());  // 3
+      node.harness.settle();
+      node.harness.close();
+    }
+    Node node(fs);
+    REQUIRE(node.open(small_segments()).ok());
+    const engine::Queue* q = node.engine.find_queue("p");
+    CHECK(q->ready.size() == 3);
+    CHECK(q->ready.jobs().size() == 3);
+    std::vector<uint64_t> order;
+    for (int i = 0; i < 3; ++i) order.push_back(node.engine.dequeue("p").value()->id);
+    CHECK(order == std::vector<uint64_t>{1, 3, 2});
+    CHECK_FALSE(node.engine.dequeue("p").ok());
+  }
+
   TEST_CASE("a timed PAUSE keeps its end across a restart, and one that ended meanwhile resumes") {
     wal::MemoryFileSystem fs;
     int64_t now = 0;

@@ -40,6 +40,9 @@ TEST_SUITE("ready_set") {
         size_t i = rng() % outside.size();
         Job* job = outside[i];
         outside.erase(outside.begin() + static_cast<long>(i));
+        // Sometimes with another priority (NACK ... PRIORITY; replay moves a
+        // ready job to its newer priority).
+        if (rng() % 4 == 0) job->priority = static_cast<int32_t>(rng() % 3);
         ready.push(job);
         model.insert(job);
       } else if (op < 8 && !model.empty()) {  // deliver the front
@@ -74,6 +77,31 @@ TEST_SUITE("ready_set") {
         CHECK(walked == std::set<Job*>(model.begin(), model.end()));
       }
     }
+  }
+
+  TEST_CASE("a job moved to another priority's FIFO is not also live at its old place") {
+    // What a replay of "NACK 7 PRIORITY -5" does: job 7 is ready behind job
+    // 6 at priority 0, then its JOB record moves it to priority -5, where it
+    // is the newest. Its id stays behind in priority 0's FIFO.
+    JobTable table;
+    ReadySet ready(&table);
+    Job* six = table.emplace(6, nullptr, "w");
+    Job* seven = table.emplace(7, nullptr, "x");
+    ready.push(six);
+    ready.push(seven);
+    ready.erase(seven);
+    seven->priority = -5;
+    ready.push(seven);
+    Job* eight = table.emplace(8, nullptr, "y");
+    ready.push(eight);
+    std::vector<uint64_t> order;
+    ready.first(10, [&](Job* j) { order.push_back(j->id); });
+    CHECK(order == std::vector<uint64_t>{6, 8, 7});
+    CHECK(ready.jobs().size() == 3);
+    CHECK(ready.pop() == six);
+    CHECK(ready.pop() == eight);
+    CHECK(ready.pop() == seven);
+    CHECK(ready.empty());
   }
 
   TEST_CASE("many removals from the middle do not leave the FIFO growing") {
