@@ -340,6 +340,9 @@ class Engine {
   // deadline it has passed already (it would visit the queue again and
   // again); the others read the clock, and only for a rate-limited queue.
   void reschedule(Queue* queue, int64_t now = kClockUnread);
+  // The earliest deadline of a timed PAUSE, dead-letter retention and the
+  // rate limit (for workers waiting on it), or INT64_MAX.
+  int64_t limit_deadline(Queue* queue, int64_t now);
   static constexpr int64_t kClockUnread = INT64_MIN;
 
   const Clock& clock_;

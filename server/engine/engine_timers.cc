@@ -117,6 +117,26 @@ int64_t Engine::backoff_ms(const Queue& queue, uint32_t attempts) {
   return std::max<int64_t>(0, static_cast<int64_t>(wait));
 }
 
+int64_t Engine::limit_deadline(Queue* queue, int64_t now) {
+  const QueueSettings& s = queue->settings;
+  int64_t earliest = INT64_MAX;
+  if (queue->paused && queue->resume_at_ms > 0) earliest = queue->resume_at_ms;
+  if (const Job* j = queue->dead.top()) {
+    // The oldest dead job goes when its retention ends; at once when
+    // dead_max was lowered below the count.
+    if (s.dead_max > 0 && queue->dead.size() > s.dead_max) earliest = 0;
+    if (s.dead_retention_ms > 0)
+      earliest = std::min(earliest, j->deadline_ms + s.dead_retention_ms);
+  }
+  if (s.rate_limit > 0 && queue->waiters > 0 && !queue->paused && !queue->ready.empty()) {
+    // Workers wait while the rate limit holds ready jobs back: wake them when
+    // it allows the next delivery.
+    earliest =
+        std::min(earliest, next_rate_token_ms(*queue, now == kClockUnread ? clock_.now_ms() : now));
+  }
+  return earliest;
+}
+
 void Engine::reschedule(Queue* queue, int64_t now) {
   int64_t earliest = INT64_MAX;
   if (const Job* j = queue->leased.top()) earliest = std::min(earliest, j->deadline_ms);
@@ -126,21 +146,11 @@ void Engine::reschedule(Queue* queue, int64_t now) {
     // A stale copy at the front costs one early tick that pops it.
     earliest = std::min(earliest, queue->dedup_order.front().second);
   }
-  if (queue->paused && queue->resume_at_ms > 0) earliest = std::min(earliest, queue->resume_at_ms);
-  if (const Job* j = queue->dead.top()) {
-    // The oldest dead job goes when its retention ends; at once when
-    // dead_max was lowered below the count.
-    const QueueSettings& s = queue->settings;
-    if (s.dead_max > 0 && queue->dead.size() > s.dead_max) earliest = 0;
-    if (s.dead_retention_ms > 0)
-      earliest = std::min(earliest, j->deadline_ms + s.dead_retention_ms);
-  }
-  if (queue->settings.rate_limit > 0 && queue->waiters > 0 && !queue->paused &&
-      !queue->ready.empty()) {
-    // Workers wait while the rate limit holds ready jobs back: wake them when
-    // it allows the next delivery.
-    earliest =
-        std::min(earliest, next_rate_token_ms(*queue, now == kClockUnread ? clock_.now_ms() : now));
+  // Most queues have none of what follows; one test of the settings skips it
+  // (this runs after every enqueue, delivery and ack).
+  const QueueSettings& s = queue->settings;
+  if (queue->paused || s.rate_limit > 0 || s.dead_max > 0 || s.dead_retention_ms > 0) {
+    earliest = std::min(earliest, limit_deadline(queue, now));
   }
   if (earliest == queue->timer_at) return;
   queue->timer_at = earliest;
