@@ -101,6 +101,7 @@ Queue* Engine::add_queue(uint32_t number, std::string_view name, const QueueSett
   raw->number = number;
   raw->name = it->first;
   raw->settings = settings;
+  settings_changed(raw);
   fill_rate(*raw, clock_.now_ms());
   queues_by_number_[number] = raw;
   return raw;

@@ -343,6 +343,12 @@ class Engine {
   // The earliest deadline of a timed PAUSE, dead-letter retention and the
   // rate limit (for workers waiting on it), or INT64_MAX.
   int64_t limit_deadline(Queue* queue, int64_t now);
+  // After a queue's settings or pause changed: keeps Queue::limit_timers.
+  static void settings_changed(Queue* queue) {
+    const QueueSettings& s = queue->settings;
+    queue->limit_timers =
+        queue->paused || s.rate_limit > 0 || s.dead_max > 0 || s.dead_retention_ms > 0;
+  }
   static constexpr int64_t kClockUnread = INT64_MIN;
 
   const Clock& clock_;

@@ -14,6 +14,7 @@ Status Engine::configure(std::string_view queue_name, const QueueSettings& setti
   const bool new_rate = settings.rate_limit != queue->settings.rate_limit ||
                         settings.rate_window_ms != queue->settings.rate_window_ms;
   queue->settings = settings;
+  settings_changed(queue);
   if (new_rate) fill_rate(*queue, clock_.now_ms());
   if (observer_) observer_->queue_saved(*queue);
   reschedule(queue);  // the dedup window may have moved
@@ -33,6 +34,7 @@ void Engine::apply_pause(Queue* queue, bool paused, int64_t resume_at_ms) {
   if (queue->paused == paused && queue->resume_at_ms == resume_at_ms) return;
   queue->paused = paused;
   queue->resume_at_ms = resume_at_ms;
+  settings_changed(queue);
   if (observer_) observer_->queue_saved(*queue);
   // A timed pause has its end in the timer heap; a paused queue needs no
   // timer for its rate limit, a resumed one may.

@@ -38,6 +38,7 @@ Queue* Engine::restore_queue(uint32_t number, std::string_view name, const Queue
   }
   queue->paused = paused;
   queue->resume_at_ms = paused ? resume_at_ms : 0;  // past already: the first sweep resumes it
+  settings_changed(queue);
   next_queue_number_ = std::max(next_queue_number_, number + 1);
   if (observer_) observer_->queue_saved(*queue);
   reschedule(queue);

@@ -146,12 +146,9 @@ void Engine::reschedule(Queue* queue, int64_t now) {
     // A stale copy at the front costs one early tick that pops it.
     earliest = std::min(earliest, queue->dedup_order.front().second);
   }
-  // Most queues have none of what follows; one test of the settings skips it
-  // (this runs after every enqueue, delivery and ack).
-  const QueueSettings& s = queue->settings;
-  if (queue->paused || s.rate_limit > 0 || s.dead_max > 0 || s.dead_retention_ms > 0) {
-    earliest = std::min(earliest, limit_deadline(queue, now));
-  }
+  // Most queues have none of what follows; one flag skips it (this runs
+  // after every enqueue, delivery and ack).
+  if (queue->limit_timers) earliest = std::min(earliest, limit_deadline(queue, now));
   if (earliest == queue->timer_at) return;
   queue->timer_at = earliest;
   if (earliest == INT64_MAX) {

@@ -109,6 +109,10 @@ struct Queue {
   QueueSettings settings;
   bool paused = false;        // no deliveries while paused
   int64_t resume_at_ms = 0;   // a timed PAUSE ends then; 0: a pause lasts until RESUME
+  // Whether the queue may have a deadline from a timed PAUSE, dead-letter
+  // retention or the rate limit: paused, or one of those set. The engine
+  // keeps it (Engine::settings_changed) so reschedule() tests one byte.
+  bool limit_timers = false;
   ReadySet ready;             // kReady jobs
   DeadlineHeap delayed;       // kDelayed jobs, by the time they become ready
   DeadlineHeap leased;        // kLeased jobs, by lease end
