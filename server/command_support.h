@@ -23,7 +23,9 @@ void reply_ok(CommandContext& ctx, std::string_view word, std::string_view text)
 
 // A job id (a positive whole number); on failure replies BADFORMAT.
 bool parse_id(CommandContext& ctx, std::string_view text, uint64_t* id);
-bool is_id(std::string_view text);
+// Only digits: a job id's shape, never a queue name's (ACK <queue> <id>,
+// KICK <id>).
+bool all_digits(std::string_view text);
 // A duration: 30, 30s, 500ms, 2m, 1h (a bare number is seconds); on failure
 // replies BADFORMAT naming `what`.
 bool parse_duration(CommandContext& ctx, std::string_view text, const char* what, int64_t* ms);

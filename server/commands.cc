@@ -68,10 +68,11 @@ void reply_ok(CommandContext& ctx, std::string_view word, std::string_view text)
   ctx.out += '\n';
 }
 
-bool is_id(std::string_view text) {
-  uint64_t id = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-  return ec == std::errc() && end == text.data() + text.size() && id != 0;
+bool all_digits(std::string_view text) {
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
 }
 
 bool parse_id(CommandContext& ctx, std::string_view text, uint64_t* id) {

@@ -270,13 +270,6 @@ void ack_one(CommandContext& ctx, std::string_view id_text, std::optional<std::s
   reply_acked(ctx, id);
 }
 
-bool all_digits(std::string_view text) {
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 void cmd_ack(CommandContext& ctx, const Request& req) {

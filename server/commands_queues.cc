@@ -54,11 +54,9 @@ void cmd_peek(CommandContext& ctx, const Request& req) {
 
 void cmd_kick(CommandContext& ctx, const Request& req) {
   // A queue name is never only digits, so KICK <digits> names a job.
-  const std::string_view first = req.args[0];
-  if (req.args.size() == 1 && !first.empty() &&
-      first.find_first_not_of("0123456789") == std::string_view::npos) {
+  if (req.args.size() == 1 && all_digits(req.args[0])) {
     uint64_t id = 0;
-    if (!parse_id(ctx, first, &id)) return;
+    if (!parse_id(ctx, req.args[0], &id)) return;
     auto kicked = ctx.engine.kick_job(id);
     if (!kicked.ok()) return reply_error(ctx, kicked.error());
     return reply_ok(ctx, "kicked", "1");

@@ -345,14 +345,6 @@ Result<int64_t> Engine::touch(uint64_t id, std::optional<int64_t> extend_ms) {
   return left;  // not logged: leases do not survive a restart anyway
 }
 
-bool Engine::can_deliver_limited(Queue& queue) {
-  return delivery_room(queue, queue.settings.rate_limit > 0 ? clock_.now_ms() : 0) > 0;
-}
-
-bool Engine::can_deliver_at(Queue& queue, int64_t now) {
-  return !queue.paused && !queue.ready.empty() && delivery_room(queue, now) > 0;
-}
-
 std::string Engine::why_not_delivering(Queue& queue) {
   if (queue.paused && queue.resume_at_ms > 0) {
     return "is paused for " +
@@ -390,7 +382,7 @@ size_t Engine::delivery_room(Queue& queue, int64_t now) {
     room = s.max_leased > queue.leased.size() ? s.max_leased - queue.leased.size() : 0;
   }
   if (s.rate_limit > 0) {
-    refill_rate(queue, now);
+    refill_rate(queue, now == kClockUnread ? clock_.now_ms() : now);
     room = std::min(room, static_cast<size_t>(std::max(0.0, queue.rate_tokens)));
   }
   return room;

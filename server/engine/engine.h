@@ -176,10 +176,11 @@ class Engine {
 
   // Whether a DEQUEUE would get a job from the queue now: it is not paused,
   // has a ready job, is under its max_leased and has a delivery left in its
-  // rate limit.
-  bool can_deliver(Queue& queue) {
+  // rate limit (counted at `now`; by default the clock is read, and only for
+  // a rate-limited queue).
+  bool can_deliver(Queue& queue, int64_t now = kClockUnread) {
     if (queue.paused || queue.ready.empty()) return false;
-    return !queue.settings.limits_delivery() || can_deliver_limited(queue);  // most: no limits
+    return !queue.settings.limits_delivery() || delivery_room(queue, now) > 0;  // most: no limits
   }
   // Why a DEQUEUE gets nothing from the queue now, for the EMPTY reply:
   // "is paused", "has no ready job", "is at max_leased=...", or "is at
@@ -320,11 +321,10 @@ class Engine {
   void signal_ready(Queue* queue) {
     if (ready_signals_.empty() || ready_signals_.back() != queue) ready_signals_.push_back(queue);
   }
-  // How many jobs the queue may deliver now, by max_leased and the rate
-  // limit (SIZE_MAX when neither applies); pauses and ready jobs aside.
+  // How many jobs the queue may deliver at `now` (kClockUnread: read the
+  // clock if the rate limit needs it), by max_leased and the rate limit
+  // (SIZE_MAX when neither applies); pauses and ready jobs aside.
   size_t delivery_room(Queue& queue, int64_t now);
-  bool can_deliver_at(Queue& queue, int64_t now);
-  bool can_deliver_limited(Queue& queue);
   // Adds what the rate limit earned since the last look.
   void refill_rate(Queue& queue, int64_t now);
   // A full bucket: at creation, at a restart, when the rate settings change.

@@ -40,7 +40,7 @@ size_t Engine::expire_due(size_t budget) {
     }
     forgotten += forget_old_keys(queue, now, budget - std::min(budget, changed + forgotten));
     // The rate limit's timer (see reschedule): it allows a delivery again.
-    if (queue->settings.rate_limit > 0 && queue->waiters > 0 && can_deliver_at(*queue, now)) {
+    if (queue->settings.rate_limit > 0 && queue->waiters > 0 && can_deliver(*queue, now)) {
       signal_ready(queue);
     }
     reschedule(queue, now);  // still due, if the budget ran out: it stays on top
