@@ -21,16 +21,19 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
     {Verb::kEnqueue, "ENQUEUE", 2, 2, kWrites | kRestOfLine, -1, kLine,
      "ENQUEUE <queue> <payload>", "add a job; the payload is the rest of the line",
      "Answers OK <id>. The payload keeps its inner spaces; it cannot hold a newline.\n"
-     "PUT takes any bytes, and options (priority, delay, TTL, attempts, dedup key)."},
-    {Verb::kPut, "PUT", 2, 14, kWrites, 1, kLine,
-     "PUT <queue> <bytes> [PRIORITY n] [DELAY d] [AT t] [TTL d] [ATTEMPTS n] [KEY k]",
+     "PUT takes any bytes, and options (priority, delay, TTL, attempts, dedup key,\n"
+     "group)."},
+    {Verb::kPut, "PUT", 2, 16, kWrites, 1, kLine,
+     "PUT <queue> <bytes> [PRIORITY n] [DELAY d] [AT t] [TTL d] [ATTEMPTS n] [KEY k] [GROUP g]",
      "add a job of any bytes, with options",
      "Send the line, then exactly <bytes> bytes of payload, then a line end.\n"
      "Answers OK <id>, or OK <id> DUPLICATE when KEY was seen within the queue's\n"
      "dedup window (nothing new is stored). PRIORITY: higher goes first (default 0).\n"
      "DELAY d: not before d from now (30, 30s, 500ms, 2m). AT t: not before Unix\n"
      "time t (seconds). TTL d: expires if not delivered within d. ATTEMPTS n:\n"
-     "deliveries before dead letters (overrides the queue's)."},
+     "deliveries before dead letters (overrides the queue's). GROUP g: the queue\n"
+     "delivers g's jobs one at a time, in the order they were put; each waits\n"
+     "(held) until the one before it is acked, deleted, dead or expired."},
     {Verb::kDequeue, "DEQUEUE", 1, -1, kWrites | kMayBlock, -1, kLine,
      "DEQUEUE <queue>... [WAIT d] [COUNT n]", "lease the next ready job(s)",
      "Answers OK <id> <payload>, or ERROR EMPTY when no job is ready.\n"
@@ -60,19 +63,21 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
     {Verb::kList, "LIST", 0, 0, 0, -1, kLine, "LIST", "queue names, comma-separated",
      "Answers OK followed by the names in one line, sorted: OK emails,orders"},
     {Verb::kQueues, "QUEUES", 0, 0, 0, -1, kLines, "QUEUES", "every queue with its job counts",
-     "Answers OK <n>, then per queue: <name> ready=<r> delayed=<d> leased=<l> dead=<x>\n"
-     "paused=<0|1>."},
-    {Verb::kPeek, "PEEK", 1, 3, kAdmin, -1, kJobs, "PEEK <queue> [READY|DELAYED|LEASED|DEAD] [n]",
+     "Answers OK <n>, then per queue: <name> ready=<r> held=<h> delayed=<d> leased=<l>\n"
+     "dead=<x> paused=<0|1>."},
+    {Verb::kPeek, "PEEK", 1, 3, kAdmin, -1, kJobs,
+     "PEEK <queue> [READY|HELD|DELAYED|LEASED|DEAD] [n]",
      "look at the first n jobs in a state (default READY, 10)",
      "Answers OK <k>, then per job a line JOB <id> <bytes> queue=<q> state=<s>\n"
      "attempts=<a> priority=<p> and when they apply at=<ms> (when it becomes ready,\n"
-     "its lease ends, or it died), expires=<ms>, key=<k>, reason=<rest of line>;\n"
-     "then the payload bytes and a line end. Times are Unix milliseconds."},
+     "its lease ends, or it died), expires=<ms>, key=<k>, group=<g>,\n"
+     "reason=<rest of line>; then the payload bytes and a line end. Times are Unix\n"
+     "milliseconds. HELD: ready jobs waiting for an earlier job of their group."},
     {Verb::kJob, "JOB", 1, 1, kAdmin, -1, kJobs, "JOB <id>", "look at one job by its id",
      "Answers OK 1 and the job framed as PEEK frames it (queue, state, attempts,\n"
-     "priority, at=, expires=, key=, reason=, then the payload); nothing changes.\n"
-     "ERROR NOTFOUND when no job has that id: it never existed, or it finished\n"
-     "(acked, deleted, expired, purged)."},
+     "priority, at=, expires=, key=, group=, reason=, then the payload); nothing\n"
+     "changes. ERROR NOTFOUND when no job has that id: it never existed, or it\n"
+     "finished (acked, deleted, expired, purged)."},
     {Verb::kKick, "KICK", 1, 2, kWrites | kAdmin, -1, kLine, "KICK <queue> [n] | KICK <id>",
      "give dead jobs another chance (all, n, or one by id)",
      "Moves dead jobs back to ready, oldest first, with their attempts reset.\n"

@@ -138,7 +138,7 @@ void append_job_frame(std::string& out, const engine::Job& job, bool detailed,
   if (detailed) {
     out += " priority=";
     protocol::append_signed(out, job.priority);
-    if (job.state != engine::JobState::kReady) {
+    if (job.state != engine::JobState::kReady && job.state != engine::JobState::kHeld) {
       out += " at=";
       protocol::append_signed(out, job.deadline_ms);
     }
@@ -150,6 +150,10 @@ void append_job_frame(std::string& out, const engine::Job& job, bool detailed,
       if (!x->dedup_key.empty()) {
         out += " key=";
         out += x->dedup_key;
+      }
+      if (!x->group.empty()) {
+        out += " group=";
+        out += x->group;
       }
       if (job.state == engine::JobState::kDead && !x->reason.empty()) {
         out += " reason=";

@@ -59,7 +59,7 @@ void append_delivery(std::string& out, const std::vector<const engine::Job*>& jo
       // Name the reasons when one is more than an empty queue.
       bool only_empty = true;
       for (const engine::Queue* q : queues)
-        only_empty = only_empty && q->ready.empty() && !q->paused;
+        only_empty = only_empty && q->ready.empty() && q->held.empty() && !q->paused;
       if (only_empty) {
         msg = "no ready job in";
         for (const engine::Queue* q : queues) msg += " " + q->name;
@@ -92,7 +92,8 @@ void cmd_enqueue(CommandContext& ctx, const Request& req) {
 
 namespace {
 
-constexpr const char* kPutOptions[] = {"PRIORITY", "DELAY", "AT", "TTL", "ATTEMPTS", "KEY"};
+constexpr const char* kPutOptions[] = {"PRIORITY", "DELAY", "AT",   "TTL",
+                                       "ATTEMPTS", "KEY",   "GROUP"};
 
 // A job priority: a whole number that fits 32 bits, signed.
 bool parse_priority(CommandContext& ctx, std::string_view value, int32_t* priority) {
@@ -151,8 +152,10 @@ void cmd_put(CommandContext& ctx, const Request& req) {
       size_t n = 0;
       if (!parse_count(ctx, value, "ATTEMPTS", 1'000'000, &n)) return;
       options.max_attempts = static_cast<uint32_t>(n);
-    } else {  // KEY: is_put_option() knows no other
+    } else if (is_keyword(a[i], "KEY")) {
       options.key = value;
+    } else {  // GROUP: is_put_option() knows no other
+      options.group = value;
     }
   }
   auto id = ctx.engine.enqueue(a[0], req.body, options);

@@ -17,9 +17,10 @@ void cmd_create(CommandContext& ctx, const Request& req) {
 void cmd_queues(CommandContext& ctx, const Request&) {
   Lines lines;
   for (const auto& [name, q] : ctx.engine.queues()) {
-    lines.emplace_back(name, "ready=" + num(q->ready.size()) + " delayed=" + num(q->delayed.size()) +
-                                 " leased=" + num(q->leased.size()) + " dead=" + num(q->dead.size()) +
-                                 " paused=" + (q->paused ? "1" : "0"));
+    lines.emplace_back(
+        name, "ready=" + num(q->ready.size()) + " held=" + num(q->held.size()) +
+                  " delayed=" + num(q->delayed.size()) + " leased=" + num(q->leased.size()) +
+                  " dead=" + num(q->dead.size()) + " paused=" + (q->paused ? "1" : "0"));
   }
   reply_lines(ctx, lines);
 }
@@ -37,6 +38,8 @@ void cmd_peek(CommandContext& ctx, const Request& req) {
       state = engine::PeekState::kLeased;
     } else if (is_keyword(a, "DEAD")) {
       state = engine::PeekState::kDead;
+    } else if (is_keyword(a, "HELD")) {
+      state = engine::PeekState::kHeld;
     } else if (!parse_count(ctx, a, "PEEK", ctx.limits.max_count, &n)) {
       return;
     }

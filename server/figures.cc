@@ -81,6 +81,8 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
           "Connections blocked in DEQUEUE ... WAIT.");
   f.gauge("queues", engine.queues().size(), "Queues.");
   f.gauge("jobs_ready", engine.count_in(JobState::kReady), "Jobs ready for delivery.");
+  f.gauge("jobs_held", engine.count_in(JobState::kHeld),
+          "Ready jobs waiting for an earlier job of their group (PUT ... GROUP) to finish.");
   f.gauge("jobs_delayed", engine.count_in(JobState::kDelayed),
           "Jobs waiting for a delay or a retry backoff to end.");
   f.gauge("jobs_leased", engine.count_in(JobState::kLeased),
@@ -183,11 +185,14 @@ std::vector<Figure> queue_figures(const engine::Queue& q) {
           "When a timed PAUSE ends (Unix time, ms); 0 when not paused or paused until RESUME.",
           FigureUnit::kMilliseconds);
   f.gauge("ready", q.ready.size(), "Jobs ready for delivery.");
+  f.gauge("held", q.held.size(),
+          "Ready jobs waiting for an earlier job of their group (PUT ... GROUP) to finish.");
   f.gauge("delayed", q.delayed.size(), "Jobs waiting for a delay or a retry backoff to end.");
   f.gauge("leased", q.leased.size(), "Jobs delivered and not yet acknowledged.");
   f.gauge("dead", q.dead.size(), "Jobs in dead letters.");
   f.gauge("waiters", q.waiters, "Connections blocked in DEQUEUE ... WAIT on the queue.");
   f.gauge("dedup_keys", q.dedup.size(), "PUT ... KEY keys remembered within dedup_window.");
+  f.gauge("groups", q.groups.size(), "Message groups (PUT ... GROUP) with jobs that are not dead.");
   f.counter("enqueued_total", c.enqueued, "Jobs stored by ENQUEUE and PUT.");
   f.counter("duplicates_total", c.duplicates,
             "PUTs answered with an earlier job's id (dedup KEY); nothing stored.");

@@ -31,7 +31,9 @@ enum JobFlag : uint8_t {
   kHasMaxAttempts = 2,
   kHasKey = 4,
   kHasReason = 8,
+  kHasGroup = 16,
 };
+constexpr uint8_t kAllJobFlags = 31;
 
 // QUEUE record flag bits.
 enum QueueFlag : uint8_t {
@@ -76,11 +78,14 @@ void encode_job_head(std::string& out, const Job& job, const engine::JobExtras* 
     if (x->max_attempts > 0) flags |= kHasMaxAttempts;
     if (!x->dedup_key.empty()) flags |= kHasKey;
     if (job.state == JobState::kDead && !x->reason.empty()) flags |= kHasReason;
+    if (!x->group.empty()) flags |= kHasGroup;
   }
+  // Held is ready waiting its group's turn: replay works it out again.
+  const JobState state = job.state == JobState::kHeld ? JobState::kReady : job.state;
   char fixed[8 * wal::kMaxVarintBytes];  // seven varints at most, and two bytes
   char* p = wal::store_varint(fixed, job.id);
   p = wal::store_varint(p, job.queue->number);
-  *p++ = static_cast<char>(job.state);
+  *p++ = static_cast<char>(state);
   p = wal::store_varint(p, job.attempts);
   p = wal::store_varint(p, wal::zigzag(job.priority));
   p = wal::store_varint(
@@ -91,6 +96,7 @@ void encode_job_head(std::string& out, const Job& job, const engine::JobExtras* 
   out.append(fixed, p);
   if (flags & kHasKey) wal::put_bytes(out, x->dedup_key);
   if (flags & kHasReason) wal::put_bytes(out, x->reason);
+  if (flags & kHasGroup) wal::put_bytes(out, x->group);
 }
 
 wal::Status bad_body(const char* type) {
@@ -190,9 +196,10 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
       if (flags & kHasMaxAttempts) snap.max_attempts = static_cast<uint32_t>(in.varint());
       if (flags & kHasKey) snap.key = in.bytes();
       if (flags & kHasReason) snap.reason = in.bytes();
+      if (flags & kHasGroup) snap.group = in.bytes();
       snap.payload = in.rest();
       if (in.failed() || snap.id == 0 || state > static_cast<uint8_t>(JobState::kDead) ||
-          flags > 15) {
+          flags > kAllJobFlags) {
         return bad_body("JOB");
       }
       snap.state = static_cast<JobState>(state);

@@ -148,6 +148,10 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
     return make_error(Errc::kBadArgument,
                       "a dedup key is 1-200 printable characters without spaces");
   }
+  if (!options.group.empty() && !valid_key(options.group)) {
+    return make_error(Errc::kBadArgument,
+                      "a group name is 1-200 printable characters without spaces");
+  }
   Result<Queue*> found = queue_for_write(queue_name);
   if (!found.ok()) return found.error();
   Queue* queue = found.value();
@@ -189,8 +193,8 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   Job* job = jobs_.emplace(next_job_id_++, queue, payload);
   payload_bytes_ += payload.size();
   job->priority = options.priority;
-  set_extras(*job, options.ttl_ms > 0 ? now + options.ttl_ms : 0, options.max_attempts,
-             options.key);
+  set_extras(*job, options.ttl_ms > 0 ? now + options.ttl_ms : 0, options.max_attempts, options.key,
+             options.group);
   const int64_t ready_at = std::max(options.run_at_ms, options.delay_ms > 0 ? now + options.delay_ms : 0);
   if (ready_at > now) {
     make_delayed(job, ready_at);
@@ -278,7 +282,8 @@ Result<Job*> Engine::leased_job(uint64_t id, const char* verb) {
   if (job->state != JobState::kLeased) {
     std::string msg = "cannot " + std::string(verb) + " job " + std::to_string(id) + ": it is " +
                       job_state_name(job->state) + ", not leased";
-    if (job->state == JobState::kReady || job->state == JobState::kDelayed) {
+    if (job->state == JobState::kReady || job->state == JobState::kDelayed ||
+        job->state == JobState::kHeld) {
       msg += job->attempts == 0 ? " (it was never delivered)"
                                 : " (its lease expired and it went back to the queue)";
     }
@@ -351,6 +356,10 @@ std::string Engine::why_not_delivering(Queue& queue) {
            std::to_string(std::max<int64_t>(0, queue.resume_at_ms - clock_.now_ms())) + "ms more";
   }
   if (queue.paused) return "is paused";
+  if (queue.ready.empty() && !queue.held.empty()) {
+    return "has no ready job: " + std::to_string(queue.held.size()) +
+           " held, each behind an earlier job of its group";
+  }
   if (queue.ready.empty()) return "has no ready job";
   const QueueSettings& s = queue.settings;
   if (s.max_leased > 0 && queue.leased.size() >= s.max_leased) {
@@ -424,12 +433,13 @@ std::vector<Queue*> Engine::take_ready_signals() {
 }
 
 void Engine::set_extras(Job& job, int64_t expires_at_ms, uint32_t max_attempts,
-                        std::string_view key) {
-  if (expires_at_ms <= 0 && max_attempts == 0 && key.empty()) return;  // most jobs
+                        std::string_view key, std::string_view group) {
+  if (expires_at_ms <= 0 && max_attempts == 0 && key.empty() && group.empty()) return;  // most jobs
   JobExtras& extras = jobs_.ensure_extras(job);
   if (expires_at_ms > 0) extras.expires_at_ms = expires_at_ms;
   if (max_attempts > 0) extras.max_attempts = max_attempts;
   if (!key.empty()) extras.dedup_key = std::string(key);
+  if (!group.empty()) extras.group = std::string(group);
 }
 
 uint32_t Engine::max_attempts_of(const Job& job) const {
@@ -442,13 +452,20 @@ uint32_t Engine::max_attempts_of(const Job& job) const {
 
 void Engine::make_ready(Job* job) {
   Queue* queue = job->queue;
-  job->state = JobState::kReady;
   job->deadline_ms = 0;
+  JobExtras* extras = jobs_.extras(*job);
+  if (extras != nullptr && extras->expires_at_ms > 0) queue->ttl.push(extras);
+  if (extras != nullptr && !extras->group.empty()) {
+    // Held until regroup() finds it is its group's turn.
+    job->state = JobState::kHeld;
+    queue->held.push(job);
+    ++state_counts_[static_cast<size_t>(JobState::kHeld)];
+    join_group(job, extras->group);
+    return;
+  }
+  job->state = JobState::kReady;
   queue->ready.push(job);
   ++state_counts_[static_cast<size_t>(JobState::kReady)];
-  if (JobExtras* extras = jobs_.extras(*job); extras != nullptr && extras->expires_at_ms > 0) {
-    queue->ttl.push(extras);
-  }
   // Tell the server that someone waiting here can be served.
   if (queue->waiters > 0 && !queue->paused) signal_ready(queue);
 }
@@ -458,9 +475,9 @@ void Engine::make_delayed(Job* job, int64_t ready_at_ms) {
   job->deadline_ms = ready_at_ms;
   job->queue->delayed.push(job);
   ++state_counts_[static_cast<size_t>(JobState::kDelayed)];
-  if (JobExtras* extras = jobs_.extras(*job); extras != nullptr && extras->expires_at_ms > 0) {
-    job->queue->ttl.push(extras);
-  }
+  JobExtras* extras = jobs_.extras(*job);
+  if (extras != nullptr && extras->expires_at_ms > 0) job->queue->ttl.push(extras);
+  if (extras != nullptr && !extras->group.empty()) join_group(job, extras->group);
 }
 
 void Engine::make_leased(Job* job, int64_t until_ms) {
@@ -468,6 +485,44 @@ void Engine::make_leased(Job* job, int64_t until_ms) {
   job->deadline_ms = until_ms;
   job->queue->leased.push(job);
   ++state_counts_[static_cast<size_t>(JobState::kLeased)];
+  if (const std::string* group = group_name(*job)) join_group(job, *group);
+}
+
+void Engine::join_group(Job* job, const std::string& name) {
+  Group& group = job->queue->groups[name];
+  group.members.insert(job->id);
+  if (job->state == JobState::kLeased) ++group.leased;
+  regroup(job->queue, name);
+}
+
+void Engine::regroup(Queue* queue, const std::string& name) {
+  auto it = queue->groups.find(name);
+  if (it == queue->groups.end()) return;  // the queue is being dropped
+  Group& group = it->second;
+  Job* next = nullptr;
+  if (group.leased == 0 && !group.members.empty()) {
+    Job* first = jobs_.find(*group.members.begin());
+    if (first->state == JobState::kReady || first->state == JobState::kHeld) next = first;
+  }
+  if (group.released != next) {
+    if (Job* back = group.released) {
+      queue->ready.erase(back);
+      --state_counts_[static_cast<size_t>(JobState::kReady)];
+      back->state = JobState::kHeld;
+      queue->held.push(back);
+      ++state_counts_[static_cast<size_t>(JobState::kHeld)];
+    }
+    if (next != nullptr) {
+      queue->held.erase(next);
+      --state_counts_[static_cast<size_t>(JobState::kHeld)];
+      next->state = JobState::kReady;
+      queue->ready.push(next);
+      ++state_counts_[static_cast<size_t>(JobState::kReady)];
+      if (queue->waiters > 0 && !queue->paused) signal_ready(queue);
+    }
+    group.released = next;
+  }
+  if (group.empty()) queue->groups.erase(it);
 }
 
 void Engine::make_dead(Job* job, std::string reason) {
@@ -487,6 +542,17 @@ void Engine::make_dead(Job* job, std::string reason) {
   ++queue->counters.dead;
   ++counters_.dead;
   if (observer_) observer_->job_dead(*job);
+  // It left its group (unlink): the group's next job may go.
+  if (const std::string* group = group_name(*job)) regroup(queue, *group);
+}
+
+void Engine::restore_as_dead(Job* job, std::string_view reason, int64_t died_at_ms) {
+  job->state = JobState::kDead;
+  job->deadline_ms = died_at_ms;
+  jobs_.ensure_extras(*job).reason = std::string(reason);
+  job->queue->dead.push(job);
+  ++state_counts_[static_cast<size_t>(JobState::kDead)];
+  if (const std::string* group = group_name(*job)) regroup(job->queue, *group);
 }
 
 void Engine::unlink(Job* job) {
@@ -503,16 +569,31 @@ void Engine::unlink(Job* job) {
       }
       break;
     case JobState::kDead: queue->dead.erase(job); break;
+    case JobState::kHeld:
+      queue->held.erase(job);
+      break;
   }
   --state_counts_[static_cast<size_t>(job->state)];
-  if (JobExtras* extras = jobs_.extras(*job); extras != nullptr && extras->ttl_slot != kNoSlot) {
-    queue->ttl.erase(extras);
+  JobExtras* extras = jobs_.extras(*job);
+  if (extras == nullptr) return;  // most jobs
+  if (extras->ttl_slot != kNoSlot) queue->ttl.erase(extras);
+  // Out of its group too (a dead job is in none); whoever unlinks puts it
+  // somewhere, or destroys it, and then the group is settled (regroup).
+  if (!extras->group.empty() && job->state != JobState::kDead) {
+    auto it = queue->groups.find(extras->group);
+    if (it == queue->groups.end()) return;  // the queue is being dropped
+    Group& group = it->second;
+    group.members.erase(job->id);
+    if (job->state == JobState::kLeased) --group.leased;
+    if (group.released == job) group.released = nullptr;
   }
 }
 
 void Engine::destroy(Job* job, bool logged_in_bulk) {
   if (observer_) observer_->job_removed(*job, logged_in_bulk);
   unlink(job);
+  // Its group's next job may go now.
+  if (const std::string* group = group_name(*job)) regroup(job->queue, *group);
   payload_bytes_ -= job->payload_size;
   jobs_.erase(job);
 }

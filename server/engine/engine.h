@@ -48,6 +48,7 @@ struct EnqueueOptions {
   int64_t ttl_ms = 0;         // expires if not delivered within this; 0: never
   uint32_t max_attempts = 0;  // overrides the queue's; 0: the queue's
   std::string_view key{};     // dedup key; empty: none
+  std::string_view group{};   // message group; empty: none
 };
 
 struct Enqueued {
@@ -58,7 +59,7 @@ struct Enqueued {
 // What became of a job given back (NACK, or a lease that ran out).
 enum class Requeue { kReady, kDelayed, kDead };
 
-enum class PeekState { kReady, kDelayed, kLeased, kDead };
+enum class PeekState { kReady, kDelayed, kLeased, kDead, kHeld };
 
 // A job's whole state as the log records it, for replay.
 struct JobSnapshot {
@@ -72,6 +73,7 @@ struct JobSnapshot {
   uint32_t max_attempts = 0;
   std::string_view key;
   std::string_view reason;
+  std::string_view group;
   std::string_view payload;
 };
 
@@ -290,7 +292,8 @@ class Engine {
   Result<Job*> leased_job(uint64_t id, const char* verb);
   uint32_t max_attempts_of(const Job& job) const;
   // Gives a new job the rarely-used fields that are set (0 or empty: not).
-  void set_extras(Job& job, int64_t expires_at_ms, uint32_t max_attempts, std::string_view key);
+  void set_extras(Job& job, int64_t expires_at_ms, uint32_t max_attempts, std::string_view key,
+                  std::string_view group);
 
   // State changes. Each takes a job out of nothing (a fresh or unlinked job)
   // and puts it where its new state says, keeping every index in step.
@@ -298,10 +301,26 @@ class Engine {
   void make_delayed(Job* job, int64_t ready_at_ms);
   void make_leased(Job* job, int64_t until_ms);
   void make_dead(Job* job, std::string reason);
-  // Takes a job out of whatever structure its state puts it in.
+  // Puts a dead job in dead letters as the log recorded it (replay).
+  void restore_as_dead(Job* job, std::string_view reason, int64_t died_at_ms);
+  // Takes a job out of whatever structure its state puts it in, and out of
+  // its group.
   void unlink(Job* job);
+  // The job's message group, or nullptr when it has none.
+  const std::string* group_name(const Job& job) const {
+    const JobExtras* extras = jobs_.extras(job);
+    return extras != nullptr && !extras->group.empty() ? &extras->group : nullptr;
+  }
+  // Puts a job that was just made ready, delayed or leased in its group.
+  void join_group(Job* job, const std::string& group);
+  // After a group changed: its first job goes in the ready set if it is
+  // ready and no job of the group is leased, and every other ready job of
+  // the group is held. A group left without jobs is forgotten.
+  void regroup(Queue* queue, const std::string& group);
   // Removes a job for good; `logged_in_bulk`: a PURGE or DROP record covers it.
   void destroy(Job* job, bool logged_in_bulk = false);
+  // Removes the queue's ready, held and delayed jobs (PURGE), logged in bulk.
+  void destroy_waiting(Queue* queue);
   // After a lease ends without ACK: back to ready, delayed by backoff (or
   // `delay_ms`), or dead when out of attempts.
   Requeue give_back(Job* job, std::optional<int64_t> delay_ms, const char* why);
@@ -361,7 +380,7 @@ class Engine {
   ChangeObserver* observer_ = nullptr;
   std::vector<Queue*> ready_signals_;
   EngineCounters counters_;
-  size_t state_counts_[4] = {0, 0, 0, 0};
+  size_t state_counts_[5] = {0, 0, 0, 0, 0};
   uint64_t payload_bytes_ = 0;
   uint64_t next_job_id_ = 1;
   uint32_t next_queue_number_ = 1;

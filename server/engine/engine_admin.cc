@@ -46,11 +46,10 @@ Result<size_t> Engine::purge(std::string_view queue_name) {
   Result<Queue*> found = queue_or_error(queue_name);
   if (!found.ok()) return found.error();
   Queue* queue = found.value();
-  size_t removed = queue->ready.size() + queue->delayed.size();
+  size_t removed = queue->ready.size() + queue->held.size() + queue->delayed.size();
   if (removed == 0) return size_t{0};
   if (observer_) observer_->queue_purged(*queue);
-  while (Job* job = queue->ready.top()) destroy(job, true);
-  while (Job* job = queue->delayed.top()) destroy(job, true);
+  destroy_waiting(queue);
   queue->counters.deleted += removed;
   counters_.deleted += removed;
   reschedule(queue);
@@ -131,6 +130,9 @@ Status Engine::peek(std::string_view queue_name, PeekState state, size_t n,
     case PeekState::kDelayed: queue->delayed.first(n, visit); break;
     case PeekState::kLeased: queue->leased.first(n, visit); break;
     case PeekState::kDead: queue->dead.first(n, visit); break;
+    case PeekState::kHeld:
+      queue->held.first(n, visit);
+      break;
   }
   return Ok{};
 }

@@ -49,7 +49,9 @@ void Engine::restore_drop_queue(uint32_t number) {
   Queue* queue = find_queue_by_number(number);
   if (queue == nullptr) return;
   if (observer_) observer_->queue_dropped(*queue);
+  queue->groups.clear();  // nothing to settle: every job goes
   while (Job* job = queue->ready.top()) destroy(job, true);
+  while (Job* job = queue->held.top()) destroy(job, true);
   for (DeadlineHeap* heap : {&queue->delayed, &queue->leased, &queue->dead}) {
     while (Job* job = heap->top()) destroy(job, true);
   }
@@ -65,9 +67,20 @@ void Engine::restore_purge(uint32_t number) {
   Queue* queue = find_queue_by_number(number);
   if (queue == nullptr) return;
   if (observer_) observer_->queue_purged(*queue);
-  while (Job* job = queue->ready.top()) destroy(job, true);
-  while (Job* job = queue->delayed.top()) destroy(job, true);
+  destroy_waiting(queue);
   reschedule(queue);
+}
+
+void Engine::destroy_waiting(Queue* queue) {
+  // Destroying a group's job may move the next from held to ready: take
+  // from all three until none is left.
+  for (;;) {
+    Job* job = queue->ready.top();
+    if (job == nullptr) job = queue->held.top();
+    if (job == nullptr) job = queue->delayed.top();
+    if (job == nullptr) return;
+    destroy(job, true);
+  }
 }
 
 Queue* Engine::queue_for_restore(uint32_t number) {
@@ -101,18 +114,17 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
   }
   job->attempts = snap.attempts;
   job->priority = snap.priority;
-  set_extras(*job, snap.expires_at_ms, snap.max_attempts, snap.key);
+  set_extras(*job, snap.expires_at_ms, snap.max_attempts, snap.key, snap.group);
   switch (snap.state) {
     case JobState::kReady: make_ready(job); break;
     case JobState::kDelayed: make_delayed(job, snap.deadline_ms); break;
     case JobState::kLeased: make_leased(job, clock_.now_ms() + queue->settings.ack_timeout_ms); break;
     case JobState::kDead:
-      job->state = JobState::kDead;
-      job->deadline_ms = snap.deadline_ms;
-      jobs_.ensure_extras(*job).reason = std::string(snap.reason);
-      queue->dead.push(job);
-      ++state_counts_[static_cast<size_t>(JobState::kDead)];
+      restore_as_dead(job, snap.reason, snap.deadline_ms);
       break;
+    case JobState::kHeld:
+      make_ready(job);
+      break;  // the log never says held
   }
   next_job_id_ = std::max(next_job_id_, snap.id + 1);
   if (observer_) observer_->job_saved(*job);
@@ -147,11 +159,7 @@ void Engine::restore_dead(uint64_t id, std::string_view reason, int64_t died_at_
   Job* job = jobs_.find(id);
   if (job == nullptr) return;
   unlink(job);
-  job->state = JobState::kDead;
-  job->deadline_ms = died_at_ms;
-  jobs_.ensure_extras(*job).reason = std::string(reason);
-  job->queue->dead.push(job);
-  ++state_counts_[static_cast<size_t>(JobState::kDead)];
+  restore_as_dead(job, reason, died_at_ms);
   reschedule(job->queue);
 }
 
@@ -238,8 +246,8 @@ bool Engine::visit_jobs(JobCursor& cursor, size_t budget, const std::function<bo
     cursor.queue = queue.name;
     // Part 0 is the ready set, walked by position; then the heaps.
     const std::vector<Job*>* heaps[] = {nullptr, &queue.delayed.items(), &queue.leased.items(),
-                                        &queue.dead.items()};
-    constexpr int kParts = 4;
+                                        &queue.dead.items(), &queue.held.items()};
+    constexpr int kParts = 5;
     while (cursor.part < kParts && budget > 0) {
       const size_t end = cursor.part == 0 ? queue.ready.positions() : heaps[cursor.part]->size();
       while (cursor.index < end && budget > 0) {

@@ -14,6 +14,8 @@ const char* job_state_name(JobState state) {
     case JobState::kDelayed: return "delayed";
     case JobState::kLeased: return "leased";
     case JobState::kDead: return "dead";
+    case JobState::kHeld:
+      return "held";
   }
   return "?";
 }

@@ -28,6 +28,8 @@ enum class JobState : uint8_t {
   kDelayed,  // waiting for deadline_ms before it becomes ready
   kLeased,   // delivered to a worker; back to ready if not acked by deadline_ms
   kDead,     // out of attempts (or failed): in its queue's dead-letter set
+  kHeld,     // ready, but its group's earlier job is not finished: in its queue's
+             // held heap, by id (the log calls it ready: held is worked out again)
 };
 
 const char* job_state_name(JobState state);
@@ -41,6 +43,7 @@ struct JobExtras {
   uint32_t max_attempts = 0;   // overrides the queue's when non-zero
   std::string dedup_key;       // the key it was enqueued with; empty: none
   std::string reason;          // why it is dead (kDead only)
+  std::string group;           // its message group; empty: none
 };
 
 struct Job {
@@ -66,6 +69,11 @@ struct Job {
   std::string_view payload() const {
     return {reinterpret_cast<const char*>(this + 1), payload_size};
   }
+};
+
+// Jobs by id: the order they were enqueued in.
+struct IdOrder {
+  bool operator()(const Job* a, const Job* b) const { return a->id < b->id; }
 };
 
 // Owns every live job, and its memory, and finds it by id in O(1): a

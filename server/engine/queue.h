@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <set>
 #include <string>
 #include <unordered_map>
 
@@ -88,6 +89,7 @@ struct ExpiryOrder {
 };
 
 using DeadlineHeap = IntrusiveHeap<Job, DeadlineOrder, JobSlot>;
+using HeldHeap = IntrusiveHeap<Job, IdOrder, JobSlot>;
 // Holds the jobs' extras (where the expiry is), not the jobs.
 using ExpiryHeap = IntrusiveHeap<JobExtras, ExpiryOrder, TtlSlot>;
 
@@ -99,6 +101,18 @@ struct DedupEntry {
   uint64_t job_id = 0;
   int64_t expires_ms = 0;    // forgotten from this time on
   uint32_t log_segment = 0;  // the log segment holding its record
+};
+
+// A message group (PUT ... GROUP g): the queue delivers its jobs one at a
+// time, in the order they were enqueued. Only the group's first job, and
+// only while no job of the group is leased, is in the ready set; its other
+// ready jobs are held (JobState::kHeld). A job that dies leaves the group; a
+// KICK brings it back at its old place.
+struct Group {
+  std::set<uint64_t> members;  // ids of its jobs that are not dead: the first goes next
+  uint32_t leased = 0;         // members leased now
+  Job* released = nullptr;     // the member in the ready set, or nullptr
+  bool empty() const { return members.empty() && leased == 0 && released == nullptr; }
 };
 
 struct Queue {
@@ -117,12 +131,14 @@ struct Queue {
   DeadlineHeap delayed;       // kDelayed jobs, by the time they become ready
   DeadlineHeap leased;        // kLeased jobs, by lease end
   DeadlineHeap dead;          // kDead jobs, by the time they died
+  HeldHeap held;              // kHeld jobs, by id
   ExpiryHeap ttl;             // kReady and kDelayed jobs that have a TTL
   std::unordered_map<std::string, DedupEntry> dedup;  // key -> entry
   // Keys in the order they were added, with the expiry each had then (a
   // copy whose expiry differs from the entry's is stale: the key was added
   // again). Forgetting works from the front.
   std::deque<std::pair<std::string, int64_t>> dedup_order;
+  std::unordered_map<std::string, Group> groups;  // groups with members, by name
   QueueCounters counters;
   uint32_t timer_slot = kNoSlot;  // position in the engine's heap of queue timers
   int64_t timer_at = INT64_MAX;   // earliest deadline of anything timed in it
@@ -137,7 +153,9 @@ struct Queue {
   int64_t rate_checked_ms = 0;
 
   // Jobs that count against max_size: everything not dead.
-  size_t active_count() const { return ready.size() + delayed.size() + leased.size(); }
+  size_t active_count() const {
+    return ready.size() + held.size() + delayed.size() + leased.size();
+  }
   size_t job_count() const { return active_count() + dead.size(); }
 };
 

@@ -58,9 +58,6 @@ class ReadySet {
   Job* at(size_t position) const;
 
  private:
-  struct IdOrder {
-    bool operator()(const Job* a, const Job* b) const { return a->id < b->id; }
-  };
   struct Slot {
     static uint32_t& get(Job* job) { return job->slot; }
   };

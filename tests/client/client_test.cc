@@ -360,7 +360,7 @@ TEST_SUITE("client library") {
     auto queues = c.request("QUEUES");
     REQUIRE(queues.ok());
     CHECK(queues->lines ==
-          std::vector<std::string>{"emails ready=1 delayed=0 leased=0 dead=0 paused=0"});
+          std::vector<std::string>{"emails ready=1 held=0 delayed=0 leased=0 dead=0 paused=0"});
     auto unknown = c.request("FETCH emails");
     REQUIRE_FALSE(unknown.ok());
     CHECK(unknown.error().is(ErrorCode::kUnknown));

@@ -161,15 +161,15 @@ TEST_SUITE("recover") {
       TqdProcess tqd(dir.with({"--wal-recover"}));
       CHECK(logged(tqd, "wal recover: DROPPED"));
       CHECK(logged(tqd, "are kept in a new queue named recovered-1"));
-      CHECK(queues(tqd) ==
-            std::vector<std::string>{"recovered-1 ready=2 delayed=0 leased=0 dead=0 paused=0"});
+      CHECK(queues(tqd) == std::vector<std::string>{
+                               "recovered-1 ready=2 held=0 delayed=0 leased=0 dead=0 paused=0"});
       REQUIRE(tqd.stop(SIGTERM) == 0);
     }
     // Before, the rewrite held a QUEUE record named "#1", which replay
     // refuses even with --wal-recover: the directory could never be opened.
     TqdProcess again(dir.options);
-    CHECK(queues(again) ==
-          std::vector<std::string>{"recovered-1 ready=2 delayed=0 leased=0 dead=0 paused=0"});
+    CHECK(queues(again) == std::vector<std::string>{
+                               "recovered-1 ready=2 held=0 delayed=0 leased=0 dead=0 paused=0"});
     auto s = again.socket();
     CHECK(call(s, "DEQUEUE recovered-1").rfind("OK 1 ", 0) == 0);
   }
@@ -195,7 +195,8 @@ TEST_SUITE("recover") {
 
     TqdProcess tqd(dir.with({"--wal-recover"}));
     CHECK(logged(tqd, "its DROP record was lost, so it is dropped now with its 1 job(s)"));
-    CHECK(queues(tqd) == std::vector<std::string>{"a ready=1 delayed=0 leased=0 dead=0 paused=0"});
+    CHECK(queues(tqd) ==
+          std::vector<std::string>{"a ready=1 held=0 delayed=0 leased=0 dead=0 paused=0"});
     auto s = tqd.socket();
     CHECK(call(s, "DEQUEUE a").rfind("OK 2 ", 0) == 0);
   }
@@ -226,13 +227,13 @@ TEST_SUITE("recover") {
           std::string::npos);
     {
       TqdProcess tqd(dir.with({"--wal-recover"}));
-      CHECK(queues(tqd) ==
-            std::vector<std::string>{"recovered-1 ready=2 delayed=0 leased=0 dead=0 paused=0"});
+      CHECK(queues(tqd) == std::vector<std::string>{
+                               "recovered-1 ready=2 held=0 delayed=0 leased=0 dead=0 paused=0"});
       REQUIRE(tqd.stop(SIGTERM) == 0);
     }
     TqdProcess again(dir.options);
-    CHECK(queues(again) ==
-          std::vector<std::string>{"recovered-1 ready=2 delayed=0 leased=0 dead=0 paused=0"});
+    CHECK(queues(again) == std::vector<std::string>{
+                               "recovered-1 ready=2 held=0 delayed=0 leased=0 dead=0 paused=0"});
   }
 
   TEST_CASE("after a recovery that leaves the newest file empty, new writes survive a restart") {
@@ -257,7 +258,7 @@ TEST_SUITE("recover") {
     }
     TqdProcess again(dir.options);
     CHECK(queues(again) ==
-          std::vector<std::string>{"z ready=0 delayed=0 leased=0 dead=0 paused=0"});
+          std::vector<std::string>{"z ready=0 held=0 delayed=0 leased=0 dead=0 paused=0"});
   }
 
   TEST_CASE("a torn last record is cut off, and no id it may have held is given again") {
@@ -275,7 +276,7 @@ TEST_SUITE("recover") {
     CHECK(logged(tqd, "wal: cut off a partial record at " + dir.segment() + " offset " +
                           std::to_string(last.offset)));
     CHECK(queues(tqd) ==
-          std::vector<std::string>{"emails ready=1 delayed=0 leased=0 dead=0 paused=0"});
+          std::vector<std::string>{"emails ready=1 held=0 delayed=0 leased=0 dead=0 paused=0"});
     check_ids_stay_new(dir, tqd);
   }
 
@@ -301,7 +302,7 @@ TEST_SUITE("recover") {
     TqdProcess tqd(dir.options);
     CHECK(logged(tqd, "wal: the previous run (fsync: never) did not stop cleanly"));
     CHECK(queues(tqd) ==
-          std::vector<std::string>{"emails ready=1 delayed=0 leased=0 dead=0 paused=0"});
+          std::vector<std::string>{"emails ready=1 held=0 delayed=0 leased=0 dead=0 paused=0"});
     check_ids_stay_new(dir, tqd);
   }
 
@@ -340,7 +341,7 @@ TEST_SUITE("recover") {
     CHECK(logged(tqd, "wal recover: DROPPED " + std::to_string(last.size) + " bytes at " +
                           dir.segment() + " offset " + std::to_string(last.offset)));
     CHECK(queues(tqd) ==
-          std::vector<std::string>{"emails ready=1 delayed=0 leased=0 dead=0 paused=0"});
+          std::vector<std::string>{"emails ready=1 held=0 delayed=0 leased=0 dead=0 paused=0"});
     // Job 2 was acknowledged: its id is never given to another job.
     check_ids_stay_new(dir, tqd);
   }
@@ -407,12 +408,12 @@ TEST_SUITE("recover") {
     {
       TqdProcess tqd(dir.with({"--wal-recover"}));
       CHECK(logged(tqd, "wal recover: DROPPED"));
-      CHECK(queues(tqd) ==
-            std::vector<std::string>{"recovered-1 ready=2 delayed=0 leased=0 dead=0 paused=0"});
+      CHECK(queues(tqd) == std::vector<std::string>{
+                               "recovered-1 ready=2 held=0 delayed=0 leased=0 dead=0 paused=0"});
       REQUIRE(tqd.stop(SIGTERM) == 0);
     }
     TqdProcess again(dir.options);
-    CHECK(queues(again) ==
-          std::vector<std::string>{"recovered-1 ready=2 delayed=0 leased=0 dead=0 paused=0"});
+    CHECK(queues(again) == std::vector<std::string>{
+                               "recovered-1 ready=2 held=0 delayed=0 leased=0 dead=0 paused=0"});
   }
 }

@@ -242,7 +242,7 @@ TEST_SUITE("commands") {
   TEST_CASE("an option error says which option, and whether it is unknown or lacks a value") {
     Session s;
     s.run("CREATE q\n");
-    const std::string options = "options: PRIORITY, DELAY, AT, TTL, ATTEMPTS, KEY";
+    const std::string options = "options: PRIORITY, DELAY, AT, TTL, ATTEMPTS, KEY, GROUP";
     CHECK(s.run("PUT q 1 FLAVOR\nx\n") ==
           "ERROR BADFORMAT unknown PUT option 'FLAVOR'; " + options + "\n");
     CHECK(s.run("PUT q 1 PRIORITY 1 extra\nx\n") ==
@@ -363,9 +363,9 @@ TEST_SUITE("commands") {
     CHECK(stats.find("\ncommands_dequeue 2\n") != std::string::npos);
     CHECK(stats.find("\nqueues 1\n") != std::string::npos);
     std::string queue_stats = s.run("STATS q\n");
-    CHECK(queue_stats.rfind(
-              "OK 21\nqueue q\npaused 0\npaused_until_ms 0\nready 0\ndelayed 0\nleased 1\ndead 0\n",
-              0) == 0);
+    CHECK(queue_stats.rfind("OK 23\nqueue q\npaused 0\npaused_until_ms 0\nready 0\nheld 0\ndelayed "
+                            "0\nleased 1\ndead 0\n",
+                            0) == 0);
     CHECK(queue_stats.find("\nenqueued_total 2\ndup") != std::string::npos);
     CHECK(queue_stats.find("\ndequeued_total 2\nacked_total 1\n") != std::string::npos);
     CHECK(queue_stats.find("\nack_timeout_ms 30000\n") != std::string::npos);

@@ -31,6 +31,7 @@ std::string fingerprint(const engine::Engine& e) {
         << " leased_max=" << s.max_leased << " rate=" << s.rate_limit << "/" << s.rate_window_ms
         << " dead_keep=" << s.dead_retention_ms << "/" << s.dead_max << " paused=" << q->paused
         << "/" << q->resume_at_ms << "\n";
+    std::vector<const engine::Job*> held;
     std::vector<engine::Job*> ready_jobs = q->ready.jobs();
     std::vector<const engine::Job*> ready(ready_jobs.begin(), ready_jobs.end());
     ready.insert(ready.end(), q->leased.items().begin(), q->leased.items().end());
@@ -41,11 +42,18 @@ std::string fingerprint(const engine::Engine& e) {
         if (ex->expires_at_ms) x += " exp=" + std::to_string(ex->expires_at_ms);
         if (ex->max_attempts) x += " max=" + std::to_string(ex->max_attempts);
         if (!ex->dedup_key.empty()) x += " key=" + ex->dedup_key;
+        if (!ex->group.empty()) x += " group=" + ex->group;
       }
       return x;
     };
     for (const engine::Job* j : ready) {
       out << "  ready " << j->id << " p=" << j->priority << " a=" << j->attempts << extras(j) << " "
+          << j->payload() << "\n";
+    }
+    for (const engine::Job* j : q->held.items()) held.push_back(j);
+    std::sort(held.begin(), held.end(), engine::IdOrder{});
+    for (const engine::Job* j : held) {
+      out << "  held " << j->id << " p=" << j->priority << " a=" << j->attempts << extras(j) << " "
           << j->payload() << "\n";
     }
     std::vector<const engine::Job*> delayed(q->delayed.items().begin(), q->delayed.items().end());
@@ -480,6 +488,35 @@ TEST_SUITE("journal") {
     CHECK_FALSE(node.engine.dequeue("p").ok());
   }
 
+  TEST_CASE(
+      "message groups survive a restart - held jobs stay held behind a lease the restart ended") {
+    wal::MemoryFileSystem fs;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("q").ok());
+      for (const char* payload : {"a1", "a2", "b1", "a3"}) {
+        engine::EnqueueOptions o;
+        o.group = payload[0] == 'a' ? "A" : "B";
+        REQUIRE(node.engine.enqueue("q", payload, o).ok());  // ids 1-4
+      }
+      REQUIRE(node.engine.dequeue("q").value()->id == 1);  // leased when the server stops
+      node.harness.settle();
+      node.harness.close();
+    }
+    Node node(fs);
+    REQUIRE(node.open(small_segments()).ok());
+    const engine::Queue* q = node.engine.find_queue("q");
+    CHECK(q->ready.size() == 2);  // 1 (its lease ended) and 3
+    CHECK(q->held.size() == 2);   // 2 and 4, behind 1
+    CHECK(node.engine.extras_of(*node.engine.find_job(4))->group == "A");
+    CHECK(node.engine.dequeue("q").value()->id == 1);
+    CHECK(node.engine.dequeue("q").value()->id == 3);
+    CHECK_FALSE(node.engine.dequeue("q").ok());
+    REQUIRE(node.engine.ack(1).ok());
+    CHECK(node.engine.dequeue("q").value()->id == 2);
+  }
+
   TEST_CASE("a timed PAUSE keeps its end across a restart, and one that ended meanwhile resumes") {
     wal::MemoryFileSystem fs;
     int64_t now = 0;
@@ -570,6 +607,7 @@ TEST_SUITE("journal") {
       const std::vector<std::string> names = {"alpha", "beta"};
       for (const auto& n : names) REQUIRE(node.engine.create_queue(n).ok());
       std::vector<uint64_t> leased;
+      size_t most_held = 0;
       auto random_job = [&]() -> uint64_t { return 1 + rng() % node.engine.next_job_id(); };
       for (int step = 0; step < 6000; ++step) {
         const std::string& q = names[rng() % names.size()];
@@ -582,6 +620,8 @@ TEST_SUITE("journal") {
             if (rng() % 6 == 0) o.max_attempts = 1 + rng() % 3;
             std::string key = "k" + std::to_string(rng() % 50);
             if (rng() % 3 == 0) o.key = key;
+            std::string group = "g" + std::to_string(rng() % 6);
+            if (rng() % 3 == 0) o.group = group;
             REQUIRE(node.engine.enqueue(q, "p" + std::to_string(step), o).ok());
             break;
           }
@@ -636,7 +676,9 @@ TEST_SUITE("journal") {
         }
         node.journal.maintain();
         if (step % 40 == 0) REQUIRE(node.harness.wait_durable());
+        most_held = std::max(most_held, node.engine.count_in(engine::JobState::kHeld));
       }
+      CHECK(most_held > 0);  // groups held jobs back at some point
       // A queue that is dropped, and one created after it.
       REQUIRE(node.engine.create_queue("gone").ok());
       REQUIRE(node.engine.enqueue("gone", "x").ok());

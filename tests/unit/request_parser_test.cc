@@ -175,7 +175,7 @@ TEST_SUITE("request_parser") {
 
   TEST_CASE("a PUT line that is refused skips its body too - the body is never run as commands") {
     std::string options;  // one more than PUT takes
-    for (int i = 0; i < 7; ++i) options += " PRIORITY " + std::to_string(i);
+    for (int i = 0; i < 8; ++i) options += " PRIORITY " + std::to_string(i);
     CHECK(parse_whole("PUT q 11" + options + "\nCREATE evil\nPING\n") ==
           std::vector<std::string>{"ERROR BADFORMAT", "PING"});
     ParserLimits limits;
