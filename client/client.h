@@ -82,6 +82,7 @@ struct EnqueueOptions {
   std::optional<milliseconds> ttl{};   // expires if not delivered within this
   std::optional<uint32_t> attempts{};  // deliveries before dead letters
   std::string key{};                   // dedup key: a repeat returns the first id
+  std::string group{};                 // message group: its jobs go one at a time, in order
 };
 
 struct Enqueued {
@@ -102,12 +103,13 @@ struct DequeueOptions {
   const CancelToken* cancel = nullptr;
 };
 
-enum class JobState { kReady, kDelayed, kLeased, kDead };
+enum class JobState { kReady, kDelayed, kLeased, kDead, kHeld };
 
 // One line of QUEUES.
 struct QueueInfo {
   std::string name;
   uint64_t ready = 0;
+  uint64_t held = 0;  // ready, behind an earlier job of their group
   uint64_t delayed = 0;
   uint64_t leased = 0;
   uint64_t dead = 0;

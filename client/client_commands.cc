@@ -44,11 +44,13 @@ std::string_view state_word(JobState state) {
       return "LEASED";
     case JobState::kDead:
       return "DEAD";
+    case JobState::kHeld:
+      return "HELD";
   }
   return "READY";
 }
 
-// "emails ready=3 delayed=1 leased=0 dead=0 paused=0".
+// "emails ready=3 held=0 delayed=1 leased=0 dead=0 paused=0".
 std::optional<QueueInfo> parse_queue_line(std::string_view line) {
   QueueInfo info;
   size_t space = line.find(' ');
@@ -64,6 +66,7 @@ std::optional<QueueInfo> parse_queue_line(std::string_view line) {
     if (!value) return std::nullopt;
     std::string_view name = word.substr(0, eq);
     if (name == "ready") info.ready = *value;
+    if (name == "held") info.held = *value;
     if (name == "delayed") info.delayed = *value;
     if (name == "leased") info.leased = *value;
     if (name == "dead") info.dead = *value;
@@ -107,6 +110,9 @@ Result<Enqueued> Client::put(const std::string& queue, std::string_view payload,
   if (!options.key.empty()) {
     if (auto bad = check_word(options.key, "dedup key"); !bad) return bad.error();
   }
+  if (!options.group.empty()) {
+    if (auto bad = check_word(options.group, "group name"); !bad) return bad.error();
+  }
   std::string line = "PUT " + queue + " " + std::to_string(payload.size());
   if (options.priority != 0) line += " PRIORITY " + std::to_string(options.priority);
   if (options.delay) line += " DELAY " + format_duration(*options.delay);
@@ -116,6 +122,7 @@ Result<Enqueued> Client::put(const std::string& queue, std::string_view payload,
   }
   if (options.ttl) line += " TTL " + format_duration(*options.ttl);
   if (options.attempts) line += " ATTEMPTS " + std::to_string(*options.attempts);
+  if (!options.group.empty()) line += " GROUP " + options.group;
   // Without a key a repeat could store the job twice, so a client that may
   // repeat (one with a reconnect policy) always sends one.
   const bool key_is_ours = options.key.empty() && options_.reconnect.attempts > 0;

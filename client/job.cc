@@ -43,6 +43,8 @@ bool apply_field(Job& job, std::string_view name, std::string_view value) {
     if (!job.expires_ms) return false;
   } else if (name == "key") {
     job.key = value;
+  } else if (name == "group") {
+    job.group = value;
   } else if (name == "reason") {
     job.reason = value;
   }

@@ -2,7 +2,7 @@
 // framed job of a DEQUEUE ... COUNT or PEEK reply (PROTOCOL.md, "Jobs"):
 //
 //   JOB <id> <bytes> queue=<q> attempts=<a> [state=.. priority=.. at=..
-//       expires=.. key=..] [reason=<rest of the line>]
+//       expires=.. key=.. group=..] [reason=<rest of the line>]
 //   <bytes> bytes of payload, then "\n"
 //
 // Invariant: payload holds the job's bytes exactly as stored, newlines and
@@ -31,11 +31,12 @@ struct Job {
   uint32_t attempts = 0;  // deliveries so far, this one included
 
   // PEEK adds these (DEQUEUE leaves them at their defaults):
-  std::string state;  // ready, delayed, leased or dead
+  std::string state;  // ready, held, delayed, leased or dead
   int32_t priority = 0;
   std::optional<int64_t> at_ms;       // Unix ms: becomes ready, lease ends, or died
   std::optional<int64_t> expires_ms;  // Unix ms: its TTL runs out
   std::string key;                    // dedup key
+  std::string group;                  // message group
   std::string reason;                 // why it is dead
 
   Fields fields;  // every header field, as sent

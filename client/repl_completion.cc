@@ -103,9 +103,9 @@ std::vector<std::string> complete(std::string_view line,
     } else if (position == 1 && takes_queue_first(verb)) {
       add_queues(queue_names, partial, {}, out);
     } else if (verb == Verb::kPeek && position == 2) {
-      add_keywords({"READY", "DELAYED", "LEASED", "DEAD"}, partial, out);
+      add_keywords({"READY", "HELD", "DELAYED", "LEASED", "DEAD"}, partial, out);
     } else if (verb == Verb::kPut && position >= 3 && (position - 3) % 2 == 0) {
-      add_keywords({"PRIORITY", "DELAY", "AT", "TTL", "ATTEMPTS", "KEY"}, partial, out);
+      add_keywords({"PRIORITY", "DELAY", "AT", "TTL", "ATTEMPTS", "KEY", "GROUP"}, partial, out);
     } else if (verb == Verb::kNack && (position == 2 || position == 4)) {
       // Each option once: after NACK <id> DELAY d, only PRIORITY is left.
       const std::string first_option = position == 4 ? to_upper(words[2]) : "";

@@ -154,6 +154,36 @@ TEST_SUITE("client library") {
     CHECK((*queues)[0].delayed == 2);
   }
 
+  TEST_CASE("put with a group - its later jobs are held, PEEK HELD and QUEUES show them") {
+    TqdProcess tqd;
+    Client c = connect_to(tqd);
+    REQUIRE(c.create("q").ok());
+    auto first = c.put("q", "open", {.group = "user-7"});
+    auto second = c.put("q", "deposit", {.group = "user-7"});
+    REQUIRE((first.ok() && second.ok()));
+    auto held = c.peek("q", JobState::kHeld);
+    REQUIRE(held.ok());
+    REQUIRE(held->size() == 1);
+    CHECK((*held)[0].id == second->id);
+    CHECK((*held)[0].state == "held");
+    CHECK((*held)[0].group == "user-7");
+    auto queues = c.queues();
+    REQUIRE(queues.ok());
+    CHECK((*queues)[0].ready == 1);
+    CHECK((*queues)[0].held == 1);
+    auto job = c.dequeue("q");
+    REQUIRE((job.ok() && job->has_value()));
+    CHECK((*job)->id == first->id);
+    auto none = c.dequeue("q");
+    REQUIRE(none.ok());
+    CHECK_FALSE(none->has_value());
+    REQUIRE(c.ack((*job)->id).ok());
+    auto next = c.dequeue("q");
+    REQUIRE((next.ok() && next->has_value()));
+    CHECK((*next)->payload == "deposit");
+    CHECK(c.put("q", "p", {.group = "two words"}).error().kind == ErrorKind::kBadArgument);
+  }
+
   TEST_CASE("a worker's calls - dequeue from several queues, touch, nack, fail, ack and kick") {
     TqdProcess tqd;
     Client c = connect_to(tqd);

@@ -50,7 +50,9 @@ TEST_SUITE("tq completion") {
 
   TEST_CASE("keywords - PEEK states, PUT options, NACK DELAY, CONFIG settings, HELP verbs") {
     CHECK(complete("PEEK emails D") == Words{"DEAD", "DELAYED"});
-    CHECK(complete("PUT emails 5 ") == Words{"AT", "ATTEMPTS", "DELAY", "KEY", "PRIORITY", "TTL"});
+    CHECK(complete("PUT emails 5 ") ==
+          Words{"AT", "ATTEMPTS", "DELAY", "GROUP", "KEY", "PRIORITY", "TTL"});
+    CHECK(complete("PEEK emails H") == Words{"HELD"});
     CHECK(complete("PUT emails 5 PRIORITY ").empty());
     CHECK(complete("PUT emails 5 PRIORITY 3 t") == Words{"ttl"});
     CHECK(complete("NACK 7 ") == Words{"DELAY", "PRIORITY"});
