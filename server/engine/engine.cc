@@ -432,9 +432,8 @@ std::vector<Queue*> Engine::take_ready_signals() {
   return signals;
 }
 
-void Engine::set_extras(Job& job, int64_t expires_at_ms, uint32_t max_attempts,
-                        std::string_view key, std::string_view group) {
-  if (expires_at_ms <= 0 && max_attempts == 0 && key.empty() && group.empty()) return;  // most jobs
+void Engine::fill_extras(Job& job, int64_t expires_at_ms, uint32_t max_attempts,
+                         std::string_view key, std::string_view group) {
   JobExtras& extras = jobs_.ensure_extras(job);
   if (expires_at_ms > 0) extras.expires_at_ms = expires_at_ms;
   if (max_attempts > 0) extras.max_attempts = max_attempts;
@@ -577,16 +576,16 @@ void Engine::unlink(Job* job) {
   JobExtras* extras = jobs_.extras(*job);
   if (extras == nullptr) return;  // most jobs
   if (extras->ttl_slot != kNoSlot) queue->ttl.erase(extras);
-  // Out of its group too (a dead job is in none); whoever unlinks puts it
-  // somewhere, or destroys it, and then the group is settled (regroup).
-  if (!extras->group.empty() && job->state != JobState::kDead) {
-    auto it = queue->groups.find(extras->group);
-    if (it == queue->groups.end()) return;  // the queue is being dropped
-    Group& group = it->second;
-    group.members.erase(job->id);
-    if (job->state == JobState::kLeased) --group.leased;
-    if (group.released == job) group.released = nullptr;
-  }
+  if (!extras->group.empty() && job->state != JobState::kDead) leave_group(job, extras->group);
+}
+
+void Engine::leave_group(Job* job, const std::string& name) {
+  auto it = job->queue->groups.find(name);
+  if (it == job->queue->groups.end()) return;  // the queue is being dropped
+  Group& group = it->second;
+  group.members.erase(job->id);
+  if (job->state == JobState::kLeased) --group.leased;
+  if (group.released == job) group.released = nullptr;
 }
 
 void Engine::destroy(Job* job, bool logged_in_bulk) {

@@ -292,8 +292,15 @@ class Engine {
   Result<Job*> leased_job(uint64_t id, const char* verb);
   uint32_t max_attempts_of(const Job& job) const;
   // Gives a new job the rarely-used fields that are set (0 or empty: not).
+  // Inline: a plain job (most) pays four tests, not a call.
   void set_extras(Job& job, int64_t expires_at_ms, uint32_t max_attempts, std::string_view key,
-                  std::string_view group);
+                  std::string_view group) {
+    if (expires_at_ms > 0 || max_attempts > 0 || !key.empty() || !group.empty()) {
+      fill_extras(job, expires_at_ms, max_attempts, key, group);
+    }
+  }
+  void fill_extras(Job& job, int64_t expires_at_ms, uint32_t max_attempts, std::string_view key,
+                   std::string_view group);
 
   // State changes. Each takes a job out of nothing (a fresh or unlinked job)
   // and puts it where its new state says, keeping every index in step.
@@ -311,8 +318,10 @@ class Engine {
     const JobExtras* extras = jobs_.extras(job);
     return extras != nullptr && !extras->group.empty() ? &extras->group : nullptr;
   }
-  // Puts a job that was just made ready, delayed or leased in its group.
+  // Puts a job that was just made ready, delayed or leased in its group;
+  // unlink() takes it out (and whoever unlinks then calls regroup()).
   void join_group(Job* job, const std::string& group);
+  void leave_group(Job* job, const std::string& group);
   // After a group changed: its first job goes in the ready set if it is
   // ready and no job of the group is leased, and every other ready job of
   // the group is held. A group left without jobs is forgotten.
