@@ -38,25 +38,35 @@ struct Flags {
 
 // Each connection is a file descriptor: allow as many as the hard limit lets
 // us, so limits.max_connections, not the default soft limit of 1024, decides.
-void raise_open_file_limit(size_t wanted) {
+// Returns how many connections fit: max_connections, or fewer when the limit
+// is lower. Connections past that many are then answered ERROR MAXCONN;
+// past the open-file limit itself, accept() would fail and libuv would
+// close them without a word.
+size_t fit_open_file_limit(size_t wanted) {
+  // tqd's own descriptors: the log's files, the loop's, metrics scrapes.
+  constexpr rlim_t kReserve = 64;
   rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
-  rlim_t target = std::min<rlim_t>(limit.rlim_max, static_cast<rlim_t>(wanted + 64));
-  if (limit.rlim_cur < target) {
-    limit.rlim_cur = target;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return wanted;
+  const rlim_t needed = static_cast<rlim_t>(wanted) + kReserve;
+  if (limit.rlim_cur < needed && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = std::min(limit.rlim_max, needed);
     setrlimit(RLIMIT_NOFILE, &limit);
+    getrlimit(RLIMIT_NOFILE, &limit);
   }
-  getrlimit(RLIMIT_NOFILE, &limit);
-  if (limit.rlim_cur < wanted + 64) {
-    LOG_WARN("the open-file limit is %llu: fewer connections than limits.max_connections (%zu) "
-             "fit; raise it with ulimit -n",
-             static_cast<unsigned long long>(limit.rlim_cur), wanted);
-  }
+  if (limit.rlim_cur >= needed) return wanted;
+  const size_t fits =
+      limit.rlim_cur > kReserve ? static_cast<size_t>(limit.rlim_cur - kReserve) : 1;
+  LOG_WARN(
+      "the open-file limit is %llu: limits.max_connections is lowered from %zu to %zu, so "
+      "clients past it get ERROR MAXCONN; raise the limit (ulimit -n, or LimitNOFILE= "
+      "under systemd)",
+      static_cast<unsigned long long>(limit.rlim_cur), wanted, fits);
+  return fits;
 }
 
-int run(const tq::server::Config& config) {
+int run(tq::server::Config config) {
   tq::server::set_log_level(config.log_level);
-  raise_open_file_limit(config.max_connections);
+  config.max_connections = fit_open_file_limit(config.max_connections);
   tq::engine::SystemClock clock;
   tq::server::Daemon daemon(config, tq::wal::posix_file_system(), clock);
   if (!daemon.start()) return 1;

@@ -9,9 +9,11 @@
 #include <set>
 #include <thread>
 
+#include "tests/integration/line_call.h"
 #include "tests/support/thread_group.h"
 #include "tests/support/tqd_process.h"
 
+using tq::testing::call;
 using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
 
@@ -143,6 +145,26 @@ TEST_SUITE("concurrency") {
       if (!admitted) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     CHECK(admitted);
+  }
+
+  TEST_CASE("an open-file limit below max_connections lowers it - the one past it gets MAXCONN") {
+    // 100 descriptors, 64 of them kept for tqd itself: 36 connections fit.
+    // Without the lowering, the 37th was served and the ones past the
+    // descriptors libuv closed without a word.
+    TqdOptions options;
+    options.open_files = 100;
+    TqdProcess tqd(options);
+    CHECK(tqd.wait_for_log("limits.max_connections is lowered from 10000 to 36"));
+    std::vector<tq::client::LineSocket> admitted;
+    for (int i = 0; i < 36; ++i) {
+      admitted.push_back(tqd.socket());
+      REQUIRE(call(admitted.back(), "PING") == "OK PONG");
+    }
+    auto extra = tqd.socket();
+    auto refused = extra.read_line();
+    REQUIRE(refused.ok());
+    CHECK(*refused == "ERROR MAXCONN too many connections (limits.max_connections is 36)");
+    REQUIRE(call(admitted.front(), "ENQUEUE q x").rfind("ERROR NOQUEUE", 0) == 0);  // still serving
   }
 
   TEST_CASE("refused connections that sent requests are closed at once, not kept open") {

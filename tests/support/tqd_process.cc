@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,8 +35,8 @@ int decode_status(int status) {
 }
 
 // fork+exec with stderr going into a pipe; returns the pid and the pipe's
-// read end.
-std::pair<pid_t, int> spawn(std::vector<std::string> args) {
+// read end. `open_files`: the child's RLIMIT_NOFILE (0: as the caller's).
+std::pair<pid_t, int> spawn(std::vector<std::string> args, unsigned open_files = 0) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   pid_t pid = fork();
@@ -45,6 +46,10 @@ std::pair<pid_t, int> spawn(std::vector<std::string> args) {
     int devnull = open("/dev/null", O_RDWR);
     dup2(devnull, STDIN_FILENO);
     dup2(devnull, STDOUT_FILENO);
+    if (open_files > 0) {
+      const rlimit limit{open_files, open_files};
+      setrlimit(RLIMIT_NOFILE, &limit);
+    }
     auto argv = argv_of(args);
     execv(argv[0], argv.data());
     _exit(127);
@@ -82,7 +87,7 @@ TqdProcess::TqdProcess(TqdOptions options) : options_(std::move(options)) {
   std::vector<std::string> args = {TQD_PATH,    "--config",   config_path,   "--port",
                                    listen_port, "--data-dir", dir_ + "/data"};
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
-  auto [pid, fd] = spawn(args);
+  auto [pid, fd] = spawn(args, options_.open_files);
   pid_ = pid;
   reader_ = std::thread([this, fd = fd] { read_stderr(fd); });
 

@@ -22,6 +22,7 @@ struct TqdOptions {
   std::vector<std::string> extra_args;  // after --config, --port, --data-dir
   std::string dir;                      // reuse this directory (a restart); empty: make one
   uint16_t port = 0;                    // listen here (a restart on the same port); 0: any
+  unsigned open_files = 0;              // tqd's RLIMIT_NOFILE, soft and hard; 0: inherited
 };
 
 class TqdProcess {
