@@ -209,6 +209,13 @@ bool Daemon::start() {
     uv_run(&loop_, UV_RUN_DEFAULT);
     return false;
   }
+  server_->on_shutdown([this](const char* reason) {
+    // systemd shows the unit as deactivating, not failed, while the
+    // connections drain (up to server.shutdown_timeout).
+    std::string why;
+    const std::string state = std::string("STOPPING=1\nSTATUS=stopping: ") + reason + "\n";
+    if (!notifier_.notify(state, &why)) LOG_WARN("%s", why.c_str());
+  });
   std::error_code ec;
   const std::string data_dir = std::filesystem::absolute(config_.data_dir, ec).lexically_normal().string();
   LOG_INFO(

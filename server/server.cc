@@ -449,6 +449,7 @@ void Server::shutdown(const char* reason) {
   }
   shutting_down_ = true;
   LOG_INFO("%s: shutting down (%zu connection(s) open)", reason, connections_.size());
+  if (on_shutdown_) on_shutdown_(reason);
   std::string stopping;
   protocol::append_error(stopping, protocol::ErrorCode::kShutdown, "the server is stopping");
   waiters_.fail_all(stopping);

@@ -15,6 +15,7 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -54,6 +55,9 @@ class Server final : public ClientDirectory {
 
   // Begins a graceful shutdown; a second call closes every connection now.
   void shutdown(const char* reason);
+  // Called once, with the reason, when a graceful shutdown begins (the
+  // daemon tells the service manager).
+  void on_shutdown(std::function<void(const char* reason)> f) { on_shutdown_ = std::move(f); }
 
   // For connections.
   engine::Engine& engine() { return engine_; }
@@ -130,6 +134,7 @@ class Server final : public ClientDirectory {
   uv_idle_t run_again_{};
   uv_timer_t sweeper_{};
   uv_timer_t shutdown_timer_{};
+  std::function<void(const char*)> on_shutdown_;
   uv_signal_t sigint_{};
   uv_signal_t sigterm_{};
   uv_signal_t sighup_{};  // logged and ignored: there is nothing to reload

@@ -82,7 +82,9 @@ class FakeManager {
 }  // namespace
 
 TEST_SUITE("service_notify") {
-  TEST_CASE("READY=1 comes once tqd serves, with what it replayed, then WATCHDOG=1 keep-alives") {
+  TEST_CASE(
+      "READY=1 comes once tqd serves, with what it replayed, then WATCHDOG=1 keep-alives, then "
+      "STOPPING=1") {
     const std::string dir = tq::testing::make_temp_dir();
     {
       TqdProcess first(in_dir(dir));
@@ -110,6 +112,11 @@ TEST_SUITE("service_notify") {
     CHECK(std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(150));
     CHECK(tqd.wait_for_log("service manager watchdog: a keep-alive every 100ms"));
     CHECK(tqd.stop(SIGTERM) == 0);
+    // Then STOPPING=1 as the shutdown begins (after the keep-alives sent
+    // before it).
+    std::optional<std::string> last = manager.next(2000);
+    while (last == std::optional<std::string>("WATCHDOG=1\n")) last = manager.next(2000);
+    CHECK(last == std::optional<std::string>("STOPPING=1\nSTATUS=stopping: SIGTERM\n"));
     tq::testing::remove_tree(dir);
   }
 
