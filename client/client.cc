@@ -189,7 +189,10 @@ Result<Reply> Client::request(std::string_view line, std::string_view body,
   }
   std::string wire(line);
   wire += '\n';
-  if (spec != nullptr && spec->body_length_arg >= 0) {
+  // A body goes with a line that gives its length (SCHEDULE <queue> alone
+  // lists, and has none).
+  if (spec != nullptr && spec->body_length_arg >= 0 &&
+      words->size() > static_cast<size_t>(spec->body_length_arg) + 1) {
     wire.append(body);
     wire += '\n';
   }

@@ -116,6 +116,26 @@ struct QueueInfo {
   bool paused = false;
 };
 
+// SCHEDULE's timetable and the options of each job it puts (PROTOCOL.md,
+// "SCHEDULE"): `every` a period, or else `cron` an expression in UTC.
+struct ScheduleOptions {
+  std::optional<milliseconds> every{};
+  std::string cron{};  // "0 3 * * MON-FRI", "@daily"
+  int32_t priority = 0;
+  std::optional<milliseconds> ttl{};
+  std::optional<uint32_t> attempts{};
+  std::string group{};
+};
+
+// One line of SCHEDULE's listing.
+struct ScheduleInfo {
+  std::string name;
+  int64_t next_ms = 0;  // Unix ms of its next firing
+  uint64_t fired = 0;   // jobs it has put
+  std::string when;     // "every=60000ms" or "cron=0 3 * * *"
+  Fields fields;        // every field, as sent
+};
+
 enum class NackOutcome {
   kRetry,  // back in the queue (now, after the delay, or after the backoff)
   kDead,   // it had used its attempts: moved to dead letters
@@ -191,6 +211,14 @@ class Client {
   // PURGE: deletes ready and delayed jobs; returns how many.
   Result<uint64_t> purge(const std::string& queue);
   Status drop(const std::string& queue);
+  // SCHEDULE: puts `payload` into the queue as a job on a timetable; a name
+  // scheduled already is replaced. Returns the schedule as the server lists it.
+  Result<ScheduleInfo> schedule(const std::string& queue, const std::string& name,
+                                std::string_view payload, const ScheduleOptions& options);
+  // SCHEDULE <queue>: the queue's schedules, by name.
+  Result<std::vector<ScheduleInfo>> schedules(const std::string& queue);
+  // CANCEL: removes a schedule; NOTFOUND when there is none by that name.
+  Status cancel_schedule(const std::string& queue, const std::string& name);
 
   // --- Server --------------------------------------------------------------
   // STATS, or STATS <queue>: name/value pairs in the server's order.

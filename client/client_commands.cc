@@ -358,6 +358,102 @@ Status Client::drop(const std::string& queue) {
   return Ok{};
 }
 
+namespace {
+
+// "<name> next=<ms> fired=<n> bytes=<n> [...] every=<ms>ms" or "... cron=<expression>".
+std::optional<ScheduleInfo> parse_schedule_line(std::string_view line) {
+  ScheduleInfo info;
+  size_t space = line.find(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  info.name = std::string(line.substr(0, space));
+  std::string_view rest = line.substr(space + 1);
+  // cron= is last and holds spaces: everything after it is its value.
+  const size_t cron = rest.find("cron=");
+  std::string_view words = cron == std::string_view::npos ? rest : rest.substr(0, cron);
+  while (!words.empty()) {
+    space = words.find(' ');
+    std::string_view word = words.substr(0, space);
+    words = space == std::string_view::npos ? std::string_view{} : words.substr(space + 1);
+    if (word.empty()) continue;
+    size_t eq = word.find('=');
+    if (eq == std::string_view::npos) return std::nullopt;
+    info.fields.emplace_back(std::string(word.substr(0, eq)), std::string(word.substr(eq + 1)));
+    if (word.rfind("every=", 0) == 0) info.when = std::string(word);
+  }
+  if (cron != std::string_view::npos) {
+    info.when = std::string(rest.substr(cron));
+    info.fields.emplace_back("cron", std::string(rest.substr(cron + 5)));
+  }
+  auto next = parse_u64(field(info.fields, "next"));
+  auto fired = parse_u64(field(info.fields, "fired"));
+  if (!next || !fired || info.when.empty()) return std::nullopt;
+  info.next_ms = static_cast<int64_t>(*next);
+  info.fired = *fired;
+  return info;
+}
+
+Result<std::vector<ScheduleInfo>> to_schedules(const std::vector<std::string>& lines) {
+  std::vector<ScheduleInfo> schedules;
+  for (const std::string& line : lines) {
+    auto info = parse_schedule_line(line);
+    if (!info) return make_error(ErrorKind::kProtocol, "unreadable SCHEDULE line '" + line + "'");
+    schedules.push_back(std::move(*info));
+  }
+  return schedules;
+}
+
+}  // namespace
+
+Result<ScheduleInfo> Client::schedule(const std::string& queue, const std::string& name,
+                                      std::string_view payload, const ScheduleOptions& options) {
+  if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
+  if (auto bad = check_word(name, "schedule name"); !bad) return bad.error();
+  if (!options.group.empty()) {
+    if (auto bad = check_word(options.group, "group name"); !bad) return bad.error();
+  }
+  std::string line = "SCHEDULE " + queue + " " + name + " " + std::to_string(payload.size());
+  if (options.every) {
+    line += " EVERY " + format_duration(*options.every);
+  } else {
+    if (auto bad = check_line(options.cron); !bad) return bad.error();
+    if (options.cron.empty()) {
+      return make_error(ErrorKind::kBadArgument, "a schedule needs every or cron");
+    }
+    line += " CRON " + options.cron;
+  }
+  if (options.priority != 0) line += " PRIORITY " + std::to_string(options.priority);
+  if (options.ttl) line += " TTL " + format_duration(*options.ttl);
+  if (options.attempts) line += " ATTEMPTS " + std::to_string(*options.attempts);
+  if (!options.group.empty()) line += " GROUP " + options.group;
+  std::string wire = line + "\n";
+  wire.append(payload);
+  wire += '\n';
+  // Setting the same schedule twice leaves what once does: safe to repeat.
+  auto reply = exchange(wire, protocol::ReplyShape::kCountedLines, Repeat::kSafe,
+                        options_.timeout_ms, nullptr);
+  if (!reply) return reply.error();
+  auto listed = to_schedules(reply->lines);
+  if (!listed) return listed.error();
+  if (listed->size() != 1) return make_error(ErrorKind::kProtocol, "SCHEDULE answered no schedule");
+  return std::move(listed->front());
+}
+
+Result<std::vector<ScheduleInfo>> Client::schedules(const std::string& queue) {
+  if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
+  auto reply = exchange("SCHEDULE " + queue + "\n", protocol::ReplyShape::kCountedLines,
+                        Repeat::kSafe, options_.timeout_ms, nullptr);
+  if (!reply) return reply.error();
+  return to_schedules(reply->lines);
+}
+
+Status Client::cancel_schedule(const std::string& queue, const std::string& name) {
+  if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
+  if (auto bad = check_word(name, "schedule name"); !bad) return bad.error();
+  auto reply = line_call("CANCEL " + queue + " " + name, Repeat::kNever);
+  if (!reply) return reply.error();
+  return Ok{};
+}
+
 // --- Server --------------------------------------------------------------------
 
 Result<Fields> Client::stats(const std::string& queue) {

@@ -63,6 +63,8 @@ bool takes_queue_first(Verb verb) {
     case Verb::kResume:
     case Verb::kPurge:
     case Verb::kDrop:
+    case Verb::kSchedule:
+    case Verb::kCancel:
     case Verb::kStats:
       return true;
     default:
@@ -104,6 +106,8 @@ std::vector<std::string> complete(std::string_view line,
       add_queues(queue_names, partial, {}, out);
     } else if (verb == Verb::kPeek && position == 2) {
       add_keywords({"READY", "HELD", "DELAYED", "LEASED", "DEAD"}, partial, out);
+    } else if (verb == Verb::kSchedule && position == 4) {
+      add_keywords({"EVERY", "CRON"}, partial, out);
     } else if (verb == Verb::kPut && position >= 3 && (position - 3) % 2 == 0) {
       add_keywords({"PRIORITY", "DELAY", "AT", "TTL", "ATTEMPTS", "KEY", "GROUP"}, partial, out);
     } else if (verb == Verb::kNack && (position == 2 || position == 4)) {

@@ -35,6 +35,8 @@ enum class Verb : uint8_t {
   kResume,
   kPurge,
   kDrop,
+  kSchedule,
+  kCancel,
   kStats,
   kClients,
   kAuth,

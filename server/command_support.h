@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -42,6 +43,12 @@ void append_job_frame(std::string& out, const engine::Job& job, bool detailed,
 
 std::string num(uint64_t v);
 
+// PUT's options, in keyword-value pairs (`allowed`: the keywords this verb
+// takes); false, with the reply written, on a bad one.
+bool parse_job_options(CommandContext& ctx, std::span<const std::string_view> args,
+                       std::span<const char* const> allowed, const char* verb,
+                       engine::EnqueueOptions* options);
+
 // The handlers, by file.
 void cmd_enqueue(CommandContext&, const protocol::Request&);
 void cmd_put(CommandContext&, const protocol::Request&);
@@ -61,5 +68,7 @@ void cmd_pause(CommandContext&, const protocol::Request&);
 void cmd_resume(CommandContext&, const protocol::Request&);
 void cmd_purge(CommandContext&, const protocol::Request&);
 void cmd_drop(CommandContext&, const protocol::Request&);
+void cmd_schedule(CommandContext&, const protocol::Request&);
+void cmd_cancel(CommandContext&, const protocol::Request&);
 
 }  // namespace tq::server::cmd

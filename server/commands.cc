@@ -330,6 +330,8 @@ constexpr std::array<Handler, static_cast<size_t>(Verb::kCount)> kHandlers = [] 
   set(Verb::kResume, cmd_resume);
   set(Verb::kPurge, cmd_purge);
   set(Verb::kDrop, cmd_drop);
+  set(Verb::kSchedule, cmd_schedule);
+  set(Verb::kCancel, cmd_cancel);
   set(Verb::kPing, cmd_ping);
   set(Verb::kAuth, cmd_auth);
   set(Verb::kHelp, cmd_help);

@@ -92,9 +92,6 @@ void cmd_enqueue(CommandContext& ctx, const Request& req) {
 
 namespace {
 
-constexpr const char* kPutOptions[] = {"PRIORITY", "DELAY", "AT",   "TTL",
-                                       "ATTEMPTS", "KEY",   "GROUP"};
-
 // A job priority: a whole number that fits 32 bits, signed.
 bool parse_priority(CommandContext& ctx, std::string_view value, int32_t* priority) {
   int64_t p = 0;
@@ -108,57 +105,70 @@ bool parse_priority(CommandContext& ctx, std::string_view value, int32_t* priori
   return true;
 }
 
-bool is_put_option(std::string_view word) {
-  for (const char* option : kPutOptions) {
-    if (is_keyword(word, option)) return true;
-  }
-  return false;
-}
-
 }  // namespace
 
-void cmd_put(CommandContext& ctx, const Request& req) {
-  engine::EnqueueOptions options;
-  const auto& a = req.args;
-  for (size_t i = 2; i < a.size(); i += 2) {
-    if (!is_put_option(a[i])) {
-      std::string msg = "unknown PUT option '";
+bool parse_job_options(CommandContext& ctx, std::span<const std::string_view> a,
+                       std::span<const char* const> allowed, const char* verb,
+                       engine::EnqueueOptions* options) {
+  auto is_allowed = [&](std::string_view word) {
+    for (const char* option : allowed) {
+      if (is_keyword(word, option)) return true;
+    }
+    return false;
+  };
+  for (size_t i = 0; i < a.size(); i += 2) {
+    if (!is_allowed(a[i])) {
+      std::string msg = "unknown " + std::string(verb) + " option '";
       protocol::append_escaped(msg, a[i], 32);
       msg += "'; options:";
-      for (const char* option : kPutOptions)
-        msg += std::string(option == kPutOptions[0] ? " " : ", ") + option;
-      return reply_error(ctx, ErrorCode::kBadFormat, msg);
+      for (const char* option : allowed)
+        msg += std::string(option == allowed[0] ? " " : ", ") + option;
+      reply_error(ctx, ErrorCode::kBadFormat, msg);
+      return false;
     }
     if (i + 1 >= a.size()) {
-      return reply_error(ctx, ErrorCode::kBadFormat,
-                         "option " + std::string(a[i]) + " needs a value");
+      reply_error(ctx, ErrorCode::kBadFormat, "option " + std::string(a[i]) + " needs a value");
+      return false;
     }
     std::string_view value = a[i + 1];
     if (is_keyword(a[i], "PRIORITY")) {
-      if (!parse_priority(ctx, value, &options.priority)) return;
+      if (!parse_priority(ctx, value, &options->priority)) return false;
     } else if (is_keyword(a[i], "DELAY")) {
-      if (!parse_duration(ctx, value, "DELAY", &options.delay_ms)) return;
+      if (!parse_duration(ctx, value, "DELAY", &options->delay_ms)) return false;
     } else if (is_keyword(a[i], "AT")) {
       uint64_t at = 0;
       auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), at);
       if (ec != std::errc() || end != value.data() + value.size() || at > 100'000'000'000ull) {
-        return reply_error(ctx, ErrorCode::kBadFormat, "AT takes a Unix time in seconds");
+        reply_error(ctx, ErrorCode::kBadFormat, "AT takes a Unix time in seconds");
+        return false;
       }
-      options.run_at_ms = static_cast<int64_t>(at) * 1000;
+      options->run_at_ms = static_cast<int64_t>(at) * 1000;
     } else if (is_keyword(a[i], "TTL")) {
-      if (!parse_duration(ctx, value, "TTL", &options.ttl_ms)) return;
-      if (options.ttl_ms == 0) return reply_error(ctx, ErrorCode::kBadFormat, "TTL must be above 0");
+      if (!parse_duration(ctx, value, "TTL", &options->ttl_ms)) return false;
+      if (options->ttl_ms == 0) {
+        reply_error(ctx, ErrorCode::kBadFormat, "TTL must be above 0");
+        return false;
+      }
     } else if (is_keyword(a[i], "ATTEMPTS")) {
       size_t n = 0;
-      if (!parse_count(ctx, value, "ATTEMPTS", 1'000'000, &n)) return;
-      options.max_attempts = static_cast<uint32_t>(n);
+      if (!parse_count(ctx, value, "ATTEMPTS", 1'000'000, &n)) return false;
+      options->max_attempts = static_cast<uint32_t>(n);
     } else if (is_keyword(a[i], "KEY")) {
-      options.key = value;
-    } else {  // GROUP: is_put_option() knows no other
-      options.group = value;
+      options->key = value;
+    } else if (is_keyword(a[i], "GROUP")) {
+      options->group = value;
     }
   }
-  auto id = ctx.engine.enqueue(a[0], req.body, options);
+  return true;
+}
+
+void cmd_put(CommandContext& ctx, const Request& req) {
+  static constexpr const char* kPutOptions[] = {"PRIORITY", "DELAY", "AT",   "TTL",
+                                                "ATTEMPTS", "KEY",   "GROUP"};
+  engine::EnqueueOptions options;
+  const std::span<const std::string_view> args(req.args);
+  if (!parse_job_options(ctx, args.subspan(2), kPutOptions, "PUT", &options)) return;
+  auto id = ctx.engine.enqueue(req.args[0], req.body, options);
   if (!id.ok()) return reply_error(ctx, id.error());
   reply_enqueued(ctx, id.value());
 }

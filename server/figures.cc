@@ -106,6 +106,9 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
   f.counter("jobs_kicked_total", c.kicked, "Dead jobs given another chance (KICK).");
   f.counter("jobs_dead_discarded_total", c.dead_discarded,
             "Dead jobs deleted for their queue's dead_retention or dead_max.");
+  f.counter("jobs_scheduled_total", c.scheduled, "Jobs put by schedules (SCHEDULE).");
+  f.counter("schedule_refused_total", c.schedule_refused,
+            "Schedule firings refused by a limit (max_size, limits.max_jobs): no job was put.");
   f.counter("commands_total", s.commands_total, "Requests run.");
   f.counter("errors_total", s.errors_total, "ERROR replies of any kind.");
   f.counter("auth_failures_total", s.auth_failures, "Wrong AUTH passwords.");
@@ -193,6 +196,7 @@ std::vector<Figure> queue_figures(const engine::Queue& q) {
   f.gauge("waiters", q.waiters, "Connections blocked in DEQUEUE ... WAIT on the queue.");
   f.gauge("dedup_keys", q.dedup.size(), "PUT ... KEY keys remembered within dedup_window.");
   f.gauge("groups", q.groups.size(), "Message groups (PUT ... GROUP) with jobs that are not dead.");
+  f.gauge("schedules", q.schedules.size(), "Schedules (SCHEDULE) of the queue.");
   f.counter("enqueued_total", c.enqueued, "Jobs stored by ENQUEUE and PUT.");
   f.counter("duplicates_total", c.duplicates,
             "PUTs answered with an earlier job's id (dedup KEY); nothing stored.");
@@ -206,6 +210,9 @@ std::vector<Figure> queue_figures(const engine::Queue& q) {
   f.counter("kicked_total", c.kicked, "Dead jobs given another chance (KICK).");
   f.counter("dead_discarded_total", c.dead_discarded,
             "Dead jobs deleted for the queue's dead_retention or dead_max.");
+  f.counter("scheduled_total", c.scheduled, "Jobs put by the queue's schedules (SCHEDULE).");
+  f.counter("schedule_refused_total", c.schedule_refused,
+            "Schedule firings refused by a limit (max_size, limits.max_jobs): no job was put.");
   f.gauge("ack_timeout_ms", static_cast<uint64_t>(q.settings.ack_timeout_ms),
           "The queue's ack_timeout: how long a lease lasts.", FigureUnit::kMilliseconds);
   return std::move(f.list);

@@ -67,6 +67,52 @@ void encode_queue(std::string& out, const Queue& q) {
   wal::put_varint(out, static_cast<uint64_t>(s.dead_retention_ms));
   wal::put_varint(out, s.dead_max);
   wal::put_varint(out, static_cast<uint64_t>(q.resume_at_ms));
+  wal::put_varint(out, q.schedules.size());
+  for (const auto& [name, sc] : q.schedules) {
+    wal::put_bytes(out, sc.name);
+    wal::put_varint(out, static_cast<uint64_t>(sc.every_ms));
+    wal::put_bytes(out, sc.cron ? std::string_view(sc.cron->text()) : std::string_view());
+    wal::put_bytes(out, sc.payload);
+    wal::put_signed_varint(out, sc.priority);
+    wal::put_varint(out, static_cast<uint64_t>(sc.ttl_ms));
+    wal::put_varint(out, sc.max_attempts);
+    wal::put_bytes(out, sc.group);
+    wal::put_varint(out, static_cast<uint64_t>(sc.next_ms));
+    wal::put_varint(out, sc.fired);
+  }
+}
+
+// The schedules at the end of a QUEUE record (none in a record from before
+// SCHEDULE); false when they do not decode.
+bool decode_schedules(wal::BodyReader& in, std::map<std::string, engine::Schedule>* out) {
+  if (in.empty()) return true;
+  const uint64_t count = in.varint();
+  if (count > engine::kMaxSchedulesPerQueue) return false;
+  for (uint64_t i = 0; i < count && !in.failed(); ++i) {
+    engine::Schedule sc;
+    sc.name = std::string(in.bytes());
+    sc.every_ms = static_cast<int64_t>(in.varint());
+    std::string_view cron = in.bytes();
+    sc.payload = std::string(in.bytes());
+    sc.priority = static_cast<int32_t>(in.signed_varint());
+    sc.ttl_ms = static_cast<int64_t>(in.varint());
+    sc.max_attempts = static_cast<uint32_t>(in.varint());
+    sc.group = std::string(in.bytes());
+    sc.next_ms = static_cast<int64_t>(in.varint());
+    sc.fired = in.varint();
+    if (sc.every_ms < 0 || sc.every_ms > engine::kMaxSettingDurationMs || sc.ttl_ms < 0 ||
+        sc.next_ms < 0 || !engine::Engine::valid_key(sc.name)) {
+      return false;
+    }
+    if (sc.every_ms == 0) {
+      std::string why;
+      sc.cron = engine::CronSpec::parse(cron, &why);
+      if (!sc.cron) return false;
+    }
+    std::string name = sc.name;
+    (*out)[name] = std::move(sc);
+  }
+  return !in.failed();
 }
 
 // A job record's body but its payload, which follows (Journal::record's
@@ -161,6 +207,8 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
         resume_at_ms = static_cast<int64_t>(in.varint());
         if (resume_at_ms < 0) return bad_body("QUEUE");
       }
+      std::map<std::string, engine::Schedule> schedules;  // and since SCHEDULE
+      if (!decode_schedules(in, &schedules)) return bad_body("QUEUE");
       if (in.failed() || !engine::Engine::valid_queue_name(name)) return bad_body("QUEUE");
       s.ttl_dead_letter = (flags & kTtlDeadLetter) != 0;
       if (const Queue* old = engine_.find_queue(name); old != nullptr && old->number != number) {
@@ -169,7 +217,8 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
             "name: its DROP record was lost, so it is dropped now with its %zu job(s)",
             static_cast<int>(name.size()), name.data(), number, old->number, old->job_count());
       }
-      engine_.restore_queue(number, name, s, (flags & kPaused) != 0, resume_at_ms);
+      engine_.restore_queue(number, name, s, (flags & kPaused) != 0, resume_at_ms,
+                            std::move(schedules));
       return {};
     }
     case RecordType::kQueueDrop:

@@ -358,7 +358,7 @@ std::string Engine::why_not_delivering(Queue& queue) {
   if (queue.paused) return "is paused";
   if (queue.ready.empty() && !queue.held.empty()) {
     return "has no ready job: " + std::to_string(queue.held.size()) +
-           " held, each behind an earlier job of its group";
+           " held, each behind another job of its group";
   }
   if (queue.ready.empty()) return "has no ready job";
   const QueueSettings& s = queue.settings;

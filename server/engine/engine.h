@@ -51,6 +51,15 @@ struct EnqueueOptions {
   std::string_view group{};   // message group; empty: none
 };
 
+// A schedule as SCHEDULE gives it: EVERY a period, or CRON an expression.
+struct ScheduleSpec {
+  std::string_view name;
+  int64_t every_ms = 0;   // 0: cron
+  std::string_view cron;  // five fields or a @shortcut, when every_ms is 0
+  std::string_view payload;
+  EnqueueOptions job;  // priority, ttl_ms, max_attempts and group of each job it puts
+};
+
 struct Enqueued {
   uint64_t id = 0;
   bool duplicate = false;  // the key was seen within the window: id is the earlier job's
@@ -98,6 +107,8 @@ struct EngineCounters {
   uint64_t deleted = 0;
   uint64_t kicked = 0;
   uint64_t dead_discarded = 0;
+  uint64_t scheduled = 0;
+  uint64_t schedule_refused = 0;
 };
 
 class Engine {
@@ -125,6 +136,11 @@ class Engine {
   Result<size_t> purge(std::string_view queue);
   // Removes the queue and every job in it.
   Status drop(std::string_view queue);
+  // Adds a schedule to the queue, or replaces the one with that name
+  // (keeping its count of jobs put); it fires first at its next time
+  // after now.
+  Result<const Schedule*> schedule(std::string_view queue, const ScheduleSpec& spec);
+  Status unschedule(std::string_view queue, std::string_view name);
 
   // --- Producers ---
   Result<Enqueued> enqueue(std::string_view queue, std::string_view payload,
@@ -217,7 +233,8 @@ class Engine {
   // A queue of another number that holds `name` is dropped first: a name is
   // used again only after DROP, so that queue's QUEUE_DROP record was lost.
   Queue* restore_queue(uint32_t number, std::string_view name, const QueueSettings& settings,
-                       bool paused, int64_t resume_at_ms = 0);
+                       bool paused, int64_t resume_at_ms = 0,
+                       std::map<std::string, Schedule> schedules = {});
   void restore_drop_queue(uint32_t number);
   void restore_purge(uint32_t number);
   // Creates the job, or replaces the state of the one with that id. A job
@@ -360,6 +377,12 @@ class Engine {
   // When the rate limit next allows a delivery; INT64_MAX when it does now
   // or there is none. Always later than `now`.
   int64_t next_rate_token_ms(Queue& queue, int64_t now);
+  // Puts a job for each of the queue's schedules that is due by `now`, at
+  // most `max`; returns how many fired (a firing the queue's limits refuse
+  // counts, and is skipped).
+  size_t fire_schedules(Queue* queue, int64_t now, size_t max);
+  // After the queue's schedules changed: Queue::schedule_at and the log.
+  void schedules_changed(Queue* queue);
   // Forgets keys whose window ended, at most `max` entries; returns how many.
   size_t forget_old_keys(Queue* queue, int64_t now, size_t max);
   // Puts the queue in the timer heap at its earliest deadline. `now` is the
@@ -374,8 +397,8 @@ class Engine {
   // After a queue's settings or pause changed: keeps Queue::limit_timers.
   static void settings_changed(Queue* queue) {
     const QueueSettings& s = queue->settings;
-    queue->limit_timers =
-        queue->paused || s.rate_limit > 0 || s.dead_max > 0 || s.dead_retention_ms > 0;
+    queue->limit_timers = queue->paused || s.rate_limit > 0 || s.dead_max > 0 ||
+                          s.dead_retention_ms > 0 || !queue->schedules.empty();
   }
   static constexpr int64_t kClockUnread = INT64_MIN;
 

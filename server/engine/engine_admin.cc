@@ -63,6 +63,67 @@ Status Engine::drop(std::string_view queue_name) {
   return Ok{};
 }
 
+Result<const Schedule*> Engine::schedule(std::string_view queue_name, const ScheduleSpec& spec) {
+  Result<Queue*> found = queue_or_error(queue_name);
+  if (!found.ok()) return found.error();
+  Queue* queue = found.value();
+  auto bad = [](std::string msg) { return make_error(Errc::kBadArgument, std::move(msg)); };
+  if (!valid_key(spec.name)) {
+    return bad("a schedule name is 1-200 printable characters without spaces");
+  }
+  if (!spec.job.group.empty() && !valid_key(spec.job.group)) {
+    return bad("a group name is 1-200 printable characters without spaces");
+  }
+  Schedule s;
+  s.name = std::string(spec.name);
+  if (spec.every_ms > 0) {
+    if (spec.every_ms < 1'000 || spec.every_ms > kMaxSettingDurationMs) {
+      return bad("EVERY takes 1s to 30d; for longer, CRON");
+    }
+    s.every_ms = spec.every_ms;
+  } else {
+    std::string why;
+    s.cron = CronSpec::parse(spec.cron, &why);
+    if (!s.cron) return bad(why);
+  }
+  const int64_t now = clock_.now_ms();
+  s.next_ms = s.next_after(now);
+  if (s.next_ms == INT64_MAX) return bad("cron '" + s.cron->text() + "' never fires");
+  s.payload = std::string(spec.payload);
+  s.priority = spec.job.priority;
+  s.ttl_ms = spec.job.ttl_ms;
+  s.max_attempts = spec.job.max_attempts;
+  s.group = std::string(spec.job.group);
+  auto it = queue->schedules.find(s.name);
+  if (it == queue->schedules.end()) {
+    if (queue->schedules.size() >= kMaxSchedulesPerQueue) {
+      return make_error(Errc::kLimit, "queue '" + queue->name + "' holds " +
+                                          std::to_string(kMaxSchedulesPerQueue) +
+                                          " schedules, the most a queue takes");
+    }
+    it = queue->schedules.emplace(s.name, std::move(s)).first;
+  } else {
+    s.fired = it->second.fired;  // the same schedule, changed
+    it->second = std::move(s);
+  }
+  schedules_changed(queue);
+  return &it->second;
+}
+
+Status Engine::unschedule(std::string_view queue_name, std::string_view name) {
+  Result<Queue*> found = queue_or_error(queue_name);
+  if (!found.ok()) return found.error();
+  Queue* queue = found.value();
+  auto it = queue->schedules.find(std::string(name));
+  if (it == queue->schedules.end()) {
+    return make_error(Errc::kNotFound,
+                      "no schedule '" + std::string(name) + "' in queue '" + queue->name + "'");
+  }
+  queue->schedules.erase(it);
+  schedules_changed(queue);
+  return Ok{};
+}
+
 Status Engine::remove(uint64_t id) {
   Job* job = jobs_.find(id);
   if (job == nullptr) {

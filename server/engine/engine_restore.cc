@@ -14,7 +14,8 @@ void Engine::restore_ids(uint64_t next_job_id, uint32_t next_queue_number) {
 }
 
 Queue* Engine::restore_queue(uint32_t number, std::string_view name, const QueueSettings& settings,
-                             bool paused, int64_t resume_at_ms) {
+                             bool paused, int64_t resume_at_ms,
+                             std::map<std::string, Schedule> schedules) {
   Queue* queue = find_queue_by_number(number);
   if (Queue* holder = find_queue(name); holder != nullptr && holder != queue) {
     // A name is used again only after DROP, so the queue that still holds
@@ -38,6 +39,12 @@ Queue* Engine::restore_queue(uint32_t number, std::string_view name, const Queue
   }
   queue->paused = paused;
   queue->resume_at_ms = paused ? resume_at_ms : 0;  // past already: the first sweep resumes it
+  // Due already (tqd was down when it came): the first sweep fires it.
+  queue->schedules = std::move(schedules);
+  queue->schedule_at = INT64_MAX;
+  for (const auto& [schedule_name, s] : queue->schedules) {
+    queue->schedule_at = std::min(queue->schedule_at, s.next_ms);
+  }
   settings_changed(queue);
   next_queue_number_ = std::max(next_queue_number_, number + 1);
   if (observer_) observer_->queue_saved(*queue);

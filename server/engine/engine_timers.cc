@@ -39,6 +39,7 @@ size_t Engine::expire_due(size_t budget) {
       apply_pause(queue, false, 0);  // a timed PAUSE is over
     }
     forgotten += forget_old_keys(queue, now, budget - std::min(budget, changed + forgotten));
+    changed += fire_schedules(queue, now, budget - std::min(budget, changed + forgotten));
     // The rate limit's timer (see reschedule): it allows a delivery again.
     if (queue->settings.rate_limit > 0 && queue->waiters > 0 && can_deliver(*queue, now)) {
       signal_ready(queue);
@@ -100,6 +101,44 @@ size_t Engine::forget_old_keys(Queue* queue, int64_t now, size_t max) {
   return popped;
 }
 
+size_t Engine::fire_schedules(Queue* queue, int64_t now, size_t max) {
+  if (queue->schedule_at > now) return 0;
+  size_t fired = 0;
+  for (auto& [name, s] : queue->schedules) {
+    if (fired >= max) break;
+    if (s.next_ms > now) continue;
+    EnqueueOptions options;
+    options.priority = s.priority;
+    options.ttl_ms = s.ttl_ms;
+    options.max_attempts = s.max_attempts;
+    options.group = s.group;
+    if (enqueue(queue->name, s.payload, options).ok()) {
+      ++s.fired;
+      ++queue->counters.scheduled;
+      ++counters_.scheduled;
+    } else {
+      ++queue->counters.schedule_refused;  // FULL: this firing is skipped, not retried
+      ++counters_.schedule_refused;
+    }
+    // Times missed meanwhile (tqd was down, the loop was late) are skipped:
+    // one job for all of them.
+    s.next_ms = s.next_after(now);
+    ++fired;
+  }
+  if (fired > 0) schedules_changed(queue);
+  return fired;
+}
+
+void Engine::schedules_changed(Queue* queue) {
+  queue->schedule_at = INT64_MAX;
+  for (const auto& [name, s] : queue->schedules) {
+    queue->schedule_at = std::min(queue->schedule_at, s.next_ms);
+  }
+  settings_changed(queue);
+  if (observer_) observer_->queue_saved(*queue);
+  reschedule(queue);
+}
+
 int64_t Engine::backoff_ms(const Queue& queue, uint32_t attempts) {
   const QueueSettings& s = queue.settings;
   if (s.backoff_base_ms <= 0) return 0;
@@ -119,8 +158,8 @@ int64_t Engine::backoff_ms(const Queue& queue, uint32_t attempts) {
 
 int64_t Engine::limit_deadline(Queue* queue, int64_t now) {
   const QueueSettings& s = queue->settings;
-  int64_t earliest = INT64_MAX;
-  if (queue->paused && queue->resume_at_ms > 0) earliest = queue->resume_at_ms;
+  int64_t earliest = queue->schedule_at;
+  if (queue->paused && queue->resume_at_ms > 0) earliest = std::min(earliest, queue->resume_at_ms);
   if (const Job* j = queue->dead.top()) {
     // The oldest dead job goes when its retention ends; at once when
     // dead_max was lowered below the count.

@@ -9,10 +9,13 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
 
+#include "server/engine/cron.h"
 #include "server/engine/intrusive_heap.h"
 #include "server/engine/job.h"
 #include "server/engine/ready_set.h"
@@ -58,6 +61,34 @@ struct QueueCounters {
   uint64_t deleted = 0;     // jobs removed by DELETE or PURGE
   uint64_t kicked = 0;      // dead jobs given another chance
   uint64_t dead_discarded = 0;  // dead jobs deleted by dead_retention or dead_max
+  uint64_t scheduled = 0;       // jobs put by schedules (counted in enqueued too)
+  uint64_t schedule_refused = 0;  // schedule firings refused (max_size, the server's limits)
+};
+
+// The most schedules a queue holds (SCHEDULE refuses more).
+constexpr size_t kMaxSchedulesPerQueue = 1000;
+
+// A schedule (SCHEDULE): a job put into the queue on a timetable, as cron,
+// Celery beat or BullMQ's repeatable jobs do. It is part of the queue's
+// state, logged in its QUEUE record, so it survives restarts; a firing that
+// came due while tqd was down happens once, at the first sweep.
+struct Schedule {
+  std::string name;
+  int64_t every_ms = 0;          // EVERY: at each multiple of it, in Unix time; 0: CRON
+  std::optional<CronSpec> cron;  // CRON, in UTC
+  std::string payload;
+  int32_t priority = 0;  // the options each job is put with (PUT's)
+  int64_t ttl_ms = 0;
+  uint32_t max_attempts = 0;
+  std::string group;
+  int64_t next_ms = INT64_MAX;  // when it fires next
+  uint64_t fired = 0;           // jobs it has put
+
+  // The first time after `after_ms` it fires at; INT64_MAX: never.
+  int64_t next_after(int64_t after_ms) const {
+    if (every_ms > 0) return (after_ms / every_ms + 1) * every_ms;
+    return cron ? cron->next_after(after_ms) : INT64_MAX;
+  }
 };
 
 struct JobSlot {
@@ -139,6 +170,8 @@ struct Queue {
   // again). Forgetting works from the front.
   std::deque<std::pair<std::string, int64_t>> dedup_order;
   std::unordered_map<std::string, Group> groups;  // groups with members, by name
+  std::map<std::string, Schedule> schedules;      // by name
+  int64_t schedule_at = INT64_MAX;                // the earliest next_ms of its schedules
   QueueCounters counters;
   uint32_t timer_slot = kNoSlot;  // position in the engine's heap of queue timers
   int64_t timer_at = INT64_MAX;   // earliest deadline of anything timed in it

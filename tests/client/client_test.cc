@@ -184,6 +184,39 @@ TEST_SUITE("client library") {
     CHECK(c.put("q", "p", {.group = "two words"}).error().kind == ErrorKind::kBadArgument);
   }
 
+  TEST_CASE("schedule, schedules and cancel_schedule - the timetable as the server lists it") {
+    TqdProcess tqd;
+    Client c = connect_to(tqd);
+    REQUIRE(c.create("q").ok());
+    auto hourly = c.schedule("q", "hourly", "tick", {.every = 1h, .group = "ticks"});
+    REQUIRE(hourly.ok());
+    CHECK(hourly->name == "hourly");
+    CHECK(hourly->when == "every=3600000ms");
+    CHECK(hourly->fired == 0);
+    CHECK(hourly->next_ms % 3'600'000 == 0);
+    CHECK(tq::client::field(hourly->fields, "group") == "ticks");
+    auto nightly = c.schedule("q", "nightly", "report", {.cron = "0 3 * * MON-FRI", .priority = 2});
+    REQUIRE(nightly.ok());
+    CHECK(nightly->when == "cron=0 3 * * MON-FRI");
+    CHECK(tq::client::field(nightly->fields, "priority") == "2");
+    auto listed = c.schedules("q");
+    REQUIRE(listed.ok());
+    REQUIRE(listed->size() == 2);
+    CHECK((*listed)[0].name == "hourly");
+    CHECK((*listed)[1].name == "nightly");
+    REQUIRE(c.cancel_schedule("q", "hourly").ok());
+    auto gone = c.cancel_schedule("q", "hourly");
+    REQUIRE_FALSE(gone.ok());
+    CHECK(gone.error().code == "NOTFOUND");
+    auto bad = c.schedule("q", "bad", "x", {.cron = "0 24 * * *"});
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error().message == "cron field 2 (hour) '24': 24 is out of range 0-23");
+    CHECK(c.schedule("q", "x", "p", {}).error().kind == ErrorKind::kBadArgument);
+    CHECK(c.schedule("q", "x", "p", {.cron = "0 3 * * *\nDROP q"}).error().kind ==
+          ErrorKind::kBadArgument);
+    CHECK(c.schedules("q")->size() == 1);
+  }
+
   TEST_CASE("a worker's calls - dequeue from several queues, touch, nack, fail, ack and kick") {
     TqdProcess tqd;
     Client c = connect_to(tqd);

@@ -53,6 +53,7 @@ TEST_SUITE("tq completion") {
     CHECK(complete("PUT emails 5 ") ==
           Words{"AT", "ATTEMPTS", "DELAY", "GROUP", "KEY", "PRIORITY", "TTL"});
     CHECK(complete("PEEK emails H") == Words{"HELD"});
+    CHECK(complete("SCHEDULE emails nightly 6 ") == Words{"CRON", "EVERY"});
     CHECK(complete("PUT emails 5 PRIORITY ").empty());
     CHECK(complete("PUT emails 5 PRIORITY 3 t") == Words{"ttl"});
     CHECK(complete("NACK 7 ") == Words{"DELAY", "PRIORITY"});

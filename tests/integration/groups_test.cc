@@ -112,7 +112,7 @@ TEST_SUITE("groups") {
     CHECK(call(s, "DEQUEUE q") == "OK " + first + " open");
     CHECK(call(s, "DEQUEUE q") == "OK " + std::to_string(std::stoull(second) + 1) + " other");
     CHECK(call(s, "DEQUEUE q") ==
-          "ERROR EMPTY queue 'q' has no ready job: 1 held, each behind an earlier job of its group");
+          "ERROR EMPTY queue 'q' has no ready job: 1 held, each behind another job of its group");
     REQUIRE(call(s, "ACK " + first) == "OK acked " + first);
     CHECK(call(s, "DEQUEUE q") == "OK " + second + " deposit");
   }

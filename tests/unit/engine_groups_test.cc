@@ -62,7 +62,8 @@ TEST_SUITE("engine_groups") {
     CHECK(f.engine.find_job(a2)->state == JobState::kHeld);
     CHECK(f.take_many(10) == std::vector<uint64_t>{a1, b1, plain});
     f.check_groups();
-    CHECK(f.empty_reason() == "queue 'q' has no ready job: 2 held, each behind an earlier job of its group");
+    CHECK(f.empty_reason() ==
+          "queue 'q' has no ready job: 2 held, each behind another job of its group");
     REQUIRE(f.engine.ack(a1).ok());
     CHECK(f.take_many(10) == std::vector<uint64_t>{a2});
     REQUIRE(f.engine.ack(a2).ok());

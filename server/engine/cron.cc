@@ -1,0 +1,292 @@
+// Cron expressions: parsing crontab(5) fields into bit masks, and finding the
+// next matching minute with civil-calendar arithmetic in UTC.
+#include "server/engine/cron.h"
+
+#include <algorithm>
+#include <charconv>
+#include <span>
+#include <vector>
+
+namespace tq::engine {
+namespace {
+
+constexpr int64_t kMsPerMinute = 60'000;
+constexpr int64_t kMinutesPerDay = 24 * 60;
+// A little over five years, so that a once-a-year expression is always found
+// however the leap days fall.
+constexpr int64_t kSearchMinutes = 5 * 366 * kMinutesPerDay;
+
+constexpr std::string_view kMonthNames[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                            "jul", "aug", "sep", "oct", "nov", "dec"};
+constexpr std::string_view kDayNames[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+
+struct FieldRules {
+  std::string_view name;
+  int min;
+  int max;
+  // Where '*' and "a/step" end. Only day-of-week differs from max: 7 is
+  // accepted as Sunday for ranges like FRI-7, but "1/2" should mean Monday,
+  // Wednesday and Friday, not Sunday too.
+  int step_end;
+  std::span<const std::string_view> names;  // names[i] stands for min + i
+  std::string_view names_are;
+};
+
+constexpr FieldRules kFields[] = {
+    {"minute", 0, 59, 59, {}, ""},
+    {"hour", 0, 23, 23, {}, ""},
+    {"day-of-month", 1, 31, 31, {}, ""},
+    {"month", 1, 12, 12, kMonthNames, "month"},
+    {"day-of-week", 0, 7, 6, kDayNames, "day"},
+};
+
+bool is_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+// Words separated by runs of spaces (or tabs, as crontab files have them).
+std::vector<std::string_view> split_words(std::string_view text) {
+  std::vector<std::string_view> words;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t end = text.find_first_of(" \t", i);
+    if (end == std::string_view::npos) end = text.size();
+    if (end > i) words.push_back(text.substr(i, end - i));
+    i = end + 1;
+  }
+  return words;
+}
+
+// A number or a name; `item` is the whole list item, for the message.
+std::optional<int> parse_value(std::string_view word, std::string_view item,
+                               const FieldRules& rules, std::string* detail) {
+  if (word.empty()) {
+    *detail = quoted(item) + " is missing a number";
+    return std::nullopt;
+  }
+  if (is_digits(word)) {
+    int value = 0;
+    auto [end, ec] = std::from_chars(word.data(), word.data() + word.size(), value);
+    if (ec != std::errc() || value < rules.min || value > rules.max) {
+      *detail = std::string(word) + " is out of range " + std::to_string(rules.min) + "-" +
+                std::to_string(rules.max);
+      return std::nullopt;
+    }
+    return value;
+  }
+  auto name = std::find(rules.names.begin(), rules.names.end(), lower(word));
+  if (name != rules.names.end()) return rules.min + static_cast<int>(name - rules.names.begin());
+  *detail = quoted(word) + " is not a number";
+  if (!rules.names.empty()) *detail += " or " + std::string(rules.names_are) + " name";
+  return std::nullopt;
+}
+
+// One item: "*", "n" or "a-b", each optionally followed by "/step".
+bool parse_item(std::string_view item, const FieldRules& rules, uint64_t* mask,
+                std::string* detail) {
+  if (item.empty()) {
+    *detail = "empty item in the list";
+    return false;
+  }
+  const size_t slash = item.find('/');
+  const std::string_view span = item.substr(0, slash);
+  int first = rules.min;
+  int last = rules.step_end;
+  if (span != "*") {
+    const size_t dash = span.find('-');
+    std::optional<int> from = parse_value(span.substr(0, dash), item, rules, detail);
+    if (!from) return false;
+    first = *from;
+    if (dash != std::string_view::npos) {
+      std::optional<int> to = parse_value(span.substr(dash + 1), item, rules, detail);
+      if (!to) return false;
+      if (*to < first) {
+        *detail = "range " + quoted(span) + " runs backwards";
+        return false;
+      }
+      last = *to;
+    } else if (slash == std::string_view::npos) {
+      last = first;  // a single value; with a step it runs to the end
+    }
+  }
+  int64_t step = 1;
+  if (slash != std::string_view::npos) {
+    const std::string_view step_text = item.substr(slash + 1);
+    if (!is_digits(step_text)) {
+      *detail = "step " + quoted(step_text) + " is not a number";
+      return false;
+    }
+    auto [end, ec] = std::from_chars(step_text.data(), step_text.data() + step_text.size(), step);
+    if (ec != std::errc() || step < 1) {
+      *detail = "step " + std::string(step_text) + " is not a whole number from 1 up";
+      return false;
+    }
+  }
+  for (int64_t value = first; value <= last; value += step) *mask |= uint64_t{1} << value;
+  return true;
+}
+
+std::optional<uint64_t> parse_field(std::string_view field, const FieldRules& rules,
+                                    std::string* detail) {
+  uint64_t mask = 0;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = field.find(',', start);
+    if (!parse_item(field.substr(start, comma - start), rules, &mask, detail)) return std::nullopt;
+    if (comma == std::string_view::npos) return mask;
+    start = comma + 1;
+  }
+}
+
+struct Civil {
+  int64_t year;
+  int month;  // 1-12
+  int day;    // 1-31
+};
+
+// Howard Hinnant's days_from_civil and civil_from_days
+// (https://howardhinnant.github.io/date_algorithms.html): years counted from
+// March, so the leap day falls at the end and each 400-year era is alike.
+int64_t days_from_civil(int64_t year, int month, int day) {
+  year -= month <= 2 ? 1 : 0;
+  const int64_t era = (year >= 0 ? year : year - 399) / 400;
+  const int64_t year_of_era = year - era * 400;
+  const int64_t day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
+  const int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+  return era * 146097 + day_of_era - 719468;
+}
+
+Civil civil_from_days(int64_t days) {
+  days += 719468;
+  const int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const int64_t day_of_era = days - era * 146097;
+  const int64_t year_of_era =
+      (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+  const int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  const int64_t month_from_march = (5 * day_of_year + 2) / 153;
+  const int day = static_cast<int>(day_of_year - (153 * month_from_march + 2) / 5 + 1);
+  const int month = static_cast<int>(month_from_march < 10 ? month_from_march + 3 : month_from_march - 9);
+  return {year_of_era + era * 400 + (month <= 2 ? 1 : 0), month, day};
+}
+
+int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 0); }
+
+int weekday_of(int64_t days) {  // 0 is Sunday; day 0, 1970-01-01, was a Thursday
+  return static_cast<int>((days % 7 + 7 + 4) % 7);
+}
+
+}  // namespace
+
+std::optional<CronSpec> CronSpec::parse(std::string_view text, std::string* error) {
+  std::string ignored;
+  if (error == nullptr) error = &ignored;
+  const std::vector<std::string_view> words = split_words(text);
+  CronSpec spec;
+  if (!words.empty() && words[0].starts_with('@')) {
+    static constexpr std::string_view kShortcuts[][2] = {
+        {"@yearly", "0 0 1 1 *"}, {"@annually", "0 0 1 1 *"}, {"@monthly", "0 0 1 * *"},
+        {"@weekly", "0 0 * * 0"}, {"@daily", "0 0 * * *"},    {"@midnight", "0 0 * * *"},
+        {"@hourly", "0 * * * *"}};
+    const std::string shortcut = lower(words[0]);
+    if (words.size() > 1) {
+      *error = "cron shortcut " + quoted(words[0]) + " must stand alone";
+      return std::nullopt;
+    }
+    for (const auto& [name, fields] : kShortcuts) {
+      if (name != shortcut) continue;
+      if (!spec.parse_fields(fields, error)) return std::nullopt;
+      spec.text_ = shortcut;
+      return spec;
+    }
+    *error = "unknown cron shortcut " + quoted(words[0]) +
+             " (expected @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly)";
+    return std::nullopt;
+  }
+  for (std::string_view word : words) spec.text_ += (spec.text_.empty() ? "" : " ") + std::string(word);
+  if (!spec.parse_fields(spec.text_, error)) return std::nullopt;
+  return spec;
+}
+
+bool CronSpec::parse_fields(std::string_view fields, std::string* error) {
+  const std::vector<std::string_view> words = split_words(fields);
+  if (words.size() != std::size(kFields)) {
+    *error = "cron expression " + quoted(fields) + " has " + std::to_string(words.size()) +
+             " fields, expected 5 (minute hour day-of-month month day-of-week)";
+    return false;
+  }
+  uint64_t masks[std::size(kFields)];
+  for (size_t i = 0; i < words.size(); ++i) {
+    std::string detail;
+    std::optional<uint64_t> mask = parse_field(words[i], kFields[i], &detail);
+    if (!mask) {
+      *error = "cron field " + std::to_string(i + 1) + " (" + std::string(kFields[i].name) +
+               ") " + quoted(words[i]) + ": " + detail;
+      return false;
+    }
+    masks[i] = *mask;
+  }
+  minutes_ = std::bitset<60>(masks[0]);
+  hours_ = std::bitset<24>(masks[1]);
+  days_of_month_ = std::bitset<32>(masks[2]);
+  months_ = std::bitset<13>(masks[3]);
+  weekdays_ = std::bitset<7>(masks[4] | masks[4] >> 7);  // 7 is Sunday too
+  day_of_month_star_ = words[2].starts_with('*');
+  weekday_star_ = words[4].starts_with('*');
+  return true;
+}
+
+// crontab(5): when both day fields restrict, a day matching either one fires
+// ("0 0 1,15 * MON" runs on the 1st, the 15th and every Monday). Vixie cron
+// judges "restricts" by the first character, so "*/2" counts as a star and
+// the two fields must then both match.
+bool CronSpec::day_matches(int day_of_month, int weekday) const {
+  const bool by_date = days_of_month_[static_cast<size_t>(day_of_month)];
+  const bool by_weekday = weekdays_[static_cast<size_t>(weekday)];
+  if (day_of_month_star_ || weekday_star_) return by_date && by_weekday;
+  return by_date || by_weekday;
+}
+
+int64_t CronSpec::next_after(int64_t after_ms) const {
+  const int64_t after_minute = floor_div(after_ms, kMsPerMinute);
+  // The cap keeps minute * kMsPerMinute from overflowing near INT64_MAX.
+  const int64_t last_minute = std::min(after_minute + kSearchMinutes, INT64_MAX / kMsPerMinute);
+  int64_t minute = after_minute + 1;
+  while (minute <= last_minute) {
+    const int64_t day = floor_div(minute, kMinutesPerDay);
+    const Civil date = civil_from_days(day);
+    if (!months_[static_cast<size_t>(date.month)]) {
+      const int64_t next_month = date.month == 12 ? days_from_civil(date.year + 1, 1, 1)
+                                                  : days_from_civil(date.year, date.month + 1, 1);
+      minute = next_month * kMinutesPerDay;
+      continue;
+    }
+    if (!day_matches(date.day, weekday_of(day))) {
+      minute = (day + 1) * kMinutesPerDay;
+      continue;
+    }
+    const int64_t minute_of_day = minute - day * kMinutesPerDay;
+    const int64_t hour = minute_of_day / 60;
+    if (!hours_[static_cast<size_t>(hour)]) {
+      minute = day * kMinutesPerDay + (hour + 1) * 60;
+      continue;
+    }
+    if (!minutes_[static_cast<size_t>(minute_of_day % 60)]) {
+      ++minute;
+      continue;
+    }
+    return minute * kMsPerMinute;
+  }
+  return INT64_MAX;
+}
+
+}  // namespace tq::engine

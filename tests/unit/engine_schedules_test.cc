@@ -1,0 +1,197 @@
+// Schedules (SCHEDULE), with a hand-driven clock: when they fire, what the
+// jobs they put look like, what a late sweep does, and what they refuse.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "server/engine/engine.h"
+#include "tests/unit/engine_fixture.h"
+
+using namespace tq::engine;
+
+namespace {
+
+// 2026-12-03 14:05:30 UTC, and some times after it.
+constexpr int64_t kNow = 1'796'306'730'000;
+constexpr int64_t k1406 = 1'796'306'760'000;
+constexpr int64_t k1415 = 1'796'307'300'000;
+constexpr int64_t k1500 = 1'796'310'000'000;
+constexpr int64_t kTomorrow0300 = 1'796'353'200'000;
+constexpr int64_t kAfter0300 = 1'796'439'600'000;
+
+ScheduleSpec every(std::string_view name, int64_t ms, std::string_view payload = "x") {
+  ScheduleSpec spec;
+  spec.name = name;
+  spec.every_ms = ms;
+  spec.payload = payload;
+  return spec;
+}
+
+ScheduleSpec cron(std::string_view name, std::string_view expression,
+                  std::string_view payload = "x", EnqueueOptions job = {}) {
+  ScheduleSpec spec;
+  spec.name = name;
+  spec.cron = expression;
+  spec.payload = payload;
+  spec.job = job;
+  return spec;
+}
+
+struct Fixture : tq::testing::EngineFixture {
+  Fixture() { clock.set_ms(kNow); }
+  const Schedule& add(ScheduleSpec spec) {
+    auto made = engine.schedule("q", spec);
+    REQUIRE(made.ok());
+    return *made.value();
+  }
+  Error refused(ScheduleSpec spec) {
+    auto made = engine.schedule("q", spec);
+    REQUIRE_FALSE(made.ok());
+    return made.error();
+  }
+  void advance_to(int64_t ms) {
+    clock.set_ms(ms);
+    engine.expire_due();
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("engine_schedules") {
+  TEST_CASE("EVERY fires at each multiple of its period, and each firing puts one job") {
+    Fixture f;
+    const Schedule& s = f.add(every("tick", 60'000, "tick!"));
+    CHECK(s.next_ms == k1406);  // the next whole minute, not a minute from now
+    CHECK(f.engine.next_deadline_ms() == k1406);
+    f.advance_to(k1406 - 1);
+    CHECK(f.queue().ready.empty());
+    f.advance_to(k1406);
+    auto job = f.engine.dequeue("q");
+    REQUIRE(job.ok());
+    CHECK(job.value()->payload() == "tick!");
+    REQUIRE(f.engine.ack(job.value()->id).ok());
+    CHECK(s.next_ms == k1406 + 60'000);
+    CHECK(s.fired == 1);
+    f.advance_to(k1406 + 60'000);
+    CHECK(f.queue().ready.size() == 1);
+    CHECK(f.queue().counters.scheduled == 2);
+    CHECK(f.queue().counters.enqueued == 2);
+    CHECK(f.engine.counters().scheduled == 2);
+  }
+
+  TEST_CASE("a sweep that comes late fires once for every time it missed, then keeps the timetable") {
+    Fixture f;
+    const Schedule& s = f.add(every("tick", 60'000, "x"));
+    f.advance_to(k1415 + 30'000);  // nine minutes missed
+    CHECK(f.queue().ready.size() == 1);
+    CHECK(s.fired == 1);
+    CHECK(s.next_ms == k1415 + 60'000);
+  }
+
+  TEST_CASE("CRON fires at the times it names, in UTC, and its jobs get the options given") {
+    Fixture f;
+    EnqueueOptions job;
+    job.priority = 4;
+    job.ttl_ms = 3'600'000;
+    job.max_attempts = 2;
+    job.group = "reports";
+    const Schedule& s =
+        f.add(cron("nightly", "0   3 * * *", "build report", job));
+    CHECK(s.cron->text() == "0 3 * * *");
+    CHECK(s.next_ms == kTomorrow0300);
+    f.advance_to(kTomorrow0300);
+    REQUIRE(f.queue().ready.size() == 1);
+    CHECK(s.next_ms == kAfter0300);
+    auto peeked = f.engine.peek("q", PeekState::kReady, 1, [&](const Job& j) {
+      CHECK(j.payload() == "build report");
+      CHECK(j.priority == 4);
+      const JobExtras* x = f.engine.extras_of(j);
+      REQUIRE(x != nullptr);
+      CHECK(x->expires_at_ms == kTomorrow0300 + 3'600'000);
+      CHECK(x->max_attempts == 2);
+      CHECK(x->group == "reports");
+    });
+    REQUIRE(peeked.ok());
+  }
+
+  TEST_CASE("a schedule named again is replaced and keeps its count, and CANCEL stops it") {
+    Fixture f;
+    f.add(every("tick", 60'000, "old"));
+    f.advance_to(k1406);
+    const Schedule& s = f.add(every("tick", 3'600'000, "new"));
+    CHECK(f.queue().schedules.size() == 1);
+    CHECK(s.fired == 1);
+    CHECK(s.next_ms == k1500);
+    CHECK(s.payload == "new");
+    REQUIRE(f.engine.unschedule("q", "tick").ok());
+    CHECK(f.queue().schedules.empty());
+    f.advance_to(k1500);
+    CHECK(f.queue().ready.size() == 1);  // the old one's job only
+    auto gone = f.engine.unschedule("q", "tick");
+    REQUIRE_FALSE(gone.ok());
+    CHECK(gone.error().code == Errc::kNotFound);
+    CHECK(gone.error().message == "no schedule 'tick' in queue 'q'");
+    CHECK(f.engine.next_deadline_ms() == INT64_MAX);  // nothing timed is left
+  }
+
+  TEST_CASE("a firing the queue refuses is counted and skipped, and the next one comes") {
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.max_size = 1; });
+    const Schedule& s = f.add(every("tick", 60'000, "x"));
+    f.put("filler");
+    f.advance_to(k1406);
+    CHECK(f.queue().ready.size() == 1);
+    CHECK(f.queue().counters.schedule_refused == 1);
+    CHECK(s.fired == 0);
+    CHECK(s.next_ms == k1406 + 60'000);
+    f.take();
+    REQUIRE(f.engine.ack(f.queue().leased.top()->id).ok());
+    f.advance_to(k1406 + 60'000);
+    CHECK(f.queue().ready.size() == 1);
+    CHECK(s.fired == 1);
+  }
+
+  TEST_CASE("what SCHEDULE refuses - names, periods, cron errors, a cron that never fires, too many") {
+    Fixture f;
+    CHECK(f.refused(every("two words", 60'000)).message ==
+          "a schedule name is 1-200 printable characters without spaces");
+    CHECK(f.refused(every("fast", 500)).message ==
+          "EVERY takes 1s to 30d; for longer, CRON");
+    CHECK(f.refused(cron("c", "0 25 * * *")).message ==
+          "cron field 2 (hour) '25': 25 is out of range 0-23");
+    CHECK(f.refused(cron("c", "0 0 30 2 *")).message == "cron '0 0 30 2 *' never fires");
+    EnqueueOptions bad_group;
+    bad_group.group = "a b";
+    ScheduleSpec grouped = every("g", 60'000);
+    grouped.job = bad_group;
+    CHECK(f.refused(grouped).code == Errc::kBadArgument);
+    for (size_t i = 0; i < kMaxSchedulesPerQueue; ++i) {
+      f.add(every("s" + std::to_string(i), 60'000));
+    }
+    CHECK(f.refused(every("one-more", 60'000)).code == Errc::kLimit);
+    f.add(every("s7", 120'000));  // replacing one is still fine
+    auto no_queue = f.engine.schedule("nope", every("x", 60'000));
+    REQUIRE_FALSE(no_queue.ok());
+    CHECK(no_queue.error().code == Errc::kNoQueue);
+  }
+
+  TEST_CASE("PURGE leaves schedules alone, DROP takes them with the queue") {
+    Fixture f;
+    f.add(every("tick", 60'000, "x"));
+    f.advance_to(k1406);
+    REQUIRE(f.engine.purge("q").ok());
+    CHECK(f.queue().schedules.size() == 1);
+    REQUIRE(f.engine.drop("q").ok());
+    CHECK(f.engine.next_deadline_ms() == INT64_MAX);
+    f.advance_to(k1415);
+    CHECK(f.engine.job_count() == 0);
+  }
+
+  TEST_CASE("a paused queue's schedules still put jobs - a pause holds deliveries, not producers") {
+    Fixture f;
+    f.add(every("tick", 60'000, "x"));
+    REQUIRE(f.engine.set_paused("q", true).ok());
+    f.advance_to(k1406);
+    CHECK(f.queue().ready.size() == 1);
+  }
+}
