@@ -95,6 +95,16 @@ Result<const Schedule*> Engine::schedule(std::string_view queue_name, const Sche
   s.max_attempts = spec.job.max_attempts;
   s.group = std::string(spec.job.group);
   auto it = queue->schedules.find(s.name);
+  size_t payload_bytes = s.payload.size();
+  for (const auto& [name, other] : queue->schedules) {
+    if (name != s.name) payload_bytes += other.payload.size();
+  }
+  if (payload_bytes > kMaxSchedulePayloadBytes) {
+    return make_error(Errc::kLimit, "the schedules of queue '" + queue->name + "' would hold " +
+                                        std::to_string(payload_bytes) +
+                                        " payload bytes, over 1 MiB; keep schedule payloads "
+                                        "small (a reference to the data, not the data)");
+  }
   if (it == queue->schedules.end()) {
     if (queue->schedules.size() >= kMaxSchedulesPerQueue) {
       return make_error(Errc::kLimit, "queue '" + queue->name + "' holds " +

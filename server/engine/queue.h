@@ -65,8 +65,11 @@ struct QueueCounters {
   uint64_t schedule_refused = 0;  // schedule firings refused (max_size, the server's limits)
 };
 
-// The most schedules a queue holds (SCHEDULE refuses more).
+// The most schedules a queue holds, and the most payload bytes across them
+// (SCHEDULE refuses more): the queue's QUEUE record carries them all, and is
+// written again at every firing.
 constexpr size_t kMaxSchedulesPerQueue = 1000;
+constexpr size_t kMaxSchedulePayloadBytes = 1 << 20;
 
 // A schedule (SCHEDULE): a job put into the queue on a timetable, as cron,
 // Celery beat or BullMQ's repeatable jobs do. It is part of the queue's

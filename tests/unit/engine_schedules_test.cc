@@ -175,6 +175,18 @@ TEST_SUITE("engine_schedules") {
     CHECK(no_queue.error().code == Errc::kNoQueue);
   }
 
+  TEST_CASE("the payloads of a queue's schedules add up to 1 MiB at most") {
+    Fixture f;
+    const std::string half(kMaxSchedulePayloadBytes / 2, 'x');
+    f.add(every("a", 60'000, half));
+    f.add(every("b", 60'000, half));
+    Error over = f.refused(every("c", 60'000, "y"));
+    CHECK(over.code == Errc::kLimit);
+    CHECK(over.message.find("would hold 1048577 payload bytes, over 1 MiB") != std::string::npos);
+    f.add(every("b", 60'000, half.substr(1)));  // a replaced one counts its new payload only
+    f.add(every("c", 60'000, "y"));
+  }
+
   TEST_CASE("PURGE leaves schedules alone, DROP takes them with the queue") {
     Fixture f;
     f.add(every("tick", 60'000, "x"));
