@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace tq::engine {
@@ -29,8 +30,14 @@ struct FieldRules {
   // Wednesday and Friday, not Sunday too.
   int step_end;
   std::span<const std::string_view> names;  // names[i] stands for min + i
-  std::string_view names_are;
+  std::string_view name_kind;
 };
+
+// What each shortcut stands for.
+constexpr std::string_view kShortcuts[][2] = {{"@yearly", "0 0 1 1 *"},  {"@annually", "0 0 1 1 *"},
+                                              {"@monthly", "0 0 1 * *"}, {"@weekly", "0 0 * * 0"},
+                                              {"@daily", "0 0 * * *"},   {"@midnight", "0 0 * * *"},
+                                              {"@hourly", "0 * * * *"}};
 
 constexpr FieldRules kFields[] = {
     {"minute", 0, 59, 59, {}, ""},
@@ -46,104 +53,91 @@ bool is_digits(std::string_view s) {
 
 std::string lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
+  for (char& c : out) c = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
   return out;
 }
 
-std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string quoted(std::string_view s) {
+  return "'" + std::string(s) + "'";
+}
 
 // Words separated by runs of spaces (or tabs, as crontab files have them).
 std::vector<std::string_view> split_words(std::string_view text) {
   std::vector<std::string_view> words;
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t end = text.find_first_of(" \t", i);
-    if (end == std::string_view::npos) end = text.size();
-    if (end > i) words.push_back(text.substr(i, end - i));
-    i = end + 1;
+  for (size_t start = 0, end = 0; start < text.size(); start = end + 1) {
+    end = std::min(text.find_first_of(" \t", start), text.size());
+    if (end > start) words.push_back(text.substr(start, end - start));
   }
   return words;
 }
 
+// Sets the message and returns false, so that a check and its message fit
+// on one line.
+bool fail(std::string* detail, std::string message) {
+  *detail = std::move(message);
+  return false;
+}
+
 // A number or a name; `item` is the whole list item, for the message.
-std::optional<int> parse_value(std::string_view word, std::string_view item,
-                               const FieldRules& rules, std::string* detail) {
-  if (word.empty()) {
-    *detail = quoted(item) + " is missing a number";
-    return std::nullopt;
-  }
+bool parse_value(std::string_view word, std::string_view item, const FieldRules& rules, int* value,
+                 std::string* detail) {
+  if (word.empty()) return fail(detail, quoted(item) + " is missing a number");
   if (is_digits(word)) {
-    int value = 0;
-    auto [end, ec] = std::from_chars(word.data(), word.data() + word.size(), value);
-    if (ec != std::errc() || value < rules.min || value > rules.max) {
-      *detail = std::string(word) + " is out of range " + std::to_string(rules.min) + "-" +
-                std::to_string(rules.max);
-      return std::nullopt;
-    }
-    return value;
+    auto [end, ec] = std::from_chars(word.data(), word.data() + word.size(), *value);
+    if (ec == std::errc() && *value >= rules.min && *value <= rules.max) return true;
+    return fail(detail, std::string(word) + " is out of range " + std::to_string(rules.min) + "-" +
+                            std::to_string(rules.max));
   }
   auto name = std::find(rules.names.begin(), rules.names.end(), lower(word));
-  if (name != rules.names.end()) return rules.min + static_cast<int>(name - rules.names.begin());
-  *detail = quoted(word) + " is not a number";
-  if (!rules.names.empty()) *detail += " or " + std::string(rules.names_are) + " name";
-  return std::nullopt;
+  if (name == rules.names.end()) {
+    const std::string or_name =
+        rules.names.empty() ? "" : " or " + std::string(rules.name_kind) + " name";
+    return fail(detail, quoted(word) + " is not a number" + or_name);
+  }
+  *value = rules.min + static_cast<int>(name - rules.names.begin());
+  return true;
 }
 
 // One item: "*", "n" or "a-b", each optionally followed by "/step".
 bool parse_item(std::string_view item, const FieldRules& rules, uint64_t* mask,
                 std::string* detail) {
-  if (item.empty()) {
-    *detail = "empty item in the list";
-    return false;
-  }
+  if (item.empty()) return fail(detail, "empty item in the list");
   const size_t slash = item.find('/');
   const std::string_view span = item.substr(0, slash);
   int first = rules.min;
   int last = rules.step_end;
   if (span != "*") {
     const size_t dash = span.find('-');
-    std::optional<int> from = parse_value(span.substr(0, dash), item, rules, detail);
-    if (!from) return false;
-    first = *from;
+    if (!parse_value(span.substr(0, dash), item, rules, &first, detail)) return false;
     if (dash != std::string_view::npos) {
-      std::optional<int> to = parse_value(span.substr(dash + 1), item, rules, detail);
-      if (!to) return false;
-      if (*to < first) {
-        *detail = "range " + quoted(span) + " runs backwards";
-        return false;
-      }
-      last = *to;
+      if (!parse_value(span.substr(dash + 1), item, rules, &last, detail)) return false;
+      if (last < first) return fail(detail, "range " + quoted(span) + " runs backwards");
     } else if (slash == std::string_view::npos) {
-      last = first;  // a single value; with a step it runs to the end
+      last = first;  // a single value
+    } else {
+      // "a/step" runs to the field's end; "7/2" in day-of-week is Sunday alone.
+      last = std::max(first, rules.step_end);
     }
   }
-  int64_t step = 1;
+  int step = 1;
   if (slash != std::string_view::npos) {
-    const std::string_view step_text = item.substr(slash + 1);
-    if (!is_digits(step_text)) {
-      *detail = "step " + quoted(step_text) + " is not a number";
-      return false;
-    }
-    auto [end, ec] = std::from_chars(step_text.data(), step_text.data() + step_text.size(), step);
-    if (ec != std::errc() || step < 1) {
-      *detail = "step " + std::string(step_text) + " is not a whole number from 1 up";
-      return false;
-    }
+    const std::string_view text = item.substr(slash + 1);
+    if (!is_digits(text)) return fail(detail, "step " + quoted(text) + " is not a number");
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), step);
+    if (ec != std::errc()) return fail(detail, "step " + std::string(text) + " is too large");
+    if (step < 1) return fail(detail, "step must be at least 1");
   }
+  // 64 bits, so a step as large as INT_MAX cannot overflow the loop.
   for (int64_t value = first; value <= last; value += step) *mask |= uint64_t{1} << value;
   return true;
 }
 
-std::optional<uint64_t> parse_field(std::string_view field, const FieldRules& rules,
-                                    std::string* detail) {
-  uint64_t mask = 0;
-  size_t start = 0;
-  while (true) {
+bool parse_field(std::string_view field, const FieldRules& rules, uint64_t* mask,
+                 std::string* detail) {
+  for (size_t start = 0;;) {
     const size_t comma = field.find(',', start);
-    if (!parse_item(field.substr(start, comma - start), rules, &mask, detail)) return std::nullopt;
-    if (comma == std::string_view::npos) return mask;
+    if (!parse_item(field.substr(start, comma - start), rules, mask, detail)) return false;
+    if (comma == std::string_view::npos) return true;
     start = comma + 1;
   }
 }
@@ -172,14 +166,18 @@ Civil civil_from_days(int64_t days) {
   const int64_t day_of_era = days - era * 146097;
   const int64_t year_of_era =
       (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
-  const int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  const int64_t day_of_year =
+      day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
   const int64_t month_from_march = (5 * day_of_year + 2) / 153;
   const int day = static_cast<int>(day_of_year - (153 * month_from_march + 2) / 5 + 1);
-  const int month = static_cast<int>(month_from_march < 10 ? month_from_march + 3 : month_from_march - 9);
+  const int month =
+      static_cast<int>(month_from_march < 10 ? month_from_march + 3 : month_from_march - 9);
   return {year_of_era + era * 400 + (month <= 2 ? 1 : 0), month, day};
 }
 
-int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 0); }
+int64_t floor_div(int64_t a, int64_t b) {
+  return a / b - (a % b < 0 ? 1 : 0);
+}
 
 int weekday_of(int64_t days) {  // 0 is Sunday; day 0, 1970-01-01, was a Thursday
   return static_cast<int>((days % 7 + 7 + 4) % 7);
@@ -189,51 +187,41 @@ int weekday_of(int64_t days) {  // 0 is Sunday; day 0, 1970-01-01, was a Thursda
 
 std::optional<CronSpec> CronSpec::parse(std::string_view text, std::string* error) {
   std::string ignored;
-  if (error == nullptr) error = &ignored;
-  const std::vector<std::string_view> words = split_words(text);
   CronSpec spec;
-  if (!words.empty() && words[0].starts_with('@')) {
-    static constexpr std::string_view kShortcuts[][2] = {
-        {"@yearly", "0 0 1 1 *"}, {"@annually", "0 0 1 1 *"}, {"@monthly", "0 0 1 * *"},
-        {"@weekly", "0 0 * * 0"}, {"@daily", "0 0 * * *"},    {"@midnight", "0 0 * * *"},
-        {"@hourly", "0 * * * *"}};
-    const std::string shortcut = lower(words[0]);
-    if (words.size() > 1) {
-      *error = "cron shortcut " + quoted(words[0]) + " must stand alone";
-      return std::nullopt;
-    }
-    for (const auto& [name, fields] : kShortcuts) {
-      if (name != shortcut) continue;
-      if (!spec.parse_fields(fields, error)) return std::nullopt;
-      spec.text_ = shortcut;
-      return spec;
-    }
-    *error = "unknown cron shortcut " + quoted(words[0]) +
-             " (expected @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly)";
-    return std::nullopt;
-  }
-  for (std::string_view word : words) spec.text_ += (spec.text_.empty() ? "" : " ") + std::string(word);
-  if (!spec.parse_fields(spec.text_, error)) return std::nullopt;
+  if (!spec.parse_text(text, error != nullptr ? error : &ignored)) return std::nullopt;
   return spec;
+}
+
+bool CronSpec::parse_text(std::string_view text, std::string* error) {
+  const std::vector<std::string_view> words = split_words(text);
+  for (std::string_view word : words) text_ += (text_.empty() ? "" : " ") + std::string(word);
+  if (words.empty() || !words[0].starts_with('@')) return parse_fields(text_, error);
+  if (words.size() > 1)
+    return fail(error, "cron shortcut " + quoted(words[0]) + " must stand alone");
+  text_ = lower(words[0]);
+  for (const auto& [name, fields] : kShortcuts) {
+    if (name == text_) return parse_fields(fields, error);
+  }
+  return fail(
+      error, "unknown cron shortcut " + quoted(words[0]) +
+                 " (expected @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly)");
 }
 
 bool CronSpec::parse_fields(std::string_view fields, std::string* error) {
   const std::vector<std::string_view> words = split_words(fields);
   if (words.size() != std::size(kFields)) {
-    *error = "cron expression " + quoted(fields) + " has " + std::to_string(words.size()) +
-             " fields, expected 5 (minute hour day-of-month month day-of-week)";
-    return false;
+    return fail(error, "cron expression " + quoted(fields) + " has " +
+                           std::to_string(words.size()) +
+                           " fields, expected 5 (minute hour day-of-month month day-of-week)");
   }
-  uint64_t masks[std::size(kFields)];
+  uint64_t masks[std::size(kFields)] = {};
   for (size_t i = 0; i < words.size(); ++i) {
     std::string detail;
-    std::optional<uint64_t> mask = parse_field(words[i], kFields[i], &detail);
-    if (!mask) {
-      *error = "cron field " + std::to_string(i + 1) + " (" + std::string(kFields[i].name) +
-               ") " + quoted(words[i]) + ": " + detail;
-      return false;
+    if (!parse_field(words[i], kFields[i], &masks[i], &detail)) {
+      return fail(error, "cron field " + std::to_string(i + 1) + " (" +
+                             std::string(kFields[i].name) + ") " + quoted(words[i]) + ": " +
+                             detail);
     }
-    masks[i] = *mask;
   }
   minutes_ = std::bitset<60>(masks[0]);
   hours_ = std::bitset<24>(masks[1]);
@@ -261,30 +249,25 @@ int64_t CronSpec::next_after(int64_t after_ms) const {
   // The cap keeps minute * kMsPerMinute from overflowing near INT64_MAX.
   const int64_t last_minute = std::min(after_minute + kSearchMinutes, INT64_MAX / kMsPerMinute);
   int64_t minute = after_minute + 1;
+  // Each miss skips to the start of the next month, day, hour or minute.
   while (minute <= last_minute) {
     const int64_t day = floor_div(minute, kMinutesPerDay);
     const Civil date = civil_from_days(day);
-    if (!months_[static_cast<size_t>(date.month)]) {
-      const int64_t next_month = date.month == 12 ? days_from_civil(date.year + 1, 1, 1)
-                                                  : days_from_civil(date.year, date.month + 1, 1);
-      minute = next_month * kMinutesPerDay;
-      continue;
-    }
-    if (!day_matches(date.day, weekday_of(day))) {
-      minute = (day + 1) * kMinutesPerDay;
-      continue;
-    }
     const int64_t minute_of_day = minute - day * kMinutesPerDay;
     const int64_t hour = minute_of_day / 60;
-    if (!hours_[static_cast<size_t>(hour)]) {
+    if (!months_[static_cast<size_t>(date.month)]) {
+      const int64_t next_month =
+          days_from_civil(date.year + date.month / 12, date.month % 12 + 1, 1);
+      minute = next_month * kMinutesPerDay;
+    } else if (!day_matches(date.day, weekday_of(day))) {
+      minute = (day + 1) * kMinutesPerDay;
+    } else if (!hours_[static_cast<size_t>(hour)]) {
       minute = day * kMinutesPerDay + (hour + 1) * 60;
-      continue;
-    }
-    if (!minutes_[static_cast<size_t>(minute_of_day % 60)]) {
+    } else if (!minutes_[static_cast<size_t>(minute_of_day % 60)]) {
       ++minute;
-      continue;
+    } else {
+      return minute * kMsPerMinute;
     }
-    return minute * kMsPerMinute;
   }
   return INT64_MAX;
 }

@@ -33,6 +33,7 @@ class CronSpec {
 
  private:
   CronSpec() = default;
+  bool parse_text(std::string_view text, std::string* error);
   bool parse_fields(std::string_view fields, std::string* error);
   bool day_matches(int day_of_month, int weekday) const;
 
