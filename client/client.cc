@@ -180,7 +180,7 @@ Result<Reply> Client::request(std::string_view line, std::string_view body,
   if (spec != nullptr) {
     std::vector<std::string_view> args(words->begin() + 1, words->end());
     shape = protocol::reply_shape(*spec, args);
-    if (!spec->has(protocol::kWrites)) repeat = Repeat::kSafe;
+    if (!protocol::request_writes(*spec, args)) repeat = Repeat::kSafe;
     // A DEQUEUE that may wait d needs d more to answer.
     if (spec->has(protocol::kMayBlock)) {
       timeout_ms =

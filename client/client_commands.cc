@@ -367,8 +367,10 @@ std::optional<ScheduleInfo> parse_schedule_line(std::string_view line) {
   if (space == std::string_view::npos) return std::nullopt;
   info.name = std::string(line.substr(0, space));
   std::string_view rest = line.substr(space + 1);
-  // cron= is last and holds spaces: everything after it is its value.
-  const size_t cron = rest.find("cron=");
+  // cron= is last and holds spaces: everything after it is its value. (A
+  // group or name may hold "cron=", never " cron=": they have no spaces.)
+  size_t cron = rest.rfind(" cron=");
+  if (cron != std::string_view::npos) ++cron;
   std::string_view words = cron == std::string_view::npos ? rest : rest.substr(0, cron);
   while (!words.empty()) {
     space = words.find(' ');

@@ -177,7 +177,8 @@ ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& r
     return Outcome::kOk;
   }
   const Error& error = reply.error();
-  const bool writes = spec == nullptr || spec->has(protocol::kWrites);
+  const std::vector<std::string_view> args(words->begin() + 1, words->end());
+  const bool writes = spec == nullptr || protocol::request_writes(*spec, args);
   switch (error.kind) {
     case ErrorKind::kServer:
       if (verb == "DEQUEUE" && error.is(protocol::ErrorCode::kEmpty)) {

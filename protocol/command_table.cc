@@ -213,6 +213,11 @@ const CommandSpec& command_spec(Verb verb) { return kCommands[static_cast<size_t
 
 std::span<const CommandSpec> all_commands() { return kCommands; }
 
+bool request_writes(const CommandSpec& spec, std::span<const std::string_view> args) {
+  if (!spec.has(kWrites)) return false;
+  return !((spec.verb == Verb::kConfig || spec.verb == Verb::kSchedule) && args.size() == 1);
+}
+
 ReplyShape reply_shape(const CommandSpec& spec, std::span<const std::string_view> args) {
   if (spec.verb == Verb::kDequeue) {
     // Queue names are never COUNT, so the word after the first argument is the keyword.

@@ -89,5 +89,9 @@ std::span<const CommandSpec> all_commands();
 // The shape of a successful reply to this request: the spec's, except that
 // DEQUEUE with COUNT answers with framed jobs.
 ReplyShape reply_shape(const CommandSpec& spec, std::span<const std::string_view> args);
+// Whether this request may change state (kWrites), given its arguments:
+// CONFIG <queue> and SCHEDULE <queue> alone only read, and are served while
+// the log cannot be written.
+bool request_writes(const CommandSpec& spec, std::span<const std::string_view> args);
 
 }  // namespace tq::protocol

@@ -359,7 +359,8 @@ void dispatch(CommandContext& ctx, const protocol::Request& request) {
     return cmd::reply_error(ctx, protocol::ErrorCode::kNoAuth,
                             "authenticate first: AUTH <password>");
   }
-  if (request.spec->has(protocol::kWrites) && ctx.log != nullptr && !ctx.log->healthy()) {
+  if (ctx.log != nullptr && !ctx.log->healthy() &&
+      protocol::request_writes(*request.spec, request.args)) {
     // Refused before anything changes: this write surely did not happen.
     cmd::reply_error(ctx, protocol::ErrorCode::kIo,
                      "the log cannot be written (" + ctx.log->last_error() +

@@ -151,7 +151,7 @@ bool parse_job_options(CommandContext& ctx, std::span<const std::string_view> a,
       }
     } else if (is_keyword(a[i], "ATTEMPTS")) {
       size_t n = 0;
-      if (!parse_count(ctx, value, "ATTEMPTS", 1'000'000, &n)) return false;
+      if (!parse_count(ctx, value, "ATTEMPTS", engine::kMaxJobAttempts, &n)) return false;
       options->max_attempts = static_cast<uint32_t>(n);
     } else if (is_keyword(a[i], "KEY")) {
       options->key = value;

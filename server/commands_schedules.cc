@@ -39,8 +39,8 @@ void cmd_schedule(CommandContext& ctx, const Request& req) {
   const auto& a = req.args;  // queue, name, bytes, EVERY d | CRON ..., options
   if (a.size() == 1) return list_schedules(ctx, a[0]);
   constexpr const char* kHow =
-      "SCHEDULE takes EVERY <duration> or CRON <minute hour day month weekday> (or CRON "
-      "@daily, @hourly...) after the byte count";
+      "usage: SCHEDULE <queue> lists; SCHEDULE <queue> <name> <bytes> EVERY <duration> | CRON "
+      "<minute hour day month weekday> (or CRON @daily...), then the payload, sets one";
   if (a.size() < 5) return reply_error(ctx, ErrorCode::kBadFormat, kHow);
   engine::ScheduleSpec spec;
   spec.name = a[1];

@@ -16,8 +16,9 @@ using engine::Queue;
 // How much log a live object accounts for. It must give the same answer when
 // the object is recorded and when it is removed, so it depends only on what
 // never changes.
-uint64_t accounted_bytes(const Job& job) { return wal::record_size(job.payload_size + 16); }
-uint64_t accounted_bytes(const Queue& queue) { return wal::record_size(queue.name.size() + 40); }
+uint64_t accounted_bytes(const Job& job) {
+  return wal::record_size(job.payload_size + 16);
+}
 constexpr uint64_t kDedupBytes = 64;
 
 // Sweeps move at most this many objects, or this many bytes, per iteration,
@@ -88,22 +89,31 @@ bool decode_schedules(wal::BodyReader& in, std::map<std::string, engine::Schedul
   if (in.empty()) return true;
   const uint64_t count = in.varint();
   if (count > engine::kMaxSchedulesPerQueue) return false;
+  uint64_t payload_bytes = 0;
   for (uint64_t i = 0; i < count && !in.failed(); ++i) {
     engine::Schedule sc;
     sc.name = std::string(in.bytes());
     sc.every_ms = static_cast<int64_t>(in.varint());
     std::string_view cron = in.bytes();
     sc.payload = std::string(in.bytes());
-    sc.priority = static_cast<int32_t>(in.signed_varint());
+    const int64_t priority = in.signed_varint();
     sc.ttl_ms = static_cast<int64_t>(in.varint());
-    sc.max_attempts = static_cast<uint32_t>(in.varint());
+    const uint64_t max_attempts = in.varint();
     sc.group = std::string(in.bytes());
     sc.next_ms = static_cast<int64_t>(in.varint());
     sc.fired = in.varint();
+    payload_bytes += sc.payload.size();
+    // As SCHEDULE checks them: a value it would refuse (a TTL that
+    // overflows a deadline) is damage, not a schedule.
     if (sc.every_ms < 0 || sc.every_ms > engine::kMaxSettingDurationMs || sc.ttl_ms < 0 ||
-        sc.next_ms < 0 || !engine::Engine::valid_key(sc.name)) {
+        sc.ttl_ms > engine::kMaxSettingDurationMs || sc.next_ms < 0 || priority < INT32_MIN ||
+        priority > INT32_MAX || max_attempts > engine::kMaxJobAttempts ||
+        payload_bytes > engine::kMaxSchedulePayloadBytes || !engine::Engine::valid_key(sc.name) ||
+        (!sc.group.empty() && !engine::Engine::valid_key(sc.group))) {
       return false;
     }
+    sc.priority = static_cast<int32_t>(priority);
+    sc.max_attempts = static_cast<uint32_t>(max_attempts);
     if (sc.every_ms == 0) {
       std::string why;
       sc.cron = engine::CronSpec::parse(cron, &why);
@@ -359,14 +369,19 @@ void Journal::unref(uint32_t segment, uint64_t bytes) {
 void Journal::queue_saved(Queue& queue) {
   scratch_.clear();
   encode_queue(scratch_, queue);
-  ref(&queue.log_segment, record(RecordType::kQueue, scratch_), accounted_bytes(queue));
+  // Counted at its real size: its schedules can make it large, and it can
+  // grow or shrink from one save to the next.
+  const uint64_t bytes = wal::record_size(scratch_.size());
+  if (queue.log_segment != 0) live_bytes_ = live_bytes_ - queue.log_bytes + bytes;
+  ref(&queue.log_segment, record(RecordType::kQueue, scratch_), bytes);
+  queue.log_bytes = bytes;
 }
 
 void Journal::queue_dropped(Queue& queue) {
   scratch_.clear();
   wal::put_varint(scratch_, queue.number);
   record(RecordType::kQueueDrop, scratch_);
-  unref(queue.log_segment, accounted_bytes(queue));
+  unref(queue.log_segment, queue.log_bytes);
   queue.log_segment = 0;
 }
 

@@ -13,9 +13,10 @@ namespace {
 
 constexpr int64_t kMsPerMinute = 60'000;
 constexpr int64_t kMinutesPerDay = 24 * 60;
-// A little over five years, so that a once-a-year expression is always found
-// however the leap days fall.
-constexpr int64_t kSearchMinutes = 5 * 366 * kMinutesPerDay;
+// The Gregorian calendar repeats every 400 years (146,097 days): what matches
+// nowhere in that span never matches. Anything shorter can stop a schedule
+// for good: February 29th on a Monday comes every 28 years or more.
+constexpr int64_t kSearchMinutes = 146'097 * kMinutesPerDay;
 
 constexpr std::string_view kMonthNames[] = {"jan", "feb", "mar", "apr", "may", "jun",
                                             "jul", "aug", "sep", "oct", "nov", "dec"};

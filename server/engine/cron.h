@@ -23,8 +23,9 @@ class CronSpec {
   static std::optional<CronSpec> parse(std::string_view text, std::string* error);
 
   // The first whole minute strictly after `after_ms` (Unix time in ms, UTC)
-  // that the expression matches, in Unix ms; INT64_MAX when none comes
-  // within 5 years of after_ms (e.g. "0 0 30 2 *", February 30th).
+  // that the expression matches, in Unix ms; INT64_MAX when none ever comes
+  // (e.g. "0 0 30 2 *", February 30th: the calendar repeats every 400
+  // years, so that is as far as it looks).
   int64_t next_after(int64_t after_ms) const;
 
   // The expression as it was given, with runs of spaces made one space and

@@ -64,7 +64,8 @@ Status Engine::drop(std::string_view queue_name) {
 }
 
 Result<const Schedule*> Engine::schedule(std::string_view queue_name, const ScheduleSpec& spec) {
-  Result<Queue*> found = queue_or_error(queue_name);
+  // As a PUT: with auto_create on, a schedule makes its queue.
+  Result<Queue*> found = queue_for_write(queue_name);
   if (!found.ok()) return found.error();
   Queue* queue = found.value();
   auto bad = [](std::string msg) { return make_error(Errc::kBadArgument, std::move(msg)); };
@@ -82,6 +83,7 @@ Result<const Schedule*> Engine::schedule(std::string_view queue_name, const Sche
     }
     s.every_ms = spec.every_ms;
   } else {
+    if (spec.cron.size() > 200) return bad("a cron expression is at most 200 characters");
     std::string why;
     s.cron = CronSpec::parse(spec.cron, &why);
     if (!s.cron) return bad(why);

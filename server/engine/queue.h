@@ -27,6 +27,8 @@ namespace tq::engine {
 // overflow the time of the next delivery).
 constexpr uint64_t kMaxDeliveryLimit = 1'000'000'000;
 constexpr int64_t kMaxSettingDurationMs = 30LL * 86'400'000;  // 30 days
+// The most deliveries a job's own ATTEMPTS takes.
+constexpr uint32_t kMaxJobAttempts = 1'000'000;
 
 struct QueueSettings {
   int64_t ack_timeout_ms = 30'000;     // how long a lease lasts before the job goes back
@@ -179,6 +181,7 @@ struct Queue {
   uint32_t timer_slot = kNoSlot;  // position in the engine's heap of queue timers
   int64_t timer_at = INT64_MAX;   // earliest deadline of anything timed in it
   uint32_t log_segment = 0;       // the log segment holding its latest full record
+  uint64_t log_bytes = 0;         // that record's size, as the journal counts it live
   bool placeholder = false;       // replay met its jobs before its QUEUE record
   uint32_t waiters = 0;           // connections blocked on it (the server keeps count)
   // The rate limit's token bucket: deliveries it allows now, as of

@@ -215,6 +215,11 @@ TEST_SUITE("client library") {
     CHECK(c.schedule("q", "x", "p", {.cron = "0 3 * * *\nDROP q"}).error().kind ==
           ErrorKind::kBadArgument);
     CHECK(c.schedules("q")->size() == 1);
+    // A group may hold "cron=": the listing's timetable is still read right.
+    auto odd = c.schedule("q", "odd", "x", {.every = 1h, .group = "nightly-cron=a"});
+    REQUIRE(odd.ok());
+    CHECK(odd->when == "every=3600000ms");
+    CHECK(tq::client::field(odd->fields, "group") == "nightly-cron=a");
   }
 
   TEST_CASE("a worker's calls - dequeue from several queues, touch, nack, fail, ack and kick") {

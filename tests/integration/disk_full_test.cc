@@ -63,6 +63,13 @@ TEST_SUITE("disk_full") {
       CHECK(call(s, "DEQUEUE q").rfind("ERROR IO ", 0) == 0);
       CHECK(call(s, "PING") == "OK PONG");
       CHECK(call(s, "LIST") == "OK q");
+      // CONFIG and SCHEDULE with only a queue read: served too.
+      REQUIRE(s.send("SCHEDULE q\n").ok());
+      CHECK(*s.read_line() == "OK 0");
+      REQUIRE(s.send("CONFIG q\n").ok());
+      CHECK(*s.read_line() == "OK 16");
+      for (int i = 0; i < 16; ++i) REQUIRE(s.read_line().ok());
+      CHECK(call(s, "CONFIG q max_size=5").rfind("ERROR IO ", 0) == 0);
 
       fs.set_capacity(UINT64_MAX);
       // The writer retries every second; writes are accepted once it succeeds.

@@ -229,9 +229,12 @@ TEST_SUITE("cron") {
   TEST_CASE("an expression that never matches gives INT64_MAX") {
     CHECK(must_parse("0 0 30 2 *").next_after(at("2026-12-03 14:05")) == INT64_MAX);
     CHECK(next("0 0 31 4,6,9,11 *", "2026-12-03 14:05") == "never");
-    // 2100 is no leap year, so after 2096 the next February 29th is 8 years
-    // off: past the 5-year horizon.
-    CHECK(next("0 0 29 2 *", "2096-03-01 00:00") == "never");
+    // Rare is not never: 2100 is no leap year, so after 2096 the next
+    // February 29th is 8 years off; one on a Sunday, Tuesday, Thursday or
+    // Saturday after 2032's comes 16 years later. A search of 5 years took
+    // both for never, and a schedule stopped for good after a firing.
+    CHECK(next("0 0 29 2 *", "2096-03-01 00:00") == "2104-02-29 00:00");
+    CHECK(next("0 0 29 2 */2", "2032-02-29 00:00") == "2048-02-29 00:00");
     // Nothing fits in an int64_t of milliseconds past the end of time.
     CHECK(must_parse("* * * * *").next_after(INT64_MAX - 1) == INT64_MAX);
     // With a day of the week as well, February 30th is only one way in.

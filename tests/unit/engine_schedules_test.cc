@@ -187,6 +187,26 @@ TEST_SUITE("engine_schedules") {
     f.add(every("c", 60'000, "y"));
   }
 
+  TEST_CASE("a cron schedule whose next time is decades off keeps it after a firing") {
+    Fixture f;
+    f.clock.set_ms(1'961'539'200'000);                        // 2032-02-28 00:00 UTC
+    const Schedule& s = f.add(cron("leap", "0 0 29 2 */2"));  // Feb 29th on Sun, Tue, Thu, Sat
+    f.advance_to(s.next_ms);                                  // 2032-02-29, a Sunday
+    CHECK(s.fired == 1);
+    CHECK(s.next_ms == 2'466'547'200'000);  // 2048-02-29, a Saturday
+  }
+
+  TEST_CASE("a queue dropped and created again starts its new schedules' timer") {
+    Fixture f;
+    f.add(every("a", 60'000));
+    REQUIRE(f.engine.drop("q").ok());
+    REQUIRE(f.engine.create_queue("q").ok());
+    f.add(every("b", 60'000));
+    CHECK(f.engine.next_deadline_ms() == k1406);
+    f.advance_to(k1406);
+    CHECK(f.queue().ready.size() == 1);
+  }
+
   TEST_CASE("PURGE leaves schedules alone, DROP takes them with the queue") {
     Fixture f;
     f.add(every("tick", 60'000, "x"));
