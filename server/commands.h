@@ -37,6 +37,7 @@ struct RequestLimits {
   uint64_t max_batch_bytes = 16 << 20;  // payload bytes in one DEQUEUE ... COUNT reply
   size_t max_waiters = 10'000;          // connections blocked in DEQUEUE ... WAIT
 };
+inline constexpr RequestLimits kDefaultRequestLimits{};
 
 // Authentication: the server's password and one connection's standing.
 struct AuthState {
@@ -75,7 +76,8 @@ struct CommandContext {
   wal::Log* log = nullptr;          // to refuse writes while it fails; null: no log
   const Journal* journal = nullptr;
   WaiterTable* waiters = nullptr;   // null: DEQUEUE ... WAIT does not block
-  RequestLimits limits{};
+  // The server's (a pointer, not a copy: the context is made per request).
+  const RequestLimits* limits = &kDefaultRequestLimits;
   AuthState* auth = nullptr;        // null: no authentication
   LeaseBook* leases = nullptr;      // this connection's deliveries; null: not kept
   const ClientDirectory* clients = nullptr;  // for CLIENTS; null: not available

@@ -203,35 +203,36 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
     }
     if (is_keyword(a[i], "WAIT")) {
       if (!parse_duration(ctx, a[i + 1], "WAIT", &wait_ms)) return;
-      if (wait_ms > ctx.limits.max_wait_ms) {
+      if (wait_ms > ctx.limits->max_wait_ms) {
         return reply_error(ctx, ErrorCode::kBadFormat,
-                           "WAIT is at most " + num(static_cast<uint64_t>(ctx.limits.max_wait_ms)) +
+                           "WAIT is at most " +
+                               num(static_cast<uint64_t>(ctx.limits->max_wait_ms)) +
                                "ms (limits.max_wait)");
       }
     } else {  // COUNT
-      if (!parse_count(ctx, a[i + 1], "COUNT", ctx.limits.max_count, &count)) return;
+      if (!parse_count(ctx, a[i + 1], "COUNT", ctx.limits->max_count, &count)) return;
       framed = true;
     }
   }
 
   std::vector<const engine::Job*>& jobs = scratch.jobs;
   jobs.clear();
-  ctx.engine.dequeue(queues, count, &jobs, ctx.limits.max_batch_bytes);
+  ctx.engine.dequeue(queues, count, &jobs, ctx.limits->max_batch_bytes);
   ctx.wrote_only_leases = true;
   ctx.vouches = !jobs.empty();
   if (ctx.leases != nullptr && !jobs.empty()) record_deliveries(*ctx.leases, ctx.engine, jobs);
   if (jobs.empty() && wait_ms > 0 && ctx.waiters != nullptr) {
-    if (ctx.limits.max_waiters == 0) {
+    if (ctx.limits->max_waiters == 0) {
       return reply_error(ctx, ErrorCode::kLimit,
                          "WAIT is turned off here (limits.max_waiters is 0); retry without WAIT");
     }
-    if (ctx.waiters->size() >= ctx.limits.max_waiters) {
+    if (ctx.waiters->size() >= ctx.limits->max_waiters) {
       return reply_error(ctx, ErrorCode::kLimit,
                          num(ctx.waiters->size()) + " workers are waiting already, the limit "
                          "(limits.max_waiters); retry without WAIT or later");
     }
     ctx.wait = WaitRequest{queues, count, framed, ctx.engine.now_ms() + wait_ms,
-                           ctx.limits.max_batch_bytes};
+                           ctx.limits->max_batch_bytes};
     return;
   }
   if (jobs.empty() && !framed) ++ctx.stats.errors_total;

@@ -40,7 +40,7 @@ void cmd_peek(CommandContext& ctx, const Request& req) {
       state = engine::PeekState::kDead;
     } else if (is_keyword(a, "HELD")) {
       state = engine::PeekState::kHeld;
-    } else if (!parse_count(ctx, a, "PEEK", ctx.limits.max_count, &n)) {
+    } else if (!parse_count(ctx, a, "PEEK", ctx.limits->max_count, &n)) {
       return;
     }
   }

@@ -156,8 +156,8 @@ void Connection::process() {
     partial_since_ms_ = 0;
     wal::Log* log = server_.log();
     CommandContext ctx{
-        server_.engine(),   server_.stats(),          out_,   log,     server_.journal(),
-        &server_.waiters(), server_.request_limits(), &auth_, &leases_};
+        server_.engine(),   server_.stats(),           out_,   log,     server_.journal(),
+        &server_.waiters(), &server_.request_limits(), &auth_, &leases_};
     const size_t begin = out_.size();
     const uint64_t seq_before = log != nullptr ? log->last_seq() : 0;
     ctx.clients = &server_;

@@ -30,7 +30,7 @@ struct Session {
       if (r == protocol::RequestParser::Result::kNeedMore) break;
       server::CommandContext ctx{engine, stats, out};
       ctx.auth = auth;
-      ctx.limits = limits;
+      ctx.limits = &limits;
       ctx.leases = leases;
       if (r == protocol::RequestParser::Result::kError) {
         server::reply_parse_error(ctx, parser.error());
