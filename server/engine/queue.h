@@ -152,7 +152,7 @@ struct Group {
 };
 
 struct Queue {
-  explicit Queue(const JobTable* jobs) : ready(jobs) {}
+  explicit Queue(const JobTable* jobs) : ready(jobs, this) {}
 
   uint32_t number = 0;        // assigned at creation, never reused; names it in the log
   std::string name;

@@ -7,7 +7,10 @@ namespace tq::engine {
 
 Job* ReadySet::live_job(const Lane& lane, uint64_t id) const {
   Job* job = table_->find(id);
-  return job != nullptr && job->slot == kInFifo && job->priority == lane.priority ? job : nullptr;
+  return job != nullptr && job->slot == kInFifo && job->priority == lane.priority &&
+                 job->queue == owner_
+             ? job
+             : nullptr;
 }
 
 void ReadySet::push(Job* job) {

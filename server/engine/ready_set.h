@@ -10,7 +10,8 @@
 // kInFifo) or its lane's heap (job->slot is its index). Removing a job from
 // the middle of a FIFO leaves its id behind, stale; stale ids are recognised
 // (the job is gone, or its slot says it is elsewhere, or it has another
-// priority now: replay can move a ready job to another lane's FIFO) and
+// priority now: replay can move a ready job to another lane's FIFO; or it is
+// in another queue now, which only a damaged log can do) and
 // dropped when they reach the front, or all at once when they outnumber the
 // live ones.
 #pragma once
@@ -29,7 +30,11 @@ class ReadySet {
  public:
   static constexpr uint32_t kInFifo = UINT32_MAX - 1;
 
-  explicit ReadySet(const JobTable* table) : table_(table) {}
+  // `owner`: the queue whose ready jobs these are (an id left stale here
+  // may be reused by a job of another queue only in a damaged log, but then
+  // it must not count as live here).
+  explicit ReadySet(const JobTable* table, const Queue* owner = nullptr)
+      : table_(table), owner_(owner) {}
   ReadySet(const ReadySet&) = delete;
   ReadySet& operator=(const ReadySet&) = delete;
 
@@ -78,6 +83,7 @@ class ReadySet {
   void compact(Lane& lane);
 
   const JobTable* table_;
+  const Queue* owner_;
   std::map<int32_t, Lane, std::greater<>> lanes_;  // highest priority first
   size_t size_ = 0;
 };

@@ -6,6 +6,7 @@
 #include <random>
 #include <set>
 
+#include "server/engine/queue.h"
 #include "server/engine/ready_set.h"
 
 using namespace tq::engine;
@@ -22,6 +23,24 @@ struct Order {
 }  // namespace
 
 TEST_SUITE("ready_set") {
+  TEST_CASE("a stale id that a job of another queue takes again is not live in the first queue") {
+    // Only a damaged log moves a job to another queue (replay then makes it
+    // anew there): the id left stale in the first queue's FIFO must stay dead.
+    JobTable table;
+    Queue first(&table), second(&table);
+    Job* kept = table.emplace(1, &first, "a");
+    first.ready.push(kept);
+    first.ready.push(table.emplace(2, &first, "b"));
+    first.ready.erase(table.find(2));  // not at the front: id 2 stays behind, stale
+    table.erase(table.find(2));
+    Job* moved = table.emplace(2, &second, "b");
+    second.ready.push(moved);
+    CHECK(first.ready.jobs() == std::vector<Job*>{kept});
+    CHECK(first.ready.pop() == kept);
+    CHECK(first.ready.top() == nullptr);
+    CHECK(second.ready.pop() == moved);
+  }
+
   TEST_CASE("agrees with an ordered set through random pushes, pops and removals") {
     JobTable table;
     ReadySet ready(&table);
