@@ -525,9 +525,6 @@ void Engine::regroup(Queue* queue, const std::string& name) {
 }
 
 void Engine::make_dead(Job* job, std::string reason) {
-  job->state = JobState::kDead;
-  job->deadline_ms = clock_.now_ms();
-  jobs_.ensure_extras(*job).reason = std::move(reason);
   Queue* queue = job->queue;
   // One in, the oldest out: dead letters stay at dead_max. The oldest goes
   // before the new one is in, so it is never the new one, whatever the
@@ -536,21 +533,19 @@ void Engine::make_dead(Job* job, std::string reason) {
   if (queue->settings.dead_max > 0 && queue->dead.size() == queue->settings.dead_max) {
     discard_oldest_dead(queue);
   }
-  queue->dead.push(job);
-  ++state_counts_[static_cast<size_t>(JobState::kDead)];
+  put_dead(job, reason, clock_.now_ms());
   ++queue->counters.dead;
   ++counters_.dead;
   if (observer_) observer_->job_dead(*job);
-  // It left its group (unlink): the group's next job may go.
-  if (const std::string* group = group_name(*job)) regroup(queue, *group);
 }
 
-void Engine::restore_as_dead(Job* job, std::string_view reason, int64_t died_at_ms) {
+void Engine::put_dead(Job* job, std::string_view reason, int64_t died_at_ms) {
   job->state = JobState::kDead;
   job->deadline_ms = died_at_ms;
   jobs_.ensure_extras(*job).reason = std::string(reason);
   job->queue->dead.push(job);
   ++state_counts_[static_cast<size_t>(JobState::kDead)];
+  // It left its group (unlink): the group's next job may go.
   if (const std::string* group = group_name(*job)) regroup(job->queue, *group);
 }
 

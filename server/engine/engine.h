@@ -325,8 +325,9 @@ class Engine {
   void make_delayed(Job* job, int64_t ready_at_ms);
   void make_leased(Job* job, int64_t until_ms);
   void make_dead(Job* job, std::string reason);
-  // Puts a dead job in dead letters as the log recorded it (replay).
-  void restore_as_dead(Job* job, std::string_view reason, int64_t died_at_ms);
+  // Files an unlinked job in dead letters (make_dead adds the rest; replay
+  // uses it as the log recorded the death).
+  void put_dead(Job* job, std::string_view reason, int64_t died_at_ms);
   // Takes a job out of whatever structure its state puts it in, and out of
   // its group.
   void unlink(Job* job);

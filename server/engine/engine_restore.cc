@@ -41,10 +41,7 @@ Queue* Engine::restore_queue(uint32_t number, std::string_view name, const Queue
   queue->resume_at_ms = paused ? resume_at_ms : 0;  // past already: the first sweep resumes it
   // Due already (tqd was down when it came): the first sweep fires it.
   queue->schedules = std::move(schedules);
-  queue->schedule_at = INT64_MAX;
-  for (const auto& [schedule_name, s] : queue->schedules) {
-    queue->schedule_at = std::min(queue->schedule_at, s.next_ms);
-  }
+  queue->refresh_schedule_at();
   settings_changed(queue);
   next_queue_number_ = std::max(next_queue_number_, number + 1);
   if (observer_) observer_->queue_saved(*queue);
@@ -57,9 +54,8 @@ void Engine::restore_drop_queue(uint32_t number) {
   if (queue == nullptr) return;
   if (observer_) observer_->queue_dropped(*queue);
   queue->groups.clear();  // nothing to settle: every job goes
-  while (Job* job = queue->ready.top()) destroy(job, true);
-  while (Job* job = queue->held.top()) destroy(job, true);
-  for (DeadlineHeap* heap : {&queue->delayed, &queue->leased, &queue->dead}) {
+  destroy_waiting(queue);
+  for (DeadlineHeap* heap : {&queue->leased, &queue->dead}) {
     while (Job* job = heap->top()) destroy(job, true);
   }
   for (auto& [key, entry] : queue->dedup) {
@@ -127,7 +123,7 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
     case JobState::kDelayed: make_delayed(job, snap.deadline_ms); break;
     case JobState::kLeased: make_leased(job, clock_.now_ms() + queue->settings.ack_timeout_ms); break;
     case JobState::kDead:
-      restore_as_dead(job, snap.reason, snap.deadline_ms);
+      put_dead(job, snap.reason, snap.deadline_ms);
       break;
     case JobState::kHeld:
       make_ready(job);
@@ -166,7 +162,7 @@ void Engine::restore_dead(uint64_t id, std::string_view reason, int64_t died_at_
   Job* job = jobs_.find(id);
   if (job == nullptr) return;
   unlink(job);
-  restore_as_dead(job, reason, died_at_ms);
+  put_dead(job, reason, died_at_ms);
   reschedule(job->queue);
 }
 

@@ -130,10 +130,7 @@ size_t Engine::fire_schedules(Queue* queue, int64_t now, size_t max) {
 }
 
 void Engine::schedules_changed(Queue* queue) {
-  queue->schedule_at = INT64_MAX;
-  for (const auto& [name, s] : queue->schedules) {
-    queue->schedule_at = std::min(queue->schedule_at, s.next_ms);
-  }
+  queue->refresh_schedule_at();
   settings_changed(queue);
   if (observer_) observer_->queue_saved(*queue);
   reschedule(queue);

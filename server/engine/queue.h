@@ -7,6 +7,7 @@
 // A job is in exactly one state structure, the one its state names.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -196,6 +197,11 @@ struct Queue {
     return ready.size() + held.size() + delayed.size() + leased.size();
   }
   size_t job_count() const { return active_count() + dead.size(); }
+  // After its schedules changed: schedule_at is their earliest next_ms.
+  void refresh_schedule_at() {
+    schedule_at = INT64_MAX;
+    for (const auto& [key, s] : schedules) schedule_at = std::min(schedule_at, s.next_ms);
+  }
 };
 
 }  // namespace tq::engine
