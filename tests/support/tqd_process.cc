@@ -91,13 +91,18 @@ TqdProcess::TqdProcess(TqdOptions options) : options_(std::move(options)) {
   pid_ = pid;
   reader_ = std::thread([this, fd = fd] { read_stderr(fd); });
 
-  const std::string marker = "listening on ";
-  if (!wait_for_log(marker, 15'000)) {
+  // "listening on <address>" (plaintext) comes before "listening for TLS
+  // on <address>", in one go: when either is logged, the first is there.
+  if (!wait_for_log("listening ", 15'000)) {
     std::string log;
     for (const auto& l : log_lines()) log += l + "\n";
     stop(SIGKILL);
     throw std::runtime_error("tqd did not start:\n" + log);
   }
+  port_ = logged_port("listening on ");
+}
+
+uint16_t TqdProcess::logged_port(const std::string& marker) {
   for (const auto& line : log_lines()) {
     // "... info  listening on 127.0.0.1:41234": the address ends the line.
     size_t at = line.find(marker);
@@ -105,9 +110,15 @@ TqdProcess::TqdProcess(TqdOptions options) : options_(std::move(options)) {
     if (at == std::string::npos || colon == std::string::npos || colon + 1 >= line.size()) continue;
     std::string port = line.substr(colon + 1);
     if (port.find_first_not_of("0123456789") != std::string::npos) continue;
-    port_ = static_cast<uint16_t>(std::stoi(port));
-    break;
+    return static_cast<uint16_t>(std::stoi(port));
   }
+  return 0;
+}
+
+uint16_t TqdProcess::tls_port() {
+  const std::string marker = "listening for TLS on ";
+  if (!wait_for_log(marker, 15'000)) return 0;
+  return logged_port(marker);
 }
 
 TqdProcess::~TqdProcess() {

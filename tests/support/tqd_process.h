@@ -32,7 +32,10 @@ class TqdProcess {
   TqdProcess(const TqdProcess&) = delete;
   TqdProcess& operator=(const TqdProcess&) = delete;
 
+  // The plaintext port (0 when tls.plaintext is false).
   uint16_t port() const { return port_; }
+  // The TLS port, from the log (tls.port: 0 picks one); 0 when not listening.
+  uint16_t tls_port();
   pid_t pid() const { return pid_; }
   const std::string& dir() const { return dir_; }
   bool running() const { return pid_ > 0; }
@@ -50,6 +53,8 @@ class TqdProcess {
 
  private:
   void read_stderr(int fd);
+  // The port at the end of the first log line containing `marker`; 0: none.
+  uint16_t logged_port(const std::string& marker);
 
   TqdOptions options_;
   std::string dir_;
