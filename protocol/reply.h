@@ -29,6 +29,7 @@ enum class ErrorCode : uint8_t {
   kNoAuth,     // authenticate first
   kShutdown,   // the server is stopping
   kInternal,   // a bug: please report it
+  kTls,        // plaintext sent to the TLS port
   kCount,
 };
 

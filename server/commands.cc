@@ -301,6 +301,10 @@ void cmd_clients(CommandContext& ctx, const Request&) {
     ctx.out += c.waiting_on.empty() ? "-" : c.waiting_on;
     ctx.out += " unsent=";
     protocol::append_number(ctx.out, c.unsent_bytes);
+    if (!c.tls.empty()) {
+      ctx.out += " tls=";
+      ctx.out += c.tls;
+    }
     ctx.out += '\n';
   }
 }

@@ -60,6 +60,7 @@ struct ClientInfo {
   size_t leases = 0;              // jobs delivered to it and still leased to it
   std::string waiting_on;         // DEQUEUE ... WAIT: its queues, comma-separated
   size_t unsent_bytes = 0;        // replies not yet written to it
+  std::string tls;                // "TLSv1.3" once a TLS handshake is done; empty: plaintext
 };
 
 // Who is connected, for CLIENTS: the server implements it; commands only ask.

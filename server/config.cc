@@ -222,6 +222,22 @@ void read_config(const YAML::Node& root, Config& c) {
           c.wal_sync_leases = read_bool(v, kk); }},
       });
     }},
+    {"tls", [&](const YAML::Node& n, const std::string& k) {
+      read_section(n, k, {
+        {"port", [&](const YAML::Node& v, const std::string& kk) {
+          c.tls_port.reset();
+          if (v.IsNull() || (v.IsScalar() && v.Scalar().empty())) return;
+          c.tls_port = static_cast<uint16_t>(read_uint(v, kk, 0, 65535)); }},
+        {"cert_file", [&](const YAML::Node& v, const std::string& kk) {
+          c.tls_cert_file = scalar(v, kk); }},
+        {"key_file", [&](const YAML::Node& v, const std::string& kk) {
+          c.tls_key_file = scalar(v, kk); }},
+        {"ca_file", [&](const YAML::Node& v, const std::string& kk) {
+          c.tls_ca_file = scalar(v, kk); }},
+        {"plaintext", [&](const YAML::Node& v, const std::string& kk) {
+          c.tls_plaintext = read_bool(v, kk); }},
+      });
+    }},
     {"metrics", [&](const YAML::Node& n, const std::string& k) {
       read_section(n, k, {
         {"listen", [&](const YAML::Node& v, const std::string& kk) {
@@ -389,6 +405,26 @@ std::optional<uint64_t> parse_size(const std::string& text) {
   return v * scale;
 }
 
+namespace {
+
+// The tls keys make sense only together.
+void check_tls(const Config& c) {
+  if (c.tls_enabled()) {
+    if (c.tls_cert_file.empty()) fail("tls.cert_file", "required with tls.port");
+    if (c.tls_key_file.empty()) fail("tls.key_file", "required with tls.port");
+    return;
+  }
+  if (!c.tls_cert_file.empty() || !c.tls_key_file.empty() || !c.tls_ca_file.empty()) {
+    fail("tls.port", "required with tls.cert_file, tls.key_file and tls.ca_file (the port "
+                     "that speaks TLS, 0 for any)");
+  }
+  if (!c.tls_plaintext) {
+    fail("tls.plaintext", "false needs tls.port, or tqd would listen nowhere");
+  }
+}
+
+}  // namespace
+
 ConfigResult load_config_text(const std::string& text, const std::string& origin, Config base) {
   ConfigResult result;
   try {
@@ -401,6 +437,7 @@ ConfigResult load_config_text(const std::string& text, const std::string& origin
                         "(limits.max_line_bytes, limits.max_payload_bytes) + 4096 (" +
                         std::to_string(longest) + ")"};
     }
+    check_tls(base);
     result.config = std::move(base);
   } catch (const ConfigError& e) {
     result.error = origin + ": " + e.message;

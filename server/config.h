@@ -70,6 +70,14 @@ struct Config {
   // Whether DEQUEUE's reply waits for its lease records to be durable too
   // (see CommandContext::wrote_only_leases).
   bool wal_sync_leases = false;
+  // tls: a second listener, on `host`, for clients that speak TLS.
+  std::optional<uint16_t> tls_port;  // nullopt: none; 0: any free port
+  std::string tls_cert_file;         // PEM: certificate chain
+  std::string tls_key_file;          // PEM: its private key
+  std::string tls_ca_file;           // PEM: CAs for client certificates; empty: none asked
+  bool tls_plaintext = true;         // false: `port` is not opened, only TLS is spoken
+  bool tls_enabled() const { return tls_port.has_value(); }
+  bool plaintext_enabled() const { return !tls_enabled() || tls_plaintext; }
   // metrics: (listen, split)
   std::string metrics_host;  // the Prometheus endpoint's address; empty: no endpoint
   uint16_t metrics_port = 0;

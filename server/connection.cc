@@ -36,6 +36,13 @@ Connection::Connection(Server& server, uint64_t id, protocol::ParserLimits limit
   last_request_ms_ = server_.loop_now_ms();
 }
 
+void Connection::use_tls(std::unique_ptr<TlsSession> session) {
+  tls_ = std::move(session);
+  // The handshake is a request under way: limits.request_timeout bounds it,
+  // so a client that opens the port and says nothing holds no slot.
+  partial_since_ms_ = server_.loop_now_ms();
+}
+
 bool Connection::start() {
   started_ = true;
   started_ms_ = server_.loop_now_ms();
@@ -89,6 +96,7 @@ ClientInfo Connection::describe(uint64_t now_ms, const engine::Engine& engine) c
   });
   info.waiting_on = waiting_on_;
   info.unsent_bytes = unsent_bytes();
+  if (tls_ && tls_->established()) info.tls = tls_->version();
   return info;
 }
 
@@ -110,17 +118,7 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
   }
   if (nread < 0) {
     if (nread == UV_EOF) {
-      // The client is done sending but may still read (nc -N, shutdown(2)):
-      // answer what it sent, then close. A wait ends here, though: a worker
-      // that closed while blocked in DEQUEUE ... WAIT looks the same as one
-      // that half-closed, and handing it a job would strand that job in a
-      // lease until its ack timeout while live workers wait (redis and
-      // beanstalkd also drop a blocked client at EOF).
-      if (self->waiting_) {
-        self->waiting_ = false;
-        self->server_.waiters().cancel(self->id_);
-      }
-      self->close_when_flushed();
+      self->on_end_of_input();
     } else {
       LOG_DEBUG("connection %llu: read error: %s", static_cast<unsigned long long>(self->id_),
                 uv_strerror(static_cast<int>(nread)));
@@ -128,8 +126,70 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
     }
     return;
   }
-  self->parser_.feed(std::string_view(buf->base, static_cast<size_t>(nread)));
+  const std::string_view bytes(buf->base, static_cast<size_t>(nread));
+  if (self->tls_) {
+    self->read_tls(bytes);
+    return;
+  }
+  self->parser_.feed(bytes);
   self->process();
+}
+
+void Connection::on_end_of_input() {
+  // The client is done sending but may still read (nc -N, shutdown(2)):
+  // answer what it sent, then close. A wait ends here, though: a worker
+  // that closed while blocked in DEQUEUE ... WAIT looks the same as one
+  // that half-closed, and handing it a job would strand that job in a
+  // lease until its ack timeout while live workers wait (redis and
+  // beanstalkd also drop a blocked client at EOF).
+  if (waiting_) {
+    waiting_ = false;
+    server_.waiters().cancel(id_);
+  }
+  close_when_flushed();
+}
+
+bool Connection::read_tls(std::string_view ciphertext) {
+  std::string& plain = server_.tls_scratch();
+  plain.clear();
+  const bool was_established = tls_->established();
+  const TlsSession::Read outcome = tls_->receive(ciphertext, plain);
+  if (outcome == TlsSession::Read::kPlaintext) {
+    // Someone typed a command at the TLS port (nc, an old client): tell
+    // them in words they can read, then close.
+    ++server_.stats().tls_failures;
+    tls_.reset();
+    std::string reply;
+    protocol::append_error(reply, protocol::ErrorCode::kTls,
+                           "this port speaks TLS (tls.port): connect with TLS (tq --tls), or "
+                           "to server.port without it");
+    send(reply);
+    close_when_flushed();
+    return false;
+  }
+  if (!was_established && tls_->established()) {
+    ++server_.stats().tls_handshakes;
+    if (!parser_.mid_request()) partial_since_ms_ = 0;
+    LOG_DEBUG("connection %llu: %s", static_cast<unsigned long long>(id_),
+              tls_->describe().c_str());
+    if (draining_) stop_reading_unless_handshaking();
+    server_.want_flush(*this);  // replies made before it (a refusal) can go now
+  }
+  if (!tls_->output().empty()) server_.want_flush(*this);
+  if (outcome == TlsSession::Read::kFailed) {
+    ++server_.stats().tls_failures;
+    LOG_DEBUG("connection %llu: TLS: %s", static_cast<unsigned long long>(id_),
+              tls_->error().c_str());
+    // Its alert, if OpenSSL made one, goes out first: the client learns why.
+    close_when_flushed();
+    return false;
+  }
+  if (!plain.empty() && !draining_) {
+    parser_.feed(plain);
+    process();
+  }
+  if (outcome == TlsSession::Read::kClosed) on_end_of_input();
+  return !closing_;
 }
 
 void Connection::process() {
@@ -280,37 +340,69 @@ void Connection::consume(size_t n) {
 
 void Connection::flush() {
   if (closing_ || in_flight_ > 0) return;  // the write callback flushes again
+  if (tls_) {
+    flush_tls();
+    return;
+  }
   if (released_ == 0) {
     after_write_drained();
     return;
   }
   const size_t ready = released_;
-  uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(ready));
+  const Written written = write_bytes(out_.data(), ready);
+  if (written == Written::kFailed) return;
+  consume(ready);
+  if (written == Written::kAll) after_write_drained();
+}
+
+void Connection::flush_tls() {
+  // Replies are encrypted only once the handshake is done; until then they
+  // wait (a refusal sent at accept).
+  if (released_ > 0 && tls_->established()) {
+    if (!tls_->send(std::string_view(out_.data(), released_))) {
+      LOG_DEBUG("connection %llu: TLS: %s", static_cast<unsigned long long>(id_),
+                tls_->error().c_str());
+      close();
+      return;
+    }
+    consume(released_);
+  }
+  std::string& wire = tls_->output();
+  if (wire.empty()) {
+    after_write_drained();
+    return;
+  }
+  const Written written = write_bytes(wire.data(), wire.size());
+  if (written == Written::kFailed) return;
+  wire.clear();
+  if (written == Written::kAll) after_write_drained();
+}
+
+Connection::Written Connection::write_bytes(const char* data, size_t n) {
+  uv_buf_t buf = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(n));
   int written = uv_try_write(stream(), &buf, 1);
   if (written < 0 && written != UV_EAGAIN) {
     LOG_DEBUG("connection %llu: write error: %s", static_cast<unsigned long long>(id_),
               uv_strerror(written));
     close();
-    return;
+    return Written::kFailed;
   }
   const size_t done = written > 0 ? static_cast<size_t>(written) : 0;
-  if (done < ready) {
-    // The socket is full: hand the rest to libuv, which writes it when it can.
-    auto* req = new WriteRequest();
-    req->data.assign(out_, done, ready - done);
-    in_flight_ = req->data.size();
-    if (stalled_since_ms_ == 0) stalled_since_ms_ = server_.loop_now_ms();
-    uv_buf_t rest = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
-    int rc = uv_write(&req->req, stream(), &rest, 1, on_write);
-    if (rc != 0) {
-      delete req;
-      in_flight_ = 0;
-      close();
-      return;
-    }
+  if (done == n) return Written::kAll;
+  // The socket is full: hand the rest to libuv, which writes it when it can.
+  auto* req = new WriteRequest();
+  req->data.assign(data + done, n - done);
+  in_flight_ = req->data.size();
+  if (stalled_since_ms_ == 0) stalled_since_ms_ = server_.loop_now_ms();
+  uv_buf_t rest = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
+  int rc = uv_write(&req->req, stream(), &rest, 1, on_write);
+  if (rc != 0) {
+    delete req;
+    in_flight_ = 0;
+    close();
+    return Written::kFailed;
   }
-  consume(ready);
-  if (done == ready) after_write_drained();
+  return Written::kQueued;
 }
 
 void Connection::on_write(uv_write_t* req, int status) {
@@ -329,6 +421,12 @@ void Connection::on_write(uv_write_t* req, int status) {
 
 void Connection::after_write_drained() {
   if (draining_ && unsent_bytes() == 0 && !waiting_) {
+    if (tls_ && tls_->established() && !tls_->notified()) {
+      // The replies are out: end the TLS stream properly, then the socket.
+      tls_->close_notify();
+      flush();
+      return;
+    }
     linger();
     return;
   }
@@ -401,11 +499,21 @@ Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_
 void Connection::close_when_flushed() {
   if (closing_ || draining_) return;
   draining_ = true;
+  stop_reading_unless_handshaking();
+  server_.want_flush(*this);  // so that an idle connection closes now
+}
+
+void Connection::stop_reading_unless_handshaking() {
+  if (tls_ && !tls_->established() && !tls_->notified()) {
+    // Nothing can be said before the handshake is done (a MAXCONN refusal
+    // comes this way): go on reading for it. request_timeout bounds it.
+    if (!reading_ && uv_read_start(stream(), on_alloc, on_read) == 0) reading_ = true;
+    return;
+  }
   if (reading_) {
     uv_read_stop(stream());
     reading_ = false;
   }
-  server_.want_flush(*this);  // so that an idle connection closes now
 }
 
 void Connection::close() {

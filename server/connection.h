@@ -25,12 +25,14 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "protocol/request_parser.h"
 #include "server/commands.h"
 #include "server/engine/job.h"
+#include "server/tls.h"
 #include "server/waiters.h"
 
 namespace tq::server {
@@ -51,6 +53,11 @@ class Connection {
   uint64_t id() const { return id_; }
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
   uv_tcp_t* tcp() { return &tcp_; }
+
+  // Speaks TLS from here on (accepted on tls.port): before start(), and
+  // before anything is sent.
+  void use_tls(std::unique_ptr<TlsSession> session);
+  bool tls() const { return tls_ != nullptr; }
 
   // Starts reading; false (and the connection closing) if libuv refuses.
   bool start();
@@ -117,6 +124,20 @@ class Connection {
   static void on_write(uv_write_t* req, int status);
   static void on_close(uv_handle_t* handle);
 
+  // The client will send no more (EOF, or a TLS close_notify).
+  void on_end_of_input();
+  // Takes `ciphertext` into the TLS session and feeds what it decrypts to
+  // the parser; false when the connection is done for (failed, closing).
+  bool read_tls(std::string_view ciphertext);
+  // Writes `n` bytes at `data` (copying what the socket does not take at
+  // once into a write request).
+  enum class Written { kAll, kQueued, kFailed };
+  Written write_bytes(const char* data, size_t n);
+  void flush_tls();
+  // Stops reading, unless a TLS handshake must finish first so that
+  // something can be said (a refusal).
+  void stop_reading_unless_handshaking();
+
   // Runs every whole request in the parser until it needs more bytes, or the
   // output is over the high-water mark, or the connection is done.
   void process();
@@ -138,7 +159,9 @@ class Connection {
   // close at once.
   void linger();
   static void on_shutdown(uv_shutdown_t* req, int status);
-  size_t unsent_bytes() const { return out_.size() + in_flight_; }
+  size_t unsent_bytes() const {
+    return out_.size() + in_flight_ + (tls_ ? tls_->output().size() : 0);
+  }
   // The client's socket address; nullopt if the socket cannot say.
   std::optional<sockaddr_storage> peer() const;
   // The client's IP address as text ("" if the socket cannot say).
@@ -147,6 +170,7 @@ class Connection {
   Server& server_;
   const uint64_t id_;
   uv_tcp_t tcp_{};
+  std::unique_ptr<TlsSession> tls_;  // null: plaintext
   protocol::RequestParser parser_;
   std::string out_;          // replies not yet handed to libuv
   size_t released_ = 0;      // out_[0, released_) may be written; the rest is held

@@ -238,7 +238,13 @@ void Daemon::notify_ready() {
   auto count = [](size_t n, const char* what) {
     return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
   };
-  const std::string state = "READY=1\nSTATUS=serving on port " + std::to_string(port()) + ": " +
+  std::string ports;
+  if (config_.plaintext_enabled()) ports = "port " + std::to_string(port());
+  if (config_.tls_enabled()) {
+    ports +=
+        (ports.empty() ? "TLS port " : ", TLS port ") + std::to_string(server_->bound_tls_port());
+  }
+  const std::string state = "READY=1\nSTATUS=serving on " + ports + ": " +
                             count(engine_.job_count(), "job") + " in " +
                             count(engine_.queues().size(), "queue") + "\n";
   if (!notifier_.notify(state, &error)) LOG_WARN("%s", error.c_str());

@@ -118,6 +118,10 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
             "Connections closed for sending a request too slowly (limits.request_timeout).");
   f.counter("closed_not_reading_total", s.timeouts_send,
             "Connections closed for not reading their replies (limits.send_timeout).");
+  f.counter("tls_handshakes_total", s.tls_handshakes,
+            "TLS connections that completed their handshake (tls.port).");
+  f.counter("tls_failures_total", s.tls_failures,
+            "TLS connections closed for a failed handshake, or for speaking plaintext.");
   f.gauge("loop_busy_pct", static_cast<uint64_t>(std::llround(loop.busy_pct * 10)),
           "Share of the last second the event loop spent working.", FigureUnit::kTenthsPercent);
   f.counter("loop_busy_us_total", loop.busy_ns_total / 1000, "Time the event loop spent working.",

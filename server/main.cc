@@ -19,6 +19,8 @@
 #include "server/config.h"
 #include "server/daemon.h"
 #include "server/log.h"
+#include "server/server.h"
+#include "server/tls.h"
 #include "wal/file.h"
 
 #ifndef TQ_VERSION
@@ -65,6 +67,15 @@ size_t fit_open_file_limit(size_t wanted) {
 }
 
 int run(tq::server::Config config) {
+  if (config.tls_enabled()) {
+    // A certificate that cannot be used is a configuration error (exit 2:
+    // starting again will not help), found before the log is replayed.
+    auto tls = tq::server::TlsContext::load(tq::server::Server::tls_files(config));
+    if (!tls) {
+      std::fprintf(stderr, "tqd: %s\n", tls.error().c_str());
+      return 2;
+    }
+  }
   tq::server::set_log_level(config.log_level);
   config.max_connections = fit_open_file_limit(config.max_connections);
   tq::engine::SystemClock clock;

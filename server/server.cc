@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 
 #include "server/commands.h"
 #include "server/figures.h"
@@ -13,6 +14,10 @@ namespace {
 
 ListenAddress protocol_address(const Config& config) {
   return ListenAddress{config.host, config.port, "server.host", ""};
+}
+
+ListenAddress tls_address(const Config& config) {
+  return ListenAddress{config.host, config.tls_port.value_or(0), "server.host", "TLS"};
 }
 
 ListenAddress metrics_address(const Config& config) {
@@ -42,6 +47,8 @@ Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, Se
   uv_loop_configure(loop_, UV_METRICS_IDLE_TIME);
   uv_tcp_init(loop_, &listener_);
   listener_.data = this;
+  uv_tcp_init(loop_, &tls_listener_);
+  tls_listener_.data = this;
   uv_prepare_init(loop_, &before_poll_);
   before_poll_.data = this;
   uv_prepare_start(&before_poll_, on_before_poll);
@@ -89,31 +96,74 @@ Server::~Server() {
 }
 
 bool Server::check_address(const Config& config, std::string* error) {
-  std::vector<ListenAddress> addresses{protocol_address(config)};
+  std::vector<ListenAddress> addresses;
+  if (config.plaintext_enabled()) addresses.push_back(protocol_address(config));
+  if (config.tls_enabled()) addresses.push_back(tls_address(config));
   if (config.metrics_enabled()) addresses.push_back(metrics_address(config));
   return check_addresses(addresses, error);
 }
 
-bool Server::listen(std::string* error) {
-  const ListenAddress address = protocol_address(config_);
+TlsFiles Server::tls_files(const Config& config) {
+  return TlsFiles{config.tls_cert_file, config.tls_key_file, config.tls_ca_file};
+}
+
+namespace {
+
+// Binds and listens on `address`; the bound address, or nullopt with *error.
+std::optional<sockaddr_storage> bind_listener(uv_tcp_t* listener, const ListenAddress& address,
+                                              uv_connection_cb on_connection, std::string* error) {
   AddressList found = resolve(address, error);
-  if (!found) return false;
-  int rc = uv_tcp_bind(&listener_, found->ai_addr, 0);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 511, on_new_connection);
+  if (!found) return std::nullopt;
+  int rc = uv_tcp_bind(listener, found->ai_addr, 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener), 511, on_connection);
   if (rc != 0) {
     *error = cannot_listen(address, rc);
-    return false;
+    return std::nullopt;
   }
   sockaddr_storage bound{};
   int len = sizeof bound;
-  uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&bound), &len);
-  bound_port_ = port_of(bound);
-  listening_ = true;
-  LOG_INFO("listening on %s", describe_address(bound).c_str());
-  if (!is_loopback(config_.host) && config_.password.empty()) {
-    LOG_WARN("no password, and %s is not loopback: anyone who can reach this address can read "
-             "and delete every job; set auth.password (or %s), or keep to 127.0.0.1",
-             config_.host.c_str(), config_.password_env.c_str());
+  uv_tcp_getsockname(listener, reinterpret_cast<sockaddr*>(&bound), &len);
+  return bound;
+}
+
+}  // namespace
+
+bool Server::listen(std::string* error) {
+  if (config_.plaintext_enabled()) {
+    const std::optional<sockaddr_storage> bound =
+        bind_listener(&listener_, protocol_address(config_), on_new_connection, error);
+    if (!bound) return false;
+    bound_port_ = port_of(*bound);
+    listening_ = true;
+    LOG_INFO("listening on %s", describe_address(*bound).c_str());
+    if (!is_loopback(config_.host) && config_.password.empty()) {
+      LOG_WARN(
+          "no password, and %s is not loopback: anyone who can reach this address can read "
+          "and delete every job; set auth.password (or %s), or keep to 127.0.0.1",
+          config_.host.c_str(), config_.password_env.c_str());
+    }
+  }
+  if (config_.tls_enabled()) {
+    auto loaded = TlsContext::load(tls_files(config_));
+    if (!loaded) {
+      *error = loaded.error();
+      return false;
+    }
+    tls_ = std::move(loaded.value());
+    const std::optional<sockaddr_storage> bound =
+        bind_listener(&tls_listener_, tls_address(config_), on_new_connection, error);
+    if (!bound) return false;
+    bound_tls_port_ = port_of(*bound);
+    tls_listening_ = true;
+    LOG_INFO("listening for TLS on %s", describe_address(*bound).c_str());
+    log_tls_certificate("");
+    if (!is_loopback(config_.host) && config_.password.empty() && !tls_->verifies_clients()) {
+      LOG_WARN(
+          "no password and no tls.ca_file, and %s is not loopback: anyone who can reach "
+          "this address can read and delete every job; set auth.password (or %s) or "
+          "tls.ca_file",
+          config_.host.c_str(), config_.password_env.c_str());
+    }
   }
   if (config_.metrics_enabled()) {
     metrics_ = std::make_unique<MetricsListener>(loop_, metrics_address(config_), [this] {
@@ -124,16 +174,50 @@ bool Server::listen(std::string* error) {
   return true;
 }
 
+void Server::log_tls_certificate(const char* event) {
+  LOG_INFO("tls: %scertificate %s; client certificates %s", event, tls_->summary().c_str(),
+           tls_->verifies_clients() ? "required (tls.ca_file)" : "not asked for");
+  const int days = tls_->days_left();
+  if (days < 0) {
+    LOG_WARN(
+        "tls: the certificate in %s has expired: clients that verify it will refuse to "
+        "connect; replace it and send SIGHUP",
+        config_.tls_cert_file.c_str());
+  } else if (days < 14) {
+    LOG_WARN("tls: the certificate in %s expires in %d day(s); replace it and send SIGHUP",
+             config_.tls_cert_file.c_str(), days);
+  }
+}
+
+void Server::reload_tls() {
+  if (!config_.tls_enabled()) {
+    LOG_WARN(
+        "SIGHUP ignored: tqd does not reload its configuration; restart it (SIGTERM, "
+        "then start) to apply changes");
+    return;
+  }
+  auto loaded = TlsContext::load(tls_files(config_));
+  if (!loaded) {
+    LOG_ERROR("SIGHUP: %s; still serving the certificate loaded before", loaded.error().c_str());
+    return;
+  }
+  // Open connections keep the context they began with (a TlsSession holds
+  // it); new ones get this one.
+  tls_ = std::move(loaded.value());
+  log_tls_certificate("SIGHUP: reloaded ");
+  LOG_INFO("SIGHUP: only the TLS files are reloaded; restart tqd to apply other changes");
+}
+
 void Server::on_new_connection(uv_stream_t* listener, int status) {
   auto* self = static_cast<Server*>(listener->data);
   if (status < 0) {
     LOG_WARN("accept failed: %s", uv_strerror(status));
     return;
   }
-  self->accept_one();
+  self->accept_one(reinterpret_cast<uv_stream_t*>(&self->tls_listener_) == listener);
 }
 
-void Server::accept_one() {
+void Server::accept_one(bool tls) {
   uint64_t id = next_connection_id_++;
   protocol::ParserLimits limits;
   limits.max_line_bytes = config_.max_line_bytes;
@@ -146,10 +230,12 @@ void Server::accept_one() {
   uv_tcp_init(loop_, connection->tcp());
   Connection* raw = connection.get();
   connections_.emplace(id, std::move(connection));
-  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_), raw->stream()) != 0) {
+  uv_tcp_t* listener = tls ? &tls_listener_ : &listener_;
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(listener), raw->stream()) != 0) {
     raw->close();
     return;
   }
+  if (tls) raw->use_tls(std::make_unique<TlsSession>(tls_));
   // (No accept happens during shutdown: it closes the listener first, and
   // the kernel refuses new connections.)
   if (stats_.connections_current >= config_.max_connections) {
@@ -431,11 +517,10 @@ void Server::on_signal(uv_signal_t* handle, int signum) {
   auto* self = static_cast<Server*>(handle->data);
   self->stats_.loop.discount_iteration();
   if (signum == SIGHUP) {
-    // Its default would kill tqd on the spot; operators send it expecting a
-    // reload, which tqd does not do.
-    LOG_WARN(
-        "SIGHUP ignored: tqd does not reload its configuration; restart it (SIGTERM, "
-        "then start) to apply changes");
+    // Its default would kill tqd on the spot. Operators send it expecting a
+    // reload: of the configuration tqd reloads only the TLS certificate and
+    // key, which a certificate's renewal replaces on disk.
+    self->reload_tls();
     return;
   }
   self->shutdown(signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -456,6 +541,10 @@ void Server::shutdown(const char* reason) {
   if (listening_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     listening_ = false;
+  }
+  if (tls_listening_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&tls_listener_), nullptr);
+    tls_listening_ = false;
   }
   if (metrics_) metrics_->close();  // a scrape in progress is cut short
   for (auto& [id, connection] : connections_) connection->close_when_flushed();
@@ -481,8 +570,10 @@ void Server::close_handles_if_done() {
     if (!s.ok()) LOG_ERROR("closing the log: %s", s.message().c_str());
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&log_progress_), nullptr);
-  if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&listener_))) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+  for (uv_tcp_t* listener : {&listener_, &tls_listener_}) {
+    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(listener))) {
+      uv_close(reinterpret_cast<uv_handle_t*>(listener), nullptr);
+    }
   }
   if (metrics_) metrics_->close();
   uv_close(reinterpret_cast<uv_handle_t*>(&before_poll_), nullptr);

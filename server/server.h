@@ -28,6 +28,7 @@
 #include "server/journal.h"
 #include "server/metrics_listener.h"
 #include "server/stats.h"
+#include "server/tls.h"
 #include "server/waiters.h"
 #include "wal/log.h"
 
@@ -51,7 +52,10 @@ class Server final : public ClientDirectory {
   // so that a wrong host or a taken port is reported at once rather than
   // after the replay.
   static bool check_address(const Config& config, std::string* error);
+  // The tls.* files of `config`, for TlsContext::load.
+  static TlsFiles tls_files(const Config& config);
   int bound_port() const { return bound_port_; }
+  int bound_tls_port() const { return bound_tls_port_; }
 
   // Begins a graceful shutdown; a second call closes every connection now.
   void shutdown(const char* reason);
@@ -77,6 +81,8 @@ class Server final : public ClientDirectory {
   void remove_connection(uint64_t id);
   // ClientDirectory: every admitted connection, by id.
   std::vector<ClientInfo> describe_clients() const override;
+  // Where a TLS connection decrypts what it read (one at a time, as reads).
+  std::string& tls_scratch() { return tls_scratch_; }
   uv_buf_t read_buffer() {
     return uv_buf_init(read_buffer_.data(), static_cast<unsigned>(read_buffer_.size()));
   }
@@ -117,7 +123,13 @@ class Server final : public ClientDirectory {
   };
   SweepReport sweep_report_;
 
-  void accept_one();
+  // `tls`: from the TLS listener.
+  void accept_one(bool tls);
+  // SIGHUP: loads the TLS files again for new connections; a failure keeps
+  // the old ones (and is logged).
+  void reload_tls();
+  // Logs the certificate in use, and warns when it has expired or soon will.
+  void log_tls_certificate(const char* event);
   void arm_sweeper();
   void close_handles_if_done();
 
@@ -126,7 +138,9 @@ class Server final : public ClientDirectory {
   engine::Engine& engine_;
   ServerStats& stats_;
 
-  uv_tcp_t listener_{};
+  uv_tcp_t listener_{};              // plaintext, server.port
+  uv_tcp_t tls_listener_{};          // tls.port
+  std::shared_ptr<TlsContext> tls_;  // null: no TLS
   uv_prepare_t before_poll_{};
   // Started by the before-poll hook when it made work of its own (a
   // connection un-paused by a flush ran requests): an active idle handle
@@ -160,10 +174,13 @@ class Server final : public ClientDirectory {
   std::vector<uint64_t> flush_list_;  // ids, not pointers: a connection may close first
   std::vector<uint64_t> flushing_;    // the list being flushed, while flush_list_ fills again
   std::vector<char> read_buffer_;
+  std::string tls_scratch_;
   uint64_t next_connection_id_ = 1;
   int64_t sweeper_deadline_ms_ = INT64_MAX;  // what the sweeper timer is armed for
   int bound_port_ = 0;
+  int bound_tls_port_ = 0;
   bool listening_ = false;
+  bool tls_listening_ = false;
   bool shutting_down_ = false;
   bool handles_closed_ = false;
 };

@@ -22,6 +22,8 @@ struct ServerStats {
   uint64_t timeouts_idle = 0;        // connections closed for each timeout
   uint64_t timeouts_request = 0;
   uint64_t timeouts_send = 0;
+  uint64_t tls_handshakes = 0;  // TLS connections that completed their handshake
+  uint64_t tls_failures = 0;    // TLS connections closed for a failed handshake or plaintext
   std::array<uint64_t, static_cast<size_t>(protocol::Verb::kCount)> commands_by_verb{};
   LoopMeter loop;  // how busy the event loop is
 };

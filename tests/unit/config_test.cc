@@ -53,6 +53,8 @@ TEST_SUITE("config") {
     CHECK(r.config->max_waiters == defaults.max_waiters);
     CHECK(r.config->max_batch_bytes == defaults.max_batch_bytes);
     CHECK(r.config->metrics_host == defaults.metrics_host);
+    CHECK_FALSE(r.config->tls_enabled());
+    CHECK(r.config->plaintext_enabled());
   }
 
   // The loader's own list of keys is the one in its "unknown key" message; a
@@ -85,7 +87,8 @@ TEST_SUITE("config") {
       return keys;
     };
     size_t checked = 0;
-    for (const std::string section : {"server", "limits", "auth", "wal", "queues", "metrics"}) {
+    for (const std::string section :
+         {"server", "limits", "auth", "tls", "wal", "queues", "metrics"}) {
       for (const std::string& key : known_keys(section)) {
         INFO(section << "." << key);
         CHECK(shipped.find("\n  " + key + ":") != std::string::npos);
@@ -204,6 +207,47 @@ queues:
     r = load_config_file(TQ_SOURCE_DIR);
     REQUIRE_FALSE(r.config);
     CHECK(r.error == std::string(TQ_SOURCE_DIR) + ": is a directory, not a configuration file");
+  }
+
+  TEST_CASE("tls keys come together - a port needs a certificate and key, and they need a port") {
+    auto r = load_config_text(
+        "tls:\n  port: 8443\n  cert_file: c.pem\n  key_file: k.pem\n  ca_file: ca.pem\n", "t.yaml");
+    INFO(r.error);
+    REQUIRE(r.config);
+    CHECK(r.config->tls_enabled());
+    CHECK(r.config->tls_port == 8443);
+    CHECK(r.config->tls_cert_file == "c.pem");
+    CHECK(r.config->tls_key_file == "k.pem");
+    CHECK(r.config->tls_ca_file == "ca.pem");
+    CHECK(r.config->plaintext_enabled());
+    r = load_config_text(
+        "tls:\n  port: 0\n  cert_file: c.pem\n  key_file: k.pem\n  plaintext: off\n", "t.yaml");
+    REQUIRE(r.config);
+    CHECK(r.config->tls_port == 0);
+    CHECK_FALSE(r.config->plaintext_enabled());
+    r = load_config_text("tls:\n  port: \"\"\n", "t.yaml");
+    REQUIRE(r.config);
+    CHECK_FALSE(r.config->tls_enabled());
+
+    const std::pair<const char*, const char*> bad[] = {
+        {"tls:\n  port: 8443\n  key_file: k.pem\n",
+         "t.yaml: tls.cert_file: required with tls.port"},
+        {"tls:\n  port: 8443\n  cert_file: c.pem\n",
+         "t.yaml: tls.key_file: required with tls.port"},
+        {"tls:\n  cert_file: c.pem\n  key_file: k.pem\n",
+         "t.yaml: tls.port: required with tls.cert_file, tls.key_file and tls.ca_file (the port "
+         "that speaks TLS, 0 for any)"},
+        {"tls:\n  plaintext: false\n",
+         "t.yaml: tls.plaintext: false needs tls.port, or tqd would listen nowhere"},
+        {"tls:\n  port: 70000\n",
+         "t.yaml: tls.port: expected a whole number from 0 to 65535, got '70000'"},
+    };
+    for (const auto& [yaml, error] : bad) {
+      INFO(yaml);
+      r = load_config_text(yaml, "t.yaml");
+      REQUIRE_FALSE(r.config);
+      CHECK(r.error == error);
+    }
   }
 
   TEST_CASE("metrics.listen takes host and port - empty is off, anything else is an error") {

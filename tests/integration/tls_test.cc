@@ -1,0 +1,409 @@
+// tqd's TLS listener (tls.port), spoken to with OpenSSL directly: a blocking
+// socket and SSL_connect, so these tests check the server apart from the
+// client library's TLS.
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "tests/integration/line_call.h"
+#include "tests/support/tls_certs.h"
+#include "tests/support/tqd_process.h"
+
+using tq::testing::call;
+using tq::testing::make_temp_dir;
+using tq::testing::make_tls_files;
+using tq::testing::remove_tree;
+using tq::testing::run_tqd;
+using tq::testing::stat_via;
+using tq::testing::TlsFiles;
+using tq::testing::TqdOptions;
+using tq::testing::TqdProcess;
+
+namespace {
+
+// A TCP connection to 127.0.0.1:port, blocking, reads bounded by 5 s.
+int connect_tcp(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  timeval timeout{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  return fd;
+}
+
+// One TLS connection: verifies the server against `ca` (and its name,
+// 127.0.0.1), presents `cert`/`key` when given.
+class TlsLine {
+ public:
+  TlsLine(uint16_t port, const std::string& ca, const std::string& cert = "",
+          const std::string& key = "")
+      : ctx_(SSL_CTX_new(TLS_client_method())) {
+    REQUIRE(ctx_ != nullptr);
+    REQUIRE(SSL_CTX_load_verify_locations(ctx_.get(), ca.c_str(), nullptr) == 1);
+    SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER, nullptr);
+    if (!cert.empty()) {
+      REQUIRE(SSL_CTX_use_certificate_chain_file(ctx_.get(), cert.c_str()) == 1);
+      REQUIRE(SSL_CTX_use_PrivateKey_file(ctx_.get(), key.c_str(), SSL_FILETYPE_PEM) == 1);
+    }
+    fd_ = connect_tcp(port);
+    ssl_.reset(SSL_new(ctx_.get()));
+    REQUIRE(ssl_ != nullptr);
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_.get()), "127.0.0.1");
+    SSL_set_fd(ssl_.get(), fd_);
+    ERR_clear_error();
+    handshake_ok_ = SSL_connect(ssl_.get()) == 1;
+    if (!handshake_ok_) {
+      verify_error_ = X509_verify_cert_error_string(SSL_get_verify_result(ssl_.get()));
+    }
+  }
+  ~TlsLine() {
+    ssl_.reset();
+    close(fd_);
+  }
+  TlsLine(const TlsLine&) = delete;
+  TlsLine& operator=(const TlsLine&) = delete;
+
+  bool handshake_ok() const { return handshake_ok_; }
+  const std::string& verify_error() const { return verify_error_; }
+
+  bool send(const std::string& bytes) {
+    ERR_clear_error();
+    return SSL_write(ssl_.get(), bytes.data(), static_cast<int>(bytes.size())) ==
+           static_cast<int>(bytes.size());
+  }
+
+  // The next line without its "\n"; nullopt when the stream ends or fails
+  // (last_error() says how).
+  std::optional<std::string> line() {
+    for (;;) {
+      if (size_t nl = buffered_.find('\n'); nl != std::string::npos) {
+        std::string out = buffered_.substr(0, nl);
+        buffered_.erase(0, nl + 1);
+        return out;
+      }
+      if (!fill()) return std::nullopt;
+    }
+  }
+
+  // Exactly n bytes (a payload), then the "\n" after them.
+  std::optional<std::string> body(size_t n) {
+    while (buffered_.size() < n + 1) {
+      if (!fill()) return std::nullopt;
+    }
+    std::string out = buffered_.substr(0, n);
+    buffered_.erase(0, n + 1);
+    return out;
+  }
+
+  std::string call(const std::string& request) {
+    REQUIRE(send(request + "\n"));
+    auto reply = line();
+    REQUIRE(reply.has_value());
+    return *reply;
+  }
+
+  // SSL_get_error() of the read that ended the stream.
+  int last_error() const { return last_error_; }
+
+ private:
+  bool fill() {
+    char buf[16 << 10];
+    ERR_clear_error();
+    const int n = SSL_read(ssl_.get(), buf, sizeof buf);
+    if (n <= 0) {
+      last_error_ = SSL_get_error(ssl_.get(), n);
+      return false;
+    }
+    buffered_.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+
+  struct FreeCtx {
+    void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+  };
+  struct FreeSsl {
+    void operator()(SSL* s) const { SSL_free(s); }
+  };
+  std::unique_ptr<SSL_CTX, FreeCtx> ctx_;
+  std::unique_ptr<SSL, FreeSsl> ssl_;
+  int fd_ = -1;
+  bool handshake_ok_ = false;
+  std::string verify_error_;
+  std::string buffered_;
+  int last_error_ = 0;
+};
+
+// Certificates in a temporary directory of their own, removed at the end.
+struct Certs {
+  std::string dir = make_temp_dir();
+  TlsFiles files = make_tls_files(dir);
+  ~Certs() { remove_tree(dir); }
+  Certs() = default;
+  Certs(const Certs&) = delete;
+  Certs& operator=(const Certs&) = delete;
+};
+
+std::string tls_config(const TlsFiles& f, const std::string& extra = "") {
+  return "tls:\n  port: 0\n  cert_file: " + f.server_cert + "\n  key_file: " + f.server_key + "\n" +
+         extra;
+}
+
+TqdOptions with_config(const std::string& yaml) {
+  TqdOptions o;
+  o.config_yaml = yaml;
+  return o;
+}
+
+void copy_file(const std::string& from, const std::string& to) {
+  std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing);
+}
+
+}  // namespace
+
+TEST_SUITE("tls") {
+  TEST_CASE("the TLS port serves the protocol and the plaintext port goes on beside it") {
+    Certs certs;
+    TqdProcess tqd(with_config(tls_config(certs.files)));
+    const uint16_t tls_port = tqd.tls_port();
+    REQUIRE(tls_port != 0);
+    CHECK(tls_port != tqd.port());
+    CHECK(tqd.wait_for_log("client certificates not asked for", 1000));
+
+    TlsLine tls(tls_port, certs.files.ca_cert);
+    REQUIRE(tls.handshake_ok());
+    CHECK(tls.call("CREATE emails") == "OK created emails");
+    CHECK(tls.call("ENQUEUE emails Send welcome email") == "OK 1");
+    CHECK(tls.call("DEQUEUE emails") == "OK 1 Send welcome email");
+    CHECK(tls.call("ACK 1") == "OK acked 1");
+    REQUIRE(tls.send("CLIENTS\n"));
+    CHECK(tls.line() == "OK 1");
+    auto client_line = tls.line();
+    REQUIRE(client_line.has_value());
+    CHECK(client_line->find(" tls=TLSv1.3") != std::string::npos);
+
+    auto plain = tqd.socket();
+    CHECK(call(plain, "ENQUEUE emails over plaintext") == "OK 2");
+    CHECK(tls.call("DEQUEUE emails") == "OK 2 over plaintext");
+    CHECK(stat_via(plain, "tls_handshakes_total") == "1");
+    CHECK(stat_via(plain, "tls_failures_total") == "0");
+  }
+
+  TEST_CASE("plaintext sent to the TLS port gets ERROR TLS and the end of the stream") {
+    Certs certs;
+    TqdProcess tqd(with_config(tls_config(certs.files)));
+    auto raw = tq::client::LineSocket::connect("127.0.0.1", tqd.tls_port(), 5000);
+    REQUIRE(raw.ok());
+    REQUIRE(raw->send("PING\r\n").ok());
+    auto reply = raw->read_line();
+    REQUIRE(reply.ok());
+    CHECK(reply->rfind("ERROR TLS this port speaks TLS", 0) == 0);
+    CHECK_FALSE(raw->read_line().ok());  // closed
+    auto plain = tqd.socket();
+    CHECK(call(plain, "PING") == "OK PONG");
+    CHECK(stat_via(plain, "tls_failures_total") == "1");
+  }
+
+  TEST_CASE("a client that does not trust the certificate fails its handshake and others go on") {
+    Certs certs;
+    const TlsFiles other = make_tls_files(certs.dir, "other-", "another CA");
+    TqdProcess tqd(with_config(tls_config(certs.files)));
+    TlsLine stranger(tqd.tls_port(), other.ca_cert);
+    CHECK_FALSE(stranger.handshake_ok());
+    CHECK(stranger.verify_error().find("local issuer") != std::string::npos);
+    TlsLine friendly(tqd.tls_port(), certs.files.ca_cert);
+    REQUIRE(friendly.handshake_ok());
+    CHECK(friendly.call("PING") == "OK PONG");
+  }
+
+  TEST_CASE("with tls.ca_file a client needs a certificate that CA signed") {
+    Certs certs;
+    const TlsFiles other = make_tls_files(certs.dir, "other-", "another CA");
+    TqdProcess tqd(
+        with_config(tls_config(certs.files, "  ca_file: " + certs.files.ca_cert + "\n")));
+    CHECK(tqd.wait_for_log("client certificates required", 5000));
+    {
+      // TLS 1.3: the client's handshake ends before the server has checked
+      // its certificate; the refusal comes as an alert on the first read.
+      TlsLine anonymous(tqd.tls_port(), certs.files.ca_cert);
+      if (anonymous.handshake_ok()) {
+        anonymous.send("PING\n");
+        CHECK_FALSE(anonymous.line().has_value());
+      }
+    }
+    {
+      TlsLine forged(tqd.tls_port(), certs.files.ca_cert, other.client_cert, other.client_key);
+      if (forged.handshake_ok()) {
+        forged.send("PING\n");
+        CHECK_FALSE(forged.line().has_value());
+      }
+    }
+    TlsLine known(tqd.tls_port(), certs.files.ca_cert, certs.files.client_cert,
+                  certs.files.client_key);
+    REQUIRE(known.handshake_ok());
+    CHECK(known.call("PING") == "OK PONG");
+    auto plain = tqd.socket();
+    CHECK(stat_via(plain, "tls_failures_total") == "2");
+    CHECK(stat_via(plain, "tls_handshakes_total") == "1");
+  }
+
+  TEST_CASE("a 1 MiB payload and a pipelined burst go through TLS intact") {
+    Certs certs;
+    TqdProcess tqd(with_config(tls_config(certs.files)));
+    TlsLine tls(tqd.tls_port(), certs.files.ca_cert);
+    REQUIRE(tls.handshake_ok());
+    CHECK(tls.call("CREATE big") == "OK created big");
+    std::string payload(1 << 20, '\0');
+    for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 7 + i / 251);
+    REQUIRE(tls.send("PUT big " + std::to_string(payload.size()) + "\n" + payload + "\n"));
+    CHECK(tls.line() == "OK 1");
+    REQUIRE(tls.send("DEQUEUE big COUNT 1\n"));
+    CHECK(tls.line() == "OK 1");
+    auto header = tls.line();
+    REQUIRE(header.has_value());
+    CHECK(header->rfind("JOB 1 1048576 ", 0) == 0);
+    auto body = tls.body(payload.size());
+    REQUIRE(body.has_value());
+    CHECK(*body == payload);
+
+    constexpr int kBurst = 2000;
+    std::string burst;
+    for (int i = 0; i < kBurst; ++i) burst += "ENQUEUE big job " + std::to_string(i) + "\n";
+    REQUIRE(tls.send(burst));
+    for (int i = 0; i < kBurst; ++i) {
+      auto reply = tls.line();
+      REQUIRE(reply.has_value());
+      CHECK(*reply == "OK " + std::to_string(i + 2));
+    }
+  }
+
+  TEST_CASE("QUIT over TLS ends the stream with close_notify, not a cut") {
+    Certs certs;
+    TqdProcess tqd(with_config(tls_config(certs.files)));
+    TlsLine tls(tqd.tls_port(), certs.files.ca_cert);
+    REQUIRE(tls.handshake_ok());
+    CHECK(tls.call("QUIT") == "OK bye");
+    CHECK_FALSE(tls.line().has_value());
+    CHECK(tls.last_error() == SSL_ERROR_ZERO_RETURN);
+  }
+
+  TEST_CASE("a connection that never finishes its handshake is closed after request_timeout") {
+    Certs certs;
+    TqdProcess tqd(with_config(tls_config(certs.files, "limits:\n  request_timeout: 1s\n")));
+    const int fd = connect_tcp(tqd.tls_port());
+    char byte = 0;
+    // The housekeeping tick closes it one to two seconds in; the read's own
+    // limit is 5 s.
+    CHECK(recv(fd, &byte, 1, 0) == 0);
+    close(fd);
+    auto plain = tqd.socket();
+    CHECK(stat_via(plain, "closed_slow_request_total") == "1");
+    // An established TLS connection that sends nothing is not slow: it stays.
+    TlsLine quiet(tqd.tls_port(), certs.files.ca_cert);
+    REQUIRE(quiet.handshake_ok());
+    CHECK(tq::testing::stat_reaches(plain, "closed_slow_request_total", "1"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // past request_timeout
+    CHECK(quiet.call("PING") == "OK PONG");
+  }
+
+  TEST_CASE("past max_connections a TLS client is told MAXCONN once its handshake is done") {
+    Certs certs;
+    TqdProcess tqd(with_config(tls_config(certs.files, "limits:\n  max_connections: 1\n")));
+    TlsLine first(tqd.tls_port(), certs.files.ca_cert);
+    REQUIRE(first.handshake_ok());
+    CHECK(first.call("PING") == "OK PONG");
+    TlsLine second(tqd.tls_port(), certs.files.ca_cert);
+    REQUIRE(second.handshake_ok());
+    auto reply = second.line();
+    REQUIRE(reply.has_value());
+    CHECK(reply->rfind("ERROR MAXCONN", 0) == 0);
+    CHECK_FALSE(second.line().has_value());
+  }
+
+  TEST_CASE("SIGHUP loads a renewed certificate for new connections - open ones go on") {
+    Certs certs;
+    const TlsFiles renewed = make_tls_files(certs.dir, "renewed-", "renewing CA");
+    const std::string cert = certs.dir + "/live.pem";
+    const std::string key = certs.dir + "/live-key.pem";
+    copy_file(certs.files.server_cert, cert);
+    copy_file(certs.files.server_key, key);
+    TqdProcess tqd(
+        with_config("tls:\n  port: 0\n  cert_file: " + cert + "\n  key_file: " + key + "\n"));
+    TlsLine before(tqd.tls_port(), certs.files.ca_cert);
+    REQUIRE(before.handshake_ok());
+
+    copy_file(renewed.server_cert, cert);
+    copy_file(renewed.server_key, key);
+    REQUIRE(kill(tqd.pid(), SIGHUP) == 0);
+    REQUIRE(tqd.wait_for_log("SIGHUP: reloaded certificate", 5000));
+    TlsLine after(tqd.tls_port(), renewed.ca_cert);
+    REQUIRE(after.handshake_ok());
+    CHECK(after.call("PING") == "OK PONG");
+    TlsLine old_trust(tqd.tls_port(), certs.files.ca_cert);
+    CHECK_FALSE(old_trust.handshake_ok());
+    CHECK(before.call("PING") == "OK PONG");
+
+    // A broken file on the next SIGHUP keeps what was loaded.
+    std::ofstream(cert) << "not a certificate\n";
+    REQUIRE(kill(tqd.pid(), SIGHUP) == 0);
+    REQUIRE(tqd.wait_for_log("still serving the certificate loaded before", 5000));
+    TlsLine still(tqd.tls_port(), renewed.ca_cert);
+    REQUIRE(still.handshake_ok());
+    CHECK(still.call("PING") == "OK PONG");
+  }
+
+  TEST_CASE("tls.plaintext false leaves only the TLS port open") {
+    Certs certs;
+    TqdProcess tqd(with_config(tls_config(certs.files, "  plaintext: false\n")));
+    const uint16_t tls_port = tqd.tls_port();
+    CHECK(tqd.port() == 0);
+    for (const std::string& line : tqd.log_lines()) {
+      CHECK(line.find("listening on ") == std::string::npos);
+    }
+    TlsLine tls(tls_port, certs.files.ca_cert);
+    REQUIRE(tls.handshake_ok());
+    CHECK(tls.call("PING") == "OK PONG");
+  }
+
+  TEST_CASE("an unusable certificate or key stops start-up with exit 2 naming the key") {
+    Certs certs;
+    const TlsFiles other = make_tls_files(certs.dir, "other-", "another CA");
+    auto start = [&](const std::string& yaml) {
+      const std::string path = certs.dir + "/bad.yaml";
+      std::ofstream(path) << yaml;
+      return run_tqd({"--config", path, "--port", "0", "--data-dir", certs.dir + "/data"});
+    };
+    auto [missing, missing_err] =
+        start("tls:\n  port: 0\n  cert_file: /nonexistent/cert.pem\n  key_file: " +
+              certs.files.server_key + "\n");
+    CHECK(missing == 2);
+    CHECK(missing_err.find("tls.cert_file: cannot open '/nonexistent/cert.pem'") !=
+          std::string::npos);
+    auto [mismatch, mismatch_err] =
+        start("tls:\n  port: 0\n  cert_file: " + certs.files.server_cert +
+              "\n  key_file: " + other.server_key + "\n");
+    CHECK(mismatch == 2);
+    CHECK(mismatch_err.find("is not the key of the certificate") != std::string::npos);
+    auto [no_key, no_key_err] =
+        start("tls:\n  port: 0\n  cert_file: " + certs.files.server_cert + "\n");
+    CHECK(no_key == 2);
+    CHECK(no_key_err.find("tls.key_file: required with tls.port") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(certs.dir + "/data"));  // before the log
+  }
+}
