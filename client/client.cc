@@ -55,7 +55,8 @@ Result<Client> Client::connect(const Options& options) {
 
 Status Client::connect_once() {
   close();
-  auto socket = LineSocket::connect(options_.host, options_.port, options_.timeout_ms);
+  auto socket =
+      LineSocket::connect(options_.host, options_.port, options_.timeout_ms, options_.tls);
   if (!socket) return socket.error();
   socket_ = std::move(socket).value();
   if (options_.password.empty()) return Ok{};

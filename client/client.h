@@ -23,6 +23,9 @@
 // decide. Without a reconnect policy a lost connection stays lost until
 // reconnect(); a call on a connection the server closed while it was idle
 // fails at once, before sending, with a kConnect error (nothing was sent).
+//
+// TLS: Options::tls (client/tls_options.h); every connect and reconnect uses
+// it, and a certificate that does not verify is a kConnect error.
 #pragma once
 
 #include <chrono>
@@ -42,6 +45,7 @@
 #include "client/job.h"
 #include "client/line_socket.h"
 #include "client/reply.h"
+#include "client/tls_options.h"
 
 namespace tq::client {
 
@@ -72,6 +76,7 @@ struct Options {
   int timeout_ms = 5000;   // to connect, and for each reply (a DEQUEUE's WAIT is added)
   std::string password{};  // sent with AUTH after every connect, when not empty
   ReconnectPolicy reconnect{};
+  TlsOptions tls{};  // TLS on every connect and reconnect (client/tls_options.h); default: none
 };
 
 // PUT's options (PROTOCOL.md, "PUT"); the defaults are the server's.
@@ -255,7 +260,11 @@ class Client {
   // stop sending it: each wrong one counts against the server's AUTH
   // throttle for this address.
   void set_password(std::string password) { options_.password = std::move(password); }
-  std::string address() const { return options_.host + ":" + std::to_string(options_.port); }
+  // "127.0.0.1:8080", or "tls://127.0.0.1:8443" when the connection is TLS.
+  std::string address() const {
+    return (options_.tls.enabled ? "tls://" : "") + options_.host + ":" +
+           std::to_string(options_.port);
+  }
   LineSocket& socket() { return socket_; }
   const Options& options() const { return options_; }
 

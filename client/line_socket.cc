@@ -56,6 +56,7 @@ LineSocket::~LineSocket() {
 
 LineSocket::LineSocket(LineSocket&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
+      tls_(std::move(other.tls_)),
       timeout_ms_(other.timeout_ms_),
       cancel_(other.cancel_),
       reader_(std::move(other.reader_)) {}
@@ -64,6 +65,7 @@ LineSocket& LineSocket::operator=(LineSocket&& other) noexcept {
   if (this != &other) {
     close();
     fd_ = std::exchange(other.fd_, -1);
+    tls_ = std::move(other.tls_);
     timeout_ms_ = other.timeout_ms_;
     cancel_ = other.cancel_;
     reader_ = std::move(other.reader_);
@@ -71,7 +73,8 @@ LineSocket& LineSocket::operator=(LineSocket&& other) noexcept {
   return *this;
 }
 
-Result<LineSocket> LineSocket::connect(const std::string& host, uint16_t port, int timeout_ms) {
+Result<LineSocket> LineSocket::connect(const std::string& host, uint16_t port, int timeout_ms,
+                                       const TlsOptions& tls) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -103,6 +106,12 @@ Result<LineSocket> LineSocket::connect(const std::string& host, uint16_t port, i
       LineSocket s;
       s.fd_ = fd;
       s.timeout_ms_ = timeout_ms;
+      if (tls.enabled) {
+        if (auto secured = s.start_tls(host, tls); !secured) {
+          return make_error(ErrorKind::kConnect,
+                            host + ":" + service + ": " + secured.error().message);
+        }
+      }
       return s;
     }
     last_error = std::strerror(errno);
@@ -112,20 +121,52 @@ Result<LineSocket> LineSocket::connect(const std::string& host, uint16_t port, i
   return make_error(ErrorKind::kConnect, host + ":" + service + ": " + last_error);
 }
 
+Status LineSocket::start_tls(const std::string& host, const TlsOptions& tls) {
+  auto session = TlsSession::start(fd_, host, tls);
+  if (!session) return session.error();
+  tls_ = std::move(session).value();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms_);
+  for (;;) {
+    IoStep step = tls_.handshake();
+    switch (step.kind) {
+      case IoStep::Kind::kMoved:
+        return Ok{};
+      case IoStep::Kind::kClosed:
+      case IoStep::Kind::kFailed:
+        return make_error(ErrorKind::kConnect, std::move(step.error));
+      case IoStep::Kind::kWait:
+        break;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now())
+                          .count();
+    // A plaintext server that reads the ClientHello as a request line without
+    // its end waits for more, and says nothing: this is all the client sees.
+    if (left <= 0 || !wait_for(fd_, step.wait_for, static_cast<int>(left))) {
+      return make_error(ErrorKind::kConnect, "TLS handshake failed: no answer within " +
+                                                 std::to_string(timeout_ms_) +
+                                                 "ms (does the server speak TLS on this port?)");
+    }
+  }
+}
+
 Status LineSocket::send(std::string_view bytes) {
   if (fd_ < 0) return make_error(ErrorKind::kConnect, "not connected");
   while (!bytes.empty()) {
-    ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      bytes.remove_prefix(static_cast<size_t>(n));
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (!wait_for(fd_, POLLOUT, timeout_ms_)) {
-        return make_error(ErrorKind::kTimeout, "server did not accept data in time");
-      }
-    } else {
-      return make_error(ErrorKind::kNetwork, std::strerror(errno));
+    IoStep step = send_some(bytes);
+    switch (step.kind) {
+      case IoStep::Kind::kMoved:
+        bytes.remove_prefix(step.bytes);
+        break;
+      case IoStep::Kind::kWait:
+        if (!wait_for(fd_, step.wait_for, timeout_ms_)) {
+          return make_error(ErrorKind::kTimeout, "server did not accept data in time");
+        }
+        break;
+      case IoStep::Kind::kClosed:
+        return make_error(ErrorKind::kNetwork, "server closed the connection");
+      case IoStep::Kind::kFailed:
+        return make_error(ErrorKind::kNetwork, std::move(step.error));
     }
   }
   return Ok{};
@@ -138,31 +179,56 @@ bool LineSocket::fill(Error* error) {
   }
   char buf[64 << 10];
   for (;;) {
-    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n > 0) {
-      reader_.feed(std::string_view(buf, static_cast<size_t>(n)));
-      return true;
+    // Tried before any wait: TLS may hold decrypted bytes the socket no
+    // longer shows as readable.
+    IoStep step = receive_some(buf, sizeof buf);
+    switch (step.kind) {
+      case IoStep::Kind::kMoved:
+        reader_.feed(std::string_view(buf, step.bytes));
+        return true;
+      case IoStep::Kind::kClosed:
+        *error = make_error(ErrorKind::kNetwork, "server closed the connection");
+        return false;
+      case IoStep::Kind::kFailed:
+        *error = make_error(ErrorKind::kNetwork, std::move(step.error));
+        return false;
+      case IoStep::Kind::kWait:
+        break;
     }
-    if (n == 0) {
-      *error = make_error(ErrorKind::kNetwork, "server closed the connection");
-      return false;
+    switch (wait_or_cancel(fd_, step.wait_for, timeout_ms_, cancel_)) {
+      case WaitOutcome::kReady:
+        continue;
+      case WaitOutcome::kTimeout:
+        *error = make_error(ErrorKind::kTimeout,
+                            "no reply within " + std::to_string(timeout_ms_) + "ms");
+        return false;
+      case WaitOutcome::kCancelled:
+        *error = make_error(ErrorKind::kCancelled, "stopped waiting for the server");
+        return false;
     }
+  }
+}
+
+IoStep LineSocket::receive_some(char* buffer, size_t n) {
+  if (tls_.active()) return tls_.read(buffer, n);
+  for (;;) {
+    ssize_t got = ::recv(fd_, buffer, n, 0);
+    if (got > 0) return IoStep::moved(static_cast<size_t>(got));
+    if (got == 0) return IoStep::closed();
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      switch (wait_or_cancel(fd_, POLLIN, timeout_ms_, cancel_)) {
-        case WaitOutcome::kReady:
-          continue;
-        case WaitOutcome::kTimeout:
-          *error = make_error(ErrorKind::kTimeout,
-                              "no reply within " + std::to_string(timeout_ms_) + "ms");
-          return false;
-        case WaitOutcome::kCancelled:
-          *error = make_error(ErrorKind::kCancelled, "stopped waiting for the server");
-          return false;
-      }
-    }
-    *error = make_error(ErrorKind::kNetwork, std::strerror(errno));
-    return false;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return IoStep::wait(POLLIN);
+    return IoStep::failed(std::strerror(errno));
+  }
+}
+
+IoStep LineSocket::send_some(std::string_view bytes) {
+  if (tls_.active()) return tls_.write(bytes);
+  for (;;) {
+    ssize_t sent = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (sent > 0) return IoStep::moved(static_cast<size_t>(sent));
+    if (sent < 0 && errno == EINTR) continue;
+    if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return IoStep::wait(POLLOUT);
+    return IoStep::failed(std::strerror(errno));
   }
 }
 
@@ -187,6 +253,10 @@ Result<std::string> LineSocket::read_body(size_t n) {
 bool LineSocket::peer_closed() const {
   if (fd_ < 0) return true;
   if (reader_.buffered() > 0) return false;
+  // With TLS, readable bytes may be a record that holds no reply (a session
+  // ticket), and a close_notify, once read, leaves nothing readable behind
+  // it: only OpenSSL can tell, and it does so without blocking.
+  if (tls_.active()) return tls_.peer_closed();
   pollfd p{fd_, POLLIN | POLLRDHUP, 0};
   if (::poll(&p, 1, 0) <= 0) return false;
   if ((p.revents & (POLLHUP | POLLERR | POLLRDHUP)) != 0) return true;
@@ -198,11 +268,14 @@ bool LineSocket::peer_closed() const {
 }
 
 void LineSocket::shutdown_write() {
-  if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+  if (fd_ < 0) return;
+  tls_.send_close_notify();
+  ::shutdown(fd_, SHUT_WR);
 }
 
 void LineSocket::close() {
   if (fd_ >= 0) {
+    tls_.end();
     ::close(fd_);
     fd_ = -1;
   }

@@ -1,7 +1,7 @@
-// A blocking TCP connection to tqd that sends bytes and reads reply lines and
-// bodies, each read bounded by a timeout (and, when a CancelToken is set, by
-// that token). The typed Client is built on it; tests use it directly to send
-// whatever bytes they like.
+// A blocking TCP connection to tqd, plaintext or TLS (client/tls_session.h),
+// that sends bytes and reads reply lines and bodies, each read bounded by a
+// timeout (and, when a CancelToken is set, by that token). The typed Client
+// is built on it; tests use it directly to send whatever bytes they like.
 //
 // Invariant: it never reads past what it is asked for, except into its reply
 // buffer, so after a failed read the stream position is unknown and the only
@@ -14,6 +14,8 @@
 
 #include "client/cancel_token.h"
 #include "client/error.h"
+#include "client/tls_options.h"
+#include "client/tls_session.h"
 #include "protocol/reply_reader.h"
 
 namespace tq::client {
@@ -27,13 +29,18 @@ class LineSocket {
   LineSocket(LineSocket&& other) noexcept;
   LineSocket& operator=(LineSocket&& other) noexcept;
 
-  static Result<LineSocket> connect(const std::string& host, uint16_t port, int timeout_ms);
+  // Connects within timeout_ms; with tls.enabled, then runs the TLS
+  // handshake within timeout_ms more. Every failure, a certificate that does
+  // not verify included, is a kConnect error that starts with "host:port: ".
+  static Result<LineSocket> connect(const std::string& host, uint16_t port, int timeout_ms,
+                                    const TlsOptions& tls = {});
 
   Status send(std::string_view bytes);
   Result<std::string> read_line();
   Result<std::string> read_body(size_t n);
 
-  // Half-closes: the server sees EOF but may still answer.
+  // Half-closes: the server sees EOF but may still answer. With TLS, a
+  // close_notify goes first.
   void shutdown_write();
   void close();
   bool is_open() const { return fd_ >= 0; }
@@ -49,10 +56,17 @@ class LineSocket {
   bool peer_closed() const;
 
  private:
-  // Reads once from the socket into reader_; false with *error on failure.
+  // Sets up TLS on the connected fd_ and runs the handshake, within
+  // timeout_ms_ from now.
+  Status start_tls(const std::string& host, const TlsOptions& tls);
+  // Reads once from the connection into reader_; false with *error on failure.
   bool fill(Error* error);
+  // One attempt to receive or send, through TLS when it is on; never blocks.
+  IoStep receive_some(char* buffer, size_t n);
+  IoStep send_some(std::string_view bytes);
 
   int fd_ = -1;
+  TlsSession tls_;  // inactive on a plaintext connection; uses fd_, so ends before it closes
   int timeout_ms_ = 5000;
   const CancelToken* cancel_ = nullptr;
   protocol::ReplyReader reader_;
