@@ -10,6 +10,9 @@
 // "hi --port 9000" into q on the default server. After `--` nothing is
 // looked at, so a payload may hold any words.
 //
+// --tls, or any --tls-* option, makes the connection TLS (TlsOptions in
+// client/tls_options.h says what each checks).
+//
 // Replies go to standard output, ERROR replies and tq's own messages to
 // standard error (with --raw, every reply to standard output, as sent).
 //
@@ -256,6 +259,7 @@ int main(int argc, char** argv) {
   tq::client::Options options;
   std::string timeout = "5s";
   bool raw = false;
+  bool tls_insecure = false;
   bool no_colour = false;
   app.add_option("--host", options.host, "server address")->capture_default_str();
   app.add_option("--port", options.port, "server port")->capture_default_str();
@@ -264,6 +268,25 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--password", options.password,
                  "sent with AUTH on connecting (default: $TQ_PASSWORD)");
+  bool tls = false;
+  app.add_flag("--tls", tls,
+               "connect with TLS, trusting the system's CAs and checking the certificate's name");
+  app.add_option("--tls-ca", options.tls.ca_file,
+                 "trust the CAs in this PEM file instead of the system's (implies --tls)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-cert", options.tls.cert_file,
+                 "client certificate (PEM), for a server that asks for one; needs --tls-key "
+                 "(implies --tls)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", options.tls.key_file,
+                 "the client certificate's private key (PEM) (implies --tls)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-server-name", options.tls.server_name,
+                 "the name the server's certificate must be for, and the SNI sent (default: "
+                 "--host) (implies --tls)");
+  app.add_flag("--tls-insecure", tls_insecure,
+               "do not check the server's certificate at all: encrypted, but anyone in the "
+               "middle can pose as the server (implies --tls)");
   app.add_flag("--raw", raw, "print replies exactly as the server sends them");
   app.add_flag("--no-color", no_colour, "no colours, even on a terminal (so does $NO_COLOR)");
   app.footer(
@@ -273,7 +296,8 @@ int main(int argc, char** argv) {
       "  printf 'hello' | tq PUT emails 5 PRIORITY 3\n"
       "  tq --port 9000 LIST                 options go before the command\n"
       "  tq -- ENQUEUE notes try --port      after --, every word is sent as it is\n"
-      "  tq --port 9000 < commands.txt");
+      "  tq --port 9000 < commands.txt\n"
+      "  tq --tls-ca ca.pem --port 8443 PING  TLS, trusting the CA that signed tqd's certificate");
 
   // CLI11 parses the options only; the command is split off first (see
   // split_arguments), so that a misplaced option is an error, not a payload.
@@ -302,6 +326,14 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   options.timeout_ms = static_cast<int>(std::min<int64_t>(timeout_ms->count(), INT32_MAX));
+  options.tls.enabled = tls || tls_insecure || !options.tls.ca_file.empty() ||
+                        !options.tls.cert_file.empty() || !options.tls.key_file.empty() ||
+                        !options.tls.server_name.empty();
+  options.tls.verify = !tls_insecure;
+  if (options.tls.cert_file.empty() != options.tls.key_file.empty()) {
+    std::cerr << "tq: --tls-cert and --tls-key go together: a client certificate and its key\n";
+    return kExitUsage;
+  }
   // --password '' means none, even with TQ_PASSWORD set.
   if (app.count("--password") == 0) {
     if (const char* password = std::getenv("TQ_PASSWORD")) options.password = password;
