@@ -3,6 +3,7 @@
 //
 //   producer emails "Send welcome email"           one job
 //   producer emails "Digest" --count 100 --rate 20  100 jobs, 20 a second
+//   producer emails "Hi" --tls-ca ca.pem --port 8443  over TLS, trusting ca.pem
 //
 // What it shows: connecting, creating the queue if it is missing, enqueueing,
 // and errors as values. It asks the client to reconnect after a dropped
@@ -70,6 +71,18 @@ int main(int argc, char** argv) {
   app.add_option("--port", options.port, "server port")->capture_default_str();
   app.add_option("--password", options.password, "sent with AUTH when connecting")
       ->envname("TQ_PASSWORD");
+  // TLS: --tls alone trusts the system's CAs; --tls-ca names your own CA;
+  // --tls-cert and --tls-key present a client certificate to a tqd that
+  // asks for one. Each of them turns TLS on.
+  bool tls = false;
+  app.add_flag("--tls", tls, "connect with TLS, trusting the system's CAs");
+  app.add_option("--tls-ca", options.tls.ca_file, "trust the CAs in this PEM file (implies --tls)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-cert", options.tls.cert_file,
+                 "client certificate (PEM), with --tls-key (implies --tls)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", options.tls.key_file, "its private key (PEM) (implies --tls)")
+      ->check(CLI::ExistingFile);
   auto usage_error = [](const std::string& why) {
     std::cerr << "producer: " << why << " (see producer --help)\n";
     return kExitUsage;
@@ -80,6 +93,11 @@ int main(int argc, char** argv) {
     return app.exit(e);  // prints the help; 0
   } catch (const CLI::ParseError& e) {
     return usage_error(e.what());
+  }
+  options.tls.enabled = tls || !options.tls.ca_file.empty() || !options.tls.cert_file.empty() ||
+                        !options.tls.key_file.empty();
+  if (options.tls.cert_file.empty() != options.tls.key_file.empty()) {
+    return usage_error("--tls-cert and --tls-key go together");
   }
   if (count < 1) return usage_error("--count must be 1 or more, got " + std::to_string(count));
   if (!(rate >= 0)) return usage_error("--rate must be 0 (no pacing) or more");

@@ -5,6 +5,7 @@
 //   worker emails sms --concurrency 4    four workers (threads) on two queues
 //   worker emails --fail-rate 0.3        30% of jobs fail: NACKed and retried
 //   worker emails --sleep 40s            slower than the 30 s lease: it expires
+//   worker emails --tls-ca ca.pem --port 8443   over TLS, trusting ca.pem
 //
 // Each thread has its own connection and loops: DEQUEUE with WAIT (the server
 // answers the moment a job arrives: long polling), process the job, ACK it
@@ -236,6 +237,20 @@ int main(int argc, char** argv) {
   app.add_option("--port", settings.options.port, "server port")->capture_default_str();
   app.add_option("--password", settings.options.password, "sent with AUTH when connecting")
       ->envname("TQ_PASSWORD");
+  // TLS: --tls alone trusts the system's CAs; --tls-ca names your own CA;
+  // --tls-cert and --tls-key present a client certificate to a tqd that
+  // asks for one. Each of them turns TLS on.
+  bool tls = false;
+  app.add_flag("--tls", tls, "connect with TLS, trusting the system's CAs");
+  app.add_option("--tls-ca", settings.options.tls.ca_file,
+                 "trust the CAs in this PEM file (implies --tls)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-cert", settings.options.tls.cert_file,
+                 "client certificate (PEM), with --tls-key (implies --tls)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", settings.options.tls.key_file,
+                 "its private key (PEM) (implies --tls)")
+      ->check(CLI::ExistingFile);
   auto usage_error = [](const std::string& why) {
     std::cerr << "worker: " << why << " (see worker --help)\n";
     return kExitUsage;
@@ -246,6 +261,12 @@ int main(int argc, char** argv) {
     return app.exit(e);  // prints the help; 0
   } catch (const CLI::ParseError& e) {
     return usage_error(e.what());
+  }
+  settings.options.tls.enabled = tls || !settings.options.tls.ca_file.empty() ||
+                                 !settings.options.tls.cert_file.empty() ||
+                                 !settings.options.tls.key_file.empty();
+  if (settings.options.tls.cert_file.empty() != settings.options.tls.key_file.empty()) {
+    return usage_error("--tls-cert and --tls-key go together");
   }
   if (concurrency < 1 || concurrency > 1000) {
     return usage_error("--concurrency must be 1 to 1000, got " + std::to_string(concurrency));
@@ -285,7 +306,8 @@ int main(int argc, char** argv) {
 
   std::string queues;
   for (const auto& q : settings.queues) queues += (queues.empty() ? "" : ", ") + q;
-  std::cout << "worker: taking jobs from " << queues << " at " << settings.options.host << ":"
+  std::cout << "worker: taking jobs from " << queues << " at "
+            << (settings.options.tls.enabled ? "tls://" : "") << settings.options.host << ":"
             << settings.options.port << " with " << concurrency
             << (concurrency == 1 ? " worker" : " workers") << "; Ctrl-C stops" << std::endl;
 
