@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 
 namespace tq::server {
 namespace {
@@ -35,6 +36,20 @@ std::string unreadable(const std::string& path) {
   if (f == nullptr) return "cannot open '" + path + "': " + std::strerror(errno);
   std::fclose(f);
   return "";
+}
+
+// Whether a PEM file holds an encrypted private key (PKCS#8
+// "ENCRYPTED PRIVATE KEY", or a traditional key with "Proc-Type: 4,ENCRYPTED").
+bool key_is_encrypted(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find("ENCRYPTED PRIVATE KEY") != std::string::npos ||
+        line.find("Proc-Type: 4,ENCRYPTED") != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
 }
 
 std::string asn1_time_text(const ASN1_TIME* time) {
@@ -70,6 +85,10 @@ Expected<std::shared_ptr<TlsContext>, std::string> TlsContext::load(const TlsFil
   static const unsigned char kSessionContext[] = "tqd";
   SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
 
+  // OpenSSL's default for an encrypted key is to ask for its passphrase on
+  // the terminal: at start-up that hangs tqd, and on SIGHUP the event loop.
+  // Refuse instead, with a message that says why.
+  SSL_CTX_set_default_passwd_cb(ctx, [](char*, int, int, void*) { return -1; });
   if (std::string why = unreadable(files.cert_file); !why.empty()) {
     return Unexpected<std::string>{"tls.cert_file: " + why};
   }
@@ -83,6 +102,12 @@ Expected<std::shared_ptr<TlsContext>, std::string> TlsContext::load(const TlsFil
   const bool key_loaded =
       SSL_CTX_use_PrivateKey_file(ctx, files.key_file.c_str(), SSL_FILETYPE_PEM) == 1;
   const unsigned long key_error = ERR_peek_last_error();
+  if (!key_loaded && key_is_encrypted(files.key_file)) {
+    ERR_clear_error();
+    return Unexpected<std::string>{"tls.key_file: '" + files.key_file +
+                                   "' is encrypted: tqd needs the key without a passphrase "
+                                   "(keep the file readable by tqd's user only)"};
+  }
   if (!key_loaded && ERR_GET_REASON(key_error) != X509_R_KEY_VALUES_MISMATCH) {
     return Unexpected<std::string>{"tls.key_file: '" + files.key_file +
                                    "' holds no usable PEM private key: " + take_openssl_error()};

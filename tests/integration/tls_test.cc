@@ -404,6 +404,15 @@ TEST_SUITE("tls") {
         start("tls:\n  port: 0\n  cert_file: " + certs.files.server_cert + "\n");
     CHECK(no_key == 2);
     CHECK(no_key_err.find("tls.key_file: required with tls.port") != std::string::npos);
+    // An encrypted key would have OpenSSL ask for its passphrase on the
+    // terminal (a hang, or the event loop held on SIGHUP): refused instead.
+    const std::string locked_key = certs.dir + "/locked-key.pem";
+    tq::testing::write_encrypted_key(locked_key, "secret");
+    auto [locked, locked_err] = start("tls:\n  port: 0\n  cert_file: " + certs.files.server_cert +
+                                      "\n  key_file: " + locked_key + "\n");
+    CHECK(locked == 2);
+    CHECK(locked_err.find("is encrypted: tqd needs the key without a passphrase") !=
+          std::string::npos);
     CHECK_FALSE(std::filesystem::exists(certs.dir + "/data"));  // before the log
   }
 }

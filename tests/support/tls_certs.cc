@@ -105,4 +105,15 @@ TlsFiles make_tls_files(const std::string& dir, const std::string& prefix,
   return files;
 }
 
+void write_encrypted_key(const std::string& path, const std::string& passphrase) {
+  Key key = new_key();
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) throw std::runtime_error("tls_certs: cannot write " + path);
+  const bool ok = PEM_write_PrivateKey(f, key.get(), EVP_aes_256_cbc(),
+                                       reinterpret_cast<const unsigned char*>(passphrase.data()),
+                                       static_cast<int>(passphrase.size()), nullptr, nullptr) == 1;
+  std::fclose(f);
+  check(ok, "PEM_write_PrivateKey (encrypted)");
+}
+
 }  // namespace tq::testing

@@ -23,4 +23,8 @@ TlsFiles make_tls_files(const std::string& dir, const std::string& prefix = "",
                         const std::string& ca_name = "tq test CA",
                         const std::string& client_name = "tq test client");
 
+// Writes a fresh private key to `path`, encrypted with `passphrase` (PEM,
+// AES-256-CBC), as `openssl genpkey -aes256` would.
+void write_encrypted_key(const std::string& path, const std::string& passphrase);
+
 }  // namespace tq::testing
