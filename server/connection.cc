@@ -22,6 +22,13 @@ constexpr size_t kOutputLowWater = 256 << 10;
 // sends, so that the replies it was sent arrive (see linger()). Checked by
 // the once-a-second housekeeping, so two to three seconds in all.
 constexpr uint64_t kLingerMs = 2000;
+// A connection's output buffers keep up to this much capacity between
+// replies; a bigger one is given back once written.
+constexpr size_t kKeepBufferBytes = 64 << 10;
+// The longest a TLS handshake may take when limits.request_timeout is 0
+// ("never", for requests): a handshake that never ends is never a client's
+// right, and it holds a descriptor.
+constexpr uint64_t kHandshakeMs = 10'000;
 
 }  // namespace
 
@@ -38,9 +45,9 @@ Connection::Connection(Server& server, uint64_t id, protocol::ParserLimits limit
 
 void Connection::use_tls(std::unique_ptr<TlsSession> session) {
   tls_ = std::move(session);
-  // The handshake is a request under way: limits.request_timeout bounds it,
-  // so a client that opens the port and says nothing holds no slot.
-  partial_since_ms_ = server_.loop_now_ms();
+  // Bounded like a request (see enforce_timeouts), so a client that opens
+  // the port and says nothing holds no slot.
+  handshake_since_ms_ = server_.loop_now_ms();
 }
 
 bool Connection::start() {
@@ -169,11 +176,9 @@ bool Connection::read_tls(std::string_view ciphertext) {
   }
   if (!was_established && tls_->established()) {
     ++server_.stats().tls_handshakes;
-    if (!parser_.mid_request()) partial_since_ms_ = 0;
+    handshake_since_ms_ = 0;
     LOG_DEBUG("connection %llu: %s", static_cast<unsigned long long>(id_),
               tls_->describe().c_str());
-    if (draining_) stop_reading_unless_handshaking();
-    server_.want_flush(*this);  // replies made before it (a refusal) can go now
   }
   if (!tls_->output().empty()) server_.want_flush(*this);
   if (outcome == TlsSession::Read::kFailed) {
@@ -331,6 +336,9 @@ void Connection::log_failed(const std::string& io_error) {
 
 void Connection::consume(size_t n) {
   out_.erase(0, n);
+  // After a big reply (a DEQUEUE ... COUNT batch), an idle connection would
+  // otherwise keep its capacity for as long as it lives.
+  if (out_.empty() && out_.capacity() > kKeepBufferBytes) std::string().swap(out_);
   released_ -= n;
   for (Held& h : held_) {
     h.begin -= n;
@@ -356,8 +364,8 @@ void Connection::flush() {
 }
 
 void Connection::flush_tls() {
-  // Replies are encrypted only once the handshake is done; until then they
-  // wait (a refusal sent at accept).
+  // Replies are encrypted only once the handshake is done (none is made
+  // before it: no request can arrive).
   if (released_ > 0 && tls_->established()) {
     if (!tls_->send(std::string_view(out_.data(), released_))) {
       LOG_DEBUG("connection %llu: TLS: %s", static_cast<unsigned long long>(id_),
@@ -375,6 +383,7 @@ void Connection::flush_tls() {
   const Written written = write_bytes(wire.data(), wire.size());
   if (written == Written::kFailed) return;
   wire.clear();
+  if (wire.capacity() > kKeepBufferBytes) std::string().swap(wire);
   if (written == Written::kAll) after_write_drained();
 }
 
@@ -479,6 +488,10 @@ Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_
   if (send_ms > 0 && stalled_since_ms_ != 0 && now_ms - stalled_since_ms_ >= send_ms) {
     broken = Timeout::kNotReading;
     why = "not reading its replies";
+  } else if (handshake_since_ms_ != 0 &&
+             now_ms - handshake_since_ms_ >= (request_ms > 0 ? request_ms : kHandshakeMs)) {
+    broken = Timeout::kSlowRequest;
+    why = "too slow to finish its TLS handshake";
   } else if (request_ms > 0 && partial_since_ms_ != 0 && now_ms - partial_since_ms_ >= request_ms) {
     broken = Timeout::kSlowRequest;
     why = "too slow to send a request";
@@ -499,21 +512,11 @@ Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_
 void Connection::close_when_flushed() {
   if (closing_ || draining_) return;
   draining_ = true;
-  stop_reading_unless_handshaking();
-  server_.want_flush(*this);  // so that an idle connection closes now
-}
-
-void Connection::stop_reading_unless_handshaking() {
-  if (tls_ && !tls_->established() && !tls_->notified()) {
-    // Nothing can be said before the handshake is done (a MAXCONN refusal
-    // comes this way): go on reading for it. request_timeout bounds it.
-    if (!reading_ && uv_read_start(stream(), on_alloc, on_read) == 0) reading_ = true;
-    return;
-  }
   if (reading_) {
     uv_read_stop(stream());
     reading_ = false;
   }
+  server_.want_flush(*this);  // so that an idle connection closes now
 }
 
 void Connection::close() {

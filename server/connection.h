@@ -54,7 +54,7 @@ class Connection {
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
   uv_tcp_t* tcp() { return &tcp_; }
 
-  // Speaks TLS from here on (accepted on tls.port): before start(), and
+  // Speaks TLS from here on (admitted on tls.port): before start(), and
   // before anything is sent.
   void use_tls(std::unique_ptr<TlsSession> session);
   bool tls() const { return tls_ != nullptr; }
@@ -134,9 +134,6 @@ class Connection {
   enum class Written { kAll, kQueued, kFailed };
   Written write_bytes(const char* data, size_t n);
   void flush_tls();
-  // Stops reading, unless a TLS handshake must finish first so that
-  // something can be said (a refusal).
-  void stop_reading_unless_handshaking();
 
   // Runs every whole request in the parser until it needs more bytes, or the
   // output is over the high-water mark, or the connection is done.
@@ -193,6 +190,7 @@ class Connection {
   uint64_t started_ms_ = 0;         // when it was admitted
   uint64_t last_request_ms_ = 0;    // the last whole request (or the connection's start)
   uint64_t partial_since_ms_ = 0;   // a request has been arriving since; 0: none
+  uint64_t handshake_since_ms_ = 0;  // a TLS handshake has been under way since; 0: none
   uint64_t stalled_since_ms_ = 0;   // replies have waited for the client since; 0: none
   uint64_t linger_since_ms_ = 0;    // lingering_ since
 };

@@ -235,12 +235,18 @@ void Server::accept_one(bool tls) {
     raw->close();
     return;
   }
-  if (tls) raw->use_tls(std::make_unique<TlsSession>(tls_));
   // (No accept happens during shutdown: it closes the listener first, and
   // the kernel refuses new connections.)
   if (stats_.connections_current >= config_.max_connections) {
-    // Tell the client why rather than dropping it silently.
     ++stats_.connections_refused;
+    if (tls) {
+      // Saying why would take a handshake first: CPU for a client we turn
+      // away, and a descriptor held for as long as it dawdles, when the
+      // descriptors past max_connections are the ones the log needs.
+      raw->close();
+      return;
+    }
+    // Tell the client why rather than dropping it silently.
     std::string reply;
     protocol::append_error(reply, protocol::ErrorCode::kMaxConn,
                            "too many connections (limits.max_connections is " +
@@ -249,6 +255,7 @@ void Server::accept_one(bool tls) {
     raw->close_when_flushed();
     return;
   }
+  if (tls) raw->use_tls(std::make_unique<TlsSession>(tls_));
   ++stats_.connections_current;
   ++stats_.connections_total;
   if (config_.tcp_keepalive_ms > 0) {

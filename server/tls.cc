@@ -12,6 +12,10 @@
 namespace tq::server {
 namespace {
 
+// Ciphertext for more plaintext than this at once gets a fresh outgoing BIO
+// afterwards (see TlsSession::send).
+constexpr size_t kBigOutputBytes = 64 << 10;
+
 // The reason of the oldest error on OpenSSL's queue (this thread's), which
 // is then emptied so it cannot be blamed on a later call.
 std::string take_openssl_error() {
@@ -77,9 +81,12 @@ Expected<std::shared_ptr<TlsContext>, std::string> TlsContext::load(const TlsFil
   // Renegotiation a client starts costs the server a handshake per request
   // of the client's choosing; nothing here needs it.
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  // Connections live long, so resumption saves little; a TLS 1.3 ticket
-  // would also be the one record a client gets without asking.
+  // Connections live long, so resumption saves little, and a session cache
+  // is memory for every client that ever connected; a TLS 1.3 ticket would
+  // also be the one record a client gets without asking.
   SSL_CTX_set_num_tickets(ctx, 0);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   // An idle connection gives its two ~17 KiB record buffers back.
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   static const unsigned char kSessionContext[] = "tqd";
@@ -221,6 +228,7 @@ TlsSession::Read TlsSession::receive(std::string_view ciphertext, std::string& p
 bool TlsSession::send(std::string_view plaintext) {
   if (!ssl_ || !established_) return false;
   ERR_clear_error();
+  const bool big = plaintext.size() > kBigOutputBytes;
   while (!plaintext.empty()) {
     // A memory BIO takes everything at once; the loop is for lengths past INT_MAX.
     const size_t chunk = std::min<size_t>(plaintext.size(), 1 << 30);
@@ -232,6 +240,14 @@ bool TlsSession::send(std::string_view plaintext) {
     plaintext.remove_prefix(static_cast<size_t>(n));
   }
   collect_output();
+  if (big) {
+    // A memory BIO keeps the capacity it grew to: after a big reply, start
+    // a fresh one rather than hold that much for an idle connection.
+    if (BIO* fresh = BIO_new(BIO_s_mem())) {
+      SSL_set0_wbio(ssl_.get(), fresh);  // frees the old one
+      out_ = fresh;
+    }
+  }
   return true;
 }
 
