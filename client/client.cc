@@ -79,6 +79,13 @@ Status Client::ensure_connected(const CancelToken* cancel) {
   // request sent on it would be lost with its outcome unknown, when it is
   // known not to have been sent.
   if (socket_.is_open() && !socket_.peer_closed()) return Ok{};
+  const std::string refused = socket_.closed_reason();
+  if (!refused.empty()) {
+    // The server refused this client's TLS session (its certificate):
+    // connecting again would be refused again.
+    socket_.close();
+    return make_error(ErrorKind::kConnect, address() + ": TLS: " + refused);
+  }
   if (policy.attempts == 0) {
     const bool closed_by_server = socket_.is_open();
     socket_.close();

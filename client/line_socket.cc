@@ -250,6 +250,10 @@ Result<std::string> LineSocket::read_body(size_t n) {
   }
 }
 
+std::string LineSocket::closed_reason() const {
+  return tls_.active() ? tls_.closed_reason() : std::string();
+}
+
 bool LineSocket::peer_closed() const {
   if (fd_ < 0) return true;
   if (reader_.buffered() > 0) return false;

@@ -54,6 +54,9 @@ class LineSocket {
   // reading: an idle connection the server dropped. Does not block. Unread
   // reply bytes do not count as closed.
   bool peer_closed() const;
+  // With TLS, the server's reason when peer_closed() saw it refuse the
+  // session (a client certificate it wanted); empty otherwise.
+  std::string closed_reason() const;
 
  private:
   // Sets up TLS on the connected fd_ and runs the handshake, within

@@ -104,6 +104,19 @@ bool is_ip_address(const std::string& name) {
          inet_pton(AF_INET6, name.c_str(), address) == 1;
 }
 
+// The server's alerts about this client's certificate, which TLS 1.3
+// delivers after the client's handshake, on the first read, said in
+// words that point at the fix.
+std::string with_alert_hint(std::string reason) {
+  if (reason.find("certificate required") != std::string::npos) {
+    reason += " (tqd asks for a client certificate: --tls-cert and --tls-key)";
+  } else if (reason.find("unknown ca") != std::string::npos ||
+             reason.find("bad certificate") != std::string::npos) {
+    reason += " (tqd does not accept this client certificate)";
+  }
+  return reason;
+}
+
 Error setup_error(const std::string& what) {
   std::string why = take_openssl_error();
   return make_error(ErrorKind::kConnect, "TLS: " + what + (why.empty() ? "" : ": " + why));
@@ -263,8 +276,18 @@ bool TlsSession::peer_closed() const {
   const int rc = SSL_peek(ssl_.get(), &byte, 1);
   if (rc > 0) return false;
   const int ssl_error = SSL_get_error(ssl_.get(), rc);
+  if (ssl_error == SSL_ERROR_WANT_READ || ssl_error == SSL_ERROR_WANT_WRITE) {
+    ERR_clear_error();
+    return false;
+  }
+  // Under TLS 1.3 the server checks a client certificate after the
+  // client's handshake is done: its refusal is an alert found here, and
+  // "closed" alone would hide why.
+  if (ssl_error == SSL_ERROR_SSL) {
+    closed_reason_ = with_alert_hint(take_openssl_error());
+  }
   ERR_clear_error();
-  return ssl_error != SSL_ERROR_WANT_READ && ssl_error != SSL_ERROR_WANT_WRITE;
+  return true;
 }
 
 void TlsSession::send_close_notify() {
@@ -307,7 +330,7 @@ std::string TlsSession::failure(int ssl_error, int saved_errno, bool in_handshak
     return why;
   }
   unsigned long code = 0;
-  std::string why = take_openssl_error(&code);
+  std::string why = with_alert_hint(take_openssl_error(&code));
   if (why.empty()) why = "error " + std::to_string(ssl_error);
   // What OpenSSL says when the other end does not speak TLS at all.
   const int reason = ERR_GET_REASON(code);

@@ -81,6 +81,9 @@ class TlsSession {
   // not closed; so does application data nobody asked for, which the next
   // read reports.
   bool peer_closed() const;
+  // Why, when peer_closed() saw the server refuse the session with an
+  // alert ("tlsv13 alert certificate required ..."); empty otherwise.
+  const std::string& closed_reason() const { return closed_reason_; }
 
   // Sends close_notify, once: the server reads it as the end of requests.
   // Best effort (the socket does not block): a close_notify that does not fit
@@ -105,6 +108,7 @@ class TlsSession {
   std::string verified_name_;  // the server_name checked, for a mismatch's message
   bool broken_ = false;        // a fatal error: no close_notify may follow
   bool close_notify_sent_ = false;
+  mutable std::string closed_reason_;  // set by peer_closed(), which only looks
 };
 
 }  // namespace tq::client

@@ -188,20 +188,29 @@ TEST_SUITE("client TLS") {
     TlsTqd server(/*ask_for_client_cert=*/true);
     // TLS 1.3 finishes the client's side of the handshake before the server
     // has looked at the certificate: the refusal may come with the first reply.
-    auto refused = [&](const TlsOptions& tls) {
+    // Either way the message names the server's reason, with a hint.
+    auto refused = [&](const TlsOptions& tls, const std::string& reason) {
       auto client = Client::connect(server.options(tls));
-      if (!client) return client.error().kind == ErrorKind::kConnect;
+      if (!client) {
+        INFO(client.error().to_string());
+        CHECK(client.error().message.find(reason) != std::string::npos);
+        return client.error().kind == ErrorKind::kConnect;
+      }
       auto pong = client->ping();
-      if (!pong.ok()) MESSAGE(pong.error().to_string());
-      return !pong.ok() && pong.error().kind != ErrorKind::kServer;
+      if (pong.ok()) return false;
+      INFO(pong.error().to_string());
+      CHECK(pong.error().message.find(reason) != std::string::npos);
+      return pong.error().kind != ErrorKind::kServer;
     };
-    CHECK(refused(server.trusting_test_ca()));
+    CHECK(refused(server.trusting_test_ca(),
+                  "certificate required (tqd asks for a client certificate: --tls-cert and "
+                  "--tls-key)"));
 
     TlsOptions foreign = server.trusting_test_ca();
     const TlsFiles other = server.other_ca_files();
     foreign.cert_file = other.client_cert;
     foreign.key_file = other.client_key;
-    CHECK(refused(foreign));
+    CHECK(refused(foreign, "(tqd does not accept this client certificate)"));
 
     TlsOptions mine = server.trusting_test_ca();
     mine.cert_file = server.files().client_cert;
