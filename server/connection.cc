@@ -166,6 +166,7 @@ bool Connection::read_tls(std::string_view ciphertext) {
     // them in words they can read, then close.
     ++server_.stats().tls_failures;
     tls_.reset();
+    handshake_since_ms_ = 0;
     std::string reply;
     protocol::append_error(reply, protocol::ErrorCode::kTls,
                            "this port speaks TLS (tls.port): connect with TLS (tq --tls), or "
