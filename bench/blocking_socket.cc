@@ -1,5 +1,6 @@
 // BlockingSocket on a non-blocking descriptor: every wait is a poll() with a
-// deadline, so the same descriptor can later join an epoll loop unchanged.
+// deadline, so the same descriptor (and TLS session) can later join an epoll
+// loop unchanged.
 #include "bench/blocking_socket.h"
 
 #include <fcntl.h>
@@ -32,6 +33,11 @@ Result<Ok> wait_for(int fd, short events, Clock::time_point deadline, const char
   }
 }
 
+// What to wait for before a TLS call answered `status` may be made again.
+short tls_wait_events(TlsStream::Status status) {
+  return status == TlsStream::Status::kWantWrite ? POLLOUT : POLLIN;
+}
+
 }  // namespace
 
 std::string errno_text(int err) {
@@ -39,8 +45,9 @@ std::string errno_text(int err) {
 }
 
 Result<BlockingSocket> BlockingSocket::connect(const std::string& host, uint16_t port,
-                                               Millis timeout) {
+                                               const TlsTrust* tls, Millis timeout) {
   const std::string where = host + ":" + std::to_string(port);
+  const auto deadline = Clock::now() + timeout;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -59,7 +66,7 @@ Result<BlockingSocket> BlockingSocket::connect(const std::string& host, uint16_t
   ::freeaddrinfo(found);
   if (rc < 0 && errno != EINPROGRESS) return Error{"connect " + where + ": " + errno_text(errno)};
   if (rc < 0) {
-    auto waited = wait_for(fd, POLLOUT, Clock::now() + timeout, ("connect to " + where).c_str());
+    auto waited = wait_for(fd, POLLOUT, deadline, ("connect to " + where).c_str());
     if (!waited) return waited.error();
     int err = 0;
     socklen_t len = sizeof err;
@@ -70,18 +77,35 @@ Result<BlockingSocket> BlockingSocket::connect(const std::string& host, uint16_t
   // every unpipelined round trip.
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return sock;
+  if (tls == nullptr) return sock;
+
+  auto started = TlsStream::start(*tls, fd, host);
+  if (!started) return Error{where + ": " + started.error().message};
+  sock.tls_ = std::move(*started);
+  for (;;) {
+    const TlsStream::Io io = sock.tls_->handshake();
+    if (io.status == TlsStream::Status::kDone) return sock;
+    if (io.status == TlsStream::Status::kFailed) return Error{where + ": " + sock.tls_->error()};
+    if (io.status == TlsStream::Status::kClosed) {
+      return Error{where + ": TLS handshake failed: the server closed the connection"};
+    }
+    auto waited = wait_for(fd, tls_wait_events(io.status), deadline,
+                           ("finish the TLS handshake with " + where).c_str());
+    if (!waited) return waited.error();
+  }
 }
 
 BlockingSocket::BlockingSocket(BlockingSocket&& other) noexcept
-    : fd_(other.fd_), buffer_(std::move(other.buffer_)) {
+    : fd_(other.fd_), tls_(std::move(other.tls_)), buffer_(std::move(other.buffer_)) {
   other.fd_ = -1;
 }
 
 BlockingSocket& BlockingSocket::operator=(BlockingSocket&& other) noexcept {
   if (this != &other) {
+    tls_.reset();
     if (fd_ >= 0) ::close(fd_);
     fd_ = other.fd_;
+    tls_ = std::move(other.tls_);
     buffer_ = std::move(other.buffer_);
     other.fd_ = -1;
   }
@@ -89,17 +113,31 @@ BlockingSocket& BlockingSocket::operator=(BlockingSocket&& other) noexcept {
 }
 
 BlockingSocket::~BlockingSocket() {
+  tls_.reset();
   if (fd_ >= 0) ::close(fd_);
 }
 
-int BlockingSocket::release() {
-  int fd = fd_;
+ReleasedSocket BlockingSocket::release() {
+  ReleasedSocket released{fd_, std::move(tls_)};
   fd_ = -1;
-  return fd;
+  return released;
 }
 
 Result<Ok> BlockingSocket::send_all(std::string_view bytes, Millis timeout) {
   const auto deadline = Clock::now() + timeout;
+  while (tls_ && !bytes.empty()) {
+    // A retry after kWant* passes the same bytes, as OpenSSL requires.
+    const TlsStream::Io io = tls_->write(bytes);
+    if (io.status == TlsStream::Status::kDone) {
+      bytes.remove_prefix(io.bytes);
+    } else if (io.status == TlsStream::Status::kFailed) {
+      return Error{tls_->error()};
+    } else if (io.status == TlsStream::Status::kClosed) {
+      return Error{"the server closed the connection"};
+    } else if (auto waited = wait_for(fd_, tls_wait_events(io.status), deadline, "send"); !waited) {
+      return waited.error();
+    }
+  }
   while (!bytes.empty()) {
     ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n > 0) {
@@ -128,6 +166,20 @@ Result<std::string> BlockingSocket::read_line(Millis timeout) {
       return line;
     }
     char chunk[16 * 1024];
+    if (tls_) {
+      const TlsStream::Io io = tls_->read(chunk, sizeof chunk);
+      if (io.status == TlsStream::Status::kDone) {
+        buffer_.append(chunk, io.bytes);
+        continue;
+      }
+      if (io.status == TlsStream::Status::kClosed) {
+        return Error{"the server closed the connection"};
+      }
+      if (io.status == TlsStream::Status::kFailed) return Error{tls_->error()};
+      auto waited = wait_for(fd_, tls_wait_events(io.status), deadline, "read a reply");
+      if (!waited) return waited.error();
+      continue;
+    }
     ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
     if (n > 0) {
       buffer_.append(chunk, static_cast<size_t>(n));

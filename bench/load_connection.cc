@@ -26,9 +26,10 @@ const char* request_name(Request r) {
 
 }  // namespace
 
-LoadConnection::LoadConnection(int fd, Role role, size_t home_queue, const LoadSpec& spec,
-                               RunControl& control, ThreadTally& tally)
-    : fd_(fd),
+LoadConnection::LoadConnection(ReleasedSocket socket, Role role, size_t home_queue,
+                               const LoadSpec& spec, RunControl& control, ThreadTally& tally)
+    : fd_(socket.fd),
+      tls_(std::move(socket.tls)),
       role_(role),
       home_queue_(static_cast<uint32_t>(home_queue)),
       spec_(spec),
@@ -38,7 +39,7 @@ LoadConnection::LoadConnection(int fd, Role role, size_t home_queue, const LoadS
       dequeue_queue_(static_cast<uint32_t>(home_queue)) {}
 
 LoadConnection::~LoadConnection() {
-  ::close(fd_);
+  ::close(fd_);  // tls_ is freed after: SSL_free does not touch the socket
 }
 
 void LoadConnection::push(Request request, uint32_t queue, uint64_t started_ns) {
@@ -106,6 +107,7 @@ void LoadConnection::issue_requests(uint64_t now_ns) {
 
 void LoadConnection::on_readable(uint64_t now_ns) {
   if (broken_) return;
+  if (tls_) return on_tls_readable(now_ns);
   for (;;) {
     char* tail = in_.tail(16 * 1024);
     const size_t room = in_.tail_size();
@@ -121,6 +123,32 @@ void LoadConnection::on_readable(uint64_t now_ns) {
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) break;
     return fail("recv: " + errno_text(errno));
+  }
+  pump(now_ns);
+}
+
+void LoadConnection::on_tls_readable(uint64_t now_ns) {
+  tls_read_wants_write_ = false;
+  for (;;) {
+    char* tail = in_.tail(16 * 1024);
+    const TlsStream::Io io = tls_->read(tail, in_.tail_size());
+    switch (io.status) {
+      case TlsStream::Status::kDone:
+        in_.commit(io.bytes);
+        parse_replies(now_ns);
+        if (broken_) return;
+        continue;  // until kWantRead: OpenSSL may hold more than the socket shows
+      case TlsStream::Status::kWantRead:
+        break;
+      case TlsStream::Status::kWantWrite:
+        tls_read_wants_write_ = true;
+        break;
+      case TlsStream::Status::kClosed:
+        return fail(std::string(spec_.target) + " closed the connection");
+      case TlsStream::Status::kFailed:
+        return fail(tls_->error());
+    }
+    break;
   }
   pump(now_ns);
 }
@@ -170,11 +198,13 @@ void LoadConnection::parse_replies(uint64_t now_ns) {
   }
 }
 
-void LoadConnection::on_writable() {
+void LoadConnection::on_writable(uint64_t now_ns) {
+  if (tls_read_wants_write_) return on_tls_readable(now_ns);  // which flushes too
   flush();
 }
 
 void LoadConnection::flush() {
+  if (tls_) return flush_tls();
   while (!broken_ && out_sent_ < out_.size()) {
     ssize_t n = ::send(fd_, out_.data() + out_sent_, out_.size() - out_sent_, MSG_NOSIGNAL);
     if (n > 0) {
@@ -184,6 +214,31 @@ void LoadConnection::flush() {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     return fail("send: " + errno_text(errno));
+  }
+  out_.clear();
+  out_sent_ = 0;
+}
+
+void LoadConnection::flush_tls() {
+  tls_write_wants_read_ = false;
+  while (!broken_ && out_sent_ < out_.size()) {
+    // After a kWant*, the same bytes again: out_ only grows at the end until
+    // all of it is sent (it may move, which the session accepts).
+    const TlsStream::Io io = tls_->write(std::string_view(out_).substr(out_sent_));
+    switch (io.status) {
+      case TlsStream::Status::kDone:
+        out_sent_ += io.bytes;
+        continue;
+      case TlsStream::Status::kWantWrite:
+        return;
+      case TlsStream::Status::kWantRead:
+        tls_write_wants_read_ = true;  // the next on_readable sends again
+        return;
+      case TlsStream::Status::kClosed:
+        return fail(std::string(spec_.target) + " closed the connection");
+      case TlsStream::Status::kFailed:
+        return fail(tls_->error());
+    }
   }
   out_.clear();
   out_sent_ = 0;

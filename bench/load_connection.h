@@ -10,18 +10,27 @@
 // first lease ends the back-off. An empty queue is so polled about a thousand
 // times a second per connection, not as fast as the server can say "empty"
 // (which would bench EMPTY replies, not jobs).
+//
+// On a TLS connection (tq only) the same bytes go through a TlsStream: reads
+// continue until it wants more from the socket, since it may hold replies the
+// socket no longer shows, and an unsent tail is offered again, grown perhaps,
+// until it is taken. A plaintext connection pays for this with a test of a
+// pointer or a flag here and there, nothing per byte.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "bench/blocking_socket.h"
 #include "bench/error.h"
 #include "bench/input_buffer.h"
 #include "bench/payload.h"
 #include "bench/protocol_adapter.h"
 #include "bench/run_control.h"
 #include "bench/thread_tally.h"
+#include "bench/tls_stream.h"
 
 namespace tq::bench {
 
@@ -38,9 +47,10 @@ class LoadConnection {
  public:
   static constexpr uint64_t kEmptyBackoffNs = 1'000'000;
 
-  // Takes ownership of `fd`, a connected, set-up, non-blocking socket.
-  LoadConnection(int fd, Role role, size_t home_queue, const LoadSpec& spec, RunControl& control,
-                 ThreadTally& tally);
+  // Takes ownership of `socket`, connected, set up (TLS too when it has a
+  // session) and non-blocking.
+  LoadConnection(ReleasedSocket socket, Role role, size_t home_queue, const LoadSpec& spec,
+                 RunControl& control, ThreadTally& tally);
   ~LoadConnection();
   LoadConnection(const LoadConnection&) = delete;
   LoadConnection& operator=(const LoadConnection&) = delete;
@@ -51,11 +61,15 @@ class LoadConnection {
   void pump(uint64_t now_ns);
   // Reads every reply that has arrived, answers leases with acks, refills.
   void on_readable(uint64_t now_ns);
-  // Sends what an earlier send left over.
-  void on_writable();
+  // Sends what an earlier send left over (TLS: or reads what waited for it).
+  void on_writable(uint64_t now_ns);
 
   bool broken() const { return broken_; }
-  bool wants_write() const { return !broken_ && out_sent_ < out_.size(); }
+  bool wants_write() const {
+    if (broken_) return false;
+    if (tls_read_wants_write_) return true;
+    return out_sent_ < out_.size() && !tls_write_wants_read_;
+  }
   // A parked slot is due for a retry at this time (0: none parked).
   uint64_t resume_at_ns() const { return parked_ > 0 ? resume_at_ns_ : 0; }
   // Nothing in flight and nothing more to do (or broken).
@@ -73,10 +87,13 @@ class LoadConnection {
   InFlight pop();
   void issue_requests(uint64_t now_ns);
   void parse_replies(uint64_t now_ns);
+  void on_tls_readable(uint64_t now_ns);
   void flush();
+  void flush_tls();
   void fail(const std::string& message);
 
   const int fd_;
+  const std::unique_ptr<TlsStream> tls_;  // null: plaintext
   const Role role_;
   const uint32_t home_queue_;
   const LoadSpec& spec_;
@@ -94,6 +111,8 @@ class LoadConnection {
   size_t parked_ = 0;       // consumer slots idle because a dequeue found nothing
   uint64_t resume_at_ns_ = 0;
   bool broken_ = false;
+  bool tls_read_wants_write_ = false;  // a read waits for the socket to take a record first
+  bool tls_write_wants_read_ = false;  // a send waits for a record to arrive first
 };
 
 }  // namespace tq::bench

@@ -115,7 +115,7 @@ void LoadLoop::run() {
     for (int i = 0; i < n; ++i) {
       auto& w = *static_cast<Watched*>(events[i].data.ptr);
       if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) w.connection->on_readable(now);
-      if (events[i].events & EPOLLOUT) w.connection->on_writable();
+      if (events[i].events & EPOLLOUT) w.connection->on_writable(now);
       update_interest(w);
     }
   }

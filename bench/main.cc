@@ -59,6 +59,27 @@ std::string check(const Options& o) {
     if (o.tqd_path.empty() || o.data_dir.empty())
       return "replay needs --tqd PATH and --data-dir DIR";
   }
+  if (!o.tls_ca.empty() && o.target != Target::kTq) return "--tls-ca: TLS is for --target tq only";
+  if (o.tls_cert.empty() != o.tls_key.empty()) return "--tls-cert and --tls-key go together";
+  if (!o.tls_cert.empty()) {
+    if (o.phase != Phase::kReplay) {
+      return "--tls-cert/--tls-key are for the tqd that replay starts; against a running tqd, "
+             "--tls-ca is enough";
+    }
+    if (!o.tqd_config.empty()) {
+      return "--tls-cert/--tls-key go into the config tq-bench writes; with --tqd-config, set "
+             "tls.* in that file";
+    }
+    if (o.tls_ca.empty()) {
+      return "--tls-cert needs --tls-ca to check it with (for a self-signed certificate: the "
+             "certificate itself)";
+    }
+  }
+  if (o.phase == Phase::kReplay && !o.tls_ca.empty() && o.tls_cert.empty() &&
+      o.tqd_config.empty()) {
+    return "replay with --tls-ca needs --tls-cert and --tls-key, or a --tqd-config that sets "
+           "tls.port";
+  }
   return {};
 }
 
@@ -99,6 +120,13 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", o.data_dir, "replay: a fresh data directory for tqd");
   app.add_option("--tqd-config", o.tqd_config,
                  "replay: tqd's config file (default: one with wal.fsync: never)");
+  app.add_option("--tls-ca", o.tls_ca,
+                 "tq: speak TLS, checking the server's certificate (for --host) against the CAs "
+                 "in this PEM file");
+  app.add_option("--tls-cert", o.tls_cert,
+                 "replay: tls.cert_file of the config tq-bench writes; the produce run then uses "
+                 "the TLS port (needs --tls-ca)");
+  app.add_option("--tls-key", o.tls_key, "replay: tls.key_file of the config tq-bench writes");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

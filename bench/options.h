@@ -35,11 +35,14 @@ struct Options {
   int producers = -1;                  // mixed: producer connections (-1: half)
   std::optional<pid_t> server_pid;     // read the server's CPU and memory from /proc
   bool json = false;
+  std::string tls_ca;  // tq only: speak TLS, trusting the CAs in this PEM file (empty: plaintext)
 
   // replay only
   std::string tqd_path;
   std::string data_dir;
   std::string tqd_config;  // a config file for tqd; empty: tq-bench writes one (fsync: never)
+  std::string tls_cert;    // with tls_key: tls.cert_file and tls.key_file of the config written
+  std::string tls_key;
 };
 
 // The usual port of each target when --port is not given.

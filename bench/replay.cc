@@ -72,6 +72,24 @@ Result<std::string> write_temp_file(const std::string& pattern, const std::strin
   return path;
 }
 
+// `path` as a single-quoted YAML scalar, which escapes nothing but the quote.
+std::string yaml_quoted(const std::string& path) {
+  std::string out = "'";
+  for (char c : path) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
+// tq-bench's own tqd config: no fsync (what is measured is the restart; the
+// first run need not wait for disks), and TLS on a free port when asked.
+std::string default_config(const Options& o) {
+  std::string text = "wal:\n  fsync: never\n";
+  if (!o.tls_cert.empty()) {
+    text += "tls:\n  port: 0\n  cert_file: " + yaml_quoted(o.tls_cert) +
+            "\n  key_file: " + yaml_quoted(o.tls_key) + "\n";
+  }
+  return text;
+}
+
 // "wal: replayed ... in 2104ms" from the last start in the log.
 std::optional<double> logged_replay_ms(const std::string& log) {
   size_t at = log.rfind("wal: replayed ");
@@ -106,8 +124,7 @@ Result<ReplayResult> run_replay(const Options& o) {
   TempFiles temp_files;
   std::string config_path = o.tqd_config;
   if (config_path.empty()) {
-    // What is measured is the restart; the first run need not wait for disks.
-    auto written = write_temp_file("/tmp/tq-bench-replay-XXXXXX", "wal:\n  fsync: never\n");
+    auto written = write_temp_file("/tmp/tq-bench-replay-XXXXXX", default_config(o));
     if (!written) return written.error();
     config_path = *written;
     temp_files.paths.push_back(config_path);
@@ -132,6 +149,12 @@ Result<ReplayResult> run_replay(const Options& o) {
     produce.phase = Phase::kProduce;
     produce.target = Target::kTq;
     produce.port = port;
+    if (!o.tls_ca.empty()) {
+      auto tls_port =
+          first->wait_listening(std::chrono::milliseconds(30'000), TqdProcess::Listener::kTls);
+      if (!tls_port) return tls_port.error();
+      produce.port = *tls_port;
+    }
     produce.server_pid = first->pid();
     auto produced = run_workload(produce);
     if (!produced) return produced.error();
@@ -153,7 +176,8 @@ Result<ReplayResult> run_replay(const Options& o) {
     if (second->exited())
       return Error{"tqd exited during the restart; its log:\n" + second->log_text()};
     if (seconds_since(exec_ns) > 600) return Error{"tqd did not accept connections within 600 s"};
-    auto connected = BlockingSocket::connect(o.host, port, std::chrono::milliseconds(1000));
+    auto connected =
+        BlockingSocket::connect(o.host, port, nullptr, std::chrono::milliseconds(1000));
     if (connected) {
       socket = std::move(*connected);
     } else {

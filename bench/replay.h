@@ -8,6 +8,11 @@
 // three ways (tq's own wal_bytes, the files' apparent size, the blocks they
 // occupy; segments are preallocated, so the last two differ) and the
 // restarted tqd's memory, and stops it.
+//
+// With --tls-ca the N jobs are produced over tqd's TLS port (tls.port: 0 and
+// --tls-cert/--tls-key in the config tq-bench writes, or the user's own
+// config); the restart is still timed on the plaintext port, so that a
+// handshake is not part of what "restart" measures.
 #pragma once
 
 #include <cstdint>

@@ -85,11 +85,11 @@ uint64_t stat_delta(const WorkloadResult& r, const std::string& name) {
 
 std::string workload_text(const Options& o, const WorkloadResult& r) {
   std::string out = printf_string(
-      "tq-bench %s: %s at %s:%u, %d connection%s x pipeline %d, %d thread%s, %zu-byte payloads, "
+      "tq-bench %s: %s at %s:%u%s, %d connection%s x pipeline %d, %d thread%s, %zu-byte payloads, "
       "%d queue%s\n",
-      phase_name(o.phase), target_name(o.target), o.host.c_str(), o.port, o.connections,
-      o.connections == 1 ? "" : "s", o.pipeline, o.threads, o.threads == 1 ? "" : "s",
-      o.payload_bytes, o.queues, o.queues == 1 ? "" : "s");
+      phase_name(o.phase), target_name(o.target), o.host.c_str(), o.port,
+      o.tls_ca.empty() ? "" : " (TLS)", o.connections, o.connections == 1 ? "" : "s", o.pipeline,
+      o.threads, o.threads == 1 ? "" : "s", o.payload_bytes, o.queues, o.queues == 1 ? "" : "s");
   if (r.produced > 0 || o.phase == Phase::kProduce || o.phase == Phase::kMixed) {
     out += printf_string("  produced  %llu jobs in %.3f s: %.0f jobs/s\n",
                          static_cast<unsigned long long>(r.produced), r.seconds,
@@ -134,6 +134,7 @@ JsonObject workload_json(const Options& o, const WorkloadResult& r) {
       .add("phase", phase_name(o.phase))
       .add("host", o.host)
       .add("port", static_cast<int>(o.port))
+      .add("tls", !o.tls_ca.empty())
       .add("connections", o.connections)
       .add("pipeline", o.pipeline)
       .add("threads", o.threads)
@@ -178,9 +179,9 @@ std::string replay_text(const Options& o, const ReplayResult& r) {
       printf_string("tq-bench replay: %llu jobs of %zu bytes, data dir %s\n",
                     static_cast<unsigned long long>(r.jobs), o.payload_bytes, o.data_dir.c_str());
   out += printf_string(
-      "  produce   %llu jobs in %.3f s: %.0f jobs/s, enqueue p99 %s\n",
+      "  produce   %llu jobs in %.3f s%s: %.0f jobs/s, enqueue p99 %s\n",
       static_cast<unsigned long long>(r.produce.produced), r.produce.seconds,
-      per_second(r.produce.produced, r.produce.seconds),
+      o.tls_ca.empty() ? "" : " over TLS", per_second(r.produce.produced, r.produce.seconds),
       duration_text(static_cast<double>(r.produce.produce_latency.percentile(99))).c_str());
   out += printf_string(
       "  restart   %.3f s from exec to STATS showing jobs_ready %llu "
@@ -216,6 +217,7 @@ JsonObject replay_json(const Options& o, const ReplayResult& r) {
   JsonObject j;
   j.add("target", "tq")
       .add("phase", "replay")
+      .add("tls", !o.tls_ca.empty())
       .add("jobs", r.jobs)
       .add("size", static_cast<uint64_t>(o.payload_bytes))
       .add("produce", workload_json(o, r.produce))

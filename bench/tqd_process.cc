@@ -71,15 +71,18 @@ std::string TqdProcess::log_text() const {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-Result<uint16_t> TqdProcess::wait_listening(std::chrono::milliseconds timeout) {
+Result<uint16_t> TqdProcess::wait_listening(std::chrono::milliseconds timeout, Listener listener) {
+  const std::string_view prefix =
+      listener == Listener::kTls ? "listening for TLS on " : "listening on ";
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     std::string log = log_text();
-    size_t at = log.find("listening on ");
+    size_t at = log.find(prefix);
     if (at != std::string::npos) {
       size_t eol = log.find('\n', at);
       if (eol != std::string::npos) {
-        std::string_view address(log.data() + at + 13, eol - at - 13);
+        const size_t begin = at + prefix.size();
+        std::string_view address(log.data() + begin, eol - begin);
         size_t colon = address.rfind(':');
         auto port =
             colon == std::string_view::npos ? std::nullopt : parse_int(address.substr(colon + 1));
@@ -92,7 +95,8 @@ Result<uint16_t> TqdProcess::wait_listening(std::chrono::milliseconds timeout) {
     if (exited()) return Error{"tqd exited before listening; its log:\n" + log};
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  return Error{"tqd did not report listening in time; its log:\n" + log_text()};
+  return Error{std::string("tqd did not report '") + std::string(prefix) +
+               "...' in time; its log:\n" + log_text()};
 }
 
 Result<Ok> TqdProcess::stop(std::chrono::milliseconds timeout) {

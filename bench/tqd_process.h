@@ -18,6 +18,9 @@ namespace tq::bench {
 
 class TqdProcess {
  public:
+  // tqd's listeners: server.port, and tls.port when it is set.
+  enum class Listener { kPlaintext, kTls };
+
   // fork + exec `tqd_path` with `args`; stderr is appended to `log_path`.
   static Result<TqdProcess> spawn(const std::string& tqd_path, const std::vector<std::string>& args,
                                   const std::string& log_path);
@@ -30,9 +33,11 @@ class TqdProcess {
 
   pid_t pid() const { return pid_; }
 
-  // Waits for the "listening on <host>:<port>" line in the log and returns
-  // the port; an error if tqd exits first or the timeout passes.
-  Result<uint16_t> wait_listening(std::chrono::milliseconds timeout);
+  // Waits for the "listening on <host>:<port>" line in the log ("listening
+  // for TLS on ..." for kTls) and returns the port; an error if tqd exits
+  // first or the timeout passes.
+  Result<uint16_t> wait_listening(std::chrono::milliseconds timeout,
+                                  Listener listener = Listener::kPlaintext);
 
   // SIGTERM and wait for exit; an error if it does not exit cleanly in time.
   Result<Ok> stop(std::chrono::milliseconds timeout = std::chrono::milliseconds(60'000));

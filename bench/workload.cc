@@ -15,6 +15,7 @@
 #include "bench/protocol_adapter.h"
 #include "bench/run_control.h"
 #include "bench/thread_tally.h"
+#include "bench/tls_stream.h"
 
 namespace tq::bench {
 namespace {
@@ -72,8 +73,15 @@ Result<WorkloadResult> run_workload(const Options& o) {
   spec.pipeline = static_cast<size_t>(o.pipeline);
   spec.payloads = PayloadMaker(o.payload_bytes);
 
+  std::shared_ptr<const TlsTrust> tls;
+  if (!o.tls_ca.empty()) {
+    auto loaded = TlsTrust::load(o.tls_ca);
+    if (!loaded) return loaded.error();
+    tls = std::move(*loaded);
+  }
+
   WorkloadResult result;
-  auto admin = BlockingSocket::connect(o.host, o.port);
+  auto admin = BlockingSocket::connect(o.host, o.port, tls.get());
   if (!admin) return admin.error();
   if (auto prepared = run_setup(*admin, adapter->prepare_target(spec.queues)); !prepared) {
     return Error{"preparing the queues: " + prepared.error().message};
@@ -94,7 +102,7 @@ Result<WorkloadResult> run_workload(const Options& o) {
   }
   const std::vector<ConnectionPlan> plan = plan_connections(o);
   for (size_t i = 0; i < plan.size(); ++i) {
-    auto socket = BlockingSocket::connect(o.host, o.port);
+    auto socket = BlockingSocket::connect(o.host, o.port, tls.get());
     if (!socket) return socket.error();
     auto steps = adapter->prepare_connection(plan[i].role, spec.queues, plan[i].home_queue);
     if (auto ready = run_setup(*socket, steps); !ready) {
