@@ -2,8 +2,11 @@
 # bench/smoke (CTest): tq-bench against a real tqd, tiny. Starts tqd on a free
 # port with a temporary data dir, runs the produce, consume, mixed and replay
 # phases with a few thousand jobs, and checks each exit status and that the
-# JSON each prints parses and holds sane numbers. Then the same against
-# tq-ceiling, which compare.sh runs beside the peers. A few seconds in all.
+# JSON each prints parses and holds sane numbers. When the openssl command
+# is there, the same tqd also has a TLS port, and produce, consume and replay
+# run over TLS with 200 jobs (without it they are skipped, and say so). Then
+# the same against tq-ceiling, which compare.sh runs beside the peers. A few
+# seconds in all.
 #
 # usage: smoke.sh TQD TQ_BENCH TQ_CEILING
 set -euo pipefail
@@ -55,6 +58,18 @@ PY
 }
 
 printf 'wal:\n  fsync: never\n' > "$dir/tqd.yaml"
+# A throwaway self-signed certificate for the TLS runs. The openssl command is
+# Debian's openssl package, which libssl-dev does not pull in.
+tls=""
+if command -v openssl >/dev/null; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -keyout "$dir/key.pem" -out "$dir/cert.pem" -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null ||
+    fail "openssl could not make a test certificate"
+  printf 'tls:\n  port: 0\n  cert_file: %s\n  key_file: %s\n' "$dir/cert.pem" "$dir/key.pem" \
+    >> "$dir/tqd.yaml"
+  tls=yes
+fi
 "$tqd" --config "$dir/tqd.yaml" --port 0 --data-dir "$dir/data" 2> "$dir/tqd.log" &
 tqd_pid=$!
 port=$(listen_port "$dir/tqd.log" "$tqd_pid") || fail "tqd did not report its port"
@@ -90,6 +105,29 @@ check_json "$dir/replay.json" \
   'r["error"] is None and r["jobs"] == 2000 and r["restart_seconds"] > 0 and r["wal_bytes_per_job"] > 100 and r["rss_bytes"] > 0' \
   '.error == null and .jobs == 2000 and .restart_seconds > 0 and .wal_bytes_per_job > 100'
 
+if [ -n "$tls" ]; then
+  tls_port=$(listen_port "$dir/tqd.log" "$tqd_pid" "listening for TLS on") ||
+    fail "tqd did not report its TLS port"
+  over_tls=(--port "$tls_port" --tls-ca "$dir/cert.pem" --connections 4 --pipeline 8
+            --server-pid "$tqd_pid" --queue-prefix smoke-tls)
+  "$bench" "${over_tls[@]}" --phase produce --jobs 200 --json > "$dir/tls-produce.json" \
+    || fail "produce over TLS exited $?"
+  check_json "$dir/tls-produce.json" 'r["error"] is None and r["tls"] and r["jobs"] == 200' \
+    '.error == null and .tls and .jobs == 200'
+  # By name this time: the certificate names localhost and 127.0.0.1.
+  "$bench" "${over_tls[@]}" --host localhost --phase consume --jobs 200 --json \
+    > "$dir/tls-consume.json" || fail "consume over TLS exited $?"
+  check_json "$dir/tls-consume.json" 'r["error"] is None and r["tls"] and r["consume"]["jobs"] == 200' \
+    '.error == null and .tls and .consume.jobs == 200'
+  "$bench" --phase replay --tqd "$tqd" --data-dir "$dir/replay-tls" --jobs 200 --connections 4 \
+    --pipeline 8 --tls-ca "$dir/cert.pem" --tls-cert "$dir/cert.pem" --tls-key "$dir/key.pem" \
+    --json > "$dir/tls-replay.json" || fail "replay over TLS exited $?"
+  check_json "$dir/tls-replay.json" 'r["error"] is None and r["tls"] and r["jobs"] == 200' \
+    '.error == null and .tls and .jobs == 200'
+else
+  echo "bench/smoke: no openssl command to make a certificate: TLS runs skipped" >&2
+fi
+
 # tq-ceiling, as compare.sh runs it: every reply only after the turn's
 # requests are in its log and synced.
 "$ceiling" --port 0 --durability fsync --log-file "$dir/requests.log" 2> "$dir/ceiling.log" &
@@ -115,4 +153,5 @@ check_json "$dir/ceiling-consume.json" 'r["error"] is None and r["consume"]["job
 logged=$(grep -a -c '^ENQUEUE ' "$dir/requests.log" || true)
 [ "$logged" = 2000 ] || fail "tq-ceiling logged $logged ENQUEUE lines, expected 2000"
 
-echo "bench/smoke: produce, consume, mixed and replay passed; tq-ceiling answers and logs"
+echo "bench/smoke: produce, consume, mixed and replay passed${tls:+ (and over TLS)};" \
+  "tq-ceiling answers and logs"
