@@ -91,6 +91,13 @@ std::vector<std::string> ReplSession::queue_names() {
 
 ReplSession::Outcome ReplSession::ensure_connected(std::string_view verb) {
   if (client_.connected()) return Outcome::kOk;
+  if (std::string refused = client_.socket().closed_reason(); !refused.empty()) {
+    // The server refused this client's TLS session (its certificate): a
+    // reconnect would be refused the same way.
+    client_.socket().close();
+    return connect_failed(make_error(ErrorKind::kConnect, client_.address() + ": TLS: " + refused),
+                          "cannot connect");
+  }
   const bool closed_by_server = client_.socket().is_open();
   const bool was_connected = ever_connected_;
   bool password_refused = false;

@@ -392,6 +392,21 @@ TEST_SUITE("client TLS") {
     CHECK(pong.out == "OK PONG\n");
   }
 
+  TEST_CASE("tq without a client certificate says tqd asks for one - it does not reconnect") {
+    TlsTqd server(/*ask_for_client_cert=*/true);
+    const std::string port = std::to_string(server.tls_port());
+    // The command comes a moment after the handshake, as a person types it:
+    // by then tqd's refusal (an alert, after the client's handshake under
+    // TLS 1.3) has arrived, and the REPL's check of the connection finds it.
+    const std::string line = "(sleep 0.5; echo PING) | " + std::string(TQ_PATH) + " --tls-ca " +
+                             server.files().ca_cert + " --port " + port;
+    auto refused = run_program({"/bin/sh", "-c", line});
+    CHECK(refused.status == 2);
+    CHECK_MESSAGE(contains(refused.err, "certificate required (tqd asks for a client certificate"),
+                  refused.err);
+    CHECK_MESSAGE(!contains(refused.err, "reconnected"), refused.err);
+  }
+
   TEST_CASE("the producer and worker examples take --tls-ca") {
     TlsTqd server;
     const std::string port = std::to_string(server.tls_port());
