@@ -156,7 +156,7 @@ void Connection::on_end_of_input() {
   close_when_flushed();
 }
 
-bool Connection::read_tls(std::string_view ciphertext) {
+void Connection::read_tls(std::string_view ciphertext) {
   std::string& plain = server_.tls_scratch();
   plain.clear();
   const bool was_established = tls_->established();
@@ -173,7 +173,7 @@ bool Connection::read_tls(std::string_view ciphertext) {
                            "to server.port without it");
     send(reply);
     close_when_flushed();
-    return false;
+    return;
   }
   if (!was_established && tls_->established()) {
     ++server_.stats().tls_handshakes;
@@ -188,14 +188,13 @@ bool Connection::read_tls(std::string_view ciphertext) {
               tls_->error().c_str());
     // Its alert, if OpenSSL made one, goes out first: the client learns why.
     close_when_flushed();
-    return false;
+    return;
   }
   if (!plain.empty() && !draining_) {
     parser_.feed(plain);
     process();
   }
   if (outcome == TlsSession::Read::kClosed) on_end_of_input();
-  return !closing_;
 }
 
 void Connection::process() {

@@ -57,7 +57,6 @@ class Connection {
   // Speaks TLS from here on (admitted on tls.port): before start(), and
   // before anything is sent.
   void use_tls(std::unique_ptr<TlsSession> session);
-  bool tls() const { return tls_ != nullptr; }
 
   // Starts reading; false (and the connection closing) if libuv refuses.
   bool start();
@@ -127,8 +126,8 @@ class Connection {
   // The client will send no more (EOF, or a TLS close_notify).
   void on_end_of_input();
   // Takes `ciphertext` into the TLS session and feeds what it decrypts to
-  // the parser; false when the connection is done for (failed, closing).
-  bool read_tls(std::string_view ciphertext);
+  // the parser; a failure closes the connection (after its alert).
+  void read_tls(std::string_view ciphertext);
   // Writes `n` bytes at `data` (copying what the socket does not take at
   // once into a write request).
   enum class Written { kAll, kQueued, kFailed };
