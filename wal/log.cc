@@ -1,6 +1,7 @@
 #include "wal/log.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "wal/run_marker.h"
 
@@ -315,12 +316,36 @@ Log::Progress Log::poll() {
 }
 
 void Log::delete_segments_before(uint32_t ordinal) {
+  if (pinned_) {
+    delete_after_unpin_ = std::max(delete_after_unpin_, ordinal);
+    return;
+  }
   for (Segment& s : segments_) {
     if (s.ordinal >= ordinal || &s == &segments_.back()) break;
     if (s.deleting) continue;
     s.deleting = true;
     pending_.delete_first_seqs.push_back(s.first_seq);
   }
+}
+
+BackupPlan Log::pin_for_backup() {
+  pinned_ = true;
+  BackupPlan plan;
+  plan.dir = options_.dir;
+  plan.last_seq = last_seq();
+  for (const Segment& s : segments_) {
+    // Already asked to go: the writer may delete it at any moment, and
+    // everything that replaced it was appended before the request.
+    if (s.deleting) continue;
+    plan.segments.push_back(SegmentCopy{segment_file_name(s.first_seq), s.bytes});
+  }
+  return plan;
+}
+
+void Log::unpin_for_backup() {
+  pinned_ = false;
+  const uint32_t ordinal = std::exchange(delete_after_unpin_, 0);
+  if (ordinal != 0) delete_segments_before(ordinal);
 }
 
 LogStats Log::stats() {

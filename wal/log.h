@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "wal/backup.h"
 #include "wal/file.h"
 #include "wal/log_writer.h"
 #include "wal/record.h"
@@ -123,6 +124,15 @@ class Log {
   // Makes the next append start a new segment.
   void rotate() { rotate_next_ = true; }
 
+  // Online backup (wal/backup.h): what to copy for a backup of the log as
+  // it stands now. From here until unpin_for_backup() no segment is
+  // deleted: deletions asked for meanwhile wait, so the copy can read every
+  // segment the plan names. Copy once durable_seq() reaches the plan's
+  // last_seq. One pin at a time.
+  BackupPlan pin_for_backup();
+  void unpin_for_backup();
+  bool pinned_for_backup() const { return pinned_; }
+
   // Nothing appended or requested is waiting for the writer.
   bool idle() const { return !writer_->busy() && !has_unflushed(); }
   // Records or deletions wait for flush().
@@ -179,6 +189,8 @@ class Log {
   uint64_t records_appended_ = 0;
   uint64_t segments_deleted_ = 0;
   bool rotate_next_ = false;
+  bool pinned_ = false;               // a backup is reading the segments
+  uint32_t delete_after_unpin_ = 0;   // delete_segments_before() asked while pinned
   bool healthy_ = true;
   bool closed_ = false;
   std::string last_error_;

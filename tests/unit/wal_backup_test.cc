@@ -1,0 +1,202 @@
+// Online backup of the log (wal/backup.h): the copy replays to the log as it
+// stood at the pin, whatever is appended, rotated or deleted meanwhile.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "tests/unit/wal_test_support.h"
+#include "wal/backup.h"
+
+using namespace tq::wal;
+using tq::wal::testing::LogHarness;
+using tq::wal::testing::ReplayedRecord;
+
+namespace {
+
+const std::string kBackupDir = "/backup/wal";
+
+// Appends n records of a few dozen bytes (4 KiB segments: many rotations)
+// and waits until they are durable.
+std::vector<ReplayedRecord> write_records(LogHarness& h, int n, int from = 0) {
+  std::vector<ReplayedRecord> written;
+  for (int i = from; i < from + n; ++i) {
+    const std::string body = "job " + std::to_string(i) + std::string(i % 40, '.');
+    auto a = h.log->append(static_cast<uint8_t>(1 + i % 7), body);
+    written.push_back({static_cast<uint8_t>(1 + i % 7), a.seq, body, a.segment});
+  }
+  REQUIRE(h.wait_durable());
+  return written;
+}
+
+size_t segments_in(MemoryFileSystem& fs, const std::string& dir) {
+  auto listed = fs.list(dir);
+  std::vector<std::string> names = *listed;
+  size_t n = 0;
+  for (const std::string& name : names) n += parse_segment_file_name(name) != 0;
+  return n;
+}
+
+// Opens the copy as tqd would open a data directory restored from it.
+std::vector<ReplayedRecord> replay_backup(MemoryFileSystem& fs) {
+  LogHarness restored(fs);
+  LogOptions options = restored.options();
+  options.dir = kBackupDir;
+  REQUIRE(restored.open(options).ok());
+  CHECK(restored.summary.torn.empty());
+  CHECK(restored.reporter.drops.empty());
+  return restored.replayed;
+}
+
+Status copy(MemoryFileSystem& fs, const BackupPlan& plan, BackupSummary* summary = nullptr) {
+  std::atomic<bool> cancel{false};
+  BackupSummary ignored;
+  return copy_backup(fs, plan, kBackupDir, cancel, summary != nullptr ? summary : &ignored);
+}
+
+}  // namespace
+
+TEST_SUITE("wal_backup") {
+  TEST_CASE("a backup replays to the log as it stood at the pin, not what came after") {
+    FsyncPolicy policy = FsyncPolicy::kAlways;
+    SUBCASE("always") { policy = FsyncPolicy::kAlways; }
+    SUBCASE("never") { policy = FsyncPolicy::kNever; }
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    LogOptions options = h.options();
+    options.fsync = policy;
+    REQUIRE(h.open(options).ok());
+    const std::vector<ReplayedRecord> before = write_records(h, 300);
+    REQUIRE(h.log->current_segment() > 2);
+
+    const BackupPlan plan = h.log->pin_for_backup();
+    CHECK(plan.last_seq == before.back().seq);
+    // The log goes on while the copy is made: more records, more segments.
+    const uint32_t pinned_segment = h.log->current_segment();
+    write_records(h, 300, 300);
+    REQUIRE(h.log->current_segment() > pinned_segment);
+
+    BackupSummary summary;
+    REQUIRE(copy(fs, plan, &summary).ok());
+    h.log->unpin_for_backup();
+    CHECK(summary.segments == plan.segments.size());
+    CHECK(segments_in(fs, kBackupDir) == plan.segments.size());
+    CHECK(replay_backup(fs) == before);
+  }
+
+  TEST_CASE("no segment is deleted while pinned - deletions asked meanwhile happen at unpin") {
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    const std::vector<ReplayedRecord> before = write_records(h, 400);
+    const size_t segments = segments_in(fs, h.options().dir);
+    REQUIRE(segments > 3);
+
+    const BackupPlan plan = h.log->pin_for_backup();
+    // Compaction moves the live objects forward and asks for the old files
+    // to go, while the copy has yet to read them.
+    h.log->append(1, "moved forward");
+    h.log->delete_segments_before(h.log->current_segment() + 1);
+    REQUIRE(h.wait_durable());
+    h.settle();
+    CHECK(segments_in(fs, h.options().dir) == segments);
+
+    REQUIRE(copy(fs, plan).ok());
+    h.log->unpin_for_backup();
+    h.settle();
+    CHECK(segments_in(fs, h.options().dir) == 1);
+    CHECK(replay_backup(fs) == before);
+  }
+
+  TEST_CASE("segments already asked to go are left out, and the copy still opens") {
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    write_records(h, 200);
+    // What compaction does: the live state re-written at the head, then
+    // every older segment asked to go, the pin coming before the writer
+    // has deleted them.
+    h.log->rotate();
+    auto kept = h.log->append(3, "the live state");
+    h.log->delete_segments_before(h.log->current_segment());
+    const BackupPlan plan = h.log->pin_for_backup();
+    REQUIRE(plan.segments.size() == 1);
+    REQUIRE(h.wait_durable());
+    h.settle();
+    REQUIRE(copy(fs, plan).ok());
+    h.log->unpin_for_backup();
+    CHECK(replay_backup(fs) ==
+          std::vector<ReplayedRecord>{{3, kept.seq, "the live state", kept.segment}});
+  }
+
+  TEST_CASE("a segment whose last record ends in zero bytes is copied whole") {
+    // The file system reads a file up to its last non-zero byte; the copy
+    // must still hold the record's zeros, or replay finds it cut short.
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    std::vector<ReplayedRecord> before = write_records(h, 3);
+    const std::string zeros_at_end = std::string("payload") + std::string(100, '\0');
+    auto a = h.log->append(9, zeros_at_end);
+    before.push_back({9, a.seq, zeros_at_end, a.segment});
+    // Last in a segment the log has left (copied without its preallocation).
+    h.log->rotate();
+    auto b = h.log->append(1, "next");
+    before.push_back({1, b.seq, "next", b.segment});
+    REQUIRE(h.wait_durable());
+    const BackupPlan plan = h.log->pin_for_backup();
+    REQUIRE(copy(fs, plan).ok());
+    h.log->unpin_for_backup();
+    CHECK(replay_backup(fs) == before);
+  }
+
+  TEST_CASE("a restored copy takes new records where the original stopped") {
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    const std::vector<ReplayedRecord> before = write_records(h, 10);
+    const BackupPlan plan = h.log->pin_for_backup();
+    REQUIRE(copy(fs, plan).ok());
+    h.log->unpin_for_backup();
+    h.close();
+
+    LogHarness restored(fs);
+    LogOptions options = restored.options();
+    options.dir = kBackupDir;
+    REQUIRE(restored.open(options).ok());
+    auto a = restored.log->append(1, "after the restore");
+    CHECK(a.seq == before.back().seq + 1);
+    REQUIRE(restored.wait_durable());
+    restored.close();
+    CHECK(replay_backup(fs).back().body == "after the restore");
+  }
+
+  TEST_CASE("a cancelled copy stops with an error") {
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    write_records(h, 50);
+    const BackupPlan plan = h.log->pin_for_backup();
+    std::atomic<bool> cancel{true};
+    BackupSummary summary;
+    const Status s = copy_backup(fs, plan, kBackupDir, cancel, &summary);
+    h.log->unpin_for_backup();
+    CHECK_FALSE(s.ok());
+    CHECK(s.message() == "backup cancelled");
+    CHECK(summary.segments == 0);
+  }
+
+  TEST_CASE("a copy that cannot be written says why") {
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    write_records(h, 50);
+    const BackupPlan plan = h.log->pin_for_backup();
+    fs.set_capacity(fs.used_bytes());  // the disk is full
+    const Status s = copy(fs, plan);
+    fs.set_capacity(UINT64_MAX);
+    h.log->unpin_for_backup();
+    CHECK(s.code() == Status::Code::kNoSpace);
+  }
+}

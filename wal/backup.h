@@ -1,0 +1,52 @@
+// Online backup: a copy of the log as it stood at one moment, made while
+// the log goes on being written.
+//
+// The idea: a log's files at any moment, each cut at what had been written,
+// are exactly what a crash at that moment would leave, and replay already
+// starts from that. So a backup needs no snapshot of the state and no pause:
+// Log::pin_for_backup() notes each segment and how far it was written, and
+// keeps every segment from being deleted (compaction goes on, its deletions
+// wait); once the log has written the plan's last record, copy_backup()
+// copies each segment up to its noted length on any thread, and the caller
+// unpins. Records appended after the plan are left out; segments deleted
+// before it (already asked to go) are left out too, which is safe because
+// deletion only ever removes a prefix whose replacements the plan includes.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "wal/file.h"
+#include "wal/status.h"
+
+namespace tq::wal {
+
+struct SegmentCopy {
+  std::string name;     // file name in the log's directory
+  uint64_t length = 0;  // bytes written when the plan was made: what to copy
+};
+
+struct BackupPlan {
+  std::string dir;                    // the log's directory
+  std::vector<SegmentCopy> segments;  // oldest first
+  uint64_t last_seq = 0;              // the newest record the copy holds
+};
+
+struct BackupSummary {
+  size_t segments = 0;
+  uint64_t bytes = 0;  // log bytes copied (headers and records)
+};
+
+// Copies the plan's segments into `to_dir` (created; it must not hold
+// segments already), each file as long as its original, holding the first
+// `length` bytes and zeros after them, then syncs every file and the
+// directory. Stops with an error when `cancel` becomes true. Safe to run
+// on any thread while the log appends: it reads only what the plan says
+// was written. On failure the copied files are left for the caller to
+// remove.
+Status copy_backup(FileSystem& fs, const BackupPlan& plan, const std::string& to_dir,
+                   const std::atomic<bool>& cancel, BackupSummary* summary);
+
+}  // namespace tq::wal
