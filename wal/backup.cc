@@ -8,8 +8,8 @@ namespace {
 // Written in pieces, so that a cancel (shutdown) is heard within one.
 constexpr uint64_t kPieceBytes = uint64_t{1} << 20;
 
-Status copy_segment(FileSystem& fs, const std::string& from, const std::string& to,
-                    uint64_t length, bool newest, const std::atomic<bool>& cancel) {
+Status copy_segment(FileSystem& fs, const std::string& from, const std::string& to, uint64_t length,
+                    bool newest, const std::atomic<bool>& cancel) {
   uint64_t file_size = 0;
   auto source = fs.read_file(from, &file_size);
   if (!source) return source.error();

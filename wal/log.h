@@ -189,8 +189,8 @@ class Log {
   uint64_t records_appended_ = 0;
   uint64_t segments_deleted_ = 0;
   bool rotate_next_ = false;
-  bool pinned_ = false;               // a backup is reading the segments
-  uint32_t delete_after_unpin_ = 0;   // delete_segments_before() asked while pinned
+  bool pinned_ = false;              // a backup is reading the segments
+  uint32_t delete_after_unpin_ = 0;  // delete_segments_before() asked while pinned
   bool healthy_ = true;
   bool closed_ = false;
   std::string last_error_;
