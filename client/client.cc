@@ -194,6 +194,13 @@ Result<Reply> Client::request(std::string_view line, std::string_view body,
       timeout_ms =
           static_cast<int>(std::min<int64_t>(timeout_ms + wait_argument(args).count(), INT32_MAX));
     }
+    // A BACKUP answers when its copy is done, which takes as long as the
+    // disk does; sent again after a lost connection, it would only find
+    // the first one still running.
+    if (spec->has(protocol::kLong)) {
+      timeout_ms = INT32_MAX;
+      repeat = Repeat::kNever;
+    }
   }
   std::string wire(line);
   wire += '\n';

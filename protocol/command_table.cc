@@ -120,6 +120,13 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "Answers OK <n>, then per connection: id=<n> addr=<ip:port> age=<s>s idle=<s>s\n"
      "cmd=<last command> leases=<jobs it holds> wait=<queues it is blocked on, or ->\n"
      "unsent=<reply bytes not yet written>. The connection asking is in the list."},
+    {Verb::kBackup, "BACKUP", 0, 1, kAdmin | kLong, -1, kLine, "BACKUP [name]",
+     "copy the log, as it is now, into wal.backup_dir/<name> while serving",
+     "The copy is made on a thread; the loop goes on serving everyone, and only\n"
+     "this connection waits. Answers OK backup <dir> segments=<n> bytes=<n> seq=<n>\n"
+     "ms=<n> once the copy is on disk. The name: letters, digits, . _ -, up to 100;\n"
+     "default tq-<UTC time>. One backup at a time (ERROR BUSY); a name used already\n"
+     "is ERROR EXISTS. <dir> is a data directory: start tqd on it to restore."},
     {Verb::kAuth, "AUTH", 1, 1, kNoAuth, -1, kLine, "AUTH <password>",
      "authenticate the connection",
      "Needed when the server has auth.password set: until then, only PING, AUTH\n"

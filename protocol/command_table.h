@@ -39,6 +39,7 @@ enum class Verb : uint8_t {
   kCancel,
   kStats,
   kClients,
+  kBackup,
   kAuth,
   kPing,
   kHelp,
@@ -52,6 +53,7 @@ enum CommandFlag : uint32_t {
   kNoAuth = 1u << 2,      // allowed before the connection has authenticated
   kRestOfLine = 1u << 3,  // the last argument is the rest of the line, spaces kept
   kAdmin = 1u << 4,       // inspects or repairs; not on a worker's hot path
+  kLong = 1u << 5,        // answers once work off the loop is done, however long (BACKUP)
 };
 
 // How a successful reply is framed, so a client can read one without knowing

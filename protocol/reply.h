@@ -30,6 +30,8 @@ enum class ErrorCode : uint8_t {
   kShutdown,   // the server is stopping
   kInternal,   // a bug: please report it
   kTls,        // plaintext sent to the TLS port
+  kBusy,       // one of its kind is under way already (BACKUP)
+  kNoLog,      // needs the log, and wal.enabled is false
   kCount,
 };
 

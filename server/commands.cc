@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <ctime>
 
 #include "server/command_support.h"
 #include "server/config.h"
@@ -309,6 +310,49 @@ void cmd_clients(CommandContext& ctx, const Request&) {
   }
 }
 
+// A backup's directory name: no paths, no hidden (or staging) names.
+bool valid_backup_name(std::string_view name) {
+  if (name.empty() || name.size() > 100 || name.front() == '.') return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// tq-20261203T215959Z: sorts by time, and says it in UTC.
+std::string default_backup_name(int64_t now_ms) {
+  const auto seconds = static_cast<std::time_t>(now_ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "tq-%Y%m%dT%H%M%SZ", &utc);
+  return text;
+}
+
+void cmd_backup(CommandContext& ctx, const Request& req) {
+  if (ctx.log == nullptr) {
+    return reply_error(ctx, ErrorCode::kNoLog,
+                       "wal.enabled is false: jobs live in memory only, and there is no log to "
+                       "back up");
+  }
+  if (ctx.backups == nullptr) {
+    return reply_error(ctx, ErrorCode::kInternal, "BACKUP needs a server that makes backups");
+  }
+  const std::string name =
+      req.args.empty() ? default_backup_name(ctx.engine.now_ms()) : std::string(req.args[0]);
+  if (!valid_backup_name(name)) {
+    return reply_error(ctx, ErrorCode::kBadFormat,
+                       "a backup name is 1 to 100 letters, digits, '.', '_' or '-', not starting "
+                       "with '.'");
+  }
+  if (auto refused = ctx.backups->start_backup(ctx.connection_id, name)) {
+    return reply_error(ctx, refused->code, refused->message);
+  }
+  ctx.deferred = true;
+}
+
 using Handler = void (*)(CommandContext&, const Request&);
 
 constexpr std::array<Handler, static_cast<size_t>(Verb::kCount)> kHandlers = [] {
@@ -328,6 +372,7 @@ constexpr std::array<Handler, static_cast<size_t>(Verb::kCount)> kHandlers = [] 
   set(Verb::kPeek, cmd_peek);
   set(Verb::kJob, cmd_job);
   set(Verb::kClients, cmd_clients);
+  set(Verb::kBackup, cmd_backup);
   set(Verb::kKick, cmd_kick);
   set(Verb::kConfig, cmd_config);
   set(Verb::kPause, cmd_pause);

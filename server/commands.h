@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "protocol/reply.h"
 #include "protocol/request_parser.h"
 #include "server/auth_throttle.h"
 #include "server/engine/engine.h"
@@ -70,6 +71,22 @@ class ClientDirectory {
   virtual std::vector<ClientInfo> describe_clients() const = 0;
 };
 
+// Why a backup could not start.
+struct BackupRefusal {
+  protocol::ErrorCode code;
+  std::string message;
+};
+
+// Online backups, for BACKUP: the server makes them; commands only ask.
+class BackupService {
+ public:
+  virtual ~BackupService() = default;
+  // Starts a backup named `name` for connection `connection_id`, which then
+  // waits for its reply; or says why not.
+  virtual std::optional<BackupRefusal> start_backup(uint64_t connection_id,
+                                                    const std::string& name) = 0;
+};
+
 struct CommandContext {
   engine::Engine& engine;
   ServerStats& stats;
@@ -82,6 +99,8 @@ struct CommandContext {
   AuthState* auth = nullptr;        // null: no authentication
   LeaseBook* leases = nullptr;      // this connection's deliveries; null: not kept
   const ClientDirectory* clients = nullptr;  // for CLIENTS; null: not available
+  BackupService* backups = nullptr;          // for BACKUP; null: not available
+  uint64_t connection_id = 0;                // the connection asking (BACKUP's reply)
   HandlerScratch* scratch = nullptr;         // null: a handler uses its own
   bool close_after_reply = false;   // set by QUIT
   // Set by DEQUEUE: what it appended to the log is leases (and upkeep such
@@ -101,6 +120,9 @@ struct CommandContext {
   // Set by a DEQUEUE ... WAIT that found nothing: no reply yet; the
   // connection blocks until the wait is served or times out.
   std::optional<WaitRequest> wait{};
+  // Set by a BACKUP that started: no reply yet; the connection waits until
+  // the server finishes it (Connection::finish_deferred).
+  bool deferred = false;
 };
 
 // Runs one request and appends its whole reply to ctx.out (or sets ctx.wait).

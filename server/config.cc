@@ -220,6 +220,12 @@ void read_config(const YAML::Node& root, Config& c) {
           c.wal_zero_fill = read_bool(v, kk); }},
         {"sync_leases", [&](const YAML::Node& v, const std::string& kk) {
           c.wal_sync_leases = read_bool(v, kk); }},
+        {"backup_dir", [&](const YAML::Node& v, const std::string& kk) {
+          c.wal_backup_dir = scalar(v, kk);
+          // BACKUP's reply gives the path as one word.
+          if (c.wal_backup_dir.find_first_of(" \t\r\n") != std::string::npos) {
+            fail(kk, "expected a directory without spaces, got '" + c.wal_backup_dir + "'");
+          } }},
       });
     }},
     {"tls", [&](const YAML::Node& n, const std::string& k) {

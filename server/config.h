@@ -70,6 +70,11 @@ struct Config {
   // Whether DEQUEUE's reply waits for its lease records to be durable too
   // (see CommandContext::wrote_only_leases).
   bool wal_sync_leases = false;
+  // BACKUP writes here (server/backup.h); empty: <data_dir>/backups.
+  std::string wal_backup_dir;
+  std::string backup_dir() const {
+    return wal_backup_dir.empty() ? data_dir + "/backups" : wal_backup_dir;
+  }
   // tls: a second listener, on `host`, for clients that speak TLS.
   std::optional<uint16_t> tls_port;  // nullopt: none; 0: any free port
   std::string tls_cert_file;         // PEM: certificate chain

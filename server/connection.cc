@@ -226,6 +226,8 @@ void Connection::process() {
     const size_t begin = out_.size();
     const uint64_t seq_before = log != nullptr ? log->last_seq() : 0;
     ctx.clients = &server_;
+    ctx.backups = &server_;
+    ctx.connection_id = id_;
     ctx.scratch = &server_.handler_scratch();
     if (result == protocol::RequestParser::Result::kError) {
       reply_parse_error(ctx, parser_.error());
@@ -242,6 +244,12 @@ void Connection::process() {
         waiting_on_ += queue->name;
       }
       server_.waiters().add(id_, std::move(*ctx.wait));
+      break;
+    }
+    if (ctx.deferred) {
+      // BACKUP: the server answers when the copy is done.
+      waiting_ = true;
+      waiting_on_.clear();
       break;
     }
     const uint64_t seq_after = log != nullptr ? log->last_seq() : 0;
@@ -304,6 +312,16 @@ void Connection::finish_wait(const std::vector<const engine::Job*>& jobs,
   }
   const wal::Log* log = server_.log();
   hold_or_release(begin, log != nullptr ? log->last_seq() : 0, !jobs.empty(), !jobs.empty());
+  server_.want_flush(*this);
+  server_.want_resume(*this);
+}
+
+void Connection::finish_deferred(std::string_view reply) {
+  if (!waiting_) return;
+  waiting_ = false;
+  const size_t begin = out_.size();
+  out_ += reply;
+  hold_or_release(begin, 0, false, false);
   server_.want_flush(*this);
   server_.want_resume(*this);
 }

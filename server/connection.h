@@ -82,6 +82,9 @@ class Connection {
   // Requests that arrived meanwhile run later, from the server's resume list.
   void finish_wait(const std::vector<const engine::Job*>& jobs, const WaitRequest& request,
                    const std::string& error);
+  // The command this connection waits on (BACKUP) is done: `reply` is its
+  // whole reply. Requests that arrived meanwhile run after it.
+  void finish_deferred(std::string_view reply);
   bool waiting() const { return waiting_; }
 
   // What CLIENTS shows about this connection at loop time `now_ms`.
@@ -179,7 +182,7 @@ class Connection {
   bool lingering_ = false;   // replies written and FIN sent; discarding input until EOF
   uv_shutdown_t shutdown_req_{};
   bool started_ = false;     // admitted: counted in connections_current
-  bool waiting_ = false;     // blocked in DEQUEUE ... WAIT: later requests wait too
+  bool waiting_ = false;     // blocked in DEQUEUE ... WAIT or BACKUP: later requests wait too
   AuthState auth_;
   LeaseBook leases_;  // the jobs delivered here, to refuse a late worker's ACK
   // For CLIENTS.

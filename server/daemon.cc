@@ -201,7 +201,7 @@ bool Daemon::start() {
   if (!open_log()) return false;
   if (!declare_queues()) return false;
   server_ = std::make_unique<Server>(&loop_, config_, engine_, stats_, log_.get(),
-                                     log_ != nullptr ? &journal_ : nullptr);
+                                     log_ != nullptr ? &journal_ : nullptr, fs_);
   std::string error;
   if (!server_->listen(&error)) {
     LOG_ERROR("%s", error.c_str());

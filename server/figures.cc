@@ -166,6 +166,17 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
       f.counter("wal_moved_records_total", j.moved_records, "Records rewritten by compactions.");
       f.flag("wal_compacting", j.compacting, "1 while a compaction is under way.");
     }
+    f.counter("wal_backups_total", s.backups, "Backups made (BACKUP).");
+    f.counter("wal_backups_failed_total", s.backups_failed,
+              "Backups that failed or were cancelled by a shutdown.");
+    f.flag("wal_backup_running", s.backup_running, "1 while a backup is being made.");
+    f.gauge("wal_last_backup_at_ms", static_cast<uint64_t>(s.last_backup_at_ms),
+            "When the last backup made since start was asked for (its contents' moment), Unix "
+            "time; 0: none.",
+            FigureUnit::kMilliseconds);
+    f.gauge("wal_last_backup_bytes", s.last_backup_bytes, "Log bytes the last backup copied.");
+    f.gauge("wal_last_backup_duration_ms", s.last_backup_duration_ms,
+            "How long the last backup took, from BACKUP to its reply.", FigureUnit::kMilliseconds);
   }
   const auto& verb_names = verb_figure_names();
   for (const auto& spec : protocol::all_commands()) {

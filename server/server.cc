@@ -27,7 +27,7 @@ ListenAddress metrics_address(const Config& config) {
 }  // namespace
 
 Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, ServerStats& stats,
-               wal::Log* log, Journal* journal)
+               wal::Log* log, Journal* journal, wal::FileSystem& fs)
     : loop_(loop),
       config_(config),
       engine_(engine),
@@ -39,6 +39,14 @@ Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, Se
                       const std::vector<const engine::Job*>& jobs, const std::string& error) {
                  auto it = connections_.find(id);
                  if (it != connections_.end()) it->second->finish_wait(jobs, request, error);
+               }),
+      backups_(loop, fs, config.backup_dir(), stats,
+               [this](uint64_t id, const std::string& reply) {
+                 if (reply.rfind("ERROR", 0) == 0) ++stats_.errors_total;
+                 auto it = connections_.find(id);
+                 if (it != connections_.end()) it->second->finish_deferred(reply);
+                 // A shutdown waits for the backup before it closes the log.
+                 close_handles_if_done();
                }),
       read_buffer_(64 << 10) {
   request_limits_.max_wait_ms = config.max_wait_ms;
@@ -85,6 +93,16 @@ Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, Se
     log_->set_progress_callback([this] { uv_async_send(&log_progress_); });
     log_->start();
   }
+}
+
+std::optional<BackupRefusal> Server::start_backup(uint64_t connection_id, const std::string& name) {
+  if (log_ == nullptr) {
+    return BackupRefusal{protocol::ErrorCode::kNoLog, "wal.enabled is false: no log to back up"};
+  }
+  if (shutting_down_) {
+    return BackupRefusal{protocol::ErrorCode::kShutdown, "the server is stopping"};
+  }
+  return backups_.start(*log_, connection_id, name, engine_.now_ms());
 }
 
 Server::~Server() {
@@ -343,6 +361,7 @@ void Server::on_before_poll(uv_prepare_t* handle) {
     self->take_log_progress();
     self->flush_log();
     if (self->log_->policy() != wal::FsyncPolicy::kAlways) self->take_log_progress();
+    self->backups_.poll();
   }
   // Replies of this iteration go out together: one write per connection.
   // Two lists swapped back and forth keep their capacity: no allocation an
@@ -545,6 +564,7 @@ void Server::shutdown(const char* reason) {
   std::string stopping;
   protocol::append_error(stopping, protocol::ErrorCode::kShutdown, "the server is stopping");
   waiters_.fail_all(stopping);
+  backups_.cancel();
   if (listening_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     listening_ = false;
@@ -569,6 +589,8 @@ void Server::on_shutdown_deadline(uv_timer_t* handle) {
 
 void Server::close_handles_if_done() {
   if (!shutting_down_ || handles_closed_ || !connections_.empty()) return;
+  // The copy reads the log's files and holds its pin: the log closes after.
+  if (backups_.running()) return;
   handles_closed_ = true;
   if (log_ != nullptr) {
     // Every connection is gone; write and sync what is left, then stop the

@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "server/backup.h"
 #include "server/commands.h"
 #include "server/config.h"
 #include "server/connection.h"
@@ -34,12 +35,14 @@
 
 namespace tq::server {
 
-class Server final : public ClientDirectory {
+class Server final : public ClientDirectory, public BackupService {
  public:
   // `log` and `journal` may be null (no durability: tests of the network
   // side); otherwise the log is started by the server and closed at shutdown.
+  // `fs` is where BACKUP writes (the log's file system).
   Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, ServerStats& stats,
-         wal::Log* log = nullptr, Journal* journal = nullptr);
+         wal::Log* log = nullptr, Journal* journal = nullptr,
+         wal::FileSystem& fs = wal::posix_file_system());
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
   ~Server();
@@ -81,6 +84,9 @@ class Server final : public ClientDirectory {
   void remove_connection(uint64_t id);
   // ClientDirectory: every admitted connection, by id.
   std::vector<ClientInfo> describe_clients() const override;
+  // BackupService: BACKUP.
+  std::optional<BackupRefusal> start_backup(uint64_t connection_id,
+                                            const std::string& name) override;
   // Where a TLS connection decrypts what it read (one at a time, as reads).
   std::string& tls_scratch() { return tls_scratch_; }
   uv_buf_t read_buffer() {
@@ -170,6 +176,7 @@ class Server final : public ClientDirectory {
   std::vector<uint64_t> log_waiters_;  // connection ids holding replies for the log
 
   std::unique_ptr<MetricsListener> metrics_;  // null: metrics.listen is off
+  BackupRunner backups_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::vector<uint64_t> flush_list_;  // ids, not pointers: a connection may close first
   std::vector<uint64_t> flushing_;    // the list being flushed, while flush_list_ fills again

@@ -24,6 +24,13 @@ struct ServerStats {
   uint64_t timeouts_send = 0;
   uint64_t tls_handshakes = 0;  // TLS connections that completed their handshake
   uint64_t tls_failures = 0;    // TLS connections closed for a failed handshake or plaintext
+  // BACKUP (server/backup.h).
+  uint64_t backups = 0;         // finished
+  uint64_t backups_failed = 0;  // failed or cancelled
+  bool backup_running = false;
+  int64_t last_backup_at_ms = 0;  // when the last finished one was asked for (wall clock)
+  uint64_t last_backup_bytes = 0;
+  uint64_t last_backup_duration_ms = 0;
   std::array<uint64_t, static_cast<size_t>(protocol::Verb::kCount)> commands_by_verb{};
   LoopMeter loop;  // how busy the event loop is
 };

@@ -1,0 +1,160 @@
+#include "server/backup.h"
+
+#include <cinttypes>
+#include <filesystem>
+#include <system_error>
+
+#include "server/log.h"
+
+namespace tq::server {
+
+namespace {
+
+std::string absolute(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::path path = std::filesystem::absolute(dir, ec);
+  return ec ? dir : path.lexically_normal().string();
+}
+
+std::string staging_dir(const std::string& backup_dir, const std::string& name) {
+  return backup_dir + "/." + name + ".partial";
+}
+
+}  // namespace
+
+BackupRunner::BackupRunner(uv_loop_t* loop, wal::FileSystem& fs, std::string backup_dir,
+                           ServerStats& stats, Done done)
+    : loop_(loop),
+      fs_(fs),
+      backup_dir_(absolute(backup_dir)),
+      stats_(stats),
+      done_(std::move(done)) {
+  work_.data = this;
+}
+
+std::optional<BackupRefusal> BackupRunner::start(wal::Log& log, uint64_t connection_id,
+                                                 const std::string& name, int64_t now_ms) {
+  if (running()) {
+    return BackupRefusal{protocol::ErrorCode::kBusy,
+                         "a backup is under way (" + name_ + "); one runs at a time"};
+  }
+  if (!log.healthy()) {
+    return BackupRefusal{protocol::ErrorCode::kIo,
+                         "the log cannot be written (" + log.last_error() + "): no backup"};
+  }
+  std::error_code ec;
+  const std::string target = backup_dir_ + "/" + name;
+  if (std::filesystem::exists(target, ec)) {
+    return BackupRefusal{protocol::ErrorCode::kExists, "backup " + target + " exists"};
+  }
+  log_ = &log;
+  connection_id_ = connection_id;
+  name_ = name;
+  plan_ = log.pin_for_backup();
+  started_at_ms_ = now_ms;
+  started_ns_ = uv_hrtime();
+  copying_ = false;
+  cancel_ = false;
+  status_ = wal::Status();
+  summary_ = wal::BackupSummary{};
+  stats_.backup_running = true;
+  return std::nullopt;
+}
+
+void BackupRunner::poll() {
+  if (log_ == nullptr || copying_) return;
+  if (!log_->healthy()) {
+    std::string reply;
+    protocol::append_error(reply, protocol::ErrorCode::kIo,
+                           "the log failed before the backup's records were written (" +
+                               log_->last_error() + "): no backup");
+    finish(reply, false);
+    return;
+  }
+  if (log_->durable_seq() < plan_.last_seq) return;
+  copying_ = true;
+  const int rc = uv_queue_work(loop_, &work_, on_work, on_work_done);
+  if (rc != 0) {
+    copying_ = false;
+    std::string reply;
+    protocol::append_error(reply, protocol::ErrorCode::kInternal,
+                           std::string("cannot start the copy: ") + uv_strerror(rc));
+    finish(reply, false);
+  }
+}
+
+void BackupRunner::cancel() {
+  if (log_ == nullptr) return;
+  cancel_ = true;
+  if (copying_) return;  // on_work_done answers
+  std::string reply;
+  protocol::append_error(reply, protocol::ErrorCode::kShutdown,
+                         "the server is stopping: backup cancelled");
+  finish(reply, false);
+}
+
+// The work thread: only the plan, the file system and the staging directory.
+void BackupRunner::on_work(uv_work_t* req) {
+  auto* self = static_cast<BackupRunner*>(req->data);
+  const std::string staging = staging_dir(self->backup_dir_, self->name_);
+  const std::string target = self->backup_dir_ + "/" + self->name_;
+  std::error_code ec;
+  std::filesystem::remove_all(staging, ec);  // a crashed backup's leftovers
+  wal::Status s = self->fs_.create_dir(self->backup_dir_);
+  if (s.ok()) s = self->fs_.create_dir(staging);
+  if (s.ok()) {
+    s = wal::copy_backup(self->fs_, self->plan_, staging + "/wal", self->cancel_, &self->summary_);
+  }
+  if (s.ok()) s = self->fs_.sync_dir(staging);
+  if (s.ok()) s = self->fs_.rename(staging, target);
+  if (s.ok()) s = self->fs_.sync_dir(self->backup_dir_);
+  if (!s.ok()) std::filesystem::remove_all(staging, ec);
+  self->status_ = std::move(s);
+}
+
+void BackupRunner::on_work_done(uv_work_t* req, int) {
+  auto* self = static_cast<BackupRunner*>(req->data);
+  self->copying_ = false;
+  std::string reply;
+  if (self->status_.ok()) {
+    const uint64_t ms = (uv_hrtime() - self->started_ns_) / 1'000'000;
+    self->stats_.last_backup_at_ms = self->started_at_ms_;
+    self->stats_.last_backup_bytes = self->summary_.bytes;
+    self->stats_.last_backup_duration_ms = ms;
+    protocol::append_ok(reply, "backup " + self->backup_dir_ + "/" + self->name_ +
+                                   " segments=" + std::to_string(self->summary_.segments) +
+                                   " bytes=" + std::to_string(self->summary_.bytes) +
+                                   " seq=" + std::to_string(self->plan_.last_seq) +
+                                   " ms=" + std::to_string(ms));
+    self->finish(reply, true);
+  } else if (self->cancel_) {
+    protocol::append_error(reply, protocol::ErrorCode::kShutdown,
+                           "the server is stopping: backup cancelled");
+    self->finish(reply, false);
+  } else {
+    protocol::append_error(reply, protocol::ErrorCode::kIo,
+                           "backup failed: " + self->status_.message());
+    self->finish(reply, false);
+  }
+}
+
+void BackupRunner::finish(const std::string& reply, bool ok) {
+  log_->unpin_for_backup();
+  log_ = nullptr;
+  stats_.backup_running = false;
+  if (ok) {
+    ++stats_.backups;
+    LOG_INFO("backup %s/%s: %zu segment(s), %" PRIu64 " bytes, up to record %" PRIu64
+             ", in %" PRIu64 " ms",
+             backup_dir_.c_str(), name_.c_str(), summary_.segments, summary_.bytes, plan_.last_seq,
+             stats_.last_backup_duration_ms);
+  } else {
+    ++stats_.backups_failed;
+    LOG_WARN("backup %s/%s: %s", backup_dir_.c_str(), name_.c_str(),
+             reply.substr(0, reply.find('\n')).c_str());
+  }
+  plan_ = wal::BackupPlan{};
+  done_(connection_id_, reply);
+}
+
+}  // namespace tq::server
