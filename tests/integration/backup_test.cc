@@ -1,0 +1,269 @@
+// BACKUP against a real tqd: the copy holds every change answered before the
+// command and none after, while producers and workers keep going (small
+// segments: rotation, deletion and compaction run during the copy), and a
+// tqd started on it serves exactly that.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/line_call.h"
+#include "tests/support/thread_group.h"
+#include "tests/support/tqd_process.h"
+
+using tq::testing::call;
+using tq::testing::stat_via;
+using tq::testing::ThreadGroup;
+using tq::testing::TqdOptions;
+using tq::testing::TqdProcess;
+
+namespace {
+
+// Small files, so that a few thousand jobs rotate through many of them, and
+// a low compaction ratio, so that old files are rewritten and deleted.
+const char* kChurnConfig =
+    "queues:\n  auto_create: true\n"
+    "limits:\n  max_line_bytes: 4096\n  max_payload_bytes: 2048\n"
+    "wal:\n  segment_bytes: 65536\n  compaction_ratio: 1.2\n";
+
+TqdOptions with_config(const std::string& yaml) {
+  TqdOptions options;
+  options.config_yaml = yaml;
+  return options;
+}
+
+// The backup's directory, from "OK backup <dir> segments=..."
+std::string backup_path(const std::string& reply) {
+  REQUIRE(reply.rfind("OK backup ", 0) == 0);
+  const size_t start = std::string("OK backup ").size();
+  return reply.substr(start, reply.find(' ', start) - start);
+}
+
+// A tqd on a copy of the backup, as an operator restores one: the backup
+// directory moved into place as a data directory.
+std::unique_ptr<TqdProcess> start_on(const std::string& backup, const std::string& config) {
+  TqdOptions options;
+  options.config_yaml = config;
+  options.dir = backup + "-restored";
+  std::filesystem::create_directories(options.dir);
+  std::filesystem::copy(backup, options.dir + "/data", std::filesystem::copy_options::recursive);
+  return std::make_unique<TqdProcess>(options);
+}
+
+// Every ready job of `queue`, id -> payload, taken out by DEQUEUE.
+std::map<uint64_t, std::string> drain(TqdProcess& tqd, const std::string& queue) {
+  auto s = tqd.socket(10'000);
+  std::map<uint64_t, std::string> found;
+  for (;;) {
+    const std::string reply = call(s, "DEQUEUE " + queue);
+    if (reply.rfind("ERROR EMPTY", 0) == 0) return found;
+    REQUIRE(reply.rfind("OK ", 0) == 0);
+    const size_t space = reply.find(' ', 3);
+    found[std::stoull(reply.substr(3, space - 3))] = reply.substr(space + 1);
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("backup") {
+  TEST_CASE("a tqd started on a backup serves the jobs as they were when BACKUP ran") {
+    TqdProcess tqd(with_config(kChurnConfig));
+    auto s = tqd.socket();
+    for (int i = 0; i < 3000; ++i) {
+      REQUIRE(call(s, "ENQUEUE emails job " + std::to_string(i) + " " + std::string(i % 90, 'x')) ==
+              "OK " + std::to_string(i + 1));
+    }
+    // 500 finished, 1 leased when the backup is made.
+    for (int i = 1; i <= 500; ++i) {
+      REQUIRE(call(s, "DEQUEUE emails").rfind("OK " + std::to_string(i) + " ", 0) == 0);
+      REQUIRE(call(s, "ACK " + std::to_string(i)) == "OK acked " + std::to_string(i));
+    }
+    REQUIRE(call(s, "DEQUEUE emails").rfind("OK 501 ", 0) == 0);
+    REQUIRE(s.send("PUT emails 5 KEY once\nhello\n").ok());
+    REQUIRE(*s.read_line() == "OK 3001");
+    CHECK(std::stoull(stat_via(s, "wal_segments")) > 3);
+
+    const std::string reply = call(s, "BACKUP nightly");
+    const std::string dir = backup_path(reply);
+    CHECK(dir == tqd.dir() + "/data/backups/nightly");
+    CHECK(reply.find(" segments=") != std::string::npos);
+    CHECK(std::filesystem::is_directory(dir + "/wal"));
+    CHECK(stat_via(s, "wal_backups_total") == "1");
+    CHECK(stat_via(s, "wal_backup_running") == "0");
+
+    // What happens next is not in the backup.
+    REQUIRE(call(s, "ENQUEUE emails after the backup") == "OK 3002");
+    REQUIRE(call(s, "ACK 501") == "OK acked 501");
+    REQUIRE(call(s, "PURGE emails").rfind("OK purged ", 0) == 0);
+
+    auto restored = start_on(dir, kChurnConfig);
+    auto r = restored->socket();
+    // The lease did not survive (leases end at a restart): 501 is ready again.
+    CHECK(stat_via(r, "ready", "emails") == "2501");
+    const std::map<uint64_t, std::string> jobs = drain(*restored, "emails");
+    REQUIRE(jobs.size() == 2501);
+    CHECK(jobs.begin()->first == 501);
+    CHECK(jobs.at(2000) == "job 1999 " + std::string(1999 % 90, 'x'));
+    CHECK(jobs.at(3001) == "hello");
+    // The dedup key came along.
+    REQUIRE(r.send("PUT emails 5 KEY once\nhello\n").ok());
+    CHECK(*r.read_line() == "OK 3001 DUPLICATE");
+    // Ids go on from where the backup stopped.
+    CHECK(call(r, "ENQUEUE emails new") == "OK 3002");
+  }
+
+  TEST_CASE("a backup taken under load holds what was answered before it and nothing after") {
+    TqdProcess tqd(with_config(kChurnConfig));
+    std::mutex mu;
+    std::map<uint64_t, std::string> payloads;  // every job stored
+    std::atomic<int> phase{0};        // 0 before BACKUP is sent, 1 while, 2 after its reply
+    std::set<uint64_t> before;        // ENQUEUE answered in phase 0: in the backup (unless acked)
+    std::set<uint64_t> after;         // ENQUEUE sent in phase 2: not in it
+    std::set<uint64_t> acked;         // ACK answered, at any time
+    std::set<uint64_t> acked_before;  // ACK answered in phase 0: not in it
+    std::set<uint64_t> acked_after;   // ACK sent in phase 2: in it (if stored before)
+    std::atomic<bool> stop{false};
+    std::string dir;
+    {
+      // A backlog for the workers to eat into, so old files empty and are
+      // deleted while the backup is made.
+      auto admin = tqd.socket();
+      std::string batch;
+      for (int n = 0; n < 3000; ++n) batch += "ENQUEUE load backlog " + std::to_string(n) + "\n";
+      REQUIRE(admin.send(batch).ok());
+      for (int n = 0; n < 3000; ++n) {
+        auto reply = admin.read_line();
+        REQUIRE(reply.ok());
+        REQUIRE(*reply == "OK " + std::to_string(n + 1));
+        payloads[n + 1] = "backlog " + std::to_string(n);
+        before.insert(n + 1);
+      }
+      ThreadGroup threads([&] { stop = true; });
+      for (int p = 0; p < 1; ++p) {
+        threads.spawn([&, p] {
+          auto s = tqd.socket();
+          for (int n = 0; !stop; ++n) {
+            const int sent_in = phase;
+            const std::string payload = "p" + std::to_string(p) + "-" + std::to_string(n) +
+                                        std::string(static_cast<size_t>(n % 200), '.');
+            const std::string reply = call(s, "ENQUEUE load " + payload);
+            REQUIRE(reply.rfind("OK ", 0) == 0);
+            const uint64_t id = std::stoull(reply.substr(3));
+            std::lock_guard<std::mutex> lock(mu);
+            payloads[id] = payload;
+            if (sent_in == 0 && phase == 0) before.insert(id);
+            if (sent_in == 2) after.insert(id);
+          }
+        });
+      }
+      for (int w = 0; w < 2; ++w) {
+        threads.spawn([&] {
+          auto s = tqd.socket();
+          while (!stop) {
+            const int sent_in = phase;
+            const std::string reply = call(s, "DEQUEUE load");
+            if (reply.rfind("OK ", 0) != 0) continue;
+            const uint64_t id = std::stoull(reply.substr(3, reply.find(' ', 3) - 3));
+            const int acked_in = phase;
+            REQUIRE(call(s, "ACK " + std::to_string(id)) == "OK acked " + std::to_string(id));
+            std::lock_guard<std::mutex> lock(mu);
+            acked.insert(id);
+            if (sent_in == 0 && phase == 0) acked_before.insert(id);
+            if (acked_in == 2) acked_after.insert(id);
+          }
+        });
+      }
+      // Back up once old files are being deleted.
+      while (stat_via(admin, "wal_segments_deleted_total") == "0") {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      phase = 1;
+      const std::string reply = call(admin, "BACKUP busy");
+      phase = 2;
+      dir = backup_path(reply);
+      for (;;) {
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (after.size() >= 200 && acked_after.size() >= 20) break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      stop = true;
+      threads.join();
+    }
+
+    auto restored = start_on(dir, kChurnConfig);
+    const std::map<uint64_t, std::string> jobs = drain(*restored, "load");
+    REQUIRE(before.size() > 100);
+    size_t checked = 0;
+    for (uint64_t id : before) {
+      // Acked while the backup was made: either way is right.
+      if (acked.count(id) != 0 && acked_after.count(id) == 0) continue;
+      INFO("job " << id << " was stored before BACKUP and is missing from it");
+      REQUIRE(jobs.count(id) == 1);
+      CHECK(jobs.at(id) == payloads.at(id));
+      ++checked;
+    }
+    CHECK(checked > 0);
+    for (uint64_t id : acked_before) {
+      INFO("job " << id << " was acked before BACKUP and came back");
+      CHECK(jobs.count(id) == 0);
+    }
+    for (uint64_t id : after) {
+      INFO("job " << id << " was sent after BACKUP answered and is in it");
+      CHECK(jobs.count(id) == 0);
+    }
+  }
+
+  TEST_CASE(
+      "BACKUP refuses a name used already, a name that is a path, and a server without a log") {
+    TqdProcess tqd(with_config("queues:\n  auto_create: true\n"));
+    auto s = tqd.socket();
+    REQUIRE(call(s, "ENQUEUE q one").rfind("OK ", 0) == 0);
+    const std::string dir = backup_path(call(s, "BACKUP first"));
+    CHECK(call(s, "BACKUP first") == "ERROR EXISTS backup " + dir + " exists");
+    for (const std::string& name :
+         std::vector<std::string>{"../up", ".hidden", "a/b", std::string(101, 'n')}) {
+      CAPTURE(name);
+      CHECK(call(s, "BACKUP " + name).rfind("ERROR BADFORMAT a backup name is", 0) == 0);
+    }
+    CHECK(call(s, "BACKUP a b").rfind("ERROR BADFORMAT", 0) == 0);
+    // Without a name: tq-<UTC time>.
+    const std::string named = backup_path(call(s, "BACKUP"));
+    CHECK(std::filesystem::path(named).filename().string().rfind("tq-20", 0) == 0);
+    CHECK(stat_via(s, "wal_backups_failed_total") == "0");
+
+    TqdProcess memory(with_config("wal:\n  enabled: false\n"));
+    auto m = memory.socket();
+    CHECK(call(m, "BACKUP x").rfind("ERROR NOLOG wal.enabled is false", 0) == 0);
+    CHECK(call(m, "PING") == "OK PONG");
+  }
+
+  TEST_CASE(
+      "BACKUP writes to wal.backup_dir, replaces a crashed attempt, answers before what follows") {
+    TqdProcess tqd(with_config(""));
+    const std::string backups = tqd.dir() + "/elsewhere";
+    TqdProcess configured(with_config("wal:\n  backup_dir: " + backups + "\n"));
+    // What a crash in the middle of a backup leaves: a partial copy.
+    std::filesystem::create_directories(backups + "/.b1.partial/wal");
+    std::filesystem::create_directories(backups + "/.b1.partial/junk");
+    auto s = configured.socket();
+    REQUIRE(call(s, "CREATE q") == "OK created q");
+    // Pipelined: the replies come in order, the PING's after the backup's.
+    REQUIRE(s.send("BACKUP b1\nPING\n").ok());
+    auto first = s.read_line();
+    REQUIRE(first.ok());
+    CHECK(backup_path(*first) == backups + "/b1");
+    CHECK(*s.read_line() == "OK PONG");
+    CHECK_FALSE(std::filesystem::exists(backups + "/.b1.partial"));
+    CHECK_FALSE(std::filesystem::exists(backups + "/b1/junk"));
+    CHECK(std::filesystem::is_directory(backups + "/b1/wal"));
+  }
+}
