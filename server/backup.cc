@@ -42,10 +42,14 @@ std::optional<BackupRefusal> BackupRunner::start(wal::Log& log, uint64_t connect
     return BackupRefusal{protocol::ErrorCode::kIo,
                          "the log cannot be written (" + log.last_error() + "): no backup"};
   }
-  std::error_code ec;
-  const std::string target = backup_dir_ + "/" + name;
-  if (std::filesystem::exists(target, ec)) {
-    return BackupRefusal{protocol::ErrorCode::kExists, "backup " + target + " exists"};
+  // Not there yet, the directory lists as an error: no backups at all.
+  if (auto names = fs_.list(backup_dir_); names.ok()) {
+    for (const std::string& existing : *names) {
+      if (existing == name) {
+        return BackupRefusal{protocol::ErrorCode::kExists,
+                             "backup " + backup_dir_ + "/" + name + " exists"};
+      }
+    }
   }
   log_ = &log;
   connection_id_ = connection_id;

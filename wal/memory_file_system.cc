@@ -77,9 +77,11 @@ Result<std::vector<std::string>> MemoryFileSystem::list(const std::string& dir) 
   std::vector<std::string> names;
   std::string prefix = dir + "/";
   for (const auto& [path, file] : files_) {
-    if (path.rfind(prefix, 0) == 0 && path.find('/', prefix.size()) == std::string::npos) {
-      names.push_back(path.substr(prefix.size()));
-    }
+    if (path.rfind(prefix, 0) != 0) continue;
+    // A file, or the directory holding it (directories exist while they
+    // hold files), as readdir names both.
+    std::string name = path.substr(prefix.size(), path.find('/', prefix.size()) - prefix.size());
+    if (names.empty() || names.back() != name) names.push_back(std::move(name));
   }
   return names;
 }
@@ -152,7 +154,28 @@ Status MemoryFileSystem::remove(const std::string& path) {
 Status MemoryFileSystem::rename(const std::string& from, const std::string& to) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = files_.find(from);
-  if (it == files_.end()) return Status::io_error("rename " + from + ": No such file");
+  if (it == files_.end()) {
+    // A directory: every file under it moves.
+    const std::string prefix = from + "/";
+    std::vector<std::string> moving;
+    for (auto f = files_.lower_bound(prefix); f != files_.end() && f->first.rfind(prefix, 0) == 0;
+         ++f) {
+      moving.push_back(f->first);
+    }
+    if (moving.empty()) return Status::io_error("rename " + from + ": No such file");
+    const std::string target = to + "/";
+    const auto under_target = files_.lower_bound(target);
+    const bool target_is_dir =
+        under_target != files_.end() && under_target->first.rfind(target, 0) == 0;
+    if (files_.count(to) != 0 || target_is_dir) {
+      return Status::exists("rename " + from + " to " + to + ": File exists");
+    }
+    for (const std::string& path : moving) {
+      files_[target + path.substr(prefix.size())] = files_[path];
+      files_.erase(path);
+    }
+    return Status();
+  }
   if (files_.count(to) != 0) {
     return Status::exists("rename " + from + " to " + to + ": File exists");
   }
