@@ -121,7 +121,7 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "cmd=<last command> leases=<jobs it holds> wait=<queues it is blocked on, or ->\n"
      "unsent=<reply bytes not yet written>. The connection asking is in the list."},
     {Verb::kBackup, "BACKUP", 0, 1, kAdmin | kLong, -1, kLine, "BACKUP [name]",
-     "copy the log, as it is now, into wal.backup_dir/<name> while serving",
+     "copy the log as it is now into wal.backup_dir/<name>, while serving",
      "The copy is made on a thread; the loop goes on serving everyone, and only\n"
      "this connection waits. Answers OK backup <dir> segments=<n> bytes=<n> seq=<n>\n"
      "ms=<n> once the copy is on disk. The name: letters, digits, . _ -, up to 100;\n"
