@@ -67,6 +67,13 @@ std::optional<BackupRefusal> BackupRunner::start(wal::Log& log, uint64_t connect
 
 void BackupRunner::poll() {
   if (log_ == nullptr || copying_) return;
+  if (cancel_) {
+    std::string reply;
+    protocol::append_error(reply, protocol::ErrorCode::kShutdown,
+                           "the server is stopping: backup cancelled");
+    finish(reply, false);
+    return;
+  }
   if (!log_->healthy()) {
     std::string reply;
     protocol::append_error(reply, protocol::ErrorCode::kIo,
@@ -88,13 +95,9 @@ void BackupRunner::poll() {
 }
 
 void BackupRunner::cancel() {
-  if (log_ == nullptr) return;
-  cancel_ = true;
-  if (copying_) return;  // on_work_done answers
-  std::string reply;
-  protocol::append_error(reply, protocol::ErrorCode::kShutdown,
-                         "the server is stopping: backup cancelled");
-  finish(reply, false);
+  // Answered by poll() or on_work_done, never from here: the answer may
+  // end the shutdown that called this, while it is still under way.
+  if (log_ != nullptr) cancel_ = true;
 }
 
 // The work thread: only the plan, the file system and the staging directory.

@@ -51,8 +51,8 @@ class BackupRunner {
   // Loop thread, every iteration: begins the copy once the log has written
   // what the backup holds; fails it if the log failed first.
   void poll();
-  // Shutdown: a copy not yet begun ends at once, one under way at its next
-  // megabyte; either answers ERROR SHUTDOWN.
+  // Shutdown: a copy not yet begun ends at the next poll(), one under way
+  // at its next megabyte; either answers ERROR SHUTDOWN.
   void cancel();
   // A backup is pinned or copying; the loop must not close the log.
   bool running() const { return log_ != nullptr; }

@@ -4,6 +4,8 @@
 // tqd started on it serves exactly that.
 #include <doctest/doctest.h>
 
+#include <signal.h>
+
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -265,5 +267,40 @@ TEST_SUITE("backup") {
     CHECK_FALSE(std::filesystem::exists(backups + "/.b1.partial"));
     CHECK_FALSE(std::filesystem::exists(backups + "/b1/junk"));
     CHECK(std::filesystem::is_directory(backups + "/b1/wal"));
+  }
+}
+
+TEST_SUITE("backup") {
+  TEST_CASE("SIGTERM during a backup - it is answered, nothing partial is left, tqd exits 0") {
+    TqdProcess tqd(with_config("queues:\n  auto_create: true\nwal:\n  fsync: never\n"));
+    auto s = tqd.socket(10'000);
+    // Enough log (about 30 MB) that the copy takes a while.
+    const std::string payload(200, 'p');
+    for (int round = 0; round < 20; ++round) {
+      std::string batch;
+      for (int i = 0; i < 5000; ++i) batch += "ENQUEUE q " + payload + "\n";
+      REQUIRE(s.send(batch).ok());
+      for (int i = 0; i < 5000; ++i) REQUIRE(s.read_line().ok());
+    }
+    auto admin = tqd.socket();
+    REQUIRE(s.send("BACKUP big\n").ok());
+    bool caught_running = false;
+    for (int i = 0; i < 2000 && !caught_running; ++i) {
+      caught_running = stat_via(admin, "wal_backup_running") == "1";
+      if (!caught_running && stat_via(admin, "wal_backups_total") == "1") break;  // done already
+    }
+    REQUIRE(kill(tqd.pid(), SIGTERM) == 0);
+    auto reply = s.read_line();
+    REQUIRE(reply.ok());
+    CAPTURE(*reply);
+    const bool finished = reply->rfind("OK backup ", 0) == 0;
+    const bool cancelled = *reply == "ERROR SHUTDOWN the server is stopping: backup cancelled";
+    CHECK((finished || cancelled));
+    CHECK(tqd.stop(0) == 0);  // signal 0: only waits for the exit the SIGTERM began
+    const std::string backups = tqd.dir() + "/data/backups";
+    CHECK_FALSE(std::filesystem::exists(backups + "/.big.partial"));
+    CHECK(std::filesystem::exists(backups + "/big") == finished);
+    MESSAGE("the backup was " << std::string(caught_running ? "running" : "not seen running")
+                              << " at SIGTERM: " << *reply);
   }
 }

@@ -91,17 +91,20 @@ TEST_SUITE("backup_runner") {
     CHECK_FALSE(f.h.log->pinned_for_backup());
   }
 
-  TEST_CASE("a shutdown cancels a backup not yet copying at once") {
+  TEST_CASE("a shutdown cancels a backup not yet copying - the copy never starts") {
     Fixture f;
     f.write(10);
     REQUIRE_FALSE(f.runner.start(*f.h.log, 7, "a", 1'000'000).has_value());
     f.runner.cancel();
+    CHECK(f.replies.empty());  // not from inside the shutdown that cancels
+    f.runner.poll();
     REQUIRE(f.replies.size() == 1);
     CHECK(f.replies[0] == std::make_pair(uint64_t{7}, std::string("ERROR SHUTDOWN the server is "
                                                                   "stopping: backup cancelled\n")));
     CHECK_FALSE(f.runner.running());
     CHECK_FALSE(f.h.log->pinned_for_backup());
     CHECK(f.stats.backups_failed == 1);
+    CHECK_FALSE(f.fs.exists("/backups/a/wal/" + segment_file_name(1)));
   }
 
   TEST_CASE("a shutdown cancels a copy under way - nothing is left under the name") {
