@@ -125,8 +125,8 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "The copy is made on a thread; the loop goes on serving everyone, and only\n"
      "this connection waits. Answers OK backup <dir> segments=<n> bytes=<n> seq=<n>\n"
      "ms=<n> once the copy is on disk. The name: letters, digits, . _ -, up to 100;\n"
-     "default tq-<UTC time>. One backup at a time (ERROR BUSY); a name used already\n"
-     "is ERROR EXISTS. <dir> is a data directory: start tqd on it to restore."},
+     "default tq-<UTC time>. One backup at a time (ERROR BUSY); a name used\n"
+     "already is ERROR EXISTS. <dir> is a data directory: start tqd on it to restore."},
     {Verb::kAuth, "AUTH", 1, 1, kNoAuth, -1, kLine, "AUTH <password>",
      "authenticate the connection",
      "Needed when the server has auth.password set: until then, only PING, AUTH\n"

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdio>
 #include <ctime>
 
 #include "server/command_support.h"
@@ -321,13 +322,15 @@ bool valid_backup_name(std::string_view name) {
   return true;
 }
 
-// tq-20261203T215959Z: sorts by time, and says it in UTC.
+// tq-20261203T215959.042Z: sorts by time, says it in UTC, and two backups
+// asked for in the same second still get a name each.
 std::string default_backup_name(int64_t now_ms) {
   const auto seconds = static_cast<std::time_t>(now_ms / 1000);
   std::tm utc{};
   gmtime_r(&seconds, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "tq-%Y%m%dT%H%M%SZ", &utc);
+  char text[40];
+  const size_t n = std::strftime(text, sizeof text, "tq-%Y%m%dT%H%M%S", &utc);
+  std::snprintf(text + n, sizeof text - n, ".%03dZ", static_cast<int>(now_ms % 1000));
   return text;
 }
 

@@ -239,7 +239,9 @@ TEST_SUITE("backup") {
     CHECK(call(s, "BACKUP a b").rfind("ERROR BADFORMAT", 0) == 0);
     // Without a name: tq-<UTC time>.
     const std::string named = backup_path(call(s, "BACKUP"));
-    CHECK(std::filesystem::path(named).filename().string().rfind("tq-20", 0) == 0);
+    const std::string default_name = std::filesystem::path(named).filename().string();
+    CHECK(default_name.rfind("tq-20", 0) == 0);
+    CHECK(default_name.size() == std::string("tq-20261203T215959.042Z").size());
     CHECK(stat_via(s, "wal_backups_failed_total") == "0");
 
     TqdProcess memory(with_config("wal:\n  enabled: false\n"));
