@@ -1,6 +1,7 @@
 #include "wal/backup.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace tq::wal {
 namespace {
@@ -21,17 +22,17 @@ Status copy_segment(FileSystem& fs, const std::string& from, const std::string& 
   // read_file leaves out the zeros at the end: a record may end in some.
   const std::string_view bytes = (*source)->bytes();
   const std::string_view data = bytes.substr(0, std::min<uint64_t>(length, bytes.size()));
-  // The newest segment is written into again after a restore, so it gets
-  // its space as the log's own files do; older ones are only ever read,
-  // and their zero tails stay holes.
-  auto file = fs.open_for_write(to, true, newest ? file_size : 0);
+  // Nothing is preallocated: a copy costs the disk what it holds.
+  auto file = fs.open_for_write(to, true, 0);
   if (!file) return file.error();
   for (uint64_t at = 0; at < data.size(); at += kPieceBytes) {
     if (cancel.load(std::memory_order_relaxed)) return Status::io_error("backup cancelled");
     const uint64_t n = std::min<uint64_t>(kPieceBytes, data.size() - at);
     if (Status s = (*file)->write_at(at, data.substr(at, n)); !s.ok()) return s;
   }
-  if (Status s = fs.truncate(to, file_size); !s.ok()) return s;
+  // Older segments keep their size (their zero tails, holes, end them);
+  // the newest ends at `length`, and the log that resumes it grows it.
+  if (Status s = fs.truncate(to, newest ? length : file_size); !s.ok()) return s;
   if (Status s = (*file)->sync(); !s.ok()) return s;
   return (*file)->close();
 }
@@ -49,7 +50,32 @@ Status copy_backup(FileSystem& fs, const BackupPlan& plan, const std::string& to
     ++summary->segments;
     summary->bytes += segment.length;
   }
+  auto marker = fs.open_for_write(to_dir + "/" + kBackupMarkerName, true, 0);
+  if (!marker) return marker.error();
+  if (Status s = (*marker)->write_at(0, std::to_string(plan.made_at_ms) + "\n"); !s.ok()) return s;
+  if (Status s = (*marker)->sync(); !s.ok()) return s;
+  if (Status s = (*marker)->close(); !s.ok()) return s;
   return fs.sync_dir(to_dir);
+}
+
+int64_t read_backup_marker(FileSystem& fs, const std::string& dir,
+                           const std::vector<std::string>& names) {
+  if (std::find(names.begin(), names.end(), kBackupMarkerName) == names.end()) return 0;
+  uint64_t size = 0;
+  auto contents = fs.read_file(dir + "/" + kBackupMarkerName, &size);
+  if (!contents) return -1;
+  int64_t ms = 0;
+  for (char c : (*contents)->bytes()) {
+    if (c == '\n') break;
+    if (c < '0' || c > '9' || ms > INT64_MAX / 10 - 9) return -1;
+    ms = ms * 10 + (c - '0');
+  }
+  return ms > 0 ? ms : -1;
+}
+
+Status remove_backup_marker(FileSystem& fs, const std::string& dir) {
+  if (Status s = fs.remove(dir + "/" + kBackupMarkerName); !s.ok()) return s;
+  return fs.sync_dir(dir);
 }
 
 }  // namespace tq::wal

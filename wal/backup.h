@@ -32,7 +32,15 @@ struct BackupPlan {
   std::string dir;                    // the log's directory
   std::vector<SegmentCopy> segments;  // oldest first
   uint64_t last_seq = 0;              // the newest record the copy holds
+  int64_t made_at_ms = 0;             // wall clock, Unix ms: written into the copy's marker
 };
+
+// The file in a copy's directory that says it is one, holding when it was
+// made (Unix ms). The original goes on issuing job ids after the copy; a
+// server started on the copy must not issue them again, so the first open
+// reports the marker (OpenSummary::restored_backup_at_ms) and the caller
+// skips ids. The log removes it at its first clean close after a record.
+inline constexpr const char* kBackupMarkerName = "BACKUP";
 
 struct BackupSummary {
   size_t segments = 0;
@@ -40,13 +48,20 @@ struct BackupSummary {
 };
 
 // Copies the plan's segments into `to_dir` (created; it must not hold
-// segments already), each file as long as its original, holding the first
-// `length` bytes and zeros after them, then syncs every file and the
-// directory. Stops with an error when `cancel` becomes true. Safe to run
-// on any thread while the log appends: it reads only what the plan says
+// segments already): each older one as long as its original (the zeros
+// after its `length` bytes are a hole, costing no disk), the newest cut at
+// `length` (a log opened on it grows it again, allocating the space then).
+// Then writes the marker, and syncs every file and the directory. Stops with an error when `cancel`
+// becomes true. Safe to run on any thread while the log appends: it reads only what the plan says
 // was written. On failure the copied files are left for the caller to
 // remove.
 Status copy_backup(FileSystem& fs, const BackupPlan& plan, const std::string& to_dir,
                    const std::atomic<bool>& cancel, BackupSummary* summary);
+
+// The marker's time, or 0 when `names` (the directory's listing) has none;
+// -1 when it is there but unreadable.
+int64_t read_backup_marker(FileSystem& fs, const std::string& dir,
+                           const std::vector<std::string>& names);
+Status remove_backup_marker(FileSystem& fs, const std::string& dir);
 
 }  // namespace tq::wal

@@ -201,6 +201,8 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
                           4 * std::max(newest_file, options.segment_bytes);
     summary->seq_bound += room / kRecordHeaderSize;
   }
+  summary->restored_backup_at_ms = read_backup_marker(fs, options.dir, *names);
+  log->backup_marker_ = summary->restored_backup_at_ms != 0;
   (void)write_run_marker(fs, options.dir, policy_to_mark(previous, options.fsync));  // best effort
   log->fs_ = &fs;
 
@@ -395,6 +397,9 @@ Status Log::close() {
   // this fails, it only costs the next run a jump in job ids.)
   if (s.ok() && healthy_ && fs_ != nullptr && (!after_lossy_crash_ || records_appended_ > 0)) {
     (void)remove_run_marker(*fs_, options_.dir);
+  }
+  if (s.ok() && healthy_ && fs_ != nullptr && backup_marker_ && records_appended_ > 0) {
+    (void)remove_backup_marker(*fs_, options_.dir);
   }
   return s;
 }

@@ -65,6 +65,9 @@ struct OpenSummary {
   // (seq_bound then covers what those files could have held).
   bool only_zeros_left = false;
   std::vector<std::string> removed;  // "<file>: <why>" for each segment file deleted by open
+  // The log is a backup's copy (wal/backup.h) not yet started on: when it
+  // was made, Unix ms; -1 when its marker cannot be read; 0: not a copy.
+  int64_t restored_backup_at_ms = 0;
 };
 
 struct LogStats {
@@ -176,6 +179,9 @@ class Log {
   // stays until this run has appended (what it derived from the loss, the
   // server's id counters, is then in the log) and closes cleanly.
   bool after_lossy_crash_ = false;
+  // Opened on a backup's copy: its marker goes at the first clean close
+  // after a record (the caller's id skip is in the log by then).
+  bool backup_marker_ = false;
   std::unique_ptr<FileLock> lock_;
   std::unique_ptr<LogWriter> writer_;
   std::function<void()> progress_callback_;
