@@ -31,6 +31,21 @@ engine::EngineLimits limits_of(const Config& config) {
   return limits;
 }
 
+uint64_t ids_issued_since_backup(int64_t made_at_ms, int64_t now_ms) {
+  // At most one id per JOB record, and no tqd writes 2^24 records a second
+  // (tq-bench's best is under 3M): so the seconds since the backup (plus
+  // one, and never less than 2^32, for a clock set back) times 2^24 bound
+  // what the original can have issued since. An unreadable marker gives
+  // no time: 2^48, that rate for six months. Skipped ids cost nothing;
+  // an id issued twice would let a late ACK or DELETE hit another job.
+  constexpr uint64_t kMaxIdsPerSecond = uint64_t{1} << 24;
+  if (made_at_ms < 0) return uint64_t{1} << 48;
+  const uint64_t seconds =
+      now_ms > made_at_ms ? static_cast<uint64_t>(now_ms - made_at_ms) / 1000 + 1 : 1;
+  return std::max<uint64_t>(uint64_t{1} << 32,
+                            std::min<uint64_t>(seconds, uint64_t{1} << 30) * kMaxIdsPerSecond);
+}
+
 }  // namespace
 
 Daemon::Daemon(const Config& config, wal::FileSystem& fs, const engine::Clock& clock)
@@ -137,9 +152,21 @@ bool Daemon::open_log() {
         "before writing anything, or the disk lost synced data; job ids go on past any "
         "those files could have held");
   }
-  const bool ids_may_be_lost = summary.dropped > 0 || !summary.torn.empty() ||
-                               summary.acknowledged_may_be_lost || summary.only_zeros_left;
+  bool ids_may_be_lost = summary.dropped > 0 || !summary.torn.empty() ||
+                         summary.acknowledged_may_be_lost || summary.only_zeros_left;
   if (ids_may_be_lost) journal_.skip_lost_ids(summary.seq_bound);
+  if (summary.restored_backup_at_ms != 0) {
+    // A backup's copy: the server it was taken from went on issuing ids.
+    const uint64_t before = engine_.next_job_id();
+    engine_.restore_ids(
+        before + ids_issued_since_backup(summary.restored_backup_at_ms, engine_.now_ms()), 0);
+    LOG_WARN(
+        "wal: this log is a backup (BACKUP) started on for the first time: job ids jump from "
+        "%llu to %llu, past any the server it was copied from can have issued since",
+        static_cast<unsigned long long>(before),
+        static_cast<unsigned long long>(engine_.next_job_id()));
+    ids_may_be_lost = true;  // the jump goes into the log before anything else
+  }
   journal_.attach(*log_);
   if (ids_may_be_lost) journal_.record_counters();  // the skip goes into the log first
   // Their QUEUE records are written by compact_all() below.

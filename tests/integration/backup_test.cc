@@ -117,8 +117,24 @@ TEST_SUITE("backup") {
     // The dedup key came along.
     REQUIRE(r.send("PUT emails 5 KEY once\nhello\n").ok());
     CHECK(*r.read_line() == "OK 3001 DUPLICATE");
-    // Ids go on from where the backup stopped.
-    CHECK(call(r, "ENQUEUE emails new") == "OK 3002");
+    // The original went on to give out 3002 after the backup: the copy's
+    // first start skips every id the original can have issued since.
+    const std::string fresh = call(r, "ENQUEUE emails new");
+    REQUIRE(fresh.rfind("OK ", 0) == 0);
+    const uint64_t fresh_id = std::stoull(fresh.substr(3));
+    CHECK(fresh_id > 3002 + (uint64_t{1} << 31));
+    CHECK(restored->wait_for_log("job ids jump from 3002 to"));
+    CHECK(std::filesystem::exists(dir + "/wal/BACKUP"));  // the backup itself is untouched
+    // Once that start has written, the copy is a log like any other: no
+    // second jump.
+    const std::string restored_dir = restored->dir();
+    REQUIRE(restored->stop(SIGTERM) == 0);
+    CHECK_FALSE(std::filesystem::exists(restored_dir + "/data/wal/BACKUP"));
+    TqdOptions again = with_config(kChurnConfig);
+    again.dir = restored_dir;
+    TqdProcess second(again);
+    auto r2 = second.socket();
+    CHECK(call(r2, "ENQUEUE emails newer") == "OK " + std::to_string(fresh_id + 1));
   }
 
   TEST_CASE("a backup taken under load holds what was answered before it and nothing after") {
@@ -232,7 +248,7 @@ TEST_SUITE("backup") {
     const std::string dir = backup_path(call(s, "BACKUP first"));
     CHECK(call(s, "BACKUP first") == "ERROR EXISTS backup " + dir + " exists");
     for (const std::string& name :
-         std::vector<std::string>{"../up", ".hidden", "a/b", std::string(101, 'n')}) {
+         std::vector<std::string>{"../up", ".hidden", "-rf", "a/b", std::string(101, 'n')}) {
       CAPTURE(name);
       CHECK(call(s, "BACKUP " + name).rfind("ERROR BADFORMAT a backup name is", 0) == 0);
     }
@@ -304,5 +320,20 @@ TEST_SUITE("backup") {
     CHECK(std::filesystem::exists(backups + "/big") == finished);
     MESSAGE("the backup was " << std::string(caught_running ? "running" : "not seen running")
                               << " at SIGTERM: " << *reply);
+  }
+}
+
+TEST_SUITE("backup") {
+  TEST_CASE("a client that half-closes after BACKUP still hears how it went") {
+    TqdProcess tqd(with_config("queues:\n  auto_create: true\n"));
+    auto s = tqd.socket();
+    REQUIRE(call(s, "ENQUEUE q one").rfind("OK ", 0) == 0);
+    // echo BACKUP hc | nc -N
+    REQUIRE(s.send("BACKUP hc\n").ok());
+    s.shutdown_write();
+    auto reply = s.read_line();
+    REQUIRE(reply.ok());
+    CHECK(backup_path(*reply) == tqd.dir() + "/data/backups/hc");
+    CHECK_FALSE(s.read_line().ok());  // then the server closes
   }
 }
