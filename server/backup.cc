@@ -42,19 +42,13 @@ std::optional<BackupRefusal> BackupRunner::start(wal::Log& log, uint64_t connect
     return BackupRefusal{protocol::ErrorCode::kIo,
                          "the log cannot be written (" + log.last_error() + "): no backup"};
   }
-  // Not there yet, the directory lists as an error: no backups at all.
-  if (auto names = fs_.list(backup_dir_); names.ok()) {
-    for (const std::string& existing : *names) {
-      if (existing == name) {
-        return BackupRefusal{protocol::ErrorCode::kExists,
-                             "backup " + backup_dir_ + "/" + name + " exists"};
-      }
-    }
-  }
+  // Whether the name is taken is for the work thread to find out: the
+  // directory is on a disk (or a network mount) the loop must not wait for.
   log_ = &log;
   connection_id_ = connection_id;
   name_ = name;
   plan_ = log.pin_for_backup();
+  plan_.made_at_ms = now_ms;
   started_at_ms_ = now_ms;
   started_ns_ = uv_hrtime();
   copying_ = false;
@@ -105,6 +99,15 @@ void BackupRunner::on_work(uv_work_t* req) {
   auto* self = static_cast<BackupRunner*>(req->data);
   const std::string staging = staging_dir(self->backup_dir_, self->name_);
   const std::string target = self->backup_dir_ + "/" + self->name_;
+  // Not there yet, the directory lists as an error: no backups at all.
+  if (auto names = self->fs_.list(self->backup_dir_); names.ok()) {
+    for (const std::string& existing : *names) {
+      if (existing == self->name_) {
+        self->status_ = wal::Status::exists("backup " + target + " exists");
+        return;
+      }
+    }
+  }
   std::error_code ec;
   std::filesystem::remove_all(staging, ec);  // a crashed backup's leftovers
   wal::Status s = self->fs_.create_dir(self->backup_dir_);
@@ -134,6 +137,10 @@ void BackupRunner::on_work_done(uv_work_t* req, int) {
                                    " seq=" + std::to_string(self->plan_.last_seq) +
                                    " ms=" + std::to_string(ms));
     self->finish(reply, true);
+  } else if (self->status_.code() == wal::Status::Code::kExists) {
+    // Backups are never replaced (the rename refuses one made meanwhile too).
+    protocol::append_error(reply, protocol::ErrorCode::kExists, self->status_.message());
+    self->finish(reply, false, /*refused=*/true);
   } else if (self->cancel_) {
     protocol::append_error(reply, protocol::ErrorCode::kShutdown,
                            "the server is stopping: backup cancelled");
@@ -145,11 +152,14 @@ void BackupRunner::on_work_done(uv_work_t* req, int) {
   }
 }
 
-void BackupRunner::finish(const std::string& reply, bool ok) {
+void BackupRunner::finish(const std::string& reply, bool ok, bool refused) {
   log_->unpin_for_backup();
   log_ = nullptr;
   stats_.backup_running = false;
-  if (ok) {
+  if (refused) {
+    LOG_INFO("backup %s/%s: %s", backup_dir_.c_str(), name_.c_str(),
+             reply.substr(0, reply.find('\n')).c_str());
+  } else if (ok) {
     ++stats_.backups;
     LOG_INFO("backup %s/%s: %zu segment(s), %" PRIu64 " bytes, up to record %" PRIu64
              ", in %" PRIu64 " ms",

@@ -61,8 +61,9 @@ class BackupRunner {
  private:
   static void on_work(uv_work_t* req);
   static void on_work_done(uv_work_t* req, int status);
-  // Unpins the log, counts, logs, and answers.
-  void finish(const std::string& reply, bool ok);
+  // Unpins the log, counts, logs, and answers. `refused`: the name was
+  // taken; neither a backup nor a failure.
+  void finish(const std::string& reply, bool ok, bool refused = false);
 
   uv_loop_t* loop_;
   wal::FileSystem& fs_;

@@ -85,10 +85,17 @@ TEST_SUITE("backup_runner") {
     CHECK(f.stats.backups == 1);
     CHECK(f.stats.last_backup_at_ms == 1'000'000);
 
-    auto again = f.runner.start(*f.h.log, 3, "a", 2'000'000);
-    REQUIRE(again.has_value());
-    CHECK(again->code == ErrorCode::kExists);
+    // A name taken is found on the work thread, not by the loop.
+    REQUIRE_FALSE(f.runner.start(*f.h.log, 3, "a", 2'000'000).has_value());
+    f.runner.poll();
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    REQUIRE(f.replies.size() == 2);
+    CHECK(f.replies[1] ==
+          std::make_pair(uint64_t{3}, std::string("ERROR EXISTS backup /backups/a exists\n")));
     CHECK_FALSE(f.h.log->pinned_for_backup());
+    CHECK(f.stats.backups == 1);
+    CHECK(f.stats.backups_failed == 0);
+    CHECK(f.fs.exists("/backups/a/wal/" + segment_file_name(1)));
   }
 
   TEST_CASE("a shutdown cancels a backup not yet copying - the copy never starts") {
