@@ -124,9 +124,10 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "copy the log as it is now into wal.backup_dir/<name>, while serving",
      "The copy is made on a thread; the loop goes on serving everyone, and only\n"
      "this connection waits. Answers OK backup <dir> segments=<n> bytes=<n> seq=<n>\n"
-     "ms=<n> once the copy is on disk. The name: letters, digits, . _ -, up to 100;\n"
-     "default tq-<UTC time>. One backup at a time (ERROR BUSY); a name used\n"
-     "already is ERROR EXISTS. <dir> is a data directory: start tqd on it to restore."},
+     "ms=<n> once the copy is on disk. The name: up to 100 letters, digits, . _ -,\n"
+     "not starting with . or -; default tq-<UTC time>. One backup at a time\n"
+     "(ERROR BUSY); a name used already is ERROR EXISTS. <dir> is a data\n"
+     "directory: start tqd on (a copy of) it to restore."},
     {Verb::kAuth, "AUTH", 1, 1, kNoAuth, -1, kLine, "AUTH <password>",
      "authenticate the connection",
      "Needed when the server has auth.password set: until then, only PING, AUTH\n"

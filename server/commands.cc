@@ -311,9 +311,12 @@ void cmd_clients(CommandContext& ctx, const Request&) {
   }
 }
 
-// A backup's directory name: no paths, no hidden (or staging) names.
+// A backup's directory name: no paths, no hidden (or staging) names, and
+// nothing a shell command would take for an option (rm -r $name).
 bool valid_backup_name(std::string_view name) {
-  if (name.empty() || name.size() > 100 || name.front() == '.') return false;
+  if (name.empty() || name.size() > 100 || name.front() == '.' || name.front() == '-') {
+    return false;
+  }
   for (char c : name) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                     c == '.' || c == '_' || c == '-';
@@ -348,7 +351,7 @@ void cmd_backup(CommandContext& ctx, const Request& req) {
   if (!valid_backup_name(name)) {
     return reply_error(ctx, ErrorCode::kBadFormat,
                        "a backup name is 1 to 100 letters, digits, '.', '_' or '-', not starting "
-                       "with '.'");
+                       "with '.' or '-'");
   }
   if (auto refused = ctx.backups->start_backup(ctx.connection_id, name)) {
     return reply_error(ctx, refused->code, refused->message);

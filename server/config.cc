@@ -431,6 +431,17 @@ void check_tls(const Config& c) {
 
 }  // namespace
 
+std::string backup_dir_problem(const Config& config) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path wal = fs::absolute(fs::path(config.data_dir) / "wal", ec).lexically_normal();
+  const fs::path backups = fs::absolute(config.backup_dir(), ec).lexically_normal();
+  const auto [end, rest] = std::mismatch(wal.begin(), wal.end(), backups.begin(), backups.end());
+  if (end != wal.end()) return {};
+  return "wal.backup_dir: " + backups.string() + " is inside the log's directory " +
+         wal.string() + "; give one outside it";
+}
+
 ConfigResult load_config_text(const std::string& text, const std::string& origin, Config base) {
   ConfigResult result;
   try {

@@ -96,6 +96,11 @@ struct ConfigResult {
 
 // Reads `path` over the defaults. A missing file is an error: tqd was asked
 // for it by name.
+// Empty, or why wal.backup_dir cannot be used with this data_dir (checked
+// once --data-dir has had its say): a backup inside the log's directory
+// would be read as part of the log.
+std::string backup_dir_problem(const Config& config);
+
 ConfigResult load_config_file(const std::string& path, Config base = {});
 
 // Parses YAML text (for tests and for the file loader); `origin` names it in

@@ -148,8 +148,9 @@ void Connection::on_end_of_input() {
   // that closed while blocked in DEQUEUE ... WAIT looks the same as one
   // that half-closed, and handing it a job would strand that job in a
   // lease until its ack timeout while live workers wait (redis and
-  // beanstalkd also drop a blocked client at EOF).
-  if (waiting_) {
+  // beanstalkd also drop a blocked client at EOF). Not a BACKUP's: it is
+  // made either way, and `echo BACKUP | nc -N` should hear how it went.
+  if (waiting_ && !deferred_) {
     waiting_ = false;
     server_.waiters().cancel(id_);
   }
@@ -249,6 +250,7 @@ void Connection::process() {
     if (ctx.deferred) {
       // BACKUP: the server answers when the copy is done.
       waiting_ = true;
+      deferred_ = true;
       waiting_on_.clear();
       break;
     }
@@ -317,8 +319,9 @@ void Connection::finish_wait(const std::vector<const engine::Job*>& jobs,
 }
 
 void Connection::finish_deferred(std::string_view reply) {
-  if (!waiting_) return;
+  if (!deferred_) return;
   waiting_ = false;
+  deferred_ = false;
   const size_t begin = out_.size();
   out_ += reply;
   hold_or_release(begin, 0, false, false);

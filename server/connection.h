@@ -183,6 +183,7 @@ class Connection {
   uv_shutdown_t shutdown_req_{};
   bool started_ = false;     // admitted: counted in connections_current
   bool waiting_ = false;     // blocked in DEQUEUE ... WAIT or BACKUP: later requests wait too
+  bool deferred_ = false;    // the wait is a BACKUP's (finish_deferred ends it)
   AuthState auth_;
   LeaseBook leases_;  // the jobs delivered here, to refuse a late worker's ACK
   // For CLIENTS.

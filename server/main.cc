@@ -143,6 +143,10 @@ int main(int argc, char** argv) {
   if (flags.port) config.port = *flags.port;
   if (flags.data_dir) config.data_dir = *flags.data_dir;
   if (flags.wal_recover) config.wal_recover = true;
+  if (std::string why = tq::server::backup_dir_problem(config); !why.empty()) {
+    std::fprintf(stderr, "tqd: %s\n", why.c_str());
+    return 2;
+  }
   // A password in the environment keeps it out of config.yaml (and wins over it).
   if (!config.password_env.empty()) {
     if (const char* secret = std::getenv(config.password_env.c_str()); secret != nullptr && *secret) {

@@ -385,4 +385,26 @@ queues:
     CHECK_FALSE(Server::check_address(*r.config, &error));
     CHECK(error.find("metrics") != std::string::npos);
   }
+
+  TEST_CASE("wal.backup_dir defaults beside the log, and may not be inside it") {
+    Config c;
+    c.data_dir = "/var/lib/tq";
+    CHECK(c.backup_dir() == "/var/lib/tq/backups");
+    CHECK(backup_dir_problem(c).empty());
+    for (const char* inside :
+         {"/var/lib/tq/wal", "/var/lib/tq/wal/", "/var/lib/tq/wal/b", "/var/lib/tq/x/../wal/b"}) {
+      CAPTURE(inside);
+      c.wal_backup_dir = inside;
+      CHECK(backup_dir_problem(c).find("is inside the log's directory /var/lib/tq/wal") !=
+            std::string::npos);
+    }
+    for (const char* outside : {"/var/lib/tq", "/var/lib/tq/wal2", "/srv/backups", "/var/lib"}) {
+      CAPTURE(outside);
+      c.wal_backup_dir = outside;
+      CHECK(backup_dir_problem(c).empty());
+    }
+    auto r = load_config_text("wal:\n  backup_dir: /srv/tq backups\n", "test");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error.find("wal.backup_dir") != std::string::npos);
+  }
 }
