@@ -68,15 +68,18 @@ void BackupRunner::poll() {
     finish(reply, false);
     return;
   }
-  if (!log_->healthy()) {
-    std::string reply;
-    protocol::append_error(reply, protocol::ErrorCode::kIo,
-                           "the log failed before the backup's records were written (" +
-                               log_->last_error() + "): no backup");
-    finish(reply, false);
+  if (log_->durable_seq() < plan_.last_seq) {
+    // Written, the records could be copied even if the log failed since;
+    // unwritten, they may never be.
+    if (!log_->healthy()) {
+      std::string reply;
+      protocol::append_error(reply, protocol::ErrorCode::kIo,
+                             "the log failed before the backup's records were written (" +
+                                 log_->last_error() + "): no backup");
+      finish(reply, false);
+    }
     return;
   }
-  if (log_->durable_seq() < plan_.last_seq) return;
   copying_ = true;
   const int rc = uv_queue_work(loop_, &work_, on_work, on_work_done);
   if (rc != 0) {
