@@ -149,8 +149,13 @@ void Connection::on_end_of_input() {
   // that half-closed, and handing it a job would strand that job in a
   // lease until its ack timeout while live workers wait (redis and
   // beanstalkd also drop a blocked client at EOF). Not a BACKUP's: it is
-  // made either way, and `echo BACKUP | nc -N` should hear how it went.
-  if (waiting_ && !deferred_) {
+  // made either way, and `echo BACKUP | nc -N` should hear how it went,
+  // and the replies to what it sent after; resume() comes back here then.
+  if (deferred_) {
+    input_ended_ = true;
+    return;
+  }
+  if (waiting_) {
     waiting_ = false;
     server_.waiters().cancel(id_);
   }
@@ -316,6 +321,14 @@ void Connection::finish_wait(const std::vector<const engine::Job*>& jobs,
   hold_or_release(begin, log != nullptr ? log->last_seq() : 0, !jobs.empty(), !jobs.empty());
   server_.want_flush(*this);
   server_.want_resume(*this);
+}
+
+void Connection::resume() {
+  process();
+  if (input_ended_ && !deferred_) {
+    input_ended_ = false;
+    on_end_of_input();
+  }
 }
 
 void Connection::finish_deferred(std::string_view reply) {

@@ -96,7 +96,7 @@ class Connection {
   Timeout enforce_timeouts(uint64_t now_ms, uint64_t idle_ms, uint64_t request_ms,
                            uint64_t send_ms);
   // Runs the requests that wait in the parser (after a wait or a pause).
-  void resume() { process(); }
+  void resume();
 
   // The log is durable up to `durable_seq`: release the replies it covers.
   void log_advanced(uint64_t durable_seq);
@@ -184,6 +184,7 @@ class Connection {
   bool started_ = false;     // admitted: counted in connections_current
   bool waiting_ = false;     // blocked in DEQUEUE ... WAIT or BACKUP: later requests wait too
   bool deferred_ = false;    // the wait is a BACKUP's (finish_deferred ends it)
+  bool input_ended_ = false;  // the client half-closed during a BACKUP: after it, end as at EOF
   AuthState auth_;
   LeaseBook leases_;  // the jobs delivered here, to refuse a late worker's ACK
   // For CLIENTS.

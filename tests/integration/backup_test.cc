@@ -328,12 +328,15 @@ TEST_SUITE("backup") {
     TqdProcess tqd(with_config("queues:\n  auto_create: true\n"));
     auto s = tqd.socket();
     REQUIRE(call(s, "ENQUEUE q one").rfind("OK ", 0) == 0);
-    // echo BACKUP hc | nc -N
-    REQUIRE(s.send("BACKUP hc\n").ok());
+    // printf 'BACKUP hc\nENQUEUE q two\nLIST\n' | nc -N: every request is
+    // answered, in order, then the server closes.
+    REQUIRE(s.send("BACKUP hc\nENQUEUE q two\nLIST\n").ok());
     s.shutdown_write();
     auto reply = s.read_line();
     REQUIRE(reply.ok());
     CHECK(backup_path(*reply) == tqd.dir() + "/data/backups/hc");
-    CHECK_FALSE(s.read_line().ok());  // then the server closes
+    CHECK(*s.read_line() == "OK 2");
+    CHECK(*s.read_line() == "OK q");
+    CHECK_FALSE(s.read_line().ok());
   }
 }
