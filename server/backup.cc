@@ -49,7 +49,6 @@ std::optional<BackupRefusal> BackupRunner::start(wal::Log& log, uint64_t connect
   name_ = name;
   plan_ = log.pin_for_backup();
   plan_.made_at_ms = now_ms;
-  started_at_ms_ = now_ms;
   started_ns_ = uv_hrtime();
   copying_ = false;
   cancel_ = false;
@@ -131,7 +130,7 @@ void BackupRunner::on_work_done(uv_work_t* req, int) {
   std::string reply;
   if (self->status_.ok()) {
     const uint64_t ms = (uv_hrtime() - self->started_ns_) / 1'000'000;
-    self->stats_.last_backup_at_ms = self->started_at_ms_;
+    self->stats_.last_backup_at_ms = self->plan_.made_at_ms;
     self->stats_.last_backup_bytes = self->summary_.bytes;
     self->stats_.last_backup_duration_ms = ms;
     protocol::append_ok(reply, "backup " + self->backup_dir_ + "/" + self->name_ +

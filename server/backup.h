@@ -76,7 +76,6 @@ class BackupRunner {
   uint64_t connection_id_ = 0;
   std::string name_;
   wal::BackupPlan plan_;
-  int64_t started_at_ms_ = 0;
   uint64_t started_ns_ = 0;
   bool copying_ = false;  // handed to the work thread
   uv_work_t work_{};

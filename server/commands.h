@@ -82,7 +82,7 @@ class BackupService {
  public:
   virtual ~BackupService() = default;
   // Starts a backup named `name` for connection `connection_id`, which then
-  // waits for its reply; or says why not.
+  // waits for its reply; or says why not. Only with a log (CommandContext::log).
   virtual std::optional<BackupRefusal> start_backup(uint64_t connection_id,
                                                     const std::string& name) = 0;
 };

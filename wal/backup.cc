@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "wal/marker_file.h"
+
 namespace tq::wal {
 namespace {
 
@@ -50,12 +52,8 @@ Status copy_backup(FileSystem& fs, const BackupPlan& plan, const std::string& to
     ++summary->segments;
     summary->bytes += segment.length;
   }
-  auto marker = fs.open_for_write(to_dir + "/" + kBackupMarkerName, true, 0);
-  if (!marker) return marker.error();
-  if (Status s = (*marker)->write_at(0, std::to_string(plan.made_at_ms) + "\n"); !s.ok()) return s;
-  if (Status s = (*marker)->sync(); !s.ok()) return s;
-  if (Status s = (*marker)->close(); !s.ok()) return s;
-  return fs.sync_dir(to_dir);
+  // Synced with the directory: it also makes the segments' names durable.
+  return write_marker_file(fs, to_dir, kBackupMarkerName, std::to_string(plan.made_at_ms) + "\n");
 }
 
 int64_t read_backup_marker(FileSystem& fs, const std::string& dir,
@@ -74,8 +72,7 @@ int64_t read_backup_marker(FileSystem& fs, const std::string& dir,
 }
 
 Status remove_backup_marker(FileSystem& fs, const std::string& dir) {
-  if (Status s = fs.remove(dir + "/" + kBackupMarkerName); !s.ok()) return s;
-  return fs.sync_dir(dir);
+  return remove_marker_file(fs, dir, kBackupMarkerName);
 }
 
 }  // namespace tq::wal

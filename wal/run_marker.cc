@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "wal/marker_file.h"
+
 namespace tq::wal {
 namespace {
 
@@ -50,22 +52,11 @@ PreviousRun read_run_marker(FileSystem& fs, const std::string& dir,
 }
 
 Status write_run_marker(FileSystem& fs, const std::string& dir, FsyncPolicy policy) {
-  const std::string path = path_of(dir);
-  auto file = fs.open_for_write(path, false, 0);
-  const bool created = !file;
-  if (created) file = fs.open_for_write(path, true, 0);
-  if (!file) return file.error();
-  Status s = (*file)->write_at(0, contents_of(policy));
-  if (s.ok()) s = (*file)->sync();
-  Status closed = (*file)->close();
-  if (s.ok()) s = closed;
-  if (s.ok() && created) s = fs.sync_dir(dir);
-  return s;
+  return write_marker_file(fs, dir, kRunMarkerName, contents_of(policy));
 }
 
 Status remove_run_marker(FileSystem& fs, const std::string& dir) {
-  if (Status s = fs.remove(path_of(dir)); !s.ok()) return s;
-  return fs.sync_dir(dir);
+  return remove_marker_file(fs, dir, kRunMarkerName);
 }
 
 }  // namespace tq::wal

@@ -55,6 +55,13 @@ Status copy(MemoryFileSystem& fs, const BackupPlan& plan, BackupSummary* summary
   return copy_backup(fs, plan, kBackupDir, cancel, summary != nullptr ? summary : &ignored);
 }
 
+// A backup of the log as it stands, copied at once (its records written).
+void back_up_now(LogHarness& h, MemoryFileSystem& fs) {
+  const BackupPlan plan = h.log->pin_for_backup();
+  REQUIRE(copy(fs, plan).ok());
+  h.log->unpin_for_backup();
+}
+
 }  // namespace
 
 TEST_SUITE("wal_backup") {
@@ -149,9 +156,7 @@ TEST_SUITE("wal_backup") {
     auto b = h.log->append(1, "next");
     before.push_back({1, b.seq, "next", b.segment});
     REQUIRE(h.wait_durable());
-    const BackupPlan plan = h.log->pin_for_backup();
-    REQUIRE(copy(fs, plan).ok());
-    h.log->unpin_for_backup();
+    back_up_now(h, fs);
     CHECK(replay_backup(fs) == before);
   }
 
@@ -160,9 +165,7 @@ TEST_SUITE("wal_backup") {
     LogHarness h(fs);
     REQUIRE(h.open().ok());
     const std::vector<ReplayedRecord> before = write_records(h, 10);
-    const BackupPlan plan = h.log->pin_for_backup();
-    REQUIRE(copy(fs, plan).ok());
-    h.log->unpin_for_backup();
+    back_up_now(h, fs);
     h.close();
 
     LogHarness restored(fs);

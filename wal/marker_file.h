@@ -1,0 +1,22 @@
+// The log directory's small marker files (RUNNING, BACKUP): written and
+// removed so that a crash leaves either the old state or the new one, never
+// a marker that is there but empty, or gone but back after a power cut.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "wal/file.h"
+
+namespace tq::wal {
+
+// Writes `contents` into dir/name (in place when it exists: keep the
+// contents the same length so one write replaces them whole), synced, and
+// the directory synced when the file is new.
+Status write_marker_file(FileSystem& fs, const std::string& dir, const char* name,
+                         std::string_view contents);
+
+// Removes dir/name and syncs the directory.
+Status remove_marker_file(FileSystem& fs, const std::string& dir, const char* name);
+
+}  // namespace tq::wal
