@@ -1,5 +1,6 @@
 #include "wal/log_writer.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace tq::wal {
@@ -17,6 +18,10 @@ int64_t steady_us() {
 
 // Where a segment made at rotation is put together (see create_segment).
 constexpr const char* kNewSegmentName = "new-segment";
+
+// How far ahead of the records zero_ahead writes zeros: once the records
+// come within half of it of the written end, it writes up to this past them.
+constexpr uint64_t kZeroAheadBytes = 1 << 20;
 
 // Opens the new segment `path`, first making it `bytes` of zeros so that a
 // crash leaves it whole or not at all: made under a temporary name, its size
@@ -97,6 +102,8 @@ Status LogWriter::resume(uint64_t first_seq, uint64_t file_size) {
   }
   file_ = std::move(file).value();
   file_first_seq_ = first_seq;
+  written_to_ = 0;  // not known: it may have been fallocated
+  file_size_ = std::max(file_size, segment_bytes_);
   if (inline_writes()) {
     auto dup = file_->duplicate();
     if (!dup) return dup.error();
@@ -229,8 +236,11 @@ Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
       file_first_seq_ = 0;
       const std::string path = path_of(chunk.first_seq);
       Result<std::unique_ptr<WritableFile>> opened = Status();
+      written_to_ = 0;
+      file_size_ = segment_bytes_;
       if (chunk.opens_segment && spare_ && spare_->take(path)) {
         opened = fs_.open_for_write(path, false, 0);
+        if (!inline_writes()) written_to_ = segment_bytes_;  // a zero-filled spare
       } else if (chunk.opens_segment) {
         opened = create_segment(fs_, dir_, path, segment_bytes_);
       } else {
@@ -262,12 +272,28 @@ Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
       }
     }
     if (Status s = file_->write_at(chunk.offset, chunk.bytes); !s.ok()) return s;
+    if (!inline_writes() && spare_) {
+      if (Status s = zero_ahead(chunk.offset + chunk.bytes.size()); !s.ok()) return s;
+    }
     file_dirty_ = true;
     if (spare_ && chunk.offset + chunk.bytes.size() > segment_bytes_ / 2) spare_->request();
     dirty_.store(true, std::memory_order_relaxed);
     std::lock_guard<std::mutex> lock(mu_);
     stats_.bytes_written += chunk.bytes.size();
   }
+  return Status();
+}
+
+Status LogWriter::zero_ahead(uint64_t end) {
+  if (end + kZeroAheadBytes / 2 <= written_to_) return Status();
+  const uint64_t from = std::max(written_to_, end);
+  const uint64_t to = std::min(end + kZeroAheadBytes, file_size_);
+  if (from < to) {
+    if (zeros_.empty()) zeros_.assign(kZeroAheadBytes, '\0');
+    std::string_view zeros(zeros_);
+    if (Status s = file_->write_at(from, zeros.substr(0, to - from)); !s.ok()) return s;
+  }
+  written_to_ = std::max({written_to_, end, to});
   return Status();
 }
 

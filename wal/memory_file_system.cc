@@ -22,6 +22,7 @@ class MemoryFileSystem::Writable final : public WritableFile {
       file_->data.resize(end, '\0');
     }
     file_->data.replace(offset, data.size(), data);
+    mark_written(offset, end);
     return Status();
   }
 
@@ -36,6 +37,8 @@ class MemoryFileSystem::Writable final : public WritableFile {
     if (fs_.fail_syncs_) return Status::io_error("fdatasync " + path_ + ": injected I/O error");
     file_->synced = file_->data;
     ++fs_.syncs_;
+    if (file_->new_blocks_unsynced) ++fs_.extent_syncs_;
+    file_->new_blocks_unsynced = false;
     return Status();
   }
 
@@ -46,6 +49,22 @@ class MemoryFileSystem::Writable final : public WritableFile {
   }
 
  private:
+  static constexpr uint64_t kBlockBytes = 4096;
+
+  // Holds fs_.mu_.
+  void mark_written(uint64_t offset, uint64_t end) {
+    if (offset == end) return;
+    std::vector<bool>& blocks = file_->written_blocks;
+    const uint64_t last = (end - 1) / kBlockBytes;
+    if (blocks.size() <= last) blocks.resize(last + 1, false);
+    for (uint64_t b = offset / kBlockBytes; b <= last; ++b) {
+      if (!blocks[b]) {
+        blocks[b] = true;
+        file_->new_blocks_unsynced = true;
+      }
+    }
+  }
+
   MemoryFileSystem& fs_;
   std::string path_;
   std::shared_ptr<File> file_;
@@ -254,7 +273,7 @@ std::unique_ptr<MemoryFileSystem> MemoryFileSystem::power_cut_copy() {
   copy->capacity_ = capacity_;
   for (const auto& [path, file] : files_) {
     std::string survivor = power_cut_survivor(file->data, file->synced);
-    copy->files_[path] = std::make_shared<File>(File{survivor, survivor});
+    copy->files_[path] = std::make_shared<File>(File{survivor, survivor, {}, false});
   }
   return copy;
 }
@@ -281,6 +300,11 @@ bool MemoryFileSystem::exists(const std::string& path) {
 size_t MemoryFileSystem::sync_count() {
   std::lock_guard<std::mutex> lock(mu_);
   return syncs_;
+}
+
+size_t MemoryFileSystem::extent_syncs() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return extent_syncs_;
 }
 
 uint64_t MemoryFileSystem::used_bytes() {

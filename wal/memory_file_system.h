@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "wal/file.h"
 
@@ -59,12 +60,21 @@ class MemoryFileSystem final : public FileSystem {
   void set_contents(const std::string& path, std::string data);
   bool exists(const std::string& path);
   size_t sync_count();
+  // Syncs that found blocks of their file written for the first time since
+  // its last sync. On ext4 and XFS the blocks fallocate reserves are
+  // "unwritten", and the first write into each is metadata: such a sync
+  // also commits the file system's journal (wal/spare_segment.h). Blocks are
+  // 4 KiB; a file's bytes from open_for_write's preallocation count as never
+  // written, and so do those of set_contents and of power_cut_copy's files.
+  size_t extent_syncs();
   uint64_t used_bytes();
 
  private:
   struct File {
     std::string data;    // what a reader sees now
     std::string synced;  // what survives a power cut
+    std::vector<bool> written_blocks;  // see extent_syncs()
+    bool new_blocks_unsynced = false;
   };
   class Writable;
   class Lock;
@@ -85,6 +95,7 @@ class MemoryFileSystem final : public FileSystem {
   bool hold_creates_ = false;
   std::condition_variable creates_released_;
   size_t syncs_ = 0;
+  size_t extent_syncs_ = 0;
 };
 
 }  // namespace tq::wal
