@@ -132,7 +132,10 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "authenticate the connection",
      "Needed when the server has auth.password set: until then, only PING, AUTH\n"
      "and QUIT are answered; anything else is ERROR NOAUTH. Answers OK authenticated;\n"
-     "a wrong password is ERROR NOAUTH, and too many close the connection."},
+     "a wrong password is ERROR NOAUTH, and too many close the connection.\n"
+     "With auth.admin_password set, admin commands (HELP <command> says which)\n"
+     "need AUTH with that one, answered OK authenticated admin; AUTH again\n"
+     "changes who the connection is."},
     {Verb::kPing, "PING", 0, 0, kNoAuth, -1, kLine, "PING", "check the connection", "Answers OK PONG."},
     {Verb::kHelp, "HELP", 0, 1, 0, -1, kLines, "HELP [command]",
      "list commands, or explain one", "Answers OK <n> followed by n lines."},

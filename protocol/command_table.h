@@ -52,7 +52,7 @@ enum CommandFlag : uint32_t {
   kMayBlock = 1u << 1,    // may park the connection until a job or a timeout
   kNoAuth = 1u << 2,      // allowed before the connection has authenticated
   kRestOfLine = 1u << 3,  // the last argument is the rest of the line, spaces kept
-  kAdmin = 1u << 4,       // inspects or repairs; not on a worker's hot path
+  kAdmin = 1u << 4,       // inspects or repairs; with auth.admin_password, admins only
   kLong = 1u << 5,        // answers once work off the loop is done, however long (BACKUP)
 };
 

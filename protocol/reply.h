@@ -32,6 +32,7 @@ enum class ErrorCode : uint8_t {
   kTls,        // plaintext sent to the TLS port
   kBusy,       // one of its kind is under way already (BACKUP)
   kNoLog,      // needs the log, and wal.enabled is false
+  kNoPerm,     // an admin command, and this connection is not admin
   kCount,
 };
 

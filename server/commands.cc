@@ -197,7 +197,7 @@ bool same_secret(std::string_view a, std::string_view b) {
 }
 
 void cmd_auth(CommandContext& ctx, const Request& req) {
-  if (ctx.auth == nullptr || ctx.auth->password == nullptr || ctx.auth->password->empty()) {
+  if (ctx.auth == nullptr || (!ctx.auth->has_password() && !ctx.auth->has_admin_password())) {
     ctx.out += "OK no password is set\n";
     return;
   }
@@ -208,9 +208,13 @@ void cmd_auth(CommandContext& ctx, const Request& req) {
     return reply_error(ctx, ErrorCode::kNoAuth,
                        "too many wrong passwords from this address; try again in a second");
   }
-  if (same_secret(req.args[0], *auth.password)) {
+  // Both compared, whichever matches: the time says nothing about which.
+  const bool is_admin = auth.has_admin_password() && same_secret(req.args[0], *auth.admin_password);
+  const bool is_client = auth.has_password() && same_secret(req.args[0], *auth.password);
+  if (is_admin || is_client) {
     auth.authenticated = true;
-    ctx.out += "OK authenticated\n";
+    auth.admin = is_admin;  // AUTH says who the connection is now, a step down included
+    ctx.out += is_admin ? "OK authenticated admin\n" : "OK authenticated\n";
     return;
   }
   ++ctx.stats.auth_failures;
@@ -243,6 +247,9 @@ void cmd_help(CommandContext& ctx, const Request& req) {
   }
   lines.emplace_back(std::string(spec->usage), "");
   lines.emplace_back("  " + std::string(spec->summary), "");
+  if (spec->has(protocol::kAdmin)) {
+    lines.emplace_back("  An admin command: with auth.admin_password set, AUTH with it first.", "");
+  }
   std::string_view details = spec->details;
   while (!details.empty()) {
     size_t nl = details.find('\n');
@@ -307,6 +314,7 @@ void cmd_clients(CommandContext& ctx, const Request&) {
       ctx.out += " tls=";
       ctx.out += c.tls;
     }
+    if (c.admin) ctx.out += " admin";
     ctx.out += '\n';
   }
 }
@@ -413,6 +421,12 @@ void dispatch(CommandContext& ctx, const protocol::Request& request) {
   if (ctx.auth != nullptr && ctx.auth->required() && !request.spec->has(protocol::kNoAuth)) {
     return cmd::reply_error(ctx, protocol::ErrorCode::kNoAuth,
                             "authenticate first: AUTH <password>");
+  }
+  if (ctx.auth != nullptr && request.spec->has(protocol::kAdmin) && !ctx.auth->may_admin()) {
+    ++ctx.stats.commands_denied;
+    return cmd::reply_error(ctx, protocol::ErrorCode::kNoPerm,
+                            std::string(request.spec->name) +
+                                " is an admin command: AUTH with the admin password first");
   }
   if (ctx.log != nullptr && !ctx.log->healthy() &&
       protocol::request_writes(*request.spec, request.args)) {

@@ -43,12 +43,18 @@ inline constexpr RequestLimits kDefaultRequestLimits{};
 // Authentication: the server's password and one connection's standing.
 struct AuthState {
   const std::string* password = nullptr;  // null or empty: no authentication
+  const std::string* admin_password = nullptr;  // null or empty: no admin role
   bool authenticated = false;
+  bool admin = false;                     // authenticated with the admin password
   size_t failures = 0;                    // wrong passwords on this connection
   size_t max_failures = 3;                // then the connection is closed
   AuthThrottle* throttle = nullptr;       // wrong passwords per address and second; null: none
   std::string address;                    // the client's, without its port
-  bool required() const { return password != nullptr && !password->empty() && !authenticated; }
+  bool has_password() const { return password != nullptr && !password->empty(); }
+  bool has_admin_password() const { return admin_password != nullptr && !admin_password->empty(); }
+  bool required() const { return has_password() && !authenticated; }
+  // May run commands flagged kAdmin.
+  bool may_admin() const { return !has_admin_password() || admin; }
 };
 
 // One connection as CLIENTS shows it.
@@ -62,6 +68,7 @@ struct ClientInfo {
   std::string waiting_on;         // DEQUEUE ... WAIT: its queues, comma-separated
   size_t unsent_bytes = 0;        // replies not yet written to it
   std::string tls;                // "TLSv1.3" once a TLS handshake is done; empty: plaintext
+  bool admin = false;             // authenticated with auth.admin_password
 };
 
 // Who is connected, for CLIENTS: the server implements it; commands only ask.

@@ -191,6 +191,10 @@ void read_config(const YAML::Node& root, Config& c) {
         {"password", [&](const YAML::Node& v, const std::string& kk) { c.password = scalar(v, kk); }},
         {"password_env", [&](const YAML::Node& v, const std::string& kk) {
           c.password_env = scalar(v, kk); }},
+        {"admin_password", [&](const YAML::Node& v, const std::string& kk) {
+          c.admin_password = scalar(v, kk); }},
+        {"admin_password_env", [&](const YAML::Node& v, const std::string& kk) {
+          c.admin_password_env = scalar(v, kk); }},
       });
     }},
     {"wal", [&](const YAML::Node& n, const std::string& k) {

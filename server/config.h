@@ -37,6 +37,10 @@ struct Config {
   // auth:
   std::string password;                 // empty: no authentication
   std::string password_env = "TQ_PASSWORD";  // read the password from this variable when set
+  // With it set, admin commands (kAdmin) need AUTH with this one; empty: the
+  // password (or, without one, anyone) may run them.
+  std::string admin_password;
+  std::string admin_password_env = "TQ_ADMIN_PASSWORD";
   // limits:
   size_t max_connections = 10'000;
   int64_t idle_timeout_ms = 0;          // close a connection silent this long; 0: never

@@ -104,6 +104,7 @@ ClientInfo Connection::describe(uint64_t now_ms, const engine::Engine& engine) c
   info.waiting_on = waiting_on_;
   info.unsent_bytes = unsent_bytes();
   if (tls_ && tls_->established()) info.tls = tls_->version();
+  info.admin = auth_.admin;
   return info;
 }
 

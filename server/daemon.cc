@@ -246,12 +246,12 @@ bool Daemon::start() {
   std::error_code ec;
   const std::string data_dir = std::filesystem::absolute(config_.data_dir, ec).lexically_normal().string();
   LOG_INFO(
-      "tqd %s started (pid %d): config=%s data_dir=%s password=%s auto_create=%s "
+      "tqd %s started (pid %d): config=%s data_dir=%s password=%s admin_password=%s auto_create=%s "
       "ack_timeout=%lldms log_level=%s",
       TQ_VERSION, static_cast<int>(getpid()),
       config_.source.empty() ? "(defaults)" : config_.source.c_str(),
       ec ? config_.data_dir.c_str() : data_dir.c_str(), config_.password.empty() ? "off" : "on",
-      config_.auto_create_queues ? "true" : "false",
+      config_.admin_password.empty() ? "off" : "on", config_.auto_create_queues ? "true" : "false",
       static_cast<long long>(config_.queue_defaults.ack_timeout_ms),
       log_level_name(config_.log_level));
   notify_ready();

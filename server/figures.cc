@@ -112,6 +112,8 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
   f.counter("commands_total", s.commands_total, "Requests run.");
   f.counter("errors_total", s.errors_total, "ERROR replies of any kind.");
   f.counter("auth_failures_total", s.auth_failures, "Wrong AUTH passwords.");
+  f.counter("commands_denied_total", s.commands_denied,
+            "Admin commands refused (NOPERM): the connection had not authenticated as admin.");
   f.counter("closed_idle_total", s.timeouts_idle,
             "Connections closed for sending nothing (limits.idle_timeout).");
   f.counter("closed_slow_request_total", s.timeouts_request,

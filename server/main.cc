@@ -148,10 +148,19 @@ int main(int argc, char** argv) {
     return 2;
   }
   // A password in the environment keeps it out of config.yaml (and wins over it).
-  if (!config.password_env.empty()) {
-    if (const char* secret = std::getenv(config.password_env.c_str()); secret != nullptr && *secret) {
-      config.password = secret;
+  auto from_environment = [](const std::string& variable, std::string& password) {
+    if (variable.empty()) return;
+    if (const char* secret = std::getenv(variable.c_str()); secret != nullptr && *secret) {
+      password = secret;
     }
+  };
+  from_environment(config.password_env, config.password);
+  from_environment(config.admin_password_env, config.admin_password);
+  if (!config.admin_password.empty() && config.admin_password == config.password) {
+    std::fprintf(stderr,
+                 "tqd: auth.admin_password is the same as auth.password: every client could run "
+                 "admin commands; choose another, or leave it unset\n");
+    return 2;
   }
   if (flags.log_level) {
     auto level = tq::server::parse_log_level(*flags.log_level);

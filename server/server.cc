@@ -240,6 +240,7 @@ void Server::accept_one(bool tls) {
   limits.max_body_bytes = config_.max_payload_bytes;
   AuthState auth;
   auth.password = &config_.password;
+  auth.admin_password = &config_.admin_password;
   auth.max_failures = config_.max_auth_failures;
   auth.throttle = &auth_throttle_;
   auto connection = std::make_unique<Connection>(*this, id, limits, std::move(auth));

@@ -19,6 +19,7 @@ struct ServerStats {
   uint64_t commands_total = 0;
   uint64_t errors_total = 0;         // ERROR replies of any kind
   uint64_t auth_failures = 0;        // wrong AUTH passwords
+  uint64_t commands_denied = 0;      // admin commands refused (NOPERM)
   uint64_t timeouts_idle = 0;        // connections closed for each timeout
   uint64_t timeouts_request = 0;
   uint64_t timeouts_send = 0;

@@ -93,6 +93,92 @@ TEST_SUITE("hardening") {
     CHECK(call(s, "AUTH from-env") == "OK authenticated");
   }
 
+  TEST_CASE("with an admin password, admin commands need it and the other password runs the rest") {
+    setenv("TQ_TEST_ADMIN", "boss", 1);
+    TqdOptions o;
+    o.config_yaml = "auth:\n  password: worker\n  admin_password_env: TQ_TEST_ADMIN\n";
+    TqdProcess tqd(o);
+    unsetenv("TQ_TEST_ADMIN");
+    auto s = tqd.socket();
+    CHECK(call(s, "DROP q") == "ERROR NOAUTH authenticate first: AUTH <password>");
+    CHECK(call(s, "AUTH worker") == "OK authenticated");
+    // The producer's and the worker's commands.
+    CHECK(call(s, "CREATE q") == "OK created q");
+    CHECK(call(s, "ENQUEUE q hello") == "OK 1");
+    CHECK(call(s, "DEQUEUE q") == "OK 1 hello");
+    CHECK(call(s, "ACK 1") == "OK acked 1");
+    CHECK(call(s, "ENQUEUE q again") == "OK 2");
+    CHECK(stat_via(s, "jobs_enqueued_total") == "2");  // STATS is not an admin command
+    // Every command HELP calls an admin one is refused, and changes nothing.
+    for (const char* admin :
+         {"DROP q", "PURGE q", "PEEK q", "JOB 2", "KICK q", "CONFIG q", "PAUSE q", "RESUME q",
+          "SCHEDULE q", "CANCEL q s", "CLIENTS", "BACKUP b"}) {
+      const std::string verb = std::string(admin).substr(0, std::string(admin).find(' '));
+      CHECK(call(s, admin) ==
+            "ERROR NOPERM " + verb + " is an admin command: AUTH with the admin password first");
+    }
+    CHECK(stat_via(s, "commands_denied_total") == "12");
+    CHECK(stat_via(s, "jobs_ready") == "1");
+    CHECK(call(s, "AUTH nope") == "ERROR NOAUTH wrong password");
+    CHECK(call(s, "PURGE q").rfind("ERROR NOPERM", 0) == 0);  // a wrong one changes nothing
+    CHECK(call(s, "AUTH boss") == "OK authenticated admin");
+    CHECK(call(s, "PEEK q") == "OK 1");
+    auto peeked = s.read_line();
+    REQUIRE(peeked.ok());
+    CHECK(peeked->rfind("JOB 2 5 queue=q state=ready", 0) == 0);
+    auto payload = s.read_line();
+    REQUIRE(payload.ok());
+    CHECK(*payload == "again");
+    auto clients = tqd.socket();
+    CHECK(call(clients, "AUTH boss") == "OK authenticated admin");
+    REQUIRE(clients.send("CLIENTS\n").ok());
+    auto header = clients.read_line();
+    REQUIRE(header.ok());
+    CHECK(*header == "OK 2");
+    int admins = 0;
+    for (int i = 0; i < 2; ++i) {
+      auto line = clients.read_line();
+      REQUIRE(line.ok());
+      if (line->size() >= 6 && line->substr(line->size() - 6) == " admin") ++admins;
+    }
+    CHECK(admins == 2);
+    CHECK(call(s, "DROP q") == "OK dropped q");
+    // AUTH again with the other password: no longer admin.
+    CHECK(call(s, "AUTH worker") == "OK authenticated");
+    CHECK(call(s, "CREATE q") == "OK created q");
+    CHECK(call(s, "DROP q").rfind("ERROR NOPERM", 0) == 0);
+  }
+
+  TEST_CASE("an admin password alone leaves the rest open and guards the admin commands") {
+    TqdOptions o;
+    o.config_yaml = "auth:\n  admin_password: boss\n";
+    TqdProcess tqd(o);
+    auto s = tqd.socket();
+    CHECK(call(s, "CREATE q") == "OK created q");
+    CHECK(call(s, "ENQUEUE q hello") == "OK 1");
+    CHECK(call(s, "PURGE q") ==
+          "ERROR NOPERM PURGE is an admin command: AUTH with the admin password first");
+    CHECK(call(s, "AUTH worker") == "ERROR NOAUTH wrong password");
+    CHECK(call(s, "AUTH boss") == "OK authenticated admin");
+    CHECK(call(s, "PURGE q") == "OK purged 1");
+    CHECK(tqd.wait_for_log("password=off admin_password=on", 5000));
+  }
+
+  TEST_CASE("an admin password equal to the password stops tqd at start") {
+    const std::string dir = tq::testing::make_temp_dir();
+    {
+      std::ofstream config(dir + "/config.yaml");
+      config << "auth:\n  admin_password: same\n";
+    }
+    setenv("TQ_PASSWORD", "same", 1);  // the clash may come through the environment too
+    auto [status, err] = tq::testing::run_tqd(
+        {"--config", dir + "/config.yaml", "--port", "0", "--data-dir", dir + "/data"});
+    unsetenv("TQ_PASSWORD");
+    CHECK(status == 2);
+    CHECK(err.find("auth.admin_password is the same as auth.password") != std::string::npos);
+    tq::testing::remove_tree(dir);
+  }
+
   TEST_CASE("listening beyond loopback without a password logs a warning") {
     TqdOptions o;
     o.extra_args = {"--host", "0.0.0.0"};

@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "protocol/command_table.h"
 
@@ -76,6 +77,27 @@ TEST_SUITE("command_table") {
       CHECK(spec.min_args >= 0);
       CHECK((spec.max_args < 0 || spec.max_args >= spec.min_args));
     }
+  }
+
+  TEST_CASE("PROTOCOL.md and README.md name exactly the commands auth.admin_password guards") {
+    auto text_of = [](const std::string& name) {
+      std::ifstream in(std::string(TQ_SOURCE_DIR) + "/" + name);
+      std::string text, line;
+      while (std::getline(in, line)) text += line + " ";  // prose wraps anywhere
+      return text;
+    };
+    std::vector<std::string> admin;
+    for (const auto& spec : all_commands()) {
+      if (spec.has(kAdmin)) admin.push_back("`" + std::string(spec.name) + "`");
+    }
+    REQUIRE(admin.size() >= 2);
+    std::string commas, prose;  // "`A`, `B`, `C`" and "`A`, `B` and `C`"
+    for (size_t i = 0; i < admin.size(); ++i) {
+      commas += (i == 0 ? "" : ", ") + admin[i];
+      prose += (i == 0 ? "" : i + 1 == admin.size() ? " and " : ", ") + admin[i];
+    }
+    CHECK(text_of("PROTOCOL.md").find(prose) != std::string::npos);
+    CHECK(text_of("README.md").find(commas) != std::string::npos);
   }
 
   TEST_CASE("HELP lists the commands in the order PROTOCOL.md explains them") {

@@ -347,6 +347,9 @@ TEST_SUITE("commands") {
     CHECK(count == protocol::all_commands().size());
     CHECK(static_cast<size_t>(std::count(help.begin(), help.end(), '\n')) == count + 1);
     CHECK(s.run("HELP ack\n").rfind("OK ", 0) == 0);
+    CHECK(s.run("HELP ack\n").find("admin command") == std::string::npos);
+    CHECK(s.run("HELP drop\n").find("An admin command: with auth.admin_password set") !=
+          std::string::npos);
     CHECK(s.run("HELP nope\n") == "ERROR UNKNOWN no command 'nope'; HELP lists the commands\n");
     CHECK(s.run("QUIT\nPING\n") == "OK bye\n");
     CHECK(s.closed);
