@@ -204,6 +204,11 @@ ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& r
         err_ << "tq: the server needs a password: give it with --password or TQ_PASSWORD"
              << (interactive_ ? ", or type AUTH <password>" : "") << "\n";
       }
+      if (error.is(protocol::ErrorCode::kNoPerm)) {
+        err_ << "tq: " << verb
+             << " is an admin command: give the admin password with --password or "
+             << "TQ_PASSWORD" << (interactive_ ? ", or type AUTH <admin password>" : "") << "\n";
+      }
       if (!client_.socket().is_open()) {
         err_ << "tq: the server closed the connection (" << error.code << ")"
              << (mode_ == Mode::kOneCommand ? "" : "; the next command reconnects") << "\n";

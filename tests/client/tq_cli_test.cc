@@ -211,6 +211,22 @@ TEST_SUITE("tq command line") {
     CHECK(right.out == "OK\n");
   }
 
+  TEST_CASE("an admin command with the other password is ERROR NOPERM and a hint - exit 1") {
+    tq::testing::TqdOptions options;
+    options.config_yaml = "auth:\n  password: worker\n  admin_password: boss\n";
+    TqdProcess tqd(options);
+    CHECK(tq_run(tqd, {"--password", "worker", "CREATE", "q"}).out == "OK created q\n");
+    auto denied = tq_run(tqd, {"--password", "worker", "DROP", "q"});
+    CHECK(denied.status == 1);
+    CHECK(denied.out.empty());
+    CHECK(denied.err.rfind("ERROR NOPERM DROP is an admin command", 0) == 0);
+    CHECK(denied.err.find("tq: DROP is an admin command: give the admin password with "
+                          "--password or TQ_PASSWORD\n") != std::string::npos);
+    auto admin = tq_run(tqd, {"--password", "boss", "DROP", "q"});
+    CHECK(admin.status == 0);
+    CHECK(admin.out == "OK dropped q\n");
+  }
+
   TEST_CASE("one command - PUT takes its body from standard input and --raw prints the wire") {
     TqdProcess tqd;
     REQUIRE(tq_run(tqd, {"CREATE", "emails"}).status == 0);
