@@ -1,9 +1,10 @@
-// tq: the command-line client of tqd, in three modes chosen by how it is run.
+// tq: the command-line client of tqd, in four modes chosen by how it is run.
 //
 //   tq [--host H] [--port P]              a prompt (standard input is a terminal)
 //   tq [...] < commands.txt               each line a command, no prompt
 //   tq [...] ENQUEUE emails hello         one command, then exit
 //   tq [...] -- ENQUEUE emails --port     one command, every word after -- sent as it is
+//   tq [...] --stat [queue]               a line of STATS a second (client/stat_view.h)
 //
 // tq's options go before the command. A known option after it is refused
 // rather than sent: `tq ENQUEUE q hi --port 9000` would otherwise put
@@ -26,9 +27,11 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <clocale>
 #include <csignal>
 #include <cstdlib>
+#include <ctime>
 #include <functional>
 #include <iostream>
 #include <iterator>
@@ -42,6 +45,7 @@
 #include "client/repl_editor.h"
 #include "client/repl_session.h"
 #include "client/request_line.h"
+#include "client/stat_view.h"
 
 namespace {
 
@@ -91,6 +95,60 @@ std::optional<std::string> read_body_lines(size_t bytes, NextLine next_line) {
     first = false;
   }
   return body;
+}
+
+// The time of day in UTC, as tqd's log writes it: HH:MM:SS.
+std::string utc_clock() {
+  const std::time_t now = std::time(nullptr);
+  std::tm parts{};
+  gmtime_r(&now, &parts);
+  char text[16];
+  std::strftime(text, sizeof text, "%H:%M:%S", &parts);
+  return text;
+}
+
+// tq --stat [queue]: a StatView row every `interval`, `count` rows (0: until
+// Ctrl-C, which ends it with 0). A server that stops answering gets a row
+// saying so, and is tried again at the next one; an ERROR (no such queue, a
+// password) ends it with 1.
+int run_stat(tq::client::Options options, const std::string& queue,
+             std::chrono::milliseconds interval, uint64_t count, tq::client::CancelToken& cancel) {
+  using Clock = std::chrono::steady_clock;
+  catch_interrupts(&cancel);
+  options.reconnect.attempts = 1;  // each row tries once more
+  auto client = tq::client::Client::connect(options);
+  if (!client) {
+    std::cerr << "tq: " << client.error().to_string() << "\n";
+    return kExitNoServer;
+  }
+  const tq::client::StatView view(queue);
+  const bool terminal = isatty(STDOUT_FILENO);
+  std::optional<tq::client::Fields> previous;
+  Clock::time_point previous_at;
+  for (uint64_t row = 0; count == 0 || row < count; ++row) {
+    if (row > 0 && !cancel.sleep_for_ms(static_cast<int>(interval.count()))) return kExitOk;
+    auto sample = client->stats(queue);
+    const Clock::time_point at = Clock::now();
+    if (g_interrupted) return kExitOk;
+    if (!sample && sample.error().kind == tq::client::ErrorKind::kServer) {
+      std::cerr << "ERROR " << sample.error().to_string() << "\n";
+      return kExitServerError;
+    }
+    // Titles again every screenful on a terminal; once into a file or a pipe.
+    if (row == 0 || (terminal && row % 20 == 0)) std::cout << view.header() << "\n";
+    if (!sample) {
+      std::cout << utc_clock() << "  (no answer: " << sample.error().message << ")" << std::endl;
+      previous.reset();  // the next row's rates would span the gap
+      continue;
+    }
+    const auto elapsed =
+        std::chrono::duration_cast<std::chrono::milliseconds>(at - previous_at).count();
+    std::cout << view.row(utc_clock(), *sample, previous ? &*previous : nullptr, elapsed)
+              << std::endl;
+    previous = std::move(sample).value();
+    previous_at = at;
+  }
+  return kExitOk;
 }
 
 int run_interactive(ReplSession& session, tq::client::CancelToken& cancel) {
@@ -289,6 +347,15 @@ int main(int argc, char** argv) {
                "middle can pose as the server (implies --tls)");
   app.add_flag("--raw", raw, "print replies exactly as the server sends them");
   app.add_flag("--no-color", no_colour, "no colours, even on a terminal (so does $NO_COLOR)");
+  bool stat = false;
+  std::string interval = "1s";
+  uint64_t count = 0;
+  app.add_flag("--stat", stat,
+               "a line a second of the server's STATS (or a queue's: tq --stat emails): jobs in "
+               "each state, and enqueues, deliveries, acks and lease timeouts per second");
+  app.add_option("--interval", interval, "--stat: time between lines")->capture_default_str();
+  app.add_option("--count", count, "--stat: stop after this many lines (0: at Ctrl-C)")
+      ->capture_default_str();
   app.footer(
       "Examples:\n"
       "  tq                                  a prompt on 127.0.0.1:8080\n"
@@ -297,6 +364,7 @@ int main(int argc, char** argv) {
       "  tq --port 9000 LIST                 options go before the command\n"
       "  tq -- ENQUEUE notes try --port      after --, every word is sent as it is\n"
       "  tq --port 9000 < commands.txt\n"
+      "  tq --stat emails                    a line a second: jobs waiting, in progress, per second"
       "  tq --tls-ca ca.pem --port 8443 PING  TLS, trusting the CA that signed tqd's certificate");
 
   // CLI11 parses the options only; the command is split off first (see
@@ -347,6 +415,24 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  if (stat) {
+    auto every = tq::client::parse_duration(interval);
+    if (!every || every->count() <= 0 || every->count() > INT32_MAX) {
+      std::cerr << "tq: --interval: expected a duration such as 1s or 500ms, got '" << interval
+                << "'\n";
+      return kExitUsage;
+    }
+    if (split.command.size() > 1) {
+      std::cerr << "tq: --stat takes one queue name at most (tq --stat emails)\n";
+      return kExitUsage;
+    }
+    tq::client::CancelToken cancel;
+    return run_stat(options, split.command.empty() ? "" : split.command[0], *every, count, cancel);
+  }
+  if (app.count("--interval") + app.count("--count") > 0) {
+    std::cerr << "tq: --interval and --count go with --stat\n";
+    return kExitUsage;
+  }
   const bool colour = !raw && !no_colour && std::getenv("NO_COLOR") == nullptr;
   const tq::client::RenderStyle style{colour && isatty(STDOUT_FILENO), raw};
   const tq::client::RenderStyle error_style{colour && isatty(STDERR_FILENO), raw};

@@ -5,6 +5,9 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "tests/client/cutting_proxy.h"
 #include "tests/client/subprocess.h"
@@ -225,6 +228,42 @@ TEST_SUITE("tq command line") {
     auto admin = tq_run(tqd, {"--password", "boss", "DROP", "q"});
     CHECK(admin.status == 0);
     CHECK(admin.out == "OK dropped q\n");
+  }
+
+  TEST_CASE("--stat prints a line per interval, a queue's too, and stops after --count") {
+    TqdProcess tqd;
+    auto c = tqd.client();
+    REQUIRE(c.create("emails").ok());
+    for (int i = 0; i < 3; ++i) REQUIRE(c.enqueue("emails", "job").ok());
+
+    auto server = tq_run(tqd, {"--stat", "--interval", "50ms", "--count", "2"});
+    CHECK(server.status == 0);
+    CHECK(server.err.empty());
+    std::istringstream lines(server.out);
+    std::vector<std::string> rows;
+    for (std::string line; std::getline(lines, line);) rows.push_back(line);
+    REQUIRE(rows.size() == 3);  // the titles once (not a terminal), then two rows
+    CHECK(rows[0].rfind("time", 0) == 0);
+    CHECK(rows[0].find("ready delayed  leased") != std::string::npos);
+    std::istringstream second(rows[2]);
+    std::string clock, ready, delayed, leased, dead, enqueued_rate;
+    second >> clock >> ready >> delayed >> leased >> dead >> enqueued_rate;
+    CHECK(clock.size() == 8);  // HH:MM:SS
+    CHECK(ready == "3");
+    CHECK(enqueued_rate == "0");  // nothing enqueued between the two rows
+
+    auto queue = tq_run(tqd, {"--stat", "--interval", "50ms", "--count", "1", "emails"});
+    CHECK(queue.status == 0);
+    CHECK(queue.out.find("held") != std::string::npos);
+
+    auto missing = tq_run(tqd, {"--stat", "--count", "1", "nope"});
+    CHECK(missing.status == 1);
+    CHECK(missing.out.empty());
+    CHECK(missing.err.rfind("ERROR NOQUEUE", 0) == 0);
+
+    CHECK(tq_run(tqd, {"--count", "1", "LIST"}).status == 2);  // --count alone
+    CHECK(tq_run(tqd, {"--stat", "--interval", "soon"}).status == 2);
+    CHECK(tq_run(tqd, {"--stat", "a", "b"}).status == 2);
   }
 
   TEST_CASE("one command - PUT takes its body from standard input and --raw prints the wire") {

@@ -1,0 +1,121 @@
+#include "client/stat_view.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+
+namespace tq::client {
+namespace {
+
+constexpr size_t kClockWidth = 8;   // HH:MM:SS
+constexpr size_t kColumnWidth = 8;  // a title or compact_number(), right-aligned, and a space
+
+void append_cell(std::string& line, std::string_view text) {
+  if (text.size() < kColumnWidth) line.append(kColumnWidth - text.size(), ' ');
+  line += text;
+}
+
+// A count, or a figure with decimals (loop_busy_pct is "37.5").
+std::optional<double> number_field(const Fields& fields, std::string_view name) {
+  for (const auto& [key, value] : fields) {
+    if (key != name) continue;
+    double number = 0;
+    const char* end = value.data() + value.size();
+    auto [stop, error] = std::from_chars(value.data(), end, number);
+    if (error != std::errc() || stop != end || number < 0) return std::nullopt;
+    return number;
+  }
+  return std::nullopt;
+}
+
+std::string one_decimal(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f", value);
+  return text;
+}
+
+}  // namespace
+
+std::string compact_number(double value) {
+  char text[32];
+  if (value < 100'000) {
+    std::snprintf(text, sizeof text, "%.0f", std::floor(value + 0.5));
+    return text;
+  }
+  const char* suffix = "k";
+  double scaled = value / 1e3;
+  if (scaled >= 1e4) {
+    scaled /= 1e3;
+    suffix = "M";
+  }
+  if (scaled >= 1e4) {
+    scaled /= 1e3;
+    suffix = "G";
+  }
+  std::snprintf(text, sizeof text, "%.1f%s", scaled, suffix);
+  return text;
+}
+
+StatView::StatView(std::string queue) : queue_(std::move(queue)) {
+  // The same story for both: what waits (ready, delayed), what is being
+  // worked on (leased), what failed for good (dead), and the flow through.
+  if (queue_.empty()) {
+    columns_ = {
+        {"ready", "jobs_ready", false},          {"delayed", "jobs_delayed", false},
+        {"leased", "jobs_leased", false},        {"dead", "jobs_dead", false},
+        {"enq/s", "jobs_enqueued_total", true},  {"deq/s", "jobs_dequeued_total", true},
+        {"ack/s", "jobs_acked_total", true},     {"tmout/s", "jobs_timed_out_total", true},
+        {"conns", "connections_current", false}, {"waiters", "waiters", false},
+        {"loop%", "loop_busy_pct", false},
+    };
+  } else {
+    columns_ = {{"ready", "ready", false},
+                {"held", "held", false},
+                {"delayed", "delayed", false},
+                {"leased", "leased", false},
+                {"dead", "dead", false},
+                {"enq/s", "enqueued_total", true},
+                {"deq/s", "dequeued_total", true},
+                {"ack/s", "acked_total", true},
+                {"tmout/s", "timed_out_total", true},
+                {"waiters", "waiters", false}};
+  }
+}
+
+std::string StatView::header() const {
+  std::string line = "time";
+  line.append(kClockWidth - line.size(), ' ');
+  for (const Column& column : columns_) append_cell(line, column.title);
+  return line;
+}
+
+std::string StatView::row(std::string_view clock, const Fields& sample, const Fields* previous,
+                          int64_t elapsed_ms) const {
+  std::string line(clock);
+  if (line.size() < kClockWidth) line.append(kClockWidth - line.size(), ' ');
+  for (const Column& column : columns_) {
+    const std::optional<double> now = number_field(sample, column.field);
+    if (!now) {
+      append_cell(line, "?");
+      continue;
+    }
+    if (!column.rate) {
+      // Whole numbers, but a share keeps its decimal: "37.5".
+      append_cell(
+          line, *now < 100 && *now != std::floor(*now) ? one_decimal(*now) : compact_number(*now));
+      continue;
+    }
+    const std::optional<double> before =
+        previous != nullptr ? number_field(*previous, column.field) : std::nullopt;
+    if (!before || *before > *now || elapsed_ms <= 0) {
+      append_cell(line, "-");
+      continue;
+    }
+    const double per_second = (*now - *before) * 1000.0 / static_cast<double>(elapsed_ms);
+    append_cell(line, compact_number(per_second));
+  }
+  return line;
+}
+
+}  // namespace tq::client
