@@ -115,13 +115,75 @@ bool read_bool(const YAML::Node& node, const std::string& key) {
 
 // Reads queue settings (the keys of CONFIG) from a mapping into `settings`,
 // keeping what was written in `written` when it is given.
+// queues.declare.<queue>.schedules: each name with `every` or `cron`, its
+// `payload`, and PUT's options. Checked here as SCHEDULE checks them, so a
+// mistake stops tqd at start-up with the key that holds it.
+void read_schedules(const YAML::Node& node, const std::string& prefix,
+                    std::vector<DeclaredSchedule>* schedules) {
+  if (!node || node.IsNull()) return;
+  if (!node.IsMap()) fail(prefix, "expected schedule names, each with every or cron and payload");
+  for_each_entry(node, prefix, [&](const std::string& name, const std::string& key,
+                                    const YAML::Node& fields) {
+    if (!engine::Engine::valid_key(name)) {
+      fail(key, "a schedule name is 1-200 printable characters without spaces");
+    }
+    if (!fields.IsMap()) fail(key, "expected every or cron, and payload");
+    DeclaredSchedule s;
+    s.name = name;
+    bool has_payload = false;
+    read_section(fields, key, {
+      {"every", [&](const YAML::Node& v, const std::string& kk) {
+        s.every_ms = read_duration(v, kk, 1000, 1000, engine::kMaxSettingDurationMs); }},
+      {"cron", [&](const YAML::Node& v, const std::string& kk) {
+        s.cron = scalar(v, kk);
+        std::string why;
+        if (s.cron.size() > 200) fail(kk, "a cron expression is at most 200 characters");
+        std::optional<engine::CronSpec> cron = engine::CronSpec::parse(s.cron, &why);
+        if (!cron) fail(kk, why);
+        if (cron->next_after(0) == INT64_MAX) fail(kk, "cron '" + s.cron + "' never fires");
+      }},
+      {"payload", [&](const YAML::Node& v, const std::string& kk) {
+        s.payload = scalar(v, kk);
+        has_payload = true; }},
+      {"priority", [&](const YAML::Node& v, const std::string& kk) {
+        const std::string text = scalar(v, kk);
+        int64_t p = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), p);
+        if (ec != std::errc() || end != text.data() + text.size() || p < INT32_MIN ||
+            p > INT32_MAX) {
+          fail(kk, "expected a whole number from -2147483648 to 2147483647, got '" + text + "'");
+        }
+        s.priority = static_cast<int32_t>(p); }},
+      {"ttl", [&](const YAML::Node& v, const std::string& kk) {
+        s.ttl_ms = read_duration(v, kk, 1000, 1, engine::kMaxSettingDurationMs); }},
+      {"attempts", [&](const YAML::Node& v, const std::string& kk) {
+        s.attempts = static_cast<uint32_t>(read_uint(v, kk, 0, engine::kMaxJobAttempts)); }},
+      {"group", [&](const YAML::Node& v, const std::string& kk) {
+        s.group = scalar(v, kk);
+        if (!engine::Engine::valid_key(s.group)) {
+          fail(kk, "a group name is 1-200 printable characters without spaces");
+        } }},
+    });
+    if ((s.every_ms > 0) == !s.cron.empty()) fail(key, "expected one of every and cron");
+    if (!has_payload) fail(key, "expected a payload (the job each firing puts)");
+    schedules->push_back(std::move(s));
+  });
+}
+
 void read_queue_settings(const YAML::Node& node, const std::string& prefix,
                          engine::QueueSettings& settings,
-                         std::vector<std::pair<std::string, std::string>>* written) {
+                         std::vector<std::pair<std::string, std::string>>* written,
+                         std::vector<DeclaredSchedule>* schedules = nullptr) {
   if (!node || node.IsNull()) return;
   if (!node.IsMap()) fail(prefix, "expected settings such as ack_timeout: 30s");
   for_each_entry(node, prefix, [&](const std::string& name, const std::string& key,
                                     const YAML::Node& node_value) {
+    if (name == "schedules") {
+      if (schedules == nullptr) {
+        fail(key, "schedules belong to one queue: queues.declare.<queue>.schedules");
+      }
+      return read_schedules(node_value, key, schedules);
+    }
     std::string value = scalar(node_value, key);
     if (auto error = apply_queue_setting(settings, name, value)) {
       const std::string own = name + ": ";
@@ -279,9 +341,9 @@ void read_config(const YAML::Node& root, Config& c) {
             if (!engine::Engine::valid_queue_name(name)) {
               fail(key, "not a valid queue name (1-200 of A-Z a-z 0-9 . _ : -, not only digits)");
             }
-            DeclaredQueue declared{name, {}};
+            DeclaredQueue declared{name, {}, {}};
             engine::QueueSettings scratch;
-            read_queue_settings(settings, key, scratch, &declared.settings);
+            read_queue_settings(settings, key, scratch, &declared.settings, &declared.schedules);
             c.declared_queues.push_back(std::move(declared));
           });
         }},

@@ -20,9 +20,23 @@ enum class LogLevel { kDebug, kInfo, kWarn, kError };
 // A queue named in config.yaml: created at start-up if missing, and given
 // these settings at every start (settings changed by CONFIG at run time
 // last until then).
+// A schedule declared in config.yaml (queues.declare.<queue>.schedules.<name>):
+// what SCHEDULE <queue> <name> ... would say.
+struct DeclaredSchedule {
+  std::string name;
+  int64_t every_ms = 0;  // every: ...; 0: cron
+  std::string cron;      // cron: five fields or a @shortcut
+  std::string payload;
+  int32_t priority = 0;  // the options of each job it puts, as PUT's
+  int64_t ttl_ms = 0;
+  uint32_t attempts = 0;
+  std::string group;
+};
+
 struct DeclaredQueue {
   std::string name;
   std::vector<std::pair<std::string, std::string>> settings;  // key, value as written
+  std::vector<DeclaredSchedule> schedules;  // set at every start unless already the same
 };
 
 struct Config {

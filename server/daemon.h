@@ -42,6 +42,8 @@ class Daemon {
  private:
   bool open_log();
   bool declare_queues();
+  // Sets a schedule config.yaml declares, unless the queue has it just so.
+  bool declare_schedule(const std::string& queue_name, const DeclaredSchedule& declared);
   static void on_stop(uv_async_t* handle);
   // Tells a service manager (systemd Type=notify) that tqd serves, and
   // starts the watchdog's keep-alives when it asked for them.

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "tests/integration/line_call.h"
@@ -315,6 +316,78 @@ TEST_SUITE("lifecycle") {
     for (int i = 0; i < 16; ++i) settings.push_back(*s.read_line());
     CHECK(std::find(settings.begin(), settings.end(), "priority 4") != settings.end());
     CHECK(std::find(settings.begin(), settings.end(), "max_attempts 7") != settings.end());
+  }
+
+  TEST_CASE("schedules declared in config.yaml are set at start, and kept when the log has them") {
+    const std::string dir = tq::testing::make_temp_dir();
+    auto config = [](const std::string& ping) {
+      return "queues:\n  declare:\n    reports:\n      schedules:\n"
+             "        heartbeat: {every: 1s, payload: " +
+             ping +
+             ", priority: 5}\n"
+             "        nightly: {cron: '0 3 * * MON-FRI', payload: build report, ttl: 1h}\n";
+    };
+    // SCHEDULE reports: its lines, by schedule name.
+    auto listing = [](tq::client::LineSocket& s) {
+      REQUIRE(s.send("SCHEDULE reports\n").ok());
+      auto head = s.read_line();
+      REQUIRE(head.ok());
+      REQUIRE(*head == "OK 2");
+      std::map<std::string, std::string> lines;
+      for (int i = 0; i < 2; ++i) {
+        auto line = s.read_line();
+        REQUIRE(line.ok());
+        lines[line->substr(0, line->find(' '))] = *line;
+      }
+      return lines;
+    };
+    auto fired = [](const std::string& line) {
+      const size_t at = line.find(" fired=") + 7;
+      return std::stoull(line.substr(at, line.find(' ', at) - at));
+    };
+    TqdOptions options;
+    options.dir = dir;
+    options.config_yaml = config("ping");
+    std::string nightly;
+    {
+      TqdProcess tqd(options);
+      CHECK(tqd.wait_for_log("created schedule heartbeat of queue reports"));
+      auto s = tqd.socket();
+      CHECK(call(s, "LIST") == "OK reports");  // the queue came with its schedules
+      auto lines = listing(s);
+      CHECK(lines["heartbeat"].ends_with(" bytes=4 priority=5 every=1000ms"));
+      nightly = lines["nightly"];
+      CHECK(nightly.ends_with(" fired=0 bytes=12 ttl=3600000ms cron=0 3 * * MON-FRI"));
+      CHECK(tq::testing::stat_reaches(s, "scheduled_total", "1", "reports"));
+      CHECK(tqd.stop(SIGTERM) == 0);
+    }
+    uint64_t fired_before = 0;
+    {
+      // The same file: nothing is set again (a firing missed while tqd was
+      // down still comes), and the count goes on.
+      TqdProcess tqd(options);
+      auto s = tqd.socket();
+      auto lines = listing(s);
+      CHECK(lines["nightly"] == nightly);
+      fired_before = fired(lines["heartbeat"]);
+      CHECK(fired_before >= 1);
+      const auto log = tqd.log_lines();
+      CHECK(std::count_if(log.begin(), log.end(), [](const std::string& line) {
+              return line.find("schedule heartbeat") != std::string::npos;
+            }) == 0);
+      CHECK(tqd.stop(SIGTERM) == 0);
+    }
+    // Another payload in the file: replaced, its count kept.
+    options.config_yaml = config("pong!");
+    TqdProcess tqd(options);
+    CHECK(tqd.wait_for_log("replaced schedule heartbeat of queue reports"));
+    auto s = tqd.socket();
+    auto lines = listing(s);
+    CHECK(lines["heartbeat"].find(" bytes=5 priority=5 every=1000ms") != std::string::npos);
+    CHECK(fired(lines["heartbeat"]) >= fired_before);
+    CHECK(lines["nightly"] == nightly);
+    tqd.stop(SIGTERM);
+    tq::testing::remove_tree(dir);
   }
 
   TEST_CASE("STATS shows the memory jobs hold, and acked jobs give it back") {

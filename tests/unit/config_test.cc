@@ -126,6 +126,64 @@ queues:
     CHECK(r.config->declared_queues[1].settings.empty());
   }
 
+  TEST_CASE("a declared queue's schedules: every or cron, a payload, PUT's options") {
+    auto r = load_config_text(R"(
+queues:
+  declare:
+    reports:
+      priority: 2
+      schedules:
+        nightly: {cron: "0 3 * * MON-FRI", payload: build report, ttl: 1h, group: r}
+        heartbeat: {every: 1m, payload: ping, priority: -3, attempts: 2}
+)",
+                              "t.yaml");
+    INFO(r.error);
+    REQUIRE(r.config);
+    REQUIRE(r.config->declared_queues.size() == 1);
+    const DeclaredQueue& q = r.config->declared_queues[0];
+    CHECK(q.settings == std::vector<std::pair<std::string, std::string>>{{"priority", "2"}});
+    REQUIRE(q.schedules.size() == 2);
+    CHECK(q.schedules[0].name == "nightly");
+    CHECK(q.schedules[0].cron == "0 3 * * MON-FRI");
+    CHECK(q.schedules[0].every_ms == 0);
+    CHECK(q.schedules[0].payload == "build report");
+    CHECK(q.schedules[0].ttl_ms == 3'600'000);
+    CHECK(q.schedules[0].group == "r");
+    CHECK(q.schedules[1].every_ms == 60'000);
+    CHECK(q.schedules[1].priority == -3);
+    CHECK(q.schedules[1].attempts == 2);
+  }
+
+  TEST_CASE("a bad declared schedule names its key, as SCHEDULE would say it") {
+    auto error_of = [](const std::string& schedule) {
+      auto r = load_config_text(
+          "queues:\n  declare:\n    q:\n      schedules:\n        s: " + schedule + "\n", "t.yaml");
+      CHECK_FALSE(r.config);
+      return r.error;
+    };
+    CHECK(error_of("{cron: '0 25 * * *', payload: x}") ==
+          "t.yaml: queues.declare.q.schedules.s.cron: cron field 2 (hour) '25': 25 is out of "
+          "range 0-23");
+    CHECK(error_of("{cron: '0 0 30 2 *', payload: x}") ==
+          "t.yaml: queues.declare.q.schedules.s.cron: cron '0 0 30 2 *' never fires");
+    CHECK(error_of("{every: 1m, cron: '@daily', payload: x}") ==
+          "t.yaml: queues.declare.q.schedules.s: expected one of every and cron");
+    CHECK(error_of("{payload: x}") ==
+          "t.yaml: queues.declare.q.schedules.s: expected one of every and cron");
+    CHECK(error_of("{every: 1m}") ==
+          "t.yaml: queues.declare.q.schedules.s: expected a payload (the job each firing puts)");
+    CHECK(error_of("{every: 500ms, payload: x}")
+              .find("queues.declare.q.schedules.s.every: "
+                    "expected a duration") != std::string::npos);
+    CHECK(error_of("{every: 1m, payload: x, delay: 5s}")
+              .find("queues.declare.q.schedules.s.delay: unknown key") != std::string::npos);
+    auto r = load_config_text("queues:\n  defaults:\n    schedules: {}\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error ==
+          "t.yaml: queues.defaults.schedules: schedules belong to one queue: "
+          "queues.declare.<queue>.schedules");
+  }
+
   TEST_CASE("a bad queue setting names the queue and the key") {
     auto r = load_config_text("queues:\n  declare:\n    emails:\n      max_attempts: lots\n", "t.yaml");
     REQUIRE_FALSE(r.config);
