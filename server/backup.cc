@@ -23,10 +23,11 @@ std::string staging_dir(const std::string& backup_dir, const std::string& name) 
 }  // namespace
 
 BackupRunner::BackupRunner(uv_loop_t* loop, wal::FileSystem& fs, std::string backup_dir,
-                           ServerStats& stats, Done done)
+                           size_t keep, ServerStats& stats, Done done)
     : loop_(loop),
       fs_(fs),
       backup_dir_(absolute(backup_dir)),
+      keep_(keep),
       stats_(stats),
       done_(std::move(done)) {
   work_.data = this;
@@ -110,8 +111,7 @@ void BackupRunner::on_work(uv_work_t* req) {
       }
     }
   }
-  std::error_code ec;
-  std::filesystem::remove_all(staging, ec);  // a crashed backup's leftovers
+  (void)self->fs_.remove_tree(staging);  // a crashed backup's leftovers
   wal::Status s = self->fs_.create_dir(self->backup_dir_);
   if (s.ok()) s = self->fs_.create_dir(staging);
   if (s.ok()) {
@@ -120,7 +120,15 @@ void BackupRunner::on_work(uv_work_t* req) {
   if (s.ok()) s = self->fs_.sync_dir(staging);
   if (s.ok()) s = self->fs_.rename(staging, target);
   if (s.ok()) s = self->fs_.sync_dir(self->backup_dir_);
-  if (!s.ok()) std::filesystem::remove_all(staging, ec);
+  if (!s.ok()) (void)self->fs_.remove_tree(staging);
+  // Retention only after a backup that worked: a failing disk must not
+  // also eat the backups that are left.
+  self->removed_.clear();
+  self->prune_status_ = wal::Status();
+  if (s.ok() && self->keep_ > 0) {
+    self->prune_status_ =
+        wal::prune_backups(self->fs_, self->backup_dir_, self->keep_, &self->removed_);
+  }
   self->status_ = std::move(s);
 }
 
@@ -133,11 +141,22 @@ void BackupRunner::on_work_done(uv_work_t* req, int) {
     self->stats_.last_backup_at_ms = self->plan_.made_at_ms;
     self->stats_.last_backup_bytes = self->summary_.bytes;
     self->stats_.last_backup_duration_ms = ms;
-    protocol::append_ok(reply, "backup " + self->backup_dir_ + "/" + self->name_ +
-                                   " segments=" + std::to_string(self->summary_.segments) +
-                                   " bytes=" + std::to_string(self->summary_.bytes) +
-                                   " seq=" + std::to_string(self->plan_.last_seq) +
-                                   " ms=" + std::to_string(ms));
+    protocol::append_ok(
+        reply, "backup " + self->backup_dir_ + "/" + self->name_ +
+                   " segments=" + std::to_string(self->summary_.segments) +
+                   " bytes=" + std::to_string(self->summary_.bytes) +
+                   " seq=" + std::to_string(self->plan_.last_seq) + " ms=" + std::to_string(ms) +
+                   (self->keep_ > 0 ? " removed=" + std::to_string(self->removed_.size())
+                                    : std::string()));
+    self->stats_.backups_removed += self->removed_.size();
+    for (const std::string& name : self->removed_) {
+      LOG_INFO("backup %s/%s removed: wal.backup_keep is %zu", self->backup_dir_.c_str(),
+               name.c_str(), self->keep_);
+    }
+    if (!self->prune_status_.ok()) {
+      LOG_WARN("backups beyond wal.backup_keep (%zu) not all removed: %s", self->keep_,
+               self->prune_status_.message().c_str());
+    }
     self->finish(reply, true);
   } else if (self->status_.code() == wal::Status::Code::kExists) {
     // Backups are never replaced (the rename refuses one made meanwhile too).

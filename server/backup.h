@@ -24,6 +24,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "protocol/reply.h"
 #include "server/commands.h"
@@ -39,8 +40,10 @@ class BackupRunner {
   // asked (it may have gone since).
   using Done = std::function<void(uint64_t connection_id, const std::string& reply)>;
 
-  BackupRunner(uv_loop_t* loop, wal::FileSystem& fs, std::string backup_dir, ServerStats& stats,
-               Done done);
+  // `keep`: after each backup, remove all but the `keep` newest in
+  // backup_dir (wal::prune_backups); 0 keeps them all.
+  BackupRunner(uv_loop_t* loop, wal::FileSystem& fs, std::string backup_dir, size_t keep,
+               ServerStats& stats, Done done);
   BackupRunner(const BackupRunner&) = delete;
   BackupRunner& operator=(const BackupRunner&) = delete;
 
@@ -68,6 +71,7 @@ class BackupRunner {
   uv_loop_t* loop_;
   wal::FileSystem& fs_;
   const std::string backup_dir_;  // absolute
+  const size_t keep_;
   ServerStats& stats_;
   Done done_;
 
@@ -83,6 +87,8 @@ class BackupRunner {
   // Written by the work thread, read on the loop after it finished.
   wal::Status status_;
   wal::BackupSummary summary_;
+  std::vector<std::string> removed_;  // older backups removed after this one (keep_)
+  wal::Status prune_status_;
 };
 
 }  // namespace tq::server

@@ -292,6 +292,8 @@ void read_config(const YAML::Node& root, Config& c) {
           if (c.wal_backup_dir.find_first_of(" \t\r\n") != std::string::npos) {
             fail(kk, "expected a directory without spaces, got '" + c.wal_backup_dir + "'");
           } }},
+        {"backup_keep", [&](const YAML::Node& v, const std::string& kk) {
+          c.wal_backup_keep = read_uint(v, kk, 0, 100'000); }},
       });
     }},
     {"tls", [&](const YAML::Node& n, const std::string& k) {

@@ -90,6 +90,7 @@ struct Config {
   bool wal_sync_leases = false;
   // BACKUP writes here (server/backup.h); empty: <data_dir>/backups.
   std::string wal_backup_dir;
+  size_t wal_backup_keep = 0;  // after a backup, keep this many in backup_dir; 0: all
   std::string backup_dir() const {
     return wal_backup_dir.empty() ? data_dir + "/backups" : wal_backup_dir;
   }

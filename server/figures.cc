@@ -172,6 +172,8 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
     f.counter("wal_backups_failed_total", s.backups_failed,
               "Backups that failed or were cancelled by a shutdown.");
     f.flag("wal_backup_running", s.backup_running, "1 while a backup is being made.");
+    f.counter("wal_backups_removed_total", s.backups_removed,
+              "Older backups removed after a new one, for wal.backup_keep.");
     f.gauge("wal_last_backup_at_ms", static_cast<uint64_t>(s.last_backup_at_ms),
             "When the last backup made since start was asked for (its contents' moment), Unix "
             "time; 0: none.",

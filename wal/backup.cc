@@ -75,4 +75,27 @@ Status remove_backup_marker(FileSystem& fs, const std::string& dir) {
   return remove_marker_file(fs, dir, kBackupMarkerName);
 }
 
+Status prune_backups(FileSystem& fs, const std::string& backup_dir, size_t keep,
+                     std::vector<std::string>* removed) {
+  auto names = fs.list(backup_dir);
+  if (!names) return names.error();
+  std::vector<std::pair<int64_t, std::string>> dated;  // made at, name
+  for (const std::string& name : *names) {
+    if (name.empty() || name[0] == '.') continue;
+    const std::string wal_dir = backup_dir + "/" + name + "/wal";
+    auto inside = fs.list(wal_dir);
+    if (!inside) continue;  // a file, or a directory that is no backup
+    const int64_t made_at_ms = read_backup_marker(fs, wal_dir, *inside);
+    if (made_at_ms > 0) dated.emplace_back(made_at_ms, name);
+  }
+  if (dated.size() <= keep) return Status();
+  std::sort(dated.begin(), dated.end());  // oldest first
+  dated.resize(dated.size() - keep);
+  for (const auto& [made_at_ms, name] : dated) {
+    if (Status s = fs.remove_tree(backup_dir + "/" + name); !s.ok()) return s;
+    removed->push_back(name);
+  }
+  return fs.sync_dir(backup_dir);
+}
+
 }  // namespace tq::wal

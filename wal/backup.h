@@ -64,4 +64,14 @@ int64_t read_backup_marker(FileSystem& fs, const std::string& dir,
                            const std::vector<std::string>& names);
 Status remove_backup_marker(FileSystem& fs, const std::string& dir);
 
+// Retention: of the backups in `backup_dir` (each a directory <name>/wal
+// whose BACKUP marker is readable), keeps the `keep` newest by the marker's
+// time (the greater name first, on a tie) and removes the others. Anything
+// else there (a name starting with '.', such as a backup being made; a
+// directory without a marker, or with one that cannot be read; a file) is
+// never touched: what cannot be dated is not deleted. `removed` gets the
+// names removed, oldest first. Stops at the first removal that fails.
+Status prune_backups(FileSystem& fs, const std::string& backup_dir, size_t keep,
+                     std::vector<std::string>* removed);
+
 }  // namespace tq::wal

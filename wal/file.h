@@ -63,6 +63,9 @@ class FileSystem {
                                                                uint64_t preallocate) = 0;
   virtual Status truncate(const std::string& path, uint64_t size) = 0;
   virtual Status remove(const std::string& path) = 0;
+  // Removes `path` and, when it is a directory, everything under it; a
+  // symbolic link is removed, never followed. Nothing there is no error.
+  virtual Status remove_tree(const std::string& path) = 0;
   // Gives `from` the name `to`, replacing nothing: `to` must not exist
   // (kExists if it does).
   virtual Status rename(const std::string& from, const std::string& to) = 0;

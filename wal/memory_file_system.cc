@@ -170,6 +170,15 @@ Status MemoryFileSystem::remove(const std::string& path) {
   return Status();
 }
 
+Status MemoryFileSystem::remove_tree(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  files_.erase(path);
+  const std::string prefix = path + "/";
+  auto it = files_.lower_bound(prefix);
+  while (it != files_.end() && it->first.rfind(prefix, 0) == 0) it = files_.erase(it);
+  return Status();
+}
+
 Status MemoryFileSystem::rename(const std::string& from, const std::string& to) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = files_.find(from);

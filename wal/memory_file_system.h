@@ -25,6 +25,7 @@ class MemoryFileSystem final : public FileSystem {
                                                        uint64_t preallocate) override;
   Status truncate(const std::string& path, uint64_t size) override;
   Status remove(const std::string& path) override;
+  Status remove_tree(const std::string& path) override;
   Status rename(const std::string& from, const std::string& to) override;
   Status sync_dir(const std::string& dir) override;
   Result<std::unique_ptr<FileLock>> lock(const std::string& path) override;

@@ -200,6 +200,13 @@ class PosixFileSystem final : public FileSystem {
     return Status();
   }
 
+  Status remove_tree(const std::string& path) override {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);  // unlinks symbolic links, does not follow them
+    if (ec) return errno_status("remove " + path, ec.value());
+    return Status();
+  }
+
   Status rename(const std::string& from, const std::string& to) override {
     // The log's one writer is the only one naming files here, so checking
     // first is enough to never replace one (and works on every file system,

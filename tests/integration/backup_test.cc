@@ -289,6 +289,29 @@ TEST_SUITE("backup") {
 }
 
 TEST_SUITE("backup") {
+  TEST_CASE("wal.backup_keep removes the oldest backups after a new one, and nothing else") {
+    const std::string dir = tq::testing::make_temp_dir();
+    const std::string backups = dir + "/backups";
+    TqdProcess tqd(with_config("wal:\n  backup_dir: " + backups + "\n  backup_keep: 2\n"));
+    std::filesystem::create_directories(backups + "/photos");  // not a backup: never touched
+    auto s = tqd.socket();
+    REQUIRE(call(s, "CREATE q") == "OK created q");
+    CHECK(call(s, "BACKUP first").ends_with(" removed=0"));
+    CHECK(call(s, "BACKUP second").ends_with(" removed=0"));
+    const std::string third = call(s, "BACKUP third");
+    CHECK(backup_path(third) == backups + "/third");
+    CHECK(third.ends_with(" removed=1"));
+    CHECK_FALSE(std::filesystem::exists(backups + "/first"));
+    CHECK(std::filesystem::is_directory(backups + "/second/wal"));
+    CHECK(std::filesystem::is_directory(backups + "/third/wal"));
+    CHECK(std::filesystem::is_directory(backups + "/photos"));
+    CHECK(stat_via(s, "wal_backups_removed_total") == "1");
+    CHECK(stat_via(s, "wal_backups_total") == "3");
+    CHECK(tqd.wait_for_log("backup " + backups + "/first removed: wal.backup_keep is 2"));
+    tqd.stop(SIGTERM);
+    tq::testing::remove_tree(dir);
+  }
+
   TEST_CASE("SIGTERM during a backup - it is answered, nothing partial is left, tqd exits 0") {
     TqdProcess tqd(with_config("queues:\n  auto_create: true\nwal:\n  fsync: never\n"));
     auto s = tqd.socket(10'000);

@@ -206,4 +206,36 @@ TEST_SUITE("wal_backup") {
     h.log->unpin_for_backup();
     CHECK(s.code() == Status::Code::kNoSpace);
   }
+
+  TEST_CASE("retention keeps the newest backups by their marker and touches nothing else") {
+    MemoryFileSystem fs;
+    const std::string dir = "/backups";
+    auto backup = [&](const std::string& name, const std::string& marker) {
+      fs.set_contents(dir + "/" + name + "/wal/00000000000000000001.wal", "records");
+      if (!marker.empty()) fs.set_contents(dir + "/" + name + "/wal/BACKUP", marker);
+    };
+    backup("monday", "1000\n");
+    backup("tq-20261202", "2000\n");
+    backup("b-tie", "3000\n");
+    backup("a-tie", "3000\n");         // the same time: the greater name is the newer
+    backup(".making.partial", "1\n");  // under way
+    backup("undated", "");             // no marker: not known to be a backup
+    backup("unreadable", "soon\n");    // cannot be dated
+    fs.set_contents(dir + "/notes.txt", "keep me");
+    std::vector<std::string> removed;
+    REQUIRE(prune_backups(fs, dir, 2, &removed).ok());
+    CHECK(removed == std::vector<std::string>{"monday", "tq-20261202"});
+    const auto left = fs.list(dir);
+    REQUIRE(left.ok());
+    CHECK(*left == std::vector<std::string>{".making.partial", "a-tie", "b-tie", "notes.txt",
+                                            "undated", "unreadable"});
+    CHECK_FALSE(fs.exists(dir + "/monday/wal/BACKUP"));
+    CHECK_FALSE(fs.exists(dir + "/monday/wal/00000000000000000001.wal"));
+    removed.clear();
+    REQUIRE(prune_backups(fs, dir, 2, &removed).ok());  // as many as kept: nothing goes
+    CHECK(removed.empty());
+    REQUIRE(prune_backups(fs, dir, 1, &removed).ok());
+    CHECK(removed == std::vector<std::string>{"a-tie"});
+    CHECK(fs.exists(dir + "/b-tie/wal/BACKUP"));
+  }
 }
