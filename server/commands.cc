@@ -11,6 +11,7 @@
 #include "server/command_support.h"
 #include "server/config.h"
 #include "server/figures.h"
+#include "server/secret.h"
 
 namespace tq::server {
 namespace cmd {
@@ -182,19 +183,6 @@ void cmd_list(CommandContext& ctx, const Request&) {
 }
 
 void cmd_ping(CommandContext& ctx, const Request&) { ctx.out += "OK PONG\n"; }
-
-// Compares in time that depends only on the lengths, not on where the first
-// difference is, so the reply time tells an attacker nothing.
-bool same_secret(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  const size_t n = std::max(a.size(), b.size());
-  for (size_t i = 0; i < n; ++i) {
-    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned char>(x ^ y);
-  }
-  return diff == 0;
-}
 
 void cmd_auth(CommandContext& ctx, const Request& req) {
   if (ctx.auth == nullptr || (!ctx.auth->has_password() && !ctx.auth->has_admin_password())) {

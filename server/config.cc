@@ -326,6 +326,10 @@ void read_config(const YAML::Node& root, Config& c) {
           }
           c.metrics_host = address->first;
           c.metrics_port = address->second; }},
+        {"token", [&](const YAML::Node& v, const std::string& kk) {
+          c.metrics_token = scalar(v, kk); }},
+        {"token_env", [&](const YAML::Node& v, const std::string& kk) {
+          c.metrics_token_env = scalar(v, kk); }},
       });
     }},
     {"queues", [&](const YAML::Node& n, const std::string& k) {

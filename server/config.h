@@ -105,6 +105,8 @@ struct Config {
   // metrics: (listen, split)
   std::string metrics_host;  // the Prometheus endpoint's address; empty: no endpoint
   uint16_t metrics_port = 0;
+  std::string metrics_token;  // not empty: scrapes send Authorization: Bearer <token>
+  std::string metrics_token_env = "TQ_METRICS_TOKEN";  // read the token from this variable
   bool metrics_enabled() const { return !metrics_host.empty(); }
 };
 

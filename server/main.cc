@@ -156,6 +156,7 @@ int main(int argc, char** argv) {
   };
   from_environment(config.password_env, config.password);
   from_environment(config.admin_password_env, config.admin_password);
+  from_environment(config.metrics_token_env, config.metrics_token);
   if (!config.admin_password.empty() && config.admin_password == config.password) {
     std::fprintf(stderr,
                  "tqd: auth.admin_password is the same as auth.password: every client could run "

@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "server/log.h"
+#include "server/secret.h"
 
 namespace tq::server {
 namespace {
@@ -50,6 +51,41 @@ std::string http_answer(std::string_view status, std::string_view content_type,
 std::string plain_answer(std::string_view status, std::string_view extra_headers,
                          std::string_view body) {
   return http_answer(status, "text/plain; charset=utf-8", extra_headers, body);
+}
+
+bool same_word(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// The head sends `Authorization: Bearer <token>` (RFC 6750; Prometheus's
+// `authorization` scrape setting). Header names and the scheme are case
+// insensitive; the token is compared in constant time.
+bool has_bearer_token(std::string_view head, std::string_view token) {
+  bool found = false;
+  size_t at = head.find('\n');  // past the request line
+  while (at != std::string_view::npos && at + 1 < head.size()) {
+    const size_t next = head.find('\n', at + 1);
+    std::string_view line =
+        head.substr(at + 1, next == std::string_view::npos ? next : next - at - 1);
+    at = next;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos || !same_word(line.substr(0, colon), "authorization")) {
+      continue;
+    }
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    if (value.size() < 7 || !same_word(value.substr(0, 7), "Bearer ")) continue;
+    std::string_view sent = value.substr(7);
+    while (!sent.empty() && sent.front() == ' ') sent.remove_prefix(1);
+    found |= same_secret(sent, token);
+  }
+  return found;
 }
 
 // The end of the request head (the blank line), or npos.
@@ -128,8 +164,14 @@ class MetricsListener::Client {
       }
       return;
     }
-    switch (route(std::string_view(request_).substr(0, end))) {
+    const std::string_view head = std::string_view(request_).substr(0, end);
+    switch (route(head)) {
       case Route::kMetrics:
+        if (!owner_.token_.empty() && !has_bearer_token(head, owner_.token_)) {
+          answer(plain_answer("401 Unauthorized", "WWW-Authenticate: Bearer realm=\"tq\"\r\n",
+                              "send Authorization: Bearer <metrics.token>\n"));
+          break;
+        }
         answer(http_answer("200 OK", "text/plain; version=0.0.4; charset=utf-8", "",
                            owner_.render_()));
         break;
@@ -198,9 +240,12 @@ class MetricsListener::Client {
   bool closing_ = false;    // uv_close was called
 };
 
-MetricsListener::MetricsListener(uv_loop_t* loop, ListenAddress address,
+MetricsListener::MetricsListener(uv_loop_t* loop, ListenAddress address, std::string token,
                                  std::function<std::string()> render)
-    : loop_(loop), address_(std::move(address)), render_(std::move(render)) {
+    : loop_(loop),
+      address_(std::move(address)),
+      token_(std::move(token)),
+      render_(std::move(render)) {
   uv_tcp_init(loop_, &listener_);
   listener_.data = this;
   uv_timer_init(loop_, &sweeper_);
@@ -231,11 +276,11 @@ bool MetricsListener::listen(std::string* error) {
   bound_port_ = port_of(bound);
   LOG_INFO("metrics: serving Prometheus metrics at http://%s/metrics",
            describe_address(bound).c_str());
-  if (!is_loopback(address_.host)) {
+  if (!is_loopback(address_.host) && token_.empty()) {
     LOG_WARN(
-        "metrics.listen: %s is not loopback, and the endpoint has no password: anyone who "
-        "can reach it can read every figure and queue name; keep it to 127.0.0.1 or a "
-        "private network",
+        "metrics.listen: %s is not loopback, and the endpoint has no metrics.token: anyone "
+        "who can reach it can read every figure and queue name; set one, or keep it to "
+        "127.0.0.1 or a private network",
         address_.host.c_str());
   }
   return true;

@@ -1,7 +1,8 @@
 // The metrics endpoint (metrics.listen): a minimal HTTP/1.1 server on the
 // server's libuv loop that Prometheus scrapes. GET /metrics (and GET /)
 // answers the text `render` returns; another path is 404, another method
-// 405, a malformed request 400, a request over kMaxRequestBytes 431. One
+// 405, a malformed request 400, a request over kMaxRequestBytes 431, a
+// scrape without the bearer token (metrics.token, when set) 401. One
 // request per connection: every answer says Connection: close, and the
 // connection closes once it is written.
 //
@@ -42,8 +43,11 @@ class MetricsListener {
   static constexpr uint64_t kAnswerTimeoutMs = 10'000;
   static constexpr uint64_t kLingerMs = 2'000;
 
-  // `render` makes the body of a 200 answer; it runs on the loop.
-  MetricsListener(uv_loop_t* loop, ListenAddress address, std::function<std::string()> render);
+  // `render` makes the body of a 200 answer; it runs on the loop. `token`
+  // not empty: a scrape must send `Authorization: Bearer <token>` (401
+  // otherwise).
+  MetricsListener(uv_loop_t* loop, ListenAddress address, std::string token,
+                  std::function<std::string()> render);
   MetricsListener(const MetricsListener&) = delete;
   MetricsListener& operator=(const MetricsListener&) = delete;
   MetricsListener(MetricsListener&&) = delete;
@@ -67,6 +71,7 @@ class MetricsListener {
 
   uv_loop_t* loop_;
   const ListenAddress address_;
+  const std::string token_;
   const std::function<std::string()> render_;
   uv_tcp_t listener_{};
   uv_timer_t sweeper_{};  // runs while clients are open: enforces their deadlines

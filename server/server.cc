@@ -182,9 +182,10 @@ bool Server::listen(std::string* error) {
     }
   }
   if (config_.metrics_enabled()) {
-    metrics_ = std::make_unique<MetricsListener>(loop_, metrics_address(config_), [this] {
-      return metrics_exposition(FigureSources{engine_, stats_, &waiters_, log_, journal_});
-    });
+    metrics_ = std::make_unique<MetricsListener>(
+        loop_, metrics_address(config_), config_.metrics_token, [this] {
+          return metrics_exposition(FigureSources{engine_, stats_, &waiters_, log_, journal_});
+        });
     if (!metrics_->listen(error)) return false;
   }
   return true;

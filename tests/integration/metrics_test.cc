@@ -285,6 +285,34 @@ TEST_SUITE("metrics") {
     CHECK(waited < 10'000);
   }
 
+  TEST_CASE("with metrics.token a scrape needs Authorization: Bearer <token>, else 401") {
+    setenv("TQ_TEST_METRICS_TOKEN", "s3cret-token", 1);
+    TqdOptions o;
+    o.config_yaml =
+        "metrics:\n  listen: 127.0.0.1:0\n  token: from-file\n"
+        "  token_env: TQ_TEST_METRICS_TOKEN\n";
+    TqdProcess tqd(o);
+    unsetenv("TQ_TEST_METRICS_TOKEN");
+    const uint16_t port = metrics_port(tqd);
+    auto scrape = [&](const std::string& header) {
+      return http_call(port, "GET /metrics HTTP/1.1\r\nHost: localhost\r\n" + header + "\r\n");
+    };
+    const HttpReply none = scrape("");
+    CHECK(none.status == 401);
+    CHECK(has_header(none, "WWW-Authenticate: Bearer realm=\"tq\""));
+    CHECK(none.body.find("tq_") == std::string::npos);                   // not a figure
+    CHECK(scrape("Authorization: Bearer from-file\r\n").status == 401);  // the variable wins
+    CHECK(scrape("Authorization: Bearer s3cret-toke\r\n").status == 401);
+    CHECK(scrape("Authorization: Basic czNjcmV0LXRva2Vu\r\n").status == 401);
+    const HttpReply ok = scrape("Authorization: Bearer s3cret-token\r\n");
+    CHECK(ok.status == 200);
+    CHECK(ok.body.find("tq_jobs_ready ") != std::string::npos);
+    // Header name and scheme in any case, spaces around the value.
+    CHECK(scrape("authorization:   bearer s3cret-token  \r\n").status == 200);
+    // Other paths say 404 without the token: they reveal nothing.
+    CHECK(http_call(port, get_request("/nope")).status == 404);
+  }
+
   TEST_CASE("off by default, a warning off loopback, and a taken port stops start-up") {
     {
       TqdProcess plain;

@@ -343,7 +343,7 @@ queues:
     CHECK(r.error == "t.yaml: metrics.listen: expected a single value");
     r = load_config_text("metrics:\n  port: 9108\n", "t.yaml");
     REQUIRE_FALSE(r.config);
-    CHECK(r.error == "t.yaml: metrics.port: unknown key (expected one of: listen)");
+    CHECK(r.error == "t.yaml: metrics.port: unknown key (expected one of: listen, token, token_env)");
     r = load_config_text("metrics:\n  listen: 127.0.0.1:1\n  listen: 127.0.0.1:2\n", "t.yaml");
     REQUIRE_FALSE(r.config);
     CHECK(r.error == "t.yaml: metrics.listen: given twice");
