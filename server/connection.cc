@@ -54,7 +54,9 @@ bool Connection::start() {
   started_ = true;
   started_ms_ = server_.loop_now_ms();
   uv_tcp_nodelay(&tcp_, 1);
-  if (auth_.required()) auth_.address = peer_address();
+  // The wrong-password budget is per address: with either password set,
+  // every connection needs its own (an empty one would be everyone's).
+  if (auth_.has_password() || auth_.has_admin_password()) auth_.address = peer_address();
   int rc = uv_read_start(stream(), on_alloc, on_read);
   if (rc != 0) {
     LOG_WARN("connection %llu: cannot read: %s", static_cast<unsigned long long>(id_),

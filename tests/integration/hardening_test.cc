@@ -3,7 +3,11 @@
 // connection, and everyone else goes on being served.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,6 +48,37 @@ std::string stat_of(TqdProcess& tqd, const std::string& name) {
   auto stats = c.stats();
   REQUIRE(stats.ok());
   return tq::client::field(*stats, name);
+}
+
+// Sends `request` from a socket bound to `source` (another client address
+// on this machine) and returns the first `lines` lines of the answer.
+std::string exchange_from(const char* source, uint16_t port, const std::string& request,
+                          int lines) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  REQUIRE(::inet_pton(AF_INET, source, &from.sin_addr) == 1);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) == 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
+  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size()));
+  std::string got;
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (std::count(got.begin(), got.end(), '\n') < lines && Clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return got;
 }
 
 uint64_t rss_kib(pid_t pid) {
@@ -162,6 +197,28 @@ TEST_SUITE("hardening") {
     CHECK(call(s, "AUTH boss") == "OK authenticated admin");
     CHECK(call(s, "PURGE q") == "OK purged 1");
     CHECK(tqd.wait_for_log("password=off admin_password=on", 5000));
+  }
+
+  TEST_CASE("with an admin password alone, strangers' wrong passwords do not lock the admin out") {
+    // The throttle counts per client address: with only the admin password
+    // set, no address was noted, so every connection shared one budget.
+    TqdOptions o;
+    o.config_yaml = "auth:\n  admin_password: boss\nlimits:\n  max_auth_failures: 1000\n";
+    TqdProcess tqd(o);
+    auto stranger = tqd.socket();
+    std::string guesses;
+    for (int i = 0; i < 100; ++i) guesses += "AUTH guess\n";
+    REQUIRE(stranger.send(guesses).ok());
+    int refused = 0;
+    for (int i = 0; i < 100; ++i) {
+      auto reply = stranger.read_line();
+      if (!reply.ok()) break;  // closed once the address's budget ran out
+      if (reply->find("too many wrong passwords from this address") != std::string::npos) ++refused;
+    }
+    CHECK(refused == 1);  // 20 a second are considered; then refused, and closed
+    // From another address (127.0.0.2 is loopback too) the admin gets in.
+    CHECK(exchange_from("127.0.0.2", tqd.port(), "AUTH boss\nCREATE q\n", 2) ==
+          "OK authenticated admin\nOK created q\n");
   }
 
   TEST_CASE("an admin password equal to the password stops tqd at start") {
