@@ -111,48 +111,60 @@ bool numeric_cell(std::string_view cell) {
 
 // Lines of "key=value" words as a table with the keys as its header. A first
 // word without '=' (QUEUES' queue name) is a column headed `first`, aligned
-// to the left; so are other columns unless they hold only numbers.
+// to the left; so are other columns unless they hold only numbers. Columns
+// are by key, in the order they first appear, so a key only some lines have
+// (CLIENTS' tls=) lines up under its own header; a word without '=' after
+// the first (CLIENTS' admin) is a column of its own, "yes" where it stands.
 std::string key_value_table(const std::vector<std::string>& lines, std::string_view first,
                             const RenderStyle& style) {
+  std::vector<std::string> keys;  // "" for the leading bare word
   std::vector<std::string> headers;
   std::vector<bool> right;  // per column: aligned to the right
-  std::vector<std::vector<std::string>> rows;
+  std::vector<std::vector<std::pair<size_t, std::string>>> cells;  // per line: column, text
+  auto column_of = [&](const std::string& key, std::string header, bool numeric) {
+    for (size_t c = 0; c < keys.size(); ++c) {
+      if (keys[c] == key) return c;
+    }
+    keys.push_back(key);
+    headers.push_back(std::move(header));
+    right.push_back(numeric);
+    return keys.size() - 1;
+  };
   for (const auto& line : lines) {
-    std::vector<std::string> row;
+    std::vector<std::pair<size_t, std::string>> row;
     size_t start = 0;
     while (start < line.size()) {
       size_t space = line.find(' ', start);
       if (space == std::string::npos) space = line.size();
       std::string word = line.substr(start, space - start);
       size_t eq = word.find('=');
-      if (eq == std::string::npos) {
-        if (rows.empty()) {
-          headers.emplace_back(row.empty() ? first : "");
-          right.push_back(false);
-        }
-        row.push_back(printable(word));
+      if (eq == std::string::npos && start == 0) {
+        row.emplace_back(column_of("", std::string(first), false), printable(word));
+      } else if (eq == std::string::npos) {
+        row.emplace_back(column_of(word, printable(word), false), "yes");
       } else {
-        if (rows.empty()) {
-          headers.push_back(word.substr(0, eq));
-          right.push_back(true);
-        }
-        row.push_back(printable(word.substr(eq + 1)));
+        std::string key = word.substr(0, eq);
+        row.emplace_back(column_of(key, printable(key), true), printable(word.substr(eq + 1)));
       }
       start = space + 1;
     }
-    rows.push_back(std::move(row));
+    cells.push_back(std::move(row));
   }
+  std::vector<std::vector<std::string>> rows;
   std::vector<size_t> widths(headers.size());
   for (size_t c = 0; c < headers.size(); ++c) widths[c] = headers[c].size();
-  for (const auto& row : rows) {
-    for (size_t c = 0; c < row.size() && c < widths.size(); ++c) {
-      widths[c] = std::max(widths[c], row[c].size());
-      right[c] = right[c] && numeric_cell(row[c]);
+  for (const auto& line : cells) {
+    std::vector<std::string> row(headers.size());
+    for (const auto& [c, text] : line) {
+      row[c] = text;
+      widths[c] = std::max(widths[c], text.size());
+      right[c] = right[c] && numeric_cell(text);
     }
+    rows.push_back(std::move(row));
   }
   auto format_row = [&](const std::vector<std::string>& row) {
     std::string out;
-    for (size_t c = 0; c < row.size() && c < widths.size(); ++c) {
+    for (size_t c = 0; c < row.size(); ++c) {
       if (c > 0) out += "  ";
       out += right[c] ? pad_left(row[c], widths[c]) : pad(row[c], widths[c]);
     }

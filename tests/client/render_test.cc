@@ -97,6 +97,19 @@ TEST_SUITE("tq rendering") {
           "17  [::1]:40114        48s   48s  DEQUEUE       0  emails,orders     655\n");
   }
 
+  TEST_CASE("CLIENTS - a key only some lines have, and a bare word, get columns of their own") {
+    CHECK(tq::client::render_reply(
+              {"CLIENTS"},
+              lines_reply({"id=1 addr=127.0.0.1:1 cmd=ACK unsent=0",
+                           "id=2 addr=127.0.0.1:2 cmd=PEEK unsent=0 tls=TLSv1.3 admin",
+                           "id=3 addr=127.0.0.1:3 cmd=DROP unsent=12 admin"}),
+              {}) ==
+          "id  addr         cmd   unsent  tls      admin\n"
+          " 1  127.0.0.1:1  ACK        0\n"
+          " 2  127.0.0.1:2  PEEK       0  TLSv1.3  yes\n"
+          " 3  127.0.0.1:3  DROP      12           yes\n");
+  }
+
   TEST_CASE("control bytes in a payload are escaped so they cannot drive the terminal") {
     CHECK(tq::client::printable("red \x1b[31m bell \x07 tab\tok \\") ==
           "red \\x1b[31m bell \\x07 tab\tok \\\\");
