@@ -37,8 +37,8 @@ class MemoryFileSystem::Writable final : public WritableFile {
     if (fs_.fail_syncs_) return Status::io_error("fdatasync " + path_ + ": injected I/O error");
     file_->synced = file_->data;
     ++fs_.syncs_;
-    if (file_->new_blocks_unsynced) ++fs_.extent_syncs_;
-    file_->new_blocks_unsynced = false;
+    if (!file_->unsynced_blocks.empty()) ++fs_.extent_syncs_;
+    file_->unsynced_blocks.clear();
     return Status();
   }
 
@@ -60,7 +60,7 @@ class MemoryFileSystem::Writable final : public WritableFile {
     for (uint64_t b = offset / kBlockBytes; b <= last; ++b) {
       if (!blocks[b]) {
         blocks[b] = true;
-        file_->new_blocks_unsynced = true;
+        file_->unsynced_blocks.push_back(b);
       }
     }
   }
@@ -161,6 +161,7 @@ Status MemoryFileSystem::truncate(const std::string& path, uint64_t size) {
   auto it = files_.find(path);
   if (it == files_.end()) return Status::io_error("truncate " + path + ": No such file");
   it->second->data.resize(size, '\0');
+  it->second->shrink_blocks(size);
   return Status();
 }
 
@@ -273,7 +274,11 @@ static std::string power_cut_survivor(const std::string& data, const std::string
 
 void MemoryFileSystem::lose_unsynced() {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [path, file] : files_) file->data = power_cut_survivor(file->data, file->synced);
+  for (auto& [path, file] : files_) {
+    file->data = power_cut_survivor(file->data, file->synced);
+    file->lose_unsynced_blocks();
+    file->shrink_blocks(file->data.size());
+  }
 }
 
 std::unique_ptr<MemoryFileSystem> MemoryFileSystem::power_cut_copy() {
@@ -282,7 +287,7 @@ std::unique_ptr<MemoryFileSystem> MemoryFileSystem::power_cut_copy() {
   copy->capacity_ = capacity_;
   for (const auto& [path, file] : files_) {
     std::string survivor = power_cut_survivor(file->data, file->synced);
-    copy->files_[path] = std::make_shared<File>(File{survivor, survivor, {}, false});
+    copy->files_[path] = std::make_shared<File>(File{survivor, survivor, {}, {}});
   }
   return copy;
 }
@@ -299,6 +304,8 @@ void MemoryFileSystem::set_contents(const std::string& path, std::string data) {
   if (!file) file = std::make_shared<File>();
   file->data = data;
   file->synced = std::move(data);
+  file->written_blocks.clear();  // set_contents' files count as never written
+  file->unsynced_blocks.clear();
 }
 
 bool MemoryFileSystem::exists(const std::string& path) {
@@ -309,6 +316,20 @@ bool MemoryFileSystem::exists(const std::string& path) {
 size_t MemoryFileSystem::sync_count() {
   std::lock_guard<std::mutex> lock(mu_);
   return syncs_;
+}
+
+void MemoryFileSystem::File::lose_unsynced_blocks() {
+  for (uint64_t b : unsynced_blocks) {
+    if (b < written_blocks.size()) written_blocks[b] = false;
+  }
+  unsynced_blocks.clear();
+}
+
+void MemoryFileSystem::File::shrink_blocks(uint64_t size) {
+  constexpr uint64_t kBlockBytes = 4096;
+  const uint64_t keep = (size + kBlockBytes - 1) / kBlockBytes;
+  if (written_blocks.size() > keep) written_blocks.resize(keep);
+  std::erase_if(unsynced_blocks, [&](uint64_t b) { return b >= keep; });
 }
 
 size_t MemoryFileSystem::extent_syncs() {

@@ -74,8 +74,13 @@ class MemoryFileSystem final : public FileSystem {
   struct File {
     std::string data;    // what a reader sees now
     std::string synced;  // what survives a power cut
-    std::vector<bool> written_blocks;  // see extent_syncs()
-    bool new_blocks_unsynced = false;
+    std::vector<bool> written_blocks;       // see extent_syncs()
+    std::vector<uint64_t> unsynced_blocks;  // first written since the last sync
+
+    // A power cut: blocks whose first write was not synced are unwritten
+    // again. Cut to `size` bytes: the blocks past it are gone.
+    void lose_unsynced_blocks();
+    void shrink_blocks(uint64_t size);
   };
   class Writable;
   class Lock;
