@@ -141,6 +141,9 @@ void read_schedules(const YAML::Node& node, const std::string& prefix,
         std::optional<engine::CronSpec> cron = engine::CronSpec::parse(s.cron, &why);
         if (!cron) fail(kk, why);
         if (cron->next_after(0) == INT64_MAX) fail(kk, "cron '" + s.cron + "' never fires");
+        // As the engine keeps it (spaces, a shortcut's case), so that the
+        // next start finds the schedule the same.
+        s.cron = cron->text();
       }},
       {"payload", [&](const YAML::Node& v, const std::string& kk) {
         s.payload = scalar(v, kk);

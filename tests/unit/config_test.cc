@@ -135,6 +135,8 @@ queues:
       schedules:
         nightly: {cron: "0 3 * * MON-FRI", payload: build report, ttl: 1h, group: r}
         heartbeat: {every: 1m, payload: ping, priority: -3, attempts: 2}
+        daily: {cron: "@DAILY", payload: d}
+        spaced: {cron: "0  3 *   * *", payload: s}
 )",
                               "t.yaml");
     INFO(r.error);
@@ -142,7 +144,10 @@ queues:
     REQUIRE(r.config->declared_queues.size() == 1);
     const DeclaredQueue& q = r.config->declared_queues[0];
     CHECK(q.settings == std::vector<std::pair<std::string, std::string>>{{"priority", "2"}});
-    REQUIRE(q.schedules.size() == 2);
+    REQUIRE(q.schedules.size() == 4);
+    // Kept as the engine keeps them, so a restart finds them unchanged.
+    CHECK(q.schedules[2].cron == "@daily");
+    CHECK(q.schedules[3].cron == "0 3 * * *");
     CHECK(q.schedules[0].name == "nightly");
     CHECK(q.schedules[0].cron == "0 3 * * MON-FRI");
     CHECK(q.schedules[0].every_ms == 0);
