@@ -23,11 +23,12 @@ std::string staging_dir(const std::string& backup_dir, const std::string& name) 
 }  // namespace
 
 BackupRunner::BackupRunner(uv_loop_t* loop, wal::FileSystem& fs, std::string backup_dir,
-                           size_t keep, ServerStats& stats, Done done)
+                           size_t keep, const std::string& data_dir, ServerStats& stats, Done done)
     : loop_(loop),
       fs_(fs),
       backup_dir_(absolute(backup_dir)),
       keep_(keep),
+      data_dir_(absolute(data_dir)),
       stats_(stats),
       done_(std::move(done)) {
   work_.data = this;
@@ -126,8 +127,8 @@ void BackupRunner::on_work(uv_work_t* req) {
   self->removed_.clear();
   self->prune_status_ = wal::Status();
   if (s.ok() && self->keep_ > 0) {
-    self->prune_status_ =
-        wal::prune_backups(self->fs_, self->backup_dir_, self->keep_, &self->removed_);
+    const wal::PruneOptions prune{self->keep_, self->name_, self->data_dir_};
+    self->prune_status_ = wal::prune_backups(self->fs_, self->backup_dir_, prune, &self->removed_);
   }
   self->status_ = std::move(s);
 }
@@ -154,6 +155,7 @@ void BackupRunner::on_work_done(uv_work_t* req, int) {
                name.c_str(), self->keep_);
     }
     if (!self->prune_status_.ok()) {
+      ++self->stats_.backup_prune_errors;
       LOG_WARN("backups beyond wal.backup_keep (%zu) not all removed: %s", self->keep_,
                self->prune_status_.message().c_str());
     }

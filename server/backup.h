@@ -41,9 +41,10 @@ class BackupRunner {
   using Done = std::function<void(uint64_t connection_id, const std::string& reply)>;
 
   // `keep`: after each backup, remove all but the `keep` newest in
-  // backup_dir (wal::prune_backups); 0 keeps them all.
+  // backup_dir (wal::prune_backups), never `data_dir` or what holds it; 0
+  // keeps them all.
   BackupRunner(uv_loop_t* loop, wal::FileSystem& fs, std::string backup_dir, size_t keep,
-               ServerStats& stats, Done done);
+               const std::string& data_dir, ServerStats& stats, Done done);
   BackupRunner(const BackupRunner&) = delete;
   BackupRunner& operator=(const BackupRunner&) = delete;
 
@@ -72,6 +73,7 @@ class BackupRunner {
   wal::FileSystem& fs_;
   const std::string backup_dir_;  // absolute
   const size_t keep_;
+  const std::string data_dir_;  // absolute
   ServerStats& stats_;
   Done done_;
 

@@ -512,9 +512,23 @@ std::string backup_dir_problem(const Config& config) {
   const fs::path wal = fs::absolute(fs::path(config.data_dir) / "wal", ec).lexically_normal();
   const fs::path backups = fs::absolute(config.backup_dir(), ec).lexically_normal();
   const auto [end, rest] = std::mismatch(wal.begin(), wal.end(), backups.begin(), backups.end());
-  if (end != wal.end()) return {};
-  return "wal.backup_dir: " + backups.string() + " is inside the log's directory " +
-         wal.string() + "; give one outside it";
+  if (end == wal.end()) {
+    return "wal.backup_dir: " + backups.string() + " is inside the log's directory " +
+           wal.string() + "; give one outside it";
+  }
+  // Retention removes old backups from backup_dir: the data directory must
+  // not be one of the things in it.
+  auto without_trailing_slash = [](fs::path p) { return p.has_filename() ? p : p.parent_path(); };
+  const fs::path data =
+      without_trailing_slash(fs::absolute(config.data_dir, ec).lexically_normal());
+  const fs::path holder = without_trailing_slash(backups);
+  const auto [past_backups, in_data] =
+      std::mismatch(holder.begin(), holder.end(), data.begin(), data.end());
+  if (config.wal_backup_keep > 0 && past_backups == holder.end()) {
+    return "wal.backup_dir: the data directory " + data.string() + " is inside " +
+           holder.string() + ", where wal.backup_keep removes old backups; give one apart";
+  }
+  return {};
 }
 
 ConfigResult load_config_text(const std::string& text, const std::string& origin, Config base) {

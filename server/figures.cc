@@ -174,6 +174,8 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
     f.flag("wal_backup_running", s.backup_running, "1 while a backup is being made.");
     f.counter("wal_backups_removed_total", s.backups_removed,
               "Older backups removed after a new one, for wal.backup_keep.");
+    f.counter("wal_backup_prune_errors_total", s.backup_prune_errors,
+              "Backups after which an older one could not be removed (see the log).");
     f.gauge("wal_last_backup_at_ms", static_cast<uint64_t>(s.last_backup_at_ms),
             "When the last backup made since start was asked for (its contents' moment), Unix "
             "time; 0: none.",

@@ -40,7 +40,7 @@ Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, Se
                  auto it = connections_.find(id);
                  if (it != connections_.end()) it->second->finish_wait(jobs, request, error);
                }),
-      backups_(loop, fs, config.backup_dir(), config.wal_backup_keep, stats,
+      backups_(loop, fs, config.backup_dir(), config.wal_backup_keep, config.data_dir, stats,
                [this](uint64_t id, const std::string& reply) {
                  if (reply.rfind("ERROR", 0) == 0) ++stats_.errors_total;
                  auto it = connections_.find(id);

@@ -29,6 +29,7 @@ struct ServerStats {
   uint64_t backups = 0;         // finished
   uint64_t backups_failed = 0;  // failed or cancelled
   uint64_t backups_removed = 0;  // older backups removed for wal.backup_keep
+  uint64_t backup_prune_errors = 0;  // retention runs that could not remove one
   bool backup_running = false;
   int64_t last_backup_at_ms = 0;  // when the last finished one was asked for (wall clock)
   uint64_t last_backup_bytes = 0;

@@ -75,27 +75,55 @@ Status remove_backup_marker(FileSystem& fs, const std::string& dir) {
   return remove_marker_file(fs, dir, kBackupMarkerName);
 }
 
-Status prune_backups(FileSystem& fs, const std::string& backup_dir, size_t keep,
+namespace {
+
+// `path` is `dir` or inside it, comparing whole names.
+bool within(const std::string& path, const std::string& dir) {
+  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+                         path[dir.size()] == '/');
+}
+
+}  // namespace
+
+Status prune_backups(FileSystem& fs, const std::string& backup_dir, const PruneOptions& options,
                      std::vector<std::string>* removed) {
   auto names = fs.list(backup_dir);
   if (!names) return names.error();
   std::vector<std::pair<int64_t, std::string>> dated;  // made at, name
   for (const std::string& name : *names) {
-    if (name.empty() || name[0] == '.') continue;
-    const std::string wal_dir = backup_dir + "/" + name + "/wal";
+    const std::string path = backup_dir + "/" + name;
+    if (name.empty() || name[0] == '.' || name == options.newest) continue;
+    if (!options.live_data_dir.empty() && within(options.live_data_dir, path)) continue;
+    const std::string wal_dir = path + "/wal";
     auto inside = fs.list(wal_dir);
     if (!inside) continue;  // a file, or a directory that is no backup
     const int64_t made_at_ms = read_backup_marker(fs, wal_dir, *inside);
     if (made_at_ms > 0) dated.emplace_back(made_at_ms, name);
   }
-  if (dated.size() <= keep) return Status();
+  const size_t others_kept = options.keep > 0 ? options.keep - 1 : 0;
+  if (dated.size() <= others_kept) return Status();
   std::sort(dated.begin(), dated.end());  // oldest first
-  dated.resize(dated.size() - keep);
+  dated.resize(dated.size() - others_kept);
+  Status first_failure;
   for (const auto& [made_at_ms, name] : dated) {
-    if (Status s = fs.remove_tree(backup_dir + "/" + name); !s.ok()) return s;
+    const std::string path = backup_dir + "/" + name;
+    {
+      // A tqd running on it holds this lock (and a restored log still has
+      // its marker): never pull a live log away.
+      auto held = fs.lock(path + "/wal/LOCK");
+      if (!held) {
+        if (first_failure.ok()) first_failure = held.error();
+        continue;
+      }
+    }
+    if (Status s = fs.remove_tree(path); !s.ok()) {
+      if (first_failure.ok()) first_failure = s;
+      continue;
+    }
     removed->push_back(name);
   }
-  return fs.sync_dir(backup_dir);
+  if (Status s = fs.sync_dir(backup_dir); !s.ok() && first_failure.ok()) first_failure = s;
+  return first_failure;
 }
 
 }  // namespace tq::wal

@@ -65,13 +65,22 @@ int64_t read_backup_marker(FileSystem& fs, const std::string& dir,
 Status remove_backup_marker(FileSystem& fs, const std::string& dir);
 
 // Retention: of the backups in `backup_dir` (each a directory <name>/wal
-// whose BACKUP marker is readable), keeps the `keep` newest by the marker's
-// time (the greater name first, on a tie) and removes the others. Anything
-// else there (a name starting with '.', such as a backup being made; a
-// directory without a marker, or with one that cannot be read; a file) is
-// never touched: what cannot be dated is not deleted. `removed` gets the
-// names removed, oldest first. Stops at the first removal that fails.
-Status prune_backups(FileSystem& fs, const std::string& backup_dir, size_t keep,
+// whose BACKUP marker is readable), keeps `newest` (the one just made,
+// whatever its marker says: a clock that ran ahead once must not make it go)
+// and the `keep` - 1 newest others by the marker's time (the greater name
+// first, on a tie), and removes the rest. Never touched: a name starting with
+// '.' (a backup being made); a directory without a marker, or with one that
+// cannot be read (what cannot be dated is not deleted); one whose wal/LOCK
+// is held (a tqd runs on it: a restored log keeps its marker until its first
+// clean stop); `live_data_dir` and any directory holding it (the same paths,
+// lexically). A removal that fails is skipped: the others still go, and the
+// first failure is returned. `removed` gets the names removed, oldest first.
+struct PruneOptions {
+  size_t keep = 0;            // at least 1
+  std::string newest;         // the backup just made
+  std::string live_data_dir;  // absolute and normal, as backup_dir
+};
+Status prune_backups(FileSystem& fs, const std::string& backup_dir, const PruneOptions& options,
                      std::vector<std::string>* removed);
 
 }  // namespace tq::wal

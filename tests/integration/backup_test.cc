@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -309,6 +310,23 @@ TEST_SUITE("backup") {
     CHECK(stat_via(s, "wal_backups_total") == "3");
     CHECK(tqd.wait_for_log("backup " + backups + "/first removed: wal.backup_keep is 2"));
     tqd.stop(SIGTERM);
+    tq::testing::remove_tree(dir);
+  }
+
+  TEST_CASE("with wal.backup_keep, a data directory inside backup_dir stops tqd at start") {
+    // Retention could take it for an old backup: a restored log keeps its
+    // BACKUP marker until its first clean stop.
+    const std::string dir = tq::testing::make_temp_dir();
+    {
+      std::ofstream config(dir + "/config.yaml");
+      config << "wal:\n  backup_dir: " << dir << "/backups\n  backup_keep: 2\n";
+    }
+    auto [status, err] = tq::testing::run_tqd(
+        {"--config", dir + "/config.yaml", "--port", "0", "--data-dir", dir + "/backups/live"});
+    CHECK(status == 2);
+    CHECK(err.find("wal.backup_dir: the data directory " + dir + "/backups/live is inside " + dir +
+                   "/backups, where wal.backup_keep removes old backups") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir + "/backups/live/wal"));  // refused before the log
     tq::testing::remove_tree(dir);
   }
 

@@ -47,13 +47,10 @@ struct Fixture {
   uv_loop_t loop{};
   ServerStats stats;
   std::vector<std::pair<uint64_t, std::string>> replies;
-  BackupRunner runner{&loop,
-                      fs,
-                      "/backups",
-                      0,
-                      stats,
-                      [this](uint64_t id, const std::string& reply) {
-                        replies.emplace_back(id, reply); }};
+  BackupRunner runner{
+      &loop, fs, "/backups", 0, "/data", stats, [this](uint64_t id, const std::string& reply) {
+        replies.emplace_back(id, reply);
+      }};
 };
 
 }  // namespace

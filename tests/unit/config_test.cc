@@ -466,6 +466,20 @@ queues:
       c.wal_backup_dir = outside;
       CHECK(backup_dir_problem(c).empty());
     }
+    // With retention, the data directory may not be in backup_dir: it could
+    // be taken for an old backup (a restored log keeps its BACKUP marker).
+    c.wal_backup_keep = 7;
+    for (const char* holding : {"/var/lib/tq", "/var/lib/tq/", "/var/lib", "/var/lib/"}) {
+      CAPTURE(holding);
+      c.wal_backup_dir = holding;
+      CHECK(backup_dir_problem(c).find("the data directory /var/lib/tq is inside") !=
+            std::string::npos);
+    }
+    for (const char* apart : {"", "/var/lib/tq/backups", "/srv/backups", "/var/lib/tq2"}) {
+      CAPTURE(apart);
+      c.wal_backup_dir = apart;
+      CHECK(backup_dir_problem(c).empty());
+    }
     auto r = load_config_text("wal:\n  backup_dir: /srv/tq backups\n", "test");
     REQUIRE_FALSE(r.config);
     CHECK(r.error.find("wal.backup_dir") != std::string::npos);

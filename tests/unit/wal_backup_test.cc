@@ -218,24 +218,33 @@ TEST_SUITE("wal_backup") {
     backup("tq-20261202", "2000\n");
     backup("b-tie", "3000\n");
     backup("a-tie", "3000\n");         // the same time: the greater name is the newer
+    backup("made-now", "500\n");       // just made, by a clock that had run ahead before
     backup(".making.partial", "1\n");  // under way
     backup("undated", "");             // no marker: not known to be a backup
     backup("unreadable", "soon\n");    // cannot be dated
+    backup("live", "10\n");            // the running tqd's data directory, restored from a backup
+    backup("running", "20\n");         // another tqd runs on it
     fs.set_contents(dir + "/notes.txt", "keep me");
+    auto other_tqd = fs.lock(dir + "/running/wal/LOCK");
+    REQUIRE(other_tqd);
     std::vector<std::string> removed;
-    REQUIRE(prune_backups(fs, dir, 2, &removed).ok());
-    CHECK(removed == std::vector<std::string>{"monday", "tq-20261202"});
+    const PruneOptions keep3{3, "made-now", dir + "/live"};
+    const Status s = prune_backups(fs, dir, keep3, &removed);
+    CHECK(s.code() == Status::Code::kLocked);  // the first that could not go, said
+    CHECK(removed == std::vector<std::string>{"monday", "tq-20261202"});  // the others went
     const auto left = fs.list(dir);
     REQUIRE(left.ok());
-    CHECK(*left == std::vector<std::string>{".making.partial", "a-tie", "b-tie", "notes.txt",
-                                            "undated", "unreadable"});
-    CHECK_FALSE(fs.exists(dir + "/monday/wal/BACKUP"));
+    CHECK(*left == std::vector<std::string>{".making.partial", "a-tie", "b-tie", "live", "made-now",
+                                            "notes.txt", "running", "undated", "unreadable"});
     CHECK_FALSE(fs.exists(dir + "/monday/wal/00000000000000000001.wal"));
+    other_tqd.value().reset();  // that tqd stopped: its directory is an old backup again
     removed.clear();
-    REQUIRE(prune_backups(fs, dir, 2, &removed).ok());  // as many as kept: nothing goes
-    CHECK(removed.empty());
-    REQUIRE(prune_backups(fs, dir, 1, &removed).ok());
-    CHECK(removed == std::vector<std::string>{"a-tie"});
-    CHECK(fs.exists(dir + "/b-tie/wal/BACKUP"));
+    REQUIRE(prune_backups(fs, dir, {1, "made-now", dir + "/live/data"}, &removed).ok());
+    CHECK(removed == std::vector<std::string>{"running", "a-tie", "b-tie"});
+    CHECK(fs.exists(dir + "/made-now/wal/BACKUP"));
+    CHECK(fs.exists(dir + "/live/wal/BACKUP"));  // holds the data directory
+    removed.clear();
+    REQUIRE(prune_backups(fs, dir, {1, "made-now", dir + "/live"}, &removed).ok());
+    CHECK(removed.empty());  // as many as kept: nothing goes
   }
 }
