@@ -11,8 +11,9 @@ namespace {
 constexpr size_t kClockWidth = 8;   // HH:MM:SS
 constexpr size_t kColumnWidth = 8;  // a title or compact_number(), right-aligned, and a space
 
+// Right-aligned, and at least one space from the cell before.
 void append_cell(std::string& line, std::string_view text) {
-  if (text.size() < kColumnWidth) line.append(kColumnWidth - text.size(), ' ');
+  line.append(text.size() < kColumnWidth ? kColumnWidth - text.size() : 1, ' ');
   line += text;
 }
 
@@ -43,17 +44,16 @@ std::string compact_number(double value) {
     std::snprintf(text, sizeof text, "%.0f", std::floor(value + 0.5));
     return text;
   }
-  const char* suffix = "k";
+  // The next unit as soon as one decimal would round to 10000 (9999.96k
+  // prints 10000.0k: one character too many for the column).
+  static constexpr const char* kSuffixes[] = {"k", "M", "G", "T"};
   double scaled = value / 1e3;
-  if (scaled >= 1e4) {
+  size_t unit = 0;
+  while (scaled >= 9999.95 && unit + 1 < std::size(kSuffixes)) {
     scaled /= 1e3;
-    suffix = "M";
+    ++unit;
   }
-  if (scaled >= 1e4) {
-    scaled /= 1e3;
-    suffix = "G";
-  }
-  std::snprintf(text, sizeof text, "%.1f%s", scaled, suffix);
+  std::snprintf(text, sizeof text, "%.1f%s", scaled, kSuffixes[unit]);
   return text;
 }
 
@@ -113,7 +113,9 @@ std::string StatView::row(std::string_view clock, const Fields& sample, const Fi
       continue;
     }
     const double per_second = (*now - *before) * 1000.0 / static_cast<double>(elapsed_ms);
-    append_cell(line, compact_number(per_second));
+    // A slow trickle (4 jobs in 10 s) is not shown as 0.
+    const bool trickle = per_second < 9.95 && per_second != std::floor(per_second);
+    append_cell(line, trickle ? one_decimal(per_second) : compact_number(per_second));
   }
   return line;
 }

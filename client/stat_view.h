@@ -42,8 +42,8 @@ class StatView {
   std::vector<Column> columns_;
 };
 
-// A number in at most 6 characters: as it is below 100,000, then 123.4k,
-// 12.3M, 1.2G.
+// A number in at most 7 characters: whole below 100,000, then 123.4k,
+// 9999.9k, 10.0M, 1.2G, up to T.
 std::string compact_number(double value);
 
 }  // namespace tq::client

@@ -118,6 +118,11 @@ int run_stat(tq::client::Options options, const std::string& queue,
   options.reconnect.attempts = 1;  // each row tries once more
   auto client = tq::client::Client::connect(options);
   if (!client) {
+    // A password the server refused is its ERROR NOAUTH: 1, as in every mode.
+    if (client.error().kind == tq::client::ErrorKind::kServer) {
+      std::cerr << "ERROR " << client.error().to_string() << "\n";
+      return kExitServerError;
+    }
     std::cerr << "tq: " << client.error().to_string() << "\n";
     return kExitNoServer;
   }
@@ -127,6 +132,7 @@ int run_stat(tq::client::Options options, const std::string& queue,
   Clock::time_point previous_at;
   for (uint64_t row = 0; count == 0 || row < count; ++row) {
     if (row > 0 && !cancel.sleep_for_ms(static_cast<int>(interval.count()))) return kExitOk;
+    client->socket().set_cancel(&cancel);  // Ctrl-C ends a wait for the reply too
     auto sample = client->stats(queue);
     const Clock::time_point at = Clock::now();
     if (g_interrupted) return kExitOk;
@@ -355,7 +361,8 @@ int main(int argc, char** argv) {
                "each state, and enqueues, deliveries, acks and lease timeouts per second");
   app.add_option("--interval", interval, "--stat: time between lines")->capture_default_str();
   app.add_option("--count", count, "--stat: stop after this many lines (0: at Ctrl-C)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1'000'000'000}));
   app.footer(
       "Examples:\n"
       "  tq                                  a prompt on 127.0.0.1:8080\n"
@@ -364,7 +371,8 @@ int main(int argc, char** argv) {
       "  tq --port 9000 LIST                 options go before the command\n"
       "  tq -- ENQUEUE notes try --port      after --, every word is sent as it is\n"
       "  tq --port 9000 < commands.txt\n"
-      "  tq --stat emails                    a line a second: jobs waiting, in progress, per second"
+      "  tq --stat emails                    a line a second: jobs waiting, in progress, per "
+      "second\n"
       "  tq --tls-ca ca.pem --port 8443 PING  TLS, trusting the CA that signed tqd's certificate");
 
   // CLI11 parses the options only; the command is split off first (see

@@ -157,6 +157,13 @@ int main(int argc, char** argv) {
   from_environment(config.password_env, config.password);
   from_environment(config.admin_password_env, config.admin_password);
   from_environment(config.metrics_token_env, config.metrics_token);
+  if (const std::string& t = config.metrics_token;
+      !t.empty() && (t.front() == ' ' || t.back() == ' ' || t.find_first_of("\t\r\n") != t.npos)) {
+    std::fprintf(stderr,
+                 "tqd: metrics.token begins or ends with a space, or holds a tab or a line "
+                 "break: no Authorization header could carry it\n");
+    return 2;
+  }
   if (!config.admin_password.empty() && config.admin_password == config.password) {
     std::fprintf(stderr,
                  "tqd: auth.admin_password is the same as auth.password: every client could run "

@@ -48,6 +48,8 @@ TEST_SUITE("stat_view") {
     CHECK(compact_number(9'999'000) == "9999.0k");
     CHECK(compact_number(12'345'678) == "12.3M");
     CHECK(compact_number(98'765'432'100) == "98.8G");
+    CHECK(compact_number(9'999'960) == "10.0M");  // not 10000.0k, a character too wide
+    CHECK(compact_number(9'999'940) == "9999.9k");
   }
 
   TEST_CASE("the server's line: gauges as sent, counters per second since the last line") {
@@ -94,6 +96,6 @@ TEST_SUITE("stat_view") {
     second[6].second = "14";  // 10 deliveries
     second[8].second = "1";   // a lease ran out
     CHECK(cells(view.row("10:00:03", second, &first, 2000)) ==
-          std::vector<std::string>{"10:00:03", "5", "1", "0", "2", "0", "0", "5", "0", "1", "3"});
+          std::vector<std::string>{"10:00:03", "5", "1", "0", "2", "0", "0", "5", "0", "0.5", "3"});
   }
 }
