@@ -86,6 +86,17 @@ uint64_t read_uint(const YAML::Node& node, const std::string& key, uint64_t min,
   return v;
 }
 
+int64_t read_int(const YAML::Node& node, const std::string& key, int64_t min, int64_t max) {
+  std::string text = scalar(node, key);
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < min || v > max) {
+    fail(key, "expected a whole number from " + std::to_string(min) + " to " +
+                  std::to_string(max) + ", got '" + text + "'");
+  }
+  return v;
+}
+
 uint64_t read_size(const YAML::Node& node, const std::string& key, uint64_t min, uint64_t max) {
   std::string text = scalar(node, key);
   std::optional<uint64_t> v = parse_size(text);
@@ -113,8 +124,6 @@ bool read_bool(const YAML::Node& node, const std::string& key) {
   fail(key, "expected true or false, got '" + text + "'");
 }
 
-// Reads queue settings (the keys of CONFIG) from a mapping into `settings`,
-// keeping what was written in `written` when it is given.
 // queues.declare.<queue>.schedules: each name with `every` or `cron`, its
 // `payload`, and PUT's options. Checked here as SCHEDULE checks them, so a
 // mistake stops tqd at start-up with the key that holds it.
@@ -149,14 +158,7 @@ void read_schedules(const YAML::Node& node, const std::string& prefix,
         s.payload = scalar(v, kk);
         has_payload = true; }},
       {"priority", [&](const YAML::Node& v, const std::string& kk) {
-        const std::string text = scalar(v, kk);
-        int64_t p = 0;
-        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), p);
-        if (ec != std::errc() || end != text.data() + text.size() || p < INT32_MIN ||
-            p > INT32_MAX) {
-          fail(kk, "expected a whole number from -2147483648 to 2147483647, got '" + text + "'");
-        }
-        s.priority = static_cast<int32_t>(p); }},
+        s.priority = static_cast<int32_t>(read_int(v, kk, INT32_MIN, INT32_MAX)); }},
       {"ttl", [&](const YAML::Node& v, const std::string& kk) {
         s.ttl_ms = read_duration(v, kk, 1000, 1, engine::kMaxSettingDurationMs); }},
       {"attempts", [&](const YAML::Node& v, const std::string& kk) {
@@ -173,6 +175,9 @@ void read_schedules(const YAML::Node& node, const std::string& prefix,
   });
 }
 
+// Reads queue settings (the keys of CONFIG) from a mapping into `settings`,
+// keeping what was written in `written` and a declared queue's schedules in
+// `schedules` when they are given.
 void read_queue_settings(const YAML::Node& node, const std::string& prefix,
                          engine::QueueSettings& settings,
                          std::vector<std::pair<std::string, std::string>>* written,
@@ -508,25 +513,41 @@ void check_tls(const Config& c) {
 
 std::string backup_dir_problem(const Config& config) {
   namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path wal = fs::absolute(fs::path(config.data_dir) / "wal", ec).lexically_normal();
-  const fs::path backups = fs::absolute(config.backup_dir(), ec).lexically_normal();
-  const auto [end, rest] = std::mismatch(wal.begin(), wal.end(), backups.begin(), backups.end());
-  if (end == wal.end()) {
+  // Absolute, normal, without a trailing slash: whole names compare.
+  auto full = [](const fs::path& p) {
+    std::error_code ec;
+    const fs::path normal = fs::absolute(p, ec).lexically_normal();
+    return normal.has_filename() ? normal : normal.parent_path();
+  };
+  auto inside = [](const fs::path& path, const fs::path& dir) {
+    return std::mismatch(dir.begin(), dir.end(), path.begin(), path.end()).first == dir.end();
+  };
+  const fs::path wal = full(fs::path(config.data_dir) / "wal");
+  const fs::path backups = full(config.backup_dir());
+  const fs::path data = full(config.data_dir);
+  if (inside(backups, wal)) {
     return "wal.backup_dir: " + backups.string() + " is inside the log's directory " +
            wal.string() + "; give one outside it";
   }
   // Retention removes old backups from backup_dir: the data directory must
   // not be one of the things in it.
-  auto without_trailing_slash = [](fs::path p) { return p.has_filename() ? p : p.parent_path(); };
-  const fs::path data =
-      without_trailing_slash(fs::absolute(config.data_dir, ec).lexically_normal());
-  const fs::path holder = without_trailing_slash(backups);
-  const auto [past_backups, in_data] =
-      std::mismatch(holder.begin(), holder.end(), data.begin(), data.end());
-  if (config.wal_backup_keep > 0 && past_backups == holder.end()) {
+  if (config.wal_backup_keep > 0 && inside(data, backups)) {
     return "wal.backup_dir: the data directory " + data.string() + " is inside " +
-           holder.string() + ", where wal.backup_keep removes old backups; give one apart";
+           backups.string() + ", where wal.backup_keep removes old backups; give one apart";
+  }
+  return {};
+}
+
+std::string startup_problem(const Config& config) {
+  if (std::string why = backup_dir_problem(config); !why.empty()) return why;
+  if (const std::string& t = config.metrics_token;
+      !t.empty() && (t.front() == ' ' || t.back() == ' ' || t.find_first_of("\t\r\n") != t.npos)) {
+    return "metrics.token begins or ends with a space, or holds a tab or a line break: no "
+           "Authorization header could carry it";
+  }
+  if (!config.admin_password.empty() && config.admin_password == config.password) {
+    return "auth.admin_password is the same as auth.password: every client could run admin "
+           "commands; choose another, or leave it unset";
   }
   return {};
 }

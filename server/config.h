@@ -115,13 +115,19 @@ struct ConfigResult {
   std::string error;  // one line, naming the file and the key; set when !config
 };
 
-// Reads `path` over the defaults. A missing file is an error: tqd was asked
-// for it by name.
-// Empty, or why wal.backup_dir cannot be used with this data_dir (checked
-// once --data-dir has had its say): a backup inside the log's directory
-// would be read as part of the log.
+// Empty, or why wal.backup_dir cannot be used with this data_dir: a backup
+// inside the log's directory would be read as part of the log, and with
+// wal.backup_keep a data directory inside backup_dir could be taken for an
+// old backup.
 std::string backup_dir_problem(const Config& config);
 
+// Empty, or why tqd must not start with these settings, checked once the
+// command line and the environment have had their say: backup_dir_problem,
+// a metrics.token no header can carry, an admin password equal to the other.
+std::string startup_problem(const Config& config);
+
+// Reads `path` over the defaults. A missing file is an error: tqd was asked
+// for it by name.
 ConfigResult load_config_file(const std::string& path, Config base = {});
 
 // Parses YAML text (for tests and for the file loader); `origin` names it in

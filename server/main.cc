@@ -143,10 +143,6 @@ int main(int argc, char** argv) {
   if (flags.port) config.port = *flags.port;
   if (flags.data_dir) config.data_dir = *flags.data_dir;
   if (flags.wal_recover) config.wal_recover = true;
-  if (std::string why = tq::server::backup_dir_problem(config); !why.empty()) {
-    std::fprintf(stderr, "tqd: %s\n", why.c_str());
-    return 2;
-  }
   // A password in the environment keeps it out of config.yaml (and wins over it).
   auto from_environment = [](const std::string& variable, std::string& password) {
     if (variable.empty()) return;
@@ -157,17 +153,8 @@ int main(int argc, char** argv) {
   from_environment(config.password_env, config.password);
   from_environment(config.admin_password_env, config.admin_password);
   from_environment(config.metrics_token_env, config.metrics_token);
-  if (const std::string& t = config.metrics_token;
-      !t.empty() && (t.front() == ' ' || t.back() == ' ' || t.find_first_of("\t\r\n") != t.npos)) {
-    std::fprintf(stderr,
-                 "tqd: metrics.token begins or ends with a space, or holds a tab or a line "
-                 "break: no Authorization header could carry it\n");
-    return 2;
-  }
-  if (!config.admin_password.empty() && config.admin_password == config.password) {
-    std::fprintf(stderr,
-                 "tqd: auth.admin_password is the same as auth.password: every client could run "
-                 "admin commands; choose another, or leave it unset\n");
+  if (std::string why = tq::server::startup_problem(config); !why.empty()) {
+    std::fprintf(stderr, "tqd: %s\n", why.c_str());
     return 2;
   }
   if (flags.log_level) {
