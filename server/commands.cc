@@ -261,7 +261,7 @@ void cmd_stats(CommandContext& ctx, const Request& req) {
     auto queue = engine.queue_or_error(req.args[0]);
     if (!queue.ok()) return reply_error(ctx, queue.error());
     const engine::Queue& q = *queue.value();
-    return reply_figures(ctx, {{"queue", q.name}}, queue_figures(q));
+    return reply_figures(ctx, {{"queue", q.name}}, queue_figures(q, engine.now_ms()));
   }
   reply_figures(
       ctx, {}, server_figures(FigureSources{engine, ctx.stats, ctx.waiters, ctx.log, ctx.journal}));

@@ -172,11 +172,59 @@ void ExpositionBuilder::add_queue(std::string_view queue, const std::vector<Figu
     append_sample(queue_samples_[i], queue_names_[i], &queue, figures[i]);
 }
 
+void ExpositionBuilder::add_queue_histogram(std::string_view queue, std::string_view name,
+                                            std::string_view help,
+                                            const engine::WaitHistogram& waits) {
+  auto family = std::find_if(histograms_.begin(), histograms_.end(),
+                             [&](const HistogramFamily& f) { return f.name == name; });
+  if (family == histograms_.end()) {
+    family = histograms_.insert(histograms_.end(),
+                                HistogramFamily{std::string(name), std::string(help), {}});
+  }
+  std::string& out = family->samples;
+  auto sample = [&](std::string_view suffix, std::string_view le) {
+    out += name;
+    out += suffix;
+    bool first = true;
+    append_label(out, first, "queue", queue);
+    if (!le.empty()) append_label(out, first, "le", le);
+    out += "} ";
+  };
+  const auto& bounds = engine::WaitHistogram::kBoundsMs;
+  for (size_t i = 0; i < bounds.size(); ++i) {
+    std::string le;
+    append_decimal(le, static_cast<uint64_t>(bounds[i]), 3);
+    sample("_bucket", le);
+    out += std::to_string(waits.at_most(i));
+    out += '\n';
+  }
+  sample("_bucket", "+Inf");
+  out += std::to_string(waits.count());
+  out += '\n';
+  sample("_sum", {});
+  append_decimal(out, waits.sum_ms(), 3);
+  out += '\n';
+  sample("_count", {});
+  out += std::to_string(waits.count());
+  out += '\n';
+}
+
 std::string ExpositionBuilder::finish() {
   for (size_t i = 0; i < queue_heads_.size(); ++i) {
     append_header(out_, queue_names_[i], queue_heads_[i]);
     out_ += queue_samples_[i];
   }
+  for (const HistogramFamily& family : histograms_) {
+    out_ += "# HELP ";
+    out_ += family.name;
+    out_ += ' ';
+    out_ += escape_help(family.help);
+    out_ += "\n# TYPE ";
+    out_ += family.name;
+    out_ += " histogram\n";
+    out_ += family.samples;
+  }
+  histograms_.clear();
   queue_heads_.clear();
   queue_names_.clear();
   queue_samples_.clear();

@@ -10,7 +10,9 @@
 // become _seconds (the value divided, exactly, in decimal), _pct becomes
 // _ratio (0 to 1). A counter's name ends in _total. A word (version,
 // wal_fsync) is an _info gauge of 1 with the word as a label. Label values
-// and help text are escaped as the format says (\\, \" and \n).
+// and help text are escaped as the format says (\\, \" and \n). A queue's
+// histogram (add_queue_histogram) has no STATS line: buckets do not read as
+// one number.
 #pragma once
 
 #include <string>
@@ -29,6 +31,11 @@ class ExpositionBuilder {
   // order (queue_figures() does); their samples are gathered per family.
   // The figures' views must stay valid until finish().
   void add_queue(std::string_view queue, const std::vector<Figure>& figures);
+  // One queue's histogram of waits, as family `name` ("tq_queue_wait_seconds":
+  // _bucket with le in seconds, _sum, _count); every queue's samples of a
+  // family go under one header, after the queues' figures.
+  void add_queue_histogram(std::string_view queue, std::string_view name, std::string_view help,
+                           const engine::WaitHistogram& waits);
   // The whole text, ending in a newline.
   std::string finish();
 
@@ -37,6 +44,12 @@ class ExpositionBuilder {
   std::vector<Figure> queue_heads_;         // the first queue's figures: names, kinds, help
   std::vector<std::string> queue_names_;    // their family names
   std::vector<std::string> queue_samples_;  // every queue's sample lines, by position
+  struct HistogramFamily {
+    std::string name;
+    std::string help;
+    std::string samples;
+  };
+  std::vector<HistogramFamily> histograms_;
 };
 
 // The family name a figure is exposed under ("tq_wal_fsync_seconds_total").

@@ -201,7 +201,7 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
   return std::move(f.list);
 }
 
-std::vector<Figure> queue_figures(const engine::Queue& q) {
+std::vector<Figure> queue_figures(const engine::Queue& q, int64_t now_ms) {
   const engine::QueueCounters& c = q.counters;
   FigureList f;
   f.flag("paused", q.paused, "1 while the queue is paused (PAUSE).");
@@ -209,6 +209,10 @@ std::vector<Figure> queue_figures(const engine::Queue& q) {
           "When a timed PAUSE ends (Unix time, ms); 0 when not paused or paused until RESUME.",
           FigureUnit::kMilliseconds);
   f.gauge("ready", q.ready.size(), "Jobs ready for delivery.");
+  f.gauge("head_wait_ms", static_cast<uint64_t>(q.head_wait_ms(now_ms)),
+          "How long the ready jobs next in line (the first of each priority) have waited for a "
+          "worker: the longest of them; 0 when none is ready.",
+          FigureUnit::kMilliseconds);
   f.gauge("held", q.held.size(),
           "Ready jobs waiting for an earlier job of their group (PUT ... GROUP) to finish.");
   f.gauge("delayed", q.delayed.size(), "Jobs waiting for a delay or a retry backoff to end.");
@@ -250,8 +254,15 @@ std::string stats_value(const Figure& figure) {
 std::string metrics_exposition(const FigureSources& sources) {
   ExpositionBuilder text;
   text.add_server(server_figures(sources));
+  const int64_t now = sources.engine.now_ms();
   for (const auto& [name, queue] : sources.engine.queues()) {
-    text.add_queue(name, queue_figures(*queue));
+    text.add_queue(name, queue_figures(*queue, now));
+  }
+  for (const auto& [name, queue] : sources.engine.queues()) {
+    text.add_queue_histogram(name, "tq_queue_wait_seconds",
+                             "How long each delivered job had been ready before a worker took it "
+                             "(to within a few milliseconds).",
+                             queue->waits);
   }
   return text.finish();
 }

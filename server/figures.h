@@ -69,7 +69,8 @@ std::vector<Figure> server_figures(const FigureSources& sources);
 // One queue's figures, in STATS <queue> order (without the "queue <name>"
 // line that heads that reply: the name is a label, not a figure). Every
 // queue gives the same figures in the same order.
-std::vector<Figure> queue_figures(const engine::Queue& queue);
+// queue. `now_ms`: the engine's time, for head_wait_ms.
+std::vector<Figure> queue_figures(const engine::Queue& queue, int64_t now_ms);
 
 // The value as STATS shows it: the word, the whole number, or a percentage
 // with one decimal ("37.5").

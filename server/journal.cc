@@ -276,8 +276,10 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
       uint64_t id = in.varint();
       auto attempts = static_cast<uint32_t>(in.varint());
       auto ready_at = static_cast<int64_t>(in.varint());
+      // Ready since (added later: an older record ends before it).
+      auto ready_since = in.empty() ? 0 : static_cast<int64_t>(in.varint());
       if (in.failed()) return bad_body("RELEASE");
-      engine_.restore_release(id, attempts, ready_at);
+      engine_.restore_release(id, attempts, ready_at, ready_since);
       return {};
     }
     case RecordType::kRemove: {
@@ -408,7 +410,12 @@ void Journal::job_released(Job& job) {
   scratch_.clear();
   wal::put_varint(scratch_, job.id);
   wal::put_varint(scratch_, job.attempts);
-  wal::put_varint(scratch_, static_cast<uint64_t>(job.state == JobState::kDelayed ? job.deadline_ms : 0));
+  if (job.state == JobState::kDelayed) {
+    wal::put_varint(scratch_, static_cast<uint64_t>(job.deadline_ms));
+  } else {
+    wal::put_varint(scratch_, 0);  // ready now, and since when
+    wal::put_varint(scratch_, static_cast<uint64_t>(job.deadline_ms));
+  }
   record(RecordType::kRelease, scratch_);
 }
 

@@ -5,6 +5,8 @@
 // TTLs) are written to the log and must keep their meaning across a restart.
 #pragma once
 
+#include <time.h>
+
 #include <chrono>
 #include <cstdint>
 
@@ -14,6 +16,10 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual int64_t now_ms() const = 0;
+  // The time to within a few milliseconds, for what only a person reads (how
+  // long a job has been ready): it costs a seventh of now_ms(), and enqueue
+  // would otherwise read the clock for every plain job.
+  virtual int64_t coarse_now_ms() const { return now_ms(); }
 };
 
 class SystemClock final : public Clock {
@@ -21,6 +27,13 @@ class SystemClock final : public Clock {
   int64_t now_ms() const override {
     using namespace std::chrono;
     return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  }
+  // CLOCK_REALTIME_COARSE: the time of the last tick (1-4 ms old), 3.6 ns a
+  // read against 25 ns on the VM tqd was measured on.
+  int64_t coarse_now_ms() const override {
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    return int64_t{now.tv_sec} * 1000 + now.tv_nsec / 1'000'000;
   }
 };
 

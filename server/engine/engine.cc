@@ -199,7 +199,7 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   if (ready_at > now) {
     make_delayed(job, ready_at);
   } else {
-    make_ready(job);
+    make_ready(job, timed ? now : clock_.coarse_now_ms());
   }
   ++queue->counters.enqueued;
   ++counters_.enqueued;
@@ -238,6 +238,7 @@ void Engine::dequeue(std::span<Queue* const> queues, size_t max, std::vector<con
     // The byte budget stops the batch before the job that would pass it; the
     // first job goes whatever its size, or a big job could never be taken.
     if (!out->empty() && bytes + job->payload_size > max_bytes) break;
+    best->waits.record(now - job->deadline_ms);  // ready since then
     unlink(job);
     ++job->attempts;
     make_leased(job, now + best->settings.ack_timeout_ms);
@@ -449,9 +450,9 @@ uint32_t Engine::max_attempts_of(const Job& job) const {
 
 // --- State changes ----------------------------------------------------------
 
-void Engine::make_ready(Job* job) {
+void Engine::make_ready(Job* job, int64_t ready_since_ms) {
   Queue* queue = job->queue;
-  job->deadline_ms = 0;
+  job->deadline_ms = ready_since_ms;
   JobExtras* extras = jobs_.extras(*job);
   if (extras != nullptr && extras->expires_at_ms > 0) queue->ttl.push(extras);
   if (extras != nullptr && !extras->group.empty()) {
@@ -607,7 +608,7 @@ Requeue Engine::give_back(Job* job, std::optional<int64_t> delay_ms, const char*
       make_delayed(job, clock_.now_ms() + wait);
       outcome = Requeue::kDelayed;
     } else {
-      make_ready(job);
+      make_ready(job, clock_.now_ms());
       outcome = Requeue::kReady;
     }
     if (observer_) observer_->job_released(*job);

@@ -77,7 +77,7 @@ struct JobSnapshot {
   JobState state = JobState::kReady;
   uint32_t attempts = 0;
   int32_t priority = 0;
-  int64_t deadline_ms = 0;     // kDelayed: ready at; kDead: died at
+  int64_t deadline_ms = 0;  // kDelayed: ready at; kDead: died at; kReady: since (0: unknown)
   int64_t expires_at_ms = 0;
   uint32_t max_attempts = 0;
   std::string_view key;
@@ -243,7 +243,10 @@ class Engine {
   // QUEUE record later names.
   Job* restore_job(const JobSnapshot& snapshot);
   void restore_lease(uint64_t id, uint32_t attempts);
-  void restore_release(uint64_t id, uint32_t attempts, int64_t ready_at_ms);
+  // `ready_at_ms`: 0 ready now, else delayed until then; `ready_since_ms`,
+  // when ready: since when (0: unknown, now).
+  void restore_release(uint64_t id, uint32_t attempts, int64_t ready_at_ms,
+                       int64_t ready_since_ms = 0);
   void restore_dead(uint64_t id, std::string_view reason, int64_t died_at_ms);
   void restore_remove(uint64_t id);
   void restore_dedup(uint32_t queue_number, std::string_view key, uint64_t job_id,
@@ -321,7 +324,8 @@ class Engine {
 
   // State changes. Each takes a job out of nothing (a fresh or unlinked job)
   // and puts it where its new state says, keeping every index in step.
-  void make_ready(Job* job);
+  // `ready_since_ms`: when it became ready (its wait is counted from then).
+  void make_ready(Job* job, int64_t ready_since_ms);
   void make_delayed(Job* job, int64_t ready_at_ms);
   void make_leased(Job* job, int64_t until_ms);
   void make_dead(Job* job, std::string reason);

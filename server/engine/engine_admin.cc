@@ -186,7 +186,7 @@ void Engine::revive(Job* job) {
   job->attempts = 0;  // a fresh start: its old failures are why it died
   ++job->kicks;       // ... and its next delivery is not its first one again
   jobs_.extras(*job)->reason.clear();
-  make_ready(job);
+  make_ready(job, clock_.now_ms());
   if (observer_) observer_->job_released(*job);
   ++job->queue->counters.kicked;
   ++counters_.kicked;

@@ -118,15 +118,17 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
   job->attempts = snap.attempts;
   job->priority = snap.priority;
   set_extras(*job, snap.expires_at_ms, snap.max_attempts, snap.key, snap.group);
+  // Logs from before ready times were kept say 0: the wait counts from now.
+  const int64_t ready_since = snap.deadline_ms > 0 ? snap.deadline_ms : clock_.coarse_now_ms();
   switch (snap.state) {
-    case JobState::kReady: make_ready(job); break;
+    case JobState::kReady: make_ready(job, ready_since); break;
     case JobState::kDelayed: make_delayed(job, snap.deadline_ms); break;
     case JobState::kLeased: make_leased(job, clock_.now_ms() + queue->settings.ack_timeout_ms); break;
     case JobState::kDead:
       put_dead(job, snap.reason, snap.deadline_ms);
       break;
     case JobState::kHeld:
-      make_ready(job);
+      make_ready(job, ready_since);
       break;  // the log never says held
   }
   next_job_id_ = std::max(next_job_id_, snap.id + 1);
@@ -144,7 +146,8 @@ void Engine::restore_lease(uint64_t id, uint32_t attempts) {
   reschedule(job->queue);
 }
 
-void Engine::restore_release(uint64_t id, uint32_t attempts, int64_t ready_at_ms) {
+void Engine::restore_release(uint64_t id, uint32_t attempts, int64_t ready_at_ms,
+                             int64_t ready_since_ms) {
   Job* job = jobs_.find(id);
   if (job == nullptr) return;
   unlink(job);
@@ -153,7 +156,7 @@ void Engine::restore_release(uint64_t id, uint32_t attempts, int64_t ready_at_ms
   if (ready_at_ms > 0) {
     make_delayed(job, ready_at_ms);
   } else {
-    make_ready(job);
+    make_ready(job, ready_since_ms > 0 ? ready_since_ms : clock_.coarse_now_ms());
   }
   reschedule(job->queue);
 }

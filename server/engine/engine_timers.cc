@@ -30,8 +30,9 @@ size_t Engine::expire_due(size_t budget) {
     }
     while (Job* job = spent() ? nullptr : queue->delayed.top()) {
       if (job->deadline_ms > now) break;
+      const int64_t due = job->deadline_ms;
       unlink(job);
-      make_ready(job);  // not logged: replay computes it from the ready time
+      make_ready(job, due);  // not logged: replay computes it from the ready time
       ++changed;
     }
     changed += discard_old_dead(queue, now, budget - std::min(budget, changed + forgotten));

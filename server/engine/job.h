@@ -50,7 +50,8 @@ struct Job {
   uint64_t id;                // unique, never reused; also its FIFO position
   Job* next_in_table;         // chain in JobTable's bucket
   Queue* queue;               // the queue it belongs to
-  int64_t deadline_ms;        // kDelayed: ready at; kLeased: lease ends; kDead: died at
+  int64_t deadline_ms;        // kDelayed: ready at; kLeased: lease ends; kDead: died at;
+                              // kReady, kHeld: ready since (its wait counts from then)
   uint32_t slot;              // position in the heap its state puts it in
   uint32_t attempts;          // deliveries so far
   int32_t priority;           // higher is delivered first

@@ -20,6 +20,7 @@
 #include "server/engine/intrusive_heap.h"
 #include "server/engine/job.h"
 #include "server/engine/ready_set.h"
+#include "server/engine/wait_histogram.h"
 
 namespace tq::engine {
 
@@ -179,6 +180,7 @@ struct Queue {
   std::map<std::string, Schedule> schedules;      // by name
   int64_t schedule_at = INT64_MAX;                // the earliest next_ms of its schedules
   QueueCounters counters;
+  WaitHistogram waits;            // how long each delivered job had been ready
   uint32_t timer_slot = kNoSlot;  // position in the engine's heap of queue timers
   int64_t timer_at = INT64_MAX;   // earliest deadline of anything timed in it
   uint32_t log_segment = 0;       // the log segment holding its latest full record
@@ -197,6 +199,13 @@ struct Queue {
     return ready.size() + held.size() + delayed.size() + leased.size();
   }
   size_t job_count() const { return active_count() + dead.size(); }
+  // How long the jobs at the head of the ready set have waited, at `now_ms`:
+  // the longest of them (ReadySet::head_ready_since), 0 when none is ready.
+  // Held jobs wait for their group, not for a worker: not counted.
+  int64_t head_wait_ms(int64_t now_ms) const {
+    const int64_t since = ready.head_ready_since();
+    return since == INT64_MAX ? 0 : std::max<int64_t>(0, now_ms - since);
+  }
   // After its schedules changed: schedule_at is their earliest next_ms.
   void refresh_schedule_at() {
     schedule_at = INT64_MAX;

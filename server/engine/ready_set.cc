@@ -71,6 +71,20 @@ Job* ReadySet::top() {
   return back->id < fifo->id ? back : fifo;
 }
 
+int64_t ReadySet::head_ready_since() const {
+  int64_t earliest = INT64_MAX;
+  for (const auto& [priority, lane] : lanes_) {
+    for (uint64_t id : lane.fifo) {
+      if (const Job* job = live_job(lane, id)) {
+        earliest = std::min(earliest, job->deadline_ms);
+        break;
+      }
+    }
+    if (const Job* back = lane.returns.top()) earliest = std::min(earliest, back->deadline_ms);
+  }
+  return earliest;
+}
+
 void ReadySet::first(size_t n, const std::function<void(Job*)>& f) const {
   for (const auto& [priority, lane] : lanes_) {
     if (n == 0) return;

@@ -49,6 +49,12 @@ class ReadySet {
   }
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
+  // The earliest ready-since time (Job::deadline_ms) among the jobs at the
+  // head of the set: the first of each priority's FIFO and of its heap of
+  // returns, the jobs delivered next. INT64_MAX when empty. A job deeper in
+  // a heap of returns is not looked at: it goes before the FIFO's head all
+  // the same, so a head that is not moving still shows.
+  int64_t head_ready_since() const;
 
   // Calls f for the first n jobs in delivery order, changing nothing.
   void first(size_t n, const std::function<void(Job*)>& f) const;

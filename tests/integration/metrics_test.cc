@@ -197,6 +197,13 @@ TEST_SUITE("metrics") {
     CHECK(m["tq_queue_paused{queue=\"orders.eu-1\"}"] == "1");
     CHECK(m["tq_queue_paused{queue=\"emails\"}"] == "0");
     CHECK(m["tq_queue_ack_timeout_seconds{queue=\"emails\"}"] == "30");
+    CHECK(m.count("tq_queue_head_wait_seconds{queue=\"emails\"}") == 1);
+    // Two deliveries from emails, none from orders, in the histogram of waits.
+    CHECK(m["tq_queue_wait_seconds_count{queue=\"emails\"}"] == "2");
+    CHECK(m["tq_queue_wait_seconds_bucket{queue=\"emails\",le=\"+Inf\"}"] == "2");
+    CHECK(m["tq_queue_wait_seconds_bucket{queue=\"emails\",le=\"3600\"}"] == "2");
+    CHECK(m["tq_queue_wait_seconds_count{queue=\"orders.eu-1\"}"] == "0");
+    CHECK(reply.body.find("# TYPE tq_queue_wait_seconds histogram\n") != std::string::npos);
     CHECK(reply.body.find("# TYPE tq_jobs_enqueued_total counter\n") != std::string::npos);
     CHECK(reply.body.find("# TYPE tq_queue_ready gauge\n") != std::string::npos);
     CHECK(reply.body.find("# HELP tq_loop_busy_seconds_total ") != std::string::npos);

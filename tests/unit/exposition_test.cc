@@ -82,7 +82,7 @@ std::map<std::string, std::string> parse_exposition(const std::string& text) {
       std::string name;
       words >> name >> type;
       CHECK(name == family);
-      CHECK((type == "gauge" || type == "counter"));
+      CHECK((type == "gauge" || type == "counter" || type == "histogram"));
       if (type == "counter") CHECK(family.size() > 6);
       if (type == "counter") CHECK(family.substr(family.size() - 6) == "_total");
       continue;
@@ -92,7 +92,11 @@ std::map<std::string, std::string> parse_exposition(const std::string& text) {
     REQUIRE(space != std::string::npos);
     const std::string series = line.substr(0, space);
     const std::string name = series.substr(0, series.find('{'));
-    CHECK(name == family);
+    if (type == "histogram") {
+      CHECK((name == family + "_bucket" || name == family + "_sum" || name == family + "_count"));
+    } else {
+      CHECK(name == family);
+    }
     CHECK(samples.count(series) == 0);
     samples[series] = line.substr(space + 1);
   }
@@ -215,6 +219,42 @@ TEST_SUITE("exposition") {
     parse_exposition(text);
   }
 
+  TEST_CASE("a queue's waits are a histogram - cumulative buckets in seconds, +Inf, sum, count") {
+    engine::WaitHistogram emails;
+    for (int64_t ms : {0, 5, 6, 4'000'000}) emails.record(ms);
+    engine::WaitHistogram orders;
+    ExpositionBuilder b;
+    b.add_queue("emails", {gauge("ready", 1)});
+    b.add_queue("orders", {gauge("ready", 0)});
+    b.add_queue_histogram("emails", "tq_queue_wait_seconds", "waits", emails);
+    b.add_queue_histogram("orders", "tq_queue_wait_seconds", "waits", orders);
+    const std::string text = b.finish();
+    auto samples = parse_exposition(text);  // one header for both queues
+    CHECK(text.find("# TYPE tq_queue_wait_seconds histogram\n") != std::string::npos);
+    CHECK(samples["tq_queue_wait_seconds_bucket{queue=\"emails\",le=\"0.005\"}"] == "2");
+    CHECK(samples["tq_queue_wait_seconds_bucket{queue=\"emails\",le=\"0.01\"}"] == "3");
+    CHECK(samples["tq_queue_wait_seconds_bucket{queue=\"emails\",le=\"0.25\"}"] == "3");
+    CHECK(samples["tq_queue_wait_seconds_bucket{queue=\"emails\",le=\"3600\"}"] == "3");
+    CHECK(samples["tq_queue_wait_seconds_bucket{queue=\"emails\",le=\"+Inf\"}"] == "4");
+    CHECK(samples["tq_queue_wait_seconds_sum{queue=\"emails\"}"] == "4000.011");
+    CHECK(samples["tq_queue_wait_seconds_count{queue=\"emails\"}"] == "4");
+    CHECK(samples["tq_queue_wait_seconds_count{queue=\"orders\"}"] == "0");
+    CHECK(samples["tq_queue_wait_seconds_sum{queue=\"orders\"}"] == "0");
+    // Every bound is there, in order, and the counts never go down.
+    uint64_t last = 0;
+    for (size_t i = 0; i < engine::WaitHistogram::kBoundsMs.size(); ++i) {
+      std::string le = std::to_string(engine::WaitHistogram::kBoundsMs[i] / 1000.0);
+      le.erase(le.find_last_not_of('0') + 1);
+      if (le.back() == '.') le.pop_back();
+      INFO(le);
+      const std::string series = "tq_queue_wait_seconds_bucket{queue=\"emails\",le=\"" + le + "\"}";
+      REQUIRE(samples.count(series) == 1);
+      const uint64_t n = std::stoull(samples[series]);
+      CHECK(n >= last);
+      last = n;
+    }
+  }
+
   TEST_CASE("without queues there are no per-queue families") {
     ExpositionBuilder b;
     b.add_server({gauge("queues", 0)});
@@ -250,7 +290,8 @@ TEST_SUITE("exposition") {
       }
       CHECK(found);
     }
-    const std::vector<Figure> per_queue = server::queue_figures(*engine.find_queue("emails"));
+    const std::vector<Figure> per_queue =
+        server::queue_figures(*engine.find_queue("emails"), clock.now_ms());
     for (const Figure& f : per_queue) {
       INFO(f.name);
       CHECK(!f.help.empty());
@@ -258,8 +299,11 @@ TEST_SUITE("exposition") {
       CHECK(samples.count(name + "{queue=\"emails\"}") == 1);
       CHECK(samples.count(name + "{queue=\"orders.eu-1:x\"}") == 1);
     }
+    // And each queue's wait histogram: a bucket per bound, +Inf, _sum, _count.
+    const size_t histogram_samples = engine::WaitHistogram::kBoundsMs.size() + 3;
+    CHECK(samples.count("tq_queue_wait_seconds_count{queue=\"emails\"}") == 1);
     // No sample that no figure accounts for, and none missing.
-    CHECK(samples.size() == expected_samples + 2 * per_queue.size());
+    CHECK(samples.size() == expected_samples + 2 * (per_queue.size() + histogram_samples));
     CHECK(samples["tq_queues"] == "2");
     CHECK(samples["tq_wal_enabled"] == "0");  // no log: no other wal figure
     CHECK(text.find("tq_wal_fsync") == std::string::npos);

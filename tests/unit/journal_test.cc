@@ -18,9 +18,10 @@ namespace {
 
 // Everything replay must preserve, as text: queues with settings and pause,
 // jobs with queue, priority, attempts, payload and their state-specific
-// fields, in delivery order; dedup keys. A leased job is written as ready:
-// that is what it becomes after a restart.
-std::string fingerprint(const engine::Engine& e) {
+// fields (a ready or held job's ready-since time too), in delivery order;
+// dedup keys. A leased job is written as ready since `restart_ms` (the
+// replaying Node's time): that is what it becomes after a restart.
+std::string fingerprint(const engine::Engine& e, int64_t restart_ms = 1'700'000'000'000) {
   std::ostringstream out;
   for (const auto& [name, q] : e.queues()) {
     const engine::QueueSettings& s = q->settings;
@@ -47,14 +48,15 @@ std::string fingerprint(const engine::Engine& e) {
       return x;
     };
     for (const engine::Job* j : ready) {
-      out << "  ready " << j->id << " p=" << j->priority << " a=" << j->attempts << extras(j) << " "
-          << j->payload() << "\n";
+      out << "  ready " << j->id << " p=" << j->priority << " a=" << j->attempts << extras(j);
+      out << " since=" << (j->state == engine::JobState::kLeased ? restart_ms : j->deadline_ms);
+      out << " " << j->payload() << "\n";
     }
     for (const engine::Job* j : q->held.items()) held.push_back(j);
     std::sort(held.begin(), held.end(), engine::IdOrder{});
     for (const engine::Job* j : held) {
-      out << "  held " << j->id << " p=" << j->priority << " a=" << j->attempts << extras(j) << " "
-          << j->payload() << "\n";
+      out << "  held " << j->id << " p=" << j->priority << " a=" << j->attempts << extras(j)
+          << " since=" << j->deadline_ms << " " << j->payload() << "\n";
     }
     std::vector<const engine::Job*> delayed(q->delayed.items().begin(), q->delayed.items().end());
     std::sort(delayed.begin(), delayed.end(), engine::DeadlineOrder{});
