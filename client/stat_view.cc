@@ -57,29 +57,53 @@ std::string compact_number(double value) {
   return text;
 }
 
+std::string compact_duration(double ms) {
+  char text[32];
+  if (ms < 999.5) {
+    std::snprintf(text, sizeof text, ms < 0.5 ? "0" : "%.0fms", std::floor(ms + 0.5));
+    return text;
+  }
+  double value = ms / 1000;
+  const char* unit = "s";
+  if (value >= 59.95) {
+    value /= 60;
+    unit = "m";
+  }
+  if (*unit == 'm' && value >= 59.95) {
+    value /= 60;
+    unit = "h";
+  }
+  std::snprintf(text, sizeof text, value < 999.95 ? "%.1f%s" : "%.0f%s", value, unit);
+  return text;
+}
+
 StatView::StatView(std::string queue) : queue_(std::move(queue)) {
   // The same story for both: what waits (ready, delayed), what is being
-  // worked on (leased), what failed for good (dead), and the flow through.
+  // worked on (leased), what failed for good (dead), and the flow through;
+  // for a queue, how long its next jobs have waited too.
+  constexpr Show kAsIs = Show::kAsIs;
+  constexpr Show kRate = Show::kRate;
   if (queue_.empty()) {
     columns_ = {
-        {"ready", "jobs_ready", false},          {"delayed", "jobs_delayed", false},
-        {"leased", "jobs_leased", false},        {"dead", "jobs_dead", false},
-        {"enq/s", "jobs_enqueued_total", true},  {"deq/s", "jobs_dequeued_total", true},
-        {"ack/s", "jobs_acked_total", true},     {"tmout/s", "jobs_timed_out_total", true},
-        {"conns", "connections_current", false}, {"waiters", "waiters", false},
-        {"loop%", "loop_busy_pct", false},
+        {"ready", "jobs_ready", kAsIs},          {"delayed", "jobs_delayed", kAsIs},
+        {"leased", "jobs_leased", kAsIs},        {"dead", "jobs_dead", kAsIs},
+        {"enq/s", "jobs_enqueued_total", kRate}, {"deq/s", "jobs_dequeued_total", kRate},
+        {"ack/s", "jobs_acked_total", kRate},    {"tmout/s", "jobs_timed_out_total", kRate},
+        {"conns", "connections_current", kAsIs}, {"waiters", "waiters", kAsIs},
+        {"loop%", "loop_busy_pct", kAsIs},
     };
   } else {
-    columns_ = {{"ready", "ready", false},
-                {"held", "held", false},
-                {"delayed", "delayed", false},
-                {"leased", "leased", false},
-                {"dead", "dead", false},
-                {"enq/s", "enqueued_total", true},
-                {"deq/s", "dequeued_total", true},
-                {"ack/s", "acked_total", true},
-                {"tmout/s", "timed_out_total", true},
-                {"waiters", "waiters", false}};
+    columns_ = {{"ready", "ready", kAsIs},
+                {"wait", "head_wait_ms", Show::kDuration},
+                {"held", "held", kAsIs},
+                {"delayed", "delayed", kAsIs},
+                {"leased", "leased", kAsIs},
+                {"dead", "dead", kAsIs},
+                {"enq/s", "enqueued_total", kRate},
+                {"deq/s", "dequeued_total", kRate},
+                {"ack/s", "acked_total", kRate},
+                {"tmout/s", "timed_out_total", kRate},
+                {"waiters", "waiters", kAsIs}};
   }
 }
 
@@ -100,7 +124,11 @@ std::string StatView::row(std::string_view clock, const Fields& sample, const Fi
       append_cell(line, "?");
       continue;
     }
-    if (!column.rate) {
+    if (column.show == Show::kDuration) {
+      append_cell(line, compact_duration(*now));
+      continue;
+    }
+    if (column.show == Show::kAsIs) {
       // Whole numbers, but a share keeps its decimal: "37.5".
       append_cell(
           line, *now < 100 && *now != std::floor(*now) ? one_decimal(*now) : compact_number(*now));

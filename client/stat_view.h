@@ -32,10 +32,15 @@ class StatView {
                   int64_t elapsed_ms) const;
 
  private:
+  enum class Show : uint8_t {
+    kAsIs,      // a gauge
+    kRate,      // a *_total counter, shown per second
+    kDuration,  // milliseconds, shown as compact_duration()
+  };
   struct Column {
     std::string_view title;
     std::string_view field;
-    bool rate;  // a *_total counter, shown per second
+    Show show;
   };
 
   std::string queue_;
@@ -45,5 +50,9 @@ class StatView {
 // A number in at most 7 characters: whole below 100,000, then 123.4k,
 // 9999.9k, 10.0M, 1.2G, up to T.
 std::string compact_number(double value);
+
+// Milliseconds in at most 7 characters, in the largest unit that keeps a
+// digit before the point: 0, 850ms, 12.3s, 45.0m, 3.5h, 1250h.
+std::string compact_duration(double ms);
 
 }  // namespace tq::client

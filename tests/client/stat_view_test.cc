@@ -9,6 +9,7 @@
 
 #include "client/stat_view.h"
 
+using tq::client::compact_duration;
 using tq::client::compact_number;
 using tq::client::Fields;
 using tq::client::StatView;
@@ -82,20 +83,39 @@ TEST_SUITE("stat_view") {
     CHECK(row[7] == "0");  // acked stayed
   }
 
+  TEST_CASE("waits read as durations in at most 7 characters") {
+    CHECK(compact_duration(0) == "0");
+    CHECK(compact_duration(0.4) == "0");
+    CHECK(compact_duration(4) == "4ms");
+    CHECK(compact_duration(999) == "999ms");
+    CHECK(compact_duration(999.7) == "1.0s");
+    CHECK(compact_duration(12'340) == "12.3s");
+    CHECK(compact_duration(59'960) == "1.0m");
+    CHECK(compact_duration(2'700'000) == "45.0m");
+    CHECK(compact_duration(3'597'000) == "1.0h");
+    CHECK(compact_duration(12'600'000) == "3.5h");
+    CHECK(compact_duration(4'500'000'000.0) == "1250h");
+    for (double ms = 1; ms < 1e13; ms *= 1.37) {
+      INFO(ms);
+      CHECK(compact_duration(ms).size() <= 7);
+    }
+  }
+
   TEST_CASE("a queue's line has its own columns, held included") {
     StatView view("emails");
     CHECK(view.queue() == "emails");
-    CHECK(cells(view.header()) == std::vector<std::string>{"time", "ready", "held", "delayed",
-                                                           "leased", "dead", "enq/s", "deq/s",
-                                                           "ack/s", "tmout/s", "waiters"});
-    const Fields first = {{"ready", "5"},          {"held", "1"},        {"delayed", "0"},
-                          {"leased", "2"},         {"dead", "0"},        {"enqueued_total", "10"},
-                          {"dequeued_total", "4"}, {"acked_total", "2"}, {"timed_out_total", "0"},
-                          {"waiters", "3"}};
+    CHECK(cells(view.header()) == std::vector<std::string>{"time", "ready", "wait", "held",
+                                                           "delayed", "leased", "dead", "enq/s",
+                                                           "deq/s", "ack/s", "tmout/s", "waiters"});
+    const Fields first = {{"ready", "5"},           {"head_wait_ms", "83000"}, {"held", "1"},
+                          {"delayed", "0"},         {"leased", "2"},           {"dead", "0"},
+                          {"enqueued_total", "10"}, {"dequeued_total", "4"},   {"acked_total", "2"},
+                          {"timed_out_total", "0"}, {"waiters", "3"}};
     Fields second = first;
-    second[6].second = "14";  // 10 deliveries
-    second[8].second = "1";   // a lease ran out
+    second[7].second = "14";  // 10 deliveries
+    second[9].second = "1";   // a lease ran out
     CHECK(cells(view.row("10:00:03", second, &first, 2000)) ==
-          std::vector<std::string>{"10:00:03", "5", "1", "0", "2", "0", "0", "5", "0", "0.5", "3"});
+          std::vector<std::string>{"10:00:03", "5", "1.4m", "1", "0", "2", "0", "0", "5", "0",
+                                   "0.5", "3"});
   }
 }
