@@ -73,6 +73,10 @@ std::string compact_duration(double ms) {
     value /= 60;
     unit = "h";
   }
+  if (*unit == 'h' && value >= 999.95) {  // 1000h is 41.7d, and 8 characters at 10,000h
+    value /= 24;
+    unit = "d";
+  }
   std::snprintf(text, sizeof text, value < 999.95 ? "%.1f%s" : "%.0f%s", value, unit);
   return text;
 }

@@ -94,7 +94,9 @@ TEST_SUITE("stat_view") {
     CHECK(compact_duration(2'700'000) == "45.0m");
     CHECK(compact_duration(3'597'000) == "1.0h");
     CHECK(compact_duration(12'600'000) == "3.5h");
-    CHECK(compact_duration(4'500'000'000.0) == "1250h");
+    CHECK(compact_duration(3'599'000'000.0) == "999.7h");
+    CHECK(compact_duration(4'500'000'000.0) == "52.1d");
+    CHECK(compact_duration(100'000'000'000.0) == "1157d");
     for (double ms = 1; ms < 1e13; ms *= 1.37) {
       INFO(ms);
       CHECK(compact_duration(ms).size() <= 7);
