@@ -37,6 +37,7 @@ class Daemon {
   void stop();
 
   int port() const { return server_ ? server_->bound_port() : 0; }
+  int metrics_port() const { return server_ ? server_->metrics_port() : 0; }
   engine::Engine& engine() { return engine_; }
 
  private:

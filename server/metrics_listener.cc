@@ -11,7 +11,7 @@ namespace {
 
 constexpr uint64_t kSweepEveryMs = 500;
 
-enum class Route { kMetrics, kNotFound, kBadMethod, kBadRequest };
+enum class Route { kMetrics, kHealth, kNotFound, kBadMethod, kBadRequest };
 
 // Where the request line of a whole request head sends it.
 Route route(std::string_view head) {
@@ -30,6 +30,7 @@ Route route(std::string_view head) {
   }
   if (method != "GET") return Route::kBadMethod;
   const std::string_view path = target.substr(0, target.find('?'));  // scrape params: ignored
+  if (path == "/healthz") return Route::kHealth;
   return path == "/metrics" || path == "/" ? Route::kMetrics : Route::kNotFound;
 }
 
@@ -175,8 +176,18 @@ class MetricsListener::Client {
         answer(http_answer("200 OK", "text/plain; version=0.0.4; charset=utf-8", "",
                            owner_.render_()));
         break;
+      case Route::kHealth: {
+        // No token: a probe sends none, and the answer tells no more than
+        // whether the server can take jobs.
+        const std::string problem = owner_.health_();
+        answer(problem.empty() ? plain_answer("200 OK", "", "ok\n")
+                               : plain_answer("503 Service Unavailable", "", problem + "\n"));
+        break;
+      }
       case Route::kNotFound:
-        answer(plain_answer("404 Not Found", "", "not found: the metrics are at /metrics\n"));
+        answer(
+            plain_answer("404 Not Found", "",
+                         "not found: the metrics are at /metrics, the health check at /healthz\n"));
         break;
       case Route::kBadMethod:
         answer(plain_answer("405 Method Not Allowed", "Allow: GET\r\n", "only GET is served\n"));
@@ -241,11 +252,13 @@ class MetricsListener::Client {
 };
 
 MetricsListener::MetricsListener(uv_loop_t* loop, ListenAddress address, std::string token,
-                                 std::function<std::string()> render)
+                                 std::function<std::string()> render,
+                                 std::function<std::string()> health)
     : loop_(loop),
       address_(std::move(address)),
       token_(std::move(token)),
-      render_(std::move(render)) {
+      render_(std::move(render)),
+      health_(std::move(health)) {
   uv_tcp_init(loop_, &listener_);
   listener_.data = this;
   uv_timer_init(loop_, &sweeper_);

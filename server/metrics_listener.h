@@ -1,6 +1,8 @@
 // The metrics endpoint (metrics.listen): a minimal HTTP/1.1 server on the
 // server's libuv loop that Prometheus scrapes. GET /metrics (and GET /)
-// answers the text `render` returns; another path is 404, another method
+// answers the text `render` returns; GET /healthz answers 200 "ok" or 503
+// with what `health` says is wrong, for load balancers' and Kubernetes'
+// probes, which send no token; another path is 404, another method
 // 405, a malformed request 400, a request over kMaxRequestBytes 431, a
 // scrape without the bearer token (metrics.token, when set) 401. One
 // request per connection: every answer says Connection: close, and the
@@ -43,11 +45,13 @@ class MetricsListener {
   static constexpr uint64_t kAnswerTimeoutMs = 10'000;
   static constexpr uint64_t kLingerMs = 2'000;
 
-  // `render` makes the body of a 200 answer; it runs on the loop. `token`
-  // not empty: a scrape must send `Authorization: Bearer <token>` (401
-  // otherwise).
+  // `render` makes the body of a 200 answer to a scrape; it runs on the
+  // loop. `token` not empty: a scrape must send `Authorization: Bearer
+  // <token>` (401 otherwise). `health` says what keeps the server from
+  // doing its work, empty when nothing does: one line, that anyone who
+  // reaches the port may read.
   MetricsListener(uv_loop_t* loop, ListenAddress address, std::string token,
-                  std::function<std::string()> render);
+                  std::function<std::string()> render, std::function<std::string()> health);
   MetricsListener(const MetricsListener&) = delete;
   MetricsListener& operator=(const MetricsListener&) = delete;
   MetricsListener(MetricsListener&&) = delete;
@@ -73,6 +77,7 @@ class MetricsListener {
   const ListenAddress address_;
   const std::string token_;
   const std::function<std::string()> render_;
+  const std::function<std::string()> health_;
   uv_tcp_t listener_{};
   uv_timer_t sweeper_{};  // runs while clients are open: enforces their deadlines
   std::unordered_map<uint64_t, std::unique_ptr<Client>> clients_;

@@ -183,9 +183,11 @@ bool Server::listen(std::string* error) {
   }
   if (config_.metrics_enabled()) {
     metrics_ = std::make_unique<MetricsListener>(
-        loop_, metrics_address(config_), config_.metrics_token, [this] {
+        loop_, metrics_address(config_), config_.metrics_token,
+        [this] {
           return metrics_exposition(FigureSources{engine_, stats_, &waiters_, log_, journal_});
-        });
+        },
+        [this] { return health_problem(); });
     if (!metrics_->listen(error)) return false;
   }
   return true;
@@ -585,6 +587,15 @@ void Server::on_shutdown_deadline(uv_timer_t* handle) {
   LOG_WARN("shutdown: %zu connection(s) still open after %lldms; closing them",
            self->connections_.size(), static_cast<long long>(self->config_.shutdown_timeout_ms));
   for (auto& [id, connection] : self->connections_) connection->close();
+}
+
+std::string Server::health_problem() const {
+  if (shutting_down_) return "stopping";
+  // A log that cannot be written refuses every change: retrying, it may
+  // come back (a disk freed), and /healthz with it. Why is in tqd's log,
+  // not here: this answer needs no token.
+  if (log_ != nullptr && !log_->healthy()) return "the log cannot be written; see tqd's log";
+  return {};
 }
 
 void Server::close_handles_if_done() {

@@ -58,6 +58,8 @@ class Server final : public ClientDirectory, public BackupService {
   // The tls.* files of `config`, for TlsContext::load.
   static TlsFiles tls_files(const Config& config);
   int bound_port() const { return bound_port_; }
+  // The metrics endpoint's port (metrics.listen), 0 when there is none.
+  int metrics_port() const { return metrics_ ? metrics_->bound_port() : 0; }
   int bound_tls_port() const { return bound_tls_port_; }
 
   // Begins a graceful shutdown; a second call closes every connection now.
@@ -138,6 +140,9 @@ class Server final : public ClientDirectory, public BackupService {
   void log_tls_certificate(const char* event);
   void arm_sweeper();
   void close_handles_if_done();
+  // What keeps the server from taking jobs now, for GET /healthz: empty
+  // when nothing does.
+  std::string health_problem() const;
 
   uv_loop_t* loop_;
   const Config& config_;

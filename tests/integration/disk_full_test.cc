@@ -19,6 +19,19 @@ using tq::testing::InProcessTqd;
 
 namespace {
 
+// GET /healthz on the metrics endpoint: its status line.
+std::string health_status(InProcessTqd& tqd) {
+  auto s =
+      client::LineSocket::connect("127.0.0.1", static_cast<uint16_t>(tqd.metrics_port()), 5000);
+  REQUIRE(s.ok());
+  REQUIRE(s->send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").ok());
+  auto line = s->read_line();
+  REQUIRE(line.ok());
+  std::string status = *line;
+  if (!status.empty() && status.back() == '\r') status.pop_back();
+  return status;
+}
+
 server::Config small_config() {
   server::Config c;
   c.port = 0;
@@ -27,6 +40,8 @@ server::Config small_config() {
   c.max_payload_bytes = 4096;
   c.segment_bytes = 64 << 10;
   c.log_level = server::LogLevel::kError;
+  c.metrics_host = "127.0.0.1";  // for GET /healthz
+  c.metrics_port = 0;
   return c;
 }
 
@@ -41,6 +56,7 @@ TEST_SUITE("disk_full") {
       InProcessTqd tqd(fs, small_config());
       auto s = tqd.socket();
       REQUIRE(call(s, "CREATE q") == "OK created q");
+      CHECK(health_status(tqd) == "HTTP/1.1 200 OK");
 
       fs.set_capacity(fs.used_bytes());  // the open segment has room; no new one fits
       std::string first_error;
@@ -70,6 +86,7 @@ TEST_SUITE("disk_full") {
       CHECK(*s.read_line() == "OK 16");
       for (int i = 0; i < 16; ++i) REQUIRE(s.read_line().ok());
       CHECK(call(s, "CONFIG q max_size=5").rfind("ERROR IO ", 0) == 0);
+      CHECK(health_status(tqd) == "HTTP/1.1 503 Service Unavailable");
 
       fs.set_capacity(UINT64_MAX);
       // The writer retries every second; writes are accepted once it succeeds.
@@ -82,6 +99,7 @@ TEST_SUITE("disk_full") {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
       stored[std::stoull(reply.substr(3))] = "after-recovery";
+      CHECK(health_status(tqd) == "HTTP/1.1 200 OK");
     }
 
     // Everything answered OK survived (the write that failed was retried

@@ -35,6 +35,8 @@ class InProcessTqd {
     REQUIRE(s.ok());
     return std::move(s).value();
   }
+  // Set by start(), before the loop's thread begins: safe to read from here.
+  int metrics_port() const { return daemon_->metrics_port(); }
 
  private:
   engine::SystemClock clock_;

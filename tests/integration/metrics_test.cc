@@ -318,6 +318,12 @@ TEST_SUITE("metrics") {
     CHECK(scrape("authorization:   bearer s3cret-token  \r\n").status == 200);
     // Other paths say 404 without the token: they reveal nothing.
     CHECK(http_call(port, get_request("/nope")).status == 404);
+    // The health check needs none: probes send no token, and it tells
+    // nothing but whether jobs are taken.
+    const HttpReply health = http_call(port, get_request("/healthz"));
+    CHECK(health.status == 200);
+    CHECK(health.body == "ok\n");
+    CHECK(has_header(health, "Connection: close"));
   }
 
   TEST_CASE("off by default, a warning off loopback, and a taken port stops start-up") {
