@@ -99,18 +99,20 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "delete every ready, held and delayed job", "Answers OK purged <n>. Leased and dead jobs stay."},
     {Verb::kDrop, "DROP", 1, 1, kWrites | kAdmin, -1, kLine, "DROP <queue>",
      "delete a queue and all its jobs", "Answers OK dropped <queue>."},
-    {Verb::kSchedule, "SCHEDULE", 1, 17, kWrites | kAdmin, 2, kLines,
-     "SCHEDULE <queue> [<name> <bytes> (EVERY d | CRON m h dom mon dow) [PRIORITY n] [TTL d] [ATTEMPTS n] [GROUP g]]",
+    {Verb::kSchedule, "SCHEDULE", 1, 19, kWrites | kAdmin, 2, kLines,
+     "SCHEDULE <queue> [<name> <bytes> (EVERY d | CRON m h dom mon dow [TZ zone]) [PRIORITY n] [TTL d] [ATTEMPTS n] [GROUP g]]",
      "put a job on a timetable, again and again; or list a queue's schedules",
      "With a name: send the line, then exactly <bytes> bytes of payload, then a line\n"
      "end. Each time the schedule comes due, the payload is put into the queue as a\n"
      "job with the options given. EVERY d: at each multiple of d in Unix time\n"
      "(EVERY 1h: on the hour). CRON: five fields, in UTC (*/15 * * * *, 0 3 * * MON-FRI)\n"
-     "or @hourly, @daily, @weekly, @monthly, @yearly. A name scheduled already is\n"
+     "or @hourly, @daily, @weekly, @monthly, @yearly; TZ Europe/Berlin reads them on\n"
+     "that zone's clock (a time clocks skip fires when they jump, a time that comes\n"
+     "twice fires once). A name scheduled already is\n"
      "replaced. Kept in the log; a time missed while tqd was down fires once when it\n"
      "is back. Answers OK <n> and a line per schedule (the one set, or every one):\n"
      "<name> next=<ms> fired=<jobs put> bytes=<n>, the job options set (priority=\n"
-     "ttl= attempts= group=), and last every=<ms>ms or cron=<expression>."},
+     "ttl= attempts= group= tz=), and last every=<ms>ms or cron=<expression>."},
     {Verb::kCancel, "CANCEL", 2, 2, kWrites | kAdmin, -1, kLine, "CANCEL <queue> <name>",
      "remove a schedule (SCHEDULE)",
      "Answers OK cancelled <name>, or ERROR NOTFOUND. Jobs it put already stay."},

@@ -17,7 +17,10 @@ std::string describe(const engine::Schedule& s) {
   if (s.ttl_ms > 0) text += " ttl=" + num(static_cast<uint64_t>(s.ttl_ms)) + "ms";
   if (s.max_attempts > 0) text += " attempts=" + num(s.max_attempts);
   if (!s.group.empty()) text += " group=" + s.group;
-  if (s.cron) return text + " cron=" + s.cron->text();
+  if (s.cron) {
+    if (!s.cron->zone_name().empty()) text += " tz=" + std::string(s.cron->zone_name());
+    return text + " cron=" + std::string(s.cron->expression());
+  }
   return text + " every=" + num(static_cast<uint64_t>(s.every_ms)) + "ms";
 }
 
@@ -40,7 +43,8 @@ void cmd_schedule(CommandContext& ctx, const Request& req) {
   if (a.size() == 1) return list_schedules(ctx, a[0]);
   constexpr const char* kHow =
       "usage: SCHEDULE <queue> lists; SCHEDULE <queue> <name> <bytes> EVERY <duration> | CRON "
-      "<minute hour day month weekday> (or CRON @daily...), then the payload, sets one";
+      "<minute hour day month weekday> (or CRON @daily...) [TZ <zone>], then the payload, sets "
+      "one";
   if (a.size() < 5) return reply_error(ctx, ErrorCode::kBadFormat, kHow);
   engine::ScheduleSpec spec;
   spec.name = a[1];
@@ -67,9 +71,27 @@ void cmd_schedule(CommandContext& ctx, const Request& req) {
   } else {
     return reply_error(ctx, ErrorCode::kBadFormat, kHow);
   }
+  // TZ <zone> goes with CRON: the engine takes the zone as cronie writes
+  // it, before the fields. The job options are the rest.
+  std::vector<std::string_view> options(a.begin() + static_cast<ptrdiff_t>(options_from), a.end());
+  for (size_t i = 0; i < options.size(); i += 2) {
+    if (!is_keyword(options[i], "TZ")) continue;
+    if (cron.empty()) {
+      return reply_error(ctx, ErrorCode::kBadFormat,
+                         "TZ goes with CRON; EVERY counts in Unix time, the same in every zone");
+    }
+    if (i + 1 >= options.size()) {
+      return reply_error(ctx, ErrorCode::kBadFormat,
+                         "TZ takes a time zone name, such as Europe/Berlin");
+    }
+    cron = std::string(engine::CronSpec::kZonePrefix) + std::string(options[i + 1]) + " " + cron;
+    spec.cron = cron;
+    options.erase(options.begin() + static_cast<ptrdiff_t>(i),
+                  options.begin() + static_cast<ptrdiff_t>(i) + 2);
+    break;
+  }
   static constexpr const char* kOptions[] = {"PRIORITY", "TTL", "ATTEMPTS", "GROUP"};
-  const std::span<const std::string_view> args(a);
-  if (!parse_job_options(ctx, args.subspan(options_from), kOptions, "SCHEDULE", &spec.job)) return;
+  if (!parse_job_options(ctx, options, kOptions, "SCHEDULE", &spec.job)) return;
   auto made = ctx.engine.schedule(a[0], spec);
   if (!made.ok()) return reply_error(ctx, made.error());
   reply_lines(ctx, {{made.value()->name, describe(*made.value())}});

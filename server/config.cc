@@ -140,20 +140,18 @@ void read_schedules(const YAML::Node& node, const std::string& prefix,
     DeclaredSchedule s;
     s.name = name;
     bool has_payload = false;
+    std::string tz;  // the zone of `cron`: checked with it, once both are read
+    std::string tz_key;
+    std::string cron_key;
     read_section(fields, key, {
       {"every", [&](const YAML::Node& v, const std::string& kk) {
         s.every_ms = read_duration(v, kk, 1000, 1000, engine::kMaxSettingDurationMs); }},
       {"cron", [&](const YAML::Node& v, const std::string& kk) {
         s.cron = scalar(v, kk);
-        std::string why;
-        if (s.cron.size() > 200) fail(kk, "a cron expression is at most 200 characters");
-        std::optional<engine::CronSpec> cron = engine::CronSpec::parse(s.cron, &why);
-        if (!cron) fail(kk, why);
-        if (cron->next_after(0) == INT64_MAX) fail(kk, "cron '" + s.cron + "' never fires");
-        // As the engine keeps it (spaces, a shortcut's case), so that the
-        // next start finds the schedule the same.
-        s.cron = cron->text();
-      }},
+        cron_key = kk; }},
+      {"tz", [&](const YAML::Node& v, const std::string& kk) {
+        tz = scalar(v, kk);
+        tz_key = kk; }},
       {"payload", [&](const YAML::Node& v, const std::string& kk) {
         s.payload = scalar(v, kk);
         has_payload = true; }},
@@ -170,6 +168,19 @@ void read_schedules(const YAML::Node& node, const std::string& prefix,
         } }},
     });
     if ((s.every_ms > 0) == !s.cron.empty()) fail(key, "expected one of every and cron");
+    if (!tz.empty() && s.cron.empty()) fail(tz_key, "tz goes with cron; every counts in Unix time");
+    if (!s.cron.empty()) {
+      if (!tz.empty()) s.cron = std::string(engine::CronSpec::kZonePrefix) + tz + " " + s.cron;
+      const std::string& kk = tz.empty() ? cron_key : tz_key;
+      std::string why;
+      if (s.cron.size() > 200) fail(cron_key, "a cron expression is at most 200 characters");
+      std::optional<engine::CronSpec> cron = engine::CronSpec::parse(s.cron, &why);
+      if (!cron) fail(why.find("time zone") != std::string::npos ? kk : cron_key, why);
+      if (cron->next_after(0) == INT64_MAX) fail(cron_key, "cron '" + s.cron + "' never fires");
+      // As the engine keeps it (spaces, a shortcut's case), so that the
+      // next start finds the schedule the same.
+      s.cron = cron->text();
+    }
     if (!has_payload) fail(key, "expected a payload (the job each firing puts)");
     schedules->push_back(std::move(s));
   });

@@ -1,10 +1,14 @@
 // Cron expressions: parsing crontab(5) fields into bit masks, and finding the
-// next matching minute with civil-calendar arithmetic in UTC.
+// next matching minute with civil-calendar arithmetic on the zone's clock.
 #include "server/engine/cron.h"
+
+#include <date/tz.h>
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <span>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -194,14 +198,33 @@ std::optional<CronSpec> CronSpec::parse(std::string_view text, std::string* erro
 }
 
 bool CronSpec::parse_text(std::string_view text, std::string* error) {
-  const std::vector<std::string_view> words = split_words(text);
-  for (std::string_view word : words) text_ += (text_.empty() ? "" : " ") + std::string(word);
-  if (words.empty() || !words[0].starts_with('@')) return parse_fields(text_, error);
+  std::vector<std::string_view> words = split_words(text);
+  if (!words.empty() && words[0].starts_with(kZonePrefix)) {
+    const std::string_view name = words[0].substr(kZonePrefix.size());
+    if (name.empty()) return fail(error, "CRON_TZ= names no time zone");
+    try {
+      zone_ = date::locate_zone(name);
+    } catch (const std::exception&) {
+      return fail(error, "unknown time zone " + quoted(name) +
+                             " (an IANA name such as Europe/Berlin or America/New_York)");
+    }
+    // The name as asked, not as the database keeps it ("US/Eastern" may be
+    // a link): what was asked is what the log and a listing show.
+    text_ = std::string(words[0]) + " ";
+    zone_prefix_ = text_.size();
+    words.erase(words.begin());
+  }
+  std::string joined;
+  for (std::string_view word : words) joined += (joined.empty() ? "" : " ") + std::string(word);
+  if (words.empty() || !words[0].starts_with('@')) {
+    text_ += joined;
+    return parse_fields(joined, error);
+  }
   if (words.size() > 1)
     return fail(error, "cron shortcut " + quoted(words[0]) + " must stand alone");
-  text_ = lower(words[0]);
+  text_ += lower(words[0]);
   for (const auto& [name, fields] : kShortcuts) {
-    if (name == text_) return parse_fields(fields, error);
+    if (name == expression()) return parse_fields(fields, error);
   }
   return fail(
       error, "unknown cron shortcut " + quoted(words[0]) +
@@ -246,6 +269,34 @@ bool CronSpec::day_matches(int day_of_month, int weekday) const {
 }
 
 int64_t CronSpec::next_after(int64_t after_ms) const {
+  if (zone_ == nullptr) return next_on_calendar(after_ms);
+  using std::chrono::milliseconds;
+  // Find the next matching minute on the zone's wall clock, then the instant
+  // it names: one, none (clocks skipped it: the instant they jumped), or two
+  // (clocks went back: the first). An instant not after `after_ms` (the
+  // repeated hour's second pass) moves on to the next minute.
+  int64_t local = zone_->to_local(date::sys_time<milliseconds>(milliseconds(after_ms)))
+                      .time_since_epoch()
+                      .count();
+  // Each pass moves at least a minute; a repeated hour takes at most 60.
+  for (int pass = 0; pass < 1'000; ++pass) {
+    const int64_t wall = next_on_calendar(local);
+    if (wall == INT64_MAX) return INT64_MAX;
+    const date::local_info info =
+        zone_->get_info(date::local_time<milliseconds>(milliseconds(wall)));
+    int64_t at = 0;
+    if (info.result == date::local_info::nonexistent) {
+      at = std::chrono::duration_cast<milliseconds>(info.first.end.time_since_epoch()).count();
+    } else {
+      at = wall - std::chrono::duration_cast<milliseconds>(info.first.offset).count();
+    }
+    if (at > after_ms) return at;
+    local = wall;
+  }
+  return INT64_MAX;
+}
+
+int64_t CronSpec::next_on_calendar(int64_t after_ms) const {
   const int64_t after_minute = floor_div(after_ms, kMsPerMinute);
   // The cap keeps minute * kMsPerMinute from overflowing near INT64_MAX.
   const int64_t last_minute = std::min(after_minute + kSearchMinutes, INT64_MAX / kMsPerMinute);

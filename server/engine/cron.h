@@ -1,7 +1,10 @@
 // Cron expressions for schedules (SCHEDULE ... CRON): crontab(5) syntax with
-// Vixie cron's day rule, always in UTC so a schedule means the same thing on
-// every host and across a restart. Parsing is strict; next_after() is plain
-// calendar arithmetic with no time zone calls.
+// Vixie cron's day rule, in UTC unless the expression names a time zone
+// (cronie's and Go cron's "CRON_TZ=Europe/Berlin 0 3 * * *"), never in the
+// host's zone, so a schedule means the same thing on every host and across a
+// restart. Parsing is strict; next_after() is calendar arithmetic on the
+// zone's wall clock, with the zone's rules (the system's tzdata) only to
+// turn wall-clock minutes into instants.
 #pragma once
 
 #include <bitset>
@@ -10,35 +13,57 @@
 #include <string>
 #include <string_view>
 
+namespace date {
+class time_zone;
+}
+
 namespace tq::engine {
 
-// A cron expression, in UTC: when a schedule (SCHEDULE ... CRON) fires.
+// A cron expression, in UTC or a named zone: when a schedule fires.
 class CronSpec {
  public:
   // Parses five fields "minute hour day-of-month month day-of-week",
   // separated by one or more spaces, or one shortcut: @yearly @annually
-  // @monthly @weekly @daily @midnight @hourly. On error returns nullopt and
-  // sets *error to one line naming the field and what is wrong, e.g.
-  // "cron field 2 (hour) '25': 25 is out of range 0-23".
+  // @monthly @weekly @daily @midnight @hourly; either may follow
+  // "CRON_TZ=<IANA zone> ". On error returns nullopt and sets *error to one
+  // line naming the field and what is wrong, e.g. "cron field 2 (hour) '25':
+  // 25 is out of range 0-23".
   static std::optional<CronSpec> parse(std::string_view text, std::string* error);
 
-  // The first whole minute strictly after `after_ms` (Unix time in ms, UTC)
-  // that the expression matches, in Unix ms; INT64_MAX when none ever comes
-  // (e.g. "0 0 30 2 *", February 30th: the calendar repeats every 400
-  // years, so that is as far as it looks).
+  // The first whole minute strictly after `after_ms` (Unix time in ms) that
+  // the expression matches on its zone's clock, in Unix ms; INT64_MAX when
+  // none ever comes (e.g. "0 0 30 2 *", February 30th: the calendar repeats
+  // every 400 years, so that is as far as it looks). Where clocks go
+  // forward, a minute they skip fires at the moment they jump (once for all
+  // the skipped minutes); where they go back, a minute that comes twice
+  // fires the first time only.
   int64_t next_after(int64_t after_ms) const;
 
   // The expression as it was given, with runs of spaces made one space and
-  // shortcuts kept as written (lower-cased): for listings and the log.
+  // shortcuts kept as written (lower-cased), after "CRON_TZ=<zone> " when it
+  // has one: what the log keeps, and what tells two schedules apart.
   const std::string& text() const { return text_; }
+  // The same without the zone, and the zone ("" for UTC): for listings.
+  std::string_view expression() const { return std::string_view(text_).substr(zone_prefix_); }
+  std::string_view zone_name() const {
+    return zone_prefix_ == 0 ? std::string_view()
+                             : std::string_view(text_).substr(
+                                   kZonePrefix.size(), zone_prefix_ - kZonePrefix.size() - 1);
+  }
+
+  static constexpr std::string_view kZonePrefix = "CRON_TZ=";
 
  private:
   CronSpec() = default;
   bool parse_text(std::string_view text, std::string* error);
   bool parse_fields(std::string_view fields, std::string* error);
   bool day_matches(int day_of_month, int weekday) const;
+  // next_after() on a clock that keeps UTC's calendar, with no zone.
+  int64_t next_on_calendar(int64_t after_ms) const;
 
   std::string text_;
+  size_t zone_prefix_ = 0;                 // "CRON_TZ=<zone> " at text_'s start: its length
+  const date::time_zone* zone_ = nullptr;  // nullptr: UTC
   std::bitset<60> minutes_;
   std::bitset<24> hours_;
   std::bitset<32> days_of_month_;  // bits 1-31

@@ -13,6 +13,18 @@ using tq::testing::call;
 using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
 
+namespace {
+
+// The code of the ERROR line read next.
+std::string read_error_code(tq::client::LineSocket& s) {
+  auto line = s.read_line();
+  REQUIRE(line.ok());
+  REQUIRE(line->rfind("ERROR ", 0) == 0);
+  return line->substr(6, line->find(' ', 6) - 6);
+}
+
+}  // namespace
+
 TEST_SUITE("schedules") {
   TEST_CASE("EVERY 1s puts its job each second, and the schedule survives SIGKILL with its count") {
     TqdOptions options;
@@ -48,5 +60,44 @@ TEST_SUITE("schedules") {
     CHECK(call(s, "CANCEL q tick") == "OK cancelled tick");
     REQUIRE(s.send("SCHEDULE q\n").ok());
     CHECK(*s.read_line() == "OK 0");
+  }
+
+  TEST_CASE("CRON ... TZ: a schedule on a zone's clock, listed with tz=, kept across a restart") {
+    TqdOptions options;
+    options.dir = tq::testing::make_temp_dir();
+    std::string listed;
+    {
+      TqdProcess tqd(options);
+      auto s = tqd.socket();
+      REQUIRE(call(s, "CREATE q") == "OK created q");
+      // TZ among the job options, in any place.
+      REQUIRE(s.send("SCHEDULE q nightly 6 CRON 0 3 * * MON-FRI TTL 1h TZ Europe/Berlin\nreport\n")
+                  .ok());
+      REQUIRE(*s.read_line() == "OK 1");
+      listed = *s.read_line();
+      CHECK(listed.rfind("nightly next=", 0) == 0);
+      CHECK(listed.find(" ttl=3600000ms tz=Europe/Berlin cron=0 3 * * MON-FRI") !=
+            std::string::npos);
+      // 03:00 in Berlin is 01:00 or 02:00 UTC: a whole hour, never 03:00 UTC.
+      const int64_t next = std::stoll(listed.substr(listed.find("next=") + 5));
+      CHECK(next % 3'600'000 == 0);
+      CHECK((next / 3'600'000 % 24 == 1 || next / 3'600'000 % 24 == 2));
+
+      REQUIRE(s.send("SCHEDULE q bad 1 CRON 0 3 * * * TZ Mars/Olympus\nx\n").ok());
+      CHECK(*s.read_line() ==
+            "ERROR BADFORMAT unknown time zone 'Mars/Olympus' (an IANA name such as "
+            "Europe/Berlin or America/New_York)");
+      REQUIRE(s.send("SCHEDULE q bad 1 EVERY 1h TZ Europe/Berlin\nx\n").ok());
+      CHECK(read_error_code(s) == "BADFORMAT");
+      REQUIRE(s.send("SCHEDULE q bad 1 CRON @daily TZ\nx\n").ok());
+      CHECK(read_error_code(s) == "BADFORMAT");
+      CHECK(tqd.stop(SIGKILL) == 128 + SIGKILL);
+    }
+    TqdProcess tqd(options);
+    auto s = tqd.socket();
+    REQUIRE(s.send("SCHEDULE q\n").ok());
+    REQUIRE(*s.read_line() == "OK 1");
+    CHECK(*s.read_line() == listed);
+    tq::testing::remove_tree(options.dir);
   }
 }

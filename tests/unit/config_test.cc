@@ -137,6 +137,7 @@ queues:
         heartbeat: {every: 1m, payload: ping, priority: -3, attempts: 2}
         daily: {cron: "@DAILY", payload: d}
         spaced: {cron: "0  3 *   * *", payload: s}
+        berlin: {cron: "30 6 * * *", tz: Europe/Berlin, payload: b}
 )",
                               "t.yaml");
     INFO(r.error);
@@ -144,7 +145,9 @@ queues:
     REQUIRE(r.config->declared_queues.size() == 1);
     const DeclaredQueue& q = r.config->declared_queues[0];
     CHECK(q.settings == std::vector<std::pair<std::string, std::string>>{{"priority", "2"}});
-    REQUIRE(q.schedules.size() == 4);
+    REQUIRE(q.schedules.size() == 5);
+    // A zone goes before the fields, as the engine keeps it.
+    CHECK(q.schedules[4].cron == "CRON_TZ=Europe/Berlin 30 6 * * *");
     // Kept as the engine keeps them, so a restart finds them unchanged.
     CHECK(q.schedules[2].cron == "@daily");
     CHECK(q.schedules[3].cron == "0 3 * * *");
@@ -173,6 +176,11 @@ queues:
           "t.yaml: queues.declare.q.schedules.s.cron: cron '0 0 30 2 *' never fires");
     CHECK(error_of("{every: 1m, cron: '@daily', payload: x}") ==
           "t.yaml: queues.declare.q.schedules.s: expected one of every and cron");
+    CHECK(error_of("{cron: '0 3 * * *', tz: Mars/Olympus, payload: x}") ==
+          "t.yaml: queues.declare.q.schedules.s.tz: unknown time zone 'Mars/Olympus' (an IANA "
+          "name such as Europe/Berlin or America/New_York)");
+    CHECK(error_of("{every: 1h, tz: Europe/Berlin, payload: x}") ==
+          "t.yaml: queues.declare.q.schedules.s.tz: tz goes with cron; every counts in Unix time");
     CHECK(error_of("{payload: x}") ==
           "t.yaml: queues.declare.q.schedules.s: expected one of every and cron");
     CHECK(error_of("{every: 1m}") ==

@@ -328,6 +328,59 @@ TEST_SUITE("cron") {
     CHECK(CronSpec::parse("@daily", nullptr).has_value());
   }
 
+  // Europe/Berlin in 2026: clocks go forward at 01:00 UTC on March 29th (02:00
+  // CET becomes 03:00 CEST) and back at 01:00 UTC on October 25th (03:00 CEST
+  // becomes 02:00 CET). Times shown are UTC.
+  TEST_CASE("CRON_TZ: the fields are read on the zone's clock, summer and winter") {
+    CHECK(next("CRON_TZ=Europe/Berlin 0 3 * * *", "2026-12-03 14:05") == "2026-12-04 02:00");
+    CHECK(next("CRON_TZ=Europe/Berlin 0 3 * * *", "2026-07-01 12:00") == "2026-07-02 01:00");
+    CHECK(next("CRON_TZ=America/New_York 0 9 * * MON-FRI", "2026-12-03 14:05") ==
+          "2026-12-04 14:00");
+    CHECK(next("CRON_TZ=Asia/Kolkata 0 9 * * *", "2026-12-03 00:00") == "2026-12-03 03:30");
+    CHECK(next("CRON_TZ=Asia/Tokyo @DAILY", "2026-12-03 14:05") == "2026-12-03 15:00");
+    CHECK(next("CRON_TZ=UTC 0 3 * * *", "2026-12-03 14:05") == "2026-12-04 03:00");
+  }
+
+  TEST_CASE("CRON_TZ: a minute the clocks skip fires once, when they jump") {
+    CHECK(next("CRON_TZ=Europe/Berlin 30 2 * * *", "2026-03-28 12:00") == "2026-03-29 01:00");
+    CHECK(next("CRON_TZ=Europe/Berlin 30 2 * * *", "2026-03-29 01:00") == "2026-03-30 00:30");
+    // Four skipped minutes, one firing.
+    CHECK(next("CRON_TZ=Europe/Berlin */15 2 * * *", "2026-03-28 12:00") == "2026-03-29 01:00");
+    CHECK(next("CRON_TZ=Europe/Berlin */15 2 * * *", "2026-03-29 01:00") == "2026-03-30 00:00");
+    // Around the jump, every minute fires once: 00:59 UTC is 01:59 CET, and
+    // the next, 01:00 UTC, is 03:00 CEST.
+    CHECK(next("CRON_TZ=Europe/Berlin * * * * *", "2026-03-29 00:59") == "2026-03-29 01:00");
+    CHECK(next("CRON_TZ=Europe/Berlin * * * * *", "2026-03-29 01:00") == "2026-03-29 01:01");
+  }
+
+  TEST_CASE("CRON_TZ: a minute that comes twice fires the first time only") {
+    CHECK(next("CRON_TZ=Europe/Berlin 30 2 * * *", "2026-10-24 12:00") == "2026-10-25 00:30");
+    CHECK(next("CRON_TZ=Europe/Berlin 30 2 * * *", "2026-10-25 00:30") == "2026-10-26 01:30");
+    // The repeated hour's second pass (01:00-02:00 UTC) is not fired again.
+    CHECK(next("CRON_TZ=Europe/Berlin */30 * * * *", "2026-10-25 00:45") == "2026-10-25 02:00");
+    CHECK(next("CRON_TZ=Europe/Berlin */30 * * * *", "2026-10-25 01:15") == "2026-10-25 02:00");
+  }
+
+  TEST_CASE("CRON_TZ: text keeps the zone, expression and zone_name split it") {
+    const CronSpec spec = must_parse("CRON_TZ=Europe/Berlin   0 3  * * MON-FRI");
+    CHECK(spec.text() == "CRON_TZ=Europe/Berlin 0 3 * * MON-FRI");
+    CHECK(spec.expression() == "0 3 * * MON-FRI");
+    CHECK(spec.zone_name() == "Europe/Berlin");
+    const CronSpec utc = must_parse("0 3 * * *");
+    CHECK(utc.expression() == "0 3 * * *");
+    CHECK(utc.zone_name().empty());
+    CHECK(must_parse("CRON_TZ=Asia/Tokyo @DAILY").text() == "CRON_TZ=Asia/Tokyo @daily");
+    CHECK(must_parse("CRON_TZ=Asia/Tokyo @DAILY").expression() == "@daily");
+  }
+
+  TEST_CASE("CRON_TZ: an unknown or missing zone is refused") {
+    CHECK(parse_error("CRON_TZ=Mars/Olympus 0 3 * * *") ==
+          "unknown time zone 'Mars/Olympus' (an IANA name such as Europe/Berlin or "
+          "America/New_York)");
+    CHECK(parse_error("CRON_TZ= 0 3 * * *") == "CRON_TZ= names no time zone");
+    CHECK(parse_error("CRON_TZ=Europe/Berlin").find("has 0 fields") != std::string::npos);
+  }
+
   TEST_CASE("agrees with a minute-by-minute walk through a leap-year winter") {
     struct When {
       int minute, hour, day, month, weekday;
