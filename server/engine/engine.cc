@@ -515,6 +515,9 @@ void Engine::regroup(Queue* queue, const std::string& name) {
     if (next != nullptr) {
       queue->held.erase(next);
       --state_counts_[static_cast<size_t>(JobState::kHeld)];
+      // Held, it waited for its group, not for a worker: its wait for one
+      // starts now (and, across a restart, from the replay).
+      next->deadline_ms = std::max(next->deadline_ms, clock_.coarse_now_ms());
       next->state = JobState::kReady;
       queue->ready.push(next);
       ++state_counts_[static_cast<size_t>(JobState::kReady)];
@@ -593,7 +596,8 @@ void Engine::destroy(Job* job, bool logged_in_bulk) {
   jobs_.erase(job);
 }
 
-Requeue Engine::give_back(Job* job, std::optional<int64_t> delay_ms, const char* why) {
+Requeue Engine::give_back(Job* job, std::optional<int64_t> delay_ms, const char* why,
+                          int64_t ended_at_ms) {
   Queue* queue = job->queue;
   unlink(job);
   const uint32_t limit = max_attempts_of(*job);
@@ -608,7 +612,7 @@ Requeue Engine::give_back(Job* job, std::optional<int64_t> delay_ms, const char*
       make_delayed(job, clock_.now_ms() + wait);
       outcome = Requeue::kDelayed;
     } else {
-      make_ready(job, clock_.now_ms());
+      make_ready(job, ended_at_ms > 0 ? ended_at_ms : clock_.now_ms());
       outcome = Requeue::kReady;
     }
     if (observer_) observer_->job_released(*job);

@@ -354,7 +354,9 @@ class Engine {
   void destroy_waiting(Queue* queue);
   // After a lease ends without ACK: back to ready, delayed by backoff (or
   // `delay_ms`), or dead when out of attempts.
-  Requeue give_back(Job* job, std::optional<int64_t> delay_ms, const char* why);
+  // `ended_at_ms`: when the lease ended (a ready job waits from then; 0: now).
+  Requeue give_back(Job* job, std::optional<int64_t> delay_ms, const char* why,
+                    int64_t ended_at_ms = 0);
   int64_t backoff_ms(const Queue& queue, uint32_t attempts);
   void expire_ttl(Job* job);
   // Pause state changes, logged, with waiting workers told.

@@ -20,7 +20,8 @@ size_t Engine::expire_due(size_t budget) {
       if (job->deadline_ms > now) break;
       ++queue->counters.timed_out;
       ++counters_.timed_out;
-      give_back(job, std::nullopt, "lease expired");
+      // Ready from when the lease ended, however late this sweep.
+      give_back(job, std::nullopt, "lease expired", job->deadline_ms);
       ++changed;
     }
     while (JobExtras* extras = spent() ? nullptr : queue->ttl.top()) {

@@ -118,6 +118,11 @@ TEST_SUITE("engine wait") {
     REQUIRE(f.queue().ready.size() == 1);
     f.clock.advance_ms(700);
     CHECK(f.queue().head_wait_ms(f.clock.now_ms()) == 700);
+    // A sweep that comes late still counts from the lease's end.
+    CHECK(f.take() == 1);
+    f.clock.advance_ms(5'000 + 1'200);
+    f.engine.expire_due();
+    CHECK(f.queue().head_wait_ms(f.clock.now_ms()) == 1'200);
   }
 
   TEST_CASE("jobs held behind their group do not count as waiting for a worker") {
@@ -128,9 +133,13 @@ TEST_SUITE("engine wait") {
     f.clock.advance_ms(10'000);
     CHECK(f.queue().held.size() == 1);
     CHECK(f.queue().head_wait_ms(f.clock.now_ms()) == 0);
-    // Released when the first is done, it has waited since it was put.
+    // Released when the first is done, its wait for a worker starts then.
     REQUIRE(f.engine.ack(1).ok());
-    CHECK(f.queue().head_wait_ms(f.clock.now_ms()) == 10'000);
+    CHECK(f.queue().head_wait_ms(f.clock.now_ms()) == 0);
+    f.clock.advance_ms(250);
+    CHECK(f.queue().head_wait_ms(f.clock.now_ms()) == 250);
+    CHECK(f.take() == 2);
+    CHECK(f.queue().waits.sum_ms() == 250);  // the first's 0, the second's 250
   }
 
   TEST_CASE("enqueue reads the coarse clock for a plain job") {

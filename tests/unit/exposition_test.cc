@@ -221,7 +221,7 @@ TEST_SUITE("exposition") {
 
   TEST_CASE("a queue's waits are a histogram - cumulative buckets in seconds, +Inf, sum, count") {
     engine::WaitHistogram emails;
-    for (int64_t ms : {0, 5, 6, 4'000'000}) emails.record(ms);
+    for (int64_t ms : {0, 10, 11, 4'000'000}) emails.record(ms);
     engine::WaitHistogram orders;
     ExpositionBuilder b;
     b.add_queue("emails", {gauge("ready", 1)});
@@ -231,12 +231,12 @@ TEST_SUITE("exposition") {
     const std::string text = b.finish();
     auto samples = parse_exposition(text);  // one header for both queues
     CHECK(text.find("# TYPE tq_queue_wait_seconds histogram\n") != std::string::npos);
-    CHECK(samples["tq_queue_wait_seconds_bucket{queue=\"emails\",le=\"0.005\"}"] == "2");
-    CHECK(samples["tq_queue_wait_seconds_bucket{queue=\"emails\",le=\"0.01\"}"] == "3");
+    CHECK(samples["tq_queue_wait_seconds_bucket{queue=\"emails\",le=\"0.01\"}"] == "2");
+    CHECK(samples["tq_queue_wait_seconds_bucket{queue=\"emails\",le=\"0.025\"}"] == "3");
     CHECK(samples["tq_queue_wait_seconds_bucket{queue=\"emails\",le=\"0.25\"}"] == "3");
     CHECK(samples["tq_queue_wait_seconds_bucket{queue=\"emails\",le=\"3600\"}"] == "3");
     CHECK(samples["tq_queue_wait_seconds_bucket{queue=\"emails\",le=\"+Inf\"}"] == "4");
-    CHECK(samples["tq_queue_wait_seconds_sum{queue=\"emails\"}"] == "4000.011");
+    CHECK(samples["tq_queue_wait_seconds_sum{queue=\"emails\"}"] == "4000.021");
     CHECK(samples["tq_queue_wait_seconds_count{queue=\"emails\"}"] == "4");
     CHECK(samples["tq_queue_wait_seconds_count{queue=\"orders\"}"] == "0");
     CHECK(samples["tq_queue_wait_seconds_sum{queue=\"orders\"}"] == "0");

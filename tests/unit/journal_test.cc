@@ -18,9 +18,10 @@ namespace {
 
 // Everything replay must preserve, as text: queues with settings and pause,
 // jobs with queue, priority, attempts, payload and their state-specific
-// fields (a ready or held job's ready-since time too), in delivery order;
-// dedup keys. A leased job is written as ready since `restart_ms` (the
-// replaying Node's time): that is what it becomes after a restart.
+// fields (a ready job's ready-since time too, but for a message group's,
+// which a replay starts again), in delivery order; dedup keys. A leased job
+// is written as ready since `restart_ms` (the replaying Node's time): that is
+// what it becomes after a restart.
 std::string fingerprint(const engine::Engine& e, int64_t restart_ms = 1'700'000'000'000) {
   std::ostringstream out;
   for (const auto& [name, q] : e.queues()) {
@@ -49,14 +50,17 @@ std::string fingerprint(const engine::Engine& e, int64_t restart_ms = 1'700'000'
     };
     for (const engine::Job* j : ready) {
       out << "  ready " << j->id << " p=" << j->priority << " a=" << j->attempts << extras(j);
-      out << " since=" << (j->state == engine::JobState::kLeased ? restart_ms : j->deadline_ms);
+      const engine::JobExtras* ex = e.extras_of(*j);
+      if (ex == nullptr || ex->group.empty()) {
+        out << " since=" << (j->state == engine::JobState::kLeased ? restart_ms : j->deadline_ms);
+      }
       out << " " << j->payload() << "\n";
     }
     for (const engine::Job* j : q->held.items()) held.push_back(j);
     std::sort(held.begin(), held.end(), engine::IdOrder{});
     for (const engine::Job* j : held) {
-      out << "  held " << j->id << " p=" << j->priority << " a=" << j->attempts << extras(j)
-          << " since=" << j->deadline_ms << " " << j->payload() << "\n";
+      out << "  held " << j->id << " p=" << j->priority << " a=" << j->attempts << extras(j) << " "
+          << j->payload() << "\n";
     }
     std::vector<const engine::Job*> delayed(q->delayed.items().begin(), q->delayed.items().end());
     std::sort(delayed.begin(), delayed.end(), engine::DeadlineOrder{});
@@ -852,6 +856,45 @@ TEST_SUITE("journal") {
     replayed.engine.expire_due();
     CHECK(fingerprint(replayed.engine) == expected);
     CHECK(replayed.engine.find_queue("gone") == nullptr);
+  }
+
+  TEST_CASE("records from before ready times were kept count a ready job's wait from the replay") {
+    engine::ManualClock clock;
+    engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
+    server::Journal journal{engine, 1.5};
+    REQUIRE(engine.create_queue("q").ok());
+    const uint32_t number = engine.find_queue("q")->number;
+    // JOB as an older tqd wrote a ready job: deadline_ms 0.
+    std::string job;
+    wal::put_varint(job, 7);       // id
+    wal::put_varint(job, number);  // queue
+    job += static_cast<char>(0);   // ready
+    wal::put_varint(job, 0);       // attempts
+    wal::put_varint(job, 0);       // priority, zigzag
+    wal::put_varint(job, 0);       // deadline_ms
+    job += static_cast<char>(0);   // flags
+    job += "payload";
+    const int64_t replayed_at = clock.now_ms();
+    REQUIRE(journal.apply(wal::Record{4, 1, job}, 1).ok());
+    REQUIRE(engine.find_job(7) != nullptr);
+    CHECK(engine.find_job(7)->deadline_ms == replayed_at);
+    // A LEASE, then a RELEASE without the ready time that now follows.
+    std::string lease;
+    wal::put_varint(lease, 7);
+    wal::put_varint(lease, 1);
+    REQUIRE(journal.apply(wal::Record{5, 2, lease}, 1).ok());
+    clock.advance_ms(1'000);
+    std::string release = lease;
+    wal::put_varint(release, 0);  // ready now
+    REQUIRE(journal.apply(wal::Record{6, 3, release}, 1).ok());
+    CHECK(engine.find_job(7)->state == engine::JobState::kReady);
+    CHECK(engine.find_job(7)->deadline_ms == replayed_at + 1'000);
+    // With it, the wait goes on from then.
+    REQUIRE(journal.apply(wal::Record{5, 4, lease}, 1).ok());
+    wal::put_varint(release, static_cast<uint64_t>(replayed_at - 60'000));
+    REQUIRE(journal.apply(wal::Record{6, 5, release}, 1).ok());
+    CHECK(engine.find_job(7)->deadline_ms == replayed_at - 60'000);
+    CHECK(engine.find_queue("q")->head_wait_ms(clock.now_ms()) == 61'000);
   }
 
   TEST_CASE("a QUEUE record from before max_leased and the rate limit gives them their defaults") {
