@@ -108,7 +108,7 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "(EVERY 1h: on the hour). CRON: five fields, in UTC (*/15 * * * *, 0 3 * * MON-FRI)\n"
      "or @hourly, @daily, @weekly, @monthly, @yearly; TZ Europe/Berlin reads them on\n"
      "that zone's clock (a time clocks skip fires when they jump, a time that comes\n"
-     "twice fires once). A name scheduled already is\n"
+     "twice fires once, or twice with an hour field of *). A name scheduled already is\n"
      "replaced. Kept in the log; a time missed while tqd was down fires once when it\n"
      "is back. Answers OK <n> and a line per schedule (the one set, or every one):\n"
      "<name> next=<ms> fired=<jobs put> bytes=<n>, the job options set (priority=\n"

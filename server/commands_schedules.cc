@@ -64,6 +64,9 @@ void cmd_schedule(CommandContext& ctx, const Request& req) {
       options_from = 9;
     }
     for (size_t i = 4; i < options_from; ++i) {
+      if (is_keyword(a[i], "TZ")) {
+        return reply_error(ctx, ErrorCode::kBadFormat, "TZ <zone> goes after CRON's fields");
+      }
       if (i > 4) cron += ' ';
       cron += a[i];
     }
@@ -74,8 +77,14 @@ void cmd_schedule(CommandContext& ctx, const Request& req) {
   // TZ <zone> goes with CRON: the engine takes the zone as cronie writes
   // it, before the fields. The job options are the rest.
   std::vector<std::string_view> options(a.begin() + static_cast<ptrdiff_t>(options_from), a.end());
-  for (size_t i = 0; i < options.size(); i += 2) {
-    if (!is_keyword(options[i], "TZ")) continue;
+  bool zoned = false;
+  for (size_t i = 0; i < options.size();) {
+    if (!is_keyword(options[i], "TZ")) {
+      i += 2;
+      continue;
+    }
+    if (zoned) return reply_error(ctx, ErrorCode::kBadFormat, "TZ given twice");
+    zoned = true;
     if (cron.empty()) {
       return reply_error(ctx, ErrorCode::kBadFormat,
                          "TZ goes with CRON; EVERY counts in Unix time, the same in every zone");
@@ -88,7 +97,6 @@ void cmd_schedule(CommandContext& ctx, const Request& req) {
     spec.cron = cron;
     options.erase(options.begin() + static_cast<ptrdiff_t>(i),
                   options.begin() + static_cast<ptrdiff_t>(i) + 2);
-    break;
   }
   static constexpr const char* kOptions[] = {"PRIORITY", "TTL", "ATTEMPTS", "GROUP"};
   if (!parse_job_options(ctx, options, kOptions, "SCHEDULE", &spec.job)) return;

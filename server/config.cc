@@ -151,7 +151,8 @@ void read_schedules(const YAML::Node& node, const std::string& prefix,
         cron_key = kk; }},
       {"tz", [&](const YAML::Node& v, const std::string& kk) {
         tz = scalar(v, kk);
-        tz_key = kk; }},
+        tz_key = kk;
+        if (tz.empty()) fail(kk, "expected a time zone name, such as Europe/Berlin"); }},
       {"payload", [&](const YAML::Node& v, const std::string& kk) {
         s.payload = scalar(v, kk);
         has_payload = true; }},
@@ -173,9 +174,12 @@ void read_schedules(const YAML::Node& node, const std::string& prefix,
       if (!tz.empty()) s.cron = std::string(engine::CronSpec::kZonePrefix) + tz + " " + s.cron;
       const std::string& kk = tz.empty() ? cron_key : tz_key;
       std::string why;
-      if (s.cron.size() > 200) fail(cron_key, "a cron expression is at most 200 characters");
+      if (s.cron.size() > 300) fail(cron_key, "a cron expression is at most 200 characters");
       std::optional<engine::CronSpec> cron = engine::CronSpec::parse(s.cron, &why);
-      if (!cron) fail(why.find("time zone") != std::string::npos ? kk : cron_key, why);
+      if (!cron) fail(why.find("zone") != std::string::npos ? kk : cron_key, why);
+      if (cron->expression().size() > 200) {
+        fail(cron_key, "a cron expression is at most 200 characters");
+      }
       if (cron->next_after(0) == INT64_MAX) fail(cron_key, "cron '" + s.cron + "' never fires");
       // As the engine keeps it (spaces, a shortcut's case), so that the
       // next start finds the schedule the same.

@@ -116,8 +116,18 @@ bool decode_schedules(wal::BodyReader& in, std::map<std::string, engine::Schedul
     sc.max_attempts = static_cast<uint32_t>(max_attempts);
     if (sc.every_ms == 0) {
       std::string why;
-      sc.cron = engine::CronSpec::parse(cron, &why);
+      // A zone this host's tzdata lacks keeps the schedule, asleep: losing
+      // it, or the whole log, to a missing package would be worse.
+      sc.cron = engine::CronSpec::parse(cron, &why, true);
       if (!sc.cron) return false;
+      if (sc.cron->zone_missing()) {
+        LOG_WARN(
+            "schedule %s: unknown time zone '%.*s' (tzdata does not have it here): it will not "
+            "fire until tqd starts with one that has it; SCHEDULE it again or CANCEL it",
+            sc.name.c_str(), static_cast<int>(sc.cron->zone_name().size()),
+            sc.cron->zone_name().data());
+        sc.next_ms = INT64_MAX;
+      }
     }
     std::string name = sc.name;
     (*out)[name] = std::move(sc);

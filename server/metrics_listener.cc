@@ -11,7 +11,7 @@ namespace {
 
 constexpr uint64_t kSweepEveryMs = 500;
 
-enum class Route { kMetrics, kHealth, kNotFound, kBadMethod, kBadRequest };
+enum class Route { kMetrics, kHealth, kHealthHead, kNotFound, kBadMethod, kBadRequest };
 
 // Where the request line of a whole request head sends it.
 Route route(std::string_view head) {
@@ -28,8 +28,11 @@ Route route(std::string_view head) {
   if (method.empty() || target.empty() || version.substr(0, 7) != "HTTP/1.") {
     return Route::kBadRequest;
   }
-  if (method != "GET") return Route::kBadMethod;
   const std::string_view path = target.substr(0, target.find('?'));  // scrape params: ignored
+  // Some load balancers check health with HEAD (RFC 9110: HEAD goes
+  // wherever GET does); a scrape is always a GET.
+  if (method == "HEAD" && path == "/healthz") return Route::kHealthHead;
+  if (method != "GET") return Route::kBadMethod;
   if (path == "/healthz") return Route::kHealth;
   return path == "/metrics" || path == "/" ? Route::kMetrics : Route::kNotFound;
 }
@@ -166,7 +169,8 @@ class MetricsListener::Client {
       return;
     }
     const std::string_view head = std::string_view(request_).substr(0, end);
-    switch (route(head)) {
+    const Route where = route(head);
+    switch (where) {
       case Route::kMetrics:
         if (!owner_.token_.empty() && !has_bearer_token(head, owner_.token_)) {
           answer(plain_answer("401 Unauthorized", "WWW-Authenticate: Bearer realm=\"tq\"\r\n",
@@ -176,12 +180,17 @@ class MetricsListener::Client {
         answer(http_answer("200 OK", "text/plain; version=0.0.4; charset=utf-8", "",
                            owner_.render_()));
         break;
-      case Route::kHealth: {
+      case Route::kHealth:
+      case Route::kHealthHead: {
         // No token: a probe sends none, and the answer tells no more than
         // whether the server can take jobs.
         const std::string problem = owner_.health_();
-        answer(problem.empty() ? plain_answer("200 OK", "", "ok\n")
-                               : plain_answer("503 Service Unavailable", "", problem + "\n"));
+        std::string reply = problem.empty()
+                                ? plain_answer("200 OK", "", "ok\n")
+                                : plain_answer("503 Service Unavailable", "", problem + "\n");
+        // HEAD: the same head, Content-Length included, and no body.
+        if (where == Route::kHealthHead) reply.resize(reply.find("\r\n\r\n") + 4);
+        answer(std::move(reply));
         break;
       }
       case Route::kNotFound:

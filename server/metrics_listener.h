@@ -1,8 +1,8 @@
 // The metrics endpoint (metrics.listen): a minimal HTTP/1.1 server on the
 // server's libuv loop that Prometheus scrapes. GET /metrics (and GET /)
-// answers the text `render` returns; GET /healthz answers 200 "ok" or 503
-// with what `health` says is wrong, for load balancers' and Kubernetes'
-// probes, which send no token; another path is 404, another method
+// answers the text `render` returns; GET (or HEAD) /healthz answers 200
+// "ok" or 503 with what `health` says is wrong, for load balancers' and
+// Kubernetes' probes, which send no token; another path is 404, another method
 // 405, a malformed request 400, a request over kMaxRequestBytes 431, a
 // scrape without the bearer token (metrics.token, when set) 401. One
 // request per connection: every answer says Connection: close, and the

@@ -590,7 +590,7 @@ void Server::on_shutdown_deadline(uv_timer_t* handle) {
 }
 
 std::string Server::health_problem() const {
-  if (shutting_down_) return "stopping";
+  // (Stopping needs no answer: the endpoint closes when shutdown starts.)
   // A log that cannot be written refuses every change: retrying, it may
   // come back (a disk freed), and /healthz with it. Why is in tqd's log,
   // not here: this answer needs no token.

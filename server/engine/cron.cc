@@ -190,23 +190,36 @@ int weekday_of(int64_t days) {  // 0 is Sunday; day 0, 1970-01-01, was a Thursda
 
 }  // namespace
 
-std::optional<CronSpec> CronSpec::parse(std::string_view text, std::string* error) {
+std::optional<CronSpec> CronSpec::parse(std::string_view text, std::string* error,
+                                        bool keep_unknown_zone) {
   std::string ignored;
   CronSpec spec;
-  if (!spec.parse_text(text, error != nullptr ? error : &ignored)) return std::nullopt;
+  if (!spec.parse_text(text, error != nullptr ? error : &ignored, keep_unknown_zone)) {
+    return std::nullopt;
+  }
   return spec;
 }
 
-bool CronSpec::parse_text(std::string_view text, std::string* error) {
+bool CronSpec::parse_text(std::string_view text, std::string* error, bool keep_unknown_zone) {
   std::vector<std::string_view> words = split_words(text);
   if (!words.empty() && words[0].starts_with(kZonePrefix)) {
     const std::string_view name = words[0].substr(kZonePrefix.size());
     if (name.empty()) return fail(error, "CRON_TZ= names no time zone");
+    // tzdata's "localtime" is a link to the host's own zone: a schedule
+    // would change meaning with the host.
+    if (name == "localtime" || name == "posixrules") {
+      return fail(error, quoted(name) +
+                             " is the host's zone, not a named one: name it "
+                             "(Europe/Berlin, America/New_York)");
+    }
     try {
       zone_ = date::locate_zone(name);
     } catch (const std::exception&) {
-      return fail(error, "unknown time zone " + quoted(name) +
-                             " (an IANA name such as Europe/Berlin or America/New_York)");
+      if (!keep_unknown_zone) {
+        return fail(error, "unknown time zone " + quoted(name) +
+                               " (an IANA name such as Europe/Berlin or America/New_York)");
+      }
+      zone_missing_ = true;
     }
     // The name as asked, not as the database keeps it ("US/Eastern" may be
     // a link): what was asked is what the log and a listing show.
@@ -254,6 +267,7 @@ bool CronSpec::parse_fields(std::string_view fields, std::string* error) {
   weekdays_ = std::bitset<7>(masks[4] | masks[4] >> 7);  // 7 is Sunday too
   day_of_month_star_ = words[2].starts_with('*');
   weekday_star_ = words[4].starts_with('*');
+  hour_star_ = words[1].starts_with('*');
   return true;
 }
 
@@ -268,30 +282,62 @@ bool CronSpec::day_matches(int day_of_month, int weekday) const {
   return by_date || by_weekday;
 }
 
-int64_t CronSpec::next_after(int64_t after_ms) const {
-  if (zone_ == nullptr) return next_on_calendar(after_ms);
+namespace {
+
+// An instant of date/tz's in Unix ms; INT64_MAX and INT64_MIN for "never"
+// and "always" (a zone's last period ends at the largest time point there
+// is, its first begins at the smallest).
+int64_t unix_ms(date::sys_seconds at) {
+  const int64_t seconds = at.time_since_epoch().count();
+  if (seconds >= INT64_MAX / 1000) return INT64_MAX;
+  return seconds <= INT64_MIN / 1000 ? INT64_MIN : seconds * 1000;
+}
+
+int64_t offset_ms(const date::sys_info& period) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(period.offset).count();
+}
+
+date::sys_info period_at(const date::time_zone& zone, int64_t unix_ms) {
   using std::chrono::milliseconds;
-  // Find the next matching minute on the zone's wall clock, then the instant
-  // it names: one, none (clocks skipped it: the instant they jumped), or two
-  // (clocks went back: the first). An instant not after `after_ms` (the
-  // repeated hour's second pass) moves on to the next minute.
-  int64_t local = zone_->to_local(date::sys_time<milliseconds>(milliseconds(after_ms)))
-                      .time_since_epoch()
-                      .count();
-  // Each pass moves at least a minute; a repeated hour takes at most 60.
-  for (int pass = 0; pass < 1'000; ++pass) {
-    const int64_t wall = next_on_calendar(local);
-    if (wall == INT64_MAX) return INT64_MAX;
-    const date::local_info info =
-        zone_->get_info(date::local_time<milliseconds>(milliseconds(wall)));
-    int64_t at = 0;
-    if (info.result == date::local_info::nonexistent) {
-      at = std::chrono::duration_cast<milliseconds>(info.first.end.time_since_epoch()).count();
-    } else {
-      at = wall - std::chrono::duration_cast<milliseconds>(info.first.offset).count();
+  return zone.get_info(date::sys_time<milliseconds>(milliseconds(unix_ms)));
+}
+
+}  // namespace
+
+int64_t CronSpec::next_after(int64_t after_ms) const {
+  if (zone_missing_) return INT64_MAX;
+  if (zone_ == nullptr) return next_on_calendar(after_ms);
+  // Walk the zone's periods (spans of one UTC offset) from `after_ms`: in
+  // each, wall-clock time is the instant plus the offset, so the calendar
+  // search finds the next match there. A match past the period's end is
+  // looked for again in the next period, unless the clocks jumped over it.
+  int64_t after = after_ms;
+  int64_t wall_floor = INT64_MIN;  // after clocks went back: walls that fired already
+  if (!hour_star_) {
+    // `after_ms` may be in the second pass of a repeated hour already.
+    const date::sys_info period = period_at(*zone_, after + 1);
+    const int64_t begin = unix_ms(period.begin);
+    if (begin != INT64_MIN) {
+      const int64_t before = offset_ms(period_at(*zone_, begin - 1));
+      if (before > offset_ms(period)) wall_floor = begin + before - 1;
     }
-    if (at > after_ms) return at;
-    local = wall;
+  }
+  for (int pass = 0; pass < 1'000; ++pass) {
+    const date::sys_info period = period_at(*zone_, after + 1);
+    const int64_t offset = offset_ms(period);
+    const int64_t end = unix_ms(period.end);
+    const int64_t wall = next_on_calendar(std::max(after + offset, wall_floor));
+    if (wall == INT64_MAX) return INT64_MAX;
+    const int64_t at = wall - offset;
+    if (at < end) return at;
+    const int64_t next_offset = offset_ms(period_at(*zone_, end));
+    // Between end + offset and end + next_offset no clock showed: a minute
+    // there fires when the clocks jumped.
+    if (wall < end + next_offset) return end;
+    // Clocks went back: the next period shows walls this one showed. They
+    // fire again only for an hour field that starts with '*'.
+    if (next_offset < offset && !hour_star_) wall_floor = end + offset - 1;
+    after = end - 1;
   }
   return INT64_MAX;
 }

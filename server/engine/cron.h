@@ -27,8 +27,11 @@ class CronSpec {
   // @monthly @weekly @daily @midnight @hourly; either may follow
   // "CRON_TZ=<IANA zone> ". On error returns nullopt and sets *error to one
   // line naming the field and what is wrong, e.g. "cron field 2 (hour) '25':
-  // 25 is out of range 0-23".
-  static std::optional<CronSpec> parse(std::string_view text, std::string* error);
+  // 25 is out of range 0-23". With `keep_unknown_zone` (replay: the log's
+  // schedules must not be lost because this host's tzdata lacks a zone), a
+  // zone not found still parses, zone_missing() is true and it never fires.
+  static std::optional<CronSpec> parse(std::string_view text, std::string* error,
+                                       bool keep_unknown_zone = false);
 
   // The first whole minute strictly after `after_ms` (Unix time in ms) that
   // the expression matches on its zone's clock, in Unix ms; INT64_MAX when
@@ -36,8 +39,13 @@ class CronSpec {
   // every 400 years, so that is as far as it looks). Where clocks go
   // forward, a minute they skip fires at the moment they jump (once for all
   // the skipped minutes); where they go back, a minute that comes twice
-  // fires the first time only.
+  // fires the first time only, unless the hour field starts with '*' (as
+  // Vixie cron: "0 * * * *" stays hourly through the repeated hour).
+  // Zone rules come from the system's tzdata files, which list changes up
+  // to 2037: past that the last offset they give holds.
   int64_t next_after(int64_t after_ms) const;
+  // The zone was not found (parse's keep_unknown_zone): it never fires.
+  bool zone_missing() const { return zone_missing_; }
 
   // The expression as it was given, with runs of spaces made one space and
   // shortcuts kept as written (lower-cased), after "CRON_TZ=<zone> " when it
@@ -55,7 +63,7 @@ class CronSpec {
 
  private:
   CronSpec() = default;
-  bool parse_text(std::string_view text, std::string* error);
+  bool parse_text(std::string_view text, std::string* error, bool keep_unknown_zone);
   bool parse_fields(std::string_view fields, std::string* error);
   bool day_matches(int day_of_month, int weekday) const;
   // next_after() on a clock that keeps UTC's calendar, with no zone.
@@ -63,7 +71,8 @@ class CronSpec {
 
   std::string text_;
   size_t zone_prefix_ = 0;                 // "CRON_TZ=<zone> " at text_'s start: its length
-  const date::time_zone* zone_ = nullptr;  // nullptr: UTC
+  const date::time_zone* zone_ = nullptr;  // nullptr: UTC (or a missing zone)
+  bool zone_missing_ = false;
   std::bitset<60> minutes_;
   std::bitset<24> hours_;
   std::bitset<32> days_of_month_;  // bits 1-31
@@ -73,6 +82,7 @@ class CronSpec {
   // day_matches().
   bool day_of_month_star_ = false;
   bool weekday_star_ = false;
+  bool hour_star_ = false;  // both passes of a repeated hour fire
 };
 
 }  // namespace tq::engine

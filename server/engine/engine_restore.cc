@@ -39,7 +39,14 @@ Queue* Engine::restore_queue(uint32_t number, std::string_view name, const Queue
   }
   queue->paused = paused;
   queue->resume_at_ms = paused ? resume_at_ms : 0;  // past already: the first sweep resumes it
-  // Due already (tqd was down when it came): the first sweep fires it.
+  // Due already (tqd was down when it came): the first sweep fires it. One
+  // that slept (its zone was missing when it was last logged) and can be
+  // read now wakes at its next time.
+  for (auto& [key, s] : schedules) {
+    if (s.next_ms == INT64_MAX && s.cron && !s.cron->zone_missing()) {
+      s.next_ms = s.cron->next_after(clock_.now_ms());
+    }
+  }
   queue->schedules = std::move(schedules);
   queue->refresh_schedule_at();
   settings_changed(queue);

@@ -324,6 +324,10 @@ TEST_SUITE("metrics") {
     CHECK(health.status == 200);
     CHECK(health.body == "ok\n");
     CHECK(has_header(health, "Connection: close"));
+    const HttpReply head = http_call(port, "HEAD /healthz HTTP/1.1\r\n\r\n");
+    CHECK(head.status == 200);
+    CHECK(head.body.empty());
+    CHECK(has_header(head, "Content-Length: 3"));
   }
 
   TEST_CASE("off by default, a warning off loopback, and a taken port stops start-up") {

@@ -91,6 +91,10 @@ TEST_SUITE("schedules") {
       CHECK(read_error_code(s) == "BADFORMAT");
       REQUIRE(s.send("SCHEDULE q bad 1 CRON @daily TZ\nx\n").ok());
       CHECK(read_error_code(s) == "BADFORMAT");
+      CHECK(call(s, "SCHEDULE q bad 1 CRON 0 3 * * * TZ Europe/Berlin TZ UTC\nx") ==
+            "ERROR BADFORMAT TZ given twice");
+      CHECK(call(s, "SCHEDULE q bad 1 CRON 0 TZ Europe/Berlin 3 * *\nx") ==
+            "ERROR BADFORMAT TZ <zone> goes after CRON's fields");
       CHECK(tqd.stop(SIGKILL) == 128 + SIGKILL);
     }
     TqdProcess tqd(options);

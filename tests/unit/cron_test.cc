@@ -353,12 +353,44 @@ TEST_SUITE("cron") {
     CHECK(next("CRON_TZ=Europe/Berlin * * * * *", "2026-03-29 01:00") == "2026-03-29 01:01");
   }
 
-  TEST_CASE("CRON_TZ: a minute that comes twice fires the first time only") {
+  TEST_CASE("CRON_TZ: a minute that comes twice fires once - twice with an hour field of *") {
     CHECK(next("CRON_TZ=Europe/Berlin 30 2 * * *", "2026-10-24 12:00") == "2026-10-25 00:30");
     CHECK(next("CRON_TZ=Europe/Berlin 30 2 * * *", "2026-10-25 00:30") == "2026-10-26 01:30");
-    // The repeated hour's second pass (01:00-02:00 UTC) is not fired again.
-    CHECK(next("CRON_TZ=Europe/Berlin */30 * * * *", "2026-10-25 00:45") == "2026-10-25 02:00");
-    CHECK(next("CRON_TZ=Europe/Berlin */30 * * * *", "2026-10-25 01:15") == "2026-10-25 02:00");
+    CHECK(next("CRON_TZ=Europe/Berlin */20 2 * * *", "2026-10-25 00:40") == "2026-10-26 01:00");
+    // From inside the second pass: its walls were shown once already.
+    CHECK(next("CRON_TZ=Europe/Berlin 30 2 * * *", "2026-10-25 01:27") == "2026-10-26 01:30");
+    // As Vixie cron: a job every hour runs through the repeated hour too.
+    CHECK(next("CRON_TZ=Europe/Berlin 0 * * * *", "2026-10-24 23:30") == "2026-10-25 00:00");
+    CHECK(next("CRON_TZ=Europe/Berlin 0 * * * *", "2026-10-25 00:00") == "2026-10-25 01:00");
+    CHECK(next("CRON_TZ=Europe/Berlin 0 * * * *", "2026-10-25 01:00") == "2026-10-25 02:00");
+    CHECK(next("CRON_TZ=Europe/Berlin */30 * * * *", "2026-10-25 00:45") == "2026-10-25 01:00");
+    CHECK(next("CRON_TZ=Europe/Berlin */30 * * * *", "2026-10-25 01:15") == "2026-10-25 01:30");
+  }
+
+  TEST_CASE("CRON_TZ: southern summer, a 30-minute shift and a skipped day") {
+    // Sydney: clocks go back at 16:00 UTC on April 4th, 2026 (03:00 AEDT
+    // becomes 02:00 AEST), forward at 16:00 UTC on October 3rd.
+    CHECK(next("CRON_TZ=Australia/Sydney 0 9 * * *", "2026-01-10 00:00") == "2026-01-10 22:00");
+    CHECK(next("CRON_TZ=Australia/Sydney 0 9 * * *", "2026-07-10 00:00") == "2026-07-10 23:00");
+    CHECK(next("CRON_TZ=Australia/Sydney 30 2 * * *", "2026-10-03 12:00") == "2026-10-03 16:00");
+    // Lord Howe moves by half an hour (+11 in summer, +10:30 in winter).
+    CHECK(next("CRON_TZ=Australia/Lord_Howe 0 12 * * *", "2026-01-10 00:00") == "2026-01-10 01:00");
+    CHECK(next("CRON_TZ=Australia/Lord_Howe 0 12 * * *", "2026-07-10 00:00") == "2026-07-10 01:30");
+    // Samoa skipped December 30th, 2011: a daily job fires at the jump.
+    CHECK(next("CRON_TZ=Pacific/Apia 0 12 * * *", "2011-12-29 22:00") == "2011-12-30 10:00");
+  }
+
+  TEST_CASE("CRON_TZ: a zone missing on this host is kept, and never fires") {
+    std::string error;
+    CHECK_FALSE(CronSpec::parse("CRON_TZ=Mars/Olympus 0 3 * * *", &error).has_value());
+    const std::optional<CronSpec> kept =
+        CronSpec::parse("CRON_TZ=Mars/Olympus 0 3 * * *", &error, true);
+    REQUIRE(kept.has_value());
+    CHECK(kept->zone_missing());
+    CHECK(kept->text() == "CRON_TZ=Mars/Olympus 0 3 * * *");
+    CHECK(kept->next_after(at("2026-12-03 14:05")) == INT64_MAX);
+    // A bad field is refused all the same.
+    CHECK_FALSE(CronSpec::parse("CRON_TZ=Mars/Olympus 0 25 * * *", &error, true).has_value());
   }
 
   TEST_CASE("CRON_TZ: text keeps the zone, expression and zone_name split it") {
@@ -378,6 +410,9 @@ TEST_SUITE("cron") {
           "unknown time zone 'Mars/Olympus' (an IANA name such as Europe/Berlin or "
           "America/New_York)");
     CHECK(parse_error("CRON_TZ= 0 3 * * *") == "CRON_TZ= names no time zone");
+    CHECK(parse_error("CRON_TZ=localtime 0 3 * * *") ==
+          "'localtime' is the host's zone, not a named one: name it (Europe/Berlin, "
+          "America/New_York)");
     CHECK(parse_error("CRON_TZ=Europe/Berlin").find("has 0 fields") != std::string::npos);
   }
 

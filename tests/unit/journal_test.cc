@@ -897,6 +897,57 @@ TEST_SUITE("journal") {
     CHECK(engine.find_queue("q")->head_wait_ms(clock.now_ms()) == 61'000);
   }
 
+  TEST_CASE("a schedule whose zone this host lacks is kept asleep, and wakes where the zone is") {
+    auto queue_body = [](std::string_view cron) {
+      std::string body;
+      wal::put_varint(body, 3);  // queue number
+      wal::put_bytes(body, "q");
+      for (uint64_t v : {30'000, 0, 0, 2'000, 3'600'000, 0, 300'000, 0}) wal::put_varint(body, v);
+      wal::put_signed_varint(body, 0);                                     // priority
+      body += static_cast<char>(0);                                        // flags
+      for (uint64_t v : {0, 0, 1'000, 0, 0, 0}) wal::put_varint(body, v);  // limits, resume_at
+      wal::put_varint(body, 1);                                            // one schedule
+      wal::put_bytes(body, "nightly");
+      wal::put_varint(body, 0);  // every_ms: a cron
+      wal::put_bytes(body, cron);
+      wal::put_bytes(body, "report");
+      wal::put_signed_varint(body, 0);
+      wal::put_varint(body, 0);
+      wal::put_varint(body, 0);
+      wal::put_bytes(body, "");
+      wal::put_varint(body, 1'700'000'000'000);  // next_ms, as logged
+      wal::put_varint(body, 4);                  // fired
+      return body;
+    };
+    engine::ManualClock clock;
+    {
+      engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
+      server::Journal journal{engine, 1.5};
+      REQUIRE(
+          journal.apply(wal::Record{2, 1, queue_body("CRON_TZ=Mars/Olympus 0 3 * * *")}, 1).ok());
+      const engine::Schedule& s = engine.find_queue("q")->schedules.at("nightly");
+      CHECK(s.cron->zone_missing());
+      CHECK(s.cron->text() == "CRON_TZ=Mars/Olympus 0 3 * * *");  // logged again as it was
+      CHECK(s.next_ms == INT64_MAX);
+      CHECK(s.fired == 4);
+      CHECK(engine.find_queue("q")->schedule_at == INT64_MAX);  // no timer due for it
+    }
+    // Logged asleep, and read where the zone is known: it wakes at its next time.
+    engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
+    server::Journal journal{engine, 1.5};
+    std::string body = queue_body("CRON_TZ=Europe/Berlin 0 3 * * *");
+    std::string never;
+    wal::put_varint(never, static_cast<uint64_t>(INT64_MAX));
+    std::string logged_next;
+    wal::put_varint(logged_next, 1'700'000'000'000);
+    body.replace(body.size() - 1 - logged_next.size(), logged_next.size(), never);
+    REQUIRE(journal.apply(wal::Record{2, 1, body}, 1).ok());
+    const engine::Schedule& s = engine.find_queue("q")->schedules.at("nightly");
+    CHECK_FALSE(s.cron->zone_missing());
+    CHECK(s.next_ms == s.cron->next_after(clock.now_ms()));
+    CHECK(s.next_ms < INT64_MAX);
+  }
+
   TEST_CASE("a QUEUE record from before max_leased and the rate limit gives them their defaults") {
     engine::ManualClock clock;
     engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
