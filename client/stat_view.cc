@@ -84,16 +84,23 @@ std::string compact_duration(double ms) {
 StatView::StatView(std::string queue) : queue_(std::move(queue)) {
   // The same story for both: what waits (ready, delayed), what is being
   // worked on (leased), what failed for good (dead), and the flow through;
-  // for a queue, how long its next jobs have waited too.
+  // and how long the next jobs have waited (the server: in the queue where
+  // they have waited longest).
   constexpr Show kAsIs = Show::kAsIs;
   constexpr Show kRate = Show::kRate;
   if (queue_.empty()) {
     columns_ = {
-        {"ready", "jobs_ready", kAsIs},          {"delayed", "jobs_delayed", kAsIs},
-        {"leased", "jobs_leased", kAsIs},        {"dead", "jobs_dead", kAsIs},
-        {"enq/s", "jobs_enqueued_total", kRate}, {"deq/s", "jobs_dequeued_total", kRate},
-        {"ack/s", "jobs_acked_total", kRate},    {"tmout/s", "jobs_timed_out_total", kRate},
-        {"conns", "connections_current", kAsIs}, {"waiters", "waiters", kAsIs},
+        {"ready", "jobs_ready", kAsIs},
+        {"wait", "max_head_wait_ms", Show::kDuration},
+        {"delayed", "jobs_delayed", kAsIs},
+        {"leased", "jobs_leased", kAsIs},
+        {"dead", "jobs_dead", kAsIs},
+        {"enq/s", "jobs_enqueued_total", kRate},
+        {"deq/s", "jobs_dequeued_total", kRate},
+        {"ack/s", "jobs_acked_total", kRate},
+        {"tmout/s", "jobs_timed_out_total", kRate},
+        {"conns", "connections_current", kAsIs},
+        {"waiters", "waiters", kAsIs},
         {"loop%", "loop_busy_pct", kAsIs},
     };
   } else {

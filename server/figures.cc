@@ -2,6 +2,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 
@@ -88,6 +89,16 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
   f.gauge("jobs_leased", engine.count_in(JobState::kLeased),
           "Jobs delivered and not yet acknowledged.");
   f.gauge("jobs_dead", engine.count_in(JobState::kDead), "Jobs in dead letters.");
+  // A paused queue waits on purpose: it would hide the queues that do not.
+  int64_t max_head_wait = 0;
+  const int64_t now = engine.now_ms();
+  for (const auto& [name, queue] : engine.queues()) {
+    if (!queue->paused) max_head_wait = std::max(max_head_wait, queue->head_wait_ms(now));
+  }
+  f.gauge("max_head_wait_ms", static_cast<uint64_t>(max_head_wait),
+          "The longest head_wait_ms of any queue that is not paused: how long ready jobs have "
+          "waited for a worker where workers are furthest behind.",
+          FigureUnit::kMilliseconds);
   f.gauge("payload_bytes", engine.payload_bytes(), "Payload bytes of every job held.");
   f.gauge("memory_rss_bytes", rss, "The process's resident set.");
   f.gauge("memory_jobs_bytes", jobs.used_bytes + jobs.large_bytes,

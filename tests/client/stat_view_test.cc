@@ -26,6 +26,7 @@ std::vector<std::string> cells(const std::string& row) {
 
 Fields server_sample(uint64_t ready, uint64_t enqueued, uint64_t acked, const char* loop) {
   return {{"jobs_ready", std::to_string(ready)},
+          {"max_head_wait_ms", "1500"},
           {"jobs_delayed", "2"},
           {"jobs_leased", "3"},
           {"jobs_dead", "4"},
@@ -55,19 +56,19 @@ TEST_SUITE("stat_view") {
 
   TEST_CASE("the server's line: gauges as sent, counters per second since the last line") {
     StatView view("");
-    CHECK(cells(view.header()) == std::vector<std::string>{"time", "ready", "delayed", "leased",
-                                                           "dead", "enq/s", "deq/s", "ack/s",
-                                                           "tmout/s", "conns", "waiters", "loop%"});
+    CHECK(cells(view.header()) ==
+          std::vector<std::string>{"time", "ready", "wait", "delayed", "leased", "dead", "enq/s",
+                                   "deq/s", "ack/s", "tmout/s", "conns", "waiters", "loop%"});
     const Fields first = server_sample(10, 1000, 500, "0");
     const Fields second = server_sample(40, 1600, 800, "37.5");
     // The first line has nothing to take a rate against.
     CHECK(cells(view.row("10:00:00", first, nullptr, 0)) ==
-          std::vector<std::string>{"10:00:00", "10", "2", "3", "4", "-", "-", "-", "-", "7", "1",
-                                   "0"});
+          std::vector<std::string>{"10:00:00", "10", "1.5s", "2", "3", "4", "-", "-", "-", "-", "7",
+                                   "1", "0"});
     // 600 enqueued and 300 acked in half a second.
     CHECK(cells(view.row("10:00:01", second, &first, 500)) ==
-          std::vector<std::string>{"10:00:01", "40", "2", "3", "4", "1200", "0", "600", "0", "7",
-                                   "1", "37.5"});
+          std::vector<std::string>{"10:00:01", "40", "1.5s", "2", "3", "4", "1200", "0", "600", "0",
+                                   "7", "1", "37.5"});
     // Columns line up under their titles, whatever the numbers' widths.
     CHECK(view.row("10:00:01", second, &first, 500).size() == view.header().size());
   }
@@ -76,11 +77,11 @@ TEST_SUITE("stat_view") {
     StatView view("");
     const Fields before = server_sample(10, 5000, 100, "1.0");
     Fields after = server_sample(10, 20, 100, "1.0");  // the counters began again
-    after.erase(after.begin() + 3);                    // no jobs_dead
+    after.erase(after.begin() + 4);                    // no jobs_dead
     const auto row = cells(view.row("10:00:02", after, &before, 1000));
-    CHECK(row[4] == "?");
-    CHECK(row[5] == "-");  // enqueued went down
-    CHECK(row[7] == "0");  // acked stayed
+    CHECK(row[5] == "?");
+    CHECK(row[6] == "-");  // enqueued went down
+    CHECK(row[8] == "0");  // acked stayed
   }
 
   TEST_CASE("waits read as durations in at most 7 characters") {

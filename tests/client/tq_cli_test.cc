@@ -244,12 +244,14 @@ TEST_SUITE("tq command line") {
     for (std::string line; std::getline(lines, line);) rows.push_back(line);
     REQUIRE(rows.size() == 3);  // the titles once (not a terminal), then two rows
     CHECK(rows[0].rfind("time", 0) == 0);
-    CHECK(rows[0].find("ready delayed  leased") != std::string::npos);
+    CHECK(rows[0].find("ready    wait delayed  leased") != std::string::npos);
     std::istringstream second(rows[2]);
-    std::string clock, ready, delayed, leased, dead, enqueued_rate;
-    second >> clock >> ready >> delayed >> leased >> dead >> enqueued_rate;
+    std::string clock, ready, wait, delayed, leased, dead, enqueued_rate;
+    second >> clock >> ready >> wait >> delayed >> leased >> dead >> enqueued_rate;
     CHECK(clock.size() == 8);  // HH:MM:SS
     CHECK(ready == "3");
+    // The three have waited a moment: a duration the server sent, not "?".
+    CHECK((wait.ends_with("ms") || wait.ends_with("s") || wait == "0"));
     CHECK(enqueued_rate == "0");  // nothing enqueued between the two rows
 
     auto queue = tq_run(tqd, {"--stat", "--interval", "50ms", "--count", "1", "emails"});

@@ -255,6 +255,31 @@ TEST_SUITE("exposition") {
     }
   }
 
+  TEST_CASE("max_head_wait_ms is the longest head wait of the queues that are not paused") {
+    engine::ManualClock clock;
+    engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
+    server::ServerStats stats;
+    const server::FigureSources sources{engine, stats};
+    auto max_wait = [&] {
+      for (const Figure& f : server::server_figures(sources)) {
+        if (f.name == "max_head_wait_ms") return f.value;
+      }
+      FAIL("no max_head_wait_ms");
+      return uint64_t{0};
+    };
+    CHECK(max_wait() == 0);  // no queues
+    for (const char* name : {"held", "behind", "fresh"}) REQUIRE(engine.create_queue(name).ok());
+    REQUIRE(engine.enqueue("held", "x", {}).ok());
+    clock.advance_ms(60'000);
+    REQUIRE(engine.enqueue("behind", "x", {}).ok());
+    clock.advance_ms(7'000);
+    REQUIRE(engine.enqueue("fresh", "x", {}).ok());
+    clock.advance_ms(500);
+    CHECK(max_wait() == 67'500);
+    REQUIRE(engine.set_paused("held", true).ok());  // waits on purpose: not counted
+    CHECK(max_wait() == 7'500);
+  }
+
   TEST_CASE("without queues there are no per-queue families") {
     ExpositionBuilder b;
     b.add_server({gauge("queues", 0)});
