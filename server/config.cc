@@ -171,15 +171,12 @@ void read_schedules(const YAML::Node& node, const std::string& prefix,
     if ((s.every_ms > 0) == !s.cron.empty()) fail(key, "expected one of every and cron");
     if (!tz.empty() && s.cron.empty()) fail(tz_key, "tz goes with cron; every counts in Unix time");
     if (!s.cron.empty()) {
-      if (!tz.empty()) s.cron = std::string(engine::CronSpec::kZonePrefix) + tz + " " + s.cron;
-      const std::string& kk = tz.empty() ? cron_key : tz_key;
+      // The fields alone first, so that each mistake names its own key.
       std::string why;
-      if (s.cron.size() > 300) fail(cron_key, "a cron expression is at most 200 characters");
+      if (!engine::CronSpec::parse(s.cron, &why)) fail(cron_key, why);
+      if (!tz.empty()) s.cron = std::string(engine::CronSpec::kZonePrefix) + tz + " " + s.cron;
       std::optional<engine::CronSpec> cron = engine::CronSpec::parse(s.cron, &why);
-      if (!cron) fail(why.find("zone") != std::string::npos ? kk : cron_key, why);
-      if (cron->expression().size() > 200) {
-        fail(cron_key, "a cron expression is at most 200 characters");
-      }
+      if (!cron) fail(tz_key, why);
       if (cron->next_after(0) == INT64_MAX) fail(cron_key, "cron '" + s.cron + "' never fires");
       // As the engine keeps it (spaces, a shortcut's case), so that the
       // next start finds the schedule the same.

@@ -84,14 +84,21 @@ void append_sample(std::string& out, std::string_view name, const std::string_vi
   out += '\n';
 }
 
-void append_header(std::string& out, std::string_view name, const Figure& figure) {
+void append_header(std::string& out, std::string_view name, std::string_view help,
+                   std::string_view type) {
   out += "# HELP ";
   out += name;
   out += ' ';
-  out += escape_help(figure.help);
+  out += escape_help(help);
   out += "\n# TYPE ";
   out += name;
-  out += figure.kind == FigureKind::kCounter ? " counter\n" : " gauge\n";
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+void append_header(std::string& out, std::string_view name, const Figure& figure) {
+  append_header(out, name, figure.help, figure.kind == FigureKind::kCounter ? "counter" : "gauge");
 }
 
 }  // namespace
@@ -215,13 +222,7 @@ std::string ExpositionBuilder::finish() {
     out_ += queue_samples_[i];
   }
   for (const HistogramFamily& family : histograms_) {
-    out_ += "# HELP ";
-    out_ += family.name;
-    out_ += ' ';
-    out_ += escape_help(family.help);
-    out_ += "\n# TYPE ";
-    out_ += family.name;
-    out_ += " histogram\n";
+    append_header(out_, family.name, family.help, "histogram");
     out_ += family.samples;
   }
   histograms_.clear();

@@ -268,8 +268,6 @@ std::string metrics_exposition(const FigureSources& sources) {
   const int64_t now = sources.engine.now_ms();
   for (const auto& [name, queue] : sources.engine.queues()) {
     text.add_queue(name, queue_figures(*queue, now));
-  }
-  for (const auto& [name, queue] : sources.engine.queues()) {
     text.add_queue_histogram(name, "tq_queue_wait_seconds",
                              "How long each delivered job had been ready before a worker took it "
                              "(to within a few milliseconds).",

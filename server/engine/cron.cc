@@ -229,6 +229,10 @@ bool CronSpec::parse_text(std::string_view text, std::string* error, bool keep_u
   }
   std::string joined;
   for (std::string_view word : words) joined += (joined.empty() ? "" : " ") + std::string(word);
+  if (joined.size() > kMaxExpressionBytes) {
+    return fail(error, "a cron expression is at most " + std::to_string(kMaxExpressionBytes) +
+                           " characters");
+  }
   if (words.empty() || !words[0].starts_with('@')) {
     text_ += joined;
     return parse_fields(joined, error);

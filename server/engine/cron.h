@@ -60,6 +60,9 @@ class CronSpec {
   }
 
   static constexpr std::string_view kZonePrefix = "CRON_TZ=";
+  // The longest expression parse() takes (the zone not counted), spaces
+  // made one.
+  static constexpr size_t kMaxExpressionBytes = 200;
 
  private:
   CronSpec() = default;
