@@ -550,6 +550,15 @@ std::string backup_dir_problem(const Config& config) {
   return {};
 }
 
+std::string segment_problem(const Config& config) {
+  // A record never spans segments, so the longest one must fit in one.
+  const uint64_t longest = std::max<uint64_t>(config.max_line_bytes, config.max_payload_bytes) + 4096;
+  if (config.segment_bytes >= longest) return {};
+  return "wal.segment_bytes: must be at least the longest line or payload "
+         "(limits.max_line_bytes, limits.max_payload_bytes) + 4096 (" +
+         std::to_string(longest) + ")";
+}
+
 std::string startup_problem(const Config& config) {
   if (std::string why = backup_dir_problem(config); !why.empty()) return why;
   if (const std::string& t = config.metrics_token;
@@ -569,13 +578,7 @@ ConfigResult load_config_text(const std::string& text, const std::string& origin
   try {
     YAML::Node root = YAML::Load(text);
     read_config(root, base);
-    const uint64_t longest = std::max<uint64_t>(base.max_line_bytes, base.max_payload_bytes) + 4096;
-    if (base.segment_bytes < longest) {
-      // A record never spans segments, so the longest one must fit in one.
-      throw ConfigError{"wal.segment_bytes: must be at least the longest line or payload "
-                        "(limits.max_line_bytes, limits.max_payload_bytes) + 4096 (" +
-                        std::to_string(longest) + ")"};
-    }
+    if (std::string why = segment_problem(base); !why.empty()) throw ConfigError{why};
     check_tls(base);
     result.config = std::move(base);
   } catch (const ConfigError& e) {

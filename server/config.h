@@ -31,12 +31,14 @@ struct DeclaredSchedule {
   int64_t ttl_ms = 0;
   uint32_t attempts = 0;
   std::string group;
+  bool operator==(const DeclaredSchedule&) const = default;
 };
 
 struct DeclaredQueue {
   std::string name;
   std::vector<std::pair<std::string, std::string>> settings;  // key, value as written
   std::vector<DeclaredSchedule> schedules;  // set at every start unless already the same
+  bool operator==(const DeclaredQueue&) const = default;
 };
 
 struct Config {
@@ -120,6 +122,10 @@ struct ConfigResult {
 // wal.backup_keep a data directory inside backup_dir could be taken for an
 // old backup.
 std::string backup_dir_problem(const Config& config);
+
+// Empty, or why wal.segment_bytes is too small for the longest request the
+// limits allow (a record never spans log files).
+std::string segment_problem(const Config& config);
 
 // Empty, or why tqd must not start with these settings, checked once the
 // command line and the environment have had their say: backup_dir_problem,

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "server/config_reload.h"
 #include "server/log.h"
 #include "server/queue_settings.h"
 
@@ -200,26 +201,94 @@ bool Daemon::open_log() {
 
 bool Daemon::declare_queues() {
   for (const DeclaredQueue& declared : config_.declared_queues) {
-    engine::Queue* queue = engine_.find_queue(declared.name);
-    if (queue == nullptr) {
-      auto created = engine_.create_queue(declared.name);
-      if (!created.ok()) {
-        LOG_ERROR("queues.declare.%s: %s", declared.name.c_str(), created.error().message.c_str());
-        return false;
-      }
-      queue = created.value();
-      LOG_INFO("created queue %s (declared in the configuration)", declared.name.c_str());
-    }
-    engine::QueueSettings settings = queue->settings;
-    for (const auto& [key, value] : declared.settings) {
-      (void)apply_queue_setting(settings, key, value);  // checked when the file was read
-    }
-    (void)engine_.configure(declared.name, settings);
-    for (const DeclaredSchedule& declared_schedule : declared.schedules) {
-      if (!declare_schedule(declared.name, declared_schedule)) return false;
-    }
+    if (!declare_queue(declared)) return false;
   }
   return true;
+}
+
+bool Daemon::declare_queue(const DeclaredQueue& declared) {
+  engine::Queue* queue = engine_.find_queue(declared.name);
+  if (queue == nullptr) {
+    auto created = engine_.create_queue(declared.name);
+    if (!created.ok()) {
+      LOG_ERROR("queues.declare.%s: %s", declared.name.c_str(), created.error().message.c_str());
+      return false;
+    }
+    queue = created.value();
+    LOG_INFO("created queue %s (declared in the configuration)", declared.name.c_str());
+  }
+  engine::QueueSettings settings = queue->settings;
+  for (const auto& [key, value] : declared.settings) {
+    (void)apply_queue_setting(settings, key, value);  // checked when the file was read
+  }
+  (void)engine_.configure(declared.name, settings);
+  for (const DeclaredSchedule& declared_schedule : declared.schedules) {
+    if (!declare_schedule(declared.name, declared_schedule)) return false;
+  }
+  return true;
+}
+
+void Daemon::reload() {
+  if (reload_source_->config_path.empty()) {
+    LOG_WARN(
+        "SIGHUP ignored: tqd was started without --config, so there is no file to read "
+        "again");
+    return;
+  }
+  auto refuse = [this](const std::string& why) {
+    ++stats_.config_reload_failures;
+    LOG_ERROR("SIGHUP: %s; nothing changed: tqd runs on with the settings it had", why.c_str());
+  };
+  ConfigResult read = read_config(*reload_source_);
+  if (!read.config) return refuse(read.error);
+  Config next = std::move(*read.config);
+  // Checked before anything changes, as at start-up.
+  std::shared_ptr<TlsContext> tls;
+  if (config_.tls_enabled()) {
+    auto loaded = TlsContext::load(Server::tls_files(next));
+    if (!loaded) return refuse(loaded.error());
+    tls = std::move(loaded.value());
+  }
+  if (next.max_connections != config_.max_connections) {
+    next.max_connections = fit_open_file_limit(next.max_connections);
+  }
+
+  // What will run: the file's live settings beside the running values of
+  // the others (wal.segment_bytes against a larger limits.max_line_bytes).
+  Config merged = config_;
+  take_live_settings(merged, next);
+  for (const std::string& why : {segment_problem(merged), startup_problem(merged)}) {
+    if (!why.empty())
+      return refuse(why + " (with the settings that wait for a restart as they run now)");
+  }
+
+  const std::vector<SettingChange> changes = compare_settings(config_, next);
+  const std::vector<DeclaredQueue> declarations = changed_declarations(config_, next);
+  config_ = std::move(merged);
+  set_log_level(config_.log_level);
+  engine_.set_limits(limits_of(config_));
+  engine_.set_default_settings(config_.queue_defaults);
+  server_->settings_changed(std::move(tls));
+
+  size_t pending = 0;
+  for (const SettingChange& c : changes) {
+    if (c.needs_restart) {
+      ++pending;
+      LOG_WARN("SIGHUP: %s changed (%s -> %s) but applies only after a restart; still %s",
+               c.key.c_str(), c.before.c_str(), c.after.c_str(), c.before.c_str());
+    } else if (c.before.empty() && c.after.empty()) {
+      LOG_INFO("SIGHUP: %s changed: applied", c.key.c_str());
+    } else {
+      LOG_INFO("SIGHUP: %s: %s -> %s", c.key.c_str(), c.before.c_str(), c.after.c_str());
+    }
+  }
+  // A declaration the file did not change is left alone: CONFIG changes made
+  // at run time to its queue stand until the next start.
+  for (const DeclaredQueue& declared : declarations) (void)declare_queue(declared);
+  ++stats_.config_reloads;
+  stats_.config_pending_restart = pending;
+  LOG_INFO("SIGHUP: settings read again from %s: %zu change(s) applied, %zu wait for a restart",
+           reload_source_->config_path.c_str(), changes.size() - pending, pending);
 }
 
 namespace {
@@ -277,6 +346,7 @@ bool Daemon::start() {
     uv_run(&loop_, UV_RUN_DEFAULT);
     return false;
   }
+  if (reload_source_) server_->on_reload([this] { reload(); });
   server_->on_shutdown([this](const char* reason) {
     // systemd shows the unit as deactivating, not failed, while the
     // connections drain (up to server.shutdown_timeout).

@@ -8,9 +8,11 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "server/config.h"
+#include "server/config_source.h"
 #include "server/engine/engine.h"
 #include "server/journal.h"
 #include "server/server.h"
@@ -36,6 +38,11 @@ class Daemon {
   // From any thread: begin a graceful shutdown.
   void stop();
 
+  // From now on SIGHUP reads the settings again from `source` and applies
+  // what may change while tqd runs (server/config_reload.h). Without it,
+  // SIGHUP reloads only the TLS files.
+  void reload_on_sighup(ConfigSource source) { reload_source_ = std::move(source); }
+
   int port() const { return server_ ? server_->bound_port() : 0; }
   int metrics_port() const { return server_ ? server_->metrics_port() : 0; }
   engine::Engine& engine() { return engine_; }
@@ -43,6 +50,11 @@ class Daemon {
  private:
   bool open_log();
   bool declare_queues();
+  // Creates the queue if missing, applies its declared settings and sets its
+  // schedules; false (having logged why) if it could not.
+  bool declare_queue(const DeclaredQueue& declared);
+  // SIGHUP with reload_on_sighup.
+  void reload();
   // Sets a schedule config.yaml declares, unless the queue has it just so.
   bool declare_schedule(const std::string& queue_name, const DeclaredSchedule& declared);
   static void on_stop(uv_async_t* handle);
@@ -51,7 +63,9 @@ class Daemon {
   void notify_ready();
   static void on_watchdog(uv_timer_t* handle);
 
-  const Config config_;
+  // The server holds a reference: a reload changes the live settings here.
+  Config config_;
+  std::optional<ConfigSource> reload_source_;
   wal::FileSystem& fs_;
   engine::Engine engine_;
   Journal journal_;

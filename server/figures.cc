@@ -135,6 +135,12 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
             "TLS connections that completed their handshake (tls.port).");
   f.counter("tls_failures_total", s.tls_failures,
             "TLS connections closed for a failed handshake, or for speaking plaintext.");
+  f.counter("config_reloads_total", s.config_reloads,
+            "Reloads of the settings (SIGHUP) that were read and applied.");
+  f.counter("config_reload_failures_total", s.config_reload_failures,
+            "Reloads refused for a file that could not be read or used; nothing changed.");
+  f.gauge("config_pending_restart", s.config_pending_restart,
+          "Settings changed in the file at the last reload that apply only after a restart.");
   f.gauge("loop_busy_pct", static_cast<uint64_t>(std::llround(loop.busy_pct * 10)),
           "Share of the last second the event loop spent working.", FigureUnit::kTenthsPercent);
   f.counter("loop_busy_us_total", loop.busy_ns_total / 1000, "Time the event loop spent working.",

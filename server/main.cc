@@ -4,19 +4,16 @@
 #include <CLI/CLI.hpp>
 
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <optional>
 #include <string>
 
 #include "server/config.h"
+#include "server/config_source.h"
 #include "server/daemon.h"
 #include "server/log.h"
 #include "server/server.h"
@@ -29,57 +26,25 @@
 
 namespace {
 
-struct Flags {
-  std::string config_path;
-  std::optional<std::string> host;
-  std::optional<uint16_t> port;
-  std::optional<std::string> data_dir;
-  std::optional<std::string> log_level;
-  bool wal_recover = false;
-};
-
-// Each connection is a file descriptor: allow as many as the hard limit lets
-// us, so limits.max_connections, not the default soft limit of 1024, decides.
-// Returns how many connections fit: max_connections, or fewer when the limit
-// is lower. Connections past that many are then answered ERROR MAXCONN;
-// past the open-file limit itself, accept() would fail and libuv would
-// close them without a word.
-size_t fit_open_file_limit(size_t wanted) {
-  // tqd's own descriptors: the log's files, the loop's, metrics scrapes.
-  constexpr rlim_t kReserve = 64;
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return wanted;
-  const rlim_t needed = static_cast<rlim_t>(wanted) + kReserve;
-  if (limit.rlim_cur < needed && limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = std::min(limit.rlim_max, needed);
-    setrlimit(RLIMIT_NOFILE, &limit);
-    getrlimit(RLIMIT_NOFILE, &limit);
-  }
-  if (limit.rlim_cur >= needed) return wanted;
-  const size_t fits =
-      limit.rlim_cur > kReserve ? static_cast<size_t>(limit.rlim_cur - kReserve) : 1;
-  LOG_WARN(
-      "the open-file limit is %llu: limits.max_connections is lowered from %zu to %zu, so "
-      "clients past it get ERROR MAXCONN; raise the limit (ulimit -n, or LimitNOFILE= "
-      "under systemd)",
-      static_cast<unsigned long long>(limit.rlim_cur), wanted, fits);
-  return fits;
+// Empty, or why the TLS files cannot be used.
+std::string tls_problem(const tq::server::Config& config) {
+  if (!config.tls_enabled()) return "";
+  auto tls = tq::server::TlsContext::load(tq::server::Server::tls_files(config));
+  return tls ? "" : tls.error();
 }
 
-int run(tq::server::Config config) {
-  if (config.tls_enabled()) {
-    // A certificate that cannot be used is a configuration error (exit 2:
-    // starting again will not help), found before the log is replayed.
-    auto tls = tq::server::TlsContext::load(tq::server::Server::tls_files(config));
-    if (!tls) {
-      std::fprintf(stderr, "tqd: %s\n", tls.error().c_str());
-      return 2;
-    }
+int run(tq::server::Config config, const tq::server::ConfigSource& source) {
+  // A certificate that cannot be used is a configuration error (exit 2:
+  // starting again will not help), found before the log is replayed.
+  if (std::string why = tls_problem(config); !why.empty()) {
+    std::fprintf(stderr, "tqd: %s\n", why.c_str());
+    return 2;
   }
   tq::server::set_log_level(config.log_level);
-  config.max_connections = fit_open_file_limit(config.max_connections);
+  config.max_connections = tq::server::fit_open_file_limit(config.max_connections);
   tq::engine::SystemClock clock;
   tq::server::Daemon daemon(config, tq::wal::posix_file_system(), clock);
+  daemon.reload_on_sighup(source);
   if (!daemon.start()) return 1;
   daemon.run();
   return 0;
@@ -108,7 +73,7 @@ int main(int argc, char** argv) {
   // A client that disconnects while we write must not kill the server.
   std::signal(SIGPIPE, SIG_IGN);
 
-  Flags flags;
+  tq::server::ConfigSource flags;
   CLI::App app{"tqd: a durable task-queue server"};
   app.set_version_flag("--version", "tqd " TQ_VERSION);
   app.add_option("--config", flags.config_path, "read settings from this YAML file");
@@ -118,6 +83,11 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", flags.log_level, "debug, info, warn or error (server.log_level)");
   app.add_flag("--wal-recover", flags.wal_recover,
                "start even if the log is damaged, dropping (and logging) the damaged records");
+  bool check_only = false;
+  app.add_flag("--check-config", check_only,
+               "read the settings (the file, flags and environment) and the TLS files, say "
+               "whether tqd would start with them, and exit: 0 if so, 2 if not. Use it before "
+               "a reload (SIGHUP)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -129,42 +99,19 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  tq::server::Config config;
-  if (!flags.config_path.empty()) {
-    tq::server::ConfigResult loaded = tq::server::load_config_file(flags.config_path);
-    if (!loaded.config) {
-      std::fprintf(stderr, "tqd: %s\n", loaded.error.c_str());
-      return 2;
-    }
-    config = *loaded.config;
-    config.source = flags.config_path;
-  }
-  if (flags.host) config.host = *flags.host;
-  if (flags.port) config.port = *flags.port;
-  if (flags.data_dir) config.data_dir = *flags.data_dir;
-  if (flags.wal_recover) config.wal_recover = true;
-  // A password in the environment keeps it out of config.yaml (and wins over it).
-  auto from_environment = [](const std::string& variable, std::string& password) {
-    if (variable.empty()) return;
-    if (const char* secret = std::getenv(variable.c_str()); secret != nullptr && *secret) {
-      password = secret;
-    }
-  };
-  from_environment(config.password_env, config.password);
-  from_environment(config.admin_password_env, config.admin_password);
-  from_environment(config.metrics_token_env, config.metrics_token);
-  if (std::string why = tq::server::startup_problem(config); !why.empty()) {
-    std::fprintf(stderr, "tqd: %s\n", why.c_str());
+  tq::server::ConfigResult read = tq::server::read_config(flags);
+  if (!read.config) {
+    std::fprintf(stderr, "tqd: %s\n", read.error.c_str());
     return 2;
   }
-  if (flags.log_level) {
-    auto level = tq::server::parse_log_level(*flags.log_level);
-    if (!level) {
-      std::fprintf(stderr, "tqd: --log-level: expected debug, info, warn or error, got '%s'\n",
-                   flags.log_level->c_str());
+  if (check_only) {
+    if (std::string why = tls_problem(*read.config); !why.empty()) {
+      std::fprintf(stderr, "tqd: %s\n", why.c_str());
       return 2;
     }
-    config.log_level = *level;
+    std::printf("tqd: %s: the settings are good\n",
+                flags.config_path.empty() ? "(defaults)" : flags.config_path.c_str());
+    return 0;
   }
-  return run(config);
+  return run(*read.config, flags);
 }

@@ -59,6 +59,8 @@ class MetricsListener {
   ~MetricsListener();
 
   // Binds and listens, and logs where; false with a one-line reason in *error.
+  // A reload (SIGHUP): scrapes from now on must send this token; empty: none.
+  void set_token(std::string token) { token_ = std::move(token); }
   bool listen(std::string* error);
   int bound_port() const { return bound_port_; }
 
@@ -75,7 +77,7 @@ class MetricsListener {
 
   uv_loop_t* loop_;
   const ListenAddress address_;
-  const std::string token_;
+  std::string token_;
   const std::function<std::string()> render_;
   const std::function<std::string()> health_;
   uv_tcp_t listener_{};

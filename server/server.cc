@@ -49,8 +49,7 @@ Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, Se
                  close_handles_if_done();
                }),
       read_buffer_(64 << 10) {
-  request_limits_.max_wait_ms = config.max_wait_ms;
-  request_limits_.max_count = config.max_batch;
+  take_request_limits();
   // The loop must count its idle time for STATS loop_* (before uv_run).
   uv_loop_configure(loop_, UV_METRICS_IDLE_TIME);
   uv_tcp_init(loop_, &listener_);
@@ -75,8 +74,6 @@ Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, Se
   uv_timer_start(&housekeeping_, on_housekeeping, 1000, 1000);
   uv_timer_init(loop_, &unwaited_records_);
   unwaited_records_.data = this;
-  request_limits_.max_batch_bytes = config.max_batch_bytes;
-  request_limits_.max_waiters = config.max_waiters;
   uv_signal_init(loop_, &sigint_);
   sigint_.data = this;
   uv_signal_start(&sigint_, on_signal, SIGINT);
@@ -205,6 +202,24 @@ void Server::log_tls_certificate(const char* event) {
   } else if (days < 14) {
     LOG_WARN("tls: the certificate in %s expires in %d day(s); replace it and send SIGHUP",
              config_.tls_cert_file.c_str(), days);
+  }
+}
+
+void Server::take_request_limits() {
+  request_limits_.max_wait_ms = config_.max_wait_ms;
+  request_limits_.max_count = config_.max_batch;
+  request_limits_.max_batch_bytes = config_.max_batch_bytes;
+  request_limits_.max_waiters = config_.max_waiters;
+}
+
+void Server::settings_changed(std::shared_ptr<TlsContext> tls) {
+  take_request_limits();
+  if (metrics_) metrics_->set_token(config_.metrics_token);
+  if (tls_ && tls) {
+    // Open connections keep the context they began with (a TlsSession holds
+    // it); new ones get this one.
+    tls_ = std::move(tls);
+    log_tls_certificate("SIGHUP: reloaded ");
   }
 }
 
@@ -546,9 +561,12 @@ void Server::on_signal(uv_signal_t* handle, int signum) {
   self->stats_.loop.discount_iteration();
   if (signum == SIGHUP) {
     // Its default would kill tqd on the spot. Operators send it expecting a
-    // reload: of the configuration tqd reloads only the TLS certificate and
-    // key, which a certificate's renewal replaces on disk.
-    self->reload_tls();
+    // reload (systemctl reload, a renewed certificate).
+    if (self->on_reload_) {
+      self->on_reload_();
+    } else {
+      self->reload_tls();
+    }
     return;
   }
   self->shutdown(signum == SIGINT ? "SIGINT" : "SIGTERM");

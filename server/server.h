@@ -64,6 +64,14 @@ class Server final : public ClientDirectory, public BackupService {
 
   // Begins a graceful shutdown; a second call closes every connection now.
   void shutdown(const char* reason);
+  // SIGHUP calls this (the daemon reads the settings again) instead of only
+  // reloading the TLS files.
+  void on_reload(std::function<void()> f) { on_reload_ = std::move(f); }
+  // After a reload has changed the settings the server was built with
+  // (server/config_reload.h): takes the request limits and the metrics token
+  // from them, and `tls` (the new TLS files, loaded) for new connections
+  // when there is a TLS listener.
+  void settings_changed(std::shared_ptr<TlsContext> tls);
   // Called once, with the reason, when a graceful shutdown begins (the
   // daemon tells the service manager).
   void on_shutdown(std::function<void(const char* reason)> f) { on_shutdown_ = std::move(f); }
@@ -133,9 +141,10 @@ class Server final : public ClientDirectory, public BackupService {
 
   // `tls`: from the TLS listener.
   void accept_one(bool tls);
-  // SIGHUP: loads the TLS files again for new connections; a failure keeps
-  // the old ones (and is logged).
+  // SIGHUP without on_reload: loads the TLS files again for new
+  // connections; a failure keeps the old ones (and is logged).
   void reload_tls();
+  void take_request_limits();
   // Logs the certificate in use, and warns when it has expired or soon will.
   void log_tls_certificate(const char* event);
   void arm_sweeper();
@@ -160,9 +169,10 @@ class Server final : public ClientDirectory, public BackupService {
   uv_timer_t sweeper_{};
   uv_timer_t shutdown_timer_{};
   std::function<void(const char*)> on_shutdown_;
+  std::function<void()> on_reload_;
   uv_signal_t sigint_{};
   uv_signal_t sigterm_{};
-  uv_signal_t sighup_{};  // logged and ignored: there is nothing to reload
+  uv_signal_t sighup_{};  // on_reload_, or reload_tls()
   wal::Log* log_;
   Journal* journal_;
   uv_async_t log_progress_{};

@@ -25,6 +25,10 @@ struct ServerStats {
   uint64_t timeouts_send = 0;
   uint64_t tls_handshakes = 0;  // TLS connections that completed their handshake
   uint64_t tls_failures = 0;    // TLS connections closed for a failed handshake or plaintext
+  // SIGHUP (server/config_reload.h).
+  uint64_t config_reloads = 0;          // settings read again and applied
+  uint64_t config_reload_failures = 0;  // a file that could not be read: nothing changed
+  uint64_t config_pending_restart = 0;  // settings changed in the file that wait for a restart
   // BACKUP (server/backup.h).
   uint64_t backups = 0;         // finished
   uint64_t backups_failed = 0;  // failed or cancelled

@@ -292,6 +292,11 @@ class Engine {
     return jobs_.release_marked_memory(max_pages);
   }
   const QueueSettings& default_settings() const { return defaults_; }
+  // A reload of the settings. Limits lowered below what is held refuse
+  // what would add more; nothing held is removed. Defaults apply to queues
+  // created afterwards.
+  void set_limits(const EngineLimits& limits) { limits_ = limits; }
+  void set_default_settings(const QueueSettings& defaults) { defaults_ = defaults; }
   int64_t now_ms() const { return clock_.now_ms(); }
 
  private:

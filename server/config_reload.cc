@@ -1,0 +1,207 @@
+#include "server/config_reload.h"
+
+#include <cstdio>
+#include <map>
+
+#include "server/queue_settings.h"
+
+namespace tq::server {
+namespace {
+
+enum class Scope {
+  kLive,     // applied at once
+  kRestart,  // the running value stays until tqd restarts
+  kSecret,   // a password: a new one applies at once, on or off needs a restart
+};
+
+// One line each, as a table.
+// clang-format off
+std::string text(const std::string& s) { return s; }
+std::string text(bool b) { return b ? "true" : "false"; }
+std::string text(uint64_t n) { return std::to_string(n); }
+std::string text(int64_t n) { return std::to_string(n); }
+std::string text(uint16_t n) { return std::to_string(n); }
+std::string text(LogLevel level) { return log_level_name(level); }
+std::string text(wal::FsyncPolicy policy) { return wal::fsync_policy_name(policy); }
+std::string text(double d) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%g", d);  // 2, 1.5: as written
+  return buffer;
+}
+std::string text(const std::optional<uint16_t>& port) {
+  return port ? std::to_string(*port) : "(none)";
+}
+// clang-format on
+
+// Milliseconds as config.yaml takes them: "30s", "500ms", "2h".
+std::string duration(int64_t ms) {
+  static constexpr struct {
+    int64_t ms;
+    const char* unit;
+  } kUnits[] = {{86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}};
+  if (ms == 0) return "0";
+  for (const auto& u : kUnits) {
+    if (ms % u.ms == 0) return std::to_string(ms / u.ms) + u.unit;
+  }
+  return std::to_string(ms) + "ms";
+}
+
+// Bytes as config.yaml takes them: "16MiB", "1GiB", "100".
+std::string size(uint64_t bytes) {
+  static constexpr struct {
+    uint64_t bytes;
+    const char* unit;
+  } kUnits[] = {{1ull << 30, "GiB"}, {1ull << 20, "MiB"}, {1ull << 10, "KiB"}};
+  for (const auto& u : kUnits) {
+    if (bytes != 0 && bytes % u.bytes == 0) return std::to_string(bytes / u.bytes) + u.unit;
+  }
+  return std::to_string(bytes);
+}
+
+struct Setting {
+  const char* key;
+  Scope scope;
+  std::string (*show)(const Config&);  // compared, and logged unless a secret
+  void (*take)(Config& to, const Config& from);
+};
+
+// One row per config.yaml key with a field of its own; queues.defaults and
+// queues.declare are compared key by key below.
+#define TQ_SETTING(key, scope, member, format)                          \
+  Setting {                                                             \
+    key, scope, [](const Config& c) { return format(c.member); },       \
+        [](Config& to, const Config& from) { to.member = from.member; } \
+  }
+
+// clang-format off
+const Setting kSettings[] = {
+    TQ_SETTING("server.host", Scope::kRestart, host, text),
+    TQ_SETTING("server.port", Scope::kRestart, port, text),
+    TQ_SETTING("server.data_dir", Scope::kRestart, data_dir, text),
+    TQ_SETTING("server.log_level", Scope::kLive, log_level, text),
+    TQ_SETTING("server.shutdown_timeout", Scope::kLive, shutdown_timeout_ms, duration),
+    TQ_SETTING("server.tcp_keepalive", Scope::kLive, tcp_keepalive_ms, duration),
+    TQ_SETTING("auth.password", Scope::kSecret, password, text),
+    TQ_SETTING("auth.password_env", Scope::kLive, password_env, text),
+    TQ_SETTING("auth.admin_password", Scope::kSecret, admin_password, text),
+    TQ_SETTING("auth.admin_password_env", Scope::kLive, admin_password_env, text),
+    TQ_SETTING("tls.port", Scope::kRestart, tls_port, text),
+    TQ_SETTING("tls.cert_file", Scope::kLive, tls_cert_file, text),
+    TQ_SETTING("tls.key_file", Scope::kLive, tls_key_file, text),
+    TQ_SETTING("tls.ca_file", Scope::kLive, tls_ca_file, text),
+    TQ_SETTING("tls.plaintext", Scope::kRestart, tls_plaintext, text),
+    TQ_SETTING("limits.max_connections", Scope::kLive, max_connections, text),
+    TQ_SETTING("limits.idle_timeout", Scope::kLive, idle_timeout_ms, duration),
+    TQ_SETTING("limits.request_timeout", Scope::kLive, request_timeout_ms, duration),
+    TQ_SETTING("limits.send_timeout", Scope::kLive, send_timeout_ms, duration),
+    TQ_SETTING("limits.max_auth_failures", Scope::kLive, max_auth_failures, text),
+    TQ_SETTING("limits.max_waiters", Scope::kLive, max_waiters, text),
+    TQ_SETTING("limits.max_batch_bytes", Scope::kLive, max_batch_bytes, size),
+    TQ_SETTING("limits.max_line_bytes", Scope::kLive, max_line_bytes, size),
+    TQ_SETTING("limits.max_payload_bytes", Scope::kLive, max_payload_bytes, size),
+    TQ_SETTING("limits.max_queues", Scope::kLive, max_queues, text),
+    TQ_SETTING("limits.max_jobs", Scope::kLive, max_jobs, text),
+    TQ_SETTING("limits.max_payload_total", Scope::kLive, max_payload_total, size),
+    TQ_SETTING("limits.max_wait", Scope::kLive, max_wait_ms, duration),
+    TQ_SETTING("limits.max_batch", Scope::kLive, max_batch, text),
+    TQ_SETTING("wal.enabled", Scope::kRestart, wal_enabled, text),
+    TQ_SETTING("wal.fsync", Scope::kRestart, fsync, text),
+    TQ_SETTING("wal.fsync_interval_ms", Scope::kRestart, fsync_interval_ms, text),
+    TQ_SETTING("wal.segment_bytes", Scope::kRestart, segment_bytes, size),
+    TQ_SETTING("wal.compaction_ratio", Scope::kRestart, compaction_ratio, text),
+    TQ_SETTING("wal.recover", Scope::kRestart, wal_recover, text),
+    TQ_SETTING("wal.zero_fill", Scope::kRestart, wal_zero_fill, text),
+    TQ_SETTING("wal.sync_leases", Scope::kRestart, wal_sync_leases, text),
+    TQ_SETTING("wal.backup_dir", Scope::kRestart, wal_backup_dir, text),
+    TQ_SETTING("wal.backup_keep", Scope::kRestart, wal_backup_keep, text),
+    TQ_SETTING("queues.auto_create", Scope::kLive, auto_create_queues, text),
+    TQ_SETTING("metrics.listen", Scope::kRestart, metrics_host, text),
+    TQ_SETTING("metrics.listen", Scope::kRestart, metrics_port, text),
+    TQ_SETTING("metrics.token", Scope::kLive, metrics_token, text),
+    TQ_SETTING("metrics.token_env", Scope::kLive, metrics_token_env, text),
+};
+// clang-format on
+
+#undef TQ_SETTING
+
+bool is_secret(const Setting& s) {
+  return s.scope == Scope::kSecret || std::string_view(s.key) == "metrics.token";
+}
+
+bool needs_restart(const Setting& s, const Config& running, const Config& next) {
+  if (s.scope == Scope::kRestart) return true;
+  if (s.scope == Scope::kSecret) return s.show(running).empty() != s.show(next).empty();
+  return false;
+}
+
+std::string masked(const std::string& secret) {
+  return secret.empty() ? "empty" : "set";
+}
+
+std::map<std::string, std::string> settings_map(const engine::QueueSettings& settings) {
+  std::map<std::string, std::string> m;
+  for (auto& [key, value] : describe_queue_settings(settings)) m.emplace(key, value);
+  return m;
+}
+
+}  // namespace
+
+std::vector<std::string> compared_setting_keys() {
+  std::vector<std::string> keys;
+  for (const Setting& s : kSettings) {
+    if (keys.empty() || keys.back() != s.key) keys.push_back(s.key);
+  }
+  return keys;
+}
+
+std::vector<SettingChange> compare_settings(const Config& running, const Config& next) {
+  std::vector<SettingChange> changes;
+  for (const Setting& s : kSettings) {
+    std::string before = s.show(running);
+    std::string after = s.show(next);
+    if (before == after) continue;
+    // metrics.listen is two fields: say it once, as host:port.
+    if (std::string_view(s.key) == "metrics.listen") {
+      if (!changes.empty() && changes.back().key == s.key) continue;
+      before = running.metrics_host.empty()
+                   ? "(off)"
+                   : running.metrics_host + ":" + std::to_string(running.metrics_port);
+      after = next.metrics_host.empty()
+                  ? "(off)"
+                  : next.metrics_host + ":" + std::to_string(next.metrics_port);
+    }
+    if (is_secret(s)) before = masked(before), after = masked(after);
+    changes.push_back({s.key, before, after, needs_restart(s, running, next)});
+  }
+  const auto defaults_before = settings_map(running.queue_defaults);
+  for (const auto& [key, after] : settings_map(next.queue_defaults)) {
+    const auto it = defaults_before.find(key);
+    const std::string before = it == defaults_before.end() ? "" : it->second;
+    if (before != after) changes.push_back({"queues.defaults." + key, before, after, false});
+  }
+  for (const DeclaredQueue& declared : changed_declarations(running, next)) {
+    changes.push_back({"queues.declare." + declared.name, "", "", false});
+  }
+  return changes;
+}
+
+void take_live_settings(Config& running, const Config& next) {
+  for (const Setting& s : kSettings) {
+    if (!needs_restart(s, running, next)) s.take(running, next);
+  }
+  running.queue_defaults = next.queue_defaults;
+  running.declared_queues = next.declared_queues;
+}
+
+std::vector<DeclaredQueue> changed_declarations(const Config& running, const Config& next) {
+  std::map<std::string, const DeclaredQueue*> before;
+  for (const DeclaredQueue& d : running.declared_queues) before.emplace(d.name, &d);
+  std::vector<DeclaredQueue> changed;
+  for (const DeclaredQueue& d : next.declared_queues) {
+    const auto it = before.find(d.name);
+    if (it == before.end() || !(*it->second == d)) changed.push_back(d);
+  }
+  return changed;
+}
+
+}  // namespace tq::server

@@ -1,0 +1,141 @@
+// SIGHUP reads the settings again (server/config_reload.h): what may change
+// while tqd runs changes, what may not is reported and waits for a restart,
+// and a file that cannot be used changes nothing.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "tests/integration/line_call.h"
+#include "tests/support/tqd_process.h"
+
+using tq::testing::call;
+using tq::testing::stat_via;
+using tq::testing::TqdOptions;
+using tq::testing::TqdProcess;
+
+namespace {
+
+// The value of `key` in the listing of CONFIG <queue> [<change>].
+std::string queue_setting(tq::client::LineSocket& s, const std::string& queue,
+                          const std::string& key, const std::string& change = "") {
+  const std::string head = call(s, "CONFIG " + queue + (change.empty() ? "" : " " + change));
+  REQUIRE(head.rfind("OK ", 0) == 0);
+  std::string value;
+  for (size_t i = 0, n = std::stoul(head.substr(3)); i < n; ++i) {
+    auto line = s.read_line();
+    REQUIRE(line.ok());
+    if (line->rfind(key + " ", 0) == 0) value = line->substr(key.size() + 1);
+  }
+  return value;
+}
+
+void rewrite(const TqdProcess& tqd, const std::string& yaml) {
+  std::ofstream(tqd.dir() + "/config.yaml", std::ios::trunc) << yaml;
+}
+
+// Sends SIGHUP and waits (5 s at most) for a new log line with `needle`:
+// the reload's last.
+void reload(TqdProcess& tqd, const std::string& needle) {
+  const size_t seen = tqd.log_lines().size();
+  REQUIRE(kill(tqd.pid(), SIGHUP) == 0);
+  for (int i = 0; i < 1000; ++i) {
+    const auto lines = tqd.log_lines();
+    for (size_t j = seen; j < lines.size(); ++j) {
+      if (lines[j].find(needle) != std::string::npos) return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  FAIL("no '" << needle << "' in tqd's log after SIGHUP");
+}
+
+bool logged(TqdProcess& tqd, const std::string& needle) {
+  for (const std::string& line : tqd.log_lines()) {
+    if (line.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_SUITE("reload") {
+  TEST_CASE("SIGHUP applies limits, passwords and declared queues at once, and nothing else") {
+    TqdOptions o;
+    o.config_yaml =
+        "auth:\n  password: first-secret\n"
+        "wal:\n  segment_bytes: 2MiB\n"
+        "queues:\n  declare:\n    emails:\n      max_attempts: 5\n    reports: {}\n";
+    TqdProcess tqd(o);
+    auto old = tqd.socket();
+    REQUIRE(call(old, "AUTH first-secret") == "OK authenticated");
+    REQUIRE(queue_setting(old, "reports", "max_attempts", "max_attempts=9") == "9");
+
+    // server.port is also given as a flag (TqdProcess passes --port): the
+    // flag keeps winning, so it is no change at all.
+    rewrite(tqd,
+            "server:\n  port: 1\n"
+            "auth:\n  password: second-secret\n"
+            "limits:\n  max_batch: 2\n"
+            "queues:\n  declare:\n    emails:\n      max_attempts: 7\n    reports: {}\n"
+            "    invoices: {}\n"
+            "wal:\n  segment_bytes: 2MiB\n  fsync: never\n");
+    reload(tqd, "settings read again");
+    CHECK(logged(tqd, "SIGHUP: limits.max_batch: 1000 -> 2"));
+    CHECK(logged(tqd, "wal.fsync changed (always -> never) but applies only after a restart"));
+    CHECK_FALSE(logged(tqd, "server.port"));
+    CHECK_FALSE(logged(tqd, "second-secret"));  // a password is never logged
+
+    // The connection that authenticated before keeps its access.
+    CHECK(call(old, "PING") == "OK PONG");
+    auto fresh = tqd.socket();
+    CHECK(call(fresh, "AUTH first-secret").rfind("ERROR", 0) == 0);
+    CHECK(call(fresh, "AUTH second-secret") == "OK authenticated");
+    CHECK(call(fresh, "DEQUEUE emails COUNT 3").rfind("ERROR BADFORMAT", 0) == 0);
+    CHECK(call(fresh, "DEQUEUE emails COUNT 2") == "OK 0");
+    CHECK(call(fresh, "LIST") == "OK emails,invoices,reports");
+    CHECK(queue_setting(fresh, "emails", "max_attempts") == "7");
+    // Its declaration did not change: CONFIG's change at run time stands.
+    CHECK(queue_setting(fresh, "reports", "max_attempts") == "9");
+    CHECK(stat_via(fresh, "config_reloads_total") == "1");
+    CHECK(stat_via(fresh, "config_pending_restart") == "1");
+    CHECK(stat_via(fresh, "wal_fsync") == "always");
+
+    // A file that cannot be read changes nothing.
+    rewrite(tqd, "limits:\n  max_batch: [\n");
+    reload(tqd, "nothing changed");
+    CHECK(stat_via(fresh, "config_reload_failures_total") == "1");
+    CHECK(call(fresh, "DEQUEUE emails COUNT 3").rfind("ERROR BADFORMAT", 0) == 0);
+    // Nor does one whose live settings do not fit those that wait for a
+    // restart: a longer line than the running log files can hold.
+    rewrite(tqd,
+            "auth:\n  password: third-secret\n"
+            "limits:\n  max_line_bytes: 8MiB\n  max_batch: 50\n"
+            "wal:\n  segment_bytes: 16MiB\n");
+    reload(tqd, "nothing changed");
+    CHECK(stat_via(fresh, "config_reload_failures_total") == "2");
+    auto third = tqd.socket();
+    CHECK(call(third, "AUTH third-secret").rfind("ERROR", 0) == 0);
+    CHECK(call(third, "AUTH second-secret") == "OK authenticated");
+    tqd.stop(SIGTERM);
+  }
+
+  TEST_CASE("tqd --check-config says whether the settings would start tqd") {
+    const std::string dir = tq::testing::make_temp_dir();
+    const std::string good = dir + "/good.yaml";
+    const std::string bad = dir + "/bad.yaml";
+    std::ofstream(good) << "limits:\n  max_batch: 10\n";
+    std::ofstream(bad) << "limits:\n  max_batch: lots\n";
+    auto [good_status, good_err] = tq::testing::run_tqd({"--check-config", "--config", good});
+    CHECK(good_status == 0);
+    CHECK(good_err.empty());
+    auto [bad_status, bad_err] = tq::testing::run_tqd({"--check-config", "--config", bad});
+    CHECK(bad_status == 2);
+    CHECK(bad_err.find("limits.max_batch") != std::string::npos);
+    // Nothing was started: no data directory was made.
+    CHECK(std::ifstream(dir + "/data/tqd.lock").fail());
+    tq::testing::remove_tree(dir);
+  }
+}
