@@ -130,6 +130,13 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "not starting with . or -; default tq-<UTC time>. One backup at a time\n"
      "(ERROR BUSY); a name used already is ERROR EXISTS. <dir> is a data\n"
      "directory: start tqd on (a copy of) it to restore."},
+    {Verb::kReload, "RELOAD", 0, 0, kAdmin, -1, kLine, "RELOAD",
+     "read the settings file again and apply what may change while tqd runs",
+     "As SIGHUP: limits, the log level, queue defaults and declarations, TLS files,\n"
+     "metrics.token and a new password apply at once; the address, port, data_dir,\n"
+     "wal.* and turning a password on or off wait for a restart. Answers OK reloaded\n"
+     "applied=<keys> restart=<keys> (comma-separated, - for none); a file that cannot\n"
+     "be used is ERROR BADCONFIG with the reason, and nothing changes."},
     {Verb::kAuth, "AUTH", 1, 1, kNoAuth, -1, kLine, "AUTH <password>",
      "authenticate the connection",
      "Needed when the server has auth.password set: until then, only PING, AUTH\n"

@@ -40,6 +40,7 @@ enum class Verb : uint8_t {
   kStats,
   kClients,
   kBackup,
+  kReload,
   kAuth,
   kPing,
   kHelp,

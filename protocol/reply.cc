@@ -8,9 +8,9 @@ namespace tq::protocol {
 namespace {
 
 constexpr std::array<std::string_view, static_cast<size_t>(ErrorCode::kCount)> kNames{
-    "BADFORMAT", "UNKNOWN", "NOQUEUE", "NOTFOUND", "NOTLEASED", "TOOBIG", "EXISTS",
-    "EMPTY",     "LIMIT",   "MAXCONN", "FULL",     "IO",        "NOAUTH", "SHUTDOWN",
-    "INTERNAL",  "TLS",     "BUSY",    "NOLOG",    "NOPERM",
+    "BADFORMAT", "UNKNOWN", "NOQUEUE", "NOTFOUND", "NOTLEASED", "TOOBIG",    "EXISTS",
+    "EMPTY",     "LIMIT",   "MAXCONN", "FULL",     "IO",        "NOAUTH",    "SHUTDOWN",
+    "INTERNAL",  "TLS",     "BUSY",    "NOLOG",    "NOPERM",    "BADCONFIG",
 };
 
 }  // namespace

@@ -33,6 +33,7 @@ enum class ErrorCode : uint8_t {
   kBusy,       // one of its kind is under way already (BACKUP)
   kNoLog,      // needs the log, and wal.enabled is false
   kNoPerm,     // an admin command, and this connection is not admin
+  kBadConfig,  // RELOAD: the settings file cannot be used; nothing changed
   kCount,
 };
 

@@ -355,6 +355,21 @@ void cmd_backup(CommandContext& ctx, const Request& req) {
   ctx.deferred = true;
 }
 
+void cmd_reload(CommandContext& ctx, const Request&) {
+  if (ctx.reloads == nullptr) {
+    return reply_error(ctx, ErrorCode::kInternal, "RELOAD needs a server that reloads");
+  }
+  const ReloadOutcome outcome = ctx.reloads->reload_settings();
+  if (!outcome.error.empty()) return reply_error(ctx, ErrorCode::kBadConfig, outcome.error);
+  auto keys = [](const std::vector<std::string>& list) {
+    std::string joined;
+    for (const std::string& key : list) joined += (joined.empty() ? "" : ",") + key;
+    return joined.empty() ? std::string("-") : joined;
+  };
+  ctx.out += "OK reloaded applied=" + keys(outcome.applied) + " restart=" + keys(outcome.pending);
+  ctx.out += '\n';
+}
+
 using Handler = void (*)(CommandContext&, const Request&);
 
 constexpr std::array<Handler, static_cast<size_t>(Verb::kCount)> kHandlers = [] {
@@ -375,6 +390,7 @@ constexpr std::array<Handler, static_cast<size_t>(Verb::kCount)> kHandlers = [] 
   set(Verb::kJob, cmd_job);
   set(Verb::kClients, cmd_clients);
   set(Verb::kBackup, cmd_backup);
+  set(Verb::kReload, cmd_reload);
   set(Verb::kKick, cmd_kick);
   set(Verb::kConfig, cmd_config);
   set(Verb::kPause, cmd_pause);

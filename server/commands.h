@@ -94,6 +94,20 @@ class BackupService {
                                                     const std::string& name) = 0;
 };
 
+// What a reload of the settings did (RELOAD, SIGHUP).
+struct ReloadOutcome {
+  std::string error;                 // not empty: refused, nothing changed
+  std::vector<std::string> applied;  // keys, as in config.yaml
+  std::vector<std::string> pending;  // changed in the file, applied at the next start
+};
+
+// For RELOAD: the daemon reads its settings again.
+class ReloadService {
+ public:
+  virtual ~ReloadService() = default;
+  virtual ReloadOutcome reload_settings() = 0;
+};
+
 struct CommandContext {
   engine::Engine& engine;
   ServerStats& stats;
@@ -107,6 +121,7 @@ struct CommandContext {
   LeaseBook* leases = nullptr;      // this connection's deliveries; null: not kept
   const ClientDirectory* clients = nullptr;  // for CLIENTS; null: not available
   BackupService* backups = nullptr;          // for BACKUP; null: not available
+  ReloadService* reloads = nullptr;          // for RELOAD; null: not available
   uint64_t connection_id = 0;                // the connection asking (BACKUP's reply)
   HandlerScratch* scratch = nullptr;         // null: a handler uses its own
   bool close_after_reply = false;   // set by QUIT

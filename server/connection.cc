@@ -236,6 +236,7 @@ void Connection::process() {
     const uint64_t seq_before = log != nullptr ? log->last_seq() : 0;
     ctx.clients = &server_;
     ctx.backups = &server_;
+    ctx.reloads = &server_;
     ctx.connection_id = id_;
     ctx.scratch = &server_.handler_scratch();
     if (result == protocol::RequestParser::Result::kError) {

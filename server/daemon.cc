@@ -228,17 +228,18 @@ bool Daemon::declare_queue(const DeclaredQueue& declared) {
   return true;
 }
 
-void Daemon::reload() {
-  if (reload_source_->config_path.empty()) {
-    LOG_WARN(
-        "SIGHUP ignored: tqd was started without --config, so there is no file to read "
-        "again");
-    return;
-  }
-  auto refuse = [this](const std::string& why) {
+ReloadOutcome Daemon::reload(const char* trigger) {
+  ReloadOutcome outcome;
+  auto refuse = [&](const std::string& why) {
     ++stats_.config_reload_failures;
-    LOG_ERROR("SIGHUP: %s; nothing changed: tqd runs on with the settings it had", why.c_str());
+    LOG_ERROR("%s: %s; nothing changed: tqd runs on with the settings it had", trigger,
+              why.c_str());
+    outcome.error = why;
+    return outcome;
   };
+  if (reload_source_->config_path.empty()) {
+    return refuse("tqd was started without --config, so there is no file to read again");
+  }
   ConfigResult read = read_config(*reload_source_);
   if (!read.config) return refuse(read.error);
   Config next = std::move(*read.config);
@@ -258,8 +259,9 @@ void Daemon::reload() {
   Config merged = config_;
   take_live_settings(merged, next);
   for (const std::string& why : {segment_problem(merged), startup_problem(merged)}) {
-    if (!why.empty())
+    if (!why.empty()) {
       return refuse(why + " (with the settings that wait for a restart as they run now)");
+    }
   }
 
   const std::vector<SettingChange> changes = compare_settings(config_, next);
@@ -270,25 +272,29 @@ void Daemon::reload() {
   engine_.set_default_settings(config_.queue_defaults);
   server_->settings_changed(std::move(tls));
 
-  size_t pending = 0;
   for (const SettingChange& c : changes) {
     if (c.needs_restart) {
-      ++pending;
-      LOG_WARN("SIGHUP: %s changed (%s -> %s) but applies only after a restart; still %s",
+      outcome.pending.push_back(c.key);
+      LOG_WARN("%s: %s changed (%s -> %s) but applies only after a restart; still %s", trigger,
                c.key.c_str(), c.before.c_str(), c.after.c_str(), c.before.c_str());
-    } else if (c.before.empty() && c.after.empty()) {
-      LOG_INFO("SIGHUP: %s changed: applied", c.key.c_str());
     } else {
-      LOG_INFO("SIGHUP: %s: %s -> %s", c.key.c_str(), c.before.c_str(), c.after.c_str());
+      outcome.applied.push_back(c.key);
+      if (c.before.empty() && c.after.empty()) {
+        LOG_INFO("%s: %s changed: applied", trigger, c.key.c_str());
+      } else {
+        LOG_INFO("%s: %s: %s -> %s", trigger, c.key.c_str(), c.before.c_str(), c.after.c_str());
+      }
     }
   }
   // A declaration the file did not change is left alone: CONFIG changes made
   // at run time to its queue stand until the next start.
   for (const DeclaredQueue& declared : declarations) (void)declare_queue(declared);
   ++stats_.config_reloads;
-  stats_.config_pending_restart = pending;
-  LOG_INFO("SIGHUP: settings read again from %s: %zu change(s) applied, %zu wait for a restart",
-           reload_source_->config_path.c_str(), changes.size() - pending, pending);
+  stats_.config_pending_restart = outcome.pending.size();
+  LOG_INFO("%s: settings read again from %s: %zu change(s) applied, %zu wait for a restart",
+           trigger, reload_source_->config_path.c_str(), outcome.applied.size(),
+           outcome.pending.size());
+  return outcome;
 }
 
 namespace {
@@ -346,7 +352,9 @@ bool Daemon::start() {
     uv_run(&loop_, UV_RUN_DEFAULT);
     return false;
   }
-  if (reload_source_) server_->on_reload([this] { reload(); });
+  if (reload_source_) {
+    server_->on_reload([this](const char* trigger) { return reload(trigger); });
+  }
   server_->on_shutdown([this](const char* reason) {
     // systemd shows the unit as deactivating, not failed, while the
     // connections drain (up to server.shutdown_timeout).

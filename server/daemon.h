@@ -38,10 +38,10 @@ class Daemon {
   // From any thread: begin a graceful shutdown.
   void stop();
 
-  // From now on SIGHUP reads the settings again from `source` and applies
-  // what may change while tqd runs (server/config_reload.h). Without it,
-  // SIGHUP reloads only the TLS files.
-  void reload_on_sighup(ConfigSource source) { reload_source_ = std::move(source); }
+  // From now on SIGHUP and RELOAD read the settings again from `source` and
+  // apply what may change while tqd runs (server/config_reload.h). Without
+  // it, SIGHUP reloads only the TLS files and RELOAD is refused.
+  void reload_from(ConfigSource source) { reload_source_ = std::move(source); }
 
   int port() const { return server_ ? server_->bound_port() : 0; }
   int metrics_port() const { return server_ ? server_->metrics_port() : 0; }
@@ -53,8 +53,9 @@ class Daemon {
   // Creates the queue if missing, applies its declared settings and sets its
   // schedules; false (having logged why) if it could not.
   bool declare_queue(const DeclaredQueue& declared);
-  // SIGHUP with reload_on_sighup.
-  void reload();
+  // SIGHUP or RELOAD (`trigger`, which starts each log line), after
+  // reload_from().
+  ReloadOutcome reload(const char* trigger);
   // Sets a schedule config.yaml declares, unless the queue has it just so.
   bool declare_schedule(const std::string& queue_name, const DeclaredSchedule& declared);
   static void on_stop(uv_async_t* handle);

@@ -44,7 +44,7 @@ int run(tq::server::Config config, const tq::server::ConfigSource& source) {
   config.max_connections = tq::server::fit_open_file_limit(config.max_connections);
   tq::engine::SystemClock clock;
   tq::server::Daemon daemon(config, tq::wal::posix_file_system(), clock);
-  daemon.reload_on_sighup(source);
+  daemon.reload_from(source);
   if (!daemon.start()) return 1;
   daemon.run();
   return 0;

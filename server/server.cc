@@ -205,6 +205,11 @@ void Server::log_tls_certificate(const char* event) {
   }
 }
 
+ReloadOutcome Server::reload_settings() {
+  if (!on_reload_) return ReloadOutcome{"this server does not reload its settings", {}, {}};
+  return on_reload_("RELOAD");
+}
+
 void Server::take_request_limits() {
   request_limits_.max_wait_ms = config_.max_wait_ms;
   request_limits_.max_count = config_.max_batch;
@@ -563,7 +568,7 @@ void Server::on_signal(uv_signal_t* handle, int signum) {
     // Its default would kill tqd on the spot. Operators send it expecting a
     // reload (systemctl reload, a renewed certificate).
     if (self->on_reload_) {
-      self->on_reload_();
+      (void)self->on_reload_("SIGHUP");  // it logs what it did
     } else {
       self->reload_tls();
     }

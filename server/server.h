@@ -35,7 +35,7 @@
 
 namespace tq::server {
 
-class Server final : public ClientDirectory, public BackupService {
+class Server final : public ClientDirectory, public BackupService, public ReloadService {
  public:
   // `log` and `journal` may be null (no durability: tests of the network
   // side); otherwise the log is started by the server and closed at shutdown.
@@ -64,9 +64,12 @@ class Server final : public ClientDirectory, public BackupService {
 
   // Begins a graceful shutdown; a second call closes every connection now.
   void shutdown(const char* reason);
-  // SIGHUP calls this (the daemon reads the settings again) instead of only
-  // reloading the TLS files.
-  void on_reload(std::function<void()> f) { on_reload_ = std::move(f); }
+  // SIGHUP and RELOAD call this (the daemon reads the settings again);
+  // without it SIGHUP reloads only the TLS files, and RELOAD is refused.
+  // Its argument says who asked ("SIGHUP", "RELOAD"), for the log.
+  void on_reload(std::function<ReloadOutcome(const char*)> f) { on_reload_ = std::move(f); }
+  // ReloadService: RELOAD.
+  ReloadOutcome reload_settings() override;
   // After a reload has changed the settings the server was built with
   // (server/config_reload.h): takes the request limits and the metrics token
   // from them, and `tls` (the new TLS files, loaded) for new connections
@@ -169,7 +172,7 @@ class Server final : public ClientDirectory, public BackupService {
   uv_timer_t sweeper_{};
   uv_timer_t shutdown_timer_{};
   std::function<void(const char*)> on_shutdown_;
-  std::function<void()> on_reload_;
+  std::function<ReloadOutcome(const char*)> on_reload_;
   uv_signal_t sigint_{};
   uv_signal_t sigterm_{};
   uv_signal_t sighup_{};  // on_reload_, or reload_tls()

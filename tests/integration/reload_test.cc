@@ -122,6 +122,35 @@ TEST_SUITE("reload") {
     tqd.stop(SIGTERM);
   }
 
+  TEST_CASE("RELOAD answers with the keys it applied and those that wait for a restart") {
+    TqdOptions o;
+    o.config_yaml = "auth:\n  admin_password: admin-secret\n";
+    TqdProcess tqd(o);
+    auto s = tqd.socket();
+    CHECK(call(s, "RELOAD").rfind("ERROR NOPERM", 0) == 0);  // an admin command
+    REQUIRE(call(s, "AUTH admin-secret") == "OK authenticated admin");
+    CHECK(call(s, "RELOAD") == "OK reloaded applied=- restart=-");
+
+    rewrite(tqd,
+            "auth:\n  admin_password: admin-secret\n"
+            "limits:\n  max_batch: 5\n"
+            "queues:\n  declare:\n    invoices: {}\n"
+            "wal:\n  fsync: never\n");
+    CHECK(call(s, "RELOAD") ==
+          "OK reloaded applied=limits.max_batch,queues.declare.invoices restart=wal.fsync");
+    CHECK(logged(tqd, "RELOAD: limits.max_batch: 1000 -> 5"));
+    CHECK(call(s, "LIST") == "OK invoices");
+    CHECK(stat_via(s, "config_reloads_total") == "2");
+
+    rewrite(tqd, "limits:\n  max_batch: -1\n");
+    const std::string refused = call(s, "RELOAD");
+    CHECK(refused.rfind("ERROR BADCONFIG ", 0) == 0);
+    CHECK(refused.find("limits.max_batch") != std::string::npos);
+    CHECK(stat_via(s, "config_reload_failures_total") == "1");
+    CHECK(call(s, "DEQUEUE invoices COUNT 6").rfind("ERROR BADFORMAT", 0) == 0);  // still 5
+    tqd.stop(SIGTERM);
+  }
+
   TEST_CASE("tqd --check-config says whether the settings would start tqd") {
     const std::string dir = tq::testing::make_temp_dir();
     const std::string good = dir + "/good.yaml";
