@@ -135,8 +135,9 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "As SIGHUP: limits, the log level, queue defaults and declarations, TLS files,\n"
      "metrics.token and a new password apply at once; the address, port, data_dir,\n"
      "wal.* and turning a password on or off wait for a restart. Answers OK reloaded\n"
-     "applied=<keys> restart=<keys> (comma-separated, - for none); a file that cannot\n"
-     "be used is ERROR BADCONFIG with the reason, and nothing changes."},
+     "applied=<keys> restart=<keys> (comma-separated, - for none), then failed=<keys>\n"
+     "if a declared queue could not be applied; a file that cannot be used is\n"
+     "ERROR BADCONFIG with the reason, and nothing changes."},
     {Verb::kAuth, "AUTH", 1, 1, kNoAuth, -1, kLine, "AUTH <password>",
      "authenticate the connection",
      "Needed when the server has auth.password set: until then, only PING, AUTH\n"

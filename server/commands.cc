@@ -367,6 +367,7 @@ void cmd_reload(CommandContext& ctx, const Request&) {
     return joined.empty() ? std::string("-") : joined;
   };
   ctx.out += "OK reloaded applied=" + keys(outcome.applied) + " restart=" + keys(outcome.pending);
+  if (!outcome.failed.empty()) ctx.out += " failed=" + keys(outcome.failed);
   ctx.out += '\n';
 }
 

@@ -99,6 +99,7 @@ struct ReloadOutcome {
   std::string error;                 // not empty: refused, nothing changed
   std::vector<std::string> applied;  // keys, as in config.yaml
   std::vector<std::string> pending;  // changed in the file, applied at the next start
+  std::vector<std::string> failed;   // declared queues that could not be applied
 };
 
 // For RELOAD: the daemon reads its settings again.

@@ -68,6 +68,14 @@ void read_section(const YAML::Node& node, const std::string& prefix,
       }
     }
     if (!known) {
+      // "password:hunter2" (no space after the colon) is one key holding
+      // its value: the message, logged at a reload, must not carry it.
+      const size_t cut = name.find_first_of(":= \t");
+      if (cut != std::string::npos) {
+        const std::string head = name.substr(0, cut);
+        fail((prefix.empty() ? "" : prefix + ".") + head + "...",
+             "not a key (is the space after its colon missing? the rest is not shown)");
+      }
       std::string names;
       for (const Field& field : fields) names += names.empty() ? field.name : std::string(", ") + field.name;
       fail(key, "unknown key (expected one of: " + names + ")");

@@ -115,6 +115,10 @@ struct Config {
 struct ConfigResult {
   std::optional<Config> config;
   std::string error;  // one line, naming the file and the key; set when !config
+  // Settings of the file that something else overrides (a flag, the
+  // environment), one line each: worth a warning, since an edit of them in
+  // the file changes nothing.
+  std::vector<std::string> notes;
 };
 
 // Empty, or why wal.backup_dir cannot be used with this data_dir: a backup

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <map>
+#include <tuple>
 
 #include "server/queue_settings.h"
 
@@ -12,6 +13,8 @@ enum class Scope {
   kLive,     // applied at once
   kRestart,  // the running value stays until tqd restarts
   kSecret,   // a password: a new one applies at once, on or off needs a restart
+  kTlsFile,  // live while a TLS listener runs before and after; else with tls.port
+  kMetrics,  // live while the metrics endpoint runs; else with metrics.listen
 };
 
 // One line each, as a table.
@@ -86,9 +89,9 @@ const Setting kSettings[] = {
     TQ_SETTING("auth.admin_password", Scope::kSecret, admin_password, text),
     TQ_SETTING("auth.admin_password_env", Scope::kLive, admin_password_env, text),
     TQ_SETTING("tls.port", Scope::kRestart, tls_port, text),
-    TQ_SETTING("tls.cert_file", Scope::kLive, tls_cert_file, text),
-    TQ_SETTING("tls.key_file", Scope::kLive, tls_key_file, text),
-    TQ_SETTING("tls.ca_file", Scope::kLive, tls_ca_file, text),
+    TQ_SETTING("tls.cert_file", Scope::kTlsFile, tls_cert_file, text),
+    TQ_SETTING("tls.key_file", Scope::kTlsFile, tls_key_file, text),
+    TQ_SETTING("tls.ca_file", Scope::kTlsFile, tls_ca_file, text),
     TQ_SETTING("tls.plaintext", Scope::kRestart, tls_plaintext, text),
     TQ_SETTING("limits.max_connections", Scope::kLive, max_connections, text),
     TQ_SETTING("limits.idle_timeout", Scope::kLive, idle_timeout_ms, duration),
@@ -117,7 +120,7 @@ const Setting kSettings[] = {
     TQ_SETTING("queues.auto_create", Scope::kLive, auto_create_queues, text),
     TQ_SETTING("metrics.listen", Scope::kRestart, metrics_host, text),
     TQ_SETTING("metrics.listen", Scope::kRestart, metrics_port, text),
-    TQ_SETTING("metrics.token", Scope::kLive, metrics_token, text),
+    TQ_SETTING("metrics.token", Scope::kMetrics, metrics_token, text),
     TQ_SETTING("metrics.token_env", Scope::kLive, metrics_token_env, text),
 };
 // clang-format on
@@ -125,12 +128,17 @@ const Setting kSettings[] = {
 #undef TQ_SETTING
 
 bool is_secret(const Setting& s) {
-  return s.scope == Scope::kSecret || std::string_view(s.key) == "metrics.token";
+  return s.scope == Scope::kSecret || s.scope == Scope::kMetrics;
 }
 
 bool needs_restart(const Setting& s, const Config& running, const Config& next) {
   if (s.scope == Scope::kRestart) return true;
   if (s.scope == Scope::kSecret) return s.show(running).empty() != s.show(next).empty();
+  // Without a TLS listener now, or with none after the restart, the files
+  // are for the restart: a running listener keeps the files it has.
+  if (s.scope == Scope::kTlsFile) return !running.tls_enabled() || !next.tls_enabled();
+  // Without an endpoint running, a token is for the one the restart opens.
+  if (s.scope == Scope::kMetrics) return !running.metrics_enabled();
   return false;
 }
 
@@ -193,13 +201,31 @@ void take_live_settings(Config& running, const Config& next) {
   running.declared_queues = next.declared_queues;
 }
 
+bool same_declaration(const DeclaredQueue& a, const DeclaredQueue& b) {
+  // What the declaration does, not how it is written: the order of its keys
+  // and schedules, or 30s for 30000ms, is no change (applying it again would
+  // undo CONFIG changes made at run time for nothing).
+  auto effect = [](const DeclaredQueue& d) {
+    engine::QueueSettings settings;
+    std::map<std::string, std::string> keys;
+    for (const auto& [key, value] : d.settings) {
+      (void)apply_queue_setting(settings, key, value);
+      keys.emplace(key, "");
+    }
+    std::map<std::string, DeclaredSchedule> schedules;
+    for (const DeclaredSchedule& s : d.schedules) schedules.emplace(s.name, s);
+    return std::tuple(keys, settings_map(settings), schedules);
+  };
+  return a.name == b.name && effect(a) == effect(b);
+}
+
 std::vector<DeclaredQueue> changed_declarations(const Config& running, const Config& next) {
   std::map<std::string, const DeclaredQueue*> before;
   for (const DeclaredQueue& d : running.declared_queues) before.emplace(d.name, &d);
   std::vector<DeclaredQueue> changed;
   for (const DeclaredQueue& d : next.declared_queues) {
     const auto it = before.find(d.name);
-    if (it == before.end() || !(*it->second == d)) changed.push_back(d);
+    if (it == before.end() || !same_declaration(*it->second, d)) changed.push_back(d);
   }
   return changed;
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <vector>
 
 #include "server/log.h"
 
@@ -11,40 +12,66 @@ namespace tq::server {
 namespace {
 
 // A secret in the environment keeps it out of config.yaml, and wins over it.
-void take_from_environment(const std::string& variable, std::string& secret) {
+// `key` names it for a note when the file sets it too.
+void take_from_environment(const std::string& variable, std::string& secret, const std::string& key,
+                           const std::string& file, std::vector<std::string>& notes) {
   if (variable.empty()) return;
-  if (const char* value = std::getenv(variable.c_str()); value != nullptr && *value) {
-    secret = value;
+  const char* value = std::getenv(variable.c_str());
+  if (value == nullptr || *value == '\0') return;
+  if (!secret.empty() && secret != value) {
+    notes.push_back(key + " in " + file + " is not used: $" + variable +
+                    " is set, and wins (a running tqd keeps the environment it started with)");
   }
+  secret = value;
+}
+
+// A flag wins over the file; `key` names the file's setting for a note when
+// the file sets it to something else than the built-in default.
+template <typename T>
+void take_flag(const std::optional<T>& flag, T& setting, const T& built_in, const char* key,
+               const char* name, const std::string& file, std::vector<std::string>& notes) {
+  if (!flag) return;
+  if (setting != built_in && setting != *flag) {
+    notes.push_back(std::string(key) + " in " + file + " is not used: " + name + " wins");
+  }
+  setting = *flag;
 }
 
 }  // namespace
 
 ConfigResult read_config(const ConfigSource& source) {
+  const Config built_in;
   Config config;
-  if (!source.config_path.empty()) {
-    ConfigResult loaded = load_config_file(source.config_path);
+  std::vector<std::string> notes;
+  const std::string& file = source.config_path;
+  if (!file.empty()) {
+    ConfigResult loaded = load_config_file(file);
     if (!loaded.config) return loaded;
     config = std::move(*loaded.config);
-    config.source = source.config_path;
+    config.source = file;
   }
-  if (source.host) config.host = *source.host;
-  if (source.port) config.port = *source.port;
-  if (source.data_dir) config.data_dir = *source.data_dir;
+  take_flag(source.host, config.host, built_in.host, "server.host", "--host", file, notes);
+  take_flag(source.port, config.port, built_in.port, "server.port", "--port", file, notes);
+  take_flag(source.data_dir, config.data_dir, built_in.data_dir, "server.data_dir", "--data-dir",
+            file, notes);
   if (source.wal_recover) config.wal_recover = true;
-  take_from_environment(config.password_env, config.password);
-  take_from_environment(config.admin_password_env, config.admin_password);
-  take_from_environment(config.metrics_token_env, config.metrics_token);
-  if (std::string why = startup_problem(config); !why.empty()) return {std::nullopt, why};
+  take_from_environment(config.password_env, config.password, "auth.password", file, notes);
+  take_from_environment(config.admin_password_env, config.admin_password, "auth.admin_password",
+                        file, notes);
+  take_from_environment(config.metrics_token_env, config.metrics_token, "metrics.token", file,
+                        notes);
+  if (std::string why = startup_problem(config); !why.empty()) return {std::nullopt, why, {}};
   if (source.log_level) {
     auto level = parse_log_level(*source.log_level);
     if (!level) {
       return {std::nullopt,
-              "--log-level: expected debug, info, warn or error, got '" + *source.log_level + "'"};
+              "--log-level: expected debug, info, warn or error, got '" + *source.log_level + "'",
+              {}};
     }
-    config.log_level = *level;
+    take_flag(std::optional<LogLevel>(*level), config.log_level, built_in.log_level,
+              "server.log_level", "--log-level", file, notes);
   }
-  return {std::move(config), ""};
+  return {std::move(config), "", std::move(notes)};
 }
 
 size_t fit_open_file_limit(size_t wanted) {

@@ -243,15 +243,12 @@ ReloadOutcome Daemon::reload(const char* trigger) {
   ConfigResult read = read_config(*reload_source_);
   if (!read.config) return refuse(read.error);
   Config next = std::move(*read.config);
-  // Checked before anything changes, as at start-up.
-  std::shared_ptr<TlsContext> tls;
-  if (config_.tls_enabled()) {
-    auto loaded = TlsContext::load(Server::tls_files(next));
-    if (!loaded) return refuse(loaded.error());
-    tls = std::move(loaded.value());
-  }
-  if (next.max_connections != config_.max_connections) {
+  for (const std::string& note : read.notes) LOG_WARN("%s: %s", trigger, note.c_str());
+  if (next.max_connections != requested_max_connections_) {
+    requested_max_connections_ = next.max_connections;
     next.max_connections = fit_open_file_limit(next.max_connections);
+  } else {
+    next.max_connections = config_.max_connections;  // fitted already, and warned once
   }
 
   // What will run: the file's live settings beside the running values of
@@ -263,37 +260,73 @@ ReloadOutcome Daemon::reload(const char* trigger) {
       return refuse(why + " (with the settings that wait for a restart as they run now)");
     }
   }
+  // Checked before anything changes, as at start-up: the files the running
+  // TLS listener is to use (its own, when the file drops TLS for the restart).
+  std::shared_ptr<TlsContext> tls;
+  if (config_.tls_enabled()) {
+    auto loaded = TlsContext::load(Server::tls_files(merged));
+    if (!loaded) return refuse(loaded.error());
+    tls = std::move(loaded.value());
+  }
 
   const std::vector<SettingChange> changes = compare_settings(config_, next);
   const std::vector<DeclaredQueue> declarations = changed_declarations(config_, next);
-  config_ = std::move(merged);
-  set_log_level(config_.log_level);
-  engine_.set_limits(limits_of(config_));
-  engine_.set_default_settings(config_.queue_defaults);
-  server_->settings_changed(std::move(tls));
-
+  // Logged under the more verbose of the old and the new level: raising it
+  // to warn must not hide the lines that say so, nor lowering it from warn.
+  set_log_level(std::min(config_.log_level, merged.log_level));
   for (const SettingChange& c : changes) {
     if (c.needs_restart) {
       outcome.pending.push_back(c.key);
       LOG_WARN("%s: %s changed (%s -> %s) but applies only after a restart; still %s", trigger,
                c.key.c_str(), c.before.c_str(), c.after.c_str(), c.before.c_str());
-    } else {
+    } else if (c.key.rfind("queues.declare.", 0) != 0) {  // those: below, once applied
       outcome.applied.push_back(c.key);
-      if (c.before.empty() && c.after.empty()) {
-        LOG_INFO("%s: %s changed: applied", trigger, c.key.c_str());
-      } else {
-        LOG_INFO("%s: %s: %s -> %s", trigger, c.key.c_str(), c.before.c_str(), c.after.c_str());
-      }
+      LOG_INFO("%s: %s: %s -> %s", trigger, c.key.c_str(), c.before.c_str(), c.after.c_str());
     }
   }
+  std::vector<DeclaredQueue> previous = std::move(config_.declared_queues);
+  config_ = std::move(merged);
+  engine_.set_limits(limits_of(config_));
+  engine_.set_default_settings(config_.queue_defaults);
+  server_->settings_changed(std::move(tls));
+
   // A declaration the file did not change is left alone: CONFIG changes made
-  // at run time to its queue stand until the next start.
-  for (const DeclaredQueue& declared : declarations) (void)declare_queue(declared);
+  // at run time to its queue stand until the next start. One that cannot be
+  // applied (limits.max_queues) is not remembered as applied, so the next
+  // reload tries it again.
+  for (const DeclaredQueue& declared : declarations) {
+    const std::string key = "queues.declare." + declared.name;
+    if (declare_queue(declared)) {
+      outcome.applied.push_back(key);
+      LOG_INFO("%s: %s changed: applied", trigger, key.c_str());
+      continue;
+    }
+    outcome.failed.push_back(key);
+    LOG_WARN("%s: %s: not applied (see above); the next reload tries again", trigger, key.c_str());
+    auto named = [&](const DeclaredQueue& q) { return q.name == declared.name; };
+    auto running =
+        std::find_if(config_.declared_queues.begin(), config_.declared_queues.end(), named);
+    auto before = std::find_if(previous.begin(), previous.end(), named);
+    if (before != previous.end()) {
+      *running = *before;
+    } else {
+      config_.declared_queues.erase(running);
+    }
+  }
   ++stats_.config_reloads;
   stats_.config_pending_restart = outcome.pending.size();
-  LOG_INFO("%s: settings read again from %s: %zu change(s) applied, %zu wait for a restart",
-           trigger, reload_source_->config_path.c_str(), outcome.applied.size(),
-           outcome.pending.size());
+  if (outcome.failed.empty()) {
+    LOG_INFO("%s: settings read again from %s: %zu change(s) applied, %zu wait for a restart",
+             trigger, reload_source_->config_path.c_str(), outcome.applied.size(),
+             outcome.pending.size());
+  } else {
+    LOG_WARN(
+        "%s: settings read again from %s: %zu change(s) applied, %zu wait for a restart, %zu "
+        "declared queue(s) could not be applied",
+        trigger, reload_source_->config_path.c_str(), outcome.applied.size(),
+        outcome.pending.size(), outcome.failed.size());
+  }
+  set_log_level(config_.log_level);
   return outcome;
 }
 

@@ -41,7 +41,14 @@ class Daemon {
   // From now on SIGHUP and RELOAD read the settings again from `source` and
   // apply what may change while tqd runs (server/config_reload.h). Without
   // it, SIGHUP reloads only the TLS files and RELOAD is refused.
-  void reload_from(ConfigSource source) { reload_source_ = std::move(source); }
+  // `requested_max_connections`: limits.max_connections as read, before
+  // fit_open_file_limit lowered it (0: as running), so that a reload warns
+  // about the open-file limit only when the file asks for another value.
+  void reload_from(ConfigSource source, size_t requested_max_connections = 0) {
+    reload_source_ = std::move(source);
+    requested_max_connections_ =
+        requested_max_connections != 0 ? requested_max_connections : config_.max_connections;
+  }
 
   int port() const { return server_ ? server_->bound_port() : 0; }
   int metrics_port() const { return server_ ? server_->metrics_port() : 0; }
@@ -67,6 +74,7 @@ class Daemon {
   // The server holds a reference: a reload changes the live settings here.
   Config config_;
   std::optional<ConfigSource> reload_source_;
+  size_t requested_max_connections_ = 0;  // the file's, before the open-file limit
   wal::FileSystem& fs_;
   engine::Engine engine_;
   Journal journal_;

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "server/config.h"
 #include "server/config_source.h"
@@ -33,7 +34,8 @@ std::string tls_problem(const tq::server::Config& config) {
   return tls ? "" : tls.error();
 }
 
-int run(tq::server::Config config, const tq::server::ConfigSource& source) {
+int run(tq::server::Config config, const tq::server::ConfigSource& source,
+        const std::vector<std::string>& notes) {
   // A certificate that cannot be used is a configuration error (exit 2:
   // starting again will not help), found before the log is replayed.
   if (std::string why = tls_problem(config); !why.empty()) {
@@ -41,10 +43,12 @@ int run(tq::server::Config config, const tq::server::ConfigSource& source) {
     return 2;
   }
   tq::server::set_log_level(config.log_level);
+  for (const std::string& note : notes) LOG_WARN("%s", note.c_str());
+  const size_t requested_max_connections = config.max_connections;
   config.max_connections = tq::server::fit_open_file_limit(config.max_connections);
   tq::engine::SystemClock clock;
   tq::server::Daemon daemon(config, tq::wal::posix_file_system(), clock);
-  daemon.reload_from(source);
+  daemon.reload_from(source, requested_max_connections);
   if (!daemon.start()) return 1;
   daemon.run();
   return 0;
@@ -72,6 +76,10 @@ int main(int argc, char** argv) {
   fill_standard_descriptors();
   // A client that disconnects while we write must not kill the server.
   std::signal(SIGPIPE, SIG_IGN);
+  // Until the server's handler is in place (after the log's replay, which
+  // can take minutes), SIGHUP's default would kill tqd: a reload sent
+  // during start-up is dropped instead.
+  std::signal(SIGHUP, SIG_IGN);
 
   tq::server::ConfigSource flags;
   CLI::App app{"tqd: a durable task-queue server"};
@@ -109,9 +117,12 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "tqd: %s\n", why.c_str());
       return 2;
     }
+    for (const std::string& note : read.notes) {
+      std::fprintf(stderr, "tqd: note: %s\n", note.c_str());
+    }
     std::printf("tqd: %s: the settings are good\n",
                 flags.config_path.empty() ? "(defaults)" : flags.config_path.c_str());
     return 0;
   }
-  return run(*read.config, flags);
+  return run(*read.config, flags, read.notes);
 }

@@ -206,7 +206,7 @@ void Server::log_tls_certificate(const char* event) {
 }
 
 ReloadOutcome Server::reload_settings() {
-  if (!on_reload_) return ReloadOutcome{"this server does not reload its settings", {}, {}};
+  if (!on_reload_) return ReloadOutcome{"this server does not reload its settings", {}, {}, {}};
   return on_reload_("RELOAD");
 }
 
@@ -230,9 +230,7 @@ void Server::settings_changed(std::shared_ptr<TlsContext> tls) {
 
 void Server::reload_tls() {
   if (!config_.tls_enabled()) {
-    LOG_WARN(
-        "SIGHUP ignored: tqd does not reload its configuration; restart it (SIGTERM, "
-        "then start) to apply changes");
+    LOG_WARN("SIGHUP ignored: there are no TLS files to reload");
     return;
   }
   auto loaded = TlsContext::load(tls_files(config_));
@@ -244,7 +242,6 @@ void Server::reload_tls() {
   // it); new ones get this one.
   tls_ = std::move(loaded.value());
   log_tls_certificate("SIGHUP: reloaded ");
-  LOG_INFO("SIGHUP: only the TLS files are reloaded; restart tqd to apply other changes");
 }
 
 void Server::on_new_connection(uv_stream_t* listener, int status) {

@@ -292,6 +292,24 @@ TEST_SUITE("metrics") {
     CHECK(waited < 10'000);
   }
 
+  TEST_CASE("a reload gives metrics.token to the next scrape") {
+    TqdOptions o;
+    o.config_yaml = "metrics:\n  listen: 127.0.0.1:0\n";
+    TqdProcess tqd(o);
+    const uint16_t port = metrics_port(tqd);
+    const std::string request = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n";
+    REQUIRE(http_call(port, request + "\r\n").status == 200);
+    std::ofstream(tqd.dir() + "/config.yaml", std::ios::trunc)
+        << "metrics:\n  listen: 127.0.0.1:0\n  token: rotated-token\n";
+    REQUIRE(kill(tqd.pid(), SIGHUP) == 0);
+    REQUIRE(tqd.wait_for_log("settings read again", 5000));
+    CHECK(http_call(port, request + "\r\n").status == 401);
+    CHECK(http_call(port, request + "Authorization: Bearer rotated-token\r\n\r\n").status == 200);
+    for (const std::string& line : tqd.log_lines()) {
+      CHECK(line.find("rotated-token") == std::string::npos);
+    }
+  }
+
   TEST_CASE("with metrics.token a scrape needs Authorization: Bearer <token>, else 401") {
     setenv("TQ_TEST_METRICS_TOKEN", "s3cret-token", 1);
     TqdOptions o;

@@ -3,6 +3,7 @@
 // and a file that cannot be used changes nothing.
 #include <doctest/doctest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <fstream>
@@ -85,7 +86,8 @@ TEST_SUITE("reload") {
     reload(tqd, "settings read again");
     CHECK(logged(tqd, "SIGHUP: limits.max_batch: 1000 -> 2"));
     CHECK(logged(tqd, "wal.fsync changed (always -> never) but applies only after a restart"));
-    CHECK_FALSE(logged(tqd, "server.port"));
+    CHECK_FALSE(logged(tqd, "server.port changed"));
+    CHECK(logged(tqd, "/config.yaml is not used: --port wins"));
     CHECK_FALSE(logged(tqd, "second-secret"));  // a password is never logged
 
     // The connection that authenticated before keeps its access.
@@ -142,6 +144,18 @@ TEST_SUITE("reload") {
     CHECK(call(s, "LIST") == "OK invoices");
     CHECK(stat_via(s, "config_reloads_total") == "2");
 
+    // Queue defaults: for queues created from now on.
+    rewrite(tqd,
+            "auth:\n  admin_password: admin-secret\n"
+            "limits:\n  max_batch: 5\n"
+            "queues:\n  defaults:\n    max_attempts: 3\n  declare:\n    invoices: {}\n"
+            "wal:\n  fsync: never\n");
+    CHECK(call(s, "RELOAD") ==
+          "OK reloaded applied=queues.defaults.max_attempts restart=wal.fsync");
+    REQUIRE(call(s, "CREATE receipts") == "OK created receipts");
+    CHECK(queue_setting(s, "receipts", "max_attempts") == "3");
+    CHECK(queue_setting(s, "invoices", "max_attempts") == "0");
+
     rewrite(tqd, "limits:\n  max_batch: -1\n");
     const std::string refused = call(s, "RELOAD");
     CHECK(refused.rfind("ERROR BADCONFIG ", 0) == 0);
@@ -151,11 +165,64 @@ TEST_SUITE("reload") {
     tqd.stop(SIGTERM);
   }
 
+  TEST_CASE(
+      "SIGHUP applies engine limits and the log level, and a declaration that fails is retried") {
+    TqdOptions o;
+    o.config_yaml =
+        "auth:\n  password: pw\n"
+        "limits:\n  max_queues: 1\n"
+        "queues:\n  declare:\n    emails:\n      max_attempts: 5\n      ack_timeout: 30s\n";
+    TqdProcess tqd(o);
+    auto s = tqd.socket();
+    REQUIRE(call(s, "AUTH pw") == "OK authenticated");
+    REQUIRE(queue_setting(s, "emails", "max_attempts", "max_attempts=9") == "9");
+    CHECK(call(s, "ENQUEUE other hello").rfind("ERROR", 0) == 0);
+
+    // The same declaration, written in another order: no change, CONFIG's 9
+    // stands. A queue max_queues has no room for: not created, and said so.
+    // The password turned off waits for a restart; the log level goes to
+    // warn, and the lines of this reload are still logged.
+    rewrite(tqd,
+            "server:\n  log_level: warn\n"
+            "limits:\n  max_queues: 1\n"
+            "queues:\n  auto_create: true\n  declare:\n"
+            "    emails:\n      ack_timeout: 30000ms\n      max_attempts: 5\n"
+            "    invoices: {}\n");
+    reload(tqd, "settings read again");
+    CHECK(logged(tqd, "SIGHUP: queues.auto_create: false -> true"));
+    CHECK(logged(tqd, "auth.password changed (set -> empty) but applies only after a restart"));
+    CHECK(logged(tqd, "queues.declare.invoices: not applied"));
+    CHECK(queue_setting(s, "emails", "max_attempts") == "9");
+    auto fresh = tqd.socket();
+    CHECK(call(fresh, "LIST").rfind("ERROR NOAUTH", 0) == 0);  // still a password
+    REQUIRE(call(fresh, "AUTH pw") == "OK authenticated");
+    // auto_create reached the engine (max_queues too: no room for "other").
+    CHECK(call(fresh, "ENQUEUE other hello").find("max_queues") != std::string::npos);
+
+    // Room now: the same declaration is tried again, and applies.
+    rewrite(tqd,
+            "auth:\n  password: pw\n"
+            "limits:\n  max_queues: 5\n"
+            "queues:\n  auto_create: true\n  declare:\n"
+            "    emails:\n      ack_timeout: 30000ms\n      max_attempts: 5\n"
+            "    invoices: {}\n");
+    reload(tqd, "settings read again");
+    CHECK(call(fresh, "LIST") == "OK emails,invoices");
+    CHECK(call(fresh, "ENQUEUE other hello").rfind("OK", 0) == 0);
+
+    // Live settings that break a start-up rule with the running ones: an
+    // admin password equal to the password.
+    rewrite(tqd, "auth:\n  password: pw\n  admin_password: pw\n");
+    reload(tqd, "nothing changed");
+    CHECK(stat_via(fresh, "config_reload_failures_total") == "1");
+    tqd.stop(SIGTERM);
+  }
+
   TEST_CASE("tqd --check-config says whether the settings would start tqd") {
     const std::string dir = tq::testing::make_temp_dir();
     const std::string good = dir + "/good.yaml";
     const std::string bad = dir + "/bad.yaml";
-    std::ofstream(good) << "limits:\n  max_batch: 10\n";
+    std::ofstream(good) << "server:\n  data_dir: " << dir << "/data\nlimits:\n  max_batch: 10\n";
     std::ofstream(bad) << "limits:\n  max_batch: lots\n";
     auto [good_status, good_err] = tq::testing::run_tqd({"--check-config", "--config", good});
     CHECK(good_status == 0);
@@ -163,8 +230,10 @@ TEST_SUITE("reload") {
     auto [bad_status, bad_err] = tq::testing::run_tqd({"--check-config", "--config", bad});
     CHECK(bad_status == 2);
     CHECK(bad_err.find("limits.max_batch") != std::string::npos);
-    // Nothing was started: no data directory was made.
-    CHECK(std::ifstream(dir + "/data/tqd.lock").fail());
+    // Nothing was started: no data directory was made (the file names it:
+    // run_tqd keeps the test's working directory).
+    struct stat st {};
+    CHECK(stat((dir + "/data").c_str(), &st) != 0);
     tq::testing::remove_tree(dir);
   }
 }

@@ -1,10 +1,15 @@
 #include <doctest/doctest.h>
+#include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "server/config.h"
 #include "server/config_reload.h"
+#include "server/config_source.h"
 
 using namespace tq::server;
 
@@ -184,5 +189,78 @@ TEST_SUITE("config reload") {
         "queues:\n  declare:\n    fresh:\n      schedules:\n        tick: {every: 1m, payload: "
         "ping}\n");
     CHECK(changed_declarations(before_payload, payload).size() == 1);
+  }
+
+  TEST_CASE("a declaration written another way is no change") {
+    const Config a = parse(
+        "queues:\n  declare:\n    emails:\n      max_attempts: 5\n      ack_timeout: 30s\n"
+        "      schedules:\n        a: {every: 1m, payload: x}\n        b: {every: 2m, payload: "
+        "y}\n");
+    const Config b = parse(
+        "queues:\n  declare:\n    emails:\n      ack_timeout: 30000ms\n      max_attempts: 5\n"
+        "      schedules:\n        b: {every: 2m, payload: y}\n        a: {every: 60s, payload: "
+        "x}\n");
+    CHECK(changed_declarations(a, b).empty());
+    CHECK(compare_settings(a, b).empty());
+    // A key no longer declared is a change (it is not reset, but it is said).
+    const Config c = parse(
+        "queues:\n  declare:\n    emails:\n      max_attempts: 5\n"
+        "      schedules:\n        a: {every: 1m, payload: x}\n        b: {every: 2m, payload: "
+        "y}\n");
+    CHECK(changed_declarations(a, c).size() == 1);
+  }
+
+  TEST_CASE("TLS files apply at once only while a TLS listener runs before and after") {
+    const Config on = parse("tls:\n  port: 0\n  cert_file: a.pem\n  key_file: a.key\n");
+    const Config renewed = parse("tls:\n  port: 0\n  cert_file: b.pem\n  key_file: b.key\n");
+    const Config off = parse("");
+    CHECK_FALSE(find_change(compare_settings(on, renewed), "tls.cert_file")->needs_restart);
+    CHECK(find_change(compare_settings(on, off), "tls.cert_file")->needs_restart);
+    CHECK(find_change(compare_settings(off, on), "tls.cert_file")->needs_restart);
+    Config live = on;
+    take_live_settings(live, off);
+    CHECK(live.tls_cert_file == "a.pem");  // the running listener keeps its files
+  }
+
+  TEST_CASE("the metrics token waits for a restart when no endpoint runs") {
+    const Config running = parse("");
+    const Config next = parse("metrics:\n  listen: 127.0.0.1:9108\n  token: scrape-secret\n");
+    const auto changes = compare_settings(running, next);
+    const SettingChange* token = find_change(changes, "metrics.token");
+    REQUIRE(token != nullptr);
+    CHECK(token->needs_restart);
+    CHECK(token->after == "set");
+    Config live = running;
+    take_live_settings(live, next);
+    CHECK(live.metrics_token.empty());
+  }
+
+  TEST_CASE("a setting a flag or the environment overrides is named in a note, its value not") {
+    char path[] = "/tmp/tq-config-source-XXXXXX";
+    const int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    close(fd);  // written below by name
+    std::ofstream(path) << "server:\n  port: 9000\n  log_level: warn\n"
+                           "auth:\n  password_env: TQ_TEST_SOURCE_PW\n  password: in-the-file\n";
+    REQUIRE(setenv("TQ_TEST_SOURCE_PW", "from-the-env", 1) == 0);
+    ConfigSource source;
+    source.config_path = path;
+    source.port = 9001;
+    source.log_level = "warn";  // the same as the file: nothing to say
+    ConfigResult read = read_config(source);
+    unsetenv("TQ_TEST_SOURCE_PW");
+    std::remove(path);
+    REQUIRE_MESSAGE(read.config, read.error);
+    CHECK(read.config->port == 9001);
+    CHECK(read.config->password == "from-the-env");
+    REQUIRE(read.notes.size() == 2);
+    CHECK(read.notes[0] == "server.port in " + std::string(path) + " is not used: --port wins");
+    CHECK(read.notes[1].rfind("auth.password in " + std::string(path) +
+                                  " is not used: $TQ_TEST_SOURCE_PW is set, and wins",
+                              0) == 0);
+    for (const std::string& note : read.notes) {
+      CHECK(note.find("in-the-file") == std::string::npos);
+      CHECK(note.find("from-the-env") == std::string::npos);
+    }
   }
 }
