@@ -201,6 +201,8 @@ void take_live_settings(Config& running, const Config& next) {
   running.declared_queues = next.declared_queues;
 }
 
+namespace {
+
 bool same_declaration(const DeclaredQueue& a, const DeclaredQueue& b) {
   // What the declaration does, not how it is written: the order of its keys
   // and schedules, or 30s for 30000ms, is no change (applying it again would
@@ -218,6 +220,8 @@ bool same_declaration(const DeclaredQueue& a, const DeclaredQueue& b) {
   };
   return a.name == b.name && effect(a) == effect(b);
 }
+
+}  // namespace
 
 std::vector<DeclaredQueue> changed_declarations(const Config& running, const Config& next) {
   std::map<std::string, const DeclaredQueue*> before;

@@ -224,7 +224,7 @@ void Server::settings_changed(std::shared_ptr<TlsContext> tls) {
     // Open connections keep the context they began with (a TlsSession holds
     // it); new ones get this one.
     tls_ = std::move(tls);
-    log_tls_certificate("SIGHUP: reloaded ");
+    log_tls_certificate("reloaded ");
   }
 }
 

@@ -391,7 +391,7 @@ TEST_SUITE("tls") {
     copy_file(renewed.server_cert, cert);
     copy_file(renewed.server_key, key);
     REQUIRE(kill(tqd.pid(), SIGHUP) == 0);
-    REQUIRE(tqd.wait_for_log("SIGHUP: reloaded certificate", 5000));
+    REQUIRE(tqd.wait_for_log("tls: reloaded certificate", 5000));
     TlsLine after(tqd.tls_port(), renewed.ca_cert);
     REQUIRE(after.handshake_ok());
     CHECK(after.call("PING") == "OK PONG");

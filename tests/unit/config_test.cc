@@ -109,6 +109,15 @@ TEST_SUITE("config") {
     CHECK(checked >= 30);  // the probe found the lists, not an empty one
   }
 
+  TEST_CASE("a key with its value glued on is named, and its value not shown") {
+    // "password:hunter2" with no space is one key (with no value): the
+    // message goes to the log, and at a reload to RELOAD's reply.
+    auto r = load_config_text("auth:\n  admin_password: x\n  password:hunter2\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error.find("auth.password...") != std::string::npos);
+    CHECK(r.error.find("hunter2") == std::string::npos);
+  }
+
   // A key added to the loader but not to the reload's table would be
   // neither applied nor reported by SIGHUP.
   TEST_CASE("a reload compares every key the loader knows") {
