@@ -130,7 +130,7 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "not starting with . or -; default tq-<UTC time>. One backup at a time\n"
      "(ERROR BUSY); a name used already is ERROR EXISTS. <dir> is a data\n"
      "directory: start tqd on (a copy of) it to restore."},
-    {Verb::kReload, "RELOAD", 0, 0, kAdmin, -1, kLine, "RELOAD",
+    {Verb::kReload, "RELOAD", 0, 0, kWrites | kAdmin, -1, kLine, "RELOAD",
      "read the settings file again and apply what may change while tqd runs",
      "As SIGHUP: limits, the log level, queue defaults and declarations, TLS files,\n"
      "metrics.token and a new password apply at once; the address, port, data_dir,\n"

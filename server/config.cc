@@ -78,6 +78,18 @@ void read_section(const YAML::Node& node, const std::string& prefix,
       }
       std::string names;
       for (const Field& field : fields) names += names.empty() ? field.name : std::string(", ") + field.name;
+      // Where secrets are written, an unknown key may be one: a password
+      // in a block scalar indented too little ("password: |" and the value
+      // under it at the key's own column) becomes a key of its own.
+      if (prefix.empty() || prefix == "auth" || prefix == "metrics") {
+        int entry_line = 0;
+        for (const auto& e : node) {
+          if (e.first.IsScalar() && e.first.Scalar() == name) entry_line = e.first.Mark().line;
+        }
+        fail(prefix.empty() ? "(top level)" : prefix,
+             "an unknown key at line " + std::to_string(entry_line + 1) +
+                 " (not shown; expected one of: " + names + ")");
+      }
       fail(key, "unknown key (expected one of: " + names + ")");
     }
   });

@@ -179,6 +179,8 @@ std::vector<SettingChange> compare_settings(const Config& running, const Config&
                   : next.metrics_host + ":" + std::to_string(next.metrics_port);
     }
     if (is_secret(s)) before = masked(before), after = masked(after);
+    if (before.empty()) before = "(none)";
+    if (after.empty()) after = "(none)";
     changes.push_back({s.key, before, after, needs_restart(s, running, next)});
   }
   const auto defaults_before = settings_map(running.queue_defaults);

@@ -244,8 +244,10 @@ ReloadOutcome Daemon::reload(const char* trigger) {
   if (!read.config) return refuse(read.error);
   Config next = std::move(*read.config);
   for (const std::string& note : read.notes) LOG_WARN("%s: %s", trigger, note.c_str());
+  // Remembered only once the reload is applied: a refused reload must not
+  // make the next one take this value for the running one.
+  const size_t requested_max_connections = next.max_connections;
   if (next.max_connections != requested_max_connections_) {
-    requested_max_connections_ = next.max_connections;
     next.max_connections = fit_open_file_limit(next.max_connections);
   } else {
     next.max_connections = config_.max_connections;  // fitted already, and warned once
@@ -261,9 +263,9 @@ ReloadOutcome Daemon::reload(const char* trigger) {
     }
   }
   // Checked before anything changes, as at start-up: the files the running
-  // TLS listener is to use (its own, when the file drops TLS for the restart).
+  // TLS listener is to use (none when the file drops TLS: it keeps its own).
   std::shared_ptr<TlsContext> tls;
-  if (config_.tls_enabled()) {
+  if (config_.tls_enabled() && next.tls_enabled()) {  // else the listener keeps its files
     auto loaded = TlsContext::load(Server::tls_files(merged));
     if (!loaded) return refuse(loaded.error());
     tls = std::move(loaded.value());
@@ -286,6 +288,7 @@ ReloadOutcome Daemon::reload(const char* trigger) {
   }
   std::vector<DeclaredQueue> previous = std::move(config_.declared_queues);
   config_ = std::move(merged);
+  requested_max_connections_ = requested_max_connections;
   engine_.set_limits(limits_of(config_));
   engine_.set_default_settings(config_.queue_defaults);
   server_->settings_changed(std::move(tls));
@@ -296,13 +299,22 @@ ReloadOutcome Daemon::reload(const char* trigger) {
   // reload tries it again.
   for (const DeclaredQueue& declared : declarations) {
     const std::string key = "queues.declare." + declared.name;
-    if (declare_queue(declared)) {
+    // While the log fails, writes are refused (ERROR IO): a declaration
+    // would change queues no record can be written for, and hold RELOAD's
+    // reply until the disk recovers.
+    const bool log_failing = log_ != nullptr && !log_->healthy();
+    if (log_failing) {
+      LOG_ERROR("%s: %s: the log cannot be written (%s)", trigger, key.c_str(),
+                log_->last_error().c_str());
+    }
+    if (!log_failing && declare_queue(declared)) {
       outcome.applied.push_back(key);
       LOG_INFO("%s: %s changed: applied", trigger, key.c_str());
       continue;
     }
     outcome.failed.push_back(key);
-    LOG_WARN("%s: %s: not applied (see above); the next reload tries again", trigger, key.c_str());
+    LOG_WARN("%s: %s: not applied, or not in full (see above); the next reload tries again",
+             trigger, key.c_str());
     auto named = [&](const DeclaredQueue& q) { return q.name == declared.name; };
     auto running =
         std::find_if(config_.declared_queues.begin(), config_.declared_queues.end(), named);

@@ -566,6 +566,9 @@ void Server::on_signal(uv_signal_t* handle, int signum) {
     // reload (systemctl reload, a renewed certificate).
     if (self->on_reload_) {
       (void)self->on_reload_("SIGHUP");  // it logs what it did
+      // A declaration may have let waiting workers in (a higher max_leased
+      // or rate_limit): RELOAD's connection serves them after its command.
+      self->waiters_.serve_ready();
     } else {
       self->reload_tls();
     }

@@ -218,6 +218,44 @@ TEST_SUITE("reload") {
     tqd.stop(SIGTERM);
   }
 
+  TEST_CASE("a refused reload leaves nothing behind for the next one") {
+    TqdOptions o;
+    o.config_yaml = "limits:\n  max_connections: 100\nwal:\n  segment_bytes: 2MiB\n";
+    TqdProcess tqd(o);
+    auto s = tqd.socket();
+    // Refused: the longer lines do not fit the running log files.
+    rewrite(tqd,
+            "limits:\n  max_connections: 5\n  max_line_bytes: 8MiB\n"
+            "wal:\n  segment_bytes: 16MiB\n");
+    CHECK(call(s, "RELOAD").rfind("ERROR BADCONFIG wal.segment_bytes", 0) == 0);
+    // The same max_connections, now in a file that can be used: a change.
+    rewrite(tqd, "limits:\n  max_connections: 5\nwal:\n  segment_bytes: 16MiB\n");
+    CHECK(call(s, "RELOAD") ==
+          "OK reloaded applied=limits.max_connections restart=wal.segment_bytes");
+    tqd.stop(SIGTERM);
+  }
+
+  TEST_CASE("a SIGHUP that lets more jobs be leased serves the workers waiting at once") {
+    TqdOptions o;
+    o.config_yaml = "queues:\n  declare:\n    b:\n      max_leased: 1\n";
+    TqdProcess tqd(o);
+    auto producer = tqd.socket();
+    REQUIRE(call(producer, "ENQUEUE b one").rfind("OK", 0) == 0);
+    REQUIRE(call(producer, "ENQUEUE b two").rfind("OK", 0) == 0);
+    auto first = tqd.socket();
+    REQUIRE(call(first, "DEQUEUE b").rfind("OK", 0) == 0);
+    auto second = tqd.socket(3000);  // far less than its WAIT
+    REQUIRE(second.send("DEQUEUE b WAIT 30s\n").ok());
+    REQUIRE(tq::testing::stat_reaches(producer, "waiters", "1"));
+    rewrite(tqd, "queues:\n  declare:\n    b:\n      max_leased: 2\n");
+    reload(tqd, "settings read again");
+    auto reply = second.read_line();
+    REQUIRE(reply.ok());
+    CHECK(reply->rfind("OK ", 0) == 0);
+    CHECK(reply->find("two") != std::string::npos);
+    tqd.stop(SIGTERM);
+  }
+
   TEST_CASE("tqd --check-config says whether the settings would start tqd") {
     const std::string dir = tq::testing::make_temp_dir();
     const std::string good = dir + "/good.yaml";

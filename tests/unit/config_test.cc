@@ -116,6 +116,15 @@ TEST_SUITE("config") {
     REQUIRE_FALSE(r.config);
     CHECK(r.error.find("auth.password...") != std::string::npos);
     CHECK(r.error.find("hunter2") == std::string::npos);
+    // A block scalar indented too little: the secret becomes a key.
+    for (const char* text : {"auth:\n  password: |\n  hunter2-secret\n",
+                             "metrics:\n  token: >-\n  hunter2-secret\n",
+                             "auth:\n  password: |\nhunter2-secret\n"}) {
+      INFO(text);
+      r = load_config_text(text, "t.yaml");
+      REQUIRE_FALSE(r.config);
+      CHECK(r.error.find("hunter2") == std::string::npos);
+    }
   }
 
   // A key added to the loader but not to the reload's table would be
@@ -391,7 +400,9 @@ queues:
     CHECK(r.error == "t.yaml: metrics.listen: expected a single value");
     r = load_config_text("metrics:\n  port: 9108\n", "t.yaml");
     REQUIRE_FALSE(r.config);
-    CHECK(r.error == "t.yaml: metrics.port: unknown key (expected one of: listen, token, token_env)");
+    CHECK(r.error ==
+          "t.yaml: metrics: an unknown key at line 2 (not shown; expected one of: listen, token, "
+          "token_env)");
     r = load_config_text("metrics:\n  listen: 127.0.0.1:1\n  listen: 127.0.0.1:2\n", "t.yaml");
     REQUIRE_FALSE(r.config);
     CHECK(r.error == "t.yaml: metrics.listen: given twice");
