@@ -61,6 +61,15 @@ std::string size(uint64_t bytes) {
   return std::to_string(bytes);
 }
 
+// metrics.listen is two fields, shown as it is written.
+std::string metrics_listen(const Config& c) {
+  return c.metrics_enabled() ? c.metrics_host + ":" + std::to_string(c.metrics_port) : "(off)";
+}
+void take_metrics_listen(Config& to, const Config& from) {
+  to.metrics_host = from.metrics_host;
+  to.metrics_port = from.metrics_port;
+}
+
 struct Setting {
   const char* key;
   Scope scope;
@@ -68,7 +77,7 @@ struct Setting {
   void (*take)(Config& to, const Config& from);
 };
 
-// One row per config.yaml key with a field of its own; queues.defaults and
+// One row per config.yaml key (most are one field: TQ_SETTING); queues.defaults and
 // queues.declare are compared key by key below.
 #define TQ_SETTING(key, scope, member, format)                          \
   Setting {                                                             \
@@ -118,8 +127,7 @@ const Setting kSettings[] = {
     TQ_SETTING("wal.backup_dir", Scope::kRestart, wal_backup_dir, text),
     TQ_SETTING("wal.backup_keep", Scope::kRestart, wal_backup_keep, text),
     TQ_SETTING("queues.auto_create", Scope::kLive, auto_create_queues, text),
-    TQ_SETTING("metrics.listen", Scope::kRestart, metrics_host, text),
-    TQ_SETTING("metrics.listen", Scope::kRestart, metrics_port, text),
+    Setting{"metrics.listen", Scope::kRestart, metrics_listen, take_metrics_listen},
     TQ_SETTING("metrics.token", Scope::kMetrics, metrics_token, text),
     TQ_SETTING("metrics.token_env", Scope::kLive, metrics_token_env, text),
 };
@@ -156,9 +164,7 @@ std::map<std::string, std::string> settings_map(const engine::QueueSettings& set
 
 std::vector<std::string> compared_setting_keys() {
   std::vector<std::string> keys;
-  for (const Setting& s : kSettings) {
-    if (keys.empty() || keys.back() != s.key) keys.push_back(s.key);
-  }
+  for (const Setting& s : kSettings) keys.push_back(s.key);
   return keys;
 }
 
@@ -168,16 +174,6 @@ std::vector<SettingChange> compare_settings(const Config& running, const Config&
     std::string before = s.show(running);
     std::string after = s.show(next);
     if (before == after) continue;
-    // metrics.listen is two fields: say it once, as host:port.
-    if (std::string_view(s.key) == "metrics.listen") {
-      if (!changes.empty() && changes.back().key == s.key) continue;
-      before = running.metrics_host.empty()
-                   ? "(off)"
-                   : running.metrics_host + ":" + std::to_string(running.metrics_port);
-      after = next.metrics_host.empty()
-                  ? "(off)"
-                  : next.metrics_host + ":" + std::to_string(next.metrics_port);
-    }
     if (is_secret(s)) before = masked(before), after = masked(after);
     if (before.empty()) before = "(none)";
     if (after.empty()) after = "(none)";

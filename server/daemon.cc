@@ -237,10 +237,10 @@ ReloadOutcome Daemon::reload(const char* trigger) {
     outcome.error = why;
     return outcome;
   };
-  if (reload_source_->config_path.empty()) {
+  if (reload_source_.config_path.empty()) {
     return refuse("tqd was started without --config, so there is no file to read again");
   }
-  ConfigResult read = read_config(*reload_source_);
+  ConfigResult read = read_config(reload_source_);
   if (!read.config) return refuse(read.error);
   Config next = std::move(*read.config);
   for (const std::string& note : read.notes) LOG_WARN("%s: %s", trigger, note.c_str());
@@ -329,14 +329,14 @@ ReloadOutcome Daemon::reload(const char* trigger) {
   stats_.config_pending_restart = outcome.pending.size();
   if (outcome.failed.empty()) {
     LOG_INFO("%s: settings read again from %s: %zu change(s) applied, %zu wait for a restart",
-             trigger, reload_source_->config_path.c_str(), outcome.applied.size(),
+             trigger, reload_source_.config_path.c_str(), outcome.applied.size(),
              outcome.pending.size());
   } else {
     LOG_WARN(
         "%s: settings read again from %s: %zu change(s) applied, %zu wait for a restart, %zu "
         "declared queue(s) could not be applied",
-        trigger, reload_source_->config_path.c_str(), outcome.applied.size(),
-        outcome.pending.size(), outcome.failed.size());
+        trigger, reload_source_.config_path.c_str(), outcome.applied.size(), outcome.pending.size(),
+        outcome.failed.size());
   }
   set_log_level(config_.log_level);
   return outcome;
@@ -397,9 +397,7 @@ bool Daemon::start() {
     uv_run(&loop_, UV_RUN_DEFAULT);
     return false;
   }
-  if (reload_source_) {
-    server_->on_reload([this](const char* trigger) { return reload(trigger); });
-  }
+  server_->on_reload([this](const char* trigger) { return reload(trigger); });
   server_->on_shutdown([this](const char* reason) {
     // systemd shows the unit as deactivating, not failed, while the
     // connections drain (up to server.shutdown_timeout).

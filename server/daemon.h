@@ -8,7 +8,6 @@
 
 #include <atomic>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "server/config.h"
@@ -38,16 +37,15 @@ class Daemon {
   // From any thread: begin a graceful shutdown.
   void stop();
 
-  // From now on SIGHUP and RELOAD read the settings again from `source` and
-  // apply what may change while tqd runs (server/config_reload.h). Without
-  // it, SIGHUP reloads only the TLS files and RELOAD is refused.
-  // `requested_max_connections`: limits.max_connections as read, before
-  // fit_open_file_limit lowered it (0: as running), so that a reload warns
-  // about the open-file limit only when the file asks for another value.
-  void reload_from(ConfigSource source, size_t requested_max_connections = 0) {
+  // SIGHUP and RELOAD read the settings again from `source` and apply what
+  // may change while tqd runs (server/config_reload.h); without a call, or
+  // without a config_path, they are refused. `requested_max_connections`:
+  // limits.max_connections as read, before fit_open_file_limit lowered it,
+  // so that a reload warns about the open-file limit only when the file
+  // asks for another value.
+  void reload_from(ConfigSource source, size_t requested_max_connections) {
     reload_source_ = std::move(source);
-    requested_max_connections_ =
-        requested_max_connections != 0 ? requested_max_connections : config_.max_connections;
+    requested_max_connections_ = requested_max_connections;
   }
 
   int port() const { return server_ ? server_->bound_port() : 0; }
@@ -60,8 +58,7 @@ class Daemon {
   // Creates the queue if missing, applies its declared settings and sets its
   // schedules; false (having logged why) if it could not.
   bool declare_queue(const DeclaredQueue& declared);
-  // SIGHUP or RELOAD (`trigger`, which starts each log line), after
-  // reload_from().
+  // SIGHUP or RELOAD (`trigger`, which starts each log line).
   ReloadOutcome reload(const char* trigger);
   // Sets a schedule config.yaml declares, unless the queue has it just so.
   bool declare_schedule(const std::string& queue_name, const DeclaredSchedule& declared);
@@ -73,7 +70,7 @@ class Daemon {
 
   // The server holds a reference: a reload changes the live settings here.
   Config config_;
-  std::optional<ConfigSource> reload_source_;
+  ConfigSource reload_source_;            // reload_from(); empty: nothing to read again
   size_t requested_max_connections_ = 0;  // the file's, before the open-file limit
   wal::FileSystem& fs_;
   engine::Engine engine_;

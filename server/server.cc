@@ -228,22 +228,6 @@ void Server::settings_changed(std::shared_ptr<TlsContext> tls) {
   }
 }
 
-void Server::reload_tls() {
-  if (!config_.tls_enabled()) {
-    LOG_WARN("SIGHUP ignored: there are no TLS files to reload");
-    return;
-  }
-  auto loaded = TlsContext::load(tls_files(config_));
-  if (!loaded) {
-    LOG_ERROR("SIGHUP: %s; still serving the certificate loaded before", loaded.error().c_str());
-    return;
-  }
-  // Open connections keep the context they began with (a TlsSession holds
-  // it); new ones get this one.
-  tls_ = std::move(loaded.value());
-  log_tls_certificate("SIGHUP: reloaded ");
-}
-
 void Server::on_new_connection(uv_stream_t* listener, int status) {
   auto* self = static_cast<Server*>(listener->data);
   if (status < 0) {
@@ -564,14 +548,14 @@ void Server::on_signal(uv_signal_t* handle, int signum) {
   if (signum == SIGHUP) {
     // Its default would kill tqd on the spot. Operators send it expecting a
     // reload (systemctl reload, a renewed certificate).
-    if (self->on_reload_) {
-      (void)self->on_reload_("SIGHUP");  // it logs what it did
-      // A declaration may have let waiting workers in (a higher max_leased
-      // or rate_limit): RELOAD's connection serves them after its command.
-      self->waiters_.serve_ready();
-    } else {
-      self->reload_tls();
+    if (!self->on_reload_) {
+      LOG_WARN("SIGHUP ignored: nothing reloads this server's settings");
+      return;
     }
+    (void)self->on_reload_("SIGHUP");  // it logs what it did
+    // A declaration may have let waiting workers in (a higher max_leased or
+    // rate_limit): RELOAD's connection serves them after its command.
+    self->waiters_.serve_ready();
     return;
   }
   self->shutdown(signum == SIGINT ? "SIGINT" : "SIGTERM");

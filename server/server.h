@@ -65,7 +65,7 @@ class Server final : public ClientDirectory, public BackupService, public Reload
   // Begins a graceful shutdown; a second call closes every connection now.
   void shutdown(const char* reason);
   // SIGHUP and RELOAD call this (the daemon reads the settings again);
-  // without it SIGHUP reloads only the TLS files, and RELOAD is refused.
+  // without it both are refused.
   // Its argument says who asked ("SIGHUP", "RELOAD"), for the log.
   void on_reload(std::function<ReloadOutcome(const char*)> f) { on_reload_ = std::move(f); }
   // ReloadService: RELOAD.
@@ -144,9 +144,6 @@ class Server final : public ClientDirectory, public BackupService, public Reload
 
   // `tls`: from the TLS listener.
   void accept_one(bool tls);
-  // SIGHUP without on_reload: loads the TLS files again for new
-  // connections; a failure keeps the old ones (and is logged).
-  void reload_tls();
   void take_request_limits();
   // Logs the certificate in use, and warns when it has expired or soon will.
   void log_tls_certificate(const char* event);
@@ -175,7 +172,7 @@ class Server final : public ClientDirectory, public BackupService, public Reload
   std::function<ReloadOutcome(const char*)> on_reload_;
   uv_signal_t sigint_{};
   uv_signal_t sigterm_{};
-  uv_signal_t sighup_{};  // on_reload_, or reload_tls()
+  uv_signal_t sighup_{};  // on_reload_
   wal::Log* log_;
   Journal* journal_;
   uv_async_t log_progress_{};
