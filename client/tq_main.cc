@@ -5,6 +5,7 @@
 //   tq [...] ENQUEUE emails hello         one command, then exit
 //   tq [...] -- ENQUEUE emails --port     one command, every word after -- sent as it is
 //   tq [...] --stat [queue]               a line of STATS a second (client/stat_view.h)
+//   tq [...] --work q -- program [args]   runs the program for each job (client/work_mode.h)
 //
 // tq's options go before the command. A known option after it is refused
 // rather than sent: `tq ENQUEUE q hi --port 9000` would otherwise put
@@ -46,6 +47,7 @@
 #include "client/repl_session.h"
 #include "client/request_line.h"
 #include "client/stat_view.h"
+#include "client/work_mode.h"
 
 namespace {
 
@@ -74,6 +76,33 @@ void catch_interrupts(tq::client::CancelToken* token) {
   sigemptyset(&action.sa_mask);
   action.sa_flags = 0;  // no SA_RESTART: the line editor's read must return
   sigaction(SIGINT, &action, nullptr);
+}
+
+// tq --work: the first SIGINT or SIGTERM stops taking jobs, the second stops
+// the programs too (client/work_mode.h).
+tq::client::CancelToken* g_work_stop = nullptr;
+tq::client::CancelToken* g_work_abort = nullptr;
+
+void on_work_signal(int) {
+  if (g_work_stop->cancelled()) {
+    g_work_abort->cancel();
+  } else {
+    g_work_stop->cancel();
+  }
+}
+
+int run_work(const tq::client::Options& options, const tq::client::WorkSettings& settings) {
+  tq::client::CancelToken stop;
+  tq::client::CancelToken abort;
+  g_work_stop = &stop;
+  g_work_abort = &abort;
+  struct sigaction action {};
+  action.sa_handler = on_work_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  return tq::client::run_work(options, settings, stop, abort, std::cerr);
 }
 
 std::string history_path() {
@@ -360,7 +389,25 @@ int main(int argc, char** argv) {
                "a line a second of the server's STATS (or a queue's: tq --stat emails): jobs in "
                "each state, and enqueues, deliveries, acks and lease timeouts per second");
   app.add_option("--interval", interval, "--stat: time between lines")->capture_default_str();
-  app.add_option("--count", count, "--stat: stop after this many lines (0: at Ctrl-C)")
+  std::string work_queues;
+  tq::client::WorkSettings work;
+  std::string job_timeout = "0";
+  std::string fail_exits;
+  app.add_option("--work", work_queues,
+                 "run a program for each job from these queues (a,b,...): tq --work emails -- "
+                 "./send.sh. Exit 0 ACKs the job, any other NACKs it (retried)");
+  app.add_option("--concurrency", work.concurrency, "--work: programs run at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1U, 1000U));
+  app.add_option("--job-timeout", job_timeout,
+                 "--work: stop a program that runs longer (SIGTERM, SIGKILL 5s later) and retry "
+                 "its job (0: no limit)")
+      ->capture_default_str();
+  app.add_option("--fail-exit", fail_exits,
+                 "--work: exit statuses (a,b,...) that FAIL the job: to dead letters, not retried");
+  app.add_option("--count", count,
+                 "--stat: stop after this many lines; --work: after this many jobs (0: at "
+                 "Ctrl-C)")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{0}, uint64_t{1'000'000'000}));
   app.footer(
@@ -373,6 +420,7 @@ int main(int argc, char** argv) {
       "  tq --port 9000 < commands.txt\n"
       "  tq --stat emails                    a line a second: jobs waiting, in progress, per "
       "second\n"
+      "  tq --work emails -- ./send.sh       each job's payload on the program's standard input\n"
       "  tq --tls-ca ca.pem --port 8443 PING  TLS, trusting the CA that signed tqd's certificate");
 
   // CLI11 parses the options only; the command is split off first (see
@@ -423,6 +471,53 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  if (app.count("--work") > 0) {
+    if (stat) {
+      std::cerr << "tq: --work and --stat are two modes; give one\n";
+      return kExitUsage;
+    }
+    auto queues = tq::client::parse_queue_list(work_queues);
+    if (!queues) {
+      std::cerr << "tq: --work: expected queue names separated by commas (--work emails,sms), "
+                   "got '"
+                << work_queues << "'\n";
+      return kExitUsage;
+    }
+    work.queues = std::move(*queues);
+    work.program = split.command;
+    if (work.program.empty()) {
+      std::cerr << "tq: --work needs the program to run for each job: tq --work " << work_queues
+                << " -- ./program [args]\n";
+      return kExitUsage;
+    }
+    if (auto problem = tq::client::program_problem(work.program[0])) {
+      std::cerr << "tq: --work: " << *problem << "\n";
+      return kExitUsage;
+    }
+    auto limit = tq::client::parse_duration(job_timeout);
+    if (!limit) {
+      std::cerr << "tq: --job-timeout: expected a duration such as 10m or 30s, got '" << job_timeout
+                << "'\n";
+      return kExitUsage;
+    }
+    work.job_timeout = *limit;
+    if (!fail_exits.empty()) {
+      auto statuses = tq::client::parse_exit_statuses(fail_exits);
+      if (!statuses) {
+        std::cerr << "tq: --fail-exit: expected exit statuses from 1 to 255 separated by "
+                     "commas (--fail-exit 65,78), got '"
+                  << fail_exits << "'\n";
+        return kExitUsage;
+      }
+      work.fail_exits = std::move(*statuses);
+    }
+    work.max_jobs = count;
+    return run_work(options, work);
+  }
+  if (app.count("--concurrency") + app.count("--job-timeout") + app.count("--fail-exit") > 0) {
+    std::cerr << "tq: --concurrency, --job-timeout and --fail-exit go with --work\n";
+    return kExitUsage;
+  }
   if (stat) {
     auto every = tq::client::parse_duration(interval);
     if (!every || every->count() <= 0 || every->count() > INT32_MAX) {
@@ -438,7 +533,7 @@ int main(int argc, char** argv) {
     return run_stat(options, split.command.empty() ? "" : split.command[0], *every, count, cancel);
   }
   if (app.count("--interval") + app.count("--count") > 0) {
-    std::cerr << "tq: --interval and --count go with --stat\n";
+    std::cerr << "tq: --interval goes with --stat, and --count with --stat or --work\n";
     return kExitUsage;
   }
   const bool colour = !raw && !no_colour && std::getenv("NO_COLOR") == nullptr;

@@ -1,0 +1,318 @@
+// tq --work: build/tq runs a program for each job of a real tqd. The programs
+// are small sh scripts that write what they were given into a directory the
+// test reads afterwards, or print a line the test waits for.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "client/work_mode.h"
+#include "tests/client/subprocess.h"
+#include "tests/support/tqd_process.h"
+
+using namespace std::chrono_literals;
+using tq::testing::BackgroundProcess;
+using tq::testing::run_program;
+using tq::testing::TqdProcess;
+
+namespace {
+
+struct TempDir {
+  std::string path = tq::testing::make_temp_dir();
+  TempDir() = default;
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() { tq::testing::remove_tree(path); }
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// tq --port <tqd> <args...>, reading its standard error (where --work
+// reports) and output as lines.
+BackgroundProcess start_tq(const TqdProcess& tqd, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {TQ_PATH, "--port", std::to_string(tqd.port())};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return BackgroundProcess(argv, /*with_stderr=*/true);
+}
+
+size_t count_lines(const BackgroundProcess& tq, const std::string& needle) {
+  size_t n = 0;
+  for (const auto& line : tq.lines()) n += line.find(needle) != std::string::npos ? 1 : 0;
+  return n;
+}
+
+std::string all_lines(const BackgroundProcess& tq) {
+  std::string text;
+  for (const auto& line : tq.lines()) text += line + "\n";
+  return text;
+}
+
+tq::client::Client connect(const TqdProcess& tqd) {
+  auto client = tq::client::Client::connect({.port = tqd.port()});
+  REQUIRE(client.ok());
+  return std::move(client).value();
+}
+
+}  // namespace
+
+TEST_SUITE("tq --work") {
+  TEST_CASE(
+      "each job's payload is the program's standard input, its id, queue and attempt its "
+      "environment, and exit 0 ACKs it") {
+    TqdProcess tqd;
+    TempDir out;
+    auto client = connect(tqd);
+    REQUIRE(client.create("emails").ok());
+    const std::string body = "line one\nline two\\n\ttab\r\n";  // bytes the one-line form escapes
+    auto put = client.put("emails", body);
+    REQUIRE(put.ok());
+    REQUIRE(client.enqueue("emails", "second").ok());
+
+    BackgroundProcess tq = start_tq(tqd, {"--work", "emails", "--count", "2", "--", "sh", "-c",
+                                          "cat > " + out.path +
+                                              "/$TQ_JOB_ID.payload; "
+                                              "echo \"$TQ_QUEUE $TQ_ATTEMPT\" > " +
+                                              out.path + "/$TQ_JOB_ID.env"});
+    CHECK(tq.wait_for_exit(20s) == 0);
+    INFO(all_lines(tq));
+    CHECK(read_file(out.path + "/1.payload") == body);
+    CHECK(read_file(out.path + "/1.env") == "emails 1\n");
+    CHECK(read_file(out.path + "/2.payload") == "second");
+    CHECK(count_lines(tq, "job 1 from emails (attempt 1): exit 0 after ") == 1);
+    CHECK(count_lines(tq, "; acked") == 2);
+    // Both finished: nothing ready, nothing leased, and the server has no job 1.
+    auto stats = client.stats("emails");
+    REQUIRE(stats.ok());
+    CHECK(tq::client::field(*stats, "ready") == "0");
+    CHECK(tq::client::field(*stats, "leased") == "0");
+    CHECK(client.job(1).error().is(tq::protocol::ErrorCode::kNotFound));
+  }
+
+  TEST_CASE(
+      "a failing exit NACKs the job to be retried, and a --fail-exit status sends it to "
+      "dead letters at once") {
+    TqdProcess tqd;
+    auto client = connect(tqd);
+    REQUIRE(client.create("jobs").ok());
+    REQUIRE(client.enqueue("jobs", "flaky").ok());  // 1: fails once, then works
+    REQUIRE(client.enqueue("jobs", "bad").ok());    // 2: a job that can never work
+    BackgroundProcess tq = start_tq(
+        tqd, {"--work", "jobs", "--fail-exit", "65,78", "--count", "3", "--", "sh", "-c",
+              "p=$(cat); [ \"$p\" = bad ] && exit 65; [ \"$TQ_ATTEMPT\" = 1 ] && exit 3; exit 0"});
+    CHECK(tq.wait_for_exit(20s) == 0);
+    INFO(all_lines(tq));
+    CHECK(count_lines(tq, "job 1 from jobs (attempt 1): exit 3 after ") == 1);
+    CHECK(count_lines(tq, "handed back to be retried (NACK)") == 1);
+    CHECK(count_lines(tq, "job 1 from jobs (attempt 2): exit 0 after ") == 1);
+    CHECK(count_lines(tq, "job 2 from jobs (attempt 1): exit 65 after ") == 1);
+    CHECK(count_lines(tq, "failed: moved to dead letters") == 1);
+    CHECK(client.job(1).error().is(tq::protocol::ErrorCode::kNotFound));  // acked
+    auto dead = client.job(2);
+    REQUIRE(dead.ok());
+    CHECK(dead->state == "dead");
+    CHECK(dead->reason == "failed: sh ended with exit 65");
+  }
+
+  TEST_CASE(
+      "a program that runs past the queue's ack_timeout keeps its lease - the job runs once") {
+    TqdProcess tqd;
+    auto client = connect(tqd);
+    REQUIRE(client.create("slow").ok());
+    REQUIRE(client.config("slow", {{"ack_timeout", "300ms"}}).ok());
+    REQUIRE(client.enqueue("slow", "x").ok());
+    // A second worker on the queue would take the job if its lease ran out.
+    BackgroundProcess tq =
+        start_tq(tqd, {"--work", "slow", "--count", "1", "--", "sh", "-c", "sleep 1.2"});
+    CHECK(tq.wait_for_exit(20s) == 0);
+    INFO(all_lines(tq));
+    CHECK(count_lines(tq, "job 1 from slow (attempt 1): exit 0 after 1.") == 1);
+    CHECK(count_lines(tq, "; acked") == 1);
+    auto stats = client.stats("slow");
+    REQUIRE(stats.ok());
+    CHECK(tq::client::field(*stats, "timed_out_total") == "0");
+    CHECK(client.job(1).error().is(tq::protocol::ErrorCode::kNotFound));
+  }
+
+  TEST_CASE(
+      "--job-timeout stops a program that runs too long, with what it started, and retries "
+      "the job") {
+    TqdProcess tqd;
+    auto client = connect(tqd);
+    REQUIRE(client.create("hung").ok());
+    REQUIRE(client.enqueue("hung", "x").ok());
+    // The first attempt hangs in a child of the shell: stopping the program
+    // must reach it too, or tq would wait for it.
+    BackgroundProcess tq =
+        start_tq(tqd, {"--work", "hung", "--job-timeout", "300ms", "--count", "2", "--", "sh", "-c",
+                       "[ \"$TQ_ATTEMPT\" = 1 ] && sleep 60; exit 0"});
+    CHECK(tq.wait_for_exit(20s) == 0);
+    INFO(all_lines(tq));
+    CHECK(count_lines(tq, "job 1 from hung (attempt 1): killed by SIGTERM after ") == 1);
+    CHECK(count_lines(tq, "(stopped at --job-timeout 300ms); handed back to be retried") == 1);
+    CHECK(count_lines(tq, "job 1 from hung (attempt 2): exit 0 after ") == 1);
+    CHECK(client.job(1).error().is(tq::protocol::ErrorCode::kNotFound));
+  }
+
+  TEST_CASE("programs run side by side with --concurrency") {
+    TqdProcess tqd;
+    TempDir seen;
+    auto client = connect(tqd);
+    REQUIRE(client.create("batch").ok());
+    for (int i = 0; i < 3; ++i) REQUIRE(client.enqueue("batch", "x").ok());
+    // Each program marks itself, then waits up to 10 s for the other two: it
+    // exits 0 only if all three ran at once.
+    const std::string script = "touch " + seen.path + "/$TQ_JOB_ID; i=0; while [ $(ls " +
+                               seen.path +
+                               " | wc -l) -lt 3 ] && [ $i -lt 200 ]; do sleep 0.05; "
+                               "i=$((i+1)); done; [ $(ls " +
+                               seen.path + " | wc -l) -ge 3 ]";
+    BackgroundProcess tq = start_tq(
+        tqd, {"--work", "batch", "--concurrency", "3", "--count", "3", "--", "sh", "-c", script});
+    CHECK(tq.wait_for_exit(30s) == 0);
+    INFO(all_lines(tq));
+    CHECK(count_lines(tq, "; acked") == 3);
+    CHECK(count_lines(tq, "retried") == 0);
+  }
+
+  TEST_CASE(
+      "the first SIGTERM lets the running program finish and ACKs its job, a second stops "
+      "it and hands the job back") {
+    TqdProcess tqd;
+    auto client = connect(tqd);
+    REQUIRE(client.create("q").ok());
+    REQUIRE(client.enqueue("q", "x").ok());
+    {
+      BackgroundProcess tq =
+          start_tq(tqd, {"--work", "q", "--", "sh", "-c", "echo started $TQ_JOB_ID; sleep 0.5"});
+      REQUIRE(tq.wait_for_line("started 1", 10s).has_value());
+      CHECK(tq.stop(SIGTERM, 10s) == 0);
+      INFO(all_lines(tq));
+      CHECK(count_lines(tq, "stopping: no more jobs are taken; 1 still running") == 1);
+      CHECK(count_lines(tq, "job 1 from q (attempt 1): exit 0 after ") == 1);
+      CHECK(client.job(1).error().is(tq::protocol::ErrorCode::kNotFound));
+    }
+    REQUIRE(client.enqueue("q", "y").ok());
+    {
+      BackgroundProcess tq = start_tq(
+          tqd, {"--work", "q", "--", "sh", "-c", "echo started $TQ_JOB_ID; exec sleep 60"});
+      REQUIRE(tq.wait_for_line("started 2", 10s).has_value());
+      REQUIRE(kill(tq.pid(), SIGTERM) == 0);
+      REQUIRE(tq.wait_for_line("stopping: no more jobs are taken", 10s).has_value());
+      CHECK(tq.stop(SIGTERM, 10s) == 130);
+      INFO(all_lines(tq));
+      CHECK(count_lines(tq, "job 2 from q (attempt 1): killed by SIGTERM after ") == 1);
+      CHECK(count_lines(tq, "(stopped by a second Ctrl-C or SIGTERM); handed back") == 1);
+      auto job = client.job(2);
+      REQUIRE(job.ok());
+      CHECK(job->state == "ready");
+    }
+  }
+
+  TEST_CASE(
+      "a server or a queue that is not there yet is waited for, and a refused password "
+      "ends it") {
+    {
+      tq::testing::LoopbackSocket nobody;  // bound, not listening: refused
+      BackgroundProcess down(
+          {TQ_PATH, "--port", std::to_string(nobody.port), "--work", "q", "--", "true"},
+          /*with_stderr=*/true);
+      auto waiting = down.wait_for_line("cannot reach the server", 10s);
+      REQUIRE(waiting.has_value());
+      CHECK(waiting->find("refused") != std::string::npos);
+      CHECK(down.stop(SIGTERM, 10s) == 0);
+    }
+    TqdProcess tqd;
+    TempDir out;
+    BackgroundProcess tq = start_tq(
+        tqd, {"--work", "later", "--count", "1", "--", "sh", "-c", "cat > " + out.path + "/got"});
+    auto waiting = tq.wait_for_line("cannot take jobs yet", 10s);
+    REQUIRE(waiting.has_value());
+    CHECK(waiting->find("NOQUEUE") != std::string::npos);
+    auto client = connect(tqd);
+    REQUIRE(client.create("later").ok());
+    REQUIRE(client.enqueue("later", "finally").ok());
+    CHECK(tq.wait_for_line("taking jobs now", 10s).has_value());
+    CHECK(tq.wait_for_exit(20s) == 0);
+    CHECK(read_file(out.path + "/got") == "finally");
+
+    tq::testing::TqdOptions with_password;
+    with_password.config_yaml = "auth:\n  password: s3cret\n";
+    TqdProcess locked(with_password);
+    BackgroundProcess refused =
+        start_tq(locked, {"--password", "wrong", "--work", "q", "--", "true"});
+    CHECK(refused.wait_for_exit(20s) == 1);
+    CHECK(count_lines(refused, "NOAUTH") == 1);
+  }
+
+  TEST_CASE("wrong --work command lines exit 2 and say why, before connecting") {
+    auto tq = [](std::vector<std::string> args) {
+      args.insert(args.begin(), {TQ_PATH, "--port", "1"});
+      return run_program(args);
+    };
+    auto no_program = tq({"--work", "emails"});
+    CHECK(no_program.status == 2);
+    CHECK(no_program.err.find("--work needs the program to run") != std::string::npos);
+    auto missing = tq({"--work", "emails", "--", "no-such-program-tq"});
+    CHECK(missing.status == 2);
+    CHECK(missing.err == "tq: --work: no-such-program-tq: not found in PATH\n");
+    TempDir dir;
+    const std::string plain = dir.path + "/script.sh";
+    std::ofstream(plain) << "echo hi\n";  // no x bit
+    auto not_executable = tq({"--work", "emails", "--", plain});
+    CHECK(not_executable.status == 2);
+    CHECK(not_executable.err.find("not an executable file") != std::string::npos);
+    CHECK(tq({"--work", "a,,b", "--", "true"}).status == 2);
+    CHECK(tq({"--work", "a", "--fail-exit", "0", "--", "true"}).status == 2);
+    CHECK(tq({"--work", "a", "--job-timeout", "soon", "--", "true"}).status == 2);
+    CHECK(tq({"--work", "a", "--concurrency", "0", "--", "true"}).status == 2);
+    CHECK(tq({"--work", "a", "--stat", "--", "true"}).status == 2);
+    auto stray = tq({"--concurrency", "2", "LIST"});
+    CHECK(stray.status == 2);
+    CHECK(stray.err.find("go with --work") != std::string::npos);
+  }
+}
+
+TEST_SUITE("tq --work's rules") {
+  TEST_CASE("exit 0 ACKs, a --fail-exit status FAILs, anything else (a signal too) retries") {
+    using tq::client::ProgramExit;
+    using tq::client::Verdict;
+    using tq::client::verdict_for;
+    const std::vector<int> fail = {65, 78};
+    CHECK(verdict_for(ProgramExit{.status = 0}, fail) == Verdict::kAck);
+    CHECK(verdict_for(ProgramExit{.status = 65}, fail) == Verdict::kFail);
+    CHECK(verdict_for(ProgramExit{.status = 78}, fail) == Verdict::kFail);
+    CHECK(verdict_for(ProgramExit{.status = 1}, fail) == Verdict::kRetry);
+    CHECK(verdict_for(ProgramExit{.status = 65}, {}) == Verdict::kRetry);
+    // A signal is no exit status, even one whose number is listed.
+    CHECK(verdict_for(ProgramExit{.signal = 65}, {65}) == Verdict::kRetry);
+    CHECK(verdict_for(ProgramExit{.signal = SIGKILL}, fail) == Verdict::kRetry);
+    CHECK(ProgramExit{.status = 3}.describe() == "exit 3");
+    CHECK(ProgramExit{.signal = SIGKILL}.describe() == "killed by SIGKILL");
+  }
+
+  TEST_CASE("--fail-exit and --work lists are comma-separated, with nothing empty") {
+    using tq::client::parse_exit_statuses;
+    using tq::client::parse_queue_list;
+    CHECK(parse_exit_statuses("65") == std::vector<int>{65});
+    CHECK(parse_exit_statuses("65,78,255") == std::vector<int>{65, 78, 255});
+    CHECK_FALSE(parse_exit_statuses(""));
+    CHECK_FALSE(parse_exit_statuses("0"));
+    CHECK_FALSE(parse_exit_statuses("256"));
+    CHECK_FALSE(parse_exit_statuses("65,"));
+    CHECK_FALSE(parse_exit_statuses("-1"));
+    CHECK(parse_queue_list("emails") == std::vector<std::string>{"emails"});
+    CHECK(parse_queue_list("a,b") == std::vector<std::string>{"a", "b"});
+    CHECK_FALSE(parse_queue_list(""));
+    CHECK_FALSE(parse_queue_list("a,"));
+    CHECK_FALSE(parse_queue_list(",a"));
+  }
+}
