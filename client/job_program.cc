@@ -106,23 +106,27 @@ std::string ProgramExit::describe() const {
          (name != nullptr ? std::string("SIG") + name : "signal " + std::to_string(signal));
 }
 
-Expected<JobProgram, std::string> JobProgram::start(const std::vector<std::string>& argv,
-                                                    const Job& job) {
+bool StartError::program_unusable() const {
+  return error == ENOENT || error == EACCES || error == ENOEXEC || error == ENOTDIR ||
+         error == ELOOP || error == ENAMETOOLONG || error == EISDIR || error == EPERM;
+}
+
+Expected<JobProgram, StartError> JobProgram::start(const std::vector<std::string>& argv,
+                                                   const Job& job) {
   auto input = payload_file(job.payload);
-  if (!input) return input.error();
+  if (!input) return StartError{0, input.error()};
   SpawnSetup setup;
-  // Its own process group (so signals reach what it starts, and a terminal's
-  // Ctrl-C does not), tq's handlers and blocked signals not inherited.
+  // Its own session (so its own process group, and no terminal: see the
+  // header), tq's handlers and blocked signals not inherited.
   sigset_t none;
   sigemptyset(&none);
   sigset_t defaults;
   sigemptyset(&defaults);
   for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD}) sigaddset(&defaults, s);
-  posix_spawnattr_setpgroup(&setup.attributes, 0);
   posix_spawnattr_setsigmask(&setup.attributes, &none);
   posix_spawnattr_setsigdefault(&setup.attributes, &defaults);
   posix_spawnattr_setflags(&setup.attributes,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   posix_spawn_file_actions_adddup2(&setup.actions, *input, STDIN_FILENO);
 
   std::vector<std::string> args = argv;
@@ -133,14 +137,16 @@ Expected<JobProgram, std::string> JobProgram::start(const std::vector<std::strin
   const int error = posix_spawnp(&pid, args[0].c_str(), &setup.actions, &setup.attributes,
                                  arg_pointers.data(), env_pointers.data());
   ::close(*input);
-  if (error != 0) return errno_text(("cannot run " + args[0]).c_str(), error);
+  if (error != 0) return StartError{error, errno_text(("cannot run " + args[0]).c_str(), error)};
   // Without pidfd_open (kernels before 5.3) the wait polls instead.
   const int pid_fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   return JobProgram(pid, pid_fd);
 }
 
-JobProgram::JobProgram(JobProgram&& other) noexcept : pid_(other.pid_), pid_fd_(other.pid_fd_) {
+JobProgram::JobProgram(JobProgram&& other) noexcept
+    : pid_(other.pid_), group_(other.group_), pid_fd_(other.pid_fd_) {
   other.pid_ = -1;
+  other.group_ = -1;
   other.pid_fd_ = -1;
 }
 
@@ -154,6 +160,12 @@ JobProgram::~JobProgram() {
 
 void JobProgram::signal(int signum) const {
   if (pid_ > 0) ::kill(-pid_, signum);
+}
+
+void JobProgram::kill_leftovers() const {
+  // A group outlives its leader while members remain, and its id is not
+  // given to a new process until then: this reaches only what it left.
+  if (group_ > 0) ::kill(-group_, SIGKILL);
 }
 
 std::optional<ProgramExit> JobProgram::reap(bool block) {

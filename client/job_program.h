@@ -3,9 +3,11 @@
 // The program gets the job's payload as its standard input (a memory file
 // holding the exact bytes, so a payload of any size never blocks tq on a pipe
 // the program does not read), the job's id, queue and attempt in its
-// environment, and tq's standard output and error. It runs in a process group
-// of its own: a Ctrl-C typed at tq's terminal is tq's to act on (it stops
-// taking jobs and lets running programs finish), and stopping a program
+// environment, and tq's standard output and error. It runs in a session (so a
+// process group) of its own, without a controlling terminal: a Ctrl-C typed
+// at tq's terminal is tq's to act on (it stops taking jobs and lets running
+// programs finish), a program that would ask the terminal for a password
+// fails at once instead of stopping there for good, and stopping a program
 // stops whatever it started too.
 //
 // Invariant: a JobProgram that is destroyed while its process runs kills the
@@ -27,6 +29,16 @@ namespace tq::client {
 
 struct Job;
 
+// Why a program could not be started: the errno, and a message.
+struct StartError {
+  int error = 0;
+  std::string message;
+  // The program itself cannot be run (missing, not executable, not a
+  // program): every job would fail the same way. Otherwise (no memory, too
+  // many processes) a later try may work.
+  bool program_unusable() const;
+};
+
 // How a program ended: an exit status, or the signal that killed it.
 struct ProgramExit {
   int status = 0;  // exit status; meaningful when signal == 0
@@ -44,8 +56,8 @@ class JobProgram {
   // Starts argv (argv[0] looked up in PATH as a shell would) for `job`, with
   // TQ_JOB_ID, TQ_QUEUE and TQ_ATTEMPT added to the environment; why not, if
   // it cannot be started.
-  static Expected<JobProgram, std::string> start(const std::vector<std::string>& argv,
-                                                 const Job& job);
+  static Expected<JobProgram, StartError> start(const std::vector<std::string>& argv,
+                                                const Job& job);
 
   JobProgram(JobProgram&& other) noexcept;
   JobProgram& operator=(JobProgram&&) = delete;
@@ -58,16 +70,20 @@ class JobProgram {
   // nullopt otherwise.
   std::optional<ProgramExit> wait_until(Clock::time_point deadline, int wake_fd);
 
-  // Sends `signum` to the program's process group.
+  // Sends `signum` to the program's process group, while it runs.
   void signal(int signum) const;
+  // SIGKILL to what is left of its process group once it has exited: what
+  // it started and left behind, after tq stopped it.
+  void kill_leftovers() const;
 
   pid_t pid() const { return pid_; }
 
  private:
-  JobProgram(pid_t pid, int pid_fd) : pid_(pid), pid_fd_(pid_fd) {}
+  JobProgram(pid_t pid, int pid_fd) : pid_(pid), group_(pid), pid_fd_(pid_fd) {}
   std::optional<ProgramExit> reap(bool block);
 
-  pid_t pid_ = -1;
+  pid_t pid_ = -1;    // -1 once reaped
+  pid_t group_ = -1;  // its process group (and session), which outlives it while members do
   int pid_fd_ = -1;  // readable when the process exits; -1 when the kernel lacks pidfd_open
 };
 

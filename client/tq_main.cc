@@ -28,6 +28,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <clocale>
 #include <csignal>
@@ -78,30 +80,41 @@ void catch_interrupts(tq::client::CancelToken* token) {
   sigaction(SIGINT, &action, nullptr);
 }
 
-// tq --work: the first SIGINT or SIGTERM stops taking jobs, the second stops
-// the programs too (client/work_mode.h).
+// tq --work: the first SIGINT, SIGTERM or SIGHUP (a closed terminal) stops
+// taking jobs, the second stops the programs too (client/work_mode.h). The
+// count is a lock-free atomic, so two signals at once in two threads are
+// still two.
+std::atomic<int> g_work_signals{0};
 tq::client::CancelToken* g_work_stop = nullptr;
 tq::client::CancelToken* g_work_abort = nullptr;
 
 void on_work_signal(int) {
-  if (g_work_stop->cancelled()) {
-    g_work_abort->cancel();
-  } else {
+  const int saved_errno = errno;
+  if (g_work_signals.fetch_add(1) == 0) {
     g_work_stop->cancel();
+  } else {
+    g_work_abort->cancel();
   }
+  errno = saved_errno;
 }
 
 int run_work(const tq::client::Options& options, const tq::client::WorkSettings& settings) {
-  tq::client::CancelToken stop;
-  tq::client::CancelToken abort;
+  static_assert(std::atomic<int>::is_always_lock_free);
+  // Handlers outlive this function's tokens only as ignored signals: tq
+  // exits right after it returns.
+  static tq::client::CancelToken stop;
+  static tq::client::CancelToken abort;
   g_work_stop = &stop;
   g_work_abort = &abort;
   struct sigaction action {};
   action.sa_handler = on_work_signal;
   sigemptyset(&action.sa_mask);
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&action.sa_mask, s);
   action.sa_flags = SA_RESTART;
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaction(s, &action, nullptr);
+  // A closed standard error (tq --work ... 2>&1 | head) must not kill tq and
+  // orphan its programs; they get SIGPIPE's default back (client/job_program.cc).
+  signal(SIGPIPE, SIG_IGN);
   return tq::client::run_work(options, settings, stop, abort, std::cerr);
 }
 

@@ -23,8 +23,11 @@ using protocol::ErrorCode;
 constexpr milliseconds kDequeueWait = 5s;
 // After a TOUCH that got no answer, before the next try.
 constexpr milliseconds kTouchRetry = 1s;
-// Between DEQUEUEs that fail (no such queue yet, no server).
+// Between DEQUEUEs that fail (no such queue yet, no server), and between
+// tries of an ACK, NACK or FAIL that got no answer.
 constexpr int kTroublePauseMs = 1000;
+// How long an ACK, NACK or FAIL is tried while the server does not answer.
+constexpr milliseconds kConcludeFor = 30s;
 
 // "1.24s", "850ms"
 std::string elapsed_text(Clock::duration d) {
@@ -35,18 +38,13 @@ std::string elapsed_text(Clock::duration d) {
   return text;
 }
 
-// An ACK, NACK or FAIL whose reply was lost is sent once more: the server
-// then says NOTFOUND or NOTLEASED if the first one was carried out.
-template <typename Call>
-auto finish(Call call) {
-  auto result = call();
-  if (result || !result.error().outcome_unknown()) return result;
-  auto again = call();
-  if (!again &&
-      (again.error().is(ErrorCode::kNotFound) || again.error().is(ErrorCode::kNotLeased))) {
-    return result;  // the first one went through, or the lease ran out meanwhile
-  }
-  return again;
+// "300ms", "30s", "10m", "1h": as a person would write it.
+std::string duration_text(milliseconds d) {
+  const int64_t ms = d.count();
+  if (ms > 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms > 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms > 0 && ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
 }
 
 class Work {
@@ -126,11 +124,12 @@ class Work {
 
   void worker() {
     Options options = options_;
-    options.reconnect = ReconnectPolicy::lasting(30s);
+    // One connection attempt per call: this loop does the waiting, so that a
+    // TOUCH never holds up the watch on a program (its --job-timeout, its
+    // exit) while the server is away.
+    options.reconnect = ReconnectPolicy{};
+    options.reconnect.attempts = 1;
     options.reconnect.cancel = &abort_;  // after the first Ctrl-C, jobs held still get their ACK
-    options.reconnect.on_retry = [this](int failed, const Error& why, milliseconds) {
-      if (failed == 1) trouble("cannot reach the server: " + why.to_string() + "; trying again");
-    };
     Client client(options);
     while (!stop_.cancelled()) {
       if (!reserve_job()) return;
@@ -149,29 +148,66 @@ class Work {
                   error.to_string() + " (give the password with --password or TQ_PASSWORD)");
           return;
         }
-        trouble("cannot take jobs yet: " + error.to_string() + "; trying again");
+        trouble((error.kind == ErrorKind::kServer ? "cannot take jobs yet: "
+                                                  : "cannot reach the server: ") +
+                error.to_string() + "; trying again");
         stop_.sleep_for_ms(kTroublePauseMs);
         continue;
       }
       no_trouble();
-      if (!jobs->empty()) run_job(client, jobs->front());
+      if (!jobs->empty()) {
+        Run run{client, jobs->front()};
+        run_job(run);
+      }
     }
   }
 
-  void run_job(Client& client, const Job& job) {
+  // One job's run, and whether the connection it is spoken on may no longer
+  // be the one the job was delivered on. The server tells a late worker
+  // from the one now holding the job only on that first connection, so on
+  // another one tq asks JOB first (see owner()).
+  struct Run {
+    Client& client;
+    const Job& job;
+    bool suspect = false;
+  };
+
+  enum class Owner { kUs, kNotUs, kUnknown };
+  // Whether the job is still leased under this run's delivery. Asked only
+  // when the connection was lost or replaced since the job was delivered.
+  Owner owner(Run& run, std::string* why) {
+    if (!run.client.connected()) run.suspect = true;
+    if (!run.suspect) return Owner::kUs;
+    auto found = run.client.job(run.job.id);
+    if (!found) {
+      if (!found.error().is(ErrorCode::kNotFound)) return Owner::kUnknown;
+      *why = "the job is gone";
+      return Owner::kNotUs;
+    }
+    if (found->state == "leased" && found->attempts == run.job.attempts) {
+      run.suspect = false;  // checked on this connection; its TOUCHes keep it so
+      return Owner::kUs;
+    }
+    *why = "the job is now " + found->state + " at attempt " + std::to_string(found->attempts);
+    return Owner::kNotUs;
+  }
+
+  void run_job(Run& run) {
+    const Job& job = run.job;
     const Clock::time_point started = Clock::now();
     const std::string who = "job " + std::to_string(job.id) + " from " + job.queue + " (attempt " +
                             std::to_string(job.attempts) + ")";
     auto program = JobProgram::start(settings_.program, job);
     if (!program) {
-      auto nacked = finish([&] { return client.nack(job.id); });
-      say(who + ": " + program.error() + "; " +
-          (nacked ? "handed back (NACK)"
-                  : "left to its lease (" + nacked.error().to_string() + ")"));
-      stop_.sleep_for_ms(kTroublePauseMs);  // fork may fail again at once
+      conclude(run, Verb::kNack, who + ": " + program.error().message);
+      if (program.error().program_unusable()) {
+        give_up(kWorkUsage,
+                "the program cannot be run; stopping (" + program.error().message + ")");
+      } else {
+        stop_.sleep_for_ms(kTroublePauseMs);  // fork may fail again at once
+      }
       return;
     }
-
     ++running_;
     struct Done {
       std::atomic<unsigned>& running;
@@ -181,39 +217,59 @@ class Work {
     enum class Stopped { kNo, kTimeout, kAbort, kLeaseLost };
     Stopped stopped = Stopped::kNo;
     std::string lease_lost;
-    // The first TOUCH, at once, tells how long the lease is; then a third of it.
-    Clock::time_point next_touch = started;
     // Clock::time_point::max() is never: no --job-timeout, no SIGKILL due.
     constexpr Clock::time_point kNever = Clock::time_point::max();
     const Clock::time_point timeout_at =
         settings_.job_timeout.count() > 0 ? started + settings_.job_timeout : kNever;
     Clock::time_point kill_at = kNever;
     auto stop_program = [&](Stopped why, Clock::time_point now) {
+      if (stopped == Stopped::kNo) {
+        program->signal(SIGTERM);
+        kill_at = now + settings_.kill_grace;
+      }
       stopped = why;
-      program->signal(SIGTERM);
-      kill_at = now + settings_.kill_grace;
+    };
+    // The first TOUCH, at once, tells how long the lease is; then a third of
+    // it. A lease no TOUCH renewed for its whole length is over on the
+    // server: the job may be running elsewhere already.
+    Clock::time_point next_touch = started;
+    Clock::time_point renewed_at = started;
+    milliseconds lease = milliseconds::max();  // unknown until a TOUCH answers
+    auto lose_lease = [&](const std::string& why, Clock::time_point now) {
+      lease_lost = why;
+      stop_program(Stopped::kLeaseLost, now);
     };
 
     std::optional<ProgramExit> exit;
     while (!exit) {
       const Clock::time_point now = Clock::now();
       if (stopped != Stopped::kLeaseLost && now >= next_touch) {
-        auto left = client.touch(job.id);
-        if (left) {
-          next_touch = Clock::now() + std::max(*left / 3, milliseconds(1));
-        } else if (left.error().is(ErrorCode::kNotLeased) ||
-                   left.error().is(ErrorCode::kNotFound)) {
-          // Another worker may be running it now, or it was deleted: this run is moot.
-          lease_lost = left.error().to_string();
-          if (stopped == Stopped::kNo) stop_program(Stopped::kLeaseLost, now);
-          stopped = Stopped::kLeaseLost;
+        std::string why;
+        const Owner ours = owner(run, &why);
+        if (ours == Owner::kNotUs) {
+          lose_lease(why, now);
+        } else if (ours == Owner::kUs) {
+          auto left = run.client.touch(job.id);
+          if (left) {
+            lease = *left;
+            renewed_at = Clock::now();
+            next_touch = renewed_at + std::max(lease / 3, milliseconds(1));
+          } else if (left.error().is(ErrorCode::kNotLeased) ||
+                     left.error().is(ErrorCode::kNotFound)) {
+            lose_lease(left.error().to_string(), now);
+          } else {
+            if (left.error().kind != ErrorKind::kServer) run.suspect = true;
+            next_touch = Clock::now() + kTouchRetry;
+          }
         } else {
           next_touch = Clock::now() + kTouchRetry;
         }
+        if (stopped != Stopped::kLeaseLost && lease != milliseconds::max() &&
+            Clock::now() - renewed_at >= lease) {
+          lose_lease("no TOUCH got through for the lease's " + duration_text(lease), now);
+        }
       }
-      if (stopped == Stopped::kNo && now >= timeout_at) {
-        stop_program(Stopped::kTimeout, now);
-      }
+      if (stopped == Stopped::kNo && now >= timeout_at) stop_program(Stopped::kTimeout, now);
       if (stopped == Stopped::kNo && abort_.cancelled()) stop_program(Stopped::kAbort, now);
       if (now >= kill_at) {
         program->signal(SIGKILL);
@@ -224,6 +280,9 @@ class Work {
       deadline = std::min(deadline, kill_at);
       exit = program->wait_until(deadline, stopped == Stopped::kNo ? abort_.fd() : -1);
     }
+    // What a stopped program left running got SIGTERM with it, and had as
+    // long as it took; now it goes, so no retry runs beside it.
+    if (stopped != Stopped::kNo) program->kill_leftovers();
 
     const std::string how =
         who + ": " + exit->describe() + " after " + elapsed_text(Clock::now() - started);
@@ -234,49 +293,82 @@ class Work {
     if (stopped == Stopped::kTimeout || (stopped == Stopped::kAbort && !exit->succeeded())) {
       const std::string why =
           stopped == Stopped::kTimeout
-              ? "stopped at --job-timeout " + format_duration(settings_.job_timeout)
+              ? "stopped at --job-timeout " + duration_text(settings_.job_timeout)
               : "stopped by a second Ctrl-C or SIGTERM";
-      retry(client, job, how + " (" + why + ")");
+      conclude(run, Verb::kNack, how + " (" + why + ")");
       return;
     }
     switch (verdict_for(*exit, settings_.fail_exits)) {
-      case Verdict::kAck: {
-        auto acked = finish([&] { return client.ack(job.id); });
-        if (acked) {
-          say(how + "; acked");
-        } else if (acked.error().is(ErrorCode::kNotLeased) ||
-                   acked.error().is(ErrorCode::kNotFound)) {
-          say(how + "; too late to ACK (" + acked.error().to_string() + ")");
-        } else {
-          say(how + "; ACK failed (" + acked.error().to_string() +
-              "): it will be delivered again when its lease runs out");
-        }
+      case Verdict::kAck:
+        conclude(run, Verb::kAck, how);
         return;
-      }
-      case Verdict::kFail: {
-        auto failed = finish([&] {
-          return client.fail(job.id, settings_.program[0] + " ended with " + exit->describe());
-        });
-        say(how + (failed ? "; failed: moved to dead letters"
-                          : "; FAIL failed (" + failed.error().to_string() +
-                                "): it will be delivered again when its lease runs out"));
+      case Verdict::kFail:
+        conclude(run, Verb::kFail, how, settings_.program[0] + " ended with " + exit->describe());
         return;
-      }
       case Verdict::kRetry:
-        retry(client, job, how);
+        conclude(run, Verb::kNack, how);
         return;
     }
   }
 
-  void retry(Client& client, const Job& job, const std::string& how) {
-    auto nacked = finish([&] { return client.nack(job.id); });
-    if (!nacked) {
-      say(how + "; NACK failed (" + nacked.error().to_string() +
-          "): it will be delivered again when its lease runs out");
-    } else if (*nacked == NackOutcome::kDead) {
-      say(how + "; out of attempts: moved to dead letters");
-    } else {
-      say(how + "; handed back to be retried (NACK)");
+  enum class Verb { kAck, kNack, kFail };
+
+  // Sends the ACK, NACK or FAIL that ends a run, and says how it went. While
+  // the server does not answer it is sent again, for up to kConcludeFor (not
+  // after a second Ctrl-C), each time only if the job is still this run's.
+  void conclude(Run& run, Verb verb, const std::string& how, const std::string& reason = {}) {
+    static constexpr const char* kName[] = {"ACK", "NACK", "FAIL"};
+    const char* name = kName[static_cast<int>(verb)];
+    const Clock::time_point give_up_at = Clock::now() + kConcludeFor;
+    bool maybe_sent = false;  // an earlier try may have been carried out
+    std::string last_error;
+    for (;;) {
+      std::string why;
+      const Owner ours = owner(run, &why);
+      if (ours == Owner::kNotUs) {
+        say(how + (maybe_sent ? "; " + std::string(name) + " sent, its reply lost; " + why
+                              : "; no " + std::string(name) + ": its lease ran out (" + why + ")"));
+        return;
+      }
+      if (ours == Owner::kUs) {
+        Error error;
+        if (verb == Verb::kNack) {
+          auto nacked = run.client.nack(run.job.id);
+          if (nacked) {
+            say(how + (*nacked == NackOutcome::kDead ? "; out of attempts: moved to dead letters"
+                                                     : "; handed back to be retried (NACK)"));
+            return;
+          }
+          error = nacked.error();
+        } else {
+          auto done =
+              verb == Verb::kAck ? run.client.ack(run.job.id) : run.client.fail(run.job.id, reason);
+          if (done) {
+            say(how + (verb == Verb::kAck ? "; acked" : "; failed: moved to dead letters"));
+            return;
+          }
+          error = done.error();
+        }
+        if (error.is(ErrorCode::kNotLeased) || error.is(ErrorCode::kNotFound)) {
+          say(how + "; too late to " + name + " (" + error.to_string() + ")");
+          return;
+        }
+        if (error.kind == ErrorKind::kServer) {
+          say(how + "; " + name + " refused (" + error.to_string() +
+              "): the job will be delivered again when its lease runs out");
+          return;
+        }
+        run.suspect = true;
+        maybe_sent = maybe_sent || error.outcome_unknown();
+        last_error = error.to_string();
+      }
+      if (abort_.cancelled() || Clock::now() >= give_up_at) {
+        say(how + "; " + name + " got no answer" +
+            (last_error.empty() ? "" : " (" + last_error + ")") +
+            ": the job will be delivered again when its lease runs out");
+        return;
+      }
+      abort_.sleep_for_ms(kTroublePauseMs);
     }
   }
 

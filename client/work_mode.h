@@ -11,9 +11,13 @@
 // the lease at a time), so work longer than the queue's ack_timeout is not
 // delivered twice; if tq itself dies, the TOUCHes stop and the lease runs
 // out, as for any worker. `job_timeout` bounds a run: then the program is
-// stopped (SIGTERM, SIGKILL after kill_grace) and the job is retried.
+// stopped (SIGTERM, SIGKILL after kill_grace) and the job is retried. A run
+// whose lease is lost (TOUCH refused, no TOUCH through for a whole lease, or
+// JOB showing another delivery after a reconnect) is stopped the same way
+// and its job left alone: the server tells a late worker apart only on the
+// connection the job was delivered on, so after a reconnect tq asks.
 //
-// Stopping: the first SIGINT or SIGTERM (`stop`) takes no more jobs and lets
+// Stopping: the first SIGINT, SIGTERM or SIGHUP (`stop`) takes no more jobs and lets
 // running programs finish (their jobs are then ACKed or NACKed as usual); the
 // second (`abort`) stops them as a job_timeout does, hands their jobs back
 // with NACK, and ends with status 130.

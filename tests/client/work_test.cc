@@ -4,10 +4,13 @@
 #include <doctest/doctest.h>
 
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/work_mode.h"
@@ -162,6 +165,82 @@ TEST_SUITE("tq --work") {
     CHECK(client.job(1).error().is(tq::protocol::ErrorCode::kNotFound));
   }
 
+  TEST_CASE("what a stopped program started is killed too, even when it ignores SIGTERM") {
+    TqdProcess tqd;
+    TempDir out;
+    auto client = connect(tqd);
+    REQUIRE(client.create("q").ok());
+    REQUIRE(client.enqueue("q", "x").ok());
+    const std::string pid_file = out.path + "/pid";
+    BackgroundProcess tq = start_tq(
+        tqd, {"--work", "q", "--job-timeout", "300ms", "--count", "1", "--", "sh", "-c",
+              "sh -c 'trap \"\" TERM; echo $$ > " + pid_file + "; exec sleep 60' & sleep 60"});
+    CHECK(tq.wait_for_exit(20s) == 0);
+    INFO(all_lines(tq));
+    CHECK(count_lines(tq, "(stopped at --job-timeout 300ms); handed back") == 1);
+    const std::string pid = read_file(pid_file);
+    REQUIRE_FALSE(pid.empty());
+    // Gone, or a zombie waiting for its new parent to reap it.
+    bool alive = true;
+    for (int i = 0; i < 100 && alive; ++i) {
+      const std::string stat = read_file("/proc/" + pid.substr(0, pid.size() - 1) + "/stat");
+      alive = !stat.empty() && stat.find(") Z ") == std::string::npos;
+      if (alive) std::this_thread::sleep_for(50ms);
+    }
+    CHECK_FALSE(alive);
+  }
+
+  TEST_CASE("a job delivered again after a server restart is not finished by the old run") {
+    TqdProcess first;
+    const uint16_t port = first.port();
+    {
+      auto client = connect(first);
+      REQUIRE(client.create("q").ok());
+      REQUIRE(client.config("q", {{"ack_timeout", "1500ms"}}).ok());
+      REQUIRE(client.enqueue("q", "x").ok());
+    }
+    BackgroundProcess tq =
+        start_tq(first, {"--work", "q", "--count", "1", "--", "sh", "-c", "echo started; sleep 4"});
+    REQUIRE(tq.wait_for_line("started", 10s).has_value());
+    REQUIRE(first.stop(SIGTERM) == 0);
+    tq::testing::TqdOptions again;
+    again.dir = first.dir();
+    again.port = port;
+    TqdProcess second(again);
+    // Another worker takes the job the restart gave back.
+    auto client = connect(second);
+    auto taken = client.dequeue("q", 10s);
+    REQUIRE(taken.ok());
+    REQUIRE(taken->has_value());
+    CHECK(tq.wait_for_exit(20s) == 0);
+    INFO(all_lines(tq));
+    CHECK(count_lines(tq, "stopped, as its lease was lost") == 1);
+    CHECK(count_lines(tq, "acked") == 0);
+    // The new delivery is still the other worker's to finish.
+    CHECK(client.ack((*taken)->id).ok());
+  }
+
+  TEST_CASE("a program that cannot be run hands its job back and stops tq with 2") {
+    TqdProcess tqd;
+    TempDir dir;
+    auto client = connect(tqd);
+    REQUIRE(client.create("q").ok());
+    const std::string script = dir.path + "/job.sh";
+    std::ofstream(script) << "#!/bin/sh\nexit 0\n";
+    REQUIRE(chmod(script.c_str(), 0755) == 0);
+    BackgroundProcess tq = start_tq(tqd, {"--work", "q", "--", script});
+    REQUIRE(tq.wait_for_line("running", 10s).has_value());
+    REQUIRE(unlink(script.c_str()) == 0);  // removed while tq runs
+    REQUIRE(client.enqueue("q", "x").ok());
+    CHECK(tq.wait_for_exit(20s) == 2);
+    INFO(all_lines(tq));
+    CHECK(count_lines(tq, "No such file or directory; handed back to be retried (NACK)") == 1);
+    CHECK(count_lines(tq, "the program cannot be run; stopping") == 1);
+    auto job = client.job(1);
+    REQUIRE(job.ok());
+    CHECK(job->state == "ready");
+  }
+
   TEST_CASE("programs run side by side with --concurrency") {
     TqdProcess tqd;
     TempDir seen;
@@ -194,7 +273,7 @@ TEST_SUITE("tq --work") {
       BackgroundProcess tq =
           start_tq(tqd, {"--work", "q", "--", "sh", "-c", "echo started $TQ_JOB_ID; sleep 0.5"});
       REQUIRE(tq.wait_for_line("started 1", 10s).has_value());
-      CHECK(tq.stop(SIGTERM, 10s) == 0);
+      CHECK(tq.stop(SIGHUP, 10s) == 0);  // a closed terminal: as SIGTERM
       INFO(all_lines(tq));
       CHECK(count_lines(tq, "stopping: no more jobs are taken; 1 still running") == 1);
       CHECK(count_lines(tq, "job 1 from q (attempt 1): exit 0 after ") == 1);
