@@ -18,16 +18,11 @@
 using namespace std::chrono_literals;
 using tq::testing::count_of;
 using tq::testing::CuttingProxy;
+using tq::testing::TempDir;
 using tq::testing::TmuxScreen;
 using tq::testing::TqdProcess;
 
 namespace {
-
-// A temporary directory for the history file, removed at the end.
-struct TempDir {
-  std::string path = tq::testing::make_temp_dir();
-  ~TempDir() { tq::testing::remove_tree(path); }
-};
 
 std::string tq_command(uint16_t port, const std::string& history) {
   return "TQ_HISTFILE=" + history + " " + TQ_PATH + " --port " + std::to_string(port);

@@ -21,20 +21,12 @@ using tq::client::Options;
 using tq::client::TlsOptions;
 using tq::testing::make_tls_files;
 using tq::testing::run_program;
+using tq::testing::TempDir;
 using tq::testing::TlsFiles;
 using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
 
 namespace {
-
-// A temporary directory, removed with what is in it when the test ends.
-struct TempDir {
-  std::string path = tq::testing::make_temp_dir();
-  TempDir() = default;
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() { tq::testing::remove_tree(path); }
-};
 
 TqdOptions tls_tqd_options(const TlsFiles& files, bool ask_for_client_cert) {
   TqdOptions options;

@@ -20,17 +20,10 @@
 using namespace std::chrono_literals;
 using tq::testing::BackgroundProcess;
 using tq::testing::run_program;
+using tq::testing::TempDir;
 using tq::testing::TqdProcess;
 
 namespace {
-
-struct TempDir {
-  std::string path = tq::testing::make_temp_dir();
-  TempDir() = default;
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() { tq::testing::remove_tree(path); }
-};
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

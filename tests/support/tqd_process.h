@@ -88,4 +88,13 @@ LoopbackSocket bind_loopback_socket();
 std::string make_temp_dir();
 void remove_tree(const std::string& path);
 
+// A temporary directory, removed with what is in it when the test ends.
+struct TempDir {
+  std::string path = make_temp_dir();
+  TempDir() = default;
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() { remove_tree(path); }
+};
+
 }  // namespace tq::testing
