@@ -100,8 +100,8 @@ void on_work_signal(int) {
 
 int run_work(const tq::client::Options& options, const tq::client::WorkSettings& settings) {
   static_assert(std::atomic<int>::is_always_lock_free);
-  // Handlers outlive this function's tokens only as ignored signals: tq
-  // exits right after it returns.
+  // Static: a signal that arrives after run_work returns, while tq exits,
+  // still finds live tokens.
   static tq::client::CancelToken stop;
   static tq::client::CancelToken abort;
   g_work_stop = &stop;
