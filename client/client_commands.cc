@@ -24,14 +24,9 @@ Result<uint64_t> number_after(const std::string& text, std::string_view prefix) 
 
 // LIST's "emails,orders": the names.
 std::vector<std::string> queue_names(std::string_view text) {
-  std::vector<std::string> names;
-  while (!text.empty()) {
-    size_t comma = text.find(',');
-    names.emplace_back(text.substr(0, comma));
-    if (comma == std::string_view::npos) break;
-    text.remove_prefix(comma + 1);
-  }
-  return names;
+  if (text.empty()) return {};
+  const auto parts = split_commas(text);
+  return {parts.begin(), parts.end()};
 }
 
 std::string_view state_word(JobState state) {

@@ -1,7 +1,9 @@
 #include "client/duration.h"
 
 #include <charconv>
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
 
 namespace tq::client {
 
@@ -31,6 +33,31 @@ std::optional<milliseconds> parse_duration(std::string_view text) {
   constexpr uint64_t kCenturyMs = 100ull * 365 * 86'400'000;
   if (n > kCenturyMs / unit_ms) return std::nullopt;
   return milliseconds(static_cast<int64_t>(n * unit_ms));
+}
+
+std::string compact_duration(double ms) {
+  char text[32];
+  if (ms < 999.5) {
+    std::snprintf(text, sizeof text, ms < 0.5 ? "0" : "%.0fms", std::floor(ms + 0.5));
+    return text;
+  }
+  // The next unit once one decimal would round to its size: 60s, 60m; hours
+  // go on to 999.9h (1000h is 41.7d; 10000h would be 8 characters).
+  struct Step {
+    double from;  // the value at which to move on
+    double factor;
+    const char* unit;
+  };
+  static constexpr Step kSteps[] = {{59.95, 60, "m"}, {59.95, 60, "h"}, {999.95, 24, "d"}};
+  double value = ms / 1000;
+  const char* unit = "s";
+  for (const Step& step : kSteps) {
+    if (value < step.from) break;
+    value /= step.factor;
+    unit = step.unit;
+  }
+  std::snprintf(text, sizeof text, value < 999.95 ? "%.1f%s" : "%.0f%s", value, unit);
+  return text;
 }
 
 }  // namespace tq::client

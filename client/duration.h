@@ -20,4 +20,9 @@ std::string format_duration(milliseconds d);
 // negative or absurdly large (over 100 years).
 std::optional<milliseconds> parse_duration(std::string_view text);
 
+// Milliseconds in at most 7 characters, in the largest unit that keeps a
+// digit before the point: 0, 850ms, 12.3s, 45.0m, 3.5h, 52.1d, 1157d (to
+// 27,000 years).
+std::string compact_duration(double ms);
+
 }  // namespace tq::client

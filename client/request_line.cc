@@ -71,6 +71,16 @@ std::vector<std::string_view> split_words(std::string_view line) {
   return words;
 }
 
+std::vector<std::string_view> split_commas(std::string_view text) {
+  std::vector<std::string_view> parts;
+  for (;;) {
+    const size_t comma = text.find(',');
+    parts.push_back(text.substr(0, comma));
+    if (comma == std::string_view::npos) return parts;
+    text.remove_prefix(comma + 1);
+  }
+}
+
 Result<std::vector<std::string_view>> split_request(std::string_view line) {
   if (auto ok = check_line(line); !ok) return ok.error();
   return split_words(line);

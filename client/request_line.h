@@ -32,6 +32,8 @@ Status check_word(std::string_view word, std::string_view what);
 
 // The words of a line, split at spaces and tabs as the server splits them.
 std::vector<std::string_view> split_words(std::string_view line);
+// "a,b" -> {"a", "b"}; empty parts are kept ("a," -> {"a", ""}, "" -> {""}).
+std::vector<std::string_view> split_commas(std::string_view text);
 // split_words, refusing a line with a line break.
 Result<std::vector<std::string_view>> split_request(std::string_view line);
 

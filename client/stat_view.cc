@@ -57,31 +57,6 @@ std::string compact_number(double value) {
   return text;
 }
 
-std::string compact_duration(double ms) {
-  char text[32];
-  if (ms < 999.5) {
-    std::snprintf(text, sizeof text, ms < 0.5 ? "0" : "%.0fms", std::floor(ms + 0.5));
-    return text;
-  }
-  // The next unit once one decimal would round to its size: 60s, 60m; hours
-  // go on to 999.9h (1000h is 41.7d; 10000h would be 8 characters).
-  struct Step {
-    double from;  // the value at which to move on
-    double factor;
-    const char* unit;
-  };
-  static constexpr Step kSteps[] = {{59.95, 60, "m"}, {59.95, 60, "h"}, {999.95, 24, "d"}};
-  double value = ms / 1000;
-  const char* unit = "s";
-  for (const Step& step : kSteps) {
-    if (value < step.from) break;
-    value /= step.factor;
-    unit = step.unit;
-  }
-  std::snprintf(text, sizeof text, value < 999.95 ? "%.1f%s" : "%.0f%s", value, unit);
-  return text;
-}
-
 StatView::StatView(std::string queue) : queue_(std::move(queue)) {
   // The same story for both: what waits (ready, delayed), what is being
   // worked on (leased), what failed for good (dead), and the flow through;

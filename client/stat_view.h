@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "client/duration.h"
 #include "client/job.h"
 
 namespace tq::client {
@@ -50,10 +51,5 @@ class StatView {
 // A number in at most 7 characters: whole below 100,000, then 123.4k,
 // 9999.9k, 10.0M, 1.2G, up to T.
 std::string compact_number(double value);
-
-// Milliseconds in at most 7 characters, in the largest unit that keeps a
-// digit before the point: 0, 850ms, 12.3s, 45.0m, 3.5h, 52.1d, 1157d (to
-// 27,000 years).
-std::string compact_duration(double ms);
 
 }  // namespace tq::client

@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <mutex>
 #include <thread>
 
+#include "client/duration.h"
 #include "client/request_line.h"
 
 namespace tq::client {
@@ -28,24 +28,6 @@ constexpr milliseconds kTouchRetry = 1s;
 constexpr int kTroublePauseMs = 1000;
 // How long an ACK, NACK or FAIL is tried while the server does not answer.
 constexpr milliseconds kConcludeFor = 30s;
-
-// "1.24s", "850ms"
-std::string elapsed_text(Clock::duration d) {
-  const auto ms = std::chrono::duration_cast<milliseconds>(d).count();
-  if (ms < 1000) return std::to_string(ms) + "ms";
-  char text[32];
-  std::snprintf(text, sizeof text, "%.2fs", static_cast<double>(ms) / 1000.0);
-  return text;
-}
-
-// "300ms", "30s", "10m", "1h": as a person would write it.
-std::string duration_text(milliseconds d) {
-  const int64_t ms = d.count();
-  if (ms > 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
-  if (ms > 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
-  if (ms > 0 && ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
-  return std::to_string(ms) + "ms";
-}
 
 class Work {
  public:
@@ -266,7 +248,9 @@ class Work {
         }
         if (stopped != Stopped::kLeaseLost && lease != milliseconds::max() &&
             Clock::now() - renewed_at >= lease) {
-          lose_lease("no TOUCH got through for the lease's " + duration_text(lease), now);
+          lose_lease("no TOUCH got through for the lease's " +
+                         compact_duration(static_cast<double>(lease.count())),
+                     now);
         }
       }
       if (stopped == Stopped::kNo && now >= timeout_at) stop_program(Stopped::kTimeout, now);
@@ -285,7 +269,8 @@ class Work {
     if (stopped != Stopped::kNo) program->kill_leftovers();
 
     const std::string how =
-        who + ": " + exit->describe() + " after " + elapsed_text(Clock::now() - started);
+        who + ": " + exit->describe() + " after " +
+        compact_duration(std::chrono::duration<double, std::milli>(Clock::now() - started).count());
     if (stopped == Stopped::kLeaseLost) {
       say(how + "; stopped, as its lease was lost (" + lease_lost + ")");
       return;
@@ -293,7 +278,8 @@ class Work {
     if (stopped == Stopped::kTimeout || (stopped == Stopped::kAbort && !exit->succeeded())) {
       const std::string why =
           stopped == Stopped::kTimeout
-              ? "stopped at --job-timeout " + duration_text(settings_.job_timeout)
+              ? "stopped at --job-timeout " +
+                    compact_duration(static_cast<double>(settings_.job_timeout.count()))
               : "stopped by a second Ctrl-C or SIGTERM";
       conclude(run, Verb::kNack, how + " (" + why + ")");
       return;
@@ -399,26 +385,21 @@ Verdict verdict_for(const ProgramExit& exit, const std::vector<int>& fail_exits)
 
 std::optional<std::vector<int>> parse_exit_statuses(std::string_view text) {
   std::vector<int> statuses;
-  for (;;) {
-    const size_t comma = text.find(',');
-    auto number = parse_u64(text.substr(0, comma));
+  for (std::string_view part : split_commas(text)) {
+    auto number = parse_u64(part);
     if (!number || *number < 1 || *number > 255) return std::nullopt;
     statuses.push_back(static_cast<int>(*number));
-    if (comma == std::string_view::npos) return statuses;
-    text.remove_prefix(comma + 1);
   }
+  return statuses;
 }
 
 std::optional<std::vector<std::string>> parse_queue_list(std::string_view text) {
   std::vector<std::string> queues;
-  for (;;) {
-    const size_t comma = text.find(',');
-    const std::string_view name = text.substr(0, comma);
+  for (std::string_view name : split_commas(text)) {
     if (name.empty()) return std::nullopt;
     queues.emplace_back(name);
-    if (comma == std::string_view::npos) return queues;
-    text.remove_prefix(comma + 1);
   }
+  return queues;
 }
 
 int run_work(const Options& options, const WorkSettings& settings, const CancelToken& stop,
