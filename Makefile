@@ -14,6 +14,9 @@
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
+# Tests run two per core: most integration and client tests wait on tqd's
+# timers (leases, timeouts), and at one per core the cores sat 74% idle.
+TEST_JOBS ?= $(shell echo $$(( 2 * $$(nproc) )))
 CONFIG ?= config.yaml
 FUZZ_SECONDS ?= 60
 PREFIX ?= /usr/local
@@ -35,16 +38,19 @@ run: build
 test: test-release test-asan
 
 test-release: build
-	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	ctest --test-dir $(BUILD) --output-on-failure -j $(TEST_JOBS)
 
 # -O1 keeps the sanitizer build quick to compile and the tests quick to run;
-# -g1's line tables are all the sanitizers' stack traces use.
+# -g1's line tables are all the sanitizers' stack traces use. The unit tests
+# run as one process: a sanitized process takes 0.2 s to start and exit, 66 s
+# for the 331 cases one by one against 14 s for all of them at once.
+SANITIZERS_ENV = ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
 test-asan: bootstrap
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
 		-DTQ_SANITIZE=address,undefined >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target tqd unit_tests integration_tests
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -R '^(unit|integration)/'
+	$(SANITIZERS_ENV) $(ASAN_BUILD)/tests/unit_tests
+	$(SANITIZERS_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(TEST_JOBS) -R '^integration/'
 
 fuzz: bootstrap
 	scripts/fuzz $(FUZZ_SECONDS)

@@ -310,8 +310,10 @@ TEST_SUITE("hardening") {
     CHECK(tqd.wait_for_log("SIGHUP: settings read again", 5000));
     auto s = tqd.socket();
     CHECK(call(s, "PING") == "OK PONG");
-    CHECK(stat_of(tqd, "loop_slow_iterations_total") == "0");
-    CHECK(std::stoull(stat_of(tqd, "loop_max_busy_us")) < 10'000);
+    // The bug read the whole 300 ms wait as busy. The reload's own work is
+    // busy: a few ms, tens under the sanitizers on a machine running other
+    // tests, so the bound is the wait's half, not the 10 ms slow mark.
+    CHECK(std::stoull(stat_of(tqd, "loop_max_busy_us")) < 150'000);
     tqd.stop(SIGTERM);
     tq::testing::remove_tree(dir);
   }
