@@ -9,6 +9,8 @@
 #include "client/client.h"
 #include "tests/support/tqd_process.h"
 
+namespace client_test {
+
 using namespace std::chrono_literals;
 using tq::client::Client;
 using tq::client::ErrorKind;
@@ -435,3 +437,5 @@ TEST_SUITE("client library") {
     CHECK(c.request("PING")->text == "PONG");
   }
 }
+
+}  // namespace client_test

@@ -5,6 +5,8 @@
 #include "client/repl_completion.h"
 #include "protocol/command_table.h"
 
+namespace completion_test {
+
 using Words = std::vector<std::string>;
 
 namespace {
@@ -64,3 +66,5 @@ TEST_SUITE("tq completion") {
     CHECK(complete("help ac") == Words{"ack"});
   }
 }
+
+}  // namespace completion_test

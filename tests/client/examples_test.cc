@@ -11,6 +11,8 @@
 #include "tests/client/subprocess.h"
 #include "tests/support/tqd_process.h"
 
+namespace examples_test {
+
 using namespace std::chrono_literals;
 using tq::testing::BackgroundProcess;
 using tq::testing::run_program;
@@ -322,3 +324,5 @@ TEST_SUITE("examples") {
     CHECK(worker.stop(SIGINT, 10s) == 0);
   }
 }
+
+}  // namespace examples_test

@@ -16,6 +16,8 @@
 #include "tests/client/cutting_proxy.h"
 #include "tests/support/tqd_process.h"
 
+namespace reconnect_test {
+
 using namespace std::chrono_literals;
 using tq::client::CancelToken;
 using tq::client::Client;
@@ -308,3 +310,5 @@ TEST_SUITE("client reconnect") {
     CHECK(ping.error().kind == ErrorKind::kConnect);
   }
 }
+
+}  // namespace reconnect_test

@@ -5,6 +5,8 @@
 
 #include "client/repl_render.h"
 
+namespace render_test {
+
 using tq::client::Job;
 using tq::client::RenderStyle;
 using tq::client::Reply;
@@ -148,3 +150,5 @@ TEST_SUITE("tq rendering") {
     CHECK(tq::client::render_no_jobs(empty, {.raw = true}) == "ERROR EMPTY queue 'q' is paused\n");
   }
 }
+
+}  // namespace render_test

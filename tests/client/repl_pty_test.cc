@@ -15,6 +15,8 @@
 #include "tests/client/tmux_screen.h"
 #include "tests/support/tqd_process.h"
 
+namespace repl_pty_test {
+
 using namespace std::chrono_literals;
 using tq::testing::count_of;
 using tq::testing::CuttingProxy;
@@ -402,3 +404,5 @@ TEST_SUITE("tq REPL in a terminal") {
     CHECK(auth_failures(after, "second") == "1");
   }
 }
+
+}  // namespace repl_pty_test

@@ -9,6 +9,8 @@
 
 #include "client/stat_view.h"
 
+namespace stat_view_test {
+
 using tq::client::compact_duration;
 using tq::client::compact_number;
 using tq::client::Fields;
@@ -122,3 +124,5 @@ TEST_SUITE("stat_view") {
                                    "0.5", "3"});
   }
 }
+
+}  // namespace stat_view_test

@@ -12,6 +12,8 @@
 #include "tests/support/tls_certs.h"
 #include "tests/support/tqd_process.h"
 
+namespace tls_client_test {
+
 using namespace std::chrono_literals;
 using tq::client::CancelToken;
 using tq::client::Client;
@@ -414,3 +416,5 @@ TEST_SUITE("client TLS") {
     CHECK(worker.stop(SIGINT, 10s) == 0);
   }
 }
+
+}  // namespace tls_client_test

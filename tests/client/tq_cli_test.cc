@@ -13,6 +13,8 @@
 #include "tests/client/subprocess.h"
 #include "tests/support/tqd_process.h"
 
+namespace tq_cli_test {
+
 using tq::testing::ProgramResult;
 using tq::testing::run_program;
 using tq::testing::TqdProcess;
@@ -352,3 +354,5 @@ TEST_SUITE("tq command line") {
     CHECK(tqd.client().list().value() == std::vector<std::string>{"a"});
   }
 }
+
+}  // namespace tq_cli_test

@@ -17,6 +17,8 @@
 #include "tests/client/subprocess.h"
 #include "tests/support/tqd_process.h"
 
+namespace work_test {
+
 using namespace std::chrono_literals;
 using tq::testing::BackgroundProcess;
 using tq::testing::run_program;
@@ -388,3 +390,5 @@ TEST_SUITE("tq --work's rules") {
     CHECK_FALSE(parse_queue_list(",a"));
   }
 }
+
+}  // namespace work_test

@@ -21,6 +21,8 @@
 #include "tests/support/thread_group.h"
 #include "tests/support/tqd_process.h"
 
+namespace backup_test {
+
 using tq::testing::call;
 using tq::testing::stat_via;
 using tq::testing::ThreadGroup;
@@ -381,3 +383,5 @@ TEST_SUITE("backup") {
     CHECK_FALSE(s.read_line().ok());
   }
 }
+
+}  // namespace backup_test

@@ -8,6 +8,8 @@
 #include "tests/support/thread_group.h"
 #include "tests/support/tqd_process.h"
 
+namespace bad_input_test {
+
 using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
 
@@ -104,3 +106,5 @@ TEST_SUITE("bad_input") {
     CHECK_FALSE(s.read_line().ok());  // then the server closes
   }
 }
+
+}  // namespace bad_input_test

@@ -9,6 +9,8 @@
 #include "tests/integration/line_call.h"
 #include "tests/support/tqd_process.h"
 
+namespace clients_test {
+
 using tq::testing::call;
 using tq::testing::TqdProcess;
 
@@ -113,3 +115,5 @@ TEST_SUITE("clients") {
     CHECK(rows[2]["leases"] == "0");
   }
 }
+
+}  // namespace clients_test

@@ -13,6 +13,8 @@
 #include "tests/support/thread_group.h"
 #include "tests/support/tqd_process.h"
 
+namespace concurrency_test {
+
 using tq::testing::call;
 using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
@@ -202,3 +204,5 @@ TEST_SUITE("concurrency") {
     CHECK(open_fds() <= before);
   }
 }
+
+}  // namespace concurrency_test

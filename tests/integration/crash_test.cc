@@ -18,6 +18,8 @@
 #include "tests/support/thread_group.h"
 #include "tests/support/tqd_process.h"
 
+namespace crash_test {
+
 using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
 
@@ -209,3 +211,5 @@ TEST_SUITE("crash") {
     crash_cycles("never", 8, 8);
   }
 }
+
+}  // namespace crash_test

@@ -13,6 +13,8 @@
 #include "tests/integration/line_call.h"
 #include "wal/memory_file_system.h"
 
+namespace disk_full_test {
+
 using namespace tq;
 using tq::testing::call;
 using tq::testing::InProcessTqd;
@@ -146,3 +148,5 @@ TEST_SUITE("disk_full") {
     fs.set_fail_syncs(false);
   }
 }
+
+}  // namespace disk_full_test

@@ -13,6 +13,8 @@
 #include "tests/integration/line_call.h"
 #include "tests/support/tqd_process.h"
 
+namespace groups_test {
+
 using tq::testing::call;
 using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
@@ -117,3 +119,5 @@ TEST_SUITE("groups") {
     CHECK(call(s, "DEQUEUE q") == "OK " + second + " deposit");
   }
 }
+
+}  // namespace groups_test

@@ -24,6 +24,8 @@
 #include "tests/support/thread_group.h"
 #include "tests/support/tqd_process.h"
 
+namespace hardening_test {
+
 using tq::client::LineSocket;
 using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
@@ -448,3 +450,5 @@ TEST_SUITE("hardening") {
     CHECK(stat_of(tqd, "closed_not_reading_total") != "0");
   }
 }
+
+}  // namespace hardening_test

@@ -16,6 +16,8 @@
 #include "tests/integration/line_call.h"
 #include "wal/memory_file_system.h"
 
+namespace lease_sync_test {
+
 using namespace tq;
 using tq::testing::call;
 using tq::testing::InProcessTqd;
@@ -179,3 +181,5 @@ TEST_SUITE("lease_sync") {
     CHECK(read_reply(worker) == "OK " + id + " job");
   }
 }
+
+}  // namespace lease_sync_test

@@ -7,6 +7,8 @@
 
 #include "tests/support/tqd_process.h"
 
+namespace lease_test {
+
 using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
 
@@ -96,3 +98,5 @@ TEST_SUITE("lease") {
     CHECK(current.ack(*id).ok());
   }
 }
+
+}  // namespace lease_test

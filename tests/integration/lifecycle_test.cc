@@ -16,6 +16,8 @@
 #include "tests/integration/line_call.h"
 #include "tests/support/tqd_process.h"
 
+namespace lifecycle_test {
+
 using tq::client::LineSocket;
 using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
@@ -461,3 +463,5 @@ TEST_SUITE("lifecycle") {
     CHECK(stat(s, "wal_fsync_us_total") >= stat(s, "wal_max_fsync_us"));
   }
 }
+
+}  // namespace lifecycle_test

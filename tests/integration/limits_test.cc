@@ -12,6 +12,8 @@
 #include "tests/integration/line_call.h"
 #include "tests/support/tqd_process.h"
 
+namespace limits_test {
+
 using tq::client::LineSocket;
 using tq::testing::call;
 using tq::testing::TqdOptions;
@@ -165,3 +167,5 @@ TEST_SUITE("limits") {
     CHECK(tq::testing::stat_reaches(admin, "paused", "0", "q"));
   }
 }
+
+}  // namespace limits_test

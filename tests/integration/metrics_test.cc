@@ -22,6 +22,8 @@
 #include "tests/integration/line_call.h"
 #include "tests/support/tqd_process.h"
 
+namespace metrics_test {
+
 using tq::testing::call;
 using tq::testing::stat_via;
 using tq::testing::TqdOptions;
@@ -377,3 +379,5 @@ TEST_SUITE("metrics") {
     tq::testing::remove_tree(dir);
   }
 }
+
+}  // namespace metrics_test

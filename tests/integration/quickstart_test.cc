@@ -4,6 +4,8 @@
 
 #include "tests/support/tqd_process.h"
 
+namespace quickstart_test {
+
 using tq::protocol::ErrorCode;
 using tq::testing::TqdProcess;
 
@@ -47,3 +49,5 @@ TEST_SUITE("quickstart") {
     CHECK(tq::client::field(*stats, "ready") == "0");
   }
 }
+
+}  // namespace quickstart_test

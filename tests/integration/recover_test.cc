@@ -17,6 +17,8 @@
 #include "tests/support/tqd_process.h"
 #include "wal/record.h"
 
+namespace recover_test {
+
 using tq::testing::call;
 using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
@@ -417,3 +419,5 @@ TEST_SUITE("recover") {
                                "recovered-1 ready=2 held=0 delayed=0 leased=0 dead=0 paused=0"});
   }
 }
+
+}  // namespace recover_test

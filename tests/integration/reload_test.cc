@@ -13,6 +13,8 @@
 #include "tests/integration/line_call.h"
 #include "tests/support/tqd_process.h"
 
+namespace reload_test {
+
 using tq::testing::call;
 using tq::testing::stat_via;
 using tq::testing::TqdOptions;
@@ -275,3 +277,5 @@ TEST_SUITE("reload") {
     tq::testing::remove_tree(dir);
   }
 }
+
+}  // namespace reload_test

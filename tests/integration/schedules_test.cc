@@ -9,6 +9,8 @@
 #include "tests/integration/line_call.h"
 #include "tests/support/tqd_process.h"
 
+namespace schedules_test {
+
 using tq::testing::call;
 using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
@@ -105,3 +107,5 @@ TEST_SUITE("schedules") {
     tq::testing::remove_tree(options.dir);
   }
 }
+
+}  // namespace schedules_test

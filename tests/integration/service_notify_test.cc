@@ -17,6 +17,8 @@
 
 #include "tests/support/tqd_process.h"
 
+namespace service_notify_test {
+
 using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
 
@@ -138,3 +140,5 @@ TEST_SUITE("service_notify") {
     CHECK(tqd.client().ping().ok());
   }
 }
+
+}  // namespace service_notify_test

@@ -18,6 +18,8 @@
 #include "client/client.h"
 #include "tests/support/tqd_process.h"
 
+namespace shutdown_test {
+
 using tq::testing::run_tqd;
 using tq::testing::TqdProcess;
 
@@ -196,3 +198,5 @@ TEST_SUITE("command_line") {
     tq::testing::remove_tree(dir);
   }
 }
+
+}  // namespace shutdown_test

@@ -22,6 +22,8 @@
 #include "tests/support/tls_certs.h"
 #include "tests/support/tqd_process.h"
 
+namespace tls_test {
+
 using tq::testing::call;
 using tq::testing::make_temp_dir;
 using tq::testing::make_tls_files;
@@ -456,3 +458,5 @@ TEST_SUITE("tls") {
     CHECK_FALSE(std::filesystem::exists(certs.dir + "/data"));  // before the log
   }
 }
+
+}  // namespace tls_test

@@ -20,6 +20,8 @@
 #include "protocol/command_table.h"
 #include "tests/support/tqd_process.h"
 
+namespace transcript_test {
+
 using tq::testing::TqdProcess;
 
 namespace {
@@ -157,3 +159,5 @@ TEST_SUITE("transcript") {
     CHECK(with_password >= 1);  // the AUTH session was found and run
   }
 }
+
+}  // namespace transcript_test

@@ -12,6 +12,8 @@
 #include "tests/integration/line_call.h"
 #include "tests/support/tqd_process.h"
 
+namespace wait_test {
+
 using tq::testing::call;
 using tq::testing::stat_via;
 using tq::testing::TqdOptions;
@@ -68,3 +70,5 @@ TEST_SUITE("wait") {
     tq::testing::remove_tree(dir);
   }
 }
+
+}  // namespace wait_test

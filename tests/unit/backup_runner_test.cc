@@ -12,6 +12,8 @@
 #include "server/backup.h"
 #include "tests/unit/wal_test_support.h"
 
+namespace backup_runner_test {
+
 using tq::protocol::ErrorCode;
 using tq::server::BackupRunner;
 using tq::server::ServerStats;
@@ -134,3 +136,5 @@ TEST_SUITE("backup_runner") {
     CHECK_FALSE(f.h.log->pinned_for_backup());
   }
 }
+
+}  // namespace backup_runner_test

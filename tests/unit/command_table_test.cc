@@ -6,6 +6,8 @@
 
 #include "protocol/command_table.h"
 
+namespace command_table_test {
+
 using namespace tq::protocol;
 
 TEST_SUITE("command_table") {
@@ -123,3 +125,5 @@ TEST_SUITE("command_table") {
     CHECK(listed == documented);
   }
 }
+
+}  // namespace command_table_test

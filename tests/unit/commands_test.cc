@@ -6,6 +6,8 @@
 #include "protocol/request_parser.h"
 #include "server/commands.h"
 
+namespace commands_test {
+
 using namespace tq;
 
 namespace {
@@ -375,3 +377,5 @@ TEST_SUITE("commands") {
     CHECK(s.run("STATS nope\n") == "ERROR NOQUEUE queue 'nope' does not exist; CREATE it first\n");
   }
 }
+
+}  // namespace commands_test

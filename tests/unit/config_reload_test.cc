@@ -11,6 +11,8 @@
 #include "server/config_reload.h"
 #include "server/config_source.h"
 
+namespace config_reload_test {
+
 using namespace tq::server;
 
 namespace {
@@ -264,3 +266,5 @@ TEST_SUITE("config reload") {
     }
   }
 }
+
+}  // namespace config_reload_test

@@ -13,6 +13,8 @@
 #include "server/config_reload.h"
 #include "server/server.h"
 
+namespace config_test {
+
 using namespace tq::server;
 
 namespace {
@@ -539,3 +541,5 @@ queues:
     CHECK(r.error.find("wal.backup_dir") != std::string::npos);
   }
 }
+
+}  // namespace config_test

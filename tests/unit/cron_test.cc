@@ -12,6 +12,8 @@
 
 #include "server/engine/cron.h"
 
+namespace cron_test {
+
 using namespace tq::engine;
 
 namespace {
@@ -496,3 +498,5 @@ TEST_SUITE("cron") {
     }
   }
 }
+
+}  // namespace cron_test

@@ -10,6 +10,8 @@
 #include "server/engine/engine.h"
 #include "tests/unit/engine_fixture.h"
 
+namespace engine_groups_test {
+
 using namespace tq::engine;
 
 namespace {
@@ -233,3 +235,5 @@ TEST_SUITE("engine_groups") {
     f.check_groups();
   }
 }
+
+}  // namespace engine_groups_test

@@ -9,6 +9,8 @@
 #include "server/engine/engine.h"
 #include "tests/unit/engine_fixture.h"
 
+namespace engine_lifecycle_test {
+
 using namespace tq::engine;
 
 using Fixture = tq::testing::EngineFixture;
@@ -342,3 +344,5 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(Engine::valid_queue_name("waiting"));
   }
 }
+
+}  // namespace engine_lifecycle_test

@@ -11,6 +11,8 @@
 #include "server/engine/engine.h"
 #include "tests/unit/engine_fixture.h"
 
+namespace engine_limits_test {
+
 using namespace tq::engine;
 
 using Fixture = tq::testing::EngineFixture;
@@ -363,3 +365,5 @@ TEST_SUITE("engine_limits") {
     CHECK(f.take() != 0);
   }
 }
+
+}  // namespace engine_limits_test

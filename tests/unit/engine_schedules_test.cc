@@ -7,6 +7,8 @@
 #include "server/engine/engine.h"
 #include "tests/unit/engine_fixture.h"
 
+namespace engine_schedules_test {
+
 using namespace tq::engine;
 
 namespace {
@@ -227,3 +229,5 @@ TEST_SUITE("engine_schedules") {
     CHECK(f.queue().ready.size() == 1);
   }
 }
+
+}  // namespace engine_schedules_test

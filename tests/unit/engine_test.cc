@@ -5,6 +5,8 @@
 
 #include "server/engine/engine.h"
 
+namespace engine_test {
+
 using namespace tq::engine;
 
 namespace {
@@ -299,3 +301,5 @@ TEST_SUITE("engine") {
     CHECK((*job)->payload() == "orphan");
   }
 }
+
+}  // namespace engine_test

@@ -4,6 +4,8 @@
 
 #include "tests/unit/engine_fixture.h"
 
+namespace engine_wait_test {
+
 using namespace tq;
 using tq::testing::EngineFixture;
 
@@ -158,3 +160,5 @@ TEST_SUITE("engine wait") {
     CHECK(engine.find_job(2)->deadline_ms == clock.now);
   }
 }
+
+}  // namespace engine_wait_test

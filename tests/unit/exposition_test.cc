@@ -13,6 +13,8 @@
 #include "server/exposition.h"
 #include "server/figures.h"
 
+namespace exposition_test {
+
 using namespace tq;
 using server::ExpositionBuilder;
 using server::Figure;
@@ -347,3 +349,5 @@ TEST_SUITE("exposition") {
     CHECK(server::stats_value(word) == "never");
   }
 }
+
+}  // namespace exposition_test

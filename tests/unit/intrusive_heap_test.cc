@@ -7,6 +7,8 @@
 
 #include "server/engine/intrusive_heap.h"
 
+namespace intrusive_heap_test {
+
 using tq::engine::IntrusiveHeap;
 using tq::engine::kNoSlot;
 
@@ -82,3 +84,5 @@ TEST_SUITE("intrusive_heap") {
     CHECK(heap.top()->key == 0);
   }
 }
+
+}  // namespace intrusive_heap_test

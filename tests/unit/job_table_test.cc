@@ -11,6 +11,8 @@
 
 #include "server/engine/job.h"
 
+namespace job_table_test {
+
 using namespace tq::engine;
 
 namespace {
@@ -158,3 +160,5 @@ TEST_SUITE("job_table") {
     CHECK(buckets >= 262'144);
   }
 }
+
+}  // namespace job_table_test

@@ -11,6 +11,8 @@
 #include "tests/unit/wal_test_support.h"
 #include "wal/coding.h"
 
+namespace journal_test {
+
 using namespace tq;
 using wal::testing::LogHarness;
 
@@ -1023,3 +1025,5 @@ TEST_SUITE("journal") {
     CHECK_FALSE(journal.apply(wal::Record{2, 2, cut}, 1).ok());
   }
 }
+
+}  // namespace journal_test

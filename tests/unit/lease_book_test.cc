@@ -5,6 +5,8 @@
 
 #include "server/lease_book.h"
 
+namespace lease_book_test {
+
 using tq::server::LeaseBook;
 
 TEST_SUITE("lease_book") {
@@ -70,3 +72,5 @@ TEST_SUITE("lease_book") {
     for (uint64_t id = 1; id <= kLeases; id += 4'099) CHECK(book.delivery_of(id) == uint64_t{1});
   }
 }
+
+}  // namespace lease_book_test

@@ -5,6 +5,8 @@
 
 #include "server/loop_meter.h"
 
+namespace loop_meter_test {
+
 using tq::server::LoopMeter;
 
 namespace {
@@ -114,3 +116,5 @@ TEST_SUITE("loop_meter") {
     CHECK(loop.meter.stats().slow_iterations == 5);
   }
 }
+
+}  // namespace loop_meter_test

@@ -9,6 +9,8 @@
 #include "server/engine/queue.h"
 #include "server/engine/ready_set.h"
 
+namespace ready_set_test {
+
 using namespace tq::engine;
 
 namespace {
@@ -138,3 +140,5 @@ TEST_SUITE("ready_set") {
     CHECK(ready.top() == jobs[0]);
   }
 }
+
+}  // namespace ready_set_test

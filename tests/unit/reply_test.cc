@@ -8,6 +8,8 @@
 #include "protocol/reply.h"
 #include "protocol/reply_reader.h"
 
+namespace reply_test {
+
 using namespace tq::protocol;
 
 TEST_SUITE("reply") {
@@ -84,3 +86,5 @@ TEST_SUITE("reply") {
     CHECK(reader.broken());
   }
 }
+
+}  // namespace reply_test

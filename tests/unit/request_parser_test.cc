@@ -6,6 +6,8 @@
 
 #include "protocol/request_parser.h"
 
+namespace request_parser_test {
+
 using namespace tq::protocol;
 
 namespace {
@@ -221,3 +223,5 @@ TEST_SUITE("request_parser") {
           "wrong number of arguments for ENQUEUE; usage: ENQUEUE <queue> <payload>");
   }
 }
+
+}  // namespace request_parser_test

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+namespace slab_allocator_test {
+
 using tq::engine::SlabAllocator;
 
 namespace {
@@ -364,3 +366,5 @@ TEST_SUITE("slab_allocator") {
     for (void* b : blocks) slab.deallocate(b, 164);
   }
 }
+
+}  // namespace slab_allocator_test

@@ -9,6 +9,8 @@
 #include "tests/unit/wal_test_support.h"
 #include "wal/spare_segment.h"
 
+namespace spare_segment_test {
+
 using namespace tq::wal;
 using tq::wal::testing::LogHarness;
 using tq::wal::testing::ReplayedRecord;
@@ -232,3 +234,5 @@ TEST_SUITE("spare_segment") {
     CHECK(fs.extent_syncs() == 2);
   }
 }
+
+}  // namespace spare_segment_test

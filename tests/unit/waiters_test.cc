@@ -7,6 +7,8 @@
 
 #include "server/waiters.h"
 
+namespace waiters_test {
+
 using namespace tq;
 
 namespace {
@@ -170,3 +172,5 @@ TEST_SUITE("waiters") {
     CHECK(f.waiters.size() == 0);
   }
 }
+
+}  // namespace waiters_test

@@ -9,6 +9,8 @@
 #include "tests/unit/wal_test_support.h"
 #include "wal/backup.h"
 
+namespace wal_backup_test {
+
 using namespace tq::wal;
 using tq::wal::testing::LogHarness;
 using tq::wal::testing::ReplayedRecord;
@@ -248,3 +250,5 @@ TEST_SUITE("wal_backup") {
     CHECK(removed.empty());  // as many as kept: nothing goes
   }
 }
+
+}  // namespace wal_backup_test

@@ -9,6 +9,8 @@
 
 #include "tests/unit/wal_test_support.h"
 
+namespace wal_log_test {
+
 using namespace tq::wal;
 using tq::wal::testing::LogHarness;
 using tq::wal::testing::RecordingReporter;
@@ -1007,3 +1009,5 @@ TEST_SUITE("wal_log") {
     CHECK((*opened)->last_seq() == poison_seq + 1);  // its seq is not handed out again
   }
 }
+
+}  // namespace wal_log_test

@@ -8,6 +8,8 @@
 #include "wal/coding.h"
 #include "wal/record.h"
 
+namespace wal_record_test {
+
 using namespace tq::wal;
 
 TEST_SUITE("wal_record") {
@@ -127,3 +129,5 @@ TEST_SUITE("wal_record") {
     CHECK(in.failed());
   }
 }
+
+}  // namespace wal_record_test
