@@ -179,6 +179,13 @@ class Work {
     const Clock::time_point started = Clock::now();
     const std::string who = "job " + std::to_string(job.id) + " from " + job.queue + " (attempt " +
                             std::to_string(job.attempts) + ")";
+    // Counted before the start: the program may be seen running (its output,
+    // by whoever then sends a signal) before start() returns here.
+    ++running_;
+    struct Done {
+      std::atomic<unsigned>& running;
+      ~Done() { --running; }
+    } done{running_};
     auto program = JobProgram::start(settings_.program, job);
     if (!program) {
       conclude(run, Verb::kNack, who + ": " + program.error().message);
@@ -190,11 +197,6 @@ class Work {
       }
       return;
     }
-    ++running_;
-    struct Done {
-      std::atomic<unsigned>& running;
-      ~Done() { --running; }
-    } done{running_};
 
     enum class Stopped { kNo, kTimeout, kAbort, kLeaseLost };
     Stopped stopped = Stopped::kNo;
