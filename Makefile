@@ -5,7 +5,7 @@
 #   make run        ... and start tqd with config.yaml
 #   make test       ... run every test, then build the tests again with
 #                   AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
-#                   and run the unit and integration suites once more
+#                   and run the unit, integration and client suites once more
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make install    copy the built tqd and tq to $(PREFIX)/bin (default
 #                   /usr/local; run make first); for systemd, see
@@ -48,9 +48,9 @@ SANITIZERS_ENV = ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
 test-asan: bootstrap
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
 		-DTQ_SANITIZE=address,undefined >/dev/null
-	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target tqd unit_tests integration_tests
+	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target tqd unit_tests integration_tests client_tests
 	$(SANITIZERS_ENV) $(ASAN_BUILD)/tests/unit_tests
-	$(SANITIZERS_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(TEST_JOBS) -R '^integration/'
+	$(SANITIZERS_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(TEST_JOBS) -R '^(integration|client)/'
 
 fuzz: bootstrap
 	scripts/fuzz $(FUZZ_SECONDS)
