@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "protocol/reply.h"
@@ -28,6 +29,7 @@ namespace tq::server {
 // server: requests run one at a time.
 struct HandlerScratch {
   std::vector<engine::Queue*> queues;
+  std::unordered_set<engine::Queue*> seen;  // DEQUEUE's queues, when it names many
   std::vector<const engine::Job*> jobs;
 };
 

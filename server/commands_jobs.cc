@@ -1,6 +1,8 @@
 // Producers and workers: ENQUEUE, PUT, DEQUEUE, ACK, NACK, FAIL, TOUCH,
 // DELETE.
+#include <algorithm>
 #include <charconv>
+#include <unordered_set>
 
 #include "server/command_support.h"
 
@@ -27,6 +29,33 @@ void append_line_payload(std::string& out, const engine::Job& job) {
       case '\\': out += "\\\\"; break;
       default: out += c;
     }
+  }
+}
+
+// Adds `queue` to DEQUEUE's list unless it is there already: a queue named
+// twice is watched, drained and counted once (a waiter's second copy of a
+// dropped queue was left dangling, and every copy cost a waiter entry). A
+// short list is searched; a long one, up to a line's worth of names, is
+// checked against a set.
+void add_once(std::vector<engine::Queue*>& queues, std::unordered_set<engine::Queue*>& seen,
+              engine::Queue* queue) {
+  constexpr size_t kSearched = 16;
+  if (queues.size() < kSearched) {
+    if (std::find(queues.begin(), queues.end(), queue) == queues.end()) queues.push_back(queue);
+    return;
+  }
+  if (seen.empty()) seen.insert(queues.begin(), queues.end());
+  if (seen.insert(queue).second) queues.push_back(queue);
+}
+
+// An EMPTY names this many of DEQUEUE's queues, then says how many more: a
+// worker may name thousands, and the line is for a person to read.
+constexpr size_t kNamedQueues = 10;
+
+void append_queue_names(std::string& msg, const std::vector<engine::Queue*>& queues) {
+  for (size_t i = 0; i < queues.size() && i < kNamedQueues; ++i) msg += " " + queues[i]->name;
+  if (queues.size() > kNamedQueues) {
+    msg += " and " + std::to_string(queues.size() - kNamedQueues) + " more";
   }
 }
 
@@ -62,12 +91,15 @@ void append_delivery(std::string& out, const std::vector<const engine::Job*>& jo
         only_empty = only_empty && q->ready.empty() && q->held.empty() && !q->paused;
       if (only_empty) {
         msg = "no ready job in";
-        for (const engine::Queue* q : queues) msg += " " + q->name;
+        append_queue_names(msg, queues);
       } else {
         msg = "nothing to deliver:";
-        for (engine::Queue* q : queues) {
-          msg +=
-              (q == queues.front() ? " '" : "; '") + q->name + "' " + engine.why_not_delivering(*q);
+        for (size_t i = 0; i < queues.size() && i < kNamedQueues; ++i) {
+          msg += (i == 0 ? " '" : "; '") + queues[i]->name + "' " +
+                 engine.why_not_delivering(*queues[i]);
+        }
+        if (queues.size() > kNamedQueues) {
+          msg += "; and " + std::to_string(queues.size() - kNamedQueues) + " more";
         }
       }
     }
@@ -178,6 +210,7 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
   HandlerScratch& scratch = ctx.scratch != nullptr ? *ctx.scratch : own;
   std::vector<engine::Queue*>& queues = scratch.queues;
   queues.clear();
+  scratch.seen.clear();
   size_t count = 1;
   bool framed = false;
   int64_t wait_ms = 0;
@@ -186,7 +219,7 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
   for (; i < a.size() && !is_keyword(a[i], "WAIT") && !is_keyword(a[i], "COUNT"); ++i) {
     auto queue = ctx.engine.queue_or_error(a[i]);
     if (!queue.ok()) return reply_error(ctx, queue.error());
-    queues.push_back(queue.value());
+    add_once(queues, scratch.seen, queue.value());
   }
   if (queues.empty()) {
     return reply_error(ctx, ErrorCode::kBadFormat, "DEQUEUE needs a queue before WAIT or COUNT");

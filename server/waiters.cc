@@ -11,10 +11,33 @@ void WaiterTable::add(uint64_t connection_id, WaitRequest request) {
   const uint64_t seq = next_seq_++;
   for (engine::Queue* q : request.queues) {
     engine_.add_waiter(q);
-    by_queue_[q->number].push_back(Entry{connection_id, seq});
+    std::deque<Entry>& entries = by_queue_[q->number];
+    // The entries of waits that ended elsewhere (served through another of
+    // their queues, timed out, gone) stay until this queue serves them, and
+    // a queue no job comes to would keep them all: a worker looping on
+    // DEQUEUE busy idle WAIT ... left one on idle per wait. Swept once they
+    // outnumber the live ones, so the list stays within twice its waiters.
+    if (entries.size() >= 2 * static_cast<size_t>(q->waiters) + kSweepAtLeast) {
+      std::erase_if(entries, [this](const Entry& e) { return !current(e); });
+    }
+    entries.push_back(Entry{connection_id, seq});
   }
+  // The same for deadlines: a wait that was served keeps its heap entry
+  // until its time, up to limits.max_wait (an hour) later.
+  if (deadlines_.size() >= 2 * by_connection_.size() + kSweepAtLeast) sweep_deadlines();
   deadlines_.push(Deadline{request.deadline_ms, seq, connection_id});
   by_connection_[connection_id] = Waiter{connection_id, seq, std::move(request)};
+}
+
+void WaiterTable::sweep_deadlines() {
+  std::vector<Deadline> live;
+  live.reserve(by_connection_.size());
+  while (!deadlines_.empty()) {
+    const Deadline& d = deadlines_.top();
+    if (current(Entry{d.connection_id, d.seq})) live.push_back(d);
+    deadlines_.pop();
+  }
+  deadlines_ = decltype(deadlines_)(std::greater<>(), std::move(live));
 }
 
 WaiterTable::Waiter WaiterTable::take(uint64_t connection_id) {
@@ -68,6 +91,12 @@ void WaiterTable::expire(int64_t now_ms) {
   }
 }
 
+size_t WaiterTable::entries_kept() const {
+  size_t n = deadlines_.size();
+  for (const auto& [number, entries] : by_queue_) n += entries.size();
+  return n;
+}
+
 int64_t WaiterTable::next_deadline_ms() const {
   // Stale entries may make this early; expire() then finds nothing to do.
   return deadlines_.empty() ? INT64_MAX : deadlines_.top().at;
@@ -76,12 +105,12 @@ int64_t WaiterTable::next_deadline_ms() const {
 void WaiterTable::queue_dropping(engine::Queue* queue, const std::string& error) {
   std::vector<uint64_t> orphaned;
   for (auto& [connection_id, waiter] : by_connection_) {
-    auto& qs = waiter.request.queues;
-    auto it = std::find(qs.begin(), qs.end(), queue);
-    if (it == qs.end()) continue;
-    qs.erase(it);
-    engine_.remove_waiter(queue);
-    if (qs.empty()) orphaned.push_back(connection_id);
+    // Every copy: add() counted each (DEQUEUE lists a queue once, but a
+    // copy left here would point at a freed queue).
+    const size_t copies = std::erase(waiter.request.queues, queue);
+    if (copies == 0) continue;
+    for (size_t i = 0; i < copies; ++i) engine_.remove_waiter(queue);
+    if (waiter.request.queues.empty()) orphaned.push_back(connection_id);
   }
   by_queue_.erase(queue->number);
   for (uint64_t connection_id : orphaned) {

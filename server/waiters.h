@@ -4,7 +4,9 @@
 //
 // Fairness: waiters are served first come, first served per queue: each
 // queue keeps the ids of its waiters in arrival order, and a waiter watching
-// several queues is in each of their lists (removed lazily once served).
+// several queues is in each of their lists (removed lazily: when that queue
+// reaches the entry, or in a sweep once ended waits' entries outnumber the
+// live ones).
 // Cost: a blocked waiter costs nothing until a job arrives for one of its
 // queues or its deadline passes (one heap entry).
 #pragma once
@@ -55,6 +57,9 @@ class WaiterTable {
   // Answers every waiter with `error` (shutdown).
   void fail_all(const std::string& error);
   size_t size() const { return by_connection_.size(); }
+  // Entries in the queues' lists and the deadline heap, those of ended
+  // waits included: what the table's memory grows with.
+  size_t entries_kept() const;
 
  private:
   struct Waiter {
@@ -67,7 +72,12 @@ class WaiterTable {
     uint64_t seq;
   };
 
+  // A list is swept of ended waits' entries no sooner than this.
+  static constexpr size_t kSweepAtLeast = 16;
+
   void serve(engine::Queue* queue);
+  // Rebuilds the deadline heap without the entries of ended waits.
+  void sweep_deadlines();
   // Removes a waiter and its queues' waiter counts.
   Waiter take(uint64_t connection_id);
 

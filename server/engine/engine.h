@@ -148,10 +148,12 @@ class Engine {
 
   // --- Workers ---
   // Leases up to `max` ready jobs from the first of `queues` (by queue
-  // priority, then the order given) that has any, appending them to `out`.
-  // Paused queues are skipped. Pointers are valid until the next change.
-  // Stops early once the payloads taken reach `max_bytes` (at least one job
-  // is taken), so one reply stays bounded.
+  // priority, then the order given) that has any, then from the next ones
+  // while fewer than `max` were taken, appending them to `out`. Paused
+  // queues are skipped; a queue listed twice is taken from as one. Stops
+  // early once the payloads taken reach `max_bytes` (at least one job is
+  // taken), so one reply stays bounded. Pointers are valid until the next
+  // change.
   void dequeue(std::span<Queue* const> queues, size_t max, std::vector<const Job*>* out,
                uint64_t max_bytes = UINT64_MAX);
   // The seed's form: one job from one queue, or EMPTY.
@@ -382,6 +384,13 @@ class Engine {
   // clock if the rate limit needs it), by max_leased and the rate limit
   // (SIZE_MAX when neither applies); pauses and ready jobs aside.
   size_t delivery_room(Queue& queue, int64_t now);
+  struct Leased {
+    size_t jobs = 0;
+    uint64_t bytes = 0;  // their payloads
+  };
+  // Leases up to `max` of the queue's ready jobs, as its limits allow,
+  // stopping before the job that would take the payloads past `max_bytes`.
+  Leased lease_from(Queue& queue, size_t max, std::vector<const Job*>* out, uint64_t max_bytes);
   // Adds what the rate limit earned since the last look.
   void refill_rate(Queue& queue, int64_t now);
   // A full bucket: at creation, at a restart, when the rate settings change.
@@ -423,6 +432,7 @@ class Engine {
   IntrusiveHeap<Queue, QueueTimerOrder, QueueTimerSlot> timers_;
   ChangeObserver* observer_ = nullptr;
   std::vector<Queue*> ready_signals_;
+  std::vector<Queue*> dequeue_order_;  // dequeue()'s scratch, kept for its capacity
   EngineCounters counters_;
   size_t state_counts_[5] = {0, 0, 0, 0, 0};
   uint64_t payload_bytes_ = 0;

@@ -285,6 +285,24 @@ TEST_SUITE("lifecycle") {
     tqd.stop(SIGTERM);
     CHECK(*on_b.read_line() == "ERROR SHUTDOWN the server is stopping");
   }
+
+  TEST_CASE("a queue named twice is one queue - DROP answers its waiter, and tqd goes on") {
+    // The waiter's second copy of the queue once outlived the DROP: the wait
+    // went on with a freed queue, and tqd crashed when it ran out.
+    TqdProcess tqd;
+    auto admin = tqd.socket();
+    call(admin, "CREATE dq");
+    auto worker = tqd.socket(10'000);
+    REQUIRE(worker.send("DEQUEUE dq dq WAIT 1s\n").ok());
+    REQUIRE(tq::testing::stat_reaches(admin, "waiters", "1"));
+    CHECK(call(admin, "DROP dq") == "OK dropped dq");
+    CHECK(*worker.read_line() == "ERROR NOQUEUE queue 'dq' was dropped while you waited");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1'200));  // past the wait's end
+    CHECK(call(admin, "PING") == "OK PONG");
+    call(admin, "CREATE twice");
+    call(admin, "ENQUEUE twice one");
+    CHECK(call(worker, "DEQUEUE twice twice twice COUNT 5").rfind("OK 1", 0) == 0);
+  }
 }
 
 TEST_SUITE("lifecycle") {

@@ -225,6 +225,26 @@ TEST_SUITE("commands") {
     CHECK(s.run("ACK 99999999999999999999 2\n").rfind("ERROR BADFORMAT a job id", 0) == 0);
   }
 
+  TEST_CASE("DEQUEUE names a queue once however often it is given, and EMPTY names ten at most") {
+    Session s;
+    std::string create;
+    std::string names;
+    for (int i = 0; i < 12; ++i) {
+      create += "CREATE q" + std::to_string(i) + "\n";
+      names += " q" + std::to_string(i);
+    }
+    s.run(create);
+    CHECK(s.run("DEQUEUE" + names + names + "\n") ==
+          "ERROR EMPTY no ready job in q0 q1 q2 q3 q4 q5 q6 q7 q8 q9 and 2 more\n");
+    s.run("PAUSE q11\n");
+    CHECK(s.run("DEQUEUE q11 q0 q0 q11\n") ==
+          "ERROR EMPTY nothing to deliver: 'q11' is paused; 'q0' has no ready job\n");
+    s.run("ENQUEUE q3 a\nENQUEUE q3 b\nENQUEUE q5 c\n");
+    // q3 given three times is still one queue: its two jobs, then q5's.
+    CHECK(s.run("DEQUEUE q3 q3 q5 q3 COUNT 10\n").rfind("OK 3\n", 0) == 0);
+    CHECK(s.engine.find_queue("q3")->waiters == 0);
+  }
+
   TEST_CASE("FULL names the setting that was reached") {
     engine::ManualClock clock;
     engine::Engine engine{clock, engine::EngineLimits{.max_payload_total = 4},

@@ -140,6 +140,27 @@ TEST_SUITE("waiters") {
     CHECK(f.delivered[1].connection == 2);
   }
 
+  TEST_CASE(
+      "ended waits leave no growing trail - on a queue no job comes to, nor in the deadlines") {
+    // A worker looping on DEQUEUE a b WAIT ..., always served through a: each
+    // wait used to leave its entry on b for good, and its deadline for the
+    // wait's length.
+    Fixture f;
+    for (int i = 0; i < 1000; ++i) {
+      f.wait(1, {f.q("a"), f.q("b")}, 3'600'000);
+      f.put("a", "job " + std::to_string(i));
+      REQUIRE(f.delivered.size() == static_cast<size_t>(i + 1));
+    }
+    CHECK(f.waiters.entries_kept() < 100);
+    f.wait(1, {f.q("a"), f.q("b")}, 10'000);
+    f.wait(2, {f.q("b")}, 10'000);
+    f.put("b", "for the first in line");
+    REQUIRE(f.delivered.size() == 1001);
+    CHECK(f.delivered.back().connection == 1);
+    f.put("b", "for the second");
+    CHECK(f.delivered.back().connection == 2);
+  }
+
   TEST_CASE("fail_all answers everyone (shutdown)") {
     Fixture f;
     f.wait(1, {f.q("a")}, 10'000);
