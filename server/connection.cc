@@ -17,6 +17,8 @@ namespace {
 // the low mark we read again. Keeps a pipelining client that does not read
 // from growing our memory without bound.
 constexpr size_t kOutputHighWater = 1 << 20;
+// Unparsed input kept behind a wait, at most (about: one read more).
+constexpr size_t kInputHighWater = 1 << 20;
 constexpr size_t kOutputLowWater = 256 << 10;
 // How long a closing connection reads and discards what a client still
 // sends, so that the replies it was sent arrive (see linger()). Checked by
@@ -143,6 +145,20 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
   }
   self->parser_.feed(bytes);
   self->process();
+  self->limit_input();
+}
+
+void Connection::limit_input() {
+  // Requests sent behind a wait are kept until it ends. Past a request's
+  // worth, the socket is left unread (TCP holds the client back), or one
+  // client could fill tqd's memory behind a DEQUEUE ... WAIT 1h. Reading
+  // again in resume(). The price: a client that closes with this much
+  // unread does not end its wait at once.
+  if (waiting_ && reading_ && parser_.buffered() > kInputHighWater) {
+    uv_read_stop(stream());
+    reading_ = false;
+    input_held_ = true;
+  }
 }
 
 void Connection::on_end_of_input() {
@@ -202,6 +218,7 @@ void Connection::read_tls(std::string_view ciphertext) {
   if (!plain.empty() && !draining_) {
     parser_.feed(plain);
     process();
+    limit_input();
   }
   if (outcome == TlsSession::Read::kClosed) on_end_of_input();
 }
@@ -329,6 +346,11 @@ void Connection::finish_wait(const std::vector<const engine::Job*>& jobs,
 
 void Connection::resume() {
   process();
+  limit_input();
+  if (input_held_ && !waiting_ && !paused_ && !draining_ && !closing_) {
+    input_held_ = false;
+    if (uv_read_start(stream(), on_alloc, on_read) == 0) reading_ = true;
+  }
   if (input_ended_ && !deferred_) {
     input_ended_ = false;
     on_end_of_input();
@@ -481,6 +503,7 @@ void Connection::after_write_drained() {
     paused_ = false;
     process();  // requests that arrived while we were paused
     if (!paused_ && !draining_ && !closing_ && !reading_) {
+      input_held_ = false;  // limit_input() stops it again if need be
       if (uv_read_start(stream(), on_alloc, on_read) == 0) reading_ = true;
     }
   }

@@ -140,6 +140,8 @@ class Connection {
   // Runs every whole request in the parser until it needs more bytes, or the
   // output is over the high-water mark, or the connection is done.
   void process();
+  // Stops reading while a wait holds more than a request's worth of input.
+  void limit_input();
   // Releases or holds the reply at out_[begin, end) made by a command that
   // left the log at `seq` and did (or did not) append to it; `vouches`: the
   // reply speaks for records it did not write (CommandContext::vouches).
@@ -177,6 +179,7 @@ class Connection {
   size_t in_flight_ = 0;     // bytes in the one uv_write under way
   bool reading_ = false;     // uv_read_start is in effect
   bool paused_ = false;      // not reading because the client is not reading its replies
+  bool input_held_ = false;  // not reading: a wait holds a request's worth of input
   bool draining_ = false;    // no more requests; close when the output is written
   bool closing_ = false;     // uv_close was called
   bool lingering_ = false;   // replies written and FIN sent; discarding input until EOF

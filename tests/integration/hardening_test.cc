@@ -374,6 +374,57 @@ TEST_SUITE("hardening") {
     CHECK(call(s, "DEQUEUE q") == "ERROR EMPTY queue 'q' has no ready job");
   }
 
+  TEST_CASE("requests piled up behind a WAIT are held back by TCP, not kept in tqd's memory") {
+    TqdProcess tqd;
+    auto admin = tqd.socket();
+    call(admin, "CREATE w");
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(tqd.port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    const std::string wait = "DEQUEUE w WAIT 30s\n";
+    REQUIRE(::send(fd, wait.data(), wait.size(), 0) == static_cast<ssize_t>(wait.size()));
+    REQUIRE(tq::testing::stat_reaches(admin, "waiters", "1"));
+    const uint64_t rss_before = rss_kib(tqd.pid());
+    // PINGs until the socket takes no more for half a second, 64 MiB at most:
+    // tqd once read them all into memory, with the loop stalled as it grew.
+    std::string pings;
+    while (pings.size() < 64 * 1024) pings += "PING\n";
+    size_t sent = 0;
+    while (sent < (64u << 20)) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, 500) != 1) break;
+      const size_t at = sent % pings.size();  // one unbroken stream of PINGs
+      const ssize_t n = ::send(fd, pings.data() + at, pings.size() - at, MSG_DONTWAIT);
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+    INFO("sent " << sent << " bytes behind the wait");
+    CHECK(sent < (32u << 20));
+    CHECK(rss_kib(tqd.pid()) < rss_before + 8 * 1024);
+    CHECK(call(admin, "PING") == "OK PONG");
+    // The wait ends; the held requests are then all answered.
+    call(admin, "ENQUEUE w the job");
+    timeval ten_seconds{10, 0};
+    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &ten_seconds, sizeof ten_seconds) == 0);
+    const size_t expected =
+        std::string("OK 1 the job\n").size() + (sent / 5) * std::string("OK PONG\n").size();
+    std::string replies;
+    char buf[1 << 16];
+    while (replies.size() < expected) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      replies.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    REQUIRE(replies.size() == expected);
+    CHECK(replies.rfind("OK 1 the job\nOK PONG\n", 0) == 0);
+    CHECK(replies.substr(replies.size() - 16) == "OK PONG\nOK PONG\n");
+  }
+
   TEST_CASE("a flood of hostile clients does not stop a producer and a worker, nor lose a job") {
     TqdOptions o;
     o.config_yaml =
