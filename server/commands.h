@@ -37,7 +37,7 @@ struct HandlerScratch {
 struct RequestLimits {
   int64_t max_wait_ms = 3'600'000;      // DEQUEUE ... WAIT
   size_t max_count = 1000;              // DEQUEUE ... COUNT, PEEK n
-  uint64_t max_batch_bytes = 16 << 20;  // payload bytes in one DEQUEUE ... COUNT reply
+  uint64_t max_batch_bytes = 16 << 20;  // payload bytes in one DEQUEUE ... COUNT or PEEK reply
   size_t max_waiters = 10'000;          // connections blocked in DEQUEUE ... WAIT
 };
 inline constexpr RequestLimits kDefaultRequestLimits{};

@@ -47,6 +47,16 @@ void cmd_peek(CommandContext& ctx, const Request& req) {
   std::vector<const engine::Job*> jobs;
   auto peeked = ctx.engine.peek(req.args[0], state, n, [&](const engine::Job& j) { jobs.push_back(&j); });
   if (!peeked.ok()) return reply_error(ctx, peeked.error());
+  // As DEQUEUE ... COUNT: stop before the job that would take the payloads
+  // past limits.max_batch_bytes (the first goes whatever its size), or one
+  // PEEK of big jobs could put a gigabyte in a connection's output at once.
+  uint64_t bytes = 0;
+  size_t fit = 0;
+  for (; fit < jobs.size(); ++fit) {
+    if (fit > 0 && bytes + jobs[fit]->payload_size > ctx.limits->max_batch_bytes) break;
+    bytes += jobs[fit]->payload_size;
+  }
+  jobs.resize(fit);
   ctx.out += "OK ";
   protocol::append_number(ctx.out, jobs.size());
   ctx.out += '\n';

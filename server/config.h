@@ -64,7 +64,7 @@ struct Config {
   int64_t send_timeout_ms = 30'000;     // close one that reads none of its replies this long
   size_t max_auth_failures = 3;         // wrong passwords before the connection is closed
   size_t max_waiters = 10'000;          // connections blocked in DEQUEUE ... WAIT
-  uint64_t max_batch_bytes = 16ull << 20;  // payload bytes in one DEQUEUE ... COUNT reply
+  uint64_t max_batch_bytes = 16ull << 20;  // payload bytes in one DEQUEUE ... COUNT or PEEK reply
   size_t max_line_bytes = 1 << 20;
   size_t max_queues = 10'000;
   int64_t max_wait_ms = 3'600'000;   // longest DEQUEUE ... WAIT

@@ -296,7 +296,7 @@ Result<Job*> Engine::leased_job(uint64_t id, const char* verb) {
     if (job->state == JobState::kReady || job->state == JobState::kDelayed ||
         job->state == JobState::kHeld) {
       msg += job->attempts == 0 ? " (it was never delivered)"
-                                : " (its lease expired and it went back to the queue)";
+                                : " (it went back to the queue: nacked, or its lease ran out)";
     }
     return make_error(Errc::kNotLeased, std::move(msg));
   }
@@ -307,6 +307,7 @@ Status Engine::ack(uint64_t id, std::optional<std::string_view> queue_name) {
   if (queue_name) {
     // A name no queue can have is a malformed request, as in every command.
     if (!valid_queue_name(*queue_name)) return invalid_name(*queue_name);
+    if (find_queue(*queue_name) == nullptr) return no_queue(*queue_name);
     const Job* found = jobs_.find(id);
     if (found != nullptr && *queue_name != found->queue->name) {
       return make_error(Errc::kNotFound,

@@ -113,6 +113,19 @@ TEST_SUITE("commands") {
     CHECK(big.find("toolong") != std::string::npos);
   }
 
+  TEST_CASE("PEEK stops before the job that would pass max_batch_bytes - one job at least") {
+    // PEEK big 1000 of 1 MiB jobs once put a gigabyte into one connection.
+    Session s;
+    s.limits.max_batch_bytes = 6;
+    s.run("CREATE q\nENQUEUE q toolong\nENQUEUE q abc\nENQUEUE q def\nENQUEUE q g\n");
+    CHECK(s.run("PEEK q 10\n").rfind("OK 1\n", 0) == 0);  // toolong, alone over the budget
+    s.run("DELETE 1\n");
+    const std::string peeked = s.run("PEEK q 10\n");
+    CHECK(peeked.rfind("OK 2\n", 0) == 0);  // abc and def; g would make 7 bytes
+    CHECK(peeked.find("def\n") != std::string::npos);
+    CHECK(peeked.find("g\n") == std::string::npos);
+  }
+
   TEST_CASE("errors show odd bytes of a name escaped, and say why a duration is too long") {
     Session s;
     // A name no queue can have is BADFORMAT, as CREATE says, not a queue to
@@ -348,6 +361,8 @@ TEST_SUITE("commands") {
     // A name no queue can have is malformed, as in every other command.
     CHECK(s.run("ACK a/b 1\n").find("ERROR BADFORMAT invalid queue name 'a/b'") == 0);
     CHECK(s.run("ACK WAIT 1\n").find("ERROR BADFORMAT invalid queue name 'WAIT'") == 0);
+    // A queue that is not there is NOQUEUE, as in every other command.
+    CHECK(s.run("ACK nosuch 1\n").rfind("ERROR NOQUEUE", 0) == 0);
     CHECK(s.run("ACK a 1\n") == "OK acked 1\n");
   }
 
