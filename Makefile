@@ -16,7 +16,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 # Tests run two per core: most integration and client tests wait on tqd's
 # timers (leases, timeouts), and at one per core the cores sat 74% idle.
-TEST_JOBS ?= $(shell echo $$(( 2 * $$(nproc) )))
+TEST_JOBS ?= $(shell echo $$(( 2 * $(JOBS) )))
 CONFIG ?= config.yaml
 FUZZ_SECONDS ?= 60
 PREFIX ?= /usr/local

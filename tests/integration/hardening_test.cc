@@ -378,13 +378,8 @@ TEST_SUITE("hardening") {
     TqdProcess tqd;
     auto admin = tqd.socket();
     call(admin, "CREATE w");
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int fd = tq::testing::connect_raw(tqd.port());
     REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(tqd.port());
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
     const std::string wait = "DEQUEUE w WAIT 30s\n";
     REQUIRE(::send(fd, wait.data(), wait.size(), 0) == static_cast<ssize_t>(wait.size()));
     REQUIRE(tq::testing::stat_reaches(admin, "waiters", "1"));

@@ -20,28 +20,9 @@
 
 namespace shutdown_test {
 
+using tq::testing::connect_raw;
 using tq::testing::run_tqd;
 using tq::testing::TqdProcess;
-
-namespace {
-
-// A plain blocking socket to tqd, for what the client library never does
-// (send without reading, a tiny receive buffer); -1 on failure.
-int connect_raw(uint16_t port, int receive_buffer = 0) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = (receive_buffer == 0 || ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer,
-                                                       sizeof receive_buffer) == 0) &&
-                  ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-  if (!ok) ::close(fd);
-  return ok ? fd : -1;
-}
-
-}  // namespace
 
 TEST_SUITE("shutdown") {
   TEST_CASE("SIGTERM: open connections are closed, tqd logs and exits 0 promptly") {

@@ -206,6 +206,20 @@ int TqdProcess::stop(int signum, int timeout_ms) {
   return decode_status(status);
 }
 
+int connect_raw(uint16_t port, int receive_buffer) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = (receive_buffer == 0 || ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer,
+                                                       sizeof receive_buffer) == 0) &&
+                  ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  if (!ok) ::close(fd);
+  return ok ? fd : -1;
+}
+
 LoopbackSocket bind_loopback_socket() {
   LoopbackSocket bound;
   bound.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

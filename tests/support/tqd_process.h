@@ -84,6 +84,10 @@ struct LoopbackSocket {
 // Throws std::runtime_error when the socket cannot be made.
 LoopbackSocket bind_loopback_socket();
 
+// A plain blocking socket to tqd on 127.0.0.1, for what the client library
+// never does (send without reading, a tiny receive buffer); -1 on failure.
+int connect_raw(uint16_t port, int receive_buffer = 0);
+
 // A fresh temporary directory, removed by the caller.
 std::string make_temp_dir();
 void remove_tree(const std::string& path);
