@@ -184,9 +184,22 @@ void Engine::revive(Job* job) {
   unlink(job);
   job->attempts = 0;  // a fresh start: its old failures are why it died
   ++job->kicks;       // ... and its next delivery is not its first one again
-  jobs_.extras(*job)->reason.clear();
+  JobExtras* extras = jobs_.extras(*job);  // a dead job has them: its reason
+  extras->reason.clear();
+  // A KICK is an operator's explicit retry, so the job's TTL no longer
+  // applies: kept, a job that died after its TTL would expire at once and
+  // the KICK would delete it. A release record would bring the old expiry
+  // back on replay, so such a job is recorded whole.
+  const bool had_ttl = extras->expires_at_ms > 0;
+  extras->expires_at_ms = 0;
   make_ready(job, clock_.now_ms());
-  if (observer_) observer_->job_released(*job);
+  if (observer_) {
+    if (had_ttl) {
+      observer_->job_saved(*job);
+    } else {
+      observer_->job_released(*job);
+    }
+  }
   ++job->queue->counters.kicked;
   ++counters_.kicked;
 }

@@ -121,6 +121,12 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
     payload_bytes_ += snap.payload.size();
   } else {
     unlink(job);
+    // The newest record wins: a KICK records a job whose TTL it cleared
+    // and whose death is over.
+    if (JobExtras* extras = jobs_.extras(*job)) {
+      extras->expires_at_ms = snap.expires_at_ms;
+      extras->reason.clear();
+    }
   }
   job->attempts = snap.attempts;
   job->priority = snap.priority;

@@ -21,7 +21,7 @@ class ChangeObserver {
   virtual void queue_saved(Queue& queue) = 0;    // created, configured, paused, resumed
   virtual void queue_dropped(Queue& queue) = 0;  // its jobs' removals follow, in bulk
   virtual void queue_purged(Queue& queue) = 0;   // its ready and delayed jobs' removals follow, in bulk
-  virtual void job_saved(Job& job) = 0;          // enqueued
+  virtual void job_saved(Job& job) = 0;          // enqueued; KICKed with its TTL cleared
   virtual void job_leased(Job& job) = 0;
   virtual void job_released(Job& job) = 0;       // back to ready or delayed: lease ran out, NACK, KICK
   virtual void job_dead(Job& job) = 0;           // moved to dead letters (reason in extras)

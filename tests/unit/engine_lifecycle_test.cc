@@ -172,6 +172,30 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(f.engine.extras_of(*f.engine.find_job(kept))->reason == "ttl expired before delivery");
   }
 
+  TEST_CASE("KICK clears a TTL - a job kicked after its TTL passed is run, not expired") {
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.ttl_dead_letter = true; });
+    uint64_t failed = f.put("failed", {.ttl_ms = 1'000});
+    REQUIRE(f.take() == failed);
+    REQUIRE(f.engine.fail(failed, "bad").ok());
+    uint64_t stale = f.put("stale", {.ttl_ms = 1'000});
+    f.advance(2'000);  // both TTLs pass: one was dead already, one dies of it
+    REQUIRE(f.engine.find_job(stale)->state == JobState::kDead);
+    CHECK(f.engine.kick("q", 10).value() == 2);
+    f.advance(60'000);
+    CHECK(f.queue().counters.expired == 1);  // only the first expiry
+    CHECK(f.take() == failed);
+    CHECK(f.take() == stale);
+    CHECK(f.engine.extras_of(*f.engine.find_job(stale))->expires_at_ms == 0);
+    // A job kicked by id as well, and given back once it is leased.
+    REQUIRE(f.engine.fail(stale, "again").ok());
+    REQUIRE(f.engine.kick_job(stale).ok());
+    REQUIRE(f.take() == stale);
+    REQUIRE(f.engine.nack(stale, std::nullopt).ok());
+    f.advance(0);
+    CHECK(f.engine.find_job(stale)->state == JobState::kReady);
+  }
+
   TEST_CASE("TTL does not cut a lease short, but a job given back late expires") {
     Fixture f;
     uint64_t id = f.put("slow", {.ttl_ms = 1'000});

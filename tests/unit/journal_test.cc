@@ -727,6 +727,33 @@ TEST_SUITE("journal") {
     CHECK(node.engine.job_count() == 0);
   }
 
+  TEST_CASE("a KICK that cleared a TTL survives a restart - replay does not expire the job") {
+    wal::MemoryFileSystem fs;
+    int64_t now = 0;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("q").ok());
+      REQUIRE(node.engine.enqueue("q", "late", {.ttl_ms = 1'000}).ok());
+      REQUIRE(node.engine.dequeue("q").ok());
+      REQUIRE(node.engine.fail(1, "bad").ok());
+      node.clock.advance_ms(5'000);
+      REQUIRE(node.engine.kick("q", 1).value() == 1);
+      node.harness.settle();
+      now = node.clock.now_ms();
+      node.harness.close();
+    }
+    Node node(fs, now + 1'000);
+    REQUIRE(node.open(small_segments()).ok());
+    node.engine.expire_due();
+    const engine::Job* job = node.engine.find_job(1);
+    REQUIRE(job != nullptr);
+    CHECK(job->state == engine::JobState::kReady);
+    CHECK(job->attempts == 0);
+    CHECK(node.engine.extras_of(*job)->expires_at_ms == 0);
+    CHECK(node.engine.extras_of(*job)->reason.empty());
+  }
+
   TEST_CASE("a lease a restart ends counts its attempt - out of attempts, the job is dead") {
     wal::MemoryFileSystem fs;
     {
