@@ -100,6 +100,8 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
           "waited for a worker where workers are furthest behind.",
           FigureUnit::kMilliseconds);
   f.gauge("payload_bytes", engine.payload_bytes(), "Payload bytes of every job held.");
+  f.gauge("schedule_payload_bytes", engine.schedule_payload_bytes(),
+          "Payload bytes of every schedule; limits.max_payload_total counts them with the jobs'.");
   f.gauge("memory_rss_bytes", rss, "The process's resident set.");
   f.gauge("memory_jobs_bytes", jobs.used_bytes + jobs.large_bytes,
           "Memory in the pages and blocks holding jobs.");

@@ -184,8 +184,11 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
                                        std::to_string(limits_.max_payload_total) +
                                        " bytes): it can never be stored");
   }
-  if (limits_.max_payload_total > 0 && payload_bytes_ + payload.size() > limits_.max_payload_total) {
-    return make_error(Errc::kFull, "the server holds " + std::to_string(payload_bytes_) +
+  // Schedules' payloads count too: otherwise max_queues of them, 1 MiB
+  // each, could take memory the limit means to bound.
+  if (const uint64_t held = payload_bytes_ + schedule_payload_bytes_;
+      limits_.max_payload_total > 0 && held + payload.size() > limits_.max_payload_total) {
+    return make_error(Errc::kFull, "the server holds " + std::to_string(held) +
                                        " payload bytes, near its limit (limits.max_payload_total); "
                                        "try again later");
   }

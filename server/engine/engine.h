@@ -278,6 +278,9 @@ class Engine {
   size_t job_count() const { return jobs_.size(); }
   size_t count_in(JobState state) const { return state_counts_[static_cast<size_t>(state)]; }
   uint64_t payload_bytes() const { return payload_bytes_; }
+  // Payload bytes the schedules of every queue hold; limits.max_payload_total
+  // counts them with the jobs'.
+  uint64_t schedule_payload_bytes() const { return schedule_payload_bytes_; }
   // The job's rarely-used fields (TTL, own max_attempts, dedup key, why it
   // died), or nullptr when it has none.
   const JobExtras* extras_of(const Job& job) const { return jobs_.extras(job); }
@@ -404,6 +407,8 @@ class Engine {
   size_t fire_schedules(Queue* queue, int64_t now, size_t max);
   // After the queue's schedules changed: Queue::schedule_at and the log.
   void schedules_changed(Queue* queue);
+  // Counts the queue's schedule payloads again, into the server's total.
+  void count_schedule_payloads(Queue* queue);
   // Forgets keys whose window ended, at most `max` entries; returns how many.
   size_t forget_old_keys(Queue* queue, int64_t now, size_t max);
   // Puts the queue in the timer heap at its earliest deadline. `now` is the
@@ -436,6 +441,7 @@ class Engine {
   EngineCounters counters_;
   size_t state_counts_[5] = {0, 0, 0, 0, 0};
   uint64_t payload_bytes_ = 0;
+  uint64_t schedule_payload_bytes_ = 0;
   uint64_t next_job_id_ = 1;
   uint32_t next_queue_number_ = 1;
   uint64_t random_state_;  // xorshift64 for backoff jitter; seeded, so tests repeat

@@ -106,6 +106,13 @@ Result<const Schedule*> Engine::schedule(std::string_view queue_name, const Sche
                                         " payload bytes, over 1 MiB; keep schedule payloads "
                                         "small (a reference to the data, not the data)");
   }
+  const uint64_t held_elsewhere =
+      payload_bytes_ + schedule_payload_bytes_ - queue->schedule_payload_bytes;
+  if (limits_.max_payload_total > 0 && held_elsewhere + payload_bytes > limits_.max_payload_total) {
+    return make_error(Errc::kFull, "the server holds " + std::to_string(held_elsewhere) +
+                                       " payload bytes in jobs and other schedules, near its "
+                                       "limit (limits.max_payload_total)");
+  }
   if (it == queue->schedules.end()) {
     if (queue->schedules.size() >= kMaxSchedulesPerQueue) {
       return make_error(Errc::kLimit, "queue '" + queue->name + "' holds " +

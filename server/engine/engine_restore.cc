@@ -48,6 +48,7 @@ Queue* Engine::restore_queue(uint32_t number, std::string_view name, const Queue
     }
   }
   queue->schedules = std::move(schedules);
+  count_schedule_payloads(queue);
   queue->refresh_schedule_at();
   settings_changed(queue);
   next_queue_number_ = std::max(next_queue_number_, number + 1);
@@ -69,6 +70,7 @@ void Engine::restore_drop_queue(uint32_t number) {
     if (observer_) observer_->dedup_forgotten(*queue, entry);
   }
   if (queue->timer_slot != kNoSlot) timers_.erase(queue);
+  schedule_payload_bytes_ -= queue->schedule_payload_bytes;
   queues_by_number_.erase(number);
   queues_.erase(queue->name);  // frees it
 }

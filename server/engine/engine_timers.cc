@@ -132,10 +132,18 @@ size_t Engine::fire_schedules(Queue* queue, int64_t now, size_t max) {
 }
 
 void Engine::schedules_changed(Queue* queue) {
+  count_schedule_payloads(queue);
   queue->refresh_schedule_at();
   settings_changed(queue);
   if (observer_) observer_->queue_saved(*queue);
   reschedule(queue);
+}
+
+void Engine::count_schedule_payloads(Queue* queue) {
+  uint64_t bytes = 0;
+  for (const auto& [name, s] : queue->schedules) bytes += s.payload.size();
+  schedule_payload_bytes_ = schedule_payload_bytes_ - queue->schedule_payload_bytes + bytes;
+  queue->schedule_payload_bytes = bytes;
 }
 
 int64_t Engine::backoff_ms(const Queue& queue, uint32_t attempts) {

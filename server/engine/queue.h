@@ -179,6 +179,7 @@ struct Queue {
   std::unordered_map<std::string, Group> groups;  // groups with members, by name
   std::map<std::string, Schedule> schedules;      // by name
   int64_t schedule_at = INT64_MAX;                // the earliest next_ms of its schedules
+  uint64_t schedule_payload_bytes = 0;            // of its schedules (count_schedule_payloads)
   QueueCounters counters;
   WaitHistogram waits;            // how long each delivered job had been ready
   uint32_t timer_slot = kNoSlot;  // position in the engine's heap of queue timers

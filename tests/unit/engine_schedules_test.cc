@@ -189,6 +189,31 @@ TEST_SUITE("engine_schedules") {
     f.add(every("c", 60'000, "y"));
   }
 
+  TEST_CASE("schedule payloads count in limits.max_payload_total with the jobs'") {
+    Fixture f;
+    f.engine.set_limits(EngineLimits{.max_payload_total = 1'000});
+    REQUIRE(f.engine.create_queue("other").ok());
+    REQUIRE(f.engine.schedule("other", every("a", 60'000, std::string(600, 'a'))).ok());
+    CHECK(f.engine.schedule_payload_bytes() == 600);
+    // A job fits beside it only within what is left.
+    CHECK(f.engine.enqueue("q", std::string(500, 'j')).error().code == Errc::kFull);
+    f.put(std::string(300, 'j'));
+    // So does another schedule; replacing one counts its new payload only.
+    Error full = f.refused(every("b", 60'000, std::string(200, 'b')));
+    CHECK(full.code == Errc::kFull);
+    CHECK(full.message.find("900 payload bytes") != std::string::npos);
+    REQUIRE(f.engine.schedule("other", every("a", 60'000, std::string(650, 'a'))).ok());
+    CHECK(f.engine.schedule_payload_bytes() == 650);
+    // CANCEL and DROP give the bytes back.
+    REQUIRE(f.engine.unschedule("other", "a").ok());
+    CHECK(f.engine.schedule_payload_bytes() == 0);
+    f.add(every("b", 60'000, std::string(200, 'b')));
+    REQUIRE(f.engine.schedule("other", every("c", 60'000, std::string(100, 'c'))).ok());
+    CHECK(f.engine.schedule_payload_bytes() == 300);
+    REQUIRE(f.engine.drop("other").ok());
+    CHECK(f.engine.schedule_payload_bytes() == 200);
+  }
+
   TEST_CASE("a cron schedule whose next time is decades off keeps it after a firing") {
     Fixture f;
     f.clock.set_ms(1'961'539'200'000);                        // 2032-02-28 00:00 UTC

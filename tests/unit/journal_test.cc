@@ -561,6 +561,8 @@ TEST_SUITE("journal") {
     CHECK(tick.group == "g");
     CHECK(tick.every_ms == 60'000);
     CHECK(q->schedules.at("nightly").cron->text() == "0 3 * * *");
+    // Replay met the queue's record three times (two SCHEDULEs, a firing).
+    CHECK(node.engine.schedule_payload_bytes() == std::string("tick!report").size());
     CHECK(node.engine.job_count() == 1);
     node.engine.expire_due();  // the first tick: the missed minutes fire once
     CHECK(node.engine.job_count() == 2);
