@@ -189,7 +189,8 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   if (const uint64_t held = payload_bytes_ + schedule_payload_bytes_;
       limits_.max_payload_total > 0 && held + payload.size() > limits_.max_payload_total) {
     return make_error(Errc::kFull, "the server holds " + std::to_string(held) +
-                                       " payload bytes, near its limit (limits.max_payload_total); "
+                                       " payload bytes in jobs and schedules, near its limit "
+                                       "(limits.max_payload_total); "
                                        "try again later");
   }
 
