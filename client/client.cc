@@ -219,11 +219,16 @@ Result<Reply> Client::request(std::string_view line, std::string_view body,
   return reply;
 }
 
-Result<std::string> Client::line_call(std::string_view line, Repeat repeat) {
+Result<std::string> Client::line_call(std::string_view line, Repeat repeat,
+                                      std::optional<milliseconds> patience) {
   if (auto bad = check_line(line); !bad) return bad.error();
   std::string wire(line);
   wire += '\n';
-  auto reply = exchange(wire, protocol::ReplyShape::kLine, repeat, options_.timeout_ms, nullptr);
+  const int timeout_ms =
+      patience ? static_cast<int>(std::clamp<int64_t>(patience->count(), 1, INT32_MAX))
+               : options_.timeout_ms;
+  auto reply = exchange(wire, protocol::ReplyShape::kLine, repeat, timeout_ms, nullptr,
+                        /*keep_if_late=*/patience.has_value());
   if (!reply) return reply.error();
   return std::move(reply->text);
 }

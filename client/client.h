@@ -182,8 +182,12 @@ class Client {
   // FAIL: straight to dead letters with the reason (one line).
   Status fail(uint64_t id, std::string_view reason);
   // TOUCH: the lease now ends `lease` from now (default: the queue's
-  // ack_timeout). Returns the time left.
-  Result<milliseconds> touch(uint64_t id, std::optional<milliseconds> lease = {});
+  // ack_timeout). Returns the time left. With `patience`, waits at most that
+  // long for the reply, as list(patience) does: a late reply is kTimeout and
+  // owed, the connection kept (a heartbeat must not stop its caller for the
+  // whole timeout when the server stalls).
+  Result<milliseconds> touch(uint64_t id, std::optional<milliseconds> lease = {},
+                             std::optional<milliseconds> patience = {});
   // DELETE: removes a job in any state.
   Status delete_job(uint64_t id);
 
@@ -285,7 +289,10 @@ class Client {
   Status ensure_connected(const CancelToken* cancel);
   Status connect_once();
   // exchange() of one line with a one-line reply; returns the text after OK.
-  Result<std::string> line_call(std::string_view line, Repeat repeat);
+  // With `patience`, that is the wait for the reply, and a late one is owed
+  // (keep_if_late); without, options_.timeout_ms.
+  Result<std::string> line_call(std::string_view line, Repeat repeat,
+                                std::optional<milliseconds> patience = {});
   std::string generated_key();
 
   Options options_;

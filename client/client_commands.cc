@@ -218,10 +218,11 @@ Status Client::fail(uint64_t id, std::string_view reason) {
   return Ok{};
 }
 
-Result<milliseconds> Client::touch(uint64_t id, std::optional<milliseconds> lease) {
+Result<milliseconds> Client::touch(uint64_t id, std::optional<milliseconds> lease,
+                                   std::optional<milliseconds> patience) {
   std::string line = "TOUCH " + std::to_string(id);
   if (lease) line += " " + format_duration(*lease);
-  auto reply = line_call(line, Repeat::kNever);
+  auto reply = line_call(line, Repeat::kNever, patience);
   if (!reply) return reply.error();
   auto left = number_after(*reply, "touched " + std::to_string(id) + " ");
   if (!left) return left.error();
@@ -244,11 +245,9 @@ Result<std::vector<std::string>> Client::list() {
 
 Result<std::vector<std::string>> Client::list(milliseconds patience) {
   if (!connected()) return make_error(ErrorKind::kConnect, "not connected to " + address());
-  const int patience_ms = static_cast<int>(std::clamp<int64_t>(patience.count(), 1, INT32_MAX));
-  auto reply = exchange("LIST\n", protocol::ReplyShape::kLine, Repeat::kNever, patience_ms, nullptr,
-                        /*keep_if_late=*/true);
+  auto reply = line_call("LIST", Repeat::kNever, patience);
   if (!reply) return reply.error();
-  return queue_names(reply->text);
+  return queue_names(*reply);
 }
 
 Result<std::vector<QueueInfo>> Client::queues() {

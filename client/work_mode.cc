@@ -23,6 +23,10 @@ using protocol::ErrorCode;
 constexpr milliseconds kDequeueWait = 5s;
 // After a TOUCH that got no answer, before the next try.
 constexpr milliseconds kTouchRetry = 1s;
+// The most a TOUCH waits for its answer (or --timeout, when shorter): the
+// program is not watched meanwhile (its exit, --job-timeout). A late answer
+// is read before the next request, on the same connection.
+constexpr milliseconds kTouchPatience = 500ms;
 // Between DEQUEUEs that fail (no such queue yet, no server), and between
 // tries of an ACK, NACK or FAIL that got no answer.
 constexpr int kTroublePauseMs = 1000;
@@ -219,6 +223,8 @@ class Work {
     Clock::time_point next_touch = started;
     Clock::time_point renewed_at = started;
     milliseconds lease = milliseconds::max();  // unknown until a TOUCH answers
+    const milliseconds touch_patience =
+        std::min(kTouchPatience, milliseconds(run.client.options().timeout_ms));
     auto lose_lease = [&](const std::string& why, Clock::time_point now) {
       lease_lost = why;
       stop_program(Stopped::kLeaseLost, now);
@@ -233,7 +239,7 @@ class Work {
         if (ours == Owner::kNotUs) {
           lose_lease(why, now);
         } else if (ours == Owner::kUs) {
-          auto left = run.client.touch(job.id);
+          auto left = run.client.touch(job.id, std::nullopt, touch_patience);
           if (left) {
             lease = *left;
             renewed_at = Clock::now();
@@ -242,7 +248,11 @@ class Work {
                      left.error().is(ErrorCode::kNotFound)) {
             lose_lease(left.error().to_string(), now);
           } else {
-            if (left.error().kind != ErrorKind::kServer) run.suspect = true;
+            // A late answer leaves the connection as it was: the job's.
+            if (left.error().kind != ErrorKind::kServer &&
+                !(left.error().kind == ErrorKind::kTimeout && run.client.connected())) {
+              run.suspect = true;
+            }
             next_touch = Clock::now() + kTouchRetry;
           }
         } else {

@@ -140,6 +140,37 @@ TEST_SUITE("tq --work") {
     CHECK(client.job(1).error().is(tq::protocol::ErrorCode::kNotFound));
   }
 
+  TEST_CASE("a server that stops answering does not hold up the watch on a program") {
+    TqdProcess tqd;
+    auto client = connect(tqd);
+    REQUIRE(client.create("q").ok());
+    REQUIRE(client.config("q", {{"ack_timeout", "1500ms"}}).ok());  // a TOUCH each 0.5 s
+    REQUIRE(client.enqueue("q", "x").ok());
+    BackgroundProcess tq = start_tq(
+        tqd, {"--timeout", "30s", "--work", "q", "--count", "1", "--job-timeout", "1s", "--", "sh",
+              "-c", "trap 'echo terminated; exit 1' TERM; echo started; sleep 60 & wait"});
+    REQUIRE(tq.wait_for_line("started", 10s).has_value());
+    // Stopped, tqd takes the TOUCHes but answers none of them.
+    REQUIRE(kill(tqd.pid(), SIGSTOP) == 0);
+    struct Continue {
+      pid_t pid;
+      ~Continue() { kill(pid, SIGCONT); }
+    } resume{tqd.pid()};
+    // Its --job-timeout stops the program while tqd is still stopped. A TOUCH
+    // that waited for its answer as long as --timeout allows (30 s) held it up.
+    const bool stopped_in_time = tq.wait_for_line("terminated", 10s).has_value();
+    REQUIRE(kill(tqd.pid(), SIGCONT) == 0);
+    CHECK(stopped_in_time);
+    const bool handed_back =
+        tq.wait_for_line("(stopped at --job-timeout 1.0s); handed back", 20s).has_value();
+    INFO(all_lines(tq));
+    CHECK(handed_back);
+    CHECK(tq.wait_for_exit(20s) == 0);
+    auto job = client.job(1);
+    REQUIRE(job.ok());
+    CHECK(job->state == "ready");
+  }
+
   TEST_CASE(
       "--job-timeout stops a program that runs too long, with what it started, and retries "
       "the job") {
