@@ -95,7 +95,11 @@ RequestParser::Result RequestParser::next() {
         const void* nl = std::memchr(buf_.data() + scan_, '\n', size - scan_);
         if (nl == nullptr) {
           scan_ = size;
-          if (size - pos_ > limits_.max_line_bytes) return overlong_line(std::string::npos);
+          // The limit is on the line without its end: a '\r' that came last
+          // may be the first half of "\r\n", its '\n' in the next read.
+          size_t arrived = size - pos_;
+          if (arrived > 0 && buf_[size - 1] == '\r') --arrived;
+          if (arrived > limits_.max_line_bytes) return overlong_line(std::string::npos);
           return Result::kNeedMore;
         }
         size_t consumed = static_cast<size_t>(static_cast<const char*>(nl) - buf_.data()) + 1 - pos_;

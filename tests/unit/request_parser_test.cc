@@ -149,6 +149,19 @@ TEST_SUITE("request_parser") {
     CHECK(parse_whole("ENQUEUE q 123456\n", limits) == std::vector<std::string>{"ENQUEUE|q|123456"});
   }
 
+  TEST_CASE("a line at the limit is fine with its CRLF split across reads") {
+    ParserLimits limits;
+    limits.max_line_bytes = 16;
+    const std::string line = "ENQUEUE q 123456";  // 16 bytes
+    const std::string stream = line + "\r\nPING\n";
+    const std::vector<std::string> want{"ENQUEUE|q|123456", "PING"};
+    CHECK(parse_whole(stream, limits) == want);
+    CHECK(parse_in_pieces(stream, {line.size() + 1}, limits) == want);  // "\r" | "\n"
+    // A '\r' that is part of the line counts: one byte over the limit.
+    CHECK(parse_in_pieces(line + "\rx\nPING\n", {line.size() + 1}, limits) ==
+          std::vector<std::string>{"ERROR TOOBIG", "PING"});
+  }
+
   TEST_CASE("an endless line without newline does not grow the buffer") {
     ParserLimits limits;
     limits.max_line_bytes = 1024;
