@@ -1,7 +1,7 @@
 #include "protocol/request_parser.h"
 
 #include <array>
-#include <charconv>
+#include <cstdint>
 #include <cstring>
 
 namespace tq::protocol {
@@ -32,6 +32,21 @@ bool is_blank(std::string_view line) {
     if (!is_space(c)) return false;
   }
   return true;
+}
+
+// A PUT's byte count: decimal digits and nothing else, so "+5", "-5", "0x5"
+// and "5x" are not counts (the line is BADFORMAT, and nothing is skipped).
+// Digits past UINT64_MAX are still a count, of a body too long for any
+// limit: they saturate, so the line is TOOBIG and the body skipped.
+std::optional<uint64_t> byte_count(std::string_view word) {
+  if (word.empty()) return std::nullopt;
+  uint64_t n = 0;
+  for (char c : word) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const auto digit = static_cast<uint64_t>(c - '0');
+    n = n > (UINT64_MAX - digit) / 10 ? UINT64_MAX : n * 10 + digit;
+  }
+  return n;
 }
 
 std::string usage_error(const CommandSpec& spec) {
@@ -155,11 +170,7 @@ std::optional<uint64_t> RequestParser::declared_body(std::string_view line, bool
   const CommandSpec* spec = find_command(word());
   if (spec == nullptr || spec->body_length_arg < 0) return std::nullopt;
   for (int skipped = 0; skipped < spec->body_length_arg; ++skipped) word();
-  const std::string_view len = word();
-  uint64_t n = 0;
-  auto [end, ec] = std::from_chars(len.data(), len.data() + len.size(), n);
-  if (len.empty() || ec != std::errc() || end != len.data() + len.size()) return std::nullopt;
-  return n;
+  return byte_count(word());
 }
 
 RequestParser::Result RequestParser::parse_line(size_t line_len, size_t consumed) {
@@ -180,14 +191,14 @@ RequestParser::Result RequestParser::parse_line(size_t line_len, size_t consumed
     return Result::kRequest;
   }
 
-  std::string_view len_arg = request_.args[static_cast<size_t>(spec.body_length_arg)];
-  uint64_t body_len = 0;
-  auto [end, ec] = std::from_chars(len_arg.data(), len_arg.data() + len_arg.size(), body_len);
-  if (ec != std::errc() || end != len_arg.data() + len_arg.size()) {
+  const std::optional<uint64_t> count =
+      byte_count(request_.args[static_cast<size_t>(spec.body_length_arg)]);
+  if (!count) {
     pos_ = scan_ = pos_ + consumed;
     return fail(ErrorCode::kBadFormat, "body length must be a number of bytes; usage: " +
                                            std::string(spec.usage));
   }
+  const uint64_t body_len = *count;
   if (body_len > limits_.max_body_bytes) {
     // Skip the body the client is about to send, so its bytes are not taken
     // for commands (beanstalkd does the same for JOB_TOO_BIG).

@@ -206,6 +206,25 @@ TEST_SUITE("request_parser") {
     CHECK(parse_whole("PUT q\nPING\n") == std::vector<std::string>{"ERROR BADFORMAT", "PING"});
   }
 
+  TEST_CASE("a PUT byte count is decimal digits - anything else is BADFORMAT and skips nothing") {
+    std::string too_many;  // one more argument than PUT takes: declared_body's path
+    for (int i = 0; i < 8; ++i) too_many += " PRIORITY " + std::to_string(i);
+    for (const std::string count : {"+4", "-4", "0x4", "4x"}) {
+      CAPTURE(count);
+      // No byte count, so no body to skip: its bytes are the next request.
+      CHECK(parse_whole("PUT q " + count + "\nPING\n") ==
+            std::vector<std::string>{"ERROR BADFORMAT", "PING"});
+      CHECK(parse_whole("PUT q " + count + too_many + "\nPING\n") ==
+            std::vector<std::string>{"ERROR BADFORMAT", "PING"});
+    }
+    CHECK(parse_whole("PUT q 0004\nPING\n") == std::vector<std::string>{"PUT|q|0004"});
+    // Digits past 64 bits are a count, too long for any limit: TOOBIG, and
+    // the body is skipped, as for any other count, however the line is refused.
+    const std::string huge = "PUT q 99999999999999999999999";
+    CHECK(parse_whole(huge + "\nPING\n") == std::vector<std::string>{"ERROR TOOBIG"});
+    CHECK(parse_whole(huge + too_many + "\nPING\n") == std::vector<std::string>{"ERROR BADFORMAT"});
+  }
+
   TEST_CASE("a request, or one being skipped, is in progress until it ends") {
     RequestParser parser;
     std::vector<std::string> out;
