@@ -55,7 +55,8 @@ const std::vector<std::string>& queue_setting_keys() {
 std::optional<std::string> apply_queue_setting(engine::QueueSettings& s, std::string_view key,
                                                std::string_view value) {
   auto bad = [&](const char* expected) {
-    return std::string(key) + ": expected " + expected + ", got '" + std::string(value.substr(0, 64)) + "'";
+    return std::string(key) + ": expected " + expected + ", got " +
+           engine::quoted(value.substr(0, 64));
   };
   if (key == "ack_timeout") {
     auto v = duration(value);
@@ -124,7 +125,7 @@ std::optional<std::string> apply_queue_setting(engine::QueueSettings& s, std::st
   } else {
     std::string keys;
     for (const auto& k : queue_setting_keys()) keys += (keys.empty() ? "" : ", ") + k;
-    return "unknown setting '" + std::string(key.substr(0, 64)) + "' (settings: " + keys + ")";
+    return "unknown setting " + engine::quoted(key.substr(0, 64)) + " (settings: " + keys + ")";
   }
   return std::nullopt;
 }

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "server/engine/result.h"
+
 namespace tq::engine {
 namespace {
 
@@ -60,10 +62,6 @@ std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
   return out;
-}
-
-std::string quoted(std::string_view s) {
-  return "'" + std::string(s) + "'";
 }
 
 // Words separated by runs of spaces (or tabs, as crontab files have them).

@@ -7,15 +7,13 @@
 #include "server/engine/engine.h"
 
 namespace tq::engine {
-namespace {
 
-// A name as a reply shows it: quoted, cut at 200 bytes, and bytes a terminal
-// or a line-based client would choke on written as \xNN (a name that does not
-// exist can hold anything the client sent).
-std::string quoted(std::string_view name) {
+// Declared in result.h: a name that does not exist can hold anything the
+// client sent.
+std::string quoted(std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string s = "'";
-  for (unsigned char c : name.substr(0, 200)) {
+  for (unsigned char c : text.substr(0, 200)) {
     if (c >= 0x20 && c < 0x7f) {
       s += static_cast<char>(c);
     } else {
@@ -27,6 +25,8 @@ std::string quoted(std::string_view name) {
   s += "'";
   return s;
 }
+
+namespace {
 
 bool equals_upper(std::string_view upper, std::string_view any) {
   if (upper.size() != any.size()) return false;

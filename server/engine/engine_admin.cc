@@ -135,7 +135,7 @@ Status Engine::unschedule(std::string_view queue_name, std::string_view name) {
   auto it = queue->schedules.find(std::string(name));
   if (it == queue->schedules.end()) {
     return make_error(Errc::kNotFound,
-                      "no schedule '" + std::string(name) + "' in queue '" + queue->name + "'");
+                      "no schedule " + quoted(name) + " in queue '" + queue->name + "'");
   }
   queue->schedules.erase(it);
   schedules_changed(queue);

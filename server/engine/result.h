@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "base/expected.h"
 
@@ -31,5 +32,11 @@ using Status = Result<Ok>;
 using tq::Ok;
 
 inline Error make_error(Errc code, std::string message) { return Error{code, std::move(message)}; }
+
+// Client input (a name, a key, a value) as a message shows it: in single
+// quotes, cut at 200 bytes, and bytes a terminal or a line-based client
+// would choke on (control bytes, ESC above all, and non-ASCII) as \xNN.
+// Every message that echoes what a client sent goes through this.
+std::string quoted(std::string_view text);
 
 }  // namespace tq::engine

@@ -140,6 +140,28 @@ TEST_SUITE("commands") {
           "got '31d'\n");
   }
 
+  TEST_CASE("CONFIG, CANCEL and SCHEDULE show control bytes a client sent escaped") {
+    Session s;
+    s.run("CREATE q\n");
+    auto error_of = [&](const std::string& request) {
+      const std::string reply = s.run(request);
+      CHECK(reply.find('\x1b') == std::string::npos);
+      return reply;
+    };
+    CHECK(error_of("CONFIG q \x1b[2Jred=5\n")
+              .rfind("ERROR BADFORMAT unknown setting '\\x1b[2Jred' (settings: ack_timeout,", 0) ==
+          0);
+    CHECK(error_of("CONFIG q max_size=\x1b[2J\n") ==
+          "ERROR BADFORMAT max_size: expected a whole number (0: no limit), got '\\x1b[2J'\n");
+    CHECK(error_of("CANCEL q \x1b[2J\n") == "ERROR NOTFOUND no schedule '\\x1b[2J' in queue 'q'\n");
+    CHECK(error_of("SCHEDULE q s 1 CRON \x1b[2J * * * *\nx\n") ==
+          "ERROR BADFORMAT cron field 1 (minute) '\\x1b[2J': '\\x1b[2J' is not a number\n");
+    CHECK(error_of("SCHEDULE q s 1 CRON @\x1b[2J\nx\n")
+              .rfind("ERROR BADFORMAT unknown cron shortcut '@\\x1b[2J' (expected", 0) == 0);
+    CHECK(error_of("SCHEDULE q s 1 CRON @daily TZ \x1b[2J\nx\n")
+              .rfind("ERROR BADFORMAT unknown time zone '\\x1b[2J' (an IANA name", 0) == 0);
+  }
+
   TEST_CASE("a worker whose lease ran out cannot finish the job another worker now holds") {
     Session s;
     server::LeaseBook late, current;
