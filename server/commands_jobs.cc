@@ -327,6 +327,14 @@ void cmd_ack(CommandContext& ctx, const Request& req) {
     return ack_one(ctx, req.args[1], req.args[0]);
   }
   if (req.args.size() == 1) return ack_one(ctx, req.args[0], std::nullopt);
+  if (!all_digits(req.args[0])) {
+    // A queue name and several ids is neither form: say what both are.
+    std::string msg = "'";
+    protocol::append_escaped(msg, req.args[0], 32);
+    msg += "' is not a job id; ACK takes ACK <id>... or ACK <queue> <id>";
+    msg += " (one id after a queue name)";
+    return reply_error(ctx, ErrorCode::kBadFormat, msg);
+  }
   std::vector<uint64_t> ids;
   for (std::string_view text : req.args) {
     uint64_t id = 0;

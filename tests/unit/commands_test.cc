@@ -260,6 +260,18 @@ TEST_SUITE("commands") {
     CHECK(s.run("ACK 99999999999999999999 2\n").rfind("ERROR BADFORMAT a job id", 0) == 0);
   }
 
+  TEST_CASE("ACK with a queue name and several ids says which forms ACK takes") {
+    Session s;
+    s.run("CREATE k\nENQUEUE k a\nENQUEUE k b\nDEQUEUE k COUNT 2\n");
+    const std::string forms =
+        "ERROR BADFORMAT 'k' is not a job id; ACK takes ACK <id>... or ACK <queue> <id> (one id "
+        "after a queue name)\n";
+    CHECK(s.run("ACK k 1 2\n") == forms);
+    CHECK(s.engine.find_job(1)->state == engine::JobState::kLeased);  // none acked
+    CHECK(s.run("ACK k 1\n") == "OK acked 1\n");
+    CHECK(s.run("ACK 2 k\n") == "ERROR BADFORMAT a job id is a positive whole number, got 'k'\n");
+  }
+
   TEST_CASE("DEQUEUE names a queue once however often it is given, and EMPTY names ten at most") {
     Session s;
     std::string create;
