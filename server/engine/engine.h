@@ -253,7 +253,7 @@ class Engine {
   void restore_remove(uint64_t id);
   void restore_dedup(uint32_t queue_number, std::string_view key, uint64_t job_id,
                      int64_t expires_ms);
-  // After the last record: puts what replay met out of order in order.
+  // After the last record: sets each queue's timer.
   void finish_restore();
   // Once the log takes records again: every job the log shows leased goes
   // back as a lease that ran out would (its attempt counted, then backoff,

@@ -200,19 +200,15 @@ void Engine::restore_dedup(uint32_t queue_number, std::string_view key, uint64_t
   auto [it, inserted] = queue->dedup.try_emplace(k);
   if (!inserted && observer_) observer_->dedup_forgotten(*queue, it->second);
   it->second = DedupEntry{job_id, expires_ms, 0};
-  queue->dedup_order.emplace_back(k, expires_ms);
+  queue->dedup_order.push(k, expires_ms);
   if (observer_) observer_->dedup_saved(*queue, k, it->second);
   reschedule(queue);
 }
 
 void Engine::finish_restore() {
-  for (auto& [name, queue] : queues_) {
-    // Keys replay met out of order (moved by compaction) expire in time order.
-    auto& order = queue->dedup_order;
-    std::sort(order.begin(), order.end(),
-              [](const auto& a, const auto& b) { return a.second < b.second; });
-    reschedule(queue.get());
-  }
+  // Keys replay met out of order (moved by compaction) need no sorting:
+  // dedup_order keeps them in time order as they come.
+  for (auto& [name, queue] : queues_) reschedule(queue.get());
 }
 
 size_t Engine::end_restored_leases() {

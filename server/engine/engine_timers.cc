@@ -90,14 +90,14 @@ size_t Engine::discard_old_dead(Queue* queue, int64_t now, size_t max) {
 size_t Engine::forget_old_keys(Queue* queue, int64_t now, size_t max) {
   size_t popped = 0;
   while (!queue->dedup_order.empty() && popped < max) {
-    const auto& [key, expires] = queue->dedup_order.front();
+    const auto& [key, expires] = queue->dedup_order.top();
     auto it = queue->dedup.find(key);
     if (it != queue->dedup.end() && it->second.expires_ms == expires) {
       if (expires > now) break;
       if (observer_) observer_->dedup_forgotten(*queue, it->second);
       queue->dedup.erase(it);
     }
-    queue->dedup_order.pop_front();  // forgotten now, or a stale copy
+    queue->dedup_order.pop();  // forgotten now, or a stale copy
     ++popped;
   }
   return popped;
@@ -189,8 +189,8 @@ void Engine::reschedule(Queue* queue, int64_t now) {
   if (const Job* j = queue->delayed.top()) earliest = std::min(earliest, j->deadline_ms);
   if (const JobExtras* x = queue->ttl.top()) earliest = std::min(earliest, x->expires_at_ms);
   if (!queue->dedup_order.empty()) {
-    // A stale copy at the front costs one early tick that pops it.
-    earliest = std::min(earliest, queue->dedup_order.front().second);
+    // A stale copy on top costs one early tick that pops it.
+    earliest = std::min(earliest, queue->dedup_order.top().second);
   }
   // Most queues have none of what follows; one flag skips it (this runs
   // after every enqueue, delivery and ack).

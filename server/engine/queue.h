@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "server/engine/cron.h"
 #include "server/engine/intrusive_heap.h"
@@ -141,6 +142,35 @@ struct DedupEntry {
   uint32_t log_segment = 0;  // the log segment holding its record
 };
 
+// A queue's dedup keys by the time each is forgotten, the soonest on top (a
+// binary heap): not the order they were added, since after dedup_window is
+// lowered a key added later expires before one added earlier. Each element
+// is a copy of the key with the expiry its entry had then; a copy whose
+// expiry differs from the entry's is stale (the key was added again).
+class DedupExpiries {
+ public:
+  using Copy = std::pair<std::string, int64_t>;  // key, expires_ms
+
+  void push(std::string key, int64_t expires_ms) {
+    copies_.emplace_back(std::move(key), expires_ms);
+    std::push_heap(copies_.begin(), copies_.end(), later);
+  }
+  const Copy& top() const { return copies_.front(); }
+  void pop() {
+    std::pop_heap(copies_.begin(), copies_.end(), later);
+    copies_.pop_back();
+  }
+  bool empty() const { return copies_.empty(); }
+  size_t size() const { return copies_.size(); }
+  // In no useful order: for a pass over them all (the journal's compaction).
+  const Copy& operator[](size_t i) const { return copies_[i]; }
+
+ private:
+  static bool later(const Copy& a, const Copy& b) { return a.second > b.second; }
+  // A deque, not a vector: it gives memory back as a burst of keys is forgotten.
+  std::deque<Copy> copies_;
+};
+
 // A message group (PUT ... GROUP g): the queue delivers its jobs one at a
 // time, in the order they were enqueued. Only the group's first job, and
 // only while no job of the group is leased, is in the ready set; its other
@@ -172,10 +202,8 @@ struct Queue {
   HeldHeap held;              // kHeld jobs, by id
   ExpiryHeap ttl;             // kReady and kDelayed jobs that have a TTL
   std::unordered_map<std::string, DedupEntry> dedup;  // key -> entry
-  // Keys in the order they were added, with the expiry each had then (a
-  // copy whose expiry differs from the entry's is stale: the key was added
-  // again). Forgetting works from the front.
-  std::deque<std::pair<std::string, int64_t>> dedup_order;
+  // The keys in the order they are forgotten.
+  DedupExpiries dedup_order;
   std::unordered_map<std::string, Group> groups;  // groups with members, by name
   std::map<std::string, Schedule> schedules;      // by name
   int64_t schedule_at = INT64_MAX;                // the earliest next_ms of its schedules

@@ -229,6 +229,28 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(f.engine.enqueue("q", "e", {.key = "has space"}).error().code == Errc::kBadArgument);
   }
 
+  TEST_CASE("dedup: a key added after dedup_window is lowered is forgotten on time") {
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.dedup_window_ms = 600'000; });
+    REQUIRE_FALSE(f.engine.enqueue("q", "a", {.key = "long"}).value().duplicate);
+    f.configure([](QueueSettings& s) { s.dedup_window_ms = 60'000; });
+    f.advance(1'000);
+    REQUIRE_FALSE(f.engine.enqueue("q", "b", {.key = "short"}).value().duplicate);
+    f.advance(59'999);
+    CHECK(f.queue().dedup.size() == 2);
+    f.advance(1);  // "short" is 60 s old: past its window, behind an older key
+    CHECK(f.queue().dedup.size() == 1);
+    CHECK(f.queue().dedup.count("short") == 0);
+    CHECK_FALSE(f.engine.enqueue("q", "c", {.key = "short"}).value().duplicate);
+    // A key keeps the window it was added with (PROTOCOL.md, CONFIG).
+    CHECK(f.engine.enqueue("q", "d", {.key = "long"}).value().duplicate);
+    f.advance(60'000);  // the second "short", added at 61 s
+    CHECK(f.queue().dedup.size() == 1);
+    CHECK(f.queue().dedup.count("long") == 1);
+    f.advance(600'000 - 121'000);
+    CHECK(f.queue().dedup.empty());
+  }
+
   TEST_CASE("TOUCH extends a lease from now") {
     Fixture f;
     uint64_t id = f.put("long work");
