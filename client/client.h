@@ -84,7 +84,7 @@ struct EnqueueOptions {
   int32_t priority = 0;                                       // higher is delivered first
   std::optional<milliseconds> delay{};                        // not ready before this long from now
   std::optional<std::chrono::system_clock::time_point> at{};  // or not before this time
-  std::optional<milliseconds> ttl{};   // expires if not delivered within this
+  std::optional<milliseconds> ttl{};   // expires if not leased by then (or given back after)
   std::optional<uint32_t> attempts{};  // deliveries before dead letters
   std::string key{};                   // dedup key: a repeat returns the first id
   std::string group{};                 // message group: its jobs go one at a time, in order
@@ -142,8 +142,9 @@ struct ScheduleInfo {
 };
 
 enum class NackOutcome {
-  kRetry,  // back in the queue (now, after the delay, or after the backoff)
-  kDead,   // it had used its attempts: moved to dead letters
+  kRetry,    // back in the queue (now, after the delay, or after the backoff)
+  kDead,     // it had used its attempts (or its TTL had passed): moved to dead letters
+  kExpired,  // its TTL had passed during the lease: gone, as the queue keeps no expired jobs
 };
 
 class Client {

@@ -204,8 +204,10 @@ Result<NackOutcome> Client::nack(uint64_t id, std::optional<milliseconds> delay,
   if (!reply) return reply.error();
   if (reply->rfind("dead ", 0) == 0) return NackOutcome::kDead;
   if (reply->rfind("nacked ", 0) == 0) return NackOutcome::kRetry;
-  return make_error(ErrorKind::kProtocol,
-                    "expected OK nacked <id> or OK dead <id>, got 'OK " + *reply + "'");
+  if (reply->rfind("expired ", 0) == 0) return NackOutcome::kExpired;
+  return make_error(
+      ErrorKind::kProtocol,
+      "expected OK nacked <id>, OK dead <id> or OK expired <id>, got 'OK " + *reply + "'");
 }
 
 Status Client::fail(uint64_t id, std::string_view reason) {

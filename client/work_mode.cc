@@ -334,7 +334,8 @@ class Work {
           auto nacked = run.client.nack(run.job.id);
           if (nacked) {
             say(how + (*nacked == NackOutcome::kDead ? "; out of attempts: moved to dead letters"
-                                                     : "; handed back to be retried (NACK)"));
+                       : *nacked == NackOutcome::kExpired ? "; NACK: its TTL had passed, it expired"
+                                                          : "; handed back to be retried (NACK)"));
             return;
           }
           error = nacked.error();

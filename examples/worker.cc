@@ -144,6 +144,8 @@ void process(Client& client, const Job& job, int worker, const Settings& setting
                       nacked.error().to_string() + "): its lease will run out");
     } else if (*nacked == tq::client::NackOutcome::kDead) {
       say(worker, "job " + std::to_string(job.id) + " failed, out of attempts: dead letters");
+    } else if (*nacked == tq::client::NackOutcome::kExpired) {
+      say(worker, "job " + std::to_string(job.id) + " failed; its TTL had passed: expired");
     } else {
       say(worker, "job " + std::to_string(job.id) + " failed: NACKed, to be retried");
     }

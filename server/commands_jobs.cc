@@ -388,7 +388,12 @@ void cmd_nack(CommandContext& ctx, const Request& req) {
   auto outcome = ctx.engine.nack(id, delay, priority);
   if (!outcome.ok()) return reply_error(ctx, outcome.error());
   forget_lease(ctx, id);
-  reply_ok(ctx, outcome.value() == engine::Requeue::kDead ? "dead" : "nacked", num(id));
+  const engine::Requeue where = outcome.value();
+  reply_ok(ctx,
+           where == engine::Requeue::kDead      ? "dead"
+           : where == engine::Requeue::kExpired ? "expired"
+                                                : "nacked",
+           num(id));
 }
 
 void cmd_fail(CommandContext& ctx, const Request& req) {

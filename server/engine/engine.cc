@@ -160,6 +160,16 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   const bool timed =
       !options.key.empty() || options.ttl_ms > 0 || options.delay_ms > 0 || options.run_at_ms > 0;
   const int64_t now = timed ? clock_.now_ms() : 0;
+  if (options.ttl_ms > 0) {
+    const int64_t due =
+        std::max(options.run_at_ms, options.delay_ms > 0 ? now + options.delay_ms : 0);
+    if (due >= now + options.ttl_ms) {
+      return make_error(Errc::kBadArgument, "its TTL (" + std::to_string(options.ttl_ms) +
+                                                "ms) ends before it is due (" +
+                                                std::to_string(due - now) +
+                                                "ms from now): it could never be delivered");
+    }
+  }
 
   if (!options.key.empty()) {
     auto it = queue->dedup.find(std::string(options.key));
@@ -614,6 +624,15 @@ void Engine::destroy(Job* job, bool logged_in_bulk) {
 Requeue Engine::give_back(Job* job, std::optional<int64_t> delay_ms, const char* why,
                           int64_t ended_at_ms) {
   Queue* queue = job->queue;
+  const JobExtras* extras = jobs_.extras(*job);
+  if (extras != nullptr && extras->expires_at_ms > 0 && extras->expires_at_ms <= clock_.now_ms()) {
+    // Its TTL passed during the lease: it expires now, which the caller can
+    // tell its client, rather than at the next sweep behind its back.
+    const bool dead_letter = queue->settings.ttl_dead_letter;
+    expire_ttl(job);
+    reschedule(queue);
+    return dead_letter ? Requeue::kDead : Requeue::kExpired;
+  }
   unlink(job);
   const uint32_t limit = max_attempts_of(*job);
   Requeue outcome;

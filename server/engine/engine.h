@@ -45,7 +45,7 @@ struct EnqueueOptions {
   int32_t priority = 0;       // higher is delivered first
   int64_t delay_ms = 0;       // not ready before now + delay
   int64_t run_at_ms = 0;      // not ready before this wall-clock time; 0: none
-  int64_t ttl_ms = 0;         // expires if not delivered within this; 0: never
+  int64_t ttl_ms = 0;  // from now; expires if not leased then (or given back later); 0: never
   uint32_t max_attempts = 0;  // overrides the queue's; 0: the queue's
   std::string_view key{};     // dedup key; empty: none
   std::string_view group{};   // message group; empty: none
@@ -66,7 +66,9 @@ struct Enqueued {
 };
 
 // What became of a job given back (NACK, or a lease that ran out).
-enum class Requeue { kReady, kDelayed, kDead };
+// Where a job given back went. kExpired: its TTL had passed meanwhile (a
+// lease is never cut short by it), and the queue has no ttl_dead_letter.
+enum class Requeue { kReady, kDelayed, kDead, kExpired };
 
 enum class PeekState { kReady, kDelayed, kLeased, kDead, kHeld };
 

@@ -61,7 +61,9 @@ void Engine::expire_ttl(Job* job) {
   ++counters_.expired;
   if (queue->settings.ttl_dead_letter) {
     unlink(job);
-    make_dead(job, "ttl expired before delivery");
+    make_dead(job, job->attempts == 0 ? std::string("ttl expired before delivery")
+                                      : "ttl expired after " + std::to_string(job->attempts) +
+                                            " attempt" + (job->attempts == 1 ? "" : "s"));
   } else {
     destroy(job);
   }

@@ -288,6 +288,16 @@ TEST_SUITE("client library") {
     CHECK(one->queue == "b");
     CHECK(one->state == "dead");
     CHECK(one->reason == (*dead_jobs)[0].reason);
+
+    // A job whose TTL passed during its lease expires when it is given back.
+    auto brief = c.put("a", "brief", {.ttl = 50ms});
+    REQUIRE(brief.ok());
+    auto taken = c.dequeue("a");
+    REQUIRE((taken.ok() && taken->has_value()));
+    std::this_thread::sleep_for(100ms);  // the TTL passes, the lease (30 s) holds
+    auto expired = c.nack(brief->id);
+    REQUIRE(expired.ok());
+    CHECK(*expired == NackOutcome::kExpired);
     CHECK(one->payload == (*dead_jobs)[0].payload);
     REQUIRE(c.delete_job(*id).ok());
     auto gone = c.job(*id);

@@ -224,6 +224,21 @@ TEST_SUITE("commands") {
     CHECK(s.engine.find_job(2)->state == engine::JobState::kLeased);  // refused: still leased
   }
 
+  TEST_CASE("NACK of a job whose TTL passed during its lease answers that it expired") {
+    Session s;
+    s.run("CREATE q\n");
+    REQUIRE(s.run("PUT q 1 TTL 1s\nx\nPUT q 1 TTL 1s\ny\n") == "OK 1\nOK 2\n");
+    REQUIRE(s.run("DEQUEUE q COUNT 2\n").rfind("OK 2\n", 0) == 0);
+    s.clock.advance_ms(1'500);
+    CHECK(s.run("NACK 1\n") == "OK expired 1\n");
+    CHECK(s.run("JOB 1\n").rfind("ERROR NOTFOUND", 0) == 0);
+    s.run("CONFIG q ttl_dead_letter=true\n");
+    CHECK(s.run("NACK 2\n") == "OK dead 2\n");
+    CHECK(s.run("PUT q 1 DELAY 2s TTL 1s\nz\n")
+              .rfind("ERROR BADFORMAT its TTL (1000ms) ends before it is due (2000ms from now)",
+                     0) == 0);
+  }
+
   TEST_CASE("KICK <id> moves that one dead job back, and refuses a job that is not dead") {
     Session s;
     s.run("CREATE q\nENQUEUE q one\nENQUEUE q two\nENQUEUE q three\n");

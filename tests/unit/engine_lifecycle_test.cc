@@ -196,15 +196,51 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(f.engine.find_job(stale)->state == JobState::kReady);
   }
 
-  TEST_CASE("TTL does not cut a lease short, but a job given back late expires") {
+  TEST_CASE("TTL does not cut a lease short, but a job given back late expires at once") {
     Fixture f;
     uint64_t id = f.put("slow", {.ttl_ms = 1'000});
     REQUIRE(f.take() == id);
     f.advance(2'000);  // TTL passed while leased; the lease (30s) holds
     CHECK(f.engine.find_job(id)->state == JobState::kLeased);
-    REQUIRE(f.engine.nack(id, std::nullopt).ok());
-    f.advance(0);
+    auto nacked = f.engine.nack(id, std::nullopt);
+    REQUIRE(nacked.ok());
+    CHECK(nacked.value() == Requeue::kExpired);  // the NACK's answer says so
     CHECK(f.engine.find_job(id) == nullptr);
+    CHECK(f.queue().counters.expired == 1);
+    // Dead-lettered instead, the reason says it was delivered.
+    f.configure([](QueueSettings& s) { s.ttl_dead_letter = true; });
+    uint64_t kept = f.put("kept", {.ttl_ms = 1'000});
+    REQUIRE(f.take() == kept);
+    f.advance(2'000);
+    CHECK(f.engine.nack(kept, 0).value() == Requeue::kDead);
+    CHECK(f.engine.extras_of(*f.engine.find_job(kept))->reason == "ttl expired after 1 attempt");
+    // A lease that runs out after the TTL: the same, at that sweep.
+    uint64_t late = f.put("late", {.ttl_ms = 1'000});
+    REQUIRE(f.take() == late);
+    f.advance(30'000);
+    CHECK(f.engine.find_job(late)->state == JobState::kDead);
+    CHECK(f.queue().counters.timed_out == 1);
+    CHECK(f.queue().counters.expired == 3);
+  }
+
+  TEST_CASE("a TTL that ends before the job is due is refused - it could never be delivered") {
+    Fixture f;
+    auto early = f.engine.enqueue("q", "x", {.delay_ms = 2'000, .ttl_ms = 1'000});
+    REQUIRE_FALSE(early.ok());
+    CHECK(early.error().code == Errc::kBadArgument);
+    CHECK(early.error().message.find("could never be delivered") != std::string::npos);
+    CHECK(f.engine.enqueue("q", "x", {.delay_ms = 1'000, .ttl_ms = 1'000}).error().code ==
+          Errc::kBadArgument);
+    const int64_t at = f.clock.now_ms() + 60'000;
+    CHECK(f.engine.enqueue("q", "x", {.run_at_ms = at, .ttl_ms = 30'000}).error().code ==
+          Errc::kBadArgument);
+    CHECK(f.engine.job_count() == 0);
+    // Due before it ends: delivered if a worker comes in time.
+    uint64_t fine = f.put("x", {.delay_ms = 1'000, .ttl_ms = 1'001});
+    f.advance(1'000);
+    CHECK(f.take() == fine);
+    // An AT in the past is due now.
+    CHECK(f.engine.enqueue("q", "x", {.run_at_ms = 1, .ttl_ms = 1'000}).ok());
   }
 
   TEST_CASE("dedup: the same key within the window returns the first id, even after ACK") {

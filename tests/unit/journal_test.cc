@@ -803,7 +803,8 @@ TEST_SUITE("journal") {
             engine::EnqueueOptions o;
             o.priority = static_cast<int32_t>(rng() % 3);
             if (rng() % 4 == 0) o.delay_ms = 1'000 + rng() % 20'000;
-            if (rng() % 5 == 0) o.ttl_ms = 5'000 + rng() % 20'000;
+            if (rng() % 5 == 0)
+              o.ttl_ms = o.delay_ms + 5'000 + rng() % 20'000;  // due before it ends
             if (rng() % 6 == 0) o.max_attempts = 1 + rng() % 3;
             std::string key = "k" + std::to_string(rng() % 50);
             if (rng() % 3 == 0) o.key = key;
