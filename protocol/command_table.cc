@@ -30,7 +30,8 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "Answers OK <id>, or OK <id> DUPLICATE when KEY was seen within the queue's\n"
      "dedup window (nothing new is stored). PRIORITY: higher goes first (default 0).\n"
      "DELAY d: not before d from now (30, 30s, 500ms, 2m). AT t: not before Unix\n"
-     "time t (seconds). TTL d: expires if not delivered within d. ATTEMPTS n:\n"
+     "time t (seconds). TTL d: expires if not leased within d, or given back\n"
+     "after (it must end after DELAY or AT). ATTEMPTS n:\n"
      "deliveries before dead letters (overrides the queue's). GROUP g: the queue\n"
      "delivers g's jobs one at a time, in the order they were put; each waits\n"
      "(held) until the one before it is acked, deleted, dead or expired."},
@@ -50,8 +51,8 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
     {Verb::kNack, "NACK", 1, 5, kWrites, -1, kLine, "NACK <id> [DELAY d] [PRIORITY p]",
      "give a leased job back, to retry",
      "Answers OK nacked <id> (ready again, or after DELAY d, or after the queue's\n"
-     "backoff), or OK dead <id> when it has used its attempts. PRIORITY p gives\n"
-     "the job a new priority from then on."},
+     "backoff), or OK dead <id> when it has used its attempts, or OK expired <id>\n"
+     "when its TTL passed meanwhile. PRIORITY p gives the job a new priority."},
     {Verb::kFail, "FAIL", 2, 2, kWrites | kRestOfLine, -1, kLine, "FAIL <id> <reason>",
      "send a leased job to dead letters", "Answers OK dead <id>. PEEK <queue> DEAD shows the reason."},
     {Verb::kTouch, "TOUCH", 1, 2, kWrites, -1, kLine, "TOUCH <id> [d]",

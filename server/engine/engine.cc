@@ -309,8 +309,10 @@ Result<Job*> Engine::leased_job(uint64_t id, const char* verb) {
                       job_state_name(job->state) + ", not leased";
     if (job->state == JobState::kReady || job->state == JobState::kDelayed ||
         job->state == JobState::kHeld) {
-      msg += job->attempts == 0 ? " (it was never delivered)"
-                                : " (it went back to the queue: nacked, or its lease ran out)";
+      // KICK resets attempts: a kicked job not delivered since was delivered before.
+      msg += job->attempts > 0 ? " (it went back to the queue: nacked, or its lease ran out)"
+             : job->kicks > 0  ? " (a KICK put it back, and it was not delivered since)"
+                               : " (it was never delivered)";
     }
     return make_error(Errc::kNotLeased, std::move(msg));
   }
