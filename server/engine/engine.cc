@@ -352,8 +352,9 @@ Result<Requeue> Engine::nack(uint64_t id, std::optional<int64_t> delay_ms,
   if (reprioritised) job->priority = *priority;
   Requeue outcome = give_back(job, delay_ms, "nacked");
   // The RELEASE (or DEAD) record does not carry a priority; a whole JOB
-  // record after it does, and replay takes the newest.
-  if (reprioritised && observer_) observer_->job_saved(*job);
+  // record after it does, and replay takes the newest. An expired job is
+  // gone: nothing to record.
+  if (reprioritised && outcome != Requeue::kExpired && observer_) observer_->job_saved(*job);
   return outcome;
 }
 

@@ -756,6 +756,31 @@ TEST_SUITE("journal") {
     CHECK(node.engine.extras_of(*job)->reason.empty());
   }
 
+  TEST_CASE("a NACK PRIORITY of a job whose TTL passed during its lease leaves it expired") {
+    wal::MemoryFileSystem fs;
+    int64_t now = 0;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("q").ok());
+      REQUIRE(node.engine.enqueue("q", "brief", {.ttl_ms = 1'000}).ok());
+      REQUIRE(node.engine.enqueue("q", "stays").ok());
+      REQUIRE(node.engine.dequeue("q").ok());
+      node.clock.advance_ms(2'000);
+      auto nacked = node.engine.nack(1, std::nullopt, 5);
+      REQUIRE(nacked.ok());
+      CHECK(nacked.value() == engine::Requeue::kExpired);
+      CHECK(node.engine.find_job(1) == nullptr);
+      node.harness.settle();
+      now = node.clock.now_ms();
+      node.harness.close();
+    }
+    Node node(fs, now);
+    REQUIRE(node.open(small_segments()).ok());
+    CHECK(node.engine.find_job(1) == nullptr);
+    CHECK(node.engine.job_count() == 1);
+  }
+
   TEST_CASE("a lease a restart ends counts its attempt - out of attempts, the job is dead") {
     wal::MemoryFileSystem fs;
     {
