@@ -142,14 +142,17 @@ bool parse_priority(CommandContext& ctx, std::string_view value, int32_t* priori
 bool parse_job_options(CommandContext& ctx, std::span<const std::string_view> a,
                        std::span<const char* const> allowed, const char* verb,
                        engine::EnqueueOptions* options) {
-  auto is_allowed = [&](std::string_view word) {
-    for (const char* option : allowed) {
-      if (is_keyword(word, option)) return true;
-    }
-    return false;
+  auto index_of = [&](std::string_view word) {
+    size_t k = 0;
+    while (k < allowed.size() && !is_keyword(word, allowed[k])) ++k;
+    return k;
   };
+  // An option given twice is refused, as config.yaml refuses a key given
+  // twice: the last one winning silently hides a mistake in the request.
+  uint32_t given = 0;  // a bit per keyword of `allowed` (a handful)
   for (size_t i = 0; i < a.size(); i += 2) {
-    if (!is_allowed(a[i])) {
+    const size_t k = index_of(a[i]);
+    if (k == allowed.size()) {
       std::string msg = "unknown " + std::string(verb) + " option '";
       protocol::append_escaped(msg, a[i], 32);
       msg += "'; options:";
@@ -162,6 +165,11 @@ bool parse_job_options(CommandContext& ctx, std::span<const std::string_view> a,
       reply_error(ctx, ErrorCode::kBadFormat, "option " + std::string(a[i]) + " needs a value");
       return false;
     }
+    if (given & (1u << k)) {
+      reply_error(ctx, ErrorCode::kBadFormat, std::string(allowed[k]) + " given twice");
+      return false;
+    }
+    given |= 1u << k;
     std::string_view value = a[i + 1];
     if (is_keyword(a[i], "PRIORITY")) {
       if (!parse_priority(ctx, value, &options->priority)) return false;
@@ -224,6 +232,8 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
   if (queues.empty()) {
     return reply_error(ctx, ErrorCode::kBadFormat, "DEQUEUE needs a queue before WAIT or COUNT");
   }
+  bool wait_given = false;
+  bool count_given = false;
   for (; i < a.size(); i += 2) {
     if (!is_keyword(a[i], "WAIT") && !is_keyword(a[i], "COUNT")) {
       std::string msg = "after the queues, DEQUEUE takes WAIT <d> and COUNT <n>, got '";
@@ -234,7 +244,14 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
     if (i + 1 >= a.size()) {
       return reply_error(ctx, ErrorCode::kBadFormat, std::string(a[i]) + " needs a value");
     }
-    if (is_keyword(a[i], "WAIT")) {
+    const bool is_wait = is_keyword(a[i], "WAIT");
+    bool& given = is_wait ? wait_given : count_given;
+    if (given) {
+      return reply_error(ctx, ErrorCode::kBadFormat,
+                         std::string(is_wait ? "WAIT" : "COUNT") + " given twice");
+    }
+    given = true;
+    if (is_wait) {
       if (!parse_duration(ctx, a[i + 1], "WAIT", &wait_ms)) return;
       if (wait_ms > ctx.limits->max_wait_ms) {
         return reply_error(ctx, ErrorCode::kBadFormat,
@@ -369,10 +386,14 @@ void cmd_nack(CommandContext& ctx, const Request& req) {
   std::optional<int32_t> priority;
   const auto& a = req.args;
   for (size_t i = 1; i < a.size(); i += 2) {
-    const bool is_delay = is_keyword(a[i], "DELAY") && !delay;
-    const bool is_priority = is_keyword(a[i], "PRIORITY") && !priority;
+    const bool is_delay = is_keyword(a[i], "DELAY");
+    const bool is_priority = is_keyword(a[i], "PRIORITY");
     if ((!is_delay && !is_priority) || i + 1 >= a.size()) {
       return reply_error(ctx, ErrorCode::kBadFormat, "usage: NACK <id> [DELAY d] [PRIORITY p]");
+    }
+    if (is_delay ? delay.has_value() : priority.has_value()) {
+      return reply_error(ctx, ErrorCode::kBadFormat,
+                         std::string(is_delay ? "DELAY" : "PRIORITY") + " given twice");
     }
     if (is_delay) {
       int64_t ms = 0;

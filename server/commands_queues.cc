@@ -1,5 +1,7 @@
 // Queue administration: CREATE, QUEUES, PEEK, KICK, CONFIG, PAUSE, RESUME,
 // PURGE, DROP.
+#include <algorithm>
+
 #include "server/command_support.h"
 #include "server/queue_settings.h"
 
@@ -26,26 +28,40 @@ void cmd_queues(CommandContext& ctx, const Request&) {
 }
 
 void cmd_peek(CommandContext& ctx, const Request& req) {
-  engine::PeekState state = engine::PeekState::kReady;
-  size_t n = 10;
+  std::optional<engine::PeekState> state;
+  std::optional<size_t> n;
   for (size_t i = 1; i < req.args.size(); ++i) {
     std::string_view a = req.args[i];
+    std::optional<engine::PeekState> named;
     if (is_keyword(a, "READY")) {
-      state = engine::PeekState::kReady;
+      named = engine::PeekState::kReady;
     } else if (is_keyword(a, "DELAYED")) {
-      state = engine::PeekState::kDelayed;
+      named = engine::PeekState::kDelayed;
     } else if (is_keyword(a, "LEASED")) {
-      state = engine::PeekState::kLeased;
+      named = engine::PeekState::kLeased;
     } else if (is_keyword(a, "DEAD")) {
-      state = engine::PeekState::kDead;
+      named = engine::PeekState::kDead;
     } else if (is_keyword(a, "HELD")) {
-      state = engine::PeekState::kHeld;
-    } else if (!parse_count(ctx, a, "PEEK", ctx.limits->max_count, &n)) {
-      return;
+      named = engine::PeekState::kHeld;
+    }
+    size_t count = 0;
+    if (!named && !parse_count(ctx, a, "PEEK", ctx.limits->max_count, &count)) return;
+    // One state and one number: a second one would silently win.
+    if (named ? state.has_value() : n.has_value()) {
+      return reply_error(
+          ctx, ErrorCode::kBadFormat,
+          std::string(named ? "a state" : "a number") +
+              " given twice; usage: PEEK <queue> [READY|HELD|DELAYED|LEASED|DEAD] [n]");
+    }
+    if (named) {
+      state = named;
+    } else {
+      n = count;
     }
   }
   std::vector<const engine::Job*> jobs;
-  auto peeked = ctx.engine.peek(req.args[0], state, n, [&](const engine::Job& j) { jobs.push_back(&j); });
+  auto peeked = ctx.engine.peek(req.args[0], state.value_or(engine::PeekState::kReady),
+                                n.value_or(10), [&](const engine::Job& j) { jobs.push_back(&j); });
   if (!peeked.ok()) return reply_error(ctx, peeked.error());
   // As DEQUEUE ... COUNT: stop before the job that would take the payloads
   // past limits.max_batch_bytes (the first goes whatever its size), or one
@@ -85,15 +101,22 @@ void cmd_config(CommandContext& ctx, const Request& req) {
   auto queue = ctx.engine.queue_or_error(req.args[0]);
   if (!queue.ok()) return reply_error(ctx, queue.error());
   engine::QueueSettings settings = queue.value()->settings;
+  std::vector<std::string_view> keys;  // given so far: a key given twice is refused
   for (size_t i = 1; i < req.args.size(); ++i) {
     std::string_view a = req.args[i];
     size_t eq = a.find('=');
     if (eq == std::string_view::npos) {
       return reply_error(ctx, ErrorCode::kBadFormat, "settings are written <key>=<value>, e.g. max_attempts=5");
     }
-    if (auto error = apply_queue_setting(settings, a.substr(0, eq), a.substr(eq + 1))) {
+    const std::string_view key = a.substr(0, eq);
+    if (auto error = apply_queue_setting(settings, key, a.substr(eq + 1))) {
       return reply_error(ctx, ErrorCode::kBadFormat, *error);  // nothing was changed
     }
+    // Known, so safe to echo: apply_queue_setting refused any other key.
+    if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
+      return reply_error(ctx, ErrorCode::kBadFormat, std::string(key) + " given twice");
+    }
+    keys.push_back(key);
   }
   if (auto changed = ctx.engine.configure(req.args[0], settings); !changed.ok()) {
     return reply_error(ctx, changed.error());

@@ -215,8 +215,7 @@ TEST_SUITE("commands") {
     CHECK(s.run("NACK 1 PRIORITY 9 DELAY 1s\n") == "OK nacked 1\n");
     CHECK(s.engine.find_job(1)->priority == 9);
     CHECK(s.engine.find_job(1)->state == engine::JobState::kDelayed);
-    CHECK(s.run("NACK 2 PRIORITY 1 PRIORITY 2\n") ==
-          "ERROR BADFORMAT usage: NACK <id> [DELAY d] [PRIORITY p]\n");
+    CHECK(s.run("NACK 2 PRIORITY 1 PRIORITY 2\n") == "ERROR BADFORMAT PRIORITY given twice\n");
     CHECK(s.run("NACK 2 PRIORITY\n") ==
           "ERROR BADFORMAT usage: NACK <id> [DELAY d] [PRIORITY p]\n");
     CHECK(s.run("NACK 2 PRIORITY 2147483648\n") ==
@@ -342,6 +341,40 @@ TEST_SUITE("commands") {
           "(queue names go first)\n");
     CHECK(s.run("DEQUEUE q COUNT\n") == "ERROR BADFORMAT COUNT needs a value\n");
     CHECK(s.run("QUEUES\n").find("q ready=0") != std::string::npos);  // nothing was stored
+  }
+
+  TEST_CASE("an option given twice is refused, not the last one winning - and nothing changes") {
+    Session s;
+    s.run("CREATE q\nENQUEUE q a\nENQUEUE q b\n");
+    // A refused PUT or SCHEDULE line still has its body skipped: the body
+    // here is a request, and it is never run.
+    CHECK(s.run("PUT q 4 PRIORITY 1 PRIORITY 2\nPING\nPING\n") ==
+          "ERROR BADFORMAT PRIORITY given twice\nOK PONG\n");
+    CHECK(s.run("PUT q 1 key k1 GROUP g KEY k2\nx\n") == "ERROR BADFORMAT KEY given twice\n");
+    CHECK(s.run("SCHEDULE q s 4 EVERY 1h TTL 1m ttl 2m\nPING\nPING\n") ==
+          "ERROR BADFORMAT TTL given twice\nOK PONG\n");
+    CHECK(s.run("SCHEDULE q\n") == "OK 0\n");
+    CHECK(s.run("DEQUEUE q COUNT 1 COUNT 2\n") == "ERROR BADFORMAT COUNT given twice\n");
+    CHECK(s.run("DEQUEUE q WAIT 1s COUNT 1 wait 2s\n") == "ERROR BADFORMAT WAIT given twice\n");
+    CHECK(s.run("CONFIG q ack_timeout=5s max_size=3 ack_timeout=6s\n") ==
+          "ERROR BADFORMAT ack_timeout given twice\n");
+    CHECK(s.engine.find_queue("q")->settings.ack_timeout_ms == 30'000);  // all or nothing
+    CHECK(s.engine.find_queue("q")->settings.max_size == 0);
+    CHECK(s.run("PEEK q READY DEAD\n") ==
+          "ERROR BADFORMAT a state given twice; usage: PEEK <queue> "
+          "[READY|HELD|DELAYED|LEASED|DEAD] [n]\n");
+    CHECK(s.run("PEEK q 5 6\n").rfind("ERROR BADFORMAT a number given twice; usage: PEEK", 0) == 0);
+    CHECK(s.run("PEEK q 5 BOGUS\n").rfind("ERROR BADFORMAT PEEK takes", 0) == 0);  // not a number
+    CHECK(s.run("QUEUES\n") == "OK 1\nq ready=2 held=0 delayed=0 leased=0 dead=0 paused=0\n");
+    REQUIRE(s.run("DEQUEUE q\n") == "OK 1 a\n");
+    CHECK(s.run("NACK 1 DELAY 1s DELAY 2s\n") == "ERROR BADFORMAT DELAY given twice\n");
+    CHECK(s.engine.find_job(1)->state == engine::JobState::kLeased);  // refused: still leased
+    // DELAY and AT are two options, not one given twice: the later time wins.
+    const int64_t now_s = s.clock.now_ms() / 1000;
+    CHECK(s.run("PUT q 1 DELAY 1h AT " + std::to_string(now_s + 60) + "\nx\n") == "OK 3\n");
+    CHECK(s.engine.find_job(3)->deadline_ms == s.clock.now_ms() + 3'600'000);
+    CHECK(s.run("PUT q 1 AT " + std::to_string(now_s + 7200) + " DELAY 1m\nx\n") == "OK 4\n");
+    CHECK(s.engine.find_job(4)->deadline_ms == (now_s + 7200) * 1000);
   }
 
   TEST_CASE("the throttle's table is bounded - past it, new addresses share one budget") {
