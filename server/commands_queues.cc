@@ -27,22 +27,41 @@ void cmd_queues(CommandContext& ctx, const Request&) {
   reply_lines(ctx, lines);
 }
 
+namespace {
+
+// PEEK's states, in the order its usage names them: one table for matching
+// and for the message that lists them.
+struct PeekStateName {
+  const char* name;
+  engine::PeekState state;
+};
+constexpr PeekStateName kPeekStates[] = {{"READY", engine::PeekState::kReady},
+                                         {"HELD", engine::PeekState::kHeld},
+                                         {"DELAYED", engine::PeekState::kDelayed},
+                                         {"LEASED", engine::PeekState::kLeased},
+                                         {"DEAD", engine::PeekState::kDead}};
+
+}  // namespace
+
 void cmd_peek(CommandContext& ctx, const Request& req) {
   std::optional<engine::PeekState> state;
   std::optional<size_t> n;
   for (size_t i = 1; i < req.args.size(); ++i) {
     std::string_view a = req.args[i];
     std::optional<engine::PeekState> named;
-    if (is_keyword(a, "READY")) {
-      named = engine::PeekState::kReady;
-    } else if (is_keyword(a, "DELAYED")) {
-      named = engine::PeekState::kDelayed;
-    } else if (is_keyword(a, "LEASED")) {
-      named = engine::PeekState::kLeased;
-    } else if (is_keyword(a, "DEAD")) {
-      named = engine::PeekState::kDead;
-    } else if (is_keyword(a, "HELD")) {
-      named = engine::PeekState::kHeld;
+    for (const PeekStateName& s : kPeekStates) {
+      if (is_keyword(a, s.name)) named = s.state;
+    }
+    if (!named && !all_digits(a)) {
+      // Neither a state nor a number: say both, not only "a number".
+      std::string msg = "PEEK takes a state (";
+      for (const PeekStateName& s : kPeekStates) {
+        msg += std::string(&s == kPeekStates ? "" : ", ") + s.name;
+      }
+      msg += ") or a number from 1 to " + num(ctx.limits->max_count) + ", got '";
+      protocol::append_escaped(msg, a, 32);
+      msg += "'";
+      return reply_error(ctx, ErrorCode::kBadFormat, msg);
     }
     size_t count = 0;
     if (!named && !parse_count(ctx, a, "PEEK", ctx.limits->max_count, &count)) return;

@@ -377,6 +377,18 @@ TEST_SUITE("commands") {
     CHECK(s.engine.find_job(4)->deadline_ms == (now_s + 7200) * 1000);
   }
 
+  TEST_CASE("PEEK says which states it takes when a word is neither a state nor a number") {
+    Session s;
+    s.run("CREATE k\n");
+    CHECK(s.run("PEEK k BOGUS\n") ==
+          "ERROR BADFORMAT PEEK takes a state (READY, HELD, DELAYED, LEASED, DEAD) or a number "
+          "from 1 to 1000, got 'BOGUS'\n");
+    CHECK(s.run("PEEK k 5 -1\n").rfind("ERROR BADFORMAT PEEK takes a state (READY,", 0) == 0);
+    // A number out of range is still told its range alone.
+    CHECK(s.run("PEEK k 0\n") == "ERROR BADFORMAT PEEK takes a number from 1 to 1000, got '0'\n");
+    CHECK(s.run("PEEK k held 3\n") == "OK 0\n");
+  }
+
   TEST_CASE("the throttle's table is bounded - past it, new addresses share one budget") {
     server::AuthThrottle throttle;
     const size_t limit = server::AuthThrottle::kMaxAddresses;
