@@ -116,6 +116,10 @@ void cmd_kick(CommandContext& ctx, const Request& req) {
   reply_ok(ctx, "kicked", num(kicked.value()));
 }
 
+// CONFIG lists it after the settings, but it is the queue's state, not one
+// of its settings: PAUSE and RESUME change it.
+constexpr std::string_view kPausedKey = "paused";
+
 void cmd_config(CommandContext& ctx, const Request& req) {
   auto queue = ctx.engine.queue_or_error(req.args[0]);
   if (!queue.ok()) return reply_error(ctx, queue.error());
@@ -128,6 +132,10 @@ void cmd_config(CommandContext& ctx, const Request& req) {
       return reply_error(ctx, ErrorCode::kBadFormat, "settings are written <key>=<value>, e.g. max_attempts=5");
     }
     const std::string_view key = a.substr(0, eq);
+    if (key == kPausedKey) {
+      return reply_error(ctx, ErrorCode::kBadFormat,
+                         "paused is read-only here: PAUSE <queue> and RESUME <queue> change it");
+    }
     if (auto error = apply_queue_setting(settings, key, a.substr(eq + 1))) {
       return reply_error(ctx, ErrorCode::kBadFormat, *error);  // nothing was changed
     }
@@ -141,7 +149,7 @@ void cmd_config(CommandContext& ctx, const Request& req) {
     return reply_error(ctx, changed.error());
   }
   Lines lines = describe_queue_settings(queue.value()->settings);
-  lines.emplace_back("paused", queue.value()->paused ? "true" : "false");
+  lines.emplace_back(kPausedKey, queue.value()->paused ? "true" : "false");
   reply_lines(ctx, lines);
 }
 

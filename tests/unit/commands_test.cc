@@ -389,6 +389,18 @@ TEST_SUITE("commands") {
     CHECK(s.run("PEEK k held 3\n") == "OK 0\n");
   }
 
+  TEST_CASE("CONFIG paused=... says paused is read-only and what changes it") {
+    Session s;
+    s.run("CREATE k\n");
+    const std::string read_only =
+        "ERROR BADFORMAT paused is read-only here: PAUSE <queue> and RESUME <queue> change it\n";
+    CHECK(s.run("CONFIG k paused=true\n") == read_only);
+    CHECK(s.run("CONFIG k max_size=5 paused=false\n") == read_only);
+    CHECK(s.engine.find_queue("k")->settings.max_size == 0);  // nothing was changed
+    CHECK_FALSE(s.engine.find_queue("k")->paused);
+    CHECK(s.run("CONFIG k\n").find("\npaused false\n") != std::string::npos);
+  }
+
   TEST_CASE("the throttle's table is bounded - past it, new addresses share one budget") {
     server::AuthThrottle throttle;
     const size_t limit = server::AuthThrottle::kMaxAddresses;
