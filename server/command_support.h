@@ -44,7 +44,9 @@ void append_job_frame(std::string& out, const engine::Job& job, bool detailed,
 std::string num(uint64_t v);
 
 // PUT's options, in keyword-value pairs (`allowed`: the keywords this verb
-// takes); false, with the reply written, on a bad one.
+// takes, as the message for an unknown one lists them; a keyword of the
+// caller's own, such as SCHEDULE's TZ, must be taken out of `args` first);
+// false, with the reply written, on a bad one or one given twice.
 bool parse_job_options(CommandContext& ctx, std::span<const std::string_view> args,
                        std::span<const char* const> allowed, const char* verb,
                        engine::EnqueueOptions* options);

@@ -197,6 +197,11 @@ bool parse_job_options(CommandContext& ctx, std::span<const std::string_view> a,
       options->key = value;
     } else if (is_keyword(a[i], "GROUP")) {
       options->group = value;
+    } else {
+      // An option of `allowed` this parser does not know: a caller's own
+      // (SCHEDULE's TZ) that it should have taken out of `a` first.
+      reply_error(ctx, ErrorCode::kInternal, std::string(allowed[k]) + " was not parsed");
+      return false;
     }
   }
   return true;

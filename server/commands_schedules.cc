@@ -75,7 +75,10 @@ void cmd_schedule(CommandContext& ctx, const Request& req) {
     return reply_error(ctx, ErrorCode::kBadFormat, kHow);
   }
   // TZ <zone> goes with CRON: the engine takes the zone as cronie writes
-  // it, before the fields. The job options are the rest.
+  // it, before the fields. The job options are the rest. One table of
+  // every option, TZ too, so that the list an unknown one is told is whole:
+  // parse_job_options never sees a TZ, taken out below.
+  static constexpr const char* kOptions[] = {"PRIORITY", "TTL", "ATTEMPTS", "GROUP", "TZ"};
   std::vector<std::string_view> options(a.begin() + static_cast<ptrdiff_t>(options_from), a.end());
   bool zoned = false;
   for (size_t i = 0; i < options.size();) {
@@ -98,7 +101,6 @@ void cmd_schedule(CommandContext& ctx, const Request& req) {
     options.erase(options.begin() + static_cast<ptrdiff_t>(i),
                   options.begin() + static_cast<ptrdiff_t>(i) + 2);
   }
-  static constexpr const char* kOptions[] = {"PRIORITY", "TTL", "ATTEMPTS", "GROUP"};
   if (!parse_job_options(ctx, options, kOptions, "SCHEDULE", &spec.job)) return;
   auto made = ctx.engine.schedule(a[0], spec);
   if (!made.ok()) return reply_error(ctx, made.error());

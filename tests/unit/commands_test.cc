@@ -336,6 +336,11 @@ TEST_SUITE("commands") {
     CHECK(s.run("PUT q 1 DELAY\nx\n") == "ERROR BADFORMAT option DELAY needs a value\n");
     CHECK(s.run("PUT q 1 PRIORITY 2147483648\nx\n") ==
           "ERROR BADFORMAT PRIORITY takes a whole number from -2147483648 to 2147483647\n");
+    CHECK(s.run("SCHEDULE q s 1 EVERY 1s FOO 3\nx\n") ==
+          "ERROR BADFORMAT unknown SCHEDULE option 'FOO'; options: PRIORITY, TTL, ATTEMPTS, GROUP, "
+          "TZ\n");
+    CHECK(s.run("SCHEDULE q s 1 CRON @daily PRIORITY 1 FOO 3 TZ UTC\nx\n")
+              .rfind("ERROR BADFORMAT unknown SCHEDULE option 'FOO'", 0) == 0);
     CHECK(s.run("DEQUEUE q COUNT 1 other\n") ==
           "ERROR BADFORMAT after the queues, DEQUEUE takes WAIT <d> and COUNT <n>, got 'other' "
           "(queue names go first)\n");
