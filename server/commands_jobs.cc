@@ -124,6 +124,10 @@ void cmd_enqueue(CommandContext& ctx, const Request& req) {
 
 namespace {
 
+// The latest AT: far past any real date, and small enough that its
+// milliseconds, and a DELAY added to now, stay well inside int64.
+constexpr uint64_t kMaxAtSeconds = 100'000'000'000;
+
 // A job priority: a whole number that fits 32 bits, signed.
 bool parse_priority(CommandContext& ctx, std::string_view value, int32_t* priority) {
   int64_t p = 0;
@@ -178,8 +182,12 @@ bool parse_job_options(CommandContext& ctx, std::span<const std::string_view> a,
     } else if (is_keyword(a[i], "AT")) {
       uint64_t at = 0;
       auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), at);
-      if (ec != std::errc() || end != value.data() + value.size() || at > 100'000'000'000ull) {
-        reply_error(ctx, ErrorCode::kBadFormat, "AT takes a Unix time in seconds");
+      if (ec != std::errc() || end != value.data() + value.size() || at > kMaxAtSeconds) {
+        std::string msg = "AT takes a Unix time in seconds, 0 to " + num(kMaxAtSeconds) +
+                          " (the year 5138), got '";
+        protocol::append_escaped(msg, value, 32);
+        msg += "'";
+        reply_error(ctx, ErrorCode::kBadFormat, msg);
         return false;
       }
       options->run_at_ms = static_cast<int64_t>(at) * 1000;

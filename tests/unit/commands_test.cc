@@ -341,6 +341,12 @@ TEST_SUITE("commands") {
           "TZ\n");
     CHECK(s.run("SCHEDULE q s 1 CRON @daily PRIORITY 1 FOO 3 TZ UTC\nx\n")
               .rfind("ERROR BADFORMAT unknown SCHEDULE option 'FOO'", 0) == 0);
+    CHECK(s.run("PUT q 1 AT 253402300799\nx\n") ==
+          "ERROR BADFORMAT AT takes a Unix time in seconds, 0 to 100000000000 (the year 5138), got "
+          "'253402300799'\n");
+    CHECK(s.run("PUT q 1 AT 1e9\nx\n").rfind("ERROR BADFORMAT AT takes a Unix time", 0) == 0);
+    CHECK(s.run("PUT q 1 AT 100000000000\nx\n") == "OK 1\n");  // the bound itself is taken
+    s.run("DELETE 1\n");
     CHECK(s.run("DEQUEUE q COUNT 1 other\n") ==
           "ERROR BADFORMAT after the queues, DEQUEUE takes WAIT <d> and COUNT <n>, got 'other' "
           "(queue names go first)\n");
