@@ -289,10 +289,11 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
       return reply_error(ctx, ErrorCode::kLimit,
                          "WAIT is turned off here (limits.max_waiters is 0); retry without WAIT");
     }
-    if (ctx.waiters->size() >= ctx.limits->max_waiters) {
+    if (const size_t waiting = ctx.waiters->size(); waiting >= ctx.limits->max_waiters) {
       return reply_error(ctx, ErrorCode::kLimit,
-                         num(ctx.waiters->size()) + " workers are waiting already, the limit "
-                         "(limits.max_waiters); retry without WAIT or later");
+                         num(waiting) + (waiting == 1 ? " worker is" : " workers are") +
+                             " waiting already, the limit (limits.max_waiters); retry without "
+                             "WAIT or later");
     }
     ctx.wait = WaitRequest{queues, count, framed, ctx.engine.now_ms() + wait_ms,
                            ctx.limits->max_batch_bytes};
