@@ -368,6 +368,7 @@ bool Daemon::declare_schedule(const std::string& queue_name, const DeclaredSched
   spec.job.ttl_ms = declared.ttl_ms;
   spec.job.max_attempts = declared.attempts;
   spec.job.group = declared.group;
+  spec.declared = true;
   const bool replacing = it != queue->schedules.end();
   auto made = engine_.schedule(queue_name, spec);
   if (!made.ok()) {

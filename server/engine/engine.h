@@ -58,6 +58,10 @@ struct ScheduleSpec {
   std::string_view cron;  // five fields or a @shortcut, when every_ms is 0
   std::string_view payload;
   EnqueueOptions job;  // priority, ttl_ms, max_attempts and group of each job it puts
+  // Declared in the configuration: its payload counts in
+  // limits.max_payload_total but is never refused by it, so a backlog that
+  // fills the limit cannot keep tqd from starting (the file bounds it).
+  bool declared = false;
 };
 
 struct Enqueued {

@@ -108,7 +108,8 @@ Result<const Schedule*> Engine::schedule(std::string_view queue_name, const Sche
   }
   const uint64_t held_elsewhere =
       payload_bytes_ + schedule_payload_bytes_ - queue->schedule_payload_bytes;
-  if (limits_.max_payload_total > 0 && held_elsewhere + payload_bytes > limits_.max_payload_total) {
+  if (!spec.declared && limits_.max_payload_total > 0 &&
+      held_elsewhere + payload_bytes > limits_.max_payload_total) {
     return make_error(Errc::kFull, "the server holds " + std::to_string(held_elsewhere) +
                                        " payload bytes in jobs and other schedules, near its "
                                        "limit (limits.max_payload_total)");

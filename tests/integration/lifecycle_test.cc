@@ -410,6 +410,32 @@ TEST_SUITE("lifecycle") {
     tq::testing::remove_tree(dir);
   }
 
+  TEST_CASE("a declared schedule is set at start even when jobs fill limits.max_payload_total") {
+    const std::string dir = tq::testing::make_temp_dir();
+    TqdOptions options;
+    options.dir = dir;
+    options.config_yaml = "limits:\n  max_payload_total: 100\n";
+    {
+      TqdProcess tqd(options);
+      auto s = tqd.socket();
+      REQUIRE(call(s, "CREATE work") == "OK created work");
+      REQUIRE(call(s, "ENQUEUE work " + std::string(90, 'x')).rfind("OK ", 0) == 0);
+      REQUIRE(s.send("SCHEDULE work late 20 EVERY 1h\n" + std::string(20, 's') + "\n").ok());
+      CHECK(s.read_line()->rfind("ERROR FULL ", 0) == 0);  // a client's is refused
+      CHECK(tqd.stop(SIGTERM) == 0);
+    }
+    options.config_yaml +=
+        "queues:\n  declare:\n    reports:\n      schedules:\n"
+        "        heartbeat: {every: 1h, payload: ping-ping-ping-ping}\n";
+    TqdProcess tqd(options);  // it starts: the backlog must be served
+    CHECK(tqd.wait_for_log("created schedule heartbeat of queue reports"));
+    auto s = tqd.socket();
+    CHECK(tq::testing::stat_via(s, "payload_bytes") == "90");
+    CHECK(tq::testing::stat_via(s, "schedule_payload_bytes") == "19");
+    tqd.stop(SIGTERM);
+    tq::testing::remove_tree(dir);
+  }
+
   TEST_CASE("STATS shows the memory jobs hold, and acked jobs give it back") {
     TqdProcess tqd;
     auto s = tqd.socket();

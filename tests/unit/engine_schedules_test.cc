@@ -212,6 +212,13 @@ TEST_SUITE("engine_schedules") {
     CHECK(f.engine.schedule_payload_bytes() == 300);
     REQUIRE(f.engine.drop("other").ok());
     CHECK(f.engine.schedule_payload_bytes() == 200);
+    // One from config.yaml is counted, never refused: a backlog that fills
+    // the limit must not keep tqd from starting.
+    f.put(std::string(450, 'j'));  // 950 of 1000 held
+    ScheduleSpec declared = every("d", 60'000, std::string(300, 'd'));
+    declared.declared = true;
+    f.add(declared);
+    CHECK(f.engine.schedule_payload_bytes() == 500);
   }
 
   TEST_CASE("a cron schedule whose next time is decades off keeps it after a firing") {
