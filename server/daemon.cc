@@ -378,6 +378,18 @@ bool Daemon::declare_schedule(const std::string& queue_name, const DeclaredSched
   }
   LOG_INFO("%s schedule %s of queue %s (declared in the configuration)",
            replacing ? "replaced" : "created", declared.name.c_str(), queue_name.c_str());
+  // Set whatever the limit (a backlog must not keep tqd from starting), but
+  // its firings are refused while the server is over it: say so once.
+  const uint64_t limit = engine_.limits().max_payload_total;
+  const uint64_t held = engine_.payload_bytes() + engine_.schedule_payload_bytes();
+  if (limit > 0 && held + declared.payload.size() > limit) {
+    LOG_WARN(
+        "queues.declare.%s.schedules.%s: the server holds %llu payload bytes in jobs and "
+        "schedules, limits.max_payload_total is %llu: its jobs are refused (FULL, counted in "
+        "schedule_refused_total) until there is room",
+        queue_name.c_str(), declared.name.c_str(), static_cast<unsigned long long>(held),
+        static_cast<unsigned long long>(limit));
+  }
   return true;
 }
 

@@ -165,7 +165,7 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
         std::max(options.run_at_ms, options.delay_ms > 0 ? now + options.delay_ms : 0);
     if (due >= now + options.ttl_ms) {
       return make_error(Errc::kBadArgument, "its TTL (" + std::to_string(options.ttl_ms) +
-                                                "ms) ends before it is due (" +
+                                                "ms) ends no later than it is due (" +
                                                 std::to_string(due - now) +
                                                 "ms from now): it could never be delivered");
     }

@@ -307,6 +307,7 @@ class Engine {
   // what would add more; nothing held is removed. Defaults apply to queues
   // created afterwards.
   void set_limits(const EngineLimits& limits) { limits_ = limits; }
+  const EngineLimits& limits() const { return limits_; }
   void set_default_settings(const QueueSettings& defaults) { defaults_ = defaults; }
   int64_t now_ms() const { return clock_.now_ms(); }
 

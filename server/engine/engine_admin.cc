@@ -110,9 +110,11 @@ Result<const Schedule*> Engine::schedule(std::string_view queue_name, const Sche
       payload_bytes_ + schedule_payload_bytes_ - queue->schedule_payload_bytes;
   if (!spec.declared && limits_.max_payload_total > 0 &&
       held_elsewhere + payload_bytes > limits_.max_payload_total) {
-    return make_error(Errc::kFull, "the server holds " + std::to_string(held_elsewhere) +
-                                       " payload bytes in jobs and other schedules, near its "
-                                       "limit (limits.max_payload_total)");
+    return make_error(Errc::kFull, "with it the server would hold " +
+                                       std::to_string(held_elsewhere + payload_bytes) +
+                                       " payload bytes in jobs and schedules, over its limit "
+                                       "(limits.max_payload_total, " +
+                                       std::to_string(limits_.max_payload_total) + ")");
   }
   if (it == queue->schedules.end()) {
     if (queue->schedules.size() >= kMaxSchedulesPerQueue) {

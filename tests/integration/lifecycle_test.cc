@@ -432,6 +432,8 @@ TEST_SUITE("lifecycle") {
     auto s = tqd.socket();
     CHECK(tq::testing::stat_via(s, "payload_bytes") == "90");
     CHECK(tq::testing::stat_via(s, "schedule_payload_bytes") == "19");
+    // Its jobs wait for room, and the log says so.
+    CHECK(tqd.wait_for_log("its jobs are refused (FULL, counted in schedule_refused_total)"));
     tqd.stop(SIGTERM);
     tq::testing::remove_tree(dir);
   }

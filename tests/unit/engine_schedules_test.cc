@@ -201,7 +201,7 @@ TEST_SUITE("engine_schedules") {
     // So does another schedule; replacing one counts its new payload only.
     Error full = f.refused(every("b", 60'000, std::string(200, 'b')));
     CHECK(full.code == Errc::kFull);
-    CHECK(full.message.find("900 payload bytes") != std::string::npos);
+    CHECK(full.message.find("would hold 1100 payload bytes") != std::string::npos);
     REQUIRE(f.engine.schedule("other", every("a", 60'000, std::string(650, 'a'))).ok());
     CHECK(f.engine.schedule_payload_bytes() == 650);
     // CANCEL and DROP give the bytes back.
