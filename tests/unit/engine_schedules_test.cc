@@ -215,7 +215,8 @@ TEST_SUITE("engine_schedules") {
     // One from config.yaml is counted, never refused: a backlog that fills
     // the limit must not keep tqd from starting.
     f.put(std::string(450, 'j'));  // 950 of 1000 held
-    ScheduleSpec declared = every("d", 60'000, std::string(300, 'd'));
+    const std::string payload(300, 'd');  // outlives the spec, which views it
+    ScheduleSpec declared = every("d", 60'000, payload);
     declared.declared = true;
     f.add(declared);
     CHECK(f.engine.schedule_payload_bytes() == 500);
