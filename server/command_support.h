@@ -17,6 +17,10 @@ using Lines = std::vector<std::pair<std::string, std::string>>;
 
 void reply_error(CommandContext& ctx, protocol::ErrorCode code, std::string_view message);
 void reply_error(CommandContext& ctx, const engine::Error& error);
+// BADFORMAT "<what> given twice": an option or setting a request repeats is
+// refused, not the last one winning. `what` is the canonical name, never the
+// client's bytes.
+void reply_given_twice(CommandContext& ctx, std::string_view what);
 // "OK <n>" and n lines of "<name> <value>": the framing of every listing.
 void reply_lines(CommandContext& ctx, const Lines& lines);
 // "OK <word> <text>", e.g. "OK acked 7".

@@ -49,6 +49,10 @@ void reply_error(CommandContext& ctx, const engine::Error& error) {
   reply_error(ctx, wire_code(error.code), error.message);
 }
 
+void reply_given_twice(CommandContext& ctx, std::string_view what) {
+  reply_error(ctx, protocol::ErrorCode::kBadFormat, std::string(what) + " given twice");
+}
+
 void reply_lines(CommandContext& ctx, const Lines& lines) {
   ctx.out += "OK ";
   protocol::append_number(ctx.out, lines.size());

@@ -170,7 +170,7 @@ bool parse_job_options(CommandContext& ctx, std::span<const std::string_view> a,
       return false;
     }
     if (given & (1u << k)) {
-      reply_error(ctx, ErrorCode::kBadFormat, std::string(allowed[k]) + " given twice");
+      reply_given_twice(ctx, allowed[k]);
       return false;
     }
     given |= 1u << k;
@@ -260,8 +260,7 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
     const bool is_wait = is_keyword(a[i], "WAIT");
     bool& given = is_wait ? wait_given : count_given;
     if (given) {
-      return reply_error(ctx, ErrorCode::kBadFormat,
-                         std::string(is_wait ? "WAIT" : "COUNT") + " given twice");
+      return reply_given_twice(ctx, is_wait ? "WAIT" : "COUNT");
     }
     given = true;
     if (is_wait) {
@@ -406,8 +405,7 @@ void cmd_nack(CommandContext& ctx, const Request& req) {
       return reply_error(ctx, ErrorCode::kBadFormat, "usage: NACK <id> [DELAY d] [PRIORITY p]");
     }
     if (is_delay ? delay.has_value() : priority.has_value()) {
-      return reply_error(ctx, ErrorCode::kBadFormat,
-                         std::string(is_delay ? "DELAY" : "PRIORITY") + " given twice");
+      return reply_given_twice(ctx, is_delay ? "DELAY" : "PRIORITY");
     }
     if (is_delay) {
       int64_t ms = 0;

@@ -141,7 +141,7 @@ void cmd_config(CommandContext& ctx, const Request& req) {
     }
     // Known, so safe to echo: apply_queue_setting refused any other key.
     if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
-      return reply_error(ctx, ErrorCode::kBadFormat, std::string(key) + " given twice");
+      return reply_given_twice(ctx, key);
     }
     keys.push_back(key);
   }

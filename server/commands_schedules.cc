@@ -86,7 +86,7 @@ void cmd_schedule(CommandContext& ctx, const Request& req) {
       i += 2;
       continue;
     }
-    if (zoned) return reply_error(ctx, ErrorCode::kBadFormat, "TZ given twice");
+    if (zoned) return reply_given_twice(ctx, "TZ");
     zoned = true;
     if (cron.empty()) {
       return reply_error(ctx, ErrorCode::kBadFormat,

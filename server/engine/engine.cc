@@ -624,6 +624,10 @@ void Engine::destroy(Job* job, bool logged_in_bulk) {
   jobs_.erase(job);
 }
 
+std::string Engine::after_attempts(uint32_t attempts) {
+  return " after " + std::to_string(attempts) + " attempt" + (attempts == 1 ? "" : "s");
+}
+
 Requeue Engine::give_back(Job* job, std::optional<int64_t> delay_ms, const char* why,
                           int64_t ended_at_ms) {
   Queue* queue = job->queue;
@@ -640,8 +644,7 @@ Requeue Engine::give_back(Job* job, std::optional<int64_t> delay_ms, const char*
   const uint32_t limit = max_attempts_of(*job);
   Requeue outcome;
   if (limit > 0 && job->attempts >= limit) {
-    make_dead(job, std::string(why) + " after " + std::to_string(job->attempts) + " attempt" +
-                       (job->attempts == 1 ? "" : "s"));
+    make_dead(job, why + after_attempts(job->attempts));
     outcome = Requeue::kDead;
   } else {
     const int64_t wait = delay_ms.value_or(backoff_ms(*queue, job->attempts));

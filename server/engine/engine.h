@@ -376,6 +376,8 @@ class Engine {
                     int64_t ended_at_ms = 0);
   int64_t backoff_ms(const Queue& queue, uint32_t attempts);
   void expire_ttl(Job* job);
+  // " after 3 attempts": how a job's dead reason counts its deliveries.
+  static std::string after_attempts(uint32_t attempts);
   // Pause state changes, logged, with waiting workers told.
   void apply_pause(Queue* queue, bool paused, int64_t resume_at_ms);
   // A dead job back to ready with its attempts reset (KICK).

@@ -62,8 +62,7 @@ void Engine::expire_ttl(Job* job) {
   if (queue->settings.ttl_dead_letter) {
     unlink(job);
     make_dead(job, job->attempts == 0 ? std::string("ttl expired before delivery")
-                                      : "ttl expired after " + std::to_string(job->attempts) +
-                                            " attempt" + (job->attempts == 1 ? "" : "s"));
+                                      : "ttl expired" + after_attempts(job->attempts));
   } else {
     destroy(job);
   }
