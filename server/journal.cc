@@ -492,27 +492,42 @@ bool Journal::sweep_step(size_t budget) {
   });
 }
 
+// Walks each queue's key map bucket by bucket, not its expiry heap: a key
+// forgotten between two steps reorders the heap, and a walk by heap index
+// then skipped live keys (about 8% of them in a review's probe), whose
+// segments only a whole second sweep could free. Bucket positions hold
+// still while keys are erased; a key added meanwhile is already past the
+// cut. Only a rehash (an insert that grew the map) moves keys between
+// buckets, and then the queue's walk starts over: the keys already moved
+// are past the cut, so it repeats reads, not writes.
 bool Journal::sweep_keys(size_t budget) {
   const auto& queues = engine_.queues();
   auto it = key_cursor_queue_.empty() ? queues.begin() : queues.lower_bound(key_cursor_queue_);
-  if (it != queues.end() && it->first != key_cursor_queue_) key_cursor_index_ = 0;
   while (it != queues.end() && budget > 0) {
     Queue& queue = *it->second;
-    key_cursor_queue_ = queue.name;
-    while (key_cursor_index_ < queue.dedup_order.size() && budget > 0) {
-      const auto& [key, expires] = queue.dedup_order[key_cursor_index_++];
+    if (queue.name != key_cursor_queue_ || queue.dedup.bucket_count() != key_cursor_buckets_) {
+      key_cursor_queue_ = queue.name;
+      key_cursor_buckets_ = queue.dedup.bucket_count();
+      key_cursor_bucket_ = 0;
+    }
+    // A bucket costs one from the budget, and so does each key in it: a map
+    // emptied by a burst of forgotten keys keeps its buckets.
+    while (key_cursor_bucket_ < key_cursor_buckets_ && budget > 0) {
+      const size_t bucket = key_cursor_bucket_++;
       --budget;
-      auto entry = queue.dedup.find(key);
-      if (entry != queue.dedup.end() && entry->second.expires_ms == expires &&
-          entry->second.log_segment != 0 &&
-          entry->second.log_segment < cut_) {
-        dedup_saved(queue, key, entry->second);
-        ++moved_;
+      for (auto entry = queue.dedup.begin(bucket); entry != queue.dedup.end(bucket); ++entry) {
+        if (budget > 0) --budget;
+        DedupEntry& e = entry->second;
+        if (e.log_segment != 0 && e.log_segment < cut_) {
+          dedup_saved(queue, entry->first, e);
+          ++moved_;
+        }
       }
     }
-    if (key_cursor_index_ >= queue.dedup_order.size()) {
+    if (key_cursor_bucket_ >= key_cursor_buckets_) {
       ++it;
-      key_cursor_index_ = 0;
+      key_cursor_bucket_ = 0;
+      key_cursor_buckets_ = 0;
       key_cursor_queue_ = it == queues.end() ? std::string() : it->first;
     }
   }
@@ -547,7 +562,8 @@ void Journal::maintain() {
     cut_ = log_->current_segment();
     cursor_ = engine::JobCursor{};
     key_cursor_queue_.clear();
-    key_cursor_index_ = 0;
+    key_cursor_bucket_ = 0;
+    key_cursor_buckets_ = 0;
     keys_done_ = false;
     for (const auto& [name, queue] : engine_.queues()) {
       if (queue->log_segment < cut_) {
@@ -579,7 +595,8 @@ void Journal::compact_all() {
   cut_ = last_segment_;
   for (const auto& [name, queue] : engine_.queues()) queue_saved(*queue);
   key_cursor_queue_.clear();
-  key_cursor_index_ = 0;
+  key_cursor_bucket_ = 0;
+  key_cursor_buckets_ = 0;
   while (sweep_keys(SIZE_MAX)) {
   }
   cursor_ = engine::JobCursor{};

@@ -117,8 +117,9 @@ class Journal final : public engine::ChangeObserver {
   bool sweeping_ = false;
   uint32_t cut_ = 0;              // of the sweep under way, or of the last one
   engine::JobCursor cursor_;
-  std::string key_cursor_queue_;   // the sweep's place among dedup keys
-  size_t key_cursor_index_ = 0;
+  std::string key_cursor_queue_;   // the sweep's place among dedup keys: a queue,
+  size_t key_cursor_bucket_ = 0;   // the next bucket of its key map,
+  size_t key_cursor_buckets_ = 0;  // and the map's bucket count when its walk began
   bool keys_done_ = false;
   uint64_t compactions_ = 0;
   uint64_t moved_ = 0;

@@ -162,8 +162,6 @@ class DedupExpiries {
   }
   bool empty() const { return copies_.empty(); }
   size_t size() const { return copies_.size(); }
-  // In no useful order: for a pass over them all (the journal's compaction).
-  const Copy& operator[](size_t i) const { return copies_[i]; }
 
  private:
   static bool later(const Copy& a, const Copy& b) { return a.second > b.second; }

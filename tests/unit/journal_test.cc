@@ -443,6 +443,54 @@ TEST_SUITE("journal") {
 }
 
 TEST_SUITE("journal") {
+  TEST_CASE(
+      "a compaction sweep moves every live dedup key while keys are forgotten between its steps") {
+    wal::MemoryFileSystem fs;
+    Node node(fs);
+    REQUIRE(node.open(small_segments()).ok());
+    REQUIRE(node.engine.create_queue("q").ok());
+    std::mt19937 rng(11);
+    engine::QueueSettings s = node.engine.find_queue("q")->settings;
+    // Keys whose windows differ, each job finished at once: only the keys
+    // stay live, more of them than a sweep step visits.
+    for (int i = 0; i < 12000; ++i) {
+      if (i % 50 == 0) {
+        s.dedup_window_ms = 60'000 + static_cast<int64_t>(rng() % 3'600'000);
+        REQUIRE(node.engine.configure("q", s).ok());
+      }
+      const std::string key = "k" + std::to_string(i);
+      REQUIRE(node.engine.enqueue("q", "x", engine::EnqueueOptions{.key = key}).ok());
+      auto job = node.engine.dequeue("q");
+      REQUIRE(job.ok());
+      REQUIRE(node.engine.ack((*job)->id).ok());
+      if (i % 100 == 0) node.harness.turn();
+    }
+    node.harness.settle();
+
+    // Keys run out between the sweep's steps: forgetting one reorders the
+    // expiry heap under a sweep that walks it.
+    uint32_t cut = 0;
+    while (node.journal.stats().compactions == 0) {
+      const uint32_t current = node.harness.log->current_segment();
+      const bool was_sweeping = node.journal.stats().compacting;
+      node.journal.maintain();
+      if (!was_sweeping && node.journal.stats().compacting) cut = current;
+      node.clock.advance_ms(40'000);
+      node.engine.expire_due();
+      node.harness.turn();
+    }
+    REQUIRE(cut != 0);
+    REQUIRE(!node.engine.find_queue("q")->dedup.empty());  // keys were left to move
+
+    // The sweep missed none: every segment below its cut can go.
+    node.harness.settle();
+    node.journal.maintain();
+    CHECK(node.harness.log->oldest_segment() >= cut);
+    for (const auto& [key, entry] : node.engine.find_queue("q")->dedup) {
+      REQUIRE(entry.log_segment >= cut);
+    }
+  }
+
   TEST_CASE("dead letters deleted by dead_max stay deleted - replay alone, no sweep after it") {
     wal::MemoryFileSystem fs;
     {
