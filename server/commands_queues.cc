@@ -1,6 +1,8 @@
 // Queue administration: CREATE, QUEUES, PEEK, KICK, CONFIG, PAUSE, RESUME,
 // PURGE, DROP.
 #include <algorithm>
+#include <cctype>
+#include <string>
 
 #include "server/command_support.h"
 #include "server/queue_settings.h"
@@ -116,22 +118,39 @@ void cmd_kick(CommandContext& ctx, const Request& req) {
   reply_ok(ctx, "kicked", num(kicked.value()));
 }
 
+namespace {
+
 // CONFIG lists it after the settings, but it is the queue's state, not one
 // of its settings: PAUSE and RESUME change it.
 constexpr std::string_view kPausedKey = "paused";
+
+// A key as given, in the case the settings are named in when it names one:
+// keys are taken in any case, as verbs and options are (Max_Attempts=5 is
+// max_attempts=5); an unknown key is echoed as it was sent.
+std::string setting_name(std::string_view given) {
+  std::string lower(given);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == kPausedKey) return lower;
+  for (const auto& known : queue_setting_keys()) {
+    if (lower == known) return lower;
+  }
+  return std::string(given);
+}
+
+}  // namespace
 
 void cmd_config(CommandContext& ctx, const Request& req) {
   auto queue = ctx.engine.queue_or_error(req.args[0]);
   if (!queue.ok()) return reply_error(ctx, queue.error());
   engine::QueueSettings settings = queue.value()->settings;
-  std::vector<std::string_view> keys;  // given so far: a key given twice is refused
+  std::vector<std::string> keys;  // given so far: a key given twice is refused
   for (size_t i = 1; i < req.args.size(); ++i) {
     std::string_view a = req.args[i];
     size_t eq = a.find('=');
     if (eq == std::string_view::npos) {
       return reply_error(ctx, ErrorCode::kBadFormat, "settings are written <key>=<value>, e.g. max_attempts=5");
     }
-    const std::string_view key = a.substr(0, eq);
+    const std::string key = setting_name(a.substr(0, eq));
     if (key == kPausedKey) {
       return reply_error(ctx, ErrorCode::kBadFormat,
                          "paused is read-only here: PAUSE <queue> and RESUME <queue> change it");

@@ -413,6 +413,18 @@ TEST_SUITE("commands") {
     CHECK(s.run("CONFIG k\n").find("\npaused false\n") != std::string::npos);
   }
 
+  TEST_CASE("CONFIG takes setting names in any case, as verbs and options are") {
+    Session s;
+    s.run("CREATE k\n");
+    CHECK(s.run("CONFIG k Max_Attempts=7 ACK_TIMEOUT=5s\n").rfind("OK 16\n", 0) == 0);
+    CHECK(s.engine.find_queue("k")->settings.max_attempts == 7);
+    CHECK(s.engine.find_queue("k")->settings.ack_timeout_ms == 5000);
+    CHECK(s.run("CONFIG k PAUSED=true\n") ==
+          "ERROR BADFORMAT paused is read-only here: PAUSE <queue> and RESUME <queue> change it\n");
+    CHECK(s.run("CONFIG k max_size=1 MAX_SIZE=2\n") == "ERROR BADFORMAT max_size given twice\n");
+    CHECK(s.engine.find_queue("k")->settings.max_size == 0);
+  }
+
   TEST_CASE("the throttle's table is bounded - past it, new addresses share one budget") {
     server::AuthThrottle throttle;
     const size_t limit = server::AuthThrottle::kMaxAddresses;
