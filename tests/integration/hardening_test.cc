@@ -441,12 +441,16 @@ TEST_SUITE("hardening") {
       auto s = tqd.socket();
       while (!stop && s.send("E").ok()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     });
-    // Enqueues as fast as it can and never reads a reply.
+    // Sends PEEKs as fast as it can and never reads a reply, until tqd
+    // closes it for not reading: not when the real work ends, which on a
+    // loaded machine can come before the replies fill the socket buffers
+    // (the minute is a guard against a hang, not a wait).
     hostile.spawn([&] {
       auto s = tqd.socket();
       std::string batch;
       for (int i = 0; i < 500; ++i) batch += "PEEK work 1000\n";
-      while (!stop && s.send(batch).ok()) {
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+      while (s.send(batch).ok() && std::chrono::steady_clock::now() < give_up) {
       }
     });
     // Oversized lines and random bytes.
