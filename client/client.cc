@@ -88,6 +88,8 @@ Status Client::ensure_connected(const CancelToken* cancel) {
   }
   if (policy.attempts == 0) {
     const bool closed_by_server = socket_.is_open();
+    // Turned away (MAXCONN): the server's words, not "not connected".
+    if (auto parting = parting_error()) return *parting;
     socket_.close();
     return make_error(ErrorKind::kConnect,
                       "not connected to " + address() +
@@ -117,6 +119,18 @@ Status Client::ensure_connected(const CancelToken* cancel) {
     if (last.is(protocol::ErrorCode::kNoAuth)) break;
   }
   return last;
+}
+
+std::optional<Error> Client::parting_error() {
+  // Only a line no request asked for can be the server's last word.
+  if (!socket_.is_open() || owed_replies_ > 0 || !socket_.peer_closed()) return std::nullopt;
+  // The server closed after writing it, so it is here already: no waiting.
+  socket_.set_timeout_ms(0);
+  auto last = read_reply(socket_, protocol::ReplyShape::kLine);
+  socket_.set_timeout_ms(options_.timeout_ms);
+  close();
+  if (last || last.error().kind != ErrorKind::kServer) return std::nullopt;
+  return last.error();
 }
 
 Status Client::settle_owed_replies(int timeout_ms, const CancelToken* cancel, bool keep_if_late) {

@@ -22,7 +22,9 @@
 // repeated: it fails with an error whose outcome_unknown() is true, and you
 // decide. Without a reconnect policy a lost connection stays lost until
 // reconnect(); a call on a connection the server closed while it was idle
-// fails at once, before sending, with a kConnect error (nothing was sent).
+// fails at once, before sending, with a kConnect error (nothing was sent), or
+// with the server's ERROR when it said one as it closed (MAXCONN: it turned
+// the connection away).
 //
 // TLS: Options::tls (client/tls_options.h); every connect and reconnect uses
 // it, and a certificate that does not verify is a kConnect error.
@@ -253,6 +255,11 @@ class Client {
   // --- The connection ----------------------------------------------------------
   // Open, and not closed by the server while idle. Does not block.
   bool connected() const { return socket_.is_open() && !socket_.peer_closed(); }
+  // When the server closed this connection after a last ERROR line of its own
+  // (MAXCONN: it turned the connection away as it accepted it), that error.
+  // A connection the server closed is closed by this call either way; an
+  // open one is left as it is (nullopt).
+  std::optional<Error> parting_error();
   // Closes the connection and makes one attempt to open (and authenticate) a
   // new one.
   Status reconnect();

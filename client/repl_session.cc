@@ -99,6 +99,20 @@ ReplSession::Outcome ReplSession::ensure_connected(std::string_view verb) {
                           "cannot connect");
   }
   const bool closed_by_server = client_.socket().is_open();
+  if (auto parting = client_.parting_error()) {
+    // The server turned this connection away (MAXCONN) as it accepted it:
+    // its answer, as if to this command, which was not sent.
+    if (style_.raw) {
+      out_ << render_server_error(*parting, style_);
+      out_.flush();
+    } else {
+      err_ << render_server_error(*parting, error_style_);
+    }
+    err_ << "tq: the server closed the connection (" << parting->code << "); " << verb
+         << " was not sent" << (mode_ == Mode::kOneCommand ? "" : "; the next command reconnects")
+         << "\n";
+    return Outcome::kServerError;
+  }
   const bool was_connected = ever_connected_;
   bool password_refused = false;
   auto connected = reconnect(password_refused);

@@ -40,6 +40,29 @@ TEST_SUITE("client library") {
     CHECK(client.error().message.find(std::to_string(port)) != std::string::npos);
   }
 
+  TEST_CASE("a connection turned away with MAXCONN - the next call returns that ERROR, not sent") {
+    tq::testing::TqdOptions options;
+    options.config_yaml = "limits:\n  max_connections: 1\n";
+    TqdProcess tqd(options);
+    Client first = connect_to(tqd);
+    REQUIRE(first.ping().ok());
+    Client turned_away = connect_to(tqd);  // TCP connects; then ERROR MAXCONN and the close
+    for (int i = 0; i < 500 && turned_away.connected(); ++i) std::this_thread::sleep_for(10ms);
+    REQUIRE_FALSE(turned_away.connected());
+    auto refused = turned_away.ping();
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().kind == ErrorKind::kServer);
+    CHECK(refused.error().is(ErrorCode::kMaxConn));
+    CHECK(refused.error().to_string() ==
+          "MAXCONN too many connections (limits.max_connections is 1)");
+    CHECK_FALSE(refused.error().outcome_unknown());
+    CHECK_FALSE(turned_away.socket().is_open());
+    // Read once: the call after it says the connection is gone.
+    auto again = turned_away.ping();
+    REQUIRE_FALSE(again.ok());
+    CHECK(again.error().kind == ErrorKind::kConnect);
+  }
+
   TEST_CASE(
       "create then EXISTS - enqueue to a missing queue is NOQUEUE with the server's message") {
     TqdProcess tqd;

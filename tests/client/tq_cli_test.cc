@@ -129,6 +129,25 @@ TEST_SUITE("tq command line") {
     CHECK(lost.err.find("next command") == std::string::npos);
   }
 
+  TEST_CASE("one command - past limits.max_connections it prints the server's ERROR MAXCONN") {
+    tq::testing::TqdOptions options;
+    options.config_yaml = "limits:\n  max_connections: 1\n";
+    TqdProcess tqd(options);
+    auto held = tqd.client();
+    REQUIRE(held.ping().ok());
+    // Whether the refusal comes before tq sends PING or after, it is the
+    // server's answer (exit 1), not "cannot connect" (2). Tried a few times:
+    // which comes first is up to the scheduler.
+    for (int i = 0; i < 5; ++i) {
+      auto refused = tq_run(tqd, {"PING"});
+      CHECK(refused.status == 1);
+      CHECK(refused.out.empty());
+      CHECK(refused.err.rfind("ERROR MAXCONN too many connections (limits.max_connections is 1)\n",
+                              0) == 0);
+      CHECK(refused.err.find("reconnect") == std::string::npos);
+    }
+  }
+
   TEST_CASE("commands from standard input - a lost connection stops them and says so") {
     TqdProcess tqd;
     REQUIRE(tqd.client().create("q").ok());
