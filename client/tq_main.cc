@@ -219,8 +219,12 @@ int run_interactive(ReplSession& session, tq::client::CancelToken& cancel) {
     std::cout << "Connected. HELP lists the commands; Tab completes; Ctrl-D leaves.\n";
   }
   auto body_from_prompt = [&](size_t bytes) {
-    return read_body_lines(
+    auto body = read_body_lines(
         bytes, [&] { return editor.read_line("... ", tq::client::LineEditor::LineKind::kBody); });
+    // Ctrl-C or Ctrl-D left the cursor on the ... line: what tq says next
+    // starts a line of its own, as after Ctrl-C at the prompt.
+    if (!body) std::cout << "\n" << std::flush;
+    return body;
   };
   for (;;) {
     g_interrupted = 0;

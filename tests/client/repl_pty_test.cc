@@ -244,8 +244,11 @@ TEST_SUITE("tq REPL in a terminal") {
 
     enter(screen, "PUT q 10");
     REQUIRE(screen.wait_for("...", 10s, 2));
+    screen.type("abc");
     screen.press({"C-c"});
     REQUIRE(screen.wait_for("tq: PUT not sent: its body was left before 10 bytes"));
+    // On a line of its own, not after what was typed at the ... prompt.
+    CHECK(screen.capture().find("\ntq: PUT not sent: its body") != std::string::npos);
     enter(screen, "PING");
     REQUIRE(screen.wait_for("OK PONG"));
 
