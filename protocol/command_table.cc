@@ -74,7 +74,7 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "its lease ends, or it died), expires=<ms>, key=<k>, group=<g>,\n"
      "reason=<rest of line>; then the payload bytes and a line end. Times are Unix\n"
      "milliseconds. HELD: ready jobs waiting for an earlier job of their group."},
-    {Verb::kJob, "JOB", 1, 1, kAdmin, -1, kJobs, "JOB <id>", "look at one job by its id",
+    {Verb::kJob, "JOB", 1, 1, 0, -1, kJobs, "JOB <id>", "look at one job by its id",
      "Answers OK 1 and the job framed as PEEK frames it (queue, state, attempts,\n"
      "priority, at=, expires=, key=, group=, reason=, then the payload); nothing\n"
      "changes. ERROR NOTFOUND when no job has that id: it never existed, or it\n"

@@ -246,6 +246,40 @@ TEST_SUITE("tq --work") {
     CHECK(client.ack((*taken)->id).ok());
   }
 
+  TEST_CASE(
+      "on the workers' password, a job outlives a lost connection - JOB tells tq it is still its "
+      "own") {
+    // With auth.admin_password set, the workers' password must still let
+    // tq --work ask JOB whether the job is still this run's once its
+    // connection was replaced (here: closed as idle between two TOUCHes).
+    tq::testing::TqdOptions options;
+    options.config_yaml =
+        "auth:\n  password: worker\n  admin_password: admin\nlimits:\n  idle_timeout: 1s\n";
+    TqdProcess tqd(options);
+    auto admin = tq::client::Client::connect({.port = tqd.port(), .password = "admin"});
+    REQUIRE(admin.ok());
+    REQUIRE(admin->create("q").ok());
+    REQUIRE(admin->config("q", {{"ack_timeout", "6s"}}).ok());  // a TOUCH every 2 s
+    auto id = admin->enqueue("q", "x");
+    REQUIRE(id.ok());
+    admin->close();
+    BackgroundProcess tq = start_tq(tqd, {"--password", "worker", "--work", "q", "--count", "1",
+                                          "--", "sh", "-c", "cat >/dev/null; sleep 3"});
+    CHECK(tq.wait_for_exit(25s) == 0);
+    INFO(all_lines(tq));
+    CHECK(count_lines(tq, "no ACK") == 0);
+    CHECK(count_lines(tq, "got no answer") == 0);
+    auto after = tq::client::Client::connect({.port = tqd.port(), .password = "admin"});
+    REQUIRE(after.ok());
+    auto job = after->job(*id);
+    REQUIRE_FALSE(job.ok());
+    CHECK(job.error().is(tq::protocol::ErrorCode::kNotFound));  // acked: done once
+    auto stats = after->stats();
+    REQUIRE(stats.ok());
+    CHECK(tq::client::field(*stats, "jobs_acked_total") == "1");
+    CHECK(tq::client::field(*stats, "commands_denied_total") == "0");
+  }
+
   TEST_CASE("a program that cannot be run hands its job back and stops tq with 2") {
     TqdProcess tqd;
     TempDir dir;

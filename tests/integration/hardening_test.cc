@@ -147,14 +147,19 @@ TEST_SUITE("hardening") {
     CHECK(call(s, "ENQUEUE q again") == "OK 2");
     CHECK(stat_via(s, "jobs_enqueued_total") == "2");  // STATS is not an admin command
     // Every command HELP calls an admin one is refused, and changes nothing.
-    for (const char* admin :
-         {"DROP q", "PURGE q", "PEEK q", "JOB 2", "KICK q", "CONFIG q", "PAUSE q", "RESUME q",
-          "SCHEDULE q", "CANCEL q s", "CLIENTS", "BACKUP b"}) {
+    for (const char* admin : {"DROP q", "PURGE q", "PEEK q", "KICK q", "CONFIG q", "PAUSE q",
+                              "RESUME q", "SCHEDULE q", "CANCEL q s", "CLIENTS", "BACKUP b"}) {
       const std::string verb = std::string(admin).substr(0, std::string(admin).find(' '));
       CHECK(call(s, admin) ==
             "ERROR NOPERM " + verb + " is an admin command: AUTH with the admin password first");
     }
-    CHECK(stat_via(s, "commands_denied_total") == "12");
+    CHECK(stat_via(s, "commands_denied_total") == "11");
+    // JOB is a worker's: one whose connection dropped asks it about its job.
+    CHECK(call(s, "JOB 2") == "OK 1");
+    auto looked = s.read_line();
+    REQUIRE(looked.ok());
+    CHECK(looked->rfind("JOB 2 5 queue=q state=ready", 0) == 0);
+    REQUIRE(s.read_line().ok());  // its payload
     CHECK(stat_via(s, "jobs_ready") == "1");
     CHECK(call(s, "AUTH nope") == "ERROR NOAUTH wrong password");
     CHECK(call(s, "PURGE q").rfind("ERROR NOPERM", 0) == 0);  // a wrong one changes nothing
