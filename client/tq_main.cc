@@ -412,7 +412,8 @@ int main(int argc, char** argv) {
   std::string fail_exits;
   app.add_option("--work", work_queues,
                  "run a program for each job from these queues (a,b,...): tq --work emails -- "
-                 "./send.sh. Exit 0 ACKs the job, any other NACKs it (retried)");
+                 "./send.sh. Exit 0 ACKs the job, a --fail-exit status FAILs it, any other NACKs "
+                 "it (retried)");
   app.add_option("--concurrency", work.concurrency, "--work: programs run at once")
       ->capture_default_str()
       ->check(CLI::Range(1U, 1000U));

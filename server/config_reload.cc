@@ -174,7 +174,12 @@ std::vector<SettingChange> compare_settings(const Config& running, const Config&
     std::string before = s.show(running);
     std::string after = s.show(next);
     if (before == after) continue;
-    if (is_secret(s)) before = masked(before), after = masked(after);
+    if (is_secret(s)) {
+      // Never the secret itself; a rotation logs "set -> a new one", not "set -> set".
+      const bool rotated = !before.empty() && !after.empty();
+      before = masked(before);
+      after = rotated ? "a new one" : masked(after);
+    }
     if (before.empty()) before = "(none)";
     if (after.empty()) after = "(none)";
     changes.push_back({s.key, before, after, needs_restart(s, running, next)});

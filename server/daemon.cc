@@ -162,7 +162,7 @@ bool Daemon::open_log() {
     engine_.restore_ids(
         before + ids_issued_since_backup(summary.restored_backup_at_ms, engine_.now_ms()), 0);
     LOG_WARN(
-        "wal: this log is a backup (BACKUP) started on for the first time: job ids jump from "
+        "wal: this log is a backup (BACKUP), started from for the first time: job ids jump from "
         "%llu to %llu, past any the server it was copied from can have issued since",
         static_cast<unsigned long long>(before),
         static_cast<unsigned long long>(engine_.next_job_id()));
@@ -181,7 +181,7 @@ bool Daemon::open_log() {
   const size_t requeued = engine_.end_restored_leases();
   LOG_INFO(
       "wal: replayed %llu records (%llu bytes, %zu segments) in %lldms: %zu queues, %zu jobs "
-      "(%zu were leased: they go back as if their leases ran out), next job id %llu; fsync=%s",
+      "(leased, going back as if their leases ran out: %zu), next job id %llu; fsync=%s",
       static_cast<unsigned long long>(summary.records),
       static_cast<unsigned long long>(summary.bytes), summary.segments,
       static_cast<long long>(engine_.now_ms() - started), engine_.queues().size(),

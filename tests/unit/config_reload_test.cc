@@ -111,7 +111,7 @@ TEST_SUITE("config reload") {
     REQUIRE(changes.size() == 1);
     CHECK(changes[0].key == "auth.password");
     CHECK(changes[0].before == "set");  // never the password itself
-    CHECK(changes[0].after == "set");
+    CHECK(changes[0].after == "a new one");
     CHECK_FALSE(changes[0].needs_restart);
     Config live = first;
     take_live_settings(live, second);
