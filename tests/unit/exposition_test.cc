@@ -129,6 +129,8 @@ TEST_SUITE("exposition") {
                                   "tq_queue_") == "tq_queue_ack_timeout_seconds");
     CHECK(server::exposition_name(gauge("loop_busy_pct", 1, FigureUnit::kTenthsPercent), "tq_") ==
           "tq_loop_busy_ratio");
+    CHECK(server::exposition_name(gauge("wal_last_backup_at_ms", 1, FigureUnit::kMilliseconds),
+                                  "tq_") == "tq_wal_last_backup_timestamp_seconds");
   }
 
   TEST_CASE("values are converted to seconds and ratios exactly") {
