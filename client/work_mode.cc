@@ -41,7 +41,14 @@ class Work {
 
   int run() {
     std::string queues;
-    for (const auto& q : settings_.queues) queues += (queues.empty() ? "" : ", ") + q;
+    for (const auto& q : settings_.queues) {
+      // Before anything is said or started: a name no request can carry.
+      if (auto named = check_word(q, "queue name"); !named) {
+        say(named.error().message);
+        return kWorkUsage;
+      }
+      queues += (queues.empty() ? "" : ", ") + q;
+    }
     say("running " + settings_.program[0] + " for each job from " + queues + ", " +
         std::to_string(settings_.concurrency) +
         " at a time; Ctrl-C stops taking jobs (a second one stops the programs)");

@@ -280,6 +280,15 @@ TEST_SUITE("tq --work") {
     CHECK(tq::client::field(*stats, "commands_denied_total") == "0");
   }
 
+  TEST_CASE("a queue name no request can carry stops tq with 2 before it says it is running") {
+    TqdProcess tqd;
+    BackgroundProcess tq = start_tq(tqd, {"--work", "good,bad name", "--", "true"});
+    CHECK(tq.wait_for_exit(10s) == 2);
+    INFO(all_lines(tq));
+    CHECK(count_lines(tq, "queue name 'bad name' holds a space or a control character") == 1);
+    CHECK(count_lines(tq, "running") == 0);
+  }
+
   TEST_CASE("a program that cannot be run hands its job back and stops tq with 2") {
     TqdProcess tqd;
     TempDir dir;
