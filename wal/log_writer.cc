@@ -237,12 +237,16 @@ Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
       const std::string path = path_of(chunk.first_seq);
       Result<std::unique_ptr<WritableFile>> opened = Status();
       written_to_ = 0;
-      file_size_ = segment_bytes_;
-      if (chunk.opens_segment && spare_ && spare_->take(path)) {
+      // A record longer than a segment (a queue's schedules, a dead job's
+      // payload and reason) starts one of its own (Log::append): made big
+      // enough for it before it is written, so that a write cut short leaves
+      // zeros after it, a torn tail, not a record past the end of the file.
+      file_size_ = std::max(segment_bytes_, chunk.offset + chunk.bytes.size());
+      if (chunk.opens_segment && file_size_ == segment_bytes_ && spare_ && spare_->take(path)) {
         opened = fs_.open_for_write(path, false, 0);
         if (!inline_writes()) written_to_ = segment_bytes_;  // a zero-filled spare
       } else if (chunk.opens_segment) {
-        opened = create_segment(fs_, dir_, path, segment_bytes_);
+        opened = create_segment(fs_, dir_, path, file_size_);
       } else {
         // A retry that starts in a segment it had already left.
         opened = fs_.open_for_write(path, false, 0);

@@ -10,6 +10,11 @@ class MemoryFileSystem::Writable final : public WritableFile {
   Status write_at(uint64_t offset, std::string_view data) override {
     std::lock_guard<std::mutex> lock(fs_.mu_);
     if (fs_.fail_writes_) return Status::io_error("write " + path_ + ": injected I/O error");
+    const bool cut = data.size() > fs_.cut_next_write_;
+    if (cut) {
+      data = data.substr(0, fs_.cut_next_write_);
+      fs_.cut_next_write_ = UINT64_MAX;
+    }
     uint64_t end = offset + data.size();
     if (end > file_->data.size() && end > fs_.max_file_size_) {
       return Status::io_error("write " + path_ + ": File too large");
@@ -23,6 +28,7 @@ class MemoryFileSystem::Writable final : public WritableFile {
     }
     file_->data.replace(offset, data.size(), data);
     mark_written(offset, end);
+    if (cut) return Status::io_error("write " + path_ + ": injected kill in the middle of a write");
     return Status();
   }
 
@@ -239,6 +245,11 @@ void MemoryFileSystem::set_fail_writes(bool fail) {
 void MemoryFileSystem::set_fail_syncs(bool fail) {
   std::lock_guard<std::mutex> lock(mu_);
   fail_syncs_ = fail;
+}
+
+void MemoryFileSystem::set_cut_next_write(uint64_t keep) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cut_next_write_ = keep;
 }
 
 void MemoryFileSystem::set_hold_syncs(bool hold) {

@@ -40,6 +40,10 @@ class MemoryFileSystem final : public FileSystem {
   // While set, every write_at (sync) fails with an I/O error.
   void set_fail_writes(bool fail);
   void set_fail_syncs(bool fail);
+  // The next write_at of more than `keep` bytes writes only its first
+  // `keep` and fails: what a process killed in the middle of a write
+  // leaves on disk (the page cache keeps the part written).
+  void set_cut_next_write(uint64_t keep);
   // While set, every sync waits (on its own thread) until it is cleared: a
   // disk whose fdatasync takes as long as the test likes.
   void set_hold_syncs(bool hold);
@@ -94,6 +98,7 @@ class MemoryFileSystem final : public FileSystem {
   uint64_t max_file_size_ = UINT64_MAX;
   bool fail_writes_ = false;
   bool fail_syncs_ = false;
+  uint64_t cut_next_write_ = UINT64_MAX;
   bool hold_syncs_ = false;
   std::condition_variable syncs_released_;
   size_t held_syncs_ = 0;  // syncs waiting for the hold to end

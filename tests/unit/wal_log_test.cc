@@ -482,6 +482,42 @@ TEST_SUITE("wal_log") {
     CHECK(after.replayed == written);
   }
 
+  TEST_CASE("a kill in the middle of a record longer than a segment leaves a torn tail") {
+    // A queue's schedules (up to 1 MiB), or a dead job's payload with its
+    // reason, can make a record longer than wal.segment_bytes. Its segment
+    // must be made big enough before it is written: a write that grew the
+    // file and was cut short by a kill left the record running past the end
+    // of the file, damage that tqd refused to start on.
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.spare_segment = false;          // the only writes are the records'
+    o.retry_interval_ms = 3'600'000;  // the killed process writes nothing more
+    REQUIRE(h.open(o).ok());
+    const std::vector<ReplayedRecord> written = write_records(h, 5);
+    const std::string big(3 * o.segment_bytes, 'x');
+    fs.set_cut_next_write(o.segment_bytes + 100);  // the kill comes past the old end
+    h.log->append(1, big);
+    CHECK_FALSE(h.wait_durable());
+    MemoryFileSystem killed;  // what the page cache holds at the kill
+    const std::vector<std::string> names = *fs.list(kDir);
+    for (const std::string& name : names) {
+      killed.set_contents(kDir + "/" + name, fs.contents(kDir + "/" + name));
+    }
+    LogHarness after(killed);
+    REQUIRE(after.open(o).ok());
+    CHECK(after.replayed == written);
+    CHECK_FALSE(after.summary.torn.empty());
+    // Whole, it replays, in a segment of its own that holds all of it.
+    auto a = after.log->append(1, big);
+    REQUIRE(after.wait_durable());
+    after.close();
+    LogHarness again(killed);
+    REQUIRE(again.open(o).ok());
+    REQUIRE(again.replayed.size() == written.size() + 1);
+    CHECK(again.replayed.back() == ReplayedRecord{1, a.seq, big, a.segment});
+  }
+
   TEST_CASE("fsync=never: a power cut after rotation into a spare leaves the spare's full size") {
     // Without zero-fill the spare is only preallocated; it was renamed into
     // place without its size ever synced, so a power cut could leave the
