@@ -2,6 +2,8 @@
 
 #include <cinttypes>
 #include <filesystem>
+#include <map>
+#include <string_view>
 #include <system_error>
 
 #include "server/log.h"
@@ -16,8 +18,40 @@ std::string absolute(const std::string& dir) {
   return ec ? dir : path.lexically_normal().string();
 }
 
+constexpr std::string_view kPartial = ".partial";
+constexpr std::string_view kLockSuffix = ".lock";
+
 std::string staging_dir(const std::string& backup_dir, const std::string& name) {
-  return backup_dir + "/." + name + ".partial";
+  return backup_dir + "/." + name + std::string(kPartial);
+}
+
+// Removes what backups cut short by a crash or a kill left in `dir`: their
+// `.<name>.partial` directories, each up to a whole copy of the log. A
+// backup under way holds `.<name>.partial.lock` until its copy has its
+// name, so a partial whose lock can be taken is a leftover, even where
+// several tqds share the directory. The lock file goes only after the
+// partial (while held), so a backup of that name started meanwhile waits
+// for neither.
+void remove_leftovers(wal::FileSystem& fs, const std::string& dir) {
+  auto names = fs.list(dir);
+  if (!names.ok()) return;
+  std::map<std::string, bool> partials;  // name -> whether its directory is there
+  for (std::string_view name : *names) {
+    const bool lock_file = name.ends_with(kLockSuffix);
+    if (lock_file) name.remove_suffix(kLockSuffix.size());
+    if (name.size() > 1 + kPartial.size() && name[0] == '.' && name.ends_with(kPartial)) {
+      partials[std::string(name)] |= !lock_file;
+    }
+  }
+  for (const auto& [name, has_dir] : partials) {
+    const std::string partial = dir + "/" + name;
+    auto held = fs.lock(partial + std::string(kLockSuffix));
+    if (!held.ok()) continue;  // being written (or by this backup: its caller's)
+    if (has_dir && fs.remove_tree(partial).ok()) {
+      LOG_INFO("backup: removed %s, left by a backup that was cut short", partial.c_str());
+    }
+    (void)fs.remove(partial + std::string(kLockSuffix));
+  }
 }
 
 }  // namespace
@@ -112,9 +146,22 @@ void BackupRunner::on_work(uv_work_t* req) {
       }
     }
   }
-  (void)self->fs_.remove_tree(staging);  // a crashed backup's leftovers
   wal::Status s = self->fs_.create_dir(self->backup_dir_);
-  if (s.ok()) s = self->fs_.create_dir(staging);
+  if (!s.ok()) {
+    self->status_ = std::move(s);
+    return;
+  }
+  // Held until the copy has its name: another tqd sharing the directory
+  // leaves this staging directory alone meanwhile (remove_leftovers).
+  const std::string lock_path = staging + std::string(kLockSuffix);
+  auto held = self->fs_.lock(lock_path);
+  if (!held.ok()) {
+    self->status_ = wal::Status::exists("backup " + target + " is being written by another tqd");
+    return;
+  }
+  (void)self->fs_.remove_tree(staging);  // this name's leftovers: the lock is ours
+  remove_leftovers(self->fs_, self->backup_dir_);
+  s = self->fs_.create_dir(staging);
   if (s.ok()) {
     s = wal::copy_backup(self->fs_, self->plan_, staging + "/wal", self->cancel_, &self->summary_);
   }
@@ -122,6 +169,8 @@ void BackupRunner::on_work(uv_work_t* req) {
   if (s.ok()) s = self->fs_.rename(staging, target);
   if (s.ok()) s = self->fs_.sync_dir(self->backup_dir_);
   if (!s.ok()) (void)self->fs_.remove_tree(staging);
+  (void)self->fs_.remove(lock_path);  // while held: see remove_leftovers
+  held.value().reset();
   // Retention only after a backup that worked: a failing disk must not
   // also eat the backups that are left.
   self->removed_.clear();

@@ -4,7 +4,10 @@
 // tqd started on it serves exactly that.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -288,6 +291,39 @@ TEST_SUITE("backup") {
     CHECK_FALSE(std::filesystem::exists(backups + "/.b1.partial"));
     CHECK_FALSE(std::filesystem::exists(backups + "/b1/junk"));
     CHECK(std::filesystem::is_directory(backups + "/b1/wal"));
+  }
+
+  TEST_CASE("BACKUP removes what backups of other names left when cut short, not one under way") {
+    TqdProcess tqd(with_config(""));
+    const std::string backups = tqd.dir() + "/elsewhere";
+    TqdProcess configured(with_config("wal:\n  backup_dir: " + backups + "\n"));
+    // Left by kills: a partial copy (with its lock file), and a lock file alone.
+    std::filesystem::create_directories(backups + "/.tq-old.partial/wal");
+    std::ofstream(backups + "/.tq-old.partial/wal/00000000000000000001.wal") << "half a copy";
+    std::ofstream(backups + "/.tq-old.partial.lock") << "123\n";
+    std::ofstream(backups + "/.tq-gone.partial.lock") << "124\n";
+    // Under way in another tqd sharing the directory: its lock is held.
+    std::filesystem::create_directories(backups + "/.busy.partial/wal");
+    const int held = ::open((backups + "/.busy.partial.lock").c_str(), O_RDWR | O_CREAT, 0600);
+    REQUIRE(held >= 0);
+    REQUIRE(::flock(held, LOCK_EX | LOCK_NB) == 0);
+    auto s = configured.socket();
+    CHECK(backup_path(call(s, "BACKUP b2")) == backups + "/b2");
+    CHECK_FALSE(std::filesystem::exists(backups + "/.tq-old.partial"));
+    CHECK_FALSE(std::filesystem::exists(backups + "/.tq-old.partial.lock"));
+    CHECK_FALSE(std::filesystem::exists(backups + "/.tq-gone.partial.lock"));
+    CHECK(std::filesystem::is_directory(backups + "/.busy.partial/wal"));
+    CHECK_FALSE(std::filesystem::exists(backups + "/.b2.partial.lock"));  // ours went too
+    // Two backups of one name at once: the second is told the name is taken.
+    const int held2 = ::open((backups + "/.b3.partial.lock").c_str(), O_RDWR | O_CREAT, 0600);
+    REQUIRE(held2 >= 0);
+    REQUIRE(::flock(held2, LOCK_EX | LOCK_NB) == 0);
+    CHECK(call(s, "BACKUP b3") ==
+          "ERROR EXISTS backup " + backups + "/b3 is being written by another tqd");
+    ::close(held2);
+    ::close(held);
+    CHECK(backup_path(call(s, "BACKUP b3")) == backups + "/b3");
+    CHECK_FALSE(std::filesystem::exists(backups + "/.busy.partial"));  // its lock is free now
   }
 }
 
