@@ -196,6 +196,17 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
       std::string_view name = in.bytes();
       engine::QueueSettings s;
       s.ack_timeout_ms = static_cast<int64_t>(in.varint());
+      if (in.empty() && !in.failed()) {
+        // Written before queues had more settings than the ack timeout (the
+        // first tqd that kept a log): the rest are this server's defaults,
+        // as that tqd's own replay gave them, and the queue is not paused.
+        if (!engine::Engine::valid_queue_name(name)) return bad_body("QUEUE");
+        const int64_t ack_timeout_ms = s.ack_timeout_ms;
+        s = engine_.default_settings();
+        s.ack_timeout_ms = ack_timeout_ms;
+        engine_.restore_queue(number, name, s, false, 0, {});
+        return {};
+      }
       s.max_attempts = static_cast<uint32_t>(in.varint());
       s.backoff_base_ms = static_cast<int64_t>(in.varint());
       s.backoff_factor = static_cast<double>(in.varint()) / 1000.0;

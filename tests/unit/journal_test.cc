@@ -1127,6 +1127,80 @@ TEST_SUITE("journal") {
     std::string cut = body + "\x05";
     CHECK_FALSE(journal.apply(wal::Record{2, 2, cut}, 1).ok());
   }
+
+  TEST_CASE("a log from the first tqd that kept one - QUEUE records hold only the ack timeout") {
+    // The records as that tqd (8874fd2) wrote them for CREATE emails, three
+    // ENQUEUEs, a DEQUEUE and its ACK, and a DEQUEUE left leased: its QUEUE
+    // body ends at ack_timeout_ms ("then later settings", its FORMAT.md said).
+    engine::ManualClock clock;
+    engine::QueueSettings defaults;
+    defaults.max_attempts = 5;
+    defaults.dedup_window_ms = 60'000;
+    defaults.ttl_dead_letter = true;
+    engine::Engine engine{clock, engine::EngineLimits{}, defaults};
+    server::Journal journal{engine, 1.5};
+    uint64_t seq = 0;
+    auto apply = [&](uint8_t type, const std::string& body) {
+      return journal.apply(wal::Record{type, ++seq, body}, 1);
+    };
+    std::string meta;
+    wal::put_varint(meta, 1);  // next job id
+    wal::put_varint(meta, 1);  // next queue number
+    REQUIRE(apply(1, meta).ok());
+    std::string queue;
+    wal::put_varint(queue, 1);
+    wal::put_bytes(queue, "emails");
+    wal::put_varint(queue, 45'000);  // ack_timeout_ms, and nothing after it
+    REQUIRE(apply(2, queue).ok());
+    for (uint64_t id = 1; id <= 3; ++id) {
+      std::string job;
+      wal::put_varint(job, id);
+      wal::put_varint(job, 1);      // queue number
+      job += static_cast<char>(0);  // ready
+      wal::put_varint(job, 0);      // attempts
+      wal::put_varint(job, 0);      // priority
+      wal::put_varint(job, 0);      // deadline_ms
+      job += static_cast<char>(0);  // flags
+      job += "send mail " + std::to_string(id);
+      REQUIRE(apply(4, job).ok());
+    }
+    for (uint64_t id = 1; id <= 2; ++id) {
+      std::string lease;
+      wal::put_varint(lease, id);
+      wal::put_varint(lease, 1);
+      REQUIRE(apply(5, lease).ok());
+    }
+    std::string remove;
+    wal::put_varint(remove, 1);
+    REQUIRE(apply(7, remove).ok());
+    const engine::Queue* q = engine.find_queue("emails");
+    REQUIRE(q != nullptr);
+    CHECK(q->settings.ack_timeout_ms == 45'000);
+    // The settings that tqd did not have are this server's defaults.
+    CHECK(q->settings.max_attempts == 5);
+    CHECK(q->settings.dedup_window_ms == 60'000);
+    CHECK(q->settings.ttl_dead_letter);
+    CHECK_FALSE(q->paused);
+    CHECK(engine.find_job(1) == nullptr);
+    REQUIRE(engine.find_job(2) != nullptr);
+    CHECK(engine.find_job(2)->state == engine::JobState::kLeased);
+    CHECK(engine.find_job(2)->attempts == 1);
+    REQUIRE(engine.find_job(3) != nullptr);
+    CHECK(engine.find_job(3)->payload() == "send mail 3");
+    CHECK(engine.next_job_id() == 4);
+    // Cut before the ack timeout, or with a name no queue can have, it is
+    // damage still.
+    std::string cut;
+    wal::put_varint(cut, 2);
+    wal::put_bytes(cut, "other");
+    CHECK_FALSE(apply(2, cut).ok());
+    std::string bad_name;
+    wal::put_varint(bad_name, 2);
+    wal::put_bytes(bad_name, "no space");
+    wal::put_varint(bad_name, 45'000);
+    CHECK_FALSE(apply(2, bad_name).ok());
+    CHECK(engine.find_queue("other") == nullptr);
+  }
 }
 
 }  // namespace journal_test
