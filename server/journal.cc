@@ -84,8 +84,12 @@ void encode_queue(std::string& out, const Queue& q) {
 }
 
 // The schedules at the end of a QUEUE record (none in a record from before
-// SCHEDULE); false when they do not decode.
-bool decode_schedules(wal::BodyReader& in, std::map<std::string, engine::Schedule>* out) {
+// SCHEDULE); false when they do not decode. `host_zone_warned` holds
+// "<queue> <schedule>" for each schedule in the host's zone warned about
+// already: the record comes again at every firing, and is replayed each time.
+bool decode_schedules(wal::BodyReader& in, std::string_view queue,
+                      std::map<std::string, engine::Schedule>* out,
+                      std::set<std::string>* host_zone_warned) {
   if (in.empty()) return true;
   const uint64_t count = in.varint();
   if (count > engine::kMaxSchedulesPerQueue) return false;
@@ -127,6 +131,13 @@ bool decode_schedules(wal::BodyReader& in, std::map<std::string, engine::Schedul
             sc.name.c_str(), static_cast<int>(sc.cron->zone_name().size()),
             sc.cron->zone_name().data());
         sc.next_ms = INT64_MAX;
+      } else if (sc.cron->zone_name() == "localtime" &&
+                 host_zone_warned->emplace(std::string(queue) + " " + sc.name).second) {
+        LOG_WARN(
+            "schedule %s of queue %.*s: time zone 'localtime' (this host's zone, which "
+            "SCHEDULE now refuses) kept as an older tqd wrote it; SCHEDULE it again with a "
+            "named zone",
+            sc.name.c_str(), static_cast<int>(queue.size()), queue.data());
       }
     }
     std::string name = sc.name;
@@ -239,7 +250,7 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
         if (resume_at_ms < 0) return bad_body("QUEUE");
       }
       std::map<std::string, engine::Schedule> schedules;  // and since SCHEDULE
-      if (!decode_schedules(in, &schedules)) return bad_body("QUEUE");
+      if (!decode_schedules(in, name, &schedules, &host_zone_warned_)) return bad_body("QUEUE");
       if (in.failed() || !engine::Engine::valid_queue_name(name)) return bad_body("QUEUE");
       s.ttl_dead_letter = (flags & kTtlDeadLetter) != 0;
       if (const Queue* old = engine_.find_queue(name); old != nullptr && old->number != number) {

@@ -204,8 +204,9 @@ bool CronSpec::parse_text(std::string_view text, std::string* error, bool keep_u
     const std::string_view name = words[0].substr(kZonePrefix.size());
     if (name.empty()) return fail(error, "CRON_TZ= names no time zone");
     // tzdata's "localtime" is a link to the host's own zone: a schedule
-    // would change meaning with the host.
-    if (name == "localtime" || name == "posixrules") {
+    // would change meaning with the host. A tqd from before this check
+    // took it, so replay (keep_unknown_zone) reads it as that tqd did.
+    if ((name == "localtime" || name == "posixrules") && !keep_unknown_zone) {
       return fail(error, quoted(name) +
                              " is the host's zone, not a named one: name it "
                              "(Europe/Berlin, America/New_York)");

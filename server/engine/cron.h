@@ -29,7 +29,9 @@ class CronSpec {
   // line naming the field and what is wrong, e.g. "cron field 2 (hour) '25':
   // 25 is out of range 0-23". With `keep_unknown_zone` (replay: the log's
   // schedules must not be lost because this host's tzdata lacks a zone), a
-  // zone not found still parses, zone_missing() is true and it never fires.
+  // zone not found still parses, zone_missing() is true and it never fires;
+  // and the host's zone ("localtime"), which SCHEDULE refuses and older
+  // tqds took, is read as they read it.
   static std::optional<CronSpec> parse(std::string_view text, std::string* error,
                                        bool keep_unknown_zone = false);
 

@@ -1053,6 +1053,39 @@ TEST_SUITE("journal") {
     CHECK(s.next_ms < INT64_MAX);
   }
 
+  TEST_CASE("a schedule in the host's zone, as tqds before the refusal of localtime logged it") {
+    // 40b10b5 took SCHEDULE ... CRON 0 3 * * * TZ localtime and logged it;
+    // SCHEDULE refuses it since, and replay refused the whole log.
+    std::string body;
+    wal::put_varint(body, 3);  // queue number
+    wal::put_bytes(body, "q");
+    for (uint64_t v : {30'000, 0, 0, 2'000, 3'600'000, 0, 300'000, 0}) wal::put_varint(body, v);
+    wal::put_signed_varint(body, 0);                                     // priority
+    body += static_cast<char>(0);                                        // flags
+    for (uint64_t v : {0, 0, 1'000, 0, 0, 0}) wal::put_varint(body, v);  // limits, resume_at
+    wal::put_varint(body, 1);                                            // one schedule
+    wal::put_bytes(body, "nightly");
+    wal::put_varint(body, 0);  // every_ms: a cron
+    wal::put_bytes(body, "CRON_TZ=localtime 0 3 * * *");
+    wal::put_bytes(body, "report");
+    wal::put_signed_varint(body, 0);
+    wal::put_varint(body, 0);
+    wal::put_varint(body, 0);
+    wal::put_bytes(body, "");
+    wal::put_varint(body, 1'700'000'000'000);  // next_ms, as logged
+    wal::put_varint(body, 2);                  // fired
+    engine::ManualClock clock;
+    engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
+    server::Journal journal{engine, 1.5};
+    REQUIRE(journal.apply(wal::Record{2, 1, body}, 1).ok());
+    const engine::Schedule& s = engine.find_queue("q")->schedules.at("nightly");
+    CHECK(s.cron->text() == "CRON_TZ=localtime 0 3 * * *");
+    CHECK(s.fired == 2);
+    // SCHEDULE still refuses it.
+    std::string why;
+    CHECK_FALSE(engine::CronSpec::parse("CRON_TZ=localtime 0 3 * * *", &why).has_value());
+  }
+
   TEST_CASE("a QUEUE record from before max_leased and the rate limit gives them their defaults") {
     engine::ManualClock clock;
     engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
