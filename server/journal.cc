@@ -1,5 +1,6 @@
 #include "server/journal.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "server/log.h"
@@ -180,6 +181,19 @@ wal::Status bad_body(const char* type) {
   return wal::Status::corruption(std::string("undecodable ") + type + " record body");
 }
 
+// The first tqds took any name of A-Z a-z 0-9 . _ : - that was not only
+// digits; WAIT and COUNT (in any case) became DEQUEUE's keywords later, and
+// CREATE refuses them since. A log may still hold such a queue: replay keeps
+// it (PEEK, JOB, CONFIG, DROP reach it by name; DEQUEUE cannot).
+bool keyword_queue_name(std::string_view name) {
+  auto is = [&](std::string_view upper) {
+    return name.size() == upper.size() &&
+           std::equal(name.begin(), name.end(), upper.begin(),
+                      [](char a, char b) { return (a >= 'a' && a <= 'z' ? a - 32 : a) == b; });
+  };
+  return is("WAIT") || is("COUNT");
+}
+
 }  // namespace
 
 Journal::Journal(engine::Engine& engine, double compaction_ratio)
@@ -211,7 +225,7 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
         // Written before queues had more settings than the ack timeout (the
         // first tqd that kept a log): the rest are this server's defaults,
         // as that tqd's own replay gave them, and the queue is not paused.
-        if (!engine::Engine::valid_queue_name(name)) return bad_body("QUEUE");
+        if (!logged_queue_name(name)) return bad_body("QUEUE");
         const int64_t ack_timeout_ms = s.ack_timeout_ms;
         s = engine_.default_settings();
         s.ack_timeout_ms = ack_timeout_ms;
@@ -251,7 +265,7 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
       }
       std::map<std::string, engine::Schedule> schedules;  // and since SCHEDULE
       if (!decode_schedules(in, name, &schedules, &host_zone_warned_)) return bad_body("QUEUE");
-      if (in.failed() || !engine::Engine::valid_queue_name(name)) return bad_body("QUEUE");
+      if (in.failed() || !logged_queue_name(name)) return bad_body("QUEUE");
       s.ttl_dead_letter = (flags & kTtlDeadLetter) != 0;
       if (const Queue* old = engine_.find_queue(name); old != nullptr && old->number != number) {
         LOG_ERROR(
@@ -339,6 +353,19 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
     }
   }
   return wal::Status::corruption("unknown record type " + std::to_string(record.type));
+}
+
+bool Journal::logged_queue_name(std::string_view name) {
+  if (engine::Engine::valid_queue_name(name)) return true;
+  if (!keyword_queue_name(name)) return false;
+  if (keyword_queues_warned_.emplace(name).second) {
+    LOG_WARN(
+        "wal: queue '%.*s' (a name older tqds took) is kept, but DEQUEUE reads it as its "
+        "keyword and cannot deliver from it: move its jobs (PEEK, JOB) to a queue of another "
+        "name, then DROP it",
+        static_cast<int>(name.size()), name.data());
+  }
+  return true;
 }
 
 void Journal::skip_lost_ids(uint64_t seq_bound) {

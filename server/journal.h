@@ -100,12 +100,16 @@ class Journal final : public engine::ChangeObserver {
   // Whether the last sweep's work is done: every segment below its cut is
   // deleted, or still holds something the sweep missed (then sweep again).
   bool last_sweep_settled() const;
+  // A name a QUEUE record may hold: a valid one, or WAIT or COUNT, which
+  // older tqds took (warned about once a replay).
+  bool logged_queue_name(std::string_view name);
 
   engine::Engine& engine_;
   const double compaction_ratio_;
   wal::Log* log_ = nullptr;         // nullptr while replaying
   uint32_t replay_segment_ = 0;
   std::set<std::string> host_zone_warned_;  // "<queue> <schedule>", warned once a replay
+  std::set<std::string, std::less<>> keyword_queues_warned_;  // likewise, queues named WAIT/COUNT
   uint64_t meta_seq_ = 0;           // of the last META record replayed (0: none)
   uint64_t meta_next_job_id_ = 1;   // the next job id it held
   uint32_t last_segment_ = 0;       // to write a META record at the head of each segment

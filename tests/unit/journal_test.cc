@@ -1053,6 +1053,54 @@ TEST_SUITE("journal") {
     CHECK(s.next_ms < INT64_MAX);
   }
 
+  TEST_CASE("a queue named wait or count, which the first tqds took, is kept at replay") {
+    // 8874fd2 took CREATE wait; DEQUEUE reads WAIT and COUNT as keywords
+    // since, and CREATE refuses them, but a log may still hold one.
+    engine::ManualClock clock;
+    engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
+    server::Journal journal{engine, 1.5};
+    std::string old_queue;
+    wal::put_varint(old_queue, 1);
+    wal::put_bytes(old_queue, "wait");
+    wal::put_varint(old_queue, 30'000);  // ack_timeout_ms, the whole record then
+    REQUIRE(journal.apply(wal::Record{2, 1, old_queue}, 1).ok());
+    std::string job;
+    wal::put_varint(job, 1);      // id
+    wal::put_varint(job, 1);      // queue number
+    job += static_cast<char>(0);  // ready
+    wal::put_varint(job, 0);
+    wal::put_varint(job, 0);
+    wal::put_varint(job, 0);
+    job += static_cast<char>(0);
+    job += "kept";
+    REQUIRE(journal.apply(wal::Record{4, 2, job}, 1).ok());
+    REQUIRE(engine.find_queue("wait") != nullptr);
+    CHECK(engine.find_queue("wait")->job_count() == 1);
+    // As the current tqd writes it again (compaction), in any case.
+    std::string body;
+    wal::put_varint(body, 2);
+    wal::put_bytes(body, "Count");
+    for (uint64_t v : {30'000, 0, 0, 2'000, 3'600'000, 0, 300'000, 0}) wal::put_varint(body, v);
+    wal::put_signed_varint(body, 0);
+    body += static_cast<char>(1);  // paused
+    REQUIRE(journal.apply(wal::Record{2, 3, body}, 1).ok());
+    REQUIRE(engine.find_queue("Count") != nullptr);
+    CHECK(engine.find_queue("Count")->paused);
+    // CREATE still refuses them, and other names no queue can have stay damage.
+    CHECK(engine.create_queue("waits").ok());
+    CHECK_FALSE(engine.create_queue("WAIT").ok());
+    std::string digits;
+    wal::put_varint(digits, 3);
+    wal::put_bytes(digits, "123");
+    wal::put_varint(digits, 30'000);
+    CHECK_FALSE(journal.apply(wal::Record{2, 4, digits}, 1).ok());
+    std::string waits;
+    wal::put_varint(waits, 3);
+    wal::put_bytes(waits, "wai t");
+    wal::put_varint(waits, 30'000);
+    CHECK_FALSE(journal.apply(wal::Record{2, 4, waits}, 1).ok());
+  }
+
   TEST_CASE("a schedule in the host's zone, as tqds before the refusal of localtime logged it") {
     // 40b10b5 took SCHEDULE ... CRON 0 3 * * * TZ localtime and logged it;
     // SCHEDULE refuses it since, and replay refused the whole log.
