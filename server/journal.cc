@@ -85,12 +85,13 @@ void encode_queue(std::string& out, const Queue& q) {
 }
 
 // The schedules at the end of a QUEUE record (none in a record from before
-// SCHEDULE); false when they do not decode. `host_zone_warned` holds
-// "<queue> <schedule>" for each schedule in the host's zone warned about
-// already: the record comes again at every firing, and is replayed each time.
+// SCHEDULE); false when they do not decode. `zone_warned` holds
+// "<queue> <schedule>" for each schedule whose zone was warned about
+// already: the record comes again at every firing of any of the queue's
+// schedules, and is replayed each time.
 bool decode_schedules(wal::BodyReader& in, std::string_view queue,
                       std::map<std::string, engine::Schedule>* out,
-                      std::set<std::string>* host_zone_warned) {
+                      std::set<std::string>* zone_warned) {
   if (in.empty()) return true;
   const uint64_t count = in.varint();
   if (count > engine::kMaxSchedulesPerQueue) return false;
@@ -125,15 +126,20 @@ bool decode_schedules(wal::BodyReader& in, std::string_view queue,
       // it, or the whole log, to a missing package would be worse.
       sc.cron = engine::CronSpec::parse(cron, &why, true);
       if (!sc.cron) return false;
+      auto first_warning = [&] {
+        return zone_warned->emplace(std::string(queue) + " " + sc.name).second;
+      };
       if (sc.cron->zone_missing()) {
-        LOG_WARN(
-            "schedule %s: unknown time zone '%.*s' (tzdata does not have it here): it will not "
-            "fire until tqd starts with one that has it; SCHEDULE it again or CANCEL it",
-            sc.name.c_str(), static_cast<int>(sc.cron->zone_name().size()),
-            sc.cron->zone_name().data());
+        if (first_warning()) {
+          LOG_WARN(
+              "schedule %s of queue %.*s: unknown time zone '%.*s' (tzdata does not have it "
+              "here): it will not fire until tqd starts with one that has it; SCHEDULE it again "
+              "or CANCEL it",
+              sc.name.c_str(), static_cast<int>(queue.size()), queue.data(),
+              static_cast<int>(sc.cron->zone_name().size()), sc.cron->zone_name().data());
+        }
         sc.next_ms = INT64_MAX;
-      } else if (sc.cron->zone_name() == "localtime" &&
-                 host_zone_warned->emplace(std::string(queue) + " " + sc.name).second) {
+      } else if (sc.cron->zone_name() == "localtime" && first_warning()) {
         LOG_WARN(
             "schedule %s of queue %.*s: time zone 'localtime' (this host's zone, which "
             "SCHEDULE now refuses) kept as an older tqd wrote it; SCHEDULE it again with a "
@@ -264,7 +270,7 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
         if (resume_at_ms < 0) return bad_body("QUEUE");
       }
       std::map<std::string, engine::Schedule> schedules;  // and since SCHEDULE
-      if (!decode_schedules(in, name, &schedules, &host_zone_warned_)) return bad_body("QUEUE");
+      if (!decode_schedules(in, name, &schedules, &zone_warned_)) return bad_body("QUEUE");
       if (in.failed() || !logged_queue_name(name)) return bad_body("QUEUE");
       s.ttl_dead_letter = (flags & kTtlDeadLetter) != 0;
       if (const Queue* old = engine_.find_queue(name); old != nullptr && old->number != number) {

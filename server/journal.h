@@ -108,7 +108,7 @@ class Journal final : public engine::ChangeObserver {
   const double compaction_ratio_;
   wal::Log* log_ = nullptr;         // nullptr while replaying
   uint32_t replay_segment_ = 0;
-  std::set<std::string> host_zone_warned_;  // "<queue> <schedule>", warned once a replay
+  std::set<std::string> zone_warned_;  // "<queue> <schedule>", warned once a replay
   std::set<std::string, std::less<>> keyword_queues_warned_;  // likewise, queues named WAIT/COUNT
   uint64_t meta_seq_ = 0;           // of the last META record replayed (0: none)
   uint64_t meta_next_job_id_ = 1;   // the next job id it held
