@@ -120,9 +120,14 @@ void LogWriter::start() {
 
 namespace {
 
-size_t segments_opened(const Batch& batch) {
+// How many segments the batch starts; one that needs a segment larger than
+// a spare (a record longer than segment_bytes) counts as two, so that its
+// file is made on the thread.
+size_t segments_opened(const Batch& batch, uint64_t segment_bytes) {
   size_t opened = 0;
-  for (const Chunk& chunk : batch.chunks) opened += chunk.opens_segment ? 1 : 0;
+  for (const Chunk& chunk : batch.chunks) {
+    if (chunk.opens_segment) opened += chunk.offset + chunk.bytes.size() > segment_bytes ? 2 : 1;
+  }
   return opened;
 }
 
@@ -136,8 +141,9 @@ void LogWriter::submit(Batch batch) {
   // that batch, and the loop goes on serving. With a spare, rotation here is
   // a rename; but one spare covers one rotation: a batch that starts two
   // segments (records piled up while the thread was busy) would make the
-  // second file, and sync it, on the loop.
-  const size_t opened = inline_writes() ? segments_opened(batch) : 0;
+  // second file, and sync it, on the loop; so would one whose record is
+  // longer than a spare (segments_opened counts that one twice).
+  const size_t opened = inline_writes() ? segments_opened(batch, segment_bytes_) : 0;
   if (inline_writes() && (opened == 0 || (opened == 1 && spare_->ready()))) {
     Status s = write_chunks(batch.chunks);
     if (s.ok()) {

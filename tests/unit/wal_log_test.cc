@@ -376,8 +376,13 @@ TEST_SUITE("wal_log") {
     SUBCASE("never") { policy = FsyncPolicy::kNever; }
     SUBCASE("interval") { policy = FsyncPolicy::kInterval; }
     bool spare_ready = false;
+    bool oversized = false;  // a record longer than a segment, so than the spare
     SUBCASE("a spare is ready") { spare_ready = true; }
     SUBCASE("no spare yet") { spare_ready = false; }
+    SUBCASE("a spare is ready, but the record needs a bigger segment") {
+      spare_ready = true;
+      oversized = true;
+    }
     MemoryFileSystem fs;
     std::vector<ReplayedRecord> written;
     {
@@ -393,13 +398,18 @@ TEST_SUITE("wal_log") {
       fs.set_hold_creates(true);
       uint64_t last_seq = 0;
       while (h.log->current_segment() == first) {
-        const int i = static_cast<int>(written.size());
-        append_noted(h, written, i);
+        if (oversized) {
+          const std::string big(2 * o.segment_bytes, 'b');
+          auto a = h.log->append(1, big);
+          written.push_back({1, a.seq, big, a.segment});
+        } else {
+          append_noted(h, written, static_cast<int>(written.size()));
+        }
         last_seq = written.back().seq;
       }
       TurnWhileCreatesHeld flushed(h, fs);
       REQUIRE(flushed.returned());
-      if (spare_ready) {
+      if (spare_ready && !oversized) {
         CHECK(h.log->durable_seq() == last_seq);  // written in the turn, into the spare
         CHECK(h.log->stats().writer.spare_segments_used == 1);
         CHECK(segment_count(fs) == segments + 1);
