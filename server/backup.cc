@@ -29,9 +29,10 @@ std::string staging_dir(const std::string& backup_dir, const std::string& name) 
 // `.<name>.partial` directories, each up to a whole copy of the log. A
 // backup under way holds `.<name>.partial.lock` until its copy has its
 // name, so a partial whose lock can be taken is a leftover, even where
-// several tqds share the directory. The lock file goes only after the
-// partial (while held), so a backup of that name started meanwhile waits
-// for neither.
+// several tqds share the directory. The lock file is removed after the
+// partial, while still held, so a backup of that name that starts meanwhile
+// is refused (the name looks taken) rather than writing into a partial
+// being removed.
 void remove_leftovers(wal::FileSystem& fs, const std::string& dir) {
   auto names = fs.list(dir);
   if (!names.ok()) return;
@@ -156,7 +157,10 @@ void BackupRunner::on_work(uv_work_t* req) {
   const std::string lock_path = staging + std::string(kLockSuffix);
   auto held = self->fs_.lock(lock_path);
   if (!held.ok()) {
-    self->status_ = wal::Status::exists("backup " + target + " is being written by another tqd");
+    self->status_ =
+        held.error().code() == wal::Status::Code::kLocked
+            ? wal::Status::exists("backup " + target + " is being written by another tqd")
+            : held.error();
     return;
   }
   (void)self->fs_.remove_tree(staging);  // this name's leftovers: the lock is ours
