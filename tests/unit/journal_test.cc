@@ -149,6 +149,30 @@ void damage_first(wal::MemoryFileSystem& fs, server::RecordType type) {
   FAIL("no record of type " << static_cast<int>(type));
 }
 
+// The body of a QUEUE record for queue 3, "q", with default settings and one
+// cron schedule, "nightly", logged with its next time and `fired` count.
+std::string queue_with_cron(std::string_view cron, uint64_t fired) {
+  std::string body;
+  wal::put_varint(body, 3);  // queue number
+  wal::put_bytes(body, "q");
+  for (uint64_t v : {30'000, 0, 0, 2'000, 3'600'000, 0, 300'000, 0}) wal::put_varint(body, v);
+  wal::put_signed_varint(body, 0);                                     // priority
+  body += static_cast<char>(0);                                        // flags
+  for (uint64_t v : {0, 0, 1'000, 0, 0, 0}) wal::put_varint(body, v);  // limits, resume_at
+  wal::put_varint(body, 1);                                            // one schedule
+  wal::put_bytes(body, "nightly");
+  wal::put_varint(body, 0);  // every_ms: a cron
+  wal::put_bytes(body, cron);
+  wal::put_bytes(body, "report");
+  wal::put_signed_varint(body, 0);
+  wal::put_varint(body, 0);
+  wal::put_varint(body, 0);
+  wal::put_bytes(body, "");
+  wal::put_varint(body, 1'700'000'000'000);  // next_ms, as logged
+  wal::put_varint(body, fired);
+  return body;
+}
+
 wal::LogOptions small_segments() {
   wal::LogOptions o;
   o.dir = "/data/wal";
@@ -1003,33 +1027,13 @@ TEST_SUITE("journal") {
   }
 
   TEST_CASE("a schedule whose zone this host lacks is kept asleep, and wakes where the zone is") {
-    auto queue_body = [](std::string_view cron) {
-      std::string body;
-      wal::put_varint(body, 3);  // queue number
-      wal::put_bytes(body, "q");
-      for (uint64_t v : {30'000, 0, 0, 2'000, 3'600'000, 0, 300'000, 0}) wal::put_varint(body, v);
-      wal::put_signed_varint(body, 0);                                     // priority
-      body += static_cast<char>(0);                                        // flags
-      for (uint64_t v : {0, 0, 1'000, 0, 0, 0}) wal::put_varint(body, v);  // limits, resume_at
-      wal::put_varint(body, 1);                                            // one schedule
-      wal::put_bytes(body, "nightly");
-      wal::put_varint(body, 0);  // every_ms: a cron
-      wal::put_bytes(body, cron);
-      wal::put_bytes(body, "report");
-      wal::put_signed_varint(body, 0);
-      wal::put_varint(body, 0);
-      wal::put_varint(body, 0);
-      wal::put_bytes(body, "");
-      wal::put_varint(body, 1'700'000'000'000);  // next_ms, as logged
-      wal::put_varint(body, 4);                  // fired
-      return body;
-    };
     engine::ManualClock clock;
     {
       engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
       server::Journal journal{engine, 1.5};
       REQUIRE(
-          journal.apply(wal::Record{2, 1, queue_body("CRON_TZ=Mars/Olympus 0 3 * * *")}, 1).ok());
+          journal.apply(wal::Record{2, 1, queue_with_cron("CRON_TZ=Mars/Olympus 0 3 * * *", 4)}, 1)
+              .ok());
       const engine::Schedule& s = engine.find_queue("q")->schedules.at("nightly");
       CHECK(s.cron->zone_missing());
       CHECK(s.cron->text() == "CRON_TZ=Mars/Olympus 0 3 * * *");  // logged again as it was
@@ -1040,7 +1044,7 @@ TEST_SUITE("journal") {
     // Logged asleep, and read where the zone is known: it wakes at its next time.
     engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
     server::Journal journal{engine, 1.5};
-    std::string body = queue_body("CRON_TZ=Europe/Berlin 0 3 * * *");
+    std::string body = queue_with_cron("CRON_TZ=Europe/Berlin 0 3 * * *", 4);
     std::string never;
     wal::put_varint(never, static_cast<uint64_t>(INT64_MAX));
     std::string logged_next;
@@ -1104,24 +1108,7 @@ TEST_SUITE("journal") {
   TEST_CASE("a schedule in the host's zone, as tqds before the refusal of localtime logged it") {
     // 40b10b5 took SCHEDULE ... CRON 0 3 * * * TZ localtime and logged it;
     // SCHEDULE refuses it since, and replay refused the whole log.
-    std::string body;
-    wal::put_varint(body, 3);  // queue number
-    wal::put_bytes(body, "q");
-    for (uint64_t v : {30'000, 0, 0, 2'000, 3'600'000, 0, 300'000, 0}) wal::put_varint(body, v);
-    wal::put_signed_varint(body, 0);                                     // priority
-    body += static_cast<char>(0);                                        // flags
-    for (uint64_t v : {0, 0, 1'000, 0, 0, 0}) wal::put_varint(body, v);  // limits, resume_at
-    wal::put_varint(body, 1);                                            // one schedule
-    wal::put_bytes(body, "nightly");
-    wal::put_varint(body, 0);  // every_ms: a cron
-    wal::put_bytes(body, "CRON_TZ=localtime 0 3 * * *");
-    wal::put_bytes(body, "report");
-    wal::put_signed_varint(body, 0);
-    wal::put_varint(body, 0);
-    wal::put_varint(body, 0);
-    wal::put_bytes(body, "");
-    wal::put_varint(body, 1'700'000'000'000);  // next_ms, as logged
-    wal::put_varint(body, 2);                  // fired
+    const std::string body = queue_with_cron("CRON_TZ=localtime 0 3 * * *", 2);
     engine::ManualClock clock;
     engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
     server::Journal journal{engine, 1.5};
