@@ -1,6 +1,5 @@
 #include "server/journal.h"
 
-#include <algorithm>
 #include <cmath>
 
 #include "server/log.h"
@@ -187,19 +186,6 @@ wal::Status bad_body(const char* type) {
   return wal::Status::corruption(std::string("undecodable ") + type + " record body");
 }
 
-// The first tqds took any name of A-Z a-z 0-9 . _ : - that was not only
-// digits; WAIT and COUNT (in any case) became DEQUEUE's keywords later, and
-// CREATE refuses them since. A log may still hold such a queue: replay keeps
-// it (PEEK, JOB, CONFIG, DROP reach it by name; DEQUEUE cannot).
-bool keyword_queue_name(std::string_view name) {
-  auto is = [&](std::string_view upper) {
-    return name.size() == upper.size() &&
-           std::equal(name.begin(), name.end(), upper.begin(),
-                      [](char a, char b) { return (a >= 'a' && a <= 'z' ? a - 32 : a) == b; });
-  };
-  return is("WAIT") || is("COUNT");
-}
-
 }  // namespace
 
 Journal::Journal(engine::Engine& engine, double compaction_ratio)
@@ -363,7 +349,11 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
 
 bool Journal::logged_queue_name(std::string_view name) {
   if (engine::Engine::valid_queue_name(name)) return true;
-  if (!keyword_queue_name(name)) return false;
+  // The first tqds took any name of A-Z a-z 0-9 . _ : - that was not only
+  // digits; WAIT and COUNT became DEQUEUE's keywords later, and CREATE
+  // refuses them since. A log may still hold such a queue: replay keeps it
+  // (PEEK, JOB, CONFIG, DROP reach it by name; DEQUEUE cannot).
+  if (!engine::Engine::dequeue_keyword(name)) return false;
   if (keyword_queues_warned_.emplace(name).second) {
     LOG_WARN(
         "wal: queue '%.*s' (a name older tqds took) is kept, but DEQUEUE reads it as its "

@@ -53,7 +53,11 @@ bool Engine::valid_queue_name(std::string_view name) {
     if (!ok) return false;
     all_digits = all_digits && digit;
   }
-  return !all_digits && !equals_upper("WAIT", name) && !equals_upper("COUNT", name);
+  return !all_digits && !dequeue_keyword(name);
+}
+
+bool Engine::dequeue_keyword(std::string_view name) {
+  return equals_upper("WAIT", name) || equals_upper("COUNT", name);
 }
 
 bool Engine::valid_key(std::string_view key) {

@@ -128,6 +128,9 @@ class Engine {
   // A queue name is 1-200 bytes of [A-Za-z0-9._:-], not only digits (so it is
   // never mistaken for a job id) and not WAIT or COUNT (DEQUEUE's keywords).
   static bool valid_queue_name(std::string_view name);
+  // WAIT or COUNT, in any case: DEQUEUE's keywords, which the first tqds
+  // still took as queue names (a log may hold one; replay keeps it).
+  static bool dequeue_keyword(std::string_view name);
   static bool valid_key(std::string_view key);
 
   // --- Queues ---
