@@ -81,6 +81,9 @@ void encode_queue(std::string& out, const Queue& q) {
     wal::put_varint(out, static_cast<uint64_t>(sc.next_ms));
     wal::put_varint(out, sc.fired);
   }
+  // Settings added since the schedules: after them, where a tqd from
+  // before them stops reading.
+  wal::put_varint(out, static_cast<uint64_t>(s.ttl_ms));
 }
 
 // The schedules at the end of a QUEUE record (none in a record from before
@@ -257,6 +260,10 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
       }
       std::map<std::string, engine::Schedule> schedules;  // and since SCHEDULE
       if (!decode_schedules(in, name, &schedules, &zone_warned_)) return bad_body("QUEUE");
+      if (!in.empty()) {  // and since queues have a TTL
+        s.ttl_ms = static_cast<int64_t>(in.varint());
+        if (s.ttl_ms < 0 || s.ttl_ms > engine::kMaxSettingDurationMs) return bad_body("QUEUE");
+      }
       if (in.failed() || !logged_queue_name(name)) return bad_body("QUEUE");
       s.ttl_dead_letter = (flags & kTtlDeadLetter) != 0;
       if (const Queue* old = engine_.find_queue(name); old != nullptr && old->number != number) {

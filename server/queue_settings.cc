@@ -46,9 +46,10 @@ std::string trimmed(double v) {
 
 const std::vector<std::string>& queue_setting_keys() {
   static const std::vector<std::string> keys = {
-      "ack_timeout",    "max_attempts", "backoff_base", "backoff_factor", "backoff_max",
-      "backoff_jitter", "dedup_window", "max_size",     "priority",       "ttl_dead_letter",
-      "max_leased",     "rate_limit",   "rate_window",  "dead_retention", "dead_max"};
+      "ack_timeout",     "max_attempts", "backoff_base", "backoff_factor", "backoff_max",
+      "backoff_jitter",  "dedup_window", "max_size",     "priority",       "ttl",
+      "ttl_dead_letter", "max_leased",   "rate_limit",   "rate_window",    "dead_retention",
+      "dead_max"};
   return keys;
 }
 
@@ -97,6 +98,10 @@ std::optional<std::string> apply_queue_setting(engine::QueueSettings& s, std::st
       return bad("a whole number from -1000000 to 1000000");
     }
     s.priority = static_cast<int32_t>(v);
+  } else if (key == "ttl") {
+    auto v = duration(value);
+    if (!v) return bad("a duration up to 30d, such as 1h (0: jobs without a TTL never expire)");
+    s.ttl_ms = *v;
   } else if (key == "ttl_dead_letter") {
     std::optional<bool> v = parse_bool(value);
     if (!v) return bad("true or false");
@@ -142,6 +147,7 @@ std::vector<std::pair<std::string, std::string>> describe_queue_settings(
       {"dedup_window", ms(s.dedup_window_ms)},
       {"max_size", std::to_string(s.max_size)},
       {"priority", std::to_string(s.priority)},
+      {"ttl", ms(s.ttl_ms)},
       {"ttl_dead_letter", s.ttl_dead_letter ? "true" : "false"},
       {"max_leased", std::to_string(s.max_leased)},
       {"rate_limit", std::to_string(s.rate_limit)},

@@ -159,14 +159,17 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   Result<Queue*> found = queue_for_write(queue_name);
   if (!found.ok()) return found.error();
   Queue* queue = found.value();
+  // A job put without a TTL gets the queue's, counted from when it is due:
+  // unlike a TTL given with the job, it cannot refuse a later start.
+  const int64_t queue_ttl_ms = options.ttl_ms > 0 ? 0 : queue->settings.ttl_ms;
   // A plain job needs no time at all; reading the clock costs 3% of the
   // server's CPU in a produce benchmark, so read it only for an option.
-  const bool timed =
-      !options.key.empty() || options.ttl_ms > 0 || options.delay_ms > 0 || options.run_at_ms > 0;
+  const bool timed = !options.key.empty() || options.ttl_ms > 0 || queue_ttl_ms > 0 ||
+                     options.delay_ms > 0 || options.run_at_ms > 0;
   const int64_t now = timed ? clock_.now_ms() : 0;
+  const int64_t due =
+      std::max(options.run_at_ms, options.delay_ms > 0 ? now + options.delay_ms : 0);
   if (options.ttl_ms > 0) {
-    const int64_t due =
-        std::max(options.run_at_ms, options.delay_ms > 0 ? now + options.delay_ms : 0);
     if (due >= now + options.ttl_ms) {
       return make_error(Errc::kBadArgument, "its TTL (" + std::to_string(options.ttl_ms) +
                                                 "ms) ends no later than it is due (" +
@@ -211,11 +214,12 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   Job* job = jobs_.emplace(next_job_id_++, queue, payload);
   payload_bytes_ += payload.size();
   job->priority = options.priority;
-  set_extras(*job, options.ttl_ms > 0 ? now + options.ttl_ms : 0, options.max_attempts, options.key,
-             options.group);
-  const int64_t ready_at = std::max(options.run_at_ms, options.delay_ms > 0 ? now + options.delay_ms : 0);
-  if (ready_at > now) {
-    make_delayed(job, ready_at);
+  const int64_t expires_at = options.ttl_ms > 0 ? now + options.ttl_ms
+                             : queue_ttl_ms > 0 ? std::max(due, now) + queue_ttl_ms
+                                                : 0;
+  set_extras(*job, expires_at, options.max_attempts, options.key, options.group);
+  if (due > now) {
+    make_delayed(job, due);
   } else {
     make_ready(job, timed ? now : clock_.coarse_now_ms());
   }

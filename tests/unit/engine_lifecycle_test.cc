@@ -243,6 +243,28 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(f.engine.enqueue("q", "x", {.run_at_ms = 1, .ttl_ms = 1'000}).ok());
   }
 
+  TEST_CASE("a queue's ttl: jobs put without a TTL get it, counted from when they are due") {
+    Fixture f;
+    uint64_t before = f.put("put before the setting");
+    f.configure([](QueueSettings& s) { s.ttl_ms = 1'000; });
+    uint64_t plain = f.put("plain");
+    uint64_t own = f.put("its own TTL wins", {.ttl_ms = 5'000});
+    uint64_t later = f.put("due in 3s", {.delay_ms = 3'000});  // not refused, as its own TTL is
+    f.advance(999);
+    CHECK(f.engine.find_job(plain) != nullptr);
+    f.advance(1);
+    CHECK(f.engine.find_job(plain) == nullptr);
+    CHECK(f.queue().counters.expired == 1);
+    f.advance(3'000);  // 1s after the delayed job was due
+    CHECK(f.engine.find_job(later) == nullptr);
+    CHECK(f.engine.find_job(own) != nullptr);
+    CHECK(f.engine.find_job(before) != nullptr);  // put before: no TTL
+    CHECK(f.engine.extras_of(*f.engine.find_job(before)) == nullptr);
+    f.advance(1'000);
+    CHECK(f.engine.find_job(own) == nullptr);
+    CHECK(f.queue().counters.expired == 3);
+  }
+
   TEST_CASE("dedup: the same key within the window returns the first id, even after ACK") {
     Fixture f;
     f.configure([](QueueSettings& s) { s.dedup_window_ms = 60'000; });

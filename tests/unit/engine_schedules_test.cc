@@ -116,6 +116,24 @@ TEST_SUITE("engine_schedules") {
     REQUIRE(peeked.ok());
   }
 
+  TEST_CASE(
+      "a schedule without a TTL puts jobs with the queue's ttl, one with a TTL keeps its own") {
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.ttl_ms = 10'000; });
+    f.add(every("plain", 60'000, "plain"));
+    ScheduleSpec own = every("own", 60'000, "own");
+    own.job.ttl_ms = 3'600'000;
+    f.add(own);
+    f.advance_to(k1406);
+    REQUIRE(f.queue().ready.size() == 2);
+    auto peeked = f.engine.peek("q", PeekState::kReady, 2, [&](const Job& j) {
+      const JobExtras* x = f.engine.extras_of(j);
+      REQUIRE(x != nullptr);
+      CHECK(x->expires_at_ms == k1406 + (j.payload() == "plain" ? 10'000 : 3'600'000));
+    });
+    REQUIRE(peeked.ok());
+  }
+
   TEST_CASE("a schedule named again is replaced and keeps its count, and CANCEL stops it") {
     Fixture f;
     f.add(every("tick", 60'000, "old"));
