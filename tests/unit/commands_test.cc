@@ -5,6 +5,7 @@
 
 #include "protocol/request_parser.h"
 #include "server/commands.h"
+#include "server/queue_settings.h"
 
 namespace commands_test {
 
@@ -411,6 +412,18 @@ TEST_SUITE("commands") {
     CHECK(s.engine.find_queue("k")->settings.max_size == 0);  // nothing was changed
     CHECK_FALSE(s.engine.find_queue("k")->paused);
     CHECK(s.run("CONFIG k\n").find("\npaused false\n") != std::string::npos);
+  }
+
+  TEST_CASE("CONFIG takes every setting at once - the table's arity follows the settings") {
+    Session s;
+    s.run("CREATE k\n");
+    std::string all = "CONFIG k";
+    for (const auto& [key, value] : tq::server::describe_queue_settings({})) {
+      all += " " + key + "=" + value;
+    }
+    const std::string reply = s.run(all + "\n");
+    CHECK(reply.rfind("OK " + std::to_string(tq::server::queue_setting_keys().size() + 1) + "\n",
+                      0) == 0);
   }
 
   TEST_CASE("CONFIG takes setting names in any case, as verbs and options are") {
