@@ -340,9 +340,9 @@ Status Client::resume(const std::string& queue) {
   return Ok{};
 }
 
-Result<uint64_t> Client::purge(const std::string& queue) {
+Result<uint64_t> Client::purge(const std::string& queue, bool dead) {
   if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
-  auto reply = line_call("PURGE " + queue, Repeat::kNever);
+  auto reply = line_call("PURGE " + queue + (dead ? " DEAD" : ""), Repeat::kNever);
   if (!reply) return reply.error();
   return number_after(*reply, "purged ");
 }

@@ -106,6 +106,8 @@ std::vector<std::string> complete(std::string_view line,
       add_queues(queue_names, partial, {}, out);
     } else if (verb == Verb::kPeek && position == 2) {
       add_keywords({"READY", "HELD", "DELAYED", "LEASED", "DEAD"}, partial, out);
+    } else if (verb == Verb::kPurge && position == 2) {
+      add_keywords({"DEAD"}, partial, out);
     } else if (verb == Verb::kSchedule && position == 4) {
       add_keywords({"EVERY", "CRON"}, partial, out);
     } else if (verb == Verb::kPut && position >= 3 && (position - 3) % 2 == 0) {

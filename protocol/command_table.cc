@@ -96,8 +96,10 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "start again by themselves after d; RESUME ends the pause sooner."},
     {Verb::kResume, "RESUME", 1, 1, kWrites | kAdmin, -1, kLine, "RESUME <queue>",
      "deliver from a paused queue again", "Answers OK resumed <queue>."},
-    {Verb::kPurge, "PURGE", 1, 1, kWrites | kAdmin, -1, kLine, "PURGE <queue>",
-     "delete every ready, held and delayed job", "Answers OK purged <n>. Leased and dead jobs stay."},
+    {Verb::kPurge, "PURGE", 1, 2, kWrites | kAdmin, -1, kLine, "PURGE <queue> [DEAD]",
+     "delete every ready, held and delayed job, or every dead one",
+     "Answers OK purged <n>. Leased and dead jobs stay.\n"
+     "PURGE <queue> DEAD deletes the dead letters instead (nothing else)."},
     {Verb::kDrop, "DROP", 1, 1, kWrites | kAdmin, -1, kLine, "DROP <queue>",
      "delete a queue and all its jobs", "Answers OK dropped <queue>."},
     {Verb::kSchedule, "SCHEDULE", 1, 19, kWrites | kAdmin, 2, kLines,

@@ -195,7 +195,14 @@ void cmd_resume(CommandContext& ctx, const Request& req) {
 }
 
 void cmd_purge(CommandContext& ctx, const Request& req) {
-  auto purged = ctx.engine.purge(req.args[0]);
+  const bool dead = req.args.size() > 1;
+  if (dead && !is_keyword(req.args[1], "DEAD")) {
+    std::string msg = "PURGE takes DEAD or nothing after the queue, got '";
+    protocol::append_escaped(msg, req.args[1], 32);
+    msg += "'";
+    return reply_error(ctx, protocol::ErrorCode::kBadFormat, msg);
+  }
+  auto purged = dead ? ctx.engine.purge_dead(req.args[0]) : ctx.engine.purge(req.args[0]);
   if (!purged.ok()) return reply_error(ctx, purged.error());
   reply_ok(ctx, "purged", num(purged.value()));
 }

@@ -143,6 +143,8 @@ class Engine {
   Status set_paused(std::string_view queue, bool paused, int64_t resume_at_ms = 0);
   // Removes the ready and delayed jobs; returns how many.
   Result<size_t> purge(std::string_view queue);
+  // Removes the dead jobs (the dead letters); returns how many.
+  Result<size_t> purge_dead(std::string_view queue);
   // Removes the queue and every job in it.
   Status drop(std::string_view queue);
   // Adds a schedule to the queue, or replaces the one with that name

@@ -50,7 +50,8 @@ TEST_SUITE("tq completion") {
     CHECK(complete("DEQUEUE emails WAIT 5s ") == Words{"COUNT", "WAIT"});
   }
 
-  TEST_CASE("keywords - PEEK states, PUT options, NACK DELAY, CONFIG settings, HELP verbs") {
+  TEST_CASE(
+      "keywords - PEEK states, PUT options, NACK DELAY, CONFIG settings, PURGE DEAD, HELP verbs") {
     CHECK(complete("PEEK emails D") == Words{"DEAD", "DELAYED"});
     CHECK(complete("PUT emails 5 ") ==
           Words{"AT", "ATTEMPTS", "DELAY", "GROUP", "KEY", "PRIORITY", "TTL"});
@@ -63,6 +64,8 @@ TEST_SUITE("tq completion") {
     CHECK(complete("NACK 7 PRIORITY 1 ") == Words{"DELAY"});
     CHECK(complete("CONFIG emails max_") == Words{"max_attempts=", "max_leased=", "max_size="});
     CHECK(complete("CONFIG emails rate") == Words{"rate_limit=", "rate_window="});
+    CHECK(complete("CONFIG emails tt") == Words{"ttl=", "ttl_dead_letter="});
+    CHECK(complete("PURGE emails ") == Words{"DEAD"});
     CHECK(complete("help ac") == Words{"ack"});
   }
 }

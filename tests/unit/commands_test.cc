@@ -402,6 +402,18 @@ TEST_SUITE("commands") {
     CHECK(s.run("PEEK k held 3\n") == "OK 0\n");
   }
 
+  TEST_CASE("PURGE <queue> DEAD, in any case, and any other word is refused") {
+    Session s;
+    s.run("CREATE k\nENQUEUE k a\nENQUEUE k b\nDEQUEUE k\nFAIL 1 broken\n");
+    CHECK(s.run("PURGE k later\n") ==
+          "ERROR BADFORMAT PURGE takes DEAD or nothing after the queue, got 'later'\n");
+    CHECK(s.engine.job_count() == 2);
+    CHECK(s.run("PURGE k dead\n") == "OK purged 1\n");
+    CHECK(s.run("JOB 1\n").rfind("ERROR NOTFOUND", 0) == 0);
+    CHECK(s.run("PURGE k\n") == "OK purged 1\n");
+    CHECK(s.engine.job_count() == 0);
+  }
+
   TEST_CASE("CONFIG paused=... says paused is read-only and what changes it") {
     Session s;
     s.run("CREATE k\n");

@@ -354,6 +354,30 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(f.engine.payload_bytes() == std::string("leased").size() + std::string("dead").size());
   }
 
+  TEST_CASE("PURGE DEAD deletes the dead letters and nothing else") {
+    Fixture f;
+    uint64_t leased = f.put("leased");
+    REQUIRE(f.take() == leased);
+    for (const char* payload : {"d1", "d2", "d3"}) {
+      uint64_t id = f.put(payload);
+      REQUIRE(f.take() == id);
+      REQUIRE(f.engine.fail(id, "x").ok());
+    }
+    uint64_t ready = f.put("ready");
+    f.put("delayed", {.delay_ms = 1'000});
+    CHECK(f.engine.purge_dead("q").value() == 3);
+    CHECK(f.queue().dead.empty());
+    CHECK(f.queue().leased.size() == 1);
+    CHECK(f.queue().delayed.size() == 1);
+    CHECK(f.queue().counters.deleted == 3);
+    CHECK(f.engine.job_count() == 3);
+    CHECK(f.engine.payload_bytes() == std::string("leased").size() + std::string("ready").size() +
+                                          std::string("delayed").size());
+    CHECK(f.engine.purge_dead("q").value() == 0);
+    CHECK(f.take() == ready);
+    CHECK(f.engine.purge_dead("nope").error().code == Errc::kNoQueue);
+  }
+
   TEST_CASE("DROP removes the queue and every job in it") {
     Fixture f;
     uint64_t id = f.put("x");

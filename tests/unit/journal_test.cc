@@ -952,9 +952,12 @@ TEST_SUITE("journal") {
             REQUIRE(node.engine.set_paused(q, rng() % 4 == 0, resume_at).ok());
             break;
           }
-          case 14:
-            if (rng() % 20 == 0) REQUIRE(node.engine.purge(q).ok());
+          case 14: {
+            const auto r = rng() % 20;
+            if (r == 0) REQUIRE(node.engine.purge(q).ok());
+            if (r == 1) REQUIRE(node.engine.purge_dead(q).ok());
             break;
+          }
           case 15:
             node.clock.advance_ms(rng() % 3'000);
             node.engine.expire_due();
