@@ -156,6 +156,16 @@ Status Client::settle_owed_replies(int timeout_ms, const CancelToken* cancel, bo
 
 Result<Reply> Client::exchange(std::string_view wire, protocol::ReplyShape shape, Repeat repeat,
                                int read_timeout_ms, const CancelToken* cancel, bool keep_if_late) {
+  auto replies = exchange_many(wire, 1, shape, repeat, read_timeout_ms, cancel, keep_if_late);
+  if (!replies) return replies.error();
+  return std::move(replies->front());
+}
+
+Result<std::vector<Result<Reply>>> Client::exchange_many(std::string_view wire, size_t count,
+                                                         protocol::ReplyShape shape, Repeat repeat,
+                                                         int read_timeout_ms,
+                                                         const CancelToken* cancel,
+                                                         bool keep_if_late) {
   const int max_sends = repeat == Repeat::kSafe ? 1 + options_.reconnect.attempts : 1;
   // The loss of an earlier send of this call: the server may have carried it
   // out, so a later failure to reconnect must not read as "nothing was sent".
@@ -166,6 +176,7 @@ Result<Reply> Client::exchange(std::string_view wire, protocol::ReplyShape shape
     e.message += "; then: " + now.to_string();
     return e;
   };
+  std::vector<Result<Reply>> replies;
   for (int sends = 1;; ++sends) {
     if (auto ready = ensure_connected(cancel); !ready) return failed_after(ready.error());
     if (auto settled = settle_owed_replies(read_timeout_ms, cancel, keep_if_late); !settled) {
@@ -175,18 +186,28 @@ Result<Reply> Client::exchange(std::string_view wire, protocol::ReplyShape shape
     socket_.set_timeout_ms(read_timeout_ms);
     socket_.set_cancel(cancel);
     auto sent = socket_.send(wire);
-    Result<Reply> reply = sent ? read_reply(socket_, shape) : Result<Reply>(sent.error());
+    std::optional<Error> lost;
+    if (!sent) lost = sent.error();
+    replies.clear();
+    while (!lost && replies.size() < count) {
+      Result<Reply> reply = read_reply(socket_, shape);
+      if (!reply && connection_is_lost(reply.error())) {
+        lost = reply.error();
+      } else {
+        replies.push_back(std::move(reply));
+      }
+    }
     socket_.set_timeout_ms(options_.timeout_ms);
     socket_.set_cancel(nullptr);
-    if (reply || !connection_is_lost(reply.error())) return reply;
-    if (keep_if_late && sent && shape == protocol::ReplyShape::kLine &&
-        reply.error().kind == ErrorKind::kTimeout) {
+    if (!lost) return replies;
+    if (keep_if_late && sent && count == 1 && shape == protocol::ReplyShape::kLine &&
+        lost->kind == ErrorKind::kTimeout) {
       ++owed_replies_;  // nothing of it was read: the stream is still in step
-      return reply;
+      return *lost;
     }
     close();
-    if (reply.error().kind == ErrorKind::kCancelled || sends >= max_sends) return reply;
-    if (sent && reply.error().outcome_unknown()) unsettled = reply.error();
+    if (lost->kind == ErrorKind::kCancelled || sends >= max_sends) return *lost;
+    if (sent && lost->outcome_unknown()) unsettled = *lost;
   }
 }
 

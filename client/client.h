@@ -165,6 +165,21 @@ class Client {
   // As enqueue, and says whether the key was a duplicate.
   Result<Enqueued> put(const std::string& queue, std::string_view payload,
                        const EnqueueOptions& options = {});
+  // Many jobs into one queue, each with `options` (no key: a key names one
+  // job), pipelined: sent in rounds of up to kPutRound requests, each
+  // round's replies read before the next round goes, so a bulk load takes
+  // a round trip per round rather than per job. A result per job, in order:
+  // its id, or the server's error for that job (FULL, say). With a
+  // reconnect policy each job carries a key of its own, and a round whose
+  // connection broke is sent again and stored once. When the connection
+  // cannot be had, each job of that round carries the error (outcome_unknown()
+  // says whether it may be stored) and the call stops: the vector is then
+  // shorter than `payloads`, the rest not sent. An error of the call itself
+  // is an argument refused before anything was sent.
+  static constexpr size_t kPutRound = 128;
+  Result<std::vector<Result<uint64_t>>> put_many(const std::string& queue,
+                                                 std::span<const std::string_view> payloads,
+                                                 const EnqueueOptions& options = {});
 
   // --- Workers -------------------------------------------------------------
   // DEQUEUE ... COUNT: leases up to options.count jobs from the first of
@@ -291,6 +306,23 @@ class Client {
   // connection.
   Result<Reply> exchange(std::string_view wire, protocol::ReplyShape shape, Repeat repeat,
                          int read_timeout_ms, const CancelToken* cancel, bool keep_if_late = false);
+  // As exchange, for `wire` holding `count` requests (pipelined): each
+  // reply, or its ERROR. After a lost connection the whole wire is sent
+  // again when `repeat` allows; keep_if_late applies to a single request.
+  Result<std::vector<Result<Reply>>> exchange_many(std::string_view wire, size_t count,
+                                                   protocol::ReplyShape shape, Repeat repeat,
+                                                   int read_timeout_ms, const CancelToken* cancel,
+                                                   bool keep_if_late = false);
+  // PUT's request line and body (a key of our own when we may repeat it), and
+  // whether the key is ours; an argument that would change the request is
+  // refused.
+  struct PutWire {
+    std::string wire;
+    bool key_is_ours = false;
+  };
+  Result<PutWire> put_wire(const std::string& queue, std::string_view payload,
+                           const EnqueueOptions& options);
+  static Result<Enqueued> parse_put_reply(const Reply& reply, bool key_is_ours);
   // Reads and drops the owed replies. When one does not come in time the
   // connection is closed (or, with keep_if_late, left owing).
   Status settle_owed_replies(int timeout_ms, const CancelToken* cancel, bool keep_if_late);

@@ -99,8 +99,8 @@ Result<uint64_t> Client::enqueue(const std::string& queue, std::string_view payl
   return put_reply->id;
 }
 
-Result<Enqueued> Client::put(const std::string& queue, std::string_view payload,
-                             const EnqueueOptions& options) {
+Result<Client::PutWire> Client::put_wire(const std::string& queue, std::string_view payload,
+                                         const EnqueueOptions& options) {
   if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
   if (!options.key.empty()) {
     if (auto bad = check_word(options.key, "dedup key"); !bad) return bad.error();
@@ -108,7 +108,9 @@ Result<Enqueued> Client::put(const std::string& queue, std::string_view payload,
   if (!options.group.empty()) {
     if (auto bad = check_word(options.group, "group name"); !bad) return bad.error();
   }
-  std::string line = "PUT " + queue + " " + std::to_string(payload.size());
+  PutWire put;
+  std::string& line = put.wire;
+  line = "PUT " + queue + " " + std::to_string(payload.size());
   if (options.priority != 0) line += " PRIORITY " + std::to_string(options.priority);
   if (options.delay) line += " DELAY " + format_duration(*options.delay);
   if (options.at) {
@@ -120,19 +122,20 @@ Result<Enqueued> Client::put(const std::string& queue, std::string_view payload,
   if (!options.group.empty()) line += " GROUP " + options.group;
   // Without a key a repeat could store the job twice, so a client that may
   // repeat (one with a reconnect policy) always sends one.
-  const bool key_is_ours = options.key.empty() && options_.reconnect.attempts > 0;
-  if (key_is_ours) {
+  put.key_is_ours = options.key.empty() && options_.reconnect.attempts > 0;
+  if (put.key_is_ours) {
     line += " KEY " + generated_key();
   } else if (!options.key.empty()) {
     line += " KEY " + options.key;
   }
-  const Repeat repeat = key_is_ours || !options.key.empty() ? Repeat::kSafe : Repeat::kNever;
-  std::string wire = line + "\n";
-  wire.append(payload);
-  wire += '\n';
-  auto reply = exchange(wire, protocol::ReplyShape::kLine, repeat, options_.timeout_ms, nullptr);
-  if (!reply) return reply.error();
-  std::string_view text = reply->text;
+  line += '\n';
+  line.append(payload);
+  line += '\n';
+  return put;
+}
+
+Result<Enqueued> Client::parse_put_reply(const Reply& reply, bool key_is_ours) {
+  std::string_view text = reply.text;
   Enqueued result;
   constexpr std::string_view kDuplicate = " DUPLICATE";
   if (text.size() > kDuplicate.size() &&
@@ -142,10 +145,59 @@ Result<Enqueued> Client::put(const std::string& queue, std::string_view payload,
   }
   auto id = parse_u64(text);
   if (!id) {
-    return make_error(ErrorKind::kProtocol, "expected OK <id>, got 'OK " + reply->text + "'");
+    return make_error(ErrorKind::kProtocol, "expected OK <id>, got 'OK " + reply.text + "'");
   }
   result.id = *id;
   return result;
+}
+
+Result<Enqueued> Client::put(const std::string& queue, std::string_view payload,
+                             const EnqueueOptions& options) {
+  auto put = put_wire(queue, payload, options);
+  if (!put) return put.error();
+  const Repeat repeat = put->key_is_ours || !options.key.empty() ? Repeat::kSafe : Repeat::kNever;
+  auto reply =
+      exchange(put->wire, protocol::ReplyShape::kLine, repeat, options_.timeout_ms, nullptr);
+  if (!reply) return reply.error();
+  return parse_put_reply(*reply, put->key_is_ours);
+}
+
+Result<std::vector<Result<uint64_t>>> Client::put_many(const std::string& queue,
+                                                       std::span<const std::string_view> payloads,
+                                                       const EnqueueOptions& options) {
+  if (!options.key.empty()) {
+    return make_error(ErrorKind::kBadArgument,
+                      "put_many takes no dedup key: a key names one job (use put)");
+  }
+  std::vector<Result<uint64_t>> ids;
+  ids.reserve(payloads.size());
+  // Keys of our own, or none at all: one answer for the whole round.
+  const Repeat repeat = options_.reconnect.attempts > 0 ? Repeat::kSafe : Repeat::kNever;
+  std::string wire;
+  for (size_t first = 0; first < payloads.size(); first += kPutRound) {
+    const size_t count = std::min(kPutRound, payloads.size() - first);
+    wire.clear();
+    for (size_t i = first; i < first + count; ++i) {
+      auto put = put_wire(queue, payloads[i], options);
+      if (!put) return put.error();
+      wire += put->wire;
+    }
+    auto replies = exchange_many(wire, count, protocol::ReplyShape::kLine, repeat,
+                                 options_.timeout_ms, nullptr);
+    if (!replies) {
+      ids.insert(ids.end(), count, replies.error());
+      return ids;
+    }
+    for (Result<Reply>& reply : *replies) {
+      if (reply) {
+        auto put = parse_put_reply(*reply, repeat == Repeat::kSafe);
+        ids.emplace_back(put ? Result<uint64_t>(put->id) : Result<uint64_t>(put.error()));
+      } else {
+        ids.emplace_back(reply.error());
+      }
+    }
+  }
+  return ids;
 }
 
 // --- Workers -------------------------------------------------------------------

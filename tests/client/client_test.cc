@@ -139,6 +139,55 @@ TEST_SUITE("client library") {
     }
   }
 
+  TEST_CASE("put_many - rounds of pipelined PUTs, ids in order, options on each, errors per job") {
+    TqdProcess tqd;
+    Client c = connect_to(tqd);
+    REQUIRE(c.create("bulk").ok());
+    // More than two rounds, so a round boundary falls inside.
+    std::vector<std::string> payloads;
+    for (size_t i = 0; i < 2 * Client::kPutRound + 7; ++i) {
+      payloads.push_back("job " + std::to_string(i) + (i % 5 == 0 ? std::string("\n\0x", 3) : ""));
+    }
+    std::vector<std::string_view> views(payloads.begin(), payloads.end());
+    auto ids = c.put_many("bulk", views, {.priority = 3});
+    REQUIRE(ids.ok());
+    REQUIRE(ids->size() == payloads.size());
+    for (size_t i = 0; i < ids->size(); ++i) {
+      REQUIRE((*ids)[i].ok());
+      if (i > 0) CHECK(*(*ids)[i] > *(*ids)[i - 1]);
+    }
+    auto last = c.peek("bulk", JobState::kReady, 1);  // DEQUEUE does not show priorities
+    REQUIRE((last.ok() && last->size() == 1));
+    CHECK(last->front().priority == 3);
+    auto jobs = c.dequeue_many({"bulk"}, {.count = 1000});
+    REQUIRE(jobs.ok());
+    REQUIRE(jobs->size() == payloads.size());
+    for (size_t i = 0; i < payloads.size(); ++i) {
+      CHECK((*jobs)[i].id == *(*ids)[i]);
+      CHECK((*jobs)[i].payload == payloads[i]);
+    }
+    // A job the server refuses is that job's error; the others are stored.
+    auto limited = c.config("bulk", {{"max_size", "2"}});
+    REQUIRE(limited.ok());
+    for (const auto& job : *jobs) REQUIRE(c.ack(job.id).ok());
+    const std::vector<std::string_view> three = {"a", "b", "c"};
+    auto some = c.put_many("bulk", three);
+    REQUIRE(some.ok());
+    REQUIRE(some->size() == 3);
+    CHECK((*some)[0].ok());
+    CHECK((*some)[1].ok());
+    REQUIRE_FALSE((*some)[2].ok());
+    CHECK((*some)[2].error().is(ErrorCode::kFull));
+    CHECK(c.ping().ok());  // the stream is in step
+    // A dedup key names one job: refused before anything is sent.
+    auto keyed = c.put_many("bulk", three, {.key = "k"});
+    REQUIRE_FALSE(keyed.ok());
+    CHECK(keyed.error().kind == ErrorKind::kBadArgument);
+    auto none = c.put_many("bulk", {});
+    REQUIRE(none.ok());
+    CHECK(none->empty());
+  }
+
   TEST_CASE("put options - priority first, delay and TTL and attempts show in PEEK, a key dedups") {
     TqdProcess tqd;
     Client c = connect_to(tqd);

@@ -114,6 +114,32 @@ TEST_SUITE("client reconnect") {
     CHECK((*job)->id == put->id);
   }
 
+  TEST_CASE("put_many: a round whose replies are lost is sent again, and each job stored once") {
+    TqdProcess tqd;
+    CuttingProxy proxy(tqd.port());
+    Client c = connect_with(through(proxy.port(), 3));
+    REQUIRE(c.create("q").ok());
+    std::vector<std::string> payloads;
+    for (int i = 0; i < 50; ++i) payloads.push_back("job " + std::to_string(i));
+    std::vector<std::string_view> views(payloads.begin(), payloads.end());
+    proxy.cut_after_next_request();
+    auto ids = c.put_many("q", views);
+    REQUIRE(ids.ok());
+    CHECK(proxy.cuts_done() == 1);
+    CHECK(proxy.connections_accepted() == 2);
+    REQUIRE(ids->size() == 50);
+    CHECK(queue_stat(tqd, "q", "ready") == "50");
+    CHECK(queue_stat(tqd, "q", "enqueued_total") == "50");
+    auto jobs = tqd.client().dequeue_many({"q"}, {.count = 100});
+    REQUIRE(jobs.ok());
+    REQUIRE(jobs->size() == 50);
+    for (size_t i = 0; i < 50; ++i) {
+      REQUIRE((*ids)[i].ok());
+      CHECK((*jobs)[i].id == *(*ids)[i]);
+      CHECK((*jobs)[i].payload == payloads[i]);
+    }
+  }
+
   TEST_CASE("a lost reply, then no server to reconnect to - the outcome stays unknown") {
     // A server that reads one request, then goes away without answering:
     // the request may have been carried out, so failing to reconnect
@@ -138,6 +164,34 @@ TEST_SUITE("client reconnect") {
     REQUIRE_FALSE(put.ok());
     CHECK(put.error().outcome_unknown());
     CHECK(put.error().message.find("then: ") != std::string::npos);  // and why it stopped
+  }
+
+  TEST_CASE(
+      "put_many with no server to reconnect to - the broken round's jobs say so, no more sent") {
+    // As above: a server that reads, then goes away without answering.
+    const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
+    const int listener = bound.fd;
+    REQUIRE(::listen(listener, 4) == 0);
+    std::thread server([listener] {
+      const int conn = ::accept(listener, nullptr, nullptr);
+      ::close(listener);
+      char buf[4096];
+      ssize_t n = 0;
+      while (conn >= 0 && (n = ::recv(conn, buf, sizeof buf, 0)) > 0) {
+        if (std::memchr(buf, '\n', static_cast<size_t>(n)) != nullptr) break;
+      }
+      if (conn >= 0) ::close(conn);
+    });
+    Client c = connect_with(through(bound.port, 2));
+    std::vector<std::string_view> views(Client::kPutRound + 10, "maybe stored");
+    auto ids = c.put_many("q", views);
+    server.join();
+    REQUIRE(ids.ok());                          // the call's arguments were fine
+    REQUIRE(ids->size() == Client::kPutRound);  // the second round was never sent
+    for (const auto& id : *ids) {
+      REQUIRE_FALSE(id.ok());
+      CHECK(id.error().outcome_unknown());
+    }
   }
 
   TEST_CASE("with the caller's own key the repeat is stored once and reported as a duplicate") {
