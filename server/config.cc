@@ -281,7 +281,7 @@ void read_config(const YAML::Node& root, Config& c) {
         {"max_batch", [&](const YAML::Node& v, const std::string& kk) {
           c.max_batch = read_uint(v, kk, 1, 100'000); }},
         {"max_payload_bytes", [&](const YAML::Node& v, const std::string& kk) {
-          c.max_payload_bytes = read_size(v, kk, 1, 256ull << 20); }},
+          c.max_payload_bytes = read_size(v, kk, 1, wal::kMaxPayloadBytes); }},
         {"max_jobs", [&](const YAML::Node& v, const std::string& kk) {
           c.max_jobs = read_uint(v, kk, 0, 1'000'000'000); }},
         {"max_payload_total", [&](const YAML::Node& v, const std::string& kk) {

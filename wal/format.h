@@ -23,7 +23,12 @@ inline constexpr char kSegmentMagic[8] = {'T', 'Q', 'W', 'A', 'L', '\r', '\n', '
 inline constexpr uint32_t kFormatVersion = 1;
 inline constexpr size_t kSegmentHeaderSize = 32;
 inline constexpr size_t kRecordHeaderSize = 21;  // checksum 8 + length 4 + type 1 + seq 8
-inline constexpr uint32_t kMaxRecordBody = 256u << 20;  // a longer length is corruption
+// The largest payload a job may have (limits.max_payload_bytes at most).
+inline constexpr uint32_t kMaxPayloadBytes = 256u << 20;
+// A longer length is corruption. A job's record holds its payload and, dead,
+// its key, group and reason (a few KiB at most): room for all of them, or a
+// job of the largest payload would be written and then refused by replay.
+inline constexpr uint32_t kMaxRecordBody = kMaxPayloadBytes + (1u << 20);
 // The largest segment file the log makes (wal.segment_bytes may be no larger):
 // with kRecordHeaderSize it bounds how many records a segment can hold.
 inline constexpr uint64_t kMaxSegmentBytes = 4ull << 30;

@@ -68,6 +68,21 @@ TEST_SUITE("wal_record") {
     CHECK(decode_record(buf, &r, &used) == Decoded::kBadLength);
   }
 
+  TEST_CASE("the record of a job of the largest payload is not an impossible length") {
+    // A dead job's JOB record: its head, key, group and reason, then a
+    // payload of limits.max_payload_bytes at its largest. Only the header
+    // is given: the rest is cut short, which is not damage of its length.
+    const uint32_t body = kMaxPayloadBytes + 4096;
+    std::string buf(kRecordHeaderSize, '\0');
+    store_fixed64(buf.data(), 1);
+    store_fixed32(buf.data() + 8, body);
+    buf[12] = 4;
+    Record r;
+    size_t used = 0;
+    CHECK(decode_record(buf, &r, &used) == Decoded::kTruncated);
+    CHECK(used == record_size(body));
+  }
+
   TEST_CASE("segment headers round-trip and reject damage") {
     std::string buf;
     append_segment_header(buf, SegmentHeader{7, 1000});
