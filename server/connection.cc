@@ -583,6 +583,15 @@ void Connection::close_when_flushed() {
 void Connection::close() {
   if (closing_) return;
   closing_ = true;
+  if (waiting_ && !deferred_) {
+    // Out of the waiter table now, not when libuv's close callback removes
+    // the connection: a job that comes before then (a reset, or a timeout,
+    // and an ENQUEUE read in the same turn of the loop) would be leased to
+    // a connection that can no longer get it, and held until its ack
+    // timeout while live workers wait.
+    waiting_ = false;
+    server_.waiters().cancel(id_);
+  }
   if (reading_) {
     uv_read_stop(stream());
     reading_ = false;

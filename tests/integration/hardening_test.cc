@@ -427,6 +427,37 @@ TEST_SUITE("hardening") {
     CHECK(replies.substr(replies.size() - 16) == "OK PONG\nOK PONG\n");
   }
 
+  TEST_CASE("a worker reset while it waits is not handed a job read in the same turn of the loop") {
+    TqdProcess tqd;
+    auto admin = tqd.socket();
+    call(admin, "CREATE w");
+    const int fd = tq::testing::connect_raw(tqd.port());
+    REQUIRE(fd >= 0);
+    const std::string wait = "DEQUEUE w WAIT 30s\n";
+    REQUIRE(::send(fd, wait.data(), wait.size(), 0) == static_cast<ssize_t>(wait.size()));
+    REQUIRE(tq::testing::stat_reaches(admin, "waiters", "1"));
+    auto producer = tqd.socket();
+    REQUIRE(call(producer, "PING") == "OK PONG");  // admitted, and read from
+    // A request on another connection: tqd has polled again since it read
+    // the PING, so the producer is not still first in line to be read.
+    REQUIRE(call(admin, "PING") == "OK PONG");
+    // With tqd stopped, the worker's reset and the ENQUEUE both wait for it:
+    // one turn of its loop reads them, the reset first. The closed worker
+    // once stayed in the waiter table until the end of that turn and was
+    // leased the job, which then waited out its ack timeout.
+    REQUIRE(::kill(tqd.pid(), SIGSTOP) == 0);
+    const linger reset{1, 0};
+    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset) == 0);
+    ::close(fd);
+    REQUIRE(producer.send("ENQUEUE w the job\n").ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    REQUIRE(::kill(tqd.pid(), SIGCONT) == 0);
+    auto enqueued = producer.read_line();
+    REQUIRE(enqueued.ok());
+    CHECK(*enqueued == "OK 1");
+    CHECK(call(admin, "DEQUEUE w") == "OK 1 the job");
+  }
+
   TEST_CASE("a flood of hostile clients does not stop a producer and a worker, nor lose a job") {
     TqdOptions o;
     o.config_yaml =
