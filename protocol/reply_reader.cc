@@ -24,13 +24,15 @@ std::optional<std::string_view> ReplyReader::take_line() {
 
 std::optional<std::string_view> ReplyReader::take_body(size_t n) {
   size_t avail = buf_.size() - pos_;
-  if (avail < n + 1) return std::nullopt;
+  // Not n + 1: a garbled length at the top of size_t would wrap to 0, and
+  // the byte before the body (the header's line end) be taken for its end.
+  if (avail <= n) return std::nullopt;
   const char* body = buf_.data() + pos_;
   size_t terminator = 0;
   if (body[n] == '\n') {
     terminator = 1;
   } else if (body[n] == '\r') {
-    if (avail < n + 2) return std::nullopt;
+    if (avail - n < 2) return std::nullopt;
     if (body[n + 1] == '\n') terminator = 2;
   }
   if (terminator == 0) {

@@ -85,6 +85,18 @@ TEST_SUITE("reply") {
     CHECK_FALSE(reader.take_body(3).has_value());
     CHECK(reader.broken());
   }
+
+  TEST_CASE("a body length at the top of size_t waits for the bytes, it does not wrap") {
+    // A garbled or hostile JOB header: tq once took the header's own line
+    // end for the body's, and aborted building a string of SIZE_MAX bytes.
+    ReplyReader reader;
+    reader.feed("JOB 1 18446744073709551615 queue=q\nabc\n");
+    CHECK(reader.take_line() == "JOB 1 18446744073709551615 queue=q");
+    CHECK_FALSE(reader.take_body(SIZE_MAX).has_value());
+    CHECK_FALSE(reader.take_body(SIZE_MAX - 1).has_value());
+    CHECK_FALSE(reader.broken());
+    CHECK(reader.take_body(3) == "abc");
+  }
 }
 
 }  // namespace reply_test
