@@ -573,6 +573,12 @@ Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_
 void Connection::close_when_flushed() {
   if (closing_ || draining_) return;
   draining_ = true;
+  if (waiting_ && !deferred_) {
+    // No more requests, so no wait either (a TLS stream that failed while
+    // its worker waited): a job handed to it now could not be delivered.
+    waiting_ = false;
+    server_.waiters().cancel(id_);
+  }
   if (reading_) {
     uv_read_stop(stream());
     reading_ = false;

@@ -87,6 +87,7 @@ class TlsLine {
   TlsLine& operator=(const TlsLine&) = delete;
 
   bool handshake_ok() const { return handshake_ok_; }
+  int fd() const { return fd_; }  // under the TLS stream: bytes written here bypass it
   const std::string& verify_error() const { return verify_error_; }
 
   bool send(const std::string& bytes) {
@@ -224,6 +225,27 @@ TEST_SUITE("tls") {
     CHECK(tls.call("DEQUEUE emails") == "OK 2 over plaintext");
     CHECK(stat_via(plain, "tls_handshakes_total") == "1");
     CHECK(stat_via(plain, "tls_failures_total") == "0");
+  }
+
+  TEST_CASE("a TLS stream that fails while its worker waits ends the wait") {
+    Certs certs;
+    TqdProcess tqd(with_config(tls_config(certs.files)));
+    auto plain = tqd.socket();
+    REQUIRE(call(plain, "CREATE q") == "OK created q");
+    TlsLine tls(tqd.tls_port(), certs.files.ca_cert);
+    REQUIRE(tls.handshake_ok());
+    REQUIRE(tls.send("DEQUEUE q WAIT 30s\n"));
+    REQUIRE(tq::testing::stat_reaches(plain, "waiters", "1"));
+    // An application-data record that does not decrypt: the session fails,
+    // and tqd closes the connection after the alert. The wait once stayed,
+    // and the next job was leased to a connection that could not get it.
+    const std::string garbage = std::string("\x17\x03\x03\x00\x10", 5) + std::string(16, '\0');
+    REQUIRE(::write(tls.fd(), garbage.data(), garbage.size()) ==
+            static_cast<ssize_t>(garbage.size()));
+    REQUIRE(tq::testing::stat_reaches(plain, "tls_failures_total", "1"));
+    CHECK(stat_via(plain, "waiters") == "0");
+    CHECK(call(plain, "ENQUEUE q the job") == "OK 1");
+    CHECK(call(plain, "DEQUEUE q") == "OK 1 the job");
   }
 
   TEST_CASE("plaintext sent to the TLS port gets ERROR TLS and the end of the stream") {
