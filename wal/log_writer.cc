@@ -440,9 +440,15 @@ void LogWriter::run() {
         if (Status s = sync_file(*target); !s.ok()) failure = s;
       }
       last_sync_ms_ = steady_ms();
-      if (failure.ok() && !deletions.empty()) failure = delete_segments(deletions);
+      // Deleting a segment is safe only once what replaced it is durable.
+      // After a failed sync nothing written before it can be trusted (the
+      // pages may be gone, and a second sync then finds nothing to do), so
+      // no segment is deleted again in this run: the log is unhealthy for
+      // good, and a restart replays what is really there.
+      const bool trusted = final_status_.ok();
+      if (failure.ok() && trusted && !deletions.empty()) failure = delete_segments(deletions);
       lock.lock();
-      if (failure.ok() && !deletions.empty()) {
+      if (failure.ok() && trusted && !deletions.empty()) {
         report_.deleted.insert(report_.deleted.end(), deletions.begin(), deletions.end());
         lock.unlock();
         on_progress_();

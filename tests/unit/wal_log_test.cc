@@ -750,6 +750,49 @@ TEST_SUITE("wal_log") {
     CHECK(again.replayed.back().body == "x");
   }
 
+  TEST_CASE("fsync=never: once a sync has failed no segment is deleted") {
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.fsync = FsyncPolicy::kNever;
+    {
+      // Three segments, all synced by a clean close.
+      REQUIRE(h.open(o).ok());
+      for (const char* body : {"in the first", "in the second", "in the third"}) {
+        h.log->rotate();
+        h.log->append(1, body);
+        REQUIRE(h.wait_durable());
+      }
+      h.close();
+    }
+    REQUIRE(h.open(o).ok());  // writing resumes in the third, nothing else to sync
+    const uint32_t second = h.log->oldest_segment() + 1;
+    const uint32_t third = h.log->current_segment();
+    h.log->append(1, "moved into the third");
+    REQUIRE(h.wait_durable());
+    // The sync before deleting the first fails: nothing is deleted, and the
+    // third segment's new bytes may be gone (Linux drops the pages of a
+    // failed writeback and calls them clean).
+    fs.set_fail_syncs(true);
+    h.log->delete_segments_before(second);
+    h.wait_failed();
+    fs.set_fail_syncs(false);
+    // A later deletion must not trust that sync: it once deleted the second
+    // segment with nothing synced since, and left the first before a gap
+    // that stops the next start.
+    h.log->delete_segments_before(third);
+    h.settle();
+    h.close();
+    fs.lose_unsynced();
+    LogHarness again(fs);
+    const Status reopened = again.open(o);
+    INFO(reopened.message());
+    REQUIRE(reopened.ok());
+    std::vector<std::string> bodies;
+    for (const ReplayedRecord& r : again.replayed) bodies.push_back(r.body);
+    CHECK(bodies == std::vector<std::string>{"in the first", "in the second", "in the third"});
+  }
+
   TEST_CASE("recover: a newest segment left with no record is removed, not reused by the rewrite") {
     // The rewrite after a recovery starts a new segment, named by the next
     // seq. With no intact record in the newest segment that is the newest
