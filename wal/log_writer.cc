@@ -281,6 +281,18 @@ Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
         }
       }
     }
+    if (const uint64_t end = chunk.offset + chunk.bytes.size(); end > file_size_) {
+      // A record longer than a segment, in a segment that holds only its
+      // header (a start cut its first record off as a torn write, and a new
+      // segment would take that one's name): grown, and the size synced,
+      // before the record is written, as at rotation, so that a write cut
+      // short leaves a torn tail, not a record past the end of the file.
+      auto grown = fs_.open_for_write(path_of(chunk.first_seq), false, end);
+      if (!grown) return grown.error();
+      if (Status s = (*grown)->sync(); !s.ok()) return s;
+      (void)(*grown)->close();
+      file_size_ = end;
+    }
     if (Status s = file_->write_at(chunk.offset, chunk.bytes); !s.ok()) return s;
     if (!inline_writes() && spare_) {
       if (Status s = zero_ahead(chunk.offset + chunk.bytes.size()); !s.ok()) return s;

@@ -528,6 +528,51 @@ TEST_SUITE("wal_log") {
     CHECK(again.replayed.back() == ReplayedRecord{1, a.seq, big, a.segment});
   }
 
+  TEST_CASE("a long record after a torn first record - a kill in it is a torn tail") {
+    // A kill tears the first record of a fresh log: the next start cuts it
+    // off, and the segment holds only its header, so the next record goes
+    // into it whatever its size. One longer than a segment was written past
+    // the end of the file, and a kill in the middle of it left damage.
+    auto copy_of = [](MemoryFileSystem& from, MemoryFileSystem& to) {
+      const std::vector<std::string> names = *from.list(kDir);
+      for (const std::string& name : names) {
+        to.set_contents(kDir + "/" + name, from.contents(kDir + "/" + name));
+      }
+    };
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.spare_segment = false;          // the only writes are the records'
+    o.retry_interval_ms = 3'600'000;  // the killed process writes nothing more
+    REQUIRE(h.open(o).ok());
+    fs.set_cut_next_write(kSegmentHeaderSize + 8);
+    h.log->append(1, "the first record of the log");
+    CHECK_FALSE(h.wait_durable());
+    MemoryFileSystem killed;
+    copy_of(fs, killed);
+    LogHarness after(killed);
+    REQUIRE(after.open(o).ok());
+    REQUIRE_FALSE(after.summary.torn.empty());
+    const std::string big(3 * o.segment_bytes, 'x');
+    killed.set_cut_next_write(o.segment_bytes + 100);  // the kill comes past the old end
+    after.log->append(1, big);
+    CHECK_FALSE(after.wait_durable());
+    MemoryFileSystem killed_again;
+    copy_of(killed, killed_again);
+    LogHarness again(killed_again);
+    const Status reopened = again.open(o);
+    INFO(reopened.message());
+    REQUIRE(reopened.ok());
+    CHECK_FALSE(again.summary.torn.empty());
+    // Whole, it replays.
+    auto a = again.log->append(1, big);
+    REQUIRE(again.wait_durable());
+    again.close();
+    LogHarness last(killed_again);
+    REQUIRE(last.open(o).ok());
+    CHECK(last.replayed == std::vector<ReplayedRecord>{{1, a.seq, big, a.segment}});
+  }
+
   TEST_CASE("fsync=never: a power cut after rotation into a spare leaves the spare's full size") {
     // Without zero-fill the spare is only preallocated; it was renamed into
     // place without its size ever synced, so a power cut could leave the
