@@ -120,13 +120,17 @@ void LogWriter::start() {
 
 namespace {
 
-// How many segments the batch starts; one that needs a segment larger than
-// a spare (a record longer than segment_bytes) counts as two, so that its
-// file is made on the thread.
+// How many segments the batch starts; a record longer than segment_bytes
+// counts as two, so that its file is made, or grown (a segment left with
+// only its header), and synced on the thread.
 size_t segments_opened(const Batch& batch, uint64_t segment_bytes) {
   size_t opened = 0;
   for (const Chunk& chunk : batch.chunks) {
-    if (chunk.opens_segment) opened += chunk.offset + chunk.bytes.size() > segment_bytes ? 2 : 1;
+    if (chunk.offset + chunk.bytes.size() > segment_bytes) {
+      opened += 2;
+    } else if (chunk.opens_segment) {
+      ++opened;
+    }
   }
   return opened;
 }

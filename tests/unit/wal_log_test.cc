@@ -78,6 +78,14 @@ class TurnWhileCreatesHeld {
   std::future<void> turn_;
 };
 
+// The log's files as a kill leaves them, for a second process to open.
+void copy_log(MemoryFileSystem& from, MemoryFileSystem& to) {
+  const std::vector<std::string> names = *from.list(kDir);
+  for (const std::string& name : names) {
+    to.set_contents(kDir + "/" + name, from.contents(kDir + "/" + name));
+  }
+}
+
 size_t segment_count(MemoryFileSystem& fs) {
   auto listed = fs.list(kDir);
   std::vector<std::string> names = *listed;
@@ -533,12 +541,6 @@ TEST_SUITE("wal_log") {
     // off, and the segment holds only its header, so the next record goes
     // into it whatever its size. One longer than a segment was written past
     // the end of the file, and a kill in the middle of it left damage.
-    auto copy_of = [](MemoryFileSystem& from, MemoryFileSystem& to) {
-      const std::vector<std::string> names = *from.list(kDir);
-      for (const std::string& name : names) {
-        to.set_contents(kDir + "/" + name, from.contents(kDir + "/" + name));
-      }
-    };
     MemoryFileSystem fs;
     LogHarness h(fs);
     LogOptions o = h.options();
@@ -549,7 +551,7 @@ TEST_SUITE("wal_log") {
     h.log->append(1, "the first record of the log");
     CHECK_FALSE(h.wait_durable());
     MemoryFileSystem killed;
-    copy_of(fs, killed);
+    copy_log(fs, killed);
     LogHarness after(killed);
     REQUIRE(after.open(o).ok());
     REQUIRE_FALSE(after.summary.torn.empty());
@@ -558,7 +560,7 @@ TEST_SUITE("wal_log") {
     after.log->append(1, big);
     CHECK_FALSE(after.wait_durable());
     MemoryFileSystem killed_again;
-    copy_of(killed, killed_again);
+    copy_log(killed, killed_again);
     LogHarness again(killed_again);
     const Status reopened = again.open(o);
     INFO(reopened.message());
@@ -569,6 +571,37 @@ TEST_SUITE("wal_log") {
     REQUIRE(again.wait_durable());
     again.close();
     LogHarness last(killed_again);
+    REQUIRE(last.open(o).ok());
+    CHECK(last.replayed == std::vector<ReplayedRecord>{{1, a.seq, big, a.segment}});
+  }
+
+  TEST_CASE("fsync=never: that long record's segment is grown and synced off the caller's turn") {
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.fsync = FsyncPolicy::kNever;
+    o.spare_segment = false;
+    o.retry_interval_ms = 3'600'000;  // the killed process writes nothing more
+    REQUIRE(h.open(o).ok());
+    fs.set_cut_next_write(kSegmentHeaderSize + 8);
+    h.log->append(1, "the first record of the log");
+    CHECK_FALSE(h.wait_durable());
+    MemoryFileSystem killed;
+    copy_log(fs, killed);
+    LogHarness after(killed);
+    REQUIRE(after.open(o).ok());
+    REQUIRE_FALSE(after.summary.torn.empty());
+    const std::string big(3 * o.segment_bytes, 'x');
+    auto a = after.log->append(1, big);
+    killed.set_hold_syncs(true);
+    auto turn = std::async(std::launch::async, [&after] { after.turn(); });
+    // The 10 s bound is for the failure case: a turn that syncs never returns.
+    const bool returned = turn.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    killed.set_hold_syncs(false);
+    CHECK(returned);
+    REQUIRE(after.wait_durable());
+    after.close();
+    LogHarness last(killed);
     REQUIRE(last.open(o).ok());
     CHECK(last.replayed == std::vector<ReplayedRecord>{{1, a.seq, big, a.segment}});
   }
