@@ -340,6 +340,12 @@ void reply_acked(CommandContext& ctx, uint64_t n) {
 void ack_one(CommandContext& ctx, std::string_view id_text, std::optional<std::string_view> queue) {
   uint64_t id = 0;
   if (!parse_id(ctx, id_text, &id)) return;
+  // The queue first: a wrong one is the answer whoever holds the job.
+  if (queue) {
+    if (auto in_queue = ctx.engine.check_ack_queue(id, *queue); !in_queue.ok()) {
+      return reply_error(ctx, in_queue.error());
+    }
+  }
   if (refuse_superseded(ctx, id)) return;
   auto acked = ctx.engine.ack(id, queue);
   if (!acked.ok()) return reply_error(ctx, acked.error());

@@ -327,16 +327,21 @@ Result<Job*> Engine::leased_job(uint64_t id, const char* verb) {
   return job;
 }
 
+Status Engine::check_ack_queue(uint64_t id, std::string_view queue_name) const {
+  // A name no queue can have is a malformed request, as in every command.
+  if (!valid_queue_name(queue_name)) return invalid_name(queue_name);
+  if (find_queue(queue_name) == nullptr) return no_queue(queue_name);
+  const Job* found = jobs_.find(id);
+  if (found != nullptr && queue_name != found->queue->name) {
+    return make_error(Errc::kNotFound,
+                      "job " + std::to_string(id) + " is not in queue " + quoted(queue_name));
+  }
+  return Ok{};
+}
+
 Status Engine::ack(uint64_t id, std::optional<std::string_view> queue_name) {
   if (queue_name) {
-    // A name no queue can have is a malformed request, as in every command.
-    if (!valid_queue_name(*queue_name)) return invalid_name(*queue_name);
-    if (find_queue(*queue_name) == nullptr) return no_queue(*queue_name);
-    const Job* found = jobs_.find(id);
-    if (found != nullptr && *queue_name != found->queue->name) {
-      return make_error(Errc::kNotFound,
-                        "job " + std::to_string(id) + " is not in queue " + quoted(*queue_name));
-    }
+    if (Status in_queue = check_ack_queue(id, *queue_name); !in_queue.ok()) return in_queue;
   }
   Result<Job*> job = leased_job(id, "ack");
   if (!job.ok()) return job.error();

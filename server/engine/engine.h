@@ -171,6 +171,9 @@ class Engine {
   Result<const Job*> dequeue(std::string_view queue);
   // Finishes a leased job. When `queue` is given, the job must belong to it.
   Status ack(uint64_t id, std::optional<std::string_view> queue = std::nullopt);
+  // ACK <queue> <id>'s test of the queue: a valid name, a queue that exists,
+  // and the job, when there is one, in it.
+  Status check_ack_queue(uint64_t id, std::string_view queue) const;
   // Gives a leased job back: after `delay_ms`, or the queue's backoff when
   // absent; to dead letters when it is out of attempts. With `priority`, the
   // job takes it for its next delivery (and keeps it: the log records it).

@@ -189,6 +189,24 @@ TEST_SUITE("commands") {
     CHECK_FALSE(current.delivery_of(1).has_value());  // finished: forgotten
   }
 
+  TEST_CASE("ACK <queue> <id> from a late worker answers a wrong queue as for anyone") {
+    Session s;
+    server::LeaseBook late, current;
+    s.run("CREATE q\nCREATE other\nCONFIG q ack_timeout=1s\nENQUEUE q work\n");
+    s.leases = &late;
+    REQUIRE(s.run("DEQUEUE q\n") == "OK 1 work\n");
+    s.clock.advance_ms(1000);
+    s.engine.expire_due();
+    s.leases = &current;
+    REQUIRE(s.run("DEQUEUE q\n") == "OK 1 work\n");
+    s.leases = &late;
+    CHECK(s.run("ACK other 1\n") == "ERROR NOTFOUND job 1 is not in queue 'other'\n");
+    CHECK(s.run("ACK nosuch 1\n") ==
+          "ERROR NOQUEUE queue 'nosuch' does not exist; CREATE it first\n");
+    CHECK(s.run("ACK bad/name 1\n").rfind("ERROR BADFORMAT invalid queue name 'bad/name'", 0) == 0);
+    CHECK(s.run("ACK q 1\n").rfind("ERROR NOTLEASED job 1 was delivered again", 0) == 0);
+  }
+
   TEST_CASE("a KICK starts attempts again, but a late worker's delivery is still told apart") {
     Session s;
     server::LeaseBook late, current;
