@@ -533,6 +533,8 @@ void Engine::join_group(Job* job, const std::string& name) {
   Group& group = job->queue->groups[name];
   group.members.insert(job->id);
   if (job->state == JobState::kLeased) ++group.leased;
+  // Delivered before (a KICK starts attempts again): its retry keeps its place.
+  if (job->attempts > 0) group.retrying = job->id;
   regroup(job->queue, name);
 }
 
@@ -542,7 +544,7 @@ void Engine::regroup(Queue* queue, const std::string& name) {
   Group& group = it->second;
   Job* next = nullptr;
   if (group.leased == 0 && !group.members.empty()) {
-    Job* first = jobs_.find(*group.members.begin());
+    Job* first = jobs_.find(group.retrying != 0 ? group.retrying : *group.members.begin());
     if (first->state == JobState::kReady || first->state == JobState::kHeld) next = first;
   }
   if (group.released != next) {
@@ -626,6 +628,7 @@ void Engine::leave_group(Job* job, const std::string& name) {
   group.members.erase(job->id);
   if (job->state == JobState::kLeased) --group.leased;
   if (group.released == job) group.released = nullptr;
+  if (group.retrying == job->id) group.retrying = 0;
 }
 
 void Engine::destroy(Job* job, bool logged_in_bulk) {

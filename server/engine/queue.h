@@ -179,6 +179,10 @@ struct Group {
   std::set<uint64_t> members;  // ids of its jobs that are not dead: the first goes next
   uint32_t leased = 0;         // members leased now
   Job* released = nullptr;     // the member in the ready set, or nullptr
+  // The member delivered and not finished (leased, or given back to be
+  // retried), or 0: it goes next whatever its place, so a job a KICK put
+  // back before it waits until it is finished.
+  uint64_t retrying = 0;
   bool empty() const { return members.empty() && leased == 0 && released == nullptr; }
 };
 

@@ -147,6 +147,30 @@ TEST_SUITE("engine_groups") {
     CHECK(f.take() == j3);
   }
 
+  TEST_CASE("a KICKed job waits while the job leased then is retried") {
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.backoff_base_ms = 100; });
+    uint64_t j1 = f.put_in("g"), j2 = f.put_in("g"), j3 = f.put_in("g");
+    CHECK(f.take() == j1);
+    REQUIRE(f.engine.fail(j1, "flaky").ok());
+    CHECK(f.take() == j2);
+    REQUIRE(f.engine.kick_job(j1).ok());
+    REQUIRE(f.engine.nack(j2, int64_t{0}).ok());
+    CHECK(f.peek(PeekState::kReady) == std::vector<uint64_t>{j2});  // still its group's next
+    CHECK(f.peek(PeekState::kHeld) == std::vector<uint64_t>{j1, j3});
+    CHECK(f.take() == j2);
+    f.advance(f.queue().settings.ack_timeout_ms);  // runs out: backoff, the group waits
+    CHECK(f.engine.find_job(j2)->state == JobState::kDelayed);
+    CHECK(f.take() == 0);
+    f.advance(200);
+    CHECK(f.take() == j2);
+    f.check_groups();
+    REQUIRE(f.engine.ack(j2).ok());  // finished: the KICKed job goes, at its old place
+    CHECK(f.take() == j1);
+    REQUIRE(f.engine.ack(j1).ok());
+    CHECK(f.take() == j3);
+  }
+
   TEST_CASE("a KICK of an earlier job takes the ready place of a later one") {
     Fixture f;
     uint64_t j1 = f.put_in("g"), j2 = f.put_in("g");
