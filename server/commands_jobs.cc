@@ -305,8 +305,9 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
 namespace {
 
 // Why this connection may not finish `id`, when its own delivery of the job
-// was superseded: its lease ran out and the job is leased again, as a later
-// attempt, to someone else (LeaseBook). Nothing when it may.
+// was superseded: it ended (the lease ran out, a NACK or a KICK) and the job
+// is leased again, as a later attempt, to someone else (LeaseBook). Nothing
+// when it may.
 std::optional<std::string> superseded(const CommandContext& ctx, uint64_t id) {
   if (ctx.leases == nullptr) return std::nullopt;
   const std::optional<uint64_t> mine = ctx.leases->delivery_of(id);
@@ -316,7 +317,7 @@ std::optional<std::string> superseded(const CommandContext& ctx, uint64_t id) {
     return std::nullopt;
   }
   return "job " + num(id) + " was delivered again (attempt " + num(job->attempts) +
-         ") after your lease on it ran out; the worker holding it now finishes it";
+         ") after your delivery of it ended; the worker holding it now finishes it";
 }
 
 // Replies NOTLEASED and returns true when superseded() says no.

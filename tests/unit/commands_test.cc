@@ -175,7 +175,7 @@ TEST_SUITE("commands") {
     REQUIRE(s.run("DEQUEUE q\n") == "OK 1 work\n");  // attempt 2, to someone else
     s.leases = &late;
     const std::string refused =
-        "ERROR NOTLEASED job 1 was delivered again (attempt 2) after your lease on it ran out; "
+        "ERROR NOTLEASED job 1 was delivered again (attempt 2) after your delivery of it ended; "
         "the worker holding it now finishes it\n";
     CHECK(s.run("ACK 1\n") == refused);
     CHECK(s.run("ACK q 1\n") == refused);
