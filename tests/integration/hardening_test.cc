@@ -83,6 +83,16 @@ std::string exchange_from(const char* source, uint16_t port, const std::string& 
   return got;
 }
 
+// A raw connection waiting in DEQUEUE w WAIT 30s, once tqd counts it.
+int raw_waiter_on_w(const TqdProcess& tqd, LineSocket& admin) {
+  const int fd = tq::testing::connect_raw(tqd.port());
+  REQUIRE(fd >= 0);
+  const std::string wait = "DEQUEUE w WAIT 30s\n";
+  REQUIRE(::send(fd, wait.data(), wait.size(), 0) == static_cast<ssize_t>(wait.size()));
+  REQUIRE(tq::testing::stat_reaches(admin, "waiters", "1"));
+  return fd;
+}
+
 uint64_t rss_kib(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -385,11 +395,7 @@ TEST_SUITE("hardening") {
     TqdProcess tqd;
     auto admin = tqd.socket();
     call(admin, "CREATE w");
-    const int fd = tq::testing::connect_raw(tqd.port());
-    REQUIRE(fd >= 0);
-    const std::string wait = "DEQUEUE w WAIT 30s\n";
-    REQUIRE(::send(fd, wait.data(), wait.size(), 0) == static_cast<ssize_t>(wait.size()));
-    REQUIRE(tq::testing::stat_reaches(admin, "waiters", "1"));
+    const int fd = raw_waiter_on_w(tqd, admin);
     const uint64_t rss_before = rss_kib(tqd.pid());
     // PINGs until the socket takes no more for half a second, 64 MiB at most:
     // tqd once read them all into memory, with the loop stalled as it grew.
@@ -431,11 +437,7 @@ TEST_SUITE("hardening") {
     TqdProcess tqd;
     auto admin = tqd.socket();
     call(admin, "CREATE w");
-    const int fd = tq::testing::connect_raw(tqd.port());
-    REQUIRE(fd >= 0);
-    const std::string wait = "DEQUEUE w WAIT 30s\n";
-    REQUIRE(::send(fd, wait.data(), wait.size(), 0) == static_cast<ssize_t>(wait.size()));
-    REQUIRE(tq::testing::stat_reaches(admin, "waiters", "1"));
+    const int fd = raw_waiter_on_w(tqd, admin);
     auto producer = tqd.socket();
     REQUIRE(call(producer, "PING") == "OK PONG");  // admitted, and read from
     // A request on another connection: tqd has polled again since it read

@@ -86,6 +86,24 @@ void copy_log(MemoryFileSystem& from, MemoryFileSystem& to) {
   }
 }
 
+// A fresh log under `policy` whose first record a kill tore, into `killed`
+// as the kill left it: the next start cuts the record off, and the segment
+// holds only its header. Returns the options the log was opened with.
+LogOptions tear_first_record(FsyncPolicy policy, MemoryFileSystem& killed) {
+  MemoryFileSystem fs;
+  LogHarness h(fs);
+  LogOptions o = h.options();
+  o.fsync = policy;
+  o.spare_segment = false;          // the only writes are the records'
+  o.retry_interval_ms = 3'600'000;  // the killed process writes nothing more
+  REQUIRE(h.open(o).ok());
+  fs.set_cut_next_write(kSegmentHeaderSize + 8);
+  h.log->append(1, "the first record of the log");
+  CHECK_FALSE(h.wait_durable());
+  copy_log(fs, killed);
+  return o;
+}
+
 size_t segment_count(MemoryFileSystem& fs) {
   auto listed = fs.list(kDir);
   std::vector<std::string> names = *listed;
@@ -518,10 +536,7 @@ TEST_SUITE("wal_log") {
     h.log->append(1, big);
     CHECK_FALSE(h.wait_durable());
     MemoryFileSystem killed;  // what the page cache holds at the kill
-    const std::vector<std::string> names = *fs.list(kDir);
-    for (const std::string& name : names) {
-      killed.set_contents(kDir + "/" + name, fs.contents(kDir + "/" + name));
-    }
+    copy_log(fs, killed);
     LogHarness after(killed);
     REQUIRE(after.open(o).ok());
     CHECK(after.replayed == written);
@@ -541,17 +556,8 @@ TEST_SUITE("wal_log") {
     // off, and the segment holds only its header, so the next record goes
     // into it whatever its size. One longer than a segment was written past
     // the end of the file, and a kill in the middle of it left damage.
-    MemoryFileSystem fs;
-    LogHarness h(fs);
-    LogOptions o = h.options();
-    o.spare_segment = false;          // the only writes are the records'
-    o.retry_interval_ms = 3'600'000;  // the killed process writes nothing more
-    REQUIRE(h.open(o).ok());
-    fs.set_cut_next_write(kSegmentHeaderSize + 8);
-    h.log->append(1, "the first record of the log");
-    CHECK_FALSE(h.wait_durable());
     MemoryFileSystem killed;
-    copy_log(fs, killed);
+    const LogOptions o = tear_first_record(FsyncPolicy::kAlways, killed);
     LogHarness after(killed);
     REQUIRE(after.open(o).ok());
     REQUIRE_FALSE(after.summary.torn.empty());
@@ -576,18 +582,8 @@ TEST_SUITE("wal_log") {
   }
 
   TEST_CASE("fsync=never: that long record's segment is grown and synced off the caller's turn") {
-    MemoryFileSystem fs;
-    LogHarness h(fs);
-    LogOptions o = h.options();
-    o.fsync = FsyncPolicy::kNever;
-    o.spare_segment = false;
-    o.retry_interval_ms = 3'600'000;  // the killed process writes nothing more
-    REQUIRE(h.open(o).ok());
-    fs.set_cut_next_write(kSegmentHeaderSize + 8);
-    h.log->append(1, "the first record of the log");
-    CHECK_FALSE(h.wait_durable());
     MemoryFileSystem killed;
-    copy_log(fs, killed);
+    const LogOptions o = tear_first_record(FsyncPolicy::kNever, killed);
     LogHarness after(killed);
     REQUIRE(after.open(o).ok());
     REQUIRE_FALSE(after.summary.torn.empty());
