@@ -460,6 +460,57 @@ TEST_SUITE("hardening") {
     CHECK(call(admin, "DEQUEUE w") == "OK 1 the job");
   }
 
+  TEST_CASE("a waiting worker closed for not reading is handed no job that comes in that turn") {
+    TqdOptions o;
+    o.config_yaml = "limits:\n  send_timeout: 1s\n";
+    TqdProcess tqd(o);
+    auto admin = tqd.socket();
+    call(admin, "CREATE big");
+    call(admin, "CREATE q");
+    REQUIRE(admin.send("PUT big 60000\n" + std::string(60000, 'x') + "\n").ok());
+    REQUIRE(admin.read_line().ok());
+    const std::string job = call(admin, "ENQUEUE q the job").substr(3);
+    call(admin, "PAUSE q");
+    // A worker that reads none of its replies: fill its socket with them, 60 KB at a
+    // time, until tqd holds some unsent (stalled: send_timeout runs), then WAIT.
+    const int fd = tq::testing::connect_raw(tqd.port(), 4096);
+    REQUIRE(fd >= 0);
+    auto unsent = [&] {
+      REQUIRE(admin.send("CLIENTS\n").ok());
+      auto head = admin.read_line();
+      REQUIRE(head.ok());
+      uint64_t most = 0;
+      for (size_t i = 0, n = std::stoul(head->substr(3)); i < n; ++i) {
+        auto line = admin.read_line();
+        REQUIRE(line.ok());
+        most = std::max<uint64_t>(most, std::stoull(line->substr(line->find("unsent=") + 7)));
+      }
+      return most;
+    };
+    const std::string peek = "PEEK big 1\n";
+    for (int i = 0; i < 2000 && unsent() < 100'000; ++i) {
+      REQUIRE(::send(fd, peek.data(), peek.size(), 0) == static_cast<ssize_t>(peek.size()));
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    const std::string wait = "DEQUEUE q WAIT 60s\n";
+    REQUIRE(::send(fd, wait.data(), wait.size(), 0) == static_cast<ssize_t>(wait.size()));
+    REQUIRE(tq::testing::stat_reaches(admin, "waiters", "1"));
+    // Stopped, tqd finds both timers due when it goes on: the send_timeout
+    // check (once a second) closes the worker, then the pause ends and the
+    // queue's waiters are served, in the same turn of the loop.
+    CHECK(call(admin, "PAUSE q 1500ms") == "OK paused q");
+    REQUIRE(::kill(tqd.pid(), SIGSTOP) == 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    REQUIRE(::kill(tqd.pid(), SIGCONT) == 0);
+    REQUIRE(tq::testing::stat_reaches(admin, "closed_not_reading_total", "1"));
+    REQUIRE(admin.send("JOB " + job + "\n").ok());
+    CHECK(*admin.read_line() == "OK 1");
+    auto header = admin.read_line();
+    REQUIRE(header.ok());
+    CHECK(header->find("state=ready attempts=0") != std::string::npos);
+    ::close(fd);
+  }
+
   TEST_CASE("a flood of hostile clients does not stop a producer and a worker, nor lose a job") {
     TqdOptions o;
     o.config_yaml =
