@@ -97,6 +97,8 @@ class Connection {
                            uint64_t send_ms);
   // Runs the requests that wait in the parser (after a wait or a pause).
   void resume();
+  // Its turn ended (kTurnBytes of replies): runs the next one and reads again.
+  void next_turn();
 
   // The log is durable up to `durable_seq`: release the replies it covers.
   void log_advanced(uint64_t durable_seq);
@@ -180,6 +182,7 @@ class Connection {
   bool reading_ = false;     // uv_read_start is in effect
   bool paused_ = false;      // not reading because the client is not reading its replies
   bool input_held_ = false;  // not reading: a wait holds a request's worth of input
+  bool turn_over_ = false;   // not reading: its turn is over, the next comes next iteration
   bool draining_ = false;    // no more requests; close when the output is written
   bool closing_ = false;     // uv_close was called
   bool lingering_ = false;   // replies written and FIN sent; discarding input until EOF

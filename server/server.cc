@@ -344,8 +344,20 @@ void Server::remove_connection(uint64_t id) {
 
 void Server::want_resume(Connection& connection) { resume_list_.push_back(connection.id()); }
 
+void Server::want_turn(Connection& connection) {
+  turn_list_.push_back(connection.id());
+}
+
 void Server::on_before_poll(uv_prepare_t* handle) {
   auto* self = static_cast<Server*>(handle->data);
+  // Connections whose turn ended last iteration take the next one, once: a
+  // turn that ends again waits for the next iteration.
+  self->turns_.swap(self->turn_list_);
+  for (uint64_t id : self->turns_) {
+    auto it = self->connections_.find(id);
+    if (it != self->connections_.end()) it->second->next_turn();
+  }
+  self->turns_.clear();
   // Connections whose wait ended run the requests that queued up behind it.
   while (!self->resume_list_.empty()) {
     std::vector<uint64_t> ids;
@@ -384,7 +396,9 @@ void Server::on_before_poll(uv_prepare_t* handle) {
   // client sent everything and waits for the answers (a worker pulling big
   // batches stalled a second at each pause, until the housekeeping timer).
   const bool wrote = self->log_ != nullptr && self->log_->last_seq() != seq_before_flush;
-  if (!self->flush_list_.empty() || wrote) uv_idle_start(&self->run_again_, on_run_again);
+  if (!self->flush_list_.empty() || !self->turn_list_.empty() || wrote) {
+    uv_idle_start(&self->run_again_, on_run_again);
+  }
   self->arm_sweeper();
   self->arm_wait_timer();
   self->measure_iteration();  // last: this hook's replies are the iteration's work too

@@ -94,6 +94,9 @@ class Server final : public ClientDirectory, public BackupService, public Reload
   uint64_t loop_now_ms() const { return uv_now(loop_); }
   // Runs the connection's buffered requests before the loop next waits.
   void want_resume(Connection& connection);
+  // Gives the connection another turn in the next iteration, after the
+  // other clients' (Connection::next_turn).
+  void want_turn(Connection& connection);
   void remove_connection(uint64_t id);
   // ClientDirectory: every admitted connection, by id.
   std::vector<ClientInfo> describe_clients() const override;
@@ -188,6 +191,8 @@ class Server final : public ClientDirectory, public BackupService, public Reload
   RequestLimits request_limits_;
   HandlerScratch handler_scratch_;
   std::vector<uint64_t> resume_list_;  // connection ids with requests to run after a wait
+  std::vector<uint64_t> turn_list_;    // connection ids whose turn ended (want_turn)
+  std::vector<uint64_t> turns_;        // the ones taking their turn now
   std::vector<uint64_t> log_waiters_;  // connection ids holding replies for the log
 
   std::unique_ptr<MetricsListener> metrics_;  // null: metrics.listen is off

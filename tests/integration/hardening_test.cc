@@ -511,6 +511,26 @@ TEST_SUITE("hardening") {
     ::close(fd);
   }
 
+  TEST_CASE("a client that pipelines requests with big replies takes turns with the others") {
+    TqdProcess tqd;
+    auto other = tqd.socket();
+    const uint64_t before = std::stoull(stat_via(other, "commands_stats"));
+    // 5000 STATS in one send, about 10 MB of replies, none read: tqd once ran
+    // about 2 MiB of them (1000 STATS) in one go, every other client waiting.
+    const int fd = tq::testing::connect_raw(tqd.port());
+    REQUIRE(fd >= 0);
+    std::string flood;
+    for (int i = 0; i < 5000; ++i) flood += "STATS\n";
+    REQUIRE(::send(fd, flood.data(), flood.size(), 0) == static_cast<ssize_t>(flood.size()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    // The other client's request is answered after a turn or two of 256 KiB
+    // (about 120 STATS each), not after 1000.
+    const uint64_t ran = std::stoull(stat_via(other, "commands_stats")) - before;
+    INFO("STATS run before the other client's: " << ran);
+    CHECK(ran < 600);
+    ::close(fd);
+  }
+
   TEST_CASE("a flood of hostile clients does not stop a producer and a worker, nor lose a job") {
     TqdOptions o;
     o.config_yaml =
