@@ -182,11 +182,19 @@ void Connection::on_end_of_input() {
     input_ended_ = true;
     return;
   }
-  if (waiting_) {
-    waiting_ = false;
-    server_.waiters().cancel(id_);
-  }
+  end_wait();
   close_when_flushed();
+}
+
+void Connection::end_wait() {
+  if (!waiting_ || deferred_) return;
+  waiting_ = false;
+  server_.waiters().cancel(id_);
+}
+
+void Connection::read_again() {
+  input_held_ = false;  // limit_input() stops it again if need be
+  if (uv_read_start(stream(), on_alloc, on_read) == 0) reading_ = true;
 }
 
 void Connection::read_tls(std::string_view ciphertext) {
@@ -371,10 +379,7 @@ void Connection::next_turn() {
     on_end_of_input();
     return;
   }
-  if (!paused_ && !draining_ && !closing_ && !reading_) {
-    input_held_ = false;  // limit_input() stops it again if need be
-    if (uv_read_start(stream(), on_alloc, on_read) == 0) reading_ = true;
-  }
+  if (!paused_ && !draining_ && !closing_ && !reading_) read_again();
   limit_input();
 }
 
@@ -382,8 +387,7 @@ void Connection::resume() {
   process();
   limit_input();
   if (input_held_ && !waiting_ && !paused_ && !turn_over_ && !draining_ && !closing_) {
-    input_held_ = false;
-    if (uv_read_start(stream(), on_alloc, on_read) == 0) reading_ = true;
+    read_again();
   }
   if (input_ended_ && !deferred_ && !turn_over_) {  // else next_turn() ends it
     input_ended_ = false;
@@ -536,10 +540,7 @@ void Connection::after_write_drained() {
   if (paused_ && unsent_bytes() < kOutputLowWater) {
     paused_ = false;
     process();  // requests that arrived while we were paused
-    if (!paused_ && !turn_over_ && !draining_ && !closing_ && !reading_) {
-      input_held_ = false;  // limit_input() stops it again if need be
-      if (uv_read_start(stream(), on_alloc, on_read) == 0) reading_ = true;
-    }
+    if (!paused_ && !turn_over_ && !draining_ && !closing_ && !reading_) read_again();
   }
 }
 
@@ -607,12 +608,9 @@ Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_
 void Connection::close_when_flushed() {
   if (closing_ || draining_) return;
   draining_ = true;
-  if (waiting_ && !deferred_) {
-    // No more requests, so no wait either (a TLS stream that failed while
-    // its worker waited): a job handed to it now could not be delivered.
-    waiting_ = false;
-    server_.waiters().cancel(id_);
-  }
+  // No more requests, so no wait either (a TLS stream that failed while its
+  // worker waited): a job handed to it now could not be delivered.
+  end_wait();
   if (reading_) {
     uv_read_stop(stream());
     reading_ = false;
@@ -623,15 +621,11 @@ void Connection::close_when_flushed() {
 void Connection::close() {
   if (closing_) return;
   closing_ = true;
-  if (waiting_ && !deferred_) {
-    // Out of the waiter table now, not when libuv's close callback removes
-    // the connection: a job that comes before then (a reset, or a timeout,
-    // and an ENQUEUE read in the same turn of the loop) would be leased to
-    // a connection that can no longer get it, and held until its ack
-    // timeout while live workers wait.
-    waiting_ = false;
-    server_.waiters().cancel(id_);
-  }
+  // Now, not when libuv's close callback removes the connection: a job that
+  // comes before then (a reset, or a timeout, and an ENQUEUE read in the
+  // same turn of the loop) would be leased to a connection that can no
+  // longer get it, and held until its ack timeout while live workers wait.
+  end_wait();
   if (reading_) {
     uv_read_stop(stream());
     reading_ = false;

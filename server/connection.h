@@ -130,6 +130,11 @@ class Connection {
 
   // The client will send no more (EOF, or a TLS close_notify).
   void on_end_of_input();
+  // Leaves the waiter table now, when the connection waits in DEQUEUE ...
+  // WAIT: a connection that can take no job must not be handed one.
+  void end_wait();
+  // Reads again, after input was held back (a wait, a turn, a pause).
+  void read_again();
   // Takes `ciphertext` into the TLS session and feeds what it decrypts to
   // the parser; a failure closes the connection (after its alert).
   void read_tls(std::string_view ciphertext);
