@@ -111,8 +111,8 @@ void cmd_kick(CommandContext& ctx, const Request& req) {
     if (!kicked.ok()) return reply_error(ctx, kicked.error());
     return reply_ok(ctx, "kicked", "1");
   }
-  size_t n = SIZE_MAX;
-  if (req.args.size() == 2 && !parse_count(ctx, req.args[1], "KICK", SIZE_MAX - 1, &n)) return;
+  size_t n = SIZE_MAX;  // all; a count above what is dead kicks them all too
+  if (req.args.size() == 2 && !parse_count(ctx, req.args[1], "KICK", SIZE_MAX, &n)) return;
   auto kicked = ctx.engine.kick(req.args[0], n);
   if (!kicked.ok()) return reply_error(ctx, kicked.error());
   reply_ok(ctx, "kicked", num(kicked.value()));

@@ -407,6 +407,15 @@ TEST_SUITE("commands") {
     CHECK(s.run("PEEK k held 3\n") == "OK 0\n");
   }
 
+  TEST_CASE("KICK <queue> n takes any count a 64-bit number holds") {
+    Session s;
+    s.run("CREATE k\nENQUEUE k a\nDEQUEUE k\nFAIL 1 broken\n");
+    CHECK(s.run("KICK k 18446744073709551615\n") == "OK kicked 1\n");
+    CHECK(s.run("KICK k 18446744073709551616\n") ==
+          "ERROR BADFORMAT KICK takes a number from 1 to 18446744073709551615, got "
+          "'18446744073709551616'\n");
+  }
+
   TEST_CASE("PURGE <queue> DEAD, in any case, and any other word is refused") {
     Session s;
     s.run("CREATE k\nENQUEUE k a\nENQUEUE k b\nDEQUEUE k\nFAIL 1 broken\n");
