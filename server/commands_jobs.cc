@@ -348,7 +348,7 @@ void ack_one(CommandContext& ctx, std::string_view id_text, std::optional<std::s
     }
   }
   if (refuse_superseded(ctx, id)) return;
-  auto acked = ctx.engine.ack(id, queue);
+  auto acked = ctx.engine.ack(id);  // its queue, when named, was checked above
   if (!acked.ok()) return reply_error(ctx, acked.error());
   forget_lease(ctx, id);
   reply_acked(ctx, id);
