@@ -487,11 +487,21 @@ TEST_SUITE("hardening") {
       }
       return most;
     };
+    // The kernel takes the first few MB into the socket's send buffer, which
+    // it grows as it fills, and that can come after tqd held 100 KB: the
+    // worker is stalled once tqd's 100 KB stay put a while.
+    auto stalled = [&] {
+      const uint64_t held = unsent();
+      if (held < 100'000) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      return unsent() == held;
+    };
     const std::string peek = "PEEK big 1\n";
-    for (int i = 0; i < 2000 && unsent() < 100'000; ++i) {
+    for (int i = 0; i < 2000 && !stalled(); ++i) {
       REQUIRE(::send(fd, peek.data(), peek.size(), 0) == static_cast<ssize_t>(peek.size()));
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
+    REQUIRE(unsent() >= 100'000);
     const std::string wait = "DEQUEUE q WAIT 60s\n";
     REQUIRE(::send(fd, wait.data(), wait.size(), 0) == static_cast<ssize_t>(wait.size()));
     REQUIRE(tq::testing::stat_reaches(admin, "waiters", "1"));
