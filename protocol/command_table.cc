@@ -84,7 +84,7 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "Moves dead jobs back to ready, oldest first, with their attempts reset.\n"
      "KICK <id> moves that one dead job (ERROR NOTFOUND if it is not dead).\n"
      "Answers OK kicked <k>."},
-    {Verb::kConfig, "CONFIG", 1, 17, kWrites | kAdmin, -1, kLines,
+    {Verb::kConfig, "CONFIG", 1, 18, kWrites | kAdmin, -1, kLines,
      "CONFIG <queue> [<key>=<value>...]", "read or change a queue's settings",
      "Answers OK <n> and the settings, one <key> <value> per line, after any change.\n"
      "Keys: ack_timeout, max_attempts, backoff_base, backoff_factor, backoff_max,\n"

@@ -84,6 +84,7 @@ void encode_queue(std::string& out, const Queue& q) {
   // Settings added since the schedules: after them, where a tqd from
   // before them stops reading.
   wal::put_varint(out, static_cast<uint64_t>(s.ttl_ms));
+  wal::put_varint(out, static_cast<uint64_t>(s.delay_ms));
 }
 
 // The schedules at the end of a QUEUE record (none in a record from before
@@ -263,6 +264,10 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
       if (!in.empty()) {  // and since queues have a TTL
         s.ttl_ms = static_cast<int64_t>(in.varint());
         if (s.ttl_ms < 0 || s.ttl_ms > engine::kMaxSettingDurationMs) return bad_body("QUEUE");
+      }
+      if (!in.empty()) {  // and since queues have a delay
+        s.delay_ms = static_cast<int64_t>(in.varint());
+        if (s.delay_ms < 0 || s.delay_ms > engine::kMaxSettingDurationMs) return bad_body("QUEUE");
       }
       if (in.failed() || !logged_queue_name(name)) return bad_body("QUEUE");
       s.ttl_dead_letter = (flags & kTtlDeadLetter) != 0;

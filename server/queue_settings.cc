@@ -45,11 +45,12 @@ std::string trimmed(double v) {
 }  // namespace
 
 const std::vector<std::string>& queue_setting_keys() {
-  static const std::vector<std::string> keys = {
-      "ack_timeout",     "max_attempts", "backoff_base", "backoff_factor", "backoff_max",
-      "backoff_jitter",  "dedup_window", "max_size",     "priority",       "ttl",
-      "ttl_dead_letter", "max_leased",   "rate_limit",   "rate_window",    "dead_retention",
-      "dead_max"};
+  static const std::vector<std::string> keys = {"ack_timeout",    "max_attempts", "backoff_base",
+                                                "backoff_factor", "backoff_max",  "backoff_jitter",
+                                                "dedup_window",   "max_size",     "priority",
+                                                "delay",          "ttl",          "ttl_dead_letter",
+                                                "max_leased",     "rate_limit",   "rate_window",
+                                                "dead_retention", "dead_max"};
   return keys;
 }
 
@@ -98,6 +99,10 @@ std::optional<std::string> apply_queue_setting(engine::QueueSettings& s, std::st
       return bad("a whole number from -1000000 to 1000000");
     }
     s.priority = static_cast<int32_t>(v);
+  } else if (key == "delay") {
+    auto v = duration(value);
+    if (!v) return bad("a duration up to 30d, such as 30s (0: jobs are ready when put)");
+    s.delay_ms = *v;
   } else if (key == "ttl") {
     auto v = duration(value);
     if (!v) return bad("a duration up to 30d, such as 1h (0: jobs without a TTL never expire)");
@@ -147,6 +152,7 @@ std::vector<std::pair<std::string, std::string>> describe_queue_settings(
       {"dedup_window", ms(s.dedup_window_ms)},
       {"max_size", std::to_string(s.max_size)},
       {"priority", std::to_string(s.priority)},
+      {"delay", ms(s.delay_ms)},
       {"ttl", ms(s.ttl_ms)},
       {"ttl_dead_letter", s.ttl_dead_letter ? "true" : "false"},
       {"max_leased", std::to_string(s.max_leased)},

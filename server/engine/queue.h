@@ -43,6 +43,7 @@ struct QueueSettings {
   int64_t dedup_window_ms = 300'000;   // how long a dedup key is remembered
   uint64_t max_size = 0;               // ready + delayed + leased jobs at most; 0: no limit
   int32_t priority = 0;                // a multi-queue DEQUEUE serves higher first
+  int64_t delay_ms = 0;                // a job put without DELAY or AT is ready this long after
   int64_t ttl_ms = 0;                  // a job put without a TTL gets this one, from when it is due
   bool ttl_dead_letter = false;        // a job whose TTL ran out goes to dead letters, not away
   uint64_t max_leased = 0;             // jobs leased at once at most; 0: no limit

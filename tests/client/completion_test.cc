@@ -65,6 +65,7 @@ TEST_SUITE("tq completion") {
     CHECK(complete("CONFIG emails max_") == Words{"max_attempts=", "max_leased=", "max_size="});
     CHECK(complete("CONFIG emails rate") == Words{"rate_limit=", "rate_window="});
     CHECK(complete("CONFIG emails tt") == Words{"ttl=", "ttl_dead_letter="});
+    CHECK(complete("CONFIG emails del") == Words{"delay="});
     CHECK(complete("PURGE emails ") == Words{"DEAD"});
     CHECK(complete("help ac") == Words{"ack"});
   }

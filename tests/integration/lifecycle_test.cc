@@ -131,7 +131,7 @@ TEST_SUITE("lifecycle") {
     auto s = tqd.socket();
     for (const char* q : {"low", "high", "mid"}) call(s, std::string("CREATE ") + q);
     REQUIRE(call(s, "CONFIG high priority=10").rfind("OK ", 0) == 0);
-    for (int i = 0; i < 17; ++i) REQUIRE(s.read_line().ok());  // the settings listing
+    for (int i = 0; i < 18; ++i) REQUIRE(s.read_line().ok());  // the settings listing
     call(s, "ENQUEUE low l1");
     call(s, "ENQUEUE mid m1");
     call(s, "ENQUEUE high h1");
@@ -188,8 +188,8 @@ TEST_SUITE("lifecycle") {
       call(s, "CREATE emails");
       REQUIRE(call(s,
                    "CONFIG emails max_attempts=1 backoff_base=2s dedup_window=1h priority=3 "
-                   "max_leased=3 rate_limit=100 rate_window=1m ttl=2h") == "OK 17");
-      for (int i = 0; i < 17; ++i) REQUIRE(s.read_line().ok());
+                   "max_leased=3 rate_limit=100 rate_window=1m ttl=2h") == "OK 18");
+      for (int i = 0; i < 18; ++i) REQUIRE(s.read_line().ok());
       keyed_id = call(s, "PUT emails 5 KEY welcome-42\r\nhello").substr(3);
       REQUIRE(s.send("PUT emails 5 DELAY 1h\r\nlater\r\n").ok());
       delayed_id = s.read_line()->substr(3);
@@ -198,6 +198,8 @@ TEST_SUITE("lifecycle") {
       CHECK(call(s, "DEQUEUE emails") == "OK " + keyed_id + " hello");
       CHECK(call(s, "DEQUEUE emails") == "OK " + dead_id + " doomed");
       CHECK(call(s, "NACK " + dead_id) == "OK dead " + dead_id);  // max_attempts=1
+      REQUIRE(call(s, "CONFIG emails delay=1h") == "OK 18");
+      for (int i = 0; i < 18; ++i) REQUIRE(s.read_line().ok());
       CHECK(call(s, "PAUSE emails") == "OK paused emails");
       tqd.stop(SIGKILL);
     }
@@ -205,9 +207,9 @@ TEST_SUITE("lifecycle") {
     auto s = tqd.socket();
     REQUIRE(s.send("CONFIG emails\n").ok());
     auto head = s.read_line();
-    REQUIRE(*head == "OK 17");
+    REQUIRE(*head == "OK 18");
     std::vector<std::string> settings;
-    for (int i = 0; i < 17; ++i) settings.push_back(*s.read_line());
+    for (int i = 0; i < 18; ++i) settings.push_back(*s.read_line());
     CHECK(std::find(settings.begin(), settings.end(), "max_attempts 1") != settings.end());
     CHECK(std::find(settings.begin(), settings.end(), "backoff_base 2000ms") != settings.end());
     CHECK(std::find(settings.begin(), settings.end(), "dedup_window 3600000ms") != settings.end());
@@ -216,6 +218,7 @@ TEST_SUITE("lifecycle") {
     CHECK(std::find(settings.begin(), settings.end(), "rate_limit 100") != settings.end());
     CHECK(std::find(settings.begin(), settings.end(), "rate_window 60000ms") != settings.end());
     CHECK(std::find(settings.begin(), settings.end(), "ttl 7200000ms") != settings.end());
+    CHECK(std::find(settings.begin(), settings.end(), "delay 3600000ms") != settings.end());
     CHECK(std::find(settings.begin(), settings.end(), "paused true") != settings.end());
     CHECK(call(s, "DEQUEUE emails") == "ERROR EMPTY queue 'emails' is paused");
     // The dedup key is remembered.
@@ -236,13 +239,14 @@ TEST_SUITE("lifecycle") {
     REQUIRE(delayed.size() == 1);
     CHECK(delayed[0].id == std::stoull(delayed_id));
     CHECK(call(s, "RESUME emails") == "OK resumed emails");
-    CHECK(call(s, "KICK emails") == "OK kicked 2");
+    CHECK(call(s, "KICK emails") == "OK kicked 2");  // kicked jobs do not wait the delay
     CHECK(call(s, "DEQUEUE emails") == "OK " + keyed_id + " hello");
-    // The queue's ttl (2h) gives a job put without one its expiry.
+    // The queue's delay (1h) and ttl (2h) go to a job put without its own.
     const std::string fresh = call(s, "ENQUEUE emails fresh").substr(3);
     REQUIRE(s.send("JOB " + fresh + "\n").ok());
     auto fresh_job = read_jobs(s);
     REQUIRE(fresh_job.size() == 1);
+    CHECK(fresh_job[0].header.find(" state=delayed ") != std::string::npos);
     CHECK(fresh_job[0].header.find(" expires=") != std::string::npos);
     tqd.stop(SIGTERM);
     tq::testing::remove_tree(dir);
@@ -338,9 +342,9 @@ TEST_SUITE("lifecycle") {
     auto s = tqd.socket();
     CHECK(call(s, "LIST") == "OK emails");
     REQUIRE(s.send("CONFIG emails\n").ok());
-    REQUIRE(*s.read_line() == "OK 17");
+    REQUIRE(*s.read_line() == "OK 18");
     std::vector<std::string> settings;
-    for (int i = 0; i < 17; ++i) settings.push_back(*s.read_line());
+    for (int i = 0; i < 18; ++i) settings.push_back(*s.read_line());
     CHECK(std::find(settings.begin(), settings.end(), "priority 4") != settings.end());
     CHECK(std::find(settings.begin(), settings.end(), "max_attempts 7") != settings.end());
   }

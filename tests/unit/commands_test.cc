@@ -455,7 +455,7 @@ TEST_SUITE("commands") {
   TEST_CASE("CONFIG takes setting names in any case, as verbs and options are") {
     Session s;
     s.run("CREATE k\n");
-    CHECK(s.run("CONFIG k Max_Attempts=7 ACK_TIMEOUT=5s\n").rfind("OK 17\n", 0) == 0);
+    CHECK(s.run("CONFIG k Max_Attempts=7 ACK_TIMEOUT=5s\n").rfind("OK 18\n", 0) == 0);
     CHECK(s.engine.find_queue("k")->settings.max_attempts == 7);
     CHECK(s.engine.find_queue("k")->settings.ack_timeout_ms == 5000);
     CHECK(s.run("CONFIG k PAUSED=true\n") ==

@@ -265,6 +265,43 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(f.queue().counters.expired == 3);
   }
 
+  TEST_CASE("a queue's delay: jobs put without DELAY or AT wait it, retries do not") {
+    Fixture f;
+    uint64_t before = f.put("put before the setting");
+    f.configure([](QueueSettings& s) { s.delay_ms = 2'000; });
+    uint64_t plain = f.put("plain");
+    uint64_t own = f.put("its own DELAY wins", {.delay_ms = 500});
+    uint64_t at = f.put("its own AT wins", {.run_at_ms = f.clock.now_ms() + 1'000});
+    uint64_t past = f.put("an AT in the past is due now", {.run_at_ms = 1});
+    CHECK(f.queue().delayed.size() == 3);
+    CHECK(f.take() == before);
+    CHECK(f.take() == past);
+    CHECK(f.take() == 0);
+    f.advance(500);
+    CHECK(f.take() == own);
+    f.advance(500);
+    CHECK(f.take() == at);
+    f.advance(999);
+    CHECK(f.take() == 0);
+    f.advance(1);
+    CHECK(f.take() == plain);
+    // Given back, the job waits its backoff (none here), not the queue's delay.
+    REQUIRE(f.engine.nack(plain, std::nullopt).ok());
+    CHECK(f.take() == plain);
+    // A TTL of its own must still end after the job is due, and says why not.
+    auto early = f.engine.enqueue("q", "x", {.ttl_ms = 2'000});
+    REQUIRE_FALSE(early.ok());
+    CHECK(early.error().message.find("the queue's delay") != std::string::npos);
+    CHECK(f.engine.enqueue("q", "x", {.ttl_ms = 2'001}).ok());
+    // The queue's ttl counts from when the job is due, after the delay.
+    f.configure([](QueueSettings& s) { s.ttl_ms = 1'000; });
+    uint64_t both = f.put("delayed, then kept a while");
+    f.advance(2'999);
+    CHECK(f.engine.find_job(both) != nullptr);
+    f.advance(1);
+    CHECK(f.engine.find_job(both) == nullptr);
+  }
+
   TEST_CASE("dedup: the same key within the window returns the first id, even after ACK") {
     Fixture f;
     f.configure([](QueueSettings& s) { s.dedup_window_ms = 60'000; });

@@ -134,6 +134,17 @@ TEST_SUITE("engine_schedules") {
     REQUIRE(peeked.ok());
   }
 
+  TEST_CASE("a schedule's jobs wait the queue's delay, as any job put without one") {
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.delay_ms = 10'000; });
+    f.add(every("plain", 60'000, "plain"));
+    f.advance_to(k1406);
+    CHECK(f.queue().ready.empty());
+    REQUIRE(f.queue().delayed.size() == 1);
+    f.advance_to(k1406 + 10'000);
+    CHECK(f.queue().ready.size() == 1);
+  }
+
   TEST_CASE("a schedule named again is replaced and keeps its count, and CANCEL stops it") {
     Fixture f;
     f.add(every("tick", 60'000, "old"));

@@ -31,8 +31,9 @@ std::string fingerprint(const engine::Engine& e, int64_t restart_ms = 1'700'000'
     out << "queue " << name << " ack=" << s.ack_timeout_ms << " max=" << s.max_attempts
         << " backoff=" << s.backoff_base_ms << "/" << s.backoff_factor << "/" << s.backoff_max_ms
         << "/" << s.backoff_jitter << " dedup=" << s.dedup_window_ms << " size=" << s.max_size
-        << " prio=" << s.priority << " ttl=" << s.ttl_ms << " ttl_dl=" << s.ttl_dead_letter
-        << " leased_max=" << s.max_leased << " rate=" << s.rate_limit << "/" << s.rate_window_ms
+        << " prio=" << s.priority << " delay=" << s.delay_ms << " ttl=" << s.ttl_ms
+        << " ttl_dl=" << s.ttl_dead_letter << " leased_max=" << s.max_leased
+        << " rate=" << s.rate_limit << "/" << s.rate_window_ms
         << " dead_keep=" << s.dead_retention_ms << "/" << s.dead_max << " paused=" << q->paused
         << "/" << q->resume_at_ms << "\n";
     std::vector<const engine::Job*> held;
@@ -940,6 +941,7 @@ TEST_SUITE("journal") {
             s.dedup_window_ms = 10'000 + rng() % 50'000;
             s.ttl_dead_letter = rng() % 2 == 0;
             s.ttl_ms = rng() % 3 == 0 ? static_cast<int64_t>(5'000 + rng() % 30'000) : 0;
+            s.delay_ms = rng() % 4 == 0 ? static_cast<int64_t>(rng() % 3'000) : 0;
             s.priority = static_cast<int32_t>(rng() % 5);
             s.max_leased = rng() % 3 == 0 ? 0 : 1 + rng() % 300;
             s.rate_limit = rng() % 3 == 0 ? 0 : 1 + rng() % 100'000;
@@ -1213,6 +1215,16 @@ TEST_SUITE("journal") {
     std::string huge_ttl = schedules;
     wal::put_varint(huge_ttl, 31ull * 86'400'000);
     CHECK_FALSE(journal.apply(wal::Record{2, 6, huge_ttl}, 1).ok());
+    // The queue's delay comes after the ttl, alike.
+    CHECK(engine.find_queue("new")->settings.delay_ms == 0);
+    std::string delay = ttl;
+    wal::put_varint(delay, 45'000);
+    REQUIRE(journal.apply(wal::Record{2, 7, delay}, 1).ok());
+    CHECK(engine.find_queue("new")->settings.delay_ms == 45'000);
+    CHECK(engine.find_queue("new")->settings.ttl_ms == 90'000);
+    std::string huge_delay = ttl;
+    wal::put_varint(huge_delay, 31ull * 86'400'000);
+    CHECK_FALSE(journal.apply(wal::Record{2, 8, huge_delay}, 1).ok());
   }
 
   TEST_CASE("a log from the first tqd that kept one - QUEUE records hold only the ack timeout") {
