@@ -88,7 +88,8 @@ void append_delivery(std::string& out, const std::vector<const engine::Job*>& jo
       // Name the reasons when one is more than an empty queue.
       bool only_empty = true;
       for (const engine::Queue* q : queues)
-        only_empty = only_empty && q->ready.empty() && q->held.empty() && !q->paused;
+        only_empty =
+            only_empty && q->ready.empty() && q->held.empty() && q->delayed.empty() && !q->paused;
       if (only_empty) {
         msg = "no ready job in";
         append_queue_names(msg, queues);

@@ -402,11 +402,21 @@ std::string Engine::why_not_delivering(Queue& queue) {
            std::to_string(std::max<int64_t>(0, queue.resume_at_ms - clock_.now_ms())) + "ms more";
   }
   if (queue.paused) return "is paused";
-  if (queue.ready.empty() && !queue.held.empty()) {
-    return "has no ready job: " + std::to_string(queue.held.size()) +
-           " held, each behind another job of its group";
+  if (queue.ready.empty()) {
+    // Jobs that are there but not ready yet: say so, or a worker (and whoever
+    // reads its log) takes the queue for empty.
+    std::string why = "has no ready job";
+    if (!queue.held.empty()) {
+      why +=
+          ": " + std::to_string(queue.held.size()) + " held, each behind another job of its group";
+    }
+    if (const Job* next = queue.delayed.top()) {
+      why += queue.held.empty() ? ": " : "; ";
+      why += std::to_string(queue.delayed.size()) + " delayed, the next ready in " +
+             std::to_string(std::max<int64_t>(0, next->deadline_ms - clock_.now_ms())) + "ms";
+    }
+    return why;
   }
-  if (queue.ready.empty()) return "has no ready job";
   const QueueSettings& s = queue.settings;
   if (s.max_leased > 0 && queue.leased.size() >= s.max_leased) {
     return "is at max_leased=" + std::to_string(s.max_leased) + " (" +

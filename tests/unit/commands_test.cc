@@ -310,6 +310,14 @@ TEST_SUITE("commands") {
     s.run("PAUSE q11\n");
     CHECK(s.run("DEQUEUE q11 q0 q0 q11\n") ==
           "ERROR EMPTY nothing to deliver: 'q11' is paused; 'q0' has no ready job\n");
+    // A queue with delayed jobs is not only empty: the reasons are named.
+    s.run("PUT q1 1 AT 4000000000\nx\n");
+    CHECK(s.run("DEQUEUE q0 q1\n")
+              .rfind(
+                  "ERROR EMPTY nothing to deliver: 'q0' has no ready job; 'q1' has no ready job: 1 "
+                  "delayed, the next ready in ",
+                  0) == 0);
+    REQUIRE(s.run("DELETE 1\n") == "OK deleted 1\n");
     s.run("ENQUEUE q3 a\nENQUEUE q3 b\nENQUEUE q5 c\n");
     // q3 given three times is still one queue: its two jobs, then q5's.
     CHECK(s.run("DEQUEUE q3 q3 q5 q3 COUNT 10\n").rfind("OK 3\n", 0) == 0);

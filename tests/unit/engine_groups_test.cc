@@ -66,6 +66,11 @@ TEST_SUITE("engine_groups") {
     f.check_groups();
     CHECK(f.empty_reason() ==
           "queue 'q' has no ready job: 2 held, each behind another job of its group");
+    const uint64_t later = f.put("later", {.delay_ms = 1'500});
+    CHECK(f.empty_reason() ==
+          "queue 'q' has no ready job: 2 held, each behind another job of its group; 1 delayed, "
+          "the next ready in 1500ms");
+    REQUIRE(f.engine.remove(later).ok());
     REQUIRE(f.engine.ack(a1).ok());
     CHECK(f.take_many(10) == std::vector<uint64_t>{a2});
     REQUIRE(f.engine.ack(a2).ok());
