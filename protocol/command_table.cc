@@ -34,7 +34,8 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "after (it must end after DELAY or AT). ATTEMPTS n:\n"
      "deliveries before dead letters (overrides the queue's). GROUP g: the queue\n"
      "delivers g's jobs one at a time, in the order they were put; each waits\n"
-     "(held) until the one before it is acked, deleted, dead or expired."},
+     "(held) until the one before it is acked, deleted, dead or expired.",
+     "PUT <queue> <bytes> [options]"},
     {Verb::kDequeue, "DEQUEUE", 1, -1, kWrites | kMayBlock, -1, kLine,
      "DEQUEUE <queue>... [WAIT d] [COUNT n]", "lease the next ready job(s)",
      "Answers OK <id> <payload>, or ERROR EMPTY when no job is ready.\n"
@@ -73,7 +74,8 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "attempts=<a> priority=<p> and when they apply at=<ms> (when it becomes ready,\n"
      "its lease ends, or it died), expires=<ms>, key=<k>, group=<g>,\n"
      "reason=<rest of line>; then the payload bytes and a line end. Times are Unix\n"
-     "milliseconds. HELD: ready jobs waiting for an earlier job of their group."},
+     "milliseconds. HELD: ready jobs waiting for an earlier job of their group.",
+     "PEEK <queue> [state] [n]"},
     {Verb::kJob, "JOB", 1, 1, 0, -1, kJobs, "JOB <id>", "look at one job by its id",
      "Answers OK 1 and the job framed as PEEK frames it (queue, state, attempts,\n"
      "priority, at=, expires=, key=, group=, reason=, then the payload); nothing\n"
@@ -115,7 +117,8 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "replaced. Kept in the log; a time missed while tqd was down fires once when it\n"
      "is back. Answers OK <n> and a line per schedule (the one set, or every one):\n"
      "<name> next=<ms> fired=<jobs put> bytes=<n>, the job options set (priority=\n"
-     "ttl= attempts= group= tz=), and last every=<ms>ms or cron=<expression>."},
+     "ttl= attempts= group= tz=), and last every=<ms>ms or cron=<expression>.",
+     "SCHEDULE <queue> [<name> <bytes> ...]"},
     {Verb::kCancel, "CANCEL", 2, 2, kWrites | kAdmin, -1, kLine, "CANCEL <queue> <name>",
      "remove a schedule (SCHEDULE)",
      "Answers OK cancelled <name>, or ERROR NOTFOUND. Jobs it put already stay."},

@@ -66,6 +66,10 @@ enum CommandFlag : uint32_t {
 //                  of payload and "\n"
 enum class ReplyShape : uint8_t { kLine, kCountedLines, kJobs };
 
+// HELP's list puts each summary after a column this wide: every usage, or
+// its brief, is narrower.
+inline constexpr size_t kHelpUsageColumn = 40;
+
 struct CommandSpec {
   Verb verb;
   std::string_view name;      // upper case, as documented in PROTOCOL.md
@@ -77,6 +81,9 @@ struct CommandSpec {
   std::string_view usage;     // one line: "ENQUEUE <queue> <payload>"
   std::string_view summary;   // one line: what it does
   std::string_view details;   // further lines for HELP <verb>, '\n'-separated, may be empty
+  // HELP's list, for a usage too long for its column: a short one, the
+  // options left to HELP <verb> ("PUT <queue> <bytes> [options]").
+  std::string_view brief = {};
 
   bool has(CommandFlag f) const { return (flags & f) != 0; }
 };

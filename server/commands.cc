@@ -224,8 +224,8 @@ void cmd_help(CommandContext& ctx, const Request& req) {
   Lines lines;
   if (req.args.empty()) {
     for (const auto& spec : protocol::all_commands()) {
-      std::string usage(spec.usage);
-      if (usage.size() < 40) usage.resize(40, ' ');
+      std::string usage(spec.brief.empty() ? spec.usage : spec.brief);
+      if (usage.size() < protocol::kHelpUsageColumn) usage.resize(protocol::kHelpUsageColumn, ' ');
       lines.emplace_back(std::move(usage), std::string(spec.summary));
     }
     return reply_lines(ctx, lines);

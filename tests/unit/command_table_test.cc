@@ -76,6 +76,11 @@ TEST_SUITE("command_table") {
     for (const auto& spec : all_commands()) {
       CHECK(spec.usage.substr(0, spec.name.size()) == spec.name);
       CHECK(!spec.summary.empty());
+      // HELP's list: a usage too wide for its column has a brief that fits.
+      const std::string_view listed = spec.brief.empty() ? spec.usage : spec.brief;
+      INFO(spec.name << " as HELP lists it: " << listed);
+      CHECK(listed.substr(0, spec.name.size()) == spec.name);
+      CHECK(listed.size() < kHelpUsageColumn);
       CHECK(spec.min_args >= 0);
       CHECK((spec.max_args < 0 || spec.max_args >= spec.min_args));
     }
