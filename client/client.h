@@ -124,10 +124,12 @@ struct QueueInfo {
 };
 
 // SCHEDULE's timetable and the options of each job it puts (PROTOCOL.md,
-// "SCHEDULE"): `every` a period, or else `cron` an expression in UTC.
+// "SCHEDULE"): `every` a period, or else `cron` an expression, in UTC or in
+// the IANA zone `tz` names (on that zone's clock, through its DST changes).
 struct ScheduleOptions {
   std::optional<milliseconds> every{};
   std::string cron{};  // "0 3 * * MON-FRI", "@daily"
+  std::string tz{};    // with cron: "Europe/Berlin"; empty: UTC
   int32_t priority = 0;
   std::optional<milliseconds> ttl{};
   std::optional<uint32_t> attempts{};

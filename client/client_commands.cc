@@ -461,6 +461,10 @@ Result<ScheduleInfo> Client::schedule(const std::string& queue, const std::strin
   if (!options.group.empty()) {
     if (auto bad = check_word(options.group, "group name"); !bad) return bad.error();
   }
+  if (!options.tz.empty()) {
+    if (auto bad = check_word(options.tz, "time zone"); !bad) return bad.error();
+    if (options.every) return make_error(ErrorKind::kBadArgument, "tz goes with cron, not every");
+  }
   std::string line = "SCHEDULE " + queue + " " + name + " " + std::to_string(payload.size());
   if (options.every) {
     line += " EVERY " + format_duration(*options.every);
@@ -470,6 +474,7 @@ Result<ScheduleInfo> Client::schedule(const std::string& queue, const std::strin
       return make_error(ErrorKind::kBadArgument, "a schedule needs every or cron");
     }
     line += " CRON " + options.cron;
+    if (!options.tz.empty()) line += " TZ " + options.tz;
   }
   if (options.priority != 0) line += " PRIORITY " + std::to_string(options.priority);
   if (options.ttl) line += " TTL " + format_duration(*options.ttl);

@@ -273,6 +273,17 @@ TEST_SUITE("client library") {
     REQUIRE(nightly.ok());
     CHECK(nightly->when == "cron=0 3 * * MON-FRI");
     CHECK(tq::client::field(nightly->fields, "priority") == "2");
+    // On a zone's clock: the listing shows the zone, and the cron alone.
+    auto berlin = c.schedule("q", "berlin", "report", {.cron = "0 3 * * *", .tz = "Europe/Berlin"});
+    REQUIRE(berlin.ok());
+    CHECK(berlin->when == "cron=0 3 * * *");
+    CHECK(tq::client::field(berlin->fields, "tz") == "Europe/Berlin");
+    CHECK(c.schedule("q", "x", "p", {.every = 1h, .tz = "Europe/Berlin"}).error().kind ==
+          ErrorKind::kBadArgument);
+    CHECK(c.schedule("q", "x", "p", {.cron = "0 3 * * *", .tz = "Europe/Berlin PRIORITY 9"})
+              .error()
+              .kind == ErrorKind::kBadArgument);
+    REQUIRE(c.cancel_schedule("q", "berlin").ok());
     auto listed = c.schedules("q");
     REQUIRE(listed.ok());
     REQUIRE(listed->size() == 2);
