@@ -237,8 +237,8 @@ class Client {
   // PAUSE: until resume(), or for `duration` when given.
   Status pause(const std::string& queue, std::optional<milliseconds> duration = {});
   Status resume(const std::string& queue);
-  // PURGE: deletes ready and delayed jobs, or with `dead` the dead ones
-  // instead; returns how many.
+  // PURGE: deletes ready, held and delayed jobs, or with `dead` the dead
+  // ones instead; returns how many.
   Result<uint64_t> purge(const std::string& queue, bool dead = false);
   Status drop(const std::string& queue);
   // SCHEDULE: puts `payload` into the queue as a job on a timetable; a name
