@@ -150,7 +150,8 @@ void append_job_frame(std::string& out, const engine::Job& job, bool detailed,
       protocol::append_signed(out, job.deadline_ms);
     }
     if (const engine::JobExtras* x = extras) {
-      if (x->expires_at_ms > 0) {
+      // A dead job never expires (and a KICK clears its TTL): no expires=.
+      if (x->expires_at_ms > 0 && job.state != engine::JobState::kDead) {
         out += " expires=";
         protocol::append_signed(out, x->expires_at_ms);
       }

@@ -245,6 +245,22 @@ TEST_SUITE("commands") {
                   0) == 0);
   }
 
+  TEST_CASE("a dead job shows no expires= - its TTL no longer applies") {
+    Session s;
+    s.run("CREATE q\n");
+    REQUIRE(s.run("PUT q 1 TTL 1h\nx\n") == "OK 1\n");
+    CHECK(s.run("JOB 1\n").find(" expires=") != std::string::npos);
+    REQUIRE(s.run("DEQUEUE q\n") == "OK 1 x\n");
+    CHECK(s.run("JOB 1\n").find(" expires=") != std::string::npos);  // a NACK after it expires
+    REQUIRE(s.run("FAIL 1 bad\n") == "OK dead 1\n");
+    const std::string dead = s.run("PEEK q DEAD\n");
+    CHECK(dead.find(" reason=failed: bad") != std::string::npos);
+    CHECK(dead.find(" expires=") == std::string::npos);
+    CHECK(s.run("JOB 1\n").find(" expires=") == std::string::npos);
+    s.clock.advance_ms(2 * 3'600'000);  // past the TTL: still dead, not expired
+    CHECK(s.run("JOB 1\n").find(" state=dead ") != std::string::npos);
+  }
+
   TEST_CASE("KICK <id> moves that one dead job back, and refuses a job that is not dead") {
     Session s;
     s.run("CREATE q\nENQUEUE q one\nENQUEUE q two\nENQUEUE q three\n");
