@@ -126,7 +126,7 @@ std::optional<std::string> apply_queue_setting(engine::QueueSettings& s, std::st
     s.rate_window_ms = *v;
   } else if (key == "dead_retention") {
     auto v = duration(value);
-    if (!v) return bad("a duration up to 30d, such as 7d (0: keep dead jobs until KICK or DELETE)");
+    if (!v) return bad("a duration up to 30d, such as 7d (0: dead jobs are kept)");
     s.dead_retention_ms = *v;
   } else if (key == "dead_max") {
     auto v = whole(value, engine::kMaxDeliveryLimit);
