@@ -176,6 +176,18 @@ std::string key_value_table(const std::vector<std::string>& lines, std::string_v
   return out;
 }
 
+// A SCHEDULE line ("nightly next=1795430011207 fired=3 ... cron=0 3 * * *")
+// with its next= in UTC, as PEEK shows at=; the rest as it came (the cron
+// expression at the end has spaces of its own, so it is no table).
+std::string schedule_line(const std::string& line) {
+  const size_t at = line.find(" next=");
+  if (at == std::string::npos) return printable(line);
+  const size_t value = at + 6;
+  const size_t end = std::min(line.find(' ', value), line.size());
+  return printable(line.substr(0, value) +
+                   utc_time(std::string_view(line).substr(value, end - value)) + line.substr(end));
+}
+
 // QUEUES lines ("emails ready=3 delayed=1 ...") as a table with a header.
 std::string queue_table(const std::vector<std::string>& lines, const RenderStyle& style) {
   if (lines.empty()) return paint("(no queues)", kDim, style) + "\n";
@@ -229,7 +241,8 @@ std::string render_reply(const std::vector<std::string_view>& words, const Reply
       if (verb == "STATS" || verb == "CONFIG") return columns(reply.lines, style);
       {
         std::string out;
-        for (const auto& line : reply.lines) out += printable(line) + "\n";
+        for (const auto& line : reply.lines)
+          out += (verb == "SCHEDULE" ? schedule_line(line) : printable(line)) + "\n";
         return out;
       }
     case protocol::ReplyShape::kJobs: {

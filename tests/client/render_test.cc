@@ -64,6 +64,18 @@ TEST_SUITE("tq rendering") {
           "job 9  state=dead at=2026-11-23T10:33:31Z\n  (empty payload)\n");
   }
 
+  TEST_CASE("SCHEDULE's next= is shown in UTC, the rest of each line as it came") {
+    CHECK(tq::client::render_reply(
+              {"SCHEDULE", "reports"},
+              lines_reply({"nightly next=1795430011207 fired=3 bytes=12 tz=Europe/Berlin cron=0 3 "
+                           "* * MON-FRI",
+                           "tick next=1795430040000 fired=0 bytes=4 every=60000ms"}),
+              {}) ==
+          "nightly next=2026-11-23T10:33:31Z fired=3 bytes=12 tz=Europe/Berlin cron=0 3 * * "
+          "MON-FRI\n"
+          "tick next=2026-11-23T10:34:00Z fired=0 bytes=4 every=60000ms\n");
+  }
+
   TEST_CASE("DEQUEUE's one-line reply is shown as a job too") {
     Reply reply;
     reply.text = "1 Send welcome email";
