@@ -1200,31 +1200,27 @@ TEST_SUITE("journal") {
     // A record cut inside the new fields is damage, not defaults.
     std::string cut = body + "\x05";
     CHECK_FALSE(journal.apply(wal::Record{2, 2, cut}, 1).ok());
-    // The queue's ttl comes after the schedules; a record that ends with
-    // them (from before it) gives 0, and one out of range is damage.
-    std::string schedules = both;
-    wal::put_varint(schedules, 0);  // resume_at_ms
-    wal::put_varint(schedules, 0);  // no schedules
+    // Settings added since the schedules follow them, each after the one
+    // before: a record that ends before one (from before it) gives 0, and
+    // one out of range is damage.
+    auto then = [](std::string record, uint64_t value) {
+      wal::put_varint(record, value);
+      return record;
+    };
+    const std::string schedules = then(then(both, 0), 0);  // resume_at_ms, no schedules
     REQUIRE(journal.apply(wal::Record{2, 4, schedules}, 1).ok());
     CHECK(engine.find_queue("new")->settings.ttl_ms == 0);
-    std::string ttl = schedules;
-    wal::put_varint(ttl, 90'000);
+    const std::string ttl = then(schedules, 90'000);
     REQUIRE(journal.apply(wal::Record{2, 5, ttl}, 1).ok());
     CHECK(engine.find_queue("new")->settings.ttl_ms == 90'000);
-    CHECK(engine.find_queue("new")->settings.dead_max == 7);
-    std::string huge_ttl = schedules;
-    wal::put_varint(huge_ttl, 31ull * 86'400'000);
-    CHECK_FALSE(journal.apply(wal::Record{2, 6, huge_ttl}, 1).ok());
-    // The queue's delay comes after the ttl, alike.
     CHECK(engine.find_queue("new")->settings.delay_ms == 0);
-    std::string delay = ttl;
-    wal::put_varint(delay, 45'000);
-    REQUIRE(journal.apply(wal::Record{2, 7, delay}, 1).ok());
+    CHECK(engine.find_queue("new")->settings.dead_max == 7);
+    REQUIRE(journal.apply(wal::Record{2, 6, then(ttl, 45'000)}, 1).ok());
     CHECK(engine.find_queue("new")->settings.delay_ms == 45'000);
     CHECK(engine.find_queue("new")->settings.ttl_ms == 90'000);
-    std::string huge_delay = ttl;
-    wal::put_varint(huge_delay, 31ull * 86'400'000);
-    CHECK_FALSE(journal.apply(wal::Record{2, 8, huge_delay}, 1).ok());
+    constexpr uint64_t k31Days = 31ull * 86'400'000;
+    CHECK_FALSE(journal.apply(wal::Record{2, 7, then(schedules, k31Days)}, 1).ok());
+    CHECK_FALSE(journal.apply(wal::Record{2, 8, then(ttl, k31Days)}, 1).ok());
   }
 
   TEST_CASE("a log from the first tqd that kept one - QUEUE records hold only the ack timeout") {
