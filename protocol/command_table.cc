@@ -90,7 +90,7 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "CONFIG <queue> [<key>=<value>...]", "read or change a queue's settings",
      "Answers OK <n> and the settings, one <key> <value> per line, after any change.\n"
      "Keys: ack_timeout, max_attempts, backoff_base, backoff_factor, backoff_max,\n"
-     "backoff_jitter, dedup_window, max_size, priority, ttl, ttl_dead_letter,\n"
+     "backoff_jitter, dedup_window, max_size, priority, delay, ttl, ttl_dead_letter,\n"
      "max_leased, rate_limit, rate_window, dead_retention, dead_max."},
     {Verb::kPause, "PAUSE", 1, 2, kWrites | kAdmin, -1, kLine, "PAUSE <queue> [d]",
      "stop deliveries from a queue (for d, or until RESUME)",

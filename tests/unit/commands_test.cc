@@ -584,6 +584,20 @@ TEST_SUITE("commands") {
     CHECK(s.run("HELP drop\n").find("An admin command: with auth.admin_password set") !=
           std::string::npos);
     CHECK(s.run("HELP nope\n") == "ERROR UNKNOWN no command 'nope'; HELP lists the commands\n");
+    // HELP CONFIG names every setting CONFIG takes.
+    std::vector<std::string> words;
+    for (std::string word; char c : s.run("HELP CONFIG\n") + " ") {
+      if (c == ' ' || c == ',' || c == '.' || c == '\n') {
+        if (!word.empty()) words.push_back(std::move(word));
+        word.clear();
+      } else {
+        word += c;
+      }
+    }
+    for (const std::string& key : server::queue_setting_keys()) {
+      INFO(key);
+      CHECK(std::find(words.begin(), words.end(), key) != words.end());
+    }
     CHECK(s.run("QUIT\nPING\n") == "OK bye\n");
     CHECK(s.closed);
   }
