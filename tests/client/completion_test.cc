@@ -2,8 +2,12 @@
 // verbs, queue names where a command takes one, and each command's keywords.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
+#include "client/client.h"
 #include "client/repl_completion.h"
 #include "protocol/command_table.h"
+#include "tests/support/tqd_process.h"
 
 namespace completion_test {
 
@@ -66,6 +70,23 @@ TEST_SUITE("tq completion") {
     CHECK(complete("CONFIG emails rate") == Words{"rate_limit=", "rate_window="});
     CHECK(complete("CONFIG emails tt") == Words{"ttl=", "ttl_dead_letter="});
     CHECK(complete("CONFIG emails del") == Words{"delay="});
+  }
+
+  TEST_CASE(
+      "CONFIG completes every setting a real tqd lists - and paused, which it cannot set, not") {
+    tq::testing::TqdProcess tqd;
+    auto client = tq::client::Client::connect({.host = "127.0.0.1", .port = tqd.port()});
+    REQUIRE(client.ok());
+    REQUIRE(client->create("emails").ok());
+    auto settings = client->config("emails");
+    REQUIRE(settings.ok());
+    const Words offered = complete("CONFIG emails ");
+    for (const auto& [key, value] : *settings) {
+      INFO(key);
+      const bool completed = std::find(offered.begin(), offered.end(), key + "=") != offered.end();
+      CHECK(completed == (key != "paused"));
+    }
+    CHECK(offered.size() == settings->size() - 1);
     CHECK(complete("PURGE emails ") == Words{"DEAD"});
     CHECK(complete("help ac") == Words{"ack"});
   }
