@@ -30,6 +30,7 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <clocale>
 #include <csignal>
@@ -356,6 +357,22 @@ class UsageFormatter : public CLI::Formatter {
   }
 };
 
+// A whole number from `least` to `most`, checked before CLI11 converts it,
+// so that a bad one is refused in tq's words ("--port: expected a whole
+// number from 1 to 65535, got '99999'") rather than CLI11's.
+CLI::Validator whole_number(uint64_t least, uint64_t most) {
+  return CLI::Validator(
+      [least, most](std::string& value) -> std::string {
+        uint64_t n = 0;
+        const char* end = value.data() + value.size();
+        auto [at, ec] = std::from_chars(value.data(), end, n);
+        if (ec == std::errc() && at == end && n >= least && n <= most) return "";
+        return "expected a whole number from " + std::to_string(least) + " to " +
+               std::to_string(most) + ", got '" + value + "'";
+      },
+      "");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -366,13 +383,18 @@ int main(int argc, char** argv) {
       "Options go before the command; after --, every word is sent as it is.",
       "tq"};
   app.formatter(std::make_shared<UsageFormatter>());
+  // A wrong flag reads as tq's own errors do ("tq: --timeout: expected ...").
+  app.failure_message(
+      [](const CLI::App*, const CLI::Error& e) { return "tq: " + std::string(e.what()) + "\n"; });
   tq::client::Options options;
   std::string timeout = "5s";
   bool raw = false;
   bool tls_insecure = false;
   bool no_colour = false;
   app.add_option("--host", options.host, "server address")->capture_default_str();
-  app.add_option("--port", options.port, "server port")->capture_default_str();
+  app.add_option("--port", options.port, "server port")
+      ->capture_default_str()
+      ->check(whole_number(1, 65535));
   app.add_option("--timeout", timeout,
                  "to connect, and to wait for each reply (DEQUEUE adds its WAIT)")
       ->capture_default_str();
@@ -414,9 +436,9 @@ int main(int argc, char** argv) {
                  "run a program for each job from these queues (a,b,...): tq --work emails -- "
                  "./send.sh. Exit 0 ACKs the job, a --fail-exit status FAILs it, any other NACKs "
                  "it (retried)");
-  app.add_option("--concurrency", work.concurrency, "--work: programs run at once")
+  app.add_option("--concurrency", work.concurrency, "--work: programs run at once (1 to 1000)")
       ->capture_default_str()
-      ->check(CLI::Range(1U, 1000U));
+      ->check(whole_number(1, 1000));
   app.add_option("--job-timeout", job_timeout,
                  "--work: stop a program that runs longer (SIGTERM, SIGKILL 5s later) and retry "
                  "its job (0: no limit)")
@@ -424,10 +446,10 @@ int main(int argc, char** argv) {
   app.add_option("--fail-exit", fail_exits,
                  "--work: exit statuses (a,b,...) that FAIL the job: to dead letters, not retried");
   app.add_option("--count", count,
-                 "--stat: stop after this many lines; --work: after this many jobs (0: at "
-                 "Ctrl-C)")
+                 "--stat: stop after this many lines; --work: after this many jobs, up to "
+                 "1000000000 (0: at Ctrl-C)")
       ->capture_default_str()
-      ->check(CLI::Range(uint64_t{0}, uint64_t{1'000'000'000}));
+      ->check(whole_number(0, 1'000'000'000));
   app.footer(
       "Examples:\n"
       "  tq                                  a prompt on 127.0.0.1:8080\n"

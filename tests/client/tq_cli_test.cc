@@ -98,6 +98,12 @@ TEST_SUITE("tq command line") {
 
     auto bad_flag = run_program({TQ_PATH, "--port", "not-a-port", "LIST"});
     CHECK(bad_flag.status == 2);
+    CHECK(bad_flag.err ==
+          "tq: --port: expected a whole number from 1 to 65535, got 'not-a-port'\n");
+    auto too_many = run_program({TQ_PATH, "--work", "q", "--concurrency", "1001", "--", "true"});
+    CHECK(too_many.status == 2);
+    CHECK(too_many.err ==
+          "tq: --concurrency: expected a whole number from 1 to 1000, got '1001'\n");
 
     // A port in --host is not taken for a host name: tq says where it goes.
     auto host_port = run_program({TQ_PATH, "--host", "127.0.0.1:" + port, "LIST"});
