@@ -369,7 +369,8 @@ TEST_SUITE("tq --work") {
       "a server or a queue that is not there yet is waited for, and a refused password "
       "ends it") {
     {
-      tq::testing::LoopbackSocket nobody;  // bound, not listening: refused
+      // Bound, not listening: refused.
+      const tq::testing::LoopbackSocket nobody = tq::testing::bind_loopback_socket();
       BackgroundProcess down(
           {TQ_PATH, "--port", std::to_string(nobody.port), "--work", "q", "--", "true"},
           /*with_stderr=*/true);
@@ -377,6 +378,7 @@ TEST_SUITE("tq --work") {
       REQUIRE(waiting.has_value());
       CHECK(waiting->find("refused") != std::string::npos);
       CHECK(down.stop(SIGTERM, 10s) == 0);
+      ::close(nobody.fd);
     }
     TqdProcess tqd;
     TempDir out;
