@@ -198,12 +198,15 @@ TEST_SUITE("tq --work") {
     REQUIRE(client.create("q").ok());
     REQUIRE(client.enqueue("q", "x").ok());
     const std::string pid_file = out.path + "/pid";
+    // The --job-timeout must come after the inner sh has set its trap and
+    // written its pid: two shells start first, and on a loaded machine that
+    // took more than 300 ms, the stop found no such process and no pid file.
     BackgroundProcess tq = start_tq(
-        tqd, {"--work", "q", "--job-timeout", "300ms", "--count", "1", "--", "sh", "-c",
+        tqd, {"--work", "q", "--job-timeout", "2s", "--count", "1", "--", "sh", "-c",
               "sh -c 'trap \"\" TERM; echo $$ > " + pid_file + "; exec sleep 60' & sleep 60"});
     CHECK(tq.wait_for_exit(20s) == 0);
     INFO(all_lines(tq));
-    CHECK(count_lines(tq, "(stopped at --job-timeout 300ms); handed back") == 1);
+    CHECK(count_lines(tq, "(stopped at --job-timeout 2.0s); handed back") == 1);
     const std::string pid = read_file(pid_file);
     REQUIRE_FALSE(pid.empty());
     // Gone, or a zombie waiting for its new parent to reap it.
