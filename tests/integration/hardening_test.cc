@@ -563,9 +563,12 @@ TEST_SUITE("hardening") {
     // Sends PEEKs as fast as it can and never reads a reply, until tqd
     // closes it for not reading: not when the real work ends, which on a
     // loaded machine can come before the replies fill the socket buffers
-    // (the minute is a guard against a hang, not a wait).
+    // (the minute is a guard against a hang, not a wait). Nor when one send
+    // has waited 5 s, the socket's default: on a loaded machine tqd falls
+    // behind, this send blocks before tqd's own writes do, and send_timeout
+    // (2 s, checked each second) runs only from then.
     hostile.spawn([&] {
-      auto s = tqd.socket();
+      auto s = tqd.socket(60'000);
       std::string batch;
       for (int i = 0; i < 500; ++i) batch += "PEEK work 1000\n";
       const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(1);
