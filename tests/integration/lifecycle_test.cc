@@ -356,7 +356,8 @@ TEST_SUITE("lifecycle") {
              "        heartbeat: {every: 1s, payload: " +
              ping +
              ", priority: 5}\n"
-             "        nightly: {cron: '0 3 * * MON-FRI', payload: build report, ttl: 1h}\n";
+             // It must not fire while the test runs: 03:00 on 29 February only.
+             "        nightly: {cron: '0 3 29 2 *', payload: build report, ttl: 1h}\n";
     };
     // SCHEDULE reports: its lines, by schedule name.
     auto listing = [](tq::client::LineSocket& s) {
@@ -388,7 +389,7 @@ TEST_SUITE("lifecycle") {
       auto lines = listing(s);
       CHECK(lines["heartbeat"].ends_with(" bytes=4 priority=5 every=1000ms"));
       nightly = lines["nightly"];
-      CHECK(nightly.ends_with(" fired=0 bytes=12 ttl=3600000ms cron=0 3 * * MON-FRI"));
+      CHECK(nightly.ends_with(" fired=0 bytes=12 ttl=3600000ms cron=0 3 29 2 *"));
       CHECK(tq::testing::stat_reaches(s, "scheduled_total", "1", "reports"));
       CHECK(tqd.stop(SIGTERM) == 0);
     }
