@@ -84,9 +84,7 @@ TEST_SUITE("disk_full") {
       // CONFIG and SCHEDULE with only a queue read: served too.
       REQUIRE(s.send("SCHEDULE q\n").ok());
       CHECK(*s.read_line() == "OK 0");
-      REQUIRE(s.send("CONFIG q\n").ok());
-      CHECK(*s.read_line() == "OK 18");
-      for (int i = 0; i < 18; ++i) REQUIRE(s.read_line().ok());
+      tq::testing::config_via(s, "CONFIG q");
       CHECK(call(s, "CONFIG q max_size=5").rfind("ERROR IO ", 0) == 0);
       CHECK(health_status(tqd) == "HTTP/1.1 503 Service Unavailable");
 

@@ -130,8 +130,7 @@ TEST_SUITE("lifecycle") {
     TqdProcess tqd;
     auto s = tqd.socket();
     for (const char* q : {"low", "high", "mid"}) call(s, std::string("CREATE ") + q);
-    REQUIRE(call(s, "CONFIG high priority=10").rfind("OK ", 0) == 0);
-    for (int i = 0; i < 18; ++i) REQUIRE(s.read_line().ok());  // the settings listing
+    tq::testing::config_via(s, "CONFIG high priority=10");
     call(s, "ENQUEUE low l1");
     call(s, "ENQUEUE mid m1");
     call(s, "ENQUEUE high h1");
@@ -186,10 +185,9 @@ TEST_SUITE("lifecycle") {
       TqdProcess tqd(options);
       auto s = tqd.socket();
       call(s, "CREATE emails");
-      REQUIRE(call(s,
-                   "CONFIG emails max_attempts=1 backoff_base=2s dedup_window=1h priority=3 "
-                   "max_leased=3 rate_limit=100 rate_window=1m ttl=2h") == "OK 18");
-      for (int i = 0; i < 18; ++i) REQUIRE(s.read_line().ok());
+      tq::testing::config_via(s,
+                              "CONFIG emails max_attempts=1 backoff_base=2s dedup_window=1h "
+                              "priority=3 max_leased=3 rate_limit=100 rate_window=1m ttl=2h");
       keyed_id = call(s, "PUT emails 5 KEY welcome-42\r\nhello").substr(3);
       REQUIRE(s.send("PUT emails 5 DELAY 1h\r\nlater\r\n").ok());
       delayed_id = s.read_line()->substr(3);
@@ -198,18 +196,13 @@ TEST_SUITE("lifecycle") {
       CHECK(call(s, "DEQUEUE emails") == "OK " + keyed_id + " hello");
       CHECK(call(s, "DEQUEUE emails") == "OK " + dead_id + " doomed");
       CHECK(call(s, "NACK " + dead_id) == "OK dead " + dead_id);  // max_attempts=1
-      REQUIRE(call(s, "CONFIG emails delay=1h") == "OK 18");
-      for (int i = 0; i < 18; ++i) REQUIRE(s.read_line().ok());
+      tq::testing::config_via(s, "CONFIG emails delay=1h");
       CHECK(call(s, "PAUSE emails") == "OK paused emails");
       tqd.stop(SIGKILL);
     }
     TqdProcess tqd(options);
     auto s = tqd.socket();
-    REQUIRE(s.send("CONFIG emails\n").ok());
-    auto head = s.read_line();
-    REQUIRE(*head == "OK 18");
-    std::vector<std::string> settings;
-    for (int i = 0; i < 18; ++i) settings.push_back(*s.read_line());
+    const std::vector<std::string> settings = tq::testing::config_via(s, "CONFIG emails");
     CHECK(std::find(settings.begin(), settings.end(), "max_attempts 1") != settings.end());
     CHECK(std::find(settings.begin(), settings.end(), "backoff_base 2000ms") != settings.end());
     CHECK(std::find(settings.begin(), settings.end(), "dedup_window 3600000ms") != settings.end());
@@ -341,10 +334,7 @@ TEST_SUITE("lifecycle") {
     TqdProcess tqd(options);
     auto s = tqd.socket();
     CHECK(call(s, "LIST") == "OK emails");
-    REQUIRE(s.send("CONFIG emails\n").ok());
-    REQUIRE(*s.read_line() == "OK 18");
-    std::vector<std::string> settings;
-    for (int i = 0; i < 18; ++i) settings.push_back(*s.read_line());
+    const std::vector<std::string> settings = tq::testing::config_via(s, "CONFIG emails");
     CHECK(std::find(settings.begin(), settings.end(), "priority 4") != settings.end());
     CHECK(std::find(settings.begin(), settings.end(), "max_attempts 7") != settings.end());
   }

@@ -24,8 +24,7 @@ namespace {
 
 // CONFIG with changes; the listing it answers with is read and dropped.
 void configure(LineSocket& s, const std::string& changes) {
-  REQUIRE(call(s, "CONFIG q " + changes) == "OK 18");
-  for (int i = 0; i < 18; ++i) REQUIRE(s.read_line().ok());
+  tq::testing::config_via(s, "CONFIG q " + changes);
 }
 
 // Leases the job and FAILs it: to dead letters.

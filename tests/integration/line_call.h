@@ -8,8 +8,10 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "client/line_socket.h"
+#include "server/queue_settings.h"
 
 namespace tq::testing {
 
@@ -18,6 +20,21 @@ inline std::string call(client::LineSocket& s, const std::string& line) {
   auto reply = s.read_line();
   REQUIRE(reply.ok());
   return *reply;
+}
+
+// A CONFIG request ("CONFIG q", "CONFIG q ttl=1h") and its listing: one
+// "<key> <value>" line per setting, then paused. The count comes from the
+// server's list of settings, so a new setting changes no test.
+inline std::vector<std::string> config_via(client::LineSocket& s, const std::string& request) {
+  const size_t lines = server::queue_setting_keys().size() + 1;
+  REQUIRE(call(s, request) == "OK " + std::to_string(lines));
+  std::vector<std::string> settings;
+  for (size_t i = 0; i < lines; ++i) {
+    auto line = s.read_line();
+    REQUIRE(line.ok());
+    settings.push_back(*line);
+  }
+  return settings;
 }
 
 // A STATS figure (STATS <queue> with a queue) read on an open (and, if need
