@@ -124,7 +124,7 @@ std::vector<std::string> complete(std::string_view line,
            {"ack_timeout=", "max_attempts=", "backoff_base=", "backoff_factor=", "backoff_max=",
             "backoff_jitter=", "dedup_window=", "max_size=", "priority=", "delay=", "ttl=",
             "ttl_dead_letter=", "max_leased=", "rate_limit=", "rate_window=", "dead_retention=",
-            "dead_max="}) {
+            "dead_max=", "dead_letter_queue="}) {
         if (key.substr(0, partial.size()) == partial) out.emplace_back(key);
       }
     }

@@ -86,12 +86,12 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "Moves dead jobs back to ready, oldest first, with their attempts reset.\n"
      "KICK <id> moves that one dead job (ERROR NOTFOUND if it is not dead).\n"
      "Answers OK kicked <k>."},
-    {Verb::kConfig, "CONFIG", 1, 18, kWrites | kAdmin, -1, kLines,
+    {Verb::kConfig, "CONFIG", 1, 19, kWrites | kAdmin, -1, kLines,
      "CONFIG <queue> [<key>=<value>...]", "read or change a queue's settings",
      "Answers OK <n> and the settings, one <key> <value> per line, after any change.\n"
      "Keys: ack_timeout, max_attempts, backoff_base, backoff_factor, backoff_max,\n"
      "backoff_jitter, dedup_window, max_size, priority, delay, ttl, ttl_dead_letter,\n"
-     "max_leased, rate_limit, rate_window, dead_retention, dead_max."},
+     "max_leased, rate_limit, rate_window, dead_retention, dead_max, dead_letter_queue."},
     {Verb::kPause, "PAUSE", 1, 2, kWrites | kAdmin, -1, kLine, "PAUSE <queue> [d]",
      "stop deliveries from a queue (for d, or until RESUME)",
      "Answers OK paused <queue>. Jobs can still be enqueued. With d, deliveries\n"

@@ -163,7 +163,13 @@ void append_job_frame(std::string& out, const engine::Job& job, bool detailed,
         out += " group=";
         out += x->group;
       }
-      if (job.state == engine::JobState::kDead && !x->reason.empty()) {
+      if (!x->origin.empty()) {
+        out += " from=";
+        out += x->origin;
+      }
+      // Dead, or moved to a dead_letter_queue: why it died. Last, as it may
+      // hold spaces.
+      if (!x->reason.empty()) {
         out += " reason=";
         protocol::append_escaped(out, x->reason, 512);
       }

@@ -164,6 +164,22 @@ void cmd_config(CommandContext& ctx, const Request& req) {
     }
     keys.push_back(key);
   }
+  if (const std::string& target = settings.dead_letter_queue;
+      !target.empty() && target != queue.value()->settings.dead_letter_queue) {
+    // Checked when named, so a typo shows now rather than when the first
+    // job dies. (Named by queues.defaults, or dropped later, a missing
+    // queue leaves dead jobs in their own queue's dead letters.)
+    if (target == queue.value()->name) {
+      return reply_error(ctx, ErrorCode::kBadFormat,
+                         "dead_letter_queue: a queue cannot be its own (without one, its dead "
+                         "letters stay in it)");
+    }
+    if (ctx.engine.find_queue(target) == nullptr) {
+      return reply_error(ctx, ErrorCode::kNoQueue,
+                         "dead_letter_queue: queue " + engine::quoted(target) +
+                             " does not exist; CREATE it first");
+    }
+  }
   if (auto changed = ctx.engine.configure(req.args[0], settings); !changed.ok()) {
     return reply_error(ctx, changed.error());
   }

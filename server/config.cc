@@ -390,6 +390,10 @@ void read_config(const YAML::Node& root, Config& c) {
             DeclaredQueue declared{name, {}, {}};
             engine::QueueSettings scratch;
             read_queue_settings(settings, key, scratch, &declared.settings, &declared.schedules);
+            if (scratch.dead_letter_queue == name) {
+              fail(key + ".dead_letter_queue",
+                   "a queue cannot be its own (without one, its dead letters stay in it)");
+            }
             c.declared_queues.push_back(std::move(declared));
           });
         }},

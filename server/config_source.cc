@@ -45,7 +45,9 @@ ConfigResult read_config(const ConfigSource& source) {
   std::vector<std::string> notes;
   const std::string& file = source.config_path;
   if (!file.empty()) {
-    ConfigResult loaded = load_config_file(file);
+    // built_in is the default base; passed, not defaulted, because GCC 12
+    // takes the defaulted temporary's strings for uninitialized (-Werror).
+    ConfigResult loaded = load_config_file(file, built_in);
     if (!loaded.config) return loaded;
     config = std::move(*loaded.config);
     config.source = file;

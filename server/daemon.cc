@@ -200,28 +200,43 @@ bool Daemon::open_log() {
 }
 
 bool Daemon::declare_queues() {
+  // Every declared queue first: one may name another, declared after it, as
+  // its dead_letter_queue.
+  for (const DeclaredQueue& declared : config_.declared_queues) {
+    if (create_declared_queue(declared.name) == nullptr) return false;
+  }
   for (const DeclaredQueue& declared : config_.declared_queues) {
     if (!declare_queue(declared)) return false;
   }
   return true;
 }
 
-bool Daemon::declare_queue(const DeclaredQueue& declared) {
-  engine::Queue* queue = engine_.find_queue(declared.name);
-  if (queue == nullptr) {
-    auto created = engine_.create_queue(declared.name);
-    if (!created.ok()) {
-      LOG_ERROR("queues.declare.%s: %s", declared.name.c_str(), created.error().message.c_str());
-      return false;
-    }
-    queue = created.value();
-    LOG_INFO("created queue %s (declared in the configuration)", declared.name.c_str());
+engine::Queue* Daemon::create_declared_queue(const std::string& name) {
+  if (engine::Queue* queue = engine_.find_queue(name)) return queue;
+  auto created = engine_.create_queue(name);
+  if (!created.ok()) {
+    LOG_ERROR("queues.declare.%s: %s", name.c_str(), created.error().message.c_str());
+    return nullptr;
   }
+  LOG_INFO("created queue %s (declared in the configuration)", name.c_str());
+  return created.value();
+}
+
+bool Daemon::declare_queue(const DeclaredQueue& declared) {
+  engine::Queue* queue = create_declared_queue(declared.name);
+  if (queue == nullptr) return false;
   engine::QueueSettings settings = queue->settings;
   for (const auto& [key, value] : declared.settings) {
     (void)apply_queue_setting(settings, key, value);  // checked when the file was read
   }
   (void)engine_.configure(declared.name, settings);
+  if (const std::string& target = settings.dead_letter_queue;
+      !target.empty() && engine_.find_queue(target) == nullptr) {
+    LOG_WARN(
+        "queues.declare.%s.dead_letter_queue: queue %s does not exist: its jobs that die stay "
+        "in its own dead letters until it does (declare it too)",
+        declared.name.c_str(), target.c_str());
+  }
   for (const DeclaredSchedule& declared_schedule : declared.schedules) {
     if (!declare_schedule(declared.name, declared_schedule)) return false;
   }

@@ -58,6 +58,9 @@ class Daemon {
   // Creates the queue if missing, applies its declared settings and sets its
   // schedules; false (having logged why) if it could not.
   bool declare_queue(const DeclaredQueue& declared);
+  // The queue, created if missing; nullptr (having logged why) if it could
+  // not be.
+  engine::Queue* create_declared_queue(const std::string& name);
   // SIGHUP or RELOAD (`trigger`, which starts each log line).
   ReloadOutcome reload(const char* trigger);
   // Sets a schedule config.yaml declares, unless the queue has it just so.

@@ -114,6 +114,8 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
   f.counter("jobs_nacked_total", c.nacked, "Jobs given back (NACK).");
   f.counter("jobs_timed_out_total", c.timed_out, "Leases that ran out before an ACK.");
   f.counter("jobs_dead_total", c.dead, "Jobs moved to dead letters.");
+  f.counter("jobs_dead_forwarded_total", c.dead_forwarded,
+            "Of those, jobs moved to their queue's dead_letter_queue.");
   f.counter("jobs_expired_total", c.expired, "Jobs whose TTL ran out before delivery.");
   f.counter("jobs_deleted_total", c.deleted, "Jobs removed by DELETE, PURGE or DROP.");
   f.counter("jobs_kicked_total", c.kicked, "Dead jobs given another chance (KICK).");
@@ -248,7 +250,10 @@ std::vector<Figure> queue_figures(const engine::Queue& q, int64_t now_ms) {
   f.counter("acked_total", c.acked, "Jobs acknowledged (ACK).");
   f.counter("nacked_total", c.nacked, "Jobs given back (NACK).");
   f.counter("timed_out_total", c.timed_out, "Leases that ran out before an ACK.");
-  f.counter("dead_total", c.dead, "Jobs moved to dead letters.");
+  f.counter("dead_total", c.dead,
+            "Jobs moved to dead letters (the queue's own, or its dead_letter_queue).");
+  f.counter("dead_forwarded_total", c.dead_forwarded,
+            "Of those, jobs moved to the queue's dead_letter_queue.");
   f.counter("expired_total", c.expired, "Jobs whose TTL ran out before delivery.");
   f.counter("deleted_total", c.deleted, "Jobs removed by DELETE, PURGE or DROP.");
   f.counter("kicked_total", c.kicked, "Dead jobs given another chance (KICK).");

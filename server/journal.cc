@@ -33,8 +33,9 @@ enum JobFlag : uint8_t {
   kHasKey = 4,
   kHasReason = 8,
   kHasGroup = 16,
+  kHasOrigin = 32,  // the queue it died in, when it moved to a dead_letter_queue
 };
-constexpr uint8_t kAllJobFlags = 31;
+constexpr uint8_t kAllJobFlags = 63;
 
 // QUEUE record flag bits.
 enum QueueFlag : uint8_t {
@@ -85,6 +86,7 @@ void encode_queue(std::string& out, const Queue& q) {
   // before them stops reading.
   wal::put_varint(out, static_cast<uint64_t>(s.ttl_ms));
   wal::put_varint(out, static_cast<uint64_t>(s.delay_ms));
+  wal::put_bytes(out, s.dead_letter_queue);
 }
 
 // The schedules at the end of a QUEUE record (none in a record from before
@@ -164,8 +166,10 @@ void encode_job_head(std::string& out, const Job& job, const engine::JobExtras* 
     if (x->expires_at_ms > 0) flags |= kHasExpiry;
     if (x->max_attempts > 0) flags |= kHasMaxAttempts;
     if (!x->dedup_key.empty()) flags |= kHasKey;
-    if (job.state == JobState::kDead && !x->reason.empty()) flags |= kHasReason;
+    // Dead, or moved to a dead_letter_queue (which keeps why it died).
+    if (!x->reason.empty()) flags |= kHasReason;
     if (!x->group.empty()) flags |= kHasGroup;
+    if (!x->origin.empty()) flags |= kHasOrigin;
   }
   // Held is ready waiting its group's turn: replay works it out again.
   const JobState state = job.state == JobState::kHeld ? JobState::kReady : job.state;
@@ -184,6 +188,7 @@ void encode_job_head(std::string& out, const Job& job, const engine::JobExtras* 
   if (flags & kHasKey) wal::put_bytes(out, x->dedup_key);
   if (flags & kHasReason) wal::put_bytes(out, x->reason);
   if (flags & kHasGroup) wal::put_bytes(out, x->group);
+  if (flags & kHasOrigin) wal::put_bytes(out, x->origin);
 }
 
 wal::Status bad_body(const char* type) {
@@ -269,6 +274,12 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
         s.delay_ms = static_cast<int64_t>(in.varint());
         if (s.delay_ms < 0 || s.delay_ms > engine::kMaxSettingDurationMs) return bad_body("QUEUE");
       }
+      if (!in.empty()) {  // and since queues have a dead_letter_queue
+        s.dead_letter_queue = std::string(in.bytes());
+        if (!s.dead_letter_queue.empty() && !logged_queue_name(s.dead_letter_queue)) {
+          return bad_body("QUEUE");
+        }
+      }
       if (in.failed() || !logged_queue_name(name)) return bad_body("QUEUE");
       s.ttl_dead_letter = (flags & kTtlDeadLetter) != 0;
       if (const Queue* old = engine_.find_queue(name); old != nullptr && old->number != number) {
@@ -306,6 +317,7 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
       if (flags & kHasKey) snap.key = in.bytes();
       if (flags & kHasReason) snap.reason = in.bytes();
       if (flags & kHasGroup) snap.group = in.bytes();
+      if (flags & kHasOrigin) snap.origin = in.bytes();
       snap.payload = in.rest();
       if (in.failed() || snap.id == 0 || state > static_cast<uint8_t>(JobState::kDead) ||
           flags > kAllJobFlags) {

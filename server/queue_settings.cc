@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "server/config.h"
+#include "server/engine/engine.h"
 
 namespace tq::server {
 namespace {
@@ -45,12 +46,13 @@ std::string trimmed(double v) {
 }  // namespace
 
 const std::vector<std::string>& queue_setting_keys() {
-  static const std::vector<std::string> keys = {"ack_timeout",    "max_attempts", "backoff_base",
-                                                "backoff_factor", "backoff_max",  "backoff_jitter",
-                                                "dedup_window",   "max_size",     "priority",
-                                                "delay",          "ttl",          "ttl_dead_letter",
-                                                "max_leased",     "rate_limit",   "rate_window",
-                                                "dead_retention", "dead_max"};
+  static const std::vector<std::string> keys = {
+      "ack_timeout",    "max_attempts", "backoff_base",
+      "backoff_factor", "backoff_max",  "backoff_jitter",
+      "dedup_window",   "max_size",     "priority",
+      "delay",          "ttl",          "ttl_dead_letter",
+      "max_leased",     "rate_limit",   "rate_window",
+      "dead_retention", "dead_max",     "dead_letter_queue"};
   return keys;
 }
 
@@ -132,6 +134,16 @@ std::optional<std::string> apply_queue_setting(engine::QueueSettings& s, std::st
     auto v = whole(value, engine::kMaxDeliveryLimit);
     if (!v) return bad("a whole number up to 1000000000 (0: no limit)");
     s.dead_max = *v;
+  } else if (key == "dead_letter_queue") {
+    // "-" (as CONFIG lists it) or nothing: none. A queue named "-" cannot
+    // be one; a name a queue can have otherwise.
+    if (value.empty() || value == "-") {
+      s.dead_letter_queue.clear();
+    } else if (engine::Engine::valid_queue_name(value)) {
+      s.dead_letter_queue = std::string(value);
+    } else {
+      return bad("a queue name, or - for none");
+    }
   } else {
     std::string keys;
     for (const auto& k : queue_setting_keys()) keys += (keys.empty() ? "" : ", ") + k;
@@ -160,6 +172,7 @@ std::vector<std::pair<std::string, std::string>> describe_queue_settings(
       {"rate_window", ms(s.rate_window_ms)},
       {"dead_retention", ms(s.dead_retention_ms)},
       {"dead_max", std::to_string(s.dead_max)},
+      {"dead_letter_queue", s.dead_letter_queue.empty() ? "-" : s.dead_letter_queue},
   };
 }
 

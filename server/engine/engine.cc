@@ -587,6 +587,12 @@ void Engine::regroup(Queue* queue, const std::string& name) {
 
 void Engine::make_dead(Job* job, std::string reason) {
   Queue* queue = job->queue;
+  if (Queue* target = dead_letter_target(*job)) {
+    ++queue->counters.dead;
+    ++counters_.dead;
+    forward_dead(job, target, std::move(reason));
+    return;
+  }
   // One in, the oldest out: dead letters stay at dead_max. The oldest goes
   // before the new one is in, so it is never the new one, whatever the
   // times (two deaths in one millisecond, a wall clock set back). Lowering
@@ -598,6 +604,37 @@ void Engine::make_dead(Job* job, std::string reason) {
   ++queue->counters.dead;
   ++counters_.dead;
   if (observer_) observer_->job_dead(*job);
+}
+
+Queue* Engine::dead_letter_target(const Job& job) const {
+  const std::string& name = job.queue->settings.dead_letter_queue;
+  if (name.empty() || name == job.queue->name) return nullptr;
+  const JobExtras* extras = jobs_.extras(job);
+  if (extras != nullptr && !extras->origin.empty()) return nullptr;  // it moved once already
+  Queue* target = find_queue(name);
+  return target != nullptr && !target->placeholder ? target : nullptr;
+}
+
+void Engine::forward_dead(Job* job, Queue* target, std::string reason) {
+  Queue* source = job->queue;
+  const int64_t now = clock_.now_ms();
+  JobExtras& extras = jobs_.ensure_extras(*job);
+  // unlink() took it out of its group; the group is the old queue's.
+  const std::string group = std::move(extras.group);
+  extras.group.clear();
+  extras.reason = std::move(reason);
+  extras.origin = source->name;
+  extras.max_attempts = 0;
+  extras.expires_at_ms = target->settings.ttl_ms > 0 ? now + target->settings.ttl_ms : 0;
+  job->queue = target;
+  job->attempts = 0;
+  ++job->kicks;  // its next delivery is not one it had in the old queue
+  ++source->counters.dead_forwarded;
+  ++counters_.dead_forwarded;
+  make_ready(job, now);
+  if (!group.empty()) regroup(source, group);  // the group's next job may go
+  if (observer_) observer_->job_saved(*job);   // its whole state, in its new queue
+  reschedule(target);                          // its TTL there; the caller does the old queue
 }
 
 void Engine::put_dead(Job* job, std::string_view reason, int64_t died_at_ms) {

@@ -88,6 +88,7 @@ struct JobSnapshot {
   uint32_t max_attempts = 0;
   std::string_view key;
   std::string_view reason;
+  std::string_view origin;  // the queue it died in, when it moved to a dead_letter_queue
   std::string_view group;
   std::string_view payload;
 };
@@ -109,6 +110,7 @@ struct EngineCounters {
   uint64_t timed_out = 0;
   uint64_t nacked = 0;
   uint64_t dead = 0;
+  uint64_t dead_forwarded = 0;
   uint64_t expired = 0;
   uint64_t deleted = 0;
   uint64_t kicked = 0;
@@ -353,7 +355,17 @@ class Engine {
   void make_ready(Job* job, int64_t ready_since_ms);
   void make_delayed(Job* job, int64_t ready_at_ms);
   void make_leased(Job* job, int64_t until_ms);
+  // To dead letters: the queue's own, or its dead_letter_queue's ready jobs.
   void make_dead(Job* job, std::string reason);
+  // Where a job that dies now goes instead of its queue's dead letters: the
+  // queue's dead_letter_queue, when it names another queue that exists and
+  // the job has not moved to one before (so no loop of queues can pass a
+  // job around forever); nullptr otherwise.
+  Queue* dead_letter_target(const Job& job) const;
+  // Moves an unlinked job that died to `target`, ready, as a new arrival
+  // there: attempts 0, the reason and its old queue kept, the rest of what
+  // belonged to the old queue (its group, its TTL, its own ATTEMPTS) left.
+  void forward_dead(Job* job, Queue* target, std::string reason);
   // Files an unlinked job in dead letters (make_dead adds the rest; replay
   // uses it as the log recorded the death).
   void put_dead(Job* job, std::string_view reason, int64_t died_at_ms);

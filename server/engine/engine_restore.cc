@@ -113,8 +113,8 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
   // (at a million jobs the lookups were a fifth of the replay).
   Job* job = snap.id >= next_job_id_ ? nullptr : jobs_.find(snap.id);
   if (job != nullptr && (job->queue != queue || job->payload() != snap.payload)) {
-    // A snapshot never changes a job's queue or payload; if one does, the
-    // newest record wins.
+    // A job moved to its queue's dead_letter_queue: the newest record wins.
+    // (A snapshot never changes a job's payload; if one did, so would it.)
     destroy(job);
     job = nullptr;
   }
@@ -133,6 +133,12 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
   job->attempts = snap.attempts;
   job->priority = snap.priority;
   set_extras(*job, snap.expires_at_ms, snap.max_attempts, snap.key, snap.group);
+  if (!snap.origin.empty()) {
+    // It moved here from the queue it died in: why, and from where.
+    JobExtras& extras = jobs_.ensure_extras(*job);
+    extras.origin = std::string(snap.origin);
+    if (snap.state != JobState::kDead) extras.reason = std::string(snap.reason);
+  }
   // Logs from before ready times were kept say 0: the wait counts from now.
   const int64_t ready_since = snap.deadline_ms > 0 ? snap.deadline_ms : clock_.coarse_now_ms();
   switch (snap.state) {
@@ -167,7 +173,11 @@ void Engine::restore_release(uint64_t id, uint32_t attempts, int64_t ready_at_ms
   if (job == nullptr) return;
   unlink(job);
   job->attempts = attempts;
-  if (JobExtras* extras = jobs_.extras(*job)) extras->reason.clear();
+  // A dead job released is a KICK's: its death is over. (A job that moved
+  // to a dead_letter_queue keeps why it died there, whatever it goes through.)
+  if (JobExtras* extras = jobs_.extras(*job); extras != nullptr && job->state == JobState::kDead) {
+    extras->reason.clear();
+  }
   if (ready_at_ms > 0) {
     make_delayed(job, ready_at_ms);
   } else {

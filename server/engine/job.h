@@ -42,7 +42,8 @@ struct JobExtras {
   uint32_t ttl_slot = kNoSlot; // position in its queue's TTL heap
   uint32_t max_attempts = 0;   // overrides the queue's when non-zero
   std::string dedup_key;       // the key it was enqueued with; empty: none
-  std::string reason;          // why it is dead (kDead only)
+  std::string reason;          // why it died (kDead; or kept after a move to a dead_letter_queue)
+  std::string origin;          // the queue it died in before it moved to a dead_letter_queue
   std::string group;           // its message group; empty: none
 };
 

@@ -51,6 +51,9 @@ struct QueueSettings {
   int64_t rate_window_ms = 1'000;
   int64_t dead_retention_ms = 0;  // dead jobs are deleted this long after they died; 0: kept
   uint64_t dead_max = 0;          // dead jobs kept at most, the oldest deleted; 0: no limit
+  // A job that dies here moves to this queue, ready, instead of staying in
+  // this one's dead letters (SQS's redrive policy); empty: none.
+  std::string dead_letter_queue = {};
 
   bool limits_delivery() const { return max_leased != 0 || rate_limit != 0; }
   bool operator==(const QueueSettings&) const = default;
@@ -63,7 +66,8 @@ struct QueueCounters {
   uint64_t acked = 0;       // jobs finished by ACK
   uint64_t timed_out = 0;   // leases that expired
   uint64_t nacked = 0;      // deliveries given back by NACK
-  uint64_t dead = 0;        // jobs moved to dead letters
+  uint64_t dead = 0;        // jobs moved to dead letters (here, or to dead_letter_queue)
+  uint64_t dead_forwarded = 0;  // of those, jobs moved to dead_letter_queue
   uint64_t expired = 0;     // jobs whose TTL ran out before delivery
   uint64_t deleted = 0;     // jobs removed by DELETE or PURGE
   uint64_t kicked = 0;      // dead jobs given another chance

@@ -339,6 +339,66 @@ TEST_SUITE("lifecycle") {
     CHECK(std::find(settings.begin(), settings.end(), "max_attempts 7") != settings.end());
   }
 
+  TEST_CASE("a job moved to a dead_letter_queue is there, once, after a SIGKILL") {
+    const std::string dir = tq::testing::make_temp_dir();
+    TqdOptions options;
+    options.dir = dir;
+    std::string id;
+    {
+      TqdProcess tqd(options);
+      auto s = tqd.socket();
+      call(s, "CREATE payments");
+      call(s, "CREATE payments-failed");
+      tq::testing::config_via(s,
+                              "CONFIG payments max_attempts=2 dead_letter_queue=payments-failed");
+      id = call(s, "ENQUEUE payments charge 42").substr(3);
+      CHECK(call(s, "DEQUEUE payments") == "OK " + id + " charge 42");
+      CHECK(call(s, "NACK " + id) == "OK nacked " + id);
+      CHECK(call(s, "DEQUEUE payments") == "OK " + id + " charge 42");
+      CHECK(call(s, "NACK " + id) == "OK dead " + id);  // died in payments: moved
+      CHECK(stat(s, "jobs_dead_forwarded_total") == 1);
+      tqd.stop(SIGKILL);
+    }
+    TqdProcess tqd(options);
+    auto s = tqd.socket();
+    const std::vector<std::string> settings = tq::testing::config_via(s, "CONFIG payments");
+    CHECK(std::find(settings.begin(), settings.end(), "dead_letter_queue payments-failed") !=
+          settings.end());
+    REQUIRE(s.send("JOB " + id + "\n").ok());
+    auto job = read_jobs(s);
+    REQUIRE(job.size() == 1);
+    CHECK(job[0].header == "JOB " + id +
+                               " 9 queue=payments-failed state=ready attempts=0 priority=0 "
+                               "from=payments reason=nacked after 2 attempts");
+    CHECK(call(s, "DEQUEUE payments") == "ERROR EMPTY queue 'payments' has no ready job");
+    CHECK(call(s, "DEQUEUE payments-failed") == "OK " + id + " charge 42");
+    CHECK(call(s, "ACK " + id) == "OK acked " + id);
+    tqd.stop(SIGTERM);
+    tq::testing::remove_tree(dir);
+  }
+
+  TEST_CASE("a declared queue may name one declared after it as its dead_letter_queue") {
+    TqdOptions options;
+    options.config_yaml =
+        "queues:\n  declare:\n    jobs:\n      max_attempts: 1\n      dead_letter_queue: "
+        "jobs-dead\n    jobs-dead: {}\n    orphans:\n      dead_letter_queue: nowhere\n";
+    TqdProcess tqd(options);
+    auto s = tqd.socket();
+    const std::vector<std::string> settings = tq::testing::config_via(s, "CONFIG jobs");
+    CHECK(std::find(settings.begin(), settings.end(), "max_attempts 1") != settings.end());
+    CHECK(std::find(settings.begin(), settings.end(), "dead_letter_queue jobs-dead") !=
+          settings.end());
+    // One that names no queue is set all the same (its dead letters stay
+    // until the queue exists), and the log says so.
+    const std::vector<std::string> orphans = tq::testing::config_via(s, "CONFIG orphans");
+    CHECK(std::find(orphans.begin(), orphans.end(), "dead_letter_queue nowhere") != orphans.end());
+    CHECK(
+        tqd.wait_for_log("queues.declare.orphans.dead_letter_queue: queue nowhere does not exist"));
+    // jobs-dead was there before jobs took its settings: nothing to say
+    // (written before the line above, if at all).
+    CHECK_FALSE(tqd.wait_for_log("queues.declare.jobs.dead_letter_queue", 0));
+  }
+
   TEST_CASE("schedules declared in config.yaml are set at start, and kept when the log has them") {
     const std::string dir = tq::testing::make_temp_dir();
     auto config = [](const std::string& ping) {

@@ -476,6 +476,40 @@ TEST_SUITE("commands") {
                       0) == 0);
   }
 
+  TEST_CASE(
+      "CONFIG dead_letter_queue names another queue that exists - or - and nothing clears it") {
+    Session s;
+    s.run("CREATE k\nCREATE k-dead\n");
+    CHECK(s.run("CONFIG k dead_letter_queue=k-daed\n") ==
+          "ERROR NOQUEUE dead_letter_queue: queue 'k-daed' does not exist; CREATE it first\n");
+    CHECK(s.run("CONFIG k dead_letter_queue=k\n") ==
+          "ERROR BADFORMAT dead_letter_queue: a queue cannot be its own (without one, its dead "
+          "letters stay in it)\n");
+    CHECK(s.run("CONFIG k dead_letter_queue=a/b\n") ==
+          "ERROR BADFORMAT dead_letter_queue: expected a queue name, or - for none, got 'a/b'\n");
+    CHECK(s.engine.find_queue("k")->settings.dead_letter_queue.empty());
+    CHECK(s.run("CONFIG k dead_letter_queue=k-dead\n").find("\ndead_letter_queue k-dead\n") !=
+          std::string::npos);
+    // Once set, other changes do not ask for the queue again (it may be gone).
+    s.run("DROP k-dead\n");
+    CHECK(s.run("CONFIG k max_size=3\n").rfind("OK ", 0) == 0);
+    CHECK(s.run("CONFIG k dead_letter_queue=-\n").find("\ndead_letter_queue -\n") !=
+          std::string::npos);
+    s.run("CREATE k-dead\nCONFIG k dead_letter_queue=k-dead\n");
+    CHECK(s.run("CONFIG k dead_letter_queue=\n").find("\ndead_letter_queue -\n") !=
+          std::string::npos);
+  }
+
+  TEST_CASE("a job in a dead_letter_queue shows where it died and why") {
+    Session s;
+    s.run("CREATE k\nCREATE k-dead\nCONFIG k dead_letter_queue=k-dead\nENQUEUE k pay 42\n");
+    s.run("DEQUEUE k\nFAIL 1 card declined\n");
+    CHECK(s.run("PEEK k-dead READY\n") ==
+          "OK 1\nJOB 1 6 queue=k-dead state=ready attempts=0 priority=0 from=k "
+          "reason=failed: card declined\npay 42\n");
+    CHECK(s.run("PEEK k DEAD\n") == "OK 0\n");
+  }
+
   TEST_CASE("CONFIG takes setting names in any case, as verbs and options are") {
     Session s;
     s.run("CREATE k\n");
@@ -614,7 +648,7 @@ TEST_SUITE("commands") {
     CHECK(stats.find("\ncommands_dequeue 2\n") != std::string::npos);
     CHECK(stats.find("\nqueues 1\n") != std::string::npos);
     std::string queue_stats = s.run("STATS q\n");
-    CHECK(queue_stats.rfind("OK 27\nqueue q\npaused 0\npaused_until_ms 0\nready 0\nhead_wait_ms "
+    CHECK(queue_stats.rfind("OK 28\nqueue q\npaused 0\npaused_until_ms 0\nready 0\nhead_wait_ms "
                             "0\nheld 0\ndelayed 0\nleased 1\ndead 0\n",
                             0) == 0);
     CHECK(queue_stats.find("\nenqueued_total 2\ndup") != std::string::npos);

@@ -255,6 +255,12 @@ queues:
     r = load_config_text("queues:\n  declare:\n    '123':\n      priority: 1\n", "t.yaml");
     REQUIRE_FALSE(r.config);
     CHECK(r.error.find("t.yaml: queues.declare.123: not a valid queue name") == 0);
+    r = load_config_text("queues:\n  declare:\n    jobs:\n      dead_letter_queue: jobs\n",
+                         "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error ==
+          "t.yaml: queues.declare.jobs.dead_letter_queue: a queue cannot be its own (without one, "
+          "its dead letters stay in it)");
   }
 
   TEST_CASE("values are read with their units") {

@@ -143,6 +143,114 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(f.queue().counters.kicked == 1);
   }
 
+  TEST_CASE(
+      "a queue's dead_letter_queue: a job that dies moves there, ready, with why and from where") {
+    Fixture f;
+    REQUIRE(f.engine.create_queue("dlq").ok());
+    f.configure([](QueueSettings& s) {
+      s.dead_letter_queue = "dlq";
+      s.max_attempts = 1;
+      s.ack_timeout_ms = 1'000;
+      s.ttl_dead_letter = true;
+    });
+    f.configure([](QueueSettings& s) { s.ttl_ms = 60'000; }, "dlq");
+    // FAIL, NACK out of attempts, a lease that ran out, a TTL: each moves it.
+    const uint64_t failed = f.put("failed", {.max_attempts = 5});
+    REQUIRE(f.take() == failed);
+    const uint64_t delivery = f.engine.find_job(failed)->delivery();
+    REQUIRE(f.engine.fail(failed, "bad input").ok());
+    const uint64_t nacked = f.put("nacked");
+    REQUIRE(f.take() == nacked);
+    CHECK(f.engine.nack(nacked, std::nullopt).value() == Requeue::kDead);
+    const uint64_t timed_out = f.put("timed out");
+    REQUIRE(f.take() == timed_out);
+    f.advance(1'000);
+    const uint64_t expired = f.put("expired", {.ttl_ms = 500});
+    f.advance(500);
+
+    CHECK(f.queue().job_count() == 0);
+    CHECK(f.queue().counters.dead == 4);
+    CHECK(f.queue().counters.dead_forwarded == 4);
+    CHECK(f.queue("dlq").ready.size() == 4);
+    const Job* job = f.engine.find_job(failed);
+    REQUIRE(job != nullptr);
+    CHECK(job->queue == &f.queue("dlq"));
+    CHECK(job->state == JobState::kReady);
+    CHECK(job->attempts == 0);
+    CHECK(job->delivery() != delivery);  // a stale ACK of the old lease cannot finish it
+    const JobExtras* x = f.engine.extras_of(*job);
+    CHECK(x->origin == "q");
+    CHECK(x->reason == "failed: bad input");
+    CHECK(x->max_attempts == 0);  // its own ATTEMPTS was the old queue's business
+    CHECK(x->expires_at_ms == f.clock.now_ms() - 1'500 + 60'000);  // the dead-letter queue's ttl
+    CHECK(f.engine.extras_of(*f.engine.find_job(nacked))->reason == "nacked after 1 attempt");
+    CHECK(f.engine.extras_of(*f.engine.find_job(timed_out))->reason ==
+          "lease expired after 1 attempt");
+    CHECK(f.engine.extras_of(*f.engine.find_job(expired))->reason == "ttl expired before delivery");
+    // Delivered from there, and finished, like any job of that queue.
+    CHECK(f.take("dlq") == failed);
+    CHECK(f.engine.ack(failed).ok());
+    CHECK(f.engine.find_job(failed) == nullptr);
+  }
+
+  TEST_CASE(
+      "a job moves to a dead_letter_queue at most once - one that is missing or its own keeps it") {
+    Fixture f;
+    REQUIRE(f.engine.create_queue("a").ok());
+    REQUIRE(f.engine.create_queue("b").ok());
+    auto settings = [](const std::string& dlq) {
+      return [dlq](QueueSettings& s) {
+        s.dead_letter_queue = dlq;
+        s.max_attempts = 1;
+      };
+    };
+    f.configure(settings("b"), "a");
+    f.configure(settings("a"), "b");
+    f.configure(settings("q"));  // its own, as queues.defaults could make it
+    auto die = [&](uint64_t id) {
+      REQUIRE(f.take(f.engine.find_job(id)->queue->name) == id);
+      REQUIRE(f.engine.fail(id, "again").ok());
+    };
+    const uint64_t looped = f.put("x", {}, "a");
+    die(looped);
+    CHECK(f.engine.find_job(looped)->queue->name == "b");
+    die(looped);  // b would send it back to a: it stays dead in b
+    CHECK(f.engine.find_job(looped)->queue->name == "b");
+    CHECK(f.engine.find_job(looped)->state == JobState::kDead);
+    CHECK(f.queue("b").counters.dead_forwarded == 0);
+    // A KICK gives it another run in b; it never moves again.
+    REQUIRE(f.engine.kick_job(looped).ok());
+    CHECK(f.engine.extras_of(*f.engine.find_job(looped))->origin == "a");
+
+    const uint64_t own = f.put("y");
+    die(own);
+    CHECK(f.engine.find_job(own)->state == JobState::kDead);
+    CHECK(f.queue().counters.dead_forwarded == 0);
+
+    REQUIRE(f.engine.drop("b").ok());
+    const uint64_t orphan = f.put("z", {}, "a");
+    die(orphan);
+    CHECK(f.engine.find_job(orphan)->queue->name == "a");
+    CHECK(f.engine.find_job(orphan)->state == JobState::kDead);
+    CHECK(f.engine.extras_of(*f.engine.find_job(orphan))->origin.empty());
+  }
+
+  TEST_CASE("a grouped job that moves to a dead_letter_queue lets its group go on, and leaves it") {
+    Fixture f;
+    REQUIRE(f.engine.create_queue("dlq").ok());
+    f.configure([](QueueSettings& s) { s.dead_letter_queue = "dlq"; });
+    const uint64_t first = f.put("first", {.group = "g"});
+    const uint64_t second = f.put("second", {.group = "g"});
+    REQUIRE(f.take() == first);
+    CHECK(f.take() == 0);  // second waits for first
+    REQUIRE(f.engine.fail(first, "x").ok());
+    CHECK(f.take() == second);
+    const Job* moved = f.engine.find_job(first);
+    CHECK(moved->state == JobState::kReady);
+    CHECK(f.engine.extras_of(*moved)->group.empty());
+    CHECK(f.take("dlq") == first);
+  }
+
   TEST_CASE("KICK moves the longest-dead first, at most n") {
     Fixture f;
     std::vector<uint64_t> ids;

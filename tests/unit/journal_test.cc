@@ -34,8 +34,9 @@ std::string fingerprint(const engine::Engine& e, int64_t restart_ms = 1'700'000'
         << " prio=" << s.priority << " delay=" << s.delay_ms << " ttl=" << s.ttl_ms
         << " ttl_dl=" << s.ttl_dead_letter << " leased_max=" << s.max_leased
         << " rate=" << s.rate_limit << "/" << s.rate_window_ms
-        << " dead_keep=" << s.dead_retention_ms << "/" << s.dead_max << " paused=" << q->paused
-        << "/" << q->resume_at_ms << "\n";
+        << " dead_keep=" << s.dead_retention_ms << "/" << s.dead_max
+        << " dlq=" << s.dead_letter_queue << " paused=" << q->paused << "/" << q->resume_at_ms
+        << "\n";
     std::vector<const engine::Job*> held;
     std::vector<engine::Job*> ready_jobs = q->ready.jobs();
     std::vector<const engine::Job*> ready(ready_jobs.begin(), ready_jobs.end());
@@ -48,6 +49,8 @@ std::string fingerprint(const engine::Engine& e, int64_t restart_ms = 1'700'000'
         if (ex->max_attempts) x += " max=" + std::to_string(ex->max_attempts);
         if (!ex->dedup_key.empty()) x += " key=" + ex->dedup_key;
         if (!ex->group.empty()) x += " group=" + ex->group;
+        if (!ex->origin.empty()) x += " from=" + ex->origin;
+        if (j->state != engine::JobState::kDead && !ex->reason.empty()) x += " why=" + ex->reason;
       }
       return x;
     };
@@ -542,6 +545,45 @@ TEST_SUITE("journal") {
     CHECK(node.engine.find_job(5) != nullptr);
   }
 
+  TEST_CASE("a job moved to a dead_letter_queue replays there once, with why and from where") {
+    wal::MemoryFileSystem fs;
+    std::string expected;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("work").ok());
+      REQUIRE(node.engine.create_queue("failed").ok());
+      engine::QueueSettings s = node.engine.find_queue("work")->settings;
+      s.dead_letter_queue = "failed";
+      REQUIRE(node.engine.configure("work", s).ok());
+      REQUIRE(node.engine.enqueue("work", "a", {.group = "g"}).ok());  // 1
+      REQUIRE(node.engine.enqueue("work", "b").ok());                  // 2
+      REQUIRE(node.engine.dequeue("work").ok());
+      REQUIRE(node.engine.dequeue("work").ok());
+      REQUIRE(node.engine.fail(1, "no such user").ok());
+      REQUIRE(node.engine.fail(2, "timeout").ok());
+      // Job 2 is taken from the dead-letter queue and given back: a RELEASE
+      // record, which must not clear why it died.
+      REQUIRE(node.engine.dequeue("failed").value()->id == 1);
+      REQUIRE(node.engine.dequeue("failed").value()->id == 2);
+      REQUIRE(node.engine.nack(2, std::nullopt).ok());
+      node.harness.settle();
+      expected = fingerprint(node.engine);
+      node.harness.close();
+    }
+    Node node(fs);
+    REQUIRE(node.open(small_segments()).ok());
+    CHECK(fingerprint(node.engine) == expected);
+    CHECK(node.engine.find_queue("work")->job_count() == 0);
+    CHECK(node.engine.find_queue("failed")->ready.size() == 2);  // 1's lease ended at the restart
+    const engine::Job* moved = node.engine.find_job(2);
+    REQUIRE(moved != nullptr);
+    CHECK(moved->queue->name == "failed");
+    CHECK(node.engine.extras_of(*moved)->origin == "work");
+    CHECK(node.engine.extras_of(*moved)->reason == "failed: timeout");
+    CHECK(node.engine.extras_of(*node.engine.find_job(1))->group.empty());
+  }
+
   TEST_CASE("a NACK PRIORITY survives a restart - the job is ready once, at its new place") {
     wal::MemoryFileSystem fs;
     {
@@ -948,6 +990,10 @@ TEST_SUITE("journal") {
             s.rate_window_ms = 1 + static_cast<int64_t>(rng() % 120'000);
             s.dead_retention_ms = rng() % 2 == 0 ? 0 : static_cast<int64_t>(1'000 + rng() % 20'000);
             s.dead_max = rng() % 2 == 0 ? 0 : 1 + rng() % 20;
+            // Each to the other, or to itself (as queues.defaults may name
+            // one): a job moves at most once, and not to its own queue.
+            const auto dlq = rng() % 3;
+            s.dead_letter_queue = dlq == 0 ? "" : dlq == 1 ? names[0] : names[1];
             REQUIRE(node.engine.configure(q, s).ok());
             const int64_t resume_at =
                 rng() % 2 == 0 ? 0 : node.clock.now_ms() + 1 + static_cast<int64_t>(rng() % 10'000);
@@ -1221,6 +1267,18 @@ TEST_SUITE("journal") {
     constexpr uint64_t k31Days = 31ull * 86'400'000;
     CHECK_FALSE(journal.apply(wal::Record{2, 7, then(schedules, k31Days)}, 1).ok());
     CHECK_FALSE(journal.apply(wal::Record{2, 8, then(ttl, k31Days)}, 1).ok());
+    // The dead_letter_queue follows the delay: a queue name, or empty.
+    auto with_name = [](std::string record, std::string_view name) {
+      wal::put_bytes(record, name);
+      return record;
+    };
+    const std::string delay = then(ttl, 45'000);
+    REQUIRE(journal.apply(wal::Record{2, 9, with_name(delay, "new-dead")}, 1).ok());
+    CHECK(engine.find_queue("new")->settings.dead_letter_queue == "new-dead");
+    CHECK(engine.find_queue("new")->settings.delay_ms == 45'000);
+    REQUIRE(journal.apply(wal::Record{2, 10, with_name(delay, "")}, 1).ok());
+    CHECK(engine.find_queue("new")->settings.dead_letter_queue.empty());
+    CHECK_FALSE(journal.apply(wal::Record{2, 11, with_name(delay, "no spaces")}, 1).ok());
   }
 
   TEST_CASE("a log from the first tqd that kept one - QUEUE records hold only the ack timeout") {
