@@ -58,6 +58,7 @@ bool takes_queue_first(Verb verb) {
     case Verb::kAck:  // ACK <queue> <id>, the original worker's form
     case Verb::kPeek:
     case Verb::kKick:
+    case Verb::kRedrive:
     case Verb::kConfig:
     case Verb::kPause:
     case Verb::kResume:

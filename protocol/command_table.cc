@@ -86,6 +86,11 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "Moves dead jobs back to ready, oldest first, with their attempts reset.\n"
      "KICK <id> moves that one dead job (ERROR NOTFOUND if it is not dead).\n"
      "Answers OK kicked <k>."},
+    {Verb::kRedrive, "REDRIVE", 1, 2, kWrites | kAdmin, -1, kLine, "REDRIVE <queue> [n]",
+     "move a dead-letter queue's jobs back to where they died",
+     "Moves the jobs that came to the queue as a dead_letter_queue (all, or the\n"
+     "n oldest; ready, delayed or dead, not leased) back to the queues they died\n"
+     "in, ready, attempts reset. Answers OK redriven <k>."},
     {Verb::kConfig, "CONFIG", 1, 19, kWrites | kAdmin, -1, kLines,
      "CONFIG <queue> [<key>=<value>...]", "read or change a queue's settings",
      "Answers OK <n> and the settings, one <key> <value> per line, after any change.\n"

@@ -30,6 +30,7 @@ enum class Verb : uint8_t {
   kPeek,
   kJob,
   kKick,
+  kRedrive,
   kConfig,
   kPause,
   kResume,

@@ -69,6 +69,7 @@ void cmd_queues(CommandContext&, const protocol::Request&);
 void cmd_peek(CommandContext&, const protocol::Request&);
 void cmd_job(CommandContext&, const protocol::Request&);
 void cmd_kick(CommandContext&, const protocol::Request&);
+void cmd_redrive(CommandContext&, const protocol::Request&);
 void cmd_config(CommandContext&, const protocol::Request&);
 void cmd_pause(CommandContext&, const protocol::Request&);
 void cmd_resume(CommandContext&, const protocol::Request&);

@@ -404,6 +404,7 @@ constexpr std::array<Handler, static_cast<size_t>(Verb::kCount)> kHandlers = [] 
   set(Verb::kBackup, cmd_backup);
   set(Verb::kReload, cmd_reload);
   set(Verb::kKick, cmd_kick);
+  set(Verb::kRedrive, cmd_redrive);
   set(Verb::kConfig, cmd_config);
   set(Verb::kPause, cmd_pause);
   set(Verb::kResume, cmd_resume);

@@ -1,4 +1,4 @@
-// Queue administration: CREATE, QUEUES, PEEK, KICK, CONFIG, PAUSE, RESUME,
+// Queue administration: CREATE, QUEUES, PEEK, KICK, REDRIVE, CONFIG, PAUSE, RESUME,
 // PURGE, DROP.
 #include <algorithm>
 #include <cctype>
@@ -116,6 +116,14 @@ void cmd_kick(CommandContext& ctx, const Request& req) {
   auto kicked = ctx.engine.kick(req.args[0], n);
   if (!kicked.ok()) return reply_error(ctx, kicked.error());
   reply_ok(ctx, "kicked", num(kicked.value()));
+}
+
+void cmd_redrive(CommandContext& ctx, const Request& req) {
+  size_t n = SIZE_MAX;  // all
+  if (req.args.size() == 2 && !parse_count(ctx, req.args[1], "REDRIVE", SIZE_MAX, &n)) return;
+  auto moved = ctx.engine.redrive(req.args[0], n);
+  if (!moved.ok()) return reply_error(ctx, moved.error());
+  reply_ok(ctx, "redriven", num(moved.value()));
 }
 
 namespace {

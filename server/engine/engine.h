@@ -194,6 +194,11 @@ class Engine {
   Result<size_t> kick(std::string_view queue, size_t max);
   // Moves one dead job back to ready, attempts reset.
   Status kick_job(uint64_t id);
+  // Moves up to `max` jobs that came to the queue as its dead_letter_queue
+  // (ready, delayed or dead; not leased: a worker has those) back to the
+  // queue each died in, ready, attempts reset, oldest job first (SQS's DLQ
+  // redrive); how many moved. A job whose queue is gone stays.
+  Result<size_t> redrive(std::string_view queue, size_t max);
   // Calls f for the first n jobs in `state`, in the order they would leave it.
   Status peek(std::string_view queue, PeekState state, size_t n,
               const std::function<void(const Job&)>& f) const;
@@ -402,6 +407,9 @@ class Engine {
   void apply_pause(Queue* queue, bool paused, int64_t resume_at_ms);
   // A dead job back to ready with its attempts reset (KICK).
   void revive(Job* job);
+  // A job of a dead_letter_queue back to `origin`, the queue it died in,
+  // ready, as if it had never died (REDRIVE).
+  void send_back(Job* job, Queue* origin);
   // Deletes the queue's oldest dead job (dead_retention, dead_max).
   void discard_oldest_dead(Queue* queue);
   // Deletes dead jobs past dead_retention or beyond dead_max, at most `max`;

@@ -1,5 +1,6 @@
 // Inspection and repair: queue settings, pause, purge, drop, deleting one
-// job, kicking dead letters back, and peeking at any state in order.
+// job, kicking dead letters back, sending a dead-letter queue's jobs back
+// where they died (REDRIVE), and peeking at any state in order.
 #include <algorithm>
 
 #include "server/engine/engine.h"
@@ -186,6 +187,43 @@ Result<size_t> Engine::kick(std::string_view queue_name, size_t max) {
   }
   reschedule(queue);
   return kicked;
+}
+
+Result<size_t> Engine::redrive(std::string_view queue_name, size_t max) {
+  Result<Queue*> found = queue_or_error(queue_name);
+  if (!found.ok()) return found.error();
+  Queue* queue = found.value();
+  // Chosen first, then moved: moving changes the structures walked.
+  std::vector<std::pair<Job*, Queue*>> moving;
+  auto consider = [&](Job* job) {
+    const JobExtras* extras = jobs_.extras(*job);
+    if (extras == nullptr || extras->origin.empty()) return;
+    Queue* origin = find_queue(extras->origin);
+    if (origin != nullptr && origin != queue) moving.emplace_back(job, origin);
+  };
+  for (Job* job : queue->ready.jobs()) consider(job);
+  for (Job* job : queue->delayed.items()) consider(job);
+  for (Job* job : queue->dead.items()) consider(job);
+  std::sort(moving.begin(), moving.end(),
+            [](const auto& a, const auto& b) { return a.first->id < b.first->id; });
+  if (moving.size() > max) moving.resize(max);
+  for (auto& [job, origin] : moving) send_back(job, origin);
+  reschedule(queue);
+  return moving.size();
+}
+
+void Engine::send_back(Job* job, Queue* origin) {
+  unlink(job);
+  JobExtras* extras = jobs_.extras(*job);  // it has them: its origin
+  extras->origin.clear();                  // a fresh start: it may die and move again
+  extras->reason.clear();
+  extras->expires_at_ms = 0;  // the dead-letter queue's ttl stays there
+  job->queue = origin;
+  job->attempts = 0;
+  ++job->kicks;  // its next delivery is not one it had before
+  make_ready(job, clock_.now_ms());
+  if (observer_) observer_->job_saved(*job);  // its whole state, in its old queue
+  reschedule(origin);
 }
 
 Status Engine::kick_job(uint64_t id) {

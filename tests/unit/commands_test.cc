@@ -500,7 +500,7 @@ TEST_SUITE("commands") {
           std::string::npos);
   }
 
-  TEST_CASE("a job in a dead_letter_queue shows where it died and why") {
+  TEST_CASE("a job in a dead_letter_queue shows where it died and why - REDRIVE sends it back") {
     Session s;
     s.run("CREATE k\nCREATE k-dead\nCONFIG k dead_letter_queue=k-dead\nENQUEUE k pay 42\n");
     s.run("DEQUEUE k\nFAIL 1 card declined\n");
@@ -508,6 +508,11 @@ TEST_SUITE("commands") {
           "OK 1\nJOB 1 6 queue=k-dead state=ready attempts=0 priority=0 from=k "
           "reason=failed: card declined\npay 42\n");
     CHECK(s.run("PEEK k DEAD\n") == "OK 0\n");
+    CHECK(s.run("REDRIVE k-dead 0\n") ==
+          "ERROR BADFORMAT REDRIVE takes a number from 1 to 18446744073709551615, got '0'\n");
+    CHECK(s.run("REDRIVE k-dead\n") == "OK redriven 1\n");
+    CHECK(s.run("PEEK k\n") == "OK 1\nJOB 1 6 queue=k state=ready attempts=0 priority=0\npay 42\n");
+    CHECK(s.run("REDRIVE k-dead\n") == "OK redriven 0\n");
   }
 
   TEST_CASE("CONFIG takes setting names in any case, as verbs and options are") {

@@ -235,6 +235,63 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(f.engine.extras_of(*f.engine.find_job(orphan))->origin.empty());
   }
 
+  TEST_CASE(
+      "REDRIVE sends a dead-letter queue's jobs back where they died, oldest first, not leased") {
+    Fixture f;
+    REQUIRE(f.engine.create_queue("dlq").ok());
+    REQUIRE(f.engine.create_queue("other").ok());
+    f.configure([](QueueSettings& s) { s.dead_letter_queue = "dlq"; });
+    f.configure([](QueueSettings& s) { s.dead_letter_queue = "dlq"; }, "other");
+    f.configure([](QueueSettings& s) { s.ttl_ms = 60'000; }, "dlq");
+    auto die = [&](const std::string& queue) {
+      const uint64_t id = f.put("from " + queue, {}, queue);
+      REQUIRE(f.take(queue) == id);
+      REQUIRE(f.engine.fail(id, "x").ok());
+      REQUIRE(f.engine.find_job(id)->queue->name == "dlq");
+      return id;
+    };
+    const uint64_t ready = die("q");
+    const uint64_t delayed = die("q");
+    const uint64_t dead = die("q");
+    const uint64_t leased = die("other");
+    const uint64_t orphan = die("other");
+    const uint64_t direct = f.put("put here", {}, "dlq");
+    // In the dead-letter queue: one given back for later, one dead there
+    // too, one leased; the rest ready.
+    REQUIRE(f.take_many(4, {"dlq"}) == std::vector<uint64_t>{ready, delayed, dead, leased});
+    REQUIRE(f.engine.nack(ready, std::nullopt).ok());
+    REQUIRE(f.engine.nack(delayed, 5'000).ok());
+    REQUIRE(f.engine.fail(dead, "still broken").ok());  // stays in dlq, dead: it moved once
+    REQUIRE(f.engine.find_job(dead)->state == JobState::kDead);
+
+    CHECK(f.engine.redrive("dlq", 1).value() == 1);  // the oldest
+    CHECK(f.engine.find_job(ready)->queue->name == "q");
+    REQUIRE(f.engine.drop("other").ok());                   // orphan's queue: it stays
+    CHECK(f.engine.redrive("dlq", SIZE_MAX).value() == 2);  // delayed and dead
+    CHECK(f.engine.find_job(delayed)->queue->name == "q");
+    CHECK(f.engine.find_job(dead)->queue->name == "q");
+    CHECK(f.engine.find_job(orphan)->queue->name == "dlq");
+    CHECK(f.engine.find_job(leased)->queue->name == "dlq");
+    CHECK(f.engine.find_job(direct)->queue->name == "dlq");
+
+    for (uint64_t id : {delayed, dead}) {
+      const Job* back = f.engine.find_job(id);
+      CHECK(back->state == JobState::kReady);
+      CHECK(back->attempts == 0);
+      const JobExtras* x = f.engine.extras_of(*back);
+      CHECK(x->origin.empty());
+      CHECK(x->reason.empty());
+      CHECK(x->expires_at_ms == 0);  // the dead-letter queue's ttl stayed there
+    }
+    CHECK(f.queue().ready.size() == 3);
+    CHECK(f.queue("dlq").dead.empty());
+    // A fresh start: it can die, and move, again.
+    REQUIRE(f.take() == ready);
+    REQUIRE(f.engine.fail(ready, "again").ok());
+    CHECK(f.engine.find_job(ready)->queue->name == "dlq");
+    CHECK(f.engine.redrive("nope", 1).error().code == Errc::kNoQueue);
+  }
+
   TEST_CASE("a grouped job that moves to a dead_letter_queue lets its group go on, and leaves it") {
     Fixture f;
     REQUIRE(f.engine.create_queue("dlq").ok());

@@ -558,6 +558,8 @@ TEST_SUITE("journal") {
       REQUIRE(node.engine.configure("work", s).ok());
       REQUIRE(node.engine.enqueue("work", "a", {.group = "g"}).ok());  // 1
       REQUIRE(node.engine.enqueue("work", "b").ok());                  // 2
+      REQUIRE(node.engine.enqueue("work", "c").ok());                  // 3
+      REQUIRE(node.engine.dequeue("work").ok());
       REQUIRE(node.engine.dequeue("work").ok());
       REQUIRE(node.engine.dequeue("work").ok());
       REQUIRE(node.engine.fail(1, "no such user").ok());
@@ -566,6 +568,8 @@ TEST_SUITE("journal") {
       // record, which must not clear why it died.
       REQUIRE(node.engine.dequeue("failed").value()->id == 1);
       REQUIRE(node.engine.dequeue("failed").value()->id == 2);
+      REQUIRE(node.engine.fail(3, "later").ok());
+      REQUIRE(node.engine.redrive("failed", SIZE_MAX).value() == 1);  // 3: 1 and 2 are leased
       REQUIRE(node.engine.nack(2, std::nullopt).ok());
       node.harness.settle();
       expected = fingerprint(node.engine);
@@ -574,7 +578,7 @@ TEST_SUITE("journal") {
     Node node(fs);
     REQUIRE(node.open(small_segments()).ok());
     CHECK(fingerprint(node.engine) == expected);
-    CHECK(node.engine.find_queue("work")->job_count() == 0);
+    CHECK(node.engine.find_queue("work")->job_count() == 1);
     CHECK(node.engine.find_queue("failed")->ready.size() == 2);  // 1's lease ended at the restart
     const engine::Job* moved = node.engine.find_job(2);
     REQUIRE(moved != nullptr);
@@ -582,6 +586,9 @@ TEST_SUITE("journal") {
     CHECK(node.engine.extras_of(*moved)->origin == "work");
     CHECK(node.engine.extras_of(*moved)->reason == "failed: timeout");
     CHECK(node.engine.extras_of(*node.engine.find_job(1))->group.empty());
+    const engine::Job* back = node.engine.find_job(3);
+    CHECK(back->queue->name == "work");
+    CHECK(node.engine.extras_of(*back) == nullptr);  // nothing left to say about it
   }
 
   TEST_CASE("a NACK PRIORITY survives a restart - the job is ready once, at its new place") {
@@ -973,7 +980,13 @@ TEST_SUITE("journal") {
           case 10:
             if (!leased.empty()) (void)node.engine.fail(leased.back(), "bad " + std::to_string(step)), leased.pop_back();
             break;
-          case 11: (void)node.engine.kick(q, 1 + rng() % 3); break;
+          case 11:
+            if (rng() % 4 == 0) {
+              (void)node.engine.redrive(q, 1 + rng() % 3);
+            } else {
+              (void)node.engine.kick(q, 1 + rng() % 3);
+            }
+            break;
           case 12: (void)node.engine.remove(random_job()); break;
           case 13: {
             engine::QueueSettings s = node.engine.find_queue(q)->settings;
