@@ -231,6 +231,9 @@ class Client {
   Result<uint64_t> kick(const std::string& queue, std::optional<size_t> n = {});
   // KICK <id>: that one dead job back to ready; NOTFOUND when it is not dead.
   Status kick_job(uint64_t id);
+  // REDRIVE: the jobs that came to `queue` as a dead_letter_queue (all, or
+  // the n oldest) back to the queues they died in. Returns how many.
+  Result<uint64_t> redrive(const std::string& queue, std::optional<size_t> n = {});
   // CONFIG: applies `changes` ({"max_attempts", "5"}, all or nothing) and
   // returns every setting.
   Result<Fields> config(const std::string& queue, const Fields& changes = {});

@@ -354,6 +354,15 @@ Result<uint64_t> Client::kick(const std::string& queue, std::optional<size_t> n)
   return number_after(*reply, "kicked ");
 }
 
+Result<uint64_t> Client::redrive(const std::string& queue, std::optional<size_t> n) {
+  if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
+  std::string line = "REDRIVE " + queue;
+  if (n) line += " " + std::to_string(*n);
+  auto reply = line_call(line, Repeat::kNever);
+  if (!reply) return reply.error();
+  return number_after(*reply, "redriven ");
+}
+
 Status Client::kick_job(uint64_t id) {
   auto reply = line_call("KICK " + std::to_string(id), Repeat::kNever);
   if (!reply) return reply.error();

@@ -45,6 +45,8 @@ bool apply_field(Job& job, std::string_view name, std::string_view value) {
     job.key = value;
   } else if (name == "group") {
     job.group = value;
+  } else if (name == "from") {
+    job.from = value;
   } else if (name == "reason") {
     job.reason = value;
   }

@@ -2,7 +2,7 @@
 // framed job of a DEQUEUE ... COUNT or PEEK reply (PROTOCOL.md, "Jobs"):
 //
 //   JOB <id> <bytes> queue=<q> attempts=<a> [state=.. priority=.. at=..
-//       expires=.. key=.. group=..] [reason=<rest of the line>]
+//       expires=.. key=.. group=.. from=..] [reason=<rest of the line>]
 //   <bytes> bytes of payload, then "\n"
 //
 // Invariant: payload holds the job's bytes exactly as stored, newlines and
@@ -37,7 +37,8 @@ struct Job {
   std::optional<int64_t> expires_ms;  // Unix ms: its TTL runs out
   std::string key;                    // dedup key
   std::string group;                  // message group
-  std::string reason;                 // why it is dead
+  std::string from;                   // the queue it died in, when it moved to a dead_letter_queue
+  std::string reason;                 // why it died (a dead job, or one that moved so)
 
   Fields fields;  // every header field, as sent
 };

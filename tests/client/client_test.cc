@@ -307,6 +307,33 @@ TEST_SUITE("client library") {
     CHECK(tq::client::field(odd->fields, "group") == "nightly-cron=a");
   }
 
+  TEST_CASE("a dead-letter queue's job tells where it died - redrive sends it back") {
+    TqdProcess tqd;
+    Client c = connect_to(tqd);
+    REQUIRE(c.create("orders").ok());
+    REQUIRE(c.create("orders-dead").ok());
+    REQUIRE(c.config("orders", {{"dead_letter_queue", "orders-dead"}}).ok());
+    auto id = c.enqueue("orders", "ship 7");
+    REQUIRE(id.ok());
+    auto taken = c.dequeue("orders");
+    REQUIRE((taken.ok() && taken->has_value()));
+    REQUIRE(c.fail(*id, "no stock").ok());
+    auto moved = c.job(*id);
+    REQUIRE(moved.ok());
+    CHECK(moved->queue == "orders-dead");
+    CHECK(moved->state == "ready");
+    CHECK(moved->from == "orders");
+    CHECK(moved->reason == "failed: no stock");
+    auto sent = c.redrive("orders-dead");
+    REQUIRE(sent.ok());
+    CHECK(*sent == 1);
+    auto back = c.job(*id);
+    REQUIRE(back.ok());
+    CHECK(back->queue == "orders");
+    CHECK(back->from.empty());
+    CHECK(c.redrive("orders-dead", 5).value() == 0);
+  }
+
   TEST_CASE("a worker's calls - dequeue from several queues, touch, nack, fail, ack and kick") {
     TqdProcess tqd;
     Client c = connect_to(tqd);
