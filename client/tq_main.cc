@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "client/cancel_token.h"
+#include "client/cli_numbers.h"
 #include "client/repl_completion.h"
 #include "client/repl_editor.h"
 #include "client/repl_session.h"
@@ -357,22 +358,6 @@ class UsageFormatter : public CLI::Formatter {
   }
 };
 
-// A whole number from `least` to `most`, checked before CLI11 converts it,
-// so that a bad one is refused in tq's words ("--port: expected a whole
-// number from 1 to 65535, got '99999'") rather than CLI11's.
-CLI::Validator whole_number(uint64_t least, uint64_t most) {
-  return CLI::Validator(
-      [least, most](std::string& value) -> std::string {
-        uint64_t n = 0;
-        const char* end = value.data() + value.size();
-        auto [at, ec] = std::from_chars(value.data(), end, n);
-        if (ec == std::errc() && at == end && n >= least && n <= most) return "";
-        return "expected a whole number from " + std::to_string(least) + " to " +
-               std::to_string(most) + ", got '" + value + "'";
-      },
-      "");
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -394,7 +379,7 @@ int main(int argc, char** argv) {
   app.add_option("--host", options.host, "server address")->capture_default_str();
   app.add_option("--port", options.port, "server port")
       ->capture_default_str()
-      ->check(whole_number(1, 65535));
+      ->check(tq::client::whole_number(1, 65535));
   app.add_option("--timeout", timeout,
                  "to connect, and to wait for each reply (DEQUEUE adds its WAIT)")
       ->capture_default_str();
@@ -438,7 +423,7 @@ int main(int argc, char** argv) {
                  "it (retried)");
   app.add_option("--concurrency", work.concurrency, "--work: programs run at once (1 to 1000)")
       ->capture_default_str()
-      ->check(whole_number(1, 1000));
+      ->check(tq::client::whole_number(1, 1000));
   app.add_option("--job-timeout", job_timeout,
                  "--work: stop a program that runs longer (SIGTERM, SIGKILL 5s later) and retry "
                  "its job (0: no limit)")
@@ -449,7 +434,7 @@ int main(int argc, char** argv) {
                  "--stat: stop after this many lines; --work: after this many jobs, up to "
                  "1000000000 (0: at Ctrl-C)")
       ->capture_default_str()
-      ->check(whole_number(0, 1'000'000'000));
+      ->check(tq::client::whole_number(0, 1'000'000'000));
   app.footer(
       "Examples:\n"
       "  tq                                  a prompt on 127.0.0.1:8080\n"

@@ -18,11 +18,13 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cstdint>
 #include <iostream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "client/cli_numbers.h"
 #include "client/client.h"
 
 namespace {
@@ -62,13 +64,16 @@ int main(int argc, char** argv) {
   tq::client::Options options;  // 127.0.0.1:8080 unless told otherwise
   app.add_option("queue", queue, "the queue to put the jobs in")->required();
   app.add_option("message", words, "the message (its words are joined with spaces)")->required();
-  app.add_option("--count", count, "how many jobs, 1 or more; each gets ' #<n>' after the message");
+  app.add_option("--count", count, "how many jobs, 1 or more; each gets ' #<n>' after the message")
+      ->check(tq::client::whole_number(1, INT32_MAX));
   app.add_option("--rate", rate, "jobs per second (default: as fast as the server takes them)");
   app.add_option("--reconnect-for", reconnect_for,
                  "after a lost connection, keep trying to reconnect this long (0: never)")
       ->capture_default_str();
   app.add_option("--host", options.host, "server address")->capture_default_str();
-  app.add_option("--port", options.port, "server port")->capture_default_str();
+  app.add_option("--port", options.port, "server port")
+      ->capture_default_str()
+      ->check(tq::client::whole_number(1, 65535));
   app.add_option("--password", options.password, "sent with AUTH when connecting")
       ->envname("TQ_PASSWORD");
   // TLS: --tls alone trusts the system's CAs; --tls-ca names your own CA;
@@ -99,7 +104,6 @@ int main(int argc, char** argv) {
   if (options.tls.cert_file.empty() != options.tls.key_file.empty()) {
     return usage_error("--tls-cert and --tls-key go together");
   }
-  if (count < 1) return usage_error("--count must be 1 or more, got " + std::to_string(count));
   if (!(rate >= 0)) return usage_error("--rate must be 0 (no pacing) or more");
   auto reconnect_span = tq::client::parse_duration(reconnect_for);
   if (!reconnect_span) {

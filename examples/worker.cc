@@ -36,6 +36,7 @@
 #include <thread>
 #include <vector>
 
+#include "client/cli_numbers.h"
 #include "client/client.h"
 #include "client/request_line.h"
 
@@ -230,7 +231,8 @@ int main(int argc, char** argv) {
   std::string work_time = "0s";
   std::string reconnect_for = "30s";
   app.add_option("queues", settings.queues, "the queues to take jobs from, in order")->required();
-  app.add_option("--concurrency", concurrency, "workers (threads, one connection each), 1 to 1000");
+  app.add_option("--concurrency", concurrency, "workers (threads, one connection each), 1 to 1000")
+      ->check(tq::client::whole_number(1, 1000));
   app.add_option("--fail-rate", settings.fail_rate, "share of jobs that fail, 0 to 1 (NACKed)");
   app.add_option("--sleep", work_time, "how long each job's work takes: 500ms, 2s, 1m")
       ->capture_default_str();
@@ -238,7 +240,9 @@ int main(int argc, char** argv) {
                  "after a lost connection, keep trying to reconnect this long (0: never)")
       ->capture_default_str();
   app.add_option("--host", settings.options.host, "server address")->capture_default_str();
-  app.add_option("--port", settings.options.port, "server port")->capture_default_str();
+  app.add_option("--port", settings.options.port, "server port")
+      ->capture_default_str()
+      ->check(tq::client::whole_number(1, 65535));
   app.add_option("--password", settings.options.password, "sent with AUTH when connecting")
       ->envname("TQ_PASSWORD");
   // TLS: --tls alone trusts the system's CAs; --tls-ca names your own CA;
@@ -271,9 +275,6 @@ int main(int argc, char** argv) {
                                  !settings.options.tls.key_file.empty();
   if (settings.options.tls.cert_file.empty() != settings.options.tls.key_file.empty()) {
     return usage_error("--tls-cert and --tls-key go together");
-  }
-  if (concurrency < 1 || concurrency > 1000) {
-    return usage_error("--concurrency must be 1 to 1000, got " + std::to_string(concurrency));
   }
   if (!(settings.fail_rate >= 0 && settings.fail_rate <= 1)) {
     return usage_error("--fail-rate must be 0 to 1, a share of the jobs");

@@ -172,7 +172,14 @@ TEST_SUITE("examples") {
     };
     auto no_jobs = producer({"q", "x", "--count", "0"});
     CHECK(no_jobs.status == 64);
-    CHECK(no_jobs.err == "producer: --count must be 1 or more, got 0 (see producer --help)\n");
+    CHECK(no_jobs.err ==
+          "producer: --count: expected a whole number from 1 to 2147483647, got '0' (see producer "
+          "--help)\n");
+    auto far_port = producer({"q", "x", "--port", "99999"});  // checked, though a good one follows
+    CHECK(far_port.status == 64);
+    CHECK(far_port.err ==
+          "producer: --port: expected a whole number from 1 to 65535, got '99999' (see producer "
+          "--help)\n");
     CHECK(producer({"q", "x", "--rate", "-1"}).status == 64);
     auto unknown = producer({"q", "x", "--bogus"});
     CHECK(unknown.status == 64);
@@ -195,7 +202,9 @@ TEST_SUITE("examples") {
     };
     auto threads = worker({"q", "--concurrency", "0"});
     CHECK(threads.status == 64);
-    CHECK(threads.err == "worker: --concurrency must be 1 to 1000, got 0 (see worker --help)\n");
+    CHECK(threads.err ==
+          "worker: --concurrency: expected a whole number from 1 to 1000, got '0' (see worker "
+          "--help)\n");
     CHECK(worker({"q", "--fail-rate", "2"}).status == 64);
     CHECK(worker({"q", "--sleep", "soon"}).status == 64);
     CHECK(worker({"q", "--bogus"}).status == 64);
