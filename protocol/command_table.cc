@@ -84,7 +84,8 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
     {Verb::kKick, "KICK", 1, 2, kWrites | kAdmin, -1, kLine, "KICK <queue> [n] | KICK <id>",
      "give dead jobs another chance (all, n, or one by id)",
      "Moves dead jobs back to ready, oldest first, with their attempts reset.\n"
-     "KICK <id> moves that one dead job (ERROR NOTFOUND if it is not dead).\n"
+     "KICK <id> moves that one dead job, or makes that one delayed job ready now\n"
+     "(ERROR NOTFOUND if it is neither).\n"
      "Answers OK kicked <k>."},
     {Verb::kRedrive, "REDRIVE", 1, 2, kWrites | kAdmin, -1, kLine, "REDRIVE <queue> [n]",
      "move a dead-letter queue's jobs back to where they died",

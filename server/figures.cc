@@ -118,7 +118,8 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
             "Of those, jobs moved to their queue's dead_letter_queue.");
   f.counter("jobs_expired_total", c.expired, "Jobs whose TTL ran out before delivery.");
   f.counter("jobs_deleted_total", c.deleted, "Jobs removed by DELETE, PURGE or DROP.");
-  f.counter("jobs_kicked_total", c.kicked, "Dead jobs given another chance (KICK).");
+  f.counter("jobs_kicked_total", c.kicked,
+            "Jobs KICKed: dead ones given another chance, delayed ones made ready.");
   f.counter("jobs_dead_discarded_total", c.dead_discarded,
             "Dead jobs deleted for their queue's dead_retention or dead_max.");
   f.counter("jobs_scheduled_total", c.scheduled, "Jobs put by schedules (SCHEDULE).");
@@ -256,7 +257,8 @@ std::vector<Figure> queue_figures(const engine::Queue& q, int64_t now_ms) {
             "Of those, jobs moved to the queue's dead_letter_queue.");
   f.counter("expired_total", c.expired, "Jobs whose TTL ran out before delivery.");
   f.counter("deleted_total", c.deleted, "Jobs removed by DELETE, PURGE or DROP.");
-  f.counter("kicked_total", c.kicked, "Dead jobs given another chance (KICK).");
+  f.counter("kicked_total", c.kicked,
+            "Jobs KICKed: dead ones given another chance, delayed ones made ready.");
   f.counter("dead_discarded_total", c.dead_discarded,
             "Dead jobs deleted for the queue's dead_retention or dead_max.");
   f.counter("scheduled_total", c.scheduled, "Jobs put by the queue's schedules (SCHEDULE).");

@@ -192,7 +192,8 @@ class Engine {
   Status remove(uint64_t id);
   // Moves up to `max` dead jobs back to ready, attempts reset; how many moved.
   Result<size_t> kick(std::string_view queue, size_t max);
-  // Moves one dead job back to ready, attempts reset.
+  // Moves one dead job back to ready, attempts reset; or one delayed job to
+  // ready now, its attempts kept.
   Status kick_job(uint64_t id);
   // Moves up to `max` jobs that came to the queue as its dead_letter_queue
   // (ready, delayed or dead; not leased: a worker has those) back to the

@@ -232,10 +232,22 @@ Status Engine::kick_job(uint64_t id) {
     return make_error(Errc::kNotFound,
                       "no job " + std::to_string(id) + " (never existed, or already finished)");
   }
+  if (job->state == JobState::kDelayed) {
+    // As beanstalkd's kick-job: ready now rather than when its delay (a
+    // DELAY, an AT, a retry's backoff) ends. Nothing else changes: not its
+    // attempts (a retry stays a retry), not its TTL.
+    unlink(job);
+    make_ready(job, clock_.now_ms());
+    if (observer_) observer_->job_released(*job);
+    ++job->queue->counters.kicked;
+    ++counters_.kicked;
+    reschedule(job->queue);
+    return Ok{};
+  }
   if (job->state != JobState::kDead) {
     return make_error(Errc::kNotFound, "job " + std::to_string(id) + " is " +
                                            job_state_name(job->state) +
-                                           ", not dead: KICK moves dead jobs back to ready");
+                                           ", not dead or delayed: KICK <id> moves those to ready");
   }
   revive(job);
   reschedule(job->queue);

@@ -70,7 +70,7 @@ struct QueueCounters {
   uint64_t dead_forwarded = 0;  // of those, jobs moved to dead_letter_queue
   uint64_t expired = 0;     // jobs whose TTL ran out before delivery
   uint64_t deleted = 0;     // jobs removed by DELETE or PURGE
-  uint64_t kicked = 0;      // dead jobs given another chance
+  uint64_t kicked = 0;      // KICKed: dead jobs given another chance, delayed ones made ready
   uint64_t dead_discarded = 0;  // dead jobs deleted by dead_retention or dead_max
   uint64_t scheduled = 0;       // jobs put by schedules (counted in enqueued too)
   uint64_t schedule_refused = 0;  // schedule firings refused (max_size, the server's limits)

@@ -261,7 +261,7 @@ TEST_SUITE("commands") {
     CHECK(s.run("JOB 1\n").find(" state=dead ") != std::string::npos);
   }
 
-  TEST_CASE("KICK <id> moves that one dead job back, and refuses a job that is not dead") {
+  TEST_CASE("KICK <id> moves that one dead job back, and refuses a job neither dead nor delayed") {
     Session s;
     s.run("CREATE q\nENQUEUE q one\nENQUEUE q two\nENQUEUE q three\n");
     REQUIRE(s.run("DEQUEUE q COUNT 2\n").rfind("OK 2\n", 0) == 0);
@@ -274,11 +274,15 @@ TEST_SUITE("commands") {
     CHECK(s.engine.find_job(2)->attempts == 0);
     CHECK(s.engine.find_job(1)->state == engine::JobState::kDead);
     CHECK(s.run("KICK 3\n") ==
-          "ERROR NOTFOUND job 3 is ready, not dead: KICK moves dead jobs back to ready\n");
+          "ERROR NOTFOUND job 3 is ready, not dead or delayed: KICK <id> moves those to ready\n");
     CHECK(s.run("KICK 99\n").rfind("ERROR NOTFOUND no job 99", 0) == 0);
     CHECK(s.run("KICK 0\n").rfind("ERROR BADFORMAT", 0) == 0);
     CHECK(s.run("KICK 1 5\n").rfind("ERROR BADFORMAT", 0) == 0);  // 1 is no queue name
     CHECK(s.run("KICK q\n") == "OK kicked 1\n");                  // job 1, the one left
+    // A delayed job, as beanstalkd's kick-job: ready now.
+    s.run("PUT q 5 DELAY 1h\nlater\n");
+    CHECK(s.run("KICK 4\n") == "OK kicked 1\n");
+    CHECK(s.engine.find_job(4)->state == engine::JobState::kReady);
   }
 
   TEST_CASE(

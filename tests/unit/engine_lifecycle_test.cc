@@ -308,6 +308,25 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(f.take("dlq") == first);
   }
 
+  TEST_CASE("KICK <id> of a delayed job makes it ready now, its attempts and TTL kept") {
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.backoff_base_ms = 60'000; });
+    const uint64_t later = f.put("later", {.delay_ms = 3'600'000, .ttl_ms = 7'200'000});
+    const uint64_t retry = f.put("retry");
+    REQUIRE(f.take() == retry);
+    REQUIRE(f.engine.nack(retry, std::nullopt).value() == Requeue::kDelayed);  // backoff
+    CHECK(f.take() == 0);
+    REQUIRE(f.engine.kick_job(retry).ok());
+    REQUIRE(f.engine.kick_job(later).ok());
+    CHECK(f.take() == later);  // both ready, in id order
+    CHECK(f.take() == retry);
+    CHECK(f.engine.find_job(retry)->attempts == 2);  // a retry stays a retry
+    CHECK(f.engine.extras_of(*f.engine.find_job(later))->expires_at_ms ==
+          f.clock.now_ms() + 7'200'000);
+    CHECK(f.queue().counters.kicked == 2);
+    CHECK(f.engine.kick_job(later).error().code == Errc::kNotFound);  // leased now
+  }
+
   TEST_CASE("KICK moves the longest-dead first, at most n") {
     Fixture f;
     std::vector<uint64_t> ids;

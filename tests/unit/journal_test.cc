@@ -987,7 +987,13 @@ TEST_SUITE("journal") {
               (void)node.engine.kick(q, 1 + rng() % 3);
             }
             break;
-          case 12: (void)node.engine.remove(random_job()); break;
+          case 12:
+            if (rng() % 3 == 0) {
+              (void)node.engine.kick_job(random_job());  // a dead or a delayed one, if it is
+            } else {
+              (void)node.engine.remove(random_job());
+            }
+            break;
           case 13: {
             engine::QueueSettings s = node.engine.find_queue(q)->settings;
             s.max_attempts = static_cast<uint32_t>(rng() % 4);
