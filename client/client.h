@@ -229,7 +229,8 @@ class Client {
   Result<Job> job(uint64_t id);
   // KICK: dead jobs (all, or the n longest dead) back to ready. Returns how many.
   Result<uint64_t> kick(const std::string& queue, std::optional<size_t> n = {});
-  // KICK <id>: that one dead job back to ready; NOTFOUND when it is not dead.
+  // KICK <id>: that one dead job back to ready, or that delayed job ready now;
+  // NOTFOUND when it is neither.
   Status kick_job(uint64_t id);
   // REDRIVE: the jobs that came to `queue` as a dead_letter_queue (all, or
   // the n oldest) back to the queues they died in. Returns how many.
