@@ -48,6 +48,9 @@ void add_queues(const std::function<std::vector<std::string>()>& queue_names,
   }
 }
 
+// CONFIG's one setting whose value is a queue name.
+constexpr std::string_view kDeadLetterKey = "dead_letter_queue=";
+
 // Commands whose first argument is a queue name.
 bool takes_queue_first(Verb verb) {
   switch (verb) {
@@ -120,6 +123,13 @@ std::vector<std::string> complete(std::string_view line,
       const bool used_priority = first_option == "PRIORITY";
       if (!used_delay) add_keywords({"DELAY"}, partial, out);
       if (!used_priority) add_keywords({"PRIORITY"}, partial, out);
+    } else if (verb == Verb::kConfig && position >= 2 &&
+               partial.substr(0, kDeadLetterKey.size()) == kDeadLetterKey) {
+      // Its value is another queue: offered whole, "dead_letter_queue=<name>".
+      const std::string_view name = partial.substr(kDeadLetterKey.size());
+      std::vector<std::string> names;
+      add_queues(queue_names, name, {words[1]}, names);
+      for (const std::string& n : names) out.push_back(std::string(kDeadLetterKey) + n);
     } else if (verb == Verb::kConfig && position >= 2) {
       for (std::string_view key :
            {"ack_timeout=", "max_attempts=", "backoff_base=", "backoff_factor=", "backoff_max=",

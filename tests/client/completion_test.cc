@@ -70,6 +70,11 @@ TEST_SUITE("tq completion") {
     CHECK(complete("CONFIG emails rate") == Words{"rate_limit=", "rate_window="});
     CHECK(complete("CONFIG emails tt") == Words{"ttl=", "ttl_dead_letter="});
     CHECK(complete("CONFIG emails del") == Words{"delay="});
+    CHECK(complete("CONFIG emails dead_l") == Words{"dead_letter_queue="});
+    // Its value is another queue's name.
+    CHECK(complete("CONFIG emails dead_letter_queue=") ==
+          Words{"dead_letter_queue=email_digest", "dead_letter_queue=orders"});
+    CHECK(complete("CONFIG emails dead_letter_queue=o") == Words{"dead_letter_queue=orders"});
   }
 
   TEST_CASE(
