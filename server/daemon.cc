@@ -230,8 +230,14 @@ bool Daemon::declare_queue(const DeclaredQueue& declared) {
     (void)apply_queue_setting(settings, key, value);  // checked when the file was read
   }
   (void)engine_.configure(declared.name, settings);
+  // A queue declared too is created by its own declaration: at start-up
+  // before this one, on a reload perhaps after it.
+  auto declared_too = [&](const std::string& name) {
+    return std::any_of(config_.declared_queues.begin(), config_.declared_queues.end(),
+                       [&](const DeclaredQueue& other) { return other.name == name; });
+  };
   if (const std::string& target = settings.dead_letter_queue;
-      !target.empty() && engine_.find_queue(target) == nullptr) {
+      !target.empty() && engine_.find_queue(target) == nullptr && !declared_too(target)) {
     LOG_WARN(
         "queues.declare.%s.dead_letter_queue: queue %s does not exist: its jobs that die stay "
         "in its own dead letters until it does (declare it too)",

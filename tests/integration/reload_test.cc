@@ -237,6 +237,24 @@ TEST_SUITE("reload") {
     tqd.stop(SIGTERM);
   }
 
+  TEST_CASE("a reload may declare a queue whose dead_letter_queue is declared after it") {
+    TqdProcess tqd;
+    auto s = tqd.socket();
+    // jobs comes first in the file and names jobs-dead, new in the same
+    // reload: nothing to warn about (start-up creates both first too).
+    rewrite(tqd,
+            "queues:\n  declare:\n    jobs:\n      max_attempts: 1\n"
+            "      dead_letter_queue: jobs-dead\n    jobs-dead: {}\n"
+            "    orphans:\n      dead_letter_queue: nowhere\n");
+    CHECK(call(s, "RELOAD") == "OK reloaded applied=queues.declare.jobs,queues.declare.jobs-dead,"
+                               "queues.declare.orphans restart=-");
+    CHECK(queue_setting(s, "jobs", "dead_letter_queue") == "jobs-dead");
+    CHECK_FALSE(logged(tqd, "queues.declare.jobs.dead_letter_queue"));
+    // One that names no queue, declared or not, is still said.
+    CHECK(logged(tqd, "queues.declare.orphans.dead_letter_queue: queue nowhere does not exist"));
+    tqd.stop(SIGTERM);
+  }
+
   TEST_CASE("a SIGHUP that lets more jobs be leased serves the workers waiting at once") {
     TqdOptions o;
     o.config_yaml = "queues:\n  declare:\n    b:\n      max_leased: 1\n";
