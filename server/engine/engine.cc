@@ -322,9 +322,18 @@ Result<Job*> Engine::leased_job(uint64_t id, const char* verb) {
     if (job->state == JobState::kReady || job->state == JobState::kDelayed ||
         job->state == JobState::kHeld) {
       // KICK resets attempts: a kicked job not delivered since was delivered before.
-      msg += job->attempts > 0 ? " (it went back to the queue: nacked, or its lease ran out)"
-             : job->kicks > 0  ? " (a KICK put it back, and it was not delivered since)"
-                               : " (it was never delivered)";
+      // So does a move to a dead_letter_queue, which keeps why the job died
+      // (a KICK clears that).
+      const JobExtras* x = jobs_.extras(*job);
+      if (job->attempts > 0) {
+        msg += " (it went back to the queue: nacked, or its lease ran out)";
+      } else if (x != nullptr && !x->origin.empty() && !x->reason.empty()) {
+        msg += " (it died in queue " + quoted(x->origin) +
+               " and moved to this one, its dead_letter_queue, and was not delivered since)";
+      } else {
+        msg += job->kicks > 0 ? " (a KICK put it back, and it was not delivered since)"
+                              : " (it was never delivered)";
+      }
     }
     return make_error(Errc::kNotLeased, std::move(msg));
   }

@@ -512,6 +512,11 @@ TEST_SUITE("commands") {
           "OK 1\nJOB 1 6 queue=k-dead state=ready attempts=0 priority=0 from=k "
           "reason=failed: card declined\npay 42\n");
     CHECK(s.run("PEEK k DEAD\n") == "OK 0\n");
+    // A stale ACK: the job is not leased (it moved), nor in the queue named.
+    CHECK(s.run("ACK 1\n") ==
+          "ERROR NOTLEASED cannot ack job 1: it is ready, not leased (it died in queue 'k' and "
+          "moved to this one, its dead_letter_queue, and was not delivered since)\n");
+    CHECK(s.run("ACK k 1\n") == "ERROR NOTFOUND job 1 is not in queue 'k'\n");
     CHECK(s.run("REDRIVE k-dead 0\n") ==
           "ERROR BADFORMAT REDRIVE takes a number from 1 to 18446744073709551615, got '0'\n");
     CHECK(s.run("REDRIVE k-dead\n") == "OK redriven 1\n");
