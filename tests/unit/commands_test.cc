@@ -524,6 +524,16 @@ TEST_SUITE("commands") {
     CHECK(s.run("REDRIVE k-dead\n") == "OK redriven 0\n");
   }
 
+  TEST_CASE("a dead_letter_queue at its max_size still takes the jobs that die") {
+    Session s;
+    s.run("CREATE k\nCREATE k-dead\nCONFIG k dead_letter_queue=k-dead\n");
+    s.run("CONFIG k-dead max_size=1\nENQUEUE k-dead filler\nENQUEUE k pay 42\n");
+    CHECK(s.run("ENQUEUE k-dead more\n").rfind("ERROR FULL", 0) == 0);
+    s.run("DEQUEUE k\n");
+    CHECK(s.run("FAIL 2 card declined\n") == "OK dead 2\n");
+    CHECK(s.run("PEEK k-dead READY\n").rfind("OK 2\n", 0) == 0);
+  }
+
   TEST_CASE("CONFIG takes setting names in any case, as verbs and options are") {
     Session s;
     s.run("CREATE k\n");
