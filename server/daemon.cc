@@ -222,6 +222,27 @@ engine::Queue* Daemon::create_declared_queue(const std::string& name) {
   return created.value();
 }
 
+void Daemon::warn_if_dead_letter_queue_missing(const DeclaredQueue& declared,
+                                               const std::string& target) {
+  // Said of the declaration's own value only: one from queues.defaults
+  // names the same queue for every queue, and is documented to wait for it.
+  const bool named_here =
+      std::any_of(declared.settings.begin(), declared.settings.end(),
+                  [](const auto& setting) { return setting.first == "dead_letter_queue"; });
+  // A queue declared too is created by its own declaration: at start-up
+  // before this one, on a reload perhaps after it.
+  const bool declared_too =
+      std::any_of(config_.declared_queues.begin(), config_.declared_queues.end(),
+                  [&](const DeclaredQueue& other) { return other.name == target; });
+  if (target.empty() || !named_here || declared_too || engine_.find_queue(target) != nullptr) {
+    return;
+  }
+  LOG_WARN(
+      "queues.declare.%s.dead_letter_queue: queue %s does not exist: its jobs that die stay in "
+      "its own dead letters until it does (declare it too)",
+      declared.name.c_str(), target.c_str());
+}
+
 bool Daemon::declare_queue(const DeclaredQueue& declared) {
   engine::Queue* queue = create_declared_queue(declared.name);
   if (queue == nullptr) return false;
@@ -230,19 +251,7 @@ bool Daemon::declare_queue(const DeclaredQueue& declared) {
     (void)apply_queue_setting(settings, key, value);  // checked when the file was read
   }
   (void)engine_.configure(declared.name, settings);
-  // A queue declared too is created by its own declaration: at start-up
-  // before this one, on a reload perhaps after it.
-  auto declared_too = [&](const std::string& name) {
-    return std::any_of(config_.declared_queues.begin(), config_.declared_queues.end(),
-                       [&](const DeclaredQueue& other) { return other.name == name; });
-  };
-  if (const std::string& target = settings.dead_letter_queue;
-      !target.empty() && engine_.find_queue(target) == nullptr && !declared_too(target)) {
-    LOG_WARN(
-        "queues.declare.%s.dead_letter_queue: queue %s does not exist: its jobs that die stay "
-        "in its own dead letters until it does (declare it too)",
-        declared.name.c_str(), target.c_str());
-  }
+  warn_if_dead_letter_queue_missing(declared, settings.dead_letter_queue);
   for (const DeclaredSchedule& declared_schedule : declared.schedules) {
     if (!declare_schedule(declared.name, declared_schedule)) return false;
   }

@@ -61,6 +61,9 @@ class Daemon {
   // The queue, created if missing; nullptr (having logged why) if it could
   // not be.
   engine::Queue* create_declared_queue(const std::string& name);
+  // Logs a declaration's dead_letter_queue that names no queue, and that no
+  // declaration will create.
+  void warn_if_dead_letter_queue_missing(const DeclaredQueue& declared, const std::string& target);
   // SIGHUP or RELOAD (`trigger`, which starts each log line).
   ReloadOutcome reload(const char* trigger);
   // Sets a schedule config.yaml declares, unless the queue has it just so.

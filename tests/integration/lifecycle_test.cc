@@ -380,8 +380,9 @@ TEST_SUITE("lifecycle") {
   TEST_CASE("a declared queue may name one declared after it as its dead_letter_queue") {
     TqdOptions options;
     options.config_yaml =
-        "queues:\n  declare:\n    jobs:\n      max_attempts: 1\n      dead_letter_queue: "
-        "jobs-dead\n    jobs-dead: {}\n    orphans:\n      dead_letter_queue: nowhere\n";
+        "queues:\n  defaults:\n    dead_letter_queue: later\n  declare:\n    jobs:\n"
+        "      max_attempts: 1\n      dead_letter_queue: jobs-dead\n    jobs-dead: {}\n"
+        "    orphans:\n      dead_letter_queue: nowhere\n";
     TqdProcess tqd(options);
     auto s = tqd.socket();
     const std::vector<std::string> settings = tq::testing::config_via(s, "CONFIG jobs");
@@ -397,6 +398,10 @@ TEST_SUITE("lifecycle") {
     // jobs-dead was there before jobs took its settings: nothing to say
     // (written before the line above, if at all).
     CHECK_FALSE(tqd.wait_for_log("queues.declare.jobs.dead_letter_queue", 0));
+    // jobs-dead has queues.defaults' value, which waits for its queue quietly.
+    CHECK_FALSE(tqd.wait_for_log("queues.declare.jobs-dead.dead_letter_queue", 0));
+    const std::vector<std::string> dead = tq::testing::config_via(s, "CONFIG jobs-dead");
+    CHECK(std::find(dead.begin(), dead.end(), "dead_letter_queue later") != dead.end());
   }
 
   TEST_CASE("schedules declared in config.yaml are set at start, and kept when the log has them") {
