@@ -26,7 +26,8 @@ constexpr size_t kOutputLowWater = 256 << 10;
 // that pipelined STATS or HELP held the loop for about 2 MiB of replies
 // (40 ms), and 100 of them for seconds. Smaller turns cost a client that
 // pipelines big DEQUEUE ... COUNT batches more iterations (64 KiB measured
-// slower; 256 KiB not, within the noise).
+// slower; 256 KiB not, within the noise). A turn ends sooner when the
+// iteration's budget for all connections is spent (Server::reply_budget).
 constexpr size_t kTurnBytes = 256 << 10;
 // How long a closing connection reads and discards what a client still
 // sends, so that the replies it was sent arrive (see linger()). Checked by
@@ -240,7 +241,13 @@ void Connection::read_tls(std::string_view ciphertext) {
 }
 
 void Connection::process() {
-  const size_t turn_ends = out_.size() + kTurnBytes;
+  // The turn ends past kTurnBytes of replies, or sooner past what is left of
+  // the iteration's (Server::reply_budget); after one request at least, so
+  // that every connection that gets a turn makes progress.
+  const size_t budget = server_.reply_budget();
+  const bool cut_short = budget < kTurnBytes;
+  const size_t turn_begins = out_.size();
+  const size_t turn_ends = turn_begins + (cut_short ? budget : kTurnBytes);
   while (!closing_ && !draining_ && !waiting_ && !turn_over_) {
     if (unsent_bytes() > kOutputHighWater) {
       if (reading_) {
@@ -256,7 +263,7 @@ void Connection::process() {
         reading_ = false;
       }
       turn_over_ = true;
-      server_.want_turn(*this);
+      server_.want_turn(*this, cut_short);
       break;
     }
     auto result = parser_.next();
@@ -322,6 +329,7 @@ void Connection::process() {
     server_.waiters().serve_ready();
     if (ctx.close_after_reply) close_when_flushed();
   }
+  if (out_.size() > turn_begins) server_.spend_reply_budget(out_.size() - turn_begins);
 }
 
 void Connection::send(std::string_view bytes) {

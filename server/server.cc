@@ -344,15 +344,19 @@ void Server::remove_connection(uint64_t id) {
 
 void Server::want_resume(Connection& connection) { resume_list_.push_back(connection.id()); }
 
-void Server::want_turn(Connection& connection) {
-  turn_list_.push_back(connection.id());
+void Server::want_turn(Connection& connection, bool cut_short) {
+  (cut_short ? cut_list_ : turn_list_).push_back(connection.id());
 }
 
 void Server::on_before_poll(uv_prepare_t* handle) {
   auto* self = static_cast<Server*>(handle->data);
   // Connections whose turn ended last iteration take the next one, once: a
-  // turn that ends again waits for the next iteration.
-  self->turns_.swap(self->turn_list_);
+  // turn that ends again waits for the next iteration. Those the budget cut
+  // short go first, so that where it runs out moves on each iteration (the
+  // poll phase's reads, which come before, are mostly other clients').
+  self->turns_.swap(self->cut_list_);
+  self->turns_.insert(self->turns_.end(), self->turn_list_.begin(), self->turn_list_.end());
+  self->turn_list_.clear();
   for (uint64_t id : self->turns_) {
     auto it = self->connections_.find(id);
     if (it != self->connections_.end()) it->second->next_turn();
@@ -396,11 +400,15 @@ void Server::on_before_poll(uv_prepare_t* handle) {
   // client sent everything and waits for the answers (a worker pulling big
   // batches stalled a second at each pause, until the housekeeping timer).
   const bool wrote = self->log_ != nullptr && self->log_->last_seq() != seq_before_flush;
-  if (!self->flush_list_.empty() || !self->turn_list_.empty() || wrote) {
+  if (!self->flush_list_.empty() || !self->turn_list_.empty() || !self->cut_list_.empty() ||
+      wrote) {
     uv_idle_start(&self->run_again_, on_run_again);
   }
   self->arm_sweeper();
   self->arm_wait_timer();
+  // The next iteration's budget, from its poll phase on: that phase's
+  // replies and the next hook's are one iteration for loop_max_busy_us too.
+  self->reply_budget_ = kIterationReplyBytes;
   self->measure_iteration();  // last: this hook's replies are the iteration's work too
 }
 

@@ -541,6 +541,35 @@ TEST_SUITE("hardening") {
     ::close(fd);
   }
 
+  TEST_CASE("many clients that pipeline requests with big replies share one budget an iteration") {
+    TqdProcess tqd;
+    auto other = tqd.socket();
+    const uint64_t before = std::stoull(stat_via(other, "commands_stats"));
+    // 80 clients send 600 STATS each, none read: tqd once gave each of them
+    // a turn of 256 KiB (about 120 STATS) in one iteration, about 9600 STATS
+    // (20 MiB of replies) before another client's request.
+    std::string flood;
+    for (int i = 0; i < 600; ++i) flood += "STATS\n";
+    std::vector<int> hogs;
+    for (int i = 0; i < 80; ++i) {
+      const int fd = tq::testing::connect_raw(tqd.port());
+      REQUIRE(fd >= 0);
+      hogs.push_back(fd);
+    }
+    for (int fd : hogs) {
+      REQUIRE(::send(fd, flood.data(), flood.size(), 0) == static_cast<ssize_t>(flood.size()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    // Now an iteration makes about 1 MiB of replies (about 480 STATS) and
+    // one request more for each client that takes a turn past it: the other
+    // client's is answered after an iteration or two (a few on a loaded
+    // machine), not after all 80 turns.
+    const uint64_t ran = std::stoull(stat_via(other, "commands_stats")) - before;
+    INFO("STATS run before the other client's: " << ran);
+    CHECK(ran < 4000);
+    for (int fd : hogs) ::close(fd);
+  }
+
   TEST_CASE("a flood of hostile clients does not stop a producer and a worker, nor lose a job") {
     TqdOptions o;
     o.config_yaml =
