@@ -596,12 +596,9 @@ void Engine::regroup(Queue* queue, const std::string& name) {
 
 void Engine::make_dead(Job* job, std::string reason) {
   Queue* queue = job->queue;
-  if (Queue* target = dead_letter_target(*job)) {
-    ++queue->counters.dead;
-    ++counters_.dead;
-    forward_dead(job, target, std::move(reason));
-    return;
-  }
+  ++queue->counters.dead;
+  ++counters_.dead;
+  if (Queue* target = dead_letter_target(*job)) return forward_dead(job, target, std::move(reason));
   // One in, the oldest out: dead letters stay at dead_max. The oldest goes
   // before the new one is in, so it is never the new one, whatever the
   // times (two deaths in one millisecond, a wall clock set back). Lowering
@@ -610,8 +607,6 @@ void Engine::make_dead(Job* job, std::string reason) {
     discard_oldest_dead(queue);
   }
   put_dead(job, reason, clock_.now_ms());
-  ++queue->counters.dead;
-  ++counters_.dead;
   if (observer_) observer_->job_dead(*job);
 }
 
@@ -626,7 +621,6 @@ Queue* Engine::dead_letter_target(const Job& job) const {
 
 void Engine::forward_dead(Job* job, Queue* target, std::string reason) {
   Queue* source = job->queue;
-  const int64_t now = clock_.now_ms();
   JobExtras& extras = jobs_.ensure_extras(*job);
   // unlink() took it out of its group; the group is the old queue's.
   const std::string group = std::move(extras.group);
@@ -634,16 +628,21 @@ void Engine::forward_dead(Job* job, Queue* target, std::string reason) {
   extras.reason = std::move(reason);
   extras.origin = source->name;
   extras.max_attempts = 0;
-  extras.expires_at_ms = target->settings.ttl_ms > 0 ? now + target->settings.ttl_ms : 0;
-  job->queue = target;
-  job->attempts = 0;
-  ++job->kicks;  // its next delivery is not one it had in the old queue
+  const int64_t ttl_ms = target->settings.ttl_ms;
+  extras.expires_at_ms = ttl_ms > 0 ? clock_.now_ms() + ttl_ms : 0;
   ++source->counters.dead_forwarded;
   ++counters_.dead_forwarded;
-  make_ready(job, now);
   if (!group.empty()) regroup(source, group);  // the group's next job may go
-  if (observer_) observer_->job_saved(*job);   // its whole state, in its new queue
-  reschedule(target);                          // its TTL there; the caller does the old queue
+  start_over_in(job, target);                  // the caller reschedules the old queue
+}
+
+void Engine::start_over_in(Job* job, Queue* queue) {
+  job->queue = queue;
+  job->attempts = 0;
+  ++job->kicks;  // its next delivery is not one it had before
+  make_ready(job, clock_.now_ms());
+  if (observer_) observer_->job_saved(*job);  // its whole state, in its queue now
+  reschedule(queue);                          // its TTL there, if it has one
 }
 
 void Engine::put_dead(Job* job, std::string_view reason, int64_t died_at_ms) {

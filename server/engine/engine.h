@@ -372,6 +372,10 @@ class Engine {
   // there: attempts 0, the reason and its old queue kept, the rest of what
   // belonged to the old queue (its group, its TTL, its own ATTEMPTS) left.
   void forward_dead(Job* job, Queue* target, std::string reason);
+  // Puts an unlinked job in `queue`, ready, as a new arrival there: attempts
+  // 0, a delivery id it never had, recorded whole (a move to or from a
+  // dead_letter_queue).
+  void start_over_in(Job* job, Queue* queue);
   // Files an unlinked job in dead letters (make_dead adds the rest; replay
   // uses it as the log recorded the death).
   void put_dead(Job* job, std::string_view reason, int64_t died_at_ms);

@@ -218,12 +218,7 @@ void Engine::send_back(Job* job, Queue* origin) {
   extras->origin.clear();                  // a fresh start: it may die and move again
   extras->reason.clear();
   extras->expires_at_ms = 0;  // the dead-letter queue's ttl stays there
-  job->queue = origin;
-  job->attempts = 0;
-  ++job->kicks;  // its next delivery is not one it had before
-  make_ready(job, clock_.now_ms());
-  if (observer_) observer_->job_saved(*job);  // its whole state, in its old queue
-  reschedule(origin);
+  start_over_in(job, origin);
 }
 
 Status Engine::kick_job(uint64_t id) {
