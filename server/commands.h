@@ -15,6 +15,7 @@
 #include "protocol/reply.h"
 #include "protocol/request_parser.h"
 #include "server/auth_throttle.h"
+#include "server/bulk_work.h"
 #include "server/engine/engine.h"
 #include "server/journal.h"
 #include "server/lease_book.h"
@@ -96,6 +97,16 @@ class BackupService {
                                                     const std::string& name) = 0;
 };
 
+// KICK, REDRIVE and PURGE ... DEAD of many jobs (server/bulk_work.h): the
+// server runs their steps after the first; commands only ask.
+class BulkService {
+ public:
+  virtual ~BulkService() = default;
+  // Takes over `task` for connection `connection_id`, which then waits for
+  // its reply.
+  virtual void start_bulk(uint64_t connection_id, BulkTask task) = 0;
+};
+
 // What a reload of the settings did (RELOAD, SIGHUP).
 struct ReloadOutcome {
   std::string error;                 // not empty: refused, nothing changed
@@ -125,6 +136,7 @@ struct CommandContext {
   const ClientDirectory* clients = nullptr;  // for CLIENTS; null: not available
   BackupService* backups = nullptr;          // for BACKUP; null: not available
   ReloadService* reloads = nullptr;          // for RELOAD; null: not available
+  BulkService* bulk = nullptr;  // KICK and others of many jobs; null: they run in one go
   uint64_t connection_id = 0;                // the connection asking (BACKUP's reply)
   HandlerScratch* scratch = nullptr;         // null: a handler uses its own
   bool close_after_reply = false;   // set by QUIT
@@ -145,8 +157,9 @@ struct CommandContext {
   // Set by a DEQUEUE ... WAIT that found nothing: no reply yet; the
   // connection blocks until the wait is served or times out.
   std::optional<WaitRequest> wait{};
-  // Set by a BACKUP that started: no reply yet; the connection waits until
-  // the server finishes it (Connection::finish_deferred).
+  // Set by a BACKUP that started, or a KICK, REDRIVE or PURGE ... DEAD
+  // with steps left: no reply yet; the connection waits until the server
+  // finishes it (Connection::finish_deferred).
   bool deferred = false;
 };
 

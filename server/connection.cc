@@ -287,6 +287,7 @@ void Connection::process() {
     ctx.clients = &server_;
     ctx.backups = &server_;
     ctx.reloads = &server_;
+    ctx.bulk = &server_;
     ctx.connection_id = id_;
     ctx.scratch = &server_.handler_scratch();
     if (result == protocol::RequestParser::Result::kError) {
@@ -307,7 +308,7 @@ void Connection::process() {
       break;
     }
     if (ctx.deferred) {
-      // BACKUP: the server answers when the copy is done.
+      // BACKUP, a KICK in steps: the server answers when it is done.
       waiting_ = true;
       deferred_ = true;
       waiting_on_.clear();
@@ -403,13 +404,14 @@ void Connection::resume() {
   }
 }
 
-void Connection::finish_deferred(std::string_view reply) {
+void Connection::finish_deferred(std::string_view reply, bool wrote) {
   if (!deferred_) return;
   waiting_ = false;
   deferred_ = false;
   const size_t begin = out_.size();
   out_ += reply;
-  hold_or_release(begin, 0, false, false);
+  const wal::Log* log = server_.log();
+  hold_or_release(begin, wrote && log != nullptr ? log->last_seq() : 0, wrote, false);
   server_.want_flush(*this);
   server_.want_resume(*this);
 }

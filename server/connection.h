@@ -82,9 +82,11 @@ class Connection {
   // Requests that arrived meanwhile run later, from the server's resume list.
   void finish_wait(const std::vector<const engine::Job*>& jobs, const WaitRequest& request,
                    const std::string& error);
-  // The command this connection waits on (BACKUP) is done: `reply` is its
-  // whole reply. Requests that arrived meanwhile run after it.
-  void finish_deferred(std::string_view reply);
+  // The command this connection waits on (BACKUP, a KICK in steps) is
+  // done: `reply` is its whole reply, held until the log holds what was
+  // appended by then when `wrote`. Requests that arrived meanwhile run
+  // after it.
+  void finish_deferred(std::string_view reply, bool wrote = false);
   bool waiting() const { return waiting_; }
 
   // What CLIENTS shows about this connection at loop time `now_ms`.
@@ -193,8 +195,9 @@ class Connection {
   bool lingering_ = false;   // replies written and FIN sent; discarding input until EOF
   uv_shutdown_t shutdown_req_{};
   bool started_ = false;     // admitted: counted in connections_current
-  bool waiting_ = false;     // blocked in DEQUEUE ... WAIT or BACKUP: later requests wait too
-  bool deferred_ = false;    // the wait is a BACKUP's (finish_deferred ends it)
+  bool waiting_ = false;     // blocked in DEQUEUE ... WAIT, BACKUP or a KICK in steps:
+                             // later requests wait too
+  bool deferred_ = false;    // the wait is a BACKUP's or KICK's (finish_deferred ends it)
   bool input_ended_ = false;  // the client half-closed during a BACKUP: after it, end as at EOF
   AuthState auth_;
   LeaseBook leases_;  // the jobs delivered here, to refuse a late worker's ACK

@@ -35,7 +35,10 @@
 
 namespace tq::server {
 
-class Server final : public ClientDirectory, public BackupService, public ReloadService {
+class Server final : public ClientDirectory,
+                     public BackupService,
+                     public ReloadService,
+                     public BulkService {
  public:
   // `log` and `journal` may be null (no durability: tests of the network
   // side); otherwise the log is started by the server and closed at shutdown.
@@ -70,6 +73,8 @@ class Server final : public ClientDirectory, public BackupService, public Reload
   void on_reload(std::function<ReloadOutcome(const char*)> f) { on_reload_ = std::move(f); }
   // ReloadService: RELOAD.
   ReloadOutcome reload_settings() override;
+  // BulkService: KICK, REDRIVE and PURGE ... DEAD of many jobs.
+  void start_bulk(uint64_t connection_id, BulkTask task) override;
   // After a reload has changed the settings the server was built with
   // (server/config_reload.h): takes the request limits and the metrics token
   // from them, and `tls` (the new TLS files, loaded) for new connections
@@ -120,6 +125,9 @@ class Server final : public ClientDirectory, public BackupService, public Reload
  private:
   static void on_new_connection(uv_stream_t* listener, int status);
   static void on_before_poll(uv_prepare_t* handle);
+  // Runs steps of the KICKs and the like under way, or ends them when the
+  // log has failed.
+  void run_bulk();
   // Feeds STATS loop_* and warns of an iteration clients will have noticed.
   void measure_iteration();
   static void on_sweep(uv_timer_t* handle);
@@ -210,11 +218,20 @@ class Server final : public ClientDirectory, public BackupService, public Reload
   // and 4 MiB measured 30 and 56 ms, and no faster for workers pipelining
   // DEQUEUE ... COUNT 1000 batches (1, 8 or 30 of them; nor less CPU).
   static constexpr size_t kIterationReplyBytes = 1 << 20;
+  // How long the sweeper, and the steps of a KICK or the like of many jobs
+  // (BulkRunner), may each run in one iteration before the loop serves the
+  // clients again (about: a slice of work more may run). A KICK of a
+  // million dead jobs, 2.3 s of the loop in one go, then let another
+  // client's PING through within 10 ms (bench/RESULTS.md).
+  static constexpr uint64_t kIterationWorkNs = 2'000'000;
   size_t reply_budget_ = kIterationReplyBytes;
   std::vector<uint64_t> log_waiters_;  // connection ids holding replies for the log
 
   std::unique_ptr<MetricsListener> metrics_;  // null: metrics.listen is off
   BackupRunner backups_;
+  // KICK and others of many jobs: their steps after the first, run by the
+  // before-poll hook, at most kIterationWorkNs of them an iteration.
+  BulkRunner bulk_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::vector<uint64_t> flush_list_;  // ids, not pointers: a connection may close first
   std::vector<uint64_t> flushing_;    // the list being flushed, while flush_list_ fills again

@@ -57,14 +57,19 @@ Result<size_t> Engine::purge(std::string_view queue_name) {
   return removed;
 }
 
-Result<size_t> Engine::purge_dead(std::string_view queue_name) {
+Result<size_t> Engine::purge_dead(std::string_view queue_name, size_t max) {
   Result<Queue*> found = queue_or_error(queue_name);
   if (!found.ok()) return found.error();
   Queue* queue = found.value();
   // One REMOVE record each, as DELETE writes, not a PURGE record: a tqd
   // from before this would replay that as a purge of the ready jobs.
-  const size_t removed = queue->dead.size();
-  while (Job* job = queue->dead.top()) destroy(job);
+  size_t removed = 0;
+  while (removed < max) {
+    Job* job = queue->dead.top();
+    if (job == nullptr) break;
+    destroy(job);
+    ++removed;
+  }
   queue->counters.deleted += removed;
   counters_.deleted += removed;
   reschedule(queue);
@@ -190,26 +195,69 @@ Result<size_t> Engine::kick(std::string_view queue_name, size_t max) {
 }
 
 Result<size_t> Engine::redrive(std::string_view queue_name, size_t max) {
+  Result<std::vector<uint64_t>> ids = redrive_candidates(queue_name, max != SIZE_MAX);
+  if (!ids.ok()) return ids.error();
+  // In slices no longer than the moves left, so that no more than `max` move.
+  std::span<const uint64_t> todo(ids.value());
+  size_t moved = 0;
+  while (moved < max && !todo.empty()) {
+    const size_t slice = std::min(max - moved, todo.size());
+    moved += redrive_jobs(queue_name, todo.first(slice)).value();
+    todo = todo.subspan(slice);
+  }
+  return moved;
+}
+
+Result<std::vector<uint64_t>> Engine::redrive_candidates(std::string_view queue_name,
+                                                         bool oldest_first) const {
+  Result<Queue*> found = queue_or_error(queue_name);
+  if (!found.ok()) return found.error();
+  const Queue* queue = found.value();
+  std::vector<uint64_t> ids;
+  ids.reserve(queue->ready.size() + queue->delayed.size() + queue->dead.size());
+  queue->ready.append_ids(&ids);
+  for (const Job* job : queue->delayed.items()) ids.push_back(job->id);
+  for (const Job* job : queue->dead.items()) ids.push_back(job->id);
+  // One lane of ready jobs, the usual dead-letter queue, is in order already.
+  if (oldest_first && !std::is_sorted(ids.begin(), ids.end())) std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+Result<size_t> Engine::redrive_jobs(std::string_view queue_name, std::span<const uint64_t> ids) {
   Result<Queue*> found = queue_or_error(queue_name);
   if (!found.ok()) return found.error();
   Queue* queue = found.value();
-  // Chosen first, then moved: moving changes the structures walked.
-  std::vector<std::pair<Job*, Queue*>> moving;
-  auto consider = [&](Job* job) {
-    const JobExtras* extras = jobs_.extras(*job);
-    if (extras == nullptr || extras->origin.empty()) return;
-    Queue* origin = find_queue(extras->origin);
-    if (origin != nullptr && origin != queue) moving.emplace_back(job, origin);
-  };
-  for (Job* job : queue->ready.jobs()) consider(job);
-  for (Job* job : queue->delayed.items()) consider(job);
-  for (Job* job : queue->dead.items()) consider(job);
-  std::sort(moving.begin(), moving.end(),
-            [](const auto& a, const auto& b) { return a.first->id < b.first->id; });
-  if (moving.size() > max) moving.resize(max);
-  for (auto& [job, origin] : moving) send_back(job, origin);
+  size_t moved = 0;
+  OriginCache origins;
+  for (uint64_t id : ids) {
+    // Any id of the queue's, not checked yet (redrive_candidates), and
+    // perhaps some time ago: it may have been acked, leased, deleted or
+    // moved since, or been a job that was put in this queue.
+    Job* job = jobs_.find(id);
+    if (job == nullptr || job->queue != queue) continue;
+    Queue* origin = redrive_target(*job, queue, origins);
+    if (origin == nullptr) continue;
+    send_back(job, origin);
+    ++moved;
+  }
   reschedule(queue);
-  return moving.size();
+  return moved;
+}
+
+Queue* Engine::redrive_target(const Job& job, const Queue* queue, OriginCache& origins) const {
+  if (job.state != JobState::kReady && job.state != JobState::kDelayed &&
+      job.state != JobState::kDead) {
+    return nullptr;  // leased (a worker has it), or held in a group
+  }
+  const JobExtras* extras = jobs_.extras(job);
+  if (extras == nullptr || extras->origin.empty()) return nullptr;
+  // Dead letters mostly come from one queue or a few: one lookup by name
+  // for each run of the same origin, not one a job.
+  if (origins.queue == nullptr || extras->origin != origins.queue->name) {
+    origins.queue = find_queue(extras->origin);
+    if (origins.queue == nullptr) return nullptr;  // gone: the job stays
+  }
+  return origins.queue != queue ? origins.queue : nullptr;
 }
 
 void Engine::send_back(Job* job, Queue* origin) {

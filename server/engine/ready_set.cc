@@ -135,6 +135,13 @@ Job* ReadySet::at(size_t position) const {
   return nullptr;
 }
 
+void ReadySet::append_ids(std::vector<uint64_t>* out) const {
+  for (const auto& [priority, lane] : lanes_) {
+    out->insert(out->end(), lane.fifo.begin(), lane.fifo.end());
+    for (const Job* job : lane.returns.items()) out->push_back(job->id);
+  }
+}
+
 std::vector<Job*> ReadySet::jobs() const {
   std::vector<Job*> all;
   all.reserve(size_);
