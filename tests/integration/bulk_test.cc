@@ -1,0 +1,106 @@
+// KICK, REDRIVE and PURGE ... DEAD of many jobs against a real tqd: they run
+// in steps between other clients' requests, the connection that asked
+// waits for its one reply (and its later requests behind it), and what the
+// reply counts survives a SIGKILL.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+
+#include <string>
+
+#include "tests/integration/line_call.h"
+#include "tests/support/tqd_process.h"
+
+namespace bulk_test {
+
+using tq::client::LineSocket;
+using tq::testing::call;
+using tq::testing::stat_reaches;
+using tq::testing::stat_via;
+using tq::testing::TqdOptions;
+using tq::testing::TqdProcess;
+
+namespace {
+
+// Puts n jobs in `queue`, pipelined, and reads their n replies.
+void put_many(LineSocket& s, const std::string& queue, int n) {
+  std::string batch;
+  for (int i = 0; i < n; ++i) batch += "ENQUEUE " + queue + " job " + std::to_string(i) + "\n";
+  REQUIRE(s.send(batch).ok());
+  for (int i = 0; i < n; ++i) {
+    auto reply = s.read_line();
+    REQUIRE(reply.ok());
+    REQUIRE(reply->rfind("OK ", 0) == 0);
+  }
+}
+
+// n jobs dead in `queue` (or moved to its dead_letter_queue, when
+// `settings` names one): a TTL of 1 ms sends each to dead letters.
+void make_dead(LineSocket& s, const std::string& queue, int n, const std::string& settings = "") {
+  REQUIRE(call(s, "CREATE " + queue) == "OK created " + queue);
+  tq::testing::config_via(s, "CONFIG " + queue + " ttl=1ms ttl_dead_letter=true " + settings);
+  put_many(s, queue, n);
+  tq::testing::config_via(s, "CONFIG " + queue + " ttl=0ms");
+}
+
+const char* kAlwaysSync = "wal:\n  fsync: always\n";
+
+}  // namespace
+
+TEST_SUITE("bulk") {
+  TEST_CASE("a KICK of many dead jobs lets other clients in between its steps") {
+    TqdProcess tqd;
+    auto admin = tqd.socket(30'000);
+    constexpr int kJobs = 50'000;
+    make_dead(admin, "q", kJobs);
+    auto watcher = tqd.socket();
+    REQUIRE(stat_reaches(watcher, "dead", std::to_string(kJobs), "q"));
+    // A request pipelined behind the KICK waits for it.
+    REQUIRE(admin.send("KICK q\nPING\n").ok());
+    // Meanwhile another client's requests are served: STATS shows the
+    // dead jobs going down a step at a time, not all at once.
+    bool saw_part_way = false;
+    for (int i = 0; i < 100'000; ++i) {
+      const int dead = std::stoi(stat_via(watcher, "dead", "q"));
+      if (dead == 0) break;
+      if (dead < kJobs) saw_part_way = true;
+    }
+    CHECK(saw_part_way);
+    CHECK(*admin.read_line() == "OK kicked " + std::to_string(kJobs));
+    CHECK(*admin.read_line() == "OK PONG");
+    CHECK(stat_via(watcher, "ready", "q") == std::to_string(kJobs));
+    CHECK(stat_via(watcher, "kicked_total", "q") == std::to_string(kJobs));
+    CHECK(tqd.wait_for_log("KICK q: " + std::to_string(kJobs) + " job(s) in "));
+  }
+
+  TEST_CASE("REDRIVE and PURGE DEAD in steps: what their replies count survives a SIGKILL") {
+    TqdOptions options;
+    options.config_yaml = kAlwaysSync;
+    TqdProcess tqd(options);
+    auto admin = tqd.socket(30'000);
+    constexpr int kJobs = 3'000;  // a dozen steps each
+    REQUIRE(call(admin, "CREATE dlq") == "OK created dlq");
+    make_dead(admin, "q", kJobs, "dead_letter_queue=dlq");
+    make_dead(admin, "p", kJobs);
+    REQUIRE(stat_reaches(admin, "ready", std::to_string(kJobs), "dlq"));
+    REQUIRE(stat_reaches(admin, "dead", std::to_string(kJobs), "p"));
+
+    CHECK(call(admin, "REDRIVE dlq") == "OK redriven " + std::to_string(kJobs));
+    CHECK(call(admin, "PURGE p DEAD") == "OK purged " + std::to_string(kJobs));
+    const std::string dir = tqd.dir();
+    const uint16_t port = tqd.port();
+    REQUIRE(tqd.stop(SIGKILL) == 128 + SIGKILL);
+
+    TqdOptions again = options;
+    again.dir = dir;
+    again.port = port;
+    TqdProcess restarted(again);
+    auto after = restarted.socket();
+    CHECK(stat_via(after, "ready", "q") == std::to_string(kJobs));
+    CHECK(stat_via(after, "ready", "dlq") == "0");
+    CHECK(stat_via(after, "dead", "p") == "0");
+    CHECK(stat_via(after, "ready", "p") == "0");
+  }
+}
+
+}  // namespace bulk_test
