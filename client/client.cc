@@ -231,7 +231,8 @@ Result<Reply> Client::request(std::string_view line, std::string_view body,
     }
     // A BACKUP answers when its copy is done, which takes as long as the
     // disk does; sent again after a lost connection, it would only find
-    // the first one still running.
+    // the first one still running. A KICK of ten million jobs takes seconds
+    // too (in steps, between other clients' requests).
     if (spec->has(protocol::kLong)) {
       timeout_ms = INT32_MAX;
       repeat = Repeat::kNever;

@@ -81,13 +81,13 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "priority, at=, expires=, key=, group=, reason=, then the payload); nothing\n"
      "changes. ERROR NOTFOUND when no job has that id: it never existed, or it\n"
      "finished (acked, deleted, expired, purged)."},
-    {Verb::kKick, "KICK", 1, 2, kWrites | kAdmin, -1, kLine, "KICK <queue> [n] | KICK <id>",
+    {Verb::kKick, "KICK", 1, 2, kWrites | kAdmin | kLong, -1, kLine, "KICK <queue> [n] | KICK <id>",
      "give dead jobs another chance (all, n, or one by id)",
      "Moves dead jobs back to ready, oldest first, with their attempts reset.\n"
      "KICK <id> moves that one dead job, or makes that one delayed job ready now\n"
      "(ERROR NOTFOUND if it is neither).\n"
      "Answers OK kicked <k>."},
-    {Verb::kRedrive, "REDRIVE", 1, 2, kWrites | kAdmin, -1, kLine, "REDRIVE <queue> [n]",
+    {Verb::kRedrive, "REDRIVE", 1, 2, kWrites | kAdmin | kLong, -1, kLine, "REDRIVE <queue> [n]",
      "move a dead-letter queue's jobs back to where they died",
      "Moves the jobs that came to the queue as a dead_letter_queue (all, or the\n"
      "n oldest; ready, delayed or dead, not leased) back to the queues they died\n"
@@ -104,7 +104,7 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "start again by themselves after d; RESUME ends the pause sooner."},
     {Verb::kResume, "RESUME", 1, 1, kWrites | kAdmin, -1, kLine, "RESUME <queue>",
      "deliver from a paused queue again", "Answers OK resumed <queue>."},
-    {Verb::kPurge, "PURGE", 1, 2, kWrites | kAdmin, -1, kLine, "PURGE <queue> [DEAD]",
+    {Verb::kPurge, "PURGE", 1, 2, kWrites | kAdmin | kLong, -1, kLine, "PURGE <queue> [DEAD]",
      "delete every ready, held and delayed job, or every dead one",
      "Answers OK purged <n>. Leased and dead jobs stay.\n"
      "PURGE <queue> DEAD deletes the dead letters instead (nothing else)."},

@@ -55,7 +55,8 @@ enum CommandFlag : uint32_t {
   kNoAuth = 1u << 2,      // allowed before the connection has authenticated
   kRestOfLine = 1u << 3,  // the last argument is the rest of the line, spaces kept
   kAdmin = 1u << 4,       // inspects or repairs; with auth.admin_password, admins only
-  kLong = 1u << 5,        // answers once work off the loop is done, however long (BACKUP)
+  kLong = 1u << 5,        // may answer only after a long while: BACKUP (work off the
+                          // loop), KICK, REDRIVE, PURGE (many jobs, in steps)
 };
 
 // How a successful reply is framed, so a client can read one without knowing
