@@ -365,9 +365,6 @@ void Server::want_turn(Connection& connection, bool cut_short) {
 
 void Server::on_before_poll(uv_prepare_t* handle) {
   auto* self = static_cast<Server*>(handle->data);
-  // A KICK or the like of many jobs moves on by a step or a few (first:
-  // the connection of one that finishes resumes below).
-  if (self->bulk_.busy()) self->run_bulk();
   // Connections whose turn ended last iteration take the next one, once: a
   // turn that ends again waits for the next iteration. Those the budget cut
   // short go first, so that where it runs out moves on each iteration (the
@@ -412,6 +409,12 @@ void Server::on_before_poll(uv_prepare_t* handle) {
     it->second->flush();
   }
   self->flushing_.clear();
+  // A KICK or the like of many jobs moves on by a few milliseconds of
+  // steps: after the replies above went out, so that they do not wait for
+  // them too (a PING waited about two iterations' worth of steps, 4-5 ms,
+  // when they came first). Their records go to the log in the next
+  // iteration, which comes at once: they are written.
+  if (self->bulk_.busy()) self->run_bulk();
   // A flush that drained a paused connection ran the requests it had
   // waiting: their replies, and the records they wrote, are for the next
   // iteration, which must not wait for an event. Nothing else may come: the

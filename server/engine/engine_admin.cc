@@ -216,8 +216,8 @@ Result<std::vector<uint64_t>> Engine::redrive_candidates(std::string_view queue_
   std::vector<uint64_t> ids;
   ids.reserve(queue->ready.size() + queue->delayed.size() + queue->dead.size());
   queue->ready.append_ids(&ids);
-  for (const Job* job : queue->delayed.items()) ids.push_back(job->id);
-  for (const Job* job : queue->dead.items()) ids.push_back(job->id);
+  append_job_ids(queue->delayed.items(), &ids);
+  append_job_ids(queue->dead.items(), &ids);
   // One lane of ready jobs, the usual dead-letter queue, is in order already.
   if (oldest_first && !std::is_sorted(ids.begin(), ids.end())) std::sort(ids.begin(), ids.end());
   return ids;

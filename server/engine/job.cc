@@ -8,6 +8,15 @@
 
 namespace tq::engine {
 
+void append_job_ids(const std::vector<Job*>& jobs, std::vector<uint64_t>* out) {
+  constexpr size_t kAhead = 16;
+  const size_t n = jobs.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) __builtin_prefetch(jobs[i + kAhead]);
+    out->push_back(jobs[i]->id);
+  }
+}
+
 const char* job_state_name(JobState state) {
   switch (state) {
     case JobState::kReady: return "ready";

@@ -78,6 +78,11 @@ struct IdOrder {
   bool operator()(const Job* a, const Job* b) const { return a->id < b->id; }
 };
 
+// Appends the id of each of `jobs` to `out`. Jobs lie all over their slabs,
+// so each read is a cache miss: the next few are fetched ahead, which makes
+// a million of them (REDRIVE's choice) several times quicker.
+void append_job_ids(const std::vector<Job*>& jobs, std::vector<uint64_t>* out);
+
 // Owns every live job, and its memory, and finds it by id in O(1): a
 // chained hash table whose chains run through the jobs themselves (8 bytes a
 // job, plus the buckets).

@@ -138,7 +138,7 @@ Job* ReadySet::at(size_t position) const {
 void ReadySet::append_ids(std::vector<uint64_t>* out) const {
   for (const auto& [priority, lane] : lanes_) {
     out->insert(out->end(), lane.fifo.begin(), lane.fifo.end());
-    for (const Job* job : lane.returns.items()) out->push_back(job->id);
+    append_job_ids(lane.returns.items(), out);
   }
 }
 
