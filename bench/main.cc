@@ -12,6 +12,7 @@
 #include "bench/options.h"
 #include "bench/replay.h"
 #include "bench/report.h"
+#include "bench/stall.h"
 #include "bench/workload.h"
 
 namespace {
@@ -32,6 +33,7 @@ std::optional<Phase> parse_phase(const std::string& s) {
   if (s == "consume") return Phase::kConsume;
   if (s == "mixed") return Phase::kMixed;
   if (s == "replay") return Phase::kReplay;
+  if (s == "stall") return Phase::kStall;
   return std::nullopt;
 }
 
@@ -52,6 +54,12 @@ std::string check(const Options& o) {
     if (producers < 1 || producers >= o.connections) {
       return "mixed needs at least one producer and one consumer connection (--connections >= 2, "
              "--producers from 1 to connections-1)";
+    }
+  }
+  if (o.phase == Phase::kStall) {
+    if (o.target != Target::kTq) return "the stall phase measures tqd only (--target tq)";
+    if (o.command.empty() || o.command.find_first_of("\r\n") != std::string::npos) {
+      return "stall needs --command, one line (such as 'KICK bench')";
     }
   }
   if (o.phase == Phase::kReplay) {
@@ -96,7 +104,8 @@ int main(int argc, char** argv) {
   app.add_option("--target", target, "tq, beanstalkd or redis")->capture_default_str();
   app.add_option("--host", o.host, "server address")->capture_default_str();
   app.add_option("--port", o.port, "server port (default: 8080, 11300 or 6379 by target)");
-  app.add_option("--phase", phase, "produce, consume, mixed or replay")->capture_default_str();
+  app.add_option("--phase", phase, "produce, consume, mixed, replay or stall")
+      ->capture_default_str();
   app.add_option("-c,--connections", o.connections, "connections")->capture_default_str();
   app.add_option("-p,--pipeline", o.pipeline, "requests in flight per connection")
       ->capture_default_str();
@@ -116,6 +125,9 @@ int main(int argc, char** argv) {
   app.add_option("--server-pid", server_pid,
                  "read the server's CPU time and memory from /proc/PID");
   app.add_flag("--json", o.json, "print one JSON object instead of text");
+  app.add_option("--command", o.command,
+                 "stall: the request to send (one line, such as 'KICK bench'); PINGs on another "
+                 "connection measure how long other clients wait meanwhile");
   app.add_option("--tqd", o.tqd_path, "replay: the tqd binary to start");
   app.add_option("--data-dir", o.data_dir, "replay: a fresh data directory for tqd");
   app.add_option("--tqd-config", o.tqd_config,
@@ -144,7 +156,7 @@ int main(int argc, char** argv) {
   }
   if (!parsed_phase) {
     std::fprintf(stderr,
-                 "tq-bench: --phase: expected produce, consume, mixed or replay, got '%s'\n",
+                 "tq-bench: --phase: expected produce, consume, mixed, replay or stall, got '%s'\n",
                  phase.c_str());
     return 2;
   }
@@ -168,6 +180,17 @@ int main(int argc, char** argv) {
                              : tq::bench::replay_text(o, *result);
     std::fputs(out.c_str(), stdout);
     return result->produce.failure ? 1 : 0;
+  }
+  if (o.phase == Phase::kStall) {
+    auto result = tq::bench::run_stall(o);
+    if (!result) {
+      std::fprintf(stderr, "tq-bench: stall: %s\n", result.error().message.c_str());
+      return 1;
+    }
+    std::string out =
+        o.json ? tq::bench::stall_json(o, *result).str() + "\n" : tq::bench::stall_text(o, *result);
+    std::fputs(out.c_str(), stdout);
+    return 0;
   }
   auto result = tq::bench::run_workload(o);
   if (!result) {

@@ -25,6 +25,8 @@ const char* phase_name(Phase phase) {
       return "mixed";
     case Phase::kReplay:
       return "replay";
+    case Phase::kStall:
+      return "stall";
   }
   return "?";
 }

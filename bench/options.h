@@ -13,7 +13,7 @@ namespace tq::bench {
 // The server spoken to. Only the protocol adapter depends on it.
 enum class Target { kTq, kBeanstalkd, kRedis };
 
-enum class Phase { kProduce, kConsume, kMixed, kReplay };
+enum class Phase { kProduce, kConsume, kMixed, kReplay, kStall };
 
 const char* target_name(Target target);
 const char* phase_name(Phase phase);
@@ -36,6 +36,9 @@ struct Options {
   std::optional<pid_t> server_pid;     // read the server's CPU and memory from /proc
   bool json = false;
   std::string tls_ca;  // tq only: speak TLS, trusting the CAs in this PEM file (empty: plaintext)
+
+  // stall only: the command whose effect on other clients is measured
+  std::string command;
 
   // replay only
   std::string tqd_path;

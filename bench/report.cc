@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "bench/replay.h"
+#include "bench/stall.h"
 
 namespace tq::bench {
 namespace {
@@ -249,6 +250,35 @@ JsonObject replay_json(const Options& o, const ReplayResult& r) {
   } else {
     j.add_null("error");
   }
+  return j;
+}
+
+std::string stall_text(const Options& o, const StallResult& r) {
+  std::string out = printf_string("tq-bench stall: %s\n", o.command.c_str());
+  out += printf_string("  reply     %s after %.3f s\n", r.reply.c_str(), r.seconds);
+  out +=
+      printf_string("  others    %llu PINGs meanwhile: p50 %s  p99 %s  max %s (the longest wait)\n",
+                    static_cast<unsigned long long>(r.pings.count()),
+                    duration_text(static_cast<double>(r.pings.percentile(50))).c_str(),
+                    duration_text(static_cast<double>(r.pings.percentile(99))).c_str(),
+                    duration_text(static_cast<double>(r.pings.max())).c_str());
+  out += printf_string("  tqd       loop_max_busy_us %llu (since it started)\n",
+                       static_cast<unsigned long long>(r.loop_max_busy_us));
+  return out;
+}
+
+JsonObject stall_json(const Options& o, const StallResult& r) {
+  JsonObject j;
+  j.add("target", "tq")
+      .add("phase", "stall")
+      .add("command", o.command)
+      .add("reply", r.reply)
+      .add("seconds", r.seconds)
+      .add("pings", r.pings.count())
+      .add("ping_p50_us", static_cast<double>(r.pings.percentile(50)) / 1e3)
+      .add("ping_p99_us", static_cast<double>(r.pings.percentile(99)) / 1e3)
+      .add("ping_max_us", static_cast<double>(r.pings.max()) / 1e3)
+      .add("loop_max_busy_us", r.loop_max_busy_us);
   return j;
 }
 

@@ -12,11 +12,15 @@
 namespace tq::bench {
 
 struct ReplayResult;
+struct StallResult;
 
 std::string workload_text(const Options& options, const WorkloadResult& result);
 JsonObject workload_json(const Options& options, const WorkloadResult& result);
 
 std::string replay_text(const Options& options, const ReplayResult& result);
 JsonObject replay_json(const Options& options, const ReplayResult& result);
+
+std::string stall_text(const Options& options, const StallResult& result);
+JsonObject stall_json(const Options& options, const StallResult& result);
 
 }  // namespace tq::bench

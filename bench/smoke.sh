@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/smoke (CTest): tq-bench against a real tqd, tiny. Starts tqd on a free
-# port with a temporary data dir, runs the produce, consume, mixed and replay
-# phases with a few thousand jobs, and checks each exit status and that the
+# port with a temporary data dir, runs the produce, consume, mixed, stall and
+# replay phases with a few thousand jobs, and checks each exit status and that the
 # JSON each prints parses and holds sane numbers. When the openssl command
 # is there, the same tqd also has a TLS port, and produce, consume and replay
 # run over TLS with 200 jobs (without it they are skipped, and say so). Then
@@ -98,6 +98,14 @@ check_json "$dir/mixed.json" \
 "$bench" "${common[@]}" --phase produce --jobs 500 > "$dir/produce.txt" || fail "text produce exited $?"
 grep -q 'produced  500 jobs' "$dir/produce.txt" || fail "text report: $(cat "$dir/produce.txt")"
 
+# The stall phase: one command (here PURGE of the 500 jobs just put),
+# PINGs on another connection meanwhile.
+"$bench" --port "$port" --phase stall --command "PURGE smoke" --json > "$dir/stall.json" \
+  || fail "stall exited $?"
+check_json "$dir/stall.json" \
+  'r["reply"] == "OK purged 500" and r["seconds"] > 0 and r["ping_max_us"] >= r["ping_p50_us"] >= 0' \
+  '.reply == "OK purged 500" and .seconds > 0'
+
 # The replay phase starts and stops tqd itself, twice.
 "$bench" --phase replay --tqd "$tqd" --data-dir "$dir/replay" --jobs 2000 --connections 4 \
   --pipeline 8 --json > "$dir/replay.json" || fail "replay exited $?"
@@ -153,5 +161,5 @@ check_json "$dir/ceiling-consume.json" 'r["error"] is None and r["consume"]["job
 logged=$(grep -a -c '^ENQUEUE ' "$dir/requests.log" || true)
 [ "$logged" = 2000 ] || fail "tq-ceiling logged $logged ENQUEUE lines, expected 2000"
 
-echo "bench/smoke: produce, consume, mixed and replay passed${tls:+ (and over TLS)};" \
+echo "bench/smoke: produce, consume, mixed, stall and replay passed${tls:+ (and over TLS)};" \
   "tq-ceiling answers and logs"

@@ -37,6 +37,7 @@ std::vector<ConnectionPlan> plan_connections(const Options& o) {
       producers = o.connections;
       break;
     case Phase::kConsume:
+    case Phase::kStall:  // not a workload: bench/stall.h
       producers = 0;
       break;
     case Phase::kMixed:
