@@ -10,18 +10,22 @@
 # Dead jobs are made with a queue ttl of 1 s and ttl_dead_letter, so the
 # sweeper's work comes before each measurement, not in it.
 #
-# usage: bench/stall.sh [--build DIR] [--jobs N]   (default N: 1000000)
+# usage: bench/stall.sh [--build DIR] [--tqd PATH] [--jobs N]   (default N: 1000000)
+#   --tqd: another tqd to measure (an older build, say) with this build's
+#   tq and tq-bench
 set -euo pipefail
 # shellcheck source=bench/listen_port.sh
 source "$(dirname "$0")/listen_port.sh"
 
 build=build
+tqd=""
 jobs=1000000
 while [ $# -gt 0 ]; do
   case $1 in
     --build) build=$2; shift 2 ;;
+    --tqd) tqd=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
-    *) echo "usage: $0 [--build DIR] [--jobs N]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--build DIR] [--tqd PATH] [--jobs N]" >&2; exit 2 ;;
   esac
 done
 
@@ -34,7 +38,7 @@ cleanup() {
 trap cleanup EXIT
 
 printf 'wal:\n  fsync: never\n' > "$work/config.yaml"
-"$build/tqd" --config "$work/config.yaml" --port 0 --data-dir "$work/data" 2> "$work/log" &
+"${tqd:-$build/tqd}" --config "$work/config.yaml" --port 0 --data-dir "$work/data" 2> "$work/log" &
 tqd_pid=$!
 port=$(listen_port "$work/log" "$tqd_pid") || { cat "$work/log" >&2; exit 1; }
 
@@ -61,7 +65,7 @@ dead_jobs() {  # <queue> [settings]: N jobs dead there (or moved, with a dead_le
   tq CONFIG "$1" ttl=0ms > /dev/null
 }
 
-echo "tq-bench stall: $jobs jobs each, fsync: never, tqd at $(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "tq-bench stall: $jobs jobs each, fsync: never, tqd: ${tqd:-$build/tqd} ($("${tqd:-$build/tqd}" --version 2>&1 | head -n 1))"
 tq CREATE bench > /dev/null
 tq CREATE dlq > /dev/null
 tq CREATE idle > /dev/null

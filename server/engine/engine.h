@@ -145,8 +145,8 @@ class Engine {
   Status set_paused(std::string_view queue, bool paused, int64_t resume_at_ms = 0);
   // Removes the ready and delayed jobs; returns how many.
   Result<size_t> purge(std::string_view queue);
-  // Removes up to `max` dead jobs (the dead letters), the longest dead
-  // first; returns how many.
+  // Removes up to `max` dead jobs (the dead letters), in no useful order;
+  // returns how many.
   Result<size_t> purge_dead(std::string_view queue, size_t max = SIZE_MAX);
   // Removes the queue and every job in it.
   Status drop(std::string_view queue);

@@ -63,11 +63,11 @@ Result<size_t> Engine::purge_dead(std::string_view queue_name, size_t max) {
   Queue* queue = found.value();
   // One REMOVE record each, as DELETE writes, not a PURGE record: a tqd
   // from before this would replay that as a purge of the ready jobs.
+  // From the back of the heap's array: a leaf, so no other job moves (from
+  // the top, each took a sift through a million-job heap: 55% of the time).
   size_t removed = 0;
-  while (removed < max) {
-    Job* job = queue->dead.top();
-    if (job == nullptr) break;
-    destroy(job);
+  while (removed < max && !queue->dead.empty()) {
+    destroy(queue->dead.items().back());
     ++removed;
   }
   queue->counters.deleted += removed;
