@@ -55,9 +55,16 @@ Server::Server(uv_loop_t* loop, const Config& config, engine::Engine& engine, Se
                          task.steps, static_cast<double>(elapsed_ns) / 1e9);
               }
               auto it = connections_.find(id);
-              if (it != connections_.end()) {
-                it->second->finish_deferred(bulk_reply(task), task.done > 0);
+              if (it == connections_.end()) return;
+              if (task.done > 0 && log_ != nullptr && !log_->healthy()) {
+                // Its records may not be written: ERROR IO now, as for the
+                // replies held when the log failed (the failure is reported
+                // once; a reply held after it would wait for the disk).
+                ++stats_.errors_total;
+                it->second->finish_deferred(io_error_reply(*log_));
+                return;
               }
+              it->second->finish_deferred(bulk_reply(task), task.done > 0);
             }),
       read_buffer_(64 << 10) {
   take_request_limits();

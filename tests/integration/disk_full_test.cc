@@ -145,6 +145,35 @@ TEST_SUITE("disk_full") {
     }
     fs.set_fail_syncs(false);
   }
+
+  TEST_CASE("a KICK in steps that the log fails part way is answered ERROR IO and not held") {
+    server::set_log_level(server::LogLevel::kError);
+    wal::MemoryFileSystem fs;
+    InProcessTqd tqd(fs, small_config());
+    auto admin = tqd.socket();
+    constexpr int kJobs = 100'000;  // hundreds of steps: the failure is heard part way
+    REQUIRE(call(admin, "CREATE q") == "OK created q");
+    tq::testing::config_via(admin, "CONFIG q ttl=1ms ttl_dead_letter=true");
+    std::string batch;
+    for (int i = 0; i < kJobs; ++i) batch += "ENQUEUE q job\n";
+    REQUIRE(admin.send(batch).ok());
+    for (int i = 0; i < kJobs; ++i) REQUIRE(admin.read_line()->rfind("OK ", 0) == 0);
+    tq::testing::config_via(admin, "CONFIG q ttl=0ms");
+    REQUIRE(tq::testing::stat_reaches(admin, "dead", std::to_string(kJobs), "q"));
+    struct Heal {  // whatever the test does, tqd can stop
+      wal::MemoryFileSystem& fs;
+      ~Heal() { fs.set_fail_syncs(false); }
+    } heal{fs};
+    fs.set_fail_syncs(true);
+    // Its records cannot be synced: the reply says so (within the socket's
+    // 5 s), rather than waiting for the disk to come back.
+    REQUIRE(admin.send("KICK q\nPING\n").ok());
+    auto reply = admin.read_line();
+    REQUIRE(reply.ok());
+    CHECK(reply->rfind("ERROR IO the log cannot be written", 0) == 0);
+    CHECK(*admin.read_line() == "OK PONG");
+    fs.set_fail_syncs(false);
+  }
 }
 
 }  // namespace disk_full_test
