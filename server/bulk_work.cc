@@ -6,12 +6,21 @@
 namespace tq::server {
 
 engine::Status run_bulk_step(engine::Engine& engine, BulkTask& task, size_t max_jobs) {
-  if (task.steps++ == 0 && task.kind != BulkTask::Kind::kRedrive) {
-    // The dead jobs there are now, at most: jobs that die meanwhile (a
-    // worker failing every job at once) would keep KICK going for ever.
-    if (const engine::Queue* queue = engine.find_queue(task.queue)) {
-      task.left = std::min(task.left, queue->dead.size());
+  const engine::Queue* queue = engine.find_queue(task.queue);
+  if (task.steps++ == 0) {
+    if (queue != nullptr) {
+      task.queue_number = queue->number;
+      // The dead jobs there are now, at most: jobs that die meanwhile (a
+      // worker failing every job at once) would keep KICK going for ever.
+      if (task.kind != BulkTask::Kind::kRedrive) {
+        task.left = std::min(task.left, queue->dead.size());
+      }
     }
+  } else if (queue == nullptr || queue->number != task.queue_number) {
+    // Dropped since, and perhaps created again (DROP and CREATE in one
+    // read): a queue of that name now is another, whose jobs it never took.
+    task.finished = true;
+    return engine::make_error(engine::Errc::kNoQueue, "queue " + task.queue + " was dropped");
   }
   const size_t n = std::min(task.left, max_jobs);
   engine::Result<size_t> did = size_t{0};

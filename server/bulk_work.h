@@ -40,6 +40,7 @@ struct BulkTask {
   enum class Kind { kKick, kRedrive, kPurgeDead };
   Kind kind = Kind::kKick;
   std::string queue;
+  uint32_t queue_number = 0;  // Queue::number of the queue its first step found
   size_t left = SIZE_MAX;  // jobs it may still move or remove (KICK's and REDRIVE's n)
   size_t done = 0;         // jobs moved or removed so far
   // REDRIVE: the ids its first step took from the queue

@@ -140,6 +140,24 @@ TEST_SUITE("bulk work") {
     CHECK(task.finished);
     CHECK(bulk_reply(task) == "OK kicked 256\n");
 
+    // Dropped and created again between two steps (DROP and CREATE in one
+    // read): the queue of that name is another, and its dead jobs are not
+    // the task's.
+    for (BulkTask::Kind kind : {BulkTask::Kind::kKick, BulkTask::Kind::kPurgeDead}) {
+      REQUIRE(f.engine.create_queue("q").ok());
+      f.kill(300);
+      BulkTask again{.kind = kind, .queue = "q"};
+      REQUIRE(run_bulk_step(f.engine, again, kBulkStepJobs).ok());
+      REQUIRE(f.engine.drop("q").ok());
+      REQUIRE(f.engine.create_queue("q").ok());
+      const uint64_t newcomer = f.kill(1)[0];
+      CHECK_FALSE(run_bulk_step(f.engine, again, kBulkStepJobs).ok());
+      CHECK(again.finished);
+      CHECK(again.done == 256);
+      CHECK(f.engine.find_job(newcomer)->state == JobState::kDead);
+      REQUIRE(f.engine.drop("q").ok());
+    }
+
     for (BulkTask::Kind kind :
          {BulkTask::Kind::kKick, BulkTask::Kind::kRedrive, BulkTask::Kind::kPurgeDead}) {
       BulkTask missing{.kind = kind, .queue = "nope"};
