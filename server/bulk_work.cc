@@ -40,12 +40,17 @@ engine::Status run_bulk_step(engine::Engine& engine, BulkTask& task, size_t max_
           task.finished = true;
           return chosen.error();
         }
-        task.ids = std::move(chosen.value());
+        task.chosen_ids = std::move(chosen.value());
         task.chosen = true;
       }
-      // No more ids than moves left: none beyond REDRIVE's n.
-      const size_t count = std::min(n, task.ids.size() - task.next);
-      did = engine.redrive_jobs(task.queue, std::span(task.ids).subspan(task.next, count));
+      // No more ids than moves left (none beyond REDRIVE's n), and all
+      // from the heaps or all from the FIFOs.
+      const std::vector<uint64_t>& ids = task.chosen_ids.ids;
+      const size_t fifo_from = task.chosen_ids.fifo_from;
+      const size_t end = task.next < fifo_from ? fifo_from : ids.size();
+      const size_t count = std::min(n, end - task.next);
+      did = engine.redrive_jobs(task.queue, std::span(ids).subspan(task.next, count),
+                                task.next >= fifo_from);
       task.next += count;
       break;
     }
@@ -57,7 +62,7 @@ engine::Status run_bulk_step(engine::Engine& engine, BulkTask& task, size_t max_
   task.done += did.value();
   task.left -= did.value();
   if (task.kind == BulkTask::Kind::kRedrive) {
-    if (task.next == task.ids.size()) task.left = 0;  // every id tried
+    if (task.next == task.chosen_ids.ids.size()) task.left = 0;  // every id tried
   } else if (did.value() < n) {
     task.left = 0;  // fewer than asked for: none are left
   }

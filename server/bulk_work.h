@@ -45,7 +45,7 @@ struct BulkTask {
   size_t done = 0;         // jobs moved or removed so far
   // REDRIVE: the ids its first step took from the queue
   // (Engine::redrive_candidates); `next`: the first of them not yet tried.
-  std::vector<uint64_t> ids = {};
+  engine::Engine::RedriveChoice chosen_ids = {};
   size_t next = 0;
   bool chosen = false;    // REDRIVE: ids has been filled
   bool finished = false;  // nothing is left to do

@@ -204,12 +204,24 @@ class Engine {
   // REDRIVE in two parts, so that many jobs can move a few at a time
   // (server/bulk_work.h). First the ids of every job it might move: the
   // queue's ready, delayed and dead jobs, not yet checked (a scan of a
-  // million that looked at each job took 120 ms), in id order when
-  // `oldest_first`. Then the move of those of `ids` that qualify: in the
-  // queue, ready, delayed or dead, come from a queue that still exists.
-  // Returns how many moved.
-  Result<std::vector<uint64_t>> redrive_candidates(std::string_view queue, bool oldest_first) const;
-  Result<size_t> redrive_jobs(std::string_view queue, std::span<const uint64_t> ids);
+  // million that looked at each job took 120 ms). Then the move of those of
+  // `ids` that qualify: in the queue, ready, delayed or dead, come from a
+  // queue that still exists. Returns how many moved.
+  struct RedriveChoice {
+    // With `oldest_first`, every id once, in id order. Otherwise the ids of
+    // the jobs in the queue's heaps (returned to ready, delayed, dead),
+    // then from `fifo_from` on those in its ready FIFOs, stale ones among
+    // them: a job that left its FIFO (for the dead jobs, say) leaves its id
+    // behind, so an id may be there twice.
+    std::vector<uint64_t> ids;
+    size_t fifo_from = 0;
+  };
+  Result<RedriveChoice> redrive_candidates(std::string_view queue, bool oldest_first) const;
+  // `from_fifo`: the ids came from the ready FIFOs, and a job is taken only
+  // while it is in one: not again once it was taken by its other id (sent
+  // back, it may have died and come back since).
+  Result<size_t> redrive_jobs(std::string_view queue, std::span<const uint64_t> ids,
+                              bool from_fifo = false);
   // Calls f for the first n jobs in `state`, in the order they would leave it.
   Status peek(std::string_view queue, PeekState state, size_t n,
               const std::function<void(const Job&)>& f) const;

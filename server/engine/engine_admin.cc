@@ -195,35 +195,45 @@ Result<size_t> Engine::kick(std::string_view queue_name, size_t max) {
 }
 
 Result<size_t> Engine::redrive(std::string_view queue_name, size_t max) {
-  Result<std::vector<uint64_t>> ids = redrive_candidates(queue_name, max != SIZE_MAX);
-  if (!ids.ok()) return ids.error();
+  Result<RedriveChoice> chosen = redrive_candidates(queue_name, max != SIZE_MAX);
+  if (!chosen.ok()) return chosen.error();
+  const std::span<const uint64_t> ids(chosen.value().ids);
+  const size_t fifo_from = chosen.value().fifo_from;
   // In slices no longer than the moves left, so that no more than `max` move.
-  std::span<const uint64_t> todo(ids.value());
   size_t moved = 0;
-  while (moved < max && !todo.empty()) {
-    const size_t slice = std::min(max - moved, todo.size());
-    moved += redrive_jobs(queue_name, todo.first(slice)).value();
-    todo = todo.subspan(slice);
+  for (size_t next = 0; moved < max && next < ids.size();) {
+    const size_t end = next < fifo_from ? fifo_from : ids.size();
+    const size_t slice = std::min(max - moved, end - next);
+    moved += redrive_jobs(queue_name, ids.subspan(next, slice), next >= fifo_from).value();
+    next += slice;
   }
   return moved;
 }
 
-Result<std::vector<uint64_t>> Engine::redrive_candidates(std::string_view queue_name,
+Result<Engine::RedriveChoice> Engine::redrive_candidates(std::string_view queue_name,
                                                          bool oldest_first) const {
   Result<Queue*> found = queue_or_error(queue_name);
   if (!found.ok()) return found.error();
   const Queue* queue = found.value();
-  std::vector<uint64_t> ids;
+  RedriveChoice choice;
+  std::vector<uint64_t>& ids = choice.ids;
   ids.reserve(queue->ready.size() + queue->delayed.size() + queue->dead.size());
-  queue->ready.append_ids(&ids);
+  queue->ready.append_returned_ids(&ids);
   append_job_ids(queue->delayed.items(), &ids);
   append_job_ids(queue->dead.items(), &ids);
-  // One lane of ready jobs, the usual dead-letter queue, is in order already.
-  if (oldest_first && !std::is_sorted(ids.begin(), ids.end())) std::sort(ids.begin(), ids.end());
-  return ids;
+  choice.fifo_from = ids.size();
+  queue->ready.append_fifo_ids(&ids);
+  if (oldest_first) {
+    // Sorted anyway: a repeated id is dropped here instead.
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    choice.fifo_from = ids.size();
+  }
+  return choice;
 }
 
-Result<size_t> Engine::redrive_jobs(std::string_view queue_name, std::span<const uint64_t> ids) {
+Result<size_t> Engine::redrive_jobs(std::string_view queue_name, std::span<const uint64_t> ids,
+                                    bool from_fifo) {
   Result<Queue*> found = queue_or_error(queue_name);
   if (!found.ok()) return found.error();
   Queue* queue = found.value();
@@ -235,6 +245,7 @@ Result<size_t> Engine::redrive_jobs(std::string_view queue_name, std::span<const
     // moved since, or been a job that was put in this queue.
     Job* job = jobs_.find(id);
     if (job == nullptr || job->queue != queue) continue;
+    if (from_fifo && (job->state != JobState::kReady || !ReadySet::in_fifo(*job))) continue;
     Queue* origin = redrive_target(*job, queue, origins);
     if (origin == nullptr) continue;
     send_back(job, origin);

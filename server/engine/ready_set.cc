@@ -135,11 +135,14 @@ Job* ReadySet::at(size_t position) const {
   return nullptr;
 }
 
-void ReadySet::append_ids(std::vector<uint64_t>* out) const {
+void ReadySet::append_fifo_ids(std::vector<uint64_t>* out) const {
   for (const auto& [priority, lane] : lanes_) {
     out->insert(out->end(), lane.fifo.begin(), lane.fifo.end());
-    append_job_ids(lane.returns.items(), out);
   }
+}
+
+void ReadySet::append_returned_ids(std::vector<uint64_t>* out) const {
+  for (const auto& [priority, lane] : lanes_) append_job_ids(lane.returns.items(), out);
 }
 
 std::vector<Job*> ReadySet::jobs() const {

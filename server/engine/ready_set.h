@@ -62,10 +62,13 @@ class ReadySet {
   void for_each(const std::function<void(Job*)>& f) const;
   // Every job, in no particular order (a copy: for tests and bulk removal).
   std::vector<Job*> jobs() const;
-  // Appends the id of every job, and stale ids too (those who use them
-  // look each up), in no particular order: a copy of the lanes' FIFOs, with
-  // no job touched (REDRIVE's choice of a million jobs).
-  void append_ids(std::vector<uint64_t>* out) const;
+  // Appends the ids in the lanes' FIFOs, stale ones too (those who use them
+  // look each up), with no job touched: REDRIVE's choice of a million jobs.
+  void append_fifo_ids(std::vector<uint64_t>* out) const;
+  // Appends the ids of the jobs in the lanes' heaps of returns.
+  void append_returned_ids(std::vector<uint64_t>* out) const;
+  // Whether `job`, one of this set's, sits in its lane's FIFO.
+  static bool in_fifo(const Job& job) { return job.slot == kInFifo; }
   // Positions 0 .. positions()-1 cover every job once (and stale ids, for
   // which at() gives nullptr), so a sweep can walk the set a piece at a time.
   // Positions shift as jobs come and go: a walk may miss or repeat one.

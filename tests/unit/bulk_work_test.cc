@@ -95,7 +95,7 @@ TEST_SUITE("bulk work") {
     BulkTask task{.kind = BulkTask::Kind::kRedrive, .queue = "dlq"};
     REQUIRE(run_bulk_step(f.engine, task, kBulkStepJobs).ok());
     CHECK(task.done == 256);
-    CHECK(task.ids.size() == 600);
+    CHECK(task.chosen_ids.ids.size() == 600);
     // Oldest first: the first 256 ids are back.
     CHECK(f.engine.find_job(moved[255])->queue->name == "q");
     CHECK(f.engine.find_job(moved[256])->queue->name == "dlq");
@@ -114,6 +114,44 @@ TEST_SUITE("bulk work") {
     CHECK(f.engine.find_job(newcomer)->queue->name == "dlq");
     CHECK(f.queue("dlq").ready.size() == 1);
     CHECK(f.queue().ready.size() == 589);  // less the one that died again, and kill()'s new one
+  }
+
+  TEST_CASE("REDRIVE in steps tries a job once though its id is in the queue twice") {
+    Fixture f;
+    REQUIRE(f.engine.create_queue("dlq").ok());
+    f.configure([](QueueSettings& s) { s.dead_letter_queue = "dlq"; });
+    f.kill(100);
+    // Two jobs arrive in dlq with its TTL, which sends them to its dead
+    // letters there: each leaves its id behind in dlq's ready FIFO, stale,
+    // and is in dlq's dead jobs too.
+    f.configure(
+        [](QueueSettings& s) {
+          s.ttl_ms = 50;
+          s.ttl_dead_letter = true;
+        },
+        "dlq");
+    const std::vector<uint64_t> twice = f.kill(2);
+    f.configure([](QueueSettings& s) { s.ttl_ms = 0; }, "dlq");
+    f.kill(500);
+    f.advance(100);
+    for (uint64_t id : twice) REQUIRE(f.engine.find_job(id)->state == JobState::kDead);
+    REQUIRE(f.queue("dlq").ready.size() == 600);
+    REQUIRE(f.queue("dlq").dead.size() == 2);
+
+    BulkTask task{.kind = BulkTask::Kind::kRedrive, .queue = "dlq"};
+    REQUIRE(run_bulk_step(f.engine, task, kBulkStepJobs).ok());
+    for (uint64_t id : twice) REQUIRE(f.engine.find_job(id)->queue->name == "q");
+    // Sent back, they die again at once and are in dlq once more: tried
+    // already, they stay there this time.
+    const std::vector<uint64_t> again = f.take_many(1000);
+    for (uint64_t id : again) {
+      if (id == twice[0] || id == twice[1]) REQUIRE(f.engine.fail(id, "broken").ok());
+    }
+    for (uint64_t id : twice) REQUIRE(f.engine.find_job(id)->queue->name == "dlq");
+    while (!task.finished) REQUIRE(run_bulk_step(f.engine, task, kBulkStepJobs).ok());
+    CHECK(task.done == 602);  // every job once
+    CHECK(bulk_reply(task) == "OK redriven 602\n");
+    for (uint64_t id : twice) CHECK(f.engine.find_job(id)->queue->name == "dlq");
   }
 
   TEST_CASE("REDRIVE n chooses the n oldest jobs, however many steps it takes") {
