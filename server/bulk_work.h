@@ -11,11 +11,12 @@
 // log holds the last of their records.
 //
 // What a task works through is fixed by its first step: a KICK or PURGE
-// ... DEAD takes at most as many jobs as were dead then, the longest dead
-// first (a job that dies meanwhile, say a kicked one that a broken worker
-// fails again at once, would otherwise keep it going for ever); a REDRIVE
-// takes the jobs in the queue then, less those acked, leased or deleted
-// since. A queue dropped part way ends the task with the jobs done by then.
+// ... DEAD takes at most as many jobs as were dead then (KICK the longest
+// dead first), since a job that dies meanwhile, say a kicked one that a
+// broken worker fails again at once, would otherwise keep it going for
+// ever; a REDRIVE takes the jobs in the queue then, less those acked,
+// leased or deleted since. A queue dropped part way (even if created again
+// at once) ends the task with the jobs done by then.
 // A client that disconnects does not stop its task (the request was
 // received: it is carried out, as a quick one would have been); a shutdown
 // ends every task after its current step, and their replies count what was
