@@ -1,13 +1,13 @@
 #include "server/bulk_work.h"
 
 #include <algorithm>
-#include <span>
 
 namespace tq::server {
 
 engine::Status run_bulk_step(engine::Engine& engine, BulkTask& task, size_t max_jobs) {
   const engine::Queue* queue = engine.find_queue(task.queue);
-  if (task.steps++ == 0) {
+  const bool first = task.steps++ == 0;
+  if (first) {
     if (queue != nullptr) {
       task.queue_number = queue->number;
       // The dead jobs there are now, at most: jobs that die meanwhile (a
@@ -31,8 +31,8 @@ engine::Status run_bulk_step(engine::Engine& engine, BulkTask& task, size_t max_
     case BulkTask::Kind::kPurgeDead:
       did = engine.purge_dead(task.queue, n);
       break;
-    case BulkTask::Kind::kRedrive: {
-      if (!task.chosen) {
+    case BulkTask::Kind::kRedrive:
+      if (first) {
         // Every id it may move, unchecked (a copy of the queue's lists),
         // oldest first when it moves only some: each step checks its share.
         auto chosen = engine.redrive_candidates(task.queue, task.left != SIZE_MAX);
@@ -41,19 +41,10 @@ engine::Status run_bulk_step(engine::Engine& engine, BulkTask& task, size_t max_
           return chosen.error();
         }
         task.chosen_ids = std::move(chosen.value());
-        task.chosen = true;
       }
-      // No more ids than moves left (none beyond REDRIVE's n), and all
-      // from the heaps or all from the FIFOs.
-      const std::vector<uint64_t>& ids = task.chosen_ids.ids;
-      const size_t fifo_from = task.chosen_ids.fifo_from;
-      const size_t end = task.next < fifo_from ? fifo_from : ids.size();
-      const size_t count = std::min(n, end - task.next);
-      did = engine.redrive_jobs(task.queue, std::span(ids).subspan(task.next, count),
-                                task.next >= fifo_from);
-      task.next += count;
+      // No more ids than moves left: none beyond REDRIVE's n.
+      did = engine.redrive_next(task.queue, task.chosen_ids, n);
       break;
-    }
   }
   if (!did.ok()) {
     task.finished = true;
@@ -62,7 +53,7 @@ engine::Status run_bulk_step(engine::Engine& engine, BulkTask& task, size_t max_
   task.done += did.value();
   task.left -= did.value();
   if (task.kind == BulkTask::Kind::kRedrive) {
-    if (task.next == task.chosen_ids.ids.size()) task.left = 0;  // every id tried
+    if (task.chosen_ids.done()) task.left = 0;  // every id tried
   } else if (did.value() < n) {
     task.left = 0;  // fewer than asked for: none are left
   }

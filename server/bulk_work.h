@@ -45,10 +45,8 @@ struct BulkTask {
   size_t left = SIZE_MAX;  // jobs it may still move or remove (KICK's and REDRIVE's n)
   size_t done = 0;         // jobs moved or removed so far
   // REDRIVE: the ids its first step took from the queue
-  // (Engine::redrive_candidates); `next`: the first of them not yet tried.
+  // (Engine::redrive_candidates), and how far it got in them.
   engine::Engine::RedriveChoice chosen_ids = {};
-  size_t next = 0;
-  bool chosen = false;    // REDRIVE: ids has been filled
   bool finished = false;  // nothing is left to do
   int steps = 0;          // steps run, for the log
 };

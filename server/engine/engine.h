@@ -204,9 +204,9 @@ class Engine {
   // REDRIVE in two parts, so that many jobs can move a few at a time
   // (server/bulk_work.h). First the ids of every job it might move: the
   // queue's ready, delayed and dead jobs, not yet checked (a scan of a
-  // million that looked at each job took 120 ms). Then the move of those of
-  // `ids` that qualify: in the queue, ready, delayed or dead, come from a
-  // queue that still exists. Returns how many moved.
+  // million that looked at each job took 120 ms). Then, call by call, the
+  // move of those that qualify: in the queue, ready, delayed or dead, come
+  // from a queue that still exists.
   struct RedriveChoice {
     // With `oldest_first`, every id once, in id order. Otherwise the ids of
     // the jobs in the queue's heaps (returned to ready, delayed, dead),
@@ -215,13 +215,16 @@ class Engine {
     // behind, so an id may be there twice.
     std::vector<uint64_t> ids;
     size_t fifo_from = 0;
+    size_t next = 0;  // the first id not yet tried
+    bool done() const { return next == ids.size(); }
   };
   Result<RedriveChoice> redrive_candidates(std::string_view queue, bool oldest_first) const;
-  // `from_fifo`: the ids came from the ready FIFOs, and a job is taken only
-  // while it is in one: not again once it was taken by its other id (sent
-  // back, it may have died and come back since).
-  Result<size_t> redrive_jobs(std::string_view queue, std::span<const uint64_t> ids,
-                              bool from_fifo = false);
+  // Tries the next ids of `choice`, at most `max` (so at most `max` move),
+  // all from the heaps or all from the FIFOs, and moves those that
+  // qualify; how many moved. A FIFO id takes its job only while the job is
+  // in a FIFO: not again once it was taken by its other id (sent back, it
+  // may have died and come back since).
+  Result<size_t> redrive_next(std::string_view queue, RedriveChoice& choice, size_t max);
   // Calls f for the first n jobs in `state`, in the order they would leave it.
   Status peek(std::string_view queue, PeekState state, size_t n,
               const std::function<void(const Job&)>& f) const;

@@ -197,15 +197,9 @@ Result<size_t> Engine::kick(std::string_view queue_name, size_t max) {
 Result<size_t> Engine::redrive(std::string_view queue_name, size_t max) {
   Result<RedriveChoice> chosen = redrive_candidates(queue_name, max != SIZE_MAX);
   if (!chosen.ok()) return chosen.error();
-  const std::span<const uint64_t> ids(chosen.value().ids);
-  const size_t fifo_from = chosen.value().fifo_from;
-  // In slices no longer than the moves left, so that no more than `max` move.
   size_t moved = 0;
-  for (size_t next = 0; moved < max && next < ids.size();) {
-    const size_t end = next < fifo_from ? fifo_from : ids.size();
-    const size_t slice = std::min(max - moved, end - next);
-    moved += redrive_jobs(queue_name, ids.subspan(next, slice), next >= fifo_from).value();
-    next += slice;
+  while (moved < max && !chosen.value().done()) {
+    moved += redrive_next(queue_name, chosen.value(), max - moved).value();
   }
   return moved;
 }
@@ -232,14 +226,17 @@ Result<Engine::RedriveChoice> Engine::redrive_candidates(std::string_view queue_
   return choice;
 }
 
-Result<size_t> Engine::redrive_jobs(std::string_view queue_name, std::span<const uint64_t> ids,
-                                    bool from_fifo) {
+Result<size_t> Engine::redrive_next(std::string_view queue_name, RedriveChoice& choice,
+                                    size_t max) {
   Result<Queue*> found = queue_or_error(queue_name);
   if (!found.ok()) return found.error();
   Queue* queue = found.value();
+  const bool from_fifo = choice.next >= choice.fifo_from;
+  const size_t end = from_fifo ? choice.ids.size() : choice.fifo_from;
+  const size_t slice = std::min(max, end - choice.next);
   size_t moved = 0;
   OriginCache origins;
-  for (uint64_t id : ids) {
+  for (uint64_t id : std::span(choice.ids).subspan(choice.next, slice)) {
     // Any id of the queue's, not checked yet (redrive_candidates), and
     // perhaps some time ago: it may have been acked, leased, deleted or
     // moved since, or been a job that was put in this queue.
@@ -251,6 +248,7 @@ Result<size_t> Engine::redrive_jobs(std::string_view queue_name, std::span<const
     send_back(job, origin);
     ++moved;
   }
+  choice.next += slice;
   reschedule(queue);
   return moved;
 }
