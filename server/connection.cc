@@ -412,6 +412,7 @@ void Connection::finish_deferred(std::string_view reply, bool wrote) {
   out_ += reply;
   const wal::Log* log = server_.log();
   hold_or_release(begin, wrote && log != nullptr ? log->last_seq() : 0, wrote, false);
+  if (!refusal_.empty()) refuse_unrun();
   server_.want_flush(*this);
   server_.want_resume(*this);
 }
@@ -626,6 +627,23 @@ void Connection::close_when_flushed() {
     reading_ = false;
   }
   server_.want_flush(*this);  // so that an idle connection closes now
+}
+
+void Connection::stop_serving(std::string_view refusal) {
+  if (closing_) return;
+  refusal_ = refusal;
+  close_when_flushed();
+  // A BACKUP's reply is not written yet: finish_deferred() refuses the rest
+  // after it, in order.
+  if (!deferred_) refuse_unrun();
+}
+
+void Connection::refuse_unrun() {
+  const size_t begin = out_.size();
+  while (parser_.next() != protocol::RequestParser::Result::kNeedMore) out_ += refusal_;
+  if (out_.size() == begin) return;
+  hold_or_release(begin, 0, false, false);  // after the replies held before them
+  server_.want_flush(*this);
 }
 
 void Connection::close() {

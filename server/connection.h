@@ -68,6 +68,14 @@ class Connection {
   // still sending then gets the replies first: see linger().
   void close_when_flushed();
 
+  // The server is stopping: requests this connection sent that were read
+  // and not yet run (behind a DEQUEUE ... WAIT, a BACKUP or a KICK in steps,
+  // or past the end of its turn) are each answered `refusal` and not run,
+  // after the reply of the command it waits on (BACKUP's comes when the copy
+  // ends); then it closes as close_when_flushed() does. A request not yet
+  // whole (half a PUT body) gets nothing: it was not received.
+  void stop_serving(std::string_view refusal);
+
   // Closes now, dropping unsent replies. Safe to call twice.
   void close();
 
@@ -158,6 +166,8 @@ class Connection {
   // Drops the first n bytes of out_ (they were handed to libuv).
   void consume(size_t n);
   void after_write_drained();
+  // Answers every whole request left in the parser with refusal_.
+  void refuse_unrun();
   // The last step of close_when_flushed(), every reply written. close() on a
   // socket with unread input sends an RST, and so does input that arrives
   // after it; the client's kernel then drops what it had received and not
@@ -199,6 +209,7 @@ class Connection {
                              // later requests wait too
   bool deferred_ = false;    // the wait is a BACKUP's or KICK's (finish_deferred ends it)
   bool input_ended_ = false;  // the client half-closed during a BACKUP: after it, end as at EOF
+  std::string refusal_;       // stop_serving(): the reply to requests left unrun; empty: none
   AuthState auth_;
   LeaseBook leases_;  // the jobs delivered here, to refuse a late worker's ACK
   // For CLIENTS.

@@ -657,7 +657,7 @@ void Server::shutdown(const char* reason) {
     tls_listening_ = false;
   }
   if (metrics_) metrics_->close();  // a scrape in progress is cut short
-  for (auto& [id, connection] : connections_) connection->close_when_flushed();
+  for (auto& [id, connection] : connections_) connection->stop_serving(stopping);
   uv_timer_start(&shutdown_timer_, on_shutdown_deadline,
                  static_cast<uint64_t>(config_.shutdown_timeout_ms), 0);
   close_handles_if_done();

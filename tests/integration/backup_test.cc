@@ -380,7 +380,7 @@ TEST_SUITE("backup") {
       for (int i = 0; i < 5000; ++i) REQUIRE(s.read_line().ok());
     }
     auto admin = tqd.socket();
-    REQUIRE(s.send("BACKUP big\n").ok());
+    REQUIRE(s.send("BACKUP big\nPING\n").ok());  // the PING waits for the BACKUP
     bool caught_running = false;
     for (int i = 0; i < 2000 && !caught_running; ++i) {
       caught_running = stat_via(admin, "wal_backup_running") == "1";
@@ -393,6 +393,12 @@ TEST_SUITE("backup") {
     const bool finished = reply->rfind("OK backup ", 0) == 0;
     const bool cancelled = *reply == "ERROR SHUTDOWN the server is stopping: backup cancelled";
     CHECK((finished || cancelled));
+    // Run when the BACKUP ended before the signal; else refused, after it.
+    auto after = s.read_line();
+    REQUIRE(after.ok());
+    CHECK((*after == "OK PONG" || *after == "ERROR SHUTDOWN the server is stopping"));
+    if (cancelled) CHECK(*after == "ERROR SHUTDOWN the server is stopping");
+    CHECK_FALSE(s.read_line().ok());
     CHECK(tqd.stop(0) == 0);  // signal 0: only waits for the exit the SIGTERM began
     const std::string backups = tqd.dir() + "/data/backups";
     CHECK_FALSE(std::filesystem::exists(backups + "/.big.partial"));

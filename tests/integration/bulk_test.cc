@@ -73,6 +73,31 @@ TEST_SUITE("bulk") {
     CHECK(tqd.wait_for_log("KICK q: " + std::to_string(kJobs) + " job(s) in "));
   }
 
+  TEST_CASE("SIGTERM during a KICK in steps - it answers what it did, then refuses what waited") {
+    TqdProcess tqd;
+    auto admin = tqd.socket(30'000);
+    constexpr int kJobs = 100'000;
+    make_dead(admin, "q", kJobs);
+    auto watcher = tqd.socket();
+    REQUIRE(stat_reaches(watcher, "dead", std::to_string(kJobs), "q"));
+    REQUIRE(admin.send("KICK q\nPING\n").ok());
+    int dead = kJobs;
+    while (dead == kJobs) dead = std::stoi(stat_via(watcher, "dead", "q"));
+    REQUIRE(kill(tqd.pid(), SIGTERM) == 0);
+    auto reply = admin.read_line();
+    REQUIRE(reply.ok());
+    REQUIRE(reply->rfind("OK kicked ", 0) == 0);
+    const int kicked = std::stoi(reply->substr(10));
+    CHECK(kicked >= kJobs - dead);
+    auto after = admin.read_line();
+    REQUIRE(after.ok());
+    // Refused when the signal cut the KICK short; run when it had ended.
+    CHECK(*after == (kicked < kJobs ? "ERROR SHUTDOWN the server is stopping" : "OK PONG"));
+    CHECK_FALSE(admin.read_line().ok());
+    CHECK(tqd.stop(0) == 0);
+    MESSAGE("SIGTERM after " << kicked << " of " << kJobs << " kicked");
+  }
+
   TEST_CASE("REDRIVE and PURGE DEAD in steps: what their replies count survives a SIGKILL") {
     TqdOptions options;
     options.config_yaml = kAlwaysSync;

@@ -290,6 +290,73 @@ TEST_SUITE("lifecycle") {
     CHECK(*on_b.read_line() == "ERROR SHUTDOWN the server is stopping");
   }
 
+  TEST_CASE("at shutdown, requests pipelined behind a WAIT are answered SHUTDOWN and not run") {
+    const std::string dir = tq::testing::make_temp_dir();
+    TqdOptions options;
+    options.dir = dir;
+    {
+      TqdProcess tqd(options);
+      auto admin = tqd.socket();
+      call(admin, "CREATE a");
+      auto worker = tqd.socket(10'000);
+      // The ENQUEUE waits behind the DEQUEUE, as does half a PUT.
+      REQUIRE(worker.send("DEQUEUE a WAIT 30\nPING\nENQUEUE a not-run\nPUT a 10\r\nhalf").ok());
+      REQUIRE(tq::testing::stat_reaches(admin, "waiters", "1"));
+      REQUIRE(kill(tqd.pid(), SIGTERM) == 0);
+      for (int i = 0; i < 3; ++i) {
+        auto reply = worker.read_line();
+        REQUIRE(reply.ok());
+        CHECK(*reply == "ERROR SHUTDOWN the server is stopping");
+      }
+      CHECK_FALSE(worker.read_line().ok());  // then the end: nothing for half a request
+      CHECK(tqd.stop(0) == 0);
+    }
+    TqdProcess tqd(options);
+    auto s = tqd.socket();
+    CHECK(call(s, "DEQUEUE a") == "ERROR EMPTY queue 'a' has no ready job");  // not run
+    tqd.stop(SIGTERM);
+    tq::testing::remove_tree(dir);
+  }
+
+  TEST_CASE("at shutdown, a pipeline its client reads slowly is answered whole - run or SHUTDOWN") {
+    TqdProcess tqd;
+    auto admin = tqd.socket();
+    call(admin, "CREATE big");
+    auto s = tqd.socket(10'000);
+    // Each PEEK's reply carries a 60 KB payload, and the client reads none
+    // until the signal: tqd runs them until a MiB of replies waits unsent,
+    // then stops reading it; the signal comes while the rest wait.
+    const std::string payload(60'000, 'x');
+    std::string requests;
+    constexpr int kJobs = 400;
+    for (int i = 0; i < kJobs; ++i) requests += "ENQUEUE big " + payload + "\n";
+    REQUIRE(s.send(requests).ok());
+    for (int i = 0; i < kJobs; ++i) REQUIRE(s.read_line().ok());
+    std::string peeks;
+    for (int i = 0; i < kJobs; ++i) peeks += "PEEK big READY 1\n";
+    REQUIRE(s.send(peeks).ok());
+    REQUIRE(kill(tqd.pid(), SIGTERM) == 0);
+    int run = 0;
+    int refused = 0;
+    for (int i = 0; i < kJobs; ++i) {
+      auto line = s.read_line();
+      REQUIRE(line.ok());
+      if (*line == "ERROR SHUTDOWN the server is stopping") {
+        ++refused;
+        continue;
+      }
+      CHECK(refused == 0);  // in order: what ran, then what did not
+      REQUIRE(*line == "OK 1");
+      REQUIRE(s.read_line().ok());  // JOB <id> <bytes> ...
+      REQUIRE(s.read_line().ok());  // the payload
+      ++run;
+    }
+    CHECK(run + refused == kJobs);
+    MESSAGE(run << " PEEK(s) run before the signal, " << refused << " refused");
+    CHECK_FALSE(s.read_line().ok());
+    CHECK(tqd.stop(0) == 0);
+  }
+
   TEST_CASE("a queue named twice is one queue - DROP answers its waiter, and tqd goes on") {
     // The waiter's second copy of the queue once outlived the DROP: the wait
     // went on with a freed queue, and tqd crashed when it ran out.
