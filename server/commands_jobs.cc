@@ -306,9 +306,9 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
 namespace {
 
 // Why this connection may not finish `id`, when its own delivery of the job
-// was superseded: it ended (the lease ran out, a NACK or a KICK) and the job
-// is leased again, as a later attempt, to someone else (LeaseBook). Nothing
-// when it may.
+// was superseded: it ended (the lease ran out, a NACK or a FAIL, its own or
+// another connection's, or a KICK) and the job is leased again, as a later
+// attempt, to someone else (LeaseBook). Nothing when it may.
 std::optional<std::string> superseded(const CommandContext& ctx, uint64_t id) {
   if (ctx.leases == nullptr) return std::nullopt;
   const std::optional<uint64_t> mine = ctx.leases->delivery_of(id);
@@ -428,7 +428,9 @@ void cmd_nack(CommandContext& ctx, const Request& req) {
   if (refuse_superseded(ctx, id)) return;
   auto outcome = ctx.engine.nack(id, delay, priority);
   if (!outcome.ok()) return reply_error(ctx, outcome.error());
-  forget_lease(ctx, id);
+  // Not forgotten: the job goes on, and once it is delivered again this
+  // connection's late ACK, NACK, FAIL or TOUCH must be refused (the book
+  // drops the entry when the job is gone, LeaseBook::prune).
   const engine::Requeue where = outcome.value();
   reply_ok(ctx,
            where == engine::Requeue::kDead      ? "dead"
@@ -443,7 +445,8 @@ void cmd_fail(CommandContext& ctx, const Request& req) {
   if (refuse_superseded(ctx, id)) return;
   auto failed = ctx.engine.fail(id, req.args[1].substr(0, 1000));
   if (!failed.ok()) return reply_error(ctx, failed.error());
-  forget_lease(ctx, id);
+  // Not forgotten, as after a NACK: a KICK or a dead_letter_queue delivers
+  // the job again.
   reply_ok(ctx, "dead", num(id));
 }
 

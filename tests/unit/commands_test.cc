@@ -194,6 +194,49 @@ TEST_SUITE("commands") {
     CHECK_FALSE(current.delivery_of(1).has_value());  // finished: forgotten
   }
 
+  TEST_CASE("a worker that gave a job back itself cannot finish it once another worker has it") {
+    // Its own NACK, or its FAIL and then a KICK or a dead-letter queue: the
+    // job goes on, and the connection's book must still know its delivery.
+    Session s;
+    server::LeaseBook late, current;
+    s.run("CREATE q\nCREATE dlq\nCONFIG q dead_letter_queue=dlq\nENQUEUE q one\nENQUEUE q two\n");
+    s.run("ENQUEUE q three\n");
+    s.leases = &late;
+    REQUIRE(s.run("DEQUEUE q\n") == "OK 1 one\n");
+    REQUIRE(s.run("NACK 1\n") == "OK nacked 1\n");
+    REQUIRE(s.run("DEQUEUE q\n") == "OK 1 one\n");  // its own again: its to finish
+    REQUIRE(s.run("NACK 1\n") == "OK nacked 1\n");
+    REQUIRE(s.run("DEQUEUE q\n") == "OK 1 one\n");
+    REQUIRE(s.run("NACK 1\n") == "OK nacked 1\n");
+    s.leases = &current;
+    REQUIRE(s.run("DEQUEUE q\n") == "OK 1 one\n");
+    s.leases = &late;
+    const std::string refused = "ERROR NOTLEASED job 1 was delivered again (attempt 4) after";
+    CHECK(s.run("ACK 1\n").rfind(refused, 0) == 0);
+    CHECK(s.run("TOUCH 1\n").rfind(refused, 0) == 0);
+    CHECK(s.run("NACK 1\n").rfind(refused, 0) == 0);
+    CHECK(s.run("FAIL 1 late\n").rfind(refused, 0) == 0);
+    // FAIL, then the job moves to dlq and a worker there takes it.
+    REQUIRE(s.run("DEQUEUE q\n") == "OK 2 two\n");
+    REQUIRE(s.run("FAIL 2 broken\n") == "OK dead 2\n");
+    s.leases = &current;
+    REQUIRE(s.run("DEQUEUE dlq\n") == "OK 2 two\n");
+    s.leases = &late;
+    CHECK(s.run("ACK 2\n").rfind("ERROR NOTLEASED job 2 was delivered again", 0) == 0);
+    // FAIL, KICK: the job is back in q with its attempts at 0.
+    s.run("CONFIG q dead_letter_queue=-\n");
+    REQUIRE(s.run("DEQUEUE q\n") == "OK 3 three\n");
+    REQUIRE(s.run("FAIL 3 broken\n") == "OK dead 3\n");
+    REQUIRE(s.run("KICK 3\n") == "OK kicked 1\n");
+    s.leases = &current;
+    REQUIRE(s.run("DEQUEUE q\n") == "OK 3 three\n");
+    s.leases = &late;
+    CHECK(s.run("ACK 3\n").rfind("ERROR NOTLEASED job 3 was delivered again", 0) == 0);
+    s.leases = &current;
+    CHECK(s.run("ACK 1 2 3\n") == "OK acked 3\n");
+    CHECK(current.size() == 0);
+  }
+
   TEST_CASE("a KICK starts attempts again, but a late worker's delivery is still told apart") {
     Session s;
     server::LeaseBook late, current;
