@@ -98,9 +98,9 @@ bool parse_duration(CommandContext& ctx, std::string_view text, const char* what
     *ms = *parsed;
     return true;
   }
-  std::string msg = std::string(what) + " takes a duration such as 30, 30s, 500ms or 2m";
-  msg += parsed ? ", at most 30 days" : "";
-  msg += ", got '";
+  // The bound in every case: a number too big to parse at all is over it too.
+  std::string msg =
+      std::string(what) + " takes a duration such as 30, 30s, 500ms or 2m, at most 30 days, got '";
   protocol::append_escaped(msg, text, 32);
   msg += "'";
   reply_error(ctx, ErrorCode::kBadFormat, msg);

@@ -40,6 +40,7 @@ struct RequestLimits {
   size_t max_count = 1000;              // DEQUEUE ... COUNT, PEEK n
   uint64_t max_batch_bytes = 16 << 20;  // payload bytes in one DEQUEUE ... COUNT or PEEK reply
   size_t max_waiters = 10'000;          // connections blocked in DEQUEUE ... WAIT
+  size_t max_payload_bytes = 1 << 20;   // an ENQUEUE's payload (the parser bounds a PUT body)
 };
 inline constexpr RequestLimits kDefaultRequestLimits{};
 

@@ -118,6 +118,13 @@ void append_delivery(std::string& out, const std::vector<const engine::Job*>& jo
 namespace cmd {
 
 void cmd_enqueue(CommandContext& ctx, const Request& req) {
+  // The payload limit is a job's, not only a PUT body's: an operator who
+  // sets it expects no bigger job to get in by ENQUEUE.
+  if (req.args[1].size() > ctx.limits->max_payload_bytes) {
+    return reply_error(ctx, ErrorCode::kTooBig,
+                       "payload exceeds " + num(ctx.limits->max_payload_bytes) +
+                           " bytes (limits.max_payload_bytes)");
+  }
   auto id = ctx.engine.enqueue(req.args[0], req.args[1]);
   if (!id.ok()) return reply_error(ctx, id.error());
   reply_enqueued(ctx, id.value());

@@ -82,6 +82,12 @@ void cmd_schedule(CommandContext& ctx, const Request& req) {
   std::vector<std::string_view> options(a.begin() + static_cast<ptrdiff_t>(options_from), a.end());
   bool zoned = false;
   for (size_t i = 0; i < options.size();) {
+    // The timing again, in the options: told as such, not as an unknown option.
+    for (const char* timing : {"EVERY", "CRON"}) {
+      if (!is_keyword(options[i], timing)) continue;
+      if (is_keyword(a[3], timing)) return reply_given_twice(ctx, timing);
+      return reply_error(ctx, ErrorCode::kBadFormat, "a schedule takes EVERY or CRON, not both");
+    }
     if (!is_keyword(options[i], "TZ")) {
       i += 2;
       continue;

@@ -237,6 +237,7 @@ void Server::take_request_limits() {
   request_limits_.max_count = config_.max_batch;
   request_limits_.max_batch_bytes = config_.max_batch_bytes;
   request_limits_.max_waiters = config_.max_waiters;
+  request_limits_.max_payload_bytes = config_.max_payload_bytes;
 }
 
 void Server::settings_changed(std::shared_ptr<TlsContext> tls) {

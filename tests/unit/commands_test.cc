@@ -114,6 +114,17 @@ TEST_SUITE("commands") {
     CHECK(big.find("toolong") != std::string::npos);
   }
 
+  TEST_CASE("ENQUEUE keeps to max_payload_bytes as PUT does - a bigger payload is TOOBIG") {
+    Session s;
+    s.limits.max_payload_bytes = 10;
+    s.run("CREATE q\n");
+    CHECK(s.run("ENQUEUE q 0123456789\n") == "OK 1\n");
+    CHECK(s.run("ENQUEUE q 0123456789a\n") ==
+          "ERROR TOOBIG payload exceeds 10 bytes (limits.max_payload_bytes)\n");
+    CHECK(s.engine.find_job(2) == nullptr);
+    CHECK(s.run("ENQUEUE q next\n") == "OK 2\n");  // and the connection goes on
+  }
+
   TEST_CASE("PEEK stops before the job that would pass max_batch_bytes - one job at least") {
     // PEEK big 1000 of 1 MiB jobs once put a gigabyte into one connection.
     Session s;
@@ -419,6 +430,12 @@ TEST_SUITE("commands") {
           "TZ\n");
     CHECK(s.run("SCHEDULE q s 1 CRON @daily PRIORITY 1 FOO 3 TZ UTC\nx\n")
               .rfind("ERROR BADFORMAT unknown SCHEDULE option 'FOO'", 0) == 0);
+    // The timing again among the options is no unknown option.
+    CHECK(s.run("SCHEDULE q s 1 EVERY 1s every 2s\nx\n") == "ERROR BADFORMAT EVERY given twice\n");
+    CHECK(s.run("SCHEDULE q s 1 CRON @daily PRIORITY 1 CRON @hourly\nx\n") ==
+          "ERROR BADFORMAT CRON given twice\n");
+    CHECK(s.run("SCHEDULE q s 1 EVERY 1s CRON @daily\nx\n") ==
+          "ERROR BADFORMAT a schedule takes EVERY or CRON, not both\n");
     CHECK(s.run("PUT q 1 AT 253402300799\nx\n") ==
           "ERROR BADFORMAT AT takes a Unix time in seconds, 0 to 100000000000 (the year 5138), got "
           "'253402300799'\n");
