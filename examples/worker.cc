@@ -19,10 +19,12 @@
 //
 // A server that is down, or a queue that does not exist yet, is waited for: a
 // lost connection is reopened for up to --reconnect-for (30 s) within a call,
-// and the loop tries again after that.
+// and the loop tries again after that. With --reconnect-for 0 nothing is
+// reopened, so a server that cannot be reached, or is lost, ends the worker.
 // Exit status: 0 when stopped by Ctrl-C or SIGTERM; 1 when the server refused
-// the password; 64 (EX_USAGE) when the command line is wrong: a bad flag or
-// queue name; 130 after a second Ctrl-C.
+// the password; 2 when the server cannot be reached, or was lost, under
+// --reconnect-for 0; 64 (EX_USAGE) when the command line is wrong: a bad flag
+// or queue name; 130 after a second Ctrl-C.
 #include <signal.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -55,6 +57,7 @@ struct Settings {
 };
 
 constexpr int kExitRefused = 1;
+constexpr int kExitUnreachable = 2;
 constexpr int kExitUsage = EX_USAGE;
 
 // Fired by the first Ctrl-C, or by a worker that gives up; the simulated
@@ -183,8 +186,16 @@ void work(int worker, const Settings& settings) {
     say(worker, (ever_answered ? "lost the server (" : "cannot reach the server yet (") +
                     why.to_string() + "); reconnecting");
   };
-  // Not connected yet: with a reconnect policy the first call connects.
+  // Not connected yet: with a reconnect policy the first call connects;
+  // without one (--reconnect-for 0) nothing would, so connect here.
   Client client(options);
+  if (options.reconnect.attempts == 0) {
+    if (auto connected = client.reconnect(); !connected) {
+      give_up(kExitUnreachable, "cannot reach the server (" + connected.error().to_string() +
+                                    "); --reconnect-for 0: not reconnecting");
+      return;
+    }
+  }
   std::mt19937 random(std::random_device{}());
   bool said_waiting = false;
   while (!stop.cancelled()) {
@@ -205,9 +216,19 @@ void work(int worker, const Settings& settings) {
                 error.to_string() + " (give the password with --password or TQ_PASSWORD)");
         return;
       }
+      // --reconnect-for 0: a connection lost, or never made, stays so;
+      // waiting would leave a process that looks alive and does nothing.
+      if (options.reconnect.attempts == 0 && !client.connected()) {
+        give_up(kExitUnreachable,
+                std::string(ever_answered ? "lost the server (" : "cannot reach the server (") +
+                    error.to_string() + "); --reconnect-for 0: not reconnecting");
+        return;
+      }
       if (!said_waiting) {
-        say(worker,
-            "cannot take jobs yet (" + jobs.error().to_string() + "); retrying every second");
+        // The server said why (a queue not created yet), or it is not there.
+        const bool answered = error.kind == tq::client::ErrorKind::kServer;
+        say(worker, std::string(answered ? "cannot take jobs yet (" : "cannot reach the server (") +
+                        error.to_string() + "); retrying every second");
         said_waiting = true;
       }
       in_trouble = true;

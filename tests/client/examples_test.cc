@@ -306,6 +306,24 @@ TEST_SUITE("examples") {
     CHECK(worker.stop(SIGINT, 10s) == 0);
   }
 
+  TEST_CASE("a worker with --reconnect-for 0 that loses the server says so and exits 2") {
+    // It used to wait for ever, with no connection it would ever reopen.
+    TqdProcess tqd;
+    tq::client::Client c = tqd.client();
+    REQUIRE(c.create("gone").ok());
+    BackgroundProcess worker(
+        {WORKER_PATH, "gone", "--reconnect-for", "0", "--port", std::to_string(tqd.port())},
+        /*with_stderr=*/true);
+    REQUIRE(c.enqueue("gone", "first").ok());
+    REQUIRE(worker.wait_for_line("job 1 done (ACK)", 10s).has_value());
+    c.close();
+    REQUIRE(tqd.stop(SIGTERM) == 0);
+    auto gave_up = worker.wait_for_line("worker: lost the server", 10s);
+    REQUIRE(gave_up.has_value());
+    CHECK(gave_up->find("--reconnect-for 0: not reconnecting") != std::string::npos);
+    CHECK(worker.wait_for_exit(10s) == 2);
+  }
+
   TEST_CASE("a worker started before the server says it cannot reach it yet, then takes jobs") {
     // A port held by a socket that is bound but not listening: connecting is
     // refused, and no other test can take the port until tqd does.
