@@ -470,7 +470,7 @@ int main(int argc, char** argv) {
   }
   auto timeout_ms = tq::client::parse_duration(timeout);
   if (!timeout_ms || timeout_ms->count() <= 0) {
-    std::cerr << "tq: --timeout: expected a duration such as 5s or 500ms, got '" << timeout
+    std::cerr << "tq: --timeout: expected a duration above 0, such as 5s or 500ms, got '" << timeout
               << "'\n";
     return kExitUsage;
   }
@@ -546,8 +546,8 @@ int main(int argc, char** argv) {
   if (stat) {
     auto every = tq::client::parse_duration(interval);
     if (!every || every->count() <= 0 || every->count() > INT32_MAX) {
-      std::cerr << "tq: --interval: expected a duration such as 1s or 500ms, got '" << interval
-                << "'\n";
+      std::cerr << "tq: --interval: expected a duration above 0, such as 1s or 500ms, got '"
+                << interval << "'\n";
       return kExitUsage;
     }
     if (split.command.size() > 1) {

@@ -93,8 +93,10 @@ bool Daemon::open_log() {
   options.spare_segment = config_.wal_zero_fill;
   options.recover = config_.wal_recover;
 
+  // Named as the operator set it: the file system's words alone ("create
+  // directory x: Not a directory") do not say which setting to fix.
   if (wal::Status s = fs_.create_dir(config_.data_dir); !s.ok()) {
-    LOG_ERROR("%s", s.message().c_str());
+    LOG_ERROR("server.data_dir (--data-dir) cannot be used: %s", s.message().c_str());
     return false;
   }
   LoggingReporter reporter;
@@ -111,7 +113,8 @@ bool Daemon::open_log() {
   for (const std::string& removed : summary.removed) LOG_WARN("wal: removed %s", removed.c_str());
   if (!opened) {
     const wal::Status& s = opened.error();
-    LOG_ERROR("cannot open the log: %s", s.message().c_str());
+    LOG_ERROR("cannot open the log in %s (server.data_dir): %s", options.dir.c_str(),
+              s.message().c_str());
     if (s.code() == wal::Status::Code::kCorruption) {
       LOG_ERROR("the files are left as they are; to start anyway, skipping the damaged "
                 "records (they will be lost), run tqd with --wal-recover");

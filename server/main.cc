@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "tqd " TQ_VERSION);
   app.add_option("--config", flags.config_path, "read settings from this YAML file");
   app.add_option("--host", flags.host, "address to listen on (server.host)");
-  app.add_option("--port", flags.port, "TCP port, 0 for any free one (server.port)");
+  app.add_option("--port", flags.port, "TCP port, 0 for any free one (server.port)")
+      ->check(CLI::Range(0, 65535));  // checked first: CLI11 would say "Could not convert"
   app.add_option("--data-dir", flags.data_dir, "where the log lives (server.data_dir)");
   app.add_option("--log-level", flags.log_level, "debug, info, warn or error (server.log_level)");
   app.add_flag("--wal-recover", flags.wal_recover,

@@ -189,6 +189,11 @@ TEST_SUITE("tq command line") {
     CHECK(tq_run(tqd, {"LIST", "--timeout=1s"}).status == 2);
     CHECK(tqd.client().peek("scr").value().empty());
 
+    // 0 is a duration, but not one these take: the message says so.
+    auto zero = tq_run(tqd, {"--timeout", "0", "PING"});
+    CHECK(zero.status == 2);
+    CHECK(zero.err == "tq: --timeout: expected a duration above 0, such as 5s or 500ms, got '0'\n");
+
     auto unknown = tq_run(tqd, {"--bogus", "LIST"});
     CHECK(unknown.status == 2);
     CHECK(unknown.out.empty());

@@ -253,6 +253,26 @@ TEST_SUITE("hardening") {
     tq::testing::remove_tree(dir);
   }
 
+  TEST_CASE("a --port out of range stops tqd at start in words, not CLI11's Could not convert") {
+    for (const char* port : {"70000", "-1", "80x"}) {
+      CAPTURE(port);
+      auto [status, err] = tq::testing::run_tqd({"--port", port, "--check-config"});
+      CHECK(status == 2);
+      CHECK(err == std::string("tqd: --port: Value ") + port +
+                       " not in range 0 to 65535 (see tqd --help)\n");
+    }
+  }
+
+  TEST_CASE("a data directory that is a file stops tqd at start, naming the setting") {
+    const std::string dir = tq::testing::make_temp_dir();
+    { std::ofstream file(dir + "/afile"); }
+    auto [status, err] = tq::testing::run_tqd({"--port", "0", "--data-dir", dir + "/afile"});
+    CHECK(status == 1);
+    CHECK(err.find("server.data_dir (--data-dir) cannot be used: create directory " + dir +
+                   "/afile: Not a directory") != std::string::npos);
+    tq::testing::remove_tree(dir);
+  }
+
   TEST_CASE("listening beyond loopback without a password logs a warning") {
     TqdOptions o;
     o.extra_args = {"--host", "0.0.0.0"};
