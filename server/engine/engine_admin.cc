@@ -107,6 +107,13 @@ Result<const Schedule*> Engine::schedule(std::string_view queue_name, const Sche
     s.cron = CronSpec::parse(spec.cron, &why);
     if (!s.cron) return bad(why);
   }
+  // As PUT refuses one job that could never be delivered: every firing
+  // would be refused (enqueue), with nothing but a counter to say why.
+  if (spec.job.ttl_ms > 0 && queue->settings.delay_ms >= spec.job.ttl_ms) {
+    return bad("its jobs' TTL (" + std::to_string(spec.job.ttl_ms) +
+               "ms) ends no later than they are due (" + std::to_string(queue->settings.delay_ms) +
+               "ms after each firing, the queue's delay): they could never be delivered");
+  }
   const int64_t now = clock_.now_ms();
   s.next_ms = s.next_after(now);
   if (s.next_ms == INT64_MAX) return bad("cron '" + s.cron->text() + "' never fires");

@@ -145,6 +145,25 @@ TEST_SUITE("engine_schedules") {
     CHECK(f.queue().ready.size() == 1);
   }
 
+  TEST_CASE("a schedule whose TTL the queue's delay outlasts is refused - and one made before") {
+    // Every firing would be refused, with only a counter to show it.
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.delay_ms = 10'000; });
+    ScheduleSpec short_lived = every("short", 60'000);
+    short_lived.job.ttl_ms = 10'000;
+    CHECK(f.refused(short_lived).message ==
+          "its jobs' TTL (10000ms) ends no later than they are due (10000ms after each firing, "
+          "the queue's delay): they could never be delivered");
+    short_lived.job.ttl_ms = 10'001;
+    f.add(short_lived);
+    // A delay raised since: each firing is refused and counted, and the
+    // schedule goes on.
+    f.configure([](QueueSettings& s) { s.delay_ms = 20'000; });
+    f.advance_to(k1406);
+    CHECK(f.queue().delayed.empty());
+    CHECK(f.queue().counters.schedule_refused == 1);
+  }
+
   TEST_CASE("a schedule named again is replaced and keeps its count, and CANCEL stops it") {
     Fixture f;
     f.add(every("tick", 60'000, "old"));
