@@ -154,6 +154,22 @@ TEST_SUITE("bulk work") {
     for (uint64_t id : twice) CHECK(f.engine.find_job(id)->queue->name == "dlq");
   }
 
+  TEST_CASE("a small REDRIVE of jobs in heaps and FIFOs alike takes one step") {
+    // It took two (one a kind), and tqd logs every task of more than one.
+    Fixture f;
+    REQUIRE(f.engine.create_queue("dlq").ok());
+    f.configure([](QueueSettings& s) { s.dead_letter_queue = "dlq"; });
+    f.kill(5);  // ready in dlq's FIFO
+    const std::vector<uint64_t> returned = f.take_many(2, {"dlq"});
+    for (uint64_t id : returned) REQUIRE(f.engine.nack(id, std::nullopt).ok());  // its heap
+    BulkTask task{.kind = BulkTask::Kind::kRedrive, .queue = "dlq"};
+    REQUIRE(run_bulk_step(f.engine, task, kBulkStepJobs).ok());
+    CHECK(task.finished);
+    CHECK(task.steps == 1);
+    CHECK(task.done == 5);
+    CHECK(f.queue().ready.size() == 5);
+  }
+
   TEST_CASE("REDRIVE n chooses the n oldest jobs, however many steps it takes") {
     Fixture f;
     REQUIRE(f.engine.create_queue("dlq").ok());
