@@ -116,8 +116,10 @@ bool Daemon::open_log() {
     LOG_ERROR("cannot open the log in %s (server.data_dir): %s", options.dir.c_str(),
               s.message().c_str());
     if (s.code() == wal::Status::Code::kCorruption) {
-      LOG_ERROR("the files are left as they are; to start anyway, skipping the damaged "
-                "records (they will be lost), run tqd with --wal-recover");
+      LOG_ERROR(
+          "the files are left as they are; to start anyway, skipping the damaged "
+          "records (what they held is lost: jobs they added are gone, and jobs they finished or "
+          "moved may come back as they were before), run tqd with --wal-recover");
     }
     return false;
   }
@@ -165,7 +167,7 @@ bool Daemon::open_log() {
     engine_.restore_ids(
         before + ids_issued_since_backup(summary.restored_backup_at_ms, engine_.now_ms()), 0);
     LOG_WARN(
-        "wal: this log is a backup (BACKUP), started from for the first time: job ids jump from "
+        "wal: this log is a copy made by BACKUP, not yet written to since: job ids jump from "
         "%llu to %llu, past any the server it was copied from can have issued since",
         static_cast<unsigned long long>(before),
         static_cast<unsigned long long>(engine_.next_job_id()));
