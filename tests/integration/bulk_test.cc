@@ -45,45 +45,52 @@ void make_dead(LineSocket& s, const std::string& queue, int n, const std::string
 
 const char* kAlwaysSync = "wal:\n  fsync: always\n";
 
+// A tqd with n dead jobs in queue q, a connection to send KICK on and
+// another to watch with STATS.
+struct DeadJobs {
+  explicit DeadJobs(int n) : admin(tqd.socket(30'000)), watcher(tqd.socket()) {
+    make_dead(admin, "q", n);
+    REQUIRE(stat_reaches(watcher, "dead", std::to_string(n), "q"));
+  }
+  int dead_now() { return std::stoi(stat_via(watcher, "dead", "q")); }
+
+  TqdProcess tqd;
+  LineSocket admin;
+  LineSocket watcher;
+};
+
 }  // namespace
 
 TEST_SUITE("bulk") {
   TEST_CASE("a KICK of many dead jobs lets other clients in between its steps") {
-    TqdProcess tqd;
-    auto admin = tqd.socket(30'000);
     constexpr int kJobs = 50'000;
-    make_dead(admin, "q", kJobs);
-    auto watcher = tqd.socket();
-    REQUIRE(stat_reaches(watcher, "dead", std::to_string(kJobs), "q"));
+    DeadJobs d(kJobs);
     // A request pipelined behind the KICK waits for it.
-    REQUIRE(admin.send("KICK q\nPING\n").ok());
+    REQUIRE(d.admin.send("KICK q\nPING\n").ok());
     // Meanwhile another client's requests are served: STATS shows the
     // dead jobs going down a step at a time, not all at once.
     bool saw_part_way = false;
     for (int i = 0; i < 100'000; ++i) {
-      const int dead = std::stoi(stat_via(watcher, "dead", "q"));
+      const int dead = d.dead_now();
       if (dead == 0) break;
       if (dead < kJobs) saw_part_way = true;
     }
     CHECK(saw_part_way);
-    CHECK(*admin.read_line() == "OK kicked " + std::to_string(kJobs));
-    CHECK(*admin.read_line() == "OK PONG");
-    CHECK(stat_via(watcher, "ready", "q") == std::to_string(kJobs));
-    CHECK(stat_via(watcher, "kicked_total", "q") == std::to_string(kJobs));
-    CHECK(tqd.wait_for_log("KICK q: " + std::to_string(kJobs) + " job(s) in "));
+    CHECK(*d.admin.read_line() == "OK kicked " + std::to_string(kJobs));
+    CHECK(*d.admin.read_line() == "OK PONG");
+    CHECK(stat_via(d.watcher, "ready", "q") == std::to_string(kJobs));
+    CHECK(stat_via(d.watcher, "kicked_total", "q") == std::to_string(kJobs));
+    CHECK(d.tqd.wait_for_log("KICK q: " + std::to_string(kJobs) + " job(s) in "));
   }
 
   TEST_CASE("SIGTERM during a KICK in steps - it answers what it did, then refuses what waited") {
-    TqdProcess tqd;
-    auto admin = tqd.socket(30'000);
     constexpr int kJobs = 100'000;
-    make_dead(admin, "q", kJobs);
-    auto watcher = tqd.socket();
-    REQUIRE(stat_reaches(watcher, "dead", std::to_string(kJobs), "q"));
+    DeadJobs d(kJobs);
+    LineSocket& admin = d.admin;
     REQUIRE(admin.send("KICK q\nPING\n").ok());
     int dead = kJobs;
-    while (dead == kJobs) dead = std::stoi(stat_via(watcher, "dead", "q"));
-    REQUIRE(kill(tqd.pid(), SIGTERM) == 0);
+    while (dead == kJobs) dead = d.dead_now();
+    REQUIRE(kill(d.tqd.pid(), SIGTERM) == 0);
     auto reply = admin.read_line();
     REQUIRE(reply.ok());
     REQUIRE(reply->rfind("OK kicked ", 0) == 0);
@@ -94,7 +101,7 @@ TEST_SUITE("bulk") {
     // Refused when the signal cut the KICK short; run when it had ended.
     CHECK(*after == (kicked < kJobs ? "ERROR SHUTDOWN the server is stopping" : "OK PONG"));
     CHECK_FALSE(admin.read_line().ok());
-    CHECK(tqd.stop(0) == 0);
+    CHECK(d.tqd.stop(0) == 0);
     MESSAGE("SIGTERM after " << kicked << " of " << kJobs << " kicked");
   }
 
