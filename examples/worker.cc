@@ -186,15 +186,18 @@ void work(int worker, const Settings& settings) {
     say(worker, (ever_answered ? "lost the server (" : "cannot reach the server yet (") +
                     why.to_string() + "); reconnecting");
   };
+  // --reconnect-for 0: a connection lost, or never made, stays so; waiting
+  // would leave a process that looks alive and does nothing.
+  auto unreachable = [&](const tq::client::Error& error) {
+    give_up(kExitUnreachable,
+            std::string(ever_answered ? "lost the server (" : "cannot reach the server (") +
+                error.to_string() + "); --reconnect-for 0: not reconnecting");
+  };
   // Not connected yet: with a reconnect policy the first call connects;
-  // without one (--reconnect-for 0) nothing would, so connect here.
+  // without one nothing would, so connect here.
   Client client(options);
   if (options.reconnect.attempts == 0) {
-    if (auto connected = client.reconnect(); !connected) {
-      give_up(kExitUnreachable, "cannot reach the server (" + connected.error().to_string() +
-                                    "); --reconnect-for 0: not reconnecting");
-      return;
-    }
+    if (auto connected = client.reconnect(); !connected) return unreachable(connected.error());
   }
   std::mt19937 random(std::random_device{}());
   bool said_waiting = false;
@@ -216,14 +219,7 @@ void work(int worker, const Settings& settings) {
                 error.to_string() + " (give the password with --password or TQ_PASSWORD)");
         return;
       }
-      // --reconnect-for 0: a connection lost, or never made, stays so;
-      // waiting would leave a process that looks alive and does nothing.
-      if (options.reconnect.attempts == 0 && !client.connected()) {
-        give_up(kExitUnreachable,
-                std::string(ever_answered ? "lost the server (" : "cannot reach the server (") +
-                    error.to_string() + "); --reconnect-for 0: not reconnecting");
-        return;
-      }
+      if (options.reconnect.attempts == 0 && !client.connected()) return unreachable(error);
       if (!said_waiting) {
         // The server said why (a queue not created yet), or it is not there.
         const bool answered = error.kind == tq::client::ErrorKind::kServer;

@@ -42,18 +42,8 @@ engine::Status run_bulk_step(engine::Engine& engine, BulkTask& task, size_t max_
         }
         task.chosen_ids = std::move(chosen.value());
       }
-      {
-        // No more ids than moves left: none beyond REDRIVE's n. A slice
-        // ends where the heaps' ids end; the step goes on into the FIFOs'
-        // with the rest of its share, so a small REDRIVE takes one step.
-        const size_t tried_before = task.chosen_ids.next;
-        did = engine.redrive_next(task.queue, task.chosen_ids, n);
-        const size_t tried = task.chosen_ids.next - tried_before;
-        if (did.ok() && !task.chosen_ids.done() && tried < n) {
-          auto more = engine.redrive_next(task.queue, task.chosen_ids, n - tried);
-          did = more.ok() ? engine::Result<size_t>(did.value() + more.value()) : more;
-        }
-      }
+      // No more ids than moves left: none beyond REDRIVE's n.
+      did = engine.redrive_next(task.queue, task.chosen_ids, n);
       break;
   }
   if (!did.ok()) {

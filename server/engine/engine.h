@@ -220,8 +220,7 @@ class Engine {
   };
   Result<RedriveChoice> redrive_candidates(std::string_view queue, bool oldest_first) const;
   // Tries the next ids of `choice`, at most `max` (so at most `max` move),
-  // all from the heaps or all from the FIFOs, and moves those that
-  // qualify; how many moved. A FIFO id takes its job only while the job is
+  // and moves those that qualify; how many moved. A FIFO id takes its job only while the job is
   // in a FIFO: not again once it was taken by its other id (sent back, it
   // may have died and come back since).
   Result<size_t> redrive_next(std::string_view queue, RedriveChoice& choice, size_t max);

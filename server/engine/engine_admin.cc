@@ -238,24 +238,23 @@ Result<size_t> Engine::redrive_next(std::string_view queue_name, RedriveChoice& 
   Result<Queue*> found = queue_or_error(queue_name);
   if (!found.ok()) return found.error();
   Queue* queue = found.value();
-  const bool from_fifo = choice.next >= choice.fifo_from;
-  const size_t end = from_fifo ? choice.ids.size() : choice.fifo_from;
-  const size_t slice = std::min(max, end - choice.next);
+  const size_t end = choice.next + std::min(max, choice.ids.size() - choice.next);
   size_t moved = 0;
   OriginCache origins;
-  for (uint64_t id : std::span(choice.ids).subspan(choice.next, slice)) {
+  for (size_t i = choice.next; i < end; ++i) {
     // Any id of the queue's, not checked yet (redrive_candidates), and
     // perhaps some time ago: it may have been acked, leased, deleted or
     // moved since, or been a job that was put in this queue.
-    Job* job = jobs_.find(id);
+    Job* job = jobs_.find(choice.ids[i]);
     if (job == nullptr || job->queue != queue) continue;
+    const bool from_fifo = i >= choice.fifo_from;
     if (from_fifo && (job->state != JobState::kReady || !ReadySet::in_fifo(*job))) continue;
     Queue* origin = redrive_target(*job, queue, origins);
     if (origin == nullptr) continue;
     send_back(job, origin);
     ++moved;
   }
-  choice.next += slice;
+  choice.next = end;
   reschedule(queue);
   return moved;
 }
