@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "wal/format.h"
 #include "wal/marker_file.h"
 
 namespace tq::wal {
@@ -33,8 +34,11 @@ Status copy_segment(FileSystem& fs, const std::string& from, const std::string& 
     if (Status s = (*file)->write_at(at, data.substr(at, n)); !s.ok()) return s;
   }
   // Older segments keep their size (their zero tails, holes, end them);
-  // the newest ends at `length`, and the log that resumes it grows it.
-  if (Status s = fs.truncate(to, newest ? length : file_size); !s.ok()) return s;
+  // the newest ends with the end marker after `length` (replay takes a
+  // segment without one for a file cut short), and the log that resumes it
+  // grows it.
+  const uint64_t copy_size = newest ? std::min(file_size, length + kEndMarkerRoom) : file_size;
+  if (Status s = fs.truncate(to, copy_size); !s.ok()) return s;
   if (Status s = (*file)->sync(); !s.ok()) return s;
   return (*file)->close();
 }

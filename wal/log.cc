@@ -226,8 +226,11 @@ void Log::start() { writer_->start(); }
 
 Log::Appended Log::append(uint8_t type, std::string_view body, std::string_view body_tail) {
   const uint64_t size = record_size(body.size() + body_tail.size());
+  // An end marker must still fit after the record (kEndMarkerRoom); a
+  // record too long for any segment goes into one that holds only its
+  // header, made long enough for both (LogWriter).
   bool rotate = segments_.empty() || rotate_next_ ||
-                (segments_.back().bytes + size > options_.segment_bytes &&
+                (segments_.back().bytes + size + kEndMarkerRoom > options_.segment_bytes &&
                  segments_.back().bytes > kSegmentHeaderSize);
   if (rotate) {
     rotate_next_ = false;

@@ -120,13 +120,13 @@ void LogWriter::start() {
 
 namespace {
 
-// How many segments the batch starts; a record longer than segment_bytes
-// counts as two, so that its file is made, or grown (a segment left with
-// only its header), and synced on the thread.
+// How many segments the batch starts; a record too long for a segment (with
+// the end marker's room after it) counts as two, so that its file is made,
+// or grown (a segment left with only its header), and synced on the thread.
 size_t segments_opened(const Batch& batch, uint64_t segment_bytes) {
   size_t opened = 0;
   for (const Chunk& chunk : batch.chunks) {
-    if (chunk.offset + chunk.bytes.size() > segment_bytes) {
+    if (chunk.offset + chunk.bytes.size() + kEndMarkerRoom > segment_bytes) {
       opened += 2;
     } else if (chunk.opens_segment) {
       ++opened;
@@ -249,9 +249,10 @@ Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
       written_to_ = 0;
       // A record longer than a segment (a queue's schedules, a dead job's
       // payload and reason) starts one of its own (Log::append): made big
-      // enough for it before it is written, so that a write cut short leaves
-      // zeros after it, a torn tail, not a record past the end of the file.
-      file_size_ = std::max(segment_bytes_, chunk.offset + chunk.bytes.size());
+      // enough for it and an end marker before it is written, so that a
+      // write cut short leaves zeros after it, a torn tail, not a record past
+      // the end of the file, and replay can tell the file was not cut short.
+      file_size_ = std::max(segment_bytes_, chunk.offset + chunk.bytes.size() + kEndMarkerRoom);
       if (chunk.opens_segment && file_size_ == segment_bytes_ && spare_ && spare_->take(path)) {
         opened = fs_.open_for_write(path, false, 0);
         if (!inline_writes()) written_to_ = segment_bytes_;  // a zero-filled spare
@@ -285,7 +286,7 @@ Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
         }
       }
     }
-    if (const uint64_t end = chunk.offset + chunk.bytes.size(); end > file_size_) {
+    if (const uint64_t end = chunk.offset + chunk.bytes.size() + kEndMarkerRoom; end > file_size_) {
       // A record longer than a segment, in a segment that holds only its
       // header (a start cut its first record off as a torn write, and a new
       // segment would take that one's name): grown, and the size synced,

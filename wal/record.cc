@@ -24,7 +24,7 @@ void append_record(std::string& out, uint8_t type, uint64_t seq, std::string_vie
 void append_segment_header(std::string& out, const SegmentHeader& header) {
   size_t start = out.size();
   out.append(kSegmentMagic, sizeof kSegmentMagic);
-  put_fixed32(out, kFormatVersion);
+  put_fixed32(out, header.version);
   put_fixed32(out, header.ordinal);
   put_fixed64(out, header.first_seq);
   put_fixed64(out, XXH3_64bits(out.data() + start, 24));
@@ -67,11 +67,12 @@ bool parse_segment_header(std::string_view data, SegmentHeader* header, std::str
     return false;
   }
   uint32_t version = get_fixed32(data.data() + 8);
-  if (version != kFormatVersion) {
-    *why = "segment format version " + std::to_string(version) + " (this tqd reads version " +
-           std::to_string(kFormatVersion) + ")";
+  if (version < kOldestFormatVersion || version > kFormatVersion) {
+    *why = "segment format version " + std::to_string(version) + " (this tqd reads versions " +
+           std::to_string(kOldestFormatVersion) + " to " + std::to_string(kFormatVersion) + ")";
     return false;
   }
+  header->version = version;
   header->ordinal = get_fixed32(data.data() + 12);
   header->first_seq = get_fixed64(data.data() + 16);
   return true;

@@ -19,6 +19,7 @@ struct Record {
 struct SegmentHeader {
   uint32_t ordinal = 0;    // 1 for a log's first segment, then +1 per segment
   uint64_t first_seq = 0;  // the seq of the segment's first record
+  uint32_t version = kFormatVersion;  // written: always kFormatVersion but in tests
 };
 
 inline size_t record_size(size_t body_bytes) { return kRecordHeaderSize + body_bytes; }

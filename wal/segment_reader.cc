@@ -211,6 +211,24 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
     expected = r.seq;
     at = next;
   }
+  if (scan.torn_at == 0 && !scan.tail_lost && !scan.header_damaged && scan.header.version >= 2 &&
+      file_size - scan.end_offset < kEndMarkerRoom) {
+    // The writer keeps room for an end marker after the last record, so
+    // this file is shorter than it was made: cut from outside, perhaps
+    // exactly between two records, and what followed is gone.
+    const std::string after =
+        scan.last_seq != 0 ? "seq " + std::to_string(scan.last_seq) : "its header";
+    std::string reason = "the file ends " + std::to_string(file_size - scan.end_offset) +
+                         " bytes after " + after +
+                         ", with no room for the end marker the log always leaves: it was cut "
+                         "short (a copy that stopped, or a file system that lost its end)";
+    if (!options.recover) {
+      return Status::corruption(file + " at offset " + std::to_string(scan.end_offset) + ": " +
+                                reason + ", and records after it may be lost");
+    }
+    reporter.dropped(file, scan.end_offset, 0, reason + "; what followed it is lost");
+    scan.tail_lost = true;
+  }
   return scan;
 }
 

@@ -13,7 +13,10 @@
 //   shorter than a header or a record running past the end of its file:
 //   both are damage (the file was cut short), in the newest segment too.
 //   `file_size` is what the file says of itself; the configured segment
-//   size may have changed since it was made.
+//   size may have changed since it was made. From format version 2 the
+//   writer also leaves room for an end marker after the last record, so a
+//   segment whose records come closer to its end was cut short too, even
+//   exactly between two records (format.h, kEndMarkerRoom).
 // - Anything else that does not decode (a checksum mismatch, an impossible
 //   length, data after the end marker, a sequence number out of order, a bad
 //   header) is corruption. Without `recover` the scan stops with a Status

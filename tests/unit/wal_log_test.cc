@@ -1036,6 +1036,165 @@ TEST_SUITE("wal_log") {
     rewrite_and_reopen(fs, h);
   }
 
+  TEST_CASE("a newest segment cut exactly between two records stops the open") {
+    // Outside damage (a copy that stopped, a file system that lost the
+    // file's end) can cut a file exactly where a record ends. The writer
+    // always leaves an end marker's room after the last record, so the cut
+    // shows; read as the log's end, the records after it were lost without a
+    // word and their jobs' ids given out again.
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 300);
+    const std::string path = newest_segment(fs);
+    const uint32_t newest = written.back().segment;
+    std::vector<ReplayedRecord> before;  // the records of the older segments
+    std::vector<size_t> ends;            // where each record of the newest one ends
+    size_t at = kSegmentHeaderSize;
+    for (const auto& r : written) {
+      if (r.segment != newest) {
+        before.push_back(r);
+        continue;
+      }
+      at += record_size(r.body.size());
+      ends.push_back(at);
+    }
+    REQUIRE(ends.size() >= 3);
+    size_t kept = 0;   // records of the newest segment left whole by the cut
+    size_t slack = 0;  // zero bytes left after the last one
+    SUBCASE("after its second record") {
+      kept = 2;
+    }
+    SUBCASE("after its last record") {
+      kept = ends.size();
+    }
+    SUBCASE("in the zeros, short of an end marker") {
+      kept = ends.size();
+      slack = kEndMarkerRoom - 1;
+    }
+    SUBCASE("after its header") {
+      kept = 0;
+    }
+    const size_t cut_at = kept == 0 ? kSegmentHeaderSize : ends[kept - 1];
+    CAPTURE(cut_at);
+    const std::string full = fs.contents(path);
+    const std::string damaged = full.substr(0, cut_at + slack);
+    fs.set_contents(path, damaged);
+
+    LogHarness h(fs);
+    Status s = h.open();
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.code() == Status::Code::kCorruption);
+    const std::string after =
+        kept == 0 ? "its header" : "seq " + std::to_string(before.size() + kept);
+    const std::string why = "the file ends " + std::to_string(slack) + " bytes after " + after +
+                            ", with no room for the end marker the log always leaves: it was "
+                            "cut short (a copy that stopped, or a file system that lost its end)";
+    CHECK(s.message() == path + " at offset " + std::to_string(cut_at) + ": " + why +
+                             ", and records after it may be lost");
+    CHECK(fs.contents(path) == damaged);  // left as it was
+
+    // --wal-recover keeps what is there, and the ids of whatever followed
+    // are skipped: a segment's worth of records, as for any lost tail.
+    LogOptions o = h.options();
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    std::vector<ReplayedRecord> left = before;
+    left.insert(left.end(), written.end() - static_cast<long>(ends.size()),
+                written.end() - static_cast<long>(ends.size() - kept));
+    CHECK(h.replayed == left);
+    REQUIRE_FALSE(h.reporter.drops.empty());
+    CHECK(h.reporter.drops[0] ==
+          path + "@" + std::to_string(cut_at) + "+0: " + why + "; what followed it is lost");
+    CHECK(h.summary.seq_bound >= before.size() + kept + kMaxSegmentBytes / kRecordHeaderSize);
+    rewrite_and_reopen(fs, h);
+  }
+
+  TEST_CASE("a newest segment cut in its zeros, an end marker after the last record, opens whole") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 20);
+    const std::string path = newest_segment(fs);
+    const std::string full = fs.contents(path);
+    size_t end = full.size();
+    while (full[end - 1] == 0) --end;
+    fs.set_contents(path, full.substr(0, end + kEndMarkerRoom));
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      CHECK(h.replayed == written);
+      append_noted(h, written, 20);  // written into the file, grown back to a segment's size
+      REQUIRE(h.wait_durable());
+    }
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed == written);
+  }
+
+  TEST_CASE("records stop an end marker short of a segment's end, long ones included") {
+    // 16 records of this size fill a 4 KiB segment to its last byte: the
+    // writer puts 15 in each, and replay finds every segment whole.
+    MemoryFileSystem fs;
+    const std::string body(((4096 - kSegmentHeaderSize) / 16) - kRecordHeaderSize, 'x');
+    REQUIRE(kSegmentHeaderSize + 16 * record_size(body.size()) == 4096);
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      for (int i = 0; i < 40; ++i) {
+        auto a = h.log->append(1, body);
+        written.push_back({1, a.seq, body, a.segment});
+      }
+      // Longer than a segment, and exactly as long as one: each gets a
+      // segment of its own, made an end marker longer than the record.
+      for (size_t size : {size_t{6000}, 4096 - kSegmentHeaderSize - kRecordHeaderSize}) {
+        const std::string long_body(size, 'L');
+        auto a = h.log->append(2, long_body);
+        written.push_back({2, a.seq, long_body, a.segment});
+      }
+      REQUIRE(h.wait_durable());
+    }
+    for (const std::string& path : segment_paths(fs)) {
+      CAPTURE(path);
+      const std::string data = fs.contents(path);
+      size_t end = data.size();
+      while (end > 0 && data[end - 1] == 0) --end;
+      CHECK(data.size() - end >= kEndMarkerRoom);
+    }
+    CHECK(segment_paths(fs).size() == 5);  // 15 + 15 + 10 records, then the two long ones
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed == written);
+  }
+
+  TEST_CASE("a version 1 segment full to its last byte still opens") {
+    // Logs from before version 2 could fill a segment exactly: no end
+    // marker proves nothing about them, and they are read as before.
+    std::string segment;
+    append_segment_header(segment, SegmentHeader{1, 1, 1});
+    std::vector<ReplayedRecord> written;
+    const std::string body(((4096 - kSegmentHeaderSize) / 16) - kRecordHeaderSize, 'v');
+    for (uint64_t seq = 1; seq <= 16; ++seq) {
+      append_record(segment, 3, seq, body);
+      written.push_back({3, seq, body, 1});
+    }
+    REQUIRE(segment.size() == 4096);
+    MemoryFileSystem fs;
+    fs.set_contents(kDir + "/" + segment_file_name(1), segment);
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      CHECK(h.replayed == written);
+      append_noted(h, written, 1);  // into a new segment, written as version 2
+      CHECK(written.back().segment == 2);
+      REQUIRE(h.wait_durable());
+    }
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed == written);
+    SegmentHeader header;
+    std::string why;
+    REQUIRE(parse_segment_header(fs.contents(newest_segment(fs)), &header, &why));
+    CHECK(header.version == kFormatVersion);
+  }
+
   TEST_CASE("damage to the last record, whole on disk, is not taken for a write cut short") {
     // Segments are zero-filled, so a write cut short leaves the record's
     // tail zero. A record whose bytes are all there was written whole and

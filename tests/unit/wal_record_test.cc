@@ -92,9 +92,25 @@ TEST_SUITE("wal_record") {
     REQUIRE(parse_segment_header(buf, &h, &why));
     CHECK(h.ordinal == 7);
     CHECK(h.first_seq == 1000);
+    CHECK(h.version == kFormatVersion);
     buf[20] ^= 1;
     CHECK_FALSE(parse_segment_header(buf, &h, &why));
     CHECK(why == "segment header checksum mismatch");
+  }
+
+  TEST_CASE("segment headers of version 1 are read, of a version after ours refused") {
+    std::string old_one;
+    append_segment_header(old_one, SegmentHeader{3, 50, 1});
+    SegmentHeader h;
+    std::string why;
+    REQUIRE(parse_segment_header(old_one, &h, &why));
+    CHECK(h.version == 1);
+    CHECK(h.first_seq == 50);
+    std::string newer;
+    append_segment_header(newer, SegmentHeader{3, 50, kFormatVersion + 1});
+    CHECK_FALSE(parse_segment_header(newer, &h, &why));
+    CHECK(why == "segment format version " + std::to_string(kFormatVersion + 1) +
+                     " (this tqd reads versions 1 to " + std::to_string(kFormatVersion) + ")");
   }
 
   TEST_CASE("segment file names sort like their numbers") {
