@@ -173,10 +173,13 @@ void Engine::restore_release(uint64_t id, uint32_t attempts, int64_t ready_at_ms
   if (job == nullptr) return;
   unlink(job);
   job->attempts = attempts;
-  // A dead job released is a KICK's: its death is over. (A job that moved
-  // to a dead_letter_queue keeps why it died there, whatever it goes through.)
-  if (JobExtras* extras = jobs_.extras(*job); extras != nullptr && job->state == JobState::kDead) {
-    extras->reason.clear();
+  // A dead job released is a KICK's: its death is over, and its next
+  // delivery is not its first (a late ACK is told so, as before the
+  // restart). (A job that moved to a dead_letter_queue keeps why it died
+  // there, whatever it goes through.)
+  if (job->state == JobState::kDead) {
+    ++job->kicks;
+    if (JobExtras* extras = jobs_.extras(*job); extras != nullptr) extras->reason.clear();
   }
   if (ready_at_ms > 0) {
     make_delayed(job, ready_at_ms);

@@ -592,6 +592,31 @@ TEST_SUITE("journal") {
     CHECK(node.engine.extras_of(*back) == nullptr);  // nothing left to say about it
   }
 
+  TEST_CASE("a kicked job not delivered since is still known as kicked after a restart") {
+    wal::MemoryFileSystem fs;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("k").ok());
+      REQUIRE(node.engine.enqueue("k", "x").ok());  // 1
+      REQUIRE(node.engine.enqueue("k", "y").ok());  // 2
+      REQUIRE(node.engine.dequeue("k").ok());
+      REQUIRE(node.engine.fail(1, "bad").ok());
+      REQUIRE(node.engine.kick_job(1).ok());
+      node.harness.settle();
+      node.harness.close();
+    }
+    Node node(fs);
+    REQUIRE(node.open(small_segments()).ok());
+    // Its late ACK (from the worker that failed it) is told what happened,
+    // not that the job was never delivered; job 2 never was.
+    CHECK(node.engine.ack(1).error().message ==
+          "cannot ack job 1: it is ready, not leased (a KICK put it back, and it was not "
+          "delivered since)");
+    CHECK(node.engine.ack(2).error().message ==
+          "cannot ack job 2: it is ready, not leased (it was never delivered)");
+  }
+
   TEST_CASE("a NACK PRIORITY survives a restart - the job is ready once, at its new place") {
     wal::MemoryFileSystem fs;
     {
