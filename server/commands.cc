@@ -128,6 +128,15 @@ bool is_keyword(std::string_view arg, std::string_view upper) {
   return true;
 }
 
+void reserve_for_jobs(std::string& out, const std::vector<const engine::Job*>& jobs) {
+  // A frame's fields are a few hundred bytes at most, but for a dead job's
+  // reason (up to 512 escaped): a guess, not a bound; append grows past it.
+  constexpr size_t kFieldBytes = 160;
+  size_t needed = out.size();
+  for (const engine::Job* job : jobs) needed += job->payload_size + kFieldBytes;
+  if (needed > out.capacity()) out.reserve(std::max(needed, 2 * out.capacity()));
+}
+
 void append_job_frame(std::string& out, const engine::Job& job, bool detailed,
                       const engine::JobExtras* extras) {
   out += "JOB ";

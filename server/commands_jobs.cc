@@ -74,6 +74,7 @@ void reply_enqueued(CommandContext& ctx, const engine::Enqueued& e) {
 void append_delivery(std::string& out, const std::vector<const engine::Job*>& jobs, bool framed,
                      const std::vector<engine::Queue*>& queues, engine::Engine& engine) {
   if (framed) {
+    cmd::reserve_for_jobs(out, jobs);
     out += "OK ";
     protocol::append_number(out, jobs.size());
     out += '\n';

@@ -94,6 +94,7 @@ void cmd_peek(CommandContext& ctx, const Request& req) {
     bytes += jobs[fit]->payload_size;
   }
   jobs.resize(fit);
+  reserve_for_jobs(ctx.out, jobs);
   ctx.out += "OK ";
   protocol::append_number(ctx.out, jobs.size());
   ctx.out += '\n';
