@@ -41,11 +41,20 @@ constexpr size_t kKeepBufferBytes = 64 << 10;
 // right, and it holds a descriptor.
 constexpr uint64_t kHandshakeMs = 10'000;
 
+// Takes the first n bytes out of `buffer`. After a big reply (a DEQUEUE ...
+// COUNT batch), an idle connection would otherwise keep its capacity for as
+// long as it lives.
+void drop_front(std::string& buffer, size_t n) {
+  buffer.erase(0, n);
+  if (buffer.empty() && buffer.capacity() > kKeepBufferBytes) std::string().swap(buffer);
+}
+
 }  // namespace
 
 struct Connection::WriteRequest {
   uv_write_t req{};
-  std::string data;  // owned here until libuv is done with it
+  std::string data;   // owned here until libuv is done with it
+  size_t offset = 0;  // where the bytes to write start in data
 };
 
 Connection::Connection(Server& server, uint64_t id, protocol::ParserLimits limits, AuthState auth)
@@ -366,6 +375,7 @@ void Connection::finish_wait(const std::vector<const engine::Job*>& jobs,
   if (!waiting_) return;
   waiting_ = false;
   waiting_on_.clear();
+  wait_answered_ms_ = server_.loop_now_ms();
   const size_t begin = out_.size();
   if (!error.empty()) {
     out_ += error;
@@ -408,6 +418,7 @@ void Connection::finish_deferred(std::string_view reply, bool wrote) {
   if (!deferred_) return;
   waiting_ = false;
   deferred_ = false;
+  wait_answered_ms_ = server_.loop_now_ms();
   const size_t begin = out_.size();
   out_ += reply;
   const wal::Log* log = server_.log();
@@ -444,10 +455,6 @@ void Connection::log_failed(const std::string& io_error) {
 }
 
 void Connection::consume(size_t n) {
-  out_.erase(0, n);
-  // After a big reply (a DEQUEUE ... COUNT batch), an idle connection would
-  // otherwise keep its capacity for as long as it lives.
-  if (out_.empty() && out_.capacity() > kKeepBufferBytes) std::string().swap(out_);
   released_ -= n;
   for (Held& h : held_) {
     h.begin -= n;
@@ -466,7 +473,7 @@ void Connection::flush() {
     return;
   }
   const size_t ready = released_;
-  const Written written = write_bytes(out_.data(), ready);
+  const Written written = write_bytes(out_, ready);
   if (written == Written::kFailed) return;
   consume(ready);
   if (written == Written::kAll) after_write_drained();
@@ -482,22 +489,22 @@ void Connection::flush_tls() {
       close();
       return;
     }
-    consume(released_);
+    const size_t sent = released_;
+    drop_front(out_, sent);
+    consume(sent);
   }
   std::string& wire = tls_->output();
   if (wire.empty()) {
     after_write_drained();
     return;
   }
-  const Written written = write_bytes(wire.data(), wire.size());
+  const Written written = write_bytes(wire, wire.size());
   if (written == Written::kFailed) return;
-  wire.clear();
-  if (wire.capacity() > kKeepBufferBytes) std::string().swap(wire);
   if (written == Written::kAll) after_write_drained();
 }
 
-Connection::Written Connection::write_bytes(const char* data, size_t n) {
-  uv_buf_t buf = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(n));
+Connection::Written Connection::write_bytes(std::string& buffer, size_t n) {
+  uv_buf_t buf = uv_buf_init(buffer.data(), static_cast<unsigned>(n));
   int written = uv_try_write(stream(), &buf, 1);
   if (written < 0 && written != UV_EAGAIN) {
     LOG_DEBUG("connection %llu: write error: %s", static_cast<unsigned long long>(id_),
@@ -506,13 +513,26 @@ Connection::Written Connection::write_bytes(const char* data, size_t n) {
     return Written::kFailed;
   }
   const size_t done = written > 0 ? static_cast<size_t>(written) : 0;
-  if (done == n) return Written::kAll;
+  if (done == n) {
+    drop_front(buffer, n);
+    return Written::kAll;
+  }
   // The socket is full: hand the rest to libuv, which writes it when it can.
   auto* req = new WriteRequest();
-  req->data.assign(data + done, n - done);
-  in_flight_ = req->data.size();
-  if (stalled_since_ms_ == 0) stalled_since_ms_ = server_.loop_now_ms();
-  uv_buf_t rest = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
+  if (n == buffer.size() && n > kKeepBufferBytes) {
+    req->data = std::move(buffer);
+    buffer = std::string();
+    req->offset = done;
+  } else {
+    req->data.assign(buffer, done, n - done);
+    drop_front(buffer, n);
+  }
+  in_flight_ = req->data.size() - req->offset;
+  if (stalled_since_ms_ == 0) {
+    stalled_since_ms_ = server_.loop_now_ms();
+    stalled_queue_bytes_ = in_flight_ + socket_send_queue_bytes();
+  }
+  uv_buf_t rest = uv_buf_init(req->data.data() + req->offset, static_cast<unsigned>(in_flight_));
   int rc = uv_write(&req->req, stream(), &rest, 1, on_write);
   if (rc != 0) {
     delete req;
@@ -555,6 +575,16 @@ void Connection::after_write_drained() {
   }
 }
 
+size_t Connection::socket_send_queue_bytes() const {
+  uv_os_fd_t fd = -1;
+  int unacknowledged = 0;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0 ||
+      ioctl(fd, SIOCOUTQ, &unacknowledged) != 0 || unacknowledged < 0) {
+    return 0;
+  }
+  return static_cast<size_t>(unacknowledged);
+}
+
 void Connection::linger() {
   if (lingering_ || closing_) return;
   // A refused connection (MAXCONN) was never admitted: lingering would let
@@ -592,6 +622,19 @@ Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_
   }
   Timeout broken = Timeout::kNone;
   const char* why = nullptr;
+  if (stalled_since_ms_ != 0) {
+    // A client that reads, however slowly, is not stalled: the clock starts
+    // again whenever less is left for it to read than when last looked at,
+    // in libuv's queue (a big reply is one write, done only once all of it
+    // is read) and in the socket's send buffer (libuv is told to write more
+    // only once much of that is free again: seconds, at a slow reader's pace).
+    const size_t queued = uv_stream_get_write_queue_size(stream()) + socket_send_queue_bytes();
+    if (queued < stalled_queue_bytes_) {
+      stalled_since_ms_ = now_ms;
+      stalled_queue_bytes_ = queued;
+    }
+  }
+  const uint64_t idle_since = std::max(last_request_ms_, wait_answered_ms_);
   if (send_ms > 0 && stalled_since_ms_ != 0 && now_ms - stalled_since_ms_ >= send_ms) {
     broken = Timeout::kNotReading;
     why = "not reading its replies";
@@ -603,7 +646,7 @@ Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_
     broken = Timeout::kSlowRequest;
     why = "too slow to send a request";
   } else if (idle_ms > 0 && !waiting_ && held_.empty() && in_flight_ == 0 &&
-             partial_since_ms_ == 0 && now_ms - last_request_ms_ >= idle_ms) {
+             partial_since_ms_ == 0 && now_ms - idle_since >= idle_ms) {
     // (A client in the middle of a request is slow, not idle: that is
     // request_timeout's business.)
     broken = Timeout::kIdle;

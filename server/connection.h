@@ -148,10 +148,13 @@ class Connection {
   // Takes `ciphertext` into the TLS session and feeds what it decrypts to
   // the parser; a failure closes the connection (after its alert).
   void read_tls(std::string_view ciphertext);
-  // Writes `n` bytes at `data` (copying what the socket does not take at
-  // once into a write request).
+  // Writes the first `n` bytes of `buffer` and, unless that failed, takes
+  // them out of it. What the socket does not take at once goes into a write
+  // request: the buffer itself when `n` is all of it (a big reply is not
+  // copied again: 16 MiB of fresh pages cost tens of ms on some machines),
+  // a copy of the rest otherwise.
   enum class Written { kAll, kQueued, kFailed };
-  Written write_bytes(const char* data, size_t n);
+  Written write_bytes(std::string& buffer, size_t n);
   void flush_tls();
 
   // Runs every whole request in the parser until it needs more bytes, or the
@@ -163,9 +166,13 @@ class Connection {
   // left the log at `seq` and did (or did not) append to it; `vouches`: the
   // reply speaks for records it did not write (CommandContext::vouches).
   void hold_or_release(size_t begin, uint64_t seq, bool wrote, bool vouches);
-  // Drops the first n bytes of out_ (they were handed to libuv).
+  // The first n bytes of out_ were sent (to libuv, or into the TLS
+  // session) and taken out of it: moves the released and held offsets back
+  // by as much.
   void consume(size_t n);
   void after_write_drained();
+  // Bytes in the socket's send buffer the client has not acknowledged yet.
+  size_t socket_send_queue_bytes() const;
   // Answers every whole request left in the parser with refusal_.
   void refuse_unrun();
   // The last step of close_when_flushed(), every reply written. close() on a
@@ -218,6 +225,13 @@ class Connection {
   // Loop times (uv_now, ms) for the timeouts.
   uint64_t started_ms_ = 0;         // when it was admitted
   uint64_t last_request_ms_ = 0;    // the last whole request (or the connection's start)
+  // When the last wait (DEQUEUE ... WAIT, BACKUP) was answered: idle_timeout
+  // counts from then too, so a long-polling worker has the whole timeout to
+  // do the job it got and ACK it.
+  uint64_t wait_answered_ms_ = 0;
+  // stalled_since_ms_: the bytes libuv still had to write when it was last
+  // checked; fewer since means the client reads, slowly or not.
+  size_t stalled_queue_bytes_ = 0;
   uint64_t partial_since_ms_ = 0;   // a request has been arriving since; 0: none
   uint64_t handshake_since_ms_ = 0;  // a TLS handshake has been under way since; 0: none
   uint64_t stalled_since_ms_ = 0;   // replies have waited for the client since; 0: none

@@ -382,6 +382,77 @@ TEST_SUITE("hardening") {
     CHECK(stat_of(tqd, "closed_slow_request_total") == "1");
   }
 
+  TEST_CASE("a client that reads its replies slowly is not closed by send_timeout") {
+    TqdOptions o;
+    o.config_yaml = "limits:\n  send_timeout: 1s\n";
+    TqdProcess tqd(o);
+    auto admin = tqd.socket();
+    call(admin, "CREATE big");
+    const std::string payload(1'000'000, 'x');
+    for (int i = 0; i < 16; ++i) {
+      REQUIRE(admin.send("PUT big 1000000\n" + payload + "\n").ok());
+      REQUIRE(admin.read_line().ok());
+    }
+    // One reply of 16 MB, far more than the socket's buffers take: most of
+    // it waits in tqd, in one write that ends only once all of it is read.
+    // The client reads it at about 400 KB a second: tqd once timed that
+    // write from its start and closed the client after a second or two.
+    const int fd = tq::testing::connect_raw(tqd.port(), 4096);
+    REQUIRE(fd >= 0);
+    const std::string peek = "PEEK big 16\n";
+    REQUIRE(::send(fd, peek.data(), peek.size(), 0) == static_cast<ssize_t>(peek.size()));
+    size_t got = 0;
+    char buf[1 << 16];
+    auto read_some = [&](size_t up_to) {
+      const ssize_t n = ::recv(fd, buf, std::min(sizeof buf, up_to), 0);
+      if (n > 0) got += static_cast<size_t>(n);
+      return n > 0;
+    };
+    const auto started = Clock::now();
+    bool open = true;
+    while (open && Clock::now() - started < std::chrono::milliseconds(3500)) {
+      open = read_some(20'000);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(open);
+    CHECK(stat_of(tqd, "closed_not_reading_total") == "0");
+    INFO("read " << got << " bytes slowly");
+    CHECK(got < 8'000'000);  // tqd still held some when the reading sped up
+    timeval five_seconds{5, 0};
+    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof five_seconds) == 0);
+    while (got < 16'000'000 && read_some(sizeof buf)) {
+    }
+    CHECK(got > 16'000'000);  // the whole reply: payloads and their frames
+    ::close(fd);
+  }
+
+  TEST_CASE("idle_timeout counts from the reply to a WAIT - the worker has it all to ACK") {
+    TqdOptions o;
+    o.config_yaml = "limits:\n  idle_timeout: 1s\n";
+    TqdProcess tqd(o);
+    auto worker = tqd.socket(10'000);
+    {
+      auto admin = tqd.socket();
+      call(admin, "CREATE q");
+      REQUIRE(worker.send("DEQUEUE q WAIT 10s\n").ok());
+      REQUIRE(tq::testing::stat_reaches(admin, "waiters", "1"));
+    }  // closed: only the worker can be closed for being idle
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // a long wait
+    {
+      auto producer = tqd.socket();
+      REQUIRE(call(producer, "ENQUEUE q the job") == "OK 1");
+    }
+    auto delivered = worker.read_line();
+    REQUIRE(delivered.ok());
+    CHECK(*delivered == "OK 1 the job");
+    // The job takes most of the timeout. Counted from the DEQUEUE, the
+    // worker was idle for 2.5 s and closed at the next check (once a
+    // second), before it could ACK.
+    std::this_thread::sleep_for(std::chrono::milliseconds(900));
+    CHECK(call(worker, "ACK 1") == "OK acked 1");
+    CHECK(stat_of(tqd, "closed_idle_total") == "0");
+  }
+
   TEST_CASE("blocked workers are limited by limits.max_waiters") {
     TqdOptions o;
     o.config_yaml = "limits:\n  max_waiters: 1\n";
