@@ -584,6 +584,20 @@ std::string segment_problem(const Config& config) {
 }
 
 std::string startup_problem(const Config& config) {
+  // Flags and files meet here: `--host ''` is as empty as `host: ""`.
+  if (config.host.empty()) {
+    return "server.host (--host): expected a host name or address, got ''";
+  }
+  if (config.data_dir.empty()) {
+    return "server.data_dir (--data-dir): expected a directory, got ''";
+  }
+  // Seen in the file alone: start-up would create some and stop at the
+  // limit, on every restart.
+  if (config.declared_queues.size() > config.max_queues) {
+    return "queues.declare: " + std::to_string(config.declared_queues.size()) +
+           " queues declared, more than limits.max_queues (" + std::to_string(config.max_queues) +
+           ")";
+  }
   if (std::string why = backup_dir_problem(config); !why.empty()) return why;
   if (const std::string& t = config.metrics_token;
       !t.empty() && (t.front() == ' ' || t.back() == ' ' || t.find_first_of("\t\r\n") != t.npos)) {

@@ -132,8 +132,10 @@ std::string backup_dir_problem(const Config& config);
 std::string segment_problem(const Config& config);
 
 // Empty, or why tqd must not start with these settings, checked once the
-// command line and the environment have had their say: backup_dir_problem,
-// a metrics.token no header can carry, an admin password equal to the other.
+// command line and the environment have had their say: an empty host or
+// data directory, more queues declared than limits.max_queues allows,
+// backup_dir_problem, a metrics.token no header can carry, an admin
+// password equal to the other.
 std::string startup_problem(const Config& config);
 
 // Reads `path` over the defaults. A missing file is an error: tqd was asked

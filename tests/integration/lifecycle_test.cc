@@ -377,16 +377,69 @@ TEST_SUITE("lifecycle") {
 }
 
 TEST_SUITE("lifecycle") {
-  TEST_CASE("declared queues past limits.max_queues stop start-up with exit 1 - no hang") {
-    // The first declared queue is created (and its record appended) before
-    // the second is refused: the log must still close.
+  TEST_CASE("more queues declared than limits.max_queues is a configuration error - exit 2") {
+    // Seen in the file alone, so --check-config says so too: start-up once
+    // created the first and stopped at the limit (exit 1, which the shipped
+    // unit restarts), and RELOAD took the first and failed the rest.
     const std::string dir = tq::testing::make_temp_dir();
     {
       std::ofstream config(dir + "/config.yaml");
       config << "limits:\n  max_queues: 1\nqueues:\n  declare:\n    a: {}\n    b: {}\n";
     }
+    const std::string why = "queues.declare: 2 queues declared, more than limits.max_queues (1)";
+    for (bool check_only : {true, false}) {
+      CAPTURE(check_only);
+      std::vector<std::string> args = {"--config", dir + "/config.yaml", "--port",
+                                       "0",        "--data-dir",         dir + "/data"};
+      if (check_only) args.push_back("--check-config");
+      auto [status, err] = tq::testing::run_tqd(args, std::chrono::seconds(20));
+      CHECK(status == 2);
+      CHECK(err.find(why) != std::string::npos);
+    }
+    CHECK_FALSE(std::filesystem::exists(dir + "/data/wal"));  // nothing was started
+    tq::testing::remove_tree(dir);
+  }
+
+  TEST_CASE("an empty --host or --data-dir is a configuration error, as in the file - exit 2") {
+    const std::string dir = tq::testing::make_temp_dir();
+    for (bool check_only : {true, false}) {
+      CAPTURE(check_only);
+      std::vector<std::string> host = {"--port", "0", "--host", "", "--data-dir", dir + "/data"};
+      std::vector<std::string> data = {"--port", "0", "--data-dir", ""};
+      if (check_only) {
+        host.push_back("--check-config");
+        data.push_back("--check-config");
+      }
+      auto [host_status, host_err] = tq::testing::run_tqd(host, std::chrono::seconds(20));
+      CHECK(host_status == 2);
+      CHECK(host_err.find("server.host (--host): expected a host name or address, got ''") !=
+            std::string::npos);
+      auto [data_status, data_err] = tq::testing::run_tqd(data, std::chrono::seconds(20));
+      CHECK(data_status == 2);
+      CHECK(data_err.find("server.data_dir (--data-dir): expected a directory, got ''") !=
+            std::string::npos);
+    }
+    tq::testing::remove_tree(dir);
+  }
+
+  TEST_CASE("declared queues past limits.max_queues with the log's own stop start-up - no hang") {
+    // The log holds a queue: the first declared queue is created (and its
+    // record appended) before the second is refused: the log must still
+    // close.
+    const std::string dir = tq::testing::make_temp_dir();
+    TqdOptions first;
+    first.config_yaml = "queues:\n  declare:\n    old: {}\n";
+    first.dir = dir;
+    {
+      TqdProcess tqd(first);
+      tqd.stop(SIGTERM);
+    }
+    {
+      std::ofstream config(dir + "/second.yaml");
+      config << "limits:\n  max_queues: 2\nqueues:\n  declare:\n    a: {}\n    b: {}\n";
+    }
     auto [status, err] = tq::testing::run_tqd(
-        {"--config", dir + "/config.yaml", "--port", "0", "--data-dir", dir + "/data"},
+        {"--config", dir + "/second.yaml", "--port", "0", "--data-dir", dir + "/data"},
         std::chrono::seconds(20));
     CHECK(status == 1);
     CHECK(err.find("queues.declare.b: cannot create 'b'") != std::string::npos);

@@ -172,21 +172,23 @@ TEST_SUITE("reload") {
     TqdOptions o;
     o.config_yaml =
         "auth:\n  password: pw\n"
-        "limits:\n  max_queues: 1\n"
+        "limits:\n  max_queues: 2\n"
         "queues:\n  declare:\n    emails:\n      max_attempts: 5\n      ack_timeout: 30s\n";
     TqdProcess tqd(o);
     auto s = tqd.socket();
     REQUIRE(call(s, "AUTH pw") == "OK authenticated");
     REQUIRE(queue_setting(s, "emails", "max_attempts", "max_attempts=9") == "9");
     CHECK(call(s, "ENQUEUE other hello").rfind("ERROR", 0) == 0);
+    REQUIRE(call(s, "CREATE other") == "OK created other");  // the last room
 
     // The same declaration, written in another order: no change, CONFIG's 9
-    // stands. A queue max_queues has no room for: not created, and said so.
-    // The password turned off waits for a restart; the log level goes to
-    // warn, and the lines of this reload are still logged.
+    // stands. A queue max_queues has no room for (a client's queue took
+    // it): not created, and said so. The password turned off waits for a
+    // restart; the log level goes to warn, and the lines of this reload are
+    // still logged.
     rewrite(tqd,
             "server:\n  log_level: warn\n"
-            "limits:\n  max_queues: 1\n"
+            "limits:\n  max_queues: 2\n"
             "queues:\n  auto_create: true\n  declare:\n"
             "    emails:\n      ack_timeout: 30000ms\n      max_attempts: 5\n"
             "    invoices: {}\n");
@@ -198,8 +200,8 @@ TEST_SUITE("reload") {
     auto fresh = tqd.socket();
     CHECK(call(fresh, "LIST").rfind("ERROR NOAUTH", 0) == 0);  // still a password
     REQUIRE(call(fresh, "AUTH pw") == "OK authenticated");
-    // auto_create reached the engine (max_queues too: no room for "other").
-    CHECK(call(fresh, "ENQUEUE other hello").find("max_queues") != std::string::npos);
+    // auto_create reached the engine (max_queues too: no room for "third").
+    CHECK(call(fresh, "ENQUEUE third hello").find("max_queues") != std::string::npos);
 
     // Room now: the same declaration is tried again, and applies.
     rewrite(tqd,
@@ -209,8 +211,8 @@ TEST_SUITE("reload") {
             "    emails:\n      ack_timeout: 30000ms\n      max_attempts: 5\n"
             "    invoices: {}\n");
     reload(tqd, "settings read again");
-    CHECK(call(fresh, "LIST") == "OK emails,invoices");
-    CHECK(call(fresh, "ENQUEUE other hello").rfind("OK", 0) == 0);
+    CHECK(call(fresh, "LIST") == "OK emails,invoices,other");
+    CHECK(call(fresh, "ENQUEUE third hello").rfind("OK", 0) == 0);
 
     // Live settings that break a start-up rule with the running ones: an
     // admin password equal to the password.
@@ -234,6 +236,17 @@ TEST_SUITE("reload") {
     rewrite(tqd, "limits:\n  max_connections: 5\nwal:\n  segment_bytes: 16MiB\n");
     CHECK(call(s, "RELOAD") ==
           "OK reloaded applied=limits.max_connections restart=wal.segment_bytes");
+    // More queues declared than max_queues: refused whole, as at start-up
+    // (once the first was created and the rest failed, and the next
+    // restart stopped at the limit).
+    rewrite(tqd,
+            "limits:\n  max_connections: 5\n  max_queues: 1\nwal:\n  segment_bytes: 16MiB\n"
+            "queues:\n  declare:\n    a: {}\n    b: {}\n");
+    CHECK(call(s, "RELOAD")
+              .rfind("ERROR BADCONFIG queues.declare: 2 queues declared, more than "
+                     "limits.max_queues (1)",
+                     0) == 0);
+    CHECK(call(s, "LIST") == "OK");
     tqd.stop(SIGTERM);
   }
 
