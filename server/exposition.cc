@@ -114,6 +114,7 @@ std::string exposition_name(const Figure& figure, std::string_view prefix) {
     case FigureUnit::kMilliseconds:
       // A moment in Unix time is a timestamp, as Prometheus names them.
       replace_unit(name, "_at_ms", "_timestamp_seconds");
+      replace_unit(name, "_until_ms", "_until_timestamp_seconds");
       replace_unit(name, "_ms", "_seconds");
       break;
     case FigureUnit::kTenthsPercent:

@@ -228,7 +228,7 @@ std::vector<Figure> queue_figures(const engine::Queue& q, int64_t now_ms) {
   FigureList f;
   f.flag("paused", q.paused, "1 while the queue is paused (PAUSE).");
   f.gauge("paused_until_ms", static_cast<uint64_t>(q.paused ? q.resume_at_ms : 0),
-          "When a timed PAUSE ends (Unix time, ms); 0 when not paused or paused until RESUME.",
+          "When a timed PAUSE ends, Unix time; 0 when not paused or paused until RESUME.",
           FigureUnit::kMilliseconds);
   f.gauge("ready", q.ready.size(), "Jobs ready for delivery.");
   f.gauge("head_wait_ms", static_cast<uint64_t>(q.head_wait_ms(now_ms)),

@@ -79,6 +79,10 @@ Result<size_t> Engine::purge_dead(std::string_view queue_name, size_t max) {
 Status Engine::drop(std::string_view queue_name) {
   Result<Queue*> found = queue_or_error(queue_name);
   if (!found.ok()) return found.error();
+  // Its jobs, leased and dead ones too, are deleted with it (jobs_deleted_total
+  // says so); the queue's own counters go with the queue. Not in
+  // restore_drop_queue: a replay counts nothing.
+  counters_.deleted += found.value()->job_count();
   restore_drop_queue(found.value()->number);
   return Ok{};
 }

@@ -599,11 +599,15 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(f.engine.purge_dead("nope").error().code == Errc::kNoQueue);
   }
 
-  TEST_CASE("DROP removes the queue and every job in it") {
+  TEST_CASE("DROP removes the queue and every job in it, and counts them deleted") {
     Fixture f;
     uint64_t id = f.put("x");
     f.put("y", {.delay_ms = 1'000});
+    f.put("z");
+    REQUIRE(f.engine.dequeue("q").ok());  // leased: deleted with the queue too
+    const uint64_t deleted_before = f.engine.counters().deleted;
     REQUIRE(f.engine.drop("q").ok());
+    CHECK(f.engine.counters().deleted == deleted_before + 3);
     CHECK(f.engine.find_queue("q") == nullptr);
     CHECK(f.engine.find_job(id) == nullptr);
     CHECK(f.engine.job_count() == 0);

@@ -131,6 +131,8 @@ TEST_SUITE("exposition") {
           "tq_loop_busy_ratio");
     CHECK(server::exposition_name(gauge("wal_last_backup_at_ms", 1, FigureUnit::kMilliseconds),
                                   "tq_") == "tq_wal_last_backup_timestamp_seconds");
+    CHECK(server::exposition_name(gauge("paused_until_ms", 1, FigureUnit::kMilliseconds),
+                                  "tq_queue_") == "tq_queue_paused_until_timestamp_seconds");
   }
 
   TEST_CASE("values are converted to seconds and ratios exactly") {
