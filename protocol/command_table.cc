@@ -18,8 +18,8 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "Answers OK created <queue>, or ERROR EXISTS when it already exists.\n"
      "A queue name is 1-200 characters of A-Z a-z 0-9 . _ : -, not only digits,\n"
      "and not WAIT or COUNT."},
-    {Verb::kEnqueue, "ENQUEUE", 2, 2, kWrites | kRestOfLine, -1, kLine,
-     "ENQUEUE <queue> <payload>", "add a job; the payload is the rest of the line",
+    {Verb::kEnqueue, "ENQUEUE", 2, 2, kWrites | kRestOfLine, -1, kLine, "ENQUEUE <queue> <payload>",
+     "add a job; the payload is the rest of the line",
      "Answers OK <id>. The payload keeps its inner spaces; it cannot hold a newline.\n"
      "PUT takes any bytes, and options (priority, delay, TTL, attempts, dedup key,\n"
      "group)."},
@@ -36,7 +36,7 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "delivers g's jobs one at a time, in the order they were put; each waits\n"
      "(held) until the one before it is acked, deleted, dead or expired.",
      "PUT <queue> <bytes> [options]"},
-    {Verb::kDequeue, "DEQUEUE", 1, -1, kWrites | kMayBlock, -1, kLine,
+    {Verb::kDequeue, "DEQUEUE", 1, -1, kWrites | kMayBlock | kBigReply, -1, kLine,
      "DEQUEUE <queue>... [WAIT d] [COUNT n]", "lease the next ready job(s)",
      "Answers OK <id> <payload>, or ERROR EMPTY when no job is ready.\n"
      "Several queues: served by queue priority, then in the order given.\n"
@@ -55,19 +55,21 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "backoff), or OK dead <id> when it has used its attempts, or OK expired <id>\n"
      "when its TTL passed meanwhile. PRIORITY p gives the job a new priority."},
     {Verb::kFail, "FAIL", 2, 2, kWrites | kRestOfLine, -1, kLine, "FAIL <id> <reason>",
-     "send a leased job to dead letters", "Answers OK dead <id>. PEEK <queue> DEAD shows the reason."},
+     "send a leased job to dead letters",
+     "Answers OK dead <id>. PEEK <queue> DEAD shows the reason."},
     {Verb::kTouch, "TOUCH", 1, 2, kWrites, -1, kLine, "TOUCH <id> [d]",
      "extend a lease (a heartbeat for long work)",
      "The lease now ends d from now (default: the queue's ack timeout).\n"
      "Answers OK touched <id> <ms> with the milliseconds left."},
     {Verb::kDelete, "DELETE", 1, 1, kWrites, -1, kLine, "DELETE <id>", "delete a job in any state",
      "Answers OK deleted <id>."},
-    {Verb::kList, "LIST", 0, 0, 0, -1, kLine, "LIST", "queue names, comma-separated",
+    {Verb::kList, "LIST", 0, 0, kBigReply, -1, kLine, "LIST", "queue names, comma-separated",
      "Answers OK followed by the names in one line, sorted: OK emails,orders"},
-    {Verb::kQueues, "QUEUES", 0, 0, 0, -1, kLines, "QUEUES", "every queue with its job counts",
+    {Verb::kQueues, "QUEUES", 0, 0, kBigReply, -1, kLines, "QUEUES",
+     "every queue with its job counts",
      "Answers OK <n>, then per queue: <name> ready=<r> held=<h> delayed=<d> leased=<l>\n"
      "dead=<x> paused=<0|1>."},
-    {Verb::kPeek, "PEEK", 1, 3, kAdmin, -1, kJobs,
+    {Verb::kPeek, "PEEK", 1, 3, kAdmin | kBigReply, -1, kJobs,
      "PEEK <queue> [READY|HELD|DELAYED|LEASED|DEAD] [n]",
      "look at the first n jobs in a state (default READY, 10)",
      "Answers OK <k>, then per job a line JOB <id> <bytes> queue=<q> state=<s>\n"
@@ -76,7 +78,7 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "reason=<rest of line>; then the payload bytes and a line end. Times are Unix\n"
      "milliseconds. HELD: ready jobs waiting for an earlier job of their group.",
      "PEEK <queue> [state] [n]"},
-    {Verb::kJob, "JOB", 1, 1, 0, -1, kJobs, "JOB <id>", "look at one job by its id",
+    {Verb::kJob, "JOB", 1, 1, kBigReply, -1, kJobs, "JOB <id>", "look at one job by its id",
      "Answers OK 1 and the job framed as PEEK frames it (queue, state, attempts,\n"
      "priority, at=, expires=, key=, group=, reason=, then the payload); nothing\n"
      "changes. ERROR NOTFOUND when no job has that id: it never existed, or it\n"
@@ -111,7 +113,8 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
     {Verb::kDrop, "DROP", 1, 1, kWrites | kAdmin, -1, kLine, "DROP <queue>",
      "delete a queue and all its jobs", "Answers OK dropped <queue>."},
     {Verb::kSchedule, "SCHEDULE", 1, 19, kWrites | kAdmin, 2, kLines,
-     "SCHEDULE <queue> [<name> <bytes> (EVERY d | CRON m h dom mon dow [TZ zone]) [PRIORITY n] [TTL d] [ATTEMPTS n] [GROUP g]]",
+     "SCHEDULE <queue> [<name> <bytes> (EVERY d | CRON m h dom mon dow [TZ zone]) [PRIORITY n] "
+     "[TTL d] [ATTEMPTS n] [GROUP g]]",
      "put a job on a timetable, again and again; or list a queue's schedules",
      "With a name: send the line, then exactly <bytes> bytes of payload, then a line\n"
      "end. Each time the schedule comes due, the payload is put into the queue as a\n"
@@ -130,7 +133,8 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "Answers OK cancelled <name>, or ERROR NOTFOUND. Jobs it put already stay."},
     {Verb::kStats, "STATS", 0, 1, 0, -1, kLines, "STATS [queue]", "server or queue figures",
      "Answers OK <n> followed by n lines of <name> <value>."},
-    {Verb::kClients, "CLIENTS", 0, 0, kAdmin, -1, kLines, "CLIENTS", "every connection: who, what, waiting",
+    {Verb::kClients, "CLIENTS", 0, 0, kAdmin | kBigReply, -1, kLines, "CLIENTS",
+     "every connection: who, what, waiting",
      "Answers OK <n>, then per connection: id=<n> addr=<ip:port> age=<s>s idle=<s>s\n"
      "cmd=<last command> leases=<jobs it holds> wait=<queues it is blocked on, or ->\n"
      "unsent=<reply bytes not yet written>. The connection asking is in the list."},
@@ -158,9 +162,10 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "With auth.admin_password set, admin commands (HELP <command> says which)\n"
      "need AUTH with that one, answered OK authenticated admin; AUTH again\n"
      "changes who the connection is."},
-    {Verb::kPing, "PING", 0, 0, kNoAuth, -1, kLine, "PING", "check the connection", "Answers OK PONG."},
-    {Verb::kHelp, "HELP", 0, 1, 0, -1, kLines, "HELP [command]",
-     "list commands, or explain one", "Answers OK <n> followed by n lines."},
+    {Verb::kPing, "PING", 0, 0, kNoAuth, -1, kLine, "PING", "check the connection",
+     "Answers OK PONG."},
+    {Verb::kHelp, "HELP", 0, 1, 0, -1, kLines, "HELP [command]", "list commands, or explain one",
+     "Answers OK <n> followed by n lines."},
     {Verb::kQuit, "QUIT", 0, 0, kNoAuth, -1, kLine, "QUIT", "close the connection",
      "Answers OK bye, then the server closes the connection."},
 }};

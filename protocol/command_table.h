@@ -57,6 +57,8 @@ enum CommandFlag : uint32_t {
   kAdmin = 1u << 4,       // inspects or repairs; with auth.admin_password, admins only
   kLong = 1u << 5,        // may answer only after a long while: BACKUP (work off the
                           // loop), KICK, REDRIVE, PURGE (many jobs, in steps)
+  kBigReply = 1u << 6,    // its reply may be megabytes: payloads (DEQUEUE, PEEK, JOB),
+                          // or a line per queue or connection (LIST, QUEUES, CLIENTS)
 };
 
 // How a successful reply is framed, so a client can read one without knowing

@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "server/commands.h"
 #include "server/listen_address.h"
@@ -249,7 +250,22 @@ void Connection::read_tls(std::string_view ciphertext) {
   if (outcome == TlsSession::Read::kClosed) on_end_of_input();
 }
 
-void Connection::process() {
+bool Connection::defer_big_reply(bool turn) {
+  if (!parser_.request().spec->has(protocol::kBigReply) || server_.reply_budget() > 0) {
+    return false;
+  }
+  if (turn && server_.take_overdraft()) return false;
+  stashed_ = true;
+  if (reading_) {
+    uv_read_stop(stream());
+    reading_ = false;
+  }
+  turn_over_ = true;
+  server_.want_turn(*this, true);
+  return true;
+}
+
+void Connection::process(bool turn) {
   // The turn ends past kTurnBytes of replies, or sooner past what is left of
   // the iteration's (Server::reply_budget); after one request at least, so
   // that every connection that gets a turn makes progress.
@@ -275,7 +291,8 @@ void Connection::process() {
       server_.want_turn(*this, cut_short);
       break;
     }
-    auto result = parser_.next();
+    auto result = stashed_ ? protocol::RequestParser::Result::kRequest : parser_.next();
+    stashed_ = false;
     if (result == protocol::RequestParser::Result::kNeedMore) {
       // Part of a request waits for the rest: the clock of request_timeout.
       if (!parser_.mid_request()) {
@@ -287,6 +304,7 @@ void Connection::process() {
     }
     last_request_ms_ = server_.loop_now_ms();
     partial_since_ms_ = 0;
+    if (result == protocol::RequestParser::Result::kRequest && defer_big_reply(turn)) break;
     wal::Log* log = server_.log();
     CommandContext ctx{
         server_.engine(),   server_.stats(),           out_,   log,     server_.journal(),
@@ -391,7 +409,7 @@ void Connection::finish_wait(const std::vector<const engine::Job*>& jobs,
 
 void Connection::next_turn() {
   turn_over_ = false;
-  process();
+  process(true);
   if (turn_over_) return;
   if (input_ended_ && !deferred_) {
     input_ended_ = false;
@@ -683,6 +701,7 @@ void Connection::stop_serving(std::string_view refusal) {
 
 void Connection::refuse_unrun() {
   const size_t begin = out_.size();
+  if (std::exchange(stashed_, false)) out_ += refusal_;
   while (parser_.next() != protocol::RequestParser::Result::kNeedMore) out_ += refusal_;
   if (out_.size() == begin) return;
   hold_or_release(begin, 0, false, false);  // after the replies held before them

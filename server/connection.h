@@ -158,8 +158,13 @@ class Connection {
   void flush_tls();
 
   // Runs every whole request in the parser until it needs more bytes, or the
-  // output is over the high-water mark, or the connection is done.
-  void process();
+  // output is over the high-water mark, or the connection is done, or its
+  // turn is over. `turn`: called for its turn (next_turn), which may take
+  // the iteration's overdraft (Server::take_overdraft).
+  void process(bool turn = false);
+  // The request just parsed may make a big reply and the iteration's reply
+  // budget is spent: it is kept in the parser (stashed_) for the next turn.
+  bool defer_big_reply(bool turn);
   // Stops reading while a wait holds more than a request's worth of input.
   void limit_input();
   // Releases or holds the reply at out_[begin, end) made by a command that
@@ -207,6 +212,10 @@ class Connection {
   bool paused_ = false;      // not reading because the client is not reading its replies
   bool input_held_ = false;  // not reading: a wait holds a request's worth of input
   bool turn_over_ = false;   // not reading: its turn is over, the next comes next iteration
+  // parser_.request() holds a request parsed and not run yet (defer_big_reply):
+  // the next process() runs it first. Its views stay valid: nothing is fed
+  // to the parser while the turn is over (reading stopped).
+  bool stashed_ = false;
   bool draining_ = false;    // no more requests; close when the output is written
   bool closing_ = false;     // uv_close was called
   bool lingering_ = false;   // replies written and FIN sent; discarding input until EOF

@@ -438,6 +438,7 @@ void Server::on_before_poll(uv_prepare_t* handle) {
   // The next iteration's budget, from its poll phase on: that phase's
   // replies and the next hook's are one iteration for loop_max_busy_us too.
   self->reply_budget_ = kIterationReplyBytes;
+  self->overdraft_taken_ = false;
   self->measure_iteration();  // last: this hook's replies are the iteration's work too
 }
 

@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "server/backup.h"
@@ -110,6 +111,12 @@ class Server final : public ClientDirectory,
   void spend_reply_budget(size_t bytes) {
     reply_budget_ -= bytes < reply_budget_ ? bytes : reply_budget_;
   }
+  // Once the budget is spent, a request whose reply may be megabytes
+  // (kBigReply) waits for a later turn, but for one an iteration, taken by
+  // the first such connection whose turn comes (Connection::process): so a
+  // dozen clients asking for 16 MiB each at once do not hold the loop for
+  // all of them in one go, and every one of them still gets its turn.
+  bool take_overdraft() { return !std::exchange(overdraft_taken_, true); }
   void remove_connection(uint64_t id);
   // ClientDirectory: every admitted connection, by id.
   std::vector<ClientInfo> describe_clients() const override;
@@ -225,6 +232,7 @@ class Server final : public ClientDirectory,
   // client's PING through within 10 ms (bench/RESULTS.md).
   static constexpr uint64_t kIterationWorkNs = 2'000'000;
   size_t reply_budget_ = kIterationReplyBytes;
+  bool overdraft_taken_ = false;       // take_overdraft(), this iteration
   std::vector<uint64_t> log_waiters_;  // connection ids holding replies for the log
 
   std::unique_ptr<MetricsListener> metrics_;  // null: metrics.listen is off

@@ -45,6 +45,22 @@ bool closed_by_server(LineSocket& s) {
   }
 }
 
+// Waits (up to 5 s) until the process is stopped (SIGSTOP takes effect
+// when it is next scheduled, not when kill returns).
+bool stopped(pid_t pid) {
+  for (int i = 0; i < 500; ++i) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const size_t after_name = all.rfind(')');
+    if (after_name != std::string::npos && all.size() > after_name + 2 &&
+        (all[after_name + 2] == 'T' || all[after_name + 2] == 't')) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
 std::string stat_of(TqdProcess& tqd, const std::string& name) {
   auto c = tqd.client();
   auto stats = c.stats();
@@ -658,6 +674,59 @@ TEST_SUITE("hardening") {
     const uint64_t ran = std::stoull(stat_via(other, "commands_stats")) - before;
     INFO("STATS run before the other client's: " << ran);
     CHECK(ran < 4000);
+    for (int fd : hogs) ::close(fd);
+  }
+
+  TEST_CASE("clients asking for big replies at once take turns - one or two an iteration") {
+    TqdProcess tqd;
+    auto other = tqd.socket();
+    call(other, "CREATE big");
+    const std::string payload(1'000'000, 'x');
+    for (int i = 0; i < 4; ++i) {
+      REQUIRE(other.send("PUT big 1000000\n" + payload + "\n").ok());
+      REQUIRE(other.read_line().ok());
+    }
+    // Eight clients that ask for 4 MB each (PEEK of four 1 MB jobs) and
+    // read none of it.
+    constexpr int kClients = 8;
+    std::vector<int> hogs;
+    for (int i = 0; i < kClients; ++i) {
+      const int fd = tq::testing::connect_raw(tqd.port(), 4096);
+      REQUIRE(fd >= 0);
+      hogs.push_back(fd);
+      const std::string ping = "PING\n";
+      REQUIRE(::send(fd, ping.data(), ping.size(), 0) == static_cast<ssize_t>(ping.size()));
+      char pong[8];
+      REQUIRE(::recv(fd, pong, sizeof pong, MSG_WAITALL) == 8);  // admitted: "OK PONG\n"
+    }
+    const uint64_t before = std::stoull(stat_via(other, "commands_peek"));
+    // With tqd stopped, the PEEKs and then the other client's STATS wait for
+    // it, and one turn of its loop reads them all, in that order. Every
+    // client that took a turn once ran its request whatever the budget: all
+    // eight PEEKs, 32 MB of replies (tens of ms each to build), before the
+    // STATS. Past the budget a big reply waits: one runs on the budget, then
+    // the STATS.
+    REQUIRE(::kill(tqd.pid(), SIGSTOP) == 0);
+    REQUIRE(stopped(tqd.pid()));  // or it may read the first PEEKs before the rest come
+    const std::string peek = "PEEK big 4\n";
+    for (int fd : hogs) {
+      REQUIRE(::send(fd, peek.data(), peek.size(), 0) == static_cast<ssize_t>(peek.size()));
+    }
+    REQUIRE(other.send("STATS\n").ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    REQUIRE(::kill(tqd.pid(), SIGCONT) == 0);
+    auto head = other.read_line();
+    REQUIRE(head.ok());
+    uint64_t peeks_run = 0;
+    for (size_t i = 0, n = std::stoul(head->substr(3)); i < n; ++i) {
+      auto line = other.read_line();
+      REQUIRE(line.ok());
+      if (line->rfind("commands_peek ", 0) == 0) peeks_run = std::stoull(line->substr(14)) - before;
+    }
+    INFO("PEEKs run before the STATS: " << peeks_run);
+    CHECK(peeks_run <= 2);
+    // And every one of them runs, one or two an iteration.
+    CHECK(tq::testing::stat_reaches(other, "commands_peek", std::to_string(before + kClients)));
     for (int fd : hogs) ::close(fd);
   }
 
