@@ -1,7 +1,10 @@
 #include "server/connection.h"
 
 #include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <utility>
@@ -593,6 +596,17 @@ void Connection::after_write_drained() {
   }
 }
 
+int Connection::tcp_state() const {
+  uv_os_fd_t fd = -1;
+  tcp_info info{};
+  socklen_t length = sizeof info;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0 ||
+      getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) {
+    return 0;
+  }
+  return info.tcpi_state;
+}
+
 size_t Connection::socket_send_queue_bytes() const {
   uv_os_fd_t fd = -1;
   int unacknowledged = 0;
@@ -637,6 +651,22 @@ Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_
   if (lingering_) {
     if (now_ms - linger_since_ms_ >= kLingerMs) close();
     return Timeout::kNone;
+  }
+  if (waiting_ && !deferred_ && input_held_) {
+    // Not reading (limit_input), so its close was never seen: a worker
+    // that pipelined a MiB behind its WAIT and then went away would be
+    // handed the next job. The socket's state says whether it went.
+    switch (tcp_state()) {
+      case TCP_CLOSE:  // reset
+        LOG_DEBUG("connection %llu: reset while it waited", static_cast<unsigned long long>(id_));
+        close();
+        return Timeout::kNone;
+      case TCP_CLOSE_WAIT:  // its end of input: what reading would have found
+        on_end_of_input();
+        return Timeout::kNone;
+      default:
+        break;
+    }
   }
   Timeout broken = Timeout::kNone;
   const char* why = nullptr;

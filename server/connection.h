@@ -178,6 +178,8 @@ class Connection {
   void after_write_drained();
   // Bytes in the socket's send buffer the client has not acknowledged yet.
   size_t socket_send_queue_bytes() const;
+  // The socket's TCP state (TCP_ESTABLISHED, TCP_CLOSE_WAIT, ...; 0 if unknown).
+  int tcp_state() const;
   // Answers every whole request left in the parser with refusal_.
   void refuse_unrun();
   // The last step of close_when_flushed(), every reply written. close() on a

@@ -540,6 +540,49 @@ TEST_SUITE("hardening") {
     CHECK(replies.substr(replies.size() - 16) == "OK PONG\nOK PONG\n");
   }
 
+  TEST_CASE("a worker gone while tqd holds back its input behind a WAIT is handed no job") {
+    // Past a request's worth of input behind a wait, tqd stops reading the
+    // socket (the test above), so it never read the worker's close either:
+    // the wait stayed, and the next job was leased to a worker that was not
+    // there. The once-a-second check looks at the socket's state.
+    TqdProcess tqd;
+    auto admin = tqd.socket();
+    call(admin, "CREATE w");
+    const int fd = raw_waiter_on_w(tqd, admin);
+    std::string pings;
+    while (pings.size() < 64 * 1024) pings += "PING\n";
+    SUBCASE("reset, after more than TCP takes") {
+      size_t sent = 0;
+      while (sent < (16u << 20)) {
+        pollfd p{fd, POLLOUT, 0};
+        if (::poll(&p, 1, 500) != 1) break;  // tqd reads no more
+        const ssize_t n = ::send(fd, pings.data(), pings.size(), MSG_DONTWAIT);
+        if (n <= 0) break;
+        sent += static_cast<size_t>(n);
+      }
+      REQUIRE(sent < (16u << 20));
+      // A reset: a FIN would wait behind the bytes tqd has not read
+      // (PROTOCOL says so).
+      const linger reset{1, 0};
+      REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset) == 0);
+    }
+    SUBCASE("closed, after a little more than tqd reads") {
+      // 1.1 MiB: tqd reads a MiB and stops; the rest, and the FIN after it,
+      // fit in the socket's receive buffer, so the close arrives.
+      for (int i = 0; i < 17; ++i) {
+        REQUIRE(::send(fd, pings.data(), pings.size(), 0) == static_cast<ssize_t>(pings.size()));
+      }
+    }
+    ::close(fd);
+    CHECK(tq::testing::stat_reaches(admin, "waiters", "0"));
+    REQUIRE(call(admin, "ENQUEUE w the job") == "OK 1");
+    REQUIRE(admin.send("JOB 1\n").ok());
+    CHECK(*admin.read_line() == "OK 1");
+    auto header = admin.read_line();
+    REQUIRE(header.ok());
+    CHECK(header->find("state=ready attempts=0") != std::string::npos);
+  }
+
   TEST_CASE("a worker reset while it waits is not handed a job read in the same turn of the loop") {
     TqdProcess tqd;
     auto admin = tqd.socket();
