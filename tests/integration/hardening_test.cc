@@ -109,6 +109,18 @@ int raw_waiter_on_w(const TqdProcess& tqd, LineSocket& admin) {
   return fd;
 }
 
+// Creates queue "big" and puts n jobs of 1,000,000 bytes into it.
+void put_big_jobs(LineSocket& s, int n) {
+  REQUIRE(call(s, "CREATE big") == "OK created big");
+  const std::string payload(1'000'000, 'x');
+  for (int i = 0; i < n; ++i) {
+    REQUIRE(s.send("PUT big 1000000\n" + payload + "\n").ok());
+    auto reply = s.read_line();
+    REQUIRE(reply.ok());
+    REQUIRE(reply->rfind("OK ", 0) == 0);
+  }
+}
+
 uint64_t rss_kib(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -403,12 +415,7 @@ TEST_SUITE("hardening") {
     o.config_yaml = "limits:\n  send_timeout: 1s\n";
     TqdProcess tqd(o);
     auto admin = tqd.socket();
-    call(admin, "CREATE big");
-    const std::string payload(1'000'000, 'x');
-    for (int i = 0; i < 16; ++i) {
-      REQUIRE(admin.send("PUT big 1000000\n" + payload + "\n").ok());
-      REQUIRE(admin.read_line().ok());
-    }
+    put_big_jobs(admin, 16);
     // One reply of 16 MB, far more than the socket's buffers take: most of
     // it waits in tqd, in one write that ends only once all of it is read.
     // The client reads it at about 400 KB a second: tqd once timed that
@@ -723,12 +730,7 @@ TEST_SUITE("hardening") {
   TEST_CASE("clients asking for big replies at once take turns - one or two an iteration") {
     TqdProcess tqd;
     auto other = tqd.socket();
-    call(other, "CREATE big");
-    const std::string payload(1'000'000, 'x');
-    for (int i = 0; i < 4; ++i) {
-      REQUIRE(other.send("PUT big 1000000\n" + payload + "\n").ok());
-      REQUIRE(other.read_line().ok());
-    }
+    put_big_jobs(other, 4);
     // Eight clients that ask for 4 MB each (PEEK of four 1 MB jobs) and
     // read none of it.
     constexpr int kClients = 8;
