@@ -114,6 +114,7 @@ const Setting kSettings[] = {
     TQ_SETTING("limits.max_queues", Scope::kLive, max_queues, text),
     TQ_SETTING("limits.max_jobs", Scope::kLive, max_jobs, text),
     TQ_SETTING("limits.max_payload_total", Scope::kLive, max_payload_total, size),
+    TQ_SETTING("limits.max_client_memory", Scope::kLive, max_client_memory, size),
     TQ_SETTING("limits.max_wait", Scope::kLive, max_wait_ms, duration),
     TQ_SETTING("limits.max_batch", Scope::kLive, max_batch, text),
     TQ_SETTING("wal.enabled", Scope::kRestart, wal_enabled, text),

@@ -99,6 +99,11 @@ class Connection {
 
   // What CLIENTS shows about this connection at loop time `now_ms`.
   ClientInfo describe(uint64_t now_ms, const engine::Engine& engine) const;
+  // What it holds in memory for its client: replies not yet sent and
+  // requests read and not yet run (limits.max_client_memory).
+  size_t buffered_bytes() const { return closing_ ? 0 : unsent_bytes() + parser_.buffered(); }
+  // The client's IP address as text ("" if the socket cannot say).
+  std::string peer_address() const;
 
   enum class Timeout { kNone, kIdle, kSlowRequest, kNotReading };
   // Closes the connection if it broke a timeout by `now_ms` (loop time);
@@ -198,8 +203,6 @@ class Connection {
   }
   // The client's socket address; nullopt if the socket cannot say.
   std::optional<sockaddr_storage> peer() const;
-  // The client's IP address as text ("" if the socket cannot say).
-  std::string peer_address() const;
 
   Server& server_;
   const uint64_t id_;

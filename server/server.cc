@@ -531,6 +531,40 @@ void Server::on_housekeeping(uv_timer_t* handle) {
       case Connection::Timeout::kNotReading: ++self->stats_.timeouts_send; break;
     }
   }
+  self->limit_client_memory();
+}
+
+void Server::limit_client_memory() {
+  // Each connection is bounded (a MiB of input behind a wait or in a line,
+  // a MiB of replies plus one), but ten thousand of them are not: the sum
+  // is the last line before the kernel's OOM killer, which would take every
+  // client's jobs in memory with it. Once a second is enough to catch a
+  // crowd that grows; one client alone cannot pass its own bounds.
+  std::vector<std::pair<size_t, Connection*>> holding;
+  uint64_t total = 0;
+  for (auto& [id, connection] : connections_) {
+    const size_t bytes = connection->buffered_bytes();
+    if (bytes == 0) continue;
+    total += bytes;
+    holding.emplace_back(bytes, connection.get());
+  }
+  stats_.client_buffer_bytes = total;
+  const uint64_t limit = config_.max_client_memory;
+  if (limit == 0 || total <= limit) return;
+  std::sort(holding.begin(), holding.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (const auto& [bytes, connection] : holding) {
+    if (total <= limit) break;
+    LOG_WARN(
+        "connection %llu (%s) closed: all connections' buffers held %llu bytes, more than "
+        "limits.max_client_memory (%llu); it held the most, %zu",
+        static_cast<unsigned long long>(connection->id()), connection->peer_address().c_str(),
+        static_cast<unsigned long long>(total), static_cast<unsigned long long>(limit), bytes);
+    connection->close();
+    total -= bytes;
+    ++stats_.closed_over_memory;
+  }
+  stats_.client_buffer_bytes = total;
 }
 
 void Server::on_run_again(uv_idle_t* handle) {

@@ -143,6 +143,9 @@ class Server final : public ClientDirectory,
   static void on_log_progress(uv_async_t* handle);
   static void on_wait_timeout(uv_timer_t* handle);
   static void on_housekeeping(uv_timer_t* handle);
+  // limits.max_client_memory: adds up every connection's buffers and, past
+  // the limit, closes those holding the most until it is met.
+  void limit_client_memory();
   static void on_run_again(uv_idle_t* handle);
   static void on_memory_release(uv_timer_t* handle);
   static void on_unwaited_records(uv_timer_t* handle);

@@ -23,6 +23,8 @@ struct ServerStats {
   uint64_t timeouts_idle = 0;        // connections closed for each timeout
   uint64_t timeouts_request = 0;
   uint64_t timeouts_send = 0;
+  uint64_t closed_over_memory = 0;   // closed for limits.max_client_memory
+  uint64_t client_buffer_bytes = 0;  // all connections' buffers, at the last check
   uint64_t tls_handshakes = 0;  // TLS connections that completed their handshake
   uint64_t tls_failures = 0;    // TLS connections closed for a failed handshake or plaintext
   // SIGHUP (server/config_reload.h).

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <fstream>
 #include <random>
@@ -474,6 +475,35 @@ TEST_SUITE("hardening") {
     std::this_thread::sleep_for(std::chrono::milliseconds(900));
     CHECK(call(worker, "ACK 1") == "OK acked 1");
     CHECK(stat_of(tqd, "closed_idle_total") == "0");
+  }
+
+  TEST_CASE("past limits.max_client_memory the connection holding the most is closed") {
+    TqdOptions o;
+    o.config_yaml = "limits:\n  max_client_memory: 2MiB\n";
+    TqdProcess tqd(o);
+    auto admin = tqd.socket();
+    put_big_jobs(admin, 16);
+    // A client that asks for 16 MB and reads none of it: most of it stays in
+    // tqd, past the 2 MiB all connections may hold.
+    const int hog = tq::testing::connect_raw(tqd.port(), 4096);
+    REQUIRE(hog >= 0);
+    const std::string peek = "PEEK big 16\n";
+    REQUIRE(::send(hog, peek.data(), peek.size(), 0) == static_cast<ssize_t>(peek.size()));
+    CHECK(tq::testing::stat_reaches(admin, "closed_over_memory_total", "1"));
+    CHECK(tqd.wait_for_log("it held the most"));
+    // The others go on, and the sum is back under the limit.
+    CHECK(call(admin, "PING") == "OK PONG");
+    CHECK(std::stoull(stat_via(admin, "client_buffer_bytes")) <= 2u << 20);
+    // The hog's socket was closed: reading it ends (after what was sent).
+    timeval five_seconds{5, 0};
+    REQUIRE(::setsockopt(hog, SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof five_seconds) == 0);
+    char buf[1 << 16];
+    ssize_t n = 0;
+    while ((n = ::recv(hog, buf, sizeof buf, 0)) > 0) {
+    }
+    const bool timed_out = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    CHECK_FALSE(timed_out);  // an end or a reset, not a socket still open
+    ::close(hog);
   }
 
   TEST_CASE("blocked workers are limited by limits.max_waiters") {
