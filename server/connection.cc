@@ -116,7 +116,8 @@ ClientInfo Connection::describe(uint64_t now_ms, const engine::Engine& engine) c
   info.id = id_;
   if (const std::optional<sockaddr_storage> addr = peer()) info.address = describe_address(*addr);
   info.age_ms = now_ms - std::min(now_ms, started_ms_);
-  info.idle_ms = now_ms - std::min(now_ms, last_request_ms_);
+  const uint64_t idle_since = std::max(last_request_ms_, wait_answered_ms_);  // as idle_timeout
+  info.idle_ms = now_ms - std::min(now_ms, idle_since);
   info.last_command = last_command_;
   // Its book also remembers deliveries that ended elsewhere (expired, acked
   // by another connection) until the next prune: count only the jobs still
@@ -192,7 +193,12 @@ void Connection::on_end_of_input() {
   // beanstalkd also drop a blocked client at EOF). Not a BACKUP's: it is
   // made either way, and `echo BACKUP | nc -N` should hear how it went,
   // and the replies to what it sent after; resume() comes back here then.
-  if (deferred_) {
+  // Nor while requests it sent wait to run: for their turn (a big reply
+  // held back past the budget included) or for their replies to drain (a
+  // TLS close_notify comes in the same read as the requests before it, and
+  // they would go unanswered); next_turn(), resume() and
+  // after_write_drained() come back here.
+  if (deferred_ || stashed_ || turn_over_ || paused_) {
     input_ended_ = true;
     return;
   }
@@ -253,18 +259,24 @@ void Connection::read_tls(std::string_view ciphertext) {
   if (outcome == TlsSession::Read::kClosed) on_end_of_input();
 }
 
-bool Connection::defer_big_reply(bool turn) {
+bool Connection::defer_big_reply(bool turn, bool* overdrew) {
   if (!parser_.request().spec->has(protocol::kBigReply) || server_.reply_budget() > 0) {
     return false;
   }
-  if (turn && server_.take_overdraft()) return false;
+  if (turn && !*overdrew && server_.take_overdraft()) {
+    *overdrew = true;
+    return false;
+  }
   stashed_ = true;
   if (reading_) {
     uv_read_stop(stream());
     reading_ = false;
   }
   turn_over_ = true;
-  server_.want_turn(*this, true);
+  // Those held back wait in line, first come first served: one that just
+  // ran on the overdraft goes behind them, or it would take it again next
+  // time, and again, while the others wait.
+  server_.want_turn(*this, !*overdrew);
   return true;
 }
 
@@ -276,6 +288,7 @@ void Connection::process(bool turn) {
   const bool cut_short = budget < kTurnBytes;
   const size_t turn_begins = out_.size();
   const size_t turn_ends = turn_begins + (cut_short ? budget : kTurnBytes);
+  bool overdrew = false;  // this turn ran a request on the overdraft
   while (!closing_ && !draining_ && !waiting_ && !turn_over_) {
     if (unsent_bytes() > kOutputHighWater) {
       if (reading_) {
@@ -307,7 +320,9 @@ void Connection::process(bool turn) {
     }
     last_request_ms_ = server_.loop_now_ms();
     partial_since_ms_ = 0;
-    if (result == protocol::RequestParser::Result::kRequest && defer_big_reply(turn)) break;
+    if (result == protocol::RequestParser::Result::kRequest && defer_big_reply(turn, &overdrew)) {
+      break;
+    }
     wal::Log* log = server_.log();
     CommandContext ctx{
         server_.engine(),   server_.stats(),           out_,   log,     server_.journal(),
@@ -592,6 +607,10 @@ void Connection::after_write_drained() {
   if (paused_ && unsent_bytes() < kOutputLowWater) {
     paused_ = false;
     process();  // requests that arrived while we were paused
+    if (std::exchange(input_ended_, false)) {
+      on_end_of_input();  // or it waits again, for the rest to run
+      return;
+    }
     if (!paused_ && !turn_over_ && !draining_ && !closing_ && !reading_) read_again();
   }
 }

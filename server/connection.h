@@ -169,7 +169,8 @@ class Connection {
   void process(bool turn = false);
   // The request just parsed may make a big reply and the iteration's reply
   // budget is spent: it is kept in the parser (stashed_) for the next turn.
-  bool defer_big_reply(bool turn);
+  // *overdrew: this turn ran one on the overdraft already (it takes one).
+  bool defer_big_reply(bool turn, bool* overdrew);
   // Stops reading while a wait holds more than a request's worth of input.
   void limit_input();
   // Releases or holds the reply at out_[begin, end) made by a command that

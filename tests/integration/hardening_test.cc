@@ -46,22 +46,6 @@ bool closed_by_server(LineSocket& s) {
   }
 }
 
-// Waits (up to 5 s) until the process is stopped (SIGSTOP takes effect
-// when it is next scheduled, not when kill returns).
-bool stopped(pid_t pid) {
-  for (int i = 0; i < 500; ++i) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    const size_t after_name = all.rfind(')');
-    if (after_name != std::string::npos && all.size() > after_name + 2 &&
-        (all[after_name + 2] == 'T' || all[after_name + 2] == 't')) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
-}
-
 std::string stat_of(TqdProcess& tqd, const std::string& name) {
   auto c = tqd.client();
   auto stats = c.stats();
@@ -781,8 +765,7 @@ TEST_SUITE("hardening") {
     // eight PEEKs, 32 MB of replies (tens of ms each to build), before the
     // STATS. Past the budget a big reply waits: one runs on the budget, then
     // the STATS.
-    REQUIRE(::kill(tqd.pid(), SIGSTOP) == 0);
-    REQUIRE(stopped(tqd.pid()));  // or it may read the first PEEKs before the rest come
+    REQUIRE(tq::testing::stop_and_wait(tqd.pid()));  // or it may read the first PEEKs first
     const std::string peek = "PEEK big 4\n";
     for (int fd : hogs) {
       REQUIRE(::send(fd, peek.data(), peek.size(), 0) == static_cast<ssize_t>(peek.size()));

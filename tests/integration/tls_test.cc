@@ -11,12 +11,15 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "tests/integration/line_call.h"
 #include "tests/support/tls_certs.h"
@@ -125,6 +128,9 @@ class TlsLine {
     REQUIRE(reply.has_value());
     return *reply;
   }
+
+  // Sends close_notify: the client's end of its stream (it reads on).
+  bool close_notify() { return SSL_shutdown(ssl_.get()) >= 0; }
 
   // SSL_get_error() of the read that ended the stream.
   int last_error() const { return last_error_; }
@@ -344,6 +350,62 @@ TEST_SUITE("tls") {
     CHECK(tls.call("QUIT") == "OK bye");
     CHECK_FALSE(tls.line().has_value());
     CHECK(tls.last_error() == SSL_ERROR_ZERO_RETURN);
+  }
+
+  // The TLS session hands tqd a client's requests and its close_notify in
+  // one read. Requests that could not run at once (their replies past the
+  // output's high-water mark, or a big reply held back for its turn) were
+  // dropped by the end of input that came with them, unanswered.
+  TEST_CASE("requests that come with close_notify are all answered before the stream ends") {
+    Certs certs;
+    TqdProcess tqd(with_config(tls_config(certs.files)));
+    auto plain = tqd.socket();
+    REQUIRE(call(plain, "CREATE big") == "OK created big");
+    const std::string payload(1'000'000, 'x');
+    for (int i = 0; i < 4; ++i) {
+      REQUIRE(plain.send("PUT big 1000000\n" + payload + "\n").ok());
+      REQUIRE(plain.read_line().ok());
+    }
+    TlsLine tls(tqd.tls_port(), certs.files.ca_cert);
+    REQUIRE(tls.handshake_ok());
+    CHECK(tls.call("PING") == "OK PONG");
+    std::vector<int> hogs;
+    std::string requests;
+    SUBCASE("replies past the high-water mark") {
+      for (int i = 0; i < 8; ++i) requests += "PEEK big 1\n";  // 8 MB of replies
+    }
+    SUBCASE("a big reply held back past the iteration's budget") {
+      // Three clients ask for 4 MB each first, reading none of it.
+      for (int i = 0; i < 3; ++i) {
+        const int fd = tq::testing::connect_raw(tqd.port(), 4096);
+        REQUIRE(fd >= 0);
+        hogs.push_back(fd);
+        REQUIRE(::send(fd, "PING\n", 5, 0) == 5);
+        char pong[8];
+        REQUIRE(::recv(fd, pong, sizeof pong, MSG_WAITALL) == 8);  // admitted
+      }
+      requests = "PEEK big 1\n";
+    }
+    // All of it in one read: sent while tqd is stopped.
+    REQUIRE(tq::testing::stop_and_wait(tqd.pid()));
+    for (int fd : hogs) REQUIRE(::send(fd, "PEEK big 4\n", 11, 0) == 11);
+    REQUIRE(tls.send(requests));
+    REQUIRE(tls.close_notify());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    REQUIRE(::kill(tqd.pid(), SIGCONT) == 0);
+    const size_t asked = static_cast<size_t>(std::count(requests.begin(), requests.end(), '\n'));
+    size_t answered = 0;
+    for (; answered < asked; ++answered) {
+      auto head = tls.line();
+      if (head != std::optional<std::string>("OK 1")) break;
+      auto frame = tls.line();
+      REQUIRE(frame.has_value());
+      REQUIRE(tls.body(1'000'000).has_value());
+    }
+    CHECK(answered == asked);
+    CHECK_FALSE(tls.line().has_value());  // then the stream ends, cleanly
+    CHECK(tls.last_error() == SSL_ERROR_ZERO_RETURN);
+    for (int fd : hogs) ::close(fd);
   }
 
   TEST_CASE("a connection that never finishes its handshake is closed after request_timeout") {

@@ -16,7 +16,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
+#include <thread>
 
 namespace tq::testing {
 namespace {
@@ -204,6 +206,21 @@ int TqdProcess::stop(int signum, int timeout_ms) {
   pid_ = -1;
   if (reader_.joinable()) reader_.join();
   return decode_status(status);
+}
+
+bool stop_and_wait(pid_t pid) {
+  if (::kill(pid, SIGSTOP) != 0) return false;
+  for (int i = 0; i < 500; ++i) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const size_t after_name = all.rfind(')');  // the name may hold spaces
+    if (after_name != std::string::npos && all.size() > after_name + 2 &&
+        (all[after_name + 2] == 'T' || all[after_name + 2] == 't')) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
 }
 
 int connect_raw(uint16_t port, int receive_buffer) {

@@ -88,6 +88,11 @@ LoopbackSocket bind_loopback_socket();
 // never does (send without reading, a tiny receive buffer); -1 on failure.
 int connect_raw(uint16_t port, int receive_buffer = 0);
 
+// Sends SIGSTOP and waits (up to 5 s) until the process is stopped: the
+// signal takes effect when it is next scheduled, not when kill returns, and
+// a test that sends requests "while tqd is stopped" must not race it.
+bool stop_and_wait(pid_t pid);
+
 // A fresh temporary directory, removed by the caller.
 std::string make_temp_dir();
 void remove_tree(const std::string& path);
