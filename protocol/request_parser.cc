@@ -70,6 +70,13 @@ void RequestParser::feed(std::string_view bytes) {
   buf_.append(bytes);
 }
 
+void RequestParser::release_consumed(size_t keep) {
+  if (pos_ != buf_.size() || buf_.capacity() <= keep) return;
+  std::string().swap(buf_);
+  pos_ = 0;
+  scan_ = 0;
+}
+
 RequestParser::Result RequestParser::fail(ErrorCode code, std::string message) {
   error_.code = code;
   error_.message = std::move(message);

@@ -57,6 +57,13 @@ class RequestParser {
   const Request& request() const { return request_; }
   const ParseError& error() const { return error_; }
 
+  // Once everything fed has been consumed, gives back the buffer's memory if
+  // it grew past `keep` bytes (a long line or body came through): idle, a
+  // connection would otherwise hold it for as long as it lives. Invalidates
+  // the views of the last request, like feed().
+  void release_consumed(size_t keep);
+  // The memory its buffer holds (at least buffered()).
+  size_t memory_bytes() const { return buf_.capacity(); }
   // Bytes fed but not yet consumed: the part of a line or body still arriving.
   size_t buffered() const { return buf_.size() - pos_; }
   // A request (or the rest of one being skipped) has begun and not ended:

@@ -304,7 +304,9 @@ void Connection::process(bool turn) {
         reading_ = false;
       }
       turn_over_ = true;
-      server_.want_turn(*this, cut_short);
+      // One that ran on the overdraft goes behind those still waiting for
+      // it (defer_big_reply), or it would take it again next time.
+      server_.want_turn(*this, cut_short && !overdrew);
       break;
     }
     auto result = stashed_ ? protocol::RequestParser::Result::kRequest : parser_.next();
@@ -376,6 +378,9 @@ void Connection::process(bool turn) {
     if (ctx.close_after_reply) close_when_flushed();
   }
   if (out_.size() > turn_begins) server_.spend_reply_budget(out_.size() - turn_begins);
+  // A long line or body came through: its buffer goes back (no request's
+  // views are in use once it ran, but a stashed one's).
+  if (!stashed_) parser_.release_consumed(kKeepBufferBytes);
 }
 
 void Connection::send(std::string_view bytes) {
@@ -613,6 +618,13 @@ void Connection::after_write_drained() {
     }
     if (!paused_ && !turn_over_ && !draining_ && !closing_ && !reading_) read_again();
   }
+}
+
+bool Connection::stuck(uint64_t now_ms) const {
+  constexpr uint64_t kStuckMs = 1000;
+  if (closing_) return false;
+  return input_held_ || (stalled_since_ms_ != 0 && now_ms - stalled_since_ms_ >= kStuckMs) ||
+         (partial_since_ms_ != 0 && now_ms - partial_since_ms_ >= kStuckMs);
 }
 
 int Connection::tcp_state() const {

@@ -102,6 +102,12 @@ class Connection {
   // What it holds in memory for its client: replies not yet sent and
   // requests read and not yet run (limits.max_client_memory).
   size_t buffered_bytes() const { return closing_ ? 0 : unsent_bytes() + parser_.buffered(); }
+  // What it holds is there because its client does not keep up: it has
+  // read none of its replies for a second (enforce_timeouts restarts that
+  // clock whenever it reads some), or has been sending one request for a
+  // second, or its input is held back behind a wait. A client that reads a
+  // big batch steadily is not stuck, however much it holds.
+  bool stuck(uint64_t now_ms) const;
   // The client's IP address as text ("" if the socket cannot say).
   std::string peer_address() const;
 

@@ -539,32 +539,44 @@ void Server::limit_client_memory() {
   // a MiB of replies plus one), but ten thousand of them are not: the sum
   // is the last line before the kernel's OOM killer, which would take every
   // client's jobs in memory with it. Once a second is enough to catch a
-  // crowd that grows; one client alone cannot pass its own bounds.
-  std::vector<std::pair<size_t, Connection*>> holding;
+  // crowd that grows; one client alone cannot pass its own bounds. Only
+  // clients that do not keep up are closed (Connection::stuck), the biggest
+  // first: a worker reading a 16 MiB batch steadily holds as much as a
+  // hostile client, and closing it would strand its batch in leases.
+  std::vector<std::pair<size_t, Connection*>> stuck;
   uint64_t total = 0;
+  const uint64_t now = uv_now(loop_);
   for (auto& [id, connection] : connections_) {
     const size_t bytes = connection->buffered_bytes();
     if (bytes == 0) continue;
     total += bytes;
-    holding.emplace_back(bytes, connection.get());
+    if (connection->stuck(now)) stuck.emplace_back(bytes, connection.get());
   }
   stats_.client_buffer_bytes = total;
   const uint64_t limit = config_.max_client_memory;
   if (limit == 0 || total <= limit) return;
-  std::sort(holding.begin(), holding.end(),
+  std::sort(stuck.begin(), stuck.end(),
             [](const auto& a, const auto& b) { return a.first > b.first; });
-  for (const auto& [bytes, connection] : holding) {
+  const uint64_t before = total;
+  for (const auto& [bytes, connection] : stuck) {
     if (total <= limit) break;
     LOG_WARN(
-        "connection %llu (%s) closed: all connections' buffers held %llu bytes, more than "
-        "limits.max_client_memory (%llu); it held the most, %zu",
+        "connection %llu (%s) closed: it held %zu bytes its client did not take, and all "
+        "connections' buffers %llu, more than limits.max_client_memory (%llu)",
         static_cast<unsigned long long>(connection->id()), connection->peer_address().c_str(),
-        static_cast<unsigned long long>(total), static_cast<unsigned long long>(limit), bytes);
+        bytes, static_cast<unsigned long long>(before), static_cast<unsigned long long>(limit));
     connection->close();
     total -= bytes;
     ++stats_.closed_over_memory;
   }
   stats_.client_buffer_bytes = total;
+  if (total > limit && (last_memory_warning_ms_ == 0 || now - last_memory_warning_ms_ >= 60'000)) {
+    last_memory_warning_ms_ = now;
+    LOG_WARN(
+        "connections' buffers hold %llu bytes, more than limits.max_client_memory (%llu), and "
+        "their clients are reading: none closed for it (said once a minute)",
+        static_cast<unsigned long long>(total), static_cast<unsigned long long>(limit));
+  }
 }
 
 void Server::on_run_again(uv_idle_t* handle) {

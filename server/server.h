@@ -208,6 +208,7 @@ class Server final : public ClientDirectory,
   uv_timer_t wait_timer_{};
   uv_timer_t housekeeping_{};  // once a second: connection timeouts, idle job memory
   uint64_t housekeeping_ticks_ = 0;
+  uint64_t last_memory_warning_ms_ = 0;  // limit_client_memory, at most once a minute
   uv_timer_t memory_release_{};    // while idle job memory is marked: a slice every few ms
   uv_timer_t unwaited_records_{};  // bounds how long flush_log() defers records
   bool unwaited_due_ = false;

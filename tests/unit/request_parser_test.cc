@@ -49,6 +49,27 @@ std::vector<std::string> parse_whole(const std::string& input, ParserLimits limi
 }  // namespace
 
 TEST_SUITE("request_parser") {
+  TEST_CASE("the memory of a long line goes back once it is consumed, and parsing goes on") {
+    RequestParser parser;
+    parser.feed("ENQUEUE q " + std::string(900'000, 'x') + "\nPING\nENQ");
+    std::vector<std::string> out;
+    drain(parser, out);
+    REQUIRE(out.size() == 2);
+    CHECK(parser.memory_bytes() >= 900'000);
+    parser.release_consumed(64 << 10);  // "ENQ" is not consumed: kept
+    CHECK(parser.memory_bytes() >= 900'000);
+    parser.feed("UEUE q short\n");
+    drain(parser, out);
+    REQUIRE(out.size() == 3);
+    CHECK(out[2] == "ENQUEUE|q|short");
+    parser.release_consumed(64 << 10);
+    CHECK(parser.memory_bytes() < 64 << 10);
+    CHECK(parser.buffered() == 0);
+    parser.feed("PING\n");
+    drain(parser, out);
+    CHECK(out.back() == "PING");
+  }
+
   TEST_CASE("one command, LF or CRLF") {
     CHECK(parse_whole("PING\n") == std::vector<std::string>{"PING"});
     CHECK(parse_whole("PING\r\n") == std::vector<std::string>{"PING"});
