@@ -724,10 +724,11 @@ Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_
   } else if (request_ms > 0 && partial_since_ms_ != 0 && now_ms - partial_since_ms_ >= request_ms) {
     broken = Timeout::kSlowRequest;
     why = "too slow to send a request";
-  } else if (idle_ms > 0 && !waiting_ && held_.empty() && in_flight_ == 0 &&
+  } else if (idle_ms > 0 && !waiting_ && !turn_over_ && held_.empty() && in_flight_ == 0 &&
              partial_since_ms_ == 0 && now_ms - idle_since >= idle_ms) {
     // (A client in the middle of a request is slow, not idle: that is
-    // request_timeout's business.)
+    // request_timeout's business; one whose requests wait for their turn
+    // is waiting for tqd.)
     broken = Timeout::kIdle;
     why = "idle";
   }
