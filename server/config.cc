@@ -236,285 +236,176 @@ void read_queue_settings(const YAML::Node& node, const std::string& prefix,
 
 void read_config(const YAML::Node& root, Config& c) {
   constexpr int64_t kDay = 86'400'000;
-  read_section(
-      root, "",
-      {
-          {"server",
-           [&](const YAML::Node& n, const std::string& k) {
-             read_section(
-                 n, k,
-                 {
-                     {"host",
-                      [&](const YAML::Node& v, const std::string& kk) { c.host = scalar(v, kk); }},
-                     {"port",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        c.port = static_cast<uint16_t>(read_uint(v, kk, 0, 65535));
-                      }},
-                     {"data_dir",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        c.data_dir = scalar(v, kk);
-                        if (c.data_dir.empty()) fail(kk, "expected a directory, got ''");
-                      }},
-                     {"log_level",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        const std::string text = scalar(v, kk);
-                        auto level = parse_log_level(text);
-                        if (!level)
-                          fail(kk, "expected debug, info, warn or error, got '" + text + "'");
-                        c.log_level = *level;
-                      }},
-                     {"shutdown_timeout",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        c.shutdown_timeout_ms = read_duration(v, kk, 1000, 0, 600'000);
-                      }},
-                     {"tcp_keepalive",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        c.tcp_keepalive_ms = read_duration(v, kk, 1000, 0, kDay);
-                      }},
-                 });
-           }},
-          {"limits",
-           [&](const YAML::Node& n, const std::string& k) {
-             read_section(n, k,
-                          {
-                              {"max_connections",
-                               [&](const YAML::Node& v, const std::string& kk) {
-                                 c.max_connections = read_uint(v, kk, 1, 1'000'000);
-                               }},
-                              {"idle_timeout",
-                               [&](const YAML::Node& v, const std::string& kk) {
-                                 c.idle_timeout_ms = read_duration(v, kk, 1000, 0, kDay);
-                               }},
-                              {"request_timeout",
-                               [&](const YAML::Node& v, const std::string& kk) {
-                                 c.request_timeout_ms = read_duration(v, kk, 1000, 0, kDay);
-                               }},
-                              {"send_timeout",
-                               [&](const YAML::Node& v, const std::string& kk) {
-                                 c.send_timeout_ms = read_duration(v, kk, 1000, 0, kDay);
-                               }},
-                              {"max_auth_failures",
-                               [&](const YAML::Node& v, const std::string& kk) {
-                                 c.max_auth_failures = read_uint(v, kk, 1, 1000);
-                               }},
-                              {"max_waiters",
-                               [&](const YAML::Node& v, const std::string& kk) {
-                                 c.max_waiters = read_uint(v, kk, 0, 10'000'000);
-                               }},
-                              {"max_batch_bytes",
-                               [&](const YAML::Node& v, const std::string& kk) {
-                                 c.max_batch_bytes = read_size(v, kk, 1, 1ull << 30);
-                               }},
-                              {"max_line_bytes",
-                               [&](const YAML::Node& v, const std::string& kk) {
-                                 c.max_line_bytes = read_size(v, kk, 64, 64ull << 20);
-                               }},
-                              {"max_queues",
-                               [&](const YAML::Node& v, const std::string& kk) {
-                                 c.max_queues = read_uint(v, kk, 1, 10'000'000);
-                               }},
-                              {"max_wait",
-                               [&](const YAML::Node& v, const std::string& kk) {
-                                 c.max_wait_ms = read_duration(v, kk, 1000, 0, kDay);
-                               }},
-                              {"max_batch",
-                               [&](const YAML::Node& v, const std::string& kk) {
-                                 c.max_batch = read_uint(v, kk, 1, 100'000);
-                               }},
-                              {"max_payload_bytes",
-                               [&](const YAML::Node& v, const std::string& kk) {
-                                 c.max_payload_bytes = read_size(v, kk, 1, wal::kMaxPayloadBytes);
-                               }},
-                              {"max_jobs",
-                               [&](const YAML::Node& v, const std::string& kk) {
-                                 c.max_jobs = read_uint(v, kk, 0, 1'000'000'000);
-                               }},
-                              {"max_payload_total",
-                               [&](const YAML::Node& v, const std::string& kk) {
-                                 c.max_payload_total = read_size(v, kk, 0, 1ull << 40);
-                               }},
-                              {"max_client_memory",
-                               [&](const YAML::Node& v, const std::string& kk) {
-                                 c.max_client_memory = read_size(v, kk, 0, 1ull << 40);
-                               }},
-                          });
-           }},
-          {"auth",
-           [&](const YAML::Node& n, const std::string& k) {
-             read_section(
-                 n, k,
-                 {
-                     {"password", [&](const YAML::Node& v,
-                                      const std::string& kk) { c.password = scalar(v, kk); }},
-                     {"password_env",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        c.password_env = scalar(v, kk);
-                      }},
-                     {"admin_password",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        c.admin_password = scalar(v, kk);
-                      }},
-                     {"admin_password_env",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        c.admin_password_env = scalar(v, kk);
-                      }},
-                 });
-           }},
-          {"wal",
-           [&](const YAML::Node& n, const std::string& k) {
-             read_section(
-                 n, k,
-                 {
-                     {"enabled", [&](const YAML::Node& v,
-                                     const std::string& kk) { c.wal_enabled = read_bool(v, kk); }},
-                     {"fsync",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        std::string text = scalar(v, kk);
-                        if (text == "always")
-                          c.fsync = wal::FsyncPolicy::kAlways;
-                        else if (text == "interval")
-                          c.fsync = wal::FsyncPolicy::kInterval;
-                        else if (text == "never")
-                          c.fsync = wal::FsyncPolicy::kNever;
-                        else
-                          fail(kk, "expected always, interval or never, got '" + text + "'");
-                      }},
-                     {"fsync_interval_ms",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        c.fsync_interval_ms = static_cast<int64_t>(read_uint(v, kk, 1, 3'600'000));
-                      }},
-                     {"segment_bytes",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        c.segment_bytes = read_size(v, kk, 64 << 10, wal::kMaxSegmentBytes);
-                      }},
-                     {"compaction_ratio",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        std::string text = scalar(v, kk);
-                        auto ratio = parse_decimal(text);
-                        if (!ratio || *ratio < 1.2 || *ratio > 100) {
-                          fail(kk, "expected a number from 1.2 to 100, got '" + text + "'");
-                        }
-                        c.compaction_ratio = *ratio;
-                      }},
-                     {"recover", [&](const YAML::Node& v,
-                                     const std::string& kk) { c.wal_recover = read_bool(v, kk); }},
-                     {"zero_fill",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        c.wal_zero_fill = read_bool(v, kk);
-                      }},
-                     {"sync_leases",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        c.wal_sync_leases = read_bool(v, kk);
-                      }},
-                     {"backup_dir",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        c.wal_backup_dir = scalar(v, kk);
-                        // BACKUP's reply gives the path as one word.
-                        if (c.wal_backup_dir.find_first_of(" \t\r\n") != std::string::npos) {
-                          fail(kk, "expected a directory without spaces, got '" + c.wal_backup_dir +
-                                       "'");
-                        }
-                      }},
-                     {"backup_keep",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        c.wal_backup_keep = read_uint(v, kk, 0, 100'000);
-                      }},
-                 });
-           }},
-          {"tls",
-           [&](const YAML::Node& n, const std::string& k) {
-             read_section(
-                 n, k,
-                 {
-                     {"port",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        c.tls_port.reset();
-                        if (v.IsNull() || (v.IsScalar() && v.Scalar().empty())) return;
-                        c.tls_port = static_cast<uint16_t>(read_uint(v, kk, 0, 65535));
-                      }},
-                     {"cert_file", [&](const YAML::Node& v,
-                                       const std::string& kk) { c.tls_cert_file = scalar(v, kk); }},
-                     {"key_file", [&](const YAML::Node& v,
-                                      const std::string& kk) { c.tls_key_file = scalar(v, kk); }},
-                     {"ca_file", [&](const YAML::Node& v,
-                                     const std::string& kk) { c.tls_ca_file = scalar(v, kk); }},
-                     {"plaintext",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        c.tls_plaintext = read_bool(v, kk);
-                      }},
-                 });
-           }},
-          {"metrics",
-           [&](const YAML::Node& n, const std::string& k) {
-             read_section(
-                 n, k,
-                 {
-                     {"listen",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        const std::string text = scalar(v, kk);
-                        c.metrics_host.clear();
-                        c.metrics_port = 0;
-                        if (text.empty()) return;
-                        auto address = parse_host_port(text);
-                        if (!address) {
-                          fail(kk,
-                               "expected host:port such as 127.0.0.1:9108 or [::1]:9108 (empty: "
-                               "off), "
-                               "got '" +
-                                   text + "'");
-                        }
-                        c.metrics_host = address->first;
-                        c.metrics_port = address->second;
-                      }},
-                     {"token", [&](const YAML::Node& v,
-                                   const std::string& kk) { c.metrics_token = scalar(v, kk); }},
-                     {"token_env",
-                      [&](const YAML::Node& v, const std::string& kk) {
-                        c.metrics_token_env = scalar(v, kk);
-                      }},
-                 });
-           }},
-          {"queues",
-           [&](const YAML::Node& n, const std::string& k) {
-             read_section(n, k,
-                          {
-                              {"auto_create",
-                               [&](const YAML::Node& v, const std::string& kk) {
-                                 c.auto_create_queues = read_bool(v, kk);
-                               }},
-                              {"defaults",
-                               [&](const YAML::Node& d, const std::string& kk) {
-                                 read_queue_settings(d, kk, c.queue_defaults, nullptr);
-                               }},
-                              {"declare",
-                               [&](const YAML::Node& d, const std::string& kk) {
-                                 if (!d || d.IsNull()) return;
-                                 if (!d.IsMap())
-                                   fail(kk, "expected queue names, each with its settings");
-                                 for_each_entry(d, kk,
-                                                [&](const std::string& name, const std::string& key,
-                                                    const YAML::Node& settings) {
-                                                  if (!engine::Engine::valid_queue_name(name)) {
-                                                    fail(key,
-                                                         "not a valid queue name (1-200 of A-Z a-z "
-                                                         "0-9 . _ : -, not only digits)");
-                                                  }
-                                                  DeclaredQueue declared{name, {}, {}};
-                                                  engine::QueueSettings scratch;
-                                                  read_queue_settings(settings, key, scratch,
-                                                                      &declared.settings,
-                                                                      &declared.schedules);
-                                                  if (scratch.dead_letter_queue == name) {
-                                                    fail(key + ".dead_letter_queue",
-                                                         "a queue cannot be its own (without one, "
-                                                         "its dead letters stay in it)");
-                                                  }
-                                                  c.declared_queues.push_back(std::move(declared));
-                                                });
-                               }},
-                          });
-           }},
+  // A table, one key a line or two: clang-format would spread it over three
+  // times as many.
+  // clang-format off
+  read_section(root, "", {
+    {"server", [&](const YAML::Node& n, const std::string& k) {
+      read_section(n, k, {
+        {"host", [&](const YAML::Node& v, const std::string& kk) { c.host = scalar(v, kk); }},
+        {"port", [&](const YAML::Node& v, const std::string& kk) {
+          c.port = static_cast<uint16_t>(read_uint(v, kk, 0, 65535)); }},
+        {"data_dir", [&](const YAML::Node& v, const std::string& kk) {
+          c.data_dir = scalar(v, kk);
+          if (c.data_dir.empty()) fail(kk, "expected a directory, got ''"); }},
+        {"log_level", [&](const YAML::Node& v, const std::string& kk) {
+          const std::string text = scalar(v, kk);
+          auto level = parse_log_level(text);
+          if (!level) fail(kk, "expected debug, info, warn or error, got '" + text + "'");
+          c.log_level = *level; }},
+        {"shutdown_timeout", [&](const YAML::Node& v, const std::string& kk) {
+          c.shutdown_timeout_ms = read_duration(v, kk, 1000, 0, 600'000); }},
+        {"tcp_keepalive", [&](const YAML::Node& v, const std::string& kk) {
+          c.tcp_keepalive_ms = read_duration(v, kk, 1000, 0, kDay); }},
       });
+    }},
+    {"limits", [&](const YAML::Node& n, const std::string& k) {
+      read_section(n, k, {
+        {"max_connections", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_connections = read_uint(v, kk, 1, 1'000'000); }},
+        {"idle_timeout", [&](const YAML::Node& v, const std::string& kk) {
+          c.idle_timeout_ms = read_duration(v, kk, 1000, 0, kDay); }},
+        {"request_timeout", [&](const YAML::Node& v, const std::string& kk) {
+          c.request_timeout_ms = read_duration(v, kk, 1000, 0, kDay); }},
+        {"send_timeout", [&](const YAML::Node& v, const std::string& kk) {
+          c.send_timeout_ms = read_duration(v, kk, 1000, 0, kDay); }},
+        {"max_auth_failures", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_auth_failures = read_uint(v, kk, 1, 1000); }},
+        {"max_waiters", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_waiters = read_uint(v, kk, 0, 10'000'000); }},
+        {"max_batch_bytes", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_batch_bytes = read_size(v, kk, 1, 1ull << 30); }},
+        {"max_line_bytes", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_line_bytes = read_size(v, kk, 64, 64ull << 20); }},
+        {"max_queues", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_queues = read_uint(v, kk, 1, 10'000'000); }},
+        {"max_wait", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_wait_ms = read_duration(v, kk, 1000, 0, kDay); }},
+        {"max_batch", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_batch = read_uint(v, kk, 1, 100'000); }},
+        {"max_payload_bytes", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_payload_bytes = read_size(v, kk, 1, wal::kMaxPayloadBytes); }},
+        {"max_jobs", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_jobs = read_uint(v, kk, 0, 1'000'000'000); }},
+        {"max_payload_total", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_payload_total = read_size(v, kk, 0, 1ull << 40); }},
+        {"max_client_memory", [&](const YAML::Node& v, const std::string& kk) {
+          c.max_client_memory = read_size(v, kk, 0, 1ull << 40); }},
+      });
+    }},
+    {"auth", [&](const YAML::Node& n, const std::string& k) {
+      read_section(n, k, {
+        {"password", [&](const YAML::Node& v, const std::string& kk) { c.password = scalar(v, kk); }},
+        {"password_env", [&](const YAML::Node& v, const std::string& kk) {
+          c.password_env = scalar(v, kk); }},
+        {"admin_password", [&](const YAML::Node& v, const std::string& kk) {
+          c.admin_password = scalar(v, kk); }},
+        {"admin_password_env", [&](const YAML::Node& v, const std::string& kk) {
+          c.admin_password_env = scalar(v, kk); }},
+      });
+    }},
+    {"wal", [&](const YAML::Node& n, const std::string& k) {
+      read_section(n, k, {
+        {"enabled", [&](const YAML::Node& v, const std::string& kk) {
+          c.wal_enabled = read_bool(v, kk); }},
+        {"fsync", [&](const YAML::Node& v, const std::string& kk) {
+          std::string text = scalar(v, kk);
+          if (text == "always") c.fsync = wal::FsyncPolicy::kAlways;
+          else if (text == "interval") c.fsync = wal::FsyncPolicy::kInterval;
+          else if (text == "never") c.fsync = wal::FsyncPolicy::kNever;
+          else fail(kk, "expected always, interval or never, got '" + text + "'"); }},
+        {"fsync_interval_ms", [&](const YAML::Node& v, const std::string& kk) {
+          c.fsync_interval_ms = static_cast<int64_t>(read_uint(v, kk, 1, 3'600'000)); }},
+        {"segment_bytes", [&](const YAML::Node& v, const std::string& kk) {
+          c.segment_bytes = read_size(v, kk, 64 << 10, wal::kMaxSegmentBytes); }},
+        {"compaction_ratio", [&](const YAML::Node& v, const std::string& kk) {
+          std::string text = scalar(v, kk);
+          auto ratio = parse_decimal(text);
+          if (!ratio || *ratio < 1.2 || *ratio > 100) {
+            fail(kk, "expected a number from 1.2 to 100, got '" + text + "'");
+          }
+          c.compaction_ratio = *ratio; }},
+        {"recover", [&](const YAML::Node& v, const std::string& kk) {
+          c.wal_recover = read_bool(v, kk); }},
+        {"zero_fill", [&](const YAML::Node& v, const std::string& kk) {
+          c.wal_zero_fill = read_bool(v, kk); }},
+        {"sync_leases", [&](const YAML::Node& v, const std::string& kk) {
+          c.wal_sync_leases = read_bool(v, kk); }},
+        {"backup_dir", [&](const YAML::Node& v, const std::string& kk) {
+          c.wal_backup_dir = scalar(v, kk);
+          // BACKUP's reply gives the path as one word.
+          if (c.wal_backup_dir.find_first_of(" \t\r\n") != std::string::npos) {
+            fail(kk, "expected a directory without spaces, got '" + c.wal_backup_dir + "'");
+          } }},
+        {"backup_keep", [&](const YAML::Node& v, const std::string& kk) {
+          c.wal_backup_keep = read_uint(v, kk, 0, 100'000); }},
+      });
+    }},
+    {"tls", [&](const YAML::Node& n, const std::string& k) {
+      read_section(n, k, {
+        {"port", [&](const YAML::Node& v, const std::string& kk) {
+          c.tls_port.reset();
+          if (v.IsNull() || (v.IsScalar() && v.Scalar().empty())) return;
+          c.tls_port = static_cast<uint16_t>(read_uint(v, kk, 0, 65535)); }},
+        {"cert_file", [&](const YAML::Node& v, const std::string& kk) {
+          c.tls_cert_file = scalar(v, kk); }},
+        {"key_file", [&](const YAML::Node& v, const std::string& kk) {
+          c.tls_key_file = scalar(v, kk); }},
+        {"ca_file", [&](const YAML::Node& v, const std::string& kk) {
+          c.tls_ca_file = scalar(v, kk); }},
+        {"plaintext", [&](const YAML::Node& v, const std::string& kk) {
+          c.tls_plaintext = read_bool(v, kk); }},
+      });
+    }},
+    {"metrics", [&](const YAML::Node& n, const std::string& k) {
+      read_section(n, k, {
+        {"listen", [&](const YAML::Node& v, const std::string& kk) {
+          const std::string text = scalar(v, kk);
+          c.metrics_host.clear();
+          c.metrics_port = 0;
+          if (text.empty()) return;
+          auto address = parse_host_port(text);
+          if (!address) {
+            fail(kk, "expected host:port such as 127.0.0.1:9108 or [::1]:9108 (empty: off), "
+                     "got '" + text + "'");
+          }
+          c.metrics_host = address->first;
+          c.metrics_port = address->second; }},
+        {"token", [&](const YAML::Node& v, const std::string& kk) {
+          c.metrics_token = scalar(v, kk); }},
+        {"token_env", [&](const YAML::Node& v, const std::string& kk) {
+          c.metrics_token_env = scalar(v, kk); }},
+      });
+    }},
+    {"queues", [&](const YAML::Node& n, const std::string& k) {
+      read_section(n, k, {
+        {"auto_create", [&](const YAML::Node& v, const std::string& kk) {
+          c.auto_create_queues = read_bool(v, kk); }},
+        {"defaults", [&](const YAML::Node& d, const std::string& kk) {
+          read_queue_settings(d, kk, c.queue_defaults, nullptr);
+        }},
+        {"declare", [&](const YAML::Node& d, const std::string& kk) {
+          if (!d || d.IsNull()) return;
+          if (!d.IsMap()) fail(kk, "expected queue names, each with its settings");
+          for_each_entry(d, kk, [&](const std::string& name, const std::string& key,
+                                    const YAML::Node& settings) {
+            if (!engine::Engine::valid_queue_name(name)) {
+              fail(key, "not a valid queue name (1-200 of A-Z a-z 0-9 . _ : -, not only digits)");
+            }
+            DeclaredQueue declared{name, {}, {}};
+            engine::QueueSettings scratch;
+            read_queue_settings(settings, key, scratch, &declared.settings, &declared.schedules);
+            if (scratch.dead_letter_queue == name) {
+              fail(key + ".dead_letter_queue",
+                   "a queue cannot be its own (without one, its dead letters stay in it)");
+            }
+            c.declared_queues.push_back(std::move(declared));
+          });
+        }},
+      });
+    }},
+  });
+  // clang-format on
 }
 
 }  // namespace

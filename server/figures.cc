@@ -137,8 +137,8 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
   f.counter("closed_not_reading_total", s.timeouts_send,
             "Connections closed for not reading their replies (limits.send_timeout).");
   f.counter("closed_over_memory_total", s.closed_over_memory,
-            "Connections closed because all connections' buffers passed "
-            "limits.max_client_memory (those holding the most first).");
+            "Connections that did not keep up, closed because all connections' buffers passed "
+            "limits.max_client_memory (the biggest first).");
   f.gauge("client_buffer_bytes", s.client_buffer_bytes,
           "Unsent replies and unread requests of all connections, at the last once-a-second "
           "check.");
