@@ -121,6 +121,8 @@ class MetricsListener::Client {
   }
 
   bool overdue(uint64_t now_ms) const { return !closing_ && now_ms >= deadline_ms_; }
+  // Connected, and its whole request not read yet.
+  bool awaiting_request() const { return !closing_ && !answered_; }
 
   void close() {
     if (closing_) return;
@@ -319,14 +321,35 @@ void MetricsListener::on_connection(uv_stream_t* listener, int status) {
 
 void MetricsListener::accept_one() {
   const uint64_t id = next_id_++;
-  const bool full = clients_.size() >= kMaxClients;
+  bool full = clients_.size() >= kMaxClients;
+  if (full) {
+    // The oldest connection that has not sent its whole request goes, not
+    // the new one: a scraper sends its request as it connects, so sixteen
+    // connections that say nothing (for their 5 s, again and again) would
+    // otherwise fail every scrape and health check. Ids grow with age.
+    Client* oldest = nullptr;
+    uint64_t oldest_id = UINT64_MAX;
+    for (auto& [other_id, other] : clients_) {
+      if (other->awaiting_request() && other_id < oldest_id) {
+        oldest = other.get();
+        oldest_id = other_id;
+      }
+    }
+    if (oldest != nullptr) {
+      LOG_DEBUG("metrics: %zu connections open; closing the oldest that sent no request",
+                kMaxClients);
+      oldest->close();
+      full = false;
+    }
+  }
   auto client = std::make_unique<Client>(*this, id, uv_now(loop_));
   uv_tcp_init(loop_, client->tcp());
   Client* raw = client.get();
   clients_.emplace(id, std::move(client));
   if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_), raw->stream()) != 0 || full) {
     // Accepted only to be closed: the backlog must drain either way.
-    if (full) LOG_DEBUG("metrics: %zu scrapes open already; closing another", kMaxClients);
+    if (full)
+      LOG_DEBUG("metrics: %zu scrapes being answered already; closing another", kMaxClients);
     raw->close();
     return;
   }

@@ -10,9 +10,10 @@
 //
 // It must not cost the queue server anything when misused: nothing blocks,
 // a request is read up to kMaxRequestBytes, at most kMaxClients connections
-// are open (more are closed at once), and each has deadlines: the whole
-// request within kRequestTimeoutMs of connecting, the answer read within
-// kAnswerTimeoutMs; after that the connection is closed. After the answer
+// are open (one more closes the oldest that has not sent its request yet,
+// or, when all of them have, is closed at once), and each has deadlines:
+// the whole request within kRequestTimeoutMs of connecting, the answer read
+// within kAnswerTimeoutMs; after that the connection is closed. After the answer
 // is written the sending side is shut down and whatever the client still
 // sends is read and dropped until it closes (at most kLingerMs), so a
 // client that sent more than was read gets its answer rather than a reset.

@@ -261,24 +261,30 @@ TEST_SUITE("metrics") {
     CHECK(call(s, "PING") == "OK PONG");
   }
 
-  TEST_CASE("a silent client is closed, and connections past the cap are closed at once") {
+  TEST_CASE("a silent client is closed, and one past the cap takes the oldest silent one's place") {
     TqdOptions o;
     o.config_yaml = kEnabled;
     TqdProcess tqd(o);
     const uint16_t port = metrics_port(tqd);
 
-    // Sixteen connections that say nothing fill the endpoint; the next one is
-    // closed without an answer.
+    // Sixteen connections that say nothing fill the endpoint. A scrape
+    // that comes then is served, and the oldest of them closed: sixteen
+    // idle connections once failed every scrape and health check (each
+    // new one closed at once) for as long as they were renewed.
     std::vector<std::unique_ptr<PlainSocket>> silent;
     for (int i = 0; i < 16; ++i) silent.push_back(std::make_unique<PlainSocket>(port));
     PlainSocket extra(port);
+    extra.send(get_request("/healthz"));
     bool closed = false;
-    CHECK(extra.read_to_end(3'000, &closed).empty());
+    const std::string health = extra.read_to_end(10'000, &closed);
+    CHECK(closed);
+    CHECK(parse_reply(health).status == 200);
+    CHECK(silent[0]->read_to_end(3'000, &closed).empty());
     CHECK(closed);
 
-    // The first sixteen were taken: one of them is served.
-    silent[0]->send(get_request("/metrics"));
-    const std::string raw = silent[0]->read_to_end(10'000, &closed);
+    // The others were kept: one of them is served.
+    silent[2]->send(get_request("/metrics"));
+    const std::string raw = silent[2]->read_to_end(10'000, &closed);
     CHECK(closed);
     CHECK(parse_reply(raw).status == 200);
 
