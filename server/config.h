@@ -73,7 +73,8 @@ struct Config {
   size_t max_jobs = 10'000'000;                // across all queues
   uint64_t max_payload_total = 2ull << 30;     // payload bytes across all queues
   // Unsent replies and unread requests of all connections together; past
-  // it, the connections holding the most are closed. 0: no limit.
+  // it, the clients that do not keep up are closed, the biggest first
+  // (Server::limit_client_memory). 0: no limit.
   uint64_t max_client_memory = 1ull << 30;
   // queues:
   bool auto_create_queues = false;

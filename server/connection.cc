@@ -116,8 +116,7 @@ ClientInfo Connection::describe(uint64_t now_ms, const engine::Engine& engine) c
   info.id = id_;
   if (const std::optional<sockaddr_storage> addr = peer()) info.address = describe_address(*addr);
   info.age_ms = now_ms - std::min(now_ms, started_ms_);
-  const uint64_t idle_since = std::max(last_request_ms_, wait_answered_ms_);  // as idle_timeout
-  info.idle_ms = now_ms - std::min(now_ms, idle_since);
+  info.idle_ms = now_ms - std::min(now_ms, idle_since_ms());  // as idle_timeout counts
   info.last_command = last_command_;
   // Its book also remembers deliveries that ended elsewhere (expired, acked
   // by another connection) until the next prune: count only the jobs still
@@ -571,7 +570,7 @@ Connection::Written Connection::write_bytes(std::string& buffer, size_t n) {
   in_flight_ = req->data.size() - req->offset;
   if (stalled_since_ms_ == 0) {
     stalled_since_ms_ = server_.loop_now_ms();
-    stalled_queue_bytes_ = in_flight_ + socket_send_queue_bytes();
+    stalled_queue_bytes_ = in_flight_ + socket_bytes(SIOCOUTQ);
   }
   uv_buf_t rest = uv_buf_init(req->data.data() + req->offset, static_cast<unsigned>(in_flight_));
   int rc = uv_write(&req->req, stream(), &rest, 1, on_write);
@@ -638,14 +637,14 @@ int Connection::tcp_state() const {
   return info.tcpi_state;
 }
 
-size_t Connection::socket_send_queue_bytes() const {
+size_t Connection::socket_bytes(unsigned long request) const {
   uv_os_fd_t fd = -1;
-  int unacknowledged = 0;
+  int bytes = 0;
   if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0 ||
-      ioctl(fd, SIOCOUTQ, &unacknowledged) != 0 || unacknowledged < 0) {
+      ioctl(fd, request, &bytes) != 0 || bytes < 0) {
     return 0;
   }
-  return static_cast<size_t>(unacknowledged);
+  return static_cast<size_t>(bytes);
 }
 
 void Connection::linger() {
@@ -653,13 +652,7 @@ void Connection::linger() {
   // A refused connection (MAXCONN) was never admitted: lingering would let
   // a flood of them hold file descriptors past max_connections, the
   // descriptors the log needs to open its next segment.
-  uv_os_fd_t fd = -1;
-  int unread = 0;
-  int unacknowledged = 0;
-  const bool at_risk =
-      started_ && uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) == 0 &&
-      ioctl(fd, FIONREAD, &unread) == 0 && ioctl(fd, SIOCOUTQ, &unacknowledged) == 0 &&
-      (unread > 0 || unacknowledged > 0);
+  const bool at_risk = started_ && (socket_bytes(FIONREAD) > 0 || socket_bytes(SIOCOUTQ) > 0);
   // Input waiting would make close() reset the connection now; replies the
   // client has not acknowledged would be reset by whatever it sends next.
   if (!at_risk || uv_shutdown(&shutdown_req_, stream(), on_shutdown) != 0) {
@@ -707,13 +700,12 @@ Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_
     // in libuv's queue (a big reply is one write, done only once all of it
     // is read) and in the socket's send buffer (libuv is told to write more
     // only once much of that is free again: seconds, at a slow reader's pace).
-    const size_t queued = uv_stream_get_write_queue_size(stream()) + socket_send_queue_bytes();
+    const size_t queued = uv_stream_get_write_queue_size(stream()) + socket_bytes(SIOCOUTQ);
     if (queued < stalled_queue_bytes_) {
       stalled_since_ms_ = now_ms;
       stalled_queue_bytes_ = queued;
     }
   }
-  const uint64_t idle_since = std::max(last_request_ms_, wait_answered_ms_);
   if (send_ms > 0 && stalled_since_ms_ != 0 && now_ms - stalled_since_ms_ >= send_ms) {
     broken = Timeout::kNotReading;
     why = "not reading its replies";
@@ -725,7 +717,7 @@ Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_
     broken = Timeout::kSlowRequest;
     why = "too slow to send a request";
   } else if (idle_ms > 0 && !waiting_ && !turn_over_ && held_.empty() && in_flight_ == 0 &&
-             partial_since_ms_ == 0 && now_ms - idle_since >= idle_ms) {
+             partial_since_ms_ == 0 && now_ms - idle_since_ms() >= idle_ms) {
     // (A client in the middle of a request is slow, not idle: that is
     // request_timeout's business; one whose requests wait for their turn
     // is waiting for tqd.)

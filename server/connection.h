@@ -23,6 +23,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -188,8 +189,10 @@ class Connection {
   // by as much.
   void consume(size_t n);
   void after_write_drained();
-  // Bytes in the socket's send buffer the client has not acknowledged yet.
-  size_t socket_send_queue_bytes() const;
+  // What ioctl `request` says of the socket in bytes (FIONREAD: received,
+  // not read; SIOCOUTQ: sent, not acknowledged by the client); 0 if it
+  // cannot say.
+  size_t socket_bytes(unsigned long request) const;
   // The socket's TCP state (TCP_ESTABLISHED, TCP_CLOSE_WAIT, ...; 0 if unknown).
   int tcp_state() const;
   // Answers every whole request left in the parser with refusal_.
@@ -250,6 +253,7 @@ class Connection {
   // counts from then too, so a long-polling worker has the whole timeout to
   // do the job it got and ACK it.
   uint64_t wait_answered_ms_ = 0;
+  uint64_t idle_since_ms() const { return std::max(last_request_ms_, wait_answered_ms_); }
   // stalled_since_ms_: the bytes libuv still had to write when it was last
   // checked; fewer since means the client reads, slowly or not.
   size_t stalled_queue_bytes_ = 0;
