@@ -62,6 +62,7 @@ class FileSystem {
                                                                bool create,
                                                                uint64_t preallocate) = 0;
   virtual Status truncate(const std::string& path, uint64_t size) = 0;
+  // kNotFound when there is no such file.
   virtual Status remove(const std::string& path) = 0;
   // Removes `path` and, when it is a directory, everything under it; a
   // symbolic link is removed, never followed. Nothing there is no error.

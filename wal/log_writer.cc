@@ -281,10 +281,15 @@ Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
         wake_.notify_one();
       } else {
         if (old) (void)old->close();
-        if (chunk.opens_segment) {
-          if (Status s = fs_.sync_dir(dir_); !s.ok()) return s;
-        }
+        dir_sync_owed_ = chunk.opens_segment;
       }
+    }
+    if (dir_sync_owed_) {
+      // The new file's name must be durable before its records are. Owed
+      // until it succeeds: a retry after a failure here finds the segment
+      // open already and would not come back to it.
+      if (Status s = fs_.sync_dir(dir_); !s.ok()) return s;
+      dir_sync_owed_ = false;
     }
     if (const uint64_t end = chunk.offset + chunk.bytes.size() + kEndMarkerRoom; end > file_size_) {
       // A record longer than a segment, in a segment that holds only its
@@ -326,7 +331,10 @@ Status LogWriter::zero_ahead(uint64_t end) {
 
 Status LogWriter::delete_segments(const std::vector<uint64_t>& first_seqs) {
   for (uint64_t first_seq : first_seqs) {
-    if (Status s = fs_.remove(path_of(first_seq)); !s.ok()) return s;
+    // Gone already is done: a retry after a failure later in this list (or
+    // in the directory's sync) removes the same files again.
+    Status s = fs_.remove(path_of(first_seq));
+    if (!s.ok() && s.code() != Status::Code::kNotFound) return s;
   }
   return fs_.sync_dir(dir_);
 }

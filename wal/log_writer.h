@@ -171,6 +171,7 @@ class LogWriter {
   std::unique_ptr<WritableFile> file_;
   uint64_t file_first_seq_ = 0;
   bool file_dirty_ = false;  // written since the last sync (always mode)
+  bool dir_sync_owed_ = false;  // always: file_ is new, its name not yet synced
   // Always with zero-fill (zero_ahead): file_'s bytes below written_to_ hold
   // records or zeros that were written, not only fallocated; the file is
   // file_size_ bytes long.

@@ -173,7 +173,7 @@ Status MemoryFileSystem::truncate(const std::string& path, uint64_t size) {
 
 Status MemoryFileSystem::remove(const std::string& path) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (files_.erase(path) == 0) return Status::io_error("remove " + path + ": No such file");
+  if (files_.erase(path) == 0) return Status::not_found("remove " + path + ": No such file");
   return Status();
 }
 
@@ -219,7 +219,15 @@ Status MemoryFileSystem::rename(const std::string& from, const std::string& to) 
   return Status();
 }
 
-Status MemoryFileSystem::sync_dir(const std::string&) { return Status(); }
+Status MemoryFileSystem::sync_dir(const std::string& dir) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (dir_syncs_to_fail_ == 0) {
+    ++dir_syncs_;
+    return Status();
+  }
+  --dir_syncs_to_fail_;
+  return Status::io_error("fsync directory " + dir + ": injected I/O error");
+}
 
 Result<std::unique_ptr<FileLock>> MemoryFileSystem::lock(const std::string& path) {
   std::lock_guard<std::mutex> guard(mu_);
@@ -245,6 +253,11 @@ void MemoryFileSystem::set_fail_writes(bool fail) {
 void MemoryFileSystem::set_fail_syncs(bool fail) {
   std::lock_guard<std::mutex> lock(mu_);
   fail_syncs_ = fail;
+}
+
+void MemoryFileSystem::fail_next_dir_syncs(size_t count) {
+  std::lock_guard<std::mutex> lock(mu_);
+  dir_syncs_to_fail_ = count;
 }
 
 void MemoryFileSystem::set_cut_next_write(uint64_t keep) {
@@ -327,6 +340,11 @@ bool MemoryFileSystem::exists(const std::string& path) {
 size_t MemoryFileSystem::sync_count() {
   std::lock_guard<std::mutex> lock(mu_);
   return syncs_;
+}
+
+size_t MemoryFileSystem::dir_sync_count() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return dir_syncs_;
 }
 
 void MemoryFileSystem::File::lose_unsynced_blocks() {

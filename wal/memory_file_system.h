@@ -40,6 +40,8 @@ class MemoryFileSystem final : public FileSystem {
   // While set, every write_at (sync) fails with an I/O error.
   void set_fail_writes(bool fail);
   void set_fail_syncs(bool fail);
+  // The next `count` syncs of a directory fail with an I/O error.
+  void fail_next_dir_syncs(size_t count);
   // The next write_at of more than `keep` bytes writes only its first
   // `keep` and fails: what a process killed in the middle of a write
   // leaves on disk (the page cache keeps the part written).
@@ -65,6 +67,7 @@ class MemoryFileSystem final : public FileSystem {
   void set_contents(const std::string& path, std::string data);
   bool exists(const std::string& path);
   size_t sync_count();
+  size_t dir_sync_count();  // directory syncs that succeeded
   // Syncs that found blocks of their file written for the first time since
   // its last sync. On ext4 and XFS the blocks fallocate reserves are
   // "unwritten", and the first write into each is metadata: such a sync
@@ -98,6 +101,8 @@ class MemoryFileSystem final : public FileSystem {
   uint64_t max_file_size_ = UINT64_MAX;
   bool fail_writes_ = false;
   bool fail_syncs_ = false;
+  size_t dir_syncs_to_fail_ = 0;
+  size_t dir_syncs_ = 0;
   uint64_t cut_next_write_ = UINT64_MAX;
   bool hold_syncs_ = false;
   std::condition_variable syncs_released_;

@@ -19,6 +19,7 @@ Status errno_status(const std::string& what, int err) {
   std::string msg = what + ": " + std::strerror(err);
   if (err == ENOSPC || err == EDQUOT) return Status::no_space(msg);
   if (err == EEXIST) return Status::exists(msg);
+  if (err == ENOENT) return Status::not_found(msg);
   return Status::io_error(msg);
 }
 

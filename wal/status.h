@@ -11,7 +11,16 @@ namespace tq::wal {
 
 class [[nodiscard]] Status {
  public:
-  enum class Code { kOk, kIoError, kNoSpace, kCorruption, kLocked, kInvalidArgument, kExists };
+  enum class Code {
+    kOk,
+    kIoError,
+    kNoSpace,
+    kCorruption,
+    kLocked,
+    kInvalidArgument,
+    kExists,
+    kNotFound
+  };
 
   Status() = default;
   static Status io_error(std::string msg) { return Status(Code::kIoError, std::move(msg)); }
@@ -20,6 +29,7 @@ class [[nodiscard]] Status {
   static Status locked(std::string msg) { return Status(Code::kLocked, std::move(msg)); }
   static Status invalid(std::string msg) { return Status(Code::kInvalidArgument, std::move(msg)); }
   static Status exists(std::string msg) { return Status(Code::kExists, std::move(msg)); }
+  static Status not_found(std::string msg) { return Status(Code::kNotFound, std::move(msg)); }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

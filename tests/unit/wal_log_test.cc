@@ -824,6 +824,61 @@ TEST_SUITE("wal_log") {
     CHECK(again.replayed.back().body == "x");
   }
 
+  TEST_CASE("a deletion whose directory sync failed is retried and the log recovers") {
+    // Under always the writer retries the whole batch: the files it had
+    // removed before the directory's sync failed are gone on the retry, and
+    // that must count as done (it once failed with "No such file" every
+    // retry, writes refused until a restart).
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    REQUIRE(h.open().ok());
+    std::vector<ReplayedRecord> written = write_records(h, 300);
+    const size_t before = segment_count(fs);
+    REQUIRE(before > 3);
+    fs.fail_next_dir_syncs(1);
+    h.log->delete_segments_before(h.log->current_segment());
+    append_noted(h, written, 300);
+    h.log->flush();
+    REQUIRE(h.wait_durable(true));
+    CHECK(h.log->healthy());
+    CHECK(h.log->stats().writer.io_errors == 1);
+    h.settle();
+    CHECK(segment_count(fs) == 1);
+    CHECK(h.log->stats().segments_deleted == before - 1);
+    h.close();
+    LogHarness again(fs);
+    REQUIRE(again.open().ok());
+    REQUIRE_FALSE(again.replayed.empty());
+    CHECK(again.replayed.back() == written.back());
+  }
+
+  TEST_CASE("fsync=always: a new segment's name is synced before its records, retries too") {
+    bool spare = true;
+    SUBCASE("into a spare") { spare = true; }
+    SUBCASE("a file made at rotation") { spare = false; }
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.spare_segment = spare;
+    REQUIRE(h.open(o).ok());
+    std::vector<ReplayedRecord> written = write_records(h, 3);
+    h.log->wait_spare_idle_for_tests();
+    h.log->rotate();
+    fs.fail_next_dir_syncs(1);
+    const size_t dir_syncs = fs.dir_sync_count();
+    append_noted(h, written, 3);
+    h.log->flush();
+    REQUIRE(h.wait_durable(true));
+    // The retry found the segment open from its first try: it once went on
+    // to the records and acknowledged them with the name maybe not on disk.
+    CHECK(h.log->stats().writer.io_errors == 1);
+    CHECK(fs.dir_sync_count() == dir_syncs + 1);
+    h.close();
+    LogHarness again(fs);
+    REQUIRE(again.open(o).ok());
+    CHECK(again.replayed == written);
+  }
+
   TEST_CASE("fsync=never: once a sync has failed no segment is deleted") {
     MemoryFileSystem fs;
     LogHarness h(fs);
