@@ -325,6 +325,8 @@ void read_config(const YAML::Node& root, Config& c) {
             fail(kk, "expected a number from 1.2 to 100, got '" + text + "'");
           }
           c.compaction_ratio = *ratio; }},
+        {"min_free_disk", [&](const YAML::Node& v, const std::string& kk) {
+          c.wal_min_free_disk = read_size(v, kk, 0, 1ull << 50); }},
         {"recover", [&](const YAML::Node& v, const std::string& kk) {
           c.wal_recover = read_bool(v, kk); }},
         {"zero_fill", [&](const YAML::Node& v, const std::string& kk) {

@@ -89,6 +89,10 @@ struct Config {
   int64_t fsync_interval_ms = 1000;
   uint64_t segment_bytes = 64ull << 20;
   double compaction_ratio = 2.0;
+  // Below this many free bytes on the log's disk, new jobs are refused
+  // (FULL) so that the rest goes to ACKs and the like, which drain queues
+  // and free segments (never less than two segments; 0: no reserve).
+  uint64_t wal_min_free_disk = 256ull << 20;
   bool wal_recover = false;
   bool wal_zero_fill = true;  // always: zero-fill the next segment ahead (wal/spare_segment.h)
   // Whether DEQUEUE's reply waits for its lease records to be durable too

@@ -122,6 +122,7 @@ const Setting kSettings[] = {
     TQ_SETTING("wal.fsync_interval_ms", Scope::kRestart, fsync_interval_ms, text),
     TQ_SETTING("wal.segment_bytes", Scope::kRestart, segment_bytes, size),
     TQ_SETTING("wal.compaction_ratio", Scope::kRestart, compaction_ratio, text),
+    TQ_SETTING("wal.min_free_disk", Scope::kLive, wal_min_free_disk, size),
     TQ_SETTING("wal.recover", Scope::kRestart, wal_recover, text),
     TQ_SETTING("wal.zero_fill", Scope::kRestart, wal_zero_fill, text),
     TQ_SETTING("wal.sync_leases", Scope::kRestart, wal_sync_leases, text),

@@ -187,6 +187,13 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
               "Time spent syncing the log.", kUs);
     f.counter("wal_io_errors_total", ws.io_errors, "Failed writes or syncs of the log.");
     f.counter("wal_segments_deleted_total", w.segments_deleted, "Log files deleted.");
+    f.gauge("wal_disk_free_bytes", s.disk_free_bytes,
+            "Free bytes on the log's disk, measured once a second and at each new log file.");
+    f.flag("wal_disk_low", s.disk_low,
+           "1 while the log's disk has less free than wal.min_free_disk: new jobs are refused "
+           "(FULL), the rest is served.");
+    f.counter("wal_disk_low_total", s.disk_low_total,
+              "Times the log's disk went below wal.min_free_disk.");
     if (sources.journal != nullptr) {
       const JournalStats j = sources.journal->stats();
       f.gauge("wal_live_bytes", j.live_bytes,

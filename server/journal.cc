@@ -624,9 +624,13 @@ void Journal::maintain() {
     const double limit = compaction_ratio_ * static_cast<double>(live_bytes_) +
                          static_cast<double>(log_->segment_bytes());
     const bool too_big = total > limit && log_->total_bytes() > 2 * log_->segment_bytes();
+    // What it re-writes must fit (set_disk_free says why).
+    const uint64_t room =
+        disk_free_ > UINT64_MAX - log_->head_room() ? UINT64_MAX : disk_free_ + log_->head_room();
+    const bool enough_room = room >= live_bytes_ + log_->segment_bytes();
     // Until the last sweep's segments are deleted the log looks as big as
     // before; sweeping again then would move everything again for nothing.
-    if (!too_big || !log_->healthy() || !last_sweep_settled()) return;
+    if (!too_big || !log_->healthy() || !last_sweep_settled() || !enough_room) return;
     sweeping_ = true;
     cut_ = log_->current_segment();
     cursor_ = engine::JobCursor{};

@@ -71,6 +71,15 @@ class Journal final : public engine::ChangeObserver {
 
   JournalStats stats() const;
 
+  // Free bytes on the log's disk, as last measured (unknown: no limit). A
+  // sweep re-writes up to every live record before old segments can go:
+  // one does not start unless that fits, with a segment to spare, in the
+  // current segment's room and the disk's, or it would fill the disk it
+  // means to free. (Segments that hold nothing live are deleted whatever
+  // the room; but one long-lived record, a queue's, keeps its segment and
+  // every later one until a sweep moves it.)
+  void set_disk_free(uint64_t bytes) { disk_free_ = bytes; }
+
   // The newest record that brought a job or queue into being (or re-wrote
   // one): a reply that shows a job needs the log durable this far, so that
   // no worker ever sees an id a crash could take back and issue again.
@@ -117,6 +126,7 @@ class Journal final : public engine::ChangeObserver {
   std::map<uint32_t, uint64_t> live_in_segment_;  // segment ordinal -> live objects
   uint64_t live_objects_ = 0;
   uint64_t live_bytes_ = 0;
+  uint64_t disk_free_ = UINT64_MAX;
   std::string scratch_;             // reused record body buffer
 
   // The sweep under way: everything in a segment below cut_ moves forward.

@@ -242,6 +242,7 @@ void Server::take_request_limits() {
 
 void Server::settings_changed(std::shared_ptr<TlsContext> tls) {
   take_request_limits();
+  check_disk_room();  // wal.min_free_disk may have changed
   if (metrics_) metrics_->set_token(config_.metrics_token);
   if (tls_ && tls) {
     // Open connections keep the context they began with (a TlsSession holds
@@ -402,6 +403,7 @@ void Server::on_before_poll(uv_prepare_t* handle) {
   if (self->log_ != nullptr) {
     self->take_log_progress();
     self->flush_log();
+    if (self->log_->current_segment() != self->disk_checked_segment_) self->check_disk_room();
     if (self->log_->policy() != wal::FsyncPolicy::kAlways) self->take_log_progress();
     self->backups_.poll();
   }
@@ -532,6 +534,52 @@ void Server::on_housekeeping(uv_timer_t* handle) {
     }
   }
   self->limit_client_memory();
+  self->check_disk_room();
+}
+
+void Server::check_disk_room() {
+  // Why a reserve: segments are preallocated, so records only fail for room
+  // when a new segment is made. A disk filled by tqd's own backlog then
+  // refused every write, ACKs and DELETEs included: workers could not drain
+  // it, and no space could come back (a restart gave a few dozen ACKs).
+  // With the reserve, new jobs stop first and everything that drains goes on.
+  if (log_ == nullptr) return;
+  disk_checked_segment_ = log_->current_segment();
+  const wal::Result<uint64_t> free = log_->free_disk_bytes();
+  if (!free) {
+    if (!disk_check_failed_) {
+      LOG_WARN("cannot measure the free space of the log's disk: %s",
+               free.error().message().c_str());
+    }
+    disk_check_failed_ = true;
+    return;
+  }
+  disk_check_failed_ = false;
+  stats_.disk_free_bytes = *free;
+  if (journal_ != nullptr) journal_->set_disk_free(*free);
+  const uint64_t setting = config_.wal_min_free_disk;
+  const uint64_t reserve = setting == 0 ? 0 : std::max(setting, 2 * log_->segment_bytes());
+  const bool low = *free < reserve;
+  auto mib = [](uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; };
+  if (low) {
+    engine_.close_intake("the disk holding the log has " + mib(*free) +
+                         " free, under wal.min_free_disk (" + mib(reserve) +
+                         "): new jobs are refused until workers drain queues or space is freed; "
+                         "try again later");
+  } else if (stats_.disk_low) {
+    engine_.open_intake();
+  }
+  if (low == stats_.disk_low) return;
+  stats_.disk_low = low;
+  if (low) {
+    ++stats_.disk_low_total;
+    LOG_WARN(
+        "the log's disk has %s free, under wal.min_free_disk (%s): refusing new jobs (FULL) "
+        "until there is more; ACK, DELETE and the rest are served",
+        mib(*free).c_str(), mib(reserve).c_str());
+  } else {
+    LOG_INFO("the log's disk has %s free again: accepting new jobs", mib(*free).c_str());
+  }
 }
 
 void Server::limit_client_memory() {

@@ -146,6 +146,10 @@ class Server final : public ClientDirectory,
   // limits.max_client_memory: adds up every connection's buffers and, past
   // the limit, closes those holding the most until it is met.
   void limit_client_memory();
+  // Measures the log's disk and closes or opens the engine's intake by
+  // wal.min_free_disk: once a second, at each new log file (a burst fills
+  // one in well under a second), and after a reload.
+  void check_disk_room();
   static void on_run_again(uv_idle_t* handle);
   static void on_memory_release(uv_timer_t* handle);
   static void on_unwaited_records(uv_timer_t* handle);
@@ -208,6 +212,8 @@ class Server final : public ClientDirectory,
   uv_timer_t wait_timer_{};
   uv_timer_t housekeeping_{};  // once a second: connection timeouts, idle job memory
   uint64_t housekeeping_ticks_ = 0;
+  uint32_t disk_checked_segment_ = 0;    // the log file current at the last check_disk_room
+  bool disk_check_failed_ = false;       // said once, until a check works again
   uint64_t last_memory_warning_ms_ = 0;  // limit_client_memory, at most once a minute
   uv_timer_t memory_release_{};    // while idle job memory is marked: a slice every few ms
   uv_timer_t unwaited_records_{};  // bounds how long flush_log() defers records

@@ -72,6 +72,9 @@ class FileSystem {
   virtual Status rename(const std::string& from, const std::string& to) = 0;
   // Makes creations and removals in dir durable.
   virtual Status sync_dir(const std::string& dir) = 0;
+  // Bytes an unprivileged process may still allocate on the file system
+  // holding `dir` (statvfs's f_bavail).
+  virtual Result<uint64_t> free_bytes(const std::string& dir) = 0;
   // Takes an exclusive lock on `path` without waiting, and writes our pid
   // into it. Fails with kLocked, naming the holder's pid, when it is held.
   virtual Result<std::unique_ptr<FileLock>> lock(const std::string& path) = 0;

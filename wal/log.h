@@ -150,6 +150,14 @@ class Log {
   uint32_t oldest_segment() const { return segments_.empty() ? 0 : segments_.front().ordinal; }
   uint64_t total_bytes() const { return total_bytes_; }
   uint64_t segment_bytes() const { return options_.segment_bytes; }
+  // Bytes the current segment can still take before the next one is made
+  // (its file is preallocated: they need no more disk).
+  uint64_t head_room() const {
+    if (segments_.empty() || segments_.back().bytes >= options_.segment_bytes) return 0;
+    return options_.segment_bytes - segments_.back().bytes;
+  }
+  // Free bytes on the log's file system (a statvfs: no disk I/O).
+  Result<uint64_t> free_disk_bytes() const { return fs_->free_bytes(options_.dir); }
   FsyncPolicy policy() const { return options_.fsync; }
   LogStats stats();
 

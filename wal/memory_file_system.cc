@@ -219,6 +219,12 @@ Status MemoryFileSystem::rename(const std::string& from, const std::string& to) 
   return Status();
 }
 
+Result<uint64_t> MemoryFileSystem::free_bytes(const std::string&) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint64_t used = used_locked();
+  return capacity_ > used ? capacity_ - used : 0;
+}
+
 Status MemoryFileSystem::sync_dir(const std::string& dir) {
   std::lock_guard<std::mutex> lock(mu_);
   if (dir_syncs_to_fail_ == 0) {

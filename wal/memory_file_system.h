@@ -28,6 +28,7 @@ class MemoryFileSystem final : public FileSystem {
   Status remove_tree(const std::string& path) override;
   Status rename(const std::string& from, const std::string& to) override;
   Status sync_dir(const std::string& dir) override;
+  Result<uint64_t> free_bytes(const std::string& dir) override;  // capacity left
   Result<std::unique_ptr<FileLock>> lock(const std::string& path) override;
 
   // --- for tests ---

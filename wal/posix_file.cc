@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -229,6 +230,12 @@ class PosixFileSystem final : public FileSystem {
     ::close(fd);
     if (rc != 0) return errno_status("fsync directory " + dir, err);
     return Status();
+  }
+
+  Result<uint64_t> free_bytes(const std::string& dir) override {
+    struct statvfs st {};
+    if (::statvfs(dir.c_str(), &st) != 0) return errno_status("statvfs " + dir, errno);
+    return static_cast<uint64_t>(st.f_bavail) * static_cast<uint64_t>(st.f_frsize);
   }
 
   Result<std::unique_ptr<FileLock>> lock(const std::string& path) override {

@@ -215,6 +215,8 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
                                        "try again later");
   }
 
+  if (!intake_closed_.empty()) return make_error(Errc::kFull, intake_closed_);
+
   Job* job = jobs_.emplace(next_job_id_++, queue, payload);
   payload_bytes_ += payload.size();
   job->priority = options.priority;

@@ -348,6 +348,13 @@ class Engine {
   // created afterwards.
   void set_limits(const EngineLimits& limits) { limits_ = limits; }
   const EngineLimits& limits() const { return limits_; }
+  // While closed, every new job (ENQUEUE, PUT, a schedule's firing) is
+  // refused FULL with `why`; the rest (ACK, DELETE, KICK...) goes on. The
+  // server closes it when the log's disk runs low, so that the room left
+  // goes to the records that drain queues.
+  void close_intake(std::string why) { intake_closed_ = std::move(why); }
+  void open_intake() { intake_closed_.clear(); }
+  bool intake_open() const { return intake_closed_.empty(); }
   void set_default_settings(const QueueSettings& defaults) { defaults_ = defaults; }
   int64_t now_ms() const { return clock_.now_ms(); }
 
@@ -504,6 +511,7 @@ class Engine {
 
   const Clock& clock_;
   EngineLimits limits_;
+  std::string intake_closed_;  // why new jobs are refused; empty: they are not
   QueueSettings defaults_;
   QueueMap queues_;
   std::unordered_map<uint32_t, Queue*> queues_by_number_;

@@ -18,6 +18,7 @@ namespace disk_full_test {
 using namespace tq;
 using tq::testing::call;
 using tq::testing::InProcessTqd;
+using tq::testing::stat_via;
 
 namespace {
 
@@ -44,6 +45,8 @@ server::Config small_config() {
   c.log_level = server::LogLevel::kError;
   c.metrics_host = "127.0.0.1";  // for GET /healthz
   c.metrics_port = 0;
+  // These tests fill the disk itself: no reserve to stop new jobs first.
+  c.wal_min_free_disk = 0;
   return c;
 }
 
@@ -118,6 +121,47 @@ TEST_SUITE("disk_full") {
       }
     }
     CHECK(found == stored.size());
+  }
+
+  TEST_CASE(
+      "with a reserve, a backlog that fills the disk stops new jobs, not workers draining it") {
+    server::set_log_level(server::LogLevel::kError);
+    wal::MemoryFileSystem fs;
+    server::Config c = small_config();
+    c.wal_min_free_disk = 1;  // at least two segments: 128 KiB
+    InProcessTqd tqd(fs, c);
+    auto s = tqd.socket();
+    REQUIRE(call(s, "CREATE q") == "OK created q");
+    fs.set_capacity(fs.used_bytes() + 12 * c.segment_bytes);
+    std::vector<uint64_t> stored;
+    std::string refusal;
+    for (int i = 0; i < 5000 && refusal.empty(); ++i) {
+      const std::string reply = call(s, "ENQUEUE q " + std::string(1000, 'p'));
+      if (reply.rfind("OK ", 0) == 0) {
+        stored.push_back(std::stoull(reply.substr(3)));
+      } else {
+        refusal = reply;
+      }
+    }
+    INFO(refusal);
+    REQUIRE(refusal.rfind("ERROR FULL the disk holding the log has ", 0) == 0);
+    CHECK(refusal.find("wal.min_free_disk") != std::string::npos);
+    CHECK(stored.size() >= 300);
+    CHECK(stat_via(s, "wal_disk_low") == "1");
+    // Workers drain it: without the reserve the disk filled up and every
+    // DEQUEUE and ACK was refused (ERROR IO), for want of a file for them.
+    for (size_t i = 0; i < stored.size(); ++i) {
+      const std::string got = call(s, "DEQUEUE q");
+      REQUIRE(got.rfind("OK ", 0) == 0);
+      const std::string id = got.substr(3, got.find(' ', 3) - 3);
+      REQUIRE(call(s, "ACK " + id) == "OK acked " + id);
+    }
+    // The drained files are deleted, and new jobs are taken again by themselves.
+    REQUIRE(tq::testing::stat_reaches(s, "wal_disk_low", "0"));
+    CHECK(call(s, "ENQUEUE q after").rfind("OK ", 0) == 0);
+    CHECK(stat_via(s, "wal_disk_low_total") == "1");
+    CHECK(stat_via(s, "wal_io_errors_total") == "0");
+    CHECK(stat_via(s, "wal_healthy") == "1");
   }
 
   TEST_CASE("replies that vouch for records the log then fails to write are ERROR IO too") {

@@ -222,6 +222,27 @@ TEST_SUITE("reload") {
     tqd.stop(SIGTERM);
   }
 
+  TEST_CASE("wal.min_free_disk: over the disk's free space new jobs get FULL, a reload lifts it") {
+    TqdOptions o;
+    o.config_yaml = "wal:\n  min_free_disk: 1048576GiB\n";  // 1 PiB: more than any disk here has
+    TqdProcess tqd(o);
+    auto s = tqd.socket();
+    REQUIRE(call(s, "CREATE q") == "OK created q");  // not a job: served
+    const std::string refused = call(s, "ENQUEUE q job");
+    CHECK(refused.rfind("ERROR FULL the disk holding the log has ", 0) == 0);
+    CHECK(refused.find("under wal.min_free_disk (1073741824 MiB)") != std::string::npos);
+    CHECK(stat_via(s, "wal_disk_low") == "1");
+    CHECK(std::stoull(stat_via(s, "wal_disk_free_bytes")) > 0);
+    CHECK(logged(tqd, "refusing new jobs (FULL)"));
+    // Applied at once, not at the next once-a-second check.
+    rewrite(tqd, "wal:\n  min_free_disk: 0\n");
+    CHECK(call(s, "RELOAD") == "OK reloaded applied=wal.min_free_disk restart=-");
+    CHECK(call(s, "ENQUEUE q job") == "OK 1");
+    CHECK(stat_via(s, "wal_disk_low") == "0");
+    CHECK(stat_via(s, "wal_disk_low_total") == "1");
+    tqd.stop(SIGTERM);
+  }
+
   TEST_CASE("a refused reload leaves nothing behind for the next one") {
     TqdOptions o;
     o.config_yaml = "limits:\n  max_connections: 100\nwal:\n  segment_bytes: 2MiB\n";

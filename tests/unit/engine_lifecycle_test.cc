@@ -631,6 +631,30 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(small.enqueue("a", "y").error().code == Errc::kFull);
   }
 
+  TEST_CASE("closed intake refuses new jobs with its reason - what drains queues goes on") {
+    Fixture f;
+    const uint64_t held = f.put("held", {.key = "k"});
+    const uint64_t leased = f.put("leased");
+    REQUIRE(f.take() == held);
+    f.engine.close_intake("the disk is low");
+    CHECK_FALSE(f.engine.intake_open());
+    auto refused = f.engine.enqueue("q", "new");
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().code == Errc::kFull);
+    CHECK(refused.error().message == "the disk is low");
+    // A retried PUT of a job it holds stores nothing: still answered.
+    auto again = f.engine.enqueue("q", "held", {.key = "k"});
+    REQUIRE(again.ok());
+    CHECK(again->id == held);
+    CHECK(again->duplicate);
+    CHECK(f.engine.ack(held).ok());
+    REQUIRE(f.take() == leased);
+    CHECK(f.engine.remove(leased).ok());
+    CHECK(f.engine.job_count() == 0);
+    f.engine.open_intake();
+    CHECK(f.engine.enqueue("q", "new").ok());
+  }
+
   TEST_CASE("several queues: higher queue priority first, then the order given - COUNT spills over") {
     Fixture f;
     REQUIRE(f.engine.create_queue("urgent").ok());

@@ -520,6 +520,38 @@ TEST_SUITE("journal") {
     }
   }
 
+  TEST_CASE("no compaction sweep starts without disk room for the live records it re-writes") {
+    wal::MemoryFileSystem fs;
+    Node node(fs);
+    REQUIRE(node.open(small_segments()).ok());
+    REQUIRE(node.engine.create_queue("q").ok());
+    // A backlog in many segments, most of it then finished: the log is
+    // well past ratio x live, and a sweep is due.
+    std::vector<uint64_t> ids;
+    for (int i = 0; i < 3000; ++i) {
+      ids.push_back(node.engine.enqueue("q", std::string(40, 'x')).value().id);
+    }
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (i % 10 != 0) REQUIRE(node.engine.remove(ids[i]).ok());
+    }
+    node.harness.settle();
+    const uint64_t live = node.journal.stats().live_bytes;
+    REQUIRE(node.harness.log->total_bytes() > 3 * live);
+    // The current segment's room counts: its file is preallocated.
+    const uint64_t needed =
+        live + node.harness.log->segment_bytes() - node.harness.log->head_room();
+    node.journal.set_disk_free(needed - 1);
+    for (int i = 0; i < 100; ++i) {
+      node.journal.maintain();
+      node.harness.turn();
+    }
+    CHECK_FALSE(node.journal.stats().compacting);
+    CHECK(node.journal.stats().moved_records == 0);
+    node.journal.set_disk_free(needed);
+    node.journal.maintain();
+    CHECK(node.journal.stats().compacting);
+  }
+
   TEST_CASE("dead letters deleted by dead_max stay deleted - replay alone, no sweep after it") {
     wal::MemoryFileSystem fs;
     {
