@@ -432,12 +432,19 @@ constexpr std::array<Handler, static_cast<size_t>(Verb::kCount)> kHandlers = [] 
 }  // namespace
 }  // namespace cmd
 
+static std::string refused_until(const wal::Log& log) {
+  return log.failed_until_restart()
+             ? "until tqd is restarted (a failed sync leaves the log untrusted; a restart "
+               "replays what is on disk)"
+             : "until the disk recovers";
+}
+
 std::string io_error_reply(const wal::Log& log) {
   std::string line;
   protocol::append_error(line, protocol::ErrorCode::kIo,
                          "the log cannot be written (" + log.last_error() +
-                             "); the outcome of this write is unknown, and writes are refused "
-                             "until the disk recovers");
+                             "); the outcome of this write is unknown, and writes are refused " +
+                             refused_until(log));
   return line;
 }
 
@@ -459,7 +466,7 @@ void dispatch(CommandContext& ctx, const protocol::Request& request) {
     // Refused before anything changes: this write surely did not happen.
     cmd::reply_error(ctx, protocol::ErrorCode::kIo,
                      "the log cannot be written (" + ctx.log->last_error() +
-                         "); writes are refused until the disk recovers, reads still work");
+                         "); writes are refused " + refused_until(*ctx.log) + ", reads still work");
     return;
   }
   cmd::Handler handler = cmd::kHandlers[static_cast<size_t>(request.spec->verb)];

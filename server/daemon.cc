@@ -510,9 +510,14 @@ void Daemon::on_watchdog(uv_timer_t* handle) {
   self->watchdog_failing_ = !sent;
 }
 
-void Daemon::run() {
+bool Daemon::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
+  if (server_ && !server_->log_closed_cleanly()) {
+    LOG_ERROR("stopped with the log's last records not on disk: the next start replays what is");
+    return false;
+  }
   LOG_INFO("stopped");
+  return true;
 }
 
 void Daemon::stop() { uv_async_send(&stop_); }

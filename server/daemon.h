@@ -32,8 +32,10 @@ class Daemon {
   // Replays the log and starts listening; false (having logged why) if tqd
   // cannot serve.
   bool start();
-  // Runs the loop until a signal or stop() has shut the server down.
-  void run();
+  // Runs the loop until a signal or stop() has shut the server down; false
+  // when the log could not be written and synced to its end at the stop
+  // (records may be missing, and tqd exits 1: not a clean stop).
+  bool run();
   // From any thread: begin a graceful shutdown.
   void stop();
 

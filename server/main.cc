@@ -50,8 +50,7 @@ int run(tq::server::Config config, const tq::server::ConfigSource& source,
   tq::server::Daemon daemon(config, tq::wal::posix_file_system(), clock);
   daemon.reload_from(source, requested_max_connections);
   if (!daemon.start()) return 1;
-  daemon.run();
-  return 0;
+  return daemon.run() ? 0 : 1;
 }
 
 // Started with standard input, output or error closed (`tqd 1>&- 2>&-`,

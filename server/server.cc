@@ -333,8 +333,10 @@ void Server::take_log_progress() {
   if (self->log_ == nullptr) return;
   wal::Log::Progress progress = self->log_->poll();
   if (progress.failed) {
-    LOG_ERROR("log write failed: %s; refusing writes until it works again",
-              self->log_->last_error().c_str());
+    LOG_ERROR("log write failed: %s; refusing writes %s", self->log_->last_error().c_str(),
+              self->log_->failed_until_restart()
+                  ? "until tqd is restarted (a failed sync leaves the log untrusted)"
+                  : "until it works again");
   }
   if (progress.recovered) LOG_WARN("log writes work again; accepting writes");
   if (!progress.advanced && !progress.failed) return;
@@ -784,7 +786,10 @@ void Server::close_handles_if_done() {
     // Every connection is gone; write and sync what is left, then stop the
     // writer thread (no more progress callbacks after this).
     wal::Status s = log_->close();
-    if (!s.ok()) LOG_ERROR("closing the log: %s", s.message().c_str());
+    if (!s.ok()) {
+      LOG_ERROR("closing the log: %s", s.message().c_str());
+      log_close_failed_ = true;
+    }
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&log_progress_), nullptr);
   for (uv_tcp_t* listener : {&listener_, &tls_listener_}) {

@@ -81,6 +81,9 @@ class Server final : public ClientDirectory,
   // from them, and `tls` (the new TLS files, loaded) for new connections
   // when there is a TLS listener.
   void settings_changed(std::shared_ptr<TlsContext> tls);
+  // After the loop ended: whether the log (if any) wrote and synced all it
+  // had when it closed.
+  bool log_closed_cleanly() const { return !log_close_failed_; }
   // Called once, with the reason, when a graceful shutdown begins (the
   // daemon tells the service manager).
   void on_shutdown(std::function<void(const char* reason)> f) { on_shutdown_ = std::move(f); }
@@ -263,6 +266,7 @@ class Server final : public ClientDirectory,
   bool tls_listening_ = false;
   bool shutting_down_ = false;
   bool handles_closed_ = false;
+  bool log_close_failed_ = false;  // see log_closed_cleanly()
 };
 
 }  // namespace tq::server

@@ -296,6 +296,7 @@ void Log::apply(WriterReport& report, Progress* progress) {
   }
   if (report.failure) {
     healthy_ = false;
+    if (report.lasting) failed_until_restart_ = true;
     last_error_ = report.failure->message();
     progress->failed = true;
   }

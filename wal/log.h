@@ -145,6 +145,9 @@ class Log {
   uint64_t last_seq() const { return next_seq_ - 1; }
   uint64_t durable_seq() const { return durable_seq_; }
   bool healthy() const { return healthy_; }
+  // Unhealthy for the rest of this run: a background sync failed (interval,
+  // never), and nothing written since the last good one can be trusted.
+  bool failed_until_restart() const { return failed_until_restart_; }
   const std::string& last_error() const { return last_error_; }
   uint32_t current_segment() const { return segments_.empty() ? 0 : segments_.back().ordinal; }
   uint32_t oldest_segment() const { return segments_.empty() ? 0 : segments_.front().ordinal; }
@@ -206,6 +209,7 @@ class Log {
   bool pinned_ = false;              // a backup is reading the segments
   uint32_t delete_after_unpin_ = 0;  // delete_segments_before() asked while pinned
   bool healthy_ = true;
+  bool failed_until_restart_ = false;
   bool closed_ = false;
   std::string last_error_;
 };

@@ -493,6 +493,7 @@ void LogWriter::run() {
       // say so and refuse writes; a restart replays what is really there.
       ++stats_.io_errors;
       report_.failure = failure;
+      report_.lasting = true;
       if (final_status_.ok()) final_status_ = failure;
       lock.unlock();
       on_progress_();

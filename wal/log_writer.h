@@ -84,6 +84,8 @@ struct WriterReport {
   bool batch_done = false;       // the batch handed over has finished
   uint64_t durable_seq = 0;      // highest seq written (and synced, if always)
   std::optional<Status> failure; // a write or sync failed; being retried
+  bool lasting = false;          // ... or not: a background sync failed (interval, never),
+                                 // and writes stay refused until a restart
   bool recovered = false;        // a failed batch has since succeeded
   std::vector<uint64_t> deleted; // first seqs of segments deleted
   // The byte buffers of batches written since, emptied, capacity kept: the

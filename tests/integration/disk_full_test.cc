@@ -103,6 +103,7 @@ TEST_SUITE("disk_full") {
       }
       stored[std::stoull(reply.substr(3))] = "after-recovery";
       CHECK(health_status(tqd) == "HTTP/1.1 200 OK");
+      CHECK(tqd.stop());  // all of it written: a clean stop
     }
 
     // Everything answered OK survived (the write that failed was retried
@@ -162,6 +163,22 @@ TEST_SUITE("disk_full") {
     CHECK(stat_via(s, "wal_disk_low_total") == "1");
     CHECK(stat_via(s, "wal_io_errors_total") == "0");
     CHECK(stat_via(s, "wal_healthy") == "1");
+  }
+
+  TEST_CASE("a stop while the log cannot be written is not a clean one") {
+    server::set_log_level(server::LogLevel::kError);
+    wal::MemoryFileSystem fs;
+    InProcessTqd tqd(fs, small_config());
+    auto s = tqd.socket();
+    REQUIRE(call(s, "CREATE q") == "OK created q");
+    fs.set_capacity(fs.used_bytes());
+    std::string reply;
+    for (int i = 0; i < 200 && reply.rfind("ERROR IO ", 0) != 0; ++i) {
+      reply = call(s, "ENQUEUE q " + std::string(1000, 'p'));
+    }
+    REQUIRE(reply.rfind("ERROR IO ", 0) == 0);
+    // tqd exits 1 for it (it said 0, "a clean stop", with records lost).
+    CHECK_FALSE(tqd.stop());
   }
 
   TEST_CASE("replies that vouch for records the log then fails to write are ERROR IO too") {

@@ -21,12 +21,9 @@ class InProcessTqd {
   InProcessTqd(wal::FileSystem& fs, const server::Config& config) {
     daemon_ = std::make_unique<server::Daemon>(config, fs, clock_);
     REQUIRE(daemon_->start());
-    thread_ = std::thread([this] { daemon_->run(); });
+    thread_ = std::thread([this] { clean_ = daemon_->run(); });
   }
-  ~InProcessTqd() {
-    daemon_->stop();
-    thread_.join();
-  }
+  ~InProcessTqd() { (void)stop(); }
   InProcessTqd(const InProcessTqd&) = delete;
   InProcessTqd& operator=(const InProcessTqd&) = delete;
 
@@ -37,11 +34,21 @@ class InProcessTqd {
   }
   // Set by start(), before the loop's thread begins: safe to read from here.
   int metrics_port() const { return daemon_->metrics_port(); }
+  // Stops tqd (once); what Daemon::run returned: false when the stop was not
+  // clean (main() exits 1 for it).
+  bool stop() {
+    if (thread_.joinable()) {
+      daemon_->stop();
+      thread_.join();
+    }
+    return clean_;
+  }
 
  private:
   engine::SystemClock clock_;
   std::unique_ptr<server::Daemon> daemon_;
   std::thread thread_;
+  bool clean_ = false;
 };
 
 }  // namespace tq::testing

@@ -665,6 +665,7 @@ TEST_SUITE("wal_log") {
       h.wait_failed();
       CHECK_FALSE(h.log->healthy());
       CHECK(h.log->last_error().find("No space left on device") != std::string::npos);
+      CHECK_FALSE(h.log->failed_until_restart());  // retried: it may come back
       CHECK(h.log->durable_seq() < written.back().seq);
       fs.set_capacity(UINT64_MAX);
       REQUIRE(h.wait_durable(true));
@@ -905,6 +906,7 @@ TEST_SUITE("wal_log") {
     fs.set_fail_syncs(true);
     h.log->delete_segments_before(second);
     h.wait_failed();
+    CHECK(h.log->failed_until_restart());  // what ERROR IO and tqd's log say
     fs.set_fail_syncs(false);
     // A later deletion must not trust that sync: it once deleted the second
     // segment with nothing synced since, and left the first before a gap
