@@ -179,6 +179,9 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
     f.counter("wal_fsyncs_total", ws.fsyncs, "Syncs of the log.");
     f.counter("wal_spare_segments_used_total", ws.spare_segments_used,
               "Log files made ahead and taken into use.");
+    f.counter("wal_spare_segment_failures_total", ws.spare_failures,
+              "Log files that could not be made ahead (often a disk filling up); tqd's log "
+              "says why.");
     f.gauge("wal_last_fsync_us", static_cast<uint64_t>(ws.last_fsync_us),
             "Duration of the last sync.", kUs);
     f.gauge("wal_max_fsync_us", static_cast<uint64_t>(ws.max_fsync_us),

@@ -537,6 +537,21 @@ void Server::on_housekeeping(uv_timer_t* handle) {
   }
   self->limit_client_memory();
   self->check_disk_room();
+  self->warn_spare_failures();
+}
+
+void Server::warn_spare_failures() {
+  if (log_ == nullptr) return;
+  const wal::WriterStats w = log_->stats().writer;
+  if (w.spare_failures <= spare_failures_seen_) return;
+  spare_failures_seen_ = w.spare_failures;
+  const uint64_t now = uv_now(loop_);
+  if (last_spare_warning_ms_ != 0 && now - last_spare_warning_ms_ < 60'000) return;
+  last_spare_warning_ms_ = now;
+  LOG_WARN(
+      "the next log file could not be made ahead (%s); the log makes it when it needs it, "
+      "and that may fail the same way (wal_spare_segment_failures_total)",
+      w.spare_last_failure.c_str());
 }
 
 void Server::check_disk_room() {

@@ -153,6 +153,9 @@ class Server final : public ClientDirectory,
   // wal.min_free_disk: once a second, at each new log file (a burst fills
   // one in well under a second), and after a reload.
   void check_disk_room();
+  // Once a second: says why a spare log file could not be made (tried again
+  // every 10 s), at most once a minute.
+  void warn_spare_failures();
   static void on_run_again(uv_idle_t* handle);
   static void on_memory_release(uv_timer_t* handle);
   static void on_unwaited_records(uv_timer_t* handle);
@@ -216,7 +219,9 @@ class Server final : public ClientDirectory,
   uv_timer_t housekeeping_{};  // once a second: connection timeouts, idle job memory
   uint64_t housekeeping_ticks_ = 0;
   uint32_t disk_checked_segment_ = 0;    // the log file current at the last check_disk_room
-  bool disk_check_failed_ = false;       // said once, until a check works again
+  bool disk_check_failed_ = false;
+  uint64_t spare_failures_seen_ = 0;
+  uint64_t last_spare_warning_ms_ = 0;   // said once, until a check works again
   uint64_t last_memory_warning_ms_ = 0;  // limit_client_memory, at most once a minute
   uv_timer_t memory_release_{};    // while idle job memory is marked: a slice every few ms
   uv_timer_t unwaited_records_{};  // bounds how long flush_log() defers records

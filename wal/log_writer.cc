@@ -211,7 +211,11 @@ Status LogWriter::stop() {
 WriterStats LogWriter::stats() {
   std::lock_guard<std::mutex> lock(mu_);
   WriterStats stats = stats_;
-  if (spare_) stats.spare_segments_used = spare_->taken();
+  if (spare_) {
+    stats.spare_segments_used = spare_->taken();
+    stats.spare_failures = spare_->failures();
+    stats.spare_last_failure = spare_->last_failure();
+  }
   return stats;
 }
 

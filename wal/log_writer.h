@@ -104,6 +104,8 @@ struct WriterStats {
   uint64_t bytes_written = 0;
   uint64_t io_errors = 0;
   uint64_t spare_segments_used = 0;  // rotations into a spare segment
+  uint64_t spare_failures = 0;       // spares that could not be made (SpareSegment)
+  std::string spare_last_failure;
 };
 
 class LogWriter {

@@ -69,6 +69,16 @@ void SpareSegment::wait_idle() {
   idle_.wait(lock, [&] { return !wanted_ && !making_; });
 }
 
+uint64_t SpareSegment::failures() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failures_;
+}
+
+std::string SpareSegment::last_failure() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_failure_;
+}
+
 uint64_t SpareSegment::made() const {
   std::lock_guard<std::mutex> lock(mu_);
   return made_;
@@ -97,9 +107,13 @@ void SpareSegment::run() {
     if (s.ok()) {
       ready_ = true;
       ++made_;
-    } else {
+    } else if (!stopping_) {  // a stop cuts a spare short: no failure
       (void)fs_.remove(path_);
       retry_after_ms_ = steady_ms() + kRetryAfterFailureMs;
+      ++failures_;
+      last_failure_ = s.message();
+    } else {
+      (void)fs_.remove(path_);
     }
     idle_.notify_all();
   }

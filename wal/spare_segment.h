@@ -61,6 +61,11 @@ class SpareSegment {
   void wait_idle();
   uint64_t made() const;   // spares finished
   uint64_t taken() const;  // spares that became segments
+  // Spares that could not be made (a disk filling up shows here first: the
+  // next rotation then makes its file itself, and may fail), and why the
+  // last one could not.
+  uint64_t failures() const;
+  std::string last_failure() const;
 
  private:
   void run();
@@ -78,6 +83,8 @@ class SpareSegment {
   bool making_ = false;
   bool ready_ = false;
   bool stopping_ = false;
+  uint64_t failures_ = 0;
+  std::string last_failure_;
   int64_t retry_after_ms_ = 0;  // after a failure, not before this
   uint64_t made_ = 0;
   uint64_t taken_ = 0;

@@ -106,6 +106,9 @@ TEST_SUITE("spare_segment") {
     CHECK(spare.made() == 0);
     CHECK_FALSE(fs.exists(kSpare));
     CHECK_FALSE(spare.take(kDir + "/a.wal"));
+    // Counted and said (tqd warns with it): a full disk shows here first.
+    CHECK(spare.failures() == 1);
+    CHECK(spare.last_failure().find("No space left on device") != std::string::npos);
     fs.set_capacity(UINT64_MAX);
     spare.request();  // too soon after the failure: not tried yet
     spare.wait_idle();
