@@ -1,10 +1,11 @@
 #include "client/repl_editor.h"
 
 #include <editline/readline.h>
-#include <sys/stat.h>
 
 #include <cstdlib>
 #include <cstring>
+
+#include "client/history_file.h"
 
 namespace tq::client {
 namespace {
@@ -88,7 +89,7 @@ std::optional<std::string> LineEditor::read_line(const std::string& prompt, Line
     if (!history_path_.empty()) {
       // Saved after every line, so a session that is killed keeps its history.
       write_history(history_path_.c_str());
-      chmod(history_path_.c_str(), S_IRUSR | S_IWUSR);
+      keep_private(history_path_);
     }
   }
   std::free(raw);

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include <csignal>
 
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "client/history_file.h"
 #include "tests/client/cutting_proxy.h"
 #include "tests/client/tmux_screen.h"
 #include "tests/support/tqd_process.h"
@@ -287,6 +289,30 @@ TEST_SUITE("tq REPL in a terminal") {
     REQUIRE(second.wait_for(p + " PING"));
     second.press({"Up"});
     REQUIRE(second.wait_for(p + " LIST"));  // AUTH lines are never kept
+  }
+
+  TEST_CASE("only a regular history file is made private - not a link, not a device or FIFO") {
+    TempDir home;
+    const std::string target = home.path + "/shared";
+    const std::string link = home.path + "/link";
+    { std::ofstream(target) << "LIST\n"; }
+    REQUIRE(chmod(target.c_str(), 0644) == 0);
+    REQUIRE(symlink(target.c_str(), link.c_str()) == 0);
+    tq::client::keep_private(link);
+    struct stat info {};
+    REQUIRE(stat(target.c_str(), &info) == 0);
+    CHECK((info.st_mode & 0777) == 0644);
+    // Not a regular file (TQ_HISTFILE=/dev/null turns history off; a FIFO
+    // here, so that a failure does not break this machine's /dev/null).
+    const std::string fifo = home.path + "/fifo";
+    REQUIRE(mkfifo(fifo.c_str(), 0644) == 0);
+    REQUIRE(chmod(fifo.c_str(), 0644) == 0);
+    tq::client::keep_private(fifo);
+    REQUIRE(stat(fifo.c_str(), &info) == 0);
+    CHECK((info.st_mode & 0777) == 0644);
+    tq::client::keep_private(target);
+    REQUIRE(stat(target.c_str(), &info) == 0);
+    CHECK((info.st_mode & 0777) == 0600);
   }
 
   TEST_CASE("connection loss - a clear message and a reconnect, never a crash") {
