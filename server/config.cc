@@ -612,6 +612,16 @@ std::string startup_problem(const Config& config) {
     return "metrics.token begins or ends with a space, or holds a tab or a line break: no "
            "Authorization header could carry it";
   }
+  for (const auto& [key, value] :
+       {std::pair<const char*, const std::string&>{"auth.password", config.password},
+        {"auth.admin_password", config.admin_password}}) {
+    // AUTH takes one word: such a password could never be given.
+    if (value.find_first_of(" \t\r\n") != std::string::npos) {
+      return std::string(key) +
+             " (from the file or its _env variable) holds a space, tab or line break: AUTH "
+             "takes the password as one word, so no client could give it; choose one without";
+    }
+  }
   if (!config.admin_password.empty() && config.admin_password == config.password) {
     return "auth.admin_password is the same as auth.password: every client could run admin "
            "commands; choose another, or leave it unset";

@@ -266,6 +266,25 @@ TEST_SUITE("hardening") {
     tq::testing::remove_tree(dir);
   }
 
+  TEST_CASE("a password with a space stops tqd at start - AUTH takes one word") {
+    const std::string dir = tq::testing::make_temp_dir();
+    {
+      std::ofstream config(dir + "/config.yaml");
+      config << "auth:\n  password: \"correct horse\"\n";
+    }
+    auto [status, err] = tq::testing::run_tqd(
+        {"--config", dir + "/config.yaml", "--port", "0", "--data-dir", dir + "/data"});
+    CHECK(status == 2);
+    CHECK(err.find("auth.password (from the file or its _env variable) holds a space") !=
+          std::string::npos);
+    setenv("TQ_ADMIN_PASSWORD", "two\twords", 1);
+    std::tie(status, err) = tq::testing::run_tqd({"--port", "0", "--check-config"});
+    unsetenv("TQ_ADMIN_PASSWORD");
+    CHECK(status == 2);
+    CHECK(err.find("auth.admin_password (from the file") != std::string::npos);
+    tq::testing::remove_tree(dir);
+  }
+
   TEST_CASE("a --port out of range stops tqd at start in words, not CLI11's Could not convert") {
     for (const char* port : {"70000", "-1", "80x"}) {
       CAPTURE(port);
