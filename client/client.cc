@@ -53,15 +53,15 @@ Result<Client> Client::connect(const Options& options) {
   return client;
 }
 
-Status Client::connect_once() {
+Status Client::connect_once(const CancelToken* cancel) {
   close();
   auto socket =
-      LineSocket::connect(options_.host, options_.port, options_.timeout_ms, options_.tls);
+      LineSocket::connect(options_.host, options_.port, options_.timeout_ms, options_.tls, cancel);
   if (!socket) return socket.error();
   socket_ = std::move(socket).value();
   if (options_.password.empty()) return Ok{};
   auto authed = exchange("AUTH " + options_.password + "\n", protocol::ReplyShape::kLine,
-                         Repeat::kNever, options_.timeout_ms, nullptr);
+                         Repeat::kNever, options_.timeout_ms, cancel);
   if (!authed) {
     socket_.close();
     return authed.error();
@@ -69,8 +69,8 @@ Status Client::connect_once() {
   return Ok{};
 }
 
-Status Client::reconnect() {
-  return connect_once();
+Status Client::reconnect(const CancelToken* cancel) {
+  return connect_once(cancel);
 }
 
 Status Client::ensure_connected(const CancelToken* cancel) {
@@ -112,8 +112,9 @@ Status Client::ensure_connected(const CancelToken* cancel) {
       if (!slept) return make_error(ErrorKind::kCancelled, "stopped reconnecting");
       delay = std::min(delay * 2, policy.max_delay);
     }
-    auto connected = connect_once();
+    auto connected = connect_once(stop);
     if (connected) return Ok{};
+    if (connected.error().kind == ErrorKind::kCancelled) return connected;
     last = connected.error();
     // A wrong password will not get better by trying again.
     if (last.is(protocol::ErrorCode::kNoAuth)) break;

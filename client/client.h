@@ -283,8 +283,8 @@ class Client {
   // open one is left as it is (nullopt).
   std::optional<Error> parting_error();
   // Closes the connection and makes one attempt to open (and authenticate) a
-  // new one.
-  Status reconnect();
+  // new one; `cancel` (Ctrl-C at the prompt) ends its waits.
+  Status reconnect(const CancelToken* cancel = nullptr);
   void close() {
     socket_.close();
     owed_replies_ = 0;
@@ -334,7 +334,7 @@ class Client {
   Status settle_owed_replies(int timeout_ms, const CancelToken* cancel, bool keep_if_late);
   // Connects if needed (and allowed by the policy).
   Status ensure_connected(const CancelToken* cancel);
-  Status connect_once();
+  Status connect_once(const CancelToken* cancel = nullptr);
   // exchange() of one line with a one-line reply; returns the text after OK.
   // With `patience`, that is the wait for the reply, and a late one is owed
   // (keep_if_late); without, options_.timeout_ms.

@@ -74,7 +74,7 @@ LineSocket& LineSocket::operator=(LineSocket&& other) noexcept {
 }
 
 Result<LineSocket> LineSocket::connect(const std::string& host, uint16_t port, int timeout_ms,
-                                       const TlsOptions& tls) {
+                                       const TlsOptions& tls, const CancelToken* cancel) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -89,7 +89,13 @@ Result<LineSocket> LineSocket::connect(const std::string& host, uint16_t port, i
     if (fd < 0) continue;
     int r = ::connect(fd, a->ai_addr, a->ai_addrlen);
     if (r != 0 && errno == EINPROGRESS) {
-      if (wait_for(fd, POLLOUT, timeout_ms)) {
+      const WaitOutcome waited = wait_or_cancel(fd, POLLOUT, timeout_ms, cancel);
+      if (waited == WaitOutcome::kCancelled) {
+        ::close(fd);
+        freeaddrinfo(found);
+        return make_error(ErrorKind::kCancelled, host + ":" + service + ": connecting interrupted");
+      }
+      if (waited == WaitOutcome::kReady) {
         int so_error = 0;
         socklen_t len = sizeof so_error;
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
@@ -107,8 +113,12 @@ Result<LineSocket> LineSocket::connect(const std::string& host, uint16_t port, i
       s.fd_ = fd;
       s.timeout_ms_ = timeout_ms;
       if (tls.enabled) {
-        if (auto secured = s.start_tls(host, tls); !secured) {
-          return make_error(ErrorKind::kConnect,
+        s.cancel_ = cancel;  // for the handshake only: the caller sets its own
+        auto secured = s.start_tls(host, tls);
+        s.cancel_ = nullptr;
+        if (!secured) {
+          return make_error(secured.error().kind == ErrorKind::kCancelled ? ErrorKind::kCancelled
+                                                                          : ErrorKind::kConnect,
                             host + ":" + service + ": " + secured.error().message);
         }
       }
@@ -142,7 +152,13 @@ Status LineSocket::start_tls(const std::string& host, const TlsOptions& tls) {
                           .count();
     // A plaintext server that reads the ClientHello as a request line without
     // its end waits for more, and says nothing: this is all the client sees.
-    if (left <= 0 || !wait_for(fd_, step.wait_for, static_cast<int>(left))) {
+    const WaitOutcome waited =
+        left <= 0 ? WaitOutcome::kTimeout
+                  : wait_or_cancel(fd_, step.wait_for, static_cast<int>(left), cancel_);
+    if (waited == WaitOutcome::kCancelled) {
+      return make_error(ErrorKind::kCancelled, "TLS handshake interrupted");
+    }
+    if (waited == WaitOutcome::kTimeout) {
       return make_error(ErrorKind::kConnect, "TLS handshake failed: no answer within " +
                                                  std::to_string(timeout_ms_) +
                                                  "ms (does the server speak TLS on this port?)");

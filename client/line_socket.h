@@ -32,8 +32,11 @@ class LineSocket {
   // Connects within timeout_ms; with tls.enabled, then runs the TLS
   // handshake within timeout_ms more. Every failure, a certificate that does
   // not verify included, is a kConnect error that starts with "host:port: ".
+  // `cancel`, when it fires, ends either wait (kCancelled): a person at the
+  // prompt need not sit out the timeout.
   static Result<LineSocket> connect(const std::string& host, uint16_t port, int timeout_ms,
-                                    const TlsOptions& tls = {});
+                                    const TlsOptions& tls = {},
+                                    const CancelToken* cancel = nullptr);
 
   Status send(std::string_view bytes);
   Result<std::string> read_line();

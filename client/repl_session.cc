@@ -27,14 +27,14 @@ ReplSession::ReplSession(Options options, RenderStyle style, RenderStyle error_s
       cancel_(cancel) {}
 
 ReplSession::Outcome ReplSession::connect() {
-  auto connected = client_.reconnect();
+  auto connected = client_.reconnect(cancel_);
   if (!connected && connected.error().is(protocol::ErrorCode::kNoAuth)) {
     forget_refused_password(connected.error());
     // A script or one command stops here; at the prompt the person can type
     // AUTH <password>, on a connection without one.
     if (!interactive_) return Outcome::kServerError;
     err_ << "tq: it will not be sent again; type AUTH <password> to give another\n";
-    connected = client_.reconnect();
+    connected = client_.reconnect(cancel_);
     if (connected) {
       ever_connected_ = true;
       return Outcome::kServerError;
@@ -47,13 +47,13 @@ ReplSession::Outcome ReplSession::connect() {
 
 Status ReplSession::reconnect(bool& password_refused) {
   password_refused = false;
-  auto connected = client_.reconnect();
+  auto connected = client_.reconnect(cancel_);
   if (connected || !connected.error().is(protocol::ErrorCode::kNoAuth)) return connected;
   password_refused = true;
   forget_refused_password(connected.error());
   err_ << "tq: it will not be sent again"
        << (interactive_ ? "; type AUTH <password> to give another" : "") << "\n";
-  return client_.reconnect();
+  return client_.reconnect(cancel_);
 }
 
 void ReplSession::forget_refused_password(const Error& error) {

@@ -1,12 +1,17 @@
 // The client library's typed calls against a real tqd: each call sends what
 // PROTOCOL.md says and turns the reply into the value its header promises;
 // server errors come back as values carrying the server's code.
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <thread>
 
 #include "client/client.h"
+#include "client/line_socket.h"
 #include "tests/support/tqd_process.h"
 
 namespace client_test {
@@ -38,6 +43,45 @@ TEST_SUITE("client library") {
     REQUIRE_FALSE(client.ok());
     CHECK(client.error().kind == ErrorKind::kConnect);
     CHECK(client.error().message.find(std::to_string(port)) != std::string::npos);
+  }
+
+  TEST_CASE("a connect to a server that never answers ends when the token fires") {
+    // A listener whose backlog is full: the kernel drops further SYNs, and
+    // a connect waits for the whole timeout (Ctrl-C at tq's prompt did
+    // nothing for it).
+    const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(listener >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    socklen_t length = sizeof address;
+    REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    REQUIRE(::listen(listener, 0) == 0);
+    const uint16_t port = ntohs(address.sin_port);
+    std::vector<tq::client::LineSocket> queued;  // fill the backlog; never accepted
+    for (int i = 0; i < 4; ++i) {
+      auto s = tq::client::LineSocket::connect("127.0.0.1", port, 200);
+      if (!s) break;
+      queued.push_back(std::move(s).value());
+    }
+    REQUIRE_FALSE(queued.empty());
+
+    tq::client::CancelToken cancel;
+    std::thread interrupt([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the person's Ctrl-C
+      cancel.cancel();
+    });
+    const auto started = std::chrono::steady_clock::now();
+    Client client({.host = "127.0.0.1", .port = port, .timeout_ms = 20'000});
+    auto connected = client.reconnect(&cancel);
+    const auto took = std::chrono::steady_clock::now() - started;
+    interrupt.join();
+    ::close(listener);
+    REQUIRE_FALSE(connected.ok());
+    CHECK(connected.error().kind == ErrorKind::kCancelled);
+    CHECK(connected.error().message.find("connecting interrupted") != std::string::npos);
+    CHECK(took < std::chrono::seconds(10));  // not the 20 s timeout
   }
 
   TEST_CASE("a connection turned away with MAXCONN - the next call returns that ERROR, not sent") {
