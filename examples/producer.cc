@@ -7,12 +7,13 @@
 //
 // What it shows: connecting, creating the queue if it is missing, enqueueing
 // (many at once, pipelined, when not paced), and errors as values. It asks the client to reconnect
-// after a dropped connection, for up to --reconnect-for (30 s), so a restarting server is ridden
-// out; the client then sends every job with a dedup key, so a job whose reply was lost is retried
-// without being stored twice.
+// after a dropped connection (or before the first), for up to --reconnect-for (30 s), so a
+// restarting server, or one starting after it, is ridden out; the client then sends every job with
+// a dedup key, so a job whose reply was lost is retried without being stored twice.
 //
 // Exit status: 0 when every job was stored; 1 when the server refused one, or
-// the password (the error is printed); 2 when the server cannot be reached;
+// the password (the error is printed); 2 when the server cannot be reached
+// (within --reconnect-for);
 // 64 (EX_USAGE) when the command line is wrong: a bad flag or queue name.
 #include <sysexits.h>
 
@@ -125,13 +126,20 @@ int main(int argc, char** argv) {
               << tq::client::format_duration(pause) << " (attempt " << failed + 1 << " of "
               << attempts << ")" << std::endl;
   };
-  auto client = tq::client::Client::connect(options);
+  // Not connected yet: with a reconnect policy the first call connects, and
+  // waits for a server that is not up yet as for one restarting; without
+  // one, connect here.
+  tq::client::Client client(options);
   const bool password_given = !options.password.empty();
-  if (!client) return fail("", client.error(), password_given);
+  if (options.reconnect.attempts == 0) {
+    if (auto connected = client.reconnect(); !connected) {
+      return fail("", connected.error(), password_given);
+    }
+  }
 
   // tqd does not create queues on ENQUEUE unless configured to (a typo would
   // fill a queue nobody reads), so create it; EXISTS just means it is there.
-  auto created = client->create(queue);
+  auto created = client.create(queue);
   if (!created && !created.error().is(tq::protocol::ErrorCode::kExists)) {
     return fail("cannot create " + queue + ": ", created.error(), password_given);
   }
@@ -151,7 +159,7 @@ int main(int argc, char** argv) {
       payloads.push_back(count == 1 ? message : message + " #" + std::to_string(n));
     }
     const std::vector<std::string_view> views(payloads.begin(), payloads.end());
-    auto ids = client->put_many(queue, views);
+    auto ids = client.put_many(queue, views);
     if (!ids) return fail("", ids.error(), password_given);
     // Every job of the round is told of, stored or not; the first failure
     // then ends the run.

@@ -81,9 +81,31 @@ TEST_SUITE("examples") {
 
     const std::string port = std::to_string(tqd.port());
     REQUIRE(tqd.stop(SIGTERM) == 0);
-    auto refused = run_program({PRODUCER_PATH, "reports", "x", "--port", port});
+    auto refused =
+        run_program({PRODUCER_PATH, "reports", "x", "--port", port, "--reconnect-for", "0"});
     CHECK(refused.status == 2);
     CHECK(refused.err.find("producer: cannot connect") != std::string::npos);
+    // With a reconnect policy it waits for a server that is not there yet,
+    // saying so, as for one restarting (it gave up at once).
+    auto waited =
+        run_program({PRODUCER_PATH, "reports", "x", "--port", port, "--reconnect-for", "300ms"});
+    CHECK(waited.status == 2);
+    CHECK(waited.err.find("; reconnecting in 100ms (attempt 2 of ") != std::string::npos);
+  }
+
+  TEST_CASE("a producer started before its server waits for it and stores the job") {
+    TqdProcess first;
+    const uint16_t port = first.port();
+    REQUIRE(first.stop(SIGTERM) == 0);
+    BackgroundProcess producer(
+        {PRODUCER_PATH, "early", "job", "--port", std::to_string(port), "--reconnect-for", "20s"},
+        true);
+    REQUIRE(producer.wait_for_line("producer: cannot connect", 10s).has_value());
+    tq::testing::TqdOptions o;
+    o.port = port;
+    TqdProcess tqd(o);
+    CHECK(producer.wait_for_line("enqueued job 1 to early: job", 20s).has_value());
+    CHECK(producer.wait_for_exit(10s) == 0);
   }
 
   TEST_CASE("the producer rides out a server restart longer than the old 1.5 s budget") {
