@@ -295,6 +295,11 @@ int run_script(ReplSession& session) {
 int run_one(ReplSession& session, const std::string& line) {
   // PUT's body is standard input, whole; a final newline (echo's) is not part of it.
   auto body_from_stdin = [](size_t bytes) -> std::optional<std::string> {
+    // From a terminal it would wait with no word of what for.
+    if (isatty(STDIN_FILENO)) {
+      std::cerr << "tq: type the " << bytes
+                << "-byte body, then Enter and Ctrl-D (or pipe it in)\n";
+    }
     std::string body((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
     if (body.size() == bytes + 1 && body.back() == '\n') body.pop_back();
     return body;
@@ -561,7 +566,9 @@ int main(int argc, char** argv) {
     std::cerr << "tq: --interval goes with --stat, and --count with --stat or --work\n";
     return kExitUsage;
   }
-  const bool colour = !raw && !no_colour && std::getenv("NO_COLOR") == nullptr;
+  // NO_COLOR's convention (no-color.org): set and not empty.
+  const char* no_color_env = std::getenv("NO_COLOR");
+  const bool colour = !raw && !no_colour && (no_color_env == nullptr || *no_color_env == '\0');
   const tq::client::RenderStyle style{colour && isatty(STDOUT_FILENO), raw};
   const tq::client::RenderStyle error_style{colour && isatty(STDERR_FILENO), raw};
   const std::vector<std::string>& command = split.command;

@@ -14,6 +14,7 @@
 
 #include "client/history_file.h"
 #include "tests/client/cutting_proxy.h"
+#include "tests/client/subprocess.h"
 #include "tests/client/tmux_screen.h"
 #include "tests/support/tqd_process.h"
 
@@ -289,6 +290,37 @@ TEST_SUITE("tq REPL in a terminal") {
     REQUIRE(second.wait_for(p + " PING"));
     second.press({"Up"});
     REQUIRE(second.wait_for(p + " LIST"));  // AUTH lines are never kept
+  }
+
+  TEST_CASE("NO_COLOR set and not empty turns colours off - set empty, it does not") {
+    TqdProcess tqd;
+    TempDir home;
+    for (const char* value : {"", "1"}) {
+      CAPTURE(value);
+      TmuxScreen screen(std::string("NO_COLOR=") + value + " " +
+                        tq_command(tqd.port(), home.path + "/history"));
+      REQUIRE(screen.wait_for(prompt(tqd.port())));
+      enter(screen, "PING");
+      REQUIRE(screen.wait_for("OK PONG"));
+      const bool coloured = screen.capture(true).find("\x1b[") != std::string::npos;
+      CHECK(coloured == (*value == '\0'));  // no-color.org: "set and not empty"
+      screen.press({"C-d"});
+      REQUIRE(screen.wait_for_exit());
+    }
+  }
+
+  TEST_CASE("a one-shot PUT reading its body from the terminal says so") {
+    TqdProcess tqd;
+    TempDir home;
+    const std::string port = std::to_string(tqd.port());
+    REQUIRE(tq::testing::run_program({TQ_PATH, "--port", port, "CREATE", "q"}).status == 0);
+    TmuxScreen screen(tq_command(tqd.port(), home.path + "/history") + " PUT q 5");
+    REQUIRE(screen.wait_for("tq: type the 5-byte body, then Enter and Ctrl-D (or pipe it in)"));
+    enter(screen, "hello");  // the line's end is not the body's (as with echo)
+    screen.press({"C-d"});
+    REQUIRE(screen.wait_for_exit());
+    auto taken = tq::testing::run_program({TQ_PATH, "--raw", "--port", port, "DEQUEUE", "q"});
+    CHECK(taken.out == "OK 1 hello\n");
   }
 
   TEST_CASE("only a regular history file is made private - not a link, not a device or FIFO") {
