@@ -72,12 +72,12 @@ class Journal final : public engine::ChangeObserver {
   JournalStats stats() const;
 
   // Free bytes on the log's disk, as last measured (unknown: no limit). A
-  // sweep re-writes up to every live record before old segments can go:
-  // one does not start unless that fits, with a segment to spare, in the
-  // current segment's room and the disk's, or it would fill the disk it
-  // means to free. (Segments that hold nothing live are deleted whatever
-  // the room; but one long-lived record, a queue's, keeps its segment and
-  // every later one until a sweep moves it.)
+  // sweep re-writes live records before old segments can go: one does not
+  // start unless they fit in the current segment's room and the disk's,
+  // or it would fill the disk it means to free. (Segments that hold
+  // nothing live are deleted whatever the room; one long-lived record, a
+  // queue's, keeps its segment and every later one until a sweep moves it,
+  // which next_sweep_cut sees to.)
   void set_disk_free(uint64_t bytes) { disk_free_ = bytes; }
 
   // The newest record that brought a job or queue into being (or re-wrote
@@ -109,6 +109,14 @@ class Journal final : public engine::ChangeObserver {
   // Whether the last sweep's work is done: every segment below its cut is
   // deleted, or still holds something the sweep missed (then sweep again).
   bool last_sweep_settled() const;
+  // Whether re-writing `bytes` fits the current segment's room and the
+  // disk's free segments (set_disk_free).
+  bool room_for(uint64_t bytes) const;
+  // Where the next sweep should stop (records in segments below it move
+  // forward): the current segment (the whole log, past compaction_ratio),
+  // the oldest one's successor (that segment alone, when it is nearly
+  // dead and holds dead ones behind it), or 0: none now.
+  uint32_t next_sweep_cut() const;
   // A name a QUEUE record may hold: a valid one, or WAIT or COUNT, which
   // older tqds took (warned about once a replay).
   bool logged_queue_name(std::string_view name);

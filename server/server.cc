@@ -564,11 +564,20 @@ void Server::check_disk_room() {
   disk_checked_segment_ = log_->current_segment();
   const wal::Result<uint64_t> free = log_->free_disk_bytes();
   if (!free) {
+    // Unknown is not low: nothing is refused, or held back, for a figure
+    // that cannot be had.
     if (!disk_check_failed_) {
-      LOG_WARN("cannot measure the free space of the log's disk: %s",
-               free.error().message().c_str());
+      LOG_WARN(
+          "cannot measure the free space of the log's disk: %s; wal.min_free_disk is not "
+          "enforced until it can be",
+          free.error().message().c_str());
     }
     disk_check_failed_ = true;
+    if (journal_ != nullptr) journal_->set_disk_free(UINT64_MAX);
+    if (stats_.disk_low) {
+      engine_.open_intake();
+      stats_.disk_low = false;
+    }
     return;
   }
   disk_check_failed_ = false;
@@ -576,7 +585,11 @@ void Server::check_disk_room() {
   if (journal_ != nullptr) journal_->set_disk_free(*free);
   const uint64_t setting = config_.wal_min_free_disk;
   const uint64_t reserve = setting == 0 ? 0 : std::max(setting, 2 * log_->segment_bytes());
-  const bool low = *free < reserve;
+  // Back above it by a segment before new jobs are taken again: a file
+  // deleted by a drain would otherwise let producers fill it at once, the
+  // intake flapping with a warning each time.
+  const bool low =
+      reserve > 0 && *free < (stats_.disk_low ? reserve + log_->segment_bytes() : reserve);
   auto mib = [](uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; };
   if (low) {
     engine_.close_intake("the disk holding the log has " + mib(*free) +

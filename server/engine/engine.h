@@ -486,8 +486,9 @@ class Engine {
   // most `max`; returns how many fired (a firing the queue's limits refuse
   // counts, and is skipped).
   size_t fire_schedules(Queue* queue, int64_t now, size_t max);
-  // After the queue's schedules changed: Queue::schedule_at and the log.
-  void schedules_changed(Queue* queue);
+  // After the queue's schedules changed: Queue::schedule_at and (unless
+  // `logged` is false) the log.
+  void schedules_changed(Queue* queue, bool logged = true);
   // Counts the queue's schedule payloads again, into the server's total.
   void count_schedule_payloads(Queue* queue);
   // Forgets keys whose window ended, at most `max` entries; returns how many.

@@ -107,6 +107,7 @@ size_t Engine::forget_old_keys(Queue* queue, int64_t now, size_t max) {
 size_t Engine::fire_schedules(Queue* queue, int64_t now, size_t max) {
   if (queue->schedule_at > now) return 0;
   size_t fired = 0;
+  bool stored = false;
   for (auto& [name, s] : queue->schedules) {
     if (fired >= max) break;
     if (s.next_ms > now) continue;
@@ -116,6 +117,7 @@ size_t Engine::fire_schedules(Queue* queue, int64_t now, size_t max) {
     options.max_attempts = s.max_attempts;
     options.group = s.group;
     if (enqueue(queue->name, s.payload, options).ok()) {
+      stored = true;
       ++s.fired;
       ++queue->counters.scheduled;
       ++counters_.scheduled;
@@ -128,15 +130,20 @@ size_t Engine::fire_schedules(Queue* queue, int64_t now, size_t max) {
     s.next_ms = s.next_after(now);
     ++fired;
   }
-  if (fired > 0) schedules_changed(queue);
+  // With the intake closed (the log's disk low) and nothing put, the next
+  // times move on in memory only: the queue's record, schedules and
+  // payloads and all, would take from the room kept for ACKs at every
+  // firing. A crash meanwhile fires each one once at the restart, as for
+  // times missed while tqd was down.
+  if (fired > 0) schedules_changed(queue, stored || intake_open());
   return fired;
 }
 
-void Engine::schedules_changed(Queue* queue) {
+void Engine::schedules_changed(Queue* queue, bool logged) {
   count_schedule_payloads(queue);
   queue->refresh_schedule_at();
   settings_changed(queue);
-  if (observer_) observer_->queue_saved(*queue);
+  if (observer_ && logged) observer_->queue_saved(*queue);
   reschedule(queue);
 }
 
