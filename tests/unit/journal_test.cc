@@ -748,10 +748,11 @@ TEST_SUITE("journal") {
     Node node(fs);
     REQUIRE(node.open(small_segments()).ok());
     REQUIRE(node.engine.create_queue("q").ok());
-    engine::ScheduleSpec tick;
+    const std::string payload(2'000, 'p');  // in the queue's record, each time it is saved
+    engine::ScheduleSpec tick;              // (it views the payload: keep it alive)
     tick.name = "tick";
     tick.every_ms = 1'000;
-    tick.payload = std::string(2'000, 'p');  // in the queue's record, each time it is saved
+    tick.payload = payload;
     REQUIRE(node.engine.schedule("q", tick).ok());
     node.harness.settle();
     node.engine.close_intake("the disk is low");
