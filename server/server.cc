@@ -588,14 +588,17 @@ void Server::check_disk_room() {
   // Back above it by a segment before new jobs are taken again: a file
   // deleted by a drain would otherwise let producers fill it at once, the
   // intake flapping with a warning each time.
-  const bool low =
-      reserve > 0 && *free < (stats_.disk_low ? reserve + log_->segment_bytes() : reserve);
-  auto mib = [](uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; };
+  const uint64_t threshold = stats_.disk_low ? reserve + log_->segment_bytes() : reserve;
+  const bool low = reserve > 0 && *free < threshold;
+  auto mib = [](uint64_t bytes) {
+    return bytes < (1u << 20) ? std::to_string(bytes >> 10) + " KiB"
+                              : std::to_string(bytes >> 20) + " MiB";
+  };
   if (low) {
-    engine_.close_intake("the disk holding the log has " + mib(*free) +
-                         " free, under wal.min_free_disk (" + mib(reserve) +
-                         "): new jobs are refused until workers drain queues or space is freed; "
-                         "try again later");
+    engine_.close_intake(
+        "the disk holding the log has " + mib(*free) + " free, under wal.min_free_disk (" +
+        mib(reserve) + (threshold > reserve ? ", and a log file more to take new jobs again" : "") +
+        "): new jobs are refused until workers drain queues or space is freed; try again later");
   } else if (stats_.disk_low) {
     engine_.open_intake();
   }
