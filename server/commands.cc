@@ -432,7 +432,7 @@ constexpr std::array<Handler, static_cast<size_t>(Verb::kCount)> kHandlers = [] 
 }  // namespace
 }  // namespace cmd
 
-static std::string refused_until(const wal::Log& log) {
+std::string refused_until(const wal::Log& log) {
   return log.failed_until_restart()
              ? "until tqd is restarted (a failed sync leaves the log untrusted; a restart "
                "replays what is on disk)"

@@ -183,5 +183,8 @@ void record_deliveries(LeaseBook& book, const engine::Engine& engine,
 
 // The whole "ERROR IO ..." line for a write the log could not take.
 std::string io_error_reply(const wal::Log& log);
+// How long an unhealthy log refuses writes: "until the disk recovers", or
+// until a restart.
+std::string refused_until(const wal::Log& log);
 
 }  // namespace tq::server

@@ -192,7 +192,7 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
     f.counter("wal_segments_deleted_total", w.segments_deleted, "Log files deleted.");
     f.gauge("wal_disk_free_bytes", s.disk_free_bytes,
             "Free bytes on the log's disk, measured once a second and at each new log file.");
-    f.flag("wal_disk_low", s.disk_low,
+    f.flag("wal_disk_low", !sources.engine.intake_open(),
            "1 while the log's disk has less free than wal.min_free_disk: new jobs are refused "
            "(FULL), the rest is served.");
     f.counter("wal_disk_low_total", s.disk_low_total,

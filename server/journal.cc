@@ -631,9 +631,8 @@ bool Journal::room_for(uint64_t bytes) const {
 }
 
 uint32_t Journal::next_sweep_cut() const {
-  // Until the last sweep's segments are deleted the log looks as big as
-  // before; sweeping again then would move everything again for nothing.
-  if (!log_->healthy() || !last_sweep_settled()) return 0;
+  // Asked every loop iteration while no sweep runs: the cheap tests first.
+  if (!log_->healthy()) return 0;
   const uint64_t segment = log_->segment_bytes();
   const uint32_t oldest = log_->oldest_segment();
   const uint32_t current = log_->current_segment();
@@ -645,27 +644,32 @@ uint32_t Journal::next_sweep_cut() const {
       compaction_ratio_ * static_cast<double>(live_bytes_) + static_cast<double>(segment);
   const bool too_big =
       static_cast<double>(log_->total_bytes()) > limit && log_->total_bytes() > 2 * segment;
-  if (too_big && room_for(live_bytes_)) return current;
-  // The oldest segment alone, when little in it keeps it and the dead
+  // Or the oldest segment alone, when little in it keeps it and the dead
   // segments after it: segments go from the oldest end only, so a queue's
   // record (or a long-delayed job) there held every later one while a
   // backlog that filled the disk was drained, until the whole log was
-  // ratio x live; the ACKs' records then filled the disk's reserve. Its
-  // cost is estimated at the mean size of a live object.
-  if (oldest + 1 >= current) return 0;
+  // ratio x live; the ACKs' records then filled the disk's reserve. Only
+  // with a dead segment right behind it: one a drain is part way through
+  // holds jobs about to be finished, and moving them would write them twice.
   auto live_in = [&](uint32_t s) {
     auto it = live_in_segment_.find(s);
     return it == live_in_segment_.end() ? uint64_t{0} : it->second;
   };
+  const bool oldest_alone = oldest + 1 < current && live_in(oldest + 1) == 0;
+  // Until the last sweep's segments are deleted the log looks as big as
+  // before; sweeping again then would move everything again for nothing.
+  if ((!too_big && !oldest_alone) || !last_sweep_settled()) return 0;
+  if (too_big && room_for(live_bytes_)) return current;
+  if (!oldest_alone) return 0;
   const uint64_t objects = live_in(oldest);
   if (objects == 0) return 0;  // delete_dead_segments deletes it
-  uint64_t freed = 1;
-  for (uint32_t s = oldest + 1; s < current && live_in(s) == 0; ++s) ++freed;
-  // Only with dead segments behind it: a segment a drain is part way
-  // through holds jobs about to be finished, and moving them would only
-  // write them twice.
-  if (freed < 2) return 0;
+  // Its cost, estimated at the mean size of a live object, must be at most
+  // a quarter of the segments it frees: counted only as far as needed.
   const uint64_t cost = objects * (live_bytes_ / std::max<uint64_t>(live_objects_, 1) + 1);
+  uint64_t freed = 2;
+  for (uint32_t s = oldest + 2; cost > freed * segment / 4 && s < current && live_in(s) == 0; ++s) {
+    ++freed;
+  }
   if (cost > freed * segment / 4 || !room_for(cost)) return 0;
   return oldest + 1;
 }

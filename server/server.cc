@@ -334,9 +334,7 @@ void Server::take_log_progress() {
   wal::Log::Progress progress = self->log_->poll();
   if (progress.failed) {
     LOG_ERROR("log write failed: %s; refusing writes %s", self->log_->last_error().c_str(),
-              self->log_->failed_until_restart()
-                  ? "until tqd is restarted (a failed sync leaves the log untrusted)"
-                  : "until it works again");
+              refused_until(*self->log_).c_str());
   }
   if (progress.recovered) LOG_WARN("log writes work again; accepting writes");
   if (!progress.advanced && !progress.failed) return;
@@ -574,10 +572,7 @@ void Server::check_disk_room() {
     }
     disk_check_failed_ = true;
     if (journal_ != nullptr) journal_->set_disk_free(UINT64_MAX);
-    if (stats_.disk_low) {
-      engine_.open_intake();
-      stats_.disk_low = false;
-    }
+    engine_.open_intake();
     return;
   }
   disk_check_failed_ = false;
@@ -588,7 +583,8 @@ void Server::check_disk_room() {
   // Back above it by a segment before new jobs are taken again: a file
   // deleted by a drain would otherwise let producers fill it at once, the
   // intake flapping with a warning each time.
-  const uint64_t threshold = stats_.disk_low ? reserve + log_->segment_bytes() : reserve;
+  const bool was_low = !engine_.intake_open();  // closed only here
+  const uint64_t threshold = was_low ? reserve + log_->segment_bytes() : reserve;
   const bool low = reserve > 0 && *free < threshold;
   auto mib = [](uint64_t bytes) {
     return bytes < (1u << 20) ? std::to_string(bytes >> 10) + " KiB"
@@ -599,11 +595,10 @@ void Server::check_disk_room() {
         "the disk holding the log has " + mib(*free) + " free, under wal.min_free_disk (" +
         mib(reserve) + (threshold > reserve ? ", and a log file more to take new jobs again" : "") +
         "): new jobs are refused until workers drain queues or space is freed; try again later");
-  } else if (stats_.disk_low) {
+  } else {
     engine_.open_intake();
   }
-  if (low == stats_.disk_low) return;
-  stats_.disk_low = low;
+  if (low == was_low) return;
   if (low) {
     ++stats_.disk_low_total;
     LOG_WARN(

@@ -25,9 +25,9 @@ struct ServerStats {
   uint64_t timeouts_send = 0;
   uint64_t closed_over_memory = 0;   // closed for limits.max_client_memory
   uint64_t client_buffer_bytes = 0;  // all connections' buffers, at the last check
-  // The log's disk (wal.min_free_disk), at the last check.
+  // The log's disk (wal.min_free_disk), at the last check; while it is low,
+  // the engine's intake is closed.
   uint64_t disk_free_bytes = 0;
-  bool disk_low = false;        // new jobs are refused for it
   uint64_t disk_low_total = 0;  // times it went low
   uint64_t tls_handshakes = 0;  // TLS connections that completed their handshake
   uint64_t tls_failures = 0;    // TLS connections closed for a failed handshake or plaintext

@@ -178,6 +178,15 @@ std::string queue_with_cron(std::string_view cron, uint64_t fired) {
   return body;
 }
 
+// `n` jobs of 40 bytes in queue q, over many small segments; their ids.
+std::vector<uint64_t> backlog(Node& node, int n) {
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < n; ++i) {
+    ids.push_back(node.engine.enqueue("q", std::string(40, 'x')).value().id);
+  }
+  return ids;
+}
+
 wal::LogOptions small_segments() {
   wal::LogOptions o;
   o.dir = "/data/wal";
@@ -527,10 +536,7 @@ TEST_SUITE("journal") {
     REQUIRE(node.engine.create_queue("q").ok());
     // Half of every segment finished: the log is past ratio x live, and no
     // one segment is dead enough to move on its own.
-    std::vector<uint64_t> ids;
-    for (int i = 0; i < 3000; ++i) {
-      ids.push_back(node.engine.enqueue("q", std::string(40, 'x')).value().id);
-    }
+    const std::vector<uint64_t> ids = backlog(node, 3000);
     for (size_t i = 0; i < ids.size(); i += 2) REQUIRE(node.engine.remove(ids[i]).ok());
     node.harness.settle();
     const uint64_t live = node.journal.stats().live_bytes;
@@ -561,10 +567,7 @@ TEST_SUITE("journal") {
       Node node(fs);
       REQUIRE(node.open(small_segments()).ok());
       REQUIRE(node.engine.create_queue("q").ok());
-      std::vector<uint64_t> ids;
-      for (int i = 0; i < 3000; ++i) {
-        ids.push_back(node.engine.enqueue("q", std::string(40, 'x')).value().id);
-      }
+      const std::vector<uint64_t> ids = backlog(node, 3000);
       for (int i = 0; i < 2000; ++i) REQUIRE(node.engine.remove(ids[i]).ok());
       node.harness.settle();
       const uint32_t first = node.harness.log->oldest_segment();
