@@ -52,6 +52,7 @@
 #include "client/request_line.h"
 #include "client/stat_view.h"
 #include "client/work_mode.h"
+#include "protocol/command_table.h"
 
 namespace {
 
@@ -325,6 +326,10 @@ SplitArguments split_arguments(
     const std::function<std::optional<bool>(std::string_view)>& option_takes_value) {
   auto option_name = [](std::string_view arg) { return arg.substr(0, arg.find('=')); };
   SplitArguments split;
+  // The value of an option given as the next word: "tq --password PING"
+  // takes PING for the password, and leaves no command.
+  std::string_view last_option;
+  std::string_view last_value;
   size_t i = 0;
   for (; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -339,11 +344,27 @@ SplitArguments split_arguments(
       return split;
     }
     split.options.push_back(arg);
+    last_value = {};
     if (*takes_value && arg.find('=') == std::string::npos && i + 1 < args.size()) {
       split.options.push_back(args[++i]);
+      last_option = arg;
+      last_value = args[i];
     }
   }
   split.command.assign(args.begin() + static_cast<ptrdiff_t>(i), args.end());
+  // A value spelt exactly as a verb, with nothing after it, is a command
+  // whose option lost its value: running no command (or a prompt) instead
+  // would hide the mistake. --password=PING still means that password.
+  if (split.command.empty() && !last_value.empty()) {
+    const tq::protocol::CommandSpec* verb = tq::protocol::find_command(last_value);
+    if (verb != nullptr && verb->name == last_value) {
+      split.error = std::string(last_option) + " took '" + std::string(last_value) +
+                    "' as its value, and no command is left: give the value first (tq " +
+                    std::string(last_option) + " <value> " + std::string(last_value) +
+                    "), or write " + std::string(last_option) + "=" + std::string(last_value) +
+                    " if that is the value";
+    }
+  }
   for (const std::string& word : split.command) {
     if (word.size() < 2 || word[0] != '-' || !option_takes_value(option_name(word))) continue;
     split.error = "'" + word + "' comes after the command; options go before it: tq " + word +

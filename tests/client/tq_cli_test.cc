@@ -194,6 +194,18 @@ TEST_SUITE("tq command line") {
     CHECK(zero.status == 2);
     CHECK(zero.err == "tq: --timeout: expected a duration above 0, such as 5s or 500ms, got '0'\n");
 
+    // An option that took the command as its value says so, rather than
+    // running no command at all.
+    auto swallowed = tq_run(tqd, {"--password", "PING"});
+    CHECK(swallowed.status == 2);
+    CHECK(swallowed.out.empty());
+    CHECK(swallowed.err ==
+          "tq: --password took 'PING' as its value, and no command is left: give the value "
+          "first (tq --password <value> PING), or write --password=PING if that is the value\n");
+    // Written with '=', or followed by a command, the value is taken as given.
+    CHECK(tq_run(tqd, {"--host", "127.0.0.1", "PING"}).status == 0);
+    CHECK(tq_run(tqd, {"--timeout", "PING"}).err.find("took 'PING'") != std::string::npos);
+
     auto unknown = tq_run(tqd, {"--bogus", "LIST"});
     CHECK(unknown.status == 2);
     CHECK(unknown.out.empty());
