@@ -194,24 +194,44 @@ std::string queue_table(const std::vector<std::string>& lines, const RenderStyle
   return key_value_table(lines, "queue", style);
 }
 
+// A C0 control other than newline and tab, or DEL.
+bool control_byte(unsigned char c) {
+  return (c < 0x20 && c != '\n' && c != '\t') || c == 0x7f;
+}
+
+// A C1 control (U+0080-U+009F) in UTF-8 starts at bytes[i]: a terminal acts
+// on them (U+009B starts an escape sequence) as on the C0 ones.
+bool c1_control_at(std::string_view bytes, size_t i) {
+  return static_cast<unsigned char>(bytes[i]) == 0xc2 && i + 1 < bytes.size() &&
+         (static_cast<unsigned char>(bytes[i + 1]) & 0xe0) == 0x80;
+}
+
 }  // namespace
 
 std::string printable(std::string_view bytes, size_t max_bytes, bool escape_backslash) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
-  size_t shown = std::min(bytes.size(), max_bytes);
+  const size_t shown = std::min(bytes.size(), max_bytes);
+  // Backslashes are doubled only when a byte was escaped, so that \x07 the
+  // text and \x07 the bell can be told apart; other text (a Windows path, a
+  // regex) is shown as it is, as DEQUEUE's one line shows it.
+  if (escape_backslash) {
+    bool any_escaped = false;
+    for (size_t i = 0; i < shown && !any_escaped; ++i) {
+      any_escaped = control_byte(static_cast<unsigned char>(bytes[i])) ||
+                    c1_control_at(bytes.substr(0, shown), i);
+    }
+    escape_backslash = any_escaped;
+  }
   for (size_t i = 0; i < shown; ++i) {
     unsigned char c = static_cast<unsigned char>(bytes[i]);
     if (c == '\\' && escape_backslash) {
       out += "\\\\";
-    } else if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
+    } else if (control_byte(c)) {
       out += "\\x";
       out += kHex[c >> 4];
       out += kHex[c & 0xf];
-    } else if (c == 0xc2 && i + 1 < shown &&
-               (static_cast<unsigned char>(bytes[i + 1]) & 0xe0) == 0x80) {
-      // U+0080-U+009F, the C1 controls, in UTF-8: a terminal acts on them
-      // (U+009B starts an escape sequence) as on the C0 ones.
+    } else if (c1_control_at(bytes.substr(0, shown), i)) {
       const auto next = static_cast<unsigned char>(bytes[++i]);
       out += "\\xc2\\x";
       out += kHex[next >> 4];

@@ -127,6 +127,9 @@ TEST_SUITE("tq rendering") {
   TEST_CASE("control bytes in a payload are escaped so they cannot drive the terminal") {
     CHECK(tq::client::printable("red \x1b[31m bell \x07 tab\tok \\") ==
           "red \\x1b[31m bell \\x07 tab\tok \\\\");
+    // Text with nothing to escape keeps its backslashes as they are.
+    CHECK(tq::client::printable("C:\\Users\\x07 \\d+") == "C:\\Users\\x07 \\d+");
+    CHECK(tq::client::printable("\\ and \x7f") == "\\\\ and \\x7f");
     CHECK(tq::client::printable(std::string(5000, 'x'), 10) ==
           "xxxxxxxxxx... (4990 more bytes; tq --raw shows all)");
     // C1 controls in UTF-8 (U+009B is a one-character CSI), not other letters.
