@@ -48,6 +48,17 @@ void add_queues(const std::function<std::vector<std::string>()>& queue_names,
   }
 }
 
+// The keywords not yet among the words (compared ignoring case): each
+// option is given once.
+std::vector<std::string_view> unused(std::vector<std::string_view> keywords,
+                                     const std::vector<std::string_view>& words) {
+  std::erase_if(keywords, [&](std::string_view k) {
+    return std::any_of(words.begin(), words.end(),
+                       [&](std::string_view w) { return to_upper(w) == k; });
+  });
+  return keywords;
+}
+
 // CONFIG's one setting whose value is a queue name.
 constexpr std::string_view kDeadLetterKey = "dead_letter_queue=";
 
@@ -104,7 +115,7 @@ std::vector<std::string> complete(std::string_view line,
         }
         if (!keywords_started)
           add_queues(queue_names, partial, {words.begin() + 1, words.end()}, out);
-        if (position >= 2) add_keywords({"WAIT", "COUNT"}, partial, out);
+        if (position >= 2) add_keywords(unused({"WAIT", "COUNT"}, words), partial, out);
       }
     } else if (position == 1 && takes_queue_first(verb)) {
       add_queues(queue_names, partial, {}, out);
@@ -115,14 +126,14 @@ std::vector<std::string> complete(std::string_view line,
     } else if (verb == Verb::kSchedule && position == 4) {
       add_keywords({"EVERY", "CRON"}, partial, out);
     } else if (verb == Verb::kPut && position >= 3 && (position - 3) % 2 == 0) {
-      add_keywords({"PRIORITY", "DELAY", "AT", "TTL", "ATTEMPTS", "KEY", "GROUP"}, partial, out);
+      std::vector<std::string_view> options;  // the option names, not their values
+      for (size_t w = 3; w < words.size(); w += 2) options.push_back(words[w]);
+      add_keywords(unused({"PRIORITY", "DELAY", "AT", "TTL", "ATTEMPTS", "KEY", "GROUP"}, options),
+                   partial, out);
     } else if (verb == Verb::kNack && (position == 2 || position == 4)) {
-      // Each option once: after NACK <id> DELAY d, only PRIORITY is left.
-      const std::string first_option = position == 4 ? to_upper(words[2]) : "";
-      const bool used_delay = first_option == "DELAY";
-      const bool used_priority = first_option == "PRIORITY";
-      if (!used_delay) add_keywords({"DELAY"}, partial, out);
-      if (!used_priority) add_keywords({"PRIORITY"}, partial, out);
+      std::vector<std::string_view> options;
+      if (position == 4) options.push_back(words[2]);
+      add_keywords(unused({"DELAY", "PRIORITY"}, options), partial, out);
     } else if (verb == Verb::kConfig && position >= 2 &&
                partial.substr(0, kDeadLetterKey.size()) == kDeadLetterKey) {
       // Its value is another queue: offered whole, "dead_letter_queue=<name>".
@@ -136,7 +147,10 @@ std::vector<std::string> complete(std::string_view line,
             "backoff_jitter=", "dedup_window=", "max_size=", "priority=", "delay=", "ttl=",
             "ttl_dead_letter=", "max_leased=", "rate_limit=", "rate_window=", "dead_retention=",
             "dead_max=", "dead_letter_queue="}) {
-        if (key.substr(0, partial.size()) == partial) out.emplace_back(key);
+        const bool set = std::any_of(words.begin() + 2, words.end(), [&](std::string_view w) {
+          return w.substr(0, key.size()) == key;
+        });
+        if (!set && key.substr(0, partial.size()) == partial) out.emplace_back(key);
       }
     }
   }

@@ -51,7 +51,9 @@ TEST_SUITE("tq completion") {
     CHECK(complete("DEQUEUE emails ") == Words{"COUNT", "WAIT", "email_digest", "orders"});
     CHECK(complete("dequeue emails w") == Words{"wait"});
     CHECK(complete("DEQUEUE emails WAIT ").empty());
-    CHECK(complete("DEQUEUE emails WAIT 5s ") == Words{"COUNT", "WAIT"});
+    // Each keyword once.
+    CHECK(complete("DEQUEUE emails WAIT 5s ") == Words{"COUNT"});
+    CHECK(complete("DEQUEUE emails COUNT 5 WAIT 1s ").empty());
   }
 
   TEST_CASE(
@@ -63,6 +65,9 @@ TEST_SUITE("tq completion") {
     CHECK(complete("SCHEDULE emails nightly 6 ") == Words{"CRON", "EVERY"});
     CHECK(complete("PUT emails 5 PRIORITY ").empty());
     CHECK(complete("PUT emails 5 PRIORITY 3 t") == Words{"ttl"});
+    // An option already given is not offered again; a value is not an option.
+    CHECK(complete("PUT emails 5 PRIORITY 3 KEY DELAY GROUP g ") ==
+          Words{"AT", "ATTEMPTS", "DELAY", "TTL"});
     CHECK(complete("NACK 7 ") == Words{"DELAY", "PRIORITY"});
     CHECK(complete("NACK 7 DELAY 5s ") == Words{"PRIORITY"});
     CHECK(complete("NACK 7 PRIORITY 1 ") == Words{"DELAY"});
@@ -70,6 +75,7 @@ TEST_SUITE("tq completion") {
     CHECK(complete("CONFIG emails rate") == Words{"rate_limit=", "rate_window="});
     CHECK(complete("CONFIG emails tt") == Words{"ttl=", "ttl_dead_letter="});
     CHECK(complete("CONFIG emails del") == Words{"delay="});
+    CHECK(complete("CONFIG emails ttl=5m tt") == Words{"ttl_dead_letter="});
     CHECK(complete("CONFIG emails dead_l") == Words{"dead_letter_queue="});
     // Its value is another queue's name.
     CHECK(complete("CONFIG emails dead_letter_queue=") ==
