@@ -14,7 +14,6 @@ namespace {
 // editor through this pointer.
 LineEditor::Completer* g_completer = nullptr;
 std::vector<std::string> g_candidates;
-bool g_tab_is_text = false;  // reading a body line: Tab inserts a tab
 
 // readline's generator protocol: called with state 0 first, then 1, 2, ...;
 // returns one malloc'ed candidate per call and nullptr when done.
@@ -27,12 +26,6 @@ char* next_candidate(const char*, int state) {
 
 char** attempt_completion(const char*, int, int end) {
   rl_attempted_completion_over = 1;  // no file-name completion when we have nothing
-  if (g_tab_is_text) {
-    // A body is data: a tab in it is a tab (libedit's readline interface
-    // cannot rebind Tab to completion afterwards, so it stays bound here).
-    rl_insert_text("\t");
-    return nullptr;
-  }
   if (g_completer == nullptr) return nullptr;
   g_candidates = (*g_completer)(std::string_view(rl_line_buffer, static_cast<size_t>(end)));
   if (g_candidates.empty()) return nullptr;
@@ -79,9 +72,11 @@ LineEditor::~LineEditor() {
 }
 
 std::optional<std::string> LineEditor::read_line(const std::string& prompt, LineKind kind) {
-  g_tab_is_text = kind == LineKind::kBody;
+  // A body is data: Tab there inserts a tab, shown as one (inserting it from
+  // the completion function put it in the line but not on the screen).
+  rl_inhibit_completion = kind == LineKind::kBody ? 1 : 0;
   char* raw = readline(prompt.c_str());
-  g_tab_is_text = false;
+  rl_inhibit_completion = 0;
   if (raw == nullptr) return std::nullopt;
   std::string line(raw);
   if (kind == LineKind::kCommand && !is_blank(raw) && !starts_with_auth(raw)) {

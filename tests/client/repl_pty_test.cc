@@ -242,7 +242,10 @@ TEST_SUITE("tq REPL in a terminal") {
     REQUIRE(screen.wait_for("..."));
     screen.type("a");
     screen.press({"Tab"});
-    enter(screen, "b");
+    screen.type("b");
+    // The tab is on the screen as typed (to the next tab stop), not only in the line.
+    REQUIRE(screen.wait_for("... a   b"));
+    enter(screen, "");
     REQUIRE(screen.wait_for("OK 1"));
 
     enter(screen, "PUT q 10");
