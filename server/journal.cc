@@ -39,8 +39,9 @@ enum JobFlag : uint8_t {
   kHasReason = 8,
   kHasGroup = 16,
   kHasOrigin = 32,  // the queue it died in, when it moved to a dead_letter_queue
+  kHasKicks = 64,   // how often KICK, REDRIVE or such a move started it over
 };
-constexpr uint8_t kAllJobFlags = 63;
+constexpr uint8_t kAllJobFlags = 127;
 
 // QUEUE record flag bits.
 enum QueueFlag : uint8_t {
@@ -176,9 +177,10 @@ void encode_job_head(std::string& out, const Job& job, const engine::JobExtras* 
     if (!x->group.empty()) flags |= kHasGroup;
     if (!x->origin.empty()) flags |= kHasOrigin;
   }
+  if (job.kicks > 0) flags |= kHasKicks;
   // Held is ready waiting its group's turn: replay works it out again.
   const JobState state = job.state == JobState::kHeld ? JobState::kReady : job.state;
-  char fixed[8 * wal::kMaxVarintBytes];  // seven varints at most, and two bytes
+  char fixed[8 * wal::kMaxVarintBytes];  // seven varints at most, and three bytes
   char* p = wal::store_varint(fixed, job.id);
   p = wal::store_varint(p, job.queue->number);
   *p++ = static_cast<char>(state);
@@ -189,6 +191,7 @@ void encode_job_head(std::string& out, const Job& job, const engine::JobExtras* 
   *p++ = static_cast<char>(flags);
   if (flags & kHasExpiry) p = wal::store_varint(p, static_cast<uint64_t>(x->expires_at_ms));
   if (flags & kHasMaxAttempts) p = wal::store_varint(p, x->max_attempts);
+  if (flags & kHasKicks) *p++ = static_cast<char>(job.kicks);
   out.append(fixed, p);
   if (flags & kHasKey) wal::put_bytes(out, x->dedup_key);
   if (flags & kHasReason) wal::put_bytes(out, x->reason);
@@ -319,6 +322,7 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
       uint8_t flags = in.byte();
       if (flags & kHasExpiry) snap.expires_at_ms = static_cast<int64_t>(in.varint());
       if (flags & kHasMaxAttempts) snap.max_attempts = static_cast<uint32_t>(in.varint());
+      if (flags & kHasKicks) snap.kicks = in.byte();
       if (flags & kHasKey) snap.key = in.bytes();
       if (flags & kHasReason) snap.reason = in.bytes();
       if (flags & kHasGroup) snap.group = in.bytes();

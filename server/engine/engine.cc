@@ -333,7 +333,7 @@ Result<Job*> Engine::leased_job(uint64_t id, const char* verb) {
         msg += " (it died in queue " + quoted(x->origin) +
                " and moved to this one, its dead_letter_queue, and was not delivered since)";
       } else {
-        msg += job->kicks > 0 ? " (a KICK put it back, and it was not delivered since)"
+        msg += job->kicks > 0 ? " (a KICK or REDRIVE put it back, and it was not delivered since)"
                               : " (it was never delivered)";
       }
     }

@@ -86,6 +86,7 @@ struct JobSnapshot {
   int64_t deadline_ms = 0;  // kDelayed: ready at; kDead: died at; kReady: since (0: unknown)
   int64_t expires_at_ms = 0;
   uint32_t max_attempts = 0;
+  uint8_t kicks = 0;  // Job::kicks: a late ACK of a kicked job is told so
   std::string_view key;
   std::string_view reason;
   std::string_view origin;  // the queue it died in, when it moved to a dead_letter_queue

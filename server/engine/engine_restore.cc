@@ -131,6 +131,7 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
     }
   }
   job->attempts = snap.attempts;
+  job->kicks = snap.kicks;
   job->priority = snap.priority;
   set_extras(*job, snap.expires_at_ms, snap.max_attempts, snap.key, snap.group);
   if (!snap.origin.empty()) {

@@ -322,7 +322,8 @@ TEST_SUITE("commands") {
     REQUIRE(s.run("FAIL 1 bad\nFAIL 2 bad\n") == "OK dead 1\nOK dead 2\n");
     CHECK(s.run("KICK 2\n") == "OK kicked 1\n");  // not the oldest: the one named
     CHECK(s.run("TOUCH 2\n") ==
-          "ERROR NOTLEASED cannot touch job 2: it is ready, not leased (a KICK put it back, and "
+          "ERROR NOTLEASED cannot touch job 2: it is ready, not leased (a KICK or REDRIVE put it "
+          "back, and "
           "it was not delivered since)\n");
     CHECK(s.engine.find_job(2)->state == engine::JobState::kReady);
     CHECK(s.engine.find_job(2)->attempts == 0);

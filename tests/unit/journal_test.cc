@@ -684,10 +684,53 @@ TEST_SUITE("journal") {
     // Its late ACK (from the worker that failed it) is told what happened,
     // not that the job was never delivered; job 2 never was.
     CHECK(node.engine.ack(1).error().message ==
-          "cannot ack job 1: it is ready, not leased (a KICK put it back, and it was not "
-          "delivered since)");
+          "cannot ack job 1: it is ready, not leased (a KICK or REDRIVE put it back, and it was "
+          "not delivered since)");
     CHECK(node.engine.ack(2).error().message ==
           "cannot ack job 2: it is ready, not leased (it was never delivered)");
+  }
+
+  TEST_CASE(
+      "a job recorded whole keeps that it was kicked - a KICK of a job with a TTL, "
+      "a REDRIVE, a compaction") {
+    wal::MemoryFileSystem fs;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("work").ok());
+      REQUIRE(node.engine.create_queue("failed").ok());
+      engine::QueueSettings s = node.engine.find_queue("work")->settings;
+      s.dead_letter_queue = "failed";
+      REQUIRE(node.engine.configure("work", s).ok());
+      REQUIRE(node.engine.create_queue("k").ok());
+      REQUIRE(node.engine.enqueue("k", "ttl", {.ttl_ms = 3'600'000}).ok());  // 1
+      REQUIRE(node.engine.enqueue("work", "moved").ok());                    // 2
+      REQUIRE(node.engine.enqueue("k", "kept").ok());                        // 3
+      REQUIRE(node.engine.enqueue("k", "fresh").ok());                       // 4
+      REQUIRE(node.engine.dequeue("k").value()->id == 1);
+      REQUIRE(node.engine.dequeue("k").value()->id == 3);
+      REQUIRE(node.engine.fail(1, "bad").ok());
+      REQUIRE(node.engine.fail(3, "bad").ok());
+      REQUIRE(node.engine.kick_job(1).ok());  // its TTL cleared: recorded whole
+      REQUIRE(node.engine.dequeue("work").value()->id == 2);
+      REQUIRE(node.engine.fail(2, "bad").ok());  // to "failed", started over there
+      REQUIRE(node.engine.redrive("failed", SIZE_MAX).value() == 1);  // back to "work"
+      REQUIRE(node.engine.kick_job(3).ok());                          // a release record ...
+      node.journal.compact_all();  // ... then every job recorded whole
+      node.harness.settle();
+      node.harness.close();
+    }
+    Node node(fs);
+    REQUIRE(node.open(small_segments()).ok());
+    const std::string kicked = " (a KICK or REDRIVE put it back, and it was not delivered since)";
+    CHECK(node.engine.nack(1, std::nullopt).error().message ==
+          "cannot nack job 1: it is ready, not leased" + kicked);
+    CHECK(node.engine.nack(2, std::nullopt).error().message ==
+          "cannot nack job 2: it is ready, not leased" + kicked);
+    CHECK(node.engine.ack(3).error().message ==
+          "cannot ack job 3: it is ready, not leased" + kicked);
+    CHECK(node.engine.ack(4).error().message ==
+          "cannot ack job 4: it is ready, not leased (it was never delivered)");
   }
 
   TEST_CASE("a NACK PRIORITY survives a restart - the job is ready once, at its new place") {
