@@ -188,6 +188,7 @@ bool parse_job_options(CommandContext& ctx, std::span<const std::string_view> a,
       if (!parse_priority(ctx, value, &options->priority)) return false;
     } else if (is_keyword(a[i], "DELAY")) {
       if (!parse_duration(ctx, value, "DELAY", &options->delay_ms)) return false;
+      options->own_time = true;
     } else if (is_keyword(a[i], "AT")) {
       uint64_t at = 0;
       auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), at);
@@ -200,6 +201,7 @@ bool parse_job_options(CommandContext& ctx, std::span<const std::string_view> a,
         return false;
       }
       options->run_at_ms = static_cast<int64_t>(at) * 1000;
+      options->own_time = true;
     } else if (is_keyword(a[i], "TTL")) {
       if (!parse_duration(ctx, value, "TTL", &options->ttl_ms)) return false;
       if (options->ttl_ms == 0) {

@@ -162,9 +162,10 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   // A job put without a TTL gets the queue's, counted from when it is due:
   // unlike a TTL given with the job, it cannot refuse a later start.
   const int64_t queue_ttl_ms = options.ttl_ms > 0 ? 0 : queue->settings.ttl_ms;
-  // One put without a time of its own waits the queue's delay.
-  const int64_t delay_ms =
-      options.delay_ms > 0 || options.run_at_ms > 0 ? options.delay_ms : queue->settings.delay_ms;
+  // One put without a time of its own waits the queue's delay; DELAY 0 is a
+  // time of its own (now), as SQS's DelaySeconds=0 on a delay queue.
+  const bool own_time = options.own_time || options.delay_ms > 0 || options.run_at_ms > 0;
+  const int64_t delay_ms = own_time ? options.delay_ms : queue->settings.delay_ms;
   // A plain job needs no time at all; reading the clock costs 3% of the
   // server's CPU in a produce benchmark, so read it only for an option.
   const bool timed = !options.key.empty() || options.ttl_ms > 0 || queue_ttl_ms > 0 ||
@@ -173,11 +174,10 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   const int64_t due = std::max(options.run_at_ms, delay_ms > 0 ? now + delay_ms : 0);
   if (options.ttl_ms > 0) {
     if (due >= now + options.ttl_ms) {
-      const bool queue_delays = delay_ms > 0 && options.delay_ms == 0;
       return make_error(Errc::kBadArgument, "its TTL (" + std::to_string(options.ttl_ms) +
                                                 "ms) ends no later than it is due (" +
                                                 std::to_string(due - now) + "ms from now" +
-                                                (queue_delays ? ", the queue's delay" : "") +
+                                                (own_time ? "" : ", the queue's delay") +
                                                 "): it could never be delivered");
     }
   }

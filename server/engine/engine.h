@@ -45,6 +45,7 @@ struct EnqueueOptions {
   int32_t priority = 0;       // higher is delivered first
   int64_t delay_ms = 0;       // not ready before now + delay
   int64_t run_at_ms = 0;      // not ready before this wall-clock time; 0: none
+  bool own_time = false;      // DELAY or AT was given, even 0: the queue's delay is not waited
   int64_t ttl_ms = 0;  // from now; expires if not leased then (or given back later); 0: never
   uint32_t max_attempts = 0;  // overrides the queue's; 0: the queue's
   std::string_view key{};     // dedup key; empty: none

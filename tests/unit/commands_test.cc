@@ -484,6 +484,23 @@ TEST_SUITE("commands") {
     CHECK(s.engine.find_job(4)->deadline_ms == (now_s + 7200) * 1000);
   }
 
+  TEST_CASE("on a delay queue, PUT ... DELAY 0 and AT 0 are ready at once - a time of their own") {
+    Session s;
+    s.run("CREATE q\n");
+    REQUIRE(s.run("CONFIG q delay=1h\n").rfind("OK", 0) == 0);
+    CHECK(s.run("PUT q 1\na\n") == "OK 1\n");
+    CHECK(s.run("PUT q 1 DELAY 0\nb\n") == "OK 2\n");
+    CHECK(s.run("PUT q 1 AT 0\nc\n") == "OK 3\n");
+    CHECK(s.engine.find_job(1)->state == engine::JobState::kDelayed);
+    CHECK(s.engine.find_job(2)->state == engine::JobState::kReady);
+    CHECK(s.engine.find_job(3)->state == engine::JobState::kReady);
+    // A TTL is checked against the job's own time, not the queue's delay.
+    CHECK(s.run("PUT q 1 DELAY 0 TTL 1s\nd\n") == "OK 4\n");
+    CHECK(s.run("PUT q 1 TTL 1s\ne\n") ==
+          "ERROR BADFORMAT its TTL (1000ms) ends no later than it is due (3600000ms from now, the "
+          "queue's delay): it could never be delivered\n");
+  }
+
   TEST_CASE("PEEK says which states it takes when a word is neither a state nor a number") {
     Session s;
     s.run("CREATE k\n");

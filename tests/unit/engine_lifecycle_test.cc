@@ -457,9 +457,11 @@ TEST_SUITE("engine_lifecycle") {
     uint64_t own = f.put("its own DELAY wins", {.delay_ms = 500});
     uint64_t at = f.put("its own AT wins", {.run_at_ms = f.clock.now_ms() + 1'000});
     uint64_t past = f.put("an AT in the past is due now", {.run_at_ms = 1});
+    uint64_t zero = f.put("DELAY 0 is a time of its own: now", {.own_time = true});
     CHECK(f.queue().delayed.size() == 3);
     CHECK(f.take() == before);
     CHECK(f.take() == past);
+    CHECK(f.take() == zero);
     CHECK(f.empty_reason() == "queue 'q' has no ready job: 3 delayed, the next ready in 500ms");
     f.advance(500);
     CHECK(f.take() == own);
