@@ -74,13 +74,13 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "look at the first n jobs in a state (default READY, 10)",
      "Answers OK <k>, then per job a line JOB <id> <bytes> queue=<q> state=<s>\n"
      "attempts=<a> priority=<p> and when they apply at=<ms> (when it becomes ready,\n"
-     "its lease ends, or it died), expires=<ms>, key=<k>, group=<g>,\n"
-     "reason=<rest of line>; then the payload bytes and a line end. Times are Unix\n"
+     "its lease ends, or it died), expires=<ms>, key=<k>, group=<g>, from=<queue it\n"
+     "died in>, reason=<rest of line>; then the payload bytes and a line end. Times are Unix\n"
      "milliseconds. HELD: ready jobs waiting for an earlier job of their group.",
      "PEEK <queue> [state] [n]"},
     {Verb::kJob, "JOB", 1, 1, kBigReply, -1, kJobs, "JOB <id>", "look at one job by its id",
      "Answers OK 1 and the job framed as PEEK frames it (queue, state, attempts,\n"
-     "priority, at=, expires=, key=, group=, reason=, then the payload); nothing\n"
+     "priority, at=, expires=, key=, group=, from=, reason=, then the payload); nothing\n"
      "changes. ERROR NOTFOUND when no job has that id: it never existed, or it\n"
      "finished (acked, deleted, expired, purged)."},
     {Verb::kKick, "KICK", 1, 2, kWrites | kAdmin | kLong, -1, kLine, "KICK <queue> [n] | KICK <id>",
