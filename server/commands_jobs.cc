@@ -249,6 +249,11 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
   const auto& a = req.args;
   size_t i = 0;
   for (; i < a.size() && !is_keyword(a[i], "WAIT") && !is_keyword(a[i], "COUNT"); ++i) {
+    if (i == ctx.limits->max_count) {
+      return reply_error(
+          ctx, ErrorCode::kBadFormat,
+          "DEQUEUE names at most " + num(ctx.limits->max_count) + " queues (limits.max_batch)");
+    }
     auto queue = ctx.engine.queue_or_error(a[i]);
     if (!queue.ok()) return reply_error(ctx, queue.error());
     add_once(queues, scratch.seen, queue.value());
@@ -383,12 +388,22 @@ void cmd_ack(CommandContext& ctx, const Request& req) {
     msg += " (one id after a queue name)";
     return reply_error(ctx, ErrorCode::kBadFormat, msg);
   }
+  if (req.args.size() > ctx.limits->max_count) {
+    return reply_error(ctx, ErrorCode::kBadFormat,
+                       "ACK takes at most " + num(ctx.limits->max_count) +
+                           " ids (limits.max_batch), got " + num(req.args.size()) +
+                           "; none was acked");
+  }
   std::vector<uint64_t> ids;
   for (std::string_view text : req.args) {
     uint64_t id = 0;
     if (!parse_id(ctx, text, &id)) return;
     ids.push_back(id);
   }
+  // An id given twice is acked once, and counted once: "ACK 5 5" is not
+  // "acked 1 of 2", an error for a job that was acked.
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   size_t done = 0;
   std::string failures;
   ErrorCode code = ErrorCode::kNotLeased;

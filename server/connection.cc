@@ -33,6 +33,16 @@ constexpr size_t kOutputLowWater = 256 << 10;
 // slower; 256 KiB not, within the noise). A turn ends sooner when the
 // iteration's budget for all connections is spent (Server::reply_budget).
 constexpr size_t kTurnBytes = 256 << 10;
+// A request of many arguments (ACK's ids, DEQUEUE's queues) costs work for
+// each: about a microsecond, as much as 64 bytes of replies. It is charged
+// so, in the turn and the iteration's budget, or a client pipelining ACKs of
+// a thousand ids (short replies) ran hundreds of them in one turn, and a few
+// such clients held the others for seconds.
+constexpr size_t kLightArgs = 16;
+constexpr size_t kArgWeight = 64;
+size_t request_weight(const protocol::Request& request) {
+  return request.args.size() > kLightArgs ? request.args.size() * kArgWeight : 0;
+}
 // How long a closing connection reads and discards what a client still
 // sends, so that the replies it was sent arrive (see linger()). Checked by
 // the once-a-second housekeeping, so two to three seconds in all.
@@ -258,8 +268,10 @@ void Connection::read_tls(std::string_view ciphertext) {
   if (outcome == TlsSession::Read::kClosed) on_end_of_input();
 }
 
-bool Connection::defer_big_reply(bool turn, bool* overdrew) {
-  if (!parser_.request().spec->has(protocol::kBigReply) || server_.reply_budget() > 0) {
+bool Connection::defer_costly(bool turn, bool* overdrew) {
+  const protocol::Request& request = parser_.request();
+  if ((!request.spec->has(protocol::kBigReply) && request_weight(request) == 0) ||
+      server_.reply_budget() > 0) {
     return false;
   }
   if (turn && !*overdrew && server_.take_overdraft()) {
@@ -288,6 +300,7 @@ void Connection::process(bool turn) {
   const size_t turn_begins = out_.size();
   const size_t turn_ends = turn_begins + (cut_short ? budget : kTurnBytes);
   bool overdrew = false;  // this turn ran a request on the overdraft
+  size_t charged = 0;     // request_weight of the requests it ran
   while (!closing_ && !draining_ && !waiting_ && !turn_over_) {
     if (unsent_bytes() > kOutputHighWater) {
       if (reading_) {
@@ -297,14 +310,14 @@ void Connection::process(bool turn) {
       paused_ = true;
       break;
     }
-    if (out_.size() > turn_ends) {
+    if (out_.size() + charged > turn_ends) {
       if (reading_) {
         uv_read_stop(stream());
         reading_ = false;
       }
       turn_over_ = true;
       // One that ran on the overdraft goes behind those still waiting for
-      // it (defer_big_reply), or it would take it again next time.
+      // it (defer_costly), or it would take it again next time.
       server_.want_turn(*this, cut_short && !overdrew);
       break;
     }
@@ -321,8 +334,9 @@ void Connection::process(bool turn) {
     }
     last_request_ms_ = server_.loop_now_ms();
     partial_since_ms_ = 0;
-    if (result == protocol::RequestParser::Result::kRequest && defer_big_reply(turn, &overdrew)) {
-      break;
+    if (result == protocol::RequestParser::Result::kRequest) {
+      if (defer_costly(turn, &overdrew)) break;
+      charged += request_weight(parser_.request());
     }
     wal::Log* log = server_.log();
     CommandContext ctx{
@@ -376,7 +390,8 @@ void Connection::process(bool turn) {
     server_.waiters().serve_ready();
     if (ctx.close_after_reply) close_when_flushed();
   }
-  if (out_.size() > turn_begins) server_.spend_reply_budget(out_.size() - turn_begins);
+  const size_t made = out_.size() > turn_begins ? out_.size() - turn_begins : 0;
+  if (made + charged > 0) server_.spend_reply_budget(made + charged);
   // A long line or body came through: its buffer goes back (no request's
   // views are in use once it ran, but a stashed one's).
   if (!stashed_) parser_.release_consumed(kKeepBufferBytes);

@@ -174,10 +174,11 @@ class Connection {
   // turn is over. `turn`: called for its turn (next_turn), which may take
   // the iteration's overdraft (Server::take_overdraft).
   void process(bool turn = false);
-  // The request just parsed may make a big reply and the iteration's reply
-  // budget is spent: it is kept in the parser (stashed_) for the next turn.
-  // *overdrew: this turn ran one on the overdraft already (it takes one).
-  bool defer_big_reply(bool turn, bool* overdrew);
+  // The request just parsed may make a big reply, or is costly to run
+  // (request_weight), and the iteration's reply budget is spent: it is kept
+  // in the parser (stashed_) for the next turn. *overdrew: this turn ran one
+  // on the overdraft already (it takes one).
+  bool defer_costly(bool turn, bool* overdrew);
   // Stops reading while a wait holds more than a request's worth of input.
   void limit_input();
   // Releases or holds the reply at out_[begin, end) made by a command that
@@ -227,7 +228,7 @@ class Connection {
   bool paused_ = false;      // not reading because the client is not reading its replies
   bool input_held_ = false;  // not reading: a wait holds a request's worth of input
   bool turn_over_ = false;   // not reading: its turn is over, the next comes next iteration
-  // parser_.request() holds a request parsed and not run yet (defer_big_reply):
+  // parser_.request() holds a request parsed and not run yet (defer_costly):
   // the next process() runs it first. Its views stay valid: nothing is fed
   // to the parser while the turn is over (reading stopped).
   bool stashed_ = false;

@@ -826,6 +826,58 @@ TEST_SUITE("hardening") {
     for (int fd : hogs) ::close(fd);
   }
 
+  TEST_CASE("clients pipelining ACKs of a thousand ids take turns like big replies") {
+    TqdProcess tqd;
+    auto other = tqd.socket();
+    // Eight clients that each pipeline 50 ACKs of 1000 unknown ids (about a
+    // millisecond of work each, a short ERROR reply) and read nothing.
+    constexpr int kClients = 8;
+    constexpr int kAcksEach = 50;
+    std::string acks;
+    for (int i = 0; i < kAcksEach; ++i) {
+      acks += "ACK";
+      for (int id = 0; id < 1000; ++id) acks += " " + std::to_string(1'000'000 + id);
+      acks += "\n";
+    }
+    std::vector<int> hogs;
+    for (int i = 0; i < kClients; ++i) {
+      const int fd = tq::testing::connect_raw(tqd.port());
+      REQUIRE(fd >= 0);
+      hogs.push_back(fd);
+      const std::string ping = "PING\n";
+      REQUIRE(::send(fd, ping.data(), ping.size(), 0) == static_cast<ssize_t>(ping.size()));
+      char pong[8];
+      REQUIRE(::recv(fd, pong, sizeof pong, MSG_WAITALL) == 8);
+    }
+    const uint64_t before = std::stoull(stat_via(other, "commands_ack"));
+    // With tqd stopped, the ACKs and then the other client's STATS wait for
+    // one turn of its loop. Their replies are short, so each client's turn
+    // once ran every ACK it had read (160 before the STATS, a sixth of a
+    // second); their ids are now charged to the turn and the iteration's
+    // budget (17).
+    REQUIRE(tq::testing::stop_and_wait(tqd.pid()));
+    for (int fd : hogs) {
+      REQUIRE(::send(fd, acks.data(), acks.size(), 0) == static_cast<ssize_t>(acks.size()));
+    }
+    REQUIRE(other.send("STATS\n").ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    REQUIRE(::kill(tqd.pid(), SIGCONT) == 0);
+    auto head = other.read_line();
+    REQUIRE(head.ok());
+    uint64_t acks_run = 0;
+    for (size_t i = 0, n = std::stoul(head->substr(3)); i < n; ++i) {
+      auto line = other.read_line();
+      REQUIRE(line.ok());
+      if (line->rfind("commands_ack ", 0) == 0) acks_run = std::stoull(line->substr(13)) - before;
+    }
+    INFO("ACKs run before the STATS: " << acks_run);
+    CHECK(acks_run <= 40);
+    // And all of them run, a few an iteration.
+    CHECK(tq::testing::stat_reaches(other, "commands_ack",
+                                    std::to_string(before + kClients * kAcksEach)));
+    for (int fd : hogs) ::close(fd);
+  }
+
   TEST_CASE("a flood of hostile clients does not stop a producer and a worker, nor lose a job") {
     TqdOptions o;
     o.config_yaml =

@@ -359,6 +359,29 @@ TEST_SUITE("commands") {
     CHECK(s.run("ACK 99999999999999999999 2\n").rfind("ERROR BADFORMAT a job id", 0) == 0);
   }
 
+  TEST_CASE("ACK takes at most limits.max_batch ids, each counted once") {
+    Session s;
+    s.run("CREATE k\nENQUEUE k a\nENQUEUE k b\nDEQUEUE k COUNT 2\n");
+    std::string many = "ACK";
+    for (int i = 0; i < 1001; ++i) many += " 1";
+    CHECK(s.run(many + "\n") ==
+          "ERROR BADFORMAT ACK takes at most 1000 ids (limits.max_batch), got 1001; none was "
+          "acked\n");
+    CHECK(s.engine.find_job(1)->state == engine::JobState::kLeased);
+    CHECK(s.run("ACK 2 1 2 1\n") == "OK acked 2\n");
+    CHECK(s.run("ACK 1 1\n").rfind("ERROR NOTFOUND acked 0 of 1; no job 1", 0) == 0);
+  }
+
+  TEST_CASE("DEQUEUE names at most limits.max_batch queues, repeats included") {
+    Session s;
+    s.run("CREATE k\nENQUEUE k a\n");
+    std::string many = "DEQUEUE";
+    for (int i = 0; i < 1000; ++i) many += " k";
+    CHECK(s.run(many + " COUNT 5\n").rfind("OK 1\n", 0) == 0);
+    CHECK(s.run(many + " k\n") ==
+          "ERROR BADFORMAT DEQUEUE names at most 1000 queues (limits.max_batch)\n");
+  }
+
   TEST_CASE("ACK with a queue name and several ids says which forms ACK takes") {
     Session s;
     s.run("CREATE k\nENQUEUE k a\nENQUEUE k b\nDEQUEUE k COUNT 2\n");
