@@ -102,6 +102,9 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
   f.gauge("payload_bytes", engine.payload_bytes(), "Payload bytes of every job held.");
   f.gauge("schedule_payload_bytes", engine.schedule_payload_bytes(),
           "Payload bytes of every schedule; limits.max_payload_total counts them with the jobs'.");
+  f.gauge("dedup_key_bytes", engine.dedup_key_bytes(),
+          "About the memory of the dedup keys remembered; limits.max_payload_total counts it with "
+          "the payloads.");
   f.gauge("memory_rss_bytes", rss, "The process's resident set.");
   f.gauge("memory_jobs_bytes", jobs.used_bytes + jobs.large_bytes,
           "Memory in the pages and blocks holding jobs.");

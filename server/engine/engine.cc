@@ -206,12 +206,18 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
                                        " bytes): it can never be stored");
   }
   // Schedules' payloads count too: otherwise max_queues of them, 1 MiB
-  // each, could take memory the limit means to bound.
-  if (const uint64_t held = payload_bytes_ + schedule_payload_bytes_;
-      limits_.max_payload_total > 0 && held + payload.size() > limits_.max_payload_total) {
-    return make_error(Errc::kFull, "the server holds " + std::to_string(held) +
-                                       " payload bytes in jobs and schedules, near its limit "
-                                       "(limits.max_payload_total); "
+  // each, could take memory the limit means to bound. So do dedup keys,
+  // which outlive their jobs.
+  const uint64_t key_bytes = options.key.empty() ? 0 : DedupExpiries::cost(options.key);
+  if (const uint64_t held = payload_bytes_ + schedule_payload_bytes_ + dedup_key_bytes_;
+      limits_.max_payload_total > 0 &&
+      held + payload.size() + key_bytes > limits_.max_payload_total) {
+    const std::string keys =
+        dedup_key_bytes_ > 0 ? " and " + std::to_string(dedup_key_bytes_) + " in dedup keys" : "";
+    return make_error(Errc::kFull, "the server holds " +
+                                       std::to_string(payload_bytes_ + schedule_payload_bytes_) +
+                                       " payload bytes in jobs and schedules" + keys +
+                                       ", near its limit (limits.max_payload_total); "
                                        "try again later");
   }
 
@@ -238,7 +244,7 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
     auto [it, inserted] = queue->dedup.try_emplace(key);
     if (!inserted && observer_) observer_->dedup_forgotten(*queue, it->second);  // an old one, past its window
     it->second = DedupEntry{job->id, now + queue->settings.dedup_window_ms, 0};
-    queue->dedup_order.push(key, it->second.expires_ms);
+    dedup_key_bytes_ += queue->dedup_order.push(key, it->second.expires_ms);
     if (observer_) observer_->dedup_saved(*queue, key, it->second);
   }
   reschedule(queue);

@@ -329,6 +329,9 @@ class Engine {
   // Payload bytes the schedules of every queue hold; limits.max_payload_total
   // counts them with the jobs'.
   uint64_t schedule_payload_bytes() const { return schedule_payload_bytes_; }
+  // About the memory the dedup keys of every queue take (DedupExpiries::cost);
+  // limits.max_payload_total counts it with the payloads.
+  uint64_t dedup_key_bytes() const { return dedup_key_bytes_; }
   // The job's rarely-used fields (TTL, own max_attempts, dedup key, why it
   // died), or nullptr when it has none.
   const JobExtras* extras_of(const Job& job) const { return jobs_.extras(job); }
@@ -527,6 +530,7 @@ class Engine {
   size_t state_counts_[5] = {0, 0, 0, 0, 0};
   uint64_t payload_bytes_ = 0;
   uint64_t schedule_payload_bytes_ = 0;
+  uint64_t dedup_key_bytes_ = 0;
   uint64_t next_job_id_ = 1;
   uint32_t next_queue_number_ = 1;
   uint64_t random_state_;  // xorshift64 for backoff jitter; seeded, so tests repeat

@@ -71,6 +71,7 @@ void Engine::restore_drop_queue(uint32_t number) {
   }
   if (queue->timer_slot != kNoSlot) timers_.erase(queue);
   schedule_payload_bytes_ -= queue->schedule_payload_bytes;
+  dedup_key_bytes_ -= queue->dedup_order.bytes();
   queues_by_number_.erase(number);
   queues_.erase(queue->name);  // frees it
 }
@@ -214,7 +215,7 @@ void Engine::restore_dedup(uint32_t queue_number, std::string_view key, uint64_t
   auto [it, inserted] = queue->dedup.try_emplace(k);
   if (!inserted && observer_) observer_->dedup_forgotten(*queue, it->second);
   it->second = DedupEntry{job_id, expires_ms, 0};
-  queue->dedup_order.push(k, expires_ms);
+  dedup_key_bytes_ += queue->dedup_order.push(k, expires_ms);
   if (observer_) observer_->dedup_saved(*queue, k, it->second);
   reschedule(queue);
 }

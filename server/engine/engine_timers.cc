@@ -98,7 +98,7 @@ size_t Engine::forget_old_keys(Queue* queue, int64_t now, size_t max) {
       if (observer_) observer_->dedup_forgotten(*queue, it->second);
       queue->dedup.erase(it);
     }
-    queue->dedup_order.pop();  // forgotten now, or a stale copy
+    dedup_key_bytes_ -= queue->dedup_order.pop();  // forgotten now, or a stale copy
     ++popped;
   }
   return popped;

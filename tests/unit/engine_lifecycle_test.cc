@@ -633,6 +633,47 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(small.enqueue("a", "y").error().code == Errc::kFull);
   }
 
+  TEST_CASE("dedup keys count in limits.max_payload_total for their window, after their jobs") {
+    ManualClock clock;
+    QueueSettings settings;
+    settings.dedup_window_ms = 60'000;
+    Engine engine(clock, EngineLimits{.max_payload_total = 1000}, settings);
+    REQUIRE(engine.create_queue("q").ok());
+    // A key of 36 bytes costs 2 * 36 + 128 = 200 (DedupExpiries::cost): with
+    // a 1-byte payload, four fit in 1000, the fifth does not, though every
+    // job is gone; a key once remembered keeps being answered.
+    const std::string key = "000000000000000000000000000000000000";
+    for (char c = '1'; c <= '4'; ++c) {
+      std::string k = key;
+      k.back() = c;
+      auto put = engine.enqueue("q", "x", {.key = k});
+      REQUIRE(put.ok());
+      REQUIRE(engine.remove(put->id).ok());
+    }
+    CHECK(engine.job_count() == 0);
+    CHECK(engine.dedup_key_bytes() == 800);
+    std::string fifth = key;
+    fifth.back() = '5';
+    auto refused = engine.enqueue("q", "x", {.key = fifth});
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().code == Errc::kFull);
+    CHECK(refused.error().message ==
+          "the server holds 0 payload bytes in jobs and schedules and 800 in dedup keys, near its "
+          "limit (limits.max_payload_total); try again later");
+    std::string first = key;
+    first.back() = '1';
+    CHECK(engine.enqueue("q", "x", {.key = first})->duplicate);
+    CHECK(engine.enqueue("q", "plain").ok());  // room for a job without a key
+    // Once the window is over the keys are forgotten, and their room is back.
+    clock.advance_ms(60'000);
+    engine.expire_due();
+    CHECK(engine.dedup_key_bytes() == 0);
+    CHECK(engine.enqueue("q", "x", {.key = fifth}).ok());
+    CHECK(engine.dedup_key_bytes() == 200);
+    REQUIRE(engine.drop("q").ok());
+    CHECK(engine.dedup_key_bytes() == 0);
+  }
+
   TEST_CASE("closed intake refuses new jobs with its reason - what drains queues goes on") {
     Fixture f;
     const uint64_t held = f.put("held", {.key = "k"});
