@@ -167,10 +167,18 @@ Result<ReplayResult> run_replay(const Options& o) {
     if (auto stopped = first->stop(); !stopped) return stopped.error();
   }
 
-  args.back() = std::to_string(port);  // the same port: a client would dial it again
+  // A port of its own again, read from a log of its own: the first's port,
+  // free while tqd restarts, may be taken meanwhile by any process binding
+  // port 0 (a test's tqd, under ctest -j), and a connect would reach that.
+  auto second_log = write_temp_file("/tmp/tq-bench-tqd-XXXXXX", "");
+  if (!second_log) return second_log.error();
+  temp_files.paths.push_back(*second_log);
   const uint64_t exec_ns = monotonic_ns();
-  auto second = TqdProcess::spawn(o.tqd_path, args, *log);
+  auto second = TqdProcess::spawn(o.tqd_path, args, *second_log);
   if (!second) return second.error();
+  auto relistening = second->wait_listening(std::chrono::milliseconds(600'000));
+  if (!relistening) return relistening.error();
+  port = *relistening;
   std::optional<BlockingSocket> socket;
   while (!socket) {
     if (second->exited())
@@ -188,7 +196,10 @@ Result<ReplayResult> run_replay(const Options& o) {
   TqStats stats;
   for (;;) {
     auto fetched = fetch_tq_stats(*socket);
-    if (!fetched) return Error{"STATS after the restart: " + fetched.error().message};
+    if (!fetched) {
+      return Error{"STATS after the restart: " + fetched.error().message + "; tqd's log:\n" +
+                   second->log_text()};
+    }
     stats = std::move(*fetched);
     if (stat_number(stats, "jobs_ready") >= o.jobs) break;
     if (seconds_since(exec_ns) > 600) {
