@@ -38,6 +38,20 @@ short tls_wait_events(TlsStream::Status status) {
   return status == TlsStream::Status::kWantWrite ? POLLOUT : POLLIN;
 }
 
+// Whether a connected socket's two ends are one address. A connect to a free
+// port of the ephemeral range may be given that very port as its source and
+// connect to itself (TCP simultaneous open): nothing listens there, and the
+// socket holds the port a restarting server wants. It is a refusal.
+bool connected_to_itself(int fd) {
+  sockaddr_storage local{};
+  sockaddr_storage peer{};
+  socklen_t local_len = sizeof local;
+  socklen_t peer_len = sizeof peer;
+  return ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) == 0 &&
+         ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0 &&
+         local_len == peer_len && std::memcmp(&local, &peer, local_len) == 0;
+}
+
 }  // namespace
 
 std::string errno_text(int err) {
@@ -73,6 +87,7 @@ Result<BlockingSocket> BlockingSocket::connect(const std::string& host, uint16_t
     ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) return Error{"connect " + where + ": " + errno_text(err)};
   }
+  if (connected_to_itself(fd)) return Error{"connect " + where + ": " + errno_text(ECONNREFUSED)};
   // Small requests must leave at once; Nagle would add delayed-ack stalls to
   // every unpipelined round trip.
   int one = 1;
