@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include <functional>
 #include <set>
 #include <sstream>
+#include <system_error>
 #include <vector>
 
 namespace tq::server {
@@ -280,7 +282,8 @@ void read_config(const YAML::Node& root, Config& c) {
         {"max_queues", [&](const YAML::Node& v, const std::string& kk) {
           c.max_queues = read_uint(v, kk, 1, 10'000'000); }},
         {"max_wait", [&](const YAML::Node& v, const std::string& kk) {
-          c.max_wait_ms = read_duration(v, kk, 1000, 0, kDay); }},
+          // 0 would refuse every WAIT as too long: max_waiters: 0 turns WAIT off.
+          c.max_wait_ms = read_duration(v, kk, 1000, 1, kDay); }},
         {"max_batch", [&](const YAML::Node& v, const std::string& kk) {
           c.max_batch = read_uint(v, kk, 1, 100'000); }},
         {"max_payload_bytes", [&](const YAML::Node& v, const std::string& kk) {
@@ -653,10 +656,14 @@ ConfigResult load_config_file(const std::string& path, Config base) {
     result.error = path + ": is a directory, not a configuration file";
     return result;
   }
+  errno = 0;
   std::ifstream in(path);
   if (!in) {
+    // The open(2) under the stream says why (no such file, permission).
+    const int why = errno;
     ConfigResult result;
-    result.error = path + ": cannot open the configuration file";
+    result.error = path + ": cannot open the configuration file" +
+                   (why != 0 ? ": " + std::generic_category().message(why) : "");
     return result;
   }
   std::stringstream text;

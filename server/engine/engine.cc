@@ -90,6 +90,9 @@ Result<Queue*> Engine::create_queue(std::string_view name) {
   }
   Queue* queue = add_queue(next_queue_number_++, name, defaults_);
   if (queue == nullptr) return make_error(Errc::kExists, "queue " + quoted(name) + " exists");
+  // The default dead_letter_queue is every other queue's: a queue is never
+  // its own (CONFIG refuses that).
+  if (queue->settings.dead_letter_queue == name) queue->settings.dead_letter_queue.clear();
   if (observer_) observer_->queue_saved(*queue);
   return queue;
 }

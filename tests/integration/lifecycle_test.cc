@@ -502,7 +502,7 @@ TEST_SUITE("lifecycle") {
     options.config_yaml =
         "queues:\n  defaults:\n    dead_letter_queue: later\n  declare:\n    jobs:\n"
         "      max_attempts: 1\n      dead_letter_queue: jobs-dead\n    jobs-dead: {}\n"
-        "    orphans:\n      dead_letter_queue: nowhere\n";
+        "    orphans:\n      dead_letter_queue: nowhere\n    later: {}\n";
     TqdProcess tqd(options);
     auto s = tqd.socket();
     const std::vector<std::string> settings = tq::testing::config_via(s, "CONFIG jobs");
@@ -522,6 +522,16 @@ TEST_SUITE("lifecycle") {
     CHECK_FALSE(tqd.wait_for_log("queues.declare.jobs-dead.dead_letter_queue", 0));
     const std::vector<std::string> dead = tq::testing::config_via(s, "CONFIG jobs-dead");
     CHECK(std::find(dead.begin(), dead.end(), "dead_letter_queue later") != dead.end());
+    // The default's own queue, declared or created, is not its own dead_letter_queue.
+    const std::vector<std::string> later = tq::testing::config_via(s, "CONFIG later");
+    CHECK(std::find(later.begin(), later.end(), "dead_letter_queue -") != later.end());
+    REQUIRE(call(s, "CREATE fresh") == "OK created fresh");
+    REQUIRE(call(s, "DROP later") == "OK dropped later");
+    REQUIRE(call(s, "CREATE later") == "OK created later");
+    const std::vector<std::string> again = tq::testing::config_via(s, "CONFIG later");
+    CHECK(std::find(again.begin(), again.end(), "dead_letter_queue -") != again.end());
+    const std::vector<std::string> fresh = tq::testing::config_via(s, "CONFIG fresh");
+    CHECK(std::find(fresh.begin(), fresh.end(), "dead_letter_queue later") != fresh.end());
   }
 
   TEST_CASE("schedules declared in config.yaml are set at start, and kept when the log has them") {

@@ -304,6 +304,11 @@ queues:
     r = load_config_text("queues:\n  defaults:\n    ack_timeout: soon\n", "t.yaml");
     REQUIRE_FALSE(r.config);
     CHECK(r.error.find("t.yaml: queues.defaults.ack_timeout: expected a duration") == 0);
+    // 0 would refuse every WAIT as too long; max_waiters: 0 is how WAIT is turned off.
+    r = load_config_text("limits:\n  max_wait: 0\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error.find("t.yaml: limits.max_wait: expected a duration such as 30s, 500ms or 2m, "
+                       "from 1ms to") == 0);
     r = load_config_text("wal:\n  enabled: off-ish\n", "t.yaml");
     REQUIRE_FALSE(r.config);
     CHECK(r.error.find("t.yaml: wal.enabled: ") == 0);
@@ -430,7 +435,8 @@ queues:
   TEST_CASE("a missing file is an error") {
     auto r = load_config_file("/nonexistent/tq.yaml");
     REQUIRE_FALSE(r.config);
-    CHECK(r.error == "/nonexistent/tq.yaml: cannot open the configuration file");
+    CHECK(r.error ==
+          "/nonexistent/tq.yaml: cannot open the configuration file: No such file or directory");
   }
 
   TEST_CASE("durations and sizes") {
