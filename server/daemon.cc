@@ -142,11 +142,19 @@ bool Daemon::open_log() {
         summary.torn.c_str());
   }
   if (summary.acknowledged_may_be_lost) {
+    const std::string policy =
+        summary.previous_policy_unknown
+            ? std::string("unknown: its wal/RUNNING marker names none, so never is assumed")
+            : std::string(wal::fsync_policy_name(summary.previous_policy));
     LOG_WARN(
         "wal: the previous run (fsync: %s) did not stop cleanly: if the machine lost power, "
         "changes acknowledged in its last moments are lost (the OS had not written them); "
         "job ids go on past any they took",
-        wal::fsync_policy_name(summary.previous_policy));
+        policy.c_str());
+  } else if (summary.previous_unclean) {
+    LOG_INFO(
+        "wal: the previous run (fsync: always) did not stop cleanly (a crash, SIGKILL or a "
+        "power cut); everything it acknowledged was synced, and is here");
   }
   // Jobs lost that way, or with damage, or after a torn write, may have been
   // acknowledged: their ids must not be issued again (a late DELETE or JOB

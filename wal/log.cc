@@ -191,10 +191,12 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   }
 
   const PreviousRun previous = read_run_marker(fs, options.dir, *names);
+  summary->previous_unclean = !previous.clean;
   if (!previous.clean && may_lose_acknowledged(previous.policy)) {
     log->after_lossy_crash_ = true;
     summary->acknowledged_may_be_lost = true;
     summary->previous_policy = previous.policy;
+    summary->previous_policy_unknown = previous.unreadable;
     const uint64_t newest_file = log->segments_.empty() ? 0 : newest_size;
     const uint64_t newest_used = log->segments_.empty() ? 0 : log->segments_.back().bytes;
     const uint64_t room = (newest_file - std::min(newest_file, newest_used)) +

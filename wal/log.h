@@ -50,6 +50,8 @@ struct OpenSummary {
   // missing from the end, with nothing in the log to show it.
   bool acknowledged_may_be_lost = false;
   FsyncPolicy previous_policy = FsyncPolicy::kAlways;  // when it may be
+  bool previous_policy_unknown = false;                // its marker named none: never assumed
+  bool previous_unclean = false;  // the last run did not close the log, whatever its policy
   // No record ever written to this log had a seq above this: the last one
   // replayed, or, when recovery dropped the newest segment's tail (whose
   // records cannot be counted), as far as a segment could have held; after

@@ -41,12 +41,16 @@ PreviousRun read_run_marker(FileSystem& fs, const std::string& dir,
   run.clean = false;
   run.policy = FsyncPolicy::kNever;
   uint64_t size = 0;
+  run.unreadable = true;
   auto bytes = fs.read_file(path_of(dir), &size);
   if (!bytes) return run;
   std::string_view text = (*bytes)->bytes();
   while (!text.empty() && (text.back() == ' ' || text.back() == '\n')) text.remove_suffix(1);
   for (FsyncPolicy policy : {FsyncPolicy::kAlways, FsyncPolicy::kInterval, FsyncPolicy::kNever}) {
-    if (text == fsync_policy_name(policy)) run.policy = policy;
+    if (text == fsync_policy_name(policy)) {
+      run.policy = policy;
+      run.unreadable = false;
+    }
   }
   return run;
 }

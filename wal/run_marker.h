@@ -29,6 +29,7 @@ inline constexpr const char* kRunMarkerName = "RUNNING";
 struct PreviousRun {
   bool clean = true;  // no marker: closed cleanly, or never opened
   FsyncPolicy policy = FsyncPolicy::kAlways;  // unclean: the policy it ran with
+  bool unreadable = false;                    // the marker named no policy: kNever is assumed
 };
 
 // `names`: the directory's listing. A marker that cannot be read or parsed

@@ -308,6 +308,31 @@ TEST_SUITE("recover") {
     check_ids_stay_new(dir, tqd);
   }
 
+  TEST_CASE(
+      "a crash is logged at the next start - under always as harmless, a junk marker as never") {
+    DataDir dir;  // fsync: always, the default
+    {
+      TqdProcess tqd(dir.options);
+      auto s = tqd.socket();
+      REQUIRE(call(s, "CREATE emails") == "OK created emails");
+      REQUIRE(tqd.stop(SIGKILL) == 128 + SIGKILL);
+    }
+    {
+      TqdProcess tqd(dir.options);
+      CHECK(logged(tqd,
+                   "wal: the previous run (fsync: always) did not stop cleanly (a crash, "
+                   "SIGKILL or a power cut); everything it acknowledged was synced"));
+      REQUIRE(tqd.stop(SIGKILL) == 128 + SIGKILL);
+    }
+    // A marker that names no policy is taken as the worst, and said to be so.
+    write_file(dir.options.dir + "/data/wal/RUNNING", "garbage\n");
+    TqdProcess tqd(dir.options);
+    CHECK(logged(tqd,
+                 "wal: the previous run (fsync: unknown: its wal/RUNNING marker names none, "
+                 "so never is assumed) did not stop cleanly"));
+    CHECK_FALSE(logged(tqd, "everything it acknowledged was synced"));
+  }
+
   TEST_CASE("a log whose only file lost its records to zeros gives none of their ids again") {
     // The disk lost what was synced: the only file is all zeros now. The
     // records it held (ids 1 and 2 here) may have been acknowledged; its size
