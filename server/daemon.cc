@@ -329,6 +329,16 @@ ReloadOutcome Daemon::reload(const char* trigger) {
       LOG_INFO("%s: %s: %s -> %s", trigger, c.key.c_str(), c.before.c_str(), c.after.c_str());
     }
   }
+  // Files renewed in place (same paths, a new certificate) are a change too:
+  // RELOAD's reply is how an operator checks that a renewal took.
+  const TlsContext* running_tls = server_->tls_context();
+  if (tls && running_tls != nullptr && !tls->same_certificate(*running_tls) &&
+      std::find(outcome.applied.begin(), outcome.applied.end(), "tls.cert_file") ==
+          outcome.applied.end()) {
+    outcome.applied.push_back("tls.cert_file");
+    LOG_INFO("%s: tls.cert_file: a new certificate in the same file (was %s)", trigger,
+             running_tls->summary().c_str());
+  }
   std::vector<DeclaredQueue> previous = std::move(config_.declared_queues);
   config_ = std::move(merged);
   requested_max_connections_ = requested_max_connections;

@@ -65,6 +65,8 @@ class Server final : public ClientDirectory,
   // The metrics endpoint's port (metrics.listen), 0 when there is none.
   int metrics_port() const { return metrics_ ? metrics_->bound_port() : 0; }
   int bound_tls_port() const { return bound_tls_port_; }
+  // The TLS listener's context (its certificate); null without TLS.
+  const TlsContext* tls_context() const { return tls_.get(); }
 
   // Begins a graceful shutdown; a second call closes every connection now.
   void shutdown(const char* reason);

@@ -148,6 +148,12 @@ Expected<std::shared_ptr<TlsContext>, std::string> TlsContext::load(const TlsFil
   return context;
 }
 
+bool TlsContext::same_certificate(const TlsContext& other) const {
+  const X509* mine = SSL_CTX_get0_certificate(ctx_.get());
+  const X509* theirs = SSL_CTX_get0_certificate(other.ctx_.get());
+  return mine != nullptr && theirs != nullptr && X509_cmp(mine, theirs) == 0;
+}
+
 int TlsContext::days_left() const {
   int days = 0;
   int seconds = 0;

@@ -37,6 +37,8 @@ class TlsContext {
   const std::string& summary() const { return summary_; }
   // Days until the certificate expires; negative once it has.
   int days_left() const;
+  // Whether both hold the same certificate (a renewal in place does not).
+  bool same_certificate(const TlsContext& other) const;
 
  private:
   struct Free {

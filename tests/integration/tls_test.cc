@@ -474,9 +474,15 @@ TEST_SUITE("tls") {
     TlsLine before(tqd.tls_port(), certs.files.ca_cert);
     REQUIRE(before.handshake_ok());
 
+    // The same files again: nothing to report.
+    auto admin = tqd.socket();
+    REQUIRE(admin.send("RELOAD\n").ok());
+    CHECK(admin.read_line().value() == "OK reloaded applied=- restart=-");
     copy_file(renewed.server_cert, cert);
     copy_file(renewed.server_key, key);
-    REQUIRE(kill(tqd.pid(), SIGHUP) == 0);
+    // Renewed in place: RELOAD says the certificate changed.
+    REQUIRE(admin.send("RELOAD\n").ok());
+    CHECK(admin.read_line().value() == "OK reloaded applied=tls.cert_file restart=-");
     REQUIRE(tqd.wait_for_log("tls: reloaded certificate", 5000));
     TlsLine after(tqd.tls_port(), renewed.ca_cert);
     REQUIRE(after.handshake_ok());
