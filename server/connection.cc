@@ -121,6 +121,11 @@ std::string Connection::peer_address() const {
   return text;
 }
 
+std::string Connection::peer_endpoint() const {
+  const std::optional<sockaddr_storage> addr = peer();
+  return addr ? describe_address(*addr) : std::string();
+}
+
 ClientInfo Connection::describe(uint64_t now_ms, const engine::Engine& engine) const {
   ClientInfo info;
   info.id = id_;
@@ -740,7 +745,7 @@ Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_
     why = "idle";
   }
   if (why != nullptr) {
-    LOG_DEBUG("connection %llu: closed, %s", static_cast<unsigned long long>(id_), why);
+    LOG_DEBUG("connection %llu: %s: closing", static_cast<unsigned long long>(id_), why);
     close();
   }
   return broken;
@@ -780,6 +785,9 @@ void Connection::refuse_unrun() {
 void Connection::close() {
   if (closing_) return;
   closing_ = true;
+  // Why, when it was not the client's doing, is logged before (a timeout, an
+  // error); this line ends every connection's story at debug.
+  LOG_DEBUG("connection %llu: closed", static_cast<unsigned long long>(id_));
   // Now, not when libuv's close callback removes the connection: a job that
   // comes before then (a reset, or a timeout, and an ENQUEUE read in the
   // same turn of the loop) would be leased to a connection that can no

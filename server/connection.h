@@ -111,6 +111,8 @@ class Connection {
   bool stuck(uint64_t now_ms) const;
   // The client's IP address as text ("" if the socket cannot say).
   std::string peer_address() const;
+  // Its address and port, as CLIENTS shows them ("127.0.0.1:50286").
+  std::string peer_endpoint() const;
 
   enum class Timeout { kNone, kIdle, kSlowRequest, kNotReading };
   // Closes the connection if it broke a timeout by `now_ms` (loop time);

@@ -308,6 +308,9 @@ void Server::accept_one(bool tls) {
     // found and closed instead of holding a slot for ever.
     uv_tcp_keepalive(raw->tcp(), 1, static_cast<unsigned>(std::max<int64_t>(1, config_.tcp_keepalive_ms / 1000)));
   }
+  // CLIENTS names connections by id; this is where an id meets its address.
+  LOG_DEBUG("connection %llu: accepted from %s%s", static_cast<unsigned long long>(id),
+            raw->peer_endpoint().c_str(), tls ? " (TLS)" : "");
   raw->start();
 }
 

@@ -12,6 +12,7 @@
 namespace clients_test {
 
 using tq::testing::call;
+using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
 
 namespace {
@@ -46,6 +47,21 @@ std::vector<std::map<std::string, std::string>> clients(tq::client::LineSocket& 
 }  // namespace
 
 TEST_SUITE("clients") {
+  TEST_CASE(
+      "at log_level debug the log names each connection by its CLIENTS id, with its address") {
+    TqdOptions o;
+    o.config_yaml = "server:\n  log_level: debug\n";
+    TqdProcess tqd(o);
+    auto s = tqd.socket();
+    const auto rows = clients(s);
+    REQUIRE(rows.size() == 1);
+    const std::string id = rows[0].at("id");
+    const std::string addr = rows[0].at("addr");
+    CHECK(tqd.wait_for_log("connection " + id + ": accepted from " + addr));
+    REQUIRE(call(s, "QUIT").rfind("OK", 0) == 0);
+    CHECK(tqd.wait_for_log("connection " + id + ": closed"));
+  }
+
   TEST_CASE("CLIENTS shows who holds jobs, who waits on which queues, and the one asking") {
     TqdProcess tqd;
     auto admin = tqd.socket();
