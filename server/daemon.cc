@@ -322,8 +322,15 @@ ReloadOutcome Daemon::reload(const char* trigger) {
   for (const SettingChange& c : changes) {
     if (c.needs_restart) {
       outcome.pending.push_back(c.key);
+      // Port 0 is the port the kernel gave: say which that is.
+      std::string still = c.before;
+      if (c.before == "0" && (c.key == "server.port" || c.key == "tls.port")) {
+        const int bound =
+            c.key == "server.port" ? server_->bound_port() : server_->bound_tls_port();
+        still = std::to_string(bound) + " (port 0: the kernel's choice)";
+      }
       LOG_WARN("%s: %s changed (%s -> %s) but applies only after a restart; still %s", trigger,
-               c.key.c_str(), c.before.c_str(), c.after.c_str(), c.before.c_str());
+               c.key.c_str(), c.before.c_str(), c.after.c_str(), still.c_str());
     } else if (c.key.rfind("queues.declare.", 0) != 0) {  // those: below, once applied
       outcome.applied.push_back(c.key);
       LOG_INFO("%s: %s: %s -> %s", trigger, c.key.c_str(), c.before.c_str(), c.after.c_str());

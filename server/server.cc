@@ -339,7 +339,7 @@ void Server::take_log_progress() {
     LOG_ERROR("log write failed: %s; refusing writes %s", self->log_->last_error().c_str(),
               refused_until(*self->log_).c_str());
   }
-  if (progress.recovered) LOG_WARN("log writes work again; accepting writes");
+  if (progress.recovered) LOG_INFO("log writes work again; accepting writes");
   if (!progress.advanced && !progress.failed) return;
 
   const std::string io_error = progress.failed ? io_error_reply(*self->log_) : std::string();
