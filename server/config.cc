@@ -560,11 +560,15 @@ void check_tls(const Config& c) {
 
 std::string backup_dir_problem(const Config& config) {
   namespace fs = std::filesystem;
-  // Absolute, normal, without a trailing slash: whole names compare.
+  // Absolute, normal, without a trailing slash, through the symbolic links
+  // of the part that exists: whole names compare, and a backup_dir that is
+  // a link to the data directory's parent is seen to hold it.
   auto full = [](const fs::path& p) {
     std::error_code ec;
-    const fs::path normal = fs::absolute(p, ec).lexically_normal();
-    return normal.has_filename() ? normal : normal.parent_path();
+    const fs::path absolute = fs::absolute(p, ec).lexically_normal();
+    fs::path resolved = fs::weakly_canonical(absolute, ec);
+    if (ec) resolved = absolute;
+    return resolved.has_filename() ? resolved : resolved.parent_path();
   };
   auto inside = [](const fs::path& path, const fs::path& dir) {
     return std::mismatch(dir.begin(), dir.end(), path.begin(), path.end()).first == dir.end();

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -548,6 +550,20 @@ queues:
       c.wal_backup_dir = apart;
       CHECK(backup_dir_problem(c).empty());
     }
+    // Through a symbolic link too.
+    char tmpl[] = "/tmp/tq-config-test-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    const std::string dir = tmpl;
+    std::filesystem::create_directories(dir + "/real/live");
+    std::filesystem::create_directory_symlink(dir + "/real", dir + "/link");
+    c.data_dir = dir + "/real/live";
+    c.wal_backup_dir = dir + "/link";
+    CHECK(backup_dir_problem(c).find("is inside") != std::string::npos);
+    c.wal_backup_keep = 0;  // without retention nothing is removed from it
+    CHECK(backup_dir_problem(c).empty());
+    c.wal_backup_dir = dir + "/link/live/wal/b";
+    CHECK(backup_dir_problem(c).find("is inside the log's directory") != std::string::npos);
+    std::filesystem::remove_all(dir);
     auto r = load_config_text("wal:\n  backup_dir: /srv/tq backups\n", "test");
     REQUIRE_FALSE(r.config);
     CHECK(r.error.find("wal.backup_dir") != std::string::npos);
