@@ -117,6 +117,12 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "tqd: %s\n", why.c_str());
       return 2;
     }
+    // The addresses resolve, and do not collide (metrics.listen on the
+    // protocol's port): checked at a start before the replay, so here too.
+    if (std::string why; !tq::server::Server::check_address(*read.config, &why)) {
+      std::fprintf(stderr, "tqd: %s\n", why.c_str());
+      return 2;
+    }
     for (const std::string& note : read.notes) {
       std::fprintf(stderr, "tqd: note: %s\n", note.c_str());
     }

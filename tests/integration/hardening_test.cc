@@ -285,6 +285,16 @@ TEST_SUITE("hardening") {
     tq::testing::remove_tree(dir);
   }
 
+  TEST_CASE("--check-config refuses an address tqd could not listen on") {
+    auto [status, err] =
+        tq::testing::run_tqd({"--host", "999.1.1.1", "--port", "0", "--check-config"});
+    CHECK(status == 2);
+    CHECK(err.find("tqd: cannot resolve server.host '999.1.1.1'") == 0);
+    std::tie(status, err) =
+        tq::testing::run_tqd({"--host", "127.0.0.1", "--port", "0", "--check-config"});
+    CHECK(status == 0);
+  }
+
   TEST_CASE("a --port out of range stops tqd at start in words, not CLI11's Could not convert") {
     for (const char* port : {"70000", "-1", "80x"}) {
       CAPTURE(port);
