@@ -216,6 +216,15 @@ void Connection::on_end_of_input() {
     input_ended_ = true;
     return;
   }
+  // What is left is a request that will never be whole (printf 'PING' | nc
+  // -N): say so, rather than close as if nothing had been sent.
+  if (!waiting_ && !closing_ && parser_.mid_request()) {
+    std::string reply;
+    protocol::append_error(reply, protocol::ErrorCode::kBadFormat,
+                           "the input ended in the middle of a request (a line without its line "
+                           "end, or a body short of its length): it was not run");
+    send(reply);
+  }
   end_wait();
   close_when_flushed();
 }

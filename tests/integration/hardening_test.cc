@@ -285,6 +285,31 @@ TEST_SUITE("hardening") {
     tq::testing::remove_tree(dir);
   }
 
+  TEST_CASE("input that ends in the middle of a request is told so before the close") {
+    TqdProcess tqd;
+    // As printf 'CREATE q\nPING' | nc -N would send it: the last line has no end.
+    auto half_closed = [&](const std::string& sent) {
+      const int fd = tq::testing::connect_raw(tqd.port());
+      REQUIRE(fd >= 0);
+      REQUIRE(::send(fd, sent.data(), sent.size(), 0) == static_cast<ssize_t>(sent.size()));
+      REQUIRE(::shutdown(fd, SHUT_WR) == 0);
+      std::string replies;
+      char buffer[4096];
+      ssize_t n = 0;
+      while ((n = ::recv(fd, buffer, sizeof buffer, 0)) > 0)
+        replies.append(buffer, static_cast<size_t>(n));
+      ::close(fd);
+      return replies;
+    };
+    const std::string unfinished =
+        "ERROR BADFORMAT the input ended in the middle of a request (a line without its line end, "
+        "or a body short of its length): it was not run\n";
+    CHECK(half_closed("CREATE q\nPING") == "OK created q\n" + unfinished);
+    CHECK(half_closed("PUT q 3\nab") == unfinished);
+    CHECK(half_closed("PING\n") == "OK PONG\n");  // whole: nothing more to say
+    CHECK(tqd.client().peek("q").value().empty());
+  }
+
   TEST_CASE("--check-config refuses an address tqd could not listen on") {
     auto [status, err] =
         tq::testing::run_tqd({"--host", "999.1.1.1", "--port", "0", "--check-config"});
