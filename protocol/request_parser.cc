@@ -1,5 +1,6 @@
 #include "protocol/request_parser.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -249,6 +250,13 @@ RequestParser::Result RequestParser::finish_body() {
   pos_ = scan_ = pos_ + need + terminator;
   state_ = State::kLine;
   return Result::kRequest;
+}
+
+bool RequestParser::unanswered_request() const {
+  if (state_ == State::kBody) return true;
+  if (state_ != State::kLine) return false;
+  return std::any_of(buf_.begin() + static_cast<ptrdiff_t>(pos_), buf_.end(),
+                     [](char c) { return c != ' ' && c != '\t' && c != '\r' && c != '\n'; });
 }
 
 bool RequestParser::tokenize(std::string_view line) {

@@ -70,6 +70,10 @@ class RequestParser {
   // what request_timeout measures, so that a client cannot hold a connection
   // by feeding an endless line or a body it declared absurdly long.
   bool mid_request() const { return state_ != State::kLine || buffered() > 0; }
+  // Part of a request that no reply has answered yet: a body still arriving,
+  // or a line begun with something other than blanks (spaces, tabs, '\r':
+  // a blank line is ignored). A request being skipped has had its error.
+  bool unanswered_request() const;
 
  private:
   enum class State {

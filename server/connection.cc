@@ -217,8 +217,9 @@ void Connection::on_end_of_input() {
     return;
   }
   // What is left is a request that will never be whole (printf 'PING' | nc
-  // -N): say so, rather than close as if nothing had been sent.
-  if (!waiting_ && !closing_ && parser_.mid_request()) {
+  // -N): say so, rather than close as if nothing had been sent. (Not after
+  // QUIT: what follows it goes unanswered, whole or not.)
+  if (!waiting_ && !closing_ && !draining_ && parser_.unanswered_request()) {
     std::string reply;
     protocol::append_error(reply, protocol::ErrorCode::kBadFormat,
                            "the input ended in the middle of a request (a line without its line "

@@ -106,6 +106,48 @@ void put_big_jobs(LineSocket& s, int n) {
   }
 }
 
+// Connects n clients that will read nothing, each admitted first (its PING
+// answered, so it counts as a connection before tqd is stopped).
+std::vector<int> admitted_clients(const TqdProcess& tqd, int n, int receive_buffer = 0) {
+  std::vector<int> fds;
+  for (int i = 0; i < n; ++i) {
+    const int fd = tq::testing::connect_raw(tqd.port(), receive_buffer);
+    REQUIRE(fd >= 0);
+    fds.push_back(fd);
+    const std::string ping = "PING\n";
+    REQUIRE(::send(fd, ping.data(), ping.size(), 0) == static_cast<ssize_t>(ping.size()));
+    char pong[8];
+    REQUIRE(::recv(fd, pong, sizeof pong, MSG_WAITALL) == 8);  // "OK PONG\n"
+  }
+  return fds;
+}
+
+// With tqd stopped, each of `hogs` sends `requests` and then `other` sends
+// STATS, so that one turn of tqd's loop reads them all, in that order, once
+// it goes on. Returns how far the counter `figure` (say commands_ack) had
+// gone past `before` when the STATS ran.
+uint64_t ran_before_stats(const TqdProcess& tqd, LineSocket& other, const std::vector<int>& hogs,
+                          const std::string& requests, const std::string& figure, uint64_t before) {
+  REQUIRE(tq::testing::stop_and_wait(tqd.pid()));  // or it may read the first ones first
+  for (int fd : hogs) {
+    REQUIRE(::send(fd, requests.data(), requests.size(), 0) ==
+            static_cast<ssize_t>(requests.size()));
+  }
+  REQUIRE(other.send("STATS\n").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  REQUIRE(::kill(tqd.pid(), SIGCONT) == 0);
+  auto head = other.read_line();
+  REQUIRE(head.ok());
+  uint64_t ran = 0;
+  for (size_t i = 0, n = std::stoul(head->substr(3)); i < n; ++i) {
+    auto line = other.read_line();
+    REQUIRE(line.ok());
+    if (line->rfind(figure + " ", 0) == 0)
+      ran = std::stoull(line->substr(figure.size() + 1)) - before;
+  }
+  return ran;
+}
+
 uint64_t rss_kib(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -307,6 +349,14 @@ TEST_SUITE("hardening") {
     CHECK(half_closed("CREATE q\nPING") == "OK created q\n" + unfinished);
     CHECK(half_closed("PUT q 3\nab") == unfinished);
     CHECK(half_closed("PING\n") == "OK PONG\n");  // whole: nothing more to say
+    // One reply a request: a request answered already, or being skipped after
+    // its error, or a blank line, or what follows QUIT, gets nothing more.
+    CHECK(half_closed("PUT q 3\nabcdef") ==
+          "ERROR BADFORMAT the 3-byte body must be followed by a line end\n");
+    CHECK(half_closed("PUT q 5000000\nxxxx").rfind("ERROR TOOBIG", 0) == 0);
+    CHECK(half_closed("PUT q 5000000\nxxxx").find("input ended") == std::string::npos);
+    CHECK(half_closed("PING\n \r") == "OK PONG\n");
+    CHECK(half_closed("QUIT\nPI") == "OK bye\n");
     CHECK(tqd.client().peek("q").value().empty());
   }
 
@@ -821,39 +871,14 @@ TEST_SUITE("hardening") {
     // Eight clients that ask for 4 MB each (PEEK of four 1 MB jobs) and
     // read none of it.
     constexpr int kClients = 8;
-    std::vector<int> hogs;
-    for (int i = 0; i < kClients; ++i) {
-      const int fd = tq::testing::connect_raw(tqd.port(), 4096);
-      REQUIRE(fd >= 0);
-      hogs.push_back(fd);
-      const std::string ping = "PING\n";
-      REQUIRE(::send(fd, ping.data(), ping.size(), 0) == static_cast<ssize_t>(ping.size()));
-      char pong[8];
-      REQUIRE(::recv(fd, pong, sizeof pong, MSG_WAITALL) == 8);  // admitted: "OK PONG\n"
-    }
+    std::vector<int> hogs = admitted_clients(tqd, kClients, 4096);
     const uint64_t before = std::stoull(stat_via(other, "commands_peek"));
-    // With tqd stopped, the PEEKs and then the other client's STATS wait for
-    // it, and one turn of its loop reads them all, in that order. Every
-    // client that took a turn once ran its request whatever the budget: all
-    // eight PEEKs, 32 MB of replies (tens of ms each to build), before the
-    // STATS. Past the budget a big reply waits: one runs on the budget, then
-    // the STATS.
-    REQUIRE(tq::testing::stop_and_wait(tqd.pid()));  // or it may read the first PEEKs first
-    const std::string peek = "PEEK big 4\n";
-    for (int fd : hogs) {
-      REQUIRE(::send(fd, peek.data(), peek.size(), 0) == static_cast<ssize_t>(peek.size()));
-    }
-    REQUIRE(other.send("STATS\n").ok());
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    REQUIRE(::kill(tqd.pid(), SIGCONT) == 0);
-    auto head = other.read_line();
-    REQUIRE(head.ok());
-    uint64_t peeks_run = 0;
-    for (size_t i = 0, n = std::stoul(head->substr(3)); i < n; ++i) {
-      auto line = other.read_line();
-      REQUIRE(line.ok());
-      if (line->rfind("commands_peek ", 0) == 0) peeks_run = std::stoull(line->substr(14)) - before;
-    }
+    // Every client that took a turn once ran its request whatever the
+    // budget: all eight PEEKs, 32 MB of replies (tens of ms each to build),
+    // before the STATS. Past the budget a big reply waits: one runs on the
+    // budget, then the STATS.
+    const uint64_t peeks_run =
+        ran_before_stats(tqd, other, hogs, "PEEK big 4\n", "commands_peek", before);
     INFO("PEEKs run before the STATS: " << peeks_run);
     CHECK(peeks_run <= 2);
     // And every one of them runs, one or two an iteration.
@@ -874,37 +899,12 @@ TEST_SUITE("hardening") {
       for (int id = 0; id < 1000; ++id) acks += " " + std::to_string(1'000'000 + id);
       acks += "\n";
     }
-    std::vector<int> hogs;
-    for (int i = 0; i < kClients; ++i) {
-      const int fd = tq::testing::connect_raw(tqd.port());
-      REQUIRE(fd >= 0);
-      hogs.push_back(fd);
-      const std::string ping = "PING\n";
-      REQUIRE(::send(fd, ping.data(), ping.size(), 0) == static_cast<ssize_t>(ping.size()));
-      char pong[8];
-      REQUIRE(::recv(fd, pong, sizeof pong, MSG_WAITALL) == 8);
-    }
+    std::vector<int> hogs = admitted_clients(tqd, kClients);
     const uint64_t before = std::stoull(stat_via(other, "commands_ack"));
-    // With tqd stopped, the ACKs and then the other client's STATS wait for
-    // one turn of its loop. Their replies are short, so each client's turn
-    // once ran every ACK it had read (160 before the STATS, a sixth of a
-    // second); their ids are now charged to the turn and the iteration's
-    // budget (17).
-    REQUIRE(tq::testing::stop_and_wait(tqd.pid()));
-    for (int fd : hogs) {
-      REQUIRE(::send(fd, acks.data(), acks.size(), 0) == static_cast<ssize_t>(acks.size()));
-    }
-    REQUIRE(other.send("STATS\n").ok());
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    REQUIRE(::kill(tqd.pid(), SIGCONT) == 0);
-    auto head = other.read_line();
-    REQUIRE(head.ok());
-    uint64_t acks_run = 0;
-    for (size_t i = 0, n = std::stoul(head->substr(3)); i < n; ++i) {
-      auto line = other.read_line();
-      REQUIRE(line.ok());
-      if (line->rfind("commands_ack ", 0) == 0) acks_run = std::stoull(line->substr(13)) - before;
-    }
+    // Their replies are short, so each client's turn once ran every ACK it
+    // had read (160 before the STATS, a sixth of a second); their ids are
+    // now charged to the turn and the iteration's budget (17).
+    const uint64_t acks_run = ran_before_stats(tqd, other, hogs, acks, "commands_ack", before);
     INFO("ACKs run before the STATS: " << acks_run);
     CHECK(acks_run <= 40);
     // And all of them run, a few an iteration.

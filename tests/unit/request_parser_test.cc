@@ -264,6 +264,31 @@ TEST_SUITE("request_parser") {
     CHECK(parser.mid_request());
   }
 
+  TEST_CASE("unanswered: a begun line or a body still to come, not blanks nor a skip") {
+    RequestParser parser;
+    std::vector<std::string> out;
+    parser.feed("PING\n \t\r");
+    drain(parser, out);
+    CHECK(parser.mid_request());
+    CHECK_FALSE(parser.unanswered_request());  // a blank line, ignored
+    parser.feed("PI");
+    drain(parser, out);
+    CHECK(parser.unanswered_request());
+    parser.feed("NG\nPUT q 3\nab");
+    drain(parser, out);
+    CHECK(parser.unanswered_request());  // the body is short
+    parser.feed("cdef");
+    drain(parser, out);
+    // Its BADFORMAT is out; the rest of the line is skipped, answered already.
+    CHECK(out.back() == "ERROR BADFORMAT");
+    CHECK_FALSE(parser.unanswered_request());
+    parser.feed("\nPUT q 18446744073709551615\nxx");
+    drain(parser, out);
+    CHECK(out.back() == "ERROR TOOBIG");
+    CHECK(parser.mid_request());
+    CHECK_FALSE(parser.unanswered_request());
+  }
+
   TEST_CASE("arity is checked before any handler runs") {
     CHECK(parse_whole("ENQUEUE q\n") == std::vector<std::string>{"ERROR BADFORMAT"});
     CHECK(parse_whole("DEQUEUE\n") == std::vector<std::string>{"ERROR BADFORMAT"});
