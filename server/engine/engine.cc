@@ -246,8 +246,9 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
     std::string key(options.key);
     auto [it, inserted] = queue->dedup.try_emplace(key);
     if (!inserted && observer_) observer_->dedup_forgotten(*queue, it->second);  // an old one, past its window
+    if (inserted) dedup_key_bytes_ += DedupExpiries::cost(key);
     it->second = DedupEntry{job->id, now + queue->settings.dedup_window_ms, 0};
-    dedup_key_bytes_ += queue->dedup_order.push(key, it->second.expires_ms);
+    queue->dedup_order.push(key, it->second.expires_ms);
     if (observer_) observer_->dedup_saved(*queue, key, it->second);
   }
   reschedule(queue);

@@ -68,10 +68,10 @@ void Engine::restore_drop_queue(uint32_t number) {
   }
   for (auto& [key, entry] : queue->dedup) {
     if (observer_) observer_->dedup_forgotten(*queue, entry);
+    dedup_key_bytes_ -= DedupExpiries::cost(key);
   }
   if (queue->timer_slot != kNoSlot) timers_.erase(queue);
   schedule_payload_bytes_ -= queue->schedule_payload_bytes;
-  dedup_key_bytes_ -= queue->dedup_order.bytes();
   queues_by_number_.erase(number);
   queues_.erase(queue->name);  // frees it
 }
@@ -214,8 +214,9 @@ void Engine::restore_dedup(uint32_t queue_number, std::string_view key, uint64_t
   std::string k(key);
   auto [it, inserted] = queue->dedup.try_emplace(k);
   if (!inserted && observer_) observer_->dedup_forgotten(*queue, it->second);
+  if (inserted) dedup_key_bytes_ += DedupExpiries::cost(k);
   it->second = DedupEntry{job_id, expires_ms, 0};
-  dedup_key_bytes_ += queue->dedup_order.push(k, expires_ms);
+  queue->dedup_order.push(k, expires_ms);
   if (observer_) observer_->dedup_saved(*queue, k, it->second);
   reschedule(queue);
 }

@@ -96,9 +96,10 @@ size_t Engine::forget_old_keys(Queue* queue, int64_t now, size_t max) {
     if (it != queue->dedup.end() && it->second.expires_ms == expires) {
       if (expires > now) break;
       if (observer_) observer_->dedup_forgotten(*queue, it->second);
+      dedup_key_bytes_ -= DedupExpiries::cost(it->first);
       queue->dedup.erase(it);
     }
-    dedup_key_bytes_ -= queue->dedup_order.pop();  // forgotten now, or a stale copy
+    queue->dedup_order.pop();  // forgotten now, or a stale copy
     ++popped;
   }
   return popped;

@@ -160,35 +160,27 @@ class DedupExpiries {
 
   // About the memory a remembered key takes: the key twice (its entry in the
   // queue's map, its copy here) and the two nodes. limits.max_payload_total
-  // counts it, or PUT ... KEY then DELETE, again and again, grew memory that
-  // no limit bounded (500 bytes a 200-byte key, kept the whole window).
+  // counts it for each entry of the map, or PUT ... KEY then DELETE, again
+  // and again, grew memory that no limit bounded (500 bytes a 200-byte key,
+  // kept the whole window).
   static uint64_t cost(std::string_view key) { return 2 * key.size() + 128; }
 
-  // Each returns the cost it added or took away.
-  uint64_t push(std::string key, int64_t expires_ms) {
-    const uint64_t added = cost(key);
+  void push(std::string key, int64_t expires_ms) {
     copies_.emplace_back(std::move(key), expires_ms);
     std::push_heap(copies_.begin(), copies_.end(), later);
-    bytes_ += added;
-    return added;
   }
   const Copy& top() const { return copies_.front(); }
-  uint64_t pop() {
-    const uint64_t taken = cost(copies_.front().first);
+  void pop() {
     std::pop_heap(copies_.begin(), copies_.end(), later);
     copies_.pop_back();
-    bytes_ -= taken;
-    return taken;
   }
   bool empty() const { return copies_.empty(); }
   size_t size() const { return copies_.size(); }
-  uint64_t bytes() const { return bytes_; }  // the cost of every copy held
 
  private:
   static bool later(const Copy& a, const Copy& b) { return a.second > b.second; }
   // A deque, not a vector: it gives memory back as a burst of keys is forgotten.
   std::deque<Copy> copies_;
-  uint64_t bytes_ = 0;
 };
 
 // A message group (PUT ... GROUP g): the queue delivers its jobs one at a

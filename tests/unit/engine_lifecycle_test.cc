@@ -672,6 +672,17 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(engine.dedup_key_bytes() == 200);
     REQUIRE(engine.drop("q").ok());
     CHECK(engine.dedup_key_bytes() == 0);
+
+    // Replay meets a key twice when a compaction saved it again and the old
+    // record's file is still there: it is one key, counted once.
+    REQUIRE(engine.create_queue("r").ok());
+    const uint32_t number = engine.find_queue("r")->number;
+    engine.restore_dedup(number, fifth, 9, clock.now_ms() + 60'000);
+    engine.restore_dedup(number, fifth, 9, clock.now_ms() + 60'000);
+    CHECK(engine.dedup_key_bytes() == 200);
+    clock.advance_ms(60'000);
+    engine.expire_due();
+    CHECK(engine.dedup_key_bytes() == 0);
   }
 
   TEST_CASE("closed intake refuses new jobs with its reason - what drains queues goes on") {
