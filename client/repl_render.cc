@@ -212,16 +212,22 @@ std::string printable(std::string_view bytes, size_t max_bytes, bool escape_back
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   const size_t shown = std::min(bytes.size(), max_bytes);
-  // Backslashes are doubled only when a byte was escaped, so that \x07 the
-  // text and \x07 the bell can be told apart; other text (a Windows path, a
+  // Backslashes are doubled only when a byte was escaped, or the text holds
+  // what reads as an escape (\x and two hex digits), so that \x07 the text
+  // and \x07 the bell always look different; other text (a Windows path, a
   // regex) is shown as it is, as DEQUEUE's one line shows it.
   if (escape_backslash) {
-    bool any_escaped = false;
-    for (size_t i = 0; i < shown && !any_escaped; ++i) {
-      any_escaped = control_byte(static_cast<unsigned char>(bytes[i])) ||
-                    c1_control_at(bytes.substr(0, shown), i);
+    auto hex = [](char c) {
+      return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    };
+    bool ambiguous = false;
+    for (size_t i = 0; i < shown && !ambiguous; ++i) {
+      ambiguous = control_byte(static_cast<unsigned char>(bytes[i])) ||
+                  c1_control_at(bytes.substr(0, shown), i) ||
+                  (bytes[i] == '\\' && i + 3 < shown && bytes[i + 1] == 'x' && hex(bytes[i + 2]) &&
+                   hex(bytes[i + 3]));
     }
-    escape_backslash = any_escaped;
+    escape_backslash = ambiguous;
   }
   for (size_t i = 0; i < shown; ++i) {
     unsigned char c = static_cast<unsigned char>(bytes[i]);

@@ -39,8 +39,9 @@ std::string render_no_jobs(const Error& empty, const RenderStyle& style);
 
 // Shows bytes on a terminal: control bytes other than newline and tab become
 // \xHH, so a payload cannot move the cursor or change colours; with
-// escape_backslash, when any byte was so escaped, a backslash becomes \\ (so
-// an escape and the same text can be told apart). Long payloads are cut at
+// escape_backslash, when any byte was so escaped or the text holds \x and two
+// hex digits, a backslash becomes \\ (so an escape and the same text always
+// look different). Long payloads are cut at
 // max_bytes with a note.
 std::string printable(std::string_view bytes, size_t max_bytes = 4096,
                       bool escape_backslash = true);

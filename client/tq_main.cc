@@ -352,12 +352,12 @@ SplitArguments split_arguments(
     }
   }
   split.command.assign(args.begin() + static_cast<ptrdiff_t>(i), args.end());
-  // A value spelt exactly as a verb, with nothing after it, is a command
+  // A value spelt as a verb (in any case), with nothing after it, is a command
   // whose option lost its value: running no command (or a prompt) instead
   // would hide the mistake. --password=PING still means that password.
   if (split.command.empty() && !last_value.empty()) {
     const tq::protocol::CommandSpec* verb = tq::protocol::find_command(last_value);
-    if (verb != nullptr && verb->name == last_value) {
+    if (verb != nullptr) {  // in any case, as tq ping runs PING
       split.error = std::string(last_option) + " took '" + std::string(last_value) +
                     "' as its value, and no command is left: give the value first (tq " +
                     std::string(last_option) + " <value> " + std::string(last_value) +

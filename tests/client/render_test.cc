@@ -127,8 +127,11 @@ TEST_SUITE("tq rendering") {
   TEST_CASE("control bytes in a payload are escaped so they cannot drive the terminal") {
     CHECK(tq::client::printable("red \x1b[31m bell \x07 tab\tok \\") ==
           "red \\x1b[31m bell \\x07 tab\tok \\\\");
-    // Text with nothing to escape keeps its backslashes as they are.
-    CHECK(tq::client::printable("C:\\Users\\x07 \\d+") == "C:\\Users\\x07 \\d+");
+    // Text with nothing to escape keeps its backslashes as they are; text
+    // that reads as an escape has them doubled, so it looks unlike the byte.
+    CHECK(tq::client::printable("C:\\Users\\xampp \\d+") == "C:\\Users\\xampp \\d+");
+    CHECK(tq::client::printable("C:\\Users \\x07") == "C:\\\\Users \\\\x07");
+    CHECK(tq::client::printable("\x07") == "\\x07");
     CHECK(tq::client::printable("\\ and \x7f") == "\\\\ and \\x7f");
     CHECK(tq::client::printable(std::string(5000, 'x'), 10) ==
           "xxxxxxxxxx... (4990 more bytes; tq --raw shows all)");

@@ -205,6 +205,7 @@ TEST_SUITE("tq command line") {
     // Written with '=', or followed by a command, the value is taken as given.
     CHECK(tq_run(tqd, {"--host", "127.0.0.1", "PING"}).status == 0);
     CHECK(tq_run(tqd, {"--timeout", "PING"}).err.find("took 'PING'") != std::string::npos);
+    CHECK(tq_run(tqd, {"--password", "list"}).err.find("took 'list'") != std::string::npos);
 
     auto unknown = tq_run(tqd, {"--bogus", "LIST"});
     CHECK(unknown.status == 2);
