@@ -39,7 +39,8 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
     {Verb::kDequeue, "DEQUEUE", 1, -1, kWrites | kMayBlock | kBigReply, -1, kLine,
      "DEQUEUE <queue>... [WAIT d] [COUNT n]", "lease the next ready job(s)",
      "Answers OK <id> <payload>, or ERROR EMPTY when no job is ready.\n"
-     "Several queues: served by queue priority, then in the order given.\n"
+     "Several queues (limits.max_batch at most): served by queue priority, then in\n"
+     "the order given.\n"
      "WAIT d: block up to d until a job arrives (first come, first served).\n"
      "COUNT n: up to n jobs, framed: OK <k>, then per job a line\n"
      "JOB <id> <bytes> queue=<q> attempts=<a>, the payload bytes and a line end.\n"
@@ -48,7 +49,8 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "finish leased jobs: they are deleted",
      "Answers OK acked <id> (OK acked <n> for several). ERROR NOTFOUND when there is no\n"
      "such job (or it is in another queue), ERROR NOTLEASED when its lease expired.\n"
-     "With several ids, those that can be acked are, and an error lists the rest."},
+     "With several ids (limits.max_batch at most; an id given twice counts once),\n"
+     "those that can be acked are, and an error lists the rest."},
     {Verb::kNack, "NACK", 1, 5, kWrites, -1, kLine, "NACK <id> [DELAY d] [PRIORITY p]",
      "give a leased job back, to retry",
      "Answers OK nacked <id> (ready again, or after DELAY d, or after the queue's\n"

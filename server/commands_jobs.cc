@@ -421,7 +421,8 @@ void cmd_ack(CommandContext& ctx, const Request& req) {
     if (acked.error().code == engine::Errc::kNotFound) code = ErrorCode::kNotFound;
     if (failures.size() < 400) failures += "; " + acked.error().message;
   }
-  if (done == ids.size()) return reply_acked(ctx, done);
+  // One id, however often given: the one-id reply, which names it.
+  if (done == ids.size()) return reply_acked(ctx, ids.size() == 1 ? ids.front() : done);
   reply_error(ctx, code, "acked " + num(done) + " of " + num(ids.size()) + failures);
 }
 

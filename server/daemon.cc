@@ -154,7 +154,8 @@ bool Daemon::open_log() {
   } else if (summary.previous_unclean) {
     LOG_INFO(
         "wal: the previous run (fsync: always) did not stop cleanly (a crash, SIGKILL or a "
-        "power cut); everything it acknowledged was synced, and is here");
+        "power cut); every change it acknowledged was synced, and is here (a lease, unless "
+        "wal.sync_leases, may not be: its job is back with that delivery uncounted)");
   }
   // Jobs lost that way, or with damage, or after a torn write, may have been
   // acknowledged: their ids must not be issued again (a late DELETE or JOB

@@ -321,7 +321,7 @@ TEST_SUITE("recover") {
       TqdProcess tqd(dir.options);
       CHECK(logged(tqd,
                    "wal: the previous run (fsync: always) did not stop cleanly (a crash, "
-                   "SIGKILL or a power cut); everything it acknowledged was synced"));
+                   "SIGKILL or a power cut); every change it acknowledged was synced"));
       REQUIRE(tqd.stop(SIGKILL) == 128 + SIGKILL);
     }
     // A marker that names no policy is taken as the worst, and said to be so.
@@ -330,7 +330,7 @@ TEST_SUITE("recover") {
     CHECK(logged(tqd,
                  "wal: the previous run (fsync: unknown: its wal/RUNNING marker names none, "
                  "so never is assumed) did not stop cleanly"));
-    CHECK_FALSE(logged(tqd, "everything it acknowledged was synced"));
+    CHECK_FALSE(logged(tqd, "every change it acknowledged was synced"));
   }
 
   TEST_CASE("a log whose only file lost its records to zeros gives none of their ids again") {

@@ -369,6 +369,8 @@ TEST_SUITE("commands") {
           "acked\n");
     CHECK(s.engine.find_job(1)->state == engine::JobState::kLeased);
     CHECK(s.run("ACK 2 1 2 1\n") == "OK acked 2\n");
+    s.run("ENQUEUE k c\nDEQUEUE k\n");            // job 3
+    CHECK(s.run("ACK 3 3\n") == "OK acked 3\n");  // one job: named, as ACK 3 would
     CHECK(s.run("ACK 1 1\n").rfind("ERROR NOTFOUND acked 0 of 1; no job 1", 0) == 0);
   }
 
