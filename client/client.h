@@ -193,7 +193,9 @@ class Client {
   Result<std::optional<Job>> dequeue(const std::string& queue, milliseconds wait = milliseconds(0));
   // ACK: the job is finished and deleted.
   Status ack(uint64_t id);
-  // ACK of several; returns how many were acked (all, or an error).
+  // ACK of several, in one request: at most the server's limits.max_batch
+  // (1000 by default), as DEQUEUE ... COUNT gives them; an id given twice
+  // counts once. Returns how many were acked (all, or an error).
   Result<uint64_t> ack(std::span<const uint64_t> ids);
   // NACK: back for a retry, after `delay` or the queue's backoff; with
   // `priority`, at that priority from then on.

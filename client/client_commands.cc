@@ -243,7 +243,10 @@ Result<uint64_t> Client::ack(std::span<const uint64_t> ids) {
   for (uint64_t id : ids) line += " " + std::to_string(id);
   auto reply = line_call(line, Repeat::kNever);
   if (!reply) return reply.error();
-  if (ids.size() == 1) return uint64_t{1};  // one id: the reply names it, not a count
+  // One id, however often given: the reply names it, not a count.
+  if (std::all_of(ids.begin(), ids.end(), [&](uint64_t id) { return id == ids.front(); })) {
+    return uint64_t{1};
+  }
   return number_after(*reply, "acked ");
 }
 

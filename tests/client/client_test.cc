@@ -466,6 +466,13 @@ TEST_SUITE("client library") {
     auto acked = c.ack(ids);
     REQUIRE(acked.ok());
     CHECK(*acked == 2);
+    // One job named twice is one acked (the server names it, not a count).
+    auto repeated = c.enqueue("a", "z");
+    REQUIRE(c.dequeue("a").ok());
+    const uint64_t twice[] = {*repeated, *repeated};
+    auto once = c.ack(twice);
+    REQUIRE(once.ok());
+    CHECK(*once == 1);
 
     auto not_found = c.ack(*a_id);
     REQUIRE_FALSE(not_found.ok());
