@@ -283,12 +283,8 @@ void Connection::read_tls(std::string_view ciphertext) {
   if (outcome == TlsSession::Read::kClosed) on_end_of_input();
 }
 
-bool Connection::defer_costly(bool turn, bool* overdrew) {
-  const protocol::Request& request = parser_.request();
-  if ((!request.spec->has(protocol::kBigReply) && request_weight(request) == 0) ||
-      server_.reply_budget() > 0) {
-    return false;
-  }
+bool Connection::defer_costly(bool turn, size_t weight, bool* overdrew) {
+  if (!parser_.request().spec->has(protocol::kBigReply) && weight == 0) return false;
   if (turn && !*overdrew && server_.take_overdraft()) {
     *overdrew = true;
     return false;
@@ -350,8 +346,10 @@ void Connection::process(bool turn) {
     last_request_ms_ = server_.loop_now_ms();
     partial_since_ms_ = 0;
     if (result == protocol::RequestParser::Result::kRequest) {
-      if (defer_costly(turn, &overdrew)) break;
-      charged += request_weight(parser_.request());
+      const size_t weight = request_weight(parser_.request());
+      // Nearly always there is budget left, and nothing to decide.
+      if (server_.reply_budget() == 0 && defer_costly(turn, weight, &overdrew)) break;
+      charged += weight;
     }
     wal::Log* log = server_.log();
     CommandContext ctx{

@@ -176,11 +176,11 @@ class Connection {
   // turn is over. `turn`: called for its turn (next_turn), which may take
   // the iteration's overdraft (Server::take_overdraft).
   void process(bool turn = false);
-  // The request just parsed may make a big reply, or is costly to run
-  // (request_weight), and the iteration's reply budget is spent: it is kept
+  // The iteration's reply budget is spent, and the request just parsed may
+  // make a big reply, or is costly to run (its request_weight): it is kept
   // in the parser (stashed_) for the next turn. *overdrew: this turn ran one
   // on the overdraft already (it takes one).
-  bool defer_costly(bool turn, bool* overdrew);
+  bool defer_costly(bool turn, size_t weight, bool* overdrew);
   // Stops reading while a wait holds more than a request's worth of input.
   void limit_input();
   // Releases or holds the reply at out_[begin, end) made by a command that
