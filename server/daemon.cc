@@ -167,8 +167,16 @@ bool Daemon::open_log() {
         "before writing anything, or the disk lost synced data; job ids go on past any "
         "those files could have held");
   }
+  if (summary.closed_at_seq_missing != 0) {
+    LOG_WARN(
+        "wal recover: the log ends before record %llu, where it ended when tqd last stopped "
+        "cleanly: its newest file(s) are missing, and what they held is lost; job ids go on "
+        "past any those records could have held",
+        static_cast<unsigned long long>(summary.closed_at_seq_missing));
+  }
   bool ids_may_be_lost = summary.dropped > 0 || !summary.torn.empty() ||
-                         summary.acknowledged_may_be_lost || summary.only_zeros_left;
+                         summary.acknowledged_may_be_lost || summary.only_zeros_left ||
+                         summary.closed_at_seq_missing != 0;
   if (ids_may_be_lost) journal_.skip_lost_ids(summary.seq_bound);
   if (summary.restored_backup_at_ms != 0) {
     // A backup's copy: the server it was taken from went on issuing ids.

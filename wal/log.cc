@@ -190,6 +190,23 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     summary->seq_bound = std::max(summary->seq_bound, zeros_bound);
   }
 
+  summary->restored_backup_at_ms = read_backup_marker(fs, options.dir, *names);
+  // A backup's copy ends where the backup did, before the server it came
+  // from closed: only a log of its own is held to its CLOSED.
+  const uint64_t closed_at = read_closed_marker(fs, options.dir, *names);
+  if (closed_at > log->next_seq_ - 1 && summary->restored_backup_at_ms == 0) {
+    if (!options.recover) {
+      return Status::corruption(
+          "the log ends at record " + std::to_string(log->next_seq_ - 1) +
+          ", but when tqd last stopped cleanly it ended at record " + std::to_string(closed_at) +
+          " (wal/" + kClosedMarkerName +
+          "): its newest file(s) are missing, deleted or left out of a copy; put them back (to "
+          "start a new, empty log on purpose, remove the whole wal directory)");
+    }
+    summary->closed_at_seq_missing = closed_at;
+    summary->seq_bound = std::max(summary->seq_bound, closed_at);
+  }
+
   const PreviousRun previous = read_run_marker(fs, options.dir, *names);
   summary->previous_unclean = !previous.clean;
   if (!previous.clean && may_lose_acknowledged(previous.policy)) {
@@ -203,7 +220,6 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
                           4 * std::max(newest_file, options.segment_bytes);
     summary->seq_bound += room / kRecordHeaderSize;
   }
-  summary->restored_backup_at_ms = read_backup_marker(fs, options.dir, *names);
   log->backup_marker_ = summary->restored_backup_at_ms != 0;
   (void)write_run_marker(fs, options.dir, policy_to_mark(previous, options.fsync));  // best effort
   log->fs_ = &fs;
@@ -400,8 +416,10 @@ Status Log::close() {
   WriterReport last = writer_->take_report();
   apply(last, &ignored);
   // Everything is durable: the next open need not fear lost records. (If
-  // this fails, it only costs the next run a jump in job ids.)
+  // this fails, it only costs the next run a jump in job ids.) CLOSED first:
+  // where the log ends now, so that the next open can tell it whole.
   if (s.ok() && healthy_ && fs_ != nullptr && (!after_lossy_crash_ || records_appended_ > 0)) {
+    (void)write_closed_marker(*fs_, options_.dir, last_seq());
     (void)remove_run_marker(*fs_, options_.dir);
   }
   if (s.ok() && healthy_ && fs_ != nullptr && backup_marker_ && records_appended_ > 0) {

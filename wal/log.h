@@ -70,6 +70,9 @@ struct OpenSummary {
   // The log is a backup's copy (wal/backup.h) not yet started on: when it
   // was made, Unix ms; -1 when its marker cannot be read; 0: not a copy.
   int64_t restored_backup_at_ms = 0;
+  // Recover only: the log ends before the record a clean close left last
+  // (CLOSED names it): its newest file(s) are gone whole. seq_bound covers it.
+  uint64_t closed_at_seq_missing = 0;
 };
 
 struct LogStats {

@@ -1,6 +1,7 @@
 #include "wal/run_marker.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include "wal/marker_file.h"
 
@@ -61,6 +62,25 @@ Status write_run_marker(FileSystem& fs, const std::string& dir, FsyncPolicy poli
 
 Status remove_run_marker(FileSystem& fs, const std::string& dir) {
   return remove_marker_file(fs, dir, kRunMarkerName);
+}
+
+uint64_t read_closed_marker(FileSystem& fs, const std::string& dir,
+                            const std::vector<std::string>& names) {
+  if (std::find(names.begin(), names.end(), kClosedMarkerName) == names.end()) return 0;
+  uint64_t size = 0;
+  auto bytes = fs.read_file(dir + "/" + kClosedMarkerName, &size);
+  if (!bytes) return 0;
+  std::string_view text = (*bytes)->bytes();
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\n')) text.remove_suffix(1);
+  uint64_t seq = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seq);
+  return ec == std::errc() && end == text.data() + text.size() ? seq : 0;
+}
+
+Status write_closed_marker(FileSystem& fs, const std::string& dir, uint64_t last_seq) {
+  std::string text = std::to_string(last_seq);
+  text.resize(20, ' ');  // the widest seq: a rewrite is one write of one size
+  return write_marker_file(fs, dir, kClosedMarkerName, text + "\n");
 }
 
 }  // namespace tq::wal

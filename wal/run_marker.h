@@ -48,6 +48,19 @@ Status write_run_marker(FileSystem& fs, const std::string& dir, FsyncPolicy poli
 // At a clean close, once everything is durable.
 Status remove_run_marker(FileSystem& fs, const std::string& dir);
 
+// The CLOSED marker: the seq of the last record when the log was last closed
+// cleanly. Seqs only grow and the newest file is never deleted, so a log
+// that ends before it has lost its newest file(s) whole (deleted by hand,
+// left out of a copy), which nothing in the files that remain can show.
+inline constexpr const char* kClosedMarkerName = "CLOSED";
+
+// The seq CLOSED names; 0 when there is none, or it cannot be read.
+uint64_t read_closed_marker(FileSystem& fs, const std::string& dir,
+                            const std::vector<std::string>& names);
+
+// Writes (or rewrites in place: fixed width) CLOSED naming `last_seq`, synced.
+Status write_closed_marker(FileSystem& fs, const std::string& dir, uint64_t last_seq);
+
 // Whether a power cut may lose acknowledged records under `policy`.
 inline bool may_lose_acknowledged(FsyncPolicy policy) { return policy != FsyncPolicy::kAlways; }
 

@@ -5,7 +5,10 @@
 #include <doctest/doctest.h>
 
 #include <signal.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -135,6 +138,12 @@ void check_ids_stay_new(DataDir& dir, TqdProcess& recovered) {
 }
 
 // CREATE emails, two jobs, a clean stop.
+// A clean stop writes wal/CLOSED (where the log ended); a crash does not.
+// Tests that damage a log as a crash would, after a clean stop, take it away.
+void as_after_crash(const DataDir& dir) {
+  REQUIRE(::unlink((dir.options.dir + "/data/wal/CLOSED").c_str()) == 0);
+}
+
 void two_emails(const DataDir& dir) {
   TqdProcess tqd(dir.options);
   auto s = tqd.socket();
@@ -269,6 +278,7 @@ TEST_SUITE("recover") {
     // crash leaves), and the id 2 the client was told stays job 2's.
     DataDir dir;
     two_emails(dir);
+    as_after_crash(dir);
     std::string data = read_file(dir.segment());
     const RecordAt last = records_in(data).back();
     REQUIRE(last.record.type == static_cast<uint8_t>(tq::server::RecordType::kJob));
@@ -339,6 +349,7 @@ TEST_SUITE("recover") {
     // bounds how many there were.
     DataDir dir;
     two_emails(dir);
+    as_after_crash(dir);
     const std::string data = read_file(dir.segment());
     write_file(dir.segment(), std::string(data.size(), '\0'));
     TqdProcess tqd(dir.options);
@@ -347,6 +358,37 @@ TEST_SUITE("recover") {
     auto s = tqd.socket();
     REQUIRE(call(s, "CREATE emails") == "OK created emails");
     CHECK(id_in(call(s, "ENQUEUE emails again")) > 2);
+  }
+
+  TEST_CASE("a log that lost its newest file after a clean stop stops a plain start") {
+    // Nothing in the files left shows it: CLOSED, written at the clean stop,
+    // says where the log ended.
+    DataDir dir;  // 64 KiB files
+    {
+      TqdProcess tqd(dir.options);
+      auto s = tqd.socket();
+      REQUIRE(call(s, "CREATE emails") == "OK created emails");
+      const std::string payload(3'000, 'x');  // about 20 jobs a file
+      for (int i = 1; i <= 50; ++i) {
+        REQUIRE(call(s, "ENQUEUE emails " + payload) == "OK " + std::to_string(i));
+      }
+      REQUIRE(tqd.stop(SIGTERM) == 0);
+    }
+    std::vector<std::string> segments;
+    for (const auto& entry : std::filesystem::directory_iterator(dir.options.dir + "/data/wal")) {
+      if (entry.path().extension() == ".wal") segments.push_back(entry.path().string());
+    }
+    std::sort(segments.begin(), segments.end());
+    REQUIRE(segments.size() >= 2);
+    REQUIRE(::unlink(segments.back().c_str()) == 0);
+    auto [status, err] = dir.refused();
+    CHECK(status == 1);
+    CHECK(err.find("its newest file(s) are missing") != std::string::npos);
+    // --wal-recover starts from what is left, and gives no id the lost file held.
+    TqdProcess tqd(dir.with({"--wal-recover"}));
+    CHECK(logged(tqd, "wal recover: the log ends before record"));
+    auto s = tqd.socket();
+    CHECK(id_in(call(s, "ENQUEUE emails again")) > 50);
   }
 
   TEST_CASE("a flipped byte in the last, acknowledged record stops a plain start") {

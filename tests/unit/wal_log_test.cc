@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "tests/unit/wal_test_support.h"
+#include "wal/run_marker.h"
 
 namespace wal_log_test {
 
@@ -39,6 +40,14 @@ std::vector<ReplayedRecord> write_closed_log(MemoryFileSystem& fs, int n) {
   LogHarness h(fs);
   REQUIRE(h.open().ok());
   return write_records(h, n);
+}
+
+// A clean close writes CLOSED (where the log ended); a crash does not. Tests
+// that damage a log as a crash would, after closing it, take it away.
+void as_after_crash(MemoryFileSystem& fs) {
+  if (fs.exists(kDir + "/" + kClosedMarkerName)) {
+    REQUIRE(fs.remove(kDir + "/" + kClosedMarkerName).ok());
+  }
 }
 
 // Appends record i (type 1) without waiting, and notes it in `written`.
@@ -155,9 +164,40 @@ TEST_SUITE("wal_log") {
     CHECK(a.seq == written.back().seq + 1);
   }
 
+  TEST_CASE("a log that ends before its CLOSED lost its newest file: refused, or recovered") {
+    MemoryFileSystem fs;
+    {
+      LogHarness h(fs);
+      LogOptions o = h.options();
+      REQUIRE(h.open(o).ok());
+      write_records(h, 300);  // 4 KiB segments: several
+    }
+    REQUIRE(segment_count(fs) > 2);
+    REQUIRE(fs.remove(newest_segment(fs)).ok());
+    {
+      LogHarness h(fs);
+      auto opened = h.open();
+      REQUIRE_FALSE(opened.ok());
+      CHECK(opened.message().find("but when tqd last stopped cleanly it ended at record 300") !=
+            std::string::npos);
+    }
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    CHECK(h.summary.closed_at_seq_missing == 300);
+    CHECK(h.summary.seq_bound >= 300);
+    CHECK(h.replayed.size() < 300);
+    h.close();
+    // Closed cleanly again, where the log ends now: a plain start is fine.
+    LogHarness again(fs);
+    CHECK(again.open().ok());
+  }
+
   TEST_CASE("a log cut at every byte of its last record replays to the last whole record") {
     MemoryFileSystem fs;
     std::vector<ReplayedRecord> written = write_closed_log(fs, 5);
+    as_after_crash(fs);
     const std::string path = newest_segment(fs);
     const std::string full = fs.contents(path);
     const size_t last_size = record_size(written.back().body.size());
@@ -183,6 +223,7 @@ TEST_SUITE("wal_log") {
     // one cut short, then the file's zeros.
     MemoryFileSystem fs;
     std::vector<ReplayedRecord> written = write_closed_log(fs, 8);
+    as_after_crash(fs);
     const std::string path = newest_segment(fs);
     const std::string full = fs.contents(path);
     std::vector<size_t> starts;  // of each record, and the end of the last
@@ -326,7 +367,8 @@ TEST_SUITE("wal_log") {
       write_records(h, 20, 1);
       CHECK(fs.sync_count() == syncs);
       fs.lose_unsynced();
-      h.log.reset();  // a crash: no close, no final sync
+      h.log.reset();  // a crash: no final sync of what was written
+      as_after_crash(fs);
     }
     LogHarness h(fs);
     REQUIRE(h.open().ok());
