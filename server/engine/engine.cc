@@ -243,16 +243,21 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   if (observer_) observer_->job_saved(*job);
 
   if (!options.key.empty()) {
-    std::string key(options.key);
-    auto [it, inserted] = queue->dedup.try_emplace(key);
-    if (!inserted && observer_) observer_->dedup_forgotten(*queue, it->second);  // an old one, past its window
-    if (inserted) dedup_key_bytes_ += DedupExpiries::cost(key);
-    it->second = DedupEntry{job->id, now + queue->settings.dedup_window_ms, 0};
-    queue->dedup_order.push(key, it->second.expires_ms);
-    if (observer_) observer_->dedup_saved(*queue, key, it->second);
+    remember_key(queue, options.key, job->id, now + queue->settings.dedup_window_ms);
   }
   reschedule(queue);
   return Enqueued{job->id, false};
+}
+
+void Engine::remember_key(Queue* queue, std::string_view key, uint64_t job_id, int64_t expires_ms) {
+  std::string k(key);
+  auto [it, inserted] = queue->dedup.try_emplace(k);
+  if (!inserted && observer_)
+    observer_->dedup_forgotten(*queue, it->second);  // an old one, past its window
+  if (inserted) dedup_key_bytes_ += DedupExpiries::cost(k);
+  it->second = DedupEntry{job_id, expires_ms, 0};
+  queue->dedup_order.push(k, expires_ms);
+  if (observer_) observer_->dedup_saved(*queue, k, it->second);
 }
 
 // --- Workers --------------------------------------------------------------

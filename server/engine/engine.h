@@ -412,6 +412,10 @@ class Engine {
   // 0, a delivery id it never had, recorded whole (a move to or from a
   // dead_letter_queue).
   void start_over_in(Job* job, Queue* queue);
+  // Remembers a dedup key until expires_ms, for job_id (an old entry, past
+  // its window, is forgotten first): the queue's map, its expiry copy,
+  // dedup_key_bytes_, and the observer's record. ENQUEUE's and replay's.
+  void remember_key(Queue* queue, std::string_view key, uint64_t job_id, int64_t expires_ms);
   // Files an unlinked job in dead letters (make_dead adds the rest; replay
   // uses it as the log recorded the death).
   void put_dead(Job* job, std::string_view reason, int64_t died_at_ms);

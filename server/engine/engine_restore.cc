@@ -211,13 +211,7 @@ void Engine::restore_dedup(uint32_t queue_number, std::string_view key, uint64_t
                            int64_t expires_ms) {
   if (expires_ms <= clock_.now_ms()) return;  // long gone
   Queue* queue = queue_for_restore(queue_number);
-  std::string k(key);
-  auto [it, inserted] = queue->dedup.try_emplace(k);
-  if (!inserted && observer_) observer_->dedup_forgotten(*queue, it->second);
-  if (inserted) dedup_key_bytes_ += DedupExpiries::cost(k);
-  it->second = DedupEntry{job_id, expires_ms, 0};
-  queue->dedup_order.push(k, expires_ms);
-  if (observer_) observer_->dedup_saved(*queue, k, it->second);
+  remember_key(queue, key, job_id, expires_ms);
   reschedule(queue);
 }
 
