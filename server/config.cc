@@ -558,16 +558,52 @@ void check_tls(const Config& c) {
 
 }  // namespace
 
+namespace {
+
+// `path` (absolute, normal) with each symbolic link on it replaced by what
+// it points to, as the kernel will when tqd first writes there. Unlike
+// std::filesystem::weakly_canonical, a link to something that does not
+// exist yet is followed too: a backup_dir that is a link to a directory a
+// first start will create inside the log must be seen to be inside it.
+std::filesystem::path resolve_links(std::filesystem::path path) {
+  namespace fs = std::filesystem;
+  // A loop of links (a -> b -> a) ends with what was reached: the kernel
+  // refuses such a path anyway (ELOOP), at the first write.
+  for (int links_followed = 0; links_followed < 40;) {
+    const fs::path parts = path.relative_path();
+    fs::path done = path.root_path();
+    bool followed = false;
+    for (auto part = parts.begin(); part != parts.end(); ++part) {
+      done /= *part;
+      std::error_code ec;
+      if (!fs::is_symlink(fs::symlink_status(done, ec))) continue;
+      fs::path target = fs::read_symlink(done, ec);
+      if (ec) break;
+      fs::path rest;
+      for (auto after = std::next(part); after != parts.end(); ++after) {
+        rest /= *after;
+      }
+      path = (target.is_absolute() ? target : done.parent_path() / target) / rest;
+      path = path.lexically_normal();
+      followed = true;
+      ++links_followed;
+      break;
+    }
+    if (!followed) break;
+  }
+  return path;
+}
+
+}  // namespace
+
 std::string backup_dir_problem(const Config& config) {
   namespace fs = std::filesystem;
-  // Absolute, normal, without a trailing slash, through the symbolic links
-  // of the part that exists: whole names compare, and a backup_dir that is
-  // a link to the data directory's parent is seen to hold it.
+  // Absolute, normal, without a trailing slash, through every symbolic
+  // link on the way: whole names compare, and a backup_dir that is a link
+  // to the data directory's parent is seen to hold it.
   auto full = [](const fs::path& p) {
     std::error_code ec;
-    const fs::path absolute = fs::absolute(p, ec).lexically_normal();
-    fs::path resolved = fs::weakly_canonical(absolute, ec);
-    if (ec) resolved = absolute;
+    fs::path resolved = resolve_links(fs::absolute(p, ec).lexically_normal());
     return resolved.has_filename() ? resolved : resolved.parent_path();
   };
   auto inside = [](const fs::path& path, const fs::path& dir) {

@@ -563,6 +563,24 @@ queues:
     CHECK(backup_dir_problem(c).empty());
     c.wal_backup_dir = dir + "/link/live/wal/b";
     CHECK(backup_dir_problem(c).find("is inside the log's directory") != std::string::npos);
+    // A link to what does not exist yet: a first start would create it.
+    c.data_dir = dir + "/fresh";
+    std::filesystem::create_directory_symlink(dir + "/fresh/wal/backups", dir + "/ahead");
+    c.wal_backup_dir = dir + "/ahead";
+    CHECK(backup_dir_problem(c).find("is inside the log's directory " + dir + "/fresh/wal") !=
+          std::string::npos);
+    // Relative links, links in links.
+    std::filesystem::create_directory_symlink("fresh", dir + "/rel");
+    std::filesystem::create_directory_symlink("rel/wal", dir + "/chain");
+    c.wal_backup_dir = dir + "/chain/b";
+    CHECK(backup_dir_problem(c).find("is inside the log's directory") != std::string::npos);
+    c.wal_backup_dir = dir + "/rel/backups";
+    CHECK(backup_dir_problem(c).empty());
+    // A loop of links is not resolved (the kernel refuses it): no hang.
+    std::filesystem::create_directory_symlink(dir + "/loop_b", dir + "/loop_a");
+    std::filesystem::create_directory_symlink(dir + "/loop_a", dir + "/loop_b");
+    c.wal_backup_dir = dir + "/loop_a/b";
+    CHECK(backup_dir_problem(c).empty());
     std::filesystem::remove_all(dir);
     auto r = load_config_text("wal:\n  backup_dir: /srv/tq backups\n", "test");
     REQUIRE_FALSE(r.config);
