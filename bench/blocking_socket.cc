@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/self_connect.h"
 #include "bench/protocol_adapter.h"
 
 namespace tq::bench {
@@ -36,20 +37,6 @@ Result<Ok> wait_for(int fd, short events, Clock::time_point deadline, const char
 // What to wait for before a TLS call answered `status` may be made again.
 short tls_wait_events(TlsStream::Status status) {
   return status == TlsStream::Status::kWantWrite ? POLLOUT : POLLIN;
-}
-
-// Whether a connected socket's two ends are one address. A connect to a free
-// port of the ephemeral range may be given that very port as its source and
-// connect to itself (TCP simultaneous open): nothing listens there, and the
-// socket holds the port a restarting server wants. It is a refusal.
-bool connected_to_itself(int fd) {
-  sockaddr_storage local{};
-  sockaddr_storage peer{};
-  socklen_t local_len = sizeof local;
-  socklen_t peer_len = sizeof peer;
-  return ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) == 0 &&
-         ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0 &&
-         local_len == peer_len && std::memcmp(&local, &peer, local_len) == 0;
 }
 
 }  // namespace
