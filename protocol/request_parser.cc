@@ -151,19 +151,31 @@ RequestParser::Result RequestParser::overlong_line(size_t line_end) {
   const bool cut = line_end == std::string::npos || arrived > kHead;
   const std::optional<uint64_t> body =
       declared_body(std::string_view(buf_.data() + pos_, std::min(arrived, kHead)), cut);
+  fail(ErrorCode::kTooBig, "line exceeds " + std::to_string(limits_.max_line_bytes) + " bytes");
   if (line_end == std::string::npos) {
     pos_ = scan_ = buf_.size();
     state_ = State::kDiscardLine;
     body_after_line_ = body;
+    if (body) say_body_skipped(*body);
   } else {
     pos_ = scan_ = line_end;
-    if (body) {
-      discard_left_ = *body;
-      state_ = State::kDiscardBytes;
-    }
+    if (body) skip_body(*body);
   }
-  return fail(ErrorCode::kTooBig,
-              "line exceeds " + std::to_string(limits_.max_line_bytes) + " bytes");
+  return Result::kError;
+}
+
+void RequestParser::skip_body(uint64_t bytes) {
+  discard_left_ = bytes;
+  state_ = State::kDiscardBytes;
+  say_body_skipped(bytes);
+}
+
+void RequestParser::say_body_skipped(uint64_t bytes) {
+  // Said, because nothing answers those bytes: a person who typed a wrong
+  // count into nc would otherwise see every later line go unanswered.
+  if (bytes == 0) return;
+  error_.message +=
+      "; the " + std::to_string(bytes) + " bytes that follow are read as its body and dropped";
 }
 
 std::optional<uint64_t> RequestParser::declared_body(std::string_view line, bool cut) const {
@@ -185,10 +197,7 @@ RequestParser::Result RequestParser::parse_line(size_t line_len, size_t consumed
   std::string_view line(buf_.data() + pos_, line_len);
   if (!tokenize(line)) {
     pos_ = scan_ = pos_ + consumed;
-    if (auto body = declared_body(line, false)) {
-      discard_left_ = *body;
-      state_ = State::kDiscardBytes;
-    }
+    if (auto body = declared_body(line, false)) skip_body(*body);
     return Result::kError;
   }
   const CommandSpec& spec = *request_.spec;
@@ -211,10 +220,10 @@ RequestParser::Result RequestParser::parse_line(size_t line_len, size_t consumed
     // Skip the body the client is about to send, so its bytes are not taken
     // for commands (beanstalkd does the same for JOB_TOO_BIG).
     pos_ = scan_ = pos_ + consumed;
-    discard_left_ = body_len;
-    state_ = State::kDiscardBytes;
-    return fail(ErrorCode::kTooBig,
-                "payload exceeds " + std::to_string(limits_.max_body_bytes) + " bytes");
+    fail(ErrorCode::kTooBig,
+         "payload exceeds " + std::to_string(limits_.max_body_bytes) + " bytes");
+    skip_body(body_len);
+    return Result::kError;
   }
   line_len_ = line_len;
   line_total_ = consumed;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -86,6 +87,10 @@ class RequestParser {
   Result parse_line(size_t line_len, size_t consumed);
   Result finish_body();
   Result fail(ErrorCode code, std::string message);
+  // After fail(): the `bytes` after the line are a body to skip, not
+  // requests; the error says so.
+  void skip_body(uint64_t bytes);
+  void say_body_skipped(uint64_t bytes);
   // Answers a line over max_line_bytes; `line_end` is where its '\n' is, or
   // npos while it is still arriving.
   Result overlong_line(size_t line_end);

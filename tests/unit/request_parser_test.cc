@@ -246,6 +246,32 @@ TEST_SUITE("request_parser") {
     CHECK(parse_whole(huge + too_many + "\nPING\n") == std::vector<std::string>{"ERROR BADFORMAT"});
   }
 
+  TEST_CASE("an error whose body is skipped says how many bytes go unanswered") {
+    ParserLimits limits;
+    limits.max_body_bytes = 10;
+    limits.max_line_bytes = 64;
+    RequestParser parser(limits);
+    parser.feed("PUT q 2000000\n");
+    REQUIRE(parser.next() == RequestParser::Result::kError);
+    CHECK(parser.error().message ==
+          "payload exceeds 10 bytes; the 2000000 bytes that follow are read as its body and "
+          "dropped");
+    RequestParser refused(limits);
+    refused.feed("PUT q 5 A B C D E F G H I J K L M N O P Q\n");  // more words than PUT takes
+    REQUIRE(refused.next() == RequestParser::Result::kError);
+    CHECK(refused.error().message.find("; the 5 bytes that follow are read as its body") !=
+          std::string::npos);
+    RequestParser overlong(limits);  // told before the line's end arrives
+    overlong.feed("PUT q 7 " + std::string(100, 'x'));
+    REQUIRE(overlong.next() == RequestParser::Result::kError);
+    CHECK(overlong.error().message ==
+          "line exceeds 64 bytes; the 7 bytes that follow are read as its body and dropped");
+    RequestParser empty(limits);  // an empty body: nothing to tell
+    empty.feed("PUT q 0 A B C D E F G H I J K L M N O P Q\n");
+    REQUIRE(empty.next() == RequestParser::Result::kError);
+    CHECK(empty.error().message.find("follow") == std::string::npos);
+  }
+
   TEST_CASE("a request, or one being skipped, is in progress until it ends") {
     RequestParser parser;
     std::vector<std::string> out;
