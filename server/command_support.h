@@ -31,9 +31,15 @@ bool parse_id(CommandContext& ctx, std::string_view text, uint64_t* id);
 // Only digits: a job id's shape, never a queue name's (ACK <queue> <id>,
 // KICK <id>).
 bool all_digits(std::string_view text);
-// A duration: 30, 30s, 500ms, 2m, 1h (a bare number is seconds); on failure
-// replies BADFORMAT naming `what`.
-bool parse_duration(CommandContext& ctx, std::string_view text, const char* what, int64_t* ms);
+// A duration: 30, 30s, 500ms, 2m, 1h (a bare number is seconds), at most
+// `max_ms` (30 days unless told; `max_setting` names the setting that sets
+// a lower one); on failure replies BADFORMAT naming `what` and the bound.
+bool parse_duration(CommandContext& ctx, std::string_view text, const char* what, int64_t* ms,
+                    int64_t max_ms = engine::kMaxSettingDurationMs,
+                    const char* max_setting = nullptr);
+// A duration as a person reads it, in its largest whole unit: "30 days",
+// "1 hour", "90 seconds", "1500ms".
+std::string duration_words(int64_t ms);
 bool parse_count(CommandContext& ctx, std::string_view text, const char* what, size_t max,
                  size_t* n);
 // Case-insensitive match of an argument against an upper-case keyword.

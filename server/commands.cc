@@ -92,19 +92,38 @@ bool parse_id(CommandContext& ctx, std::string_view text, uint64_t* id) {
   return false;
 }
 
-bool parse_duration(CommandContext& ctx, std::string_view text, const char* what, int64_t* ms) {
+bool parse_duration(CommandContext& ctx, std::string_view text, const char* what, int64_t* ms,
+                    int64_t max_ms, const char* max_setting) {
   auto parsed = parse_duration_ms(std::string(text), 1000);
-  if (parsed && *parsed <= 30LL * 86'400'000) {
+  if (parsed && *parsed <= max_ms) {
     *ms = *parsed;
     return true;
   }
   // The bound in every case: a number too big to parse at all is over it too.
-  std::string msg =
-      std::string(what) + " takes a duration such as 30, 30s, 500ms or 2m, at most 30 days, got '";
+  std::string msg = std::string(what) + " takes a duration such as 30, 30s, 500ms or 2m, at most " +
+                    duration_words(max_ms);
+  if (max_setting != nullptr) msg += std::string(" (") + max_setting + ")";
+  msg += ", got '";
   protocol::append_escaped(msg, text, 32);
   msg += "'";
   reply_error(ctx, ErrorCode::kBadFormat, msg);
   return false;
+}
+
+std::string duration_words(int64_t ms) {
+  struct Unit {
+    int64_t ms;
+    const char* name;
+  };
+  static constexpr Unit kUnits[] = {
+      {86'400'000, "day"}, {3'600'000, "hour"}, {60'000, "minute"}, {1000, "second"}};
+  for (const Unit& unit : kUnits) {
+    if (ms > 0 && ms % unit.ms == 0) {
+      const int64_t n = ms / unit.ms;
+      return std::to_string(n) + " " + unit.name + (n == 1 ? "" : "s");
+    }
+  }
+  return std::to_string(ms) + "ms";
 }
 
 bool parse_count(CommandContext& ctx, std::string_view text, const char* what, size_t max,

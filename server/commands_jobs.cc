@@ -255,7 +255,14 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
           "DEQUEUE names at most " + num(ctx.limits->max_count) + " queues (limits.max_batch)");
     }
     auto queue = ctx.engine.queue_or_error(a[i]);
-    if (!queue.ok()) return reply_error(ctx, queue.error());
+    if (!queue.ok()) {
+      engine::Error error = queue.error();
+      // Past the first, a word that names no queue may be a mistyped
+      // option ("DEQUEUE jobs WIAT 5"): say which options there are.
+      if (i > 0)
+        error.message += " (DEQUEUE's options, after the queue names: WAIT <d>, COUNT <n>)";
+      return reply_error(ctx, error);
+    }
     add_once(queues, scratch.seen, queue.value());
   }
   if (queues.empty()) {
@@ -280,12 +287,9 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
     }
     given = true;
     if (is_wait) {
-      if (!parse_duration(ctx, a[i + 1], "WAIT", &wait_ms)) return;
-      if (wait_ms > ctx.limits->max_wait_ms) {
-        return reply_error(ctx, ErrorCode::kBadFormat,
-                           "WAIT is at most " +
-                               num(static_cast<uint64_t>(ctx.limits->max_wait_ms)) +
-                               "ms (limits.max_wait)");
+      if (!parse_duration(ctx, a[i + 1], "WAIT", &wait_ms, ctx.limits->max_wait_ms,
+                          "limits.max_wait")) {
+        return;
       }
     } else {  // COUNT
       if (!parse_count(ctx, a[i + 1], "COUNT", ctx.limits->max_count, &count)) return;
@@ -435,8 +439,15 @@ void cmd_nack(CommandContext& ctx, const Request& req) {
   for (size_t i = 1; i < a.size(); i += 2) {
     const bool is_delay = is_keyword(a[i], "DELAY");
     const bool is_priority = is_keyword(a[i], "PRIORITY");
-    if ((!is_delay && !is_priority) || i + 1 >= a.size()) {
-      return reply_error(ctx, ErrorCode::kBadFormat, "usage: NACK <id> [DELAY d] [PRIORITY p]");
+    if (!is_delay && !is_priority) {
+      std::string msg = "unknown NACK option '";
+      protocol::append_escaped(msg, a[i], 32);
+      msg += "'; options: DELAY, PRIORITY";
+      return reply_error(ctx, ErrorCode::kBadFormat, msg);
+    }
+    if (i + 1 >= a.size()) {
+      return reply_error(ctx, ErrorCode::kBadFormat,
+                         "option " + std::string(a[i]) + " needs a value");
     }
     if (is_delay ? delay.has_value() : priority.has_value()) {
       return reply_given_twice(ctx, is_delay ? "DELAY" : "PRIORITY");

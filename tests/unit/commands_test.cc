@@ -4,6 +4,7 @@
 #include <string>
 
 #include "protocol/request_parser.h"
+#include "server/command_support.h"
 #include "server/commands.h"
 #include "server/queue_settings.h"
 
@@ -136,6 +137,16 @@ TEST_SUITE("commands") {
     CHECK(peeked.rfind("OK 2\n", 0) == 0);  // abc and def; g would make 7 bytes
     CHECK(peeked.find("def\n") != std::string::npos);
     CHECK(peeked.find("g\n") == std::string::npos);
+  }
+
+  TEST_CASE("duration_words: the largest whole unit, as a person reads it") {
+    CHECK(server::cmd::duration_words(30LL * 86'400'000) == "30 days");
+    CHECK(server::cmd::duration_words(86'400'000) == "1 day");
+    CHECK(server::cmd::duration_words(3'600'000) == "1 hour");
+    CHECK(server::cmd::duration_words(90'000) == "90 seconds");
+    CHECK(server::cmd::duration_words(120'000) == "2 minutes");
+    CHECK(server::cmd::duration_words(1500) == "1500ms");
+    CHECK(server::cmd::duration_words(0) == "0ms");
   }
 
   TEST_CASE("errors show odd bytes of a name escaped, and say why a duration is too long") {
@@ -276,8 +287,7 @@ TEST_SUITE("commands") {
     CHECK(s.engine.find_job(1)->priority == 9);
     CHECK(s.engine.find_job(1)->state == engine::JobState::kDelayed);
     CHECK(s.run("NACK 2 PRIORITY 1 PRIORITY 2\n") == "ERROR BADFORMAT PRIORITY given twice\n");
-    CHECK(s.run("NACK 2 PRIORITY\n") ==
-          "ERROR BADFORMAT usage: NACK <id> [DELAY d] [PRIORITY p]\n");
+    CHECK(s.run("NACK 2 PRIORITY\n") == "ERROR BADFORMAT option PRIORITY needs a value\n");
     CHECK(s.run("NACK 2 PRIORITY 2147483648\n") ==
           "ERROR BADFORMAT PRIORITY takes a whole number from -2147483648 to 2147483647\n");
     CHECK(s.engine.find_job(2)->state == engine::JobState::kLeased);  // refused: still leased
@@ -472,6 +482,22 @@ TEST_SUITE("commands") {
           "ERROR BADFORMAT after the queues, DEQUEUE takes WAIT <d> and COUNT <n>, got 'other' "
           "(queue names go first)\n");
     CHECK(s.run("DEQUEUE q COUNT\n") == "ERROR BADFORMAT COUNT needs a value\n");
+    // A mistyped option reads as a queue name: the error says what the
+    // options are, past the first name.
+    CHECK(s.run("DEQUEUE q WIAT 5\n") ==
+          "ERROR NOQUEUE queue 'WIAT' does not exist; CREATE it first (DEQUEUE's options, after "
+          "the queue names: WAIT <d>, COUNT <n>)\n");
+    CHECK(s.run("DEQUEUE nope WAIT 5\n") ==
+          "ERROR NOQUEUE queue 'nope' does not exist; CREATE it first\n");
+    // WAIT's bound is limits.max_wait (an hour here), said so for any bad value.
+    CHECK(s.run("DEQUEUE q WAIT 2h\n") ==
+          "ERROR BADFORMAT WAIT takes a duration such as 30, 30s, 500ms or 2m, at most 1 hour "
+          "(limits.max_wait), got '2h'\n");
+    CHECK(s.run("DEQUEUE q WAIT 1.5s\n").find("at most 1 hour (limits.max_wait), got '1.5s'") !=
+          std::string::npos);
+    CHECK(s.run("NACK 1 FOO 1\n") ==
+          "ERROR BADFORMAT unknown NACK option 'FOO'; options: DELAY, PRIORITY\n");
+    CHECK(s.run("NACK 1 DELAY\n") == "ERROR BADFORMAT option DELAY needs a value\n");
     CHECK(s.run("QUEUES\n").find("q ready=0") != std::string::npos);  // nothing was stored
   }
 
