@@ -246,7 +246,12 @@ void cmd_auth(CommandContext& ctx, const Request& req) {
   }
   ++ctx.stats.auth_failures;
   if (auth.throttle != nullptr) auth.throttle->failed(auth.address, now);
-  if (++auth.failures >= auth.max_failures) ctx.close_after_reply = true;
+  if (++auth.failures >= auth.max_failures) {
+    ctx.close_after_reply = true;
+    return reply_error(ctx, ErrorCode::kNoAuth,
+                       "wrong password; " + std::to_string(auth.failures) +
+                           " wrong on this connection: closing it");
+  }
   reply_error(ctx, ErrorCode::kNoAuth, "wrong password");
 }
 
