@@ -148,9 +148,9 @@ Status Client::settle_owed_replies(int timeout_ms, const CancelToken* cancel, bo
     }
     if (keep_if_late && late.error().kind == ErrorKind::kTimeout) return late.error();
     close();
-    return make_error(ErrorKind::kConnect,
+    return make_error(ErrorKind::kUnanswered,
                       "the server did not answer an earlier request (" + late.error().to_string() +
-                          "), so the connection to " + address() + " was closed; nothing was sent");
+                          "), so the connection to " + address() + " was closed");
   }
   return Ok{};
 }

@@ -220,7 +220,7 @@ class Client {
   // reply. A late reply is kTimeout, but the connection is kept: the reply is
   // owed, and the next call reads and drops it before sending anything (and
   // closes the connection, nothing sent, if it has not come within that
-  // call's own timeout).
+  // call's own timeout: a kUnanswered error).
   Result<std::vector<std::string>> list(milliseconds patience);
   Result<std::vector<QueueInfo>> queues();
   // PEEK: the first n jobs in a state, without changing anything.

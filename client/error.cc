@@ -24,6 +24,7 @@ std::string Error::to_string() const {
     case ErrorKind::kCancelled:
       return "cancelled: " + message;
     case ErrorKind::kBadArgument:
+    case ErrorKind::kUnanswered:
       return "not sent: " + message;
   }
   return message;

@@ -24,6 +24,8 @@ enum class ErrorKind {
   kServer,       // the server answered ERROR <code> <message>
   kCancelled,    // a CancelToken ended the wait
   kBadArgument,  // refused before sending: it would not be one request (nothing sent)
+  kUnanswered,   // an earlier request's reply never came, so the connection was closed
+                 // before this one was sent (nothing sent)
 };
 
 struct Error {

@@ -1,6 +1,7 @@
 #include "client/repl_session.h"
 
 #include <ostream>
+#include <utility>
 
 #include "client/request_line.h"
 #include "protocol/command_table.h"
@@ -85,7 +86,10 @@ std::vector<std::string> ReplSession::queue_names() {
   constexpr milliseconds kCompletionPatience{300};
   if (!client_.connected()) return {};
   auto names = client_.list(kCompletionPatience);
-  if (!names) return {};
+  if (!names) {
+    completion_unanswered_ = names.error().kind == ErrorKind::kTimeout;
+    return {};
+  }
   return std::move(names).value();
 }
 
@@ -135,9 +139,17 @@ ReplSession::Outcome ReplSession::ensure_connected(std::string_view verb) {
   return Outcome::kOk;
 }
 
-void ReplSession::report_lost(const Error& error, std::string_view verb, bool may_have_run) {
+void ReplSession::report_lost(const Error& error, std::string_view verb, bool may_have_run,
+                              bool after_unanswered_tab) {
   err_ << "tq: " << error.to_string() << "\n";
   if (may_have_run) err_ << "tq: " << verb << " may or may not have run\n";
+  if (error.kind == ErrorKind::kUnanswered) {
+    err_ << "tq: " << verb << " was not sent"
+         << (after_unanswered_tab ? " (the unanswered request was the LIST that Tab sends for "
+                                    "queue names)"
+                                  : "")
+         << "\n";
+  }
   if (!interactive_) return;  // no next command to reconnect for
   bool password_refused = false;
   if (auto again = reconnect(password_refused); again) {
@@ -150,6 +162,7 @@ void ReplSession::report_lost(const Error& error, std::string_view verb, bool ma
 
 ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& read_body) {
   if (cancel_ != nullptr) cancel_->reset();
+  const bool after_unanswered_tab = std::exchange(completion_unanswered_, false);
   while (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   auto words = split_request(line);
   if (!words) {
@@ -236,7 +249,7 @@ ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& r
            << (writes ? " (the command may have run)" : "") << "\n";
       return Outcome::kInterrupted;
     default:
-      report_lost(error, verb, writes && error.outcome_unknown());
+      report_lost(error, verb, writes && error.outcome_unknown(), after_unanswered_tab);
       return Outcome::kNoServer;
   }
 }

@@ -92,7 +92,10 @@ class ReplSession {
   void forget_refused_password(const Error& error);
   // Says why connecting failed; the outcome for it.
   Outcome connect_failed(const Error& error, std::string_view what);
-  void report_lost(const Error& error, std::string_view verb, bool may_have_run);
+  // `after_unanswered_tab`: completion's LIST went unanswered before this
+  // command, which may be the reply it found still owed.
+  void report_lost(const Error& error, std::string_view verb, bool may_have_run,
+                   bool after_unanswered_tab);
 
   Client client_;
   RenderStyle style_;
@@ -103,6 +106,9 @@ class ReplSession {
   std::ostream& err_;
   CancelToken* cancel_;
   bool ever_connected_ = false;
+  // Completion's LIST got no reply in time: the next command, if it finds
+  // a reply still owed, says which request it was (the person never saw it).
+  bool completion_unanswered_ = false;
   bool password_from_auth_ = false;  // the client's password is one AUTH at the prompt set
 };
 

@@ -191,6 +191,37 @@ TEST_SUITE("tq REPL in a terminal") {
     CHECK(shown.find("tq: ") == std::string::npos);
   }
 
+  TEST_CASE("a command after an unanswered Tab says it was not sent, and why") {
+    TqdProcess tqd;
+    TempDir home;
+    TmuxScreen screen(tq_command(tqd.port(), home.path + "/history") + " --timeout 1s");
+    const std::string p = prompt(tqd.port());
+    REQUIRE(screen.wait_for(p));
+    enter(screen, "CREATE emails");
+    REQUIRE(screen.wait_for("OK created emails"));
+
+    REQUIRE(kill(tqd.pid(), SIGSTOP) == 0);
+    screen.type("STATS em");
+    screen.press({"Tab"});
+    screen.type("ails");  // shown once the completion has given up
+    const bool prompt_answered = screen.wait_for(p + " STATS emails", 10s);
+    // Still stopped: the completion's reply is still owed when STATS goes.
+    if (prompt_answered) screen.press({"Enter"});
+    const bool told = screen.wait_for(
+        "tq: STATS was not sent (the unanswered request was the LIST that Tab sends for queue "
+        "names)",
+        10s);
+    REQUIRE(kill(tqd.pid(), SIGCONT) == 0);
+    REQUIRE(prompt_answered);
+    REQUIRE(told);
+    const std::string shown = screen.capture();
+    CHECK(shown.find("tq: not sent: the server did not answer an earlier request") !=
+          std::string::npos);
+    CHECK(shown.find("cannot connect") == std::string::npos);
+    enter(screen, "PING");
+    REQUIRE(screen.wait_for("OK PONG", 10s));
+  }
+
   TEST_CASE(
       "what is typed is sent byte for byte - letters beyond ASCII in a payload and a PUT body") {
     TqdProcess tqd;
