@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <memory>
 #include <optional>
@@ -667,7 +669,30 @@ void Server::on_memory_release(uv_timer_t* handle) {
   // 1024 pages (4 MiB) a slice took about 0.4 ms here: a drained backlog of
   // 160 MB goes back in 0.4 s, with no iteration of the loop held long.
   constexpr size_t kPagesPerSlice = 1024;
-  if (self->engine_.release_marked_job_memory(kPagesPerSlice) == 0) uv_timer_stop(handle);
+  if (self->engine_.release_marked_job_memory(kPagesPerSlice) == 0) {
+    uv_timer_stop(handle);
+    self->release_freed_memory();
+  }
+}
+
+void Server::release_freed_memory() {
+  // A drained backlog leaves the ready sets' and the journal's grown
+  // buffers freed inside malloc's heap, below memory still in use, where
+  // glibc does not return them by itself: after 8 million jobs came and
+  // went, 65 MB of heap and 64 MB of empty buckets stayed resident (RSS 145
+  // MB with nothing queued); malloc_trim gave 48 MB of it back. Measured
+  // there: a few milliseconds, once per drain, after the job pages' slices.
+  //
+  // Only once no job is left: malloc_trim walks the heap's free chunks
+  // with its lock held, and a heap still holding half a million 1000-byte
+  // payloads among the freed half took 45 ms. Emptied, the free space has
+  // coalesced into a few chunks.
+  if (engine_.job_count() != 0) return;
+  const uint64_t started = uv_hrtime();
+  const size_t buckets = engine_.release_empty_job_table();
+  malloc_trim(0);
+  LOG_DEBUG("memory: gave back freed heap and %zu bytes of empty job buckets in %.2f ms", buckets,
+            static_cast<double>(uv_hrtime() - started) / 1e6);
 }
 
 void Server::on_wait_timeout(uv_timer_t* handle) {

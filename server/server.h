@@ -160,6 +160,9 @@ class Server final : public ClientDirectory,
   void warn_spare_failures();
   static void on_run_again(uv_idle_t* handle);
   static void on_memory_release(uv_timer_t* handle);
+  // Once a drained backlog's job memory is back with the kernel: the job
+  // table's empty buckets and what malloc holds free go back too.
+  void release_freed_memory();
   static void on_unwaited_records(uv_timer_t* handle);
 
   // Hands the iteration's records to the log's writer, or (fsync=always,

@@ -347,6 +347,8 @@ class Engine {
   size_t release_marked_job_memory(size_t max_pages) {
     return jobs_.release_marked_memory(max_pages);
   }
+  // JobTable::release_empty_buckets.
+  size_t release_empty_job_table() { return jobs_.release_empty_buckets(); }
   const QueueSettings& default_settings() const { return defaults_; }
   // A reload of the settings. Limits lowered below what is held refuse
   // what would add more; nothing held is removed. Defaults apply to queues

@@ -150,6 +150,13 @@ void JobTable::free_job(Job* job) {
   memory_.deallocate(job, bytes);
 }
 
+size_t JobTable::release_empty_buckets() {
+  if (size_ != 0 || growing() || next_.heads != nullptr || table_.count <= kFirstBuckets) return 0;
+  const size_t bytes = mapped_bytes(table_.count);
+  if (madvise(table_.heads, bytes, MADV_DONTNEED) != 0) return 0;
+  return bytes;
+}
+
 JobTable::~JobTable() {
   for (Buckets* b : {&table_, &draining_}) {
     for (size_t i = 0; i < b->count; ++i) {

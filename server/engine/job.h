@@ -130,6 +130,11 @@ class JobTable {
   // kernel, a slice at a time (SlabAllocator::mark_idle, release_marked).
   size_t mark_idle_memory() { return memory_.mark_idle(); }
   size_t release_marked_memory(size_t max_pages) { return memory_.release_marked(max_pages); }
+  // When the table holds no job, gives its bucket array's pages back to the
+  // kernel (they are all empty buckets, and read back as such: zero pages,
+  // faulted in again as jobs come); returns the bytes. The array keeps its
+  // size. Not while it grows. A backlog of 8 million kept 64 MiB otherwise.
+  size_t release_empty_buckets();
   // For tests: whether an old bucket array is still being moved from; the
   // size of the current array, of the next one being made ready (0: none),
   // and whether that one is in.

@@ -74,6 +74,30 @@ TEST_SUITE("job_table") {
     CHECK(table.size() - started_at <= started_at / 4 + 1);
   }
 
+  TEST_CASE("an emptied table gives its buckets' pages back and goes on working") {
+    JobTable table;
+    table.reserve(100'000);
+    for (uint64_t id = 1; id <= 90'000; ++id) table.emplace(id, nullptr, std::to_string(id));
+    CHECK(table.release_empty_buckets() == 0);  // not empty: nothing to give back
+    for (uint64_t id = 1; id < 90'000; ++id) table.erase(table.find(id));
+    CHECK(table.release_empty_buckets() == 0);  // one job left
+    table.erase(table.find(90'000));
+    const size_t buckets = table.buckets();
+    CHECK(table.release_empty_buckets() >= buckets * sizeof(void*));
+    CHECK(table.buckets() == buckets);  // same size: pages come back as zeros
+    std::map<uint64_t, Job*> model;
+    for (uint64_t id = 100'000; id < 150'000; ++id) {
+      model[id] = table.emplace(id, nullptr, std::to_string(id));
+    }
+    for (uint64_t id = 100'000; id < 150'000; id += 2) {
+      table.erase(model[id]);
+      model.erase(id);
+    }
+    check_agrees(table, model, 150'000);
+    JobTable small;  // the first array, a page or two: kept
+    CHECK(small.release_empty_buckets() == 0);
+  }
+
   TEST_CASE("reserve sizes the table at once, with no growth left to do") {
     JobTable table;
     for (uint64_t id = 1; id <= 1500; ++id) table.emplace(id, nullptr, std::to_string(id));
