@@ -40,8 +40,13 @@ enum JobFlag : uint8_t {
   kHasGroup = 16,
   kHasOrigin = 32,  // the queue it died in, when it moved to a dead_letter_queue
   kHasKicks = 64,   // how often KICK, REDRIVE or such a move started it over
+  // When its dedup key is remembered until: set in the record of the put
+  // that added the key, so the key and its job are one record. Two records
+  // (a JOB, then a DEDUP) could be parted by a crash, the JOB kept and the
+  // key lost, and the retry of the unanswered PUT then stored the job twice.
+  kHasKeyExpiry = 128,
 };
-constexpr uint8_t kAllJobFlags = 127;
+constexpr uint8_t kAllJobFlags = 255;
 
 // QUEUE record flag bits.
 enum QueueFlag : uint8_t {
@@ -165,8 +170,10 @@ bool decode_schedules(wal::BodyReader& in, std::string_view queue,
 }
 
 // A job record's body but its payload, which follows (Journal::record's
-// tail): the payload is copied once, into the log's batch.
-void encode_job_head(std::string& out, const Job& job, const engine::JobExtras* x) {
+// tail): the payload is copied once, into the log's batch. `key_expires_ms`:
+// not 0 when the record also stands for the job's dedup key (kHasKeyExpiry).
+void encode_job_head(std::string& out, const Job& job, const engine::JobExtras* x,
+                     int64_t key_expires_ms) {
   uint8_t flags = 0;
   if (x != nullptr) {
     if (x->expires_at_ms > 0) flags |= kHasExpiry;
@@ -178,9 +185,10 @@ void encode_job_head(std::string& out, const Job& job, const engine::JobExtras* 
     if (!x->origin.empty()) flags |= kHasOrigin;
   }
   if (job.kicks > 0) flags |= kHasKicks;
+  if (key_expires_ms > 0 && (flags & kHasKey)) flags |= kHasKeyExpiry;
   // Held is ready waiting its group's turn: replay works it out again.
   const JobState state = job.state == JobState::kHeld ? JobState::kReady : job.state;
-  char fixed[8 * wal::kMaxVarintBytes];  // seven varints at most, and three bytes
+  char fixed[9 * wal::kMaxVarintBytes];  // eight varints at most, and three bytes
   char* p = wal::store_varint(fixed, job.id);
   p = wal::store_varint(p, job.queue->number);
   *p++ = static_cast<char>(state);
@@ -192,6 +200,7 @@ void encode_job_head(std::string& out, const Job& job, const engine::JobExtras* 
   if (flags & kHasExpiry) p = wal::store_varint(p, static_cast<uint64_t>(x->expires_at_ms));
   if (flags & kHasMaxAttempts) p = wal::store_varint(p, x->max_attempts);
   if (flags & kHasKicks) *p++ = static_cast<char>(job.kicks);
+  if (flags & kHasKeyExpiry) p = wal::store_varint(p, static_cast<uint64_t>(key_expires_ms));
   out.append(fixed, p);
   if (flags & kHasKey) wal::put_bytes(out, x->dedup_key);
   if (flags & kHasReason) wal::put_bytes(out, x->reason);
@@ -323,6 +332,7 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
       if (flags & kHasExpiry) snap.expires_at_ms = static_cast<int64_t>(in.varint());
       if (flags & kHasMaxAttempts) snap.max_attempts = static_cast<uint32_t>(in.varint());
       if (flags & kHasKicks) snap.kicks = in.byte();
+      if (flags & kHasKeyExpiry) snap.key_expires_ms = static_cast<int64_t>(in.varint());
       if (flags & kHasKey) snap.key = in.bytes();
       if (flags & kHasReason) snap.reason = in.bytes();
       if (flags & kHasGroup) snap.group = in.bytes();
@@ -483,8 +493,21 @@ void Journal::queue_purged(Queue& queue) {
 
 void Journal::job_saved(Job& job) {
   scratch_.clear();
-  encode_job_head(scratch_, job, engine_.extras_of(job));
-  ref(&job.log_segment, record(RecordType::kJob, scratch_, job.payload()), accounted_bytes(job));
+  const engine::JobExtras* extras = engine_.extras_of(job);
+  // The put that added the job's key (Engine::enqueue) leaves the key
+  // unrecorded: this record carries it, and holds its place in the log.
+  DedupEntry* key = nullptr;
+  if (extras != nullptr && !extras->dedup_key.empty()) {
+    auto it = job.queue->dedup.find(extras->dedup_key);
+    if (it != job.queue->dedup.end() && it->second.job_id == job.id &&
+        it->second.log_segment == 0) {
+      key = &it->second;
+    }
+  }
+  encode_job_head(scratch_, job, extras, key != nullptr ? key->expires_ms : 0);
+  const uint32_t segment = record(RecordType::kJob, scratch_, job.payload());
+  ref(&job.log_segment, segment, accounted_bytes(job));
+  if (key != nullptr) ref(&key->log_segment, segment, kDedupBytes);
 }
 
 void Journal::job_leased(Job& job) {

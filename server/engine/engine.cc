@@ -240,16 +240,18 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   }
   ++queue->counters.enqueued;
   ++counters_.enqueued;
-  if (observer_) observer_->job_saved(*job);
-
+  // The key before the job's record, which carries it: one record, so a
+  // crash cannot keep the job and lose its key.
   if (!options.key.empty()) {
-    remember_key(queue, options.key, job->id, now + queue->settings.dedup_window_ms);
+    remember_key(queue, options.key, job->id, now + queue->settings.dedup_window_ms, true);
   }
+  if (observer_) observer_->job_saved(*job);
   reschedule(queue);
   return Enqueued{job->id, false};
 }
 
-void Engine::remember_key(Queue* queue, std::string_view key, uint64_t job_id, int64_t expires_ms) {
+void Engine::remember_key(Queue* queue, std::string_view key, uint64_t job_id, int64_t expires_ms,
+                          bool in_job_record) {
   std::string k(key);
   auto [it, inserted] = queue->dedup.try_emplace(k);
   if (!inserted && observer_)
@@ -257,7 +259,7 @@ void Engine::remember_key(Queue* queue, std::string_view key, uint64_t job_id, i
   if (inserted) dedup_key_bytes_ += DedupExpiries::cost(k);
   it->second = DedupEntry{job_id, expires_ms, 0};
   queue->dedup_order.push(k, expires_ms);
-  if (observer_) observer_->dedup_saved(*queue, k, it->second);
+  if (observer_ && !in_job_record) observer_->dedup_saved(*queue, k, it->second);
 }
 
 // --- Workers --------------------------------------------------------------

@@ -88,6 +88,7 @@ struct JobSnapshot {
   int64_t expires_at_ms = 0;
   uint32_t max_attempts = 0;
   uint8_t kicks = 0;  // Job::kicks: a late ACK of a kicked job is told so
+  int64_t key_expires_ms = 0;  // not 0: the record also remembers `key` until then
   std::string_view key;
   std::string_view reason;
   std::string_view origin;  // the queue it died in, when it moved to a dead_letter_queue
@@ -416,8 +417,11 @@ class Engine {
   void start_over_in(Job* job, Queue* queue);
   // Remembers a dedup key until expires_ms, for job_id (an old entry, past
   // its window, is forgotten first): the queue's map, its expiry copy,
-  // dedup_key_bytes_, and the observer's record. ENQUEUE's and replay's.
-  void remember_key(Queue* queue, std::string_view key, uint64_t job_id, int64_t expires_ms);
+  // dedup_key_bytes_, and the observer's record, unless `in_job_record`:
+  // then the job's own record, saved next, carries the key (a put, and
+  // replay of one). ENQUEUE's and replay's.
+  void remember_key(Queue* queue, std::string_view key, uint64_t job_id, int64_t expires_ms,
+                    bool in_job_record = false);
   // Files an unlinked job in dead letters (make_dead adds the rest; replay
   // uses it as the log recorded the death).
   void put_dead(Job* job, std::string_view reason, int64_t died_at_ms);

@@ -155,6 +155,10 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
       break;  // the log never says held
   }
   next_job_id_ = std::max(next_job_id_, snap.id + 1);
+  // The record of the put that added the job's key stands for the key too.
+  if (snap.key_expires_ms > clock_.now_ms() && !snap.key.empty()) {
+    remember_key(queue, snap.key, snap.id, snap.key_expires_ms, true);
+  }
   if (observer_) observer_->job_saved(*job);
   reschedule(queue);
   return job;

@@ -11,6 +11,7 @@
 #include "server/journal.h"
 #include "tests/unit/wal_test_support.h"
 #include "wal/coding.h"
+#include "wal/run_marker.h"
 
 namespace journal_test {
 
@@ -663,6 +664,58 @@ TEST_SUITE("journal") {
     const engine::Job* back = node.engine.find_job(3);
     CHECK(back->queue->name == "work");
     CHECK(node.engine.extras_of(*back) == nullptr);  // nothing left to say about it
+  }
+
+  TEST_CASE("a put's dedup key is in its job's record - a crash right after it keeps both") {
+    wal::MemoryFileSystem fs;
+    uint64_t first = 0;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("q").ok());
+      first = node.engine.enqueue("q", "charge #7", engine::EnqueueOptions{.key = "order-7"})
+                  .value()
+                  .id;
+      node.harness.settle();
+      node.harness.close();
+    }
+    // A crash that kept the JOB record and nothing after it (the next
+    // segment not yet made, or the rest of the write lost): the log as it
+    // would be, cut right after that record.
+    if (fs.exists("/data/wal/" + std::string(wal::kClosedMarkerName))) {
+      REQUIRE(fs.remove("/data/wal/" + std::string(wal::kClosedMarkerName)).ok());
+    }
+    std::string segment;
+    std::string data;
+    size_t job_end = 0;
+    const auto listed = fs.list("/data/wal");  // kept: a range-for over *fs.list() dangles
+    for (const auto& n : *listed) {
+      if (!wal::parse_segment_file_name(n)) continue;
+      const std::string contents = fs.contents("/data/wal/" + n);
+      for (const auto& [at, type] : records_in(contents)) {
+        wal::Record r;
+        size_t size = 0;
+        REQUIRE(wal::decode_record(std::string_view(contents).substr(at), &r, &size) ==
+                wal::Decoded::kRecord);
+        if (type == static_cast<uint8_t>(server::RecordType::kJob)) {
+          segment = "/data/wal/" + n;
+          data = contents;
+          job_end = at + size;
+        }
+      }
+    }
+    REQUIRE(job_end > 0);
+    std::fill(data.begin() + static_cast<long>(job_end), data.end(), '\0');
+    fs.set_contents(segment, data);
+
+    Node node(fs);
+    REQUIRE(node.open(small_segments()).ok());
+    // The producer's retry of the PUT it got no answer to: the first job.
+    auto retry = node.engine.enqueue("q", "charge #7", engine::EnqueueOptions{.key = "order-7"});
+    REQUIRE(retry.ok());
+    CHECK(retry->duplicate);
+    CHECK(retry->id == first);
+    CHECK(node.engine.find_queue("q")->ready.size() == 1);
   }
 
   TEST_CASE("a kicked job not delivered since is still known as kicked after a restart") {
