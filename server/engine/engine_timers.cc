@@ -4,10 +4,39 @@
 // heap keyed by its earliest deadline, so a tick touches only what is due.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <string>
 
 #include "server/engine/engine.h"
 
 namespace tq::engine {
+namespace {
+
+// The dedup key of one firing: "schedule:<name>@<due ms>". A firing's job
+// and the queue's record of the schedule's next time are two records, and
+// a crash between them kept the job and lost the new time, so the restart
+// fired that time again: a second job. Keyed, the second is a duplicate
+// (within the queue's dedup_window). A name too long for a key is cut and
+// followed by its FNV-1a hash, the same in every run.
+std::string firing_key(std::string_view name, int64_t due_ms) {
+  constexpr size_t kMaxKeyBytes = 200;
+  const std::string tail = "@" + std::to_string(due_ms);
+  std::string key = "schedule:";
+  if (key.size() + name.size() + tail.size() <= kMaxKeyBytes) {
+    key += name;
+  } else {
+    uint64_t hash = 14695981039346656037ull;
+    for (const char c : name) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+    key += name.substr(0, 100);
+    key += '~';
+    key += hex;
+  }
+  return key + tail;
+}
+
+}  // namespace
 
 size_t Engine::expire_due(size_t budget) {
   const int64_t now = clock_.now_ms();
@@ -117,7 +146,12 @@ size_t Engine::fire_schedules(Queue* queue, int64_t now, size_t max) {
     options.ttl_ms = s.ttl_ms;
     options.max_attempts = s.max_attempts;
     options.group = s.group;
-    if (enqueue(queue->name, s.payload, options).ok()) {
+    const std::string key = firing_key(name, s.next_ms);
+    options.key = key;
+    auto put = enqueue(queue->name, s.payload, options);
+    if (put.ok() && put.value().duplicate) {
+      // Put before a crash that lost the schedule's new time: not again.
+    } else if (put.ok()) {
       stored = true;
       ++s.fired;
       ++queue->counters.scheduled;

@@ -2,7 +2,9 @@
 // jobs they put look like, what a late sweep does, and what they refuse.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "server/engine/engine.h"
 #include "tests/unit/engine_fixture.h"
@@ -79,6 +81,28 @@ TEST_SUITE("engine_schedules") {
     CHECK(f.queue().counters.scheduled == 2);
     CHECK(f.queue().counters.enqueued == 2);
     CHECK(f.engine.counters().scheduled == 2);
+  }
+
+  TEST_CASE("each firing's job carries its own dedup key: the schedule and the time it was due") {
+    Fixture f;
+    f.add(every("tick", 60'000));
+    const std::string long_name(200, 'n');  // too long to go into a key whole
+    f.add(every(long_name, 60'000));
+    f.advance_to(k1406);
+    REQUIRE(f.queue().ready.size() == 2);
+    std::vector<std::string> keys;
+    for (uint64_t id : {1, 2}) {
+      const JobExtras* extras = f.engine.extras_of(*f.engine.find_job(id));
+      REQUIRE(extras != nullptr);
+      keys.push_back(extras->dedup_key);
+    }
+    std::sort(keys.begin(), keys.end());
+    CHECK(keys[1] == "schedule:tick@" + std::to_string(k1406));
+    CHECK(keys[0].rfind("schedule:" + std::string(100, 'n') + "~", 0) == 0);
+    CHECK(keys[0].size() == 9 + 100 + 1 + 16 + 1 + std::to_string(k1406).size());
+    f.advance_to(k1406 + 60'000);  // the next time: new keys, new jobs
+    CHECK(f.queue().ready.size() == 4);
+    CHECK(f.queue().counters.duplicates == 0);
   }
 
   TEST_CASE("a sweep that comes late fires once for every time it missed, then keeps the timetable") {

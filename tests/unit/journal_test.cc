@@ -188,6 +188,36 @@ std::vector<uint64_t> backlog(Node& node, int n) {
   return ids;
 }
 
+// The log as a crash would leave it right after the last JOB record: the
+// rest of its segment zeros (a write cut off), no CLOSED marker.
+void cut_after_last_job(wal::MemoryFileSystem& fs) {
+  if (fs.exists("/data/wal/" + std::string(wal::kClosedMarkerName))) {
+    REQUIRE(fs.remove("/data/wal/" + std::string(wal::kClosedMarkerName)).ok());
+  }
+  std::string segment;
+  std::string data;
+  size_t job_end = 0;
+  const auto listed = fs.list("/data/wal");  // kept: a range-for over *fs.list() dangles
+  for (const auto& n : *listed) {
+    if (!wal::parse_segment_file_name(n)) continue;
+    const std::string contents = fs.contents("/data/wal/" + n);
+    for (const auto& [at, type] : records_in(contents)) {
+      wal::Record r;
+      size_t size = 0;
+      REQUIRE(wal::decode_record(std::string_view(contents).substr(at), &r, &size) ==
+              wal::Decoded::kRecord);
+      if (type == static_cast<uint8_t>(server::RecordType::kJob)) {
+        segment = "/data/wal/" + n;
+        data = contents;
+        job_end = at + size;
+      }
+    }
+  }
+  REQUIRE(job_end > 0);
+  std::fill(data.begin() + static_cast<long>(job_end), data.end(), '\0');
+  fs.set_contents(segment, data);
+}
+
 wal::LogOptions small_segments() {
   wal::LogOptions o;
   o.dir = "/data/wal";
@@ -680,33 +710,8 @@ TEST_SUITE("journal") {
       node.harness.close();
     }
     // A crash that kept the JOB record and nothing after it (the next
-    // segment not yet made, or the rest of the write lost): the log as it
-    // would be, cut right after that record.
-    if (fs.exists("/data/wal/" + std::string(wal::kClosedMarkerName))) {
-      REQUIRE(fs.remove("/data/wal/" + std::string(wal::kClosedMarkerName)).ok());
-    }
-    std::string segment;
-    std::string data;
-    size_t job_end = 0;
-    const auto listed = fs.list("/data/wal");  // kept: a range-for over *fs.list() dangles
-    for (const auto& n : *listed) {
-      if (!wal::parse_segment_file_name(n)) continue;
-      const std::string contents = fs.contents("/data/wal/" + n);
-      for (const auto& [at, type] : records_in(contents)) {
-        wal::Record r;
-        size_t size = 0;
-        REQUIRE(wal::decode_record(std::string_view(contents).substr(at), &r, &size) ==
-                wal::Decoded::kRecord);
-        if (type == static_cast<uint8_t>(server::RecordType::kJob)) {
-          segment = "/data/wal/" + n;
-          data = contents;
-          job_end = at + size;
-        }
-      }
-    }
-    REQUIRE(job_end > 0);
-    std::fill(data.begin() + static_cast<long>(job_end), data.end(), '\0');
-    fs.set_contents(segment, data);
+    // segment not yet made, or the rest of the write lost).
+    cut_after_last_job(fs);
 
     Node node(fs);
     REQUIRE(node.open(small_segments()).ok());
@@ -716,6 +721,43 @@ TEST_SUITE("journal") {
     CHECK(retry->duplicate);
     CHECK(retry->id == first);
     CHECK(node.engine.find_queue("q")->ready.size() == 1);
+  }
+
+  TEST_CASE("a crash between a firing's job and the schedule's next time fires it once") {
+    wal::MemoryFileSystem fs;
+    int64_t fired_at = 0;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("q").ok());
+      engine::ScheduleSpec tick;
+      tick.name = "tick";
+      tick.every_ms = 60'000;
+      tick.payload = "tick!";
+      REQUIRE(node.engine.schedule("q", tick).ok());
+      node.clock.advance_ms(60'000);
+      fired_at = node.engine.find_queue("q")->schedules.at("tick").next_ms;
+      REQUIRE(fired_at <= node.clock.now_ms());
+      REQUIRE(node.engine.expire_due() > 0);
+      REQUIRE(node.engine.find_queue("q")->ready.size() == 1);
+      node.harness.settle();
+      node.harness.close();
+    }
+    // The job's record kept, the queue's record of the next time lost.
+    cut_after_last_job(fs);
+    Node node(fs, fired_at + 30'000);  // back within the minute
+    REQUIRE(node.open(small_segments()).ok());
+    const engine::Queue* q = node.engine.find_queue("q");
+    REQUIRE(q->ready.size() == 1);
+    CHECK(q->schedules.at("tick").next_ms == fired_at);  // the new time was lost
+    node.engine.expire_due();                           // that time again: a duplicate
+    CHECK(q->ready.size() == 1);
+    CHECK(q->schedules.at("tick").next_ms == fired_at + 60'000);
+    CHECK(q->counters.duplicates == 1);
+    node.clock.advance_ms(30'000);
+    node.engine.expire_due();  // the next time is a firing of its own
+    CHECK(q->ready.size() == 2);
+    CHECK(node.engine.find_job(2)->payload() == "tick!");
   }
 
   TEST_CASE("a kicked job not delivered since is still known as kicked after a restart") {
