@@ -109,7 +109,7 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
   f.gauge("memory_jobs_bytes", jobs.used_bytes + jobs.large_bytes,
           "Memory in the pages and blocks holding jobs.");
   f.gauge("memory_jobs_reserve_bytes", jobs.reserve_bytes, "Emptied job pages kept for reuse.");
-  f.counter("jobs_enqueued_total", c.enqueued, "Jobs stored by ENQUEUE and PUT.");
+  f.counter("jobs_enqueued_total", c.enqueued, "Jobs stored by ENQUEUE, PUT and schedules.");
   f.counter("jobs_duplicates_total", c.duplicates,
             "PUTs answered with an earlier job's id (dedup KEY); nothing stored.");
   f.counter("jobs_dequeued_total", c.dequeued, "Deliveries (leases) of jobs.");
@@ -263,7 +263,7 @@ std::vector<Figure> queue_figures(const engine::Queue& q, int64_t now_ms) {
   f.gauge("dedup_keys", q.dedup.size(), "PUT ... KEY keys remembered within dedup_window.");
   f.gauge("groups", q.groups.size(), "Message groups (PUT ... GROUP) with jobs that are not dead.");
   f.gauge("schedules", q.schedules.size(), "Schedules (SCHEDULE) of the queue.");
-  f.counter("enqueued_total", c.enqueued, "Jobs stored by ENQUEUE and PUT.");
+  f.counter("enqueued_total", c.enqueued, "Jobs stored by ENQUEUE, PUT and schedules.");
   f.counter("duplicates_total", c.duplicates,
             "PUTs answered with an earlier job's id (dedup KEY); nothing stored.");
   f.counter("dequeued_total", c.dequeued, "Deliveries (leases) of jobs.");
