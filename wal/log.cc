@@ -221,7 +221,9 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     summary->seq_bound += room / kRecordHeaderSize;
   }
   log->backup_marker_ = summary->restored_backup_at_ms != 0;
-  (void)write_run_marker(fs, options.dir, policy_to_mark(previous, options.fsync));  // best effort
+  const FsyncPolicy marked = policy_to_mark(previous, options.fsync);
+  (void)write_run_marker(fs, options.dir, marked);  // best effort
+  log->marker_upgrade_pending_ = options.fsync == FsyncPolicy::kAlways && marked != options.fsync;
   log->fs_ = &fs;
 
   log->writer_ = std::make_unique<LogWriter>(
@@ -289,6 +291,10 @@ void Log::flush() {
   if (pending_.chunks.empty() && pending_.delete_first_seqs.empty()) return;
   Batch batch;
   std::swap(batch, pending_);
+  if (marker_upgrade_pending_ && !batch.chunks.empty()) {
+    batch.run_marker_after = options_.fsync;
+    marker_upgrade_pending_ = false;
+  }
   writer_->submit(std::move(batch));
 }
 

@@ -195,6 +195,12 @@ class Log {
   // stays until this run has appended (what it derived from the loss, the
   // server's id counters, is then in the log) and closes cleanly.
   bool after_lossy_crash_ = false;
+  // fsync=always after a crash of a run under never or interval: the marker
+  // names that run's policy (policy_to_mark) until this run's first batch,
+  // which holds the caller's id skip (its counters), is durable; the writer
+  // then rewrites it to name always. Otherwise every later crash of this
+  // run would be taken for a lossy one: ids skipped, and the log saying so.
+  bool marker_upgrade_pending_ = false;
   // Opened on a backup's copy: its marker goes at the first clean close
   // after a record (the caller's id skip is in the log by then).
   bool backup_marker_ = false;

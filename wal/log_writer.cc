@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "wal/run_marker.h"
+
 namespace tq::wal {
 namespace {
 
@@ -355,6 +357,12 @@ void LogWriter::process_on_thread(Batch batch, bool retry) {
         if (Status s = sync_file(*file_); !s.ok()) return s;
         file_dirty_ = false;
       }
+    }
+    if (!inline_writes() && batch.run_marker_after) {
+      // Best effort, as at open: a marker that still names the weaker
+      // policy only skips ids again after a crash.
+      (void)write_run_marker(fs_, dir_, *batch.run_marker_after);
+      batch.run_marker_after.reset();
     }
     if (!inline_writes() && !batch.delete_first_seqs.empty()) {
       return delete_segments(batch.delete_first_seqs);

@@ -78,6 +78,9 @@ struct Batch {
   // After the chunks are durable, delete the segments named here (their
   // first seqs), syncing what replaced them first whatever the policy.
   std::vector<uint64_t> delete_first_seqs;
+  // fsync=always: once the chunks are durable, rewrite the run marker
+  // (RUNNING) to name this policy (Log::flush says when).
+  std::optional<FsyncPolicy> run_marker_after;
 };
 
 struct WriterReport {

@@ -435,6 +435,41 @@ TEST_SUITE("wal_log") {
     CHECK(h.summary.seq_bound == h.log->last_seq());
   }
 
+  TEST_CASE("after a crash under never, an always run that has written is not taken for lossy") {
+    // Each run ends in a power cut: the next one opens a copy of what was
+    // synced, and the run's own close never happens on it.
+    auto fs = std::make_unique<MemoryFileSystem>();
+    LogOptions o = LogHarness(*fs).options();
+    o.fsync = FsyncPolicy::kNever;
+    o.segment_bytes = 1 << 20;
+    auto run = [&](auto&& body) {
+      std::unique_ptr<MemoryFileSystem> after;
+      {
+        LogHarness h(*fs);
+        REQUIRE(h.open(o).ok());
+        body(h);
+        after = fs->power_cut_copy();
+      }
+      fs = std::move(after);
+    };
+    run([](LogHarness& h) { write_records(h, 20); });
+    o.fsync = FsyncPolicy::kAlways;
+    run([](LogHarness& h) {
+      CHECK(h.summary.acknowledged_may_be_lost);  // the never run's crash
+    });  // cut before this run wrote: the loss must still be known
+    run([](LogHarness& h) {
+      CHECK(h.summary.acknowledged_may_be_lost);
+      CHECK(h.summary.previous_policy == FsyncPolicy::kNever);
+      write_records(h, 3, 100);  // durable: what was derived from the loss is in the log
+    });
+    run([](LogHarness& h) {
+      // The cut of a run under always: nothing acknowledged lost, no ids to skip.
+      CHECK(h.summary.previous_unclean);
+      CHECK_FALSE(h.summary.acknowledged_may_be_lost);
+      CHECK(h.summary.seq_bound == h.log->last_seq());
+    });
+  }
+
   TEST_CASE("fsync=never and interval: starting a segment does not hold up the caller") {
     // Creating a file can wait for the disk. With a spare ready, the caller
     // (the event loop) renames it into place and writes at once; without one,
