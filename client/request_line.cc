@@ -35,7 +35,9 @@ std::optional<uint64_t> parse_u64(std::string_view text) {
 
 Status check_line(std::string_view line) {
   if (line.find('\n') != std::string_view::npos) {
-    return make_error(ErrorKind::kBadArgument, "a request cannot contain a line break");
+    return make_error(ErrorKind::kBadArgument,
+                      "a request cannot contain a line break (a payload with line breaks goes "
+                      "in a PUT body: printf 'a\\nb' | tq PUT <queue> 3)");
   }
   // A '\r' inside the line is the server's to judge (an ENQUEUE payload
   // keeps it); one at the end would be taken for half of a "\r\n" line end.
