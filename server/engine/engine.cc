@@ -243,7 +243,9 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   // The key before the job's record, which carries it: one record, so a
   // crash cannot keep the job and lose its key.
   if (!options.key.empty()) {
-    remember_key(queue, options.key, job->id, now + queue->settings.dedup_window_ms, true);
+    const int64_t key_expires_ms =
+        options.key_expires_ms > 0 ? options.key_expires_ms : now + queue->settings.dedup_window_ms;
+    remember_key(queue, options.key, job->id, key_expires_ms, true);
   }
   if (observer_) observer_->job_saved(*job);
   reschedule(queue);

@@ -50,6 +50,7 @@ struct EnqueueOptions {
   uint32_t max_attempts = 0;  // overrides the queue's; 0: the queue's
   std::string_view key{};     // dedup key; empty: none
   std::string_view group{};   // message group; empty: none
+  int64_t key_expires_ms = 0;  // when `key` is forgotten; 0: now + the queue's dedup_window
 };
 
 // A schedule as SCHEDULE gives it: EVERY a period, or CRON an expression.

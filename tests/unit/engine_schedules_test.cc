@@ -100,8 +100,16 @@ TEST_SUITE("engine_schedules") {
     CHECK(keys[1] == "schedule:tick@" + std::to_string(k1406));
     CHECK(keys[0].rfind("schedule:" + std::string(100, 'n') + "~", 0) == 0);
     CHECK(keys[0].size() == 9 + 100 + 1 + 16 + 1 + std::to_string(k1406).size());
+    // Kept ten periods, whatever the queue's dedup_window: enough for a
+    // restart, not a key a firing for the whole window.
+    CHECK(f.queue().dedup.at(keys[1]).expires_ms == k1406 + 10 * 60'000);
+    ScheduleSpec fast = every("fast", 1'000);
+    f.add(fast);
+    f.advance_to(k1406 + 1'000);
+    CHECK(f.queue().dedup.at("schedule:fast@" + std::to_string(k1406 + 1'000)).expires_ms ==
+          k1406 + 1'000 + 60'000);  // at least a minute
     f.advance_to(k1406 + 60'000);  // the next time: new keys, new jobs
-    CHECK(f.queue().ready.size() == 4);
+    CHECK(f.queue().ready.size() == 6);  // and "fast" once, for the seconds it missed
     CHECK(f.queue().counters.duplicates == 0);
   }
 
