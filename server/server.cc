@@ -528,6 +528,7 @@ void Server::on_housekeeping(uv_timer_t* handle) {
       self->engine_.mark_idle_job_memory() > 0) {
     uv_timer_start(&self->memory_release_, on_memory_release, 0, kMemoryReleaseEveryMs);
   }
+  self->maybe_release_freed_memory();
   for (auto& [id, connection] : self->connections_) {
     switch (connection->enforce_timeouts(now, static_cast<uint64_t>(c.idle_timeout_ms),
                                          static_cast<uint64_t>(c.request_timeout_ms),
@@ -671,23 +672,34 @@ void Server::on_memory_release(uv_timer_t* handle) {
   constexpr size_t kPagesPerSlice = 1024;
   if (self->engine_.release_marked_job_memory(kPagesPerSlice) == 0) {
     uv_timer_stop(handle);
-    self->release_freed_memory();
+    self->heap_trim_due_ = true;  // a backlog drained: see maybe_release_freed_memory
   }
 }
 
-void Server::release_freed_memory() {
+void Server::maybe_release_freed_memory() {
   // A drained backlog leaves the ready sets' and the journal's grown
-  // buffers freed inside malloc's heap, below memory still in use, where
-  // glibc does not return them by itself: after 8 million jobs came and
-  // went, 65 MB of heap and 64 MB of empty buckets stayed resident (RSS 145
-  // MB with nothing queued); malloc_trim gave 48 MB of it back. Measured
-  // there: a few milliseconds, once per drain, after the job pages' slices.
+  // buffers, and payloads over 200 bytes (malloc's, not the job pages'),
+  // freed inside malloc's heap below memory still in use, where glibc does
+  // not return them by itself: after 8 million jobs came and went, 65 MB of
+  // heap and 64 MB of empty buckets stayed resident (RSS 145 MB with
+  // nothing queued); malloc_trim gave 48 MB of it back, in a few ms.
   //
-  // Only once no job is left: malloc_trim walks the heap's free chunks
-  // with its lock held, and a heap still holding half a million 1000-byte
-  // payloads among the freed half took 45 ms. Emptied, the free space has
-  // coalesced into a few chunks.
-  if (engine_.job_count() != 0) return;
+  // Due after the job pages of a drain went back, or once a second's look
+  // saw 64 MiB of jobs held since the last time (a backlog of big payloads
+  // has no job pages to give back). Only once no job and no dedup key is
+  // left: malloc_trim walks the heap's free chunks with its lock held, and
+  // each live object among them costs it a walk and a madvise: half a
+  // million 1000-byte payloads still queued among the freed half took 45
+  // ms, 200,000 dedup keys among freed 5000-byte dead reasons 261 ms.
+  // Emptied, the free space coalesces into a few chunks: about 40 ms a GB.
+  constexpr uint64_t kWorthTrimming = 64 << 20;
+  const uint64_t held = engine_.payload_bytes() + engine_.job_count() * sizeof(engine::Job);
+  peak_held_since_trim_ = std::max(peak_held_since_trim_, held);
+  if (!heap_trim_due_ && peak_held_since_trim_ < kWorthTrimming) return;
+  if (engine_.job_count() != 0 || engine_.dedup_key_bytes() != 0) return;
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&memory_release_))) return;
+  heap_trim_due_ = false;
+  peak_held_since_trim_ = 0;
   const uint64_t started = uv_hrtime();
   const size_t buckets = engine_.release_empty_job_table();
   malloc_trim(0);

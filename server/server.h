@@ -160,9 +160,9 @@ class Server final : public ClientDirectory,
   void warn_spare_failures();
   static void on_run_again(uv_idle_t* handle);
   static void on_memory_release(uv_timer_t* handle);
-  // Once a drained backlog's job memory is back with the kernel: the job
+  // Once a second: after a drained backlog, once nothing is left, the job
   // table's empty buckets and what malloc holds free go back too.
-  void release_freed_memory();
+  void maybe_release_freed_memory();
   static void on_unwaited_records(uv_timer_t* handle);
 
   // Hands the iteration's records to the log's writer, or (fsync=always,
@@ -223,6 +223,8 @@ class Server final : public ClientDirectory,
   uv_timer_t wait_timer_{};
   uv_timer_t housekeeping_{};  // once a second: connection timeouts, idle job memory
   uint64_t housekeeping_ticks_ = 0;
+  bool heap_trim_due_ = false;           // the job pages of a drain went back
+  uint64_t peak_held_since_trim_ = 0;    // job bytes held at a housekeeping tick, at most
   uint32_t disk_checked_segment_ = 0;    // the log file current at the last check_disk_room
   bool disk_check_failed_ = false;
   uint64_t spare_failures_seen_ = 0;
