@@ -24,7 +24,9 @@
 // reconnect(); a call on a connection the server closed while it was idle
 // fails at once, before sending, with a kConnect error (nothing was sent), or
 // with the server's ERROR when it said one as it closed (MAXCONN: it turned
-// the connection away).
+// the connection away); one made while a reply an earlier call gave up on
+// (list(patience)) is still owed and does not come fails with kUnanswered
+// (the connection is closed; nothing was sent either).
 //
 // TLS: Options::tls (client/tls_options.h); every connect and reconnect uses
 // it, and a certificate that does not verify is a kConnect error.

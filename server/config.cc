@@ -561,7 +561,9 @@ void check_tls(const Config& c) {
 namespace {
 
 // `path` (absolute, normal) with each symbolic link on it replaced by what
-// it points to, as the kernel will when tqd first writes there. Unlike
+// it points to, whether it exists yet or not. (The caller has already
+// folded "link/.." lexically, where the kernel would follow the link
+// first: such a path is taken as written.) Unlike
 // std::filesystem::weakly_canonical, a link to something that does not
 // exist yet is followed too: a backup_dir that is a link to a directory a
 // first start will create inside the log must be seen to be inside it.
