@@ -686,17 +686,23 @@ void Server::maybe_release_freed_memory() {
   //
   // Due after the job pages of a drain went back, or once a second's look
   // saw 64 MiB of jobs held since the last time (a backlog of big payloads
-  // has no job pages to give back). Only once no job and no dedup key is
-  // left: malloc_trim walks the heap's free chunks with its lock held, and
-  // each live object among them costs it a walk and a madvise: half a
+  // has no job pages to give back). Only once little is left among the
+  // freed memory: malloc_trim walks the heap's free chunks with its lock
+  // held, and each live object among them costs it a walk and a madvise
+  // (about a microsecond; a connection, with its buffers, 15-30): half a
   // million 1000-byte payloads still queued among the freed half took 45
-  // ms, 200,000 dedup keys among freed 5000-byte dead reasons 261 ms.
-  // Emptied, the free space coalesces into a few chunks: about 40 ms a GB.
+  // ms, 200,000 dedup keys among freed 5000-byte dead reasons 261 ms, 8,000
+  // connections waiting in DEQUEUE 170-265 ms. Few left, the free space
+  // coalesces into a few chunks: about 40 ms a GB. (Not none left: a
+  // schedule's firings keep a key each, and a dead job may stay for ever.)
   constexpr uint64_t kWorthTrimming = 64 << 20;
+  constexpr size_t kFewObjects = 10'000;
+  constexpr size_t kFewConnections = 1'000;
   const uint64_t held = engine_.payload_bytes() + engine_.job_count() * sizeof(engine::Job);
   peak_held_since_trim_ = std::max(peak_held_since_trim_, held);
   if (!heap_trim_due_ && peak_held_since_trim_ < kWorthTrimming) return;
-  if (engine_.job_count() != 0 || engine_.dedup_key_bytes() != 0) return;
+  const size_t keys = engine_.dedup_key_bytes() / engine::DedupExpiries::cost("");
+  if (engine_.job_count() + keys > kFewObjects || connections_.size() > kFewConnections) return;
   if (uv_is_active(reinterpret_cast<uv_handle_t*>(&memory_release_))) return;
   heap_trim_due_ = false;
   peak_held_since_trim_ = 0;
