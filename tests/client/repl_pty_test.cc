@@ -73,6 +73,21 @@ std::string file_text(const std::string& path) {
   return text.str();
 }
 
+// At the prompt, creates emails, stops tqd (SIGSTOP: left stopped), and
+// completes "STATS em<Tab>ails": whether the prompt showed the line, which
+// it does once the completion has given up on the server.
+bool tab_on_a_stopped_server(TmuxScreen& screen, const TqdProcess& tqd) {
+  const std::string p = prompt(tqd.port());
+  REQUIRE(screen.wait_for(p));
+  enter(screen, "CREATE emails");
+  REQUIRE(screen.wait_for("OK created emails"));
+  REQUIRE(kill(tqd.pid(), SIGSTOP) == 0);
+  screen.type("STATS em");
+  screen.press({"Tab"});
+  screen.type("ails");
+  return screen.wait_for(p + " STATS emails", 10s);
+}
+
 }  // namespace
 
 TEST_SUITE("tq REPL in a terminal") {
@@ -169,16 +184,7 @@ TEST_SUITE("tq REPL in a terminal") {
     TempDir home;
     // A long --timeout: a completion that waited for it would hold the prompt a minute.
     TmuxScreen screen(tq_command(tqd.port(), home.path + "/history") + " --timeout 60s");
-    const std::string p = prompt(tqd.port());
-    REQUIRE(screen.wait_for(p));
-    enter(screen, "CREATE emails");
-    REQUIRE(screen.wait_for("OK created emails"));
-
-    REQUIRE(kill(tqd.pid(), SIGSTOP) == 0);
-    screen.type("STATS em");
-    screen.press({"Tab"});
-    screen.type("ails");  // shown once the completion has given up
-    const bool prompt_answered = screen.wait_for(p + " STATS emails", 10s);
+    const bool prompt_answered = tab_on_a_stopped_server(screen, tqd);
     REQUIRE(kill(tqd.pid(), SIGCONT) == 0);
     REQUIRE(prompt_answered);
 
@@ -195,16 +201,7 @@ TEST_SUITE("tq REPL in a terminal") {
     TqdProcess tqd;
     TempDir home;
     TmuxScreen screen(tq_command(tqd.port(), home.path + "/history") + " --timeout 1s");
-    const std::string p = prompt(tqd.port());
-    REQUIRE(screen.wait_for(p));
-    enter(screen, "CREATE emails");
-    REQUIRE(screen.wait_for("OK created emails"));
-
-    REQUIRE(kill(tqd.pid(), SIGSTOP) == 0);
-    screen.type("STATS em");
-    screen.press({"Tab"});
-    screen.type("ails");  // shown once the completion has given up
-    const bool prompt_answered = screen.wait_for(p + " STATS emails", 10s);
+    const bool prompt_answered = tab_on_a_stopped_server(screen, tqd);
     // Still stopped: the completion's reply is still owed when STATS goes.
     if (prompt_answered) screen.press({"Enter"});
     const bool told = screen.wait_for(

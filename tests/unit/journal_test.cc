@@ -218,6 +218,15 @@ void cut_after_last_job(wal::MemoryFileSystem& fs) {
   fs.set_contents(segment, data);
 }
 
+// A schedule "tick" putting `payload` every `every_ms`.
+engine::ScheduleSpec tick_every(int64_t every_ms, std::string_view payload) {
+  engine::ScheduleSpec tick;
+  tick.name = "tick";
+  tick.every_ms = every_ms;
+  tick.payload = payload;
+  return tick;
+}
+
 wal::LogOptions small_segments() {
   wal::LogOptions o;
   o.dir = "/data/wal";
@@ -730,10 +739,7 @@ TEST_SUITE("journal") {
       Node node(fs);
       REQUIRE(node.open(small_segments()).ok());
       REQUIRE(node.engine.create_queue("q").ok());
-      engine::ScheduleSpec tick;
-      tick.name = "tick";
-      tick.every_ms = 60'000;
-      tick.payload = "tick!";
+      engine::ScheduleSpec tick = tick_every(60'000, "tick!");
       REQUIRE(node.engine.schedule("q", tick).ok());
       node.clock.advance_ms(60'000);
       fired_at = node.engine.find_queue("q")->schedules.at("tick").next_ms;
@@ -889,11 +895,9 @@ TEST_SUITE("journal") {
     Node node(fs);
     REQUIRE(node.open(small_segments()).ok());
     REQUIRE(node.engine.create_queue("q").ok());
-    const std::string payload(2'000, 'p');  // in the queue's record, each time it is saved
-    engine::ScheduleSpec tick;              // (it views the payload: keep it alive)
-    tick.name = "tick";
-    tick.every_ms = 1'000;
-    tick.payload = payload;
+    // In the queue's record, each time it is saved; the spec views it.
+    const std::string payload(2'000, 'p');
+    const engine::ScheduleSpec tick = tick_every(1'000, payload);
     REQUIRE(node.engine.schedule("q", tick).ok());
     node.harness.settle();
     node.engine.close_intake("the disk is low");
@@ -920,10 +924,7 @@ TEST_SUITE("journal") {
       Node node(fs);
       REQUIRE(node.open(small_segments()).ok());
       REQUIRE(node.engine.create_queue("q").ok());
-      engine::ScheduleSpec tick;
-      tick.name = "tick";
-      tick.every_ms = 60'000;
-      tick.payload = "tick!";
+      engine::ScheduleSpec tick = tick_every(60'000, "tick!");
       tick.job.priority = 2;
       tick.job.group = "g";
       REQUIRE(node.engine.schedule("q", tick).ok());
@@ -1030,11 +1031,8 @@ TEST_SUITE("journal") {
       REQUIRE(node.open(small_segments()).ok());
       REQUIRE(node.engine.create_queue("q").ok());
       REQUIRE(node.engine.create_queue("other").ok());
-      engine::ScheduleSpec tick;
       const std::string payload(300, 't');
-      tick.name = "tick";
-      tick.every_ms = 60'000;
-      tick.payload = payload;
+      const engine::ScheduleSpec tick = tick_every(60'000, payload);
       REQUIRE(node.engine.schedule("q", tick).ok());
       for (int i = 0; i < 400; ++i) {
         node.clock.advance_ms(60'000);
