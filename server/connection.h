@@ -181,6 +181,12 @@ class Connection {
   // in the parser (stashed_) for the next turn. *overdrew: this turn ran one
   // on the overdraft already (it takes one).
   bool defer_costly(bool turn, size_t weight, bool* overdrew);
+  // The budget is spent and more than a long request's worth of input waits
+  // unparsed: it is parsed in the next turn (unless this turn may still
+  // take the overdraft). Parsing a long line costs as much as running it.
+  bool defer_parsing(bool turn, bool overdrew);
+  // Stops reading; the next turn comes in the next iteration.
+  void wait_for_turn(bool overdrew);
   // Stops reading while a wait holds more than a request's worth of input.
   void limit_input();
   // Releases or holds the reply at out_[begin, end) made by a command that

@@ -122,6 +122,7 @@ class Server final : public ClientDirectory,
   // dozen clients asking for 16 MiB each at once do not hold the loop for
   // all of them in one go, and every one of them still gets its turn.
   bool take_overdraft() { return !std::exchange(overdraft_taken_, true); }
+  bool overdraft_left() const { return !overdraft_taken_; }
   void remove_connection(uint64_t id);
   // ClientDirectory: every admitted connection, by id.
   std::vector<ClientInfo> describe_clients() const override;
