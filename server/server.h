@@ -161,8 +161,9 @@ class Server final : public ClientDirectory,
   void warn_spare_failures();
   static void on_run_again(uv_idle_t* handle);
   static void on_memory_release(uv_timer_t* handle);
-  // Once a second: after a drained backlog, once nothing is left, the job
-  // table's empty buckets and what malloc holds free go back too.
+  // Once a second: after a drained backlog, once little is left (few jobs,
+  // keys, connections), the job table's empty buckets and what malloc holds
+  // free go back too.
   void maybe_release_freed_memory();
   static void on_unwaited_records(uv_timer_t* handle);
 

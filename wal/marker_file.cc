@@ -17,6 +17,16 @@ Status write_marker_file(FileSystem& fs, const std::string& dir, const char* nam
   return s;
 }
 
+std::optional<std::string> read_marker_text(FileSystem& fs, const std::string& dir,
+                                            const char* name) {
+  uint64_t size = 0;
+  auto bytes = fs.read_file(dir + "/" + name, &size);
+  if (!bytes) return std::nullopt;
+  std::string_view text = (*bytes)->bytes();
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\n')) text.remove_suffix(1);
+  return std::string(text);
+}
+
 Status remove_marker_file(FileSystem& fs, const std::string& dir, const char* name) {
   if (Status s = fs.remove(dir + "/" + name); !s.ok()) return s;
   return fs.sync_dir(dir);

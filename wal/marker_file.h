@@ -3,6 +3,7 @@
 // a marker that is there but empty, or gone but back after a power cut.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,11 @@ namespace tq::wal {
 // the directory synced when the file is new.
 Status write_marker_file(FileSystem& fs, const std::string& dir, const char* name,
                          std::string_view contents);
+
+// What dir/name holds, without the spaces and newlines that pad or end it;
+// nullopt when it cannot be read.
+std::optional<std::string> read_marker_text(FileSystem& fs, const std::string& dir,
+                                            const char* name);
 
 // Removes dir/name and syncs the directory.
 Status remove_marker_file(FileSystem& fs, const std::string& dir, const char* name);

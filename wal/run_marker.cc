@@ -8,8 +8,6 @@
 namespace tq::wal {
 namespace {
 
-std::string path_of(const std::string& dir) { return dir + "/" + kRunMarkerName; }
-
 // Fixed width, so that rewriting one policy over another in place is one
 // small write inside one sector: it cannot leave a mix of the two.
 std::string contents_of(FsyncPolicy policy) {
@@ -41,14 +39,11 @@ PreviousRun read_run_marker(FileSystem& fs, const std::string& dir,
   if (std::find(names.begin(), names.end(), kRunMarkerName) == names.end()) return run;
   run.clean = false;
   run.policy = FsyncPolicy::kNever;
-  uint64_t size = 0;
   run.unreadable = true;
-  auto bytes = fs.read_file(path_of(dir), &size);
-  if (!bytes) return run;
-  std::string_view text = (*bytes)->bytes();
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\n')) text.remove_suffix(1);
+  const std::optional<std::string> text = read_marker_text(fs, dir, kRunMarkerName);
+  if (!text) return run;
   for (FsyncPolicy policy : {FsyncPolicy::kAlways, FsyncPolicy::kInterval, FsyncPolicy::kNever}) {
-    if (text == fsync_policy_name(policy)) {
+    if (*text == fsync_policy_name(policy)) {
       run.policy = policy;
       run.unreadable = false;
     }
@@ -67,14 +62,11 @@ Status remove_run_marker(FileSystem& fs, const std::string& dir) {
 uint64_t read_closed_marker(FileSystem& fs, const std::string& dir,
                             const std::vector<std::string>& names) {
   if (std::find(names.begin(), names.end(), kClosedMarkerName) == names.end()) return 0;
-  uint64_t size = 0;
-  auto bytes = fs.read_file(dir + "/" + kClosedMarkerName, &size);
-  if (!bytes) return 0;
-  std::string_view text = (*bytes)->bytes();
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\n')) text.remove_suffix(1);
+  const std::optional<std::string> text = read_marker_text(fs, dir, kClosedMarkerName);
+  if (!text) return 0;
   uint64_t seq = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seq);
-  return ec == std::errc() && end == text.data() + text.size() ? seq : 0;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), seq);
+  return ec == std::errc() && end == text->data() + text->size() ? seq : 0;
 }
 
 Status write_closed_marker(FileSystem& fs, const std::string& dir, uint64_t last_seq) {
