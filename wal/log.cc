@@ -94,6 +94,10 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   if (sizing) sizing(total);
 
   const std::vector<uint32_t> ordinals = ordinals_of(files, file_sizes);
+  // Read before the segments: after a crash under always, the newest one's
+  // last write was never acknowledged, and a hole in it is not damage.
+  const PreviousRun previous = read_run_marker(fs, options.dir, *names);
+  const bool crashed_under_always = !previous.clean && !may_lose_acknowledged(previous.policy);
   uint64_t expected = 0;
   bool newest_tail_lost = false;
   uint64_t torn_room = 0;  // records that could have followed a torn write (see below)
@@ -107,7 +111,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     std::string_view data = files[i]->bytes();
     const uint32_t ordinal = ordinals[i];
     ScanOptions scan_options{newest, options.recover, expected,
-                             SegmentHeader{ordinal, first_seqs[i]}};
+                             SegmentHeader{ordinal, first_seqs[i]}, crashed_under_always};
     auto visit_record = [&](const Record& record) { return visit(record, ordinal); };
     auto scan = scan_segment(path, data, file_size, scan_options, reporter, visit_record);
     if (!scan) return scan.error();
@@ -116,7 +120,19 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     if (scan->no_header) {
       // Created and never written before a crash: nothing to keep.
       if (Status s = fs.remove(path); !s.ok()) return s;
-      summary->removed.push_back(path + ": it holds only zeros (created, never written)");
+      summary->removed.push_back(
+          path + (scan->lost_sector
+                      ? ": its header is zeros, as a power cut leaves a sector it did not keep; "
+                        "the rest is what it kept of the file's first write, never synced "
+                        "(fsync: always), so never acknowledged"
+                      : ": it holds only zeros (created, never written)"));
+      if (scan->lost_sector) {
+        // Its records were cut off from the start: ids they took are
+        // skipped as after any torn write.
+        summary->torn = path + " offset 0 (" + std::to_string(scan->torn_bytes) + " bytes)";
+        summary->torn_at_lost_sector = true;
+        torn_room = 2 * file_size / kRecordHeaderSize;
+      }
       zeros_bound = std::max(zeros_bound, first_seqs[i] - 1 + file_size / kRecordHeaderSize);
       continue;
     }
@@ -138,6 +154,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     if (scan->torn_at != 0) {
       summary->torn = path + " offset " + std::to_string(scan->torn_at) + " (" +
                       std::to_string(scan->torn_bytes) + " bytes)";
+      summary->torn_at_lost_sector = scan->lost_sector;
       // A crash cut a write short: tqd's (a SIGKILL can end a write part
       // way; that record was not acknowledged yet) or the machine's. After
       // the machine's, under fsync=never or interval, the torn record and
@@ -207,7 +224,6 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     summary->seq_bound = std::max(summary->seq_bound, closed_at);
   }
 
-  const PreviousRun previous = read_run_marker(fs, options.dir, *names);
   summary->previous_unclean = !previous.clean;
   if (!previous.clean && may_lose_acknowledged(previous.policy)) {
     log->after_lossy_crash_ = true;

@@ -12,6 +12,27 @@ bool all_zero(std::string_view bytes) {
   return true;
 }
 
+// The unit a disk writes whole: a power cut keeps each sector of a write, or
+// leaves what was there before. 512 bytes is the smallest there is.
+constexpr size_t kSectorBytes = 512;
+
+// Whether a whole aligned sector of zeros lies in `data` and overlaps
+// [from, to): what a sector lost in a power cut leaves in a segment of zeros.
+bool lost_sector_in(std::string_view data, size_t from, size_t to) {
+  for (size_t sector = from / kSectorBytes * kSectorBytes;
+       sector < to && sector + kSectorBytes <= data.size(); sector += kSectorBytes) {
+    if (all_zero(data.substr(sector, kSectorBytes))) return true;
+  }
+  return false;
+}
+
+// The offset just past the last non-zero byte of data[from..].
+size_t end_of_nonzero(std::string_view data, size_t from) {
+  size_t last = data.size();
+  while (last > from && data[last - 1] == 0) --last;
+  return last;
+}
+
 const char* describe(Decoded d) {
   switch (d) {
     case Decoded::kTruncated: return "record cut short";
@@ -94,6 +115,15 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
       scan.no_header = true;
       return scan;
     }
+    if (options.is_newest && options.crashed_under_always && lost_sector_in(data, 0, 1)) {
+      // The header goes out with the segment's first records, in one write
+      // that was never synced (or it would be here): nothing in the file was
+      // acknowledged.
+      scan.no_header = true;
+      scan.lost_sector = true;
+      scan.torn_bytes = data.size();
+      return scan;
+    }
     if (cut_short) {
       why += " (" + std::to_string(file_size) +
              " bytes; segment files are created at full size, so it was cut short)";
@@ -170,11 +200,14 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
     const bool cut_short = (d == Decoded::kTruncated || d == Decoded::kBadChecksum) && !past_end &&
                            end > data.size() &&
                            next_intact(data, at + 1, scan.last_seq) >= data.size();
-    if (options.is_newest && cut_short) {
+    // After a crash under always, a hole of zeros where this record (or its
+    // header) should be is the unsynced last write, kept only in part.
+    const bool hole = options.is_newest && options.crashed_under_always && d != Decoded::kRecord &&
+                      lost_sector_in(data, at, std::max(end, at + kRecordHeaderSize));
+    if (options.is_newest && (cut_short || hole)) {
       scan.torn_at = at;
-      size_t last = data.size();
-      while (last > at && data[last - 1] == 0) --last;
-      scan.torn_bytes = last - at;
+      scan.torn_bytes = end_of_nonzero(data, at) - at;
+      scan.lost_sector = !cut_short;
       break;
     }
     std::string reason = cut_short ? "record cut short" : describe(d);
@@ -194,7 +227,7 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
     size_t next = next_intact(data, at + 1, scan.last_seq);
     size_t last = next;
     if (next >= data.size()) {
-      while (last > at && data[last - 1] == 0) --last;
+      last = end_of_nonzero(data, at);
       reporter.dropped(file, at, last - at, reason + "; the rest of the segment is dropped");
       scan.tail_lost = true;
       break;

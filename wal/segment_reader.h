@@ -27,6 +27,15 @@
 //   records after it carry their own checksums and seqs, and the caller
 //   supplies what the header would have said (`assumed`). A record the
 //   visitor refuses is reported and skipped the same way under `recover`.
+// - One exception, after a crash under fsync=always (`crashed_under_always`):
+//   the newest segment's last write was never synced, so nothing in it was
+//   acknowledged, and a power cut may have kept some of its sectors and not
+//   others. A sector it did not keep is still the zeros the segment was made
+//   of. So damage there that a whole aligned sector of zeros explains (in the
+//   damaged record, or where its header should be) is that write's tail with
+//   a hole in it, not corruption: the scan ends before it as at a torn tail,
+//   with `lost_sector` set. Under the other policies acknowledged records may
+//   follow such a hole, and only `recover` (which keeps them) may skip it.
 #pragma once
 
 #include <cstdint>
@@ -53,8 +62,12 @@ struct SegmentScan {
   uint64_t records = 0;
   uint64_t last_seq = 0;    // 0 when the segment holds no record
   uint64_t torn_at = 0;     // offset of a cut-off partial record; 0 when none
-  uint64_t torn_bytes = 0;
+  uint64_t torn_bytes = 0;  // ... or, with no_header and lost_sector, what the file held
   bool no_header = false;   // the newest segment is all zeros: created, never written
+  // The torn tail (or, with no_header, the header) starts at a hole: a
+  // sector of the last write that a power cut did not keep, with parts of
+  // that write after it (crashed_under_always only).
+  bool lost_sector = false;
   bool header_damaged = false;  // recover: `header` is ScanOptions::assumed
   // recover: everything after the last intact record was dropped (or the file
   // was cut short), so how many records followed it is unknown.
@@ -66,6 +79,9 @@ struct ScanOptions {
   bool recover = false;       // skip damage (reporting it) instead of failing
   uint64_t expected_seq = 0;  // the seq the first record must have; 0: take the header's
   SegmentHeader assumed;      // recover: stands in for a damaged header
+  // The last run did not stop cleanly and ran under fsync=always: the newest
+  // segment's last write was not acknowledged, and may have holes (above).
+  bool crashed_under_always = false;
 };
 
 using RecordVisitor = std::function<Status(const Record& record)>;

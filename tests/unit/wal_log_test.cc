@@ -148,6 +148,45 @@ void rewrite_and_reopen(MemoryFileSystem& fs, LogHarness& h) {
   CHECK(again.replayed == std::vector<ReplayedRecord>{{3, a.seq, "rewritten", a.segment}});
 }
 
+// A log whose last write a power cut caught under fsync=always: `synced`
+// records (acknowledged), then `caught`, written in one batch that was
+// never synced. The run's marker says always and there is no CLOSED.
+struct CaughtWrite {
+  std::vector<ReplayedRecord> synced, caught;
+  std::vector<size_t> starts;  // of each record in the newest segment, and the end
+  std::string path, full;      // the newest segment and its bytes as written
+};
+CaughtWrite write_caught_by_power_cut(MemoryFileSystem& fs, const LogOptions& o) {
+  CaughtWrite w;
+  {
+    LogHarness h(fs);
+    REQUIRE(h.open(o).ok());
+    w.synced = write_records(h, 10);
+    w.caught = write_records(h, 60, 10);
+  }
+  as_after_crash(fs);
+  REQUIRE(write_run_marker(fs, kDir, FsyncPolicy::kAlways).ok());
+  w.path = newest_segment(fs);
+  w.full = fs.contents(w.path);
+  size_t at = kSegmentHeaderSize;
+  for (const auto* part : {&w.synced, &w.caught}) {
+    for (const auto& r : *part) {
+      w.starts.push_back(at);
+      at += record_size(r.body.size());
+    }
+  }
+  w.starts.push_back(at);
+  return w;
+}
+
+constexpr size_t kSector = 512;
+
+std::string with_zero_sector(std::string data, size_t sector) {
+  std::fill(data.begin() + static_cast<std::ptrdiff_t>(sector),
+            data.begin() + static_cast<std::ptrdiff_t>(sector + kSector), '\0');
+  return data;
+}
+
 }  // namespace
 
 TEST_SUITE("wal_log") {
@@ -1418,6 +1457,117 @@ TEST_SUITE("wal_log") {
     CHECK(s.message() == path + " at offset " + std::to_string(last_start) +
                              ": checksum mismatch in the last record, which is whole (damage, "
                              "not a write cut short)");
+  }
+
+  TEST_CASE("after a crash under always, a sector lost from the last write ends the log") {
+    // The disk kept later sectors of the write and not this one, which is
+    // still the zeros the segment was made of. Nothing in that write was
+    // acknowledged (it was never synced), so the log ends before the hole:
+    // the start goes on, and does not need --wal-recover.
+    MemoryFileSystem fs;
+    LogOptions o = LogHarness(fs).options();
+    o.segment_bytes = 1 << 20;
+    CaughtWrite w = write_caught_by_power_cut(fs, o);
+    const size_t caught_at = w.starts[w.synced.size()];
+    const size_t caught_end = w.starts.back();
+    REQUIRE(caught_end - caught_at > 4 * kSector);
+    for (size_t sector = (caught_at + kSector - 1) / kSector * kSector;
+         sector + kSector <= caught_end; sector += kSector) {
+      CAPTURE(sector);
+      fs.set_contents(w.path, with_zero_sector(w.full, sector));
+      as_after_crash(fs);
+      REQUIRE(write_run_marker(fs, kDir, FsyncPolicy::kAlways).ok());
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      size_t whole = 0;  // records of the write wholly before the hole
+      while (w.starts[w.synced.size() + whole + 1] <= sector) ++whole;
+      std::vector<ReplayedRecord> kept = w.synced;
+      kept.insert(kept.end(), w.caught.begin(), w.caught.begin() + static_cast<long>(whole));
+      CHECK(h.replayed == kept);
+      const size_t torn_at = w.starts[w.synced.size() + whole];
+      CHECK(h.summary.torn_at_lost_sector);
+      CHECK(h.summary.torn.rfind(w.path + " offset " + std::to_string(torn_at) + " ", 0) == 0);
+      CHECK(h.summary.seq_bound >= w.caught.back().seq);  // their ids are not issued again
+      // Everything from the hole on is zeros again, so a later write
+      // cannot be mistaken for a continuation of it.
+      CHECK(fs.contents(w.path).find_first_not_of('\0', torn_at) == std::string::npos);
+      // The log goes on from there.
+      auto a = h.log->append(1, "after the hole");
+      CHECK(a.seq == kept.back().seq + 1);
+      REQUIRE(h.wait_durable());
+    }
+  }
+
+  TEST_CASE("a hole of zeros is damage unless the last run crashed under always") {
+    MemoryFileSystem fs;
+    LogOptions o = LogHarness(fs).options();
+    o.segment_bytes = 1 << 20;
+    CaughtWrite w = write_caught_by_power_cut(fs, o);
+    const size_t sector = (w.starts[w.synced.size() + 5] + kSector - 1) / kSector * kSector;
+    REQUIRE(sector + kSector < w.starts.back());
+    std::string damaged = with_zero_sector(w.full, sector);
+    size_t hit = 0;  // the first record the hole reaches
+    while (w.starts[hit + 1] <= sector) ++hit;
+    SUBCASE("the last run stopped cleanly") {
+      // Then every record was synced, and a hole is the disk's damage.
+      REQUIRE(remove_run_marker(fs, kDir).ok());
+    }
+    SUBCASE("the last run crashed under never") {
+      // Records after the hole may have been acknowledged: only
+      // --wal-recover, which keeps them, may skip it.
+      REQUIRE(write_run_marker(fs, kDir, FsyncPolicy::kNever).ok());
+    }
+    SUBCASE("a flipped bit, not a sector of zeros, after a crash under always") {
+      damaged = w.full;
+      damaged[w.starts[hit] + kRecordHeaderSize + 1] ^= 0x01;
+    }
+    fs.set_contents(w.path, damaged);
+    LogHarness h(fs);
+    Status s = h.open(o);
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.code() == Status::Code::kCorruption);
+    CHECK(s.message().rfind(w.path + " at offset " + std::to_string(w.starts[hit]) + ": ", 0) == 0);
+    CHECK(fs.contents(w.path) == damaged);  // left as it was
+    // --wal-recover keeps what follows the damage.
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    CHECK(h.replayed.back() == w.caught.back());
+  }
+
+  TEST_CASE("after a crash under always, a new segment whose header sector was lost is removed") {
+    // A segment's header goes out with its first records, in one write; a
+    // power cut kept a later sector of it and not the first.
+    MemoryFileSystem fs;
+    LogOptions o = LogHarness(fs).options();
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      written = write_records(h, 10);
+      // One batch that starts a segment and runs past its first sector.
+      std::vector<ReplayedRecord> more = write_records(h, 80, 10);
+      written.insert(written.end(), more.begin(), more.end());
+    }
+    as_after_crash(fs);
+    REQUIRE(write_run_marker(fs, kDir, FsyncPolicy::kAlways).ok());
+    const std::string path = newest_segment(fs);
+    const uint64_t newest_first_seq = parse_segment_file_name(path.substr(kDir.size() + 1));
+    const std::string full = fs.contents(path);
+    REQUIRE(full.find_first_not_of('\0', kSector) != std::string::npos);
+    fs.set_contents(path, with_zero_sector(full, 0));
+
+    LogHarness h(fs);
+    REQUIRE(h.open(o).ok());
+    CHECK_FALSE(fs.exists(path));
+    REQUIRE(h.summary.removed.size() == 1);
+    CHECK(h.summary.removed[0].rfind(path + ": its header is zeros, as a power cut leaves", 0) ==
+          0);
+    std::vector<ReplayedRecord> kept;
+    for (const auto& r : written) {
+      if (r.seq < newest_first_seq) kept.push_back(r);
+    }
+    CHECK(h.replayed == kept);
+    CHECK(h.summary.seq_bound >= written.back().seq);
   }
 
   TEST_CASE("a record the caller cannot apply stops the open - --wal-recover drops it") {
