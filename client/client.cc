@@ -14,10 +14,13 @@ namespace tq::client {
 namespace {
 
 // A reply after which this connection is of no more use: it broke, or the
-// server is going away or turned us away.
+// server is going away, turned us away, or closed it for a timeout (a
+// request sent as it did so gets that line and was not run: one safe to
+// repeat is sent again on a new connection).
 bool connection_is_lost(const Error& e) {
   if (e.kind != ErrorKind::kServer) return true;
-  return e.is(protocol::ErrorCode::kShutdown) || e.is(protocol::ErrorCode::kMaxConn);
+  return e.is(protocol::ErrorCode::kShutdown) || e.is(protocol::ErrorCode::kMaxConn) ||
+         e.is(protocol::ErrorCode::kTimeout);
 }
 
 }  // namespace

@@ -13,20 +13,23 @@
 // Connections. A Client is one TCP connection, used by one thread at a time
 // (make one per thread). Any failure that leaves the connection's state
 // unknown (it broke, a reply timed out, a wait was cancelled, ERROR SHUTDOWN)
-// closes it. With Options::reconnect.attempts > 0 the next call connects again
-// first, and a call that is safe to send twice is sent again at once: reads,
-// DEQUEUE (a lease whose reply was lost just runs out, and the job comes
-// back), and enqueues, which then always carry a dedup KEY (yours, or one the
-// client makes up), so a repeat is answered with the first job's id instead
-// of storing it twice. Every other write (ACK, NACK, CREATE, ...) is never
+// closes it, and so does ERROR TIMEOUT (closed for limits.idle_timeout: a
+// request that crossed that line was not run). With
+// Options::reconnect.attempts > 0 the next call connects again first, and a
+// call that is safe to send twice is sent again at once: reads, DEQUEUE (a
+// lease whose reply was lost just runs out, and the job comes back), and
+// enqueues, which then always carry a dedup KEY (yours, or one the client
+// makes up), so a repeat is answered with the first job's id instead of
+// storing it twice. Every other write (ACK, NACK, CREATE, ...) is never
 // repeated: it fails with an error whose outcome_unknown() is true, and you
 // decide. Without a reconnect policy a lost connection stays lost until
 // reconnect(); a call on a connection the server closed while it was idle
 // fails at once, before sending, with a kConnect error (nothing was sent), or
 // with the server's ERROR when it said one as it closed (MAXCONN: it turned
-// the connection away); one made while a reply an earlier call gave up on
-// (list(patience)) is still owed and does not come fails with kUnanswered
-// (the connection is closed; nothing was sent either).
+// the connection away; TIMEOUT: it sat idle too long); one made while a
+// reply an earlier call gave up on (list(patience)) is still owed and does
+// not come fails with kUnanswered (the connection is closed; nothing was sent
+// either).
 //
 // TLS: Options::tls (client/tls_options.h); every connect and reconnect uses
 // it, and a certificate that does not verify is a kConnect error.

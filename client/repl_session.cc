@@ -1,5 +1,6 @@
 #include "client/repl_session.h"
 
+#include <optional>
 #include <ostream>
 #include <utility>
 
@@ -103,7 +104,14 @@ ReplSession::Outcome ReplSession::ensure_connected(std::string_view verb) {
                           "cannot connect");
   }
   const bool closed_by_server = client_.socket().is_open();
-  if (auto parting = client_.parting_error()) {
+  std::optional<Error> parting = client_.parting_error();
+  if (parting && parting->is(protocol::ErrorCode::kTimeout)) {
+    // Closed while it sat idle (limits.idle_timeout): why, then a new
+    // connection for this command, as after any close.
+    err_ << render_server_error(*parting, error_style_);
+    parting.reset();
+  }
+  if (parting) {
     // The server turned this connection away (MAXCONN) as it accepted it:
     // its answer, as if to this command, which was not sent.
     if (style_.raw) {

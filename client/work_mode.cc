@@ -359,7 +359,9 @@ class Work {
           say(how + "; too late to " + name + " (" + error.to_string() + ")");
           return;
         }
-        if (error.kind == ErrorKind::kServer) {
+        // TIMEOUT: the server closed the connection (limits.idle_timeout) as
+        // the request went, and did not run it: sent again on a new one.
+        if (error.kind == ErrorKind::kServer && !error.is(ErrorCode::kTimeout)) {
           say(how + "; " + name + " refused (" + error.to_string() +
               "): the job will be delivered again when its lease runs out");
           return;

@@ -10,7 +10,7 @@ namespace {
 constexpr std::array<std::string_view, static_cast<size_t>(ErrorCode::kCount)> kNames{
     "BADFORMAT", "UNKNOWN", "NOQUEUE", "NOTFOUND", "NOTLEASED", "TOOBIG",    "EXISTS",
     "EMPTY",     "LIMIT",   "MAXCONN", "FULL",     "IO",        "NOAUTH",    "SHUTDOWN",
-    "INTERNAL",  "TLS",     "BUSY",    "NOLOG",    "NOPERM",    "BADCONFIG",
+    "INTERNAL",  "TLS",     "BUSY",    "NOLOG",    "NOPERM",    "BADCONFIG", "TIMEOUT",
 };
 
 }  // namespace

@@ -34,6 +34,7 @@ enum class ErrorCode : uint8_t {
   kNoLog,      // needs the log, and wal.enabled is false
   kNoPerm,     // an admin command, and this connection is not admin
   kBadConfig,  // RELOAD: the settings file cannot be used; nothing changed
+  kTimeout,    // the server closes the connection: a limits.*_timeout ran out
   kCount,
 };
 

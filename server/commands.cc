@@ -472,6 +472,20 @@ std::string io_error_reply(const wal::Log& log) {
   return line;
 }
 
+std::string timeout_notice(bool idle, uint64_t timeout_ms) {
+  const std::string limit = cmd::duration_words(static_cast<int64_t>(timeout_ms));
+  std::string message = "closing the connection: ";
+  if (idle) {
+    message += "nothing was sent for " + limit + " (limits.idle_timeout)";
+  } else {
+    message +=
+        "a request was started and not finished within " + limit + " (limits.request_timeout)";
+  }
+  std::string line;
+  protocol::append_error(line, protocol::ErrorCode::kTimeout, message);
+  return line;
+}
+
 void dispatch(CommandContext& ctx, const protocol::Request& request) {
   ++ctx.stats.commands_total;
   ++ctx.stats.commands_by_verb[static_cast<size_t>(request.spec->verb)];

@@ -183,6 +183,10 @@ void record_deliveries(LeaseBook& book, const engine::Engine& engine,
 
 // The whole "ERROR IO ..." line for a write the log could not take.
 std::string io_error_reply(const wal::Log& log);
+// The whole "ERROR TIMEOUT closing the connection: ..." line, the last a
+// connection is sent when it is closed for limits.idle_timeout (`idle`) or
+// limits.request_timeout, which is `timeout_ms`.
+std::string timeout_notice(bool idle, uint64_t timeout_ms);
 // How long an unhealthy log refuses writes: "until the disk recovers", or
 // until a restart.
 std::string refused_until(const wal::Log& log);

@@ -720,8 +720,11 @@ void Connection::on_shutdown(uv_shutdown_t* req, int status) {
 Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_ms,
                                                  uint64_t request_ms, uint64_t send_ms) {
   if (closing_) return Timeout::kNone;
-  if (lingering_) {
-    if (now_ms - linger_since_ms_ >= kLingerMs) close();
+  if (lingering_ || parting_since_ms_ != 0) {
+    // Closing already. A parting line and the linger after it share one
+    // bound, from the timeout on: the client has that long to read them.
+    const uint64_t since = parting_since_ms_ != 0 ? parting_since_ms_ : linger_since_ms_;
+    if (now_ms - since >= kLingerMs) close();
     return Timeout::kNone;
   }
   if (waiting_ && !deferred_ && input_held_) {
@@ -742,6 +745,7 @@ Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_
   }
   Timeout broken = Timeout::kNone;
   const char* why = nullptr;
+  std::string notice;  // the last line, if the client is told why
   if (stalled_since_ms_ != 0) {
     // A client that reads, however slowly, is not stalled: the clock starts
     // again whenever less is left for it to read than when last looked at,
@@ -764,6 +768,7 @@ Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_
   } else if (request_ms > 0 && partial_since_ms_ != 0 && now_ms - partial_since_ms_ >= request_ms) {
     broken = Timeout::kSlowRequest;
     why = "too slow to send a request";
+    notice = timeout_notice(false, request_ms);
   } else if (idle_ms > 0 && !waiting_ && !turn_over_ && held_.empty() && in_flight_ == 0 &&
              partial_since_ms_ == 0 && now_ms - idle_since_ms() >= idle_ms) {
     // (A client in the middle of a request is slow, not idle: that is
@@ -771,12 +776,25 @@ Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_
     // is waiting for tqd.)
     broken = Timeout::kIdle;
     why = "idle";
+    notice = timeout_notice(true, idle_ms);
   }
   if (why != nullptr) {
     LOG_DEBUG("connection %llu: %s: closing", static_cast<unsigned long long>(id_), why);
-    close();
+    if (notice.empty()) {
+      close();
+    } else {
+      part_with(notice, now_ms);
+    }
   }
   return broken;
+}
+
+void Connection::part_with(std::string_view notice, uint64_t now_ms) {
+  // What the parser holds (half a request) is not run, as on close(), and
+  // nothing comes after the notice (stop_serving() leaves it alone).
+  parting_since_ms_ = now_ms;
+  send(notice);
+  close_when_flushed();
 }
 
 void Connection::close_when_flushed() {
@@ -793,7 +811,7 @@ void Connection::close_when_flushed() {
 }
 
 void Connection::stop_serving(std::string_view refusal) {
-  if (closing_) return;
+  if (closing_ || parting_since_ms_ != 0) return;
   refusal_ = refusal;
   close_when_flushed();
   // A BACKUP's reply is not written yet: finish_deferred() refuses the rest

@@ -116,7 +116,10 @@ class Connection {
 
   enum class Timeout { kNone, kIdle, kSlowRequest, kNotReading };
   // Closes the connection if it broke a timeout by `now_ms` (loop time);
-  // returns which one, for the figures.
+  // returns which one, for the figures. Idle and slow clients are told why
+  // first (part_with()); a handshake that did not finish, or a client that
+  // does not read, is closed without a word: there is no session to say it
+  // in, or nobody reading it.
   Timeout enforce_timeouts(uint64_t now_ms, uint64_t idle_ms, uint64_t request_ms,
                            uint64_t send_ms);
   // Runs the requests that wait in the parser (after a wait or a pause).
@@ -216,6 +219,12 @@ class Connection {
   // lingering close). Otherwise, and for a connection never admitted,
   // close at once.
   void linger();
+  // Closes after one last line, `notice` (ERROR TIMEOUT: why), so that the
+  // client reads why rather than a bare EOF. It goes after the replies the
+  // client is owed, as close_when_flushed() sends them; a client that does
+  // not read them is closed kLingerMs from now all the same (see
+  // enforce_timeouts), so nothing waits on it longer than a linger.
+  void part_with(std::string_view notice, uint64_t now_ms);
   static void on_shutdown(uv_shutdown_t* req, int status);
   size_t unsent_bytes() const {
     return out_.size() + in_flight_ + (tls_ ? tls_->output().size() : 0);
@@ -270,6 +279,7 @@ class Connection {
   uint64_t handshake_since_ms_ = 0;  // a TLS handshake has been under way since; 0: none
   uint64_t stalled_since_ms_ = 0;   // replies have waited for the client since; 0: none
   uint64_t linger_since_ms_ = 0;    // lingering_ since
+  uint64_t parting_since_ms_ = 0;   // part_with() since; 0: not parting
 };
 
 }  // namespace tq::server

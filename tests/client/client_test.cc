@@ -84,6 +84,35 @@ TEST_SUITE("client library") {
     CHECK(took < std::chrono::seconds(10));  // not the 20 s timeout
   }
 
+  TEST_CASE("a connection closed for idle_timeout - the next call says why, not sent") {
+    tq::testing::TqdOptions options;
+    options.config_yaml = "limits:\n  idle_timeout: 1s\n";
+    TqdProcess tqd(options);
+    Client idle = connect_to(tqd);
+    REQUIRE(idle.create("q").ok());
+    for (int i = 0; i < 500 && idle.connected(); ++i) std::this_thread::sleep_for(10ms);
+    REQUIRE_FALSE(idle.connected());
+    auto refused = idle.enqueue("q", "x");
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().is(ErrorCode::kTimeout));
+    CHECK(refused.error().to_string() ==
+          "TIMEOUT closing the connection: nothing was sent for 1 second (limits.idle_timeout)");
+    CHECK_FALSE(refused.error().outcome_unknown());
+    REQUIRE(idle.reconnect().ok());
+    CHECK(idle.ping().ok());
+    // With a reconnect policy the loss is not the caller's business.
+    auto options_with_policy = tq::client::Options{.host = "127.0.0.1", .port = tqd.port()};
+    options_with_policy.reconnect.attempts = 1;
+    auto kept = Client::connect(options_with_policy);
+    REQUIRE(kept.ok());
+    for (int i = 0; i < 500 && kept->connected(); ++i) std::this_thread::sleep_for(10ms);
+    REQUIRE_FALSE(kept->connected());
+    CHECK(kept->enqueue("q", "y").ok());
+    auto stats = kept->stats("q");
+    REQUIRE(stats.ok());
+    CHECK(tq::client::field(*stats, "ready") == "1");  // x was never stored
+  }
+
   TEST_CASE("a connection turned away with MAXCONN - the next call returns that ERROR, not sent") {
     tq::testing::TqdOptions options;
     options.config_yaml = "limits:\n  max_connections: 1\n";

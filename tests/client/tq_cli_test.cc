@@ -174,6 +174,25 @@ TEST_SUITE("tq command line") {
     CHECK(tq::client::field(*stats, "ready") == "1");
   }
 
+  TEST_CASE("commands from standard input - closed as idle between two, tq says why and goes on") {
+    tq::testing::TqdOptions options;
+    options.config_yaml = "limits:\n  idle_timeout: 1s\n";
+    TqdProcess tqd(options);
+    const std::string port = std::to_string(tqd.port());
+    // The pause is the condition under test (past the timeout and the
+    // once-a-second check that enforces it), not a wait for something.
+    auto result =
+        run_program({"/bin/sh", "-c", "{ echo PING; sleep 3; echo PING; } | \"$0\" --port \"$1\"",
+                     TQ_PATH, port});
+    CHECK(result.status == 0);
+    CHECK(result.out == "OK PONG\nOK PONG\n");
+    CHECK(result.err ==
+          "ERROR TIMEOUT closing the connection: nothing was sent for 1 second "
+          "(limits.idle_timeout)\ntq: the server had closed the connection; reconnected to "
+          "127.0.0.1:" +
+              port + "\n");
+  }
+
   TEST_CASE("options go before the command - a misplaced or unknown one is refused, -- sends all") {
     TqdProcess tqd;
     REQUIRE(tq_run(tqd, {"CREATE", "scr"}).status == 0);

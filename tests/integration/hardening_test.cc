@@ -500,6 +500,72 @@ TEST_SUITE("hardening") {
     CHECK(stat_of(tqd, "closed_slow_request_total") == "1");
   }
 
+  TEST_CASE("a client closed for idle_timeout or request_timeout reads why, last, then EOF") {
+    TqdOptions o;
+    o.config_yaml = "limits:\n  idle_timeout: 1s\n  request_timeout: 1s\n";
+    TqdProcess tqd(o);
+    const std::string idle_notice =
+        "ERROR TIMEOUT closing the connection: nothing was sent for 1 second "
+        "(limits.idle_timeout)";
+    auto expect_end = [](LineSocket& s, const std::string& last) {
+      auto line = s.read_line();
+      REQUIRE(line.ok());
+      CHECK(*line == last);
+      auto end = s.read_line();
+      REQUIRE_FALSE(end.ok());
+      CHECK(end.error().kind == tq::client::ErrorKind::kNetwork);  // EOF
+    };
+    auto idle = tqd.socket(5000);
+    auto slow = tqd.socket(5000);
+    auto worker = tqd.socket(10'000);
+    REQUIRE(call(slow, "CREATE q") == "OK created q");
+    // Owed a reply, then half-way through a PUT body when its time runs out:
+    // the reply first, then why; the job is not stored.
+    REQUIRE(slow.send("PING\nPUT q 10\nhalf").ok());
+    REQUIRE(worker.send("DEQUEUE q WAIT 2500ms\n").ok());
+    const auto started = Clock::now();
+    CHECK(*slow.read_line() == "OK PONG");
+    expect_end(slow,
+               "ERROR TIMEOUT closing the connection: a request was started and not finished "
+               "within 1 second (limits.request_timeout)");
+    expect_end(idle, idle_notice);
+    CHECK(Clock::now() - started < std::chrono::seconds(4));
+    // Waiting is not idle: the WAIT runs its course, and idle_timeout counts
+    // from its answer.
+    auto empty = worker.read_line();
+    REQUIRE(empty.ok());
+    CHECK(empty->rfind("ERROR EMPTY ", 0) == 0);
+    expect_end(worker, idle_notice);
+    auto admin = tqd.socket();
+    CHECK(call(admin, "DEQUEUE q").rfind("ERROR EMPTY ", 0) == 0);
+    CHECK(stat_via(admin, "closed_idle_total") == "2");
+    CHECK(stat_via(admin, "closed_slow_request_total") == "1");
+  }
+
+  TEST_CASE("a timed-out client that reads nothing is closed all the same, its last line unread") {
+    TqdOptions o;
+    o.config_yaml = "limits:\n  request_timeout: 1s\n  send_timeout: 0\n";
+    TqdProcess tqd(o);
+    auto admin = tqd.socket();
+    put_big_jobs(admin, 1);
+    // A megabyte of replies it does not read (under the 1 MiB past which
+    // tqd stops reading it), then half a request: the notice waits behind
+    // the reply, which never drains, and send_timeout is off.
+    const int fd = tq::testing::connect_raw(tqd.port(), 4096);
+    REQUIRE(fd >= 0);
+    const std::string requests = "PEEK big 1\nPUT big 10\nhalf";
+    REQUIRE(::send(fd, requests.data(), requests.size(), 0) ==
+            static_cast<ssize_t>(requests.size()));
+    REQUIRE(tq::testing::stat_reaches(admin, "connections_current", "2"));
+    const auto started = Clock::now();
+    // Told why at 1-2 s; closed, unread, a linger's 2-3 s after that.
+    CHECK(tq::testing::stat_reaches(admin, "closed_slow_request_total", "1"));
+    CHECK(tq::testing::stat_reaches(admin, "connections_current", "1"));
+    CHECK(Clock::now() - started < std::chrono::seconds(7));
+    CHECK(stat_via(admin, "closed_not_reading_total") == "0");
+    ::close(fd);
+  }
+
   TEST_CASE("a client that reads its replies slowly is not closed by send_timeout") {
     TqdOptions o;
     o.config_yaml = "limits:\n  send_timeout: 1s\n";

@@ -427,6 +427,18 @@ TEST_SUITE("tls") {
     CHECK(quiet.call("PING") == "OK PONG");
   }
 
+  TEST_CASE("an idle TLS connection reads why it is closed, inside TLS, and the stream ends") {
+    Certs certs;
+    TqdProcess tqd(with_config(tls_config(certs.files, "limits:\n  idle_timeout: 1s\n")));
+    TlsLine quiet(tqd.tls_port(), certs.files.ca_cert);
+    REQUIRE(quiet.handshake_ok());
+    CHECK(quiet.line() ==
+          "ERROR TIMEOUT closing the connection: nothing was sent for 1 second "
+          "(limits.idle_timeout)");
+    CHECK_FALSE(quiet.line().has_value());
+    CHECK(quiet.last_error() == SSL_ERROR_ZERO_RETURN);  // a close_notify, not a cut
+  }
+
   TEST_CASE("past max_connections a TLS connection is closed at once, before any handshake") {
     // Saying MAXCONN would take a handshake: CPU and a descriptor for each
     // client turned away, and the descriptors past max_connections are the
