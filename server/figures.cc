@@ -161,7 +161,11 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
             kUs);
   f.counter("loop_iterations_total", loop.iterations, "Event loop iterations.");
   f.gauge("loop_max_busy_us", loop.max_busy_ns / 1000,
-          "The longest single event loop iteration, which every client waited through.", kUs);
+          "The longest single event loop iteration since tqd started, which every client waited "
+          "through.",
+          kUs);
+  f.gauge("loop_max_busy_1m_us", loop.recent_max_busy_ns / 1000,
+          "The longest single event loop iteration in the last minute (60-70 s).", kUs);
   f.counter("loop_slow_iterations_total", loop.slow_iterations,
             "Event loop iterations longer than 10 ms.");
   f.flag("wal_enabled", sources.log != nullptr,

@@ -466,7 +466,7 @@ void Server::measure_iteration() {
   if (tick.warn) {
     LOG_WARN(
         "the event loop was busy for %llu ms in one iteration: every client waited that "
-        "long (STATS loop_max_busy_us, loop_slow_iterations_total)",
+        "long (STATS loop_max_busy_1m_us, loop_slow_iterations_total)",
         static_cast<unsigned long long>(tick.busy_ns / 1000000));
   }
 }

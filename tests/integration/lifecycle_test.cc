@@ -697,6 +697,14 @@ TEST_SUITE("lifecycle") {
                                 .count();
     CHECK(stat(s, "loop_busy_us_total") <= static_cast<uint64_t>(elapsed_us));
     CHECK(stat(s, "loop_max_busy_us") <= stat(s, "loop_busy_us_total"));
+    {
+      // The last minute's longest is one of those since start (one reply:
+      // both read at the same moment).
+      auto figures = tqd.client().stats();
+      REQUIRE(figures.ok());
+      CHECK(std::stoull(tq::client::field(*figures, "loop_max_busy_1m_us")) <=
+            std::stoull(tq::client::field(*figures, "loop_max_busy_us")));
+    }
     CHECK(stat(s, "loop_slow_iterations_total") <= stat(s, "loop_iterations_total"));
     const double pct = std::stod(tq::testing::stat_via(s, "loop_busy_pct"));
     CHECK(pct >= 0.0);

@@ -209,6 +209,8 @@ TEST_SUITE("metrics") {
     CHECK(reply.body.find("# TYPE tq_jobs_enqueued_total counter\n") != std::string::npos);
     CHECK(reply.body.find("# TYPE tq_queue_ready gauge\n") != std::string::npos);
     CHECK(reply.body.find("# HELP tq_loop_busy_seconds_total ") != std::string::npos);
+    CHECK(reply.body.find("# TYPE tq_loop_max_busy_seconds gauge\n") != std::string::npos);
+    CHECK(reply.body.find("# TYPE tq_loop_max_busy_1m_seconds gauge\n") != std::string::npos);
 
     // STATS agrees, figure for figure, on what did not move in between.
     for (const char* name : {"jobs_ready", "jobs_leased", "jobs_enqueued_total", "jobs_acked_total",

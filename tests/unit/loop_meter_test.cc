@@ -26,6 +26,14 @@ struct FakeLoop {
     idle += idle_ms * kMs;
     return meter.tick(now, idle);
   }
+  uint64_t elapsed_ms() const { return (now - 5 * kMs) / kMs; }
+  // An idle loop's ticks, one a second (the housekeeping timer), each 1 ms
+  // busy, until `ms` have passed since the start.
+  void idle_until(uint64_t ms) {
+    while (elapsed_ms() + 1000 <= ms) iterate(999, 1);
+    if (elapsed_ms() < ms) iterate(ms - elapsed_ms(), 0);
+  }
+  uint64_t recent_ms() const { return meter.stats().recent_max_busy_ns / kMs; }
 };
 
 }  // namespace
@@ -102,6 +110,62 @@ TEST_SUITE("loop_meter") {
     FakeLoop loop;
     loop.iterate(0, 1500);  // a PURGE of a very large queue, say
     CHECK(loop.meter.stats().busy_pct == doctest::Approx(100.0));
+  }
+
+  TEST_CASE("a slow start-up stays in the all-time longest, and leaves the last minute's") {
+    FakeLoop loop;
+    loop.iterate(0, 800);  // replaying the log, say
+    CHECK(loop.recent_ms() == 800);
+    loop.idle_until(69'999);
+    CHECK(loop.recent_ms() == 800);  // its slot, 0-10 s, is still one of the last seven
+    loop.idle_until(70'000);
+    CHECK(loop.recent_ms() == 1);  // only the idle ticks' 1 ms
+    CHECK(loop.meter.stats().max_busy_ns == 800 * kMs);
+  }
+
+  TEST_CASE("a stall shows for at least a minute, wherever in its slot it fell") {
+    for (uint64_t at_ms : {10'000, 14'321, 19'990}) {
+      CAPTURE(at_ms);
+      FakeLoop loop;
+      loop.idle_until(at_ms - 300);
+      loop.iterate(0, 300);  // ends at at_ms
+      REQUIRE(loop.elapsed_ms() == at_ms);
+      // Every scrape within the next minute sees it...
+      while (loop.elapsed_ms() + 1000 <= at_ms + 60'000) {
+        loop.iterate(999, 1);
+        REQUIRE(loop.recent_ms() == 300);
+      }
+      // ... and none once its slot (10-20 s) has left the seven, at 80 s.
+      loop.idle_until(80'000);
+      CHECK(loop.recent_ms() == 1);
+    }
+  }
+
+  TEST_CASE("the last minute's longest is the longest of its slots, not the latest") {
+    FakeLoop loop;
+    loop.idle_until(5'000);
+    loop.iterate(0, 300);
+    loop.idle_until(25'000);
+    loop.iterate(0, 200);
+    loop.idle_until(40'000);
+    CHECK(loop.recent_ms() == 300);
+    loop.idle_until(70'000);  // the 300 ms slot (0-10 s) has gone
+    CHECK(loop.recent_ms() == 200);
+    loop.idle_until(90'000);  // and the 200 ms one (20-30 s)
+    CHECK(loop.recent_ms() == 1);
+  }
+
+  TEST_CASE("after a long gap without ticks (a stopped process) the last minute is empty") {
+    FakeLoop loop;
+    loop.iterate(0, 300);
+    loop.iterate(0, 250);
+    CHECK(loop.recent_ms() == 300);
+    loop.iterate(300'000, 2);  // five minutes stopped: one tick at the end
+    CHECK(loop.recent_ms() == 2);
+    // A gap shorter than the window empties only the slots it passed.
+    loop.iterate(0, 40);
+    loop.iterate(30'000, 3);
+    CHECK(loop.recent_ms() == 40);
   }
 
   TEST_CASE("an iteration busier than 100 ms asks for a warning, at most one per 10 s") {
