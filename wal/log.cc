@@ -1,6 +1,7 @@
 #include "wal/log.h"
 
 #include <algorithm>
+#include <cassert>
 #include <utility>
 
 #include "wal/run_marker.h"
@@ -120,19 +121,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     if (scan->no_header) {
       // Created and never written before a crash: nothing to keep.
       if (Status s = fs.remove(path); !s.ok()) return s;
-      summary->removed.push_back(
-          path + (scan->lost_sector
-                      ? ": its header is zeros, as a power cut leaves a sector it did not keep; "
-                        "the rest is what it kept of the file's first write, never synced "
-                        "(fsync: always), so never acknowledged"
-                      : ": it holds only zeros (created, never written)"));
-      if (scan->lost_sector) {
-        // Its records were cut off from the start: ids they took are
-        // skipped as after any torn write.
-        summary->torn = path + " offset 0 (" + std::to_string(scan->torn_bytes) + " bytes)";
-        summary->torn_at_lost_sector = true;
-        torn_room = 2 * file_size / kRecordHeaderSize;
-      }
+      summary->removed.push_back(path + ": it holds only zeros (created, never written)");
       zeros_bound = std::max(zeros_bound, first_seqs[i] - 1 + file_size / kRecordHeaderSize);
       continue;
     }
@@ -238,7 +227,20 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   }
   log->backup_marker_ = summary->restored_backup_at_ms != 0;
   const FsyncPolicy marked = policy_to_mark(previous, options.fsync);
-  (void)write_run_marker(fs, options.dir, marked);  // best effort
+  if (Status s = write_run_marker(fs, options.dir, marked);
+      !s.ok() && crashed_under_always && marked != FsyncPolicy::kAlways) {
+    // Best effort, but not a marker left naming always for a run that may
+    // lose acknowledged records: a crash of this run would read as one
+    // under always, whose last write's holes replay cuts off. With none,
+    // its crash reads as a clean stop (what a marker that cannot be
+    // written always meant).
+    if (Status r = remove_run_marker(fs, options.dir); !r.ok()) {
+      return Status::io_error("cannot rewrite " + options.dir + "/" + kRunMarkerName + " (" +
+                              s.message() + ") nor remove it (" + r.message() +
+                              "): it names fsync: always, and this run's policy may lose "
+                              "acknowledged writes");
+    }
+  }
   log->marker_upgrade_pending_ = options.fsync == FsyncPolicy::kAlways && marked != options.fsync;
   log->fs_ = &fs;
 
@@ -261,6 +263,9 @@ void Log::set_progress_callback(std::function<void()> callback) {
 void Log::start() { writer_->start(); }
 
 Log::Appended Log::append(uint8_t type, std::string_view body, std::string_view body_tail) {
+  assert(type != 0 && (type & kBatchStartBit) == 0);
+  // The batch flush() hands over next starts here (format.h).
+  if (pending_.chunks.empty()) type |= kBatchStartBit;
   const uint64_t size = record_size(body.size() + body_tail.size());
   // An end marker must still fit after the record (kEndMarkerRoom); a
   // record too long for any segment goes into one that holds only its

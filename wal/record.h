@@ -11,9 +11,10 @@
 namespace tq::wal {
 
 struct Record {
-  uint8_t type = 0;
+  uint8_t type = 0;  // without kBatchStartBit
   uint64_t seq = 0;
-  std::string_view body;  // points into the bytes it was decoded from
+  std::string_view body;      // points into the bytes it was decoded from
+  bool starts_batch = false;  // kBatchStartBit was set
 };
 
 struct SegmentHeader {

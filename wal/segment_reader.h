@@ -31,11 +31,13 @@
 //   the newest segment's last write was never synced, so nothing in it was
 //   acknowledged, and a power cut may have kept some of its sectors and not
 //   others. A sector it did not keep is still the zeros the segment was made
-//   of. So damage there that a whole aligned sector of zeros explains (in the
-//   damaged record, or where its header should be) is that write's tail with
-//   a hole in it, not corruption: the scan ends before it as at a torn tail,
-//   with `lost_sector` set. Under the other policies acknowledged records may
-//   follow such a hole, and only `recover` (which keeps them) may skip it.
+//   of. So damage that zeros explain (a whole aligned sector of them in the
+//   damaged record, or its bytes zero to the end of their sector) with no
+//   intact record after it that starts a batch (format version 3 marks the
+//   first record of each write) lies in that write: the scan ends before it
+//   as at a torn tail, with `lost_sector` set. Any other damage, and the
+//   same after a clean stop or a crash under interval or never (acknowledged
+//   records may follow the hole), is corruption, which only `recover` skips.
 #pragma once
 
 #include <cstdint>
@@ -62,11 +64,11 @@ struct SegmentScan {
   uint64_t records = 0;
   uint64_t last_seq = 0;    // 0 when the segment holds no record
   uint64_t torn_at = 0;     // offset of a cut-off partial record; 0 when none
-  uint64_t torn_bytes = 0;  // ... or, with no_header and lost_sector, what the file held
+  uint64_t torn_bytes = 0;
   bool no_header = false;   // the newest segment is all zeros: created, never written
-  // The torn tail (or, with no_header, the header) starts at a hole: a
-  // sector of the last write that a power cut did not keep, with parts of
-  // that write after it (crashed_under_always only).
+  // The torn tail starts at a hole: a sector of the last write that a power
+  // cut did not keep, with parts of that write after it
+  // (crashed_under_always only).
   bool lost_sector = false;
   bool header_damaged = false;  // recover: `header` is ScanOptions::assumed
   // recover: everything after the last intact record was dropped (or the file

@@ -148,9 +148,10 @@ void rewrite_and_reopen(MemoryFileSystem& fs, LogHarness& h) {
   CHECK(again.replayed == std::vector<ReplayedRecord>{{3, a.seq, "rewritten", a.segment}});
 }
 
-// A log whose last write a power cut caught under fsync=always: `synced`
-// records (acknowledged), then `caught`, written in one batch that was
-// never synced. The run's marker says always and there is no CLOSED.
+// A log whose last write a power cut caught under fsync=always: `synced`,
+// one write (a batch) that was synced and acknowledged, then `caught`, one
+// more that the cut caught: the tests below damage its bytes as the cut
+// could have. The run's marker says always and there is no CLOSED.
 struct CaughtWrite {
   std::vector<ReplayedRecord> synced, caught;
   std::vector<size_t> starts;  // of each record in the newest segment, and the end
@@ -161,8 +162,8 @@ CaughtWrite write_caught_by_power_cut(MemoryFileSystem& fs, const LogOptions& o)
   {
     LogHarness h(fs);
     REQUIRE(h.open(o).ok());
-    w.synced = write_records(h, 10);
-    w.caught = write_records(h, 60, 10);
+    w.synced = write_records(h, 40);
+    w.caught = write_records(h, 60, 40);
   }
   as_after_crash(fs);
   REQUIRE(write_run_marker(fs, kDir, FsyncPolicy::kAlways).ok());
@@ -176,6 +177,14 @@ CaughtWrite write_caught_by_power_cut(MemoryFileSystem& fs, const LogOptions& o)
     }
   }
   w.starts.push_back(at);
+  // Each write's first record says so, and only it (format version 3).
+  for (size_t i = 0; i + 1 < w.starts.size(); ++i) {
+    Record r;
+    size_t size = 0;
+    REQUIRE(decode_record(std::string_view(w.full).substr(w.starts[i]), &r, &size) ==
+            Decoded::kRecord);
+    CHECK(r.starts_batch == (i == 0 || i == w.synced.size()));
+  }
   return w;
 }
 
@@ -507,6 +516,32 @@ TEST_SUITE("wal_log") {
       CHECK_FALSE(h.summary.acknowledged_may_be_lost);
       CHECK(h.summary.seq_bound == h.log->last_seq());
     });
+  }
+
+  TEST_CASE("a run under never does not leave the marker of a crash under always in place") {
+    // Replay cuts holes in the last write off after a crash under always:
+    // a marker that still said always when a run under never crashed would
+    // cut off records that run acknowledged.
+    MemoryFileSystem fs;
+    write_closed_log(fs, 5);
+    as_after_crash(fs);
+    const std::string marker = kDir + "/" + kRunMarkerName;
+    REQUIRE(write_run_marker(fs, kDir, FsyncPolicy::kAlways).ok());
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.fsync = FsyncPolicy::kNever;
+    fs.set_fail_writes(true);  // the marker cannot be rewritten
+    SUBCASE("removed when it cannot be rewritten") {
+      REQUIRE(h.open(o).ok());
+      CHECK_FALSE(fs.exists(marker));
+    }
+    SUBCASE("the start refused when it cannot be removed either") {
+      fs.fail_next_dir_syncs(1);
+      Status s = h.open(o);
+      REQUIRE_FALSE(s.ok());
+      CHECK(s.message().find("it names fsync: always") != std::string::npos);
+    }
+    fs.set_fail_writes(false);
   }
 
   TEST_CASE("fsync=never and interval: starting a segment does not hold up the caller") {
@@ -1521,6 +1556,19 @@ TEST_SUITE("wal_log") {
       damaged = w.full;
       damaged[w.starts[hit] + kRecordHeaderSize + 1] ^= 0x01;
     }
+    SUBCASE("a sector of zeros in the write before the last, synced and acknowledged") {
+      // The last write's first record comes after it: this one was synced.
+      const size_t early = (w.starts[1] + kSector - 1) / kSector * kSector;
+      REQUIRE(early + kSector <= w.starts[w.synced.size()]);
+      damaged = with_zero_sector(w.full, early);
+      hit = 0;
+      while (w.starts[hit + 1] <= early) ++hit;
+    }
+    SUBCASE("a segment from before format version 3, which marks no write's start") {
+      std::string header;
+      append_segment_header(header, SegmentHeader{1, 1, 2});
+      damaged.replace(0, header.size(), header);
+    }
     fs.set_contents(w.path, damaged);
     LogHarness h(fs);
     Status s = h.open(o);
@@ -1532,42 +1580,6 @@ TEST_SUITE("wal_log") {
     o.recover = true;
     REQUIRE(h.open(o).ok());
     CHECK(h.replayed.back() == w.caught.back());
-  }
-
-  TEST_CASE("after a crash under always, a new segment whose header sector was lost is removed") {
-    // A segment's header goes out with its first records, in one write; a
-    // power cut kept a later sector of it and not the first.
-    MemoryFileSystem fs;
-    LogOptions o = LogHarness(fs).options();
-    std::vector<ReplayedRecord> written;
-    {
-      LogHarness h(fs);
-      REQUIRE(h.open(o).ok());
-      written = write_records(h, 10);
-      // One batch that starts a segment and runs past its first sector.
-      std::vector<ReplayedRecord> more = write_records(h, 80, 10);
-      written.insert(written.end(), more.begin(), more.end());
-    }
-    as_after_crash(fs);
-    REQUIRE(write_run_marker(fs, kDir, FsyncPolicy::kAlways).ok());
-    const std::string path = newest_segment(fs);
-    const uint64_t newest_first_seq = parse_segment_file_name(path.substr(kDir.size() + 1));
-    const std::string full = fs.contents(path);
-    REQUIRE(full.find_first_not_of('\0', kSector) != std::string::npos);
-    fs.set_contents(path, with_zero_sector(full, 0));
-
-    LogHarness h(fs);
-    REQUIRE(h.open(o).ok());
-    CHECK_FALSE(fs.exists(path));
-    REQUIRE(h.summary.removed.size() == 1);
-    CHECK(h.summary.removed[0].rfind(path + ": its header is zeros, as a power cut leaves", 0) ==
-          0);
-    std::vector<ReplayedRecord> kept;
-    for (const auto& r : written) {
-      if (r.seq < newest_first_seq) kept.push_back(r);
-    }
-    CHECK(h.replayed == kept);
-    CHECK(h.summary.seq_bound >= written.back().seq);
   }
 
   TEST_CASE("a record the caller cannot apply stops the open - --wal-recover drops it") {
