@@ -12,7 +12,6 @@
 #include "wal/log.h"
 #include "wal/memory_file_system.h"
 #include "wal/record.h"
-#include "wal/run_marker.h"
 
 namespace {
 
@@ -21,14 +20,9 @@ class QuietReporter final : public tq::wal::Reporter {
   void dropped(const std::string&, uint64_t, uint64_t, const std::string&) override {}
 };
 
-// `crashed_under_always`: the run that wrote it did not stop cleanly, so a
-// hole of zeros in the last write is taken for a power cut's, not damage.
-void replay(const std::string& segment, bool recover, bool crashed_under_always = false) {
+void replay(const std::string& segment, bool recover) {
   tq::wal::MemoryFileSystem fs;
   fs.set_contents("/d/wal/" + tq::wal::segment_file_name(1), segment);
-  if (crashed_under_always) {
-    (void)tq::wal::write_run_marker(fs, "/d/wal", tq::wal::FsyncPolicy::kAlways);
-  }
   tq::engine::ManualClock clock;
   tq::engine::Engine engine(clock, tq::engine::EngineLimits{}, tq::engine::QueueSettings{});
   tq::server::Journal journal(engine, 2.0);
@@ -57,7 +51,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // that the records of a whole input are replayed rather than refused as a
   // file cut short; with it, as given, so that the cut is reported too.
   replay(segment + std::string(tq::wal::kEndMarkerRoom, '\0'), false);
-  replay(segment + std::string(tq::wal::kEndMarkerRoom, '\0'), false, true);
   replay(segment, true);
   return 0;
 }

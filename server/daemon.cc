@@ -135,14 +135,7 @@ bool Daemon::open_log() {
     }
     return false;
   }
-  if (summary.torn_at_lost_sector) {
-    LOG_WARN(
-        "wal: cut off the end of the log at %s: a power cut kept later parts of the last "
-        "write and lost a sector of it here (zeros where records were); that write was never "
-        "synced, so nothing in it was acknowledged (fsync: always); job ids go on past any it "
-        "held",
-        summary.torn.c_str());
-  } else if (!summary.torn.empty()) {
+  if (!summary.torn.empty()) {
     LOG_WARN(
         "wal: cut off a partial record at %s: a crash stopped its write (under fsync: "
         "always it was never acknowledged); job ids go on past any that lost records held",

@@ -23,9 +23,8 @@ namespace tq::wal {
 inline constexpr char kSegmentMagic[8] = {'T', 'Q', 'W', 'A', 'L', '\r', '\n', '\x1a'};
 // The version new segments are written in, and the oldest one replay reads.
 // Version 2 keeps room for the end marker after the last record (below);
-// version 1 segments could be full to their last byte. Version 3 marks the
-// first record of each batch (kBatchStartBit).
-inline constexpr uint32_t kFormatVersion = 3;
+// version 1 segments could be full to their last byte.
+inline constexpr uint32_t kFormatVersion = 2;
 inline constexpr uint32_t kOldestFormatVersion = 1;
 inline constexpr size_t kSegmentHeaderSize = 32;
 inline constexpr size_t kRecordHeaderSize = 21;  // checksum 8 + length 4 + type 1 + seq 8
@@ -46,12 +45,5 @@ inline constexpr uint32_t kMaxRecordBody = kMaxPayloadBytes + (1u << 20);
 // with kRecordHeaderSize it bounds how many records a segment can hold.
 inline constexpr uint64_t kMaxSegmentBytes = 4ull << 30;
 inline constexpr const char* kSegmentSuffix = ".wal";
-// The high bit of a record's type is the log's own: set on the first record
-// of each batch the writer writes (and, under fsync=always, syncs) in one go,
-// from format version 3. The log's user gets the type without it. Replay
-// learns from it where the last write began: after a crash under always, only
-// that write was not synced, so only there can damage be a write the power
-// cut kept in part (segment_reader.h).
-inline constexpr uint8_t kBatchStartBit = 0x80;
 
 }  // namespace tq::wal

@@ -1,7 +1,6 @@
 #include "wal/log.h"
 
 #include <algorithm>
-#include <cassert>
 #include <utility>
 
 #include "wal/run_marker.h"
@@ -95,10 +94,6 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   if (sizing) sizing(total);
 
   const std::vector<uint32_t> ordinals = ordinals_of(files, file_sizes);
-  // Read before the segments: after a crash under always, the newest one's
-  // last write was never acknowledged, and a hole in it is not damage.
-  const PreviousRun previous = read_run_marker(fs, options.dir, *names);
-  const bool crashed_under_always = !previous.clean && !may_lose_acknowledged(previous.policy);
   uint64_t expected = 0;
   bool newest_tail_lost = false;
   uint64_t torn_room = 0;  // records that could have followed a torn write (see below)
@@ -112,7 +107,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     std::string_view data = files[i]->bytes();
     const uint32_t ordinal = ordinals[i];
     ScanOptions scan_options{newest, options.recover, expected,
-                             SegmentHeader{ordinal, first_seqs[i]}, crashed_under_always};
+                             SegmentHeader{ordinal, first_seqs[i]}};
     auto visit_record = [&](const Record& record) { return visit(record, ordinal); };
     auto scan = scan_segment(path, data, file_size, scan_options, reporter, visit_record);
     if (!scan) return scan.error();
@@ -143,7 +138,6 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     if (scan->torn_at != 0) {
       summary->torn = path + " offset " + std::to_string(scan->torn_at) + " (" +
                       std::to_string(scan->torn_bytes) + " bytes)";
-      summary->torn_at_lost_sector = scan->lost_sector;
       // A crash cut a write short: tqd's (a SIGKILL can end a write part
       // way; that record was not acknowledged yet) or the machine's. After
       // the machine's, under fsync=never or interval, the torn record and
@@ -213,6 +207,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     summary->seq_bound = std::max(summary->seq_bound, closed_at);
   }
 
+  const PreviousRun previous = read_run_marker(fs, options.dir, *names);
   summary->previous_unclean = !previous.clean;
   if (!previous.clean && may_lose_acknowledged(previous.policy)) {
     log->after_lossy_crash_ = true;
@@ -227,20 +222,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   }
   log->backup_marker_ = summary->restored_backup_at_ms != 0;
   const FsyncPolicy marked = policy_to_mark(previous, options.fsync);
-  if (Status s = write_run_marker(fs, options.dir, marked);
-      !s.ok() && crashed_under_always && marked != FsyncPolicy::kAlways) {
-    // Best effort, but not a marker left naming always for a run that may
-    // lose acknowledged records: a crash of this run would read as one
-    // under always, whose last write's holes replay cuts off. With none,
-    // its crash reads as a clean stop (what a marker that cannot be
-    // written always meant).
-    if (Status r = remove_run_marker(fs, options.dir); !r.ok()) {
-      return Status::io_error("cannot rewrite " + options.dir + "/" + kRunMarkerName + " (" +
-                              s.message() + ") nor remove it (" + r.message() +
-                              "): it names fsync: always, and this run's policy may lose "
-                              "acknowledged writes");
-    }
-  }
+  (void)write_run_marker(fs, options.dir, marked);  // best effort
   log->marker_upgrade_pending_ = options.fsync == FsyncPolicy::kAlways && marked != options.fsync;
   log->fs_ = &fs;
 
@@ -263,9 +245,6 @@ void Log::set_progress_callback(std::function<void()> callback) {
 void Log::start() { writer_->start(); }
 
 Log::Appended Log::append(uint8_t type, std::string_view body, std::string_view body_tail) {
-  assert(type != 0 && (type & kBatchStartBit) == 0);
-  // The batch flush() hands over next starts here (format.h).
-  if (pending_.chunks.empty()) type |= kBatchStartBit;
   const uint64_t size = record_size(body.size() + body_tail.size());
   // An end marker must still fit after the record (kEndMarkerRoom); a
   // record too long for any segment goes into one that holds only its

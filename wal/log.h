@@ -44,10 +44,6 @@ struct OpenSummary {
   uint64_t records = 0;
   uint64_t bytes = 0;
   std::string torn;        // "<file> offset N (M bytes)" when a partial record was cut off
-  // ... and it started at a hole: a power cut kept later parts of the last
-  // write, which under fsync=always was never acknowledged, and not all of
-  // it (segment_reader.h).
-  bool torn_at_lost_sector = false;
   uint64_t dropped = 0;    // recover: how many damaged regions were skipped
   // The last run did not close the log, and ran under a policy that can
   // lose acknowledged records in a power cut (run_marker.h): some may be

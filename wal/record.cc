@@ -46,10 +46,8 @@ Decoded decode_record(std::string_view data, Record* record, size_t* size) {
   *size = total;
   if (data.size() < total) return Decoded::kTruncated;
   if (XXH3_64bits(data.data() + 8, total - 8) != checksum) return Decoded::kBadChecksum;
-  const auto user_type = static_cast<uint8_t>(type & ~kBatchStartBit);
-  if (user_type == 0) return Decoded::kBadChecksum;  // type 0 is never written
-  record->type = user_type;
-  record->starts_batch = (type & kBatchStartBit) != 0;
+  if (type == 0) return Decoded::kBadChecksum;  // type 0 is never written
+  record->type = type;
   record->seq = get_fixed64(data.data() + 13);
   record->body = data.substr(kRecordHeaderSize, length);
   return Decoded::kRecord;

@@ -11,10 +11,9 @@
 namespace tq::wal {
 
 struct Record {
-  uint8_t type = 0;  // without kBatchStartBit
+  uint8_t type = 0;
   uint64_t seq = 0;
-  std::string_view body;      // points into the bytes it was decoded from
-  bool starts_batch = false;  // kBatchStartBit was set
+  std::string_view body;  // points into the bytes it was decoded from
 };
 
 struct SegmentHeader {

@@ -12,32 +12,6 @@ bool all_zero(std::string_view bytes) {
   return true;
 }
 
-// The unit a disk writes whole: a power cut keeps each sector of a write, or
-// leaves what was there before. 512 bytes is the smallest there is.
-constexpr size_t kSectorBytes = 512;
-
-// Whether the damage at `from`, in a record said to end at `to`, looks like
-// a sector a power cut did not keep, which is still the zeros the segment
-// was made of: the record's bytes are zeros from `from` to the end of its
-// sector (the write's first sector, shared with what was synced before it,
-// kept those bytes only), or a whole aligned sector of zeros overlaps it.
-bool lost_sector_in(std::string_view data, size_t from, size_t to) {
-  const size_t first_end = (from / kSectorBytes + 1) * kSectorBytes;
-  if (first_end <= data.size() && all_zero(data.substr(from, first_end - from))) return true;
-  for (size_t sector = from / kSectorBytes * kSectorBytes;
-       sector < to && sector + kSectorBytes <= data.size(); sector += kSectorBytes) {
-    if (all_zero(data.substr(sector, kSectorBytes))) return true;
-  }
-  return false;
-}
-
-// The offset just past the last non-zero byte of data[from..].
-size_t end_of_nonzero(std::string_view data, size_t from) {
-  size_t last = data.size();
-  while (last > from && data[last - 1] == 0) --last;
-  return last;
-}
-
 const char* describe(Decoded d) {
   switch (d) {
     case Decoded::kTruncated: return "record cut short";
@@ -60,24 +34,6 @@ size_t next_intact(std::string_view data, size_t from, uint64_t after_seq) {
     }
   }
   return data.size();
-}
-
-// Whether an intact record after `from` with a seq above `after_seq` starts
-// a batch (kBatchStartBit): then the bytes at `from` belong to an earlier
-// write than the last.
-bool batch_starts_after(std::string_view data, size_t from, uint64_t after_seq) {
-  size_t at = next_intact(data, from + 1, after_seq);
-  while (at < data.size()) {
-    Record r;
-    size_t size = 0;
-    if (decode_record(data.substr(at), &r, &size) == Decoded::kRecord && r.seq > after_seq) {
-      if (r.starts_batch) return true;
-      at += size;
-    } else {
-      at = next_intact(data, at + 1, after_seq);
-    }
-  }
-  return false;
 }
 
 // Decodes the record at `at`. Where it reaches past `data` into the file's
@@ -214,18 +170,11 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
     const bool cut_short = (d == Decoded::kTruncated || d == Decoded::kBadChecksum) && !past_end &&
                            end > data.size() &&
                            next_intact(data, at + 1, scan.last_seq) >= data.size();
-    // After a crash under always, a hole of zeros in the last write, the one
-    // write not synced, is that write kept only in part. It is the last
-    // write if no intact record after it starts a batch (format version 3
-    // marks them).
-    const bool hole = options.is_newest && options.crashed_under_always && !past_end &&
-                      !scan.header_damaged && scan.header.version >= 3 && d != Decoded::kRecord &&
-                      lost_sector_in(data, at, std::max(end, at + kRecordHeaderSize)) &&
-                      !batch_starts_after(data, at, scan.last_seq);
-    if (options.is_newest && (cut_short || hole)) {
+    if (options.is_newest && cut_short) {
       scan.torn_at = at;
-      scan.torn_bytes = end_of_nonzero(data, at) - at;
-      scan.lost_sector = !cut_short;
+      size_t last = data.size();
+      while (last > at && data[last - 1] == 0) --last;
+      scan.torn_bytes = last - at;
       break;
     }
     std::string reason = cut_short ? "record cut short" : describe(d);
@@ -245,7 +194,7 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
     size_t next = next_intact(data, at + 1, scan.last_seq);
     size_t last = next;
     if (next >= data.size()) {
-      last = end_of_nonzero(data, at);
+      while (last > at && data[last - 1] == 0) --last;
       reporter.dropped(file, at, last - at, reason + "; the rest of the segment is dropped");
       scan.tail_lost = true;
       break;

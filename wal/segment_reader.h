@@ -27,17 +27,6 @@
 //   records after it carry their own checksums and seqs, and the caller
 //   supplies what the header would have said (`assumed`). A record the
 //   visitor refuses is reported and skipped the same way under `recover`.
-// - One exception, after a crash under fsync=always (`crashed_under_always`):
-//   the newest segment's last write was never synced, so nothing in it was
-//   acknowledged, and a power cut may have kept some of its sectors and not
-//   others. A sector it did not keep is still the zeros the segment was made
-//   of. So damage that zeros explain (a whole aligned sector of them in the
-//   damaged record, or its bytes zero to the end of their sector) with no
-//   intact record after it that starts a batch (format version 3 marks the
-//   first record of each write) lies in that write: the scan ends before it
-//   as at a torn tail, with `lost_sector` set. Any other damage, and the
-//   same after a clean stop or a crash under interval or never (acknowledged
-//   records may follow the hole), is corruption, which only `recover` skips.
 #pragma once
 
 #include <cstdint>
@@ -66,10 +55,6 @@ struct SegmentScan {
   uint64_t torn_at = 0;     // offset of a cut-off partial record; 0 when none
   uint64_t torn_bytes = 0;
   bool no_header = false;   // the newest segment is all zeros: created, never written
-  // The torn tail starts at a hole: a sector of the last write that a power
-  // cut did not keep, with parts of that write after it
-  // (crashed_under_always only).
-  bool lost_sector = false;
   bool header_damaged = false;  // recover: `header` is ScanOptions::assumed
   // recover: everything after the last intact record was dropped (or the file
   // was cut short), so how many records followed it is unknown.
@@ -81,9 +66,6 @@ struct ScanOptions {
   bool recover = false;       // skip damage (reporting it) instead of failing
   uint64_t expected_seq = 0;  // the seq the first record must have; 0: take the header's
   SegmentHeader assumed;      // recover: stands in for a damaged header
-  // The last run did not stop cleanly and ran under fsync=always: the newest
-  // segment's last write was not acknowledged, and may have holes (above).
-  bool crashed_under_always = false;
 };
 
 using RecordVisitor = std::function<Status(const Record& record)>;

@@ -148,54 +148,6 @@ void rewrite_and_reopen(MemoryFileSystem& fs, LogHarness& h) {
   CHECK(again.replayed == std::vector<ReplayedRecord>{{3, a.seq, "rewritten", a.segment}});
 }
 
-// A log whose last write a power cut caught under fsync=always: `synced`,
-// one write (a batch) that was synced and acknowledged, then `caught`, one
-// more that the cut caught: the tests below damage its bytes as the cut
-// could have. The run's marker says always and there is no CLOSED.
-struct CaughtWrite {
-  std::vector<ReplayedRecord> synced, caught;
-  std::vector<size_t> starts;  // of each record in the newest segment, and the end
-  std::string path, full;      // the newest segment and its bytes as written
-};
-CaughtWrite write_caught_by_power_cut(MemoryFileSystem& fs, const LogOptions& o) {
-  CaughtWrite w;
-  {
-    LogHarness h(fs);
-    REQUIRE(h.open(o).ok());
-    w.synced = write_records(h, 40);
-    w.caught = write_records(h, 60, 40);
-  }
-  as_after_crash(fs);
-  REQUIRE(write_run_marker(fs, kDir, FsyncPolicy::kAlways).ok());
-  w.path = newest_segment(fs);
-  w.full = fs.contents(w.path);
-  size_t at = kSegmentHeaderSize;
-  for (const auto* part : {&w.synced, &w.caught}) {
-    for (const auto& r : *part) {
-      w.starts.push_back(at);
-      at += record_size(r.body.size());
-    }
-  }
-  w.starts.push_back(at);
-  // Each write's first record says so, and only it (format version 3).
-  for (size_t i = 0; i + 1 < w.starts.size(); ++i) {
-    Record r;
-    size_t size = 0;
-    REQUIRE(decode_record(std::string_view(w.full).substr(w.starts[i]), &r, &size) ==
-            Decoded::kRecord);
-    CHECK(r.starts_batch == (i == 0 || i == w.synced.size()));
-  }
-  return w;
-}
-
-constexpr size_t kSector = 512;
-
-std::string with_zero_sector(std::string data, size_t sector) {
-  std::fill(data.begin() + static_cast<std::ptrdiff_t>(sector),
-            data.begin() + static_cast<std::ptrdiff_t>(sector + kSector), '\0');
-  return data;
-}
-
 }  // namespace
 
 TEST_SUITE("wal_log") {
@@ -516,32 +468,6 @@ TEST_SUITE("wal_log") {
       CHECK_FALSE(h.summary.acknowledged_may_be_lost);
       CHECK(h.summary.seq_bound == h.log->last_seq());
     });
-  }
-
-  TEST_CASE("a run under never does not leave the marker of a crash under always in place") {
-    // Replay cuts holes in the last write off after a crash under always:
-    // a marker that still said always when a run under never crashed would
-    // cut off records that run acknowledged.
-    MemoryFileSystem fs;
-    write_closed_log(fs, 5);
-    as_after_crash(fs);
-    const std::string marker = kDir + "/" + kRunMarkerName;
-    REQUIRE(write_run_marker(fs, kDir, FsyncPolicy::kAlways).ok());
-    LogHarness h(fs);
-    LogOptions o = h.options();
-    o.fsync = FsyncPolicy::kNever;
-    fs.set_fail_writes(true);  // the marker cannot be rewritten
-    SUBCASE("removed when it cannot be rewritten") {
-      REQUIRE(h.open(o).ok());
-      CHECK_FALSE(fs.exists(marker));
-    }
-    SUBCASE("the start refused when it cannot be removed either") {
-      fs.fail_next_dir_syncs(1);
-      Status s = h.open(o);
-      REQUIRE_FALSE(s.ok());
-      CHECK(s.message().find("it names fsync: always") != std::string::npos);
-    }
-    fs.set_fail_writes(false);
   }
 
   TEST_CASE("fsync=never and interval: starting a segment does not hold up the caller") {
@@ -1492,94 +1418,6 @@ TEST_SUITE("wal_log") {
     CHECK(s.message() == path + " at offset " + std::to_string(last_start) +
                              ": checksum mismatch in the last record, which is whole (damage, "
                              "not a write cut short)");
-  }
-
-  TEST_CASE("after a crash under always, a sector lost from the last write ends the log") {
-    // The disk kept later sectors of the write and not this one, which is
-    // still the zeros the segment was made of. Nothing in that write was
-    // acknowledged (it was never synced), so the log ends before the hole:
-    // the start goes on, and does not need --wal-recover.
-    MemoryFileSystem fs;
-    LogOptions o = LogHarness(fs).options();
-    o.segment_bytes = 1 << 20;
-    CaughtWrite w = write_caught_by_power_cut(fs, o);
-    const size_t caught_at = w.starts[w.synced.size()];
-    const size_t caught_end = w.starts.back();
-    REQUIRE(caught_end - caught_at > 4 * kSector);
-    for (size_t sector = (caught_at + kSector - 1) / kSector * kSector;
-         sector + kSector <= caught_end; sector += kSector) {
-      CAPTURE(sector);
-      fs.set_contents(w.path, with_zero_sector(w.full, sector));
-      as_after_crash(fs);
-      REQUIRE(write_run_marker(fs, kDir, FsyncPolicy::kAlways).ok());
-      LogHarness h(fs);
-      REQUIRE(h.open(o).ok());
-      size_t whole = 0;  // records of the write wholly before the hole
-      while (w.starts[w.synced.size() + whole + 1] <= sector) ++whole;
-      std::vector<ReplayedRecord> kept = w.synced;
-      kept.insert(kept.end(), w.caught.begin(), w.caught.begin() + static_cast<long>(whole));
-      CHECK(h.replayed == kept);
-      const size_t torn_at = w.starts[w.synced.size() + whole];
-      CHECK(h.summary.torn_at_lost_sector);
-      CHECK(h.summary.torn.rfind(w.path + " offset " + std::to_string(torn_at) + " ", 0) == 0);
-      CHECK(h.summary.seq_bound >= w.caught.back().seq);  // their ids are not issued again
-      // Everything from the hole on is zeros again, so a later write
-      // cannot be mistaken for a continuation of it.
-      CHECK(fs.contents(w.path).find_first_not_of('\0', torn_at) == std::string::npos);
-      // The log goes on from there.
-      auto a = h.log->append(1, "after the hole");
-      CHECK(a.seq == kept.back().seq + 1);
-      REQUIRE(h.wait_durable());
-    }
-  }
-
-  TEST_CASE("a hole of zeros is damage unless the last run crashed under always") {
-    MemoryFileSystem fs;
-    LogOptions o = LogHarness(fs).options();
-    o.segment_bytes = 1 << 20;
-    CaughtWrite w = write_caught_by_power_cut(fs, o);
-    const size_t sector = (w.starts[w.synced.size() + 5] + kSector - 1) / kSector * kSector;
-    REQUIRE(sector + kSector < w.starts.back());
-    std::string damaged = with_zero_sector(w.full, sector);
-    size_t hit = 0;  // the first record the hole reaches
-    while (w.starts[hit + 1] <= sector) ++hit;
-    SUBCASE("the last run stopped cleanly") {
-      // Then every record was synced, and a hole is the disk's damage.
-      REQUIRE(remove_run_marker(fs, kDir).ok());
-    }
-    SUBCASE("the last run crashed under never") {
-      // Records after the hole may have been acknowledged: only
-      // --wal-recover, which keeps them, may skip it.
-      REQUIRE(write_run_marker(fs, kDir, FsyncPolicy::kNever).ok());
-    }
-    SUBCASE("a flipped bit, not a sector of zeros, after a crash under always") {
-      damaged = w.full;
-      damaged[w.starts[hit] + kRecordHeaderSize + 1] ^= 0x01;
-    }
-    SUBCASE("a sector of zeros in the write before the last, synced and acknowledged") {
-      // The last write's first record comes after it: this one was synced.
-      const size_t early = (w.starts[1] + kSector - 1) / kSector * kSector;
-      REQUIRE(early + kSector <= w.starts[w.synced.size()]);
-      damaged = with_zero_sector(w.full, early);
-      hit = 0;
-      while (w.starts[hit + 1] <= early) ++hit;
-    }
-    SUBCASE("a segment from before format version 3, which marks no write's start") {
-      std::string header;
-      append_segment_header(header, SegmentHeader{1, 1, 2});
-      damaged.replace(0, header.size(), header);
-    }
-    fs.set_contents(w.path, damaged);
-    LogHarness h(fs);
-    Status s = h.open(o);
-    REQUIRE_FALSE(s.ok());
-    CHECK(s.code() == Status::Code::kCorruption);
-    CHECK(s.message().rfind(w.path + " at offset " + std::to_string(w.starts[hit]) + ": ", 0) == 0);
-    CHECK(fs.contents(w.path) == damaged);  // left as it was
-    // --wal-recover keeps what follows the damage.
-    o.recover = true;
-    REQUIRE(h.open(o).ok());
-    CHECK(h.replayed.back() == w.caught.back());
   }
 
   TEST_CASE("a record the caller cannot apply stops the open - --wal-recover drops it") {
