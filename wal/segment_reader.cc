@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "wal/coding.h"
+
 namespace tq::wal {
 namespace {
 
@@ -24,9 +26,13 @@ const char* describe(Decoded d) {
 }
 
 // The next offset after `from` where an intact record with a seq above
-// `after_seq` starts, or data.size() if there is none.
-size_t next_intact(std::string_view data, size_t from, uint64_t after_seq) {
+// `after_seq` (and at most `max_seq`) starts, or data.size() if there is none.
+size_t next_intact(std::string_view data, size_t from, uint64_t after_seq, uint64_t max_seq) {
   for (size_t at = from; at + kRecordHeaderSize <= data.size(); ++at) {
+    // The seq and type first: the checksum hashes up to the rest of the data
+    // at every byte, which made a damaged 32 MiB record take minutes.
+    const uint64_t seq = get_fixed64(data.data() + at + 13);
+    if (seq <= after_seq || seq > max_seq || data[at + 12] == 0) continue;
     Record r;
     size_t size = 0;
     if (decode_record(data.substr(at), &r, &size) == Decoded::kRecord && r.seq > after_seq) {
@@ -121,6 +127,10 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
     expected = scan.header.first_seq;
   }
 
+  // No record in this file has a higher seq: they count up from its first
+  // (which names the file), and each takes 21 bytes or more.
+  const uint64_t max_seq =
+      std::max(expected, scan.header.first_seq) + data.size() / kRecordHeaderSize;
   size_t at = kSegmentHeaderSize;
   scan.end_offset = at;
   std::string completed;  // a record that ends in the zeros after `data`
@@ -169,7 +179,7 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
     const bool past_end = end > file_size;
     const bool cut_short = (d == Decoded::kTruncated || d == Decoded::kBadChecksum) && !past_end &&
                            end > data.size() &&
-                           next_intact(data, at + 1, scan.last_seq) >= data.size();
+                           next_intact(data, at + 1, scan.last_seq, max_seq) >= data.size();
     if (options.is_newest && cut_short) {
       scan.torn_at = at;
       size_t last = data.size();
@@ -191,7 +201,7 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
     if (!options.recover) {
       return Status::corruption(file + " at offset " + std::to_string(at) + ": " + reason);
     }
-    size_t next = next_intact(data, at + 1, scan.last_seq);
+    size_t next = next_intact(data, at + 1, scan.last_seq, max_seq);
     size_t last = next;
     if (next >= data.size()) {
       while (last > at && data[last - 1] == 0) --last;
