@@ -14,6 +14,23 @@ bool all_zero(std::string_view bytes) {
   return true;
 }
 
+// Whether the damage at `from`, in a record said to end at `to`, looks like
+// a sector a power cut did not keep (still the zeros the segment was made
+// of) with later ones of the same write kept: its bytes are zeros to the
+// end of their 512-byte sector, or a whole aligned sector of zeros overlaps
+// the record. Only a hint for the operator: the same bytes can be damage
+// beside zeros that were written.
+bool looks_like_lost_sector(std::string_view data, size_t from, size_t to) {
+  constexpr size_t kSector = 512;
+  const size_t first_end = (from / kSector + 1) * kSector;
+  if (first_end <= data.size() && all_zero(data.substr(from, first_end - from))) return true;
+  for (size_t sector = from / kSector * kSector; sector < to && sector + kSector <= data.size();
+       sector += kSector) {
+    if (all_zero(data.substr(sector, kSector))) return true;
+  }
+  return false;
+}
+
 const char* describe(Decoded d) {
   switch (d) {
     case Decoded::kTruncated: return "record cut short";
@@ -199,6 +216,12 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
       reason += " in the last record, which is whole (damage, not a write cut short)";
     }
     if (!options.recover) {
+      if (options.is_newest && !past_end && d != Decoded::kRecord &&
+          looks_like_lost_sector(data, at, std::max(end, at + kRecordHeaderSize))) {
+        reason +=
+            " (zeros where records were, with records after them: what a power cut "
+            "leaves when the disk kept a later part of a write and not this one)";
+      }
       return Status::corruption(file + " at offset " + std::to_string(at) + ": " + reason);
     }
     size_t next = next_intact(data, at + 1, scan.last_seq, max_seq);

@@ -1420,6 +1420,70 @@ TEST_SUITE("wal_log") {
                              "not a write cut short)");
   }
 
+  TEST_CASE(
+      "a sector of zeros among records is refused with a power cut's hint; recover keeps the "
+      "rest") {
+    // A power cut can keep a later sector of a write and not an earlier
+    // one. Whether that write had been synced (and acknowledged) cannot be
+    // told from the file, so the start stops, says what it looks like, and
+    // --wal-recover skips the hole and keeps the intact records after it.
+    MemoryFileSystem fs;
+    LogOptions o = LogHarness(fs).options();
+    o.segment_bytes = 1 << 20;  // one segment
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      written = write_records(h, 100);
+    }
+    as_after_crash(fs);
+    const std::string path = newest_segment(fs);
+    const std::string full = fs.contents(path);
+    std::vector<size_t> starts;
+    size_t at = kSegmentHeaderSize;
+    for (const auto& r : written) {
+      starts.push_back(at);
+      at += record_size(r.body.size());
+    }
+    starts.push_back(at);
+    const size_t sector = 1024;
+    REQUIRE(sector + 512 < starts.back());
+    size_t hit = 0;  // the first record the hole reaches
+    while (starts[hit + 1] <= sector) ++hit;
+    std::string holed = full;
+    std::fill(holed.begin() + sector, holed.begin() + sector + 512, '\0');
+    fs.set_contents(path, holed);
+
+    LogHarness h(fs);
+    Status s = h.open(o);
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.message().rfind(path + " at offset " + std::to_string(starts[hit]) + ": ", 0) == 0);
+    CHECK(s.message().find("what a power cut leaves when the disk kept a later part of a "
+                           "write and not this one") != std::string::npos);
+    CHECK(fs.contents(path) == holed);  // left as it was
+
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    size_t after = hit;  // the first record wholly after the hole
+    while (starts[after] < sector + 512) ++after;
+    std::vector<ReplayedRecord> kept(written.begin(), written.begin() + static_cast<long>(hit));
+    kept.insert(kept.end(), written.begin() + static_cast<long>(after), written.end());
+    CHECK(h.replayed == kept);
+  }
+
+  TEST_CASE("a flipped bit is refused without the power cut's hint") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 5);
+    const std::string path = newest_segment(fs);
+    std::string damaged = fs.contents(path);
+    damaged[kSegmentHeaderSize + kRecordHeaderSize + 1] ^= 0x01;
+    fs.set_contents(path, damaged);
+    LogHarness h(fs);
+    Status s = h.open();
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.message().find("power cut") == std::string::npos);
+  }
+
   TEST_CASE("a record the caller cannot apply stops the open - --wal-recover drops it") {
     MemoryFileSystem fs;
     uint64_t poison_seq = 0;
