@@ -204,6 +204,14 @@ Result<std::vector<Result<Reply>>> Client::exchange_many(std::string_view wire, 
     socket_.set_timeout_ms(options_.timeout_ms);
     socket_.set_cancel(nullptr);
     if (!lost) return replies;
+    if (lost->kind == ErrorKind::kServer && !replies.empty()) {
+      // The server answered these, then said it is closing (TIMEOUT,
+      // SHUTDOWN): it ran them, and not the rest, which get its line. Not
+      // sent again: the requests are in one piece of wire.
+      close();
+      while (replies.size() < count) replies.push_back(*lost);
+      return replies;
+    }
     if (keep_if_late && sent && count == 1 && shape == protocol::ReplyShape::kLine &&
         lost->kind == ErrorKind::kTimeout) {
       ++owed_replies_;  // nothing of it was read: the stream is still in step

@@ -4,6 +4,8 @@
 // out a request but before its reply gets through.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -192,6 +194,48 @@ TEST_SUITE("client reconnect") {
       REQUIRE_FALSE(id.ok());
       CHECK(id.error().outcome_unknown());
     }
+  }
+
+  TEST_CASE(
+      "a batch the server answered in part before closing - the answers kept, the rest not run") {
+    // tqd answers what it ran, then says why it closes (ERROR TIMEOUT, as
+    // for a request cut off by limits.request_timeout; ERROR SHUTDOWN):
+    // the jobs it stored must not be reported as not run.
+    const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
+    const int listener = bound.fd;
+    REQUIRE(::listen(listener, 4) == 0);
+    std::thread server([listener] {
+      const int conn = ::accept(listener, nullptr, nullptr);
+      ::close(listener);
+      char buf[4096];
+      size_t lines = 0;  // each PUT is a line and a body line
+      ssize_t n = 0;
+      while (conn >= 0 && lines < 6 && (n = ::recv(conn, buf, sizeof buf, 0)) > 0) {
+        lines += static_cast<size_t>(std::count(buf, buf + n, '\n'));
+      }
+      const std::string replies =
+          "OK 1\r\nOK 2\r\nERROR TIMEOUT closing the connection: a request was started and "
+          "not finished within 1 second (limits.request_timeout)\r\n";
+      if (conn >= 0) {
+        (void)::send(conn, replies.data(), replies.size(), MSG_NOSIGNAL);
+        ::close(conn);
+      }
+    });
+    std::vector<std::string_view> views(3, "a job");
+    auto ids = [&] {
+      Client c = connect_with(through(bound.port, 2));
+      return c.put_many("q", views);
+    }();  // closed: the server's read ends even if fewer requests came
+    server.join();
+    REQUIRE(ids.ok());
+    REQUIRE(ids->size() == 3);
+    REQUIRE((*ids)[0].ok());
+    CHECK(*(*ids)[0] == 1);
+    REQUIRE((*ids)[1].ok());
+    CHECK(*(*ids)[1] == 2);
+    REQUIRE_FALSE((*ids)[2].ok());
+    CHECK((*ids)[2].error().is(tq::protocol::ErrorCode::kTimeout));
+    CHECK_FALSE((*ids)[2].error().outcome_unknown());
   }
 
   TEST_CASE("with the caller's own key the repeat is stored once and reported as a duplicate") {
