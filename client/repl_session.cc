@@ -245,7 +245,9 @@ ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& r
              << "TQ_PASSWORD" << (interactive_ ? ", or type AUTH <admin password>" : "") << "\n";
       }
       if (!client_.socket().is_open()) {
+        // TIMEOUT (idle) crossed this command on its way: not run.
         err_ << "tq: the server closed the connection (" << error.code << ")"
+             << (error.is(protocol::ErrorCode::kTimeout) ? "; " + verb + " was not run" : "")
              << (mode_ == Mode::kOneCommand ? "" : "; the next command reconnects") << "\n";
       }
       return Outcome::kServerError;

@@ -780,7 +780,8 @@ Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_
   }
   if (why != nullptr) {
     LOG_DEBUG("connection %llu: %s: closing", static_cast<unsigned long long>(id_), why);
-    if (notice.empty()) {
+    // A TLS handshake not finished has no session to say it in.
+    if (notice.empty() || handshake_since_ms_ != 0) {
       close();
     } else {
       part_with(notice, now_ms);
