@@ -65,7 +65,7 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
   size_t rss = 0;
   if (uv_resident_set_memory(&rss) != 0) rss = 0;
   const engine::SlabAllocator::Stats jobs = engine.job_memory();
-  const LoopMeter::Stats& loop = s.loop.stats();
+  const LoopMeter::Stats loop = s.loop.stats();
   using engine::JobState;
   constexpr FigureUnit kUs = FigureUnit::kMicroseconds;
 

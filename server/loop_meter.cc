@@ -1,5 +1,8 @@
 #include "server/loop_meter.h"
 
+#include <algorithm>
+#include <iterator>
+
 namespace tq::server {
 
 LoopMeter::Tick LoopMeter::tick(uint64_t now_ns, uint64_t idle_ns) {
@@ -53,9 +56,12 @@ void LoopMeter::note_recent(uint64_t now_ns, uint64_t busy_ns) {
   }
   uint64_t& here = recent_[recent_slot_ % kRecentSlots];
   if (busy_ns > here) here = busy_ns;
-  uint64_t most = 0;
-  for (uint64_t m : recent_) most = m > most ? m : most;
-  stats_.recent_max_busy_ns = most;
+}
+
+LoopMeter::Stats LoopMeter::stats() const {
+  Stats stats = stats_;
+  stats.recent_max_busy_ns = *std::max_element(std::begin(recent_), std::end(recent_));
+  return stats;
 }
 
 }  // namespace tq::server

@@ -62,7 +62,8 @@ class LoopMeter {
   // busy iteration of up to a second, with a warning in the log.
   void discount_iteration() { discount_ = true; }
 
-  const Stats& stats() const { return stats_; }
+  // A copy: recent_max_busy_ns is worked out from the slots when asked.
+  Stats stats() const;
 
  private:
   // Takes `busy_ns`, an iteration that ended at `now_ns`, into its slot,
