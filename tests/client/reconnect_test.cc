@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <csignal>
-#include <cstring>
 
 #include <thread>
 
@@ -37,6 +36,17 @@ Options through(uint16_t port, int reconnect_attempts) {
   options.reconnect.attempts = reconnect_attempts;
   options.reconnect.first_delay = 10ms;
   return options;
+}
+
+// For a stand-in server: reads from `conn` until `lines` line ends came,
+// or the client closed.
+void read_lines(int conn, size_t lines) {
+  char buf[4096];
+  size_t seen = 0;
+  ssize_t n = 0;
+  while (conn >= 0 && seen < lines && (n = ::recv(conn, buf, sizeof buf, 0)) > 0) {
+    seen += static_cast<size_t>(std::count(buf, buf + n, '\n'));
+  }
 }
 
 Client connect_with(const Options& options) {
@@ -153,11 +163,7 @@ TEST_SUITE("client reconnect") {
     std::thread server([listener] {
       const int conn = ::accept(listener, nullptr, nullptr);
       ::close(listener);  // from now on, connecting is refused
-      char buf[4096];
-      ssize_t n = 0;
-      while (conn >= 0 && (n = ::recv(conn, buf, sizeof buf, 0)) > 0) {
-        if (std::memchr(buf, '\n', static_cast<size_t>(n)) != nullptr) break;  // a request came
-      }
+      read_lines(conn, 1);  // a request came
       if (conn >= 0) ::close(conn);
     });
     Client c = connect_with(through(bound.port, 2));
@@ -177,11 +183,7 @@ TEST_SUITE("client reconnect") {
     std::thread server([listener] {
       const int conn = ::accept(listener, nullptr, nullptr);
       ::close(listener);
-      char buf[4096];
-      ssize_t n = 0;
-      while (conn >= 0 && (n = ::recv(conn, buf, sizeof buf, 0)) > 0) {
-        if (std::memchr(buf, '\n', static_cast<size_t>(n)) != nullptr) break;
-      }
+      read_lines(conn, 1);
       if (conn >= 0) ::close(conn);
     });
     Client c = connect_with(through(bound.port, 2));
@@ -207,12 +209,7 @@ TEST_SUITE("client reconnect") {
     std::thread server([listener] {
       const int conn = ::accept(listener, nullptr, nullptr);
       ::close(listener);
-      char buf[4096];
-      size_t lines = 0;  // each PUT is a line and a body line
-      ssize_t n = 0;
-      while (conn >= 0 && lines < 6 && (n = ::recv(conn, buf, sizeof buf, 0)) > 0) {
-        lines += static_cast<size_t>(std::count(buf, buf + n, '\n'));
-      }
+      read_lines(conn, 6);  // each PUT is a line and a body line
       const std::string replies =
           "OK 1\r\nOK 2\r\nERROR TIMEOUT closing the connection: a request was started and "
           "not finished within 1 second (limits.request_timeout)\r\n";
