@@ -4,7 +4,9 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 namespace tq::server {
 
@@ -65,6 +67,50 @@ bool check_addresses(const std::vector<ListenAddress>& addresses, std::string* e
   }
   for (int fd : bound) ::close(fd);
   return ok;
+}
+
+namespace {
+
+bool is_wildcard(const sockaddr* address) {
+  if (address->sa_family == AF_INET6) {
+    const in6_addr& ip = reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr;
+    return IN6_IS_ADDR_UNSPECIFIED(&ip);
+  }
+  return reinterpret_cast<const sockaddr_in*>(address)->sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
+// Whether binding both would fail: the same port (not 0, which the kernel
+// picks afresh for each) on the same address, or on a wildcard, which takes
+// the port on every address (on Linux :: takes IPv4's too).
+bool clash(const addrinfo& a, const addrinfo& b) {
+  const auto port = [](const addrinfo& x) {
+    sockaddr_storage s{};
+    std::memcpy(&s, x.ai_addr, std::min<size_t>(x.ai_addrlen, sizeof s));
+    return port_of(s);
+  };
+  if (port(a) == 0 || port(a) != port(b)) return false;
+  if (is_wildcard(a.ai_addr) || is_wildcard(b.ai_addr)) return true;
+  return a.ai_addrlen == b.ai_addrlen && std::memcmp(a.ai_addr, b.ai_addr, a.ai_addrlen) == 0;
+}
+
+}  // namespace
+
+bool addresses_apart(const std::vector<ListenAddress>& addresses, std::string* error) {
+  std::vector<AddressList> found;
+  for (const ListenAddress& address : addresses) {
+    found.push_back(resolve(address, error));
+    if (!found.back()) return false;
+    for (size_t i = 0; i + 1 < found.size(); ++i) {
+      if (clash(*found[i], *found.back())) {
+        const std::string& other = addresses[i].purpose;
+        *error = cannot_listen(address, UV_EADDRINUSE) + ": the " +
+                 (other.empty() ? std::string("protocol's") : other) +
+                 " listener is on that port too; give them different ports";
+        return false;
+      }
+    }
+  }
+  return true;
 }
 
 std::string cannot_listen(const ListenAddress& address, int uv_error) {

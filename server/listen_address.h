@@ -36,6 +36,12 @@ bool check_address(const ListenAddress& address, std::string* error);
 // fail too.
 bool check_addresses(const std::vector<ListenAddress>& addresses, std::string* error);
 
+// Without binding anything: whether each address resolves, and no two would
+// take the same port (the same address, or one of them a wildcard such as
+// 0.0.0.0 or ::). What `tqd --check-config` checks: it runs beside the tqd
+// it checks for, which holds those ports, so a bind would always fail.
+bool addresses_apart(const std::vector<ListenAddress>& addresses, std::string* error);
+
 // "cannot listen on 127.0.0.1:8080: address already in use".
 std::string cannot_listen(const ListenAddress& address, int uv_error);
 

@@ -118,8 +118,9 @@ int main(int argc, char** argv) {
       return 2;
     }
     // The addresses resolve, and do not collide (metrics.listen on the
-    // protocol's port): checked at a start before the replay, so here too.
-    if (std::string why; !tq::server::Server::check_address(*read.config, &why)) {
+    // protocol's port). Not whether a port is free: the check runs before a
+    // reload, beside the tqd that holds them.
+    if (std::string why; !tq::server::Server::check_addresses_apart(*read.config, &why)) {
       std::fprintf(stderr, "tqd: %s\n", why.c_str());
       return 2;
     }

@@ -132,12 +132,24 @@ Server::~Server() {
   }
 }
 
-bool Server::check_address(const Config& config, std::string* error) {
+namespace {
+
+std::vector<ListenAddress> listen_addresses(const Config& config) {
   std::vector<ListenAddress> addresses;
   if (config.plaintext_enabled()) addresses.push_back(protocol_address(config));
   if (config.tls_enabled()) addresses.push_back(tls_address(config));
   if (config.metrics_enabled()) addresses.push_back(metrics_address(config));
-  return check_addresses(addresses, error);
+  return addresses;
+}
+
+}  // namespace
+
+bool Server::check_address(const Config& config, std::string* error) {
+  return check_addresses(listen_addresses(config), error);
+}
+
+bool Server::check_addresses_apart(const Config& config, std::string* error) {
+  return addresses_apart(listen_addresses(config), error);
 }
 
 TlsFiles Server::tls_files(const Config& config) {

@@ -328,6 +328,27 @@ TEST_SUITE("reload") {
     CHECK(stat((dir + "/data").c_str(), &st) != 0);
     tq::testing::remove_tree(dir);
   }
+
+  TEST_CASE("tqd --check-config passes beside the running tqd that holds its port") {
+    // systemctl reload runs the check before SIGHUP, while tqd listens on the
+    // configured port: a check that bound the port failed every reload.
+    TqdProcess tqd;
+    const std::string port = std::to_string(tqd.port());
+    auto [status, err] = tq::testing::run_tqd({"--check-config", "--port", port});
+    CHECK(status == 0);
+    CHECK(err.empty());
+    // Two listeners of its own on one port are still refused.
+    const std::string dir = tq::testing::make_temp_dir();
+    const std::string clash = dir + "/clash.yaml";
+    std::ofstream(clash) << "metrics:\n  listen: 127.0.0.1:" << port << "\n";
+    std::tie(status, err) =
+        tq::testing::run_tqd({"--check-config", "--config", clash, "--port", port});
+    CHECK(status == 2);
+    CHECK(err.find("cannot listen for metrics on 127.0.0.1:" + port +
+                   ": address already in use: the protocol's listener is on that port too") !=
+          std::string::npos);
+    tq::testing::remove_tree(dir);
+  }
 }
 
 }  // namespace reload_test

@@ -519,6 +519,43 @@ queues:
     CHECK(error.find("metrics") != std::string::npos);
   }
 
+  TEST_CASE("--check-config's address check binds nothing, and finds listeners that clash") {
+    auto apart = [](const std::string& yaml) {
+      auto r = load_config_text(yaml, "test.yaml");
+      REQUIRE(r.config);
+      std::string error;
+      return Server::check_addresses_apart(*r.config, &error) ? std::string("ok") : error;
+    };
+    // A port someone listens on is not its business (the running tqd does).
+    const int held = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(held >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(held, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::listen(held, 1) == 0);
+    socklen_t length = sizeof address;
+    REQUIRE(::getsockname(held, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    const std::string port = std::to_string(ntohs(address.sin_port));
+    CHECK(apart("server:\n  host: 127.0.0.1\n  port: " + port + "\n") == "ok");
+    ::close(held);
+
+    const std::string server = "server:\n  host: 127.0.0.1\n  port: 7000\n";
+    CHECK(apart(server + "metrics:\n  listen: 127.0.0.1:7001\n") == "ok");
+    CHECK(apart(server + "metrics:\n  listen: 127.0.0.2:7000\n") == "ok");
+    CHECK(apart(server + "metrics:\n  listen: 127.0.0.1:7000\n")
+              .find("cannot listen for metrics on 127.0.0.1:7000") == 0);
+    // A wildcard takes the port on every address.
+    CHECK(apart(server + "metrics:\n  listen: 0.0.0.0:7000\n")
+              .find("the protocol's listener is on that port too") != std::string::npos);
+    CHECK(apart("server:\n  host: 0.0.0.0\n  port: 7000\nmetrics:\n  listen: 127.0.0.1:7000\n")
+              .find("the protocol's listener is on that port too") != std::string::npos);
+    // Port 0 is a new port for each listener.
+    CHECK(apart("server:\n  host: 127.0.0.1\n  port: 0\nmetrics:\n  listen: 127.0.0.1:0\n") ==
+          "ok");
+    CHECK(apart("server:\n  host: 999.1.1.1\n").find("cannot resolve server.host") == 0);
+  }
+
   TEST_CASE("wal.backup_dir defaults beside the log, and may not be inside it") {
     Config c;
     c.data_dir = "/var/lib/tq";
