@@ -151,8 +151,9 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
     {Verb::kReload, "RELOAD", 0, 0, kWrites | kAdmin, -1, kLine, "RELOAD",
      "read the settings file again and apply what may change while tqd runs",
      "As SIGHUP: limits, the log level, queue defaults and declarations, TLS files,\n"
-     "metrics.token and a new password apply at once; the address, port, data_dir,\n"
-     "wal.* and turning a password on or off wait for a restart. Answers OK reloaded\n"
+     "metrics.token, wal.min_free_disk and a new password apply at once; the\n"
+     "address, port, data_dir, the other wal.* keys and turning a password on or off\n"
+     "wait for a restart. Answers OK reloaded\n"
      "applied=<keys> restart=<keys> (comma-separated, - for none), then failed=<keys>\n"
      "if a declared queue could not be applied; a file that cannot be used is\n"
      "ERROR BADCONFIG with the reason, and nothing changes."},
