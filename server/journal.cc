@@ -678,11 +678,17 @@ uint32_t Journal::next_sweep_cut() const {
   // ratio x live; the ACKs' records then filled the disk's reserve. Only
   // with a dead segment right behind it: one a drain is part way through
   // holds jobs about to be finished, and moving them would write them twice.
+  // Or, while wal.min_free_disk refuses new jobs, with the current segment
+  // right behind it: a drained log of two files is not "too big", and
+  // nothing else would free the file that keeps the disk under its reserve
+  // (refused jobs write nothing, so nothing would ever change).
   auto live_in = [&](uint32_t s) {
     auto it = live_in_segment_.find(s);
     return it == live_in_segment_.end() ? uint64_t{0} : it->second;
   };
-  const bool oldest_alone = oldest + 1 < current && live_in(oldest + 1) == 0;
+  const bool next_is_current = oldest + 1 == current;
+  const bool oldest_alone =
+      next_is_current ? !engine_.intake_open() : oldest + 1 < current && live_in(oldest + 1) == 0;
   // Until the last sweep's segments are deleted the log looks as big as
   // before; sweeping again then would move everything again for nothing.
   if ((!too_big && !oldest_alone) || !last_sweep_settled()) return 0;
@@ -693,7 +699,7 @@ uint32_t Journal::next_sweep_cut() const {
   // Its cost, estimated at the mean size of a live object, must be at most
   // a quarter of the segments it frees: counted only as far as needed.
   const uint64_t cost = objects * (live_bytes_ / std::max<uint64_t>(live_objects_, 1) + 1);
-  uint64_t freed = 2;
+  uint64_t freed = next_is_current ? 1 : 2;
   for (uint32_t s = oldest + 2; cost > freed * segment / 4 && s < current && live_in(s) == 0; ++s) {
     ++freed;
   }

@@ -115,7 +115,8 @@ class Journal final : public engine::ChangeObserver {
   // Where the next sweep should stop (records in segments below it move
   // forward): the current segment (the whole log, past compaction_ratio),
   // the oldest one's successor (that segment alone, when it is nearly
-  // dead and holds dead ones behind it), or 0: none now.
+  // dead and holds dead ones behind it, or only the current one while the
+  // disk reserve refuses new jobs), or 0: none now.
   uint32_t next_sweep_cut() const;
   // A name a QUEUE record may hold: a valid one, or WAIT or COUNT, which
   // older tqds took (warned about once a replay).

@@ -633,6 +633,46 @@ TEST_SUITE("journal") {
     CHECK(fingerprint(replayed.engine) == expected);
   }
 
+  TEST_CASE("with the disk reserve refusing jobs, a drained log of two files frees the older") {
+    // Two files: the first holds only the queue's record once the backlog is
+    // drained. Not too big for a sweep, and no dead file behind it: nothing
+    // moved it, and the disk stayed under its reserve with every queue empty.
+    wal::MemoryFileSystem fs;
+    Node node(fs);
+    REQUIRE(node.open(small_segments()).ok());
+    REQUIRE(node.engine.create_queue("q").ok());
+    std::vector<uint64_t> ids;
+    while (node.harness.log->current_segment() == node.harness.log->oldest_segment()) {
+      ids.push_back(node.engine.enqueue("q", std::string(40, 'x')).value().id);
+    }
+    for (uint64_t id : ids) REQUIRE(node.engine.remove(id).ok());
+    node.harness.settle();
+    const uint32_t current = node.harness.log->current_segment();
+    REQUIRE(node.harness.log->oldest_segment() + 1 == current);
+    auto run = [&] {
+      for (int i = 0; i < 50; ++i) {
+        node.journal.maintain();
+        node.harness.turn();
+      }
+      node.harness.settle();
+      node.journal.maintain();
+    };
+    node.journal.set_disk_free(0);
+    run();  // intake open: two files are no reason to write anything again
+    CHECK(node.harness.log->oldest_segment() + 1 == current);
+    CHECK(node.journal.stats().moved_records == 0);
+
+    node.engine.close_intake("the disk is low");
+    run();
+    CHECK(node.harness.log->oldest_segment() == current);
+    CHECK(node.journal.stats().moved_records == 1);  // the queue's record
+    const std::string expected = fingerprint(node.engine);
+    node.harness.close();
+    Node replayed(fs);
+    REQUIRE(replayed.open(small_segments()).ok());
+    CHECK(fingerprint(replayed.engine) == expected);
+  }
+
   TEST_CASE("dead letters deleted by dead_max stay deleted - replay alone, no sweep after it") {
     wal::MemoryFileSystem fs;
     {
