@@ -161,11 +161,11 @@ void process(Client& client, const Job& job, int worker, const Settings& setting
     say(worker, "job " + std::to_string(job.id) + " done (ACK)");
   } else if (acked.error().is(ErrorCode::kNotLeased) || acked.error().is(ErrorCode::kNotFound)) {
     // The lease ended before the ACK: we were slower than the queue's
-    // ack_timeout, or tqd restarted meanwhile (a restart ends every lease).
-    // The job went back to the queue, so it runs again (at-least-once).
+    // ack_timeout (a restart of tqd keeps leases to their end; a crash can
+    // lose the newest ones). The job went back to the queue, so it runs
+    // again (at-least-once).
     say(worker, "job " + std::to_string(job.id) +
-                    " done, but its lease had ended (it ran out, or tqd restarted): " +
-                    acked.error().to_string());
+                    " done, but its lease had ended (it ran out): " + acked.error().to_string());
   } else {
     say(worker, "job " + std::to_string(job.id) + " done, ACK failed (" +
                     acked.error().to_string() + "): it will be delivered again");

@@ -141,13 +141,14 @@ struct CommandContext {
   uint64_t connection_id = 0;                // the connection asking (BACKUP's reply)
   HandlerScratch* scratch = nullptr;         // null: a handler uses its own
   bool close_after_reply = false;   // set by QUIT
-  // Set by DEQUEUE: what it appended to the log is leases (and upkeep such
-  // as TTL expiries). Unless wal.sync_leases is on, its reply then waits only
+  // Set by DEQUEUE and TOUCH: what they appended to the log is leases (and
+  // upkeep such as TTL expiries). Unless wal.sync_leases is on, its reply then waits only
   // for the records that created the jobs it shows (Journal::
   // newest_creation_seq), not for its own nor for other clients' acks: a
-  // lease lost in a crash costs an uncounted attempt, never a job, because
-  // leases end at a restart anyway. It halves the syncs a consumed job costs
-  // under fsync: always (the ACK's sync makes the lease durable).
+  // lease lost in a crash costs an uncounted attempt (the job is ready
+  // again after the restart) or a TOUCH's extension, never a job. It halves
+  // the syncs a consumed job costs under fsync: always (the ACK's sync makes
+  // the lease durable).
   bool wrote_only_leases = false;
   // Set by a reply that vouches for records it did not write: jobs handed out
   // (DEQUEUE), or a duplicate's "OK <id> DUPLICATE" (the first job is

@@ -498,6 +498,7 @@ void cmd_touch(CommandContext& ctx, const Request& req) {
     extend = ms;
   }
   if (refuse_superseded(ctx, id)) return;
+  ctx.wrote_only_leases = true;  // the new end's record, as a DEQUEUE's lease
   auto left_ms = ctx.engine.touch(id, extend);
   if (!left_ms.ok()) return reply_error(ctx, left_ms.error());
   reply_ok(ctx, "touched", num(id) + " " + num(static_cast<uint64_t>(left_ms.value())));

@@ -200,15 +200,22 @@ bool Daemon::open_log() {
         "in a new queue named %s, with the default settings",
         queue->number, queue->job_count(), queue->name.c_str());
   }
-  const size_t requeued = engine_.end_restored_leases();
+  const size_t requeued = engine_.end_unknown_leases();
   LOG_INFO(
       "wal: replayed %llu records (%llu bytes, %zu segments) in %lldms: %zu queues, %zu jobs "
-      "(leased, going back as if their leases ran out: %zu), next job id %llu; fsync=%s",
+      "(leased, kept until their leases end: %zu), next job id %llu; fsync=%s",
       static_cast<unsigned long long>(summary.records),
       static_cast<unsigned long long>(summary.bytes), summary.segments,
       static_cast<long long>(engine_.now_ms() - started), engine_.queues().size(),
-      engine_.job_count(), requeued, static_cast<unsigned long long>(engine_.next_job_id()),
+      engine_.job_count(), engine_.count_in(engine::JobState::kLeased),
+      static_cast<unsigned long long>(engine_.next_job_id()),
       wal::fsync_policy_name(config_.fsync));
+  if (requeued > 0) {
+    LOG_INFO(
+        "wal: %zu leased job(s) from an older tqd's log, which does not say when their leases "
+        "end, going back as if their leases ran out",
+        requeued);
+  }
   if (summary.dropped > 0) {
     LOG_WARN(
         "wal recover: %llu damaged region(s) dropped; rewriting the live state into a new "

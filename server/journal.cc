@@ -194,8 +194,7 @@ void encode_job_head(std::string& out, const Job& job, const engine::JobExtras* 
   *p++ = static_cast<char>(state);
   p = wal::store_varint(p, job.attempts);
   p = wal::store_varint(p, wal::zigzag(job.priority));
-  p = wal::store_varint(
-      p, static_cast<uint64_t>(job.state == JobState::kLeased ? 0 : job.deadline_ms));
+  p = wal::store_varint(p, static_cast<uint64_t>(job.deadline_ms));
   *p++ = static_cast<char>(flags);
   if (flags & kHasExpiry) p = wal::store_varint(p, static_cast<uint64_t>(x->expires_at_ms));
   if (flags & kHasMaxAttempts) p = wal::store_varint(p, x->max_attempts);
@@ -349,8 +348,10 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
     case RecordType::kLease: {
       uint64_t id = in.varint();
       auto attempts = static_cast<uint32_t>(in.varint());
+      // When the lease ends (added later: 0, not known, in older records).
+      auto ends = in.empty() ? 0 : static_cast<int64_t>(in.varint());
       if (in.failed()) return bad_body("LEASE");
-      engine_.restore_lease(id, attempts);
+      engine_.restore_lease(id, attempts, ends);
       return {};
     }
     case RecordType::kRelease: {
@@ -511,9 +512,10 @@ void Journal::job_saved(Job& job) {
 }
 
 void Journal::job_leased(Job& job) {
-  char body[2 * wal::kMaxVarintBytes];
+  char body[3 * wal::kMaxVarintBytes];
   char* end = wal::store_varint(body, job.id);
   end = wal::store_varint(end, job.attempts);
+  end = wal::store_varint(end, static_cast<uint64_t>(job.deadline_ms));  // the lease's end
   record(RecordType::kLease, std::string_view(body, static_cast<size_t>(end - body)));
 }
 

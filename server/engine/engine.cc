@@ -423,7 +423,9 @@ Result<int64_t> Engine::touch(uint64_t id, std::optional<int64_t> extend_ms) {
   job->deadline_ms = clock_.now_ms() + left;
   job->queue->leased.update(job);
   reschedule(job->queue);
-  return left;  // not logged: leases do not survive a restart anyway
+  // Logged: a lease is kept to its end across a restart.
+  if (observer_) observer_->job_leased(*job);
+  return left;
 }
 
 std::string Engine::why_not_delivering(Queue& queue) {

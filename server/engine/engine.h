@@ -294,7 +294,9 @@ class Engine {
   // queue's record after its jobs') goes into a placeholder queue that the
   // QUEUE record later names.
   Job* restore_job(const JobSnapshot& snapshot);
-  void restore_lease(uint64_t id, uint32_t attempts);
+  // `ends_ms`: when the lease ends; 0 when the record does not say (older
+  // logs), for end_unknown_leases.
+  void restore_lease(uint64_t id, uint32_t attempts, int64_t ends_ms);
   // `ready_at_ms`: 0 ready now, else delayed until then; `ready_since_ms`,
   // when ready: since when (0: unknown, now).
   void restore_release(uint64_t id, uint32_t attempts, int64_t ready_at_ms,
@@ -305,13 +307,18 @@ class Engine {
                      int64_t expires_ms);
   // After the last record: sets each queue's timer.
   void finish_restore();
-  // Once the log takes records again: every job the log shows leased goes
-  // back as a lease that ran out would (its attempt counted, then backoff,
-  // or dead letters once max_attempts are used), and says so through the
-  // observer. Without those records the log would go on calling the jobs
-  // leased, and a later PURGE (which leaves leased jobs alone) would not
-  // stay done at the next replay. Returns how many there were.
-  size_t end_restored_leases();
+  // A lease the log gives an end (LEASE and JOB records since December
+  // 2026) is kept to that end across a restart, so a worker that finished
+  // while tqd restarted can still ACK; one that ended while tqd was down is
+  // given back by the first sweep, as any lease that runs out. Once the log
+  // takes records again, every lease whose end the log does not say (an
+  // older tqd's records) goes back as a lease that ran out would (its
+  // attempt counted, then backoff, or dead letters once max_attempts are
+  // used), and says so through the observer. Without those records the log
+  // would go on calling the jobs leased, and a later PURGE (which leaves
+  // leased jobs alone) would not stay done at the next replay. Returns how
+  // many there were.
+  size_t end_unknown_leases();
   // Queues replay created for jobs but never saw a QUEUE record for.
   std::vector<const Queue*> placeholder_queues() const;
   // The name name_placeholders() gives a placeholder: "recovered-<number>",

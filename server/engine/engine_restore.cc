@@ -146,7 +146,11 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
   switch (snap.state) {
     case JobState::kReady: make_ready(job, ready_since); break;
     case JobState::kDelayed: make_delayed(job, snap.deadline_ms); break;
-    case JobState::kLeased: make_leased(job, clock_.now_ms() + queue->settings.ack_timeout_ms); break;
+    // Until its lease ends, as before the restart (0 in older logs: not
+    // known, and end_unknown_leases gives it back).
+    case JobState::kLeased:
+      make_leased(job, snap.deadline_ms);
+      break;
     case JobState::kDead:
       put_dead(job, snap.reason, snap.deadline_ms);
       break;
@@ -164,12 +168,12 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
   return job;
 }
 
-void Engine::restore_lease(uint64_t id, uint32_t attempts) {
+void Engine::restore_lease(uint64_t id, uint32_t attempts, int64_t ends_ms) {
   Job* job = jobs_.find(id);
   if (job == nullptr) return;  // finished later, and compacted away
   unlink(job);
   job->attempts = attempts;
-  make_leased(job, clock_.now_ms() + job->queue->settings.ack_timeout_ms);
+  make_leased(job, ends_ms);
   reschedule(job->queue);
 }
 
@@ -225,10 +229,12 @@ void Engine::finish_restore() {
   for (auto& [name, queue] : queues_) reschedule(queue.get());
 }
 
-size_t Engine::end_restored_leases() {
+size_t Engine::end_unknown_leases() {
   size_t ended = 0;
   for (auto& [name, queue] : queues_) {
-    while (Job* job = queue->leased.top()) {
+    // The leased heap puts the earliest end first: those of 0 (not known).
+    for (Job* job = queue->leased.top(); job != nullptr && job->deadline_ms == 0;
+         job = queue->leased.top()) {
       give_back(job, std::nullopt, "lease ended by a restart");
       ++ended;
     }

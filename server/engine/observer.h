@@ -22,7 +22,7 @@ class ChangeObserver {
   virtual void queue_dropped(Queue& queue) = 0;  // its jobs' removals follow, in bulk
   virtual void queue_purged(Queue& queue) = 0;   // its ready and delayed jobs' removals follow, in bulk
   virtual void job_saved(Job& job) = 0;          // enqueued; KICKed with its TTL cleared
-  virtual void job_leased(Job& job) = 0;
+  virtual void job_leased(Job& job) = 0;         // delivered, or its lease extended (TOUCH)
   virtual void job_released(Job& job) = 0;       // back to ready or delayed: lease ran out, NACK, KICK
   virtual void job_dead(Job& job) = 0;           // moved to dead letters (reason in extras)
   // Gone for good (ACK, DELETE, TTL). `in_bulk`: covered by a queue_dropped

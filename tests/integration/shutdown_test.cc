@@ -52,6 +52,41 @@ TEST_SUITE("shutdown") {
     CHECK(tqd.stop(SIGINT) == 0);
   }
 
+  TEST_CASE("a restart keeps leases to their ends: the worker ACKs after it, no attempt lost") {
+    // A deploy used to end every lease: a max_attempts=1 job went to dead
+    // letters, and the worker that had done the work was refused its ACK.
+    tq::testing::TqdOptions options;
+    options.dir = tq::testing::make_temp_dir();
+    std::string touched;
+    {
+      TqdProcess tqd(options);
+      auto worker = tqd.client();
+      REQUIRE(worker.create("q").ok());
+      REQUIRE(worker.config("q", {{"max_attempts", "1"}}).ok());
+      REQUIRE(worker.enqueue("q", "charge card").ok());
+      REQUIRE(worker.enqueue("q", "send receipt").ok());
+      REQUIRE(worker.dequeue("q").ok());
+      REQUIRE(worker.dequeue("q").ok());
+      REQUIRE(worker.touch(2, std::chrono::minutes(10)).ok());  // its new end is kept too
+      touched = tq::client::field(worker.job(2).value().fields, "at");
+      CHECK(tqd.stop(SIGTERM) == 0);
+    }
+    TqdProcess tqd(options);
+    CHECK(tqd.wait_for_log("(leased, kept until their leases end: 2)"));
+    auto worker = tqd.client();  // a new connection, as a worker's after a restart
+    const auto job = worker.job(2);
+    REQUIRE(job.ok());
+    CHECK(job->state == "leased");
+    CHECK(job->attempts == 1);
+    CHECK(tq::client::field(job->fields, "at") == touched);
+    CHECK(worker.ack(1).ok());
+    CHECK(worker.ack(2).ok());
+    CHECK(tq::client::field(worker.stats().value(), "jobs_leased") == "0");
+    CHECK(tq::client::field(worker.stats().value(), "jobs_dead") == "0");
+    tqd.stop(SIGTERM);
+    tq::testing::remove_tree(options.dir);
+  }
+
   TEST_CASE("a client still sending when tqd stops gets whole replies, then a clean end") {
     // Closing a socket with unread input sends an RST, and the client's
     // kernel then drops what it had received and not yet read: this client

@@ -23,10 +23,9 @@ namespace {
 // Everything replay must preserve, as text: queues with settings and pause,
 // jobs with queue, priority, attempts, payload and their state-specific
 // fields (a ready job's ready-since time too, but for a message group's,
-// which a replay starts again), in delivery order; dedup keys. A leased job
-// is written as ready since `restart_ms` (the replaying Node's time): that is
-// what it becomes after a restart.
-std::string fingerprint(const engine::Engine& e, int64_t restart_ms = 1'700'000'000'000) {
+// which a replay starts again), in delivery order; leased jobs with when
+// their leases end, which a restart keeps; dedup keys.
+std::string fingerprint(const engine::Engine& e) {
   std::ostringstream out;
   for (const auto& [name, q] : e.queues()) {
     const engine::QueueSettings& s = q->settings;
@@ -42,7 +41,6 @@ std::string fingerprint(const engine::Engine& e, int64_t restart_ms = 1'700'000'
     std::vector<const engine::Job*> held;
     std::vector<engine::Job*> ready_jobs = q->ready.jobs();
     std::vector<const engine::Job*> ready(ready_jobs.begin(), ready_jobs.end());
-    ready.insert(ready.end(), q->leased.items().begin(), q->leased.items().end());
     std::sort(ready.begin(), ready.end(), engine::ReadyOrder{});
     auto extras = [&](const engine::Job* j) {
       std::string x;
@@ -59,10 +57,16 @@ std::string fingerprint(const engine::Engine& e, int64_t restart_ms = 1'700'000'
     for (const engine::Job* j : ready) {
       out << "  ready " << j->id << " p=" << j->priority << " a=" << j->attempts << extras(j);
       const engine::JobExtras* ex = e.extras_of(*j);
-      if (ex == nullptr || ex->group.empty()) {
-        out << " since=" << (j->state == engine::JobState::kLeased ? restart_ms : j->deadline_ms);
-      }
+      if (ex == nullptr || ex->group.empty()) out << " since=" << j->deadline_ms;
       out << " " << j->payload() << "\n";
+    }
+    // Kept to their ends across a restart.
+    std::vector<const engine::Job*> leased(q->leased.items().begin(), q->leased.items().end());
+    std::sort(leased.begin(), leased.end(), engine::IdOrder{});
+    for (const engine::Job* j : leased) {
+      out << "  leased " << j->id << " until=" << j->deadline_ms << " p=" << j->priority
+          << " a=" << j->attempts << " k=" << int{j->kicks} << extras(j) << " " << j->payload()
+          << "\n";
     }
     for (const engine::Job* j : q->held.items()) held.push_back(j);
     std::sort(held.begin(), held.end(), engine::IdOrder{});
@@ -116,11 +120,20 @@ struct Node {
     harness.adopt(std::move(opened).value());
     if (summary.dropped > 0) journal.skip_lost_ids(summary.seq_bound);  // as the daemon does
     journal.attach(*harness.log);
-    engine.end_restored_leases();
+    engine.end_unknown_leases();
     return {};
   }
   wal::MemoryFileSystem& fs() { return harness.fs(); }
 };
+
+// A LEASE record as tqds before December 2026 wrote it: id and attempts, no
+// end. Written to the log alone; the engine of `node` does not see it.
+void append_old_lease(Node& node, uint64_t id, uint32_t attempts) {
+  std::string body;
+  wal::put_varint(body, id);
+  wal::put_varint(body, attempts);
+  node.harness.log->append(static_cast<uint8_t>(server::RecordType::kLease), body);
+}
 
 // Where each record of a segment file starts, with its type.
 std::vector<std::pair<size_t, uint8_t>> records_in(const std::string& data) {
@@ -733,7 +746,8 @@ TEST_SUITE("journal") {
     REQUIRE(node.open(small_segments()).ok());
     CHECK(fingerprint(node.engine) == expected);
     CHECK(node.engine.find_queue("work")->job_count() == 1);
-    CHECK(node.engine.find_queue("failed")->ready.size() == 2);  // 1's lease ended at the restart
+    CHECK(node.engine.find_queue("failed")->ready.size() == 1);   // 3
+    CHECK(node.engine.find_queue("failed")->leased.size() == 1);  // 1: its lease is kept
     const engine::Job* moved = node.engine.find_job(2);
     REQUIRE(moved != nullptr);
     CHECK(moved->queue->name == "failed");
@@ -901,8 +915,7 @@ TEST_SUITE("journal") {
     CHECK_FALSE(node.engine.dequeue("p").ok());
   }
 
-  TEST_CASE(
-      "message groups survive a restart - held jobs stay held behind a lease the restart ended") {
+  TEST_CASE("message groups survive a restart - held jobs stay held behind a lease") {
     wal::MemoryFileSystem fs;
     {
       Node node(fs);
@@ -917,17 +930,35 @@ TEST_SUITE("journal") {
       node.harness.settle();
       node.harness.close();
     }
-    Node node(fs);
-    REQUIRE(node.open(small_segments()).ok());
-    const engine::Queue* q = node.engine.find_queue("q");
-    CHECK(q->ready.size() == 2);  // 1 (its lease ended) and 3
-    CHECK(q->held.size() == 2);   // 2 and 4, behind 1
-    CHECK(node.engine.extras_of(*node.engine.find_job(4))->group == "A");
-    CHECK(node.engine.dequeue("q").value()->id == 1);
-    CHECK(node.engine.dequeue("q").value()->id == 3);
-    CHECK_FALSE(node.engine.dequeue("q").ok());
-    REQUIRE(node.engine.ack(1).ok());
-    CHECK(node.engine.dequeue("q").value()->id == 2);
+    const int64_t stopped = 1'700'000'000'000;
+    SUBCASE("back before the lease ends: it is kept, and its worker's ACK lets the group on") {
+      Node node(fs, stopped + 1000);
+      REQUIRE(node.open(small_segments()).ok());
+      node.engine.expire_due();
+      const engine::Queue* q = node.engine.find_queue("q");
+      CHECK(q->leased.size() == 1);  // 1
+      CHECK(q->ready.size() == 1);   // 3
+      CHECK(q->held.size() == 2);    // 2 and 4, behind 1
+      CHECK(node.engine.extras_of(*node.engine.find_job(4))->group == "A");
+      CHECK(node.engine.dequeue("q").value()->id == 3);
+      CHECK_FALSE(node.engine.dequeue("q").ok());
+      REQUIRE(node.engine.ack(1).ok());
+      CHECK(node.engine.dequeue("q").value()->id == 2);
+    }
+    SUBCASE("back after the lease's end: the first sweep gives the job back, first in its group") {
+      Node node(fs, stopped + 30'001);  // ack_timeout is 30 s
+      REQUIRE(node.open(small_segments()).ok());
+      node.engine.expire_due();
+      const engine::Queue* q = node.engine.find_queue("q");
+      CHECK(q->ready.size() == 2);  // 1 (its lease ended while tqd was down) and 3
+      CHECK(q->held.size() == 2);   // 2 and 4, behind 1
+      CHECK(node.engine.dequeue("q").value()->id == 1);
+      CHECK(node.engine.find_job(1)->attempts == 2);
+      CHECK(node.engine.dequeue("q").value()->id == 3);
+      CHECK_FALSE(node.engine.dequeue("q").ok());
+      REQUIRE(node.engine.ack(1).ok());
+      CHECK(node.engine.dequeue("q").value()->id == 2);
+    }
   }
 
   TEST_CASE("with the intake closed a schedule's refused firings write nothing to the log") {
@@ -1127,7 +1158,7 @@ TEST_SUITE("journal") {
     CHECK(node.engine.next_deadline_ms() == now + 60'000);
   }
 
-  TEST_CASE("a restart ends leases in the log too - a PURGE after it stays done") {
+  TEST_CASE("a lease from an older log ends at the restart, in the log too - a PURGE stays done") {
     wal::MemoryFileSystem fs;
     {
       Node node(fs);
@@ -1135,7 +1166,7 @@ TEST_SUITE("journal") {
       REQUIRE(node.engine.create_queue("q").ok());
       REQUIRE(node.engine.enqueue("q", "a").ok());
       REQUIRE(node.engine.enqueue("q", "b").ok());
-      REQUIRE(node.engine.dequeue("q").ok());  // job 1 is leased when the server stops
+      append_old_lease(node, 1, 1);  // job 1 is leased when the server stops
       node.harness.settle();
       node.harness.close();
     }
@@ -1207,7 +1238,7 @@ TEST_SUITE("journal") {
     CHECK(node.engine.job_count() == 1);
   }
 
-  TEST_CASE("a lease a restart ends counts its attempt - out of attempts, the job is dead") {
+  TEST_CASE("a lease from an older log that a restart ends counts its attempt - then dead") {
     wal::MemoryFileSystem fs;
     {
       Node node(fs);
@@ -1217,7 +1248,7 @@ TEST_SUITE("journal") {
       s.max_attempts = 1;
       REQUIRE(node.engine.configure("q", s).ok());
       REQUIRE(node.engine.enqueue("q", "once").ok());
-      REQUIRE(node.engine.dequeue("q").ok());
+      append_old_lease(node, 1, 1);
       node.harness.settle();
       node.harness.close();
     }
@@ -1232,6 +1263,59 @@ TEST_SUITE("journal") {
       node.harness.settle();
       node.harness.close();
     }
+  }
+
+  TEST_CASE("a lease is kept to its end across restarts - TOUCH's end too - then runs out") {
+    // A restart (a deploy) used to end every lease: the delivery counted, a
+    // job on max_attempts=1 went to dead letters, and the worker that had
+    // done the work was refused its ACK.
+    wal::MemoryFileSystem fs;
+    const int64_t start = 1'700'000'000'000;
+    {
+      Node node(fs, start);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("q").ok());
+      engine::QueueSettings s = node.engine.find_queue("q")->settings;
+      s.max_attempts = 1;
+      REQUIRE(node.engine.configure("q", s).ok());
+      REQUIRE(node.engine.enqueue("q", "once").ok());
+      REQUIRE(node.engine.enqueue("q", "twice").ok());
+      REQUIRE(node.engine.dequeue("q").ok());  // 1, until start + 30 s
+      REQUIRE(node.engine.dequeue("q").ok());  // 2, ...
+      node.clock.advance_ms(10'000);
+      REQUIRE(node.engine.touch(2, 60'000).ok());  // ... until start + 70 s
+      node.harness.settle();
+      node.harness.close();
+    }
+    {
+      Node node(fs, start + 20'000);
+      REQUIRE(node.open(small_segments()).ok());
+      node.engine.expire_due();
+      REQUIRE(node.engine.find_job(1)->state == engine::JobState::kLeased);
+      CHECK(node.engine.find_job(1)->deadline_ms == start + 30'000);
+      CHECK(node.engine.find_job(2)->deadline_ms == start + 70'000);
+      CHECK(node.engine.find_job(1)->attempts == 1);
+      CHECK(node.engine.purge("q").value() == 0);  // leased jobs are not purged
+      node.harness.settle();
+      node.harness.close();
+    }
+    {
+      Node node(fs, start + 40'000);  // 1's lease ended while tqd was down; 2's did not
+      REQUIRE(node.open(small_segments()).ok());
+      node.engine.expire_due();
+      const engine::Job* one = node.engine.find_job(1);
+      REQUIRE(one->state == engine::JobState::kDead);
+      CHECK(node.engine.extras_of(*one)->reason == "lease expired after 1 attempt");
+      CHECK(node.engine.find_job(2)->state == engine::JobState::kLeased);
+      REQUIRE(node.engine.ack(2).ok());  // its worker, back on a new connection
+      node.harness.settle();
+      node.harness.close();
+    }
+    Node node(fs, start + 50'000);
+    REQUIRE(node.open(small_segments()).ok());
+    CHECK(node.engine.find_job(2) == nullptr);
+    REQUIRE(node.engine.find_job(1) != nullptr);
+    CHECK(node.engine.find_job(1)->state == engine::JobState::kDead);
   }
 
   TEST_CASE("every lifecycle change survives a restart") {
@@ -1378,7 +1462,7 @@ TEST_SUITE("journal") {
       // Settle what is due now, as the server's first tick after a restart
       // does, and end the leases as the restart will.
       node.engine.expire_due();
-      node.engine.end_restored_leases();
+      node.engine.end_unknown_leases();
       node.harness.settle();
       expected = fingerprint(node.engine);
       now = node.clock.now_ms();
