@@ -59,6 +59,10 @@ void reserve_for_jobs(std::string& out, const std::vector<const engine::Job*>& j
 
 std::string num(uint64_t v);
 
+// A job priority (PUT's PRIORITY, NACK's): a whole number that fits 32 bits,
+// signed; on failure replies BADFORMAT.
+bool parse_priority(CommandContext& ctx, std::string_view value, int32_t* priority);
+
 // PUT's options, in keyword-value pairs (`allowed`: the keywords this verb
 // takes, as the message for an unknown one lists them; a keyword of the
 // caller's own, such as SCHEDULE's TZ, must be taken out of `args` first);

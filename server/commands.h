@@ -2,9 +2,10 @@
 // They know the protocol and the engine, nothing of sockets or the event
 // loop, so every handler can be tested by calling dispatch() directly.
 //
-// The handlers live in three files by subject: commands.cc (dispatch and the
-// informational verbs), commands_jobs.cc (producers and workers),
-// commands_queues.cc (queue administration).
+// The handlers live in files by subject: commands.cc (dispatch and the
+// informational verbs), commands_jobs.cc (producers, and workers taking
+// jobs), commands_leases.cc (workers ending or extending a delivery),
+// commands_queues.cc (queue administration), commands_schedules.cc.
 #pragma once
 
 #include <optional>
