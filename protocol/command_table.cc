@@ -43,28 +43,36 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "the order given.\n"
      "WAIT d: block up to d until a job arrives (first come, first served).\n"
      "COUNT n: up to n jobs, framed: OK <k>, then per job a line\n"
-     "JOB <id> <bytes> queue=<q> attempts=<a>, the payload bytes and a line end.\n"
-     "A lease lasts the queue's ack timeout: ACK before then, or the job goes back."},
-    {Verb::kAck, "ACK", 1, -1, kWrites, -1, kLine, "ACK <id>... | ACK <queue> <id>",
-     "finish leased jobs: they are deleted",
+     "JOB <id> <bytes> queue=<q> attempts=<a> lease=<t>, the payload bytes and a line\n"
+     "end. A lease lasts the queue's ack timeout: ACK before then, or the job goes\n"
+     "back. ACK <id>@<t> (NACK, FAIL, TOUCH too) ends this delivery and no later one."},
+    {Verb::kAck, "ACK", 1, -1, kWrites, -1, kLine,
+     "ACK <id>[@<lease>]... | ACK <queue> <id>[@<lease>]", "finish leased jobs: they are deleted",
      "Answers OK acked <id> (OK acked <n> for several). ERROR NOTFOUND when there is no\n"
      "such job (or it is in another queue), ERROR NOTLEASED when its lease expired.\n"
+     "<id>@<lease>, with the lease= the job was delivered with: ERROR NOTLEASED, on\n"
+     "any connection, once that delivery ended and the job was delivered again.\n"
      "With several ids (limits.max_batch at most; an id given twice counts once),\n"
-     "those that can be acked are, and an error lists the rest."},
-    {Verb::kNack, "NACK", 1, 5, kWrites, -1, kLine, "NACK <id> [DELAY d] [PRIORITY p]",
+     "those that can be acked are, and an error lists the rest.",
+     "ACK <id>[@<lease>]..."},
+    {Verb::kNack, "NACK", 1, 5, kWrites, -1, kLine, "NACK <id>[@<lease>] [DELAY d] [PRIORITY p]",
      "give a leased job back, to retry",
      "Answers OK nacked <id> (ready again, or after DELAY d, or after the queue's\n"
      "backoff), or OK dead <id> when it has used its attempts, or OK expired <id>\n"
-     "when its TTL passed meanwhile. PRIORITY p gives the job a new priority."},
-    {Verb::kFail, "FAIL", 2, 2, kWrites | kRestOfLine, -1, kLine, "FAIL <id> <reason>",
+     "when its TTL passed meanwhile. PRIORITY p gives the job a new priority.\n"
+     "<id>@<lease>: only while that delivery lasts, as ACK's.",
+     "NACK <id>[@<lease>] [options]"},
+    {Verb::kFail, "FAIL", 2, 2, kWrites | kRestOfLine, -1, kLine, "FAIL <id>[@<lease>] <reason>",
      "send a leased job to dead letters",
-     "Answers OK dead <id>. PEEK <queue> DEAD shows the reason."},
-    {Verb::kTouch, "TOUCH", 1, 2, kWrites, -1, kLine, "TOUCH <id> [d]",
+     "Answers OK dead <id>. PEEK <queue> DEAD shows the reason.\n"
+     "<id>@<lease>: only while that delivery lasts, as ACK's."},
+    {Verb::kTouch, "TOUCH", 1, 2, kWrites, -1, kLine, "TOUCH <id>[@<lease>] [d]",
      "extend a lease (a heartbeat for long work)",
      "The lease now ends d from now (default: the queue's ack timeout).\n"
-     "Answers OK touched <id> <ms> with the milliseconds left."},
+     "Answers OK touched <id> <ms> with the milliseconds left.\n"
+     "<id>@<lease>: only while that delivery lasts, as ACK's."},
     {Verb::kDelete, "DELETE", 1, 1, kWrites, -1, kLine, "DELETE <id>", "delete a job in any state",
-     "Answers OK deleted <id>."},
+     "Answers OK deleted <id>. A plain id: a lease token (<id>@<lease>) is refused."},
     {Verb::kList, "LIST", 0, 0, kBigReply, -1, kLine, "LIST", "queue names, comma-separated",
      "Answers OK followed by the names in one line, sorted: OK emails,orders"},
     {Verb::kQueues, "QUEUES", 0, 0, kBigReply, -1, kLines, "QUEUES",
@@ -75,14 +83,15 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "PEEK <queue> [READY|HELD|DELAYED|LEASED|DEAD] [n]",
      "look at the first n jobs in a state (default READY, 10)",
      "Answers OK <k>, then per job a line JOB <id> <bytes> queue=<q> state=<s>\n"
-     "attempts=<a> priority=<p> and when they apply at=<ms> (when it becomes ready,\n"
+     "attempts=<a>, lease=<t> (leased jobs: the token ACK <id>@<t> takes),\n"
+     "priority=<p> and when they apply at=<ms> (when it becomes ready,\n"
      "its lease ends, or it died), expires=<ms>, key=<k>, group=<g>, from=<queue it\n"
      "died in>, reason=<rest of line>; then the payload bytes and a line end. Times are Unix\n"
      "milliseconds. HELD: ready jobs waiting for an earlier job of their group.",
      "PEEK <queue> [state] [n]"},
     {Verb::kJob, "JOB", 1, 1, kBigReply, -1, kJobs, "JOB <id>", "look at one job by its id",
      "Answers OK 1 and the job framed as PEEK frames it (queue, state, attempts,\n"
-     "priority, at=, expires=, key=, group=, from=, reason=, then the payload); nothing\n"
+     "lease, priority, at=, expires=, key=, group=, from=, reason=, then the payload); nothing\n"
      "changes. ERROR NOTFOUND when no job has that id: it never existed, or it\n"
      "finished (acked, deleted, expired, purged)."},
     {Verb::kKick, "KICK", 1, 2, kWrites | kAdmin | kLong, -1, kLine, "KICK <queue> [n] | KICK <id>",

@@ -28,9 +28,26 @@ void reply_ok(CommandContext& ctx, std::string_view word, std::string_view text)
 
 // A job id (a positive whole number); on failure replies BADFORMAT.
 bool parse_id(CommandContext& ctx, std::string_view text, uint64_t* id);
-// Only digits: a job id's shape, never a queue name's (ACK <queue> <id>,
-// KICK <id>).
+// Only digits: a job id's shape, never a queue name's.
 bool all_digits(std::string_view text);
+
+// A job as ACK, NACK, FAIL and TOUCH name it: `<id>`, or `<id>@<lease>`
+// with the lease token of the delivery the sender was handed
+// (engine::Job::delivery(), shown as lease= in DEQUEUE ... COUNT, PEEK and
+// JOB). A token fences the request to that one delivery, whatever the
+// connection; without one, only the connection's LeaseBook can tell a late
+// worker apart.
+struct JobRef {
+  uint64_t id = 0;
+  std::optional<uint64_t> lease;  // none: a plain id, as clients before tokens send
+};
+// `<id>` or `<id>@<lease>`, each a positive whole number; on failure replies
+// BADFORMAT.
+bool parse_job_ref(CommandContext& ctx, std::string_view text, JobRef* ref);
+// `17` or `17@3` (or a malformed try at one, such as `17@`): a word that
+// names a job, never a queue (a queue name is never only digits and never
+// holds '@'), so ACK <queue> <id> and KICK <id> tell their forms apart.
+bool names_job(std::string_view text);
 // A duration: 30, 30s, 500ms, 2m, 1h (a bare number is seconds), at most
 // `max_ms` (30 days unless told; `max_setting` names the setting that sets
 // a lower one); on failure replies BADFORMAT naming `what` and the bound.

@@ -82,14 +82,53 @@ bool all_digits(std::string_view text) {
   return true;
 }
 
+namespace {
+
+// A positive whole number that fits 64 bits, and nothing else: no sign, no
+// spaces, no leading '+'.
+bool parse_positive(std::string_view text, uint64_t* n) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *n);
+  return ec == std::errc() && end == text.data() + text.size() && *n != 0;
+}
+
+}  // namespace
+
 bool parse_id(CommandContext& ctx, std::string_view text, uint64_t* id) {
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *id);
-  if (ec == std::errc() && end == text.data() + text.size() && *id != 0) return true;
+  if (parse_positive(text, id)) return true;
   std::string msg = "a job id is a positive whole number, got '";
   protocol::append_escaped(msg, text, 32);
   msg += "'";
+  // DELETE 17@2, JOB 17@2: a token fences a delivery, which these do not end.
+  if (text.find('@') != std::string_view::npos) {
+    msg += " (<id>@<lease>, with a lease token, is for ACK, NACK, FAIL and TOUCH)";
+  }
   reply_error(ctx, ErrorCode::kBadFormat, msg);
   return false;
+}
+
+bool parse_job_ref(CommandContext& ctx, std::string_view text, JobRef* ref) {
+  const size_t at = text.find('@');
+  if (at == std::string_view::npos) {
+    ref->lease.reset();
+    return parse_id(ctx, text, &ref->id);
+  }
+  uint64_t lease = 0;
+  const bool id_ok = parse_positive(text.substr(0, at), &ref->id);
+  if (id_ok && parse_positive(text.substr(at + 1), &lease)) {
+    ref->lease = lease;
+    return true;
+  }
+  std::string msg = "'";
+  protocol::append_escaped(msg, text, 48);
+  msg += id_ok ? "' is not <id>@<lease>: a lease token is a positive whole number, as lease= "
+                 "shows it in DEQUEUE ... COUNT, PEEK and JOB"
+               : "' is not <id>@<lease>: a job id is a positive whole number";
+  reply_error(ctx, ErrorCode::kBadFormat, msg);
+  return false;
+}
+
+bool names_job(std::string_view text) {
+  return all_digits(text) || text.find('@') != std::string_view::npos;
 }
 
 bool parse_duration(CommandContext& ctx, std::string_view text, const char* what, int64_t* ms,
@@ -170,6 +209,12 @@ void append_job_frame(std::string& out, const engine::Job& job, bool detailed,
   }
   out += " attempts=";
   protocol::append_number(out, job.attempts);
+  if (job.state == engine::JobState::kLeased) {
+    // The lease token: ACK <id>@<lease> (and NACK, FAIL, TOUCH) finishes this
+    // delivery and no later one, on any connection.
+    out += " lease=";
+    protocol::append_number(out, job.delivery());
+  }
   if (detailed) {
     out += " priority=";
     protocol::append_signed(out, job.priority);

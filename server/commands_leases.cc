@@ -1,7 +1,16 @@
 // Workers ending or extending a delivery: ACK, NACK, FAIL, TOUCH, and the
 // check that keeps a worker whose delivery ended from finishing the one
 // another worker holds now.
+//
+// A lease belongs to the job, not the connection, so any connection may end
+// a leased job's delivery. A worker tells the server which delivery it holds
+// by its lease token (`<id>@<lease>`, JobRef): refused, on any connection,
+// unless that is the job's delivery now. A plain id carries no such proof,
+// and only the connection's own LeaseBook can refuse it: when this very
+// connection was handed an earlier delivery. A job that is not leased at all
+// is left to the engine, whose NOTFOUND or NOTLEASED says what became of it.
 #include <algorithm>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -16,25 +25,29 @@ namespace cmd {
 
 namespace {
 
-// Why this connection may not finish `id`, when its own delivery of the job
-// was superseded: it ended (the lease ran out, a NACK or a FAIL, its own or
-// another connection's, or a KICK) and the job is leased again, as a later
-// attempt, to someone else (LeaseBook). Nothing when it may.
-std::optional<std::string> superseded(const CommandContext& ctx, uint64_t id) {
-  if (ctx.leases == nullptr) return std::nullopt;
-  const std::optional<uint64_t> mine = ctx.leases->delivery_of(id);
+// Why the sender may not end `ref`'s delivery: the job is leased in another
+// delivery than the sender's, the one its token names or, without a token,
+// the one this connection was handed. Nothing when it may.
+std::optional<std::string> delivery_ended(const CommandContext& ctx, const JobRef& ref) {
+  std::optional<uint64_t> mine = ref.lease;
+  if (!mine && ctx.leases != nullptr) mine = ctx.leases->delivery_of(ref.id);
   if (!mine) return std::nullopt;
-  const engine::Job* job = ctx.engine.find_job(id);
+  const engine::Job* job = ctx.engine.find_job(ref.id);
   if (job == nullptr || job->state != engine::JobState::kLeased || job->delivery() == *mine) {
     return std::nullopt;
   }
-  return "job " + num(id) + " was delivered again (attempt " + num(job->attempts) +
+  if (ref.lease) {
+    return "job " + num(ref.id) + " is in another delivery now (lease=" + num(job->delivery()) +
+           ", attempt " + num(job->attempts) + "), not lease=" + num(*ref.lease) +
+           ": yours ended; the worker holding it finishes it";
+  }
+  return "job " + num(ref.id) + " was delivered again (attempt " + num(job->attempts) +
          ") after your delivery of it ended; the worker holding it now finishes it";
 }
 
-// Replies NOTLEASED and returns true when superseded() says no.
-bool refuse_superseded(CommandContext& ctx, uint64_t id) {
-  auto why = superseded(ctx, id);
+// Replies NOTLEASED and returns true when delivery_ended() says no.
+bool refuse_ended(CommandContext& ctx, const JobRef& ref) {
+  auto why = delivery_ended(ctx, ref);
   if (why) reply_error(ctx, ErrorCode::kNotLeased, *why);
   return why.has_value();
 }
@@ -49,38 +62,70 @@ void reply_acked(CommandContext& ctx, uint64_t n) {
   ctx.out += '\n';
 }
 
+std::string ref_text(const JobRef& ref) {
+  return ref.lease ? num(ref.id) + "@" + num(*ref.lease) : num(ref.id);
+}
+
 // One job, the form nearly every worker sends: no list of ids to build.
-void ack_one(CommandContext& ctx, std::string_view id_text, std::optional<std::string_view> queue) {
-  uint64_t id = 0;
-  if (!parse_id(ctx, id_text, &id)) return;
+void ack_one(CommandContext& ctx, std::string_view text, std::optional<std::string_view> queue) {
+  JobRef ref;
+  if (!parse_job_ref(ctx, text, &ref)) return;
   // The queue first: a wrong one is the answer whoever holds the job.
   if (queue) {
-    if (auto in_queue = ctx.engine.check_ack_queue(id, *queue); !in_queue.ok()) {
+    if (auto in_queue = ctx.engine.check_ack_queue(ref.id, *queue); !in_queue.ok()) {
       return reply_error(ctx, in_queue.error());
     }
   }
-  if (refuse_superseded(ctx, id)) return;
-  auto acked = ctx.engine.ack(id);  // its queue, when named, was checked above
+  if (refuse_ended(ctx, ref)) return;
+  auto acked = ctx.engine.ack(ref.id);  // its queue, when named, was checked above
   if (!acked.ok()) return reply_error(ctx, acked.error());
-  forget_lease(ctx, id);
-  reply_acked(ctx, id);
+  forget_lease(ctx, ref.id);
+  reply_acked(ctx, ref.id);
+}
+
+// ACK's ids, sorted, each job once; false, with BADFORMAT replied, when one
+// is malformed or a job is named twice in two ways (17@2 and 17@3, or 17
+// and 17@2): which of them the worker means is not for the server to pick.
+bool parse_ack_refs(CommandContext& ctx, std::span<const std::string_view> args,
+                    std::vector<JobRef>* refs) {
+  refs->reserve(args.size());
+  for (std::string_view text : args) {
+    JobRef ref;
+    if (!parse_job_ref(ctx, text, &ref)) return false;
+    refs->push_back(ref);
+  }
+  auto order = [](const JobRef& a, const JobRef& b) {
+    return a.id != b.id ? a.id < b.id : a.lease < b.lease;
+  };
+  auto same = [](const JobRef& a, const JobRef& b) { return a.id == b.id && a.lease == b.lease; };
+  std::sort(refs->begin(), refs->end(), order);
+  refs->erase(std::unique(refs->begin(), refs->end(), same), refs->end());
+  for (size_t i = 1; i < refs->size(); ++i) {
+    if ((*refs)[i].id == (*refs)[i - 1].id) {
+      reply_error(ctx, ErrorCode::kBadFormat,
+                  "job " + num((*refs)[i].id) + " is given twice, as " + ref_text((*refs)[i - 1]) +
+                      " and " + ref_text((*refs)[i]) + "; none was acked");
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace
 
 void cmd_ack(CommandContext& ctx, const Request& req) {
   // ACK <id>..., or ACK <queue> <id> as the original worker sends it. Queue
-  // names are never all digits, so the two forms cannot be confused (and
-  // 'ACK 0 2' is a bad id, not a queue named 0).
-  if (req.args.size() == 2 && !all_digits(req.args[0])) {
+  // names are never all digits and never hold '@', so the two forms cannot
+  // be confused (and 'ACK 0 2' is a bad id, not a queue named 0).
+  if (req.args.size() == 2 && !names_job(req.args[0])) {
     return ack_one(ctx, req.args[1], req.args[0]);
   }
   if (req.args.size() == 1) return ack_one(ctx, req.args[0], std::nullopt);
-  if (!all_digits(req.args[0])) {
+  if (!names_job(req.args[0])) {
     // A queue name and several ids is neither form: say what both are.
     std::string msg = "'";
     protocol::append_escaped(msg, req.args[0], 32);
-    msg += "' is not a job id; ACK takes ACK <id>... or ACK <queue> <id>";
+    msg += "' is not a job id; ACK takes ACK <id>[@<lease>]... or ACK <queue> <id>[@<lease>]";
     msg += " (one id after a queue name)";
     return reply_error(ctx, ErrorCode::kBadFormat, msg);
   }
@@ -90,27 +135,21 @@ void cmd_ack(CommandContext& ctx, const Request& req) {
                            " ids (limits.max_batch), got " + num(req.args.size()) +
                            "; none was acked");
   }
-  std::vector<uint64_t> ids;
-  for (std::string_view text : req.args) {
-    uint64_t id = 0;
-    if (!parse_id(ctx, text, &id)) return;
-    ids.push_back(id);
-  }
   // An id given twice is acked once, and counted once: "ACK 5 5" is not
   // "acked 1 of 2", an error for a job that was acked.
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  std::vector<JobRef> refs;
+  if (!parse_ack_refs(ctx, req.args, &refs)) return;
   size_t done = 0;
   std::string failures;
   ErrorCode code = ErrorCode::kNotLeased;
-  for (uint64_t id : ids) {
-    if (auto why = superseded(ctx, id)) {
+  for (const JobRef& ref : refs) {
+    if (auto why = delivery_ended(ctx, ref)) {
       if (failures.size() < 400) failures += "; " + *why;
       continue;
     }
-    auto acked = ctx.engine.ack(id);
+    auto acked = ctx.engine.ack(ref.id);
     if (acked.ok()) {
-      forget_lease(ctx, id);
+      forget_lease(ctx, ref.id);
       ++done;
       continue;
     }
@@ -118,13 +157,13 @@ void cmd_ack(CommandContext& ctx, const Request& req) {
     if (failures.size() < 400) failures += "; " + acked.error().message;
   }
   // One id, however often given: the one-id reply, which names it.
-  if (done == ids.size()) return reply_acked(ctx, ids.size() == 1 ? ids.front() : done);
-  reply_error(ctx, code, "acked " + num(done) + " of " + num(ids.size()) + failures);
+  if (done == refs.size()) return reply_acked(ctx, refs.size() == 1 ? refs.front().id : done);
+  reply_error(ctx, code, "acked " + num(done) + " of " + num(refs.size()) + failures);
 }
 
 void cmd_nack(CommandContext& ctx, const Request& req) {
-  uint64_t id = 0;
-  if (!parse_id(ctx, req.args[0], &id)) return;
+  JobRef ref;
+  if (!parse_job_ref(ctx, req.args[0], &ref)) return;
   std::optional<int64_t> delay;
   std::optional<int32_t> priority;
   const auto& a = req.args;
@@ -154,8 +193,8 @@ void cmd_nack(CommandContext& ctx, const Request& req) {
       priority = p;
     }
   }
-  if (refuse_superseded(ctx, id)) return;
-  auto outcome = ctx.engine.nack(id, delay, priority);
+  if (refuse_ended(ctx, ref)) return;
+  auto outcome = ctx.engine.nack(ref.id, delay, priority);
   if (!outcome.ok()) return reply_error(ctx, outcome.error());
   // Not forgotten: the job goes on, and once it is delivered again this
   // connection's late ACK, NACK, FAIL or TOUCH must be refused (the book
@@ -165,23 +204,23 @@ void cmd_nack(CommandContext& ctx, const Request& req) {
            where == engine::Requeue::kDead      ? "dead"
            : where == engine::Requeue::kExpired ? "expired"
                                                 : "nacked",
-           num(id));
+           num(ref.id));
 }
 
 void cmd_fail(CommandContext& ctx, const Request& req) {
-  uint64_t id = 0;
-  if (!parse_id(ctx, req.args[0], &id)) return;
-  if (refuse_superseded(ctx, id)) return;
-  auto failed = ctx.engine.fail(id, req.args[1].substr(0, 1000));
+  JobRef ref;
+  if (!parse_job_ref(ctx, req.args[0], &ref)) return;
+  if (refuse_ended(ctx, ref)) return;
+  auto failed = ctx.engine.fail(ref.id, req.args[1].substr(0, 1000));
   if (!failed.ok()) return reply_error(ctx, failed.error());
   // Not forgotten, as after a NACK: a KICK or a dead_letter_queue delivers
   // the job again.
-  reply_ok(ctx, "dead", num(id));
+  reply_ok(ctx, "dead", num(ref.id));
 }
 
 void cmd_touch(CommandContext& ctx, const Request& req) {
-  uint64_t id = 0;
-  if (!parse_id(ctx, req.args[0], &id)) return;
+  JobRef ref;
+  if (!parse_job_ref(ctx, req.args[0], &ref)) return;
   std::optional<int64_t> extend;
   if (req.args.size() == 2) {
     int64_t ms = 0;
@@ -189,11 +228,11 @@ void cmd_touch(CommandContext& ctx, const Request& req) {
     if (ms == 0) return reply_error(ctx, ErrorCode::kBadFormat, "TOUCH needs a duration above 0");
     extend = ms;
   }
-  if (refuse_superseded(ctx, id)) return;
+  if (refuse_ended(ctx, ref)) return;
   ctx.wrote_only_leases = true;  // the new end's record, as a DEQUEUE's lease
-  auto left_ms = ctx.engine.touch(id, extend);
+  auto left_ms = ctx.engine.touch(ref.id, extend);
   if (!left_ms.ok()) return reply_error(ctx, left_ms.error());
-  reply_ok(ctx, "touched", num(id) + " " + num(static_cast<uint64_t>(left_ms.value())));
+  reply_ok(ctx, "touched", num(ref.id) + " " + num(static_cast<uint64_t>(left_ms.value())));
 }
 
 }  // namespace cmd

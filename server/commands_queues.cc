@@ -125,8 +125,9 @@ void run_bulk(CommandContext& ctx, BulkTask task) {
 }  // namespace
 
 void cmd_kick(CommandContext& ctx, const Request& req) {
-  // A queue name is never only digits, so KICK <digits> names a job.
-  if (req.args.size() == 1 && all_digits(req.args[0])) {
+  // A queue name is never only digits and never holds '@', so KICK <digits>
+  // names a job (and KICK 17@2 is a job id with a lease token it refuses).
+  if (req.args.size() == 1 && names_job(req.args[0])) {
     uint64_t id = 0;
     if (!parse_id(ctx, req.args[0], &id)) return;
     auto kicked = ctx.engine.kick_job(id);

@@ -3,7 +3,10 @@
 // (a worker that reconnected, an operator); but a connection that was handed
 // an earlier delivery of a job now leased again, to someone else, is a worker
 // whose lease ran out, and its late ACK, NACK, FAIL or TOUCH must not finish
-// another worker's delivery. This book is how the server tells.
+// another worker's delivery. For a plain id this book is how the server
+// tells; an id with its lease token (<id>@<lease>) says which delivery it
+// means itself, on any connection, and the book is not asked
+// (commands_leases.cc).
 //
 // Cost: every delivered job is one insert and every finished one an erase, on
 // the hot path of a consume, so the table is a flat open-addressing one

@@ -129,8 +129,9 @@ TEST_SUITE("tq REPL in a terminal") {
     CHECK(value_column(stats, "ready") == value_column(stats, "duplicates_total"));
 
     enter(screen, "DEQUEUE emails COUNT 1");
-    REQUIRE(screen.wait_for("job 1  queue=emails attempts=1"));
-    CHECK(screen.capture().find("job 1  queue=emails attempts=1\n  hello from a terminal\n") !=
+    REQUIRE(screen.wait_for("job 1  queue=emails attempts=1 lease=1"));
+    CHECK(screen.capture().find(
+              "job 1  queue=emails attempts=1 lease=1\n  hello from a terminal\n") !=
           std::string::npos);
 
     enter(screen, "help");

@@ -375,9 +375,9 @@ TEST_SUITE("tq command line") {
           "OK 2\n"
           "queue   ready  held  delayed  leased  dead  paused\n"
           "orders      2     0        0       0     0       0\n"
-          "job 1  queue=orders attempts=1\n"
+          "job 1  queue=orders attempts=1 lease=1\n"
           "  Ship order 7\n"
-          "job 2  queue=orders attempts=1\n"
+          "job 2  queue=orders attempts=1 lease=1\n"
           "  hello\n"
           "  world\n"
           "(no jobs: queue 'orders' has no ready job)\n");
@@ -389,7 +389,7 @@ TEST_SUITE("tq command line") {
     auto result = tq_run(tqd, {}, "CREATE q\r\nPUT q 6\r\ntwo\r\nab\r\nDEQUEUE q COUNT 1\r\n");
     CHECK(result.status == 0);
     CHECK(result.err.empty());
-    CHECK(result.out == "OK created q\nOK 1\njob 1  queue=q attempts=1\n  two\n  ab\n");
+    CHECK(result.out == "OK created q\nOK 1\njob 1  queue=q attempts=1 lease=1\n  two\n  ab\n");
 
     // In a "\n" file, a '\r' that ends a body line is part of the body.
     auto lf = tq_run(tqd, {}, "PUT q 5\nab\r\nc\nQUEUES\n");

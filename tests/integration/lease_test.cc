@@ -2,7 +2,10 @@
 
 #include <algorithm>
 
+#include <signal.h>
+
 #include <chrono>
+#include <string>
 #include <thread>
 
 #include "tests/support/tqd_process.h"
@@ -99,6 +102,87 @@ TEST_SUITE("lease") {
     CHECK(refused.error().code == "NOTLEASED");
     CHECK(refused.error().message.find("delivered again (attempt 2)") != std::string::npos);
     CHECK(current.ack(*id).ok());
+  }
+
+  TEST_CASE(
+      "a late worker back on a new connection cannot finish with its lease token the delivery "
+      "another worker holds - the holder can") {
+    TqdProcess tqd(short_lease());
+    auto late = tqd.client();
+    REQUIRE(late.create("q").ok());
+    auto id = late.enqueue("q", "slow work");
+    REQUIRE(id.ok());
+    auto first = late.dequeue("q");
+    REQUIRE(first.ok());
+    REQUIRE(first->has_value());
+    CHECK(tq::client::field((*first)->fields, "lease") == "1");
+    late.close();  // the worker restarts, say
+    auto current = tqd.client();
+    auto again = current.dequeue("q", std::chrono::milliseconds(5'000));  // once the lease ran out
+    REQUIRE(again.ok());
+    REQUIRE(again->has_value());
+    CHECK(tq::client::field((*again)->fields, "lease") == "2");
+    // A plain ACK 1 here would finish the current delivery: this connection
+    // was never handed the job. The token says which delivery it means.
+    auto back = tqd.client();
+    const std::string job = std::to_string(*id);
+    for (const char* verb : {"ACK ", "TOUCH ", "NACK ", "ACK q "}) {
+      auto refused = back.call(std::string(verb) + job + "@1");
+      REQUIRE_FALSE(refused.ok());
+      CHECK(refused.error().code == "NOTLEASED");
+      CHECK(refused.error().message ==
+            "job " + job +
+                " is in another delivery now (lease=2, attempt 2), not lease=1: yours ended; the "
+                "worker holding it finishes it");
+    }
+    auto looked = back.job(*id);
+    REQUIRE(looked.ok());
+    CHECK(looked->state == "leased");
+    CHECK(tq::client::field(looked->fields, "lease") == "2");
+    auto acked = current.call("ACK " + job);  // a plain id, as before tokens
+    REQUIRE(acked.ok());
+    CHECK(*acked == "acked " + job);
+  }
+
+  TEST_CASE(
+      "a lease token outlives a restart: the delivery after it has a new one, the old one is "
+      "refused, and a KICK's part of it is kept") {
+    TqdProcess first;
+    std::string job;
+    {
+      auto c = first.client();
+      REQUIRE(c.create("q").ok());
+      auto id = c.enqueue("q", "work");
+      REQUIRE(id.ok());
+      job = std::to_string(*id);
+      REQUIRE(c.dequeue("q").ok());
+      REQUIRE(c.call("FAIL " + job + "@1 broken").ok());
+      REQUIRE(c.call("KICK " + job).ok());  // attempts back to 0, kicks 1
+      auto kicked = c.dequeue("q");
+      REQUIRE(kicked.ok());
+      REQUIRE(kicked->has_value());
+      CHECK(tq::client::field((*kicked)->fields, "lease") == "4294967297");  // 1 << 32 | 1
+    }
+    REQUIRE(first.stop(SIGTERM) == 0);
+    tq::testing::TqdOptions again;
+    again.dir = first.dir();
+    TqdProcess second(again);
+    auto c = second.client();
+    // The restart ended the lease, counted; the next delivery is attempt 2
+    // of the same kick.
+    auto redelivered = c.dequeue("q");
+    REQUIRE(redelivered.ok());
+    REQUIRE(redelivered->has_value());
+    CHECK((*redelivered)->attempts == 2);
+    CHECK(tq::client::field((*redelivered)->fields, "lease") == "4294967298");
+    auto stale = c.call("ACK " + job + "@4294967297");
+    REQUIRE_FALSE(stale.ok());
+    CHECK(stale.error().code == "NOTLEASED");
+    CHECK(stale.error().message.find("(lease=4294967298, attempt 2), not lease=4294967297") !=
+          std::string::npos);
+    auto acked = c.call("ACK " + job + "@4294967298");
+    REQUIRE(acked.ok());
+    CHECK(*acked == "acked " + job);
   }
 }
 

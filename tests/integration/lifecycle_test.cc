@@ -154,7 +154,7 @@ TEST_SUITE("lifecycle") {
     auto frames = read_jobs(s);
     REQUIRE(frames.size() == 2);
     CHECK(frames[0].payload == tricky);
-    CHECK(frames[0].header == "JOB " + put->substr(3) + " 25 queue=bin attempts=1");
+    CHECK(frames[0].header == "JOB " + put->substr(3) + " 25 queue=bin attempts=1 lease=1");
     CHECK(frames[1].payload == "plain text");
     // On DEQUEUE's one-line form, line breaks are escaped so the reply stays one line.
     REQUIRE(s.send("NACK " + put->substr(3) + "\n").ok());

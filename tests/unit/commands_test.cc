@@ -3,54 +3,15 @@
 #include <algorithm>
 #include <string>
 
-#include "protocol/request_parser.h"
 #include "server/command_support.h"
-#include "server/commands.h"
 #include "server/queue_settings.h"
+#include "tests/unit/command_session.h"
 
 namespace commands_test {
 
 using namespace tq;
 
-namespace {
-
-// Runs a whole session of request lines through the parser and handlers, as
-// a connection does, and returns every byte of the replies.
-struct Session {
-  engine::ManualClock clock;
-  engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
-  server::ServerStats stats;
-  server::AuthState* auth = nullptr;  // the connection's standing, when a password is set
-  server::RequestLimits limits{};
-  server::LeaseBook* leases = nullptr;  // the connection's deliveries
-  bool closed = false;
-
-  std::string run(const std::string& input) {
-    protocol::RequestParser parser;
-    parser.feed(input);
-    std::string out;
-    for (;;) {
-      auto r = parser.next();
-      if (r == protocol::RequestParser::Result::kNeedMore) break;
-      server::CommandContext ctx{engine, stats, out};
-      ctx.auth = auth;
-      ctx.limits = &limits;
-      ctx.leases = leases;
-      if (r == protocol::RequestParser::Result::kError) {
-        server::reply_parse_error(ctx, parser.error());
-      } else {
-        server::dispatch(ctx, parser.request());
-      }
-      if (ctx.close_after_reply) {
-        closed = true;
-        break;
-      }
-    }
-    return out;
-  }
-};
-
-}  // namespace
+using Session = tq::testing::CommandSession;
 
 TEST_SUITE("commands") {
   TEST_CASE("wrong passwords are throttled per client address - others still get in") {
@@ -398,8 +359,8 @@ TEST_SUITE("commands") {
     Session s;
     s.run("CREATE k\nENQUEUE k a\nENQUEUE k b\nDEQUEUE k COUNT 2\n");
     const std::string forms =
-        "ERROR BADFORMAT 'k' is not a job id; ACK takes ACK <id>... or ACK <queue> <id> (one id "
-        "after a queue name)\n";
+        "ERROR BADFORMAT 'k' is not a job id; ACK takes ACK <id>[@<lease>]... or ACK <queue> "
+        "<id>[@<lease>] (one id after a queue name)\n";
     CHECK(s.run("ACK k 1 2\n") == forms);
     CHECK(s.engine.find_job(1)->state == engine::JobState::kLeased);  // none acked
     CHECK(s.run("ACK k 1\n") == "OK acked 1\n");
@@ -717,8 +678,9 @@ TEST_SUITE("commands") {
           "OK 1\nJOB 1 5 queue=emails state=ready attempts=0 priority=3 key=welcome-7\nhello\n");
     CHECK(s.run("JOB 1\n") == s.run("JOB 1\n"));  // looking twice changes nothing
     CHECK(s.run("DEQUEUE emails\n") == "OK 1 hello\n");
-    CHECK(s.run("JOB 1\n") == "OK 1\nJOB 1 5 queue=emails state=leased attempts=1 priority=3 at=" +
-                                  std::to_string(t0 + 30'000) + " key=welcome-7\nhello\n");
+    CHECK(s.run("JOB 1\n") ==
+          "OK 1\nJOB 1 5 queue=emails state=leased attempts=1 lease=1 priority=3 at=" +
+              std::to_string(t0 + 30'000) + " key=welcome-7\nhello\n");
     s.clock.advance_ms(5'000);
     CHECK(s.run("FAIL 1 smtp said no\n").rfind("OK", 0) == 0);
     CHECK(s.run("JOB 1\n") == "OK 1\nJOB 1 5 queue=emails state=dead attempts=1 priority=3 at=" +
