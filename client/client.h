@@ -8,7 +8,7 @@
 //   if (!client) { std::cerr << client.error().to_string() << "\n"; return 1; }
 //   auto id = client->enqueue("emails", "Send welcome email");
 //   auto jobs = client->dequeue_many({"emails"}, {.wait = 10s});
-//   for (const auto& job : *jobs) client->ack(job.id);
+//   for (const auto& job : *jobs) client->ack(job);
 //
 // Connections. A Client is one TCP connection, used by one thread at a time
 // (make one per thread). Any failure that leaves the connection's state
@@ -196,23 +196,40 @@ class Client {
                                         const DequeueOptions& options = {});
   // One job from one queue; nullopt when none was ready within `wait`.
   Result<std::optional<Job>> dequeue(const std::string& queue, milliseconds wait = milliseconds(0));
+  //
+  // ACK, NACK, FAIL and TOUCH take the Job a dequeue gave, or a bare id. A
+  // Job carries its delivery's lease token (Job::lease), sent as
+  // <id>@<lease>: once that delivery is over (its lease ran out, and the job
+  // went to another worker) the server answers NOTLEASED, on this
+  // connection or any later one, rather than finishing another worker's
+  // delivery. A bare id is any delivery the job is in now; the server can
+  // tell a late worker from it only on the connection the job was delivered
+  // on (PROTOCOL.md, Workers).
+  //
   // ACK: the job is finished and deleted.
+  Status ack(const Job& job);
   Status ack(uint64_t id);
   // ACK of several, in one request: at most the server's limits.max_batch
-  // (1000 by default), as DEQUEUE ... COUNT gives them; an id given twice
+  // (1000 by default), as DEQUEUE ... COUNT gives them; a job given twice
   // counts once. Returns how many were acked (all, or an error).
+  Result<uint64_t> ack(std::span<const Job> jobs);
   Result<uint64_t> ack(std::span<const uint64_t> ids);
   // NACK: back for a retry, after `delay` or the queue's backoff; with
   // `priority`, at that priority from then on.
+  Result<NackOutcome> nack(const Job& job, std::optional<milliseconds> delay = {},
+                           std::optional<int32_t> priority = {});
   Result<NackOutcome> nack(uint64_t id, std::optional<milliseconds> delay = {},
                            std::optional<int32_t> priority = {});
   // FAIL: straight to dead letters with the reason (one line).
+  Status fail(const Job& job, std::string_view reason);
   Status fail(uint64_t id, std::string_view reason);
   // TOUCH: the lease now ends `lease` from now (default: the queue's
   // ack_timeout). Returns the time left. With `patience`, waits at most that
   // long for the reply, as list(patience) does: a late reply is kTimeout and
   // owed, the connection kept (a heartbeat must not stop its caller for the
   // whole timeout when the server stalls).
+  Result<milliseconds> touch(const Job& job, std::optional<milliseconds> lease = {},
+                             std::optional<milliseconds> patience = {});
   Result<milliseconds> touch(uint64_t id, std::optional<milliseconds> lease = {},
                              std::optional<milliseconds> patience = {});
   // DELETE: removes a job in any state.
@@ -336,6 +353,16 @@ class Client {
   Result<PutWire> put_wire(const std::string& queue, std::string_view payload,
                            const EnqueueOptions& options);
   static Result<Enqueued> parse_put_reply(const Reply& reply, bool key_is_ours);
+  // ACK, NACK, FAIL and TOUCH of one delivery: `ref` is "<id>" or
+  // "<id>@<lease>" (the id is `id`); the public calls are these.
+  Status ack_ref(const std::string& ref);
+  Result<uint64_t> ack_refs(const std::vector<std::string>& refs);
+  Result<NackOutcome> nack_ref(const std::string& ref, std::optional<milliseconds> delay,
+                               std::optional<int32_t> priority);
+  Status fail_ref(const std::string& ref, std::string_view reason);
+  Result<milliseconds> touch_ref(uint64_t id, const std::string& ref,
+                                 std::optional<milliseconds> lease,
+                                 std::optional<milliseconds> patience);
   // Reads and drops the owed replies. When one does not come in time the
   // connection is closed (or, with keep_if_late, left owing).
   Status settle_owed_replies(int timeout_ms, const CancelToken* cancel, bool keep_if_late);

@@ -231,28 +231,72 @@ Result<std::optional<Job>> Client::dequeue(const std::string& queue, millisecond
   return std::optional<Job>(std::move(jobs->front()));
 }
 
+namespace {
+
+// How ACK, NACK, FAIL and TOUCH name a delivery: "<id>@<lease>" when the job
+// came with its lease token, else "<id>".
+std::string delivery_ref(const Job& job) {
+  std::string ref = std::to_string(job.id);
+  if (job.lease) ref += "@" + std::to_string(*job.lease);
+  return ref;
+}
+
+}  // namespace
+
+Status Client::ack(const Job& job) {
+  return ack_ref(delivery_ref(job));
+}
 Status Client::ack(uint64_t id) {
-  auto reply = line_call("ACK " + std::to_string(id), Repeat::kNever);
+  return ack_ref(std::to_string(id));
+}
+
+Status Client::ack_ref(const std::string& ref) {
+  auto reply = line_call("ACK " + ref, Repeat::kNever);
   if (!reply) return reply.error();
   return Ok{};
 }
 
+Result<uint64_t> Client::ack(std::span<const Job> jobs) {
+  std::vector<std::string> refs;
+  for (const Job& job : jobs) refs.push_back(delivery_ref(job));
+  return ack_refs(refs);
+}
+
 Result<uint64_t> Client::ack(std::span<const uint64_t> ids) {
-  if (ids.empty()) return uint64_t{0};
+  std::vector<std::string> refs;
+  for (uint64_t id : ids) refs.push_back(std::to_string(id));
+  return ack_refs(refs);
+}
+
+Result<uint64_t> Client::ack_refs(const std::vector<std::string>& refs) {
+  if (refs.empty()) return uint64_t{0};
   std::string line = "ACK";
-  for (uint64_t id : ids) line += " " + std::to_string(id);
+  for (const std::string& ref : refs) line += " " + ref;
   auto reply = line_call(line, Repeat::kNever);
   if (!reply) return reply.error();
-  // One id, however often given: the reply names it, not a count.
-  if (std::all_of(ids.begin(), ids.end(), [&](uint64_t id) { return id == ids.front(); })) {
+  // One job, however often given: the reply names it, not a count. (The
+  // server refuses one job given in two ways, 7 and 7@2, so equal words
+  // are the only way to name one job twice.)
+  if (std::all_of(refs.begin(), refs.end(),
+                  [&](const std::string& ref) { return ref == refs.front(); })) {
     return uint64_t{1};
   }
   return number_after(*reply, "acked ");
 }
 
+Result<NackOutcome> Client::nack(const Job& job, std::optional<milliseconds> delay,
+                                 std::optional<int32_t> priority) {
+  return nack_ref(delivery_ref(job), delay, priority);
+}
+
 Result<NackOutcome> Client::nack(uint64_t id, std::optional<milliseconds> delay,
                                  std::optional<int32_t> priority) {
-  std::string line = "NACK " + std::to_string(id);
+  return nack_ref(std::to_string(id), delay, priority);
+}
+
+Result<NackOutcome> Client::nack_ref(const std::string& ref, std::optional<milliseconds> delay,
+                                     std::optional<int32_t> priority) {
+  std::string line = "NACK " + ref;
   if (delay) line += " DELAY " + format_duration(*delay);
   if (priority) line += " PRIORITY " + std::to_string(*priority);
   auto reply = line_call(line, Repeat::kNever);
@@ -265,19 +309,38 @@ Result<NackOutcome> Client::nack(uint64_t id, std::optional<milliseconds> delay,
       "expected OK nacked <id>, OK dead <id> or OK expired <id>, got 'OK " + *reply + "'");
 }
 
+Status Client::fail(const Job& job, std::string_view reason) {
+  return fail_ref(delivery_ref(job), reason);
+}
+
 Status Client::fail(uint64_t id, std::string_view reason) {
+  return fail_ref(std::to_string(id), reason);
+}
+
+Status Client::fail_ref(const std::string& ref, std::string_view reason) {
   if (auto bad = check_line(reason); !bad) return bad.error();
   // The server needs a reason; an empty one would be a wrong number of arguments.
-  std::string line = "FAIL " + std::to_string(id) + " " +
-                     (reason.empty() ? std::string("failed") : std::string(reason));
+  std::string line =
+      "FAIL " + ref + " " + (reason.empty() ? std::string("failed") : std::string(reason));
   auto reply = line_call(line, Repeat::kNever);
   if (!reply) return reply.error();
   return Ok{};
 }
 
+Result<milliseconds> Client::touch(const Job& job, std::optional<milliseconds> lease,
+                                   std::optional<milliseconds> patience) {
+  return touch_ref(job.id, delivery_ref(job), lease, patience);
+}
+
 Result<milliseconds> Client::touch(uint64_t id, std::optional<milliseconds> lease,
                                    std::optional<milliseconds> patience) {
-  std::string line = "TOUCH " + std::to_string(id);
+  return touch_ref(id, std::to_string(id), lease, patience);
+}
+
+Result<milliseconds> Client::touch_ref(uint64_t id, const std::string& ref,
+                                       std::optional<milliseconds> lease,
+                                       std::optional<milliseconds> patience) {
+  std::string line = "TOUCH " + ref;
   if (lease) line += " " + format_duration(*lease);
   auto reply = line_call(line, Repeat::kNever, patience);
   if (!reply) return reply.error();

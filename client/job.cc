@@ -29,6 +29,9 @@ bool apply_field(Job& job, std::string_view name, std::string_view value) {
     auto v = parse_int<uint32_t>(value);
     if (!v) return false;
     job.attempts = *v;
+  } else if (name == "lease") {
+    job.lease = parse_int<uint64_t>(value);
+    if (!job.lease) return false;
   } else if (name == "state") {
     job.state = value;
   } else if (name == "priority") {

@@ -1,8 +1,8 @@
 // What the client library hands back for a job: client::Job, filled from a
 // framed job of a DEQUEUE ... COUNT or PEEK reply (PROTOCOL.md, "Jobs"):
 //
-//   JOB <id> <bytes> queue=<q> attempts=<a> [state=.. priority=.. at=..
-//       expires=.. key=.. group=.. from=..] [reason=<rest of the line>]
+//   JOB <id> <bytes> queue=<q> [state=..] attempts=<a> [lease=..] [priority=..
+//       at=.. expires=.. key=.. group=.. from=..] [reason=<rest of the line>]
 //   <bytes> bytes of payload, then "\n"
 //
 // Invariant: payload holds the job's bytes exactly as stored, newlines and
@@ -29,6 +29,11 @@ struct Job {
   std::string payload;
   std::string queue;      // empty only from the one-line DEQUEUE form
   uint32_t attempts = 0;  // deliveries so far, this one included
+  // The lease token of the delivery the job is in, when it is leased
+  // (DEQUEUE ... COUNT, JOB, PEEK LEASED); none from the one-line DEQUEUE or
+  // a tqd older than tokens. Client::ack(job) and the rest send it, so the
+  // server refuses them once this delivery is over, on any connection.
+  std::optional<uint64_t> lease;
 
   // PEEK adds these (DEQUEUE leaves them at their defaults):
   std::string state;  // ready, held, delayed, leased or dead

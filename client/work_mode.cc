@@ -155,35 +155,14 @@ class Work {
     }
   }
 
-  // One job's run, and whether the connection it is spoken on may no longer
-  // be the one the job was delivered on. The server tells a late worker
-  // from the one now holding the job only on that first connection, so on
-  // another one tq asks JOB first (see owner()).
+  // One job's run. Its TOUCH, ACK, NACK and FAIL name the job with its
+  // lease token (Client::ack(job)), so the server refuses them once this
+  // delivery is over, on whatever connection they come: one made after the
+  // first was lost (an idle close, a restarted tqd) included.
   struct Run {
     Client& client;
     const Job& job;
-    bool suspect = false;
   };
-
-  enum class Owner { kUs, kNotUs, kUnknown };
-  // Whether the job is still leased under this run's delivery. Asked only
-  // when the connection was lost or replaced since the job was delivered.
-  Owner owner(Run& run, std::string* why) {
-    if (!run.client.connected()) run.suspect = true;
-    if (!run.suspect) return Owner::kUs;
-    auto found = run.client.job(run.job.id);
-    if (!found) {
-      if (!found.error().is(ErrorCode::kNotFound)) return Owner::kUnknown;
-      *why = "the job is gone";
-      return Owner::kNotUs;
-    }
-    if (found->state == "leased" && found->attempts == run.job.attempts) {
-      run.suspect = false;  // checked on this connection; its TOUCHes keep it so
-      return Owner::kUs;
-    }
-    *why = "the job is now " + found->state + " at attempt " + std::to_string(found->attempts);
-    return Owner::kNotUs;
-  }
 
   void run_job(Run& run) {
     const Job& job = run.job;
@@ -241,27 +220,14 @@ class Work {
     while (!exit) {
       const Clock::time_point now = Clock::now();
       if (stopped != Stopped::kLeaseLost && now >= next_touch) {
-        std::string why;
-        const Owner ours = owner(run, &why);
-        if (ours == Owner::kNotUs) {
-          lose_lease(why, now);
-        } else if (ours == Owner::kUs) {
-          auto left = run.client.touch(job.id, std::nullopt, touch_patience);
-          if (left) {
-            lease = *left;
-            renewed_at = Clock::now();
-            next_touch = renewed_at + std::max(lease / 3, milliseconds(1));
-          } else if (left.error().is(ErrorCode::kNotLeased) ||
-                     left.error().is(ErrorCode::kNotFound)) {
-            lose_lease(left.error().to_string(), now);
-          } else {
-            // A late answer leaves the connection as it was: the job's.
-            if (left.error().kind != ErrorKind::kServer &&
-                !(left.error().kind == ErrorKind::kTimeout && run.client.connected())) {
-              run.suspect = true;
-            }
-            next_touch = Clock::now() + kTouchRetry;
-          }
+        auto left = run.client.touch(job, std::nullopt, touch_patience);
+        if (left) {
+          lease = *left;
+          renewed_at = Clock::now();
+          next_touch = renewed_at + std::max(lease / 3, milliseconds(1));
+        } else if (left.error().is(ErrorCode::kNotLeased) ||
+                   left.error().is(ErrorCode::kNotFound)) {
+          lose_lease(left.error().to_string(), now);
         } else {
           next_touch = Clock::now() + kTouchRetry;
         }
@@ -320,60 +286,55 @@ class Work {
 
   // Sends the ACK, NACK or FAIL that ends a run, and says how it went. While
   // the server does not answer it is sent again, for up to kConcludeFor (not
-  // after a second Ctrl-C), each time only if the job is still this run's.
+  // after a second Ctrl-C), on a new connection when the old one broke: with
+  // the job's lease token, so a try that comes after this delivery ended is
+  // refused (NOTLEASED) instead of ending the job's next delivery.
   void conclude(Run& run, Verb verb, const std::string& how, const std::string& reason = {}) {
     static constexpr const char* kName[] = {"ACK", "NACK", "FAIL"};
     const char* name = kName[static_cast<int>(verb)];
     const Clock::time_point give_up_at = Clock::now() + kConcludeFor;
     bool maybe_sent = false;  // an earlier try may have been carried out
-    std::string last_error;
     for (;;) {
-      std::string why;
-      const Owner ours = owner(run, &why);
-      if (ours == Owner::kNotUs) {
-        say(how + (maybe_sent ? "; " + std::string(name) + " sent, its reply lost; " + why
-                              : "; no " + std::string(name) + ": its lease ran out (" + why + ")"));
+      Error error;
+      if (verb == Verb::kNack) {
+        auto nacked = run.client.nack(run.job);
+        if (nacked) {
+          say(how + (*nacked == NackOutcome::kDead      ? "; out of attempts: moved to dead letters"
+                     : *nacked == NackOutcome::kExpired ? "; NACK: its TTL had passed, it expired"
+                                                        : "; handed back to be retried (NACK)"));
+          return;
+        }
+        error = nacked.error();
+      } else {
+        auto done = verb == Verb::kAck ? run.client.ack(run.job) : run.client.fail(run.job, reason);
+        if (done) {
+          say(how + (verb == Verb::kAck ? "; acked" : "; failed: moved to dead letters"));
+          return;
+        }
+        error = done.error();
+      }
+      if (error.is(ErrorCode::kNotLeased) || error.is(ErrorCode::kNotFound)) {
+        // Not this run's delivery any more. After a lost reply that may be
+        // the earlier try's doing (an ACK that went through: the job is
+        // gone), so say so, with what the server says now.
+        if (maybe_sent) {
+          say(how + "; " + name + " sent, its reply lost; sent again: " + error.to_string());
+        } else {
+          say(how + "; too late to " + name + " (" + error.to_string() + ")");
+        }
         return;
       }
-      if (ours == Owner::kUs) {
-        Error error;
-        if (verb == Verb::kNack) {
-          auto nacked = run.client.nack(run.job.id);
-          if (nacked) {
-            say(how + (*nacked == NackOutcome::kDead ? "; out of attempts: moved to dead letters"
-                       : *nacked == NackOutcome::kExpired ? "; NACK: its TTL had passed, it expired"
-                                                          : "; handed back to be retried (NACK)"));
-            return;
-          }
-          error = nacked.error();
-        } else {
-          auto done =
-              verb == Verb::kAck ? run.client.ack(run.job.id) : run.client.fail(run.job.id, reason);
-          if (done) {
-            say(how + (verb == Verb::kAck ? "; acked" : "; failed: moved to dead letters"));
-            return;
-          }
-          error = done.error();
-        }
-        if (error.is(ErrorCode::kNotLeased) || error.is(ErrorCode::kNotFound)) {
-          say(how + "; too late to " + name + " (" + error.to_string() + ")");
-          return;
-        }
-        // TIMEOUT: the server closed the connection (limits.idle_timeout) as
-        // the request went, and did not run it: sent again on a new one.
-        if (error.kind == ErrorKind::kServer && !error.is(ErrorCode::kTimeout)) {
-          say(how + "; " + name + " refused (" + error.to_string() +
-              "): the job will be delivered again when its lease runs out");
-          return;
-        }
-        run.suspect = true;
-        maybe_sent = maybe_sent || error.outcome_unknown();
-        last_error = error.to_string();
+      // TIMEOUT: the server closed the connection (limits.idle_timeout) as
+      // the request went, and did not run it: sent again on a new one.
+      if (error.kind == ErrorKind::kServer && !error.is(ErrorCode::kTimeout)) {
+        say(how + "; " + name + " refused (" + error.to_string() +
+            "): the job will be delivered again when its lease runs out");
+        return;
       }
+      maybe_sent = maybe_sent || error.outcome_unknown();
       if (abort_.cancelled() || Clock::now() >= give_up_at) {
-        say(how + "; " + name + " got no answer" +
-            (last_error.empty() ? "" : " (" + last_error + ")") +
-            ": the job will be delivered again when its lease runs out");
+        say(how + "; " + name + " got no answer (" + error.to_string() +
+            "): the job will be delivered again when its lease runs out");
         return;
       }
       abort_.sleep_for_ms(kTroublePauseMs);

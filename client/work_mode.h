@@ -12,10 +12,11 @@
 // delivered twice; if tq itself dies, the TOUCHes stop and the lease runs
 // out, as for any worker. `job_timeout` bounds a run: then the program is
 // stopped (SIGTERM, SIGKILL after kill_grace) and the job is retried. A run
-// whose lease is lost (TOUCH refused, no TOUCH through for a whole lease, or
-// JOB showing another delivery after a reconnect) is stopped the same way
-// and its job left alone: the server tells a late worker apart only on the
-// connection the job was delivered on, so after a reconnect tq asks.
+// whose lease is lost (TOUCH refused, or no TOUCH through for a whole lease)
+// is stopped the same way and its job left alone. TOUCH, ACK, NACK and FAIL
+// carry the job's lease token, so the server refuses them once the run's
+// delivery is over, also on a connection made after the first one broke:
+// a run never ends the job's next delivery.
 //
 // Stopping: the first SIGINT, SIGTERM or SIGHUP (`stop`) takes no more jobs and lets
 // running programs finish (their jobs are then ACKed or NACKed as usual); the

@@ -134,7 +134,7 @@ void process(Client& client, const Job& job, int worker, const Settings& setting
   // does not start).
   if (!stop.sleep_for_ms(static_cast<int>(settings.work_time.count()))) {
     // Stopping in the middle of the work: give the job back for someone else.
-    auto nacked = client.nack(job.id);
+    auto nacked = client.nack(job);
     say(worker, "stopping: job " + std::to_string(job.id) +
                     (nacked ? " handed back (NACK)"
                             : " left to its lease (" + nacked.error().to_string() + ")"));
@@ -142,7 +142,7 @@ void process(Client& client, const Job& job, int worker, const Settings& setting
   }
 
   if (std::uniform_real_distribution<double>(0, 1)(random) < settings.fail_rate) {
-    auto nacked = client.nack(job.id);
+    auto nacked = client.nack(job);
     if (!nacked) {
       say(worker, "job " + std::to_string(job.id) + " failed; NACK failed too (" +
                       nacked.error().to_string() + "): its lease will run out");
@@ -156,7 +156,9 @@ void process(Client& client, const Job& job, int worker, const Settings& setting
     return;
   }
 
-  auto acked = client.ack(job.id);
+  // The job, not just its id: the call carries the delivery's lease token,
+  // so it can only ever finish the delivery this worker was handed.
+  auto acked = client.ack(job);
   if (acked) {
     say(worker, "job " + std::to_string(job.id) + " done (ACK)");
   } else if (acked.error().is(ErrorCode::kNotLeased) || acked.error().is(ErrorCode::kNotFound)) {
@@ -316,10 +318,9 @@ int main(int argc, char** argv) {
   // Reconnect after a dropped connection (a lost DEQUEUE is safe to repeat),
   // so that the worker rides out a server restart. A job held across a
   // restart is not this worker's any more (a restart ends every lease): its
-  // ACK is answered NOTLEASED, or, once another worker has the job, finishes
-  // that delivery (the new connection was never handed the job, so the
-  // server cannot tell; PROTOCOL.md, leases). Ctrl-C ends a wait to
-  // reconnect at once.
+  // ACK, which carries the delivery's lease token, is answered NOTLEASED,
+  // also once another worker has the job (PROTOCOL.md, Workers). Ctrl-C
+  // ends a wait to reconnect at once.
   settings.options.reconnect = tq::client::ReconnectPolicy::lasting(*reconnect_span);
   settings.options.reconnect.cancel = &stop;
 

@@ -514,6 +514,69 @@ TEST_SUITE("client library") {
     CHECK(not_leased.error().is(ErrorCode::kNotLeased));
   }
 
+  TEST_CASE(
+      "a Job's ack, nack, fail and touch carry its lease token - once its delivery is over they "
+      "are refused on any connection") {
+    TqdProcess tqd;
+    Client worker = connect_to(tqd);
+    REQUIRE(worker.create("q").ok());
+    REQUIRE(worker.enqueue("q", "x").ok());
+    REQUIRE(worker.enqueue("q", "y").ok());
+    auto taken = worker.dequeue_many({"q"}, {.count = 2});
+    REQUIRE((taken.ok() && taken->size() == 2));
+    const tq::client::Job& mine = (*taken)[0];
+    CHECK(mine.lease == 1u);
+    auto shown = worker.job(mine.id);  // JOB shows it too, PEEK LEASED as well
+    REQUIRE(shown.ok());
+    CHECK(shown->lease == 1u);
+    auto leased = worker.peek("q", JobState::kLeased);
+    REQUIRE((leased.ok() && leased->size() == 2));
+    CHECK((*leased)[0].lease == 1u);
+    auto ready = worker.peek("q");
+    REQUIRE(ready.ok());
+    CHECK(ready->empty());
+    REQUIRE(worker.touch(mine).ok());
+
+    // Another worker ends the delivery and takes the job again.
+    Client other = connect_to(tqd);
+    REQUIRE(other.nack(mine.id).ok());
+    auto again = other.dequeue("q");
+    REQUIRE((again.ok() && again->has_value()));
+    const tq::client::Job& current = **again;
+    CHECK(current.lease == 2u);
+
+    // The first worker, back on a new connection: every call with its Job is
+    // refused, where a bare id would have ended the other worker's delivery.
+    Client back = connect_to(tqd);
+    auto check_refused = [&](const tq::client::Error& error) {
+      CHECK(error.is(ErrorCode::kNotLeased));
+      CHECK(error.message.find("is in another delivery now (lease=2, attempt 2), not lease=1") !=
+            std::string::npos);
+    };
+    check_refused(back.ack(mine).error());
+    check_refused(back.nack(mine).error());
+    check_refused(back.fail(mine, "late").error());
+    check_refused(back.touch(mine).error());
+    const tq::client::Job both[] = {mine, (*taken)[1]};
+    auto partly = back.ack(both);
+    REQUIRE_FALSE(partly.ok());
+    CHECK(partly.error().is(ErrorCode::kNotLeased));
+    CHECK(partly.error().message.rfind("acked 1 of 2; job ", 0) == 0);
+    auto still = back.job(mine.id);
+    REQUIRE(still.ok());
+    CHECK(still->state == "leased");
+    CHECK(still->lease == 2u);
+
+    // The current holder's calls go through, from any connection.
+    auto left = back.touch(current, 1min);
+    REQUIRE(left.ok());
+    CHECK(*left == 1min);
+    const tq::client::Job current_twice[] = {current, current};
+    auto acked = other.ack(current_twice);
+    REQUIRE(acked.ok());
+    CHECK(*acked == 1);
+  }
+
   TEST_CASE("dequeue with WAIT returns the job another client enqueues meanwhile") {
     TqdProcess tqd;
     Client worker = connect_to(tqd);

@@ -8,12 +8,14 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "client/work_mode.h"
+#include "tests/client/cutting_proxy.h"
 #include "tests/client/subprocess.h"
 #include "tests/support/tqd_process.h"
 
@@ -34,12 +36,39 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
-// tq --port <tqd> <args...>, reading its standard error (where --work
+// tq --port <port> <args...>, reading its standard error (where --work
 // reports) and output as lines.
-BackgroundProcess start_tq(const TqdProcess& tqd, const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {TQ_PATH, "--port", std::to_string(tqd.port())};
+BackgroundProcess start_tq(uint16_t port, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {TQ_PATH, "--port", std::to_string(port)};
   argv.insert(argv.end(), args.begin(), args.end());
   return BackgroundProcess(argv, /*with_stderr=*/true);
+}
+
+BackgroundProcess start_tq(const TqdProcess& tqd, const std::vector<std::string>& args) {
+  return start_tq(tqd.port(), args);
+}
+
+// Waits up to 10 s for `done` to hold, looking every 20 ms.
+bool eventually(const std::function<bool()>& done) {
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > give_up) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+// A number from STATS.
+uint64_t stat_of(tq::client::Client& client, const std::string& name) {
+  auto stats = client.stats();
+  REQUIRE(stats.ok());
+  return std::stoull(tq::client::field(*stats, name));
+}
+
+// A --work program that says "started" and runs until `go` exists: the test
+// decides when it ends, and so when tq sends its ACK.
+std::vector<std::string> until_file(const std::string& go) {
+  return {"sh", "-c", "echo started; while [ ! -e " + go + " ]; do sleep 0.05; done"};
 }
 
 size_t count_lines(const BackgroundProcess& tq, const std::string& needle) {
@@ -250,11 +279,12 @@ TEST_SUITE("tq --work") {
   }
 
   TEST_CASE(
-      "on the workers' password, a job outlives a lost connection - JOB tells tq it is still its "
-      "own") {
-    // With auth.admin_password set, the workers' password must still let
-    // tq --work ask JOB whether the job is still this run's once its
-    // connection was replaced (here: closed as idle between two TOUCHes).
+      "on the workers' password, a job outlives a lost connection - its lease token keeps it the "
+      "run's on the new one") {
+    // The run's connection is replaced (closed as idle between two
+    // TOUCHes); the TOUCHes and the ACK on the new one carry the job's lease
+    // token, which the server takes from any connection while the delivery
+    // lasts. With auth.admin_password set, nothing of it needs the admin's.
     tq::testing::TqdOptions options;
     options.config_yaml =
         "auth:\n  password: worker\n  admin_password: admin\nlimits:\n  idle_timeout: 1s\n";
@@ -281,6 +311,71 @@ TEST_SUITE("tq --work") {
     REQUIRE(stats.ok());
     CHECK(tq::client::field(*stats, "jobs_acked_total") == "1");
     CHECK(tq::client::field(*stats, "commands_denied_total") == "0");
+  }
+
+  TEST_CASE(
+      "an ACK whose reply was lost is sent again on a new connection - the job is acked once, "
+      "and tq says so") {
+    TqdProcess tqd;
+    tq::testing::CuttingProxy proxy(tqd.port());
+    TempDir dir;
+    auto client = connect(tqd);
+    REQUIRE(client.create("q").ok());
+    REQUIRE(client.enqueue("q", "x").ok());
+    std::vector<std::string> args = {"--work", "q", "--count", "1", "--"};
+    for (const std::string& word : until_file(dir.path + "/go")) args.push_back(word);
+    BackgroundProcess tq = start_tq(proxy.port(), args);
+    REQUIRE(tq.wait_for_line("started", 10s).has_value());
+    // The run's first TOUCH, at its start, is through; the next is 10 s off
+    // (a third of the 30 s lease), so the next request is the ACK.
+    REQUIRE(eventually([&] { return stat_of(client, "commands_touch") >= 1; }));
+    proxy.cut_after_next_request();  // carried out, its reply lost
+    std::ofstream(dir.path + "/go").close();
+    CHECK(tq.wait_for_exit(20s) == 0);
+    INFO(all_lines(tq));
+    CHECK(proxy.cuts_done() == 1);
+    CHECK(count_lines(tq, "; ACK sent, its reply lost; sent again: NOTFOUND no job 1 ") == 1);
+    CHECK(stat_of(client, "jobs_acked_total") == 1);
+    CHECK(stat_of(client, "commands_ack") == 2);  // the first, and the one sent again
+  }
+
+  TEST_CASE(
+      "an ACK sent again after the run's delivery went to another worker is refused - the other "
+      "worker's delivery stands") {
+    TqdProcess tqd;
+    tq::testing::CuttingProxy proxy(tqd.port());
+    TempDir dir;
+    auto client = connect(tqd);
+    REQUIRE(client.create("q").ok());
+    auto id = client.enqueue("q", "x");
+    REQUIRE(id.ok());
+    std::vector<std::string> args = {"--work", "q", "--count", "1", "--"};
+    for (const std::string& word : until_file(dir.path + "/go")) args.push_back(word);
+    BackgroundProcess tq = start_tq(proxy.port(), args);
+    REQUIRE(tq.wait_for_line("started", 10s).has_value());
+    REQUIRE(eventually([&] { return stat_of(client, "commands_touch") >= 1; }));
+    // The server goes out of tq's reach; meanwhile the job's delivery ends
+    // (an operator's NACK) and another worker takes it.
+    const tq::testing::LoopbackSocket nobody = tq::testing::bind_loopback_socket();
+    proxy.set_upstream(nobody.port);
+    proxy.drop_all();
+    REQUIRE(client.nack(*id).ok());
+    auto other = client.dequeue("q");
+    REQUIRE((other.ok() && other->has_value()));
+    REQUIRE((*other)->lease == 2u);
+    // The program ends: tq's ACK cannot get through, and is tried again.
+    const int tried = proxy.connections_accepted();
+    std::ofstream(dir.path + "/go").close();
+    REQUIRE(eventually([&] { return proxy.connections_accepted() > tried; }));
+    proxy.set_upstream(tqd.port());  // back: the next try reaches tqd, on a new connection
+    CHECK(tq.wait_for_exit(20s) == 0);
+    ::close(nobody.fd);
+    INFO(all_lines(tq));
+    CHECK(count_lines(tq,
+                      "NOTLEASED job 1 is in another delivery now (lease=2, attempt 2), not "
+                      "lease=1: yours ended") == 1);
+    CHECK(count_lines(tq, "; acked") == 0);
+    CHECK(client.ack(**other).ok());  // still the other worker's to finish
   }
 
   TEST_CASE("a queue name no request can carry stops tq with 2 before it says it is running") {
