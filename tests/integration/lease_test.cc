@@ -145,8 +145,8 @@ TEST_SUITE("lease") {
   }
 
   TEST_CASE(
-      "a lease token outlives a restart: the delivery after it has a new one, the old one is "
-      "refused, and a KICK's part of it is kept") {
+      "a lease and its token outlive a restart: the token still ends it, the next delivery has "
+      "a new one, the old one is refused, and a KICK's part of it is kept") {
     TqdProcess first;
     std::string job;
     {
@@ -168,8 +168,14 @@ TEST_SUITE("lease") {
     again.dir = first.dir();
     TqdProcess second(again);
     auto c = second.client();
-    // The restart ended the lease, counted; the next delivery is attempt 2
-    // of the same kick.
+    // The lease is kept across the restart, token and all: a worker back on
+    // a new connection gives it back by its token.
+    auto shown = c.job(std::stoull(job));
+    REQUIRE(shown.ok());
+    CHECK(shown->state == "leased");
+    CHECK(tq::client::field(shown->fields, "lease") == "4294967297");
+    REQUIRE(c.call("NACK " + job + "@4294967297").ok());
+    // The next delivery is attempt 2 of the same kick.
     auto redelivered = c.dequeue("q");
     REQUIRE(redelivered.ok());
     REQUIRE(redelivered->has_value());
