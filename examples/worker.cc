@@ -317,10 +317,11 @@ int main(int argc, char** argv) {
   }
   // Reconnect after a dropped connection (a lost DEQUEUE is safe to repeat),
   // so that the worker rides out a server restart. A job held across a
-  // restart is not this worker's any more (a restart ends every lease): its
-  // ACK, which carries the delivery's lease token, is answered NOTLEASED,
-  // also once another worker has the job (PROTOCOL.md, Workers). Ctrl-C
-  // ends a wait to reconnect at once.
+  // restart stays this worker's until its lease ends (a restart keeps
+  // leases), so its ACK on the new connection finishes it. Once the lease
+  // ended and another worker has the job, the ACK, which carries the
+  // delivery's lease token, is answered NOTLEASED (PROTOCOL.md, Workers).
+  // Ctrl-C ends a wait to reconnect at once.
   settings.options.reconnect = tq::client::ReconnectPolicy::lasting(*reconnect_span);
   settings.options.reconnect.cancel = &stop;
 
