@@ -21,6 +21,19 @@ using namespace tq::server;
 
 namespace {
 
+// A socket bound to 127.0.0.1, on a port the kernel picked: the port.
+std::string bound_loopback_port(int* fd) {
+  *fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(*fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(*fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  socklen_t length = sizeof address;
+  REQUIRE(::getsockname(*fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  return std::to_string(ntohs(address.sin_port));
+}
+
 // The loader's own list of a section's keys, from its "unknown key" message.
 std::vector<std::string> known_keys(const std::string& section) {
   auto r = load_config_text(section + ":\n  zz_not_a_key: 1\n", "probe.yaml");
@@ -500,16 +513,9 @@ queues:
   TEST_CASE("metrics.listen on the protocol port is refused before the replay") {
     // Each address alone can be bound, so checking them one after the other
     // passed, and tqd failed only at listen(), after replaying the log.
-    const int probe = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(probe >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    socklen_t length = sizeof address;
-    REQUIRE(::getsockname(probe, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    int probe = -1;
+    const std::string port = bound_loopback_port(&probe);
     ::close(probe);
-    const std::string port = std::to_string(ntohs(address.sin_port));
     auto r = load_config_text("server:\n  host: 127.0.0.1\n  port: " + port +
                                   "\nmetrics:\n  listen: 127.0.0.1:" + port + "\n",
                               "test.yaml");
@@ -527,16 +533,9 @@ queues:
       return Server::check_addresses_apart(*r.config, &error) ? std::string("ok") : error;
     };
     // A port someone listens on is not its business (the running tqd does).
-    const int held = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(held >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(held, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    int held = -1;
+    const std::string port = bound_loopback_port(&held);
     REQUIRE(::listen(held, 1) == 0);
-    socklen_t length = sizeof address;
-    REQUIRE(::getsockname(held, reinterpret_cast<sockaddr*>(&address), &length) == 0);
-    const std::string port = std::to_string(ntohs(address.sin_port));
     CHECK(apart("server:\n  host: 127.0.0.1\n  port: " + port + "\n") == "ok");
     ::close(held);
 

@@ -135,6 +135,14 @@ void append_old_lease(Node& node, uint64_t id, uint32_t attempts) {
   node.harness.log->append(static_cast<uint8_t>(server::RecordType::kLease), body);
 }
 
+// Queue "q", whose jobs get one delivery: one a restart counted goes to dead letters.
+void create_single_attempt_queue(Node& node) {
+  REQUIRE(node.engine.create_queue("q").ok());
+  engine::QueueSettings s = node.engine.find_queue("q")->settings;
+  s.max_attempts = 1;
+  REQUIRE(node.engine.configure("q", s).ok());
+}
+
 // Where each record of a segment file starts, with its type.
 std::vector<std::pair<size_t, uint8_t>> records_in(const std::string& data) {
   std::vector<std::pair<size_t, uint8_t>> found;
@@ -1243,10 +1251,7 @@ TEST_SUITE("journal") {
     {
       Node node(fs);
       REQUIRE(node.open(small_segments()).ok());
-      REQUIRE(node.engine.create_queue("q").ok());
-      engine::QueueSettings s = node.engine.find_queue("q")->settings;
-      s.max_attempts = 1;
-      REQUIRE(node.engine.configure("q", s).ok());
+      create_single_attempt_queue(node);
       REQUIRE(node.engine.enqueue("q", "once").ok());
       append_old_lease(node, 1, 1);
       node.harness.settle();
@@ -1274,10 +1279,7 @@ TEST_SUITE("journal") {
     {
       Node node(fs, start);
       REQUIRE(node.open(small_segments()).ok());
-      REQUIRE(node.engine.create_queue("q").ok());
-      engine::QueueSettings s = node.engine.find_queue("q")->settings;
-      s.max_attempts = 1;
-      REQUIRE(node.engine.configure("q", s).ok());
+      create_single_attempt_queue(node);
       REQUIRE(node.engine.enqueue("q", "once").ok());
       REQUIRE(node.engine.enqueue("q", "twice").ok());
       REQUIRE(node.engine.dequeue("q").ok());  // 1, until start + 30 s
