@@ -79,9 +79,16 @@ bool is_wildcard(const sockaddr* address) {
   return reinterpret_cast<const sockaddr_in*>(address)->sin_addr.s_addr == htonl(INADDR_ANY);
 }
 
+// Whether `wildcard` (0.0.0.0 or ::) takes the port on `other`'s address:
+// 0.0.0.0 on every IPv4 one; :: on every one, as libuv binds it dual-stack
+// (IPV6_V6ONLY off).
+bool covers(const addrinfo& wildcard, const addrinfo& other) {
+  return is_wildcard(wildcard.ai_addr) &&
+         (wildcard.ai_family == AF_INET6 || other.ai_family == AF_INET);
+}
+
 // Whether binding both would fail: the same port (not 0, which the kernel
-// picks afresh for each) on the same address, or on a wildcard, which takes
-// the port on every address (on Linux :: takes IPv4's too).
+// picks afresh for each) on the same address, or on one a wildcard covers.
 bool clash(const addrinfo& a, const addrinfo& b) {
   const auto port = [](const addrinfo& x) {
     sockaddr_storage s{};
@@ -89,7 +96,7 @@ bool clash(const addrinfo& a, const addrinfo& b) {
     return port_of(s);
   };
   if (port(a) == 0 || port(a) != port(b)) return false;
-  if (is_wildcard(a.ai_addr) || is_wildcard(b.ai_addr)) return true;
+  if (covers(a, b) || covers(b, a)) return true;
   return a.ai_addrlen == b.ai_addrlen && std::memcmp(a.ai_addr, b.ai_addr, a.ai_addrlen) == 0;
 }
 

@@ -549,6 +549,11 @@ queues:
               .find("the protocol's listener is on that port too") != std::string::npos);
     CHECK(apart("server:\n  host: 0.0.0.0\n  port: 7000\nmetrics:\n  listen: 127.0.0.1:7000\n")
               .find("the protocol's listener is on that port too") != std::string::npos);
+    // :: takes IPv4's port too (dual-stack); 0.0.0.0 leaves IPv6's alone.
+    CHECK(apart("server:\n  host: '::'\n  port: 7000\nmetrics:\n  listen: 127.0.0.1:7000\n")
+              .find("the protocol's listener is on that port too") != std::string::npos);
+    CHECK(apart("server:\n  host: 0.0.0.0\n  port: 7000\nmetrics:\n  listen: '[::1]:7000'\n") ==
+          "ok");
     // Port 0 is a new port for each listener.
     CHECK(apart("server:\n  host: 127.0.0.1\n  port: 0\nmetrics:\n  listen: 127.0.0.1:0\n") ==
           "ok");
