@@ -154,8 +154,9 @@ bool Daemon::open_log() {
   } else if (summary.previous_unclean) {
     LOG_INFO(
         "wal: the previous run (fsync: always) did not stop cleanly (a crash, SIGKILL or a "
-        "power cut); every change it acknowledged was synced, and is here (a lease, unless "
-        "wal.sync_leases, may not be: its job is back with that delivery uncounted)");
+        "power cut); every change it acknowledged was synced, and is here (a lease or a "
+        "TOUCH's new end, unless wal.sync_leases, may not be: such a job is back with that "
+        "delivery uncounted, or its lease ends where it was before the TOUCH)");
   }
   // Jobs lost that way, or with damage, or after a torn write, may have been
   // acknowledged: their ids must not be issued again (a late DELETE or JOB
@@ -207,7 +208,7 @@ bool Daemon::open_log() {
       static_cast<unsigned long long>(summary.records),
       static_cast<unsigned long long>(summary.bytes), summary.segments,
       static_cast<long long>(engine_.now_ms() - started), engine_.queues().size(),
-      engine_.job_count(), engine_.count_in(engine::JobState::kLeased),
+      engine_.job_count(), engine_.leases_running(),
       static_cast<unsigned long long>(engine_.next_job_id()),
       wal::fsync_policy_name(config_.fsync));
   if (requeued > 0) {

@@ -319,6 +319,9 @@ class Engine {
   // leased jobs alone) would not stay done at the next replay. Returns how
   // many there were.
   size_t end_unknown_leases();
+  // Leases whose end is still to come (at start-up: those kept across the
+  // restart; the others run out at the first sweep).
+  size_t leases_running() const;
   // Queues replay created for jobs but never saw a QUEUE record for.
   std::vector<const Queue*> placeholder_queues() const;
   // The name name_placeholders() gives a placeholder: "recovered-<number>",

@@ -242,6 +242,15 @@ size_t Engine::end_unknown_leases() {
   return ended;
 }
 
+size_t Engine::leases_running() const {
+  const int64_t now = clock_.now_ms();
+  size_t running = 0;
+  for (const auto& [name, queue] : queues_) {
+    for (const Job* job : queue->leased.items()) running += job->deadline_ms > now ? 1 : 0;
+  }
+  return running;
+}
+
 std::vector<const Queue*> Engine::placeholder_queues() const {
   std::vector<const Queue*> found;
   for (const auto& [name, queue] : queues_) {
