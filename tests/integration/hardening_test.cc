@@ -778,11 +778,16 @@ TEST_SUITE("hardening") {
       REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset) == 0);
     }
     SUBCASE("closed, after a little more than tqd reads") {
-      // 1.1 MiB: tqd reads a MiB and stops; the rest, and the FIN after it,
-      // fit in the socket's receive buffer, so the close arrives.
-      for (int i = 0; i < 17; ++i) {
+      // A MiB and 16 KiB: tqd reads past its MiB, into the last 16 KiB, and
+      // stops; what is left (under 16 KiB) and the FIN after it fit in any
+      // socket receive buffer, so the close arrives. (A MiB and 64 KiB left
+      // up to 64 KiB, which a receive buffer not yet grown did not always
+      // take: 5 runs in 15 failed under ASan.)
+      for (int i = 0; i < 16; ++i) {
         REQUIRE(::send(fd, pings.data(), pings.size(), 0) == static_cast<ssize_t>(pings.size()));
       }
+      const size_t tail = 3277 * std::string("PING\n").size();  // 16 KiB of whole PINGs
+      REQUIRE(::send(fd, pings.data(), tail, 0) == static_cast<ssize_t>(tail));
     }
     ::close(fd);
     CHECK(tq::testing::stat_reaches(admin, "waiters", "0"));
