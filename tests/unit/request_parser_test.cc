@@ -266,6 +266,12 @@ TEST_SUITE("request_parser") {
     REQUIRE(overlong.next() == RequestParser::Result::kError);
     CHECK(overlong.error().message ==
           "line exceeds 64 bytes; the 7 bytes that follow are read as its body and dropped");
+    RequestParser huge(limits);  // a count 64 bits cannot hold is not echoed as 2^64 - 1
+    huge.feed("PUT q 99999999999999999999999\n");
+    REQUIRE(huge.next() == RequestParser::Result::kError);
+    CHECK(huge.error().message ==
+          "payload exceeds 10 bytes; its byte count is past 2^64 - 1, so every byte that follows "
+          "is read as its body and dropped: reconnect");
     RequestParser empty(limits);  // an empty body: nothing to tell
     empty.feed("PUT q 0 A B C D E F G H I J K L M N O P Q\n");
     REQUIRE(empty.next() == RequestParser::Result::kError);
