@@ -7,8 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <stdexcept>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace tq::testing {
@@ -38,7 +41,34 @@ struct Link {
   int client = -1;
   int upstream = -1;
   bool cut_pending = false;  // close when tqd's reply begins
+  std::string held;          // tqd's bytes after its last whole line, when hiding tokens
 };
+
+// A job header line without its " lease=<t>"; any other line as it is.
+std::string without_lease_token(std::string line) {
+  if (line.rfind("JOB ", 0) != 0) return line;
+  constexpr std::string_view kField = " lease=";
+  const size_t at = line.find(kField);
+  if (at == std::string::npos) return line;
+  size_t end = at + kField.size();
+  while (end < line.size() && std::isdigit(static_cast<unsigned char>(line[end])) != 0) ++end;
+  line.erase(at, end - at);
+  return line;
+}
+
+// Passes tqd's bytes on to the client; when hiding tokens, only whole lines,
+// as a line's token may be split between two reads.
+bool pass_to_client(Link& link, const char* data, size_t n, bool hide_tokens) {
+  if (!hide_tokens) return write_all(link.client, data, n);
+  link.held.append(data, n);
+  std::string out;
+  size_t start = 0;
+  for (size_t end; (end = link.held.find('\n', start)) != std::string::npos; start = end + 1) {
+    out += without_lease_token(link.held.substr(start, end + 1 - start));
+  }
+  link.held.erase(0, start);
+  return write_all(link.client, out.data(), out.size());
+}
 
 void close_link(Link& link) {
   ::close(link.client);
@@ -91,6 +121,11 @@ void CuttingProxy::set_upstream(uint16_t port) {
 void CuttingProxy::cut_after_next_request() {
   std::lock_guard<std::mutex> lock(mu_);
   cut_armed_ = true;
+}
+
+void CuttingProxy::hide_lease_tokens() {
+  std::lock_guard<std::mutex> lock(mu_);
+  hide_tokens_ = true;
 }
 
 void CuttingProxy::drop_all() {
@@ -158,7 +193,13 @@ void CuttingProxy::loop() {
       }
       if (link.client >= 0 && (from_server.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
         ssize_t n = ::recv(link.upstream, buf, sizeof buf, 0);
-        if (n <= 0 || link.cut_pending || !write_all(link.client, buf, static_cast<size_t>(n))) {
+        bool hide_tokens;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          hide_tokens = hide_tokens_;
+        }
+        if (n <= 0 || link.cut_pending ||
+            !pass_to_client(link, buf, static_cast<size_t>(n), hide_tokens)) {
           if (link.cut_pending) {
             std::lock_guard<std::mutex> lock(mu_);
             ++cuts_done_;
@@ -187,7 +228,7 @@ void CuttingProxy::loop() {
         if (upstream >= 0) ::close(upstream);
         continue;
       }
-      links.push_back({client, upstream, false});
+      links.push_back({client, upstream, false, {}});
     }
   }
 }

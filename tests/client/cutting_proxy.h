@@ -3,10 +3,12 @@
 // answered) a request but before the answer reaches the client, the one case
 // where a client cannot know whether its request was carried out. It also
 // drops every connection at once (as a restarting server does) and can be
-// pointed at another tqd (the restarted one, on its new port).
+// pointed at another tqd (the restarted one, on its new port), and can pass
+// tqd's replies on as a tqd from before lease tokens would have sent them.
 //
 // Invariant: bytes pass through unchanged and in order, except on the one
-// connection being cut, which is closed without passing on anything more.
+// connection being cut, which is closed without passing on anything more,
+// and the lease tokens hide_lease_tokens() takes out.
 // One thread owns every socket; the test's calls reach it through a pipe.
 #pragma once
 
@@ -32,6 +34,11 @@ class CuttingProxy {
   void cut_after_next_request();
   // Closes every connection now, and returns when they are closed.
   void drop_all();
+  // From now on, " lease=<t>" is taken out of each job header tqd sends
+  // (a line that begins "JOB "), so the client sees a tqd older than lease
+  // tokens. tqd's bytes are then passed on a whole line at a time; a
+  // payload line that begins "JOB " would be changed too (tests send none).
+  void hide_lease_tokens();
   int connections_accepted();
   int cuts_done();
 
@@ -49,6 +56,7 @@ class CuttingProxy {
   std::condition_variable changed_;
   uint16_t upstream_port_;
   bool cut_armed_ = false;
+  bool hide_tokens_ = false;
   int drop_requests_ = 0;
   int drops_done_ = 0;
   int accepted_ = 0;
