@@ -156,13 +156,45 @@ class Work {
   }
 
   // One job's run. Its TOUCH, ACK, NACK and FAIL name the job with its
-  // lease token (Client::ack(job)), so the server refuses them once this
-  // delivery is over, on whatever connection they come: one made after the
-  // first was lost (an idle close, a restarted tqd) included.
+  // lease token when it came with one (Client::ack(job)), so the server
+  // refuses them once this delivery is over, on whatever connection they
+  // come: one made after the first was lost (an idle close, a restarted
+  // tqd) included.
   struct Run {
     Client& client;
     const Job& job;
+    // The connection may no longer be the one the job was delivered on: it
+    // was seen closed, or a request on it failed short of a server's reply.
+    // Only a job without a token cares (owner()).
+    bool suspect = false;
   };
+
+  enum class Owner { kUs, kNotUs, kUnknown };
+  // Whether the job is still in this run's delivery, asked (JOB) only for a
+  // job without a lease token, from a tqd older than tokens, and only once
+  // the connection may have been replaced: such a tqd tells a late worker
+  // apart on the connection the job came on, and a plain ACK, NACK, FAIL or
+  // TOUCH on any other acts on whatever delivery the job is in now. A
+  // delivery that ends between the JOB and the request still gets it; only
+  // the token closes that. This can go once no tqd without lease tokens is
+  // in use.
+  Owner owner(Run& run, std::string* why) {
+    if (run.job.lease) return Owner::kUs;  // the server checks the token
+    if (!run.client.connected()) run.suspect = true;
+    if (!run.suspect) return Owner::kUs;
+    auto found = run.client.job(run.job.id);
+    if (!found) {
+      if (!found.error().is(ErrorCode::kNotFound)) return Owner::kUnknown;
+      *why = "the job is gone";
+      return Owner::kNotUs;
+    }
+    if (found->state == "leased" && found->attempts == run.job.attempts) {
+      run.suspect = false;  // checked on this connection; its TOUCHes keep the lease
+      return Owner::kUs;
+    }
+    *why = "the job is now " + found->state + " at attempt " + std::to_string(found->attempts);
+    return Owner::kNotUs;
+  }
 
   void run_job(Run& run) {
     const Job& job = run.job;
@@ -220,8 +252,13 @@ class Work {
     while (!exit) {
       const Clock::time_point now = Clock::now();
       if (stopped != Stopped::kLeaseLost && now >= next_touch) {
-        auto left = run.client.touch(job, std::nullopt, touch_patience);
-        if (left) {
+        std::string why;
+        const Owner ours = owner(run, &why);
+        if (ours == Owner::kNotUs) {
+          lose_lease(why, now);
+        } else if (ours == Owner::kUnknown) {
+          next_touch = Clock::now() + kTouchRetry;
+        } else if (auto left = run.client.touch(job, std::nullopt, touch_patience)) {
           lease = *left;
           renewed_at = Clock::now();
           next_touch = renewed_at + std::max(lease / 3, milliseconds(1));
@@ -229,6 +266,11 @@ class Work {
                    left.error().is(ErrorCode::kNotFound)) {
           lose_lease(left.error().to_string(), now);
         } else {
+          // A late answer leaves the connection as it was: the job's.
+          if (left.error().kind != ErrorKind::kServer &&
+              !(left.error().kind == ErrorKind::kTimeout && run.client.connected())) {
+            run.suspect = true;
+          }
           next_touch = Clock::now() + kTouchRetry;
         }
         if (stopped != Stopped::kLeaseLost && lease != milliseconds::max() &&
@@ -288,57 +330,73 @@ class Work {
   // the server does not answer it is sent again, for up to kConcludeFor (not
   // after a second Ctrl-C), on a new connection when the old one broke: with
   // the job's lease token, so a try that comes after this delivery ended is
-  // refused (NOTLEASED) instead of ending the job's next delivery.
+  // refused (NOTLEASED) instead of ending the job's next delivery. Without a
+  // token, owner() stands in for that check.
   void conclude(Run& run, Verb verb, const std::string& how, const std::string& reason = {}) {
     static constexpr const char* kName[] = {"ACK", "NACK", "FAIL"};
-    const char* name = kName[static_cast<int>(verb)];
+    const std::string name = kName[static_cast<int>(verb)];
     const Clock::time_point give_up_at = Clock::now() + kConcludeFor;
     bool maybe_sent = false;  // an earlier try may have been carried out
+    std::string last_error;   // the last try's, when the server stops answering
     for (;;) {
-      Error error;
-      if (verb == Verb::kNack) {
-        auto nacked = run.client.nack(run.job);
-        if (nacked) {
-          say(how + (*nacked == NackOutcome::kDead      ? "; out of attempts: moved to dead letters"
-                     : *nacked == NackOutcome::kExpired ? "; NACK: its TTL had passed, it expired"
-                                                        : "; handed back to be retried (NACK)"));
-          return;
-        }
-        error = nacked.error();
-      } else {
-        auto done = verb == Verb::kAck ? run.client.ack(run.job) : run.client.fail(run.job, reason);
-        if (done) {
-          say(how + (verb == Verb::kAck ? "; acked" : "; failed: moved to dead letters"));
-          return;
-        }
-        error = done.error();
-      }
-      if (error.is(ErrorCode::kNotLeased) || error.is(ErrorCode::kNotFound)) {
-        // Not this run's delivery any more. After a lost reply that may be
-        // the earlier try's doing (an ACK that went through: the job is
-        // gone), so say so, with what the server says now.
-        if (maybe_sent) {
-          say(how + "; " + name + " sent, its reply lost; sent again: " + error.to_string());
-        } else {
-          say(how + "; too late to " + name + " (" + error.to_string() + ")");
-        }
+      std::string why;
+      const Owner ours = owner(run, &why);
+      if (ours == Owner::kNotUs) {
+        say(how + (maybe_sent ? "; " + name + " sent, its reply lost; " + why
+                              : "; no " + name + ": its delivery is over (" + why + ")"));
         return;
       }
-      // TIMEOUT: the server closed the connection (limits.idle_timeout) as
-      // the request went, and did not run it: sent again on a new one.
-      if (error.kind == ErrorKind::kServer && !error.is(ErrorCode::kTimeout)) {
-        say(how + "; " + name + " refused (" + error.to_string() +
-            "): the job will be delivered again when its lease runs out");
-        return;
+      if (ours == Owner::kUs) {
+        auto sent = send_conclusion(run, verb, reason);
+        if (sent) {
+          say(how + "; " + *sent);
+          return;
+        }
+        const Error& error = sent.error();
+        if (error.is(ErrorCode::kNotLeased) || error.is(ErrorCode::kNotFound)) {
+          // Not this run's delivery any more. After a lost reply that may be
+          // the earlier try's doing (an ACK that went through: the job is
+          // gone), so say so, with what the server says now.
+          if (maybe_sent) {
+            say(how + "; " + name + " sent, its reply lost; sent again: " + error.to_string());
+          } else {
+            say(how + "; too late to " + name + " (" + error.to_string() + ")");
+          }
+          return;
+        }
+        // TIMEOUT: the server closed the connection (limits.idle_timeout) as
+        // the request went, and did not run it: sent again on a new one.
+        if (error.kind == ErrorKind::kServer && !error.is(ErrorCode::kTimeout)) {
+          say(how + "; " + name + " refused (" + error.to_string() +
+              "): the job will be delivered again when its lease runs out");
+          return;
+        }
+        run.suspect = true;
+        maybe_sent = maybe_sent || error.outcome_unknown();
+        last_error = error.to_string();
       }
-      maybe_sent = maybe_sent || error.outcome_unknown();
       if (abort_.cancelled() || Clock::now() >= give_up_at) {
-        say(how + "; " + name + " got no answer (" + error.to_string() +
-            "): the job will be delivered again when its lease runs out");
+        say(how + "; " + name + " got no answer" +
+            (last_error.empty() ? "" : " (" + last_error + ")") +
+            ": the job will be delivered again when its lease runs out");
         return;
       }
       abort_.sleep_for_ms(kTroublePauseMs);
     }
+  }
+
+  // One try of the ACK, NACK or FAIL: what became of the job, or the error.
+  Result<std::string> send_conclusion(Run& run, Verb verb, const std::string& reason) {
+    if (verb == Verb::kNack) {
+      auto nacked = run.client.nack(run.job);
+      if (!nacked) return nacked.error();
+      return std::string(*nacked == NackOutcome::kDead ? "out of attempts: moved to dead letters"
+                         : *nacked == NackOutcome::kExpired ? "NACK: its TTL had passed, it expired"
+                                                            : "handed back to be retried (NACK)");
+    }
+    auto done = verb == Verb::kAck ? run.client.ack(run.job) : run.client.fail(run.job, reason);
+    if (!done) return done.error();
+    return std::string(verb == Verb::kAck ? "acked" : "failed: moved to dead letters");
   }
 
   const Options& options_;

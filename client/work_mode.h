@@ -12,11 +12,17 @@
 // delivered twice; if tq itself dies, the TOUCHes stop and the lease runs
 // out, as for any worker. `job_timeout` bounds a run: then the program is
 // stopped (SIGTERM, SIGKILL after kill_grace) and the job is retried. A run
-// whose lease is lost (TOUCH refused, or no TOUCH through for a whole lease)
-// is stopped the same way and its job left alone. TOUCH, ACK, NACK and FAIL
-// carry the job's lease token, so the server refuses them once the run's
-// delivery is over, also on a connection made after the first one broke:
-// a run never ends the job's next delivery.
+// whose lease is lost (TOUCH refused, no TOUCH through for a whole lease,
+// or JOB showing another delivery, below) is stopped the same way and its
+// job left alone. TOUCH, ACK, NACK and FAIL carry the job's lease token, so
+// the server refuses them once the run's delivery is over, also on a
+// connection made after the first one broke: a run does not end the job's
+// next delivery, unless that delivery has the same token (a crash lost a
+// DEQUEUE's lease record, or the job was kicked 256 times; PROTOCOL.md).
+// A tqd older than tokens gives none, and tells a late worker apart only on
+// the connection the job came on: on another one, tq asks JOB first and goes
+// on only while the job is still leased at the run's attempt, which narrows
+// the window (the delivery may still end between the JOB and the request).
 //
 // Stopping: the first SIGINT, SIGTERM or SIGHUP (`stop`) takes no more jobs and lets
 // running programs finish (their jobs are then ACKed or NACKed as usual); the

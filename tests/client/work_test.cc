@@ -311,6 +311,7 @@ TEST_SUITE("tq --work") {
     REQUIRE(stats.ok());
     CHECK(tq::client::field(*stats, "jobs_acked_total") == "1");
     CHECK(tq::client::field(*stats, "commands_denied_total") == "0");
+    CHECK(tq::client::field(*stats, "commands_job") == "1");  // the one above: tq asked none
   }
 
   TEST_CASE(
@@ -375,7 +376,115 @@ TEST_SUITE("tq --work") {
                       "NOTLEASED job 1 is in another delivery now (lease=2, attempt 2), not "
                       "lease=1: yours ended") == 1);
     CHECK(count_lines(tq, "; acked") == 0);
+    CHECK(stat_of(client, "commands_job") == 0);  // the token did it: no JOB asked
     CHECK(client.ack(**other).ok());  // still the other worker's to finish
+  }
+
+  TEST_CASE(
+      "against a tqd without lease tokens, a run asks JOB once its connection was lost, and ACKs "
+      "the job that is still its own") {
+    TqdProcess tqd;
+    tq::testing::CuttingProxy proxy(tqd.port());
+    proxy.hide_lease_tokens();
+    TempDir dir;
+    auto client = connect(tqd);
+    REQUIRE(client.create("q").ok());
+    REQUIRE(client.enqueue("q", "x").ok());
+    std::vector<std::string> args = {"--work", "q", "--count", "1", "--"};
+    for (const std::string& word : until_file(dir.path + "/go")) args.push_back(word);
+    BackgroundProcess tq = start_tq(proxy.port(), args);
+    REQUIRE(tq.wait_for_line("started", 10s).has_value());
+    REQUIRE(eventually([&] { return stat_of(client, "commands_touch") >= 1; }));
+    CHECK(stat_of(client, "commands_job") == 0);  // on the connection the job came on: no need
+    proxy.drop_all();
+    std::ofstream(dir.path + "/go").close();
+    CHECK(tq.wait_for_exit(20s) == 0);
+    INFO(all_lines(tq));
+    CHECK(count_lines(tq, "; acked") == 1);
+    CHECK(stat_of(client, "jobs_acked_total") == 1);
+    CHECK(stat_of(client, "commands_job") == 1);  // before the ACK, on the new connection
+  }
+
+  TEST_CASE(
+      "against a tqd without lease tokens, an ACK on a new connection is not sent once JOB shows "
+      "the job in another worker's delivery") {
+    // Such a tqd tells a late worker apart only on the connection the job
+    // came on: a plain ACK on another one would finish the other delivery.
+    TqdProcess tqd;
+    tq::testing::CuttingProxy proxy(tqd.port());
+    proxy.hide_lease_tokens();
+    TempDir dir;
+    auto client = connect(tqd);
+    REQUIRE(client.create("q").ok());
+    auto id = client.enqueue("q", "x");
+    REQUIRE(id.ok());
+    std::vector<std::string> args = {"--work", "q", "--count", "1", "--"};
+    for (const std::string& word : until_file(dir.path + "/go")) args.push_back(word);
+    BackgroundProcess tq = start_tq(proxy.port(), args);
+    REQUIRE(tq.wait_for_line("started", 10s).has_value());
+    REQUIRE(eventually([&] { return stat_of(client, "commands_touch") >= 1; }));
+    // The server goes out of tq's reach; meanwhile the run's delivery ends
+    // and another worker takes the job.
+    const tq::testing::LoopbackSocket nobody = tq::testing::bind_loopback_socket();
+    proxy.set_upstream(nobody.port);
+    proxy.drop_all();
+    REQUIRE(client.nack(*id).ok());
+    auto other = client.dequeue("q");
+    REQUIRE((other.ok() && other->has_value()));
+    // The program ends: tq cannot reach the server, and tries again.
+    const int tried = proxy.connections_accepted();
+    std::ofstream(dir.path + "/go").close();
+    REQUIRE(eventually([&] { return proxy.connections_accepted() > tried; }));
+    proxy.set_upstream(tqd.port());  // back, on a new connection
+    CHECK(tq.wait_for_exit(20s) == 0);
+    ::close(nobody.fd);
+    INFO(all_lines(tq));
+    CHECK(count_lines(tq, "; no ACK: its delivery is over (the job is now leased at attempt 2)") ==
+          1);
+    CHECK(count_lines(tq, "; acked") == 0);
+    CHECK(stat_of(client, "jobs_acked_total") == 0);
+    CHECK(client.ack(**other).ok());  // still the other worker's to finish
+  }
+
+  TEST_CASE(
+      "against a tqd without lease tokens, a TOUCH on a new connection is not sent once JOB "
+      "shows the job in another worker's delivery - the program is stopped") {
+    TqdProcess tqd;
+    tq::testing::CuttingProxy proxy(tqd.port());
+    proxy.hide_lease_tokens();
+    TempDir dir;
+    auto client = connect(tqd);
+    REQUIRE(client.create("q").ok());
+    // A TOUCH every 2 s: the next one comes after the outage below, well
+    // before tq could see a whole lease go by without one.
+    REQUIRE(client.config("q", {{"ack_timeout", "6s"}}).ok());
+    auto id = client.enqueue("q", "x");
+    REQUIRE(id.ok());
+    std::vector<std::string> args = {"--work", "q", "--count", "1", "--"};
+    for (const std::string& word : until_file(dir.path + "/go")) args.push_back(word);
+    BackgroundProcess tq = start_tq(proxy.port(), args);
+    REQUIRE(tq.wait_for_line("started", 10s).has_value());
+    REQUIRE(eventually([&] { return stat_of(client, "commands_touch") >= 1; }));
+    const tq::testing::LoopbackSocket nobody = tq::testing::bind_loopback_socket();
+    proxy.set_upstream(nobody.port);
+    proxy.drop_all();
+    REQUIRE(client.nack(*id).ok());
+    auto other = client.dequeue("q");
+    REQUIRE((other.ok() && other->has_value()));
+    proxy.set_upstream(tqd.port());
+    // A plain TOUCH would have kept the other delivery alive, and the run
+    // gone on to ACK it once the program ended.
+    const bool lost =
+        tq.wait_for_line("stopped, as its lease was lost (the job is now leased at attempt 2)", 10s)
+            .has_value();
+    std::ofstream(dir.path + "/go").close();
+    CHECK(tq.wait_for_exit(20s) == 0);
+    ::close(nobody.fd);
+    INFO(all_lines(tq));
+    CHECK(lost);
+    CHECK(count_lines(tq, "acked") == 0);
+    CHECK(stat_of(client, "jobs_acked_total") == 0);
+    CHECK(client.ack(**other).ok());
   }
 
   TEST_CASE("a queue name no request can carry stops tq with 2 before it says it is running") {
