@@ -248,7 +248,36 @@ TEST_SUITE("tq --work") {
     CHECK_FALSE(alive);
   }
 
-  TEST_CASE("a job delivered again after a server restart is not finished by the old run") {
+  TEST_CASE("a run rides out a server restart - its lease is kept, and it ACKs the job") {
+    // A restart keeps leases to their ends, and the run's TOUCHes and ACK
+    // on its new connection carry the job's lease token.
+    TqdProcess first;
+    const uint16_t port = first.port();
+    {
+      auto client = connect(first);
+      REQUIRE(client.create("q").ok());
+      REQUIRE(client.config("q", {{"ack_timeout", "6s"}}).ok());  // a TOUCH every 2 s
+      REQUIRE(client.enqueue("q", "x").ok());
+    }
+    BackgroundProcess tq =
+        start_tq(first, {"--work", "q", "--count", "1", "--", "sh", "-c", "echo started; sleep 3"});
+    REQUIRE(tq.wait_for_line("started", 10s).has_value());
+    REQUIRE(first.stop(SIGTERM) == 0);
+    tq::testing::TqdOptions again;
+    again.dir = first.dir();
+    again.port = port;
+    TqdProcess second(again);
+    auto client = connect(second);
+    auto taken = client.dequeue("q", 500ms);
+    REQUIRE(taken.ok());
+    CHECK_FALSE(taken->has_value());  // still the run's
+    CHECK(tq.wait_for_exit(20s) == 0);
+    INFO(all_lines(tq));
+    CHECK(count_lines(tq, "; acked") == 1);
+    CHECK(stat_of(client, "jobs_acked_total") == 1);
+  }
+
+  TEST_CASE("a job whose lease ended while the server was down is not finished by the old run") {
     TqdProcess first;
     const uint16_t port = first.port();
     {
@@ -261,21 +290,25 @@ TEST_SUITE("tq --work") {
         start_tq(first, {"--work", "q", "--count", "1", "--", "sh", "-c", "echo started; sleep 4"});
     REQUIRE(tq.wait_for_line("started", 10s).has_value());
     REQUIRE(first.stop(SIGTERM) == 0);
+    // Down for longer than the lease: it ends while tqd is away (the
+    // scenario, not a wait for something to happen).
+    std::this_thread::sleep_for(2s);
     tq::testing::TqdOptions again;
     again.dir = first.dir();
     again.port = port;
     TqdProcess second(again);
-    // Another worker takes the job the restart gave back.
+    // Another worker takes the job the first sweep gave back.
     auto client = connect(second);
     auto taken = client.dequeue("q", 10s);
     REQUIRE(taken.ok());
     REQUIRE(taken->has_value());
+    CHECK((*taken)->attempts == 2);
     CHECK(tq.wait_for_exit(20s) == 0);
     INFO(all_lines(tq));
     CHECK(count_lines(tq, "stopped, as its lease was lost") == 1);
     CHECK(count_lines(tq, "acked") == 0);
     // The new delivery is still the other worker's to finish.
-    CHECK(client.ack((*taken)->id).ok());
+    CHECK(client.ack(**taken).ok());
   }
 
   TEST_CASE(
