@@ -89,6 +89,32 @@ tq::client::Client connect(const TqdProcess& tqd) {
   return std::move(client).value();
 }
 
+// A run of `tq` (through `proxy`, its program until_file(dir + "/go"))
+// loses its job while out of reach: once its first TOUCH is through, the
+// server goes out of tq's reach, the run's delivery of job `id` ends (an
+// operator's NACK) and `client` takes the job as another worker. Then the
+// program ends; tq cannot reach the server and tries again, and its next
+// try reaches tqd on a new connection. Returns the other worker's job,
+// once tq has exited (0).
+tq::client::Job hand_over_while_away(BackgroundProcess& tq, tq::testing::CuttingProxy& proxy,
+                                     const TqdProcess& tqd, tq::client::Client& client, uint64_t id,
+                                     const std::string& dir) {
+  REQUIRE(eventually([&] { return stat_of(client, "commands_touch") >= 1; }));
+  const tq::testing::LoopbackSocket nobody = tq::testing::bind_loopback_socket();
+  proxy.set_upstream(nobody.port);
+  proxy.drop_all();
+  REQUIRE(client.nack(id).ok());
+  auto other = client.dequeue("q");
+  REQUIRE((other.ok() && other->has_value()));
+  const int tried = proxy.connections_accepted();
+  std::ofstream(dir + "/go").close();
+  REQUIRE(eventually([&] { return proxy.connections_accepted() > tried; }));
+  proxy.set_upstream(tqd.port());
+  CHECK(tq.wait_for_exit(20s) == 0);
+  ::close(nobody.fd);
+  return **other;
+}
+
 }  // namespace
 
 TEST_SUITE("tq --work") {
@@ -387,30 +413,15 @@ TEST_SUITE("tq --work") {
     for (const std::string& word : until_file(dir.path + "/go")) args.push_back(word);
     BackgroundProcess tq = start_tq(proxy.port(), args);
     REQUIRE(tq.wait_for_line("started", 10s).has_value());
-    REQUIRE(eventually([&] { return stat_of(client, "commands_touch") >= 1; }));
-    // The server goes out of tq's reach; meanwhile the job's delivery ends
-    // (an operator's NACK) and another worker takes it.
-    const tq::testing::LoopbackSocket nobody = tq::testing::bind_loopback_socket();
-    proxy.set_upstream(nobody.port);
-    proxy.drop_all();
-    REQUIRE(client.nack(*id).ok());
-    auto other = client.dequeue("q");
-    REQUIRE((other.ok() && other->has_value()));
-    REQUIRE((*other)->lease == 2u);
-    // The program ends: tq's ACK cannot get through, and is tried again.
-    const int tried = proxy.connections_accepted();
-    std::ofstream(dir.path + "/go").close();
-    REQUIRE(eventually([&] { return proxy.connections_accepted() > tried; }));
-    proxy.set_upstream(tqd.port());  // back: the next try reaches tqd, on a new connection
-    CHECK(tq.wait_for_exit(20s) == 0);
-    ::close(nobody.fd);
+    const tq::client::Job other = hand_over_while_away(tq, proxy, tqd, client, *id, dir.path);
+    CHECK(other.lease == 2u);
     INFO(all_lines(tq));
     CHECK(count_lines(tq,
                       "NOTLEASED job 1 is in another delivery now (lease=2, attempt 2), not "
                       "lease=1: yours ended") == 1);
     CHECK(count_lines(tq, "; acked") == 0);
     CHECK(stat_of(client, "commands_job") == 0);  // the token did it: no JOB asked
-    CHECK(client.ack(**other).ok());  // still the other worker's to finish
+    CHECK(client.ack(other).ok());                // still the other worker's to finish
   }
 
   TEST_CASE(
@@ -455,28 +466,13 @@ TEST_SUITE("tq --work") {
     for (const std::string& word : until_file(dir.path + "/go")) args.push_back(word);
     BackgroundProcess tq = start_tq(proxy.port(), args);
     REQUIRE(tq.wait_for_line("started", 10s).has_value());
-    REQUIRE(eventually([&] { return stat_of(client, "commands_touch") >= 1; }));
-    // The server goes out of tq's reach; meanwhile the run's delivery ends
-    // and another worker takes the job.
-    const tq::testing::LoopbackSocket nobody = tq::testing::bind_loopback_socket();
-    proxy.set_upstream(nobody.port);
-    proxy.drop_all();
-    REQUIRE(client.nack(*id).ok());
-    auto other = client.dequeue("q");
-    REQUIRE((other.ok() && other->has_value()));
-    // The program ends: tq cannot reach the server, and tries again.
-    const int tried = proxy.connections_accepted();
-    std::ofstream(dir.path + "/go").close();
-    REQUIRE(eventually([&] { return proxy.connections_accepted() > tried; }));
-    proxy.set_upstream(tqd.port());  // back, on a new connection
-    CHECK(tq.wait_for_exit(20s) == 0);
-    ::close(nobody.fd);
+    const tq::client::Job other = hand_over_while_away(tq, proxy, tqd, client, *id, dir.path);
     INFO(all_lines(tq));
     CHECK(count_lines(tq, "; no ACK: its delivery is over (the job is now leased at attempt 2)") ==
           1);
     CHECK(count_lines(tq, "; acked") == 0);
     CHECK(stat_of(client, "jobs_acked_total") == 0);
-    CHECK(client.ack(**other).ok());  // still the other worker's to finish
+    CHECK(client.ack(other).ok());  // still the other worker's to finish
   }
 
   TEST_CASE(
