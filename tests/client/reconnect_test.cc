@@ -49,6 +49,27 @@ void read_lines(int conn, size_t lines) {
   }
 }
 
+// A stand-in for tqd on a loopback port, for one connection: it accepts
+// it, stops listening (connecting again is refused), reads `lines` request
+// lines, sends `replies` and closes. Join `thread` before the port goes.
+struct StandIn {
+  uint16_t port = 0;
+  std::thread thread;
+};
+StandIn stand_in(size_t lines, std::string replies = {}) {
+  const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
+  const int listener = bound.fd;
+  REQUIRE(::listen(listener, 4) == 0);
+  return {bound.port, std::thread([listener, lines, replies = std::move(replies)] {
+            const int conn = ::accept(listener, nullptr, nullptr);
+            ::close(listener);
+            read_lines(conn, lines);
+            if (conn < 0) return;
+            if (!replies.empty()) (void)::send(conn, replies.data(), replies.size(), MSG_NOSIGNAL);
+            ::close(conn);
+          })};
+}
+
 Client connect_with(const Options& options) {
   auto client = Client::connect(options);
   REQUIRE(client.ok());
@@ -157,18 +178,10 @@ TEST_SUITE("client reconnect") {
     // the request may have been carried out, so failing to reconnect
     // afterwards must not read as "nothing was sent" (the producer example
     // said "not stored" of a job tqd had stored).
-    const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
-    const int listener = bound.fd;
-    REQUIRE(::listen(listener, 4) == 0);
-    std::thread server([listener] {
-      const int conn = ::accept(listener, nullptr, nullptr);
-      ::close(listener);  // from now on, connecting is refused
-      read_lines(conn, 1);  // a request came
-      if (conn >= 0) ::close(conn);
-    });
-    Client c = connect_with(through(bound.port, 2));
+    StandIn server = stand_in(1);  // a request came; from then on, connecting is refused
+    Client c = connect_with(through(server.port, 2));
     auto put = c.put("q", "maybe stored");
-    server.join();
+    server.thread.join();
     REQUIRE_FALSE(put.ok());
     CHECK(put.error().outcome_unknown());
     CHECK(put.error().message.find("then: ") != std::string::npos);  // and why it stopped
@@ -177,19 +190,11 @@ TEST_SUITE("client reconnect") {
   TEST_CASE(
       "put_many with no server to reconnect to - the broken round's jobs say so, no more sent") {
     // As above: a server that reads, then goes away without answering.
-    const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
-    const int listener = bound.fd;
-    REQUIRE(::listen(listener, 4) == 0);
-    std::thread server([listener] {
-      const int conn = ::accept(listener, nullptr, nullptr);
-      ::close(listener);
-      read_lines(conn, 1);
-      if (conn >= 0) ::close(conn);
-    });
-    Client c = connect_with(through(bound.port, 2));
+    StandIn server = stand_in(1);
+    Client c = connect_with(through(server.port, 2));
     std::vector<std::string_view> views(Client::kPutRound + 10, "maybe stored");
     auto ids = c.put_many("q", views);
-    server.join();
+    server.thread.join();
     REQUIRE(ids.ok());                          // the call's arguments were fine
     REQUIRE(ids->size() == Client::kPutRound);  // the second round was never sent
     for (const auto& id : *ids) {
@@ -203,27 +208,16 @@ TEST_SUITE("client reconnect") {
     // tqd answers what it ran, then says why it closes (ERROR TIMEOUT, as
     // for a request cut off by limits.request_timeout; ERROR SHUTDOWN):
     // the jobs it stored must not be reported as not run.
-    const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
-    const int listener = bound.fd;
-    REQUIRE(::listen(listener, 4) == 0);
-    std::thread server([listener] {
-      const int conn = ::accept(listener, nullptr, nullptr);
-      ::close(listener);
-      read_lines(conn, 6);  // each PUT is a line and a body line
-      const std::string replies =
-          "OK 1\r\nOK 2\r\nERROR TIMEOUT closing the connection: a request was started and "
-          "not finished within 1 second (limits.request_timeout)\r\n";
-      if (conn >= 0) {
-        (void)::send(conn, replies.data(), replies.size(), MSG_NOSIGNAL);
-        ::close(conn);
-      }
-    });
+    StandIn server = stand_in(  // each PUT is a line and a body line
+        6,
+        "OK 1\r\nOK 2\r\nERROR TIMEOUT closing the connection: a request was started and not "
+        "finished within 1 second (limits.request_timeout)\r\n");
     std::vector<std::string_view> views(3, "a job");
     auto ids = [&] {
-      Client c = connect_with(through(bound.port, 2));
+      Client c = connect_with(through(server.port, 2));
       return c.put_many("q", views);
     }();  // closed: the server's read ends even if fewer requests came
-    server.join();
+    server.thread.join();
     REQUIRE(ids.ok());
     REQUIRE(ids->size() == 3);
     REQUIRE((*ids)[0].ok());

@@ -71,6 +71,13 @@ std::vector<std::string> until_file(const std::string& go) {
   return {"sh", "-c", "echo started; while [ ! -e " + go + " ]; do sleep 0.05; done"};
 }
 
+// tq's arguments to run one job of queue "q" with until_file(go).
+std::vector<std::string> one_job_until(const std::string& go) {
+  std::vector<std::string> args = {"--work", "q", "--count", "1", "--"};
+  for (const std::string& word : until_file(go)) args.push_back(word);
+  return args;
+}
+
 size_t count_lines(const BackgroundProcess& tq, const std::string& needle) {
   size_t n = 0;
   for (const auto& line : tq.lines()) n += line.find(needle) != std::string::npos ? 1 : 0;
@@ -382,9 +389,7 @@ TEST_SUITE("tq --work") {
     auto client = connect(tqd);
     REQUIRE(client.create("q").ok());
     REQUIRE(client.enqueue("q", "x").ok());
-    std::vector<std::string> args = {"--work", "q", "--count", "1", "--"};
-    for (const std::string& word : until_file(dir.path + "/go")) args.push_back(word);
-    BackgroundProcess tq = start_tq(proxy.port(), args);
+    BackgroundProcess tq = start_tq(proxy.port(), one_job_until(dir.path + "/go"));
     REQUIRE(tq.wait_for_line("started", 10s).has_value());
     // The run's first TOUCH, at its start, is through; the next is 10 s off
     // (a third of the 30 s lease), so the next request is the ACK.
@@ -409,9 +414,7 @@ TEST_SUITE("tq --work") {
     REQUIRE(client.create("q").ok());
     auto id = client.enqueue("q", "x");
     REQUIRE(id.ok());
-    std::vector<std::string> args = {"--work", "q", "--count", "1", "--"};
-    for (const std::string& word : until_file(dir.path + "/go")) args.push_back(word);
-    BackgroundProcess tq = start_tq(proxy.port(), args);
+    BackgroundProcess tq = start_tq(proxy.port(), one_job_until(dir.path + "/go"));
     REQUIRE(tq.wait_for_line("started", 10s).has_value());
     const tq::client::Job other = hand_over_while_away(tq, proxy, tqd, client, *id, dir.path);
     CHECK(other.lease == 2u);
@@ -434,9 +437,7 @@ TEST_SUITE("tq --work") {
     auto client = connect(tqd);
     REQUIRE(client.create("q").ok());
     REQUIRE(client.enqueue("q", "x").ok());
-    std::vector<std::string> args = {"--work", "q", "--count", "1", "--"};
-    for (const std::string& word : until_file(dir.path + "/go")) args.push_back(word);
-    BackgroundProcess tq = start_tq(proxy.port(), args);
+    BackgroundProcess tq = start_tq(proxy.port(), one_job_until(dir.path + "/go"));
     REQUIRE(tq.wait_for_line("started", 10s).has_value());
     REQUIRE(eventually([&] { return stat_of(client, "commands_touch") >= 1; }));
     CHECK(stat_of(client, "commands_job") == 0);  // on the connection the job came on: no need
@@ -462,9 +463,7 @@ TEST_SUITE("tq --work") {
     REQUIRE(client.create("q").ok());
     auto id = client.enqueue("q", "x");
     REQUIRE(id.ok());
-    std::vector<std::string> args = {"--work", "q", "--count", "1", "--"};
-    for (const std::string& word : until_file(dir.path + "/go")) args.push_back(word);
-    BackgroundProcess tq = start_tq(proxy.port(), args);
+    BackgroundProcess tq = start_tq(proxy.port(), one_job_until(dir.path + "/go"));
     REQUIRE(tq.wait_for_line("started", 10s).has_value());
     const tq::client::Job other = hand_over_while_away(tq, proxy, tqd, client, *id, dir.path);
     INFO(all_lines(tq));
@@ -489,9 +488,7 @@ TEST_SUITE("tq --work") {
     REQUIRE(client.config("q", {{"ack_timeout", "6s"}}).ok());
     auto id = client.enqueue("q", "x");
     REQUIRE(id.ok());
-    std::vector<std::string> args = {"--work", "q", "--count", "1", "--"};
-    for (const std::string& word : until_file(dir.path + "/go")) args.push_back(word);
-    BackgroundProcess tq = start_tq(proxy.port(), args);
+    BackgroundProcess tq = start_tq(proxy.port(), one_job_until(dir.path + "/go"));
     REQUIRE(tq.wait_for_line("started", 10s).has_value());
     REQUIRE(eventually([&] { return stat_of(client, "commands_touch") >= 1; }));
     const tq::testing::LoopbackSocket nobody = tq::testing::bind_loopback_socket();
