@@ -135,7 +135,15 @@ bool Daemon::open_log() {
     }
     return false;
   }
-  if (!summary.torn.empty()) {
+  if (summary.torn_lost_writes) {
+    LOG_WARN(
+        "wal: cut off the log at %s: zeros where records were, with %llu intact record(s) "
+        "after them, after a run that did not stop cleanly: what a power cut leaves when the "
+        "disk kept later parts of writes not yet synced and not earlier ones; under fsync: "
+        "always none of them was acknowledged (a sync that covered them would have covered the "
+        "zeros too); job ids go on past any they held",
+        summary.torn.c_str(), static_cast<unsigned long long>(summary.cut_after_lost_writes));
+  } else if (!summary.torn.empty()) {
     LOG_WARN(
         "wal: cut off a partial record at %s: a crash stopped its write (under fsync: "
         "always it was never acknowledged); job ids go on past any that lost records held",

@@ -94,6 +94,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   if (sizing) sizing(total);
 
   const std::vector<uint32_t> ordinals = ordinals_of(files, file_sizes);
+  const PreviousRun previous = read_run_marker(fs, options.dir, *names);
   uint64_t expected = 0;
   bool newest_tail_lost = false;
   uint64_t torn_room = 0;  // records that could have followed a torn write (see below)
@@ -106,7 +107,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     const uint64_t file_size = file_sizes[i];
     std::string_view data = files[i]->bytes();
     const uint32_t ordinal = ordinals[i];
-    ScanOptions scan_options{newest, options.recover, expected,
+    ScanOptions scan_options{newest, options.recover, !previous.clean, expected,
                              SegmentHeader{ordinal, first_seqs[i]}};
     auto visit_record = [&](const Record& record) { return visit(record, ordinal); };
     auto scan = scan_segment(path, data, file_size, scan_options, reporter, visit_record);
@@ -138,6 +139,8 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     if (scan->torn_at != 0) {
       summary->torn = path + " offset " + std::to_string(scan->torn_at) + " (" +
                       std::to_string(scan->torn_bytes) + " bytes)";
+      summary->torn_lost_writes = scan->lost_writes;
+      summary->cut_after_lost_writes = scan->cut_after_lost_writes;
       // A crash cut a write short: tqd's (a SIGKILL can end a write part
       // way; that record was not acknowledged yet) or the machine's. After
       // the machine's, under fsync=never or interval, the torn record and
@@ -147,8 +150,9 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
       // synced). Which crash it was cannot be told, and a jump in ids costs
       // nothing, so the bound covers both.
       torn_room = (file_size - scan->torn_at + file_size) / kRecordHeaderSize;
-      // Zero the partial record so that nothing after our next write can
-      // ever be mistaken for data.
+      // Zero the partial record (after a power cut's zeros, everything from
+      // them on) so that nothing after our next write can ever be mistaken
+      // for data.
       auto file = fs.open_for_write(path, false, 0);
       if (!file) return file.error();
       Status s = (*file)->write_at(scan->torn_at, std::string(scan->torn_bytes, '\0'));
@@ -207,7 +211,6 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     summary->seq_bound = std::max(summary->seq_bound, closed_at);
   }
 
-  const PreviousRun previous = read_run_marker(fs, options.dir, *names);
   summary->previous_unclean = !previous.clean;
   if (!previous.clean && may_lose_acknowledged(previous.policy)) {
     log->after_lossy_crash_ = true;

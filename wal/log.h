@@ -44,6 +44,10 @@ struct OpenSummary {
   uint64_t records = 0;
   uint64_t bytes = 0;
   std::string torn;        // "<file> offset N (M bytes)" when a partial record was cut off
+  // What `torn` cut off starts with zeros a power cut left among records
+  // (wal/segment_reader.h), and this many intact records after them went too.
+  bool torn_lost_writes = false;
+  uint64_t cut_after_lost_writes = 0;
   uint64_t dropped = 0;    // recover: how many damaged regions were skipped
   // The last run did not close the log, and ran under a policy that can
   // lose acknowledged records in a power cut (run_marker.h): some may be

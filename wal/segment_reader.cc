@@ -88,6 +88,40 @@ Decoded decode_at(std::string_view data, uint64_t file_size, size_t at, Record* 
   return d;
 }
 
+// Whether the damage at `at`, and every damaged region after it, is what a
+// power cut leaves of writes not yet synced: the first record of each region
+// holds zeros a lost sector left (looks_like_lost_sector), or is cut short
+// into the file's zero tail, and what lies between the regions is intact
+// records with rising seqs. Returns how many of those there are, or -1 when
+// some region is anything else (damage).
+int64_t intact_after_lost_writes(std::string_view data, uint64_t file_size, size_t at,
+                                 uint64_t after_seq, uint64_t max_seq) {
+  int64_t intact = 0;
+  std::string buffer;
+  size_t from = at;  // where a damaged region starts
+  while (from < data.size()) {
+    Record record;
+    size_t end = 0;
+    const Decoded d = decode_at(data, file_size, from, &record, &end, &buffer);
+    const size_t next = next_intact(data, from + 1, after_seq, max_seq);
+    const bool cut_short = (d == Decoded::kTruncated || d == Decoded::kBadChecksum) &&
+                           next >= data.size() && end > data.size() && end <= file_size;
+    if (!cut_short &&
+        !looks_like_lost_sector(data, from, std::max(end, from + kRecordHeaderSize))) {
+      return -1;
+    }
+    for (from = next; from < data.size(); from = end) {
+      if (decode_at(data, file_size, from, &record, &end, &buffer) != Decoded::kRecord ||
+          record.seq <= after_seq || record.seq > max_seq) {
+        break;
+      }
+      ++intact;
+      after_seq = record.seq;
+    }
+  }
+  return intact;
+}
+
 }  // namespace
 
 bool read_segment_header(std::string_view data, uint64_t file_size, SegmentHeader* header,
@@ -197,11 +231,18 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
     const bool cut_short = (d == Decoded::kTruncated || d == Decoded::kBadChecksum) && !past_end &&
                            end > data.size() &&
                            next_intact(data, at + 1, scan.last_seq, max_seq) >= data.size();
-    if (options.is_newest && cut_short) {
+    int64_t cut_after = -1;
+    if (options.is_newest && !options.recover && options.after_unclean_stop && !cut_short &&
+        !past_end && d != Decoded::kRecord) {
+      cut_after = intact_after_lost_writes(data, file_size, at, scan.last_seq, max_seq);
+    }
+    if (options.is_newest && (cut_short || cut_after >= 0)) {
       scan.torn_at = at;
       size_t last = data.size();
       while (last > at && data[last - 1] == 0) --last;
       scan.torn_bytes = last - at;
+      scan.lost_writes = cut_after >= 0;
+      scan.cut_after_lost_writes = cut_after > 0 ? static_cast<uint64_t>(cut_after) : 0;
       break;
     }
     std::string reason = cut_short ? "record cut short" : describe(d);

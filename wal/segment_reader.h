@@ -8,6 +8,18 @@
 //   cut it off. Nothing acknowledged can be in it: replies wait for the
 //   write. A record whose last byte is there was written whole, so a
 //   checksum mismatch in it is damage, even at the very end.
+// - After a run that did not stop cleanly (`after_unclean_stop`), zeros
+//   where records were in the newest segment, with intact records after
+//   them, are what a power cut leaves: the disk kept some pages of writes
+//   not yet synced and not others (page writeback has no order). Every
+//   damaged region from there on must look like that (a whole sector of
+//   zeros, or zeros to the end of a sector, or a record cut short into the
+//   file's zero tail), and then the scan ends before the first one as it
+//   does before a torn write (`torn_at`), counting the intact records it
+//   cuts off with it (`cut_after_lost_writes`). Under fsync=always none of
+//   them was acknowledged: a sync that covered them covered the zeros too.
+//   Any other damage there, and the same zeros after a clean stop, stay
+//   corruption (LevelDB and etcd cut a log's unsynced tail the same way).
 // - A segment file has its full size on disk before it gets its name, and
 //   records are only written inside it, so a crash never leaves a file
 //   shorter than a header or a record running past the end of its file:
@@ -54,6 +66,10 @@ struct SegmentScan {
   uint64_t last_seq = 0;    // 0 when the segment holds no record
   uint64_t torn_at = 0;     // offset of a cut-off partial record; 0 when none
   uint64_t torn_bytes = 0;
+  // torn_at starts zeros a power cut left among records (see above): how
+  // many intact records after it were cut off with it; 0 for a torn write.
+  bool lost_writes = false;
+  uint64_t cut_after_lost_writes = 0;
   bool no_header = false;   // the newest segment is all zeros: created, never written
   bool header_damaged = false;  // recover: `header` is ScanOptions::assumed
   // recover: everything after the last intact record was dropped (or the file
@@ -64,6 +80,10 @@ struct SegmentScan {
 struct ScanOptions {
   bool is_newest = false;     // the last segment: a torn tail is a crash, not damage
   bool recover = false;       // skip damage (reporting it) instead of failing
+  // The run that wrote the log did not stop cleanly (wal/run_marker.h): a
+  // power cut's zeros among the newest segment's records are its unsynced
+  // tail, not damage.
+  bool after_unclean_stop = false;
   uint64_t expected_seq = 0;  // the seq the first record must have; 0: take the header's
   SegmentHeader assumed;      // recover: stands in for a damaged header
 };

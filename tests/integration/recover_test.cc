@@ -318,6 +318,51 @@ TEST_SUITE("recover") {
     check_ids_stay_new(dir, tqd);
   }
 
+  TEST_CASE("after a power cut, zeros among the last records cut the log there and tqd starts") {
+    // The disk kept a later sector of the last writes and not an earlier
+    // one (writeback has no order), and the run ended without a clean stop.
+    // tqd cuts the log before the zeros, as before a torn write, and starts:
+    // under fsync: always none of what it cut was acknowledged.
+    DataDir dir;
+    {
+      TqdProcess tqd(dir.options);
+      auto s = tqd.socket();
+      REQUIRE(call(s, "CREATE emails") == "OK created emails");
+      for (int i = 1; i <= 40; ++i) {
+        REQUIRE(call(s, "ENQUEUE emails job " + std::to_string(i) + std::string(60, '.')) ==
+                "OK " + std::to_string(i));
+      }
+      REQUIRE(tqd.stop(SIGKILL) == 128 + SIGKILL);
+    }
+    std::string data = read_file(dir.segment());
+    const std::vector<RecordAt> records = records_in(data);
+    const size_t hole = 1536;
+    REQUIRE(records.back().offset > hole + 512);
+    size_t jobs_before = 0;
+    size_t cut_at = 0;
+    size_t intact_after = 0;
+    for (const RecordAt& r : records) {
+      if (r.offset + r.size <= hole) {
+        jobs_before += r.record.type == static_cast<uint8_t>(tq::server::RecordType::kJob);
+      } else if (cut_at == 0) {
+        cut_at = r.offset;
+      }
+      intact_after += r.offset >= hole + 512;
+    }
+    std::fill(data.begin() + hole, data.begin() + hole + 512, '\0');
+    write_file(dir.segment(), data);
+
+    TqdProcess tqd(dir.options);
+    CHECK(logged(tqd, "wal: cut off the log at " + dir.segment() + " offset " +
+                          std::to_string(cut_at) + " ("));
+    CHECK(logged(tqd, "zeros where records were, with " + std::to_string(intact_after) +
+                          " intact record(s) after them, after a run that did not stop cleanly"));
+    CHECK(queues(tqd) == std::vector<std::string>{"emails ready=" + std::to_string(jobs_before) +
+                                                  " held=0 delayed=0 leased=0 dead=0 paused=0"});
+    auto s = tqd.socket();
+    CHECK(id_in(call(s, "ENQUEUE emails after")) > 40);  // no id the cut records held
+  }
+
   TEST_CASE(
       "a crash is logged at the next start - under always as harmless, a junk marker as never") {
     DataDir dir;  // fsync: always, the default

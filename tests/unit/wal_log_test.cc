@@ -1424,9 +1424,10 @@ TEST_SUITE("wal_log") {
       "a sector of zeros among records is refused with a power cut's hint; recover keeps the "
       "rest") {
     // A power cut can keep a later sector of a write and not an earlier
-    // one. Whether that write had been synced (and acknowledged) cannot be
-    // told from the file, so the start stops, says what it looks like, and
-    // --wal-recover skips the hole and keeps the intact records after it.
+    // one, but this log was closed cleanly (no RUNNING): every write was
+    // synced, so the zeros are damage. The start stops, says what it looks
+    // like, and --wal-recover skips the hole and keeps the intact records
+    // after it.
     MemoryFileSystem fs;
     LogOptions o = LogHarness(fs).options();
     o.segment_bytes = 1 << 20;  // one segment
@@ -1469,6 +1470,108 @@ TEST_SUITE("wal_log") {
     std::vector<ReplayedRecord> kept(written.begin(), written.begin() + static_cast<long>(hit));
     kept.insert(kept.end(), written.begin() + static_cast<long>(after), written.end());
     CHECK(h.replayed == kept);
+  }
+
+  TEST_CASE(
+      "after a power cut, zeros among the newest segment's records cut the log there, with the "
+      "intact records after them") {
+    // Page writeback has no order: a power cut can keep a later page of
+    // writes not yet synced and lose an earlier one. RUNNING says the run
+    // did not stop cleanly, so the zeros are its unsynced tail: the log is
+    // cut before them, as before a torn write, and nothing after them is
+    // replayed. Under always, none of it was acknowledged.
+    LogOptions o = LogHarness(*std::make_unique<MemoryFileSystem>()).options();
+    o.fsync = FsyncPolicy::kNever;
+    o.segment_bytes = 1 << 20;
+    for (const size_t hole_size : {size_t{512}, size_t{4096}}) {
+      for (size_t hole = 512; hole < 12 * 1024; hole += 512) {
+        CAPTURE(hole_size);
+        CAPTURE(hole);
+        MemoryFileSystem fs;
+        std::vector<ReplayedRecord> written;
+        std::unique_ptr<MemoryFileSystem> cut;
+        std::string path;
+        std::string full;
+        {
+          LogHarness h(fs);
+          REQUIRE(h.open(o).ok());
+          written = write_records(h, 300);  // written, never synced
+          path = newest_segment(fs);
+          full = fs.contents(path);
+          cut = fs.power_cut_copy();  // RUNNING (synced at open) is there
+        }
+        std::vector<size_t> starts;
+        size_t at = kSegmentHeaderSize;
+        for (const auto& r : written) {
+          starts.push_back(at);
+          at += record_size(r.body.size());
+        }
+        REQUIRE(hole + hole_size < at);
+        size_t hit = 0;  // the first record the hole reaches
+        while (starts[hit] + record_size(written[hit].body.size()) <= hole) ++hit;
+        size_t after = hit;  // the first record wholly after it
+        while (starts[after] < hole + hole_size) ++after;
+        std::string holed = full;
+        std::fill(holed.begin() + static_cast<long>(hole),
+                  holed.begin() + static_cast<long>(hole + hole_size), '\0');
+        cut->set_contents(path, holed);
+
+        LogHarness h(*cut);
+        REQUIRE(h.open(o).ok());
+        const std::vector<ReplayedRecord> kept(written.begin(),
+                                               written.begin() + static_cast<long>(hit));
+        CHECK(h.replayed == kept);
+        CHECK(h.summary.torn_lost_writes);
+        CHECK(h.summary.cut_after_lost_writes == written.size() - after);
+        CHECK(h.summary.torn.find(path + " offset " + std::to_string(starts[hit])) == 0);
+        CHECK(h.summary.seq_bound >= written.back().seq);  // their ids are not issued again
+        CHECK(cut->contents(path).find_first_not_of('\0', starts[hit]) == std::string::npos);
+        // Writing resumes where the log was cut, and the next open reads it all.
+        std::vector<ReplayedRecord> all = kept;
+        for (auto& r : write_records(h, 3, 1000)) all.push_back(r);
+        h.close();
+        LogHarness again(*cut);
+        REQUIRE(again.open(o).ok());
+        CHECK(again.replayed == all);
+        CHECK_FALSE(again.summary.torn_lost_writes);
+      }
+    }
+  }
+
+  TEST_CASE("after a power cut, zeros among records with other damage after them are refused") {
+    // The rule takes zeros for lost writes only when everything after them
+    // is intact records, zeros or a write cut short: a flipped bit further
+    // on is damage, and the start stops as it would without the zeros.
+    LogOptions o = LogHarness(*std::make_unique<MemoryFileSystem>()).options();
+    o.fsync = FsyncPolicy::kNever;
+    o.segment_bytes = 1 << 20;
+    MemoryFileSystem fs;
+    std::unique_ptr<MemoryFileSystem> cut;
+    std::string path;
+    std::string full;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      write_records(h, 300);
+      path = newest_segment(fs);
+      full = fs.contents(path);
+      cut = fs.power_cut_copy();
+    }
+    std::string damaged = full;
+    std::fill(damaged.begin() + 1024, damaged.begin() + 1536, '\0');
+    damaged[6000] ^= 0x01;  // a record well after the hole
+    cut->set_contents(path, damaged);
+    LogHarness h(*cut);
+    const Status s = h.open(o);
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.message().find("what a power cut leaves") != std::string::npos);
+    CHECK(cut->contents(path) == damaged);  // left as it was
+
+    // The same zeros without the flipped bit are cut off.
+    damaged[6000] ^= 0x01;
+    cut->set_contents(path, damaged);
+    CHECK(h.open(o).ok());
+    CHECK(h.summary.torn_lost_writes);
   }
 
   TEST_CASE("a flipped bit is refused without the power cut's hint") {
