@@ -95,6 +95,11 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
 
   const std::vector<uint32_t> ordinals = ordinals_of(files, file_sizes);
   const PreviousRun previous = read_run_marker(fs, options.dir, *names);
+  summary->restored_backup_at_ms = read_backup_marker(fs, options.dir, *names);
+  // A backup's copy ends where the backup did, before the server it came
+  // from closed: only a log of its own is held to its CLOSED.
+  const uint64_t closed_at =
+      summary->restored_backup_at_ms == 0 ? read_closed_marker(fs, options.dir, *names) : 0;
   uint64_t expected = 0;
   bool newest_tail_lost = false;
   uint64_t torn_room = 0;  // records that could have followed a torn write (see below)
@@ -107,8 +112,12 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     const uint64_t file_size = file_sizes[i];
     std::string_view data = files[i]->bytes();
     const uint32_t ordinal = ordinals[i];
-    ScanOptions scan_options{newest, options.recover, !previous.clean, expected,
-                             SegmentHeader{ordinal, first_seqs[i]}};
+    const ScanOptions scan_options{.is_newest = newest,
+                                   .recover = options.recover,
+                                   .after_unclean_stop = !previous.clean,
+                                   .expected_seq = expected,
+                                   .assumed = SegmentHeader{ordinal, first_seqs[i]},
+                                   .synced_seq = closed_at};
     auto visit_record = [&](const Record& record) { return visit(record, ordinal); };
     auto scan = scan_segment(path, data, file_size, scan_options, reporter, visit_record);
     if (!scan) return scan.error();
@@ -194,11 +203,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     summary->seq_bound = std::max(summary->seq_bound, zeros_bound);
   }
 
-  summary->restored_backup_at_ms = read_backup_marker(fs, options.dir, *names);
-  // A backup's copy ends where the backup did, before the server it came
-  // from closed: only a log of its own is held to its CLOSED.
-  const uint64_t closed_at = read_closed_marker(fs, options.dir, *names);
-  if (closed_at > log->next_seq_ - 1 && summary->restored_backup_at_ms == 0) {
+  if (closed_at > log->next_seq_ - 1) {
     if (!options.recover) {
       return Status::corruption(
           "the log ends at record " + std::to_string(log->next_seq_ - 1) +

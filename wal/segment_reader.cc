@@ -228,15 +228,17 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
     // a segment file has its full size before it is named, and every record
     // is written inside it, so no crash leaves that.
     const bool past_end = end > file_size;
+    // Cutting here would take records a clean stop synced: no crash did that.
+    const bool may_cut = options.is_newest && expected > options.synced_seq;
     const bool cut_short = (d == Decoded::kTruncated || d == Decoded::kBadChecksum) && !past_end &&
                            end > data.size() &&
                            next_intact(data, at + 1, scan.last_seq, max_seq) >= data.size();
     int64_t cut_after = -1;
-    if (options.is_newest && !options.recover && options.after_unclean_stop && !cut_short &&
-        !past_end && d != Decoded::kRecord) {
+    if (may_cut && !options.recover && options.after_unclean_stop && !cut_short && !past_end &&
+        d != Decoded::kRecord) {
       cut_after = intact_after_lost_writes(data, file_size, at, scan.last_seq, max_seq);
     }
-    if (options.is_newest && (cut_short || cut_after >= 0)) {
+    if (may_cut && (cut_short || cut_after >= 0)) {
       scan.torn_at = at;
       size_t last = data.size();
       while (last > at && data[last - 1] == 0) --last;

@@ -20,6 +20,8 @@
 //   them was acknowledged: a sync that covered them covered the zeros too.
 //   Any other damage there, and the same zeros after a clean stop, stay
 //   corruption (LevelDB and etcd cut a log's unsynced tail the same way).
+// - Neither is cut off before a record that a clean stop synced
+//   (`synced_seq`): that is damage too, and the file is left as it is.
 // - A segment file has its full size on disk before it gets its name, and
 //   records are only written inside it, so a crash never leaves a file
 //   shorter than a header or a record running past the end of its file:
@@ -86,6 +88,10 @@ struct ScanOptions {
   bool after_unclean_stop = false;
   uint64_t expected_seq = 0;  // the seq the first record must have; 0: take the header's
   SegmentHeader assumed;      // recover: stands in for a damaged header
+  // Records up to this seq were synced by a clean stop (CLOSED): no crash
+  // leaves a torn write or lost writes among them, so neither is cut off
+  // there; it is damage. 0: none known.
+  uint64_t synced_seq = 0;
 };
 
 using RecordVisitor = std::function<Status(const Record& record)>;

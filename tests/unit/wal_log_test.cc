@@ -1574,6 +1574,41 @@ TEST_SUITE("wal_log") {
     CHECK(h.summary.torn_lost_writes);
   }
 
+  TEST_CASE(
+      "after a crash, zeros among records the last clean stop synced are damage, and left as "
+      "they are") {
+    // CLOSED says the log ended at seq 300 when it last stopped cleanly:
+    // those records were synced. The run after it crashed, and zeros lie
+    // among them: damage, not a power cut's lost writes. The start used to
+    // cut (zero) everything after them, and only then refuse for CLOSED.
+    MemoryFileSystem fs;
+    LogOptions o = LogHarness(fs).options();
+    o.segment_bytes = 1 << 20;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      write_records(h, 300);
+    }  // a clean stop: CLOSED
+    std::unique_ptr<MemoryFileSystem> crashed;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      crashed = fs.power_cut_copy();  // with RUNNING
+    }
+    const std::string path = newest_segment(*crashed);
+    std::string damaged = crashed->contents(path);
+    std::fill(damaged.begin() + 1024, damaged.begin() + 1536, '\0');
+    crashed->set_contents(path, damaged);
+    LogHarness h(*crashed);
+    const Status s = h.open(o);
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.message().find("what a power cut leaves") != std::string::npos);
+    CHECK(crashed->contents(path) == damaged);  // left as it was, for --wal-recover
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    CHECK(h.replayed.size() > 250);  // the records after the hole are still there
+  }
+
   TEST_CASE("a flipped bit is refused without the power cut's hint") {
     MemoryFileSystem fs;
     std::vector<ReplayedRecord> written = write_closed_log(fs, 5);
