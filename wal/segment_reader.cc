@@ -92,29 +92,50 @@ Decoded decode_at(std::string_view data, uint64_t file_size, size_t at, Record* 
 // power cut leaves of writes not yet synced: the first record of each region
 // holds zeros a lost sector left (looks_like_lost_sector), or is cut short
 // into the file's zero tail, and what lies between the regions is intact
-// records with rising seqs. Returns how many of those there are, or -1 when
-// some region is anything else (damage).
+// records, each seq one more than the last (the first after a region may
+// skip the ones the region held). Returns how many of those there are, or -1
+// when some region is anything else (damage).
 int64_t intact_after_lost_writes(std::string_view data, uint64_t file_size, size_t at,
                                  uint64_t after_seq, uint64_t max_seq) {
   int64_t intact = 0;
   std::string buffer;
   size_t from = at;  // where a damaged region starts
   while (from < data.size()) {
+    const size_t next = next_intact(data, from + 1, after_seq, max_seq);
     Record record;
     size_t end = 0;
-    const Decoded d = decode_at(data, file_size, from, &record, &end, &buffer);
-    const size_t next = next_intact(data, from + 1, after_seq, max_seq);
-    const bool cut_short = (d == Decoded::kTruncated || d == Decoded::kBadChecksum) &&
-                           next >= data.size() && end > data.size() && end <= file_size;
+    bool cut_short = false;
+    if (next < data.size()) {
+      // Its first record reaches the next intact one at most: a length that
+      // says more is damaged, and zeros past it are other records' (payloads
+      // hold zeros). Decoded in full, completed with the zero tail, it also
+      // cost up to the rest of the file at every region.
+      (void)decode_at(data.substr(0, next), next, from, &record, &end, &buffer);
+      end = std::min(end, next);
+    } else {
+      const Decoded d = decode_at(data, file_size, from, &record, &end, &buffer);
+      if (d == Decoded::kRecord && record.seq == after_seq + 1) return intact + 1;  // ends in zeros
+      cut_short = (d == Decoded::kTruncated || d == Decoded::kBadChecksum) && end > data.size() &&
+                  end <= file_size;
+    }
     if (!cut_short &&
         !looks_like_lost_sector(data, from, std::max(end, from + kRecordHeaderSize))) {
       return -1;
     }
     for (from = next; from < data.size(); from = end) {
-      if (decode_at(data, file_size, from, &record, &end, &buffer) != Decoded::kRecord ||
+      // Only a header that names the next seq is worth its checksum: a
+      // damaged one claiming a long length would cost that at every region.
+      // One that ends in the zero tail is left to the region that follows.
+      if (from != next && (from + kRecordHeaderSize > data.size() || data[from + 12] == 0 ||
+                           get_fixed64(data.data() + from + 13) != after_seq + 1)) {
+        break;
+      }
+      size_t size = 0;
+      if (decode_record(data.substr(from), &record, &size) != Decoded::kRecord ||
           record.seq <= after_seq || record.seq > max_seq) {
         break;
       }
+      end = from + size;
       ++intact;
       after_seq = record.seq;
     }

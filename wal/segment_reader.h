@@ -13,13 +13,14 @@
 //   them, are what a power cut leaves: the disk kept some pages of writes
 //   not yet synced and not others (page writeback has no order). Every
 //   damaged region from there on must look like that (a whole sector of
-//   zeros, or zeros to the end of a sector, or a record cut short into the
-//   file's zero tail), and then the scan ends before the first one as it
-//   does before a torn write (`torn_at`), counting the intact records it
-//   cuts off with it (`cut_after_lost_writes`). Under fsync=always none of
-//   them was acknowledged: a sync that covered them covered the zeros too.
-//   Any other damage there, and the same zeros after a clean stop, stay
-//   corruption (LevelDB and etcd cut a log's unsynced tail the same way).
+//   zeros before the next intact record, or zeros to the end of a sector,
+//   or a record cut short into the file's zero tail), and then the scan
+//   ends before the first one as it does before a torn write (`torn_at`),
+//   counting the intact records it cuts off with it
+//   (`cut_after_lost_writes`). Under fsync=always none of them was
+//   acknowledged: a sync that covered them covered the zeros too. Any other
+//   damage there, and the same zeros after a clean stop, stay corruption
+//   (LevelDB and etcd cut a log's unsynced tail the same way).
 // - Neither is cut off before a record that a clean stop synced
 //   (`synced_seq`): that is damage too, and the file is left as it is.
 // - A segment file has its full size on disk before it gets its name, and
