@@ -216,6 +216,24 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     summary->seq_bound = std::max(summary->seq_bound, closed_at);
   }
 
+  if (!previous.clean) {
+    // The run before may have died between a write and its sync (a kill):
+    // what replay just read may be in the page cache only, and a power cut
+    // would still take it. Replies vouch for replayed records without
+    // waiting (a DEQUEUE hands out a job, a DUPLICATE names one), and under
+    // always nothing would make the ids they hold skipped after that power
+    // cut: so they are made durable before the log calls them so.
+    for (const Segment& segment : log->segments_) {
+      auto file =
+          fs.open_for_write(options.dir + "/" + segment_file_name(segment.first_seq), false, 0);
+      if (!file) return file.error();
+      Status s = (*file)->sync();
+      Status closed = (*file)->close();
+      if (!s.ok()) return s;
+      if (!closed.ok()) return closed;
+    }
+    if (Status s = fs.sync_dir(options.dir); !s.ok()) return s;
+  }
   summary->previous_unclean = !previous.clean;
   if (!previous.clean && may_lose_acknowledged(previous.policy)) {
     log->after_lossy_crash_ = true;
