@@ -246,6 +246,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
                           4 * std::max(newest_file, options.segment_bytes);
     summary->seq_bound += room / kRecordHeaderSize;
   }
+  log->sync_first_batch_ = !previous.clean || options.recover;
   log->backup_marker_ = summary->restored_backup_at_ms != 0;
   const FsyncPolicy marked = policy_to_mark(previous, options.fsync);
   (void)write_run_marker(fs, options.dir, marked);  // best effort
@@ -320,6 +321,10 @@ void Log::flush() {
   if (marker_upgrade_pending_ && !batch.chunks.empty()) {
     batch.run_marker_after = options_.fsync;
     marker_upgrade_pending_ = false;
+  }
+  if (sync_first_batch_ && !batch.chunks.empty()) {
+    batch.sync = true;
+    sync_first_batch_ = false;
   }
   writer_->submit(std::move(batch));
 }

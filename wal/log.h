@@ -205,6 +205,13 @@ class Log {
   // then rewrites it to name always. Otherwise every later crash of this
   // run would be taken for a lossy one: ids skipped, and the log saying so.
   bool marker_upgrade_pending_ = false;
+  // The open found a run that did not stop cleanly, or recovered: the
+  // first batch is synced whatever the policy (Batch::sync). It holds the
+  // caller's id skip (its counters); under never or interval a second crash
+  // could otherwise take it with the ids this run gave out after it, and the
+  // next open, which derives the same skip from the same files, would give
+  // them out again.
+  bool sync_first_batch_ = false;
   // Opened on a backup's copy: its marker goes at the first clean close
   // after a record (the caller's id skip is in the log by then).
   bool backup_marker_ = false;

@@ -150,7 +150,7 @@ void LogWriter::submit(Batch batch) {
   // second file, and sync it, on the loop; so would one whose record is
   // longer than a spare (segments_opened counts that one twice).
   const size_t opened = inline_writes() ? segments_opened(batch, segment_bytes_) : 0;
-  if (inline_writes() && (opened == 0 || (opened == 1 && spare_->ready()))) {
+  if (inline_writes() && !batch.sync && (opened == 0 || (opened == 1 && spare_->ready()))) {
     Status s = write_chunks(batch.chunks);
     if (s.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -233,6 +233,26 @@ Status LogWriter::sync_file(WritableFile& file) {
     if (took > stats_.max_fsync_us) stats_.max_fsync_us = took;
   }
   return s;
+}
+
+Status LogWriter::sync_left_behind() {
+  std::vector<std::unique_ptr<WritableFile>> retired;
+  bool dir = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    retired.swap(retired_);
+    dir = sync_dir_;
+    sync_dir_ = false;
+  }
+  // On a failure the retry writes the batch again, and so leaves (and
+  // hands back) the same files again.
+  Status failure;
+  for (auto& file : retired) {
+    if (Status s = sync_file(*file); !s.ok() && failure.ok()) failure = s;
+    (void)file->close();
+  }
+  if (dir && failure.ok()) failure = fs_.sync_dir(dir_);
+  return failure;
 }
 
 Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
@@ -352,11 +372,14 @@ void LogWriter::process_on_thread(Batch batch, bool retry) {
   // syncing to the usual schedule.
   auto attempt = [&]() -> Status {
     if (Status s = write_chunks(batch.chunks); !s.ok()) return s;
-    if (!inline_writes() || !batch.delete_first_seqs.empty()) {
+    if (!inline_writes() || !batch.delete_first_seqs.empty() || batch.sync) {
       if (file_ && file_dirty_) {
         if (Status s = sync_file(*file_); !s.ok()) return s;
         file_dirty_ = false;
       }
+    }
+    if (inline_writes() && batch.sync) {
+      if (Status s = sync_left_behind(); !s.ok()) return s;
     }
     if (!inline_writes() && batch.run_marker_after) {
       // Best effort, as at open: a marker that still names the weaker

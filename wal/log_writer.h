@@ -81,6 +81,12 @@ struct Batch {
   // fsync=always: once the chunks are durable, rewrite the run marker
   // (RUNNING) to name this policy (Log::flush says when).
   std::optional<FsyncPolicy> run_marker_after;
+  // Durable only once synced, whatever the policy: the files it wrote, and
+  // the names of those it made. For the first batch of a run that followed a
+  // loss (Log::flush says when): it holds what the caller derived from the
+  // loss, and a second crash must not take that while acknowledged records
+  // that depend on it survive in clients' hands.
+  bool sync = false;
 };
 
 struct WriterReport {
@@ -128,8 +134,8 @@ class LogWriter {
   void start();
   // Loop thread. Precondition: !busy(). Under fsync=always the thread writes
   // the batch; otherwise its chunks are written here and now, and the report
-  // is ready when this returns, unless the batch starts a segment (then the
-  // thread writes it, as under always).
+  // is ready when this returns, unless the batch starts a segment or is to
+  // be synced (then the thread writes it, as under always).
   void submit(Batch batch);
   bool busy() const { return busy_; }
   // Loop thread: what happened since the last call. Clears busy() when the
@@ -158,6 +164,9 @@ class LogWriter {
   // `retry`: an inline write that failed on the loop (already reported).
   void process_on_thread(Batch batch, bool retry);
   Status sync_file(WritableFile& file);
+  // Inline modes, thread: syncs the segments the batch just left and the
+  // directory now, not in the background (a batch that must be synced).
+  Status sync_left_behind();
   // Always with zero-fill: writes zeros past `end` (where the records written
   // into file_ stop), see the top of this file.
   Status zero_ahead(uint64_t end);
