@@ -78,6 +78,10 @@ class FileSystem {
   // Takes an exclusive lock on `path` without waiting, and writes our pid
   // into it. Fails with kLocked, naming the holder's pid, when it is held.
   virtual Result<std::unique_ptr<FileLock>> lock(const std::string& path) = 0;
+  // Names this boot of the machine (Linux: /proc/sys/kernel/random/boot_id):
+  // a power cut or an OS crash changes it, a process's crash does not, so
+  // it tells whether writes never synced may be gone. Empty when unknown.
+  virtual std::string boot_id() { return {}; }
 };
 
 // The real thing: POSIX calls, fallocate, fdatasync, flock.

@@ -95,6 +95,9 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
 
   const std::vector<uint32_t> ordinals = ordinals_of(files, file_sizes);
   const PreviousRun previous = read_run_marker(fs, options.dir, *names);
+  // Only a machine's crash loses writes that were not synced: after the
+  // process's alone, zeros among records are damage.
+  const bool unsynced_may_be_lost = machine_restarted_since(previous, fs.boot_id());
   summary->restored_backup_at_ms = read_backup_marker(fs, options.dir, *names);
   // A backup's copy ends where the backup did, before the server it came
   // from closed: only a log of its own is held to its CLOSED.
@@ -114,7 +117,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     const uint32_t ordinal = ordinals[i];
     const ScanOptions scan_options{.is_newest = newest,
                                    .recover = options.recover,
-                                   .after_unclean_stop = !previous.clean,
+                                   .unsynced_may_be_lost = unsynced_may_be_lost,
                                    .expected_seq = expected,
                                    .assumed = SegmentHeader{ordinal, first_seqs[i]},
                                    .synced_seq = closed_at};

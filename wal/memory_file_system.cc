@@ -302,8 +302,14 @@ static std::string power_cut_survivor(const std::string& data, const std::string
   return survivor;
 }
 
+std::string MemoryFileSystem::boot_id() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return "boot " + std::to_string(boot_);
+}
+
 void MemoryFileSystem::lose_unsynced() {
   std::lock_guard<std::mutex> lock(mu_);
+  ++boot_;
   for (auto& [path, file] : files_) {
     file->data = power_cut_survivor(file->data, file->synced);
     file->lose_unsynced_blocks();
@@ -315,6 +321,7 @@ std::unique_ptr<MemoryFileSystem> MemoryFileSystem::power_cut_copy() {
   auto copy = std::make_unique<MemoryFileSystem>();
   std::lock_guard<std::mutex> lock(mu_);
   copy->capacity_ = capacity_;
+  copy->boot_ = boot_ + 1;
   for (const auto& [path, file] : files_) {
     std::string survivor = power_cut_survivor(file->data, file->synced);
     copy->files_[path] = std::make_shared<File>(File{survivor, survivor, {}, {}});

@@ -30,6 +30,9 @@ class MemoryFileSystem final : public FileSystem {
   Status sync_dir(const std::string& dir) override;
   Result<uint64_t> free_bytes(const std::string& dir) override;  // capacity left
   Result<std::unique_ptr<FileLock>> lock(const std::string& path) override;
+  // Changed by a power cut (lose_unsynced, power_cut_copy), as a machine's
+  // is by the restart after one; a new MemoryFileSystem's is "boot 1".
+  std::string boot_id() override;
 
   // --- for tests ---
   // Total bytes all files may occupy; allocations beyond fail with no-space.
@@ -110,6 +113,7 @@ class MemoryFileSystem final : public FileSystem {
   size_t held_syncs_ = 0;  // syncs waiting for the hold to end
   std::condition_variable sync_held_;
   bool hold_creates_ = false;
+  uint64_t boot_ = 1;  // see boot_id()
   std::condition_variable creates_released_;
   size_t syncs_ = 0;
   size_t extent_syncs_ = 0;

@@ -261,6 +261,17 @@ class PosixFileSystem final : public FileSystem {
     }
     return std::unique_ptr<FileLock>(new PosixFileLock(fd));
   }
+
+  std::string boot_id() override {
+    int fd = ::open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return {};
+    char id[64] = {};
+    ssize_t n = ::read(fd, id, sizeof id - 1);
+    ::close(fd);
+    std::string text = n > 0 ? std::string(id, static_cast<size_t>(n)) : std::string();
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    return text;
+  }
 };
 
 }  // namespace

@@ -9,11 +9,13 @@ namespace tq::wal {
 namespace {
 
 // Fixed width, so that rewriting one policy over another in place is one
-// small write inside one sector: it cannot leave a mix of the two.
-std::string contents_of(FsyncPolicy policy) {
+// small write inside one sector: it cannot leave a mix of the two. The
+// boot id (36 characters on Linux) is padded, or cut, to 40.
+std::string contents_of(FsyncPolicy policy, std::string boot_id) {
   std::string text = fsync_policy_name(policy);
   text.resize(8, ' ');
-  return text + "\n";
+  boot_id.resize(40, ' ');
+  return text + "\n" + boot_id + "\n";
 }
 
 // How much a power cut can lose under a policy: always < interval < never.
@@ -42,8 +44,16 @@ PreviousRun read_run_marker(FileSystem& fs, const std::string& dir,
   run.unreadable = true;
   const std::optional<std::string> text = read_marker_text(fs, dir, kRunMarkerName);
   if (!text) return run;
+  // The policy, then (from markers that name one) the boot on a line of its own.
+  const size_t newline = text->find('\n');
+  std::string name = text->substr(0, newline);
+  while (!name.empty() && name.back() == ' ') name.pop_back();
+  if (newline != std::string::npos) {
+    run.boot_id = text->substr(newline + 1);
+    while (!run.boot_id.empty() && run.boot_id.back() == ' ') run.boot_id.pop_back();
+  }
   for (FsyncPolicy policy : {FsyncPolicy::kAlways, FsyncPolicy::kInterval, FsyncPolicy::kNever}) {
-    if (*text == fsync_policy_name(policy)) {
+    if (name == fsync_policy_name(policy)) {
       run.policy = policy;
       run.unreadable = false;
     }
@@ -51,8 +61,14 @@ PreviousRun read_run_marker(FileSystem& fs, const std::string& dir,
   return run;
 }
 
+bool machine_restarted_since(const PreviousRun& previous, const std::string& boot_id) {
+  if (previous.clean) return false;
+  if (previous.boot_id.empty() || boot_id.empty()) return true;  // cannot be told
+  return boot_id.substr(0, 40) != previous.boot_id;
+}
+
 Status write_run_marker(FileSystem& fs, const std::string& dir, FsyncPolicy policy) {
-  return write_marker_file(fs, dir, kRunMarkerName, contents_of(policy));
+  return write_marker_file(fs, dir, kRunMarkerName, contents_of(policy, fs.boot_id()));
 }
 
 Status remove_run_marker(FileSystem& fs, const std::string& dir) {

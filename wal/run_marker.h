@@ -11,7 +11,10 @@
 //
 // The marker is written before the first record of a run and synced (file
 // and directory), so any run that wrote a record left one, unless its close
-// was clean. Writing it is best effort: a full disk at start-up must not
+// was clean. It also names the machine's boot the run began in
+// (FileSystem::boot_id): when the next open runs in the same boot, only the
+// process crashed, and the page cache kept every write it made, synced or
+// not (machine_restarted_since). Writing it is best effort: a full disk at start-up must not
 // stop a server whose reads still work; a run without one is taken for
 // clean, as logs from before the marker are.
 #pragma once
@@ -30,7 +33,14 @@ struct PreviousRun {
   bool clean = true;  // no marker: closed cleanly, or never opened
   FsyncPolicy policy = FsyncPolicy::kAlways;  // unclean: the policy it ran with
   bool unreadable = false;                    // the marker named no policy: kNever is assumed
+  std::string boot_id;  // unclean: the boot it began in; empty when the marker does not say
 };
+
+// Whether writes `previous` made and had not synced may be gone: it did not
+// stop cleanly, and the machine has restarted since (`boot_id` is this
+// boot's), or that cannot be told. After a crash of the process alone they
+// are all still there.
+bool machine_restarted_since(const PreviousRun& previous, const std::string& boot_id);
 
 // `names`: the directory's listing. A marker that cannot be read or parsed
 // counts as an unclean run under fsync=never: it can only be assumed lossy.
@@ -42,7 +52,7 @@ PreviousRun read_run_marker(FileSystem& fs, const std::string& dir,
 // memory until this run writes: a crash before then must skip them again.
 FsyncPolicy policy_to_mark(const PreviousRun& previous, FsyncPolicy current);
 
-// Writes (or rewrites) the marker naming `policy`, synced.
+// Writes (or rewrites) the marker naming `policy` and this boot, synced.
 Status write_run_marker(FileSystem& fs, const std::string& dir, FsyncPolicy policy);
 
 // At a clean close, once everything is durable.

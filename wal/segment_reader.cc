@@ -255,7 +255,7 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
                            end > data.size() &&
                            next_intact(data, at + 1, scan.last_seq, max_seq) >= data.size();
     int64_t cut_after = -1;
-    if (may_cut && !options.recover && options.after_unclean_stop && !cut_short && !past_end &&
+    if (may_cut && !options.recover && options.unsynced_may_be_lost && !cut_short && !past_end &&
         d != Decoded::kRecord) {
       cut_after = intact_after_lost_writes(data, file_size, at, scan.last_seq, max_seq);
     }

@@ -8,18 +8,18 @@
 //   cut it off. Nothing acknowledged can be in it: replies wait for the
 //   write. A record whose last byte is there was written whole, so a
 //   checksum mismatch in it is damage, even at the very end.
-// - After a run that did not stop cleanly (`after_unclean_stop`), zeros
-//   where records were in the newest segment, with intact records after
-//   them, are what a power cut leaves: the disk kept some pages of writes
-//   not yet synced and not others (page writeback has no order). Every
-//   damaged region from there on must look like that (a whole sector of
-//   zeros before the next intact record, or zeros to the end of a sector,
-//   or a record cut short into the file's zero tail), and then the scan
-//   ends before the first one as it does before a torn write (`torn_at`),
-//   counting the intact records it cuts off with it
+// - After a run that did not stop cleanly, in a machine that has restarted
+//   since (`unsynced_may_be_lost`), zeros where records were in the newest
+//   segment, with intact records after them, are what a power cut leaves: the disk kept some pages
+//   of writes not yet synced and not others (page writeback has no order). Every damaged region
+//   from there on must look like that (a whole sector of zeros before the next intact record, or
+//   zeros to the end of a sector, or a record cut short into the file's zero tail), and then the
+//   scan ends before the first one as it does before a torn write (`torn_at`), counting the intact
+//   records it cuts off with it
 //   (`cut_after_lost_writes`). Under fsync=always none of them was
 //   acknowledged: a sync that covered them covered the zeros too. Any other
-//   damage there, and the same zeros after a clean stop, stay corruption
+//   damage there, and the same zeros after a clean stop or after a crash of
+//   the process alone (its page cache kept every write), stay corruption
 //   (LevelDB and etcd cut a log's unsynced tail the same way).
 // - Neither is cut off before a record that a clean stop synced
 //   (`synced_seq`): that is damage too, and the file is left as it is.
@@ -83,10 +83,11 @@ struct SegmentScan {
 struct ScanOptions {
   bool is_newest = false;     // the last segment: a torn tail is a crash, not damage
   bool recover = false;       // skip damage (reporting it) instead of failing
-  // The run that wrote the log did not stop cleanly (wal/run_marker.h): a
-  // power cut's zeros among the newest segment's records are its unsynced
-  // tail, not damage.
-  bool after_unclean_stop = false;
+  // The run that wrote the log did not stop cleanly, and the machine has
+  // restarted since (wal/run_marker.h, machine_restarted_since): a power
+  // cut's zeros among the newest segment's records are its unsynced tail,
+  // not damage.
+  bool unsynced_may_be_lost = false;
   uint64_t expected_seq = 0;  // the seq the first record must have; 0: take the header's
   SegmentHeader assumed;      // recover: stands in for a damaged header
   // Records up to this seq were synced by a clean stop (CLOSED): no crash

@@ -322,7 +322,9 @@ TEST_SUITE("recover") {
     // The disk kept a later sector of the last writes and not an earlier
     // one (writeback has no order), and the run ended without a clean stop.
     // tqd cuts the log before the zeros, as before a torn write, and starts:
-    // under fsync: always none of what it cut was acknowledged.
+    // under fsync: always none of what it cut was acknowledged. Only a
+    // machine that went down loses such writes: after a kill in the same
+    // boot the zeros are damage.
     DataDir dir;
     {
       TqdProcess tqd(dir.options);
@@ -351,6 +353,17 @@ TEST_SUITE("recover") {
     }
     std::fill(data.begin() + hole, data.begin() + hole + 512, '\0');
     write_file(dir.segment(), data);
+    {
+      auto [status, err] = dir.refused();  // the kill left the page cache: damage
+      CHECK(status == 1);
+      CHECK(err.find("what a power cut leaves") != std::string::npos);
+      CHECK(read_file(dir.segment()) == data);
+    }
+    // The boot the run began in, as a machine that went down leaves it.
+    const std::string marker = dir.options.dir + "/data/wal/RUNNING";
+    const std::string running = read_file(marker);
+    REQUIRE(running.rfind("always  \n", 0) == 0);
+    write_file(marker, "always  \n" + std::string(36, '0') + std::string(4, ' ') + "\n");
 
     TqdProcess tqd(dir.options);
     CHECK(logged(tqd, "wal: cut off the log at " + dir.segment() + " offset " +

@@ -1642,6 +1642,7 @@ TEST_SUITE("wal_log") {
     }
     segment.resize(kFile, '\0');
     fs.set_contents(kDir + "/" + segment_file_name(1), segment);
+    fs.lose_unsynced();  // the machine went down: the boot is another one
     LogHarness h(fs);
     const auto started = std::chrono::steady_clock::now();
     REQUIRE(h.open(o).ok());
@@ -1683,6 +1684,41 @@ TEST_SUITE("wal_log") {
     o.recover = true;
     REQUIRE(h.open(o).ok());
     CHECK(h.replayed.size() > 250);  // the records after the hole are still there
+  }
+
+  TEST_CASE("after a kill of the process alone, zeros among records are damage, not lost writes") {
+    // A kill leaves every write in the page cache, synced or not: only a
+    // machine that went down (the next start is in another boot) can lose
+    // some pages of them and keep later ones. The same zeros after a kill
+    // are damage, refused with the file left as it is, though RUNNING says
+    // the run did not stop cleanly: they may lie among acknowledged records.
+    MemoryFileSystem fs;
+    LogOptions o = LogHarness(fs).options();
+    o.segment_bytes = 1 << 20;
+    MemoryFileSystem killed;  // what the page cache holds at the kill
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      write_records(h, 300);
+      copy_log(fs, killed);
+    }
+    REQUIRE(killed.boot_id() == fs.boot_id());
+    const std::string path = newest_segment(killed);
+    std::string damaged = killed.contents(path);
+    std::fill(damaged.begin() + 1024, damaged.begin() + 1536, '\0');
+    killed.set_contents(path, damaged);
+    {
+      LogHarness h(killed);
+      const Status s = h.open(o);
+      REQUIRE_FALSE(s.ok());
+      CHECK(s.message().find("what a power cut leaves") != std::string::npos);
+      CHECK(killed.contents(path) == damaged);  // left as it was
+    }
+    // In another boot they are what a power cut leaves, and are cut off.
+    killed.lose_unsynced();
+    LogHarness h(killed);
+    REQUIRE(h.open(o).ok());
+    CHECK(h.summary.torn_lost_writes);
   }
 
   TEST_CASE("records replayed after a crash are durable before the log says they are") {
