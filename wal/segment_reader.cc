@@ -247,7 +247,8 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
     // nothing written after it, and cutting there would zero records that
     // were acknowledged. And so is one that runs past the end of the file:
     // a segment file has its full size before it is named, and every record
-    // is written inside it, so no crash leaves that.
+    // is written inside it, so no crash leaves that. (Zeros a power cut left
+    // in a written record are lost writes, not damage: see the header.)
     const bool past_end = end > file_size;
     // Cutting here would take records a clean stop synced: no crash did that.
     const bool may_cut = options.is_newest && expected > options.synced_seq;

@@ -7,7 +7,8 @@
 //   cleanly before it and says so in `torn_at`, so the caller can log it and
 //   cut it off. Nothing acknowledged can be in it: replies wait for the
 //   write. A record whose last byte is there was written whole, so a
-//   checksum mismatch in it is damage, even at the very end.
+//   checksum mismatch in it is damage, even at the very end (unless a
+//   sector of it is a power cut's lost writes, below).
 // - After a run that did not stop cleanly, in a machine that has restarted
 //   since (`unsynced_may_be_lost`), zeros where records were in the newest
 //   segment, with intact records after them, are what a power cut leaves: the disk kept some pages
