@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   app.add_option("message", words, "the message (its words are joined with spaces)")->required();
   app.add_option("--count", count, "how many jobs, 1 or more; each gets ' #<n>' after the message")
       ->check(tq::client::whole_number(1, INT32_MAX));
-  app.add_option("--rate", rate, "jobs per second (default: as fast as the server takes them)");
+  app.add_option("--rate", rate, "jobs per second; 0, the default: as fast as the server takes them");
   app.add_option("--reconnect-for", reconnect_for,
                  "after a lost connection, keep trying to reconnect this long (0: never)")
       ->capture_default_str();
