@@ -338,6 +338,7 @@ class Work {
     const Clock::time_point give_up_at = Clock::now() + kConcludeFor;
     bool maybe_sent = false;  // an earlier try may have been carried out
     std::string last_error;   // the last try's, when the server stops answering
+    bool retried_timeout = false;
     for (;;) {
       std::string why;
       const Owner ours = owner(run, &why);
@@ -374,6 +375,12 @@ class Work {
         run.suspect = true;
         maybe_sent = maybe_sent || error.outcome_unknown();
         last_error = error.to_string();
+        // A connection closed as idle is no trouble with the server: the
+        // first such try goes again on a new connection at once.
+        if (error.is(ErrorCode::kTimeout) && !retried_timeout) {
+          retried_timeout = true;
+          continue;
+        }
       }
       if (abort_.cancelled() || Clock::now() >= give_up_at) {
         say(how + "; " + name + " got no answer" +
