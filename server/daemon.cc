@@ -185,7 +185,7 @@ bool Daemon::open_log() {
   }
   bool ids_may_be_lost = summary.dropped > 0 || !summary.torn.empty() ||
                          summary.acknowledged_may_be_lost || summary.only_zeros_left ||
-                         summary.closed_at_seq_missing != 0;
+                         summary.lost_writes_removed || summary.closed_at_seq_missing != 0;
   if (ids_may_be_lost) journal_.skip_lost_ids(summary.seq_bound);
   if (summary.restored_backup_at_ms != 0) {
     // A backup's copy: the server it was taken from went on issuing ids.

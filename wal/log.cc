@@ -107,6 +107,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   bool newest_tail_lost = false;
   uint64_t torn_room = 0;  // records that could have followed a torn write (see below)
   uint64_t zeros_bound = 0;  // the highest seq a removed file of zeros could have held
+  uint64_t lost_writes_bound = 0;  // ... and one whose header a power cut lost
   uint64_t newest_size = 0;  // of the segment writing resumes in
   for (size_t i = 0; i < first_seqs.size(); ++i) {
     const bool newest = i + 1 == first_seqs.size();
@@ -127,10 +128,22 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     if (newest) newest_tail_lost = scan->tail_lost;
     const SegmentHeader& header = scan->header;
     if (scan->no_header) {
-      // Created and never written before a crash: nothing to keep.
+      // Created and never written before a crash, or never synced: nothing
+      // to keep.
       if (Status s = fs.remove(path); !s.ok()) return s;
-      summary->removed.push_back(path + ": it holds only zeros (created, never written)");
-      zeros_bound = std::max(zeros_bound, first_seqs[i] - 1 + file_size / kRecordHeaderSize);
+      const uint64_t could_hold = first_seqs[i] - 1 + file_size / kRecordHeaderSize;
+      if (scan->lost_writes) {
+        summary->removed.push_back(
+            path + ": its first sector, the header's, is zeros, with " +
+            std::to_string(scan->cut_after_lost_writes) +
+            " intact record(s) after it, after a run that did not stop cleanly: a power cut's "
+            "lost writes, none of them synced (under fsync: always, none acknowledged)");
+        lost_writes_bound = std::max(lost_writes_bound, could_hold);
+        summary->lost_writes_removed = true;
+      } else {
+        summary->removed.push_back(path + ": it holds only zeros (created, never written)");
+        zeros_bound = std::max(zeros_bound, could_hold);
+      }
       continue;
     }
     if (newest && options.recover && scan->last_seq == 0) {
@@ -196,6 +209,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   // A file removed above (zeros only) was still named by its first seq: the
   // segment before it held records up to that seq, lost tail or not.
   if (!first_seqs.empty()) summary->seq_bound = std::max(summary->seq_bound, first_seqs.back() - 1);
+  summary->seq_bound = std::max(summary->seq_bound, lost_writes_bound);
   // A log with no record left, only files of zeros, is what a crash leaves
   // only before a new log's first record (every segment starts with a META
   // record, written before the segments before it are deleted). Otherwise

@@ -1,5 +1,7 @@
 #include "wal/memory_file_system.h"
 
+#include <algorithm>
+
 namespace tq::wal {
 
 class MemoryFileSystem::Writable final : public WritableFile {
@@ -324,6 +326,26 @@ std::unique_ptr<MemoryFileSystem> MemoryFileSystem::power_cut_copy() {
   copy->boot_ = boot_ + 1;
   for (const auto& [path, file] : files_) {
     std::string survivor = power_cut_survivor(file->data, file->synced);
+    copy->files_[path] = std::make_shared<File>(File{survivor, survivor, {}, {}});
+  }
+  return copy;
+}
+
+std::unique_ptr<MemoryFileSystem> MemoryFileSystem::power_cut_copy(
+    const std::function<bool(const std::string& path, uint64_t sector)>& keep) {
+  constexpr uint64_t kSector = 512;
+  auto copy = std::make_unique<MemoryFileSystem>();
+  std::lock_guard<std::mutex> lock(mu_);
+  copy->capacity_ = capacity_;
+  copy->boot_ = boot_ + 1;
+  for (const auto& [path, file] : files_) {
+    std::string survivor = power_cut_survivor(file->data, file->synced);
+    for (uint64_t at = 0; at < survivor.size(); at += kSector) {
+      const uint64_t n = std::min<uint64_t>(kSector, survivor.size() - at);
+      if (survivor.compare(at, n, file->data, at, n) != 0 && keep(path, at / kSector)) {
+        survivor.replace(at, n, file->data, at, n);
+      }
+    }
     copy->files_[path] = std::make_shared<File>(File{survivor, survivor, {}, {}});
   }
   return copy;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -66,6 +67,12 @@ class MemoryFileSystem final : public FileSystem {
   // (and the tqd on it) goes on: for checking what a crash at this moment
   // keeps without stopping the server.
   std::unique_ptr<MemoryFileSystem> power_cut_copy();
+  // The same, but the disk wrote back some of what was not synced and not
+  // the rest, in no order: each 512-byte sector that differs from what was
+  // synced keeps its new bytes when `keep(file, sector)` says so. Sizes
+  // stay as synced.
+  std::unique_ptr<MemoryFileSystem> power_cut_copy(
+      const std::function<bool(const std::string& path, uint64_t sector)>& keep);
   // The raw bytes of a file, to inspect or damage.
   std::string contents(const std::string& path);
   void set_contents(const std::string& path, std::string data);

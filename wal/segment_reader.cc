@@ -20,8 +20,10 @@ bool all_zero(std::string_view bytes) {
 // end of their 512-byte sector, or a whole aligned sector of zeros overlaps
 // the record. Only a hint for the operator: the same bytes can be damage
 // beside zeros that were written.
+constexpr size_t kLostSectorBytes = 512;
+
 bool looks_like_lost_sector(std::string_view data, size_t from, size_t to) {
-  constexpr size_t kSector = 512;
+  constexpr size_t kSector = kLostSectorBytes;
   const size_t first_end = (from / kSector + 1) * kSector;
   if (first_end <= data.size() && all_zero(data.substr(from, first_end - from))) return true;
   for (size_t sector = from / kSector * kSector; sector < to && sector + kSector <= data.size();
@@ -171,6 +173,23 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
       // empty segment.
       scan.no_header = true;
       return scan;
+    }
+    // The header goes to disk with the segment's first records, in one
+    // write: a power cut that lost its sector and kept later ones leaves a
+    // segment nothing of which was synced (a sync covering those records
+    // covers the header too).
+    const uint64_t first = options.assumed.first_seq;
+    if (options.is_newest && !cut_short && options.unsynced_may_be_lost && !options.recover &&
+        first > options.synced_seq &&
+        all_zero(data.substr(0, std::min<size_t>(data.size(), kLostSectorBytes)))) {
+      const int64_t later = intact_after_lost_writes(data, file_size, kSegmentHeaderSize, first - 1,
+                                                     first + data.size());
+      if (later >= 0) {
+        scan.no_header = true;
+        scan.lost_writes = true;
+        scan.cut_after_lost_writes = static_cast<uint64_t>(later);
+        return scan;
+      }
     }
     if (cut_short) {
       why += " (" + std::to_string(file_size) +

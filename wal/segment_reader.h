@@ -74,7 +74,10 @@ struct SegmentScan {
   // many intact records after it were cut off with it; 0 for a torn write.
   bool lost_writes = false;
   uint64_t cut_after_lost_writes = 0;
-  bool no_header = false;   // the newest segment is all zeros: created, never written
+  // The newest segment is all zeros: created, never written. Or, with
+  // lost_writes, its first sector (the header's) is zeros and the rest is
+  // a power cut's lost writes, as above: nothing in it was synced.
+  bool no_header = false;
   bool header_damaged = false;  // recover: `header` is ScanOptions::assumed
   // recover: everything after the last intact record was dropped (or the file
   // was cut short), so how many records followed it is unknown.
