@@ -1,6 +1,7 @@
-// The log directory's small marker files (RUNNING, BACKUP): written and
-// removed so that a crash leaves either the old state or the new one, never
-// a marker that is there but empty, or gone but back after a power cut.
+// The log directory's small marker files (RUNNING, NEWEST, CLOSED, BACKUP):
+// written and removed so that a crash leaves either the old state or the new
+// one, never a marker that is there but empty, or gone but back after a
+// power cut.
 #pragma once
 
 #include <optional>

@@ -75,20 +75,47 @@ Status remove_run_marker(FileSystem& fs, const std::string& dir) {
   return remove_marker_file(fs, dir, kRunMarkerName);
 }
 
-uint64_t read_closed_marker(FileSystem& fs, const std::string& dir,
-                            const std::vector<std::string>& names) {
-  if (std::find(names.begin(), names.end(), kClosedMarkerName) == names.end()) return 0;
-  const std::optional<std::string> text = read_marker_text(fs, dir, kClosedMarkerName);
+namespace {
+
+// CLOSED and NEWEST: a seq in decimal.
+uint64_t read_seq_marker(FileSystem& fs, const std::string& dir,
+                         const std::vector<std::string>& names, const char* name) {
+  if (std::find(names.begin(), names.end(), name) == names.end()) return 0;
+  const std::optional<std::string> text = read_marker_text(fs, dir, name);
   if (!text) return 0;
   uint64_t seq = 0;
   auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), seq);
   return ec == std::errc() && end == text->data() + text->size() ? seq : 0;
 }
 
-Status write_closed_marker(FileSystem& fs, const std::string& dir, uint64_t last_seq) {
-  std::string text = std::to_string(last_seq);
+Status write_seq_marker(FileSystem& fs, const std::string& dir, const char* name, uint64_t seq) {
+  std::string text = std::to_string(seq);
   text.resize(20, ' ');  // the widest seq: a rewrite is one write of one size
-  return write_marker_file(fs, dir, kClosedMarkerName, text + "\n");
+  return write_marker_file(fs, dir, name, text + "\n");
+}
+
+}  // namespace
+
+uint64_t read_closed_marker(FileSystem& fs, const std::string& dir,
+                            const std::vector<std::string>& names) {
+  return read_seq_marker(fs, dir, names, kClosedMarkerName);
+}
+
+Status write_closed_marker(FileSystem& fs, const std::string& dir, uint64_t last_seq) {
+  return write_seq_marker(fs, dir, kClosedMarkerName, last_seq);
+}
+
+uint64_t read_newest_marker(FileSystem& fs, const std::string& dir,
+                            const std::vector<std::string>& names) {
+  return read_seq_marker(fs, dir, names, kNewestMarkerName);
+}
+
+Status write_newest_marker(FileSystem& fs, const std::string& dir, uint64_t first_seq) {
+  return write_seq_marker(fs, dir, kNewestMarkerName, first_seq);
+}
+
+Status remove_newest_marker(FileSystem& fs, const std::string& dir) {
+  return remove_marker_file(fs, dir, kNewestMarkerName);
 }
 
 }  // namespace tq::wal

@@ -71,6 +71,27 @@ uint64_t read_closed_marker(FileSystem& fs, const std::string& dir,
 // Writes (or rewrites in place: fixed width) CLOSED naming `last_seq`, synced.
 Status write_closed_marker(FileSystem& fs, const std::string& dir, uint64_t last_seq);
 
+// The NEWEST marker: while RUNNING exists, the first seq of the newest
+// segment the run has made (0: none yet). After a crash nothing else says
+// where the log ended: a newest file deleted by hand, or left out of a copy,
+// reads as the log's end. So it is rewritten each time a segment is made,
+// once the segment's name is durable and, under fsync=always, before any of
+// its records is (the writer's thread does it: never the event loop). A
+// separate file, not a line in RUNNING: tqds from before it compare
+// RUNNING's whole text with a policy's name, and one that found more there
+// would take a crash under always for one under never.
+inline constexpr const char* kNewestMarkerName = "NEWEST";
+
+// The seq NEWEST names; 0 when there is none, or it cannot be read.
+uint64_t read_newest_marker(FileSystem& fs, const std::string& dir,
+                            const std::vector<std::string>& names);
+
+// Writes (or rewrites in place: fixed width) NEWEST naming `first_seq`, synced.
+Status write_newest_marker(FileSystem& fs, const std::string& dir, uint64_t first_seq);
+
+// At a clean close, with RUNNING.
+Status remove_newest_marker(FileSystem& fs, const std::string& dir);
+
 // Whether a power cut may lose acknowledged records under `policy`.
 inline bool may_lose_acknowledged(FsyncPolicy policy) { return policy != FsyncPolicy::kAlways; }
 
