@@ -109,6 +109,9 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   uint64_t zeros_bound = 0;  // the highest seq a removed file of zeros could have held
   uint64_t lost_writes_bound = 0;  // ... and one whose header a power cut lost
   uint64_t newest_size = 0;  // of the segment writing resumes in
+  // Files of no use found by the scan, and why: removed only once NEWEST no
+  // longer names them (below), and not at all when the open is refused.
+  std::vector<std::pair<std::string, std::string>> useless;
   for (size_t i = 0; i < first_seqs.size(); ++i) {
     const bool newest = i + 1 == first_seqs.size();
     const std::string name = segment_file_name(first_seqs[i]);
@@ -130,18 +133,18 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     if (scan->no_header) {
       // Created and never written before a crash, or never synced: nothing
       // to keep.
-      if (Status s = fs.remove(path); !s.ok()) return s;
       const uint64_t could_hold = first_seqs[i] - 1 + file_size / kRecordHeaderSize;
       if (scan->lost_writes) {
-        summary->removed.push_back(
-            path + ": its first sector, the header's, is zeros, with " +
-            std::to_string(scan->cut_after_lost_writes) +
-            " intact record(s) after it, after a run that did not stop cleanly: a power cut's "
-            "lost writes, none of them synced (under fsync: always, none acknowledged)");
+        useless.emplace_back(
+            path, "its first sector, the header's, is zeros, with " +
+                      std::to_string(scan->cut_after_lost_writes) +
+                      " intact record(s) after it, after a run that did not stop cleanly: a "
+                      "power cut's lost writes, none of them synced (under fsync: always, none "
+                      "acknowledged)");
         lost_writes_bound = std::max(lost_writes_bound, could_hold);
         summary->lost_writes_removed = true;
       } else {
-        summary->removed.push_back(path + ": it holds only zeros (created, never written)");
+        useless.emplace_back(path, "it holds only zeros (created, never written)");
         zeros_bound = std::max(zeros_bound, could_hold);
       }
       continue;
@@ -151,9 +154,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
       // recovery starts a segment named by the next seq: this one's name.
       // Sharing it would put the new records into this file, and deleting
       // this segment would then delete them.
-      if (Status s = fs.remove(path); !s.ok()) return s;
-      if (Status s = fs.sync_dir(options.dir); !s.ok()) return s;
-      summary->removed.push_back(path + ": no intact record is left in it");
+      useless.emplace_back(path, "no intact record is left in it");
       expected = std::max(expected, first_seqs[i]);
       continue;
     }
@@ -265,6 +266,21 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   }
   log->sync_first_batch_ = !previous.clean || options.recover;
   log->backup_marker_ = summary->restored_backup_at_ms != 0;
+  // NEWEST names the segment writing resumes in before the files of zeros
+  // go, and before RUNNING, new after a clean stop, makes the next open read
+  // it: a crash in between must not leave it naming a file removed here. If
+  // it cannot be written, none is better than a stale one (best effort).
+  const uint64_t resumed = log->segments_.empty() ? 0 : log->segments_.back().first_seq;
+  if (!write_newest_marker(fs, options.dir, resumed).ok()) {
+    (void)remove_newest_marker(fs, options.dir);
+  }
+  for (const auto& [path, why] : useless) {
+    if (Status s = fs.remove(path); !s.ok()) return s;
+    summary->removed.push_back(path + ": " + why);
+  }
+  if (!useless.empty()) {
+    if (Status s = fs.sync_dir(options.dir); !s.ok()) return s;
+  }
   const FsyncPolicy marked = policy_to_mark(previous, options.fsync);
   (void)write_run_marker(fs, options.dir, marked);  // best effort
   log->marker_upgrade_pending_ = options.fsync == FsyncPolicy::kAlways && marked != options.fsync;
@@ -474,7 +490,7 @@ Status Log::close() {
   // where the log ends now, so that the next open can tell it whole.
   if (s.ok() && healthy_ && fs_ != nullptr && (!after_lossy_crash_ || records_appended_ > 0)) {
     (void)write_closed_marker(*fs_, options_.dir, last_seq());
-    (void)remove_run_marker(*fs_, options_.dir);
+    if (remove_run_marker(*fs_, options_.dir).ok()) (void)remove_newest_marker(*fs_, options_.dir);
   }
   if (s.ok() && healthy_ && fs_ != nullptr && backup_marker_ && records_appended_ > 0) {
     (void)remove_backup_marker(*fs_, options_.dir);

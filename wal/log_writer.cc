@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <utility>
 
 #include "wal/run_marker.h"
 
@@ -303,11 +304,16 @@ Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
         std::lock_guard<std::mutex> lock(mu_);
         if (old) retired_.push_back(std::move(old));
         sync_target_ = std::move(dup).value();
-        sync_dir_ = chunk.opens_segment;  // the new file's name must be durable too
+        if (chunk.opens_segment) {
+          // The new file's name must be durable too, and then NEWEST name it.
+          sync_dir_ = true;
+          newest_marker_seq_ = chunk.first_seq;
+        }
         wake_.notify_one();
       } else {
         if (old) (void)old->close();
         dir_sync_owed_ = chunk.opens_segment;
+        newest_marker_owed_ = chunk.opens_segment ? chunk.first_seq : 0;
       }
     }
     if (dir_sync_owed_) {
@@ -316,6 +322,14 @@ Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
       // open already and would not come back to it.
       if (Status s = fs_.sync_dir(dir_); !s.ok()) return s;
       dir_sync_owed_ = false;
+    }
+    if (newest_marker_owed_ != 0) {
+      // After the name is durable (a marker naming a file a power cut took
+      // would refuse the next start), before any record of the file is
+      // written: a record acknowledged from it is then always one whose
+      // file's loss the next start sees. Owed until it succeeds, as above.
+      if (Status s = write_newest_marker(fs_, dir_, newest_marker_owed_); !s.ok()) return s;
+      newest_marker_owed_ = 0;
     }
     if (const uint64_t end = chunk.offset + chunk.bytes.size() + kEndMarkerRoom; end > file_size_) {
       // A record longer than a segment, in a segment that holds only its
@@ -481,6 +495,7 @@ void LogWriter::run() {
       retired.swap(retired_);
       bool dir = sync_dir_;
       sync_dir_ = false;
+      const uint64_t newest = std::exchange(newest_marker_seq_, 0);
       lock.unlock();
       for (auto& file : retired) {
         if (Status s = sync_file(*file); !s.ok() && failure.ok()) failure = s;
@@ -489,6 +504,10 @@ void LogWriter::run() {
       if (dir) {
         if (Status s = fs_.sync_dir(dir_); !s.ok() && failure.ok()) failure = s;
       }
+      // Once the name is durable (see write_chunks). Best effort: records
+      // are acknowledged before any sync here, and a marker that names an
+      // older segment only makes the next start's check weaker.
+      if (dir && newest != 0 && failure.ok()) (void)write_newest_marker(fs_, dir_, newest);
       lock.lock();
     } else if (sync_due() || !deletions_.empty() || (stopping_ && dirty_.load())) {
       std::shared_ptr<WritableFile> target = sync_target_;

@@ -21,6 +21,14 @@
 // fallocate could be left at any size from zero up: its size is metadata,
 // durable only at the next sync), and replay can take a short one for damage.
 //
+// Once a new segment's name is durable, the thread records its first seq in
+// the NEWEST marker (run_marker.h), so that a start after a crash can tell
+// when the newest file was lost whole. Under always that is part of the
+// batch that starts the segment: synced before its records are written, and
+// retried with them. Under never and interval the thread does it after the
+// directory sync it does anyway, best effort, like the rest of their syncs.
+// It costs one small write and sync per segment, none per batch.
+//
 // Rotation renames a spare file into place when one is ready (SpareSegment):
 // under always a zero-filled one, so fdatasync on the new segment flushes
 // data, not extent metadata; otherwise a preallocated one, so the loop never
@@ -188,6 +196,8 @@ class LogWriter {
   uint64_t file_first_seq_ = 0;
   bool file_dirty_ = false;  // written since the last sync (always mode)
   bool dir_sync_owed_ = false;  // always: file_ is new, its name not yet synced
+  // Always: file_ is new, and NEWEST does not name it yet (its first seq).
+  uint64_t newest_marker_owed_ = 0;
   // Always with zero-fill (zero_ahead): file_'s bytes below written_to_ hold
   // records or zeros that were written, not only fallocated; the file is
   // file_size_ bytes long.
@@ -210,6 +220,9 @@ class LogWriter {
   std::vector<std::unique_ptr<WritableFile>> retired_;
   std::vector<uint64_t> deletions_;
   bool sync_dir_ = false;
+  // Inline modes: after sync_dir_'s sync, NEWEST is to name this segment
+  // (its first seq; 0: no new one).
+  uint64_t newest_marker_seq_ = 0;
   std::atomic<bool> dirty_{false};  // written since the thread last synced
   bool stopping_ = false;
   WriterReport report_;

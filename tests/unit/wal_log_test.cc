@@ -115,6 +115,11 @@ LogOptions tear_first_record(FsyncPolicy policy, MemoryFileSystem& killed) {
   return o;
 }
 
+// The first seq the NEWEST marker names; 0 when there is none.
+uint64_t newest_marked(MemoryFileSystem& fs) {
+  return read_newest_marker(fs, kDir, *fs.list(kDir));
+}
+
 size_t segment_count(MemoryFileSystem& fs) {
   auto listed = fs.list(kDir);
   std::vector<std::string> names = *listed;
@@ -194,6 +199,109 @@ TEST_SUITE("wal_log") {
     // Closed cleanly again, where the log ends now: a plain start is fine.
     LogHarness again(fs);
     CHECK(again.open().ok());
+  }
+
+  TEST_CASE("fsync=always: NEWEST names a new segment before any of its records is written") {
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.spare_segment = false;          // the only writes are the records' (no zeros ahead)
+    o.retry_interval_ms = 3'600'000;  // the killed process writes nothing more
+    REQUIRE(h.open(o).ok());
+    const std::vector<ReplayedRecord> written = write_records(h, 3);
+    CHECK(newest_marked(fs) == 1);
+    // One sync per batch; a new segment adds its file's and NEWEST's.
+    size_t syncs = fs.sync_count();
+    write_records(h, 1, 3);
+    CHECK(fs.sync_count() == syncs + 1);
+    h.log->rotate();
+    write_records(h, 1, 4);
+    CHECK(fs.sync_count() == syncs + 1 + 3);
+    const uint64_t before = newest_marked(fs);
+    CHECK(before == 5);
+    // A kill (or a power cut) in the first write of the next segment: none
+    // of its records is on disk, NEWEST names it all the same.
+    h.log->rotate();
+    fs.set_cut_next_write(kSegmentHeaderSize + 8);
+    const auto a = h.log->append(1, "the first record of a new segment");
+    CHECK_FALSE(h.wait_durable());
+    const std::unique_ptr<MemoryFileSystem> cut = fs.power_cut_copy();
+    const std::string path = kDir + "/" + segment_file_name(a.seq);
+    CHECK(cut->contents(path) == std::string(o.segment_bytes, '\0'));
+    CHECK(newest_marked(*cut) == a.seq);
+    // Its file holds only zeros: it was there, and is removed; nothing is
+    // missing. NEWEST names the segment writing resumes in before it goes.
+    LogHarness after(*cut);
+    REQUIRE(after.open(o).ok());
+    CHECK(after.summary.previous_unclean);
+    CHECK(after.summary.removed ==
+          std::vector<std::string>{path + ": it holds only zeros (created, never written)"});
+    CHECK(after.replayed.size() == 5);
+    CHECK(newest_marked(*cut) == before);
+    const std::unique_ptr<MemoryFileSystem> cut_again = cut->power_cut_copy();
+    after.close();
+    LogHarness again(*cut_again);
+    CHECK(again.open(o).ok());
+  }
+
+  TEST_CASE("fsync=never and interval: NEWEST is written by the writer thread, not the caller") {
+    FsyncPolicy policy = FsyncPolicy::kNever;
+    SUBCASE("never") {
+      policy = FsyncPolicy::kNever;
+    }
+    SUBCASE("interval") {
+      policy = FsyncPolicy::kInterval;
+    }
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.fsync = policy;
+    REQUIRE(h.open(o).ok());
+    write_records(h, 60);  // past half the segment: a spare is made
+    h.log->wait_spare_idle_for_tests();
+    // The rotation into the spare is the caller's; NEWEST's write and sync
+    // would hold it up for as long as the disk takes. The thread gets to it
+    // only after syncing the segment left behind, which is held.
+    fs.set_hold_syncs(true);
+    h.log->rotate();
+    const auto a = h.log->append(1, "the first record of a new segment");
+    auto turn = std::async(std::launch::async, [&h] { h.turn(); });
+    const bool returned = turn.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    CHECK(h.log->stats().writer.spare_segments_used == 1);
+    CHECK(newest_marked(fs) != a.seq);
+    fs.set_hold_syncs(false);
+    turn.wait();
+    REQUIRE(returned);
+    // The thread writes it after the new name's directory sync, before it
+    // goes on to the deletions asked next.
+    h.log->delete_segments_before(h.log->current_segment());
+    h.wait_until([&] { return h.log->stats().segments_deleted > 0; });
+    CHECK(newest_marked(fs) == a.seq);
+  }
+
+  TEST_CASE("RUNNING without NEWEST (a crash of a tqd from before it) opens, and NEWEST is made") {
+    MemoryFileSystem fs;
+    MemoryFileSystem killed;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      write_records(h, 300);
+      copy_log(fs, killed);
+    }
+    REQUIRE(killed.remove(kDir + "/" + kNewestMarkerName).ok());
+    // An older tqd's RUNNING: the policy alone.
+    killed.set_contents(kDir + "/" + kRunMarkerName, "always  \n");
+    const std::vector<std::string> paths = segment_paths(killed);
+    REQUIRE(paths.size() > 2);
+    REQUIRE(killed.remove(paths.back()).ok());  // a loss nothing can show
+    LogHarness h(killed);
+    REQUIRE(h.open().ok());
+    CHECK(h.summary.previous_unclean);
+    CHECK(killed.contents(kDir + "/" + kRunMarkerName).rfind("always  \n", 0) == 0);
+    CHECK(newest_marked(killed) ==
+          parse_segment_file_name(paths[paths.size() - 2].substr(kDir.size() + 1)));
+    h.close();
+    CHECK_FALSE(killed.exists(kDir + "/" + kNewestMarkerName));  // with RUNNING, at a clean close
   }
 
   TEST_CASE("a log cut at every byte of its last record replays to the last whole record") {

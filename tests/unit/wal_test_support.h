@@ -107,6 +107,19 @@ class LogHarness {
     }
   }
 
+  // Waits until `done()` holds, turning the log each time the writer
+  // signals: for what its thread does in the background (fsync=never and
+  // interval), which no durable_seq reports.
+  template <typename Done>
+  void wait_until(Done done) {
+    for (;;) {
+      uint64_t seen = signal_count();
+      turn();
+      if (done()) return;
+      wait_signal_after(seen);
+    }
+  }
+
   // Waits until the writer reports a failure.
   void wait_failed() {
     while (log->healthy()) {
