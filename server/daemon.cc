@@ -183,9 +183,17 @@ bool Daemon::open_log() {
         "past any those records could have held",
         static_cast<unsigned long long>(summary.closed_at_seq_missing));
   }
+  if (summary.newest_missing_first_seq != 0) {
+    LOG_WARN(
+        "wal recover: the log's files from %s on are missing (the previous run, which did not "
+        "stop cleanly, had started it: wal/NEWEST), and what they held is lost; job ids go on "
+        "past any those records could have held",
+        wal::segment_file_name(summary.newest_missing_first_seq).c_str());
+  }
   bool ids_may_be_lost = summary.dropped > 0 || !summary.torn.empty() ||
                          summary.acknowledged_may_be_lost || summary.only_zeros_left ||
-                         summary.lost_writes_removed || summary.closed_at_seq_missing != 0;
+                         summary.lost_writes_removed || summary.closed_at_seq_missing != 0 ||
+                         summary.newest_missing_first_seq != 0;
   if (ids_may_be_lost) journal_.skip_lost_ids(summary.seq_bound);
   if (summary.restored_backup_at_ms != 0) {
     // A backup's copy: the server it was taken from went on issuing ids.

@@ -233,6 +233,31 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     summary->closed_at_seq_missing = closed_at;
     summary->seq_bound = std::max(summary->seq_bound, closed_at);
   }
+  // The same loss after a crash: NEWEST names the newest segment the run
+  // made, and no file from it on is here (one of zeros, removed above, was
+  // here: a crash just after a rotation leaves one). No crash loses a file
+  // whole: its name was durable before NEWEST named it. A backup's copy is
+  // exempt, as from CLOSED: restored over a crashed log's directory, it is
+  // older than that log's markers.
+  const uint64_t newest_at = previous.clean ? 0 : read_newest_marker(fs, options.dir, *names);
+  if (newest_at != 0 && (first_seqs.empty() || first_seqs.back() < newest_at) &&
+      summary->restored_backup_at_ms == 0) {
+    if (!options.recover) {
+      const std::string found =
+          first_seqs.empty() ? std::string("the log has no file")
+                             : "the log's newest file is " + segment_file_name(first_seqs.back());
+      return Status::corruption(
+          found + ", but tqd, which did not stop cleanly, had started " +
+          segment_file_name(newest_at) + " (wal/" + kNewestMarkerName +
+          "): its newest file(s) are missing, deleted or left out of a copy; put them back (to "
+          "start a new, empty log on purpose, remove the whole wal directory)");
+    }
+    summary->newest_missing_first_seq = newest_at;
+    // How many records that file held cannot be known: as many as a
+    // segment of the largest size can.
+    summary->seq_bound =
+        std::max(summary->seq_bound, newest_at - 1 + kMaxSegmentBytes / kRecordHeaderSize);
+  }
 
   if (!previous.clean) {
     // The run before may have died between a write and its sync (a kill):

@@ -67,7 +67,9 @@ struct OpenSummary {
   // file and four more segments could (the writer syncs each segment the
   // loop has left as soon as it is left; four is a margin for a slow disk);
   // when no record is left at all, only files of zeros (which a crash does
-  // not leave), as far as those files could have held.
+  // not leave), as far as those files could have held; when the newest
+  // file(s) are missing (closed_at_seq_missing, newest_missing_first_seq),
+  // as far as they could have held.
   uint64_t seq_bound = 0;
   // No record is left, only files of zeros, which were removed: the first
   // start stopped before its first record, or the disk lost synced data
@@ -80,6 +82,11 @@ struct OpenSummary {
   // Recover only: the log ends before the record a clean close left last
   // (CLOSED names it): its newest file(s) are gone whole. seq_bound covers it.
   uint64_t closed_at_seq_missing = 0;
+  // Recover only: the last run did not close the log, and had made a segment
+  // with this first seq (NEWEST names it, run_marker.h), but no file from it
+  // on is here: the newest file(s) are gone whole. seq_bound covers what a
+  // segment of the largest size could have held from there.
+  uint64_t newest_missing_first_seq = 0;
 };
 
 struct LogStats {

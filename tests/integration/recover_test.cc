@@ -449,6 +449,40 @@ TEST_SUITE("recover") {
     CHECK(id_in(call(s, "ENQUEUE emails again")) > 50);
   }
 
+  TEST_CASE("a log that lost its newest file after a crash stops a plain start") {
+    // No clean stop wrote CLOSED: wal/NEWEST, written as each file is
+    // started, names the newest file the killed tqd had.
+    DataDir dir;  // 64 KiB files, fsync: always
+    {
+      TqdProcess tqd(dir.options);
+      auto s = tqd.socket();
+      REQUIRE(call(s, "CREATE emails") == "OK created emails");
+      const std::string payload(3'000, 'x');  // about 20 jobs a file
+      for (int i = 1; i <= 50; ++i) {
+        REQUIRE(call(s, "ENQUEUE emails " + payload) == "OK " + std::to_string(i));
+      }
+      REQUIRE(tqd.stop(SIGKILL) == 128 + SIGKILL);
+    }
+    std::vector<std::string> segments;
+    for (const auto& entry : std::filesystem::directory_iterator(dir.options.dir + "/data/wal")) {
+      if (entry.path().extension() == ".wal") segments.push_back(entry.path().string());
+    }
+    std::sort(segments.begin(), segments.end());
+    REQUIRE(segments.size() >= 2);
+    REQUIRE(::unlink(segments.back().c_str()) == 0);
+    const std::string lost = std::filesystem::path(segments.back()).filename().string();
+    auto [status, err] = dir.refused();
+    CHECK(status == 1);
+    CHECK(err.find("but tqd, which did not stop cleanly, had started " + lost +
+                   " (wal/NEWEST): its newest file(s) are missing") != std::string::npos);
+    CHECK(err.find("run tqd with --wal-recover") != std::string::npos);
+    // --wal-recover starts from what is left, and gives no id the lost file held.
+    TqdProcess tqd(dir.with({"--wal-recover"}));
+    CHECK(logged(tqd, "wal recover: the log's files from " + lost + " on are missing"));
+    auto s = tqd.socket();
+    CHECK(id_in(call(s, "ENQUEUE emails again")) > 50);
+  }
+
   TEST_CASE("a flipped byte in the last, acknowledged record stops a plain start") {
     // It used to be cut off as a torn write, with a warning only, and its
     // job id handed out again to the next ENQUEUE.

@@ -8,6 +8,7 @@
 
 #include "tests/unit/wal_test_support.h"
 #include "wal/backup.h"
+#include "wal/run_marker.h"
 
 namespace wal_backup_test {
 
@@ -180,6 +181,44 @@ TEST_SUITE("wal_backup") {
     REQUIRE(restored.wait_durable());
     restored.close();
     CHECK(replay_backup(fs).back().body == "after the restore");
+  }
+
+  TEST_CASE("a copy restored over a crashed log's directory opens, its markers left behind") {
+    // The crashed log's NEWEST names a file newer than any in the copy: a
+    // copy is not held to it, as it is not held to CLOSED.
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    const std::string dir = h.options().dir;
+    REQUIRE(h.open().ok());
+    const std::vector<ReplayedRecord> before = write_records(h, 50);
+    const BackupPlan plan = h.log->pin_for_backup();
+    REQUIRE(copy(fs, plan).ok());
+    h.log->unpin_for_backup();
+    write_records(h, 300, 50);
+    // A kill, then the copy put in place of the log's files; RUNNING and
+    // NEWEST stay, as a copy over the directory leaves them.
+    MemoryFileSystem crashed;
+    const std::vector<std::string> names = *fs.list(dir);
+    for (const std::string& name : names) {
+      if (parse_segment_file_name(name) == 0) {
+        crashed.set_contents(dir + "/" + name, fs.contents(dir + "/" + name));
+      }
+    }
+    const std::vector<std::string> copied = *fs.list(kBackupDir);
+    for (const std::string& name : copied) {
+      crashed.set_contents(dir + "/" + name, fs.contents(kBackupDir + "/" + name));
+    }
+    h.close();
+    REQUIRE(read_newest_marker(crashed, dir, *crashed.list(dir)) >
+            parse_segment_file_name(plan.segments.back().name));
+    LogHarness restored(crashed);
+    REQUIRE(restored.open().ok());
+    CHECK(restored.summary.restored_backup_at_ms != 0);
+    CHECK(restored.summary.previous_unclean);
+    CHECK(restored.replayed == before);
+    // NEWEST names the copy's newest file now.
+    CHECK(read_newest_marker(crashed, dir, *crashed.list(dir)) ==
+          parse_segment_file_name(plan.segments.back().name));
   }
 
   TEST_CASE("a cancelled copy stops with an error") {

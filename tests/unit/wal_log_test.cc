@@ -201,6 +201,64 @@ TEST_SUITE("wal_log") {
     CHECK(again.open().ok());
   }
 
+  TEST_CASE("a crashed log that lost its newest file(s) is refused - or recovered past them") {
+    // Nothing in the files left shows it, and no CLOSED says where the log
+    // ended: NEWEST names the newest segment the run had made.
+    MemoryFileSystem fs;
+    MemoryFileSystem killed;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      write_records(h, 300);  // 4 KiB segments: several
+      copy_log(fs, killed);   // what a kill leaves: RUNNING, no CLOSED
+    }
+    const std::vector<std::string> paths = segment_paths(killed);
+    REQUIRE(paths.size() > 2);
+    const uint64_t lost_first_seq = parse_segment_file_name(paths.back().substr(kDir.size() + 1));
+    std::string expected;
+    uint64_t resumed = 0;  // the first seq of the segment writing resumes in
+    SUBCASE("the newest file") {
+      REQUIRE(killed.remove(paths.back()).ok());
+      const std::string left = paths[paths.size() - 2].substr(kDir.size() + 1);
+      expected = "the log's newest file is " + left;
+      resumed = parse_segment_file_name(left);
+    }
+    SUBCASE("every file: the log would start empty, its ids from 1") {
+      for (const std::string& path : paths) REQUIRE(killed.remove(path).ok());
+      expected = "the log has no file";
+    }
+    {
+      LogHarness h(killed);
+      Status opened = h.open();
+      REQUIRE_FALSE(opened.ok());
+      CHECK(opened.code() == Status::Code::kCorruption);
+      CHECK(opened.message() == expected + ", but tqd, which did not stop cleanly, had started " +
+                                    segment_file_name(lost_first_seq) +
+                                    " (wal/NEWEST): its newest file(s) are missing, deleted or "
+                                    "left out of a copy; put them back (to start a new, empty "
+                                    "log on purpose, remove the whole wal directory)");
+      CHECK(h.summary.removed.empty());
+    }
+    LogHarness h(killed);
+    LogOptions o = h.options();
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    CHECK(h.summary.newest_missing_first_seq == lost_first_seq);
+    // How many records the lost file held is not known: as many as the
+    // largest segment can.
+    CHECK(h.summary.seq_bound >= lost_first_seq - 1 + kMaxSegmentBytes / kRecordHeaderSize);
+    CHECK(h.replayed.size() == (resumed == 0 ? 0 : lost_first_seq - 1));
+    CHECK(newest_marked(killed) == resumed);
+    h.log->append(1, "after the recovery");
+    REQUIRE(h.wait_durable());
+    const std::unique_ptr<MemoryFileSystem> crashed_again = killed.power_cut_copy();
+    h.close();
+    // NEWEST names what is there now: a crash after the recovery is no loss.
+    LogHarness again(*crashed_again);
+    CHECK(again.open().ok());
+    CHECK(again.summary.previous_unclean);
+  }
+
   TEST_CASE("fsync=always: NEWEST names a new segment before any of its records is written") {
     MemoryFileSystem fs;
     LogHarness h(fs);
@@ -297,6 +355,7 @@ TEST_SUITE("wal_log") {
     LogHarness h(killed);
     REQUIRE(h.open().ok());
     CHECK(h.summary.previous_unclean);
+    CHECK(h.summary.newest_missing_first_seq == 0);
     CHECK(killed.contents(kDir + "/" + kRunMarkerName).rfind("always  \n", 0) == 0);
     CHECK(newest_marked(killed) ==
           parse_segment_file_name(paths[paths.size() - 2].substr(kDir.size() + 1)));
