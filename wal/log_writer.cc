@@ -239,11 +239,13 @@ Status LogWriter::sync_file(WritableFile& file) {
 Status LogWriter::sync_left_behind() {
   std::vector<std::unique_ptr<WritableFile>> retired;
   bool dir = false;
+  uint64_t newest = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     retired.swap(retired_);
     dir = sync_dir_;
     sync_dir_ = false;
+    newest = std::exchange(newest_marker_seq_, 0);
   }
   // On a failure the retry writes the batch again, and so leaves (and
   // hands back) the same files again.
@@ -253,6 +255,16 @@ Status LogWriter::sync_left_behind() {
     (void)file->close();
   }
   if (dir && failure.ok()) failure = fs_.sync_dir(dir_);
+  if (!failure.ok()) {
+    // The retry finds the new segment open already and would not ask for
+    // its name's sync, or NEWEST, again: both stay owed.
+    std::lock_guard<std::mutex> lock(mu_);
+    sync_dir_ = sync_dir_ || dir;
+    if (newest_marker_seq_ == 0) newest_marker_seq_ = newest;
+    return failure;
+  }
+  // As run() does after this sync: once the name is durable, best effort.
+  if (dir && newest != 0) (void)write_newest_marker(fs_, dir_, newest);
   return failure;
 }
 

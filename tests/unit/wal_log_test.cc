@@ -337,6 +337,36 @@ TEST_SUITE("wal_log") {
     CHECK(newest_marked(fs) == a.seq);
   }
 
+  TEST_CASE("fsync=never: NEWEST names a segment the synced first batch after a crash starts") {
+    // That batch goes to the writer's thread and syncs what it left behind,
+    // the new name too: NEWEST must follow that sync as it follows the
+    // thread's own, or it names the older segment for the new one's life.
+    MemoryFileSystem fs;
+    MemoryFileSystem killed;
+    LogOptions o;
+    {
+      LogHarness h(fs);
+      o = h.options();
+      o.fsync = FsyncPolicy::kNever;
+      REQUIRE(h.open(o).ok());
+      write_records(h, 30);
+      copy_log(fs, killed);  // RUNNING, no CLOSED
+    }
+    LogHarness h(killed);
+    REQUIRE(h.open(o).ok());
+    REQUIRE(h.summary.previous_unclean);
+    h.log->rotate();
+    const auto a = h.log->append(1, "the first record after the crash, in a new segment");
+    REQUIRE(h.wait_durable());
+    h.settle();
+    CHECK(newest_marked(killed) == a.seq);
+    // Its file lost whole now is seen, not read as the log's end.
+    const std::unique_ptr<MemoryFileSystem> cut = killed.power_cut_copy();
+    REQUIRE(cut->remove(kDir + "/" + segment_file_name(a.seq)).ok());
+    LogHarness after(*cut);
+    CHECK_FALSE(after.open(o).ok());
+  }
+
   TEST_CASE("RUNNING without NEWEST (a crash of a tqd from before it) opens, and NEWEST is made") {
     MemoryFileSystem fs;
     MemoryFileSystem killed;
