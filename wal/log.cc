@@ -238,10 +238,12 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   // here: a crash just after a rotation leaves one). No crash loses a file
   // whole: its name was durable before NEWEST named it. A backup's copy is
   // exempt, as from CLOSED: restored over a crashed log's directory, it is
-  // older than that log's markers.
+  // older than that log's markers. So is a log holding a record at or past
+  // NEWEST's seq: a tqd from before NEWEST removed the file of zeros it
+  // named and wrote on in the file before (this tqd moves NEWEST first).
   const uint64_t newest_at = previous.clean ? 0 : read_newest_marker(fs, options.dir, *names);
   if (newest_at != 0 && (first_seqs.empty() || first_seqs.back() < newest_at) &&
-      summary->restored_backup_at_ms == 0) {
+      log->next_seq_ <= newest_at && summary->restored_backup_at_ms == 0) {
     if (!options.recover) {
       const std::string found =
           first_seqs.empty() ? std::string("the log has no file")

@@ -367,6 +367,44 @@ TEST_SUITE("wal_log") {
     CHECK_FALSE(after.open(o).ok());
   }
 
+  TEST_CASE(
+      "NEWEST left behind by a tqd from before it, naming a file it removed and wrote past, is "
+      "not taken for a lost file") {
+    // A crash just after a rotation left NEWEST naming a file of zeros; a tqd
+    // from before NEWEST removed that file, went on writing in the one
+    // before, past the removed file's seq, and crashed too.
+    MemoryFileSystem fs;
+    MemoryFileSystem killed;
+    std::vector<ReplayedRecord> written;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      written = write_records(h, 100);
+      copy_log(fs, killed);
+    }
+    const std::vector<std::string> paths = segment_paths(killed);
+    const uint64_t newest_first = parse_segment_file_name(paths.back().substr(kDir.size() + 1));
+    REQUIRE(written.back().seq > newest_first);
+    REQUIRE(write_newest_marker(killed, kDir, newest_first + 1).ok());
+    LogHarness h(killed);
+    REQUIRE(h.open().ok());
+    CHECK(h.replayed == written);
+    CHECK(h.summary.newest_missing_first_seq == 0);
+    h.close();
+
+    // Past every record it names a file that is missing indeed.
+    {
+      LogHarness again(fs);
+      REQUIRE(again.open().ok());
+      copy_log(fs, killed);
+    }
+    REQUIRE(write_newest_marker(killed, kDir, written.back().seq + 1).ok());
+    LogHarness refused(killed);
+    const Status s = refused.open();
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.message().find("its newest file(s) are missing") != std::string::npos);
+  }
+
   TEST_CASE("RUNNING without NEWEST (a crash of a tqd from before it) opens, and NEWEST is made") {
     MemoryFileSystem fs;
     MemoryFileSystem killed;
