@@ -153,6 +153,29 @@ void two_emails(const DataDir& dir) {
   REQUIRE(tqd.stop(SIGTERM) == 0);
 }
 
+// CREATE emails and 50 jobs of 3,000 bytes (about 20 a 64 KiB file), tqd
+// stopped with `signal`, then its newest log file deleted: the file's name.
+std::string fifty_jobs_then_lose_newest_file(const DataDir& dir, int signal) {
+  {
+    TqdProcess tqd(dir.options);
+    auto s = tqd.socket();
+    REQUIRE(call(s, "CREATE emails") == "OK created emails");
+    const std::string payload(3'000, 'x');
+    for (int i = 1; i <= 50; ++i) {
+      REQUIRE(call(s, "ENQUEUE emails " + payload) == "OK " + std::to_string(i));
+    }
+    REQUIRE(tqd.stop(signal) == (signal == SIGTERM ? 0 : 128 + signal));
+  }
+  std::vector<std::string> segments;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.options.dir + "/data/wal")) {
+    if (entry.path().extension() == ".wal") segments.push_back(entry.path().string());
+  }
+  std::sort(segments.begin(), segments.end());
+  REQUIRE(segments.size() >= 2);
+  REQUIRE(::unlink(segments.back().c_str()) == 0);
+  return std::filesystem::path(segments.back()).filename().string();
+}
+
 }  // namespace
 
 TEST_SUITE("recover") {
@@ -422,23 +445,7 @@ TEST_SUITE("recover") {
     // Nothing in the files left shows it: CLOSED, written at the clean stop,
     // says where the log ended.
     DataDir dir;  // 64 KiB files
-    {
-      TqdProcess tqd(dir.options);
-      auto s = tqd.socket();
-      REQUIRE(call(s, "CREATE emails") == "OK created emails");
-      const std::string payload(3'000, 'x');  // about 20 jobs a file
-      for (int i = 1; i <= 50; ++i) {
-        REQUIRE(call(s, "ENQUEUE emails " + payload) == "OK " + std::to_string(i));
-      }
-      REQUIRE(tqd.stop(SIGTERM) == 0);
-    }
-    std::vector<std::string> segments;
-    for (const auto& entry : std::filesystem::directory_iterator(dir.options.dir + "/data/wal")) {
-      if (entry.path().extension() == ".wal") segments.push_back(entry.path().string());
-    }
-    std::sort(segments.begin(), segments.end());
-    REQUIRE(segments.size() >= 2);
-    REQUIRE(::unlink(segments.back().c_str()) == 0);
+    fifty_jobs_then_lose_newest_file(dir, SIGTERM);
     auto [status, err] = dir.refused();
     CHECK(status == 1);
     CHECK(err.find("its newest file(s) are missing") != std::string::npos);
@@ -453,24 +460,7 @@ TEST_SUITE("recover") {
     // No clean stop wrote CLOSED: wal/NEWEST, written as each file is
     // started, names the newest file the killed tqd had.
     DataDir dir;  // 64 KiB files, fsync: always
-    {
-      TqdProcess tqd(dir.options);
-      auto s = tqd.socket();
-      REQUIRE(call(s, "CREATE emails") == "OK created emails");
-      const std::string payload(3'000, 'x');  // about 20 jobs a file
-      for (int i = 1; i <= 50; ++i) {
-        REQUIRE(call(s, "ENQUEUE emails " + payload) == "OK " + std::to_string(i));
-      }
-      REQUIRE(tqd.stop(SIGKILL) == 128 + SIGKILL);
-    }
-    std::vector<std::string> segments;
-    for (const auto& entry : std::filesystem::directory_iterator(dir.options.dir + "/data/wal")) {
-      if (entry.path().extension() == ".wal") segments.push_back(entry.path().string());
-    }
-    std::sort(segments.begin(), segments.end());
-    REQUIRE(segments.size() >= 2);
-    REQUIRE(::unlink(segments.back().c_str()) == 0);
-    const std::string lost = std::filesystem::path(segments.back()).filename().string();
+    const std::string lost = fifty_jobs_then_lose_newest_file(dir, SIGKILL);
     auto [status, err] = dir.refused();
     CHECK(status == 1);
     CHECK(err.find("but tqd, which did not stop cleanly, had started " + lost +
