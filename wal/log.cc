@@ -1,6 +1,7 @@
 #include "wal/log.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "wal/run_marker.h"
@@ -112,6 +113,12 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   // Files of no use found by the scan, and why: removed only once NEWEST no
   // longer names them (below), and not at all when the open is refused.
   std::vector<std::pair<std::string, std::string>> useless;
+  struct Cut {
+    std::string path;
+    uint64_t at = 0;
+    uint64_t bytes = 0;
+  };
+  std::optional<Cut> cut;  // a torn write or a power cut's lost writes, in the newest file
   for (size_t i = 0; i < first_seqs.size(); ++i) {
     const bool newest = i + 1 == first_seqs.size();
     const std::string name = segment_file_name(first_seqs[i]);
@@ -176,14 +183,9 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
       // synced). Which crash it was cannot be told, and a jump in ids costs
       // nothing, so the bound covers both.
       torn_room = (file_size - scan->torn_at + file_size) / kRecordHeaderSize;
-      // Zero the partial record (after a power cut's zeros, everything from
-      // them on) so that nothing after our next write can ever be mistaken
-      // for data.
-      auto file = fs.open_for_write(path, false, 0);
-      if (!file) return file.error();
-      Status s = (*file)->write_at(scan->torn_at, std::string(scan->torn_bytes, '\0'));
-      if (s.ok()) s = (*file)->sync();
-      if (!s.ok()) return s;
+      // Zeroed once no check below refuses the open (the files are then
+      // left as they are for --wal-recover).
+      cut = Cut{path, scan->torn_at, scan->torn_bytes};
     }
     // The file is named by its first seq; the name is what finds it again.
     log->segments_.push_back(Segment{header.ordinal, first_seqs[i], scan->end_offset});
@@ -261,6 +263,16 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
         std::max(summary->seq_bound, newest_at - 1 + kMaxSegmentBytes / kRecordHeaderSize);
   }
 
+  if (cut) {
+    // Zero the partial record (after a power cut's zeros, everything from
+    // them on) so that nothing after our next write can ever be mistaken
+    // for data.
+    auto file = fs.open_for_write(cut->path, false, 0);
+    if (!file) return file.error();
+    Status s = (*file)->write_at(cut->at, std::string(cut->bytes, '\0'));
+    if (s.ok()) s = (*file)->sync();
+    if (!s.ok()) return s;
+  }
   if (!previous.clean) {
     // The run before may have died between a write and its sync (a kill):
     // what replay just read may be in the page cache only, and a power cut

@@ -14,14 +14,16 @@ bool all_zero(std::string_view bytes) {
   return true;
 }
 
+// A disk writes a sector whole or not at all.
+constexpr size_t kLostSectorBytes = 512;
+
 // Whether the damage at `from`, in a record said to end at `to`, looks like
 // a sector a power cut did not keep (still the zeros the segment was made
 // of) with later ones of the same write kept: its bytes are zeros to the
 // end of their 512-byte sector, or a whole aligned sector of zeros overlaps
-// the record. Only a hint for the operator: the same bytes can be damage
-// beside zeros that were written.
-constexpr size_t kLostSectorBytes = 512;
-
+// the record. The same bytes can be damage beside zeros that were written,
+// so alone this is only the hint in an error; the rule that cuts lost
+// writes also wants an unclean stop in another boot (segment_reader.h).
 bool looks_like_lost_sector(std::string_view data, size_t from, size_t to) {
   constexpr size_t kSector = kLostSectorBytes;
   const size_t first_end = (from / kSector + 1) * kSector;

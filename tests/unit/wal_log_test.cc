@@ -259,6 +259,35 @@ TEST_SUITE("wal_log") {
     CHECK(again.summary.previous_unclean);
   }
 
+  TEST_CASE(
+      "a crashed log refused for a lost newest file keeps the torn tail of the file before it") {
+    // The file left last looks torn: the open must not cut it before it
+    // refuses, or --wal-recover could no longer keep what it holds.
+    MemoryFileSystem fs;
+    MemoryFileSystem killed;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      write_records(h, 300);  // 4 KiB segments: several
+      copy_log(fs, killed);
+    }
+    const std::vector<std::string> paths = segment_paths(killed);
+    REQUIRE(paths.size() > 2);
+    REQUIRE(killed.remove(paths.back()).ok());
+    const std::string left = paths[paths.size() - 2];
+    std::string data = killed.contents(left);
+    size_t end = data.size();
+    while (end > 0 && data[end - 1] == 0) --end;
+    std::fill(data.begin() + static_cast<long>(end - 8), data.begin() + static_cast<long>(end),
+              '\0');  // the last record's last bytes: a torn write, by its look
+    killed.set_contents(left, data);
+    LogHarness h(killed);
+    const Status opened = h.open();
+    REQUIRE_FALSE(opened.ok());
+    CHECK(opened.message().find("its newest file(s) are missing") != std::string::npos);
+    CHECK(killed.contents(left) == data);
+  }
+
   TEST_CASE("fsync=always: NEWEST names a new segment before any of its records is written") {
     MemoryFileSystem fs;
     LogHarness h(fs);
