@@ -249,22 +249,31 @@ Status LogWriter::sync_left_behind() {
   }
   // On a failure the retry writes the batch again, and so leaves (and
   // hands back) the same files again.
-  Status failure;
-  for (auto& file : retired) {
-    if (Status s = sync_file(*file); !s.ok() && failure.ok()) failure = s;
-    (void)file->close();
-  }
-  if (dir && failure.ok()) failure = fs_.sync_dir(dir_);
+  const Status failure = sync_retired(retired, dir, newest);
   if (!failure.ok()) {
     // The retry finds the new segment open already and would not ask for
     // its name's sync, or NEWEST, again: both stay owed.
     std::lock_guard<std::mutex> lock(mu_);
     sync_dir_ = sync_dir_ || dir;
     if (newest_marker_seq_ == 0) newest_marker_seq_ = newest;
-    return failure;
   }
-  // As run() does after this sync: once the name is durable, best effort.
-  if (dir && newest != 0) (void)write_newest_marker(fs_, dir_, newest);
+  return failure;
+}
+
+Status LogWriter::sync_retired(std::vector<std::unique_ptr<WritableFile>>& retired, bool dir,
+                               uint64_t newest) {
+  Status failure;
+  for (auto& file : retired) {
+    if (Status s = sync_file(*file); !s.ok() && failure.ok()) failure = s;
+    (void)file->close();
+  }
+  if (dir) {
+    if (Status s = fs_.sync_dir(dir_); !s.ok() && failure.ok()) failure = s;
+  }
+  // Once the name is durable (see write_chunks). Best effort: under these
+  // modes records are acknowledged before any sync here, and a marker that
+  // names an older segment only makes the next start's check weaker.
+  if (dir && newest != 0 && failure.ok()) (void)write_newest_marker(fs_, dir_, newest);
   return failure;
 }
 
@@ -509,17 +518,7 @@ void LogWriter::run() {
       sync_dir_ = false;
       const uint64_t newest = std::exchange(newest_marker_seq_, 0);
       lock.unlock();
-      for (auto& file : retired) {
-        if (Status s = sync_file(*file); !s.ok() && failure.ok()) failure = s;
-        (void)file->close();
-      }
-      if (dir) {
-        if (Status s = fs_.sync_dir(dir_); !s.ok() && failure.ok()) failure = s;
-      }
-      // Once the name is durable (see write_chunks). Best effort: records
-      // are acknowledged before any sync here, and a marker that names an
-      // older segment only makes the next start's check weaker.
-      if (dir && newest != 0 && failure.ok()) (void)write_newest_marker(fs_, dir_, newest);
+      failure = sync_retired(retired, dir, newest);
       lock.lock();
     } else if (sync_due() || !deletions_.empty() || (stopping_ && dirty_.load())) {
       std::shared_ptr<WritableFile> target = sync_target_;

@@ -175,6 +175,11 @@ class LogWriter {
   // Inline modes, thread: syncs the segments the batch just left and the
   // directory now, not in the background (a batch that must be synced).
   Status sync_left_behind();
+  // Inline modes, thread: syncs and closes `retired` (files the log has
+  // left), then the directory when `dir` (a new segment's name), then has
+  // NEWEST name `newest` if that all worked. The first failure.
+  Status sync_retired(std::vector<std::unique_ptr<WritableFile>>& retired, bool dir,
+                      uint64_t newest);
   // Always with zero-fill: writes zeros past `end` (where the records written
   // into file_ stop), see the top of this file.
   Status zero_ahead(uint64_t end);
