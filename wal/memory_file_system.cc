@@ -36,10 +36,13 @@ class MemoryFileSystem::Writable final : public WritableFile {
 
   Status sync() override {
     std::unique_lock<std::mutex> lock(fs_.mu_);
-    if (fs_.hold_syncs_) {
+    auto held = [this] {
+      return fs_.hold_syncs_ || (fs_.hold_syncs_of_ && fs_.hold_syncs_of_(path_));
+    };
+    if (held()) {
       ++fs_.held_syncs_;
       fs_.sync_held_.notify_all();
-      fs_.syncs_released_.wait(lock, [this] { return !fs_.hold_syncs_; });
+      fs_.syncs_released_.wait(lock, [&] { return !held(); });
       --fs_.held_syncs_;
     }
     if (fs_.fail_syncs_) return Status::io_error("fdatasync " + path_ + ": injected I/O error");
@@ -277,6 +280,14 @@ void MemoryFileSystem::set_hold_syncs(bool hold) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     hold_syncs_ = hold;
+  }
+  syncs_released_.notify_all();
+}
+
+void MemoryFileSystem::set_hold_syncs_of(std::function<bool(const std::string& path)> which) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    hold_syncs_of_ = std::move(which);
   }
   syncs_released_.notify_all();
 }

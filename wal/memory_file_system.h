@@ -54,7 +54,9 @@ class MemoryFileSystem final : public FileSystem {
   // While set, every sync waits (on its own thread) until it is cleared: a
   // disk whose fdatasync takes as long as the test likes.
   void set_hold_syncs(bool hold);
-  // Blocks until a sync is waiting on set_hold_syncs(true).
+  // The same for the syncs of the files `which` names only (empty: none).
+  void set_hold_syncs_of(std::function<bool(const std::string& path)> which);
+  // Blocks until a sync is waiting on either hold.
   void wait_sync_held();
   // While set, creating a file waits until it is cleared: a disk on which
   // open(O_CREAT) blocks behind other metadata work, as ext4's may.
@@ -116,6 +118,7 @@ class MemoryFileSystem final : public FileSystem {
   size_t dir_syncs_ = 0;
   uint64_t cut_next_write_ = UINT64_MAX;
   bool hold_syncs_ = false;
+  std::function<bool(const std::string& path)> hold_syncs_of_;
   std::condition_variable syncs_released_;
   size_t held_syncs_ = 0;  // syncs waiting for the hold to end
   std::condition_variable sync_held_;
