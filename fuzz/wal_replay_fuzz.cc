@@ -3,9 +3,10 @@
 // runs over them — segment reader, journal decoders, engine restore — with
 // and without --wal-recover, and with and without a RUNNING marker from
 // another boot (a run that a power cut ended, whose lost writes replay cuts
-// off). Damage must come back as a Status, never as a crash, a hang or a
-// sanitizer report; and a cut must leave a log that the next start reads
-// whole, to the same record.
+// off), there also as the file before the newest under fsync=never (a cut
+// there removes the newest). Damage must come back as a Status, never as a
+// crash, a hang or a sanitizer report; and a cut must leave a log that the
+// next start reads whole, to the same record.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -32,6 +33,7 @@ struct Replayed {
   uint64_t records = 0;  // the records replay applied
   bool torn = false;     // it cut a torn write or a power cut's lost writes off
   bool lost_writes = false;
+  bool removed = false;  // it removed files as a power cut's lost writes
 };
 
 // Opens the log in `fs` as tqd would, and closes it again (cleanly, as a
@@ -53,7 +55,8 @@ Replayed replay(tq::wal::MemoryFileSystem& fs, bool recover) {
   if (!log) return Replayed{};
   engine.finish_restore();
   engine.expire_due();
-  return Replayed{true, summary.records, !summary.torn.empty(), summary.torn_lost_writes};
+  return Replayed{true, summary.records, !summary.torn.empty(), summary.torn_lost_writes,
+                  summary.lost_writes_removed};
 }
 
 }  // namespace
@@ -75,6 +78,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     const Replayed first = replay(fs, false);
     if (first.lost_writes && !running) abort();  // only after a run that did not stop cleanly
+    if (first.torn) {
+      const Replayed again = replay(fs, false);
+      if (!again.opened || again.torn || again.records != first.records) abort();
+    }
+  }
+  {
+    // The input as the file the writer was still syncing when the power
+    // went (NEWEST names it), with a newer file after it.
+    tq::wal::MemoryFileSystem fs;
+    fs.set_contents(path, segment + std::string(tq::wal::kEndMarkerRoom, '\0'));
+    std::string newest;
+    tq::wal::append_segment_header(newest, tq::wal::SegmentHeader{2, 1000});
+    tq::wal::append_record(newest, 1, 1000, "x");
+    newest.resize(4096, '\0');
+    fs.set_contents(kDir + "/" + tq::wal::segment_file_name(1000), newest);
+    (void)tq::wal::write_run_marker(fs, kDir, tq::wal::FsyncPolicy::kNever);
+    (void)tq::wal::write_newest_marker(fs, kDir, 1);
+    fs.lose_unsynced();
+    const Replayed first = replay(fs, false);
+    if (first.torn && !first.removed) abort();  // the newest file is whole: only a cut before it
     if (first.torn) {
       const Replayed again = replay(fs, false);
       if (!again.opened || again.torn || again.records != first.records) abort();

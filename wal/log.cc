@@ -1,6 +1,7 @@
 #include "wal/log.h"
 
 #include <algorithm>
+#include <functional>
 #include <optional>
 #include <utility>
 
@@ -118,7 +119,25 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     uint64_t at = 0;
     uint64_t bytes = 0;
   };
-  std::optional<Cut> cut;  // a torn write or a power cut's lost writes, in the newest file
+  std::optional<Cut> cut;  // a torn write or a power cut's lost writes
+  // After a crash, NEWEST names the newest segment the run made (below); 0
+  // when it made none.
+  const std::optional<uint64_t> newest_marked =
+      previous.clean ? std::nullopt : read_newest_marker(fs, options.dir, *names);
+  const uint64_t newest_at = newest_marked.value_or(0);
+  // Under never and interval the writer syncs a file it has left in the
+  // background, and syncs no file before those left before it: a power cut
+  // just after a rotation can leave a file before the newest with zeros
+  // where its last records were, and later files holding records none of
+  // which was synced. The log is then cut there, and the later files go.
+  // Only in a file from the one NEWEST names on: the writer names a new
+  // segment there once every file before it is synced, so zeros in an
+  // older one are damage (a sector gone bad), and the synced files after
+  // them stay, for --wal-recover. Nor without NEWEST (a tqd from before it).
+  const bool background_synced_files_may_be_lost = unsynced_may_be_lost &&
+                                                   may_lose_acknowledged(previous.policy) &&
+                                                   !options.recover && newest_marked.has_value();
+  std::vector<int64_t> later_records;  // in each file after i, when they are only lost writes
   for (size_t i = 0; i < first_seqs.size(); ++i) {
     const bool newest = i + 1 == first_seqs.size();
     const std::string name = segment_file_name(first_seqs[i]);
@@ -126,17 +145,49 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     const uint64_t file_size = file_sizes[i];
     std::string_view data = files[i]->bytes();
     const uint32_t ordinal = ordinals[i];
+    std::function<bool()> later_files_unsynced;
+    if (!newest && background_synced_files_may_be_lost && first_seqs[i] >= newest_at) {
+      later_files_unsynced = [&, i] {
+        later_records.clear();
+        for (size_t j = i + 1; j < first_seqs.size(); ++j) {
+          const int64_t n =
+              count_records_among_lost_writes(files[j]->bytes(), file_sizes[j], first_seqs[j]);
+          if (n < 0) return false;
+          later_records.push_back(n);
+        }
+        return true;
+      };
+    }
     const ScanOptions scan_options{.is_newest = newest,
                                    .recover = options.recover,
                                    .unsynced_may_be_lost = unsynced_may_be_lost,
                                    .expected_seq = expected,
                                    .assumed = SegmentHeader{ordinal, first_seqs[i]},
-                                   .synced_seq = closed_at};
+                                   .synced_seq = closed_at,
+                                   .later_files_unsynced = later_files_unsynced};
     auto visit_record = [&](const Record& record) { return visit(record, ordinal); };
     auto scan = scan_segment(path, data, file_size, scan_options, reporter, visit_record);
     if (!scan) return scan.error();
     if (newest) newest_tail_lost = scan->tail_lost;
     const SegmentHeader& header = scan->header;
+    // Cut before the newest file (above): the files after it go, with what
+    // their records' seqs could have reached.
+    const bool cut_before_newest = !newest && (scan->torn_at != 0 || scan->no_header);
+    uint64_t cut_later = 0;  // intact records in them
+    for (size_t j = i + 1; cut_before_newest && j < first_seqs.size(); ++j) {
+      const uint64_t intact = static_cast<uint64_t>(later_records.at(j - i - 1));
+      cut_later += intact;
+      useless.emplace_back(
+          options.dir + "/" + segment_file_name(first_seqs[j]),
+          "it follows the zeros a power cut left in " + name +
+              ", and holds only what such a cut leaves of writes not yet synced (" +
+              std::to_string(intact) +
+              " intact record(s)): under fsync: never or interval a file left behind is synced "
+              "in the background, and no file after it before it");
+      lost_writes_bound =
+          std::max(lost_writes_bound, first_seqs[j] - 1 + file_sizes[j] / kRecordHeaderSize);
+      summary->lost_writes_removed = true;
+    }
     if (scan->no_header) {
       // Created and never written before a crash, or never synced: nothing
       // to keep.
@@ -144,7 +195,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
       if (scan->lost_writes) {
         useless.emplace_back(
             path, "its first sector, the header's, is zeros, with " +
-                      std::to_string(scan->cut_after_lost_writes) +
+                      std::to_string(scan->cut_after_lost_writes + cut_later) +
                       " intact record(s) after it, after a run that did not stop cleanly: a "
                       "power cut's lost writes, none of them synced (under fsync: always, none "
                       "acknowledged)");
@@ -154,6 +205,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
         useless.emplace_back(path, "it holds only zeros (created, never written)");
         zeros_bound = std::max(zeros_bound, could_hold);
       }
+      if (cut_before_newest) break;
       continue;
     }
     if (newest && options.recover && scan->last_seq == 0) {
@@ -173,7 +225,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
       summary->torn = path + " offset " + std::to_string(scan->torn_at) + " (" +
                       std::to_string(scan->torn_bytes) + " bytes)";
       summary->torn_lost_writes = scan->lost_writes;
-      summary->cut_after_lost_writes = scan->cut_after_lost_writes;
+      summary->cut_after_lost_writes = scan->cut_after_lost_writes + cut_later;
       // A crash cut a write short: tqd's (a SIGKILL can end a write part
       // way; that record was not acknowledged yet) or the machine's. After
       // the machine's, under fsync=never or interval, the torn record and
@@ -202,6 +254,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     } else {
       expected = header.first_seq;
     }
+    if (cut_before_newest) break;
   }
   if (expected != 0) log->next_seq_ = expected;
   log->durable_seq_ = log->next_seq_ - 1;
@@ -243,7 +296,6 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   // older than that log's markers. So is a log holding a record at or past
   // NEWEST's seq: a tqd from before NEWEST removed the file of zeros it
   // named and wrote on in the file before (this tqd moves NEWEST first).
-  const uint64_t newest_at = previous.clean ? 0 : read_newest_marker(fs, options.dir, *names);
   if (newest_at != 0 && (first_seqs.empty() || first_seqs.back() < newest_at) &&
       log->next_seq_ <= newest_at && summary->restored_backup_at_ms == 0) {
     if (!options.recover) {
@@ -263,16 +315,6 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
         std::max(summary->seq_bound, newest_at - 1 + kMaxSegmentBytes / kRecordHeaderSize);
   }
 
-  if (cut) {
-    // Zero the partial record (after a power cut's zeros, everything from
-    // them on) so that nothing after our next write can ever be mistaken
-    // for data.
-    auto file = fs.open_for_write(cut->path, false, 0);
-    if (!file) return file.error();
-    Status s = (*file)->write_at(cut->at, std::string(cut->bytes, '\0'));
-    if (s.ok()) s = (*file)->sync();
-    if (!s.ok()) return s;
-  }
   if (!previous.clean) {
     // The run before may have died between a write and its sync (a kill):
     // what replay just read may be in the page cache only, and a power cut
@@ -319,6 +361,18 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   }
   if (!useless.empty()) {
     if (Status s = fs.sync_dir(options.dir); !s.ok()) return s;
+  }
+  if (cut) {
+    // Zero the partial record (after a power cut's zeros, everything from
+    // them on) so that nothing after our next write can ever be mistaken
+    // for data. Once the files after it are gone: a crash in between must
+    // not leave them after a file that ends before their first seq (a
+    // segment missing, damage), but a cut the next start makes again.
+    auto file = fs.open_for_write(cut->path, false, 0);
+    if (!file) return file.error();
+    Status s = (*file)->write_at(cut->at, std::string(cut->bytes, '\0'));
+    if (s.ok()) s = (*file)->sync();
+    if (!s.ok()) return s;
   }
   const FsyncPolicy marked = policy_to_mark(previous, options.fsync);
   (void)write_run_marker(fs, options.dir, marked);  // best effort

@@ -48,8 +48,9 @@ struct OpenSummary {
   // (wal/segment_reader.h), and this many intact records after them went too.
   bool torn_lost_writes = false;
   uint64_t cut_after_lost_writes = 0;
-  // The newest segment was removed as a power cut's lost writes (its header's
-  // sector lost, records after it): seq_bound covers what it could hold.
+  // Segments were removed as a power cut's lost writes (the newest, its
+  // header's sector lost, records after it; or the files after a cut in a
+  // file before the newest): seq_bound covers what they could hold.
   bool lost_writes_removed = false;
   uint64_t dropped = 0;    // recover: how many damaged regions were skipped
   // The last run did not close the log, and ran under a policy that can

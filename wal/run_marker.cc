@@ -78,14 +78,15 @@ Status remove_run_marker(FileSystem& fs, const std::string& dir) {
 namespace {
 
 // CLOSED and NEWEST: a seq in decimal.
-uint64_t read_seq_marker(FileSystem& fs, const std::string& dir,
-                         const std::vector<std::string>& names, const char* name) {
-  if (std::find(names.begin(), names.end(), name) == names.end()) return 0;
+std::optional<uint64_t> read_seq_marker(FileSystem& fs, const std::string& dir,
+                                        const std::vector<std::string>& names, const char* name) {
+  if (std::find(names.begin(), names.end(), name) == names.end()) return std::nullopt;
   const std::optional<std::string> text = read_marker_text(fs, dir, name);
-  if (!text) return 0;
+  if (!text) return std::nullopt;
   uint64_t seq = 0;
   auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), seq);
-  return ec == std::errc() && end == text->data() + text->size() ? seq : 0;
+  if (ec != std::errc() || end != text->data() + text->size()) return std::nullopt;
+  return seq;
 }
 
 Status write_seq_marker(FileSystem& fs, const std::string& dir, const char* name, uint64_t seq) {
@@ -98,15 +99,15 @@ Status write_seq_marker(FileSystem& fs, const std::string& dir, const char* name
 
 uint64_t read_closed_marker(FileSystem& fs, const std::string& dir,
                             const std::vector<std::string>& names) {
-  return read_seq_marker(fs, dir, names, kClosedMarkerName);
+  return read_seq_marker(fs, dir, names, kClosedMarkerName).value_or(0);
 }
 
 Status write_closed_marker(FileSystem& fs, const std::string& dir, uint64_t last_seq) {
   return write_seq_marker(fs, dir, kClosedMarkerName, last_seq);
 }
 
-uint64_t read_newest_marker(FileSystem& fs, const std::string& dir,
-                            const std::vector<std::string>& names) {
+std::optional<uint64_t> read_newest_marker(FileSystem& fs, const std::string& dir,
+                                           const std::vector<std::string>& names) {
   return read_seq_marker(fs, dir, names, kNewestMarkerName);
 }
 

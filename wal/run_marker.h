@@ -19,6 +19,7 @@
 // clean, as logs from before the marker are.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -82,9 +83,10 @@ Status write_closed_marker(FileSystem& fs, const std::string& dir, uint64_t last
 // would take a crash under always for one under never.
 inline constexpr const char* kNewestMarkerName = "NEWEST";
 
-// The seq NEWEST names; 0 when there is none, or it cannot be read.
-uint64_t read_newest_marker(FileSystem& fs, const std::string& dir,
-                            const std::vector<std::string>& names);
+// The seq NEWEST names (0: the log had no segment yet); nullopt when there
+// is none, or it cannot be read.
+std::optional<uint64_t> read_newest_marker(FileSystem& fs, const std::string& dir,
+                                           const std::vector<std::string>& names);
 
 // Writes (or rewrites in place: fixed width) NEWEST naming `first_seq`, synced.
 Status write_newest_marker(FileSystem& fs, const std::string& dir, uint64_t first_seq);

@@ -149,6 +149,40 @@ int64_t intact_after_lost_writes(std::string_view data, uint64_t file_size, size
 
 }  // namespace
 
+int64_t count_records_among_lost_writes(std::string_view data, uint64_t file_size,
+                                        uint64_t first_seq) {
+  if (file_size < kSegmentHeaderSize) return -1;  // cut short (scan_segment)
+  const uint64_t max_seq = first_seq + data.size() / kRecordHeaderSize;
+  SegmentHeader header;
+  std::string why;
+  if (!read_segment_header(data, file_size, &header, &why)) {
+    // The header goes out with the first records: its sector lost, or never
+    // written at all.
+    if (!all_zero(data.substr(0, std::min<size_t>(data.size(), kLostSectorBytes)))) return -1;
+    return intact_after_lost_writes(data, file_size, kSegmentHeaderSize, first_seq - 1, max_seq);
+  }
+  if (header.first_seq != first_seq) return -1;
+  int64_t intact = 0;
+  uint64_t last_seq = first_seq - 1;
+  std::string buffer;
+  for (size_t at = kSegmentHeaderSize; at < data.size();) {
+    Record record;
+    size_t end = 0;
+    const Decoded d = decode_at(data, file_size, at, &record, &end, &buffer);
+    if (d == Decoded::kRecord && record.seq == last_seq + 1) {
+      ++intact;
+      last_seq = record.seq;
+      at = end;
+      continue;
+    }
+    if (d == Decoded::kEnd && all_zero(data.substr(at))) break;
+    if (d == Decoded::kRecord || end > file_size) return -1;
+    const int64_t after = intact_after_lost_writes(data, file_size, at, last_seq, max_seq);
+    return after < 0 ? -1 : intact + after;
+  }
+  return intact;
+}
+
 bool read_segment_header(std::string_view data, uint64_t file_size, SegmentHeader* header,
                          std::string* why) {
   if (data.size() >= kSegmentHeaderSize || file_size <= data.size()) {
@@ -165,6 +199,10 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
   SegmentScan scan;
   std::string why;
   uint64_t expected = options.expected_seq;
+  // A segment before the newest is cut like the newest only after a power
+  // cut under a policy that syncs the files it leaves in the background.
+  const bool retired_may_cut = !options.is_newest && options.later_files_unsynced &&
+                               options.unsynced_may_be_lost && !options.recover;
   if (!read_segment_header(data, file_size, &scan.header, &why)) {
     // A segment file gets its name only once it has its full size on disk
     // (log_writer.cc), so no crash leaves one shorter than a header: it was
@@ -181,12 +219,12 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
     // segment nothing of which was synced (a sync covering those records
     // covers the header too).
     const uint64_t first = options.assumed.first_seq;
-    if (options.is_newest && !cut_short && options.unsynced_may_be_lost && !options.recover &&
-        first > options.synced_seq &&
+    if ((options.is_newest || retired_may_cut) && !cut_short && options.unsynced_may_be_lost &&
+        !options.recover && first > options.synced_seq &&
         all_zero(data.substr(0, std::min<size_t>(data.size(), kLostSectorBytes)))) {
       const int64_t later = intact_after_lost_writes(data, file_size, kSegmentHeaderSize, first - 1,
                                                      first + data.size());
-      if (later >= 0) {
+      if (later >= 0 && (options.is_newest || options.later_files_unsynced())) {
         scan.no_header = true;
         scan.lost_writes = true;
         scan.cut_after_lost_writes = static_cast<uint64_t>(later);
@@ -272,7 +310,7 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
     // in a written record are lost writes, not damage: see the header.)
     const bool past_end = end > file_size;
     // Cutting here would take records a clean stop synced: no crash did that.
-    const bool may_cut = options.is_newest && expected > options.synced_seq;
+    const bool may_cut = (options.is_newest || retired_may_cut) && expected > options.synced_seq;
     const bool cut_short = (d == Decoded::kTruncated || d == Decoded::kBadChecksum) && !past_end &&
                            end > data.size() &&
                            next_intact(data, at + 1, scan.last_seq, max_seq) >= data.size();
@@ -281,12 +319,15 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
         d != Decoded::kRecord) {
       cut_after = intact_after_lost_writes(data, file_size, at, scan.last_seq, max_seq);
     }
-    if (may_cut && (cut_short || cut_after >= 0)) {
+    if (may_cut && (cut_short || cut_after >= 0) &&
+        (options.is_newest || options.later_files_unsynced())) {
       scan.torn_at = at;
       size_t last = data.size();
       while (last > at && data[last - 1] == 0) --last;
       scan.torn_bytes = last - at;
-      scan.lost_writes = cut_after >= 0;
+      // Before the newest file, a write cut short is lost writes too: later
+      // files' were kept.
+      scan.lost_writes = cut_after >= 0 || !options.is_newest;
       scan.cut_after_lost_writes = cut_after > 0 ? static_cast<uint64_t>(cut_after) : 0;
       break;
     }
@@ -302,7 +343,7 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
       reason += " in the last record, which is whole (damage, not a write cut short)";
     }
     if (!options.recover) {
-      if (options.is_newest && !past_end && d != Decoded::kRecord &&
+      if ((options.is_newest || retired_may_cut) && !past_end && d != Decoded::kRecord &&
           looks_like_lost_sector(data, at, std::max(end, at + kRecordHeaderSize))) {
         reason +=
             " (zeros where records were, with records after them: what a power cut "

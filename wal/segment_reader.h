@@ -22,6 +22,12 @@
 //   damage there, and the same zeros after a clean stop or after a crash of
 //   the process alone (its page cache kept every write), stay corruption
 //   (LevelDB and etcd cut a log's unsynced tail the same way).
+// - The same zeros, or a write cut short, in a segment before the newest
+//   are cut the same way when the run synced the files it left in the
+//   background (fsync=never or interval) and every later file holds only
+//   what a power cut leaves of unsynced writes too
+//   (`later_files_unsynced`, count_records_among_lost_writes): the caller
+//   then removes those files.
 // - Neither is cut off before a record that a clean stop synced
 //   (`synced_seq`): that is damage too, and the file is left as it is.
 // - A segment file has its full size on disk before it gets its name, and
@@ -98,6 +104,16 @@ struct ScanOptions {
   // leaves a torn write or lost writes among them, so neither is cut off
   // there; it is damage. 0: none known.
   uint64_t synced_seq = 0;
+  // For a segment before the newest, when that run synced the segments it
+  // left in the background (fsync=never or interval) and
+  // unsynced_may_be_lost: a power cut just after a rotation can lose part of
+  // this file's unsynced tail and keep later files' records. Asked only
+  // when the scan would cut this file as it cuts the newest one: whether
+  // every later file holds nothing but a power cut's lost writes too
+  // (count_records_among_lost_writes). The writer syncs no file before the
+  // files it left before it, so the zeros here say nothing after them was
+  // synced. Unset: damage, as before.
+  std::function<bool()> later_files_unsynced;
 };
 
 using RecordVisitor = std::function<Status(const Record& record)>;
@@ -110,6 +126,14 @@ bool read_segment_header(std::string_view data, uint64_t file_size, SegmentHeade
 // `data` holds the file's bytes up to its last non-zero byte; the file is
 // `file_size` bytes, zeros after `data`. A record that ends in zero bytes at
 // the very end is completed from that zero tail.
+// How many intact records a segment after a power cut's lost writes holds,
+// when everything in it is what that leaves of writes not yet synced: a
+// header naming `first_seq` (or its sector of zeros), intact records in seq
+// order, lost sectors, a write cut short, zeros. -1 when anything in it is
+// damage. `data` and `file_size` as for scan_segment.
+int64_t count_records_among_lost_writes(std::string_view data, uint64_t file_size,
+                                        uint64_t first_seq);
+
 Result<SegmentScan> scan_segment(const std::string& file, std::string_view data, uint64_t file_size,
                                  const ScanOptions& options, Reporter& reporter,
                                  const RecordVisitor& visit);

@@ -153,6 +153,16 @@ void two_emails(const DataDir& dir) {
   REQUIRE(tqd.stop(SIGTERM) == 0);
 }
 
+// The paths of the log's files, oldest first.
+std::vector<std::string> segment_files(const DataDir& dir) {
+  std::vector<std::string> segments;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.options.dir + "/data/wal")) {
+    if (entry.path().extension() == ".wal") segments.push_back(entry.path().string());
+  }
+  std::sort(segments.begin(), segments.end());
+  return segments;
+}
+
 // CREATE emails and 50 jobs of 3,000 bytes (about 20 a 64 KiB file), tqd
 // stopped with `signal`, then its newest log file deleted: the file's name.
 std::string fifty_jobs_then_lose_newest_file(const DataDir& dir, int signal) {
@@ -166,11 +176,7 @@ std::string fifty_jobs_then_lose_newest_file(const DataDir& dir, int signal) {
     }
     REQUIRE(tqd.stop(signal) == (signal == SIGTERM ? 0 : 128 + signal));
   }
-  std::vector<std::string> segments;
-  for (const auto& entry : std::filesystem::directory_iterator(dir.options.dir + "/data/wal")) {
-    if (entry.path().extension() == ".wal") segments.push_back(entry.path().string());
-  }
-  std::sort(segments.begin(), segments.end());
+  const std::vector<std::string> segments = segment_files(dir);
   REQUIRE(segments.size() >= 2);
   REQUIRE(::unlink(segments.back().c_str()) == 0);
   return std::filesystem::path(segments.back()).filename().string();
@@ -397,6 +403,70 @@ TEST_SUITE("recover") {
                                                   " held=0 delayed=0 leased=0 dead=0 paused=0"});
     auto s = tqd.socket();
     CHECK(id_in(call(s, "ENQUEUE emails after")) > 40);  // no id the cut records held
+  }
+
+  TEST_CASE(
+      "fsync never: after a power cut, zeros in the file before the newest cut the log there, "
+      "and the newest file goes") {
+    // The writer syncs a file the log has left in the background: a power
+    // cut in that moment can lose part of its end and keep records in the
+    // newest file, none of them synced. NEWEST still names the file before
+    // the newest (the writer names a new file once the ones before it are
+    // synced), and RUNNING another boot.
+    DataDir dir;
+    dir.options.config_yaml += "  fsync: never\n";
+    {
+      TqdProcess tqd(dir.options);
+      auto s = tqd.socket();
+      REQUIRE(call(s, "CREATE emails") == "OK created emails");
+      for (int i = 1; i <= 700; ++i) {
+        REQUIRE(call(s, "ENQUEUE emails job " + std::to_string(i) + std::string(200, '.')) ==
+                "OK " + std::to_string(i));
+      }
+      REQUIRE(tqd.stop(SIGKILL) == 128 + SIGKILL);
+    }
+    const std::vector<std::string> segments = segment_files(dir);
+    REQUIRE(segments.size() >= 3);
+    const std::string before = segments[segments.size() - 2];
+    const std::string newest = segments.back();
+    const auto is_job = [](const RecordAt& r) {
+      return r.record.type == static_cast<uint8_t>(tq::server::RecordType::kJob);
+    };
+    size_t jobs_kept = 0;
+    for (size_t i = 0; i + 2 < segments.size(); ++i) {
+      const std::vector<RecordAt> records = records_in(read_file(segments[i]));
+      jobs_kept += static_cast<size_t>(std::count_if(records.begin(), records.end(), is_job));
+    }
+    std::string data = read_file(before);
+    const std::vector<RecordAt> records = records_in(data);
+    const size_t hole = 8192;
+    size_t cut_at = 0;
+    for (const RecordAt& r : records) {
+      if (r.offset + r.size <= hole) {
+        jobs_kept += is_job(r);
+      } else if (cut_at == 0) {
+        cut_at = r.offset;
+      }
+    }
+    std::fill(data.begin() + hole, data.begin() + hole + 512, '\0');
+    write_file(before, data);
+    const std::string wal = dir.options.dir + "/data/wal/";
+    const std::string first_seq_of_before = std::filesystem::path(before).stem().string();
+    write_file(wal + "NEWEST", std::to_string(std::stoull(first_seq_of_before)) + "\n");
+    const std::string running = read_file(wal + "RUNNING");
+    REQUIRE(running.rfind("never   \n", 0) == 0);
+    write_file(wal + "RUNNING", "never   \n" + std::string(36, '0') + std::string(4, ' ') + "\n");
+
+    TqdProcess tqd(dir.options);
+    CHECK(logged(tqd, "wal: removed " + newest + ": it follows the zeros a power cut left in " +
+                          std::filesystem::path(before).filename().string()));
+    CHECK(logged(tqd,
+                 "wal: cut off the log at " + before + " offset " + std::to_string(cut_at) + " ("));
+    CHECK_FALSE(std::filesystem::exists(newest));
+    CHECK(queues(tqd) == std::vector<std::string>{"emails ready=" + std::to_string(jobs_kept) +
+                                                  " held=0 delayed=0 leased=0 dead=0 paused=0"});
+    auto s = tqd.socket();
+    CHECK(id_in(call(s, "ENQUEUE emails after")) > 700);  // no id the cut records held
   }
 
   TEST_CASE(
