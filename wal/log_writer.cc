@@ -407,13 +407,15 @@ void LogWriter::process_on_thread(Batch batch, bool retry) {
   // syncing to the usual schedule.
   auto attempt = [&]() -> Status {
     if (Status s = write_chunks(batch.chunks); !s.ok()) return s;
-    if (inline_writes() && (batch.sync || !batch.delete_first_seqs.empty())) {
+    if (inline_writes() && batch.sync) {
       // The files left behind first, as run() does: no file's sync may
       // finish before theirs (a power cut's zeros in one then say that
       // nothing after them was synced: Log::open cuts the log there).
       if (Status s = sync_left_behind(); !s.ok()) return s;
     }
-    if (!inline_writes() || !batch.delete_first_seqs.empty() || batch.sync) {
+    // Inline modes sync a batch's deletions' replacement in run(), after
+    // the files left behind, as any other sync there.
+    if (!inline_writes() || batch.sync) {
       if (file_ && file_dirty_) {
         if (Status s = sync_file(*file_); !s.ok()) return s;
         file_dirty_ = false;
