@@ -145,6 +145,37 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     const uint64_t file_size = file_sizes[i];
     std::string_view data = files[i]->bytes();
     const uint32_t ordinal = ordinals[i];
+    if (i > 0 && background_synced_files_may_be_lost && expected > closed_at &&
+        first_seqs[i - 1] >= newest_at && first_seqs[i] > expected) {
+      // The file before this one ends cleanly short of this one's first
+      // seq: its unsynced end was lost whole, from the start of a record
+      // (where its last sync left it), and writes to this file were kept.
+      // As with zeros in it (below): nothing from here on was synced.
+      std::vector<int64_t> counts;
+      for (size_t j = i; j < first_seqs.size(); ++j) {
+        const int64_t n =
+            count_records_among_lost_writes(files[j]->bytes(), file_sizes[j], first_seqs[j]);
+        if (n < 0) break;
+        counts.push_back(n);
+      }
+      if (counts.size() == first_seqs.size() - i) {
+        for (size_t j = i; j < first_seqs.size(); ++j) {
+          useless.emplace_back(
+              options.dir + "/" + segment_file_name(first_seqs[j]),
+              "records " + std::to_string(expected) + " to " + std::to_string(first_seqs[i] - 1) +
+                  ", the end of " + segment_file_name(first_seqs[i - 1]) +
+                  ", are lost, and it holds only what a power cut leaves of writes not yet "
+                  "synced (" +
+                  std::to_string(counts[j - i]) +
+                  " intact record(s)): under fsync: never or interval a file left behind is "
+                  "synced in the background, and no file after it before it");
+          lost_writes_bound =
+              std::max(lost_writes_bound, first_seqs[j] - 1 + file_sizes[j] / kRecordHeaderSize);
+        }
+        summary->lost_writes_removed = true;
+        break;
+      }
+    }
     std::function<bool()> later_files_unsynced;
     if (!newest && background_synced_files_may_be_lost && first_seqs[i] >= newest_at) {
       later_files_unsynced = [&, i] {

@@ -2067,6 +2067,66 @@ TEST_SUITE("wal_log") {
   }
 
   TEST_CASE(
+      "fsync=never and interval: after a power cut that lost the whole unsynced tail of the file "
+      "before the newest, from a record's start, the log is cut there too") {
+    // The likeliest loss of all: the file the log left ends where its last
+    // sync left it (a clean stop's, the synced first batch's, an interval's:
+    // always after a whole record), its later writes all lost, while some of
+    // the newest file's were kept. Nothing in the file shows a loss; the
+    // newest file starts past the seq the file before it ends at.
+    for (const FsyncPolicy policy : {FsyncPolicy::kNever, FsyncPolicy::kInterval}) {
+      const std::string policy_name = fsync_policy_name(policy);
+      CAPTURE(policy_name);
+      MemoryFileSystem fs;
+      LogOptions o = LogHarness(fs).options();
+      o.fsync = policy;
+      o.fsync_interval_ms = 3'600'000;
+      std::vector<ReplayedRecord> synced;
+      {
+        LogHarness h(fs);
+        REQUIRE(h.open(o).ok());
+        synced = write_records(h, 10);
+      }  // a clean stop: all of it synced
+      std::vector<ReplayedRecord> all = synced;
+      std::string left;
+      std::unique_ptr<MemoryFileSystem> cut;
+      {
+        LogHarness h(fs);
+        REQUIRE(h.open(o).ok());
+        left = newest_segment(fs);
+        fs.set_hold_syncs_of([](const std::string& path) {
+          return path.size() > 4 && path.substr(path.size() - 4) == ".wal";
+        });
+        while (all.back().segment == synced.back().segment) {
+          append_noted(h, all, static_cast<int>(all.size()));
+          h.turn();
+        }
+        append_noted(h, all, static_cast<int>(all.size()));
+        h.turn();
+        REQUIRE(newest_marked(fs) == synced.front().seq);  // the left file's sync is held
+        // The disk kept the newest file's writes and none of the left one's.
+        cut = fs.power_cut_copy([&](const std::string& path, uint64_t) { return path != left; });
+        fs.set_hold_syncs_of(nullptr);
+      }
+      REQUIRE(cut->contents(left).find_first_not_of('\0', 0) != std::string::npos);
+      LogHarness after(*cut);
+      const Status opened = after.open(o);
+      REQUIRE_MESSAGE(opened.ok(), opened.message());
+      CHECK(after.replayed == synced);
+      CHECK(segment_count(*cut) == 1);
+      CHECK(after.summary.lost_writes_removed);
+      CHECK(after.summary.seq_bound >= all.back().seq);
+      // Writing goes on from there, and the next open reads it all.
+      std::vector<ReplayedRecord> kept = synced;
+      for (auto& r : write_records(after, 3, 1000)) kept.push_back(r);
+      after.close();
+      LogHarness again(*cut);
+      REQUIRE(again.open(o).ok());
+      CHECK(again.replayed == kept);
+    }
+  }
+
+  TEST_CASE(
       "after a power cut that lost the newest segment's first sector, the segment is removed and "
       "its seqs are not used again") {
     // The header goes to disk with the first records, in one write: with
