@@ -59,6 +59,40 @@ std::vector<uint32_t> ordinals_of(const std::vector<std::unique_ptr<FileBytes>>&
   return ordinals;
 }
 
+// After a crash that may have lost acknowledged records, the next start
+// skips ids past the rest of the newest file and this many segments more
+// (OpenSummary::seq_bound).
+constexpr uint64_t kLostSegmentsMargin = 4;
+
+// The log's files as Log::open maps them, oldest first.
+struct MappedFiles {
+  const std::vector<uint64_t>& first_seqs;
+  const std::vector<std::unique_ptr<FileBytes>>& bytes;
+  const std::vector<uint64_t>& sizes;
+};
+
+// Whether the files from `from` on hold only what a power cut leaves of
+// writes not yet synced (count_records_among_lost_writes), with each one's
+// count of intact records in *counts, so that the log may be cut in file
+// `cut` and they removed. Their records' seqs must also lie within what a
+// start after a second crash, before the first batch after this start is
+// synced (it holds the id skip), skips ids past: it no longer sees them,
+// and its newest file is `cut`.
+bool only_lost_writes_from(const MappedFiles& files, size_t from, size_t cut,
+                           uint64_t segment_bytes, std::vector<int64_t>* counts) {
+  const uint64_t skipped_to =
+      files.first_seqs[cut] - 1 + kLostSegmentsMargin * segment_bytes / kRecordHeaderSize;
+  counts->clear();
+  for (size_t j = from; j < files.first_seqs.size(); ++j) {
+    if (files.first_seqs[j] - 1 + files.sizes[j] / kRecordHeaderSize > skipped_to) return false;
+    const int64_t n = count_records_among_lost_writes(files.bytes[j]->bytes(), files.sizes[j],
+                                                      files.first_seqs[j]);
+    if (n < 0) return false;
+    counts->push_back(n);
+  }
+  return true;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options,
@@ -138,6 +172,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
                                                    may_lose_acknowledged(previous.policy) &&
                                                    !options.recover && newest_marked.has_value();
   std::vector<int64_t> later_records;  // in each file after i, when they are only lost writes
+  const MappedFiles mapped{first_seqs, files, file_sizes};
   for (size_t i = 0; i < first_seqs.size(); ++i) {
     const bool newest = i + 1 == first_seqs.size();
     const std::string name = segment_file_name(first_seqs[i]);
@@ -152,13 +187,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
       // (where its last sync left it), and writes to this file were kept.
       // As with zeros in it (below): nothing from here on was synced.
       std::vector<int64_t> counts;
-      for (size_t j = i; j < first_seqs.size(); ++j) {
-        const int64_t n =
-            count_records_among_lost_writes(files[j]->bytes(), file_sizes[j], first_seqs[j]);
-        if (n < 0) break;
-        counts.push_back(n);
-      }
-      if (counts.size() == first_seqs.size() - i) {
+      if (only_lost_writes_from(mapped, i, i - 1, options.segment_bytes, &counts)) {
         for (size_t j = i; j < first_seqs.size(); ++j) {
           useless.emplace_back(
               options.dir + "/" + segment_file_name(first_seqs[j]),
@@ -179,14 +208,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     std::function<bool()> later_files_unsynced;
     if (!newest && background_synced_files_may_be_lost && first_seqs[i] >= newest_at) {
       later_files_unsynced = [&, i] {
-        later_records.clear();
-        for (size_t j = i + 1; j < first_seqs.size(); ++j) {
-          const int64_t n =
-              count_records_among_lost_writes(files[j]->bytes(), file_sizes[j], first_seqs[j]);
-          if (n < 0) return false;
-          later_records.push_back(n);
-        }
-        return true;
+        return only_lost_writes_from(mapped, i + 1, i, options.segment_bytes, &later_records);
       };
     }
     const ScanOptions scan_options{.is_newest = newest,
@@ -373,7 +395,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     const uint64_t newest_file = log->segments_.empty() ? 0 : newest_size;
     const uint64_t newest_used = log->segments_.empty() ? 0 : log->segments_.back().bytes;
     const uint64_t room = (newest_file - std::min(newest_file, newest_used)) +
-                          4 * std::max(newest_file, options.segment_bytes);
+                          kLostSegmentsMargin * std::max(newest_file, options.segment_bytes);
     summary->seq_bound += room / kRecordHeaderSize;
   }
   log->sync_first_batch_ = !previous.clean || options.recover;

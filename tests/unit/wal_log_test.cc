@@ -3,6 +3,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <future>
+#include <map>
 #include <mutex>
 #include <random>
 #include <string>
@@ -1810,9 +1811,11 @@ TEST_SUITE("wal_log") {
     // The disk's model: each 512-byte sector written since its file's last
     // sync survives the cut or not, at random. Under always the records of a
     // batch whose sync is still running are not acknowledged; every earlier
-    // one is. Under never and interval nothing is synced after the open: the
-    // writer's thread is still syncing the first file the log left (in the
-    // background) when the power goes, and the log has gone on into more.
+    // one is. Under never and interval nothing is synced after the open (or
+    // after a clean stop, which synced all before it): the writer's thread
+    // is still syncing the first file the log left (in the background) when
+    // the power goes, and the log has gone on into more. Each file keeps
+    // none, about half or all of its unsynced sectors.
     // Either way the log must open by itself, and replay a prefix of what
     // was written that holds every acknowledged record, with no id of a
     // record written given again.
@@ -1831,7 +1834,12 @@ TEST_SUITE("wal_log") {
         size_t acknowledged = 0;
         uint64_t written_seq = 0;  // under never and interval, what the OS was handed
         std::unique_ptr<MemoryFileSystem> cut;
-        auto keep_half = [&](const std::string&, uint64_t) { return random() % 2 == 0; };
+        // Each file keeps none of its unsynced sectors, about half, or all.
+        std::map<std::string, uint64_t> keeps;
+        auto keep_some = [&](const std::string& path, uint64_t) {
+          const uint64_t keep = keeps.try_emplace(path, random() % 3).first->second;
+          return keep == 2 || (keep == 1 && random() % 2 == 0);
+        };
         {
           LogHarness h(fs);
           REQUIRE(h.open(o).ok());
@@ -1844,10 +1852,17 @@ TEST_SUITE("wal_log") {
             }
             h.log->flush();
             fs.wait_sync_held();  // written, not synced
-            cut = fs.power_cut_copy(keep_half);
+            cut = fs.power_cut_copy(keep_some);
             fs.set_hold_syncs(false);
             REQUIRE(h.wait_durable());
           } else {
+            if (random() % 2 == 0) {
+              // A clean stop syncs them: a file synced part way, whose
+              // later writes a power cut may lose whole.
+              h.close();
+              REQUIRE(h.open(o).ok());
+              acknowledged = all.size();
+            }
             fs.set_hold_syncs_of([](const std::string& path) {
               return path.size() > 4 && path.substr(path.size() - 4) == ".wal";
             });
@@ -1857,7 +1872,7 @@ TEST_SUITE("wal_log") {
             }
             h.turn();
             written_seq = h.log->durable_seq();
-            cut = fs.power_cut_copy(keep_half);
+            cut = fs.power_cut_copy(keep_some);
             fs.set_hold_syncs_of(nullptr);
           }
         }
@@ -2034,6 +2049,58 @@ TEST_SUITE("wal_log") {
     }
   }
 
+  TEST_CASE(
+      "fsync=never: a cut before the newest removes only files whose seqs a crash right after "
+      "still skips") {
+    // The skip past the seqs the removed files held is durable once the first
+    // batch after the open is synced. A crash before that leaves a log whose
+    // newest file is the one cut, and that start skips ids past it and four
+    // segments more: the rule removes no file past that, and a log that would
+    // need it is refused, left as it is.
+    MemoryFileSystem fs;
+    LogOptions o = LogHarness(fs).options();
+    o.fsync = FsyncPolicy::kNever;
+    std::vector<ReplayedRecord> written;
+    std::unique_ptr<MemoryFileSystem> base;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      written = write_records(h, 1000);
+      base = fs.power_cut_copy([](const std::string&, uint64_t) { return true; });
+    }
+    const uint32_t newest = written.back().segment;
+    REQUIRE(newest > 8);  // more files than the skip covers
+    for (const uint32_t cut_in : {newest - 2, uint32_t{2}}) {
+      CAPTURE(cut_in);
+      MemoryFileSystem cut;
+      copy_log(*base, cut);
+      const auto in_cut = records_in(written, cut_in);
+      const std::string path = kDir + "/" + segment_file_name(in_cut[0].first.seq);
+      REQUIRE(write_newest_marker(cut, kDir, in_cut[0].first.seq).ok());
+      std::string holed = cut.contents(path);
+      std::fill(holed.begin() + 1024, holed.begin() + 1536, '\0');
+      cut.set_contents(path, holed);
+      cut.lose_unsynced();
+      LogHarness first(cut);
+      const Status opened = first.open(o);
+      if (cut_in == 2) {
+        REQUIRE_FALSE(opened.ok());
+        CHECK(opened.message().rfind(path + " at offset ", 0) == 0);
+        CHECK(cut.contents(path) == holed);
+        CHECK(segment_count(cut) == newest);
+        continue;
+      }
+      REQUIRE_MESSAGE(opened.ok(), opened.message());
+      CHECK(first.summary.lost_writes_removed);
+      MemoryFileSystem killed;  // before the first batch after the open
+      copy_log(cut, killed);
+      first.close();
+      LogHarness second(killed);
+      REQUIRE(second.open(o).ok());
+      CHECK(second.summary.seq_bound >= written.back().seq);
+    }
+  }
+
   TEST_CASE("fsync=never: the synced first batch after a crash syncs the file it left first") {
     // Log::open cuts the log at zeros in a file before the newest only
     // because no sync of a later file finishes before that file's: the
@@ -2102,7 +2169,8 @@ TEST_SUITE("wal_log") {
           h.turn();
         }
         append_noted(h, all, static_cast<int>(all.size()));
-        h.turn();
+        // Written (the thread makes the new file): only syncs are held.
+        h.wait_until([&] { return h.log->durable_seq() >= all.back().seq; });
         REQUIRE(newest_marked(fs) == synced.front().seq);  // the left file's sync is held
         // The disk kept the newest file's writes and none of the left one's.
         cut = fs.power_cut_copy([&](const std::string& path, uint64_t) { return path != left; });
