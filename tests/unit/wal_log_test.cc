@@ -59,6 +59,20 @@ void append_noted(LogHarness& h, std::vector<ReplayedRecord>& written, int i) {
   written.push_back({1, a.seq, body_of(i), a.segment});
 }
 
+// After a start that cut the log (a torn write, a power cut's lost writes):
+// writing goes on from the cut, and the next open reads `kept` and what was
+// written since, with nothing more to cut.
+void check_writing_goes_on(LogHarness& h, MemoryFileSystem& fs, const LogOptions& o,
+                           std::vector<ReplayedRecord> kept) {
+  for (auto& r : write_records(h, 3, 1000)) kept.push_back(r);
+  h.close();
+  LogHarness again(fs);
+  REQUIRE(again.open(o).ok());
+  CHECK(again.replayed == kept);
+  CHECK(again.summary.torn.empty());
+  CHECK_FALSE(again.summary.lost_writes_removed);
+}
+
 std::string newest_segment(MemoryFileSystem& fs) {
   auto listed = fs.list(kDir);
   std::vector<std::string> names = *listed;
@@ -1793,14 +1807,7 @@ TEST_SUITE("wal_log") {
         CHECK(h.summary.torn.find(path + " offset " + std::to_string(starts[hit])) == 0);
         CHECK(h.summary.seq_bound >= written.back().seq);  // their ids are not issued again
         CHECK(cut->contents(path).find_first_not_of('\0', starts[hit]) == std::string::npos);
-        // Writing resumes where the log was cut, and the next open reads it all.
-        std::vector<ReplayedRecord> all = kept;
-        for (auto& r : write_records(h, 3, 1000)) all.push_back(r);
-        h.close();
-        LogHarness again(*cut);
-        REQUIRE(again.open(o).ok());
-        CHECK(again.replayed == all);
-        CHECK_FALSE(again.summary.torn_lost_writes);
+        check_writing_goes_on(h, *cut, o, kept);
       }
     }
   }
@@ -1903,14 +1910,14 @@ TEST_SUITE("wal_log") {
     std::unique_ptr<MemoryFileSystem> cut;
     LogOptions options;
   };
-  SeveralFiles several_files_cut(FsyncPolicy policy) {
+  SeveralFiles several_files_cut(FsyncPolicy policy, int records = 240) {
     SeveralFiles log;
     MemoryFileSystem fs;
     log.options = LogHarness(fs).options();
     log.options.fsync = policy;
     LogHarness h(fs);
     REQUIRE(h.open(log.options).ok());
-    log.written = write_records(h, 240);
+    log.written = write_records(h, records);
     REQUIRE(log.written.back().segment >= 3);
     log.cut = fs.power_cut_copy([](const std::string&, uint64_t) { return true; });
     const uint32_t before = log.written.back().segment - 1;
@@ -2000,13 +2007,7 @@ TEST_SUITE("wal_log") {
               removed.rfind(newest_path + ": it follows the zeros a power cut left in ", 0) == 0;
         }
         CHECK(said);
-        // Writing goes on from the cut, and the next open reads it all.
-        std::vector<ReplayedRecord> all = kept;
-        for (auto& r : write_records(h, 3, 1000)) all.push_back(r);
-        h.close();
-        LogHarness again(*cut);
-        REQUIRE(again.open(base.options).ok());
-        CHECK(again.replayed == all);
+        check_writing_goes_on(h, *cut, base.options, kept);
       }
     }
   }
@@ -2057,23 +2058,15 @@ TEST_SUITE("wal_log") {
     // newest file is the one cut, and that start skips ids past it and four
     // segments more: the rule removes no file past that, and a log that would
     // need it is refused, left as it is.
-    MemoryFileSystem fs;
-    LogOptions o = LogHarness(fs).options();
-    o.fsync = FsyncPolicy::kNever;
-    std::vector<ReplayedRecord> written;
-    std::unique_ptr<MemoryFileSystem> base;
-    {
-      LogHarness h(fs);
-      REQUIRE(h.open(o).ok());
-      written = write_records(h, 1000);
-      base = fs.power_cut_copy([](const std::string&, uint64_t) { return true; });
-    }
+    const SeveralFiles base = several_files_cut(FsyncPolicy::kNever, 1000);
+    const std::vector<ReplayedRecord>& written = base.written;
+    const LogOptions& o = base.options;
     const uint32_t newest = written.back().segment;
     REQUIRE(newest > 8);  // more files than the skip covers
     for (const uint32_t cut_in : {newest - 2, uint32_t{2}}) {
       CAPTURE(cut_in);
       MemoryFileSystem cut;
-      copy_log(*base, cut);
+      copy_log(*base.cut, cut);
       const auto in_cut = records_in(written, cut_in);
       const std::string path = kDir + "/" + segment_file_name(in_cut[0].first.seq);
       REQUIRE(write_newest_marker(cut, kDir, in_cut[0].first.seq).ok());
@@ -2106,18 +2099,10 @@ TEST_SUITE("wal_log") {
     // because no sync of a later file finishes before that file's: the
     // first batch after a crash, synced whatever the policy, used to sync
     // the newest file first.
-    MemoryFileSystem fs;
-    LogOptions o = LogHarness(fs).options();
-    o.fsync = FsyncPolicy::kNever;
-    std::unique_ptr<MemoryFileSystem> crashed;
-    {
-      LogHarness h(fs);
-      REQUIRE(h.open(o).ok());
-      write_records(h, 50);
-      crashed = fs.power_cut_copy([](const std::string&, uint64_t) { return true; });
-    }
+    const SeveralFiles base = several_files_cut(FsyncPolicy::kNever);
+    const std::unique_ptr<MemoryFileSystem>& crashed = base.cut;
     LogHarness h(*crashed);
-    REQUIRE(h.open(o).ok());
+    REQUIRE(h.open(base.options).ok());
     const std::string left = newest_segment(*crashed);
     std::vector<ReplayedRecord> batch;
     while (batch.empty() || batch.back().segment == batch.front().segment) {
@@ -2184,13 +2169,7 @@ TEST_SUITE("wal_log") {
       CHECK(segment_count(*cut) == 1);
       CHECK(after.summary.lost_writes_removed);
       CHECK(after.summary.seq_bound >= all.back().seq);
-      // Writing goes on from there, and the next open reads it all.
-      std::vector<ReplayedRecord> kept = synced;
-      for (auto& r : write_records(after, 3, 1000)) kept.push_back(r);
-      after.close();
-      LogHarness again(*cut);
-      REQUIRE(again.open(o).ok());
-      CHECK(again.replayed == kept);
+      check_writing_goes_on(after, *cut, o, synced);
     }
   }
 
