@@ -241,6 +241,19 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
           std::max(lost_writes_bound, first_seqs[j] - 1 + file_sizes[j] / kRecordHeaderSize);
       summary->lost_writes_removed = true;
     }
+    if (scan->no_header && !options.recover && i > 0 && first_seqs[i] > expected &&
+        !previous.clean &&
+        (!may_lose_acknowledged(previous.policy) || first_seqs[i - 1] < newest_at)) {
+      // The file before this one ends short of its first seq, and was
+      // synced whole before this one was written (under always, or NEWEST
+      // names a later file): the records missing from its end are damage,
+      // which no power cut's loss of this file explains.
+      return Status::corruption(path + ": named for seq " + std::to_string(first_seqs[i]) +
+                                " but seq " + std::to_string(expected) +
+                                " was expected (records are missing from the end of " +
+                                segment_file_name(first_seqs[i - 1]) +
+                                ", which was synced before this file was written)");
+    }
     if (scan->no_header) {
       // Created and never written before a crash, or never synced: nothing
       // to keep.
