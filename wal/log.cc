@@ -421,6 +421,10 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   if (!write_newest_marker(fs, options.dir, resumed).ok()) {
     (void)remove_newest_marker(fs, options.dir);
   }
+  // Newest first: a crash part way leaves the log a prefix of its files
+  // (ext4 and XFS journal unlinks in order), which the next start cuts the
+  // same way, not a file missing between two.
+  std::sort(useless.begin(), useless.end(), std::greater<>());
   for (const auto& [path, why] : useless) {
     if (Status s = fs.remove(path); !s.ok()) return s;
     summary->removed.push_back(path + ": " + why);
