@@ -64,6 +64,12 @@ std::vector<uint32_t> ordinals_of(const std::vector<std::unique_ptr<FileBytes>>&
 // (OpenSummary::seq_bound).
 constexpr uint64_t kLostSegmentsMargin = 4;
 
+// Ends the reason a file after a cut before the newest is removed, after
+// the count of its intact records.
+constexpr const char* kWhyNoneSynced =
+    " intact record(s), none of them synced: under fsync: never or interval a file the log has "
+    "left is synced in the background, and no later file before it)";
+
 // The log's files as Log::open maps them, oldest first.
 struct MappedFiles {
   const std::vector<uint64_t>& first_seqs;
@@ -195,9 +201,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
                   ", the end of " + segment_file_name(first_seqs[i - 1]) +
                   ", are lost, and it holds only what a power cut leaves of writes not yet "
                   "synced (" +
-                  std::to_string(counts[j - i]) +
-                  " intact record(s)): under fsync: never or interval a file left behind is "
-                  "synced in the background, and no file after it before it");
+                  std::to_string(counts[j - i]) + kWhyNoneSynced);
           lost_writes_bound =
               std::max(lost_writes_bound, first_seqs[j] - 1 + file_sizes[j] / kRecordHeaderSize);
         }
@@ -234,9 +238,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
           options.dir + "/" + segment_file_name(first_seqs[j]),
           "it follows the zeros a power cut left in " + name +
               ", and holds only what such a cut leaves of writes not yet synced (" +
-              std::to_string(intact) +
-              " intact record(s)): under fsync: never or interval a file left behind is synced "
-              "in the background, and no file after it before it");
+              std::to_string(intact) + kWhyNoneSynced);
       lost_writes_bound =
           std::max(lost_writes_bound, first_seqs[j] - 1 + file_sizes[j] / kRecordHeaderSize);
       summary->lost_writes_removed = true;
