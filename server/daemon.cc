@@ -75,6 +75,14 @@ Daemon::~Daemon() {
   uv_loop_close(&loop_);
 }
 
+bool Daemon::check_log() {
+  if (!config_.wal_enabled) {
+    LOG_ERROR("wal.enabled is false: there is no log to check");
+    return false;
+  }
+  return open_log();
+}
+
 bool Daemon::open_log() {
   if (!config_.wal_enabled) {
     LOG_WARN(

@@ -20,6 +20,7 @@
 #include "server/server.h"
 #include "server/tls.h"
 #include "wal/file.h"
+#include "wal/overlay_file_system.h"
 
 #ifndef TQ_VERSION
 #define TQ_VERSION "0.0.0"
@@ -51,6 +52,33 @@ int run(tq::server::Config config, const tq::server::ConfigSource& source,
   daemon.reload_from(source, requested_max_connections);
   if (!daemon.start()) return 1;
   return daemon.run() ? 0 : 1;
+}
+
+// tqd --check-log: the start's replay, with every change it would make to
+// the files kept in memory. 0 if a start would serve the log, 1 if not.
+int check_log(const tq::server::Config& config) {
+  tq::server::set_log_level(config.log_level);
+  const std::string dir = config.data_dir + "/wal";
+  if (config.wal_enabled && !tq::wal::posix_file_system().list(dir)) {
+    std::printf("tqd: there is no log in %s: a start would begin a new, empty one\n", dir.c_str());
+    return 0;
+  }
+  tq::wal::OverlayFileSystem untouched(tq::wal::posix_file_system());
+  tq::engine::SystemClock clock;
+  bool opens = false;
+  {
+    tq::server::Daemon daemon(config, untouched, clock);
+    opens = daemon.check_log();
+  }
+  if (opens) {
+    std::printf(
+        "tqd: the log in %s opens: a start would do what the lines above say (nothing was "
+        "changed on disk)\n",
+        dir.c_str());
+  } else {
+    std::printf("tqd: a start would stop as the lines above say (nothing was changed on disk)\n");
+  }
+  return opens ? 0 : 1;
 }
 
 // Started with standard input, output or error closed (`tqd 1>&- 2>&-`,
@@ -96,6 +124,12 @@ int main(int argc, char** argv) {
                "read the settings (the file, flags and environment) and the TLS files, say "
                "whether tqd would start with them, and exit: 0 if so, 2 if not. Use it before "
                "a reload (SIGHUP)");
+  bool check_log_only = false;
+  app.add_flag("--check-log", check_log_only,
+               "replay the log as a start would (with --wal-recover, as a recovery would), say "
+               "what it finds and what a start would cut or drop, and exit without changing any "
+               "file: 0 if a start would serve it, 1 if not. Not beside a running tqd (the log's "
+               "lock), nor for a log a tqd is writing");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -131,5 +165,6 @@ int main(int argc, char** argv) {
                 flags.config_path.empty() ? "(defaults)" : flags.config_path.c_str());
     return 0;
   }
+  if (check_log_only) return check_log(*read.config);
   return run(*read.config, flags, read.notes);
 }

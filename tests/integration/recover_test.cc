@@ -163,6 +163,18 @@ std::vector<std::string> segment_files(const DataDir& dir) {
   return segments;
 }
 
+// Every file of the log but LOCK (which holds the pid of the last process
+// to lock it), by name, with its bytes.
+std::vector<std::pair<std::string, std::string>> log_files(const DataDir& dir) {
+  std::vector<std::pair<std::string, std::string>> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.options.dir + "/data/wal")) {
+    if (entry.path().filename() == "LOCK") continue;
+    files.emplace_back(entry.path().filename().string(), read_file(entry.path().string()));
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 // CREATE emails and 50 jobs of 3,000 bytes (about 20 a 64 KiB file), tqd
 // stopped with `signal`, then its newest log file deleted: the file's name.
 std::string fifty_jobs_then_lose_newest_file(const DataDir& dir, int signal) {
@@ -456,6 +468,14 @@ TEST_SUITE("recover") {
     const std::string running = read_file(wal + "RUNNING");
     REQUIRE(running.rfind("never   \n", 0) == 0);
     write_file(wal + "RUNNING", "never   \n" + std::string(36, '0') + std::string(4, ' ') + "\n");
+    {
+      // --check-log says what the start will do, and leaves it to it.
+      const auto files = log_files(dir);
+      auto [status, err] = dir.refused({"--check-log"});
+      CHECK(status == 0);
+      CHECK(err.find("wal: cut off the log at " + before + " offset ") != std::string::npos);
+      CHECK(log_files(dir) == files);
+    }
 
     TqdProcess tqd(dir.options);
     CHECK(logged(tqd, "wal: removed " + newest + ": it follows the zeros a power cut left in " +
@@ -467,6 +487,37 @@ TEST_SUITE("recover") {
                                                   " held=0 delayed=0 leased=0 dead=0 paused=0"});
     auto s = tqd.socket();
     CHECK(id_in(call(s, "ENQUEUE emails after")) > 700);  // no id the cut records held
+  }
+
+  TEST_CASE("--check-log says what a start would do with a log, and changes no file") {
+    // A flipped bit in an acknowledged job: a start refuses, --wal-recover
+    // drops the record. --check-log says so, either way, and leaves the log
+    // for the real start.
+    DataDir dir;
+    two_emails(dir);
+    std::string data = read_file(dir.segment());
+    data[offset_of_first(data, tq::server::RecordType::kJob) + tq::wal::kRecordHeaderSize + 2] ^= 1;
+    write_file(dir.segment(), data);
+    const auto before = log_files(dir);
+    {
+      auto [status, err] = dir.refused({"--check-log"});
+      CHECK(status == 1);
+      CHECK(err.find(dir.segment() + " at offset ") != std::string::npos);
+      CHECK(err.find("run tqd with --wal-recover") != std::string::npos);
+    }
+    CHECK(log_files(dir) == before);
+    {
+      auto [status, err] = dir.refused({"--check-log", "--wal-recover"});
+      CHECK(status == 0);
+      CHECK(err.find("wal recover: DROPPED ") != std::string::npos);
+      CHECK(err.find("wal: replayed ") != std::string::npos);
+    }
+    CHECK(log_files(dir) == before);
+    // The start it described: refused, then recovered, for real.
+    CHECK(dir.refused().first == 1);
+    TqdProcess tqd(dir.with({"--wal-recover"}));
+    CHECK(logged(tqd, "wal recover: DROPPED "));
+    CHECK(log_files(dir) != before);
   }
 
   TEST_CASE(
