@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -59,7 +60,11 @@ int run(tq::server::Config config, const tq::server::ConfigSource& source,
 int check_log(const tq::server::Config& config) {
   tq::server::set_log_level(config.log_level);
   const std::string dir = config.data_dir + "/wal";
-  if (config.wal_enabled && !tq::wal::posix_file_system().list(dir)) {
+  // Only when nothing is there: a file in its place, a link to nowhere, or
+  // a directory this user may not read is no new log to a start, which
+  // refuses it (the check's own open of wal/LOCK says why).
+  struct stat st {};
+  if (config.wal_enabled && ::lstat(dir.c_str(), &st) != 0 && errno == ENOENT) {
     std::printf("tqd: there is no log in %s: a start would begin a new, empty one\n", dir.c_str());
     return 0;
   }

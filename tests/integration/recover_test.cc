@@ -489,6 +489,33 @@ TEST_SUITE("recover") {
     CHECK(id_in(call(s, "ENQUEUE emails after")) > 700);  // no id the cut records held
   }
 
+  TEST_CASE("--check-log refuses what is in the log directory's place, as a start does") {
+    // Only nothing there is a new, empty log: a file, or a link to nowhere,
+    // is refused by a start, and so by the check.
+    DataDir dir;
+    write_file(dir.options.dir + "/config.yaml", dir.options.config_yaml + "\n");
+    const std::string wal = dir.options.dir + "/data/wal";
+    std::filesystem::create_directories(dir.options.dir + "/data");
+    write_file(wal, "not a directory");
+    {
+      auto [status, err] = dir.refused({"--check-log"});
+      CHECK(status == 1);
+      CHECK(err.find(wal + "/LOCK: Not a directory") != std::string::npos);
+      CHECK(dir.refused().first == 1);
+    }
+    std::filesystem::remove(wal);
+    std::filesystem::create_directory_symlink(dir.options.dir + "/nowhere", wal);
+    {
+      auto [status, err] = dir.refused({"--check-log"});
+      CHECK(status == 1);
+      CHECK(dir.refused().first == 1);
+    }
+    CHECK_FALSE(std::filesystem::exists(dir.options.dir + "/nowhere"));
+    std::filesystem::remove(wal);
+    CHECK(dir.refused({"--check-log"}).first == 0);  // nothing there: a new log
+    CHECK_FALSE(std::filesystem::exists(wal));
+  }
+
   TEST_CASE("--check-log says what a start would do with a log, and changes no file") {
     // A flipped bit in an acknowledged job: a start refuses, --wal-recover
     // drops the record. --check-log says so, either way, and leaves the log
