@@ -80,7 +80,9 @@ bool Daemon::check_log() {
     LOG_ERROR("wal.enabled is false: there is no log to check");
     return false;
   }
-  return open_log();
+  // The declared queues too, as start() does: one the log's queues leave no
+  // room for (limits.max_queues) stops a start.
+  return open_log() && declare_queues();
 }
 
 bool Daemon::open_log() {

@@ -32,9 +32,10 @@ class Daemon {
   // Replays the log and starts listening; false (having logged why) if tqd
   // cannot serve.
   bool start();
-  // tqd --check-log: replays the log as start() does, logging the same
-  // lines, and listens on nothing; false (having logged why) if a start
-  // would refuse it. Run on a wal::OverlayFileSystem, it changes no file.
+  // tqd --check-log: replays the log and applies the declared queues as
+  // start() does, logging the same lines, and listens on nothing; false
+  // (having logged why) if a start would refuse it. Run on a
+  // wal::OverlayFileSystem, it changes no file.
   bool check_log();
   // Runs the loop until a signal or stop() has shut the server down; false
   // when the log could not be written and synced to its end at the stop

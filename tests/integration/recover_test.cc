@@ -516,6 +516,20 @@ TEST_SUITE("recover") {
     CHECK_FALSE(std::filesystem::exists(wal));
   }
 
+  TEST_CASE("--check-log applies the declared queues a start applies, and fails as it does") {
+    DataDir dir;
+    two_emails(dir);  // one queue
+    const auto before = log_files(dir);
+    write_file(dir.options.dir + "/config.yaml",
+               "limits:\n  max_queues: 1\n  max_line_bytes: 4KiB\n  max_payload_bytes: 4KiB\n"
+               "wal:\n  segment_bytes: 64KiB\nqueues:\n  declare:\n    reports: {}\n");
+    auto [status, err] = dir.refused({"--check-log"});
+    CHECK(status == 1);
+    CHECK(err.find("queues.declare.reports: ") != std::string::npos);
+    CHECK(log_files(dir) == before);
+    CHECK(dir.refused().first == 1);  // the start it described
+  }
+
   TEST_CASE("--check-log says what a start would do with a log, and changes no file") {
     // A flipped bit in an acknowledged job: a start refuses, --wal-recover
     // drops the record. --check-log says so, either way, and leaves the log
