@@ -56,15 +56,24 @@ int run(tq::server::Config config, const tq::server::ConfigSource& source,
 }
 
 // tqd --check-log: the start's replay, with every change it would make to
-// the files kept in memory. 0 if a start would serve the log, 1 if not.
+// the files kept in memory. 0 if a start would serve the log, 1 if not, 2
+// if there is no log to check (wal.enabled: false).
 int check_log(const tq::server::Config& config) {
   tq::server::set_log_level(config.log_level);
   const std::string dir = config.data_dir + "/wal";
+  if (!config.wal_enabled) {
+    // A start would serve, from memory: there is nothing to check, and no
+    // verdict on a log to give (exit 1 would say a start stops).
+    std::fprintf(stderr,
+                 "tqd: wal.enabled is false: a start keeps jobs in memory only and reads no log, "
+                 "so there is no log to check\n");
+    return 2;
+  }
   // Only when nothing is there: a file in its place, a link to nowhere, or
   // a directory this user may not read is no new log to a start, which
   // refuses it (the check's own open of wal/LOCK says why).
   struct stat st {};
-  if (config.wal_enabled && ::lstat(dir.c_str(), &st) != 0 && errno == ENOENT) {
+  if (::lstat(dir.c_str(), &st) != 0 && errno == ENOENT) {
     std::printf("tqd: there is no log in %s: a start would begin a new, empty one\n", dir.c_str());
     return 0;
   }

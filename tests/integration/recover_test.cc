@@ -530,6 +530,15 @@ TEST_SUITE("recover") {
     CHECK(dir.refused().first == 1);  // the start it described
   }
 
+  TEST_CASE("--check-log with wal.enabled false says there is no log to check, not a refusal") {
+    DataDir dir;
+    two_emails(dir);
+    write_file(dir.options.dir + "/config.yaml", "wal:\n  enabled: false\n");
+    auto [status, err] = dir.refused({"--check-log"});
+    CHECK(status == 2);
+    CHECK(err.find("wal.enabled is false: a start keeps jobs in memory only") != std::string::npos);
+  }
+
   TEST_CASE("--check-log says what a start would do with a log, and changes no file") {
     // A flipped bit in an acknowledged job: a start refuses, --wal-recover
     // drops the record. --check-log says so, either way, and leaves the log
