@@ -57,7 +57,7 @@ int run(tq::server::Config config, const tq::server::ConfigSource& source,
 
 // tqd --check-log: the start's replay, with every change it would make to
 // the files kept in memory. 0 if a start would serve the log, 1 if not, 2
-// if there is no log to check (wal.enabled: false).
+// if there is no log to check (wal.enabled: false), 3 if a tqd holds it.
 int check_log(const tq::server::Config& config) {
   tq::server::set_log_level(config.log_level);
   const std::string dir = config.data_dir + "/wal";
@@ -76,6 +76,17 @@ int check_log(const tq::server::Config& config) {
   if (::lstat(dir.c_str(), &st) != 0 && errno == ENOENT) {
     std::printf("tqd: there is no log in %s: a start would begin a new, empty one\n", dir.c_str());
     return 0;
+  }
+  {
+    // A tqd writing the log: no verdict on it (a check reads a log at rest),
+    // and not one that says a start would refuse it.
+    auto lock = tq::wal::posix_file_system().lock(dir + "/LOCK");
+    if (!lock && lock.error().code() == tq::wal::Status::Code::kLocked) {
+      std::fprintf(stderr,
+                   "tqd: %s: it is in use; stop that tqd first, or check a copy of %s (cp -a)\n",
+                   lock.error().message().c_str(), dir.c_str());
+      return 3;
+    }
   }
   tq::wal::OverlayFileSystem untouched(tq::wal::posix_file_system());
   tq::engine::SystemClock clock;
@@ -142,8 +153,8 @@ int main(int argc, char** argv) {
   app.add_flag("--check-log", check_log_only,
                "replay the log as a start would (with --wal-recover, as a recovery would), say "
                "what it finds and what a start would cut or drop, and exit without changing any "
-               "file: 0 if a start would serve it, 1 if not. Not beside a running tqd (the log's "
-               "lock), nor for a log a tqd is writing");
+               "file: 0 if a start would serve it, 1 if not, 2 for bad settings or no log to "
+               "check (wal.enabled false), 3 if a running tqd holds it");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

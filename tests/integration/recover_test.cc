@@ -568,6 +568,11 @@ TEST_SUITE("recover") {
     TqdProcess tqd(dir.with({"--wal-recover"}));
     CHECK(logged(tqd, "wal recover: DROPPED "));
     CHECK(log_files(dir) != before);
+    // Beside the tqd using the log: no verdict, and not a refusal's.
+    auto [status, err] = dir.refused({"--check-log"});
+    CHECK(status == 3);
+    CHECK(err.find("is held by another tqd (pid ") != std::string::npos);
+    CHECK(err.find("it is in use; stop that tqd first, or check a copy") != std::string::npos);
   }
 
   TEST_CASE(
