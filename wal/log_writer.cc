@@ -405,13 +405,20 @@ void LogWriter::process_on_thread(Batch batch, bool retry) {
   // once what replaced it is durable). Inline modes (a batch that starts a
   // segment, or a retry of one that failed on the loop): write, and leave
   // syncing to the usual schedule.
+  // A failed sync of the files left behind: their pages may be gone (Linux
+  // drops them after a failed writeback), and a retry writes only this
+  // batch again, never those files' records.
+  bool left_behind_lost = false;
   auto attempt = [&]() -> Status {
     if (Status s = write_chunks(batch.chunks); !s.ok()) return s;
     if (inline_writes() && batch.sync) {
       // The files left behind first, as run() does: no file's sync may
       // finish before theirs (a power cut's zeros in one then say that
       // nothing after them was synced: Log::open cuts the log there).
-      if (Status s = sync_left_behind(); !s.ok()) return s;
+      if (Status s = sync_left_behind(); !s.ok()) {
+        left_behind_lost = true;
+        return s;
+      }
     }
     // Inline modes sync a batch's deletions' replacement in run(), after
     // the files left behind, as any other sync there.
@@ -439,6 +446,18 @@ void LogWriter::process_on_thread(Batch batch, bool retry) {
     ++stats_.io_errors;
     if (!failed && !retry) report_.failure = s;  // a retry's failure was reported already
     failed = true;
+    if (left_behind_lost) {
+      // As after any failed sync in run(): unhealthy for good, and a
+      // restart replays what is really there. The batch is not durable.
+      report_.failure = s;
+      report_.lasting = true;
+      if (final_status_.ok()) final_status_ = s;
+      report_.batch_done = true;
+      idle_.notify_all();
+      lock.unlock();
+      on_progress_();
+      return;
+    }
     idle_.notify_all();
     lock.unlock();
     on_progress_();

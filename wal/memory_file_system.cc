@@ -45,7 +45,9 @@ class MemoryFileSystem::Writable final : public WritableFile {
       fs_.syncs_released_.wait(lock, [&] { return !held(); });
       --fs_.held_syncs_;
     }
-    if (fs_.fail_syncs_) return Status::io_error("fdatasync " + path_ + ": injected I/O error");
+    if (fs_.fail_syncs_ || (fs_.fail_syncs_of_ && fs_.fail_syncs_of_(path_))) {
+      return Status::io_error("fdatasync " + path_ + ": injected I/O error");
+    }
     file_->synced = file_->data;
     ++fs_.syncs_;
     if (!file_->unsynced_blocks.empty()) ++fs_.extent_syncs_;
@@ -259,6 +261,11 @@ void MemoryFileSystem::set_max_file_size(uint64_t bytes) {
 void MemoryFileSystem::set_fail_writes(bool fail) {
   std::lock_guard<std::mutex> lock(mu_);
   fail_writes_ = fail;
+}
+
+void MemoryFileSystem::set_fail_syncs_of(std::function<bool(const std::string& path)> which) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fail_syncs_of_ = std::move(which);
 }
 
 void MemoryFileSystem::set_fail_syncs(bool fail) {

@@ -45,6 +45,8 @@ class MemoryFileSystem final : public FileSystem {
   // While set, every write_at (sync) fails with an I/O error.
   void set_fail_writes(bool fail);
   void set_fail_syncs(bool fail);
+  // The same for the syncs of the files `which` names only (empty: none).
+  void set_fail_syncs_of(std::function<bool(const std::string& path)> which);
   // The next `count` syncs of a directory fail with an I/O error.
   void fail_next_dir_syncs(size_t count);
   // The next write_at of more than `keep` bytes writes only its first
@@ -114,6 +116,7 @@ class MemoryFileSystem final : public FileSystem {
   uint64_t max_file_size_ = UINT64_MAX;
   bool fail_writes_ = false;
   bool fail_syncs_ = false;
+  std::function<bool(const std::string& path)> fail_syncs_of_;
   size_t dir_syncs_to_fail_ = 0;
   size_t dir_syncs_ = 0;
   uint64_t cut_next_write_ = UINT64_MAX;

@@ -2050,6 +2050,28 @@ TEST_SUITE("wal_log") {
     }
   }
 
+  TEST_CASE("fsync=never: a failed sync of the file the synced first batch left is for good") {
+    // After a failed fdatasync the file's pages may be gone. The batch's
+    // retry wrote only its own records again and found nothing left behind
+    // to sync: the log counted itself recovered, with that file's records
+    // lost. As any failed sync of such a file, it is unhealthy until a
+    // restart replays what is really there.
+    const SeveralFiles base = several_files_cut(FsyncPolicy::kNever);
+    LogHarness h(*base.cut);
+    REQUIRE(h.open(base.options).ok());
+    const std::string left = newest_segment(*base.cut);
+    std::vector<ReplayedRecord> batch;
+    while (batch.empty() || batch.back().segment == batch.front().segment) {
+      append_noted(h, batch, static_cast<int>(batch.size()));
+    }
+    base.cut->set_fail_syncs_of([&](const std::string& path) { return path == left; });
+    h.turn();
+    h.wait_failed();
+    CHECK(h.log->failed_until_restart());
+    CHECK(h.log->durable_seq() < batch.back().seq);
+    base.cut->set_fail_syncs_of(nullptr);
+  }
+
   TEST_CASE(
       "fsync=never: a cut before the newest removes only files whose seqs a crash right after "
       "still skips") {
