@@ -79,15 +79,18 @@ struct MappedFiles {
 
 // Whether the files from `from` on hold only what a power cut leaves of
 // writes not yet synced (count_records_among_lost_writes), with each one's
-// count of intact records in *counts, so that the log may be cut in file
-// `cut` and they removed. Their records' seqs must also lie within what a
+// count of intact records in *counts, so that the log may be cut before
+// them and they removed. Their records' seqs must also lie within what a
 // start after a second crash, before the first batch after this start is
-// synced (it holds the id skip), skips ids past: it no longer sees them,
-// and its newest file is `cut`.
-bool only_lost_writes_from(const MappedFiles& files, size_t from, size_t cut,
+// synced (it holds the id skip), skips ids past (lost_ids_skipped_to): it
+// no longer sees them, and its log ends at `resumes_after` or later.
+uint64_t lost_ids_skipped_to(uint64_t resumes_after, uint64_t segment_bytes) {
+  return resumes_after + kLostSegmentsMargin * segment_bytes / kRecordHeaderSize;
+}
+
+bool only_lost_writes_from(const MappedFiles& files, size_t from, uint64_t resumes_after,
                            uint64_t segment_bytes, std::vector<int64_t>* counts) {
-  const uint64_t skipped_to =
-      files.first_seqs[cut] - 1 + kLostSegmentsMargin * segment_bytes / kRecordHeaderSize;
+  const uint64_t skipped_to = lost_ids_skipped_to(resumes_after, segment_bytes);
   counts->clear();
   for (size_t j = from; j < files.first_seqs.size(); ++j) {
     if (files.first_seqs[j] - 1 + files.sizes[j] / kRecordHeaderSize > skipped_to) return false;
@@ -193,7 +196,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
       // (where its last sync left it), and writes to this file were kept.
       // As with zeros in it (below): nothing from here on was synced.
       std::vector<int64_t> counts;
-      if (only_lost_writes_from(mapped, i, i - 1, options.segment_bytes, &counts)) {
+      if (only_lost_writes_from(mapped, i, first_seqs[i - 1] - 1, options.segment_bytes, &counts)) {
         for (size_t j = i; j < first_seqs.size(); ++j) {
           useless.emplace_back(
               options.dir + "/" + segment_file_name(first_seqs[j]),
@@ -209,10 +212,19 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
         break;
       }
     }
-    std::function<bool()> later_files_unsynced;
+    std::function<bool(bool whole_file)> later_files_unsynced;
     if (!newest && background_synced_files_may_be_lost && first_seqs[i] >= newest_at) {
-      later_files_unsynced = [&, i] {
-        return only_lost_writes_from(mapped, i + 1, i, options.segment_bytes, &later_records);
+      later_files_unsynced = [&, i](bool whole_file) {
+        // The log then ends in this file, or, when it goes whole, in the one
+        // before it: with none before, a start after a second crash begins
+        // from nothing, and skips ids past the margin alone.
+        const uint64_t resumes_after = whole_file && i == 0 ? 0 : first_seqs[i] - 1;
+        if (whole_file && first_seqs[i] - 1 + file_sizes[i] / kRecordHeaderSize >
+                              lost_ids_skipped_to(resumes_after, options.segment_bytes)) {
+          return false;
+        }
+        return only_lost_writes_from(mapped, i + 1, resumes_after, options.segment_bytes,
+                                     &later_records);
       };
     }
     const ScanOptions scan_options{.is_newest = newest,

@@ -224,7 +224,7 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
         all_zero(data.substr(0, std::min<size_t>(data.size(), kLostSectorBytes)))) {
       const int64_t later = intact_after_lost_writes(data, file_size, kSegmentHeaderSize, first - 1,
                                                      first + data.size());
-      if (later >= 0 && (options.is_newest || options.later_files_unsynced())) {
+      if (later >= 0 && (options.is_newest || options.later_files_unsynced(true))) {
         scan.no_header = true;
         scan.lost_writes = true;
         scan.cut_after_lost_writes = static_cast<uint64_t>(later);
@@ -320,7 +320,7 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
       cut_after = intact_after_lost_writes(data, file_size, at, scan.last_seq, max_seq);
     }
     if (may_cut && (cut_short || cut_after >= 0) &&
-        (options.is_newest || options.later_files_unsynced())) {
+        (options.is_newest || options.later_files_unsynced(false))) {
       scan.torn_at = at;
       size_t last = data.size();
       while (last > at && data[last - 1] == 0) --last;

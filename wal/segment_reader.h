@@ -112,8 +112,9 @@ struct ScanOptions {
   // every later file holds nothing but a power cut's lost writes too
   // (count_records_among_lost_writes). The writer syncs no file before the
   // files it left before it, so the zeros here say nothing after them was
-  // synced. Unset: damage, as before.
-  std::function<bool()> later_files_unsynced;
+  // synced. `whole_file`: this file goes too (its header's sector is
+  // zeros). Unset: damage, as before.
+  std::function<bool(bool whole_file)> later_files_unsynced;
 };
 
 using RecordVisitor = std::function<Status(const Record& record)>;

@@ -2114,6 +2114,30 @@ TEST_SUITE("wal_log") {
       REQUIRE(second.open(o).ok());
       CHECK(second.summary.seq_bound >= written.back().seq);
     }
+    // The file before the newest is the log's first (compaction deleted the
+    // older ones), and its header's sector is the zeros: both files would go,
+    // and a start after a second crash would find no file at all, and skip
+    // ids only past the margin from nothing. Refused.
+    MemoryFileSystem cut;
+    copy_log(*base.cut, cut);
+    const auto in_before = records_in(written, newest - 1);
+    for (const ReplayedRecord& r : written) {
+      if (r.segment < newest - 1 && r.seq == records_in(written, r.segment)[0].first.seq) {
+        REQUIRE(cut.remove(kDir + "/" + segment_file_name(r.seq)).ok());
+      }
+    }
+    REQUIRE(segment_count(cut) == 2);
+    const std::string path = kDir + "/" + segment_file_name(in_before[0].first.seq);
+    REQUIRE(write_newest_marker(cut, kDir, in_before[0].first.seq).ok());
+    std::string holed = cut.contents(path);
+    std::fill(holed.begin(), holed.begin() + 512, '\0');
+    cut.set_contents(path, holed);
+    cut.lose_unsynced();
+    LogHarness h(cut);
+    const Status s = h.open(o);
+    REQUIRE_FALSE(s.ok());
+    CHECK(cut.contents(path) == holed);
+    CHECK(segment_count(cut) == 2);
   }
 
   TEST_CASE("fsync=never: the synced first batch after a crash syncs the file it left first") {
