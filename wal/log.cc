@@ -77,17 +77,19 @@ struct MappedFiles {
   const std::vector<uint64_t>& sizes;
 };
 
+// How far a start after a crash under never or interval skips ids, at the
+// least, when its log ends at `resumes_after` (OpenSummary::seq_bound).
+uint64_t lost_ids_skipped_to(uint64_t resumes_after, uint64_t segment_bytes) {
+  return resumes_after + kLostSegmentsMargin * segment_bytes / kRecordHeaderSize;
+}
+
 // Whether the files from `from` on hold only what a power cut leaves of
 // writes not yet synced (count_records_among_lost_writes), with each one's
 // count of intact records in *counts, so that the log may be cut before
 // them and they removed. Their records' seqs must also lie within what a
 // start after a second crash, before the first batch after this start is
-// synced (it holds the id skip), skips ids past (lost_ids_skipped_to): it
-// no longer sees them, and its log ends at `resumes_after` or later.
-uint64_t lost_ids_skipped_to(uint64_t resumes_after, uint64_t segment_bytes) {
-  return resumes_after + kLostSegmentsMargin * segment_bytes / kRecordHeaderSize;
-}
-
+// synced (it holds the id skip), skips ids past: that start no longer sees
+// them, and its log ends at `resumes_after` or later.
 bool only_lost_writes_from(const MappedFiles& files, size_t from, uint64_t resumes_after,
                            uint64_t segment_bytes, std::vector<int64_t>* counts) {
   const uint64_t skipped_to = lost_ids_skipped_to(resumes_after, segment_bytes);
