@@ -156,7 +156,7 @@ void LogWriter::submit(Batch batch) {
     if (s.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
       uint64_t last = last_seq_of(batch);
-      if (last > report_.durable_seq) report_.durable_seq = last;
+      if (!durable_seq_frozen_ && last > report_.durable_seq) report_.durable_seq = last;
       report_.batch_done = true;
       ++stats_.batches;
       return_buffers(batch);
@@ -273,7 +273,12 @@ Status LogWriter::sync_retired(std::vector<std::unique_ptr<WritableFile>>& retir
   // Once the name is durable (see write_chunks). Best effort: under these
   // modes records are acknowledged before any sync here, and a marker that
   // names an older segment only makes the next start's check weaker.
-  if (dir && newest != 0 && failure.ok()) (void)write_newest_marker(fs_, dir_, newest);
+  // Not after a failed sync (final_status_, set on this thread): NEWEST
+  // names a segment only once every file before it was synced, and a file
+  // whose sync failed may have lost its pages.
+  if (dir && newest != 0 && failure.ok() && final_status_.ok()) {
+    (void)write_newest_marker(fs_, dir_, newest);
+  }
   return failure;
 }
 
@@ -452,6 +457,9 @@ void LogWriter::process_on_thread(Batch batch, bool retry) {
       report_.failure = s;
       report_.lasting = true;
       if (final_status_.ok()) final_status_ = s;
+      // The batches the loop hands over next are written after this one's
+      // records: their seqs being "written" must not vouch for these.
+      durable_seq_frozen_ = true;
       report_.batch_done = true;
       idle_.notify_all();
       lock.unlock();
@@ -475,7 +483,7 @@ void LogWriter::process_on_thread(Batch batch, bool retry) {
     lock.lock();
   }
   uint64_t last = last_seq_of(batch);
-  if (last > report_.durable_seq) report_.durable_seq = last;
+  if (!durable_seq_frozen_ && last > report_.durable_seq) report_.durable_seq = last;
   report_.batch_done = true;
   // A retry's first failure happened on the loop: success is a recovery
   // even on the first try here.

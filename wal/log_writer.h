@@ -231,6 +231,9 @@ class LogWriter {
   std::atomic<bool> dirty_{false};  // written since the thread last synced
   bool stopping_ = false;
   WriterReport report_;
+  // A batch that had to be synced gave up for good (process_on_thread):
+  // report_.durable_seq stays below its records.
+  bool durable_seq_frozen_ = false;
   WriterStats stats_;
   Status final_status_;
   std::thread thread_;

@@ -2073,6 +2073,64 @@ TEST_SUITE("wal_log") {
   }
 
   TEST_CASE(
+      "fsync=never: after a failed sync of the file the synced first batch left, NEWEST does not "
+      "name a later file") {
+    // NEWEST names a segment only once every file before it is synced: a
+    // start after a power cut then takes zeros in the file left for lost
+    // writes and cuts the log there. The batch gives up, but the directory
+    // sync and NEWEST it owed were still done by the thread afterwards.
+    const SeveralFiles base = several_files_cut(FsyncPolicy::kNever);
+    LogHarness h(*base.cut);
+    REQUIRE(h.open(base.options).ok());
+    const std::string left = newest_segment(*base.cut);
+    const std::optional<uint64_t> marked =
+        read_newest_marker(*base.cut, kDir, *base.cut->list(kDir));
+    REQUIRE(marked.has_value());
+    std::vector<ReplayedRecord> batch;
+    while (batch.empty() || batch.back().segment == batch.front().segment) {
+      append_noted(h, batch, static_cast<int>(batch.size()));
+    }
+    base.cut->set_fail_syncs_of([&](const std::string& path) { return path == left; });
+    h.turn();
+    h.wait_failed();
+    base.cut->set_fail_syncs_of(nullptr);
+    h.close();
+    CHECK(read_newest_marker(*base.cut, kDir, *base.cut->list(kDir)) == marked);
+    // A power cut: the file left loses what its failed sync did not make
+    // durable; the start cuts the log there rather than refusing it.
+    base.cut->lose_unsynced();
+    LogHarness again(*base.cut);
+    const Status reopened = again.open(base.options);
+    CHECK_MESSAGE(reopened.ok(), reopened.message());
+  }
+
+  TEST_CASE(
+      "fsync=never: once the synced first batch gave up, durable_seq does not pass its records") {
+    const SeveralFiles base = several_files_cut(FsyncPolicy::kNever);
+    LogHarness h(*base.cut);
+    REQUIRE(h.open(base.options).ok());
+    const std::string left = newest_segment(*base.cut);
+    std::vector<ReplayedRecord> batch;
+    while (batch.empty() || batch.back().segment == batch.front().segment) {
+      append_noted(h, batch, static_cast<int>(batch.size()));
+    }
+    base.cut->set_hold_syncs_of([&](const std::string& path) { return path == left; });
+    h.turn();
+    base.cut->wait_sync_held();
+    // Appended while the batch is on the thread: the next batch.
+    std::vector<ReplayedRecord> next;
+    append_noted(h, next, 1000);
+    base.cut->set_fail_syncs_of([&](const std::string& path) { return path == left; });
+    base.cut->set_hold_syncs_of(nullptr);
+    h.wait_failed();
+    CHECK(h.log->failed_until_restart());
+    h.turn();
+    h.turn();
+    CHECK(h.log->durable_seq() < batch.back().seq);
+    base.cut->set_fail_syncs_of(nullptr);
+  }
+
+  TEST_CASE(
       "fsync=never: a cut before the newest removes only files whose seqs a crash right after "
       "still skips") {
     // The skip past the seqs the removed files held is durable once the first
