@@ -247,12 +247,12 @@ Status LogWriter::sync_left_behind() {
     sync_dir_ = false;
     newest = std::exchange(newest_marker_seq_, 0);
   }
-  // On a failure the retry writes the batch again, and so leaves (and
-  // hands back) the same files again.
+  // On a failure the batch gives up for good (process_on_thread): those
+  // files' pages may be gone, and nothing writes them again.
   const Status failure = sync_retired(retired, dir, newest);
   if (!failure.ok()) {
-    // The retry finds the new segment open already and would not ask for
-    // its name's sync, or NEWEST, again: both stay owed.
+    // The new file's name still wants its sync, which run() does; it does
+    // not move NEWEST after a failed sync (sync_retired).
     std::lock_guard<std::mutex> lock(mu_);
     sync_dir_ = sync_dir_ || dir;
     if (newest_marker_seq_ == 0) newest_marker_seq_ = newest;
