@@ -1929,6 +1929,20 @@ TEST_SUITE("wal_log") {
     return log;
   }
 
+  // Opens `base` (a crash under never) in `h` and appends records past its
+  // newest file's end, not yet handed to the writer: the synced first batch
+  // after the crash, which leaves that file for a new one. Returns the path
+  // of the file it leaves.
+  std::string first_batch_past_the_newest(LogHarness & h, const SeveralFiles& base,
+                                          std::vector<ReplayedRecord>* batch) {
+    REQUIRE(h.open(base.options).ok());
+    const std::string left = newest_segment(*base.cut);
+    while (batch->empty() || batch->back().segment == batch->front().segment) {
+      append_noted(h, *batch, static_cast<int>(batch->size()));
+    }
+    return left;
+  }
+
   // The records of segment `ordinal`, and where each starts in its file.
   std::vector<std::pair<ReplayedRecord, size_t>> records_in(
       const std::vector<ReplayedRecord>& written, uint32_t ordinal) {
@@ -2058,12 +2072,8 @@ TEST_SUITE("wal_log") {
     // restart replays what is really there.
     const SeveralFiles base = several_files_cut(FsyncPolicy::kNever);
     LogHarness h(*base.cut);
-    REQUIRE(h.open(base.options).ok());
-    const std::string left = newest_segment(*base.cut);
     std::vector<ReplayedRecord> batch;
-    while (batch.empty() || batch.back().segment == batch.front().segment) {
-      append_noted(h, batch, static_cast<int>(batch.size()));
-    }
+    const std::string left = first_batch_past_the_newest(h, base, &batch);
     base.cut->set_fail_syncs_of([&](const std::string& path) { return path == left; });
     h.turn();
     h.wait_failed();
@@ -2081,15 +2091,11 @@ TEST_SUITE("wal_log") {
     // sync and NEWEST it owed were still done by the thread afterwards.
     const SeveralFiles base = several_files_cut(FsyncPolicy::kNever);
     LogHarness h(*base.cut);
-    REQUIRE(h.open(base.options).ok());
-    const std::string left = newest_segment(*base.cut);
+    std::vector<ReplayedRecord> batch;
+    const std::string left = first_batch_past_the_newest(h, base, &batch);
     const std::optional<uint64_t> marked =
         read_newest_marker(*base.cut, kDir, *base.cut->list(kDir));
     REQUIRE(marked.has_value());
-    std::vector<ReplayedRecord> batch;
-    while (batch.empty() || batch.back().segment == batch.front().segment) {
-      append_noted(h, batch, static_cast<int>(batch.size()));
-    }
     base.cut->set_fail_syncs_of([&](const std::string& path) { return path == left; });
     h.turn();
     h.wait_failed();
@@ -2108,12 +2114,8 @@ TEST_SUITE("wal_log") {
       "fsync=never: once the synced first batch gave up, durable_seq does not pass its records") {
     const SeveralFiles base = several_files_cut(FsyncPolicy::kNever);
     LogHarness h(*base.cut);
-    REQUIRE(h.open(base.options).ok());
-    const std::string left = newest_segment(*base.cut);
     std::vector<ReplayedRecord> batch;
-    while (batch.empty() || batch.back().segment == batch.front().segment) {
-      append_noted(h, batch, static_cast<int>(batch.size()));
-    }
+    const std::string left = first_batch_past_the_newest(h, base, &batch);
     base.cut->set_hold_syncs_of([&](const std::string& path) { return path == left; });
     h.turn();
     base.cut->wait_sync_held();
@@ -2206,12 +2208,8 @@ TEST_SUITE("wal_log") {
     const SeveralFiles base = several_files_cut(FsyncPolicy::kNever);
     const std::unique_ptr<MemoryFileSystem>& crashed = base.cut;
     LogHarness h(*crashed);
-    REQUIRE(h.open(base.options).ok());
-    const std::string left = newest_segment(*crashed);
     std::vector<ReplayedRecord> batch;
-    while (batch.empty() || batch.back().segment == batch.front().segment) {
-      append_noted(h, batch, static_cast<int>(batch.size()));
-    }
+    const std::string left = first_batch_past_the_newest(h, base, &batch);
     const std::string started = kDir + "/" + segment_file_name(batch.back().seq);
     crashed->set_hold_syncs_of([&](const std::string& path) { return path == started; });
     h.turn();
