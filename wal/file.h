@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "wal/status.h"
@@ -33,6 +34,16 @@ class FileBytes {
  public:
   virtual ~FileBytes() = default;
   virtual std::string_view bytes() const = 0;
+};
+
+// FileBytes that own a copy (file systems that keep files in memory).
+class CopiedFileBytes final : public FileBytes {
+ public:
+  explicit CopiedFileBytes(std::string bytes) : bytes_(std::move(bytes)) {}
+  std::string_view bytes() const override { return bytes_; }
+
+ private:
+  std::string bytes_;
 };
 
 // Held for as long as it lives; released by its destructor.

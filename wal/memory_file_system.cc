@@ -118,19 +118,6 @@ Result<std::vector<std::string>> MemoryFileSystem::list(const std::string& dir) 
   return names;
 }
 
-namespace {
-
-class CopiedBytes final : public FileBytes {
- public:
-  explicit CopiedBytes(std::string data) : data_(std::move(data)) {}
-  std::string_view bytes() const override { return data_; }
-
- private:
-  std::string data_;
-};
-
-}  // namespace
-
 Result<std::unique_ptr<FileBytes>> MemoryFileSystem::read_file(const std::string& path,
                                                                uint64_t* size) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -139,7 +126,7 @@ Result<std::unique_ptr<FileBytes>> MemoryFileSystem::read_file(const std::string
   std::string data = it->second->data;
   *size = data.size();
   while (!data.empty() && data.back() == 0) data.pop_back();
-  return std::unique_ptr<FileBytes>(new CopiedBytes(std::move(data)));
+  return std::unique_ptr<FileBytes>(new CopiedFileBytes(std::move(data)));
 }
 
 Result<std::unique_ptr<WritableFile>> MemoryFileSystem::open_for_write(const std::string& path,

@@ -12,16 +12,6 @@ std::pair<std::string, std::string> split(const std::string& path) {
   return {path.substr(0, slash), path.substr(slash + 1)};
 }
 
-// A copy of a file's bytes up to its last non-zero one, as read_file gives.
-class CopiedBytes final : public FileBytes {
- public:
-  explicit CopiedBytes(std::string bytes) : bytes_(std::move(bytes)) {}
-  std::string_view bytes() const override { return bytes_; }
-
- private:
-  std::string bytes_;
-};
-
 }  // namespace
 
 class OverlayFileSystem::Writable final : public WritableFile {
@@ -97,7 +87,7 @@ Result<std::unique_ptr<FileBytes>> OverlayFileSystem::read_file(const std::strin
     *size = bytes.size();
     size_t end = bytes.size();
     while (end > 0 && bytes[end - 1] == '\0') --end;
-    return std::unique_ptr<FileBytes>(new CopiedBytes(bytes.substr(0, end)));
+    return std::unique_ptr<FileBytes>(new CopiedFileBytes(bytes.substr(0, end)));
   }
   if (removed_.count(path) != 0) return Status::not_found(path + ": No such file");
   return base_.read_file(path, size);
