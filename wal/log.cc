@@ -184,6 +184,26 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
                                                    !options.recover && newest_marked.has_value();
   std::vector<int64_t> later_records;  // in each file after i, when they are only lost writes
   const MappedFiles mapped{first_seqs, files, file_sizes};
+  // Removes the files from `from` on (only_lost_writes_from said so, with
+  // `counts`), which follow `after`, bounding the seqs they could hold; how
+  // many intact records went with them.
+  auto drop_unsynced_from = [&](size_t from, const std::vector<int64_t>& counts,
+                                const std::string& after) {
+    uint64_t dropped = 0;
+    for (size_t j = from; j < first_seqs.size(); ++j) {
+      const uint64_t intact = static_cast<uint64_t>(counts.at(j - from));
+      dropped += intact;
+      useless.emplace_back(options.dir + "/" + segment_file_name(first_seqs[j]),
+                           "it follows " + after +
+                               ", and holds only what a power cut leaves of writes not yet "
+                               "synced (" +
+                               std::to_string(intact) + kWhyNoneSynced);
+      lost_writes_bound =
+          std::max(lost_writes_bound, first_seqs[j] - 1 + file_sizes[j] / kRecordHeaderSize);
+      summary->lost_writes_removed = true;
+    }
+    return dropped;
+  };
   for (size_t i = 0; i < first_seqs.size(); ++i) {
     const bool newest = i + 1 == first_seqs.size();
     const std::string name = segment_file_name(first_seqs[i]);
@@ -199,18 +219,10 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
       // As with zeros in it (below): nothing from here on was synced.
       std::vector<int64_t> counts;
       if (only_lost_writes_from(mapped, i, first_seqs[i - 1] - 1, options.segment_bytes, &counts)) {
-        for (size_t j = i; j < first_seqs.size(); ++j) {
-          useless.emplace_back(
-              options.dir + "/" + segment_file_name(first_seqs[j]),
-              "records " + std::to_string(expected) + " to " + std::to_string(first_seqs[i] - 1) +
-                  ", the end of " + segment_file_name(first_seqs[i - 1]) +
-                  ", are lost, and it holds only what a power cut leaves of writes not yet "
-                  "synced (" +
-                  std::to_string(counts[j - i]) + kWhyNoneSynced);
-          lost_writes_bound =
-              std::max(lost_writes_bound, first_seqs[j] - 1 + file_sizes[j] / kRecordHeaderSize);
-        }
-        summary->lost_writes_removed = true;
+        drop_unsynced_from(i, counts,
+                           "records " + std::to_string(expected) + " to " +
+                               std::to_string(first_seqs[i] - 1) + " lost from the end of " +
+                               segment_file_name(first_seqs[i - 1]));
         break;
       }
     }
@@ -244,19 +256,10 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     // Cut before the newest file (above): the files after it go, with what
     // their records' seqs could have reached.
     const bool cut_before_newest = !newest && (scan->torn_at != 0 || scan->no_header);
-    uint64_t cut_later = 0;  // intact records in them
-    for (size_t j = i + 1; cut_before_newest && j < first_seqs.size(); ++j) {
-      const uint64_t intact = static_cast<uint64_t>(later_records.at(j - i - 1));
-      cut_later += intact;
-      useless.emplace_back(
-          options.dir + "/" + segment_file_name(first_seqs[j]),
-          "it follows the zeros a power cut left in " + name +
-              ", and holds only what such a cut leaves of writes not yet synced (" +
-              std::to_string(intact) + kWhyNoneSynced);
-      lost_writes_bound =
-          std::max(lost_writes_bound, first_seqs[j] - 1 + file_sizes[j] / kRecordHeaderSize);
-      summary->lost_writes_removed = true;
-    }
+    const uint64_t cut_later =  // intact records in them
+        cut_before_newest
+            ? drop_unsynced_from(i + 1, later_records, "the zeros a power cut left in " + name)
+            : 0;
     if (scan->no_header && !options.recover && i > 0 && first_seqs[i] > expected &&
         !previous.clean &&
         (!may_lose_acknowledged(previous.policy) || first_seqs[i - 1] < newest_at)) {
