@@ -74,7 +74,10 @@ Error Engine::invalid_name(std::string_view name) {
   std::string msg = "invalid queue name '";
   // Quote what was sent, made printable: it may be any bytes.
   for (char c : name.substr(0, 64)) msg += (c >= 0x20 && c < 0x7f) ? c : '?';
-  msg += "': use 1-200 characters of A-Z a-z 0-9 . _ : -, not only digits, not WAIT or COUNT";
+  msg += '\'';
+  // Cut, it may look valid: its length is then most likely what is wrong.
+  if (name.size() > 64) msg += " (" + std::to_string(name.size()) + " bytes, the first 64 shown)";
+  msg += ": use 1-200 characters of A-Z a-z 0-9 . _ : -, not only digits, not WAIT or COUNT";
   return make_error(Errc::kBadArgument, std::move(msg));
 }
 
