@@ -312,6 +312,11 @@ void Server::accept_one(bool tls) {
                                std::to_string(config_.max_connections) + ")");
     raw->send(reply);
     raw->close_when_flushed();
+    // Written and closed now, not at the loop's next flush: libuv accepts
+    // a whole backlog in one go, and a burst of refused connections each
+    // holding its descriptor until then took the few kept for tqd's own
+    // files (the log's next segment), and libuv closed the rest unanswered.
+    raw->flush();
     return;
   }
   if (tls) raw->use_tls(std::make_unique<TlsSession>(tls_));

@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -167,6 +171,45 @@ TEST_SUITE("concurrency") {
     REQUIRE(refused.ok());
     CHECK(*refused == "ERROR MAXCONN too many connections (limits.max_connections is 36)");
     REQUIRE(call(admitted.front(), "ENQUEUE q x").rfind("ERROR NOQUEUE", 0) == 0);  // still serving
+  }
+
+  TEST_CASE("a burst of connections past max_connections is refused with MAXCONN, every one") {
+    // libuv accepts a listener's whole backlog in one go. Each refused
+    // connection kept its descriptor until the loop's next flush, so a
+    // burst of more than the 64 descriptors tqd keeps for itself (its log
+    // files) used them all up, and libuv closed the rest without a word.
+    TqdOptions options;
+    options.open_files = 100;  // max_connections 36, as in the test above
+    TqdProcess tqd(options);
+    REQUIRE(tqd.wait_for_log("limits.max_connections is lowered from 10000 to 36"));
+    std::vector<tq::client::LineSocket> admitted;
+    for (int i = 0; i < 36; ++i) {
+      admitted.push_back(tqd.socket());
+      REQUIRE(call(admitted.back(), "PING") == "OK PONG");
+    }
+    // While tqd is stopped the kernel completes the handshakes, so tqd
+    // finds all of them waiting at once.
+    REQUIRE(tq::testing::stop_and_wait(tqd.pid()));
+    constexpr int kBurst = 200;
+    std::vector<int> burst;
+    for (int i = 0; i < kBurst; ++i) {
+      const int fd = tq::testing::connect_raw(tqd.port());
+      REQUIRE(fd >= 0);
+      burst.push_back(fd);
+    }
+    REQUIRE(kill(tqd.pid(), SIGCONT) == 0);
+    int refused = 0;
+    for (int fd : burst) {
+      const timeval timeout{5, 0};
+      REQUIRE(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == 0);
+      std::string line;
+      char c = 0;
+      while (line.find('\n') == std::string::npos && recv(fd, &c, 1, 0) == 1) line += c;
+      if (line == "ERROR MAXCONN too many connections (limits.max_connections is 36)\n") ++refused;
+      close(fd);
+    }
+    CHECK(refused == kBurst);
+    CHECK(tq::testing::stat_via(admitted.front(), "connections_refused") == std::to_string(kBurst));
   }
 
   TEST_CASE("refused connections that sent requests are closed at once, not kept open") {
