@@ -646,6 +646,9 @@ void Connection::on_write(uv_write_t* req, int status) {
 }
 
 void Connection::after_write_drained() {
+  // More refusals once the client has read most of the last ones (the
+  // server flushes them); none left, the connection ends below.
+  if (refusals_left_ && !deferred_ && unsent_bytes() < kOutputLowWater) refuse_unrun();
   if (draining_ && unsent_bytes() == 0 && !waiting_) {
     if (tls_ && tls_->established() && !tls_->notified()) {
       // The replies are out: end the TLS stream properly, then the socket.
@@ -823,7 +826,16 @@ void Connection::stop_serving(std::string_view refusal) {
 void Connection::refuse_unrun() {
   const size_t begin = out_.size();
   if (std::exchange(stashed_, false)) out_ += refusal_;
-  while (parser_.next() != protocol::RequestParser::Result::kNeedMore) out_ += refusal_;
+  // Bounded as replies are: a megabyte of two-byte lines held behind a
+  // wait would be 19 MB of refusals at once, on every such connection.
+  refusals_left_ = true;
+  while (unsent_bytes() < kOutputHighWater) {
+    if (parser_.next() == protocol::RequestParser::Result::kNeedMore) {
+      refusals_left_ = false;
+      break;
+    }
+    out_ += refusal_;
+  }
   if (out_.size() == begin) return;
   hold_or_release(begin, 0, false, false);  // after the replies held before them
   server_.want_flush(*this);

@@ -207,7 +207,9 @@ class Connection {
   size_t socket_bytes(unsigned long request) const;
   // The socket's TCP state (TCP_ESTABLISHED, TCP_CLOSE_WAIT, ...; 0 if unknown).
   int tcp_state() const;
-  // Answers every whole request left in the parser with refusal_.
+  // Answers the whole requests left in the parser with refusal_, as many as
+  // fit under the output's high-water mark; after_write_drained() answers
+  // the rest as the client reads (refusals_left_).
   void refuse_unrun();
   // The last step of close_when_flushed(), every reply written. close() on a
   // socket with unread input sends an RST, and so does input that arrives
@@ -259,6 +261,7 @@ class Connection {
   bool deferred_ = false;    // the wait is a BACKUP's or KICK's (finish_deferred ends it)
   bool input_ended_ = false;  // the client half-closed during a BACKUP: after it, end as at EOF
   std::string refusal_;       // stop_serving(): the reply to requests left unrun; empty: none
+  bool refusals_left_ = false;  // refuse_unrun() stopped at the high-water mark
   AuthState auth_;
   LeaseBook leases_;  // the jobs delivered here, to refuse a late worker's ACK
   // For CLIENTS.
