@@ -140,6 +140,10 @@ struct CommandContext {
   ReloadService* reloads = nullptr;          // for RELOAD; null: not available
   BulkService* bulk = nullptr;  // KICK and others of many jobs; null: they run in one go
   uint64_t connection_id = 0;                // the connection asking (BACKUP's reply)
+  // The event loop's clock (uv_now: monotonic ms), which waits' deadlines
+  // are on: the wall clock set back an hour must not make a WAIT an hour
+  // longer, and nothing of a wait outlives the process.
+  int64_t loop_now_ms = 0;
   HandlerScratch* scratch = nullptr;         // null: a handler uses its own
   bool close_after_reply = false;   // set by QUIT
   // Set by DEQUEUE and TOUCH: what they appended to the log is leases (and

@@ -314,8 +314,8 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
                              " waiting already, the limit (limits.max_waiters); retry without "
                              "WAIT or later");
     }
-    ctx.wait = WaitRequest{queues, count, framed, ctx.engine.now_ms() + wait_ms,
-                           ctx.limits->max_batch_bytes};
+    ctx.wait =
+        WaitRequest{queues, count, framed, ctx.loop_now_ms + wait_ms, ctx.limits->max_batch_bytes};
     return;
   }
   if (jobs.empty() && !framed) ++ctx.stats.errors_total;

@@ -382,6 +382,7 @@ void Connection::process(bool turn) {
     ctx.reloads = &server_;
     ctx.bulk = &server_;
     ctx.connection_id = id_;
+    ctx.loop_now_ms = static_cast<int64_t>(server_.loop_now_ms());
     ctx.scratch = &server_.handler_scratch();
     if (result == protocol::RequestParser::Result::kError) {
       reply_parse_error(ctx, parser_.error());

@@ -517,7 +517,7 @@ void Server::on_unwaited_records(uv_timer_t* handle) {
   self->unwaited_due_ = true;
 }
 
-void Server::arm_timer(uv_timer_t* timer, uv_timer_cb callback, int64_t deadline_ms,
+void Server::arm_timer(uv_timer_t* timer, uv_timer_cb callback, int64_t deadline_ms, int64_t now_ms,
                        int64_t* armed_ms) {
   if (handles_closed_ || deadline_ms == *armed_ms) return;
   *armed_ms = deadline_ms;
@@ -525,12 +525,14 @@ void Server::arm_timer(uv_timer_t* timer, uv_timer_cb callback, int64_t deadline
     uv_timer_stop(timer);
     return;
   }
-  int64_t wait = deadline_ms - engine_.now_ms();
+  const int64_t wait = deadline_ms - now_ms;
   uv_timer_start(timer, callback, static_cast<uint64_t>(wait > 0 ? wait : 0), 0);
 }
 
 void Server::arm_wait_timer() {
-  arm_timer(&wait_timer_, on_wait_timeout, waiters_.next_deadline_ms(), &wait_timer_deadline_ms_);
+  // Loop time: waits are the process's own, not deadlines kept in the log.
+  arm_timer(&wait_timer_, on_wait_timeout, waiters_.next_deadline_ms(),
+            static_cast<int64_t>(loop_now_ms()), &wait_timer_deadline_ms_);
 }
 
 void Server::on_housekeeping(uv_timer_t* handle) {
@@ -733,7 +735,7 @@ void Server::maybe_release_freed_memory() {
 void Server::on_wait_timeout(uv_timer_t* handle) {
   auto* self = static_cast<Server*>(handle->data);
   self->wait_timer_deadline_ms_ = INT64_MAX;  // fired: re-armed before the next poll
-  self->waiters_.expire(self->engine_.now_ms());
+  self->waiters_.expire(static_cast<int64_t>(self->loop_now_ms()));
 }
 
 std::vector<ClientInfo> Server::describe_clients() const {
@@ -751,7 +753,8 @@ std::vector<ClientInfo> Server::describe_clients() const {
 }
 
 void Server::arm_sweeper() {
-  arm_timer(&sweeper_, on_sweep, engine_.next_deadline_ms(), &sweeper_deadline_ms_);
+  arm_timer(&sweeper_, on_sweep, engine_.next_deadline_ms(), engine_.now_ms(),
+            &sweeper_deadline_ms_);
 }
 
 void Server::on_sweep(uv_timer_t* handle) {

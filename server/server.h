@@ -174,9 +174,11 @@ class Server final : public ClientDirectory,
   // nobody waiting) lets them wait a little for company.
   void flush_log();
 
-  // Starts `timer` as a one-shot at `deadline_ms` (engine time; INT64_MAX:
-  // stop it), unless it is armed for that deadline already.
-  void arm_timer(uv_timer_t* timer, uv_timer_cb callback, int64_t deadline_ms, int64_t* armed_ms);
+  // Starts `timer` as a one-shot at `deadline_ms` (on the clock that reads
+  // `now_ms`; INT64_MAX: stop it), unless it is armed for that deadline
+  // already.
+  void arm_timer(uv_timer_t* timer, uv_timer_cb callback, int64_t deadline_ms, int64_t now_ms,
+                 int64_t* armed_ms);
   void arm_wait_timer();
   // Learns what the log's writer finished and releases the replies it held.
   void take_log_progress();

@@ -26,7 +26,7 @@ struct WaitRequest {
   std::vector<engine::Queue*> queues;  // in the order the worker gave them
   size_t count = 1;                    // jobs at most, once any are ready
   bool framed = false;                 // COUNT was given: the reply is framed
-  int64_t deadline_ms = 0;             // give up (EMPTY) at this time
+  int64_t deadline_ms = 0;             // give up (EMPTY) at this time (the server's loop time)
   uint64_t max_bytes = UINT64_MAX;     // payload bytes in the reply at most (one job at least)
 };
 

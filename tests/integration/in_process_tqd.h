@@ -18,8 +18,10 @@ namespace tq::testing {
 
 class InProcessTqd {
  public:
-  InProcessTqd(wal::FileSystem& fs, const server::Config& config) {
-    daemon_ = std::make_unique<server::Daemon>(config, fs, clock_);
+  // `clock`: one the test moves (the wall clock stepped); null: the system's.
+  InProcessTqd(wal::FileSystem& fs, const server::Config& config,
+               const engine::Clock* clock = nullptr) {
+    daemon_ = std::make_unique<server::Daemon>(config, fs, clock != nullptr ? *clock : clock_);
     REQUIRE(daemon_->start());
     thread_ = std::thread([this] { clean_ = daemon_->run(); });
   }

@@ -1,0 +1,66 @@
+// The wall clock stepped (an NTP step, a VM resumed) under a running tqd,
+// in process with a clock the test moves: what is counted on the wall clock
+// (deadlines the log keeps) moves with it, and what only this process
+// counts does not.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <string>
+
+#include "server/log.h"
+#include "tests/integration/in_process_tqd.h"
+#include "tests/integration/line_call.h"
+#include "wal/memory_file_system.h"
+
+namespace clock_step_test {
+
+using namespace tq;
+using tq::testing::call;
+using tq::testing::InProcessTqd;
+using tq::testing::stat_reaches;
+
+namespace {
+
+// The system's clock, set back or forward by the test as an NTP step does.
+class SteppedClock final : public engine::Clock {
+ public:
+  int64_t now_ms() const override { return system_.now_ms() + offset_ms_.load(); }
+  void step_ms(int64_t ms) { offset_ms_ += ms; }
+
+ private:
+  engine::SystemClock system_;
+  std::atomic<int64_t> offset_ms_{0};
+};
+
+server::Config memory_config() {
+  server::Config c;
+  c.port = 0;
+  c.data_dir = "/data";
+  c.log_level = server::LogLevel::kError;
+  return c;
+}
+
+}  // namespace
+
+TEST_SUITE("clock_step") {
+  TEST_CASE("a DEQUEUE ... WAIT lasts its duration though the wall clock is set back meanwhile") {
+    server::set_log_level(server::LogLevel::kError);
+    wal::MemoryFileSystem fs;
+    SteppedClock clock;
+    InProcessTqd tqd(fs, memory_config(), &clock);
+    auto admin = tqd.socket();
+    CHECK(call(admin, "CREATE q") == "OK created q");
+    auto worker = tqd.socket();
+    REQUIRE(worker.send("DEQUEUE q WAIT 300ms\n").ok());
+    REQUIRE(stat_reaches(admin, "waiters", "1"));
+    clock.step_ms(-3'600'000);  // an hour back
+    // It waited on until the wall clock came back to where it ended: an
+    // hour, not 300 ms.
+    worker.set_timeout_ms(5'000);
+    auto reply = worker.read_line();
+    REQUIRE(reply.ok());
+    CHECK(reply->rfind("ERROR EMPTY", 0) == 0);
+  }
+}
+
+}  // namespace clock_step_test
