@@ -559,6 +559,7 @@ void Server::on_housekeeping(uv_timer_t* handle) {
     }
   }
   self->limit_client_memory();
+  self->sweep_if_clock_jumped();
   self->check_disk_room();
   self->warn_spare_failures();
 }
@@ -750,6 +751,18 @@ std::vector<ClientInfo> Server::describe_clients() const {
   std::sort(clients.begin(), clients.end(),
             [](const ClientInfo& a, const ClientInfo& b) { return a.id < b.id; });
   return clients;
+}
+
+void Server::sweep_if_clock_jumped() {
+  // The sweeper's timer counts loop (monotonic) time from when it was armed
+  // for a wall-clock deadline. The wall clock set forward since (an NTP
+  // step, a host resumed from suspend, which monotonic time skips) made
+  // that deadline, and others, due before the timer ends: a delayed job
+  // waited the whole step more. Forgetting what it was armed for re-arms it
+  // at once, before the next poll.
+  if (sweeper_deadline_ms_ != INT64_MAX && sweeper_deadline_ms_ <= engine_.now_ms()) {
+    sweeper_deadline_ms_ = INT64_MAX;
+  }
 }
 
 void Server::arm_sweeper() {

@@ -199,6 +199,9 @@ class Server final : public ClientDirectory,
   // Logs the certificate in use, and warns when it has expired or soon will.
   void log_tls_certificate(const char* event);
   void arm_sweeper();
+  // Once a second: the sweeper's timer re-armed if the wall clock has
+  // passed its deadline (it jumped forward).
+  void sweep_if_clock_jumped();
   void close_handles_if_done();
   // What keeps the server from taking jobs now, for GET /healthz: empty
   // when nothing does.

@@ -61,6 +61,21 @@ TEST_SUITE("clock_step") {
     REQUIRE(reply.ok());
     CHECK(reply->rfind("ERROR EMPTY", 0) == 0);
   }
+
+  TEST_CASE(
+      "a delayed job the wall clock jumped past is ready within a second, not a delay later") {
+    server::set_log_level(server::LogLevel::kError);
+    wal::MemoryFileSystem fs;
+    SteppedClock clock;
+    InProcessTqd tqd(fs, memory_config(), &clock);
+    auto s = tqd.socket();
+    CHECK(call(s, "CREATE q") == "OK created q");
+    CHECK(call(s, "PUT q 1 DELAY 1h\nx") == "OK 1");
+    // The sweeper's timer is armed now, an hour of loop time away.
+    REQUIRE(stat_reaches(s, "jobs_delayed", "1"));
+    clock.step_ms(2 * 3'600'000);  // two hours on (an NTP step, a host resumed from suspend)
+    CHECK(call(s, "DEQUEUE q WAIT 5s") == "OK 1 x");
+  }
 }
 
 }  // namespace clock_step_test
