@@ -159,11 +159,14 @@ size_t Engine::fire_schedules(Queue* queue, int64_t now, size_t max) {
     options.group = s.group;
     const std::string key = firing_key(name, s.next_ms);
     options.key = key;
-    const int64_t next = s.next_after(now);
+    int64_t next = s.next_after(now);
     options.key_expires_ms = now + firing_key_ms(next - now);
     auto put = enqueue(queue->name, s.payload, options);
     if (put.ok() && put.value().duplicate) {
       // Put before a crash that lost the schedule's new time: not again.
+      // The times after it that passed while tqd was down still fire once,
+      // as after any downtime: due now, so this sweep comes back for them.
+      next = std::min(next, s.next_after(s.next_ms));
     } else if (put.ok()) {
       stored = true;
       ++s.fired;

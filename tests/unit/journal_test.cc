@@ -881,6 +881,35 @@ TEST_SUITE("journal") {
     CHECK(node.engine.find_job(2)->payload() == "tick!");
   }
 
+  TEST_CASE("after that crash and a downtime, the times missed since the firing still fire once") {
+    wal::MemoryFileSystem fs;
+    int64_t fired_at = 0;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("q").ok());
+      REQUIRE(node.engine.schedule("q", tick_every(60'000, "tick!")).ok());
+      node.clock.advance_ms(60'000);
+      fired_at = node.engine.find_queue("q")->schedules.at("tick").next_ms;
+      REQUIRE(node.engine.expire_due() > 0);
+      node.harness.settle();
+      node.harness.close();
+    }
+    cut_after_last_job(fs);
+    // Down five minutes: the firing's key is still kept (ten periods), and
+    // the four times after the firing passed meanwhile.
+    Node node(fs, fired_at + 5 * 60'000 + 30'000);
+    REQUIRE(node.open(small_segments()).ok());
+    const engine::Queue* q = node.engine.find_queue("q");
+    REQUIRE(q->schedules.at("tick").next_ms == fired_at);
+    node.engine.expire_due();
+    // The lost time is a duplicate; the times missed after it are one job,
+    // as any downtime's are (it was none: they were skipped for good).
+    CHECK(q->counters.duplicates == 1);
+    CHECK(q->ready.size() == 2);
+    CHECK(q->schedules.at("tick").next_ms == fired_at + 6 * 60'000);
+  }
+
   TEST_CASE("a kicked job not delivered since is still known as kicked after a restart") {
     wal::MemoryFileSystem fs;
     {
