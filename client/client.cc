@@ -63,8 +63,14 @@ Status Client::connect_once(const CancelToken* cancel) {
   if (!socket) return socket.error();
   socket_ = std::move(socket).value();
   if (options_.password.empty()) return Ok{};
+  // On this connection or not at all: exchange() replaces a connection it
+  // finds closed (a server turning connections away closes each at once),
+  // and doing so from here, inside the reconnect loop, would recurse
+  // without end.
+  authenticating_ = true;
   auto authed = exchange("AUTH " + options_.password + "\n", protocol::ReplyShape::kLine,
                          Repeat::kNever, options_.timeout_ms, cancel);
+  authenticating_ = false;
   if (!authed) {
     socket_.close();
     return authed.error();
@@ -89,7 +95,7 @@ Status Client::ensure_connected(const CancelToken* cancel) {
     socket_.close();
     return make_error(ErrorKind::kConnect, address() + ": TLS: " + refused);
   }
-  if (policy.attempts == 0) {
+  if (policy.attempts == 0 || authenticating_) {
     const bool closed_by_server = socket_.is_open();
     // Turned away (MAXCONN): the server's words, not "not connected".
     if (auto parting = parting_error()) return *parting;

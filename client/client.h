@@ -385,6 +385,8 @@ class Client {
   // read at all (LineSocket hands out whole lines only), so dropping that
   // many lines puts the stream back in step.
   int owed_replies_ = 0;
+  // connect_once() is sending AUTH: a connection found closed is not replaced.
+  bool authenticating_ = false;
 };
 
 }  // namespace tq::client

@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <string_view>
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -388,6 +390,43 @@ TEST_SUITE("client reconnect") {
     REQUIRE_FALSE(ping.ok());
     CHECK(ping.error().kind == ErrorKind::kCancelled);  // the third pause was cut short
     CHECK(retries == std::vector<std::pair<int, int64_t>>{{1, 10}, {2, 20}, {3, 40}});
+  }
+
+  TEST_CASE(
+      "a server that turns every connection away is tried as often as the policy says, password "
+      "or not - AUTH does not open connections of its own") {
+    // A tqd at max_connections (or a proxy with no server behind it) takes
+    // each connection and closes it at once. The AUTH after a connect found
+    // it closed and reconnected from inside the reconnect loop: again and
+    // again, deeper each time, until the stack ran out.
+    const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
+    REQUIRE(::listen(bound.fd, 64) == 0);
+    constexpr int kMostAccepted = 100;  // enough to see the loop; then refused
+    std::atomic<int> accepted{0};
+    std::thread turning_away([&] {
+      constexpr std::string_view kMaxConn = "ERROR MAXCONN too many connections\n";
+      while (accepted < kMostAccepted) {
+        const int conn = ::accept(bound.fd, nullptr, nullptr);
+        if (conn < 0) return;
+        ++accepted;
+        (void)::send(conn, kMaxConn.data(), kMaxConn.size(), MSG_NOSIGNAL);
+        ::close(conn);
+      }
+      ::shutdown(bound.fd, SHUT_RDWR);
+    });
+    Options options = through(bound.port, 10);
+    options.reconnect.first_delay = 1ms;
+    options.reconnect.max_delay = 1ms;
+    options.password = "s3cret";
+    Client c(options);
+    auto ping = c.ping();
+    ::shutdown(bound.fd, SHUT_RDWR);  // ends the accept
+    turning_away.join();
+    ::close(bound.fd);
+    REQUIRE_FALSE(ping.ok());
+    INFO(ping.error().to_string());
+    CHECK(ping.error().is(ErrorCode::kMaxConn));
+    CHECK(accepted.load() == 10);  // one connection an attempt
   }
 
   TEST_CASE("reconnecting gives up after its attempts with the last error") {
