@@ -280,7 +280,8 @@ class Client {
 
   // --- Server --------------------------------------------------------------
   // STATS, or STATS <queue>: name/value pairs in the server's order.
-  Result<Fields> stats(const std::string& queue = "");
+  // `cancel`, when it fires, ends the wait for the reply (kCancelled).
+  Result<Fields> stats(const std::string& queue = "", const CancelToken* cancel = nullptr);
   Status ping();
   // HELP or HELP <verb>: the server's lines.
   Result<std::vector<std::string>> help(const std::string& verb = "");

@@ -586,7 +586,7 @@ Status Client::cancel_schedule(const std::string& queue, const std::string& name
 
 // --- Server --------------------------------------------------------------------
 
-Result<Fields> Client::stats(const std::string& queue) {
+Result<Fields> Client::stats(const std::string& queue, const CancelToken* cancel) {
   std::string line = "STATS";
   if (!queue.empty()) {
     if (auto bad = check_word(queue, "queue name"); !bad) return bad.error();
@@ -594,7 +594,7 @@ Result<Fields> Client::stats(const std::string& queue) {
   }
   line += '\n';
   auto reply = exchange(line, protocol::ReplyShape::kCountedLines, Repeat::kSafe,
-                        options_.timeout_ms, nullptr);
+                        options_.timeout_ms, cancel);
   if (!reply) return reply.error();
   return to_fields(reply->lines);
 }

@@ -177,8 +177,7 @@ int run_stat(tq::client::Options options, const std::string& queue,
   Clock::time_point previous_at;
   for (uint64_t row = 0; count == 0 || row < count; ++row) {
     if (row > 0 && !cancel.sleep_for_ms(static_cast<int>(interval.count()))) return kExitOk;
-    client->socket().set_cancel(&cancel);  // Ctrl-C ends a wait for the reply too
-    auto sample = client->stats(queue);
+    auto sample = client->stats(queue, &cancel);  // Ctrl-C ends a wait for the reply too
     const Clock::time_point at = Clock::now();
     if (g_interrupted) return kExitOk;
     if (!sample && sample.error().kind == tq::client::ErrorKind::kServer) {

@@ -4,9 +4,15 @@
 // standard output, ERROR ones on standard error.
 #include <doctest/doctest.h>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/client/cutting_proxy.h"
@@ -15,6 +21,7 @@
 
 namespace tq_cli_test {
 
+using namespace std::chrono_literals;
 using tq::testing::ProgramResult;
 using tq::testing::run_program;
 using tq::testing::TqdProcess;
@@ -330,6 +337,40 @@ TEST_SUITE("tq command line") {
     CHECK(tq_run(tqd, {"--count", "1", "LIST"}).status == 2);  // --count alone
     CHECK(tq_run(tqd, {"--stat", "--interval", "soon"}).status == 2);
     CHECK(tq_run(tqd, {"--stat", "a", "b"}).status == 2);
+  }
+
+  TEST_CASE("--stat - Ctrl-C ends a wait for a server that does not answer STATS, with 0") {
+    // A stand-in that takes the connection, reads the STATS and says
+    // nothing, until tq closes the connection.
+    const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
+    REQUIRE(::listen(bound.fd, 4) == 0);
+    std::atomic<bool> asked{false};
+    std::thread silent([&] {
+      const int conn = ::accept(bound.fd, nullptr, nullptr);
+      if (conn < 0) return;
+      std::string got;
+      char buf[256];
+      ssize_t n;
+      while ((n = ::recv(conn, buf, sizeof buf, 0)) > 0) {
+        got.append(buf, static_cast<size_t>(n));
+        if (got.find("STATS\n") != std::string::npos) asked = true;
+      }
+      ::close(conn);
+    });
+    int status = -1;
+    {
+      tq::testing::BackgroundProcess tq(
+          {TQ_PATH, "--port", std::to_string(bound.port), "--timeout", "60s", "--stat"});
+      const auto give_up = std::chrono::steady_clock::now() + 10s;
+      while (!asked && std::chrono::steady_clock::now() < give_up)
+        std::this_thread::sleep_for(10ms);
+      REQUIRE(asked);
+      status = tq.stop(SIGINT, 10s);
+    }  // killed here if it did not stop
+    ::shutdown(bound.fd, SHUT_RDWR);
+    silent.join();
+    ::close(bound.fd);
+    CHECK(status == 0);
   }
 
   TEST_CASE("one command - PUT takes its body from standard input and --raw prints the wire") {
