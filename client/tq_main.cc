@@ -118,6 +118,10 @@ int run_work(const tq::client::Options& options, const tq::client::WorkSettings&
   // A closed standard error (tq --work ... 2>&1 | head) must not kill tq and
   // orphan its programs; they get SIGPIPE's default back (client/job_program.cc).
   signal(SIGPIPE, SIG_IGN);
+  // An ignored SIGCHLD, inherited from whoever started tq, has the kernel
+  // reap the programs itself: waitpid would find none, and every run would
+  // read as exit 127, its job retried.
+  signal(SIGCHLD, SIG_DFL);
   return tq::client::run_work(options, settings, stop, abort, std::cerr);
 }
 

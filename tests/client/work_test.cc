@@ -158,6 +158,25 @@ TEST_SUITE("tq --work") {
   }
 
   TEST_CASE(
+      "a SIGCHLD ignored by whoever started tq does not hide how the programs end - exit 0 "
+      "ACKs") {
+    // An ignored SIGCHLD is inherited through exec, and has the kernel reap
+    // children itself: tq's waitpid then found none, and read every run as
+    // exit 127, to be retried.
+    TqdProcess tqd;
+    auto client = connect(tqd);
+    REQUIRE(client.create("q").ok());
+    REQUIRE(client.enqueue("q", "job").ok());
+    BackgroundProcess tq({"bash", "-c", "trap '' CHLD; exec \"$@\"", "bash", TQ_PATH, "--port",
+                          std::to_string(tqd.port()), "--work", "q", "--count", "1", "--", "true"},
+                         /*with_stderr=*/true);
+    CHECK(tq.wait_for_exit(20s) == 0);
+    INFO(all_lines(tq));
+    CHECK(count_lines(tq, "job 1 from q (attempt 1): exit 0 after ") == 1);
+    CHECK(count_lines(tq, "; acked") == 1);
+  }
+
+  TEST_CASE(
       "a failing exit NACKs the job to be retried, and a --fail-exit status sends it to "
       "dead letters at once") {
     TqdProcess tqd;
