@@ -23,6 +23,7 @@ namespace shutdown_test {
 
 using tq::testing::connect_raw;
 using tq::testing::run_tqd;
+using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
 
 TEST_SUITE("shutdown") {
@@ -197,7 +198,11 @@ TEST_SUITE("shutdown") {
     // A waiting connection keeps up to 1 MiB of pipelined requests. At a
     // stop each is refused, 38 bytes a refusal: two-byte lines made 19
     // times their size in replies, on every such connection at once.
-    TqdProcess tqd;
+    TqdOptions options;
+    // 80 MB of refusals, read one connection after another: more than the
+    // default 5 s under the sanitizers.
+    options.config_yaml = "server:\n  shutdown_timeout: 120s\n";
+    TqdProcess tqd(options);
     auto admin = tqd.client();
     REQUIRE(admin.create("w").ok());
     constexpr int kWaiters = 8;
