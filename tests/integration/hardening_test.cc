@@ -148,14 +148,7 @@ uint64_t ran_before_stats(const TqdProcess& tqd, LineSocket& other, const std::v
   return ran;
 }
 
-uint64_t rss_kib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
-  }
-  return 0;
-}
+uint64_t rss_kib(pid_t pid) { return tq::testing::proc_status_kib(pid, "VmRSS"); }
 
 }  // namespace
 

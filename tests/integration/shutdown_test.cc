@@ -26,6 +26,11 @@ using tq::testing::run_tqd;
 using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
 
+// The most memory tqd has held, in KiB.
+int64_t peak_rss_kib(pid_t pid) {
+  return static_cast<int64_t>(tq::testing::proc_status_kib(pid, "VmHWM"));
+}
+
 TEST_SUITE("shutdown") {
   TEST_CASE("SIGTERM: open connections are closed, tqd logs and exits 0 promptly") {
     TqdProcess tqd;
@@ -181,19 +186,7 @@ TEST_SUITE("shutdown") {
     CHECK(replies.size() == 8u * kPings);  // "OK PONG\n" each
     CHECK(tqd.stop(0) == 0);
   }
-}
 
-// The most memory tqd has held (VmHWM), in KiB; 0 if /proc cannot say.
-long peak_rss_kib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return 0;
-}
-
-TEST_SUITE("shutdown") {
   TEST_CASE("requests held behind a wait are refused at a stop as the client reads, every one") {
     // A waiting connection keeps up to 1 MiB of pipelined requests. At a
     // stop each is refused, 38 bytes a refusal: two-byte lines made 19
@@ -235,11 +228,11 @@ TEST_SUITE("shutdown") {
     }
     REQUIRE(stat("client_buffer_bytes", "") >= kWaiters * lines.size());
     admin.close();
-    const long peak_before = peak_rss_kib(tqd.pid());
+    const int64_t peak_before = peak_rss_kib(tqd.pid());
     REQUIRE(kill(tqd.pid(), SIGTERM) == 0);
     REQUIRE(tqd.wait_for_log("shutting down"));
     const std::string refusal = "ERROR SHUTDOWN the server is stopping\n";
-    long peak_while_refusing = 0;
+    int64_t peak_while_refusing = 0;
     for (size_t i = 0; i < fds.size(); ++i) {
       // Before the last connection is read, tqd is still up: what it holds
       // for all of them is in its peak.

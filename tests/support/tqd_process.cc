@@ -223,6 +223,16 @@ bool stop_and_wait(pid_t pid) {
   return false;
 }
 
+uint64_t proc_status_kib(pid_t pid, const std::string& figure) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  const std::string prefix = figure + ":";
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind(prefix, 0) == 0) return std::stoull(line.substr(prefix.size()));
+  }
+  return 0;
+}
+
 int connect_raw(uint16_t port, int receive_buffer) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return -1;

@@ -93,6 +93,10 @@ int connect_raw(uint16_t port, int receive_buffer = 0);
 // a test that sends requests "while tqd is stopped" must not race it.
 bool stop_and_wait(pid_t pid);
 
+// A memory figure of /proc/<pid>/status in KiB ("VmRSS": resident now,
+// "VmHWM": the most ever resident); 0 if it cannot be read.
+uint64_t proc_status_kib(pid_t pid, const std::string& figure);
+
 // A fresh temporary directory, removed by the caller.
 std::string make_temp_dir();
 void remove_tree(const std::string& path);
