@@ -275,7 +275,9 @@ void cmd_auth(CommandContext& ctx, const Request& req) {
     return;
   }
   AuthState& auth = *ctx.auth;
-  const int64_t now = ctx.engine.now_ms();
+  // The loop's monotonic clock: the wall clock set back an hour must not
+  // keep an address's second of wrong passwords going for that hour.
+  const int64_t now = ctx.loop_now_ms;
   if (auth.throttle != nullptr && !auth.throttle->allowed(auth.address, now)) {
     ctx.close_after_reply = true;
     return reply_error(ctx, ErrorCode::kNoAuth,

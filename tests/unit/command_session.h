@@ -14,6 +14,7 @@ namespace tq::testing {
 // another connection (the same engine, another worker).
 struct CommandSession {
   engine::ManualClock clock;
+  int64_t loop_now_ms = 0;  // the event loop's monotonic clock (CommandContext::loop_now_ms)
   engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
   server::ServerStats stats;
   server::AuthState* auth = nullptr;  // the connection's standing, when a password is set
@@ -33,6 +34,7 @@ struct CommandSession {
       ctx.auth = auth;
       ctx.limits = &limits;
       ctx.leases = leases;
+      ctx.loop_now_ms = loop_now_ms;
       if (r == protocol::RequestParser::Result::kError) {
         server::reply_parse_error(ctx, parser.error());
       } else {

@@ -41,12 +41,37 @@ TEST_SUITE("commands") {
     s.closed = false;
     CHECK(s.run("AUTH s3cret\n") == "OK authenticated\n");
 
-    s.clock.advance_ms(1000);  // the guesser's second is over
+    s.loop_now_ms += 1000;  // the guesser's second is over
     server::AuthState again = connection("203.0.113.9");
     s.auth = &again;
     s.closed = false;
     CHECK(s.run("AUTH s3cret\n") == "OK authenticated\n");
     CHECK(s.stats.auth_failures == server::AuthThrottle::kFailuresPerSecond);
+  }
+
+  TEST_CASE("the wrong-password throttle counts its second on the loop's clock, not the wall's") {
+    Session s;
+    const std::string password = "s3cret";
+    server::AuthThrottle throttle;
+    auto connection = [&] {
+      server::AuthState a;
+      a.password = &password;
+      a.max_failures = 1000;
+      a.throttle = &throttle;
+      a.address = "203.0.113.9";
+      return a;
+    };
+    server::AuthState guesser = connection();
+    s.auth = &guesser;
+    for (uint64_t i = 0; i < server::AuthThrottle::kFailuresPerSecond; ++i) {
+      REQUIRE(s.run("AUTH guess\n") == "ERROR NOAUTH wrong password\n");
+    }
+    s.clock.advance_ms(-3'600'000);  // the wall clock set back an hour (an NTP step)
+    s.loop_now_ms += 1000;           // and a second later
+    server::AuthState again = connection();
+    s.auth = &again;
+    s.closed = false;
+    CHECK(s.run("AUTH s3cret\n") == "OK authenticated\n");
   }
 
   TEST_CASE("before AUTH even a malformed request is NOAUTH - nothing about the commands leaks") {
