@@ -1,4 +1,5 @@
-// How many wrong passwords tqd considers, per client address and second.
+// How many wrong passwords tqd considers, per client address (an IPv6
+// client's /64: throttle_address) and second.
 //
 // Counting per address, not for all connections together, keeps guessing slow
 // for each attacker (however many connections it opens) without letting one

@@ -54,7 +54,7 @@ struct AuthState {
   size_t failures = 0;                    // wrong passwords on this connection
   size_t max_failures = 3;                // then the connection is closed
   AuthThrottle* throttle = nullptr;       // wrong passwords per address and second; null: none
-  std::string address;                    // the client's, without its port
+  std::string address;                    // the client's, without its port (IPv6: its /64)
   bool has_password() const { return password != nullptr && !password->empty(); }
   bool has_admin_password() const { return admin_password != nullptr && !admin_password->empty(); }
   bool required() const { return has_password() && !authenticated; }

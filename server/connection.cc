@@ -97,7 +97,10 @@ bool Connection::start() {
   uv_tcp_nodelay(&tcp_, 1);
   // The wrong-password budget is per address: with either password set,
   // every connection needs its own (an empty one would be everyone's).
-  if (auth_.has_password() || auth_.has_admin_password()) auth_.address = peer_address();
+  if (auth_.has_password() || auth_.has_admin_password()) {
+    if (const std::optional<sockaddr_storage> addr = peer())
+      auth_.address = throttle_address(*addr);
+  }
   int rc = uv_read_start(stream(), on_alloc, on_read);
   if (rc != 0) {
     LOG_WARN("connection %llu: cannot read: %s", static_cast<unsigned long long>(id_),

@@ -137,6 +137,25 @@ std::string describe_address(const sockaddr_storage& address) {
   return std::string(host) + ":" + std::to_string(port_of(address));
 }
 
+std::string throttle_address(const sockaddr_storage& address) {
+  char host[INET6_ADDRSTRLEN] = "";
+  if (address.ss_family != AF_INET6) {
+    uv_ip4_name(reinterpret_cast<const sockaddr_in*>(&address), host, sizeof host);
+    return host;
+  }
+  sockaddr_in6 v6 = *reinterpret_cast<const sockaddr_in6*>(&address);
+  if (IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr)) {
+    sockaddr_in v4{};
+    v4.sin_family = AF_INET;
+    std::memcpy(&v4.sin_addr, &v6.sin6_addr.s6_addr[12], sizeof v4.sin_addr);
+    uv_ip4_name(&v4, host, sizeof host);
+    return host;
+  }
+  std::memset(&v6.sin6_addr.s6_addr[8], 0, 8);  // the interface identifier
+  uv_ip6_name(&v6, host, sizeof host);
+  return std::string(host) + "/64";
+}
+
 int port_of(const sockaddr_storage& address) {
   if (address.ss_family == AF_INET6) {
     return ntohs(reinterpret_cast<const sockaddr_in6*>(&address)->sin6_port);

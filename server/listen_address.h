@@ -48,6 +48,12 @@ std::string cannot_listen(const ListenAddress& address, int uv_error);
 // "127.0.0.1:8080", "[::1]:8080": a bound address, for the log.
 std::string describe_address(const sockaddr_storage& address);
 
+// What a client's wrong passwords are counted under (AuthThrottle): its
+// IPv4 address, or the /64 of an IPv6 one ("2001:db8::/64"), since one host
+// is given a whole /64 and could otherwise guess from each of its addresses.
+// An IPv4-mapped address (a dual-stack listener) is its IPv4 one.
+std::string throttle_address(const sockaddr_storage& address);
+
 // The port a bound socket got (the kernel's pick when asked for 0).
 int port_of(const sockaddr_storage& address);
 

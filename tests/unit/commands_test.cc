@@ -1,9 +1,12 @@
 #include <doctest/doctest.h>
+#include <uv.h>
 
 #include <algorithm>
 #include <string>
+#include <string_view>
 
 #include "server/command_support.h"
+#include "server/listen_address.h"
 #include "server/queue_settings.h"
 #include "tests/unit/command_session.h"
 
@@ -47,6 +50,23 @@ TEST_SUITE("commands") {
     s.closed = false;
     CHECK(s.run("AUTH s3cret\n") == "OK authenticated\n");
     CHECK(s.stats.auth_failures == server::AuthThrottle::kFailuresPerSecond);
+  }
+
+  TEST_CASE("wrong passwords count per IPv4 address, per IPv6 /64, a mapped IPv4 as itself") {
+    auto key = [](const char* text) {
+      sockaddr_storage address{};
+      if (std::string_view(text).find(':') == std::string_view::npos) {
+        REQUIRE(uv_ip4_addr(text, 8080, reinterpret_cast<sockaddr_in*>(&address)) == 0);
+      } else {
+        REQUIRE(uv_ip6_addr(text, 8080, reinterpret_cast<sockaddr_in6*>(&address)) == 0);
+      }
+      return server::throttle_address(address);
+    };
+    CHECK(key("203.0.113.9") == "203.0.113.9");
+    CHECK(key("::ffff:203.0.113.9") == "203.0.113.9");  // a dual-stack listener's IPv4 client
+    CHECK(key("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64");
+    CHECK(key("2001:db8:1:2:bbbb::7") == key("2001:db8:1:2:aaaa::1"));  // one host's /64
+    CHECK(key("2001:db8:1:3::1") != key("2001:db8:1:2::1"));
   }
 
   TEST_CASE("the wrong-password throttle counts its second on the loop's clock, not the wall's") {
