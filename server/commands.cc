@@ -547,7 +547,9 @@ void dispatch(CommandContext& ctx, const protocol::Request& request) {
                             std::string(request.spec->name) +
                                 " is an admin command: AUTH with the admin password first");
   }
-  if (ctx.log != nullptr && !ctx.log->healthy() &&
+  // RELOAD is a write so that no client sends it twice; while the log fails
+  // it still applies the settings and reports the declarations it cannot.
+  if (ctx.log != nullptr && !ctx.log->healthy() && request.spec->verb != protocol::Verb::kReload &&
       protocol::request_writes(*request.spec, request.args)) {
     // Refused before anything changes: this write surely did not happen.
     cmd::reply_error(ctx, protocol::ErrorCode::kIo,

@@ -5,12 +5,14 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <thread>
 
 #include "server/log.h"
 #include "tests/integration/in_process_tqd.h"
 #include "tests/integration/line_call.h"
+#include "tests/support/tqd_process.h"
 #include "wal/memory_file_system.h"
 
 namespace disk_full_test {
@@ -53,6 +55,26 @@ server::Config small_config() {
 }  // namespace
 
 TEST_SUITE("disk_full") {
+  TEST_CASE("RELOAD while the log fails applies the settings and reports the declarations failed") {
+    server::set_log_level(server::LogLevel::kError);
+    wal::MemoryFileSystem fs;
+    const std::string file = tq::testing::make_temp_dir() + "/config.yaml";
+    std::ofstream(file) << "server:\n  port: 0\n  data_dir: /data\n  log_level: error\n"
+                           "wal:\n  segment_bytes: 64KiB\n  min_free_disk: 0\n"
+                           "limits:\n  max_line_bytes: 4096\n  max_payload_bytes: 4096\n"
+                           "  max_batch: 7\nqueues:\n  declare:\n    invoices: {}\n";
+    InProcessTqd tqd(fs, small_config(), nullptr, file);
+    auto s = tqd.socket();
+    REQUIRE(call(s, "CREATE q") == "OK created q");
+    fs.set_capacity(fs.used_bytes());
+    for (int i = 0; i < 200 && call(s, "ENQUEUE q " + std::string(1000, 'p'))[0] == 'O'; ++i) {
+    }
+    REQUIRE(call(s, "ENQUEUE q refused").rfind("ERROR IO ", 0) == 0);  // the log fails
+    const std::string reply = call(s, "RELOAD");
+    CHECK(reply.rfind("OK reloaded applied=limits.max_batch", 0) == 0);
+    CHECK(reply.find("failed=queues.declare.invoices") != std::string::npos);
+  }
+
   TEST_CASE("writes get ERROR IO while the disk is full, reads go on, and it recovers") {
     server::set_log_level(server::LogLevel::kError);
     wal::MemoryFileSystem fs;

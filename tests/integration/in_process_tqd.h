@@ -6,10 +6,12 @@
 #include <doctest/doctest.h>
 
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "client/line_socket.h"
 #include "server/config.h"
+#include "server/config_source.h"
 #include "server/daemon.h"
 #include "server/engine/clock.h"
 #include "wal/file.h"
@@ -19,9 +21,15 @@ namespace tq::testing {
 class InProcessTqd {
  public:
   // `clock`: one the test moves (the wall clock stepped); null: the system's.
+  // `reload`: the file RELOAD reads (from the real disk); empty: none.
   InProcessTqd(wal::FileSystem& fs, const server::Config& config,
-               const engine::Clock* clock = nullptr) {
+               const engine::Clock* clock = nullptr, const std::string& reload = "") {
     daemon_ = std::make_unique<server::Daemon>(config, fs, clock != nullptr ? *clock : clock_);
+    if (!reload.empty()) {
+      server::ConfigSource source;
+      source.config_path = reload;
+      daemon_->reload_from(std::move(source), config.max_connections);
+    }
     REQUIRE(daemon_->start());
     thread_ = std::thread([this] { clean_ = daemon_->run(); });
   }
