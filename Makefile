@@ -67,18 +67,9 @@ asan-build: bootstrap
 		-DTQ_SANITIZE=address,undefined >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target tqd unit_tests integration_tests client_tests
 
-# The unit tests (one process, one core) run beside the integration and client
-# tests, which wait on tqd's timers and leave a quarter of two cores idle.
-# Their output goes to $(ASAN_BUILD)/unit_tests.log, shown when they fail.
 asan-run:
-	@echo "asan-run: the unit tests beside the integration and client tests (log: $(ASAN_BUILD)/unit_tests.log)"
-	@$(SANITIZERS_ENV) $(ASAN_BUILD)/tests/unit_tests > $(ASAN_BUILD)/unit_tests.log 2>&1 & unit=$$!; \
-	  $(SANITIZERS_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(TEST_JOBS) \
-	    -R '^(integration|client)/'; suites=$$?; \
-	  if ! wait $$unit; then \
-	    tail -n 80 $(ASAN_BUILD)/unit_tests.log; echo "asan-run: the unit tests failed"; exit 1; \
-	  fi; \
-	  tail -n 3 $(ASAN_BUILD)/unit_tests.log; exit $$suites
+	$(SANITIZERS_ENV) $(ASAN_BUILD)/tests/unit_tests
+	$(SANITIZERS_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(TEST_JOBS) -R '^(integration|client)/'
 
 fuzz: bootstrap
 	scripts/fuzz $(FUZZ_SECONDS)
