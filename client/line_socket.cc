@@ -18,21 +18,13 @@
 namespace tq::client {
 namespace {
 
-// Waits until fd is readable or writable; false on timeout or error.
-bool wait_for(int fd, short events, int timeout_ms) {
-  pollfd p{fd, events, 0};
-  for (;;) {
-    int rc = ::poll(&p, 1, timeout_ms);
-    if (rc < 0 && errno == EINTR) continue;
-    return rc > 0;
-  }
-}
-
 enum class WaitOutcome { kReady, kTimeout, kCancelled };
 
-// As wait_for, and also ends when the token fires. A signal (EINTR) restarts
-// the wait with what is left of the timeout, so a handler that only sets a
-// flag does not shorten it; a handler that fires the token ends it.
+// Waits until fd is readable or writable (kReady; a poll error too, for the
+// next recv() or send() to report), and ends early when the token fires. A
+// signal (EINTR) restarts the wait with what is left of the timeout, so a
+// handler that only sets a flag does not shorten it; a handler that fires the
+// token ends it.
 WaitOutcome wait_or_cancel(int fd, short events, int timeout_ms, const CancelToken* cancel) {
   pollfd p[2] = {{fd, events, 0}, {cancel != nullptr ? cancel->fd() : -1, POLLIN, 0}};
   const nfds_t n = cancel != nullptr ? 2 : 1;
@@ -46,7 +38,7 @@ WaitOutcome wait_or_cancel(int fd, short events, int timeout_ms, const CancelTok
     if (n == 2 && (p[1].revents & POLLIN) != 0) return WaitOutcome::kCancelled;
     if (rc > 0) return WaitOutcome::kReady;
     if (rc == 0) return WaitOutcome::kTimeout;
-    return WaitOutcome::kReady;  // a poll error: let recv() report it
+    return WaitOutcome::kReady;  // a poll error: let recv() or send() report it
   }
 }
 
@@ -181,8 +173,15 @@ Status LineSocket::send(std::string_view bytes) {
         bytes.remove_prefix(step.bytes);
         break;
       case IoStep::Kind::kWait:
-        if (!wait_for(fd_, step.wait_for, timeout_ms_)) {
-          return make_error(ErrorKind::kTimeout, "server did not accept data in time");
+        // A server that stopped reading fills the socket's buffers: a big PUT
+        // waits here, and Ctrl-C (the token) must end it as it ends a read.
+        switch (wait_or_cancel(fd_, step.wait_for, timeout_ms_, cancel_)) {
+          case WaitOutcome::kReady:
+            break;
+          case WaitOutcome::kTimeout:
+            return make_error(ErrorKind::kTimeout, "server did not accept data in time");
+          case WaitOutcome::kCancelled:
+            return make_error(ErrorKind::kCancelled, "stopped sending to the server");
         }
         break;
       case IoStep::Kind::kClosed:
@@ -257,6 +256,12 @@ IoStep LineSocket::send_some(std::string_view bytes) {
 Result<std::string> LineSocket::read_line() {
   for (;;) {
     if (auto line = reader_.take_line()) return std::string(*line);
+    if (reader_.line_too_long()) {
+      return make_error(ErrorKind::kProtocol,
+                        "more than " + std::to_string(protocol::kMaxReplyLineBytes >> 20) +
+                            " MiB without a line end, longer than any reply of tqd's: is "
+                            "this port a tq server?");
+    }
     Error error;
     if (!fill(&error)) return error;
   }

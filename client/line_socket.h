@@ -1,7 +1,8 @@
 // A blocking TCP connection to tqd, plaintext or TLS (client/tls_session.h),
-// that sends bytes and reads reply lines and bodies, each read bounded by a
-// timeout (and, when a CancelToken is set, by that token). The typed Client
-// is built on it; tests use it directly to send whatever bytes they like.
+// that sends bytes and reads reply lines and bodies, each wait to send or to
+// read bounded by a timeout (and, when a CancelToken is set, by that token).
+// The typed Client is built on it; tests use it directly to send whatever
+// bytes they like.
 //
 // Invariant: it never reads past what it is asked for, except into its reply
 // buffer, so after a failed read the stream position is unknown and the only
@@ -49,7 +50,8 @@ class LineSocket {
   bool is_open() const { return fd_ >= 0; }
   void set_timeout_ms(int ms) { timeout_ms_ = ms; }
   int timeout_ms() const { return timeout_ms_; }
-  // While set, a read that waits ends with kCancelled once the token fires.
+  // While set, a read or send that waits ends with kCancelled once the token
+  // fires.
   // The token must outlive its use here; nullptr unsets it.
   void set_cancel(const CancelToken* token) { cancel_ = token; }
 

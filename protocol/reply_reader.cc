@@ -13,8 +13,13 @@ void ReplyReader::feed(std::string_view bytes) {
 }
 
 std::optional<std::string_view> ReplyReader::take_line() {
-  const void* nl = std::memchr(buf_.data() + pos_, '\n', buf_.size() - pos_);
-  if (nl == nullptr) return std::nullopt;
+  const size_t from = pos_ + scanned_;
+  const void* nl = std::memchr(buf_.data() + from, '\n', buf_.size() - from);
+  if (nl == nullptr) {
+    scanned_ = buf_.size() - pos_;
+    return std::nullopt;
+  }
+  scanned_ = 0;
   size_t end = static_cast<size_t>(static_cast<const char*>(nl) - buf_.data());
   std::string_view line(buf_.data() + pos_, end - pos_);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
@@ -40,6 +45,7 @@ std::optional<std::string_view> ReplyReader::take_body(size_t n) {
     return std::nullopt;
   }
   pos_ += n + terminator;
+  scanned_ = 0;
   return std::string_view(body, n);
 }
 

@@ -15,12 +15,26 @@
 
 namespace tq::protocol {
 
+// No reply line tqd sends is longer: the longest holds one payload, at most
+// 256 MiB (wal::kMaxPayloadBytes), and a few short words before it. More
+// than this without a line end is not tqd speaking (some other service on
+// the port), and a reader that kept it all would grow without end.
+inline constexpr size_t kMaxReplyLineBytes = (size_t{256} << 20) + 4096;
+
 class ReplyReader {
  public:
+  explicit ReplyReader(size_t max_line_bytes = kMaxReplyLineBytes)
+      : max_line_bytes_(max_line_bytes) {}
+
   void feed(std::string_view bytes);
 
   // The next line without its '\n' (and '\r'), or nullopt until one is whole.
+  // Each call looks only at bytes fed since the last, so a long line costs
+  // its length once, not once per feed().
   std::optional<std::string_view> take_line();
+  // True once more than max_line_bytes have come without a line end: the
+  // line will never be whole, and the caller should give up on the stream.
+  bool line_too_long() const { return scanned_ > max_line_bytes_; }
 
   // Exactly n bytes followed by a line end, or nullopt until all have arrived.
   // A missing line end after them is a framing error: returns nullopt and sets
@@ -33,6 +47,8 @@ class ReplyReader {
  private:
   std::string buf_;
   size_t pos_ = 0;
+  size_t scanned_ = 0;  // bytes from pos_ known to hold no '\n'
+  size_t max_line_bytes_;
   bool broken_ = false;
 };
 

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 
 #include "client/client.h"
 #include "client/line_socket.h"
+#include "protocol/reply_reader.h"
 #include "tests/support/tqd_process.h"
 
 namespace client_test {
@@ -82,6 +84,69 @@ TEST_SUITE("client library") {
     CHECK(connected.error().kind == ErrorKind::kCancelled);
     CHECK(connected.error().message.find("connecting interrupted") != std::string::npos);
     CHECK(took < std::chrono::seconds(10));  // not the 20 s timeout
+  }
+
+  TEST_CASE("a big PUT to a server that stopped reading ends when the token fires") {
+    // A stand-in that accepts and never reads: the client's send fills the
+    // socket's buffers and waits. Ctrl-C (the token) once ended only reads,
+    // and tq sat out the whole --timeout here.
+    const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
+    REQUIRE(::listen(bound.fd, 1) == 0);
+    tq::client::CancelToken cancel;
+    std::thread stalled([&] {
+      const int conn = ::accept(bound.fd, nullptr, nullptr);
+      pollfd p{conn, POLLIN, 0};
+      ::poll(&p, 1, 30'000);  // bytes are waiting, unread: the person's Ctrl-C
+      cancel.cancel();
+      p.events = POLLRDHUP;
+      ::poll(&p, 1, 30'000);  // until the client lets go
+      ::close(conn);
+    });
+    Client client({.host = "127.0.0.1", .port = bound.port, .timeout_ms = 30'000});
+    REQUIRE(client.reconnect().ok());
+    const std::string payload(64 << 20, 'x');
+    const auto started = std::chrono::steady_clock::now();
+    auto put = client.request("PUT q " + std::to_string(payload.size()), payload, &cancel);
+    const auto took = std::chrono::steady_clock::now() - started;
+    client.close();
+    stalled.join();
+    ::close(bound.fd);
+    REQUIRE_FALSE(put.ok());
+    CHECK(put.error().kind == ErrorKind::kCancelled);
+    CHECK(put.error().message.find("stopped sending") != std::string::npos);
+    CHECK(took < std::chrono::seconds(20));  // not the 30 s timeout
+  }
+
+  TEST_CASE("a port that streams bytes without a line end is given up on, not kept in memory") {
+    // Some other service on tqd's port: past the longest reply line tqd can
+    // send, the client stops reading, where it once grew without end.
+    const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
+    REQUIRE(::listen(bound.fd, 1) == 0);
+    std::thread streamer([&] {
+      const int conn = ::accept(bound.fd, nullptr, nullptr);
+      const std::string chunk(1 << 20, 'z');
+      for (size_t sent = 0; sent <= tq::protocol::kMaxReplyLineBytes + chunk.size();) {
+        const ssize_t n = ::send(conn, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+        if (n <= 0) break;  // the client closed: it gave up
+        sent += static_cast<size_t>(n);
+      }
+      // Reads the client's request before closing: a close with it unread
+      // would reset the connection, and the client lose the bytes in flight.
+      ::shutdown(conn, SHUT_WR);
+      char sink[4096];
+      while (::recv(conn, sink, sizeof sink, 0) > 0) {
+      }
+      ::close(conn);
+    });
+    auto client = Client::connect({.host = "127.0.0.1", .port = bound.port});
+    REQUIRE(client.ok());
+    auto pong = client->ping();
+    client->close();
+    streamer.join();
+    ::close(bound.fd);
+    REQUIRE_FALSE(pong.ok());
+    CHECK(pong.error().kind == ErrorKind::kProtocol);
+    CHECK(pong.error().message.find("is this port a tq server?") != std::string::npos);
   }
 
   TEST_CASE("a connection closed for idle_timeout - the next call says why, not sent") {

@@ -7,6 +7,7 @@
 
 #include "protocol/reply.h"
 #include "protocol/reply_reader.h"
+#include "wal/format.h"
 
 namespace reply_test {
 
@@ -84,6 +85,41 @@ TEST_SUITE("reply") {
     reader.feed("xyzQ");
     CHECK_FALSE(reader.take_body(3).has_value());
     CHECK(reader.broken());
+  }
+
+  TEST_CASE("a line longer than any tqd sends is given up on; one at the limit is read") {
+    // The limit must hold tqd's longest line: a job's largest payload and
+    // the words before it.
+    static_assert(kMaxReplyLineBytes >= tq::wal::kMaxPayloadBytes + 1024);
+    ReplyReader reader(8);
+    reader.feed("OK 1");
+    CHECK_FALSE(reader.take_line().has_value());
+    reader.feed("2345");  // 8 bytes, no line end yet: still a line
+    CHECK_FALSE(reader.take_line().has_value());
+    CHECK_FALSE(reader.line_too_long());
+    reader.feed("\r\nOK 123456");
+    CHECK(reader.take_line() == "OK 12345");
+    CHECK_FALSE(reader.line_too_long());
+    CHECK_FALSE(reader.take_line().has_value());
+    CHECK(reader.line_too_long());  // 9 bytes and no end
+  }
+
+  TEST_CASE("a long line fed in small pieces is read whole, its CR and LF in two pieces") {
+    ReplyReader reader;
+    std::string line = "OK 7 ";
+    reader.feed(line);
+    for (int i = 0; i < 1000; ++i) {
+      const std::string piece(37, static_cast<char>('a' + i % 26));
+      line += piece;
+      reader.feed(piece);
+      CHECK_FALSE(reader.take_line().has_value());
+    }
+    reader.feed("\r");
+    CHECK_FALSE(reader.take_line().has_value());
+    reader.feed("\nOK 8\n");
+    CHECK(reader.take_line() == line);
+    CHECK(reader.take_line() == "OK 8");
+    CHECK_FALSE(reader.line_too_long());
   }
 
   TEST_CASE("a body length at the top of size_t waits for the bytes, it does not wrap") {
