@@ -18,9 +18,7 @@ namespace {
 // request sent as it did so gets that line and was not run: one safe to
 // repeat is sent again on a new connection).
 bool connection_is_lost(const Error& e) {
-  if (e.kind != ErrorKind::kServer) return true;
-  return e.is(protocol::ErrorCode::kShutdown) || e.is(protocol::ErrorCode::kMaxConn) ||
-         e.is(protocol::ErrorCode::kTimeout);
+  return e.kind != ErrorKind::kServer || e.server_closing();
 }
 
 }  // namespace

@@ -177,8 +177,10 @@ class Client {
   // round's replies read before the next round goes, so a bulk load takes
   // a round trip per round rather than per job. A result per job, in order:
   // its id, or the server's error for that job (FULL, say). With a
-  // reconnect policy each job carries a key of its own, and a round whose
-  // connection broke is sent again and stored once. When the connection
+  // reconnect policy each job carries a key of its own, a round whose
+  // connection broke is sent again and stored once, and the jobs a server
+  // refused as it closed (ERROR SHUTDOWN, TIMEOUT: not run) go again on a
+  // new connection. When the connection
   // cannot be had, each job of that round carries the error (outcome_unknown()
   // says whether it may be stored) and the call stops: the vector is then
   // shorter than `payloads`, the rest not sent. An error of the call itself

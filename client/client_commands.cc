@@ -174,7 +174,7 @@ Result<std::vector<Result<uint64_t>>> Client::put_many(const std::string& queue,
   // Keys of our own, or none at all: one answer for the whole round.
   const Repeat repeat = options_.reconnect.attempts > 0 ? Repeat::kSafe : Repeat::kNever;
   std::string wire;
-  for (size_t first = 0; first < payloads.size(); first += kPutRound) {
+  for (size_t first = 0; first < payloads.size();) {
     const size_t count = std::min(kPutRound, payloads.size() - first);
     wire.clear();
     for (size_t i = first; i < first + count; ++i) {
@@ -188,7 +188,18 @@ Result<std::vector<Result<uint64_t>>> Client::put_many(const std::string& queue,
       ids.insert(ids.end(), count, replies.error());
       return ids;
     }
-    for (Result<Reply>& reply : *replies) {
+    // A server that closes the connection partway through a round (a restart,
+    // limits.idle_timeout) answers the rest with its closing line: those
+    // were not run, and with a reconnect policy they go again, first in the
+    // next round. The first reply is never such a line (exchange_many sends
+    // the round again then), so each round moves on.
+    size_t answered = replies->size();
+    while (repeat == Repeat::kSafe && answered > 1 && !(*replies)[answered - 1] &&
+           (*replies)[answered - 1].error().server_closing()) {
+      --answered;
+    }
+    for (size_t i = 0; i < answered; ++i) {
+      Result<Reply>& reply = (*replies)[i];
       if (reply) {
         auto put = parse_put_reply(*reply, repeat == Repeat::kSafe);
         ids.emplace_back(put ? Result<uint64_t>(put->id) : Result<uint64_t>(put.error()));
@@ -196,6 +207,7 @@ Result<std::vector<Result<uint64_t>>> Client::put_many(const std::string& queue,
         ids.emplace_back(reply.error());
       }
     }
+    first += answered;
   }
   return ids;
 }

@@ -43,6 +43,13 @@ struct Error {
     return kind == ErrorKind::kNetwork || kind == ErrorKind::kTimeout ||
            kind == ErrorKind::kCancelled || kind == ErrorKind::kProtocol;
   }
+  // True for the line a server sends as it closes the connection: ERROR
+  // SHUTDOWN (it is stopping), TIMEOUT (limits.idle_timeout) or MAXCONN. A
+  // request answered so was not run.
+  bool server_closing() const {
+    return is(protocol::ErrorCode::kShutdown) || is(protocol::ErrorCode::kTimeout) ||
+           is(protocol::ErrorCode::kMaxConn);
+  }
   // "NOTFOUND no job 7" for server errors, "timed out: ..." otherwise.
   std::string to_string() const;
 };

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <string_view>
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -209,14 +210,15 @@ TEST_SUITE("client reconnect") {
       "a batch the server answered in part before closing - the answers kept, the rest not run") {
     // tqd answers what it ran, then says why it closes (ERROR TIMEOUT, as
     // for a request cut off by limits.request_timeout; ERROR SHUTDOWN):
-    // the jobs it stored must not be reported as not run.
+    // the jobs it stored must not be reported as not run. Without a
+    // reconnect policy the rest are not sent again.
     StandIn server = stand_in(  // each PUT is a line and a body line
         6,
         "OK 1\r\nOK 2\r\nERROR TIMEOUT closing the connection: a request was started and not "
         "finished within 1 second (limits.request_timeout)\r\n");
     std::vector<std::string_view> views(3, "a job");
     auto ids = [&] {
-      Client c = connect_with(through(server.port, 2));
+      Client c = connect_with(through(server.port, 0));
       return c.put_many("q", views);
     }();  // closed: the server's read ends even if fewer requests came
     server.thread.join();
@@ -229,6 +231,56 @@ TEST_SUITE("client reconnect") {
     REQUIRE_FALSE((*ids)[2].ok());
     CHECK((*ids)[2].error().is(tq::protocol::ErrorCode::kTimeout));
     CHECK_FALSE((*ids)[2].error().outcome_unknown());
+  }
+
+  TEST_CASE(
+      "put_many with a policy sends again, on a new connection, what a stopping server refused") {
+    // A stand-in for a tqd that stops partway through a round: it stores 3
+    // of 5 PUTs, answers the other 2 ERROR SHUTDOWN (not run) and closes;
+    // then, restarted, stores what comes. The producer once reported those 2
+    // as failed and exited, where a restart is what a reconnect policy is for.
+    const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
+    REQUIRE(::listen(bound.fd, 4) == 0);
+    std::string heard_again;
+    std::thread server([&] {
+      int conn = ::accept(bound.fd, nullptr, nullptr);
+      read_lines(conn, 10);  // 5 PUTs, each a line and a body line
+      const std::string stopping =
+          "OK 1\nOK 2\nOK 3\nERROR SHUTDOWN server is stopping\nERROR SHUTDOWN server is "
+          "stopping\n";
+      (void)::send(conn, stopping.data(), stopping.size(), MSG_NOSIGNAL);
+      ::close(conn);
+      pollfd next{bound.fd, POLLIN, 0};
+      conn = ::poll(&next, 1, 10'000) == 1 ? ::accept(bound.fd, nullptr, nullptr) : -1;
+      ::close(bound.fd);
+      char buf[4096];
+      ssize_t n = 0;
+      while (conn >= 0 && std::count(heard_again.begin(), heard_again.end(), '\n') < 4 &&
+             (n = ::recv(conn, buf, sizeof buf, 0)) > 0) {
+        heard_again.append(buf, static_cast<size_t>(n));
+      }
+      const std::string stored = "OK 4\nOK 5\n";
+      (void)::send(conn, stored.data(), stored.size(), MSG_NOSIGNAL);
+      read_lines(conn, 1);  // until the client closes
+      ::close(conn);
+    });
+    const std::vector<std::string> payloads = {"job a", "job b", "job c", "job d", "job e"};
+    const std::vector<std::string_view> views(payloads.begin(), payloads.end());
+    auto ids = [&] {
+      Client c = connect_with(through(bound.port, 2));
+      return c.put_many("q", views);
+    }();
+    server.join();
+    REQUIRE(ids.ok());
+    REQUIRE(ids->size() == 5);
+    for (uint64_t i = 0; i < 5; ++i) {
+      REQUIRE((*ids)[i].ok());
+      CHECK(*(*ids)[i] == i + 1);
+    }
+    // Only the refused two went again.
+    CHECK(heard_again.find("\njob d\n") != std::string::npos);
+    CHECK(heard_again.find("\njob e\n") != std::string::npos);
+    CHECK(heard_again.find("job c") == std::string::npos);
   }
 
   TEST_CASE("with the caller's own key the repeat is stored once and reported as a duplicate") {
