@@ -36,6 +36,13 @@ std::optional<std::string> delivery_ended(const CommandContext& ctx, const JobRe
   if (job == nullptr || job->state != engine::JobState::kLeased || job->delivery() == *mine) {
     return std::nullopt;
   }
+  if (ref.lease && *ref.lease > job->delivery()) {
+    // Tokens only grow (until 256 KICKs wrap their count): a typo, or a
+    // token of some other job's.
+    return "job " + num(ref.id) + " is in delivery lease=" + num(job->delivery()) + " (attempt " +
+           num(job->attempts) + "); lease=" + num(*ref.lease) +
+           " was never given out: check the token";
+  }
   if (ref.lease) {
     return "job " + num(ref.id) + " is in another delivery now (lease=" + num(job->delivery()) +
            ", attempt " + num(job->attempts) + "), not lease=" + num(*ref.lease) +

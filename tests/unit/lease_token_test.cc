@@ -132,6 +132,19 @@ TEST_SUITE("lease tokens") {
     CHECK(s.run("ACK 1@4294967297\n") == "OK acked 1\n");
   }
 
+  TEST_CASE("a token never given out is refused as such, not as a delivery that ended") {
+    Session s;
+    one_job(s);
+    REQUIRE(s.run("DEQUEUE q COUNT 1\n").find(" lease=1\n") != std::string::npos);
+    const std::string never =
+        "ERROR NOTLEASED job 1 is in delivery lease=1 (attempt 1); lease=5 was never given out: "
+        "check the token\n";
+    CHECK(s.run("ACK 1@5\n") == never);
+    CHECK(s.run("TOUCH 1@5 1m\n") == never);
+    CHECK(s.engine.find_job(1)->state == engine::JobState::kLeased);
+    CHECK(s.run("ACK 1@1\n") == "OK acked 1\n");
+  }
+
   TEST_CASE("ACK of several ids with one stale token acks the others and says which was not") {
     Session s;
     s.run("CREATE q\nENQUEUE q a\nENQUEUE q b\nENQUEUE q c\n");
