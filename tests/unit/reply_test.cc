@@ -87,7 +87,7 @@ TEST_SUITE("reply") {
     CHECK(reader.broken());
   }
 
-  TEST_CASE("a line longer than any tqd sends is given up on; one at the limit is read") {
+  TEST_CASE("a line longer than any tqd sends is given up on, one at the limit is read") {
     // The limit must hold tqd's longest line: a job's largest payload and
     // the words before it.
     static_assert(kMaxReplyLineBytes >= tq::wal::kMaxPayloadBytes + 1024);
