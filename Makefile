@@ -3,7 +3,7 @@
 #
 #   make            build Release into build/
 #   make run        ... and start tqd with config.yaml
-#   make test       ... run every test, then build the tests again with
+#   make test       ... run every test, then build the tests again with clang,
 #                   AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #                   and run the unit, integration and client suites once more
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)
@@ -54,8 +54,13 @@ test: build
 test-release: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(TEST_JOBS)
 
-# -O1 keeps the sanitizer build quick to compile and the tests quick to run;
-# -g1's line tables are all the sanitizers' stack traces use. The unit tests
+# The sanitizer build uses clang (installed for make fuzz): it compiles this
+# build in 165 s on 2 cores where g++ took 295 s, most of the gain in the
+# sanitized tests' doctest expansions, and its warnings are a second opinion
+# on the code g++ builds with -Werror. -O1 keeps the build quick to compile
+# and the tests quick to run; -g1's line tables are all the sanitizers'
+# stack traces use. (An older build-asan/ made by g++ is configured afresh:
+# CMake starts over when the compiler changes.) The unit tests
 # run as one process: a sanitized process takes 0.2 s to start and exit, 66 s
 # for the 331 cases one by one against 14 s for all of them at once.
 SANITIZERS_ENV = ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
@@ -63,8 +68,8 @@ test-asan: asan-build
 	@$(MAKE) --no-print-directory asan-run
 
 asan-build: bootstrap
-	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
-		-DTQ_SANITIZE=address,undefined >/dev/null
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
+		-DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DTQ_SANITIZE=address,undefined >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target tqd unit_tests integration_tests client_tests
 
 asan-run:

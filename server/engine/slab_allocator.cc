@@ -6,13 +6,7 @@
 #include <cstring>
 #include <new>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TQ_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TQ_ASAN 1
-#endif
-#endif
+#include "base/asan.h"
 #ifdef TQ_ASAN
 #include <sanitizer/asan_interface.h>
 #endif

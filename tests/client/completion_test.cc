@@ -92,7 +92,8 @@ TEST_SUITE("tq completion") {
     auto settings = client->config("emails");
     REQUIRE(settings.ok());
     const Words offered = complete("CONFIG emails ");
-    for (const auto& [key, value] : *settings) {
+    for (const auto& setting : *settings) {
+      const auto& key = setting.first;
       INFO(key);
       const bool completed = std::find(offered.begin(), offered.end(), key + "=") != offered.end();
       CHECK(completed == (key != "paused"));

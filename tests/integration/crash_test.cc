@@ -113,7 +113,9 @@ void verify(TqdProcess& tqd, Model& model, int cycle) {
   }
   std::lock_guard<std::mutex> lock(model.mu);
   auto client = tqd.client(10'000);
-  for (const auto& [id, payload] : model.pending) {
+  for (const auto& entry : model.pending) {
+    const uint64_t id = entry.first;
+    const std::string& payload = entry.second;
     if (found.count(id) == 0) {
       auto leased = client.job(id);
       if (leased.ok() && leased->state == "leased") found[id] = leased->payload;
@@ -124,7 +126,9 @@ void verify(TqdProcess& tqd, Model& model, int cycle) {
     CHECK(found[id] == payload);
   }
   std::map<uint64_t, std::string> next;
-  for (const auto& [id, payload] : found) {
+  for (const auto& entry : found) {
+    const uint64_t id = entry.first;
+    const std::string& payload = entry.second;
     INFO("cycle " << cycle << ": job " << id << " came back");
     REQUIRE(model.acked.count(id) == 0);
     bool known = model.pending.count(id) == 1 || model.maybe_enqueued.count(payload) == 1;

@@ -21,6 +21,7 @@
 #include <set>
 #include <thread>
 
+#include "base/asan.h"
 #include "tests/integration/line_call.h"
 #include "tests/support/thread_group.h"
 #include "tests/support/tqd_process.h"
@@ -1051,7 +1052,7 @@ TEST_SUITE("hardening") {
     const uint64_t rss = rss_kib(tqd.pid());
     MESSAGE("tqd RSS after the flood: " << rss / 1024 << " MiB");
     CHECK(rss > 0);
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef TQ_ASAN
     const uint64_t bound_kib = 1024 * 1024;  // ASan's shadow memory and quarantine
 #else
     const uint64_t bound_kib = 256 * 1024;

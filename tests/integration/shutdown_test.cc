@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/asan.h"
 #include "client/client.h"
 #include "tests/support/tqd_process.h"
 
@@ -253,7 +254,7 @@ TEST_SUITE("shutdown") {
     }
     MESSAGE("tqd's peak RSS " << peak_before << " KiB before the stop, " << peak_while_refusing
                               << " KiB while refusing");
-#if !defined(__SANITIZE_ADDRESS__)  // ASan keeps freed memory back (its quarantine)
+#ifndef TQ_ASAN  // ASan keeps freed memory back (its quarantine)
     // All at once it was 8 x 9.5 MiB more; as the clients read, about 1 MiB
     // each at most.
     CHECK(peak_while_refusing - peak_before < 40 * 1024);

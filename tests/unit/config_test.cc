@@ -385,7 +385,9 @@ queues:
         {"tls:\n  port: 70000\n",
          "t.yaml: tls.port: expected a whole number from 0 to 65535, got '70000'"},
     };
-    for (const auto& [yaml, error] : bad) {
+    for (const auto& entry : bad) {
+      const auto& yaml = entry.first;
+      const auto& error = entry.second;
       INFO(yaml);
       r = load_config_text(yaml, "t.yaml");
       REQUIRE_FALSE(r.config);

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "base/asan.h"
+
 namespace slab_allocator_test {
 
 using tq::engine::SlabAllocator;
@@ -285,7 +287,7 @@ TEST_SUITE("slab_allocator") {
       blocks.push_back(block);
     }
     MESSAGE("page faults taking " << pages << " pages: " << faults);
-#if !defined(__SANITIZE_ADDRESS__)
+#ifndef TQ_ASAN
     // Under AddressSanitizer its own bookkeeping (a stack trace kept for
     // every malloc) faults pages on this thread too: the count means nothing.
     CHECK(faults < pages / 20);

@@ -115,7 +115,9 @@ TEST_SUITE("wal_overlay") {
       REQUIRE((*log)->close().ok());
     }
     CHECK(checked.torn_lost_writes);
-    for (const auto& [name, bytes] : files) {
+    for (const auto& file : files) {
+      const auto& name = file.first;
+      const auto& bytes = file.second;
       CAPTURE(name);
       CHECK(cut->contents(o.dir + "/" + name) == bytes);
     }
