@@ -180,11 +180,11 @@ class Client {
   // reconnect policy each job carries a key of its own, a round whose
   // connection broke is sent again and stored once, and the jobs a server
   // refused as it closed (ERROR SHUTDOWN, TIMEOUT: not run) go again on a
-  // new connection. When the connection
-  // cannot be had, each job of that round carries the error (outcome_unknown()
-  // says whether it may be stored) and the call stops: the vector is then
-  // shorter than `payloads`, the rest not sent. An error of the call itself
-  // is an argument refused before anything was sent.
+  // new connection. When the connection cannot be had, each job of that
+  // round carries the error (outcome_unknown() says whether it may be
+  // stored) and the call stops: the vector is then shorter than `payloads`,
+  // the rest not sent. An error of the call itself is an argument refused
+  // before anything was sent.
   static constexpr size_t kPutRound = 128;
   Result<std::vector<Result<uint64_t>>> put_many(const std::string& queue,
                                                  std::span<const std::string_view> payloads,

@@ -51,8 +51,7 @@ class LineSocket {
   void set_timeout_ms(int ms) { timeout_ms_ = ms; }
   int timeout_ms() const { return timeout_ms_; }
   // While set, a read or send that waits ends with kCancelled once the token
-  // fires.
-  // The token must outlive its use here; nullptr unsets it.
+  // fires. The token must outlive its use here; nullptr unsets it.
   void set_cancel(const CancelToken* token) { cancel_ = token; }
 
   // True when the server has closed its end (or reset it) while we were not
