@@ -3,7 +3,9 @@
 // a value. Whether a call may be repeated after a reconnect is decided here,
 // per command, as client.h explains.
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 
 #include "client/client.h"
 #include "client/request_line.h"
@@ -174,13 +176,24 @@ Result<std::vector<Result<uint64_t>>> Client::put_many(const std::string& queue,
   // Keys of our own, or none at all: one answer for the whole round.
   const Repeat repeat = options_.reconnect.attempts > 0 ? Repeat::kSafe : Repeat::kNever;
   std::string wire;
+  // The requests (keys and all) of jobs from `first` on that were sent and
+  // refused as the server closed: they go again as they were, since an
+  // earlier send of the round, lost, may have stored them under that key.
+  std::vector<std::string> unsent;
   for (size_t first = 0; first < payloads.size();) {
     const size_t count = std::min(kPutRound, payloads.size() - first);
     wire.clear();
+    std::vector<std::string> round;
+    round.reserve(count);
     for (size_t i = first; i < first + count; ++i) {
-      auto put = put_wire(queue, payloads[i], options);
-      if (!put) return put.error();
-      wire += put->wire;
+      if (i - first < unsent.size()) {
+        round.push_back(std::move(unsent[i - first]));
+      } else {
+        auto put = put_wire(queue, payloads[i], options);
+        if (!put) return put.error();
+        round.push_back(std::move(put->wire));
+      }
+      wire += round.back();
     }
     auto replies = exchange_many(wire, count, protocol::ReplyShape::kLine, repeat,
                                  options_.timeout_ms, nullptr);
@@ -207,6 +220,8 @@ Result<std::vector<Result<uint64_t>>> Client::put_many(const std::string& queue,
         ids.emplace_back(reply.error());
       }
     }
+    unsent.assign(std::make_move_iterator(round.begin() + static_cast<ptrdiff_t>(answered)),
+                  std::make_move_iterator(round.end()));
     first += answered;
   }
   return ids;

@@ -283,6 +283,67 @@ TEST_SUITE("client reconnect") {
     CHECK(heard_again.find("job c") == std::string::npos);
   }
 
+  TEST_CASE("put_many: a job refused after a lost round goes again with the key it was sent with") {
+    // The first connection breaks after the server read the round: each job
+    // may be stored. The round goes again (same keys); the server, stopping,
+    // answers the first (DUPLICATE: stored by the first send) and refuses the
+    // second, which the first send may have stored too. Sent once more, it
+    // must carry the same key, or a job stored by the first send is stored
+    // twice.
+    const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
+    REQUIRE(::listen(bound.fd, 4) == 0);
+    std::vector<std::string> heard(3);
+    std::thread server([&] {
+      auto hear = [&](int conn, size_t lines, std::string* into) {
+        char buf[4096];
+        ssize_t n = 0;
+        while (conn >= 0 && static_cast<size_t>(std::count(into->begin(), into->end(), '\n')) <
+                                lines &&
+               (n = ::recv(conn, buf, sizeof buf, 0)) > 0) {
+          into->append(buf, static_cast<size_t>(n));
+        }
+      };
+      auto next = [&] {
+        pollfd p{bound.fd, POLLIN, 0};
+        return ::poll(&p, 1, 10'000) == 1 ? ::accept(bound.fd, nullptr, nullptr) : -1;
+      };
+      int conn = next();
+      hear(conn, 4, &heard[0]);  // both PUTs read (and, say, stored); no reply gets out
+      ::close(conn);
+      conn = next();
+      hear(conn, 4, &heard[1]);
+      const std::string stopping = "OK 1 DUPLICATE\nERROR SHUTDOWN server is stopping\n";
+      (void)::send(conn, stopping.data(), stopping.size(), MSG_NOSIGNAL);
+      ::close(conn);
+      conn = next();
+      ::close(bound.fd);
+      hear(conn, 2, &heard[2]);
+      const std::string stored = "OK 2 DUPLICATE\n";
+      (void)::send(conn, stored.data(), stored.size(), MSG_NOSIGNAL);
+      read_lines(conn, 1);  // until the client closes
+      ::close(conn);
+    });
+    const std::vector<std::string_view> views = {"job a", "job b"};
+    auto ids = [&] {
+      Client c = connect_with(through(bound.port, 3));
+      return c.put_many("q", views);
+    }();
+    server.join();
+    REQUIRE(ids.ok());
+    REQUIRE(ids->size() == 2);
+    auto key_of_b = [](const std::string& wire) {
+      const size_t body = wire.find("\njob b\n");
+      if (body == std::string::npos) return std::string("(job b not sent)");
+      const size_t line = wire.rfind("PUT ", body);
+      return wire.substr(line, body - line);
+    };
+    MESSAGE("first send:  " << key_of_b(heard[0]));
+    MESSAGE("second send: " << key_of_b(heard[1]));
+    MESSAGE("third send:  " << key_of_b(heard[2]));
+    CHECK(key_of_b(heard[0]) == key_of_b(heard[1]));
+    CHECK(key_of_b(heard[2]) == key_of_b(heard[0]));
+  }
+
   TEST_CASE("with the caller's own key the repeat is stored once and reported as a duplicate") {
     TqdProcess tqd;
     CuttingProxy proxy(tqd.port());
