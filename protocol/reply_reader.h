@@ -16,10 +16,12 @@
 namespace tq::protocol {
 
 // No reply line tqd sends is longer: the longest holds one payload, at most
-// 256 MiB (wal::kMaxPayloadBytes), and a few short words before it. More
-// than this without a line end is not tqd speaking (some other service on
-// the port), and a reader that kept it all would grow without end.
-inline constexpr size_t kMaxReplyLineBytes = (size_t{256} << 20) + 4096;
+// 256 MiB (wal::kMaxPayloadBytes), escaped (DEQUEUE's one-line reply turns
+// each \n, \r and \ into two bytes, so up to twice that), and a few short
+// words before it. More than this without a line end is not tqd speaking
+// (some other service on the port), and a reader that kept it all would
+// grow without end.
+inline constexpr size_t kMaxReplyLineBytes = (size_t{512} << 20) + 4096;
 
 class ReplyReader {
  public:

@@ -91,6 +91,9 @@ TEST_SUITE("reply") {
     // The limit must hold tqd's longest line: a job's largest payload and
     // the words before it.
     static_assert(kMaxReplyLineBytes >= tq::wal::kMaxPayloadBytes + 1024);
+    // DEQUEUE's one-line reply escapes a payload with line breaks: \n, \r
+    // and \ take two bytes each.
+    static_assert(kMaxReplyLineBytes >= 2 * size_t{tq::wal::kMaxPayloadBytes} + 1024);
     ReplyReader reader(8);
     reader.feed("OK 1");
     CHECK_FALSE(reader.take_line().has_value());
