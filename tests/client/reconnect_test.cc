@@ -297,8 +297,8 @@ TEST_SUITE("client reconnect") {
       auto hear = [&](int conn, size_t lines, std::string* into) {
         char buf[4096];
         ssize_t n = 0;
-        while (conn >= 0 && static_cast<size_t>(std::count(into->begin(), into->end(), '\n')) <
-                                lines &&
+        while (conn >= 0 &&
+               static_cast<size_t>(std::count(into->begin(), into->end(), '\n')) < lines &&
                (n = ::recv(conn, buf, sizeof buf, 0)) > 0) {
           into->append(buf, static_cast<size_t>(n));
         }
