@@ -121,14 +121,7 @@ std::optional<sockaddr_storage> Connection::peer() const {
 
 std::string Connection::peer_address() const {
   const std::optional<sockaddr_storage> addr = peer();
-  if (!addr) return "";
-  char text[INET6_ADDRSTRLEN] = "";
-  if (addr->ss_family == AF_INET6) {
-    uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(&*addr), text, sizeof text);
-  } else {
-    uv_ip4_name(reinterpret_cast<const sockaddr_in*>(&*addr), text, sizeof text);
-  }
-  return text;
+  return addr ? host_of(*addr) : std::string();
 }
 
 std::string Connection::peer_endpoint() const {

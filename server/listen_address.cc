@@ -127,33 +127,35 @@ std::string cannot_listen(const ListenAddress& address, int uv_error) {
          uv_strerror(uv_error);
 }
 
-std::string describe_address(const sockaddr_storage& address) {
+std::string host_of(const sockaddr_storage& address) {
   char host[INET6_ADDRSTRLEN] = "?";
   if (address.ss_family == AF_INET6) {
     uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(&address), host, sizeof host);
-    return std::string("[") + host + "]:" + std::to_string(port_of(address));
+  } else {
+    uv_ip4_name(reinterpret_cast<const sockaddr_in*>(&address), host, sizeof host);
   }
-  uv_ip4_name(reinterpret_cast<const sockaddr_in*>(&address), host, sizeof host);
-  return std::string(host) + ":" + std::to_string(port_of(address));
+  return host;
+}
+
+std::string describe_address(const sockaddr_storage& address) {
+  const std::string port = std::to_string(port_of(address));
+  if (address.ss_family == AF_INET6) return "[" + host_of(address) + "]:" + port;
+  return host_of(address) + ":" + port;
 }
 
 std::string throttle_address(const sockaddr_storage& address) {
-  char host[INET6_ADDRSTRLEN] = "";
-  if (address.ss_family != AF_INET6) {
-    uv_ip4_name(reinterpret_cast<const sockaddr_in*>(&address), host, sizeof host);
-    return host;
-  }
-  sockaddr_in6 v6 = *reinterpret_cast<const sockaddr_in6*>(&address);
+  if (address.ss_family != AF_INET6) return host_of(address);
+  sockaddr_storage copy = address;
+  auto& v6 = *reinterpret_cast<sockaddr_in6*>(&copy);
   if (IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr)) {
-    sockaddr_in v4{};
+    sockaddr_storage v4_storage{};
+    auto& v4 = *reinterpret_cast<sockaddr_in*>(&v4_storage);
     v4.sin_family = AF_INET;
     std::memcpy(&v4.sin_addr, &v6.sin6_addr.s6_addr[12], sizeof v4.sin_addr);
-    uv_ip4_name(&v4, host, sizeof host);
-    return host;
+    return host_of(v4_storage);
   }
   std::memset(&v6.sin6_addr.s6_addr[8], 0, 8);  // the interface identifier
-  uv_ip6_name(&v6, host, sizeof host);
-  return std::string(host) + "/64";
+  return host_of(copy) + "/64";
 }
 
 int port_of(const sockaddr_storage& address) {

@@ -45,6 +45,9 @@ bool addresses_apart(const std::vector<ListenAddress>& addresses, std::string* e
 // "cannot listen on 127.0.0.1:8080: address already in use".
 std::string cannot_listen(const ListenAddress& address, int uv_error);
 
+// "127.0.0.1", "::1": an address without its port.
+std::string host_of(const sockaddr_storage& address);
+
 // "127.0.0.1:8080", "[::1]:8080": a bound address, for the log.
 std::string describe_address(const sockaddr_storage& address);
 
