@@ -40,22 +40,28 @@ server::Config memory_config() {
   return c;
 }
 
+// tqd in this process, on an in-memory disk and a wall clock the test steps.
+struct SteppedTqd {
+  bool quiet = (server::set_log_level(server::LogLevel::kError), true);
+  wal::MemoryFileSystem fs;
+  SteppedClock clock;
+  InProcessTqd tqd{fs, memory_config(), &clock};
+};
+
 }  // namespace
 
 TEST_SUITE("clock_step") {
   TEST_CASE("a DEQUEUE ... WAIT lasts its duration though the wall clock is set back meanwhile") {
-    server::set_log_level(server::LogLevel::kError);
-    wal::MemoryFileSystem fs;
-    SteppedClock clock;
-    InProcessTqd tqd(fs, memory_config(), &clock);
-    auto admin = tqd.socket();
+    SteppedTqd stepped;
+    SteppedClock& clock = stepped.clock;
+    auto admin = stepped.tqd.socket();
     CHECK(call(admin, "CREATE q") == "OK created q");
-    auto worker = tqd.socket();
+    auto worker = stepped.tqd.socket();
     REQUIRE(worker.send("DEQUEUE q WAIT 300ms\n").ok());
     REQUIRE(stat_reaches(admin, "waiters", "1"));
     clock.step_ms(-3'600'000);  // an hour back
-    // It waited on until the wall clock came back to where it ended: an
-    // hour, not 300 ms.
+    // On the wall clock it waited on until the clock came back to where it
+    // ended, an hour; on the loop's clock it ends after its 300 ms.
     worker.set_timeout_ms(5'000);
     auto reply = worker.read_line();
     REQUIRE(reply.ok());
@@ -64,11 +70,9 @@ TEST_SUITE("clock_step") {
 
   TEST_CASE(
       "a delayed job the wall clock jumped past is ready within a second, not a delay later") {
-    server::set_log_level(server::LogLevel::kError);
-    wal::MemoryFileSystem fs;
-    SteppedClock clock;
-    InProcessTqd tqd(fs, memory_config(), &clock);
-    auto s = tqd.socket();
+    SteppedTqd stepped;
+    SteppedClock& clock = stepped.clock;
+    auto s = stepped.tqd.socket();
     CHECK(call(s, "CREATE q") == "OK created q");
     CHECK(call(s, "PUT q 1 DELAY 1h\nx") == "OK 1");
     // The sweeper's timer is armed now, an hour of loop time away.
