@@ -173,7 +173,7 @@ Result<std::vector<Result<Reply>>> Client::exchange_many(std::string_view wire, 
                                                          protocol::ReplyShape shape, Repeat repeat,
                                                          int read_timeout_ms,
                                                          const CancelToken* cancel,
-                                                         bool keep_if_late) {
+                                                         bool keep_if_late, bool* lost_a_send) {
   const int max_sends = repeat == Repeat::kSafe ? 1 + options_.reconnect.attempts : 1;
   // The loss of an earlier send of this call: the server may have carried it
   // out, so a later failure to reconnect must not read as "nothing was sent".
@@ -223,7 +223,10 @@ Result<std::vector<Result<Reply>>> Client::exchange_many(std::string_view wire, 
     }
     close();
     if (lost->kind == ErrorKind::kCancelled || sends >= max_sends) return *lost;
-    if (sent && lost->outcome_unknown()) unsettled = *lost;
+    if (sent && lost->outcome_unknown()) {
+      unsettled = *lost;
+      if (lost_a_send != nullptr) *lost_a_send = true;
+    }
   }
 }
 

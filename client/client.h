@@ -342,10 +342,14 @@ class Client {
   // As exchange, for `wire` holding `count` requests (pipelined): each
   // reply, or its ERROR. After a lost connection the whole wire is sent
   // again when `repeat` allows; keep_if_late applies to a single request.
+  // `lost_a_send`, if given, is set when a send of the wire was lost after
+  // it went out, so the server may have run requests whose reply came from
+  // a later send (an ERROR SHUTDOWN there does not mean "never run").
   Result<std::vector<Result<Reply>>> exchange_many(std::string_view wire, size_t count,
                                                    protocol::ReplyShape shape, Repeat repeat,
                                                    int read_timeout_ms, const CancelToken* cancel,
-                                                   bool keep_if_late = false);
+                                                   bool keep_if_late = false,
+                                                   bool* lost_a_send = nullptr);
   // PUT's request line and body (a key of our own when we may repeat it), and
   // whether the key is ours; an argument that would change the request is
   // refused.

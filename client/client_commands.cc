@@ -179,7 +179,10 @@ Result<std::vector<Result<uint64_t>>> Client::put_many(const std::string& queue,
   // The requests (keys and all) of jobs from `first` on that were sent and
   // refused as the server closed: they go again as they were, since an
   // earlier send of the round, lost, may have stored them under that key.
+  // `maybe_stored` marks those whose earlier send was lost: if they cannot
+  // be sent again, their outcome is unknown, not "not stored".
   std::vector<std::string> unsent;
+  std::vector<bool> maybe_stored;
   for (size_t first = 0; first < payloads.size();) {
     const size_t count = std::min(kPutRound, payloads.size() - first);
     wire.clear();
@@ -195,10 +198,21 @@ Result<std::vector<Result<uint64_t>>> Client::put_many(const std::string& queue,
       }
       wire += round.back();
     }
+    maybe_stored.resize(count, false);
+    bool lost_a_send = false;
     auto replies = exchange_many(wire, count, protocol::ReplyShape::kLine, repeat,
-                                 options_.timeout_ms, nullptr);
+                                 options_.timeout_ms, nullptr, false, &lost_a_send);
+    if (lost_a_send) maybe_stored.assign(count, true);
     if (!replies) {
-      ids.insert(ids.end(), count, replies.error());
+      for (size_t i = 0; i < count; ++i) {
+        const Error& e = replies.error();
+        ids.emplace_back(maybe_stored[i] && !e.outcome_unknown()
+                             ? make_error(ErrorKind::kNetwork,
+                                          "an earlier send of this job was lost, so it may be "
+                                          "stored; then: " +
+                                              e.to_string())
+                             : e);
+      }
       return ids;
     }
     // A server that closes the connection partway through a round (a restart,
@@ -222,6 +236,8 @@ Result<std::vector<Result<uint64_t>>> Client::put_many(const std::string& queue,
     }
     unsent.assign(std::make_move_iterator(round.begin() + static_cast<ptrdiff_t>(answered)),
                   std::make_move_iterator(round.end()));
+    maybe_stored.erase(maybe_stored.begin(),
+                       maybe_stored.begin() + static_cast<ptrdiff_t>(answered));
     first += answered;
   }
   return ids;

@@ -344,6 +344,42 @@ TEST_SUITE("client reconnect") {
     CHECK(key_of_b(heard[2]) == key_of_b(heard[0]));
   }
 
+  TEST_CASE("put_many: a job refused after a lost round, then no server - its outcome is unknown") {
+    // As above, but the server is gone before the refused job can go again.
+    // The lost first send may have stored it, so "could not connect" must
+    // not read as "not stored" (a producer would store it again).
+    const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
+    REQUIRE(::listen(bound.fd, 4) == 0);
+    std::thread server([&] {
+      auto next = [&] {
+        pollfd p{bound.fd, POLLIN, 0};
+        return ::poll(&p, 1, 10'000) == 1 ? ::accept(bound.fd, nullptr, nullptr) : -1;
+      };
+      int conn = next();
+      read_lines(conn, 4);  // both PUTs read (and, say, stored); no reply gets out
+      ::close(conn);
+      conn = next();
+      ::close(bound.fd);  // from now on, connecting is refused
+      read_lines(conn, 4);
+      const std::string stopping = "OK 1 DUPLICATE\nERROR SHUTDOWN server is stopping\n";
+      (void)::send(conn, stopping.data(), stopping.size(), MSG_NOSIGNAL);
+      ::close(conn);
+    });
+    const std::vector<std::string_view> views = {"job a", "job b"};
+    auto ids = [&] {
+      Client c = connect_with(through(bound.port, 3));
+      return c.put_many("q", views);
+    }();
+    server.join();
+    REQUIRE(ids.ok());
+    REQUIRE(ids->size() == 2);
+    REQUIRE((*ids)[0].ok());
+    CHECK(*(*ids)[0] == 1);
+    REQUIRE_FALSE((*ids)[1].ok());
+    MESSAGE((*ids)[1].error().to_string());
+    CHECK((*ids)[1].error().outcome_unknown());
+  }
+
   TEST_CASE("with the caller's own key the repeat is stored once and reported as a duplicate") {
     TqdProcess tqd;
     CuttingProxy proxy(tqd.port());
