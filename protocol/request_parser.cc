@@ -28,6 +28,12 @@ const char* skip_word(const char* p, const char* end) {
   return p;
 }
 
+// " (limits.max_line_bytes)" after a TOOBIG's figure, so the user knows
+// what to raise; nothing when the parser was not told.
+std::string setting_note(std::string_view setting) {
+  return setting.empty() ? std::string() : " (" + std::string(setting) + ")";
+}
+
 bool is_blank(std::string_view line) {
   for (char c : line) {
     if (!is_space(c)) return false;
@@ -151,7 +157,8 @@ RequestParser::Result RequestParser::overlong_line(size_t line_end) {
   const bool cut = line_end == std::string::npos || arrived > kHead;
   const std::optional<uint64_t> body =
       declared_body(std::string_view(buf_.data() + pos_, std::min(arrived, kHead)), cut);
-  fail(ErrorCode::kTooBig, "line exceeds " + std::to_string(limits_.max_line_bytes) + " bytes");
+  fail(ErrorCode::kTooBig, "line exceeds " + std::to_string(limits_.max_line_bytes) + " bytes" +
+                               setting_note(limits_.line_setting));
   if (line_end == std::string::npos) {
     pos_ = scan_ = buf_.size();
     state_ = State::kDiscardLine;
@@ -228,8 +235,8 @@ RequestParser::Result RequestParser::parse_line(size_t line_len, size_t consumed
     // Skip the body the client is about to send, so its bytes are not taken
     // for commands (beanstalkd does the same for JOB_TOO_BIG).
     pos_ = scan_ = pos_ + consumed;
-    fail(ErrorCode::kTooBig,
-         "payload exceeds " + std::to_string(limits_.max_body_bytes) + " bytes");
+    fail(ErrorCode::kTooBig, "payload exceeds " + std::to_string(limits_.max_body_bytes) +
+                                 " bytes" + setting_note(limits_.body_setting));
     skip_body(body_len);
     return Result::kError;
   }

@@ -28,6 +28,10 @@ namespace tq::protocol {
 struct ParserLimits {
   size_t max_line_bytes = 1 << 20;  // a longer line is answered TOOBIG and skipped
   size_t max_body_bytes = 1 << 20;  // a longer body is answered TOOBIG and skipped
+  // What the user sets each limit with, named in its TOOBIG message
+  // ("line exceeds 1024 bytes (limits.max_line_bytes)"); empty: not named.
+  std::string_view line_setting;
+  std::string_view body_setting;
 };
 
 struct Request {

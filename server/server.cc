@@ -280,6 +280,8 @@ void Server::accept_one(bool tls) {
   protocol::ParserLimits limits;
   limits.max_line_bytes = config_.max_line_bytes;
   limits.max_body_bytes = config_.max_payload_bytes;
+  limits.line_setting = "limits.max_line_bytes";
+  limits.body_setting = "limits.max_payload_bytes";
   AuthState auth;
   auth.password = &config_.password;
   auth.admin_password = &config_.admin_password;

@@ -33,9 +33,11 @@ TEST_SUITE("bad_input") {
     };
     const std::vector<Case> cases = {
         {"FROB\n", "ERROR UNKNOWN unknown command 'FROB'"},
-        {std::string("\x00\x01\xfe\xff garbage\n", 13), "ERROR UNKNOWN unknown command '\\x00\\x01\\xfe\\xff'"},
+        {std::string("\x00\x01\xfe\xff garbage\n", 13),
+         "ERROR UNKNOWN unknown command '\\x00\\x01\\xfe\\xff'"},
         {"ENQUEUE\n", "ERROR BADFORMAT wrong number of arguments for ENQUEUE"},
-        {"ENQUEUE q " + std::string(2000, 'x') + "\n", "ERROR TOOBIG line exceeds 1024 bytes"},
+        {"ENQUEUE q " + std::string(2000, 'x') + "\n",
+         "ERROR TOOBIG line exceeds 1024 bytes (limits.max_line_bytes)"},
         {"ACK -5\n", "ERROR BADFORMAT a job id is a positive whole number"},
         {"CREATE bad/name\n", "ERROR BADFORMAT invalid queue name 'bad/name'"},
         {"DEQUEUE nothere\n", "ERROR NOQUEUE queue 'nothere' does not exist"},
