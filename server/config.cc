@@ -143,7 +143,7 @@ int64_t read_duration(const YAML::Node& node, const std::string& key, int64_t un
 bool read_bool(const YAML::Node& node, const std::string& key) {
   std::string text = scalar(node, key);
   if (std::optional<bool> v = parse_bool(text)) return *v;
-  fail(key, "expected true or false, got '" + text + "'");
+  fail(key, "expected true or false (yes/no, on/off and 1/0 too), got '" + text + "'");
 }
 
 // queues.declare.<queue>.schedules: each name with `every` or `cron`, its

@@ -111,7 +111,7 @@ std::optional<std::string> apply_queue_setting(engine::QueueSettings& s, std::st
     s.ttl_ms = *v;
   } else if (key == "ttl_dead_letter") {
     std::optional<bool> v = parse_bool(value);
-    if (!v) return bad("true or false");
+    if (!v) return bad("true or false (yes/no, on/off and 1/0 too)");
     s.ttl_dead_letter = *v;
   } else if (key == "max_leased") {
     auto v = whole(value, engine::kMaxDeliveryLimit);
