@@ -146,6 +146,8 @@ void cmd_ack(CommandContext& ctx, const Request& req) {
   // "acked 1 of 2", an error for a job that was acked.
   std::vector<JobRef> refs;
   if (!parse_ack_refs(ctx, req.args, &refs)) return;
+  // One job, however often given: ACK <id> in all, its refusals too.
+  if (refs.size() == 1) return ack_one(ctx, req.args[0], std::nullopt);
   size_t done = 0;
   std::string failures;
   ErrorCode code = ErrorCode::kNotLeased;
@@ -163,8 +165,7 @@ void cmd_ack(CommandContext& ctx, const Request& req) {
     if (acked.error().code == engine::Errc::kNotFound) code = ErrorCode::kNotFound;
     if (failures.size() < 400) failures += "; " + acked.error().message;
   }
-  // One id, however often given: the one-id reply, which names it.
-  if (done == refs.size()) return reply_acked(ctx, refs.size() == 1 ? refs.front().id : done);
+  if (done == refs.size()) return reply_acked(ctx, done);
   reply_error(ctx, code, "acked " + num(done) + " of " + num(refs.size()) + failures);
 }
 
