@@ -586,8 +586,12 @@ int main(int argc, char** argv) {
     tq::client::CancelToken cancel;
     return run_stat(options, split.command.empty() ? "" : split.command[0], *every, count, cancel);
   }
-  if (app.count("--interval") + app.count("--count") > 0) {
-    std::cerr << "tq: --interval goes with --stat, and --count with --stat or --work\n";
+  if (app.count("--interval") > 0) {
+    std::cerr << "tq: --interval goes with --stat (tq --stat --interval 2s emails)\n";
+    return kExitUsage;
+  }
+  if (app.count("--count") > 0) {
+    std::cerr << "tq: --count goes with --stat or --work (tq --work --count 10 emails -- prog)\n";
     return kExitUsage;
   }
   // NO_COLOR's convention (no-color.org): set and not empty.
