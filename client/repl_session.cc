@@ -47,6 +47,17 @@ ReplSession::Outcome ReplSession::connect() {
   return Outcome::kOk;
 }
 
+ReplSession::Outcome ReplSession::check_answers() {
+  auto pong = client_.ping();
+  if (pong) return Outcome::kOk;
+  client_.close();
+  if (pong.error().kind == ErrorKind::kServer) {
+    err_ << render_server_error(pong.error(), error_style_);
+    return Outcome::kServerError;
+  }
+  return connect_failed(pong.error(), "no answer to PING");
+}
+
 Status ReplSession::reconnect(bool& password_refused) {
   password_refused = false;
   auto connected = client_.reconnect(cancel_);

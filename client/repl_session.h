@@ -71,6 +71,11 @@ class ReplSession {
   // server refuses the password, says so and returns kServerError; an
   // interactive session has then connected without one, ready for AUTH.
   Outcome connect();
+  // A PING on the connection just made, so that the prompt's "Connected"
+  // means a tq server answered: a TLS port (ERROR TLS) or another program's
+  // port would otherwise show only at the first command. On failure says
+  // why on err, closes the connection, and returns kServerError or kNoServer.
+  Outcome check_answers();
 
   Outcome run(std::string_view line, const BodyReader& read_body);
 

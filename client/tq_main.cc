@@ -221,7 +221,7 @@ int run_interactive(ReplSession& session, tq::client::CancelToken& cancel) {
   tq::client::LineEditor editor(history_path(), [&](std::string_view line) {
     return tq::client::complete(line, [&] { return session.queue_names(); });
   });
-  if (session.connect() == Outcome::kOk) {
+  if (session.connect() == Outcome::kOk && session.check_answers() == Outcome::kOk) {
     std::cout << "Connected. HELP lists the commands; Tab completes; Ctrl-D leaves.\n";
   }
   auto body_from_prompt = [&](size_t bytes) {

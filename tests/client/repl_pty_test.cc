@@ -3,6 +3,8 @@
 // arrows, and reads the screen.
 #include <doctest/doctest.h>
 
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <csignal>
@@ -97,6 +99,7 @@ TEST_SUITE("tq REPL in a terminal") {
     TmuxScreen screen(tq_command(tqd.port(), home.path + "/history"));
     const std::string p = prompt(tqd.port());
     REQUIRE(screen.wait_for(p));
+    CHECK(screen.capture().find("Connected. HELP lists the commands") != std::string::npos);
 
     enter(screen, "CREATE emails");
     REQUIRE(screen.wait_for("OK created emails"));
@@ -146,6 +149,35 @@ TEST_SUITE("tq REPL in a terminal") {
     enter(screen, "two");
     enter(screen, "lines");
     REQUIRE(screen.wait_for("OK 2"));
+  }
+
+  TEST_CASE("a port that is not a tq server is told at the prompt's start, not 'Connected'") {
+    // Another program's port (here one that answers as an HTTP server
+    // does), or tqd's TLS port without --tls: the connection opens, so
+    // only the PING at start shows the person it is the wrong port.
+    const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
+    REQUIRE(::listen(bound.fd, 4) == 0);
+    std::thread server([&] {
+      pollfd p{bound.fd, POLLIN, 0};
+      const int conn = ::poll(&p, 1, 10'000) == 1 ? ::accept(bound.fd, nullptr, nullptr) : -1;
+      ::close(bound.fd);
+      char buf[256];
+      pollfd in{conn, POLLIN, 0};  // bounded: a tq that sends nothing fails the test
+      if (conn >= 0 && ::poll(&in, 1, 10'000) == 1 && ::recv(conn, buf, sizeof buf, 0) > 0) {
+        const std::string http = "HTTP/1.1 400 Bad Request\r\n\r\n";
+        (void)::send(conn, http.data(), http.size(), MSG_NOSIGNAL);
+      }
+      if (conn >= 0) ::close(conn);
+    });
+    TempDir home;
+    TmuxScreen screen(tq_command(bound.port, home.path + "/history"));
+    const bool told = screen.wait_for("is neither OK nor ERROR");
+    server.join();
+    REQUIRE(told);
+    REQUIRE(screen.wait_for("(not connected)>"));
+    const std::string shown = screen.capture();
+    CHECK(shown.find("tq: no answer to PING: 'HTTP/1.1 400 Bad Request'") != std::string::npos);
+    CHECK(shown.find("Connected.") == std::string::npos);
   }
 
   TEST_CASE("Ctrl-C abandons a line at the prompt and ends a long wait - the session goes on") {
