@@ -221,12 +221,19 @@ class Engine {
     size_t fifo_from = 0;
     size_t next = 0;  // the first id not yet tried
     bool done() const { return next == ids.size(); }
+    // Whether `id` is among the heaps' ids; only once those were all tried
+    // (it sorts them, the first time).
+    bool among_heap_ids(uint64_t id);
+
+   private:
+    bool heap_ids_sorted_ = false;
   };
   Result<RedriveChoice> redrive_candidates(std::string_view queue, bool oldest_first) const;
   // Tries the next ids of `choice`, at most `max` (so at most `max` move),
-  // and moves those that qualify; how many moved. A FIFO id takes its job only while the job is
-  // in a FIFO: not again once it was taken by its other id (sent back, it
-  // may have died and come back since).
+  // and moves those that qualify; how many moved. A FIFO id whose job has
+  // left its FIFO since (a worker gave it back, its TTL killed it) takes the
+  // job unless the job had an id among the heaps' too: then it was tried by
+  // that one (and, sent back, may have died and come back since).
   Result<size_t> redrive_next(std::string_view queue, RedriveChoice& choice, size_t max);
   // Calls f for the first n jobs in `state`, in the order they would leave it.
   Status peek(std::string_view queue, PeekState state, size_t n,

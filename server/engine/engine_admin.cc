@@ -237,6 +237,15 @@ Result<Engine::RedriveChoice> Engine::redrive_candidates(std::string_view queue_
   return choice;
 }
 
+bool Engine::RedriveChoice::among_heap_ids(uint64_t id) {
+  const auto heap_end = ids.begin() + static_cast<ptrdiff_t>(fifo_from);
+  if (!heap_ids_sorted_) {
+    std::sort(ids.begin(), heap_end);  // all tried already: their order is spent
+    heap_ids_sorted_ = true;
+  }
+  return std::binary_search(ids.begin(), heap_end, id);
+}
+
 Result<size_t> Engine::redrive_next(std::string_view queue_name, RedriveChoice& choice,
                                     size_t max) {
   Result<Queue*> found = queue_or_error(queue_name);
@@ -252,7 +261,8 @@ Result<size_t> Engine::redrive_next(std::string_view queue_name, RedriveChoice& 
     Job* job = jobs_.find(choice.ids[i]);
     if (job == nullptr || job->queue != queue) continue;
     const bool from_fifo = i >= choice.fifo_from;
-    if (from_fifo && (job->state != JobState::kReady || !ReadySet::in_fifo(*job))) continue;
+    const bool still_in_fifo = job->state == JobState::kReady && ReadySet::in_fifo(*job);
+    if (from_fifo && !still_in_fifo && choice.among_heap_ids(job->id)) continue;
     Queue* origin = redrive_target(*job, queue, origins);
     if (origin == nullptr) continue;
     send_back(job, origin);
