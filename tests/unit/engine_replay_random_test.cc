@@ -66,7 +66,10 @@ wal::LogOptions small_segments() {
 // groups' bookkeeping; each queue's delivery order; the engine's counts.
 std::string full_fingerprint(engine::Engine& e) {
   std::ostringstream out;
-  for (const auto& [name, q] : e.queues()) {
+  for (const auto& named : e.queues()) {
+    // Not a structured binding: clang before 16 lets no lambda capture one.
+    const auto& name = named.first;
+    const auto& q = named.second;
     const engine::QueueSettings& s = q->settings;
     out << "queue " << name << " n=" << q->number << " ack=" << s.ack_timeout_ms
         << " max=" << s.max_attempts << " backoff=" << s.backoff_base_ms << "/" << s.backoff_factor
@@ -103,7 +106,8 @@ std::string full_fingerprint(engine::Engine& e) {
     }
   }
   std::map<uint64_t, std::string> jobs;
-  for (const auto& [name, q] : e.queues()) {
+  for (const auto& named : e.queues()) {
+    const auto& q = named.second;
     auto add = [&](const engine::Job* j) {
       std::ostringstream o;
       const engine::JobExtras* ex = e.extras_of(*j);
@@ -145,7 +149,10 @@ std::string check_invariants(engine::Engine& e) {
   std::ostringstream bad;
   size_t counts[5] = {0, 0, 0, 0, 0};
   size_t total = 0;
-  for (const auto& [name, q] : e.queues()) {
+  for (const auto& named : e.queues()) {
+    // Not a structured binding: clang before 16 lets no lambda capture one.
+    const auto& name = named.first;
+    const auto& q = named.second;
     std::map<std::string, std::vector<const engine::Job*>> by_group;
     auto visit = [&](const engine::Job* j, engine::JobState expected) {
       ++total;
