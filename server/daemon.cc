@@ -8,6 +8,7 @@
 #include "server/config_reload.h"
 #include "server/log.h"
 #include "server/queue_settings.h"
+#include "wal/run_marker.h"
 
 namespace tq::server {
 namespace {
@@ -200,10 +201,13 @@ bool Daemon::open_log() {
         "past any those records could have held",
         wal::segment_file_name(summary.newest_missing_first_seq).c_str());
   }
-  bool ids_may_be_lost = summary.dropped > 0 || !summary.torn.empty() ||
-                         summary.acknowledged_may_be_lost || summary.only_zeros_left ||
-                         summary.lost_writes_removed || summary.closed_at_seq_missing != 0 ||
-                         summary.newest_missing_first_seq != 0;
+  if (summary.unrecorded_skip_seq_bound != 0) {
+    LOG_WARN(
+        "wal: the last start found job ids to skip (a cut or a loss) and stopped before its "
+        "log recorded the skip (wal/%s says so): job ids go on past them again",
+        wal::kRunMarkerName);
+  }
+  bool ids_may_be_lost = summary.ids_may_be_lost();
   if (ids_may_be_lost) journal_.skip_lost_ids(summary.seq_bound);
   if (summary.restored_backup_at_ms != 0) {
     // A backup's copy: the server it was taken from went on issuing ids.

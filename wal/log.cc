@@ -419,6 +419,10 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     if (Status s = fs.sync_dir(options.dir); !s.ok()) return s;
   }
   summary->previous_unclean = !previous.clean;
+  if (!previous.clean && previous.lost_ids_seq_bound != 0) {
+    summary->unrecorded_skip_seq_bound = previous.lost_ids_seq_bound;
+    summary->seq_bound = std::max(summary->seq_bound, previous.lost_ids_seq_bound);
+  }
   if (!previous.clean && may_lose_acknowledged(previous.policy)) {
     log->after_lossy_crash_ = true;
     summary->acknowledged_may_be_lost = true;
@@ -440,6 +444,18 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   if (!write_newest_marker(fs, options.dir, resumed).ok()) {
     (void)remove_newest_marker(fs, options.dir);
   }
+  // RUNNING before what follows removes the signs of a loss (files of
+  // zeros, a torn record): under always nothing else would make a crash
+  // before the first batch, which records the skip of lost ids, skip them
+  // again (under never and interval the marker's policy does). The bound
+  // goes once that batch is durable.
+  const FsyncPolicy marked = policy_to_mark(previous, options.fsync);
+  const uint64_t lost_ids_seq_bound =
+      options.fsync == FsyncPolicy::kAlways && summary->ids_may_be_lost() ? summary->seq_bound : 0;
+  (void)write_run_marker(fs, options.dir, marked, lost_ids_seq_bound);  // best effort
+  log->marker_upgrade_pending_ =
+      options.fsync == FsyncPolicy::kAlways && (marked != options.fsync || lost_ids_seq_bound != 0);
+  if (lost_ids_seq_bound != 0) log->sync_first_batch_ = true;
   // Newest first: a crash part way leaves the log a prefix of its files
   // (ext4 and XFS journal unlinks in order), which the next start cuts the
   // same way, not a file missing between two.
@@ -463,9 +479,6 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     if (s.ok()) s = (*file)->sync();
     if (!s.ok()) return s;
   }
-  const FsyncPolicy marked = policy_to_mark(previous, options.fsync);
-  (void)write_run_marker(fs, options.dir, marked);  // best effort
-  log->marker_upgrade_pending_ = options.fsync == FsyncPolicy::kAlways && marked != options.fsync;
   log->fs_ = &fs;
 
   log->writer_ = std::make_unique<LogWriter>(

@@ -88,6 +88,17 @@ struct OpenSummary {
   // on is here: the newest file(s) are gone whole. seq_bound covers what a
   // segment of the largest size could have held from there.
   uint64_t newest_missing_first_seq = 0;
+  // The last run found ids to skip at its own open and crashed before its
+  // log recorded the skip (its RUNNING marker says so): seq_bound covers it.
+  uint64_t unrecorded_skip_seq_bound = 0;
+
+  // Whether job ids that lost records may have held must be skipped (up to
+  // what seq_bound allows), and the skip written before anything else.
+  bool ids_may_be_lost() const {
+    return dropped > 0 || !torn.empty() || acknowledged_may_be_lost || only_zeros_left ||
+           lost_writes_removed || closed_at_seq_missing != 0 || newest_missing_first_seq != 0 ||
+           unrecorded_skip_seq_bound != 0;
+  }
 };
 
 struct LogStats {

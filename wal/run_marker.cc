@@ -10,12 +10,16 @@ namespace {
 
 // Fixed width, so that rewriting one policy over another in place is one
 // small write inside one sector: it cannot leave a mix of the two. The
-// boot id (36 characters on Linux) is padded, or cut, to 40.
-std::string contents_of(FsyncPolicy policy, std::string boot_id) {
+// boot id (36 characters on Linux) is padded, or cut, to 40; the seq bound
+// of lost ids is padded to 20 (0: none), and always written, so that a
+// rewrite without one overwrites one.
+std::string contents_of(FsyncPolicy policy, std::string boot_id, uint64_t lost_ids_seq_bound) {
   std::string text = fsync_policy_name(policy);
   text.resize(8, ' ');
   boot_id.resize(40, ' ');
-  return text + "\n" + boot_id + "\n";
+  std::string bound = std::to_string(lost_ids_seq_bound);
+  bound.resize(20, ' ');
+  return text + "\n" + boot_id + "\n" + bound + "\n";
 }
 
 // How much a power cut can lose under a policy: always < interval < never.
@@ -45,12 +49,23 @@ PreviousRun read_run_marker(FileSystem& fs, const std::string& dir,
   const std::optional<std::string> text = read_marker_text(fs, dir, kRunMarkerName);
   if (!text) return run;
   // The policy, then (from markers that name one) the boot on a line of its own.
+  // The policy; then, from markers that say them, the boot and the seq bound
+  // of lost ids, each on a line of its own.
   const size_t newline = text->find('\n');
   std::string name = text->substr(0, newline);
   while (!name.empty() && name.back() == ' ') name.pop_back();
   if (newline != std::string::npos) {
-    run.boot_id = text->substr(newline + 1);
+    const size_t boot_end = text->find('\n', newline + 1);
+    run.boot_id = text->substr(newline + 1, boot_end - std::min(boot_end, newline + 1));
+    if (boot_end == std::string::npos) run.boot_id = text->substr(newline + 1);
     while (!run.boot_id.empty() && run.boot_id.back() == ' ') run.boot_id.pop_back();
+    if (boot_end != std::string::npos) {
+      std::string_view bound = std::string_view(*text).substr(boot_end + 1);
+      while (!bound.empty() && bound.back() == ' ') bound.remove_suffix(1);
+      uint64_t seq = 0;
+      auto [end, ec] = std::from_chars(bound.data(), bound.data() + bound.size(), seq);
+      if (ec == std::errc() && end == bound.data() + bound.size()) run.lost_ids_seq_bound = seq;
+    }
   }
   for (FsyncPolicy policy : {FsyncPolicy::kAlways, FsyncPolicy::kInterval, FsyncPolicy::kNever}) {
     if (name == fsync_policy_name(policy)) {
@@ -67,8 +82,10 @@ bool machine_restarted_since(const PreviousRun& previous, const std::string& boo
   return boot_id.substr(0, 40) != previous.boot_id;
 }
 
-Status write_run_marker(FileSystem& fs, const std::string& dir, FsyncPolicy policy) {
-  return write_marker_file(fs, dir, kRunMarkerName, contents_of(policy, fs.boot_id()));
+Status write_run_marker(FileSystem& fs, const std::string& dir, FsyncPolicy policy,
+                        uint64_t lost_ids_seq_bound) {
+  return write_marker_file(fs, dir, kRunMarkerName,
+                           contents_of(policy, fs.boot_id(), lost_ids_seq_bound));
 }
 
 Status remove_run_marker(FileSystem& fs, const std::string& dir) {

@@ -35,6 +35,9 @@ struct PreviousRun {
   FsyncPolicy policy = FsyncPolicy::kAlways;  // unclean: the policy it ran with
   bool unreadable = false;                    // the marker named no policy: kNever is assumed
   std::string boot_id;  // unclean: the boot it began in; empty when the marker does not say
+  // Unclean: job ids that records up to this seq may have held were to be
+  // skipped, and the run did not get that skip into its log (0: none).
+  uint64_t lost_ids_seq_bound = 0;
 };
 
 // Whether writes `previous` made and had not synced may be gone: it did not
@@ -53,8 +56,13 @@ PreviousRun read_run_marker(FileSystem& fs, const std::string& dir,
 // memory until this run writes: a crash before then must skip them again.
 FsyncPolicy policy_to_mark(const PreviousRun& previous, FsyncPolicy current);
 
-// Writes (or rewrites) the marker naming `policy` and this boot, synced.
-Status write_run_marker(FileSystem& fs, const std::string& dir, FsyncPolicy policy);
+// Writes (or rewrites) the marker naming `policy`, this boot and, when an
+// open found ids that may have been lost, their seq bound, synced. The bound
+// stays in the marker until the run's first batch, which records the skip
+// in the log, is durable: the open removes what showed the loss (a torn
+// record, files of zeros), so a crash before then must find it here.
+Status write_run_marker(FileSystem& fs, const std::string& dir, FsyncPolicy policy,
+                        uint64_t lost_ids_seq_bound = 0);
 
 // At a clean close, once everything is durable.
 Status remove_run_marker(FileSystem& fs, const std::string& dir);

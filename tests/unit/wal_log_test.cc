@@ -909,6 +909,53 @@ TEST_SUITE("wal_log") {
     CHECK(again.replayed.back() == ReplayedRecord{1, a.seq, big, a.segment});
   }
 
+  TEST_CASE("a start killed after it cut a torn record skips the ids again - RUNNING says so") {
+    // The cut zeroes the torn record, the only sign that ids may be lost,
+    // before the first batch records the skip (fsync=always; under never
+    // and interval the marker's policy makes any crash skip). Killed in
+    // between, the next start found a clean end and gave those ids again
+    // (found by a crash harness: next job id 26985, then 16687).
+    MemoryFileSystem fs;
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.fsync = FsyncPolicy::kAlways;
+    o.spare_segment = false;          // the only writes are the records'
+    o.retry_interval_ms = 3'600'000;  // the killed process writes nothing more
+    REQUIRE(h.open(o).ok());
+    write_records(h, 5);
+    fs.set_cut_next_write(60);
+    h.log->append(1, std::string(500, 'x'));
+    CHECK_FALSE(h.wait_durable());
+    MemoryFileSystem killed;
+    copy_log(fs, killed);
+    LogHarness first(killed);
+    REQUIRE(first.open(o).ok());
+    REQUIRE_FALSE(first.summary.torn.empty());
+    REQUIRE(first.summary.ids_may_be_lost());
+    const uint64_t bound = first.summary.seq_bound;
+    CHECK(first.summary.unrecorded_skip_seq_bound == 0);
+
+    MemoryFileSystem killed_again;  // killed before its first batch
+    copy_log(killed, killed_again);
+    LogHarness second(killed_again);
+    REQUIRE(second.open(o).ok());
+    CHECK(second.summary.torn.empty());  // the cut is gone
+    CHECK(second.summary.unrecorded_skip_seq_bound == bound);
+    CHECK(second.summary.ids_may_be_lost());
+    CHECK(second.summary.seq_bound >= bound);
+
+    // Once the first batch (the caller's skip) is durable, the marker
+    // forgets the bound: a later kill is an ordinary one under always.
+    first.log->append(1, "the skip");
+    REQUIRE(first.wait_durable());
+    MemoryFileSystem killed_later;
+    copy_log(killed, killed_later);
+    LogHarness third(killed_later);
+    REQUIRE(third.open(o).ok());
+    CHECK(third.summary.unrecorded_skip_seq_bound == 0);
+    CHECK_FALSE(third.summary.ids_may_be_lost());
+  }
+
   TEST_CASE("a long record after a torn first record - a kill in it is a torn tail") {
     // A kill tears the first record of a fresh log: the next start cuts it
     // off, and the segment holds only its header, so the next record goes
