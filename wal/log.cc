@@ -519,6 +519,7 @@ Log::Appended Log::append(uint8_t type, std::string_view body, std::string_view 
     append_segment_header(chunk.bytes, SegmentHeader{next.ordinal, next.first_seq});
     next.bytes = chunk.bytes.size();
     total_bytes_ += chunk.bytes.size();
+    appended_bytes_ += chunk.bytes.size();
     segments_.push_back(next);
     pending_.chunks.push_back(std::move(chunk));
   }
@@ -537,6 +538,7 @@ Log::Appended Log::append(uint8_t type, std::string_view body, std::string_view 
   chunk.last_seq = seq;
   segment.bytes += size;
   total_bytes_ += size;
+  appended_bytes_ += size;
   ++records_appended_;
   return Appended{seq, segment.ordinal};
 }

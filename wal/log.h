@@ -183,6 +183,8 @@ class Log {
   uint32_t current_segment() const { return segments_.empty() ? 0 : segments_.back().ordinal; }
   uint32_t oldest_segment() const { return segments_.empty() ? 0 : segments_.front().ordinal; }
   uint64_t total_bytes() const { return total_bytes_; }
+  // Bytes appended since open (headers and records); only grows.
+  uint64_t appended_bytes() const { return appended_bytes_; }
   uint64_t segment_bytes() const { return options_.segment_bytes; }
   // Bytes the current segment can still take before the next one is made
   // (its file is preallocated: they need no more disk).
@@ -247,6 +249,7 @@ class Log {
   uint64_t next_seq_ = 1;
   uint64_t durable_seq_ = 0;
   uint64_t total_bytes_ = 0;
+  uint64_t appended_bytes_ = 0;
   uint64_t records_appended_ = 0;
   uint64_t segments_deleted_ = 0;
   bool rotate_next_ = false;
