@@ -219,20 +219,34 @@ void ExpositionBuilder::add_queue_histogram(std::string_view queue, std::string_
   out += '\n';
 }
 
-std::string ExpositionBuilder::finish() {
+std::vector<std::string> ExpositionBuilder::finish_pieces() {
+  std::vector<std::string> pieces;
+  pieces.reserve(1 + 2 * (queue_heads_.size() + histograms_.size()));
+  pieces.push_back(std::move(out_));
   for (size_t i = 0; i < queue_heads_.size(); ++i) {
-    append_header(out_, queue_names_[i], queue_heads_[i]);
-    out_ += queue_samples_[i];
+    std::string head;
+    append_header(head, queue_names_[i], queue_heads_[i]);
+    pieces.push_back(std::move(head));
+    pieces.push_back(std::move(queue_samples_[i]));
   }
-  for (const HistogramFamily& family : histograms_) {
-    append_header(out_, family.name, family.help, "histogram");
-    out_ += family.samples;
+  for (HistogramFamily& family : histograms_) {
+    std::string head;
+    append_header(head, family.name, family.help, "histogram");
+    pieces.push_back(std::move(head));
+    pieces.push_back(std::move(family.samples));
   }
+  out_.clear();
   histograms_.clear();
   queue_heads_.clear();
   queue_names_.clear();
   queue_samples_.clear();
-  return std::move(out_);
+  return pieces;
+}
+
+std::string ExpositionBuilder::finish() {
+  std::string text;
+  for (const std::string& piece : finish_pieces()) text += piece;
+  return text;
 }
 
 }  // namespace tq::server

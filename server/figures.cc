@@ -301,17 +301,37 @@ std::string stats_value(const Figure& figure) {
 }
 
 std::string metrics_exposition(const FigureSources& sources) {
-  ExpositionBuilder text;
-  text.add_server(server_figures(sources));
-  const int64_t now = sources.engine.now_ms();
-  for (const auto& [name, queue] : sources.engine.queues()) {
-    text.add_queue(name, queue_figures(*queue, now));
-    text.add_queue_histogram(name, "tq_queue_wait_seconds",
-                             "How long each delivered job had been ready before a worker took it "
-                             "(to within a few milliseconds).",
-                             queue->waits);
+  ExpositionInSteps text;
+  while (!text.step(sources, std::chrono::nanoseconds::max())) {
   }
   return text.finish();
+}
+
+bool ExpositionInSteps::step(const FigureSources& sources, std::chrono::nanoseconds budget) {
+  constexpr size_t kQueuesBetweenClockReads = 16;
+  const auto start = std::chrono::steady_clock::now();
+  if (!started_) {
+    text_.add_server(server_figures(sources));
+    started_ = true;
+  }
+  const int64_t now = sources.engine.now_ms();
+  const auto& queues = sources.engine.queues();
+  size_t added = 0;
+  for (auto it = queues.lower_bound(next_queue_); it != queues.end(); ++it) {
+    if (added > 0 && added % kQueuesBetweenClockReads == 0 &&
+        std::chrono::steady_clock::now() - start >= budget) {
+      next_queue_ = it->first;
+      return false;
+    }
+    const auto& [name, queue] = *it;
+    text_.add_queue(name, queue_figures(*queue, now));
+    text_.add_queue_histogram(name, "tq_queue_wait_seconds",
+                              "How long each delivered job had been ready before a worker took "
+                              "it (to within a few milliseconds).",
+                              queue->waits);
+    ++added;
+  }
+  return true;
 }
 
 }  // namespace tq::server

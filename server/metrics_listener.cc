@@ -37,17 +37,23 @@ Route route(std::string_view head) {
   return path == "/metrics" || path == "/" ? Route::kMetrics : Route::kNotFound;
 }
 
-std::string http_answer(std::string_view status, std::string_view content_type,
-                        std::string_view extra_headers, std::string_view body) {
+std::string http_head(std::string_view status, std::string_view content_type,
+                      std::string_view extra_headers, size_t body_bytes) {
   std::string out = "HTTP/1.1 ";
   out += status;
   out += "\r\nContent-Type: ";
   out += content_type;
   out += "\r\nContent-Length: ";
-  out += std::to_string(body.size());
+  out += std::to_string(body_bytes);
   out += "\r\nConnection: close\r\n";
   out += extra_headers;
   out += "\r\n";
+  return out;
+}
+
+std::string http_answer(std::string_view status, std::string_view content_type,
+                        std::string_view extra_headers, std::string_view body) {
+  std::string out = http_head(status, content_type, extra_headers, body.size());
   out += body;
   return out;
 }
@@ -120,6 +126,21 @@ class MetricsListener::Client {
     if (uv_read_start(stream(), on_alloc, on_read) != 0) close();
   }
 
+  // One step of this client's scrape body, answered once it is whole; true
+  // when it needs no more steps (answered, or closing).
+  bool step_body() {
+    if (closing_ || !body_) return true;
+    if (!body_->step()) return false;
+    std::vector<std::string> pieces = body_->finish();
+    body_.reset();
+    size_t bytes = 0;
+    for (const std::string& piece : pieces) bytes += piece.size();
+    pieces.insert(pieces.begin(),
+                  http_head("200 OK", "text/plain; version=0.0.4; charset=utf-8", "", bytes));
+    answer(std::move(pieces));
+    return true;
+  }
+
   bool overdue(uint64_t now_ms) const { return !closing_ && now_ms >= deadline_ms_; }
   // Connected, and its whole request not read yet.
   bool awaiting_request() const { return !closing_ && !answered_; }
@@ -134,7 +155,7 @@ class MetricsListener::Client {
  private:
   struct WriteRequest {
     uv_write_t req{};
-    std::string data;  // owned here until libuv is done with it
+    std::vector<std::string> data;  // owned here until libuv is done with it
   };
 
   static void on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
@@ -179,8 +200,14 @@ class MetricsListener::Client {
                               "send Authorization: Bearer <metrics.token>\n"));
           break;
         }
-        answer(http_answer("200 OK", "text/plain; version=0.0.4; charset=utf-8", "",
-                           owner_.render_()));
+        // Made in steps (MetricsListener::on_step); what comes meanwhile is
+        // dropped, as after an answer.
+        body_ = owner_.render_();
+        answered_ = true;
+        request_.clear();
+        request_.shrink_to_fit();
+        deadline_ms_ = uv_now(owner_.loop_) + kAnswerTimeoutMs;
+        owner_.want_steps(id_);
         break;
       case Route::kHealth:
       case Route::kHealthHead: {
@@ -212,14 +239,25 @@ class MetricsListener::Client {
   // Writes the answer, then shuts the sending side; reading goes on (and
   // drops what comes) until the client closes or the linger runs out.
   void answer(std::string response) {
+    std::vector<std::string> pieces;
+    pieces.push_back(std::move(response));
+    answer(std::move(pieces));
+  }
+  // The same, in pieces written in order as they are.
+  void answer(std::vector<std::string> pieces) {
     answered_ = true;
     request_.clear();
     request_.shrink_to_fit();
     deadline_ms_ = uv_now(owner_.loop_) + kAnswerTimeoutMs;
     auto* req = new WriteRequest();
-    req->data = std::move(response);
-    uv_buf_t buf = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
-    if (uv_write(&req->req, stream(), &buf, 1, on_write) != 0) {
+    req->data = std::move(pieces);
+    std::vector<uv_buf_t> bufs;
+    bufs.reserve(req->data.size());
+    for (std::string& piece : req->data) {
+      bufs.push_back(uv_buf_init(piece.data(), static_cast<unsigned>(piece.size())));
+    }
+    if (uv_write(&req->req, stream(), bufs.data(), static_cast<unsigned>(bufs.size()), on_write) !=
+        0) {
       delete req;
       close();
       return;
@@ -255,6 +293,7 @@ class MetricsListener::Client {
   uv_tcp_t tcp_{};
   uv_shutdown_t shutdown_{};
   std::string request_;     // the request so far, at most kMaxRequestBytes
+  std::unique_ptr<ScrapeBody> body_;  // a scrape's body being made
   uint64_t deadline_ms_;    // loop time (uv_now) at which the sweeper closes it
   bool answered_ = false;   // an answer is being written: what comes now is dropped
   bool shut_down_ = false;  // the answer is written and the sending side shut
@@ -263,7 +302,7 @@ class MetricsListener::Client {
 };
 
 MetricsListener::MetricsListener(uv_loop_t* loop, ListenAddress address, std::string token,
-                                 std::function<std::string()> render,
+                                 std::function<std::unique_ptr<ScrapeBody>()> render,
                                  std::function<std::string()> health)
     : loop_(loop),
       address_(std::move(address)),
@@ -274,7 +313,9 @@ MetricsListener::MetricsListener(uv_loop_t* loop, ListenAddress address, std::st
   listener_.data = this;
   uv_timer_init(loop_, &sweeper_);
   sweeper_.data = this;
-  handles_open_ = 2;
+  uv_idle_init(loop_, &stepper_);
+  stepper_.data = this;
+  handles_open_ = 3;
 }
 
 MetricsListener::~MetricsListener() {
@@ -368,6 +409,23 @@ void MetricsListener::on_sweep(uv_timer_t* timer) {
   }
 }
 
+void MetricsListener::want_steps(uint64_t id) {
+  rendering_.push_back(id);
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&stepper_))) uv_idle_start(&stepper_, on_step);
+}
+
+void MetricsListener::on_step(uv_idle_t* idle) {
+  auto* self = static_cast<MetricsListener*>(idle->data);
+  // One step a turn of the loop, for the oldest scrape still being made.
+  while (!self->rendering_.empty()) {
+    auto it = self->clients_.find(self->rendering_.front());
+    const bool gone = it == self->clients_.end();
+    if (gone || it->second->step_body()) self->rendering_.erase(self->rendering_.begin());
+    if (!gone) break;
+  }
+  if (self->rendering_.empty()) uv_idle_stop(&self->stepper_);
+}
+
 void MetricsListener::remove(uint64_t id) {
   clients_.erase(id);
   if (clients_.empty() && !closed_) uv_timer_stop(&sweeper_);
@@ -381,6 +439,7 @@ void MetricsListener::close() {
   };
   uv_close(reinterpret_cast<uv_handle_t*>(&listener_), closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&sweeper_), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&stepper_), closed);
   for (auto& [id, client] : clients_) client->close();
 }
 

@@ -1,6 +1,7 @@
 // The metrics endpoint (metrics.listen): a minimal HTTP/1.1 server on the
 // server's libuv loop that Prometheus scrapes. GET /metrics (and GET /)
-// answers the text `render` returns; GET (or HEAD) /healthz answers 200
+// answers the body `render` starts, once it is made (a step a turn of the
+// loop: a body of thousands of queues is tens of MB); GET (or HEAD) /healthz answers 200
 // "ok" or 503 with what `health` says is wrong, for load balancers' and
 // Kubernetes' probes, which send no token; another path is 404, another method
 // 405, a malformed request 400, a request over kMaxRequestBytes 431, a
@@ -33,10 +34,22 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "server/listen_address.h"
 
 namespace tq::server {
+
+// A scrape's body, made in steps on the loop, a turn of the loop each, so
+// that a big one does not hold the other clients: step() adds some and
+// says whether it is whole; finish() hands it over in pieces, which are
+// written as they are (a body of 80 MB is not copied into one string).
+class ScrapeBody {
+ public:
+  virtual ~ScrapeBody() = default;
+  virtual bool step() = 0;
+  virtual std::vector<std::string> finish() = 0;
+};
 
 class MetricsListener {
  public:
@@ -46,13 +59,13 @@ class MetricsListener {
   static constexpr uint64_t kAnswerTimeoutMs = 10'000;
   static constexpr uint64_t kLingerMs = 2'000;
 
-  // `render` makes the body of a 200 answer to a scrape; it runs on the
-  // loop. `token` not empty: a scrape must send `Authorization: Bearer
-  // <token>` (401 otherwise). `health` says what keeps the server from
-  // doing its work, empty when nothing does: one line, that anyone who
-  // reaches the port may read.
+  // `render` starts the body of a 200 answer to a scrape, made in steps on
+  // the loop (one scrape's step a turn, the oldest first). `token` not empty: a scrape must send
+  // `Authorization: Bearer <token>` (401 otherwise). `health` says what keeps the server from doing
+  // its work, empty when nothing does: one line, that anyone who reaches the port may read.
   MetricsListener(uv_loop_t* loop, ListenAddress address, std::string token,
-                  std::function<std::string()> render, std::function<std::string()> health);
+                  std::function<std::unique_ptr<ScrapeBody>()> render,
+                  std::function<std::string()> health);
   MetricsListener(const MetricsListener&) = delete;
   MetricsListener& operator=(const MetricsListener&) = delete;
   MetricsListener(MetricsListener&&) = delete;
@@ -73,22 +86,26 @@ class MetricsListener {
 
   static void on_connection(uv_stream_t* listener, int status);
   static void on_sweep(uv_timer_t* timer);
+  static void on_step(uv_idle_t* idle);
+  void want_steps(uint64_t id);
   void accept_one();
   void remove(uint64_t id);  // from a client's close callback
 
   uv_loop_t* loop_;
   const ListenAddress address_;
   std::string token_;
-  const std::function<std::string()> render_;
+  const std::function<std::unique_ptr<ScrapeBody>()> render_;
   const std::function<std::string()> health_;
   uv_tcp_t listener_{};
   uv_timer_t sweeper_{};  // runs while clients are open: enforces their deadlines
+  uv_idle_t stepper_{};   // runs while scrapes' bodies are being made
+  std::vector<uint64_t> rendering_;  // their clients, oldest first (some may be gone)
   std::unordered_map<uint64_t, std::unique_ptr<Client>> clients_;
   std::array<char, 4096> read_buffer_{};  // shared: the client copies what it keeps
   uint64_t next_id_ = 1;
   int bound_port_ = 0;
   bool closed_ = false;
-  size_t handles_open_ = 0;  // listener_ and sweeper_, until their close callbacks
+  size_t handles_open_ = 0;  // listener_, sweeper_ and stepper_, until their close callbacks
 };
 
 }  // namespace tq::server

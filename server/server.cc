@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "server/commands.h"
+#include "server/exposition.h"
 #include "server/figures.h"
 #include "server/listen_address.h"
 #include "server/log.h"
@@ -142,6 +143,21 @@ std::vector<ListenAddress> listen_addresses(const Config& config) {
   return addresses;
 }
 
+// A scrape's body: the server's figures, then its queues, a step's worth
+// (about as long as the loop's other background work takes) a turn.
+class ScrapeInSteps final : public ScrapeBody {
+ public:
+  ScrapeInSteps(std::function<FigureSources()> sources, std::chrono::nanoseconds step)
+      : sources_(std::move(sources)), step_(step) {}
+  bool step() override { return text_.step(sources_(), step_); }
+  std::vector<std::string> finish() override { return text_.finish_pieces(); }
+
+ private:
+  const std::function<FigureSources()> sources_;
+  const std::chrono::nanoseconds step_;
+  ExpositionInSteps text_;
+};
+
 }  // namespace
 
 bool Server::check_address(const Config& config, std::string* error) {
@@ -217,8 +233,12 @@ bool Server::listen(std::string* error) {
   if (config_.metrics_enabled()) {
     metrics_ = std::make_unique<MetricsListener>(
         loop_, metrics_address(config_), config_.metrics_token,
-        [this] {
-          return metrics_exposition(FigureSources{engine_, stats_, &waiters_, log_, journal_});
+        [this]() -> std::unique_ptr<ScrapeBody> {
+          return std::make_unique<ScrapeInSteps>(
+              [this] {
+                return FigureSources{engine_, stats_, &waiters_, log_, journal_};
+              },
+              std::chrono::nanoseconds(kIterationWorkNs));
         },
         [this] { return health_problem(); });
     if (!metrics_->listen(error)) return false;

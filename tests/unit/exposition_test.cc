@@ -292,6 +292,42 @@ TEST_SUITE("exposition") {
     CHECK(b.finish() == "# HELP tq_queues help\n# TYPE tq_queues gauge\ntq_queues 0\n");
   }
 
+  TEST_CASE(
+      "made in steps, a scrape is what one go makes - a queue dropped meanwhile is left out") {
+    // A scrape of many queues is made a few at a time, a turn of the loop
+    // each (16 queues a step at the least, fewer only at the end).
+    engine::ManualClock clock;
+    engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
+    for (int i = 0; i < 100; ++i) REQUIRE(engine.create_queue("q" + std::to_string(1000 + i)).ok());
+    server::ServerStats stats;
+    const server::FigureSources sources{engine, stats};
+    server::ExpositionInSteps steps;
+    size_t calls = 1;
+    while (!steps.step(sources, std::chrono::nanoseconds(0))) ++calls;
+    CHECK(calls == 7);                         // 16 queues a step: 100 in 7
+    auto without_rss = [](std::string text) {  // the process's RSS moves between the two
+      const size_t at = text.find("\ntq_memory_rss_bytes ");
+      REQUIRE(at != std::string::npos);
+      text.erase(at, text.find('\n', at + 1) - at);
+      return text;
+    };
+    CHECK(without_rss(steps.finish()) == without_rss(server::metrics_exposition(sources)));
+
+    // Between steps: a queue dropped ahead of the cursor is not in the body,
+    // one dropped behind it is (as it was); one made ahead of it is.
+    server::ExpositionInSteps again;
+    REQUIRE_FALSE(again.step(sources, std::chrono::nanoseconds(0)));  // q1000 .. q1015
+    REQUIRE(engine.drop("q1005").ok());
+    REQUIRE(engine.drop("q1050").ok());
+    REQUIRE(engine.create_queue("q1099a").ok());
+    while (!again.step(sources, std::chrono::nanoseconds(0))) {
+    }
+    const std::string text = again.finish();
+    CHECK(text.find("queue=\"q1005\"") != std::string::npos);
+    CHECK(text.find("queue=\"q1050\"") == std::string::npos);
+    CHECK(text.find("queue=\"q1099a\"") != std::string::npos);
+  }
+
   TEST_CASE("every STATS figure is in the exposition once, well-formed, in base units") {
     engine::ManualClock clock;
     engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
