@@ -524,7 +524,7 @@ std::string timeout_notice(bool idle, uint64_t timeout_ms) {
   const std::string limit = cmd::duration_words(static_cast<int64_t>(timeout_ms));
   std::string message = "closing the connection: ";
   if (idle) {
-    message += "nothing was sent for " + limit + " (limits.idle_timeout)";
+    message += "no request came for " + limit + " (limits.idle_timeout)";
   } else {
     message +=
         "a request was started and not finished within " + limit + " (limits.request_timeout)";

@@ -160,7 +160,7 @@ TEST_SUITE("client library") {
     REQUIRE_FALSE(refused.ok());
     CHECK(refused.error().is(ErrorCode::kTimeout));
     CHECK(refused.error().to_string() ==
-          "TIMEOUT closing the connection: nothing was sent for 1 second (limits.idle_timeout)");
+          "TIMEOUT closing the connection: no request came for 1 second (limits.idle_timeout)");
     CHECK_FALSE(refused.error().outcome_unknown());
     REQUIRE(idle.reconnect().ok());
     CHECK(idle.ping().ok());

@@ -194,7 +194,7 @@ TEST_SUITE("tq command line") {
     CHECK(result.status == 0);
     CHECK(result.out == "OK PONG\nOK PONG\n");
     CHECK(result.err ==
-          "ERROR TIMEOUT closing the connection: nothing was sent for 1 second "
+          "ERROR TIMEOUT closing the connection: no request came for 1 second "
           "(limits.idle_timeout)\ntq: the server had closed the connection; reconnected to "
           "127.0.0.1:" +
               port + "\n");

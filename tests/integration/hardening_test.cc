@@ -501,7 +501,7 @@ TEST_SUITE("hardening") {
     o.config_yaml = "limits:\n  idle_timeout: 1s\n  request_timeout: 1s\n";
     TqdProcess tqd(o);
     const std::string idle_notice =
-        "ERROR TIMEOUT closing the connection: nothing was sent for 1 second "
+        "ERROR TIMEOUT closing the connection: no request came for 1 second "
         "(limits.idle_timeout)";
     auto expect_end = [](LineSocket& s, const std::string& last) {
       auto line = s.read_line();

@@ -433,7 +433,7 @@ TEST_SUITE("tls") {
     TlsLine quiet(tqd.tls_port(), certs.files.ca_cert);
     REQUIRE(quiet.handshake_ok());
     CHECK(quiet.line() ==
-          "ERROR TIMEOUT closing the connection: nothing was sent for 1 second "
+          "ERROR TIMEOUT closing the connection: no request came for 1 second "
           "(limits.idle_timeout)");
     CHECK_FALSE(quiet.line().has_value());
     CHECK(quiet.last_error() == SSL_ERROR_ZERO_RETURN);  // a close_notify, not a cut
