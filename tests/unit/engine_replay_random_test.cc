@@ -18,6 +18,7 @@
 #include "server/bulk_work.h"
 #include "server/journal.h"
 #include "tests/unit/engine_fixture.h"
+#include "tests/unit/journal_node.h"
 #include "tests/unit/wal_test_support.h"
 
 namespace engine_replay_random_test {
@@ -27,32 +28,7 @@ using wal::testing::LogHarness;
 
 namespace {
 
-struct Node {
-  engine::ManualClock clock;
-  engine::Engine engine{clock, engine::EngineLimits{.auto_create_queues = false, .max_queues = 100},
-                        engine::QueueSettings{}};
-  server::Journal journal{engine, 1.5};
-  LogHarness harness;
-
-  explicit Node(wal::MemoryFileSystem& fs, int64_t now_ms = 1'700'000'000'000) : harness(fs) {
-    clock.set_ms(now_ms);
-  }
-
-  wal::Status open(wal::LogOptions options) {
-    wal::OpenSummary summary;
-    auto opened = wal::Log::open(
-        harness.fs(), options, harness.reporter,
-        [&](const wal::Record& r, uint32_t segment) { return journal.apply(r, segment); },
-        &summary);
-    if (!opened) return opened.error();
-    engine.finish_restore();
-    harness.adopt(std::move(opened).value());
-    if (summary.dropped > 0) journal.skip_lost_ids(summary.seq_bound);
-    journal.attach(*harness.log);
-    engine.end_unknown_leases();
-    return {};
-  }
-};
+using Node = tq::testing::JournalNode;
 
 wal::LogOptions small_segments() {
   wal::LogOptions o;

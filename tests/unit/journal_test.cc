@@ -9,6 +9,7 @@
 
 #include "server/bulk_work.h"
 #include "server/journal.h"
+#include "tests/unit/journal_node.h"
 #include "tests/unit/wal_test_support.h"
 #include "wal/coding.h"
 #include "wal/run_marker.h"
@@ -99,32 +100,7 @@ std::string fingerprint(const engine::Engine& e) {
   return out.str();
 }
 
-struct Node {
-  engine::ManualClock clock;
-  engine::Engine engine{clock, engine::EngineLimits{.auto_create_queues = false, .max_queues = 100},
-                        engine::QueueSettings{}};
-  server::Journal journal{engine, 1.5};
-  LogHarness harness;
-
-  explicit Node(wal::MemoryFileSystem& fs, int64_t now_ms = 1'700'000'000'000) : harness(fs) {
-    clock.set_ms(now_ms);
-  }
-
-  wal::Status open(wal::LogOptions options) {
-    wal::OpenSummary summary;
-    auto opened = wal::Log::open(
-        fs(), options, harness.reporter,
-        [&](const wal::Record& r, uint32_t segment) { return journal.apply(r, segment); }, &summary);
-    if (!opened) return opened.error();
-    engine.finish_restore();
-    harness.adopt(std::move(opened).value());
-    if (summary.dropped > 0) journal.skip_lost_ids(summary.seq_bound);  // as the daemon does
-    journal.attach(*harness.log);
-    engine.end_unknown_leases();
-    return {};
-  }
-  wal::MemoryFileSystem& fs() { return harness.fs(); }
-};
+using Node = tq::testing::JournalNode;
 
 // A LEASE record as tqds before December 2026 wrote it: id and attempts, no
 // end. Written to the log alone; the engine of `node` does not see it.
