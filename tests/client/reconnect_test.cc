@@ -79,6 +79,27 @@ Client connect_with(const Options& options) {
   return std::move(client).value();
 }
 
+// For a stand-in with a listener of its own: the client's next connection,
+// or -1 after 10 s without one (so a missing fix fails, not hangs).
+int accept_next(int listener) {
+  pollfd p{listener, POLLIN, 0};
+  return ::poll(&p, 1, 10'000) == 1 ? ::accept(listener, nullptr, nullptr) : -1;
+}
+
+// put_many of "job a" and "job b" with three reconnect attempts, to a
+// stand-in on `port` run by `server`, joined after; a result for each.
+std::vector<tq::client::Result<uint64_t>> put_a_and_b(uint16_t port, std::thread& server) {
+  const std::vector<std::string_view> views = {"job a", "job b"};
+  auto ids = [&] {
+    Client c = connect_with(through(port, 3));
+    return c.put_many("q", views);
+  }();
+  server.join();
+  REQUIRE(ids.ok());
+  REQUIRE(ids->size() == 2);
+  return std::move(ids).value();
+}
+
 std::string queue_stat(const TqdProcess& tqd, const std::string& queue, const std::string& name) {
   auto stats = tqd.client().stats(queue);
   REQUIRE(stats.ok());
@@ -303,10 +324,7 @@ TEST_SUITE("client reconnect") {
           into->append(buf, static_cast<size_t>(n));
         }
       };
-      auto next = [&] {
-        pollfd p{bound.fd, POLLIN, 0};
-        return ::poll(&p, 1, 10'000) == 1 ? ::accept(bound.fd, nullptr, nullptr) : -1;
-      };
+      auto next = [&] { return accept_next(bound.fd); };
       int conn = next();
       hear(conn, 4, &heard[0]);  // both PUTs read (and, say, stored); no reply gets out
       ::close(conn);
@@ -323,14 +341,7 @@ TEST_SUITE("client reconnect") {
       read_lines(conn, 1);  // until the client closes
       ::close(conn);
     });
-    const std::vector<std::string_view> views = {"job a", "job b"};
-    auto ids = [&] {
-      Client c = connect_with(through(bound.port, 3));
-      return c.put_many("q", views);
-    }();
-    server.join();
-    REQUIRE(ids.ok());
-    REQUIRE(ids->size() == 2);
+    auto ids = put_a_and_b(bound.port, server);
     auto key_of_b = [](const std::string& wire) {
       const size_t body = wire.find("\njob b\n");
       if (body == std::string::npos) return std::string("(job b not sent)");
@@ -351,10 +362,7 @@ TEST_SUITE("client reconnect") {
     const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
     REQUIRE(::listen(bound.fd, 4) == 0);
     std::thread server([&] {
-      auto next = [&] {
-        pollfd p{bound.fd, POLLIN, 0};
-        return ::poll(&p, 1, 10'000) == 1 ? ::accept(bound.fd, nullptr, nullptr) : -1;
-      };
+      auto next = [&] { return accept_next(bound.fd); };
       int conn = next();
       read_lines(conn, 4);  // both PUTs read (and, say, stored); no reply gets out
       ::close(conn);
@@ -365,19 +373,12 @@ TEST_SUITE("client reconnect") {
       (void)::send(conn, stopping.data(), stopping.size(), MSG_NOSIGNAL);
       ::close(conn);
     });
-    const std::vector<std::string_view> views = {"job a", "job b"};
-    auto ids = [&] {
-      Client c = connect_with(through(bound.port, 3));
-      return c.put_many("q", views);
-    }();
-    server.join();
-    REQUIRE(ids.ok());
-    REQUIRE(ids->size() == 2);
-    REQUIRE((*ids)[0].ok());
-    CHECK(*(*ids)[0] == 1);
-    REQUIRE_FALSE((*ids)[1].ok());
-    MESSAGE((*ids)[1].error().to_string());
-    CHECK((*ids)[1].error().outcome_unknown());
+    auto ids = put_a_and_b(bound.port, server);
+    REQUIRE(ids[0].ok());
+    CHECK(*ids[0] == 1);
+    REQUIRE_FALSE(ids[1].ok());
+    MESSAGE(ids[1].error().to_string());
+    CHECK(ids[1].error().outcome_unknown());
   }
 
   TEST_CASE("with the caller's own key the repeat is stored once and reported as a duplicate") {
