@@ -29,14 +29,7 @@ using wal::testing::LogHarness;
 namespace {
 
 using Node = tq::testing::JournalNode;
-
-wal::LogOptions small_segments() {
-  wal::LogOptions o;
-  o.dir = "/data/wal";
-  o.segment_bytes = 8192;
-  o.retry_interval_ms = 5;
-  return o;
-}
+using tq::testing::small_segments;
 
 // Every job, whatever its state, with every field a restart must keep; the
 // groups' bookkeeping; each queue's delivery order; the engine's counts.

@@ -15,6 +15,15 @@
 
 namespace tq::testing {
 
+// Segments of 8 KiB, so that a few hundred records rotate and compact.
+inline wal::LogOptions small_segments() {
+  wal::LogOptions o;
+  o.dir = "/data/wal";
+  o.segment_bytes = 8192;
+  o.retry_interval_ms = 5;
+  return o;
+}
+
 struct JournalNode {
   engine::ManualClock clock;
   engine::Engine engine{clock, engine::EngineLimits{.auto_create_queues = false, .max_queues = 100},

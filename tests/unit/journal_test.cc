@@ -101,6 +101,7 @@ std::string fingerprint(const engine::Engine& e) {
 }
 
 using Node = tq::testing::JournalNode;
+using tq::testing::small_segments;
 
 // A LEASE record as tqds before December 2026 wrote it: id and attempts, no
 // end. Written to the log alone; the engine of `node` does not see it.
@@ -222,14 +223,6 @@ engine::ScheduleSpec tick_every(int64_t every_ms, std::string_view payload) {
   tick.every_ms = every_ms;
   tick.payload = payload;
   return tick;
-}
-
-wal::LogOptions small_segments() {
-  wal::LogOptions o;
-  o.dir = "/data/wal";
-  o.segment_bytes = 8192;
-  o.retry_interval_ms = 5;
-  return o;
 }
 
 }  // namespace
