@@ -524,7 +524,13 @@ Log::Appended Log::append(uint8_t type, std::string_view body, std::string_view 
     pending_.chunks.push_back(std::move(chunk));
   }
   Segment& segment = segments_.back();
-  if (pending_.chunks.empty() || pending_.chunks.back().ordinal != segment.ordinal) {
+  // A chunk of its own past kChunkBytes: one string for a whole batch grew
+  // by doubling, and while the writer synced the last batch, a batch of
+  // hundreds of MB (a client rewriting a queue of a megabyte of schedules)
+  // was copied whole at each doubling, 100-240 ms of the loop at a time.
+  constexpr size_t kChunkBytes = size_t{2} << 20;
+  if (pending_.chunks.empty() || pending_.chunks.back().ordinal != segment.ordinal ||
+      pending_.chunks.back().bytes.size() >= kChunkBytes) {
     Chunk chunk;
     chunk.bytes = take_buffer();
     chunk.ordinal = segment.ordinal;
