@@ -436,6 +436,20 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   }
   log->sync_first_batch_ = !previous.clean || options.recover;
   log->backup_marker_ = summary->restored_backup_at_ms != 0;
+  // RUNNING, with the bound of the ids to skip, goes before anything below
+  // removes a sign of a loss (NEWEST naming a missing file, files of zeros,
+  // a torn record): nothing else would make a crash before the first batch,
+  // which records the skip, skip as far again (under never and interval the
+  // marker's policy makes it skip, but only by what the log's end allows).
+  // The bound goes once that batch is durable. After a clean stop there is
+  // no RUNNING yet, and NEWEST goes first: RUNNING makes the next open read
+  // it.
+  const FsyncPolicy marked = policy_to_mark(previous, options.fsync);
+  const uint64_t lost_ids_seq_bound = summary->ids_may_be_lost() ? summary->seq_bound : 0;
+  auto write_running = [&] {
+    (void)write_run_marker(fs, options.dir, marked, lost_ids_seq_bound);  // best effort
+  };
+  if (!previous.clean) write_running();
   // NEWEST names the segment writing resumes in before the files of zeros
   // go, and before RUNNING, new after a clean stop, makes the next open read
   // it: a crash in between must not leave it naming a file removed here. If
@@ -444,17 +458,13 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   if (!write_newest_marker(fs, options.dir, resumed).ok()) {
     (void)remove_newest_marker(fs, options.dir);
   }
-  // RUNNING before what follows removes the signs of a loss (files of
-  // zeros, a torn record): under always nothing else would make a crash
-  // before the first batch, which records the skip of lost ids, skip them
-  // again (under never and interval the marker's policy does). The bound
-  // goes once that batch is durable.
-  const FsyncPolicy marked = policy_to_mark(previous, options.fsync);
-  const uint64_t lost_ids_seq_bound =
-      options.fsync == FsyncPolicy::kAlways && summary->ids_may_be_lost() ? summary->seq_bound : 0;
-  (void)write_run_marker(fs, options.dir, marked, lost_ids_seq_bound);  // best effort
+  if (previous.clean) write_running();
+  // Once the first batch is durable, the marker names this run's policy
+  // under always, and no bound under any policy.
+  log->marker_after_first_batch_ =
+      options.fsync == FsyncPolicy::kAlways ? FsyncPolicy::kAlways : marked;
   log->marker_upgrade_pending_ =
-      options.fsync == FsyncPolicy::kAlways && (marked != options.fsync || lost_ids_seq_bound != 0);
+      (options.fsync == FsyncPolicy::kAlways && marked != options.fsync) || lost_ids_seq_bound != 0;
   if (lost_ids_seq_bound != 0) log->sync_first_batch_ = true;
   // Newest first: a crash part way leaves the log a prefix of its files
   // (ext4 and XFS journal unlinks in order), which the next start cuts the
@@ -555,7 +565,7 @@ void Log::flush() {
   Batch batch;
   std::swap(batch, pending_);
   if (marker_upgrade_pending_ && !batch.chunks.empty()) {
-    batch.run_marker_after = options_.fsync;
+    batch.run_marker_after = marker_after_first_batch_;
     marker_upgrade_pending_ = false;
   }
   if (sync_first_batch_ && !batch.chunks.empty()) {

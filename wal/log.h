@@ -229,6 +229,10 @@ class Log {
   // then rewrites it to name always. Otherwise every later crash of this
   // run would be taken for a lossy one: ids skipped, and the log saying so.
   bool marker_upgrade_pending_ = false;
+  // What the marker names then. Under every policy, a bound of ids to skip
+  // (RUNNING's third line) goes with the same rewrite, after the batch that
+  // records the skip is synced (sync_first_batch_).
+  FsyncPolicy marker_after_first_batch_ = FsyncPolicy::kAlways;
   // The open found a run that did not stop cleanly, or recovered: the
   // first batch is synced whatever the policy (Batch::sync). It holds the
   // caller's id skip (its counters); under never or interval a second crash

@@ -433,9 +433,11 @@ void LogWriter::process_on_thread(Batch batch, bool retry) {
         file_dirty_ = false;
       }
     }
-    if (!inline_writes() && batch.run_marker_after) {
+    if (batch.run_marker_after && (!inline_writes() || batch.sync)) {
       // Best effort, as at open: a marker that still names the weaker
-      // policy only skips ids again after a crash.
+      // policy, or a bound, only skips ids again after a crash. Inline
+      // modes rewrite it only after a synced batch (the first after an open
+      // that found ids to skip is: Log::flush).
       (void)write_run_marker(fs_, dir_, *batch.run_marker_after);
       batch.run_marker_after.reset();
     }

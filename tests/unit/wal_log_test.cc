@@ -956,6 +956,112 @@ TEST_SUITE("wal_log") {
     CHECK_FALSE(third.summary.ids_may_be_lost());
   }
 
+  TEST_CASE("a --wal-recover start killed as it rewrites the markers skips the lost ids again") {
+    // fsync=always. The recovering start rewrites NEWEST to name the file
+    // writing resumes in, the only sign that newer files were lost. It wrote
+    // RUNNING, with the bound of ids to skip, after that: killed in between,
+    // the next start found NEWEST naming a file that is there and skipped
+    // nothing (found by review). RUNNING goes first now, after a crash.
+    MemoryFileSystem fs;
+    MemoryFileSystem killed;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open().ok());
+      write_records(h, 300);
+      copy_log(fs, killed);
+    }
+    const std::vector<std::string> paths = segment_paths(killed);
+    REQUIRE(paths.size() > 2);
+    REQUIRE(killed.remove(paths.back()).ok());
+    MemoryFileSystem before_open;
+    copy_log(killed, before_open);
+    LogHarness first(killed);
+    LogOptions o = first.options();
+    REQUIRE(o.fsync == FsyncPolicy::kAlways);
+    LogOptions recover = o;
+    recover.recover = true;
+    REQUIRE(first.open(recover).ok());
+    REQUIRE(first.summary.newest_missing_first_seq != 0);
+    const uint64_t bound = first.summary.seq_bound;
+
+    // Killed while NEWEST's rewrite waits for its sync: what the start
+    // wrote by then is in the page cache, and the next start must skip.
+    {
+      MemoryFileSystem during;
+      copy_log(before_open, during);
+      const std::string newest_path = kDir + "/" + kNewestMarkerName;
+      during.set_hold_syncs_of([&](const std::string& path) { return path == newest_path; });
+      LogHarness held(during);
+      std::thread opening([&] { (void)held.open(recover); });
+      during.wait_sync_held();
+      MemoryFileSystem killed_there;
+      copy_log(during, killed_there);
+      during.set_hold_syncs_of(nullptr);
+      opening.join();
+      LogHarness second(killed_there);
+      REQUIRE(second.open(o).ok());
+      CHECK(second.summary.ids_may_be_lost());
+      CHECK(second.summary.seq_bound >= bound);
+    }
+    // Killed once RUNNING is rewritten, before NEWEST is, and once both
+    // are: the crashed run's files, and the markers the start wrote.
+    for (const bool newest_too : {false, true}) {
+      CAPTURE(newest_too);
+      MemoryFileSystem killed_between;
+      copy_log(before_open, killed_between);
+      killed_between.set_contents(kDir + "/" + kRunMarkerName,
+                                  killed.contents(kDir + "/" + kRunMarkerName));
+      if (newest_too) {
+        killed_between.set_contents(kDir + "/" + kNewestMarkerName,
+                                    killed.contents(kDir + "/" + kNewestMarkerName));
+      }
+      LogHarness second(killed_between);
+      LogOptions again = newest_too ? o : recover;  // NEWEST alone still names the lost file
+      REQUIRE(second.open(again).ok());
+      CHECK(second.summary.ids_may_be_lost());
+      CHECK(second.summary.seq_bound >= bound);
+    }
+  }
+
+  TEST_CASE("under interval a start killed after it removed files of zeros skips as far again") {
+    // Only a file of zeros, named for a late seq: the disk lost what was
+    // synced, and ids up to what the file could have held are skipped.
+    // Killed before its first batch, the start after found an empty log:
+    // under interval the marker's policy made it skip, but only a few
+    // segments' worth from seq 1 (found by review). RUNNING carries the
+    // bound under every policy now, until the first batch is synced.
+    for (FsyncPolicy policy : {FsyncPolicy::kInterval, FsyncPolicy::kAlways}) {
+      const std::string policy_name = fsync_policy_name(policy);
+      CAPTURE(policy_name);
+      MemoryFileSystem killed;
+      killed.set_contents(kDir + "/" + segment_file_name(1'000'000), std::string(4096, '\0'));
+      REQUIRE(write_run_marker(killed, kDir, policy).ok());
+      LogHarness first(killed);
+      LogOptions o = first.options();
+      o.fsync = policy;
+      REQUIRE(first.open(o).ok());
+      REQUIRE(first.summary.only_zeros_left);
+      const uint64_t bound = first.summary.seq_bound;
+      REQUIRE(bound >= 1'000'000);
+
+      MemoryFileSystem killed_again;  // killed before its first batch
+      copy_log(killed, killed_again);
+      LogHarness second(killed_again);
+      REQUIRE(second.open(o).ok());
+      CHECK(second.summary.ids_may_be_lost());
+      CHECK(second.summary.seq_bound >= bound);
+
+      // The first batch, synced, takes the bound out of RUNNING.
+      first.log->append(1, "the skip");
+      REQUIRE(first.wait_durable());
+      MemoryFileSystem killed_later;
+      copy_log(killed, killed_later);
+      LogHarness third(killed_later);
+      REQUIRE(third.open(o).ok());
+      CHECK(third.summary.unrecorded_skip_seq_bound == 0);
+    }
+  }
+
   TEST_CASE("a long record after a torn first record - a kill in it is a torn tail") {
     // A kill tears the first record of a fresh log: the next start cuts it
     // off, and the segment holds only its header, so the next record goes
