@@ -141,7 +141,10 @@ class MetricsListener::Client {
     return true;
   }
 
-  bool overdue(uint64_t now_ms) const { return !closing_ && now_ms >= deadline_ms_; }
+  // Not while its body is being made: that takes as long as the server's
+  // queues make it (and the scrapes before it in line), not the client;
+  // its 10 s to read the answer start when the answer does.
+  bool overdue(uint64_t now_ms) const { return !closing_ && !body_ && now_ms >= deadline_ms_; }
   // Connected, and its whole request not read yet.
   bool awaiting_request() const { return !closing_ && !answered_; }
 
@@ -206,7 +209,6 @@ class MetricsListener::Client {
         answered_ = true;
         request_.clear();
         request_.shrink_to_fit();
-        deadline_ms_ = uv_now(owner_.loop_) + kAnswerTimeoutMs;
         owner_.want_steps(id_);
         break;
       case Route::kHealth:
