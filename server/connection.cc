@@ -40,10 +40,6 @@ constexpr size_t kTurnBytes = 256 << 10;
 // such clients held the others for seconds.
 constexpr size_t kLightArgs = 16;
 constexpr size_t kArgWeight = 64;
-// What a request writes to the log is charged too, byte for byte: a CONFIG
-// or SCHEDULE of a queue with a megabyte of schedules rewrites its whole
-// record (a short reply), and a client pipelining 300 of them held the loop
-// for 2.2 s in one turn.
 // Parsing costs too: a request line of a thousand words takes about 50 us
 // to split, before its weight is known. With the iteration's budget spent,
 // a connection holding more than this much unparsed input waits for its
@@ -391,6 +387,10 @@ void Connection::process(bool turn) {
       last_command_ = parser_.request().spec->name;
       dispatch(ctx, parser_.request());
     }
+    // What it wrote to the log is charged too, byte for byte: a CONFIG or
+    // SCHEDULE of a queue with a megabyte of schedules rewrites its record
+    // and answers a few short lines, and a client pipelining 300 of them
+    // held the loop for 2.2 s in one turn.
     if (log != nullptr) charged += static_cast<size_t>(log->appended_bytes() - logged_before);
     if (ctx.wait) {
       // No reply until a job comes or the time is up.
