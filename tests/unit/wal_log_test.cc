@@ -112,6 +112,16 @@ void copy_log(MemoryFileSystem& from, MemoryFileSystem& to) {
   }
 }
 
+// What the next start finds if tqd is killed now: `live`'s files, as the
+// kill leaves them, opened anew (the open must succeed).
+OpenSummary open_after_kill(MemoryFileSystem& live, const LogOptions& o) {
+  MemoryFileSystem killed;
+  copy_log(live, killed);
+  LogHarness next(killed);
+  REQUIRE(next.open(o).ok());
+  return next.summary;
+}
+
 // A fresh log under `policy` whose first record a kill tore, into `killed`
 // as the kill left it: the next start cuts the record off, and the segment
 // holds only its header. Returns the options the log was opened with.
@@ -935,25 +945,19 @@ TEST_SUITE("wal_log") {
     const uint64_t bound = first.summary.seq_bound;
     CHECK(first.summary.unrecorded_skip_seq_bound == 0);
 
-    MemoryFileSystem killed_again;  // killed before its first batch
-    copy_log(killed, killed_again);
-    LogHarness second(killed_again);
-    REQUIRE(second.open(o).ok());
-    CHECK(second.summary.torn.empty());  // the cut is gone
-    CHECK(second.summary.unrecorded_skip_seq_bound == bound);
-    CHECK(second.summary.ids_may_be_lost());
-    CHECK(second.summary.seq_bound >= bound);
+    const OpenSummary second = open_after_kill(killed, o);  // before its first batch
+    CHECK(second.torn.empty());                             // the cut is gone
+    CHECK(second.unrecorded_skip_seq_bound == bound);
+    CHECK(second.ids_may_be_lost());
+    CHECK(second.seq_bound >= bound);
 
     // Once the first batch (the caller's skip) is durable, the marker
     // forgets the bound: a later kill is an ordinary one under always.
     first.log->append(1, "the skip");
     REQUIRE(first.wait_durable());
-    MemoryFileSystem killed_later;
-    copy_log(killed, killed_later);
-    LogHarness third(killed_later);
-    REQUIRE(third.open(o).ok());
-    CHECK(third.summary.unrecorded_skip_seq_bound == 0);
-    CHECK_FALSE(third.summary.ids_may_be_lost());
+    const OpenSummary third = open_after_kill(killed, o);
+    CHECK(third.unrecorded_skip_seq_bound == 0);
+    CHECK_FALSE(third.ids_may_be_lost());
   }
 
   TEST_CASE("a --wal-recover start killed as it rewrites the markers skips the lost ids again") {
@@ -1044,21 +1048,14 @@ TEST_SUITE("wal_log") {
       const uint64_t bound = first.summary.seq_bound;
       REQUIRE(bound >= 1'000'000);
 
-      MemoryFileSystem killed_again;  // killed before its first batch
-      copy_log(killed, killed_again);
-      LogHarness second(killed_again);
-      REQUIRE(second.open(o).ok());
-      CHECK(second.summary.ids_may_be_lost());
-      CHECK(second.summary.seq_bound >= bound);
+      const OpenSummary second = open_after_kill(killed, o);  // before its first batch
+      CHECK(second.ids_may_be_lost());
+      CHECK(second.seq_bound >= bound);
 
       // The first batch, synced, takes the bound out of RUNNING.
       first.log->append(1, "the skip");
       REQUIRE(first.wait_durable());
-      MemoryFileSystem killed_later;
-      copy_log(killed, killed_later);
-      LogHarness third(killed_later);
-      REQUIRE(third.open(o).ok());
-      CHECK(third.summary.unrecorded_skip_seq_bound == 0);
+      CHECK(open_after_kill(killed, o).unrecorded_skip_seq_bound == 0);
     }
   }
 
