@@ -48,24 +48,23 @@ PreviousRun read_run_marker(FileSystem& fs, const std::string& dir,
   run.unreadable = true;
   const std::optional<std::string> text = read_marker_text(fs, dir, kRunMarkerName);
   if (!text) return run;
-  // The policy, then (from markers that name one) the boot on a line of its own.
   // The policy; then, from markers that say them, the boot and the seq bound
-  // of lost ids, each on a line of its own.
-  const size_t newline = text->find('\n');
-  std::string name = text->substr(0, newline);
-  while (!name.empty() && name.back() == ' ') name.pop_back();
-  if (newline != std::string::npos) {
-    const size_t boot_end = text->find('\n', newline + 1);
-    run.boot_id = text->substr(newline + 1, boot_end - std::min(boot_end, newline + 1));
-    if (boot_end == std::string::npos) run.boot_id = text->substr(newline + 1);
-    while (!run.boot_id.empty() && run.boot_id.back() == ' ') run.boot_id.pop_back();
-    if (boot_end != std::string::npos) {
-      std::string_view bound = std::string_view(*text).substr(boot_end + 1);
-      while (!bound.empty() && bound.back() == ' ') bound.remove_suffix(1);
-      uint64_t seq = 0;
-      auto [end, ec] = std::from_chars(bound.data(), bound.data() + bound.size(), seq);
-      if (ec == std::errc() && end == bound.data() + bound.size()) run.lost_ids_seq_bound = seq;
-    }
+  // of lost ids, each on a line of its own, padded with spaces.
+  std::string_view rest = *text;
+  auto next_line = [&rest] {
+    const size_t end = rest.find('\n');
+    std::string_view line = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    while (!line.empty() && line.back() == ' ') line.remove_suffix(1);
+    return line;
+  };
+  const std::string_view name = next_line();
+  run.boot_id = std::string(next_line());
+  const std::string_view bound = next_line();
+  uint64_t seq = 0;
+  auto [end, ec] = std::from_chars(bound.data(), bound.data() + bound.size(), seq);
+  if (!bound.empty() && ec == std::errc() && end == bound.data() + bound.size()) {
+    run.lost_ids_seq_bound = seq;
   }
   for (FsyncPolicy policy : {FsyncPolicy::kAlways, FsyncPolicy::kInterval, FsyncPolicy::kNever}) {
     if (name == fsync_policy_name(policy)) {
