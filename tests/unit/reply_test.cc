@@ -1,7 +1,9 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <fstream>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,6 +44,27 @@ TEST_SUITE("reply") {
       CHECK(parse_error_code(error_code_name(code)) == code);
     }
     CHECK_FALSE(parse_error_code("NOPE").has_value());
+  }
+
+  TEST_CASE("PROTOCOL.md's table of errors has a row for every code, and only for those") {
+    // Programs branch on the code: one the server can send and the table
+    // does not explain, or a row for a code it never sends, misleads them.
+    std::ifstream in(std::string(TQ_SOURCE_DIR) + "/PROTOCOL.md");
+    REQUIRE(in);
+    std::set<std::string> documented;
+    bool in_errors = false;
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("## ", 0) == 0) in_errors = line == "## Errors";
+      if (!in_errors || line.rfind("| `", 0) != 0) continue;
+      const size_t close = line.find('`', 3);
+      REQUIRE(close != std::string::npos);
+      documented.insert(line.substr(3, close - 3));
+    }
+    std::set<std::string> codes;
+    for (int i = 0; i < static_cast<int>(ErrorCode::kCount); ++i) {
+      codes.insert(std::string(error_code_name(static_cast<ErrorCode>(i))));
+    }
+    CHECK(documented == codes);
   }
 
   TEST_CASE("escaping makes any bytes printable and bounded") {
