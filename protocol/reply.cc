@@ -29,10 +29,14 @@ void append_error(std::string& out, ErrorCode code, std::string_view message) {
   out += error_code_name(code);
   if (!message.empty()) {
     out += ' ';
-    // Messages are ours, but they may quote client input: escape what could
-    // break the one-line framing, and nothing else.
+    // Messages are ours, but they may quote client input or a config file's
+    // text. Call sites quote input with append_escaped; this is the last
+    // guard: a control byte (a line break would break the framing, an
+    // escape sequence would reach a person's terminal through nc or the tq
+    // prompt) becomes a space. UTF-8 text passes as it is.
     for (char c : message) {
-      if (c == '\n' || c == '\r' || c == '\0') {
+      const auto byte = static_cast<unsigned char>(c);
+      if (byte < 0x20 || byte == 0x7f) {
         out += ' ';
       } else {
         out += c;

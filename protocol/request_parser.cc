@@ -189,8 +189,9 @@ void RequestParser::say_body_skipped(uint64_t bytes) {
         "dropped: reconnect";
     return;
   }
-  error_.message +=
-      "; the " + std::to_string(bytes) + " bytes that follow are read as its body and dropped";
+  error_.message += "; the " + std::to_string(bytes) +
+                    (bytes == 1 ? " byte that follows is" : " bytes that follow are") +
+                    " read as its body and dropped";
 }
 
 std::optional<uint64_t> RequestParser::declared_body(std::string_view line, bool cut) const {

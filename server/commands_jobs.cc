@@ -144,8 +144,10 @@ bool parse_priority(CommandContext& ctx, std::string_view value, int32_t* priori
   int64_t p = 0;
   auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), p);
   if (ec != std::errc() || end != value.data() + value.size() || p < INT32_MIN || p > INT32_MAX) {
-    reply_error(ctx, ErrorCode::kBadFormat,
-                "PRIORITY takes a whole number from -2147483648 to 2147483647");
+    std::string msg = "PRIORITY takes a whole number from -2147483648 to 2147483647, got '";
+    protocol::append_escaped(msg, value, 32);
+    msg += "'";
+    reply_error(ctx, ErrorCode::kBadFormat, msg);
     return false;
   }
   *priority = static_cast<int32_t>(p);

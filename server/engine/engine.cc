@@ -81,15 +81,23 @@ Error Engine::invalid_name(std::string_view name) {
   return make_error(Errc::kBadArgument, std::move(msg));
 }
 
+Error Engine::invalid_schedule_name(std::string_view name) {
+  return make_error(Errc::kBadArgument,
+                    "a schedule name is 1-200 printable characters without spaces, got " +
+                        quoted(name.substr(0, 64)) + (name.size() > 64 ? "..." : ""));
+}
+
 Result<Queue*> Engine::create_queue(std::string_view name) {
   if (!valid_queue_name(name)) return invalid_name(name);
   if (queues_.find(name) != queues_.end()) {
     return make_error(Errc::kExists, "queue " + quoted(name) + " already exists");
   }
   if (queues_.size() >= limits_.max_queues) {
-    return make_error(Errc::kLimit, "cannot create " + quoted(name) + ": the server holds " +
+    return make_error(Errc::kLimit, "cannot create " + quoted(name) +
+                                        ": the server is at its limit of " +
                                         std::to_string(limits_.max_queues) +
-                                        " queues, its limit (limits.max_queues)");
+                                        (limits_.max_queues == 1 ? " queue" : " queues") +
+                                        " (limits.max_queues)");
   }
   Queue* queue = add_queue(next_queue_number_++, name, defaults_);
   if (queue == nullptr) return make_error(Errc::kExists, "queue " + quoted(name) + " exists");

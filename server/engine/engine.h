@@ -399,6 +399,8 @@ class Engine {
   // NOQUEUE, or BADFORMAT's invalid_name() for a name no queue can have.
   Error no_queue(std::string_view name) const;
   static Error invalid_name(std::string_view name);
+  // BADFORMAT for a schedule name no schedule can have (SCHEDULE, CANCEL).
+  static Error invalid_schedule_name(std::string_view name);
   Result<Job*> leased_job(uint64_t id, const char* verb);
   uint32_t max_attempts_of(const Job& job) const;
   // Gives a new job the rarely-used fields that are set (0 or empty: not).

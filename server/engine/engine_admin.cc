@@ -93,9 +93,7 @@ Result<const Schedule*> Engine::schedule(std::string_view queue_name, const Sche
   if (!found.ok()) return found.error();
   Queue* queue = found.value();
   auto bad = [](std::string msg) { return make_error(Errc::kBadArgument, std::move(msg)); };
-  if (!valid_key(spec.name)) {
-    return bad("a schedule name is 1-200 printable characters without spaces");
-  }
+  if (!valid_key(spec.name)) return invalid_schedule_name(spec.name);
   if (!spec.job.group.empty() && !valid_key(spec.job.group)) {
     return bad("a group name is 1-200 printable characters without spaces");
   }
@@ -166,6 +164,9 @@ Status Engine::unschedule(std::string_view queue_name, std::string_view name) {
   Result<Queue*> found = queue_or_error(queue_name);
   if (!found.ok()) return found.error();
   Queue* queue = found.value();
+  // A name no schedule can have is the client's mistake, as in SCHEDULE,
+  // not a schedule that went away.
+  if (!valid_key(name)) return invalid_schedule_name(name);
   auto it = queue->schedules.find(std::string(name));
   if (it == queue->schedules.end()) {
     return make_error(Errc::kNotFound,

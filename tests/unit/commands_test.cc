@@ -188,7 +188,10 @@ TEST_SUITE("commands") {
           0);
     CHECK(error_of("CONFIG q max_size=\x1b[2J\n") ==
           "ERROR BADFORMAT max_size: expected a whole number (0: no limit), got '\\x1b[2J'\n");
-    CHECK(error_of("CANCEL q \x1b[2J\n") == "ERROR NOTFOUND no schedule '\\x1b[2J' in queue 'q'\n");
+    CHECK(error_of("CANCEL q \x1b[2J\n") ==
+          "ERROR BADFORMAT a schedule name is 1-200 printable characters without spaces, got "
+          "'\\x1b[2J'\n");
+    CHECK(error_of("CANCEL q nosuch\n") == "ERROR NOTFOUND no schedule 'nosuch' in queue 'q'\n");
     CHECK(error_of("SCHEDULE q s 1 CRON \x1b[2J * * * *\nx\n") ==
           "ERROR BADFORMAT cron field 1 (minute) '\\x1b[2J': '\\x1b[2J' is not a number\n");
     CHECK(error_of("SCHEDULE q s 1 CRON @\x1b[2J\nx\n")
@@ -301,7 +304,8 @@ TEST_SUITE("commands") {
     CHECK(s.run("NACK 2 PRIORITY 1 PRIORITY 2\n") == "ERROR BADFORMAT PRIORITY given twice\n");
     CHECK(s.run("NACK 2 PRIORITY\n") == "ERROR BADFORMAT option PRIORITY needs a value\n");
     CHECK(s.run("NACK 2 PRIORITY 2147483648\n") ==
-          "ERROR BADFORMAT PRIORITY takes a whole number from -2147483648 to 2147483647\n");
+          "ERROR BADFORMAT PRIORITY takes a whole number from -2147483648 to 2147483647, got "
+          "'2147483648'\n");
     CHECK(s.engine.find_job(2)->state == engine::JobState::kLeased);  // refused: still leased
   }
 
@@ -474,7 +478,8 @@ TEST_SUITE("commands") {
           "ERROR BADFORMAT unknown PUT option 'extra'; " + options + "\n");
     CHECK(s.run("PUT q 1 DELAY\nx\n") == "ERROR BADFORMAT option DELAY needs a value\n");
     CHECK(s.run("PUT q 1 PRIORITY 2147483648\nx\n") ==
-          "ERROR BADFORMAT PRIORITY takes a whole number from -2147483648 to 2147483647\n");
+          "ERROR BADFORMAT PRIORITY takes a whole number from -2147483648 to 2147483647, got "
+          "'2147483648'\n");
     CHECK(s.run("SCHEDULE q s 1 EVERY 1s FOO 3\nx\n") ==
           "ERROR BADFORMAT unknown SCHEDULE option 'FOO'; options: PRIORITY, TTL, ATTEMPTS, GROUP, "
           "TZ\n");

@@ -236,7 +236,10 @@ TEST_SUITE("engine_schedules") {
   TEST_CASE("what SCHEDULE refuses - names, periods, cron errors, a cron that never fires, too many") {
     Fixture f;
     CHECK(f.refused(every("two words", 60'000)).message ==
-          "a schedule name is 1-200 printable characters without spaces");
+          "a schedule name is 1-200 printable characters without spaces, got 'two words'");
+    CHECK(f.refused(every(std::string(201, 'n'), 60'000)).message ==
+          "a schedule name is 1-200 printable characters without spaces, got '" +
+              std::string(64, 'n') + "'...");
     CHECK(f.refused(every("fast", 500)).message ==
           "EVERY takes 1s to 30d; for longer, CRON");
     CHECK(f.refused(cron("c", "0 25 * * *")).message ==

@@ -160,6 +160,12 @@ TEST_SUITE("engine") {
     CHECK(engine.create_queue(std::string(201, 'q')).error().code == Errc::kBadArgument);
     CHECK(engine.create_queue(std::string(200, 'q')).ok());
     CHECK(engine.create_queue("third").error().code == Errc::kLimit);
+    CHECK(engine.create_queue("third").error().message ==
+          "cannot create 'third': the server is at its limit of 2 queues (limits.max_queues)");
+    Engine one(clock, EngineLimits{.auto_create_queues = false, .max_queues = 1}, {});
+    CHECK(one.create_queue("a").ok());
+    CHECK(one.create_queue("b").error().message ==
+          "cannot create 'b': the server is at its limit of 1 queue (limits.max_queues)");
   }
 
   TEST_CASE("without auto-create, an unknown queue is NOQUEUE with a hint") {

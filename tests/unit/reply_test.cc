@@ -22,6 +22,12 @@ TEST_SUITE("reply") {
     CHECK(out == "ERROR NOTFOUND no job 7  OK fake\n");
   }
 
+  TEST_CASE("a message's control bytes become spaces: no escape sequence reaches a terminal") {
+    std::string out;
+    append_error(out, ErrorCode::kBadConfig, "bad \x1b[2Jvalue\ta\x7f\x01 caf\xc3\xa9");
+    CHECK(out == "ERROR BADCONFIG bad  [2Jvalue a   caf\xc3\xa9\n");
+  }
+
   TEST_CASE("numbers are written as std::to_string writes them") {
     std::vector<uint64_t> values = {0,   1,   9,    10,    11,      99,         100,
                                     101, 999, 1000, 65535, 1234567, UINT64_MAX, UINT64_MAX - 1};

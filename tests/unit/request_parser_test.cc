@@ -261,6 +261,11 @@ TEST_SUITE("request_parser") {
     REQUIRE(refused.next() == RequestParser::Result::kError);
     CHECK(refused.error().message.find("; the 5 bytes that follow are read as its body") !=
           std::string::npos);
+    RequestParser one(limits);
+    one.feed("PUT q 1 A B C D E F G H I J K L M N O P Q\n");
+    REQUIRE(one.next() == RequestParser::Result::kError);
+    CHECK(one.error().message.find("; the 1 byte that follows is read as its body and dropped") !=
+          std::string::npos);
     RequestParser overlong(limits);  // told before the line's end arrives
     overlong.feed("PUT q 7 " + std::string(100, 'x'));
     REQUIRE(overlong.next() == RequestParser::Result::kError);
