@@ -387,6 +387,23 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
       engine_.restore_dedup(number, key, job_id, expires);
       return {};
     }
+    case RecordType::kScheduleFired: {
+      auto number = static_cast<uint32_t>(in.varint());
+      const uint64_t count = in.varint();
+      // Each entry is at least 3 bytes: a count past them is damage, not
+      // a reason to loop.
+      if (in.failed() || count == 0 || count > record.body.size()) {
+        return bad_body("SCHEDULE_FIRED");
+      }
+      for (uint64_t i = 0; i < count; ++i) {
+        std::string_view name = in.bytes();
+        auto next = static_cast<int64_t>(in.varint());
+        uint64_t fired = in.varint();
+        if (in.failed() || next < 0 || name.empty()) return bad_body("SCHEDULE_FIRED");
+        engine_.restore_schedule_fired(number, name, next, fired);
+      }
+      return {};
+    }
   }
   return wal::Status::corruption("unknown record type " + std::to_string(record.type));
 }
@@ -476,6 +493,18 @@ void Journal::queue_saved(Queue& queue) {
   if (queue.log_segment != 0) live_bytes_ = live_bytes_ - queue.log_bytes + bytes;
   ref(&queue.log_segment, record(RecordType::kQueue, scratch_), bytes);
   queue.log_bytes = bytes;
+}
+
+void Journal::schedules_fired(Queue& queue, const std::vector<const engine::Schedule*>& fired) {
+  scratch_.clear();
+  wal::put_varint(scratch_, queue.number);
+  wal::put_varint(scratch_, fired.size());
+  for (const engine::Schedule* s : fired) {
+    wal::put_bytes(scratch_, s->name);
+    wal::put_varint(scratch_, static_cast<uint64_t>(s->next_ms));
+    wal::put_varint(scratch_, s->fired);
+  }
+  record(RecordType::kScheduleFired, scratch_);
 }
 
 void Journal::queue_dropped(Queue& queue) {

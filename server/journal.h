@@ -33,6 +33,7 @@ enum class RecordType : uint8_t {
   kDead = 8,
   kPurge = 9,
   kDedup = 10,
+  kScheduleFired = 11,
 };
 
 struct JournalStats {
@@ -87,6 +88,8 @@ class Journal final : public engine::ChangeObserver {
 
   // engine::ChangeObserver
   void queue_saved(engine::Queue& queue) override;
+  void schedules_fired(engine::Queue& queue,
+                       const std::vector<const engine::Schedule*>& fired) override;
   void queue_dropped(engine::Queue& queue) override;
   void queue_purged(engine::Queue& queue) override;
   void job_saved(engine::Job& job) override;

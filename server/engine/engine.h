@@ -312,6 +312,11 @@ class Engine {
   void restore_remove(uint64_t id);
   void restore_dedup(uint32_t queue_number, std::string_view key, uint64_t job_id,
                      int64_t expires_ms);
+  // A schedule fired: its next time and count of jobs put. Nothing when the
+  // queue or the schedule is gone (dropped, cancelled: a later record says
+  // so, or compaction moved the queue's record past it).
+  void restore_schedule_fired(uint32_t queue_number, std::string_view name, int64_t next_ms,
+                              uint64_t fired);
   // After the last record: sets each queue's timer.
   void finish_restore();
   // A lease the log gives an end (LEASE and JOB records since December
@@ -556,6 +561,7 @@ class Engine {
   ChangeObserver* observer_ = nullptr;
   std::vector<Queue*> ready_signals_;
   std::vector<Queue*> dequeue_order_;  // dequeue()'s scratch, kept for its capacity
+  std::vector<const Schedule*> fired_schedules_;  // fire_schedules()'s, likewise
   EngineCounters counters_;
   size_t state_counts_[5] = {0, 0, 0, 0, 0};
   uint64_t payload_bytes_ = 0;

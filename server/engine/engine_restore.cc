@@ -223,6 +223,21 @@ void Engine::restore_dedup(uint32_t queue_number, std::string_view key, uint64_t
   reschedule(queue);
 }
 
+void Engine::restore_schedule_fired(uint32_t queue_number, std::string_view name, int64_t next_ms,
+                                    uint64_t fired) {
+  Queue* queue = find_queue_by_number(queue_number);
+  if (queue == nullptr) return;
+  auto it = queue->schedules.find(std::string(name));
+  if (it == queue->schedules.end()) return;
+  Schedule& s = it->second;
+  s.fired = fired;
+  // One asleep (a cron time zone this host's tzdata lacks, restore_queue)
+  // stays asleep: its next time here was worked out where the zone was known.
+  if (!(s.next_ms == INT64_MAX && s.cron && s.cron->zone_missing())) s.next_ms = next_ms;
+  queue->refresh_schedule_at();
+  reschedule(queue);
+}
+
 void Engine::finish_restore() {
   // Keys replay met out of order (moved by compaction) need no sorting:
   // dedup_order keeps them in time order as they come.

@@ -147,10 +147,11 @@ size_t Engine::forget_old_keys(Queue* queue, int64_t now, size_t max) {
 
 size_t Engine::fire_schedules(Queue* queue, int64_t now, size_t max) {
   if (queue->schedule_at > now) return 0;
-  size_t fired = 0;
+  std::vector<const Schedule*>& fired = fired_schedules_;
+  fired.clear();
   bool stored = false;
   for (auto& [name, s] : queue->schedules) {
-    if (fired >= max) break;
+    if (fired.size() >= max) break;
     if (s.next_ms > now) continue;
     EnqueueOptions options;
     options.priority = s.priority;
@@ -179,15 +180,19 @@ size_t Engine::fire_schedules(Queue* queue, int64_t now, size_t max) {
     // Times missed meanwhile (tqd was down, the loop was late) are skipped:
     // one job for all of them.
     s.next_ms = next;
-    ++fired;
+    fired.push_back(&s);
   }
-  // With the intake closed (the log's disk low) and nothing put, the next
-  // times move on in memory only: the queue's record, schedules and
-  // payloads and all, would take from the room kept for ACKs at every
-  // firing. A crash meanwhile fires each one once at the restart, as for
-  // times missed while tqd was down.
-  if (fired > 0) schedules_changed(queue, stored || intake_open());
-  return fired;
+  if (fired.empty()) return 0;
+  queue->refresh_schedule_at();
+  // The new times are recorded by themselves, not in a new copy of the
+  // queue's record: that holds every schedule's payload (up to 1 MiB), and
+  // was written again at each firing. With the intake closed (the log's
+  // disk low) and nothing put, they move on in memory only, leaving the
+  // room kept for ACKs alone; a crash meanwhile fires each one once at the
+  // restart, as for times missed while tqd was down.
+  if (observer_ && (stored || intake_open())) observer_->schedules_fired(*queue, fired);
+  reschedule(queue);
+  return fired.size();
 }
 
 void Engine::schedules_changed(Queue* queue, bool logged) {

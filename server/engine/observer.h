@@ -8,17 +8,22 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace tq::engine {
 
 struct Job;
 struct Queue;
 struct DedupEntry;
+struct Schedule;
 
 class ChangeObserver {
  public:
   virtual ~ChangeObserver() = default;
   virtual void queue_saved(Queue& queue) = 0;    // created, configured, paused, resumed
+  // Schedules of the queue fired: their next time and count of jobs put
+  // changed, nothing else about the queue (the jobs are job_saved).
+  virtual void schedules_fired(Queue& queue, const std::vector<const Schedule*>& fired) = 0;
   virtual void queue_dropped(Queue& queue) = 0;  // its jobs' removals follow, in bulk
   virtual void queue_purged(Queue& queue) = 0;   // its ready and delayed jobs' removals follow, in bulk
   virtual void job_saved(Job& job) = 0;          // enqueued; KICKed with its TTL cleared

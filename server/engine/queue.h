@@ -79,13 +79,15 @@ struct QueueCounters {
 
 // The most schedules a queue holds, and the most payload bytes across them
 // (SCHEDULE refuses more): the queue's QUEUE record carries them all, and is
-// written again at every firing.
+// written again at every SCHEDULE, CANCEL and CONFIG of the queue (a firing
+// writes only the new times: SCHEDULE_FIRED).
 constexpr size_t kMaxSchedulesPerQueue = 1000;
 constexpr size_t kMaxSchedulePayloadBytes = 1 << 20;
 
 // A schedule (SCHEDULE): a job put into the queue on a timetable, as cron,
 // Celery beat or BullMQ's repeatable jobs do. It is part of the queue's
-// state, logged in its QUEUE record, so it survives restarts; a firing that
+// state, logged in its QUEUE record (and each firing's new time in a
+// SCHEDULE_FIRED record), so it survives restarts; a firing that
 // came due while tqd was down happens once, at the first sweep.
 struct Schedule {
   std::string name;

@@ -1047,6 +1047,102 @@ TEST_SUITE("journal") {
     CHECK(node.harness.log->last_seq() > seq);
   }
 
+  TEST_CASE("a firing appends its schedule's new time, not the queue's record of every payload") {
+    // The queue's record holds every schedule, payloads and all (here
+    // 490,000 bytes); written again at each firing, a queue of big
+    // schedules wrote that much a second for each one that fires.
+    wal::MemoryFileSystem fs;
+    wal::LogOptions o = small_segments();
+    o.segment_bytes = 4 << 20;
+    const std::string big(10'000, 'b');
+    std::vector<std::string> names;
+    for (int i = 0; i < 49; ++i) names.push_back("big" + std::to_string(i));
+    int64_t now = 0;
+    int64_t next = 0;
+    {
+      Node node(fs);
+      REQUIRE(node.open(o).ok());
+      REQUIRE(node.engine.create_queue("q").ok());
+      for (const std::string& name : names) {
+        engine::ScheduleSpec spec = tick_every(30LL * 86'400'000, big);
+        spec.name = name;
+        REQUIRE(node.engine.schedule("q", spec).ok());
+      }
+      REQUIRE(node.engine.schedule("q", tick_every(1'000, "t")).ok());
+      node.harness.settle();
+      const uint64_t before = node.harness.log->appended_bytes();
+      for (int i = 0; i < 10; ++i) {
+        node.clock.advance_ms(1'000);
+        node.engine.expire_due();
+      }
+      const engine::Queue* q = node.engine.find_queue("q");
+      REQUIRE(q->schedules.at("tick").fired == 10);
+      REQUIRE(q->schedules.at("big0").fired == 0);
+      // Ten JOB records of a byte's payload and ten of the new times: under
+      // 100 bytes each (a copy of the queue's record: 490,000).
+      CHECK(node.harness.log->appended_bytes() - before < 10 * 200);
+      next = q->schedules.at("tick").next_ms;
+      now = node.clock.now_ms();
+      node.harness.settle();
+      node.harness.close();
+    }
+    Node node(fs, now);
+    REQUIRE(node.open(o).ok());
+    const engine::Queue* q = node.engine.find_queue("q");
+    CHECK(q->schedules.at("tick").fired == 10);
+    CHECK(q->schedules.at("tick").next_ms == next);
+    CHECK(q->schedules.at("big48").fired == 0);
+    CHECK(q->schedules.at("big48").payload == big);
+    CHECK(q->schedule_at == next);
+    CHECK(node.engine.job_count() == 10);
+  }
+
+  TEST_CASE("a SCHEDULE_FIRED record: a schedule gone since is passed over, one asleep stays so") {
+    engine::ManualClock clock;
+    engine::Engine engine{clock, engine::EngineLimits{}, engine::QueueSettings{}};
+    server::Journal journal{engine, 1.5};
+    auto fired_record = [](uint32_t queue, std::string_view name, int64_t next, uint64_t count) {
+      std::string body;
+      wal::put_varint(body, queue);
+      wal::put_varint(body, 1);
+      wal::put_bytes(body, name);
+      wal::put_varint(body, static_cast<uint64_t>(next));
+      wal::put_varint(body, count);
+      return body;
+    };
+    REQUIRE(journal.apply(wal::Record{2, 1, queue_with_cron("0 3 * * *", 4)}, 1).ok());
+    REQUIRE(journal.apply(wal::Record{11, 2, fired_record(3, "nightly", 1'234'000, 5)}, 1).ok());
+    const engine::Queue* q = engine.find_queue("q");
+    CHECK(q->schedules.at("nightly").fired == 5);
+    CHECK(q->schedules.at("nightly").next_ms == 1'234'000);
+    CHECK(q->schedule_at == 1'234'000);
+    // Cancelled, or its queue dropped, after the firing (compaction can
+    // also move the queue's record past it): nothing to change.
+    CHECK(journal.apply(wal::Record{11, 3, fired_record(3, "gone", 9, 1)}, 1).ok());
+    CHECK(journal.apply(wal::Record{11, 4, fired_record(8, "nightly", 9, 1)}, 1).ok());
+    CHECK(q->schedules.size() == 1);
+    CHECK(q->schedules.at("nightly").fired == 5);
+    // Asleep, its zone unknown here: the time another host worked out is not taken.
+    REQUIRE(
+        journal.apply(wal::Record{2, 5, queue_with_cron("CRON_TZ=Mars/Olympus 0 3 * * *", 4)}, 1)
+            .ok());
+    REQUIRE(journal.apply(wal::Record{11, 6, fired_record(3, "nightly", 1'234'000, 6)}, 1).ok());
+    CHECK(q->schedules.at("nightly").fired == 6);
+    CHECK(q->schedules.at("nightly").next_ms == INT64_MAX);
+    // Damage: no entries, an entry cut short, a count past the body.
+    std::string none;
+    wal::put_varint(none, 3);
+    wal::put_varint(none, 0);
+    CHECK_FALSE(journal.apply(wal::Record{11, 7, none}, 1).ok());
+    std::string cut = fired_record(3, "nightly", 1'234'000, 6);
+    cut.pop_back();
+    CHECK_FALSE(journal.apply(wal::Record{11, 7, cut}, 1).ok());
+    std::string many;
+    wal::put_varint(many, 3);
+    wal::put_varint(many, 1'000'000);
+    CHECK_FALSE(journal.apply(wal::Record{11, 7, many}, 1).ok());
+  }
+
   TEST_CASE("schedules survive a restart - one that came due while tqd was down fires once") {
     wal::MemoryFileSystem fs;
     int64_t now = 0;
@@ -1080,7 +1176,7 @@ TEST_SUITE("journal") {
     CHECK(tick.group == "g");
     CHECK(tick.every_ms == 60'000);
     CHECK(q->schedules.at("nightly").cron->text() == "0 3 * * *");
-    // Replay met the queue's record three times (two SCHEDULEs, a firing).
+    // Replay met the queue's record twice (two SCHEDULEs), then the firing's.
     CHECK(node.engine.schedule_payload_bytes() == std::string("tick!report").size());
     CHECK(node.engine.job_count() == 1);
     node.engine.expire_due();  // the first tick: the missed minutes fire once
@@ -1164,14 +1260,20 @@ TEST_SUITE("journal") {
       const std::string payload(300, 't');
       const engine::ScheduleSpec tick = tick_every(60'000, payload);
       REQUIRE(node.engine.schedule("q", tick).ok());
+      // Most jobs are finished, so the log is mostly dead records and
+      // compaction moves the queue's record past its firings' records.
       for (int i = 0; i < 400; ++i) {
         node.clock.advance_ms(60'000);
         node.engine.expire_due();
-        if (i % 3 == 0) {
+        if (i % 3 != 0) {
           auto job = node.engine.dequeue("q");
           if (job.ok()) REQUIRE(node.engine.ack(job.value()->id).ok());
         }
         REQUIRE(node.engine.enqueue("other", std::string(200, 'o')).ok());
+        if (i % 10 != 0) {
+          auto job = node.engine.dequeue("other");
+          if (job.ok()) REQUIRE(node.engine.ack(job.value()->id).ok());
+        }
         node.journal.maintain();
         node.harness.settle();
       }
