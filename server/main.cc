@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "server/tls.h"
 #include "wal/file.h"
 #include "wal/overlay_file_system.h"
+#include "wal/record.h"
 
 #ifndef TQ_VERSION
 #define TQ_VERSION "0.0.0"
@@ -55,9 +57,35 @@ int run(tq::server::Config config, const tq::server::ConfigSource& source,
   return daemon.run() ? 0 : 1;
 }
 
+// Whether the log directory `dir` holds anything a start would read: a log
+// file, or a marker a log leaves (CLOSED, NEWEST, RUNNING, BACKUP). When it
+// does not, *nested names a directory in it that does hold log files (a
+// backup copied one level too deep: data/wal/wal/...), if there is one.
+bool holds_a_log(const std::string& dir, std::string* nested) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (tq::wal::parse_segment_file_name(name) != 0 || name == "CLOSED" || name == "NEWEST" ||
+        name == "RUNNING" || name == "BACKUP") {
+      return true;
+    }
+    if (!entry.is_directory(ec) || !nested->empty()) continue;
+    for (const fs::directory_entry& inner : fs::recursive_directory_iterator(entry.path(), ec)) {
+      if (tq::wal::parse_segment_file_name(inner.path().filename().string()) != 0) {
+        *nested = inner.path().parent_path().string();
+        break;
+      }
+    }
+  }
+  return ec.value() != 0;  // unreadable: the start's own open says why
+}
+
 // tqd --check-log: the start's replay, with every change it would make to
 // the files kept in memory. 0 if a start would serve the log, 1 if not, 2
-// if there is no log to check (wal.enabled: false), 3 if a tqd holds it.
+// if there is no log to check (wal.enabled: false), 3 if a tqd holds it, 4
+// if there is no log there at all (a start would begin an empty one: for a
+// backup being checked, a wrong path or a botched copy, not a good backup).
 int check_log(const tq::server::Config& config) {
   tq::server::set_log_level(config.log_level);
   const std::string dir = config.data_dir + "/wal";
@@ -73,9 +101,19 @@ int check_log(const tq::server::Config& config) {
   // a directory this user may not read is no new log to a start, which
   // refuses it (the check's own open of wal/LOCK says why).
   struct stat st {};
-  if (::lstat(dir.c_str(), &st) != 0 && errno == ENOENT) {
-    std::printf("tqd: there is no log in %s: a start would begin a new, empty one\n", dir.c_str());
-    return 0;
+  std::string nested;
+  if ((::lstat(dir.c_str(), &st) != 0 && errno == ENOENT) ||
+      (S_ISDIR(st.st_mode) && !holds_a_log(dir, &nested))) {
+    std::fprintf(stderr, "tqd: there is no log in %s: a start would begin a new, empty one%s%s\n",
+                 dir.c_str(),
+                 nested.empty() ? "" : "; log files are in ", nested.c_str());
+    if (!nested.empty()) {
+      std::fprintf(stderr,
+                   "tqd: a backup's wal directory goes in place of %s, not inside it "
+                   "(cp -a <backup_dir>/<name>/wal %s)\n",
+                   dir.c_str(), dir.c_str());
+    }
+    return 4;
   }
   {
     // A tqd writing the log: no verdict on it (a check reads a log at rest),
@@ -154,7 +192,8 @@ int main(int argc, char** argv) {
                "replay the log as a start would (with --wal-recover, as a recovery would), say "
                "what it finds and what a start would cut or drop, and exit without changing any "
                "file: 0 if a start would serve it, 1 if not, 2 for bad settings or no log to "
-               "check (wal.enabled false), 3 if a running tqd holds it");
+               "check (wal.enabled false), 3 if a running tqd holds it, 4 if there is no log there "
+               "at all (a start would begin an empty one)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -512,8 +512,34 @@ TEST_SUITE("recover") {
     }
     CHECK_FALSE(std::filesystem::exists(dir.options.dir + "/nowhere"));
     std::filesystem::remove(wal);
-    CHECK(dir.refused({"--check-log"}).first == 0);  // nothing there: a new log
+    {
+      // Nothing there: a start begins a new log, but a check of a backup
+      // with a wrong path must not pass for a good one.
+      auto [status, err] = dir.refused({"--check-log"});
+      CHECK(status == 4);
+      CHECK(err.find("there is no log in " + wal) != std::string::npos);
+    }
     CHECK_FALSE(std::filesystem::exists(wal));
+  }
+
+  TEST_CASE("--check-log finds no log in a backup copied one level too deep, and says where") {
+    // cp -a backups/nightly data/wal makes data/wal/wal/...: a start would
+    // begin an empty log there, with job ids from 1 again.
+    DataDir dir;
+    two_emails(dir);
+    const std::string data = dir.options.dir + "/data";
+    std::filesystem::rename(data + "/wal", dir.options.dir + "/copy");
+    std::filesystem::create_directories(data + "/wal");
+    std::filesystem::rename(dir.options.dir + "/copy", data + "/wal/wal");
+    auto [status, err] = dir.refused({"--check-log"});
+    CHECK(status == 4);
+    CHECK(err.find("there is no log in " + data + "/wal") != std::string::npos);
+    CHECK(err.find("log files are in " + data + "/wal/wal") != std::string::npos);
+    // Put in its place, it is the log again.
+    std::filesystem::rename(data + "/wal/wal", dir.options.dir + "/copy");
+    std::filesystem::remove(data + "/wal");
+    std::filesystem::rename(dir.options.dir + "/copy", data + "/wal");
+    CHECK(dir.refused({"--check-log"}).first == 0);
   }
 
   TEST_CASE("--check-log applies the declared queues a start applies, and fails as it does") {
