@@ -38,25 +38,6 @@ std::string tls_problem(const tq::server::Config& config) {
   return tls ? "" : tls.error();
 }
 
-int run(tq::server::Config config, const tq::server::ConfigSource& source,
-        const std::vector<std::string>& notes) {
-  // A certificate that cannot be used is a configuration error (exit 2:
-  // starting again will not help), found before the log is replayed.
-  if (std::string why = tls_problem(config); !why.empty()) {
-    std::fprintf(stderr, "tqd: %s\n", why.c_str());
-    return 2;
-  }
-  tq::server::set_log_level(config.log_level);
-  for (const std::string& note : notes) LOG_WARN("%s", note.c_str());
-  const size_t requested_max_connections = config.max_connections;
-  config.max_connections = tq::server::fit_open_file_limit(config.max_connections);
-  tq::engine::SystemClock clock;
-  tq::server::Daemon daemon(config, tq::wal::posix_file_system(), clock);
-  daemon.reload_from(source, requested_max_connections);
-  if (!daemon.start()) return 1;
-  return daemon.run() ? 0 : 1;
-}
-
 // Whether the log directory `dir` holds anything a start would read: a log
 // file, or a marker a log leaves (CLOSED, NEWEST, RUNNING, BACKUP). When it
 // does not, *nested names a directory in it that does hold log files (a
@@ -79,6 +60,41 @@ bool holds_a_log(const std::string& dir, std::string* nested) {
     }
   }
   return ec.value() != 0;  // unreadable: the start's own open says why
+}
+
+int run(tq::server::Config config, const tq::server::ConfigSource& source,
+        const std::vector<std::string>& notes) {
+  // A certificate that cannot be used is a configuration error (exit 2:
+  // starting again will not help), found before the log is replayed.
+  if (std::string why = tls_problem(config); !why.empty()) {
+    std::fprintf(stderr, "tqd: %s\n", why.c_str());
+    return 2;
+  }
+  tq::server::set_log_level(config.log_level);
+  for (const std::string& note : notes) LOG_WARN("%s", note.c_str());
+  if (config.wal_enabled) {
+    // A log directory with no log in it but log files further down is a
+    // restore gone one level too deep: starting would begin an empty log,
+    // with job ids from 1 again, beside the one meant.
+    const std::string dir = config.data_dir + "/wal";
+    std::string nested;
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && !holds_a_log(dir, &nested) &&
+        !nested.empty()) {
+      LOG_ERROR("there is no log in %s, but log files are in %s: a backup's wal directory goes "
+                "in place of %s, not inside it (cp -a <backup_dir>/<name>/wal %s); not starting "
+                "an empty log beside it",
+                dir.c_str(), nested.c_str(), dir.c_str(), dir.c_str());
+      return 1;
+    }
+  }
+  const size_t requested_max_connections = config.max_connections;
+  config.max_connections = tq::server::fit_open_file_limit(config.max_connections);
+  tq::engine::SystemClock clock;
+  tq::server::Daemon daemon(config, tq::wal::posix_file_system(), clock);
+  daemon.reload_from(source, requested_max_connections);
+  if (!daemon.start()) return 1;
+  return daemon.run() ? 0 : 1;
 }
 
 // tqd --check-log: the start's replay, with every change it would make to

@@ -535,6 +535,13 @@ TEST_SUITE("recover") {
     CHECK(status == 4);
     CHECK(err.find("there is no log in " + data + "/wal") != std::string::npos);
     CHECK(err.find("log files are in " + data + "/wal/wal") != std::string::npos);
+    {
+      // Nor does a start begin an empty log beside it.
+      auto [start_status, start_err] = dir.refused();
+      CHECK(start_status == 1);
+      CHECK(start_err.find("but log files are in " + data + "/wal/wal") != std::string::npos);
+      CHECK(segment_files(dir).empty());
+    }
     // Put in its place, it is the log again.
     std::filesystem::rename(data + "/wal/wal", dir.options.dir + "/copy");
     std::filesystem::remove(data + "/wal");
