@@ -149,6 +149,10 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
             "TLS connections that completed their handshake (tls.port).");
   f.counter("tls_failures_total", s.tls_failures,
             "TLS connections closed for a failed handshake, or for speaking plaintext.");
+  f.gauge("tls_cert_expires_at_ms", static_cast<uint64_t>(s.tls_cert_expires_at_ms),
+          "When the TLS certificate served to new connections expires (notAfter), Unix time; "
+          "0: no TLS listener.",
+          FigureUnit::kMilliseconds);
   f.counter("config_reloads_total", s.config_reloads,
             "Reloads of the settings (SIGHUP) that were read and applied.");
   f.counter("config_reload_failures_total", s.config_reload_failures,

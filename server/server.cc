@@ -249,6 +249,12 @@ bool Server::listen(std::string* error) {
 void Server::log_tls_certificate(const char* event) {
   LOG_INFO("tls: %scertificate %s; client certificates %s", event, tls_->summary().c_str(),
            tls_->verifies_clients() ? "required (tls.ca_file)" : "not asked for");
+  stats_.tls_cert_expires_at_ms = tls_->expires_at_ms();
+  warn_tls_expiry();
+}
+
+void Server::warn_tls_expiry() {
+  tls_expiry_checked_ticks_ = housekeeping_ticks_;
   const int days = tls_->days_left();
   if (days < 0) {
     LOG_WARN(
@@ -570,6 +576,12 @@ void Server::on_housekeeping(uv_timer_t* handle) {
     uv_timer_start(&self->memory_release_, on_memory_release, 0, kMemoryReleaseEveryMs);
   }
   self->maybe_release_freed_memory();
+  // A server that runs for months sees its certificate age: warn again once
+  // a day, not only at start-up and reload.
+  constexpr uint64_t kTlsExpiryCheckTicks = 24 * 60 * 60;
+  if (self->tls_ && self->housekeeping_ticks_ - self->tls_expiry_checked_ticks_ >= kTlsExpiryCheckTicks) {
+    self->warn_tls_expiry();
+  }
   for (auto& [id, connection] : self->connections_) {
     switch (connection->enforce_timeouts(now, static_cast<uint64_t>(c.idle_timeout_ms),
                                          static_cast<uint64_t>(c.request_timeout_ms),

@@ -198,6 +198,8 @@ class Server final : public ClientDirectory,
   void take_request_limits();
   // Logs the certificate in use, and warns when it has expired or soon will.
   void log_tls_certificate(const char* event);
+  // Warns when the certificate expires within 14 days, or has.
+  void warn_tls_expiry();
   void arm_sweeper();
   // Once a second: the sweeper's timer re-armed if the wall clock has
   // passed its deadline (it jumped forward).
@@ -233,6 +235,7 @@ class Server final : public ClientDirectory,
   uv_timer_t wait_timer_{};
   uv_timer_t housekeeping_{};  // once a second: connection timeouts, idle job memory
   uint64_t housekeeping_ticks_ = 0;
+  uint64_t tls_expiry_checked_ticks_ = 0;  // housekeeping_ticks_ at the last expiry warning check
   bool heap_trim_due_ = false;           // the job pages of a drain went back
   uint64_t peak_held_since_trim_ = 0;    // job bytes held at a housekeeping tick, at most
   uint32_t disk_checked_segment_ = 0;    // the log file current at the last check_disk_room

@@ -31,6 +31,7 @@ struct ServerStats {
   uint64_t disk_low_total = 0;  // times it went low
   uint64_t tls_handshakes = 0;  // TLS connections that completed their handshake
   uint64_t tls_failures = 0;    // TLS connections closed for a failed handshake or plaintext
+  int64_t tls_cert_expires_at_ms = 0;  // the served certificate's notAfter, Unix ms; 0: no TLS
   // SIGHUP (server/config_reload.h).
   uint64_t config_reloads = 0;          // settings read again and applied
   uint64_t config_reload_failures = 0;  // a file that could not be read: nothing changed

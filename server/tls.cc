@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 
 namespace tq::server {
@@ -162,6 +163,13 @@ int TlsContext::days_left() const {
     return 0;
   }
   return days < 0 || seconds < 0 ? std::min(days, -1) : days;
+}
+
+int64_t TlsContext::expires_at_ms() const {
+  X509* cert = SSL_CTX_get0_certificate(ctx_.get());
+  std::tm when{};
+  if (cert == nullptr || ASN1_TIME_to_tm(X509_get0_notAfter(cert), &when) != 1) return 0;
+  return static_cast<int64_t>(timegm(&when)) * 1000;
 }
 
 TlsSession::TlsSession(std::shared_ptr<TlsContext> context) : context_(std::move(context)) {

@@ -37,6 +37,8 @@ class TlsContext {
   const std::string& summary() const { return summary_; }
   // Days until the certificate expires; negative once it has.
   int days_left() const;
+  // When it expires (notAfter), Unix ms; 0 if that cannot be read.
+  int64_t expires_at_ms() const;
   // Whether both hold the same certificate (a renewal in place does not).
   bool same_certificate(const TlsContext& other) const;
 

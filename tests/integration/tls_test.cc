@@ -231,6 +231,12 @@ TEST_SUITE("tls") {
     CHECK(tls.call("DEQUEUE emails") == "OK 2 over plaintext");
     CHECK(stat_via(plain, "tls_handshakes_total") == "1");
     CHECK(stat_via(plain, "tls_failures_total") == "0");
+    // The certificate's expiry, to alert on before it comes (the log warns
+    // only within 14 days of it, and a long-running tqd logs little).
+    const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+    CHECK(std::stoll(stat_via(plain, "tls_cert_expires_at_ms")) > now_ms);
   }
 
   TEST_CASE("a TLS stream that fails while its worker waits ends the wait") {
