@@ -1,5 +1,6 @@
 #include "server/backup.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <filesystem>
 #include <map>
@@ -67,6 +68,22 @@ BackupRunner::BackupRunner(uv_loop_t* loop, wal::FileSystem& fs, std::string bac
       stats_(stats),
       done_(std::move(done)) {
   work_.data = this;
+  // An alert on wal_last_backup_at_ms ("the newest backup is too old") must
+  // not fire at every restart, nor go quiet after one: start from the
+  // newest backup already in backup_dir, dated by its marker as retention
+  // dates it. Not the data directory or what holds it: a restored log keeps
+  // its marker until its first clean stop.
+  if (auto names = fs_.list(backup_dir_)) {
+    for (const std::string& name : *names) {
+      if (name.empty() || name[0] == '.') continue;
+      const std::string path = backup_dir_ + "/" + name;
+      if (data_dir_ == path || data_dir_.rfind(path + "/", 0) == 0) continue;
+      auto inside = fs_.list(path + "/wal");
+      if (!inside) continue;
+      stats_.last_backup_at_ms = std::max(stats_.last_backup_at_ms,
+                                          wal::read_backup_marker(fs_, path + "/wal", *inside));
+    }
+  }
 }
 
 std::optional<BackupRefusal> BackupRunner::start(wal::Log& log, uint64_t connection_id,

@@ -226,8 +226,8 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
     f.counter("wal_backup_prune_errors_total", s.backup_prune_errors,
               "Backups after which an older one could not be removed (see the log).");
     f.gauge("wal_last_backup_at_ms", static_cast<uint64_t>(s.last_backup_at_ms),
-            "When the last backup made since start was asked for (its contents' moment), Unix "
-            "time; 0: none.",
+            "When the newest backup was asked for (its contents' moment), Unix time: the last "
+            "one made since start, or else the newest in wal.backup_dir at start-up; 0: none.",
             FigureUnit::kMilliseconds);
     f.gauge("wal_last_backup_bytes", s.last_backup_bytes, "Log bytes the last backup copied.");
     f.gauge("wal_last_backup_duration_ms", s.last_backup_duration_ms,

@@ -348,7 +348,19 @@ TEST_SUITE("backup") {
     CHECK(stat_via(s, "wal_backups_removed_total") == "1");
     CHECK(stat_via(s, "wal_backups_total") == "3");
     CHECK(tqd.wait_for_log("backup " + backups + "/first removed: wal.backup_keep is 2"));
+    const std::string last_at = stat_via(s, "wal_last_backup_at_ms");
+    CHECK(std::stoll(last_at) > 0);
     tqd.stop(SIGTERM);
+    {
+      // A restart does not read as "no backup yet": the newest one there dates it.
+      TqdOptions again = with_config("wal:\n  backup_dir: " + backups + "\n  backup_keep: 2\n");
+      again.dir = tqd.dir();
+      TqdProcess restarted(again);
+      auto r = restarted.socket();
+      CHECK(stat_via(r, "wal_last_backup_at_ms") == last_at);
+      CHECK(stat_via(r, "wal_backups_total") == "0");
+      restarted.stop(SIGTERM);
+    }
     tq::testing::remove_tree(dir);
   }
 
