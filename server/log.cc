@@ -1,10 +1,12 @@
 #include "server/log.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <sys/time.h>
 
@@ -12,6 +14,31 @@ namespace tq::server {
 namespace {
 
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+
+// Whether stderr is systemd's journal stream ($JOURNAL_STREAM names its
+// device and inode): then each line starts with its syslog priority, "<3>"
+// for an error, which journald strips and keeps as the entry's priority, so
+// `journalctl -u tqd -p warning` finds the warnings and errors.
+bool stderr_is_journal() {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  if (stream == nullptr) return false;
+  unsigned long long dev = 0;
+  unsigned long long ino = 0;
+  if (std::sscanf(stream, "%llu:%llu", &dev, &ino) != 2) return false;
+  struct stat st {};
+  return ::fstat(STDERR_FILENO, &st) == 0 && static_cast<unsigned long long>(st.st_dev) == dev &&
+         static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
+const char* journal_priority(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return "<7>";
+    case LogLevel::kInfo: return "<6>";
+    case LogLevel::kWarn: return "<4>";
+    case LogLevel::kError: return "<3>";
+  }
+  return "<6>";
+}
 
 }  // namespace
 
@@ -25,8 +52,9 @@ void log_write(LogLevel level, const char* format, ...) {
   gettimeofday(&tv, nullptr);
   tm utc{};
   gmtime_r(&tv.tv_sec, &utc);
-  int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s ",
-                   utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
+  static const bool journal = stderr_is_journal();
+  int n = snprintf(line, sizeof line, "%s%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s ",
+                   journal ? journal_priority(level) : "", utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
                    utc.tm_sec, static_cast<int>(tv.tv_usec / 1000), log_level_name(level));
   va_list args;
   va_start(args, format);
