@@ -80,8 +80,8 @@ BackupRunner::BackupRunner(uv_loop_t* loop, wal::FileSystem& fs, std::string bac
       if (data_dir_ == path || data_dir_.rfind(path + "/", 0) == 0) continue;
       auto inside = fs_.list(path + "/wal");
       if (!inside) continue;
-      stats_.last_backup_at_ms = std::max(stats_.last_backup_at_ms,
-                                          wal::read_backup_marker(fs_, path + "/wal", *inside));
+      stats_.last_backup_at_ms =
+          std::max(stats_.last_backup_at_ms, wal::read_backup_marker(fs_, path + "/wal", *inside));
     }
   }
 }

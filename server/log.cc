@@ -3,12 +3,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/time.h>
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <sys/time.h>
 
 namespace tq::server {
 namespace {
@@ -32,10 +32,14 @@ bool stderr_is_journal() {
 
 const char* journal_priority(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "<7>";
-    case LogLevel::kInfo: return "<6>";
-    case LogLevel::kWarn: return "<4>";
-    case LogLevel::kError: return "<3>";
+    case LogLevel::kDebug:
+      return "<7>";
+    case LogLevel::kInfo:
+      return "<6>";
+    case LogLevel::kWarn:
+      return "<4>";
+    case LogLevel::kError:
+      return "<3>";
   }
   return "<6>";
 }
@@ -54,8 +58,9 @@ void log_write(LogLevel level, const char* format, ...) {
   gmtime_r(&tv.tv_sec, &utc);
   static const bool journal = stderr_is_journal();
   int n = snprintf(line, sizeof line, "%s%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s ",
-                   journal ? journal_priority(level) : "", utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
-                   utc.tm_sec, static_cast<int>(tv.tv_usec / 1000), log_level_name(level));
+                   journal ? journal_priority(level) : "", utc.tm_year + 1900, utc.tm_mon + 1,
+                   utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                   static_cast<int>(tv.tv_usec / 1000), log_level_name(level));
   va_list args;
   va_start(args, format);
   int m = vsnprintf(line + n, sizeof line - static_cast<size_t>(n) - 1, format, args);

@@ -81,10 +81,11 @@ int run(tq::server::Config config, const tq::server::ConfigSource& source,
     struct stat st {};
     if (::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && !holds_a_log(dir, &nested) &&
         !nested.empty()) {
-      LOG_ERROR("there is no log in %s, but log files are in %s: a backup's wal directory goes "
-                "in place of %s, not inside it (cp -a <backup_dir>/<name>/wal %s); not starting "
-                "an empty log beside it",
-                dir.c_str(), nested.c_str(), dir.c_str(), dir.c_str());
+      LOG_ERROR(
+          "there is no log in %s, but log files are in %s: a backup's wal directory goes "
+          "in place of %s, not inside it (cp -a <backup_dir>/<name>/wal %s); not starting "
+          "an empty log beside it",
+          dir.c_str(), nested.c_str(), dir.c_str(), dir.c_str());
       return 1;
     }
   }
@@ -121,8 +122,7 @@ int check_log(const tq::server::Config& config) {
   if ((::lstat(dir.c_str(), &st) != 0 && errno == ENOENT) ||
       (S_ISDIR(st.st_mode) && !holds_a_log(dir, &nested))) {
     std::fprintf(stderr, "tqd: there is no log in %s: a start would begin a new, empty one%s%s\n",
-                 dir.c_str(),
-                 nested.empty() ? "" : "; log files are in ", nested.c_str());
+                 dir.c_str(), nested.empty() ? "" : "; log files are in ", nested.c_str());
     if (!nested.empty()) {
       std::fprintf(stderr,
                    "tqd: a backup's wal directory goes in place of %s, not inside it "

@@ -579,7 +579,8 @@ void Server::on_housekeeping(uv_timer_t* handle) {
   // A server that runs for months sees its certificate age: warn again once
   // a day, not only at start-up and reload.
   constexpr uint64_t kTlsExpiryCheckTicks = 24 * 60 * 60;
-  if (self->tls_ && self->housekeeping_ticks_ - self->tls_expiry_checked_ticks_ >= kTlsExpiryCheckTicks) {
+  if (self->tls_ &&
+      self->housekeeping_ticks_ - self->tls_expiry_checked_ticks_ >= kTlsExpiryCheckTicks) {
     self->warn_tls_expiry();
   }
   for (auto& [id, connection] : self->connections_) {
