@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
+#include <functional>
 #include <vector>
 
 #include "server/log.h"
@@ -26,15 +28,21 @@ void take_from_environment(const std::string& variable, std::string& secret, con
 }
 
 // A flag wins over the file; `key` names the file's setting for a note when
-// the file sets it to something else than the built-in default.
-template <typename T>
+// the file sets it to something else than the built-in default. `same`
+// says whether two values are one setting (paths: "./data" is "data").
+template <typename T, typename Same = std::equal_to<T>>
 void take_flag(const std::optional<T>& flag, T& setting, const T& built_in, const char* key,
-               const char* name, const std::string& file, std::vector<std::string>& notes) {
+               const char* name, const std::string& file, std::vector<std::string>& notes,
+               Same same = {}) {
   if (!flag) return;
-  if (setting != built_in && setting != *flag) {
+  if (!same(setting, built_in) && !same(setting, *flag)) {
     notes.push_back(std::string(key) + " in " + file + " is not used: " + name + " wins");
   }
   setting = *flag;
+}
+
+bool same_path(const std::string& a, const std::string& b) {
+  return std::filesystem::path(a).lexically_normal() == std::filesystem::path(b).lexically_normal();
 }
 
 }  // namespace
@@ -54,8 +62,10 @@ ConfigResult read_config(const ConfigSource& source) {
   }
   take_flag(source.host, config.host, built_in.host, "server.host", "--host", file, notes);
   take_flag(source.port, config.port, built_in.port, "server.port", "--port", file, notes);
+  // The shipped config.yaml says ./data, the built-in default: the systemd
+  // unit's --data-dir must not be warned about at every start and reload.
   take_flag(source.data_dir, config.data_dir, built_in.data_dir, "server.data_dir", "--data-dir",
-            file, notes);
+            file, notes, same_path);
   if (source.wal_recover) config.wal_recover = true;
   take_from_environment(config.password_env, config.password, "auth.password", file, notes);
   take_from_environment(config.admin_password_env, config.admin_password, "auth.admin_password",

@@ -265,6 +265,31 @@ TEST_SUITE("config reload") {
       CHECK(note.find("from-the-env") == std::string::npos);
     }
   }
+
+  TEST_CASE(
+      "--data-dir over the shipped ./data is said nothing of - over another directory it is") {
+    // The systemd unit passes --data-dir and installs config.yaml as it
+    // is: a note at every start and reload would teach people to skip them.
+    char path[] = "/tmp/tq-config-source-XXXXXX";
+    const int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    close(fd);
+    ConfigSource source;
+    source.config_path = path;
+    source.data_dir = "/var/lib/tq";
+    std::ofstream(path) << "server:\n  data_dir: ./data\n";
+    ConfigResult shipped = read_config(source);
+    REQUIRE_MESSAGE(shipped.config, shipped.error);
+    CHECK(shipped.config->data_dir == "/var/lib/tq");
+    CHECK(shipped.notes.empty());
+    std::ofstream(path) << "server:\n  data_dir: /srv/tq\n";
+    ConfigResult own = read_config(source);
+    std::remove(path);
+    REQUIRE_MESSAGE(own.config, own.error);
+    REQUIRE(own.notes.size() == 1);
+    CHECK(own.notes[0] ==
+          "server.data_dir in " + std::string(path) + " is not used: --data-dir wins");
+  }
 }
 
 }  // namespace config_reload_test
