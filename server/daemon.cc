@@ -71,6 +71,7 @@ Daemon::~Daemon() {
     uv_close(reinterpret_cast<uv_handle_t*>(&stop_), nullptr);
   }
   if (watchdog_started_) uv_close(reinterpret_cast<uv_handle_t*>(&watchdog_), nullptr);
+  if (status_started_) uv_close(reinterpret_cast<uv_handle_t*>(&status_timer_), nullptr);
   server_.reset();
   uv_run(&loop_, UV_RUN_DEFAULT);  // lets close callbacks run
   uv_loop_close(&loop_);
@@ -522,6 +523,7 @@ bool Daemon::start() {
     // systemd shows the unit as deactivating, not failed, while the
     // connections drain (up to server.shutdown_timeout).
     std::string why;
+    if (status_started_) uv_timer_stop(&status_timer_);  // "stopping" stays the status
     const std::string state = std::string("STOPPING=1\nSTATUS=stopping: ") + reason + "\n";
     if (!notifier_.notify(state, &why)) LOG_WARN("%s", why.c_str());
   });
@@ -540,10 +542,7 @@ bool Daemon::start() {
   return true;
 }
 
-void Daemon::notify_ready() {
-  std::string error;
-  if (!notifier_.open_from_environment(&error)) LOG_WARN("%s", error.c_str());
-  if (!notifier_.enabled()) return;
+std::string Daemon::status_line() const {
   auto count = [](size_t n, const char* what) {
     return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
   };
@@ -553,17 +552,42 @@ void Daemon::notify_ready() {
     ports +=
         (ports.empty() ? "TLS port " : ", TLS port ") + std::to_string(server_->bound_tls_port());
   }
-  const std::string state = "READY=1\nSTATUS=serving on " + ports + ": " +
-                            count(engine_.job_count(), "job") + " in " +
-                            count(engine_.queues().size(), "queue") + "\n";
+  return "serving on " + ports + ": " + count(engine_.job_count(), "job") + " in " +
+         count(engine_.queues().size(), "queue");
+}
+
+void Daemon::on_status(uv_timer_t* handle) {
+  auto* self = static_cast<Daemon*>(handle->data);
+  std::string line = self->status_line();
+  if (line == self->status_sent_) return;
+  // A failure is the watchdog's to report: this line is only shown.
+  std::string ignored;
+  if (self->notifier_.notify("STATUS=" + line + "\n", &ignored))
+    self->status_sent_ = std::move(line);
+}
+
+void Daemon::notify_ready() {
+  std::string error;
+  if (!notifier_.open_from_environment(&error)) LOG_WARN("%s", error.c_str());
+  if (!notifier_.enabled()) return;
+  status_sent_ = status_line();
+  const std::string state = "READY=1\nSTATUS=" + status_sent_ + "\n";
   if (!notifier_.notify(state, &error)) LOG_WARN("%s", error.c_str());
+  // The counts change as tqd serves; `systemctl status` should not show
+  // those of the start for weeks. One datagram a second at most, and none
+  // while nothing changes.
+  uv_update_time(&loop_);  // the loop has not turned since the replay: from now, not then
+  uv_timer_init(&loop_, &status_timer_);
+  status_timer_.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&status_timer_));  // shutdown does not wait for it
+  uv_timer_start(&status_timer_, on_status, 1000, 1000);
+  status_started_ = true;
   const uint64_t usec = notifier_.watchdog_usec();
   if (usec == 0) return;
   // Twice per period, as sd_watchdog_enabled(3) advises: one late tick must
   // not be taken for a hung loop. The timer fires from the loop itself, so
   // a loop that stops turning stops the keep-alives.
   const uint64_t every_ms = std::max<uint64_t>(1, usec / 2000);
-  uv_update_time(&loop_);  // the loop has not turned since the replay: from now, not then
   uv_timer_init(&loop_, &watchdog_);
   watchdog_.data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(&watchdog_));  // shutdown does not wait for it

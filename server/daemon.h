@@ -80,6 +80,10 @@ class Daemon {
   // starts the watchdog's keep-alives when it asked for them.
   void notify_ready();
   static void on_watchdog(uv_timer_t* handle);
+  // "serving on port 8080: 1204 jobs in 3 queues", for `systemctl status`.
+  std::string status_line() const;
+  // Once a second while serving: STATUS again when the line changed.
+  static void on_status(uv_timer_t* handle);
 
   // The server holds a reference: a reload changes the live settings here.
   Config config_;
@@ -96,6 +100,9 @@ class Daemon {
   uv_timer_t watchdog_{};
   bool watchdog_started_ = false;
   bool watchdog_failing_ = false;  // the last keep-alive could not be sent
+  uv_timer_t status_timer_{};
+  bool status_started_ = false;
+  std::string status_sent_;  // the STATUS line the manager has
   std::unique_ptr<Server> server_;
 };
 

@@ -122,6 +122,31 @@ TEST_SUITE("service_notify") {
     tq::testing::remove_tree(dir);
   }
 
+  TEST_CASE("STATUS follows the jobs and queues as tqd serves, sent again only when it changed") {
+    // systemctl status must not show the counts of the start for weeks.
+    const std::string dir = tq::testing::make_temp_dir();
+    FakeManager manager(dir + "/notify");
+    TqdProcess tqd(in_dir(dir));
+    const std::string serving = "STATUS=serving on port " + std::to_string(tqd.port()) + ": ";
+    REQUIRE(manager.next(5000) == "READY=1\n" + serving + "0 jobs in 0 queues\n");
+    auto c = tqd.client();
+    REQUIRE(c.create("emails").ok());
+    REQUIRE(c.enqueue("emails", "one").ok());
+    REQUIRE(c.enqueue("emails", "two").ok());
+    // Within a second or two; a tick between the requests sends the line
+    // of that moment first.
+    const std::string expected = serving + "2 jobs in 1 queue\n";
+    std::optional<std::string> status;
+    for (int i = 0; i < 3 && status != expected; ++i) status = manager.next(5000);
+    CHECK(status == expected);
+    CHECK_FALSE(manager.next(1500).has_value());  // nothing changed: nothing sent
+    CHECK(tqd.stop(SIGTERM) == 0);
+    CHECK(manager.next(2000) ==
+          std::optional<std::string>("STOPPING=1\nSTATUS=stopping: SIGTERM\n"));
+    CHECK_FALSE(manager.next(1200).has_value());  // "stopping" stays
+    tq::testing::remove_tree(dir);
+  }
+
   TEST_CASE("an abstract socket works - a watchdog meant for another pid sends no keep-alive") {
     const std::string name = "@tq-notify-test-" + std::to_string(::getpid());
     FakeManager manager(name, "100000", "1");  // WATCHDOG_PID=1: not tqd
