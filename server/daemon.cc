@@ -136,6 +136,21 @@ bool Daemon::open_log() {
     return false;
   }
   log_ = std::move(opened).value();
+  // A new log makes its first file at its first write: on a disk with less
+  // room than that file, tqd served, and refused the first CREATE with
+  // ERROR IO. (A log that has files goes on: its current one has room, and
+  // workers may need to drain it.)
+  if (log_->current_segment() == 0) {
+    const wal::Result<uint64_t> free = log_->free_disk_bytes();
+    if (free && *free < log_->segment_bytes()) {
+      LOG_ERROR(
+          "cannot start a new log in %s: its disk has %llu KiB free, less than one log file "
+          "(wal.segment_bytes, %llu KiB); free space there, or lower wal.segment_bytes",
+          options.dir.c_str(), static_cast<unsigned long long>(*free >> 10),
+          static_cast<unsigned long long>(log_->segment_bytes() >> 10));
+      return false;
+    }
+  }
   engine_.finish_restore();
   auto orphans = engine_.placeholder_queues();
   if (!orphans.empty() && !config_.wal_recover) {

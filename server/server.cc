@@ -194,6 +194,9 @@ std::optional<sockaddr_storage> bind_listener(uv_tcp_t* listener, const ListenAd
 }  // namespace
 
 bool Server::listen(std::string* error) {
+  // wal.min_free_disk holds from the first request, not from the first
+  // housekeeping tick a second later.
+  check_disk_room();
   if (config_.plaintext_enabled()) {
     const std::optional<sockaddr_storage> bound =
         bind_listener(&listener_, protocol_address(config_), on_new_connection, error);

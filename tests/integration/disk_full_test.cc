@@ -14,6 +14,7 @@
 #include "tests/integration/line_call.h"
 #include "tests/support/tqd_process.h"
 #include "wal/memory_file_system.h"
+#include "wal/record.h"
 
 namespace disk_full_test {
 
@@ -73,6 +74,28 @@ TEST_SUITE("disk_full") {
     const std::string reply = call(s, "RELOAD");
     CHECK(reply.rfind("OK reloaded applied=limits.max_batch", 0) == 0);
     CHECK(reply.find("failed=queues.declare.invoices") != std::string::npos);
+  }
+
+  TEST_CASE("a new log on a disk with less room than one log file stops the start") {
+    // It used to serve, /healthz and all, and refuse the first CREATE with
+    // ERROR IO (its first file is made at the first write).
+    server::set_log_level(server::LogLevel::kError);
+    const server::Config c = small_config();  // 64 KiB log files
+    engine::SystemClock clock;
+    {
+      wal::MemoryFileSystem fs;
+      fs.set_capacity(fs.used_bytes() + 32 * 1024);
+      server::Daemon daemon(c, fs, clock);
+      CHECK_FALSE(daemon.start());
+      for (const std::string& name : fs.list("/data/wal").value()) {
+        CHECK(wal::parse_segment_file_name(name) == 0);  // no log file made: markers only
+      }
+    }
+    wal::MemoryFileSystem fs;
+    fs.set_capacity(fs.used_bytes() + 2 * c.segment_bytes);
+    InProcessTqd tqd(fs, c);
+    auto s = tqd.socket();
+    CHECK(call(s, "CREATE q") == "OK created q");
   }
 
   TEST_CASE("writes get ERROR IO while the disk is full, reads go on, and it recovers") {

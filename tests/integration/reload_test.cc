@@ -230,7 +230,8 @@ TEST_SUITE("reload") {
     REQUIRE(call(s, "CREATE q") == "OK created q");  // not a job: served
     const std::string refused = call(s, "ENQUEUE q job");
     CHECK(refused.rfind("ERROR FULL the disk holding the log has ", 0) == 0);
-    CHECK(refused.find("under wal.min_free_disk (1073741824 MiB)") != std::string::npos);
+    // Low since the start: the message adds the file more it takes to lift it.
+    CHECK(refused.find("under wal.min_free_disk (1073741824 MiB") != std::string::npos);
     CHECK(stat_via(s, "wal_disk_low") == "1");
     CHECK(std::stoull(stat_via(s, "wal_disk_free_bytes")) > 0);
     CHECK(logged(tqd, "refusing new jobs (FULL)"));
