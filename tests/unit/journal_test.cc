@@ -1047,6 +1047,47 @@ TEST_SUITE("journal") {
     CHECK(node.harness.log->last_seq() > seq);
   }
 
+  TEST_CASE("a firing refused while the intake was closed is not put again at a later restart") {
+    // With the intake closed a schedule's refused firing moves its next time
+    // on in memory only. The next logged firing of another schedule of the
+    // queue used to write the queue's whole record, and with it that time:
+    // a restart after it does not put the skipped firing late.
+    wal::MemoryFileSystem fs;
+    int64_t now = 0;
+    int64_t daily_next = 0;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("q").ok());
+      engine::ScheduleSpec daily = tick_every(86'400'000, "daily");
+      daily.name = "daily";
+      REQUIRE(node.engine.schedule("q", daily).ok());
+      REQUIRE(node.engine.schedule("q", tick_every(60'000, "t")).ok());
+      node.harness.settle();
+      node.engine.close_intake("the disk is low");
+      node.clock.advance_ms(86'400'000);  // both due: both refused
+      node.engine.expire_due();
+      const engine::Queue* q = node.engine.find_queue("q");
+      REQUIRE(q->counters.schedule_refused == 2);
+      node.engine.open_intake();
+      node.clock.advance_ms(60'000);  // the tick fires and is logged; daily is not due
+      node.engine.expire_due();
+      REQUIRE(q->schedules.at("tick").fired == 1);
+      REQUIRE(node.engine.job_count() == 1);
+      daily_next = q->schedules.at("daily").next_ms;
+      REQUIRE(daily_next > node.clock.now_ms());
+      now = node.clock.now_ms();
+      node.harness.settle();
+      node.harness.close();  // a clean stop
+    }
+    Node node(fs, now);
+    REQUIRE(node.open(small_segments()).ok());
+    const engine::Queue* q = node.engine.find_queue("q");
+    CHECK(q->schedules.at("daily").next_ms == daily_next);
+    node.engine.expire_due();
+    CHECK(node.engine.job_count() == 1);  // no "daily" job a day early
+  }
+
   TEST_CASE("a firing appends its schedule's new time, not the queue's record of every payload") {
     // The queue's record holds every schedule, payloads and all (here
     // 490,000 bytes); written again at each firing, a queue of big
