@@ -493,6 +493,7 @@ void Journal::queue_saved(Queue& queue) {
   if (queue.log_segment != 0) live_bytes_ = live_bytes_ - queue.log_bytes + bytes;
   ref(&queue.log_segment, record(RecordType::kQueue, scratch_), bytes);
   queue.log_bytes = bytes;
+  queue.schedules_unlogged = false;  // the record holds every schedule's time
 }
 
 void Journal::schedules_fired(Queue& queue, const std::vector<const engine::Schedule*>& fired) {

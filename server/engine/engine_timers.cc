@@ -190,7 +190,15 @@ size_t Engine::fire_schedules(Queue* queue, int64_t now, size_t max) {
   // disk low) and nothing put, they move on in memory only, leaving the
   // room kept for ACKs alone; a crash meanwhile fires each one once at the
   // restart, as for times missed while tqd was down.
-  if (observer_ && (stored || intake_open())) observer_->schedules_fired(*queue, fired);
+  if (!stored && !intake_open()) {
+    queue->schedules_unlogged = true;
+  } else if (observer_ && queue->schedules_unlogged) {
+    // Others fired unlogged since the queue's record was last written:
+    // their new times go with this firing's, in the whole record.
+    observer_->queue_saved(*queue);
+  } else if (observer_) {
+    observer_->schedules_fired(*queue, fired);
+  }
   reschedule(queue);
   return fired.size();
 }

@@ -233,6 +233,10 @@ struct Queue {
   uint32_t log_segment = 0;       // the log segment holding its latest full record
   uint64_t log_bytes = 0;         // that record's size, as the journal counts it live
   bool placeholder = false;       // replay met its jobs before its QUEUE record
+  // Schedules fired while the intake was closed, their new times in memory
+  // only: the next firing logged writes the whole QUEUE record, not only
+  // its own times (SCHEDULE_FIRED), or a restart would fire them again.
+  bool schedules_unlogged = false;
   uint32_t waiters = 0;           // connections blocked on it (the server keeps count)
   // The rate limit's token bucket: deliveries it allows now, as of
   // rate_checked_ms. It refills at rate_limit per rate_window up to
