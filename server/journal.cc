@@ -103,8 +103,9 @@ void encode_queue(std::string& out, const Queue& q) {
 // The schedules at the end of a QUEUE record (none in a record from before
 // SCHEDULE); false when they do not decode. `zone_warned` holds
 // "<queue> <schedule>" for each schedule whose zone was warned about
-// already: the record comes again at every firing of any of the queue's
-// schedules, and is replayed each time.
+// already: the record comes again at every SCHEDULE, CANCEL and CONFIG of
+// the queue (and, in logs from before SCHEDULE_FIRED, at every firing), and
+// is replayed each time.
 bool decode_schedules(wal::BodyReader& in, std::string_view queue,
                       std::map<std::string, engine::Schedule>* out,
                       std::set<std::string>* zone_warned) {
