@@ -44,17 +44,27 @@ std::string tls_problem(const tq::server::Config& config) {
 // backup copied one level too deep: data/wal/wal/...), if there is one.
 bool holds_a_log(const std::string& dir, std::string* nested) {
   namespace fs = std::filesystem;
+  // Without exceptions: a range-for's ++ throws on an error (a directory
+  // inside that this user may not read), and nothing here catches it.
   std::error_code ec;
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
+  fs::directory_iterator it(dir, ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
     if (tq::wal::parse_segment_file_name(name) != 0 || name == "CLOSED" || name == "NEWEST" ||
         name == "RUNNING" || name == "BACKUP") {
       return true;
     }
-    if (!entry.is_directory(ec) || !nested->empty()) continue;
-    for (const fs::directory_entry& inner : fs::recursive_directory_iterator(entry.path(), ec)) {
-      if (tq::wal::parse_segment_file_name(inner.path().filename().string()) != 0) {
-        *nested = inner.path().parent_path().string();
+    std::error_code type_ec;
+    // Not through a link: one to / would have the whole file system read.
+    if (!nested->empty() || it->symlink_status(type_ec).type() != fs::file_type::directory) {
+      continue;
+    }
+    std::error_code inner_ec;  // a part that cannot be read is passed over
+    fs::recursive_directory_iterator inner(
+        it->path(), fs::directory_options::skip_permission_denied, inner_ec);
+    for (; !inner_ec && inner != fs::recursive_directory_iterator(); inner.increment(inner_ec)) {
+      if (tq::wal::parse_segment_file_name(inner->path().filename().string()) != 0) {
+        *nested = inner->path().parent_path().string();
         break;
       }
     }
