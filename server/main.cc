@@ -60,8 +60,8 @@ bool holds_a_log(const std::string& dir, std::string* nested) {
       continue;
     }
     std::error_code inner_ec;  // a part that cannot be read is passed over
-    fs::recursive_directory_iterator inner(
-        it->path(), fs::directory_options::skip_permission_denied, inner_ec);
+    fs::recursive_directory_iterator inner(it->path(),
+                                           fs::directory_options::skip_permission_denied, inner_ec);
     for (; !inner_ec && inner != fs::recursive_directory_iterator(); inner.increment(inner_ec)) {
       if (tq::wal::parse_segment_file_name(inner->path().filename().string()) != 0) {
         *nested = inner->path().parent_path().string();
