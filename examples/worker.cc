@@ -65,6 +65,8 @@ constexpr int kExitUsage = EX_USAGE;
 tq::client::CancelToken stop;
 // The exit status: 0 until a worker gives up.
 std::atomic<int> exit_status{0};
+// Whether a worker has said the server answered: once, by the first.
+std::atomic<bool> said_taking{false};
 
 void on_stop_signal(int) {
   if (stop.cancelled()) _exit(130);  // the second Ctrl-C: quit now
@@ -233,7 +235,14 @@ void work(int worker, const Settings& settings) {
       stop.sleep_for_ms(1000);
       continue;
     }
-    if (in_trouble) say(worker, "taking jobs now");
+    if (in_trouble) {
+      say(worker, "taking jobs now");
+      said_taking = true;
+    } else if (!said_taking.exchange(true)) {
+      // Said once the server has answered, not at start: it may not be up.
+      std::lock_guard<std::mutex> lock(print_mutex);
+      std::cout << "worker: connected, taking jobs" << std::endl;
+    }
     in_trouble = false;
     ever_answered = true;
     said_waiting = false;
@@ -304,7 +313,7 @@ int main(int argc, char** argv) {
   }
   settings.work_time = *parsed;
   for (const std::string& queue : settings.queues) {
-    // Before saying "taking jobs": a name with a space can never be sent.
+    // Before anything is said: a name with a space can never be sent.
     if (auto bad = tq::client::check_word(queue, "queue name"); !bad) {
       std::cerr << "worker: " << bad.error().message << "\n";
       return kExitUsage;
@@ -330,10 +339,10 @@ int main(int argc, char** argv) {
 
   std::string queues;
   for (const auto& q : settings.queues) queues += (queues.empty() ? "" : ", ") + q;
-  std::cout << "worker: taking jobs from " << queues << " at "
-            << (settings.options.tls.enabled ? "tls://" : "") << settings.options.host << ":"
-            << settings.options.port << " with " << concurrency
-            << (concurrency == 1 ? " worker" : " workers") << "; Ctrl-C stops" << std::endl;
+  std::cout << "worker: " << concurrency << (concurrency == 1 ? " worker" : " workers") << " for "
+            << queues << " at " << (settings.options.tls.enabled ? "tls://" : "")
+            << settings.options.host << ":" << settings.options.port << "; Ctrl-C stops"
+            << std::endl;
 
   std::vector<std::thread> workers;
   for (int n = 1; n <= concurrency; ++n) workers.emplace_back(work, n, std::cref(settings));

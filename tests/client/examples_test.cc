@@ -63,6 +63,12 @@ TEST_SUITE("examples") {
       CHECK(worker.wait_for_line("job " + id + " done (ACK)", 10s).has_value());
     }
     CHECK(worker.stop(SIGINT, 10s) == 0);
+    // What README's quick start shows: the start, then the server answered.
+    const std::vector<std::string> lines = worker.lines();
+    REQUIRE(lines.size() >= 2);
+    CHECK(lines[0] == "worker: 1 worker for emails at 127.0.0.1:" + std::to_string(tqd.port()) +
+                          "; Ctrl-C stops");
+    CHECK(lines[1] == "worker: connected, taking jobs");
     CHECK(worker.lines().back() == "worker: stopped");
     CHECK(stat_of(tqd, "emails", "acked_total") == "3");
     CHECK(stat_of(tqd, "emails", "leased") == "0");
@@ -234,7 +240,7 @@ TEST_SUITE("examples") {
     auto bad_queue = worker({"my queue"});
     CHECK(bad_queue.status == 64);
     CHECK(bad_queue.err == "worker: queue name 'my queue' holds a space or a control character\n");
-    CHECK(bad_queue.out.empty());  // refused before it says it is taking jobs
+    CHECK(bad_queue.out.empty());  // refused before it says anything
   }
 
   TEST_CASE("a refused password is exit 1 for both, with a hint when none was given") {
@@ -262,7 +268,7 @@ TEST_SUITE("examples") {
                          std::to_string(tqd.port())})
                 .status == 0);
     BackgroundProcess worker = start_worker(tqd, {"bulk", "--concurrency", "3"});
-    CHECK(worker.wait_for_line("with 3 workers", 10s).has_value());
+    CHECK(worker.wait_for_line("worker: 3 workers for", 10s).has_value());
     for (int i = 0; i < 12; ++i) CHECK(worker.wait_for_line("done (ACK)", 10s).has_value());
     CHECK(worker.stop(SIGINT, 10s) == 0);
     CHECK(stat_of(tqd, "bulk", "acked_total") == "12");
