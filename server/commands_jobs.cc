@@ -249,13 +249,19 @@ void cmd_dequeue(CommandContext& ctx, const Request& req) {
   bool framed = false;
   int64_t wait_ms = 0;
   const auto& a = req.args;
+  // Too many names is said first, whatever they name: not NOQUEUE for the
+  // first missing one of a list that could never be taken.
+  size_t names = 0;
+  while (names < a.size() && !is_keyword(a[names], "WAIT") && !is_keyword(a[names], "COUNT")) {
+    ++names;
+  }
+  if (names > ctx.limits->max_count) {
+    return reply_error(
+        ctx, ErrorCode::kBadFormat,
+        "DEQUEUE names at most " + num(ctx.limits->max_count) + " queues (limits.max_batch)");
+  }
   size_t i = 0;
-  for (; i < a.size() && !is_keyword(a[i], "WAIT") && !is_keyword(a[i], "COUNT"); ++i) {
-    if (i == ctx.limits->max_count) {
-      return reply_error(
-          ctx, ErrorCode::kBadFormat,
-          "DEQUEUE names at most " + num(ctx.limits->max_count) + " queues (limits.max_batch)");
-    }
+  for (; i < names; ++i) {
     auto queue = ctx.engine.queue_or_error(a[i]);
     if (!queue.ok()) {
       engine::Error error = queue.error();

@@ -410,6 +410,9 @@ TEST_SUITE("commands") {
     CHECK(s.run(many + " COUNT 5\n").rfind("OK 1\n", 0) == 0);
     CHECK(s.run(many + " k\n") ==
           "ERROR BADFORMAT DEQUEUE names at most 1000 queues (limits.max_batch)\n");
+    // Said before any name is looked up: the first may not exist.
+    CHECK(s.run("DEQUEUE nosuch" + many.substr(7) + " WAIT 1s\n") ==
+          "ERROR BADFORMAT DEQUEUE names at most 1000 queues (limits.max_batch)\n");
   }
 
   TEST_CASE("ACK with a queue name and several ids says which forms ACK takes") {
