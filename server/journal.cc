@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "server/log.h"
 #include "wal/coding.h"
@@ -396,12 +397,24 @@ wal::Status Journal::apply(const wal::Record& record, uint32_t segment) {
       if (in.failed() || count == 0 || count > record.body.size()) {
         return bad_body("SCHEDULE_FIRED");
       }
+      // Read whole before any of it is applied: a body that does not
+      // decode changes nothing, as with every other record.
+      struct Fired {
+        std::string_view name;
+        int64_t next_ms;
+        uint64_t fired;
+      };
+      std::vector<Fired> entries;
+      entries.reserve(count);
       for (uint64_t i = 0; i < count; ++i) {
         std::string_view name = in.bytes();
         auto next = static_cast<int64_t>(in.varint());
         uint64_t fired = in.varint();
         if (in.failed() || next < 0 || name.empty()) return bad_body("SCHEDULE_FIRED");
-        engine_.restore_schedule_fired(number, name, next, fired);
+        entries.push_back({name, next, fired});
+      }
+      for (const Fired& e : entries) {
+        engine_.restore_schedule_fired(number, e.name, e.next_ms, e.fired);
       }
       return {};
     }

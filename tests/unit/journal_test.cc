@@ -1178,6 +1178,16 @@ TEST_SUITE("journal") {
     std::string cut = fired_record(3, "nightly", 1'234'000, 6);
     cut.pop_back();
     CHECK_FALSE(journal.apply(wal::Record{11, 7, cut}, 1).ok());
+    // Two entries, the second cut short: the first is not applied either.
+    std::string half;
+    wal::put_varint(half, 3);
+    wal::put_varint(half, 2);
+    wal::put_bytes(half, "nightly");
+    wal::put_varint(half, 1'234'000);
+    wal::put_varint(half, 99);
+    wal::put_bytes(half, "nightly");
+    CHECK_FALSE(journal.apply(wal::Record{11, 7, half}, 1).ok());
+    CHECK(q->schedules.at("nightly").fired == 6);
     std::string many;
     wal::put_varint(many, 3);
     wal::put_varint(many, 1'000'000);
