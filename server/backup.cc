@@ -73,15 +73,9 @@ BackupRunner::BackupRunner(uv_loop_t* loop, wal::FileSystem& fs, std::string bac
   // newest backup already in backup_dir, dated by its marker as retention
   // dates it. Not the data directory or what holds it: a restored log keeps
   // its marker until its first clean stop.
-  if (auto names = fs_.list(backup_dir_)) {
-    for (const std::string& name : *names) {
-      if (name.empty() || name[0] == '.') continue;
-      const std::string path = backup_dir_ + "/" + name;
-      if (data_dir_ == path || data_dir_.rfind(path + "/", 0) == 0) continue;
-      auto inside = fs_.list(path + "/wal");
-      if (!inside) continue;
-      stats_.last_backup_at_ms =
-          std::max(stats_.last_backup_at_ms, wal::read_backup_marker(fs_, path + "/wal", *inside));
+  if (auto dated = wal::dated_backups(fs_, backup_dir_, data_dir_)) {
+    for (const wal::DatedBackup& backup : *dated) {
+      stats_.last_backup_at_ms = std::max(stats_.last_backup_at_ms, backup.made_at_ms);
     }
   }
 }

@@ -21,9 +21,11 @@
 #include "server/log.h"
 #include "server/server.h"
 #include "server/tls.h"
+#include "wal/backup.h"
 #include "wal/file.h"
 #include "wal/overlay_file_system.h"
 #include "wal/record.h"
+#include "wal/run_marker.h"
 
 #ifndef TQ_VERSION
 #define TQ_VERSION "0.0.0"
@@ -50,8 +52,9 @@ bool holds_a_log(const std::string& dir, std::string* nested) {
   fs::directory_iterator it(dir, ec);
   for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    if (tq::wal::parse_segment_file_name(name) != 0 || name == "CLOSED" || name == "NEWEST" ||
-        name == "RUNNING" || name == "BACKUP") {
+    if (tq::wal::parse_segment_file_name(name) != 0 || name == tq::wal::kClosedMarkerName ||
+        name == tq::wal::kNewestMarkerName || name == tq::wal::kRunMarkerName ||
+        name == tq::wal::kBackupMarkerName) {
       return true;
     }
     std::error_code type_ec;

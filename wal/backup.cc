@@ -89,20 +89,32 @@ bool within(const std::string& path, const std::string& dir) {
 
 }  // namespace
 
-Status prune_backups(FileSystem& fs, const std::string& backup_dir, const PruneOptions& options,
-                     std::vector<std::string>* removed) {
+Result<std::vector<DatedBackup>> dated_backups(FileSystem& fs, const std::string& backup_dir,
+                                               const std::string& live_data_dir) {
   auto names = fs.list(backup_dir);
   if (!names) return names.error();
-  std::vector<std::pair<int64_t, std::string>> dated;  // made at, name
+  std::vector<DatedBackup> dated;
   for (const std::string& name : *names) {
     const std::string path = backup_dir + "/" + name;
-    if (name.empty() || name[0] == '.' || name == options.newest) continue;
-    if (!options.live_data_dir.empty() && within(options.live_data_dir, path)) continue;
+    if (name.empty() || name[0] == '.') continue;
+    if (!live_data_dir.empty() && within(live_data_dir, path)) continue;
     const std::string wal_dir = path + "/wal";
     auto inside = fs.list(wal_dir);
     if (!inside) continue;  // a file, or a directory that is no backup
     const int64_t made_at_ms = read_backup_marker(fs, wal_dir, *inside);
-    if (made_at_ms > 0) dated.emplace_back(made_at_ms, name);
+    if (made_at_ms > 0) dated.push_back({made_at_ms, name});
+  }
+  return dated;
+}
+
+Status prune_backups(FileSystem& fs, const std::string& backup_dir, const PruneOptions& options,
+                     std::vector<std::string>* removed) {
+  auto all = dated_backups(fs, backup_dir, options.live_data_dir);
+  if (!all) return all.error();
+  std::vector<std::pair<int64_t, std::string>> dated;  // made at, name
+  for (DatedBackup& backup : *all) {
+    if (backup.name != options.newest)
+      dated.emplace_back(backup.made_at_ms, std::move(backup.name));
   }
   const size_t others_kept = options.keep > 0 ? options.keep - 1 : 0;
   if (dated.size() <= others_kept) return Status();

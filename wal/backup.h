@@ -64,17 +64,26 @@ int64_t read_backup_marker(FileSystem& fs, const std::string& dir,
                            const std::vector<std::string>& names);
 Status remove_backup_marker(FileSystem& fs, const std::string& dir);
 
-// Retention: of the backups in `backup_dir` (each a directory <name>/wal
-// whose BACKUP marker is readable), keeps `newest` (the one just made,
-// whatever its marker says: a clock that ran ahead once must not make it go)
-// and the `keep` - 1 newest others by the marker's time (the greater name
-// first, on a tie), and removes the rest. Never touched: a name starting with
-// '.' (a backup being made); a directory without a marker, or with one that
-// cannot be read (what cannot be dated is not deleted); one whose wal/LOCK
-// is held (a tqd runs on it: a restored log keeps its marker until its first
-// clean stop); `live_data_dir` and any directory holding it (the same paths,
-// lexically). A removal that fails is skipped: the others still go, and the
-// first failure is returned. `removed` gets the names removed, oldest first.
+// The backups in `backup_dir` that can be dated: each directory <name>/wal
+// whose BACKUP marker is readable, with the marker's time, in no order.
+// Passed over: a name starting with '.' (a backup being made), and
+// `live_data_dir` and any directory holding it (the same paths, lexically;
+// empty: none). An error only when `backup_dir` cannot be listed.
+struct DatedBackup {
+  int64_t made_at_ms = 0;
+  std::string name;
+};
+Result<std::vector<DatedBackup>> dated_backups(FileSystem& fs, const std::string& backup_dir,
+                                               const std::string& live_data_dir);
+
+// Retention: of the backups dated_backups finds (what cannot be dated is
+// not deleted), keeps `newest` (the one just made, whatever its marker says:
+// a clock that ran ahead once must not make it go) and the `keep` - 1 newest
+// others by the marker's time (the greater name first, on a tie), and
+// removes the rest. Never touched either: one whose wal/LOCK is held (a tqd
+// runs on it: a restored log keeps its marker until its first clean stop).
+// A removal that fails is skipped: the others still go, and the first
+// failure is returned. `removed` gets the names removed, oldest first.
 struct PruneOptions {
   size_t keep = 0;            // at least 1
   std::string newest;         // the backup just made
