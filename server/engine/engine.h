@@ -526,6 +526,9 @@ class Engine {
   // most `max`; returns how many fired (a firing the queue's limits refuse
   // counts, and is skipped).
   size_t fire_schedules(Queue* queue, int64_t now, size_t max);
+  // Replay: a job put under `key`, kept until `key_expires_ms`, may be a
+  // schedule's firing (engine_restore.cc).
+  void restore_firing(Queue* queue, std::string_view key, int64_t key_expires_ms);
   // After the queue's schedules changed: Queue::schedule_at and (unless
   // `logged` is false) the log.
   void schedules_changed(Queue* queue, bool logged = true);

@@ -159,6 +159,9 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
       break;  // the log never says held
   }
   next_job_id_ = std::max(next_job_id_, snap.id + 1);
+  if (!snap.key.empty() && !queue->schedules.empty()) {
+    restore_firing(queue, snap.key, snap.key_expires_ms);
+  }
   // The record of the put that added the job's key stands for the key too.
   if (snap.key_expires_ms > clock_.now_ms() && !snap.key.empty()) {
     remember_key(queue, snap.key, snap.id, snap.key_expires_ms, true);
@@ -166,6 +169,27 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
   if (observer_) observer_->job_saved(*job);
   reschedule(queue);
   return job;
+}
+
+// A firing's job and the schedule's next time are two records (JOB, then
+// SCHEDULE_FIRED), and a crash can keep the first and lose the second. The
+// job's key names the firing, so its record moves the schedule on by
+// itself. Before, the restart fired that time again, and the firing's key
+// made the second job a duplicate only while it was kept: ten periods, a
+// day at most. A key that is no schedule's next time (the usual case: the
+// SCHEDULE_FIRED record, or a later copy of the queue's record, already
+// moved it on) changes nothing; so does a key not kept until that time
+// (a PUT's with that key, long before: live, the firing would have come).
+void Engine::restore_firing(Queue* queue, std::string_view key, int64_t key_expires_ms) {
+  if (!key.starts_with("schedule:")) return;
+  for (auto& [name, s] : queue->schedules) {
+    if (s.next_ms == INT64_MAX || key_expires_ms <= s.next_ms) continue;
+    if (firing_key(name, s.next_ms) != key) continue;
+    s.next_ms = s.next_after(s.next_ms);
+    ++s.fired;
+    queue->refresh_schedule_at();
+    return;
+  }
 }
 
 void Engine::restore_lease(uint64_t id, uint32_t attempts, int64_t ends_ms) {

@@ -12,12 +12,21 @@
 namespace tq::engine {
 namespace {
 
-// The dedup key of one firing: "schedule:<name>@<due ms>". A firing's job
-// and the queue's record of the schedule's next time are two records, and
-// a crash between them kept the job and lost the new time, so the restart
-// fired that time again: a second job. Keyed, the second is a duplicate. A
-// name too long for a key is cut and followed by its FNV-1a hash, the same
-// in every run.
+// How long a firing's key is kept: ten periods, but at least a minute and
+// at most a day, whatever the queue's dedup_window: an EVERY 1s schedule
+// under a 30-day window kept 2.6 million keys, where one key a firing for
+// ten periods keeps ten (sixty at the minute's floor). A restart after a
+// crash between a firing's job and its schedule's new time no longer needs
+// it to put that time only once: replay reads the firing from the job's
+// record (restore_firing), however long tqd was down.
+int64_t firing_key_ms(int64_t period_ms) {
+  constexpr int64_t kMinute = 60'000;
+  constexpr int64_t kDay = 86'400'000;
+  return std::clamp(period_ms > kDay ? kDay : 10 * period_ms, kMinute, kDay);
+}
+
+}  // namespace
+
 std::string firing_key(std::string_view name, int64_t due_ms) {
   constexpr size_t kMaxKeyBytes = 200;
   const std::string tail = "@" + std::to_string(due_ms);
@@ -35,19 +44,6 @@ std::string firing_key(std::string_view name, int64_t due_ms) {
   }
   return key + tail;
 }
-
-// How long a firing's key is kept: long enough to cover a crash and the
-// restart (which fires the lost time again at once), ten periods but at
-// least a minute and at most a day, whatever the queue's dedup_window: an
-// EVERY 1s schedule under a 30-day window kept 2.6 million keys, where one
-// key a firing for ten periods keeps ten (sixty at the minute's floor).
-int64_t firing_key_ms(int64_t period_ms) {
-  constexpr int64_t kMinute = 60'000;
-  constexpr int64_t kDay = 86'400'000;
-  return std::clamp(period_ms > kDay ? kDay : 10 * period_ms, kMinute, kDay);
-}
-
-}  // namespace
 
 size_t Engine::expire_due(size_t budget) {
   const int64_t now = clock_.now_ms();
@@ -164,9 +160,9 @@ size_t Engine::fire_schedules(Queue* queue, int64_t now, size_t max) {
     options.key_expires_ms = now + firing_key_ms(next - now);
     auto put = enqueue(queue->name, s.payload, options);
     if (put.ok() && put.value().duplicate) {
-      // Put before a crash that lost the schedule's new time: not again.
-      // The times after it that passed while tqd was down still fire once,
-      // as after any downtime: due now, so this sweep comes back for them.
+      // That time's job is there already (a PUT with its key took its
+      // place): not again. The times after it that passed meanwhile still
+      // fire once: due now, so this sweep comes back for them.
       next = std::min(next, s.next_after(s.next_ms));
     } else if (put.ok()) {
       stored = true;

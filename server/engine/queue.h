@@ -108,6 +108,13 @@ struct Schedule {
   }
 };
 
+// The dedup key of one firing's job: "schedule:<name>@<due ms>". A name too
+// long for a key is cut and followed by its FNV-1a hash, the same in every
+// run. The job's record carries it, and so tells replay which firing the job
+// was (Engine::restore_job); live, it makes a firing of a time already fired
+// a duplicate.
+std::string firing_key(std::string_view name, int64_t due_ms);
+
 struct JobSlot {
   static uint32_t& get(Job* job) { return job->slot; }
 };

@@ -225,6 +225,26 @@ engine::ScheduleSpec tick_every(int64_t every_ms, std::string_view payload) {
   return tick;
 }
 
+// A firing of "tick" (every minute), then a crash that kept the job's
+// record and lost the record of the schedule's next time. The time the
+// firing was due.
+int64_t fire_then_lose_next_time(wal::MemoryFileSystem& fs) {
+  int64_t fired_at = 0;
+  Node node(fs);
+  REQUIRE(node.open(small_segments()).ok());
+  REQUIRE(node.engine.create_queue("q").ok());
+  REQUIRE(node.engine.schedule("q", tick_every(60'000, "tick!")).ok());
+  node.clock.advance_ms(60'000);
+  fired_at = node.engine.find_queue("q")->schedules.at("tick").next_ms;
+  REQUIRE(fired_at <= node.clock.now_ms());
+  REQUIRE(node.engine.expire_due() > 0);
+  REQUIRE(node.engine.find_queue("q")->ready.size() == 1);
+  node.harness.settle();
+  node.harness.close();
+  cut_after_last_job(fs);
+  return fired_at;
+}
+
 }  // namespace
 
 TEST_SUITE("journal") {
@@ -818,32 +838,17 @@ TEST_SUITE("journal") {
 
   TEST_CASE("a crash between a firing's job and the schedule's next time fires it once") {
     wal::MemoryFileSystem fs;
-    int64_t fired_at = 0;
-    {
-      Node node(fs);
-      REQUIRE(node.open(small_segments()).ok());
-      REQUIRE(node.engine.create_queue("q").ok());
-      engine::ScheduleSpec tick = tick_every(60'000, "tick!");
-      REQUIRE(node.engine.schedule("q", tick).ok());
-      node.clock.advance_ms(60'000);
-      fired_at = node.engine.find_queue("q")->schedules.at("tick").next_ms;
-      REQUIRE(fired_at <= node.clock.now_ms());
-      REQUIRE(node.engine.expire_due() > 0);
-      REQUIRE(node.engine.find_queue("q")->ready.size() == 1);
-      node.harness.settle();
-      node.harness.close();
-    }
-    // The job's record kept, the queue's record of the next time lost.
-    cut_after_last_job(fs);
+    const int64_t fired_at = fire_then_lose_next_time(fs);
     Node node(fs, fired_at + 30'000);  // back within the minute
     REQUIRE(node.open(small_segments()).ok());
     const engine::Queue* q = node.engine.find_queue("q");
     REQUIRE(q->ready.size() == 1);
-    CHECK(q->schedules.at("tick").next_ms == fired_at);  // the new time was lost
-    node.engine.expire_due();                           // that time again: a duplicate
-    CHECK(q->ready.size() == 1);
+    // The job's record stands for its firing: the schedule moved on.
     CHECK(q->schedules.at("tick").next_ms == fired_at + 60'000);
-    CHECK(q->counters.duplicates == 1);
+    CHECK(q->schedules.at("tick").fired == 1);
+    node.engine.expire_due();
+    CHECK(q->ready.size() == 1);
+    CHECK(q->counters.duplicates == 0);
     node.clock.advance_ms(30'000);
     node.engine.expire_due();  // the next time is a firing of its own
     CHECK(q->ready.size() == 2);
@@ -852,31 +857,63 @@ TEST_SUITE("journal") {
 
   TEST_CASE("after that crash and a downtime, the times missed since the firing still fire once") {
     wal::MemoryFileSystem fs;
-    int64_t fired_at = 0;
+    const int64_t fired_at = fire_then_lose_next_time(fs);
+    // Down five minutes: the four times after the firing passed meanwhile.
+    Node node(fs, fired_at + 5 * 60'000 + 30'000);
+    REQUIRE(node.open(small_segments()).ok());
+    const engine::Queue* q = node.engine.find_queue("q");
+    REQUIRE(q->schedules.at("tick").next_ms == fired_at + 60'000);
+    node.engine.expire_due();
+    // They are one job, as any downtime's are.
+    CHECK(q->counters.duplicates == 0);
+    CHECK(q->ready.size() == 2);
+    CHECK(q->schedules.at("tick").next_ms == fired_at + 6 * 60'000);
+  }
+
+  TEST_CASE("after that crash and a downtime that outlived the firing's key, it is not put again") {
+    wal::MemoryFileSystem fs;
+    const int64_t fired_at = fire_then_lose_next_time(fs);
+    // Down twenty minutes: the firing's key (ten periods) is gone, so only
+    // the job's record can tell that its time fired.
+    Node node(fs, fired_at + 20 * 60'000 + 30'000);
+    REQUIRE(node.open(small_segments()).ok());
+    const engine::Queue* q = node.engine.find_queue("q");
+    CHECK(q->dedup.count("schedule:tick@" + std::to_string(fired_at)) == 0);
+    node.engine.expire_due();
+    REQUIRE(q->ready.size() == 2);
+    // The second job is the times missed since (keyed by the first of
+    // them), not the lost time again.
+    const engine::JobExtras* extras = node.engine.extras_of(*node.engine.find_job(2));
+    REQUIRE(extras != nullptr);
+    CHECK(extras->dedup_key == "schedule:tick@" + std::to_string(fired_at + 60'000));
+    CHECK(q->schedules.at("tick").next_ms == fired_at + 21 * 60'000);
+    CHECK(q->schedules.at("tick").fired == 2);
+  }
+
+  TEST_CASE("a PUT with a firing's key forgotten before its time: the restart still fires it") {
+    wal::MemoryFileSystem fs;
+    int64_t due = 0;
     {
       Node node(fs);
       REQUIRE(node.open(small_segments()).ok());
       REQUIRE(node.engine.create_queue("q").ok());
-      REQUIRE(node.engine.schedule("q", tick_every(60'000, "tick!")).ok());
-      node.clock.advance_ms(60'000);
-      fired_at = node.engine.find_queue("q")->schedules.at("tick").next_ms;
-      REQUIRE(node.engine.expire_due() > 0);
+      REQUIRE(node.engine.schedule("q", tick_every(3'600'000, "tick!")).ok());
+      due = node.engine.find_queue("q")->schedules.at("tick").next_ms;
+      REQUIRE(due - node.clock.now_ms() > 5 * 60'000);  // past the PUT's dedup_window
+      engine::EnqueueOptions put;
+      const std::string key = "schedule:tick@" + std::to_string(due);
+      put.key = key;
+      REQUIRE(node.engine.enqueue("q", "mine", put).ok());
       node.harness.settle();
       node.harness.close();
     }
-    cut_after_last_job(fs);
-    // Down five minutes: the firing's key is still kept (ten periods), and
-    // the four times after the firing passed meanwhile.
-    Node node(fs, fired_at + 5 * 60'000 + 30'000);
+    Node node(fs, due + 1'000);
     REQUIRE(node.open(small_segments()).ok());
     const engine::Queue* q = node.engine.find_queue("q");
-    REQUIRE(q->schedules.at("tick").next_ms == fired_at);
+    CHECK(q->schedules.at("tick").next_ms == due);  // as it would be without the restart
     node.engine.expire_due();
-    // The lost time is a duplicate; the times missed after it are one job,
-    // as any downtime's are (it was none: they were skipped for good).
-    CHECK(q->counters.duplicates == 1);
-    CHECK(q->ready.size() == 2);
-    CHECK(q->schedules.at("tick").next_ms == fired_at + 6 * 60'000);
+    REQUIRE(q->ready.size() == 2);
+    CHECK(node.engine.find_job(2)->payload() == "tick!");
   }
 
   TEST_CASE("a kicked job not delivered since is still known as kicked after a restart") {
