@@ -284,6 +284,7 @@ bool Daemon::declare_queues() {
   for (const DeclaredQueue& declared : config_.declared_queues) {
     if (!declare_queue(declared)) return false;
   }
+  warn_if_default_dead_letter_queue_missing();
   return true;
 }
 
@@ -317,6 +318,19 @@ void Daemon::warn_if_dead_letter_queue_missing(const DeclaredQueue& declared,
       "queues.declare.%s.dead_letter_queue: queue %s does not exist: its jobs that die stay in "
       "its own dead letters until it does (declare it too)",
       declared.name.c_str(), target.c_str());
+}
+
+void Daemon::warn_if_default_dead_letter_queue_missing() {
+  // Said once, of the default itself, not of each queue that takes it. The
+  // queue may still come (a CREATE, a later declaration): the jobs wait in
+  // their own dead letters until then, as documented; but more often the
+  // name is a typo, or the queue was never declared.
+  const std::string& target = config_.queue_defaults.dead_letter_queue;
+  if (target.empty() || engine_.find_queue(target) != nullptr) return;
+  LOG_WARN(
+      "queues.defaults.dead_letter_queue: queue %s does not exist: jobs that die in the queues "
+      "that take the default stay in their own dead letters until it does (declare it)",
+      target.c_str());
 }
 
 bool Daemon::declare_queue(const DeclaredQueue& declared) {
@@ -448,6 +462,12 @@ ReloadOutcome Daemon::reload(const char* trigger) {
       config_.declared_queues.erase(running);
     }
   }
+  // Only when the reload changed it: a start said it already, and the
+  // queues the file declares are all there by now.
+  const bool default_dead_letter_queue_changed = std::any_of(
+      changes.begin(), changes.end(),
+      [](const SettingChange& c) { return c.key == "queues.defaults.dead_letter_queue"; });
+  if (default_dead_letter_queue_changed) warn_if_default_dead_letter_queue_missing();
   ++stats_.config_reloads;
   stats_.config_pending_restart = outcome.pending.size();
   if (outcome.failed.empty()) {

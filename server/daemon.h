@@ -71,6 +71,10 @@ class Daemon {
   // Logs a declaration's dead_letter_queue that names no queue, and that no
   // declaration will create.
   void warn_if_dead_letter_queue_missing(const DeclaredQueue& declared, const std::string& target);
+  // Logs a queues.defaults.dead_letter_queue that names no queue: called
+  // once the declared queues exist (at start-up, and at a reload that
+  // changed the default).
+  void warn_if_default_dead_letter_queue_missing();
   // SIGHUP or RELOAD (`trigger`, which starts each log line).
   ReloadOutcome reload(const char* trigger);
   // Sets a schedule config.yaml declares, unless the queue has it just so.

@@ -535,6 +535,41 @@ TEST_SUITE("lifecycle") {
     CHECK(std::find(again.begin(), again.end(), "dead_letter_queue -") != again.end());
     const std::vector<std::string> fresh = tq::testing::config_via(s, "CONFIG fresh");
     CHECK(std::find(fresh.begin(), fresh.end(), "dead_letter_queue later") != fresh.end());
+    // later is declared after the queues that take the default: nothing to say.
+    CHECK_FALSE(tqd.wait_for_log("queues.defaults.dead_letter_queue", 0));
+  }
+
+  TEST_CASE("a queues.defaults.dead_letter_queue that names no queue is said once at start") {
+    TqdOptions options;
+    options.dir = tq::testing::make_temp_dir();
+    options.config_yaml =
+        "queues:\n  defaults:\n    dead_letter_queue: nowhere\n  declare:\n    a: {}\n"
+        "    b: {}\n";
+    const std::string warning = "queues.defaults.dead_letter_queue: queue nowhere does not exist";
+    auto warnings = [&](TqdProcess& tqd) {
+      const std::vector<std::string> lines = tqd.log_lines();
+      return std::count_if(lines.begin(), lines.end(), [&](const std::string& line) {
+        return line.find(warning) != std::string::npos;
+      });
+    };
+    {
+      TqdProcess tqd(options);
+      // Written before "listening on", which the start waited for.
+      CHECK(warnings(tqd) == 1);  // not once for each of a and b
+      CHECK_FALSE(tqd.wait_for_log("queues.declare.a.dead_letter_queue", 0));
+      auto s = tqd.socket();
+      const std::vector<std::string> a = tq::testing::config_via(s, "CONFIG a");
+      CHECK(std::find(a.begin(), a.end(), "dead_letter_queue nowhere") != a.end());
+      REQUIRE(call(s, "CREATE nowhere") == "OK created nowhere");
+      tqd.stop(SIGTERM);
+    }
+    {
+      // It is in the log now, declared or not.
+      TqdProcess tqd(options);
+      CHECK(warnings(tqd) == 0);
+      tqd.stop(SIGTERM);
+    }
+    tq::testing::remove_tree(options.dir);
   }
 
   TEST_CASE("schedules declared in config.yaml are set at start, and kept when the log has them") {

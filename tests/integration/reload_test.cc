@@ -290,6 +290,23 @@ TEST_SUITE("reload") {
     tqd.stop(SIGTERM);
   }
 
+  TEST_CASE("a reload that names a missing queues.defaults.dead_letter_queue says so") {
+    TqdProcess tqd;
+    // reload() waits for the reload's last line: a warning comes before it.
+    rewrite(tqd, "queues:\n  defaults:\n    dead_letter_queue: nowhere\n");
+    reload(tqd, "settings read again");
+    CHECK(logged(tqd, "queues.defaults.dead_letter_queue: queue nowhere does not exist"));
+    // Declared in the same reload that names it: there by the time it is looked for.
+    rewrite(tqd,
+            "queues:\n  defaults:\n    dead_letter_queue: failed\n  declare:\n    jobs: {}\n"
+            "    failed: {}\n");
+    reload(tqd, "settings read again");
+    auto s = tqd.socket();
+    CHECK(queue_setting(s, "jobs", "dead_letter_queue") == "failed");
+    CHECK_FALSE(logged(tqd, "queues.defaults.dead_letter_queue: queue failed"));
+    tqd.stop(SIGTERM);
+  }
+
   TEST_CASE("a SIGHUP that lets more jobs be leased serves the workers waiting at once") {
     TqdOptions o;
     o.config_yaml = "queues:\n  declare:\n    b:\n      max_leased: 1\n";
