@@ -44,6 +44,21 @@ const char* journal_priority(LogLevel level) {
   return "<6>";
 }
 
+// Looked at once: the stream tqd was started with stays its stderr.
+bool journal_stream() {
+  static const bool journal = stderr_is_journal();
+  return journal;
+}
+
+// One whole line in one write(2); stderr may be a closed pipe, and a failed
+// log line must not stop the server.
+void write_line(char* line, size_t size, size_t len) {
+  if (len > size - 2) len = size - 2;
+  line[len++] = '\n';
+  ssize_t ignored = ::write(STDERR_FILENO, line, len);
+  (void)ignored;
+}
+
 }  // namespace
 
 void set_log_level(LogLevel level) { g_level.store(static_cast<int>(level)); }
@@ -56,21 +71,25 @@ void log_write(LogLevel level, const char* format, ...) {
   gettimeofday(&tv, nullptr);
   tm utc{};
   gmtime_r(&tv.tv_sec, &utc);
-  static const bool journal = stderr_is_journal();
   int n = snprintf(line, sizeof line, "%s%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s ",
-                   journal ? journal_priority(level) : "", utc.tm_year + 1900, utc.tm_mon + 1,
-                   utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                   journal_stream() ? journal_priority(level) : "", utc.tm_year + 1900,
+                   utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
                    static_cast<int>(tv.tv_usec / 1000), log_level_name(level));
   va_list args;
   va_start(args, format);
   int m = vsnprintf(line + n, sizeof line - static_cast<size_t>(n) - 1, format, args);
   va_end(args);
-  size_t len = static_cast<size_t>(n) + static_cast<size_t>(m < 0 ? 0 : m);
-  if (len > sizeof line - 2) len = sizeof line - 2;
-  line[len++] = '\n';
-  // stderr may be a closed pipe; a failed log line must not stop the server.
-  ssize_t ignored = ::write(STDERR_FILENO, line, len);
-  (void)ignored;
+  write_line(line, sizeof line, static_cast<size_t>(n) + static_cast<size_t>(m < 0 ? 0 : m));
+}
+
+void log_plain(LogLevel level, const char* format, ...) {
+  char line[4096];
+  int n = snprintf(line, sizeof line, "%stqd: ", journal_stream() ? journal_priority(level) : "");
+  va_list args;
+  va_start(args, format);
+  int m = vsnprintf(line + n, sizeof line - static_cast<size_t>(n) - 1, format, args);
+  va_end(args);
+  write_line(line, sizeof line, static_cast<size_t>(n) + static_cast<size_t>(m < 0 ? 0 : m));
 }
 
 }  // namespace tq::server

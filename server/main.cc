@@ -33,6 +33,8 @@
 
 namespace {
 
+using tq::server::LogLevel;
+
 // Empty, or why the TLS files cannot be used.
 std::string tls_problem(const tq::server::Config& config) {
   if (!config.tls_enabled()) return "";
@@ -80,7 +82,7 @@ int run(tq::server::Config config, const tq::server::ConfigSource& source,
   // A certificate that cannot be used is a configuration error (exit 2:
   // starting again will not help), found before the log is replayed.
   if (std::string why = tls_problem(config); !why.empty()) {
-    std::fprintf(stderr, "tqd: %s\n", why.c_str());
+    tq::server::log_plain(LogLevel::kError, "%s", why.c_str());
     return 2;
   }
   tq::server::set_log_level(config.log_level);
@@ -122,9 +124,9 @@ int check_log(const tq::server::Config& config) {
   if (!config.wal_enabled) {
     // A start would serve, from memory: there is nothing to check, and no
     // verdict on a log to give (exit 1 would say a start stops).
-    std::fprintf(stderr,
-                 "tqd: wal.enabled is false: a start keeps jobs in memory only and reads no log, "
-                 "so there is no log to check\n");
+    tq::server::log_plain(LogLevel::kError,
+                          "wal.enabled is false: a start keeps jobs in memory only and reads no "
+                          "log, so there is no log to check");
     return 2;
   }
   // Only when nothing is there: a file in its place, a link to nowhere, or
@@ -134,13 +136,14 @@ int check_log(const tq::server::Config& config) {
   std::string nested;
   if ((::lstat(dir.c_str(), &st) != 0 && errno == ENOENT) ||
       (S_ISDIR(st.st_mode) && !holds_a_log(dir, &nested))) {
-    std::fprintf(stderr, "tqd: there is no log in %s: a start would begin a new, empty one%s%s\n",
-                 dir.c_str(), nested.empty() ? "" : "; log files are in ", nested.c_str());
+    tq::server::log_plain(LogLevel::kError,
+                          "there is no log in %s: a start would begin a new, empty one%s%s",
+                          dir.c_str(), nested.empty() ? "" : "; log files are in ", nested.c_str());
     if (!nested.empty()) {
-      std::fprintf(stderr,
-                   "tqd: a backup's wal directory goes in place of %s, not inside it "
-                   "(cp -a <backup_dir>/<name>/wal %s)\n",
-                   dir.c_str(), dir.c_str());
+      tq::server::log_plain(LogLevel::kError,
+                            "a backup's wal directory goes in place of %s, not inside it "
+                            "(cp -a <backup_dir>/<name>/wal %s)",
+                            dir.c_str(), dir.c_str());
     }
     return 4;
   }
@@ -149,9 +152,9 @@ int check_log(const tq::server::Config& config) {
     // and not one that says a start would refuse it.
     auto lock = tq::wal::posix_file_system().lock(dir + "/LOCK");
     if (!lock && lock.error().code() == tq::wal::Status::Code::kLocked) {
-      std::fprintf(stderr,
-                   "tqd: %s: it is in use; stop that tqd first, or check a copy of %s (cp -a)\n",
-                   lock.error().message().c_str(), dir.c_str());
+      tq::server::log_plain(LogLevel::kError,
+                            "%s: it is in use; stop that tqd first, or check a copy of %s (cp -a)",
+                            lock.error().message().c_str(), dir.c_str());
       return 3;
     }
   }
@@ -230,29 +233,29 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "tqd: %s (see tqd --help)\n", e.what());
+    tq::server::log_plain(LogLevel::kError, "%s (see tqd --help)", e.what());
     return 2;
   }
 
   tq::server::ConfigResult read = tq::server::read_config(flags);
   if (!read.config) {
-    std::fprintf(stderr, "tqd: %s\n", read.error.c_str());
+    tq::server::log_plain(LogLevel::kError, "%s", read.error.c_str());
     return 2;
   }
   if (check_only) {
     if (std::string why = tls_problem(*read.config); !why.empty()) {
-      std::fprintf(stderr, "tqd: %s\n", why.c_str());
+      tq::server::log_plain(LogLevel::kError, "%s", why.c_str());
       return 2;
     }
     // The addresses resolve, and do not collide (metrics.listen on the
     // protocol's port). Not whether a port is free: the check runs before a
     // reload, beside the tqd that holds them.
     if (std::string why; !tq::server::Server::check_addresses_apart(*read.config, &why)) {
-      std::fprintf(stderr, "tqd: %s\n", why.c_str());
+      tq::server::log_plain(LogLevel::kError, "%s", why.c_str());
       return 2;
     }
     for (const std::string& note : read.notes) {
-      std::fprintf(stderr, "tqd: note: %s\n", note.c_str());
+      tq::server::log_plain(LogLevel::kWarn, "note: %s", note.c_str());
     }
     std::printf("tqd: %s: the settings are good\n",
                 flags.config_path.empty() ? "(defaults)" : flags.config_path.c_str());

@@ -522,6 +522,31 @@ TEST_SUITE("recover") {
     CHECK_FALSE(std::filesystem::exists(wal));
   }
 
+  TEST_CASE("under systemd's journal, --check-log's verdicts carry their priority") {
+    // As an ExecStartPre runs it: journalctl -p err finds why it failed.
+    // At a terminal the lines are as they were.
+    DataDir dir;
+    write_file(dir.options.dir + "/config.yaml", dir.options.config_yaml + "\n");
+    std::vector<std::string> args = {
+        "--config",   dir.options.dir + "/config.yaml", "--port",     "0",
+        "--data-dir", dir.options.dir + "/data",        "--check-log"};
+    const std::string no_log = "tqd: there is no log in " + dir.options.dir + "/data/wal: ";
+    auto [status, err] = tq::testing::run_tqd_under_journal(args);
+    CHECK(status == 4);
+    CHECK(err.rfind("<3>" + no_log, 0) == 0);
+    auto [plain_status, plain_err] = tq::testing::run_tqd(args);
+    CHECK(plain_status == 4);
+    CHECK(plain_err.rfind(no_log, 0) == 0);
+    // The replay's own lines are log lines, with theirs.
+    two_emails(dir);
+    auto [replayed_status, replayed] = tq::testing::run_tqd_under_journal(args);
+    CHECK(replayed_status == 0);
+    const size_t at = replayed.find(" info  wal: replayed ");
+    REQUIRE(at != std::string::npos);
+    const size_t line = replayed.rfind('\n', at);
+    CHECK(replayed.compare(line == std::string::npos ? 0 : line + 1, 3, "<6>") == 0);
+  }
+
   TEST_CASE("--check-log finds no log in a backup copied one level too deep, and says where") {
     // cp -a backups/nightly data/wal makes data/wal/wal/...: a start would
     // begin an empty log there, with job ids from 1 again.

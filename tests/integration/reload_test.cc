@@ -347,6 +347,32 @@ TEST_SUITE("reload") {
     tq::testing::remove_tree(dir);
   }
 
+  TEST_CASE("under systemd's journal, tqd --check-config's lines carry their priority") {
+    // As an ExecStartPre (or ExecReload) runs it: journalctl -p err finds a
+    // refusal. At a terminal the lines are as they were.
+    tq::testing::TempDir dir;
+    const std::string bad = dir.path + "/bad.yaml";
+    const std::string noted = dir.path + "/noted.yaml";
+    std::ofstream(bad) << "limits:\n  max_batch: lots\n";
+    std::ofstream(noted) << "server:\n  port: 1234\n  data_dir: " << dir.path << "/data\n";
+    {
+      auto [status, err] = tq::testing::run_tqd_under_journal({"--check-config", "--config", bad});
+      CHECK(status == 2);
+      CHECK(err.rfind("<3>tqd: " + bad + ": limits.max_batch: ", 0) == 0);
+      auto [plain_status, plain_err] = tq::testing::run_tqd({"--check-config", "--config", bad});
+      CHECK(plain_status == 2);
+      CHECK(plain_err.rfind("tqd: " + bad + ": limits.max_batch: ", 0) == 0);
+    }
+    {
+      const std::vector<std::string> args = {"--check-config", "--config", noted, "--port", "0"};
+      auto [status, err] = tq::testing::run_tqd_under_journal(args);
+      CHECK(status == 0);
+      CHECK(err == "<4>tqd: note: server.port in " + noted + " is not used: --port wins\n");
+      CHECK(tq::testing::run_tqd(args).second ==
+            "tqd: note: server.port in " + noted + " is not used: --port wins\n");
+    }
+  }
+
   TEST_CASE("tqd --check-config passes beside the running tqd that holds its port") {
     // systemctl reload runs the check before SIGHUP, while tqd listens on the
     // configured port: a check that bound the port failed every reload.

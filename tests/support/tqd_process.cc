@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,11 +37,31 @@ int decode_status(int status) {
   return -1;
 }
 
+// The caller's environment, with JOURNAL_STREAM naming `fd`'s device and
+// inode, as systemd sets it for a unit whose output goes to the journal.
+std::vector<std::string> environment_with_journal(int fd) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) throw std::runtime_error("fstat failed");
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "JOURNAL_STREAM=", 15) != 0) env.emplace_back(*e);
+  }
+  env.push_back("JOURNAL_STREAM=" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino));
+  return env;
+}
+
 // fork+exec with stderr going into a pipe; returns the pid and the pipe's
 // read end. `open_files`: the child's RLIMIT_NOFILE (0: as the caller's).
-std::pair<pid_t, int> spawn(std::vector<std::string> args, unsigned open_files = 0) {
+// `journal`: the pipe passes for systemd's journal ($JOURNAL_STREAM).
+std::pair<pid_t, int> spawn(std::vector<std::string> args, unsigned open_files = 0,
+                            bool journal = false) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  // Made before the fork: the child of a threaded test may not allocate.
+  std::vector<std::string> env =
+      journal ? environment_with_journal(fds[1]) : std::vector<std::string>{};
+  auto envp = argv_of(env);
+  auto argv = argv_of(args);
   pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
@@ -52,8 +73,11 @@ std::pair<pid_t, int> spawn(std::vector<std::string> args, unsigned open_files =
       const rlimit limit{open_files, open_files};
       setrlimit(RLIMIT_NOFILE, &limit);
     }
-    auto argv = argv_of(args);
-    execv(argv[0], argv.data());
+    if (journal) {
+      execve(argv[0], argv.data(), envp.data());
+    } else {
+      execv(argv[0], argv.data());
+    }
     _exit(127);
   }
   close(fds[1]);
@@ -265,11 +289,13 @@ LoopbackSocket bind_loopback_socket() {
   return bound;
 }
 
-std::pair<int, std::string> run_tqd(const std::vector<std::string>& args,
-                                    std::chrono::milliseconds limit) {
+namespace {
+
+std::pair<int, std::string> run_tqd_to_exit(const std::vector<std::string>& args,
+                                            std::chrono::milliseconds limit, bool journal) {
   std::vector<std::string> full = {TQD_PATH};
   full.insert(full.end(), args.begin(), args.end());
-  auto [pid, fd] = spawn(full);
+  auto [pid, fd] = spawn(full, 0, journal);
   std::string err;
   char buf[4096];
   const auto deadline = std::chrono::steady_clock::now() + limit;
@@ -293,6 +319,17 @@ std::pair<int, std::string> run_tqd(const std::vector<std::string>& args,
   int status = 0;
   waitpid(pid, &status, 0);
   return {decode_status(status), err};
+}
+
+}  // namespace
+
+std::pair<int, std::string> run_tqd(const std::vector<std::string>& args,
+                                    std::chrono::milliseconds limit) {
+  return run_tqd_to_exit(args, limit, false);
+}
+
+std::pair<int, std::string> run_tqd_under_journal(const std::vector<std::string>& args) {
+  return run_tqd_to_exit(args, std::chrono::seconds(30), true);
 }
 
 }  // namespace tq::testing

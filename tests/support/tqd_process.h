@@ -73,6 +73,9 @@ class TqdProcess {
 // 128 + SIGKILL, so a hang fails the test instead of stopping the suite.
 std::pair<int, std::string> run_tqd(const std::vector<std::string>& args,
                                     std::chrono::milliseconds limit = std::chrono::seconds(30));
+// As run_tqd, with $JOURNAL_STREAM naming tqd's stderr, as systemd sets it
+// for a unit (ExecStart, ExecStartPre) whose output goes to the journal.
+std::pair<int, std::string> run_tqd_under_journal(const std::vector<std::string>& args);
 
 // A TCP socket bound to 127.0.0.1 on a port the kernel picked, not yet
 // listening (close-on-exec, so no child holds it). Bound, it keeps other
