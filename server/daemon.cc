@@ -84,10 +84,10 @@ bool Daemon::check_log() {
   }
   // The declared queues too, as start() does: one the log's queues leave no
   // room for (limits.max_queues) stops a start.
-  return open_log() && declare_queues();
+  return open_log() == StartRefusal::kNone && declare_queues();
 }
 
-bool Daemon::open_log() {
+StartRefusal Daemon::open_log() {
   if (!config_.wal_enabled) {
     LOG_WARN(
         "wal.enabled is false: jobs live in memory only and nothing is written to %s; "
@@ -95,7 +95,7 @@ bool Daemon::open_log() {
         config_.data_dir.c_str());
     if (config_.wal_recover) LOG_WARN("wal recover: nothing to recover, the log is disabled");
     engine_.set_observer(nullptr);  // no records to encode for a log that is not there
-    return true;
+    return StartRefusal::kNone;
   }
   wal::LogOptions options;
   options.dir = config_.data_dir + "/wal";
@@ -109,7 +109,7 @@ bool Daemon::open_log() {
   // directory x: Not a directory") do not say which setting to fix.
   if (wal::Status s = fs_.create_dir(config_.data_dir); !s.ok()) {
     LOG_ERROR("server.data_dir (--data-dir) cannot be used: %s", s.message().c_str());
-    return false;
+    return StartRefusal::kMayPassLater;  // a mount not there yet, say
   }
   LoggingReporter reporter;
   wal::OpenSummary summary;
@@ -132,8 +132,10 @@ bool Daemon::open_log() {
           "the files are left as they are; to start anyway, skipping the damaged "
           "records (what they held is lost: jobs they added are gone, and jobs they finished or "
           "moved may come back as they were before), run tqd with --wal-recover");
+      // The same bytes refuse the next start the same way.
+      return StartRefusal::kLogData;
     }
-    return false;
+    return StartRefusal::kMayPassLater;  // the lock held, an I/O error
   }
   log_ = std::move(opened).value();
   // A new log makes its first file at its first write: on a disk with less
@@ -148,7 +150,7 @@ bool Daemon::open_log() {
           "(wal.segment_bytes, %llu KiB); free space there, or lower wal.segment_bytes",
           options.dir.c_str(), static_cast<unsigned long long>(*free >> 10),
           static_cast<unsigned long long>(log_->segment_bytes() >> 10));
-      return false;
+      return StartRefusal::kMayPassLater;  // room may be made
     }
   }
   engine_.finish_restore();
@@ -160,7 +162,7 @@ bool Daemon::open_log() {
           "record; run tqd with --wal-recover to keep them in a new queue named %s",
           orphan->job_count(), orphan->number, engine_.recovered_name(*orphan).c_str());
     }
-    return false;
+    return StartRefusal::kLogData;
   }
   if (summary.torn_lost_writes) {
     LOG_WARN(
@@ -272,7 +274,7 @@ bool Daemon::open_log() {
         static_cast<unsigned long long>(engine_.next_job_id()));
   }
   if (summary.dropped > 0 || !named.empty()) journal_.compact_all();
-  return true;
+  return StartRefusal::kNone;
 }
 
 bool Daemon::declare_queues() {
@@ -536,14 +538,16 @@ bool Daemon::declare_schedule(const std::string& queue_name, const DeclaredSched
   return true;
 }
 
-bool Daemon::start() {
+StartRefusal Daemon::start() {
   std::string address_error;
   if (!Server::check_address(config_, &address_error)) {
     LOG_ERROR("%s", address_error.c_str());
-    return false;
+    return StartRefusal::kMayPassLater;  // a name that does not resolve yet, at boot
   }
-  if (!open_log()) return false;
-  if (!declare_queues()) return false;
+  if (StartRefusal refused = open_log(); refused != StartRefusal::kNone) return refused;
+  // A limit, or a schedule, the log's queues leave no way to apply: they
+  // are the same at the next start.
+  if (!declare_queues()) return StartRefusal::kSettings;
   server_ = std::make_unique<Server>(&loop_, config_, engine_, stats_, log_.get(),
                                      log_ != nullptr ? &journal_ : nullptr, fs_);
   std::string error;
@@ -551,7 +555,7 @@ bool Daemon::start() {
     LOG_ERROR("%s", error.c_str());
     server_->shutdown("start-up failed");
     uv_run(&loop_, UV_RUN_DEFAULT);
-    return false;
+    return StartRefusal::kMayPassLater;  // the port taken, by a tqd that is stopping, say
   }
   server_->on_reload([this](const char* trigger) { return reload(trigger); });
   server_->on_shutdown([this](const char* reason) {
@@ -574,7 +578,7 @@ bool Daemon::start() {
       static_cast<long long>(config_.queue_defaults.ack_timeout_ms),
       log_level_name(config_.log_level));
   notify_ready();
-  return true;
+  return StartRefusal::kNone;
 }
 
 std::string Daemon::status_line() const {

@@ -22,6 +22,16 @@
 
 namespace tq::server {
 
+// Why start() did not serve, or kNone when it does. main() turns it into
+// tqd's exit status, and systemd's Restart= retries only what a later
+// start, with nothing changed, may get past.
+enum class StartRefusal {
+  kNone,
+  kMayPassLater,  // the port or the log is held, the disk is full, an I/O error: exit 1
+  kSettings,      // config.yaml's declarations cannot be applied to this log: exit 2
+  kLogData,       // damage in the log: --wal-recover, or a person, has to decide (exit 65)
+};
+
 class Daemon {
  public:
   Daemon(const Config& config, wal::FileSystem& fs, const engine::Clock& clock);
@@ -29,9 +39,9 @@ class Daemon {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
-  // Replays the log and starts listening; false (having logged why) if tqd
-  // cannot serve.
-  bool start();
+  // Replays the log and starts listening; a refusal (having logged why) if
+  // tqd cannot serve.
+  StartRefusal start();
   // tqd --check-log: replays the log and applies the declared queues as
   // start() does, logging the same lines, and listens on nothing; false
   // (having logged why) if a start would refuse it. Run on a
@@ -60,7 +70,7 @@ class Daemon {
   engine::Engine& engine() { return engine_; }
 
  private:
-  bool open_log();
+  StartRefusal open_log();
   bool declare_queues();
   // Creates the queue if missing, applies its declared settings and sets its
   // schedules; false (having logged why) if it could not.

@@ -35,6 +35,29 @@ namespace {
 
 using tq::server::LogLevel;
 
+// tqd's exit status when it does not serve. systemd's unit (scripts/
+// tqd.service) restarts a tqd that failed, but not after the statuses in
+// its RestartPreventExitStatus= (2 and 65): starting again, with nothing
+// changed, can only fail the same way, and a restart loop buries the
+// reason under its repeats until systemd's start limit.
+constexpr int kExitMayPassLater = 1;  // the port or the log held, a full disk, an I/O error
+constexpr int kExitBadSettings = 2;   // config.yaml, a flag, the TLS files
+constexpr int kExitBadLogData = 65;   // BSD's EX_DATAERR: the log needs a person
+
+int exit_status(tq::server::StartRefusal refused) {
+  switch (refused) {
+    case tq::server::StartRefusal::kNone:
+      return 0;
+    case tq::server::StartRefusal::kMayPassLater:
+      return kExitMayPassLater;
+    case tq::server::StartRefusal::kSettings:
+      return kExitBadSettings;
+    case tq::server::StartRefusal::kLogData:
+      return kExitBadLogData;
+  }
+  return kExitMayPassLater;
+}
+
 // Empty, or why the TLS files cannot be used.
 std::string tls_problem(const tq::server::Config& config) {
   if (!config.tls_enabled()) return "";
@@ -83,7 +106,7 @@ int run(tq::server::Config config, const tq::server::ConfigSource& source,
   // starting again will not help), found before the log is replayed.
   if (std::string why = tls_problem(config); !why.empty()) {
     tq::server::log_plain(LogLevel::kError, "%s", why.c_str());
-    return 2;
+    return kExitBadSettings;
   }
   tq::server::set_log_level(config.log_level);
   for (const std::string& note : notes) LOG_WARN("%s", note.c_str());
@@ -101,7 +124,7 @@ int run(tq::server::Config config, const tq::server::ConfigSource& source,
           "in place of %s, not inside it (cp -a <backup_dir>/<name>/wal %s); not starting "
           "an empty log beside it",
           dir.c_str(), nested.c_str(), dir.c_str(), dir.c_str());
-      return 1;
+      return kExitBadLogData;  // until someone moves it
     }
   }
   const size_t requested_max_connections = config.max_connections;
@@ -109,7 +132,10 @@ int run(tq::server::Config config, const tq::server::ConfigSource& source,
   tq::engine::SystemClock clock;
   tq::server::Daemon daemon(config, tq::wal::posix_file_system(), clock);
   daemon.reload_from(source, requested_max_connections);
-  if (!daemon.start()) return 1;
+  if (tq::server::StartRefusal refused = daemon.start();
+      refused != tq::server::StartRefusal::kNone) {
+    return exit_status(refused);
+  }
   return daemon.run() ? 0 : 1;
 }
 
@@ -234,13 +260,13 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     tq::server::log_plain(LogLevel::kError, "%s (see tqd --help)", e.what());
-    return 2;
+    return kExitBadSettings;
   }
 
   tq::server::ConfigResult read = tq::server::read_config(flags);
   if (!read.config) {
     tq::server::log_plain(LogLevel::kError, "%s", read.error.c_str());
-    return 2;
+    return kExitBadSettings;
   }
   if (check_only) {
     if (std::string why = tls_problem(*read.config); !why.empty()) {

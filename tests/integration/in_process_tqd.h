@@ -30,7 +30,7 @@ class InProcessTqd {
       source.config_path = reload;
       daemon_->reload_from(std::move(source), config.max_connections);
     }
-    REQUIRE(daemon_->start());
+    REQUIRE(daemon_->start() == server::StartRefusal::kNone);
     thread_ = std::thread([this] { clean_ = daemon_->run(); });
   }
   ~InProcessTqd() { (void)stop(); }

@@ -396,7 +396,7 @@ TEST_SUITE("recover") {
     write_file(dir.segment(), data);
     {
       auto [status, err] = dir.refused();  // the kill left the page cache: damage
-      CHECK(status == 1);
+      CHECK(status == 65);                 // EX_DATAERR: a retry would read the same damage
       CHECK(err.find("what a power cut leaves") != std::string::npos);
       CHECK(read_file(dir.segment()) == data);
     }
@@ -563,7 +563,9 @@ TEST_SUITE("recover") {
     {
       // Nor does a start begin an empty log beside it.
       auto [start_status, start_err] = dir.refused();
-      CHECK(start_status == 1);
+      // 65, which the unit file's RestartPreventExitStatus lists: no retry
+      // can succeed until someone moves the copy.
+      CHECK(start_status == 65);
       CHECK(start_err.find("but log files are in " + data + "/wal/wal") != std::string::npos);
       CHECK(segment_files(dir).empty());
     }
@@ -585,7 +587,7 @@ TEST_SUITE("recover") {
     CHECK(status == 1);
     CHECK(err.find("queues.declare.reports: ") != std::string::npos);
     CHECK(log_files(dir) == before);
-    CHECK(dir.refused().first == 1);  // the start it described
+    CHECK(dir.refused().first == 2);  // the start it described: its settings
   }
 
   TEST_CASE("--check-log with wal.enabled false says there is no log to check, not a refusal") {
@@ -622,7 +624,7 @@ TEST_SUITE("recover") {
     }
     CHECK(log_files(dir) == before);
     // The start it described: refused, then recovered, for real.
-    CHECK(dir.refused().first == 1);
+    CHECK(dir.refused().first == 65);
     TqdProcess tqd(dir.with({"--wal-recover"}));
     CHECK(logged(tqd, "wal recover: DROPPED "));
     CHECK(log_files(dir) != before);
@@ -681,7 +683,7 @@ TEST_SUITE("recover") {
     DataDir dir;  // 64 KiB files
     fifty_jobs_then_lose_newest_file(dir, SIGTERM);
     auto [status, err] = dir.refused();
-    CHECK(status == 1);
+    CHECK(status == 65);
     CHECK(err.find("its newest file(s) are missing") != std::string::npos);
     // --wal-recover starts from what is left, and gives no id the lost file held.
     TqdProcess tqd(dir.with({"--wal-recover"}));
@@ -696,7 +698,7 @@ TEST_SUITE("recover") {
     DataDir dir;  // 64 KiB files, fsync: always
     const std::string lost = fifty_jobs_then_lose_newest_file(dir, SIGKILL);
     auto [status, err] = dir.refused();
-    CHECK(status == 1);
+    CHECK(status == 65);
     CHECK(err.find("but tqd, which did not stop cleanly, had started " + lost +
                    " (wal/NEWEST): its newest file(s) are missing") != std::string::npos);
     CHECK(err.find("run tqd with --wal-recover") != std::string::npos);
