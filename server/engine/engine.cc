@@ -257,6 +257,13 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
     const int64_t key_expires_ms =
         options.key_expires_ms > 0 ? options.key_expires_ms : now + queue->settings.dedup_window_ms;
     remember_key(queue, options.key, job->id, key_expires_ms, true);
+    // A PUT under a schedule's firing key for its next time, kept past it,
+    // takes that firing's place: the schedule moves on now, as replay moves
+    // it on at this job's record. Left for the firing to find as a duplicate,
+    // a restart before that time moved it on where the server had not.
+    if (!options.firing && !queue->schedules.empty()) {
+      restore_firing(queue, options.key, key_expires_ms);
+    }
   }
   if (observer_) observer_->job_saved(*job);
   reschedule(queue);

@@ -51,6 +51,7 @@ struct EnqueueOptions {
   std::string_view key{};     // dedup key; empty: none
   std::string_view group{};   // message group; empty: none
   int64_t key_expires_ms = 0;  // when `key` is forgotten; 0: now + the queue's dedup_window
+  bool firing = false;         // put by fire_schedules, which moves its schedule on itself
 };
 
 // A schedule as SCHEDULE gives it: EVERY a period, or CRON an expression.
@@ -526,8 +527,8 @@ class Engine {
   // most `max`; returns how many fired (a firing the queue's limits refuse
   // counts, and is skipped).
   size_t fire_schedules(Queue* queue, int64_t now, size_t max);
-  // Replay: a job put under `key`, kept until `key_expires_ms`, may be a
-  // schedule's firing (engine_restore.cc).
+  // A job put under `key`, kept until `key_expires_ms`, may be a schedule's
+  // firing (engine_restore.cc): at replay, and live at a PUT, so the two agree.
   void restore_firing(Queue* queue, std::string_view key, int64_t key_expires_ms);
   // After the queue's schedules changed: Queue::schedule_at and (unless
   // `logged` is false) the log.

@@ -180,6 +180,8 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
 // SCHEDULE_FIRED record, or a later copy of the queue's record, already
 // moved it on) changes nothing; so does a key not kept until that time
 // (a PUT's with that key, long before: live, the firing would have come).
+// Engine::enqueue does the same for a PUT under such a key, so that a
+// restart finds the schedule as the server had it.
 void Engine::restore_firing(Queue* queue, std::string_view key, int64_t key_expires_ms) {
   if (!key.starts_with("schedule:")) return;
   for (auto& [name, s] : queue->schedules) {

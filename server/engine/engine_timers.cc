@@ -154,6 +154,7 @@ size_t Engine::fire_schedules(Queue* queue, int64_t now, size_t max) {
     options.ttl_ms = s.ttl_ms;
     options.max_attempts = s.max_attempts;
     options.group = s.group;
+    options.firing = true;
     const std::string key = firing_key(name, s.next_ms);
     options.key = key;
     int64_t next = s.next_after(now);

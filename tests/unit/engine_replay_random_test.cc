@@ -251,6 +251,15 @@ TEST_SUITE("engine replay, random") {
             if (rng() % 6 == 0) o.max_attempts = 1 + rng() % 3;
             std::string key = "k" + std::to_string(rng() % 50);
             if (rng() % 3 == 0) o.key = key;
+            if (const engine::Queue* sq = eng.find_queue(q);
+                rng() % 8 == 0 && !sq->schedules.empty()) {
+              // A schedule's firing key, which takes that firing's place: a
+              // restart must find the schedule as the server had it.
+              auto s = sq->schedules.begin();
+              std::advance(s, static_cast<std::ptrdiff_t>(rng() % sq->schedules.size()));
+              key = engine::firing_key(s->first, s->second.next_ms);
+              o.key = key;
+            }
             std::string group = "g" + std::to_string(rng() % 4);
             if (rng() % 2 == 0) o.group = group;
             (void)eng.enqueue(q, "p" + std::to_string(step), o);

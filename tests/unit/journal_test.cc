@@ -906,6 +906,44 @@ TEST_SUITE("journal") {
     CHECK(node.engine.find_job(2)->payload() == "tick!");
   }
 
+  TEST_CASE("a PUT with a firing's key kept past its time: a clean restart keeps the schedule") {
+    // Found by the random replay test once its puts used firing keys: the
+    // JOB record moved the schedule on at replay (next time, fired count),
+    // while the server that wrote it still waited for that time.
+    wal::MemoryFileSystem fs;
+    int64_t due = 0;
+    int64_t next = 0;
+    uint64_t fired = 0;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("q").ok());
+      REQUIRE(node.engine.schedule("q", tick_every(60'000, "tick!")).ok());
+      const engine::Queue* q = node.engine.find_queue("q");
+      due = q->schedules.at("tick").next_ms;
+      // Kept past that time: the queue's dedup_window (5 minutes) is longer.
+      const std::string key = "schedule:tick@" + std::to_string(due);
+      REQUIRE(node.engine.enqueue("q", "mine", engine::EnqueueOptions{.key = key}).ok());
+      next = q->schedules.at("tick").next_ms;
+      fired = q->schedules.at("tick").fired;
+      node.harness.settle();
+      node.harness.close();
+    }
+    Node node(fs);
+    REQUIRE(node.open(small_segments()).ok());
+    const engine::Queue* q = node.engine.find_queue("q");
+    CHECK(q->schedules.at("tick").next_ms == next);
+    CHECK(q->schedules.at("tick").fired == fired);
+    // The PUT took that time's place, with or without the restart.
+    node.clock.advance_ms(due - node.clock.now_ms());
+    node.engine.expire_due();
+    CHECK(q->ready.size() == 1);
+    node.clock.advance_ms(60'000);
+    node.engine.expire_due();
+    REQUIRE(q->ready.size() == 2);
+    CHECK(node.engine.find_job(2)->payload() == "tick!");
+  }
+
   TEST_CASE("a kicked job not delivered since is still known as kicked after a restart") {
     wal::MemoryFileSystem fs;
     {
