@@ -541,8 +541,18 @@ bool Daemon::declare_schedule(const std::string& queue_name, const DeclaredSched
 StartRefusal Daemon::start() {
   std::string address_error;
   if (!Server::check_address(config_, &address_error)) {
+    // Two of its own listeners on one port (metrics.listen or tls.port on
+    // server.port) clash at every start: the settings, as --check-config
+    // says, in its words. Else a name that does not resolve yet, at boot,
+    // or a port another process holds.
+    std::string clash_error;
+    bool clash = false;
+    if (!Server::check_addresses_apart(config_, &clash_error, &clash) && clash) {
+      LOG_ERROR("%s", clash_error.c_str());
+      return StartRefusal::kSettings;
+    }
     LOG_ERROR("%s", address_error.c_str());
-    return StartRefusal::kMayPassLater;  // a name that does not resolve yet, at boot
+    return StartRefusal::kMayPassLater;
   }
   if (StartRefusal refused = open_log(); refused != StartRefusal::kNone) return refused;
   // A limit, or a schedule, the log's queues leave no way to apply: they

@@ -102,7 +102,8 @@ bool clash(const addrinfo& a, const addrinfo& b) {
 
 }  // namespace
 
-bool addresses_apart(const std::vector<ListenAddress>& addresses, std::string* error) {
+bool addresses_apart(const std::vector<ListenAddress>& addresses, std::string* error,
+                     bool* clashed) {
   std::vector<AddressList> found;
   for (const ListenAddress& address : addresses) {
     found.push_back(resolve(address, error));
@@ -113,6 +114,7 @@ bool addresses_apart(const std::vector<ListenAddress>& addresses, std::string* e
         *error = cannot_listen(address, UV_EADDRINUSE) + ": the " +
                  (other.empty() ? std::string("protocol's") : other) +
                  " listener is on that port too; give them different ports";
+        if (clashed != nullptr) *clashed = true;
         return false;
       }
     }

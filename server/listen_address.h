@@ -40,7 +40,9 @@ bool check_addresses(const std::vector<ListenAddress>& addresses, std::string* e
 // take the same port (the same address, or one of them a wildcard such as
 // 0.0.0.0 or ::). What `tqd --check-config` checks: it runs beside the tqd
 // it checks for, which holds those ports, so a bind would always fail.
-bool addresses_apart(const std::vector<ListenAddress>& addresses, std::string* error);
+// *clashed (when given) tells two that clash from one that does not resolve.
+bool addresses_apart(const std::vector<ListenAddress>& addresses, std::string* error,
+                     bool* clashed = nullptr);
 
 // "cannot listen on 127.0.0.1:8080: address already in use".
 std::string cannot_listen(const ListenAddress& address, int uv_error);

@@ -164,8 +164,8 @@ bool Server::check_address(const Config& config, std::string* error) {
   return check_addresses(listen_addresses(config), error);
 }
 
-bool Server::check_addresses_apart(const Config& config, std::string* error) {
-  return addresses_apart(listen_addresses(config), error);
+bool Server::check_addresses_apart(const Config& config, std::string* error, bool* clashed) {
+  return addresses_apart(listen_addresses(config), error, clashed);
 }
 
 TlsFiles Server::tls_files(const Config& config) {

@@ -61,7 +61,8 @@ class Server final : public ClientDirectory,
   static bool check_address(const Config& config, std::string* error);
   // What `tqd --check-config` checks, beside a running tqd that holds the
   // ports: the addresses resolve and no two take the same port. Binds nothing.
-  static bool check_addresses_apart(const Config& config, std::string* error);
+  static bool check_addresses_apart(const Config& config, std::string* error,
+                                    bool* clashed = nullptr);
   // The tls.* files of `config`, for TlsContext::load.
   static TlsFiles tls_files(const Config& config);
   int bound_port() const { return bound_port_; }

@@ -450,6 +450,23 @@ TEST_SUITE("lifecycle") {
     tq::testing::remove_tree(dir);
   }
 
+  TEST_CASE("two of tqd's own listeners on one port stop a start with exit 2, not 1") {
+    // metrics.listen on server.port fails at every start, as --check-config
+    // says (exit 2): a start exited 1, which the unit file restarts.
+    const std::string dir = tq::testing::make_temp_dir();
+    const tq::testing::LoopbackSocket probe = tq::testing::bind_loopback_socket();
+    const std::string port = std::to_string(probe.port);
+    ::close(probe.fd);  // free, for the start's own probe to take
+    std::ofstream(dir + "/clash.yaml") << "metrics:\n  listen: 127.0.0.1:" << port << "\n";
+    auto [status, err] = tq::testing::run_tqd(
+        {"--config", dir + "/clash.yaml", "--port", port, "--data-dir", dir + "/data"});
+    CHECK(status == 2);
+    CHECK(err.find("cannot listen for metrics on 127.0.0.1:" + port +
+                   ": address already in use: the protocol's listener is on that port too") !=
+          std::string::npos);
+    tq::testing::remove_tree(dir);
+  }
+
   TEST_CASE("queues declared in config.yaml exist at start with their settings") {
     TqdOptions options;
     options.config_yaml =
