@@ -671,6 +671,7 @@ void Server::check_disk_room() {
         mib(*free).c_str(), mib(reserve).c_str());
   } else {
     LOG_INFO("the log's disk has %s free again: accepting new jobs", mib(*free).c_str());
+    engine_.save_unlogged_schedules();
   }
 }
 
@@ -926,6 +927,10 @@ void Server::close_handles_if_done() {
   if (backups_.running()) return;
   handles_closed_ = true;
   if (log_ != nullptr) {
+    // Schedule times kept out of the log while its disk was low: a few
+    // queue records, from the room kept for draining, so that the restart
+    // does not fire those times again.
+    engine_.save_unlogged_schedules();
     // Every connection is gone; write and sync what is left, then stop the
     // writer thread (no more progress callbacks after this).
     wal::Status s = log_->close();

@@ -386,6 +386,12 @@ class Engine {
   // goes to the records that drain queues.
   void close_intake(std::string why) { intake_closed_ = std::move(why); }
   void open_intake() { intake_closed_.clear(); }
+  // Writes the whole record of each queue whose schedules moved on in memory
+  // only while the intake was closed (Queue::schedules_unlogged); returns
+  // how many. The server calls it when the intake opens again and at a
+  // clean stop, so neither a crash after the disk recovered nor a restart
+  // fires those times again.
+  size_t save_unlogged_schedules();
   bool intake_open() const { return intake_closed_.empty(); }
   void set_default_settings(const QueueSettings& defaults) { defaults_ = defaults; }
   int64_t now_ms() const { return clock_.now_ms(); }

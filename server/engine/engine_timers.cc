@@ -185,7 +185,8 @@ size_t Engine::fire_schedules(Queue* queue, int64_t now, size_t max) {
   // queue's record: that holds every schedule's payload (up to 1 MiB), and
   // was written again at each firing. With the intake closed (the log's
   // disk low) and nothing put, they move on in memory only, leaving the
-  // room kept for ACKs alone; a crash meanwhile fires each one once at the
+  // room kept for ACKs alone, until the intake opens or tqd stops cleanly
+  // (save_unlogged_schedules); a crash meanwhile fires each one once at the
   // restart, as for times missed while tqd was down.
   if (!stored && !intake_open()) {
     queue->schedules_unlogged = true;
@@ -198,6 +199,17 @@ size_t Engine::fire_schedules(Queue* queue, int64_t now, size_t max) {
   }
   reschedule(queue);
   return fired.size();
+}
+
+size_t Engine::save_unlogged_schedules() {
+  if (observer_ == nullptr) return 0;
+  size_t saved = 0;
+  for (auto& [name, queue] : queues_) {
+    if (!queue->schedules_unlogged) continue;
+    observer_->queue_saved(*queue);  // clears the flag
+    ++saved;
+  }
+  return saved;
 }
 
 void Engine::schedules_changed(Queue* queue, bool logged) {

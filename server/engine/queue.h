@@ -242,7 +242,8 @@ struct Queue {
   bool placeholder = false;       // replay met its jobs before its QUEUE record
   // Schedules fired while the intake was closed, their new times in memory
   // only: the next firing logged writes the whole QUEUE record, not only
-  // its own times (SCHEDULE_FIRED), or a restart would fire them again.
+  // its own times (SCHEDULE_FIRED), or a restart would fire them again; so
+  // do the intake's opening and a clean stop (save_unlogged_schedules).
   bool schedules_unlogged = false;
   uint32_t waiters = 0;           // connections blocked on it (the server keeps count)
   // The rate limit's token bucket: deliveries it allows now, as of

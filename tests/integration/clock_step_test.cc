@@ -4,7 +4,6 @@
 // counts does not.
 #include <doctest/doctest.h>
 
-#include <atomic>
 #include <string>
 
 #include "server/log.h"
@@ -18,19 +17,9 @@ using namespace tq;
 using tq::testing::call;
 using tq::testing::InProcessTqd;
 using tq::testing::stat_reaches;
+using tq::testing::SteppedClock;
 
 namespace {
-
-// The system's clock, set back or forward by the test as an NTP step does.
-class SteppedClock final : public engine::Clock {
- public:
-  int64_t now_ms() const override { return system_.now_ms() + offset_ms_.load(); }
-  void step_ms(int64_t ms) { offset_ms_ += ms; }
-
- private:
-  engine::SystemClock system_;
-  std::atomic<int64_t> offset_ms_{0};
-};
 
 server::Config memory_config() {
   server::Config c;

@@ -38,6 +38,14 @@ std::string health_status(InProcessTqd& tqd) {
   return status;
 }
 
+// The one schedule `SCHEDULE q` lists: "tick next=... fired=... ...".
+std::string schedule_line(client::LineSocket& s) {
+  REQUIRE(call(s, "SCHEDULE q") == "OK 1");
+  auto line = s.read_line();
+  REQUIRE(line.ok());
+  return *line;
+}
+
 server::Config small_config() {
   server::Config c;
   c.port = 0;
@@ -211,6 +219,46 @@ TEST_SUITE("disk_full") {
     CHECK(stat_via(s, "wal_disk_low_total") == "1");
     CHECK(stat_via(s, "wal_io_errors_total") == "0");
     CHECK(stat_via(s, "wal_healthy") == "1");
+  }
+
+  TEST_CASE("schedule times kept out of the log while the disk was low are written later") {
+    // A firing refused for a low disk moves its schedule on in memory only,
+    // leaving the room kept for draining alone. Those times are written when
+    // the disk has room again, and at a clean stop; before, the restart
+    // found the older time and fired it (a job an hour early here).
+    server::set_log_level(server::LogLevel::kError);
+    for (const bool room_again : {true, false}) {
+      CAPTURE(room_again);
+      wal::MemoryFileSystem fs;
+      server::Config c = small_config();
+      c.wal_min_free_disk = 1;  // at least two segments: 128 KiB
+      tq::testing::SteppedClock clock;
+      std::string schedule;
+      {
+        InProcessTqd tqd(fs, c, &clock);
+        auto s = tqd.socket();
+        REQUIRE(call(s, "CREATE q") == "OK created q");
+        REQUIRE(call(s, "SCHEDULE q tick 1 EVERY 1h\nx") == "OK 1");
+        REQUIRE(s.read_line().ok());  // the schedule as set
+        fs.set_capacity(fs.used_bytes() + c.segment_bytes);
+        REQUIRE(tq::testing::stat_reaches(s, "wal_disk_low", "1"));
+        clock.step_ms(3'600'000);  // due: refused, and its next time an hour on
+        REQUIRE(tq::testing::stat_reaches(s, "schedule_refused_total", "1"));
+        schedule = schedule_line(s);
+        if (room_again) {
+          const std::string bytes = stat_via(s, "wal_bytes");
+          fs.set_capacity(UINT64_MAX);
+          REQUIRE(tq::testing::stat_reaches(s, "wal_disk_low", "0"));
+          CHECK(std::stoull(stat_via(s, "wal_bytes")) > std::stoull(bytes));  // written now
+        }
+        REQUIRE(tqd.stop());
+      }
+      fs.set_capacity(UINT64_MAX);
+      InProcessTqd tqd(fs, c, &clock);
+      auto s = tqd.socket();
+      CHECK(schedule_line(s) == schedule);
+      CHECK(stat_via(s, "jobs_ready") == "0");
+    }
   }
 
   TEST_CASE("a stop while the log cannot be written is not a clean one") {

@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -17,6 +18,17 @@
 #include "wal/file.h"
 
 namespace tq::testing {
+
+// The system's clock, set back or forward by the test as an NTP step does.
+class SteppedClock final : public engine::Clock {
+ public:
+  int64_t now_ms() const override { return system_.now_ms() + offset_ms_.load(); }
+  void step_ms(int64_t ms) { offset_ms_ += ms; }
+
+ private:
+  engine::SystemClock system_;
+  std::atomic<int64_t> offset_ms_{0};
+};
 
 class InProcessTqd {
  public:
