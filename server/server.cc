@@ -636,7 +636,9 @@ void Server::check_disk_room() {
     }
     disk_check_failed_ = true;
     if (journal_ != nullptr) journal_->set_disk_free(UINT64_MAX);
+    const bool was_low = !engine_.intake_open();
     engine_.open_intake();
+    if (was_low) engine_.save_unlogged_schedules();
     return;
   }
   disk_check_failed_ = false;

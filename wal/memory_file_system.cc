@@ -215,6 +215,7 @@ Status MemoryFileSystem::rename(const std::string& from, const std::string& to) 
 
 Result<uint64_t> MemoryFileSystem::free_bytes(const std::string&) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (fail_free_bytes_) return Status::io_error("free space: injected failure");
   const uint64_t used = used_locked();
   return capacity_ > used ? capacity_ - used : 0;
 }
@@ -243,6 +244,11 @@ void MemoryFileSystem::set_capacity(uint64_t bytes) {
 void MemoryFileSystem::set_max_file_size(uint64_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   max_file_size_ = bytes;
+}
+
+void MemoryFileSystem::set_fail_free_bytes(bool fail) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fail_free_bytes_ = fail;
 }
 
 void MemoryFileSystem::set_fail_writes(bool fail) {

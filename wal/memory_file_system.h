@@ -42,6 +42,8 @@ class MemoryFileSystem final : public FileSystem {
   // fails with "File too large", an I/O error, not no-space. A file being
   // created is not left behind, as with posix_file_system().
   void set_max_file_size(uint64_t bytes);
+  // While set, free_bytes fails with an I/O error (statvfs failing).
+  void set_fail_free_bytes(bool fail);
   // While set, every write_at (sync) fails with an I/O error.
   void set_fail_writes(bool fail);
   void set_fail_syncs(bool fail);
@@ -115,6 +117,7 @@ class MemoryFileSystem final : public FileSystem {
   uint64_t capacity_ = UINT64_MAX;
   uint64_t max_file_size_ = UINT64_MAX;
   bool fail_writes_ = false;
+  bool fail_free_bytes_ = false;
   bool fail_syncs_ = false;
   std::function<bool(const std::string& path)> fail_syncs_of_;
   size_t dir_syncs_to_fail_ = 0;
