@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <tuple>
 
 #include "wal/format.h"
 #include "wal/marker_file.h"
@@ -111,17 +112,17 @@ Status prune_backups(FileSystem& fs, const std::string& backup_dir, const PruneO
                      std::vector<std::string>* removed) {
   auto all = dated_backups(fs, backup_dir, options.live_data_dir);
   if (!all) return all.error();
-  std::vector<std::pair<int64_t, std::string>> dated;  // made at, name
-  for (DatedBackup& backup : *all) {
-    if (backup.name != options.newest)
-      dated.emplace_back(backup.made_at_ms, std::move(backup.name));
-  }
+  std::vector<DatedBackup>& dated = *all;
+  std::erase_if(dated, [&](const DatedBackup& b) { return b.name == options.newest; });
   const size_t others_kept = options.keep > 0 ? options.keep - 1 : 0;
   if (dated.size() <= others_kept) return Status();
-  std::sort(dated.begin(), dated.end());  // oldest first
+  std::sort(dated.begin(), dated.end(), [](const DatedBackup& a, const DatedBackup& b) {
+    return std::tie(a.made_at_ms, a.name) < std::tie(b.made_at_ms, b.name);  // oldest first
+  });
   dated.resize(dated.size() - others_kept);
   Status first_failure;
-  for (const auto& [made_at_ms, name] : dated) {
+  for (const DatedBackup& backup : dated) {
+    const std::string& name = backup.name;
     const std::string path = backup_dir + "/" + name;
     {
       // A tqd running on it holds this lock (and a restored log still has
