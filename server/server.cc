@@ -636,9 +636,7 @@ void Server::check_disk_room() {
     }
     disk_check_failed_ = true;
     if (journal_ != nullptr) journal_->set_disk_free(UINT64_MAX);
-    const bool was_low = !engine_.intake_open();
     engine_.open_intake();
-    if (was_low) engine_.save_unlogged_schedules();
     return;
   }
   disk_check_failed_ = false;
@@ -673,7 +671,6 @@ void Server::check_disk_room() {
         mib(*free).c_str(), mib(reserve).c_str());
   } else {
     LOG_INFO("the log's disk has %s free again: accepting new jobs", mib(*free).c_str());
-    engine_.save_unlogged_schedules();
   }
 }
 

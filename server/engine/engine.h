@@ -385,12 +385,18 @@ class Engine {
   // server closes it when the log's disk runs low, so that the room left
   // goes to the records that drain queues.
   void close_intake(std::string why) { intake_closed_ = std::move(why); }
-  void open_intake() { intake_closed_.clear(); }
+  // Takes new jobs again; the schedule times kept out of the log while the
+  // intake was closed are written now (save_unlogged_schedules).
+  void open_intake() {
+    if (intake_closed_.empty()) return;
+    intake_closed_.clear();
+    save_unlogged_schedules();
+  }
   // Writes the whole record of each queue whose schedules moved on in memory
   // only while the intake was closed (Queue::schedules_unlogged); returns
-  // how many. The server calls it when the intake opens again and at a
-  // clean stop, so neither a crash after the disk recovered nor a restart
-  // fires those times again.
+  // how many. open_intake() calls it, and the server at a clean stop, so
+  // neither a crash after the disk recovered nor a restart fires those
+  // times again.
   size_t save_unlogged_schedules();
   bool intake_open() const { return intake_closed_.empty(); }
   void set_default_settings(const QueueSettings& defaults) { defaults_ = defaults; }
