@@ -109,7 +109,10 @@ StartRefusal Daemon::open_log() {
   // directory x: Not a directory") do not say which setting to fix.
   if (wal::Status s = fs_.create_dir(config_.data_dir); !s.ok()) {
     LOG_ERROR("server.data_dir (--data-dir) cannot be used: %s", s.message().c_str());
-    return StartRefusal::kMayPassLater;  // a mount not there yet, say
+    // A file in the directory's place stays there; a mount not there yet,
+    // or a permission, may change without the settings.
+    return s.code() == wal::Status::Code::kInvalidArgument ? StartRefusal::kSettings
+                                                           : StartRefusal::kMayPassLater;
   }
   LoggingReporter reporter;
   wal::OpenSummary summary;
@@ -540,11 +543,13 @@ bool Daemon::declare_schedule(const std::string& queue_name, const DeclaredSched
 
 StartRefusal Daemon::start() {
   std::string address_error;
-  if (!Server::check_address(config_, &address_error)) {
+  int bind_error = 0;
+  if (!Server::check_address(config_, &address_error, &bind_error)) {
     // Two of its own listeners on one port (metrics.listen or tls.port on
     // server.port) clash at every start: the settings, as --check-config
-    // says, in its words. Else a name that does not resolve yet, at boot,
-    // or a port another process holds.
+    // says, in its words. So does a port this user may not bind. Else a
+    // name that does not resolve yet, at boot, or a port another process
+    // holds.
     std::string clash_error;
     bool clash = false;
     if (!Server::check_addresses_apart(config_, &clash_error, &clash) && clash) {
@@ -552,7 +557,7 @@ StartRefusal Daemon::start() {
       return StartRefusal::kSettings;
     }
     LOG_ERROR("%s", address_error.c_str());
-    return StartRefusal::kMayPassLater;
+    return bind_error == UV_EACCES ? StartRefusal::kSettings : StartRefusal::kMayPassLater;
   }
   if (StartRefusal refused = open_log(); refused != StartRefusal::kNone) return refused;
   // A limit, or a schedule, the log's queues leave no way to apply: they

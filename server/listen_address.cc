@@ -29,8 +29,10 @@ namespace {
 
 // A socket bound to `address` and listening, as libuv binds (SO_REUSEADDR,
 // so only a socket listening there, not one in TIME_WAIT, makes it fail);
-// -1 with *error set.
-int bind_probe(const ListenAddress& address, std::string* error) {
+// -1 with *error set, and *uv_error to libuv's code of the failure (0 for
+// a name that does not resolve).
+int bind_probe(const ListenAddress& address, std::string* error, int* uv_error) {
+  *uv_error = 0;
   AddressList found = resolve(address, error);
   if (!found) return -1;
   int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -44,7 +46,10 @@ int bind_probe(const ListenAddress& address, std::string* error) {
       fd = -1;
     }
   }
-  if (err != 0) *error = cannot_listen(address, uv_translate_sys_error(err));
+  if (err != 0) {
+    *uv_error = uv_translate_sys_error(err);
+    *error = cannot_listen(address, *uv_error);
+  }
   return fd;
 }
 
@@ -54,11 +59,13 @@ bool check_address(const ListenAddress& address, std::string* error) {
   return check_addresses({address}, error);
 }
 
-bool check_addresses(const std::vector<ListenAddress>& addresses, std::string* error) {
+bool check_addresses(const std::vector<ListenAddress>& addresses, std::string* error,
+                     int* uv_error) {
   std::vector<int> bound;
   bool ok = true;
+  int failed_with = 0;
   for (const ListenAddress& address : addresses) {
-    const int fd = bind_probe(address, error);
+    const int fd = bind_probe(address, error, &failed_with);
     if (fd < 0) {
       ok = false;
       break;
@@ -66,6 +73,7 @@ bool check_addresses(const std::vector<ListenAddress>& addresses, std::string* e
     bound.push_back(fd);  // kept until the others are bound: two that clash fail
   }
   for (int fd : bound) ::close(fd);
+  if (uv_error != nullptr) *uv_error = failed_with;
   return ok;
 }
 
@@ -125,8 +133,15 @@ bool addresses_apart(const std::vector<ListenAddress>& addresses, std::string* e
 std::string cannot_listen(const ListenAddress& address, int uv_error) {
   std::string text = "cannot listen";
   if (!address.purpose.empty()) text += " for " + address.purpose;
-  return text + " on " + address.host + ":" + std::to_string(address.port) + ": " +
-         uv_strerror(uv_error);
+  text += " on " + address.host + ":" + std::to_string(address.port) + ": " + uv_strerror(uv_error);
+  // The kernel's word alone does not say which right is missing.
+  if (uv_error == UV_EACCES) {
+    text +=
+        " (a port below net.ipv4.ip_unprivileged_port_start, 1024 by default, needs the "
+        "CAP_NET_BIND_SERVICE capability: scripts/tqd.service says how to grant it; or choose a "
+        "port from 1024 up)";
+  }
+  return text;
 }
 
 std::string host_of(const sockaddr_storage& address) {

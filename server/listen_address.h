@@ -33,8 +33,10 @@ AddressList resolve(const ListenAddress& address, std::string* error);
 bool check_address(const ListenAddress& address, std::string* error);
 // The same for several addresses at once: each is bound while the ones
 // before it still are, so two that clash (metrics.listen on server.port)
-// fail too.
-bool check_addresses(const std::vector<ListenAddress>& addresses, std::string* error);
+// fail too. *uv_error (when given) is libuv's code of the bind that failed,
+// UV_EACCES for a privileged port, say; 0 when a name did not resolve.
+bool check_addresses(const std::vector<ListenAddress>& addresses, std::string* error,
+                     int* uv_error = nullptr);
 
 // Without binding anything: whether each address resolves, and no two would
 // take the same port (the same address, or one of them a wildcard such as
@@ -44,7 +46,8 @@ bool check_addresses(const std::vector<ListenAddress>& addresses, std::string* e
 bool addresses_apart(const std::vector<ListenAddress>& addresses, std::string* error,
                      bool* clashed = nullptr);
 
-// "cannot listen on 127.0.0.1:8080: address already in use".
+// "cannot listen on 127.0.0.1:8080: address already in use"; for a port
+// it may not bind, also which right that takes.
 std::string cannot_listen(const ListenAddress& address, int uv_error);
 
 // "127.0.0.1", "::1": an address without its port.

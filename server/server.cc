@@ -160,8 +160,8 @@ class ScrapeInSteps final : public ScrapeBody {
 
 }  // namespace
 
-bool Server::check_address(const Config& config, std::string* error) {
-  return check_addresses(listen_addresses(config), error);
+bool Server::check_address(const Config& config, std::string* error, int* uv_error) {
+  return check_addresses(listen_addresses(config), error, uv_error);
 }
 
 bool Server::check_addresses_apart(const Config& config, std::string* error, bool* clashed) {

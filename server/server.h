@@ -57,8 +57,8 @@ class Server final : public ClientDirectory,
   // Before the log is replayed (seconds, for a big one): whether listen()
   // will be able to bind server.host and server.port (and metrics.listen),
   // so that a wrong host or a taken port is reported at once rather than
-  // after the replay.
-  static bool check_address(const Config& config, std::string* error);
+  // after the replay. *uv_error as check_addresses gives it.
+  static bool check_address(const Config& config, std::string* error, int* uv_error = nullptr);
   // What `tqd --check-config` checks, beside a running tqd that holds the
   // ports: the addresses resolve and no two take the same port. Binds nothing.
   static bool check_addresses_apart(const Config& config, std::string* error,

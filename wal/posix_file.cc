@@ -110,6 +110,10 @@ class PosixFileSystem final : public FileSystem {
   Status create_dir(const std::string& dir) override {
     std::error_code ec;
     const bool created = std::filesystem::create_directories(dir, ec);
+    if (ec == std::errc::not_a_directory) {
+      // A file where the path needs a directory: no retry gets past it.
+      return Status::invalid("create directory " + dir + ": " + ec.message());
+    }
     if (ec) return Status::io_error("create directory " + dir + ": " + ec.message());
     // Jobs are other people's data: a directory tqd makes is owner only. One
     // the operator made keeps its mode (a backup group, a root-owned mount

@@ -377,13 +377,18 @@ TEST_SUITE("hardening") {
     }
   }
 
-  TEST_CASE("a data directory that is a file stops tqd at start, naming the setting") {
+  TEST_CASE("a data directory that is a file stops tqd at start with exit 2, naming the setting") {
+    // Exit 2, which the unit file does not restart: the file stays where
+    // the directory should be. So does one among the path's parents.
     const std::string dir = tq::testing::make_temp_dir();
     { std::ofstream file(dir + "/afile"); }
-    auto [status, err] = tq::testing::run_tqd({"--port", "0", "--data-dir", dir + "/afile"});
-    CHECK(status == 1);
-    CHECK(err.find("server.data_dir (--data-dir) cannot be used: create directory " + dir +
-                   "/afile: Not a directory") != std::string::npos);
+    for (const std::string& data_dir : {dir + "/afile", dir + "/afile/data"}) {
+      CAPTURE(data_dir);
+      auto [status, err] = tq::testing::run_tqd({"--port", "0", "--data-dir", data_dir});
+      CHECK(status == 2);
+      CHECK(err.find("server.data_dir (--data-dir) cannot be used: create directory " + data_dir +
+                     ": Not a directory") != std::string::npos);
+    }
     tq::testing::remove_tree(dir);
   }
 

@@ -467,6 +467,26 @@ TEST_SUITE("lifecycle") {
     tq::testing::remove_tree(dir);
   }
 
+  TEST_CASE("a port this user may not bind stops a start with exit 2, naming the right") {
+    // The hardened unit file grants no capability, so port 80 in the config
+    // failed at every start with exit 1, which the unit restarts.
+    int unprivileged_from = 1024;
+    std::ifstream("/proc/sys/net/ipv4/ip_unprivileged_port_start") >> unprivileged_from;
+    if (unprivileged_from <= 1) {
+      MESSAGE("every port may be bound here (net.ipv4.ip_unprivileged_port_start=0): skipped");
+      return;
+    }
+    const std::string dir = tq::testing::make_temp_dir();
+    auto [status, err] =
+        tq::testing::run_tqd_without_bind_right({"--port", "1", "--data-dir", dir + "/data"});
+    CHECK(status == 2);
+    CHECK(err.find("cannot listen on 127.0.0.1:1: permission denied (a port below "
+                   "net.ipv4.ip_unprivileged_port_start, 1024 by default, needs the "
+                   "CAP_NET_BIND_SERVICE capability") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir + "/data"));  // refused before the log
+    tq::testing::remove_tree(dir);
+  }
+
   TEST_CASE("queues declared in config.yaml exist at start with their settings") {
     TqdOptions options;
     options.config_yaml =

@@ -2,9 +2,11 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -50,16 +52,20 @@ std::vector<std::string> environment_with_journal(int fd) {
   return env;
 }
 
+struct SpawnOptions {
+  unsigned open_files = 0;     // the child's RLIMIT_NOFILE (0: as the caller's)
+  bool journal = false;        // the pipe passes for systemd's journal ($JOURNAL_STREAM)
+  bool no_bind_right = false;  // without CAP_NET_BIND_SERVICE, even as root
+};
+
 // fork+exec with stderr going into a pipe; returns the pid and the pipe's
-// read end. `open_files`: the child's RLIMIT_NOFILE (0: as the caller's).
-// `journal`: the pipe passes for systemd's journal ($JOURNAL_STREAM).
-std::pair<pid_t, int> spawn(std::vector<std::string> args, unsigned open_files = 0,
-                            bool journal = false) {
+// read end.
+std::pair<pid_t, int> spawn(std::vector<std::string> args, const SpawnOptions& options) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   // Made before the fork: the child of a threaded test may not allocate.
   std::vector<std::string> env =
-      journal ? environment_with_journal(fds[1]) : std::vector<std::string>{};
+      options.journal ? environment_with_journal(fds[1]) : std::vector<std::string>{};
   auto envp = argv_of(env);
   auto argv = argv_of(args);
   pid_t pid = fork();
@@ -69,11 +75,15 @@ std::pair<pid_t, int> spawn(std::vector<std::string> args, unsigned open_files =
     int devnull = open("/dev/null", O_RDWR);
     dup2(devnull, STDIN_FILENO);
     dup2(devnull, STDOUT_FILENO);
-    if (open_files > 0) {
-      const rlimit limit{open_files, open_files};
+    if (options.open_files > 0) {
+      const rlimit limit{options.open_files, options.open_files};
       setrlimit(RLIMIT_NOFILE, &limit);
     }
-    if (journal) {
+    // Out of the bounding set, the right is gone after the exec, though root
+    // keeps every other (reading a clone under /root, say). Without
+    // CAP_SETPCAP the drop fails, and the caller had no such right anyway.
+    if (options.no_bind_right) prctl(PR_CAPBSET_DROP, CAP_NET_BIND_SERVICE, 0, 0, 0);
+    if (options.journal) {
       execve(argv[0], argv.data(), envp.data());
     } else {
       execv(argv[0], argv.data());
@@ -113,7 +123,7 @@ TqdProcess::TqdProcess(TqdOptions options) : options_(std::move(options)) {
   std::vector<std::string> args = {TQD_PATH,    "--config",   config_path,   "--port",
                                    listen_port, "--data-dir", dir_ + "/data"};
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
-  auto [pid, fd] = spawn(args, options_.open_files);
+  auto [pid, fd] = spawn(args, SpawnOptions{options_.open_files});
   pid_ = pid;
   reader_ = std::thread([this, fd = fd] { read_stderr(fd); });
 
@@ -292,10 +302,11 @@ LoopbackSocket bind_loopback_socket() {
 namespace {
 
 std::pair<int, std::string> run_tqd_to_exit(const std::vector<std::string>& args,
-                                            std::chrono::milliseconds limit, bool journal) {
+                                            std::chrono::milliseconds limit,
+                                            const SpawnOptions& options) {
   std::vector<std::string> full = {TQD_PATH};
   full.insert(full.end(), args.begin(), args.end());
-  auto [pid, fd] = spawn(full, 0, journal);
+  auto [pid, fd] = spawn(full, options);
   std::string err;
   char buf[4096];
   const auto deadline = std::chrono::steady_clock::now() + limit;
@@ -325,11 +336,19 @@ std::pair<int, std::string> run_tqd_to_exit(const std::vector<std::string>& args
 
 std::pair<int, std::string> run_tqd(const std::vector<std::string>& args,
                                     std::chrono::milliseconds limit) {
-  return run_tqd_to_exit(args, limit, false);
+  return run_tqd_to_exit(args, limit, SpawnOptions{});
 }
 
 std::pair<int, std::string> run_tqd_under_journal(const std::vector<std::string>& args) {
-  return run_tqd_to_exit(args, std::chrono::seconds(30), true);
+  SpawnOptions options;
+  options.journal = true;
+  return run_tqd_to_exit(args, std::chrono::seconds(30), options);
+}
+
+std::pair<int, std::string> run_tqd_without_bind_right(const std::vector<std::string>& args) {
+  SpawnOptions options;
+  options.no_bind_right = true;
+  return run_tqd_to_exit(args, std::chrono::seconds(30), options);
 }
 
 }  // namespace tq::testing

@@ -76,6 +76,9 @@ std::pair<int, std::string> run_tqd(const std::vector<std::string>& args,
 // As run_tqd, with $JOURNAL_STREAM naming tqd's stderr, as systemd sets it
 // for a unit (ExecStart, ExecStartPre) whose output goes to the journal.
 std::pair<int, std::string> run_tqd_under_journal(const std::vector<std::string>& args);
+// As run_tqd, without the right to bind a port below 1024
+// (CAP_NET_BIND_SERVICE), as an ordinary user or a unit without it.
+std::pair<int, std::string> run_tqd_without_bind_right(const std::vector<std::string>& args);
 
 // A TCP socket bound to 127.0.0.1 on a port the kernel picked, not yet
 // listening (close-on-exec, so no child holds it). Bound, it keeps other
