@@ -44,10 +44,11 @@ struct JobRef {
 // `<id>` or `<id>@<lease>`, each a positive whole number; on failure replies
 // BADFORMAT.
 bool parse_job_ref(CommandContext& ctx, std::string_view text, JobRef* ref);
-// `17` or `17@3` (or a malformed try at one, such as `17@`): a word that
-// names a job, never a queue (a queue name is never only digits and never
-// holds '@'), so ACK <queue> <id> and KICK <id> tell their forms apart.
-bool names_job(std::string_view text);
+// `17` or `17@3` (or a malformed try at one, such as `17@`, or `-5` when no
+// queue has that name): a word that names a job, never a queue (a queue
+// name is never only digits and never holds '@'), so ACK <queue> <id> and
+// KICK <id> tell their forms apart.
+bool names_job(const CommandContext& ctx, std::string_view text);
 // A duration: 30, 30s, 500ms, 2m, 1h (a bare number is seconds), at most
 // `max_ms` (30 days unless told; `max_setting` names the setting that sets
 // a lower one); on failure replies BADFORMAT naming `what` and the bound.

@@ -128,8 +128,12 @@ bool parse_job_ref(CommandContext& ctx, std::string_view text, JobRef* ref) {
   return false;
 }
 
-bool names_job(std::string_view text) {
-  return all_digits(text) || text.find('@') != std::string_view::npos;
+bool names_job(const CommandContext& ctx, std::string_view text) {
+  if (all_digits(text) || text.find('@') != std::string_view::npos) return true;
+  // "-1" may name a queue, but ACK -1 3 or KICK -5 with no such queue meant
+  // an id: answered as a bad id, not as a queue to CREATE.
+  return text.size() > 1 && text[0] == '-' && all_digits(text.substr(1)) &&
+         ctx.engine.find_queue(text) == nullptr;
 }
 
 bool parse_duration(CommandContext& ctx, std::string_view text, const char* what, int64_t* ms,

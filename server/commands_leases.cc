@@ -124,11 +124,11 @@ void cmd_ack(CommandContext& ctx, const Request& req) {
   // ACK <id>..., or ACK <queue> <id> as the original worker sends it. Queue
   // names are never all digits and never hold '@', so the two forms cannot
   // be confused (and 'ACK 0 2' is a bad id, not a queue named 0).
-  if (req.args.size() == 2 && !names_job(req.args[0])) {
+  if (req.args.size() == 2 && !names_job(ctx, req.args[0])) {
     return ack_one(ctx, req.args[1], req.args[0]);
   }
   if (req.args.size() == 1) return ack_one(ctx, req.args[0], std::nullopt);
-  if (!names_job(req.args[0])) {
+  if (!names_job(ctx, req.args[0])) {
     // A queue name and several ids is neither form: say what both are.
     std::string msg = "'";
     protocol::append_escaped(msg, req.args[0], 32);

@@ -127,7 +127,7 @@ void run_bulk(CommandContext& ctx, BulkTask task) {
 void cmd_kick(CommandContext& ctx, const Request& req) {
   // A queue name is never only digits and never holds '@', so KICK <digits>
   // names a job (and KICK 17@2 is a job id with a lease token it refuses).
-  if (req.args.size() == 1 && names_job(req.args[0])) {
+  if (req.args.size() == 1 && names_job(ctx, req.args[0])) {
     uint64_t id = 0;
     if (!parse_id(ctx, req.args[0], &id)) return;
     auto kicked = ctx.engine.kick_job(id);

@@ -385,6 +385,17 @@ TEST_SUITE("commands") {
     CHECK(s.run("ACK 99999999999999999999 2\n").rfind("ERROR BADFORMAT a job id", 0) == 0);
   }
 
+  TEST_CASE("a negative number no queue is named after is a bad id in ACK and KICK") {
+    // "-1" is a valid queue name; these answered NOQUEUE ... CREATE it first.
+    Session s;
+    CHECK(s.run("ACK -1 3\n") == "ERROR BADFORMAT a job id is a positive whole number, got '-1'\n");
+    CHECK(s.run("KICK -5\n") == "ERROR BADFORMAT a job id is a positive whole number, got '-5'\n");
+    // With such a queue, the word names it, as before.
+    s.run("CREATE -1\nENQUEUE -1 x\nDEQUEUE -1\n");
+    CHECK(s.run("ACK -1 1\n") == "OK acked 1\n");
+    CHECK(s.run("KICK -1\n") == "OK kicked 0\n");
+  }
+
   TEST_CASE("ACK takes at most limits.max_batch ids, each counted once") {
     Session s;
     s.run("CREATE k\nENQUEUE k a\nENQUEUE k b\nDEQUEUE k COUNT 2\n");
