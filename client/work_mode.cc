@@ -327,7 +327,8 @@ class Work {
   enum class Verb { kAck, kNack, kFail };
 
   // Sends the ACK, NACK or FAIL that ends a run, and says how it went. While
-  // the server does not answer it is sent again, for up to kConcludeFor (not
+  // the server does not answer (or refuses it unrun as it closes the
+  // connection) it is sent again, for up to kConcludeFor (not
   // after a second Ctrl-C), on a new connection when the old one broke: with
   // the job's lease token, so a try that comes after this delivery ended is
   // refused (NOTLEASED) instead of ending the job's next delivery. Without a
@@ -365,9 +366,11 @@ class Work {
           }
           return;
         }
-        // TIMEOUT: the server closed the connection (limits.idle_timeout) as
-        // the request went, and did not run it: sent again on a new one.
-        if (error.kind == ErrorKind::kServer && !error.is(ErrorCode::kTimeout)) {
+        // A server closing the connection as the request came did not run
+        // it: TIMEOUT (limits.idle_timeout), SHUTDOWN (it is stopping, and
+        // keeps the lease across its restart), MAXCONN. Sent again on a new
+        // connection.
+        if (error.kind == ErrorKind::kServer && !error.server_closing()) {
           say(how + "; " + name + " refused (" + error.to_string() +
               "): the job will be delivered again when its lease runs out");
           return;

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace tq::testing {
@@ -123,6 +124,11 @@ void CuttingProxy::cut_after_next_request() {
   cut_armed_ = true;
 }
 
+void CuttingProxy::refuse_next_request(std::string line) {
+  std::lock_guard<std::mutex> lock(mu_);
+  refusal_ = std::move(line);
+}
+
 void CuttingProxy::hide_lease_tokens() {
   std::lock_guard<std::mutex> lock(mu_);
   hide_tokens_ = true;
@@ -181,6 +187,16 @@ void CuttingProxy::loop() {
       const pollfd& from_server = fds[3 + 2 * i];
       if (link.client >= 0 && (from_client.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
         ssize_t n = ::recv(link.client, buf, sizeof buf, 0);
+        std::string refusal;
+        if (n > 0) {
+          std::lock_guard<std::mutex> lock(mu_);
+          refusal = std::exchange(refusal_, std::string());
+        }
+        if (!refusal.empty()) {
+          write_all(link.client, refusal.data(), refusal.size());
+          close_link(link);
+          continue;
+        }
         if (n <= 0 || !write_all(link.upstream, buf, static_cast<size_t>(n))) {
           close_link(link);
           continue;

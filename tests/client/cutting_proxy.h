@@ -8,13 +8,15 @@
 //
 // Invariant: bytes pass through unchanged and in order, except on the one
 // connection being cut, which is closed without passing on anything more,
-// and the lease tokens hide_lease_tokens() takes out.
+// the one request refused in tqd's place, and the lease tokens
+// hide_lease_tokens() takes out.
 // One thread owns every socket; the test's calls reach it through a pipe.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <string>
 #include <thread>
 
 namespace tq::testing {
@@ -32,6 +34,10 @@ class CuttingProxy {
   // The next request any client sends is passed to tqd; when tqd's reply
   // begins to arrive, that client's connection is closed instead.
   void cut_after_next_request();
+  // The next request any client sends is not passed to tqd: the client gets
+  // `line` instead and its connection is closed, as a stopping tqd answers
+  // a request it read and did not run (ERROR SHUTDOWN).
+  void refuse_next_request(std::string line);
   // Closes every connection now, and returns when they are closed.
   void drop_all();
   // From now on, " lease=<t>" is taken out of each job header tqd sends
@@ -56,6 +62,7 @@ class CuttingProxy {
   std::condition_variable changed_;
   uint16_t upstream_port_;
   bool cut_armed_ = false;
+  std::string refusal_;  // refuse_next_request's line; empty: none armed
   bool hide_tokens_ = false;
   int drop_requests_ = 0;
   int drops_done_ = 0;

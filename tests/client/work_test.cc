@@ -423,6 +423,30 @@ TEST_SUITE("tq --work") {
     CHECK(stat_of(client, "commands_ack") == 2);  // the first, and the one sent again
   }
 
+  TEST_CASE("an ACK a stopping server refused unrun (SHUTDOWN) is sent again, and acks the job") {
+    // A restart keeps the lease, so the ACK is still the run's to send: given
+    // up on, the job ran again once its lease ended.
+    TqdProcess tqd;
+    tq::testing::CuttingProxy proxy(tqd.port());
+    TempDir dir;
+    auto client = connect(tqd);
+    REQUIRE(client.create("q").ok());
+    REQUIRE(client.enqueue("q", "x").ok());
+    BackgroundProcess tq = start_tq(proxy.port(), one_job_until(dir.path + "/go"));
+    REQUIRE(tq.wait_for_line("started", 10s).has_value());
+    // The first TOUCH is through; the next is 10 s off, so the next request
+    // is the ACK.
+    REQUIRE(eventually([&] { return stat_of(client, "commands_touch") >= 1; }));
+    proxy.refuse_next_request("ERROR SHUTDOWN the server is stopping\n");
+    std::ofstream(dir.path + "/go").close();
+    CHECK(tq.wait_for_exit(20s) == 0);
+    INFO(all_lines(tq));
+    CHECK(count_lines(tq, "; acked") == 1);
+    CHECK(count_lines(tq, "refused") == 0);
+    CHECK(stat_of(client, "jobs_acked_total") == 1);
+    CHECK(stat_of(client, "commands_ack") == 1);  // the refused one never reached tqd
+  }
+
   TEST_CASE(
       "an ACK sent again after the run's delivery went to another worker is refused - the other "
       "worker's delivery stands") {
