@@ -28,8 +28,8 @@ namespace tq::server {
 enum class StartRefusal {
   kNone,
   kMayPassLater,  // the port or the log is held, the disk is full, an I/O error: exit 1
-  kSettings,      // two listeners on one port, a port this user may not bind, declarations
-                  // this log cannot take: exit 2
+  kSettings,      // two listeners on one port, a port this user may not bind, a file where
+                  // data_dir should be, declarations this log cannot take: exit 2
   kLogData,       // damage in the log: --wal-recover, or a person, has to decide (exit 65)
 };
 
