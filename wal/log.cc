@@ -446,8 +446,15 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   // it.
   const FsyncPolicy marked = policy_to_mark(previous, options.fsync);
   const uint64_t lost_ids_seq_bound = summary->ids_may_be_lost() ? summary->seq_bound : 0;
+  // A start that cuts a power cut's lost writes (the zeros, the files after
+  // them) keeps the boot they were written in until its first batch, which
+  // the bound makes synced, rewrites the marker: killed before its cut is on
+  // disk, the start after it, in this same boot, must still take the zeros
+  // for lost writes, not damage, or it refuses the log.
+  std::optional<std::string> boot;
+  if (summary->torn_lost_writes || summary->lost_writes_removed) boot = previous.boot_id;
   auto write_running = [&] {
-    (void)write_run_marker(fs, options.dir, marked, lost_ids_seq_bound);  // best effort
+    (void)write_run_marker(fs, options.dir, marked, lost_ids_seq_bound, boot);  // best effort
   };
   if (!previous.clean) write_running();
   // NEWEST names the segment writing resumes in before the files of zeros

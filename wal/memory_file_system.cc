@@ -362,6 +362,16 @@ std::unique_ptr<MemoryFileSystem> MemoryFileSystem::power_cut_copy(
   return copy;
 }
 
+std::unique_ptr<MemoryFileSystem> MemoryFileSystem::kill_copy() {
+  auto copy = std::make_unique<MemoryFileSystem>();
+  std::lock_guard<std::mutex> lock(mu_);
+  copy->capacity_ = capacity_;
+  copy->max_file_size_ = max_file_size_;
+  copy->boot_ = boot_;
+  for (const auto& [path, file] : files_) copy->files_[path] = std::make_shared<File>(*file);
+  return copy;
+}
+
 std::string MemoryFileSystem::contents(const std::string& path) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = files_.find(path);

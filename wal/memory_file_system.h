@@ -79,6 +79,10 @@ class MemoryFileSystem final : public FileSystem {
   // stay as synced.
   std::unique_ptr<MemoryFileSystem> power_cut_copy(
       const std::function<bool(const std::string& path, uint64_t sector)>& keep);
+  // What a kill of the process now would leave, as a new file system in
+  // the same boot: every file as written (the page cache keeps it), and
+  // what a later power cut would still take from it.
+  std::unique_ptr<MemoryFileSystem> kill_copy();
   // The raw bytes of a file, to inspect or damage.
   std::string contents(const std::string& path);
   void set_contents(const std::string& path, std::string data);

@@ -82,9 +82,9 @@ bool machine_restarted_since(const PreviousRun& previous, const std::string& boo
 }
 
 Status write_run_marker(FileSystem& fs, const std::string& dir, FsyncPolicy policy,
-                        uint64_t lost_ids_seq_bound) {
+                        uint64_t lost_ids_seq_bound, const std::optional<std::string>& boot_id) {
   return write_marker_file(fs, dir, kRunMarkerName,
-                           contents_of(policy, fs.boot_id(), lost_ids_seq_bound));
+                           contents_of(policy, boot_id.value_or(fs.boot_id()), lost_ids_seq_bound));
 }
 
 Status remove_run_marker(FileSystem& fs, const std::string& dir) {

@@ -56,13 +56,15 @@ PreviousRun read_run_marker(FileSystem& fs, const std::string& dir,
 // memory until this run writes: a crash before then must skip them again.
 FsyncPolicy policy_to_mark(const PreviousRun& previous, FsyncPolicy current);
 
-// Writes (or rewrites) the marker naming `policy`, this boot and, when an
-// open found ids that may have been lost, their seq bound, synced. The bound
-// stays in the marker until the run's first batch, which records the skip
-// in the log, is durable: the open removes what showed the loss (a torn
-// record, files of zeros), so a crash before then must find it here.
+// Writes (or rewrites) the marker naming `policy`, this boot (or `boot_id`
+// when given: see Log::open) and, when an open found ids that may have been
+// lost, their seq bound, synced. The bound stays in the marker until the
+// run's first batch, which records the skip in the log, is durable: the
+// open removes what showed the loss (a torn record, files of zeros), so a
+// crash before then must find it here.
 Status write_run_marker(FileSystem& fs, const std::string& dir, FsyncPolicy policy,
-                        uint64_t lost_ids_seq_bound = 0);
+                        uint64_t lost_ids_seq_bound = 0,
+                        const std::optional<std::string>& boot_id = std::nullopt);
 
 // At a clean close, once everything is durable.
 Status remove_run_marker(FileSystem& fs, const std::string& dir);

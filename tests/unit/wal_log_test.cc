@@ -2676,6 +2676,79 @@ TEST_SUITE("wal_log") {
     CHECK(h.summary.torn_lost_writes);
   }
 
+  // Opens `cut` (after a power cut that left lost writes to cut) on another
+  // thread, and kills it once the open has rewritten RUNNING, while NEWEST's
+  // rewrite waits for its sync: before the cut, so the lost writes are all
+  // still there. What the kill leaves opens in the same boot, as after a
+  // kill of the start alone; `first` is the start that was not killed.
+  void check_start_killed_before_its_cut(MemoryFileSystem & cut, const LogOptions& o) {
+    MemoryFileSystem untouched;
+    copy_log(cut, untouched);
+    untouched.lose_unsynced();  // copy_log's files count as synced; another boot again
+    LogHarness first(untouched);
+    REQUIRE(first.open(o).ok());
+    REQUIRE((first.summary.lost_writes_removed || first.summary.torn_lost_writes));
+
+    const std::string newest_path = kDir + "/" + kNewestMarkerName;
+    cut.set_hold_syncs_of([&](const std::string& path) { return path == newest_path; });
+    std::unique_ptr<MemoryFileSystem> killed;
+    {
+      LogHarness held(cut);
+      std::thread opening([&] { (void)held.open(o); });
+      cut.wait_sync_held();
+      killed = cut.kill_copy();
+      cut.set_hold_syncs_of(nullptr);
+      opening.join();
+    }
+    REQUIRE(killed->boot_id() == cut.boot_id());
+    LogHarness second(*killed);
+    const Status opened = second.open(o);
+    REQUIRE_MESSAGE(opened.ok(), opened.message());
+    CHECK(second.replayed == first.replayed);
+    CHECK(second.summary.ids_may_be_lost());
+    CHECK(second.summary.seq_bound >= first.summary.seq_bound);
+    // Once the first batch is synced, the marker names the boot the run
+    // writes in: a kill of it is a kill of the process alone.
+    first.log->append(1, "the skip");
+    REQUIRE(first.wait_durable());
+    CHECK(read_run_marker(untouched, kDir, *untouched.list(kDir)).boot_id == untouched.boot_id());
+  }
+
+  TEST_CASE("a start killed before its cut of lost writes in the newest file starts again") {
+    // The start rewrites RUNNING, naming its own boot, before it zeroes
+    // the lost writes. Killed in between, the next start (the same boot)
+    // took the zeros for damage: only a power cut leaves them, and RUNNING
+    // said there had been none since the run began. tqd refused to start.
+    MemoryFileSystem fs;
+    LogOptions o = LogHarness(fs).options();
+    o.fsync = FsyncPolicy::kNever;
+    o.segment_bytes = 1 << 20;
+    std::unique_ptr<MemoryFileSystem> cut;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      write_records(h, 300);  // written, never synced
+      cut = fs.power_cut_copy([](const std::string&, uint64_t sector) { return sector != 2; });
+    }
+    check_start_killed_before_its_cut(*cut, o);
+  }
+
+  TEST_CASE("a start killed before its cut in the file before the newest starts again") {
+    // The same, when the zeros are in the file before the newest (fsync=never):
+    // the start also removes the newest file, after rewriting RUNNING.
+    const SeveralFiles base = several_files_cut(FsyncPolicy::kNever);
+    const uint32_t before = base.written.back().segment - 1;
+    const std::string before_path =
+        kDir + "/" + segment_file_name(records_in(base.written, before)[0].first.seq);
+    MemoryFileSystem cut;
+    copy_log(*base.cut, cut);
+    std::string holed = cut.contents(before_path);
+    std::fill(holed.begin() + 1024, holed.begin() + 1536, '\0');
+    cut.set_contents(before_path, holed);
+    cut.lose_unsynced();  // another boot again: copy_log's files count as synced
+    check_start_killed_before_its_cut(cut, base.options);
+  }
+
   TEST_CASE("records replayed after a crash are durable before the log says they are") {
     // A kill between a batch's write and its sync leaves the batch in the
     // page cache only. The next run replays it and takes it for durable: it
