@@ -66,7 +66,8 @@ struct OpenSummary {
   // a torn write, as far as the rest of the newest file and one more could;
   // when acknowledged records may be lost, as far as the rest of the newest
   // file and four more segments could (the writer syncs each segment the
-  // loop has left as soon as it is left; four is a margin for a slow disk);
+  // loop has left as soon as it is left, and starts no segment while two
+  // it left wait for their sync: kMaxFilesLeftUnsynced);
   // when no record is left at all, only files of zeros (which a crash does
   // not leave), as far as those files could have held; when the newest
   // file(s) are missing (closed_at_seq_missing, newest_missing_first_seq),

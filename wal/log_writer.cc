@@ -19,6 +19,17 @@ int64_t steady_us() {
   return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
+// Inline modes: at most this many files the log has left wait for their
+// sync, the one a rotation leaves included (the loop's batch goes to the
+// thread otherwise, which syncs them first). A power cut can lose part of
+// the oldest of them and keep later files' records; Log::open cuts the log
+// there only when the later files lie within four segments' worth of seqs
+// from its first (as far as a start after one more crash skips ids): with
+// the newest, three files, one to spare. Without the bound a slow sync let
+// the loop write on into as many spares as came, and such a power cut left
+// a log the start refused.
+constexpr size_t kMaxFilesLeftUnsynced = 2;
+
 // Where a segment made at rotation is put together (see create_segment).
 constexpr const char* kNewSegmentName = "new-segment";
 
@@ -151,7 +162,13 @@ void LogWriter::submit(Batch batch) {
   // second file, and sync it, on the loop; so would one whose record is
   // longer than a spare (segments_opened counts that one twice).
   const size_t opened = inline_writes() ? segments_opened(batch, segment_bytes_) : 0;
-  if (inline_writes() && !batch.sync && (opened == 0 || (opened == 1 && spare_->ready()))) {
+  bool room_to_leave = false;  // another file may be left unsynced (kMaxFilesLeftUnsynced)
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    room_to_leave = files_left_unsynced_ + 1 <= kMaxFilesLeftUnsynced;
+  }
+  if (inline_writes() && !batch.sync &&
+      (opened == 0 || (opened == 1 && room_to_leave && spare_->ready()))) {
     Status s = write_chunks(batch.chunks);
     if (s.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -267,6 +284,11 @@ Status LogWriter::sync_retired(std::vector<std::unique_ptr<WritableFile>>& retir
     if (Status s = sync_file(*file); !s.ok() && failure.ok()) failure = s;
     (void)file->close();
   }
+  {
+    // Synced or failed: after a failure the log is unhealthy for good.
+    std::lock_guard<std::mutex> lock(mu_);
+    files_left_unsynced_ -= retired.size();
+  }
   if (dir) {
     if (Status s = fs_.sync_dir(dir_); !s.ok() && failure.ok()) failure = s;
   }
@@ -282,8 +304,24 @@ Status LogWriter::sync_retired(std::vector<std::unique_ptr<WritableFile>>& retir
   return failure;
 }
 
-Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
+Status LogWriter::write_chunks(const std::vector<Chunk>& chunks, bool on_thread,
+                               bool* left_behind_lost) {
   for (const Chunk& chunk : chunks) {
+    if (file_first_seq_ != chunk.first_seq && inline_writes() && on_thread) {
+      // A batch that starts segments on the thread (records piled up while
+      // it was busy) syncs the files left first once they are too many.
+      bool too_many = false;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        too_many = files_left_unsynced_ + 1 > kMaxFilesLeftUnsynced;
+      }
+      if (too_many) {
+        if (Status s = sync_left_behind(); !s.ok()) {
+          if (left_behind_lost) *left_behind_lost = true;
+          return s;
+        }
+      }
+    }
     if (file_first_seq_ != chunk.first_seq) {
       // Moving on to another segment. Under always, finish the old one now
       // (this batch's bytes in it are not synced yet); otherwise the thread
@@ -319,6 +357,7 @@ Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
         if (old && inline_writes()) {
           std::lock_guard<std::mutex> lock(mu_);
           retired_.push_back(std::move(old));
+          ++files_left_unsynced_;
         }
         return opened.error();
       }
@@ -328,7 +367,10 @@ Status LogWriter::write_chunks(const std::vector<Chunk>& chunks) {
         auto dup = file_->duplicate();
         if (!dup) return dup.error();
         std::lock_guard<std::mutex> lock(mu_);
-        if (old) retired_.push_back(std::move(old));
+        if (old) {
+          retired_.push_back(std::move(old));
+          ++files_left_unsynced_;
+        }
         sync_target_ = std::move(dup).value();
         if (chunk.opens_segment) {
           // The new file's name must be durable too, and then NEWEST name it.
@@ -415,7 +457,7 @@ void LogWriter::process_on_thread(Batch batch, bool retry) {
   // batch again, never those files' records.
   bool left_behind_lost = false;
   auto attempt = [&]() -> Status {
-    if (Status s = write_chunks(batch.chunks); !s.ok()) return s;
+    if (Status s = write_chunks(batch.chunks, true, &left_behind_lost); !s.ok()) return s;
     if (inline_writes() && batch.sync) {
       // The files left behind first, as run() does: no file's sync may
       // finish before theirs (a power cut's zeros in one then say that

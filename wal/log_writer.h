@@ -12,7 +12,11 @@
 // so the loop writes each batch itself, at once, and the reply waits for
 // nothing more (two thread hand-offs per request were most of the cost of a
 // small request). The thread syncs: every fsync_interval_ms (interval),
-// each segment the loop has moved past, and before deleting segments.
+// each segment the loop has moved past, and before deleting segments. The
+// loop starts no segment while two it moved past wait for their sync: that
+// batch goes to the thread, which syncs them first (a slow disk then holds
+// writes up, and a power cut leaves at most three files unsynced, which the
+// next start can cut: Log::open).
 //
 // A segment file gets its name only once its full size is on disk: a spare
 // is synced before it is renamed into place, and a file made at rotation is
@@ -166,8 +170,11 @@ class LogWriter {
   // Writes the chunks, opening and rotating segment files as they say.
   // Whoever holds the batch owns file_: the thread under always (and with a
   // batch that starts a segment, or a retry of a failed write), the loop
-  // otherwise.
-  Status write_chunks(const std::vector<Chunk>& chunks);
+  // otherwise. `on_thread`: the writer's thread calls (see
+  // kMaxFilesLeftUnsynced); a failed sync of the files left sets
+  // *left_behind_lost.
+  Status write_chunks(const std::vector<Chunk>& chunks, bool on_thread = false,
+                      bool* left_behind_lost = nullptr);
   // The thread's part of a batch: write, sync (always), delete; retried.
   // `retry`: an inline write that failed on the loop (already reported).
   void process_on_thread(Batch batch, bool retry);
@@ -223,6 +230,9 @@ class LogWriter {
   // on the open segment; `retired_` are segments the loop moved past.
   std::shared_ptr<WritableFile> sync_target_;
   std::vector<std::unique_ptr<WritableFile>> retired_;
+  // Inline modes: files the log has left whose sync has not finished
+  // (retired_, and those sync_retired is syncing). See kMaxFilesLeftUnsynced.
+  size_t files_left_unsynced_ = 0;
   std::vector<uint64_t> deletions_;
   bool sync_dir_ = false;
   // Inline modes: after sync_dir_'s sync, NEWEST is to name this segment

@@ -2425,6 +2425,52 @@ TEST_SUITE("wal_log") {
     }
   }
 
+  TEST_CASE("fsync=never: a slow sync of the file left keeps the log a power cut leaves whole") {
+    // While the thread synced the file the log left, the loop went on
+    // writing into spares, as many as came. A power cut then lost that
+    // file's unsynced writes and kept the later files': the start cuts the
+    // log in that file only when the later ones lie within what a start
+    // after one more crash skips ids past (four files' worth), and refused
+    // this one, 20 files on. The loop starts no file while three it left
+    // wait for their sync now: its batches wait for the thread.
+    MemoryFileSystem fs;
+    LogOptions o = LogHarness(fs).options();
+    o.fsync = FsyncPolicy::kNever;
+    std::vector<ReplayedRecord> synced;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      synced = write_records(h, 10);
+    }  // a clean stop: all of it synced
+    std::vector<ReplayedRecord> all = synced;
+    std::string left;
+    std::unique_ptr<MemoryFileSystem> cut;
+    uint64_t written_seq = 0;
+    {
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      left = newest_segment(fs);
+      fs.set_hold_syncs_of([](const std::string& path) {
+        return path.size() > 4 && path.substr(path.size() - 4) == ".wal";
+      });
+      while (all.back().segment < synced.back().segment + 20) {
+        append_noted(h, all, static_cast<int>(all.size()));
+        h.turn();
+        h.log->wait_spare_idle_for_tests();  // a disk whose spares come in time
+      }
+      written_seq = h.log->durable_seq();  // handed to the OS
+      cut = fs.power_cut_copy([&](const std::string& path, uint64_t) { return path != left; });
+      fs.set_hold_syncs_of(nullptr);
+    }
+    LogHarness after(*cut);
+    const Status opened = after.open(o);
+    REQUIRE_MESSAGE(opened.ok(), opened.message());
+    CHECK(after.replayed == synced);
+    CHECK(after.summary.lost_writes_removed);
+    CHECK(written_seq > synced.back().seq);
+    CHECK(after.summary.seq_bound >= written_seq);
+  }
+
   TEST_CASE(
       "a file whose header's sector is zeros is no power cut's when the file before it, synced, "
       "ends short of its first seq") {
