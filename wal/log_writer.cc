@@ -162,13 +162,14 @@ void LogWriter::submit(Batch batch) {
   // second file, and sync it, on the loop; so would one whose record is
   // longer than a spare (segments_opened counts that one twice).
   const size_t opened = inline_writes() ? segments_opened(batch, segment_bytes_) : 0;
-  bool room_to_leave = false;  // another file may be left unsynced (kMaxFilesLeftUnsynced)
-  {
+  // Whether another file may be left unsynced (kMaxFilesLeftUnsynced):
+  // asked only of a batch that leaves one, so a plain batch takes no lock.
+  auto room_to_leave = [this] {
     std::lock_guard<std::mutex> lock(mu_);
-    room_to_leave = files_left_unsynced_ + 1 <= kMaxFilesLeftUnsynced;
-  }
+    return files_left_unsynced_ < kMaxFilesLeftUnsynced;
+  };
   if (inline_writes() && !batch.sync &&
-      (opened == 0 || (opened == 1 && room_to_leave && spare_->ready()))) {
+      (opened == 0 || (opened == 1 && spare_->ready() && room_to_leave()))) {
     Status s = write_chunks(batch.chunks);
     if (s.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
