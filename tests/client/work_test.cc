@@ -9,6 +9,7 @@
 
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -36,12 +37,17 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
-// tq --port <port> <args...>, reading its standard error (where --work
-// reports) and output as lines.
-BackgroundProcess start_tq(uint16_t port, const std::vector<std::string>& args) {
+// tq --port <port> <args...>.
+std::vector<std::string> tq_argv(uint16_t port, const std::vector<std::string>& args) {
   std::vector<std::string> argv = {TQ_PATH, "--port", std::to_string(port)};
   argv.insert(argv.end(), args.begin(), args.end());
-  return BackgroundProcess(argv, /*with_stderr=*/true);
+  return argv;
+}
+
+// That command, reading its standard error (where --work reports) and
+// output as lines.
+BackgroundProcess start_tq(uint16_t port, const std::vector<std::string>& args) {
+  return BackgroundProcess(tq_argv(port, args), /*with_stderr=*/true);
 }
 
 BackgroundProcess start_tq(const TqdProcess& tqd, const std::vector<std::string>& args) {
@@ -96,31 +102,61 @@ tq::client::Client connect(const TqdProcess& tqd) {
   return std::move(client).value();
 }
 
-// A run of `tq` (through `proxy`, its program until_file(dir + "/go"))
-// loses its job while out of reach: once its first TOUCH is through, the
-// server goes out of tq's reach, the run's delivery of job `id` ends (an
-// operator's NACK) and `client` takes the job as another worker. Then the
-// program ends; tq cannot reach the server and tries again, and its next
-// try reaches tqd on a new connection. Returns the other worker's job,
-// once tq has exited (0).
-tq::client::Job hand_over_while_away(BackgroundProcess& tq, tq::testing::CuttingProxy& proxy,
-                                     const TqdProcess& tqd, tq::client::Client& client, uint64_t id,
-                                     const std::string& dir) {
-  REQUIRE(eventually([&] { return stat_of(client, "commands_touch") >= 1; }));
-  const tq::testing::LoopbackSocket nobody = tq::testing::bind_loopback_socket();
-  proxy.set_upstream(nobody.port);
-  proxy.drop_all();
-  REQUIRE(client.nack(id).ok());
-  auto other = client.dequeue("q");
-  REQUIRE((other.ok() && other->has_value()));
-  const int tried = proxy.connections_accepted();
-  std::ofstream(dir + "/go").close();
-  REQUIRE(eventually([&] { return proxy.connections_accepted() > tried; }));
-  proxy.set_upstream(tqd.port());
-  CHECK(tq.wait_for_exit(20s) == 0);
-  ::close(nobody.fd);
-  return **other;
-}
+// What the tests of a run's last request start from: tqd, a CuttingProxy
+// before it, a client straight to tqd, and queue q holding one job, `id`
+// (`settings` applied to q before it is put).
+struct OneJobRun {
+  TqdProcess tqd;
+  tq::testing::CuttingProxy proxy{tqd.port()};
+  TempDir dir;
+  tq::client::Client client = connect(tqd);
+  uint64_t id = 0;
+  std::optional<BackgroundProcess> worker;  // tq --work, once start()ed
+
+  explicit OneJobRun(const tq::client::Fields& settings = {}) {
+    REQUIRE(client.create("q").ok());
+    if (!settings.empty()) REQUIRE(client.config("q", settings).ok());
+    auto put = client.enqueue("q", "x");
+    REQUIRE(put.ok());
+    id = *put;
+  }
+
+  // tq --work through the proxy, its program (one_job_until) started.
+  BackgroundProcess& start() {
+    worker.emplace(tq_argv(proxy.port(), one_job_until(dir.path + "/go")), /*with_stderr=*/true);
+    REQUIRE(worker->wait_for_line("started", 10s).has_value());
+    return *worker;
+  }
+  // Once the run's first TOUCH is through, the next is a third of the
+  // lease off: the next request it sends is the ACK, after go().
+  void wait_first_touch() {
+    REQUIRE(eventually([&] { return stat_of(client, "commands_touch") >= 1; }));
+  }
+  void go() { std::ofstream(dir.path + "/go").close(); }
+
+  // The run loses its job while out of reach: once its first TOUCH is
+  // through, the server goes out of tq's reach, the run's delivery ends (an
+  // operator's NACK) and `client` takes the job as another worker. Then the
+  // program ends; tq cannot reach the server and tries again, and its next
+  // try reaches tqd on a new connection. Returns the other worker's job,
+  // once tq has exited (0).
+  tq::client::Job hand_over_while_away() {
+    wait_first_touch();
+    const tq::testing::LoopbackSocket nobody = tq::testing::bind_loopback_socket();
+    proxy.set_upstream(nobody.port);
+    proxy.drop_all();
+    REQUIRE(client.nack(id).ok());
+    auto other = client.dequeue("q");
+    REQUIRE((other.ok() && other->has_value()));
+    const int tried = proxy.connections_accepted();
+    go();
+    REQUIRE(eventually([&] { return proxy.connections_accepted() > tried; }));
+    proxy.set_upstream(tqd.port());
+    CHECK(worker->wait_for_exit(20s) == 0);
+    ::close(nobody.fd);
+    return **other;
+  }
+};
 
 }  // namespace
 
@@ -402,95 +438,66 @@ TEST_SUITE("tq --work") {
   TEST_CASE(
       "an ACK whose reply was lost is sent again on a new connection - the job is acked once, "
       "and tq says so") {
-    TqdProcess tqd;
-    tq::testing::CuttingProxy proxy(tqd.port());
-    TempDir dir;
-    auto client = connect(tqd);
-    REQUIRE(client.create("q").ok());
-    REQUIRE(client.enqueue("q", "x").ok());
-    BackgroundProcess tq = start_tq(proxy.port(), one_job_until(dir.path + "/go"));
-    REQUIRE(tq.wait_for_line("started", 10s).has_value());
-    // The run's first TOUCH, at its start, is through; the next is 10 s off
-    // (a third of the 30 s lease), so the next request is the ACK.
-    REQUIRE(eventually([&] { return stat_of(client, "commands_touch") >= 1; }));
-    proxy.cut_after_next_request();  // carried out, its reply lost
-    std::ofstream(dir.path + "/go").close();
+    OneJobRun run;
+    BackgroundProcess& tq = run.start();
+    run.wait_first_touch();
+    run.proxy.cut_after_next_request();  // carried out, its reply lost
+    run.go();
     CHECK(tq.wait_for_exit(20s) == 0);
     INFO(all_lines(tq));
-    CHECK(proxy.cuts_done() == 1);
+    CHECK(run.proxy.cuts_done() == 1);
     CHECK(count_lines(tq, "; ACK sent, its reply lost; sent again: NOTFOUND no job 1 ") == 1);
-    CHECK(stat_of(client, "jobs_acked_total") == 1);
-    CHECK(stat_of(client, "commands_ack") == 2);  // the first, and the one sent again
+    CHECK(stat_of(run.client, "jobs_acked_total") == 1);
+    CHECK(stat_of(run.client, "commands_ack") == 2);  // the first, and the one sent again
   }
 
   TEST_CASE("an ACK a stopping server refused unrun (SHUTDOWN) is sent again, and acks the job") {
     // A restart keeps the lease, so the ACK is still the run's to send: given
     // up on, the job ran again once its lease ended.
-    TqdProcess tqd;
-    tq::testing::CuttingProxy proxy(tqd.port());
-    TempDir dir;
-    auto client = connect(tqd);
-    REQUIRE(client.create("q").ok());
-    REQUIRE(client.enqueue("q", "x").ok());
-    BackgroundProcess tq = start_tq(proxy.port(), one_job_until(dir.path + "/go"));
-    REQUIRE(tq.wait_for_line("started", 10s).has_value());
-    // The first TOUCH is through; the next is 10 s off, so the next request
-    // is the ACK.
-    REQUIRE(eventually([&] { return stat_of(client, "commands_touch") >= 1; }));
-    proxy.refuse_next_request("ERROR SHUTDOWN the server is stopping\n");
-    std::ofstream(dir.path + "/go").close();
+    OneJobRun run;
+    BackgroundProcess& tq = run.start();
+    run.wait_first_touch();
+    run.proxy.refuse_next_request("ERROR SHUTDOWN the server is stopping\n");
+    run.go();
     CHECK(tq.wait_for_exit(20s) == 0);
     INFO(all_lines(tq));
     CHECK(count_lines(tq, "; acked") == 1);
     CHECK(count_lines(tq, "refused") == 0);
-    CHECK(stat_of(client, "jobs_acked_total") == 1);
-    CHECK(stat_of(client, "commands_ack") == 1);  // the refused one never reached tqd
+    CHECK(stat_of(run.client, "jobs_acked_total") == 1);
+    CHECK(stat_of(run.client, "commands_ack") == 1);  // the refused one never reached tqd
   }
 
   TEST_CASE(
       "an ACK sent again after the run's delivery went to another worker is refused - the other "
       "worker's delivery stands") {
-    TqdProcess tqd;
-    tq::testing::CuttingProxy proxy(tqd.port());
-    TempDir dir;
-    auto client = connect(tqd);
-    REQUIRE(client.create("q").ok());
-    auto id = client.enqueue("q", "x");
-    REQUIRE(id.ok());
-    BackgroundProcess tq = start_tq(proxy.port(), one_job_until(dir.path + "/go"));
-    REQUIRE(tq.wait_for_line("started", 10s).has_value());
-    const tq::client::Job other = hand_over_while_away(tq, proxy, tqd, client, *id, dir.path);
+    OneJobRun run;
+    BackgroundProcess& tq = run.start();
+    const tq::client::Job other = run.hand_over_while_away();
     CHECK(other.lease == 2u);
     INFO(all_lines(tq));
     CHECK(count_lines(tq,
                       "NOTLEASED job 1 is in another delivery now (lease=2, attempt 2), not "
                       "lease=1: yours ended") == 1);
     CHECK(count_lines(tq, "; acked") == 0);
-    CHECK(stat_of(client, "commands_job") == 0);  // the token did it: no JOB asked
-    CHECK(client.ack(other).ok());                // still the other worker's to finish
+    CHECK(stat_of(run.client, "commands_job") == 0);  // the token did it: no JOB asked
+    CHECK(run.client.ack(other).ok());                // still the other worker's to finish
   }
 
   TEST_CASE(
       "against a tqd without lease tokens, a run asks JOB once its connection was lost, and ACKs "
       "the job that is still its own") {
-    TqdProcess tqd;
-    tq::testing::CuttingProxy proxy(tqd.port());
-    proxy.hide_lease_tokens();
-    TempDir dir;
-    auto client = connect(tqd);
-    REQUIRE(client.create("q").ok());
-    REQUIRE(client.enqueue("q", "x").ok());
-    BackgroundProcess tq = start_tq(proxy.port(), one_job_until(dir.path + "/go"));
-    REQUIRE(tq.wait_for_line("started", 10s).has_value());
-    REQUIRE(eventually([&] { return stat_of(client, "commands_touch") >= 1; }));
-    CHECK(stat_of(client, "commands_job") == 0);  // on the connection the job came on: no need
-    proxy.drop_all();
-    std::ofstream(dir.path + "/go").close();
+    OneJobRun run;
+    run.proxy.hide_lease_tokens();
+    BackgroundProcess& tq = run.start();
+    run.wait_first_touch();
+    CHECK(stat_of(run.client, "commands_job") == 0);  // on the connection the job came on
+    run.proxy.drop_all();
+    run.go();
     CHECK(tq.wait_for_exit(20s) == 0);
     INFO(all_lines(tq));
     CHECK(count_lines(tq, "; acked") == 1);
-    CHECK(stat_of(client, "jobs_acked_total") == 1);
-    CHECK(stat_of(client, "commands_job") == 1);  // before the ACK, on the new connection
+    CHECK(stat_of(run.client, "jobs_acked_total") == 1);
+    CHECK(stat_of(run.client, "commands_job") == 1);  // before the ACK, on the new connection
   }
 
   TEST_CASE(
@@ -498,62 +505,47 @@ TEST_SUITE("tq --work") {
       "the job in another worker's delivery") {
     // Such a tqd tells a late worker apart only on the connection the job
     // came on: a plain ACK on another one would finish the other delivery.
-    TqdProcess tqd;
-    tq::testing::CuttingProxy proxy(tqd.port());
-    proxy.hide_lease_tokens();
-    TempDir dir;
-    auto client = connect(tqd);
-    REQUIRE(client.create("q").ok());
-    auto id = client.enqueue("q", "x");
-    REQUIRE(id.ok());
-    BackgroundProcess tq = start_tq(proxy.port(), one_job_until(dir.path + "/go"));
-    REQUIRE(tq.wait_for_line("started", 10s).has_value());
-    const tq::client::Job other = hand_over_while_away(tq, proxy, tqd, client, *id, dir.path);
+    OneJobRun run;
+    run.proxy.hide_lease_tokens();
+    BackgroundProcess& tq = run.start();
+    const tq::client::Job other = run.hand_over_while_away();
     INFO(all_lines(tq));
     CHECK(count_lines(tq, "; no ACK: its delivery is over (the job is now leased at attempt 2)") ==
           1);
     CHECK(count_lines(tq, "; acked") == 0);
-    CHECK(stat_of(client, "jobs_acked_total") == 0);
-    CHECK(client.ack(other).ok());  // still the other worker's to finish
+    CHECK(stat_of(run.client, "jobs_acked_total") == 0);
+    CHECK(run.client.ack(other).ok());  // still the other worker's to finish
   }
 
   TEST_CASE(
       "against a tqd without lease tokens, a TOUCH on a new connection is not sent once JOB "
       "shows the job in another worker's delivery - the program is stopped") {
-    TqdProcess tqd;
-    tq::testing::CuttingProxy proxy(tqd.port());
-    proxy.hide_lease_tokens();
-    TempDir dir;
-    auto client = connect(tqd);
-    REQUIRE(client.create("q").ok());
     // A TOUCH every 2 s: the next one comes after the outage below, well
     // before tq could see a whole lease go by without one.
-    REQUIRE(client.config("q", {{"ack_timeout", "6s"}}).ok());
-    auto id = client.enqueue("q", "x");
-    REQUIRE(id.ok());
-    BackgroundProcess tq = start_tq(proxy.port(), one_job_until(dir.path + "/go"));
-    REQUIRE(tq.wait_for_line("started", 10s).has_value());
-    REQUIRE(eventually([&] { return stat_of(client, "commands_touch") >= 1; }));
+    OneJobRun run(tq::client::Fields{{"ack_timeout", "6s"}});
+    run.proxy.hide_lease_tokens();
+    BackgroundProcess& tq = run.start();
+    run.wait_first_touch();
     const tq::testing::LoopbackSocket nobody = tq::testing::bind_loopback_socket();
-    proxy.set_upstream(nobody.port);
-    proxy.drop_all();
-    REQUIRE(client.nack(*id).ok());
-    auto other = client.dequeue("q");
+    run.proxy.set_upstream(nobody.port);
+    run.proxy.drop_all();
+    REQUIRE(run.client.nack(run.id).ok());
+    auto other = run.client.dequeue("q");
     REQUIRE((other.ok() && other->has_value()));
-    proxy.set_upstream(tqd.port());
+    run.proxy.set_upstream(run.tqd.port());
     // A plain TOUCH would have kept the other delivery alive, and the run
     // gone on to ACK it once the program ended.
     const bool lost =
         tq.wait_for_line("stopped, as its lease was lost (the job is now leased at attempt 2)", 10s)
             .has_value();
-    std::ofstream(dir.path + "/go").close();
+    run.go();
     CHECK(tq.wait_for_exit(20s) == 0);
     ::close(nobody.fd);
     INFO(all_lines(tq));
     CHECK(lost);
     CHECK(count_lines(tq, "acked") == 0);
-    CHECK(stat_of(client, "jobs_acked_total") == 0);
-    CHECK(client.ack(**other).ok());
+    CHECK(stat_of(run.client, "jobs_acked_total") == 0);
+    CHECK(run.client.ack(**other).ok());
   }
 
   TEST_CASE("a queue name no request can carry stops tq with 2 before it says it is running") {
