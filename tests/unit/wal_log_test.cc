@@ -5,6 +5,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -37,12 +38,22 @@ std::vector<ReplayedRecord> write_records(LogHarness& h, int n, int from = 0) {
   return written;
 }
 
-// Opens a fresh log on `fs` with the default options, writes n records and
-// closes it again: the starting point of every test that damages a log.
-std::vector<ReplayedRecord> write_closed_log(MemoryFileSystem& fs, int n) {
+// Opens a fresh log on `fs` (with options `o`, or the defaults), writes n
+// records and closes it again: the starting point of every test that
+// damages a log. A clean close: all of it synced.
+std::vector<ReplayedRecord> write_closed_log(MemoryFileSystem& fs, int n,
+                                             std::optional<LogOptions> o = std::nullopt) {
   LogHarness h(fs);
-  REQUIRE(h.open().ok());
+  REQUIRE(h.open(o ? *o : h.options()).ok());
   return write_records(h, n);
+}
+
+// Holds the syncs of the log's segment files, not of its markers or its
+// directory: files written but not on disk, for a power cut to take.
+void hold_segment_syncs(MemoryFileSystem& fs) {
+  fs.set_hold_syncs_of([](const std::string& path) {
+    return path.size() > 4 && path.substr(path.size() - 4) == ".wal";
+  });
 }
 
 // A clean close writes CLOSED (where the log ended); a crash does not. Tests
@@ -2020,9 +2031,7 @@ TEST_SUITE("wal_log") {
               REQUIRE(h.open(o).ok());
               acknowledged = all.size();
             }
-            fs.set_hold_syncs_of([](const std::string& path) {
-              return path.size() > 4 && path.substr(path.size() - 4) == ".wal";
-            });
+            hold_segment_syncs(fs);
             for (int i = 0, n = static_cast<int>(random() % 900); i < n; ++i) {
               append_noted(h, all, i);
               if (random() % 8 == 0) h.turn();
@@ -2385,12 +2394,7 @@ TEST_SUITE("wal_log") {
       LogOptions o = LogHarness(fs).options();
       o.fsync = policy;
       o.fsync_interval_ms = 3'600'000;
-      std::vector<ReplayedRecord> synced;
-      {
-        LogHarness h(fs);
-        REQUIRE(h.open(o).ok());
-        synced = write_records(h, 10);
-      }  // a clean stop: all of it synced
+      const std::vector<ReplayedRecord> synced = write_closed_log(fs, 10, o);
       std::vector<ReplayedRecord> all = synced;
       std::string left;
       std::unique_ptr<MemoryFileSystem> cut;
@@ -2398,9 +2402,7 @@ TEST_SUITE("wal_log") {
         LogHarness h(fs);
         REQUIRE(h.open(o).ok());
         left = newest_segment(fs);
-        fs.set_hold_syncs_of([](const std::string& path) {
-          return path.size() > 4 && path.substr(path.size() - 4) == ".wal";
-        });
+        hold_segment_syncs(fs);
         while (all.back().segment == synced.back().segment) {
           append_noted(h, all, static_cast<int>(all.size()));
           h.turn();
@@ -2431,17 +2433,12 @@ TEST_SUITE("wal_log") {
     // file's unsynced writes and kept the later files': the start cuts the
     // log in that file only when the later ones lie within what a start
     // after one more crash skips ids past (four files' worth), and refused
-    // this one, 20 files on. The loop starts no file while three it left
+    // this one, 20 files on. The loop starts no file while two it left
     // wait for their sync now: its batches wait for the thread.
     MemoryFileSystem fs;
     LogOptions o = LogHarness(fs).options();
     o.fsync = FsyncPolicy::kNever;
-    std::vector<ReplayedRecord> synced;
-    {
-      LogHarness h(fs);
-      REQUIRE(h.open(o).ok());
-      synced = write_records(h, 10);
-    }  // a clean stop: all of it synced
+    const std::vector<ReplayedRecord> synced = write_closed_log(fs, 10, o);
     std::vector<ReplayedRecord> all = synced;
     std::string left;
     std::unique_ptr<MemoryFileSystem> cut;
@@ -2450,9 +2447,7 @@ TEST_SUITE("wal_log") {
       LogHarness h(fs);
       REQUIRE(h.open(o).ok());
       left = newest_segment(fs);
-      fs.set_hold_syncs_of([](const std::string& path) {
-        return path.size() > 4 && path.substr(path.size() - 4) == ".wal";
-      });
+      hold_segment_syncs(fs);
       while (all.back().segment < synced.back().segment + 20) {
         append_noted(h, all, static_cast<int>(all.size()));
         h.turn();
