@@ -1,0 +1,463 @@
+// Fuzzes the command layer as a whole: a session of requests from two
+// connections runs through RequestParser and dispatch() as server/connection.cc
+// runs them, against one engine on a hand-driven clock, with what the
+// server's loop does between requests done here too: the sweeper's
+// expire_due (leases, delays, TTLs, schedules), blocked DEQUEUE ... WAITs
+// served and timed out, KICK/REDRIVE/PURGE ... DEAD run on in steps. The
+// input is the bytes the clients send, split at lines that begin with '~'
+// (harness controls, see run_control: move the clock, switch connection,
+// change the size of the pieces the parser is fed, disconnect...). The
+// limits are small, so that the session reaches them. Beyond the
+// sanitizers it asserts: each request gets exactly one whole reply (none
+// while it waits, then exactly one), framed as its command's reply shape
+// says, as the client library reads it; every ERROR carries a code
+// PROTOCOL.md lists and none is INTERNAL; and the engine's indexes and
+// counts agree with each other after every request and every turn of the
+// loop.
+#include <algorithm>
+#include <charconv>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/command_table.h"
+#include "protocol/reply_reader.h"
+#include "protocol/request_parser.h"
+#include "server/bulk_work.h"
+#include "server/commands.h"
+#include "server/engine/engine.h"
+#include "server/lease_book.h"
+#include "server/waiters.h"
+#include "tests/unit/engine_check.h"
+
+namespace {
+
+using namespace tq;
+using protocol::ReplyShape;
+using protocol::RequestParser;
+
+constexpr size_t kMaxRequests = 300;  // run per input, at most
+constexpr size_t kMaxInput = 16 << 10;
+constexpr int64_t kMaxStepMs = 10LL * 24 * 3600 * 1000;  // one ~t moves the clock this far at most
+constexpr int kMaxTicks = 64;  // deadlines stepped through in one ~t, then the rest at once
+const std::string kPassword = "pw";
+const std::string kAdminPassword = "root";
+
+// TQ_FUZZ_TRACE=1 prints each connection's replies and the controls, to
+// read what an input does.
+const bool kTrace = getenv("TQ_FUZZ_TRACE") != nullptr;
+
+void trace(const char* what, uint64_t conn, std::string_view text) {
+  if (kTrace) {
+    fprintf(stderr, "[%llu] %s %.*s%s", static_cast<unsigned long long>(conn), what,
+            static_cast<int>(text.size()), text.data(),
+            text.empty() || text.back() != '\n' ? "\n" : "");
+  }
+}
+
+[[noreturn]] void fail(const std::string& what, std::string_view reply) {
+  fprintf(stderr, "commands_fuzz: %s\n--- reply ---\n%.*s\n---\n", what.c_str(),
+          static_cast<int>(reply.size()), reply.data());
+  abort();
+}
+
+// Checks that `reply` is exactly one whole reply of `shape`, read as the
+// client library reads it (client/reply.cc), with a documented error code.
+void check_reply(std::string_view reply, ReplyShape shape) {
+  protocol::ReplyReader reader;
+  reader.feed(reply);
+  auto head = reader.take_line();
+  if (!head) fail("no whole reply line", reply);
+  auto parsed = protocol::parse_reply_line(*head);
+  if (!parsed) fail("a reply that is neither OK nor ERROR", reply);
+  if (!parsed->ok) {
+    if (!parsed->code) fail("an error code PROTOCOL.md does not list", reply);
+    if (*parsed->code == protocol::ErrorCode::kInternal) fail("ERROR INTERNAL", reply);
+    shape = ReplyShape::kLine;  // an error is always one line
+  } else if (shape != ReplyShape::kLine) {
+    size_t n = 0;
+    const std::string_view t = parsed->text;
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+    if (ec != std::errc() || end != t.data() + t.size() || t.empty()) {
+      fail("a framed reply that does not begin OK <count>", reply);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      auto line = reader.take_line();
+      if (!line) fail("fewer lines than the count says", reply);
+      if (shape != ReplyShape::kJobs) continue;
+      // JOB <id> <bytes> <field>=<value>...
+      std::string_view h = *line;
+      if (h.substr(0, 4) != "JOB ") fail("a job without its JOB header", reply);
+      h.remove_prefix(4);
+      uint64_t id = 0;
+      auto [id_end, id_ec] = std::from_chars(h.data(), h.data() + h.size(), id);
+      if (id_ec != std::errc() || id_end == h.data() + h.size() || *id_end != ' ') {
+        fail("a JOB header without an id", reply);
+      }
+      h.remove_prefix(static_cast<size_t>(id_end - h.data()) + 1);
+      size_t bytes = 0;
+      auto [b_end, b_ec] = std::from_chars(h.data(), h.data() + h.size(), bytes);
+      if (b_ec != std::errc() || (b_end != h.data() + h.size() && *b_end != ' ')) {
+        fail("a JOB header without its byte count", reply);
+      }
+      if (!reader.take_body(bytes)) fail("a job's payload not as long as its header says", reply);
+    }
+  }
+  if (reader.buffered() != 0) fail("bytes after the reply", reply);
+}
+
+// One client connection, as server/connection.cc keeps it.
+struct Conn {
+  uint64_t id = 0;
+  std::unique_ptr<RequestParser> parser;
+  server::LeaseBook leases;
+  server::AuthState auth;
+  bool waiting = false;   // blocked in DEQUEUE ... WAIT
+  bool deferred = false;  // KICK or the like in steps
+  std::string out;        // its replies (kept short: cleared once checked)
+};
+
+class Session final : public server::BulkService, public server::ClientDirectory {
+ public:
+  Session()
+      : engine_(clock_,
+                engine::EngineLimits{.auto_create_queues = false,
+                                     .max_queues = 4,
+                                     .max_jobs = 300,
+                                     .max_payload_total = 16 << 10},
+                engine::QueueSettings{}),
+        waiters_(engine_,
+                 [this](uint64_t id, const server::WaitRequest& request,
+                        const std::vector<const engine::Job*>& jobs,
+                        const std::string& error) { finish_wait(id, request, jobs, error); }),
+        bulk_([this] { return ++bulk_clock_; }, [this](uint64_t id, const server::BulkTask& task,
+                                                       uint64_t) { finish_deferred(id, task); }) {
+    limits_.max_wait_ms = 120'000;
+    limits_.max_count = 20;
+    limits_.max_batch_bytes = 2048;
+    limits_.max_waiters = 2;
+    limits_.max_payload_bytes = 512;
+    for (size_t i = 0; i < 2; ++i) connect(i);
+  }
+
+  void run(std::string_view input) {
+    // Pieces: the first is client bytes (unless the input begins with
+    // '~'); each later one begins with its control line ("~..."), then
+    // client bytes.
+    size_t pos = 0;
+    bool first = input.substr(0, 1) != "~";  // an input may begin with a control
+    while (pos <= input.size() && requests_ < kMaxRequests) {
+      size_t cut = input.find("\n~", pos);
+      const size_t end = cut == std::string_view::npos ? input.size() : cut + 1;
+      std::string_view piece = input.substr(pos, end - pos);
+      if (!first) {
+        const size_t nl = piece.find('\n');
+        run_control(piece.substr(1, nl == std::string_view::npos ? piece.size() - 1 : nl - 1));
+        piece = nl == std::string_view::npos ? std::string_view{} : piece.substr(nl + 1);
+      }
+      first = false;
+      send(piece);
+      if (cut == std::string_view::npos) break;
+      pos = cut + 1;
+    }
+    // The loop goes on after the last request: what is due runs.
+    advance(60'000);
+  }
+
+  // server::BulkService
+  void start_bulk(uint64_t connection_id, server::BulkTask task) override {
+    bulk_.start(connection_id, std::move(task));
+  }
+
+  // server::ClientDirectory
+  std::vector<server::ClientInfo> describe_clients() const override {
+    std::vector<server::ClientInfo> clients;
+    for (const Conn& c : conns_) {
+      server::ClientInfo info;
+      info.id = c.id;
+      info.address = "127.0.0.1:" + std::to_string(40000 + c.id);
+      info.leases = c.leases.size();
+      info.admin = c.auth.admin;
+      clients.push_back(info);
+    }
+    return clients;
+  }
+
+ private:
+  // A control line: "t<ms>" lets the loop run that long; "j<ms>" (may be
+  // negative) sets the wall clock on or back, the loop's clock not; "c<n>"
+  // speaks as connection n % 2 from here; "s<n>" feeds the parser pieces of
+  // n bytes; "x" disconnects the current connection (a new one takes its
+  // place); "a" turns queues.auto_create on or off; "f" closes or opens
+  // the intake (the log's disk running low).
+  void run_control(std::string_view line) {
+    trace("~", conns_[current_].id, line);
+    if (line.empty()) return;
+    const char op = line[0];
+    int64_t n = 0;
+    bool negative = false;
+    size_t i = 1;
+    if (i < line.size() && line[i] == '-') negative = true, ++i;
+    for (; i < line.size() && line[i] >= '0' && line[i] <= '9'; ++i) {
+      if (n < kMaxStepMs) n = n * 10 + (line[i] - '0');
+    }
+    n = std::min(n, kMaxStepMs);
+    if (negative) n = -n;
+    switch (op) {
+      case 't':
+        advance(n < 0 ? -n : n);
+        break;
+      case 'j':
+        clock_.advance_ms(n);
+        loop_turn();
+        break;
+      case 'c':
+        current_ = static_cast<size_t>(n < 0 ? -n : n) % 2;
+        break;
+      case 's':
+        piece_ = static_cast<size_t>(std::clamp<int64_t>(n < 0 ? -n : n, 1, 4096));
+        break;
+      case 'x':
+        disconnect(current_);
+        break;
+      case 'a': {
+        engine::EngineLimits l = engine_.limits();
+        l.auto_create_queues = !l.auto_create_queues;
+        engine_.set_limits(l);
+        break;
+      }
+      case 'f':
+        if (engine_.intake_open()) {
+          engine_.close_intake("the log's disk is low (fuzz)");
+        } else {
+          engine_.open_intake();
+        }
+        loop_turn();
+        break;
+      default:
+        break;
+    }
+  }
+
+  void connect(size_t slot) {
+    Conn& c = conns_[slot];
+    c.id = next_conn_id_++;
+    protocol::ParserLimits pl;
+    pl.max_line_bytes = 1024;
+    pl.max_body_bytes = 512;
+    c.parser = std::make_unique<RequestParser>(pl);
+    c.leases = server::LeaseBook{};
+    c.auth = server::AuthState{};
+    c.auth.password = &kPassword;
+    c.auth.admin_password = &kAdminPassword;
+    c.auth.max_failures = 3;
+    if (slot == 0) {
+      // The first connection has logged in as the admin; the second starts
+      // as a stranger and must AUTH.
+      c.auth.authenticated = true;
+      c.auth.admin = true;
+    }
+    c.waiting = false;
+    c.deferred = false;
+    c.out.clear();
+  }
+
+  void disconnect(size_t slot) {
+    Conn& c = conns_[slot];
+    // A wait ends; a task in steps goes on, its reply to nobody.
+    if (c.waiting && !c.deferred) waiters_.cancel(c.id);
+    connect(slot);
+  }
+
+  Conn* find_conn(uint64_t id) {
+    for (Conn& c : conns_) {
+      if (c.id == id) return &c;
+    }
+    return nullptr;
+  }
+
+  void send(std::string_view bytes) {
+    while (!bytes.empty() && requests_ < kMaxRequests) {
+      const size_t n = std::min(piece_, bytes.size());
+      conns_[current_].parser->feed(bytes.substr(0, n));
+      bytes.remove_prefix(n);
+      process_all();
+    }
+  }
+
+  // Runs what every connection that is not waiting has buffered, until none
+  // can go on.
+  void process_all() {
+    bool again = true;
+    while (again && requests_ < kMaxRequests) {
+      again = false;
+      for (size_t slot = 0; slot < 2; ++slot) {
+        if (process(slot)) again = true;
+      }
+    }
+  }
+
+  // Runs the whole requests connection `slot` has buffered; true if it ran any.
+  bool process(size_t slot) {
+    bool ran = false;
+    while (requests_ < kMaxRequests) {
+      Conn& c = conns_[slot];
+      if (c.waiting || c.deferred) break;
+      const auto r = c.parser->next();
+      if (r == RequestParser::Result::kNeedMore) break;
+      ++requests_;
+      ran = true;
+      server::CommandContext ctx{engine_, stats_, c.out};
+      ctx.waiters = &waiters_;
+      ctx.limits = &limits_;
+      ctx.auth = &c.auth;
+      ctx.leases = &c.leases;
+      ctx.clients = this;
+      ctx.bulk = this;
+      ctx.connection_id = c.id;
+      ctx.loop_now_ms = loop_now_ms();
+      ctx.scratch = &scratch_;
+      const size_t begin = c.out.size();
+      ReplyShape shape = ReplyShape::kLine;
+      if (r == RequestParser::Result::kError) {
+        server::reply_parse_error(ctx, c.parser->error());
+      } else {
+        const protocol::Request& request = c.parser->request();
+        shape = protocol::reply_shape(*request.spec, request.args);
+        server::dispatch(ctx, request);
+      }
+      const std::string_view reply = std::string_view(c.out).substr(begin);
+      trace("<", c.id, reply);
+      if (ctx.wait || ctx.deferred) {
+        if (!reply.empty()) fail("a reply to a request that waits", reply);
+        if (ctx.wait) {
+          c.waiting = true;
+          waiters_.add(c.id, std::move(*ctx.wait));
+        } else {
+          c.waiting = true;
+          c.deferred = true;
+        }
+      } else {
+        check_reply(reply, shape);
+      }
+      c.out.clear();
+      check_engine();
+      // The request may have made jobs ready that someone waits for.
+      waiters_.serve_ready();
+      if (ctx.close_after_reply) {
+        disconnect(slot);
+        break;
+      }
+    }
+    return ran;
+  }
+
+  void finish_wait(uint64_t id, const server::WaitRequest& request,
+                   const std::vector<const engine::Job*>& jobs, const std::string& error) {
+    Conn* c = find_conn(id);
+    if (c == nullptr) fail("a wait answered for a connection that is gone", error);
+    if (!c->waiting || c->deferred) fail("a wait answered for a connection not waiting", error);
+    c->waiting = false;
+    std::string out;
+    trace("wait ended:", id, error.empty() ? "" : error);
+    if (!error.empty()) {
+      out = error;
+      check_reply(out, ReplyShape::kLine);
+    } else {
+      server::append_delivery(out, jobs, request.framed, request.queues, engine_);
+      server::record_deliveries(c->leases, engine_, jobs);
+      check_reply(out, request.framed ? ReplyShape::kJobs : ReplyShape::kLine);
+    }
+    trace("<", id, out);
+  }
+
+  void finish_deferred(uint64_t id, const server::BulkTask& task) {
+    const std::string reply = server::bulk_reply(task);
+    Conn* c = find_conn(id);
+    if (c == nullptr) return;  // it disconnected
+    if (!c->deferred) fail("a task's reply for a connection not waiting for one", reply);
+    c->waiting = false;
+    c->deferred = false;
+    trace("<", id, reply);
+    check_reply(reply, ReplyShape::kLine);
+  }
+
+  // What the server's loop does in one turn when nothing is read: the
+  // bulk tasks' steps, the sweeper (when the engine has something due), the
+  // waits that timed out; then the connections a reply let go on.
+  void loop_turn() {
+    if (bulk_.busy()) {
+      bulk_.run(engine_, 1);  // one step: the runner's clock moves one a read
+      waiters_.serve_ready();
+      check_engine();
+    }
+    if (engine_.next_deadline_ms() <= clock_.now_ms()) {
+      constexpr size_t kSweepSlice = 500;  // as Server::on_sweep
+      for (int i = 0; i < 8; ++i) {
+        if (engine_.expire_due(kSweepSlice) < kSweepSlice) break;
+      }
+      waiters_.serve_ready();
+      check_engine();
+    }
+    waiters_.expire(loop_now_ms());
+    process_all();
+  }
+
+  // Lets `ms` pass, the loop waking at each deadline on the way (the
+  // engine's, a wait's), as its timers would.
+  void advance(int64_t ms) {
+    const int64_t target = clock_.now_ms() + ms;
+    for (int tick = 0; tick < kMaxTicks && clock_.now_ms() < target; ++tick) {
+      int64_t next = std::min(engine_.next_deadline_ms(), target);
+      const int64_t wait_at = waiters_.next_deadline_ms();
+      if (wait_at != INT64_MAX) next = std::min(next, wait_at - loop_now_ms() + clock_.now_ms());
+      next = std::max(next, clock_.now_ms() + 1);
+      loop_offset_ += next - clock_.now_ms();
+      clock_.set_ms(next);
+      loop_turn();
+    }
+    if (clock_.now_ms() < target) {
+      loop_offset_ += target - clock_.now_ms();
+      clock_.set_ms(target);
+    }
+    loop_turn();
+    while (bulk_.busy()) loop_turn();
+  }
+
+  int64_t loop_now_ms() const { return loop_offset_; }
+
+  void check_engine() {
+    const std::string broken = testing::check_engine_invariants(engine_);
+    if (!broken.empty()) fail("the engine's indexes disagree: " + broken, "");
+  }
+
+  engine::ManualClock clock_;
+  int64_t loop_offset_ = 1'000'000;  // the loop's monotonic clock
+  engine::Engine engine_;
+  server::ServerStats stats_;
+  server::RequestLimits limits_;
+  server::HandlerScratch scratch_;
+  server::WaiterTable waiters_;
+  uint64_t bulk_clock_ = 0;
+  server::BulkRunner bulk_;
+  Conn conns_[2];
+  uint64_t next_conn_id_ = 1;
+  size_t current_ = 0;
+  size_t piece_ = 13;
+  size_t requests_ = 0;
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view input(reinterpret_cast<const char*>(data), std::min(size, kMaxInput));
+  Session session;
+  session.run(input);
+  return 0;
+}
