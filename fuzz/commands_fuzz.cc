@@ -11,9 +11,11 @@
 // sanitizers it asserts: each request gets exactly one whole reply (none
 // while it waits, then exactly one), framed as its command's reply shape
 // says, as the client library reads it; every ERROR carries a code
-// PROTOCOL.md lists and none is INTERNAL; and the engine's indexes and
-// counts agree with each other after every request and every turn of the
-// loop.
+// PROTOCOL.md lists and none is INTERNAL; the engine's indexes and counts
+// agree with each other after every request and every turn of the loop;
+// and, when the input asks ("~r"), the journal's records, replayed from
+// the in-memory log into a fresh engine after a clean stop, give back the
+// state the live engine ended with (the random replay test's fingerprint).
 #include <algorithm>
 #include <charconv>
 #include <cstddef>
@@ -32,9 +34,12 @@
 #include "server/bulk_work.h"
 #include "server/commands.h"
 #include "server/engine/engine.h"
+#include "server/journal.h"
 #include "server/lease_book.h"
 #include "server/waiters.h"
 #include "tests/unit/engine_check.h"
+#include "wal/log.h"
+#include "wal/memory_file_system.h"
 
 namespace {
 
@@ -47,6 +52,7 @@ constexpr size_t kMaxInput = 16 << 10;
 constexpr int64_t kMaxStepMs = 10LL * 24 * 3600 * 1000;  // one ~t moves the clock this far at most
 constexpr int kMaxTicks = 64;  // deadlines stepped through in one ~t, then the rest at once
 const std::string kPassword = "pw";
+const std::string kWalDir = "/d/wal";
 const std::string kAdminPassword = "root";
 
 // TQ_FUZZ_TRACE=1 prints each connection's replies and the controls, to
@@ -112,6 +118,26 @@ void check_reply(std::string_view reply, ReplyShape shape) {
   if (reader.buffered() != 0) fail("bytes after the reply", reply);
 }
 
+class QuietReporter final : public wal::Reporter {
+ public:
+  void dropped(const std::string&, uint64_t, uint64_t, const std::string&) override {}
+};
+
+// The log as tqd's would be, in memory: small segments, so that a session
+// rotates and compacts. The writer thread starts only at close().
+wal::LogOptions log_options() {
+  wal::LogOptions o;
+  o.dir = kWalDir;
+  o.segment_bytes = 8192;
+  o.spare_segment = false;
+  return o;
+}
+
+engine::EngineLimits engine_limits() {
+  return engine::EngineLimits{
+      .auto_create_queues = false, .max_queues = 4, .max_jobs = 300, .max_payload_total = 16 << 10};
+}
+
 // One client connection, as server/connection.cc keeps it.
 struct Conn {
   uint64_t id = 0;
@@ -123,15 +149,12 @@ struct Conn {
   std::string out;        // its replies (kept short: cleared once checked)
 };
 
-class Session final : public server::BulkService, public server::ClientDirectory {
+class Session final : public server::BulkService,
+                      public server::ClientDirectory,
+                      public server::BackupService {
  public:
   Session()
-      : engine_(clock_,
-                engine::EngineLimits{.auto_create_queues = false,
-                                     .max_queues = 4,
-                                     .max_jobs = 300,
-                                     .max_payload_total = 16 << 10},
-                engine::QueueSettings{}),
+      : engine_(clock_, engine_limits(), engine::QueueSettings{}),
         waiters_(engine_,
                  [this](uint64_t id, const server::WaitRequest& request,
                         const std::vector<const engine::Job*>& jobs,
@@ -144,6 +167,16 @@ class Session final : public server::BulkService, public server::ClientDirectory
     limits_.max_waiters = 2;
     limits_.max_payload_bytes = 512;
     for (size_t i = 0; i < 2; ++i) connect(i);
+    wal::OpenSummary summary;
+    auto opened = wal::Log::open(
+        fs_, log_options(), reporter_,
+        [&](const wal::Record& r, uint32_t segment) { return journal_.apply(r, segment); },
+        &summary);
+    if (!opened) fail("cannot open the log: " + opened.error().message(), "");
+    log_ = std::move(opened).value();
+    engine_.finish_restore();
+    journal_.attach(*log_);
+    journal_.record_counters();
   }
 
   void run(std::string_view input) {
@@ -170,9 +203,47 @@ class Session final : public server::BulkService, public server::ClientDirectory
     advance(60'000);
   }
 
+  bool restart_asked() const { return restart_asked_; }
+
+  // Stops as tqd does (the schedule times kept out of the log while the
+  // intake was closed written, the log closed), starts again from the log
+  // into a fresh engine, and checks that it holds what this one does.
+  void restart_and_compare() {
+    engine_.expire_due();
+    engine_.save_unlogged_schedules();
+    const std::string before = testing::engine_fingerprint(engine_);
+    if (auto closed = log_->close(); !closed.ok()) fail("close: " + closed.message(), "");
+    engine_.set_observer(nullptr);
+    log_.reset();  // and its lock with it
+    engine::ManualClock clock;
+    clock.set_ms(clock_.now_ms());
+    engine::Engine engine(clock, engine_limits(), engine::QueueSettings{});
+    server::Journal journal(engine, 1.5);
+    wal::OpenSummary summary;
+    auto opened = wal::Log::open(
+        fs_, log_options(), reporter_,
+        [&](const wal::Record& r, uint32_t segment) { return journal.apply(r, segment); },
+        &summary);
+    if (!opened) fail("replay: " + opened.error().message(), "");
+    engine.finish_restore();
+    engine.expire_due();
+    const std::string after = testing::engine_fingerprint(engine);
+    if (before != after)
+      fail("replay differs from the live engine", testing::line_diff(before, after));
+    const std::string broken = testing::check_engine_invariants(engine);
+    if (!broken.empty()) fail("after replay the engine's indexes disagree: " + broken, "");
+    (void)opened.value()->close();
+  }
+
   // server::BulkService
   void start_bulk(uint64_t connection_id, server::BulkTask task) override {
     bulk_.start(connection_id, std::move(task));
+  }
+
+  // server::BackupService: a backup would copy the log on another thread;
+  // here one is always under way.
+  std::optional<server::BackupRefusal> start_backup(uint64_t, const std::string&) override {
+    return server::BackupRefusal{protocol::ErrorCode::kBusy, "a backup is being made (fuzz)"};
   }
 
   // server::ClientDirectory
@@ -195,7 +266,9 @@ class Session final : public server::BulkService, public server::ClientDirectory
   // speaks as connection n % 2 from here; "s<n>" feeds the parser pieces of
   // n bytes; "x" disconnects the current connection (a new one takes its
   // place); "a" turns queues.auto_create on or off; "f" closes or opens
-  // the intake (the log's disk running low).
+  // the intake (the log's disk running low); "r" asks for the replay check
+  // at the end (it costs the log's writer thread: tens of milliseconds on
+  // a busy machine, so not every input pays it).
   void run_control(std::string_view line) {
     trace("~", conns_[current_].id, line);
     if (line.empty()) return;
@@ -232,6 +305,9 @@ class Session final : public server::BulkService, public server::ClientDirectory
         engine_.set_limits(l);
         break;
       }
+      case 'r':
+        restart_asked_ = true;
+        break;
       case 'f':
         if (engine_.intake_open()) {
           engine_.close_intake("the log's disk is low (fuzz)");
@@ -314,6 +390,9 @@ class Session final : public server::BulkService, public server::ClientDirectory
       ++requests_;
       ran = true;
       server::CommandContext ctx{engine_, stats_, c.out};
+      ctx.log = log_.get();
+      ctx.journal = &journal_;
+      ctx.backups = this;
       ctx.waiters = &waiters_;
       ctx.limits = &limits_;
       ctx.auth = &c.auth;
@@ -406,6 +485,7 @@ class Session final : public server::BulkService, public server::ClientDirectory
       check_engine();
     }
     waiters_.expire(loop_now_ms());
+    journal_.maintain();
     process_all();
   }
 
@@ -437,9 +517,13 @@ class Session final : public server::BulkService, public server::ClientDirectory
     if (!broken.empty()) fail("the engine's indexes disagree: " + broken, "");
   }
 
+  wal::MemoryFileSystem fs_;
+  QuietReporter reporter_;
   engine::ManualClock clock_;
   int64_t loop_offset_ = 1'000'000;  // the loop's monotonic clock
   engine::Engine engine_;
+  server::Journal journal_{engine_, 1.5};
+  std::unique_ptr<wal::Log> log_;
   server::ServerStats stats_;
   server::RequestLimits limits_;
   server::HandlerScratch scratch_;
@@ -451,6 +535,7 @@ class Session final : public server::BulkService, public server::ClientDirectory
   size_t current_ = 0;
   size_t piece_ = 13;
   size_t requests_ = 0;
+  bool restart_asked_ = false;
 };
 
 }  // namespace
@@ -459,5 +544,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), std::min(size, kMaxInput));
   Session session;
   session.run(input);
+  if (session.restart_asked()) session.restart_and_compare();
   return 0;
 }

@@ -32,106 +32,6 @@ namespace {
 using Node = tq::testing::JournalNode;
 using tq::testing::small_segments;
 
-// Every job, whatever its state, with every field a restart must keep; the
-// groups' bookkeeping; each queue's delivery order; the engine's counts.
-std::string full_fingerprint(engine::Engine& e) {
-  std::ostringstream out;
-  for (const auto& named : e.queues()) {
-    // Not a structured binding: clang before 16 lets no lambda capture one.
-    const auto& name = named.first;
-    const auto& q = named.second;
-    const engine::QueueSettings& s = q->settings;
-    out << "queue " << name << " n=" << q->number << " ack=" << s.ack_timeout_ms
-        << " max=" << s.max_attempts << " backoff=" << s.backoff_base_ms << "/" << s.backoff_factor
-        << "/" << s.backoff_max_ms << "/" << s.backoff_jitter << " dedup=" << s.dedup_window_ms
-        << " size=" << s.max_size << " prio=" << s.priority << " delay=" << s.delay_ms
-        << " ttl=" << s.ttl_ms << " ttl_dl=" << s.ttl_dead_letter << " leased_max=" << s.max_leased
-        << " rate=" << s.rate_limit << "/" << s.rate_window_ms
-        << " dead_keep=" << s.dead_retention_ms << "/" << s.dead_max
-        << " dlq=" << s.dead_letter_queue << " paused=" << q->paused << "/" << q->resume_at_ms
-        << " sizes=" << q->ready.size() << "/" << q->held.size() << "/" << q->delayed.size() << "/"
-        << q->leased.size() << "/" << q->dead.size() << "\n";
-    // Delivery order of the ready set.
-    out << "  order";
-    q->ready.first(SIZE_MAX, [&](engine::Job* j) { out << " " << j->id; });
-    out << "\n";
-    std::map<std::string, const engine::Group*> groups;
-    for (const auto& [gname, g] : q->groups) groups[gname] = &g;
-    for (const auto& [gname, gp] : groups) {
-      const engine::Group& g = *gp;
-      out << "  group " << gname << " members=";
-      for (uint64_t id : g.members) out << id << ",";
-      out << " leased=" << g.leased << " released=" << (g.released ? g.released->id : 0)
-          << " retrying=" << g.retrying << "\n";
-    }
-    std::map<std::string, std::pair<uint64_t, int64_t>> keys;
-    for (const auto& [key, entry] : q->dedup) {
-      if (entry.expires_ms > e.now_ms()) keys[key] = {entry.job_id, entry.expires_ms};
-    }
-    for (const auto& [key, entry] : keys) {
-      out << "  key " << key << " -> " << entry.first << " @" << entry.second << "\n";
-    }
-    for (const auto& [sname, sc] : q->schedules) {
-      out << "  schedule " << sname << " next=" << sc.next_ms << " fired=" << sc.fired << "\n";
-    }
-  }
-  std::map<uint64_t, std::string> jobs;
-  for (const auto& named : e.queues()) {
-    const auto& q = named.second;
-    auto add = [&](const engine::Job* j) {
-      std::ostringstream o;
-      const engine::JobExtras* ex = e.extras_of(*j);
-      const bool grouped = ex != nullptr && !ex->group.empty();
-      o << "job " << j->id << " q=" << j->queue->name << " s=" << engine::job_state_name(j->state)
-        << " a=" << j->attempts << " k=" << int{j->kicks} << " p=" << j->priority;
-      // A grouped ready job's wait starts again at a restart (by design).
-      const bool ready_like =
-          j->state == engine::JobState::kReady || j->state == engine::JobState::kHeld;
-      if (!(ready_like && grouped)) o << " d=" << j->deadline_ms;
-      if (ex != nullptr &&
-          (ex->expires_at_ms != 0 || ex->max_attempts != 0 || !ex->dedup_key.empty() ||
-           !ex->group.empty() || !ex->origin.empty() || !ex->reason.empty())) {
-        o << " exp=" << ex->expires_at_ms << " max=" << ex->max_attempts << " key=" << ex->dedup_key
-          << " group=" << ex->group << " from=" << ex->origin << " why=" << ex->reason;
-      }
-      o << " " << j->payload();
-      jobs[j->id] = o.str();
-    };
-    for (engine::Job* j : q->ready.jobs()) add(j);
-    for (const engine::Job* j : q->held.items()) add(j);
-    for (const engine::Job* j : q->delayed.items()) add(j);
-    for (const engine::Job* j : q->leased.items()) add(j);
-    for (const engine::Job* j : q->dead.items()) add(j);
-  }
-  for (const auto& [id, line] : jobs) out << line << "\n";
-  out << "counts";
-  for (auto st : {engine::JobState::kReady, engine::JobState::kHeld, engine::JobState::kDelayed,
-                  engine::JobState::kLeased, engine::JobState::kDead}) {
-    out << " " << e.count_in(st);
-  }
-  out << " jobs=" << e.job_count() << " payload=" << e.payload_bytes()
-      << " sched=" << e.schedule_payload_bytes() << " keys=" << e.dedup_key_bytes() << "\n";
-  return out.str();
-}
-
-// The lines of `a` not in `b`, and of `b` not in `a`.
-std::string line_diff(const std::string& a, const std::string& b) {
-  auto lines = [](const std::string& s) {
-    std::multiset<std::string> out;
-    std::istringstream in(s);
-    for (std::string line; std::getline(in, line);) out.insert(line);
-    return out;
-  };
-  const auto la = lines(a);
-  const auto lb = lines(b);
-  std::string out;
-  for (const auto& l : la)
-    if (lb.count(l) == 0) out += "- " + l + "\n";
-  for (const auto& l : lb)
-    if (la.count(l) == 0) out += "+ " + l + "\n";
-  return out;
-}
-
 }  // namespace
 
 TEST_SUITE("engine replay, random") {
@@ -321,7 +221,7 @@ TEST_SUITE("engine replay, random") {
         if (step % 300 == 299) {
           eng.expire_due();
           node->harness.settle();
-          std::string before = full_fingerprint(eng);
+          std::string before = tq::testing::engine_fingerprint(eng);
           int64_t now = node->clock.now_ms();
           const bool crash = rng() % 2 == 0;
           std::unique_ptr<wal::MemoryFileSystem> copy;
@@ -339,7 +239,7 @@ TEST_SUITE("engine replay, random") {
             eng.set_observer(nullptr);
             node->clock.advance_ms(static_cast<int64_t>(rng() % 40'000));
             eng.expire_due();
-            before = full_fingerprint(eng);
+            before = tq::testing::engine_fingerprint(eng);
             now = node->clock.now_ms();
           }
           if (crash) {
@@ -349,11 +249,11 @@ TEST_SUITE("engine replay, random") {
           node = std::make_unique<Node>(*fs, now);
           REQUIRE(node->open(small_segments()).ok());
           node->engine.expire_due();
-          const std::string after = full_fingerprint(node->engine);
+          const std::string after = tq::testing::engine_fingerprint(node->engine);
           if (before != after) {
             CAPTURE(step);
             const bool same = before == after;
-            CHECK_MESSAGE(same, line_diff(before, after));
+            CHECK_MESSAGE(same, tq::testing::line_diff(before, after));
             failed = true;
           }
           std::string broken2 = tq::testing::check_engine_invariants(node->engine);
