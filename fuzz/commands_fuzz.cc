@@ -424,6 +424,10 @@ class Session final : public server::BulkService,
         }
       } else {
         check_reply(reply, shape);
+        if (r == RequestParser::Result::kRequest &&
+            c.parser->request().spec->verb == protocol::Verb::kDequeue) {
+          check_delivered(reply, shape == ReplyShape::kJobs);
+        }
       }
       c.out.clear();
       check_engine();
@@ -435,6 +439,46 @@ class Session final : public server::BulkService,
       }
     }
     return ran;
+  }
+
+  // A DEQUEUE's reply, just made: every job it hands out exists, is leased,
+  // once, and (framed) under the lease token its header gives.
+  void check_delivered(std::string_view reply, bool framed) {
+    if (reply.substr(0, 3) != "OK ") return;
+    std::vector<uint64_t> ids;
+    auto check = [&](uint64_t id, std::optional<uint64_t> lease) {
+      const engine::Job* job = engine_.find_job(id);
+      if (job == nullptr) fail("a delivered job that does not exist", reply);
+      if (job->state != engine::JobState::kLeased) fail("a delivered job not leased", reply);
+      if (lease && *lease != job->delivery()) fail("a lease token not the job's delivery", reply);
+      for (uint64_t seen : ids) {
+        if (seen == id) fail("a job delivered twice in one reply", reply);
+      }
+      ids.push_back(id);
+    };
+    auto number = [](std::string_view text) {
+      uint64_t n = 0;
+      std::from_chars(text.data(), text.data() + text.size(), n);
+      return n;
+    };
+    if (!framed) {
+      check(number(reply.substr(3)), std::nullopt);
+      return;
+    }
+    // The shape was checked: each job is a header line and its payload.
+    size_t pos = reply.find('\n') + 1;
+    while (pos < reply.size()) {
+      const size_t eol = reply.find('\n', pos);
+      const std::string_view header = reply.substr(pos, eol - pos);
+      const uint64_t id = number(header.substr(4));
+      const size_t bytes_at = header.find(' ', 4) + 1;
+      const uint64_t bytes = number(header.substr(bytes_at));
+      const size_t lease_at = header.find(" lease=");
+      std::optional<uint64_t> lease;
+      if (lease_at != std::string_view::npos) lease = number(header.substr(lease_at + 7));
+      check(id, lease);
+      pos = eol + 1 + bytes + 1;
+    }
   }
 
   void finish_wait(uint64_t id, const server::WaitRequest& request,
@@ -452,6 +496,7 @@ class Session final : public server::BulkService,
       server::append_delivery(out, jobs, request.framed, request.queues, engine_);
       server::record_deliveries(c->leases, engine_, jobs);
       check_reply(out, request.framed ? ReplyShape::kJobs : ReplyShape::kLine);
+      check_delivered(out, request.framed);
     }
     trace("<", id, out);
   }
