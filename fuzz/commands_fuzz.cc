@@ -151,7 +151,8 @@ struct Conn {
 
 class Session final : public server::BulkService,
                       public server::ClientDirectory,
-                      public server::BackupService {
+                      public server::BackupService,
+                      public server::ReloadService {
  public:
   Session()
       : engine_(clock_, engine_limits(), engine::QueueSettings{}),
@@ -244,6 +245,29 @@ class Session final : public server::BulkService,
   // here one is always under way.
   std::optional<server::BackupRefusal> start_backup(uint64_t, const std::string&) override {
     return server::BackupRefusal{protocol::ErrorCode::kBusy, "a backup is being made (fuzz)"};
+  }
+
+  // server::ReloadService: the settings file, read again, is by turns
+  // unusable, lowers the limits below what may be held, and puts them back.
+  server::ReloadOutcome reload_settings() override {
+    server::ReloadOutcome outcome;
+    engine::EngineLimits limits = engine_limits();
+    limits.auto_create_queues = engine_.limits().auto_create_queues;
+    switch (reloads_++ % 3) {
+      case 0:
+        outcome.error = "config.yaml: line 3: not a map (fuzz)";
+        return outcome;
+      case 1:
+        limits.max_queues = 2;
+        limits.max_jobs = 8;
+        limits.max_payload_total = 512;
+        break;
+      default:
+        break;
+    }
+    engine_.set_limits(limits);
+    outcome.applied = {"limits.max_queues", "limits.max_jobs", "limits.max_payload_total"};
+    return outcome;
   }
 
   // server::ClientDirectory
@@ -393,6 +417,7 @@ class Session final : public server::BulkService,
       ctx.log = log_.get();
       ctx.journal = &journal_;
       ctx.backups = this;
+      ctx.reloads = this;
       ctx.waiters = &waiters_;
       ctx.limits = &limits_;
       ctx.auth = &c.auth;
@@ -581,6 +606,7 @@ class Session final : public server::BulkService,
   size_t piece_ = 13;
   size_t requests_ = 0;
   bool restart_asked_ = false;
+  size_t reloads_ = 0;
 };
 
 }  // namespace
