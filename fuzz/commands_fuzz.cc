@@ -154,7 +154,10 @@ class Session final : public server::BulkService,
                       public server::BackupService,
                       public server::ReloadService {
  public:
-  Session()
+  // `with_log`: the engine's changes go to a log in memory, as tqd's do,
+  // for restart_and_compare(). Without, the session runs as tqd with
+  // wal.enabled false (a log costs a writer thread when it closes).
+  explicit Session(bool with_log)
       : engine_(clock_, engine_limits(), engine::QueueSettings{}),
         waiters_(engine_,
                  [this](uint64_t id, const server::WaitRequest& request,
@@ -168,16 +171,18 @@ class Session final : public server::BulkService,
     limits_.max_waiters = 2;
     limits_.max_payload_bytes = 512;
     for (size_t i = 0; i < 2; ++i) connect(i);
+    if (!with_log) return;
+    journal_ = std::make_unique<server::Journal>(engine_, 1.5);
     wal::OpenSummary summary;
     auto opened = wal::Log::open(
         fs_, log_options(), reporter_,
-        [&](const wal::Record& r, uint32_t segment) { return journal_.apply(r, segment); },
+        [&](const wal::Record& r, uint32_t segment) { return journal_->apply(r, segment); },
         &summary);
     if (!opened) fail("cannot open the log: " + opened.error().message(), "");
     log_ = std::move(opened).value();
     engine_.finish_restore();
-    journal_.attach(*log_);
-    journal_.record_counters();
+    journal_->attach(*log_);
+    journal_->record_counters();
   }
 
   void run(std::string_view input) {
@@ -204,12 +209,11 @@ class Session final : public server::BulkService,
     advance(60'000);
   }
 
-  bool restart_asked() const { return restart_asked_; }
-
   // Stops as tqd does (the schedule times kept out of the log while the
   // intake was closed written, the log closed), starts again from the log
   // into a fresh engine, and checks that it holds what this one does.
   void restart_and_compare() {
+    if (!log_) return;
     engine_.expire_due();
     engine_.save_unlogged_schedules();
     const std::string before = testing::engine_fingerprint(engine_);
@@ -233,7 +237,6 @@ class Session final : public server::BulkService,
       fail("replay differs from the live engine", testing::line_diff(before, after));
     const std::string broken = testing::check_engine_invariants(engine);
     if (!broken.empty()) fail("after replay the engine's indexes disagree: " + broken, "");
-    (void)opened.value()->close();
   }
 
   // server::BulkService
@@ -290,9 +293,9 @@ class Session final : public server::BulkService,
   // speaks as connection n % 2 from here; "s<n>" feeds the parser pieces of
   // n bytes; "x" disconnects the current connection (a new one takes its
   // place); "a" turns queues.auto_create on or off; "f" closes or opens
-  // the intake (the log's disk running low); "r" asks for the replay check
-  // at the end (it costs the log's writer thread: tens of milliseconds on
-  // a busy machine, so not every input pays it).
+  // the intake (the log's disk running low). "r", anywhere in the input,
+  // runs the whole session with a log and replays it at the end (see
+  // LLVMFuzzerTestOneInput).
   void run_control(std::string_view line) {
     trace("~", conns_[current_].id, line);
     if (line.empty()) return;
@@ -329,9 +332,6 @@ class Session final : public server::BulkService,
         engine_.set_limits(l);
         break;
       }
-      case 'r':
-        restart_asked_ = true;
-        break;
       case 'f':
         if (engine_.intake_open()) {
           engine_.close_intake("the log's disk is low (fuzz)");
@@ -415,7 +415,7 @@ class Session final : public server::BulkService,
       ran = true;
       server::CommandContext ctx{engine_, stats_, c.out};
       ctx.log = log_.get();
-      ctx.journal = &journal_;
+      ctx.journal = journal_.get();
       ctx.backups = this;
       ctx.reloads = this;
       ctx.waiters = &waiters_;
@@ -555,7 +555,7 @@ class Session final : public server::BulkService,
       check_engine();
     }
     waiters_.expire(loop_now_ms());
-    journal_.maintain();
+    if (journal_) journal_->maintain();
     process_all();
   }
 
@@ -592,7 +592,7 @@ class Session final : public server::BulkService,
   engine::ManualClock clock_;
   int64_t loop_offset_ = 1'000'000;  // the loop's monotonic clock
   engine::Engine engine_;
-  server::Journal journal_{engine_, 1.5};
+  std::unique_ptr<server::Journal> journal_;  // with a log
   std::unique_ptr<wal::Log> log_;
   server::ServerStats stats_;
   server::RequestLimits limits_;
@@ -605,7 +605,6 @@ class Session final : public server::BulkService,
   size_t current_ = 0;
   size_t piece_ = 13;
   size_t requests_ = 0;
-  bool restart_asked_ = false;
   size_t reloads_ = 0;
 };
 
@@ -613,8 +612,12 @@ class Session final : public server::BulkService,
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), std::min(size, kMaxInput));
-  Session session;
+  // "~r" on a line of its own asks for the log and the replay check. Not
+  // every input pays for it: closing the log takes its writer thread, tens
+  // of milliseconds on a busy machine against one or two for the rest.
+  const bool with_log = input.substr(0, 3) == "~r\n" || input.find("\n~r\n") != input.npos;
+  Session session(with_log);
   session.run(input);
-  if (session.restart_asked()) session.restart_and_compare();
+  session.restart_and_compare();
   return 0;
 }
