@@ -7,11 +7,14 @@
 // input is the bytes the clients send, split at lines that begin with '~'
 // (harness controls, see run_control: move the clock, switch connection,
 // change the size of the pieces the parser is fed, disconnect...). The
-// limits are small, so that the session reaches them. Beyond the
+// server has a password and an admin password: the first connection has
+// logged in as the admin, the second must AUTH. The limits are small, so
+// that the session reaches them. Beyond the
 // sanitizers it asserts: each request gets exactly one whole reply (none
 // while it waits, then exactly one), framed as its command's reply shape
 // says, as the client library reads it; every ERROR carries a code
-// PROTOCOL.md lists and none is INTERNAL; the engine's indexes and counts
+// PROTOCOL.md lists and none is INTERNAL; the jobs a DEQUEUE hands out
+// exist, leased, under the lease token shown; the engine's indexes and counts
 // agree with each other after every request and every turn of the loop;
 // and, when the input asks ("~r"), the journal's records, replayed from
 // the in-memory log into a fresh engine after a clean stop, give back the
