@@ -219,7 +219,7 @@ class Session final : public server::BulkService,
     if (!log_) return;
     engine_.expire_due();
     engine_.save_unlogged_schedules();
-    const std::string before = testing::engine_fingerprint(engine_);
+    const std::string before = comparable(testing::engine_fingerprint(engine_));
     if (auto closed = log_->close(); !closed.ok()) fail("close: " + closed.message(), "");
     engine_.set_observer(nullptr);
     log_.reset();  // and its lock with it
@@ -235,11 +235,36 @@ class Session final : public server::BulkService,
     if (!opened) fail("replay: " + opened.error().message(), "");
     engine.finish_restore();
     engine.expire_due();
-    const std::string after = testing::engine_fingerprint(engine);
+    const std::string after = comparable(testing::engine_fingerprint(engine));
     if (before != after)
       fail("replay differs from the live engine", testing::line_diff(before, after));
     const std::string broken = testing::check_engine_invariants(engine);
     if (!broken.empty()) fail("after replay the engine's indexes disagree: " + broken, "");
+  }
+
+  // The fingerprint, less the dedup keys once the wall clock was set back:
+  // their end is not logged (journal.cc, dedup_forgotten), replay forgets
+  // them by the clock, so a key the live engine forgot before the step
+  // back is remembered again after a restart until its time comes round
+  // again ("a step back delays each by the step", README, The clock).
+  std::string comparable(const std::string& fingerprint) const {
+    if (!clock_went_back_) return fingerprint;
+    std::string out;
+    size_t pos = 0;
+    while (pos < fingerprint.size()) {
+      size_t eol = fingerprint.find('\n', pos);
+      if (eol == std::string::npos) eol = fingerprint.size() - 1;
+      std::string line = fingerprint.substr(pos, eol + 1 - pos);
+      pos = eol + 1;
+      if (line.rfind("  key ", 0) == 0) continue;
+      if (const size_t keys = line.find(" keys=");
+          line.rfind("counts ", 0) == 0 && keys != line.npos) {
+        line.erase(keys);
+        line += '\n';
+      }
+      out += line;
+    }
+    return out;
   }
 
   // server::BulkService
@@ -317,6 +342,7 @@ class Session final : public server::BulkService,
         advance(n < 0 ? -n : n);
         break;
       case 'j':
+        if (n < 0) clock_went_back_ = true;
         clock_.advance_ms(n);
         loop_turn();
         break;
@@ -543,11 +569,12 @@ class Session final : public server::BulkService,
   // What the server's loop does in one turn when nothing is read: the
   // bulk tasks' steps, the sweeper (when the engine has something due), the
   // waits that timed out; then the connections a reply let go on.
-  void loop_turn() {
+  // The engine is checked after every turn, but for those advance() takes
+  // on the way (each check costs a walk of every job): after its last.
+  void loop_turn(bool check = true) {
     if (bulk_.busy()) {
       bulk_.run(engine_, 1);  // one step: the runner's clock moves one a read
       waiters_.serve_ready();
-      check_engine();
     }
     if (engine_.next_deadline_ms() <= clock_.now_ms()) {
       constexpr size_t kSweepSlice = 500;  // as Server::on_sweep
@@ -555,10 +582,10 @@ class Session final : public server::BulkService,
         if (engine_.expire_due(kSweepSlice) < kSweepSlice) break;
       }
       waiters_.serve_ready();
-      check_engine();
     }
     waiters_.expire(loop_now_ms());
     if (journal_) journal_->maintain();
+    if (check) check_engine();
     process_all();
   }
 
@@ -573,14 +600,15 @@ class Session final : public server::BulkService,
       next = std::max(next, clock_.now_ms() + 1);
       loop_offset_ += next - clock_.now_ms();
       clock_.set_ms(next);
-      loop_turn();
+      loop_turn(false);
     }
     if (clock_.now_ms() < target) {
       loop_offset_ += target - clock_.now_ms();
       clock_.set_ms(target);
     }
     loop_turn();
-    while (bulk_.busy()) loop_turn();
+    while (bulk_.busy()) loop_turn(false);
+    check_engine();
   }
 
   int64_t loop_now_ms() const { return loop_offset_; }
@@ -609,6 +637,7 @@ class Session final : public server::BulkService,
   size_t piece_ = 13;
   size_t requests_ = 0;
   size_t reloads_ = 0;
+  bool clock_went_back_ = false;  // a "~j" set the wall clock back
 };
 
 }  // namespace
