@@ -183,6 +183,20 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
                                                    may_lose_acknowledged(previous.policy) &&
                                                    !options.recover && newest_marked.has_value();
   std::vector<int64_t> later_records;  // in each file after i, when they are only lost writes
+  // A tqd from before December 2 2026 (evening) could leave an empty newest
+  // file (ScanOptions::empty_newest_may_be_unallocated). It wrote format
+  // version 1 and none of the markers: any of them, or a version 2 segment,
+  // says a newer tqd wrote here last, and it names only full-size files.
+  // (The tqds of December 2 to 5 left logs like that too: an empty file in
+  // one was cut from outside, and is taken for the crash all the same; it
+  // can hide only records after the last one read.)
+  const auto has_marker = [&](const char* marker) {
+    return std::find(names->begin(), names->end(), marker) != names->end();
+  };
+  const bool written_by_pre_marker_tqd = previous.clean && !has_marker(kClosedMarkerName) &&
+                                         !has_marker(kNewestMarkerName) &&
+                                         summary->restored_backup_at_ms == 0;
+  uint32_t version_before = 1;  // of the segment before the one scanned; none counts as 1
   const MappedFiles mapped{first_seqs, files, file_sizes};
   // Removes the files from `from` on (only_lost_writes_from said so, with
   // `counts`), which follow `after`, bounding the seqs they could hold; how
@@ -241,13 +255,15 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
                                      &later_records);
       };
     }
-    const ScanOptions scan_options{.is_newest = newest,
-                                   .recover = options.recover,
-                                   .unsynced_may_be_lost = unsynced_may_be_lost,
-                                   .expected_seq = expected,
-                                   .assumed = SegmentHeader{ordinal, first_seqs[i]},
-                                   .synced_seq = closed_at,
-                                   .later_files_unsynced = later_files_unsynced};
+    const ScanOptions scan_options{
+        .is_newest = newest,
+        .recover = options.recover,
+        .unsynced_may_be_lost = unsynced_may_be_lost,
+        .expected_seq = expected,
+        .assumed = SegmentHeader{ordinal, first_seqs[i]},
+        .synced_seq = closed_at,
+        .later_files_unsynced = later_files_unsynced,
+        .empty_newest_may_be_unallocated = written_by_pre_marker_tqd && version_before == 1};
     auto visit_record = [&](const Record& record) { return visit(record, ordinal); };
     auto scan = scan_segment(path, data, file_size, scan_options, reporter, visit_record);
     if (!scan) return scan.error();
@@ -287,7 +303,10 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
         lost_writes_bound = std::max(lost_writes_bound, could_hold);
         summary->lost_writes_removed = true;
       } else {
-        useless.emplace_back(path, "it holds only zeros (created, never written)");
+        useless.emplace_back(path, file_size == 0
+                                       ? "it is empty (0 bytes): an older tqd named it and "
+                                         "stopped before it allocated it, never written"
+                                       : "it holds only zeros (created, never written)");
         zeros_bound = std::max(zeros_bound, could_hold);
       }
       if (cut_before_newest) break;
@@ -326,6 +345,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     }
     // The file is named by its first seq; the name is what finds it again.
     log->segments_.push_back(Segment{header.ordinal, first_seqs[i], scan->end_offset});
+    version_before = header.version;
     newest_size = file_size;
     log->total_bytes_ += scan->end_offset;
     summary->records += scan->records;

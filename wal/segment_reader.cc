@@ -206,8 +206,11 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
   if (!read_segment_header(data, file_size, &scan.header, &why)) {
     // A segment file gets its name only once it has its full size on disk
     // (log_writer.cc), so no crash leaves one shorter than a header: it was
-    // cut short later, and what it held is lost.
-    const bool cut_short = file_size < kSegmentHeaderSize;
+    // cut short later, and what it held is lost. An older tqd's could
+    // (ScanOptions::empty_newest_may_be_unallocated).
+    const bool unallocated =
+        options.is_newest && options.empty_newest_may_be_unallocated && file_size == 0;
+    const bool cut_short = file_size < kSegmentHeaderSize && !unallocated;
     if (options.is_newest && !cut_short && all_zero(data)) {
       // Created, and the process died before the header was written: an
       // empty segment.

@@ -115,6 +115,13 @@ struct ScanOptions {
   // synced. `whole_file`: this file goes too (its header's sector is
   // zeros). Unset: damage, as before.
   std::function<bool(bool whole_file)> later_files_unsynced;
+  // The log may have been left by a tqd from before December 2 2026
+  // (evening), which named a segment before it allocated it (open with
+  // O_CREAT, then posix_fallocate): a crash between the two left the newest
+  // file empty, 0 bytes, and that tqd's replay removed it as a segment
+  // never written. Set by the open (log.cc) for a log that nothing newer
+  // has written; otherwise such a file was cut short, and is damage.
+  bool empty_newest_may_be_unallocated = false;
 };
 
 using RecordVisitor = std::function<Status(const Record& record)>;

@@ -1771,6 +1771,66 @@ TEST_SUITE("wal_log") {
     CHECK(header.version == kFormatVersion);
   }
 
+  // A tqd from before December 2 2026 (evening; a93b7fc, seen under strace)
+  // named a segment and then allocated it: a kill between the two left 0
+  // bytes under the next seq's name, which its own replay removed.
+  TEST_CASE("an empty newest file after a version 1 segment, no marker, is removed") {
+    std::string segment;
+    append_segment_header(segment, SegmentHeader{1, 1, 1});
+    std::vector<ReplayedRecord> written;
+    for (uint64_t seq = 1; seq <= 5; ++seq) {
+      const std::string body = "job " + std::to_string(seq);
+      append_record(segment, 4, seq, body);
+      written.push_back({4, seq, body, 1});
+    }
+    segment.resize(4096, '\0');
+    MemoryFileSystem fs;
+    fs.set_contents(kDir + "/" + segment_file_name(1), segment);
+    const std::string empty = kDir + "/" + segment_file_name(6);
+    fs.set_contents(empty, "");
+
+    SUBCASE("the older tqd's log opens, and writing goes on") {
+      {
+        LogHarness h(fs);
+        REQUIRE(h.open().ok());
+        CHECK(h.replayed == written);
+        CHECK_FALSE(fs.exists(empty));
+        CHECK(h.summary.removed ==
+              std::vector<std::string>{empty + ": it is empty (0 bytes): an older tqd named it and "
+                                               "stopped before it allocated it, never written"});
+        append_noted(h, written, 6);
+        REQUIRE(h.wait_durable());
+      }
+      LogHarness again(fs);
+      REQUIRE(again.open().ok());
+      CHECK(again.replayed == written);
+    }
+    SUBCASE("with RUNNING, a newer tqd ran last: it names only full files, so it was cut") {
+      fs.set_contents(kDir + "/" + kRunMarkerName, "always  \n");
+      LogHarness h(fs);
+      Status s = h.open();
+      REQUIRE_FALSE(s.ok());
+      CHECK(s.message() == empty +
+                               " at offset 0: file is shorter than a segment header (0 bytes; "
+                               "segment files are created at full size, so it was cut short)");
+      CHECK(fs.exists(empty));
+    }
+  }
+
+  TEST_CASE("an empty newest file after a version 2 segment, no marker, is damage") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 5);
+    as_after_crash(fs);  // no marker left, as in an older tqd's log
+    const std::string empty = kDir + "/" + segment_file_name(written.back().seq + 1);
+    fs.set_contents(empty, "");
+    LogHarness h(fs);
+    Status s = h.open();
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.message() == empty +
+                             " at offset 0: file is shorter than a segment header (0 bytes; "
+                             "segment files are created at full size, so it was cut short)");
+  }
+
   TEST_CASE("damage to the last record, whole on disk, is not taken for a write cut short") {
     // Segments are zero-filled, so a write cut short leaves the record's
     // tail zero. A record whose bytes are all there was written whole and
