@@ -103,7 +103,7 @@ std::string fingerprint(const engine::Engine& e) {
 using Node = tq::testing::JournalNode;
 using tq::testing::small_segments;
 
-// A LEASE record as tqds before December 2026 wrote it: id and attempts, no
+// A LEASE record as tqds before the morning of December 6 2026 wrote it: id and attempts, no
 // end. Written to the log alone; the engine of `node` does not see it.
 void append_old_lease(Node& node, uint64_t id, uint32_t attempts) {
   std::string body;
