@@ -84,9 +84,11 @@ void RequestParser::release_consumed(size_t keep) {
   scan_ = 0;
 }
 
-RequestParser::Result RequestParser::fail(ErrorCode code, std::string message) {
+RequestParser::Result RequestParser::fail(ErrorCode code, std::string message,
+                                          const CommandSpec* spec) {
   error_.code = code;
   error_.message = std::move(message);
+  error_.spec = spec;
   return Result::kError;
 }
 
@@ -228,8 +230,8 @@ RequestParser::Result RequestParser::parse_line(size_t line_len, size_t consumed
       byte_count(request_.args[static_cast<size_t>(spec.body_length_arg)]);
   if (!count) {
     pos_ = scan_ = pos_ + consumed;
-    return fail(ErrorCode::kBadFormat, "body length must be a number of bytes; usage: " +
-                                           std::string(spec.usage));
+    return fail(ErrorCode::kBadFormat,
+                "body length must be a number of bytes; usage: " + std::string(spec.usage), &spec);
   }
   const uint64_t body_len = *count;
   if (body_len > limits_.max_body_bytes) {
@@ -307,14 +309,14 @@ bool RequestParser::tokenize(std::string_view line) {
   for (p = skip_spaces(word_end, end); p != end; p = skip_spaces(word_end, end)) {
     const size_t n = request_.args.size();
     if (n == max_args) {
-      fail(ErrorCode::kBadFormat, usage_error(*spec));
+      fail(ErrorCode::kBadFormat, usage_error(*spec), spec);
       return false;
     }
     word_end = n == rest_at ? end : skip_word(p, end);
     request_.args.emplace_back(p, static_cast<size_t>(word_end - p));
   }
   if (request_.args.size() < static_cast<size_t>(spec->min_args)) {
-    fail(ErrorCode::kBadFormat, usage_error(*spec));
+    fail(ErrorCode::kBadFormat, usage_error(*spec), spec);
     return false;
   }
   return true;

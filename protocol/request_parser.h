@@ -43,6 +43,10 @@ struct Request {
 struct ParseError {
   ErrorCode code = ErrorCode::kBadFormat;
   std::string message;
+  // The command, when the line named one and its arguments are what is wrong
+  // (arity, a body length that is not a number); null for an unknown verb and
+  // for errors of size or framing.
+  const CommandSpec* spec = nullptr;
 };
 
 class RequestParser {
@@ -90,7 +94,7 @@ class RequestParser {
 
   Result parse_line(size_t line_len, size_t consumed);
   Result finish_body();
-  Result fail(ErrorCode code, std::string message);
+  Result fail(ErrorCode code, std::string message, const CommandSpec* spec = nullptr);
   // After fail(): the `bytes` after the line are a body to skip, not
   // requests; the error says so.
   void skip_body(uint64_t bytes);

@@ -538,6 +538,21 @@ std::string timeout_notice(bool idle, uint64_t timeout_ms) {
   return line;
 }
 
+namespace {
+
+// An admin command on a connection that may not run it: answered NOPERM and
+// counted. Returns whether it was refused.
+bool refused_admin(CommandContext& ctx, const protocol::CommandSpec& spec) {
+  if (ctx.auth == nullptr || !spec.has(protocol::kAdmin) || ctx.auth->may_admin()) return false;
+  ++ctx.stats.commands_denied;
+  cmd::reply_error(
+      ctx, protocol::ErrorCode::kNoPerm,
+      std::string(spec.name) + " is an admin command: AUTH with the admin password first");
+  return true;
+}
+
+}  // namespace
+
 void dispatch(CommandContext& ctx, const protocol::Request& request) {
   ++ctx.stats.commands_total;
   ++ctx.stats.commands_by_verb[static_cast<size_t>(request.spec->verb)];
@@ -545,12 +560,7 @@ void dispatch(CommandContext& ctx, const protocol::Request& request) {
     return cmd::reply_error(ctx, protocol::ErrorCode::kNoAuth,
                             "authenticate first: AUTH <password>");
   }
-  if (ctx.auth != nullptr && request.spec->has(protocol::kAdmin) && !ctx.auth->may_admin()) {
-    ++ctx.stats.commands_denied;
-    return cmd::reply_error(ctx, protocol::ErrorCode::kNoPerm,
-                            std::string(request.spec->name) +
-                                " is an admin command: AUTH with the admin password first");
-  }
+  if (refused_admin(ctx, *request.spec)) return;
   // RELOAD is a write so that no client sends it twice; while the log fails
   // it still applies the settings and reports the declarations it cannot.
   if (ctx.log != nullptr && !ctx.log->healthy() && request.spec->verb != protocol::Verb::kReload &&
@@ -575,6 +585,9 @@ void reply_parse_error(CommandContext& ctx, const protocol::ParseError& error) {
     return cmd::reply_error(ctx, protocol::ErrorCode::kNoAuth,
                             "authenticate first: AUTH <password>");
   }
+  // A malformed admin command is refused as a well-formed one is: whoever may
+  // not run it learns nothing from how it was wrong, and the refusal counts.
+  if (error.spec != nullptr && refused_admin(ctx, *error.spec)) return;
   cmd::reply_error(ctx, error.code, error.message);
 }
 

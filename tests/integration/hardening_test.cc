@@ -253,6 +253,26 @@ TEST_SUITE("hardening") {
     CHECK(call(s, "DROP q").rfind("ERROR NOPERM", 0) == 0);
   }
 
+  TEST_CASE("a malformed admin command from a worker is NOPERM, not its usage") {
+    TqdOptions o;
+    o.config_yaml = "auth:\n  password: worker\n  admin_password: boss\n";
+    TqdProcess tqd(o);
+    auto s = tqd.socket();
+    CHECK(call(s, "AUTH worker") == "OK authenticated");
+    // Too few or too many words, and a body length that is not a number.
+    for (const char* admin : {"DROP", "RELOAD now", "CANCEL q", "SCHEDULE q n x EVERY 1h"}) {
+      const std::string verb = std::string(admin).substr(0, std::string(admin).find(' '));
+      CHECK(call(s, admin) ==
+            "ERROR NOPERM " + verb + " is an admin command: AUTH with the admin password first");
+    }
+    CHECK(stat_via(s, "commands_denied_total") == "4");
+    // A worker's own malformed command still gets its usage.
+    CHECK(call(s, "ACK").rfind("ERROR BADFORMAT wrong number of arguments for ACK", 0) == 0);
+    CHECK(call(s, "AUTH boss") == "OK authenticated admin");
+    CHECK(call(s, "DROP") ==
+          "ERROR BADFORMAT wrong number of arguments for DROP; usage: DROP <queue>");
+  }
+
   TEST_CASE("an admin password alone leaves the rest open and guards the admin commands") {
     TqdOptions o;
     o.config_yaml = "auth:\n  admin_password: boss\n";
