@@ -336,6 +336,24 @@ TEST_SUITE("request_parser") {
     REQUIRE(parser.next() == RequestParser::Result::kError);
     CHECK(parser.error().message ==
           "wrong number of arguments for ENQUEUE; usage: ENQUEUE <queue> <payload>");
+    CHECK(parser.error().spec == &command_spec(Verb::kEnqueue));
+  }
+
+  TEST_CASE("an error names the command only when its arguments are what is wrong") {
+    // The server refuses a malformed admin command as NOPERM by this name.
+    ParserLimits limits;
+    limits.max_body_bytes = 4;
+    RequestParser parser(limits);
+    parser.feed("DROP\nSCHEDULE q n x EVERY 1h\nFETCH q\nPUT q 9\n123456789\n");
+    REQUIRE(parser.next() == RequestParser::Result::kError);
+    CHECK(parser.error().spec == &command_spec(Verb::kDrop));
+    REQUIRE(parser.next() == RequestParser::Result::kError);
+    CHECK(parser.error().spec == &command_spec(Verb::kSchedule));
+    REQUIRE(parser.next() == RequestParser::Result::kError);
+    CHECK(parser.error().spec == nullptr);  // an unknown verb
+    REQUIRE(parser.next() == RequestParser::Result::kError);
+    CHECK(parser.error().code == ErrorCode::kTooBig);
+    CHECK(parser.error().spec == nullptr);  // size: the client needs to hear it
   }
 }
 
