@@ -48,6 +48,17 @@ std::vector<ReplayedRecord> write_closed_log(MemoryFileSystem& fs, int n,
   return write_records(h, n);
 }
 
+// The open refuses `empty`, a newest file of 0 bytes that a tqd naming only
+// full-size files cannot have left: it was cut short from outside.
+void check_refused_as_cut_short(MemoryFileSystem& fs, const std::string& empty) {
+  LogHarness h(fs);
+  Status s = h.open();
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.message() == empty +
+                           " at offset 0: file is shorter than a segment header (0 bytes; "
+                           "segment files are created at full size, so it was cut short)");
+}
+
 // Holds the syncs of the log's segment files, not of its markers or its
 // directory: files written but not on disk, for a power cut to take.
 void hold_segment_syncs(MemoryFileSystem& fs) {
@@ -1807,12 +1818,7 @@ TEST_SUITE("wal_log") {
     }
     SUBCASE("with RUNNING, a newer tqd ran last: it names only full files, so it was cut") {
       fs.set_contents(kDir + "/" + kRunMarkerName, "always  \n");
-      LogHarness h(fs);
-      Status s = h.open();
-      REQUIRE_FALSE(s.ok());
-      CHECK(s.message() == empty +
-                               " at offset 0: file is shorter than a segment header (0 bytes; "
-                               "segment files are created at full size, so it was cut short)");
+      check_refused_as_cut_short(fs, empty);
       CHECK(fs.exists(empty));
     }
   }
@@ -1823,12 +1829,7 @@ TEST_SUITE("wal_log") {
     as_after_crash(fs);  // no marker left, as in an older tqd's log
     const std::string empty = kDir + "/" + segment_file_name(written.back().seq + 1);
     fs.set_contents(empty, "");
-    LogHarness h(fs);
-    Status s = h.open();
-    REQUIRE_FALSE(s.ok());
-    CHECK(s.message() == empty +
-                             " at offset 0: file is shorter than a segment header (0 bytes; "
-                             "segment files are created at full size, so it was cut short)");
+    check_refused_as_cut_short(fs, empty);
   }
 
   TEST_CASE("damage to the last record, whole on disk, is not taken for a write cut short") {
