@@ -173,7 +173,7 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
      "a wrong password is ERROR NOAUTH, and too many close the connection.\n"
      "With auth.admin_password set, admin commands (HELP <command> says which)\n"
      "need AUTH with that one, answered OK authenticated admin; AUTH again\n"
-     "changes who the connection is."},
+     "changes who the connection is. Without a password set: OK no password is set."},
     {Verb::kPing, "PING", 0, 0, kNoAuth, -1, kLine, "PING", "check the connection",
      "Answers OK PONG."},
     {Verb::kHelp, "HELP", 0, 1, 0, -1, kLines, "HELP [command]", "list commands, or explain one",
