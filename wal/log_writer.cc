@@ -162,14 +162,10 @@ void LogWriter::submit(Batch batch) {
   // second file, and sync it, on the loop; so would one whose record is
   // longer than a spare (segments_opened counts that one twice).
   const size_t opened = inline_writes() ? segments_opened(batch, segment_bytes_) : 0;
-  // Whether another file may be left unsynced (kMaxFilesLeftUnsynced):
-  // asked only of a batch that leaves one, so a plain batch takes no lock.
-  auto room_to_leave = [this] {
-    std::lock_guard<std::mutex> lock(mu_);
-    return files_left_unsynced_ < kMaxFilesLeftUnsynced;
-  };
+  // The room to leave another file unsynced is asked only of a batch that
+  // leaves one, so a plain batch takes no lock for it.
   if (inline_writes() && !batch.sync &&
-      (opened == 0 || (opened == 1 && spare_->ready() && room_to_leave()))) {
+      (opened == 0 || (opened == 1 && spare_->ready() && room_to_leave_a_file()))) {
     Status s = write_chunks(batch.chunks);
     if (s.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -305,18 +301,18 @@ Status LogWriter::sync_retired(std::vector<std::unique_ptr<WritableFile>>& retir
   return failure;
 }
 
+bool LogWriter::room_to_leave_a_file() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return files_left_unsynced_ < kMaxFilesLeftUnsynced;
+}
+
 Status LogWriter::write_chunks(const std::vector<Chunk>& chunks, bool on_thread,
                                bool* left_behind_lost) {
   for (const Chunk& chunk : chunks) {
     if (file_first_seq_ != chunk.first_seq && inline_writes() && on_thread) {
       // A batch that starts segments on the thread (records piled up while
       // it was busy) syncs the files left first once they are too many.
-      bool too_many = false;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        too_many = files_left_unsynced_ + 1 > kMaxFilesLeftUnsynced;
-      }
-      if (too_many) {
+      if (!room_to_leave_a_file()) {
         if (Status s = sync_left_behind(); !s.ok()) {
           if (left_behind_lost) *left_behind_lost = true;
           return s;

@@ -182,6 +182,9 @@ class LogWriter {
   // Inline modes, thread: syncs the segments the batch just left and the
   // directory now, not in the background (a batch that must be synced).
   Status sync_left_behind();
+  // Inline modes: whether one more file may be left waiting for its sync
+  // (kMaxFilesLeftUnsynced). Takes mu_.
+  bool room_to_leave_a_file();
   // Inline modes, thread: syncs and closes `retired` (files the log has
   // left), then the directory when `dir` (a new segment's name), then has
   // NEWEST name `newest` if that all worked. The first failure.
