@@ -343,14 +343,23 @@ bool MetricsListener::listen(std::string* error) {
   bound_port_ = port_of(bound);
   LOG_INFO("metrics: serving Prometheus metrics at http://%s/metrics",
            describe_address(bound).c_str());
-  if (!is_loopback(address_.host) && token_.empty()) {
-    LOG_WARN(
-        "metrics.listen: %s is not loopback, and the endpoint has no metrics.token: anyone "
-        "who can reach it can read every figure and queue name; set one, or keep it to "
-        "127.0.0.1 or a private network",
-        address_.host.c_str());
-  }
+  warn_if_open_to_all();
   return true;
+}
+
+void MetricsListener::set_token(std::string token) {
+  const bool removed = !token_.empty() && token.empty();
+  token_ = std::move(token);
+  if (removed) warn_if_open_to_all();
+}
+
+void MetricsListener::warn_if_open_to_all() const {
+  if (is_loopback(address_.host) || !token_.empty()) return;
+  LOG_WARN(
+      "metrics.listen: %s is not loopback, and the endpoint has no metrics.token: anyone "
+      "who can reach it can read every figure and queue name; set one, or keep it to "
+      "127.0.0.1 or a private network",
+      address_.host.c_str());
 }
 
 void MetricsListener::on_connection(uv_stream_t* listener, int status) {

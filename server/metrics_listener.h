@@ -72,9 +72,10 @@ class MetricsListener {
   MetricsListener& operator=(MetricsListener&&) = delete;
   ~MetricsListener();
 
+  // A reload (SIGHUP): scrapes from now on must send this token; empty: none
+  // (warned of, as at the start, when the endpoint is not on loopback).
+  void set_token(std::string token);
   // Binds and listens, and logs where; false with a one-line reason in *error.
-  // A reload (SIGHUP): scrapes from now on must send this token; empty: none.
-  void set_token(std::string token) { token_ = std::move(token); }
   bool listen(std::string* error);
   int bound_port() const { return bound_port_; }
 
@@ -88,6 +89,7 @@ class MetricsListener {
   static void on_sweep(uv_timer_t* timer);
   static void on_step(uv_idle_t* idle);
   void want_steps(uint64_t id);
+  void warn_if_open_to_all() const;
   void accept_one();
   void remove(uint64_t id);  // from a client's close callback
 

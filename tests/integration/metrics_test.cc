@@ -320,6 +320,21 @@ TEST_SUITE("metrics") {
     }
   }
 
+  TEST_CASE("a reload that removes metrics.token off loopback warns as the start does") {
+    TqdOptions o;
+    o.config_yaml = "metrics:\n  listen: 0.0.0.0:0\n  token: kept-for-now\n";
+    TqdProcess tqd(o);
+    REQUIRE(tqd.wait_for_log("metrics: serving Prometheus metrics", 5000));
+    const std::string warning = "metrics.listen: 0.0.0.0 is not loopback";
+    for (const std::string& line : tqd.log_lines()) {
+      CHECK(line.find(warning) == std::string::npos);
+    }
+    std::ofstream(tqd.dir() + "/config.yaml", std::ios::trunc) << "metrics:\n  listen: 0.0.0.0:0\n";
+    REQUIRE(kill(tqd.pid(), SIGHUP) == 0);
+    REQUIRE(tqd.wait_for_log("settings read again", 5000));
+    CHECK(tqd.wait_for_log(warning, 5000));
+  }
+
   TEST_CASE("with metrics.token a scrape needs Authorization: Bearer <token>, else 401") {
     setenv("TQ_TEST_METRICS_TOKEN", "s3cret-token", 1);
     TqdOptions o;
