@@ -223,6 +223,11 @@ Result<std::vector<Result<Reply>>> Client::exchange_many(std::string_view wire, 
     }
     close();
     if (lost->kind == ErrorKind::kCancelled || sends >= max_sends) return *lost;
+    // No reply in time: the server took the connection and the request and
+    // said nothing (stopped, stalled on its disk, cut off). A copy on a new
+    // connection would wait as long again, each send a whole timeout, so
+    // the call ends after one; the next call connects again.
+    if (lost->kind == ErrorKind::kTimeout) return *lost;
     if (sent && lost->outcome_unknown()) {
       unsettled = *lost;
       if (lost_a_send != nullptr) *lost_a_send = true;

@@ -22,7 +22,10 @@
 // makes up), so a repeat is answered with the first job's id instead of
 // storing it twice. Every other write (ACK, NACK, CREATE, ...) is never
 // repeated: it fails with an error whose outcome_unknown() is true, and you
-// decide. Without a reconnect policy a lost connection stays lost until
+// decide. A request whose reply timed out is not sent again either: the
+// server took it and said nothing (stopped, stalled), and a copy would wait
+// as long, so such a call fails with kTimeout after one timeout and the next
+// call connects again. Without a reconnect policy a lost connection stays lost until
 // reconnect(); a call on a connection the server closed while it was idle
 // fails at once, before sending, with a kConnect error (nothing was sent), or
 // with the server's ERROR when it said one as it closed (MAXCONN: it turned

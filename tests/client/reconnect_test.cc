@@ -446,6 +446,34 @@ TEST_SUITE("client reconnect") {
     CHECK(proxy.cuts_done() == 2);
   }
 
+  TEST_CASE("a reply that times out is not sent again - a call takes one timeout, not one a try") {
+    // A stopped tqd (SIGSTOP; or one stalled on its disk) still has its
+    // connections accepted by the kernel, and answers none of them. Each
+    // copy of a repeatable call sent on a new connection waited a whole
+    // timeout of its own: with lasting(30s) (20 attempts) a ping took 21
+    // timeouts, a DEQUEUE 21 times its wait and timeout.
+    TqdProcess tqd;
+    CuttingProxy proxy(tqd.port());
+    Options options = through(proxy.port(), 3);
+    options.timeout_ms = 200;
+    Client c = connect_with(options);
+    REQUIRE(c.create("q").ok());
+    REQUIRE(tq::testing::stop_and_wait(tqd.pid()));
+    auto ping = c.ping();
+    auto put = c.put("q", "stalled");
+    auto jobs = c.dequeue_many({"q"}, {.wait = 100ms});
+    REQUIRE(kill(tqd.pid(), SIGCONT) == 0);
+    REQUIRE_FALSE(ping.ok());
+    REQUIRE_FALSE(put.ok());
+    REQUIRE_FALSE(jobs.ok());
+    for (const auto* error : {&ping.error(), &put.error(), &jobs.error()}) {
+      CHECK(error->kind == ErrorKind::kTimeout);
+      CHECK(error->outcome_unknown());
+    }
+    CHECK(proxy.connections_accepted() == 3);  // the first, then one a call: nothing sent twice
+    CHECK(c.ping().ok());                      // the next call connects again
+  }
+
   TEST_CASE("a restarted server is reconnected to and its jobs are still there") {
     TqdProcess first_run;
     CuttingProxy proxy(first_run.port());
