@@ -1,6 +1,9 @@
 #include "client/reply.h"
 
 #include <charconv>
+#include <string>
+
+#include "protocol/reply_reader.h"
 
 namespace tq::client {
 namespace {
@@ -50,6 +53,13 @@ Result<Reply> read_reply(LineSocket& socket, protocol::ReplyShape shape) {
     auto header = parse_job_header(*line);
     if (!header) {
       return make_error(ErrorKind::kProtocol, "expected JOB <id> <bytes> ..., got '" + *line + "'");
+    }
+    // Not waited for: its bytes would all be kept until the count came in.
+    if (header->payload_bytes > protocol::kMaxReplyPayloadBytes) {
+      return make_error(ErrorKind::kProtocol,
+                        "a job of " + std::to_string(header->payload_bytes) +
+                            " bytes, more than any tq server sends (" +
+                            std::to_string(protocol::kMaxReplyPayloadBytes >> 20) + " MiB)");
     }
     auto payload = socket.read_body(header->payload_bytes);
     if (!payload) return payload.error();

@@ -15,13 +15,17 @@
 
 namespace tq::protocol {
 
-// No reply line tqd sends is longer: the longest holds one payload, at most
-// 256 MiB (wal::kMaxPayloadBytes), escaped (DEQUEUE's one-line reply turns
-// each \n, \r and \ into two bytes, so up to twice that), and a few short
-// words before it. More than this without a line end is not tqd speaking
-// (some other service on the port), and a reader that kept it all would
-// grow without end.
-inline constexpr size_t kMaxReplyLineBytes = (size_t{512} << 20) + 4096;
+// No payload tqd sends is longer (wal::kMaxPayloadBytes: no job can hold
+// more). A framed job whose header announces more is not tqd speaking, and a
+// reader that waited for its bytes would keep all that came.
+inline constexpr size_t kMaxReplyPayloadBytes = size_t{256} << 20;
+
+// No reply line tqd sends is longer: the longest holds one payload, escaped
+// (DEQUEUE's one-line reply turns each \n, \r and \ into two bytes, so up
+// to twice that), and a few short words before it. More than this without
+// a line end is not tqd speaking (some other service on the port), and a
+// reader that kept it all would grow without end.
+inline constexpr size_t kMaxReplyLineBytes = 2 * kMaxReplyPayloadBytes + 4096;
 
 class ReplyReader {
  public:

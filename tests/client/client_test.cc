@@ -15,6 +15,7 @@
 #include "client/line_socket.h"
 #include "protocol/reply_reader.h"
 #include "tests/support/tqd_process.h"
+#include "wal/format.h"
 
 namespace client_test {
 
@@ -146,6 +147,37 @@ TEST_SUITE("client library") {
     REQUIRE_FALSE(pong.ok());
     CHECK(pong.error().kind == ErrorKind::kProtocol);
     CHECK(pong.error().message.find("is this port a tq server?") != std::string::npos);
+  }
+
+  TEST_CASE("a job header announcing more bytes than any job holds is refused, not waited for") {
+    static_assert(tq::protocol::kMaxReplyPayloadBytes == tq::wal::kMaxPayloadBytes);
+    // A garbled count (or not a tq server): the client waited for that many
+    // bytes and kept all that came, gigabytes within seconds from a sender
+    // that streams, until the process was killed.
+    const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
+    REQUIRE(::listen(bound.fd, 1) == 0);
+    std::thread garbler([&] {
+      const int conn = ::accept(bound.fd, nullptr, nullptr);
+      char request[4096];
+      (void)::recv(conn, request, sizeof request, 0);
+      const std::string reply = "OK 1\nJOB 7 " +
+                                std::to_string(tq::protocol::kMaxReplyPayloadBytes + 1) +
+                                " queue=q attempts=1 lease=1\nsome bytes";
+      (void)::send(conn, reply.data(), reply.size(), MSG_NOSIGNAL);
+      // Holds the connection open: only the client can end the call.
+      while (::recv(conn, request, sizeof request, 0) > 0) {
+      }
+      ::close(conn);
+    });
+    auto client = Client::connect({.host = "127.0.0.1", .port = bound.port, .timeout_ms = 2000});
+    REQUIRE(client.ok());
+    auto jobs = client->dequeue_many({"q"});
+    client->close();
+    garbler.join();
+    ::close(bound.fd);
+    REQUIRE_FALSE(jobs.ok());
+    CHECK(jobs.error().kind == ErrorKind::kProtocol);  // at once, not kTimeout
+    CHECK(jobs.error().message.find("more than any tq server sends") != std::string::npos);
   }
 
   TEST_CASE("a connection closed for idle_timeout - the next call says why, not sent") {
