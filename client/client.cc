@@ -191,6 +191,12 @@ Result<std::vector<Result<Reply>>> Client::exchange_many(std::string_view wire, 
       if (keep_if_late || options_.reconnect.attempts == 0) return failed_after(settled.error());
       if (auto ready = ensure_connected(cancel); !ready) return failed_after(ready.error());
     }
+    // Fired already: nothing is sent. A DEQUEUE sent now would be given up
+    // on at its first wait, and a job the server handed it meanwhile would
+    // stay leased to nobody until its ack_timeout, an attempt spent.
+    if (cancel != nullptr && cancel->cancelled()) {
+      return failed_after(make_error(ErrorKind::kCancelled, "cancelled before sending"));
+    }
     socket_.set_timeout_ms(read_timeout_ms);
     socket_.set_cancel(cancel);
     auto sent = socket_.send(wire);

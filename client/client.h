@@ -112,7 +112,10 @@ struct DequeueOptions {
   milliseconds wait{0};  // block up to this long while nothing is ready
   size_t count = 1;      // take up to this many jobs
   // Ends the wait early with kCancelled, closing the connection; tqd ends the
-  // wait when it sees the close, so no job is handed to it. A worker that
+  // wait when it sees the close, so no job is handed to it (but for one it
+  // handed out as the token fired: leased until its ack_timeout). Fired
+  // before the call, it sends nothing (kCancelled, the connection kept).
+  // A worker that
   // stops on purpose may also use short waits and check its own flag between
   // them (examples/worker.cc).
   const CancelToken* cancel = nullptr;

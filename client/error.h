@@ -22,7 +22,7 @@ enum class ErrorKind {
   kTimeout,      // no reply in time; the connection is closed, its state unknown
   kProtocol,     // the server sent something this client cannot read
   kServer,       // the server answered ERROR <code> <message>
-  kCancelled,    // a CancelToken ended the wait
+  kCancelled,    // a CancelToken ended the wait (or had fired before anything was sent)
   kBadArgument,  // refused before sending: it would not be one request (nothing sent)
   kUnanswered,   // an earlier request's reply never came, so the connection was closed
                  // before this one was sent (nothing sent)

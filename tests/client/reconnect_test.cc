@@ -539,6 +539,28 @@ TEST_SUITE("client reconnect") {
     CHECK_FALSE(c.socket().is_open());
   }
 
+  TEST_CASE("a token fired before the call sends nothing - no job is leased to nobody") {
+    // A worker loop checks its flag, then the token fires, then it calls
+    // dequeue_many: the DEQUEUE went out, the wait for its reply ended at
+    // once, and the job the server had handed out stayed leased until its
+    // ack_timeout, an attempt spent.
+    TqdProcess tqd;
+    Client c = connect_with(through(tqd.port(), 0));
+    REQUIRE(c.create("q").ok());
+    REQUIRE(c.enqueue("q", "ready").ok());
+    CancelToken cancel;
+    cancel.cancel();
+    auto jobs = c.dequeue_many({"q"}, {.wait = 1s, .cancel = &cancel});
+    REQUIRE_FALSE(jobs.ok());
+    CHECK(jobs.error().kind == ErrorKind::kCancelled);
+    CHECK(queue_stat(tqd, "q", "leased") == "0");
+    CHECK(c.connected());  // nothing sent: still in step
+    cancel.reset();
+    auto job = c.dequeue("q");
+    REQUIRE((job.ok() && job->has_value()));
+    CHECK((*job)->attempts == 1);
+  }
+
   TEST_CASE("ReconnectPolicy::lasting - pauses of 100 ms doubling to 2 s that add up to the span") {
     using tq::client::ReconnectPolicy;
     CHECK(ReconnectPolicy::lasting(0ms).attempts == 0);
