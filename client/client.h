@@ -83,7 +83,11 @@ struct ReconnectPolicy {
 struct Options {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
-  int timeout_ms = 5000;   // to connect, and for each reply (a DEQUEUE's WAIT is added)
+  // To connect, and for each wait on the server: a reply (or a send) that
+  // makes no progress for this long fails with kTimeout; one whose bytes
+  // keep coming is not cut off, however long it takes (a big payload on a
+  // slow link). A DEQUEUE's WAIT is added to it.
+  int timeout_ms = 5000;
   std::string password{};  // sent with AUTH after every connect, when not empty
   ReconnectPolicy reconnect{};
   TlsOptions tls{};  // TLS on every connect and reconnect (client/tls_options.h); default: none
