@@ -54,7 +54,7 @@ Result<Client> Client::connect(const Options& options) {
   return client;
 }
 
-Status Client::connect_once(const CancelToken* cancel) {
+Status Client::connect_once(const CancelToken* cancel, bool* auth_unanswered) {
   close();
   auto socket =
       LineSocket::connect(options_.host, options_.port, options_.timeout_ms, options_.tls, cancel);
@@ -71,7 +71,15 @@ Status Client::connect_once(const CancelToken* cancel) {
   authenticating_ = false;
   if (!authed) {
     socket_.close();
-    return authed.error();
+    const Error& why = authed.error();
+    if (why.kind == ErrorKind::kServer || why.kind == ErrorKind::kCancelled ||
+        why.kind == ErrorKind::kConnect) {
+      return why;
+    }
+    // No answer to AUTH (or none this client can read): not connected, and
+    // nothing of the caller's was sent, so not an unknown outcome.
+    if (auth_unanswered != nullptr) *auth_unanswered = why.kind == ErrorKind::kTimeout;
+    return make_error(ErrorKind::kConnect, address() + ": AUTH: " + why.to_string());
   }
   return Ok{};
 }
@@ -119,12 +127,15 @@ Status Client::ensure_connected(const CancelToken* cancel) {
       if (!slept) return make_error(ErrorKind::kCancelled, "stopped reconnecting");
       delay = std::min(delay * 2, policy.max_delay);
     }
-    auto connected = connect_once(stop);
+    bool auth_unanswered = false;
+    auto connected = connect_once(stop, &auth_unanswered);
     if (connected) return Ok{};
     if (connected.error().kind == ErrorKind::kCancelled) return connected;
     last = connected.error();
-    // A wrong password will not get better by trying again.
-    if (last.is(protocol::ErrorCode::kNoAuth)) break;
+    // A wrong password will not get better by trying again; a server that
+    // takes connections and does not answer (stopped, stalled) would make
+    // each attempt wait a whole timeout (exchange_many: no reply in time).
+    if (last.is(protocol::ErrorCode::kNoAuth) || auth_unanswered) break;
   }
   return last;
 }

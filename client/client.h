@@ -25,14 +25,15 @@
 // decide. A request whose reply timed out is not sent again either: the
 // server took it and said nothing (stopped, stalled), and a copy would wait
 // as long, so such a call fails with kTimeout after one timeout and the next
-// call connects again. Without a reconnect policy a lost connection stays lost until
-// reconnect(); a call on a connection the server closed while it was idle
-// fails at once, before sending, with a kConnect error (nothing was sent), or
-// with the server's ERROR when it said one as it closed (MAXCONN: it turned
-// the connection away; TIMEOUT: it sat idle too long); one made while a
-// reply an earlier call gave up on (list(patience)) is still owed and does
-// not come fails with kUnanswered (the connection is closed; nothing was sent
-// either).
+// call connects again (where an AUTH left unanswered ends the attempts with
+// a kConnect error: nothing of that call was sent). Without a reconnect
+// policy a lost connection stays lost until reconnect(); a call on a
+// connection the server closed while it was idle fails at once, before
+// sending, with a kConnect error (nothing was sent), or with the server's
+// ERROR when it said one as it closed (MAXCONN: it turned the connection
+// away; TIMEOUT: it sat idle too long); one made while a reply an earlier
+// call gave up on (list(patience)) is still owed and does not come fails
+// with kUnanswered (the connection is closed; nothing was sent either).
 //
 // TLS: Options::tls (client/tls_options.h); every connect and reconnect uses
 // it, and a certificate that does not verify is a kConnect error.
@@ -118,10 +119,9 @@ struct DequeueOptions {
   // Ends the wait early with kCancelled, closing the connection; tqd ends the
   // wait when it sees the close, so no job is handed to it (but for one it
   // handed out as the token fired: leased until its ack_timeout). Fired
-  // before the call, it sends nothing (kCancelled, the connection kept).
-  // A worker that
-  // stops on purpose may also use short waits and check its own flag between
-  // them (examples/worker.cc).
+  // before the call, it sends nothing (kCancelled, the connection kept). A
+  // worker that stops on purpose may also use short waits and check its own
+  // flag between them (examples/worker.cc).
   const CancelToken* cancel = nullptr;
 };
 
@@ -385,7 +385,10 @@ class Client {
   Status settle_owed_replies(int timeout_ms, const CancelToken* cancel, bool keep_if_late);
   // Connects if needed (and allowed by the policy).
   Status ensure_connected(const CancelToken* cancel);
-  Status connect_once(const CancelToken* cancel = nullptr);
+  // An AUTH that fails without the server's answer is a kConnect error
+  // (nothing of the caller's was sent); *auth_unanswered, when given, says
+  // whether it timed out.
+  Status connect_once(const CancelToken* cancel = nullptr, bool* auth_unanswered = nullptr);
   // exchange() of one line with a one-line reply; returns the text after OK.
   // With `patience`, that is the wait for the reply, and a late one is owed
   // (keep_if_late); without, options_.timeout_ms.

@@ -474,6 +474,34 @@ TEST_SUITE("client reconnect") {
     CHECK(c.ping().ok());                      // the next call connects again
   }
 
+  TEST_CASE("an AUTH left unanswered ends the reconnect attempts - a kConnect error, not sent") {
+    // With a password, a stalled tqd made each reconnect attempt wait a
+    // whole timeout for AUTH's reply: with lasting(30s) a ping after the
+    // stall took 20 timeouts and 31 s of pauses, then failed kTimeout,
+    // outcome unknown, though nothing of it had been sent.
+    tq::testing::TqdOptions with_password;
+    with_password.config_yaml = "auth:\n  password: s3cret\n";
+    TqdProcess tqd(with_password);
+    CuttingProxy proxy(tqd.port());
+    Options options = through(proxy.port(), 3);
+    options.timeout_ms = 200;
+    options.password = "s3cret";
+    Client c = connect_with(options);
+    REQUIRE(tq::testing::stop_and_wait(tqd.pid()));
+    auto stalled = c.ping();  // its reply times out: the connection is closed
+    auto unsent = c.ping();   // connects again; AUTH gets no answer
+    REQUIRE(kill(tqd.pid(), SIGCONT) == 0);
+    REQUIRE_FALSE(stalled.ok());
+    CHECK(stalled.error().kind == ErrorKind::kTimeout);
+    REQUIRE_FALSE(unsent.ok());
+    INFO(unsent.error().to_string());
+    CHECK(unsent.error().kind == ErrorKind::kConnect);
+    CHECK_FALSE(unsent.error().outcome_unknown());
+    CHECK(unsent.error().message.find("AUTH: timed out") != std::string::npos);
+    CHECK(proxy.connections_accepted() == 2);  // one attempt, not one per attempt allowed
+    CHECK(c.ping().ok());
+  }
+
   TEST_CASE("a restarted server is reconnected to and its jobs are still there") {
     TqdProcess first_run;
     CuttingProxy proxy(first_run.port());
