@@ -54,10 +54,10 @@ Result<Client> Client::connect(const Options& options) {
   return client;
 }
 
-Status Client::connect_once(const CancelToken* cancel, bool* auth_unanswered) {
+Status Client::connect_once(const CancelToken* cancel, bool* unanswered) {
   close();
-  auto socket =
-      LineSocket::connect(options_.host, options_.port, options_.timeout_ms, options_.tls, cancel);
+  auto socket = LineSocket::connect(options_.host, options_.port, options_.timeout_ms, options_.tls,
+                                    cancel, unanswered);
   if (!socket) return socket.error();
   socket_ = std::move(socket).value();
   if (options_.password.empty()) return Ok{};
@@ -78,7 +78,7 @@ Status Client::connect_once(const CancelToken* cancel, bool* auth_unanswered) {
     }
     // No answer to AUTH (or none this client can read): not connected, and
     // nothing of the caller's was sent, so not an unknown outcome.
-    if (auth_unanswered != nullptr) *auth_unanswered = why.kind == ErrorKind::kTimeout;
+    if (unanswered != nullptr) *unanswered = why.kind == ErrorKind::kTimeout;
     return make_error(ErrorKind::kConnect, address() + ": AUTH: " + why.to_string());
   }
   return Ok{};
@@ -127,15 +127,15 @@ Status Client::ensure_connected(const CancelToken* cancel) {
       if (!slept) return make_error(ErrorKind::kCancelled, "stopped reconnecting");
       delay = std::min(delay * 2, policy.max_delay);
     }
-    bool auth_unanswered = false;
-    auto connected = connect_once(stop, &auth_unanswered);
+    bool unanswered = false;
+    auto connected = connect_once(stop, &unanswered);
     if (connected) return Ok{};
     if (connected.error().kind == ErrorKind::kCancelled) return connected;
     last = connected.error();
     // A wrong password will not get better by trying again; a server that
     // takes connections and does not answer (stopped, stalled) would make
     // each attempt wait a whole timeout (exchange_many: no reply in time).
-    if (last.is(protocol::ErrorCode::kNoAuth) || auth_unanswered) break;
+    if (last.is(protocol::ErrorCode::kNoAuth) || unanswered) break;
   }
   return last;
 }

@@ -25,8 +25,8 @@
 // decide. A request whose reply timed out is not sent again either: the
 // server took it and said nothing (stopped, stalled), and a copy would wait
 // as long, so such a call fails with kTimeout after one timeout and the next
-// call connects again (where an AUTH left unanswered ends the attempts with
-// a kConnect error: nothing of that call was sent). Without a reconnect
+// call connects again (where a TLS handshake or AUTH left unanswered ends
+// the attempts with a kConnect error: nothing of that call was sent). Without a reconnect
 // policy a lost connection stays lost until reconnect(); a call on a
 // connection the server closed while it was idle fails at once, before
 // sending, with a kConnect error (nothing was sent), or with the server's
@@ -386,9 +386,10 @@ class Client {
   // Connects if needed (and allowed by the policy).
   Status ensure_connected(const CancelToken* cancel);
   // An AUTH that fails without the server's answer is a kConnect error
-  // (nothing of the caller's was sent); *auth_unanswered, when given, says
-  // whether it timed out.
-  Status connect_once(const CancelToken* cancel = nullptr, bool* auth_unanswered = nullptr);
+  // (nothing of the caller's was sent); *unanswered, when given, says
+  // whether the server took the connection and then let the TLS handshake
+  // or AUTH time out.
+  Status connect_once(const CancelToken* cancel = nullptr, bool* unanswered = nullptr);
   // exchange() of one line with a one-line reply; returns the text after OK.
   // With `patience`, that is the wait for the reply, and a late one is owed
   // (keep_if_late); without, options_.timeout_ms.

@@ -68,7 +68,8 @@ LineSocket& LineSocket::operator=(LineSocket&& other) noexcept {
 }
 
 Result<LineSocket> LineSocket::connect(const std::string& host, uint16_t port, int timeout_ms,
-                                       const TlsOptions& tls, const CancelToken* cancel) {
+                                       const TlsOptions& tls, const CancelToken* cancel,
+                                       bool* handshake_unanswered) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -115,6 +116,9 @@ Result<LineSocket> LineSocket::connect(const std::string& host, uint16_t port, i
         auto secured = s.start_tls(host, tls);
         s.cancel_ = nullptr;
         if (!secured) {
+          if (handshake_unanswered != nullptr) {
+            *handshake_unanswered = secured.error().kind == ErrorKind::kTimeout;
+          }
           return make_error(secured.error().kind == ErrorKind::kCancelled ? ErrorKind::kCancelled
                                                                           : ErrorKind::kConnect,
                             host + ":" + service + ": " + secured.error().message);
@@ -157,7 +161,7 @@ Status LineSocket::start_tls(const std::string& host, const TlsOptions& tls) {
       return make_error(ErrorKind::kCancelled, "TLS handshake interrupted");
     }
     if (waited == WaitOutcome::kTimeout) {
-      return make_error(ErrorKind::kConnect, "TLS handshake failed: no answer within " +
+      return make_error(ErrorKind::kTimeout, "TLS handshake failed: no answer within " +
                                                  std::to_string(timeout_ms_) +
                                                  "ms (does the server speak TLS on this port?)");
     }

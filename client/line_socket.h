@@ -34,10 +34,12 @@ class LineSocket {
   // handshake within timeout_ms more. Every failure, a certificate that does
   // not verify included, is a kConnect error that starts with "host:port: ".
   // `cancel`, when it fires, ends either wait (kCancelled): a person at the
-  // prompt need not sit out the timeout.
+  // prompt need not sit out the timeout. *handshake_unanswered, when given,
+  // is set when the connection was made and the server did not answer the
+  // TLS handshake in time (a stopped server: trying again would wait as long).
   static Result<LineSocket> connect(const std::string& host, uint16_t port, int timeout_ms,
-                                    const TlsOptions& tls = {},
-                                    const CancelToken* cancel = nullptr);
+                                    const TlsOptions& tls = {}, const CancelToken* cancel = nullptr,
+                                    bool* handshake_unanswered = nullptr);
 
   Status send(std::string_view bytes);
   Result<std::string> read_line();
@@ -64,7 +66,7 @@ class LineSocket {
 
  private:
   // Sets up TLS on the connected fd_ and runs the handshake, within
-  // timeout_ms_ from now.
+  // timeout_ms_ from now; kTimeout when the server did not answer in time.
   Status start_tls(const std::string& host, const TlsOptions& tls);
   // Reads once from the connection into reader_; false with *error on failure.
   bool fill(Error* error);

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "client/client.h"
+#include "tests/client/cutting_proxy.h"
 #include "tests/client/subprocess.h"
 #include "tests/support/tls_certs.h"
 #include "tests/support/tqd_process.h"
@@ -340,6 +341,34 @@ TEST_SUITE("client TLS") {
     auto lost = client->ping();
     REQUIRE_FALSE(lost.ok());
     CHECK(lost.error().kind == ErrorKind::kConnect);  // known not to be sent
+  }
+
+  TEST_CASE("a TLS handshake left unanswered ends the reconnect attempts - a kConnect error") {
+    // A stalled tqd (SIGSTOP) has each new connection accepted by the
+    // kernel and answers no handshake: each reconnect attempt waited a
+    // whole timeout for it, up to 20 of them with lasting(30s), pauses
+    // between.
+    TlsTqd server;
+    tq::testing::CuttingProxy proxy(server.tls_port());
+    Options options = server.options(server.trusting_test_ca());
+    options.port = proxy.port();
+    options.timeout_ms = 200;
+    options.reconnect.attempts = 3;
+    options.reconnect.first_delay = 10ms;
+    auto client = Client::connect(options);
+    REQUIRE_MESSAGE(client.ok(), why(client));
+    REQUIRE(tq::testing::stop_and_wait(server.tqd().pid()));
+    auto stalled = client->ping();  // its reply times out: the connection is closed
+    auto unsent = client->ping();   // connects again; the handshake gets no answer
+    REQUIRE(kill(server.tqd().pid(), SIGCONT) == 0);
+    REQUIRE_FALSE(stalled.ok());
+    CHECK(stalled.error().kind == ErrorKind::kTimeout);
+    REQUIRE_FALSE(unsent.ok());
+    INFO(unsent.error().to_string());
+    CHECK(unsent.error().kind == ErrorKind::kConnect);
+    CHECK(contains(unsent.error().message, "TLS handshake failed: no answer"));
+    CHECK(proxy.connections_accepted() == 2);  // one attempt, not one per attempt allowed
+    CHECK(client->ping().ok());
   }
 
   TEST_CASE("tq --tls-ca sends one command over TLS - plain to the TLS port fails, exit 2") {
