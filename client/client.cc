@@ -127,8 +127,11 @@ Status Client::ensure_connected(const CancelToken* cancel) {
       if (!slept) return make_error(ErrorKind::kCancelled, "stopped reconnecting");
       delay = std::min(delay * 2, policy.max_delay);
     }
+    // The policy's token ends the pauses, not the first attempt: a call made
+    // after it fired (a worker handing back, as it stops, the job it held
+    // when its connection was lost) still gets one try, within the timeout.
     bool unanswered = false;
-    auto connected = connect_once(stop, &unanswered);
+    auto connected = connect_once(attempt == 0 ? cancel : stop, &unanswered);
     if (connected) return Ok{};
     if (connected.error().kind == ErrorKind::kCancelled) return connected;
     last = connected.error();

@@ -70,7 +70,10 @@ struct ReconnectPolicy {
   // trying rather than seem to hang.
   std::function<void(int failed, const Error& why, milliseconds pause)> on_retry{};
   // When fired, ends the pauses: the call fails at once with kCancelled. A
-  // call's own token (DequeueOptions::cancel) does the same, and wins.
+  // call made after it fired still makes its first attempt (within the
+  // timeout), so a worker that stops on it can hand back, on a new
+  // connection, the job it holds. A call's own token (DequeueOptions::cancel)
+  // ends the pauses too, and the attempts, and wins.
   const CancelToken* cancel = nullptr;
 
   // A policy that keeps trying for at least `span`: enough attempts that the

@@ -620,6 +620,41 @@ TEST_SUITE("client reconnect") {
     CHECK(retries == std::vector<std::pair<int, int64_t>>{{1, 10}, {2, 20}, {3, 40}});
   }
 
+  TEST_CASE("a fired policy token ends the pauses, not the first attempt - a held job goes back") {
+    // The worker example stops on the token its policy ends pauses with:
+    // a job it held when tqd restarted could not be NACKed on Ctrl-C, the
+    // one connection attempt cancelled at once though tqd was back
+    // ("left to its lease"), and it stayed leased until its ack_timeout.
+    TqdProcess tqd;
+    CuttingProxy proxy(tqd.port());
+    Options options = through(proxy.port(), 3);
+    CancelToken stop;
+    options.reconnect.cancel = &stop;
+    Client c = connect_with(options);
+    REQUIRE(c.create("q").ok());
+    REQUIRE(c.enqueue("q", "held").ok());
+    auto job = c.dequeue("q");
+    REQUIRE((job.ok() && job->has_value()));
+    proxy.drop_all();  // a restart while the job is worked on
+    stop.cancel();     // then Ctrl-C
+    auto nacked = c.nack(**job);
+    REQUIRE_MESSAGE(nacked.ok(), nacked.error().to_string());
+    CHECK(*nacked == tq::client::NackOutcome::kRetry);
+    CHECK(queue_stat(tqd, "q", "ready") == "1");
+
+    // With no server, the pause after the first attempt ends at once.
+    Options direct = through(tqd.port(), 3);
+    direct.reconnect.cancel = &stop;
+    direct.reconnect.first_delay = 60s;
+    Client d = connect_with(direct);
+    REQUIRE(tqd.stop(SIGTERM) == 0);
+    const auto started = std::chrono::steady_clock::now();
+    auto lost = d.ping();
+    REQUIRE_FALSE(lost.ok());
+    CHECK(lost.error().kind == ErrorKind::kCancelled);
+    CHECK(std::chrono::steady_clock::now() - started < 30s);  // not the 60 s pause
+  }
+
   TEST_CASE(
       "a server that turns every connection away is tried as often as the policy says, password "
       "or not - AUTH does not open connections of its own") {
