@@ -13,7 +13,7 @@
 //
 // Exit status: 0 when every job was stored; 1 when the server refused one, or
 // the password (the error is printed); 2 when the server cannot be reached
-// (within --reconnect-for);
+// (within --reconnect-for), or does not answer within the 5 s timeout;
 // 64 (EX_USAGE) when the command line is wrong: a bad flag or queue name.
 #include <sysexits.h>
 
