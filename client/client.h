@@ -102,6 +102,7 @@ struct EnqueueOptions {
   int32_t priority = 0;                                       // higher is delivered first
   std::optional<milliseconds> delay{};                        // not ready before this long from now
   std::optional<std::chrono::system_clock::time_point> at{};  // or not before this time
+                                                              // (sent in seconds, rounded up)
   std::optional<milliseconds> ttl{};   // expires if not leased by then (or given back after)
   std::optional<uint32_t> attempts{};  // deliveries before dead letters
   std::string key{};                   // dedup key: a repeat returns the first id

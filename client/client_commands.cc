@@ -116,7 +116,8 @@ Result<Client::PutWire> Client::put_wire(const std::string& queue, std::string_v
   if (options.priority != 0) line += " PRIORITY " + std::to_string(options.priority);
   if (options.delay) line += " DELAY " + format_duration(*options.delay);
   if (options.at) {
-    auto seconds = std::chrono::duration_cast<std::chrono::seconds>(options.at->time_since_epoch());
+    // AT takes whole seconds; rounded up, as the job is "not before" it.
+    auto seconds = std::chrono::ceil<std::chrono::seconds>(options.at->time_since_epoch());
     line += " AT " + std::to_string(std::max<int64_t>(seconds.count(), 0));
   }
   if (options.ttl) line += " TTL " + format_duration(*options.ttl);

@@ -399,6 +399,24 @@ TEST_SUITE("client library") {
     CHECK((*queues)[0].delayed == 2);
   }
 
+  TEST_CASE("put at a time between two seconds - not ready before it (AT takes whole seconds)") {
+    // EnqueueOptions::at is "not before this time"; the client sent AT with
+    // the seconds rounded down, so the job could be ready up to 999 ms early.
+    TqdProcess tqd;
+    Client c = connect_to(tqd);
+    REQUIRE(c.create("q").ok());
+    using namespace std::chrono;
+    const auto when = floor<seconds>(system_clock::now()) + 1h + 500ms;
+    auto put = c.put("q", "at", {.at = when});
+    REQUIRE(put.ok());
+    auto job = c.job(put->id);
+    REQUIRE(job.ok());
+    REQUIRE(job->at_ms.has_value());
+    const int64_t asked_ms = duration_cast<milliseconds>(when.time_since_epoch()).count();
+    CHECK(*job->at_ms >= asked_ms);
+    CHECK(*job->at_ms < asked_ms + 1000);
+  }
+
   TEST_CASE("put with a group - its later jobs are held, PEEK HELD and QUEUES show them") {
     TqdProcess tqd;
     Client c = connect_to(tqd);
