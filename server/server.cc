@@ -801,6 +801,9 @@ void Server::sweep_if_clock_jumped() {
   if (sweeper_deadline_ms_ != INT64_MAX && sweeper_deadline_ms_ <= engine_.now_ms()) {
     sweeper_deadline_ms_ = INT64_MAX;
   }
+  // Set back, it left the rate limit's timers a step late: the engine sets
+  // them again, and the sweeper is armed for them before the next poll.
+  engine_.follow_clock_set_back();
 }
 
 void Server::arm_sweeper() {

@@ -41,7 +41,11 @@ bool equals_upper(std::string_view upper, std::string_view any) {
 }  // namespace
 
 Engine::Engine(const Clock& clock, EngineLimits limits, QueueSettings defaults, uint64_t seed)
-    : clock_(clock), limits_(limits), defaults_(defaults), random_state_(seed == 0 ? 1 : seed) {}
+    : clock_(clock),
+      limits_(limits),
+      defaults_(defaults),
+      random_state_(seed == 0 ? 1 : seed),
+      clock_seen_ms_(clock.now_ms()) {}
 
 bool Engine::valid_queue_name(std::string_view name) {
   if (name.empty() || name.size() > 200) return false;

@@ -251,6 +251,15 @@ class Engine {
   size_t expire_due(size_t budget = SIZE_MAX);
   // The earliest deadline of anything timed, or INT64_MAX when there is none.
   int64_t next_deadline_ms() const;
+  // Called every second or so: when the wall clock was set back since the
+  // last call, the rate limit's timers of the queues workers wait on are set
+  // again from now. The limit counts from the new time (refill_rate) rather
+  // than holding deliveries until the clock catches up, but each timer was
+  // set for a time of the clock before the step: a waiting worker waited
+  // out the whole step (an hour for an hour) while a DEQUEUE without WAIT
+  // got the job. Delays, leases and TTLs keep their times (README, The
+  // clock). Returns whether the clock went back.
+  bool follow_clock_set_back();
 
   // Whether a DEQUEUE would get a job from the queue now: it is not paused,
   // has a ready job, is under its max_leased and has a delivery left in its
@@ -586,6 +595,7 @@ class Engine {
   uint64_t next_job_id_ = 1;
   uint32_t next_queue_number_ = 1;
   uint64_t random_state_;  // xorshift64 for backoff jitter; seeded, so tests repeat
+  int64_t clock_seen_ms_;  // follow_clock_set_back()'s last reading (at first, the engine's start)
 };
 
 }  // namespace tq::engine

@@ -91,6 +91,19 @@ int64_t Engine::next_deadline_ms() const {
   return timers_.empty() ? INT64_MAX : timers_.top()->timer_at;
 }
 
+bool Engine::follow_clock_set_back() {
+  const int64_t now = clock_.now_ms();
+  const bool set_back = now < clock_seen_ms_;
+  clock_seen_ms_ = now;
+  if (!set_back) return false;
+  for (auto& [name, queue] : queues_) {
+    // Only these have a rate timer (limit_deadline); reschedule reads the
+    // bucket at `now`, which starts its count again from there.
+    if (queue->settings.rate_limit > 0 && queue->waiters > 0) reschedule(queue.get(), now);
+  }
+  return true;
+}
+
 void Engine::expire_ttl(Job* job) {
   Queue* queue = job->queue;
   ++queue->counters.expired;

@@ -192,6 +192,29 @@ TEST_SUITE("waiters") {
     CHECK(f.delivered[1].payloads == std::vector<std::string>{"two"});
     CHECK(f.waiters.size() == 0);
   }
+
+  TEST_CASE("a rate-limited queue: a wall clock set back does not hold its waiters for the step") {
+    Fixture f;
+    engine::QueueSettings s = f.q("a")->settings;
+    s.rate_limit = 1;
+    s.rate_window_ms = 1'000;
+    REQUIRE(f.engine.configure("a", s).ok());
+    f.put("a", "one");
+    f.put("a", "two");
+    REQUIRE(f.engine.dequeue("a").ok());  // the bucket held one
+    f.wait(1, {f.q("a")}, 7'200'000);
+    // An hour back: the bucket counts from the new time, and its timer too,
+    // once the server notices (its housekeeping, every second).
+    f.clock.advance_ms(-3'600'000);
+    CHECK(f.engine.follow_clock_set_back());
+    f.clock.advance_ms(1'000);
+    CHECK(f.engine.next_deadline_ms() <= f.clock.now_ms());
+    f.engine.expire_due();
+    f.waiters.serve_ready();
+    REQUIRE(f.delivered.size() == 1);
+    CHECK(f.delivered[0].payloads == std::vector<std::string>{"two"});
+    CHECK(f.waiters.size() == 0);
+  }
 }
 
 }  // namespace waiters_test
