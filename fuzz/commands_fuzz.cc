@@ -16,6 +16,8 @@
 // PROTOCOL.md lists and none is INTERNAL; the jobs a DEQUEUE hands out
 // exist, leased, under the lease token shown; the engine's indexes and counts
 // agree with each other after every request and every turn of the loop;
+// no connection waits in DEQUEUE ... WAIT on a queue that could deliver to
+// it now (checked once the timers that are due have run);
 // and, when the input asks ("~r"), the journal's records, replayed from
 // the in-memory log into a fresh engine after a clean stop, give back the
 // state the live engine ended with (the random replay test's fingerprint).
@@ -470,6 +472,9 @@ class Session final : public server::BulkService,
       check_engine();
       // The request may have made jobs ready that someone waits for.
       waiters_.serve_ready();
+      // Unless it left something due (a lowered dead_max, say), which the
+      // loop's next turn runs, first.
+      if (engine_.next_deadline_ms() > clock_.now_ms()) check_waiters();
       if (ctx.close_after_reply) {
         disconnect(slot);
         break;
@@ -555,6 +560,7 @@ class Session final : public server::BulkService,
   // The engine is checked after every turn, but for those advance() takes
   // on the way (each check costs a walk of every job): after its last.
   void loop_turn(bool check = true) {
+    engine_.follow_clock_set_back();  // as the housekeeping timer does, every second
     if (bulk_.busy()) {
       bulk_.run(engine_, 1);  // one step: the runner's clock moves one a read
       waiters_.serve_ready();
@@ -569,6 +575,7 @@ class Session final : public server::BulkService,
     waiters_.expire(loop_now_ms());
     if (journal_) journal_->maintain();
     if (check) check_engine();
+    if (engine_.next_deadline_ms() > clock_.now_ms()) check_waiters();
     process_all();
   }
 
@@ -595,6 +602,12 @@ class Session final : public server::BulkService,
   }
 
   int64_t loop_now_ms() const { return loop_offset_; }
+
+  // No worker waits on a queue that could serve it now (a lost wake-up).
+  void check_waiters() {
+    const std::string stuck = testing::check_waiters_served(engine_, waiters_);
+    if (!stuck.empty()) fail("a waiting worker is not served: " + stuck, "");
+  }
 
   void check_engine() {
     const std::string broken = testing::check_engine_invariants(engine_);

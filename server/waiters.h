@@ -57,6 +57,10 @@ class WaiterTable {
   // Answers every waiter with `error` (shutdown).
   void fail_all(const std::string& error);
   size_t size() const { return by_connection_.size(); }
+  // Calls f for each wait in progress, in no particular order (for checks).
+  void for_each(const std::function<void(uint64_t connection_id, const WaitRequest&)>& f) const {
+    for (const auto& [connection_id, waiter] : by_connection_) f(connection_id, waiter.request);
+  }
   // Entries in the queues' lists and the deadline heap, those of ended
   // waits included: what the table's memory grows with.
   size_t entries_kept() const;

@@ -2,9 +2,10 @@
 // every job in the one structure its state names, in its queue and in the
 // job table; each ready set in delivery order; each message group's
 // members, leases and ready job as its entry says; the per-state counts and
-// the table's size equal to what the structures hold. And a fingerprint of
-// everything a restart must keep, to compare an engine with its replay. For
-// the random replay test and the commands fuzz target.
+// the table's size equal to what the structures hold. With the server's
+// table of blocked DEQUEUEs, that none waits on a queue that could serve it.
+// And a fingerprint of everything a restart must keep, to compare an engine
+// with its replay. For the random replay test and the commands fuzz target.
 #pragma once
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "server/engine/engine.h"
+#include "server/waiters.h"
 
 namespace tq::testing {
 
@@ -99,6 +101,38 @@ inline std::string check_engine_invariants(engine::Engine& e) {
   }
   if (total != e.job_count())
     bad << "job table holds " << e.job_count() << ", structures " << total << "\n";
+  return bad.str();
+}
+
+// Liveness of blocked DEQUEUEs, checked once the loop has run the timers
+// that are due and served the queues they signalled: no connection waits on
+// a queue the engine could deliver from now (Engine::can_deliver: ready,
+// not paused, under max_leased, a rate token left, its group not blocked:
+// held jobs are not in the ready set). "" when none does. Deadlines reached
+// (a delay, a lease, a timed PAUSE) change nothing until their timer runs,
+// so they need no allowance here. The one allowed case: the rate limit's
+// bucket refills continuously, and its timer is set to the whole millisecond
+// after the next token, rounded up (Engine::next_rate_token_ms, at least 1 ms
+// on), so for up to that millisecond can_deliver may see the token while the
+// timer is still to come. (A wall clock set back leaves the rate timers late
+// until Engine::follow_clock_set_back, which tqd calls every second: the
+// caller's loop must call it at each turn, as the commands fuzz target's
+// does.) Calls can_deliver, which brings a rate-limited queue's bucket up
+// to now.
+inline std::string check_waiters_served(engine::Engine& e, const server::WaiterTable& waiters) {
+  std::ostringstream bad;
+  const int64_t now = e.now_ms();
+  waiters.for_each([&](uint64_t connection_id, const server::WaitRequest& request) {
+    for (engine::Queue* q : request.queues) {
+      if (!e.can_deliver(*q)) continue;
+      const bool rate_timer_rounding = q->settings.rate_limit > 0 && q->timer_at <= now + 1;
+      if (rate_timer_rounding) continue;
+      bad << "connection " << connection_id << " waits on queue " << q->name
+          << ", which can deliver now (ready=" << q->ready.size() << " leased=" << q->leased.size()
+          << " max_leased=" << q->settings.max_leased << " rate_limit=" << q->settings.rate_limit
+          << " tokens=" << q->rate_tokens << " timer_at=" << q->timer_at << " now=" << now << ")\n";
+    }
+  });
   return bad.str();
 }
 

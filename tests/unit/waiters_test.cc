@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "server/waiters.h"
+#include "tests/unit/engine_check.h"
 
 namespace waiters_test {
 
@@ -159,6 +160,26 @@ TEST_SUITE("waiters") {
     CHECK(f.delivered.back().connection == 1);
     f.put("b", "for the second");
     CHECK(f.delivered.back().connection == 2);
+  }
+
+  TEST_CASE("the liveness check names a waiter left on a queue that could serve it") {
+    Fixture f;
+    f.wait(1, {f.q("a"), f.q("b")}, 10'000);
+    f.put("a", "served");
+    CHECK(testing::check_waiters_served(f.engine, f.waiters).empty());
+    // A job the table was not told about (no serve_ready): a lost wake-up.
+    f.wait(1, {f.q("a"), f.q("b")}, 10'000);
+    REQUIRE(f.engine.enqueue("b", "lost").ok());
+    const std::string stuck = testing::check_waiters_served(f.engine, f.waiters);
+    CHECK(stuck.find("connection 1 waits on queue b") != std::string::npos);
+    CHECK(stuck.find("queue a") == std::string::npos);
+    f.waiters.serve_ready();
+    CHECK(testing::check_waiters_served(f.engine, f.waiters).empty());
+    // A paused queue, or one at its max_leased, cannot: no complaint.
+    f.wait(1, {f.q("a")}, 10'000);
+    REQUIRE(f.engine.set_paused("a", true).ok());
+    REQUIRE(f.engine.enqueue("a", "paused").ok());
+    CHECK(testing::check_waiters_served(f.engine, f.waiters).empty());
   }
 
   TEST_CASE("fail_all answers everyone (shutdown)") {
