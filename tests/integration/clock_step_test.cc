@@ -69,6 +69,28 @@ TEST_SUITE("clock_step") {
     clock.step_ms(2 * 3'600'000);  // two hours on (an NTP step, a host resumed from suspend)
     CHECK(call(s, "DEQUEUE q WAIT 5s") == "OK 1 x");
   }
+
+  TEST_CASE(
+      "a worker waiting on a rate limit is served as it allows though the clock is set back") {
+    SteppedTqd stepped;
+    SteppedClock& clock = stepped.clock;
+    auto admin = stepped.tqd.socket();
+    CHECK(call(admin, "CREATE q") == "OK created q");
+    tq::testing::config_via(admin, "CONFIG q rate_limit=1 rate_window=1s");
+    CHECK(call(admin, "ENQUEUE q a") == "OK 1");
+    CHECK(call(admin, "ENQUEUE q b") == "OK 2");
+    CHECK(call(admin, "DEQUEUE q") == "OK 1 a");  // the bucket held one
+    auto worker = stepped.tqd.socket();
+    REQUIRE(worker.send("DEQUEUE q WAIT 1h\n").ok());
+    REQUIRE(stat_reaches(admin, "waiters", "1"));
+    clock.step_ms(-3'600'000);  // an hour back
+    // The bucket counts on from the new time: the next token comes a second
+    // after the step is noticed (within a second), not an hour later.
+    worker.set_timeout_ms(5'000);
+    auto reply = worker.read_line();
+    REQUIRE(reply.ok());
+    CHECK(*reply == "OK 2 b");
+  }
 }
 
 }  // namespace clock_step_test
