@@ -37,6 +37,20 @@ struct SteppedTqd {
   InProcessTqd tqd{fs, memory_config(), &clock};
 };
 
+// Sends `request` (a DEQUEUE ... WAIT) on `worker`, sets the wall clock an
+// hour back once the server counts the waiter, and returns the reply, which
+// must come within 5 s.
+std::string reply_to_wait_over_step_back(client::LineSocket& admin, client::LineSocket worker,
+                                         SteppedClock& clock, const std::string& request) {
+  REQUIRE(worker.send(request + "\n").ok());
+  REQUIRE(stat_reaches(admin, "waiters", "1"));
+  clock.step_ms(-3'600'000);
+  worker.set_timeout_ms(5'000);
+  auto reply = worker.read_line();
+  REQUIRE(reply.ok());
+  return *reply;
+}
+
 }  // namespace
 
 TEST_SUITE("clock_step") {
@@ -46,15 +60,11 @@ TEST_SUITE("clock_step") {
     auto admin = stepped.tqd.socket();
     CHECK(call(admin, "CREATE q") == "OK created q");
     auto worker = stepped.tqd.socket();
-    REQUIRE(worker.send("DEQUEUE q WAIT 300ms\n").ok());
-    REQUIRE(stat_reaches(admin, "waiters", "1"));
-    clock.step_ms(-3'600'000);  // an hour back
     // On the wall clock it waited on until the clock came back to where it
     // ended, an hour; on the loop's clock it ends after its 300 ms.
-    worker.set_timeout_ms(5'000);
-    auto reply = worker.read_line();
-    REQUIRE(reply.ok());
-    CHECK(reply->rfind("ERROR EMPTY", 0) == 0);
+    const std::string reply =
+        reply_to_wait_over_step_back(admin, stepped.tqd.socket(), clock, "DEQUEUE q WAIT 300ms");
+    CHECK(reply.rfind("ERROR EMPTY", 0) == 0);
   }
 
   TEST_CASE(
@@ -80,16 +90,10 @@ TEST_SUITE("clock_step") {
     CHECK(call(admin, "ENQUEUE q a") == "OK 1");
     CHECK(call(admin, "ENQUEUE q b") == "OK 2");
     CHECK(call(admin, "DEQUEUE q") == "OK 1 a");  // the bucket held one
-    auto worker = stepped.tqd.socket();
-    REQUIRE(worker.send("DEQUEUE q WAIT 1h\n").ok());
-    REQUIRE(stat_reaches(admin, "waiters", "1"));
-    clock.step_ms(-3'600'000);  // an hour back
     // The bucket counts on from the new time: the next token comes a second
     // after the step is noticed (within a second), not an hour later.
-    worker.set_timeout_ms(5'000);
-    auto reply = worker.read_line();
-    REQUIRE(reply.ok());
-    CHECK(*reply == "OK 2 b");
+    CHECK(reply_to_wait_over_step_back(admin, stepped.tqd.socket(), clock, "DEQUEUE q WAIT 1h") ==
+          "OK 2 b");
   }
 }
 

@@ -44,6 +44,13 @@ struct Fixture {
     REQUIRE(engine.enqueue(queue, payload).ok());
     waiters.serve_ready();
   }
+  // Queue `name` delivers one job a second at most.
+  void limit_to_one_a_second(const std::string& name) {
+    engine::QueueSettings s = q(name)->settings;
+    s.rate_limit = 1;
+    s.rate_window_ms = 1'000;
+    REQUIRE(engine.configure(name, s).ok());
+  }
 };
 
 }  // namespace
@@ -194,10 +201,7 @@ TEST_SUITE("waiters") {
 
   TEST_CASE("a rate-limited queue: waiters are served as the limit allows, and at their deadline") {
     Fixture f;
-    engine::QueueSettings s = f.q("a")->settings;
-    s.rate_limit = 1;
-    s.rate_window_ms = 1'000;
-    REQUIRE(f.engine.configure("a", s).ok());
+    f.limit_to_one_a_second("a");
     f.wait(1, {f.q("a")}, 10'000);
     f.wait(2, {f.q("a")}, 1'000);
     f.put("a", "one");
@@ -216,10 +220,7 @@ TEST_SUITE("waiters") {
 
   TEST_CASE("a rate-limited queue: a wall clock set back does not hold its waiters for the step") {
     Fixture f;
-    engine::QueueSettings s = f.q("a")->settings;
-    s.rate_limit = 1;
-    s.rate_window_ms = 1'000;
-    REQUIRE(f.engine.configure("a", s).ok());
+    f.limit_to_one_a_second("a");
     f.put("a", "one");
     f.put("a", "two");
     REQUIRE(f.engine.dequeue("a").ok());  // the bucket held one
