@@ -59,7 +59,6 @@ TEST_SUITE("clock_step") {
     SteppedClock& clock = stepped.clock;
     auto admin = stepped.tqd.socket();
     CHECK(call(admin, "CREATE q") == "OK created q");
-    auto worker = stepped.tqd.socket();
     // On the wall clock it waited on until the clock came back to where it
     // ended, an hour; on the loop's clock it ends after its 300 ms.
     const std::string reply =
