@@ -266,7 +266,7 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
     // it on at this job's record. Left for the firing to find as a duplicate,
     // a restart before that time moved it on where the server had not.
     if (!options.firing && !queue->schedules.empty()) {
-      restore_firing(queue, options.key, key_expires_ms);
+      restore_firing(queue, options.key, key_expires_ms, due > now ? INT64_MIN : now);
     }
   }
   if (observer_) observer_->job_saved(*job);

@@ -550,7 +550,10 @@ class Engine {
   size_t fire_schedules(Queue* queue, int64_t now, size_t max);
   // A job put under `key`, kept until `key_expires_ms`, may be a schedule's
   // firing (engine_restore.cc): at replay, and live at a PUT, so the two agree.
-  void restore_firing(Queue* queue, std::string_view key, int64_t key_expires_ms);
+  // `put_at_ms`: when it was put ready (its ready time: a late firing stood
+  // for every time up to then); INT64_MIN when not known (a delayed job).
+  void restore_firing(Queue* queue, std::string_view key, int64_t key_expires_ms,
+                      int64_t put_at_ms);
   // After the queue's schedules changed: Queue::schedule_at and (unless
   // `logged` is false) the log.
   void schedules_changed(Queue* queue, bool logged = true);

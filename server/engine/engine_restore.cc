@@ -160,7 +160,11 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
   }
   next_job_id_ = std::max(next_job_id_, snap.id + 1);
   if (!snap.key.empty() && !queue->schedules.empty()) {
-    restore_firing(queue, snap.key, snap.key_expires_ms);
+    // A job put ready was ready from when it was put (a firing's too; a
+    // compacted copy comes after the schedule's own record, and changes
+    // nothing). A delayed one's put time is not known.
+    const bool put_ready = snap.state == JobState::kReady && snap.deadline_ms > 0;
+    restore_firing(queue, snap.key, snap.key_expires_ms, put_ready ? snap.deadline_ms : INT64_MIN);
   }
   // The record of the put that added the job's key stands for the key too.
   if (snap.key_expires_ms > clock_.now_ms() && !snap.key.empty()) {
@@ -182,12 +186,19 @@ Job* Engine::restore_job(const JobSnapshot& snap) {
 // (a PUT's with that key, long before: live, the firing would have come).
 // Engine::enqueue does the same for a PUT under such a key, so that a
 // restart finds the schedule as the server had it.
-void Engine::restore_firing(Queue* queue, std::string_view key, int64_t key_expires_ms) {
+//
+// A firing that came late (tqd was down, the clock jumped) stood for every
+// time up to when it was put: the schedule moves on past that, as
+// fire_schedules moved it. Moved on by one time only, it went to a time
+// that firing covered, and the restart put a second job for the same
+// missed times.
+void Engine::restore_firing(Queue* queue, std::string_view key, int64_t key_expires_ms,
+                            int64_t put_at_ms) {
   if (!key.starts_with("schedule:")) return;
   for (auto& [name, s] : queue->schedules) {
     if (s.next_ms == INT64_MAX || key_expires_ms <= s.next_ms) continue;
     if (firing_key(name, s.next_ms) != key) continue;
-    s.next_ms = s.next_after(s.next_ms);
+    s.next_ms = s.next_after(std::max(s.next_ms, put_at_ms));
     ++s.fired;
     queue->refresh_schedule_at();
     return;

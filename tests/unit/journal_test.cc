@@ -880,6 +880,35 @@ TEST_SUITE("journal") {
     }
   }
 
+  TEST_CASE("that crash after a late firing: the times it stood for do not fire again") {
+    // Found in review: the job's record moved the schedule on by one time
+    // only, to a time the late firing had covered already, so the restart
+    // put a second job for the same missed times.
+    wal::MemoryFileSystem fs;
+    int64_t fired_at = 0;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("q").ok());
+      REQUIRE(node.engine.schedule("q", tick_every(60'000, "tick!")).ok());
+      fired_at = node.engine.find_queue("q")->schedules.at("tick").next_ms;
+      node.clock.set_ms(fired_at + 10 * 60'000 + 30'000);  // ten times missed
+      REQUIRE(node.engine.expire_due() > 0);
+      REQUIRE(node.engine.find_queue("q")->schedules.at("tick").fired == 1);
+      node.harness.settle();
+      node.harness.close();
+      cut_after_last_job(fs);
+    }
+    Node node(fs, fired_at + 10 * 60'000 + 40'000);  // back within the minute
+    REQUIRE(node.open(small_segments()).ok());
+    const engine::Queue* q = node.engine.find_queue("q");
+    CHECK(q->schedules.at("tick").next_ms == fired_at + 11 * 60'000);
+    CHECK(q->schedules.at("tick").fired == 1);
+    node.engine.expire_due();
+    CHECK(q->ready.size() == 1);
+    CHECK(q->counters.scheduled == 0);
+  }
+
   TEST_CASE("a PUT with a firing's key forgotten before its time: the restart still fires it") {
     wal::MemoryFileSystem fs;
     int64_t due = 0;
