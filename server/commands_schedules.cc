@@ -24,6 +24,26 @@ std::string describe(const engine::Schedule& s) {
   return text + " every=" + num(static_cast<uint64_t>(s.every_ms)) + "ms";
 }
 
+// A word that starts SCHEDULE's options (TZ too).
+bool is_option(std::string_view word) {
+  for (const char* option : {"PRIORITY", "TTL", "ATTEMPTS", "GROUP", "TZ"}) {
+    if (is_keyword(word, option)) return true;
+  }
+  return false;
+}
+
+// CRON's fields were not five: an option among them, or a sixth field
+// (seconds, as Quartz, node-cron and BullMQ take them) where the options
+// begin. Told as such, not as an unknown option or a field out of range.
+void reply_wrong_field_count(CommandContext& ctx, const std::vector<std::string_view>& args,
+                             size_t at) {
+  size_t fields = at - 4;
+  while (at < args.size() && !is_option(args[at])) ++fields, ++at;
+  reply_error(ctx, ErrorCode::kBadFormat,
+              "CRON takes five fields (minute hour day-of-month month day-of-week), got " +
+                  std::to_string(fields) + (fields > 5 ? ": a seconds field is not taken" : ""));
+}
+
 }  // namespace
 
 namespace {
@@ -66,6 +86,9 @@ void cmd_schedule(CommandContext& ctx, const Request& req) {
     for (size_t i = 4; i < options_from; ++i) {
       if (is_keyword(a[i], "TZ")) {
         return reply_error(ctx, ErrorCode::kBadFormat, "TZ <zone> goes after CRON's fields");
+      }
+      if (is_option(a[i]) || (i + 1 == options_from && a.size() > i + 1 && !is_option(a[i + 1]))) {
+        return reply_wrong_field_count(ctx, a, i);
       }
       if (i > 4) cron += ' ';
       cron += a[i];

@@ -97,6 +97,15 @@ TEST_SUITE("schedules") {
             "ERROR BADFORMAT TZ given twice");
       CHECK(call(s, "SCHEDULE q bad 1 CRON 0 TZ Europe/Berlin 3 * *\nx") ==
             "ERROR BADFORMAT TZ <zone> goes after CRON's fields");
+      // Six fields (seconds first, as Quartz and BullMQ take them), or an
+      // option where a field should be: told as a count of fields, not as
+      // an unknown option '*' or '1h'.
+      CHECK(call(s, "SCHEDULE q bad 1 CRON 0 0 3 * * * TTL 1h\nx") ==
+            "ERROR BADFORMAT CRON takes five fields (minute hour day-of-month month "
+            "day-of-week), got 6: a seconds field is not taken");
+      CHECK(call(s, "SCHEDULE q bad 1 CRON 0 3 * * TTL 1h\nx") ==
+            "ERROR BADFORMAT CRON takes five fields (minute hour day-of-month month "
+            "day-of-week), got 4");
       CHECK(tqd.stop(SIGKILL) == 128 + SIGKILL);
     }
     TqdProcess tqd(options);
