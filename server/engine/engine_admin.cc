@@ -88,11 +88,9 @@ Status Engine::drop(std::string_view queue_name) {
 }
 
 Result<const Schedule*> Engine::schedule(std::string_view queue_name, const ScheduleSpec& spec) {
-  // As a PUT: with auto_create on, a schedule makes its queue.
-  Result<Queue*> found = queue_for_write(queue_name);
-  if (!found.ok()) return found.error();
-  Queue* queue = found.value();
   auto bad = [](std::string msg) { return make_error(Errc::kBadArgument, std::move(msg)); };
+  // What needs no queue is checked before auto_create makes one: a
+  // SCHEDULE refused for a bad name or timetable left an empty queue.
   if (!valid_key(spec.name)) return invalid_schedule_name(spec.name);
   if (!spec.job.group.empty() && !valid_key(spec.job.group)) {
     return bad("a group name is 1-200 printable characters without spaces");
@@ -109,6 +107,13 @@ Result<const Schedule*> Engine::schedule(std::string_view queue_name, const Sche
     s.cron = CronSpec::parse(spec.cron, &why);
     if (!s.cron) return bad(why);
   }
+  const int64_t now = clock_.now_ms();
+  s.next_ms = s.next_after(now);
+  if (s.next_ms == INT64_MAX) return bad("cron '" + s.cron->text() + "' never fires");
+  // As a PUT: with auto_create on, a schedule makes its queue.
+  Result<Queue*> found = queue_for_write(queue_name);
+  if (!found.ok()) return found.error();
+  Queue* queue = found.value();
   // As PUT refuses one job that could never be delivered: every firing
   // would be refused (enqueue), with nothing but a counter to say why.
   if (spec.job.ttl_ms > 0 && queue->settings.delay_ms >= spec.job.ttl_ms) {
@@ -116,9 +121,6 @@ Result<const Schedule*> Engine::schedule(std::string_view queue_name, const Sche
                "ms) ends no later than they are due (" + std::to_string(queue->settings.delay_ms) +
                "ms after each firing, the queue's delay): they could never be delivered");
   }
-  const int64_t now = clock_.now_ms();
-  s.next_ms = s.next_after(now);
-  if (s.next_ms == INT64_MAX) return bad("cron '" + s.cron->text() + "' never fires");
   s.payload = std::string(spec.payload);
   s.priority = spec.job.priority;
   s.ttl_ms = spec.job.ttl_ms;

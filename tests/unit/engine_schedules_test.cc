@@ -260,6 +260,20 @@ TEST_SUITE("engine_schedules") {
     CHECK(no_queue.error().code == Errc::kNoQueue);
   }
 
+  TEST_CASE("a SCHEDULE refused for its name or timetable leaves no queue auto_create made") {
+    // Found in review: the queue was made first, and stayed (in the log,
+    // and counted in max_queues) though the schedule was refused.
+    Fixture f;
+    f.engine.set_limits(EngineLimits{.auto_create_queues = true});
+    CHECK_FALSE(f.engine.schedule("new", cron("nightly", "0 25 * * *")).ok());
+    CHECK_FALSE(f.engine.schedule("new", cron("nightly", "0 0 30 2 *")).ok());
+    CHECK_FALSE(f.engine.schedule("new", every("tick", 999)).ok());
+    CHECK_FALSE(f.engine.schedule("new", every("bad name", 60'000)).ok());
+    CHECK(f.engine.find_queue("new") == nullptr);
+    CHECK(f.engine.schedule("new", every("tick", 60'000)).ok());  // a good one makes it
+    CHECK(f.engine.find_queue("new") != nullptr);
+  }
+
   TEST_CASE("the payloads of a queue's schedules add up to 1 MiB at most") {
     Fixture f;
     const std::string half(kMaxSchedulePayloadBytes / 2, 'x');
