@@ -165,6 +165,10 @@ class Connection {
   // Takes `ciphertext` into the TLS session and feeds what it decrypts to
   // the parser; a failure closes the connection (after its alert).
   void read_tls(std::string_view ciphertext);
+  // Keeps ciphertext for the handshake's next step, for a later turn, when
+  // this iteration's handshake budget is spent (Server::handshake_budget_spent).
+  void hold_handshake(std::string_view ciphertext);
+  void next_handshake_step();
   // Writes the first `n` bytes of `buffer` and, unless that failed, takes
   // them out of it. What the socket does not take at once goes into a write
   // request: the buffer itself when `n` is all of it (a big reply is not
@@ -280,6 +284,9 @@ class Connection {
   size_t stalled_queue_bytes_ = 0;
   uint64_t partial_since_ms_ = 0;   // a request has been arriving since; 0: none
   uint64_t handshake_since_ms_ = 0;  // a TLS handshake has been under way since; 0: none
+  // Ciphertext read while the iteration's handshake budget was spent: the
+  // next step of the handshake runs on it in this connection's next turn.
+  std::string handshake_held_;
   uint64_t stalled_since_ms_ = 0;   // replies have waited for the client since; 0: none
   uint64_t linger_since_ms_ = 0;    // lingering_ since
   uint64_t parting_since_ms_ = 0;   // part_with() since; 0: not parting

@@ -431,6 +431,9 @@ void Server::on_before_poll(uv_prepare_t* handle) {
   // turn that ends again waits for the next iteration. Those the budget cut
   // short go first, so that where it runs out moves on each iteration (the
   // poll phase's reads, which come before, are mostly other clients').
+  // Handshakes held back get a budget of their own here: new ones in the
+  // poll phase took that phase's, and would otherwise starve them.
+  self->handshake_ns_left_ = kIterationWorkNs;
   self->turns_.swap(self->cut_list_);
   self->turns_.insert(self->turns_.end(), self->turn_list_.begin(), self->turn_list_.end());
   self->turn_list_.clear();
@@ -494,6 +497,7 @@ void Server::on_before_poll(uv_prepare_t* handle) {
   // replies and the next hook's are one iteration for loop_max_busy_us too.
   self->reply_budget_ = kIterationReplyBytes;
   self->overdraft_taken_ = false;
+  self->handshake_ns_left_ = kIterationWorkNs;
   self->measure_iteration();  // last: this hook's replies are the iteration's work too
 }
 

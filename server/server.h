@@ -127,6 +127,14 @@ class Server final : public ClientDirectory,
   // all of them in one go, and every one of them still gets its turn.
   bool take_overdraft() { return !std::exchange(overdraft_taken_, true); }
   bool overdraft_left() const { return !overdraft_taken_; }
+  // TLS handshake steps (the ClientHello's key exchange and signature) share
+  // kIterationWorkNs of the loop's time in the poll phase, and as much again
+  // in the turns after it: a connection whose step would start past it holds
+  // its bytes and takes a turn (Connection::read_tls).
+  bool handshake_budget_spent() const { return handshake_ns_left_ == 0; }
+  void spend_handshake_ns(uint64_t ns) {
+    handshake_ns_left_ -= ns < handshake_ns_left_ ? ns : handshake_ns_left_;
+  }
   void remove_connection(uint64_t id);
   // ClientDirectory: every admitted connection, by id.
   std::vector<ClientInfo> describe_clients() const override;
@@ -272,6 +280,7 @@ class Server final : public ClientDirectory,
   static constexpr uint64_t kIterationWorkNs = 2'000'000;
   size_t reply_budget_ = kIterationReplyBytes;
   bool overdraft_taken_ = false;       // take_overdraft(), this iteration
+  uint64_t handshake_ns_left_ = kIterationWorkNs;  // spend_handshake_ns()
   std::vector<uint64_t> log_waiters_;  // connection ids holding replies for the log
 
   std::unique_ptr<MetricsListener> metrics_;  // null: metrics.listen is off
