@@ -147,7 +147,9 @@ ClientInfo Connection::describe(uint64_t now_ms, const engine::Engine& engine) c
   });
   info.waiting_on = waiting_on_;
   info.unsent_bytes = unsent_bytes();
-  if (tls_ && tls_->established()) info.tls = tls_->version();
+  // One still in its handshake is named too: a crowd of them (a slow or
+  // hostile client holding slots) must not pass for idle plaintext clients.
+  if (tls_) info.tls = tls_->established() ? tls_->version() : "handshake";
   info.admin = auth_.admin;
   return info;
 }

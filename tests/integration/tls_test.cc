@@ -438,6 +438,19 @@ TEST_SUITE("tls") {
     Certs certs;
     TqdProcess tqd(with_config(tls_config(certs.files, "limits:\n  request_timeout: 1s\n")));
     const int fd = connect_tcp(tqd.tls_port());
+    {
+      // CLIENTS tells it from an idle plaintext client: it once showed no
+      // tls= at all, so a crowd of them looked like idle workers.
+      auto admin = tqd.socket();
+      REQUIRE(tq::testing::stat_reaches(admin, "connections_current", "2"));
+      REQUIRE(admin.send("CLIENTS\n").ok());
+      CHECK(admin.read_line().value() == "OK 2");
+      const std::string first = admin.read_line().value();
+      const std::string second = admin.read_line().value();
+      const std::string& handshaking =
+          first.find("cmd=CLIENTS") == std::string::npos ? first : second;
+      CHECK(handshaking.find(" tls=handshake") != std::string::npos);
+    }
     char byte = 0;
     // The housekeeping tick closes it one to two seconds in; the read's own
     // limit is 5 s.
