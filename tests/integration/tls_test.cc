@@ -532,7 +532,9 @@ TEST_SUITE("tls") {
     // 2 ms, two an iteration, 15 iterations or more (73 here). Before, the
     // burst and the STATS around it took 3.
     CHECK(iterations - iterations_before >= 10);
-    CHECK(busy < busy_before + 40'000);
+    // A wide margin for a loaded machine (ctest runs two tests a core while
+    // the sanitizer build compiles): before, this burst added 163 ms here.
+    CHECK(busy < busy_before + 80'000);
     CHECK(call(plain, "PING") == "OK PONG");
   }
 
