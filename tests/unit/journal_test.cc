@@ -228,17 +228,19 @@ engine::ScheduleSpec tick_every(int64_t every_ms, std::string_view payload) {
 // A firing of "tick" (every minute), then a crash that kept the job's
 // record and lost the record of the schedule's next time. The time the
 // firing was due.
-int64_t fire_then_lose_next_time(wal::MemoryFileSystem& fs) {
-  int64_t fired_at = 0;
+// A schedule of every minute fires `late_ms` after its time (0: on time);
+// then a crash keeps the firing's job and loses the schedule's next time.
+// Returns the time it fired for.
+int64_t fire_then_lose_next_time(wal::MemoryFileSystem& fs, int64_t late_ms = 0) {
   Node node(fs);
   REQUIRE(node.open(small_segments()).ok());
   REQUIRE(node.engine.create_queue("q").ok());
   REQUIRE(node.engine.schedule("q", tick_every(60'000, "tick!")).ok());
-  node.clock.advance_ms(60'000);
-  fired_at = node.engine.find_queue("q")->schedules.at("tick").next_ms;
-  REQUIRE(fired_at <= node.clock.now_ms());
+  const int64_t fired_at = node.engine.find_queue("q")->schedules.at("tick").next_ms;
+  node.clock.set_ms(fired_at + late_ms);
   REQUIRE(node.engine.expire_due() > 0);
   REQUIRE(node.engine.find_queue("q")->ready.size() == 1);
+  REQUIRE(node.engine.find_queue("q")->schedules.at("tick").fired == 1);
   node.harness.settle();
   node.harness.close();
   cut_after_last_job(fs);
@@ -885,20 +887,7 @@ TEST_SUITE("journal") {
     // only, to a time the late firing had covered already, so the restart
     // put a second job for the same missed times.
     wal::MemoryFileSystem fs;
-    int64_t fired_at = 0;
-    {
-      Node node(fs);
-      REQUIRE(node.open(small_segments()).ok());
-      REQUIRE(node.engine.create_queue("q").ok());
-      REQUIRE(node.engine.schedule("q", tick_every(60'000, "tick!")).ok());
-      fired_at = node.engine.find_queue("q")->schedules.at("tick").next_ms;
-      node.clock.set_ms(fired_at + 10 * 60'000 + 30'000);  // ten times missed
-      REQUIRE(node.engine.expire_due() > 0);
-      REQUIRE(node.engine.find_queue("q")->schedules.at("tick").fired == 1);
-      node.harness.settle();
-      node.harness.close();
-      cut_after_last_job(fs);
-    }
+    const int64_t fired_at = fire_then_lose_next_time(fs, 10 * 60'000 + 30'000);  // ten missed
     Node node(fs, fired_at + 10 * 60'000 + 40'000);  // back within the minute
     REQUIRE(node.open(small_segments()).ok());
     const engine::Queue* q = node.engine.find_queue("q");
