@@ -32,13 +32,38 @@ bool is_option(std::string_view word) {
   return false;
 }
 
-// CRON's fields were not five: an option among them, or a sixth field
-// (seconds, as Quartz, node-cron and BullMQ take them) where the options
-// begin. Told as such, not as an unknown option or a field out of range.
+// Whether `word` could be a cron field: digits, '*', '/', ',', '-', '?' and
+// three-letter names (MON, JAN), so that a sixth field is told from a
+// misspelt option or a stray word after a shortcut (FLAVOR, PRIORTY).
+bool looks_like_cron_field(std::string_view word) {
+  if (word.empty()) return false;
+  size_t letters = 0;
+  for (char c : word) {
+    const bool letter = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+    if (letter) {
+      ++letters;
+      continue;
+    }
+    if (letters != 0 && letters != 3) return false;
+    letters = 0;
+    if ((c < '0' || c > '9') && std::string_view("*/,-?").find(c) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return letters == 0 || letters == 3;
+}
+
+// CRON's fields were not five: an option among them (the first
+// `fields_before` words are fields), or a sixth field (seconds, as Quartz,
+// node-cron and BullMQ take them) where the options begin. Told as such,
+// not as an unknown option or a field out of range.
 void reply_wrong_field_count(CommandContext& ctx, const std::vector<std::string_view>& args,
-                             size_t at) {
-  size_t fields = at - 4;
-  while (at < args.size() && !is_option(args[at])) ++fields, ++at;
+                             size_t fields_before) {
+  size_t fields = fields_before;
+  for (size_t at = 4 + fields;
+       at < args.size() && !is_option(args[at]) && looks_like_cron_field(args[at]); ++at) {
+    ++fields;
+  }
   reply_error(ctx, ErrorCode::kBadFormat,
               "CRON takes five fields (minute hour day-of-month month day-of-week), got " +
                   std::to_string(fields) + (fields > 5 ? ": a seconds field is not taken" : ""));
@@ -87,8 +112,12 @@ void cmd_schedule(CommandContext& ctx, const Request& req) {
       if (is_keyword(a[i], "TZ")) {
         return reply_error(ctx, ErrorCode::kBadFormat, "TZ <zone> goes after CRON's fields");
       }
-      if (is_option(a[i]) || (i + 1 == options_from && a.size() > i + 1 && !is_option(a[i + 1]))) {
-        return reply_wrong_field_count(ctx, a, i);
+      if (is_option(a[i])) return reply_wrong_field_count(ctx, a, i - 4);
+      // Five fields and a sixth: a shortcut (@daily) is one word, and what
+      // follows it is an option, known or not.
+      if (options_from == 9 && i + 1 == options_from && a.size() > options_from &&
+          !is_option(a[options_from]) && looks_like_cron_field(a[options_from])) {
+        return reply_wrong_field_count(ctx, a, 5);
       }
       if (i > 4) cron += ' ';
       cron += a[i];

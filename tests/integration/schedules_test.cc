@@ -106,6 +106,17 @@ TEST_SUITE("schedules") {
       CHECK(call(s, "SCHEDULE q bad 1 CRON 0 3 * * TTL 1h\nx") ==
             "ERROR BADFORMAT CRON takes five fields (minute hour day-of-month month "
             "day-of-week), got 4");
+      CHECK(call(s, "SCHEDULE q bad 1 CRON 0 0 3 * * MON-FRI\nx") ==
+            "ERROR BADFORMAT CRON takes five fields (minute hour day-of-month month "
+            "day-of-week), got 6: a seconds field is not taken");
+      // A word that is no field after five of them, or after a shortcut, is
+      // an option misspelt: told as that.
+      CHECK(call(s, "SCHEDULE q bad 1 CRON 0 3 * * * PRIORTY 5\nx") ==
+            "ERROR BADFORMAT unknown SCHEDULE option 'PRIORTY'; options: PRIORITY, TTL, "
+            "ATTEMPTS, GROUP, TZ");
+      CHECK(call(s, "SCHEDULE q bad 1 CRON @daily FLAVOR mint\nx") ==
+            "ERROR BADFORMAT unknown SCHEDULE option 'FLAVOR'; options: PRIORITY, TTL, "
+            "ATTEMPTS, GROUP, TZ");
       CHECK(tqd.stop(SIGKILL) == 128 + SIGKILL);
     }
     TqdProcess tqd(options);
