@@ -185,9 +185,17 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
     self->read_tls(bytes);
     return;
   }
-  self->parser_.feed(bytes);
-  self->process();
-  self->limit_input();
+  self->take_input(bytes);
+}
+
+void Connection::take_input(std::string_view bytes) {
+  parser_.feed(bytes);
+  if (refusing_) {
+    keep_refusing();
+    return;
+  }
+  process();
+  limit_input();
 }
 
 void Connection::limit_input() {
@@ -204,6 +212,11 @@ void Connection::limit_input() {
 }
 
 void Connection::on_end_of_input() {
+  // Stopping: what it sent is refused already, or will be as it reads.
+  if (refusing_) {
+    end_refusing();
+    return;
+  }
   // The client is done sending but may still read (nc -N, shutdown(2)):
   // answer what it sent, then close. A wait ends here, though: a worker
   // that closed while blocked in DEQUEUE ... WAIT looks the same as one
@@ -286,11 +299,7 @@ void Connection::read_tls(std::string_view ciphertext) {
     close_when_flushed();
     return;
   }
-  if (!plain.empty() && !draining_) {
-    parser_.feed(plain);
-    process();
-    limit_input();
-  }
+  if (!plain.empty() && (!draining_ || refusing_)) take_input(plain);
   if (outcome == TlsSession::Read::kClosed) on_end_of_input();
 }
 
@@ -554,7 +563,7 @@ void Connection::finish_deferred(std::string_view reply, bool wrote) {
   out_ += reply;
   const wal::Log* log = server_.log();
   hold_or_release(begin, wrote && log != nullptr ? log->last_seq() : 0, wrote, false);
-  if (!refusal_.empty()) refuse_unrun();
+  if (!refusal_.empty()) keep_refusing();
   server_.want_flush(*this);
   server_.want_resume(*this);
 }
@@ -691,8 +700,14 @@ void Connection::on_write(uv_write_t* req, int status) {
 void Connection::after_write_drained() {
   // More refusals once the client has read most of the last ones (the
   // server flushes them); none left, the connection ends below.
-  if (refusals_left_ && !deferred_ && unsent_bytes() < kOutputLowWater) refuse_unrun();
+  if (refusals_left_ && !deferred_ && unsent_bytes() < kOutputLowWater) keep_refusing();
   if (draining_ && unsent_bytes() == 0 && !waiting_) {
+    // Stopping, and kept open for the requests the client may still send:
+    // each is answered ERROR SHUTDOWN, not dropped with the connection (an
+    // ACK dropped so has an unknown outcome, and its job runs again). The
+    // server ends this when nothing else holds the shutdown, or the
+    // housekeeping after a linger's time (enforce_timeouts).
+    if (refusing_) return;
     if (tls_ && tls_->established() && !tls_->notified()) {
       // The replies are out: end the TLS stream properly, then the socket.
       tls_->close_notify();
@@ -754,7 +769,9 @@ void Connection::linger() {
     return;
   }
   lingering_ = true;
-  linger_since_ms_ = server_.loop_now_ms();
+  // After the refusals of a shutdown, one bound for both (about 3 s in
+  // all): a client that keeps sending must not keep tqd up for two.
+  linger_since_ms_ = refusing_since_ms_ != 0 ? refusing_since_ms_ : server_.loop_now_ms();
   if (uv_read_start(stream(), on_alloc, on_read) == 0) reading_ = true;
 }
 
@@ -766,6 +783,12 @@ void Connection::on_shutdown(uv_shutdown_t* req, int status) {
 Connection::Timeout Connection::enforce_timeouts(uint64_t now_ms, uint64_t idle_ms,
                                                  uint64_t request_ms, uint64_t send_ms) {
   if (closing_) return Timeout::kNone;
+  if (refusing_) {
+    // Stopping: a linger's time for what the client still sends, and
+    // nothing else (shutdown_timeout bounds a client that does not read).
+    if (now_ms - refusing_since_ms_ >= kLingerMs) end_refusing();
+    return Timeout::kNone;
+  }
   if (lingering_ || parting_since_ms_ != 0) {
     // Closing already. A parting line and the linger after it share one
     // bound, from the timeout on: the client has that long to read them.
@@ -860,10 +883,39 @@ void Connection::close_when_flushed() {
 void Connection::stop_serving(std::string_view refusal) {
   if (closing_ || parting_since_ms_ != 0) return;
   refusal_ = refusal;
+  // Not one closing already (QUIT): what follows its last request goes
+  // unanswered. Nor one never admitted (MAXCONN): it holds no slot to keep.
+  refusing_ = started_ && !draining_;
+  if (refusing_) refusing_since_ms_ = server_.loop_now_ms();
   close_when_flushed();
+  keep_refusing();
+}
+
+void Connection::keep_refusing() {
   // A BACKUP's reply is not written yet: finish_deferred() refuses the rest
-  // after it, in order.
+  // after it, in order. Meanwhile the input waits in the parser, up to a
+  // request's worth, as behind any wait.
   if (!deferred_) refuse_unrun();
+  const bool room = refusing_ && !closing_ && !refusals_left_ &&
+                    (!deferred_ || parser_.buffered() <= kInputHighWater);
+  if (room && !reading_) {
+    read_again();
+  } else if (!room && reading_) {
+    // The client does not read its refusals: TCP holds it back, and a
+    // flood costs no more memory than one read.
+    uv_read_stop(stream());
+    reading_ = false;
+  }
+}
+
+void Connection::end_refusing() {
+  if (!refusing_) return;
+  refusing_ = false;
+  if (reading_) {
+    uv_read_stop(stream());
+    reading_ = false;
+  }
+  server_.want_flush(*this);  // after_write_drained() closes it once its refusals are out
 }
 
 void Connection::refuse_unrun() {

@@ -74,8 +74,18 @@ class Connection {
   // or past the end of its turn) are each answered `refusal` and not run,
   // after the reply of the command it waits on (BACKUP's comes when the copy
   // ends); then it closes as close_when_flushed() does. A request not yet
-  // whole (half a PUT body) gets nothing: it was not received.
+  // whole (half a PUT body) gets nothing: it was not received. Until the
+  // client closes, or a linger's time passes, or end_refusing(), it goes on
+  // reading, and answers `refusal` to each request that still arrives.
   void stop_serving(std::string_view refusal);
+  // Its replies are all out and it is kept open only to refuse what its
+  // client may still send (stop_serving()).
+  bool idle_refusing() const {
+    return refusing_ && !refusals_left_ && !waiting_ && unsent_bytes() == 0;
+  }
+  // The shutdown has nothing else to wait for: stops reading, and closes
+  // once the refusals it owes are written.
+  void end_refusing();
 
   // Closes now, dropping unsent replies. Safe to call twice.
   void close();
@@ -215,6 +225,12 @@ class Connection {
   // fit under the output's high-water mark; after_write_drained() answers
   // the rest as the client reads (refusals_left_).
   void refuse_unrun();
+  // While refusing_: refuses what the parser holds (refuse_unrun()), and
+  // reads on while the output has room, or stops reading until it has.
+  void keep_refusing();
+  // Feeds bytes read to the parser, and runs (or, while refusing_,
+  // refuses) the requests they complete.
+  void take_input(std::string_view bytes);
   // The last step of close_when_flushed(), every reply written. close() on a
   // socket with unread input sends an RST, and so does input that arrives
   // after it; the client's kernel then drops what it had received and not
@@ -266,6 +282,10 @@ class Connection {
   bool input_ended_ = false;  // the client half-closed during a BACKUP: after it, end as at EOF
   std::string refusal_;       // stop_serving(): the reply to requests left unrun; empty: none
   bool refusals_left_ = false;  // refuse_unrun() stopped at the high-water mark
+  // The shutdown drains: what the client still sends is read and refused,
+  // not dropped, since refusing_since_ms_ (loop time).
+  bool refusing_ = false;
+  uint64_t refusing_since_ms_ = 0;
   AuthState auth_;
   LeaseBook leases_;  // the jobs delivered here, to refuse a late worker's ACK
   // For CLIENTS.

@@ -475,6 +475,7 @@ void Server::on_before_poll(uv_prepare_t* handle) {
     it->second->flush();
   }
   self->flushing_.clear();
+  if (self->shutting_down_) self->end_refusals_if_drained();
   // A KICK or the like of many jobs moves on by a few milliseconds of
   // steps: after the replies above went out, so that they do not wait for
   // them too (a PING waited about two iterations' worth of steps, 4-5 ms,
@@ -909,6 +910,18 @@ void Server::shutdown(const char* reason) {
   uv_timer_start(&shutdown_timer_, on_shutdown_deadline,
                  static_cast<uint64_t>(config_.shutdown_timeout_ms), 0);
   close_handles_if_done();
+}
+
+void Server::end_refusals_if_drained() {
+  // Connections kept open only to refuse what their clients may still send
+  // wait for the rest of the shutdown (a backup, replies still being read):
+  // once nothing else holds it, they close, and tqd stops at once. (An
+  // iteration's look at each connection, while stopping only.)
+  if (backups_.running()) return;
+  for (auto& [id, connection] : connections_) {
+    if (!connection->closing() && !connection->idle_refusing()) return;
+  }
+  for (auto& [id, connection] : connections_) connection->end_refusing();
 }
 
 void Server::on_shutdown_deadline(uv_timer_t* handle) {

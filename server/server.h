@@ -214,6 +214,9 @@ class Server final : public ClientDirectory,
   // passed its deadline (it jumped forward).
   void sweep_if_clock_jumped();
   void close_handles_if_done();
+  // Stopping: closes the connections kept open to refuse late requests
+  // (Connection::stop_serving) once they are all that is left.
+  void end_refusals_if_drained();
   // What keeps the server from taking jobs now, for GET /healthz: empty
   // when nothing does.
   std::string health_problem() const;

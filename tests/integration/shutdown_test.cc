@@ -32,6 +32,51 @@ int64_t peak_rss_kib(pid_t pid) {
   return static_cast<int64_t>(tq::testing::proc_status_kib(pid, "VmHWM"));
 }
 
+// A worker that holds tqd's shutdown open: blocked in DEQUEUE ... WAIT with
+// a pipelined batch behind it, and reading none of the refusals the batch
+// gets at the stop (about 10 MB of them: tqd waits for it to read them,
+// up to server.shutdown_timeout). read_all() reads them, and tqd ends.
+class DrainHolder {
+ public:
+  explicit DrainHolder(const TqdProcess& tqd) : fd_(connect_raw(tqd.port(), 4096)) {
+    std::string batch = "DEQUEUE held WAIT 1h\n";
+    for (int i = 0; i < 256 * 1024; ++i) batch += "X\n";
+    REQUIRE(fd_ >= 0);
+    REQUIRE(::send(fd_, batch.data(), batch.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(batch.size()));
+  }
+  ~DrainHolder() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  DrainHolder(const DrainHolder&) = delete;
+  DrainHolder& operator=(const DrainHolder&) = delete;
+
+  // Reads until tqd closes the connection; the bytes read.
+  size_t read_all() {
+    char buffer[65536];
+    size_t total = 0;
+    ssize_t n = 0;
+    while ((n = ::recv(fd_, buffer, sizeof buffer, 0)) > 0) total += static_cast<size_t>(n);
+    ::close(fd_);
+    fd_ = -1;
+    return total;
+  }
+
+ private:
+  int fd_;
+};
+
+// Waits until queue `queue` has `count` workers waiting on it.
+void wait_for_waiters(tq::client::Client& admin, const std::string& queue, int count) {
+  for (int i = 0; i < 1000; ++i) {
+    auto stats = admin.stats(queue);
+    REQUIRE(stats.ok());
+    if (tq::client::field(*stats, "waiters") == std::to_string(count)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  FAIL("no worker waits on " << queue);
+}
+
 TEST_SUITE("shutdown") {
   TEST_CASE("SIGTERM: open connections are closed, tqd logs and exits 0 promptly") {
     TqdProcess tqd;
@@ -185,6 +230,113 @@ TEST_SUITE("shutdown") {
     ::close(fd);
     CHECK(error == 0);
     CHECK(replies.size() == 8u * kPings);  // "OK PONG\n" each
+    CHECK(tqd.stop(0) == 0);
+  }
+
+  TEST_CASE("requests sent while tqd drains are answered SHUTDOWN in order, and not run") {
+    // They were read and dropped: the client saw its connection close with
+    // no answer, so an ACK sent then had an unknown outcome (its job ran
+    // again after the restart, though it was done).
+    TqdOptions options;
+    options.dir = tq::testing::make_temp_dir();
+    {
+      TqdProcess tqd(options);
+      auto admin = tqd.client();
+      REQUIRE(admin.create("q").ok());
+      REQUIRE(admin.create("held").ok());
+      auto s = tqd.socket();
+      REQUIRE(s.send("ENQUEUE q done\nDEQUEUE q\n").ok());
+      REQUIRE(*s.read_line() == "OK 1");
+      const auto delivery = s.read_line();
+      REQUIRE(delivery.ok());
+      REQUIRE(delivery->rfind("OK 1 ", 0) == 0);
+      DrainHolder holder(tqd);
+      wait_for_waiters(admin, "held", 1);
+      admin.close();
+      const auto stop_began = std::chrono::steady_clock::now();
+      REQUIRE(kill(tqd.pid(), SIGTERM) == 0);
+      REQUIRE(tqd.wait_for_log("shutting down"));
+      const std::string refusal = "ERROR SHUTDOWN the server is stopping";
+      auto reply = [&] {
+        auto line = s.read_line();
+        return line.ok() ? *line : "(no reply: " + line.error().to_string() + ")";
+      };
+      // One at a time, as a worker sends its ACK when its job is done.
+      REQUIRE(s.send("ACK 1\n").ok());
+      CHECK(reply() == refusal);
+      REQUIRE(s.send("ENQUEUE q lost\n").ok());
+      CHECK(reply() == refusal);
+      // The body is skipped whole: its lines are not requests.
+      REQUIRE(s.send("PUT q 11\nACK 1\nPING\n\n").ok());
+      CHECK(reply() == refusal);
+      // A pipelined batch, a malformed line among them: one refusal each.
+      REQUIRE(s.send("PING\nFROBNICATE\nACK 1\nSTATS\n").ok());
+      for (int i = 0; i < 4; ++i) CHECK(reply() == refusal);
+      CHECK(holder.read_all() > 1'000'000);  // its refusals; then tqd closes it
+      CHECK_FALSE(s.read_line().ok());       // and this one: nothing else holds it
+      CHECK(tqd.stop(0) == 0);
+      const auto drain = std::chrono::steady_clock::now() - stop_began;
+      MESSAGE(
+          "the drain took " << std::chrono::duration_cast<std::chrono::milliseconds>(drain).count()
+                            << " ms");
+      CHECK(drain < std::chrono::seconds(5));
+    }
+    TqdProcess tqd(options);
+    auto admin = tqd.client();
+    const auto job = admin.job(1);
+    REQUIRE(job.ok());
+    CHECK(job->state == "leased");  // kept to its lease's end, as any restart does
+    const auto stats = admin.stats();
+    REQUIRE(stats.ok());
+    CHECK(tq::client::field(*stats, "jobs_ready") == "0");  // the ENQUEUE and PUT not stored
+    CHECK(tq::client::field(*stats, "jobs_leased") == "1");
+    CHECK(tqd.stop(SIGTERM) == 0);
+    tq::testing::remove_tree(options.dir);
+  }
+
+  TEST_CASE("a client that keeps sending while tqd drains does not keep it up") {
+    TqdProcess tqd;
+    auto admin = tqd.client();
+    REQUIRE(admin.create("held").ok());
+    DrainHolder holder(tqd);
+    wait_for_waiters(admin, "held", 1);
+    admin.close();
+    const int fd = connect_raw(tqd.port());
+    REQUIRE(fd >= 0);
+    REQUIRE(kill(tqd.pid(), SIGTERM) == 0);
+    REQUIRE(tqd.wait_for_log("shutting down"));
+    const auto stop_began = std::chrono::steady_clock::now();
+    std::atomic<bool> stop_sending{false};
+    std::thread sender([&] {
+      std::string pings;
+      for (int i = 0; i < 1024; ++i) pings += "PING\n";
+      while (!stop_sending && ::send(fd, pings.data(), pings.size(), MSG_NOSIGNAL) > 0) {
+      }
+    });
+    std::string replies;
+    char buffer[65536];
+    ssize_t n = 0;
+    while ((n = ::recv(fd, buffer, sizeof buffer, 0)) > 0) {
+      replies.append(buffer, static_cast<size_t>(n));
+    }
+    const auto ended = std::chrono::steady_clock::now() - stop_began;
+    stop_sending = true;
+    ::shutdown(fd, SHUT_RDWR);
+    sender.join();
+    ::close(fd);
+    // Refused as they came, whole lines, for a linger's time (two to three
+    // seconds: the housekeeping looks once a second), then the end.
+    const std::string refusal = "ERROR SHUTDOWN the server is stopping\n";
+    CHECK(replies.size() > 0);
+    CHECK(replies.size() % refusal.size() == 0);
+    CHECK((replies.size() >= refusal.size() &&
+           replies.compare(replies.size() - refusal.size(), refusal.size(), refusal) == 0));
+    const size_t refused = replies.size() / refusal.size();
+    MESSAGE(refused << " refused in "
+                    << std::chrono::duration_cast<std::chrono::milliseconds>(ended).count()
+                    << " ms");
+    CHECK(ended < std::chrono::seconds(5));
+    holder.read_all();
     CHECK(tqd.stop(0) == 0);
   }
 
