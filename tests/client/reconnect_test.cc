@@ -519,6 +519,56 @@ TEST_SUITE("client reconnect") {
     CHECK((*job)->payload == "survives");
   }
 
+  TEST_CASE("an ACK sent while tqd stops is refused, not run: sent again after the restart, done") {
+    // The real server, kept draining by a waiting worker that reads none of
+    // its replies. It used to drop the ACK and close: an unknown outcome.
+    TqdProcess first_run;
+    const uint16_t port = first_run.port();
+    Options options;
+    options.port = port;
+    options.reconnect = tq::client::ReconnectPolicy::lasting(5s);
+    Client worker = connect_with(options);
+    REQUIRE(worker.create("q").ok());
+    REQUIRE(worker.create("held").ok());
+    REQUIRE(worker.enqueue("q", "charge card").ok());
+    auto job = worker.dequeue("q");
+    REQUIRE(job.ok());
+    REQUIRE(job->has_value());
+    const int holder = tq::testing::connect_raw(port, 4096);
+    REQUIRE(holder >= 0);
+    std::string batch = "DEQUEUE held WAIT 1h\n";
+    for (int i = 0; i < 256 * 1024; ++i) batch += "X\n";
+    REQUIRE(::send(holder, batch.data(), batch.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(batch.size()));
+    for (int i = 0; i < 1000 && queue_stat(first_run, "held", "waiters") != "1"; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    REQUIRE(queue_stat(first_run, "held", "waiters") == "1");
+    REQUIRE(::kill(first_run.pid(), SIGTERM) == 0);
+    REQUIRE(first_run.wait_for_log("shutting down"));
+    const auto refused = worker.ack(**job);
+    REQUIRE_FALSE(refused.ok());
+    INFO(refused.error().to_string());
+    CHECK(refused.error().is(ErrorCode::kShutdown));
+    CHECK(refused.error().server_closing());  // not run: safe to send again
+    CHECK_FALSE(refused.error().outcome_unknown());
+    char buffer[65536];
+    while (::recv(holder, buffer, sizeof buffer, 0) > 0) {
+    }
+    ::close(holder);
+    CHECK(first_run.stop(0) == 0);
+    tq::testing::TqdOptions restart;
+    restart.dir = first_run.dir();
+    restart.port = port;
+    TqdProcess second_run(restart);
+    const auto acked = worker.ack(**job);  // reconnects
+    if (!acked.ok()) FAIL_CHECK(acked.error().to_string());
+    auto stats = second_run.client().stats();
+    REQUIRE(stats.ok());
+    CHECK(tq::client::field(*stats, "jobs_leased") == "0");  // done, and not run again
+    CHECK(tq::client::field(*stats, "jobs_ready") == "0");
+  }
+
   TEST_CASE("a password is sent on connect and again after every reconnect") {
     tq::testing::TqdOptions with_password;
     with_password.config_yaml = "auth:\n  password: s3cret\n";
