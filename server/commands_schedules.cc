@@ -24,9 +24,13 @@ std::string describe(const engine::Schedule& s) {
   return text + " every=" + num(static_cast<uint64_t>(s.every_ms)) + "ms";
 }
 
-// A word that starts SCHEDULE's options (TZ too).
+// Every SCHEDULE option, TZ too, so that the list an unknown one is told is
+// whole (parse_job_options never sees a TZ: cmd_schedule takes it out).
+constexpr const char* kScheduleOptions[] = {"PRIORITY", "TTL", "ATTEMPTS", "GROUP", "TZ"};
+
+// A word that starts SCHEDULE's options.
 bool is_option(std::string_view word) {
-  for (const char* option : {"PRIORITY", "TTL", "ATTEMPTS", "GROUP", "TZ"}) {
+  for (const char* option : kScheduleOptions) {
     if (is_keyword(word, option)) return true;
   }
   return false;
@@ -127,10 +131,7 @@ void cmd_schedule(CommandContext& ctx, const Request& req) {
     return reply_error(ctx, ErrorCode::kBadFormat, kHow);
   }
   // TZ <zone> goes with CRON: the engine takes the zone as cronie writes
-  // it, before the fields. The job options are the rest. One table of
-  // every option, TZ too, so that the list an unknown one is told is whole:
-  // parse_job_options never sees a TZ, taken out below.
-  static constexpr const char* kOptions[] = {"PRIORITY", "TTL", "ATTEMPTS", "GROUP", "TZ"};
+  // it, before the fields. The job options are the rest (kScheduleOptions).
   std::vector<std::string_view> options(a.begin() + static_cast<ptrdiff_t>(options_from), a.end());
   bool zoned = false;
   for (size_t i = 0; i < options.size();) {
@@ -159,7 +160,7 @@ void cmd_schedule(CommandContext& ctx, const Request& req) {
     options.erase(options.begin() + static_cast<ptrdiff_t>(i),
                   options.begin() + static_cast<ptrdiff_t>(i) + 2);
   }
-  if (!parse_job_options(ctx, options, kOptions, "SCHEDULE", &spec.job)) return;
+  if (!parse_job_options(ctx, options, kScheduleOptions, "SCHEDULE", &spec.job)) return;
   auto made = ctx.engine.schedule(a[0], spec);
   if (!made.ok()) return reply_error(ctx, made.error());
   reply_lines(ctx, {{made.value()->name, describe(*made.value())}});

@@ -15,6 +15,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <string>
@@ -132,9 +133,7 @@ class Server final : public ClientDirectory,
   // in the turns after it: a connection whose step would start past it holds
   // its bytes and takes a turn (Connection::read_tls).
   bool handshake_budget_spent() const { return handshake_ns_left_ == 0; }
-  void spend_handshake_ns(uint64_t ns) {
-    handshake_ns_left_ -= ns < handshake_ns_left_ ? ns : handshake_ns_left_;
-  }
+  void spend_handshake_ns(uint64_t ns) { handshake_ns_left_ -= std::min(ns, handshake_ns_left_); }
   void remove_connection(uint64_t id);
   // ClientDirectory: every admitted connection, by id.
   std::vector<ClientInfo> describe_clients() const override;

@@ -325,17 +325,27 @@ TEST_SUITE("shutdown") {
     sender.join();
     ::close(fd);
     // Refused as they came, whole lines, for a linger's time (two to three
-    // seconds: the housekeeping looks once a second), then the end.
+    // seconds: the housekeeping looks once a second), then the end. The end
+    // of a client still sending is a reset (its input unread), which may
+    // drop the last replies in flight, so only what came before the last
+    // line end is checked: refusals, and nothing else.
     const std::string refusal = "ERROR SHUTDOWN the server is stopping\n";
-    CHECK(replies.size() > 0);
-    CHECK(replies.size() % refusal.size() == 0);
-    CHECK((replies.size() >= refusal.size() &&
-           replies.compare(replies.size() - refusal.size(), refusal.size(), refusal) == 0));
-    const size_t refused = replies.size() / refusal.size();
+    const size_t whole = replies.rfind('\n') + 1;  // 0 when none came
+    CHECK(whole > 0);
+    CHECK(whole % refusal.size() == 0);
+    bool only_refusals = true;
+    for (size_t at = 0; at + refusal.size() <= whole; at += refusal.size()) {
+      only_refusals = only_refusals && replies.compare(at, refusal.size(), refusal) == 0;
+    }
+    CHECK(only_refusals);
+    const size_t refused = whole / refusal.size();
     MESSAGE(refused << " refused in "
                     << std::chrono::duration_cast<std::chrono::milliseconds>(ended).count()
                     << " ms");
-    CHECK(ended < std::chrono::seconds(5));
+    // At most a linger's time (3 s) and two housekeeping looks a second
+    // apart (the refusals', then the linger's): 5 s, and a margin for a
+    // loaded machine (4.3 s seen under the sanitizers).
+    CHECK(ended < std::chrono::seconds(8));
     holder.read_all();
     CHECK(tqd.stop(0) == 0);
   }
