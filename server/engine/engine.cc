@@ -130,8 +130,11 @@ Queue* Engine::add_queue(uint32_t number, std::string_view name, const QueueSett
 }
 
 Queue* Engine::find_queue(std::string_view name) const {
+  if (last_found_ != nullptr && last_found_->name == name) return last_found_;
   auto it = queues_.find(name);
-  return it == queues_.end() ? nullptr : it->second.get();
+  if (it == queues_.end()) return nullptr;
+  last_found_ = it->second.get();
+  return last_found_;
 }
 
 Queue* Engine::find_queue_by_number(uint32_t number) const {

@@ -583,6 +583,11 @@ class Engine {
   std::string intake_closed_;  // why new jobs are refused; empty: they are not
   QueueSettings defaults_;
   QueueMap queues_;
+  // The queue find_queue found last: producers and workers name the same
+  // queue request after request, and a string compare is cheaper than the
+  // map's walk. Checked by name, so a rename needs nothing; cleared when
+  // its queue is freed (restore_drop_queue).
+  mutable Queue* last_found_ = nullptr;
   std::unordered_map<uint32_t, Queue*> queues_by_number_;
   JobTable jobs_;
   IntrusiveHeap<Queue, QueueTimerOrder, QueueTimerSlot> timers_;

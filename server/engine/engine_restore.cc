@@ -73,6 +73,7 @@ void Engine::restore_drop_queue(uint32_t number) {
   if (queue->timer_slot != kNoSlot) timers_.erase(queue);
   schedule_payload_bytes_ -= queue->schedule_payload_bytes;
   queues_by_number_.erase(number);
+  if (last_found_ == queue) last_found_ = nullptr;
   queues_.erase(queue->name);  // frees it
 }
 

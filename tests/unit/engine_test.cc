@@ -168,6 +168,30 @@ TEST_SUITE("engine") {
           "cannot create 'b': the server is at its limit of 1 queue (limits.max_queues)");
   }
 
+  TEST_CASE("a name found just before its queue was dropped finds the new queue of that name") {
+    // find_queue checks the queue it found last first: a drop must not
+    // leave that pointing at the freed queue.
+    Fixture f;
+    f.put("old");
+    REQUIRE(f.engine.find_queue("emails") != nullptr);
+    REQUIRE(f.engine.drop("emails").ok());
+    CHECK(f.engine.find_queue("emails") == nullptr);
+    CHECK(f.engine.enqueue("emails", "new").error().code == Errc::kNoQueue);
+    REQUIRE(f.engine.create_queue("emails").ok());
+    const Queue* again = f.engine.find_queue("emails");
+    REQUIRE(again != nullptr);
+    CHECK(again->counters.enqueued == 0);
+    f.put("new");
+    CHECK(f.take() == "new");
+    // Two queues asked for in turn: each finds its own.
+    REQUIRE(f.engine.create_queue("other").ok());
+    f.put("x", "other");
+    CHECK(f.engine.find_queue("emails")->name == "emails");
+    CHECK(f.engine.find_queue("other")->name == "other");
+    CHECK(f.take("other") == "x");
+    CHECK(f.take("emails").empty());
+  }
+
   TEST_CASE("without auto-create, an unknown queue is NOQUEUE with a hint") {
     Fixture f;
     auto r = f.engine.enqueue("emials", "x");
