@@ -239,14 +239,31 @@ constexpr NameIndex kNameIndex = [] {
   return index;
 }();
 
+// The name's bytes as a word, byte i at bits 8i (little-endian), for a
+// name of 1 to 8 bytes. Two loads of four that may overlap rather than a
+// memcpy of a size known only at run time, which is a call into libc.
+uint64_t load_name(std::string_view name) {
+  const char* p = name.data();
+  const size_t n = name.size();
+  if (n >= 4) {
+    uint32_t low = 0;
+    uint32_t high = 0;
+    std::memcpy(&low, p, 4);
+    std::memcpy(&high, p + n - 4, 4);
+    return uint64_t{low} | (uint64_t{high} << (8 * (n - 4)));
+  }
+  uint64_t word = 0;
+  for (size_t i = 0; i < n; ++i) word |= uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
+  return word;
+}
+
 }  // namespace
 
 const CommandSpec* find_command(std::string_view name) {
   if (name.empty() || name.size() > kWordBytes) return nullptr;
   const char first = to_upper(name[0]);
   if (first < 'A' || first > 'Z') return nullptr;
-  uint64_t word = 0;
-  std::memcpy(&word, name.data(), name.size());  // little-endian: byte i at bits 8i
+  uint64_t word = load_name(name);
   const uint64_t case_bits = 0x2020202020202020ull >> (8 * (kWordBytes - name.size()));
   word |= case_bits;
   const auto letter = static_cast<size_t>(first - 'A');

@@ -14,7 +14,13 @@ Job* ReadySet::live_job(const Lane& lane, uint64_t id) const {
 }
 
 void ReadySet::push(Job* job) {
-  Lane& lane = lanes_[job->priority];
+  // Most queues' jobs share one priority, the first lane's: it is looked
+  // at before the map is searched (here and in erase).
+  auto it = lanes_.begin();
+  if (it == lanes_.end() || it->first != job->priority) {
+    it = lanes_.try_emplace(job->priority).first;
+  }
+  Lane& lane = it->second;
   lane.priority = job->priority;
   if (job->id > lane.last_id) {
     lane.fifo.push_back(job->id);
@@ -28,7 +34,8 @@ void ReadySet::push(Job* job) {
 }
 
 void ReadySet::erase(Job* job) {
-  auto it = lanes_.find(job->priority);
+  auto it = lanes_.begin();  // never end(): the job is in a lane
+  if (it->first != job->priority) it = lanes_.find(job->priority);
   Lane& lane = it->second;
   if (job->slot == kInFifo) {
     job->slot = kNoSlot;
