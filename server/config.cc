@@ -259,6 +259,8 @@ void read_config(const YAML::Node& root, Config& c) {
           c.shutdown_timeout_ms = read_duration(v, kk, 1000, 0, 600'000); }},
         {"tcp_keepalive", [&](const YAML::Node& v, const std::string& kk) {
           c.tcp_keepalive_ms = read_duration(v, kk, 1000, 0, kDay); }},
+        {"huge_pages", [&](const YAML::Node& v, const std::string& kk) {
+          c.huge_pages = read_bool(v, kk); }},
       });
     }},
     {"limits", [&](const YAML::Node& n, const std::string& k) {

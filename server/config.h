@@ -50,6 +50,8 @@ struct Config {
   LogLevel log_level = LogLevel::kInfo;
   int64_t shutdown_timeout_ms = 5'000;  // to finish replies and flush before exit
   int64_t tcp_keepalive_ms = 60'000;    // probe idle peers so half-open connections close; 0: off
+  // Job memory in transparent huge pages (engine::SlabAllocator::use_huge_pages).
+  bool huge_pages = false;
   // auth:
   std::string password;                 // empty: no authentication
   std::string password_env = "TQ_PASSWORD";  // read the password from this variable when set

@@ -93,6 +93,7 @@ const Setting kSettings[] = {
     TQ_SETTING("server.log_level", Scope::kLive, log_level, text),
     TQ_SETTING("server.shutdown_timeout", Scope::kLive, shutdown_timeout_ms, duration),
     TQ_SETTING("server.tcp_keepalive", Scope::kLive, tcp_keepalive_ms, duration),
+    TQ_SETTING("server.huge_pages", Scope::kRestart, huge_pages, text),
     TQ_SETTING("auth.password", Scope::kSecret, password, text),
     TQ_SETTING("auth.password_env", Scope::kLive, password_env, text),
     TQ_SETTING("auth.admin_password", Scope::kSecret, admin_password, text),

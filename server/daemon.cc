@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <string>
 
 #include "server/config_reload.h"
 #include "server/log.h"
@@ -12,6 +14,34 @@
 
 namespace tq::server {
 namespace {
+
+// The kernel's transparent huge page mode: "always", "madvise" or "never"
+// (the bracketed word of the sysfs file), or "" where there is no such file.
+std::string transparent_huge_page_mode() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  std::getline(in, line);
+  const size_t open = line.find('[');
+  const size_t close = line.find(']', open);
+  if (open == std::string::npos || close == std::string::npos) return "";
+  return line.substr(open + 1, close - open - 1);
+}
+
+// server.huge_pages asks; the kernel decides. Said at start, so an operator
+// who turned it on knows whether it took.
+void say_huge_pages(bool wanted) {
+  if (!wanted) return;
+  const std::string mode = transparent_huge_page_mode();
+  if (mode == "always" || mode == "madvise") {
+    LOG_INFO("server.huge_pages: job memory in transparent huge pages (kernel mode %s)",
+             mode.c_str());
+  } else {
+    LOG_WARN(
+        "server.huge_pages is on, but this kernel's transparent huge pages are %s "
+        "(/sys/kernel/mm/transparent_hugepage/enabled): job memory stays in 4 KiB pages",
+        mode.empty() ? "not available" : mode.c_str());
+  }
+}
 
 // Says, loudly, each piece of damage that --wal-recover skipped.
 class LoggingReporter final : public wal::Reporter {
@@ -64,6 +94,8 @@ Daemon::Daemon(const Config& config, wal::FileSystem& fs, const engine::Clock& c
   stats_.started_at_ms = clock.now_ms();
   // Before replay, which allocates the most at once.
   engine_.prefault_job_memory();
+  engine_.use_huge_pages_for_jobs(config.huge_pages);
+  say_huge_pages(config.huge_pages);
 }
 
 Daemon::~Daemon() {

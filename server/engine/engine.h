@@ -374,6 +374,7 @@ class Engine {
   // Job memory is faulted in ahead by a helper thread (the server wants it;
   // tests need not start a thread per engine).
   void prefault_job_memory() { jobs_.prefault_memory(); }
+  void use_huge_pages_for_jobs(bool on) { jobs_.use_huge_pages(on); }
   // Called every few seconds: marks the job memory left empty and unused
   // since the last call, to go back to the kernel; returns how many pages.
   size_t mark_idle_job_memory() { return jobs_.mark_idle_memory(); }

@@ -99,13 +99,17 @@ void append_job_ids(const std::vector<Job*>& jobs, std::vector<uint64_t>* out);
 // first touches were otherwise the loop's: 8 MiB to zero at half a million
 // jobs, a 5-12 ms stall on a VM.
 //
-// All of it in 4 KiB pages (MADV_NOHUGEPAGE, so also where transparent huge
-// pages are "always"): a huge page's first touch zeroes 2 MiB at once, and
-// whichever thread does it holds the address-space lock the loop's own mmap
-// and page faults need. Measured at a
-// million enqueues a second (bench/RESULTS.md): huge job memory took p99.9
-// from 3-5 ms to 9-10 ms; huge bucket arrays gave 10-18 ms iterations against
-// 3-4 ms without.
+// All of it in 4 KiB pages by default (MADV_NOHUGEPAGE, so also where
+// transparent huge pages are "always"): a huge page's first touch zeroes
+// 2 MiB at once, and whichever thread does it holds the address-space lock
+// the loop's own mmap and page faults need. Measured at a million enqueues
+// a second (bench/RESULTS.md): huge job memory took p99.9 from 3-5 ms to
+// 9-10 ms when the loop's heap and bucket arrays were huge too; huge bucket
+// arrays gave 10-18 ms iterations against 3-4 ms without. Job memory alone
+// may be huge (server.huge_pages, use_huge_pages): where a 4 KiB fault costs
+// about 10 us, as on the VM of bench/RESULTS.md's notes of 2026-12-07, that
+// produced 33-46% more jobs a second into an empty server, for 1-2 ms more
+// at p99.9.
 class JobTable {
  public:
   JobTable();
@@ -126,6 +130,8 @@ class JobTable {
   // Job memory and bucket arrays are faulted in ahead, on a helper thread
   // (SlabAllocator::prefault_ahead).
   void prefault_memory() { memory_.prefault_ahead(); }
+  // Jobs (not the bucket arrays) in huge pages (SlabAllocator::use_huge_pages).
+  void use_huge_pages(bool on) { memory_.use_huge_pages(on); }
   // Job memory left empty and unused a whole period goes back to the
   // kernel, a slice at a time (SlabAllocator::mark_idle, release_marked).
   size_t mark_idle_memory() { return memory_.mark_idle(); }

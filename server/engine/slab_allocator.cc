@@ -215,8 +215,9 @@ char* SlabAllocator::map_region() {
   const uintptr_t tail = aligned + kRegionBytes;
   if (tail < start + span) munmap(reinterpret_cast<void*>(tail), start + span - tail);
   char* region = reinterpret_cast<char*>(aligned);
-  // 4 KiB pages even where transparent huge pages are "always" (job.h).
-  madvise(region, kRegionBytes, MADV_NOHUGEPAGE);
+  // Unless told otherwise, 4 KiB pages even where transparent huge pages
+  // are "always" (job.h).
+  madvise(region, kRegionBytes, huge_pages_ ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   poison(region, kRegionBytes);
   regions_.push_back(region);
   return region;

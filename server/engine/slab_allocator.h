@@ -9,8 +9,9 @@
 // address. Blocks larger than kMaxSlabBlock go to operator new, where malloc's
 // overhead is a small fraction.
 //
-// Pages are cut from 2 MiB regions mapped once (in 4 KiB pages, never huge
-// ones: job.h says why). A page whose blocks are all freed goes to a reserve,
+// Pages are cut from 2 MiB regions mapped once, in 4 KiB pages unless told
+// to use huge ones (use_huge_pages; job.h says why not by default). A page
+// whose blocks are all freed goes to a reserve,
 // and is handed out again before any other. Pages that then sit in the reserve,
 // unused, for a whole period between two calls of mark_idle() (the server calls
 // it every few seconds) go back to the kernel (MADV_DONTNEED, a slice at a
@@ -101,6 +102,13 @@ class SlabAllocator {
   // it their memory too.
   Prefaulter* prefaulter() const { return prefaulter_.get(); }
 
+  // Regions mapped from now on ask for transparent huge pages
+  // (MADV_HUGEPAGE) rather than refuse them (MADV_NOHUGEPAGE, the default).
+  // Where a page fault is dear, as under some hypervisors, that is one fault
+  // for 2 MiB instead of 512; the price is a 2 MiB zeroing at once, which
+  // holds the address-space lock while it runs (job.h).
+  void use_huge_pages(bool on) { huge_pages_ = on; }
+
   // Ends a period: marks for giving back the empty pages that stayed in the
   // reserve, untaken, since the previous call (keeping the reserve's floor),
   // and returns how many. A page emptied just before a call is therefore
@@ -157,6 +165,7 @@ class SlabAllocator {
   char* region_end_ = nullptr;
   char* spare_region_ = nullptr;  // mapped, being faulted in by the prefaulter
   std::unique_ptr<Prefaulter> prefaulter_;
+  bool huge_pages_ = false;
   uint64_t block_bytes_ = 0;  // Stats::block_bytes
   uint64_t large_bytes_ = 0;  // Stats::large_bytes
   uint64_t releases_ = 0;     // Stats::releases

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "tests/integration/line_call.h"
+#include "tests/support/smaps.h"
 #include "tests/support/tqd_process.h"
 
 namespace lifecycle_test {
@@ -246,6 +247,41 @@ TEST_SUITE("lifecycle") {
     CHECK(fresh_job[0].header.find(" expires=") != std::string::npos);
     tqd.stop(SIGTERM);
     tq::testing::remove_tree(dir);
+  }
+
+  TEST_CASE(
+      "server.huge_pages asks the kernel for huge pages for job memory, and says if it took") {
+    const std::string mode = tq::testing::transparent_huge_page_mode();
+    const bool kernel_allows = mode == "always" || mode == "madvise";
+    for (const bool huge : {false, true}) {
+      CAPTURE(huge);
+      TqdOptions options;
+      options.config_yaml = std::string("server:\n  huge_pages: ") + (huge ? "true" : "false") +
+                            "\nwal:\n  enabled: false\n";
+      TqdProcess tqd(options);
+      auto s = tqd.socket();
+      CHECK(call(s, "CREATE emails") == "OK created emails");
+      CHECK(call(s, "ENQUEUE emails first") == "OK 1");  // maps the first region of job memory
+      size_t asked = 0;
+      size_t refused = 0;
+      for (const tq::testing::Mapping& m : tq::testing::read_mappings(tqd.pid())) {
+        asked += m.has("hg") ? 1 : 0;
+        refused += m.has("nh") ? 1 : 0;
+      }
+      if (huge) {
+        CHECK(asked >= 1);
+        const std::string said =
+            kernel_allows
+                ? "server.huge_pages: job memory in transparent huge pages (kernel mode " + mode +
+                      ")"
+                : "server.huge_pages is on, but this kernel's";
+        CHECK(tqd.wait_for_log(said));
+      } else {
+        CHECK(asked == 0);
+        CHECK(refused >= 1);  // job memory and the job table
+      }
+      CHECK(call(s, "DEQUEUE emails") == "OK 1 first");
+    }
   }
 
   TEST_CASE(

@@ -85,6 +85,7 @@ TEST_SUITE("config") {
     CHECK(r.config->segment_bytes == defaults.segment_bytes);
     CHECK(r.config->declared_queues.empty());
     CHECK(r.config->tcp_keepalive_ms == defaults.tcp_keepalive_ms);
+    CHECK(r.config->huge_pages == defaults.huge_pages);
     CHECK(r.config->password == defaults.password);
     CHECK(r.config->password_env == defaults.password_env);
     CHECK(r.config->idle_timeout_ms == defaults.idle_timeout_ms);
@@ -284,6 +285,7 @@ server:
   port: 9000
   log_level: debug
   shutdown_timeout: 1500ms
+  huge_pages: true
 limits:
   max_line_bytes: 64KiB
 wal:
@@ -299,6 +301,7 @@ queues:
     CHECK(r.config->port == 9000);
     CHECK(r.config->log_level == LogLevel::kDebug);
     CHECK(r.config->shutdown_timeout_ms == 1500);
+    CHECK(r.config->huge_pages);
     CHECK(r.config->max_line_bytes == 64 * 1024);
     CHECK(r.config->wal_sync_leases);
     CHECK_FALSE(r.config->wal_enabled);
@@ -328,6 +331,9 @@ queues:
     REQUIRE_FALSE(r.config);
     CHECK(r.error.find("t.yaml: wal.enabled: ") == 0);
     CHECK(r.error.find("off-ish") != std::string::npos);
+    r = load_config_text("server:\n  huge_pages: 2MiB\n", "t.yaml");
+    REQUIRE_FALSE(r.config);
+    CHECK(r.error.find("t.yaml: server.huge_pages: ") == 0);
   }
 
   TEST_CASE("a key given twice, an empty data_dir or a directory as the file are errors") {

@@ -10,10 +10,12 @@
 #include <cstring>
 #include <random>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "base/asan.h"
+#include "tests/support/smaps.h"
 
 namespace slab_allocator_test {
 
@@ -343,6 +345,34 @@ TEST_SUITE("slab_allocator") {
       CHECK(reserve_within_limit());
     }
     for (size_t i = head; i < fifo.size(); ++i) slab.deallocate(fifo[i], 164);
+  }
+
+  TEST_CASE("regions refuse huge pages unless use_huge_pages asks for them") {
+    SlabAllocator plain;
+    void* plain_block = plain.allocate(164);
+    const tq::testing::Mapping refused = tq::testing::mapping_at(plain_block);
+    REQUIRE(refused.end > refused.start);
+    CHECK(refused.has("nh"));  // MADV_NOHUGEPAGE
+    CHECK_FALSE(refused.has("hg"));
+
+    SlabAllocator huge;
+    huge.use_huge_pages(true);
+    void* huge_block = huge.allocate(164);
+    const tq::testing::Mapping asked = tq::testing::mapping_at(huge_block);
+    CHECK(asked.has("hg"));  // MADV_HUGEPAGE
+    CHECK_FALSE(asked.has("nh"));
+    std::memset(huge_block, 0x5a, 164);
+    CHECK(holds(huge_block, 164, 0x5a));
+    // Whether the kernel will back it with huge pages is its mode's say.
+    const std::string mode = tq::testing::transparent_huge_page_mode();
+    if (mode == "always" || mode == "madvise") {
+      CHECK(asked.thp_eligible == "1");
+      CHECK(refused.thp_eligible == "0");
+    } else {
+      MESSAGE("transparent huge pages are '" << mode << "' here: THPeligible not checked");
+    }
+    plain.deallocate(plain_block, 164);
+    huge.deallocate(huge_block, 164);
   }
 
   TEST_CASE("with prefault_ahead one region more is mapped, ahead, and blocks work as before") {
