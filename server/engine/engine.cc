@@ -156,13 +156,10 @@ Result<Queue*> Engine::queue_or_error(std::string_view name) const {
   return no_queue(name);
 }
 
-Result<Queue*> Engine::queue_for_write(std::string_view name) {
+Result<Queue*> Engine::queue_to_write(std::string_view name) const {
   if (Queue* q = find_queue(name)) return q;
-  if (!limits_.auto_create_queues) {
-    if (!valid_queue_name(name)) return create_queue(name);  // for its clear message
-    return no_queue(name);
-  }
-  return create_queue(name);
+  if (!limits_.auto_create_queues || !valid_queue_name(name)) return no_queue(name);
+  return nullptr;
 }
 
 // --- Producers ------------------------------------------------------------
@@ -177,16 +174,17 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
     return make_error(Errc::kBadArgument,
                       "a group name is 1-200 printable characters without spaces");
   }
-  Result<Queue*> found = queue_for_write(queue_name);
+  Result<Queue*> found = queue_to_write(queue_name);
   if (!found.ok()) return found.error();
-  Queue* queue = found.value();
+  Queue* queue = found.value();  // nullptr: auto_create makes it, once the job passed
+  const QueueSettings& settings = queue != nullptr ? queue->settings : defaults_;
   // A job put without a TTL gets the queue's, counted from when it is due:
   // unlike a TTL given with the job, it cannot refuse a later start.
-  const int64_t queue_ttl_ms = options.ttl_ms > 0 ? 0 : queue->settings.ttl_ms;
+  const int64_t queue_ttl_ms = options.ttl_ms > 0 ? 0 : settings.ttl_ms;
   // One put without a time of its own waits the queue's delay; DELAY 0 is a
   // time of its own (now), as SQS's DelaySeconds=0 on a delay queue.
   const bool own_time = options.own_time || options.delay_ms > 0 || options.run_at_ms > 0;
-  const int64_t delay_ms = own_time ? options.delay_ms : queue->settings.delay_ms;
+  const int64_t delay_ms = own_time ? options.delay_ms : settings.delay_ms;
   // A plain job needs no time at all; reading the clock costs 3% of the
   // server's CPU in a produce benchmark, so read it only for an option.
   const bool timed = !options.key.empty() || options.ttl_ms > 0 || queue_ttl_ms > 0 ||
@@ -203,7 +201,7 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
     }
   }
 
-  if (!options.key.empty()) {
+  if (queue != nullptr && !options.key.empty()) {
     auto it = queue->dedup.find(std::string(options.key));
     if (it != queue->dedup.end() && now < it->second.expires_ms) {
       ++queue->counters.duplicates;
@@ -211,7 +209,8 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
       return Enqueued{it->second.job_id, true};
     }
   }
-  if (queue->settings.max_size > 0 && queue->active_count() >= queue->settings.max_size) {
+  if (queue != nullptr && queue->settings.max_size > 0 &&
+      queue->active_count() >= queue->settings.max_size) {
     return make_error(Errc::kFull, "queue " + quoted(queue->name) + " holds " +
                                        std::to_string(queue->active_count()) +
                                        " jobs, its max_size; try again later");
@@ -243,6 +242,11 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   }
 
   if (!intake_closed_.empty()) return make_error(Errc::kFull, intake_closed_);
+  if (queue == nullptr) {
+    Result<Queue*> made = create_queue(queue_name);
+    if (!made.ok()) return made.error();  // limits.max_queues
+    queue = made.value();
+  }
 
   Job* job = jobs_.emplace(next_job_id_++, queue, payload);
   payload_bytes_ += payload.size();

@@ -420,7 +420,12 @@ class Engine {
     bool operator()(const Queue* a, const Queue* b) const { return a->timer_at < b->timer_at; }
   };
 
-  Result<Queue*> queue_for_write(std::string_view name);
+  // The queue a write (ENQUEUE, PUT, SCHEDULE) names, or nullptr when
+  // queues.auto_create is to make it: the caller makes it (create_queue)
+  // only once the request passed every check, reading defaults_ for its
+  // settings meanwhile. Made first, a queue stayed (in the log, and counted
+  // in limits.max_queues) behind a request refused for its own arguments.
+  Result<Queue*> queue_to_write(std::string_view name) const;
   // nullptr, changing nothing, if the name or the number is taken.
   Queue* add_queue(uint32_t number, std::string_view name, const QueueSettings& settings);
   Queue* queue_for_restore(uint32_t number);

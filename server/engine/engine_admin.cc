@@ -110,15 +110,18 @@ Result<const Schedule*> Engine::schedule(std::string_view queue_name, const Sche
   const int64_t now = clock_.now_ms();
   s.next_ms = s.next_after(now);
   if (s.next_ms == INT64_MAX) return bad("cron '" + s.cron->text() + "' never fires");
-  // As a PUT: with auto_create on, a schedule makes its queue.
-  Result<Queue*> found = queue_for_write(queue_name);
+  // As a PUT: with auto_create on, a schedule makes its queue, once it
+  // passed the checks below (a new queue's are of the default settings and
+  // no schedules).
+  Result<Queue*> found = queue_to_write(queue_name);
   if (!found.ok()) return found.error();
   Queue* queue = found.value();
+  const int64_t delay_ms = queue != nullptr ? queue->settings.delay_ms : defaults_.delay_ms;
   // As PUT refuses one job that could never be delivered: every firing
   // would be refused (enqueue), with nothing but a counter to say why.
-  if (spec.job.ttl_ms > 0 && queue->settings.delay_ms >= spec.job.ttl_ms) {
+  if (spec.job.ttl_ms > 0 && delay_ms >= spec.job.ttl_ms) {
     return bad("its jobs' TTL (" + std::to_string(spec.job.ttl_ms) +
-               "ms) ends no later than they are due (" + std::to_string(queue->settings.delay_ms) +
+               "ms) ends no later than they are due (" + std::to_string(delay_ms) +
                "ms after each firing, the queue's delay): they could never be delivered");
   }
   s.payload = std::string(spec.payload);
@@ -126,19 +129,20 @@ Result<const Schedule*> Engine::schedule(std::string_view queue_name, const Sche
   s.ttl_ms = spec.job.ttl_ms;
   s.max_attempts = spec.job.max_attempts;
   s.group = std::string(spec.job.group);
-  auto it = queue->schedules.find(s.name);
   size_t payload_bytes = s.payload.size();
-  for (const auto& [name, other] : queue->schedules) {
-    if (name != s.name) payload_bytes += other.payload.size();
+  if (queue != nullptr) {
+    for (const auto& [name, other] : queue->schedules) {
+      if (name != s.name) payload_bytes += other.payload.size();
+    }
   }
   if (payload_bytes > kMaxSchedulePayloadBytes) {
-    return make_error(Errc::kLimit, "the schedules of queue '" + queue->name + "' would hold " +
-                                        std::to_string(payload_bytes) +
+    return make_error(Errc::kLimit, "the schedules of queue " + quoted(queue_name) +
+                                        " would hold " + std::to_string(payload_bytes) +
                                         " payload bytes, over 1 MiB; keep schedule payloads "
                                         "small (a reference to the data, not the data)");
   }
-  const uint64_t held_elsewhere =
-      payload_bytes_ + schedule_payload_bytes_ - queue->schedule_payload_bytes;
+  const uint64_t held_elsewhere = payload_bytes_ + schedule_payload_bytes_ -
+                                  (queue != nullptr ? queue->schedule_payload_bytes : 0);
   if (!spec.declared && limits_.max_payload_total > 0 &&
       held_elsewhere + payload_bytes > limits_.max_payload_total) {
     return make_error(Errc::kFull, "with it the server would hold " +
@@ -147,6 +151,12 @@ Result<const Schedule*> Engine::schedule(std::string_view queue_name, const Sche
                                        "(limits.max_payload_total, " +
                                        std::to_string(limits_.max_payload_total) + ")");
   }
+  if (queue == nullptr) {
+    Result<Queue*> made = create_queue(queue_name);
+    if (!made.ok()) return made.error();  // limits.max_queues
+    queue = made.value();
+  }
+  auto it = queue->schedules.find(s.name);
   if (it == queue->schedules.end()) {
     if (queue->schedules.size() >= kMaxSchedulesPerQueue) {
       return make_error(Errc::kLimit, "queue '" + queue->name + "' holds " +

@@ -274,6 +274,32 @@ TEST_SUITE("engine_schedules") {
     CHECK(f.engine.find_queue("new") != nullptr);
   }
 
+  TEST_CASE("a SCHEDULE refused for its TTL or payload leaves no queue auto_create made") {
+    // Those checks read the queue's delay and schedules: a new queue's are
+    // the defaults and none, and the queue is made only once they pass.
+    tq::engine::ManualClock clock;
+    clock.set_ms(kNow);
+    QueueSettings defaults;
+    defaults.delay_ms = 5'000;
+    Engine engine(clock, EngineLimits{.auto_create_queues = true, .max_payload_total = 1000},
+                  defaults);
+    EnqueueOptions short_ttl;
+    short_ttl.ttl_ms = 1'000;
+    const Error ttl = engine.schedule("new", cron("nightly", "0 3 * * *", "x", short_ttl)).error();
+    CHECK(ttl.code == Errc::kBadArgument);
+    CHECK(ttl.message.find("the queue's delay") != std::string::npos);
+    const std::string big(2000, 'x');
+    CHECK(engine.schedule("new", every("tick", 60'000, big)).error().code == Errc::kFull);
+    CHECK(engine.find_queue("new") == nullptr);
+    CHECK(engine.queues().empty());
+    engine.set_limits(EngineLimits{.auto_create_queues = true});
+    const std::string too_big(kMaxSchedulePayloadBytes + 1, 'x');
+    CHECK(engine.schedule("new", every("tick", 60'000, too_big)).error().code == Errc::kLimit);
+    CHECK(engine.find_queue("new") == nullptr);
+    CHECK(engine.schedule("new", every("tick", 60'000, big)).ok());  // a good one makes it
+    CHECK(engine.find_queue("new") != nullptr);
+  }
+
   TEST_CASE("the payloads of a queue's schedules add up to 1 MiB at most") {
     Fixture f;
     const std::string half(kMaxSchedulePayloadBytes / 2, 'x');

@@ -209,6 +209,37 @@ TEST_SUITE("engine") {
     CHECK(engine.enqueue("bad name", "x").error().code == Errc::kBadArgument);
   }
 
+  TEST_CASE("a PUT refused for its options or a limit leaves no queue auto_create made") {
+    // Found in review: the queue was made first, and stayed (in the log,
+    // and counted in max_queues) though the job was refused.
+    ManualClock clock;
+    clock.set_ms(1'000'000);
+    QueueSettings defaults;
+    defaults.delay_ms = 5'000;
+    Engine engine(
+        clock,
+        EngineLimits{
+            .auto_create_queues = true, .max_queues = 10, .max_jobs = 1, .max_payload_total = 1000},
+        defaults);
+    auto refused = [&](std::string_view payload, EnqueueOptions options) {
+      auto r = engine.enqueue("new", payload, options);
+      return r.ok() ? Errc{} : r.error().code;
+    };
+    CHECK(refused("x", {.delay_ms = 2'000, .own_time = true, .ttl_ms = 1'000}) ==
+          Errc::kBadArgument);
+    CHECK(refused("x", {.ttl_ms = 1'000}) == Errc::kBadArgument);  // the default delay
+    CHECK(refused("x", {.run_at_ms = 9'000'000, .own_time = true, .ttl_ms = 60'000}) ==
+          Errc::kBadArgument);
+    CHECK(refused(std::string(2000, 'x'), {}) == Errc::kFull);  // over max_payload_total
+    CHECK(engine.find_queue("new") == nullptr);
+    CHECK(engine.queues().empty());
+    REQUIRE(engine.enqueue("new", "x", {.ttl_ms = 6'000}).ok());  // a good one makes it
+    CHECK(engine.find_queue("new") != nullptr);
+    // Refused for the server's limit of jobs, no other queue is made either.
+    CHECK(engine.enqueue("other", "x").error().code == Errc::kFull);
+    CHECK(engine.find_queue("other") == nullptr);
+  }
+
   TEST_CASE("expire_due does at most its budget per call and leaves the rest due") {
     Fixture f;
     for (int i = 0; i < 25; ++i) f.put("job " + std::to_string(i));
