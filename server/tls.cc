@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -35,8 +36,14 @@ std::string take_openssl_error() {
   return reason.empty() ? "unknown error" : reason;
 }
 
-// OpenSSL's message for a missing file is "system lib"; say it as the shell would.
+// Why `path` cannot be read, or "". OpenSSL's message for a missing file is
+// "system lib", and for a directory (which fopen opens) "no start line":
+// say it as the shell would.
 std::string unreadable(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return "'" + path + "' is a directory, not a file";
+  }
   FILE* f = std::fopen(path.c_str(), "r");
   if (f == nullptr) return "cannot open '" + path + "': " + std::strerror(errno);
   std::fclose(f);

@@ -638,6 +638,44 @@ TEST_SUITE("tls") {
           std::string::npos);
     CHECK_FALSE(std::filesystem::exists(certs.dir + "/data"));  // before the log
   }
+
+  TEST_CASE("a directory given as a TLS file is named as one, at start-up and on RELOAD") {
+    // OpenSSL opens a directory and finds "no start line" in it: true, and
+    // no help to an operator who gave a directory for a file.
+    Certs certs;
+    const std::string dir = certs.dir + "/subdir";
+    std::filesystem::create_directory(dir);
+    const std::string config = certs.dir + "/dir.yaml";
+    const std::string data_dir = certs.dir + "/data";
+    auto start = [&](const std::string& yaml) {
+      std::ofstream(config, std::ios::trunc) << yaml;
+      return run_tqd({"--config", config, "--port", "0", "--data-dir", data_dir});
+    };
+    const std::string good_cert = "  cert_file: " + certs.files.server_cert + "\n";
+    const std::string good_key = "  key_file: " + certs.files.server_key + "\n";
+    const std::string as_file = "'" + dir + "' is a directory, not a file";
+    auto [cert, cert_err] = start("tls:\n  port: 0\n  cert_file: " + dir + "\n" + good_key);
+    CHECK(cert == 2);
+    CHECK(cert_err.find("tls.cert_file: " + as_file) != std::string::npos);
+    auto [key, key_err] = start("tls:\n  port: 0\n" + good_cert + "  key_file: " + dir + "\n");
+    CHECK(key == 2);
+    CHECK(key_err.find("tls.key_file: " + as_file) != std::string::npos);
+    auto [ca, ca_err] =
+        start("tls:\n  port: 0\n" + good_cert + good_key + "  ca_file: " + dir + "\n");
+    CHECK(ca == 2);
+    CHECK(ca_err.find("tls.ca_file: " + as_file) != std::string::npos);
+
+    TqdProcess tqd(with_config(tls_config(certs.files)));
+    auto admin = tqd.socket();
+    std::ofstream(tqd.dir() + "/config.yaml", std::ios::trunc)
+        << "tls:\n  port: 0\n  cert_file: " << dir << "\n"
+        << good_key;
+    const std::string refused = call(admin, "RELOAD");
+    CHECK(refused.rfind("ERROR BADCONFIG tls.cert_file: " + as_file, 0) == 0);
+    TlsLine still(tqd.tls_port(), certs.files.ca_cert);
+    REQUIRE(still.handshake_ok());
+    CHECK(still.call("PING") == "OK PONG");
+  }
 }
 
 }  // namespace tls_test
