@@ -288,10 +288,18 @@ void Server::settings_changed(std::shared_ptr<TlsContext> tls) {
   check_disk_room();  // wal.min_free_disk may have changed
   if (metrics_) metrics_->set_token(config_.metrics_token);
   if (tls_ && tls) {
+    // Every reload loads the files again: only a change is news, or each
+    // RELOAD said "reloaded" of the certificate it had.
+    const bool changed = !tls->same_material(*tls_);
     // Open connections keep the context they began with (a TlsSession holds
     // it); new ones get this one.
     tls_ = std::move(tls);
-    log_tls_certificate("reloaded ");
+    if (changed) {
+      log_tls_certificate("reloaded ");
+    } else {
+      LOG_DEBUG("tls: certificate, key and client CAs unchanged (%s)", tls_->summary().c_str());
+      warn_tls_expiry();  // still: it may be why the operator reloaded
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 #include "server/tls.h"
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <sys/stat.h>
 
@@ -75,6 +76,39 @@ std::string asn1_time_text(const ASN1_TIME* time) {
   }
   BIO_free(bio);
   return text;
+}
+
+// Appends the DER encoding `i2d` makes of `object` (nothing if it fails).
+template <typename T>
+void append_der(std::string& out, const T* object, int (*i2d)(const T*, unsigned char**)) {
+  unsigned char* der = nullptr;
+  const int n = object != nullptr ? i2d(object, &der) : -1;
+  if (n > 0) out.append(reinterpret_cast<const char*>(der), static_cast<size_t>(n));
+  OPENSSL_free(der);
+}
+
+// SHA-256 of what `ctx` holds: the certificate and its chain, the private
+// key, and the CAs trusted for client certificates. Taken from what OpenSSL
+// loaded, not read from the files again, which may have changed between.
+std::string loaded_digest(SSL_CTX* ctx, bool verifies_clients) {
+  std::string der(verifies_clients ? "v" : "-");
+  append_der(der, SSL_CTX_get0_certificate(ctx), i2d_X509);
+  STACK_OF(X509)* chain = nullptr;
+  SSL_CTX_get0_chain_certs(ctx, &chain);
+  for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
+    append_der(der, sk_X509_value(chain, i), i2d_X509);
+  }
+  append_der(der, SSL_CTX_get0_privatekey(ctx), i2d_PrivateKey);
+  if (verifies_clients) {
+    STACK_OF(X509_OBJECT)* trusted = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+    for (int i = 0; trusted != nullptr && i < sk_X509_OBJECT_num(trusted); ++i) {
+      append_der(der, X509_OBJECT_get0_X509(sk_X509_OBJECT_value(trusted, i)), i2d_X509);
+    }
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  if (EVP_Digest(der.data(), der.size(), md, &md_len, EVP_sha256(), nullptr) != 1) return "";
+  return std::string(reinterpret_cast<const char*>(md), md_len);
 }
 
 }  // namespace
@@ -153,7 +187,13 @@ Expected<std::shared_ptr<TlsContext>, std::string> TlsContext::load(const TlsFil
   X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
   context->summary_ =
       std::string(subject) + ", valid until " + asn1_time_text(X509_get0_notAfter(cert));
+  context->digest_ = loaded_digest(ctx, context->verifies_clients_);
+  ERR_clear_error();
   return context;
+}
+
+bool TlsContext::same_material(const TlsContext& other) const {
+  return !digest_.empty() && digest_ == other.digest_;
 }
 
 bool TlsContext::same_certificate(const TlsContext& other) const {

@@ -41,6 +41,9 @@ class TlsContext {
   int64_t expires_at_ms() const;
   // Whether both hold the same certificate (a renewal in place does not).
   bool same_certificate(const TlsContext& other) const;
+  // Whether both loaded the same certificate chain, key and client CAs: a
+  // reload that read the same files again (or copies of them) did.
+  bool same_material(const TlsContext& other) const;
 
  private:
   struct Free {
@@ -49,6 +52,7 @@ class TlsContext {
   std::unique_ptr<SSL_CTX, Free> ctx_;
   bool verifies_clients_ = false;
   std::string summary_;
+  std::string digest_;  // SHA-256 of the material loaded; empty if it could not be made
 };
 
 class TlsSession {

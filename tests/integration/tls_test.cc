@@ -223,6 +223,14 @@ void copy_file(const std::string& from, const std::string& to) {
   std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing);
 }
 
+// How many lines of tqd's log so far contain `needle`.
+size_t logged_lines(TqdProcess& tqd, const std::string& needle) {
+  const std::vector<std::string> lines = tqd.log_lines();
+  return static_cast<size_t>(std::count_if(lines.begin(), lines.end(), [&](const std::string& l) {
+    return l.find(needle) != std::string::npos;
+  }));
+}
+
 }  // namespace
 
 TEST_SUITE("tls") {
@@ -565,16 +573,20 @@ TEST_SUITE("tls") {
     TlsLine before(tqd.tls_port(), certs.files.ca_cert);
     REQUIRE(before.handshake_ok());
 
-    // The same files again: nothing to report.
+    // The same files again: nothing to report, in the reply or the log (it
+    // said "reloaded" at every RELOAD). The reload's last line comes after.
     auto admin = tqd.socket();
     REQUIRE(admin.send("RELOAD\n").ok());
     CHECK(admin.read_line().value() == "OK reloaded applied=- restart=-");
+    REQUIRE(tqd.wait_for_log("settings read again", 5000));
+    CHECK(logged_lines(tqd, "tls: reloaded certificate") == 0);
     copy_file(renewed.server_cert, cert);
     copy_file(renewed.server_key, key);
     // Renewed in place: RELOAD says the certificate changed.
     REQUIRE(admin.send("RELOAD\n").ok());
     CHECK(admin.read_line().value() == "OK reloaded applied=tls.cert_file restart=-");
     REQUIRE(tqd.wait_for_log("tls: reloaded certificate", 5000));
+    CHECK(logged_lines(tqd, "tls: reloaded certificate") == 1);
     TlsLine after(tqd.tls_port(), renewed.ca_cert);
     REQUIRE(after.handshake_ok());
     CHECK(after.call("PING") == "OK PONG");
