@@ -531,6 +531,11 @@ void Connection::next_turn() {
     return;
   }
   turn_over_ = false;
+  if (refusals_left_ && !refusal_.empty()) {
+    // Stopping: its turn refuses more of what it sent.
+    if (!closing_ && !deferred_) keep_refusing();
+    return;
+  }
   process(true);
   if (turn_over_) return;
   if (input_ended_ && !deferred_) {
@@ -706,8 +711,9 @@ void Connection::after_write_drained() {
     // each is answered ERROR SHUTDOWN, not dropped with the connection (an
     // ACK dropped so has an unknown outcome, and its job runs again). The
     // server ends this when nothing else holds the shutdown, or the
-    // housekeeping after a linger's time (enforce_timeouts).
-    if (refusing_) return;
+    // housekeeping after a linger's time (enforce_timeouts). Refusals
+    // waiting for their turn (refuse_unrun) are made first.
+    if (refusing_ || (refusals_left_ && turn_over_)) return;
     if (tls_ && tls_->established() && !tls_->notified()) {
       // The replies are out: end the TLS stream properly, then the socket.
       tls_->close_notify();
@@ -919,12 +925,31 @@ void Connection::end_refusing() {
 }
 
 void Connection::refuse_unrun() {
+  if (turn_over_) {
+    // Its turn is listed already (this refusal's, or a request's from before
+    // the stop): it refuses them then (next_turn), and reading stops till.
+    refusals_left_ = stashed_ || parser_.buffered() > 0;
+    return;
+  }
   const size_t begin = out_.size();
+  // Charged to the turn and the iteration's budget as process() charges
+  // replies, after one refusal at least: uncharged, a client flooding
+  // requests during a drain had about a megabyte of refusals made for it
+  // at each read, and the loop refused for it while the others waited.
+  const size_t budget = server_.reply_budget();
+  const bool cut_short = budget < kTurnBytes;
+  const size_t turn_ends = begin + (cut_short ? budget : kTurnBytes);
   if (std::exchange(stashed_, false)) out_ += refusal_;
   // Bounded as replies are: a megabyte of two-byte lines held behind a
   // wait would be 19 MB of refusals at once, on every such connection.
   refusals_left_ = true;
   while (unsent_bytes() < kOutputHighWater) {
+    if (out_.size() > begin && out_.size() >= turn_ends) {
+      // Reading stops (keep_refusing: refusals are left) until its turn.
+      turn_over_ = true;
+      server_.want_turn(*this, cut_short);
+      break;
+    }
     if (parser_.next() == protocol::RequestParser::Result::kNeedMore) {
       refusals_left_ = false;
       break;
@@ -932,6 +957,7 @@ void Connection::refuse_unrun() {
     out_ += refusal_;
   }
   if (out_.size() == begin) return;
+  server_.spend_reply_budget(out_.size() - begin);
   hold_or_release(begin, 0, false, false);  // after the replies held before them
   server_.want_flush(*this);
 }

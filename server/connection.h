@@ -222,8 +222,10 @@ class Connection {
   // The socket's TCP state (TCP_ESTABLISHED, TCP_CLOSE_WAIT, ...; 0 if unknown).
   int tcp_state() const;
   // Answers the whole requests left in the parser with refusal_, as many as
-  // fit under the output's high-water mark; after_write_drained() answers
-  // the rest as the client reads (refusals_left_).
+  // fit under the output's high-water mark and in the turn's share of the
+  // iteration's reply budget (one at least); after_write_drained() answers
+  // the rest as the client reads, next_turn() those the budget held back
+  // (refusals_left_).
   void refuse_unrun();
   // While refusing_: refuses what the parser holds (refuse_unrun()), and
   // reads on while the output has room, or stops reading until it has.
@@ -266,7 +268,9 @@ class Connection {
   bool reading_ = false;     // uv_read_start is in effect
   bool paused_ = false;      // not reading because the client is not reading its replies
   bool input_held_ = false;  // not reading: a wait holds a request's worth of input
-  bool turn_over_ = false;   // not reading: its turn is over, the next comes next iteration
+  // Not reading: its turn (of requests, or refusals while stopping) is
+  // over, the next comes next iteration.
+  bool turn_over_ = false;
   // parser_.request() holds a request parsed and not run yet (defer_costly):
   // the next process() runs it first. Its views stay valid: nothing is fed
   // to the parser while the turn is over (reading stopped).

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -346,6 +347,65 @@ TEST_SUITE("shutdown") {
     // apart (the refusals', then the linger's): 5 s, and a margin for a
     // loaded machine (4.3 s seen under the sanitizers).
     CHECK(ended < std::chrono::seconds(8));
+    holder.read_all();
+    CHECK(tqd.stop(0) == 0);
+  }
+
+  TEST_CASE("clients flooding requests while tqd drains take turns with another's refusal") {
+    // Refusals were not charged to the iteration's reply budget: each
+    // flooding client had up to 1 MiB of them made at its read, all of them
+    // before a bystander's one request was answered (64 MiB, about 200 ms
+    // here, every one of the 64 served first). Charged, the budget takes
+    // about four clients' turns, then the bystander's request.
+    TqdProcess tqd;
+    auto admin = tqd.client();
+    REQUIRE(admin.create("held").ok());
+    DrainHolder holder(tqd);
+    wait_for_waiters(admin, "held", 1);
+    admin.close();
+    constexpr int kFlooders = 64;
+    std::vector<int> flooders;
+    for (int i = 0; i < kFlooders; ++i) {
+      // A small receive buffer: they read nothing, so what tqd sends them
+      // waits in its socket and its output, a few KiB in theirs.
+      flooders.push_back(connect_raw(tqd.port(), 4096));
+      REQUIRE(flooders.back() >= 0);
+      REQUIRE(::send(flooders.back(), "PING\n", 5, MSG_NOSIGNAL) == 5);
+      char pong[8];
+      REQUIRE(::recv(flooders.back(), pong, sizeof pong, MSG_WAITALL) == 8);  // admitted
+    }
+    auto bystander = tqd.socket();
+    REQUIRE(bystander.send("PING\n").ok());
+    REQUIRE(*bystander.read_line() == "OK PONG");
+    REQUIRE(kill(tqd.pid(), SIGTERM) == 0);
+    REQUIRE(tqd.wait_for_log("shutting down"));
+    // Stopped, so that one iteration of its loop reads every flood (32768
+    // requests, 1.2 MiB of refusals each), then the bystander's request.
+    REQUIRE(tq::testing::stop_and_wait(tqd.pid()));
+    std::string flood;
+    for (int i = 0; i < 32 * 1024; ++i) flood += "X\n";
+    for (int fd : flooders) {
+      REQUIRE(::send(fd, flood.data(), flood.size(), MSG_NOSIGNAL) ==
+              static_cast<ssize_t>(flood.size()));
+    }
+    REQUIRE(bystander.send("PING\n").ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    REQUIRE(kill(tqd.pid(), SIGCONT) == 0);
+    const auto refused = bystander.read_line();
+    REQUIRE(refused.ok());
+    CHECK(*refused == "ERROR SHUTDOWN the server is stopping");
+    // Which flooders had refusals sent (more than the one each takes at its
+    // read) by the time the bystander's came. Later iterations serve more,
+    // four or so each, so a slow look counts a few more: the margin.
+    int served = 0;
+    for (int fd : flooders) {
+      int unread = 0;
+      REQUIRE(::ioctl(fd, FIONREAD, &unread) == 0);
+      if (unread > 1000) ++served;
+    }
+    MESSAGE(served << " of " << kFlooders << " flooders served before the bystander");
+    CHECK(served < kFlooders / 2);
+    for (int fd : flooders) ::close(fd);
     holder.read_all();
     CHECK(tqd.stop(0) == 0);
   }
