@@ -108,8 +108,8 @@ void append_job_ids(const std::vector<Job*>& jobs, std::vector<uint64_t>* out);
 // arrays gave 10-18 ms iterations against 3-4 ms without. Job memory alone
 // may be huge (server.huge_pages, use_huge_pages): where a 4 KiB fault costs
 // about 10 us, as on the VM of bench/RESULTS.md's notes of 2026-12-07, that
-// produced 33-46% more jobs a second into an empty server, for 1-2 ms more
-// at p99.9.
+// produced a third more jobs a second into an empty server (the median of
+// nine rounds), for 1-2 ms more at p99.9.
 class JobTable {
  public:
   JobTable();
