@@ -23,7 +23,9 @@
 # usage: bench/compare.sh [--build-dir DIR] [--tqd PATH] [--bench PATH]
 #                         [--threads T] [--replay-jobs N] [--no-replay]
 #                         [--rounds N] [--quick] [--no-ceiling] [--note TEXT]
-#                         [--out FILE]
+#                         [--tq-huge-pages] [--out FILE]
+#   --tq-huge-pages: tqd with server.huge_pages: true (README, Memory); name
+#   another --out, or the table replaces the default one
 #
 # Noise on a shared machine only ever slows a run down, so the matrix runs
 # --rounds times (2 by default), every system in every round, and each cell
@@ -45,6 +47,7 @@ quick=0
 no_ceiling=0
 rounds=""
 note=""
+tq_huge_pages=0
 out="$repo/bench/RESULTS.md"
 
 while [ $# -gt 0 ]; do
@@ -59,8 +62,9 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$2; shift 2 ;;
     --no-ceiling) no_ceiling=1; shift ;;
     --note) note=$2; shift 2 ;;
+    --tq-huge-pages) tq_huge_pages=1; shift ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -198,6 +202,7 @@ start_server() {
         log) printf 'wal:\n  fsync: never\n' > "$dir/tqd.yaml" ;;
         *) printf 'wal:\n  fsync: always\n' > "$dir/tqd.yaml" ;;
       esac
+      [ "$tq_huge_pages" = 1 ] && printf 'server:\n  huge_pages: true\n' >> "$dir/tqd.yaml"
       "$tqd" --config "$dir/tqd.yaml" --port 0 --data-dir "$dir/data" 2> "$dir/server.log" &
       server_pid=$!
       port_from_log "$dir/server.log"
