@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -76,6 +77,16 @@ void wait_for_waiters(tq::client::Client& admin, const std::string& queue, int c
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   FAIL("no worker waits on " << queue);
+}
+
+// Makes the queue "held" and a DrainHolder waiting on it, in: a SIGTERM
+// then keeps tqd draining until the holder reads.
+std::unique_ptr<DrainHolder> hold_drain(const TqdProcess& tqd) {
+  auto admin = tqd.client();
+  REQUIRE(admin.create("held").ok());
+  auto holder = std::make_unique<DrainHolder>(tqd);
+  wait_for_waiters(admin, "held", 1);
+  return holder;
 }
 
 TEST_SUITE("shutdown") {
@@ -297,11 +308,7 @@ TEST_SUITE("shutdown") {
 
   TEST_CASE("a client that keeps sending while tqd drains does not keep it up") {
     TqdProcess tqd;
-    auto admin = tqd.client();
-    REQUIRE(admin.create("held").ok());
-    DrainHolder holder(tqd);
-    wait_for_waiters(admin, "held", 1);
-    admin.close();
+    const auto holder = hold_drain(tqd);
     const int fd = connect_raw(tqd.port());
     REQUIRE(fd >= 0);
     REQUIRE(kill(tqd.pid(), SIGTERM) == 0);
@@ -347,7 +354,7 @@ TEST_SUITE("shutdown") {
     // apart (the refusals', then the linger's): 5 s, and a margin for a
     // loaded machine (4.3 s seen under the sanitizers).
     CHECK(ended < std::chrono::seconds(8));
-    holder.read_all();
+    holder->read_all();
     CHECK(tqd.stop(0) == 0);
   }
 
@@ -358,11 +365,7 @@ TEST_SUITE("shutdown") {
     // here, every one of the 64 served first). Charged, the budget takes
     // about four clients' turns, then the bystander's request.
     TqdProcess tqd;
-    auto admin = tqd.client();
-    REQUIRE(admin.create("held").ok());
-    DrainHolder holder(tqd);
-    wait_for_waiters(admin, "held", 1);
-    admin.close();
+    const auto holder = hold_drain(tqd);
     constexpr int kFlooders = 64;
     std::vector<int> flooders;
     for (int i = 0; i < kFlooders; ++i) {
@@ -410,7 +413,7 @@ TEST_SUITE("shutdown") {
     MESSAGE(served << " of " << kFlooders << " flooders served before the bystander");
     CHECK(served < kFlooders / 2);
     for (int fd : flooders) ::close(fd);
-    holder.read_all();
+    holder->read_all();
     CHECK(tqd.stop(0) == 0);
   }
 
