@@ -242,14 +242,17 @@ TEST_SUITE("tq --work") {
     TqdProcess tqd;
     auto client = connect(tqd);
     REQUIRE(client.create("slow").ok());
-    REQUIRE(client.config("slow", {{"ack_timeout", "300ms"}}).ok());
+    // A TOUCH each third of the lease: a 600 ms lease lapses only if tq is
+    // held 400 ms, which a CI machine busy with other builds did to 300 ms
+    // (a lease lost after 1.0 s of a 1.2 s program).
+    REQUIRE(client.config("slow", {{"ack_timeout", "600ms"}}).ok());
     REQUIRE(client.enqueue("slow", "x").ok());
     // A second worker on the queue would take the job if its lease ran out.
     BackgroundProcess tq =
-        start_tq(tqd, {"--work", "slow", "--count", "1", "--", "sh", "-c", "sleep 1.2"});
+        start_tq(tqd, {"--work", "slow", "--count", "1", "--", "sh", "-c", "sleep 2"});
     CHECK(tq.wait_for_exit(20s) == 0);
     INFO(all_lines(tq));
-    CHECK(count_lines(tq, "job 1 from slow (attempt 1): exit 0 after 1.") == 1);
+    CHECK(count_lines(tq, "job 1 from slow (attempt 1): exit 0 after 2.") == 1);
     CHECK(count_lines(tq, "; acked") == 1);
     auto stats = client.stats("slow");
     REQUIRE(stats.ok());
