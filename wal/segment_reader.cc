@@ -193,6 +193,22 @@ bool read_segment_header(std::string_view data, uint64_t file_size, SegmentHeade
   return parse_segment_header(completed, header, why);
 }
 
+// What makes a record cut short damage where it was not cut off: README
+// says a crash's torn write at the newest file's end is cut off, and a bare
+// "record cut short" gave the operator nothing to tell this one from it.
+std::string why_not_a_crash(const ScanOptions& options, uint64_t expected) {
+  if (options.synced_seq != 0 && expected <= options.synced_seq) {
+    return ", before record " + std::to_string(options.synced_seq) +
+           ", where the log ended when tqd last stopped cleanly (wal/CLOSED): that stop synced "
+           "it whole, so no crash cut it short (damage)";
+  }
+  if (!options.is_newest) {
+    return ", in a file before the newest: the log went on in later files, so no crash cut it "
+           "short (damage)";
+  }
+  return "";
+}
+
 Result<SegmentScan> scan_segment(const std::string& file, std::string_view data, uint64_t file_size,
                                  const ScanOptions& options, Reporter& reporter,
                                  const RecordVisitor& visit) {
@@ -335,6 +351,7 @@ Result<SegmentScan> scan_segment(const std::string& file, std::string_view data,
       break;
     }
     std::string reason = cut_short ? "record cut short" : describe(d);
+    if (cut_short) reason += why_not_a_crash(options, expected);
     if (past_end && d != Decoded::kRecord) {
       reason = "record runs " + std::to_string(end - file_size) +
                " bytes past the end of the file (its length is damaged, or the file was cut "

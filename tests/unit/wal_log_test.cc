@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -1921,6 +1922,57 @@ TEST_SUITE("wal_log") {
     CHECK(s.message() == path + " at offset " + std::to_string(last_start) +
                              ": checksum mismatch in the last record, which is whole (damage, "
                              "not a write cut short)");
+  }
+
+  TEST_CASE("the refusal says why a record cut short after a clean stop is not cut off") {
+    // After a crash such a record is the write the crash stopped, cut off
+    // with a warning (README, Crashes). A clean stop synced it whole, so
+    // here it is damage, and a bare "record cut short" left an operator
+    // wondering why this one stopped the start.
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 5);
+    const std::string path = newest_segment(fs);
+    std::string data = fs.contents(path);
+    size_t end = data.size();
+    while (data[end - 1] == 0) --end;
+    const size_t last_start = end - record_size(written.back().body.size());
+    std::fill(data.begin() + static_cast<std::ptrdiff_t>(end) - 3,
+              data.begin() + static_cast<std::ptrdiff_t>(end), '\0');
+    fs.set_contents(path, data);
+    LogHarness h(fs);
+    Status s = h.open();
+    CHECK(s.message() == path + " at offset " + std::to_string(last_start) +
+                             ": record cut short, before record " +
+                             std::to_string(written.back().seq) +
+                             ", where the log ended when tqd last stopped cleanly (wal/CLOSED): "
+                             "that stop synced it whole, so no crash cut it short (damage)");
+  }
+
+  TEST_CASE("a record cut short in a file before the newest is named damage, not a crash's") {
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 300);  // several segments
+    as_after_crash(fs);  // no CLOSED: the file before the newest is what says it was synced
+    auto listed = fs.list(kDir);
+    std::vector<std::string> segments;
+    for (const std::string& name : *listed) {
+      if (name.size() > 4 && name.substr(name.size() - 4) == ".wal") segments.push_back(name);
+    }
+    REQUIRE(segments.size() > 2);
+    std::sort(segments.begin(), segments.end());
+    const std::string path = kDir + "/" + segments[segments.size() - 2];
+    std::string data = fs.contents(path);
+    size_t end = data.size();
+    while (data[end - 1] == 0) --end;
+    std::fill(data.begin() + static_cast<std::ptrdiff_t>(end) - 3,
+              data.begin() + static_cast<std::ptrdiff_t>(end), '\0');
+    fs.set_contents(path, data);
+    LogHarness h(fs);
+    Status s = h.open();
+    REQUIRE_FALSE(s.ok());
+    CAPTURE(s.message());
+    CHECK(s.message().find(": record cut short, in a file before the newest: the log went on "
+                           "in later files, so no crash cut it short (damage)") !=
+          std::string::npos);
   }
 
   TEST_CASE(
