@@ -104,6 +104,30 @@ bool only_lost_writes_from(const MappedFiles& files, size_t from, uint64_t resum
   return true;
 }
 
+// The refusal of a log that ends before the record CLOSED names. The
+// records went with newer files (deleted, left out of a copy) or, when the
+// newest file left has room for more, maybe from its end (zeros where that
+// stop had synced them): naming only missing files sent operators looking
+// for files that were all there.
+std::string ends_before_closed(uint64_t last_seq, uint64_t closed_at, const std::string& newest,
+                               uint64_t newest_end, uint64_t newest_size) {
+  std::string why = "the log ends at record " + std::to_string(last_seq) +
+                    ", but when tqd last stopped cleanly it ended at record " +
+                    std::to_string(closed_at) + " (wal/" + kClosedMarkerName + "): ";
+  const bool room_for_more =
+      !newest.empty() && newest_size >= newest_end + kRecordHeaderSize + kEndMarkerRoom;
+  if (room_for_more) {
+    why += "records " + std::to_string(last_seq + 1) + " to " + std::to_string(closed_at) +
+           " are missing: its newest file(s) are missing, deleted or left out of a copy, or the "
+           "end of " +
+           newest + " lost them (zeros from offset " + std::to_string(newest_end) +
+           " on, where that stop had synced records); put back what is missing";
+  } else {
+    why += "its newest file(s) are missing, deleted or left out of a copy; put them back";
+  }
+  return why + " (to start a new, empty log on purpose, remove the whole wal directory)";
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options,
@@ -383,12 +407,11 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
 
   if (closed_at > log->next_seq_ - 1) {
     if (!options.recover) {
+      const bool any = !log->segments_.empty();
       return Status::corruption(
-          "the log ends at record " + std::to_string(log->next_seq_ - 1) +
-          ", but when tqd last stopped cleanly it ended at record " + std::to_string(closed_at) +
-          " (wal/" + kClosedMarkerName +
-          "): its newest file(s) are missing, deleted or left out of a copy; put them back (to "
-          "start a new, empty log on purpose, remove the whole wal directory)");
+          ends_before_closed(log->next_seq_ - 1, closed_at,
+                             any ? segment_file_name(log->segments_.back().first_seq) : "",
+                             any ? log->segments_.back().bytes : 0, newest_size));
     }
     summary->closed_at_seq_missing = closed_at;
     summary->seq_bound = std::max(summary->seq_bound, closed_at);

@@ -1975,6 +1975,36 @@ TEST_SUITE("wal_log") {
           std::string::npos);
   }
 
+  TEST_CASE("a log whose newest file lost its last records after a clean stop says so") {
+    // The file is there, its end zeros where records were: "its newest
+    // file(s) are missing" alone sent the operator looking for files that
+    // were all there.
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 5);
+    const std::string path = newest_segment(fs);
+    std::string data = fs.contents(path);
+    size_t end = data.size();
+    while (data[end - 1] == 0) --end;
+    const size_t fourth =
+        end - record_size(written[4].body.size()) - record_size(written[3].body.size());
+    std::fill(data.begin() + static_cast<std::ptrdiff_t>(fourth),
+              data.begin() + static_cast<std::ptrdiff_t>(end), '\0');
+    fs.set_contents(path, data);
+    LogHarness h(fs);
+    Status s = h.open();
+    CHECK(s.message() ==
+          "the log ends at record " + std::to_string(written[2].seq) +
+              ", but when tqd last stopped cleanly it ended at record " +
+              std::to_string(written[4].seq) + " (wal/CLOSED): records " +
+              std::to_string(written[3].seq) + " to " + std::to_string(written[4].seq) +
+              " are missing: its newest file(s) are missing, deleted or left out of a copy, or "
+              "the end of " +
+              path.substr(kDir.size() + 1) + " lost them (zeros from offset " +
+              std::to_string(fourth) +
+              " on, where that stop had synced records); put back what is missing (to start a "
+              "new, empty log on purpose, remove the whole wal directory)");
+  }
+
   TEST_CASE(
       "a sector of zeros among records is refused with a power cut's hint; recover keeps the "
       "rest") {
