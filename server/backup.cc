@@ -13,10 +13,15 @@ namespace tq::server {
 
 namespace {
 
+// Absolute and normal, without a trailing '/': names are appended with
+// one, and compared whole with the data directory's (a `backup_dir:
+// /var/lib/tq/backups/` made ".../backups//nightly").
 std::string absolute(const std::string& dir) {
   std::error_code ec;
   std::filesystem::path path = std::filesystem::absolute(dir, ec);
-  return ec ? dir : path.lexically_normal().string();
+  std::string normal = ec ? dir : path.lexically_normal().string();
+  while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+  return normal;
 }
 
 constexpr std::string_view kPartial = ".partial";

@@ -135,6 +135,32 @@ TEST_SUITE("backup_runner") {
     CHECK_FALSE(f.fs.exists("/backups/a/wal/" + segment_file_name(1)));
     CHECK_FALSE(f.h.log->pinned_for_backup());
   }
+
+  TEST_CASE("a backup_dir given with a trailing slash names backups with one slash") {
+    // `backup_dir: /var/lib/tq/backups/` made replies and logs say
+    // ".../backups//nightly", and a data directory inside it no longer
+    // compared equal to its backup path, so a restored log's marker counted
+    // as the newest backup (wal_last_backup_at_ms).
+    Fixture f;
+    for (const char* dir :
+         {"/shelf", "/shelf/old", "/shelf/old/wal", "/shelf/live", "/shelf/live/wal"}) {
+      REQUIRE(f.fs.create_dir(dir).ok());
+    }
+    f.fs.set_contents("/shelf/old/wal/BACKUP", "500\n");
+    f.fs.set_contents("/shelf/live/wal/BACKUP", "900\n");  // the data directory, restored
+    ServerStats stats;
+    std::vector<std::string> replies;
+    BackupRunner runner(&f.loop, f.fs, "/shelf/", 0, "/shelf/live/", stats,
+                        [&](uint64_t, const std::string& reply) { replies.push_back(reply); });
+    CHECK(stats.last_backup_at_ms == 500);
+    CHECK(runner.backup_dir() == "/shelf");
+    f.write(3);
+    REQUIRE_FALSE(runner.start(*f.h.log, 1, "a", 1'000'000).has_value());
+    runner.poll();
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    REQUIRE(replies.size() == 1);
+    CHECK(replies[0].rfind("OK backup /shelf/a segments=1 ", 0) == 0);
+  }
 }
 
 }  // namespace backup_runner_test
