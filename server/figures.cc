@@ -128,6 +128,9 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
   f.counter("jobs_scheduled_total", c.scheduled, "Jobs put by schedules (SCHEDULE).");
   f.counter("schedule_refused_total", c.schedule_refused,
             "Schedule firings refused by a limit (max_size, limits.max_jobs): no job was put.");
+  f.counter("jobs_refused_total", c.refused,
+            "ENQUEUEs and PUTs answered ERROR FULL (a queue's max_size, limits.max_jobs or "
+            "max_payload_total, wal.min_free_disk): producers pushed back, nothing stored.");
   f.counter("commands_total", s.commands_total, "Requests run.");
   f.counter("errors_total", s.errors_total, "ERROR replies of any kind.");
   f.counter("auth_failures_total", s.auth_failures, "Wrong AUTH passwords.");
@@ -291,6 +294,9 @@ std::vector<Figure> queue_figures(const engine::Queue& q, int64_t now_ms) {
   f.counter("scheduled_total", c.scheduled, "Jobs put by the queue's schedules (SCHEDULE).");
   f.counter("schedule_refused_total", c.schedule_refused,
             "Schedule firings refused by a limit (max_size, limits.max_jobs): no job was put.");
+  f.counter("refused_total", c.refused,
+            "ENQUEUEs and PUTs to the queue answered ERROR FULL (its max_size, the server's "
+            "limits, wal.min_free_disk): producers pushed back, nothing stored.");
   f.gauge("ack_timeout_ms", static_cast<uint64_t>(q.settings.ack_timeout_ms),
           "The queue's ack_timeout: how long a lease lasts.", FigureUnit::kMilliseconds);
   return std::move(f.list);

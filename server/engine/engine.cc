@@ -164,6 +164,50 @@ Result<Queue*> Engine::queue_to_write(std::string_view name) const {
 
 // --- Producers ------------------------------------------------------------
 
+Status Engine::room_for_job(const Queue* queue, size_t payload_bytes, std::string_view key) const {
+  if (queue != nullptr && queue->settings.max_size > 0 &&
+      queue->active_count() >= queue->settings.max_size) {
+    return make_error(Errc::kFull, "queue " + quoted(queue->name) + " holds " +
+                                       std::to_string(queue->active_count()) +
+                                       " jobs, its max_size; try again later");
+  }
+  if (limits_.max_jobs > 0 && jobs_.size() >= limits_.max_jobs) {
+    return make_error(Errc::kFull, "the server holds " + std::to_string(jobs_.size()) +
+                                       " jobs, its limit (limits.max_jobs); try again later");
+  }
+  if (limits_.max_payload_total > 0 && payload_bytes > limits_.max_payload_total) {
+    return make_error(Errc::kFull, "a " + std::to_string(payload_bytes) +
+                                       "-byte payload is over limits.max_payload_total (" +
+                                       std::to_string(limits_.max_payload_total) +
+                                       " bytes): it can never be stored");
+  }
+  // Schedules' payloads count too: otherwise max_queues of them, 1 MiB
+  // each, could take memory the limit means to bound. So do dedup keys,
+  // which outlive their jobs.
+  const uint64_t key_bytes = key.empty() ? 0 : DedupExpiries::cost(key);
+  if (const uint64_t held = payload_bytes_ + schedule_payload_bytes_ + dedup_key_bytes_;
+      limits_.max_payload_total > 0 &&
+      held + payload_bytes + key_bytes > limits_.max_payload_total) {
+    const std::string keys =
+        dedup_key_bytes_ > 0 ? " and " + std::to_string(dedup_key_bytes_) + " in dedup keys" : "";
+    return make_error(Errc::kFull, "the server holds " +
+                                       std::to_string(payload_bytes_ + schedule_payload_bytes_) +
+                                       " payload bytes in jobs and schedules" + keys +
+                                       ", near its limit (limits.max_payload_total); "
+                                       "try again later");
+  }
+
+  if (!intake_closed_.empty()) return make_error(Errc::kFull, intake_closed_);
+  return Ok{};
+}
+
+void Engine::count_refused(Queue* queue) {
+  // A queue that auto_create was to make does not exist yet: the server's
+  // count is the only one.
+  if (queue != nullptr) ++queue->counters.refused;
+  ++counters_.refused;
+}
+
 Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view payload,
                                  const EnqueueOptions& options) {
   if (!options.key.empty() && !valid_key(options.key)) {
@@ -209,39 +253,11 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
       return Enqueued{it->second.job_id, true};
     }
   }
-  if (queue != nullptr && queue->settings.max_size > 0 &&
-      queue->active_count() >= queue->settings.max_size) {
-    return make_error(Errc::kFull, "queue " + quoted(queue->name) + " holds " +
-                                       std::to_string(queue->active_count()) +
-                                       " jobs, its max_size; try again later");
+  if (Status room = room_for_job(queue, payload.size(), options.key); !room.ok()) {
+    // A schedule's firing counts as schedule_refused instead (fire_schedules).
+    if (!options.firing) count_refused(queue);
+    return room.error();
   }
-  if (limits_.max_jobs > 0 && jobs_.size() >= limits_.max_jobs) {
-    return make_error(Errc::kFull, "the server holds " + std::to_string(jobs_.size()) +
-                                       " jobs, its limit (limits.max_jobs); try again later");
-  }
-  if (limits_.max_payload_total > 0 && payload.size() > limits_.max_payload_total) {
-    return make_error(Errc::kFull, "a " + std::to_string(payload.size()) +
-                                       "-byte payload is over limits.max_payload_total (" +
-                                       std::to_string(limits_.max_payload_total) +
-                                       " bytes): it can never be stored");
-  }
-  // Schedules' payloads count too: otherwise max_queues of them, 1 MiB
-  // each, could take memory the limit means to bound. So do dedup keys,
-  // which outlive their jobs.
-  const uint64_t key_bytes = options.key.empty() ? 0 : DedupExpiries::cost(options.key);
-  if (const uint64_t held = payload_bytes_ + schedule_payload_bytes_ + dedup_key_bytes_;
-      limits_.max_payload_total > 0 &&
-      held + payload.size() + key_bytes > limits_.max_payload_total) {
-    const std::string keys =
-        dedup_key_bytes_ > 0 ? " and " + std::to_string(dedup_key_bytes_) + " in dedup keys" : "";
-    return make_error(Errc::kFull, "the server holds " +
-                                       std::to_string(payload_bytes_ + schedule_payload_bytes_) +
-                                       " payload bytes in jobs and schedules" + keys +
-                                       ", near its limit (limits.max_payload_total); "
-                                       "try again later");
-  }
-
-  if (!intake_closed_.empty()) return make_error(Errc::kFull, intake_closed_);
   if (queue == nullptr) {
     Result<Queue*> made = create_queue(queue_name);
     if (!made.ok()) return made.error();  // limits.max_queues

@@ -122,6 +122,7 @@ struct EngineCounters {
   uint64_t dead_discarded = 0;
   uint64_t scheduled = 0;
   uint64_t schedule_refused = 0;
+  uint64_t refused = 0;  // ENQUEUEs and PUTs answered FULL (see QueueCounters)
 };
 
 class Engine {
@@ -426,6 +427,14 @@ class Engine {
   // settings meanwhile. Made first, a queue stayed (in the log, and counted
   // in limits.max_queues) behind a request refused for its own arguments.
   Result<Queue*> queue_to_write(std::string_view name) const;
+  // FULL when a new job of that size (and dedup key) would pass a limit:
+  // the queue's max_size (`queue` may be null: not made yet), the server's
+  // limits.max_jobs and max_payload_total, or the intake closed for a disk
+  // that is nearly full.
+  Status room_for_job(const Queue* queue, size_t payload_bytes, std::string_view key) const;
+  // A producer's job refused FULL, in the queue's counters (when it exists)
+  // and the server's.
+  void count_refused(Queue* queue);
   // nullptr, changing nothing, if the name or the number is taken.
   Queue* add_queue(uint32_t number, std::string_view name, const QueueSettings& settings);
   Queue* queue_for_restore(uint32_t number);

@@ -75,6 +75,10 @@ struct QueueCounters {
   uint64_t dead_discarded = 0;  // dead jobs deleted by dead_retention or dead_max
   uint64_t scheduled = 0;       // jobs put by schedules (counted in enqueued too)
   uint64_t schedule_refused = 0;  // schedule firings refused (max_size, the server's limits)
+  // ENQUEUEs and PUTs refused FULL (max_size, the server's limits, a disk
+  // nearly full): back-pressure the producer was told of. ERROR replies of
+  // every kind (EMPTY of polling workers above all) hide it in errors_total.
+  uint64_t refused = 0;
 };
 
 // The most schedules a queue holds, and the most payload bytes across them

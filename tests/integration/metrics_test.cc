@@ -231,6 +231,25 @@ TEST_SUITE("metrics") {
     CHECK(tqd.stop(SIGTERM) == 0);
   }
 
+  TEST_CASE("a producer refused FULL is counted - errors_total alone counts polling's EMPTY too") {
+    TqdOptions o;
+    o.config_yaml = kEnabled + "queues:\n  declare:\n    small: {max_size: 1}\n";
+    TqdProcess tqd(o);
+    const uint16_t port = metrics_port(tqd);
+    auto s = tqd.socket();
+    CHECK(call(s, "DEQUEUE small").rfind("ERROR EMPTY ", 0) == 0);
+    CHECK(call(s, "ENQUEUE small one") == "OK 1");
+    CHECK(call(s, "ENQUEUE small two").rfind("ERROR FULL ", 0) == 0);
+    CHECK(call(s, "ENQUEUE small three").rfind("ERROR FULL ", 0) == 0);
+
+    auto m = samples_of(http_call(port, get_request("/metrics")).body);
+    CHECK(m["tq_jobs_refused_total"] == "2");
+    CHECK(m["tq_queue_refused_total{queue=\"small\"}"] == "2");
+    CHECK(m["tq_errors_total"] == "3");
+    CHECK(stat_via(s, "jobs_refused_total") == "2");
+    CHECK(stat_via(s, "refused_total", "small") == "2");
+  }
+
   TEST_CASE("other paths are 404, other methods 405, garbage 400, an oversized request 431") {
     TqdOptions o;
     o.config_yaml = kEnabled;

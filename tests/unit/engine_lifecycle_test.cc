@@ -633,6 +633,35 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(small.enqueue("a", "y").error().code == Errc::kFull);
   }
 
+  TEST_CASE("a job refused FULL is counted for the queue and the server, whatever the limit") {
+    // errors_total counts every ERROR, the EMPTY of each polling DEQUEUE
+    // among them: producers pushed back need a count of their own.
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.max_size = 1; });
+    f.put("1");
+    CHECK(f.engine.enqueue("q", "2").error().code == Errc::kFull);
+    CHECK(f.queue().counters.refused == 1);
+    CHECK(f.engine.counters().refused == 1);
+    f.configure([](QueueSettings& s) { s.max_size = 0; });
+    f.engine.close_intake("the disk is nearly full");
+    CHECK(f.engine.enqueue("q", "3").error().code == Errc::kFull);
+    CHECK(f.queue().counters.refused == 2);
+    f.engine.open_intake();
+    // A refusal for its own arguments is not back-pressure.
+    CHECK(f.engine.enqueue("q", "4", {.key = "has space"}).error().code == Errc::kBadArgument);
+    CHECK(f.engine.counters().refused == 2);
+
+    // A queue auto_create was to make does not exist: the server counts it.
+    ManualClock clock;
+    Engine small(clock, EngineLimits{.auto_create_queues = true, .max_queues = 10, .max_jobs = 1},
+                 {});
+    CHECK(small.enqueue("a", "x").ok());
+    CHECK(small.enqueue("b", "y").error().code == Errc::kFull);
+    CHECK(small.find_queue("b") == nullptr);
+    CHECK(small.counters().refused == 1);
+    CHECK(small.find_queue("a")->counters.refused == 0);
+  }
+
   TEST_CASE("dedup keys count in limits.max_payload_total for their window, after their jobs") {
     ManualClock clock;
     QueueSettings settings;

@@ -224,6 +224,8 @@ TEST_SUITE("engine_schedules") {
     f.advance_to(k1406);
     CHECK(f.queue().ready.size() == 1);
     CHECK(f.queue().counters.schedule_refused == 1);
+    CHECK(f.queue().counters.refused == 0);  // a firing is not a producer's job
+    CHECK(f.engine.counters().refused == 0);
     CHECK(s.fired == 0);
     CHECK(s.next_ms == k1406 + 60'000);
     f.take();
