@@ -11,7 +11,15 @@ namespace {
 
 constexpr uint64_t kSweepEveryMs = 500;
 
-enum class Route { kMetrics, kHealth, kHealthHead, kNotFound, kBadMethod, kBadRequest };
+enum class Route {
+  kMetrics,
+  kHealth,
+  kHealthHead,
+  kNotFound,
+  kBadMethod,        // on the metrics: GET only
+  kHealthBadMethod,  // on the health check: GET or HEAD
+  kBadRequest,
+};
 
 // Where the request line of a whole request head sends it.
 Route route(std::string_view head) {
@@ -32,7 +40,7 @@ Route route(std::string_view head) {
   // Some load balancers check health with HEAD (RFC 9110: HEAD goes
   // wherever GET does); a scrape is always a GET.
   if (method == "HEAD" && path == "/healthz") return Route::kHealthHead;
-  if (method != "GET") return Route::kBadMethod;
+  if (method != "GET") return path == "/healthz" ? Route::kHealthBadMethod : Route::kBadMethod;
   if (path == "/healthz") return Route::kHealth;
   return path == "/metrics" || path == "/" ? Route::kMetrics : Route::kNotFound;
 }
@@ -231,6 +239,12 @@ class MetricsListener::Client {
         break;
       case Route::kBadMethod:
         answer(plain_answer("405 Method Not Allowed", "Allow: GET\r\n", "only GET is served\n"));
+        break;
+      case Route::kHealthBadMethod:
+        // Allow lists what the path takes (RFC 9110 15.5.6): a client
+        // told GET alone would not try the HEAD its probe could use.
+        answer(plain_answer("405 Method Not Allowed", "Allow: GET, HEAD\r\n",
+                            "only GET and HEAD are served\n"));
         break;
       case Route::kBadRequest:
         answer(plain_answer("400 Bad Request", "", "not an HTTP/1 request\n"));

@@ -264,6 +264,10 @@ TEST_SUITE("metrics") {
     CHECK(has_header(post, "Allow: GET"));
     CHECK(has_header(post, "Connection: close"));
     CHECK(http_call(port, "HEAD /metrics HTTP/1.1\r\n\r\n").status == 405);
+    // The health check takes HEAD too, and its 405 says so.
+    const HttpReply post_health = http_call(port, "POST /healthz HTTP/1.1\r\n\r\n");
+    CHECK(post_health.status == 405);
+    CHECK(has_header(post_health, "Allow: GET, HEAD"));
     CHECK(http_call(port, "PING\r\n\r\n").status == 400);
     CHECK(http_call(port, "GET /metrics SMTP/1.0\r\n\r\n").status == 400);
 
