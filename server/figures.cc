@@ -206,6 +206,9 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
     f.counter("wal_segments_deleted_total", w.segments_deleted, "Log files deleted.");
     f.gauge("wal_disk_free_bytes", s.disk_free_bytes,
             "Free bytes on the log's disk, measured once a second and at each new log file.");
+    f.gauge("wal_disk_reserve_bytes", s.disk_reserve_bytes,
+            "Free bytes on the log's disk under which new jobs are refused (FULL): "
+            "wal.min_free_disk, at least two log files; 0: no reserve.");
     f.flag("wal_disk_low", !sources.engine.intake_open(),
            "1 while the log's disk has less free than wal.min_free_disk: new jobs are refused "
            "(FULL), the rest is served.");

@@ -637,6 +637,11 @@ void Server::check_disk_room() {
   // With the reserve, new jobs stop first and everything that drains goes on.
   if (log_ == nullptr) return;
   disk_checked_segment_ = log_->current_segment();
+  const uint64_t setting = config_.wal_min_free_disk;
+  const uint64_t reserve = setting == 0 ? 0 : std::max(setting, 2 * log_->segment_bytes());
+  // Shown as it is enforced, not as it was set: the floor of two log files
+  // makes a small setting larger, and an alert on the free space wants it.
+  stats_.disk_reserve_bytes = reserve;
   const wal::Result<uint64_t> free = log_->free_disk_bytes();
   if (!free) {
     // Unknown is not low: nothing is refused, or held back, for a figure
@@ -655,8 +660,6 @@ void Server::check_disk_room() {
   disk_check_failed_ = false;
   stats_.disk_free_bytes = *free;
   if (journal_ != nullptr) journal_->set_disk_free(*free);
-  const uint64_t setting = config_.wal_min_free_disk;
-  const uint64_t reserve = setting == 0 ? 0 : std::max(setting, 2 * log_->segment_bytes());
   // Back above it by a segment before new jobs are taken again: a file
   // deleted by a drain would otherwise let producers fill it at once, the
   // intake flapping with a warning each time.

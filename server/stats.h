@@ -28,6 +28,7 @@ struct ServerStats {
   // The log's disk (wal.min_free_disk), at the last check; while it is low,
   // the engine's intake is closed.
   uint64_t disk_free_bytes = 0;
+  uint64_t disk_reserve_bytes = 0;  // the free space under which intake closes; 0: none
   uint64_t disk_low_total = 0;  // times it went low
   uint64_t tls_handshakes = 0;  // TLS connections that completed their handshake
   uint64_t tls_failures = 0;    // TLS connections closed for a failed handshake or plaintext

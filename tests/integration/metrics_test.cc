@@ -250,6 +250,22 @@ TEST_SUITE("metrics") {
     CHECK(stat_via(s, "refused_total", "small") == "2");
   }
 
+  TEST_CASE("the disk reserve is shown as enforced - two log files when min_free_disk is less") {
+    // An alert on the free space needs the line producers are refused at;
+    // wal.min_free_disk alone is not it when it is under two log files.
+    TqdOptions o;
+    o.config_yaml = kEnabled +
+                    "limits:\n  max_line_bytes: 1024\n  max_payload_bytes: 1024\n"
+                    "wal:\n  segment_bytes: 64KiB\n  min_free_disk: 100KiB\n";
+    TqdProcess tqd(o);
+    const uint16_t port = metrics_port(tqd);
+    auto m = samples_of(http_call(port, get_request("/metrics")).body);
+    CHECK(m["tq_wal_disk_reserve_bytes"] == std::to_string(128 << 10));
+    CHECK(m["tq_wal_disk_low"] == "0");
+    auto s = tqd.socket();
+    CHECK(stat_via(s, "wal_disk_reserve_bytes") == std::to_string(128 << 10));
+  }
+
   TEST_CASE("other paths are 404, other methods 405, garbage 400, an oversized request 431") {
     TqdOptions o;
     o.config_yaml = kEnabled;
