@@ -33,6 +33,12 @@ const std::array<std::string, kVerbs>& verb_figure_names() {
   return names;
 }
 
+// Not only before delivery: a job given back after its TTL (NACK, a lease
+// that ran out) expires then.
+constexpr std::string_view kExpiredHelp =
+    "Jobs whose TTL ran out while they waited: ready, delayed, or given back by NACK or a "
+    "lease that ran out.";
+
 class FigureList {
  public:
   void gauge(std::string_view name, uint64_t value, std::string_view help,
@@ -116,10 +122,11 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
   f.counter("jobs_acked_total", c.acked, "Jobs acknowledged (ACK).");
   f.counter("jobs_nacked_total", c.nacked, "Jobs given back (NACK).");
   f.counter("jobs_timed_out_total", c.timed_out, "Leases that ran out before an ACK.");
-  f.counter("jobs_dead_total", c.dead, "Jobs moved to dead letters.");
+  f.counter("jobs_dead_total", c.dead,
+            "Jobs moved to dead letters (their queue's own, or its dead_letter_queue).");
   f.counter("jobs_dead_forwarded_total", c.dead_forwarded,
             "Of those, jobs moved to their queue's dead_letter_queue.");
-  f.counter("jobs_expired_total", c.expired, "Jobs whose TTL ran out before delivery.");
+  f.counter("jobs_expired_total", c.expired, kExpiredHelp);
   f.counter("jobs_deleted_total", c.deleted, "Jobs removed by DELETE, PURGE or DROP.");
   f.counter("jobs_kicked_total", c.kicked,
             "Jobs KICKed: dead ones given another chance, delayed ones made ready.");
@@ -210,10 +217,10 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
             "Free bytes on the log's disk under which new jobs are refused (FULL): "
             "wal.min_free_disk, at least two log files; 0: no reserve.");
     f.flag("wal_disk_low", !sources.engine.intake_open(),
-           "1 while the log's disk has less free than wal.min_free_disk: new jobs are refused "
-           "(FULL), the rest is served.");
+           "1 while the log's disk has less free than wal_disk_reserve_bytes (and until it has a "
+           "log file more): new jobs are refused (FULL), the rest is served.");
     f.counter("wal_disk_low_total", s.disk_low_total,
-              "Times the log's disk went below wal.min_free_disk.");
+              "Times the log's disk went below wal_disk_reserve_bytes.");
     if (sources.journal != nullptr) {
       const JournalStats j = sources.journal->stats();
       f.gauge("wal_live_bytes", j.live_bytes,
@@ -288,8 +295,9 @@ std::vector<Figure> queue_figures(const engine::Queue& q, int64_t now_ms) {
             "Jobs moved to dead letters (the queue's own, or its dead_letter_queue).");
   f.counter("dead_forwarded_total", c.dead_forwarded,
             "Of those, jobs moved to the queue's dead_letter_queue.");
-  f.counter("expired_total", c.expired, "Jobs whose TTL ran out before delivery.");
-  f.counter("deleted_total", c.deleted, "Jobs removed by DELETE, PURGE or DROP.");
+  f.counter("expired_total", c.expired, kExpiredHelp);
+  // DROP deletes jobs too, but the queue's figures go with it.
+  f.counter("deleted_total", c.deleted, "Jobs removed by DELETE or PURGE (PURGE ... DEAD too).");
   f.counter("kicked_total", c.kicked,
             "Jobs KICKed: dead ones given another chance, delayed ones made ready.");
   f.counter("dead_discarded_total", c.dead_discarded,

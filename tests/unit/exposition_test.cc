@@ -376,6 +376,30 @@ TEST_SUITE("exposition") {
     CHECK(text.find("tq_wal_fsync") == std::string::npos);
   }
 
+  TEST_CASE("a queue's HELP says what its figures count - expiry after a delivery, DROP not") {
+    engine::ManualClock clock;
+    engine::QueueSettings settings;
+    settings.ack_timeout_ms = 1'000;
+    engine::Engine engine{clock, engine::EngineLimits{}, settings};
+    REQUIRE(engine.create_queue("q").ok());
+    REQUIRE(engine.enqueue("q", "x", {.ttl_ms = 500}).ok());
+    REQUIRE(engine.dequeue("q").ok());
+    clock.advance_ms(1'000);  // the lease runs out after the TTL did
+    engine.expire_due();
+    const engine::Queue& q = *engine.find_queue("q");
+    REQUIRE(q.counters.expired == 1);
+    REQUIRE(q.counters.dequeued == 1);
+    std::map<std::string, std::string> help;
+    for (const Figure& f : server::queue_figures(q, clock.now_ms())) {
+      help[std::string(f.name)] = std::string(f.help);
+    }
+    // The job expired after its delivery, so not "before delivery".
+    CHECK(help["expired_total"].find("before delivery") == std::string::npos);
+    CHECK(help["expired_total"].find("lease that ran out") != std::string::npos);
+    // A dropped queue's figures are gone with it: they never count a DROP.
+    CHECK(help["deleted_total"].find("DROP") == std::string::npos);
+  }
+
   TEST_CASE("STATS shows a figure's value as counted - one decimal for a percentage") {
     Figure pct = gauge("loop_busy_pct", 375, FigureUnit::kTenthsPercent);
     CHECK(server::stats_value(pct) == "37.5");
