@@ -39,6 +39,11 @@ constexpr std::string_view kExpiredHelp =
     "Jobs whose TTL ran out while they waited: ready, delayed, or given back by NACK or a "
     "lease that ran out.";
 
+// Not only limits: a delay raised after a schedule was set outlasts its TTL.
+constexpr std::string_view kScheduleRefusedHelp =
+    "Schedule firings refused (max_size, the server's limits, a disk nearly full, a TTL the "
+    "queue's delay outlasts): no job was put; the schedule goes on.";
+
 class FigureList {
  public:
   void gauge(std::string_view name, uint64_t value, std::string_view help,
@@ -133,8 +138,7 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
   f.counter("jobs_dead_discarded_total", c.dead_discarded,
             "Dead jobs deleted for their queue's dead_retention or dead_max.");
   f.counter("jobs_scheduled_total", c.scheduled, "Jobs put by schedules (SCHEDULE).");
-  f.counter("schedule_refused_total", c.schedule_refused,
-            "Schedule firings refused by a limit (max_size, limits.max_jobs): no job was put.");
+  f.counter("schedule_refused_total", c.schedule_refused, kScheduleRefusedHelp);
   f.counter("jobs_refused_total", c.refused,
             "ENQUEUEs and PUTs answered ERROR FULL (a queue's max_size, limits.max_jobs or "
             "max_payload_total, wal.min_free_disk): producers pushed back, nothing stored.");
@@ -303,8 +307,7 @@ std::vector<Figure> queue_figures(const engine::Queue& q, int64_t now_ms) {
   f.counter("dead_discarded_total", c.dead_discarded,
             "Dead jobs deleted for the queue's dead_retention or dead_max.");
   f.counter("scheduled_total", c.scheduled, "Jobs put by the queue's schedules (SCHEDULE).");
-  f.counter("schedule_refused_total", c.schedule_refused,
-            "Schedule firings refused by a limit (max_size, limits.max_jobs): no job was put.");
+  f.counter("schedule_refused_total", c.schedule_refused, kScheduleRefusedHelp);
   f.counter("refused_total", c.refused,
             "ENQUEUEs and PUTs to the queue answered ERROR FULL (its max_size, the server's "
             "limits, wal.min_free_disk): producers pushed back, nothing stored.");

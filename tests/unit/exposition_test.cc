@@ -398,6 +398,9 @@ TEST_SUITE("exposition") {
     CHECK(help["expired_total"].find("lease that ran out") != std::string::npos);
     // A dropped queue's figures are gone with it: they never count a DROP.
     CHECK(help["deleted_total"].find("DROP") == std::string::npos);
+    // A firing is refused for a TTL its queue's delay outlasts too, not by a
+    // limit alone (engine_schedules_test).
+    CHECK(help["schedule_refused_total"].find("TTL") != std::string::npos);
   }
 
   TEST_CASE("STATS shows a figure's value as counted - one decimal for a percentage") {
