@@ -96,6 +96,22 @@ void check_writing_goes_on(LogHarness& h, MemoryFileSystem& fs, const LogOptions
   CHECK_FALSE(again.summary.lost_writes_removed);
 }
 
+// Where the records in a segment's contents end: the zeros after them are
+// the file's room (preallocated, or zero-filled ahead).
+size_t records_end(const std::string& data) {
+  size_t end = data.size();
+  while (end > 0 && data[end - 1] == 0) --end;
+  return end;
+}
+
+// Zeros the last three bytes of the last record in `data`: that record is
+// then cut short, as a write a crash stopped would be.
+void cut_last_record_short(std::string& data) {
+  const size_t end = records_end(data);
+  std::fill(data.begin() + static_cast<std::ptrdiff_t>(end) - 3,
+            data.begin() + static_cast<std::ptrdiff_t>(end), '\0');
+}
+
 std::string newest_segment(MemoryFileSystem& fs) {
   auto listed = fs.list(kDir);
   std::vector<std::string> names = *listed;
@@ -1468,8 +1484,7 @@ TEST_SUITE("wal_log") {
     }
     const std::string path = newest_segment(fs);
     std::string data = fs.contents(path);
-    size_t end = data.size();
-    while (data[end - 1] == 0) --end;
+    const size_t end = records_end(data);
     for (size_t i = kSegmentHeaderSize; i < end; ++i) data[i] = '\xff';  // every record
     fs.set_contents(path, data);
 
@@ -1933,11 +1948,8 @@ TEST_SUITE("wal_log") {
     std::vector<ReplayedRecord> written = write_closed_log(fs, 5);
     const std::string path = newest_segment(fs);
     std::string data = fs.contents(path);
-    size_t end = data.size();
-    while (data[end - 1] == 0) --end;
-    const size_t last_start = end - record_size(written.back().body.size());
-    std::fill(data.begin() + static_cast<std::ptrdiff_t>(end) - 3,
-              data.begin() + static_cast<std::ptrdiff_t>(end), '\0');
+    const size_t last_start = records_end(data) - record_size(written.back().body.size());
+    cut_last_record_short(data);
     fs.set_contents(path, data);
     LogHarness h(fs);
     Status s = h.open();
@@ -1961,10 +1973,7 @@ TEST_SUITE("wal_log") {
     std::sort(segments.begin(), segments.end());
     const std::string path = kDir + "/" + segments[segments.size() - 2];
     std::string data = fs.contents(path);
-    size_t end = data.size();
-    while (data[end - 1] == 0) --end;
-    std::fill(data.begin() + static_cast<std::ptrdiff_t>(end) - 3,
-              data.begin() + static_cast<std::ptrdiff_t>(end), '\0');
+    cut_last_record_short(data);
     fs.set_contents(path, data);
     LogHarness h(fs);
     Status s = h.open();
@@ -1983,8 +1992,7 @@ TEST_SUITE("wal_log") {
     std::vector<ReplayedRecord> written = write_closed_log(fs, 5);
     const std::string path = newest_segment(fs);
     std::string data = fs.contents(path);
-    size_t end = data.size();
-    while (data[end - 1] == 0) --end;
+    const size_t end = records_end(data);
     const size_t fourth =
         end - record_size(written[4].body.size()) - record_size(written[3].body.size());
     std::fill(data.begin() + static_cast<std::ptrdiff_t>(fourth),
