@@ -108,17 +108,37 @@ class PosixFileLock final : public FileLock {
 class PosixFileSystem final : public FileSystem {
  public:
   Status create_dir(const std::string& dir) override {
-    std::error_code ec;
-    const bool created = std::filesystem::create_directories(dir, ec);
-    if (ec == std::errc::not_a_directory) {
+    // The directories missing from the path, outermost first.
+    std::vector<std::string> missing;
+    for (std::filesystem::path p = std::filesystem::path(dir).lexically_normal();
+         !p.empty() && p != p.root_path(); p = p.parent_path()) {
+      if (!p.has_filename()) continue;  // "a/b/" normalises to "a/b/": its last part is empty
+      struct stat st {};
+      const int err = ::stat(p.c_str(), &st) == 0 ? (S_ISDIR(st.st_mode) ? 0 : ENOTDIR) : errno;
+      if (err == 0) break;
       // A file where the path needs a directory: no retry gets past it.
-      return Status::invalid("create directory " + dir + ": " + ec.message());
+      if (err == ENOTDIR)
+        return Status::invalid("create directory " + dir + ": " + std::strerror(err));
+      if (err != ENOENT) return errno_status("create directory " + dir, err);
+      missing.push_back(p.string());
     }
-    if (ec) return Status::io_error("create directory " + dir + ": " + ec.message());
-    // Jobs are other people's data: a directory tqd makes is owner only. One
-    // the operator made keeps its mode (a backup group, a root-owned mount
-    // point tqd may write to but not chmod).
-    if (created && ::chmod(dir.c_str(), 0700) != 0) return errno_status("chmod " + dir, errno);
+    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+      if (::mkdir(it->c_str(), 0700) != 0) {
+        if (errno == EEXIST) continue;  // made meanwhile by someone else: theirs, mode and all
+        return errno_status("create directory " + dir, errno);
+      }
+      // Jobs are other people's data: a directory tqd makes is owner only
+      // (mkdir's mode passed through the umask). One the operator made keeps
+      // its mode (a backup group, a root-owned mount point tqd may write to
+      // but not chmod).
+      if (::chmod(it->c_str(), 0700) != 0) return errno_status("chmod " + *it, errno);
+      // Its name is durable only once its parent is synced. Without this a
+      // crash soon after the first start could lose data_dir/wal, with the
+      // log synced inside it, or a backup's whole directory (POSIX promises
+      // nothing; journaling file systems mostly keep it anyway).
+      const std::string parent = std::filesystem::path(*it).parent_path().string();
+      if (Status s = sync_dir(parent.empty() ? "." : parent); !s.ok()) return s;
+    }
     return Status();
   }
 
