@@ -741,6 +741,11 @@ void Engine::unlink(Job* job) {
       queue->held.erase(job);
       break;
   }
+  unlink_rest(job);
+}
+
+void Engine::unlink_rest(Job* job) {
+  Queue* queue = job->queue;
   --state_counts_[static_cast<size_t>(job->state)];
   JobExtras* extras = jobs_.extras(*job);
   if (extras == nullptr) return;  // most jobs
@@ -763,6 +768,13 @@ void Engine::destroy(Job* job, bool logged_in_bulk) {
   unlink(job);
   // Its group's next job may go now.
   if (const std::string* group = group_name(*job)) regroup(job->queue, *group);
+  payload_bytes_ -= job->payload_size;
+  jobs_.erase(job);
+}
+
+void Engine::destroy_taken(Job* job) {
+  if (observer_) observer_->job_removed(*job, true);
+  unlink_rest(job);
   payload_bytes_ -= job->payload_size;
   jobs_.erase(job);
 }

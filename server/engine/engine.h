@@ -490,6 +490,9 @@ class Engine {
   // Takes a job out of whatever structure its state puts it in, and out of
   // its group.
   void unlink(Job* job);
+  // unlink()'s part outside the state's structure: the state's count, the
+  // TTL heap, the group.
+  void unlink_rest(Job* job);
   // The job's message group, or nullptr when it has none.
   const std::string* group_name(const Job& job) const {
     const JobExtras* extras = jobs_.extras(job);
@@ -507,6 +510,9 @@ class Engine {
   void destroy(Job* job, bool logged_in_bulk = false);
   // Removes the queue's ready, held and delayed jobs (PURGE), logged in bulk.
   void destroy_waiting(Queue* queue);
+  // destroy(), logged in bulk, for a job already out of its state's structure
+  // and whose removal moves no other job (it has no group to settle).
+  void destroy_taken(Job* job);
   // After a lease ends without ACK: back to ready, delayed by backoff (or
   // `delay_ms`), or dead when out of attempts.
   // `ended_at_ms`: when the lease ended (a ready job waits from then; 0: now).

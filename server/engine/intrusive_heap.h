@@ -85,6 +85,18 @@ class IntrusiveHeap {
     items_.clear();
   }
 
+  // Empties the heap, then hands each element (its slot cleared) to f, in no
+  // particular order; f may free it.
+  template <typename F>
+  void take_all(F&& f) {
+    std::vector<T*> taken;
+    taken.swap(items_);
+    for (T* item : taken) {
+      Slot::get(item) = kNoSlot;
+      f(item);
+    }
+  }
+
  private:
   void place(size_t i, T* item) {
     items_[i] = item;

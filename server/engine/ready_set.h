@@ -62,6 +62,10 @@ class ReadySet {
   void for_each(const std::function<void(Job*)>& f) const;
   // Every job, in no particular order (a copy: for tests and bulk removal).
   std::vector<Job*> jobs() const;
+  // Empties the set, handing each job (its slot cleared) to f, in no
+  // particular order; f may free it. PURGE and DROP take a million at once:
+  // popped one by one, each next job was looked up five times.
+  void take_all(const std::function<void(Job*)>& f);
   // Appends the ids in the lanes' FIFOs, stale ones too (those who use them
   // look each up), with no job touched: REDRIVE's choice of a million jobs.
   void append_fifo_ids(std::vector<uint64_t>* out) const;

@@ -7,12 +7,14 @@
 #include <vector>
 
 #include "server/engine/engine.h"
+#include "tests/unit/engine_check.h"
 #include "tests/unit/engine_fixture.h"
 
 namespace engine_lifecycle_test {
 
 using namespace tq::engine;
 
+using tq::testing::check_engine_invariants;
 using Fixture = tq::testing::EngineFixture;
 
 TEST_SUITE("engine_lifecycle") {
@@ -575,6 +577,53 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(f.queue().leased.size() == 1);
     CHECK(f.queue().dead.size() == 1);
     CHECK(f.engine.payload_bytes() == std::string("leased").size() + std::string("dead").size());
+  }
+
+  TEST_CASE("PURGE of many jobs in every waiting shape leaves the engine whole") {
+    // PURGE empties the sets whole (Engine::destroy_waiting): FIFO ids, stale
+    // ones among them, returns, several priorities, delays and TTLs.
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.max_attempts = 100; });
+    std::vector<uint64_t> leased;
+    for (int i = 0; i < 3; ++i) {
+      leased.push_back(f.put("leased"));
+      REQUIRE(f.take() == leased.back());
+    }
+    std::vector<uint64_t> waiting;
+    for (int i = 0; i < 3'000; ++i) {
+      EnqueueOptions o;
+      o.priority = i % 3;
+      if (i % 7 == 0) o.ttl_ms = 60'000;
+      if (i % 11 == 0) o.delay_ms = 5'000;
+      waiting.push_back(f.put("job " + std::to_string(i), o));
+    }
+    // A job taken from the middle of a FIFO leaves its id behind, stale.
+    REQUIRE(f.engine.remove(waiting[1'500]).ok());
+    // Jobs given back go to the returns beside a FIFO.
+    for (int i = 0; i < 20; ++i) {
+      const uint64_t id = f.take();
+      REQUIRE(id != 0);
+      REQUIRE(f.engine.nack(id, std::nullopt, static_cast<int32_t>(i % 2)).ok());
+    }
+    const size_t kept = f.engine.job_count() - 3;
+    CHECK(kept == 2'999);
+    CHECK(f.engine.purge("q").value() == kept);
+    CHECK(check_engine_invariants(f.engine) == "");
+    CHECK(f.engine.job_count() == 3);
+    CHECK(f.engine.count_in(JobState::kReady) == 0);
+    CHECK(f.engine.count_in(JobState::kDelayed) == 0);
+    CHECK(f.queue().ttl.empty());
+    CHECK(f.engine.payload_bytes() == 3 * std::string("leased").size());
+    for (uint64_t id : waiting) CHECK(f.engine.find_job(id) == nullptr);
+    // The leases stay.
+    for (uint64_t id : leased) CHECK(f.engine.ack(id).ok());
+    // Nothing purged comes back: not at the delays' or TTLs' time, not to a DEQUEUE.
+    f.advance(120'000);
+    CHECK(f.engine.job_count() == 0);
+    CHECK(f.take() == 0);
+    const uint64_t next = f.put("after", {.priority = 1});
+    CHECK(f.take() == next);
+    CHECK(check_engine_invariants(f.engine) == "");
   }
 
   TEST_CASE("PURGE DEAD deletes the dead letters and nothing else") {
