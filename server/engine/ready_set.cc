@@ -41,8 +41,9 @@ void ReadySet::erase(Job* job) {
     job->slot = kNoSlot;
     --lane.live;
     if (!lane.fifo.empty() && lane.fifo.front() == job->id) {
-      lane.fifo.pop_front();  // the usual case: the front is delivered
-      trim(lane);
+      // The usual case: the front is delivered. Stale ids behind it are
+      // dropped by the next top(), which looks the new front up anyway.
+      lane.fifo.pop_front();
     } else {
       compact(lane);  // the id stays behind, stale
     }
@@ -53,8 +54,12 @@ void ReadySet::erase(Job* job) {
   if (lane.empty()) lanes_.erase(it);
 }
 
-void ReadySet::trim(Lane& lane) {
-  while (!lane.fifo.empty() && live_job(lane, lane.fifo.front()) == nullptr) lane.fifo.pop_front();
+Job* ReadySet::trim(Lane& lane) {
+  while (!lane.fifo.empty()) {
+    if (Job* job = live_job(lane, lane.fifo.front())) return job;
+    lane.fifo.pop_front();
+  }
+  return nullptr;
 }
 
 void ReadySet::compact(Lane& lane) {
@@ -70,8 +75,7 @@ void ReadySet::compact(Lane& lane) {
 Job* ReadySet::top() {
   if (lanes_.empty()) return nullptr;
   Lane& lane = lanes_.begin()->second;
-  trim(lane);
-  Job* fifo = lane.fifo.empty() ? nullptr : live_job(lane, lane.fifo.front());
+  Job* fifo = trim(lane);
   Job* back = lane.returns.top();
   if (fifo == nullptr) return back;
   if (back == nullptr) return fifo;

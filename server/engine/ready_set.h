@@ -94,8 +94,9 @@ class ReadySet {
 
   // The job behind an id in the lane's FIFO, or nullptr when the id is stale.
   Job* live_job(const Lane& lane, uint64_t id) const;
-  // Drops stale ids at the front of the lane's FIFO.
-  void trim(Lane& lane);
+  // Drops stale ids at the front of the lane's FIFO; returns the job at its
+  // front, or nullptr when it is empty.
+  Job* trim(Lane& lane);
   // Drops every stale id when they outnumber the live ones.
   void compact(Lane& lane);
 
