@@ -308,6 +308,20 @@ StartRefusal Daemon::open_log() {
         static_cast<unsigned long long>(summary.dropped),
         static_cast<unsigned long long>(engine_.next_job_id()));
   }
+  if (config_.wal_recover) {
+    // Once, whatever it found: on a healthy log nothing else would show that
+    // this start ran in recover mode (a flag left in a unit file, say).
+    const bool recovered = summary.dropped > 0 || !named.empty() ||
+                           summary.closed_at_seq_missing != 0 ||
+                           summary.newest_missing_first_seq != 0;
+    if (recovered) {
+      LOG_INFO(
+          "wal recover: ran in recover mode (--wal-recover): what it dropped or found lost "
+          "is logged above");
+    } else {
+      LOG_INFO("wal recover: ran in recover mode (--wal-recover) and found nothing to drop");
+    }
+  }
   if (summary.dropped > 0 || !named.empty()) journal_.compact_all();
   return StartRefusal::kNone;
 }

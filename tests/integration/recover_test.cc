@@ -313,6 +313,31 @@ TEST_SUITE("recover") {
           std::vector<std::string>{"z ready=0 held=0 delayed=0 leased=0 dead=0 paused=0"});
   }
 
+  TEST_CASE("--wal-recover on a healthy log says once, at info, that it found nothing to drop") {
+    // A flag left in a unit file, or a recovery already done: nothing else
+    // in the log showed that the start ran in recover mode.
+    DataDir dir;
+    two_emails(dir);
+    {
+      TqdProcess plain(dir.options);
+      CHECK_FALSE(logged(plain, "recover mode"));
+      REQUIRE(plain.stop(SIGTERM) == 0);
+    }
+    TqdProcess tqd(dir.with({"--wal-recover"}));
+    const std::vector<std::string> lines = tqd.log_lines();
+    CHECK(std::count_if(lines.begin(), lines.end(), [](const std::string& line) {
+            return line.find("recover mode") != std::string::npos;
+          }) == 1);
+    CHECK(logged(tqd,
+                 " info  wal recover: ran in recover mode (--wal-recover) and found nothing "
+                 "to drop"));
+    CHECK_FALSE(logged(tqd, "DROPPED"));
+    CHECK(queues(tqd) ==
+          std::vector<std::string>{"emails ready=2 held=0 delayed=0 leased=0 dead=0 paused=0"});
+    auto s = tqd.socket();
+    CHECK(call(s, "ENQUEUE emails three") == "OK 3");  // no id skipped: nothing was lost
+  }
+
   TEST_CASE("a torn last record is cut off, and no id it may have held is given again") {
     // The machine lost power under fsync: never after "OK 2": the end of job
     // 2's record never reached the disk. tqd starts (a torn write is what a
@@ -727,6 +752,10 @@ TEST_SUITE("recover") {
     TqdProcess tqd(dir.with({"--wal-recover"}));
     CHECK(logged(tqd, "wal recover: DROPPED " + std::to_string(last.size) + " bytes at " +
                           dir.segment() + " offset " + std::to_string(last.offset)));
+    CHECK(logged(tqd,
+                 "wal recover: ran in recover mode (--wal-recover): what it dropped or found "
+                 "lost is logged above"));
+    CHECK_FALSE(logged(tqd, "found nothing to drop"));
     CHECK(queues(tqd) ==
           std::vector<std::string>{"emails ready=1 held=0 delayed=0 leased=0 dead=0 paused=0"});
     // Job 2 was acknowledged: its id is never given to another job.
