@@ -37,12 +37,16 @@ Route route(std::string_view head) {
     return Route::kBadRequest;
   }
   const std::string_view path = target.substr(0, target.find('?'));  // scrape params: ignored
-  // Some load balancers check health with HEAD (RFC 9110: HEAD goes
-  // wherever GET does); a scrape is always a GET.
-  if (method == "HEAD" && path == "/healthz") return Route::kHealthHead;
-  if (method != "GET") return path == "/healthz" ? Route::kHealthBadMethod : Route::kBadMethod;
-  if (path == "/healthz") return Route::kHealth;
-  return path == "/metrics" || path == "/" ? Route::kMetrics : Route::kNotFound;
+  // The path first: a 405 says what the resource takes (its Allow), and a
+  // path that is not there has no methods to list.
+  if (path == "/healthz") {
+    // Some load balancers check health with HEAD (RFC 9110: HEAD goes
+    // wherever GET does).
+    if (method == "HEAD") return Route::kHealthHead;
+    return method == "GET" ? Route::kHealth : Route::kHealthBadMethod;
+  }
+  if (path != "/metrics" && path != "/") return Route::kNotFound;
+  return method == "GET" ? Route::kMetrics : Route::kBadMethod;  // a scrape is always a GET
 }
 
 std::string http_head(std::string_view status, std::string_view content_type,
@@ -69,6 +73,13 @@ std::string http_answer(std::string_view status, std::string_view content_type,
 std::string plain_answer(std::string_view status, std::string_view extra_headers,
                          std::string_view body) {
   return http_answer(status, "text/plain; charset=utf-8", extra_headers, body);
+}
+
+// An answer to HEAD: the same head, Content-Length included, and no body
+// (RFC 9110 9.3.2).
+std::string without_body(std::string answer) {
+  answer.resize(answer.find("\r\n\r\n") + 4);
+  return answer;
 }
 
 bool same_word(std::string_view a, std::string_view b) {
@@ -227,19 +238,23 @@ class MetricsListener::Client {
         std::string reply = problem.empty()
                                 ? plain_answer("200 OK", "", "ok\n")
                                 : plain_answer("503 Service Unavailable", "", problem + "\n");
-        // HEAD: the same head, Content-Length included, and no body.
-        if (where == Route::kHealthHead) reply.resize(reply.find("\r\n\r\n") + 4);
+        if (where == Route::kHealthHead) reply = without_body(std::move(reply));
         answer(std::move(reply));
         break;
       }
-      case Route::kNotFound:
-        answer(
+      case Route::kNotFound: {
+        std::string reply =
             plain_answer("404 Not Found", "",
-                         "not found: the metrics are at /metrics, the health check at /healthz\n"));
+                         "not found: the metrics are at /metrics, the health check at /healthz\n");
+        answer(head.rfind("HEAD ", 0) == 0 ? without_body(std::move(reply)) : std::move(reply));
         break;
-      case Route::kBadMethod:
-        answer(plain_answer("405 Method Not Allowed", "Allow: GET\r\n", "only GET is served\n"));
+      }
+      case Route::kBadMethod: {
+        std::string reply =
+            plain_answer("405 Method Not Allowed", "Allow: GET\r\n", "only GET is served\n");
+        answer(head.rfind("HEAD ", 0) == 0 ? without_body(std::move(reply)) : std::move(reply));
         break;
+      }
       case Route::kHealthBadMethod:
         // Allow lists what the path takes (RFC 9110 15.5.6): a client
         // told GET alone would not try the HEAD its probe could use.

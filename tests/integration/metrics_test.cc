@@ -270,7 +270,7 @@ TEST_SUITE("metrics") {
     CHECK(stat_via(s, "wal_disk_reserve_bytes") == std::to_string(128 << 10));
   }
 
-  TEST_CASE("other paths are 404, other methods 405, garbage 400, an oversized request 431") {
+  TEST_CASE("other paths are 404 whatever the method, other methods 405, garbage 400, 431") {
     TqdOptions o;
     o.config_yaml = kEnabled;
     TqdProcess tqd(o);
@@ -283,11 +283,23 @@ TEST_SUITE("metrics") {
     CHECK(post.status == 405);
     CHECK(has_header(post, "Allow: GET"));
     CHECK(has_header(post, "Connection: close"));
-    CHECK(http_call(port, "HEAD /metrics HTTP/1.1\r\n\r\n").status == 405);
+    const HttpReply head_metrics = http_call(port, "HEAD /metrics HTTP/1.1\r\n\r\n");
+    CHECK(head_metrics.status == 405);
+    CHECK(has_header(head_metrics, "Allow: GET"));
+    CHECK(head_metrics.body.empty());
     // The health check takes HEAD too, and its 405 says so.
     const HttpReply post_health = http_call(port, "POST /healthz HTTP/1.1\r\n\r\n");
     CHECK(post_health.status == 405);
     CHECK(has_header(post_health, "Allow: GET, HEAD"));
+    // A path that is not there is 404 whatever the method: there is no
+    // resource whose methods an Allow could list.
+    for (const std::string method : {"POST", "HEAD", "DELETE"}) {
+      const HttpReply nowhere = http_call(port, method + " /nope HTTP/1.1\r\n\r\n");
+      CHECK(nowhere.status == 404);
+      CHECK(nowhere.head.find("\r\nAllow:") == std::string::npos);
+      CHECK(nowhere.body.empty() == (method == "HEAD"));  // an answer to HEAD has no body
+    }
+    CHECK(http_call(port, "POST /metrics/ HTTP/1.1\r\n\r\n").status == 404);
     CHECK(http_call(port, "PING\r\n\r\n").status == 400);
     CHECK(http_call(port, "GET /metrics SMTP/1.0\r\n\r\n").status == 400);
 
