@@ -464,15 +464,23 @@ ReloadOutcome Daemon::reload(const char* trigger) {
       LOG_INFO("%s: %s: %s -> %s", trigger, c.key.c_str(), c.before.c_str(), c.after.c_str());
     }
   }
-  // Files renewed in place (same paths, a new certificate) are a change too:
-  // RELOAD's reply is how an operator checks that a renewal took.
+  // Files renewed in place (same paths, a new certificate or new client
+  // CAs) are a change too: RELOAD's reply is how an operator checks that a
+  // renewal took.
   const TlsContext* running_tls = server_->tls_context();
+  auto applied_already = [&](const char* key) {
+    return std::find(outcome.applied.begin(), outcome.applied.end(), key) != outcome.applied.end();
+  };
   if (tls && running_tls != nullptr && !tls->same_certificate(*running_tls) &&
-      std::find(outcome.applied.begin(), outcome.applied.end(), "tls.cert_file") ==
-          outcome.applied.end()) {
+      !applied_already("tls.cert_file")) {
     outcome.applied.push_back("tls.cert_file");
     LOG_INFO("%s: tls.cert_file: a new certificate in the same file (was %s)", trigger,
              running_tls->summary().c_str());
+  }
+  if (tls && running_tls != nullptr && !tls->same_client_cas(*running_tls) &&
+      !applied_already("tls.ca_file")) {
+    outcome.applied.push_back("tls.ca_file");
+    LOG_INFO("%s: tls.ca_file: new client CAs in the same file", trigger);
   }
   std::vector<DeclaredQueue> previous = std::move(config_.declared_queues);
   config_ = std::move(merged);

@@ -87,11 +87,19 @@ void append_der(std::string& out, const T* object, int (*i2d)(const T*, unsigned
   OPENSSL_free(der);
 }
 
-// SHA-256 of what `ctx` holds: the certificate and its chain, the private
-// key, and the CAs trusted for client certificates. Taken from what OpenSSL
-// loaded, not read from the files again, which may have changed between.
-std::string loaded_digest(SSL_CTX* ctx, bool verifies_clients) {
-  std::string der(verifies_clients ? "v" : "-");
+// SHA-256 of `der`; empty if it could not be made.
+std::string sha256(const std::string& der) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  if (EVP_Digest(der.data(), der.size(), md, &md_len, EVP_sha256(), nullptr) != 1) return "";
+  return std::string(reinterpret_cast<const char*>(md), md_len);
+}
+
+// Digests of what `ctx` holds, taken from what OpenSSL loaded, not read
+// from the files again, which may have changed between: the certificate,
+// its chain and the private key (tls.cert_file, tls.key_file) ...
+std::string certificate_digest(SSL_CTX* ctx) {
+  std::string der;
   append_der(der, SSL_CTX_get0_certificate(ctx), i2d_X509);
   STACK_OF(X509)* chain = nullptr;
   SSL_CTX_get0_chain_certs(ctx, &chain);
@@ -99,16 +107,19 @@ std::string loaded_digest(SSL_CTX* ctx, bool verifies_clients) {
     append_der(der, sk_X509_value(chain, i), i2d_X509);
   }
   append_der(der, SSL_CTX_get0_privatekey(ctx), i2d_PrivateKey);
+  return sha256(der);
+}
+
+// ... and the CAs trusted for client certificates (tls.ca_file).
+std::string client_ca_digest(SSL_CTX* ctx, bool verifies_clients) {
+  std::string der(verifies_clients ? "v" : "-");
   if (verifies_clients) {
     STACK_OF(X509_OBJECT)* trusted = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
     for (int i = 0; trusted != nullptr && i < sk_X509_OBJECT_num(trusted); ++i) {
       append_der(der, X509_OBJECT_get0_X509(sk_X509_OBJECT_value(trusted, i)), i2d_X509);
     }
   }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int md_len = 0;
-  if (EVP_Digest(der.data(), der.size(), md, &md_len, EVP_sha256(), nullptr) != 1) return "";
-  return std::string(reinterpret_cast<const char*>(md), md_len);
+  return sha256(der);
 }
 
 }  // namespace
@@ -187,19 +198,22 @@ Expected<std::shared_ptr<TlsContext>, std::string> TlsContext::load(const TlsFil
   X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
   context->summary_ =
       std::string(subject) + ", valid until " + asn1_time_text(X509_get0_notAfter(cert));
-  context->digest_ = loaded_digest(ctx, context->verifies_clients_);
+  context->certificate_digest_ = certificate_digest(ctx);
+  context->client_ca_digest_ = client_ca_digest(ctx, context->verifies_clients_);
   ERR_clear_error();
   return context;
 }
 
 bool TlsContext::same_material(const TlsContext& other) const {
-  return !digest_.empty() && digest_ == other.digest_;
+  return same_certificate(other) && same_client_cas(other);
 }
 
 bool TlsContext::same_certificate(const TlsContext& other) const {
-  const X509* mine = SSL_CTX_get0_certificate(ctx_.get());
-  const X509* theirs = SSL_CTX_get0_certificate(other.ctx_.get());
-  return mine != nullptr && theirs != nullptr && X509_cmp(mine, theirs) == 0;
+  return !certificate_digest_.empty() && certificate_digest_ == other.certificate_digest_;
+}
+
+bool TlsContext::same_client_cas(const TlsContext& other) const {
+  return !client_ca_digest_.empty() && client_ca_digest_ == other.client_ca_digest_;
 }
 
 int TlsContext::days_left() const {

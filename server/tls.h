@@ -39,10 +39,14 @@ class TlsContext {
   int days_left() const;
   // When it expires (notAfter), Unix ms; 0 if that cannot be read.
   int64_t expires_at_ms() const;
-  // Whether both hold the same certificate (a renewal in place does not).
+  // Whether both loaded the same certificate, chain and key (a renewal in
+  // place does not): what tls.cert_file and tls.key_file hold.
   bool same_certificate(const TlsContext& other) const;
-  // Whether both loaded the same certificate chain, key and client CAs: a
-  // reload that read the same files again (or copies of them) did.
+  // Whether both trust the same CAs for client certificates (tls.ca_file),
+  // or both ask for none.
+  bool same_client_cas(const TlsContext& other) const;
+  // Both of the above: a reload that read the same files again (or copies
+  // of them) loaded the same material.
   bool same_material(const TlsContext& other) const;
 
  private:
@@ -52,7 +56,9 @@ class TlsContext {
   std::unique_ptr<SSL_CTX, Free> ctx_;
   bool verifies_clients_ = false;
   std::string summary_;
-  std::string digest_;  // SHA-256 of the material loaded; empty if it could not be made
+  // SHA-256 of the material loaded; empty if it could not be made.
+  std::string certificate_digest_;  // certificate, chain and key
+  std::string client_ca_digest_;    // the client CAs, or that there are none
 };
 
 class TlsSession {

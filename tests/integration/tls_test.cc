@@ -603,6 +603,59 @@ TEST_SUITE("tls") {
     CHECK(still.call("PING") == "OK PONG");
   }
 
+  TEST_CASE("RELOAD names tls.ca_file when the client CAs in the same file change") {
+    Certs certs;
+    const TlsFiles other = make_tls_files(certs.dir, "other-", "another CA");
+    const std::string ca = certs.dir + "/live-ca.pem";
+    const std::string cert = certs.dir + "/live.pem";
+    const std::string key = certs.dir + "/live-key.pem";
+    copy_file(certs.files.ca_cert, ca);
+    copy_file(certs.files.server_cert, cert);
+    copy_file(certs.files.server_key, key);
+    TqdProcess tqd(with_config("tls:\n  port: 0\n  cert_file: " + cert + "\n  key_file: " + key +
+                               "\n  ca_file: " + ca + "\n"));
+    auto admin = tqd.socket();
+    CHECK(call(admin, "RELOAD") == "OK reloaded applied=- restart=-");
+
+    // A new CA in the same file: it is what changed, and only it.
+    copy_file(other.ca_cert, ca);
+    CHECK(call(admin, "RELOAD") == "OK reloaded applied=tls.ca_file restart=-");
+    REQUIRE(tqd.wait_for_log("RELOAD: tls.ca_file: new client CAs in the same file", 5000));
+    {
+      TlsLine known(tqd.tls_port(), certs.files.ca_cert, other.client_cert, other.client_key);
+      REQUIRE(known.handshake_ok());
+      CHECK(known.call("PING") == "OK PONG");
+    }
+    {
+      // TLS 1.3: the refusal comes as an alert on the first read.
+      TlsLine dropped(tqd.tls_port(), certs.files.ca_cert, certs.files.client_cert,
+                      certs.files.client_key);
+      if (dropped.handshake_ok()) {
+        dropped.send("PING\n");
+        CHECK_FALSE(dropped.line().has_value());
+      }
+    }
+    CHECK(call(admin, "RELOAD") == "OK reloaded applied=- restart=-");
+
+    // The same certificate with a chain certificate added after it: the
+    // file's contents changed, and they are tls.cert_file's.
+    {
+      std::ifstream chain(certs.files.ca_cert, std::ios::binary);
+      std::ofstream(cert, std::ios::binary | std::ios::app) << chain.rdbuf();
+    }
+    CHECK(call(admin, "RELOAD") == "OK reloaded applied=tls.cert_file restart=-");
+
+    // Both renewed at once: both named.
+    const TlsFiles renewed = make_tls_files(certs.dir, "renewed-", "renewing CA");
+    copy_file(renewed.server_cert, cert);
+    copy_file(renewed.server_key, key);
+    copy_file(renewed.ca_cert, ca);
+    CHECK(call(admin, "RELOAD") == "OK reloaded applied=tls.cert_file,tls.ca_file restart=-");
+    TlsLine after(tqd.tls_port(), renewed.ca_cert, renewed.client_cert, renewed.client_key);
+    REQUIRE(after.handshake_ok());
+    CHECK(after.call("PING") == "OK PONG");
+  }
+
   TEST_CASE("tls.plaintext false leaves only the TLS port open") {
     Certs certs;
     TqdProcess tqd(with_config(tls_config(certs.files, "  plaintext: false\n")));
