@@ -91,7 +91,7 @@ Daemon::Daemon(const Config& config, wal::FileSystem& fs, const engine::Clock& c
   // It must not keep the loop alive: the loop ends when the server has
   // closed its handles.
   uv_unref(reinterpret_cast<uv_handle_t*>(&stop_));
-  stats_.started_at_ms = clock.now_ms();
+  stats_.started_at_ns = uv_hrtime();
   // Before replay, which allocates the most at once.
   engine_.prefault_job_memory();
   engine_.use_huge_pages_for_jobs(config.huge_pages);

@@ -72,7 +72,7 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
   const engine::Engine& engine = sources.engine;
   const ServerStats& s = sources.stats;
   const engine::EngineCounters& c = engine.counters();
-  const int64_t uptime_ms = engine.now_ms() - s.started_at_ms;
+  const uint64_t uptime_seconds = (uv_hrtime() - s.started_at_ns) / 1'000'000'000;
   size_t rss = 0;
   if (uv_resident_set_memory(&rss) != 0) rss = 0;
   const engine::SlabAllocator::Stats jobs = engine.job_memory();
@@ -83,8 +83,9 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
   FigureList f;
   f.text("version", TQ_VERSION, "The version of tqd.");
   f.gauge("pid", static_cast<uint64_t>(uv_os_getpid()), "The process id of tqd.");
-  f.gauge("uptime_seconds", static_cast<uint64_t>(uptime_ms > 0 ? uptime_ms / 1000 : 0),
-          "Seconds since tqd started.");
+  f.gauge("uptime_seconds", uptime_seconds,
+          "Seconds since tqd started, on a monotonic clock: a step of the wall clock does not "
+          "move it.");
   f.gauge("connections_current", s.connections_current, "Client connections open now.");
   f.counter("connections_total", s.connections_total, "Client connections accepted.");
   f.counter("connections_refused", s.connections_refused,

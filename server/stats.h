@@ -12,7 +12,9 @@
 namespace tq::server {
 
 struct ServerStats {
-  int64_t started_at_ms = 0;
+  // uv_hrtime() when tqd started: uptime counts on this monotonic clock, so
+  // an NTP step or a clock set by hand does not move it.
+  uint64_t started_at_ns = 0;
   uint64_t connections_current = 0;
   uint64_t connections_total = 0;
   uint64_t connections_refused = 0;  // over limits.max_connections

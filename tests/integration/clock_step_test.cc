@@ -17,6 +17,7 @@ using namespace tq;
 using tq::testing::call;
 using tq::testing::InProcessTqd;
 using tq::testing::stat_reaches;
+using tq::testing::stat_via;
 using tq::testing::SteppedClock;
 
 namespace {
@@ -93,6 +94,14 @@ TEST_SUITE("clock_step") {
     // after the step is noticed (within a second), not an hour later.
     CHECK(reply_to_wait_over_step_back(admin, stepped.tqd.socket(), clock, "DEQUEUE q WAIT 1h") ==
           "OK 2 b");
+  }
+
+  TEST_CASE("uptime_seconds counts this process's time, not the wall clock's steps") {
+    SteppedTqd stepped;
+    auto admin = stepped.tqd.socket();
+    stepped.clock.step_ms(2 * 3'600'000);  // two hours on
+    // Seconds at most (a slow machine): not the two hours the step added.
+    CHECK(std::stoull(stat_via(admin, "uptime_seconds")) < 60);
   }
 }
 
