@@ -242,7 +242,15 @@ Result<std::vector<Result<Reply>>> Client::exchange_many(std::string_view wire, 
       return *lost;
     }
     close();
-    if (lost->kind == ErrorKind::kCancelled || sends >= max_sends) return *lost;
+    // Refused as the server closed the connection (ERROR SHUTDOWN: it is
+    // stopping; TIMEOUT; MAXCONN) with nothing of the call answered: not
+    // run, so with a reconnect policy any request goes again on a new
+    // connection, a write too. A worker's ACK sent while tqd restarts is
+    // then done on the restarted tqd, which kept the lease. Not the AUTH of
+    // a connect: the reconnect loop around it tries again.
+    const bool not_run = lost->server_closing() && !authenticating_;
+    const int sends_allowed = not_run ? 1 + options_.reconnect.attempts : max_sends;
+    if (lost->kind == ErrorKind::kCancelled || sends >= sends_allowed) return *lost;
     // No reply in time: the server took the connection and the request and
     // said nothing (stopped, stalled on its disk, cut off). A copy on a new
     // connection would wait as long again, each send a whole timeout, so

@@ -21,13 +21,16 @@
 // enqueues, which then always carry a dedup KEY (yours, or one the client
 // makes up), so a repeat is answered with the first job's id instead of
 // storing it twice. Every other write (ACK, NACK, CREATE, ...) is never
-// repeated: it fails with an error whose outcome_unknown() is true, and you
-// decide. A request whose reply timed out is not sent again either: the
-// server took it and said nothing (stopped, stalled), and a copy would wait
-// as long, so such a call fails with kTimeout after one timeout and the next
-// call connects again (where a TLS handshake or AUTH left unanswered ends
-// the attempts with a kConnect error: nothing of that call was sent). Without a reconnect
-// policy a lost connection stays lost until reconnect(); a call on a
+// repeated after a lost reply: it fails with an error whose
+// outcome_unknown() is true, and you decide. A request the server refused
+// as it closed the connection (ERROR SHUTDOWN, TIMEOUT, MAXCONN:
+// Error::server_closing()) was not run, so it goes again on a new
+// connection whatever it is: an ACK sent while tqd restarts is done on the
+// restarted tqd, which kept the lease. A request whose reply timed out is not sent again either:
+// the server took it and said nothing (stopped, stalled), and a copy would wait as long, so such a
+// call fails with kTimeout after one timeout and the next call connects again (where a TLS
+// handshake or AUTH left unanswered ends the attempts with a kConnect error: nothing of that call
+// was sent). Without a reconnect policy a lost connection stays lost until reconnect(); a call on a
 // connection the server closed while it was idle fails at once, before
 // sending, with a kConnect error (nothing was sent), or with the server's
 // ERROR when it said one as it closed (MAXCONN: it turned the connection

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <string_view>
 
 #include <poll.h>
@@ -519,14 +520,20 @@ TEST_SUITE("client reconnect") {
     CHECK((*job)->payload == "survives");
   }
 
-  TEST_CASE("an ACK sent while tqd stops is refused, not run: sent again after the restart, done") {
+  TEST_CASE("an ACK a stopping tqd refused unrun is sent again after its restart, in one call") {
     // The real server, kept draining by a waiting worker that reads none of
-    // its replies. It used to drop the ACK and close: an unknown outcome.
+    // its replies, answers the ACK ERROR SHUTDOWN (not run). The call goes on
+    // reconnecting until tqd is back, and the ACK is done there: the caller
+    // sees OK. It used to see the refusal, and had to send it again itself.
     TqdProcess first_run;
     const uint16_t port = first_run.port();
     Options options;
     options.port = port;
-    options.reconnect = tq::client::ReconnectPolicy::lasting(5s);
+    options.reconnect = tq::client::ReconnectPolicy::lasting(30s);
+    std::atomic<int> retries{0};
+    options.reconnect.on_retry = [&](int, const tq::client::Error&, std::chrono::milliseconds) {
+      ++retries;
+    };
     Client worker = connect_with(options);
     REQUIRE(worker.create("q").ok());
     REQUIRE(worker.create("held").ok());
@@ -546,12 +553,11 @@ TEST_SUITE("client reconnect") {
     REQUIRE(queue_stat(first_run, "held", "waiters") == "1");
     REQUIRE(::kill(first_run.pid(), SIGTERM) == 0);
     REQUIRE(first_run.wait_for_log("shutting down"));
-    const auto refused = worker.ack(**job);
-    REQUIRE_FALSE(refused.ok());
-    INFO(refused.error().to_string());
-    CHECK(refused.error().is(ErrorCode::kShutdown));
-    CHECK(refused.error().server_closing());  // not run: safe to send again
-    CHECK_FALSE(refused.error().outcome_unknown());
+    std::optional<tq::client::Status> acked;
+    std::thread acking([&] { acked = worker.ack(**job); });
+    // Refused, then reconnecting: the stopped tqd takes no connections.
+    for (int i = 0; i < 1000 && retries == 0; ++i) std::this_thread::sleep_for(10ms);
+    CHECK(retries > 0);
     char buffer[65536];
     while (::recv(holder, buffer, sizeof buffer, 0) > 0) {
     }
@@ -561,12 +567,63 @@ TEST_SUITE("client reconnect") {
     restart.dir = first_run.dir();
     restart.port = port;
     TqdProcess second_run(restart);
-    const auto acked = worker.ack(**job);  // reconnects
-    if (!acked.ok()) FAIL_CHECK(acked.error().to_string());
+    acking.join();
+    REQUIRE(acked.has_value());
+    if (!acked->ok()) FAIL_CHECK(acked->error().to_string());
     auto stats = second_run.client().stats();
     REQUIRE(stats.ok());
     CHECK(tq::client::field(*stats, "jobs_leased") == "0");  // done, and not run again
     CHECK(tq::client::field(*stats, "jobs_ready") == "0");
+  }
+
+  TEST_CASE("an ACK refused as the server closed goes again only with a reconnect policy") {
+    // A stand-in answers the ACK ERROR SHUTDOWN and closes; with a policy,
+    // the next connection gets the ACK again and answers it.
+    const tq::testing::LoopbackSocket bound = tq::testing::bind_loopback_socket();
+    REQUIRE(::listen(bound.fd, 4) == 0);
+    int attempts = 0;
+    SUBCASE("no policy") {
+      attempts = 0;
+    }
+    SUBCASE("a policy") {
+      attempts = 2;
+    }
+    std::string heard_again;
+    std::thread server([&] {
+      int conn = accept_next(bound.fd);
+      read_lines(conn, 1);
+      const std::string stopping = "ERROR SHUTDOWN server is stopping\n";
+      (void)::send(conn, stopping.data(), stopping.size(), MSG_NOSIGNAL);
+      ::close(conn);
+      conn = attempts > 0 ? accept_next(bound.fd) : -1;
+      ::close(bound.fd);
+      char buf[4096];
+      ssize_t n = 0;
+      while (conn >= 0 && heard_again.find('\n') == std::string::npos &&
+             (n = ::recv(conn, buf, sizeof buf, 0)) > 0) {
+        heard_again.append(buf, static_cast<size_t>(n));
+      }
+      const std::string done = "OK acked 7\n";
+      if (conn >= 0) (void)::send(conn, done.data(), done.size(), MSG_NOSIGNAL);
+      read_lines(conn, 1);  // until the client closes
+      if (conn >= 0) ::close(conn);
+    });
+    auto acked = [&] {
+      Client c = connect_with(through(bound.port, attempts));
+      tq::client::Job job;
+      job.id = 7;
+      return c.ack(job);
+    }();
+    server.join();
+    if (attempts == 0) {
+      REQUIRE_FALSE(acked.ok());
+      CHECK(acked.error().is(ErrorCode::kShutdown));
+      CHECK_FALSE(acked.error().outcome_unknown());  // not run: the caller may send it again
+      CHECK(heard_again.empty());
+    } else {
+      if (!acked.ok()) FAIL_CHECK(acked.error().to_string());
+      CHECK(heard_again.rfind("ACK 7", 0) == 0);
+    }
   }
 
   TEST_CASE("a password is sent on connect and again after every reconnect") {
