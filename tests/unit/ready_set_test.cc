@@ -3,8 +3,11 @@
 // several priorities; order, size, peeking and walking always agree.
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <random>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "server/engine/queue.h"
 #include "server/engine/ready_set.h"
@@ -138,6 +141,92 @@ TEST_SUITE("ready_set") {
     CHECK(ready.size() == 1);
     CHECK(ready.positions() < 2'100);  // compacted, not 100,000 stale ids
     CHECK(ready.top() == jobs[0]);
+  }
+
+  TEST_CASE("take_all hands each live job over once - stale ids, several lanes, returns") {
+    // PURGE and DROP (Engine::destroy_waiting) empty a set this way, freeing
+    // each job as it comes out: a job must not be handed over twice (its id
+    // stale in one lane, the job live in another lane or in a heap of
+    // returns), nor read once freed.
+    JobTable table;
+    ReadySet ready(&table);
+    auto put = [&](uint64_t id, int32_t priority) {
+      Job* job = table.emplace(id, nullptr, "job " + std::to_string(id));
+      job->priority = priority;
+      ready.push(job);
+    };
+    for (uint64_t id = 1; id <= 6; ++id) put(id, 0);
+    // 1 is delivered: it stays outside the set.
+    Job* outside = ready.pop();
+    REQUIRE(outside->id == 1);
+    put(10, 2);
+    put(11, 2);
+    // 3 is leased from the middle and given back: its id stays in priority
+    // 0's FIFO, stale, the job in the returns beside it.
+    Job* three = table.find(3);
+    ready.erase(three);
+    ready.push(three);
+    REQUIRE_FALSE(ReadySet::in_fifo(*three));
+    // 4 comes back at priority 1, where it is the newest: live in that
+    // lane's FIFO, stale in priority 0's.
+    Job* four = table.find(4);
+    ready.erase(four);
+    four->priority = 1;
+    ready.push(four);
+    REQUIRE(ReadySet::in_fifo(*four));
+    // 11 moves to priority 0, the newest there: stale in priority 2's FIFO.
+    Job* eleven = table.find(11);
+    ready.erase(eleven);
+    eleven->priority = 0;
+    ready.push(eleven);
+    REQUIRE(ReadySet::in_fifo(*eleven));
+    // 2, at the front of priority 0's FIFO, moves to priority 2's returns.
+    Job* two = table.find(2);
+    ready.erase(two);
+    two->priority = 2;
+    ready.push(two);
+    REQUIRE_FALSE(ReadySet::in_fifo(*two));
+    // 5 is deleted: its id stays behind, its job gone from the table.
+    ready.erase(table.find(5));
+    table.erase(table.find(5));
+    REQUIRE(ready.size() == 6);  // 2, 3, 4, 6, 10, 11
+    std::multiset<uint64_t> handed;
+    SUBCASE("each freed as it comes out") {
+      ready.take_all([&](Job* job) {
+        CHECK(job->slot == kNoSlot);
+        handed.insert(job->id);
+        table.erase(job);
+      });
+      CHECK(table.size() == 1);  // 1, which was outside
+      CHECK(table.find(1) == outside);
+    }
+    SUBCASE("kept, and pushed back into the emptied set") {
+      std::vector<Job*> taken;
+      ready.take_all([&](Job* job) {
+        CHECK(job->slot == kNoSlot);
+        handed.insert(job->id);
+        taken.push_back(job);
+      });
+      CHECK(ready.empty());
+      for (Job* job : taken) ready.push(job);
+      std::vector<uint64_t> order;
+      while (Job* job = ready.pop()) order.push_back(job->id);
+      CHECK(order == std::vector<uint64_t>{2, 10, 4, 3, 6, 11});
+    }
+    CHECK(handed == std::multiset<uint64_t>{2, 3, 4, 6, 10, 11});
+    CHECK(ready.size() == 0);
+    CHECK(ready.empty());
+    CHECK(ready.top() == nullptr);
+    CHECK(ready.positions() == 0);
+    CHECK(ready.jobs().empty());
+    CHECK(ready.head_ready_since() == INT64_MAX);
+    // The set starts over: a job with an old id is a FIFO's first again.
+    ready.push(outside);
+    Job* next = table.emplace(20, nullptr, "next");
+    ready.push(next);
+    CHECK(ready.pop() == outside);
+    CHECK(ready.pop() == next);
+    CHECK(ready.empty());
   }
 }
 
