@@ -228,6 +228,104 @@ TEST_SUITE("ready_set") {
     CHECK(ready.pop() == next);
     CHECK(ready.empty());
   }
+
+  TEST_CASE("ids left stale at a FIFO's front until the next top hide no job and show none") {
+    // A delivery or DELETE of a FIFO's front pops only its own id
+    // (ReadySet::erase): ids of jobs taken from just behind it stay at the
+    // front until the next top() drops them. Whatever reads the set in
+    // between passes over them.
+    JobTable table;
+    ReadySet ready(&table);
+    auto put = [&](uint64_t id, int32_t priority, int64_t ready_since) {
+      Job* job = table.emplace(id, nullptr, "");
+      job->priority = priority;
+      job->deadline_ms = ready_since;
+      ready.push(job);
+      return job;
+    };
+    for (uint64_t id = 1; id <= 8; ++id) put(id, 0, static_cast<int64_t>(100 * id));
+    for (uint64_t id = 20; id <= 22; ++id) put(id, 1, static_cast<int64_t>(10'000 + id));
+    // Taken from just behind each front: 2 leased (its lease ends early: if
+    // it were read as ready, it would be the longest wait), 3 and 21
+    // deleted.
+    Job* leased = table.find(2);
+    ready.erase(leased);
+    leased->deadline_ms = 1;
+    for (uint64_t id : {3, 21}) {
+      ready.erase(table.find(id));
+      table.erase(table.find(id));
+    }
+    // Each front goes: 20 delivered, 1 deleted. Both FIFOs now start with
+    // stale ids, and nothing has called top() since.
+    CHECK(ready.pop()->id == 20);
+    ready.erase(table.find(1));
+    table.erase(table.find(1));
+    auto all = [&] {
+      std::vector<uint64_t> ids;
+      ready.first(SIZE_MAX, [&](Job* j) { ids.push_back(j->id); });
+      return ids;
+    };
+    auto walked = [&] {
+      std::set<uint64_t> ids;
+      for (size_t p = 0; p < ready.positions(); ++p) {
+        if (Job* j = ready.at(p)) ids.insert(j->id);
+      }
+      return ids;
+    };
+    CHECK(ready.size() == 6);
+    CHECK(all() == std::vector<uint64_t>{22, 4, 5, 6, 7, 8});
+    std::vector<uint64_t> two;
+    ready.first(2, [&](Job* j) { two.push_back(j->id); });
+    CHECK(two == std::vector<uint64_t>{22, 4});
+    CHECK(ready.head_ready_since() == 400);
+    CHECK(walked() == std::set<uint64_t>{4, 5, 6, 7, 8, 22});
+    CHECK(ready.jobs().size() == 6);
+    // The first live job behind the stale ids is deleted: not the front,
+    // its id stays behind too.
+    ready.erase(table.find(4));
+    table.erase(table.find(4));
+    CHECK(all() == std::vector<uint64_t>{22, 5, 6, 7, 8});
+    CHECK(ready.head_ready_since() == 500);
+    // The lease ends: 2 goes to the returns, before everything at its priority.
+    leased->deadline_ms = 50;
+    ready.push(leased);
+    CHECK(all() == std::vector<uint64_t>{22, 2, 5, 6, 7, 8});
+    CHECK(ready.head_ready_since() == 50);
+    CHECK(walked() == std::set<uint64_t>{2, 5, 6, 7, 8, 22});
+    std::vector<uint64_t> delivered;
+    while (Job* j = ready.pop()) delivered.push_back(j->id);
+    CHECK(delivered == std::vector<uint64_t>{22, 2, 5, 6, 7, 8});
+    CHECK(ready.empty());
+    CHECK(ready.positions() == 0);
+  }
+
+  TEST_CASE("a lane whose FIFO holds only stale ids delivers its returns, then new jobs") {
+    JobTable table;
+    ReadySet ready(&table);
+    std::vector<Job*> jobs;
+    for (uint64_t id = 1; id <= 3; ++id) {
+      jobs.push_back(table.emplace(id, nullptr, ""));
+      ready.push(jobs.back());
+    }
+    ready.erase(jobs[2]);  // 3 and 2 leased, from behind the front
+    ready.erase(jobs[1]);
+    ready.push(jobs[1]);  // 2 given back: to the returns
+    CHECK(ready.pop() == jobs[0]);
+    // The FIFO holds 2 and 3, both stale; the lane lives on its returns.
+    CHECK(ready.size() == 1);
+    std::vector<Job*> peeked;
+    ready.first(10, [&](Job* j) { peeked.push_back(j); });
+    CHECK(peeked == std::vector<Job*>{jobs[1]});
+    CHECK(ready.jobs() == std::vector<Job*>{jobs[1]});
+    Job* four = table.emplace(4, nullptr, "");
+    ready.push(four);
+    CHECK(ready.pop() == jobs[1]);
+    CHECK(ready.pop() == four);
+    CHECK(ready.empty());
+    ready.push(jobs[2]);  // 3's lease ends: the lane starts over
+    CHECK(ready.pop() == jobs[2]);
+    CHECK(ready.top() == nullptr);
+  }
 }
 
 }  // namespace ready_set_test
