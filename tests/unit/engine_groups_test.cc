@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "server/engine/engine.h"
+#include "tests/unit/engine_check.h"
 #include "tests/unit/engine_fixture.h"
 
 namespace engine_groups_test {
@@ -262,6 +263,46 @@ TEST_SUITE("engine_groups") {
     CHECK(f.peek(PeekState::kReady) == std::vector<uint64_t>{j1});
     CHECK(f.peek(PeekState::kHeld) == std::vector<uint64_t>{j2});
     f.check_groups();
+  }
+
+  TEST_CASE("DROP of a queue with grouped jobs in every state leaves nothing behind") {
+    // DROP forgets the groups first, then empties the waiting sets whole
+    // (Engine::destroy_waiting): a held job's group, named in its extras,
+    // has no entry left to settle, and nothing of the queue may stay.
+    Fixture f;
+    f.configure([](QueueSettings& s) { s.max_attempts = 10; });
+    const uint64_t leased = f.put_in("g", "leased");
+    f.put_in("g", "held", {.ttl_ms = 60'000});
+    f.put_in("g", "held too", {.priority = 2});
+    f.put_in("h", "ready", {.ttl_ms = 60'000});
+    f.put_in("h", "held behind it");
+    f.put_in("d", "delayed", {.delay_ms = 5'000, .ttl_ms = 60'000});
+    f.put_in("d", "held behind the delay");
+    f.put("no group");
+    CHECK(f.take() == leased);
+    REQUIRE(f.engine.count_in(JobState::kHeld) == 4);
+    REQUIRE(f.engine.count_in(JobState::kDelayed) == 1);
+    f.check_groups();
+    REQUIRE(f.engine.drop("q").ok());
+    CHECK(tq::testing::check_engine_invariants(f.engine) == "");
+    CHECK(f.engine.job_count() == 0);
+    for (JobState st : {JobState::kReady, JobState::kHeld, JobState::kDelayed, JobState::kLeased,
+                        JobState::kDead}) {
+      CHECK(f.engine.count_in(st) == 0);
+    }
+    CHECK(f.engine.payload_bytes() == 0);
+    // The lease's late ACK finds nothing; nothing comes due.
+    CHECK_FALSE(f.engine.ack(leased).ok());
+    f.advance(120'000);
+    CHECK(f.engine.job_count() == 0);
+    // A queue of that name again starts its groups afresh.
+    REQUIRE(f.engine.create_queue("q").ok());
+    const uint64_t first = f.put_in("g");
+    f.put_in("g");
+    CHECK(f.take() == first);
+    CHECK(f.take() == 0);
+    f.check_groups();
+    CHECK(tq::testing::check_engine_invariants(f.engine) == "");
   }
 }
 

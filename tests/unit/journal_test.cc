@@ -1453,6 +1453,64 @@ TEST_SUITE("journal") {
     CHECK(node.engine.next_deadline_ms() == now + 60'000);
   }
 
+  TEST_CASE("PURGE and DROP of jobs in every waiting shape: the log keeps what stays, replayed") {
+    // Both empty a queue's waiting sets whole (Engine::destroy_waiting),
+    // each job's record let go in bulk as it comes out: what is left live in
+    // the log is what was live before those jobs came, and a replay of the
+    // PURGE and QUEUE_DROP records gives the server's state again.
+    wal::MemoryFileSystem fs;
+    std::string expected;
+    uint64_t kept_live = 0;
+    int64_t now = 0;
+    {
+      Node node(fs);
+      REQUIRE(node.open(small_segments()).ok());
+      REQUIRE(node.engine.create_queue("p").ok());
+      REQUIRE(node.engine.create_queue("keep").ok());
+      engine::QueueSettings s = node.engine.find_queue("p")->settings;
+      s.max_attempts = 100;
+      REQUIRE(node.engine.configure("p", s).ok());
+      REQUIRE(node.engine.enqueue("keep", "stays").ok());
+      const uint64_t leased = node.engine.enqueue("p", "leased", {.priority = 9}).value().id;
+      node.harness.settle();
+      kept_live = node.journal.stats().live_bytes;
+      REQUIRE(node.engine.create_queue("g").ok());
+      std::vector<uint64_t> ids;
+      for (int i = 0; i < 600; ++i) {
+        engine::EnqueueOptions o;
+        o.priority = i % 3;
+        if (i % 7 == 0) o.ttl_ms = 60'000;
+        if (i % 11 == 0) o.delay_ms = 5'000;
+        const std::string payload = "job " + std::to_string(i);
+        ids.push_back(node.engine.enqueue("p", payload, o).value().id);
+        o.group = i % 2 == 0 ? "a" : "b";
+        REQUIRE(node.engine.enqueue("g", payload, o).ok());
+      }
+      REQUIRE(node.engine.dequeue("p").value()->id == leased);
+      REQUIRE(node.engine.remove(ids[300]).ok());  // its id stays in a FIFO, stale
+      for (int i = 0; i < 10; ++i) {  // given back: to the returns, some at another priority
+        const uint64_t id = node.engine.dequeue("p").value()->id;
+        REQUIRE(node.engine.nack(id, std::nullopt, static_cast<int32_t>(i % 2)).ok());
+      }
+      REQUIRE(node.engine.dequeue("g").ok());  // a leased group job goes with its queue
+      node.harness.settle();
+      REQUIRE(node.engine.count_in(engine::JobState::kHeld) > 0);
+      REQUIRE(node.engine.purge("p").value() == 599);
+      REQUIRE(node.engine.drop("g").ok());
+      node.harness.settle();
+      CHECK(node.journal.stats().live_bytes == kept_live);
+      CHECK(node.engine.job_count() == 2);
+      expected = fingerprint(node.engine);
+      now = node.clock.now_ms();
+      node.harness.close();
+    }
+    Node node(fs, now);
+    REQUIRE(node.open(small_segments()).ok());
+    CHECK(fingerprint(node.engine) == expected);
+    CHECK(node.engine.find_queue("g") == nullptr);
+    CHECK(node.journal.stats().live_bytes == kept_live);
+  }
+
   TEST_CASE("a lease from an older log ends at the restart, in the log too - a PURGE stays done") {
     wal::MemoryFileSystem fs;
     {
