@@ -3,11 +3,16 @@
 // way refused as such.
 #include <doctest/doctest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "wal/file.h"
 
@@ -29,6 +34,50 @@ mode_t mode_of(const std::string& path) {
   REQUIRE(::stat(path.c_str(), &st) == 0);
   REQUIRE(S_ISDIR(st.st_mode));
   return st.st_mode & 07777;
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// Permissions do not stop root: a test of them runs as this user, or, when
+// it is root, as nobody.
+uid_t test_uid() {
+  return ::geteuid() == 0 ? 65534 : ::geteuid();
+}
+
+// create_dir(dir) as test_uid(): "" when it worked, else its message. As
+// root, in a child process that gives root up.
+std::string create_dir_as_test_user(const std::string& dir) {
+  if (::geteuid() != 0) {
+    const Status s = posix_file_system().create_dir(dir);
+    return s.ok() ? "" : s.message();
+  }
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(2);
+    const Status s = posix_file_system().create_dir(dir);
+    const std::string out = s.ok() ? "" : s.message();
+    const bool written =
+        ::write(fds[1], out.data(), out.size()) == static_cast<ssize_t>(out.size());
+    ::_exit(written ? 0 : 3);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;)
+    out.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  return out;
 }
 
 }  // namespace
@@ -76,6 +125,79 @@ TEST_SUITE("wal_posix_file") {
     std::filesystem::current_path(was);
     CHECK(made.ok());
     CHECK(mode_of(root + "/data/wal") == 0700);
+    std::filesystem::remove_all(root);
+  }
+
+  TEST_CASE("create_dir of relative paths, doubled slashes, the root and an existing one") {
+    const std::string root = make_temp_dir();
+    std::filesystem::create_directory(root + "/cwd");
+    const std::filesystem::path was = std::filesystem::current_path();
+    std::filesystem::current_path(root + "/cwd");
+    std::string dir, made_at;
+    SUBCASE("./x") {
+      dir = "./x";
+      made_at = root + "/cwd/x";
+    }
+    SUBCASE("../x") {
+      dir = "../x";
+      made_at = root + "/x";
+    }
+    SUBCASE("../cwd/y/z") {
+      dir = "../cwd/y/z";
+      made_at = root + "/cwd/y/z";
+    }
+    SUBCASE("a//b") {
+      dir = "a//b";
+      made_at = root + "/cwd/a/b";
+    }
+    SUBCASE("an absolute a//b//") {
+      dir = root + "//a//b//";
+      made_at = root + "/a/b";
+    }
+    const Status made = posix_file_system().create_dir(dir);
+    std::filesystem::current_path(was);
+    CAPTURE(dir);
+    CHECK(made.ok());
+    CHECK(mode_of(made_at) == 0700);
+    CHECK(posix_file_system().create_dir("/").ok());
+    CHECK(posix_file_system().create_dir(root + "/").ok());
+    CHECK(mode_of(root) == 0700);  // mkdtemp's: not made here, left as it was
+    std::filesystem::remove_all(root);
+  }
+
+  TEST_CASE("create_dir where it may not write names the whole path, and makes nothing") {
+    const std::string root = make_temp_dir();
+    ::chmod(root.c_str(), 0755);
+    std::filesystem::create_directory(root + "/read-only");
+    REQUIRE(::chown((root + "/read-only").c_str(), test_uid(), static_cast<gid_t>(-1)) == 0);
+    ::chmod((root + "/read-only").c_str(), 0555);
+    const std::string dir = root + "/read-only/data/wal";
+    CHECK(create_dir_as_test_user(dir) == "create directory " + dir + ": Permission denied");
+    CHECK_FALSE(exists(root + "/read-only/data"));
+    std::filesystem::remove_all(root);
+  }
+
+  TEST_CASE("create_dir of the same new path from many threads at once: every one succeeds") {
+    // Two tqds making a shared backup_dir, say: one makes each directory,
+    // the others find it made (EEXIST) and go on.
+    const std::string root = make_temp_dir();
+    for (int round = 0; round < 20; ++round) {
+      const std::string dir = root + "/r" + std::to_string(round) + "/a/b/c";
+      std::atomic<int> ready{0};
+      std::atomic<int> failed{0};
+      std::vector<std::thread> threads;
+      for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&] {
+          ++ready;
+          while (ready.load() < 4) {
+          }
+          if (!posix_file_system().create_dir(dir).ok()) ++failed;
+        });
+      }
+      for (std::thread& t : threads) t.join();
+      CHECK(failed.load() == 0);
+      CHECK(mode_of(dir) == 0700);
+    }
     std::filesystem::remove_all(root);
   }
 }
