@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "wal/file.h"
 
@@ -108,11 +110,16 @@ class PosixFileLock final : public FileLock {
 class PosixFileSystem final : public FileSystem {
  public:
   Status create_dir(const std::string& dir) override {
-    // The directories missing from the path, outermost first.
-    std::vector<std::string> missing;
-    for (std::filesystem::path p = std::filesystem::path(dir).lexically_normal();
-         !p.empty() && p != p.root_path(); p = p.parent_path()) {
-      if (!p.has_filename()) continue;  // "a/b/" normalises to "a/b/": its last part is empty
+    // The directories missing from the path, innermost first. The path is
+    // walked as written, not lexically normalised: the kernel resolves
+    // "link/../x" from the link's target, as every later open of a file in
+    // it does, so x goes beside the target, not beside the link. A "." or
+    // ".." is there once what leads to it is.
+    std::vector<std::filesystem::path> missing;
+    std::filesystem::path p(dir);
+    if (p.has_relative_path() && !p.has_filename()) p = p.parent_path();  // "a/b/" is a/b
+    for (; !p.empty() && p != p.root_path(); p = p.parent_path()) {
+      if (p.filename() == "." || p.filename() == "..") continue;
       struct stat st {};
       const int err = ::stat(p.c_str(), &st) == 0 ? (S_ISDIR(st.st_mode) ? 0 : ENOTDIR) : errno;
       if (err == 0) break;
@@ -120,7 +127,7 @@ class PosixFileSystem final : public FileSystem {
       if (err == ENOTDIR)
         return Status::invalid("create directory " + dir + ": " + std::strerror(err));
       if (err != ENOENT) return errno_status("create directory " + dir, err);
-      missing.push_back(p.string());
+      missing.push_back(p);
     }
     for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
       if (::mkdir(it->c_str(), 0700) != 0) {
@@ -131,13 +138,13 @@ class PosixFileSystem final : public FileSystem {
       // (mkdir's mode passed through the umask). One the operator made keeps
       // its mode (a backup group, a root-owned mount point tqd may write to
       // but not chmod).
-      if (::chmod(it->c_str(), 0700) != 0) return errno_status("chmod " + *it, errno);
+      if (::chmod(it->c_str(), 0700) != 0) return errno_status("chmod " + it->string(), errno);
       // Its name is durable only once its parent is synced. Without this a
       // crash soon after the first start could lose data_dir/wal, with the
       // log synced inside it, or a backup's whole directory (POSIX promises
       // nothing; journaling file systems mostly keep it anyway).
-      const std::string parent = std::filesystem::path(*it).parent_path().string();
-      if (Status s = sync_dir(parent.empty() ? "." : parent); !s.ok()) return s;
+      const std::filesystem::path parent = it->parent_path();
+      if (Status s = sync_dir(parent.empty() ? "." : parent.string()); !s.ok()) return s;
     }
     return Status();
   }

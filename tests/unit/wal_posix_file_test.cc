@@ -165,6 +165,25 @@ TEST_SUITE("wal_posix_file") {
     std::filesystem::remove_all(root);
   }
 
+  TEST_CASE("create_dir follows a symbolic link as every later open does, .. included") {
+    // data_dir is often a link to another disk: "link/../x" is x beside
+    // the link's target, not beside the link (a lexical "x", made there,
+    // was a directory no later open of "link/../x/..." would find).
+    const std::string root = make_temp_dir();
+    std::filesystem::create_directories(root + "/disk/tq");
+    ::chmod((root + "/disk/tq").c_str(), 0750);
+    std::filesystem::create_directory_symlink(root + "/disk/tq", root + "/link");
+    CHECK(posix_file_system().create_dir(root + "/link").ok());
+    CHECK(mode_of(root + "/disk/tq") == 0750);  // the target, as the operator made it
+    REQUIRE(posix_file_system().create_dir(root + "/link/data/wal").ok());
+    CHECK(mode_of(root + "/disk/tq/data/wal") == 0700);
+    REQUIRE(posix_file_system().create_dir(root + "/link/../backups/b").ok());
+    CHECK(mode_of(root + "/disk/backups") == 0700);
+    CHECK(mode_of(root + "/disk/backups/b") == 0700);
+    CHECK_FALSE(exists(root + "/backups"));
+    std::filesystem::remove_all(root);
+  }
+
   TEST_CASE("create_dir where it may not write names the whole path, and makes nothing") {
     const std::string root = make_temp_dir();
     ::chmod(root.c_str(), 0755);
