@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "wal/file.h"
@@ -24,6 +25,28 @@ Status errno_status(const std::string& what, int err) {
   if (err == EEXIST) return Status::exists(msg);
   if (err == ENOENT) return Status::not_found(msg);
   return Status::io_error(msg);
+}
+
+Status not_a_directory(const std::string& dir) {
+  return Status::invalid("create directory " + dir + ": " + std::strerror(ENOTDIR));
+}
+
+// mkdir found `path`, a part of `dir`, taken: fine when a directory is
+// there now (made meanwhile), not when something else is.
+Status taken_name(const std::string& dir, const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) return S_ISDIR(st.st_mode) ? Status() : not_a_directory(dir);
+  const int err = errno;
+  std::error_code ec;
+  const std::filesystem::path target = std::filesystem::read_symlink(path, ec);
+  if (err == ENOENT && !ec) {
+    // Not kInvalidArgument: mounting the disk it points to may be all a
+    // later start needs.
+    return Status::not_found("create directory " + dir + ": " + path.string() +
+                             " is a symbolic link to " + target.string() +
+                             ", which does not exist");
+  }
+  return errno_status("create directory " + dir, err);
 }
 
 Status pread_all(int fd, const std::string& path, char* out, uint64_t n, uint64_t offset) {
@@ -124,15 +147,19 @@ class PosixFileSystem final : public FileSystem {
       const int err = ::stat(p.c_str(), &st) == 0 ? (S_ISDIR(st.st_mode) ? 0 : ENOTDIR) : errno;
       if (err == 0) break;
       // A file where the path needs a directory: no retry gets past it.
-      if (err == ENOTDIR)
-        return Status::invalid("create directory " + dir + ": " + std::strerror(err));
+      if (err == ENOTDIR) return not_a_directory(dir);
       if (err != ENOENT) return errno_status("create directory " + dir, err);
       missing.push_back(p);
     }
     for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
       if (::mkdir(it->c_str(), 0700) != 0) {
-        if (errno == EEXIST) continue;  // made meanwhile by someone else: theirs, mode and all
-        return errno_status("create directory " + dir, errno);
+        const int err = errno;
+        if (err != EEXIST) return errno_status("create directory " + dir, err);
+        // Made meanwhile by someone else (theirs, mode and all), or a name
+        // stat did not see through: a symbolic link to nothing (a data_dir
+        // linked to a disk not mounted yet), not a directory to go on in.
+        if (Status there = taken_name(dir, *it); !there.ok()) return there;
+        continue;
       }
       // Jobs are other people's data: a directory tqd makes is owner only
       // (mkdir's mode passed through the umask). One the operator made keeps

@@ -184,6 +184,24 @@ TEST_SUITE("wal_posix_file") {
     std::filesystem::remove_all(root);
   }
 
+  TEST_CASE("create_dir refuses a symbolic link to nothing, naming it, rather than call it made") {
+    // A data_dir linked to a disk not mounted yet: mkdir finds the name
+    // taken, and no directory is there.
+    const std::string root = make_temp_dir();
+    std::filesystem::create_directory_symlink(root + "/not-mounted/tq", root + "/link");
+    for (const std::string& dir : {root + "/link", root + "/link/wal"}) {
+      CAPTURE(dir);
+      const Status s = posix_file_system().create_dir(dir);
+      REQUIRE_FALSE(s.ok());
+      CHECK(s.code() == Status::Code::kNotFound);  // a mount may come: a later start may pass
+      CHECK(s.message() == "create directory " + dir + ": " + root +
+                               "/link is a symbolic link to " + root +
+                               "/not-mounted/tq, which does not exist");
+    }
+    CHECK_FALSE(exists(root + "/not-mounted"));
+    std::filesystem::remove_all(root);
+  }
+
   TEST_CASE("create_dir where it may not write names the whole path, and makes nothing") {
     const std::string root = make_temp_dir();
     ::chmod(root.c_str(), 0755);
