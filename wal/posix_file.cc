@@ -49,6 +49,22 @@ Status taken_name(const std::string& dir, const std::filesystem::path& path) {
   return errno_status("create directory " + dir, err);
 }
 
+// Syncs a directory that a new one was just made in, so that the new
+// one's name is durable. A directory tqd may write in but not read (a
+// drop-box, mode 0333) cannot be opened to be synced: the name is then
+// left to the file system, as before tqd synced any, rather than made an
+// error that the next start, finding the directory made, would not meet.
+Status sync_parent(const std::string& parent) {
+  const int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 && errno == EACCES) return Status();
+  if (fd < 0) return errno_status("open directory " + parent, errno);
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return errno_status("fsync directory " + parent, err);
+  return Status();
+}
+
 Status pread_all(int fd, const std::string& path, char* out, uint64_t n, uint64_t offset) {
   while (n > 0) {
     ssize_t got = ::pread(fd, out, n, static_cast<off_t>(offset));
@@ -171,7 +187,7 @@ class PosixFileSystem final : public FileSystem {
       // log synced inside it, or a backup's whole directory (POSIX promises
       // nothing; journaling file systems mostly keep it anyway).
       const std::filesystem::path parent = it->parent_path();
-      if (Status s = sync_dir(parent.empty() ? "." : parent.string()); !s.ok()) return s;
+      if (Status s = sync_parent(parent.empty() ? "." : parent.string()); !s.ok()) return s;
     }
     return Status();
   }

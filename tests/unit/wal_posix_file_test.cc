@@ -214,6 +214,21 @@ TEST_SUITE("wal_posix_file") {
     std::filesystem::remove_all(root);
   }
 
+  TEST_CASE("create_dir makes a directory where it may write but not list") {
+    // A drop-box (mode 0333): the new directory's name cannot be synced
+    // into it (no fsync without opening it, no opening it without read
+    // permission), but that is no reason to refuse the start: the next one
+    // would find the directory made and go on all the same.
+    const std::string root = make_temp_dir();
+    ::chmod(root.c_str(), 0755);
+    std::filesystem::create_directory(root + "/write-only");
+    REQUIRE(::chown((root + "/write-only").c_str(), test_uid(), static_cast<gid_t>(-1)) == 0);
+    ::chmod((root + "/write-only").c_str(), 0333);
+    CHECK(create_dir_as_test_user(root + "/write-only/data/wal") == "");
+    CHECK(mode_of(root + "/write-only/data/wal") == 0700);
+    std::filesystem::remove_all(root);
+  }
+
   TEST_CASE("create_dir of the same new path from many threads at once: every one succeeds") {
     // Two tqds making a shared backup_dir, say: one makes each directory,
     // the others find it made (EEXIST) and go on.
