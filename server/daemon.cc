@@ -241,11 +241,14 @@ StartRefusal Daemon::open_log() {
         "those files could have held");
   }
   if (summary.closed_at_seq_missing != 0) {
+    // What took them, as a start without --wal-recover says: not "its newest
+    // file(s) are missing" when the newest file is there and lost its end.
     LOG_WARN(
         "wal recover: the log ends before record %llu, where it ended when tqd last stopped "
-        "cleanly: its newest file(s) are missing, and what they held is lost; job ids go on "
-        "past any those records could have held",
-        static_cast<unsigned long long>(summary.closed_at_seq_missing));
+        "cleanly (wal/%s): %s; what they held is lost, and job ids go on past any those records "
+        "could have held",
+        static_cast<unsigned long long>(summary.closed_at_seq_missing), wal::kClosedMarkerName,
+        summary.closed_at_missing_cause.c_str());
   }
   if (summary.newest_missing_first_seq != 0) {
     LOG_WARN(

@@ -104,28 +104,51 @@ bool only_lost_writes_from(const MappedFiles& files, size_t from, uint64_t resum
   return true;
 }
 
-// The refusal of a log that ends before the record CLOSED names. The
-// records went with newer files (deleted, left out of a copy) or, when the
-// newest file left has room for more, maybe from its end (zeros where that
-// stop had synced them): naming only missing files sent operators looking
-// for files that were all there.
-std::string ends_before_closed(uint64_t last_seq, uint64_t closed_at, const std::string& newest,
-                               uint64_t newest_end, uint64_t newest_size) {
-  std::string why = "the log ends at record " + std::to_string(last_seq) +
-                    ", but when tqd last stopped cleanly it ended at record " +
-                    std::to_string(closed_at) + " (wal/" + kClosedMarkerName + "): ";
-  const bool room_for_more =
-      !newest.empty() && newest_size >= newest_end + kRecordHeaderSize + kEndMarkerRoom;
-  if (room_for_more) {
-    why += "records " + std::to_string(last_seq + 1) + " to " + std::to_string(closed_at) +
-           " are missing: its newest file(s) are missing, deleted or left out of a copy, or the "
-           "end of " +
-           newest + " lost them (zeros from offset " + std::to_string(newest_end) +
-           " on, where that stop had synced records); put back what is missing";
-  } else {
-    why += "its newest file(s) are missing, deleted or left out of a copy; put them back";
+// What the open found of the newest file, for a log that ends before the
+// record CLOSED names (closed_gap_cause).
+struct NewestFound {
+  std::string name;   // the newest file (only its name); "" when there is none
+  uint64_t end = 0;   // where its intact records end
+  uint64_t size = 0;  // its size
+  // Recovery dropped damage at its end: from `end` on, or, with
+  // `lost_whole`, all of it (it was then removed).
+  bool damaged = false;
+  // Why none of its records is left ("it holds only zeros"); "" when some are.
+  std::string lost_whole;
+};
+
+// Why a log ends before the record CLOSED names: which records are missing
+// and what took them. They went with newer files (deleted, left out of a
+// copy) or, when the newest file left has room for more or holds only
+// zeros, maybe from it (zeros where that stop had synced records); under
+// recovery, with the newest file's end, or the whole file, when recovery
+// found it cut short or damaged and dropped it. Naming only missing files
+// sent operators looking for files that were all there. `*named_file`: the
+// cause names the newest file, not only missing ones.
+std::string closed_gap_cause(uint64_t last_seq, uint64_t closed_at, const NewestFound& newest,
+                             bool* named_file) {
+  const std::string records = "records " + std::to_string(last_seq + 1) + " to " +
+                              std::to_string(closed_at) + " are missing: ";
+  const std::string files = "its newest file(s) are missing, deleted or left out of a copy";
+  *named_file = true;
+  if (newest.damaged) {
+    const std::string lost = newest.lost_whole.empty()
+                                 ? "the end of " + newest.name + " lost them (from offset " +
+                                       std::to_string(newest.end) +
+                                       " on it is cut short or damaged, and was dropped)"
+                                 : newest.name + " lost them (" + newest.lost_whole + ")";
+    return records + lost + ", or newer file(s) held some of them and are missing too";
   }
-  return why + " (to start a new, empty log on purpose, remove the whole wal directory)";
+  if (!newest.lost_whole.empty()) {
+    return records + files + ", or " + newest.name + " lost them (" + newest.lost_whole +
+           ", where that stop had synced records)";
+  }
+  if (!newest.name.empty() && newest.size >= newest.end + kRecordHeaderSize + kEndMarkerRoom) {
+    return records + files + ", or the end of " + newest.name + " lost them (zeros from offset " +
+           std::to_string(newest.end) + " on, where that stop had synced records)";
+  }
+  *named_file = false;
+  return files;
 }
 
 }  // namespace
@@ -180,6 +203,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   uint64_t zeros_bound = 0;  // the highest seq a removed file of zeros could have held
   uint64_t lost_writes_bound = 0;  // ... and one whose header a power cut lost
   uint64_t newest_size = 0;  // of the segment writing resumes in
+  NewestFound newest_found;  // the newest file, as far as a log ending before CLOSED needs it
   // Files of no use found by the scan, and why: removed only once NEWEST no
   // longer names them (below), and not at all when the open is refused.
   std::vector<std::pair<std::string, std::string>> useless;
@@ -292,6 +316,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     auto scan = scan_segment(path, data, file_size, scan_options, reporter, visit_record);
     if (!scan) return scan.error();
     if (newest) newest_tail_lost = scan->tail_lost;
+    newest_found.damaged = newest && scan->tail_lost;  // recover: its end was dropped
     const SegmentHeader& header = scan->header;
     // Cut before the newest file (above): the files after it go, with what
     // their records' seqs could have reached.
@@ -331,6 +356,11 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
                                        ? "it is empty (0 bytes): an older tqd named it and "
                                          "stopped before it allocated it, never written"
                                        : "it holds only zeros (created, never written)");
+        if (newest) {
+          newest_found = {
+              .name = name,
+              .lost_whole = file_size == 0 ? "it is empty (0 bytes)" : "it holds only zeros"};
+        }
         zeros_bound = std::max(zeros_bound, could_hold);
       }
       if (cut_before_newest) break;
@@ -342,6 +372,8 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
       // Sharing it would put the new records into this file, and deleting
       // this segment would then delete them.
       useless.emplace_back(path, "no intact record is left in it");
+      newest_found = {
+          .name = name, .damaged = true, .lost_whole = "no intact record is left in it"};
       expected = std::max(expected, first_seqs[i]);
       continue;
     }
@@ -371,6 +403,9 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
     log->segments_.push_back(Segment{header.ordinal, first_seqs[i], scan->end_offset});
     version_before = header.version;
     newest_size = file_size;
+    newest_found.name = name;  // the newest file left so far
+    newest_found.end = scan->end_offset;
+    newest_found.size = file_size;
     log->total_bytes_ += scan->end_offset;
     summary->records += scan->records;
     summary->bytes += scan->end_offset;
@@ -406,13 +441,18 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   }
 
   if (closed_at > log->next_seq_ - 1) {
+    bool named_file = false;
+    const std::string cause =
+        closed_gap_cause(log->next_seq_ - 1, closed_at, newest_found, &named_file);
     if (!options.recover) {
-      const bool any = !log->segments_.empty();
       return Status::corruption(
-          ends_before_closed(log->next_seq_ - 1, closed_at,
-                             any ? segment_file_name(log->segments_.back().first_seq) : "",
-                             any ? log->segments_.back().bytes : 0, newest_size));
+          "the log ends at record " + std::to_string(log->next_seq_ - 1) +
+          ", but when tqd last stopped cleanly it ended at record " + std::to_string(closed_at) +
+          " (wal/" + kClosedMarkerName + "): " + cause +
+          (named_file ? "; put back what is missing" : "; put them back") +
+          " (to start a new, empty log on purpose, remove the whole wal directory)");
     }
+    summary->closed_at_missing_cause = cause;
     summary->closed_at_seq_missing = closed_at;
     summary->seq_bound = std::max(summary->seq_bound, closed_at);
   }

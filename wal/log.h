@@ -82,8 +82,13 @@ struct OpenSummary {
   // was made, Unix ms; -1 when its marker cannot be read; 0: not a copy.
   int64_t restored_backup_at_ms = 0;
   // Recover only: the log ends before the record a clean close left last
-  // (CLOSED names it): its newest file(s) are gone whole. seq_bound covers it.
+  // (CLOSED names it): its newest file(s) are gone whole, or the newest
+  // file left lost its end, or all of it. seq_bound covers it.
   uint64_t closed_at_seq_missing = 0;
+  // ... and which records are missing and what took them, in words ("records
+  // 6 to 9 are missing: the end of <file> lost them (...)"; "its newest
+  // file(s) are missing, ..."), as the refusal without recover says it.
+  std::string closed_at_missing_cause;
   // Recover only: the last run did not close the log, and had made a segment
   // with this first seq (NEWEST names it, run_marker.h), but no file from it
   // on is here: the newest file(s) are gone whole. seq_bound covers what a

@@ -717,6 +717,38 @@ TEST_SUITE("recover") {
     CHECK(id_in(call(s, "ENQUEUE emails again")) > 50);
   }
 
+  TEST_CASE("--wal-recover after a clean stop names the file whose end was cut, not lost files") {
+    // The newest file is there, cut inside its last record (job 2's): the
+    // records CLOSED names went with its end. "its newest file(s) are
+    // missing" sent the operator looking for a file that was there.
+    DataDir dir;  // fsync: always, the default
+    two_emails(dir);
+    const std::string data = read_file(dir.segment());
+    const std::vector<RecordAt> records = records_in(data);
+    REQUIRE(records.size() >= 4);
+    const RecordAt& last = records.back();
+    REQUIRE(last.record.type == static_cast<uint8_t>(tq::server::RecordType::kJob));
+    write_file(dir.segment(), data.substr(0, last.offset + last.size - 4));
+    auto [status, err] = dir.refused();
+    CHECK(status == 65);
+    CHECK(err.find("record runs 4 bytes past the end of the file") != std::string::npos);
+    TqdProcess tqd(dir.with({"--wal-recover"}));
+    const std::string seq = std::to_string(last.record.seq);
+    CHECK(logged(tqd, "wal recover: the log ends before record " + seq +
+                          ", where it ended when tqd last stopped cleanly (wal/CLOSED): records " +
+                          seq + " to " + seq + " are missing: the end of " +
+                          tq::wal::segment_file_name(1) + " lost them (from offset " +
+                          std::to_string(last.offset) +
+                          " on it is cut short or damaged, and was dropped)"));
+    CHECK_FALSE(logged(tqd, "newest file(s) are missing"));
+    {
+      auto s = tqd.socket();
+      CHECK(call(s, "DEQUEUE emails") == "OK 1 one");
+      CHECK(call(s, "DEQUEUE emails").rfind("ERROR EMPTY", 0) == 0);  // job 2 went with the end
+    }
+    check_ids_stay_new(dir, tqd);
+  }
+
   TEST_CASE("a log that lost its newest file after a crash stops a plain start") {
     // No clean stop wrote CLOSED: wal/NEWEST, written as each file is
     // started, names the newest file the killed tqd had.

@@ -257,6 +257,11 @@ TEST_SUITE("wal_log") {
     o.recover = true;
     REQUIRE(h.open(o).ok());
     CHECK(h.summary.closed_at_seq_missing == 300);
+    // The file before it has room left: it may have lost them too (zeros).
+    CHECK(h.summary.closed_at_missing_cause.find(
+              "are missing: its newest file(s) are missing, deleted or left out of a copy") !=
+          std::string::npos);
+    CHECK(h.summary.closed_at_missing_cause.find("dropped") == std::string::npos);
     CHECK(h.summary.seq_bound >= 300);
     CHECK(h.replayed.size() < 300);
     h.close();
@@ -2011,6 +2016,85 @@ TEST_SUITE("wal_log") {
               std::to_string(fourth) +
               " on, where that stop had synced records); put back what is missing (to start a "
               "new, empty log on purpose, remove the whole wal directory)");
+  }
+
+  TEST_CASE("--wal-recover of a log whose newest file lost its end after a clean stop names it") {
+    // The file is there, cut inside its last record, or its last record's
+    // end gone to zeros: recovery drops that end, and the records CLOSED
+    // says the log held are missing. "its newest file(s) are missing" sent
+    // the operator looking for files that were all there.
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 5);
+    const std::string path = newest_segment(fs);
+    const std::string name = path.substr(kDir.size() + 1);
+    std::string data = fs.contents(path);
+    const size_t last_start = records_end(data) - record_size(written.back().body.size());
+    SUBCASE("cut inside its last record") {
+      data.resize(records_end(data) - 4);
+    }
+    SUBCASE("its last record's end zeros") {
+      cut_last_record_short(data);
+    }
+    fs.set_contents(path, data);
+    LogHarness h(fs);
+    LogOptions o = h.options();
+    o.recover = true;
+    REQUIRE(h.open(o).ok());
+    CHECK(h.reporter.drops.size() == 1);
+    CHECK(h.replayed.size() == 4);
+    CHECK(h.summary.closed_at_seq_missing == written.back().seq);
+    CHECK(h.summary.closed_at_missing_cause ==
+          "records " + std::to_string(written.back().seq) + " to " +
+              std::to_string(written.back().seq) + " are missing: the end of " + name +
+              " lost them (from offset " + std::to_string(last_start) +
+              " on it is cut short or damaged, and was dropped), or newer file(s) held some of "
+              "them and are missing too");
+    CHECK(h.summary.seq_bound >= written.back().seq);
+  }
+
+  TEST_CASE("a log whose newest file is left with no record after a clean stop says so") {
+    // Zeros where the whole file was (refused, or recovered past as a file
+    // that may have lost them), or cut before its first record's end
+    // (recovery removes it: no intact record is left in it).
+    MemoryFileSystem fs;
+    std::vector<ReplayedRecord> written = write_closed_log(fs, 300);  // several segments
+    const std::string path = newest_segment(fs);
+    const std::string name = path.substr(kDir.size() + 1);
+    const std::string data = fs.contents(path);
+    const uint64_t first_seq = parse_segment_file_name(name);
+    const std::string missing = "records " + std::to_string(first_seq) + " to " +
+                                std::to_string(written.back().seq) + " are missing: ";
+    LogOptions o = LogHarness(fs).options();
+    o.recover = true;
+    SUBCASE("zeros") {
+      fs.set_contents(path, std::string(data.size(), '\0'));
+      {
+        LogHarness h(fs);
+        Status s = h.open();
+        CHECK(s.message() ==
+              "the log ends at record " + std::to_string(first_seq - 1) +
+                  ", but when tqd last stopped cleanly it ended at record " +
+                  std::to_string(written.back().seq) + " (wal/CLOSED): " + missing +
+                  "its newest file(s) are missing, deleted or left out of a copy, or " + name +
+                  " lost them (it holds only zeros, where that stop had synced records); put "
+                  "back what is missing (to start a new, empty log on purpose, remove the whole "
+                  "wal directory)");
+      }
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      CHECK(h.summary.closed_at_missing_cause ==
+            missing + "its newest file(s) are missing, deleted or left out of a copy, or " + name +
+                " lost them (it holds only zeros, where that stop had synced records)");
+    }
+    SUBCASE("cut inside its first record") {
+      fs.set_contents(path, data.substr(0, kSegmentHeaderSize + 10));
+      LogHarness h(fs);
+      REQUIRE(h.open(o).ok());
+      CHECK(h.summary.closed_at_missing_cause ==
+            missing + name +
+                " lost them (no intact record is left in it), or newer file(s) held some of them "
+                "and are missing too");
+    }
   }
 
   TEST_CASE(
