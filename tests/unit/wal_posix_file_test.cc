@@ -1,6 +1,8 @@
 // The POSIX file system's directory making (wal/posix_file.cc): the path's
-// missing directories, owner only; an existing one as it was; a file in the
-// way refused as such.
+// missing directories, owner only, where the kernel resolves the path
+// (relative, doubled slashes, dots, symbolic links and their ".."); an
+// existing one as it was; a file or a symbolic link to nothing in the way
+// refused as such; permissions (as nobody when run as root); a race.
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
