@@ -28,8 +28,9 @@
 #   another --out, or the table replaces the default one
 #
 # Noise on a shared machine only ever slows a run down, so the matrix runs
-# --rounds times (2 by default), every system in every round, and each cell
-# of the table is the round with the most jobs/s (its p99 and CPU with it).
+# --rounds times (2 by default), every system in every round (in the
+# opposite order in every other round), and each cell of the table is the
+# round with the most jobs/s (its p99 and CPU with it).
 # Between servers the previous one's files are deleted and the page cache
 # synced, so no system pays for another's dirty pages being written back.
 set -euo pipefail
@@ -269,8 +270,15 @@ bench_run() {
 
 started=$(date +%s)
 for round in $(seq 1 "$rounds"); do
+# Every other round runs the systems in the opposite order: a machine that
+# drifts over a run (a neighbour's load coming or going) favours no system.
+order=("${systems[@]}")
+if (( round % 2 == 0 )); then
+  order=()
+  for (( i = ${#systems[@]} - 1; i >= 0; i-- )); do order+=("${systems[i]}"); done
+fi
 for mode in "${modes[@]}"; do
-  for system in "${systems[@]}"; do
+  for system in "${order[@]}"; do
     log "round $round of $rounds: $system, durability '$mode'"
     rm -rf "${work:?}/$system-$mode"
     sync
@@ -437,7 +445,7 @@ report=$(cat <<EOF
 ${note:+> $note
 }
 Made by \`bench/compare.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'). The matrix took ${matrix_seconds} s:
-${rounds} round(s), every system in each; a cell shows the round with the most jobs/s.
+${rounds} round(s), every system in each (every other round in the opposite order); a cell shows the round with the most jobs/s.
 
 - machine: $(nproc) cores, ${cpu_model:-unknown CPU}, ${mem_total}, Linux $(uname -r)
 - versions: tq repository at ${commit}${dirty} when the run started; ${beanstalkd_version}; ${redis_version}
