@@ -352,10 +352,15 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
         lost_writes_bound = std::max(lost_writes_bound, could_hold);
         summary->lost_writes_removed = true;
       } else {
-        useless.emplace_back(path, file_size == 0
-                                       ? "it is empty (0 bytes): an older tqd named it and "
-                                         "stopped before it allocated it, never written"
-                                       : "it holds only zeros (created, never written)");
+        // Named for a record a clean stop had synced: not a file that was
+        // never written, but one that lost what it held.
+        const bool held_records = closed_at >= first_seqs[i];
+        useless.emplace_back(
+            path, file_size == 0 ? "it is empty (0 bytes): an older tqd named it and "
+                                   "stopped before it allocated it, never written"
+                  : held_records ? "it holds only zeros, where tqd's last clean stop had synced "
+                                   "records (wal/CLOSED)"
+                                 : "it holds only zeros (created, never written)");
         if (newest) {
           newest_found = {
               .name = name,

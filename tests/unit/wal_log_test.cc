@@ -2085,6 +2085,10 @@ TEST_SUITE("wal_log") {
       CHECK(h.summary.closed_at_missing_cause ==
             missing + "its newest file(s) are missing, deleted or left out of a copy, or " + name +
                 " lost them (it holds only zeros, where that stop had synced records)");
+      // Removed as a file that lost its records, not one never written.
+      CHECK(h.summary.removed ==
+            std::vector<std::string>{path + ": it holds only zeros, where tqd's last clean stop "
+                                            "had synced records (wal/CLOSED)"});
     }
     SUBCASE("cut inside its first record") {
       fs.set_contents(path, data.substr(0, kSegmentHeaderSize + 10));
