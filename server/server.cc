@@ -309,7 +309,30 @@ void Server::on_new_connection(uv_stream_t* listener, int status) {
     LOG_WARN("accept failed: %s", uv_strerror(status));
     return;
   }
-  self->accept_one(reinterpret_cast<uv_stream_t*>(&self->tls_listener_) == listener);
+  const bool tls = reinterpret_cast<uv_stream_t*>(&self->tls_listener_) == listener;
+  if (self->accepts_left_ == 0) {
+    // This iteration's share is taken: the connection waits in libuv, which
+    // stops watching the listener meanwhile, and is accepted before the
+    // next poll; the rest of the backlog then comes a share an iteration,
+    // between the other clients' requests.
+    (tls ? self->tls_accept_held_ : self->accept_held_) = true;
+    return;
+  }
+  --self->accepts_left_;
+  self->accept_one(tls);
+}
+
+void Server::accept_held() {
+  for (const bool tls : {false, true}) {
+    bool& held = tls ? tls_accept_held_ : accept_held_;
+    if (!held) continue;
+    held = false;
+    uv_tcp_t* listener = tls ? &tls_listener_ : &listener_;
+    // Closed meanwhile (a stop): libuv closes the connection it held.
+    if (uv_is_closing(reinterpret_cast<uv_handle_t*>(listener))) continue;
+    --accepts_left_;
+    accept_one(tls);
+  }
 }
 
 void Server::accept_one(bool tls) {
@@ -442,6 +465,8 @@ void Server::on_before_poll(uv_prepare_t* handle) {
   // Handshakes held back get a budget of their own here: new ones in the
   // poll phase took that phase's, and would otherwise starve them.
   self->handshake_ns_left_ = kIterationWorkNs;
+  self->accepts_left_ = kAcceptsPerIteration;
+  self->accept_held();
   self->turns_.swap(self->cut_list_);
   self->turns_.insert(self->turns_.end(), self->turn_list_.begin(), self->turn_list_.end());
   self->turn_list_.clear();

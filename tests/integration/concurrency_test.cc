@@ -212,6 +212,39 @@ TEST_SUITE("concurrency") {
     CHECK(tq::testing::stat_via(admitted.front(), "connections_refused") == std::to_string(kBurst));
   }
 
+  TEST_CASE("a burst of connections is accepted a share an iteration - every one is served") {
+    // While tqd is stopped the kernel completes 300 handshakes, each with a
+    // PING behind it, so tqd finds them all waiting at once: it accepts 64
+    // an iteration (Server::kAcceptsPerIteration), libuv holding the next
+    // one meanwhile, and every connection must still be taken and answered.
+    TqdProcess tqd;
+    auto admin = tqd.socket();
+    REQUIRE(call(admin, "PING") == "OK PONG");
+    REQUIRE(tq::testing::stop_and_wait(tqd.pid()));
+    constexpr int kBurst = 300;
+    std::vector<int> burst;
+    for (int i = 0; i < kBurst; ++i) {
+      const int fd = tq::testing::connect_raw(tqd.port());
+      REQUIRE(fd >= 0);
+      REQUIRE(send(fd, "PING\n", 5, MSG_NOSIGNAL) == 5);
+      burst.push_back(fd);
+    }
+    REQUIRE(kill(tqd.pid(), SIGCONT) == 0);
+    int answered = 0;
+    for (int fd : burst) {
+      const timeval timeout{10, 0};
+      REQUIRE(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == 0);
+      std::string line;
+      char c = 0;
+      while (line.find('\n') == std::string::npos && recv(fd, &c, 1, 0) == 1) line += c;
+      if (line == "OK PONG\n") ++answered;
+      close(fd);
+    }
+    CHECK(answered == kBurst);
+    CHECK(tq::testing::stat_via(admin, "connections_total") ==
+          std::to_string(kBurst + 1));  // and admin
+  }
+
   TEST_CASE("refused connections that sent requests are closed at once, not kept open") {
     // They are not admitted: kept open (to read and drop their input), a
     // flood of them held file descriptors past max_connections, the ones the
