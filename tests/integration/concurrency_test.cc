@@ -23,6 +23,39 @@ using tq::testing::call;
 using tq::testing::TqdOptions;
 using tq::testing::TqdProcess;
 
+namespace {
+
+// Opens `n` raw connections to a tqd that is stopped (SIGSTOP), each with
+// `request` sent, then lets tqd go on: it finds all of them waiting at
+// once. Returns each connection's first line (empty: none within 10 s),
+// and closes them.
+std::vector<std::string> first_lines_of_burst(const TqdProcess& tqd, int n,
+                                              const std::string& request = "") {
+  REQUIRE(tq::testing::stop_and_wait(tqd.pid()));
+  std::vector<int> burst;
+  for (int i = 0; i < n; ++i) {
+    const int fd = tq::testing::connect_raw(tqd.port());
+    REQUIRE(fd >= 0);
+    REQUIRE(send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(request.size()));
+    burst.push_back(fd);
+  }
+  REQUIRE(kill(tqd.pid(), SIGCONT) == 0);
+  std::vector<std::string> lines;
+  for (int fd : burst) {
+    const timeval timeout{10, 0};
+    REQUIRE(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == 0);
+    std::string line;
+    char c = 0;
+    while (line.find('\n') == std::string::npos && recv(fd, &c, 1, 0) == 1) line += c;
+    lines.push_back(line);
+    close(fd);
+  }
+  return lines;
+}
+
+}  // namespace
+
 TEST_SUITE("concurrency") {
   TEST_CASE("many connections enqueue at once - every job is delivered exactly once") {
     TqdProcess tqd;
@@ -189,26 +222,11 @@ TEST_SUITE("concurrency") {
     }
     // While tqd is stopped the kernel completes the handshakes, so tqd
     // finds all of them waiting at once.
-    REQUIRE(tq::testing::stop_and_wait(tqd.pid()));
     constexpr int kBurst = 200;
-    std::vector<int> burst;
-    for (int i = 0; i < kBurst; ++i) {
-      const int fd = tq::testing::connect_raw(tqd.port());
-      REQUIRE(fd >= 0);
-      burst.push_back(fd);
-    }
-    REQUIRE(kill(tqd.pid(), SIGCONT) == 0);
-    int refused = 0;
-    for (int fd : burst) {
-      const timeval timeout{5, 0};
-      REQUIRE(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == 0);
-      std::string line;
-      char c = 0;
-      while (line.find('\n') == std::string::npos && recv(fd, &c, 1, 0) == 1) line += c;
-      if (line == "ERROR MAXCONN too many connections (limits.max_connections is 36)\n") ++refused;
-      close(fd);
-    }
-    CHECK(refused == kBurst);
+    const std::vector<std::string> lines = first_lines_of_burst(tqd, kBurst);
+    CHECK(std::count(lines.begin(), lines.end(),
+                     "ERROR MAXCONN too many connections (limits.max_connections is 36)\n") ==
+          kBurst);
     CHECK(tq::testing::stat_via(admitted.front(), "connections_refused") == std::to_string(kBurst));
   }
 
@@ -220,27 +238,9 @@ TEST_SUITE("concurrency") {
     TqdProcess tqd;
     auto admin = tqd.socket();
     REQUIRE(call(admin, "PING") == "OK PONG");
-    REQUIRE(tq::testing::stop_and_wait(tqd.pid()));
     constexpr int kBurst = 300;
-    std::vector<int> burst;
-    for (int i = 0; i < kBurst; ++i) {
-      const int fd = tq::testing::connect_raw(tqd.port());
-      REQUIRE(fd >= 0);
-      REQUIRE(send(fd, "PING\n", 5, MSG_NOSIGNAL) == 5);
-      burst.push_back(fd);
-    }
-    REQUIRE(kill(tqd.pid(), SIGCONT) == 0);
-    int answered = 0;
-    for (int fd : burst) {
-      const timeval timeout{10, 0};
-      REQUIRE(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == 0);
-      std::string line;
-      char c = 0;
-      while (line.find('\n') == std::string::npos && recv(fd, &c, 1, 0) == 1) line += c;
-      if (line == "OK PONG\n") ++answered;
-      close(fd);
-    }
-    CHECK(answered == kBurst);
+    const std::vector<std::string> lines = first_lines_of_burst(tqd, kBurst, "PING\n");
+    CHECK(std::count(lines.begin(), lines.end(), "OK PONG\n") == kBurst);
     CHECK(tq::testing::stat_via(admin, "connections_total") ==
           std::to_string(kBurst + 1));  // and admin
   }
