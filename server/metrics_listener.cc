@@ -13,8 +13,7 @@ constexpr uint64_t kSweepEveryMs = 500;
 
 enum class Route {
   kMetrics,
-  kHealth,
-  kHealthHead,
+  kHealth,  // GET or HEAD
   kNotFound,
   kBadMethod,        // on the metrics: GET only
   kHealthBadMethod,  // on the health check: GET or HEAD
@@ -42,8 +41,7 @@ Route route(std::string_view head) {
   if (path == "/healthz") {
     // Some load balancers check health with HEAD (RFC 9110: HEAD goes
     // wherever GET does).
-    if (method == "HEAD") return Route::kHealthHead;
-    return method == "GET" ? Route::kHealth : Route::kHealthBadMethod;
+    return method == "GET" || method == "HEAD" ? Route::kHealth : Route::kHealthBadMethod;
   }
   if (path != "/metrics" && path != "/") return Route::kNotFound;
   return method == "GET" ? Route::kMetrics : Route::kBadMethod;  // a scrape is always a GET
@@ -214,8 +212,12 @@ class MetricsListener::Client {
       return;
     }
     const std::string_view head = std::string_view(request_).substr(0, end);
-    const Route where = route(head);
-    switch (where) {
+    // An answer to a HEAD that reached a resource goes without its body.
+    const bool head_method = head.rfind("HEAD ", 0) == 0;
+    auto reply = [&](std::string response) {
+      answer(head_method ? without_body(std::move(response)) : std::move(response));
+    };
+    switch (route(head)) {
       case Route::kMetrics:
         if (!owner_.token_.empty() && !has_bearer_token(head, owner_.token_)) {
           answer(plain_answer("401 Unauthorized", "WWW-Authenticate: Bearer realm=\"tq\"\r\n",
@@ -230,36 +232,27 @@ class MetricsListener::Client {
         request_.shrink_to_fit();
         owner_.want_steps(id_);
         break;
-      case Route::kHealth:
-      case Route::kHealthHead: {
+      case Route::kHealth: {
         // No token: a probe sends none, and the answer tells no more than
         // whether the server can take jobs.
         const std::string problem = owner_.health_();
-        std::string reply = problem.empty()
-                                ? plain_answer("200 OK", "", "ok\n")
-                                : plain_answer("503 Service Unavailable", "", problem + "\n");
-        if (where == Route::kHealthHead) reply = without_body(std::move(reply));
-        answer(std::move(reply));
+        reply(problem.empty() ? plain_answer("200 OK", "", "ok\n")
+                              : plain_answer("503 Service Unavailable", "", problem + "\n"));
         break;
       }
-      case Route::kNotFound: {
-        std::string reply =
+      case Route::kNotFound:
+        reply(
             plain_answer("404 Not Found", "",
-                         "not found: the metrics are at /metrics, the health check at /healthz\n");
-        answer(head.rfind("HEAD ", 0) == 0 ? without_body(std::move(reply)) : std::move(reply));
+                         "not found: the metrics are at /metrics, the health check at /healthz\n"));
         break;
-      }
-      case Route::kBadMethod: {
-        std::string reply =
-            plain_answer("405 Method Not Allowed", "Allow: GET\r\n", "only GET is served\n");
-        answer(head.rfind("HEAD ", 0) == 0 ? without_body(std::move(reply)) : std::move(reply));
+      case Route::kBadMethod:
+        reply(plain_answer("405 Method Not Allowed", "Allow: GET\r\n", "only GET is served\n"));
         break;
-      }
       case Route::kHealthBadMethod:
         // Allow lists what the path takes (RFC 9110 15.5.6): a client
         // told GET alone would not try the HEAD its probe could use.
-        answer(plain_answer("405 Method Not Allowed", "Allow: GET, HEAD\r\n",
-                            "only GET and HEAD are served\n"));
+        reply(plain_answer("405 Method Not Allowed", "Allow: GET, HEAD\r\n",
+                           "only GET and HEAD are served\n"));
         break;
       case Route::kBadRequest:
         answer(plain_answer("400 Bad Request", "", "not an HTTP/1 request\n"));

@@ -49,19 +49,19 @@ Status taken_name(const std::string& dir, const std::filesystem::path& path) {
   return errno_status("create directory " + dir, err);
 }
 
-// Syncs a directory that a new one was just made in, so that the new
-// one's name is durable. A directory tqd may write in but not read (a
-// drop-box, mode 0333) cannot be opened to be synced: the name is then
-// left to the file system, as before tqd synced any, rather than made an
-// error that the next start, finding the directory made, would not meet.
-Status sync_parent(const std::string& parent) {
-  const int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0 && errno == EACCES) return Status();
-  if (fd < 0) return errno_status("open directory " + parent, errno);
+// fsyncs a directory, so that the names made in it are durable.
+// `unreadable_ok`: a directory tqd may write in but not read (a drop-box,
+// mode 0333) cannot be opened to be synced, and is left to the file
+// system, as before tqd synced the directories it makes, rather than made
+// an error that the next start, finding the directory made, would not meet.
+Status fsync_directory(const std::string& dir, bool unreadable_ok = false) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 && unreadable_ok && errno == EACCES) return Status();
+  if (fd < 0) return errno_status("open directory " + dir, errno);
   const int rc = ::fsync(fd);
   const int err = errno;
   ::close(fd);
-  if (rc != 0) return errno_status("fsync directory " + parent, err);
+  if (rc != 0) return errno_status("fsync directory " + dir, err);
   return Status();
 }
 
@@ -187,7 +187,9 @@ class PosixFileSystem final : public FileSystem {
       // log synced inside it, or a backup's whole directory (POSIX promises
       // nothing; journaling file systems mostly keep it anyway).
       const std::filesystem::path parent = it->parent_path();
-      if (Status s = sync_parent(parent.empty() ? "." : parent.string()); !s.ok()) return s;
+      if (Status s = fsync_directory(parent.empty() ? "." : parent.string(), true); !s.ok()) {
+        return s;
+      }
     }
     return Status();
   }
@@ -296,15 +298,7 @@ class PosixFileSystem final : public FileSystem {
     return Status();
   }
 
-  Status sync_dir(const std::string& dir) override {
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return errno_status("open directory " + dir, errno);
-    int rc = ::fsync(fd);
-    int err = errno;
-    ::close(fd);
-    if (rc != 0) return errno_status("fsync directory " + dir, err);
-    return Status();
-  }
+  Status sync_dir(const std::string& dir) override { return fsync_directory(dir); }
 
   Result<uint64_t> free_bytes(const std::string& dir) override {
     struct statvfs st {};
