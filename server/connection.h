@@ -278,6 +278,7 @@ class Connection {
   bool draining_ = false;    // no more requests; close when the output is written
   bool closing_ = false;     // uv_close was called
   bool lingering_ = false;   // replies written and FIN sent; discarding input until EOF
+  bool peer_finished_ = false;  // the client's FIN was read: it sends nothing more
   uv_shutdown_t shutdown_req_{};
   bool started_ = false;     // admitted: counted in connections_current
   bool waiting_ = false;     // blocked in DEQUEUE ... WAIT, BACKUP or a KICK in steps:

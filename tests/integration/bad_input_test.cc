@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include <random>
@@ -106,6 +109,38 @@ TEST_SUITE("bad_input") {
     CHECK(*s.read_line() == "OK 2");
     CHECK(*s.read_line() == "OK q");
     CHECK_FALSE(s.read_line().ok());  // then the server closes
+  }
+
+  TEST_CASE("a client that half-closes gets every reply, megabytes still in flight as tqd closes") {
+    // Once it has read the client's FIN, tqd closes without lingering:
+    // nothing can come after a FIN to reset the replies. The kernel sends
+    // what the socket still holds, then its own FIN. A tiny receive buffer
+    // keeps most of the 1.6 MB of replies waiting in tqd's socket and
+    // libuv's queue when the last is written.
+    TqdProcess tqd;
+    const int fd = tq::testing::connect_raw(tqd.port(), 4096);
+    REQUIRE(fd >= 0);
+    const timeval timeout{10, 0};  // a tqd that never closes fails the test, not hangs it
+    REQUIRE(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == 0);
+    constexpr size_t kPings = 200'000;
+    size_t received = 0;
+    std::thread reader([&] {
+      char buf[4096];
+      ssize_t n;
+      while ((n = recv(fd, buf, sizeof buf, 0)) > 0) received += static_cast<size_t>(n);
+    });
+    std::string pings;
+    for (size_t i = 0; i < kPings; ++i) pings += "PING\n";
+    size_t sent = 0;
+    while (sent < pings.size()) {
+      const ssize_t n = send(fd, pings.data() + sent, pings.size() - sent, MSG_NOSIGNAL);
+      REQUIRE(n > 0);
+      sent += static_cast<size_t>(n);
+    }
+    REQUIRE(::shutdown(fd, SHUT_WR) == 0);
+    reader.join();  // to tqd's FIN
+    close(fd);
+    CHECK(received == kPings * std::string("OK PONG\n").size());
   }
 }
 
