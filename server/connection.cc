@@ -983,6 +983,12 @@ void Connection::close() {
     uv_read_stop(stream());
     reading_ = false;
   }
+  // Closed for every purpose from here on: the socket itself may wait for a
+  // later iteration's share (Server::may_release_socket).
+  if (server_.may_release_socket(*this)) release_socket();
+}
+
+void Connection::release_socket() {
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
 }
 

@@ -87,8 +87,13 @@ class Connection {
   // once the refusals it owes are written.
   void end_refusing();
 
-  // Closes now, dropping unsent replies. Safe to call twice.
+  // Closes now, dropping unsent replies. Safe to call twice. The socket
+  // goes now, or in a later iteration when this one's share of closes is
+  // taken (Server::may_release_socket); meanwhile nothing more is read,
+  // run or delivered, and only a write libuv already holds may go on.
   void close();
+  // Closes the socket; the connection goes in libuv's close callback.
+  void release_socket();
 
   bool closing() const { return closing_; }
   bool started() const { return started_; }

@@ -335,6 +335,25 @@ void Server::accept_held() {
   }
 }
 
+bool Server::may_release_socket(Connection& connection) {
+  if (closes_left_ > 0) {
+    --closes_left_;
+    return true;
+  }
+  closes_held_.push_back(connection.id());
+  return false;
+}
+
+void Server::release_held_sockets() {
+  while (closes_left_ > 0 && !closes_held_.empty()) {
+    auto it = connections_.find(closes_held_.front());
+    closes_held_.pop_front();
+    if (it == connections_.end()) continue;
+    --closes_left_;
+    it->second->release_socket();
+  }
+}
+
 void Server::accept_one(bool tls) {
   uint64_t id = next_connection_id_++;
   protocol::ParserLimits limits;
@@ -467,6 +486,8 @@ void Server::on_before_poll(uv_prepare_t* handle) {
   self->handshake_ns_left_ = kIterationWorkNs;
   self->accepts_left_ = kAcceptsPerIteration;
   self->accept_held();
+  self->closes_left_ = kClosesPerIteration;
+  self->release_held_sockets();
   self->turns_.swap(self->cut_list_);
   self->turns_.insert(self->turns_.end(), self->turn_list_.begin(), self->turn_list_.end());
   self->turn_list_.clear();
@@ -522,7 +543,7 @@ void Server::on_before_poll(uv_prepare_t* handle) {
   // batches stalled a second at each pause, until the housekeeping timer).
   const bool wrote = self->log_ != nullptr && self->log_->last_seq() != seq_before_flush;
   if (!self->flush_list_.empty() || !self->turn_list_.empty() || !self->cut_list_.empty() ||
-      wrote || self->bulk_.busy()) {
+      wrote || self->bulk_.busy() || !self->closes_held_.empty()) {
     uv_idle_start(&self->run_again_, on_run_again);
   }
   self->arm_sweeper();

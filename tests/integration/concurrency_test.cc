@@ -54,6 +54,23 @@ std::vector<std::string> first_lines_of_burst(const TqdProcess& tqd, int n,
   return lines;
 }
 
+// Opens `n` raw connections and has each answered a PING, so that every
+// one is admitted (counted in connections_current) before the test goes on.
+std::vector<int> admitted_raw(const TqdProcess& tqd, int n) {
+  std::vector<int> fds;
+  for (int i = 0; i < n; ++i) {
+    const int fd = tq::testing::connect_raw(tqd.port());
+    REQUIRE(fd >= 0);
+    const timeval timeout{10, 0};
+    REQUIRE(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == 0);
+    REQUIRE(send(fd, "PING\n", 5, MSG_NOSIGNAL) == 5);
+    char reply[8];
+    REQUIRE(recv(fd, reply, sizeof reply, MSG_WAITALL) == 8);  // "OK PONG\n"
+    fds.push_back(fd);
+  }
+  return fds;
+}
+
 }  // namespace
 
 TEST_SUITE("concurrency") {
@@ -243,6 +260,47 @@ TEST_SUITE("concurrency") {
     CHECK(std::count(lines.begin(), lines.end(), "OK PONG\n") == kBurst);
     CHECK(tq::testing::stat_via(admin, "connections_total") ==
           std::to_string(kBurst + 1));  // and admin
+  }
+
+  TEST_CASE("a burst of closes is released a share an iteration - every socket goes, promptly") {
+    // 300 admitted connections close while tqd is stopped, so it finds all
+    // their FINs at once: it closes 64 sockets an iteration
+    // (Server::kClosesPerIteration) and holds the rest for the next ones.
+    // Counted in /proc, which wakes nothing in tqd. This guards that every
+    // held socket is closed; it cannot show the stall the share prevents,
+    // which is a timing (bench/RESULTS.md).
+    TqdProcess tqd;
+    constexpr int kBurst = 300;
+    const std::vector<int> burst = admitted_raw(tqd, kBurst);
+    const auto open_fds = [&] {
+      return std::distance(
+          std::filesystem::directory_iterator("/proc/" + std::to_string(tqd.pid()) + "/fd"),
+          std::filesystem::directory_iterator{});
+    };
+    const auto with_burst = open_fds();
+    REQUIRE(tq::testing::stop_and_wait(tqd.pid()));
+    for (int fd : burst) close(fd);
+    REQUIRE(kill(tqd.pid(), SIGCONT) == 0);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(2500);
+    while (open_fds() > with_burst - kBurst && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(open_fds() == with_burst - kBurst);
+    auto admin = tqd.socket();
+    CHECK(tq::testing::stat_via(admin, "connections_current") == "1");
+  }
+
+  TEST_CASE("tqd stops while closes wait for their share") {
+    // SIGTERM and 300 FINs come in the same iteration: the stop waits for
+    // every connection to go, so the held closes must still be made.
+    TqdProcess tqd;
+    constexpr int kBurst = 300;
+    const std::vector<int> burst = admitted_raw(tqd, kBurst);
+    REQUIRE(tq::testing::stop_and_wait(tqd.pid()));
+    for (int fd : burst) close(fd);
+    REQUIRE(kill(tqd.pid(), SIGTERM) == 0);
+    REQUIRE(kill(tqd.pid(), SIGCONT) == 0);
+    CHECK(tqd.stop(SIGTERM, 10'000) == 0);
   }
 
   TEST_CASE("refused connections that sent requests are closed at once, not kept open") {
