@@ -300,6 +300,9 @@ std::vector<Figure> queue_figures(const engine::Queue& q, int64_t now_ms) {
             "Jobs moved to dead letters (the queue's own, or its dead_letter_queue).");
   f.counter("dead_forwarded_total", c.dead_forwarded,
             "Of those, jobs moved to the queue's dead_letter_queue.");
+  f.counter("dead_received_total", c.dead_received,
+            "Jobs that died in a queue whose dead_letter_queue is this one, and moved here "
+            "(enqueued_total does not count them).");
   f.counter("expired_total", c.expired, kExpiredHelp);
   // DROP deletes jobs too, but the queue's figures go with it.
   f.counter("deleted_total", c.deleted, "Jobs removed by DELETE or PURGE (PURGE ... DEAD too).");

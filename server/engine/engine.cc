@@ -700,6 +700,7 @@ void Engine::forward_dead(Job* job, Queue* target, std::string reason) {
   extras.expires_at_ms = ttl_ms > 0 ? clock_.now_ms() + ttl_ms : 0;
   ++source->counters.dead_forwarded;
   ++counters_.dead_forwarded;
+  ++target->counters.dead_received;
   if (!group.empty()) regroup(source, group);  // the group's next job may go
   start_over_in(job, target);                  // the caller reschedules the old queue
 }

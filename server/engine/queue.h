@@ -69,6 +69,10 @@ struct QueueCounters {
   uint64_t nacked = 0;      // deliveries given back by NACK
   uint64_t dead = 0;        // jobs moved to dead letters (here, or to dead_letter_queue)
   uint64_t dead_forwarded = 0;  // of those, jobs moved to dead_letter_queue
+  // Jobs that died in a queue whose dead_letter_queue is this one, and moved
+  // here: enqueued counts none of them. No server-wide twin: it would always
+  // equal EngineCounters::dead_forwarded.
+  uint64_t dead_received = 0;
   uint64_t expired = 0;     // jobs whose TTL ran out before delivery
   uint64_t deleted = 0;     // jobs removed by DELETE or PURGE
   uint64_t kicked = 0;      // KICKed: dead jobs given another chance, delayed ones made ready

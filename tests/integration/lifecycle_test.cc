@@ -553,10 +553,18 @@ TEST_SUITE("lifecycle") {
       CHECK(call(s, "DEQUEUE payments") == "OK " + id + " charge 42");
       CHECK(call(s, "NACK " + id) == "OK dead " + id);  // died in payments: moved
       CHECK(stat(s, "jobs_dead_forwarded_total") == 1);
+      // Counted where it arrived too: enqueued_total there counts only puts.
+      CHECK(tq::testing::stat_via(s, "dead_received_total", "payments-failed") == "1");
+      CHECK(tq::testing::stat_via(s, "enqueued_total", "payments-failed") == "0");
+      CHECK(tq::testing::stat_via(s, "dead_received_total", "payments") == "0");
       tqd.stop(SIGKILL);
     }
     TqdProcess tqd(options);
     auto s = tqd.socket();
+    // Like every _total, counted since this tqd started: the replay of the
+    // move counts it nowhere.
+    CHECK(tq::testing::stat_via(s, "dead_received_total", "payments-failed") == "0");
+    CHECK(stat(s, "jobs_dead_forwarded_total") == 0);
     const std::vector<std::string> settings = tq::testing::config_via(s, "CONFIG payments");
     CHECK(std::find(settings.begin(), settings.end(), "dead_letter_queue payments-failed") !=
           settings.end());

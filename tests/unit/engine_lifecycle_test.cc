@@ -237,6 +237,34 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(f.engine.extras_of(*f.engine.find_job(orphan))->origin.empty());
   }
 
+  TEST_CASE("a dead-letter queue counts the jobs that arrive in it - not the ones that die there") {
+    Fixture f;
+    REQUIRE(f.engine.create_queue("dlq").ok());
+    f.configure([](QueueSettings& s) {
+      s.dead_letter_queue = "dlq";
+      s.max_attempts = 1;
+    });
+    f.configure([](QueueSettings& s) { s.max_attempts = 1; }, "dlq");
+    const uint64_t id = f.put("x");
+    REQUIRE(f.take() == id);
+    REQUIRE(f.engine.fail(id, "bad input").ok());
+    REQUIRE(f.engine.find_job(id)->queue->name == "dlq");
+    CHECK(f.queue("dlq").counters.dead_received == 1);
+    CHECK(f.queue("dlq").counters.enqueued == 0);  // ENQUEUE, PUT and schedules only
+    CHECK(f.queue().counters.dead_received == 0);
+
+    // Dying again in the dead-letter queue, it stays there: dead there, not
+    // received again.
+    REQUIRE(f.take("dlq") == id);
+    REQUIRE(f.engine.fail(id, "still bad").ok());
+    REQUIRE(f.engine.find_job(id)->state == JobState::kDead);
+    CHECK(f.queue("dlq").counters.dead == 1);
+    CHECK(f.queue("dlq").counters.dead_received == 1);
+    // Sent back by REDRIVE, it is no dead letter in its old queue.
+    CHECK(f.engine.redrive("dlq", 1).value() == 1);
+    CHECK(f.queue().counters.dead_received == 0);
+  }
+
   TEST_CASE(
       "REDRIVE sends a dead-letter queue's jobs back where they died, oldest first, not leased") {
     Fixture f;
