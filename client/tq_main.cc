@@ -4,7 +4,8 @@
 //   tq [...] < commands.txt               each line a command, no prompt
 //   tq [...] ENQUEUE emails hello         one command, then exit
 //   tq [...] -- ENQUEUE emails --port     one command, every word after -- sent as it is
-//   tq [...] --stat [queue]               a line of STATS a second (client/stat_view.h)
+//   tq [...] --stat [queue]               a line of STATS a second (client/stat_view.h);
+//                                         --stat=queue is the same
 //   tq [...] --work q -- program [args]   runs the program for each job (client/work_mode.h)
 //
 // tq's options go before the command. A known option after it is refused
@@ -314,10 +315,17 @@ int run_one(ReplSession& session, const std::string& line) {
   return exit_status(session.run(line, body_from_stdin));
 }
 
+// How an option takes a value.
+enum class OptionValue {
+  kNone,          // a flag: --raw
+  kJoinedOnly,    // only --stat=emails: in tq --stat emails, the queue is the command
+  kJoinedOrNext,  // --port=9000 or --port 9000
+};
+
 // tq's arguments (without the program name), split into its options and the
 // command: the command starts at the first word that is not an option or an
-// option's value, or after `--`. `option_takes_value(name)` says whether an
-// option takes a value, and is nullopt for a name tq does not know.
+// option's value, or after `--`. `option_value(name)` says how an option
+// takes a value, and is nullopt for a name tq does not know.
 struct SplitArguments {
   std::vector<std::string> options;  // for CLI11, in order
   std::vector<std::string> command;  // the words to send; empty: no command
@@ -326,7 +334,7 @@ struct SplitArguments {
 
 SplitArguments split_arguments(
     const std::vector<std::string>& args,
-    const std::function<std::optional<bool>(std::string_view)>& option_takes_value) {
+    const std::function<std::optional<OptionValue>(std::string_view)>& option_value) {
   auto option_name = [](std::string_view arg) { return arg.substr(0, arg.find('=')); };
   SplitArguments split;
   // The value of an option given as the next word: "tq --password PING"
@@ -341,14 +349,23 @@ SplitArguments split_arguments(
       return split;
     }
     if (arg.size() < 2 || arg[0] != '-') break;  // the command
-    std::optional<bool> takes_value = option_takes_value(option_name(arg));
-    if (!takes_value) {
+    const std::string_view name = option_name(arg);
+    const std::optional<OptionValue> takes = option_value(name);
+    if (!takes) {
       split.error = "unknown option '" + arg + "' (tq --help lists them)";
+      return split;
+    }
+    const bool joined = arg.find('=') != std::string::npos;
+    // CLI11 would take --raw=false for no --raw, and say only "Could not
+    // convert: --raw = x" of --raw=x.
+    if (*takes == OptionValue::kNone && joined) {
+      split.error = std::string(name) + " takes no value: write " + std::string(name) +
+                    " alone, or leave it out";
       return split;
     }
     split.options.push_back(arg);
     last_value = {};
-    if (*takes_value && arg.find('=') == std::string::npos && i + 1 < args.size()) {
+    if (*takes == OptionValue::kJoinedOrNext && !joined && i + 1 < args.size()) {
       split.options.push_back(args[++i]);
       last_option = arg;
       last_value = args[i];
@@ -369,7 +386,7 @@ SplitArguments split_arguments(
     }
   }
   for (const std::string& word : split.command) {
-    if (word.size() < 2 || word[0] != '-' || !option_takes_value(option_name(word))) continue;
+    if (word.size() < 2 || word[0] != '-' || !option_value(option_name(word))) continue;
     split.error = "'" + word + "' comes after the command; options go before it: tq " + word +
                   " ... " + split.command[0] + " ... (to send '" + word +
                   "' as part of the command, put -- before the command)";
@@ -435,12 +452,18 @@ int main(int argc, char** argv) {
                "middle can pose as the server (implies --tls)");
   app.add_flag("--raw", raw, "print replies exactly as the server sends them");
   app.add_flag("--no-color", no_colour, "no colours, even on a terminal (so does $NO_COLOR)");
-  bool stat = false;
+  // Each --stat's value: empty, or the queue of --stat=emails (tq --stat
+  // emails gives it as the command). A vector, so that --stat twice is still
+  // --stat, as when it was a flag.
+  std::vector<std::string> stat_values;
   std::string interval = "1s";
   uint64_t count = 0;
-  app.add_flag("--stat", stat,
-               "a line a second of the server's STATS (or a queue's: tq --stat emails): jobs in "
-               "each state, and enqueues, deliveries, acks and lease timeouts per second");
+  app.add_option("--stat", stat_values,
+                 "a line a second of the server's STATS (or a queue's: tq --stat emails): jobs in "
+                 "each state, and enqueues, deliveries, acks and lease timeouts per second")
+      ->expected(0, 1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->type_name("[QUEUE]");
   app.add_option("--interval", interval, "--stat: time between lines")->capture_default_str();
   std::string work_queues;
   tq::client::WorkSettings work;
@@ -479,13 +502,14 @@ int main(int argc, char** argv) {
 
   // CLI11 parses the options only; the command is split off first (see
   // split_arguments), so that a misplaced option is an error, not a payload.
-  auto option_takes_value = [&](std::string_view name) -> std::optional<bool> {
+  auto option_value = [&](std::string_view name) -> std::optional<OptionValue> {
     const CLI::Option* option = app.get_option_no_throw(std::string(name));
     if (option == nullptr || option->get_positional()) return std::nullopt;
-    return option->get_expected_min() > 0;
+    if (option->get_expected_max() == 0) return OptionValue::kNone;
+    return option->get_expected_min() == 0 ? OptionValue::kJoinedOnly : OptionValue::kJoinedOrNext;
   };
   SplitArguments split =
-      split_arguments(std::vector<std::string>(argv + 1, argv + argc), option_takes_value);
+      split_arguments(std::vector<std::string>(argv + 1, argv + argc), option_value);
   if (!split.error.empty()) {
     std::cerr << "tq: " << split.error << "\n";
     return kExitUsage;
@@ -525,6 +549,7 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  const bool stat = app.count("--stat") > 0;
   if (app.count("--work") > 0) {
     if (stat) {
       std::cerr << "tq: --work and --stat are two modes; give one\n";
@@ -579,12 +604,16 @@ int main(int argc, char** argv) {
                 << interval << "'\n";
       return kExitUsage;
     }
-    if (split.command.size() > 1) {
+    std::vector<std::string> queues = split.command;
+    for (const std::string& value : stat_values) {
+      if (!value.empty()) queues.push_back(value);
+    }
+    if (queues.size() > 1) {
       std::cerr << "tq: --stat takes one queue name at most (tq --stat emails)\n";
       return kExitUsage;
     }
     tq::client::CancelToken cancel;
-    return run_stat(options, split.command.empty() ? "" : split.command[0], *every, count, cancel);
+    return run_stat(options, queues.empty() ? "" : queues[0], *every, count, cancel);
   }
   if (app.count("--interval") > 0) {
     std::cerr << "tq: --interval goes with --stat (tq --stat --interval 2s emails)\n";

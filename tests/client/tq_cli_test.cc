@@ -339,6 +339,51 @@ TEST_SUITE("tq command line") {
     CHECK(tq_run(tqd, {"--stat", "a", "b"}).status == 2);
   }
 
+  TEST_CASE("--stat=emails is --stat emails - a flag given a value says it takes none") {
+    TqdProcess tqd;
+    REQUIRE(tqd.client().create("emails").ok());
+
+    auto joined = tq_run(tqd, {"--stat=emails", "--interval", "50ms", "--count", "1"});
+    CHECK(joined.status == 0);
+    CHECK(joined.err.empty());
+    CHECK(joined.out.find("held") != std::string::npos);  // the queue's line, not the server's
+    auto missing = tq_run(tqd, {"--stat=nope", "--count", "1"});
+    CHECK(missing.status == 1);
+    CHECK(missing.err.rfind("ERROR NOQUEUE", 0) == 0);
+    // Not a way to turn it off (or on): "1" is a queue name as any other.
+    auto number = tq_run(tqd, {"--stat=1", "--count", "1"});
+    CHECK(number.status == 1);
+    CHECK(number.out.empty());
+    for (const std::vector<std::string>& two :
+         {std::vector<std::string>{"--stat=emails", "sms"}, {"--stat=emails", "--stat=sms"}}) {
+      auto both = tq_run(tqd, two);
+      CHECK(both.status == 2);
+      CHECK(both.err == "tq: --stat takes one queue name at most (tq --stat emails)\n");
+    }
+    // Given twice, as a flag could be, it is still one --stat.
+    auto twice = tq_run(tqd, {"--stat", "--stat=emails", "--count", "1"});
+    CHECK(twice.status == 0);
+    CHECK(twice.out.find("held") != std::string::npos);
+    CHECK(tq_run(tqd, {"--stat", "--stat", "--count", "1"}).status == 0);
+
+    // CLI11 would say only "Could not convert: --raw = x", and take
+    // --raw=false for no --raw.
+    for (const std::string flag : {"--raw", "--tls", "--tls-insecure", "--no-color"}) {
+      for (const std::string value : {"x", "false", "1"}) {
+        INFO(flag << "=" << value);
+        auto valued = tq_run(tqd, {flag + "=" + value, "PING"});
+        CHECK(valued.status == 2);
+        CHECK(valued.out.empty());
+        CHECK(valued.err ==
+              "tq: " + flag + " takes no value: write " + flag + " alone, or leave it out\n");
+      }
+    }
+    CHECK(tq_run(tqd, {"--raw", "PING"}).out == "OK PONG\n");
+    // A word after an option that takes one is its value, whatever it looks like.
+    CHECK(tq_run(tqd, {"--timeout", "--raw=x", "PING"}).err ==
+          "tq: --timeout: expected a duration above 0, such as 5s or 500ms, got '--raw=x'\n");
+  }
+
   TEST_CASE("--stat - Ctrl-C ends a wait for a server that does not answer STATS, with 0") {
     // A stand-in that takes the connection, reads the STATS and says
     // nothing, until tq closes the connection.
