@@ -65,6 +65,26 @@ Status fsync_directory(const std::string& dir, bool unreadable_ok = false) {
   return Status();
 }
 
+// Run as root in a directory another user owns (an operator's `tqd
+// --check-log` or `--wal-recover` on the data directory of a service that
+// runs as its own user, systemd's DynamicUser), what tqd creates there
+// becomes that user's, as the files around it are: a LOCK or log file
+// left root's, mode 0600, would keep the service from opening its own log
+// at its next start. Only what the caller just created (O_EXCL, mkdir):
+// never a file a symbolic link leads to. Best effort: the file works for
+// this run either way.
+void adopt_directory_owner(const std::string& path, int fd) {
+  if (::geteuid() != 0) return;
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  struct stat dir {};
+  if (::stat(parent.empty() ? "." : parent.c_str(), &dir) != 0) return;
+  struct stat st {};
+  const int rc = fd >= 0 ? ::fstat(fd, &st) : ::lstat(path.c_str(), &st);
+  if (rc != 0 || (st.st_uid == dir.st_uid && st.st_gid == dir.st_gid)) return;
+  [[maybe_unused]] const int changed = fd >= 0 ? ::fchown(fd, dir.st_uid, dir.st_gid)
+                                               : ::lchown(path.c_str(), dir.st_uid, dir.st_gid);
+}
+
 Status pread_all(int fd, const std::string& path, char* out, uint64_t n, uint64_t offset) {
   while (n > 0) {
     ssize_t got = ::pread(fd, out, n, static_cast<off_t>(offset));
@@ -182,6 +202,7 @@ class PosixFileSystem final : public FileSystem {
       // its mode (a backup group, a root-owned mount point tqd may write to
       // but not chmod).
       if (::chmod(it->c_str(), 0700) != 0) return errno_status("chmod " + it->string(), errno);
+      adopt_directory_owner(it->string(), -1);
       // Its name is durable only once its parent is synced. Without this a
       // crash soon after the first start could lose data_dir/wal, with the
       // log synced inside it, or a backup's whole directory (POSIX promises
@@ -255,6 +276,7 @@ class PosixFileSystem final : public FileSystem {
     int flags = O_WRONLY | O_CLOEXEC | (create ? (O_CREAT | O_EXCL) : 0);
     int fd = ::open(path.c_str(), flags, 0600);
     if (fd < 0) return errno_status("open " + path, errno);
+    if (create) adopt_directory_owner(path, fd);
     if (preallocate > 0) {
       int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(preallocate));
       if (rc != 0) {
@@ -307,7 +329,19 @@ class PosixFileSystem final : public FileSystem {
   }
 
   Result<std::unique_ptr<FileLock>> lock(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    // Made here, or opened as it is (removed in between: made after all).
+    int fd = -1;
+    for (int tries = 0; fd < 0 && tries < 3; ++tries) {
+      fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd >= 0) {
+        adopt_directory_owner(path, fd);
+      } else if (errno == EEXIST) {
+        fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+        if (fd < 0 && errno != ENOENT) break;
+      } else {
+        break;
+      }
+    }
     if (fd < 0) return errno_status("open " + path, errno);
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       int err = errno;

@@ -254,6 +254,46 @@ TEST_SUITE("wal_posix_file") {
     }
     std::filesystem::remove_all(root);
   }
+
+  TEST_CASE("run as root in another user's directory, what it makes there is that user's") {
+    // An operator's `tqd --check-log` (or --wal-recover) as root on the log
+    // of a service that runs as its own user: a LOCK, log file or
+    // directory left root's, mode 0600 or 0700, would keep the service out
+    // of its own log at its next start (open .../wal/LOCK: Permission
+    // denied, and a restart that fails the same way).
+    if (::geteuid() != 0) {
+      MESSAGE("not run as root: nothing to give away");
+      return;
+    }
+    const std::string root = make_temp_dir();
+    REQUIRE(::chown(root.c_str(), 65534, 65534) == 0);
+    auto owner_of = [](const std::string& path) {
+      struct stat st {};
+      REQUIRE(::lstat(path.c_str(), &st) == 0);
+      return std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid);
+    };
+    {
+      auto lock = posix_file_system().lock(root + "/LOCK");
+      REQUIRE(lock.ok());
+      CHECK(owner_of(root + "/LOCK") == "65534:65534");
+    }
+    {
+      auto lock = posix_file_system().lock(root + "/LOCK");  // there now: taken as it is
+      REQUIRE(lock.ok());
+    }
+    CHECK(posix_file_system().open_for_write(root + "/seg", true, 4096).ok());
+    CHECK(owner_of(root + "/seg") == "65534:65534");
+    REQUIRE(posix_file_system().create_dir(root + "/backups/x").ok());
+    CHECK(owner_of(root + "/backups") == "65534:65534");
+    CHECK(owner_of(root + "/backups/x") == "65534:65534");
+    // What was there keeps its owner; root's own directory, root's files.
+    REQUIRE(::chown(root.c_str(), 0, 0) == 0);
+    CHECK(posix_file_system().open_for_write(root + "/mine", true, 0).ok());
+    CHECK(owner_of(root + "/mine") == "0:0");
+    CHECK(posix_file_system().lock(root + "/LOCK").ok());
+    CHECK(owner_of(root + "/LOCK") == "65534:65534");
+    std::filesystem::remove_all(root);
+  }
 }
 
 }  // namespace wal_posix_file_test
