@@ -100,6 +100,37 @@ bool holds_a_log(const std::string& dir, std::string* nested) {
   return ec.value() != 0;  // unreadable: the start's own open says why
 }
 
+// Whether `dir` holds log files itself (not below): a directory that
+// cannot be read does not.
+bool has_log_files(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::directory_iterator it(dir, ec);
+  for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (tq::wal::parse_segment_file_name(it->path().filename().string()) != 0) return true;
+  }
+  return false;
+}
+
+// When the data directory has no wal/ at all: a backup copied whole into
+// it (cp -a backups/nightly data/ makes data/nightly/wal), the first
+// <data_dir>/<name>/wal holding log files; empty if none. Not when backups
+// are kept in the data directory itself (wal.backup_dir): that is where
+// they belong, and a first start beside them is a first start.
+std::string log_beside(const tq::server::Config& config) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::equivalent(config.data_dir, config.backup_dir(), ec)) return "";
+  fs::directory_iterator it(config.data_dir, ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    std::error_code type_ec;
+    // Not through a link: it may lead anywhere.
+    if (it->symlink_status(type_ec).type() != fs::file_type::directory) continue;
+    const std::string wal = it->path().string() + "/wal";
+    if (has_log_files(wal)) return wal;
+  }
+  return "";
+}
+
 int run(tq::server::Config config, const tq::server::ConfigSource& source,
         const std::vector<std::string>& notes) {
   // A certificate that cannot be used is a configuration error (exit 2:
@@ -125,6 +156,16 @@ int run(tq::server::Config config, const tq::server::ConfigSource& source,
           "an empty log beside it",
           dir.c_str(), nested.c_str(), dir.c_str(), dir.c_str());
       return kExitBadLogData;  // until someone moves it
+    }
+    // Nor when there is no wal/ but a whole backup in the data directory.
+    if (::lstat(dir.c_str(), &st) != 0 && errno == ENOENT) {
+      if (const std::string beside = log_beside(config); !beside.empty()) {
+        LOG_ERROR(
+            "there is no log in %s, but log files are in %s: a backup's wal directory goes in "
+            "place of %s (mv %s %s); not starting an empty log beside it",
+            dir.c_str(), beside.c_str(), dir.c_str(), beside.c_str(), dir.c_str());
+        return kExitBadLogData;
+      }
     }
   }
   const size_t requested_max_connections = config.max_connections;
@@ -160,16 +201,23 @@ int check_log(const tq::server::Config& config) {
   // refuses it (the check's own open of wal/LOCK says why).
   struct stat st {};
   std::string nested;
-  if ((::lstat(dir.c_str(), &st) != 0 && errno == ENOENT) ||
-      (S_ISDIR(st.st_mode) && !holds_a_log(dir, &nested))) {
-    tq::server::log_plain(LogLevel::kError,
-                          "there is no log in %s: a start would begin a new, empty one%s%s",
-                          dir.c_str(), nested.empty() ? "" : "; log files are in ", nested.c_str());
-    if (!nested.empty()) {
+  const bool missing = ::lstat(dir.c_str(), &st) != 0 && errno == ENOENT;
+  if (missing || (S_ISDIR(st.st_mode) && !holds_a_log(dir, &nested))) {
+    if (missing) nested = log_beside(config);
+    if (nested.empty()) {
       tq::server::log_plain(LogLevel::kError,
-                            "a backup's wal directory goes in place of %s, not inside it "
-                            "(cp -a <backup_dir>/<name>/wal %s)",
-                            dir.c_str(), dir.c_str());
+                            "there is no log in %s: a start would begin a new, empty one",
+                            dir.c_str());
+    } else {
+      // Nor is it a good backup, but a start refuses it (exit 65).
+      tq::server::log_plain(LogLevel::kError,
+                            "there is no log in %s, but log files are in %s: a start would "
+                            "refuse to begin an empty log beside them",
+                            dir.c_str(), nested.c_str());
+      const std::string fix = missing ? "mv " + nested + " " + dir
+                                      : "cp -a <backup_dir>/<name>/wal " + dir + ", not inside it";
+      tq::server::log_plain(LogLevel::kError, "a backup's wal directory goes in place of %s (%s)",
+                            dir.c_str(), fix.c_str());
     }
     return 4;
   }

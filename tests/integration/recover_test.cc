@@ -601,6 +601,41 @@ TEST_SUITE("recover") {
     CHECK(dir.refused({"--check-log"}).first == 0);
   }
 
+  TEST_CASE("a backup copied whole into the data directory - no empty log is begun beside it") {
+    // cp -a backups/nightly data/ makes data/nightly/wal and no data/wal: a
+    // start began an empty log, with job ids from 1 again.
+    DataDir dir;
+    two_emails(dir);
+    const std::string data = dir.options.dir + "/data";
+    std::filesystem::rename(data + "/wal", dir.options.dir + "/copy");
+    std::filesystem::create_directories(data + "/nightly");
+    std::filesystem::rename(dir.options.dir + "/copy", data + "/nightly/wal");
+    auto [status, err] = dir.refused({"--check-log"});
+    CHECK(status == 4);
+    CHECK(err.find("there is no log in " + data + "/wal, but log files are in " + data +
+                   "/nightly/wal") != std::string::npos);
+    CHECK(err.find("(mv " + data + "/nightly/wal " + data + "/wal)") != std::string::npos);
+    {
+      auto [start_status, start_err] = dir.refused();
+      CHECK(start_status == 65);
+      CHECK(start_err.find("but log files are in " + data + "/nightly/wal") != std::string::npos);
+      CHECK_FALSE(std::filesystem::exists(data + "/wal"));
+    }
+    // Where backups are kept in the data directory itself, that is where
+    // they belong: a start there with no log yet is a first start.
+    {
+      TqdOptions kept_here = dir.options;
+      kept_here.config_yaml += "  backup_dir: " + data + "\n";  // under wal:
+      TqdProcess tqd(kept_here);
+      auto c = tqd.client();
+      CHECK(c.ping().ok());
+    }
+    std::filesystem::remove_all(data + "/wal");
+    // Moved as the message says, it is the log again.
+    std::filesystem::rename(data + "/nightly/wal", data + "/wal");
+    CHECK(dir.refused({"--check-log"}).first == 0);
+  }
+
   TEST_CASE("--check-log applies the declared queues a start applies, and fails as it does") {
     DataDir dir;
     two_emails(dir);  // one queue
