@@ -153,6 +153,16 @@ void two_emails(const DataDir& dir) {
   REQUIRE(tqd.stop(SIGTERM) == 0);
 }
 
+// Moves the log's directory, data/wal, to data/<to>, as a restore that put
+// a backup in the wrong place does; returns the data directory.
+std::string move_log(const DataDir& dir, const std::string& to) {
+  const std::string data = dir.options.dir + "/data";
+  std::filesystem::rename(data + "/wal", dir.options.dir + "/copy");
+  std::filesystem::create_directories(std::filesystem::path(data + "/" + to).parent_path());
+  std::filesystem::rename(dir.options.dir + "/copy", data + "/" + to);
+  return data;
+}
+
 // The paths of the log's files, oldest first.
 std::vector<std::string> segment_files(const DataDir& dir) {
   std::vector<std::string> segments;
@@ -577,10 +587,7 @@ TEST_SUITE("recover") {
     // begin an empty log there, with job ids from 1 again.
     DataDir dir;
     two_emails(dir);
-    const std::string data = dir.options.dir + "/data";
-    std::filesystem::rename(data + "/wal", dir.options.dir + "/copy");
-    std::filesystem::create_directories(data + "/wal");
-    std::filesystem::rename(dir.options.dir + "/copy", data + "/wal/wal");
+    const std::string data = move_log(dir, "wal/wal");
     auto [status, err] = dir.refused({"--check-log"});
     CHECK(status == 4);
     CHECK(err.find("there is no log in " + data + "/wal") != std::string::npos);
@@ -606,10 +613,7 @@ TEST_SUITE("recover") {
     // start began an empty log, with job ids from 1 again.
     DataDir dir;
     two_emails(dir);
-    const std::string data = dir.options.dir + "/data";
-    std::filesystem::rename(data + "/wal", dir.options.dir + "/copy");
-    std::filesystem::create_directories(data + "/nightly");
-    std::filesystem::rename(dir.options.dir + "/copy", data + "/nightly/wal");
+    const std::string data = move_log(dir, "nightly/wal");
     auto [status, err] = dir.refused({"--check-log"});
     CHECK(status == 4);
     CHECK(err.find("there is no log in " + data + "/wal, but log files are in " + data +
