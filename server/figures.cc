@@ -136,6 +136,8 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
   f.counter("jobs_deleted_total", c.deleted, "Jobs removed by DELETE, PURGE or DROP.");
   f.counter("jobs_kicked_total", c.kicked,
             "Jobs KICKed: dead ones given another chance, delayed ones made ready.");
+  f.counter("jobs_redriven_total", c.redriven,
+            "Jobs REDRIVE moved from a dead-letter queue back to the queues they died in.");
   f.counter("jobs_dead_discarded_total", c.dead_discarded,
             "Dead jobs deleted for their queue's dead_retention or dead_max.");
   f.counter("jobs_scheduled_total", c.scheduled, "Jobs put by schedules (SCHEDULE).");
@@ -308,6 +310,11 @@ std::vector<Figure> queue_figures(const engine::Queue& q, int64_t now_ms) {
   f.counter("deleted_total", c.deleted, "Jobs removed by DELETE or PURGE (PURGE ... DEAD too).");
   f.counter("kicked_total", c.kicked,
             "Jobs KICKed: dead ones given another chance, delayed ones made ready.");
+  f.counter("redriven_total", c.redriven,
+            "Jobs REDRIVE moved from this queue back to the queues they died in.");
+  f.counter("redriven_in_total", c.redriven_in,
+            "Jobs REDRIVE brought back to this queue, where they had died (enqueued_total does "
+            "not count them).");
   f.counter("dead_discarded_total", c.dead_discarded,
             "Dead jobs deleted for the queue's dead_retention or dead_max.");
   f.counter("scheduled_total", c.scheduled, "Jobs put by the queue's schedules (SCHEDULE).");

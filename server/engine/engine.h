@@ -119,6 +119,7 @@ struct EngineCounters {
   uint64_t expired = 0;
   uint64_t deleted = 0;
   uint64_t kicked = 0;
+  uint64_t redriven = 0;
   uint64_t dead_discarded = 0;
   uint64_t scheduled = 0;
   uint64_t schedule_refused = 0;

@@ -303,6 +303,9 @@ Queue* Engine::redrive_target(const Job& job, const Queue* queue, OriginCache& o
 }
 
 void Engine::send_back(Job* job, Queue* origin) {
+  ++job->queue->counters.redriven;
+  ++origin->counters.redriven_in;
+  ++counters_.redriven;
   unlink(job);
   JobExtras* extras = jobs_.extras(*job);  // it has them: its origin
   extras->origin.clear();                  // a fresh start: it may die and move again

@@ -73,6 +73,10 @@ struct QueueCounters {
   // here: enqueued counts none of them. No server-wide twin: it would always
   // equal EngineCounters::dead_forwarded.
   uint64_t dead_received = 0;
+  uint64_t redriven = 0;  // jobs REDRIVE moved from here back to the queues they died in
+  // Jobs REDRIVE brought back here, where they had died, from the
+  // dead_letter_queue they had moved to: enqueued counts none of them.
+  uint64_t redriven_in = 0;
   uint64_t expired = 0;     // jobs whose TTL ran out before delivery
   uint64_t deleted = 0;     // jobs removed by DELETE or PURGE
   uint64_t kicked = 0;      // KICKed: dead jobs given another chance, delayed ones made ready

@@ -835,7 +835,7 @@ TEST_SUITE("commands") {
     CHECK(stats.find("\ncommands_dequeue 2\n") != std::string::npos);
     CHECK(stats.find("\nqueues 1\n") != std::string::npos);
     std::string queue_stats = s.run("STATS q\n");
-    CHECK(queue_stats.rfind("OK 30\nqueue q\npaused 0\npaused_until_ms 0\nready 0\nhead_wait_ms "
+    CHECK(queue_stats.rfind("OK 32\nqueue q\npaused 0\npaused_until_ms 0\nready 0\nhead_wait_ms "
                             "0\nheld 0\ndelayed 0\nleased 1\ndead 0\n",
                             0) == 0);
     CHECK(queue_stats.find("\nenqueued_total 2\ndup") != std::string::npos);

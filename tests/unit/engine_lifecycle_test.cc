@@ -315,6 +315,14 @@ TEST_SUITE("engine_lifecycle") {
     }
     CHECK(f.queue().ready.size() == 3);
     CHECK(f.queue("dlq").dead.empty());
+    // Counted where they left and where they arrived, not as enqueued; the
+    // ones that stayed count nowhere.
+    CHECK(f.queue("dlq").counters.redriven == 3);
+    CHECK(f.queue().counters.redriven_in == 3);
+    CHECK(f.queue().counters.redriven == 0);
+    CHECK(f.queue("dlq").counters.redriven_in == 0);
+    CHECK(f.engine.counters().redriven == 3);
+    CHECK(f.queue().counters.enqueued == 3);  // the three put in q at first, only
     // A fresh start: it can die, and move, again.
     REQUIRE(f.take() == ready);
     REQUIRE(f.engine.fail(ready, "again").ok());
