@@ -984,8 +984,14 @@ void Connection::close() {
     reading_ = false;
   }
   // Closed for every purpose from here on: the socket itself may wait for a
-  // later iteration's share (Server::may_release_socket).
-  if (server_.may_release_socket(*this)) release_socket();
+  // later iteration's share (Server::may_release_socket). Not a refused one
+  // (MAXCONN, never admitted): it goes now, as its refusal was written now
+  // (Server::accept_one). Refusals are bounded by the accepts' share
+  // already; taking the closes' share too, in a flood at max_connections
+  // they held descriptors past max_connections (where tqd's own files are)
+  // behind the held closes, and left departed clients' closes, and the
+  // slots they free, waiting longer each iteration.
+  if (!started_ || server_.may_release_socket(*this)) release_socket();
 }
 
 void Connection::release_socket() {

@@ -90,7 +90,8 @@ class Connection {
   // Closes now, dropping unsent replies. Safe to call twice. The socket
   // goes now, or in a later iteration when this one's share of closes is
   // taken (Server::may_release_socket); meanwhile nothing more is read,
-  // run or delivered, and only a write libuv already holds may go on.
+  // run or delivered, and only a write libuv already holds may go on. One
+  // never admitted (refused) closes its socket now, outside the share.
   void close();
   // Closes the socket; the connection goes in libuv's close callback.
   void release_socket();

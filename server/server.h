@@ -303,6 +303,8 @@ class Server final : public ClientDirectory,
   // Sockets released at most an iteration: each close costs about 10 us
   // here (epoll_ctl, close, the FIN it sends), and a fleet of 4,000
   // workers stopping at once brought all their FINs into one iteration.
+  // Admitted connections only: refused ones close at once
+  // (Connection::close), at most kAcceptsPerIteration of them an iteration.
   static constexpr size_t kClosesPerIteration = 64;
   size_t closes_left_ = kClosesPerIteration;
   // Closing connections past the share, in the order they closed.

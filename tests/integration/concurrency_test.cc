@@ -303,6 +303,75 @@ TEST_SUITE("concurrency") {
     CHECK(tqd.stop(SIGTERM, 10'000) == 0);
   }
 
+  TEST_CASE("a refused connection closes with its MAXCONN line while admitted closes wait") {
+    // While tqd is stopped, 128 connections come and then 600 admitted ones
+    // close, at max_connections. tqd refuses 64 of the new ones in the
+    // first iteration (Server::kAcceptsPerIteration), and reads the 600
+    // FINs: the next iteration's hook closes 64 of those and holds the
+    // rest, 64 an iteration after (kClosesPerIteration); in that iteration
+    // tqd is still full and refuses 64 more. A refused connection, never
+    // admitted, must close with its refusal, outside the share of closes:
+    // queued behind the held ones it kept its descriptor, past
+    // max_connections where tqd's own files are, for as many iterations;
+    // and in a flood of connections at max_connections refusals took every
+    // iteration's share, so that the closes of departed clients, and the
+    // slots they free, waited longer and longer.
+    TqdOptions options;
+    constexpr int kAdmitted = 600;
+    options.config_yaml = "limits:\n  max_connections: " + std::to_string(kAdmitted) + "\n";
+    TqdProcess tqd(options);
+    const std::vector<int> admitted = admitted_raw(tqd, kAdmitted);
+    REQUIRE(tq::testing::stop_and_wait(tqd.pid()));
+    constexpr int kRefused = 128;  // 64 in one iteration, 64 in the next
+    std::vector<int> refused;
+    for (int i = 0; i < kRefused; ++i) {
+      refused.push_back(tq::testing::connect_raw(tqd.port()));
+      REQUIRE(refused.back() >= 0);
+    }
+    for (int fd : admitted) close(fd);
+    REQUIRE(kill(tqd.pid(), SIGCONT) == 0);
+    // Read until the refusals of the second iteration come (the 66th: the
+    // 65th is the connection libuv held, taken in the hook), then stop tqd
+    // again: what each refused connection got by then is all it gets
+    // meanwhile.
+    std::vector<std::string> got(kRefused);
+    std::vector<bool> ended(kRefused, false);
+    const auto drain = [&](int i) {
+      char buf[256];
+      for (;;) {
+        const ssize_t n = recv(refused[i], buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) {
+          got[i].append(buf, static_cast<size_t>(n));
+          continue;
+        }
+        if (n == 0) ended[i] = true;
+        return;
+      }
+    };
+    const auto lines = [&] {
+      return std::count_if(got.begin(), got.end(), [](const std::string& g) { return !g.empty(); });
+    };
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (lines() <= 65 && std::chrono::steady_clock::now() < deadline) {
+      for (int i = 0; i < kRefused; ++i) drain(i);
+    }
+    REQUIRE(lines() > 65);
+    REQUIRE(tq::testing::stop_and_wait(tqd.pid()));
+    for (int i = 0; i < kRefused; ++i) drain(i);  // loopback: what tqd sent is here
+    int refusals = 0;
+    int open_after_refusal = 0;
+    for (int i = 0; i < kRefused; ++i) {
+      if (got[i].rfind("ERROR MAXCONN ", 0) != 0) continue;
+      ++refusals;
+      if (!ended[i]) ++open_after_refusal;
+    }
+    CHECK(refusals > 65);
+    // One may have been stopped between its line and its close.
+    CHECK(open_after_refusal <= 1);
+    REQUIRE(kill(tqd.pid(), SIGCONT) == 0);
+    for (int fd : refused) close(fd);
+  }
+
   TEST_CASE("refused connections that sent requests are closed at once, not kept open") {
     // They are not admitted: kept open (to read and drop their input), a
     // flood of them held file descriptors past max_connections, the ones the
