@@ -19,6 +19,10 @@
 // reply holds back those behind it. If the log fails, held replies to
 // commands that wrote become "ERROR IO" (the outcome is unknown), the others
 // go out as they are.
+//
+// connection.cc reads requests and writes replies; connection_ending.cc
+// holds how a connection ends (timeouts, the stop's refusals, the linger,
+// the close); connection_limits.h the bounds both keep to.
 #pragma once
 
 #include <uv.h>
