@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,8 +68,9 @@ std::string tls_problem(const tq::server::Config& config) {
 
 // Whether the log directory `dir` holds anything a start would read: a log
 // file, or a marker a log leaves (CLOSED, NEWEST, RUNNING, BACKUP). When it
-// does not, *nested names a directory in it that does hold log files (a
-// backup copied one level too deep: data/wal/wal/...), if there is one.
+// does not, *nested (unless null) names a directory in it that does hold
+// log files (a backup copied one level too deep: data/wal/wal/...), if
+// there is one.
 bool holds_a_log(const std::string& dir, std::string* nested) {
   namespace fs = std::filesystem;
   // Without exceptions: a range-for's ++ throws on an error (a directory
@@ -84,7 +86,8 @@ bool holds_a_log(const std::string& dir, std::string* nested) {
     }
     std::error_code type_ec;
     // Not through a link: one to / would have the whole file system read.
-    if (!nested->empty() || it->symlink_status(type_ec).type() != fs::file_type::directory) {
+    if (nested == nullptr || !nested->empty() ||
+        it->symlink_status(type_ec).type() != fs::file_type::directory) {
       continue;
     }
     std::error_code inner_ec;  // a part that cannot be read is passed over
@@ -131,6 +134,34 @@ std::string log_beside(const tq::server::Config& config) {
   return "";
 }
 
+// A backup restored in the wrong place, when the log directory `dir`
+// holds no log: where its log files are, and how they go in place.
+struct MisplacedLog {
+  std::string where;
+  std::string fix;  // "(...)" in "a backup's wal directory goes in place of <dir> (...)"
+};
+
+// Log files inside an empty `dir` (data/wal/wal/..., a copy made inside it)
+// or, with no `dir` at all, beside it (data/nightly/wal, a backup copied
+// whole into the data directory); nullopt when `dir` holds a log, or no
+// copy is near.
+std::optional<MisplacedLog> misplaced_log(const tq::server::Config& config,
+                                          const std::string& dir) {
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) return std::nullopt;  // the start's own open says why
+    std::string beside = log_beside(config);
+    if (beside.empty()) return std::nullopt;
+    return MisplacedLog{beside, "mv " + beside + " " + dir};
+  }
+  std::string nested;
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || holds_a_log(dir, &nested) ||
+      nested.empty()) {
+    return std::nullopt;
+  }
+  return MisplacedLog{nested, "cp -a <backup_dir>/<name>/wal " + dir + ", not inside it"};
+}
+
 int run(tq::server::Config config, const tq::server::ConfigSource& source,
         const std::vector<std::string>& notes) {
   // A certificate that cannot be used is a configuration error (exit 2:
@@ -142,30 +173,15 @@ int run(tq::server::Config config, const tq::server::ConfigSource& source,
   tq::server::set_log_level(config.log_level);
   for (const std::string& note : notes) LOG_WARN("%s", note.c_str());
   if (config.wal_enabled) {
-    // A log directory with no log in it but log files further down is a
-    // restore gone one level too deep: starting would begin an empty log,
-    // with job ids from 1 again, beside the one meant.
+    // A restore that put the log in the wrong place: starting would begin
+    // an empty log, with job ids from 1 again, beside the one meant.
     const std::string dir = config.data_dir + "/wal";
-    std::string nested;
-    struct stat st {};
-    if (::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && !holds_a_log(dir, &nested) &&
-        !nested.empty()) {
+    if (const std::optional<MisplacedLog> misplaced = misplaced_log(config, dir)) {
       LOG_ERROR(
-          "there is no log in %s, but log files are in %s: a backup's wal directory goes "
-          "in place of %s, not inside it (cp -a <backup_dir>/<name>/wal %s); not starting "
-          "an empty log beside it",
-          dir.c_str(), nested.c_str(), dir.c_str(), dir.c_str());
+          "there is no log in %s, but log files are in %s: a backup's wal directory goes in "
+          "place of %s (%s); not starting an empty log beside it",
+          dir.c_str(), misplaced->where.c_str(), dir.c_str(), misplaced->fix.c_str());
       return kExitBadLogData;  // until someone moves it
-    }
-    // Nor when there is no wal/ but a whole backup in the data directory.
-    if (::lstat(dir.c_str(), &st) != 0 && errno == ENOENT) {
-      if (const std::string beside = log_beside(config); !beside.empty()) {
-        LOG_ERROR(
-            "there is no log in %s, but log files are in %s: a backup's wal directory goes in "
-            "place of %s (mv %s %s); not starting an empty log beside it",
-            dir.c_str(), beside.c_str(), dir.c_str(), beside.c_str(), dir.c_str());
-        return kExitBadLogData;
-      }
     }
   }
   const size_t requested_max_connections = config.max_connections;
@@ -200,24 +216,20 @@ int check_log(const tq::server::Config& config) {
   // a directory this user may not read is no new log to a start, which
   // refuses it (the check's own open of wal/LOCK says why).
   struct stat st {};
-  std::string nested;
-  const bool missing = ::lstat(dir.c_str(), &st) != 0 && errno == ENOENT;
-  if (missing || (S_ISDIR(st.st_mode) && !holds_a_log(dir, &nested))) {
-    if (missing) nested = log_beside(config);
-    if (nested.empty()) {
-      tq::server::log_plain(LogLevel::kError,
-                            "there is no log in %s: a start would begin a new, empty one",
-                            dir.c_str());
-    } else {
+  if ((::lstat(dir.c_str(), &st) != 0 && errno == ENOENT) ||
+      (S_ISDIR(st.st_mode) && !holds_a_log(dir, nullptr))) {
+    if (const std::optional<MisplacedLog> misplaced = misplaced_log(config, dir)) {
       // Nor is it a good backup, but a start refuses it (exit 65).
       tq::server::log_plain(LogLevel::kError,
                             "there is no log in %s, but log files are in %s: a start would "
                             "refuse to begin an empty log beside them",
-                            dir.c_str(), nested.c_str());
-      const std::string fix = missing ? "mv " + nested + " " + dir
-                                      : "cp -a <backup_dir>/<name>/wal " + dir + ", not inside it";
+                            dir.c_str(), misplaced->where.c_str());
       tq::server::log_plain(LogLevel::kError, "a backup's wal directory goes in place of %s (%s)",
-                            dir.c_str(), fix.c_str());
+                            dir.c_str(), misplaced->fix.c_str());
+    } else {
+      tq::server::log_plain(LogLevel::kError,
+                            "there is no log in %s: a start would begin a new, empty one",
+                            dir.c_str());
     }
     return 4;
   }
