@@ -255,7 +255,8 @@ JsonObject replay_json(const Options& o, const ReplayResult& r) {
 
 std::string stall_text(const Options& o, const StallResult& r) {
   std::string out = printf_string("tq-bench stall: %s\n", o.command.c_str());
-  out += printf_string("  reply     %s after %.3f s\n", r.reply.c_str(), r.seconds);
+  out += printf_string("  reply     %s after %.3f s (jobs freed after %.3f s)\n", r.reply.c_str(),
+                       r.seconds, r.freed_seconds);
   out +=
       printf_string("  others    %llu PINGs meanwhile: p50 %s  p99 %s  max %s (the longest wait)\n",
                     static_cast<unsigned long long>(r.pings.count()),
@@ -278,7 +279,8 @@ JsonObject stall_json(const Options& o, const StallResult& r) {
       .add("ping_p50_us", static_cast<double>(r.pings.percentile(50)) / 1e3)
       .add("ping_p99_us", static_cast<double>(r.pings.percentile(99)) / 1e3)
       .add("ping_max_us", static_cast<double>(r.pings.max()) / 1e3)
-      .add("loop_max_busy_us", r.loop_max_busy_us);
+      .add("loop_max_busy_us", r.loop_max_busy_us)
+      .add("freed_seconds", r.freed_seconds);
   return j;
 }
 

@@ -47,6 +47,16 @@ Result<StallResult> run_stall(const Options& o) {
       result.reply = *reply;
     }
     result.seconds = static_cast<double>(nanos_since(sent_at)) / 1e9;
+    // A tqd older than jobs_freeing has no such line: 0, done.
+    while (!command_failure) {
+      auto stats = fetch_tq_stats(*asker);
+      if (!stats) {
+        command_failure = stats.error();
+      } else if (stat_number(*stats, "jobs_freeing") == 0) {
+        break;
+      }
+    }
+    result.freed_seconds = static_cast<double>(nanos_since(sent_at)) / 1e9;
     answered.store(true, std::memory_order_release);
   });
   while (!answered.load(std::memory_order_acquire)) {

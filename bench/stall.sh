@@ -4,7 +4,8 @@
 # `tq-bench --phase stall` sends it and PINGs on another connection until
 # its reply comes (bench/stall.h):
 #   - KICK, REDRIVE and PURGE ... DEAD, which tqd runs in steps;
-#   - PURGE and DROP, which it runs in one go;
+#   - PURGE and DROP, which reply at once and leave their jobs to be
+#     freed in steps (PINGs go on until STATS jobs_freeing is 0);
 #   - the sweeper: N TTLs running out at once, sending the jobs to a
 #     dead-letter queue, measured over a DEQUEUE ... WAIT on an empty queue.
 # Dead jobs are made with a queue ttl of 1 s and ttl_dead_letter, so the

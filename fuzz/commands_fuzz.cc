@@ -223,6 +223,9 @@ class Session final : public server::BulkService,
     trace("restart at", 0, std::to_string(clock_.now_ms()));
     engine_.expire_due();
     engine_.save_unlogged_schedules();
+    // Replay frees at once what PURGE and DROP left to be freed in steps:
+    // the payload bytes compared are those of the jobs left.
+    engine_.finish_disposals();
     const std::string before = testing::engine_fingerprint(engine_);
     if (auto closed = log_->close(); !closed.ok()) fail("close: " + closed.message(), "");
     engine_.set_observer(nullptr);
@@ -565,6 +568,9 @@ class Session final : public server::BulkService,
       bulk_.run(engine_, 1);  // one step: the runner's clock moves one a read
       waiters_.serve_ready();
     }
+    // What PURGE and DROP removed, a few jobs a turn (the server frees
+    // thousands), so that their freeing spans later requests.
+    if (engine_.disposing()) engine_.dispose_some(3);
     if (engine_.next_deadline_ms() <= clock_.now_ms()) {
       constexpr size_t kSweepSlice = 500;  // as Server::on_sweep
       for (int i = 0; i < 8; ++i) {

@@ -101,6 +101,9 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
   f.gauge("jobs_leased", engine.count_in(JobState::kLeased),
           "Jobs delivered and not yet acknowledged.");
   f.gauge("jobs_dead", engine.count_in(JobState::kDead), "Jobs in dead letters.");
+  f.gauge("jobs_freeing", engine.jobs_disposing(),
+          "Jobs PURGE or DROP removed, still being freed a step at a time (payload_bytes counts "
+          "them until then).");
   // A paused queue waits on purpose: it would hide the queues that do not.
   int64_t max_head_wait = 0;
   const int64_t now = engine.now_ms();

@@ -350,6 +350,7 @@ void Server::on_before_poll(uv_prepare_t* handle) {
   // when they came first). Their records go to the log in the next
   // iteration, which comes at once: they are written.
   if (self->bulk_.busy()) self->run_bulk();
+  if (self->engine_.disposing()) self->dispose_some();
   // A flush that drained a paused connection ran the requests it had
   // waiting: their replies, and the records they wrote, are for the next
   // iteration, which must not wait for an event. Nothing else may come: the
@@ -357,7 +358,7 @@ void Server::on_before_poll(uv_prepare_t* handle) {
   // batches stalled a second at each pause, until the housekeeping timer).
   const bool wrote = self->log_ != nullptr && self->log_->last_seq() != seq_before_flush;
   if (!self->flush_list_.empty() || !self->turn_list_.empty() || !self->cut_list_.empty() ||
-      wrote || self->bulk_.busy() || !self->closes_held_.empty()) {
+      wrote || self->bulk_.busy() || self->engine_.disposing() || !self->closes_held_.empty()) {
     uv_idle_start(&self->run_again_, on_run_again);
   }
   self->arm_sweeper();
@@ -380,6 +381,16 @@ void Server::run_bulk() {
   bulk_.run(engine_, kIterationWorkNs);
   // Kicked and redriven jobs may be what workers wait for.
   waiters_.serve_ready();
+}
+
+void Server::dispose_some() {
+  // A slice frees about 0.3 ms' worth of jobs (a cache miss or two each):
+  // a million, purged, go in some forty iterations with clients served in
+  // between, where they held everyone 54-74 ms in one go.
+  constexpr size_t kDisposeSlice = 4096;
+  const uint64_t began_ns = uv_hrtime();
+  while (engine_.dispose_some(kDisposeSlice) && uv_hrtime() - began_ns < kIterationWorkNs) {
+  }
 }
 
 void Server::measure_iteration() {

@@ -157,6 +157,8 @@ class Server final : public ClientDirectory,
   // Runs steps of the KICKs and the like under way, or ends them when the
   // log has failed.
   void run_bulk();
+  // Frees jobs a PURGE or DROP removed, for at most kIterationWorkNs.
+  void dispose_some();
   // Feeds STATS loop_* and warns of an iteration clients will have noticed.
   void measure_iteration();
   static void on_sweep(uv_timer_t* handle);

@@ -171,8 +171,10 @@ Status Engine::room_for_job(const Queue* queue, size_t payload_bytes, std::strin
                                        std::to_string(queue->active_count()) +
                                        " jobs, its max_size; try again later");
   }
-  if (limits_.max_jobs > 0 && jobs_.size() >= limits_.max_jobs) {
-    return make_error(Errc::kFull, "the server holds " + std::to_string(jobs_.size()) +
+  // Jobs a PURGE or DROP removed are not counted, though freed a little
+  // later: a server full until its operator purged takes new ones at once.
+  if (limits_.max_jobs > 0 && job_count() >= limits_.max_jobs) {
+    return make_error(Errc::kFull, "the server holds " + std::to_string(job_count()) +
                                        " jobs, its limit (limits.max_jobs); try again later");
   }
   if (limits_.max_payload_total > 0 && payload_bytes > limits_.max_payload_total) {
@@ -377,7 +379,7 @@ Result<const Job*> Engine::dequeue(std::string_view queue_name) {
 }
 
 Result<Job*> Engine::leased_job(uint64_t id, const char* verb) {
-  Job* job = jobs_.find(id);
+  Job* job = live_job(id);
   if (job == nullptr) {
     return make_error(Errc::kNotFound, "no job " + std::to_string(id) +
                                            " (never existed, or already finished)");
@@ -410,7 +412,7 @@ Status Engine::check_ack_queue(uint64_t id, std::string_view queue_name) const {
   // A name no queue can have is a malformed request, as in every command.
   if (!valid_queue_name(queue_name)) return invalid_name(queue_name);
   if (find_queue(queue_name) == nullptr) return no_queue(queue_name);
-  const Job* found = jobs_.find(id);
+  const Job* found = live_job(id);
   if (found != nullptr && queue_name != found->queue->name) {
     return make_error(Errc::kNotFound,
                       "job " + std::to_string(id) + " is not in queue " + quoted(queue_name));
@@ -585,6 +587,7 @@ uint32_t Engine::max_attempts_of(const Job& job) const {
 void Engine::make_ready(Job* job, int64_t ready_since_ms) {
   Queue* queue = job->queue;
   job->deadline_ms = ready_since_ms;
+  job->generation = queue->generation;
   JobExtras* extras = jobs_.extras(*job);
   if (extras != nullptr && extras->expires_at_ms > 0) queue->ttl.push(extras);
   if (extras != nullptr && !extras->group.empty()) {
@@ -604,6 +607,7 @@ void Engine::make_ready(Job* job, int64_t ready_since_ms) {
 
 void Engine::make_delayed(Job* job, int64_t ready_at_ms) {
   job->state = JobState::kDelayed;
+  job->generation = job->queue->generation;
   job->deadline_ms = ready_at_ms;
   job->queue->delayed.push(job);
   ++state_counts_[static_cast<size_t>(JobState::kDelayed)];

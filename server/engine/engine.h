@@ -11,10 +11,12 @@
 // The implementation is split by concern: engine.cc (queues, enqueue and
 // delivery), engine_timers.cc (what time does: leases, delays, TTLs,
 // backoff, dedup windows), engine_admin.cc (inspection and repair),
-// engine_restore.cc (replay).
+// engine_restore.cc (replay), engine_disposal.cc (freeing what PURGE and
+// DROP removed, in steps).
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -26,6 +28,7 @@
 #include <vector>
 
 #include "server/engine/clock.h"
+#include "server/engine/disposal.h"
 #include "server/engine/job.h"
 #include "server/engine/observer.h"
 #include "server/engine/queue.h"
@@ -150,13 +153,27 @@ class Engine {
   Status configure(std::string_view queue, const QueueSettings& settings);
   // Pauses (until `resume_at_ms`, when it is not 0) or resumes a queue.
   Status set_paused(std::string_view queue, bool paused, int64_t resume_at_ms = 0);
-  // Removes the ready and delayed jobs; returns how many.
+  // Removes the ready, held and delayed jobs; returns how many. They are
+  // gone for every purpose at once, and freed later, in steps
+  // (dispose_some), unless the queue has message groups.
   Result<size_t> purge(std::string_view queue);
   // Removes up to `max` dead jobs (the dead letters), in no useful order;
   // returns how many.
   Result<size_t> purge_dead(std::string_view queue, size_t max = SIZE_MAX);
-  // Removes the queue and every job in it.
+  // Removes the queue and every job in it; the jobs are freed later, in
+  // steps (dispose_some), as PURGE's.
   Status drop(std::string_view queue);
+
+  // --- Jobs PURGE and DROP removed, still to be freed (disposal.h) ---
+  // Frees up to `max` of them, the oldest PURGE's or DROP's first; true when
+  // some are left.
+  bool dispose_some(size_t max);
+  void finish_disposals() {
+    while (dispose_some(SIZE_MAX)) {
+    }
+  }
+  bool disposing() const { return !disposals_.empty(); }
+  size_t jobs_disposing() const { return jobs_disposing_; }
   // Adds a schedule to the queue, or replaces the one with that name
   // (keeping its count of jobs put); it fires first at its next time
   // after now.
@@ -287,8 +304,9 @@ class Engine {
 
   // --- For the journal ---
   void set_observer(ChangeObserver* observer) { observer_ = observer; }
-  const Job* find_job(uint64_t id) const { return jobs_.find(id); }
-  Job* find_job(uint64_t id) { return jobs_.find(id); }
+  // The job with that id, or nullptr (one PURGE or DROP removed is gone).
+  const Job* find_job(uint64_t id) const { return live_job(id); }
+  Job* find_job(uint64_t id) { return live_job(id); }
   // Visits up to `budget` jobs from `cursor` on (moving it on), in no useful
   // order; false when every job has been visited. `visit` returns false to
   // stop early. A job moved while a sweep runs may be missed or seen twice:
@@ -359,7 +377,8 @@ class Engine {
 
   const QueueMap& queues() const { return queues_; }
   const EngineCounters& counters() const { return counters_; }
-  size_t job_count() const { return jobs_.size(); }
+  // Jobs in queues (not those PURGE or DROP removed that are still to be freed).
+  size_t job_count() const { return jobs_.size() - jobs_disposing_; }
   size_t count_in(JobState state) const { return state_counts_[static_cast<size_t>(state)]; }
   uint64_t payload_bytes() const { return payload_bytes_; }
   // Payload bytes the schedules of every queue hold; limits.max_payload_total
@@ -511,6 +530,25 @@ class Engine {
   void destroy(Job* job, bool logged_in_bulk = false);
   // Removes the queue's ready, held and delayed jobs (PURGE), logged in bulk.
   void destroy_waiting(Queue* queue);
+  // A job PURGE or DROP removed and not freed yet (disposal.h).
+  static bool being_disposed(const Job& job) {
+    if (job.queue->dropped) return true;
+    const bool waiting = job.state == JobState::kReady || job.state == JobState::kHeld ||
+                         job.state == JobState::kDelayed;
+    return waiting && job.generation != job.queue->generation;
+  }
+  // jobs_.find(), but nullptr for a job being disposed of.
+  Job* live_job(uint64_t id) const {
+    Job* job = jobs_.find(id);
+    return job != nullptr && !being_disposed(*job) ? job : nullptr;
+  }
+  // PURGE: takes the queue's waiting sets aside whole, to be freed in steps.
+  void dispose_waiting(Queue* queue);
+  // DROP and its replay: everything but the queue's jobs at once; them, and
+  // the queue, in steps when `in_steps`, else at once.
+  void drop_queue(Queue* queue, bool in_steps);
+  // Frees up to `max` of the disposal's jobs; returns how many.
+  size_t dispose_from(Disposal& disposal, size_t max);
   // destroy(), logged in bulk, for a job already out of its state's structure
   // and whose removal moves no other job (it has no group to settle).
   void destroy_taken(Job* job);
@@ -620,6 +658,8 @@ class Engine {
   EngineCounters counters_;
   size_t state_counts_[5] = {0, 0, 0, 0, 0};
   uint64_t payload_bytes_ = 0;
+  std::deque<std::unique_ptr<Disposal>> disposals_;  // oldest first
+  size_t jobs_disposing_ = 0;                        // the jobs they hold
   uint64_t schedule_payload_bytes_ = 0;
   uint64_t dedup_key_bytes_ = 0;
   uint64_t next_job_id_ = 1;

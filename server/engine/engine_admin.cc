@@ -50,7 +50,13 @@ Result<size_t> Engine::purge(std::string_view queue_name) {
   size_t removed = queue->ready.size() + queue->held.size() + queue->delayed.size();
   if (removed == 0) return size_t{0};
   if (observer_) observer_->queue_purged(*queue);
-  destroy_waiting(queue);
+  // With message groups, removing a job may release the next of its group:
+  // those are removed one at a time, at once.
+  if (queue->groups.empty()) {
+    dispose_waiting(queue);
+  } else {
+    destroy_waiting(queue);
+  }
   queue->counters.deleted += removed;
   counters_.deleted += removed;
   reschedule(queue);
@@ -83,7 +89,7 @@ Status Engine::drop(std::string_view queue_name) {
   // says so); the queue's own counters go with the queue. Not in
   // restore_drop_queue: a replay counts nothing.
   counters_.deleted += found.value()->job_count();
-  restore_drop_queue(found.value()->number);
+  drop_queue(found.value(), true);
   return Ok{};
 }
 
@@ -190,7 +196,7 @@ Status Engine::unschedule(std::string_view queue_name, std::string_view name) {
 }
 
 Status Engine::remove(uint64_t id) {
-  Job* job = jobs_.find(id);
+  Job* job = live_job(id);
   if (job == nullptr) {
     return make_error(Errc::kNotFound, "no job " + std::to_string(id) +
                                            " (never existed, or already finished)");
@@ -271,7 +277,7 @@ Result<size_t> Engine::redrive_next(std::string_view queue_name, RedriveChoice& 
     // Any id of the queue's, not checked yet (redrive_candidates), and
     // perhaps some time ago: it may have been acked, leased, deleted or
     // moved since, or been a job that was put in this queue.
-    Job* job = jobs_.find(choice.ids[i]);
+    Job* job = live_job(choice.ids[i]);
     if (job == nullptr || job->queue != queue) continue;
     const bool from_fifo = i >= choice.fifo_from;
     const bool still_in_fifo = job->state == JobState::kReady && ReadySet::in_fifo(*job);
@@ -315,7 +321,7 @@ void Engine::send_back(Job* job, Queue* origin) {
 }
 
 Status Engine::kick_job(uint64_t id) {
-  Job* job = jobs_.find(id);
+  Job* job = live_job(id);
   if (job == nullptr) {
     return make_error(Errc::kNotFound,
                       "no job " + std::to_string(id) + " (never existed, or already finished)");

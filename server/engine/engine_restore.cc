@@ -58,23 +58,7 @@ Queue* Engine::restore_queue(uint32_t number, std::string_view name, const Queue
 }
 
 void Engine::restore_drop_queue(uint32_t number) {
-  Queue* queue = find_queue_by_number(number);
-  if (queue == nullptr) return;
-  if (observer_) observer_->queue_dropped(*queue);
-  queue->groups.clear();  // nothing to settle: every job goes
-  destroy_waiting(queue);
-  for (DeadlineHeap* heap : {&queue->leased, &queue->dead}) {
-    while (Job* job = heap->top()) destroy(job, true);
-  }
-  for (auto& [key, entry] : queue->dedup) {
-    if (observer_) observer_->dedup_forgotten(*queue, entry);
-    dedup_key_bytes_ -= DedupExpiries::cost(key);
-  }
-  if (queue->timer_slot != kNoSlot) timers_.erase(queue);
-  schedule_payload_bytes_ -= queue->schedule_payload_bytes;
-  queues_by_number_.erase(number);
-  if (last_found_ == queue) last_found_ = nullptr;
-  queues_.erase(queue->name);  // frees it
+  if (Queue* queue = find_queue_by_number(number)) drop_queue(queue, false);
 }
 
 void Engine::restore_purge(uint32_t number) {

@@ -80,6 +80,18 @@ class IntrusiveHeap {
   // Every element, in no particular order.
   const std::vector<T*>& items() const { return items_; }
 
+  // Exchanges the elements with `other`'s (their slots stay right: each
+  // keeps its index).
+  void swap(IntrusiveHeap& other) noexcept { items_.swap(other.items_); }
+
+  // Removes the last element of the array, a leaf: nothing else moves.
+  T* pop_back() {
+    T* item = items_.back();
+    items_.pop_back();
+    Slot::get(item) = kNoSlot;
+    return item;
+  }
+
   void clear() {
     for (T* item : items_) Slot::get(item) = kNoSlot;
     items_.clear();

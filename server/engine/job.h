@@ -59,10 +59,14 @@ struct Job {
   uint32_t payload_size;      // bytes following this struct
   uint32_t log_segment;       // the log segment holding its latest full record
   JobState state;
-  bool one_line;              // the payload holds no '\r' or '\n' (set once, at creation)
-  bool has_extras;            // the table holds JobExtras for it
-  uint8_t kicks;              // KICKs so far, mod 256 (in the padding byte): KICK resets
-                              // attempts, so attempts and kicks together name a delivery
+  uint8_t kicks;  // KICKs so far, mod 256: KICK resets attempts, so
+                  // attempts and kicks together name a delivery
+  // Its queue's Queue::generation when it last began to wait (ready, held
+  // or delayed). PURGE starts a new generation, and a waiting job of an
+  // older one is purged, freed a step at a time (Engine's disposals).
+  uint8_t generation;
+  bool one_line : 1;    // the payload holds no '\r' or '\n' (set once, at creation)
+  bool has_extras : 1;  // the table holds JobExtras for it
 
   // Which delivery of the job its current (or last) lease is: unlike attempts
   // alone, never the same for two deliveries across a KICK.

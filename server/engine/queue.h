@@ -252,6 +252,12 @@ struct Queue {
   uint32_t log_segment = 0;       // the log segment holding its latest full record
   uint64_t log_bytes = 0;         // that record's size, as the journal counts it live
   bool placeholder = false;       // replay met its jobs before its QUEUE record
+  // The generation its waiting jobs join (Job::generation): a PURGE starts
+  // a new one, and leaves the jobs of the old one to be freed in steps.
+  uint8_t generation = 0;
+  // DROP took it out of the engine's maps: it lives on, with its jobs,
+  // until they are freed in steps (Engine's disposals).
+  bool dropped = false;
   // Schedules fired while the intake was closed, their new times in memory
   // only: the next firing logged writes the whole QUEUE record, not only
   // its own times (SCHEDULE_FIRED), or a restart would fire them again; so

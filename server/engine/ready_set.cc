@@ -173,6 +173,38 @@ void ReadySet::take_all(const std::function<void(Job*)>& f) {
   }
 }
 
+void ReadySet::swap(ReadySet& other) noexcept {
+  lanes_.swap(other.lanes_);
+  std::swap(size_, other.size_);
+}
+
+size_t ReadySet::take_some(size_t max, const std::function<bool(const Job*)>& mine,
+                           const std::function<void(Job*)>& f) {
+  size_t taken = 0;
+  while (taken < max && !lanes_.empty()) {
+    auto it = lanes_.begin();
+    Lane& lane = it->second;
+    while (taken < max && !lane.fifo.empty()) {
+      Job* job = live_job(lane, lane.fifo.front());
+      lane.fifo.pop_front();
+      if (job == nullptr || !mine(job)) continue;
+      job->slot = kNoSlot;
+      --lane.live;
+      --size_;
+      ++taken;
+      f(job);
+    }
+    while (taken < max && !lane.returns.empty()) {
+      Job* job = lane.returns.pop_back();
+      --size_;
+      ++taken;
+      f(job);
+    }
+    if (lane.fifo.empty() && lane.returns.empty()) lanes_.erase(it);
+  }
+  return taken;
+}
+
 std::vector<Job*> ReadySet::jobs() const {
   std::vector<Job*> all;
   all.reserve(size_);

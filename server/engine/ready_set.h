@@ -66,6 +66,16 @@ class ReadySet {
   // particular order; f may free it. PURGE and DROP take a million at once:
   // popped one by one, each next job was looked up five times.
   void take_all(const std::function<void(Job*)>& f);
+  // Exchanges the jobs with `other`'s, a set of the same queue's: PURGE
+  // takes the whole set aside at once, to be freed in steps.
+  void swap(ReadySet& other) noexcept;
+  // Takes up to `max` jobs out (their slots cleared), the FIFOs' first, and
+  // hands each to f, which may free it; returns how many. A FIFO id whose
+  // job `mine` refuses is dropped as stale: in a set taken aside by PURGE,
+  // an id left behind may name a job that has been made ready again since,
+  // in the queue's new set.
+  size_t take_some(size_t max, const std::function<bool(const Job*)>& mine,
+                   const std::function<void(Job*)>& f);
   // Appends the ids in the lanes' FIFOs, stale ones too (those who use them
   // look each up), with no job touched: REDRIVE's choice of a million jobs.
   void append_fifo_ids(std::vector<uint64_t>* out) const;

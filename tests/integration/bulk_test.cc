@@ -105,6 +105,54 @@ TEST_SUITE("bulk") {
     MESSAGE("SIGTERM after " << kicked << " of " << kJobs << " kicked");
   }
 
+  TEST_CASE(
+      "PURGE and DROP: their jobs are gone for everyone at once, freed after, and stay gone") {
+    TqdOptions options;
+    options.config_yaml = kAlwaysSync;
+    TqdProcess tqd(options);
+    auto admin = tqd.socket(30'000);
+    constexpr int kJobs = 20'000;
+    REQUIRE(call(admin, "CREATE q") == "OK created q");
+    REQUIRE(call(admin, "CREATE r") == "OK created r");
+    REQUIRE(call(admin, "ENQUEUE q first") == "OK 1");
+    put_many(admin, "q", kJobs - 1);
+    put_many(admin, "r", 10);
+    const std::string leased = call(admin, "DEQUEUE r");
+    REQUIRE(leased.rfind("OK ", 0) == 0);
+    const std::string leased_id = leased.substr(3, leased.find(' ', 3) - 3);
+    const std::string last_in_q = std::to_string(kJobs);
+
+    // Each request behind the PURGE or DROP in one packet runs before tqd
+    // frees anything: none of them finds a job those took.
+    REQUIRE(admin
+                .send("PURGE q\nJOB 1\nDELETE " + last_in_q + "\nDROP r\nACK " + leased_id +
+                      "\nENQUEUE q after\n")
+                .ok());
+    CHECK(admin.read_line().value() == "OK purged " + std::to_string(kJobs));
+    CHECK(admin.read_line().value().rfind("ERROR NOTFOUND", 0) == 0);
+    CHECK(admin.read_line().value().rfind("ERROR NOTFOUND", 0) == 0);
+    CHECK(admin.read_line().value() == "OK dropped r");
+    CHECK(admin.read_line().value().rfind("ERROR NOTFOUND", 0) == 0);
+    const std::string after = admin.read_line().value();
+    CHECK(after.rfind("OK ", 0) == 0);
+    CHECK(stat_via(admin, "jobs_ready") == "1");
+    CHECK(stat_via(admin, "jobs_leased") == "0");
+    REQUIRE(stat_reaches(admin, "jobs_freeing", "0"));
+    CHECK(stat_via(admin, "payload_bytes") == "5");  // "after"
+
+    const std::string dir = tqd.dir();
+    const uint16_t port = tqd.port();
+    REQUIRE(tqd.stop(SIGKILL) == 128 + SIGKILL);
+    TqdOptions again = options;
+    again.dir = dir;
+    again.port = port;
+    TqdProcess restarted(again);
+    auto s = restarted.socket();
+    CHECK(stat_via(s, "ready", "q") == "1");
+    CHECK(call(s, "DEQUEUE q") == "OK " + after.substr(3) + " after");
+    CHECK(call(s, "STATS r").rfind("ERROR NOQUEUE", 0) == 0);
+  }
+
   TEST_CASE("REDRIVE and PURGE DEAD in steps: what their replies count survives a SIGKILL") {
     TqdOptions options;
     options.config_yaml = kAlwaysSync;

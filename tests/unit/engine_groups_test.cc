@@ -266,9 +266,9 @@ TEST_SUITE("engine_groups") {
   }
 
   TEST_CASE("DROP of a queue with grouped jobs in every state leaves nothing behind") {
-    // DROP forgets the groups first, then empties the waiting sets whole
-    // (Engine::destroy_waiting): a held job's group, named in its extras,
-    // has no entry left to settle, and nothing of the queue may stay.
+    // DROP forgets the groups first, and the jobs are freed later, in steps
+    // (disposal.h): a held job's group, named in its extras, has no entry
+    // left to settle, and nothing of the queue may stay.
     Fixture f;
     f.configure([](QueueSettings& s) { s.max_attempts = 10; });
     const uint64_t leased = f.put_in("g", "leased");
@@ -290,6 +290,10 @@ TEST_SUITE("engine_groups") {
                         JobState::kDead}) {
       CHECK(f.engine.count_in(st) == 0);
     }
+    CHECK(f.engine.jobs_disposing() == 8);
+    CHECK(f.engine.find_job(leased) == nullptr);
+    f.engine.finish_disposals();
+    CHECK(f.engine.jobs_disposing() == 0);
     CHECK(f.engine.payload_bytes() == 0);
     // The lease's late ACK finds nothing; nothing comes due.
     CHECK_FALSE(f.engine.ack(leased).ok());

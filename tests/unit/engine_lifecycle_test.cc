@@ -612,6 +612,7 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(f.queue().delayed.empty());
     CHECK(f.queue().leased.size() == 1);
     CHECK(f.queue().dead.size() == 1);
+    f.engine.finish_disposals();
     CHECK(f.engine.payload_bytes() == std::string("leased").size() + std::string("dead").size());
   }
 
@@ -649,6 +650,9 @@ TEST_SUITE("engine_lifecycle") {
     CHECK(f.engine.count_in(JobState::kReady) == 0);
     CHECK(f.engine.count_in(JobState::kDelayed) == 0);
     CHECK(f.queue().ttl.empty());
+    for (uint64_t id : waiting) CHECK(f.engine.find_job(id) == nullptr);
+    CHECK(f.engine.jobs_disposing() == kept);
+    f.engine.finish_disposals();
     CHECK(f.engine.payload_bytes() == 3 * std::string("leased").size());
     for (uint64_t id : waiting) CHECK(f.engine.find_job(id) == nullptr);
     // The leases stay.

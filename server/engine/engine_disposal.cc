@@ -1,0 +1,127 @@
+// Freeing what PURGE and DROP removed, a step at a time (disposal.h).
+
+#include <cassert>
+#include <cstddef>
+#include <memory>
+#include <utility>
+
+#include "server/engine/engine.h"
+
+namespace tq::engine {
+
+namespace {
+
+size_t& count_of(size_t (&counts)[5], JobState state) {
+  return counts[static_cast<size_t>(state)];
+}
+
+}  // namespace
+
+void Engine::dispose_waiting(Queue* queue) {
+  const auto next = static_cast<uint8_t>(queue->generation + 1);
+  for (const auto& d : disposals_) {
+    if (d->queue == queue && d->dropped == nullptr && d->generation == next) {
+      // Its jobs would join the queue's waiting ones again.
+      finish_disposals();
+      break;
+    }
+  }
+  auto d = std::make_unique<Disposal>(&jobs_, queue);
+  d->generation = queue->generation;
+  d->ready.swap(queue->ready);
+  d->delayed.swap(queue->delayed);
+  d->held.swap(queue->held);
+  d->ttl.swap(queue->ttl);
+  count_of(state_counts_, JobState::kReady) -= d->ready.size();
+  count_of(state_counts_, JobState::kDelayed) -= d->delayed.size();
+  count_of(state_counts_, JobState::kHeld) -= d->held.size();
+  d->left = d->ready.size() + d->delayed.size() + d->held.size();
+  jobs_disposing_ += d->left;
+  queue->generation = next;
+  disposals_.push_back(std::move(d));
+}
+
+void Engine::drop_queue(Queue* queue, bool in_steps) {
+  if (observer_) observer_->queue_dropped(*queue);
+  queue->groups.clear();  // nothing to settle: every job goes
+  if (!in_steps) {
+    destroy_waiting(queue);
+    for (DeadlineHeap* heap : {&queue->leased, &queue->dead}) {
+      while (Job* job = heap->top()) destroy(job, true);
+    }
+  }
+  for (auto& [key, entry] : queue->dedup) {
+    if (observer_) observer_->dedup_forgotten(*queue, entry);
+    dedup_key_bytes_ -= DedupExpiries::cost(key);
+  }
+  if (queue->timer_slot != kNoSlot) timers_.erase(queue);
+  schedule_payload_bytes_ -= queue->schedule_payload_bytes;
+  queues_by_number_.erase(queue->number);
+  if (last_found_ == queue) last_found_ = nullptr;
+  auto node = queues_.extract(queue->name);
+  if (!in_steps) return;  // node frees the queue
+  queue->dropped = true;
+  auto d = std::make_unique<Disposal>(&jobs_, queue);
+  d->dropped = std::move(node.mapped());
+  count_of(state_counts_, JobState::kReady) -= queue->ready.size();
+  count_of(state_counts_, JobState::kDelayed) -= queue->delayed.size();
+  count_of(state_counts_, JobState::kHeld) -= queue->held.size();
+  count_of(state_counts_, JobState::kLeased) -= queue->leased.size();
+  count_of(state_counts_, JobState::kDead) -= queue->dead.size();
+  d->left = queue->job_count();
+  jobs_disposing_ += d->left;
+  disposals_.push_back(std::move(d));
+}
+
+bool Engine::dispose_some(size_t max) {
+  while (max > 0 && !disposals_.empty()) {
+    Disposal& d = *disposals_.front();
+    const size_t freed = dispose_from(d, max);
+    assert(freed > 0 || d.left == 0);
+    if (freed == 0) {
+      // Its sets hold fewer jobs than it counted (a bug): never spin on it.
+      jobs_disposing_ -= d.left;
+      d.left = 0;
+    }
+    max -= freed;
+    if (d.left == 0) disposals_.pop_front();  // a dropped queue goes with it
+  }
+  return !disposals_.empty();
+}
+
+size_t Engine::dispose_from(Disposal& d, size_t max) {
+  size_t freed = 0;
+  auto free = [&](Job* job) {
+    // No record: the PURGE or QUEUE_DROP record says it all. The journal
+    // counts the job's JOB record dead, as at any removal.
+    if (observer_) observer_->job_removed(*job, true);
+    payload_bytes_ -= job->payload_size;
+    jobs_.erase(job);
+    ++freed;
+  };
+  // Unlinked from nothing else: the sets they are in are the disposal's,
+  // and the TTL heap, the groups and the queue's timer forgot them already.
+  Queue* dropped = d.dropped.get();
+  auto take = [&](auto& heap) {
+    while (freed < max && !heap.empty()) free(heap.pop_back());
+  };
+  if (dropped != nullptr) {
+    dropped->ready.take_some(
+        max, [](const Job*) { return true; }, free);
+    take(dropped->delayed);
+    take(dropped->held);
+    take(dropped->leased);
+    take(dropped->dead);
+  } else {
+    const uint8_t generation = d.generation;
+    d.ready.take_some(
+        max, [generation](const Job* job) { return job->generation == generation; }, free);
+    take(d.delayed);
+    take(d.held);
+  }
+  d.left -= freed;
+  jobs_disposing_ -= freed;
+  return freed;
+}
+
+}  // namespace tq::engine
