@@ -206,11 +206,15 @@ void Server::maybe_release_freed_memory() {
   constexpr uint64_t kWorthTrimming = 64 << 20;
   constexpr size_t kFewObjects = 10'000;
   constexpr size_t kFewConnections = 1'000;
-  const uint64_t held = engine_.payload_bytes() + engine_.job_count() * sizeof(engine::Job);
+  // Jobs a PURGE or DROP removed are still allocated until freed, in steps:
+  // a trim then would walk them all (and, done, find nothing more to do
+  // once they are freed).
+  const size_t jobs = engine_.job_count() + engine_.jobs_disposing();
+  const uint64_t held = engine_.payload_bytes() + jobs * sizeof(engine::Job);
   peak_held_since_trim_ = std::max(peak_held_since_trim_, held);
   if (!heap_trim_due_ && peak_held_since_trim_ < kWorthTrimming) return;
   const size_t keys = engine_.dedup_key_bytes() / engine::DedupExpiries::cost("");
-  if (engine_.job_count() + keys > kFewObjects || connections_.size() > kFewConnections) return;
+  if (jobs + keys > kFewObjects || connections_.size() > kFewConnections) return;
   if (uv_is_active(reinterpret_cast<uv_handle_t*>(&memory_release_))) return;
   heap_trim_due_ = false;
   peak_held_since_trim_ = 0;

@@ -173,6 +173,9 @@ Status Engine::room_for_job(const Queue* queue, size_t payload_bytes, std::strin
   }
   // Jobs a PURGE or DROP removed are not counted, though freed a little
   // later: a server full until its operator purged takes new ones at once.
+  // (max_payload_total, below, counts their bytes until they are freed,
+  // tens of milliseconds a million: that memory is still held. Knowing
+  // their sum at once would take a count kept at every change of state.)
   if (limits_.max_jobs > 0 && job_count() >= limits_.max_jobs) {
     return make_error(Errc::kFull, "the server holds " + std::to_string(job_count()) +
                                        " jobs, its limit (limits.max_jobs); try again later");
