@@ -157,8 +157,9 @@ class Server final : public ClientDirectory,
   // Runs steps of the KICKs and the like under way, or ends them when the
   // log has failed.
   void run_bulk();
-  // Frees jobs a PURGE or DROP removed, for at most kIterationWorkNs.
-  void dispose_some();
+  // Frees jobs a PURGE or DROP removed, until kIterationWorkNs have passed
+  // since `work_began_ns` (the bulk tasks' steps share that budget).
+  void dispose_some(uint64_t work_began_ns);
   // Feeds STATS loop_* and warns of an iteration clients will have noticed.
   void measure_iteration();
   static void on_sweep(uv_timer_t* handle);
