@@ -15,6 +15,9 @@
 //     waiting job (ready, held, delayed) of an older one was purged. Leased
 //     and dead jobs stay, and a job that begins to wait again (a NACK, a
 //     lease that ran out) joins the new generation.
+// Message groups: the jobs' groups are forgotten with them, at once, and
+// a PURGE's leased jobs start the queue's groups again, as each would
+// joining a group with no other member.
 // A generation is a byte: before a queue's comes round to one that a
 // disposal still holds jobs of, the pending disposals are finished at once
 // (256 PURGEs of a queue within the time one takes to free).
@@ -23,6 +26,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <unordered_map>
 
 #include "server/engine/queue.h"
 #include "server/engine/ready_set.h"
@@ -42,7 +47,13 @@ struct Disposal {
   DeadlineHeap delayed;
   HeldHeap held;
   ExpiryHeap ttl;
+  // The queue's message groups as they were: their member sets hold an id
+  // of every job in a group, a node each, freed in steps after the jobs.
+  // (PURGE gives the queue new ones for its leased jobs.)
+  std::unordered_map<std::string, Group> groups;
   size_t left = 0;  // jobs still to free
+
+  bool done() const { return left == 0 && groups.empty(); }
 };
 
 }  // namespace tq::engine

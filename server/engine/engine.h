@@ -155,7 +155,7 @@ class Engine {
   Status set_paused(std::string_view queue, bool paused, int64_t resume_at_ms = 0);
   // Removes the ready, held and delayed jobs; returns how many. They are
   // gone for every purpose at once, and freed later, in steps
-  // (dispose_some), unless the queue has message groups.
+  // (dispose_some).
   Result<size_t> purge(std::string_view queue);
   // Removes up to `max` dead jobs (the dead letters), in no useful order;
   // returns how many.

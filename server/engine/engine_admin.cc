@@ -50,13 +50,7 @@ Result<size_t> Engine::purge(std::string_view queue_name) {
   size_t removed = queue->ready.size() + queue->held.size() + queue->delayed.size();
   if (removed == 0) return size_t{0};
   if (observer_) observer_->queue_purged(*queue);
-  // With message groups, removing a job may release the next of its group:
-  // those are removed one at a time, at once.
-  if (queue->groups.empty()) {
-    dispose_waiting(queue);
-  } else {
-    destroy_waiting(queue);
-  }
+  dispose_waiting(queue);
   queue->counters.deleted += removed;
   counters_.deleted += removed;
   reschedule(queue);

@@ -1,8 +1,12 @@
 // Freeing what PURGE and DROP removed, a step at a time (disposal.h).
 
+#include <algorithm>
 #include <cassert>
 #include <cstddef>
 #include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "server/engine/engine.h"
@@ -38,12 +42,23 @@ void Engine::dispose_waiting(Queue* queue) {
   d->left = d->ready.size() + d->delayed.size() + d->held.size();
   jobs_disposing_ += d->left;
   queue->generation = next;
+  if (!queue->groups.empty()) {
+    // What stays of a group is its leased job, if any (dead jobs have left
+    // their groups): it starts the group again, as it would joining an
+    // empty one. A few jobs: the leased ones, not the purged.
+    d->groups.swap(queue->groups);
+    for (Job* job : queue->leased.items()) {
+      if (const std::string* group = group_name(*job)) join_group(job, *group);
+    }
+  }
   disposals_.push_back(std::move(d));
 }
 
 void Engine::drop_queue(Queue* queue, bool in_steps) {
   if (observer_) observer_->queue_dropped(*queue);
-  queue->groups.clear();  // nothing to settle: every job goes
+  // Nothing to settle: every job goes. In steps, they are freed with the jobs.
+  std::unordered_map<std::string, Group> groups;
+  groups.swap(queue->groups);
   if (!in_steps) {
     destroy_waiting(queue);
     for (DeadlineHeap* heap : {&queue->leased, &queue->dead}) {
@@ -63,6 +78,7 @@ void Engine::drop_queue(Queue* queue, bool in_steps) {
   queue->dropped = true;
   auto d = std::make_unique<Disposal>(&jobs_, queue);
   d->dropped = std::move(node.mapped());
+  d->groups.swap(groups);
   count_of(state_counts_, JobState::kReady) -= queue->ready.size();
   count_of(state_counts_, JobState::kDelayed) -= queue->delayed.size();
   count_of(state_counts_, JobState::kHeld) -= queue->held.size();
@@ -76,15 +92,16 @@ void Engine::drop_queue(Queue* queue, bool in_steps) {
 bool Engine::dispose_some(size_t max) {
   while (max > 0 && !disposals_.empty()) {
     Disposal& d = *disposals_.front();
-    const size_t freed = dispose_from(d, max);
-    assert(freed > 0 || d.left == 0);
-    if (freed == 0) {
+    const size_t work = dispose_from(d, max);
+    assert(work > 0 || d.done());
+    if (work == 0) {
       // Its sets hold fewer jobs than it counted (a bug): never spin on it.
       jobs_disposing_ -= d.left;
       d.left = 0;
+      d.groups.clear();
     }
-    max -= freed;
-    if (d.left == 0) disposals_.pop_front();  // a dropped queue goes with it
+    max -= std::min(max, work);
+    if (d.done()) disposals_.pop_front();  // a dropped queue goes with it
   }
   return !disposals_.empty();
 }
@@ -121,7 +138,22 @@ size_t Engine::dispose_from(Disposal& d, size_t max) {
   }
   d.left -= freed;
   jobs_disposing_ -= freed;
-  return freed;
+  // Then the groups, a member at a time: a group of a million jobs has a
+  // million nodes in its set.
+  size_t work = freed;
+  while (work < max && !d.groups.empty()) {
+    auto it = d.groups.begin();
+    std::set<uint64_t>& members = it->second.members;
+    while (work < max && !members.empty()) {
+      members.erase(members.begin());
+      ++work;
+    }
+    if (members.empty()) {
+      d.groups.erase(it);
+      ++work;
+    }
+  }
+  return work;
 }
 
 }  // namespace tq::engine

@@ -7,6 +7,7 @@
 #include <optional>
 #include <random>
 #include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -378,17 +379,46 @@ TEST_SUITE("engine_disposal") {
     CHECK(engine.enqueue("q", "x").ok());
   }
 
-  TEST_CASE("a queue with message groups is purged at once") {
-    // Removing a grouped job may release the next of its group: those
-    // removals are made one at a time, then and there.
+  TEST_CASE("PURGE of a queue with message groups: a group goes on from its leased job") {
+    // The groups as they were are freed with the jobs; the leased job of a
+    // group starts it again, and the group's next jobs queue behind it.
     Fixture f;
-    f.put("a", {.group = "g"});
+    const uint64_t leased = f.put("a", {.group = "g"});
+    REQUIRE(f.take() == leased);
     f.put("b", {.group = "g"});
+    f.put("c", {.group = "g"});
+    f.put("d", {.group = "h"});
+    f.put("e", {.group = "h"});
     f.put("plain");
-    REQUIRE(f.engine.purge("q").value() == 3);
-    CHECK_FALSE(f.engine.disposing());
-    CHECK(f.engine.payload_bytes() == 0);
+    REQUIRE(f.engine.count_in(JobState::kHeld) == 3);
+    REQUIRE(f.engine.purge("q").value() == 5);
+    CHECK(f.engine.count_in(JobState::kHeld) == 0);
+    CHECK(f.queue().groups.size() == 1);
+    CHECK(f.queue().groups.at("g").members == std::set<uint64_t>{leased});
     CHECK(check_engine_invariants(f.engine) == "");
+
+    const uint64_t next = f.put("f", {.group = "g"});
+    CHECK(f.take() == 0);  // held behind the leased job
+    REQUIRE(f.engine.nack(leased, std::nullopt, std::nullopt).ok());
+    f.engine.finish_disposals();
+    CHECK(f.take() == leased);  // a retry keeps its place
+    REQUIRE(f.engine.ack(leased).ok());
+    CHECK(f.take() == next);
+    CHECK(f.engine.payload_bytes() == std::string("f").size());
+    CHECK(check_engine_invariants(f.engine) == "");
+  }
+
+  TEST_CASE("DROP of a big message group frees its set of members in steps too") {
+    Fixture f;
+    for (int i = 0; i < 10'000; ++i) f.put("x", {.group = "g"});
+    REQUIRE(f.engine.drop("q").ok());
+    for (int i = 0; i < 10; ++i) REQUIRE(f.engine.dispose_some(1'000));
+    CHECK(f.engine.jobs_disposing() == 0);
+    CHECK(f.engine.disposing());  // the group's 10,000 members are still to free
+    int steps = 0;
+    while (f.engine.dispose_some(1'000)) ++steps;
+    CHECK(steps == 9);  // the tenth frees the last members, and the group
+    CHECK(f.engine.payload_bytes() == 0);
   }
 }
 
