@@ -265,6 +265,11 @@ std::string render_reply(const std::vector<std::string_view>& words, const Reply
       if (verb == "QUEUES") return queue_table(reply.lines, style);
       if (verb == "CLIENTS") return key_value_table(reply.lines, "", style);
       if (verb == "STATS" || verb == "CONFIG") return columns(reply.lines, style);
+      // A queue without schedules: said, rather than nothing at all, which
+      // reads as a command that did not run.
+      if (verb == "SCHEDULE" && reply.lines.empty()) {
+        return paint("(no schedules)", kDim, style) + "\n";
+      }
       {
         std::string out;
         for (const auto& line : reply.lines)

@@ -76,6 +76,16 @@ TEST_SUITE("tq rendering") {
           "tick next=2026-11-23T10:34:00Z fired=0 bytes=4 every=60000ms\n");
   }
 
+  TEST_CASE("a queue without schedules says so rather than printing nothing") {
+    CHECK(tq::client::render_reply({"SCHEDULE", "reports"}, lines_reply({}), {}) ==
+          "(no schedules)\n");
+    RenderStyle raw;
+    raw.raw = true;
+    Reply reply = lines_reply({});
+    reply.raw = "OK 0\n";
+    CHECK(tq::client::render_reply({"SCHEDULE", "reports"}, reply, raw) == "OK 0\n");
+  }
+
   TEST_CASE("DEQUEUE's one-line reply is shown as a job too") {
     Reply reply;
     reply.text = "1 Send welcome email";
