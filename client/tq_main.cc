@@ -157,6 +157,16 @@ std::string utc_clock() {
   return text;
 }
 
+// A password refused, or missing, is said as in every other mode: the
+// server's ERROR NOAUTH alone does not say where tq's password came from.
+void say_stat_error(const tq::client::Error& error, bool password_given) {
+  std::cerr << "ERROR " << error.to_string() << "\n";
+  if (!error.is(tq::protocol::ErrorCode::kNoAuth)) return;
+  std::cerr << (password_given
+                    ? "tq: the server refused the password given with --password or TQ_PASSWORD\n"
+                    : "tq: the server needs a password: give it with --password or TQ_PASSWORD\n");
+}
+
 // tq --stat [queue]: a StatView row every `interval`, `count` rows (0: until
 // Ctrl-C, which ends it with 0). A server that stops answering gets a row
 // saying so, and is tried again at the next one; an ERROR (no such queue, a
@@ -170,7 +180,7 @@ int run_stat(tq::client::Options options, const std::string& queue,
   if (!client) {
     // A password the server refused is its ERROR NOAUTH: 1, as in every mode.
     if (client.error().kind == tq::client::ErrorKind::kServer) {
-      std::cerr << "ERROR " << client.error().to_string() << "\n";
+      say_stat_error(client.error(), !options.password.empty());
       return kExitServerError;
     }
     std::cerr << "tq: " << client.error().to_string() << "\n";
@@ -186,7 +196,7 @@ int run_stat(tq::client::Options options, const std::string& queue,
     const Clock::time_point at = Clock::now();
     if (g_interrupted) return kExitOk;
     if (!sample && sample.error().kind == tq::client::ErrorKind::kServer) {
-      std::cerr << "ERROR " << sample.error().to_string() << "\n";
+      say_stat_error(sample.error(), !options.password.empty());
       return kExitServerError;
     }
     // Titles again every screenful on a terminal; once into a file or a pipe.

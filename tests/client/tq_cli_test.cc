@@ -285,6 +285,24 @@ TEST_SUITE("tq command line") {
     CHECK(right.out == "OK\n");
   }
 
+  TEST_CASE("--stat - a wrong or missing password gets the same hint as a command - exit 1") {
+    tq::testing::TqdOptions options;
+    options.config_yaml = "auth:\n  password: s3cret\n";
+    TqdProcess tqd(options);
+
+    auto missing = tq_run(tqd, {"--stat", "--count", "1"});
+    CHECK(missing.status == 1);
+    CHECK(missing.err.rfind("ERROR NOAUTH", 0) == 0);
+    CHECK(missing.err.find("tq: the server needs a password: give it with --password or "
+                           "TQ_PASSWORD\n") != std::string::npos);
+
+    auto wrong = tq_run(tqd, {"--password", "guess", "--stat", "--count", "1"});
+    CHECK(wrong.status == 1);
+    CHECK(wrong.err.rfind("ERROR NOAUTH wrong password\n", 0) == 0);
+    CHECK(wrong.err.find("tq: the server refused the password given with --password or "
+                         "TQ_PASSWORD\n") != std::string::npos);
+  }
+
   TEST_CASE("an admin command with the other password is ERROR NOPERM and a hint - exit 1") {
     tq::testing::TqdOptions options;
     options.config_yaml = "auth:\n  password: worker\n  admin_password: boss\n";
