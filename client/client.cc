@@ -21,6 +21,34 @@ bool connection_is_lost(const Error& e) {
   return e.kind != ErrorKind::kServer || e.server_closing();
 }
 
+// The server reads exactly as many bytes after the line as its byte count
+// says, whatever they are: a body of another length, or one after a count
+// that declares none, would be read as requests (or requests as body), and
+// the connection would answer out of step. A count of digits past 2^64 - 1
+// has the server drop every byte that follows, every later request with it.
+Status check_body_length(std::string_view count, std::string_view body) {
+  const bool digits = !count.empty() && std::all_of(count.begin(), count.end(),
+                                                    [](char c) { return c >= '0' && c <= '9'; });
+  const std::optional<uint64_t> bytes = parse_u64(count);
+  if (digits && !bytes) {
+    return make_error(ErrorKind::kBadArgument,
+                      "the byte count " + std::string(count.substr(0, 40)) +
+                          " is past 2^64 - 1: the server would read everything sent after it as "
+                          "its body, later requests included");
+  }
+  if (!bytes && !body.empty()) {
+    return make_error(ErrorKind::kBadArgument,
+                      "'" + std::string(count.substr(0, 40)) +
+                          "' is no byte count, so the server would read the body as requests");
+  }
+  if (bytes && *bytes != body.size()) {
+    return make_error(ErrorKind::kBadArgument, "the body has " + std::to_string(body.size()) +
+                                                   " bytes but the line announces " +
+                                                   std::to_string(*bytes));
+  }
+  return Ok{};
+}
+
 }  // namespace
 
 ReconnectPolicy ReconnectPolicy::lasting(milliseconds span) {
@@ -296,6 +324,11 @@ Result<Reply> Client::request(std::string_view line, std::string_view body,
   // lists, and has none).
   if (spec != nullptr && spec->body_length_arg >= 0 &&
       words->size() > static_cast<size_t>(spec->body_length_arg) + 1) {
+    if (auto bad =
+            check_body_length((*words)[static_cast<size_t>(spec->body_length_arg) + 1], body);
+        !bad) {
+      return bad.error();
+    }
     wire.append(body);
     wire += '\n';
   }

@@ -310,7 +310,10 @@ class Client {
   // --- Any request -----------------------------------------------------------
   // Sends one request line (and, for PUT, its body) and reads the whole reply,
   // framed as the command table says. This is what the tq REPL uses. It is
-  // repeated after a reconnect only when the verb does not write.
+  // repeated after a reconnect only when the verb does not write. A body
+  // that does not fit the line's byte count (another length, a count that
+  // is no number, or one past 2^64 - 1, after which the server reads every
+  // byte as body) is kBadArgument, and nothing is sent.
   Result<Reply> request(std::string_view line, std::string_view body = {},
                         const CancelToken* cancel = nullptr);
   // Sends one line and returns the text after "OK" of a one-line reply.

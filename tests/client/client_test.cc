@@ -780,6 +780,18 @@ TEST_SUITE("client library") {
     CHECK(c.fail(1, "line\nbreak").error().kind == ErrorKind::kBadArgument);
     CHECK(c.request("LIST\nDROP q").error().kind == ErrorKind::kBadArgument);
     CHECK(c.fail(1, "ends in\r").error().kind == ErrorKind::kBadArgument);
+    // A body that does not fit its byte count would be read as requests, or
+    // requests as body; a count past 2^64 - 1 has the server drop all that follows.
+    CHECK(c.request("PUT q 3", "abcd").error().kind == ErrorKind::kBadArgument);
+    CHECK(c.request("PUT q 5", "abcd").error().kind == ErrorKind::kBadArgument);
+    CHECK(c.request("PUT q +4", "abcd").error().kind == ErrorKind::kBadArgument);
+    auto endless = c.request("PUT q 99999999999999999999999");
+    REQUIRE_FALSE(endless.ok());
+    CHECK(endless.error().kind == ErrorKind::kBadArgument);
+    CHECK(endless.error().message.find("past 2^64 - 1") != std::string::npos);
+    CHECK(c.request("SCHEDULE q s 1 EVERY 1m", "").error().kind == ErrorKind::kBadArgument);
+    // A count that is no number and no body: the server's BADFORMAT, in step.
+    CHECK(c.request("PUT q +4").error().is(ErrorCode::kBadFormat));
     // The connection is still in step: nothing half-sent.
     CHECK(*c.list() == std::vector<std::string>{"q"});
     // A '\r' inside a line is no line end: ENQUEUE stores it (PROTOCOL.md).

@@ -488,6 +488,17 @@ TEST_SUITE("tq command line") {
     CHECK(result.err == "ERROR NOQUEUE queue 'nowhere' does not exist; CREATE it first\n");
   }
 
+  TEST_CASE("commands from standard input - a byte count past 2^64 is refused, the rest runs") {
+    TqdProcess tqd;
+    REQUIRE(tqd.client().create("q").ok());
+    // Sent, it would have the server drop every later line as its body.
+    auto run = tq_run(tqd, {}, "PUT q 99999999999999999999999\nPING\n");
+    CHECK(run.status == 1);
+    CHECK(run.out == "OK PONG\n");
+    CHECK(run.err.find("tq: the byte count 99999999999999999999999 is past 2^64 - 1") !=
+          std::string::npos);
+  }
+
   TEST_CASE("commands from standard input - CRLF line ends, PUT bodies' too, are line ends") {
     TqdProcess tqd;
     auto result = tq_run(tqd, {}, "CREATE q\r\nPUT q 6\r\ntwo\r\nab\r\nDEQUEUE q COUNT 1\r\n");
