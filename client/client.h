@@ -341,10 +341,10 @@ class Client {
   // stop sending it: each wrong one counts against the server's AUTH
   // throttle for this address.
   void set_password(std::string password) { options_.password = std::move(password); }
-  // "127.0.0.1:8080", or "tls://127.0.0.1:8443" when the connection is TLS.
+  // "127.0.0.1:8080" ("[::1]:8080"), or "tls://127.0.0.1:8443" when the
+  // connection is TLS.
   std::string address() const {
-    return (options_.tls.enabled ? "tls://" : "") + options_.host + ":" +
-           std::to_string(options_.port);
+    return (options_.tls.enabled ? "tls://" : "") + host_port(options_.host, options_.port);
   }
   LineSocket& socket() { return socket_; }
   const Options& options() const { return options_; }

@@ -67,6 +67,11 @@ LineSocket& LineSocket::operator=(LineSocket&& other) noexcept {
   return *this;
 }
 
+std::string host_port(std::string_view host, uint16_t port) {
+  const bool ipv6 = host.find(':') != std::string_view::npos;
+  return (ipv6 ? "[" : "") + std::string(host) + (ipv6 ? "]:" : ":") + std::to_string(port);
+}
+
 Result<LineSocket> LineSocket::connect(const std::string& host, uint16_t port, int timeout_ms,
                                        const TlsOptions& tls, const CancelToken* cancel,
                                        bool* handshake_unanswered) {
@@ -88,7 +93,8 @@ Result<LineSocket> LineSocket::connect(const std::string& host, uint16_t port, i
       if (waited == WaitOutcome::kCancelled) {
         ::close(fd);
         freeaddrinfo(found);
-        return make_error(ErrorKind::kCancelled, host + ":" + service + ": connecting interrupted");
+        return make_error(ErrorKind::kCancelled,
+                          host_port(host, port) + ": connecting interrupted");
       }
       if (waited == WaitOutcome::kReady) {
         int so_error = 0;
@@ -121,7 +127,7 @@ Result<LineSocket> LineSocket::connect(const std::string& host, uint16_t port, i
           }
           return make_error(secured.error().kind == ErrorKind::kCancelled ? ErrorKind::kCancelled
                                                                           : ErrorKind::kConnect,
-                            host + ":" + service + ": " + secured.error().message);
+                            host_port(host, port) + ": " + secured.error().message);
         }
       }
       return s;
@@ -130,7 +136,7 @@ Result<LineSocket> LineSocket::connect(const std::string& host, uint16_t port, i
     ::close(fd);
   }
   freeaddrinfo(found);
-  return make_error(ErrorKind::kConnect, host + ":" + service + ": " + last_error);
+  return make_error(ErrorKind::kConnect, host_port(host, port) + ": " + last_error);
 }
 
 Status LineSocket::start_tls(const std::string& host, const TlsOptions& tls) {

@@ -21,6 +21,10 @@
 
 namespace tq::client {
 
+// "127.0.0.1:8080", or "[::1]:8080" for an IPv6 address, whose own colons
+// would otherwise run into the port's.
+std::string host_port(std::string_view host, uint16_t port);
+
 class LineSocket {
  public:
   LineSocket() = default;

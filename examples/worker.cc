@@ -341,8 +341,8 @@ int main(int argc, char** argv) {
   for (const auto& q : settings.queues) queues += (queues.empty() ? "" : ", ") + q;
   std::cout << "worker: " << concurrency << (concurrency == 1 ? " worker" : " workers") << " for "
             << queues << " at " << (settings.options.tls.enabled ? "tls://" : "")
-            << settings.options.host << ":" << settings.options.port << "; Ctrl-C stops"
-            << std::endl;
+            << tq::client::host_port(settings.options.host, settings.options.port)
+            << "; Ctrl-C stops" << std::endl;
 
   std::vector<std::thread> workers;
   for (int n = 1; n <= concurrency; ++n) workers.emplace_back(work, n, std::cref(settings));

@@ -48,6 +48,17 @@ TEST_SUITE("client library") {
     CHECK(client.error().message.find(std::to_string(port)) != std::string::npos);
   }
 
+  TEST_CASE("an IPv6 address is named in brackets so its port reads apart") {
+    CHECK(tq::client::host_port("127.0.0.1", 8080) == "127.0.0.1:8080");
+    CHECK(tq::client::host_port("::1", 8080) == "[::1]:8080");
+    CHECK(Client({.host = "::1", .port = 8080}).address() == "[::1]:8080");
+    // Port 1 on the loopback: nothing listens there (or IPv6 is off); either
+    // way the error names the address as the prompt does.
+    auto refused = Client::connect({.host = "::1", .port = 1, .timeout_ms = 2000});
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().message.rfind("[::1]:1: ", 0) == 0);
+  }
+
   TEST_CASE("a connect to a server that never answers ends when the token fires") {
     // A listener whose backlog is full: the kernel drops further SYNs, and
     // a connect waits for the whole timeout (Ctrl-C at tq's prompt did
