@@ -6,6 +6,7 @@
 
 #include <signal.h>
 
+#include <memory>
 #include <string>
 
 #include "tests/integration/line_call.h"
@@ -44,6 +45,15 @@ void make_dead(LineSocket& s, const std::string& queue, int n, const std::string
 }
 
 const char* kAlwaysSync = "wal:\n  fsync: always\n";
+
+// Kills tqd with SIGKILL and starts another, as `options` say, on its
+// directory and port.
+std::unique_ptr<TqdProcess> kill_and_restart(TqdProcess& tqd, TqdOptions options) {
+  options.dir = tqd.dir();
+  options.port = tqd.port();
+  REQUIRE(tqd.stop(SIGKILL) == 128 + SIGKILL);
+  return std::make_unique<TqdProcess>(options);
+}
 
 // A tqd with n dead jobs in queue q, a connection to send KICK on and
 // another to watch with STATS.
@@ -140,14 +150,8 @@ TEST_SUITE("bulk") {
     REQUIRE(stat_reaches(admin, "jobs_freeing", "0"));
     CHECK(stat_via(admin, "payload_bytes") == "5");  // "after"
 
-    const std::string dir = tqd.dir();
-    const uint16_t port = tqd.port();
-    REQUIRE(tqd.stop(SIGKILL) == 128 + SIGKILL);
-    TqdOptions again = options;
-    again.dir = dir;
-    again.port = port;
-    TqdProcess restarted(again);
-    auto s = restarted.socket();
+    auto restarted = kill_and_restart(tqd, options);
+    auto s = restarted->socket();
     CHECK(stat_via(s, "ready", "q") == "1");
     CHECK(call(s, "DEQUEUE q") == "OK " + after.substr(3) + " after");
     CHECK(call(s, "STATS r").rfind("ERROR NOQUEUE", 0) == 0);
@@ -167,15 +171,8 @@ TEST_SUITE("bulk") {
 
     CHECK(call(admin, "REDRIVE dlq") == "OK redriven " + std::to_string(kJobs));
     CHECK(call(admin, "PURGE p DEAD") == "OK purged " + std::to_string(kJobs));
-    const std::string dir = tqd.dir();
-    const uint16_t port = tqd.port();
-    REQUIRE(tqd.stop(SIGKILL) == 128 + SIGKILL);
-
-    TqdOptions again = options;
-    again.dir = dir;
-    again.port = port;
-    TqdProcess restarted(again);
-    auto after = restarted.socket();
+    auto restarted = kill_and_restart(tqd, options);
+    auto after = restarted->socket();
     CHECK(stat_via(after, "ready", "q") == std::to_string(kJobs));
     CHECK(stat_via(after, "ready", "dlq") == "0");
     CHECK(stat_via(after, "dead", "p") == "0");
