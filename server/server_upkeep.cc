@@ -206,10 +206,10 @@ void Server::maybe_release_freed_memory() {
   constexpr uint64_t kWorthTrimming = 64 << 20;
   constexpr size_t kFewObjects = 10'000;
   constexpr size_t kFewConnections = 1'000;
-  // Jobs a PURGE or DROP removed are still allocated until freed, in steps:
-  // a trim then would walk them all (and, done, find nothing more to do
-  // once they are freed).
-  const size_t jobs = engine_.job_count() + engine_.jobs_disposing();
+  // Jobs a PURGE or DROP removed (and their groups' entries) are still
+  // allocated until freed, in steps: a trim then would walk them all.
+  if (engine_.disposing()) return;
+  const size_t jobs = engine_.job_count();
   const uint64_t held = engine_.payload_bytes() + jobs * sizeof(engine::Job);
   peak_held_since_trim_ = std::max(peak_held_since_trim_, held);
   if (!heap_trim_due_ && peak_held_since_trim_ < kWorthTrimming) return;

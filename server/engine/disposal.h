@@ -48,7 +48,7 @@ struct Disposal {
   HeldHeap held;
   ExpiryHeap ttl;
   // The queue's message groups as they were: their member sets hold an id
-  // of every job in a group, a node each, freed in steps after the jobs.
+  // of every job in a group, a node each, freed in steps before the jobs.
   // (PURGE gives the queue new ones for its leased jobs.)
   std::unordered_map<std::string, Group> groups;
   size_t left = 0;  // jobs still to free

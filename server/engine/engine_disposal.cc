@@ -107,6 +107,23 @@ bool Engine::dispose_some(size_t max) {
 }
 
 size_t Engine::dispose_from(Disposal& d, size_t max) {
+  // The groups first, a member at a time (a group of a million jobs has a
+  // million nodes in its set), so that jobs_freeing, which counts the jobs,
+  // is not 0 while any of it is left.
+  size_t work = 0;
+  while (work < max && !d.groups.empty()) {
+    auto it = d.groups.begin();
+    std::set<uint64_t>& members = it->second.members;
+    while (work < max && !members.empty()) {
+      members.erase(members.begin());
+      ++work;
+    }
+    if (members.empty()) {
+      d.groups.erase(it);
+      ++work;
+    }
+  }
+  const size_t budget = max - std::min(max, work);
   size_t freed = 0;
   auto free = [&](Job* job) {
     // No record: the PURGE or QUEUE_DROP record says it all. The journal
@@ -120,11 +137,11 @@ size_t Engine::dispose_from(Disposal& d, size_t max) {
   // and the TTL heap, the groups and the queue's timer forgot them already.
   Queue* dropped = d.dropped.get();
   auto take = [&](auto& heap) {
-    while (freed < max && !heap.empty()) free(heap.pop_back());
+    while (freed < budget && !heap.empty()) free(heap.pop_back());
   };
   if (dropped != nullptr) {
     dropped->ready.take_some(
-        max, [](const Job*) { return true; }, free);
+        budget, [](const Job*) { return true; }, free);
     take(dropped->delayed);
     take(dropped->held);
     take(dropped->leased);
@@ -132,28 +149,13 @@ size_t Engine::dispose_from(Disposal& d, size_t max) {
   } else {
     const uint8_t generation = d.generation;
     d.ready.take_some(
-        max, [generation](const Job* job) { return job->generation == generation; }, free);
+        budget, [generation](const Job* job) { return job->generation == generation; }, free);
     take(d.delayed);
     take(d.held);
   }
   d.left -= freed;
   jobs_disposing_ -= freed;
-  // Then the groups, a member at a time: a group of a million jobs has a
-  // million nodes in its set.
-  size_t work = freed;
-  while (work < max && !d.groups.empty()) {
-    auto it = d.groups.begin();
-    std::set<uint64_t>& members = it->second.members;
-    while (work < max && !members.empty()) {
-      members.erase(members.begin());
-      ++work;
-    }
-    if (members.empty()) {
-      d.groups.erase(it);
-      ++work;
-    }
-  }
-  return work;
+  return work + freed;
 }
 
 }  // namespace tq::engine
