@@ -107,19 +107,22 @@ bool Engine::dispose_some(size_t max) {
 }
 
 size_t Engine::dispose_from(Disposal& d, size_t max) {
-  // The groups first, a member at a time (a group of a million jobs has a
-  // million nodes in its set), so that jobs_freeing, which counts the jobs,
-  // is not 0 while any of it is left.
+  // The groups first, so that jobs_freeing, which counts the jobs, is not 0
+  // while any of it is left. A group of a million jobs has a million nodes
+  // in its set: a set that fits in what is left of the budget goes whole
+  // (a walk that frees each node, 20-40 ns of it), a bigger one a member at
+  // a time (each erase rebalances the tree: 250 ns).
   size_t work = 0;
   while (work < max && !d.groups.empty()) {
     auto it = d.groups.begin();
     std::set<uint64_t>& members = it->second.members;
+    if (members.size() <= max - work) {
+      work += members.size() + 1;
+      d.groups.erase(it);
+      continue;
+    }
     while (work < max && !members.empty()) {
       members.erase(members.begin());
-      ++work;
-    }
-    if (members.empty()) {
-      d.groups.erase(it);
       ++work;
     }
   }
