@@ -225,7 +225,8 @@ ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& r
     // The client keeps an accepted password for reconnects (Client::request).
     if (verb == "AUTH" && words->size() == 2) password_from_auth_ = true;
     out_ << render_reply(*words, *reply, style_);
-    if (interactive_ && verb == "HELP" && words->size() == 1) out_ << kPromptTips;
+    // --raw promises the server's bytes and nothing else: no tips of tq's own.
+    if (interactive_ && !style_.raw && verb == "HELP" && words->size() == 1) out_ << kPromptTips;
     out_.flush();
     return Outcome::kOk;
   }

@@ -151,6 +151,20 @@ TEST_SUITE("tq REPL in a terminal") {
     REQUIRE(screen.wait_for("OK 2"));
   }
 
+  TEST_CASE("--raw at the prompt - HELP is the server's reply alone, without tq's tips") {
+    TqdProcess tqd;
+    TempDir home;
+    TmuxScreen screen(tq_command(tqd.port(), home.path + "/history") + " --raw");
+    const std::string p = prompt(tqd.port());
+    REQUIRE(screen.wait_for(p));
+    enter(screen, "help");
+    // The next prompt: the reply, and whatever tq adds to it, came before it.
+    REQUIRE(screen.wait_for(p, 10s, 2));
+    const std::string shown = screen.capture();
+    CHECK(shown.find("DEQUEUE <queue>... [WAIT d] [COUNT n]") != std::string::npos);
+    CHECK(shown.find("In tq: Tab completes") == std::string::npos);
+  }
+
   TEST_CASE("a port that is not a tq server is told at the prompt's start, not 'Connected'") {
     // Another program's port (here one that answers as an HTTP server
     // does), or tqd's TLS port without --tls: the connection opens, so
