@@ -4,6 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
 namespace tq::client {
 
 void keep_private(const std::string& path) {
@@ -20,6 +23,25 @@ void keep_private(const std::string& path) {
     fchmod(fd, S_IRUSR | S_IWUSR);
   }
   close(fd);
+}
+
+std::optional<std::string> history_problem(const std::string& path) {
+  // libedit saves by opening the file for writing and says nothing when it
+  // cannot; asked here the same way. O_NONBLOCK: a FIFO without a reader
+  // must not hold tq at its start.
+  const int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
+  if (fd >= 0) {
+    close(fd);
+    return std::nullopt;
+  }
+  if (errno != ENOENT) return std::strerror(errno);
+  // Not there yet: the first save creates it, if its directory lets it.
+  const size_t slash = path.rfind('/');
+  const std::string directory = slash == std::string::npos ? "."
+                                : slash == 0               ? "/"
+                                                           : path.substr(0, slash);
+  if (access(directory.c_str(), W_OK | X_OK) != 0) return std::strerror(errno);
+  return std::nullopt;
 }
 
 }  // namespace tq::client

@@ -47,6 +47,7 @@
 
 #include "client/cancel_token.h"
 #include "client/cli_numbers.h"
+#include "client/history_file.h"
 #include "client/repl_completion.h"
 #include "client/repl_editor.h"
 #include "client/repl_session.h"
@@ -229,7 +230,15 @@ int run_interactive(ReplSession& session, tq::client::CancelToken& cancel) {
   if (locale == nullptr || std::string_view(nl_langinfo(CODESET)) == "ANSI_X3.4-1968") {
     std::setlocale(LC_CTYPE, "C.UTF-8");
   }
-  tq::client::LineEditor editor(history_path(), [&](std::string_view line) {
+  const std::string history = history_path();
+  // libedit saves nothing, and says nothing, when the file cannot be written.
+  if (!history.empty()) {
+    if (auto problem = tq::client::history_problem(history)) {
+      std::cerr << "tq: history will not be saved: cannot write " << history << " (" << *problem
+                << ")\n";
+    }
+  }
+  tq::client::LineEditor editor(history, [&](std::string_view line) {
     return tq::client::complete(line, [&] { return session.queue_names(); });
   });
   if (session.connect() == Outcome::kOk && session.check_answers() == Outcome::kOk) {

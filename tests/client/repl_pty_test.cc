@@ -425,6 +425,37 @@ TEST_SUITE("tq REPL in a terminal") {
     CHECK((info.st_mode & 0777) == 0600);
   }
 
+  TEST_CASE("a history file that cannot be written is said once at start, with the reason") {
+    TempDir home;
+    // Can be saved: an existing file, one not made yet (and not made by
+    // asking), /dev/null (history off).
+    const std::string existing = home.path + "/existing";
+    { std::ofstream(existing) << "LIST\n"; }
+    CHECK_FALSE(tq::client::history_problem(existing).has_value());
+    const std::string later = home.path + "/later";
+    CHECK_FALSE(tq::client::history_problem(later).has_value());
+    CHECK(access(later.c_str(), F_OK) != 0);
+    CHECK_FALSE(tq::client::history_problem("/dev/null").has_value());
+    // Cannot (tests may run as root, for whom every permission is granted:
+    // a directory that is not there, and a file where a directory should be).
+    CHECK(tq::client::history_problem(home.path + "/missing/history") ==
+          std::optional<std::string>("No such file or directory"));
+    CHECK(tq::client::history_problem(existing + "/history") ==
+          std::optional<std::string>("Not a directory"));
+
+    TqdProcess tqd;
+    const std::string unwritable = home.path + "/missing/history";
+    TmuxScreen screen(tq_command(tqd.port(), unwritable));
+    const std::string p = prompt(tqd.port());
+    REQUIRE(screen.wait_for(p));
+    enter(screen, "PING");
+    enter(screen, "PING");
+    REQUIRE(screen.wait_for("OK PONG", 10s, 2));
+    const std::string warning = "tq: history will not be saved: cannot write " + unwritable +
+                                " (No such file or directory)";
+    CHECK(count_of(screen.capture(), warning) == 1);
+  }
+
   TEST_CASE("connection loss - a clear message and a reconnect, never a crash") {
     TqdProcess tqd;
     CuttingProxy proxy(tqd.port());
