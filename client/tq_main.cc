@@ -341,6 +341,31 @@ enum class OptionValue {
   kJoinedOrNext,  // --port=9000 or --port 9000
 };
 
+// What an option's value is, with an example, for a message about one given
+// without it.
+std::string value_of(std::string_view option) {
+  static const std::pair<std::string_view, std::string_view> kValues[] = {
+      {"--host", "a name or an address, such as --host db1.example.com"},
+      {"--port", "a port number, such as --port 9000"},
+      {"--timeout", "a duration, such as --timeout 5s"},
+      {"--password", "the password, such as --password s3cret (or set TQ_PASSWORD)"},
+      {"--tls-ca", "a PEM file of CA certificates, such as --tls-ca ca.pem"},
+      {"--tls-cert", "a PEM certificate file, such as --tls-cert client.pem"},
+      {"--tls-key", "a PEM private key file, such as --tls-key client.key"},
+      {"--tls-server-name", "a host name, such as --tls-server-name tq.example.com"},
+      {"--interval", "a duration, such as --interval 2s"},
+      {"--work", "queue names separated by commas, such as --work emails,sms -- ./program"},
+      {"--concurrency", "how many programs run at once, such as --concurrency 4"},
+      {"--job-timeout", "a duration, such as --job-timeout 10m"},
+      {"--fail-exit", "exit statuses separated by commas, such as --fail-exit 65,78"},
+      {"--count", "a number, such as --count 10"},
+  };
+  for (const auto& [name, value] : kValues) {
+    if (name == option) return std::string(value);
+  }
+  return "write " + std::string(option) + " <value> or " + std::string(option) + "=<value>";
+}
+
 // tq's arguments (without the program name), split into its options and the
 // command: the command starts at the first word that is not an option or an
 // option's value, or after `--`. `option_value(name)` says how an option
@@ -382,9 +407,16 @@ SplitArguments split_arguments(
                     " alone, or leave it out";
       return split;
     }
+    // CLI11 would say only "--port: 1 required UINT missing". "--" is no
+    // value: it starts the command (tq --work emails -- ./send.sh).
+    if (*takes == OptionValue::kJoinedOrNext && !joined &&
+        (i + 1 == args.size() || args[i + 1] == "--")) {
+      split.error = std::string(name) + " takes a value: " + value_of(name);
+      return split;
+    }
     split.options.push_back(arg);
     last_value = {};
-    if (*takes == OptionValue::kJoinedOrNext && !joined && i + 1 < args.size()) {
+    if (*takes == OptionValue::kJoinedOrNext && !joined) {
       split.options.push_back(args[++i]);
       last_option = arg;
       last_value = args[i];

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -397,6 +398,23 @@ TEST_SUITE("tq command line") {
       }
     }
     CHECK(tq_run(tqd, {"--raw", "PING"}).out == "OK PONG\n");
+    // An option given without its value, last or before --, says which and
+    // what it takes (CLI11 would say only "--port: 1 required UINT missing").
+    for (const std::string option :
+         {"--host", "--port", "--timeout", "--password", "--tls-ca", "--tls-cert", "--tls-key",
+          "--tls-server-name", "--interval", "--work", "--concurrency", "--job-timeout",
+          "--fail-exit", "--count"}) {
+      INFO(option);
+      auto last = tq_run(tqd, {option});
+      CHECK(last.status == 2);
+      CHECK(last.out.empty());
+      CHECK(last.err.rfind("tq: " + option + " takes a value: ", 0) == 0);
+      CHECK(last.err.find("such as " + option + " ") != std::string::npos);
+      CHECK(std::count(last.err.begin(), last.err.end(), '\n') == 1);
+      CHECK(tq_run(tqd, {option, "--", "./program"}).err == last.err);
+    }
+    CHECK(tq_run(tqd, {"--port"}).err ==
+          "tq: --port takes a value: a port number, such as --port 9000\n");
     // A word after an option that takes one is its value, whatever it looks like.
     CHECK(tq_run(tqd, {"--timeout", "--raw=x", "PING"}).err ==
           "tq: --timeout: expected a duration above 0, such as 5s or 500ms, got '--raw=x'\n");
