@@ -140,6 +140,13 @@ Status Client::ensure_connected(const CancelToken* cancel) {
                                             : " (the connection was lost") +
                           "; reconnect() opens a new one)");
   }
+  if (socket_.is_open() && policy.on_lost) {
+    // Closed by the server while idle: its last word, if it said one.
+    std::optional<Error> parting = parting_error();
+    policy.on_lost(parting ? *parting
+                           : make_error(ErrorKind::kConnect,
+                                        address() + ": the server closed the connection"));
+  }
   const CancelToken* stop = cancel != nullptr ? cancel : policy.cancel;
   milliseconds delay = policy.first_delay;
   Error last;
@@ -288,6 +295,7 @@ Result<std::vector<Result<Reply>>> Client::exchange_many(std::string_view wire, 
       unsettled = *lost;
       if (lost_a_send != nullptr) *lost_a_send = true;
     }
+    if (options_.reconnect.on_lost) options_.reconnect.on_lost(*lost);
   }
 }
 

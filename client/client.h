@@ -72,6 +72,12 @@ struct ReconnectPolicy {
   // the last one did, and the pause. Lets a program say that it is still
   // trying rather than seem to hang.
   std::function<void(int failed, const Error& why, milliseconds pause)> on_retry{};
+  // Called when a call finds its connection lost (it broke under the call,
+  // or the server had closed it) and is about to open a new one, on the
+  // thread making the call: why. on_retry is called only once an attempt
+  // fails, so a server that is back (or still accepting) at the first
+  // attempt is told of here alone.
+  std::function<void(const Error& why)> on_lost{};
   // When fired, ends the pauses: the call fails at once with kCancelled. A
   // call made after it fired still makes its first attempt (within the
   // timeout), so a worker that stops on it can hand back, on a new

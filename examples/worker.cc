@@ -181,20 +181,32 @@ void work(int worker, const Settings& settings) {
   // What the worker says when it cannot take jobs: that it lost the server
   // only if it ever had it; and once a call gets through again, that it is
   // taking jobs.
-  bool ever_answered = false;
+  bool ever_connected = false;
   bool in_trouble = false;
+  // Said when the connection is found lost, not only when an attempt to
+  // replace it fails: a server that is back (or, as it stops, still takes
+  // connections) at the first attempt would otherwise come and go unsaid,
+  // depending on when the worker happened to notice.
+  options.reconnect.on_lost = [&, worker](const tq::client::Error& why) {
+    ever_connected = true;  // a connection lost is one that was made
+    // A connection closed as idle (TIMEOUT, after work longer than
+    // limits.idle_timeout) is no trouble with the server.
+    if (in_trouble || why.is(ErrorCode::kTimeout)) return;
+    in_trouble = true;
+    say(worker, "lost the server (" + why.to_string() + "); reconnecting");
+  };
   options.reconnect.on_retry = [&, worker](int failed, const tq::client::Error& why,
                                            tq::client::milliseconds) {
     if (failed != 1 || in_trouble) return;
     in_trouble = true;
-    say(worker, (ever_answered ? "lost the server (" : "cannot reach the server yet (") +
+    say(worker, (ever_connected ? "lost the server (" : "cannot reach the server yet (") +
                     why.to_string() + "); reconnecting");
   };
   // --reconnect-for 0: a connection lost, or never made, stays so; waiting
   // would leave a process that looks alive and does nothing.
   auto unreachable = [&](const tq::client::Error& error) {
     give_up(kExitUnreachable,
-            std::string(ever_answered ? "lost the server (" : "cannot reach the server (") +
+            std::string(ever_connected ? "lost the server (" : "cannot reach the server (") +
                 error.to_string() + "); --reconnect-for 0: not reconnecting");
   };
   // Not connected yet: with a reconnect policy the first call connects;
@@ -207,8 +219,11 @@ void work(int worker, const Settings& settings) {
   bool said_waiting = false;
   while (!stop.cancelled()) {
     // Long polling: the server answers the moment a job arrives, or after 2 s
-    // with nothing, when the loop looks at the stop flag again.
-    auto jobs = client.dequeue_many(settings.queues, {.wait = 2s, .count = 1});
+    // with nothing, when the loop looks at the stop flag again. Not the first
+    // time: "connected" is said when the server has answered, and a server
+    // lost in a first wait of 2 s would read as one never reached.
+    auto jobs =
+        client.dequeue_many(settings.queues, {.wait = ever_connected ? 2000ms : 0ms, .count = 1});
     if (!jobs) {
       if (stop.cancelled()) break;  // Ctrl-C while reconnecting
       const tq::client::Error& error = jobs.error();
@@ -244,7 +259,7 @@ void work(int worker, const Settings& settings) {
       std::cout << "worker: connected, taking jobs" << std::endl;
     }
     in_trouble = false;
-    ever_answered = true;
+    ever_connected = true;
     said_waiting = false;
     for (const Job& job : *jobs) process(client, job, worker, settings, random);
   }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <thread>
 
 #include "tests/client/cutting_proxy.h"
 #include "tests/client/subprocess.h"
@@ -37,6 +38,21 @@ BackgroundProcess start_worker(const TqdProcess& tqd, std::vector<std::string> a
   argv.insert(argv.end(), args.begin(), args.end());
   argv.insert(argv.end(), {"--port", std::to_string(tqd.port())});
   return BackgroundProcess(argv);
+}
+
+// Whether one of tqd's clients is waiting in a DEQUEUE (CLIENTS: cmd=DEQUEUE
+// with a wait).
+bool a_dequeue_waits(const TqdProcess& tqd) {
+  auto connected = tq::client::Client::connect({.port = tqd.port()});
+  if (!connected) return false;
+  auto clients = connected->call_lines("CLIENTS");
+  if (!clients) return false;
+  for (const std::string& line : *clients) {
+    if (line.find("cmd=DEQUEUE") != std::string::npos && line.find("wait=-") == std::string::npos) {
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace
@@ -348,6 +364,58 @@ TEST_SUITE("examples") {
     REQUIRE(gave_up.has_value());
     CHECK(gave_up->find("--reconnect-for 0: not reconnecting") != std::string::npos);
     CHECK(worker.wait_for_exit(10s) == 2);
+  }
+
+  TEST_CASE(
+      "a worker whose server restarts during its first wait says it lost it, not that it never "
+      "reached it") {
+    TqdProcess first_run;
+    const uint16_t port = first_run.port();
+    REQUIRE(first_run.client().create("q").ok());
+    BackgroundProcess worker({WORKER_PATH, "q", "--port", std::to_string(port)});
+    // Its DEQUEUE is waiting: it has connected. (The first one used to wait
+    // 2 s, and a server lost in them read as one never reached.)
+    for (int i = 0; i < 500 && !a_dequeue_waits(first_run); ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    REQUIRE(a_dequeue_waits(first_run));
+    REQUIRE(first_run.stop(SIGTERM) == 0);
+    auto said = worker.wait_for_line("[worker 1] ", 10s);
+    REQUIRE(said.has_value());
+    CHECK(said->rfind("[worker 1] lost the server (", 0) == 0);
+    tq::testing::TqdOptions restart;
+    restart.dir = first_run.dir();
+    restart.port = port;
+    TqdProcess second_run(restart);
+    CHECK(worker.wait_for_line("[worker 1] taking jobs now", 20s).has_value());
+    CHECK(worker.stop(SIGINT, 10s) == 0);
+    const std::vector<std::string> lines = worker.lines();
+    REQUIRE(lines.size() >= 2);
+    CHECK(lines[1] == "worker: connected, taking jobs");
+  }
+
+  TEST_CASE("a worker whose connection is lost says so even when the first reconnect works") {
+    // The proxy drops the connections and keeps taking new ones: the first
+    // attempt to replace it succeeds, as when a server is back (or, while
+    // it stops, still takes connections) by the time the worker notices.
+    // Whether that was said used to depend on that timing.
+    TqdProcess tqd;
+    tq::testing::CuttingProxy proxy(tqd.port());
+    REQUIRE(tqd.client().create("q").ok());
+    BackgroundProcess worker({WORKER_PATH, "q", "--port", std::to_string(proxy.port())});
+    REQUIRE(worker.wait_for_line("worker: connected, taking jobs", 10s).has_value());
+    for (int round = 1; round <= 2; ++round) {
+      INFO("outage " << round);
+      proxy.drop_all();
+      auto lost = worker.wait_for_line("[worker 1] ", 10s);
+      REQUIRE(lost.has_value());
+      CHECK(lost->rfind("[worker 1] lost the server (", 0) == 0);
+      REQUIRE(tqd.client().enqueue("q", "after outage " + std::to_string(round)).ok());
+      CHECK(worker.wait_for_line("[worker 1] taking jobs now", 10s).has_value());
+      CHECK(worker.wait_for_line("): after outage " + std::to_string(round), 10s).has_value());
+      CHECK(worker.wait_for_line(" done (ACK)", 10s).has_value());
+    }
+    CHECK(worker.stop(SIGINT, 10s) == 0);
   }
 
   TEST_CASE("a worker started before the server says it cannot reach it yet, then takes jobs") {
