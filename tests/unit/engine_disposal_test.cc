@@ -6,7 +6,6 @@
 #include <functional>
 #include <optional>
 #include <random>
-#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -46,6 +45,14 @@ std::string said(const Status& status) {
 template <typename T>
 std::string said(const Result<T>& result, const std::function<std::string(const T&)>& ok) {
   return result.ok() ? ok(result.value()) : said(result.error());
+}
+// A fingerprint without its payload bytes, which differ while jobs wait
+// to be freed.
+std::string without_payload(std::string fingerprint) {
+  const size_t at = fingerprint.find(" payload=");
+  if (at == std::string::npos) return fingerprint;
+  const size_t end = fingerprint.find(' ', at + 1);
+  return fingerprint.erase(at, end == std::string::npos ? std::string::npos : end - at);
 }
 std::string count_said(const Result<size_t>& r) {
   return said<size_t>(r, [](const size_t& n) { return std::to_string(n); });
@@ -227,13 +234,17 @@ TEST_SUITE("engine_disposal") {
         REQUIRE(reply == op(at_once, at_once_clock));
         at_once.finish_disposals();
         if (rng() % 3 == 0) stepped.dispose_some(rng() % 5);
-        const std::regex payload(" payload=[0-9]+");
-        REQUIRE(std::regex_replace(tq::testing::engine_fingerprint(stepped), payload, "") ==
-                std::regex_replace(tq::testing::engine_fingerprint(at_once), payload, ""));
-        REQUIRE(check_engine_invariants(stepped) == "");
+        // Each a walk of every job: every few operations (the replies are
+        // compared at each), which keeps the sanitized run to seconds.
+        if (step % 8 == 0) {
+          REQUIRE(without_payload(tq::testing::engine_fingerprint(stepped)) ==
+                  without_payload(tq::testing::engine_fingerprint(at_once)));
+          REQUIRE(check_engine_invariants(stepped) == "");
+        }
       }
       stepped.finish_disposals();
-      CHECK(stepped.payload_bytes() == at_once.payload_bytes());
+      CHECK(tq::testing::engine_fingerprint(stepped) == tq::testing::engine_fingerprint(at_once));
+      CHECK(check_engine_invariants(stepped) == "");
     }
   }
 
