@@ -17,7 +17,9 @@
 //     lease that ran out) joins the new generation.
 // Message groups: the jobs' groups are forgotten with them, at once, and
 // a PURGE's leased jobs start the queue's groups again, as each would
-// joining a group with no other member.
+// joining a group with no other member. A DROP's dedup keys are forgotten
+// with the queue, and freed in steps with it too (the groups and the keys
+// before the jobs, so that STATS jobs_freeing is not 0 until the end).
 // A generation is a byte: before a queue's comes round to one that a
 // disposal still holds jobs of, the pending disposals are finished at once
 // (256 PURGEs of a queue within the time one takes to free).
@@ -53,7 +55,10 @@ struct Disposal {
   std::unordered_map<std::string, Group> groups;
   size_t left = 0;  // jobs still to free
 
-  bool done() const { return left == 0 && groups.empty(); }
+  bool done() const {
+    return left == 0 && groups.empty() &&
+           (dropped == nullptr || (dropped->dedup.empty() && dropped->dedup_order.empty()));
+  }
 };
 
 }  // namespace tq::engine

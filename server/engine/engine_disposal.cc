@@ -65,9 +65,11 @@ void Engine::drop_queue(Queue* queue, bool in_steps) {
       while (Job* job = heap->top()) destroy(job, true);
     }
   }
-  for (auto& [key, entry] : queue->dedup) {
-    if (observer_) observer_->dedup_forgotten(*queue, entry);
-    dedup_key_bytes_ -= DedupExpiries::cost(key);
+  if (!in_steps) {
+    for (auto& [key, entry] : queue->dedup) {
+      if (observer_) observer_->dedup_forgotten(*queue, entry);
+      dedup_key_bytes_ -= DedupExpiries::cost(key);
+    }
   }
   if (queue->timer_slot != kNoSlot) timers_.erase(queue);
   schedule_payload_bytes_ -= queue->schedule_payload_bytes;
@@ -113,6 +115,21 @@ size_t Engine::dispose_from(Disposal& d, size_t max) {
   // (a walk that frees each node, 20-40 ns of it), a bigger one a member at
   // a time (each erase rebalances the tree: 250 ns).
   size_t work = 0;
+  if (Queue* dropped = d.dropped.get()) {
+    // A DROP's dedup keys, likewise: half a million, forgotten and freed
+    // in one go, held every client 0.34 s.
+    while (work < max && !dropped->dedup.empty()) {
+      auto it = dropped->dedup.begin();
+      if (observer_) observer_->dedup_forgotten(*dropped, it->second);
+      dedup_key_bytes_ -= DedupExpiries::cost(it->first);
+      dropped->dedup.erase(it);
+      ++work;
+    }
+    while (work < max && !dropped->dedup_order.empty()) {
+      dropped->dedup_order.discard_one();
+      ++work;
+    }
+  }
   while (work < max && !d.groups.empty()) {
     auto it = d.groups.begin();
     std::set<uint64_t>& members = it->second.members;

@@ -197,6 +197,9 @@ class DedupExpiries {
   }
   bool empty() const { return copies_.empty(); }
   size_t size() const { return copies_.size(); }
+  // Removes one copy, whichever is cheapest, for a queue being freed: the
+  // order of what is left no longer matters.
+  void discard_one() { copies_.pop_back(); }
 
  private:
   static bool later(const Copy& a, const Copy& b) { return a.second > b.second; }

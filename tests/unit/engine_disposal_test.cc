@@ -46,13 +46,16 @@ template <typename T>
 std::string said(const Result<T>& result, const std::function<std::string(const T&)>& ok) {
   return result.ok() ? ok(result.value()) : said(result.error());
 }
-// A fingerprint without its payload bytes, which differ while jobs wait
-// to be freed.
-std::string without_payload(std::string fingerprint) {
-  const size_t at = fingerprint.find(" payload=");
-  if (at == std::string::npos) return fingerprint;
-  const size_t end = fingerprint.find(' ', at + 1);
-  return fingerprint.erase(at, end == std::string::npos ? std::string::npos : end - at);
+// A fingerprint without the payload and dedup key bytes, which differ
+// while jobs and keys wait to be freed.
+std::string without_freed_bytes(std::string fingerprint) {
+  for (const char* figure : {" payload=", " keys="}) {
+    const size_t at = fingerprint.find(figure);
+    if (at == std::string::npos) continue;
+    const size_t end = fingerprint.find_first_of(" \n", at + 1);
+    fingerprint.erase(at, end == std::string::npos ? std::string::npos : end - at);
+  }
+  return fingerprint;
 }
 std::string count_said(const Result<size_t>& r) {
   return said<size_t>(r, [](const size_t& n) { return std::to_string(n); });
@@ -237,8 +240,8 @@ TEST_SUITE("engine_disposal") {
         // Each a walk of every job: every few operations (the replies are
         // compared at each), which keeps the sanitized run to seconds.
         if (step % 8 == 0) {
-          REQUIRE(without_payload(tq::testing::engine_fingerprint(stepped)) ==
-                  without_payload(tq::testing::engine_fingerprint(at_once)));
+          REQUIRE(without_freed_bytes(tq::testing::engine_fingerprint(stepped)) ==
+                  without_freed_bytes(tq::testing::engine_fingerprint(at_once)));
           REQUIRE(check_engine_invariants(stepped) == "");
         }
       }
@@ -455,6 +458,29 @@ TEST_SUITE("engine_disposal") {
     REQUIRE(f.engine.ack(leased).ok());
     CHECK(f.take() == next);
     CHECK(f.engine.payload_bytes() == std::string("f").size());
+    CHECK(check_engine_invariants(f.engine) == "");
+  }
+
+  TEST_CASE(
+      "DROP forgets the queue's dedup keys at once and frees them in steps, before the jobs") {
+    Fixture f;
+    // Keys of one length: each costs the same.
+    for (int i = 0; i < 5'000; ++i) f.put("x", {.key = "k" + std::to_string(10'000 + i)});
+    const uint64_t key_bytes = f.engine.dedup_key_bytes();
+    REQUIRE(key_bytes == 5'000 * DedupExpiries::cost("k12345"));
+    REQUIRE(f.engine.drop("q").ok());
+    REQUIRE(f.engine.create_queue("q").ok());
+    auto again = f.engine.enqueue("q", "y", {.key = "k0"});
+    REQUIRE(again.ok());
+    CHECK_FALSE(again.value().duplicate);  // the new queue knows none of them
+
+    REQUIRE(f.engine.dispose_some(1'000));
+    CHECK(f.engine.dedup_key_bytes() ==
+          key_bytes - 1'000 * DedupExpiries::cost("k12345") + DedupExpiries::cost("k0"));
+    CHECK(f.engine.jobs_disposing() == 5'000);
+    f.engine.finish_disposals();
+    CHECK(f.engine.dedup_key_bytes() == DedupExpiries::cost("k0"));
+    CHECK(f.engine.job_count() == 1);
     CHECK(check_engine_invariants(f.engine) == "");
   }
 
