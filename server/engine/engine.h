@@ -547,8 +547,11 @@ class Engine {
   // DROP and its replay: everything but the queue's jobs at once; them, and
   // the queue, in steps when `in_steps`, else at once.
   void drop_queue(Queue* queue, bool in_steps);
-  // Frees up to `max` of the disposal's jobs; returns how many.
+  // Frees up to about `max` of the disposal's keys, group members and jobs;
+  // returns how many.
   size_t dispose_from(Disposal& disposal, size_t max);
+  // Forgets and frees up to `max` of a dropped queue's dedup keys; returns how many.
+  size_t forget_dropped_keys(Queue& dropped, size_t max);
   // destroy(), logged in bulk, for a job already out of its state's structure
   // and whose removal moves no other job (it has no group to settle).
   void destroy_taken(Job* job);
