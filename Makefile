@@ -6,7 +6,8 @@
 #   make test       ... run every test, then build the tests again with clang,
 #                   AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #                   and run the unit, integration and client suites once more
-#   make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)
+#   make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60),
+#                   built into build-asan/
 #   make install    copy the built tqd and tq to $(PREFIX)/bin (default
 #                   /usr/local; run make first); for systemd, see
 #                   scripts/tqd.service
@@ -25,7 +26,7 @@ CONFIG ?= config.yaml
 FUZZ_SECONDS ?= 60
 PREFIX ?= /usr/local
 
-.PHONY: all build bootstrap run test test-release test-asan asan-build asan-run fuzz install clean
+.PHONY: all build bootstrap run test test-release test-asan asan-configure asan-build asan-run fuzz install clean
 
 all: build
 
@@ -75,21 +76,27 @@ SANITIZERS_ENV = ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
 test-asan: asan-build
 	@$(MAKE) --no-print-directory asan-run
 
-asan-build: bootstrap
+asan-configure: bootstrap
 	@if [ -f $(ASAN_BUILD)/CMakeCache.txt ] && \
 	    ! grep -q '^CMAKE_CXX_COMPILER:.*clang++$$' $(ASAN_BUILD)/CMakeCache.txt; then \
 	  rm -rf $(ASAN_BUILD)/CMakeCache.txt $(ASAN_BUILD)/CMakeFiles; \
 	fi
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
-		-DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DTQ_SANITIZE=address,undefined >/dev/null
-	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target tqd unit_tests integration_tests client_tests
+		-DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DTQ_SANITIZE=address,undefined -DTQ_FUZZ=ON >/dev/null
+
+# The fuzz targets are built here too (a few files more), while the release
+# tests leave cores idle, so that `make fuzz` after `make test` only runs them.
+asan-build: asan-configure
+	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target tqd unit_tests integration_tests client_tests fuzz_targets
 
 asan-run:
 	$(SANITIZERS_ENV) TQ_RANDOM_SEEDS=2 $(ASAN_BUILD)/tests/unit_tests
 	$(SANITIZERS_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(TEST_JOBS) -R '^(integration|client)/'
 
-fuzz: bootstrap
-	scripts/fuzz $(FUZZ_SECONDS)
+# The fuzz targets live in the sanitizer build: the libraries they fuzz are
+# compiled once for them and for the sanitized tests.
+fuzz: asan-configure
+	scripts/fuzz $(ASAN_BUILD) $(FUZZ_SECONDS)
 
 # Not a rebuild: `sudo make install` would otherwise configure and build as
 # root and leave root-owned files in $(BUILD). Build first with `make`.
@@ -98,4 +105,4 @@ install:
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz  # build-fuzz/: where older trees fuzzed
