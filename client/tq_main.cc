@@ -414,6 +414,11 @@ SplitArguments split_arguments(
       split.error = std::string(name) + " takes a value: " + value_of(name);
       return split;
     }
+    // CLI11 would say "--port: 1 required UINT missing" of --port= too.
+    if (*takes == OptionValue::kJoinedOrNext && joined && arg.back() == '=') {
+      split.error = arg + " has no value after the '=': " + value_of(name);
+      return split;
+    }
     split.options.push_back(arg);
     last_value = {};
     if (*takes == OptionValue::kJoinedOrNext && !joined) {

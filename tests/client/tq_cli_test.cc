@@ -398,8 +398,9 @@ TEST_SUITE("tq command line") {
       }
     }
     CHECK(tq_run(tqd, {"--raw", "PING"}).out == "OK PONG\n");
-    // An option given without its value, last or before --, says which and
-    // what it takes (CLI11 would say only "--port: 1 required UINT missing").
+    // An option given without its value, last, before -- or empty after
+    // '=', says which and what it takes (CLI11 would say only "--port: 1
+    // required UINT missing").
     for (const std::string option :
          {"--host", "--port", "--timeout", "--password", "--tls-ca", "--tls-cert", "--tls-key",
           "--tls-server-name", "--interval", "--work", "--concurrency", "--job-timeout",
@@ -412,6 +413,11 @@ TEST_SUITE("tq command line") {
       CHECK(last.err.find("such as " + option + " ") != std::string::npos);
       CHECK(std::count(last.err.begin(), last.err.end(), '\n') == 1);
       CHECK(tq_run(tqd, {option, "--", "./program"}).err == last.err);
+      auto empty = tq_run(tqd, {option + "=", "PING"});  // given, but empty
+      CHECK(empty.status == 2);
+      CHECK(empty.out.empty());
+      CHECK(empty.err == "tq: " + option + "= has no value after the '=': " +
+                             last.err.substr(("tq: " + option + " takes a value: ").size()));
     }
     CHECK(tq_run(tqd, {"--port"}).err ==
           "tq: --port takes a value: a port number, such as --port 9000\n");
