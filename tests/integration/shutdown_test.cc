@@ -251,6 +251,10 @@ TEST_SUITE("shutdown") {
     // again after the restart, though it was done).
     TqdOptions options;
     options.dir = tq::testing::make_temp_dir();
+    // A deadline far off: the drain must end because nothing holds it any
+    // more, which the log shows (no "still open after"), however long a
+    // loaded machine takes to read the holder's refusals.
+    options.config_yaml = "server:\n  shutdown_timeout: 60s\n";
     {
       TqdProcess tqd(options);
       auto admin = tqd.client();
@@ -291,7 +295,9 @@ TEST_SUITE("shutdown") {
       MESSAGE(
           "the drain took " << std::chrono::duration_cast<std::chrono::milliseconds>(drain).count()
                             << " ms");
-      CHECK(drain < std::chrono::seconds(5));
+      for (const std::string& line : tqd.log_lines()) {
+        CHECK(line.find("still open after") == std::string::npos);
+      }
     }
     TqdProcess tqd(options);
     auto admin = tqd.client();
