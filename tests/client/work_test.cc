@@ -377,8 +377,11 @@ TEST_SUITE("tq --work") {
       REQUIRE(client.config("q", {{"ack_timeout", "1500ms"}}).ok());
       REQUIRE(client.enqueue("q", "x").ok());
     }
+    // The program would run far past the restart: tq must stop it once it
+    // learns the lease is lost. (It slept 4 s, and under 6 sanitized tests
+    // at once it ended before tq learned, and was "too late to ACK".)
     BackgroundProcess tq =
-        start_tq(first, {"--work", "q", "--count", "1", "--", "sh", "-c", "echo started; sleep 4"});
+        start_tq(first, {"--work", "q", "--count", "1", "--", "sh", "-c", "echo started; sleep 30"});
     REQUIRE(tq.wait_for_line("started", 10s).has_value());
     REQUIRE(first.stop(SIGTERM) == 0);
     // Down for longer than the lease: it ends while tqd is away (the
@@ -394,7 +397,7 @@ TEST_SUITE("tq --work") {
     REQUIRE(taken.ok());
     REQUIRE(taken->has_value());
     CHECK((*taken)->attempts == 2);
-    CHECK(tq.wait_for_exit(20s) == 0);
+    CHECK(tq.wait_for_exit(40s) == 0);
     INFO(all_lines(tq));
     CHECK(count_lines(tq, "stopped, as its lease was lost") == 1);
     CHECK(count_lines(tq, "acked") == 0);
