@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "client/history_file.h"
 
@@ -83,12 +84,19 @@ std::optional<std::string> LineEditor::read_line(const std::string& prompt, Line
     add_history(raw);
     if (!history_path_.empty()) {
       // Saved after every line, so a session that is killed keeps its history.
-      write_history(history_path_.c_str());
+      // (libedit returns an errno, or 0.)
+      if (const int error = write_history(history_path_.c_str()); error != 0) {
+        save_failure_ = std::strerror(error);
+      }
       keep_private(history_path_);
     }
   }
   std::free(raw);
   return line;
+}
+
+std::optional<std::string> LineEditor::take_save_failure() {
+  return std::exchange(save_failure_, std::nullopt);
 }
 
 }  // namespace tq::client

@@ -38,9 +38,14 @@ class LineEditor {
   std::optional<std::string> read_line(const std::string& prompt,
                                        LineKind kind = LineKind::kCommand);
 
+  // Why the history file could not be saved after the last line, once:
+  // libedit says nothing (a directory removed, a disk full mid-session).
+  std::optional<std::string> take_save_failure();
+
  private:
   std::string history_path_;
   Completer completer_;
+  std::optional<std::string> save_failure_;
 };
 
 }  // namespace tq::client

@@ -231,11 +231,14 @@ int run_interactive(ReplSession& session, tq::client::CancelToken& cancel) {
     std::setlocale(LC_CTYPE, "C.UTF-8");
   }
   const std::string history = history_path();
-  // libedit saves nothing, and says nothing, when the file cannot be written.
+  // libedit saves nothing, and says nothing, when the file cannot be written:
+  // said here, once a session (at start, or at the first save that fails).
+  bool history_unsaved_said = false;
   if (!history.empty()) {
     if (auto problem = tq::client::history_problem(history)) {
       std::cerr << "tq: history will not be saved: cannot write " << history << " (" << *problem
                 << ")\n";
+      history_unsaved_said = true;
     }
   }
   tq::client::LineEditor editor(history, [&](std::string_view line) {
@@ -255,6 +258,11 @@ int run_interactive(ReplSession& session, tq::client::CancelToken& cancel) {
   for (;;) {
     g_interrupted = 0;
     auto line = editor.read_line(session.prompt());
+    if (auto failure = editor.take_save_failure(); failure && !history_unsaved_said) {
+      std::cerr << "tq: history is no longer saved: cannot write " << history << " (" << *failure
+                << ")\n";
+      history_unsaved_said = true;
+    }
     if (!line) {
       std::cout << "\n";
       if (g_interrupted) continue;  // Ctrl-C: a fresh prompt

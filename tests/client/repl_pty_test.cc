@@ -456,6 +456,29 @@ TEST_SUITE("tq REPL in a terminal") {
     CHECK(count_of(screen.capture(), warning) == 1);
   }
 
+  TEST_CASE(
+      "a history file that can no longer be written is said once, at the first save that fails") {
+    TempDir home;
+    const std::string directory = home.path + "/sub";
+    REQUIRE(mkdir(directory.c_str(), 0700) == 0);
+    const std::string history = directory + "/history";
+    TqdProcess tqd;
+    TmuxScreen screen(tq_command(tqd.port(), history));
+    REQUIRE(screen.wait_for(prompt(tqd.port())));
+    enter(screen, "PING");
+    REQUIRE(screen.wait_for("OK PONG"));
+    CHECK(access(history.c_str(), F_OK) == 0);  // saved
+    // Gone mid-session (tests may run as root, for whom every permission is
+    // granted: the directory goes instead).
+    tq::testing::remove_tree(directory);
+    for (int i = 0; i < 3; ++i) enter(screen, "PING");
+    REQUIRE(screen.wait_for("OK PONG", 10s, 4));
+    const std::string warning =
+        "tq: history is no longer saved: cannot write " + history + " (No such file or directory)";
+    CHECK(count_of(screen.capture(), warning) == 1);
+    CHECK(count_of(screen.capture(), "history will not be saved") == 0);  // not at start
+  }
+
   TEST_CASE("connection loss - a clear message and a reconnect, never a crash") {
     TqdProcess tqd;
     CuttingProxy proxy(tqd.port());
