@@ -234,11 +234,14 @@ int run_interactive(ReplSession& session, tq::client::CancelToken& cancel) {
   // libedit saves nothing, and says nothing, when the file cannot be written:
   // said here, once a session (at start, or at the first save that fails).
   bool history_unsaved_said = false;
+  auto say_history_unsaved = [&](const char* when, const std::string& reason) {
+    if (history_unsaved_said) return;
+    std::cerr << "tq: history " << when << ": cannot write " << history << " (" << reason << ")\n";
+    history_unsaved_said = true;
+  };
   if (!history.empty()) {
     if (auto problem = tq::client::history_problem(history)) {
-      std::cerr << "tq: history will not be saved: cannot write " << history << " (" << *problem
-                << ")\n";
-      history_unsaved_said = true;
+      say_history_unsaved("will not be saved", *problem);
     }
   }
   tq::client::LineEditor editor(history, [&](std::string_view line) {
@@ -258,11 +261,8 @@ int run_interactive(ReplSession& session, tq::client::CancelToken& cancel) {
   for (;;) {
     g_interrupted = 0;
     auto line = editor.read_line(session.prompt());
-    if (auto failure = editor.take_save_failure(); failure && !history_unsaved_said) {
-      std::cerr << "tq: history is no longer saved: cannot write " << history << " (" << *failure
-                << ")\n";
-      history_unsaved_said = true;
-    }
+    if (auto failure = editor.take_save_failure())
+      say_history_unsaved("is no longer saved", *failure);
     if (!line) {
       std::cout << "\n";
       if (g_interrupted) continue;  // Ctrl-C: a fresh prompt

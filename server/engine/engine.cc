@@ -302,6 +302,11 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   return Enqueued{job->id, false};
 }
 
+void Engine::forget_key(Queue& queue, const std::string& key, DedupEntry& entry) {
+  if (observer_) observer_->dedup_forgotten(queue, entry);
+  dedup_key_bytes_ -= DedupExpiries::cost(key);
+}
+
 void Engine::remember_key(Queue* queue, std::string_view key, uint64_t job_id, int64_t expires_ms,
                           bool in_job_record) {
   std::string k(key);

@@ -504,6 +504,9 @@ class Engine {
   // replay of one). ENQUEUE's and replay's.
   void remember_key(Queue* queue, std::string_view key, uint64_t job_id, int64_t expires_ms,
                     bool in_job_record = false);
+  // A key about to leave queue->dedup (its window over, its queue dropped):
+  // told to the journal, and its bytes no longer counted.
+  void forget_key(Queue& queue, const std::string& key, DedupEntry& entry);
   // Files an unlinked job in dead letters (make_dead adds the rest; replay
   // uses it as the log recorded the death).
   void put_dead(Job* job, std::string_view reason, int64_t died_at_ms);

@@ -87,12 +87,7 @@ void Engine::drop_queue(Queue* queue, bool in_steps) {
     for (DeadlineHeap* heap : {&queue->leased, &queue->dead}) {
       while (Job* job = heap->top()) destroy(job, true);
     }
-  }
-  if (!in_steps) {
-    for (auto& [key, entry] : queue->dedup) {
-      if (observer_) observer_->dedup_forgotten(*queue, entry);
-      dedup_key_bytes_ -= DedupExpiries::cost(key);
-    }
+    for (auto& [key, entry] : queue->dedup) forget_key(*queue, key, entry);
   }
   if (queue->timer_slot != kNoSlot) timers_.erase(queue);
   schedule_payload_bytes_ -= queue->schedule_payload_bytes;
@@ -136,8 +131,7 @@ size_t Engine::forget_dropped_keys(Queue& dropped, size_t max) {
   size_t work = 0;
   while (work < max && !dropped.dedup.empty()) {
     auto it = dropped.dedup.begin();
-    if (observer_) observer_->dedup_forgotten(dropped, it->second);
-    dedup_key_bytes_ -= DedupExpiries::cost(it->first);
+    forget_key(dropped, it->first, it->second);
     dropped.dedup.erase(it);
     ++work;
   }

@@ -144,8 +144,7 @@ size_t Engine::forget_old_keys(Queue* queue, int64_t now, size_t max) {
     auto it = queue->dedup.find(key);
     if (it != queue->dedup.end() && it->second.expires_ms == expires) {
       if (expires > now) break;
-      if (observer_) observer_->dedup_forgotten(*queue, it->second);
-      dedup_key_bytes_ -= DedupExpiries::cost(it->first);
+      forget_key(*queue, it->first, it->second);
       queue->dedup.erase(it);
     }
     queue->dedup_order.pop();  // forgotten now, or a stale copy
