@@ -458,6 +458,11 @@ void Server::on_run_again(uv_idle_t* handle) {
 void Server::on_wait_timeout(uv_timer_t* handle) {
   auto* self = static_cast<Server*>(handle->data);
   self->wait_timer_deadline_ms_ = INT64_MAX;  // fired: re-armed before the next poll
+  // A delay or a lease that ended by now has made a job ready that the
+  // sweeper has not moved yet: its timer is due in this same iteration but
+  // may fire after this one, or it was armed before the wall clock stepped
+  // on. A wait ending now gets that job, not EMPTY.
+  if (self->engine_.next_deadline_ms() <= self->engine_.now_ms()) self->sweep();
   self->waiters_.expire(static_cast<int64_t>(self->loop_now_ms()));
 }
 
@@ -496,9 +501,12 @@ void Server::arm_sweeper() {
 }
 
 void Server::on_sweep(uv_timer_t* handle) {
-  auto* self = static_cast<Server*>(handle->data);
-  self->sweeper_deadline_ms_ = INT64_MAX;  // fired: re-armed before the next poll
-  const engine::EngineCounters before = self->engine_.counters();
+  static_cast<Server*>(handle->data)->sweep();
+}
+
+void Server::sweep() {
+  sweeper_deadline_ms_ = INT64_MAX;  // re-armed before the next poll
+  const engine::EngineCounters before = engine_.counters();
   // Bounded, so that a million leases running out at once (or a million
   // jobs delayed to the same second) cannot hold every client up for the
   // whole of it: what is left is still due, so the before-poll hook re-arms
@@ -511,21 +519,21 @@ void Server::on_sweep(uv_timer_t* handle) {
   const uint64_t began_ns = uv_hrtime();
   size_t changed = 0;
   for (;;) {
-    const size_t slice = self->engine_.expire_due(kSweepSlice);
+    const size_t slice = engine_.expire_due(kSweepSlice);
     changed += slice;
     // A slice not used up: nothing more is due (or only dedup keys to
     // forget, which the next sweep takes).
     if (slice < kSweepSlice || uv_hrtime() - began_ns >= kIterationWorkNs) break;
   }
   if (changed > 0) {
-    const engine::EngineCounters& after = self->engine_.counters();
-    self->sweep_report_.timed_out += after.timed_out - before.timed_out;
-    self->sweep_report_.expired += after.expired - before.expired;
-    self->sweep_report_.dead += after.dead - before.dead;
-    self->report_sweeps();
+    const engine::EngineCounters& after = engine_.counters();
+    sweep_report_.timed_out += after.timed_out - before.timed_out;
+    sweep_report_.expired += after.expired - before.expired;
+    sweep_report_.dead += after.dead - before.dead;
+    report_sweeps();
   }
   // Leases that ran out and delays that ended make jobs ready for waiters.
-  self->waiters_.serve_ready();
+  waiters_.serve_ready();
 }
 
 void Server::report_sweeps() {

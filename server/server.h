@@ -163,6 +163,9 @@ class Server final : public ClientDirectory,
   // Feeds STATS loop_* and warns of an iteration clients will have noticed.
   void measure_iteration();
   static void on_sweep(uv_timer_t* handle);
+  // Expires leases, ends delays and the like that are due, for a bounded
+  // time, and serves the waiters the jobs they made ready.
+  void sweep();
   static void on_signal(uv_signal_t* handle, int signum);
   static void on_shutdown_deadline(uv_timer_t* handle);
   static void on_log_progress(uv_async_t* handle);
