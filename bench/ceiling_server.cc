@@ -21,7 +21,6 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <CLI/CLI.hpp>
 
 #include <cerrno>
 #include <charconv>
@@ -32,6 +31,8 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "bench/ceiling_options.h"
 
 namespace {
 
@@ -229,18 +230,13 @@ class CeilingServer {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"tq-ceiling: a do-nothing server speaking tq's lines, to measure the ceiling"};
-  uint16_t port = 0;
-  std::string durability_name = "none";
-  std::string log_path;
-  size_t payload_bytes = 100;
-  app.add_option("--port", port, "port on 127.0.0.1 (0: any free one)");
-  app.add_option("--durability", durability_name, "none, log (write) or fsync (write + fdatasync)")
-      ->check(CLI::IsMember({"none", "log", "fsync"}));
-  app.add_option("--log-file", log_path, "log and fsync: the file the requests go to");
-  app.add_option("--size", payload_bytes, "payload bytes in a DEQUEUE reply")
-      ->check(CLI::Range(1, 1 << 20));
-  CLI11_PARSE(app, argc, argv);
+  int exit_code = 0;
+  const std::optional<CeilingOptions> options = parse_ceiling_options(argc, argv, &exit_code);
+  if (!options) return exit_code;
+  const uint16_t port = options->port;
+  const std::string& durability_name = options->durability;
+  const std::string& log_path = options->log_path;
+  const size_t payload_bytes = options->payload_bytes;
 
   const Durability durability = durability_name == "fsync" ? Durability::kFsync
                                 : durability_name == "log" ? Durability::kLog
