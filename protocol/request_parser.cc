@@ -184,10 +184,10 @@ void RequestParser::say_body_skipped(uint64_t bytes) {
   // count into nc would otherwise see every later line go unanswered.
   if (bytes == 0) return;
   if (bytes == UINT64_MAX) {
-    // A count past what 64 bits hold (byte_count): its number is not the
-    // client's, and no connection lives to send that much.
+    // The count saturates there (byte_count): past what 64 bits hold, its
+    // number is not the client's, and no connection lives to send that much.
     error_.message +=
-        "; its byte count is past 2^64 - 1, so every byte that follows is read as its body and "
+        "; its byte count is 2^64 - 1 or more, so every byte that follows is read as its body and "
         "dropped: reconnect";
     return;
   }

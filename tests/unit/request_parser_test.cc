@@ -275,8 +275,12 @@ TEST_SUITE("request_parser") {
     huge.feed("PUT q 99999999999999999999999\n");
     REQUIRE(huge.next() == RequestParser::Result::kError);
     CHECK(huge.error().message ==
-          "payload exceeds 10 bytes; its byte count is past 2^64 - 1, so every byte that follows "
-          "is read as its body and dropped: reconnect");
+          "payload exceeds 10 bytes; its byte count is 2^64 - 1 or more, so every byte that "
+          "follows is read as its body and dropped: reconnect");
+    RequestParser largest(limits);  // 2^64 - 1 itself: no count is bigger, and none is sent
+    largest.feed("PUT q 18446744073709551615\n");
+    REQUIRE(largest.next() == RequestParser::Result::kError);
+    CHECK(largest.error().message.find("2^64 - 1 or more") != std::string::npos);
     RequestParser empty(limits);  // an empty body: nothing to tell
     empty.feed("PUT q 0 A B C D E F G H I J K L M N O P Q\n");
     REQUIRE(empty.next() == RequestParser::Result::kError);
