@@ -36,12 +36,23 @@ std::optional<std::string> delivery_ended(const CommandContext& ctx, const JobRe
   if (job == nullptr || job->state != engine::JobState::kLeased || job->delivery() == *mine) {
     return std::nullopt;
   }
-  if (ref.lease && *ref.lease > job->delivery()) {
-    // Tokens only grow (until 256 KICKs wrap their count): a typo, or a
-    // token of some other job's.
+  // A token is the job's KICKs (high 32 bits) and the attempt (low 32, from
+  // 1) of its delivery; tokens only grow, until 256 KICKs wrap their count.
+  const uint64_t token_attempt = ref.lease ? *ref.lease & 0xffff'ffffU : 0;
+  if (ref.lease && (*ref.lease > job->delivery() || token_attempt == 0)) {
+    // A typo, or a token of some other job's.
     return "job " + num(ref.id) + " is in delivery lease=" + num(job->delivery()) + " (attempt " +
            num(job->attempts) + "); lease=" + num(*ref.lease) +
            " was never given out: check the token";
+  }
+  if (ref.lease && (*ref.lease >> 32) < job->kicks) {
+    // Before the last KICK: how many attempts the job had then is not
+    // kept, so whether this one was among them cannot be told.
+    return "job " + num(ref.id) + " is in delivery lease=" + num(job->delivery()) + " (attempt " +
+           num(job->attempts) +
+           "), after a KICK or REDRIVE started its attempts again: lease=" + num(*ref.lease) +
+           " came before that, if it was given out, and is over; the worker holding it "
+           "finishes it";
   }
   if (ref.lease) {
     return "job " + num(ref.id) + " is in another delivery now (lease=" + num(job->delivery()) +
