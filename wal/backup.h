@@ -39,7 +39,8 @@ struct BackupPlan {
 // made (Unix ms). The original goes on issuing job ids after the copy; a
 // server started on the copy must not issue them again, so the first open
 // reports the marker (OpenSummary::restored_backup_at_ms) and the caller
-// skips ids. The log removes it at its first clean close after a record.
+// skips ids. The log removes it once its first batch of records (the
+// caller's skip) is synced, or failing that at its first clean close after one.
 inline constexpr const char* kBackupMarkerName = "BACKUP";
 
 struct BackupSummary {

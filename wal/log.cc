@@ -524,6 +524,7 @@ Result<std::unique_ptr<Log>> Log::open(FileSystem& fs, const LogOptions& options
   }
   log->sync_first_batch_ = !previous.clean || options.recover;
   log->backup_marker_ = summary->restored_backup_at_ms != 0;
+  log->backup_marker_off_pending_ = log->backup_marker_;
   // RUNNING, with the bound of the ids to skip, goes before anything below
   // removes a sign of a loss (NEWEST naming a missing file, files of zeros,
   // a torn record): nothing else would make a crash before the first batch,
@@ -666,6 +667,13 @@ void Log::flush() {
   if (sync_first_batch_ && !batch.chunks.empty()) {
     batch.sync = true;
     sync_first_batch_ = false;
+  }
+  if (backup_marker_off_pending_ && !batch.chunks.empty()) {
+    // The first batch holds the caller's id jump: synced, whatever the
+    // policy, before the marker that makes every start jump goes.
+    batch.sync = true;
+    batch.backup_marker_off_after = true;
+    backup_marker_off_pending_ = false;
   }
   writer_->submit(std::move(batch));
 }

@@ -246,9 +246,12 @@ class Log {
   // next open, which derives the same skip from the same files, would give
   // them out again.
   bool sync_first_batch_ = false;
-  // Opened on a backup's copy: its marker goes at the first clean close
-  // after a record (the caller's id skip is in the log by then).
+  // Opened on a backup's copy: its marker goes once the first batch (the
+  // caller's id skip) is synced, and, if that removal failed, at the first
+  // clean close after a record. Otherwise every crash until a clean stop
+  // would jump ids again, and say the copy was not yet written to.
   bool backup_marker_ = false;
+  bool backup_marker_off_pending_ = false;  // the next batch with records takes it off
   std::unique_ptr<FileLock> lock_;
   std::unique_ptr<LogWriter> writer_;
   std::function<void()> progress_callback_;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <utility>
 
+#include "wal/backup.h"
 #include "wal/run_marker.h"
 
 namespace tq::wal {
@@ -479,6 +480,11 @@ void LogWriter::process_on_thread(Batch batch, bool retry) {
       // that found ids to skip is: Log::flush).
       (void)write_run_marker(fs_, dir_, *batch.run_marker_after);
       batch.run_marker_after.reset();
+    }
+    if (batch.backup_marker_off_after && (!inline_writes() || batch.sync)) {
+      // Best effort too: a marker left only jumps ids again at the next start.
+      (void)remove_backup_marker(fs_, dir_);
+      batch.backup_marker_off_after = false;
     }
     if (!inline_writes() && !batch.delete_first_seqs.empty()) {
       return delete_segments(batch.delete_first_seqs);

@@ -93,6 +93,10 @@ struct Batch {
   // fsync=always: once the chunks are durable, rewrite the run marker
   // (RUNNING) to name this policy (Log::flush says when).
   std::optional<FsyncPolicy> run_marker_after;
+  // Once the chunks are synced, remove the marker of a log restored from a
+  // backup (wal/backup.h): the first batch of its first run holds the
+  // caller's id jump, and later starts need not jump again.
+  bool backup_marker_off_after = false;
   // Durable only once synced, whatever the policy: the files it wrote, and
   // the names of those it made. For the first batch of a run that followed a
   // loss (Log::flush says when): it holds what the caller derived from the

@@ -183,6 +183,37 @@ TEST_SUITE("wal_backup") {
     CHECK(replay_backup(fs).back().body == "after the restore");
   }
 
+  TEST_CASE("a restored copy's marker goes with its first synced batch, not at a clean stop") {
+    // The first batch holds the caller's id jump: a crash after it must not
+    // make the next start jump again (and say the copy was not written to).
+    for (const FsyncPolicy policy :
+         {FsyncPolicy::kAlways, FsyncPolicy::kInterval, FsyncPolicy::kNever}) {
+      CAPTURE(fsync_policy_name(policy));
+      MemoryFileSystem fs;
+      {
+        LogHarness h(fs);
+        REQUIRE(h.open().ok());
+        write_records(h, 10);
+        back_up_now(h, fs);
+      }
+      LogHarness restored(fs);
+      LogOptions options = restored.options();
+      options.dir = kBackupDir;
+      options.fsync = policy;
+      REQUIRE(restored.open(options).ok());
+      REQUIRE(restored.summary.restored_backup_at_ms != 0);
+      CHECK(fs.exists(kBackupDir + "/" + kBackupMarkerName));  // until the batch is synced
+      restored.log->append(1, "the id jump");
+      REQUIRE(restored.wait_durable());  // the writer takes the marker off before it says so
+      CHECK_FALSE(fs.exists(kBackupDir + "/" + kBackupMarkerName));
+      const std::unique_ptr<MemoryFileSystem> cut = fs.power_cut_copy();
+      LogHarness after(*cut);
+      REQUIRE(after.open(options).ok());
+      CHECK(after.summary.restored_backup_at_ms == 0);
+      CHECK(after.replayed.back().body == "the id jump");
+    }
+  }
+
   TEST_CASE("a copy restored over a crashed log's directory opens, its markers left behind") {
     // The crashed log's NEWEST names a file newer than any in the copy: a
     // copy is not held to it, as it is not held to CLOSED.
