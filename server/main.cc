@@ -159,7 +159,10 @@ std::optional<MisplacedLog> misplaced_log(const tq::server::Config& config,
       nested.empty()) {
     return std::nullopt;
   }
-  return MisplacedLog{nested, "cp -a <backup_dir>/<name>/wal " + dir + ", not inside it"};
+  // `dir` exists, so a cp -a into it as it is nests the copy again.
+  return MisplacedLog{nested, "mv " + dir + " " + dir +
+                                  ".old, then cp -a <backup_dir>/<name>/wal " + dir +
+                                  ": the copy went inside it"};
 }
 
 int run(tq::server::Config config, const tq::server::ConfigSource& source,

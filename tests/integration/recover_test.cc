@@ -592,6 +592,10 @@ TEST_SUITE("recover") {
     CHECK(status == 4);
     CHECK(err.find("there is no log in " + data + "/wal") != std::string::npos);
     CHECK(err.find("log files are in " + data + "/wal/wal") != std::string::npos);
+    // The way out as typed: with the directory there, a cp -a nests again.
+    CHECK(err.find("(mv " + data + "/wal " + data +
+                   "/wal.old, then cp -a <backup_dir>/<name>/wal " + data +
+                   "/wal: the copy went inside it)") != std::string::npos);
     {
       // Nor does a start begin an empty log beside it.
       auto [start_status, start_err] = dir.refused();
