@@ -509,6 +509,10 @@ constexpr std::array<Handler, static_cast<size_t>(Verb::kCount)> kHandlers = [] 
 }  // namespace cmd
 
 std::string refused_until(const wal::Log& log) {
+  if (log.directory_gone()) {
+    return "until tqd is restarted (put the log's directory back first: a start without it "
+           "begins an empty log)";
+  }
   return log.failed_until_restart()
              ? "until tqd is restarted (a failed sync leaves the log untrusted; a restart "
                "replays what is on disk)"

@@ -720,7 +720,8 @@ void Daemon::on_watchdog(uv_timer_t* handle) {
 bool Daemon::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   if (server_ && !server_->log_closed_cleanly()) {
-    LOG_ERROR("stopped with the log's last records not on disk: the next start replays what is");
+    LOG_ERROR("stopped without closing the log cleanly (see above): the next start replays what "
+              "is on disk");
     return false;
   }
   LOG_INFO("stopped");

@@ -74,6 +74,14 @@ void Server::check_disk_room() {
   // it, and no space could come back (a restart gave a few dozen ACKs).
   // With the reserve, new jobs stop first and everything that drains goes on.
   if (log_ == nullptr) return;
+  if (const wal::Status gone = log_->check_in_place(); !gone.ok()) {
+    // Once: the log fails for good from here, and says so (take_log_progress
+    // logs it). Replies waiting for records to be durable get ERROR IO now;
+    // the next start there would find no log and begin an empty one, job
+    // ids from 1 again.
+    take_log_progress();
+  }
+  if (log_->directory_gone()) return;  // no disk left to measure, and nothing more to refuse
   disk_checked_segment_ = log_->current_segment();
   const uint64_t setting = config_.wal_min_free_disk;
   const uint64_t reserve = setting == 0 ? 0 : std::max(setting, 2 * log_->segment_bytes());

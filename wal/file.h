@@ -50,6 +50,11 @@ class CopiedFileBytes final : public FileBytes {
 class FileLock {
  public:
   virtual ~FileLock() = default;
+  // An error when its path no longer names the file locked: the file, or a
+  // directory above it, was removed or moved away (`rm -rf` of the data
+  // directory under a running tqd). What is written after that is lost to
+  // the next start, which finds no log there.
+  virtual Status still_in_place() { return Status(); }
 };
 
 class FileSystem {

@@ -722,7 +722,28 @@ Log::Progress Log::poll() {
   Progress progress;
   WriterReport report = writer_->take_report();
   apply(report, &progress);
+  if (gone_unreported_) {
+    gone_unreported_ = false;
+    progress.failed = true;
+  }
+  if (directory_gone_) {
+    // A writer's retry that worked went to the files no start will find.
+    healthy_ = false;
+    progress.recovered = false;
+  }
   return progress;
+}
+
+Status Log::check_in_place() {
+  if (directory_gone_ || lock_ == nullptr) return Status();
+  Status s = lock_->still_in_place();
+  if (s.ok()) return s;
+  directory_gone_ = true;
+  gone_unreported_ = true;
+  healthy_ = false;
+  failed_until_restart_ = true;
+  last_error_ = s.message();
+  return s;
 }
 
 void Log::delete_segments_before(uint32_t ordinal) {
@@ -810,6 +831,9 @@ Status Log::close() {
   }
   if (s.ok() && healthy_ && fs_ != nullptr && backup_marker_ && records_appended_ > 0) {
     (void)remove_backup_marker(*fs_, options_.dir);
+  }
+  if (s.ok() && directory_gone_) {
+    return Status::io_error(last_error_ + ": what was written since went to files no start finds");
   }
   return s;
 }

@@ -183,8 +183,16 @@ class Log {
   uint64_t durable_seq() const { return durable_seq_; }
   bool healthy() const { return healthy_; }
   // Unhealthy for the rest of this run: a background sync failed (interval,
-  // never), and nothing written since the last good one can be trusted.
+  // never), and nothing written since the last good one can be trusted; or
+  // the directory went (check_in_place).
   bool failed_until_restart() const { return failed_until_restart_; }
+  // Whether the log's directory is still where it was opened. When it is
+  // not (removed or moved away under a running tqd), the log fails until a
+  // restart: what it writes goes to files the next start cannot find, so
+  // nothing more may be acknowledged as stored. The next poll() reports the
+  // failure. Cheap (two stats): the caller's upkeep calls it once a second.
+  Status check_in_place();
+  bool directory_gone() const { return directory_gone_; }
   const std::string& last_error() const { return last_error_; }
   uint32_t current_segment() const { return segments_.empty() ? 0 : segments_.back().ordinal; }
   uint32_t oldest_segment() const { return segments_.empty() ? 0 : segments_.front().ordinal; }
@@ -252,6 +260,8 @@ class Log {
   // would jump ids again, and say the copy was not yet written to.
   bool backup_marker_ = false;
   bool backup_marker_off_pending_ = false;  // the next batch with records takes it off
+  bool directory_gone_ = false;  // check_in_place found it: failed for good, reported once
+  bool gone_unreported_ = false;
   std::unique_ptr<FileLock> lock_;
   std::unique_ptr<LogWriter> writer_;
   std::function<void()> progress_callback_;

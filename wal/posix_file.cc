@@ -159,11 +159,30 @@ class PosixWritableFile final : public WritableFile {
 
 class PosixFileLock final : public FileLock {
  public:
-  explicit PosixFileLock(int fd) : fd_(fd) {}
+  PosixFileLock(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
   ~PosixFileLock() override { ::close(fd_); }  // closing releases the flock
+
+  Status still_in_place() override {
+    struct stat held {};
+    struct stat named {};
+    if (::fstat(fd_, &held) != 0) return errno_status("fstat " + path_, errno);
+    if (::stat(path_.c_str(), &named) != 0) {
+      const int err = errno;
+      if (err != ENOENT && err != ENOTDIR) return Status();  // unknown is not gone
+      return Status::io_error(path_ + " is gone (" + std::strerror(err) +
+                              "): the log's directory was removed or moved away");
+    }
+    if (held.st_dev != named.st_dev || held.st_ino != named.st_ino) {
+      return Status::io_error(path_ +
+                              " is another file now: the log's directory was removed or moved "
+                              "away, and another made in its place");
+    }
+    return Status();
+  }
 
  private:
   int fd_;
+  std::string path_;
 };
 
 class PosixFileSystem final : public FileSystem {
@@ -361,7 +380,7 @@ class PosixFileSystem final : public FileSystem {
       ::close(fd);
       return errno_status("write " + path, err);
     }
-    return std::unique_ptr<FileLock>(new PosixFileLock(fd));
+    return std::unique_ptr<FileLock>(new PosixFileLock(fd, path));
   }
 
   std::string boot_id() override {

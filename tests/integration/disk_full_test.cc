@@ -4,7 +4,10 @@
 // was answered OK is lost.
 #include <doctest/doctest.h>
 
+#include <signal.h>
+
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <thread>
@@ -280,6 +283,25 @@ TEST_SUITE("disk_full") {
     REQUIRE(reply.rfind("ERROR IO ", 0) == 0);
     // tqd exits 1 for it (it said 0, "a clean stop", with records lost).
     CHECK_FALSE(tqd.stop());
+  }
+
+  TEST_CASE("a log directory removed under tqd fails the log: no write is acknowledged after") {
+    // The files stay open, and writes to them work: tqd went on answering
+    // OK, and a clean stop, for records a restart could never find.
+    tq::testing::TqdProcess tqd;
+    auto s = tqd.socket();
+    REQUIRE(call(s, "CREATE q") == "OK created q");
+    REQUIRE(call(s, "ENQUEUE q before") == "OK 1");
+    std::filesystem::remove_all(tqd.dir() + "/data");
+    // Found within the second (the upkeep's check), not at the next file.
+    REQUIRE(tq::testing::stat_reaches(s, "wal_healthy", "0"));
+    const std::string reply = call(s, "ENQUEUE q after");
+    CHECK(reply.rfind("ERROR IO the log cannot be written (" + tqd.dir() + "/data/wal/LOCK is gone",
+                      0) == 0);
+    CHECK(reply.find("put the log's directory back first") != std::string::npos);
+    CHECK(call(s, "LIST") == "OK q");  // reads go on
+    CHECK(tqd.wait_for_log("the log's directory was removed or moved away"));
+    CHECK(tqd.stop(SIGTERM) == 1);  // not a clean stop
   }
 
   TEST_CASE("replies that vouch for records the log then fails to write are ERROR IO too") {
