@@ -1,9 +1,12 @@
 #include "client/duration.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <string>
 
 namespace tq::client {
 
@@ -15,7 +18,10 @@ std::optional<milliseconds> parse_duration(std::string_view text) {
   uint64_t n = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
   if (ec != std::errc() || end == text.data()) return std::nullopt;
-  std::string_view unit(end, static_cast<size_t>(text.data() + text.size() - end));
+  // In any case, as the server takes them.
+  std::string unit(end, static_cast<size_t>(text.data() + text.size() - end));
+  std::transform(unit.begin(), unit.end(), unit.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   uint64_t unit_ms = 0;
   if (unit.empty() || unit == "s") {
     unit_ms = 1000;

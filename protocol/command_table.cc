@@ -17,7 +17,7 @@ constexpr std::array<CommandSpec, static_cast<size_t>(Verb::kCount)> kCommands{{
     {Verb::kCreate, "CREATE", 1, 1, kWrites, -1, kLine, "CREATE <queue>", "create a queue",
      "Answers OK created <queue>, or ERROR EXISTS when it already exists.\n"
      "A queue name is 1-200 characters of A-Z a-z 0-9 . _ : -, not only digits,\n"
-     "and not WAIT or COUNT."},
+     "and not WAIT or COUNT in any case."},
     {Verb::kEnqueue, "ENQUEUE", 2, 2, kWrites | kRestOfLine, -1, kLine, "ENQUEUE <queue> <payload>",
      "add a job; the payload is the rest of the line",
      "Answers OK <id>. The payload keeps its inner spaces; it cannot hold a newline.\n"

@@ -453,6 +453,9 @@ std::optional<int64_t> parse_duration_ms(const std::string& text, int64_t unit_m
   auto parsed = number_and_unit(text);
   if (!parsed) return std::nullopt;
   auto [v, unit] = *parsed;
+  // In any case, as verbs and options are: DELAY 1H beside PRIORITY 5.
+  std::transform(unit.begin(), unit.end(), unit.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   int64_t scale = 0;
   if (unit.empty()) scale = unit_ms;
   else if (unit == "ms") scale = 1;

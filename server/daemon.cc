@@ -289,7 +289,7 @@ StartRefusal Daemon::open_log() {
   }
   const size_t requeued = engine_.end_unknown_leases();
   LOG_INFO(
-      "wal: replayed %llu records (%llu bytes, %zu segments) in %lldms: %zu queues, %zu jobs "
+      "wal: replayed %llu records (%llu bytes, %zu segment(s)) in %lldms: %zu queues, %zu jobs "
       "(leased, kept until their leases end: %zu), next job id %llu; fsync=%s",
       static_cast<unsigned long long>(summary.records),
       static_cast<unsigned long long>(summary.bytes), summary.segments,

@@ -81,7 +81,9 @@ Error Engine::invalid_name(std::string_view name) {
   msg += '\'';
   // Cut, it may look valid: its length is then most likely what is wrong.
   if (name.size() > 64) msg += " (" + std::to_string(name.size()) + " bytes, the first 64 shown)";
-  msg += ": use 1-200 characters of A-Z a-z 0-9 . _ : -, not only digits, not WAIT or COUNT";
+  msg +=
+      ": use 1-200 characters of A-Z a-z 0-9 . _ : -, not only digits, not WAIT or COUNT in any "
+      "case";
   return make_error(Errc::kBadArgument, std::move(msg));
 }
 
@@ -167,9 +169,10 @@ Result<Queue*> Engine::queue_to_write(std::string_view name) const {
 Status Engine::room_for_job(const Queue* queue, size_t payload_bytes, std::string_view key) const {
   if (queue != nullptr && queue->settings.max_size > 0 &&
       queue->active_count() >= queue->settings.max_size) {
+    const size_t held = queue->active_count();
     return make_error(Errc::kFull, "queue " + quoted(queue->name) + " holds " +
-                                       std::to_string(queue->active_count()) +
-                                       " jobs, its max_size; try again later");
+                                       std::to_string(held) + (held == 1 ? " job" : " jobs") +
+                                       ", its max_size; try again later");
   }
   // Jobs a PURGE or DROP removed are not counted, though freed a little
   // later: a server full until its operator purged takes new ones at once.

@@ -13,6 +13,7 @@
 
 #include "client/client.h"
 #include "client/line_socket.h"
+#include "client/request_line.h"
 #include "protocol/reply_reader.h"
 #include "tests/support/tqd_process.h"
 #include "wal/format.h"
@@ -38,6 +39,13 @@ Client connect_to(const TqdProcess& tqd) {
 }  // namespace
 
 TEST_SUITE("client library") {
+  TEST_CASE("durations in any case, as the server reads them - a WAIT 2M extends the read by 2m") {
+    CHECK(tq::client::parse_duration("500MS") == 500ms);
+    CHECK(tq::client::parse_duration("1H") == 1h);
+    CHECK(tq::client::wait_argument({"DEQUEUE", "q", "wait", "2M"}) == 2min);
+    CHECK_FALSE(tq::client::parse_duration("2 weeks").has_value());
+  }
+
   TEST_CASE("connect fails as a value naming the address when nothing listens") {
     TqdProcess tqd;
     const uint16_t port = tqd.port();

@@ -162,13 +162,13 @@ TEST_SUITE("commands") {
     CHECK(s.run(std::string("DEQUEUE a\x01\x7f\xff\n")) ==
           "ERROR BADFORMAT invalid queue name 'a\x3f\x3f\x3f': use 1-200 characters of A-Z a-z 0-9 "
           ". _ : -, "
-          "not only digits, not WAIT or COUNT\n");
+          "not only digits, not WAIT or COUNT in any case\n");
     // A name too long is quoted cut, so the message says it was: the part
     // shown is valid, and only the length tells why it was refused.
     CHECK(s.run("CREATE " + std::string(201, 'a') + "\n") ==
           "ERROR BADFORMAT invalid queue name '" + std::string(64, 'a') +
               "' (201 bytes, the first 64 shown): use 1-200 characters of A-Z a-z 0-9 . _ : -, "
-              "not only digits, not WAIT or COUNT\n");
+              "not only digits, not WAIT or COUNT in any case\n");
     s.run("CREATE q\nENQUEUE q x\nDEQUEUE q\n");
     CHECK(s.run("NACK 1 DELAY 31d\n") ==
           "ERROR BADFORMAT DELAY takes a duration such as 30, 30s, 500ms or 2m, at most 30 days, "

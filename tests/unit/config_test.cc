@@ -467,6 +467,11 @@ queues:
     CHECK(parse_duration_ms("30s", 1) == 30'000);
     CHECK(parse_duration_ms("250ms", 1000) == 250);
     CHECK(parse_duration_ms("1h", 1) == 3'600'000);
+    // Units in any case, as verbs and options are (DELAY 1H).
+    CHECK(parse_duration_ms("1H", 1) == 3'600'000);
+    CHECK(parse_duration_ms("500MS", 1) == 500);
+    CHECK(parse_duration_ms("2Ms", 1) == 2);
+    CHECK(parse_duration_ms("1D", 1) == 86'400'000);
     CHECK_FALSE(parse_duration_ms("1 fortnight", 1).has_value());
     CHECK_FALSE(parse_duration_ms("s", 1).has_value());
     CHECK(parse_size("64MiB") == 64ull << 20);
