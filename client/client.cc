@@ -54,6 +54,7 @@ Status check_body_length(std::string_view count, std::string_view body) {
 ReconnectPolicy ReconnectPolicy::lasting(milliseconds span) {
   ReconnectPolicy policy;
   if (span <= milliseconds(0)) return policy;
+  policy.span = span;
   // The pauses double up to max_delay, then stay there: count the doubling
   // ones, then divide what is left (rounding up).
   int64_t attempts = 1;
@@ -149,9 +150,14 @@ Status Client::ensure_connected(const CancelToken* cancel) {
   }
   const CancelToken* stop = cancel != nullptr ? cancel : policy.cancel;
   milliseconds delay = policy.first_delay;
+  milliseconds paused{0};
   Error last;
   for (int attempt = 0; attempt < policy.attempts; ++attempt) {
     if (attempt > 0) {
+      if (policy.span > milliseconds(0)) {
+        delay = std::clamp(policy.span - paused, milliseconds(0), delay);
+      }
+      paused += delay;
       if (policy.on_retry) policy.on_retry(attempt, last, delay);
       bool slept = true;
       if (stop != nullptr) {

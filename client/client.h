@@ -67,6 +67,10 @@ struct ReconnectPolicy {
   int attempts = 0;               // connection attempts after a loss; 0: never reconnect
   milliseconds first_delay{100};  // before the second attempt; doubles after each failure
   milliseconds max_delay{2000};   // the longest pause between attempts
+  // When set (lasting() sets it), the pauses add up to this at most: the last
+  // is cut short, so a program told to keep trying for 2 s does not pause
+  // 3.1 s (100 ms doubling to 1.6 s).
+  milliseconds span{0};
   // Called after a failed attempt, before the pause that precedes the next
   // one, on the thread making the call: how many attempts failed so far, why
   // the last one did, and the pause. Lets a program say that it is still
@@ -85,11 +89,11 @@ struct ReconnectPolicy {
   // ends the pauses too, and the attempts, and wins.
   const CancelToken* cancel = nullptr;
 
-  // A policy that keeps trying for at least `span`: enough attempts that the
-  // pauses between them (100 ms, doubling, then every 2 s) add up to `span`,
-  // so a server that is back within it is reached again. Each failed attempt
-  // takes time of its own too (up to the connect timeout), so the last may
-  // come later. lasting(0) never reconnects.
+  // A policy that keeps trying for `span`: enough attempts that the pauses
+  // between them (100 ms, doubling, then every 2 s, the last cut to what is
+  // left) add up to `span`, so a server that is back within it is reached
+  // again. Each failed attempt takes time of its own too (up to the connect
+  // timeout), so the last may come later. lasting(0) never reconnects.
   static ReconnectPolicy lasting(milliseconds span);
 };
 

@@ -707,6 +707,23 @@ TEST_SUITE("client reconnect") {
     CHECK(ReconnectPolicy::lasting(24h * 36500).attempts > 1'000'000);  // no overflow
   }
 
+  TEST_CASE("a lasting policy's pauses add up to its span - the last one is cut short") {
+    // --reconnect-for 2s paused 100+200+400+800+1600 ms: 3.1 s, not 2.
+    TqdProcess tqd;
+    Options options;
+    options.port = tqd.port();
+    options.reconnect = tq::client::ReconnectPolicy::lasting(350ms);
+    std::vector<int64_t> pauses;
+    options.reconnect.on_retry = [&](int, const tq::client::Error&,
+                                     tq::client::milliseconds pause) {
+      pauses.push_back(pause.count());
+    };
+    Client c = connect_with(options);
+    REQUIRE(tqd.stop(SIGTERM) == 0);
+    REQUIRE_FALSE(c.ping().ok());
+    CHECK(pauses == std::vector<int64_t>{100, 200, 50});
+  }
+
   TEST_CASE("on_retry is told of each failed attempt and the pause - cancel ends the pauses") {
     TqdProcess tqd;
     Options options = through(tqd.port(), 4);
