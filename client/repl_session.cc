@@ -257,10 +257,17 @@ ReplSession::Outcome ReplSession::run(std::string_view line, const BodyReader& r
              << "TQ_PASSWORD" << (interactive_ ? ", or type AUTH <admin password>" : "") << "\n";
       }
       if (!client_.socket().is_open()) {
-        // TIMEOUT (idle) crossed this command on its way: not run.
+        // TIMEOUT (idle) crossed this command on its way, or SHUTDOWN
+        // refused it: not run.
+        const bool not_run =
+            error.is(protocol::ErrorCode::kTimeout) || error.is(protocol::ErrorCode::kShutdown);
         err_ << "tq: the server closed the connection (" << error.code << ")"
-             << (error.is(protocol::ErrorCode::kTimeout) ? "; " + verb + " was not run" : "")
+             << (not_run ? "; " + verb + " was not run" : "")
              << (mode_ == Mode::kOneCommand ? "" : "; the next command reconnects") << "\n";
+        // A stopping server is one that cannot be reached, for a script's
+        // exit status (2: try again later) and for the lines after it, which
+        // would run out of order on the next server.
+        if (error.is(protocol::ErrorCode::kShutdown)) return Outcome::kNoServer;
       }
       return Outcome::kServerError;
     case ErrorKind::kBadArgument:

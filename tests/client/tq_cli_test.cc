@@ -143,6 +143,28 @@ TEST_SUITE("tq command line") {
     CHECK(lost.err.find("next command") == std::string::npos);
   }
 
+  TEST_CASE("one command - ERROR SHUTDOWN exits 2, as a server that cannot be reached does") {
+    // The command was not run: a script retries it once the server is back.
+    // It exited 1, an ordinary error, where the README promised 2.
+    TqdProcess tqd;
+    REQUIRE(tqd.client().create("q").ok());
+    ProgramResult waited;
+    std::thread worker([&] { waited = tq_run(tqd, {"DEQUEUE", "q", "WAIT", "20s"}); });
+    auto admin = tqd.client();
+    for (int i = 0; i < 500; ++i) {
+      auto stats = admin.stats();
+      if (stats.ok() && tq::client::field(*stats, "waiters") == "1") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling tqd, not a sync
+    }
+    CHECK(tqd.stop(SIGTERM) == 0);
+    worker.join();
+    CHECK(waited.status == 2);
+    CHECK(waited.err.find("ERROR SHUTDOWN") != std::string::npos);
+    CHECK(
+        waited.err.find("tq: the server closed the connection (SHUTDOWN); DEQUEUE was not run\n") !=
+        std::string::npos);
+  }
+
   TEST_CASE("one command - past limits.max_connections it prints the server's ERROR MAXCONN") {
     tq::testing::TqdOptions options;
     options.config_yaml = "limits:\n  max_connections: 1\n";
