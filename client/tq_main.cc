@@ -451,8 +451,19 @@ SplitArguments split_arguments(
   }
   for (const std::string& word : split.command) {
     if (word.size() < 2 || word[0] != '-' || !option_value(option_name(word))) continue;
-    split.error = "'" + word + "' comes after the command; options go before it: tq " + word +
-                  " ... " + split.command[0] + " ... (to send '" + word +
+    // The options given before it stay before it (tq --stat --count ...
+    // emails), by name: a value may be a password.
+    std::string before;
+    for (size_t k = 0; k < split.options.size(); ++k) {
+      const std::string_view name = option_name(split.options[k]);
+      const bool value_next = option_value(name) == OptionValue::kJoinedOrNext &&
+                              split.options[k].find('=') == std::string::npos;
+      const bool value = value_next || split.options[k].find('=') != std::string::npos;
+      before += std::string(name) + (value ? " ... " : " ");
+      if (value_next) ++k;
+    }
+    split.error = "'" + word + "' comes after the command; options go before it: tq " + before +
+                  word + " ... " + split.command[0] + " ... (to send '" + word +
                   "' as part of the command, put -- before the command)";
     split.command.clear();
     return split;
@@ -481,6 +492,7 @@ int main(int argc, char** argv) {
   // A wrong flag reads as tq's own errors do ("tq: --timeout: expected ...").
   app.failure_message(
       [](const CLI::App*, const CLI::Error& e) { return "tq: " + std::string(e.what()) + "\n"; });
+  app.set_version_flag("--version", "tq " TQ_VERSION);
   tq::client::Options options;
   std::string timeout = "5s";
   bool raw = false;

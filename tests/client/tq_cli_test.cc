@@ -236,6 +236,13 @@ TEST_SUITE("tq command line") {
     CHECK(misplaced.err.find("put -- before the command") != std::string::npos);
     CHECK(tq_run(tqd, {"LIST", "--raw"}).status == 2);
     CHECK(tq_run(tqd, {"LIST", "--timeout=1s"}).status == 2);
+    // The way out keeps the options given before it, by name (a value may
+    // be a password): not "tq --count ... emails", which runs COUNT.
+    auto stat = run_program({TQ_PATH, "--password", "s3cret", "--stat", "emails", "--count", "2"});
+    CHECK(stat.status == 2);
+    CHECK(stat.err.find("options go before it: tq --password ... --stat --count ... emails ...") !=
+          std::string::npos);
+    CHECK(stat.err.find("s3cret") == std::string::npos);
     CHECK(tqd.client().peek("scr").value().empty());
 
     // 0 is a duration, but not one these take: the message says so.
@@ -275,6 +282,9 @@ TEST_SUITE("tq command line") {
     auto help = run_program({TQ_PATH, "--help"});
     CHECK(help.status == 0);
     CHECK(help.out.find("Usage: tq [OPTIONS] [--] [COMMAND...]") != std::string::npos);
+    auto version = run_program({TQ_PATH, "--version"});  // as tqd --version
+    CHECK(version.status == 0);
+    CHECK(version.out == "tq " TQ_VERSION "\n");
   }
 
   TEST_CASE("a wrong or missing password is the server's ERROR NOAUTH - exit 1, not 2") {
