@@ -427,7 +427,11 @@ const char* log_level_name(LogLevel level) {
   return "?";
 }
 
-std::optional<LogLevel> parse_log_level(const std::string& name) {
+std::optional<LogLevel> parse_log_level(const std::string& given) {
+  // In any case: WARN, as syslog and most loggers write it.
+  std::string name = given;
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (name == "debug") return LogLevel::kDebug;
   if (name == "info") return LogLevel::kInfo;
   if (name == "warn" || name == "warning") return LogLevel::kWarn;

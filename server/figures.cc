@@ -174,7 +174,8 @@ std::vector<Figure> server_figures(const FigureSources& sources) {
           "0: no TLS listener.",
           FigureUnit::kMilliseconds);
   f.counter("config_reloads_total", s.config_reloads,
-            "Reloads of the settings (SIGHUP) that were read and applied.");
+            "Reloads of the settings (SIGHUP or RELOAD) that were read and applied, one that "
+            "changed nothing included.");
   f.counter("config_reload_failures_total", s.config_reload_failures,
             "Reloads refused for a file that could not be read or used; nothing changed.");
   f.gauge("config_pending_restart", s.config_pending_restart,

@@ -353,6 +353,9 @@ queues:
     REQUIRE_FALSE(r.config);
     CHECK(r.error ==
           "t.yaml: server.log_level: expected debug, info, warn or error, got 'verbose'");
+    r = load_config_text("server:\n  log_level: WARN\n", "t.yaml");  // in any case
+    REQUIRE(r.config);
+    CHECK(r.config->log_level == LogLevel::kWarn);
     r = load_config_file(TQ_SOURCE_DIR);
     REQUIRE_FALSE(r.config);
     CHECK(r.error == std::string(TQ_SOURCE_DIR) + ": is a directory, not a configuration file");
