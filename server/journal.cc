@@ -543,7 +543,7 @@ void Journal::job_saved(Job& job) {
   // unrecorded: this record carries it, and holds its place in the log.
   DedupEntry* key = nullptr;
   if (extras != nullptr && !extras->dedup_key.empty()) {
-    auto it = job.queue->dedup.find(extras->dedup_key);
+    auto it = job.queue->dedup.find(extras->dedup_key.view());
     if (it != job.queue->dedup.end() && it->second.job_id == job.id &&
         it->second.log_segment == 0) {
       key = &it->second;
@@ -581,7 +581,7 @@ void Journal::job_dead(Job& job) {
   wal::put_varint(scratch_, job.id);
   wal::put_varint(scratch_, static_cast<uint64_t>(job.deadline_ms));
   const engine::JobExtras* extras = engine_.extras_of(job);
-  wal::put_bytes(scratch_, extras != nullptr ? extras->reason : std::string());
+  wal::put_bytes(scratch_, extras != nullptr ? extras->reason.view() : std::string_view());
   record(RecordType::kDead, scratch_);
 }
 

@@ -221,7 +221,7 @@ void Server::maybe_release_freed_memory() {
   const uint64_t held = engine_.payload_bytes() + jobs * sizeof(engine::Job);
   peak_held_since_trim_ = std::max(peak_held_since_trim_, held);
   if (!heap_trim_due_ && peak_held_since_trim_ < kWorthTrimming) return;
-  const size_t keys = engine_.dedup_key_bytes() / engine::DedupExpiries::cost("");
+  const size_t keys = engine_.dedup_key_bytes() / engine::dedup_key_cost("");
   if (jobs + keys > kFewObjects || connections_.size() > kFewConnections) return;
   if (uv_is_active(reinterpret_cast<uv_handle_t*>(&memory_release_))) return;
   heap_trim_due_ = false;

@@ -56,8 +56,7 @@ struct Disposal {
   size_t left = 0;  // jobs still to free
 
   bool done() const {
-    return left == 0 && groups.empty() &&
-           (dropped == nullptr || (dropped->dedup.empty() && dropped->dedup_order.empty()));
+    return left == 0 && groups.empty() && (dropped == nullptr || (dropped->dedup.empty()));
   }
 };
 

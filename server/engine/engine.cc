@@ -192,7 +192,7 @@ Status Engine::room_for_job(const Queue* queue, size_t payload_bytes, std::strin
   // Schedules' payloads count too: otherwise max_queues of them, 1 MiB
   // each, could take memory the limit means to bound. So do dedup keys,
   // which outlive their jobs.
-  const uint64_t key_bytes = key.empty() ? 0 : DedupExpiries::cost(key);
+  const uint64_t key_bytes = key.empty() ? 0 : dedup_key_cost(key);
   if (const uint64_t held = payload_bytes_ + schedule_payload_bytes_ + dedup_key_bytes_;
       limits_.max_payload_total > 0 &&
       held + payload_bytes + key_bytes > limits_.max_payload_total) {
@@ -254,7 +254,7 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
   }
 
   if (queue != nullptr && !options.key.empty()) {
-    auto it = queue->dedup.find(std::string(options.key));
+    auto it = queue->dedup.find(options.key);
     if (it != queue->dedup.end() && now < it->second.expires_ms) {
       ++queue->counters.duplicates;
       ++counters_.duplicates;
@@ -307,19 +307,26 @@ Result<Enqueued> Engine::enqueue(std::string_view queue_name, std::string_view p
 
 void Engine::forget_key(Queue& queue, const std::string& key, DedupEntry& entry) {
   if (observer_) observer_->dedup_forgotten(queue, entry);
-  dedup_key_bytes_ -= DedupExpiries::cost(key);
+  dedup_key_bytes_ -= dedup_key_cost(key);
 }
 
 void Engine::remember_key(Queue* queue, std::string_view key, uint64_t job_id, int64_t expires_ms,
                           bool in_job_record) {
-  std::string k(key);
-  auto [it, inserted] = queue->dedup.try_emplace(k);
+  auto [it, inserted] = queue->dedup.try_emplace(std::string(key));
   if (!inserted && observer_)
     observer_->dedup_forgotten(*queue, it->second);  // an old one, past its window
-  if (inserted) dedup_key_bytes_ += DedupExpiries::cost(k);
-  it->second = DedupEntry{job_id, expires_ms, 0};
-  queue->dedup_order.push(k, expires_ms);
-  if (observer_ && !in_job_record) observer_->dedup_saved(*queue, k, it->second);
+  DedupEntry& entry = it->second;
+  entry.job_id = job_id;
+  entry.expires_ms = expires_ms;
+  entry.log_segment = 0;
+  DedupNode* node = &*it;
+  if (inserted) {
+    dedup_key_bytes_ += dedup_key_cost(key);
+    queue->dedup_order.push(node);
+  } else {
+    queue->dedup_order.update(node);  // later, unless dedup_window was lowered meanwhile
+  }
+  if (observer_ && !in_job_record) observer_->dedup_saved(*queue, it->first, entry);
 }
 
 // --- Workers --------------------------------------------------------------

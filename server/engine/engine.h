@@ -384,7 +384,7 @@ class Engine {
   // Payload bytes the schedules of every queue hold; limits.max_payload_total
   // counts them with the jobs'.
   uint64_t schedule_payload_bytes() const { return schedule_payload_bytes_; }
-  // About the memory the dedup keys of every queue take (DedupExpiries::cost);
+  // About the memory the dedup keys of every queue take (dedup_key_cost);
   // limits.max_payload_total counts it with the payloads.
   uint64_t dedup_key_bytes() const { return dedup_key_bytes_; }
   // The job's rarely-used fields (TTL, own max_attempts, dedup key, why it

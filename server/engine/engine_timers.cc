@@ -140,14 +140,11 @@ size_t Engine::discard_old_dead(Queue* queue, int64_t now, size_t max) {
 size_t Engine::forget_old_keys(Queue* queue, int64_t now, size_t max) {
   size_t popped = 0;
   while (!queue->dedup_order.empty() && popped < max) {
-    const auto& [key, expires] = queue->dedup_order.top();
-    auto it = queue->dedup.find(key);
-    if (it != queue->dedup.end() && it->second.expires_ms == expires) {
-      if (expires > now) break;
-      forget_key(*queue, it->first, it->second);
-      queue->dedup.erase(it);
-    }
-    queue->dedup_order.pop();  // forgotten now, or a stale copy
+    DedupNode* node = queue->dedup_order.top();
+    if (node->second.expires_ms > now) break;
+    queue->dedup_order.pop();
+    forget_key(*queue, node->first, node->second);
+    queue->dedup.erase(queue->dedup.find(node->first));  // by iterator: the key is the node's
     ++popped;
   }
   return popped;
@@ -281,9 +278,8 @@ void Engine::reschedule(Queue* queue, int64_t now) {
   if (const Job* j = queue->leased.top()) earliest = std::min(earliest, j->deadline_ms);
   if (const Job* j = queue->delayed.top()) earliest = std::min(earliest, j->deadline_ms);
   if (const JobExtras* x = queue->ttl.top()) earliest = std::min(earliest, x->expires_at_ms);
-  if (!queue->dedup_order.empty()) {
-    // A stale copy on top costs one early tick that pops it.
-    earliest = std::min(earliest, queue->dedup_order.top().second);
+  if (const DedupNode* key = queue->dedup_order.top()) {
+    earliest = std::min(earliest, key->second.expires_ms);
   }
   // Most queues have none of what follows; one flag skips it (this runs
   // after every enqueue, delivery and ack).

@@ -92,6 +92,10 @@ class IntrusiveHeap {
     return item;
   }
 
+  // Forgets every item without touching it: for items freed, or about to be,
+  // by their owner.
+  void abandon() { std::vector<T*>().swap(items_); }
+
   void clear() {
     for (T* item : items_) Slot::get(item) = kNoSlot;
     items_.clear();

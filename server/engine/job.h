@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "server/engine/compact_string.h"
 #include "server/engine/intrusive_heap.h"
 #include "server/engine/slab_allocator.h"
 
@@ -41,10 +42,10 @@ struct JobExtras {
   int64_t expires_at_ms = 0;   // TTL: not delivered by then, it expires; 0 = never
   uint32_t ttl_slot = kNoSlot; // position in its queue's TTL heap
   uint32_t max_attempts = 0;   // overrides the queue's when non-zero
-  std::string dedup_key;       // the key it was enqueued with; empty: none
-  std::string reason;          // why it died (kDead; or kept after a move to a dead_letter_queue)
-  std::string origin;          // the queue it died in before it moved to a dead_letter_queue
-  std::string group;           // its message group; empty: none
+  CompactString dedup_key;     // the key it was enqueued with; empty: none
+  CompactString reason;        // why it died (kDead; or kept after a move to a dead_letter_queue)
+  CompactString origin;        // the queue it died in before it moved to a dead_letter_queue
+  std::string group;           // its message group; empty: none (the groups' map takes it as is)
 };
 
 struct Job {

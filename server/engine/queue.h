@@ -168,44 +168,48 @@ struct DedupEntry {
   uint64_t job_id = 0;
   int64_t expires_ms = 0;    // forgotten from this time on
   uint32_t log_segment = 0;  // the log segment holding its record
+  uint32_t heap_slot = kNoSlot;  // its place in the queue's DedupExpiries
 };
 
-// A queue's dedup keys by the time each is forgotten, the soonest on top (a
-// binary heap): not the order they were added, since after dedup_window is
-// lowered a key added later expires before one added earlier. Each element
-// is a copy of the key with the expiry its entry had then; a copy whose
-// expiry differs from the entry's is stale (the key was added again).
-class DedupExpiries {
- public:
-  using Copy = std::pair<std::string, int64_t>;  // key, expires_ms
-
-  // About the memory a remembered key takes: the key twice (its entry in the
-  // queue's map, its copy here) and the two nodes. limits.max_payload_total
-  // counts it for each entry of the map, or PUT ... KEY then DELETE, again
-  // and again, grew memory that no limit bounded (500 bytes a 200-byte key,
-  // kept the whole window).
-  static uint64_t cost(std::string_view key) { return 2 * key.size() + 128; }
-
-  void push(std::string key, int64_t expires_ms) {
-    copies_.emplace_back(std::move(key), expires_ms);
-    std::push_heap(copies_.begin(), copies_.end(), later);
+// Looked up by string_view too: a PUT's key and a job's (CompactString) are
+// found without a copy of them made first.
+struct KeyHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view key) const noexcept {
+    return std::hash<std::string_view>{}(key);
   }
-  const Copy& top() const { return copies_.front(); }
-  void pop() {
-    std::pop_heap(copies_.begin(), copies_.end(), later);
-    copies_.pop_back();
-  }
-  bool empty() const { return copies_.empty(); }
-  size_t size() const { return copies_.size(); }
-  // Removes one copy, whichever is cheapest, for a queue being freed: the
-  // order of what is left no longer matters.
-  void discard_one() { copies_.pop_back(); }
-
- private:
-  static bool later(const Copy& a, const Copy& b) { return a.second > b.second; }
-  // A deque, not a vector: it gives memory back as a burst of keys is forgotten.
-  std::deque<Copy> copies_;
 };
+using DedupMap = std::unordered_map<std::string, DedupEntry, KeyHash, std::equal_to<>>;
+
+// An entry of a queue's dedup map: its key and what it says. The map's nodes
+// never move, so the heap below points at them.
+using DedupNode = std::pair<const std::string, DedupEntry>;
+
+struct DedupSlot {
+  static uint32_t& get(DedupNode* node) { return node->second.heap_slot; }
+};
+struct DedupExpiryOrder {
+  bool operator()(const DedupNode* a, const DedupNode* b) const {
+    return a->second.expires_ms < b->second.expires_ms;
+  }
+};
+
+// A queue's dedup keys by the time each is forgotten, the soonest on top: not
+// the order they were added, since after dedup_window is lowered a key added
+// later expires before one added earlier. One element a key, pointing at its
+// map entry: a key added again moves in place. (It held a copy of each key
+// with its expiry, and another copy each time the key came again: 90 of the
+// 470 bytes a keyed job took, a million keys 4 s to replay.)
+using DedupExpiries = IntrusiveHeap<DedupNode, DedupExpiryOrder, DedupSlot>;
+
+// About the memory a remembered key takes: the key (in its map entry, and
+// the entry's allocation when longer than 15 bytes), the node, its bucket and
+// its heap element. limits.max_payload_total counts it for each entry of the
+// map, or PUT ... KEY then DELETE, again and again, grew memory that no
+// limit bounded (kept the whole window). The job's own copy goes with it.
+inline uint64_t dedup_key_cost(std::string_view key) {
+  return key.size() + 112;
+}
 
 // A message group (PUT ... GROUP g): the queue delivers its jobs one at a
 // time, in the order they were enqueued. Only the group's first job, and
@@ -241,7 +245,7 @@ struct Queue {
   DeadlineHeap dead;          // kDead jobs, by the time they died
   HeldHeap held;              // kHeld jobs, by id
   ExpiryHeap ttl;             // kReady and kDelayed jobs that have a TTL
-  std::unordered_map<std::string, DedupEntry> dedup;  // key -> entry
+  DedupMap dedup;             // key -> entry
   // The keys in the order they are forgotten.
   DedupExpiries dedup_order;
   std::unordered_map<std::string, Group> groups;  // groups with members, by name

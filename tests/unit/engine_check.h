@@ -195,8 +195,9 @@ inline std::string engine_fingerprint(engine::Engine& e) {
       if (ex != nullptr &&
           (ex->expires_at_ms != 0 || ex->max_attempts != 0 || !ex->dedup_key.empty() ||
            !ex->group.empty() || !ex->origin.empty() || !ex->reason.empty())) {
-        o << " exp=" << ex->expires_at_ms << " max=" << ex->max_attempts << " key=" << ex->dedup_key
-          << " group=" << ex->group << " from=" << ex->origin << " why=" << ex->reason;
+        o << " exp=" << ex->expires_at_ms << " max=" << ex->max_attempts
+          << " key=" << ex->dedup_key.view() << " group=" << ex->group
+          << " from=" << ex->origin.view() << " why=" << ex->reason.view();
       }
       o << " " << j->payload();
       jobs[j->id] = o.str();

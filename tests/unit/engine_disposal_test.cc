@@ -467,7 +467,7 @@ TEST_SUITE("engine_disposal") {
     // Keys of one length: each costs the same.
     for (int i = 0; i < 5'000; ++i) f.put("x", {.key = "k" + std::to_string(10'000 + i)});
     const uint64_t key_bytes = f.engine.dedup_key_bytes();
-    REQUIRE(key_bytes == 5'000 * DedupExpiries::cost("k12345"));
+    REQUIRE(key_bytes == 5'000 * dedup_key_cost("k12345"));
     REQUIRE(f.engine.drop("q").ok());
     REQUIRE(f.engine.create_queue("q").ok());
     auto again = f.engine.enqueue("q", "y", {.key = "k0"});
@@ -476,10 +476,10 @@ TEST_SUITE("engine_disposal") {
 
     REQUIRE(f.engine.dispose_some(1'000));
     CHECK(f.engine.dedup_key_bytes() ==
-          key_bytes - 1'000 * DedupExpiries::cost("k12345") + DedupExpiries::cost("k0"));
+          key_bytes - 1'000 * dedup_key_cost("k12345") + dedup_key_cost("k0"));
     CHECK(f.engine.jobs_disposing() == 5'000);
     f.engine.finish_disposals();
-    CHECK(f.engine.dedup_key_bytes() == DedupExpiries::cost("k0"));
+    CHECK(f.engine.dedup_key_bytes() == dedup_key_cost("k0"));
     CHECK(f.engine.job_count() == 1);
     CHECK(check_engine_invariants(f.engine) == "");
   }

@@ -757,10 +757,10 @@ TEST_SUITE("engine_lifecycle") {
     settings.dedup_window_ms = 60'000;
     Engine engine(clock, EngineLimits{.max_payload_total = 1000}, settings);
     REQUIRE(engine.create_queue("q").ok());
-    // A key of 36 bytes costs 2 * 36 + 128 = 200 (DedupExpiries::cost): with
-    // a 1-byte payload, four fit in 1000, the fifth does not, though every
-    // job is gone; a key once remembered keeps being answered.
-    const std::string key = "000000000000000000000000000000000000";
+    // A key of 100 bytes costs 100 + 112 = 212 (dedup_key_cost): with a
+    // 1-byte payload, four fit in 1000, the fifth does not, though every job
+    // is gone; a key once remembered keeps being answered.
+    const std::string key(100, '0');
     for (char c = '1'; c <= '4'; ++c) {
       std::string k = key;
       k.back() = c;
@@ -769,14 +769,14 @@ TEST_SUITE("engine_lifecycle") {
       REQUIRE(engine.remove(put->id).ok());
     }
     CHECK(engine.job_count() == 0);
-    CHECK(engine.dedup_key_bytes() == 800);
+    CHECK(engine.dedup_key_bytes() == 848);
     std::string fifth = key;
     fifth.back() = '5';
     auto refused = engine.enqueue("q", "x", {.key = fifth});
     REQUIRE_FALSE(refused.ok());
     CHECK(refused.error().code == Errc::kFull);
     CHECK(refused.error().message ==
-          "the server holds 0 payload bytes in jobs and schedules and 800 in dedup keys, near its "
+          "the server holds 0 payload bytes in jobs and schedules and 848 in dedup keys, near its "
           "limit (limits.max_payload_total); try again later");
     std::string first = key;
     first.back() = '1';
@@ -787,7 +787,7 @@ TEST_SUITE("engine_lifecycle") {
     engine.expire_due();
     CHECK(engine.dedup_key_bytes() == 0);
     CHECK(engine.enqueue("q", "x", {.key = fifth}).ok());
-    CHECK(engine.dedup_key_bytes() == 200);
+    CHECK(engine.dedup_key_bytes() == 212);
     REQUIRE(engine.drop("q").ok());
     engine.finish_disposals();  // a DROP's keys are freed in steps
     CHECK(engine.dedup_key_bytes() == 0);
@@ -798,7 +798,7 @@ TEST_SUITE("engine_lifecycle") {
     const uint32_t number = engine.find_queue("r")->number;
     engine.restore_dedup(number, fifth, 9, clock.now_ms() + 60'000);
     engine.restore_dedup(number, fifth, 9, clock.now_ms() + 60'000);
-    CHECK(engine.dedup_key_bytes() == 200);
+    CHECK(engine.dedup_key_bytes() == 212);
     clock.advance_ms(60'000);
     engine.expire_due();
     CHECK(engine.dedup_key_bytes() == 0);

@@ -94,7 +94,7 @@ TEST_SUITE("engine_schedules") {
     for (uint64_t id : {1, 2}) {
       const JobExtras* extras = f.engine.extras_of(*f.engine.find_job(id));
       REQUIRE(extras != nullptr);
-      keys.push_back(extras->dedup_key);
+      keys.push_back(extras->dedup_key.str());
     }
     std::sort(keys.begin(), keys.end());
     CHECK(keys[1] == "schedule:tick@" + std::to_string(k1406));

@@ -183,6 +183,32 @@ TEST_SUITE("job_table") {
     CHECK(most_per_bucket_x100 <= 125);
     CHECK(buckets >= 262'144);
   }
+
+  TEST_CASE("CompactString: empty is no allocation - copies, moves and self-assignment keep bytes") {
+    static_assert(sizeof(CompactString) == sizeof(void*));
+    CompactString none;
+    CHECK(none.empty());
+    CHECK(none.view().empty());
+    CompactString key("tq-client-2f7d951732fc006e-1");
+    CHECK(key.size() == 28);
+    CHECK(key == "tq-client-2f7d951732fc006e-1");
+    CompactString copy = key;
+    CHECK(copy == key.view());
+    CompactString moved = std::move(copy);
+    CHECK(moved == "tq-client-2f7d951732fc006e-1");
+    moved = moved.view().substr(3, 6);  // from its own bytes
+    CHECK(moved == "client");
+    const CompactString& same = moved;
+    moved = same;
+    CHECK(moved == "client");
+    moved = std::string_view("a\0b", 3);  // any bytes
+    CHECK(moved.size() == 3);
+    CHECK(moved.str() == std::string("a\0b", 3));
+    moved = std::string_view();
+    CHECK(moved.empty());
+    key.clear();
+    CHECK(key.empty());
+  }
 }
 
 }  // namespace job_table_test

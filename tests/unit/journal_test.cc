@@ -48,10 +48,11 @@ std::string fingerprint(const engine::Engine& e) {
       if (const engine::JobExtras* ex = e.extras_of(*j)) {
         if (ex->expires_at_ms) x += " exp=" + std::to_string(ex->expires_at_ms);
         if (ex->max_attempts) x += " max=" + std::to_string(ex->max_attempts);
-        if (!ex->dedup_key.empty()) x += " key=" + ex->dedup_key;
+        if (!ex->dedup_key.empty()) x += " key=" + ex->dedup_key.str();
         if (!ex->group.empty()) x += " group=" + ex->group;
-        if (!ex->origin.empty()) x += " from=" + ex->origin;
-        if (j->state != engine::JobState::kDead && !ex->reason.empty()) x += " why=" + ex->reason;
+        if (!ex->origin.empty()) x += " from=" + ex->origin.str();
+        if (j->state != engine::JobState::kDead && !ex->reason.empty())
+          x += " why=" + ex->reason.str();
       }
       return x;
     };
@@ -85,7 +86,7 @@ std::string fingerprint(const engine::Engine& e) {
     std::sort(dead.begin(), dead.end(), engine::DeadlineOrder{});
     for (const engine::Job* j : dead) {
       out << "  dead " << j->id << " at=" << j->deadline_ms << " p=" << j->priority
-          << " a=" << j->attempts << " why=" << e.extras_of(*j)->reason << extras(j) << " "
+          << " a=" << j->attempts << " why=" << e.extras_of(*j)->reason.view() << extras(j) << " "
           << j->payload() << "\n";
     }
     std::map<std::string, std::pair<uint64_t, int64_t>> keys;
