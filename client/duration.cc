@@ -1,7 +1,7 @@
 #include "client/duration.h"
 
-#include <algorithm>
-#include <cctype>
+#include "protocol/command_table.h"
+
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -19,19 +19,18 @@ std::optional<milliseconds> parse_duration(std::string_view text) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
   if (ec != std::errc() || end == text.data()) return std::nullopt;
   // In any case, as the server takes them.
-  std::string unit(end, static_cast<size_t>(text.data() + text.size() - end));
-  std::transform(unit.begin(), unit.end(), unit.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::string_view unit(end, static_cast<size_t>(text.data() + text.size() - end));
+  using protocol::equals_ignoring_case;
   uint64_t unit_ms = 0;
-  if (unit.empty() || unit == "s") {
+  if (unit.empty() || equals_ignoring_case("S", unit)) {
     unit_ms = 1000;
-  } else if (unit == "ms") {
+  } else if (equals_ignoring_case("MS", unit)) {
     unit_ms = 1;
-  } else if (unit == "m") {
+  } else if (equals_ignoring_case("M", unit)) {
     unit_ms = 60'000;
-  } else if (unit == "h") {
+  } else if (equals_ignoring_case("H", unit)) {
     unit_ms = 3'600'000;
-  } else if (unit == "d") {
+  } else if (equals_ignoring_case("D", unit)) {
     unit_ms = 86'400'000;
   } else {
     return std::nullopt;

@@ -456,11 +456,10 @@ SplitArguments split_arguments(
     std::string before;
     for (size_t k = 0; k < split.options.size(); ++k) {
       const std::string_view name = option_name(split.options[k]);
-      const bool value_next = option_value(name) == OptionValue::kJoinedOrNext &&
-                              split.options[k].find('=') == std::string::npos;
-      const bool value = value_next || split.options[k].find('=') != std::string::npos;
-      before += std::string(name) + (value ? " ... " : " ");
-      if (value_next) ++k;
+      const bool joined = split.options[k].find('=') != std::string::npos;
+      const bool value_next = !joined && option_value(name) == OptionValue::kJoinedOrNext;
+      before += std::string(name) + (joined || value_next ? " ... " : " ");
+      if (value_next) ++k;  // its value, the next element
     }
     split.error = "'" + word + "' comes after the command; options go before it: tq " + before +
                   word + " ... " + split.command[0] + " ... (to send '" + word +

@@ -186,14 +186,6 @@ static_assert(kCommands.size() == static_cast<size_t>(Verb::kCount));
 
 constexpr char to_upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; }
 
-bool equals_ignoring_case(std::string_view upper, std::string_view any) {
-  if (upper.size() != any.size()) return false;
-  for (size_t i = 0; i < upper.size(); ++i) {
-    if (upper[i] != to_upper(any[i])) return false;
-  }
-  return true;
-}
-
 // Names packed into a word, eight bytes at most (the longest verb has seven):
 // byte i of the word is byte i of the name, the rest zero. Every verb is
 // letters only, and for a letter `c | 0x20` is its lower case whichever case
@@ -258,6 +250,14 @@ uint64_t load_name(std::string_view name) {
 }
 
 }  // namespace
+
+bool equals_ignoring_case(std::string_view upper, std::string_view any) {
+  if (upper.size() != any.size()) return false;
+  for (size_t i = 0; i < upper.size(); ++i) {
+    if (upper[i] != to_upper(any[i])) return false;
+  }
+  return true;
+}
 
 const CommandSpec* find_command(std::string_view name) {
   if (name.empty() || name.size() > kWordBytes) return nullptr;

@@ -92,6 +92,10 @@ struct CommandSpec {
   bool has(CommandFlag f) const { return (flags & f) != 0; }
 };
 
+// Whether `any` is `upper` (upper case, ASCII) in any case: verbs, keywords,
+// and the words of values (duration units, log levels) are read so.
+bool equals_ignoring_case(std::string_view upper, std::string_view any);
+
 // Looks a verb up case-insensitively; nullptr when there is no such verb.
 const CommandSpec* find_command(std::string_view name);
 

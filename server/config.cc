@@ -1,5 +1,6 @@
 #include "server/config.h"
 
+#include "protocol/command_table.h"
 #include "server/queue_settings.h"
 
 #include <yaml-cpp/yaml.h>
@@ -427,15 +428,15 @@ const char* log_level_name(LogLevel level) {
   return "?";
 }
 
-std::optional<LogLevel> parse_log_level(const std::string& given) {
+std::optional<LogLevel> parse_log_level(const std::string& name) {
   // In any case: WARN, as syslog and most loggers write it.
-  std::string name = given;
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (name == "debug") return LogLevel::kDebug;
-  if (name == "info") return LogLevel::kInfo;
-  if (name == "warn" || name == "warning") return LogLevel::kWarn;
-  if (name == "error") return LogLevel::kError;
+  using protocol::equals_ignoring_case;
+  if (equals_ignoring_case("DEBUG", name)) return LogLevel::kDebug;
+  if (equals_ignoring_case("INFO", name)) return LogLevel::kInfo;
+  if (equals_ignoring_case("WARN", name) || equals_ignoring_case("WARNING", name)) {
+    return LogLevel::kWarn;
+  }
+  if (equals_ignoring_case("ERROR", name)) return LogLevel::kError;
   return std::nullopt;
 }
 
@@ -456,18 +457,19 @@ std::optional<std::pair<uint64_t, std::string>> number_and_unit(const std::strin
 std::optional<int64_t> parse_duration_ms(const std::string& text, int64_t unit_ms) {
   auto parsed = number_and_unit(text);
   if (!parsed) return std::nullopt;
-  auto [v, unit] = *parsed;
+  const uint64_t v = parsed->first;
+  const std::string& unit = parsed->second;  // not a binding: the lambda below takes it
   // In any case, as verbs and options are: DELAY 1H beside PRIORITY 5.
-  std::transform(unit.begin(), unit.end(), unit.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  int64_t scale = 0;
-  if (unit.empty()) scale = unit_ms;
-  else if (unit == "ms") scale = 1;
-  else if (unit == "s") scale = 1000;
-  else if (unit == "m") scale = 60'000;
-  else if (unit == "h") scale = 3'600'000;
-  else if (unit == "d") scale = 86'400'000;
-  else return std::nullopt;
+  static constexpr std::pair<std::string_view, int64_t> kUnits[] = {
+      {"MS", 1}, {"S", 1000}, {"M", 60'000}, {"H", 3'600'000}, {"D", 86'400'000}};
+  int64_t scale = unit_ms;
+  if (!unit.empty()) {
+    const auto* found = std::find_if(std::begin(kUnits), std::end(kUnits), [&](const auto& u) {
+      return protocol::equals_ignoring_case(u.first, unit);
+    });
+    if (found == std::end(kUnits)) return std::nullopt;
+    scale = found->second;
+  }
   if (v > static_cast<uint64_t>(INT64_MAX / scale)) return std::nullopt;
   return static_cast<int64_t>(v) * scale;
 }

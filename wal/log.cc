@@ -704,7 +704,9 @@ void Log::apply(WriterReport& report, Progress* progress) {
     last_error_ = report.failure->message();
     progress->failed = true;
   }
-  if (report.recovered) {
+  // A writer's retry that worked after the directory went wrote to files no
+  // start will find: still failed.
+  if (report.recovered && !directory_gone_) {
     healthy_ = true;
     progress->recovered = true;
   }
@@ -725,11 +727,6 @@ Log::Progress Log::poll() {
   if (gone_unreported_) {
     gone_unreported_ = false;
     progress.failed = true;
-  }
-  if (directory_gone_) {
-    // A writer's retry that worked went to the files no start will find.
-    healthy_ = false;
-    progress.recovered = false;
   }
   return progress;
 }
