@@ -3,20 +3,9 @@
 #include <charconv>
 #include <string>
 
+#include "protocol/command_table.h"
+
 namespace tq::client {
-namespace {
-
-bool is_upper_of(std::string_view upper, std::string_view any) {
-  if (upper.size() != any.size()) return false;
-  for (size_t i = 0; i < upper.size(); ++i) {
-    char c = any[i];
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    if (c != upper[i]) return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 std::string to_upper(std::string_view word) {
   std::string s(word);
@@ -90,7 +79,8 @@ Result<std::vector<std::string_view>> split_request(std::string_view line) {
 
 milliseconds wait_argument(const std::vector<std::string_view>& args) {
   for (size_t i = 0; i + 1 < args.size(); ++i) {
-    if (is_upper_of("WAIT", args[i])) return parse_duration(args[i + 1]).value_or(milliseconds(0));
+    if (protocol::equals_ignoring_case("WAIT", args[i]))
+      return parse_duration(args[i + 1]).value_or(milliseconds(0));
   }
   return milliseconds(0);
 }
