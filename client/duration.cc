@@ -14,6 +14,19 @@ std::string format_duration(milliseconds d) {
   return std::to_string(d.count()) + "ms";
 }
 
+std::string readable_duration(milliseconds d) {
+  const int64_t ms = d.count();
+  if (ms == 0) return "0";
+  constexpr struct {
+    int64_t ms;
+    const char* unit;
+  } kUnits[] = {{86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}};
+  for (const auto& u : kUnits) {
+    if (ms % u.ms == 0) return std::to_string(ms / u.ms) + u.unit;
+  }
+  return std::to_string(ms) + "ms";
+}
+
 std::optional<milliseconds> parse_duration(std::string_view text) {
   uint64_t n = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);

@@ -16,6 +16,10 @@ using std::chrono::milliseconds;
 // "1500ms".
 std::string format_duration(milliseconds d);
 
+// In the largest unit that keeps it whole, as a person would write it and
+// the server reads it back: "30s", "5m", "1h", "1500ms", "0".
+std::string readable_duration(milliseconds d);
+
 // "500ms", "30s", "2m", "1h", "1d", "30" (seconds); nullopt when malformed,
 // negative or absurdly large (over 100 years).
 std::optional<milliseconds> parse_duration(std::string_view text);

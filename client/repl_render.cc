@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <charconv>
 #include <ctime>
+#include <optional>
 
+#include "client/duration.h"
 #include "client/request_line.h"
 #include "protocol/command_table.h"
 
@@ -86,8 +88,23 @@ std::string one_line_job(const std::string& text, const RenderStyle& style) {
   return paint("job " + id, kBold, style) + "\n" + payload_block(payload, style, true);
 }
 
+// CONFIG's spans, which the server gives in milliseconds ("3600000ms"), in
+// the largest whole unit ("1h"); anything else as it came, and the one
+// setting whose value is a queue name (which may be "60000ms") too.
+std::string readable_setting(std::string_view name, const std::string& value) {
+  if (name == "dead_letter_queue") return value;
+  if (value.size() < 3 || value.compare(value.size() - 2, 2, "ms") != 0) return value;
+  const std::string_view digits(value.data(), value.size() - 2);
+  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return value;
+  }
+  const std::optional<milliseconds> ms = parse_duration(value);
+  return ms ? readable_duration(*ms) : value;
+}
+
 // "<name> <value>" lines as two aligned columns.
-std::string columns(const std::vector<std::string>& lines, const RenderStyle& style) {
+std::string columns(const std::vector<std::string>& lines, const RenderStyle& style,
+                    bool readable_spans = false) {
   size_t width = 0;
   for (const auto& line : lines)
     width = std::max(width, line.find(' ') == std::string::npos ? line.size() : line.find(' '));
@@ -96,6 +113,7 @@ std::string columns(const std::vector<std::string>& lines, const RenderStyle& st
     size_t space = line.find(' ');
     std::string name = line.substr(0, space);
     std::string value = space == std::string::npos ? "" : line.substr(space + 1);
+    if (readable_spans) value = readable_setting(name, value);
     out += paint(pad(name, width), kCyan, style) + "  " + value + "\n";
   }
   return out;
@@ -264,7 +282,8 @@ std::string render_reply(const std::vector<std::string_view>& words, const Reply
     case protocol::ReplyShape::kCountedLines:
       if (verb == "QUEUES") return queue_table(reply.lines, style);
       if (verb == "CLIENTS") return key_value_table(reply.lines, "", style);
-      if (verb == "STATS" || verb == "CONFIG") return columns(reply.lines, style);
+      if (verb == "STATS") return columns(reply.lines, style);
+      if (verb == "CONFIG") return columns(reply.lines, style, true);
       // A queue without schedules: said, rather than nothing at all, which
       // reads as a command that did not run.
       if (verb == "SCHEDULE" && reply.lines.empty()) {

@@ -108,6 +108,27 @@ TEST_SUITE("tq rendering") {
     CHECK(tq::client::render_reply({"QUEUES"}, lines_reply({}), {}) == "(no queues)\n");
   }
 
+  TEST_CASE("CONFIG shows its spans in the largest whole unit - STATS and --raw as they came") {
+    const Reply config = lines_reply({"ack_timeout 30000ms", "backoff_max 3600000ms",
+                                      "rate_window 1500ms", "delay 0ms", "dedup_window 172800000ms",
+                                      "max_attempts 5", "dead_letter_queue 60000ms"});
+    CHECK(tq::client::render_reply({"config", "emails"}, config, {}) ==
+          "ack_timeout        30s\n"
+          "backoff_max        1h\n"
+          "rate_window        1500ms\n"
+          "delay              0\n"
+          "dedup_window       2d\n"
+          "max_attempts       5\n"
+          "dead_letter_queue  60000ms\n");
+    CHECK(tq::client::render_reply({"STATS", "q"}, lines_reply({"uptime 30000ms"}), {}) ==
+          "uptime  30000ms\n");
+    Reply raw = config;
+    raw.raw = "OK 1\nack_timeout 30000ms\n";
+    RenderStyle raw_style;
+    raw_style.raw = true;
+    CHECK(tq::client::render_reply({"CONFIG", "emails"}, raw, raw_style) == raw.raw);
+  }
+
   TEST_CASE("CLIENTS is a table - numbers to the right, addresses, verbs and queues to the left") {
     CHECK(tq::client::render_reply(
               {"clients"},
