@@ -92,12 +92,8 @@ std::string one_line_job(const std::string& text, const RenderStyle& style) {
 // the largest whole unit ("1h"); anything else as it came, and the one
 // setting whose value is a queue name (which may be "60000ms") too.
 std::string readable_setting(std::string_view name, const std::string& value) {
-  if (name == "dead_letter_queue") return value;
-  if (value.size() < 3 || value.compare(value.size() - 2, 2, "ms") != 0) return value;
-  const std::string_view digits(value.data(), value.size() - 2);
-  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return value;
-  }
+  // Only what says "ms": a bare number (max_attempts 5) would read as seconds.
+  if (name == "dead_letter_queue" || !std::string_view(value).ends_with("ms")) return value;
   const std::optional<milliseconds> ms = parse_duration(value);
   return ms ? readable_duration(*ms) : value;
 }
